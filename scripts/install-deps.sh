@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Installs the Debian packages canvos-lite's tests and benchmarks run against, when any is missing.
+set -euo pipefail
+PKGS=(docker-registry skopeo umoci xorriso squashfs-tools squashfs-tools-ng mtools dosfstools qemu-system-x86 ovmf
+      busybox-static grub-efi-amd64-bin grub-pc-bin grub-common apache2-utils cpio libdeflate-dev libzstd-dev)
+missing=()
+for p in "${PKGS[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p"); done
+if [ ${#missing[@]} -gt 0 ]; then
+  SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
+  echo "installing Debian packages: ${missing[*]}" >&2
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi

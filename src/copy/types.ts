@@ -1,0 +1,73 @@
+/**
+ * The transport abstraction every image location implements (registry, OCI layout, docker-archive, mirror
+ * archive). The copy engine walks the manifest graph of an ImageSource and writes it to an ImageDestination
+ * without ever decompressing or re-serialising: blobs and manifests move as the exact bytes they were.
+ */
+import type { Readable } from 'node:stream';
+import type { Digest } from '../oci/digest.js';
+import type { Descriptor } from '../oci/schemas.js';
+
+/** Progress event emitted by long operations. The library never prints. */
+export interface ProgressEvent {
+  phase: string;
+  /** What the event is about, e.g. a digest or a reference. */
+  item?: string;
+  transferred: number;
+  total?: number;
+  percent?: number;
+}
+export type ProgressFn = (e: ProgressEvent) => void;
+
+export interface OpOptions {
+  signal?: AbortSignal | undefined;
+  onProgress?: ProgressFn | undefined;
+}
+
+/** A manifest as raw bytes plus what we know about it. */
+export interface RawManifest {
+  bytes: Buffer;
+  mediaType: string;
+  digest: Digest;
+}
+
+export interface ImageSource {
+  /** Human description, e.g. `docker://localhost:5000/foo:bar`; never contains credentials. */
+  readonly description: string;
+  /**
+   * The manifest the reference points to (no argument), or the manifest with the given digest
+   * (children of an index). Bytes are verified against the digest when one is known.
+   */
+  getManifest(digest?: Digest, opts?: OpOptions): Promise<RawManifest>;
+  /** A stream of the blob's exact bytes, verified against desc.digest and desc.size (errors at end on mismatch). */
+  getBlob(desc: Descriptor, opts?: OpOptions): Promise<Readable>;
+  /** For registry sources: `registry/repository`, to allow cross-repository mounts at the destination. */
+  readonly mountOrigin?: { registry: string; repository: string } | undefined;
+  close(): Promise<void>;
+}
+
+export type PutBlobResult = 'exists' | 'mounted' | 'uploaded';
+
+export interface ImageDestination {
+  readonly description: string;
+  /** True when the destination already holds this blob (HEAD / file exists with right size). */
+  hasBlob(desc: Descriptor, opts?: OpOptions): Promise<boolean>;
+  /**
+   * Store a blob. `open` is called (possibly more than once, for retries) to get the bytes; the destination
+   * verifies digest and size before the blob becomes visible. `mountFrom` lets registries try a cross-repo mount first.
+   */
+  putBlob(
+    desc: Descriptor,
+    open: () => Promise<Readable>,
+    opts?: OpOptions & { mountFrom?: { registry: string; repository: string } | undefined },
+  ): Promise<PutBlobResult>;
+  /** True when the destination already holds this manifest digest. */
+  hasManifest(digest: Digest, opts?: OpOptions): Promise<boolean>;
+  /**
+   * Store a manifest by digest. Called only after every blob and child manifest it references is stored.
+   * `tag` is set only for the root manifest.
+   */
+  putManifest(m: RawManifest, tag: string | undefined, opts?: OpOptions): Promise<void>;
+  /** Make the result durable/visible (e.g. write index.json atomically, finish an archive). */
+  commit(opts?: OpOptions): Promise<void>;
+  close(): Promise<void>;
+}

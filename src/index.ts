@@ -1,0 +1,7 @@
+/**
+ * canvos-lite public API. Every name exported here is documented and stable within a minor version.
+ */
+export { CanvosError, RegistryHttpError, XorrisoError, EXIT_CODES, type ErrorCode, type CanvosErrorOptions } from './errors.js';
+export { VERSION } from './version.js';
+export * from './oci/index.js';
+export type { FsEntry, FsEntryType } from './layers/entry.js';
