@@ -5,3 +5,4 @@ export { CanvosError, RegistryHttpError, XorrisoError, EXIT_CODES, type ErrorCod
 export { VERSION } from './version.js';
 export * from './oci/index.js';
 export type { FsEntry, FsEntryType } from './layers/entry.js';
+export * from './registry/index.js';

@@ -1,0 +1,189 @@
+/**
+ * Blob downloads: HEAD, a verified streaming GET that transparently resumes with `Range: bytes=N-` after a
+ * connection failure (like containers/image's bodyReader), and `fetchBlobToFile`, which writes `<path>.partial`,
+ * resumes it (re-hashing the bytes already on disk), verifies size + digest, then renames atomically.
+ */
+import { createReadStream, createWriteStream } from 'node:fs';
+import { rename, rm, stat } from 'node:fs/promises';
+import { pipeline as pipelineCb, Readable, Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { abortError, CanvosError } from '../errors.js';
+import { DigestCounter, VerifyingStream, type Digest } from '../oci/digest.js';
+import type { Descriptor } from '../oci/schemas.js';
+import type { OpOptions } from '../copy/types.js';
+import { header, httpError, type RegistryHttp, type RegistryResponse } from './http.js';
+import { isNetworkError } from './retry.js';
+
+/** Where a blob lives: transport + repository + the scopes to use. */
+export interface BlobLocation {
+  http: RegistryHttp;
+  repository: string;
+  scopes: readonly string[];
+}
+
+/** Options for blob downloads. */
+export interface BlobReadOptions extends OpOptions {
+  /** How many times a broken body is resumed with Range. Default: 5. */
+  maxResumes?: number | undefined;
+}
+
+function blobPath(loc: BlobLocation, digest: Digest): string {
+  return `/v2/${loc.repository}/blobs/${digest}`;
+}
+
+/** HEAD a blob: its size when present, undefined on 404. */
+export async function headBlob(loc: BlobLocation, digest: Digest, opts: OpOptions = {}): Promise<{ size: number } | undefined> {
+  const res = await loc.http.send({ method: 'HEAD', path: blobPath(loc, digest), scopes: loc.scopes, signal: opts.signal });
+  res.body.resume();
+  if (res.status === 404) return undefined;
+  if (res.status !== 200) throw await httpError(res, 'HEAD');
+  const len = header(res, 'content-length');
+  return { size: len !== undefined ? Number(len) : -1 };
+}
+
+/** GET the blob from `offset`; a 200 means the server ignored Range and sends everything. */
+async function getFrom(loc: BlobLocation, desc: Descriptor, offset: number, opts: OpOptions): Promise<{ res: RegistryResponse; start: number }> {
+  const headers: Record<string, string> = {};
+  if (offset > 0) headers.range = `bytes=${offset}-`;
+  const res = await loc.http.send({ method: 'GET', path: blobPath(loc, desc.digest), scopes: loc.scopes, headers, signal: opts.signal });
+  if (res.status === 200) return { res, start: 0 };
+  if (res.status === 206) {
+    const cr = header(res, 'content-range') ?? '';
+    const m = /^bytes (\d+)-/.exec(cr);
+    if (m && Number(m[1]) === offset) return { res, start: offset };
+    res.body.destroy();
+    throw new CanvosError('ERR_REGISTRY_HTTP', `GET blob ${desc.digest}: registry answered Range ${offset}- with Content-Range "${cr}"`, {
+      hint: 'the registry or a proxy mishandles Range requests',
+    });
+  }
+  if (res.status === 404) {
+    res.body.resume();
+    throw new CanvosError('ERR_BLOB_UNKNOWN', `blob ${desc.digest} not found in ${loc.http.registry}/${loc.repository}`, {
+      hint: 'the image references a blob the registry does not have; re-push the image',
+    });
+  }
+  throw await httpError(res, 'GET');
+}
+
+/**
+ * A stream of the blob's bytes, verified against desc.digest and desc.size (the stream errors at the end on
+ * mismatch). Broken connections are resumed with Range; bytes already emitted are never repeated.
+ */
+export async function openBlob(loc: BlobLocation, desc: Descriptor, opts: BlobReadOptions = {}): Promise<Readable> {
+  const first = await getFrom(loc, desc, 0, opts);
+  const maxResumes = opts.maxResumes ?? 5;
+  async function* bytes(): AsyncGenerator<Buffer> {
+    let cur = first;
+    let offset = 0;
+    let resumes = 0;
+    for (;;) {
+      // A 200 after a resume restarts from byte 0: skip what was already emitted.
+      let skip = offset - cur.start;
+      try {
+        for await (const c of cur.res.body) {
+          let chunk = c as Buffer;
+          if (skip > 0) {
+            const n = Math.min(skip, chunk.length);
+            skip -= n;
+            chunk = chunk.subarray(n);
+            if (chunk.length === 0) continue;
+          }
+          offset += chunk.length;
+          opts.onProgress?.({ phase: 'download', item: desc.digest, transferred: offset, total: desc.size });
+          yield chunk;
+        }
+        if (desc.size < 0 || offset >= desc.size) return;
+        // Clean end before the expected size: treat as a broken connection and resume.
+      } catch (e) {
+        cur.res.body.destroy();
+        if (opts.signal?.aborted) throw abortError(opts.signal);
+        if (!isNetworkError(e) || resumes >= maxResumes) throw e;
+      }
+      if (resumes++ >= maxResumes) throw new CanvosError('ERR_NETWORK', `GET blob ${desc.digest}: body ended early ${resumes} times`, { hint: 'the connection to the registry keeps dropping' });
+      cur = await getFrom(loc, desc, offset, opts);
+    }
+  }
+  const verifier = new VerifyingStream(desc.digest, { size: desc.size, what: `blob ${desc.digest}` });
+  pipelineCb(Readable.from(bytes(), { objectMode: false }), verifier, () => {});
+  return verifier;
+}
+
+async function hashPrefix(path: string, bytes: number, counter: DigestCounter, signal?: AbortSignal): Promise<void> {
+  if (bytes <= 0) return;
+  for await (const c of createReadStream(path, { start: 0, end: bytes - 1 })) {
+    if (signal?.aborted) throw abortError(signal);
+    counter.update(c as Buffer);
+  }
+}
+
+/** Options for fetchBlobToFile. */
+export interface FetchToFileOptions extends BlobReadOptions {
+  /** Continue from an existing `<path>.partial` left by an earlier run. Default: true. */
+  resumePartial?: boolean | undefined;
+}
+
+/**
+ * Download a blob to `path` via `<path>.partial`, resuming after connection failures with Range (the hasher is
+ * seeded with the bytes already on disk; a 200 answer restarts from zero), verifying, then renaming.
+ */
+export async function fetchBlobToFile(loc: BlobLocation, desc: Descriptor, path: string, opts: FetchToFileOptions = {}): Promise<void> {
+  const partial = `${path}.partial`;
+  const maxResumes = opts.maxResumes ?? 5;
+  let offset = 0;
+  let fromLeftover = false;
+  if (opts.resumePartial !== false) {
+    const st = await stat(partial).catch(() => undefined);
+    if (st && st.size > 0 && (desc.size < 0 || st.size <= desc.size)) {
+      offset = st.size;
+      fromLeftover = true;
+    }
+  }
+  for (let resumes = 0; ; ) {
+    const counter = new DigestCounter(desc.digest.startsWith('sha512:') ? 'sha512' : 'sha256');
+    let res: RegistryResponse;
+    let start: number;
+    if (desc.size >= 0 && offset === desc.size) {
+      // Leftover partial is complete: only verify it.
+      await hashPrefix(partial, offset, counter, opts.signal);
+    } else {
+      ({ res, start } = await getFrom(loc, desc, offset, opts));
+      offset = start;
+      await hashPrefix(partial, offset, counter, opts.signal);
+      const progress = new Transform({
+        transform(chunk: Buffer, _e, cb) {
+          counter.update(chunk);
+          opts.onProgress?.({ phase: 'download', item: desc.digest, transferred: counter.size, total: desc.size });
+          cb(null, chunk);
+        },
+      });
+      try {
+        await pipeline(res.body, progress, createWriteStream(partial, { flags: offset > 0 ? 'r+' : 'w', start: offset }), opts.signal ? { signal: opts.signal } : {});
+        if (desc.size >= 0 && counter.size < desc.size) throw Object.assign(new Error('premature close'), { code: 'ERR_STREAM_PREMATURE_CLOSE' });
+      } catch (e) {
+        res.body.destroy();
+        if (opts.signal?.aborted) throw abortError(opts.signal);
+        if (!isNetworkError(e) || resumes >= maxResumes) throw e;
+        resumes++;
+        offset = (await stat(partial)).size;
+        continue;
+      }
+    }
+    const got = counter.result();
+    if ((desc.size >= 0 && got.size !== desc.size) || got.digest !== desc.digest) {
+      await rm(partial, { force: true });
+      if (fromLeftover) {
+        // The leftover may have been from another blob version or corrupted: start over once.
+        fromLeftover = false;
+        offset = 0;
+        continue;
+      }
+      throw new CanvosError(
+        got.size !== desc.size && desc.size >= 0 ? 'ERR_SIZE_MISMATCH' : 'ERR_DIGEST_MISMATCH',
+        `blob ${desc.digest} from ${loc.http.registry}/${loc.repository}: got ${got.size} bytes with digest ${got.digest}`,
+        { hint: 'the registry served corrupt content; retry, or report it to the registry operator' },
+      );
+    }
+    await rename(partial, path);
+    return;
+  }
+}

@@ -1,0 +1,39 @@
+/**
+ * Public surface of the OCI distribution client: references, credentials, the per-registry transport,
+ * the Repository API, and the ImageSource/ImageDestination adapters used by the copy engine.
+ */
+export {
+  parseReference,
+  makeReference,
+  refWithTag,
+  refWithDigest,
+  normalizeRegistry,
+  registryEndpoint,
+  DOCKER_HUB,
+  DOCKER_HUB_ENDPOINT,
+  type Reference,
+} from './reference.js';
+export { parseAuthChallenges, pickChallenge, type AuthChallenge } from './auth-challenge.js';
+export {
+  resolveCredentials,
+  runCredentialHelper,
+  defaultAuthFiles,
+  normalizeAuthKey,
+  DOCKER_HUB_AUTH_KEY,
+  type Credentials,
+  type CredentialOptions,
+} from './credentials.js';
+export { TokenCache, fetchBearerToken, scopeKey, type BearerToken, type TokenRequester } from './token.js';
+export { RegistryAuth, repoScope } from './auth.js';
+export { parseRetryAfter, backoffDelay, isNetworkError, RETRYABLE_STATUS, type RetryOptions } from './retry.js';
+export {
+  RegistryHttp,
+  type RegistryHttpOptions,
+  type RegistryRequest,
+  type RegistryResponse,
+  type BodyFactory,
+} from './http.js';
+export { headBlob, openBlob, fetchBlobToFile, type BlobLocation, type BlobReadOptions, type FetchToFileOptions } from './blobs.js';
+export { uploadBlob, type UploadOptions } from './upload.js';
+export { Repository, nextLink, MANIFEST_MAX_BYTES, type RepositoryOptions, type ManifestInfo } from './client.js';
+export { registrySource, registryDestination, type RegistryTransportOptions } from './transport.js';

@@ -1,0 +1,82 @@
+/**
+ * Retry policy for registry traffic: which failures are transient (network resets, 408/429/5xx),
+ * exponential backoff with full jitter, `Retry-After` (seconds or HTTP date, capped), abortable sleeps.
+ */
+import { abortError } from '../errors.js';
+
+/** Retry tuning. */
+export interface RetryOptions {
+  /** Total attempts for one request, including the first. Default: 5. */
+  attempts?: number | undefined;
+  /** First backoff delay in ms; doubles each attempt. Default: 500. */
+  baseDelayMs?: number | undefined;
+  /** Largest backoff delay (and cap on Retry-After) in ms. Default: 30000. */
+  maxDelayMs?: number | undefined;
+}
+
+/** HTTP statuses worth retrying. */
+export const RETRYABLE_STATUS: ReadonlySet<number> = new Set([408, 429, 500, 502, 503, 504]);
+
+const NETWORK_CODES = new Set([
+  'ECONNRESET',
+  'ECONNREFUSED',
+  'EPIPE',
+  'ETIMEDOUT',
+  'EAI_AGAIN',
+  'ENETUNREACH',
+  'EHOSTUNREACH',
+  'ECONNABORTED',
+  'UND_ERR_SOCKET',
+  'UND_ERR_CLOSED',
+  'UND_ERR_CONNECT_TIMEOUT',
+  'UND_ERR_HEADERS_TIMEOUT',
+  'UND_ERR_BODY_TIMEOUT',
+  'ERR_STREAM_PREMATURE_CLOSE',
+]);
+
+/** True for connection-level failures (reset, hang up, broken pipe, timeouts) that a retry may cure. */
+export function isNetworkError(e: unknown): boolean {
+  for (let cur: unknown = e, depth = 0; cur && depth < 5; depth++) {
+    const err = cur as { code?: string; message?: string; cause?: unknown; name?: string };
+    if (err.code && NETWORK_CODES.has(err.code)) return true;
+    if (err.message && /socket hang up|other side closed|terminated|premature close|ECONNRESET|EPIPE/i.test(err.message)) return true;
+    cur = err.cause;
+  }
+  return false;
+}
+
+/** Parse `Retry-After` (delta seconds or HTTP date) into ms, or undefined. */
+export function parseRetryAfter(value: string | string[] | undefined, now = Date.now()): number | undefined {
+  const v = Array.isArray(value) ? value[0] : value;
+  if (v === undefined || v.trim() === '') return undefined;
+  if (/^\d+$/.test(v.trim())) return Number(v.trim()) * 1000;
+  const t = Date.parse(v);
+  if (Number.isNaN(t)) return undefined;
+  return Math.max(0, t - now);
+}
+
+/** Delay before attempt `attempt` (1 = the first retry): Retry-After when given (capped), else jittered backoff. */
+export function backoffDelay(attempt: number, opts: RetryOptions, retryAfterMs?: number): number {
+  const max = opts.maxDelayMs ?? 30_000;
+  if (retryAfterMs !== undefined) return Math.min(retryAfterMs, max);
+  const base = opts.baseDelayMs ?? 500;
+  const exp = Math.min(max, base * 2 ** (attempt - 1));
+  // "Equal jitter": at least half the exponential step, so retries never hammer a struggling registry.
+  return exp / 2 + Math.random() * (exp / 2);
+}
+
+/** Sleep that rejects with ERR_ABORTED when the signal fires. */
+export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  if (signal?.aborted) return Promise.reject(abortError(signal));
+  return new Promise((resolve, reject) => {
+    const onAbort = (): void => {
+      clearTimeout(t);
+      reject(abortError(signal));
+    };
+    const t = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+}

@@ -1,0 +1,48 @@
+/**
+ * A tiny counting semaphore bounding requests in flight per registry (regclient uses 3, skopeo 6).
+ * `acquire` resolves to a release function; waiting can be aborted.
+ */
+import { abortError } from '../errors.js';
+
+/** Counting semaphore with FIFO waiters. */
+export class Semaphore {
+  private free: number;
+  private readonly waiters: Array<() => void> = [];
+
+  constructor(limit: number) {
+    this.free = Math.max(1, Math.floor(limit));
+  }
+
+  /** Wait for a slot; call the returned function exactly once to give it back. */
+  acquire(signal?: AbortSignal): Promise<() => void> {
+    if (signal?.aborted) return Promise.reject(abortError(signal));
+    if (this.free > 0) {
+      this.free--;
+      return Promise.resolve(this.releaser());
+    }
+    return new Promise((resolve, reject) => {
+      const grant = (): void => {
+        signal?.removeEventListener('abort', onAbort);
+        resolve(this.releaser());
+      };
+      const onAbort = (): void => {
+        const i = this.waiters.indexOf(grant);
+        if (i >= 0) this.waiters.splice(i, 1);
+        reject(abortError(signal));
+      };
+      this.waiters.push(grant);
+      signal?.addEventListener('abort', onAbort, { once: true });
+    });
+  }
+
+  private releaser(): () => void {
+    let done = false;
+    return () => {
+      if (done) return;
+      done = true;
+      const next = this.waiters.shift();
+      if (next) next();
+      else this.free++;
+    };
+  }
+}

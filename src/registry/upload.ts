@@ -1,0 +1,265 @@
+/**
+ * Blob upload: best-effort cross-repository mount, then one streaming monolithic PUT (POST + PUT ?digest=, the
+ * default that works everywhere incl. ECR), falling back to chunked PATCH uploads (ECR 201-on-PATCH, stalled
+ * `Range`, `OCI-Chunk-Min-Length`) when the monolithic PUT is refused. Finishes with a HEAD check.
+ */
+import { pipeline, type Readable } from 'node:stream';
+import { CanvosError } from '../errors.js';
+import { VerifyingStream } from '../oci/digest.js';
+import type { Descriptor } from '../oci/schemas.js';
+import type { OpOptions } from '../copy/types.js';
+import { repoScope } from './auth.js';
+import { headBlob, type BlobLocation } from './blobs.js';
+import { header, httpError, type RegistryResponse } from './http.js';
+import { isNetworkError } from './retry.js';
+
+/** Upload tuning. */
+export interface UploadOptions extends OpOptions {
+  /** `auto`: monolithic, chunked when refused; or force one strategy. Default: `auto`. */
+  uploadMode?: 'auto' | 'monolithic' | 'chunked' | undefined;
+  /** Chunk size for chunked uploads (raised to the registry's OCI-Chunk-Min-Length). Default: 8 MiB. */
+  chunkSize?: number | undefined;
+  /** Repository on the same registry to mount the blob from. Default: none. */
+  mountFrom?: string | undefined;
+  /** Fresh upload sessions to try after connection failures. Default: 3. */
+  attempts?: number | undefined;
+}
+
+const DEFAULT_CHUNK = 8 * 1024 * 1024;
+
+function drain(res: RegistryResponse): void {
+  res.body.on('error', () => {});
+  res.body.resume();
+}
+
+function location(res: RegistryResponse, what: string): string {
+  const loc = header(res, 'location');
+  if (!loc) throw new CanvosError('ERR_REGISTRY_HTTP', `${what}: registry answered ${res.status} without a Location header`, { hint: 'the registry does not follow the distribution spec' });
+  return new URL(loc, res.url).toString();
+}
+
+/** The source stream piped through a verifier so a wrong digest/size fails before the registry commits. */
+async function verifiedSource(desc: Descriptor, open: () => Promise<Readable>, onBytes?: (n: number) => void): Promise<Readable> {
+  const src = await open();
+  const v = new VerifyingStream(desc.digest, { size: desc.size, what: `blob ${desc.digest} (upload source)` });
+  if (onBytes) v.on('data', () => onBytes(v.bytes));
+  pipeline(src, v, () => {});
+  return v;
+}
+
+/** Try a cross-repo mount. Returns 'mounted', an open session URL (mount refused: 202), or undefined. */
+async function tryMount(loc: BlobLocation, desc: Descriptor, from: string, opts: UploadOptions): Promise<'mounted' | string | undefined> {
+  const q = new URLSearchParams({ mount: desc.digest, from });
+  let res: RegistryResponse;
+  try {
+    res = await loc.http.send({
+      method: 'POST',
+      path: `/v2/${loc.repository}/blobs/uploads/?${q.toString()}`,
+      scopes: [...loc.scopes, repoScope(from, 'pull')],
+      headers: { 'content-length': '0' },
+      signal: opts.signal,
+    });
+  } catch (e) {
+    // No pull access to the source repository: mounting is best effort (ggcr#1404, #1609).
+    if (CanvosError.is(e) && e.code === 'ERR_REGISTRY_AUTH') return undefined;
+    throw e;
+  }
+  drain(res);
+  if (res.status === 201) return 'mounted';
+  if (res.status === 202) return location(res, 'mount');
+  return undefined;
+}
+
+async function startSession(loc: BlobLocation, opts: UploadOptions): Promise<{ url: string; minChunk: number }> {
+  const res = await loc.http.send({
+    method: 'POST',
+    path: `/v2/${loc.repository}/blobs/uploads/`,
+    scopes: loc.scopes,
+    headers: { 'content-length': '0' },
+    signal: opts.signal,
+  });
+  if (res.status !== 202) {
+    throw await httpError(res, 'POST', res.status === 404 ? `the repository ${loc.repository} may need to be created first (ECR), or the name is wrong` : undefined);
+  }
+  drain(res);
+  return { url: location(res, 'POST blob upload'), minChunk: Number(header(res, 'oci-chunk-min-length') ?? 0) || 0 };
+}
+
+async function cancel(loc: BlobLocation, url: string): Promise<void> {
+  try {
+    const res = await loc.http.send({ method: 'DELETE', path: url, scopes: loc.scopes, retry: false });
+    drain(res);
+  } catch {
+    // Best effort: stray sessions expire on the registry side.
+  }
+}
+
+function withDigest(url: string, desc: Descriptor): string {
+  const u = new URL(url);
+  u.searchParams.set('digest', desc.digest);
+  return u.toString();
+}
+
+async function checkCommitted(res: RegistryResponse, desc: Descriptor, what: string): Promise<void> {
+  if (res.status !== 201 && res.status !== 204) {
+    const err = await httpError(res, 'PUT');
+    if (res.status === 400 && /DIGEST_INVALID|SIZE_INVALID/.test(err.bodyExcerpt)) {
+      throw new CanvosError('ERR_DIGEST_MISMATCH', `${what}: registry rejected blob ${desc.digest}: ${err.bodyExcerpt}`, { hint: 'the source bytes do not match their descriptor' });
+    }
+    throw err;
+  }
+  drain(res);
+  const got = header(res, 'docker-content-digest');
+  if (got && got !== desc.digest) {
+    throw new CanvosError('ERR_DIGEST_MISMATCH', `${what}: registry stored ${got} instead of ${desc.digest}`, { hint: 'the registry is misbehaving' });
+  }
+}
+
+/** Monolithic: PUT the whole stream with Content-Length. Returns false when the registry refused the method. */
+async function putMonolithic(loc: BlobLocation, desc: Descriptor, url: string, open: () => Promise<Readable>, opts: UploadOptions): Promise<boolean> {
+  const progress = (n: number): void => opts.onProgress?.({ phase: 'upload', item: desc.digest, transferred: n, total: desc.size });
+  const res = await loc.http.send({
+    method: 'PUT',
+    path: withDigest(url, desc),
+    scopes: loc.scopes,
+    headers: { 'content-type': 'application/octet-stream', 'content-length': String(desc.size) },
+    body: () => verifiedSource(desc, open, progress),
+    // A retried PUT would append to a half-written session: retries open a new session instead (see uploadBlob).
+    retry: false,
+    signal: opts.signal,
+  });
+  if ([405, 413, 415, 416, 501].includes(res.status) && opts.uploadMode !== 'monolithic') {
+    drain(res);
+    return false;
+  }
+  await checkCommitted(res, desc, `PUT blob to ${loc.http.registry}/${loc.repository}`);
+  return true;
+}
+
+/** Read a stream as buffers of exactly `size` bytes (the last may be shorter). */
+async function* chunksOf(src: Readable, size: number): AsyncGenerator<Buffer> {
+  let parts: Buffer[] = [];
+  let have = 0;
+  for await (const c of src) {
+    let buf = c as Buffer;
+    while (buf.length > 0) {
+      const take = Math.min(size - have, buf.length);
+      parts.push(buf.subarray(0, take));
+      have += take;
+      buf = buf.subarray(take);
+      if (have === size) {
+        yield Buffer.concat(parts);
+        parts = [];
+        have = 0;
+      }
+    }
+  }
+  if (have > 0) yield Buffer.concat(parts);
+}
+
+/** Server-side offset of an upload session (GET status → `Range: 0-N`), or undefined if unknown. */
+async function sessionOffset(loc: BlobLocation, url: string, opts: UploadOptions): Promise<{ url: string; offset: number } | undefined> {
+  const res = await loc.http.send({ method: 'GET', path: url, scopes: loc.scopes, signal: opts.signal });
+  drain(res);
+  if (res.status !== 204 && res.status !== 202) return undefined;
+  const m = /^(?:bytes=)?0-(\d+)$/.exec(header(res, 'range') ?? '');
+  return { url: header(res, 'location') ? location(res, 'upload status') : url, offset: m ? Number(m[1]) + 1 : 0 };
+}
+
+/** Chunked: PATCH each chunk with Content-Range, then PUT ?digest= with no body. */
+async function putChunked(loc: BlobLocation, desc: Descriptor, session: { url: string; minChunk: number }, open: () => Promise<Readable>, opts: UploadOptions): Promise<void> {
+  const size = Math.max(opts.chunkSize ?? DEFAULT_CHUNK, session.minChunk);
+  let url = session.url;
+  let offset = 0;
+  const src = await verifiedSource(desc, open);
+  for await (const chunk of chunksOf(src, size)) {
+    const start = offset;
+    let sent = 0; // bytes of this chunk the registry has
+    for (let tries = 0; sent < chunk.length; tries++) {
+      if (tries >= 5) throw new CanvosError('ERR_REGISTRY_HTTP', `PATCH blob ${desc.digest}: the registry did not accept bytes ${start + sent}- after ${tries} tries`, { hint: 'try again later, or use the monolithic upload mode' });
+      const part = chunk.subarray(sent);
+      const from = start + sent;
+      let res: RegistryResponse;
+      try {
+        res = await loc.http.send({
+          method: 'PATCH',
+          path: url,
+          scopes: loc.scopes,
+          headers: { 'content-type': 'application/octet-stream', 'content-range': `${from}-${from + part.length - 1}`, 'content-length': String(part.length) },
+          body: part,
+          retry: false,
+          signal: opts.signal,
+        });
+      } catch (e) {
+        if (!isNetworkError(e) && !(CanvosError.is(e) && e.code === 'ERR_NETWORK')) throw e;
+        res = undefined as unknown as RegistryResponse;
+      }
+      if (res && (res.status === 202 || res.status === 201 || res.status === 204)) {
+        drain(res);
+        if (header(res, 'location')) url = location(res, 'PATCH');
+        const m = /^(?:bytes=)?0-(\d+)$/.exec(header(res, 'range') ?? '');
+        // Trust our own count when the registry's Range stalls (ECR), but never claim more than we sent.
+        const serverEnd = m ? Number(m[1]) + 1 : start + chunk.length;
+        sent = serverEnd > from && serverEnd <= start + chunk.length ? serverEnd - start : chunk.length;
+        continue;
+      }
+      if (res && res.status !== 416) throw await httpError(res, 'PATCH');
+      if (res) drain(res);
+      // 416 or a broken connection: ask the registry how much it has and continue from there.
+      const st = await sessionOffset(loc, url, opts);
+      if (!st || st.offset < start || st.offset > start + chunk.length) {
+        throw new CanvosError('ERR_REGISTRY_HTTP', `PATCH blob ${desc.digest}: upload session lost at byte ${from}`, { hint: 'retry the push' });
+      }
+      url = st.url;
+      sent = st.offset - start;
+    }
+    offset = start + chunk.length;
+    opts.onProgress?.({ phase: 'upload', item: desc.digest, transferred: offset, total: desc.size });
+  }
+  const res = await loc.http.send({ method: 'PUT', path: withDigest(url, desc), scopes: loc.scopes, headers: { 'content-length': '0' }, signal: opts.signal });
+  await checkCommitted(res, desc, `PUT blob to ${loc.http.registry}/${loc.repository}`);
+}
+
+/**
+ * Upload a blob (mount → monolithic → chunked) and confirm it with HEAD. `open` is called again for each
+ * attempt. Returns 'mounted' or 'uploaded'.
+ */
+export async function uploadBlob(loc: BlobLocation, desc: Descriptor, open: () => Promise<Readable>, opts: UploadOptions = {}): Promise<'mounted' | 'uploaded'> {
+  let pending: string | undefined;
+  if (opts.mountFrom && opts.mountFrom !== loc.repository) {
+    const m = await tryMount(loc, desc, opts.mountFrom, opts);
+    if (m === 'mounted') {
+      await confirm(loc, desc, opts);
+      return 'mounted';
+    }
+    pending = m;
+  }
+  const attempts = opts.attempts ?? 3;
+  for (let attempt = 1; ; attempt++) {
+    const session = pending !== undefined ? { url: pending, minChunk: 0 } : await startSession(loc, opts);
+    pending = undefined;
+    try {
+      const mode = opts.uploadMode ?? 'auto';
+      if (mode === 'chunked' || !(await putMonolithic(loc, desc, session.url, open, opts))) {
+        // The monolithic session may be half-used: chunked always starts a fresh one.
+        const chunkSession = mode === 'chunked' ? session : (await cancel(loc, session.url), await startSession(loc, opts));
+        await putChunked(loc, desc, chunkSession, open, opts);
+      }
+      break;
+    } catch (e) {
+      const transient = isNetworkError(e) || (CanvosError.is(e) && e.code === 'ERR_NETWORK');
+      if (!transient || attempt >= attempts || opts.signal?.aborted) throw e;
+      await cancel(loc, session.url);
+    }
+  }
+  await confirm(loc, desc, opts);
+  return 'uploaded';
+}
+
+async function confirm(loc: BlobLocation, desc: Descriptor, opts: OpOptions): Promise<void> {
+  const h = await headBlob(loc, desc.digest, opts);
+  if (!h) throw new CanvosError('ERR_BLOB_UNKNOWN', `blob ${desc.digest} is not in ${loc.http.registry}/${loc.repository} after upload`, { hint: 'the registry lost the upload; retry the push' });
+  if (h.size >= 0 && desc.size >= 0 && h.size !== desc.size) {
+    throw new CanvosError('ERR_SIZE_MISMATCH', `blob ${desc.digest} in ${loc.http.registry}/${loc.repository} has ${h.size} bytes, expected ${desc.size}`, { hint: 'the registry stored something else; retry the push' });
+  }
+}
