@@ -3,7 +3,7 @@
  * default that works everywhere incl. ECR), falling back to chunked PATCH uploads (ECR 201-on-PATCH, stalled
  * `Range`, `OCI-Chunk-Min-Length`) when the monolithic PUT is refused. Finishes with a HEAD check.
  */
-import { pipeline, type Readable } from 'node:stream';
+import { pipeline, Transform, type Readable } from 'node:stream';
 import { CanvosError } from '../errors.js';
 import { VerifyingStream } from '../oci/digest.js';
 import type { Descriptor } from '../oci/schemas.js';
@@ -42,9 +42,21 @@ function location(res: RegistryResponse, what: string): string {
 async function verifiedSource(desc: Descriptor, open: () => Promise<Readable>, onBytes?: (n: number) => void): Promise<Readable> {
   const src = await open();
   const v = new VerifyingStream(desc.digest, { size: desc.size, what: `blob ${desc.digest} (upload source)` });
-  if (onBytes) v.on('data', () => onBytes(v.bytes));
-  pipeline(src, v, () => {});
-  return v;
+  if (!onBytes) {
+    pipeline(src, v, () => {});
+    return v;
+  }
+  // Count in a pass-through (a 'data' listener would switch the stream to flowing mode and lose bytes).
+  let n = 0;
+  const counter = new Transform({
+    transform(chunk: Buffer, _e, cb) {
+      n += chunk.length;
+      onBytes(n);
+      cb(null, chunk);
+    },
+  });
+  pipeline(src, v, counter, () => {});
+  return counter;
 }
 
 /** Try a cross-repo mount. Returns 'mounted', an open session URL (mount refused: 202), or undefined. */
