@@ -1,0 +1,56 @@
+/**
+ * Chooses the chunk compressor backend: the optional N-API addon in native/ (libdeflate + libzstd) when it was
+ * built at install time, else the pure-JS path over node:zlib. Both expose the same interface; decompressed output
+ * is identical, compressed bytes differ between backends (so digests are reproducible per backend).
+ * `CANVOS_NO_NATIVE=1` forces the JS path.
+ */
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+import { dirname, join } from 'node:path';
+import { jsCompressor } from './fallback.js';
+import type { ChunkCompressor, NativeBinding } from './types.js';
+
+export type { ChunkCompressor, ZstdDecoder } from './types.js';
+
+function loadBinding(): NativeBinding | undefined {
+  if (process.env.CANVOS_NO_NATIVE === '1' || process.env.CANVOS_NO_NATIVE === 'true') return undefined;
+  try {
+    const require = createRequire(import.meta.url);
+    const nodeGypBuild = require('node-gyp-build') as (dir: string) => NativeBinding;
+    // src/native/load.ts and dist/native/load.js are both two levels below the package root.
+    return nodeGypBuild(join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'native'));
+  } catch {
+    return undefined;
+  }
+}
+
+function nativeCompressor(b: NativeBinding): ChunkCompressor {
+  const call = (fn: NativeBinding['gzip'], chunk: Buffer, level: number) =>
+    new Promise<Buffer>((resolve, reject) => fn(chunk, level, (err, out) => (err ? reject(err) : resolve(out!))));
+  return {
+    backend: 'native',
+    versions: { libdeflate: b.libdeflateVersion, zstd: b.zstdVersion },
+    gzip: (chunk, level) => call(b.gzip, chunk, Math.min(Math.max(level, 1), 12)),
+    zstd: (chunk, level) => call(b.zstd, chunk, level),
+    zstdDecoder: () => new b.ZstdDecoder(),
+  };
+}
+
+let cached: ChunkCompressor | undefined;
+
+/** The compressor in use (native when available). Resolved once per process. */
+export function compressor(): ChunkCompressor {
+  if (!cached) {
+    const b = loadBinding();
+    cached = b ? nativeCompressor(b) : jsCompressor();
+  }
+  return cached;
+}
+
+/** True when the native addon is loaded (and not disabled by CANVOS_NO_NATIVE). */
+export function nativeAvailable(): boolean {
+  return compressor().backend === 'native';
+}
+
+/** The JS fallback regardless of the addon (tests compare both). */
+export { jsCompressor } from './fallback.js';
