@@ -318,5 +318,12 @@ export class RegistryHttp {
 /** Wrap a connection failure as ERR_NETWORK. */
 export function networkError(what: string, e: unknown): CanvosError {
   const msg = e instanceof Error ? e.message : String(e);
+  const code = String((e as { code?: unknown }).code ?? '');
+  if (/CERT|SELF_SIGNED|UNABLE_TO_VERIFY|ERR_TLS|ERR_SSL/.test(code)) {
+    return new CanvosError('ERR_NETWORK', `${what} failed: TLS certificate not trusted (${code})`, {
+      cause: e,
+      hint: 'add the registry CA with certsDir/caFiles, list the host in insecureRegistries if it speaks plain HTTP, or disable tlsVerify',
+    });
+  }
   return new CanvosError('ERR_NETWORK', `${what} failed: ${msg}`, { cause: e, hint: 'check the network, proxy settings (HTTPS_PROXY/NO_PROXY) and that the registry is up' });
 }

@@ -4,7 +4,8 @@
  * cross-repo mount within the same registry, verified upload, manifests PUT by digest or tag).
  */
 import type { Readable } from 'node:stream';
-import type { Digest } from '../oci/digest.js';
+import { CanvosError } from '../errors.js';
+import { sha256, type Digest } from '../oci/digest.js';
 import type { Descriptor } from '../oci/schemas.js';
 import type { ImageDestination, ImageSource, OpOptions, PutBlobResult, RawManifest } from '../copy/types.js';
 import { Repository, type RepositoryOptions } from './client.js';
@@ -57,6 +58,10 @@ export function registryDestination(ref: string | Reference, opts: RegistryTrans
       return (await repo.headManifest(digest, o)) !== undefined;
     },
     async putManifest(m: RawManifest, tag: string | undefined, o?: OpOptions): Promise<void> {
+      const digest = sha256(m.bytes);
+      if (digest !== m.digest && m.digest.startsWith('sha256:')) {
+        throw new CanvosError('ERR_DIGEST_MISMATCH', `manifest for ${r.name}: bytes hash to ${digest}, not the claimed ${m.digest}`, { hint: 'internal error in the caller: the manifest bytes were changed' });
+      }
       await repo.putManifest(m, tag ?? m.digest, o);
     },
     async commit(): Promise<void> {

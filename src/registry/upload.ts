@@ -175,7 +175,9 @@ async function sessionOffset(loc: BlobLocation, url: string, opts: UploadOptions
   drain(res);
   if (res.status !== 204 && res.status !== 202) return undefined;
   const m = /^(?:bytes=)?0-(\d+)$/.exec(header(res, 'range') ?? '');
-  return { url: header(res, 'location') ? location(res, 'upload status') : url, offset: m ? Number(m[1]) + 1 : 0 };
+  // distribution reports an empty session as "0-0" (ambiguous with one byte): read it as empty.
+  const end = m ? Number(m[1]) : 0;
+  return { url: header(res, 'location') ? location(res, 'upload status') : url, offset: end > 0 ? end + 1 : 0 };
 }
 
 /** Chunked: PATCH each chunk with Content-Range, then PUT ?digest= with no body. */
