@@ -118,7 +118,8 @@ export async function fetchBearerToken(
   for (const s of uniqScopes) url.searchParams.append('scope', s);
   const headers: Record<string, string> = {};
   const user = creds?.username;
-  const secret = creds?.identityToken ?? creds?.password;
+  // On the GET fallback a password (when known) is the safer Basic secret; else the identity token itself.
+  const secret = creds?.password ?? creds?.identityToken;
   if (secret !== undefined && (user !== undefined || creds?.identityToken)) {
     const u = user ?? '<token>';
     headers.authorization = basicAuth(u, secret);
