@@ -1,0 +1,179 @@
+/**
+ * A real CNCF distribution 2.8 registry (Debian's /usr/bin/docker-registry) for tests: free 127.0.0.1 port,
+ * filesystem storage in a temp dir, deletes enabled, and optional htpasswd (bcrypt) or bearer-token auth backed by
+ * the real token server of ./token-server.ts. Its output goes to registry.log in the temp dir; a failed start
+ * throws with the log's tail. Every registry still running when the test process exits is killed.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { openSync, closeSync } from 'node:fs';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { request } from 'node:http';
+import { createServer, type AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { run } from './tools.js';
+import { startTokenServer, type TokenServer } from './token-server.js';
+
+export type { TokenServer } from './token-server.js';
+
+/** A running registry (see the file header). */
+export interface TestRegistry {
+  /** 'http://127.0.0.1:PORT' */
+  url: string;
+  /** '127.0.0.1:PORT' */
+  host: string;
+  auth: 'none' | 'basic' | 'bearer';
+  /** Set for basic and bearer. */
+  username?: string;
+  password?: string;
+  /** Set for bearer. */
+  tokenServer?: TokenServer;
+  /** Storage root (`<dataDir>/docker/registry/v2/...`); tests may corrupt blobs there. */
+  dataDir: string;
+  /** Extra: the registry's stdout+stderr log file. */
+  logPath: string;
+  stop(): Promise<void>;
+}
+
+/** Options of {@link startRegistry}. */
+export interface StartRegistryOptions {
+  /** Authentication mode. Default: 'none'. */
+  auth?: 'none' | 'basic' | 'bearer';
+  /** User for basic/bearer. Default: 'tester'. */
+  username?: string;
+  /** Password for basic/bearer. Default: a random string. */
+  password?: string;
+}
+
+const live = new Set<ChildProcess>();
+let exitHookInstalled = false;
+function track(child: ChildProcess): void {
+  live.add(child);
+  child.once('exit', () => live.delete(child));
+  if (!exitHookInstalled) {
+    exitHookInstalled = true;
+    process.once('exit', () => {
+      for (const c of live) c.kill('SIGKILL');
+    });
+  }
+}
+
+/** A port the kernel just considered free (it can be taken again before the registry binds: callers retry). */
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as AddressInfo).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+/** Resolves true once GET /v2/ answers with any HTTP status; false if the process exits or the deadline passes. */
+async function waitReady(url: string, child: ChildProcess, deadlineMs: number): Promise<boolean> {
+  const end = Date.now() + deadlineMs;
+  while (Date.now() < end) {
+    if (child.exitCode !== null || child.signalCode !== null) return false;
+    const ok = await new Promise<boolean>((resolve) => {
+      const req = request(`${url}/v2/`, { timeout: 1000 }, (res) => {
+        res.resume();
+        resolve(true);
+      });
+      req.on('error', () => resolve(false));
+      req.on('timeout', () => req.destroy());
+      req.end();
+    });
+    if (ok) return true;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return false;
+}
+
+async function stopChild(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  child.kill('SIGTERM');
+  const timer = setTimeout(() => child.kill('SIGKILL'), 3000);
+  await exited;
+  clearTimeout(timer);
+}
+
+/** Starts a registry; see {@link StartRegistryOptions}. */
+export async function startRegistry(opts: StartRegistryOptions = {}): Promise<TestRegistry> {
+  const auth = opts.auth ?? 'none';
+  const username = auth === 'none' ? undefined : (opts.username ?? 'tester');
+  const password = auth === 'none' ? undefined : (opts.password ?? `pw-${randomBytes(9).toString('base64url')}`);
+  const root = await mkdtemp(join(tmpdir(), 'canvos-registry-'));
+  const dataDir = join(root, 'data');
+  const logPath = join(root, 'registry.log');
+  await mkdir(dataDir);
+  let tokenServer: TokenServer | undefined;
+  try {
+    let authConfig: Record<string, unknown> | undefined;
+    if (auth === 'basic') {
+      // distribution's htpasswd backend accepts only bcrypt entries.
+      const h = await run('htpasswd', ['-Bbn', username!, password!]);
+      if (h.code !== 0) throw new Error(`htpasswd failed: ${h.stderr}`);
+      await writeFile(join(root, 'htpasswd'), h.stdout.trim() + '\n', { mode: 0o600 });
+      authConfig = { htpasswd: { realm: 'canvos-test', path: join(root, 'htpasswd') } };
+    } else if (auth === 'bearer') {
+      tokenServer = await startTokenServer({ users: { [username!]: password! }, dir: root });
+      authConfig = {
+        token: { realm: tokenServer.realm, service: tokenServer.service, issuer: tokenServer.issuer, rootcertbundle: tokenServer.certPath },
+      };
+    }
+    for (let attempt = 1; ; attempt++) {
+      const port = await freePort();
+      const url = `http://127.0.0.1:${port}`;
+      const config = {
+        version: 0.1,
+        log: { level: 'info', accesslog: { disabled: true } },
+        storage: {
+          filesystem: { rootdirectory: dataDir },
+          delete: { enabled: true },
+          // No background upload purging: it only adds noise and CPU to short-lived test registries.
+          maintenance: { uploadpurging: { enabled: false } },
+        },
+        http: { addr: `127.0.0.1:${port}`, secret: randomBytes(16).toString('hex') },
+        ...(authConfig ? { auth: authConfig } : {}),
+      };
+      // YAML is a superset of JSON, so the registry reads this as is.
+      const configPath = join(root, 'config.yml');
+      await writeFile(configPath, JSON.stringify(config, null, 2));
+      const fd = openSync(logPath, 'a');
+      const child = spawn('/usr/bin/docker-registry', ['serve', configPath], { stdio: ['ignore', fd, fd] });
+      closeSync(fd);
+      track(child);
+      const spawnError = new Promise<Error>((resolve) => child.once('error', resolve));
+      const ready = await Promise.race([waitReady(url, child, 15_000), spawnError]);
+      if (ready === true) {
+        return {
+          url,
+          host: `127.0.0.1:${port}`,
+          auth,
+          username,
+          password,
+          tokenServer,
+          dataDir,
+          logPath,
+          async stop() {
+            await stopChild(child);
+            await tokenServer?.stop();
+            await rm(root, { recursive: true, force: true });
+          },
+        };
+      }
+      await stopChild(child);
+      const log = await readFile(logPath, 'utf8').catch(() => '');
+      if (/address already in use/.test(log) && attempt < 5) continue;
+      const why = ready instanceof Error ? ready.message : 'did not answer /v2/ within 15 s';
+      throw new Error(`docker-registry failed to start (${why}); log tail:\n${log.split('\n').slice(-20).join('\n')}`);
+    }
+  } catch (e) {
+    await tokenServer?.stop();
+    await rm(root, { recursive: true, force: true });
+    throw e;
+  }
+}
