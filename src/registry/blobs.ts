@@ -36,6 +36,8 @@ export async function headBlob(loc: BlobLocation, digest: Digest, opts: OpOption
   const res = await loc.http.send({ method: 'HEAD', path: blobPath(loc, digest), scopes: loc.scopes, signal: opts.signal });
   res.body.resume();
   if (res.status === 404) return undefined;
+  // HEAD on a pre-signed storage URL is often 403 (signed for GET only): the redirect already proved existence.
+  if (res.status === 403 && new URL(res.url).origin !== new URL(loc.http.baseUrl).origin) return { size: -1 };
   if (res.status !== 200) throw await httpError(res, 'HEAD');
   const len = header(res, 'content-length');
   return { size: len !== undefined ? Number(len) : -1 };

@@ -30,7 +30,11 @@ export interface RegistryHttpOptions extends CredentialOptions {
   caFiles?: string[] | undefined;
   /** Retry policy. Default: 5 attempts, 500 ms base, 30 s cap. */
   retry?: RetryOptions | undefined;
-  /** Requests in flight per registry (a streaming body holds its slot until consumed). Default: 4. */
+  /**
+   * Requests in flight per registry; a streaming response body holds its slot until consumed. Copying between two
+   * repositories of one registry must use two RegistryHttp instances (the transports do), or a PUT fed by a GET
+   * on the same instance can starve. Default: 4.
+   */
   concurrency?: number | undefined;
   /** Redirects followed per request. Default: 5. */
   maxRedirects?: number | undefined;
