@@ -40,6 +40,11 @@ export interface RegistryHttpOptions extends CredentialOptions {
   maxRedirects?: number | undefined;
   /** User-Agent header. Default: `canvos-lite`. */
   userAgent?: string | undefined;
+  /**
+   * Proxy settings, same meaning as HTTP_PROXY / HTTPS_PROXY / NO_PROXY (undici EnvHttpProxyAgent semantics).
+   * Default: taken from the environment.
+   */
+  proxy?: { http?: string | undefined; https?: string | undefined; noProxy?: string | undefined } | undefined;
   /** Use this undici dispatcher instead of building one (TLS/proxy options are then ignored). Default: none. */
   dispatcher?: Dispatcher | undefined;
 }
@@ -150,10 +155,15 @@ export class RegistryHttp {
       const cas = await loadCAs(this.opts, this.endpoint);
       const tls = { rejectUnauthorized: this.opts.tlsVerify !== false, ...(cas.length ? { ca: [...rootCertificates, ...cas] } : {}) };
       const env = process.env;
-      const proxied = env.HTTP_PROXY || env.http_proxy || env.HTTPS_PROXY || env.https_proxy;
+      const p = this.opts.proxy ?? {};
+      const httpProxy = p.http ?? env.http_proxy ?? env.HTTP_PROXY;
+      const httpsProxy = p.https ?? env.https_proxy ?? env.HTTPS_PROXY;
       // No total deadline: a multi-GiB layer may take long; undici's timeouts are idle gaps, which is what we want.
       const common = { connect: tls, headersTimeout: 600_000, bodyTimeout: 300_000 };
-      this.ownDispatcher = proxied ? new EnvHttpProxyAgent({ ...common, requestTls: tls }) : new Agent(common);
+      this.ownDispatcher =
+        httpProxy || httpsProxy
+          ? new EnvHttpProxyAgent({ ...common, requestTls: tls, httpProxy, httpsProxy, noProxy: p.noProxy ?? env.no_proxy ?? env.NO_PROXY ?? '' })
+          : new Agent(common);
       return this.ownDispatcher;
     })();
     return this.dispatcherP;
