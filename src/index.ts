@@ -4,5 +4,5 @@
 export { CanvosError, RegistryHttpError, XorrisoError, EXIT_CODES, type ErrorCode, type CanvosErrorOptions } from './errors.js';
 export { VERSION } from './version.js';
 export * from './oci/index.js';
-export type { FsEntry, FsEntryType } from './layers/entry.js';
+export * from './layers/index.js';
 export * from './registry/index.js';

@@ -1,0 +1,121 @@
+/**
+ * buildLayer: LayerSpec → compressed layer blob on disk, in one streaming pass
+ * (tar → diffID sha256 → parallel gzip → blob sha256 → temp file → rename to `<dir>/<hex digest>`).
+ * Same spec + same SOURCE_DATE_EPOCH (+ same compression settings and backend) ⇒ byte-identical blob.
+ */
+import { createWriteStream } from 'node:fs';
+import { mkdir, mkdtemp, rename, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import { CanvosError, abortError } from '../errors.js';
+import { DigestCounter, digestHex, type Digest } from '../oci/digest.js';
+import { compressChunks, layerMediaType, type CompressOptions, type LayerCompression } from './compress.js';
+import { planLayer, type PlannedEntry } from './plan.js';
+import type { LayerSpec } from './spec.js';
+import { encodeHeader, padding } from './tar-header.js';
+import { tarBytes } from './tar-builder.js';
+
+/** Progress of a layer build, in uncompressed bytes. */
+export interface LayerProgress {
+  phase: 'layer';
+  transferred: number;
+  total: number;
+  percent: number;
+}
+
+/** Options of {@link buildLayer}. */
+export interface BuildLayerOptions extends Omit<CompressOptions, 'signal'> {
+  /** Directory receiving the blob (named by its hex digest) and temp files; created if missing. */
+  dir: string;
+  /** Clamp for every mtime, and the mtime of entries that set none. Default: env SOURCE_DATE_EPOCH, else 0. */
+  sourceDateEpoch?: number | undefined;
+  /** Default: 'gzip'. */
+  compression?: LayerCompression | undefined;
+  /** Media type recorded in the result. Default: the OCI layer type for `compression`. */
+  mediaType?: string | undefined;
+  /**
+   * Add missing parent directories (0755 root:root, mtime = epoch). They override the lower layers' metadata for
+   * those directories when the image is unpacked, so list directories such as /tmp (1777) explicitly. Default: true.
+   */
+  impliedParents?: boolean | undefined;
+  signal?: AbortSignal | undefined;
+  onProgress?: ((p: LayerProgress) => void) | undefined;
+}
+
+/** A layer blob written to disk, with everything a manifest and config need. */
+export interface BuiltLayer {
+  /** The compressed blob file, `<dir>/<hex of digest>`. */
+  path: string;
+  /** sha256 of the blob (manifest layer descriptor digest). */
+  digest: Digest;
+  /** Blob size in bytes. */
+  size: number;
+  /** sha256 of the uncompressed tar (config rootfs.diff_ids). */
+  diffId: Digest;
+  uncompressedSize: number;
+  mediaType: string;
+}
+
+/** SOURCE_DATE_EPOCH from the environment, or 0 when unset. Throws ERR_CONFIG when malformed. */
+export function sourceDateEpochFromEnv(env: NodeJS.ProcessEnv = process.env): number {
+  const v = env.SOURCE_DATE_EPOCH;
+  if (v === undefined || v === '') return 0;
+  if (!/^\d+$/.test(v)) {
+    throw new CanvosError('ERR_CONFIG', `SOURCE_DATE_EPOCH=${JSON.stringify(v)} is not a whole number of seconds`, {
+      hint: 'set it to e.g. $(git log -1 --format=%ct)',
+    });
+  }
+  return Number(v);
+}
+
+function tarSize(entries: readonly PlannedEntry[]): number {
+  let n = 1024;
+  for (const { data: _d, ...f } of entries) n += encodeHeader(f).length + (f.type === 'file' ? f.size + padding(f.size) : 0);
+  return n;
+}
+
+/** Build one layer blob from a spec. */
+export async function buildLayer(spec: LayerSpec, opts: BuildLayerOptions): Promise<BuiltLayer> {
+  const compression = opts.compression ?? 'gzip';
+  const epoch = opts.sourceDateEpoch ?? sourceDateEpochFromEnv();
+  await mkdir(opts.dir, { recursive: true });
+  const work = await mkdtemp(join(opts.dir, '.layer-'));
+  const tmp = join(work, 'blob');
+  try {
+    const entries = await planLayer(spec, { sourceDateEpoch: epoch, spoolDir: work, impliedParents: opts.impliedParents ?? true, signal: opts.signal });
+    const total = tarSize(entries);
+    const diff = new DigestCounter();
+    const blob = new DigestCounter();
+    const onProgress = opts.onProgress;
+    let lastReport = 0;
+    async function* hashed(src: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
+      for await (const b of src) {
+        diff.update(b);
+        if (onProgress && (diff.size - lastReport >= 4 << 20 || diff.size === total)) {
+          lastReport = diff.size;
+          onProgress({ phase: 'layer', transferred: diff.size, total, percent: Math.floor((100 * diff.size) / total) });
+        }
+        yield b;
+      }
+    }
+    const compressed = compressChunks(hashed(tarBytes(entries, opts.signal)), compression, { ...opts, signal: opts.signal });
+    await pipeline(compressed, blob.transform(), createWriteStream(tmp), opts.signal ? { signal: opts.signal } : {});
+    const d = blob.result();
+    const u = diff.result();
+    const path = join(opts.dir, digestHex(d.digest));
+    await rename(tmp, path);
+    return {
+      path,
+      digest: d.digest,
+      size: d.size,
+      diffId: u.digest,
+      uncompressedSize: u.size,
+      mediaType: opts.mediaType ?? layerMediaType(compression),
+    };
+  } catch (e) {
+    if (opts.signal?.aborted && !CanvosError.is(e)) throw abortError(opts.signal);
+    throw e;
+  } finally {
+    await rm(work, { recursive: true, force: true });
+  }
+}

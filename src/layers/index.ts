@@ -1,0 +1,31 @@
+/**
+ * Public API of the layers area: declarative specs → deterministic tar layers, and reading/merging/extracting
+ * the layers of existing images without unpacking them to disk.
+ */
+export type { FsEntry, FsEntryType } from './entry.js';
+export type {
+  LayerSpec,
+  LayerEntrySpec,
+  EntryMeta,
+  FileSource,
+  FileSpec,
+  DirSpec,
+  TreeSpec,
+  SymlinkSpec,
+  HardlinkSpec,
+  DeviceSpec,
+  FifoSpec,
+  WhiteoutSpec,
+  OpaqueSpec,
+  EntriesSpec,
+} from './spec.js';
+export { buildLayer, sourceDateEpochFromEnv, type BuildLayerOptions, type BuiltLayer, type LayerProgress } from './build.js';
+export {
+  compressChunks,
+  layerMediaType,
+  DEFAULT_CHUNK_SIZE,
+  DEFAULT_GZIP_LEVEL,
+  type CompressOptions,
+  type LayerCompression,
+} from './compress.js';
+export { normalizeLayerPath, resolveLinkTarget } from './path.js';

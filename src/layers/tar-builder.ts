@@ -1,0 +1,39 @@
+/**
+ * Serialises planned entries into a ustar/PAX byte stream (an async iterable of Buffers), reading file content
+ * lazily from the host or spool files, so memory stays flat however large the layer is.
+ * A host file whose size changed since it was planned fails the build rather than writing a corrupt archive.
+ */
+import { createReadStream } from 'node:fs';
+import { CanvosError } from '../errors.js';
+import type { PlannedEntry } from './plan.js';
+import { END_OF_ARCHIVE, encodeHeader, padding } from './tar-header.js';
+
+/** @internal Tar bytes for already planned (sorted, normalised) entries. */
+export async function* tarBytes(entries: readonly PlannedEntry[], signal?: AbortSignal): AsyncGenerator<Buffer> {
+  for (const e of entries) {
+    signal?.throwIfAborted();
+    const { data, ...fields } = e;
+    yield encodeHeader(fields);
+    if (e.type !== 'file' || e.size === 0) continue;
+    if (!data) throw new CanvosError('ERR_INTERNAL', `layer entry ${e.path} has no content source`);
+    if ('buf' in data) {
+      yield data.buf;
+    } else {
+      let n = 0;
+      for await (const chunk of createReadStream(data.file, { highWaterMark: 256 * 1024 })) {
+        const c = chunk as Buffer;
+        n += c.length;
+        if (n > e.size) break;
+        yield c;
+      }
+      if (n !== e.size) {
+        throw new CanvosError('ERR_CONFIG', `layer file ${e.path}: ${data.file} changed size while the layer was built (${e.size} → ${n}+ bytes)`, {
+          hint: 'do not modify input files during a build',
+        });
+      }
+    }
+    const pad = padding(e.size);
+    if (pad) yield Buffer.alloc(pad);
+  }
+  yield END_OF_ARCHIVE;
+}
