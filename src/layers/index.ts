@@ -29,3 +29,6 @@ export {
   type LayerCompression,
 } from './compress.js';
 export { normalizeLayerPath, resolveLinkTarget } from './path.js';
+export { readLayer, type ReadLayerOptions } from './read.js';
+export { mergeLayers, type LayerOpener, type MergeOptions } from './merge.js';
+export { extractFile, extractFileTo, type ExtractOptions } from './extract.js';

@@ -1,0 +1,92 @@
+/**
+ * mergeLayers: the root filesystem of an image (its layers applied in order, with OCI whiteouts and opaque
+ * directories, image-spec layer.md) as an FsEntry stream, without unpacking anything to disk.
+ * Layers are read top (last) to bottom; an entry is emitted only if no upper layer already provided, deleted
+ * or hid its path, so the first entry seen for a path is the winner. Memory: one small record per emitted path.
+ */
+import type { FsEntry } from './entry.js';
+import { ancestors, baseName, joinPath, parentPath } from './path.js';
+import { readLayer } from './read.js';
+
+/** Opens one layer blob (gzip or plain tar) for reading, e.g. from a registry or an OCI layout. */
+export type LayerOpener = () => Promise<AsyncIterable<Buffer>>;
+
+/** Options of {@link mergeLayers}. */
+export interface MergeOptions {
+  signal?: AbortSignal | undefined;
+  /** Called for recoverable oddities (e.g. a hardlink whose target exists nowhere). Default: ignore. */
+  onWarning?: ((message: string) => void) | undefined;
+}
+
+const WH = '.wh.';
+const OPAQUE = '.wh..wh..opq';
+
+/**
+ * Iterate the merged filesystem of `openers` (bottom layer first, as in a manifest). Order: entries of the top
+ * layer first, each layer in archive order, so a directory may come after its children. Whiteout files are never
+ * emitted. Each `content` must be consumed (or ignored) before requesting the next entry.
+ *
+ * Hardlinks: a hardlink is emitted as a hardlink when its target path was emitted from the same layer (so the
+ * merged view has the same inode pairing). When the target was replaced or deleted by an upper layer, the link
+ * keeps the content it had when its layer was applied: it is emitted as a regular file with the content of the
+ * target found in its own layer, else in the nearest lower layer (whiteouts in between are not considered).
+ * A link whose target exists nowhere is skipped with a warning.
+ */
+export async function* mergeLayers(openers: readonly LayerOpener[], opts: MergeOptions = {}): AsyncGenerator<FsEntry> {
+  const emitted = new Map<string, { layer: number; dir: boolean }>();
+  const deleted = new Set<string>();
+  const opaque = new Set<string>();
+  const hidden = (p: string): boolean => {
+    if (deleted.has(p)) return true;
+    for (const a of ancestors(p)) {
+      if (deleted.has(a) || opaque.has(a)) return true;
+      const e = emitted.get(a);
+      if (e && !e.dir) return true;
+    }
+    return false;
+  };
+  for (let i = openers.length - 1; i >= 0; i--) {
+    const layerDeleted: string[] = [];
+    const layerOpaque: string[] = [];
+    for await (const e of readLayer(await openers[i]!(), { name: `layer ${i}`, signal: opts.signal })) {
+      const base = baseName(e.path);
+      if (base.startsWith(WH)) {
+        if (base === OPAQUE) layerOpaque.push(parentPath(e.path));
+        else if (!base.startsWith(`${WH}${WH}`)) layerDeleted.push(joinPath(parentPath(e.path), base.slice(WH.length)));
+        continue; // other .wh..wh.* names are aufs bookkeeping
+      }
+      if (emitted.has(e.path) || hidden(e.path)) continue;
+      if (e.type === 'hardlink') {
+        const t = emitted.get(e.linkname ?? '');
+        if (t?.layer !== i) {
+          const found = yield* materialise(openers, i, e, opts);
+          if (found) emitted.set(e.path, { layer: i, dir: false });
+          continue;
+        }
+      }
+      emitted.set(e.path, { layer: i, dir: e.type === 'directory' });
+      yield e;
+    }
+    for (const p of layerDeleted) deleted.add(p);
+    for (const p of layerOpaque) opaque.add(p);
+  }
+}
+
+/** Emit hardlink `link` of layer `from` as a regular file with its target's content from layer `from` or below. */
+async function* materialise(openers: readonly LayerOpener[], from: number, link: FsEntry, opts: MergeOptions): AsyncGenerator<FsEntry, boolean> {
+  const target = link.linkname ?? '';
+  for (let j = from; j >= 0; j--) {
+    const it = readLayer(await openers[j]!(), { name: `layer ${j}`, signal: opts.signal });
+    try {
+      for await (const e of it) {
+        if (e.path !== target || e.type !== 'file') continue;
+        yield { ...e, path: link.path };
+        return true;
+      }
+    } finally {
+      await it.return(undefined);
+    }
+  }
+  opts.onWarning?.(`hardlink ${link.path} points to ${target}, which no layer up to layer ${from} contains; skipped`);
+  return false;
+}

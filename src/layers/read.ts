@@ -1,0 +1,163 @@
+/**
+ * readLayer: a layer blob (gzip or plain tar, detected by magic) → FsEntry iterator, streaming, with safety checks:
+ * every path is normalised (no leading `/` or `./`) and any entry whose path or hardlink target has a `..` segment
+ * is rejected with ERR_TAR_UNSAFE. Symlink targets are data, not paths we write through, so any target is allowed.
+ * Whiteout files are returned as ordinary entries; `mergeLayers` interprets them.
+ */
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { createGunzip } from 'node:zlib';
+import { CanvosError } from '../errors.js';
+import { ByteReader } from './byte-reader.js';
+import type { FsEntry, FsEntryType } from './entry.js';
+import { normalizeLayerPath } from './path.js';
+import { applyPax, decodeHeader, decodePax, isZeroBlock, type RawHeader } from './tar-parse.js';
+
+/** Options of {@link readLayer}. */
+export interface ReadLayerOptions {
+  /** Blob compression. `'auto'` sniffs the gzip magic (zstd is recognised and reported as unsupported). Default: 'auto'. */
+  compression?: 'auto' | 'gzip' | 'none' | undefined;
+  /** Name used in error messages, e.g. the layer digest. Default: 'layer'. */
+  name?: string | undefined;
+  signal?: AbortSignal | undefined;
+}
+
+const TYPES: Record<string, FsEntryType> = {
+  '0': 'file', '\0': 'file', '7': 'file', '1': 'hardlink', '2': 'symlink', '3': 'char', '4': 'block', '5': 'directory', '6': 'fifo',
+};
+
+async function* prepend(first: Buffer[], it: AsyncIterator<Buffer>): AsyncGenerator<Buffer> {
+  yield* first;
+  for (let r = await it.next(); !r.done; r = await it.next()) yield r.value;
+}
+
+/** The uncompressed tar bytes of a blob stream. */
+async function decompressed(src: AsyncIterable<Buffer>, opts: ReadLayerOptions, name: string): Promise<AsyncIterable<Buffer>> {
+  const it = src[Symbol.asyncIterator]();
+  const head: Buffer[] = [];
+  let n = 0;
+  while (n < 4) {
+    const r = await it.next();
+    if (r.done) break;
+    head.push(r.value);
+    n += r.value.length;
+  }
+  const magic = Buffer.concat(head).subarray(0, 4);
+  const mode = opts.compression ?? 'auto';
+  const isGzip = magic[0] === 0x1f && magic[1] === 0x8b;
+  if (mode === 'auto' && magic.equals(Buffer.from([0x28, 0xb5, 0x2f, 0xfd]))) {
+    // Seam for zstd: decode here (native ZstdDecoder) once zstd layers are supported.
+    throw new CanvosError('ERR_CONFIG', `${name}: zstd-compressed layers are not supported by this reader yet`, {
+      hint: 'use gzip layers',
+    });
+  }
+  const raw = Readable.from(prepend(head, it), { objectMode: false });
+  if (mode === 'gzip' || (mode === 'auto' && isGzip)) {
+    const gunzip = createGunzip();
+    // Errors surface through iteration of `gunzip`; pipeline tears both down when the consumer stops early.
+    pipeline(raw, gunzip).catch(() => undefined);
+    return gunzip;
+  }
+  return raw;
+}
+
+function unsafe(name: string, what: string, p: string): CanvosError {
+  return new CanvosError('ERR_TAR_UNSAFE', `${name}: ${what} ${JSON.stringify(p)} escapes the layer root`, {
+    hint: 'refusing a layer with path traversal; the image may be malicious or corrupt',
+  });
+}
+
+/**
+ * Iterate the entries of a layer blob. A regular file's `content` must be read to the end (or ignored entirely)
+ * before the next entry is requested; unread content is discarded when iteration continues.
+ */
+export async function* readLayer(stream: AsyncIterable<Buffer>, opts: ReadLayerOptions = {}): AsyncGenerator<FsEntry> {
+  const name = opts.name ?? 'layer';
+  const bytes = await decompressed(stream, opts, name);
+  const iter = bytes[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
+  const r = new ByteReader(iter, name);
+  let globalPax = new Map<string, Buffer>();
+  let pax: Map<string, Buffer> | undefined;
+  let longName: string | undefined;
+  let longLink: string | undefined;
+  try {
+    for (;;) {
+      opts.signal?.throwIfAborted();
+      const block = await r.read(512);
+      if (!block || isZeroBlock(block)) return;
+      const h: RawHeader = decodeHeader(block, `${name} at byte ${r.offset - 512}`);
+      const pad = (512 - (h.size % 512)) % 512;
+      if (h.typeflag === 'x' || h.typeflag === 'g' || h.typeflag === 'L' || h.typeflag === 'K') {
+        const body = (await r.read(h.size)) ?? Buffer.alloc(0);
+        await r.skip(pad);
+        if (h.typeflag === 'x') pax = decodePax(body, name);
+        else if (h.typeflag === 'g') globalPax = new Map([...globalPax, ...decodePax(body, name)]);
+        else if (h.typeflag === 'L') longName = body.toString('utf8').replace(/\0.*$/s, '');
+        else longLink = body.toString('utf8').replace(/\0.*$/s, '');
+        continue;
+      }
+      if (longName !== undefined) h.name = longName;
+      if (longLink !== undefined) h.linkname = longLink;
+      const xattrs = applyPax(h, pax ? new Map([...globalPax, ...pax]) : globalPax);
+      longName = longLink = pax = undefined;
+      const type = TYPES[h.typeflag];
+      if (type === undefined) {
+        if (h.typeflag === 'S') throw new CanvosError('ERR_TAR_UNSAFE', `${name}: GNU sparse entry ${h.name} is not supported`);
+        await r.skip(h.size + pad); // volume labels and other non-filesystem records
+        continue;
+      }
+      const path = normalizeLayerPath(h.name);
+      if (path === null) throw unsafe(name, 'entry', h.name);
+      const entry: FsEntry = {
+        path,
+        type,
+        mode: h.mode & 0o7777,
+        uid: h.uid,
+        gid: h.gid,
+        uname: h.uname,
+        gname: h.gname,
+        mtime: h.mtime,
+        size: type === 'file' ? h.size : 0,
+      };
+      if (xattrs) entry.xattrs = xattrs;
+      if (type === 'symlink') entry.linkname = h.linkname;
+      if (type === 'hardlink') {
+        const t = normalizeLayerPath(h.linkname);
+        if (t === null || t === '') throw unsafe(name, `hardlink ${path} target`, h.linkname);
+        entry.linkname = t;
+      }
+      if (type === 'char' || type === 'block') {
+        entry.devmajor = h.devmajor;
+        entry.devminor = h.devminor;
+      }
+      if (type !== 'file' || h.size === 0) {
+        await r.skip(h.size + pad);
+        yield entry;
+        continue;
+      }
+      const state = { remaining: h.size, pull: undefined as Promise<Buffer> | undefined };
+      const pull = async (): Promise<Buffer> => {
+        const b = await r.piece(Math.min(state.remaining, 1 << 20));
+        state.remaining -= b.length;
+        return b;
+      };
+      async function* body(): AsyncGenerator<Buffer> {
+        while (state.remaining > 0) {
+          state.pull = pull();
+          yield await state.pull;
+          state.pull = undefined;
+        }
+      }
+      entry.content = Readable.from(body(), { objectMode: false });
+      yield entry;
+      if (state.remaining > 0 || state.pull) {
+        entry.content.destroy();
+        if (state.pull) await state.pull.catch(() => undefined);
+        await r.skip(state.remaining);
+      }
+      await r.skip(pad);
+    }
+  } finally {
+    await iter.return?.();
+  }
+}
