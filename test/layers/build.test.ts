@@ -1,0 +1,189 @@
+// buildLayer: determinism, GNU tar / gzip as independent oracles, PAX long names and xattrs, spec semantics.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { link, mkdir, readFile, symlink, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { buildLayer, type BuildLayerOptions } from '../../src/layers/build.js';
+import { readLayer } from '../../src/layers/read.js';
+import type { FsEntry } from '../../src/layers/entry.js';
+import type { LayerSpec } from '../../src/layers/spec.js';
+import { jsCompressor } from '../../src/native/load.js';
+import { gnuList, tempDir } from './helpers.js';
+
+// A capability blob (VFS_CAP_REVISION_2, cap_net_raw effective+permitted): binary, with NUL bytes.
+const CAP = Buffer.from('0100000200200000000000000000000000000000', 'hex');
+const LONG = `usr/lib/${'very-long-directory-name/'.repeat(5)}agent-provider-k3s-with-a-long-file-name`;
+
+let t: { dir: string; cleanup: () => Promise<void> };
+let host: string;
+beforeAll(async () => {
+  t = await tempDir('build');
+  host = join(t.dir, 'host');
+  await mkdir(join(host, 'scripts/sub'), { recursive: true });
+  await writeFile(join(host, 'scripts/run.sh'), '#!/bin/sh\necho hi\n', { mode: 0o755 });
+  await writeFile(join(host, 'scripts/sub/data.txt'), 'data\n', { mode: 0o640 });
+  await symlink('../run.sh', join(host, 'scripts/sub/run-link'));
+  await symlink('/etc/absolute/target', join(host, 'scripts/abs-link'));
+  await link(join(host, 'scripts/sub/data.txt'), join(host, 'scripts/a-hardlink.txt'));
+});
+afterAll(() => t.cleanup());
+
+function spec(): LayerSpec {
+  return {
+    entries: [
+      { type: 'file', path: '/etc/hello', source: { inline: 'hello\n' }, mode: 0o600, uid: 7, gid: 7 },
+      { type: 'file', path: `/${LONG}`, source: { inline: Buffer.from('binary') }, mode: 0o755, xattrs: { 'security.capability': CAP } },
+      { type: 'symlink', path: '/boot/vmlinuz', target: 'vmlinuz-6.1.0-kairos' },
+      { type: 'file', path: '/z/target', source: { inline: 'shared\n' } },
+      { type: 'hardlink', path: '/a/link', target: '/z/target' },
+      { type: 'char', path: '/dev/console', devmajor: 5, devminor: 1, mode: 0o620 },
+      { type: 'block', path: '/dev/sda', devmajor: 8, devminor: 0, mode: 0o660, gid: 6 },
+      { type: 'fifo', path: '/run/initctl', mode: 0o600 },
+      { type: 'dir', path: '/tmp', mode: 0o1777 },
+      { type: 'whiteout', paths: ['/etc/ssh/moduli', '/etc/ssh/ssh_host_rsa_key'] },
+      { type: 'opaque', path: '/usr/local/system/providers' },
+      { type: 'tree', path: '/opt/k3s', host: join(host, 'scripts') },
+      { type: 'file', path: '/etc/hello', source: { inline: 'later wins\n' }, mode: 0o644, uid: 1000, gid: 1001, uname: 'kairos', gname: 'users' },
+      { type: 'file', path: '/etc/machine-id', source: { inline: '' }, mode: 0o444, mtime: 1_700_000_000 },
+    ],
+  };
+}
+
+const build = (sub: string, o: Partial<BuildLayerOptions> = {}) => buildLayer(spec(), { dir: join(t.dir, sub), ...o });
+
+async function entries(path: string): Promise<Array<FsEntry & { data?: string }>> {
+  const out: Array<FsEntry & { data?: string }> = [];
+  for await (const e of readLayer(createReadStream(path))) {
+    const parts: Buffer[] = [];
+    for await (const c of e.content ?? []) parts.push(c as Buffer);
+    out.push({ ...e, content: undefined, data: Buffer.concat(parts).toString('latin1') });
+  }
+  return out;
+}
+
+describe('buildLayer', () => {
+  it('is byte-identical for the same SOURCE_DATE_EPOCH and differs for another epoch', async () => {
+    const a = await build('a', { sourceDateEpoch: 1_700_000_000 });
+    const b = await build('b', { sourceDateEpoch: 1_700_000_000 });
+    const c = await build('c', { sourceDateEpoch: 1_600_000_000 });
+    expect(b.digest).toBe(a.digest);
+    expect(b.diffId).toBe(a.diffId);
+    expect((await readFile(a.path)).equals(await readFile(b.path))).toBe(true);
+    expect(c.diffId).not.toBe(a.diffId);
+    expect(c.digest).not.toBe(a.digest);
+    expect(a.path).toBe(join(t.dir, 'a', a.digest.slice(7)));
+  });
+
+  it('defaults the epoch from SOURCE_DATE_EPOCH, else 0', async () => {
+    const old = process.env.SOURCE_DATE_EPOCH;
+    try {
+      process.env.SOURCE_DATE_EPOCH = '1600000000';
+      const env = await build('env');
+      const explicit = await build('explicit', { sourceDateEpoch: 1_600_000_000 });
+      expect(env.diffId).toBe(explicit.diffId);
+      delete process.env.SOURCE_DATE_EPOCH;
+      const unset = await build('unset');
+      expect(unset.diffId).toBe((await build('zero', { sourceDateEpoch: 0 })).diffId);
+      const listing = gnuList(unset.path);
+      expect(listing).toMatch(/1970-01-01 00:00 etc\/machine-id/); // mtime clamped to the epoch
+      process.env.SOURCE_DATE_EPOCH = 'yesterday';
+      await expect(build('bad')).rejects.toMatchObject({ code: 'ERR_CONFIG' });
+    } finally {
+      if (old === undefined) delete process.env.SOURCE_DATE_EPOCH;
+      else process.env.SOURCE_DATE_EPOCH = old;
+    }
+  });
+
+  it('produces a multi-member gzip that gzip -t accepts and whose gunzip sha256 is the diffId', async () => {
+    const r = await build('gz', { sourceDateEpoch: 0, chunkSize: 4096 });
+    execFileSync('gzip', ['-t', r.path]);
+    const tar = execFileSync('gzip', ['-dc', r.path], { maxBuffer: 64 << 20 });
+    expect(`sha256:${createHash('sha256').update(tar).digest('hex')}`).toBe(r.diffId);
+    expect(tar.length).toBe(r.uncompressedSize);
+    expect(`sha256:${createHash('sha256').update(await readFile(r.path)).digest('hex')}`).toBe(r.digest);
+    // more than one gzip member: the magic+CM+FLG header occurs again after the first member
+    const blob = await readFile(r.path);
+    expect(blob.indexOf(Buffer.from([0x1f, 0x8b, 8]), 10)).toBeGreaterThan(0);
+    expect(r.mediaType).toBe('application/vnd.oci.image.layer.v1.tar+gzip');
+    // the same tar with the default chunk size and with the node:zlib backend decompresses identically
+    const big = await build('gz2', { sourceDateEpoch: 0, compressor: jsCompressor(), level: 9 });
+    expect(big.diffId).toBe(r.diffId);
+    execFileSync('gzip', ['-t', big.path]);
+  });
+
+  it("compression 'none' writes the plain tar (digest = diffId)", async () => {
+    const r = await build('none', { sourceDateEpoch: 0, compression: 'none' });
+    expect(r.digest).toBe(r.diffId);
+    expect(r.size).toBe(r.uncompressedSize);
+    expect(r.mediaType).toBe('application/vnd.oci.image.layer.v1.tar');
+  });
+
+  it('GNU tar lists modes, owners, links, devices, long names and xattrs', async () => {
+    const r = await build('list', { sourceDateEpoch: 0 });
+    const l = gnuList(r.path);
+    const lines = l.split('\n');
+    const line = (suffix: string) => lines.find((x) => x.endsWith(suffix)) ?? `missing ${suffix}`;
+    expect(line(' etc/hello')).toMatch(/^-rw-r--r-- +kairos\/users +11 /); // later spec entry won
+    expect(line(' boot/vmlinuz -> vmlinuz-6.1.0-kairos')).toMatch(/^lrwxrwxrwx /);
+    expect(line(' dev/console')).toMatch(/^crw--w---- +0\/0 +5,1 /);
+    expect(line(' dev/sda')).toMatch(/^brw-rw---- +0\/6 +8,0 /);
+    expect(line(' run/initctl')).toMatch(/^prw------- /);
+    expect(line(' tmp/')).toMatch(/^drwxrwxrwt /);
+    // the hardlink set is rooted on the byte-order-smallest path so the link follows its target in the archive
+    expect(line(' a/link')).toMatch(/^-rw-r--r-- /);
+    expect(line(' z/target link to a/link')).toMatch(/^hrw-r--r-- /);
+    expect(line(` ${LONG}`)).toMatch(/^-rwxr-xr-x\* /);
+    expect(l).toContain('  x: 20 security.capability');
+    expect(line(' etc/ssh/.wh.moduli')).toMatch(/^-/);
+    expect(line(' etc/ssh/.wh.ssh_host_rsa_key')).toMatch(/^-/);
+    expect(line(' usr/local/system/providers/.wh..wh..opq')).toMatch(/^-/);
+    // tree: modes kept, symlinks kept, host hardlinks become tar hardlinks
+    expect(line(' opt/k3s/run.sh')).toMatch(/^-rwxr-xr-x /);
+    expect(line(' opt/k3s/sub/run-link -> ../run.sh')).toMatch(/^l/);
+    expect(line(' opt/k3s/abs-link -> /etc/absolute/target')).toMatch(/^l/);
+    expect(line(' opt/k3s/a-hardlink.txt')).toMatch(/^-rw-r----- /);
+    expect(line(' opt/k3s/sub/data.txt link to opt/k3s/a-hardlink.txt')).toMatch(/^h/);
+    // implied parents and sorted byte order
+    expect(line(' usr/local/system/')).toMatch(/^drwxr-xr-x +0\/0 /);
+    const names = lines.filter((x) => x.startsWith('-') || x.startsWith('d') || x.startsWith('l') || x.startsWith('h') || x.startsWith('c') || x.startsWith('b') || x.startsWith('p'))
+      .map((x) => x.replace(/^.*? \d{4}-\d\d-\d\d \d\d:\d\d /, '').replace(/ (->|link to) .*$/, '').replace(/\/$/, ''));
+    expect(names).toEqual([...names].sort((x, y) => Buffer.compare(Buffer.from(x), Buffer.from(y))));
+    expect(new Set(names).size).toBe(names.length);
+  });
+
+  it('long paths and binary xattrs survive a round trip through readLayer and GNU tar extraction', async () => {
+    const r = await build('rt', { sourceDateEpoch: 0 });
+    const es = await entries(r.path);
+    const long = es.find((e) => e.path === LONG)!;
+    expect(long.xattrs?.['security.capability']?.equals(CAP)).toBe(true);
+    expect(long.data).toBe('binary');
+    const hello = es.find((e) => e.path === 'etc/hello')!;
+    expect(hello).toMatchObject({ type: 'file', mode: 0o644, uid: 1000, gid: 1001, uname: 'kairos', gname: 'users', data: 'later wins\n' });
+    expect(es.find((e) => e.path === 'dev/sda')).toMatchObject({ type: 'block', devmajor: 8, devminor: 0, gid: 6 });
+    expect(es.find((e) => e.path === 'z/target')).toMatchObject({ type: 'hardlink', linkname: 'a/link' });
+    // GNU tar extracts the xattr onto the file (we run as root in CI, so security.* is writable)
+    const x = join(t.dir, 'x');
+    await mkdir(x);
+    execFileSync('tar', ['--xattrs', '--xattrs-include=*', '-xzf', r.path, '-C', x, LONG]);
+    expect(await readFile(join(x, LONG), 'utf8')).toBe('binary');
+  });
+
+  it('rejects conflicting and unsafe specs', async () => {
+    const bad = (s: LayerSpec) => buildLayer(s, { dir: join(t.dir, 'bad') });
+    await expect(bad({ entries: [{ type: 'file', path: '/a', source: { inline: '' } }, { type: 'file', path: '/a/b', source: { inline: '' } }] }))
+      .rejects.toMatchObject({ code: 'ERR_CONFIG', message: expect.stringContaining('a is a file but a/b is inside it') });
+    await expect(bad({ entries: [{ type: 'file', path: '/x/../../etc/passwd', source: { inline: '' } }] })).rejects.toMatchObject({ code: 'ERR_CONFIG' });
+    await expect(bad({ entries: [{ type: 'hardlink', path: '/l', target: '/missing' }] })).rejects.toMatchObject({ code: 'ERR_CONFIG' });
+    await expect(bad({ entries: [{ type: 'file', path: '/f', source: { host: join(t.dir, 'nope') } }] })).rejects.toMatchObject({ code: 'ERR_CONFIG' });
+  });
+
+  it('can skip implied parents and leaves no temp files behind', async () => {
+    const dir = join(t.dir, 'noparents');
+    const r = await buildLayer({ entries: [{ type: 'file', path: '/etc/x/y', source: { inline: 'y' } }] }, { dir, impliedParents: false });
+    expect(gnuList(r.path).trim().split('\n')).toHaveLength(1);
+    const { readdir } = await import('node:fs/promises');
+    expect(await readdir(dir)).toEqual([r.digest.slice(7)]);
+  });
+});
