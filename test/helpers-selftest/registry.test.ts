@@ -9,6 +9,7 @@ import { readFile, readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { makeOciLayout } from '../helpers/fixtures.js';
+import { pushLayout } from '../helpers/push-layout.js';
 import { run, skopeo, tmpDir, umoci } from '../helpers/tools.js';
 
 let tmp: { path: string; cleanup(): Promise<void> };
@@ -86,6 +87,17 @@ describe.each(['none', 'basic', 'bearer'] as const)('startRegistry auth=%s', (au
       expect(reqs.some((r) => r.authorized && r.account === reg.username && r.scopes.includes('repository:self/multi:pull,push'))).toBe(true);
       expect(JSON.stringify(reqs)).not.toContain(reg.password!);
     }
+  });
+
+  it('pushLayout seeds a Docker manifest list layout digest-identically (skopeo cannot read it from oci:)', async () => {
+    const dir = join(tmp.path, `docker-multi-${auth}`);
+    const d = await makeOciLayout(dir, { docker: true, platforms: ['linux/amd64', 'linux/arm/v7'], layers: 1, layerBytes: 8192 });
+    expect(await pushLayout(dir, reg, 'self/docker')).toBe(d.indexDigest);
+    const raw = await skopeo(['inspect', '--raw', '--tls-verify=false', ...creds('--creds'), `docker://${reg.host}/self/docker:latest`]);
+    expect(JSON.parse(raw).mediaType).toBe('application/vnd.docker.distribution.manifest.list.v2+json');
+    expect(`sha256:${createHash('sha256').update(raw).digest('hex')}`).toBe(d.indexDigest);
+    const back = join(tmp.path, `docker-back-${auth}`);
+    await skopeo(['copy', '--all', '--insecure-policy', '--src-tls-verify=false', ...creds('--src-creds'), `docker://${reg.host}/self/docker:latest`, `oci:${back}:x`]);
   });
 
   it.skipIf(auth === 'none')('refuses a wrong password', async () => {

@@ -24,7 +24,10 @@ export interface OciLayoutOptions {
   layerBytes?: number;
   /** Extra small files (path → content) in the first layer of every platform. Default: none. */
   files?: Record<string, string>;
-  /** Docker v2s2 media types instead of OCI ones. Default: false. */
+  /**
+   * Docker v2s2 media types instead of OCI ones. skopeo 1.9's `oci:` transport skips such index.json entries
+   * ("no descriptor found"): seed registries with these via ./push-layout.ts instead. Default: false.
+   */
   docker?: boolean;
 }
 

@@ -46,19 +46,21 @@ export interface StartRegistryOptions {
   password?: string;
 }
 
-const live = new Set<ChildProcess>();
-let exitHookInstalled = false;
-function track(child: ChildProcess): void {
-  live.add(child);
-  child.once('exit', () => live.delete(child));
-  if (!exitHookInstalled) {
-    exitHookInstalled = true;
-    process.once('exit', () => {
-      for (const c of live) c.kill('SIGKILL');
-    });
-  }
-}
-
+// The registry runs under a small sh supervisor holding a pipe from us on fd 3: when the pipe closes — stop(),
+// or this process dying in any way, even SIGKILL of a vitest worker — the supervisor kills the registry and
+// removes its temp dir, so no registry outlives its test process. $1 = config, $2 = temp root.
+const SUPERVISOR = `exec 3<&0
+/usr/bin/docker-registry serve "$1" </dev/null &
+reg=$!
+( while read -r _; do :; done <&3; : > "$2/.stopping"; kill -TERM $reg 2>/dev/null; n=0
+  while kill -0 $reg 2>/dev/null && [ $n -lt 50 ]; do sleep 0.1; n=$((n+1)); done
+  kill -KILL $reg 2>/dev/null ) </dev/null &
+watcher=$!
+wait $reg; code=$?
+kill $watcher 2>/dev/null
+# Only a stop (pipe closed) removes the temp dir; a registry that died on its own (port taken) is retried in it.
+if [ -e "$2/.stopping" ]; then rm -rf "$2"; fi
+exit $code`;
 /** A port the kernel just considered free (it can be taken again before the registry binds: callers retry). */
 function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -92,10 +94,13 @@ async function waitReady(url: string, child: ChildProcess, deadlineMs: number): 
 }
 
 async function stopChild(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
+  if (child.exitCode !== null || child.signalCode !== null) {
+    child.stdin?.destroy();
+    return;
+  }
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  child.kill('SIGTERM');
-  const timer = setTimeout(() => child.kill('SIGKILL'), 3000);
+  child.stdin?.end();
+  const timer = setTimeout(() => child.kill('SIGKILL'), 8000);
   await exited;
   clearTimeout(timer);
 }
@@ -143,9 +148,11 @@ export async function startRegistry(opts: StartRegistryOptions = {}): Promise<Te
       const configPath = join(root, 'config.yml');
       await writeFile(configPath, JSON.stringify(config, null, 2));
       const fd = openSync(logPath, 'a');
-      const child = spawn('/usr/bin/docker-registry', ['serve', configPath], { stdio: ['ignore', fd, fd] });
+      const child = spawn('sh', ['-c', SUPERVISOR, 'sh', configPath, root], { stdio: ['pipe', fd, fd] });
       closeSync(fd);
-      track(child);
+      // Neither the supervisor nor its pipe keeps a test process alive; exiting closes the pipe and cleans up.
+      child.unref();
+      (child.stdin as unknown as { unref?: () => void } | null)?.unref?.();
       const spawnError = new Promise<Error>((resolve) => child.once('error', resolve));
       const ready = await Promise.race([waitReady(url, child, 15_000), spawnError]);
       if (ready === true) {

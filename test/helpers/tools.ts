@@ -4,7 +4,7 @@
  * credentials never leak into a test.
  */
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -59,13 +59,22 @@ export function run(cmd: string, args: string[], opts: RunOptions = {}): Promise
 }
 
 let isolatedEnv: NodeJS.ProcessEnv | undefined;
-/** process.env plus an empty REGISTRY_AUTH_FILE and DOCKER_CONFIG (created once per process, removed at exit). */
+/**
+ * process.env plus an empty REGISTRY_AUTH_FILE and DOCKER_CONFIG. The directory is fixed per user and shared by
+ * all test processes (its content never changes), because vitest workers are killed without an 'exit' event
+ * and a per-process dir would leak.
+ */
 function skopeoEnv(): NodeJS.ProcessEnv {
   if (!isolatedEnv) {
-    const dir = mkdtempSync(join(tmpdir(), 'canvos-skopeo-auth-'));
-    writeFileSync(join(dir, 'config.json'), '{"auths":{}}\n');
-    process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
-    isolatedEnv = { ...process.env, REGISTRY_AUTH_FILE: join(dir, 'config.json'), DOCKER_CONFIG: dir };
+    const dir = join(tmpdir(), `canvos-skopeo-noauth-${process.getuid?.() ?? 0}`);
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    const file = join(dir, 'config.json');
+    if (!existsSync(file)) {
+      const tmp = `${file}.${process.pid}.tmp`;
+      writeFileSync(tmp, '{"auths":{}}\n');
+      renameSync(tmp, file);
+    }
+    isolatedEnv = { ...process.env, REGISTRY_AUTH_FILE: file, DOCKER_CONFIG: dir };
   }
   return isolatedEnv;
 }
