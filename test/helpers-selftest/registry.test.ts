@@ -106,6 +106,30 @@ describe.each(['none', 'basic', 'bearer'] as const)('startRegistry auth=%s', (au
   });
 });
 
+describe('startRegistry lifecycle', () => {
+  it('stop() kills the registry and removes its storage', async () => {
+    const reg = await startRegistry();
+    expect((await fetch(`${reg.url}/v2/`)).status).toBe(200);
+    await reg.stop();
+    await expect(fetch(`${reg.url}/v2/`)).rejects.toThrow();
+    await expect(stat(reg.dataDir)).rejects.toMatchObject({ code: 'ENOENT' });
+  });
+
+  it('a registry that cannot start fails with the tail of its log', async () => {
+    await expect(startRegistry({ config: { storage: { filesystem: null, nosuchdriver: {} } } })).rejects.toThrow(/failed to start[\s\S]*nosuchdriver/);
+  });
+
+  it('passes extra config through (a read-only registry refuses uploads)', async () => {
+    const reg = await startRegistry({ config: { storage: { maintenance: { readonly: { enabled: true } } } } });
+    try {
+      const res = await fetch(`${reg.url}/v2/ro/x/blobs/uploads/`, { method: 'POST' });
+      expect(res.status).toBe(405);
+    } finally {
+      await reg.stop();
+    }
+  });
+});
+
 describe('tools', () => {
   it('run reports exit codes, stdin and timeouts', async () => {
     expect(await run('sh', ['-c', 'cat; echo err >&2; exit 3'], { input: 'in' })).toEqual({ code: 3, stdout: 'in', stderr: 'err\n' });

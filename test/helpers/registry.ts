@@ -44,6 +44,21 @@ export interface StartRegistryOptions {
   username?: string;
   /** Password for basic/bearer. Default: a random string. */
   password?: string;
+  /** Extra: bearer access-token lifetime in seconds. Default: 300. */
+  tokenExpiresIn?: number;
+  /**
+   * Extra: distribution config merged over the generated one (objects merged recursively, other values replaced),
+   * e.g. `{ validation: { disabled: true } }` or `{ proxy: { remoteurl } }`. Default: none.
+   */
+  config?: Record<string, unknown>;
+}
+
+type Json = Record<string, unknown>;
+const isObj = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
+function merge(base: Json, over: Json): Json {
+  const out: Json = { ...base };
+  for (const [k, v] of Object.entries(over)) out[k] = isObj(v) && isObj(out[k]) ? merge(out[k] as Json, v) : v;
+  return out;
 }
 
 // The registry runs under a small sh supervisor holding a pipe from us on fd 3: when the pipe closes — stop(),
@@ -124,7 +139,7 @@ export async function startRegistry(opts: StartRegistryOptions = {}): Promise<Te
       await writeFile(join(root, 'htpasswd'), h.stdout.trim() + '\n', { mode: 0o600 });
       authConfig = { htpasswd: { realm: 'canvos-test', path: join(root, 'htpasswd') } };
     } else if (auth === 'bearer') {
-      tokenServer = await startTokenServer({ users: { [username!]: password! }, dir: root });
+      tokenServer = await startTokenServer({ users: { [username!]: password! }, dir: root, expiresIn: opts.tokenExpiresIn });
       authConfig = {
         token: { realm: tokenServer.realm, service: tokenServer.service, issuer: tokenServer.issuer, rootcertbundle: tokenServer.certPath },
       };
@@ -132,7 +147,7 @@ export async function startRegistry(opts: StartRegistryOptions = {}): Promise<Te
     for (let attempt = 1; ; attempt++) {
       const port = await freePort();
       const url = `http://127.0.0.1:${port}`;
-      const config = {
+      const generated = {
         version: 0.1,
         log: { level: 'info', accesslog: { disabled: true } },
         storage: {
@@ -144,6 +159,7 @@ export async function startRegistry(opts: StartRegistryOptions = {}): Promise<Te
         http: { addr: `127.0.0.1:${port}`, secret: randomBytes(16).toString('hex') },
         ...(authConfig ? { auth: authConfig } : {}),
       };
+      const config = opts.config ? merge(generated, opts.config) : generated;
       // YAML is a superset of JSON, so the registry reads this as is.
       const configPath = join(root, 'config.yml');
       await writeFile(configPath, JSON.stringify(config, null, 2));
@@ -172,10 +188,12 @@ export async function startRegistry(opts: StartRegistryOptions = {}): Promise<Te
           },
         };
       }
-      await stopChild(child);
+      const exited = child.exitCode !== null ? `exited with code ${child.exitCode}` : 'did not answer /v2/ within 15 s';
+      // Read the log first: stopping a hung registry makes its supervisor delete the temp dir.
       const log = await readFile(logPath, 'utf8').catch(() => '');
+      await stopChild(child);
       if (/address already in use/.test(log) && attempt < 5) continue;
-      const why = ready instanceof Error ? ready.message : 'did not answer /v2/ within 15 s';
+      const why = ready instanceof Error ? ready.message : exited;
       throw new Error(`docker-registry failed to start (${why}); log tail:\n${log.split('\n').slice(-20).join('\n')}`);
     }
   } catch (e) {
