@@ -5,6 +5,8 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
+import { libtrustKeyId } from '../helpers/token-server.js';
+import { run } from '../helpers/tools.js';
 
 let reg: TestRegistry;
 beforeAll(async () => {
@@ -86,5 +88,24 @@ describe('token server', () => {
       ['refresh_token', false],
       ['password', false],
     ]);
+  });
+
+  it('signs with a libtrust kid that distribution resolves from its rootcertbundle', async () => {
+    const r = await startRegistry({ auth: 'bearer', tokenKeyHeader: 'kid', tokenExpiresIn: 60 });
+    try {
+      const q = new URLSearchParams({ service: r.tokenServer!.service, scope: 'registry:catalog:*' });
+      const auth = `Basic ${Buffer.from(`${r.username}:${r.password}`).toString('base64')}`;
+      const body = (await (await fetch(`${r.tokenServer!.realm}?${q}`, { headers: { authorization: auth } })).json()) as { token: string; expires_in: number };
+      expect(body.expires_in).toBe(60);
+      const header = JSON.parse(Buffer.from(body.token.split('.')[0]!, 'base64url').toString('utf8'));
+      expect(header.x5c).toBeUndefined();
+      // Independent check of the kid: openssl's DER SubjectPublicKeyInfo of the bundle certificate.
+      const spki = await run('sh', ['-c', `openssl x509 -in ${r.tokenServer!.certPath} -pubkey -noout | openssl pkey -pubin -outform DER | base64 -w0`]);
+      expect(header.kid).toBe(libtrustKeyId(Buffer.from(spki.stdout, 'base64')));
+      expect(header.kid).toMatch(/^([A-Z2-7]{4}:){11}[A-Z2-7]{4}$/);
+      expect((await fetch(`${r.url}/v2/_catalog`, { headers: { authorization: `Bearer ${body.token}` } })).status).toBe(200);
+    } finally {
+      await r.stop();
+    }
   });
 });

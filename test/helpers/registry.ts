@@ -46,6 +46,8 @@ export interface StartRegistryOptions {
   password?: string;
   /** Extra: bearer access-token lifetime in seconds. Default: 300. */
   tokenExpiresIn?: number;
+  /** Extra: how bearer JWTs name their key, see TokenServerOptions.keyHeader. Default: 'x5c'. */
+  tokenKeyHeader?: 'x5c' | 'kid';
   /**
    * Extra: distribution config merged over the generated one (objects merged recursively, other values replaced),
    * e.g. `{ validation: { disabled: true } }` or `{ proxy: { remoteurl } }`. Default: none.
@@ -139,7 +141,7 @@ export async function startRegistry(opts: StartRegistryOptions = {}): Promise<Te
       await writeFile(join(root, 'htpasswd'), h.stdout.trim() + '\n', { mode: 0o600 });
       authConfig = { htpasswd: { realm: 'canvos-test', path: join(root, 'htpasswd') } };
     } else if (auth === 'bearer') {
-      tokenServer = await startTokenServer({ users: { [username!]: password! }, dir: root, expiresIn: opts.tokenExpiresIn });
+      tokenServer = await startTokenServer({ users: { [username!]: password! }, dir: root, expiresIn: opts.tokenExpiresIn, keyHeader: opts.tokenKeyHeader });
       authConfig = {
         token: { realm: tokenServer.realm, service: tokenServer.service, issuer: tokenServer.issuer, rootcertbundle: tokenServer.certPath },
       };

@@ -1,11 +1,11 @@
 /**
  * A real Docker bearer token server for distribution's `auth: token` mode: an EC P-256 key with a self-signed
  * certificate (made by the openssl CLI) that the registry trusts as its rootcertbundle, and ES256 JWTs carrying the
- * certificate in the `x5c` header (distribution 2.8 verifies x5c chains against the bundle before trying `kid`).
+ * certificate in the `x5c` header (or, optionally, the key's libtrust `kid`, which distribution also accepts).
  * GET /token is the docker token flow, POST /token the OAuth2 flow (password and refresh_token grants).
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import { generateKeyPairSync, randomBytes, randomUUID, sign, type KeyObject } from 'node:crypto';
+import { createHash, generateKeyPairSync, randomBytes, randomUUID, sign, type KeyObject } from 'node:crypto';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -53,9 +53,33 @@ export interface TokenServerOptions {
   expiresIn?: number;
   /** Directory for key and certificate. Default: a fresh temp dir removed by stop(). */
   dir?: string;
+  /**
+   * How a JWT names its signing key: the certificate chain (`x5c`) or the libtrust key ID (`kid`) that
+   * distribution computes for every key in its rootcertbundle. Default: 'x5c'.
+   */
+  keyHeader?: 'x5c' | 'kid';
 }
 
 const b64url = (b: Buffer | string): string => Buffer.from(b).toString('base64url');
+
+/** libtrust key ID: sha256 of the DER SubjectPublicKeyInfo, first 240 bits, base32 in 12 ':'-joined groups of 4. */
+export function libtrustKeyId(spkiDer: Buffer): string {
+  const bits = createHash('sha256').update(spkiDer).digest().subarray(0, 30);
+  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
+  let out = '';
+  let acc = 0;
+  let n = 0;
+  for (const byte of bits) {
+    acc = (acc << 8) | byte;
+    n += 8;
+    while (n >= 5) {
+      out += alphabet[(acc >>> (n - 5)) & 31];
+      n -= 5;
+    }
+    acc &= (1 << n) - 1;
+  }
+  return out.match(/.{4}/g)!.join(':');
+}
 const GRANTABLE = new Set(['pull', 'push', 'delete', '*']);
 
 /** Splits 'type:name:actions' (name may itself contain ':'); undefined when malformed. */
@@ -90,7 +114,7 @@ export async function startTokenServer(opts: TokenServerOptions): Promise<TokenS
   const expiresIn = opts.expiresIn ?? 300;
   const ownDir = opts.dir === undefined;
   const dir = opts.dir ?? (await mkdtemp(join(tmpdir(), 'canvos-token-')));
-  const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
+  const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
   const keyPath = join(dir, 'token-key.pem');
   const certPath = join(dir, 'token-cert.pem');
   await writeFile(keyPath, privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600 });
@@ -98,7 +122,8 @@ export async function startTokenServer(opts: TokenServerOptions): Promise<TokenS
   if (r.code !== 0) throw new Error(`openssl req failed: ${r.stderr}`);
   const pem = await readFile(certPath, 'utf8');
   const der = pem.replace(/-----(BEGIN|END) CERTIFICATE-----|\s+/g, '');
-  const header = b64url(JSON.stringify({ typ: 'JWT', alg: 'ES256', x5c: [der] }));
+  const keyRef = opts.keyHeader === 'kid' ? { kid: libtrustKeyId(publicKey.export({ type: 'spki', format: 'der' })) } : { x5c: [der] };
+  const header = b64url(JSON.stringify({ typ: 'JWT', alg: 'ES256', ...keyRef }));
   const refreshTokens = new Map<string, string>(); // refresh token → username
   const requests: TokenRequest[] = [];
 
