@@ -131,7 +131,16 @@ export async function planLayer(spec: LayerSpec, opts: PlanOptions): Promise<Pla
   map.delete(''); // the root directory is never written: it belongs to whatever the layer is applied on
   if (opts.impliedParents) addParents(map, clamp(undefined));
   rootHardlinks(map);
-  return [...map.values()].sort((a, b) => comparePaths(a.path, b.path));
+  return [...map.values()].sort((a, b) => comparePaths(sortKey(a.path), sortKey(b.path)));
+}
+
+/**
+ * Byte order, except that whiteouts sort before their siblings: image-spec layer.md asks that whiteouts precede
+ * sibling entries, so sequential unpackers delete `x` before a same-layer `x` (e.g. `-x` < `.wh.-x`) is recreated.
+ */
+function sortKey(p: string): string {
+  const b = baseName(p);
+  return b.startsWith('.wh.') ? `${p.slice(0, p.length - b.length)}\u0000${b}` : p;
 }
 
 function mapEntryPath(p: string, map: ((p: string) => string | null) | undefined): string | null {
