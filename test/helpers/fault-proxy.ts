@@ -69,7 +69,8 @@ function label(a: FaultAction): string {
 /** Starts a fault proxy on a free 127.0.0.1 port forwarding to `targetUrl` (its origin; any path is ignored). */
 export async function startFaultProxy(targetUrl: string, rules: FaultRule[] = []): Promise<FaultProxy> {
   const target = new URL(new URL(targetUrl).origin);
-  const agent = new Agent({ keepAlive: true });
+  // No upstream keep-alive: reusing a socket the target just closed would surface as a spurious 502.
+  const agent = new Agent({ keepAlive: false });
   let states: RuleState[] = [];
   const requests: ProxiedRequest[] = [];
   let origin = '';

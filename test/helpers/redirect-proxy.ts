@@ -35,7 +35,8 @@ const BLOB_GET = /^\/v2\/(.+)\/blobs\/(sha256:[0-9a-f]{64})$/;
 /** Starts the proxy (127.0.0.1, free port) and its storage server (127.0.0.2, free port) in front of `registryUrl`. */
 export async function startRedirectProxy(registryUrl: string, opts: RedirectProxyOptions = {}): Promise<RedirectProxy> {
   const target = new URL(new URL(registryUrl).origin);
-  const agent = new Agent({ keepAlive: true });
+  // No upstream keep-alive: reusing a socket the target just closed would surface as a spurious 502.
+  const agent = new Agent({ keepAlive: false });
   // sig → what the signed URL stands for (in-memory "presigning").
   const grants = new Map<string, { name: string; digest: string; authorization?: string }>();
   const storageRequests: RedirectProxy['storageRequests'] = [];
