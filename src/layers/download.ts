@@ -6,7 +6,7 @@ import { createWriteStream } from 'node:fs';
 import { rename, rm } from 'node:fs/promises';
 import { pipeline } from 'node:stream/promises';
 import { getGlobalDispatcher, interceptors, request, type Dispatcher } from 'undici';
-import { CanvosError, redactUrl } from '../errors.js';
+import { CanvosError, abortError, redactUrl } from '../errors.js';
 import { DigestCounter } from '../oci/digest.js';
 
 let redirecting: Dispatcher | undefined;
@@ -38,6 +38,7 @@ export async function downloadVerified(url: string, sha256: string, dest: string
   try {
     res = await request(url, { dispatcher: opts.dispatcher ?? redirecting, signal: opts.signal });
   } catch (e) {
+    if (opts.signal?.aborted) throw abortError(opts.signal);
     throw new CanvosError('ERR_DOWNLOAD', `GET ${safe} failed: ${(e as Error).message}`, {
       cause: e,
       hint: 'check the URL and network access',
@@ -63,6 +64,7 @@ export async function downloadVerified(url: string, sha256: string, dest: string
   } catch (e) {
     await rm(part, { force: true });
     if (CanvosError.is(e)) throw e;
+    if (opts.signal?.aborted) throw abortError(opts.signal);
     throw new CanvosError('ERR_DOWNLOAD', `GET ${safe} failed while reading: ${(e as Error).message}`, { cause: e });
   }
 }

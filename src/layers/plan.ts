@@ -180,8 +180,16 @@ async function planFile(s: FileSpec, path: string, withMeta: WithMeta, spoolName
 async function spool(e: FsEntry, file: string): Promise<{ size: number; data: { file: string } }> {
   if (!e.content) return { size: 0, data: { file: await emptyFile(file) } };
   let size = 0;
-  e.content.on('data', (c: Buffer) => (size += c.length));
-  await pipeline(e.content, createWriteStream(file));
+  await pipeline(
+    e.content,
+    async function* (src: AsyncIterable<Buffer>) {
+      for await (const c of src) {
+        size += c.length;
+        yield c;
+      }
+    },
+    createWriteStream(file),
+  );
   return { size, data: { file } };
 }
 

@@ -5,6 +5,7 @@
  */
 import { createReadStream } from 'node:fs';
 import { CanvosError } from '../errors.js';
+import type { FsEntry } from './entry.js';
 import type { PlannedEntry } from './plan.js';
 import { END_OF_ARCHIVE, encodeHeader, padding } from './tar-header.js';
 
@@ -32,6 +33,33 @@ export async function* tarBytes(entries: readonly PlannedEntry[], signal?: Abort
         });
       }
     }
+    const pad = padding(e.size);
+    if (pad) yield Buffer.alloc(pad);
+  }
+  yield END_OF_ARCHIVE;
+}
+
+/**
+ * Serialise an FsEntry stream as-is (no sorting, no parents added, mtimes untouched), e.g. a merged rootfs for
+ * tar2sqfs. Each file's `content` is consumed in turn; a content stream shorter or longer than `size` fails.
+ */
+export async function* entriesToTar(entries: AsyncIterable<FsEntry>, signal?: AbortSignal): AsyncGenerator<Buffer> {
+  for await (const e of entries) {
+    signal?.throwIfAborted();
+    if (e.path === '') {
+      e.content?.resume();
+      continue; // the root has no tar name of its own
+    }
+    const { content, ...fields } = e;
+    yield encodeHeader(fields);
+    if (e.type !== 'file') continue;
+    let n = 0;
+    for await (const chunk of content ?? []) {
+      n += (chunk as Buffer).length;
+      if (n > e.size) break;
+      yield chunk as Buffer;
+    }
+    if (n !== e.size) throw new CanvosError('ERR_INTERNAL', `entry ${e.path}: content has ${n} bytes, header says ${e.size}`);
     const pad = padding(e.size);
     if (pad) yield Buffer.alloc(pad);
   }

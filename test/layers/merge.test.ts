@@ -2,7 +2,10 @@
 // written to an OCI layout, unpacked by `umoci unpack --rootless`, and the unpacked tree must equal our merged view.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFileSync } from 'node:child_process';
-import { readFile } from 'node:fs/promises';
+import { createWriteStream } from 'node:fs';
+import { mkdir, readFile } from 'node:fs/promises';
+import { pipeline } from 'node:stream/promises';
+import { entriesToTar } from '../../src/layers/tar-builder.js';
 import { join } from 'node:path';
 import { buildLayer, type BuiltLayer } from '../../src/layers/build.js';
 import { readLayer } from '../../src/layers/read.js';
@@ -88,6 +91,18 @@ describe('mergeLayers', () => {
     expect(merged.get('tmp')).toBe('dir 1777');
     expect(merged.get('hl/b')).not.toBe(merged.get('hl/a'));
     expect(merged.get('hl2/b')).toMatch(/^file 644 /);
+  });
+
+  it('entriesToTar of the merged view extracts (GNU tar) to the same tree umoci unpacked', async () => {
+    const tarFile = join(t.dir, 'merged.tar');
+    await pipeline(entriesToTar(mergeLayers(openers)), createWriteStream(tarFile));
+    const x = join(t.dir, 'merged-x');
+    await mkdir(x);
+    execFileSync('tar', ['-xf', tarFile, '-C', x]);
+    const fromTar = await snapshotDir(x);
+    const fromUmoci = await snapshotDir(join(t.dir, 'bundle', 'rootfs'));
+    expect(fromTar.size).toBeGreaterThan(20);
+    expect(Object.fromEntries([...fromTar].sort())).toEqual(Object.fromEntries([...fromUmoci].sort()));
   });
 
   it('never emits whiteouts, emits each path once, and keeps intact hardlink pairs as hardlinks', async () => {

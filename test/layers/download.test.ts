@@ -1,0 +1,75 @@
+// URL file sources: streamed download verified against sha256 (served by a real node:http server on 127.0.0.1).
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createHash } from 'node:crypto';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { createReadStream } from 'node:fs';
+import { readdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { buildLayer } from '../../src/layers/build.js';
+import { readLayer } from '../../src/layers/read.js';
+import { tempDir } from './helpers.js';
+
+const BODY = Buffer.from('#!/bin/sh\necho etcdctl\n'.repeat(5000));
+const GOOD = createHash('sha256').update(BODY).digest('hex');
+const WRONG = 'a'.repeat(64);
+
+let server: Server;
+let base: string;
+let t: { dir: string; cleanup: () => Promise<void> };
+beforeAll(async () => {
+  t = await tempDir('download');
+  server = createServer((req, res) => {
+    if (req.url?.startsWith('/etcdctl')) {
+      res.writeHead(200, { 'content-length': BODY.length });
+      res.end(BODY);
+    } else if (req.url === '/moved') {
+      res.writeHead(302, { location: '/etcdctl' });
+      res.end();
+    } else {
+      res.writeHead(404);
+      res.end('not here');
+    }
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+});
+afterAll(async () => {
+  await new Promise((r) => server.close(r));
+  await t.cleanup();
+});
+
+const layerWith = (url: string, sha256: string, dir: string) =>
+  buildLayer({ entries: [{ type: 'file', path: '/usr/bin/etcdctl', source: { url, sha256 }, mode: 0o755 }] }, { dir: join(t.dir, dir) });
+
+describe('url file source', () => {
+  it('downloads, verifies and stores the file (also through a redirect, sha256: prefix accepted)', async () => {
+    for (const [url, sha, dir] of [[`${base}/etcdctl`, GOOD, 'ok'], [`${base}/moved`, `sha256:${GOOD}`, 'ok2']] as const) {
+      const r = await layerWith(url, sha, dir);
+      const files: Array<[string, string]> = [];
+      for await (const e of readLayer(createReadStream(r.path))) {
+        const h = createHash('sha256');
+        for await (const c of e.content ?? []) h.update(c as Buffer);
+        if (e.type === 'file') files.push([e.path, h.digest('hex')]);
+      }
+      expect(files).toEqual([['usr/bin/etcdctl', GOOD]]);
+    }
+  });
+
+  it('fails with ERR_DOWNLOAD naming the URL (redacted) and both digests on a checksum mismatch, leaving no files', async () => {
+    const err = await layerWith(`${base}/etcdctl?token=s3cr3t`, WRONG, 'bad').catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: 'ERR_DOWNLOAD' });
+    const msg = (err as Error).message;
+    expect(msg).toContain(`${base}/etcdctl`);
+    expect(msg).toContain(`sha256:${GOOD}`);
+    expect(msg).toContain(`sha256:${WRONG}`);
+    expect(msg).not.toContain('s3cr3t');
+    expect((err as { hint?: string }).hint).toMatch(/sha256/);
+    expect(await readdir(join(t.dir, 'bad'))).toEqual([]);
+  });
+
+  it('fails with ERR_DOWNLOAD on HTTP errors and ERR_CONFIG on a malformed sha256', async () => {
+    await expect(layerWith(`${base}/missing`, GOOD, 'e404')).rejects.toMatchObject({ code: 'ERR_DOWNLOAD', message: expect.stringContaining('HTTP 404') });
+    await expect(layerWith(`${base}/etcdctl`, 'md5:abc', 'emal')).rejects.toMatchObject({ code: 'ERR_CONFIG' });
+  });
+});
