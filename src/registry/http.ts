@@ -4,50 +4,20 @@
  * backoff and `Retry-After`, authentication on 401, and manual redirects that send Authorization only to
  * the registry's own host:port (never to S3/GCS pre-signed storage URLs).
  */
-import { readdir, readFile } from 'node:fs/promises';
 import { finished, type Readable } from 'node:stream';
-import { rootCertificates } from 'node:tls';
 import { debuglog } from 'node:util';
-import { Agent, EnvHttpProxyAgent, request, type Dispatcher } from 'undici';
+import { request, type Dispatcher } from 'undici';
 import { abortError, CanvosError, RegistryHttpError, redactUrl } from '../errors.js';
 import { RegistryAuth } from './auth.js';
-import type { CredentialOptions } from './credentials.js';
+import { createDispatcher, type RegistryHttpOptions } from './dispatcher.js';
 import { registryEndpoint } from './reference.js';
-import { backoffDelay, isNetworkError, parseRetryAfter, RETRYABLE_STATUS, sleep, type RetryOptions } from './retry.js';
+import { backoffDelay, isNetworkError, parseRetryAfter, RETRYABLE_STATUS, sleep } from './retry.js';
 import { Semaphore } from './semaphore.js';
 
 const debug = debuglog('canvos');
 
-/** Connection options shared by every registry a client talks to. */
-export interface RegistryHttpOptions extends CredentialOptions {
-  /** Registries (`host[:port]`) reached over plain HTTP instead of HTTPS. Default: []. */
-  insecureRegistries?: string[] | undefined;
-  /** Verify TLS certificates. Default: true. */
-  tlsVerify?: boolean | undefined;
-  /** Directory of extra CA certificates (`*.crt`, `*.pem`, and `<host[:port]>/` sub-directories). Default: none. */
-  certsDir?: string | undefined;
-  /** Extra CA certificate files (PEM). Default: []. */
-  caFiles?: string[] | undefined;
-  /** Retry policy. Default: 5 attempts, 500 ms base, 30 s cap. */
-  retry?: RetryOptions | undefined;
-  /**
-   * Requests in flight per registry; a streaming response body holds its slot until consumed. Copying between two
-   * repositories of one registry must use two RegistryHttp instances (the transports do), or a PUT fed by a GET
-   * on the same instance can starve. Default: 4.
-   */
-  concurrency?: number | undefined;
-  /** Redirects followed per request. Default: 5. */
-  maxRedirects?: number | undefined;
-  /** User-Agent header. Default: `canvos-lite`. */
-  userAgent?: string | undefined;
-  /**
-   * Proxy settings, same meaning as HTTP_PROXY / HTTPS_PROXY / NO_PROXY (undici EnvHttpProxyAgent semantics).
-   * Default: taken from the environment.
-   */
-  proxy?: { http?: string | undefined; https?: string | undefined; noProxy?: string | undefined } | undefined;
-  /** Use this undici dispatcher instead of building one (TLS/proxy options are then ignored). Default: none. */
-  dispatcher?: Dispatcher | undefined;
-}
+export type { RegistryHttpOptions } from './dispatcher.js';
+
 
 /** A streaming body source; called again for every (re)send so retries and redirects get fresh bytes. */
 export type BodyFactory = () => Readable | Promise<Readable>;
@@ -107,23 +77,6 @@ export async function httpError(res: RegistryResponse, method: string, hint?: st
   return new RegistryHttpError(method, res.url, res.status, text, hint ? { hint } : {});
 }
 
-/** Load every CA certificate from `caFiles` and `certsDir` (top level and the `host[:port]` sub-directory). */
-async function loadCAs(opts: RegistryHttpOptions, endpoint: string): Promise<string[]> {
-  const out: string[] = [];
-  for (const f of opts.caFiles ?? []) out.push(await readFile(f, 'utf8'));
-  const dirs = opts.certsDir ? [opts.certsDir, `${opts.certsDir}/${endpoint}`] : [];
-  for (const dir of dirs) {
-    let names: string[];
-    try {
-      names = await readdir(dir);
-    } catch (e) {
-      if (dir !== opts.certsDir && (e as NodeJS.ErrnoException).code === 'ENOENT') continue;
-      throw new CanvosError('ERR_CONFIG', `cannot read certificates directory ${dir}: ${(e as Error).message}`, { hint: 'check the certsDir option' });
-    }
-    for (const n of names.sort()) if (/\.(crt|pem)$/.test(n)) out.push(await readFile(`${dir}/${n}`, 'utf8'));
-  }
-  return out;
-}
 
 /** HTTP access to one registry. Create one per registry and close it when done. */
 export class RegistryHttp {
@@ -150,22 +103,9 @@ export class RegistryHttp {
   }
 
   private dispatcher(): Promise<Dispatcher> {
-    this.dispatcherP ??= (async () => {
-      if (this.opts.dispatcher) return this.opts.dispatcher;
-      const cas = await loadCAs(this.opts, this.endpoint);
-      const tls = { rejectUnauthorized: this.opts.tlsVerify !== false, ...(cas.length ? { ca: [...rootCertificates, ...cas] } : {}) };
-      const env = process.env;
-      const p = this.opts.proxy ?? {};
-      const httpProxy = p.http ?? env.http_proxy ?? env.HTTP_PROXY;
-      const httpsProxy = p.https ?? env.https_proxy ?? env.HTTPS_PROXY;
-      // No total deadline: a multi-GiB layer may take long; undici's timeouts are idle gaps, which is what we want.
-      const common = { connect: tls, headersTimeout: 600_000, bodyTimeout: 300_000 };
-      this.ownDispatcher =
-        httpProxy || httpsProxy
-          ? new EnvHttpProxyAgent({ ...common, requestTls: tls, httpProxy, httpsProxy, noProxy: p.noProxy ?? env.no_proxy ?? env.NO_PROXY ?? '' })
-          : new Agent(common);
-      return this.ownDispatcher;
-    })();
+    this.dispatcherP ??= this.opts.dispatcher
+      ? Promise.resolve(this.opts.dispatcher)
+      : createDispatcher(this.opts, this.endpoint).then((d) => (this.ownDispatcher = d));
     return this.dispatcherP;
   }
 

@@ -175,6 +175,23 @@ describe('registry faults', () => {
     await dest.close();
   });
 
+  it('a refused mount (202) continues in the session the mount opened', async () => {
+    const b = blob(50 * 1024);
+    const dest = registryDestination(`${proxy.host}/faults/refused:v1`, repoOpts());
+    const from = proxy.requests.length;
+    // faults/empty does not hold the blob, so distribution answers the mount POST with 202 and an upload session.
+    expect(await dest.putBlob(b.desc, async () => Readable.from([b.data]), { mountFrom: { registry: proxy.host, repository: 'faults/empty' } })).toBe('uploaded');
+    const reqs = proxy.requests.slice(from);
+    expect(reqs.filter((q) => q.method === 'POST').map((q) => /mount=/.test(q.path))).toEqual([true]);
+    expect(reqs.filter((q) => q.method === 'PUT')).toHaveLength(1);
+    // A mount from another registry is never attempted.
+    const c = blob(10);
+    const n = proxy.requests.length;
+    expect(await dest.putBlob(c.desc, async () => Readable.from([c.data]), { mountFrom: { registry: 'elsewhere.example', repository: 'faults/a' } })).toBe('uploaded');
+    expect(proxy.requests.slice(n).filter((q) => /mount=/.test(q.path))).toHaveLength(0);
+    await dest.close();
+  });
+
   it('aborts a slow download with ERR_ABORTED', async () => {
     const b = blob(256 * 1024);
     await repo.pushBlob(b.desc, async () => Readable.from([b.data]));

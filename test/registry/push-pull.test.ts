@@ -72,6 +72,22 @@ for (const auth of ['none', 'basic', 'bearer'] as const) {
       await src.close();
     });
 
+    it('mounts a blob from another repository (token covers both repositories)', async () => {
+      const img = tinyImage(`mount-${auth}`);
+      const a = registryDestination(`${reg.host}/canvos/mount-src:v1`, opts());
+      await pushTiny(a, img, 'v1');
+      await a.close();
+      const before = reg.tokenServer?.requests.length ?? 0;
+      const b = registryDestination(`${reg.host}/canvos/mount-dst:v1`, opts());
+      const from = { registry: reg.host, repository: 'canvos/mount-src' };
+      expect(await b.putBlob(img.layerDesc, async () => { throw new Error('must not read'); }, { mountFrom: from })).toBe('mounted');
+      await b.close();
+      if (reg.tokenServer) {
+        const scopes = reg.tokenServer.requests.slice(before).flatMap((r) => r.scopes);
+        expect(scopes).toEqual(expect.arrayContaining(['repository:canvos/mount-dst:pull,push', 'repository:canvos/mount-src:pull']));
+      }
+    });
+
     it.skipIf(auth === 'none')('wrong credentials fail with ERR_REGISTRY_AUTH and never show the password', async () => {
       const secret = 'Wr0ng-Pa55word-XYZ';
       const repo = new Repository(reg.host, 'canvos/app', { insecureRegistries: [reg.host], credentials: { username: reg.username, password: secret }, retry: { baseDelayMs: 10 } });

@@ -1,0 +1,79 @@
+/**
+ * Connection options for registries and the undici dispatcher built from them: extra CAs (`certsDir`, `caFiles`),
+ * TLS verification, and HTTP(S)_PROXY / NO_PROXY through undici's EnvHttpProxyAgent.
+ */
+import { readdir, readFile } from 'node:fs/promises';
+import { rootCertificates } from 'node:tls';
+import { Agent, EnvHttpProxyAgent, type Dispatcher } from 'undici';
+import { CanvosError } from '../errors.js';
+import type { CredentialOptions } from './credentials.js';
+import type { RetryOptions } from './retry.js';
+
+/** Connection options shared by every registry a client talks to. */
+export interface RegistryHttpOptions extends CredentialOptions {
+  /** Registries (`host[:port]`) reached over plain HTTP instead of HTTPS. Default: []. */
+  insecureRegistries?: string[] | undefined;
+  /** Verify TLS certificates. Default: true. */
+  tlsVerify?: boolean | undefined;
+  /** Directory of extra CA certificates (`*.crt`, `*.pem`, and `<host[:port]>/` sub-directories). Default: none. */
+  certsDir?: string | undefined;
+  /** Extra CA certificate files (PEM). Default: []. */
+  caFiles?: string[] | undefined;
+  /** Retry policy. Default: 5 attempts, 500 ms base, 30 s cap. */
+  retry?: RetryOptions | undefined;
+  /**
+   * Requests in flight per registry; a streaming response body holds its slot until consumed. Copying between two
+   * repositories of one registry must use two RegistryHttp instances (the transports do), or a PUT fed by a GET
+   * on the same instance can starve. Default: 4.
+   */
+  concurrency?: number | undefined;
+  /** Redirects followed per request. Default: 5. */
+  maxRedirects?: number | undefined;
+  /** User-Agent header. Default: `canvos-lite`. */
+  userAgent?: string | undefined;
+  /**
+   * Proxy settings, same meaning as HTTP_PROXY / HTTPS_PROXY / NO_PROXY (undici EnvHttpProxyAgent semantics).
+   * Default: taken from the environment.
+   */
+  proxy?: { http?: string | undefined; https?: string | undefined; noProxy?: string | undefined } | undefined;
+  /** Use this undici dispatcher instead of building one (TLS/proxy options are then ignored). Default: none. */
+  dispatcher?: Dispatcher | undefined;
+}
+
+/** Load every CA certificate from `caFiles` and `certsDir` (top level and the `host[:port]` sub-directory). */
+async function loadCAs(opts: RegistryHttpOptions, endpoint: string): Promise<string[]> {
+  const out: string[] = [];
+  for (const f of opts.caFiles ?? []) out.push(await readFile(f, 'utf8'));
+  const dirs = opts.certsDir ? [opts.certsDir, `${opts.certsDir}/${endpoint}`] : [];
+  for (const dir of dirs) {
+    let names: string[];
+    try {
+      names = await readdir(dir);
+    } catch (e) {
+      if (dir !== opts.certsDir && (e as NodeJS.ErrnoException).code === 'ENOENT') continue;
+      throw new CanvosError('ERR_CONFIG', `cannot read certificates directory ${dir}: ${(e as Error).message}`, { hint: 'check the certsDir option' });
+    }
+    for (const n of names.sort()) if (/\.(crt|pem)$/.test(n)) out.push(await readFile(`${dir}/${n}`, 'utf8'));
+  }
+  return out;
+}
+
+/** Build the dispatcher for one registry endpoint (TLS options + proxies from options or the environment). */
+export async function createDispatcher(opts: RegistryHttpOptions, endpoint: string): Promise<Dispatcher> {
+  const cas = await loadCAs(opts, endpoint);
+  if (cas.length) {
+    // An explicit `ca` replaces Node's default store, which would drop NODE_EXTRA_CA_CERTS / SSL_CERT_FILE: re-add them.
+    for (const f of [process.env.NODE_EXTRA_CA_CERTS, process.env.SSL_CERT_FILE]) {
+      if (f) cas.push(await readFile(f, 'utf8').catch(() => ''));
+    }
+  }
+  const tls = { rejectUnauthorized: opts.tlsVerify !== false, ...(cas.length ? { ca: [...rootCertificates, ...cas] } : {}) };
+  const env = process.env;
+  const p = opts.proxy ?? {};
+  const httpProxy = p.http ?? env.http_proxy ?? env.HTTP_PROXY;
+  const httpsProxy = p.https ?? env.https_proxy ?? env.HTTPS_PROXY;
+  // No total deadline: a multi-GiB layer may take long; undici's timeouts are idle gaps, which is what we want.
+  const common = { connect: tls, headersTimeout: 600_000, bodyTimeout: 300_000 };
+  if (!httpProxy && !httpsProxy) return new Agent(common);
+  return new EnvHttpProxyAgent({ ...common, requestTls: tls, httpProxy, httpsProxy, noProxy: p.noProxy ?? env.no_proxy ?? env.NO_PROXY ?? '' });
+}
