@@ -11,7 +11,7 @@ import { CanvosError, abortError } from '../errors.js';
 import { DigestCounter, digestHex, type Digest } from '../oci/digest.js';
 import { compressChunks, layerMediaType, type CompressOptions, type LayerCompression } from './compress.js';
 import { planLayer, type PlannedEntry } from './plan.js';
-import type { LayerSpec } from './spec.js';
+import type { EntryMeta, LayerSpec } from './spec.js';
 import { encodeHeader, padding } from './tar-header.js';
 import { tarBytes } from './tar-builder.js';
 
@@ -38,6 +38,11 @@ export interface BuildLayerOptions extends Omit<CompressOptions, 'signal'> {
    * those directories when the image is unpacked, so list directories such as /tmp (1777) explicitly. Default: true.
    */
   impliedParents?: boolean | undefined;
+  /**
+   * Metadata for implied parent directories, e.g. looked up in the base image (`mergeLayers` directory entries) so
+   * an appended layer does not reset /root to 0755. Unset fields use the defaults. Default: none (0755 root:root).
+   */
+  parentMeta?: ((path: string) => EntryMeta | undefined) | undefined;
   signal?: AbortSignal | undefined;
   onProgress?: ((p: LayerProgress) => void) | undefined;
 }
@@ -82,7 +87,7 @@ export async function buildLayer(spec: LayerSpec, opts: BuildLayerOptions): Prom
   const work = await mkdtemp(join(opts.dir, '.layer-'));
   const tmp = join(work, 'blob');
   try {
-    const entries = await planLayer(spec, { sourceDateEpoch: epoch, spoolDir: work, impliedParents: opts.impliedParents ?? true, signal: opts.signal });
+    const entries = await planLayer(spec, { sourceDateEpoch: epoch, spoolDir: work, impliedParents: opts.impliedParents ?? true, parentMeta: opts.parentMeta, signal: opts.signal });
     const total = tarSize(entries);
     const diff = new DigestCounter();
     const blob = new DigestCounter();

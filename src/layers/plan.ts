@@ -26,6 +26,7 @@ export interface PlanOptions {
   sourceDateEpoch: number;
   spoolDir: string;
   impliedParents: boolean;
+  parentMeta?: ((path: string) => EntryMeta | undefined) | undefined;
   signal?: AbortSignal | undefined;
 }
 
@@ -129,7 +130,7 @@ export async function planLayer(spec: LayerSpec, opts: PlanOptions): Promise<Pla
     }
   }
   map.delete(''); // the root directory is never written: it belongs to whatever the layer is applied on
-  if (opts.impliedParents) addParents(map, clamp(undefined));
+  if (opts.impliedParents) addParents(map, (p) => withMeta(p, 'directory', opts.parentMeta?.(p) ?? {}, 0o755));
   rootHardlinks(map);
   return [...map.values()].sort((a, b) => comparePaths(sortKey(a.path), sortKey(b.path)));
 }
@@ -198,11 +199,11 @@ async function emptyFile(file: string): Promise<string> {
   return file;
 }
 
-function addParents(map: Map<string, PlannedEntry>, mtime: number): void {
+function addParents(map: Map<string, PlannedEntry>, parent: (p: string) => PlannedEntry): void {
   for (const p of [...map.keys()]) {
     for (const a of ancestors(p)) {
       const have = map.get(a);
-      if (!have) map.set(a, { path: a, type: 'directory', mode: 0o755, uid: 0, gid: 0, uname: '', gname: '', mtime, size: 0 });
+      if (!have) map.set(a, parent(a));
       else if (have.type !== 'directory') {
         throw new CanvosError('ERR_CONFIG', `layer spec: ${a} is a ${have.type} but ${p} is inside it`, {
           hint: 'remove one of the two entries or make the parent a directory',

@@ -26,6 +26,9 @@ const TYPES: Record<string, FsEntryType> = {
   '0': 'file', '\0': 'file', '7': 'file', '1': 'hardlink', '2': 'symlink', '3': 'char', '4': 'block', '5': 'directory', '6': 'fifo',
 };
 
+/** Largest PAX / GNU long-name record accepted (they are buffered). Real ones are a few hundred bytes. */
+const MAX_META = 1 << 20;
+
 async function* prepend(first: Buffer[], it: AsyncIterator<Buffer>): AsyncGenerator<Buffer> {
   yield* first;
   for (let r = await it.next(); !r.done; r = await it.next()) yield r.value;
@@ -88,6 +91,11 @@ export async function* readLayer(stream: AsyncIterable<Buffer>, opts: ReadLayerO
       const h: RawHeader = decodeHeader(block, `${name} at byte ${r.offset - 512}`);
       const pad = (512 - (h.size % 512)) % 512;
       if (h.typeflag === 'x' || h.typeflag === 'g' || h.typeflag === 'L' || h.typeflag === 'K') {
+        if (h.size > MAX_META) {
+          throw new CanvosError('ERR_TAR_UNSAFE', `${name}: ${h.size}-byte extended header before ${JSON.stringify(h.name)} exceeds ${MAX_META} bytes`, {
+            hint: 'refusing an oversized PAX/long-name record; the layer may be malicious or corrupt',
+          });
+        }
         const body = (await r.read(h.size)) ?? Buffer.alloc(0);
         await r.skip(pad);
         if (h.typeflag === 'x') pax = decodePax(body, name);

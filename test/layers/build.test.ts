@@ -179,6 +179,16 @@ describe('buildLayer', () => {
     await expect(bad({ entries: [{ type: 'file', path: '/f', source: { host: join(t.dir, 'nope') } }] })).rejects.toMatchObject({ code: 'ERR_CONFIG' });
   });
 
+  it('takes implied parent metadata from parentMeta (e.g. the base image) and defaults the rest', async () => {
+    const r = await buildLayer(
+      { entries: [{ type: 'file', path: '/root/.ssh/authorized_keys', source: { inline: 'ssh-ed25519 AAAA' }, mode: 0o600 }] },
+      { dir: join(t.dir, 'parents'), parentMeta: (p) => (p === 'root' ? { mode: 0o700 } : p === 'root/.ssh' ? { mode: 0o700, uid: 5 } : undefined) },
+    );
+    const l = gnuList(r.path);
+    expect(l).toMatch(/^drwx------ +0\/0 .* root\/$/m);
+    expect(l).toMatch(/^drwx------ +5\/0 .* root\/\.ssh\/$/m);
+  });
+
   it('can skip implied parents and leaves no temp files behind', async () => {
     const dir = join(t.dir, 'noparents');
     const r = await buildLayer({ entries: [{ type: 'file', path: '/etc/x/y', source: { inline: 'y' } }] }, { dir, impliedParents: false });

@@ -3,6 +3,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
+import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
@@ -30,6 +31,14 @@ beforeAll(async () => {
 afterAll(() => t.cleanup());
 
 describe('buildLayer memory', () => {
+  it('aborts mid-stream with ERR_ABORTED and leaves nothing behind', async () => {
+    const ac = new AbortController();
+    const dir = join(t.dir, 'aborted');
+    const p = buildLayer({ entries: [{ type: 'file', path: '/big', source: { host: big } }] }, { dir, signal: ac.signal, onProgress: () => ac.abort() });
+    await expect(p).rejects.toMatchObject({ code: 'ERR_ABORTED' });
+    expect(await readdir(dir)).toEqual([]);
+  });
+
   it('streams a 200 MB file with bounded RSS', async () => {
     (globalThis as { gc?: () => void }).gc?.();
     const baseline = process.memoryUsage().rss;

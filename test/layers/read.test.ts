@@ -57,6 +57,11 @@ describe('readLayer safety', () => {
     }
   });
 
+  it('refuses an oversized PAX record instead of buffering it', async () => {
+    const tar = await craft([{ name: 'x', body: 'x', pax: { comment: 'y'.repeat(2 << 20) } }]);
+    await expect(readAll(tar)).rejects.toMatchObject({ code: 'ERR_TAR_UNSAFE', message: expect.stringContaining('extended header') });
+  });
+
   it('normalises ./ and leading / and accepts absolute or escaping symlink targets', async () => {
     const es = await readAll(
       await craft([
