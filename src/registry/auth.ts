@@ -43,9 +43,11 @@ export class RegistryAuth {
   async authorization(scopes: readonly string[], signal?: AbortSignal): Promise<string | undefined> {
     const ch = this.challenge;
     if (!ch) {
-      // Registry tokens from auth files are sent as is, without a challenge round trip.
-      const creds = await this.credentials();
-      return creds?.registryToken ? `Bearer ${creds.registryToken}` : undefined;
+      // Before the registry asked for anything, stay anonymous: looking credentials up here would run credential
+      // helpers (and fail on a missing `desktop` helper in CI) even for public registries. Explicit registry tokens
+      // are the exception: they are sent as is.
+      const token = this.credOpts.credentials?.registryToken;
+      return token ? `Bearer ${token}` : undefined;
     }
     if (ch.scheme === 'basic') {
       const creds = await this.credentials();

@@ -146,6 +146,18 @@ describe('credentials against real registries', () => {
     expect(reqs.some((r) => r.method === 'POST' && r.grantType === 'refresh_token' && r.authorized)).toBe(true);
   });
 
+  it('a broken credsStore does not break anonymous access to a public registry', async () => {
+    const pub = await startRegistry({ auth: 'none' });
+    try {
+      const dir = await writeConfig('desktop', { credsStore: 'desktop' });
+      const repo = new Repository(pub.host, 'creds/public', { insecureRegistries: [pub.host], env: { HOME: tmp.path, DOCKER_CONFIG: dir, PATH: '/nonexistent' } });
+      expect(await repo.headManifest('v1')).toBeUndefined();
+      await repo.close();
+    } finally {
+      await pub.stop();
+    }
+  });
+
   it('a helper failure never leaks the secret it printed', async () => {
     const bin = join(tmp.path, 'bin-leaky');
     await mkdir(bin, { recursive: true });

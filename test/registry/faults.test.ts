@@ -81,7 +81,12 @@ describe('registry faults', () => {
     await repo.pushBlob(b.desc, async () => Readable.from([b.data]));
     const from = proxy.requests.length;
     proxy.addRule({ method: 'GET', path: /\/blobs\/sha256:/, times: 1, action: { kind: 'reset-mid-body', afterBytes: 300_000 } });
-    expect((await readAll(await repo.getBlob(b.desc))).equals(b.data)).toBe(true);
+    const seen: number[] = [];
+    const s = await repo.getBlob(b.desc, { onProgress: (e) => seen.push(e.transferred) });
+    expect((await readAll(s)).equals(b.data)).toBe(true);
+    // Progress never goes backwards across the resume and ends at the full size.
+    expect(seen.every((v, i) => i === 0 || v >= seen[i - 1]!)).toBe(true);
+    expect(seen.at(-1)).toBe(b.desc.size);
     const gets = proxy.requests.slice(from).filter((r) => r.method === 'GET' && /\/blobs\/sha256:/.test(r.path));
     expect(gets).toHaveLength(2);
     expect(gets[0]?.headers.range).toBeUndefined();
@@ -135,7 +140,9 @@ describe('registry faults', () => {
     const r = new Repository(proxy.host, 'faults/chunked', { ...repoOpts(), uploadMode: 'chunked', chunkSize: 64 * 1024 });
     const from = proxy.requests.length;
     proxy.addRule({ method: 'PATCH', skip: 1, times: 1, action: { kind: 'reset' } });
-    expect(await r.pushBlob(b.desc, async () => Readable.from([b.data]))).toBe('uploaded');
+    const seen: number[] = [];
+    expect(await r.pushBlob(b.desc, async () => Readable.from([b.data]), { onProgress: (e) => seen.push(e.transferred) })).toBe('uploaded');
+    expect(seen).toEqual([65536, 131072, 196608, 204800]);
     const reqs = proxy.requests.slice(from);
     expect(reqs.filter((q) => q.method === 'PATCH').length).toBeGreaterThanOrEqual(4);
     expect(reqs.filter((q) => q.method === 'PATCH' && !q.fault).length).toBe(4);
