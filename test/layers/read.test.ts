@@ -12,7 +12,7 @@ import { readLayer } from '../../src/layers/read.js';
 import type { FsEntry } from '../../src/layers/entry.js';
 import { snapshotDir, snapshotEntries, tempDir } from './helpers.js';
 
-type Hdr = tarStream.Headers & { body?: string };
+type Hdr = Partial<tarStream.Header> & { name: string; body?: string };
 
 async function craft(headers: Hdr[]): Promise<Buffer> {
   const pack = tarStream.pack();
