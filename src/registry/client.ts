@@ -12,7 +12,7 @@ import type { OpOptions, RawManifest } from '../copy/types.js';
 import { repoScope } from './auth.js';
 import { fetchBlobToFile, headBlob, openBlob, type BlobLocation, type BlobReadOptions, type FetchToFileOptions } from './blobs.js';
 import { header, httpError, readBody, RegistryHttp, type RegistryHttpOptions } from './http.js';
-import { parseReference, type Reference } from './reference.js';
+import { normalizeRegistry, parseReference, type Reference } from './reference.js';
 import { uploadBlob, type UploadOptions } from './upload.js';
 
 /** Largest manifest accepted (the limit containerd and oras use). */
@@ -68,7 +68,7 @@ export class Repository {
   }
 
   constructor(registry: string, repository: string, opts: RepositoryOptions = {}) {
-    this.registry = registry;
+    this.registry = normalizeRegistry(registry);
     this.repository = repository;
     this.opts = opts;
     this.ownHttp = opts.http === undefined;

@@ -10,7 +10,7 @@ import { request, type Dispatcher } from 'undici';
 import { abortError, CanvosError, RegistryHttpError, redactUrl } from '../errors.js';
 import { RegistryAuth } from './auth.js';
 import { createDispatcher, type RegistryHttpOptions } from './dispatcher.js';
-import { registryEndpoint } from './reference.js';
+import { normalizeRegistry, registryEndpoint } from './reference.js';
 import { backoffDelay, isNetworkError, parseRetryAfter, RETRYABLE_STATUS, sleep } from './retry.js';
 import { Semaphore } from './semaphore.js';
 
@@ -93,13 +93,16 @@ export class RegistryHttp {
   private ownDispatcher: Dispatcher | undefined;
 
   constructor(registry: string, opts: RegistryHttpOptions = {}) {
-    this.registry = registry;
-    this.endpoint = registryEndpoint(registry);
+    this.registry = normalizeRegistry(registry);
+    this.endpoint = registryEndpoint(this.registry);
     this.opts = opts;
-    const insecure = (opts.insecureRegistries ?? []).some((h) => h === this.endpoint || h === registry);
+    const insecure = (opts.insecureRegistries ?? []).some((h) => {
+      const n = normalizeRegistry(h);
+      return n === this.registry || n === this.endpoint;
+    });
     this.baseUrl = `${insecure ? 'http' : 'https'}://${this.endpoint}`;
     this.sem = new Semaphore(opts.concurrency ?? 4);
-    this.auth = new RegistryAuth(registry, (url, init) => this.tokenRequest(url, init), opts);
+    this.auth = new RegistryAuth(this.registry, (url, init) => this.tokenRequest(url, init), opts);
   }
 
   private dispatcher(): Promise<Dispatcher> {
