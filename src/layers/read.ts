@@ -30,8 +30,12 @@ const TYPES: Record<string, FsEntryType> = {
 const MAX_META = 1 << 20;
 
 async function* prepend(first: Buffer[], it: AsyncIterator<Buffer>): AsyncGenerator<Buffer> {
-  yield* first;
-  for (let r = await it.next(); !r.done; r = await it.next()) yield r.value;
+  try {
+    yield* first;
+    for (let r = await it.next(); !r.done; r = await it.next()) yield r.value;
+  } finally {
+    await it.return?.(); // close the source (file descriptor, HTTP body) when the reader stops early
+  }
 }
 
 /** The uncompressed tar bytes of a blob stream. */

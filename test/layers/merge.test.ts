@@ -2,8 +2,9 @@
 // written to an OCI layout, unpacked by `umoci unpack --rootless`, and the unpacked tree must equal our merged view.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
-import { mkdir, readFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile } from 'node:fs/promises';
 import { pipeline } from 'node:stream/promises';
 import { entriesToTar } from '../../src/layers/tar-builder.js';
 import { join } from 'node:path';
@@ -130,6 +131,30 @@ describe('extractFile', () => {
     expect(await extractFile(openers, '/boot')).toBeNull();
     expect(await extractFile(openers, '/nope')).toBeNull();
     await expect(extractFile(openers, '/boot/vmlinuz', { maxBytes: 3 })).rejects.toMatchObject({ code: 'ERR_CONFIG' });
+  });
+
+  it('closes every layer stream when it stops early (no file descriptor leak)', async () => {
+    const fds = async () => (await readdir('/proc/self/fd')).length;
+    // a layer much larger than one read buffer, so stopping at its first file leaves the source mid-way
+    for (const compression of ['gzip', 'none'] as const) {
+      const layer = await buildLayer(
+        { entries: [f('/a/first', 'first'), { type: 'file', path: '/z/big', source: { inline: randomBytes(4 << 20) } }] },
+        { dir: join(t.dir, `big-${compression}`), compression },
+      );
+      const ops = [...openers, opener(layer.path)];
+      expect(String(await extractFile(ops, '/a/first'))).toBe('first');
+      const before = await fds();
+      for (let i = 0; i < 20; i++) expect(String(await extractFile(ops, '/a/first'))).toBe('first');
+      await new Promise((r) => setTimeout(r, 50));
+      expect(await fds()).toBeLessThanOrEqual(before + 2);
+    }
+    const before = await fds();
+    for (let i = 0; i < 20; i++) {
+      await extractFile(openers, '/etc/ssh/sshd_config');
+      await extractFile(openers, '/hl/b');
+    }
+    await new Promise((r) => setTimeout(r, 50));
+    expect(await fds()).toBeLessThanOrEqual(before + 2);
   });
 
   it('streams a file to disk with extractFileTo', async () => {
