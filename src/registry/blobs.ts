@@ -48,6 +48,14 @@ async function getFrom(loc: BlobLocation, desc: Descriptor, offset: number, opts
   const headers: Record<string, string> = {};
   if (offset > 0) headers.range = `bytes=${offset}-`;
   const res = await loc.http.send({ method: 'GET', path: blobPath(loc, desc.digest), scopes: loc.scopes, headers, signal: opts.signal });
+  const enc = header(res, 'content-encoding');
+  if ((res.status === 200 || res.status === 206) && enc && enc !== 'identity') {
+    // Blob digests cover the stored bytes; a transfer encoding (moby#17595) would only produce a digest mismatch.
+    res.body.destroy();
+    throw new CanvosError('ERR_REGISTRY_HTTP', `GET blob ${desc.digest}: the server applied Content-Encoding "${enc}" despite Accept-Encoding: identity`, {
+      hint: 'a proxy between you and the registry is compressing responses; bypass it (NO_PROXY) or fix its configuration',
+    });
+  }
   if (res.status === 200) return { res, start: 0 };
   if (res.status === 206) {
     const cr = header(res, 'content-range') ?? '';

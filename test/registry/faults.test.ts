@@ -199,6 +199,27 @@ describe('registry faults', () => {
     await dest.close();
   });
 
+  it('bounds the requests in flight per registry (an unread body keeps its slot)', async () => {
+    const b = blob(512 * 1024);
+    await repo.pushBlob(b.desc, async () => Readable.from([b.data]));
+    const r = new Repository(proxy.host, 'faults/a', { ...repoOpts(), concurrency: 2 });
+    const s1 = await r.getBlob(b.desc);
+    const s2 = await r.getBlob(b.desc);
+    let third = false;
+    const p3 = r.getBlob(b.desc).then((s) => {
+      third = true;
+      return s;
+    });
+    await new Promise((res) => setTimeout(res, 300));
+    expect(third).toBe(false);
+    expect((await readAll(s1)).equals(b.data)).toBe(true);
+    const s3 = await p3;
+    expect(third).toBe(true);
+    expect((await readAll(s2)).length).toBe(b.data.length);
+    expect((await readAll(s3)).length).toBe(b.data.length);
+    await r.close();
+  });
+
   it('aborts a slow download with ERR_ABORTED', async () => {
     const b = blob(256 * 1024);
     await repo.pushBlob(b.desc, async () => Readable.from([b.data]));
