@@ -9,6 +9,7 @@ import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { startFaultProxy, type FaultProxy } from '../helpers/fault-proxy.js';
 import { makeOciLayout } from '../helpers/fixtures.js';
 import { skopeo, tmpDir } from '../helpers/tools.js';
+import { pushLayout } from '../helpers/push-layout.js';
 import { pushTiny, readImage, tinyImage } from './image-util.js';
 
 async function findBlobData(root: string, hex: string): Promise<string> {
@@ -52,6 +53,31 @@ describe('manifests, tags and referrers', () => {
     }
     // HEAD agrees with GET.
     expect(await src.repo.headManifest('latest')).toEqual({ digest: fx.indexDigest, mediaType: MediaType.OciIndex, size: root.bytes.length });
+    await src.close();
+  });
+
+  it('reads a Docker v2s2 manifest list with its media types intact', async () => {
+    const layout = join(tmp.path, 'docker');
+    const fx = await makeOciLayout(layout, { platforms: ['linux/amd64', 'linux/arm64'], layers: 1, layerBytes: 4096, docker: true });
+    // skopeo 1.9's oci: transport skips Docker media types, so the independent pushLayout helper seeds it.
+    await pushLayout(layout, reg, 'm/docker', { tag: 'latest' });
+    const src = registrySource(`${reg.host}/m/docker:latest`, opts());
+    const root = await src.getManifest();
+    expect(root.digest).toBe(fx.indexDigest);
+    expect(root.mediaType).toBe(MediaType.DockerManifestList);
+    const child = await src.getManifest(fx.manifestDigests[1] as Digest);
+    expect(child.mediaType).toBe(MediaType.DockerManifest);
+    // Round trip: PUT the same bytes elsewhere with their own media type; the digest must not change.
+    const dest = registryDestination(`${reg.host}/m/docker-copy:latest`, opts());
+    for (const d of fx.manifestDigests) {
+      const m = await src.getManifest(d as Digest);
+      const j = JSON.parse(m.bytes.toString('utf8')) as { config: { digest: Digest; size: number; mediaType: string }; layers: Array<{ digest: Digest; size: number; mediaType: string }> };
+      for (const b of [j.config, ...j.layers]) await dest.putBlob(b, () => src.getBlob(b), { mountFrom: src.mountOrigin });
+      await dest.putManifest(m, undefined);
+    }
+    await dest.putManifest(root, 'latest');
+    expect(await dest.repo.headManifest('latest')).toEqual({ digest: fx.indexDigest, mediaType: MediaType.DockerManifestList, size: root.bytes.length });
+    await dest.close();
     await src.close();
   });
 
