@@ -170,6 +170,50 @@ describe('buildLayer', () => {
     expect(await readFile(join(x, LONG), 'utf8')).toBe('binary');
   });
 
+  it('uses PAX for big ids, long link targets and keeps UTF-8 names (GNU tar and readLayer agree)', async () => {
+    const target = `/opt/${'t'.repeat(150)}`;
+    const r = await buildLayer(
+      {
+        entries: [
+          { type: 'file', path: '/big-ids', source: { inline: 'x' }, uid: 3_000_000, gid: 4_000_000 },
+          { type: 'symlink', path: '/long-link', target },
+          { type: 'file', path: '/etc/größe-ü', source: { inline: 'ü' } },
+        ],
+      },
+      { dir: join(t.dir, 'pax'), sourceDateEpoch: 0 },
+    );
+    const l = gnuList(r.path);
+    expect(l).toMatch(/^-rw-r--r-- +3000000\/4000000 .* big-ids$/m);
+    expect(l).toContain(`long-link -> ${target}`);
+    expect(l).toContain('etc/größe-ü');
+    const es = await entries(r.path);
+    expect(es.find((e) => e.path === 'big-ids')).toMatchObject({ uid: 3_000_000, gid: 4_000_000 });
+    expect(es.find((e) => e.path === 'long-link')).toMatchObject({ type: 'symlink', linkname: target });
+    expect(es.find((e) => e.path === 'etc/größe-ü')).toMatchObject({ data: Buffer.from('ü').toString('latin1') });
+  });
+
+  it('entries sources relocate hardlink pairs and refuse links whose target map() dropped', async () => {
+    async function* src(): AsyncGenerator<FsEntry> {
+      const { Readable } = await import('node:stream');
+      yield { path: 'usr/local/bin/a', type: 'file', mode: 0o755, uid: 0, gid: 0, mtime: 5, size: 3, content: Readable.from([Buffer.from('abc')]) };
+      yield { path: 'usr/local/bin/b', type: 'hardlink', mode: 0o755, uid: 0, gid: 0, mtime: 5, size: 0, linkname: 'usr/local/bin/a' };
+      yield { path: 'usr/local/skip', type: 'file', mode: 0o644, uid: 0, gid: 0, mtime: 5, size: 1, content: Readable.from([Buffer.from('s')]) };
+    }
+    const r = await buildLayer(
+      { entries: [{ type: 'entries', source: src(), map: (p) => (p.startsWith('usr/local/bin/') ? p.replace('usr/local/bin/', 'bin/') : null) }] },
+      { dir: join(t.dir, 'ent'), sourceDateEpoch: 100 },
+    );
+    const es = await entries(r.path);
+    expect(es.map((e) => [e.path, e.type, e.linkname, e.data, e.mtime])).toEqual([
+      ['bin', 'directory', undefined, '', 100],
+      ['bin/a', 'file', undefined, 'abc', 5],
+      ['bin/b', 'hardlink', 'bin/a', '', 5],
+    ]);
+    await expect(
+      buildLayer({ entries: [{ type: 'entries', source: src(), map: (p) => (p.endsWith('/b') ? p : null) }] }, { dir: join(t.dir, 'ent2') }),
+    ).rejects.toMatchObject({ code: 'ERR_CONFIG', message: expect.stringContaining('which map() dropped') });
+  });
+
   it('rejects conflicting and unsafe specs', async () => {
     const bad = (s: LayerSpec) => buildLayer(s, { dir: join(t.dir, 'bad') });
     await expect(bad({ entries: [{ type: 'file', path: '/a', source: { inline: '' } }, { type: 'file', path: '/a/b', source: { inline: '' } }] }))
