@@ -47,7 +47,8 @@ export interface DirSpec extends EntryMeta {
 }
 /**
  * A host directory copied recursively to `path` (the host directory's own metadata becomes `path`'s).
- * Symlinks stay symlinks, host hardlinks become tar hardlinks, sockets are skipped.
+ * Symlinks stay symlinks, host hardlinks become tar hardlinks, sockets are skipped; host xattrs are not read
+ * (Node has no xattr API) — give them with explicit `file` entries.
  */
 export interface TreeSpec {
   type: 'tree';
@@ -68,7 +69,10 @@ export interface SymlinkSpec extends EntryMeta {
   path: string;
   target: string;
 }
-/** A hard link to another regular file of the same layer (an image path). */
+/**
+ * A hard link to another regular file of the same layer (an image path). Metadata is the target's. In the archive
+ * the byte-order-smallest name of a link set carries the content and the others link to it (same inode either way).
+ */
 export interface HardlinkSpec {
   type: 'hardlink';
   path: string;
