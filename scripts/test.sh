@@ -1,8 +1,15 @@
 #!/usr/bin/env bash
-# The full test suite: installs what it needs (Debian packages when missing, npm ci), builds, runs vitest.
+# The full test suite: installs what it needs (Debian packages when missing, npm ci), builds, typechecks the
+# tests, runs vitest; then re-runs the compression-sensitive suites on the pure-JS fallback (CANVOS_NO_NATIVE=1).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then npm ci --no-audit --no-fund; fi
 npx tsc -p tsconfig.json
-npx vitest run "$@"
+npx tsc -p tsconfig.test.json
+# The addon builds at install time when libdeflate/libzstd headers exist (install-deps.sh installs them): assert it.
+CANVOS_EXPECT_NATIVE=1 npx vitest run "$@"
+if [ $# -eq 0 ]; then
+  echo "== fallback backend (CANVOS_NO_NATIVE=1) =="
+  CANVOS_NO_NATIVE=1 npx vitest run test/native.test.ts test/layers
+fi
