@@ -183,17 +183,20 @@ async function sessionOffset(loc: BlobLocation, url: string, opts: UploadOptions
 /** Chunked: PATCH each chunk with Content-Range, then PUT ?digest= with no body. */
 async function putChunked(loc: BlobLocation, desc: Descriptor, session: { url: string; minChunk: number }, open: () => Promise<Readable>, opts: UploadOptions): Promise<void> {
   const size = Math.max(opts.chunkSize ?? DEFAULT_CHUNK, session.minChunk);
+  // Parts shrink when a proxy in front of the registry answers 413 (nginx defaults to 1 MiB bodies).
+  const minPart = Math.max(session.minChunk, 16 * 1024);
+  let maxPart = size;
   let url = session.url;
   let offset = 0;
   const src = await verifiedSource(desc, open);
   for await (const chunk of chunksOf(src, size)) {
     const start = offset;
     let sent = 0; // bytes of this chunk the registry has
-    for (let tries = 0; sent < chunk.length; tries++) {
-      if (tries >= 5) throw new CanvosError('ERR_REGISTRY_HTTP', `PATCH blob ${desc.digest}: the registry did not accept bytes ${start + sent}- after ${tries} tries`, { hint: 'try again later, or use the monolithic upload mode' });
-      const part = chunk.subarray(sent);
+    for (let failures = 0; sent < chunk.length; ) {
+      if (failures >= 5) throw new CanvosError('ERR_REGISTRY_HTTP', `PATCH blob ${desc.digest}: the registry did not accept bytes ${start + sent}- after ${failures} tries`, { hint: 'try again later, or use the monolithic upload mode' });
+      const part = chunk.subarray(sent, sent + maxPart);
       const from = start + sent;
-      let res: RegistryResponse;
+      let res: RegistryResponse | undefined;
       try {
         res = await loc.http.send({
           method: 'PATCH',
@@ -206,19 +209,26 @@ async function putChunked(loc: BlobLocation, desc: Descriptor, session: { url: s
         });
       } catch (e) {
         if (!isNetworkError(e) && !(CanvosError.is(e) && e.code === 'ERR_NETWORK')) throw e;
-        res = undefined as unknown as RegistryResponse;
       }
       if (res && (res.status === 202 || res.status === 201 || res.status === 204)) {
+        // ECR answers 201 here; both mean "accepted".
         drain(res);
         if (header(res, 'location')) url = location(res, 'PATCH');
         const m = /^(?:bytes=)?0-(\d+)$/.exec(header(res, 'range') ?? '');
-        // Trust our own count when the registry's Range stalls (ECR), but never claim more than we sent.
-        const serverEnd = m ? Number(m[1]) + 1 : start + chunk.length;
-        sent = serverEnd > from && serverEnd <= start + chunk.length ? serverEnd - start : chunk.length;
+        const ours = from + part.length;
+        const serverEnd = m ? Number(m[1]) + 1 : ours;
+        // Trust our own count when the registry's Range stalls (ECR); honour a partial accept of this part.
+        sent = (serverEnd > from && serverEnd < ours ? serverEnd : ours) - start;
+        continue;
+      }
+      if (res && res.status === 413 && maxPart > minPart) {
+        drain(res);
+        maxPart = Math.max(minPart, Math.floor(maxPart / 2));
         continue;
       }
       if (res && res.status !== 416) throw await httpError(res, 'PATCH');
       if (res) drain(res);
+      failures++;
       // 416 or a broken connection: ask the registry how much it has and continue from there.
       const st = await sessionOffset(loc, url, opts);
       if (!st || st.offset < start || st.offset > start + chunk.length) {

@@ -151,6 +151,19 @@ describe('registry faults', () => {
     await r.close();
   });
 
+  it('shrinks PATCH parts when a proxy answers 413', async () => {
+    const b = blob(200 * 1024);
+    const r = new Repository(proxy.host, 'faults/413', { ...repoOpts(), uploadMode: 'chunked', chunkSize: 128 * 1024 });
+    const from = proxy.requests.length;
+    proxy.addRule({ method: 'PATCH', times: 1, action: { kind: 'status', status: 413 } });
+    expect(await r.pushBlob(b.desc, async () => Readable.from([b.data]))).toBe('uploaded');
+    const patches = proxy.requests.slice(from).filter((q) => q.method === 'PATCH');
+    // 413, then 64 KiB parts: 128 KiB chunk as 2 parts, the last 72 KiB chunk as 64 + 8.
+    expect(patches.map((q) => q.headers['content-length'])).toEqual(['131072', '65536', '65536', '65536', '8192']);
+    expect((await readAll(await r.getBlob(b.desc))).equals(b.data)).toBe(true);
+    await r.close();
+  });
+
   it('falls back to chunked when the monolithic PUT is refused, and retries a reset PUT in a new session', async () => {
     const b = blob(100 * 1024);
     const from = proxy.requests.length;
