@@ -30,6 +30,12 @@ export class RegistryAuth {
     this.credOpts = credOpts;
   }
 
+  /** The scheme the registry asked for so far: `none` until a 401 was seen. */
+  get scheme(): 'none' | 'basic' | 'bearer' {
+    const s = this.challenge?.scheme;
+    return s === 'basic' || s === 'bearer' ? s : 'none';
+  }
+
   /** The credentials for this registry (looked up once). */
   credentials(): Promise<Credentials | undefined> {
     this.credsPromise ??= resolveCredentials(this.registry, this.credOpts);

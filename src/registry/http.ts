@@ -263,6 +263,17 @@ export class RegistryHttp {
     }
   }
 
+  /**
+   * Check that the registry speaks the distribution API and that the credentials work (`GET /v2/`, the
+   * `docker login` check). Returns the auth scheme in use; throws ERR_REGISTRY_AUTH / ERR_REGISTRY_HTTP / ERR_NETWORK.
+   */
+  async ping(opts: { signal?: AbortSignal | undefined } = {}): Promise<{ auth: 'none' | 'basic' | 'bearer' }> {
+    const res = await this.send({ method: 'GET', path: '/v2/', scopes: [], signal: opts.signal });
+    if (res.status !== 200) throw await httpError(res, 'GET', res.status === 404 ? 'this host does not serve the registry API at /v2/' : undefined);
+    res.body.resume();
+    return { auth: this.auth.scheme };
+  }
+
   /** Close the dispatcher (only the one this object created). */
   async close(): Promise<void> {
     const d = this.ownDispatcher;

@@ -3,7 +3,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CanvosError } from '../../src/errors.js';
 import { sha256, type Digest } from '../../src/oci/digest.js';
-import { Repository, registryDestination, registrySource } from '../../src/registry/index.js';
+import { RegistryHttp, Repository, registryDestination, registrySource } from '../../src/registry/index.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { skopeo, tmpDir } from '../helpers/tools.js';
 import { makeOciLayout } from '../helpers/fixtures.js';
@@ -103,6 +103,17 @@ for (const auth of ['none', 'basic', 'bearer'] as const) {
       const text = `${(err as Error).message} ${(err as CanvosError).hint ?? ''} ${JSON.stringify(err)} ${(err as Error).stack ?? ''}`;
       expect(text).not.toContain(secret);
       expect(text).not.toContain(Buffer.from(`${reg.username}:${secret}`).toString('base64'));
+    });
+
+    it('ping checks the API and the credentials like docker login', async () => {
+      const http = new RegistryHttp(reg.host, opts());
+      expect(await http.ping()).toEqual({ auth });
+      await http.close();
+      if (auth !== 'none') {
+        const bad = new RegistryHttp(reg.host, { ...opts(), credentials: { username: reg.username, password: 'wrong-wrong' } });
+        await expect(bad.ping()).rejects.toMatchObject({ code: 'ERR_REGISTRY_AUTH' });
+        await bad.close();
+      }
     });
 
     it.skipIf(auth === 'none')('anonymous access is refused with ERR_REGISTRY_AUTH and a login hint', async () => {
