@@ -43,6 +43,8 @@ export function registryDestination(ref: string | Reference, opts: RegistryTrans
   const repo = new Repository(r.registry, r.repository, { ...opts, push: true });
   return {
     description: `docker://${r.toString()}`,
+    // The reference's tag (`latest` when none was written; undefined for a digest-only reference).
+    tag: r.tag,
     repo,
     reference: r,
     async hasBlob(desc: Descriptor, o?: OpOptions): Promise<boolean> {

@@ -32,6 +32,7 @@ for (const auth of ['none', 'basic', 'bearer'] as const) {
     it('pushes a blob + config + manifest, reads them back, and skopeo copies them digest-identical', async () => {
       const img = tinyImage(`push-${auth}`);
       const dest = registryDestination(`${reg.host}/canvos/app:v1`, opts());
+      expect(dest.tag).toBe('v1');
       expect(await pushTiny(dest, img, 'v1')).toEqual(['uploaded', 'uploaded']);
       expect(await dest.hasBlob(img.layerDesc)).toBe(true);
       expect(await dest.hasManifest(img.manifestDigest)).toBe(true);
