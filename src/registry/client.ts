@@ -105,7 +105,7 @@ export class Repository {
     const res = await this.http.send({ method: 'GET', path: this.manifestPath(ref), scopes: this.loc().scopes, headers: { accept: MANIFEST_ACCEPT }, signal: opts.signal });
     if (res.status === 404) {
       res.body.resume();
-      throw new CanvosError('ERR_MANIFEST_UNKNOWN', `manifest ${this.where(ref)} not found`, { hint: 'check the repository name and tag (docker.io names need library/ for official images)' });
+      throw new CanvosError('ERR_MANIFEST_UNKNOWN', `manifest ${this.where(ref)} not found`, { hint: 'check the repository name and tag, and log in if the registry hides private repositories from anonymous users' });
     }
     if (res.status !== 200) throw await httpError(res, 'GET');
     const bytes = await readBody(res, MANIFEST_MAX_BYTES, `manifest ${this.where(ref)}`);
