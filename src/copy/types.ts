@@ -15,6 +15,11 @@ export interface ProgressEvent {
   transferred: number;
   total?: number;
   percent?: number;
+  /** Items (e.g. blobs) finished so far and in all, for operations that move many. */
+  itemsDone?: number;
+  itemsTotal?: number;
+  /** Set on the event that finishes `item`: what happened to it (e.g. `copied`, `skipped`, `mounted`). */
+  status?: string;
 }
 export type ProgressFn = (e: ProgressEvent) => void;
 
@@ -49,6 +54,10 @@ export type PutBlobResult = 'exists' | 'mounted' | 'uploaded';
 
 export interface ImageDestination {
   readonly description: string;
+  /** The tag the root manifest gets when the caller names none (from the destination reference). */
+  readonly tag?: string | undefined;
+  /** The destination holds one image manifest only (docker-archive): an index source is narrowed to one platform. */
+  readonly singleImage?: boolean | undefined;
   /** True when the destination already holds this blob (HEAD / file exists with right size). */
   hasBlob(desc: Descriptor, opts?: OpOptions): Promise<boolean>;
   /**

@@ -1,0 +1,123 @@
+/**
+ * Content-addressed blob storage on disk: `<root>/<alg>/<hex>` files written through a temp file in the same
+ * directory and renamed only after digest and size were verified, so a reader never sees a partial or wrong blob.
+ * `storeBlob` is shared with the OCI layout writer; `BlobCache` is the local cache used by build and mirror.
+ */
+import { randomBytes } from 'node:crypto';
+import { createWriteStream } from 'node:fs';
+import { mkdir, rename, rm, stat } from 'node:fs/promises';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import { Transform, type Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { abortError, CanvosError } from '../errors.js';
+import { DigestCounter, digestAlgorithm, digestHex, parseDigest, VerifyingStream, type Digest } from './digest.js';
+
+/** Where a digest lives under a `<alg>/<hex>` blob root. */
+export function blobFile(root: string, digest: Digest): string {
+  return join(root, digestAlgorithm(digest), digestHex(digest));
+}
+
+/** Options of {@link storeBlob}. */
+export interface StoreBlobOptions {
+  /** Expected digest; without it the digest is computed (sha256) and the blob stored under it. Default: none. */
+  digest?: Digest | undefined;
+  /** Expected size in bytes; checked when given. Default: not checked. */
+  size?: number | undefined;
+  signal?: AbortSignal | undefined;
+  /** Called with the bytes written so far (throttling is the caller's business). Default: none. */
+  onBytes?: ((n: number) => void) | undefined;
+}
+
+/**
+ * Stream `input` into `<root>/<alg>/<hex>` atomically: temp file `.tmp-*` in the same directory, verified, then
+ * renamed. On any failure the temp file is removed and nothing becomes visible.
+ */
+export async function storeBlob(root: string, input: Readable, opts: StoreBlobOptions = {}): Promise<{ digest: Digest; size: number; path: string }> {
+  const algo = opts.digest ? digestAlgorithm(opts.digest) : 'sha256';
+  const dir = join(root, algo);
+  await mkdir(dir, { recursive: true });
+  const tmp = join(dir, `.tmp-${randomBytes(8).toString('hex')}`);
+  const counter = new DigestCounter(algo);
+  const stages: NodeJS.ReadWriteStream[] = [counter.transform()];
+  if (opts.digest) stages.push(new VerifyingStream(opts.digest, { size: opts.size }));
+  const onBytes = opts.onBytes;
+  if (onBytes) {
+    let n = 0;
+    stages.push(new Transform({ transform: (c: Buffer, _e, cb) => (onBytes((n += c.length)), cb(null, c)) }));
+  }
+  try {
+    await pipeline([input, ...stages, createWriteStream(tmp)], opts.signal ? { signal: opts.signal } : {});
+    const { digest, size } = counter.result();
+    if (opts.size !== undefined && opts.size >= 0 && size !== opts.size) {
+      throw new CanvosError('ERR_SIZE_MISMATCH', `blob ${digest}: expected ${opts.size} bytes, got ${size}`);
+    }
+    const path = join(dir, digestHex(digest));
+    await rename(tmp, path);
+    return { digest, size, path };
+  } catch (e) {
+    await rm(tmp, { force: true });
+    if (opts.signal?.aborted && !CanvosError.is(e)) throw abortError(opts.signal);
+    throw e;
+  }
+}
+
+/** Size of a stored blob, or undefined when absent. */
+export async function blobSize(root: string, digest: Digest): Promise<number | undefined> {
+  try {
+    const s = await stat(blobFile(root, digest));
+    return s.isFile() ? s.size : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Options of {@link BlobCache}. */
+export interface BlobCacheOptions {
+  /**
+   * Cache directory. Default: `$CANVOS_CACHE_DIR`, else `$XDG_CACHE_HOME/canvos-lite/blobs`, else
+   * `~/.cache/canvos-lite/blobs`.
+   */
+  dir?: string | undefined;
+  /** Environment to read the defaults from. Default: process.env. */
+  env?: NodeJS.ProcessEnv | undefined;
+}
+
+/** The default cache directory for an environment (see {@link BlobCacheOptions.dir}). */
+export function defaultCacheDir(env: NodeJS.ProcessEnv = process.env): string {
+  if (env.CANVOS_CACHE_DIR) return env.CANVOS_CACHE_DIR;
+  const base = env.XDG_CACHE_HOME || join(env.HOME || homedir(), '.cache');
+  return join(base, 'canvos-lite', 'blobs');
+}
+
+/**
+ * A local content-addressed blob cache. Blobs are immutable once stored; concurrent writers of the same digest
+ * are safe because each writes its own temp file and rename is atomic.
+ */
+export class BlobCache {
+  /** The cache root; blobs live in `<dir>/<alg>/<hex>`. */
+  readonly dir: string;
+  constructor(opts: BlobCacheOptions = {}) {
+    this.dir = opts.dir ?? defaultCacheDir(opts.env);
+  }
+  /** The file a digest is (or would be) stored at. */
+  path(digest: Digest | string): string {
+    return blobFile(this.dir, parseDigest(digest));
+  }
+  /** True when the blob is cached (and, when `size` is given, has that size). */
+  async has(digest: Digest | string, size?: number): Promise<boolean> {
+    const s = await blobSize(this.dir, parseDigest(digest));
+    return s !== undefined && (size === undefined || size < 0 || s === size);
+  }
+  /**
+   * Store a stream. With `expectedDigest` the bytes are verified (and nothing is stored on mismatch); without it
+   * the sha256 is computed. Returns the digest, size and path.
+   */
+  put(
+    input: Readable,
+    expectedDigest?: Digest | string,
+    opts: Omit<StoreBlobOptions, 'digest'> = {},
+  ): Promise<{ digest: Digest; size: number; path: string }> {
+    return storeBlob(this.dir, input, { ...opts, digest: expectedDigest === undefined ? undefined : parseDigest(expectedDigest) });
+  }
+}

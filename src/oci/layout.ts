@@ -1,0 +1,257 @@
+/**
+ * OCI image layout directories (image-spec `image-layout.md`): `oci-layout`, `index.json` and `blobs/<alg>/<hex>`.
+ * Blobs are written through a verified temp file and renamed; `index.json` is replaced atomically and only by
+ * `commit()`, so a failed copy never moves a tag. Tags are `org.opencontainers.image.ref.name` annotations.
+ */
+import { randomBytes } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Readable } from 'node:stream';
+import { CanvosError } from '../errors.js';
+import type { ImageDestination, ImageSource, OpOptions, PutBlobResult, RawManifest } from '../copy/types.js';
+import { blobFile, blobSize, storeBlob } from './cache.js';
+import { isDigest, sha256, verifyBuffer, VerifyingStream, type Digest } from './digest.js';
+import { MediaType } from './media-types.js';
+import { imageIndexSchema, type Descriptor, type ImageIndex } from './schemas.js';
+
+/** The annotation holding an index.json entry's tag. */
+export const REF_NAME_ANNOTATION = 'org.opencontainers.image.ref.name';
+const MAX_MANIFEST = 4 * 1024 * 1024;
+
+/** An OCI image layout directory. */
+export class OciLayout {
+  /** The layout directory. */
+  readonly dir: string;
+  constructor(dir: string) {
+    this.dir = dir;
+  }
+
+  /** `blobs/` root. */
+  get blobsDir(): string {
+    return join(this.dir, 'blobs');
+  }
+
+  /** Create `oci-layout`, `blobs/sha256` and an empty `index.json` when missing. */
+  async init(): Promise<void> {
+    await mkdir(join(this.dir, 'blobs', 'sha256'), { recursive: true });
+    if (!(await exists(join(this.dir, 'oci-layout')))) {
+      await writeAtomic(join(this.dir, 'oci-layout'), JSON.stringify({ imageLayoutVersion: '1.0.0' }));
+    }
+    if (!(await exists(join(this.dir, 'index.json')))) {
+      await this.writeIndex({ schemaVersion: 2, mediaType: MediaType.OciIndex, manifests: [] });
+    }
+  }
+
+  /** Read and validate `index.json` (ERR_LAYOUT when the directory is not a layout). */
+  async readIndex(): Promise<ImageIndex> {
+    const file = join(this.dir, 'index.json');
+    let text: string;
+    try {
+      text = await readFile(file, 'utf8');
+    } catch (e) {
+      throw new CanvosError('ERR_LAYOUT', `${this.dir} is not an OCI image layout (no index.json)`, {
+        cause: e,
+        hint: 'give the directory that holds oci-layout, index.json and blobs/',
+      });
+    }
+    let json: unknown;
+    try {
+      json = JSON.parse(text);
+    } catch {
+      throw new CanvosError('ERR_LAYOUT', `${file} is not valid JSON`, { hint: 'the layout is corrupt; recreate it' });
+    }
+    const r = imageIndexSchema.safeParse(json);
+    if (!r.success) {
+      throw new CanvosError('ERR_LAYOUT', `${file} is invalid at ${r.error.issues[0]?.path.join('.') || '(root)'}`, { hint: 'the layout is corrupt; recreate it' });
+    }
+    return r.data;
+  }
+
+  /** Replace `index.json` atomically (temp file + rename). */
+  async writeIndex(index: ImageIndex): Promise<void> {
+    await writeAtomic(join(this.dir, 'index.json'), `${JSON.stringify(index, null, 2)}\n`);
+  }
+
+  /** Tag names (ref.name annotations) of index.json entries, in order. */
+  async tags(): Promise<string[]> {
+    return (await this.readIndex()).manifests.flatMap((d) => (d.annotations?.[REF_NAME_ANNOTATION] ? [d.annotations[REF_NAME_ANNOTATION]] : []));
+  }
+
+  /**
+   * The index.json entry for `tag`; without a tag, the only entry (ERR_LAYOUT listing the names when there are
+   * several). ERR_MANIFEST_UNKNOWN when the tag is absent.
+   */
+  async resolve(tag?: string): Promise<Descriptor> {
+    const idx = await this.readIndex();
+    const names = idx.manifests.map((d) => d.annotations?.[REF_NAME_ANNOTATION] ?? d.digest);
+    if (tag === undefined) {
+      if (idx.manifests.length === 1) return idx.manifests[0]!;
+      throw new CanvosError('ERR_LAYOUT', `${this.dir} holds ${idx.manifests.length} images; name one (${names.join(', ') || 'none'})`, {
+        hint: `write oci:${this.dir}:<tag>`,
+      });
+    }
+    const found = idx.manifests.find((d) => d.annotations?.[REF_NAME_ANNOTATION] === tag) ?? (isDigest(tag) ? idx.manifests.find((d) => d.digest === tag) : undefined);
+    if (!found) {
+      throw new CanvosError('ERR_MANIFEST_UNKNOWN', `tag ${JSON.stringify(tag)} not found in ${this.dir}`, { hint: `available: ${names.join(', ') || 'none'}` });
+    }
+    return found;
+  }
+
+  /** Path of a blob file. */
+  blobPath(digest: Digest): string {
+    return blobFile(this.blobsDir, digest);
+  }
+
+  /** True when the blob exists with the expected size (size < 0 skips the size check). */
+  async hasBlob(digest: Digest, size = -1): Promise<boolean> {
+    const s = await blobSize(this.blobsDir, digest);
+    return s !== undefined && (size < 0 || s === size);
+  }
+
+  /** A stream of a blob, verified against the descriptor (errors at end on mismatch). */
+  async openBlob(desc: Pick<Descriptor, 'digest' | 'size'>): Promise<Readable> {
+    const path = this.blobPath(desc.digest);
+    if ((await blobSize(this.blobsDir, desc.digest)) === undefined) {
+      throw new CanvosError('ERR_BLOB_UNKNOWN', `blob ${desc.digest} is missing from ${this.dir}`, { hint: 'the layout is incomplete; copy the image into it again' });
+    }
+    const verifier = new VerifyingStream(desc.digest, { size: desc.size, what: `blob ${desc.digest} in ${this.dir}` });
+    const rs = createReadStream(path);
+    rs.on('error', (e) => verifier.destroy(e));
+    return rs.pipe(verifier);
+  }
+
+  /** Read a small blob (manifest, config) whole, verified. */
+  async readSmallBlob(digest: Digest, what = `blob ${digest}`): Promise<Buffer> {
+    const size = await blobSize(this.blobsDir, digest);
+    if (size === undefined) throw new CanvosError('ERR_BLOB_UNKNOWN', `${what} is missing from ${this.dir}`, { hint: 'the layout is incomplete; copy the image into it again' });
+    if (size > MAX_MANIFEST) throw new CanvosError('ERR_MANIFEST_INVALID', `${what} in ${this.dir} is larger than ${MAX_MANIFEST} bytes`);
+    const bytes = await readFile(this.blobPath(digest));
+    verifyBuffer(bytes, digest, `${what} in ${this.dir}`);
+    return bytes;
+  }
+
+  /** Store a blob from a stream, verified, atomically. */
+  async writeBlob(desc: Pick<Descriptor, 'digest' | 'size'>, input: Readable, opts: OpOptions & { onBytes?: (n: number) => void } = {}): Promise<void> {
+    await storeBlob(this.blobsDir, input, { digest: desc.digest, size: desc.size, signal: opts.signal, onBytes: opts.onBytes });
+  }
+
+  /** Store a small in-memory blob (manifest, config) atomically. */
+  async writeSmallBlob(bytes: Buffer, digest: Digest = sha256(bytes)): Promise<Digest> {
+    verifyBuffer(bytes, digest, `blob ${digest}`);
+    if (await this.hasBlob(digest, bytes.length)) return digest;
+    await writeAtomic(this.blobPath(digest), bytes);
+    return digest;
+  }
+
+  /**
+   * Point `tag` at `desc` in index.json (replacing an entry with the same name, keeping the others). Without a tag
+   * the entry is added unnamed unless an unnamed entry with that digest exists.
+   */
+  async setTag(desc: Descriptor, tag: string | undefined): Promise<void> {
+    const idx = await this.readIndex();
+    const entry: Descriptor = { mediaType: desc.mediaType, digest: desc.digest, size: desc.size };
+    if (desc.platform) entry.platform = desc.platform;
+    if (tag !== undefined) entry.annotations = { [REF_NAME_ANNOTATION]: tag };
+    const keep = idx.manifests.filter((d) => {
+      const name = d.annotations?.[REF_NAME_ANNOTATION];
+      return tag !== undefined ? name !== tag : !(name === undefined && d.digest === desc.digest);
+    });
+    await this.writeIndex({ ...idx, schemaVersion: 2, mediaType: idx.mediaType ?? MediaType.OciIndex, manifests: [...keep, entry] });
+  }
+}
+
+async function exists(p: string): Promise<boolean> {
+  try {
+    await stat(p);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Write a small file atomically: temp file in the same directory, then rename. */
+async function writeAtomic(path: string, data: string | Buffer): Promise<void> {
+  const tmp = `${path}.tmp-${randomBytes(6).toString('hex')}`;
+  try {
+    await writeFile(tmp, data);
+    await rename(tmp, path);
+  } catch (e) {
+    await rm(tmp, { force: true });
+    throw e;
+  }
+}
+
+/** Options of the layout transports. */
+export interface LayoutTransportOptions {
+  /** Tag (ref.name) to read or write. Default: read the only entry; write an unnamed entry. */
+  tag?: string | undefined;
+}
+
+/** An ImageSource reading `oci:DIR[:tag]`. */
+export function layoutSource(dir: string, opts: LayoutTransportOptions = {}): ImageSource & { readonly layout: OciLayout } {
+  const layout = new OciLayout(dir);
+  let root: Promise<Descriptor> | undefined;
+  return {
+    description: `oci:${dir}${opts.tag !== undefined ? `:${opts.tag}` : ''}`,
+    layout,
+    async getManifest(digest?: Digest): Promise<RawManifest> {
+      let mediaType: string | undefined;
+      if (digest === undefined) {
+        root ??= layout.resolve(opts.tag);
+        const d = await root;
+        digest = d.digest;
+        mediaType = d.mediaType;
+      }
+      const bytes = await layout.readSmallBlob(digest, `manifest ${digest}`);
+      if (mediaType === undefined) {
+        try {
+          const j = JSON.parse(bytes.toString('utf8')) as { mediaType?: unknown; manifests?: unknown };
+          mediaType = typeof j.mediaType === 'string' ? j.mediaType : Array.isArray(j.manifests) ? MediaType.OciIndex : MediaType.OciManifest;
+        } catch {
+          mediaType = MediaType.OciManifest;
+        }
+      }
+      return { bytes, digest, mediaType };
+    },
+    getBlob: (desc: Descriptor) => layout.openBlob(desc),
+    async close(): Promise<void> {},
+  };
+}
+
+/** An ImageDestination writing `oci:DIR[:tag]` (created when absent); index.json changes only in commit(). */
+export function layoutDestination(dir: string, opts: LayoutTransportOptions = {}): ImageDestination & { readonly layout: OciLayout } {
+  const layout = new OciLayout(dir);
+  let ready: Promise<void> | undefined;
+  const init = (): Promise<void> => (ready ??= layout.init());
+  let pending: { desc: Descriptor; tag: string | undefined } | undefined;
+  return {
+    description: `oci:${dir}${opts.tag !== undefined ? `:${opts.tag}` : ''}`,
+    layout,
+    tag: opts.tag,
+    async hasBlob(desc: Descriptor): Promise<boolean> {
+      return layout.hasBlob(desc.digest, desc.size);
+    },
+    async putBlob(desc, open, o = {}): Promise<PutBlobResult> {
+      await init();
+      if (await layout.hasBlob(desc.digest, desc.size)) return 'exists';
+      await layout.writeBlob(desc, await open(), { signal: o.signal });
+      return 'uploaded';
+    },
+    async hasManifest(digest: Digest): Promise<boolean> {
+      return layout.hasBlob(digest);
+    },
+    async putManifest(m: RawManifest, tag: string | undefined): Promise<void> {
+      await init();
+      await layout.writeSmallBlob(m.bytes, m.digest);
+      // Only the last put (the root) is recorded; children are reachable through it.
+      pending = { desc: { mediaType: m.mediaType, digest: m.digest, size: m.bytes.length }, tag };
+    },
+    async commit(): Promise<void> {
+      await init();
+      if (pending) await layout.setTag(pending.desc, pending.tag);
+      pending = undefined;
+    },
+    async close(): Promise<void> {},
+  };
+}
