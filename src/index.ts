@@ -6,3 +6,4 @@ export { VERSION } from './version.js';
 export * from './oci/index.js';
 export * from './layers/index.js';
 export * from './registry/index.js';
+export * from './copy/index.js';

@@ -21,6 +21,7 @@ export interface CliIo {
 }
 
 const COMMANDS: Record<string, () => Promise<CommandModule>> = {
+  copy: async () => (await import('./commands/copy.js')).default,
 };
 
 function help(): string {

@@ -94,8 +94,8 @@ export async function copyImage(src: ImageSource, dst: ImageDestination, opts: C
   const bytesTotal = [...blobs.values()].reduce((a, b) => a + b.size, 0);
   let itemsDone = 0;
   let bytesDone = 0;
-  const emit = (item: string | undefined, status?: string): void =>
-    onProgress?.({ phase: 'copy', item, transferred: bytesDone, total: bytesTotal, itemsDone, itemsTotal, ...(status ? { status } : {}) });
+  const emit = (item: string | undefined, status?: string, itemSize?: number): void =>
+    onProgress?.({ phase: 'copy', item, transferred: bytesDone, total: bytesTotal, itemsDone, itemsTotal, ...(status ? { status, itemSize } : {}) });
   emit(undefined);
 
   const sem = new Semaphore(opts.concurrency ?? 6);
@@ -117,7 +117,7 @@ export async function copyImage(src: ImageSource, dst: ImageDestination, opts: C
       else stats.skipped++;
       if (status === 'copied') stats.bytes += desc.size;
       itemsDone++;
-      emit(desc.digest, status);
+      emit(desc.digest, status, desc.size);
     } catch (e) {
       fail(e);
     } finally {

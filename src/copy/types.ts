@@ -20,6 +20,8 @@ export interface ProgressEvent {
   itemsTotal?: number;
   /** Set on the event that finishes `item`: what happened to it (e.g. `copied`, `skipped`, `mounted`). */
   status?: string;
+  /** Size of `item` in bytes, when known. */
+  itemSize?: number;
 }
 export type ProgressFn = (e: ProgressEvent) => void;
 

@@ -1,0 +1,126 @@
+/**
+ * `canvos-lite copy SRC DST`: copy an image (every platform by default, byte-exact) between registries, OCI layout
+ * directories and docker-archive tarballs. Progress goes to stderr; stdout gets one summary line, or with --json
+ * only the JSON result. Credentials given on the command line are passed to the registry client and never printed.
+ */
+import { parseArgs } from 'node:util';
+import { CanvosError } from '../../errors.js';
+import { copyImage, type CopyResult } from '../../copy/copy.js';
+import { openDestination, openSource, parseImageSpec, type ImageSpec } from '../../copy/transports.js';
+import type { ImageDestination, ImageSource } from '../../copy/types.js';
+import { parsePlatform } from '../../oci/platform.js';
+import type { RegistryTransportOptions } from '../../registry/transport.js';
+import type { CliIo, CommandModule } from '../main.js';
+import { createProgress, formatBytes } from '../progress.js';
+
+const usage = `usage: canvos-lite copy [options] SRC DST
+
+SRC and DST: docker://HOST/REPO:TAG (or a bare reference), oci:DIR[:TAG], docker-archive:FILE[:NAME:TAG]
+
+options:
+  --all-platforms         copy every platform of an index, byte-exact (default)
+  --platform OS/ARCH      copy only this platform (repeatable); one platform becomes the root manifest
+  --src-creds USER:PASS   credentials for the source registry
+  --dest-creds USER:PASS  credentials for the destination registry
+  --authfile FILE         read credentials from this auth.json / config.json
+  --src-insecure          reach the source registry over plain HTTP
+  --dest-insecure         reach the destination registry over plain HTTP
+  --cert-dir DIR          extra CA certificates (*.crt, *.pem, HOST[:PORT]/ sub-directories)
+  --jobs N                blobs copied at once (default 6)
+  --include-foreign       also copy layers with urls (non-distributable)
+  --force                 copy blobs even under manifests the destination already has
+  --json                  print only a JSON summary on stdout`;
+
+function usageError(message: string): CanvosError {
+  return new CanvosError('ERR_USAGE', message, { hint: 'run canvos-lite copy --help for the options' });
+}
+
+function parseCreds(v: string | undefined, flag: string): { username: string; password: string } | undefined {
+  if (v === undefined) return undefined;
+  const i = v.indexOf(':');
+  // Never echo the value: it holds a password.
+  if (i <= 0) throw usageError(`${flag} must be USER:PASSWORD`);
+  return { username: v.slice(0, i), password: v.slice(i + 1) };
+}
+
+function registryOptions(spec: ImageSpec, io: CliIo, creds: ReturnType<typeof parseCreds>, insecure: boolean, authFile: string | undefined, certsDir: string | undefined): RegistryTransportOptions {
+  return {
+    env: io.env,
+    credentials: creds,
+    authFiles: authFile ? [authFile] : undefined,
+    insecureRegistries: insecure && spec.transport === 'docker' ? [spec.ref.registry] : undefined,
+    certsDir,
+  };
+}
+
+async function run(argv: string[], io: CliIo): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    strict: true,
+    options: {
+      'all-platforms': { type: 'boolean' },
+      all: { type: 'boolean' },
+      platform: { type: 'string', multiple: true },
+      'src-creds': { type: 'string' },
+      'dest-creds': { type: 'string' },
+      authfile: { type: 'string' },
+      'src-insecure': { type: 'boolean' },
+      'dest-insecure': { type: 'boolean' },
+      'cert-dir': { type: 'string' },
+      jobs: { type: 'string' },
+      'include-foreign': { type: 'boolean' },
+      force: { type: 'boolean' },
+      json: { type: 'boolean' },
+    },
+  });
+  if (positionals.length !== 2) throw usageError(`copy takes exactly two arguments, SRC and DST (got ${positionals.length})`);
+  const platforms = (values.platform ?? []).flatMap((p) => p.split(',')).filter((p) => p !== '').map(parsePlatform);
+  if (platforms.length > 0 && (values['all-platforms'] || values.all)) throw usageError('--platform and --all-platforms exclude each other');
+  let jobs: number | undefined;
+  if (values.jobs !== undefined) {
+    jobs = Number(values.jobs);
+    if (!Number.isInteger(jobs) || jobs < 1 || jobs > 64) throw usageError(`--jobs must be an integer from 1 to 64, not ${JSON.stringify(values.jobs)}`);
+  }
+  const srcCreds = parseCreds(values['src-creds'], '--src-creds');
+  const destCreds = parseCreds(values['dest-creds'], '--dest-creds');
+  const srcSpec = parseImageSpec(positionals[0]!);
+  const dstSpec = parseImageSpec(positionals[1]!);
+
+  const progress = createProgress(io.stderr, { quiet: values.json === true, label: 'copying' });
+  let src: ImageSource | undefined;
+  let dst: ImageDestination | undefined;
+  let result: CopyResult;
+  try {
+    src = openSource(srcSpec, { registry: registryOptions(srcSpec, io, srcCreds, values['src-insecure'] === true, values.authfile, values['cert-dir']) });
+    dst = openDestination(dstSpec, { registry: registryOptions(dstSpec, io, destCreds, values['dest-insecure'] === true, values.authfile, values['cert-dir']) });
+    result = await copyImage(src, dst, {
+      platforms,
+      concurrency: jobs,
+      includeForeign: values['include-foreign'],
+      force: values.force,
+      signal: io.signal,
+      onProgress: (e) => progress.onProgress(e),
+    });
+  } finally {
+    progress.done();
+    await Promise.allSettled([src?.close(), dst?.close()]);
+  }
+  if (values.json) {
+    io.stdout.write(`${JSON.stringify({ source: src.description, destination: dst.description, ...result })}\n`);
+    return 0;
+  }
+  const b = result.blobs;
+  io.stdout.write(
+    `copied ${src.description} -> ${dst.description}: ${result.rootDigest} (${result.manifests} manifests; blobs: ${b.copied} copied, ${b.skipped} skipped, ${b.mounted} mounted; ${formatBytes(b.bytes)})\n`,
+  );
+  if (result.rewritten) io.stdout.write(`note: a new index of ${result.platforms.join(', ')} was written; its digest differs from the source's ${result.sourceDigest}\n`);
+  return 0;
+}
+
+const command: CommandModule = {
+  summary: 'canvos-lite copy: copy an image between registries, OCI layouts and docker-archive tarballs',
+  usage,
+  run,
+};
+export default command;

@@ -1,0 +1,26 @@
+/**
+ * Public surface of image copying: the transport interfaces, location parsing/opening, the copy engine, and the
+ * on-disk transports (OCI layout, docker-archive) plus the local blob cache they share.
+ */
+export type { ProgressEvent, ProgressFn, OpOptions, RawManifest, ImageSource, ImageDestination, PutBlobResult } from './types.js';
+export { copyImage, type CopyOptions, type CopyResult } from './copy.js';
+export { loadGraph, selectPlatforms, bottomUp, type ManifestNode, type Selection } from './graph.js';
+export {
+  parseImageSpec,
+  formatImageSpec,
+  openSource,
+  openDestination,
+  TRANSPORTS,
+  type TransportName,
+  type ImageSpec,
+  type OpenOptions,
+} from './transports.js';
+export { OciLayout, layoutSource, layoutDestination, REF_NAME_ANNOTATION, type LayoutTransportOptions } from '../oci/layout.js';
+export { BlobCache, defaultCacheDir, storeBlob, blobFile, blobSize, type BlobCacheOptions, type StoreBlobOptions } from '../oci/cache.js';
+export {
+  dockerArchiveSource,
+  dockerArchiveDestination,
+  type DockerArchiveSourceOptions,
+  type DockerArchiveDestinationOptions,
+} from '../oci/docker-archive.js';
+export { indexTar, resolveMember, openMember, readMember, type TarMember } from '../oci/tar-index.js';
