@@ -85,7 +85,8 @@ export async function copyImage(src: ImageSource, dst: ImageDestination, opts: C
         foreignSkipped++;
         continue;
       }
-      if (present.has(n.raw.digest)) presentBlobs.add(b.digest);
+      // A manifest copied earlier without its foreign layers is "present" but lacks them: check those one by one.
+      if (present.has(n.raw.digest) && !b.urls?.length) presentBlobs.add(b.digest);
       else blobs.set(b.digest, b);
     }
   }

@@ -1,0 +1,139 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { copyImage } from '../../src/copy/copy.js';
+import { openDestination, openSource } from '../../src/copy/transports.js';
+import type { ImageDestination, ProgressEvent } from '../../src/copy/types.js';
+import { CanvosError } from '../../src/errors.js';
+import { sha256, type Digest } from '../../src/oci/digest.js';
+import { layoutDestination, layoutSource, OciLayout } from '../../src/oci/layout.js';
+import { makeOciLayout } from '../helpers/fixtures.js';
+import { startFaultProxy, type FaultProxy } from '../helpers/fault-proxy.js';
+import { startRegistry, type TestRegistry } from '../helpers/registry.js';
+import { skopeo, tmpDir } from '../helpers/tools.js';
+
+let reg: TestRegistry;
+let proxy: FaultProxy;
+let tmp: { path: string; cleanup(): Promise<void> };
+
+beforeAll(async () => {
+  tmp = await tmpDir('canvos-engine-');
+  reg = await startRegistry();
+  proxy = await startFaultProxy(reg.url);
+});
+afterAll(async () => {
+  await proxy?.stop();
+  await reg?.stop();
+  await tmp?.cleanup();
+});
+
+interface M {
+  schemaVersion: 2;
+  mediaType: string;
+  config: { mediaType: string; digest: Digest; size: number };
+  layers: Array<{ mediaType: string; digest: Digest; size: number; urls?: string[] }>;
+  annotations?: Record<string, string>;
+}
+
+/** A layout whose index has two platform manifests sharing config and layers (differing only by annotation). */
+async function sharedLayout(dir: string): Promise<{ index: Digest; m: M }> {
+  await makeOciLayout(dir, { tag: 'single', layers: 3, layerBytes: 64 * 1024 });
+  const layout = new OciLayout(dir);
+  const root = await layout.resolve('single');
+  const m = JSON.parse((await layout.readSmallBlob(root.digest)).toString('utf8')) as M;
+  const arm = Buffer.from(JSON.stringify({ ...m, annotations: { variant: 'arm64' } }));
+  const armDigest = await layout.writeSmallBlob(arm);
+  const index = Buffer.from(JSON.stringify({
+    schemaVersion: 2,
+    mediaType: 'application/vnd.oci.image.index.v1+json',
+    manifests: [
+      { ...root, annotations: undefined, platform: { os: 'linux', architecture: 'amd64' } },
+      { mediaType: root.mediaType, digest: armDigest, size: arm.length, platform: { os: 'linux', architecture: 'arm64' } },
+    ],
+  }));
+  const d = await layout.writeSmallBlob(index);
+  await layout.setTag({ mediaType: 'application/vnd.oci.image.index.v1+json', digest: d, size: index.length }, 'shared');
+  return { index: d, m };
+}
+
+/** Wraps a real destination to measure how many putBlob calls run at once. */
+function measured(d: ImageDestination): ImageDestination & { max: number } {
+  let now = 0;
+  const w = {
+    max: 0,
+    description: d.description,
+    tag: d.tag,
+    hasBlob: d.hasBlob.bind(d),
+    hasManifest: d.hasManifest.bind(d),
+    putManifest: d.putManifest.bind(d),
+    commit: d.commit.bind(d),
+    close: d.close.bind(d),
+    async putBlob(...args: Parameters<ImageDestination['putBlob']>) {
+      now++;
+      w.max = Math.max(w.max, now);
+      try {
+        return await d.putBlob(...args);
+      } finally {
+        now--;
+      }
+    },
+  };
+  return w;
+}
+
+describe('copy engine', () => {
+  it('moves each blob once even when several manifests share it, with bounded concurrency and progress totals', async () => {
+    const dir = join(tmp.path, 'shared');
+    const { index } = await sharedLayout(dir);
+    proxy.requests.length = 0;
+    const dst = measured(openDestination(`${proxy.host}/shared/img:v1`, { registry: { insecureRegistries: [proxy.host], authFiles: [] } }));
+    const events: ProgressEvent[] = [];
+    const r = await copyImage(openSource(`oci:${dir}:shared`), dst, { concurrency: 2, onProgress: (e) => events.push(e) });
+    expect(r.rootDigest).toBe(index);
+    expect(r.manifests).toBe(3);
+    expect(r.blobs.copied).toBe(4);
+    const uploads = proxy.requests.filter((q) => q.method === 'PUT' && /\/blobs\/uploads\//.test(q.path)).map((q) => /digest=([^&]+)/.exec(q.path)?.[1]);
+    expect(uploads).toHaveLength(4);
+    expect(new Set(uploads).size).toBe(4);
+    expect(dst.max).toBe(2);
+    const finished = events.filter((e) => e.status === 'copied');
+    expect(finished).toHaveLength(4);
+    expect(finished.at(-1)).toMatchObject({ itemsDone: 4, itemsTotal: 4 });
+    expect(finished.at(-1)!.transferred).toBe(finished.at(-1)!.total);
+    // Manifests arrive bottom-up: both children before the index, the index last and by tag.
+    const puts = proxy.requests.filter((q) => q.method === 'PUT' && /\/manifests\//.test(q.path)).map((q) => q.path.split('/manifests/')[1]);
+    expect(puts.slice(-1)).toEqual(['v1']);
+    expect(puts.slice(0, 2).every((p) => p?.startsWith('sha256:'))).toBe(true);
+    expect(sha256(await skopeo(['inspect', '--raw', '--tls-verify=false', `docker://${reg.host}/shared/img:v1`]))).toBe(index);
+  });
+
+  it('skips foreign layers (urls) unless asked, and then fails cleanly when they are absent', async () => {
+    const dir = join(tmp.path, 'foreign');
+    await makeOciLayout(dir, { tag: 'x', layers: 1, layerBytes: 1024 });
+    const layout = new OciLayout(dir);
+    const m = JSON.parse((await layout.readSmallBlob((await layout.resolve('x')).digest)).toString('utf8')) as M;
+    m.layers.push({ mediaType: 'application/vnd.oci.image.layer.nondistributable.v1.tar+gzip', digest: sha256('not here'), size: 8, urls: ['https://example.invalid/layer'] });
+    const bytes = Buffer.from(JSON.stringify(m));
+    const d = await layout.writeSmallBlob(bytes);
+    await layout.setTag({ mediaType: m.mediaType, digest: d, size: bytes.length }, 'foreign');
+
+    const out = join(tmp.path, 'foreign-out');
+    const r = await copyImage(layoutSource(dir, { tag: 'foreign' }), layoutDestination(out, { tag: 'f' }));
+    expect(r.blobs).toMatchObject({ copied: 2, foreignSkipped: 1 });
+    expect(r.rootDigest).toBe(d);
+    const e = await copyImage(layoutSource(dir, { tag: 'foreign' }), layoutDestination(out, { tag: 'g' }), { includeForeign: true }).catch((x: unknown) => x);
+    expect(CanvosError.is(e) && e.code).toBe('ERR_BLOB_UNKNOWN');
+    expect(await new OciLayout(out).tags()).toEqual(['f']);
+  });
+
+  it('a missing child manifest in the source fails before anything is written', async () => {
+    const dir = join(tmp.path, 'broken');
+    const fx = await makeOciLayout(dir, { tag: 'b', platforms: ['linux/amd64', 'linux/arm64'], layers: 1, layerBytes: 1024 });
+    const { rm } = await import('node:fs/promises');
+    await rm(join(dir, 'blobs', 'sha256', fx.manifestDigests[1]!.slice(7)));
+    const out = join(tmp.path, 'broken-out');
+    const e = await copyImage(layoutSource(dir), layoutDestination(out, { tag: 'b' })).catch((x: unknown) => x);
+    expect(CanvosError.is(e) && e.code).toBe('ERR_BLOB_UNKNOWN');
+    await expect(readFile(join(out, 'index.json'))).rejects.toThrow(/ENOENT/);
+  });
+});
