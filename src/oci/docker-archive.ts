@@ -2,7 +2,9 @@
  * `docker save` archives as copy transports. Reading indexes the tar once and streams members as file ranges; the
  * manifest is synthesised from `manifest.json` (Docker v2s2 when every layer is gzip, else OCI with `tar`/`tar+zstd`
  * layer types: layers are never recompressed, so a layer docker stored uncompressed keeps its uncompressed digest,
- * which differs from the registry original). Writing spools blobs, then builds the tar (also an OCI layout) at commit.
+ * which differs from the registry original), unless the archive also is an OCI layout holding the original manifest
+ * (docker >= 25, ours), whose exact bytes are then used. Writing spools blobs and builds the tar (also an OCI layout)
+ * at commit.
  */
 import { randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
@@ -45,6 +47,45 @@ function compressionOf(head: Buffer): 'gzip' | 'zstd' | 'none' {
   if (head[0] === 0x1f && head[1] === 0x8b) return 'gzip';
   if (head.readUInt32LE(0) === 0xfd2fb528) return 'zstd';
   return 'none';
+}
+
+/**
+ * Archives that are also OCI layouts (docker >= 25, regctl, ours) carry the original manifest: when one in
+ * index.json (or one level below it) names exactly this config and these layers, use its bytes, so the image
+ * keeps its digest through the archive.
+ */
+async function embeddedManifest(file: string, members: Map<string, TarMember>, config: Digest, layers: Digest[]): Promise<RawManifest | undefined> {
+  const idx = members.get('index.json');
+  if (!idx) return undefined;
+  const read = async (d: Descriptor): Promise<Buffer | undefined> => {
+    const m = members.get(`blobs/sha256/${digestHex(d.digest)}`);
+    if (!m || m.size > 4 * 1024 * 1024 || !d.digest.startsWith('sha256:')) return undefined;
+    const b = await readMember(file, m);
+    return sha256(b) === d.digest ? b : undefined;
+  };
+  try {
+    const top = parseManifest(await readMember(file, idx, 4 * 1024 * 1024), MediaType.OciIndex);
+    if (top.kind !== 'index') return undefined;
+    const candidates: Descriptor[] = [];
+    for (const d of top.value.manifests) {
+      if (!isIndexMediaType(d.mediaType)) candidates.push(d);
+      else {
+        const b = await read(d);
+        const child = b && parseManifest(b, d.mediaType);
+        if (child && child.kind === 'index') candidates.push(...child.value.manifests);
+      }
+    }
+    for (const d of candidates) {
+      const b = await read(d);
+      const m = b && parseManifest(b, d.mediaType);
+      if (!b || !m || m.kind !== 'image' || m.value.config.digest !== config) continue;
+      if (m.value.layers.length !== layers.length || m.value.layers.some((l, i) => l.digest !== layers[i])) continue;
+      return { bytes: b, mediaType: m.value.mediaType ?? d.mediaType, digest: d.digest };
+    }
+  } catch {
+    // A broken or foreign index.json is not an error here: manifest.json is the authority.
+  }
+  return undefined;
 }
 
 /** An ImageSource reading one image of a `docker save` archive (`docker-archive:FILE[:name:tag]`). */
@@ -109,6 +150,8 @@ export function dockerArchiveSource(file: string, opts: DockerArchiveSourceOptio
       blobs.set(digest, m);
       layers.push({ digest, size: m.size, comp: compressionOf(head) });
     }
+    const embedded = await embeddedManifest(file, members, cfgDigest, layers.map((l) => l.digest));
+    if (embedded) return embedded;
     const docker = layers.every((l) => l.comp === 'gzip');
     const layerType = (c: 'gzip' | 'zstd' | 'none'): string =>
       docker ? MediaType.DockerLayerGzip : c === 'gzip' ? MediaType.OciLayerGzip : c === 'zstd' ? MediaType.OciLayerZstd : MediaType.OciLayerTar;

@@ -4,11 +4,12 @@ import { mkdir, readFile, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { copyImage } from '../../src/copy/copy.js';
-import { openSource } from '../../src/copy/transports.js';
+import { openDestination, openSource } from '../../src/copy/transports.js';
 import { CanvosError } from '../../src/errors.js';
 import { layoutDestination } from '../../src/oci/layout.js';
 import { parseManifest } from '../../src/oci/schemas.js';
 import { run, tmpDir, umoci } from '../helpers/tools.js';
+import { makeOciLayout } from '../helpers/fixtures.js';
 
 let tmp: { path: string; cleanup(): Promise<void> };
 const hex = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
@@ -99,5 +100,34 @@ describe.each(['gnu', 'pax'])('docker-archive reader (%s tar)', (format) => {
     const r = await copyImage(openSource(`docker-archive:${file()}:@1`), layoutDestination(out, { tag: 's' }));
     expect(r.rootDigest).toBe(byIndex.digest);
     expect(r.blobs.copied).toBe(2);
+  });
+});
+
+describe('docker-archive writer', () => {
+  it('writes a docker-save tar that is also an OCI layout; without index.json the reader synthesises Docker v2s2', async () => {
+    const fx = await makeOciLayout(join(tmp.path, 'w-src'), { tag: 'v1', layers: 2, layerBytes: 8192 });
+    const tar = join(tmp.path, 'written.tar');
+    await copyImage(openSource(`oci:${join(tmp.path, 'w-src')}:v1`), openDestination(`docker-archive:${tar}:registry.example/app:v1`));
+    const listing = (await run('tar', ['-tf', tar])).stdout.trim().split('\n');
+    expect(listing).toEqual(expect.arrayContaining(['manifest.json', 'index.json', 'oci-layout', `blobs/sha256/${fx.manifestDigests[0]!.slice(7)}`]));
+    expect(listing.filter((n) => n.endsWith('.tmp') || n.includes('spool'))).toEqual([]);
+    // Byte-exact through the embedded manifest.
+    expect((await openSource(`docker-archive:${tar}`).getManifest()).digest).toBe(fx.manifestDigests[0]);
+    // umoci reads the very same file as an OCI layout once unpacked.
+    const unpacked = join(tmp.path, 'written');
+    await mkdir(unpacked);
+    await run('tar', ['-xf', tar, '-C', unpacked]);
+    expect(await umoci(['ls', '--layout', unpacked])).toContain('v1');
+    // A plain docker-save view (no index.json): all-gzip layers give a Docker v2s2 manifest over the same blobs.
+    const plain = join(tmp.path, 'plain.tar');
+    await run('tar', ['-cf', plain, '-C', unpacked, '--exclude=index.json', '.']);
+    const raw = await openSource(`docker-archive:${plain}:registry.example/app:v1`).getManifest();
+    const m = parseManifest(raw.bytes);
+    expect(raw.mediaType).toBe('application/vnd.docker.distribution.manifest.v2+json');
+    if (m.kind !== 'image') throw new Error('expected an image manifest');
+    expect(m.value.config.digest).toBe(fx.images[0]!.configDigest);
+    expect(m.value.layers.map((l) => [l.mediaType, l.digest])).toEqual(fx.images[0]!.layerDigests.map((d) => ['application/vnd.docker.image.rootfs.diff.tar.gzip', d]));
+    const r = await copyImage(openSource(`docker-archive:${plain}`), layoutDestination(join(tmp.path, 'plain-out'), { tag: 'p' }));
+    expect(r).toMatchObject({ rootDigest: raw.digest, blobs: { copied: 3 } });
   });
 });
