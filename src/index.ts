@@ -7,3 +7,4 @@ export * from './oci/index.js';
 export * from './layers/index.js';
 export * from './registry/index.js';
 export * from './copy/index.js';
+export * from './provider/index.js';

@@ -1,0 +1,189 @@
+/**
+ * The provider-image plan: CanvOS's `base-image` + `provider-image` steps that are expressible as appended layers
+ * (canvos.md §1.4–1.5, §6.1), one image per K8S_VERSION. Everything except the k8s layer is shared across
+ * versions and built once. Steps that need to execute code in the image (apt, dracut, drivers…) are not planned:
+ * they belong in BASE_IMAGE, and a warning says so when the configuration asks for one.
+ */
+import { resolve } from 'node:path';
+import { CanvosError } from '../errors.js';
+import { baseK8sVersion, isJetsonBase, k8sSource, providerImage, providerImagePath, providerTag, resolveBaseImage, stylusImage, thirdPartyBinaryPath } from './derive.js';
+import type { BuildPlan, PlannedItem, PlannedLayer, ProviderImagePlan } from './plan-types.js';
+import { formatLoc, type BuildConfig, type WarningHandler } from './resolve.js';
+
+/** Options of {@link planProviderImages}. */
+export interface PlanOptions {
+  /** Directory holding `overlay/`, `certs/`, `cloudconfigs/` and relative EDGE_CUSTOM_CONFIG. Default: process.cwd(). */
+  projectDir?: string | undefined;
+  /**
+   * Whether the base image's systemd is ≥ 255 (it then receives k8s and the agent provider as signed system
+   * extensions, so they are not bundled). Default: false (bundle), unless known from the base image.
+   */
+  supportsSystemdExtensions?: boolean | undefined;
+  onWarning?: WarningHandler | undefined;
+}
+
+/** Per-distribution CA locations (CanvOS Dockerfile 10–25) and the bundle update-ca-certificates/update-ca-trust writes. */
+export const CA_PATHS: Readonly<Record<BuildConfig['osDistribution'], { anchors: string; bundle: string }>> = {
+  ubuntu: { anchors: '/usr/local/share/ca-certificates', bundle: '/etc/ssl/certs/ca-certificates.crt' },
+  'opensuse-leap': { anchors: '/usr/share/pki/trust/anchors', bundle: '/var/lib/ca-certificates/ca-bundle.pem' },
+  sles: { anchors: '/usr/share/pki/trust/anchors', bundle: '/var/lib/ca-certificates/ca-bundle.pem' },
+  rhel: { anchors: '/etc/pki/ca-trust/source/anchors', bundle: '/etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem' },
+};
+
+/** Where CanvOS's provider images put the agent provider (moved from /usr/local/system/providers, PE-8315). */
+export const PROVIDERS_DIR = '/system/providers';
+/** Sentinel telling Stylus that k8s and the agent provider are baked in (no sysext download). */
+export const BUNDLED_SENTINEL = '/etc/spectro-sysext/k8s-and-agent-provider-bundled';
+
+function refuse(c: BuildConfig, cond: boolean, name: 'IS_UKI' | 'TWO_NODE', why: string, hint: string): void {
+  if (!cond) return;
+  const at = formatLoc(c.origins[name]);
+  throw new CanvosError('ERR_CONFIG', `${at ? `${at}: ` : ''}${name}=true is not supported by canvos-lite: ${why}`, { hint });
+}
+
+function warnExecSteps(c: BuildConfig, warn: WarningHandler): void {
+  const steps: [boolean, string][] = [
+    [c.updateKernel, 'UPDATE_KERNEL=true (kernel upgrade + dracut)'],
+    [c.cisHardening, 'CIS_HARDENING=true (cis-harden/harden.sh)'],
+    [c.ubuntuProAttach, 'UBUNTU_PRO_ATTACH=true (pro attach)'],
+    [c.installNvidiaGpuDrivers, 'INSTALL_NVIDIA_GPU_DRIVERS=true (driver install)'],
+    [c.installAmdGpuDrivers, 'INSTALL_AMD_GPU_DRIVERS=true (driver install)'],
+    [c.k8sDistribution === 'kubeadm' && c.osDistribution === 'ubuntu' && c.arch === 'amd64', 'kubeadm on ubuntu/amd64 (kernel headers install)'],
+    [c.k8sDistribution === 'nodeadm' && c.osDistribution === 'ubuntu', 'nodeadm on ubuntu (nodeadm install -p iam-ra / ssm)'],
+  ];
+  for (const [on, what] of steps) {
+    if (on) warn('W_EXEC_STEP_SKIPPED', `${what} needs to run commands inside the image; canvos-lite only appends file layers, so BASE_IMAGE must already contain it`);
+  }
+}
+
+/**
+ * Plan one provider image per version. Throws ERR_CONFIG for configurations whose image shape canvos-lite cannot
+ * produce (IS_UKI, TWO_NODE) and for a missing BASE_IMAGE where CanvOS has no default.
+ */
+export function planProviderImages(c: BuildConfig, versions: readonly string[], opts: PlanOptions = {}): BuildPlan {
+  const warn = opts.onWarning ?? (() => {});
+  refuse(c, c.isUki, 'IS_UKI', 'a UKI provider image carries signed EFI artefacts built by enki/osbuilder', 'set IS_UKI=false, or build UKI images with CanvOS');
+  refuse(c, c.twoNode, 'TWO_NODE', 'it installs postgresql and kine by running apt/zypper in the image', 'pre-install postgresql + kine in BASE_IMAGE and set TWO_NODE=false');
+  if (versions.length === 0) throw new CanvosError('ERR_CONFIG', 'no Kubernetes version to build', { hint: 'set K8S_VERSION or list versions in k8s_version.json' });
+  warnExecSteps(c, warn);
+
+  const dir = resolve(opts.projectDir ?? process.cwd());
+  const host = (p: string): string => resolve(dir, p);
+  const baseImage = resolveBaseImage(c);
+  const bundled = c.bundleK8sAndAgentProvider || opts.supportsSystemdExtensions !== true;
+  const ca = CA_PATHS[c.osDistribution];
+
+  const osConfig: PlannedItem[] = [
+    { op: 'copy', source: { kind: 'host-glob', dir: host('certs'), pattern: '*.crt' }, target: ca.anchors, mode: 0o644, optional: true },
+    // Appended only when certs/ matched: base bundle + the new certificates (what update-ca-certificates writes).
+    { op: 'edit', source: { kind: 'base-edit', path: ca.bundle, edit: 'ca-bundle' }, target: ca.bundle, mode: 0o644, optional: true },
+    { op: 'edit', source: { kind: 'base-edit', path: '/etc/kairos-release', edit: 'kairos-release' }, target: '/etc/kairos-release', mode: 0o644 },
+  ];
+  if (!c.isUki) {
+    osConfig.push({ op: 'edit', source: { kind: 'base-edit', path: '/etc/cos/bootargs.cfg', edit: 'bootargs' }, target: '/etc/cos/bootargs.cfg', optional: true });
+  }
+  if (isJetsonBase(baseImage)) osConfig.push({ op: 'copy', source: { kind: 'host-file', path: host('cloudconfigs/mount.yaml') }, target: '/etc/kairos/mount.yaml', optional: true });
+  if (c.isMaas) osConfig.push({ op: 'copy', source: { kind: 'host-file', path: host('cloudconfigs/80_stylus_maas.yaml') }, target: '/system/oem/80_stylus_maas.yaml', optional: true });
+  osConfig.push(
+    { op: 'whiteout', source: { kind: 'base-match', dir: '/var/lib/dbus', pattern: 'machine-id' }, target: '/var/lib/dbus' },
+    { op: 'create', source: { kind: 'generated', content: '' }, target: '/etc/machine-id', mode: 0o444 },
+  );
+
+  const shared: PlannedLayer[] = [
+    { name: 'os-config', shared: true, description: 'CA certificates, /etc/kairos-release, /etc/cos/bootargs.cfg, empty /etc/machine-id', items: osConfig },
+    {
+      name: 'overlay',
+      shared: true,
+      description: 'overlay/files/etc → /etc',
+      items: [
+        { op: 'copy', source: { kind: 'host-tree', path: host('overlay/files/etc') }, target: '/etc', optional: true },
+        { op: 'copy', source: { kind: 'host-file', path: host('overlay/files/etc/logrotate.d/stylus.conf') }, target: '/etc/logrotate.d/stylus.conf', mode: 0o644, optional: true },
+      ],
+    },
+  ];
+  const sourceImages = new Set<string>();
+  if (bundled) {
+    const ref = providerImage(c);
+    sourceImages.add(ref);
+    shared.push({
+      name: 'agent-provider',
+      shared: true,
+      description: `agent provider from ${ref} (agent-provider-* → ${PROVIDERS_DIR})`,
+      items: [
+        { op: 'copy', source: { kind: 'image', ref, path: '/', exclude: ['/usr/local/system/providers'] }, target: '/' },
+        { op: 'copy', source: { kind: 'image', ref, path: '/usr/local/system/providers/agent-provider-*' }, target: PROVIDERS_DIR },
+        { op: 'whiteout', source: { kind: 'path', path: '/usr/local/system/providers' }, target: '/usr/local/system/providers' },
+        { op: 'create', source: { kind: 'generated', content: '' }, target: BUNDLED_SENTINEL, mode: 0o644 },
+      ],
+    });
+  }
+  const stylus = stylusImage(c);
+  sourceImages.add(stylus);
+  const stylusItems: PlannedItem[] = [
+    { op: 'copy', source: { kind: 'image', ref: stylus, path: '/etc/kairos/branding' }, target: '/etc/kairos/branding' },
+    { op: 'copy', source: { kind: 'image', ref: stylus, path: '/etc/kairos/80_stylus.yaml' }, target: '/etc/kairos/80_stylus.yaml', optional: true },
+    { op: 'copy', source: { kind: 'image', ref: stylus, path: '/oem/stylus_config.yaml' }, target: '/etc/kairos/branding/stylus_config.yaml' },
+    { op: 'copy', source: { kind: 'image', ref: stylus, path: '/etc/elemental/config.yaml' }, target: '/etc/elemental/config.yaml' },
+  ];
+  if (c.edgeCustomConfig) {
+    stylusItems.push({ op: 'copy', source: { kind: 'host-file', path: host(c.edgeCustomConfig) }, target: '/oem/.edge_custom_config.yaml', optional: true });
+  }
+  shared.push({ name: 'stylus', shared: true, description: `Palette Edge agent configuration from ${stylus}`, items: stylusItems });
+
+  sourceImages.add(c.spectroThirdPartyImage);
+  shared.push({
+    name: 'finalize',
+    shared: true,
+    description: 'remove SSH host keys and moduli, etcdctl, empty /etc/machine-id',
+    items: [
+      { op: 'whiteout', source: { kind: 'base-match', dir: '/etc/ssh', pattern: 'ssh_host_*' }, target: '/etc/ssh' },
+      { op: 'whiteout', source: { kind: 'base-match', dir: '/etc/ssh', pattern: 'moduli' }, target: '/etc/ssh' },
+      { op: 'copy', source: { kind: 'image', ref: c.spectroThirdPartyImage, path: thirdPartyBinaryPath(c, 'etcdctl') }, target: '/usr/bin/etcdctl', mode: 0o755 },
+      { op: 'create', source: { kind: 'generated', content: '' }, target: '/etc/machine-id', mode: 0o444 },
+    ],
+  });
+
+  const images: ProviderImagePlan[] = [...new Set(versions)].map((version) => {
+    const layers = [...shared];
+    if (bundled) layers.push(k8sLayer(c, version, sourceImages));
+    return {
+      k8sDistribution: c.k8sDistribution,
+      k8sVersion: version,
+      baseK8sVersion: baseK8sVersion(c, version),
+      tag: providerTag(c, version),
+      imageRef: providerImagePath(c, version),
+      arch: c.arch,
+      baseImage,
+      layers,
+    };
+  });
+  return { baseImage, bundled, sourceImages: [...sourceImages], sharedLayers: shared, images };
+}
+
+// The k8s layer is last: it is the only per-version layer, so all images share every layer below it.
+function k8sLayer(c: BuildConfig, version: string, sourceImages: Set<string>): PlannedLayer {
+  const src = k8sSource(c, version);
+  const name = `k8s-${version}`;
+  if ('image' in src) {
+    sourceImages.add(src.image);
+    return {
+      name,
+      shared: false,
+      description: `k8s/${c.k8sDistribution}@${baseK8sVersion(c, version)} from ${src.image}`,
+      items: [{ op: 'copy', source: { kind: 'image', ref: src.image, path: '/', exclude: ['/var/cache'] }, target: '/' }],
+    };
+  }
+  const target = src.path ?? (c.k8sDistribution === 'k3s' ? '/usr/bin/k3s' : undefined);
+  if (!target) {
+    throw new CanvosError('ERR_CONFIG', `k8s "${version}": a url source for ${c.k8sDistribution} needs a target path`, {
+      hint: `add path: /usr/bin/<binary> to the k8s."${version}" entry of canvos.yaml`,
+    });
+  }
+  const mode = typeof src.mode === 'string' ? parseInt(src.mode, 8) : (src.mode ?? 0o755);
+  return {
+    name,
+    shared: false,
+    description: `k8s ${c.k8sDistribution} ${version}: ${target} from ${new URL(src.url).host}`,
+    items: [{ op: 'copy', source: { kind: 'url', url: src.url, sha256: src.sha256.replace(/^sha256:/, '') }, target, mode }],
+  };
+}
