@@ -33,6 +33,27 @@ export interface CopyOptions extends OpOptions {
   tag?: string | undefined;
   /** Copy the blobs of manifests the destination already has (normally skipped as a whole). Default: false. */
   force?: boolean | undefined;
+  /** Share one concurrency limit and in-flight blob transfers between concurrent copies (mirror). Default: none. */
+  pool?: CopyPool | undefined;
+  /** Blobs are shared through `pool` only between copies with the same scope (same storage). Default: dst.description. */
+  poolScope?: string | undefined;
+}
+
+type BlobStatus = 'copied' | 'skipped' | 'mounted';
+
+/**
+ * Limits shared by several {@link copyImage} calls: one blob semaphore for all of them, and a map of blobs in
+ * flight so a blob needed by several images copied at once into the same place moves only once.
+ */
+export class CopyPool {
+  /** The shared blob concurrency limit. */
+  readonly semaphore: Semaphore;
+  /** In-flight transfers by `scope\0digest`. */
+  readonly inflight: Map<string, Promise<BlobStatus>> = new Map();
+  /** `concurrency`: blobs moved at once across all copies. Default: 6. */
+  constructor(concurrency = 6) {
+    this.semaphore = new Semaphore(concurrency);
+  }
 }
 
 /** What {@link copyImage} did. */
@@ -99,20 +120,41 @@ export async function copyImage(src: ImageSource, dst: ImageDestination, opts: C
     onProgress?.({ phase: 'copy', item, transferred: bytesDone, total: bytesTotal, itemsDone, itemsTotal, ...(status ? { status, itemSize } : {}) });
   emit(undefined);
 
-  const sem = new Semaphore(opts.concurrency ?? 6);
+  const sem = opts.pool?.semaphore ?? new Semaphore(opts.concurrency ?? 6);
+  const scope = opts.poolScope ?? dst.description;
   let firstError: unknown;
   const fail = (e: unknown): void => {
     if (firstError === undefined) firstError = e;
     failed.abort(e);
   };
-  await Promise.allSettled([...blobs.values()].map(async (desc) => {
-    let release: (() => void) | undefined;
+  const own = async (desc: Descriptor): Promise<BlobStatus> => {
+    const release = await sem.acquire(signal);
     try {
-      release = await sem.acquire(signal);
-      const status = await copyBlob(src, dst, desc, signal, (delta) => {
+      return await copyBlob(src, dst, desc, signal, (delta) => {
         bytesDone += delta;
         emit(desc.digest);
       });
+    } finally {
+      release();
+    }
+  };
+  await Promise.allSettled([...blobs.values()].map(async (desc) => {
+    try {
+      let status: BlobStatus;
+      const key = `${scope}\0${desc.digest}`;
+      const other = opts.pool?.inflight.get(key);
+      if (other) {
+        // Another copy sharing the pool is moving this blob to the same place: wait for it (redo it if it failed).
+        status = await other.then(() => 'skipped' as const, () => own(desc));
+      } else {
+        const p = own(desc);
+        if (opts.pool) {
+          const pool = opts.pool;
+          pool.inflight.set(key, p);
+          p.finally(() => pool.inflight.delete(key)).catch(() => {});
+        }
+        status = await p;
+      }
       if (status === 'copied') stats.copied++;
       else if (status === 'mounted') stats.mounted++;
       else stats.skipped++;
@@ -121,8 +163,6 @@ export async function copyImage(src: ImageSource, dst: ImageDestination, opts: C
       emit(desc.digest, status, desc.size);
     } catch (e) {
       fail(e);
-    } finally {
-      release?.();
     }
   }));
   if (firstError !== undefined) throw toError(firstError, opts.signal);
@@ -172,7 +212,7 @@ async function copyBlob(
   desc: Descriptor,
   signal: AbortSignal,
   onBytes: (delta: number) => void,
-): Promise<'copied' | 'skipped' | 'mounted'> {
+): Promise<BlobStatus> {
   if (await dst.hasBlob(desc, { signal })) return 'skipped';
   let counted = 0;
   const open = async (): Promise<Readable> => {

@@ -3,7 +3,7 @@
  * on-disk transports (OCI layout, docker-archive) plus the local blob cache they share.
  */
 export type { ProgressEvent, ProgressFn, OpOptions, RawManifest, ImageSource, ImageDestination, PutBlobResult } from './types.js';
-export { copyImage, type CopyOptions, type CopyResult } from './copy.js';
+export { copyImage, CopyPool, type CopyOptions, type CopyResult } from './copy.js';
 export { loadGraph, selectPlatforms, bottomUp, type ManifestNode, type Selection } from './graph.js';
 export {
   parseImageSpec,

@@ -38,9 +38,10 @@ export class OciLayout {
     if (!(await exists(join(this.dir, 'oci-layout')))) {
       await writeAtomic(join(this.dir, 'oci-layout'), JSON.stringify({ imageLayoutVersion: '1.0.0' }));
     }
-    if (!(await exists(join(this.dir, 'index.json')))) {
-      await this.writeIndex({ schemaVersion: 2, mediaType: MediaType.OciIndex, manifests: [] });
-    }
+    // Under the lock: a concurrent writer's first tag must not be replaced by our empty index.
+    await this.withIndexLock(async () => {
+      if (!(await exists(join(this.dir, 'index.json')))) await this.writeIndex({ schemaVersion: 2, mediaType: MediaType.OciIndex, manifests: [] });
+    });
   }
 
   /** Read and validate `index.json` (ERR_LAYOUT when the directory is not a layout). */
@@ -149,6 +150,35 @@ export class OciLayout {
    * the entry is added unnamed unless an unnamed entry with that digest exists.
    */
   async setTag(desc: Descriptor, tag: string | undefined): Promise<void> {
+    await this.withIndexLock(() => this.setTagLocked(desc, tag));
+  }
+
+  /**
+   * Run `fn` holding `index.json.lock` (a directory: mkdir is atomic), so concurrent writers (other copies, other
+   * processes) never lose each other's tags. A lock older than 30 s is considered left by a crash and broken.
+   */
+  async withIndexLock<T>(fn: () => Promise<T>): Promise<T> {
+    const lock = join(this.dir, 'index.json.lock');
+    for (let waited = 0; ; waited += 10) {
+      try {
+        await mkdir(lock);
+        break;
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+        const age = await stat(lock).then((st) => Date.now() - st.mtimeMs, () => 0);
+        if (age > 30_000) await rm(lock, { recursive: true, force: true });
+        else if (waited > 60_000) throw new CanvosError('ERR_LAYOUT', `${lock} is held by another writer`, { hint: 'wait for the other copy to finish, or remove the lock directory if none is running' });
+        await new Promise((r) => setTimeout(r, 10));
+      }
+    }
+    try {
+      return await fn();
+    } finally {
+      await rm(lock, { recursive: true, force: true });
+    }
+  }
+
+  private async setTagLocked(desc: Descriptor, tag: string | undefined): Promise<void> {
     const idx = await this.readIndex();
     const entry: Descriptor = { mediaType: desc.mediaType, digest: desc.digest, size: desc.size };
     if (desc.platform) entry.platform = desc.platform;

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { copyImage } from '../../src/copy/copy.js';
+import { copyImage, CopyPool } from '../../src/copy/copy.js';
 import { openDestination, openSource } from '../../src/copy/transports.js';
 import type { ImageDestination, ProgressEvent } from '../../src/copy/types.js';
 import { CanvosError } from '../../src/errors.js';
@@ -105,6 +105,20 @@ describe('copy engine', () => {
     expect(puts.slice(-1)).toEqual(['v1']);
     expect(puts.slice(0, 2).every((p) => p?.startsWith('sha256:'))).toBe(true);
     expect(sha256(await skopeo(['inspect', '--raw', '--tls-verify=false', `docker://${reg.host}/shared/img:v1`]))).toBe(index);
+  });
+
+  it('a shared CopyPool moves a blob needed by concurrent copies into the same layout once', async () => {
+    const dir = join(tmp.path, 'pooled-src');
+    await sharedLayout(dir);
+    const out = join(tmp.path, 'pooled-out');
+    const pool = new CopyPool(2);
+    const one = (arch: string, tag: string) =>
+      copyImage(layoutSource(dir, { tag: 'shared' }), layoutDestination(out, { tag }), { platforms: [{ os: 'linux', architecture: arch }], pool, poolScope: out });
+    const [x, y] = await Promise.all([one('amd64', 'x'), one('arm64', 'y')]);
+    expect(x.blobs.copied + y.blobs.copied).toBe(4);
+    expect(x.blobs.skipped + y.blobs.skipped).toBe(4);
+    expect(pool.inflight.size).toBe(0);
+    expect(await new OciLayout(out).tags()).toEqual(expect.arrayContaining(['x', 'y']));
   });
 
   it('skips foreign layers (urls) unless asked, and then fails cleanly when they are absent', async () => {
