@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { main } from '../../src/cli/main.js';
@@ -60,6 +61,15 @@ describe('copy between registries, layouts and archives', () => {
     expect(r.stdout).not.toContain(b.password!);
     expect(await skopeoDigest(`${b.host}/dst/multi:v1`, b)).toBe(fx.indexDigest);
     expect(await skopeoDigest(`${b.host}/dst/multi@${fx.manifestDigests[1]}`, b)).toBe(fx.manifestDigests[1]);
+  });
+
+  it('--authfile supplies registry credentials (docker config.json format)', async () => {
+    const file = join(tmp.path, 'auth.json');
+    await writeFile(file, JSON.stringify({ auths: { [b.host]: { auth: Buffer.from(`${b.username}:${b.password}`).toString('base64') } } }));
+    const r = await cli('--authfile', file, '--src-insecure', '--dest-insecure', `docker://${a.host}/src/multi:v1`, `docker://${b.host}/dst/authfile:v1`);
+    expect(r.code).toBe(0);
+    expect(r.stderr.trim().split('\n').every((l) => /^(copied|skipped|mounted) sha256:/.test(l))).toBe(true);
+    expect(await skopeoDigest(`${b.host}/dst/authfile:v1`, b)).toBe(fx.indexDigest);
   });
 
   it('registry → registry with bearer tokens, both directions, via the library', async () => {
