@@ -12,6 +12,7 @@ import type { ImageDestination, ImageSource } from './types.js';
 
 /** The transports this build can read and write. */
 export const TRANSPORTS = ['docker', 'oci', 'docker-archive'] as const;
+/** One of {@link TRANSPORTS}. */
 export type TransportName = (typeof TRANSPORTS)[number];
 
 /** A parsed image location. */
