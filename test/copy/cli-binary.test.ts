@@ -39,7 +39,7 @@ describe('canvos-lite copy (real binary)', () => {
     expect(sha256(await skopeo(['inspect', '--raw', `oci:${join(tmp.path, 'dst')}:copied`]))).toBe(fx.indexDigest);
 
     const bad = await run(process.execPath, [bin, 'copy', 'nope:/x', `oci:${join(tmp.path, 'dst')}`], { env });
-    expect(bad.code).toBe(4);
+    expect(bad.code).toBe(17);
     expect(bad.stdout).toBe('');
     expect(bad.stderr).toBe('canvos-lite: unknown transport "nope" in "nope:/x" (valid: docker://, oci:, docker-archive:)\nhint: write docker://host/repo:tag, oci:DIR[:tag] or docker-archive:FILE[:name:tag]\n');
     const help = await run(process.execPath, [bin, 'copy', '--help'], { env });

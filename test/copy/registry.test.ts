@@ -213,7 +213,7 @@ describe('copy through faults and failures', () => {
     expect(bad.code).toBe(4);
     expect(bad.stderr.split('\n')[0]).toMatch(/^canvos-lite: invalid image reference ".*Dst\/x:v1": repository name must be lowercase/);
     const unknown = await cli('dir:/tmp/x', `oci:${join(tmp.path, 'never')}`);
-    expect(unknown.code).toBe(4);
+    expect(unknown.code).toBe(17);
     expect(unknown.stderr.split('\n')[0]).toBe('canvos-lite: unknown transport "dir" in "dir:/tmp/x" (valid: docker://, oci:, docker-archive:)');
     const flag = await cli('--bogus', 'a', 'b');
     expect(flag.code).toBe(2);
