@@ -1,0 +1,51 @@
+/**
+ * The xorriso command line of AuroraBoot v0.26.2 build-iso (pkg/ops/iso.go burnISO + constants
+ * GetXorrisoBooloaderArgs), reproduced argument for argument: hybrid BIOS (El Torito grub2 + boot_hybrid MBR)
+ * and UEFI (appended GPT ESP) boot. Pure: building the list is separate from running it (run-xorriso.ts).
+ */
+
+/** Inputs of {@link xorrisoArgs}. */
+export interface XorrisoArgsInput {
+  /** Staging directory mapped to the ISO root; must contain boot/eltorito.img, boot/boot_hybrid.img, boot/uefi.img. */
+  isoDir: string;
+  /** Output ISO path. */
+  outPath: string;
+  /** ISO volume id. Load-bearing: the grub menu boots `root=live:CDLABEL=COS_LIVE`. Default: 'COS_LIVE'. */
+  volid?: string | undefined;
+}
+
+/** The ISO volume label Kairos/CanvOS boot entries look for. */
+export const ISO_VOLUME_LABEL = 'COS_LIVE';
+
+/** The argument list (without the `xorriso` program name). */
+export function xorrisoArgs(input: XorrisoArgsInput): string[] {
+  const { isoDir, outPath } = input;
+  const volid = input.volid ?? ISO_VOLUME_LABEL;
+  const boot = (kind: 'grub' | 'any', setting: string): string[] => ['-boot_image', kind, setting];
+  return [
+    '-volid', volid,
+    '-joliet', 'on',
+    '-padding', '0',
+    '-outdev', outPath,
+    '-map', isoDir, '/',
+    '-chmod', '0755', '--',
+    ...boot('grub', 'bin_path=/boot/eltorito.img'),
+    // AuroraBoot joins with a literal '/' + '/boot/…', hence the double slash; harmless, kept for fidelity.
+    ...boot('grub', `grub2_mbr=${isoDir}//boot/boot_hybrid.img`),
+    ...boot('grub', 'grub2_boot_info=on'),
+    ...boot('any', 'partition_offset=16'),
+    ...boot('any', 'cat_path=/boot/boot.catalog'),
+    ...boot('any', 'cat_hidden=on'),
+    ...boot('any', 'boot_info_table=on'),
+    ...boot('any', 'platform_id=0x00'),
+    ...boot('any', 'emul_type=no_emulation'),
+    ...boot('any', 'load_size=2048'),
+    ...boot('any', 'next'),
+    ...boot('any', 'platform_id=0xef'),
+    ...boot('any', 'emul_type=no_emulation'),
+    '-append_partition', '2', '0xef', `${isoDir}/boot/uefi.img`,
+    ...boot('any', 'efi_path=--interval:appended_partition_2:all::'),
+    ...boot('any', 'appended_part_as=gpt'),
+    ...boot('any', 'mbr_force_bootable=on'),
+  ];
+}
