@@ -1,0 +1,171 @@
+/**
+ * The mirror archive format (v1). A mirror archive is ONE OCI image layout (deduplicated blobs, index.json with one
+ * entry per image) written as a plain ustar stream: `oci-layout`, `index.json`, then `blobs/sha256/<hex>` sorted by
+ * digest. With a part size the stream is cut at byte boundaries into `NAME.part0001`, `NAME.part0002`, … so that
+ * `cat NAME.part* > NAME` restores the tar exactly; unsplit, the tar is `NAME` itself. Next to it,
+ * `<NAME without .tar>.manifest.json` lists every part with its size and sha256 (check media with `sha256sum`),
+ * the images and the format name `canvos-lite-mirror-archive/v1`.
+ */
+import { createHash } from 'node:crypto';
+import { createReadStream, createWriteStream, type WriteStream } from 'node:fs';
+import { readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
+import { Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { pack as tarPack } from 'tar-stream';
+import { z } from 'zod';
+import { abortError, CanvosError } from '../errors.js';
+import { OciLayout } from '../oci/layout.js';
+import type { OpOptions } from '../copy/types.js';
+import { reachableBlobs } from './layout-walk.js';
+
+/** Format identifier written to and required in the manifest. */
+export const ARCHIVE_FORMAT = 'canvos-lite-mirror-archive/v1';
+/** Largest file FAT32 can hold: the natural `--max-part-size` for USB sticks. */
+export const FAT32_MAX_FILE = 4 * 1024 * 1024 * 1024 - 1;
+
+export const ArchiveManifestSchema = z.object({
+  format: z.literal(ARCHIVE_FORMAT),
+  created: z.string(),
+  /** Size of the whole (concatenated) tar. */
+  size: z.number().int().nonnegative(),
+  parts: z.array(z.object({ name: z.string(), size: z.number().int().nonnegative(), sha256: z.string().regex(/^[a-f0-9]{64}$/) })).min(1),
+  images: z.array(z.object({ ref: z.string(), digest: z.string(), mediaType: z.string() })),
+});
+export type ArchiveManifest = z.infer<typeof ArchiveManifestSchema>;
+
+/** `out.tar` → `out.manifest.json` (same directory). */
+export function manifestPathFor(tarPath: string): string {
+  return join(dirname(tarPath), `${basename(tarPath).replace(/\.tar$/, '')}.manifest.json`);
+}
+
+/** Writable that cuts its input into part files of at most `maxPart` bytes, hashing each. */
+class PartWriter extends Writable {
+  readonly parts: Array<{ name: string; size: number; sha256: string; path: string }> = [];
+  private cur: { ws: WriteStream; hash: ReturnType<typeof createHash>; size: number; name: string; path: string } | undefined;
+  private readonly base: string;
+  private readonly maxPart: number;
+  private readonly split: boolean;
+  constructor(base: string, maxPart: number | undefined) {
+    super();
+    this.base = base;
+    this.split = maxPart !== undefined;
+    this.maxPart = maxPart ?? Number.MAX_SAFE_INTEGER;
+  }
+  private async open(): Promise<void> {
+    const n = this.parts.length + (this.cur ? 1 : 0) + 1;
+    const path = this.split ? `${this.base}.part${String(n).padStart(4, '0')}` : this.base;
+    const ws = createWriteStream(`${path}.tmp`);
+    await new Promise<void>((res, rej) => ws.once('open', () => res()).once('error', rej));
+    this.cur = { ws, hash: createHash('sha256'), size: 0, name: basename(path), path };
+  }
+  private async close(): Promise<void> {
+    const c = this.cur;
+    if (!c) return;
+    this.cur = undefined;
+    await new Promise<void>((res, rej) => c.ws.end((e?: Error | null) => (e ? rej(e) : res())));
+    await rename(`${c.path}.tmp`, c.path);
+    this.parts.push({ name: c.name, size: c.size, sha256: c.hash.digest('hex'), path: c.path });
+  }
+  private async put(chunk: Buffer): Promise<void> {
+    let off = 0;
+    while (off < chunk.length) {
+      if (!this.cur) await this.open();
+      const c = this.cur!;
+      const n = Math.min(chunk.length - off, this.maxPart - c.size);
+      const piece = chunk.subarray(off, off + n);
+      c.hash.update(piece);
+      c.size += n;
+      off += n;
+      if (!c.ws.write(piece)) await new Promise<void>((res) => c.ws.once('drain', () => res()));
+      if (c.size >= this.maxPart) await this.close();
+    }
+  }
+  override _write(chunk: Buffer, _enc: BufferEncoding, cb: (e?: Error | null) => void): void {
+    this.put(chunk).then(() => cb(), cb);
+  }
+  override _final(cb: (e?: Error | null) => void): void {
+    (async () => {
+      if (!this.cur && this.parts.length === 0) await this.open(); // an empty stream still gets one part
+      await this.close();
+    })().then(() => cb(), cb);
+  }
+  override _destroy(e: Error | null, cb: (e?: Error | null) => void): void {
+    const c = this.cur;
+    this.cur = undefined;
+    if (c) c.ws.destroy();
+    Promise.resolve(c ? rm(`${c.path}.tmp`, { force: true }) : undefined).then(() => cb(e), () => cb(e));
+  }
+}
+
+/** Options of {@link writeArchive}. */
+export interface WriteArchiveOptions extends OpOptions {
+  /** Cut the tar into parts of at most this many bytes (≥ 1 MiB). Default: one file. */
+  maxPartSize?: number | undefined;
+}
+
+/**
+ * Pack the layout at `layoutDir` into the archive `tarPath` (see the file header) and write its manifest last, so
+ * a manifest exists only for a complete archive. Returns the manifest.
+ */
+export async function writeArchive(layoutDir: string, tarPath: string, opts: WriteArchiveOptions = {}): Promise<ArchiveManifest> {
+  if (opts.maxPartSize !== undefined && opts.maxPartSize < 1024 * 1024) {
+    throw new CanvosError('ERR_USAGE', `--max-part-size ${opts.maxPartSize} is below 1 MiB`, { hint: 'use e.g. 4095M (FAT32) or 4G' });
+  }
+  const layout = new OciLayout(layoutDir);
+  const index = await layout.readIndex();
+  const blobs = [...(await reachableBlobs(layout, index))].sort();
+  const pack = tarPack();
+  const out = new PartWriter(tarPath, opts.maxPartSize);
+  const mtime = new Date(0);
+  const feed = (async () => {
+    const add = async (name: string, file: string): Promise<void> => {
+      opts.signal?.throwIfAborted();
+      const size = (await stat(file)).size;
+      await new Promise<void>((res, rej) => {
+        const entry = pack.entry({ name, size, mtime, mode: 0o644, uid: 0, gid: 0 }, (e) => (e ? rej(e) : res()));
+        pipeline(createReadStream(file), entry).catch(rej);
+      });
+    };
+    await add('oci-layout', join(layoutDir, 'oci-layout'));
+    await add('index.json', join(layoutDir, 'index.json'));
+    let done = 0;
+    for (const d of blobs) {
+      await add(`blobs/${d.replace(':', '/')}`, layout.blobPath(d));
+      opts.onProgress?.({ phase: 'archive', item: d, transferred: ++done, total: blobs.length, itemsDone: done, itemsTotal: blobs.length });
+    }
+    pack.finalize();
+  })();
+  feed.catch((e) => pack.destroy(e as Error));
+  try {
+    await Promise.all([pipeline(pack, out, opts.signal ? { signal: opts.signal } : {}), feed]);
+  } catch (e) {
+    if (opts.signal?.aborted) throw abortError(opts.signal);
+    throw e;
+  }
+  const images = index.manifests.map((d) => ({ ref: d.annotations?.['org.opencontainers.image.ref.name'] ?? d.digest, digest: d.digest, mediaType: d.mediaType }));
+  const manifest: ArchiveManifest = {
+    format: ARCHIVE_FORMAT,
+    created: new Date().toISOString(),
+    size: out.parts.reduce((a, p) => a + p.size, 0),
+    parts: out.parts.map(({ name, size, sha256 }) => ({ name, size, sha256 })),
+    images,
+  };
+  const mpath = manifestPathFor(tarPath);
+  await writeFile(`${mpath}.tmp`, `${JSON.stringify(manifest, null, 2)}\n`);
+  await rename(`${mpath}.tmp`, mpath);
+  return manifest;
+}
+
+/** Read and validate an archive manifest. */
+export async function readArchiveManifest(path: string): Promise<ArchiveManifest> {
+  let json: unknown;
+  try {
+    json = JSON.parse(await readFile(path, 'utf8'));
+  } catch (e) {
+    throw new CanvosError('ERR_LAYOUT', `cannot read mirror archive manifest ${path}: ${(e as Error).message}`, { hint: 'give the .tar (or .manifest.json) written by canvos-lite mirror save', cause: e });
+  }
+  const r = ArchiveManifestSchema.safeParse(json);
+  if (!r.success) throw new CanvosError('ERR_LAYOUT', `${path} is not a ${ARCHIVE_FORMAT} manifest (${r.error.issues[0]?.path.join('.') || 'root'})`, { hint: 'give the manifest written by canvos-lite mirror save' });
+  return r.data;
+}
