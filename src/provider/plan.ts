@@ -138,7 +138,7 @@ export function planProviderImages(c: BuildConfig, versions: readonly string[], 
     items: [
       { op: 'whiteout', source: { kind: 'base-match', dir: '/etc/ssh', pattern: 'ssh_host_*' }, target: '/etc/ssh' },
       { op: 'whiteout', source: { kind: 'base-match', dir: '/etc/ssh', pattern: 'moduli' }, target: '/etc/ssh' },
-      { op: 'copy', source: { kind: 'image', ref: c.spectroThirdPartyImage, path: thirdPartyBinaryPath(c, 'etcdctl') }, target: '/usr/bin/etcdctl', mode: 0o755 },
+      { op: 'copy', source: { kind: 'image', ref: c.spectroThirdPartyImage, path: thirdPartyBinaryPath(c, 'etcdctl') }, target: '/usr/bin/etcdctl' },
       { op: 'create', source: { kind: 'generated', content: '' }, target: '/etc/machine-id', mode: 0o444 },
     ],
   });

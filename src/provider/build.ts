@@ -1,0 +1,193 @@
+/**
+ * buildProviderImages: CanvOS's `build-provider-images` without Docker. Pulls the base image's manifest and config
+ * for ARCH (its layers are reused as blobs, never unpacked), reads the few base files it edits in one streaming
+ * pass, builds the shared layers once and one k8s layer per version, and writes one image per version to a
+ * registry (blobs first, base layers HEAD/mounted, manifest last) or to an OCI layout. Everything is built before
+ * anything is written, so a failing download or a missing file leaves the destination untouched.
+ */
+import { createReadStream } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { openDestination } from '../copy/transports.js';
+import type { ImageDestination, ProgressFn } from '../copy/types.js';
+import { abortError, CanvosError } from '../errors.js';
+import { buildLayer, sourceDateEpochFromEnv, type BuiltLayer } from '../layers/build.js';
+import { BlobCache } from '../oci/cache.js';
+import type { Digest } from '../oci/digest.js';
+import type { Descriptor } from '../oci/schemas.js';
+import type { RegistryTransportOptions } from '../registry/transport.js';
+import { assembleImage, layerMediaTypeFor, type AppendedLayer } from './assemble.js';
+import { scanBase } from './base-scan.js';
+import { CA_PATHS, planProviderImages } from './plan.js';
+import type { BuildPlan, PlannedLayer } from './plan-types.js';
+import { cachedBlobPath, openImage, type OpenedImage } from './image-reader.js';
+import { layerBuildSpec } from './layer-specs.js';
+import { resolveBaseImage } from './derive.js';
+import type { BuildConfig, WarningHandler } from './resolve.js';
+
+/** Options of {@link buildProviderImages}. */
+export interface BuildProviderOptions {
+  /** The Kubernetes versions to build (see selectK8sVersions). */
+  versions: readonly string[];
+  /** Where the images go: push each to its IMAGE_PATH, or write them all into an OCI layout directory (tagged). */
+  output: { push: true } | { ociDir: string };
+  /** Directory holding overlay/, certs/, cloudconfigs/. Default: process.cwd(). */
+  projectDir?: string | undefined;
+  /** Registry connection/auth options for pulls and pushes. Default: {}. */
+  registry?: RegistryTransportOptions | undefined;
+  /** Blob cache directory. Default: BlobCache's default (`$CANVOS_CACHE_DIR`, XDG cache). */
+  cacheDir?: string | undefined;
+  /** Scratch directory for built layers (removed afterwards). Default: a new directory under os.tmpdir(). */
+  workDir?: string | undefined;
+  /** Clamp for all mtimes and the images' `created`. Default: env SOURCE_DATE_EPOCH, else 0. */
+  sourceDateEpoch?: number | undefined;
+  signal?: AbortSignal | undefined;
+  onProgress?: ProgressFn | undefined;
+  onWarning?: WarningHandler | undefined;
+}
+
+/** One image written. */
+export interface BuiltProviderImage {
+  k8sVersion: string;
+  tag: string;
+  /** Where it was written: `docker://ref` or `oci:DIR:tag`. */
+  destination: string;
+  manifestDigest: Digest;
+  configDigest: Digest;
+  /** All layers of the image, base first. */
+  layers: Descriptor[];
+  /** Names of the appended layers, in order. */
+  appended: string[];
+}
+
+/** What {@link buildProviderImages} did. */
+export interface BuildProviderResult {
+  plan: BuildPlan;
+  baseImage: string;
+  baseManifestDigest: Digest;
+  /** systemd major version found in the base, if any (≥ 255: k8s is delivered as sysext, not bundled). */
+  systemdVersion: number | undefined;
+  images: BuiltProviderImage[];
+}
+
+/** Build and write the provider images of `config` (see the file header). */
+export async function buildProviderImages(config: BuildConfig, opts: BuildProviderOptions): Promise<BuildProviderResult> {
+  const warn = opts.onWarning ?? (() => {});
+  const progress = opts.onProgress ?? (() => {});
+  const signal = opts.signal;
+  // Validate everything that needs no network first (unsupported shapes, missing BASE_IMAGE…).
+  planProviderImages(config, opts.versions, { projectDir: opts.projectDir });
+  const cache = new BlobCache({ dir: opts.cacheDir });
+  const open = { registry: opts.registry, cache, signal };
+  const opened: OpenedImage[] = [];
+  const work = opts.workDir ?? (await mkdtemp(join(tmpdir(), 'canvos-provider-')));
+  const epoch = opts.sourceDateEpoch ?? sourceDateEpochFromEnv();
+  try {
+    const baseRef = resolveBaseImage(config);
+    progress({ phase: 'resolve', item: baseRef, transferred: 0 });
+    const base = await openImage(baseRef, config.arch, open);
+    opened.push(base);
+    const ca = CA_PATHS[config.osDistribution];
+    const scan = await scanBase(base.openers, { files: ['/etc/kairos-release', '/etc/cos/bootargs.cfg', ca.bundle], listDirs: ['/etc/ssh', '/var/lib/dbus'] }, { signal });
+    const supportsSysext = scan.systemdVersion !== undefined && scan.systemdVersion >= 255;
+    const plan = planProviderImages(config, opts.versions, { projectDir: opts.projectDir, supportsSystemdExtensions: supportsSysext, onWarning: warn });
+    if (!plan.bundled) warn('W_SYSEXT', `the base has systemd ${scan.systemdVersion}: k8s and the agent provider are not bundled (Stylus installs them as system extensions); set BUNDLE_K8S_AND_AGENT_PROVIDER=true to bundle them`);
+
+    const images = new Map<string, OpenedImage>();
+    for (const ref of plan.sourceImages) {
+      progress({ phase: 'resolve', item: ref, transferred: 0 });
+      const img = await openImage(ref, config.arch, open);
+      opened.push(img);
+      images.set(ref, img);
+    }
+    const ctx = { config, scan, images, onWarning: warn, signal };
+    const mediaType = layerMediaTypeFor(base.manifest.mediaType);
+    const parentMeta = (p: string) => scan.dirs.get(p);
+    const built = new Map<PlannedLayer, (BuiltLayer & { createdBy: string }) | null>();
+    const build = async (layer: PlannedLayer): Promise<void> => {
+      if (built.has(layer)) return;
+      signal?.throwIfAborted();
+      const s = await layerBuildSpec(layer, ctx);
+      if (!s) return void built.set(layer, null);
+      const b = await buildLayer(s.spec, {
+        dir: join(work, 'layers'),
+        sourceDateEpoch: epoch,
+        mediaType,
+        parentMeta,
+        signal,
+        onProgress: (p) => progress({ phase: 'build-layer', item: layer.name, transferred: p.transferred, total: p.total, percent: p.percent }),
+      });
+      s.verify();
+      progress({ phase: 'build-layer', item: layer.name, transferred: b.uncompressedSize, total: b.uncompressedSize, percent: 100, status: 'built', itemSize: b.size });
+      built.set(layer, { ...b, createdBy: `canvos-lite provider ${layer.name}: ${layer.description}` });
+    };
+    for (const layer of plan.sharedLayers) await build(layer);
+    for (const img of plan.images) for (const layer of img.layers) await build(layer);
+
+    const created = epoch > 0 ? new Date(epoch * 1000).toISOString().replace(/\.000Z$/, 'Z') : undefined;
+    const assembled = plan.images.map((p) => {
+      const appended = p.layers.flatMap((l) => {
+        const b = built.get(l);
+        return b ? [{ name: l.name, layer: { digest: b.digest, size: b.size, diffId: b.diffId, mediaType: b.mediaType, createdBy: b.createdBy } satisfies AppendedLayer, path: b.path }] : [];
+      });
+      return { plan: p, appended, image: assembleImage(base, appended.map((a) => a.layer), { created }) };
+    });
+
+    // Write phase: only now does anything leave this machine.
+    const results: BuiltProviderImage[] = [];
+    const files = new Map<string, string>(assembled.flatMap((a) => a.appended.map((x) => [x.layer.digest, x.path] as [string, string])));
+    for (const a of assembled) {
+      signal?.throwIfAborted();
+      const dest = 'push' in opts.output ? `docker://${a.plan.imageRef}` : `oci:${opts.output.ociDir}:${a.plan.tag}`;
+      const d = openDestination(dest, { registry: opts.registry });
+      try {
+        await writeImage(d, a.image, base, files, cache, { signal, progress, item: dest });
+        await d.putManifest(a.image.manifest, a.plan.tag, { signal });
+        await d.commit({ signal });
+      } finally {
+        await d.close();
+      }
+      progress({ phase: 'write', item: dest, transferred: 0, status: 'written' });
+      results.push({
+        k8sVersion: a.plan.k8sVersion,
+        tag: a.plan.tag,
+        destination: dest,
+        manifestDigest: a.image.manifest.digest,
+        configDigest: a.image.config.digest,
+        layers: a.image.layers,
+        appended: a.appended.map((x) => x.name),
+      });
+    }
+    return { plan, baseImage: baseRef, baseManifestDigest: base.manifest.digest, systemdVersion: scan.systemdVersion, images: results };
+  } catch (e) {
+    if (signal?.aborted && !CanvosError.is(e)) throw abortError(signal);
+    throw e;
+  } finally {
+    await Promise.all(opened.map((o) => o.source.close().catch(() => {})));
+    if (!opts.workDir) await rm(work, { recursive: true, force: true });
+  }
+}
+
+/** Put every blob of an assembled image: base layers (HEAD, mount, else streamed from the cache/source), new layers, config. */
+async function writeImage(
+  d: ImageDestination,
+  image: ReturnType<typeof assembleImage>,
+  base: OpenedImage,
+  files: ReadonlyMap<string, string>,
+  cache: BlobCache,
+  o: { signal?: AbortSignal | undefined; progress: ProgressFn; item: string },
+): Promise<void> {
+  const baseDigests = new Set(base.layers.map((l) => l.digest));
+  for (const desc of image.layers) {
+    const file = files.get(desc.digest);
+    const openBlob = file
+      ? async () => createReadStream(file)
+      : async () => createReadStream(await cachedBlobPath(base.source, desc, cache, o.signal));
+    const status = await d.putBlob(desc, openBlob, { signal: o.signal, mountFrom: baseDigests.has(desc.digest) ? base.source.mountOrigin : undefined });
+    o.progress({ phase: 'write-blob', item: desc.digest, transferred: desc.size, total: desc.size, status, itemSize: desc.size });
+  }
+  const cfg = image.config;
+  await d.putBlob({ mediaType: cfg.mediaType, digest: cfg.digest, size: cfg.bytes.length }, async () => Readable.from([cfg.bytes]), { signal: o.signal });
+}

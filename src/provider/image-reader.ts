@@ -1,0 +1,87 @@
+/**
+ * Opens an image the provider build reads from (the base, the agent provider, stylus, third-party, k8s packages):
+ * resolves the manifest for linux/ARCH, fetches the config, and hands out layer openers that go through the local
+ * blob cache, so the several passes the build makes over a layer download it once. Nothing is unpacked.
+ */
+import { createReadStream } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { selectPlatforms, loadGraph } from '../copy/graph.js';
+import { openSource, type OpenOptions } from '../copy/transports.js';
+import type { ImageSource, RawManifest } from '../copy/types.js';
+import { CanvosError } from '../errors.js';
+import { BlobCache } from '../oci/cache.js';
+import type { LayerOpener } from '../layers/merge.js';
+import { parseImageConfig, type Descriptor, type ImageConfig, type ImageManifest } from '../oci/schemas.js';
+
+/** An image resolved to one platform, ready to be read layer by layer. */
+export interface OpenedImage {
+  /** The location as given (`docker://…`, `oci:DIR:tag`, or a bare reference). */
+  ref: string;
+  source: ImageSource;
+  /** The platform manifest (never an index), exact bytes. */
+  manifest: RawManifest;
+  parsedManifest: ImageManifest;
+  /** The config blob's exact bytes and parsed form. */
+  configBytes: Buffer;
+  config: ImageConfig;
+  layers: Descriptor[];
+  /** One opener per layer (bottom first), reading through the blob cache. */
+  openers: LayerOpener[];
+}
+
+/** Options of {@link openImage}. */
+export interface OpenImageOptions extends OpenOptions {
+  cache: BlobCache;
+  signal?: AbortSignal | undefined;
+}
+
+/** Read a blob through the cache (downloaded and verified on first use). @internal */
+export async function cachedBlobPath(src: ImageSource, desc: Descriptor, cache: BlobCache, signal?: AbortSignal): Promise<string> {
+  if (!(await cache.has(desc.digest, desc.size))) {
+    await cache.put(await src.getBlob(desc, { signal }), desc.digest, { size: desc.size, signal });
+  }
+  return cache.path(desc.digest);
+}
+
+/**
+ * Open `ref` for `arch`. A multi-platform index is narrowed to linux/`arch` (ERR_PLATFORM_NOT_FOUND otherwise); a
+ * single-platform image whose config names another architecture is refused with ERR_CONFIG.
+ */
+export async function openImage(ref: string, arch: string, opts: OpenImageOptions): Promise<OpenedImage> {
+  const source = openSource(ref, opts);
+  try {
+    const root = await loadGraph(source, undefined, { signal: opts.signal });
+    let node = root;
+    try {
+      node = selectPlatforms(root, [{ os: 'linux', architecture: arch }], source.description).root;
+    } catch (e) {
+      if (!CanvosError.is(e) || e.code !== 'ERR_PLATFORM_NOT_FOUND') throw e;
+      throw new CanvosError(e.code, e.message, { hint: `set ARCH to an available platform, or use an image built for linux/${arch}`, cause: e });
+    }
+    if (node.kind !== 'image') throw new CanvosError('ERR_MANIFEST_INVALID', `${source.description}: no image manifest for linux/${arch}`);
+    const [configDesc, ...layers] = node.blobs;
+    if (!configDesc) throw new CanvosError('ERR_MANIFEST_INVALID', `${source.description}: manifest has no config`);
+    const configPath = await cachedBlobPath(source, configDesc, opts.cache, opts.signal);
+    const configBytes = await readFile(configPath);
+    const config = parseImageConfig(configBytes, `config of ${source.description}`);
+    if (root.kind === 'image' && config.architecture && config.architecture !== arch) {
+      throw new CanvosError('ERR_CONFIG', `${source.description} is a linux/${config.architecture} image, but ARCH=${arch}`, {
+        hint: `use a ${arch} (or multi-platform) image, or set ARCH=${config.architecture}`,
+      });
+    }
+    const openers: LayerOpener[] = layers.map((d) => async () => createReadStream(await cachedBlobPath(source, d, opts.cache, opts.signal)));
+    return {
+      ref,
+      source,
+      manifest: node.raw,
+      parsedManifest: JSON.parse(node.raw.bytes.toString('utf8')) as ImageManifest,
+      configBytes,
+      config,
+      layers,
+      openers,
+    };
+  } catch (e) {
+    await source.close().catch(() => {});
+    throw e;
+  }
+}

@@ -1,0 +1,182 @@
+import { createServer, type Server } from 'node:http';
+import { createHash } from 'node:crypto';
+import { readFile, stat, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CanvosError } from '../../src/errors.js';
+import { loadBuildConfig } from '../../src/provider/load.js';
+import { buildProviderImages, type BuildProviderResult } from '../../src/provider/build.js';
+import { loadK8sVersions, selectK8sVersions } from '../../src/provider/k8s-versions.js';
+import { startRegistry, type TestRegistry } from '../helpers/registry.js';
+import { run, skopeo, tmpDir, umoci } from '../helpers/tools.js';
+import { BASE_FILES, K3S_VERSIONS, makeProject, pushFixtureImages, type FixtureRefs } from './fixture-images.js';
+
+let reg: TestRegistry;
+let tmp: Awaited<ReturnType<typeof tmpDir>>;
+let refs: FixtureRefs;
+let project: string;
+let first: BuildProviderResult;
+const EPOCH = 1_700_000_000;
+
+const registry = () => ({ insecureRegistries: [reg.host], authFiles: [] as string[] });
+
+async function build(overrides: Record<string, string> = {}, extra: Partial<Parameters<typeof buildProviderImages>[1]> = {}, configFile?: string): Promise<BuildProviderResult> {
+  const config = await loadBuildConfig({ argFile: join(project, '.arg'), configFile, overrides });
+  const versions = selectK8sVersions(config, await loadK8sVersions(join(project, 'k8s_version.json')));
+  return buildProviderImages(config, {
+    versions,
+    output: { push: true },
+    projectDir: project,
+    registry: registry(),
+    cacheDir: join(tmp.path, `cache-${Math.random().toString(36).slice(2)}`),
+    sourceDateEpoch: EPOCH,
+    ...extra,
+  });
+}
+
+async function tags(repo: string): Promise<string[]> {
+  const res = await fetch(`${reg.url}/v2/${repo}/tags/list`);
+  if (res.status === 404) return [];
+  return ((await res.json()) as { tags: string[] | null }).tags ?? [];
+}
+
+async function unpack(ref: string, name: string): Promise<string> {
+  const layout = join(tmp.path, `layout-${name}`);
+  await skopeo(['copy', '--insecure-policy', '--src-tls-verify=false', `docker://${ref}`, `oci:${layout}:img`]);
+  const bundle = join(tmp.path, `bundle-${name}`);
+  await umoci(['unpack', '--rootless', '--image', `${layout}:img`, bundle]);
+  return join(bundle, 'rootfs');
+}
+
+const exists = (p: string) => stat(p).then(() => true, () => false);
+
+beforeAll(async () => {
+  reg = await startRegistry();
+  tmp = await tmpDir('canvos-provider-e2e-');
+  refs = await pushFixtureImages(reg, join(tmp.path, 'fixtures'));
+  project = join(tmp.path, 'project');
+  await makeProject(project, refs.argLines);
+  first = await build();
+}, 300_000);
+
+afterAll(async () => {
+  await reg?.stop();
+  await tmp?.cleanup();
+});
+
+describe('buildProviderImages against a real registry', () => {
+  it('pushes one image per k3s version, tagged as CanvOS tags them, on top of the untouched amd64 base layers', async () => {
+    expect(first.images.map((i) => i.tag)).toEqual(K3S_VERSIONS.map((v) => `k3s-${v}-v4.9.38-demo`));
+    expect(first.systemdVersion).toBe(249);
+    for (const img of first.images) {
+      const out = JSON.parse(await skopeo(['inspect', '--tls-verify=false', `docker://${reg.host}/out/ubuntu:${img.tag}`])) as { Digest: string; Layers: string[]; Architecture: string; Env: string[]; Labels: Record<string, string> };
+      expect(out.Digest).toBe(img.manifestDigest);
+      expect(out.Architecture).toBe('amd64');
+      expect(out.Layers.slice(0, 2)).toEqual(refs.baseDigests.amd64); // base layers reused as blobs
+      expect(out.Layers).toHaveLength(2 + 6);
+      expect(out.Env).toContain('PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin');
+      expect(out.Labels['canvos.test/platform']).toBe('linux/amd64');
+      expect(img.appended).toEqual(['os-config', 'overlay', 'agent-provider', 'stylus', 'finalize', `k8s-${img.k8sVersion}`]);
+    }
+    // Shared layers are the same blobs in every image; only the k8s layer differs.
+    const layerSets = first.images.map((i) => i.layers.map((l) => l.digest));
+    expect(new Set(layerSets.map((l) => l.slice(0, 7).join()))).toHaveProperty('size', 1);
+    expect(new Set(layerSets.map((l) => l[7]))).toHaveProperty('size', 3);
+  });
+
+  it('the unpacked image (umoci) has the CanvOS provider files, modes and deletions', async () => {
+    const root = await unpack(`${reg.host}/out/ubuntu:k3s-1.30.4-v4.9.38-demo`, 'a');
+    const read = (p: string) => readFile(join(root, p), 'utf8');
+    const mode = async (p: string) => (await stat(join(root, p))).mode & 0o7777;
+    expect(await read('etc/kairos-release')).toBe('KAIROS_ID="kairos"\nKAIROS_NAME="kairos-core-ubuntu-22.04"\nKAIROS_VERSION="v4.1.2"\nKAIROS_IMAGE_LABEL="22.04-standard-amd64-generic"\n');
+    expect(await read('etc/cos/bootargs.cfg')).toContain('set baseCmd="console=tty1 selinux=0 panic=5 systemd.unified_cgroup_hierarchy=1 rd.driver.blacklist=nouveau modprobe.blacklist=nouveau nouveau.modeset=0"');
+    for (const gone of ['etc/ssh/ssh_host_rsa_key', 'etc/ssh/ssh_host_rsa_key.pub', 'etc/ssh/ssh_host_ed25519_key', 'etc/ssh/moduli', 'var/lib/dbus/machine-id', 'usr/local/system/providers', 'var/cache/luet/junk', 'opt/spectrocloud/bin/stylus-agent']) {
+      expect(await exists(join(root, gone)), gone).toBe(false);
+    }
+    expect(await read('etc/ssh/sshd_config')).toBe(BASE_FILES['etc/ssh/sshd_config']);
+    expect(await read('etc/machine-id')).toBe('');
+    expect(await mode('etc/machine-id')).toBe(0o444);
+    expect(await read('system/providers/agent-provider-k3s')).toBe('#!agent-provider-k3s\n');
+    expect(await read('opt/k3s/scripts/install.sh')).toContain('echo k3s');
+    expect(await exists(join(root, 'etc/spectro-sysext/k8s-and-agent-provider-bundled'))).toBe(true);
+    expect(await read('etc/kairos/branding/grub_menu.cfg')).toBe('menu\n');
+    expect(await read('etc/kairos/branding/stylus_config.yaml')).toBe('stylus: {}\n');
+    expect(await read('etc/kairos/80_stylus.yaml')).toBe('stages: {}\n');
+    expect(await read('etc/elemental/config.yaml')).toBe('install: {}\n');
+    expect(await read('oem/.edge_custom_config.yaml')).toContain('base64EncodedValue');
+    expect(await read('usr/bin/etcdctl')).toBe('#!etcdctl\n');
+    expect(await read('usr/bin/k3s')).toBe('k3s 1.30.4 amd\n');
+    expect(await read('etc/systemd/system/k3s.service')).toContain('k3s 1.30.4');
+    expect(await read('etc/rsyslog.d/49-stylus.conf')).toContain('stylus');
+    expect(await mode('etc/logrotate.d/stylus.conf')).toBe(0o644);
+    expect(await read('usr/local/share/ca-certificates/corp-proxy.crt')).toContain('CORP');
+    expect(await exists(join(root, 'usr/local/share/ca-certificates/README.md'))).toBe(false);
+    expect(await read('etc/ssl/certs/ca-certificates.crt')).toBe(`${BASE_FILES['etc/ssl/certs/ca-certificates.crt']}-----BEGIN CERTIFICATE-----\nCORP\n-----END CERTIFICATE-----\n`);
+    expect(await read('layer1/payload.bin').then((s) => s.length)).toBeGreaterThan(0); // base content is all there
+    expect(await mode('etc')).toBe(0o755);
+  });
+
+  it('appended layers are owned by root:root with fixed mtimes (GNU tar listing)', async () => {
+    const img = first.images[0]!;
+    const blobs = join(reg.dataDir, 'docker/registry/v2/blobs/sha256');
+    const k8s = img.layers.at(-1)!.digest.slice(7);
+    const listing = await run('tar', ['-tvzf', join(blobs, k8s.slice(0, 2), k8s, 'data'), '--full-time', '--numeric-owner']);
+    expect(listing.code).toBe(0);
+    const lines = listing.stdout.trim().split('\n');
+    expect(lines.some((l) => l.endsWith(' usr/bin/k3s'))).toBe(true);
+    for (const l of lines) expect(l, l).toMatch(/^\S+ 0\/0 .* 2023-11-14 22:13:20 /);
+    expect(lines.some((l) => l.includes('var/cache'))).toBe(false);
+  });
+
+  it('building the same configuration twice gives identical digests', async () => {
+    const again = await build();
+    expect(again.images.map((i) => i.manifestDigest)).toEqual(first.images.map((i) => i.manifestDigest));
+  });
+
+  it('writes an arm64 build to an OCI layout (--output oci:DIR) on top of the arm64 base layers', async () => {
+    const dir = join(tmp.path, 'oci-out');
+    const r = await build({ ARCH: 'arm64', K8S_VERSION: '1.30.4' }, { output: { ociDir: dir } });
+    expect(r.images).toHaveLength(1);
+    const out = JSON.parse(await skopeo(['inspect', `oci:${dir}:k3s-1.30.4-v4.9.38-demo`])) as { Layers: string[]; Architecture: string };
+    expect(out.Architecture).toBe('arm64');
+    expect(out.Layers.slice(0, 2)).toEqual(refs.baseDigests.arm64);
+    const bundle = join(tmp.path, 'bundle-arm');
+    await umoci(['unpack', '--rootless', '--image', `${dir}:k3s-1.30.4-v4.9.38-demo`, bundle]);
+    expect(await readFile(join(bundle, 'rootfs/usr/bin/k3s'), 'utf8')).toBe('k3s 1.30.4 arm\n');
+    expect(await readFile(join(bundle, 'rootfs/usr/bin/etcdctl'), 'utf8')).toBe('#!etcdctl arm64\n');
+    expect(await readFile(join(bundle, 'rootfs/etc/kairos-release'), 'utf8')).toContain('KAIROS_IMAGE_LABEL="22.04-standard-arm64-generic"');
+  });
+
+  it('a single-arch source image of the wrong architecture is refused before anything is written', async () => {
+    const dir = join(tmp.path, 'oci-out-bad');
+    const r = await build({ ARCH: 'arm64', K8S_VERSION: '1.30.4', SPECTRO_THIRD_PARTY_IMAGE: `${reg.host}/third-party/amd64-only:1` }, { output: { ociDir: dir } }).catch((e: unknown) => e as CanvosError);
+    expect(CanvosError.is(r)).toBe(true);
+    expect(r.message).toBe(`docker://${reg.host}/third-party/amd64-only:1 is a linux/amd64 image, but ARCH=arm64`);
+    expect(await exists(join(dir, 'index.json'))).toBe(false);
+  });
+
+  it('unreachable base or wrong sha256: clear error, nothing pushed', async () => {
+    const before = await tags('out/ubuntu');
+    const unreachable = await build({ BASE_IMAGE: '127.0.0.1:1/nothing/here:1', IMAGE_REPO: 'fail1' }, { registry: { ...registry(), insecureRegistries: [reg.host, '127.0.0.1:1'], retry: { attempts: 2, baseDelayMs: 10 } } }).catch((e: unknown) => e as CanvosError);
+    expect(CanvosError.is(unreachable)).toBe(true);
+    expect(unreachable.code).toBe('ERR_NETWORK');
+    expect(await tags('out/fail1')).toEqual([]);
+
+    const server: Server = createServer((_req, res) => res.end('k3s from url\n'));
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    try {
+      const port = (server.address() as { port: number }).port;
+      const good = createHash('sha256').update('k3s from url\n').digest('hex');
+      const yaml = join(project, 'canvos.yaml');
+      await writeFile(yaml, `imageRepo: fail2\nk8s:\n  "1.30.4": { url: "http://127.0.0.1:${port}/k3s", sha256: "${'0'.repeat(64)}" }\n  "1.29.8": { url: "http://127.0.0.1:${port}/k3s", sha256: "${good}" }\n`);
+      const bad = await build({}, {}, yaml).catch((e: unknown) => e as CanvosError);
+      expect(CanvosError.is(bad)).toBe(true);
+      expect(bad.code).toBe('ERR_DOWNLOAD');
+      expect(bad.message).toBe(`http://127.0.0.1:${port}/k3s: downloaded content has sha256:${good}, expected sha256:${'0'.repeat(64)}`);
+      expect(await tags('out/fail2')).toEqual([]); // 1.29.8 was fine, but nothing is pushed when any version fails
+    } finally {
+      server.close();
+    }
+    expect(await tags('out/ubuntu')).toEqual(before);
+  });
+});
