@@ -1,0 +1,221 @@
+/**
+ * `mirror push` (registry → registry), `mirror save` (registries → ONE deduplicated OCI layout, optionally packed
+ * as a split archive) and `mirror load` (layout or archive → registry, every blob verified while read). All three
+ * build copy jobs for the shared run loop (engine.ts), keep going past failed images, and report per image. Resume
+ * is free: blobs appear in a layout only after verification (temp file + rename), and registries are HEAD-checked.
+ */
+import { rm, stat } from 'node:fs/promises';
+import type { CopyResult } from '../copy/copy.js';
+import type { ImageDestination, ImageSource, PutBlobResult, RawManifest } from '../copy/types.js';
+import type { Digest } from '../oci/digest.js';
+import { layoutSource, OciLayout, REF_NAME_ANNOTATION } from '../oci/layout.js';
+import type { Descriptor } from '../oci/schemas.js';
+import { makeReference, parseReference, type Reference } from '../registry/reference.js';
+import { registryDestination, registrySource } from '../registry/transport.js';
+import { writeArchive, type WriteArchiveOptions } from './archive.js';
+import { MirrorArchive } from './archive-reader.js';
+import { RegistryConnections } from './connections.js';
+import { runJobs, type CopyJob } from './engine.js';
+import { destinationReference, parseDestinationRoot, planNames, type DestinationRoot } from './naming.js';
+import { findReferrers, TagLists } from './referrers.js';
+import type { MirrorItem, MirrorOptions, MirrorReport } from './types.js';
+
+/** Annotation recording the digest an image had at its source. */
+export const SOURCE_DIGEST_ANNOTATION = 'io.canvos-lite.mirror.source-digest';
+
+function report(operation: MirrorReport['operation'], destination: string, r: Awaited<ReturnType<typeof runJobs>>, started: number, files: string[] = []): MirrorReport {
+  const own = r.images;
+  return {
+    operation,
+    destination,
+    images: own,
+    failures: r.failures,
+    totals: {
+      images: own.length,
+      failed: r.failures.length,
+      blobsCopied: own.reduce((a, i) => a + i.blobs.copied, 0),
+      blobsSkipped: own.reduce((a, i) => a + i.blobs.skipped + i.blobs.mounted, 0),
+      bytesCopied: own.reduce((a, i) => a + i.blobs.bytes, 0),
+      seconds: (Date.now() - started) / 1000,
+    },
+    files,
+  };
+}
+
+/** Jobs reading `item` from its registry; `dest` makes the destination side of a job for a source reference. */
+function registryJobs(
+  items: readonly MirrorItem[],
+  conns: RegistryConnections,
+  opts: MirrorOptions,
+  dest: (src: Reference) => Pick<CopyJob, 'destination' | 'scope' | 'openDestination' | 'tag'> & { after?: (r: CopyResult) => Promise<void> },
+): CopyJob[] {
+  const tagLists = new TagLists();
+  const make = (source: Reference, platforms: MirrorItem['platforms'], referrer: boolean): CopyJob => {
+    const d = dest(source);
+    let opened: ReturnType<typeof registrySource> | undefined;
+    return {
+      source: source.toString(),
+      destination: d.destination,
+      referrer,
+      platforms,
+      tag: d.tag,
+      scope: d.scope,
+      openSource: () => (opened = registrySource(source, conns.options(source.registry, 'src', opts.sourceRegistry))),
+      openDestination: d.openDestination,
+      async after(r: CopyResult, src: ImageSource): Promise<CopyJob[]> {
+        await d.after?.(r);
+        if (referrer || opts.referrers === false || !opened) return [];
+        const found = await findReferrers(opened.repo, src, r.sourceDigest, tagLists, { signal: opts.signal });
+        return [
+          ...found.tags.map((t) => make(makeReference(source.registry, source.repository, t), undefined, true)),
+          ...found.digests.map((dg) => make(makeReference(source.registry, source.repository, undefined, dg), undefined, true)),
+        ];
+      },
+    };
+  };
+  return items.map((it) => make(it.source, it.platforms, false));
+}
+
+/** Copy `items` to the registry `to` (`HOST[:PORT][/path]`), named by `opts.rewrite`. */
+export async function mirrorPush(items: readonly MirrorItem[], to: string, opts: MirrorOptions = {}): Promise<MirrorReport> {
+  const started = Date.now();
+  const root = parseDestinationRoot(to);
+  planNames(items.map((i) => i.source), root, opts.rewrite);
+  const conns = new RegistryConnections(opts.concurrency);
+  try {
+    const jobs = registryJobs(items, conns, opts, (src) => {
+      const ref = destinationReference(src, root, opts.rewrite);
+      return {
+        destination: ref.toString(),
+        scope: `registry:${ref.name}`,
+        tag: src.tag,
+        openDestination: () => registryDestination(ref, conns.options(root.registry, 'dst', opts.destRegistry)),
+      };
+    });
+    const r = await runJobs(jobs, { signal: opts.signal, onProgress: opts.onProgress, images: opts.concurrency?.images, blobs: opts.concurrency?.blobs });
+    return report('push', to, r, started);
+  } finally {
+    await conns.close();
+  }
+}
+
+/** An ImageDestination writing blobs/manifests into a shared layout; index.json entries are added by the caller. */
+function layoutBlobDestination(layout: OciLayout): ImageDestination {
+  return {
+    description: `oci:${layout.dir}`,
+    tag: undefined,
+    hasBlob: (desc: Descriptor) => layout.hasBlob(desc.digest as Digest, desc.size),
+    async putBlob(desc, open, o = {}): Promise<PutBlobResult> {
+      if (await layout.hasBlob(desc.digest as Digest, desc.size)) return 'exists';
+      await layout.writeBlob(desc, await open(), { signal: o.signal });
+      return 'uploaded';
+    },
+    hasManifest: (digest: Digest) => layout.hasBlob(digest),
+    async putManifest(m: RawManifest): Promise<void> {
+      await layout.writeSmallBlob(m.bytes, m.digest);
+    },
+    async commit(): Promise<void> {},
+    async close(): Promise<void> {},
+  };
+}
+
+/** Add or replace the index.json entry named `name`. */
+async function addEntry(layout: OciLayout, name: string, r: CopyResult, size: number): Promise<void> {
+  await layout.withIndexLock(async () => {
+    const idx = await layout.readIndex();
+    const keep = idx.manifests.filter((d) => d.annotations?.[REF_NAME_ANNOTATION] !== name);
+    const entry: Descriptor = { mediaType: r.mediaType, digest: r.rootDigest, size, annotations: { [REF_NAME_ANNOTATION]: name, [SOURCE_DIGEST_ANNOTATION]: r.sourceDigest } };
+    await layout.writeIndex({ ...idx, schemaVersion: 2, mediaType: 'application/vnd.oci.image.index.v1+json', manifests: [...keep, entry] });
+  });
+}
+
+/** Options of {@link mirrorSave}. */
+export interface MirrorSaveOptions extends MirrorOptions, Pick<WriteArchiveOptions, 'maxPartSize'> {
+  /** Working layout for a `.tar` target (kept after an interrupted run, so the next one resumes). Default: `<to>.layout`. */
+  workDir?: string | undefined;
+  /** Keep the working layout after the archive is written. Default: false. */
+  keepLayout?: boolean | undefined;
+  /** Write the archive even when some images failed. Default: false (no archive from a failed batch). */
+  allowPartial?: boolean | undefined;
+}
+
+/** Save `items` into ONE OCI layout directory `to`, or the archive `to` when it ends in `.tar`. */
+export async function mirrorSave(items: readonly MirrorItem[], to: string, opts: MirrorSaveOptions = {}): Promise<MirrorReport> {
+  const started = Date.now();
+  const asTar = to.endsWith('.tar');
+  const dir = asTar ? (opts.workDir ?? `${to}.layout`) : to;
+  const layout = new OciLayout(dir);
+  await layout.init();
+  const dst = layoutBlobDestination(layout);
+  const conns = new RegistryConnections(opts.concurrency);
+  let r: Awaited<ReturnType<typeof runJobs>>;
+  try {
+    const jobs = registryJobs(items, conns, opts, (src) => ({
+      destination: `oci:${dir}`,
+      scope: `layout:${dir}`,
+      tag: undefined,
+      openDestination: () => dst,
+      after: async (res) => addEntry(layout, src.toString(), res, (await stat(layout.blobPath(res.rootDigest))).size),
+    }));
+    r = await runJobs(jobs, { signal: opts.signal, onProgress: opts.onProgress, images: opts.concurrency?.images, blobs: opts.concurrency?.blobs });
+  } finally {
+    await conns.close();
+  }
+  const files: string[] = [];
+  if (asTar && (r.failures.length === 0 || opts.allowPartial)) {
+    const m = await writeArchive(dir, to, { maxPartSize: opts.maxPartSize, signal: opts.signal, onProgress: opts.onProgress });
+    const { dirname, join } = await import('node:path');
+    files.push(...m.parts.map((p) => join(dirname(to), p.name)), `${to.replace(/\.tar$/, '')}.manifest.json`);
+    if (!opts.keepLayout) await rm(dir, { recursive: true, force: true });
+  }
+  return report('save', to, r, started, files);
+}
+
+/** The images a layout directory or archive holds (its named index.json entries). */
+export async function openLoadSource(from: string, signal?: AbortSignal): Promise<{ entries: Array<{ name: string; open: () => ImageSource }>; close(): Promise<void> }> {
+  const isDir = await stat(from).then((s) => s.isDirectory(), () => false);
+  if (isDir) {
+    const layout = new OciLayout(from);
+    const idx = await layout.readIndex();
+    return {
+      entries: idx.manifests.map((d) => {
+        const name = d.annotations?.[REF_NAME_ANNOTATION] ?? d.digest;
+        return { name, open: () => layoutSource(from, { tag: name }) };
+      }),
+      close: async () => {},
+    };
+  }
+  const a = await MirrorArchive.open(from, signal);
+  return {
+    entries: a.index.manifests.map((d) => ({ name: d.annotations?.[REF_NAME_ANNOTATION] ?? d.digest, open: () => a.source(d) })),
+    close: async () => {},
+  };
+}
+
+/** Push every image of a layout directory or archive `from` to the registry `to`, verifying every blob read. */
+export async function mirrorLoad(from: string, to: string, opts: MirrorOptions = {}): Promise<MirrorReport & { sources: Reference[] }> {
+  const started = Date.now();
+  const root: DestinationRoot = parseDestinationRoot(to);
+  const src = await openLoadSource(from, opts.signal);
+  const named = src.entries.map((e) => ({ ...e, ref: parseReference(e.name) }));
+  planNames(named.map((n) => n.ref), root, opts.rewrite);
+  const conns = new RegistryConnections(opts.concurrency);
+  try {
+    const jobs: CopyJob[] = named.map((n) => {
+      const ref = destinationReference(n.ref, root, opts.rewrite);
+      return {
+        source: n.name,
+        destination: ref.toString(),
+        referrer: /:sha256-[a-f0-9]{64}/.test(n.name) || (n.ref.tag === undefined && n.ref.digest !== undefined),
+        tag: n.ref.tag,
+        scope: `registry:${ref.name}`,
+        openSource: n.open,
+        openDestination: () => registryDestination(ref, conns.options(root.registry, 'dst', opts.destRegistry)),
+      };
+    });
+    const r = await runJobs(jobs, { signal: opts.signal, onProgress: opts.onProgress, images: opts.concurrency?.images, blobs: opts.concurrency?.blobs });
+    return { ...report('load', to, r, started), sources: named.map((n) => n.ref) };
+  } finally {
+    await Promise.allSettled([conns.close(), src.close()]);
+  }
+}
