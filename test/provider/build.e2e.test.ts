@@ -149,7 +149,7 @@ describe('buildProviderImages against a real registry', () => {
 
   it('a single-arch source image of the wrong architecture is refused before anything is written', async () => {
     const dir = join(tmp.path, 'oci-out-bad');
-    const r = await build({ ARCH: 'arm64', K8S_VERSION: '1.30.4', SPECTRO_THIRD_PARTY_IMAGE: `${reg.host}/third-party/amd64-only:1` }, { output: { ociDir: dir } }).catch((e: unknown) => e as CanvosError);
+    const r = await build({ ARCH: 'arm64', K8S_VERSION: '1.30.4', SPECTRO_THIRD_PARTY_IMAGE: `${reg.host}/third-party/amd64-only:1` }, { output: { ociDir: dir } }).then(() => undefined, (e: unknown) => e as CanvosError) as CanvosError;
     expect(CanvosError.is(r)).toBe(true);
     expect(r.message).toBe(`docker://${reg.host}/third-party/amd64-only:1 is a linux/amd64 image, but ARCH=arm64`);
     expect(await exists(join(dir, 'index.json'))).toBe(false);
@@ -157,7 +157,7 @@ describe('buildProviderImages against a real registry', () => {
 
   it('unreachable base or wrong sha256: clear error, nothing pushed', async () => {
     const before = await tags('out/ubuntu');
-    const unreachable = await build({ BASE_IMAGE: '127.0.0.1:1/nothing/here:1', IMAGE_REPO: 'fail1' }, { registry: { ...registry(), insecureRegistries: [reg.host, '127.0.0.1:1'], retry: { attempts: 2, baseDelayMs: 10 } } }).catch((e: unknown) => e as CanvosError);
+    const unreachable = await build({ BASE_IMAGE: '127.0.0.1:1/nothing/here:1', IMAGE_REPO: 'fail1' }, { registry: { ...registry(), insecureRegistries: [reg.host, '127.0.0.1:1'], retry: { attempts: 2, baseDelayMs: 10 } } }).then(() => undefined, (e: unknown) => e as CanvosError) as CanvosError;
     expect(CanvosError.is(unreachable)).toBe(true);
     expect(unreachable.code).toBe('ERR_NETWORK');
     expect(await tags('out/fail1')).toEqual([]);
@@ -169,7 +169,7 @@ describe('buildProviderImages against a real registry', () => {
       const good = createHash('sha256').update('k3s from url\n').digest('hex');
       const yaml = join(project, 'canvos.yaml');
       await writeFile(yaml, `imageRepo: fail2\nk8s:\n  "1.30.4": { url: "http://127.0.0.1:${port}/k3s", sha256: "${'0'.repeat(64)}" }\n  "1.29.8": { url: "http://127.0.0.1:${port}/k3s", sha256: "${good}" }\n`);
-      const bad = await build({}, {}, yaml).catch((e: unknown) => e as CanvosError);
+      const bad = await build({}, {}, yaml).then(() => undefined, (e: unknown) => e as CanvosError) as CanvosError;
       expect(CanvosError.is(bad)).toBe(true);
       expect(bad.code).toBe('ERR_DOWNLOAD');
       expect(bad.message).toBe(`http://127.0.0.1:${port}/k3s: downloaded content has sha256:${good}, expected sha256:${'0'.repeat(64)}`);

@@ -1,0 +1,66 @@
+/**
+ * `--dry-run`: the provider-image plan with the sizes of everything it reads, from manifests and configs only
+ * (no layer is downloaded or built, nothing is written). Without scanning the base, the systemd version is not
+ * known, so the plan assumes k8s is bundled unless told otherwise.
+ */
+import { CanvosError } from '../errors.js';
+import { BlobCache } from '../oci/cache.js';
+import type { RegistryTransportOptions } from '../registry/transport.js';
+import { openImage } from './image-reader.js';
+import { planProviderImages } from './plan.js';
+import type { BuildPlan } from './plan-types.js';
+import type { BuildConfig, WarningHandler } from './resolve.js';
+
+/** Size information of one image the build reads. */
+export interface ImageSizeInfo {
+  ref: string;
+  /** Platform manifest digest, when resolved. */
+  digest?: string | undefined;
+  layers?: number | undefined;
+  /** Sum of the compressed layer sizes. */
+  bytes?: number | undefined;
+  /** Why it could not be resolved (the build would fail on it). */
+  error?: string | undefined;
+}
+
+/** What {@link describeProviderBuild} returns. */
+export interface DryRunReport {
+  plan: BuildPlan;
+  base: ImageSizeInfo;
+  sources: ImageSizeInfo[];
+}
+
+/** Options of {@link describeProviderBuild}. */
+export interface DryRunOptions {
+  versions: readonly string[];
+  /** Default: process.cwd(). */
+  projectDir?: string | undefined;
+  /** Default: {}. */
+  registry?: RegistryTransportOptions | undefined;
+  /** Blob cache for the (small) config blobs. Default: BlobCache's default. */
+  cacheDir?: string | undefined;
+  /** Assume the base's systemd is ≥ 255 (sysext delivery). Default: false (bundle, as for older bases). */
+  supportsSystemdExtensions?: boolean | undefined;
+  signal?: AbortSignal | undefined;
+  onWarning?: WarningHandler | undefined;
+}
+
+/** Plan the build and look up the size of the base and every source image. Unreachable images are reported, not thrown. */
+export async function describeProviderBuild(config: BuildConfig, opts: DryRunOptions): Promise<DryRunReport> {
+  const plan = planProviderImages(config, opts.versions, { projectDir: opts.projectDir, supportsSystemdExtensions: opts.supportsSystemdExtensions, onWarning: opts.onWarning });
+  const cache = new BlobCache({ dir: opts.cacheDir });
+  const info = async (ref: string): Promise<ImageSizeInfo> => {
+    try {
+      const img = await openImage(ref, config.arch, { registry: opts.registry, cache, signal: opts.signal });
+      await img.source.close();
+      return { ref, digest: img.manifest.digest, layers: img.layers.length, bytes: img.layers.reduce((n, l) => n + Math.max(0, l.size), 0) };
+    } catch (e) {
+      if (opts.signal?.aborted) throw e;
+      return { ref, error: CanvosError.is(e) ? e.message : String(e) };
+    }
+  };
+  const base = await info(plan.baseImage);
+  const sources: ImageSizeInfo[] = [];
+  for (const ref of plan.sourceImages) sources.push(await info(ref));
+  return { plan, base, sources };
+}
