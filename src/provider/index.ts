@@ -49,3 +49,7 @@ export { editKairosRelease, editBootargs, kairosImageLabel, kairosName, CGROUP_V
 export { packSnippet, systemUriTemplate } from './pack-snippet.js';
 export { planProviderImages, CA_PATHS, PROVIDERS_DIR, BUNDLED_SENTINEL, type PlanOptions } from './plan.js';
 export type { BuildPlan, PlannedItem, PlannedLayer, PlannedSource, ProviderImagePlan } from './plan-types.js';
+export { buildProviderImages, type BuildProviderOptions, type BuildProviderResult, type BuiltProviderImage } from './build.js';
+export { describeProviderBuild, type DryRunOptions, type DryRunReport, type ImageSizeInfo } from './dry-run.js';
+export { assembleImage, type AppendedLayer, type AssembledImage } from './assemble.js';
+export { scanBase, resolveInBase, type BaseScan, type BaseFile } from './base-scan.js';

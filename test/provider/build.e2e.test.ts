@@ -3,10 +3,13 @@ import { createHash } from 'node:crypto';
 import { readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { ProgressEvent } from '../../src/copy/types.js';
 import { CanvosError } from '../../src/errors.js';
 import { loadBuildConfig } from '../../src/provider/load.js';
 import { buildProviderImages, type BuildProviderResult } from '../../src/provider/build.js';
 import { loadK8sVersions, selectK8sVersions } from '../../src/provider/k8s-versions.js';
+import { makeOciLayout } from '../helpers/fixtures.js';
+import { pushLayout } from '../helpers/push-layout.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { run, skopeo, tmpDir, umoci } from '../helpers/tools.js';
 import { BASE_FILES, K3S_VERSIONS, makeProject, pushFixtureImages, type FixtureRefs } from './fixture-images.js';
@@ -16,6 +19,7 @@ let tmp: Awaited<ReturnType<typeof tmpDir>>;
 let refs: FixtureRefs;
 let project: string;
 let first: BuildProviderResult;
+const events: ProgressEvent[] = [];
 const EPOCH = 1_700_000_000;
 
 const registry = () => ({ insecureRegistries: [reg.host], authFiles: [] as string[] });
@@ -56,7 +60,7 @@ beforeAll(async () => {
   refs = await pushFixtureImages(reg, join(tmp.path, 'fixtures'));
   project = join(tmp.path, 'project');
   await makeProject(project, refs.argLines);
-  first = await build();
+  first = await build({}, { onProgress: (e) => events.push(e) });
 }, 300_000);
 
 afterAll(async () => {
@@ -82,6 +86,18 @@ describe('buildProviderImages against a real registry', () => {
     const layerSets = first.images.map((i) => i.layers.map((l) => l.digest));
     expect(new Set(layerSets.map((l) => l.slice(0, 7).join()))).toHaveProperty('size', 1);
     expect(new Set(layerSets.map((l) => l[7]))).toHaveProperty('size', 3);
+  });
+
+  it('base layers are mounted from the base repository (never uploaded), shared layers uploaded once, manifest last', () => {
+    const writes = events.filter((e) => e.phase === 'write-blob' || e.phase === 'write');
+    const status = (d: string) => writes.filter((e) => e.item === d).map((e) => e.status);
+    for (const d of refs.baseDigests.amd64) expect(status(d)).toEqual(['mounted', 'exists', 'exists']);
+    const shared = first.images[0]!.layers[2]!.digest;
+    expect(status(shared)).toEqual(['uploaded', 'exists', 'exists']);
+    // each image's blobs come before its manifest ('write' event)
+    const firstWrite = writes.findIndex((e) => e.phase === 'write');
+    expect(writes.slice(0, firstWrite).every((e) => e.phase === 'write-blob')).toBe(true);
+    expect(events.some((e) => e.phase === 'build-layer' && e.status === 'built' && e.item === 'k8s-1.29.8')).toBe(true);
   });
 
   it('the unpacked image (umoci) has the CanvOS provider files, modes and deletions', async () => {
@@ -153,6 +169,23 @@ describe('buildProviderImages against a real registry', () => {
     expect(CanvosError.is(r)).toBe(true);
     expect(r.message).toBe(`docker://${reg.host}/third-party/amd64-only:1 is a linux/amd64 image, but ARCH=arm64`);
     expect(await exists(join(dir, 'index.json'))).toBe(false);
+  });
+
+  it('a systemd ≥ 255 base gets neither k8s nor the agent provider (sysext delivery), unless bundling is forced', async () => {
+    const dir = join(tmp.path, 'base255');
+    const files = { ...BASE_FILES, 'usr/lib/x86_64-linux-gnu/systemd/libsystemd-shared-249.so': undefined, 'usr/lib/systemd/libsystemd-shared-255.5-1.so': 'ELF' } as Record<string, string>;
+    delete files['usr/lib/x86_64-linux-gnu/systemd/libsystemd-shared-249.so'];
+    await makeOciLayout(dir, { platforms: ['linux/amd64'], layers: 1, layerBytes: 1024, files, tag: '24.04' });
+    await pushLayout(dir, reg, 'kairos/base255', { tag: '24.04' });
+    const warnings: string[] = [];
+    const r = await build({ BASE_IMAGE: `${reg.host}/kairos/base255:24.04`, IMAGE_REPO: 'sysext' }, { onWarning: (c) => warnings.push(c) });
+    expect(r.systemdVersion).toBe(255);
+    expect(r.plan.bundled).toBe(false);
+    expect(warnings).toContain('W_SYSEXT');
+    expect(r.images[0]?.appended).toEqual(['os-config', 'overlay', 'stylus', 'finalize']);
+    expect(new Set(r.images.map((i) => i.manifestDigest)).size).toBe(1); // identical images under three tags
+    const forced = await build({ BASE_IMAGE: `${reg.host}/kairos/base255:24.04`, IMAGE_REPO: 'sysext', BUNDLE_K8S_AND_AGENT_PROVIDER: 'true', K8S_VERSION: '1.30.4' });
+    expect(forced.images[0]?.appended).toContain('k8s-1.30.4');
   });
 
   it('unreachable base or wrong sha256: clear error, nothing pushed', async () => {

@@ -1,0 +1,97 @@
+import { readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { PassThrough } from 'node:stream';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { main } from '../../src/cli/main.js';
+import { startRegistry, type TestRegistry } from '../helpers/registry.js';
+import { skopeo, tmpDir } from '../helpers/tools.js';
+import { K3S_VERSIONS, makeProject, pushFixtureImages, type FixtureRefs } from './fixture-images.js';
+
+let reg: TestRegistry;
+let tmp: Awaited<ReturnType<typeof tmpDir>>;
+let refs: FixtureRefs;
+let project: string;
+
+async function cli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  const out = new PassThrough();
+  const err = new PassThrough();
+  const chunks = { out: [] as Buffer[], err: [] as Buffer[] };
+  out.on('data', (c: Buffer) => chunks.out.push(c));
+  err.on('data', (c: Buffer) => chunks.err.push(c));
+  const env = { HOME: tmp.path, PATH: process.env.PATH, CANVOS_CACHE_DIR: join(tmp.path, 'cache'), SOURCE_DATE_EPOCH: '1700000000' };
+  const code = await main(['build', '--insecure-registry', reg.host, ...args], { stdout: out, stderr: err, env, cwd: project, signal: new AbortController().signal });
+  return { code, stdout: Buffer.concat(chunks.out).toString(), stderr: Buffer.concat(chunks.err).toString() };
+}
+
+async function tags(repo: string): Promise<string[]> {
+  const res = await fetch(`${reg.url}/v2/${repo}/tags/list`);
+  if (res.status === 404) return [];
+  return ((await res.json()) as { tags: string[] | null }).tags ?? [];
+}
+
+beforeAll(async () => {
+  reg = await startRegistry();
+  tmp = await tmpDir('canvos-build-cli-');
+  refs = await pushFixtureImages(reg, join(tmp.path, 'fixtures'));
+  project = join(tmp.path, 'project');
+  await makeProject(project, refs.argLines);
+}, 300_000);
+
+afterAll(async () => {
+  await reg?.stop();
+  await tmp?.cleanup();
+});
+
+describe('canvos-lite build', () => {
+  it('--push builds every k8s_version.json version, prints progress to stderr and the pack snippet to stdout', async () => {
+    const r = await cli('--push');
+    expect(r.stderr).not.toMatch(/internal error/);
+    expect(r.code).toBe(0);
+    for (const v of K3S_VERSIONS) expect(r.stderr).toContain(`pushed ${reg.host}/out/ubuntu:k3s-${v}-v4.9.38-demo sha256:`);
+    const golden = (await readFile(new URL('../../fixtures/config/pack-snippet.golden.txt', import.meta.url), 'utf8'))
+      .replace('system.registry: ttl.sh', `system.registry: ${reg.host}/out`);
+    expect(r.stdout).toBe(golden);
+    expect((await tags('out/ubuntu')).sort()).toEqual(K3S_VERSIONS.map((v) => `k3s-${v}-v4.9.38-demo`).sort());
+  });
+
+  it('--set and --json: one version, machine-readable result', async () => {
+    const r = await cli('--push', '--json', '--set', 'K8S_VERSION=1.31.2', '--set', 'CUSTOM_TAG=');
+    expect(r.code).toBe(0);
+    expect(r.stderr).toBe('');
+    const j = JSON.parse(r.stdout) as { images: { tag: string; digest: string; appended: string[] }[]; bundled: boolean; systemdVersion: number; packSnippet: string };
+    expect(j.images.map((i) => i.tag)).toEqual(['k3s-1.31.2-v4.9.38']); // no trailing dash without CUSTOM_TAG
+    expect(j.bundled).toBe(true);
+    expect(j.systemdVersion).toBe(249);
+    expect(j.packSnippet).toContain('{{ .spectro.pack.edge-native-byoi.options.system.peVersion }}"\n');
+    const inspect = JSON.parse(await skopeo(['inspect', '--tls-verify=false', `docker://${reg.host}/out/ubuntu:k3s-1.31.2-v4.9.38`])) as { Digest: string };
+    expect(inspect.Digest).toBe(j.images[0]?.digest);
+  });
+
+  it('--dry-run prints the plan with sizes and writes nothing', async () => {
+    const r = await cli('--dry-run', '--set', 'IMAGE_REPO=dry');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(new RegExp(`^base image: ${refs.base.replace(/[.]/g, '\\.')}  2 layers, \\d`, 'm'));
+    expect(r.stdout).toContain('shared layers (built once):\n  os-config');
+    expect(r.stdout).toContain(`images (3):\n  ${reg.host}/out/dry:k3s-1.29.8-v4.9.38-demo  + k3s/k3s@1.29.8-k3s1`.replace('k3s/k3s@', 'k8s/k3s@'));
+    expect(r.stdout).toMatch(/edge\/luet-repo-amd:k3s-k8s-1\.31\.2-k3s1  1 layers, /);
+    expect(await tags('out/dry')).toEqual([]);
+  });
+
+  it('a bad .arg line fails with file:line, the allowed values and a hint, exit 3, nothing pushed', async () => {
+    const bad = join(tmp.path, 'bad.arg');
+    await writeFile(bad, refs.argLines.replace('IMAGE_REPO=$OS_DISTRIBUTION', 'IMAGE_REPO=badrepo').replace('ARCH=amd64', 'ARCH=x86'));
+    const r = await cli('--push', '--arg-file', bad, '--project-dir', project);
+    expect(r.code).toBe(3);
+    expect(r.stdout).toBe('');
+    expect(r.stderr).toBe(`canvos-lite: ${bad}:7: ARCH="x86" is invalid: must be one of: amd64, arm64\nhint: write ARCH=amd64 (or another allowed value) on line 7 of ${bad}\n`);
+    expect(await tags('out/badrepo')).toEqual([]);
+  });
+
+  it('usage errors exit 2', async () => {
+    expect((await cli()).code).toBe(2);
+    expect((await cli('--push', '--dry-run')).code).toBe(2);
+    const r = await cli('--output', 'dir:/x');
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('--output must be oci:DIR');
+  });
+});
