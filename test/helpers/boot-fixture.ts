@@ -5,7 +5,7 @@
  * OCI image layout. Cached in $CANVOS_TEST_CACHE or ~/.cache/canvos-lite-test (built in a temp dir, renamed).
  */
 import { createHash } from 'node:crypto';
-import { createReadStream, existsSync } from 'node:fs';
+import { createReadStream, existsSync, statSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
@@ -249,4 +249,18 @@ export async function layoutRootfs(layoutDir: string): Promise<AsyncIterable<FsE
     (l) => async () => createReadStream(join(layoutDir, 'blobs', 'sha256', l.digest.replace(/^sha256:/, ''))) as AsyncIterable<Buffer>,
   );
   return mergeLayers(openers);
+}
+
+/** Host files (shim-signed, grub-efi-amd64-signed) placed where Debian/Ubuntu-based Kairos images have them. */
+export const HOST_SHIM_FILES: ReadonlyArray<readonly [string, string]> = [
+  ['usr/lib/shim/shimx64.efi.signed', '/usr/lib/shim/shimx64.efi.signed'],
+  ['usr/lib/grub/x86_64-efi-signed/gcdx64.efi.signed', '/usr/lib/grub/x86_64-efi-signed/gcdx64.efi.signed'],
+];
+
+/** `rootfs` followed by the host's signed shim and CD grub (see {@link HOST_SHIM_FILES}). */
+export async function* withHostShim(rootfs: AsyncIterable<FsEntry>): AsyncGenerator<FsEntry> {
+  yield* rootfs;
+  for (const [path, host] of HOST_SHIM_FILES) {
+    yield { path, type: 'file', mode: 0o644, uid: 0, gid: 0, mtime: 1_700_000_000, size: statSync(host).size, content: createReadStream(host) };
+  }
 }
