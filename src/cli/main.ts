@@ -22,6 +22,7 @@ export interface CliIo {
 
 const COMMANDS: Record<string, () => Promise<CommandModule>> = {
   copy: async () => (await import('./commands/copy.js')).default,
+  mirror: async () => (await import('./commands/mirror.js')).default,
   build: async () => (await import('./commands/build.js')).default,
   iso: async () => (await import('./commands/iso.js')).default,
 };

@@ -73,7 +73,9 @@ export async function runJobs(initial: CopyJob[], opts: RunJobsOptions = {}): Pr
             knownTotal = e.total;
           }
           perJob.set(job, e.transferred);
+          // Per-blob completions pass through (non-TTY renderers print them; callers count them).
           if (e.status === undefined) emit();
+          else opts.onProgress?.({ phase: 'mirror', item: e.item, status: e.status, itemSize: e.itemSize, transferred: bytes(), total: bytesTotal || undefined, itemsDone: done, itemsTotal: total });
         },
       });
       const more = (await job.after?.(r, src, dst)) ?? [];

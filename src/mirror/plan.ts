@@ -1,0 +1,148 @@
+/**
+ * `mirror plan`: resolve every image to its root digest and full blob set (without moving any blob), then check
+ * which blobs the target already holds: HEAD at a destination registry, presence in a layout directory or in the
+ * working layout of an interrupted archive save. Totals count each blob once across images (what would really
+ * move), and images that cannot be resolved are listed as failures rather than aborting the plan.
+ */
+import { existsSync } from 'node:fs';
+import { bottomUp, loadGraph, selectPlatforms } from '../copy/graph.js';
+import type { ImageSource } from '../copy/types.js';
+import type { Digest } from '../oci/digest.js';
+import { OciLayout } from '../oci/layout.js';
+import { formatPlatform } from '../oci/platform.js';
+import { Repository } from '../registry/client.js';
+import { parseReference } from '../registry/reference.js';
+import { registrySource } from '../registry/transport.js';
+import { Semaphore } from '../registry/semaphore.js';
+import { RegistryConnections } from './connections.js';
+import { toFailure } from './engine.js';
+import { destinationReference, parseDestinationRoot, planNames } from './naming.js';
+import { openLoadSource } from './operations.js';
+import type { MirrorFailure, MirrorItem, MirrorOptions } from './types.js';
+
+/** One image of a plan. */
+export interface PlanImage {
+  source: string;
+  destination: string;
+  digest: string;
+  mediaType: string;
+  platforms: string[];
+  manifests: number;
+  blobs: number;
+  bytes: number;
+  /** Blobs (and their bytes) the target does not have yet. */
+  newBlobs: number;
+  newBytes: number;
+}
+
+/** What a push/save/load would move. */
+export interface MirrorPlan {
+  target: string;
+  images: PlanImage[];
+  failures: MirrorFailure[];
+  /** Counted once per distinct blob across all images. */
+  totals: { images: number; failed: number; blobs: number; bytes: number; newBlobs: number; newBytes: number; presentBytes: number };
+}
+
+/** Where the plan's images would go: a registry (`HOST[/path]`), a layout dir, a `.tar` archive, or nowhere. */
+export type PlanTarget = { kind: 'registry'; to: string } | { kind: 'layout'; path: string } | { kind: 'none' };
+
+/** Plan `items` (from registries) or, with `opts.from`, the images of a layout/archive. */
+export async function mirrorPlan(items: readonly MirrorItem[], target: PlanTarget, opts: MirrorOptions & { from?: string | undefined } = {}): Promise<MirrorPlan> {
+  const conns = new RegistryConnections(opts.concurrency);
+  const root = target.kind === 'registry' ? parseDestinationRoot(target.to) : undefined;
+  const srcs: Array<{ source: string; platforms?: MirrorItem['platforms']; open: () => ImageSource }> = [];
+  if (opts.from) {
+    const l = await openLoadSource(opts.from, opts.signal);
+    for (const e of l.entries) srcs.push({ source: e.name, open: e.open });
+  } else {
+    for (const it of items) srcs.push({ source: it.source.toString(), platforms: it.platforms, open: () => registrySource(it.source, conns.options(it.source.registry, 'src', opts.sourceRegistry)) });
+  }
+  if (root) planNames(srcs.map((s) => parseReference(s.source)), root, opts.rewrite);
+  let layout: OciLayout | undefined;
+  if (target.kind === 'layout') {
+    const dir = target.path.endsWith('.tar') ? `${target.path}.layout` : target.path;
+    if (existsSync(dir)) layout = new OciLayout(dir);
+  }
+  const present = new Map<string, Promise<boolean>>();
+  const has = (repo: string, d: Digest, size: number): Promise<boolean> => {
+    if (!root) return Promise.resolve(layout ? layout.hasBlob(d, size) : false);
+    const key = `${repo}\0${d}`;
+    let p = present.get(key);
+    if (!p) {
+      const r = new Repository(root.registry, repo, conns.options(root.registry, 'dst', opts.destRegistry));
+      p = r.headBlob(d, { signal: opts.signal }).then((h) => h !== undefined, () => false);
+      present.set(key, p);
+    }
+    return p;
+  };
+
+  const images: PlanImage[] = [];
+  const failures: MirrorFailure[] = [];
+  const unique = new Map<string, { size: number; isNew: boolean }>();
+  const sem = new Semaphore(opts.concurrency?.images ?? 4);
+  try {
+    await Promise.all(srcs.map(async (s) => {
+      const release = await sem.acquire(opts.signal);
+      const dest = root ? destinationReference(parseReference(s.source), root, opts.rewrite) : undefined;
+      const destination = dest ? dest.toString() : target.kind === 'layout' ? `oci:${target.path}` : '';
+      const src = s.open();
+      try {
+        const full = await loadGraph(src, undefined, { signal: opts.signal });
+        const { root: top } = selectPlatforms(full, s.platforms ?? [], src.description);
+        const nodes = bottomUp(top);
+        const blobs = new Map<string, number>();
+        for (const n of nodes) for (const b of n.blobs) if (!b.urls?.length) blobs.set(b.digest, b.size);
+        let newBlobs = 0;
+        let newBytes = 0;
+        await Promise.all([...blobs].map(async ([d, size]) => {
+          const isNew = !(await has(dest?.repository ?? '', d as Digest, size));
+          if (isNew) {
+            newBlobs++;
+            newBytes += size;
+          }
+          const u = unique.get(d);
+          unique.set(d, { size, isNew: (u?.isNew ?? true) && isNew });
+        }));
+        images.push({
+          source: s.source,
+          destination,
+          digest: top.raw.digest,
+          mediaType: top.raw.mediaType,
+          platforms: top.kind === 'index' ? top.children.flatMap((c) => (c.platform ? [formatPlatform(c.platform)] : [])) : top.platform ? [formatPlatform(top.platform)] : [],
+          manifests: nodes.length,
+          blobs: blobs.size,
+          bytes: [...blobs.values()].reduce((x, y) => x + y, 0),
+          newBlobs,
+          newBytes,
+        });
+      } catch (e) {
+        if (opts.signal?.aborted) throw e;
+        failures.push(toFailure({ source: s.source, destination }, e));
+      } finally {
+        release();
+        await src.close();
+      }
+    }));
+  } finally {
+    await conns.close();
+  }
+  const order = new Map(srcs.map((s, i) => [s.source, i]));
+  images.sort((x, y) => order.get(x.source)! - order.get(y.source)!);
+  const all = [...unique.values()];
+  const newOnes = all.filter((u) => u.isNew);
+  return {
+    target: target.kind === 'registry' ? target.to : target.kind === 'layout' ? target.path : '',
+    images,
+    failures,
+    totals: {
+      images: images.length,
+      failed: failures.length,
+      blobs: all.length,
+      bytes: all.reduce((x, u) => x + u.size, 0),
+      newBlobs: newOnes.length,
+      newBytes: newOnes.reduce((x, u) => x + u.size, 0),
+      presentBytes: all.filter((u) => !u.isNew).reduce((x, u) => x + u.size, 0),
+    },
+  };
+}
