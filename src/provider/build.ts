@@ -72,6 +72,9 @@ export interface BuildProviderResult {
   images: BuiltProviderImage[];
 }
 
+/** Blobs written at once per image. */
+const BLOB_CONCURRENCY = 3;
+
 /** Build and write the provider images of `config` (see the file header). */
 export async function buildProviderImages(config: BuildConfig, opts: BuildProviderOptions): Promise<BuildProviderResult> {
   const warn = opts.onWarning ?? (() => {});
@@ -90,6 +93,7 @@ export async function buildProviderImages(config: BuildConfig, opts: BuildProvid
     const base = await openImage(baseRef, config.arch, open);
     opened.push(base);
     const ca = CA_PATHS[config.osDistribution];
+    progress({ phase: 'scan-base', item: baseRef, transferred: 0, total: base.layers.reduce((n, l) => n + l.size, 0) });
     const scan = await scanBase(base.openers, { files: ['/etc/kairos-release', '/etc/cos/bootargs.cfg', ca.bundle], listDirs: ['/etc/ssh', '/var/lib/dbus'] }, { signal });
     const supportsSysext = scan.systemdVersion !== undefined && scan.systemdVersion >= 255;
     const plan = planProviderImages(config, opts.versions, { projectDir: opts.projectDir, supportsSystemdExtensions: supportsSysext, onWarning: warn });
@@ -180,14 +184,20 @@ async function writeImage(
   o: { signal?: AbortSignal | undefined; progress: ProgressFn; item: string },
 ): Promise<void> {
   const baseDigests = new Set(base.layers.map((l) => l.digest));
-  for (const desc of image.layers) {
-    const file = files.get(desc.digest);
-    const openBlob = file
-      ? async () => createReadStream(file)
-      : async () => createReadStream(await cachedBlobPath(base.source, desc, cache, o.signal));
-    const status = await d.putBlob(desc, openBlob, { signal: o.signal, mountFrom: baseDigests.has(desc.digest) ? base.source.mountOrigin : undefined });
-    o.progress({ phase: 'write-blob', item: desc.digest, transferred: desc.size, total: desc.size, status, itemSize: desc.size });
-  }
+  const queue = [...image.layers];
+  // A few blobs at once (the registry client bounds requests per host too); the manifest is written by the caller.
+  const worker = async (): Promise<void> => {
+    for (let desc = queue.shift(); desc; desc = queue.shift()) {
+      const d0 = desc;
+      const file = files.get(d0.digest);
+      const openBlob = file
+        ? async () => createReadStream(file)
+        : async () => createReadStream(await cachedBlobPath(base.source, d0, cache, o.signal));
+      const status = await d.putBlob(d0, openBlob, { signal: o.signal, mountFrom: baseDigests.has(d0.digest) ? base.source.mountOrigin : undefined });
+      o.progress({ phase: 'write-blob', item: d0.digest, transferred: d0.size, total: d0.size, status, itemSize: d0.size });
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(BLOB_CONCURRENCY, queue.length) }, worker));
   const cfg = image.config;
   await d.putBlob({ mediaType: cfg.mediaType, digest: cfg.digest, size: cfg.bytes.length }, async () => Readable.from([cfg.bytes]), { signal: o.signal });
 }
