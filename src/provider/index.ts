@@ -53,3 +53,4 @@ export { buildProviderImages, type BuildProviderOptions, type BuildProviderResul
 export { describeProviderBuild, type DryRunOptions, type DryRunReport, type ImageSizeInfo } from './dry-run.js';
 export { assembleImage, type AppendedLayer, type AssembledImage } from './assemble.js';
 export { scanBase, resolveInBase, type BaseScan, type BaseFile } from './base-scan.js';
+export { openImage, type OpenedImage, type OpenImageOptions } from './image-reader.js';

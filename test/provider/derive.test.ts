@@ -82,6 +82,10 @@ describe('derived values', () => {
     expect(providerImagePath(cfg(arg), v)).toBe(expected);
   });
 
+  it('a tag longer than 128 characters is ERR_CONFIG naming the tag', () => {
+    expect(() => providerImagePath(cfg(`CUSTOM_TAG=${'x'.repeat(120)}`), '1.30.4')).toThrow(/provider image tag "k3s-1\.30\.4-v4\.10\.0-rc\.2-x+" is not a valid tag/);
+  });
+
   it('k8s source: canvos.yaml entry wins, else the luet package image pattern', () => {
     const c = { ...cfg('K8S_DISTRIBUTION=k3s\nARCH=arm64'), k8sSources: { '1.30.4': { url: 'https://x/k3s', sha256: 'a'.repeat(64) } } };
     expect(k8sSource(c, '1.30.4')).toEqual({ url: 'https://x/k3s', sha256: 'a'.repeat(64), origin: 'config' });
