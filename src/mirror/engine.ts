@@ -106,8 +106,10 @@ export async function runJobs(initial: CopyJob[], opts: RunJobsOptions = {}): Pr
   };
   schedule(initial);
   // Jobs add jobs: wait until the list stops growing.
-  for (let n = 0; n < running.length; n = running.length) {
-    const batch = await Promise.allSettled(running.slice(n));
+  for (let n = 0; n < running.length; ) {
+    const slice = running.slice(n);
+    n = running.length;
+    const batch = await Promise.allSettled(slice);
     const aborted = batch.find((b) => b.status === 'rejected');
     if (aborted && aborted.status === 'rejected') {
       await Promise.allSettled(running);
