@@ -39,6 +39,15 @@ describe('canvos.yaml', () => {
     expect(upper.origins.OS_VERSION).toEqual({ file: 'canvos.yaml', line: 4, col: 1 });
   });
 
+  it('the documented example fixtures/config/canvos.yaml is valid and equals its .arg counterpart', async () => {
+    const { readFile } = await import('node:fs/promises');
+    const c = parseConfigYaml(await readFile(new URL('../../fixtures/config/canvos.yaml', import.meta.url), 'utf8'));
+    const a = parseArgText(`${ARG}PE_VERSION=v4.9.38\nEDGE_CUSTOM_CONFIG=.edge-custom-config.yaml\n`);
+    const strip = ({ origins: _o, k8sSources: _k, ...rest }: ReturnType<typeof parseArgText>) => rest;
+    expect(strip(c)).toEqual(strip(a));
+    expect(Object.keys(c.k8sSources)).toEqual(['1.30.4', '1.31.2']);
+  });
+
   it('keeps version-like scalars as written (failsafe schema: 20.10 is not 20.1)', () => {
     expect(parseConfigYaml('osDistribution: opensuse-leap\nosVersion: 15.60\n').osVersion).toBe('15.60');
   });
