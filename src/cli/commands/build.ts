@@ -25,7 +25,8 @@ Builds the CanvOS provider images (one per Kubernetes version) by appending laye
 configuration (CanvOS files are read as they are):
   --arg-file FILE          CanvOS .arg file (default: ./.arg if present)
   --config FILE            canvos.yaml: the same arguments in YAML, plus per-version k8s sources (default: ./canvos.yaml if present)
-  --k8s-versions FILE      k8s_version.json, used when K8S_VERSION is empty (default: ./k8s_version.json if present)
+  --k8s-versions FILE      k8s_version.json, used when K8S_VERSION is empty (default: k8s_version.json or
+                           k8s_versions.json next to the .arg/canvos.yaml)
   --set KEY=VALUE          override one argument (repeatable), e.g. --set K8S_VERSION=1.30.4
   --project-dir DIR        directory with overlay/, certs/, cloudconfigs/ (default: the .arg/canvos.yaml directory)
 
@@ -106,8 +107,13 @@ async function run(argv: string[], io: CliIo): Promise<number> {
   }
   const warn = (code: string, msg: string) => io.stderr.write(`warning: ${msg} [${code}]\n`);
   const config = await loadBuildConfig({ argFile, configFile, overrides, onWarning: warn });
-  const versionsFile = values['k8s-versions'] ? resolve(cwd, values['k8s-versions']) : config.k8sVersion ? undefined : resolve(dirname(argFile ?? configFile ?? cwd), 'k8s_version.json');
-  const versionsJson = versionsFile && (values['k8s-versions'] || (await present(versionsFile))) ? await loadK8sVersions(versionsFile) : undefined;
+  // CanvOS names it k8s_version.json; some of its docs say k8s_versions.json: accept either next to the config.
+  const near = dirname(argFile ?? configFile ?? cwd);
+  let versionsFile = values['k8s-versions'] ? resolve(cwd, values['k8s-versions']) : undefined;
+  if (!versionsFile && !config.k8sVersion) {
+    for (const n of ['k8s_version.json', 'k8s_versions.json']) if (!versionsFile && (await present(resolve(near, n)))) versionsFile = resolve(near, n);
+  }
+  const versionsJson = versionsFile ? await loadK8sVersions(versionsFile) : undefined;
   const versions = selectK8sVersions(config, versionsJson, versionsFile);
   const projectDir = values['project-dir'] ? resolve(cwd, values['project-dir']) : dirname(argFile ?? configFile ?? resolve(cwd, 'x'));
   const registry = registryOptions(io, config, values);
