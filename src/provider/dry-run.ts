@@ -3,7 +3,7 @@
  * (no layer is downloaded or built, nothing is written). Without scanning the base, the systemd version is not
  * known, so the plan assumes k8s is bundled unless told otherwise.
  */
-import { CanvosError } from '../errors.js';
+import { CanvosError, type ErrorCode } from '../errors.js';
 import { BlobCache } from '../oci/cache.js';
 import type { RegistryTransportOptions } from '../registry/transport.js';
 import { openImage } from './image-reader.js';
@@ -21,6 +21,8 @@ export interface ImageSizeInfo {
   bytes?: number | undefined;
   /** Why it could not be resolved (the build would fail on it). */
   error?: string | undefined;
+  /** The CanvosError code of that failure. */
+  errorCode?: ErrorCode | undefined;
 }
 
 /** What {@link describeProviderBuild} returns. */
@@ -56,7 +58,7 @@ export async function describeProviderBuild(config: BuildConfig, opts: DryRunOpt
       return { ref, digest: img.manifest.digest, layers: img.layers.length, bytes: img.layers.reduce((n, l) => n + Math.max(0, l.size), 0) };
     } catch (e) {
       if (opts.signal?.aborted) throw e;
-      return { ref, error: CanvosError.is(e) ? e.message : String(e) };
+      return { ref, error: CanvosError.is(e) ? e.message : String(e), errorCode: CanvosError.is(e) ? e.code : 'ERR_INTERNAL' };
     }
   };
   const base = await info(plan.baseImage);

@@ -75,6 +75,10 @@ describe('canvos-lite build', () => {
     expect(r.stdout).toContain(`images (3):\n  ${reg.host}/out/dry:k3s-1.29.8-v4.9.38-demo  + k3s/k3s@1.29.8-k3s1`.replace('k3s/k3s@', 'k8s/k3s@'));
     expect(r.stdout).toMatch(/edge\/luet-repo-amd:k3s-k8s-1\.31\.2-k3s1  1 layers, /);
     expect(await tags('out/dry')).toEqual([]);
+    const missing = await cli('--dry-run', '--set', 'PE_VERSION=v9.9.9');
+    expect(missing.code).toBe(6);
+    expect(missing.stdout).toMatch(/stylus-framework-linux-amd64:v9\.9\.9  UNAVAILABLE: /);
+    expect(missing.stderr).toContain('1 image(s) unavailable; the build would fail');
   });
 
   it('a bad .arg line fails with file:line, the allowed values and a hint, exit 3, nothing pushed', async () => {

@@ -7,7 +7,7 @@
 import { access } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { CanvosError } from '../../errors.js';
+import { CanvosError, EXIT_CODES } from '../../errors.js';
 import { buildProviderImages } from '../../provider/build.js';
 import { describeProviderBuild, type DryRunReport } from '../../provider/dry-run.js';
 import { loadK8sVersions, selectK8sVersions } from '../../provider/k8s-versions.js';
@@ -33,7 +33,7 @@ configuration (CanvOS files are read as they are):
 output (exactly one):
   --push                   push each image to IMAGE_REGISTRY/IMAGE_REPO:<K8S_DISTRIBUTION>-<version>-<PE_VERSION>[-<CUSTOM_TAG>]
   --output oci:DIR         write the images into an OCI layout directory, tagged <distribution>-<version>-...
-  --dry-run                print the plan with sizes; build and write nothing
+  --dry-run                print the plan with sizes; build and write nothing (fails if an image is unavailable)
 
 registry access:
   --authfile FILE          credentials (auth.json / Docker config.json); default: the usual locations
@@ -121,7 +121,10 @@ async function run(argv: string[], io: CliIo): Promise<number> {
   if (values['dry-run']) {
     const report = await describeProviderBuild(config, { versions, projectDir, registry, cacheDir: values['cache-dir'], signal: io.signal, onWarning: warn });
     io.stdout.write(values.json ? `${JSON.stringify(report)}\n` : dryRunText(report));
-    return 0;
+    // Exit like the real build would: with the code of the first image it could not read.
+    const failed = [report.base, ...report.sources].filter((i) => i.error);
+    if (failed.length) io.stderr.write(`canvos-lite: ${failed.length} image(s) unavailable; the build would fail\n`);
+    return failed[0]?.errorCode ? EXIT_CODES[failed[0].errorCode] : 0;
   }
   const progress = createProgress(io.stderr, { quiet: values.json === true, label: 'building' });
   let result;
