@@ -3,6 +3,8 @@ import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { main } from '../../src/cli/main.js';
+import { makeOciLayout } from '../helpers/fixtures.js';
+import { pushLayout } from '../helpers/push-layout.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { skopeo, tmpDir } from '../helpers/tools.js';
 import { K3S_VERSIONS, makeProject, pushFixtureImages, type FixtureRefs } from './fixture-images.js';
@@ -97,5 +99,40 @@ describe('canvos-lite build', () => {
     const r = await cli('--output', 'dir:/x');
     expect(r.code).toBe(2);
     expect(r.stderr).toContain('--output must be oci:DIR');
+  });
+});
+
+describe('canvos-lite build against an authenticating registry with a Docker-typed base', () => {
+  let auth: TestRegistry;
+  let dir: string;
+  beforeAll(async () => {
+    auth = await startRegistry({ auth: 'bearer' });
+    dir = join(tmp.path, 'auth');
+    const r = await pushFixtureImages(auth, join(dir, 'fixtures'));
+    // Replace the base with a Docker v2s2 manifest list (Docker media types throughout).
+    await makeOciLayout(join(dir, 'docker-base'), { docker: true, platforms: ['linux/amd64', 'linux/arm64'], layers: 1, layerBytes: 1024, files: { 'etc/kairos-release': 'KAIROS_NAME="x"\n' }, tag: 'docker' });
+    await pushLayout(join(dir, 'docker-base'), auth, 'kairos/base', { tag: 'docker' });
+    await makeProject(join(dir, 'project'), r.argLines.replace(':22.04\n', ':docker\n'));
+    await writeFile(join(dir, 'auth.json'), JSON.stringify({ auths: { [auth.host]: { auth: Buffer.from(`${auth.username}:${auth.password}`).toString('base64') } } }));
+  }, 300_000);
+  afterAll(async () => auth?.stop());
+
+  it('pushes with --authfile credentials, keeps the Docker media-type family, never prints the password', async () => {
+    const out = new PassThrough();
+    const err = new PassThrough();
+    let stdout = '';
+    let stderr = '';
+    out.on('data', (c: Buffer) => (stdout += c.toString()));
+    err.on('data', (c: Buffer) => (stderr += c.toString()));
+    const env = { HOME: tmp.path, PATH: process.env.PATH, CANVOS_CACHE_DIR: join(dir, 'cache') };
+    const code = await main(['build', '--push', '--insecure-registry', auth.host, '--authfile', join(dir, 'auth.json'), '--set', 'K8S_VERSION=1.30.4'], { stdout: out, stderr: err, env, cwd: join(dir, 'project'), signal: new AbortController().signal });
+    expect(stderr).not.toContain(auth.password!);
+    expect(stdout).not.toContain(auth.password!);
+    expect(code).toBe(0);
+    const raw = JSON.parse(await skopeo(['inspect', '--raw', '--tls-verify=false', '--creds', `${auth.username}:${auth.password}`, `docker://${auth.host}/out/ubuntu:k3s-1.30.4-v4.9.38-demo`])) as { mediaType: string; config: { mediaType: string }; layers: { mediaType: string }[] };
+    expect(raw.mediaType).toBe('application/vnd.docker.distribution.manifest.v2+json');
+    expect(raw.config.mediaType).toBe('application/vnd.docker.container.image.v1+json');
+    expect(new Set(raw.layers.map((l) => l.mediaType))).toEqual(new Set(['application/vnd.docker.image.rootfs.diff.tar.gzip']));
+    expect(raw.layers).toHaveLength(1 + 6);
   });
 });
