@@ -1,0 +1,65 @@
+/**
+ * Bench 1, registry → registry copy: a multi-platform image set seeded into registry A is copied by
+ * `canvos-lite copy` into a fresh registry B and by `skopeo copy --all` into a fresh registry C; wall time, MB/s and
+ * peak RSS side by side. Target: ours/skopeo time ≤ 0.7.
+ */
+import { join } from 'node:path';
+import { addImage } from './lib/layout.mjs';
+import { runMeasured } from './lib/proc.mjs';
+import { startRegistry } from './lib/registry.mjs';
+import { MiB, ROOT, mbps, round, row, runIfMain, tmp } from './lib/util.mjs';
+
+/** Run the copy bench. Full: 3 images × 2 platforms × 5 layers × 10 MiB (300 MiB). Quick: × 3 layers × 2 MiB. */
+export async function benchCopy({ quick = false, log = () => {} } = {}) {
+  const images = 3;
+  const platforms = ['linux/amd64', 'linux/arm64'];
+  const layers = quick ? 3 : 5;
+  const layerBytes = (quick ? 2 : 10) * MiB;
+  const work = await tmp('copy');
+  const regs = [];
+  try {
+    log(`writing ${images}×${platforms.length}×${layers} layers of ${layerBytes / MiB} MiB`);
+    const layout = join(work.path, 'layout');
+    for (let i = 0; i < images; i++) await addImage(layout, { tag: `img${i}`, platforms, layers, layerBytes });
+    const [a, b, c] = await Promise.all([startRegistry(), startRegistry(), startRegistry()]);
+    regs.push(a, b, c);
+    for (let i = 0; i < images; i++) {
+      await runMeasured('skopeo', ['copy', '--all', '--quiet', '--dest-tls-verify=false', `oci:${layout}:img${i}`, `docker://${a.host}/bench/img${i}:1`]);
+    }
+    const totalBytes = images * platforms.length * layers * layerBytes;
+    const env = { ...process.env, HOME: work.path };
+    log('canvos-lite copy A → B');
+    let ours = { ms: 0, peakRssMB: 0 };
+    for (let i = 0; i < images; i++) {
+      const r = await runMeasured(process.execPath, [join(ROOT, 'bin', 'canvos-lite.js'), 'copy', '--all-platforms', '--src-insecure', '--dest-insecure', `docker://${a.host}/bench/img${i}:1`, `docker://${b.host}/bench/img${i}:1`], { env });
+      ours = { ms: ours.ms + r.ms, peakRssMB: Math.max(ours.peakRssMB, r.peakRssMB) };
+    }
+    log('skopeo copy --all A → C');
+    let theirs = { ms: 0, peakRssMB: 0 };
+    for (let i = 0; i < images; i++) {
+      const r = await runMeasured('skopeo', ['copy', '--all', '--quiet', '--src-tls-verify=false', '--dest-tls-verify=false', `docker://${a.host}/bench/img${i}:1`, `docker://${c.host}/bench/img${i}:1`], { env });
+      theirs = { ms: theirs.ms + r.ms, peakRssMB: Math.max(theirs.peakRssMB, r.peakRssMB) };
+    }
+    // Both copies must have produced the same root manifest digests (byte-exact copies).
+    for (let i = 0; i < images; i++) {
+      const inspect = (h) => runMeasured('skopeo', ['inspect', '--raw', '--tls-verify=false', `docker://${h}/bench/img${i}:1`]).then((r) => r.stdout);
+      const [mb, mc] = await Promise.all([inspect(b.host), inspect(c.host)]);
+      if (mb !== mc) throw new Error(`img${i}: canvos-lite and skopeo copies differ`);
+    }
+    return {
+      params: { images, platforms, layers, layerBytes, totalBytes },
+      ours: { ...ours, mbps: mbps(totalBytes, ours.ms) },
+      skopeo: { ...theirs, mbps: mbps(totalBytes, theirs.ms) },
+      rows: [
+        row('copy', `wall time (${round(totalBytes / MiB, 0)} MiB)`, ours.ms / 1000, theirs.ms / 1000, 's', 'lower', '≤ 0.7'),
+        row('copy', 'throughput', mbps(totalBytes, ours.ms), mbps(totalBytes, theirs.ms), 'MB/s', 'higher'),
+        row('copy', 'peak RSS', ours.peakRssMB, theirs.peakRssMB, 'MiB', 'lower'),
+      ],
+    };
+  } finally {
+    await Promise.all(regs.map((r) => r.stop()));
+    await work.cleanup();
+  }
+}
+
+await runIfMain(import.meta.url, 'copy', benchCopy);
