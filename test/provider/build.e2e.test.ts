@@ -82,6 +82,15 @@ describe('buildProviderImages against a real registry', () => {
       expect(out.Labels['canvos.test/platform']).toBe('linux/amd64');
       expect(img.appended).toEqual(['os-config', 'overlay', 'agent-provider', 'stylus', 'finalize', `k8s-${img.k8sVersion}`]);
     }
+    const cfg = JSON.parse(await skopeo(['inspect', '--config', '--tls-verify=false', `docker://${reg.host}/out/ubuntu:${first.images[1]!.tag}`])) as { history: { created_by: string; created?: string }[]; rootfs: { diff_ids: string[] }; created: string };
+    expect(cfg.history.map((h) => h.created_by)).toEqual([
+      'makeOciLayout layer 0',
+      'makeOciLayout layer 1',
+      ...first.images[1]!.appended.map((n) => expect.stringMatching(new RegExp(`^canvos-lite provider ${n}: `))),
+    ]);
+    expect(cfg.history.at(-1)?.created).toBe('2023-11-14T22:13:20Z');
+    expect(cfg.created).toBe('2023-11-14T22:13:20Z');
+    expect(cfg.rootfs.diff_ids).toHaveLength(8);
     // Shared layers are the same blobs in every image; only the k8s layer differs.
     const layerSets = first.images.map((i) => i.layers.map((l) => l.digest));
     expect(new Set(layerSets.map((l) => l.slice(0, 7).join()))).toHaveProperty('size', 1);
