@@ -30,11 +30,11 @@ export interface BootFixture {
 }
 
 /** Bump when the fixture's content changes so stale caches are rebuilt. */
-const FIXTURE_VERSION = 'v1';
+const FIXTURE_VERSION = 'v2';
 /** Printed by /init once the squashfs inside the ISO was loop-mounted. */
 export const MARKER = 'hello-from-rootfs.squashfs';
-/** Kernel modules the initramfs loads (plus their dependencies): CD-ROM on IDE (pc) and AHCI (q35), isofs, squashfs, loop. */
-const ROOT_MODULES = ['ata_piix', 'ahci', 'sr_mod', 'isofs', 'squashfs', 'loop'];
+/** Kernel modules the initramfs loads (plus their dependencies): CD-ROM and disk (USB-stick style boot) on IDE (pc) and AHCI (q35), isofs, squashfs, loop. */
+const ROOT_MODULES = ['ata_piix', 'ahci', 'sr_mod', 'sd_mod', 'isofs', 'squashfs', 'loop'];
 
 /** The cache directory. */
 export function cacheDir(): string {

@@ -12,6 +12,8 @@ import { join } from 'node:path';
 /** Options of {@link bootIso}. */
 export interface BootIsoOptions {
   firmware: 'bios' | 'uefi';
+  /** Attach the ISO as a CD-ROM, or as a hard disk (what `dd` to a USB stick gives). Default: 'cdrom'. */
+  media?: 'cdrom' | 'disk';
   /** Kill QEMU after this many ms. Default: 300000. */
   timeoutMs?: number;
   /** Resolve early (and kill QEMU) once the log contains this text. Default: wait for QEMU to exit. */
@@ -62,7 +64,8 @@ export async function bootIso(iso: string, opts: BootIsoOptions): Promise<BootRe
   } else {
     args.push('-machine', 'pc');
   }
-  args.push('-drive', `file=${iso},format=raw,media=cdrom,readonly=on`, '-boot', 'd');
+  if (opts.media === 'disk') args.push('-drive', `file=${iso},format=raw,if=ide,snapshot=on`, '-boot', 'c');
+  else args.push('-drive', `file=${iso},format=raw,media=cdrom,readonly=on`, '-boot', 'd');
   const started = Date.now();
   const child = spawn('qemu-system-x86_64', args, { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
