@@ -1,0 +1,90 @@
+/**
+ * Bench 2, append a layer to a base and push: 3 versions, each one new payload file appended to the same base, pushed
+ * to a registry that already holds the base. Ours: buildLayer + registry push with cross-repo mount (lib/append.mjs,
+ * compiled library). Theirs: `umoci insert` into an OCI layout copy of the base, then `skopeo copy oci:… docker://…`.
+ * A counting proxy in front of the registry measures the bytes each side uploads, and how many of them are base bytes.
+ */
+import { cp } from 'node:fs/promises';
+import { join } from 'node:path';
+import { addImage, writeRandomFile } from './lib/layout.mjs';
+import { runMeasured } from './lib/proc.mjs';
+import { startCountingProxy } from './lib/proxy.mjs';
+import { startRegistry } from './lib/registry.mjs';
+import { BENCH_DIR, MiB, mbps, round, row, runIfMain, tmp } from './lib/util.mjs';
+
+/** Run the build bench. Full: 1 GiB base (4 × 256 MiB layers) + 3 × 200 MiB appends. Quick: 64 MiB base + 3 × 16 MiB. */
+export async function benchBuild({ quick = false, log = () => {} } = {}) {
+  const baseLayers = 4;
+  const baseLayerBytes = (quick ? 16 : 256) * MiB;
+  const payloadBytes = (quick ? 16 : 200) * MiB;
+  const versions = 3;
+  const work = await tmp('build');
+  let reg;
+  let proxy;
+  try {
+    const baseLayout = join(work.path, 'base');
+    log(`writing base ${baseLayers} × ${baseLayerBytes / MiB} MiB and ${versions} payloads of ${payloadBytes / MiB} MiB`);
+    await addImage(baseLayout, { tag: 'base', layers: baseLayers, layerBytes: baseLayerBytes });
+    const payloads = [];
+    for (let v = 1; v <= versions; v++) {
+      const f = join(work.path, `payload-${v}`);
+      await writeRandomFile(f, payloadBytes);
+      payloads.push(f);
+    }
+    reg = await startRegistry();
+    proxy = await startCountingProxy(reg.url);
+    const env = { ...process.env, HOME: work.path };
+    await runMeasured('skopeo', ['copy', '--quiet', '--dest-tls-verify=false', `oci:${baseLayout}:base`, `docker://${proxy.host}/bench/base:1`], { env });
+    const baseRef = `${proxy.host}/bench/base:1`;
+
+    const ours = { ms: 0, peakRssMB: 0, uploaded: [], versions: [] };
+    for (let v = 1; v <= versions; v++) {
+      log(`ours: append v${v}`);
+      proxy.reset();
+      const r = await runMeasured(process.execPath, [join(BENCH_DIR, 'lib', 'append.mjs'), baseRef, `${proxy.host}/bench/ours:v${v}`, payloads[v - 1], join(work.path, `ours-${v}`)], { env });
+      const out = JSON.parse(r.stdout.trim().split('\n').pop());
+      ours.ms += r.ms;
+      ours.peakRssMB = Math.max(ours.peakRssMB, r.peakRssMB);
+      ours.uploaded.push(proxy.uploadedBytes());
+      // Whatever was uploaded beyond the new layer, its config and the manifest are base bytes.
+      ours.versions.push({ ms: round(r.ms, 0), ...out, baseBytesUploaded: proxy.uploadedBytes() - out.layer.size - out.configSize - out.manifestSize });
+    }
+
+    const theirs = { ms: 0, peakRssMB: 0, uploaded: [], versions: [] };
+    for (let v = 1; v <= versions; v++) {
+      log(`umoci insert + skopeo copy v${v}`);
+      // Each version starts from its own copy of the base layout, like a CI job would (copy time not counted).
+      const layout = join(work.path, `umoci-${v}`);
+      await cp(baseLayout, layout, { recursive: true });
+      proxy.reset();
+      const ins = await runMeasured('umoci', ['insert', '--image', `${layout}:base`, '--tag', `v${v}`, payloads[v - 1], '/opt/bench/payload.bin'], { env });
+      const push = await runMeasured('skopeo', ['copy', '--quiet', '--dest-tls-verify=false', `oci:${layout}:v${v}`, `docker://${proxy.host}/bench/umoci:v${v}`], { env });
+      theirs.ms += ins.ms + push.ms;
+      theirs.peakRssMB = Math.max(theirs.peakRssMB, ins.peakRssMB, push.peakRssMB);
+      const up = proxy.uploadedBytes();
+      theirs.uploaded.push(up);
+      theirs.versions.push({ insertMs: round(ins.ms, 0), pushMs: round(push.ms, 0), uploaded: up });
+    }
+    const oursBase = ours.versions.reduce((n, v) => n + v.baseBytesUploaded, 0);
+    const sum = (a) => a.reduce((x, y) => x + y, 0);
+    const totalPayload = versions * payloadBytes;
+    return {
+      params: { baseLayers, baseLayerBytes, payloadBytes, versions },
+      ours: { ms: round(ours.ms, 0), peakRssMB: round(ours.peakRssMB, 1), uploadedBytes: ours.uploaded, baseBytesUploaded: oursBase, versions: ours.versions },
+      umocSkopeo: { ms: round(theirs.ms, 0), peakRssMB: round(theirs.peakRssMB, 1), uploadedBytes: theirs.uploaded, versions: theirs.versions },
+      rows: [
+        row('build', `wall time (${versions} × ${payloadBytes / MiB} MiB appends)`, ours.ms / 1000, theirs.ms / 1000, 's', 'lower'),
+        row('build', 'throughput (payload)', mbps(totalPayload, ours.ms), mbps(totalPayload, theirs.ms), 'MB/s', 'higher'),
+        row('build', 'peak RSS', ours.peakRssMB, theirs.peakRssMB, 'MiB', 'lower'),
+        row('build', 'bytes uploaded', sum(ours.uploaded) / MiB, sum(theirs.uploaded) / MiB, 'MiB', 'lower'),
+        row('build', 'base bytes uploaded (ours)', oursBase, null, 'B', 'lower', '= 0'),
+      ],
+    };
+  } finally {
+    await proxy?.stop();
+    await reg?.stop();
+    await work.cleanup();
+  }
+}
+
+await runIfMain(import.meta.url, 'build', benchBuild);
