@@ -25,6 +25,8 @@ export function resolveBaseImage(c: Cfg): string {
     });
   }
   const tail = `${c.arch}-generic-${c.kairosInitVersion}`;
+  // BASE_IMAGE_TAG (if set) replaces the derived tag for the distributions that have a default base.
+  if (c.baseImageTag && (c.osDistribution === 'ubuntu' || c.osDistribution === 'opensuse-leap')) return `${c.kairosBaseImageUrl}/${c.baseImageTag}`;
   switch (c.osDistribution) {
     case 'ubuntu': {
       if (c.osVersion === '20' || c.osVersion === '22') return `${c.kairosBaseImageUrl}/kairos-ubuntu:${c.osVersion}.04-core-${tail}`;
@@ -39,23 +41,26 @@ export function resolveBaseImage(c: Cfg): string {
   }
 }
 
-/** CanvOS auto-detects Nvidia Jetson bases by name (Earthfile 203–205). */
-export function isJetsonBase(baseImage: string): boolean {
-  return baseImage.includes('nvidia-jetson-agx-orin');
+/** CanvOS auto-detects Nvidia Jetson bases by name (Earthfile 203–205); IS_JETSON=true|false overrides it. */
+export function isJetsonBase(baseImage: string, isJetson: '' | 'true' | 'false' = ''): boolean {
+  return isJetson ? isJetson === 'true' : baseImage.includes('nvidia-jetson-agx-orin');
 }
 
-/** `$SPECTRO_PUB_REPO/edge/stylus-framework-linux-$ARCH:$PE_VERSION` (STYLUS_BASE). */
+/** STYLUS_BASE: `$SPECTRO_PUB_REPO/edge/stylus-framework-linux-$ARCH:$PE_VERSION` unless set. */
 export function stylusImage(c: Cfg): string {
+  if (c.stylusBase) return c.stylusBase;
   return `${c.spectroPubRepo}/edge/stylus-framework-linux-${c.arch}:${c.peVersion}`;
 }
 
-/** `$SPECTRO_PUB_REPO/edge/stylus-linux-$ARCH:$PE_VERSION` (STYLUS_PACKAGE_BASE). */
+/** STYLUS_PACKAGE_BASE: `$SPECTRO_PUB_REPO/edge/stylus-linux-$ARCH:$PE_VERSION` unless set. */
 export function stylusPackageImage(c: Cfg): string {
+  if (c.stylusPackageBase) return c.stylusPackageBase;
   return `${c.spectroPubRepo}/edge/stylus-linux-${c.arch}:${c.peVersion}`;
 }
 
 /** The agent provider image (PROVIDER_BASE, Earthfile `kairos-provider-image`); kubeadm-fips uses provider-kubeadm. */
 export function providerImage(c: Cfg): string {
+  if (c.providerBase) return c.providerBase; // PROVIDER_BASE set explicitly
   const [name, version] = ((): [string, string] => {
     switch (c.k8sDistribution) {
       case 'k3s':
@@ -74,10 +79,14 @@ export function providerImage(c: Cfg): string {
   return `${c.spectroPubRepo}/edge/kairos-io/provider-${name}:${version}`;
 }
 
-/** BASE_K8S_VERSION: the luet package version (`1.30.4-k3s1`, `1.30.4-rke2r1`, bare for the others). */
-export function baseK8sVersion(c: Pick<Cfg, 'k8sDistribution' | 'k3sFlavorTag' | 'rke2FlavorTag'>, version: string): string {
-  if (c.k8sDistribution === 'k3s') return `${version}-${c.k3sFlavorTag}`;
-  if (c.k8sDistribution === 'rke2') return `${version}-${c.rke2FlavorTag}`;
+/**
+ * BASE_K8S_VERSION: the luet package version (`1.30.4-k3s1`, `1.30.4-rke2r1`, bare for the others). An explicit
+ * BASE_K8S_VERSION wins (single-version builds only, checked by the plan); K8S_DISTRIBUTION_TAG replaces the flavor.
+ */
+export function baseK8sVersion(c: Pick<Cfg, 'k8sDistribution' | 'k3sFlavorTag' | 'rke2FlavorTag'> & Partial<Pick<Cfg, 'baseK8sVersion' | 'k8sDistributionTag'>>, version: string): string {
+  if (c.baseK8sVersion) return c.baseK8sVersion;
+  if (c.k8sDistribution === 'k3s') return `${version}-${c.k8sDistributionTag || c.k3sFlavorTag}`;
+  if (c.k8sDistribution === 'rke2') return `${version}-${c.k8sDistributionTag || c.rke2FlavorTag}`;
   return version;
 }
 
@@ -86,8 +95,9 @@ export function luetArch(arch: 'amd64' | 'arm64'): 'amd' | 'arm' {
   return arch === 'arm64' ? 'arm' : 'amd';
 }
 
-/** `palette`, or `vertex` for FIPS (selects third-party binaries, Earthfile 210–216). */
-export function binType(c: Pick<Cfg, 'fipsEnabled'>): 'palette' | 'vertex' {
+/** BIN_TYPE: `palette`, or `vertex` for FIPS (selects third-party binaries, Earthfile 210–216), unless set. */
+export function binType(c: Pick<Cfg, 'fipsEnabled'> & Partial<Pick<Cfg, 'binType'>>): 'palette' | 'vertex' {
+  if (c.binType) return c.binType;
   return c.fipsEnabled ? 'vertex' : 'palette';
 }
 
@@ -116,13 +126,15 @@ export function k8sSource(c: Cfg, version: string): K8sSource & { origin: 'confi
 
 const TAG_RE = /^[\w][\w.-]{0,127}$/;
 
-/** IMAGE_TAG: `$PE_VERSION-$CUSTOM_TAG`, or `$PE_VERSION` when CUSTOM_TAG is empty (Earthfile 218–222). */
-export function imageTag(c: Pick<Cfg, 'peVersion' | 'customTag'>): string {
+/** IMAGE_TAG: `$PE_VERSION-$CUSTOM_TAG`, or `$PE_VERSION` when CUSTOM_TAG is empty (Earthfile 218–222), unless set. */
+export function imageTag(c: Pick<Cfg, 'peVersion' | 'customTag'> & Partial<Pick<Cfg, 'imageTag'>>): string {
+  if (c.imageTag) return c.imageTag;
   return c.customTag ? `${c.peVersion}-${c.customTag}` : c.peVersion;
 }
 
 /** The provider image's tag: `K8SDIST-K8SVER-PEVER[-CUSTOMTAG]` (no trailing dash without CUSTOM_TAG). */
-export function providerTag(c: Pick<Cfg, 'k8sDistribution' | 'peVersion' | 'customTag'>, version: string): string {
+export function providerTag(c: Pick<Cfg, 'k8sDistribution' | 'peVersion' | 'customTag'> & Partial<Pick<Cfg, 'imageTag' | 'imagePath'>>, version: string): string {
+  if (c.imagePath) return c.imagePath.slice(c.imagePath.lastIndexOf(':') + 1); // IMAGE_PATH set: its own tag
   const tag = `${c.k8sDistribution}-${version}-${imageTag(c)}`;
   if (!TAG_RE.test(tag)) {
     throw new CanvosError('ERR_CONFIG', `provider image tag ${JSON.stringify(tag)} is not a valid tag (letters, digits, "_", ".", "-"; at most 128)`, {
@@ -132,7 +144,8 @@ export function providerTag(c: Pick<Cfg, 'k8sDistribution' | 'peVersion' | 'cust
   return tag;
 }
 
-/** IMAGE_PATH: `$IMAGE_REGISTRY/$IMAGE_REPO:<providerTag>`, e.g. `ttl.sh/ubuntu:k3s-1.27.2-v4.0.6-demo`. */
-export function providerImagePath(c: Pick<Cfg, 'imageRegistry' | 'imageRepo' | 'k8sDistribution' | 'peVersion' | 'customTag'>, version: string): string {
+/** IMAGE_PATH: `$IMAGE_REGISTRY/$IMAGE_REPO:<providerTag>`, e.g. `ttl.sh/ubuntu:k3s-1.27.2-v4.0.6-demo`, unless set. */
+export function providerImagePath(c: Pick<Cfg, 'imageRegistry' | 'imageRepo' | 'k8sDistribution' | 'peVersion' | 'customTag'> & Partial<Pick<Cfg, 'imageTag' | 'imagePath'>>, version: string): string {
+  if (c.imagePath) return c.imagePath;
   return `${c.imageRegistry}/${c.imageRepo}:${providerTag(c, version)}`;
 }

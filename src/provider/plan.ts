@@ -66,6 +66,16 @@ export function planProviderImages(c: BuildConfig, versions: readonly string[], 
   refuse(c, c.twoNode, 'TWO_NODE', 'it installs postgresql and kine by running apt/zypper in the image', 'pre-install postgresql + kine in BASE_IMAGE and set TWO_NODE=false');
   if (versions.length === 0) throw new CanvosError('ERR_CONFIG', 'no Kubernetes version to build', { hint: 'set K8S_VERSION or list versions in k8s_version.json' });
   warnExecSteps(c, warn);
+  const unique = [...new Set(versions)];
+  for (const name of ['IMAGE_PATH', 'BASE_K8S_VERSION'] as const) {
+    const set = name === 'IMAGE_PATH' ? c.imagePath : c.baseK8sVersion;
+    if (set && unique.length > 1) {
+      const at = formatLoc(c.origins[name]);
+      throw new CanvosError('ERR_CONFIG', `${at ? `${at}: ` : ''}${name} is set, but ${unique.length} Kubernetes versions would all use it`, {
+        hint: `remove ${name} (it is derived per version), or set K8S_VERSION to build one version`,
+      });
+    }
+  }
 
   const dir = resolve(opts.projectDir ?? process.cwd());
   const host = (p: string): string => resolve(dir, p);
@@ -82,7 +92,7 @@ export function planProviderImages(c: BuildConfig, versions: readonly string[], 
   if (!c.isUki) {
     osConfig.push({ op: 'edit', source: { kind: 'base-edit', path: '/etc/cos/bootargs.cfg', edit: 'bootargs' }, target: '/etc/cos/bootargs.cfg', optional: true });
   }
-  if (isJetsonBase(baseImage)) osConfig.push({ op: 'copy', source: { kind: 'host-file', path: host('cloudconfigs/mount.yaml') }, target: '/etc/kairos/mount.yaml', optional: true });
+  if (isJetsonBase(baseImage, c.isJetson)) osConfig.push({ op: 'copy', source: { kind: 'host-file', path: host('cloudconfigs/mount.yaml') }, target: '/etc/kairos/mount.yaml', optional: true });
   if (c.isMaas) osConfig.push({ op: 'copy', source: { kind: 'host-file', path: host('cloudconfigs/80_stylus_maas.yaml') }, target: '/system/oem/80_stylus_maas.yaml', optional: true });
   osConfig.push(
     { op: 'whiteout', source: { kind: 'base-match', dir: '/var/lib/dbus', pattern: 'machine-id' }, target: '/var/lib/dbus' },
@@ -143,7 +153,7 @@ export function planProviderImages(c: BuildConfig, versions: readonly string[], 
     ],
   });
 
-  const images: ProviderImagePlan[] = [...new Set(versions)].map((version) => {
+  const images: ProviderImagePlan[] = unique.map((version) => {
     const layers = [...shared];
     if (bundled) layers.push(k8sLayer(c, version, sourceImages));
     return {

@@ -176,6 +176,17 @@ const ARGS_SHAPE = {
   amdgpuArtifactPath: str(''),
   amdgpuRebuildInitrd: bool(false),
   amdgpuInstallSmi: bool(true),
+  baseImageTag: str('', /^(?:[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:\/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*:[\w][\w.-]{0,127})?$/, 'empty or REPOSITORY:TAG, e.g. kairos-ubuntu:22.04-core-amd64-generic-v0.17.1'),
+  isJetson: oneOf(['', 'true', 'false'], ''),
+  stylusBase: imageRef(''),
+  stylusPackageBase: imageRef(''),
+  binType: oneOf(['', 'palette', 'vertex'], ''),
+  cliImage: imageRef(''),
+  imageTag: str('', /^(?:[\w][\w.-]{0,127})?$/, 'empty or a tag suffix such as v4.9.38-demo'),
+  imagePath: imageRef(''),
+  baseK8sVersion: str('', /^(?:[\w][\w.+-]{0,127})?$/, 'empty or a luet package version such as 1.30.4-k3s1'),
+  k8sDistributionTag: str('', /^(?:[\w][\w.-]{0,127})?$/, 'empty or a flavor tag such as k3s1'),
+  providerBase: imageRef(''),
 };
 
 /** Information about every argument, by canonical name (kind, CanvOS default, allowed values). */

@@ -7,6 +7,7 @@ import { CanvosError } from '../../src/errors.js';
 import { parseArgText } from '../../src/provider/arg-file.js';
 import {
   baseK8sVersion,
+  isJetsonBase,
   k8sSource,
   providerImage,
   providerImagePath,
@@ -16,6 +17,7 @@ import {
 } from '../../src/provider/derive.js';
 import { editBootargs, editKairosRelease, kairosImageLabel } from '../../src/provider/os-edits.js';
 import { packSnippet, systemUriTemplate } from '../../src/provider/pack-snippet.js';
+import { planProviderImages } from '../../src/provider/plan.js';
 
 const fixture = (name: string): string => readFileSync(new URL(`../../fixtures/config/${name}`, import.meta.url), 'utf8');
 const cfg = (arg: string) => parseArgText(arg, '.arg');
@@ -80,6 +82,26 @@ describe('derived values', () => {
     ['K8S_DISTRIBUTION=rke2\nIMAGE_REGISTRY=localhost:5000/edge\nIMAGE_REPO=provider\nPE_VERSION=v4.10.0-rc.2\nCUSTOM_TAG=x', '1.31.2', 'localhost:5000/edge/provider:rke2-1.31.2-v4.10.0-rc.2-x'],
   ])('IMAGE_PATH for %j @ %s', (arg, v, expected) => {
     expect(providerImagePath(cfg(arg), v)).toBe(expected);
+  });
+
+  it('Earthfile-derived arguments set explicitly override the derivation', () => {
+    const c = cfg([
+      'STYLUS_BASE=reg.local/stylus:1', 'PROVIDER_BASE=reg.local/provider:2', 'BIN_TYPE=vertex', 'IMAGE_TAG=custom',
+      'K8S_DISTRIBUTION_TAG=k3s9', 'BASE_IMAGE_TAG=kairos-ubuntu:my-tag', 'KAIROS_BASE_IMAGE_URL=reg.local/edge', 'IS_JETSON=true',
+    ].join('\n'));
+    expect(stylusImage(c)).toBe('reg.local/stylus:1');
+    expect(providerImage(c)).toBe('reg.local/provider:2');
+    expect(thirdPartyBinaryPath(c, 'etcdctl')).toBe('/binaries/etcdctl/latest/vertex/amd64/etcdctl');
+    expect(providerImagePath(c, '1.30.4')).toBe('ttl.sh/ubuntu:k3s-1.30.4-custom');
+    expect(baseK8sVersion(c, '1.30.4')).toBe('1.30.4-k3s9');
+    expect(resolveBaseImage(c)).toBe('reg.local/edge/kairos-ubuntu:my-tag');
+    expect(isJetsonBase('x', c.isJetson)).toBe(true);
+    expect(isJetsonBase('quay.io/kairos/ubuntu:20.04-core-arm64-nvidia-jetson-agx-orin-v2.4.3', cfg('IS_JETSON=false').isJetson)).toBe(false);
+    const one = cfg('IMAGE_PATH=reg.local/x/y:z\nBASE_K8S_VERSION=1.30.4-k3s2');
+    expect(providerImagePath(one, '1.30.4')).toBe('reg.local/x/y:z');
+    expect(baseK8sVersion(one, '1.30.4')).toBe('1.30.4-k3s2');
+    expect(() => planProviderImages(one, ['1.30.4', '1.31.2'])).toThrow(/^\.arg:1: IMAGE_PATH is set, but 2 Kubernetes versions would all use it$/);
+    expect(planProviderImages(one, ['1.30.4']).images[0]).toMatchObject({ imageRef: 'reg.local/x/y:z', tag: 'z', baseK8sVersion: '1.30.4-k3s2' });
   });
 
   it('a tag longer than 128 characters is ERR_CONFIG naming the tag', () => {
