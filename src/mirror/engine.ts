@@ -7,6 +7,7 @@
 import { CanvosError } from '../errors.js';
 import { copyImage, CopyPool, type CopyResult } from '../copy/copy.js';
 import type { ImageDestination, ImageSource, ProgressFn } from '../copy/types.js';
+import type { Digest } from '../oci/digest.js';
 import type { Platform } from '../oci/platform.js';
 import { Semaphore } from '../registry/semaphore.js';
 import type { MirrorFailure, MirrorImageResult } from './types.js';
@@ -24,6 +25,11 @@ export interface CopyJob {
   scope: string;
   openSource(): ImageSource;
   openDestination(): ImageDestination;
+  /**
+   * Cheap check that the destination already holds exactly this image (e.g. source HEAD digest = destination tag
+   * digest): the copy is skipped without reading the graph. Only HEAD requests, which Docker Hub does not count.
+   */
+  upToDate?(): Promise<{ digest: Digest; mediaType: string } | undefined>;
   /** Called after a successful copy, before the result counts; may return follow-up jobs (referrers). */
   after?(result: CopyResult, src: ImageSource, dst: ImageDestination): Promise<CopyJob[] | void>;
 }
@@ -61,7 +67,10 @@ export async function runJobs(initial: CopyJob[], opts: RunJobsOptions = {}): Pr
     try {
       src = job.openSource();
       dst = job.openDestination();
-      const r = await copyImage(src, dst, {
+      const hit = await job.upToDate?.();
+      const r: CopyResult = hit
+        ? { rootDigest: hit.digest, sourceDigest: hit.digest, mediaType: hit.mediaType, rewritten: false, manifests: 0, blobs: { copied: 0, skipped: 0, mounted: 0, bytes: 0, foreignSkipped: 0 }, platforms: [], tag: job.tag }
+        : await copyImage(src, dst, {
         signal: opts.signal,
         platforms: job.platforms,
         tag: job.tag,

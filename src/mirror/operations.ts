@@ -11,6 +11,7 @@ import type { Digest } from '../oci/digest.js';
 import { layoutSource, OciLayout, REF_NAME_ANNOTATION } from '../oci/layout.js';
 import type { Descriptor } from '../oci/schemas.js';
 import { makeReference, parseReference, type Reference } from '../registry/reference.js';
+import { Repository } from '../registry/client.js';
 import { registryDestination, registrySource } from '../registry/transport.js';
 import { writeArchive, type WriteArchiveOptions } from './archive.js';
 import { MirrorArchive } from './archive-reader.js';
@@ -47,7 +48,11 @@ function registryJobs(
   items: readonly MirrorItem[],
   conns: RegistryConnections,
   opts: MirrorOptions,
-  dest: (src: Reference) => Pick<CopyJob, 'destination' | 'scope' | 'openDestination' | 'tag'> & { after?: (r: CopyResult) => Promise<void> },
+  dest: (src: Reference) => Pick<CopyJob, 'destination' | 'scope' | 'openDestination' | 'tag'> & {
+    after?: (r: CopyResult) => Promise<void>;
+    /** True when the destination holds the image whose source root digest is `digest`. */
+    has?: (digest: Digest) => Promise<boolean>;
+  },
 ): CopyJob[] {
   const tagLists = new TagLists();
   const make = (source: Reference, platforms: MirrorItem['platforms'], referrer: boolean): CopyJob => {
@@ -62,6 +67,12 @@ function registryJobs(
       scope: d.scope,
       openSource: () => (opened = registrySource(source, conns.options(source.registry, 'src', opts.sourceRegistry))),
       openDestination: d.openDestination,
+      // With a platform subset the destination root differs from the source's: no shortcut.
+      upToDate: platforms?.length || !d.has ? undefined : async () => {
+        const repo = opened?.repo ?? registrySource(source, conns.options(source.registry, 'src', opts.sourceRegistry)).repo;
+        const h = await repo.headManifest(source.identifier, { signal: opts.signal });
+        return h && (await d.has!(h.digest)) ? { digest: h.digest, mediaType: h.mediaType } : undefined;
+      },
       async after(r: CopyResult, src: ImageSource): Promise<CopyJob[]> {
         await d.after?.(r);
         if (referrer || opts.referrers === false || !opened) return [];
@@ -90,6 +101,10 @@ export async function mirrorPush(items: readonly MirrorItem[], to: string, opts:
         scope: `registry:${ref.name}`,
         tag: src.tag,
         openDestination: () => registryDestination(ref, conns.options(root.registry, 'dst', opts.destRegistry)),
+        has: async (digest: Digest) => {
+          const repo = new Repository(root.registry, ref.repository, conns.options(root.registry, 'dst', opts.destRegistry));
+          return (await repo.headManifest(ref.tag ?? digest, { signal: opts.signal }))?.digest === digest;
+        },
       };
     });
     const r = await runJobs(jobs, { signal: opts.signal, onProgress: opts.onProgress, images: opts.concurrency?.images, blobs: opts.concurrency?.blobs });
@@ -156,6 +171,10 @@ export async function mirrorSave(items: readonly MirrorItem[], to: string, opts:
       tag: undefined,
       openDestination: () => dst,
       after: async (res) => addEntry(layout, src.toString(), res, (await stat(layout.blobPath(res.rootDigest))).size),
+      has: async (digest: Digest) => {
+        const e = (await layout.readIndex()).manifests.find((m) => m.annotations?.[REF_NAME_ANNOTATION] === src.toString());
+        return e?.annotations?.[SOURCE_DIGEST_ANNOTATION] === digest && (await layout.hasBlob(e.digest as Digest, e.size));
+      },
     }));
     r = await runJobs(jobs, { signal: opts.signal, onProgress: opts.onProgress, images: opts.concurrency?.images, blobs: opts.concurrency?.blobs });
   } finally {

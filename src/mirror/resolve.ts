@@ -7,7 +7,6 @@
 import { isAbsolute, resolve as resolvePath } from 'node:path';
 import { CanvosError } from '../errors.js';
 import { parsePlatform } from '../oci/platform.js';
-import { loadBuildConfig, loadK8sVersions, planProviderImages, selectK8sVersions } from '../provider/index.js';
 import { Repository } from '../registry/client.js';
 import { makeReference, parseReference } from '../registry/reference.js';
 import type { RegistryTransportOptions } from '../registry/transport.js';
@@ -38,6 +37,8 @@ function platformsOf(e: MirrorImageEntry): MirrorItem['platforms'] {
 
 /** The images a build configuration implies (see the file header). */
 export async function itemsFromBuild(fb: FromBuild, baseDir: string, onWarning?: (code: string, message: string) => void): Promise<MirrorItem[]> {
+  // Loaded on demand: the provider area is large and only fromBuild needs it.
+  const { loadBuildConfig, loadK8sVersions, planProviderImages, selectK8sVersions } = await import('../provider/index.js');
   const at = (p: string | undefined): string | undefined => (p === undefined ? undefined : isAbsolute(p) ? p : resolvePath(baseDir, p));
   const config = await loadBuildConfig({ argFile: at(fb.argFile), configFile: at(fb.config), onWarning });
   const versions = Array.isArray(fb.k8sVersions)

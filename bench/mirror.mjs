@@ -1,0 +1,155 @@
+#!/usr/bin/env node
+// Benchmark: `canvos-lite mirror push` A→B against `skopeo sync --all` A→C for a set of multi-platform images.
+// Run after `npx tsc` (uses dist/ through bin/canvos-lite.js). Registries are real docker-registry processes on
+// loopback, fresh for each tool; images are random gzip'd tar layers written here (no canvos-lite code involved),
+// seeded into A with skopeo. Writes bench/results/mirror.json. Env: BENCH_IMAGES (5), BENCH_LAYER_MB (4).
+import { spawn, execFile } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { gzipSync } from 'node:zlib';
+import { pack } from 'tar-stream';
+
+const exec = promisify(execFile);
+const here = dirname(fileURLToPath(import.meta.url));
+const IMAGES = Number(process.env.BENCH_IMAGES ?? 5);
+const LAYER_MB = Number(process.env.BENCH_LAYER_MB ?? 4);
+const PLATFORMS = ['linux/amd64', 'linux/arm64'];
+const LAYERS = 3;
+
+const freePort = () => new Promise((res, rej) => {
+  const s = createServer();
+  s.once('error', rej);
+  s.listen(0, '127.0.0.1', () => { const p = s.address().port; s.close(() => res(p)); });
+});
+
+async function startRegistry(root) {
+  const port = await freePort();
+  const dir = await mkdtemp(join(root, 'reg-'));
+  const cfg = join(dir, 'config.yml');
+  await writeFile(cfg, `version: 0.1\nlog: { level: error, accesslog: { disabled: true } }\nstorage: { filesystem: { rootdirectory: ${dir}/data }, delete: { enabled: true } }\nhttp: { addr: 127.0.0.1:${port} }\n`);
+  const child = spawn('/usr/bin/docker-registry', ['serve', cfg], { stdio: 'ignore' });
+  const host = `127.0.0.1:${port}`;
+  for (let i = 0; i < 200; i++) {
+    try { await fetch(`http://${host}/v2/`); return { host, stop: () => { child.kill('SIGTERM'); } }; } catch { await new Promise((r) => setTimeout(r, 50)); }
+  }
+  child.kill('SIGKILL');
+  throw new Error('registry did not start');
+}
+
+const sha = (b) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
+
+async function tarOf(name, bytes) {
+  const p = pack();
+  const chunks = [];
+  p.on('data', (c) => chunks.push(c));
+  const done = new Promise((r) => p.on('end', r));
+  p.entry({ name, size: bytes.length, mtime: new Date(0) }, bytes);
+  p.finalize();
+  await done;
+  return Buffer.concat(chunks);
+}
+
+/** One OCI layout per image (index of PLATFORMS), random incompressible layers. */
+async function makeLayout(dir, n) {
+  await mkdir(join(dir, 'blobs', 'sha256'), { recursive: true });
+  const put = async (buf) => { const d = sha(buf); await writeFile(join(dir, 'blobs', 'sha256', d.slice(7)), buf); return { digest: d, size: buf.length }; };
+  const manifests = [];
+  for (const plat of PLATFORMS) {
+    const [os, architecture] = plat.split('/');
+    const layers = [];
+    const diffIds = [];
+    for (let l = 0; l < LAYERS; l++) {
+      const t = await tarOf(`img${n}-${architecture}-${l}.bin`, randomBytes(LAYER_MB * 1024 * 1024));
+      diffIds.push(sha(t));
+      layers.push({ mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', ...(await put(gzipSync(t, { level: 1 }))) });
+    }
+    const config = Buffer.from(JSON.stringify({ architecture, os, rootfs: { type: 'layers', diff_ids: diffIds }, config: {} }));
+    const m = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json', config: { mediaType: 'application/vnd.oci.image.config.v1+json', ...(await put(config)) }, layers }));
+    manifests.push({ mediaType: 'application/vnd.oci.image.manifest.v1+json', ...(await put(m)), platform: { os, architecture } });
+  }
+  const idx = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.index.v1+json', manifests }));
+  const top = await put(idx);
+  await writeFile(join(dir, 'oci-layout'), '{"imageLayoutVersion":"1.0.0"}');
+  await writeFile(join(dir, 'index.json'), JSON.stringify({ schemaVersion: 2, manifests: [{ mediaType: 'application/vnd.oci.image.index.v1+json', ...top, annotations: { 'org.opencontainers.image.ref.name': 'v1' } }] }));
+  return top.digest;
+}
+
+async function timed(fn) {
+  const t = process.hrtime.bigint();
+  await fn();
+  return Number(process.hrtime.bigint() - t) / 1e9;
+}
+
+/** Run a command under /usr/bin/time; returns its CPU seconds (user + sys). */
+async function cpuOf(cmd, args) {
+  const r = await exec('/usr/bin/time', ['-f', 'CPU %U %S', cmd, ...args], { maxBuffer: 64 << 20 });
+  const m = /CPU ([\d.]+) ([\d.]+)/.exec(r.stderr);
+  return m ? Number(m[1]) + Number(m[2]) : NaN;
+}
+
+const root = await mkdtemp(join(tmpdir(), 'canvos-bench-mirror-'));
+const regs = [];
+try {
+  const a = await startRegistry(root);
+  regs.push(a);
+  const refs = [];
+  const digests = {};
+  for (let i = 0; i < IMAGES; i++) {
+    const dir = join(root, `img${i}`);
+    digests[`bench/img${i}:v1`] = await makeLayout(dir, i);
+    await exec('skopeo', ['copy', '--all', '--insecure-policy', '--dest-tls-verify=false', `oci:${dir}:v1`, `docker://${a.host}/bench/img${i}:v1`]);
+    refs.push(`${a.host}/bench/img${i}:v1`);
+  }
+  const totalMB = IMAGES * PLATFORMS.length * LAYERS * LAYER_MB;
+
+  const b = await startRegistry(root);
+  regs.push(b);
+  const cli = join(here, '..', 'bin', 'canvos-lite.js');
+  let oursCpu = 0;
+  const ours = async () => { oursCpu = await cpuOf(process.execPath, [...(process.env.BENCH_PROF ? ['--cpu-prof', '--cpu-prof-dir=' + process.env.BENCH_PROF] : []), cli, 'mirror', 'push', ...refs, '--to', `${b.host}/mirror`, '--src-insecure', '--dest-insecure', '--json']); };
+  const oursCold = await timed(ours);
+  const oursColdCpu = oursCpu;
+  const oursWarm = await timed(ours);
+
+  const c = await startRegistry(root);
+  regs.push(c);
+  // skopeo sync, one process per repository (its --src docker form), all platforms.
+  let skopeoCpu = 0;
+  const skopeoSync = async () => {
+    skopeoCpu = 0;
+    for (let i = 0; i < IMAGES; i++) {
+      skopeoCpu += await cpuOf('skopeo', ['sync', '--all', '--src', 'docker', '--dest', 'docker', '--src-tls-verify=false', '--dest-tls-verify=false', `${a.host}/bench/img${i}:v1`, `${c.host}/mirror`]);
+    }
+  };
+  const skopeoCold = await timed(skopeoSync);
+  const skopeoColdCpu = skopeoCpu;
+  const skopeoWarm = await timed(skopeoSync);
+
+  // Both must have produced byte-identical indexes.
+  for (const [i, r] of refs.entries()) {
+    const want = digests[`bench/img${i}:v1`];
+    for (const host of [`${b.host}/mirror/${a.host.replace(':', '-')}/bench/img${i}:v1`, `${c.host}/mirror/img${i}:v1`]) {
+      const { stdout } = await exec('skopeo', ['inspect', '--raw', '--tls-verify=false', `docker://${host}`], { maxBuffer: 64 << 20 });
+      if (sha(Buffer.from(stdout)) !== want) throw new Error(`digest mismatch for ${r} at ${host}`);
+    }
+  }
+  const result = {
+    images: IMAGES, platforms: PLATFORMS, layersPerPlatform: LAYERS, layerMB: LAYER_MB, totalMB,
+    canvosLite: { coldSeconds: oursCold, coldCpuSeconds: oursColdCpu, noopSeconds: oursWarm },
+    skopeoSync: { coldSeconds: skopeoCold, coldCpuSeconds: skopeoColdCpu, noopSeconds: skopeoWarm },
+    ratioCold: skopeoCold / oursCold,
+    ratioNoop: skopeoWarm / oursWarm,
+    date: new Date().toISOString(),
+  };
+  await mkdir(join(here, 'results'), { recursive: true });
+  await writeFile(join(here, 'results', 'mirror.json'), `${JSON.stringify(result, null, 2)}\n`);
+  console.log(`mirror push ${IMAGES} images × ${PLATFORMS.length} platforms (${totalMB} MB): canvos-lite ${oursCold.toFixed(2)} s, skopeo sync ${skopeoCold.toFixed(2)} s → ${result.ratioCold.toFixed(2)}× (client CPU ${oursColdCpu.toFixed(2)} s vs ${skopeoColdCpu.toFixed(2)} s); no-op rerun: ${oursWarm.toFixed(2)} s vs ${skopeoWarm.toFixed(2)} s → ${result.ratioNoop.toFixed(2)}×`);
+} finally {
+  for (const r of regs) r.stop();
+  await rm(root, { recursive: true, force: true });
+}
