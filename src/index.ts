@@ -8,3 +8,4 @@ export * from './layers/index.js';
 export * from './registry/index.js';
 export * from './copy/index.js';
 export * from './provider/index.js';
+export * from './mirror/index.js';

@@ -99,7 +99,7 @@ describe('canvos-lite mirror CLI', () => {
     const members = await indexTar(tar);
     const victim = members.get(`blobs/sha256/${multi.images[0]!.layerDigests[1]!.slice(7)}`)!;
     const bytes = await readFile(tar);
-    bytes[victim.offset + 100] ^= 0x01;
+    bytes[victim.offset + 100] = bytes[victim.offset + 100]! ^ 0x01;
     await writeFile(tar, bytes);
     const l = await cli('load', '--from', tar, '--to', `${b.host}/bad`, '--dest-insecure', '--json');
     expect(l.code).toBe(16);

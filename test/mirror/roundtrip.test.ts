@@ -80,7 +80,7 @@ describe('mirror save → load round trip', () => {
     const victim = multi.images[1]!.layerDigests[0]!;
     const file = join(dir, 'blobs', 'sha256', victim.slice(7));
     const bytes = await readFile(file);
-    bytes[bytes.length >> 1] ^= 0xff;
+    bytes[bytes.length >> 1] = bytes[bytes.length >> 1]! ^ 0xff;
     await writeFile(file, bytes);
     const loaded = await mirrorLoad(dir, `${b.host}/corrupt`, { destRegistry: insecure(b), rewrite: { keepRegistry: false } });
     expect(loaded.failures).toHaveLength(1);
