@@ -16,6 +16,7 @@ import { registryDestination, registrySource } from '../registry/transport.js';
 import { writeArchive, type WriteArchiveOptions } from './archive.js';
 import { MirrorArchive } from './archive-reader.js';
 import { RegistryConnections } from './connections.js';
+import { DestinationMounts } from './dest-mounts.js';
 import { runJobs, type CopyJob } from './engine.js';
 import { destinationReference, parseDestinationRoot, planNames, type DestinationRoot } from './naming.js';
 import { findReferrers, TagLists } from './referrers.js';
@@ -93,6 +94,7 @@ export async function mirrorPush(items: readonly MirrorItem[], to: string, opts:
   const root = parseDestinationRoot(to);
   planNames(items.map((i) => i.source), root, opts.rewrite);
   const conns = new RegistryConnections(opts.concurrency);
+  const mounts = new DestinationMounts(root.registry);
   try {
     const jobs = registryJobs(items, conns, opts, (src) => {
       const ref = destinationReference(src, root, opts.rewrite);
@@ -100,7 +102,7 @@ export async function mirrorPush(items: readonly MirrorItem[], to: string, opts:
         destination: ref.toString(),
         scope: `registry:${ref.name}`,
         tag: src.tag,
-        openDestination: () => registryDestination(ref, conns.options(root.registry, 'dst', opts.destRegistry)),
+        openDestination: () => mounts.wrap(registryDestination(ref, conns.options(root.registry, 'dst', opts.destRegistry)), ref.repository),
         has: async (digest: Digest) => {
           const repo = new Repository(root.registry, ref.repository, conns.options(root.registry, 'dst', opts.destRegistry));
           return (await repo.headManifest(ref.tag ?? digest, { signal: opts.signal }))?.digest === digest;
@@ -219,6 +221,7 @@ export async function mirrorLoad(from: string, to: string, opts: MirrorOptions =
   const named = src.entries.map((e) => ({ ...e, ref: parseReference(e.name) }));
   planNames(named.map((n) => n.ref), root, opts.rewrite);
   const conns = new RegistryConnections(opts.concurrency);
+  const mounts = new DestinationMounts(root.registry);
   try {
     const jobs: CopyJob[] = named.map((n) => {
       const ref = destinationReference(n.ref, root, opts.rewrite);
@@ -229,7 +232,7 @@ export async function mirrorLoad(from: string, to: string, opts: MirrorOptions =
         tag: n.ref.tag,
         scope: `registry:${ref.name}`,
         openSource: n.open,
-        openDestination: () => registryDestination(ref, conns.options(root.registry, 'dst', opts.destRegistry)),
+        openDestination: () => mounts.wrap(registryDestination(ref, conns.options(root.registry, 'dst', opts.destRegistry)), ref.repository),
       };
     });
     const r = await runJobs(jobs, { signal: opts.signal, onProgress: opts.onProgress, images: opts.concurrency?.images, blobs: opts.concurrency?.blobs });

@@ -25,6 +25,7 @@ beforeAll(async () => {
   single = await makeOciLayout(join(tmp.path, 'single'), { tag: 'v1', layers: 2, layerBytes: 256 * 1024 });
   await pushLayout(join(tmp.path, 'multi'), a, 'apps/multi', { tag: 'v1' });
   await pushLayout(join(tmp.path, 'single'), a, 'apps/single', { tag: 'v1' });
+  await pushLayout(join(tmp.path, 'multi'), a, 'other/multi', { tag: 'v1' });
 });
 afterAll(async () => {
   await proxy?.stop();
@@ -100,5 +101,19 @@ describe('resume after failures and interruptions', () => {
     for (const d of stored) expect(gets.get(d), d).toBe(1);
     for (const d of allBlobs()) expect(existsSync(join(dir, 'blobs', 'sha256', d.slice(7)))).toBe(true);
     expect(run2.images.map((i) => i.digest).sort()).toEqual([multi.indexDigest, single.indexDigest].sort());
+  });
+
+  it('push: blobs shared by images in different repositories are downloaded once and mounted at the destination', async () => {
+    proxy.requests.length = 0;
+    const items = itemsFromRefs([`${proxy.host}/apps/multi:v1`, `${proxy.host}/other/multi:v1`]);
+    const r = await mirrorPush(items, `${b.host}/shared`, { sourceRegistry: srcOpts(), destRegistry: { insecureRegistries: [b.host], authFiles: [] } });
+    expect(r.failures).toEqual([]);
+    const gets = blobGets();
+    for (const i of multi.images) for (const d of [i.configDigest, ...i.layerDigests]) expect(gets.get(d), d).toBe(1);
+    const mounted = r.images.reduce((n, i) => n + i.blobs.mounted, 0);
+    expect(mounted).toBe(8);
+    for (const repo of ['apps/multi', 'other/multi']) {
+      expect(sha256(await skopeo(['inspect', '--raw', '--tls-verify=false', `docker://${b.host}/shared/${proxy.host.replace(':', '-')}/${repo}:v1`]))).toBe(multi.indexDigest);
+    }
   });
 });
