@@ -90,7 +90,7 @@ export async function runIfMain(metaUrl, name, fn) {
     const res = await fn({ quick, log: (m) => process.stderr.write(`[${name}] ${m}\n`) });
     const out = { name, quick, machine: machine(), ...res };
     printTable(res.rows);
-    const file = await saveResult(name, out);
+    const file = process.env.BENCH_RESULT_FILE ? (await writeFile(process.env.BENCH_RESULT_FILE, JSON.stringify(out, null, 2) + '\n'), process.env.BENCH_RESULT_FILE) : await saveResult(name, out);
     process.stderr.write(`[${name}] wrote ${file}\n`);
     process.exit(0);
   } catch (e) {
