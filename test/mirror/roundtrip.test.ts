@@ -59,6 +59,10 @@ describe('mirror save → load round trip', () => {
     await writeFile(whole, Buffer.concat(await Promise.all(m.parts.map((p) => readFile(join(tmp.path, 'out', p.name))))));
     const listing = await run('tar', ['-tf', whole]);
     expect(listing.stdout.split('\n').slice(0, 2)).toEqual(['oci-layout', 'index.json']);
+    const unpacked = join(tmp.path, 'unpacked');
+    await run('mkdir', ['-p', unpacked]);
+    expect((await run('tar', ['-xf', whole, '-C', unpacked])).code).toBe(0);
+    expect(sha256(await skopeo(['inspect', '--raw', `oci:${unpacked}:${a.host}/apps/multi:v1`]))).toBe(multi.indexDigest);
 
     const loaded = await mirrorLoad(tar, `${b.host}/mirror`, { destRegistry: insecure(b) });
     expect(loaded.failures).toEqual([]);
