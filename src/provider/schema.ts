@@ -4,7 +4,7 @@
  * `.arg.template` value (§2.1). Inputs are strings (as in `.arg`), booleans or numbers; outputs are typed.
  */
 import { z } from 'zod';
-import { parseReference } from '../registry/reference.js';
+import { parseImageSpec } from '../copy/transports.js';
 import { argKey, argNameForKey, type ArgName } from './args.js';
 
 /** What kind of value an argument takes; used for messages and for `.arg` empty-value semantics. */
@@ -63,11 +63,12 @@ function int(def: number) {
 function imageRef(def: string, optional = true) {
   return field<string>({ kind: 'string', default: def }, def, (s) => s, (s) => {
     if (s === '' && optional) return undefined;
+    // Any transport canvos-lite reads: a registry reference (bare or docker://), oci:DIR[:tag], docker-archive:FILE.
     try {
-      parseReference(s);
+      parseImageSpec(s);
       return undefined;
     } catch (e) {
-      return `must be an image reference ([registry/]repository[:tag]): ${(e as Error).message}`;
+      return `must be an image reference ([registry/]repository[:tag], oci:DIR[:tag] or docker-archive:FILE): ${(e as Error).message}`;
     }
   });
 }
