@@ -83,6 +83,7 @@ describe('canvos-lite mirror CLI', () => {
     const tar = join(tmp.path, 'partial.tar');
     const r = await cli('save', `${a.host}/apps/multi:1.0.0`, `${a.host}/apps/missing:1`, '--to', tar, '--src-insecure', '--failures', fails);
     expect(r.code).toBe(16);
+    expect(r.stderr).toMatch(new RegExp(`^mirrored ${a.host}/apps/multi:1\\.0\\.0 \\(\\d/\\d\\)$`, 'm'));
     expect(r.stderr).toContain(`failed: ${a.host}/apps/missing:1`);
     const list = JSON.parse(await readFile(fails, 'utf8')) as Array<{ source: string; code: string }>;
     expect(list).toEqual([expect.objectContaining({ source: `${a.host}/apps/missing:1`, code: 'ERR_MANIFEST_UNKNOWN' })]);
@@ -95,6 +96,11 @@ describe('canvos-lite mirror CLI', () => {
     const tar = join(tmp.path, 'arch', 'set.tar');
     const s = await cli('save', `${a.host}/apps/multi:1.0.0`, '--to', tar, '--src-insecure', '--no-referrers');
     expect(s.code).toBe(0);
+    // plan --from an archive: what loading it would move.
+    const plan = await cli('plan', '--from', tar, '--to', `${b.host}/bad`, '--dest-insecure', '--json');
+    expect(plan.code).toBe(0);
+    const pj = JSON.parse(plan.stdout) as { images: Array<{ source: string; digest: string; newBlobs: number; destination: string }> };
+    expect(pj.images).toEqual([expect.objectContaining({ source: `${a.host}/apps/multi:1.0.0`, digest: multi.indexDigest, newBlobs: 6, destination: `${b.host}/bad/${a.host.replace(':', '-')}/apps/multi:1.0.0` })]);
     // Corrupt one layer's bytes inside the (single-part) tar.
     const members = await indexTar(tar);
     const victim = members.get(`blobs/sha256/${multi.images[0]!.layerDigests[1]!.slice(7)}`)!;

@@ -169,7 +169,15 @@ async function run(argv: string[], io: CliIo): Promise<number> {
   }
   const opts: MirrorOptions = {
     signal: io.signal,
-    onProgress: (e) => progress.onProgress(e),
+    onProgress: (e) => {
+      // Image-level events (the item is a reference, not a digest): one readable line each on a non-TTY.
+      if (e.status === 'mirrored' || e.status === 'referrer' || e.status === 'failed') {
+        if (!values.json && !io.stderr.isTTY) io.stderr.write(`${e.status} ${e.item ?? ''} (${e.itemsDone ?? 0}/${e.itemsTotal ?? 0})\n`);
+        else progress.onProgress({ ...e, item: undefined, status: undefined });
+        return;
+      }
+      progress.onProgress(e);
+    },
     sourceRegistry: sourceRegistryFor(items),
     destRegistry,
     concurrency,
