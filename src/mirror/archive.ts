@@ -17,6 +17,7 @@ import { z } from 'zod';
 import { abortError, CanvosError } from '../errors.js';
 import { OciLayout } from '../oci/layout.js';
 import type { OpOptions } from '../copy/types.js';
+import type { Digest } from '../oci/digest.js';
 import { reachableBlobs } from './layout-walk.js';
 
 /** Format identifier written to and required in the manifest. */
@@ -31,6 +32,10 @@ export const ArchiveManifestSchema = z.object({
   size: z.number().int().nonnegative(),
   parts: z.array(z.object({ name: z.string(), size: z.number().int().nonnegative(), sha256: z.string().regex(/^[a-f0-9]{64}$/) })).min(1),
   images: z.array(z.object({ ref: z.string(), digest: z.string(), mediaType: z.string() })),
+  /** Every blob digest this archive holds (lets a later save be differential against it). */
+  blobs: z.array(z.string()).optional(),
+  /** Archives this one is differential against: their layer blobs are omitted here (manifests never are). */
+  since: z.array(z.object({ created: z.string(), parts: z.array(z.string()) })).optional(),
 });
 export type ArchiveManifest = z.infer<typeof ArchiveManifestSchema>;
 
@@ -102,6 +107,18 @@ class PartWriter extends Writable {
 export interface WriteArchiveOptions extends OpOptions {
   /** Cut the tar into parts of at most this many bytes (≥ 1 MiB). Default: one file. */
   maxPartSize?: number | undefined;
+  /** Earlier archives (their manifests): blobs they hold are left out, except manifests. Default: none. */
+  since?: ArchiveManifest[] | undefined;
+}
+
+/** The blobs of earlier archives, for a differential save (ERR_USAGE when one has no blob list). */
+export function sinceBlobs(since: readonly ArchiveManifest[]): Set<string> {
+  const out = new Set<string>();
+  for (const m of since) {
+    if (!m.blobs) throw new CanvosError('ERR_USAGE', `the archive of ${m.created} (${m.parts[0]?.name ?? '?'}) has no blob list`, { hint: 'use an archive written by this version of canvos-lite mirror save as --since' });
+    for (const b of m.blobs) out.add(b);
+  }
+  return out;
 }
 
 /**
@@ -114,7 +131,11 @@ export async function writeArchive(layoutDir: string, tarPath: string, opts: Wri
   }
   const layout = new OciLayout(layoutDir);
   const index = await layout.readIndex();
-  const blobs = [...(await reachableBlobs(layout, index))].sort();
+  const exclude = sinceBlobs(opts.since ?? []);
+  const manifests = new Set<Digest>();
+  const reachable = await reachableBlobs(layout, index, exclude, manifests);
+  // Manifests always travel (loading walks them); other blobs already shipped in an earlier archive do not.
+  const blobs = [...reachable].filter((d) => manifests.has(d) || !exclude.has(d)).sort();
   const pack = tarPack();
   const out = new PartWriter(tarPath, opts.maxPartSize);
   const mtime = new Date(0);
@@ -150,6 +171,8 @@ export async function writeArchive(layoutDir: string, tarPath: string, opts: Wri
     size: out.parts.reduce((a, p) => a + p.size, 0),
     parts: out.parts.map(({ name, size, sha256 }) => ({ name, size, sha256 })),
     images,
+    blobs,
+    ...(opts.since?.length ? { since: opts.since.map((m) => ({ created: m.created, parts: m.parts.map((p) => p.name) })) } : {}),
   };
   const mpath = manifestPathFor(tarPath);
   await writeFile(`${mpath}.tmp`, `${JSON.stringify(manifest, null, 2)}\n`);

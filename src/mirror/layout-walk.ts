@@ -12,12 +12,13 @@ import { parseManifest, type ImageIndex } from '../oci/schemas.js';
 export type ReadManifestFn = (digest: Digest) => Promise<Buffer>;
 
 /** Digests reachable from `index`; foreign layers (with `urls`) are included only when `has` says they exist. */
-export async function reachableFrom(index: ImageIndex, read: ReadManifestFn, has: (d: Digest) => Promise<boolean>, where: string): Promise<Set<Digest>> {
+export async function reachableFrom(index: ImageIndex, read: ReadManifestFn, has: (d: Digest) => Promise<boolean>, where: string, manifestsOut?: Set<Digest>): Promise<Set<Digest>> {
   const out = new Set<Digest>();
   const visit = async (digest: Digest, mediaType: string | undefined, depth: number): Promise<void> => {
     if (out.has(digest)) return;
     if (depth > 8) throw new CanvosError('ERR_MANIFEST_INVALID', `${where}: manifests nested deeper than 8 at ${digest}`);
     out.add(digest);
+    manifestsOut?.add(digest);
     const m = parseManifest(await read(digest), mediaType, `manifest ${digest} in ${where}`);
     if (m.kind === 'index') {
       for (const d of m.value.manifests) await visit(d.digest as Digest, d.mediaType, depth + 1);
@@ -36,7 +37,8 @@ export async function reachableFrom(index: ImageIndex, read: ReadManifestFn, has
   return out;
 }
 
-/** Every blob reachable from the layout's index.json. */
-export function reachableBlobs(layout: OciLayout, index: ImageIndex): Promise<Set<Digest>> {
-  return reachableFrom(index, (d) => layout.readSmallBlob(d, `manifest ${d}`), (d) => layout.hasBlob(d), layout.dir);
+/** Every blob reachable from the layout's index.json; blobs in `exclude` may be absent (differential archives). */
+export function reachableBlobs(layout: OciLayout, index: ImageIndex, exclude?: ReadonlySet<string>, manifestsOut?: Set<Digest>): Promise<Set<Digest>> {
+  const has = async (d: Digest): Promise<boolean> => exclude?.has(d) === true || (await layout.hasBlob(d));
+  return reachableFrom(index, (d) => layout.readSmallBlob(d, `manifest ${d}`), has, layout.dir, manifestsOut);
 }

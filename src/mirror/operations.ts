@@ -6,6 +6,7 @@
  */
 import { rm, stat } from 'node:fs/promises';
 import type { CopyResult } from '../copy/copy.js';
+import { CanvosError } from '../errors.js';
 import type { ImageDestination, ImageSource, PutBlobResult, RawManifest } from '../copy/types.js';
 import type { Digest } from '../oci/digest.js';
 import { layoutSource, OciLayout, REF_NAME_ANNOTATION } from '../oci/layout.js';
@@ -13,7 +14,7 @@ import type { Descriptor } from '../oci/schemas.js';
 import { makeReference, parseReference, type Reference } from '../registry/reference.js';
 import { Repository } from '../registry/client.js';
 import { registryDestination, registrySource } from '../registry/transport.js';
-import { writeArchive, type WriteArchiveOptions } from './archive.js';
+import { manifestPathFor, readArchiveManifest, sinceBlobs, writeArchive, type WriteArchiveOptions } from './archive.js';
 import { MirrorArchive } from './archive-reader.js';
 import { RegistryConnections } from './connections.js';
 import { DestinationMounts } from './dest-mounts.js';
@@ -117,11 +118,12 @@ export async function mirrorPush(items: readonly MirrorItem[], to: string, opts:
 }
 
 /** An ImageDestination writing blobs/manifests into a shared layout; index.json entries are added by the caller. */
-function layoutBlobDestination(layout: OciLayout): ImageDestination {
+function layoutBlobDestination(layout: OciLayout, shipped: ReadonlySet<string>): ImageDestination {
   return {
     description: `oci:${layout.dir}`,
     tag: undefined,
-    hasBlob: (desc: Descriptor) => layout.hasBlob(desc.digest as Digest, desc.size),
+    // Blobs shipped in an earlier archive (--since) count as present: they are neither downloaded nor packed.
+    hasBlob: async (desc: Descriptor) => shipped.has(desc.digest) || (await layout.hasBlob(desc.digest as Digest, desc.size)),
     async putBlob(desc, open, o = {}): Promise<PutBlobResult> {
       if (await layout.hasBlob(desc.digest as Digest, desc.size)) return 'exists';
       await layout.writeBlob(desc, await open(), { signal: o.signal });
@@ -154,6 +156,11 @@ export interface MirrorSaveOptions extends MirrorOptions, Pick<WriteArchiveOptio
   keepLayout?: boolean | undefined;
   /** Write the archive even when some images failed. Default: false (no archive from a failed batch). */
   allowPartial?: boolean | undefined;
+  /**
+   * Manifests (`.manifest.json`) of archives already delivered: blobs they hold are not downloaded nor packed
+   * again (manifests always are), so the new archive loads into a registry that received those. Default: none.
+   */
+  since?: string[] | undefined;
 }
 
 /** Save `items` into ONE OCI layout directory `to`, or the archive `to` when it ends in `.tar`. */
@@ -163,7 +170,9 @@ export async function mirrorSave(items: readonly MirrorItem[], to: string, opts:
   const dir = asTar ? (opts.workDir ?? `${to}.layout`) : to;
   const layout = new OciLayout(dir);
   await layout.init();
-  const dst = layoutBlobDestination(layout);
+  if (opts.since?.length && !asTar) throw new CanvosError('ERR_USAGE', `--since needs an archive target (NAME.tar), not the directory ${to}`, { hint: 'a differential save only makes sense for an archive carried to a site that loaded the earlier ones' });
+  const since = await Promise.all((opts.since ?? []).map((p) => readArchiveManifest(p.endsWith('.manifest.json') ? p : manifestPathFor(p))));
+  const dst = layoutBlobDestination(layout, sinceBlobs(since));
   const conns = new RegistryConnections(opts.concurrency);
   let r: Awaited<ReturnType<typeof runJobs>>;
   try {
@@ -184,7 +193,7 @@ export async function mirrorSave(items: readonly MirrorItem[], to: string, opts:
   }
   const files: string[] = [];
   if (asTar && (r.failures.length === 0 || opts.allowPartial)) {
-    const m = await writeArchive(dir, to, { maxPartSize: opts.maxPartSize, signal: opts.signal, onProgress: opts.onProgress });
+    const m = await writeArchive(dir, to, { maxPartSize: opts.maxPartSize, since, signal: opts.signal, onProgress: opts.onProgress });
     const { dirname, join } = await import('node:path');
     files.push(...m.parts.map((p) => join(dirname(to), p.name)), `${to.replace(/\.tar$/, '')}.manifest.json`);
     if (!opts.keepLayout) await rm(dir, { recursive: true, force: true });

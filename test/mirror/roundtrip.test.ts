@@ -112,4 +112,34 @@ describe('mirror save → load round trip', () => {
     expect(await rawDigest(r.images[0]!.destination)).toBe(multi.indexDigest);
     expect(parseReference(r.images[0]!.destination).repository).toBe(`flat/${a.host.replace(':', '-')}-apps-multi`);
   });
+
+  it('a differential archive (--since) leaves out layers already shipped and loads where the earlier one was loaded', async () => {
+    const out = join(tmp.path, 'diff');
+    const first = await mirrorSave(itemsFromRefs([`${a.host}/apps/multi:v1`]), join(out, 'one.tar'), { sourceRegistry: insecure(a) });
+    expect(first.failures).toEqual([]);
+    const second = await mirrorSave(itemsFromRefs([`${a.host}/apps/multi:v1`, `${a.host}/single:v1`]), join(out, 'two.tar'), { sourceRegistry: insecure(a), since: [join(out, 'one.tar')] });
+    expect(second.failures).toEqual([]);
+    const m2 = await readArchiveManifest(join(out, 'two.manifest.json'));
+    const multiLayers = multi.images.flatMap((i) => [i.configDigest, ...i.layerDigests]);
+    for (const d of multiLayers) expect(m2.blobs).not.toContain(d);
+    expect(m2.blobs).toEqual(expect.arrayContaining([multi.indexDigest, ...multi.manifestDigests, single.indexDigest, ...single.images[0]!.layerDigests]));
+    expect(m2.since).toHaveLength(1);
+    // The multi image's layers were not downloaded again.
+    expect(second.images.find((i) => i.source.endsWith('multi:v1'))!.blobs.copied).toBe(0);
+
+    // A fresh site without one.tar: multi cannot load (its layers are missing), single can.
+    const c = await startRegistry();
+    try {
+      const lonely = await mirrorLoad(join(out, 'two.tar'), `${c.host}`, { destRegistry: insecure(c), rewrite: { keepRegistry: false } });
+      expect(lonely.failures).toEqual([expect.objectContaining({ source: `${a.host}/apps/multi:v1`, code: 'ERR_BLOB_UNKNOWN' })]);
+      // The site that loaded one.tar first gets everything.
+      expect((await mirrorLoad(join(out, 'one.tar'), `${c.host}`, { destRegistry: insecure(c), rewrite: { keepRegistry: false } })).failures).toEqual([]);
+      const again = await mirrorLoad(join(out, 'two.tar'), `${c.host}`, { destRegistry: insecure(c), rewrite: { keepRegistry: false } });
+      expect(again.failures).toEqual([]);
+      expect(await rawDigest(`${c.host}/apps/multi:v1`)).toBe(multi.indexDigest);
+      expect(await rawDigest(`${c.host}/single:v1`)).toBe(single.indexDigest);
+    } finally {
+      await c.stop();
+    }
+  });
 });

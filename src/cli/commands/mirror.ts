@@ -35,6 +35,7 @@ options:
   --no-keep-registry       drop the source registry from destination paths (rewrite.keepRegistry: false)
   --no-referrers           do not copy signatures, SBOMs, attestations
   --max-part-size SIZE     split the archive into parts (bytes, 700M, 4G, or "fat32" = 4 GiB - 1)
+  --since PREV.tar         differential archive: leave out blobs PREV (a loaded earlier archive) holds (repeatable)
   --keep-layout            keep FILE.tar.layout/ (the working layout) after writing the archive
   --allow-partial          write the archive even when images failed
   --registries-yaml FILE   write a k3s/RKE2 registries.yaml for the destination (push, load)
@@ -103,6 +104,7 @@ async function run(argv: string[], io: CliIo): Promise<number> {
       'no-referrers': { type: 'boolean' },
       'max-part-size': { type: 'string' },
       'keep-layout': { type: 'boolean' },
+      since: { type: 'string', multiple: true },
       'allow-partial': { type: 'boolean' },
       'registries-yaml': { type: 'string' },
       failures: { type: 'string' },
@@ -204,7 +206,7 @@ async function run(argv: string[], io: CliIo): Promise<number> {
   let sources: Reference[] = [];
   try {
     if (sub === 'push') report = await mirrorPush(items, values.to!, opts);
-    else if (sub === 'save') report = await mirrorSave(items, values.to!, { ...opts, maxPartSize: values['max-part-size'] ? parseSize(values['max-part-size']) : undefined, keepLayout: values['keep-layout'], allowPartial: values['allow-partial'] });
+    else if (sub === 'save') report = await mirrorSave(items, values.to!, { ...opts, maxPartSize: values['max-part-size'] ? parseSize(values['max-part-size']) : undefined, keepLayout: values['keep-layout'], since: values.since, allowPartial: values['allow-partial'] });
     else {
       const r = await mirrorLoad(values.from!, values.to!, opts);
       report = r;
