@@ -14,6 +14,7 @@ import { Repository } from '../registry/client.js';
 import { parseReference } from '../registry/reference.js';
 import { registrySource } from '../registry/transport.js';
 import { Semaphore } from '../registry/semaphore.js';
+import { manifestPathFor, readArchiveManifest, sinceBlobs } from './archive.js';
 import { RegistryConnections } from './connections.js';
 import { toFailure } from './engine.js';
 import { destinationReference, parseDestinationRoot, planNames } from './naming.js';
@@ -48,7 +49,13 @@ export interface MirrorPlan {
 export type PlanTarget = { kind: 'registry'; to: string } | { kind: 'layout'; path: string } | { kind: 'none' };
 
 /** Plan `items` (from registries) or, with `opts.from`, the images of a layout/archive. */
-export async function mirrorPlan(items: readonly MirrorItem[], target: PlanTarget, opts: MirrorOptions & { from?: string | undefined } = {}): Promise<MirrorPlan> {
+export async function mirrorPlan(
+  items: readonly MirrorItem[],
+  target: PlanTarget,
+  opts: MirrorOptions & { from?: string | undefined; since?: string[] | undefined } = {},
+): Promise<MirrorPlan> {
+  // Blobs carried by earlier archives count as present (a differential save would leave them out).
+  const shipped = sinceBlobs(await Promise.all((opts.since ?? []).map((p) => readArchiveManifest(p.endsWith('.manifest.json') ? p : manifestPathFor(p)))));
   const conns = new RegistryConnections(opts.concurrency);
   const root = target.kind === 'registry' ? parseDestinationRoot(target.to) : undefined;
   const srcs: Array<{ source: string; platforms?: MirrorItem['platforms']; open: () => ImageSource }> = [];
@@ -66,6 +73,7 @@ export async function mirrorPlan(items: readonly MirrorItem[], target: PlanTarge
   }
   const present = new Map<string, Promise<boolean>>();
   const has = (repo: string, d: Digest, size: number): Promise<boolean> => {
+    if (shipped.has(d)) return Promise.resolve(true);
     if (!root) return Promise.resolve(layout ? layout.hasBlob(d, size) : false);
     const key = `${repo}\0${d}`;
     let p = present.get(key);

@@ -116,4 +116,16 @@ describe('resume after failures and interruptions', () => {
       expect(sha256(await skopeo(['inspect', '--raw', '--tls-verify=false', `docker://${b.host}/shared/${proxy.host.replace(':', '-')}/${repo}:v1`]))).toBe(multi.indexDigest);
     }
   });
+
+  it('429 with Retry-After on manifests and a 503 on a blob are retried by the registry layer; the push completes', async () => {
+    proxy.requests.length = 0;
+    proxy.addRule({ method: 'GET', path: /\/manifests\/v1$/, times: 1, action: { kind: 'status', status: 429, headers: { 'retry-after': '1' } } });
+    proxy.addRule({ method: 'GET', path: new RegExp(`/blobs/${single.images[0]!.layerDigests[0]}`), times: 1, action: { kind: 'status', status: 503 } });
+    const t0 = Date.now();
+    const r = await mirrorPush(itemsFromRefs([`${proxy.host}/apps/single:v1`]), `${b.host}/retry`, { sourceRegistry: { ...srcOpts(), retry: { attempts: 3, baseDelayMs: 10 } }, destRegistry: { insecureRegistries: [b.host], authFiles: [] } });
+    proxy.clearRules();
+    expect(r.failures).toEqual([]);
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(900);
+    expect(proxy.requests.filter((q) => q.fault).map((q) => q.fault).sort()).toEqual(['status 429', 'status 503']);
+  });
 });

@@ -191,7 +191,7 @@ async function run(argv: string[], io: CliIo): Promise<number> {
     const target: PlanTarget = !values.to ? { kind: 'none' } : isPathTarget(values.to) ? { kind: 'layout', path: values.to } : { kind: 'registry', to: values.to };
     let plan: MirrorPlan;
     try {
-      plan = await mirrorPlan(items, target, { ...opts, from: values.from });
+      plan = await mirrorPlan(items, target, { ...opts, from: values.from, since: values.since });
     } finally {
       progress.done();
     }
