@@ -1,0 +1,187 @@
+/**
+ * Streams file contents into squashfs data blocks: full blocks are compressed in parallel (bounded in flight)
+ * and written in order, all-zero blocks become sparse (size word 0), tail ends are packed into shared fragment
+ * blocks, and files with identical content (sha256 + size) share one copy by rewinding the write position.
+ */
+import { createHash } from 'node:crypto';
+import type { FileHandle } from 'node:fs/promises';
+import type { Readable } from 'node:stream';
+import { CanvosError } from '../../errors.js';
+import type { Compressor } from './compressor.js';
+import { DATA_UNCOMPRESSED, INVALID_FRAG } from './format.js';
+import type { FileInodeData } from './format.js';
+
+/** Where a file's content ended up (mutable while its blocks are still in flight). */
+export interface FileData extends FileInodeData {
+  blocks: number[];
+}
+
+interface Job {
+  raw: Buffer;
+  done: Promise<Buffer | null>;
+  sink: (pos: number, word: number) => void;
+}
+
+/** Options of the data writer (already validated by writeSquashfs). */
+export interface DataWriterOptions {
+  blockSize: number;
+  concurrency: number;
+  fragments: boolean;
+  dedupe: boolean;
+  signal?: AbortSignal | undefined;
+  /** Called with the number of content bytes consumed so far. */
+  onBytes?: ((bytesIn: number) => void) | undefined;
+}
+
+export class DataWriter {
+  /** Next write position in the image. */
+  pos: number;
+  /** Fragment table: on-disk position and size word of each fragment block. */
+  readonly fragPos: number[] = [];
+  readonly fragWord: number[] = [];
+  bytesIn = 0;
+  private readonly fh: FileHandle;
+  private readonly c: Compressor;
+  private readonly o: DataWriterOptions;
+  private readonly zero: Buffer;
+  private inflight: Job[] = [];
+  private fragBuf: Buffer | undefined;
+  private fragFill = 0;
+  private readonly seen = new Map<string, FileData>();
+
+  constructor(fh: FileHandle, start: number, c: Compressor, o: DataWriterOptions) {
+    this.fh = fh;
+    this.pos = start;
+    this.c = c;
+    this.o = o;
+    this.zero = Buffer.alloc(o.blockSize);
+  }
+
+  /** Consumes `content` (exactly `size` bytes) and returns its placement. */
+  async writeFile(path: string, content: Readable | undefined, size: number): Promise<FileData> {
+    const bs = this.o.blockSize;
+    const data: FileData = { start: 0, size, sparse: 0, fragIndex: INVALID_FRAG, fragOffset: 0, blocks: [] };
+    let started = false;
+    const sink = (pos: number, word: number, len: number): void => {
+      if (!started) data.start = pos;
+      started = true;
+      data.blocks.push(word);
+      if (word === 0) data.sparse += len;
+    };
+    const hash = this.o.dedupe ? createHash('sha256') : undefined;
+    let buf = Buffer.allocUnsafe(bs);
+    let fill = 0;
+    let total = 0;
+    let submitted = 0;
+    if (content) {
+      for await (const chunk of content as AsyncIterable<Buffer>) {
+        this.o.signal?.throwIfAborted();
+        hash?.update(chunk);
+        total += chunk.length;
+        for (let p = 0; p < chunk.length; ) {
+          const n = Math.min(chunk.length - p, bs - fill);
+          chunk.copy(buf, fill, p, p + n);
+          fill += n;
+          p += n;
+          if (fill === bs) {
+            const raw = buf;
+            await this.submit(raw, (pos, w) => sink(pos, w, raw.length), true);
+            submitted++;
+            buf = Buffer.allocUnsafe(bs);
+            fill = 0;
+          }
+        }
+        this.bytesIn += chunk.length;
+        this.o.onBytes?.(this.bytesIn);
+      }
+    }
+    if (total !== size) {
+      throw new CanvosError('ERR_SIZE_MISMATCH', `squashfs: ${path} has ${total} content bytes, its entry says ${size}`, {
+        hint: 'the entry producer must yield a content stream of exactly `size` bytes',
+      });
+    }
+    if (hash && size > 0) {
+      const key = `${hash.digest('base64')}:${size}`;
+      const prev = this.seen.get(key);
+      if (prev) {
+        // Drop this copy: once its blocks are on disk, later writes simply overwrite them.
+        if (submitted > 0) {
+          await this.drain();
+          this.pos = data.start;
+        }
+        return prev;
+      }
+      this.seen.set(key, data);
+    }
+    if (fill > 0) {
+      const tail = buf.subarray(0, fill);
+      if (this.o.fragments) this.addTail(tail, data);
+      else await this.submit(tail, (pos, w) => sink(pos, w, tail.length), true);
+    }
+    return data;
+  }
+
+  private addTail(tail: Buffer, data: FileData): void {
+    const bs = this.o.blockSize;
+    if (this.fragFill + tail.length > bs) this.flushFragment();
+    this.fragBuf ??= Buffer.allocUnsafe(bs);
+    tail.copy(this.fragBuf, this.fragFill);
+    data.fragIndex = this.fragPos.length;
+    data.fragOffset = this.fragFill;
+    this.fragFill += tail.length;
+  }
+
+  private flushFragment(): void {
+    if (!this.fragBuf || this.fragFill === 0) return;
+    const idx = this.fragPos.length;
+    this.fragPos.push(0);
+    this.fragWord.push(0);
+    // Queued without awaiting the in-flight bound: at most one extra block, and positions stay in order.
+    this.enqueue(this.fragBuf.subarray(0, this.fragFill), (pos, w) => {
+      this.fragPos[idx] = pos;
+      this.fragWord[idx] = w;
+    }, false);
+    this.fragBuf = undefined;
+    this.fragFill = 0;
+  }
+
+  private enqueue(raw: Buffer, sink: Job['sink'], sparseOk: boolean): void {
+    const sparse = sparseOk && raw.length === this.o.blockSize && raw.equals(this.zero);
+    const done = sparse ? Promise.resolve(null) : this.c.compress(raw);
+    done.catch(() => {}); // surfaced when retired; avoids an unhandled rejection meanwhile
+    this.inflight.push({ raw, done, sink });
+  }
+
+  private async submit(raw: Buffer, sink: Job['sink'], sparseOk: boolean): Promise<void> {
+    this.enqueue(raw, sink, sparseOk);
+    while (this.inflight.length >= this.o.concurrency) await this.retire();
+  }
+
+  private async retire(): Promise<void> {
+    const j = this.inflight.shift();
+    if (!j) return;
+    const z = await j.done;
+    if (z === null) {
+      j.sink(this.pos, 0);
+      return;
+    }
+    // Store raw when compression does not shrink the block (bit 24 marks it).
+    const raw = z.length >= j.raw.length;
+    const out = raw ? j.raw : z;
+    await this.fh.write(out, 0, out.length, this.pos);
+    j.sink(this.pos, raw ? out.length | DATA_UNCOMPRESSED : out.length);
+    this.pos += out.length;
+  }
+
+  /** Waits until every queued block is on disk. */
+  async drain(): Promise<void> {
+    while (this.inflight.length > 0) await this.retire();
+  }
+
+  /** Flushes the last fragment block and all queued blocks; returns the end of the data area. */
+  async finish(): Promise<number> {
+    this.flushFragment();
+    await this.drain();
+    return this.pos;
+  }
+}
