@@ -18,10 +18,10 @@ import { manifestPathFor, readArchiveManifest, sinceBlobs, writeArchive, type Wr
 import { MirrorArchive } from './archive-reader.js';
 import { RegistryConnections } from './connections.js';
 import { DestinationMounts } from './dest-mounts.js';
-import { runJobs, type CopyJob } from './engine.js';
+import { runJobs, toFailure, type CopyJob } from './engine.js';
 import { destinationReference, parseDestinationRoot, planNames, type DestinationRoot } from './naming.js';
 import { findReferrers, TagLists } from './referrers.js';
-import type { MirrorItem, MirrorOptions, MirrorReport } from './types.js';
+import type { MirrorFailure, MirrorItem, MirrorOptions, MirrorReport } from './types.js';
 
 /** Annotation recording the digest an image had at its source. */
 export const SOURCE_DIGEST_ANNOTATION = 'io.canvos-lite.mirror.source-digest';
@@ -227,7 +227,16 @@ export async function mirrorLoad(from: string, to: string, opts: MirrorOptions =
   const started = Date.now();
   const root: DestinationRoot = parseDestinationRoot(to);
   const src = await openLoadSource(from, opts.signal);
-  const named = src.entries.map((e) => ({ ...e, ref: parseReference(e.name) }));
+  // Entries must be named by a full reference (as mirror save writes them); others are reported, not guessed.
+  const unnamed: MirrorFailure[] = [];
+  const named = src.entries.flatMap((e) => {
+    try {
+      return [{ ...e, ref: parseReference(e.name) }];
+    } catch (err) {
+      unnamed.push(toFailure({ source: e.name, destination: '' }, err));
+      return [];
+    }
+  });
   planNames(named.map((n) => n.ref), root, opts.rewrite);
   const conns = new RegistryConnections(opts.concurrency);
   const mounts = new DestinationMounts(root.registry);
@@ -245,7 +254,7 @@ export async function mirrorLoad(from: string, to: string, opts: MirrorOptions =
       };
     });
     const r = await runJobs(jobs, { signal: opts.signal, onProgress: opts.onProgress, images: opts.concurrency?.images, blobs: opts.concurrency?.blobs });
-    return { ...report('load', to, r, started), sources: named.map((n) => n.ref) };
+    return { ...report('load', to, { images: r.images, failures: [...unnamed, ...r.failures] }, started), sources: named.map((n) => n.ref) };
   } finally {
     await Promise.allSettled([conns.close(), src.close()]);
   }
