@@ -27,14 +27,20 @@ const COMMANDS: Record<string, () => Promise<CommandModule>> = {
   iso: async () => (await import('./commands/iso.js')).default,
 };
 
-function help(): string {
+async function help(): Promise<string> {
+  const rows = await Promise.all(
+    Object.entries(COMMANDS).map(async ([name, load]) => {
+      const summary = (await load()).summary.replace(/^canvos-lite \S+: /, '');
+      return `  ${name.padEnd(8)} ${summary}`;
+    }),
+  );
   return [
     `canvos-lite ${VERSION}: daemonless builder of Palette Edge / Kairos provider images and installer ISOs`,
     '',
     'usage: canvos-lite <command> [options]   (canvos-lite <command> --help for details)',
     '',
     'commands:',
-    ...Object.keys(COMMANDS).map((c) => `  ${c}`),
+    ...rows,
     '',
     'global options: --debug (stack traces), --version',
   ].join('\n');
@@ -45,7 +51,7 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
   const args = argv.filter((a) => a !== '--debug');
   const cmd = args[0];
   if (!cmd || cmd === '--help' || cmd === '-h' || cmd === 'help') {
-    io.stdout.write(help() + '\n');
+    io.stdout.write((await help()) + '\n');
     return cmd ? 0 : 2;
   }
   if (cmd === '--version' || cmd === 'version') {
