@@ -97,6 +97,8 @@ export async function mirrorPush(items: readonly MirrorItem[], to: string, opts:
   const conns = new RegistryConnections(opts.concurrency);
   const mounts = new DestinationMounts(root.registry);
   try {
+    // Preflight: an unreachable or refusing destination is one clear error, not one failure per image.
+    await conns.get(root.registry, 'dst', opts.destRegistry).ping({ signal: opts.signal });
     const jobs = registryJobs(items, conns, opts, (src) => {
       const ref = destinationReference(src, root, opts.rewrite);
       return {
@@ -241,6 +243,7 @@ export async function mirrorLoad(from: string, to: string, opts: MirrorOptions =
   const conns = new RegistryConnections(opts.concurrency);
   const mounts = new DestinationMounts(root.registry);
   try {
+    await conns.get(root.registry, 'dst', opts.destRegistry).ping({ signal: opts.signal });
     const jobs: CopyJob[] = named.map((n) => {
       const ref = destinationReference(n.ref, root, opts.rewrite);
       return {

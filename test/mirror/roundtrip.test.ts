@@ -142,4 +142,12 @@ describe('mirror save → load round trip', () => {
       await c.stop();
     }
   });
+
+  it('an unreachable destination fails once, up front (preflight), instead of once per image', async () => {
+    const dead = await startRegistry();
+    const host = dead.host;
+    await dead.stop();
+    const items = itemsFromRefs([`${a.host}/apps/multi:v1`, `${a.host}/single:v1`]);
+    await expect(mirrorPush(items, host, { sourceRegistry: insecure(a), destRegistry: { insecureRegistries: [host], authFiles: [], retry: { attempts: 1 } } })).rejects.toMatchObject({ code: 'ERR_NETWORK' });
+  });
 });
