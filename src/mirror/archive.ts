@@ -25,6 +25,7 @@ export const ARCHIVE_FORMAT = 'canvos-lite-mirror-archive/v1';
 /** Largest file FAT32 can hold: the natural `--max-part-size` for USB sticks. */
 export const FAT32_MAX_FILE = 4 * 1024 * 1024 * 1024 - 1;
 
+/** Schema of `NAME.manifest.json` (see the file header). */
 export const ArchiveManifestSchema = z.object({
   format: z.literal(ARCHIVE_FORMAT),
   created: z.string(),
@@ -37,6 +38,7 @@ export const ArchiveManifestSchema = z.object({
   /** Archives this one is differential against: their layer blobs are omitted here (manifests never are). */
   since: z.array(z.object({ created: z.string(), parts: z.array(z.string()) })).optional(),
 });
+/** A parsed archive manifest. */
 export type ArchiveManifest = z.infer<typeof ArchiveManifestSchema>;
 
 /** `out.tar` → `out.manifest.json` (same directory). */

@@ -44,6 +44,7 @@ export const TagFilterSchema = z.strictObject({
   /** Keep only the n newest (semver order, else reverse lexical) matching tags. */
   latest: z.number().int().positive().optional(),
 });
+/** A parsed `tags:` filter. */
 export type TagFilter = z.infer<typeof TagFilterSchema>;
 
 /** One `images:` entry. */
@@ -52,6 +53,7 @@ export const MirrorImageSchema = z.strictObject({
   tags: TagFilterSchema.optional(),
   platforms: z.union([z.literal('all'), z.array(platformString).min(1)]).optional(),
 });
+/** A parsed `images:` entry. */
 export type MirrorImageEntry = z.infer<typeof MirrorImageSchema>;
 
 /** Destination repository naming. */
@@ -66,8 +68,10 @@ export const RewriteSchema = z.strictObject({
    */
   flatten: z.union([z.boolean(), z.literal('last-segment')]).optional(),
 });
+/** A parsed `rewrite:` section. */
 export type RewriteOptions = z.infer<typeof RewriteSchema>;
 
+/** `concurrency:` limits (images, blobs, requests per registry). */
 export const ConcurrencySchema = z.strictObject({
   /** Images copied at once. Default: 4. */
   images: z.number().int().min(1).max(64).optional(),
@@ -78,8 +82,10 @@ export const ConcurrencySchema = z.strictObject({
   /** Per-registry overrides, keyed by registry host (`docker.io`, `quay.io`, `127.0.0.1:5000`). */
   registries: z.record(z.string(), z.number().int().min(1).max(64)).optional(),
 });
+/** A parsed `concurrency:` section. */
 export type ConcurrencyOptions = z.infer<typeof ConcurrencySchema>;
 
+/** `fromBuild:` the CanvOS build configuration whose images are mirrored. */
 export const FromBuildSchema = z.strictObject({
   /** CanvOS `.arg` file. */
   argFile: z.string().optional(),
@@ -90,6 +96,7 @@ export const FromBuildSchema = z.strictObject({
   /** Also mirror the provider images the build pushes (`IMAGE_REGISTRY/IMAGE_REPO:<tag>`). Default: true. */
   providerImages: z.boolean().optional(),
 });
+/** A parsed `fromBuild:` section. */
 export type FromBuild = z.infer<typeof FromBuildSchema>;
 
 /** The whole file. */
@@ -101,6 +108,7 @@ export const MirrorConfigSchema = z.strictObject({
   /** Copy signatures, SBOMs and attestations (referrers API and cosign `sha256-<hex>.sig/.att/.sbom` tags). Default: true. */
   referrers: z.boolean().optional(),
 });
+/** A parsed mirror.yaml. */
 export type MirrorConfig = z.infer<typeof MirrorConfigSchema> & { /** Directory relative paths are resolved against. */ baseDir?: string };
 
 /** Parse mirror.yaml text; `file` names the source in errors. Throws ERR_CONFIG with `file:line`. */

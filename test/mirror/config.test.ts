@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { CanvosError } from '../../src/errors.js';
 import { parseMirrorConfig } from '../../src/mirror/config.js';
+import { RegistryConnections } from '../../src/mirror/connections.js';
 import { destinationRepository, parseDestinationRoot, planNames } from '../../src/mirror/naming.js';
 import { registriesYaml } from '../../src/mirror/registries-yaml.js';
 import { compileSemverRange, filterTags } from '../../src/mirror/tags.js';
@@ -105,5 +106,18 @@ describe('destination naming and registries.yaml', () => {
     expect(flat.configs).toEqual({ 'registry.local:5000': { tls: { insecure_skip_verify: true } } });
     // Without prefix/path and without the registry segment, names are unchanged: no rewrite at all.
     expect(parse(registriesYaml([refs[0]!], parseDestinationRoot('r:5000'), { keepRegistry: false }))).toEqual({ mirrors: { 'docker.io': { endpoint: ['https://r:5000'] } } });
+  });
+});
+
+describe('per-registry connections', () => {
+  it('one shared transport per registry and side, with the per-registry request limit', async () => {
+    const c = new RegistryConnections({ perRegistry: 3, registries: { 'index.docker.io': 2, 'Quay.io': 6 } });
+    expect(c.limitFor('docker.io')).toBe(2);
+    expect(c.limitFor('quay.io')).toBe(6);
+    expect(c.limitFor('ghcr.io')).toBe(3);
+    expect(c.get('quay.io', 'src')).toBe(c.get('QUAY.IO', 'src'));
+    expect(c.get('quay.io', 'src')).not.toBe(c.get('quay.io', 'dst'));
+    expect(new RegistryConnections().limitFor('x.io')).toBe(4);
+    await c.close();
   });
 });
