@@ -92,7 +92,7 @@ describe('OCI image layout', () => {
     const victim = fx.images[0]!.layerDigests[2]!;
     const file = join(bad, 'blobs', 'sha256', victim.slice(7));
     const bytes = await readFile(file);
-    bytes[bytes.length - 100] ^= 0xff; // same size, different digest
+    bytes[bytes.length - 100]! ^= 0xff; // same size, different digest
     await writeFile(file, bytes);
 
     const dst = join(tmp.path, 'bad-dst');
