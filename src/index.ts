@@ -9,3 +9,4 @@ export * from './registry/index.js';
 export * from './copy/index.js';
 export * from './provider/index.js';
 export * from './mirror/index.js';
+export * from './iso/index.js';

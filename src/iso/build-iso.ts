@@ -25,6 +25,7 @@ import {
 } from './iso-overlay.js';
 import { RootfsCapture } from './rootfs-capture.js';
 import { runXorriso } from './run-xorriso.js';
+import { writeSquashfs } from './squashfs/index.js';
 import { xorrisoArgs } from './xorriso-args.js';
 
 /** Writes a file to `dest` (e.g. extracts /boot/vmlinuz from an image). */
@@ -34,7 +35,7 @@ export type FileExtractor = (dest: string, signal?: AbortSignal) => Promise<void
 export type SquashfsWriter = (
   entries: AsyncIterable<FsEntry>,
   outPath: string,
-  opts?: { signal?: AbortSignal | undefined },
+  opts?: { signal?: AbortSignal | undefined; mkfsTime?: number | undefined },
 ) => Promise<{ bytes: number }>;
 
 /** What goes into the ISO. Give `rootfs` or `squashfsPath`. */
@@ -145,8 +146,9 @@ export async function buildIso(input: BuildIsoInput, opts: BuildIsoOptions = {})
     opts.onProgress?.({ phase: 'squashfs' });
     const sqfs = join(iso, 'rootfs.squashfs');
     if (input.rootfs) {
-      const writer = opts.squashfsWriter ?? (await import('./squashfs/index.js')).writeSquashfs;
-      await writer(capture.wrap(input.rootfs, signal), sqfs, { signal });
+      // writeSquashfs defaults match AuroraBoot's `mksquashfs -b 1024k` (gzip, 1 MiB blocks).
+      const writer = opts.squashfsWriter ?? writeSquashfs;
+      await writer(capture.wrap(input.rootfs, signal), sqfs, { signal, mkfsTime: epoch });
     } else if (input.squashfsPath) {
       await link(input.squashfsPath, sqfs).catch(() => copyFile(input.squashfsPath ?? '', sqfs));
     }

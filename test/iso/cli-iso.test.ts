@@ -1,0 +1,71 @@
+/**
+ * `canvos-lite iso` end to end on an oci: layout (the boot fixture): exit codes, JSON result, the ISO and its
+ * .sha256 in --output; and buildIso aborted mid-way leaves the output directory empty.
+ */
+import { PassThrough } from 'node:stream';
+import { readdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { main } from '../../src/cli/main.js';
+import { CanvosError } from '../../src/errors.js';
+import { buildIso } from '../../src/iso/build-iso.js';
+import { layoutRootfs, prepareBootFixture, type BootFixture } from '../helpers/boot-fixture.js';
+import { tmpDir } from '../helpers/tools.js';
+
+let dir: { path: string; cleanup(): Promise<void> };
+let fx: BootFixture;
+beforeAll(async () => {
+  dir = await tmpDir('canvos-cli-iso-');
+  fx = await prepareBootFixture();
+}, 600_000);
+afterAll(async () => {
+  await dir.cleanup();
+});
+
+async function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  const out = new PassThrough();
+  const err = new PassThrough();
+  const o: Buffer[] = [];
+  const e: Buffer[] = [];
+  out.on('data', (b: Buffer) => o.push(b));
+  err.on('data', (b: Buffer) => e.push(b));
+  const env = { ...process.env, CANVOS_CACHE_DIR: join(dir.path, 'cache') };
+  const code = await main(args, { stdout: out, stderr: err, env, cwd: dir.path, signal: new AbortController().signal });
+  return { code, stdout: Buffer.concat(o).toString(), stderr: Buffer.concat(e).toString() };
+}
+
+describe('canvos-lite iso', () => {
+  it('builds the ISO from an oci: base and prints the JSON result', async () => {
+    const ud = join(dir.path, 'user-data');
+    await writeFile(ud, '#cloud-config\ninstall:\n  poweroff: true\n');
+    const out = join(dir.path, 'build');
+    const r = await cli(['iso', '--base', `oci:${fx.layoutDir}:latest`, '--user-data', ud, '--name', 'cli-test', '--output', out, '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    const res = JSON.parse(r.stdout) as { isoPath: string; sha256: string };
+    expect(res.isoPath).toBe(join(out, 'cli-test.iso'));
+    expect((await readdir(out)).sort()).toEqual(['cli-test.iso', 'cli-test.iso.sha256']);
+    expect(await readFile(join(out, 'cli-test.iso.sha256'), 'utf8')).toBe(`${res.sha256}  cli-test.iso\n`);
+  });
+
+  it('exits 2 without --base and 3 for user-data without #cloud-config', async () => {
+    expect((await cli(['iso'])).code).toBe(2);
+    const ud = join(dir.path, 'bad-user-data');
+    await writeFile(ud, 'install: {}\n');
+    const r = await cli(['iso', '--base', `oci:${fx.layoutDir}:latest`, '--user-data', ud, '--output', join(dir.path, 'bad')]);
+    expect(r.code).toBe(3);
+    expect(r.stderr).toContain('#cloud-config');
+  });
+});
+
+describe('buildIso abort', () => {
+  it('rejects with ERR_ABORTED and leaves nothing in the output directory', async () => {
+    const ac = new AbortController();
+    const out = join(dir.path, 'aborted');
+    const err = await buildIso(
+      { rootfs: await layoutRootfs(fx.layoutDir), outputDir: out },
+      { signal: ac.signal, onProgress: (p) => (p.phase === 'efi' ? ac.abort() : undefined) },
+    ).catch((e: unknown) => e);
+    expect(CanvosError.is(err) && err.code).toBe('ERR_ABORTED');
+    expect(await readdir(out)).toEqual([]);
+  });
+});
