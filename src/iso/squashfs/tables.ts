@@ -5,7 +5,7 @@
  */
 import type { Compressor } from './compressor.js';
 import {
-  INVALID_FRAG, T_BLKDEV, T_CHRDEV, T_DIR, T_FIFO, T_FILE, T_SOCKET, T_SYMLINK,
+  INVALID_FRAG, METADATA_SIZE, T_BLKDEV, T_CHRDEV, T_DIR, T_FIFO, T_FILE, T_SOCKET, T_SYMLINK,
   encodeDevInode, encodeDirEntry, encodeDirHeader, encodeDirInode, encodeFileInode, encodeIpcInode, encodeSymlinkInode,
 } from './format.js';
 import type { DirIndex, InodeBase } from './format.js';
@@ -94,22 +94,27 @@ export function buildTables(root: Node, c: Compressor, ids: IdTable, xattrs: Xat
     const offset = dw.offset;
     const startAbs = dw.uncompressed;
     const index: DirIndex[] = [];
-    let lastIndexed = start;
+    let indexedAt = 0; // listing offset of the last indexed header (the directory start counts as one)
     for (let i = 0; i < kids.length; ) {
       const first = (kids[i] as Child).node;
       const blk = Math.floor(first.ref / 65536);
-      let j = i;
-      // A run shares one inode block, holds at most 256 entries and keeps inode deltas within int16.
-      while (j < kids.length && j - i < 256) {
-        const n = (kids[j] as Child).node;
-        const delta = n.ino - first.ino;
-        if (Math.floor(n.ref / 65536) !== blk || delta < -32768 || delta > 32767) break;
-        j++;
+      const rel = dw.uncompressed - startAbs;
+      if (i > 0 && rel + 8 + (kids[i] as Child).name.length - indexedAt > METADATA_SIZE) {
+        // Like mksquashfs: a header per 8 KiB of listing, each indexed so lookups can skip ahead (format.txt §6.1).
+        index.push({ index: rel, start: dw.block, name: (kids[i] as Child).name });
+        indexedAt = rel;
       }
-      if (i > 0 && dw.block !== lastIndexed) {
-        // Index each header that starts in a new metadata block so lookups can skip ahead (format.txt §6.1).
-        index.push({ index: dw.uncompressed - startAbs, start: dw.block, name: (kids[i] as Child).name });
-        lastIndexed = dw.block;
+      // A run shares one inode block, holds at most 256 entries, keeps inode deltas within int16 and does not
+      // cross the next 8 KiB index point.
+      let j = i;
+      let size = rel + 12;
+      while (j < kids.length && j - i < 256) {
+        const { node, name } = kids[j] as Child;
+        const delta = node.ino - first.ino;
+        if (Math.floor(node.ref / 65536) !== blk || delta < -32768 || delta > 32767) break;
+        if (j > i && size + 8 + name.length - indexedAt > METADATA_SIZE) break;
+        size += 8 + name.length;
+        j++;
       }
       dw.write(encodeDirHeader(j - i, blk, first.ino));
       for (let k = i; k < j; k++) {
