@@ -41,6 +41,34 @@ async function startRegistry(root) {
   throw new Error('registry did not start');
 }
 
+/**
+ * A WAN stand-in in front of registry A: every request waits `latencyMs` before it is forwarded and every response
+ * body is throttled to `bytesPerSec` per connection (what a CDN or a long-haul TCP stream gives one stream).
+ */
+async function startWan(targetHost, latencyMs, bytesPerSec) {
+  const { createServer: httpServer, request } = await import('node:http');
+  const server = httpServer((req, res) => {
+    setTimeout(() => {
+      const up = request({ host: targetHost.split(':')[0], port: Number(targetHost.split(':')[1]), method: req.method, path: req.url, headers: req.headers }, (ur) => {
+        res.writeHead(ur.statusCode ?? 502, ur.headers);
+        const started = Date.now();
+        let sent = 0;
+        ur.on('data', (c) => {
+          sent += c.length;
+          res.write(c);
+          const ahead = (sent / bytesPerSec) * 1000 - (Date.now() - started);
+          if (ahead > 5) { ur.pause(); setTimeout(() => ur.resume(), ahead); }
+        });
+        ur.on('end', () => res.end());
+      });
+      up.on('error', () => res.destroy());
+      req.pipe(up);
+    }, latencyMs);
+  });
+  await new Promise((r) => server.listen(0, '127.0.0.1', r));
+  return { host: `127.0.0.1:${server.address().port}`, stop: () => server.close() };
+}
+
 const sha = (b) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
 
 async function tarOf(name, bytes) {
@@ -107,48 +135,66 @@ try {
   }
   const totalMB = IMAGES * PLATFORMS.length * LAYERS * LAYER_MB;
 
-  const b = await startRegistry(root);
-  regs.push(b);
-  const cli = join(here, '..', 'bin', 'canvos-lite.js');
-  let oursCpu = 0;
-  const ours = async () => { oursCpu = await cpuOf(process.execPath, [...(process.env.BENCH_PROF ? ['--cpu-prof', '--cpu-prof-dir=' + process.env.BENCH_PROF] : []), cli, 'mirror', 'push', ...refs, '--to', `${b.host}/mirror`, '--src-insecure', '--dest-insecure', '--json']); };
-  const oursCold = await timed(ours);
-  const oursColdCpu = oursCpu;
-  const oursWarm = await timed(ours);
+  async function scenario(srcHost, label) {
+    const b = await startRegistry(root);
+    regs.push(b);
+    const cli = join(here, '..', 'bin', 'canvos-lite.js');
+    const srcRefs = refs.map((r) => r.replace(a.host, srcHost));
+    let oursCpu = 0;
+    const ours = async () => { oursCpu = await cpuOf(process.execPath, [...(process.env.BENCH_PROF ? ['--cpu-prof', '--cpu-prof-dir=' + process.env.BENCH_PROF] : []), cli, 'mirror', 'push', ...srcRefs, '--to', `${b.host}/mirror`, '--src-insecure', '--dest-insecure', '--json']); };
+    const oursCold = await timed(ours);
+    const oursColdCpu = oursCpu;
+    const oursWarm = await timed(ours);
 
-  const c = await startRegistry(root);
-  regs.push(c);
-  // skopeo sync, one process per repository (its --src docker form), all platforms.
-  let skopeoCpu = 0;
-  const skopeoSync = async () => {
-    skopeoCpu = 0;
+    const c = await startRegistry(root);
+    regs.push(c);
+    // skopeo sync, one process per repository (its --src docker form), all platforms.
+    let skopeoCpu = 0;
+    const skopeoSync = async () => {
+      skopeoCpu = 0;
+      for (let i = 0; i < IMAGES; i++) {
+        skopeoCpu += await cpuOf('skopeo', ['sync', '--all', '--src', 'docker', '--dest', 'docker', '--src-tls-verify=false', '--dest-tls-verify=false', `${srcHost}/bench/img${i}:v1`, `${c.host}/mirror`]);
+      }
+    };
+    const skopeoCold = await timed(skopeoSync);
+    const skopeoColdCpu = skopeoCpu;
+    const skopeoWarm = await timed(skopeoSync);
+
+    // Both must have produced byte-identical indexes.
     for (let i = 0; i < IMAGES; i++) {
-      skopeoCpu += await cpuOf('skopeo', ['sync', '--all', '--src', 'docker', '--dest', 'docker', '--src-tls-verify=false', '--dest-tls-verify=false', `${a.host}/bench/img${i}:v1`, `${c.host}/mirror`]);
+      const want = digests[`bench/img${i}:v1`];
+      for (const ref of [`${b.host}/mirror/${srcHost.replace(':', '-')}/bench/img${i}:v1`, `${c.host}/mirror/img${i}:v1`]) {
+        const { stdout } = await exec('skopeo', ['inspect', '--raw', '--tls-verify=false', `docker://${ref}`], { maxBuffer: 64 << 20 });
+        if (sha(Buffer.from(stdout)) !== want) throw new Error(`digest mismatch for img${i} at ${ref}`);
+      }
     }
-  };
-  const skopeoCold = await timed(skopeoSync);
-  const skopeoColdCpu = skopeoCpu;
-  const skopeoWarm = await timed(skopeoSync);
-
-  // Both must have produced byte-identical indexes.
-  for (const [i, r] of refs.entries()) {
-    const want = digests[`bench/img${i}:v1`];
-    for (const host of [`${b.host}/mirror/${a.host.replace(':', '-')}/bench/img${i}:v1`, `${c.host}/mirror/img${i}:v1`]) {
-      const { stdout } = await exec('skopeo', ['inspect', '--raw', '--tls-verify=false', `docker://${host}`], { maxBuffer: 64 << 20 });
-      if (sha(Buffer.from(stdout)) !== want) throw new Error(`digest mismatch for ${r} at ${host}`);
-    }
+    const r = {
+      canvosLite: { coldSeconds: oursCold, coldCpuSeconds: oursColdCpu, noopSeconds: oursWarm },
+      skopeoSync: { coldSeconds: skopeoCold, coldCpuSeconds: skopeoColdCpu, noopSeconds: skopeoWarm },
+      ratioCold: skopeoCold / oursCold,
+      ratioNoop: skopeoWarm / oursWarm,
+    };
+    console.log(`[${label}] mirror push ${IMAGES} images × ${PLATFORMS.length} platforms (${totalMB} MB): canvos-lite ${oursCold.toFixed(2)} s, skopeo sync ${skopeoCold.toFixed(2)} s → ${r.ratioCold.toFixed(2)}× (client CPU ${oursColdCpu.toFixed(2)} s vs ${skopeoColdCpu.toFixed(2)} s); no-op rerun: ${oursWarm.toFixed(2)} s vs ${skopeoWarm.toFixed(2)} s → ${r.ratioNoop.toFixed(2)}×`);
+    return r;
+  }
+  const only = process.env.BENCH_SCENARIO; // 'loopback' or 'wan' to run one
+  const loopback = only === 'wan' ? undefined : await scenario(a.host, 'loopback');
+  const wanCfg = { latencyMs: Number(process.env.BENCH_WAN_LATENCY_MS ?? 30), bytesPerSec: Number(process.env.BENCH_WAN_STREAM_MBPS ?? 4) * 1024 * 1024 };
+  let wan;
+  if (only !== 'loopback') {
+    const wanProxy = await startWan(a.host, wanCfg.latencyMs, wanCfg.bytesPerSec);
+    regs.push(wanProxy);
+    wan = await scenario(wanProxy.host, `wan ${wanCfg.latencyMs} ms + ${wanCfg.bytesPerSec / 1048576} MiB/s per stream`);
   }
   const result = {
     images: IMAGES, platforms: PLATFORMS, layersPerPlatform: LAYERS, layerMB: LAYER_MB, totalMB,
-    canvosLite: { coldSeconds: oursCold, coldCpuSeconds: oursColdCpu, noopSeconds: oursWarm },
-    skopeoSync: { coldSeconds: skopeoCold, coldCpuSeconds: skopeoColdCpu, noopSeconds: skopeoWarm },
-    ratioCold: skopeoCold / oursCold,
-    ratioNoop: skopeoWarm / oursWarm,
+    loopback,
+    wan: { ...wanCfg, ...wan },
+    ratioCold: loopback?.ratioCold,
     date: new Date().toISOString(),
   };
   await mkdir(join(here, 'results'), { recursive: true });
   await writeFile(join(here, 'results', 'mirror.json'), `${JSON.stringify(result, null, 2)}\n`);
-  console.log(`mirror push ${IMAGES} images × ${PLATFORMS.length} platforms (${totalMB} MB): canvos-lite ${oursCold.toFixed(2)} s, skopeo sync ${skopeoCold.toFixed(2)} s → ${result.ratioCold.toFixed(2)}× (client CPU ${oursColdCpu.toFixed(2)} s vs ${skopeoColdCpu.toFixed(2)} s); no-op rerun: ${oursWarm.toFixed(2)} s vs ${skopeoWarm.toFixed(2)} s → ${result.ratioNoop.toFixed(2)}×`);
 } finally {
   for (const r of regs) r.stop();
   await rm(root, { recursive: true, force: true });

@@ -17,11 +17,11 @@ export class RegistryConnections {
     this.concurrency = concurrency;
   }
 
-  /** Request limit for a registry. Default: 4. */
+  /** Request limit for a registry. Default: 6. */
   limitFor(registry: string): number {
     const reg = normalizeRegistry(registry);
     for (const [k, v] of Object.entries(this.concurrency.registries ?? {})) if (normalizeRegistry(k) === reg) return v;
-    return this.concurrency.perRegistry ?? 4;
+    return this.concurrency.perRegistry ?? 6;
   }
 
   /** The shared transport for `registry` on `side`, created with `opts` on first use. */

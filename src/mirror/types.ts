@@ -23,7 +23,7 @@ export interface MirrorOptions extends OpOptions {
   sourceRegistry?: RegistryTransportOptions | undefined;
   /** Options for the destination registry. Default: {}. */
   destRegistry?: RegistryTransportOptions | undefined;
-  /** Concurrency limits. Default: 4 images, 8 blobs, 4 requests per registry. */
+  /** Concurrency limits. Default: 4 images, 8 blobs, 6 requests per registry. */
   concurrency?: ConcurrencyOptions | undefined;
   /** Destination naming. Default: keep `<registry>/<path>` under the destination's path. */
   rewrite?: RewriteOptions | undefined;
