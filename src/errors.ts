@@ -20,6 +20,7 @@ export type ErrorCode =
   | 'ERR_REGISTRY_HTTP'
   | 'ERR_NETWORK'
   | 'ERR_TAR_UNSAFE'
+  | 'ERR_LAYER_CORRUPT'
   | 'ERR_LAYOUT'
   | 'ERR_DOWNLOAD'
   | 'ERR_XORRISO_MISSING'
@@ -45,6 +46,7 @@ export const EXIT_CODES: Readonly<Record<ErrorCode, number>> = {
   ERR_REGISTRY_HTTP: 9,
   ERR_NETWORK: 10,
   ERR_TAR_UNSAFE: 11,
+  ERR_LAYER_CORRUPT: 7,
   ERR_LAYOUT: 12,
   ERR_DOWNLOAD: 13,
   ERR_XORRISO_MISSING: 14,

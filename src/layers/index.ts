@@ -25,6 +25,7 @@ export {
   layerMediaType,
   DEFAULT_CHUNK_SIZE,
   DEFAULT_GZIP_LEVEL,
+  DEFAULT_ZSTD_LEVEL,
   type CompressOptions,
   type LayerCompression,
 } from './compress.js';

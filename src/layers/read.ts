@@ -1,5 +1,5 @@
 /**
- * readLayer: a layer blob (gzip or plain tar, detected by magic) → FsEntry iterator, streaming, with safety checks:
+ * readLayer: a layer blob (gzip, zstd or plain tar, detected by magic) → FsEntry iterator, streaming, with safety checks:
  * every path is normalised (no leading `/` or `./`) and any entry whose path or hardlink target has a `..` segment
  * is rejected with ERR_TAR_UNSAFE. Symlink targets are data, not paths we write through, so any target is allowed.
  * Whiteout files are returned as ordinary entries; `mergeLayers` interprets them.
@@ -8,15 +8,19 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
 import { CanvosError } from '../errors.js';
+import type { ChunkCompressor } from '../native/load.js';
 import { ByteReader } from './byte-reader.js';
 import type { FsEntry, FsEntryType } from './entry.js';
 import { normalizeLayerPath } from './path.js';
 import { applyPax, decodeHeader, decodePax, isZeroBlock, type RawHeader } from './tar-parse.js';
+import { ZSTD_MAGIC, zstdDecompress } from './zstd-stream.js';
 
 /** Options of {@link readLayer}. */
 export interface ReadLayerOptions {
-  /** Blob compression. `'auto'` sniffs the gzip magic (zstd is recognised and reported as unsupported). Default: 'auto'. */
-  compression?: 'auto' | 'gzip' | 'none' | undefined;
+  /** Blob compression. `'auto'` sniffs the gzip and zstd magic numbers. Default: 'auto'. */
+  compression?: 'auto' | 'gzip' | 'zstd' | 'none' | undefined;
+  /** zstd backend. Default: the native addon when built, else node:zlib's zstd (Node >= 22.15), else ERR_CONFIG. */
+  compressor?: ChunkCompressor | undefined;
   /** Name used in error messages, e.g. the layer digest. Default: 'layer'. */
   name?: string | undefined;
   signal?: AbortSignal | undefined;
@@ -52,12 +56,8 @@ async function decompressed(src: AsyncIterable<Buffer>, opts: ReadLayerOptions, 
   const magic = Buffer.concat(head).subarray(0, 4);
   const mode = opts.compression ?? 'auto';
   const isGzip = magic[0] === 0x1f && magic[1] === 0x8b;
-  if (mode === 'auto' && magic.equals(Buffer.from([0x28, 0xb5, 0x2f, 0xfd]))) {
-    // Seam for zstd: decode here (native ZstdDecoder) once zstd layers are supported.
-    throw new CanvosError('ERR_CONFIG', `${name}: zstd-compressed layers are not supported by this reader yet`, {
-      hint: 'use gzip layers',
-    });
-  }
+  const isZstd = magic.length === 4 && magic.readUInt32LE(0) === ZSTD_MAGIC;
+  if (mode === 'zstd' || (mode === 'auto' && isZstd)) return zstdDecompress(prepend(head, it), name, opts.compressor);
   const raw = Readable.from(prepend(head, it), { objectMode: false });
   if (mode === 'gzip' || (mode === 'auto' && isGzip)) {
     const gunzip = createGunzip();
