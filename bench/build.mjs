@@ -1,13 +1,13 @@
 /**
- * Bench 2, append a layer to a base and push: 3 versions, each one new payload file appended to the same base, pushed
- * to a registry that already holds the base. Ours: buildLayer + registry push with cross-repo mount (lib/append.mjs,
+ * Bench 2, append a layer to a base and push: 3 versions, each one new payload file (a slice of a tar of /usr)
+ * appended to the same base (random data), pushed to a registry that already holds the base. Ours: buildLayer + registry push with cross-repo mount (lib/append.mjs,
  * compiled library). Theirs: `umoci insert` into an OCI layout copy of the base, then `skopeo copy oci:… docker://…`.
  * A counting proxy in front of the registry measures the bytes each side uploads, and how many of them are base bytes.
  */
-import { cp } from 'node:fs/promises';
+import { cp, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { addImage, writeRandomFile } from './lib/layout.mjs';
-import { runMeasured } from './lib/proc.mjs';
+import { addImage } from './lib/layout.mjs';
+import { runMeasured, runShell } from './lib/proc.mjs';
 import { startCountingProxy } from './lib/proxy.mjs';
 import { startRegistry } from './lib/registry.mjs';
 import { BENCH_DIR, MiB, mbps, round, row, runIfMain, tmp } from './lib/util.mjs';
@@ -25,10 +25,13 @@ export async function benchBuild({ quick = false, log = () => {} } = {}) {
     const baseLayout = join(work.path, 'base');
     log(`writing base ${baseLayers} × ${baseLayerBytes / MiB} MiB and ${versions} payloads of ${payloadBytes / MiB} MiB`);
     await addImage(baseLayout, { tag: 'base', layers: baseLayers, layerBytes: baseLayerBytes });
+    // Payloads are consecutive slices of a tar of /usr: real, partly compressible data (binaries, libraries, text),
+    // different for each version, like a provider layer's content.
+    await runShell(`tar -cf - /usr 2>/dev/null | head -c ${versions * payloadBytes} | split -a 1 -d -b ${payloadBytes} - '${join(work.path, 'payload-')}'; true`); // tar dies of SIGPIPE by design
     const payloads = [];
     for (let v = 1; v <= versions; v++) {
-      const f = join(work.path, `payload-${v}`);
-      await writeRandomFile(f, payloadBytes);
+      const f = join(work.path, `payload-${v - 1}`);
+      if ((await stat(f)).size !== payloadBytes) throw new Error(`${f}: /usr is too small for the payloads`);
       payloads.push(f);
     }
     reg = await startRegistry();

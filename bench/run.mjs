@@ -38,20 +38,24 @@ function runChild(cmd, args, env) {
 
 /**
  * Rows for an external bench's JSON that has no `rows`: known shapes are mapped (mirror: canvosLite vs skopeoSync
- * seconds); anything else is kept in latest.json only.
+ * seconds, per scenario); anything else is kept in latest.json only.
  */
 function adaptRows(name, res) {
   if (Array.isArray(res.rows)) return res.rows.filter((x) => x && typeof x === 'object' && 'metric' in x);
-  const ours = res.canvosLite;
-  const theirs = res.skopeoSync;
-  if (ours && theirs) {
+  // mirror.mjs shape: {canvosLite, skopeoSync} at the top or under scenario keys (e.g. loopback, wan).
+  const pairs = [['', res], ...Object.entries(res).filter(([, v]) => v && typeof v === 'object')];
+  const out = [];
+  for (const [scenario, v] of pairs) {
+    const ours = v.canvosLite;
+    const theirs = v.skopeoSync;
+    if (!ours || !theirs) continue;
+    const tag = `${scenario ? `[${scenario}] ` : ''}`;
     const mb = res.totalMB ? ` (${res.totalMB} MB)` : '';
-    return [
-      row(name, `cold push wall time${mb} vs skopeo sync`, ours.coldSeconds, theirs.coldSeconds, 's'),
-      ...(ours.coldCpuSeconds !== undefined ? [row(name, 'cold push client CPU', ours.coldCpuSeconds, theirs.coldCpuSeconds, 's')] : []),
-      ...(ours.noopSeconds !== undefined ? [row(name, 'no-op re-run wall time', ours.noopSeconds, theirs.noopSeconds, 's')] : []),
-    ];
+    out.push(row(name, `${tag}cold push wall time${mb} vs skopeo sync`, ours.coldSeconds, theirs.coldSeconds, 's'));
+    if (ours.coldCpuSeconds !== undefined) out.push(row(name, `${tag}cold push client CPU`, ours.coldCpuSeconds, theirs.coldCpuSeconds, 's'));
+    if (ours.noopSeconds !== undefined) out.push(row(name, `${tag}no-op re-run wall time`, ours.noopSeconds, theirs.noopSeconds, 's'));
   }
+  if (out.length) return out;
   process.stderr.write(`[run] ${name}: result has no rows; kept in latest.json only\n`);
   return [];
 }
