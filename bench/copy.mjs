@@ -29,11 +29,11 @@ export async function benchCopy({ quick = false, log = () => {} } = {}) {
     const totalBytes = images * platforms.length * layers * layerBytes;
     const env = { ...process.env, HOME: work.path };
     const copyAll = async (argsFor) => {
-      let acc = { ms: 0, peakRssMB: 0 };
+      let acc = { ms: 0, peakRssMB: 0, cpuS: 0 };
       for (let i = 0; i < images; i++) {
         const [cmd, args] = argsFor(i);
         const r = await runMeasured(cmd, args, { env });
-        acc = { ms: acc.ms + r.ms, peakRssMB: Math.max(acc.peakRssMB, r.peakRssMB) };
+        acc = { ms: acc.ms + r.ms, peakRssMB: Math.max(acc.peakRssMB, r.peakRssMB), cpuS: acc.cpuS + (r.cpuS ?? NaN) };
       }
       return acc;
     };
@@ -68,6 +68,7 @@ export async function benchCopy({ quick = false, log = () => {} } = {}) {
         row('copy', `wall time (${round(totalBytes / MiB, 0)} MiB)`, ours.ms / 1000, theirs.ms / 1000, 's', 'lower', '≤ 0.7'),
         row('copy', 'throughput', mbps(totalBytes, ours.ms), mbps(totalBytes, theirs.ms), 'MB/s', 'higher'),
         row('copy', 'peak RSS', ours.peakRssMB, theirs.peakRssMB, 'MiB', 'lower'),
+        ...(Number.isNaN(ours.cpuS) ? [] : [row('copy', 'client CPU (user+sys)', ours.cpuS, theirs.cpuS, 's', 'lower')]),
       ],
     };
   } finally {

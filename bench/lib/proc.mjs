@@ -1,5 +1,5 @@
 /**
- * Runs a child process and measures wall time and peak RSS. Peak RSS comes from wait4's ru_maxrss via GNU
+ * Runs a child process and measures wall time, CPU time and peak RSS. Peak RSS comes from wait4's ru_maxrss via GNU
  * /usr/bin/time when installed (exact), else from sampling /proc/<pid>/status VmHWM every 20 ms (may miss the last
  * few ms of growth).
  */
@@ -22,13 +22,13 @@ async function vmHwmKb(pid) {
 }
 
 /**
- * Run `cmd args`; resolves {ms, code, stdout, stderr, peakRssMB}. Throws when the exit code is non-zero unless
+ * Run `cmd args`; resolves {ms, code, stdout, stderr, peakRssMB, cpuS} (cpuS: user+sys seconds, only with GNU time). Throws when the exit code is non-zero unless
  * opts.allowFail. opts: {env, cwd, allowFail}.
  */
 export async function runMeasured(cmd, args, opts = {}) {
   const tdir = GNU_TIME ? await mkdtemp(join(tmpdir(), 'bench-time-')) : undefined;
   const timeFile = tdir ? join(tdir, 'rusage') : undefined;
-  const [file, argv] = GNU_TIME ? [GNU_TIME, ['-f', '%M', '-o', timeFile, cmd, ...args]] : [cmd, args];
+  const [file, argv] = GNU_TIME ? [GNU_TIME, ['-f', '%M %U %S', '-o', timeFile, cmd, ...args]] : [cmd, args];
   const t0 = process.hrtime.bigint();
   const child = spawn(file, argv, { env: opts.env ?? process.env, cwd: opts.cwd, stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
@@ -48,16 +48,21 @@ export async function runMeasured(cmd, args, opts = {}) {
   const ms = Number(process.hrtime.bigint() - t0) / 1e6;
   if (timer) clearInterval(timer);
   let peakKb = sampled;
+  let cpuS;
   if (timeFile) {
     const txt = await readFile(timeFile, 'utf8').catch(() => '');
-    const m = /(\d+)\s*$/.exec(txt.trim());
-    if (m) peakKb = Number(m[1]);
+    // Last line "maxrss_kB user_s sys_s" (a failed command gets a "Command exited…" line before it).
+    const m = /(\d+) ([\d.]+) ([\d.]+)\s*$/.exec(txt.trim());
+    if (m) {
+      peakKb = Number(m[1]);
+      cpuS = Number(m[2]) + Number(m[3]);
+    }
     await rm(tdir, { recursive: true, force: true });
   }
   if (code !== 0 && !opts.allowFail) {
     throw new Error(`${cmd} ${args.join(' ')} exited ${code}:\n${stderr.slice(-3000)}`);
   }
-  return { ms, code, stdout, stderr, peakRssMB: peakKb / 1024 };
+  return { ms, code, stdout, stderr, peakRssMB: peakKb / 1024, cpuS };
 }
 
 /** Run a shell pipeline (bash -c) measured the same way (peak RSS is then the shell's, so not meaningful). */
