@@ -4,17 +4,13 @@
  * the Palette cluster-profile snippet on stdout. Progress, warnings and the per-image summary go to stderr, so
  * `canvos-lite build --push > profile.yaml` captures just the snippet.
  */
-import { access } from 'node:fs/promises';
-import { dirname, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { CanvosError, EXIT_CODES } from '../../errors.js';
-import { buildProviderImages } from '../../provider/build.js';
+import { buildProviderImages, type BuildProviderResult } from '../../provider/build.js';
 import { describeProviderBuild, type DryRunReport } from '../../provider/dry-run.js';
-import { loadK8sVersions, selectK8sVersions } from '../../provider/k8s-versions.js';
-import { loadBuildConfig } from '../../provider/load.js';
 import { packSnippet } from '../../provider/pack-snippet.js';
-import type { BuildConfig } from '../../provider/resolve.js';
-import type { RegistryTransportOptions } from '../../registry/transport.js';
+import { CONFIG_OPTIONS, CONFIG_USAGE, cliK8sVersions, loadCliConfig } from '../config-options.js';
 import type { CliIo, CommandModule } from '../main.js';
 import { createProgress, formatBytes, shortDigest } from '../progress.js';
 
@@ -22,36 +18,16 @@ const usage = `usage: canvos-lite build [options] (--push | --output oci:DIR | -
 
 Builds the CanvOS provider images (one per Kubernetes version) by appending layers to the Kairos base image.
 
-configuration (CanvOS files are read as they are):
-  --arg-file FILE          CanvOS .arg file (default: ./.arg if present)
-  --config FILE            canvos.yaml: the same arguments in YAML, plus per-version k8s sources (default: ./canvos.yaml if present)
-  --k8s-versions FILE      k8s_version.json, used when K8S_VERSION is empty (default: k8s_version.json or
-                           k8s_versions.json next to the .arg/canvos.yaml)
-  --set KEY=VALUE          override one argument (repeatable), e.g. --set K8S_VERSION=1.30.4
-  --project-dir DIR        directory with overlay/, certs/, cloudconfigs/ (default: the .arg/canvos.yaml directory)
+${CONFIG_USAGE}
 
 output (exactly one):
   --push                   push each image to IMAGE_REGISTRY/IMAGE_REPO:<K8S_DISTRIBUTION>-<version>-<PE_VERSION>[-<CUSTOM_TAG>]
   --output oci:DIR         write the images into an OCI layout directory, tagged <distribution>-<version>-...
   --dry-run                print the plan with sizes; build and write nothing (fails if an image is unavailable)
-
-registry access:
-  --authfile FILE          credentials (auth.json / Docker config.json); default: the usual locations
-  --insecure-registry H    reach registry H (host[:port]) over plain HTTP (repeatable)
-  --cert-dir DIR           extra CA certificates (*.crt, *.pem, HOST[:PORT]/ sub-directories)
-  --cache-dir DIR          blob cache (default: $CANVOS_CACHE_DIR or ~/.cache/canvos-lite/blobs)
-
   --json                   print a JSON result on stdout instead of the pack snippet`;
 
 function usageError(message: string): CanvosError {
   return new CanvosError('ERR_USAGE', message, { hint: 'run canvos-lite build --help for the options' });
-}
-
-const present = (p: string) => access(p).then(() => true, () => false);
-
-function registryOptions(io: CliIo, c: BuildConfig, v: { authfile?: string | undefined; 'insecure-registry'?: string[] | undefined; 'cert-dir'?: string | undefined }): RegistryTransportOptions {
-  const proxy = c.httpProxy || c.httpsProxy ? { http: c.httpProxy || undefined, https: c.httpsProxy || undefined, noProxy: c.noProxy || undefined } : undefined;
-  return { env: io.env, authFiles: v.authfile ? [v.authfile] : undefined, insecureRegistries: v['insecure-registry'], certsDir: v['cert-dir'], proxy };
 }
 
 function dryRunText(r: DryRunReport): string {
@@ -75,18 +51,10 @@ async function run(argv: string[], io: CliIo): Promise<number> {
     allowPositionals: false,
     strict: true,
     options: {
-      'arg-file': { type: 'string' },
-      config: { type: 'string' },
-      'k8s-versions': { type: 'string' },
-      set: { type: 'string', multiple: true },
-      'project-dir': { type: 'string' },
+      ...CONFIG_OPTIONS,
       push: { type: 'boolean' },
       output: { type: 'string' },
       'dry-run': { type: 'boolean' },
-      authfile: { type: 'string' },
-      'insecure-registry': { type: 'string', multiple: true },
-      'cert-dir': { type: 'string' },
-      'cache-dir': { type: 'string' },
       json: { type: 'boolean' },
     },
   });
@@ -94,29 +62,9 @@ async function run(argv: string[], io: CliIo): Promise<number> {
   if (modes !== 1) throw usageError('give exactly one of --push, --output oci:DIR or --dry-run');
   if (values.output !== undefined && !/^oci:.+/.test(values.output)) throw usageError(`--output must be oci:DIR, not ${JSON.stringify(values.output)}`);
   const cwd = io.cwd;
-  const argFile = values['arg-file'] ? resolve(cwd, values['arg-file']) : (await present(resolve(cwd, '.arg'))) ? resolve(cwd, '.arg') : undefined;
-  const configFile = values.config ? resolve(cwd, values.config) : (await present(resolve(cwd, 'canvos.yaml'))) ? resolve(cwd, 'canvos.yaml') : undefined;
-  if (!argFile && !configFile) {
-    throw new CanvosError('ERR_USAGE', `no configuration: neither ${resolve(cwd, '.arg')} nor canvos.yaml exists`, { hint: 'cp .arg.template .arg, or pass --arg-file FILE / --config FILE' });
-  }
-  const overrides: Record<string, string> = {};
-  for (const s of values.set ?? []) {
-    const i = s.indexOf('=');
-    if (i <= 0) throw usageError(`--set must be KEY=VALUE, not ${JSON.stringify(s.slice(0, 40))}`);
-    overrides[s.slice(0, i)] = s.slice(i + 1);
-  }
-  const warn = (code: string, msg: string) => io.stderr.write(`warning: ${msg} [${code}]\n`);
-  const config = await loadBuildConfig({ argFile, configFile, overrides, onWarning: warn });
-  // CanvOS names it k8s_version.json; some of its docs say k8s_versions.json: accept either next to the config.
-  const near = dirname(argFile ?? configFile ?? cwd);
-  let versionsFile = values['k8s-versions'] ? resolve(cwd, values['k8s-versions']) : undefined;
-  if (!versionsFile && !config.k8sVersion) {
-    for (const n of ['k8s_version.json', 'k8s_versions.json']) if (!versionsFile && (await present(resolve(near, n)))) versionsFile = resolve(near, n);
-  }
-  const versionsJson = versionsFile ? await loadK8sVersions(versionsFile) : undefined;
-  const versions = selectK8sVersions(config, versionsJson, versionsFile);
-  const projectDir = values['project-dir'] ? resolve(cwd, values['project-dir']) : dirname(argFile ?? configFile ?? resolve(cwd, 'x'));
-  const registry = registryOptions(io, config, values);
+  const cli = await loadCliConfig(values, io, 'build');
+  const { config, projectDir, registry, warn } = cli;
+  const versions = await cliK8sVersions(cli, values, io);
 
   if (values['dry-run']) {
     const report = await describeProviderBuild(config, { versions, projectDir, registry, cacheDir: values['cache-dir'], signal: io.signal, onWarning: warn });
@@ -144,13 +92,18 @@ async function run(argv: string[], io: CliIo): Promise<number> {
   }
   const snippet = packSnippet(config);
   if (values.json) {
-    const images = result.images.map((i) => ({ k8sVersion: i.k8sVersion, tag: i.tag, destination: i.destination, digest: i.manifestDigest, layers: i.layers.length, appended: i.appended }));
-    io.stdout.write(`${JSON.stringify({ baseImage: result.baseImage, systemdVersion: result.systemdVersion ?? null, bundled: result.plan.bundled, images, packSnippet: snippet })}\n`);
+    io.stdout.write(`${JSON.stringify(providerResultJson(result, snippet))}\n`);
     return 0;
   }
   for (const i of result.images) io.stderr.write(`${values.push ? 'pushed' : 'wrote'} ${i.destination.replace(/^docker:\/\//, '')} ${shortDigest(i.manifestDigest)}\n`);
   io.stdout.write(snippet);
   return 0;
+}
+
+/** The `--json` form of a provider build result (also part of `build-all --json`). */
+export function providerResultJson(result: BuildProviderResult, snippet: string): Record<string, unknown> {
+  const images = result.images.map((i) => ({ k8sVersion: i.k8sVersion, tag: i.tag, destination: i.destination, digest: i.manifestDigest, layers: i.layers.length, appended: i.appended }));
+  return { baseImage: result.baseImage, systemdVersion: result.systemdVersion ?? null, bundled: result.plan.bundled, images, packSnippet: snippet };
 }
 
 const command: CommandModule = {
