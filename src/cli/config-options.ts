@@ -68,13 +68,16 @@ export interface CliConfig {
 
 const present = (p: string): Promise<boolean> => access(p).then(() => true, () => false);
 
-/** Find and load the configuration (ERR_USAGE when there is none); warnings go to stderr. */
-export async function loadCliConfig(values: ConfigFlagValues, io: CliIo, command: string): Promise<CliConfig> {
+/**
+ * Find and load the configuration; warnings go to stderr. No `.arg`/canvos.yaml throws `missingCode`.
+ * Default `missingCode`: 'ERR_USAGE'.
+ */
+export async function loadCliConfig(values: ConfigFlagValues, io: CliIo, command: string, missingCode: 'ERR_USAGE' | 'ERR_CONFIG' = 'ERR_USAGE'): Promise<CliConfig> {
   const cwd = io.cwd;
   const argFile = values['arg-file'] ? resolve(cwd, values['arg-file']) : (await present(resolve(cwd, '.arg'))) ? resolve(cwd, '.arg') : undefined;
   const configFile = values.config ? resolve(cwd, values.config) : (await present(resolve(cwd, 'canvos.yaml'))) ? resolve(cwd, 'canvos.yaml') : undefined;
   if (!argFile && !configFile) {
-    throw new CanvosError('ERR_USAGE', `no configuration: neither ${resolve(cwd, '.arg')} nor canvos.yaml exists`, { hint: 'cp .arg.template .arg, or pass --arg-file FILE / --config FILE' });
+    throw new CanvosError(missingCode, `no configuration: neither ${resolve(cwd, '.arg')} nor canvos.yaml exists`, { hint: 'cp .arg.template .arg, or pass --arg-file FILE / --config FILE' });
   }
   const overrides: Record<string, string> = {};
   for (const s of values.set ?? []) {

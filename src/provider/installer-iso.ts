@@ -1,8 +1,8 @@
 /**
  * buildInstallerIso: CanvOS's `iso-image` + `iso` targets driven by the build configuration (canvos.md §1.7, §3.1):
  * ISO_NAME, ARCH, FORCE_INTERACTIVE_INSTALL, DEBUG, CLUSTERCONFIG and EDGE_CUSTOM_CONFIG from `.arg`/canvos.yaml,
- * content bundles from every `content-*` directory of the project (CanvOS copies the `.zst` files of every `content-*` directory), user-data from
- * `user-data` next to the configuration unless given. The installer rootfs is streamed into buildIso.
+ * content bundles from every `content-*` directory of the project (CanvOS copies their `.zst` files), user-data
+ * from `user-data` next to the configuration unless given. The installer rootfs is streamed into buildIso.
  */
 import { readdir, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
@@ -46,8 +46,19 @@ export async function projectContentDirs(projectDir: string): Promise<string[]> 
   return names.filter((d) => d.isDirectory() && d.name.startsWith('content-')).map((d) => join(projectDir, d.name)).sort();
 }
 
-/** Build `<ISO_NAME>.iso` for `config` (see the file header). Inputs are validated before any image is read. */
-export async function buildInstallerIso(config: BuildConfig, opts: InstallerIsoOptions = {}): Promise<InstallerIsoResult> {
+/** The ISO inputs taken from the project directory and the configuration. */
+export interface InstallerIsoInputs {
+  userData: string | undefined;
+  contentDirs: string[];
+  clusterConfig: string | undefined;
+  edgeCustomConfig: string | undefined;
+}
+
+/**
+ * Resolve and validate the ISO inputs of `config` (user-data YAML, CLUSTERCONFIG present) without reading any
+ * image, so callers such as build-all can fail before their long steps.
+ */
+export async function installerIsoInputs(config: BuildConfig, opts: Pick<InstallerIsoOptions, 'projectDir' | 'userData' | 'contentDirs'> = {}): Promise<InstallerIsoInputs> {
   const projectDir = resolve(opts.projectDir ?? process.cwd());
   const defaultUserData = join(projectDir, 'user-data');
   const userData = opts.userData ? resolve(opts.userData) : (await isFile(defaultUserData)) ? defaultUserData : undefined;
@@ -56,10 +67,15 @@ export async function buildInstallerIso(config: BuildConfig, opts: InstallerIsoO
   // EDGE_CUSTOM_CONFIG has a default file name; CanvOS copies it only when present.
   const ecc = config.edgeCustomConfig ? resolve(projectDir, config.edgeCustomConfig) : undefined;
   const edgeCustomConfig = ecc && (await isFile(ecc)) ? ecc : undefined;
-  // Fail on bad inputs before pulling anything (buildIso checks them again, cheaply).
   if (userData) await readUserData(userData);
   if (clusterConfig) await requireFile(clusterConfig, 'CLUSTERCONFIG');
+  return { userData, contentDirs, clusterConfig, edgeCustomConfig };
+}
 
+/** Build `<ISO_NAME>.iso` for `config` (see the file header). Inputs are validated before any image is read. */
+export async function buildInstallerIso(config: BuildConfig, opts: InstallerIsoOptions = {}): Promise<InstallerIsoResult> {
+  const projectDir = resolve(opts.projectDir ?? process.cwd());
+  const { userData, contentDirs, clusterConfig, edgeCustomConfig } = await installerIsoInputs(config, opts);
   const installer = await openInstallerRootfs(config, { ...opts, projectDir });
   try {
     const r = await buildIso(

@@ -1,33 +1,47 @@
 /**
- * `canvos-lite iso --base REF …`: the CanvOS installer ISO from an image in any transport (registry, OCI layout,
- * docker-archive): its merged rootfs becomes rootfs.squashfs, kernel/initrd come from its /boot, user-data,
- * content bundles and cluster config go into the ISO overlay. Phases go to stderr; stdout gets the ISO path.
+ * `canvos-lite iso`: the CanvOS installer ISO. Without --base the CanvOS configuration drives it (`+iso-image` +
+ * `+iso`: BASE_IMAGE + base edits + stylus framework + overlay/files, ISO_NAME, ARCH, CLUSTERCONFIG…, content-*
+ * bundles and user-data from the project). With --base REF a ready installer image in any transport is used.
+ * Phases go to stderr; stdout gets the ISO path.
  */
+import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { CanvosError } from '../../errors.js';
-import { buildIso, type BuildIsoResult } from '../../iso/build-iso.js';
+import { buildIso, type BuildIsoResult, type IsoProgress } from '../../iso/build-iso.js';
 import { mergeLayers } from '../../layers/merge.js';
 import { BlobCache } from '../../oci/cache.js';
 import { openImage } from '../../provider/image-reader.js';
+import { buildInstallerIso } from '../../provider/installer-iso.js';
+import { CONFIG_OPTIONS, CONFIG_USAGE, loadCliConfig, type ConfigFlagValues } from '../config-options.js';
 import type { CliIo, CommandModule } from '../main.js';
 
-const usage = `usage: canvos-lite iso --base REF [options]
+const usage = `usage: canvos-lite iso [configuration options] [--user-data FILE] [--content DIR]... [--output DIR] [--json]
+       canvos-lite iso --base REF [options]
 
-REF: docker://HOST/REPO:TAG (or a bare reference), oci:DIR[:TAG], docker-archive:FILE[:NAME:TAG]
-     (normally the installer image: base + stylus framework + overlay files)
+From the CanvOS configuration (default): the installer rootfs is BASE_IMAGE (for ARCH) + the base-image edits +
+the whole stylus framework image (STYLUS_BASE) + overlay/files/; ISO_NAME, FORCE_INTERACTIVE_INSTALL, DEBUG,
+CLUSTERCONFIG and EDGE_CUSTOM_CONFIG come from the configuration, content bundles from every content-*/
+directory of the project, user-data from <project>/user-data if present.
 
-options:
-  --user-data FILE           user-data (first line #cloud-config) -> /files-iso/config.yaml
-  --content DIR              directory of *.zst content bundles (repeatable), split into 3 GB parts
+${CONFIG_USAGE}
+
+With --base REF: docker://HOST/REPO:TAG (or a bare reference), oci:DIR[:TAG], docker-archive:FILE[:NAME:TAG]
+     (a ready installer image: base + stylus framework + overlay files); then these options apply:
   --cluster-config FILE      cluster definition -> /opt/spectrocloud/clusterconfig/spc.tgz
   --edge-custom-config FILE  -> /.edge_custom_config.yaml
   --name NAME                ISO_NAME (default palette-edge-installer)
-  --output DIR               output directory (default build)
   --arch amd64|arm64         image platform and EFI loader names (default amd64)
   --force-interactive        boot the interactive installer entry by default
   --debug-cmdline            add rd.immucore.debug console=tty0 rd.debug to the boot entries
   --insecure                 reach the base image's registry over plain HTTP
+
+common options:
+  --user-data FILE           user-data (first line #cloud-config) -> /files-iso/config.yaml
+  --content DIR              directory of *.zst content bundles (repeatable), split into 3 GB parts
+  --output DIR               output directory (default build)
   --json                     print only a JSON result on stdout`;
+
+const BASE_ONLY = ['cluster-config', 'edge-custom-config', 'name', 'arch', 'force-interactive', 'debug-cmdline', 'insecure'] as const;
 
 function usageError(message: string): CanvosError {
   return new CanvosError('ERR_USAGE', message, { hint: 'run canvos-lite iso --help for the options' });
@@ -39,6 +53,7 @@ async function run(argv: string[], io: CliIo): Promise<number> {
     allowPositionals: true,
     strict: true,
     options: {
+      ...CONFIG_OPTIONS,
       base: { type: 'string' },
       'user-data': { type: 'string' },
       content: { type: 'string', multiple: true },
@@ -54,7 +69,7 @@ async function run(argv: string[], io: CliIo): Promise<number> {
     },
   });
   if (positionals.length > 0) throw usageError(`unexpected argument ${JSON.stringify(positionals[0])}`);
-  if (!values.base) throw usageError('--base is required');
+  if (!values.base) return fromConfig(values, io);
   const arch = values.arch ?? 'amd64';
   if (arch !== 'amd64' && arch !== 'arm64') throw usageError(`--arch must be amd64 or arm64, not ${JSON.stringify(arch)}`);
   const say = (s: string): void => {
@@ -85,9 +100,7 @@ async function run(argv: string[], io: CliIo): Promise<number> {
       {
         env: io.env,
         signal: io.signal,
-        onProgress: (p) => {
-          if (p.percent === undefined) say(`iso: ${p.phase}`);
-        },
+        onProgress: phaseLogger(say),
       },
     );
   } finally {
@@ -98,6 +111,51 @@ async function run(argv: string[], io: CliIo): Promise<number> {
   return 0;
 }
 
+/** Logs ISO phase changes (not percentages). */
+function phaseLogger(say: (s: string) => void): (p: IsoProgress) => void {
+  return (p) => {
+    if (p.percent === undefined) say(`iso: ${p.phase}`);
+  };
+}
+
+type IsoValues = ConfigFlagValues & { [K in (typeof BASE_ONLY)[number]]?: string | boolean | undefined } & {
+  'user-data'?: string | undefined;
+  content?: string[] | undefined;
+  output?: string | undefined;
+  json?: boolean | undefined;
+};
+
+/** The configuration-driven ISO (no --base). */
+async function fromConfig(values: IsoValues, io: CliIo): Promise<number> {
+  for (const k of BASE_ONLY) {
+    if (values[k] !== undefined) {
+      throw new CanvosError('ERR_USAGE', `--${k} only applies with --base; the configuration sets it`, {
+        hint: 'use --set (e.g. --set ISO_NAME=x, --set ARCH=arm64, --set CLUSTERCONFIG=spc.tgz, --set FORCE_INTERACTIVE_INSTALL=true, --set DEBUG=true)',
+      });
+    }
+  }
+  const cli = await loadCliConfig(values, io, 'iso', 'ERR_CONFIG');
+  const say = (s: string): void => {
+    if (!values.json) io.stderr.write(`${s}\n`);
+  };
+  const r = await buildInstallerIso(cli.config, {
+    projectDir: cli.projectDir,
+    registry: cli.registry,
+    cacheDir: cli.cacheDir,
+    outputDir: resolve(io.cwd, values.output ?? 'build'),
+    userData: values['user-data'] ? resolve(io.cwd, values['user-data']) : undefined,
+    contentDirs: (values.content ?? []).map((d) => resolve(io.cwd, d)),
+    env: io.env,
+    signal: io.signal,
+    onWarning: cli.warn,
+    onProgress: (m) => say(`iso: ${m}`),
+    onIsoProgress: phaseLogger(say),
+  });
+  if (values.json) io.stdout.write(`${JSON.stringify(r)}\n`);
+  else io.stdout.write(`${r.isoPath}\n`);
+  return 0;
+}
+
 /** The registry host of a docker:// or bare reference (for --insecure). */
 function hostOf(ref: string): string {
   const r = ref.replace(/^docker:\/\//, '');
@@ -105,7 +163,7 @@ function hostOf(ref: string): string {
 }
 
 const command: CommandModule = {
-  summary: 'canvos-lite iso: build the Palette Edge installer ISO (BIOS + UEFI hybrid) from an image',
+  summary: 'canvos-lite iso: build the Palette Edge installer ISO (BIOS + UEFI hybrid) from the CanvOS configuration or an image',
   usage,
   run,
 };

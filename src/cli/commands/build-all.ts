@@ -1,0 +1,113 @@
+/**
+ * `canvos-lite build-all`: CanvOS's `./earthly.sh +build-all-images` (canvos.md §1.2): the provider images (as
+ * `canvos-lite build`) then the installer ISO (as the configuration-driven `canvos-lite iso`), then the pack
+ * snippet on stdout. ISO inputs are validated before anything is built, so a bad user-data file fails fast.
+ */
+import { resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { CanvosError } from '../../errors.js';
+import { buildProviderImages } from '../../provider/build.js';
+import { buildInstallerIso, installerIsoInputs } from '../../provider/installer-iso.js';
+import { packSnippet } from '../../provider/pack-snippet.js';
+import { CONFIG_OPTIONS, CONFIG_USAGE, cliK8sVersions, loadCliConfig } from '../config-options.js';
+import type { CliIo, CommandModule } from '../main.js';
+import { createProgress, shortDigest } from '../progress.js';
+import { providerResultJson } from './build.js';
+
+const usage = `usage: canvos-lite build-all [options] (--push | --output oci:DIR) [--iso-output DIR]
+
+Builds the provider images (one per Kubernetes version), then the installer ISO, like CanvOS +build-all-images.
+
+${CONFIG_USAGE}
+
+provider images (exactly one):
+  --push                   push each image to IMAGE_REGISTRY/IMAGE_REPO:<K8S_DISTRIBUTION>-<version>-<PE_VERSION>[-<CUSTOM_TAG>]
+  --output oci:DIR         write the images into an OCI layout directory
+
+installer ISO (see canvos-lite iso --help):
+  --iso-output DIR         directory of <ISO_NAME>.iso and <ISO_NAME>.iso.sha256 (default build)
+  --user-data FILE         user-data (default: <project>/user-data if present)
+  --content DIR            extra content bundle directory (repeatable; <project>/content-*/ are always used)
+
+  --json                   print one JSON result {provider, iso} on stdout instead of the pack snippet`;
+
+function usageError(message: string): CanvosError {
+  return new CanvosError('ERR_USAGE', message, { hint: 'run canvos-lite build-all --help for the options' });
+}
+
+async function run(argv: string[], io: CliIo): Promise<number> {
+  const { values } = parseArgs({
+    args: argv,
+    allowPositionals: false,
+    strict: true,
+    options: {
+      ...CONFIG_OPTIONS,
+      push: { type: 'boolean' },
+      output: { type: 'string' },
+      'iso-output': { type: 'string' },
+      'user-data': { type: 'string' },
+      content: { type: 'string', multiple: true },
+      json: { type: 'boolean' },
+    },
+  });
+  if ((values.push === true) === (values.output !== undefined)) throw usageError('give exactly one of --push or --output oci:DIR');
+  if (values.output !== undefined && !/^oci:.+/.test(values.output)) throw usageError(`--output must be oci:DIR, not ${JSON.stringify(values.output)}`);
+  const cli = await loadCliConfig(values, io, 'build-all');
+  const { config, projectDir, registry, warn } = cli;
+  const versions = await cliK8sVersions(cli, values, io);
+  const isoOpts = {
+    projectDir,
+    userData: values['user-data'] ? resolve(io.cwd, values['user-data']) : undefined,
+    contentDirs: (values.content ?? []).map((d) => resolve(io.cwd, d)),
+  };
+  await installerIsoInputs(config, isoOpts);
+
+  const progress = createProgress(io.stderr, { quiet: values.json === true, label: 'building' });
+  let provider;
+  try {
+    provider = await buildProviderImages(config, {
+      versions,
+      output: values.push ? { push: true } : { ociDir: resolve(io.cwd, (values.output as string).slice(4)) },
+      projectDir,
+      registry,
+      cacheDir: cli.cacheDir,
+      signal: io.signal,
+      onProgress: (e) => progress.onProgress(e),
+      onWarning: warn,
+    });
+  } finally {
+    progress.done();
+  }
+  const say = (s: string): void => {
+    if (!values.json) io.stderr.write(`${s}\n`);
+  };
+  for (const i of provider.images) say(`${values.push ? 'pushed' : 'wrote'} ${i.destination.replace(/^docker:\/\//, '')} ${shortDigest(i.manifestDigest)}`);
+  const iso = await buildInstallerIso(config, {
+    ...isoOpts,
+    registry,
+    cacheDir: cli.cacheDir,
+    outputDir: resolve(io.cwd, values['iso-output'] ?? 'build'),
+    env: io.env,
+    signal: io.signal,
+    onWarning: warn,
+    onProgress: (m) => say(`iso: ${m}`),
+    onIsoProgress: (p) => {
+      if (p.percent === undefined) say(`iso: ${p.phase}`);
+    },
+  });
+  const snippet = packSnippet(config);
+  if (values.json) {
+    io.stdout.write(`${JSON.stringify({ provider: providerResultJson(provider, snippet), iso })}\n`);
+    return 0;
+  }
+  say(`wrote ${iso.isoPath} (sha256 ${iso.sha256})`);
+  io.stdout.write(snippet);
+  return 0;
+}
+
+const command: CommandModule = {
+  summary: 'canvos-lite build-all: build the provider images and then the installer ISO (CanvOS +build-all-images)',
+  usage,
+  run,
+};
+export default command;
