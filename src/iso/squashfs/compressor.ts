@@ -23,11 +23,12 @@ export function makeCompressor(name: SquashfsCompression, level: number): Compre
   // Only 'gzip' today; a switch keeps the seam for zstd/xz obvious.
   switch (name) {
     case 'gzip': {
-      // windowBits 15 = mksquashfs's default gzip options, so no compressor-options block is needed.
-      const o = { level, windowBits: 15, memLevel: 9 };
+      // windowBits 15 / memLevel 8 = mksquashfs's default gzip options (no compressor-options block needed).
+      const o = { level, windowBits: 15, memLevel: 8 };
       return {
         id: 1,
-        compress: (raw) => deflateAsync(raw, o),
+        // One output chunk per block: the default 16 KiB chunkSize bounces every 16 KiB back to the main thread.
+        compress: (raw) => deflateAsync(raw, { ...o, chunkSize: raw.length + (raw.length >> 6) + 1024 }),
         compressSync: (raw) => deflateSync(raw, o),
       };
     }
