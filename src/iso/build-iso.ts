@@ -190,7 +190,7 @@ export async function buildIso(input: BuildIsoInput, opts: BuildIsoOptions = {})
 
     opts.onProgress?.({ phase: 'xorriso' });
     await rm(partial, { force: true });
-    await runXorriso(xorrisoArgs({ isoDir: iso, outPath: partial }), {
+    await runXorriso(xorrisoArgs({ isoDir: iso, outPath: partial, sourceDateEpoch: epoch > 0 ? epoch : undefined }), {
       xorriso: opts.xorriso,
       env: opts.env,
       signal,

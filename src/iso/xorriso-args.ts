@@ -12,6 +12,29 @@ export interface XorrisoArgsInput {
   outPath: string;
   /** ISO volume id. Load-bearing: the grub menu boots `root=live:CDLABEL=COS_LIVE`. Default: 'COS_LIVE'. */
   volid?: string | undefined;
+  /**
+   * SOURCE_DATE_EPOCH: pins the volume dates, the grub volume uuid, every file's timestamps, the GPT disk GUID
+   * and xorriso's "now", so the same inputs give the same ISO bytes. Default: none (AuroraBoot's current-time
+   * behaviour; xorriso may still read SOURCE_DATE_EPOCH from its environment).
+   */
+  sourceDateEpoch?: number | undefined;
+}
+
+/** `YYYYMMDDhhmmsscc` (GMT) of `epoch`, the form of `-volume_date uuid` (grub's `search --fs-uuid`). */
+export function volumeDateUuid(epoch: number): string {
+  return `${new Date(epoch * 1000).toISOString().replace(/\D/g, '').slice(0, 14)}00`;
+}
+
+/** The reproducibility options for `epoch` (xorriso(1): -volume_date, -iso_nowtime, gpt_disk_guid). */
+function pinnedDates(epoch: number): string[] {
+  const t = `=${epoch}`;
+  return [
+    '-volume_date', 'uuid', volumeDateUuid(epoch),
+    '-volume_date', 'c', t,
+    '-volume_date', 'm', t,
+    '-volume_date', 'all_file_dates', t,
+    '-iso_nowtime', t,
+  ];
 }
 
 /** The ISO volume label Kairos/CanvOS boot entries look for. */
@@ -21,11 +44,13 @@ export const ISO_VOLUME_LABEL = 'COS_LIVE';
 export function xorrisoArgs(input: XorrisoArgsInput): string[] {
   const { isoDir, outPath } = input;
   const volid = input.volid ?? ISO_VOLUME_LABEL;
+  const epoch = input.sourceDateEpoch;
   const boot = (kind: 'grub' | 'any', setting: string): string[] => ['-boot_image', kind, setting];
   return [
     '-volid', volid,
     '-joliet', 'on',
     '-padding', '0',
+    ...(epoch !== undefined ? pinnedDates(epoch) : []),
     '-outdev', outPath,
     '-map', isoDir, '/',
     '-chmod', '0755', '--',
@@ -47,5 +72,6 @@ export function xorrisoArgs(input: XorrisoArgsInput): string[] {
     ...boot('any', 'efi_path=--interval:appended_partition_2:all::'),
     ...boot('any', 'appended_part_as=gpt'),
     ...boot('any', 'mbr_force_bootable=on'),
+    ...(epoch !== undefined ? boot('any', 'gpt_disk_guid=volume_date_uuid') : []),
   ];
 }
