@@ -48,6 +48,8 @@ export class DataWriter {
   private fragBuf: Buffer | undefined;
   private fragFill = 0;
   private readonly seen = new Map<string, FileData>();
+  /** Block staging buffer, reused across files until a full block is handed to the compressor. */
+  private stage: Buffer;
 
   constructor(fh: FileHandle, start: number, c: Compressor, o: DataWriterOptions) {
     this.fh = fh;
@@ -55,6 +57,7 @@ export class DataWriter {
     this.c = c;
     this.o = o;
     this.zero = Buffer.alloc(o.blockSize);
+    this.stage = Buffer.allocUnsafe(o.blockSize);
   }
 
   /** Consumes `content` (exactly `size` bytes) and returns its placement. */
@@ -69,7 +72,7 @@ export class DataWriter {
       if (word === 0) data.sparse += len;
     };
     const hash = this.o.dedupe ? createHash('sha256') : undefined;
-    let buf = Buffer.allocUnsafe(bs);
+    let buf = this.stage;
     let fill = 0;
     let total = 0;
     let submitted = 0;
@@ -87,7 +90,7 @@ export class DataWriter {
             const raw = buf;
             await this.submit(raw, (pos, w) => sink(pos, w, raw.length), true);
             submitted++;
-            buf = Buffer.allocUnsafe(bs);
+            buf = this.stage = Buffer.allocUnsafe(bs);
             fill = 0;
           }
         }
@@ -114,9 +117,11 @@ export class DataWriter {
       this.seen.set(key, data);
     }
     if (fill > 0) {
-      const tail = buf.subarray(0, fill);
-      if (this.o.fragments) this.addTail(tail, data);
-      else await this.submit(tail, (pos, w) => sink(pos, w, tail.length), true);
+      if (this.o.fragments) this.addTail(buf.subarray(0, fill), data);
+      else {
+        const tail = Buffer.from(buf.subarray(0, fill)); // the staging buffer is reused by the next file
+        await this.submit(tail, (pos, w) => sink(pos, w, tail.length), true);
+      }
     }
     return data;
   }

@@ -8,23 +8,39 @@ import type { FsEntry } from '../../layers/entry.js';
 import type { FileData } from './data-writer.js';
 import { T_BLKDEV, T_CHRDEV, T_DIR, T_FIFO, T_FILE, T_SYMLINK, encodeRdev } from './format.js';
 
-/** One inode-to-be. Hardlinked paths share the same Node. */
-export interface Node {
+/** One inode-to-be. Hardlinked paths share the same Node. A class keeps 100k of them compact (fixed shape). */
+export class Node {
   type: number;
   mode: number;
-  uid: number;
-  gid: number;
+  uid = 0;
+  gid = 0;
   mtime: number;
-  xattrs: Record<string, Buffer> | undefined;
+  xattrs: Record<string, Buffer> | undefined = undefined;
   /** Directories: children by name. */
   children: Map<string, Node> | undefined;
-  target: Buffer | undefined;
-  rdev: number;
-  data: FileData | undefined;
-  nlink: number;
+  target: Buffer | undefined = undefined;
+  rdev = 0;
+  data: FileData | undefined = undefined;
+  nlink = 1;
   /** Inode number (0 = not assigned yet) and inode-table reference (-1 = not written yet). */
-  ino: number;
-  ref: number;
+  ino = 0;
+  ref = -1;
+
+  constructor(type: number, mode: number, mtime: number) {
+    this.type = type;
+    this.mode = mode;
+    this.mtime = mtime;
+    this.children = type === T_DIR ? new Map() : undefined;
+  }
+
+  /** Copies ownership, permissions, mtime and xattrs from an entry. */
+  setMeta(e: FsEntry): void {
+    this.mode = e.mode & 0o7777;
+    this.uid = e.uid;
+    this.gid = e.gid;
+    this.mtime = e.mtime;
+    this.xattrs = e.xattrs && Object.keys(e.xattrs).length > 0 ? e.xattrs : undefined;
+  }
 }
 
 const TYPES: Partial<Record<FsEntry['type'], number>> = {
@@ -61,10 +77,7 @@ export class Tree {
   }
 
   private dirNode(): Node {
-    return {
-      type: T_DIR, mode: 0o755, uid: 0, gid: 0, mtime: this.implicitTime, xattrs: undefined,
-      children: new Map(), target: undefined, rdev: 0, data: undefined, nlink: 1, ino: 0, ref: -1,
-    };
+    return new Node(T_DIR, 0o755, this.implicitTime);
   }
 
   /** The directory at `segs`, creating implicit directories on the way. */
@@ -102,28 +115,26 @@ export class Tree {
     const type = TYPES[e.type];
     if (type === undefined) throw bad(e.path, `has unsupported type ${e.type}`, 'report this entry type');
     const name = segs.pop();
-    const meta = { mode: e.mode & 0o7777, uid: e.uid, gid: e.gid, mtime: e.mtime, xattrs: e.xattrs };
     if (name === undefined) {
       if (type !== T_DIR) throw bad(e.path, 'is the root but not a directory', 'the root entry must be a directory');
-      Object.assign(this.root, meta);
+      this.root.setMeta(e);
       return;
     }
     const parent = this.dir(segs, e.path);
     const children = parent.children as Map<string, Node>;
     const old = children.get(name);
     if (type === T_DIR && old?.children) {
-      Object.assign(old, meta); // an implicit (or repeated) directory gets its real metadata
+      old.setMeta(e); // an implicit (or repeated) directory gets its real metadata
       return;
     }
     if (old?.children && old.children.size > 0) {
       throw bad(e.path, 'replaces a non-empty directory', 'the stream must delete the directory contents first');
     }
-    const n: Node = {
-      ...meta, type, children: type === T_DIR ? new Map() : undefined,
-      target: type === T_SYMLINK ? Buffer.from(e.linkname ?? '') : undefined,
-      rdev: type === T_CHRDEV || type === T_BLKDEV ? encodeRdev(e.devmajor ?? 0, e.devminor ?? 0) : 0,
-      data, nlink: 1, ino: 0, ref: -1,
-    };
+    const n = new Node(type, 0, 0);
+    n.setMeta(e);
+    if (type === T_SYMLINK) n.target = Buffer.from(e.linkname ?? '');
+    if (type === T_CHRDEV || type === T_BLKDEV) n.rdev = encodeRdev(e.devmajor ?? 0, e.devminor ?? 0);
+    n.data = data;
     children.set(name, n);
   }
 
