@@ -12,6 +12,7 @@ import { parsePlatform } from '../../oci/platform.js';
 import type { RegistryTransportOptions } from '../../registry/transport.js';
 import type { CliIo, CommandModule } from '../main.js';
 import { createProgress, formatBytes } from '../progress.js';
+import { parseCreds as parseCredsFor, usageError as usageErrorFor } from '../flags.js';
 
 const usage = `usage: canvos-lite copy [options] SRC DST
 
@@ -31,17 +32,9 @@ options:
   --force                 copy blobs even under manifests the destination already has
   --json                  print only a JSON summary on stdout`;
 
-function usageError(message: string): CanvosError {
-  return new CanvosError('ERR_USAGE', message, { hint: 'run canvos-lite copy --help for the options' });
-}
+const usageError = (message: string): CanvosError => usageErrorFor('copy', message);
 
-function parseCreds(v: string | undefined, flag: string): { username: string; password: string } | undefined {
-  if (v === undefined) return undefined;
-  const i = v.indexOf(':');
-  // Never echo the value: it holds a password.
-  if (i <= 0) throw usageError(`${flag} must be USER:PASSWORD`);
-  return { username: v.slice(0, i), password: v.slice(i + 1) };
-}
+const parseCreds = (v: string | undefined, flag: string): ReturnType<typeof parseCredsFor> => parseCredsFor('copy', v, flag);
 
 function registryOptions(spec: ImageSpec, io: CliIo, creds: ReturnType<typeof parseCreds>, insecure: boolean, authFile: string | undefined, certsDir: string | undefined): RegistryTransportOptions {
   return {

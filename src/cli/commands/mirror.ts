@@ -21,6 +21,7 @@ import { parseReference, type Reference } from '../../registry/reference.js';
 import type { RegistryTransportOptions } from '../../registry/transport.js';
 import type { CliIo, CommandModule } from '../main.js';
 import { createProgress, formatBytes } from '../progress.js';
+import { parseCreds as parseCredsFor, usageError as usageErrorFor } from '../flags.js';
 
 const usage = `usage: canvos-lite mirror plan [--config mirror.yaml | REF...] [--to REGISTRY[/path] | --to DIR | --to FILE.tar] [--from DIR|FILE.tar]
        canvos-lite mirror push [--config mirror.yaml | REF...] --to REGISTRY[/path]
@@ -50,16 +51,9 @@ options:
   --jobs N                 blobs moved at once across all images (default 8)
   --json                   print only JSON on stdout`;
 
-function usageError(message: string): CanvosError {
-  return new CanvosError('ERR_USAGE', message, { hint: 'run canvos-lite mirror --help for the options' });
-}
+const usageError = (message: string): CanvosError => usageErrorFor('mirror', message);
 
-function parseCreds(v: string | undefined, flag: string): { username: string; password: string } | undefined {
-  if (v === undefined) return undefined;
-  const i = v.indexOf(':');
-  if (i <= 0) throw usageError(`${flag} must be USER:PASSWORD`);
-  return { username: v.slice(0, i), password: v.slice(i + 1) };
-}
+const parseCreds = (v: string | undefined, flag: string): ReturnType<typeof parseCredsFor> => parseCredsFor('mirror', v, flag);
 
 /** `700M`, `4G`, `4GiB`, `123456`, `fat32`. */
 export function parseSize(v: string): number {

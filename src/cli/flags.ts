@@ -1,0 +1,18 @@
+/**
+ * Small helpers shared by the command modules: usage errors that point at the command's --help, and
+ * USER:PASSWORD credential flags (whose value is never echoed).
+ */
+import { CanvosError } from '../errors.js';
+
+/** An ERR_USAGE error whose hint names `canvos-lite <command> --help`. */
+export function usageError(command: string, message: string): CanvosError {
+  return new CanvosError('ERR_USAGE', message, { hint: `run canvos-lite ${command} --help for the options` });
+}
+
+/** Parse a `USER:PASSWORD` flag value; the error never contains the value (it holds a password). */
+export function parseCreds(command: string, v: string | undefined, flag: string): { username: string; password: string } | undefined {
+  if (v === undefined) return undefined;
+  const i = v.indexOf(':');
+  if (i <= 0) throw usageError(command, `${flag} must be USER:PASSWORD`);
+  return { username: v.slice(0, i), password: v.slice(i + 1) };
+}
