@@ -159,6 +159,7 @@ export async function openInstallerRootfs(config: BuildConfig, opts: InstallerRo
       return entriesToTar(relocated(item), signal);
     });
     names.push(planned.stylus.name);
+    say(`layer ${planned.stylus.name} (streamed from ${ref})`);
     await built(planned.overlay);
     await built(planned.finalize);
     return { baseImage: baseRef, stylusImage: ref, layers: names, rootfs: mergeLayers(openers, { signal }), close };

@@ -185,6 +185,38 @@ describe.sequential('canvos-lite iso from the CanvOS configuration', () => {
     expect(lines, ctx).toContain(`CANVOS-TEST: squashfs marker: ${MARKER}`);
   }, 300_000);
 
+  it('--set FORCE_INTERACTIVE_INSTALL/DEBUG/ISO_NAME, --content and --user-data on the command line', async () => {
+    await mkdir(join(tmp.path, 'extra'));
+    await writeFile(join(tmp.path, 'extra', 'addon.zst'), 'more-bundle-bytes');
+    await writeFile(join(tmp.path, 'ud2'), '#cloud-config\nstylus: {}\n');
+    const r = await cli(project, 'iso', '--set', 'FORCE_INTERACTIVE_INSTALL=true', '--set', 'DEBUG=true', '--set', 'ISO_NAME=custom',
+      '--content', '../extra', '--user-data', '../ud2', '--output', '../out2');
+    expect(r.code, r.stderr).toBe(0);
+    const iso = join(tmp.path, 'out2', 'custom.iso');
+    expect(r.stdout).toBe(`${iso}\n`);
+    expect(r.stderr).toMatch(/^iso: layer stylus-framework \(streamed from oci:/m);
+    const find = await run('xorriso', ['-indev', iso, '-find', '/opt/spectrocloud/content', '-type', 'f']);
+    expect(find.stdout).toContain('/opt/spectrocloud/content/core.zst_part00');
+    expect(find.stdout).toContain('/opt/spectrocloud/content/addon.zst_part00');
+    const out = join(tmp.path, 'x');
+    await mkdir(out);
+    const x = await run('xorriso', ['-osirrox', 'on', '-indev', iso, '-extract', '/boot/grub2/grub.cfg', join(out, 'grub.cfg'), '-extract', '/files-iso/config.yaml', join(out, 'config.yaml')]);
+    expect(x.code, x.stderr).toBe(0);
+    const grub = await readFile(join(out, 'grub.cfg'), 'utf8');
+    expect(grub).toMatch(/^set default=2$/m);
+    expect(grub).toContain('rd.immucore.debug console=tty0 rd.debug');
+    expect(await readFile(join(out, 'config.yaml'), 'utf8')).toBe('#cloud-config\nstylus: {}\n');
+  }, 120_000);
+
+  it('flags of the other mode are refused: --name without --base, --arg-file with --base', async () => {
+    const a = await cli(project, 'iso', '--name', 'x');
+    expect(a.code).toBe(2);
+    expect(a.stderr).toMatch(/--name only applies with --base/);
+    const b = await cli(project, 'iso', '--base', 'oci:/nonexistent:latest', '--arg-file', '.arg');
+    expect(b.code).toBe(2);
+    expect(b.stderr).toMatch(/--arg-file does not apply with --base/);
+  });
+
   it('a bad .arg line fails with exit 3 before anything is written', async () => {
     const bad = join(tmp.path, 'bad');
     await mkdir(bad);

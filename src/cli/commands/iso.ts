@@ -70,6 +70,9 @@ async function run(argv: string[], io: CliIo): Promise<number> {
   });
   if (positionals.length > 0) throw usageError(`unexpected argument ${JSON.stringify(positionals[0])}`);
   if (!values.base) return fromConfig(values, io);
+  for (const k of Object.keys(CONFIG_OPTIONS) as (keyof typeof CONFIG_OPTIONS)[]) {
+    if (values[k] !== undefined) throw usageError(`--${k} does not apply with --base (the image is used as it is)`);
+  }
   const arch = values.arch ?? 'amd64';
   if (arch !== 'amd64' && arch !== 'arm64') throw usageError(`--arch must be amd64 or arm64, not ${JSON.stringify(arch)}`);
   const say = (s: string): void => {
