@@ -47,8 +47,8 @@ describe('canvos-lite iso', () => {
     expect(await readFile(join(out, 'cli-test.iso.sha256'), 'utf8')).toBe(`${res.sha256}  cli-test.iso\n`);
   });
 
-  it('exits 2 without --base and 3 for user-data without #cloud-config', async () => {
-    expect((await cli(['iso'])).code).toBe(2);
+  it('exits 3 without --base or a configuration, and 3 for user-data without #cloud-config', async () => {
+    expect((await cli(['iso'])).code).toBe(3); // no --base: the CanvOS configuration drives it, and there is none
     const ud = join(dir.path, 'bad-user-data');
     await writeFile(ud, 'install: {}\n');
     const r = await cli(['iso', '--base', `oci:${fx.layoutDir}:latest`, '--user-data', ud, '--output', join(dir.path, 'bad')]);
