@@ -19,8 +19,6 @@ export interface InstallerIsoOptions extends InstallerRootfsOptions {
   userData?: string | undefined;
   /** Extra content bundle directories, after the project's `content-*` ones. Default: none. */
   contentDirs?: readonly string[] | undefined;
-  /** Environment for xorriso (PATH, CANVOS_XORRISO) and SOURCE_DATE_EPOCH. Default: process.env. */
-  env?: NodeJS.ProcessEnv | undefined;
   /** ISO phases. Default: none. */
   onIsoProgress?: ((p: IsoProgress) => void) | undefined;
 }

@@ -33,8 +33,10 @@ export interface InstallerRootfsOptions {
   registry?: RegistryTransportOptions | undefined;
   /** Blob cache directory. Default: BlobCache's default (`$CANVOS_CACHE_DIR`, XDG cache). */
   cacheDir?: string | undefined;
-  /** Clamp for the mtimes of the added layers. Default: env SOURCE_DATE_EPOCH, else 0. */
+  /** Clamp for the mtimes of the added layers. Default: `env` SOURCE_DATE_EPOCH, else 0. */
   sourceDateEpoch?: number | undefined;
+  /** Environment for the cache location (CANVOS_CACHE_DIR, XDG) and SOURCE_DATE_EPOCH. Default: process.env. */
+  env?: NodeJS.ProcessEnv | undefined;
   signal?: AbortSignal | undefined;
   /** Called with a short line per step (resolve, scan, layer). Default: none. */
   onProgress?: ((message: string) => void) | undefined;
@@ -116,9 +118,9 @@ export async function openInstallerRootfs(config: BuildConfig, opts: InstallerRo
   }
   const projectDir = resolve(opts.projectDir ?? process.cwd());
   const planned = planInstallerLayers(config, projectDir, warn);
-  const cache = new BlobCache({ dir: opts.cacheDir });
+  const cache = new BlobCache({ dir: opts.cacheDir, env: opts.env });
   const open = { registry: opts.registry, cache, signal };
-  const epoch = opts.sourceDateEpoch ?? sourceDateEpochFromEnv();
+  const epoch = opts.sourceDateEpoch ?? sourceDateEpochFromEnv(opts.env);
   const opened: OpenedImage[] = [];
   const work = await mkdtemp(join(tmpdir(), 'canvos-installer-'));
   const close = async (): Promise<void> => {
