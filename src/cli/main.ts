@@ -32,7 +32,7 @@ async function help(): Promise<string> {
   const rows = await Promise.all(
     Object.entries(COMMANDS).map(async ([name, load]) => {
       const summary = (await load()).summary.replace(/^canvos-lite \S+: /, '');
-      return `  ${name.padEnd(8)} ${summary}`;
+      return `  ${name.padEnd(9)} ${summary}`;
     }),
   );
   return [
