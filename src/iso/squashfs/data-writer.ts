@@ -159,7 +159,8 @@ export class DataWriter {
 
   private async submit(raw: Buffer, sink: Job['sink'], sparseOk: boolean): Promise<void> {
     this.enqueue(raw, sink, sparseOk);
-    while (this.inflight.length >= this.o.concurrency) await this.retire();
+    // One block beyond `concurrency` stays queued so the CPUs keep compressing while this thread writes and reads.
+    while (this.inflight.length > this.o.concurrency) await this.retire();
   }
 
   private async retire(): Promise<void> {

@@ -49,7 +49,9 @@ export async function* walkDirectory(dir: string, opts: WalkOptions = {}): Async
       seen.set(key, rel);
     }
     if (st.isFile()) {
-      yield { ...base, type: 'file', size: st.size, content: createReadStream(abs, { highWaterMark: 1 << 20 }) };
+      // ReadStream allocates a full highWaterMark buffer per read: size it to the file for the many small ones.
+      const highWaterMark = Math.min(1 << 20, Math.max(st.size + 1, 16 << 10));
+      yield { ...base, type: 'file', size: st.size, content: createReadStream(abs, { highWaterMark }) };
     } else if (st.isSymbolicLink()) {
       yield { ...base, type: 'symlink', linkname: await readlink(abs) };
     } else if (st.isCharacterDevice() || st.isBlockDevice()) {

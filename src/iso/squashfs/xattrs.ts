@@ -3,6 +3,7 @@
  * lookup entry; values are stored inline. Only the user., trusted. and security. namespaces exist in
  * squashfs (as in mksquashfs, others such as system.posix_acl_* are dropped).
  */
+import { CanvosError } from '../../errors.js';
 import type { Compressor } from './compressor.js';
 import { INVALID_XATTR } from './format.js';
 import { MetadataWriter, lookupTable } from './metadata.js';
@@ -17,7 +18,11 @@ export class IdTable {
     let i = this.ids.get(id);
     if (i === undefined) {
       i = this.ids.size;
-      if (i > 0xffff) throw new RangeError('squashfs supports at most 65536 distinct uids/gids');
+      if (i > 0xffff) {
+        throw new CanvosError('ERR_ISO', `squashfs: more than 65536 distinct uids/gids (at id ${id})`, {
+          hint: 'squashfs stores ids as 16-bit table indexes; normalise ownership in the rootfs',
+        });
+      }
       this.ids.set(id, i);
     }
     return i;
