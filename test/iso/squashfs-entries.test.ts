@@ -3,6 +3,7 @@
  * directories, hardlinks before their targets, xattrs on every inode type, a > 4 GiB file, and the error paths.
  * Oracles: unsquashfs -lln, rdsquashfs (squashfs-tools-ng) and the kernel via a loop mount where permitted.
  */
+import { createHash, randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -134,6 +135,22 @@ describe('writeSquashfs with FsEntry streams', () => {
     if (mounted) await run('umount', [mnt]);
     expect(tail.stdout.replace(/\s+/g, ' ').trim()).toBe('\\0 e n d');
   }, 300_000);
+
+  it('dedupes identical files (one copy of the blocks and of the fragment tail) and both read back', async () => {
+    const blob = randomBytes(3 * (1 << 20) + 1234);
+    const two = [file('a/one', blob), file('b/two', blob), file('c/other', randomBytes(1000))];
+    const on = join(tmp.path, 'dedupe-on.sqfs');
+    const off = join(tmp.path, 'dedupe-off.sqfs');
+    const a = await writeSquashfs(stream(two), on);
+    const b = await writeSquashfs(stream(two), off, { dedupe: false });
+    expect(b.bytes - a.bytes).toBeGreaterThan(blob.length - 8192);
+    for (const img of [on, off]) {
+      for (const p of ['/a/one', '/b/two']) {
+        const r = await run('sh', ['-c', `rdsquashfs -c ${p} '${img}' | sha256sum`]);
+        expect(r.stdout.slice(0, 64), `${img} ${p}`).toBe(createHash('sha256').update(blob).digest('hex'));
+      }
+    }
+  });
 
   it('reports progress and rejects bad input with CanvosErrors, leaving no temp file', async () => {
     const events: SquashfsProgress[] = [];
