@@ -229,7 +229,8 @@ async function copyBlob(
     s.on('error', (e) => counter.destroy(e));
     return s.pipe(counter);
   };
-  const r = await dst.putBlob(desc, open, { signal, mountFrom: src.mountOrigin });
+  // hasBlob just said no, and getBlob streams verify themselves: spare the destination a second HEAD and hash.
+  const r = await dst.putBlob(desc, open, { signal, mountFrom: src.mountOrigin, knownAbsent: true, sourceVerified: true });
   if (r === 'uploaded') return 'copied';
   // The bytes of a blob that turned out to exist or was mounted did not really move.
   onBytes(-counted);

@@ -54,6 +54,20 @@ export interface ImageSource {
 
 export type PutBlobResult = 'exists' | 'mounted' | 'uploaded';
 
+/** Optional hints to {@link ImageDestination.putBlob}; destinations may ignore any of them. */
+export interface PutBlobHints {
+  /** Registries: try a cross-repository mount from here first. Default: none. */
+  mountFrom?: { registry: string; repository: string } | undefined;
+  /** The caller just saw `hasBlob` answer false: skip checking for the blob again. Default: false. */
+  knownAbsent?: boolean | undefined;
+  /**
+   * `open` returns a stream that itself verifies digest and size and errors at the end on mismatch (every
+   * `ImageSource.getBlob` does): the destination need not hash the bytes again, as long as it commits only after
+   * the stream ended cleanly or checks the digest itself on commit. Default: false.
+   */
+  sourceVerified?: boolean | undefined;
+}
+
 export interface ImageDestination {
   readonly description: string;
   /** The tag the root manifest gets when the caller names none (from the destination reference). */
@@ -69,7 +83,7 @@ export interface ImageDestination {
   putBlob(
     desc: Descriptor,
     open: () => Promise<Readable>,
-    opts?: OpOptions & { mountFrom?: { registry: string; repository: string } | undefined },
+    opts?: OpOptions & PutBlobHints,
   ): Promise<PutBlobResult>;
   /** True when the destination already holds this manifest digest. */
   hasManifest(digest: Digest, opts?: OpOptions): Promise<boolean>;

@@ -54,7 +54,7 @@ export function registryDestination(ref: string | Reference, opts: RegistryTrans
     putBlob(desc, open, o = {}): Promise<PutBlobResult> {
       // Mounting only works within one registry (and never across Docker Hub and others).
       const mountFrom = o.mountFrom && o.mountFrom.registry === r.registry ? o.mountFrom.repository : undefined;
-      return repo.pushBlob(desc, open, { signal: o.signal, onProgress: o.onProgress, mountFrom });
+      return repo.pushBlob(desc, open, { signal: o.signal, onProgress: o.onProgress, mountFrom, skipExisting: o.knownAbsent !== true, sourceVerified: o.sourceVerified === true });
     },
     async hasManifest(digest: Digest, o?: OpOptions): Promise<boolean> {
       return (await repo.headManifest(digest, o)) !== undefined;

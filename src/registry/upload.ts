@@ -23,6 +23,13 @@ export interface UploadOptions extends OpOptions {
   mountFrom?: string | undefined;
   /** Fresh upload sessions to try after connection failures. Default: 3. */
   attempts?: number | undefined;
+  /**
+   * `open` yields a stream that verifies digest and size itself and errors at the end on mismatch (an
+   * `ImageSource.getBlob` stream): it is not hashed again. Still safe: the blob is committed only by `PUT ?digest=`,
+   * which the registry checks against the bytes it received, and a chunked upload is committed only after the
+   * stream ended cleanly. Default: false.
+   */
+  sourceVerified?: boolean | undefined;
 }
 
 const DEFAULT_CHUNK = 8 * 1024 * 1024;
@@ -38,25 +45,29 @@ function location(res: RegistryResponse, what: string): string {
   return new URL(loc, res.url).toString();
 }
 
-/** The source stream piped through a verifier so a wrong digest/size fails before the registry commits. */
-async function verifiedSource(desc: Descriptor, open: () => Promise<Readable>, onBytes?: (n: number) => void): Promise<Readable> {
+/**
+ * The source stream piped through a verifier so a wrong digest/size fails before the registry commits (not when
+ * `trusted`: the source verifies itself), plus a byte counter when progress is wanted.
+ */
+async function verifiedSource(desc: Descriptor, open: () => Promise<Readable>, trusted: boolean, onBytes?: (n: number) => void): Promise<Readable> {
   const src = await open();
-  const v = new VerifyingStream(desc.digest, { size: desc.size, what: `blob ${desc.digest} (upload source)` });
-  if (!onBytes) {
-    pipeline(src, v, () => {});
-    return v;
+  const stages: Transform[] = [];
+  if (!trusted) stages.push(new VerifyingStream(desc.digest, { size: desc.size, what: `blob ${desc.digest} (upload source)` }));
+  if (onBytes) {
+    // Count in a pass-through (a 'data' listener would switch the stream to flowing mode and lose bytes).
+    let n = 0;
+    stages.push(new Transform({
+      transform(chunk: Buffer, _e, cb) {
+        n += chunk.length;
+        onBytes(n);
+        cb(null, chunk);
+      },
+    }));
   }
-  // Count in a pass-through (a 'data' listener would switch the stream to flowing mode and lose bytes).
-  let n = 0;
-  const counter = new Transform({
-    transform(chunk: Buffer, _e, cb) {
-      n += chunk.length;
-      onBytes(n);
-      cb(null, chunk);
-    },
-  });
-  pipeline(src, v, counter, () => {});
-  return counter;
+  const last = stages.at(-1);
+  if (!last) return src;
+  pipeline([src, ...stages], () => {});
+  return last;
 }
 
 /** Try a cross-repo mount. Returns 'mounted', an open session URL (mount refused: 202), or undefined. */
@@ -129,13 +140,14 @@ async function checkCommitted(res: RegistryResponse, desc: Descriptor, what: str
 
 /** Monolithic: PUT the whole stream with Content-Length. Returns false when the registry refused the method. */
 async function putMonolithic(loc: BlobLocation, desc: Descriptor, url: string, open: () => Promise<Readable>, opts: UploadOptions): Promise<boolean> {
-  const progress = (n: number): void => opts.onProgress?.({ phase: 'upload', item: desc.digest, transferred: n, total: desc.size });
+  const onProgress = opts.onProgress;
+  const progress = onProgress && ((n: number): void => onProgress({ phase: 'upload', item: desc.digest, transferred: n, total: desc.size }));
   const res = await loc.http.send({
     method: 'PUT',
     path: withDigest(url, desc),
     scopes: loc.scopes,
     headers: { 'content-type': 'application/octet-stream', 'content-length': String(desc.size) },
-    body: () => verifiedSource(desc, open, progress),
+    body: () => verifiedSource(desc, open, opts.sourceVerified === true, progress),
     // A retried PUT would append to a half-written session: retries open a new session instead (see uploadBlob).
     retry: false,
     signal: opts.signal,
@@ -188,7 +200,7 @@ async function putChunked(loc: BlobLocation, desc: Descriptor, session: { url: s
   let maxPart = size;
   let url = session.url;
   let offset = 0;
-  const src = await verifiedSource(desc, open);
+  const src = await verifiedSource(desc, open, opts.sourceVerified === true);
   for await (const chunk of chunksOf(src, size)) {
     const start = offset;
     let sent = 0; // bytes of this chunk the registry has
