@@ -4,10 +4,11 @@
  */
 import { readdir, readFile } from 'node:fs/promises';
 import { rootCertificates } from 'node:tls';
-import { Agent, EnvHttpProxyAgent, type Dispatcher } from 'undici';
+import type { Dispatcher } from 'undici';
 import { CanvosError } from '../errors.js';
 import type { CredentialOptions } from './credentials.js';
 import type { RetryOptions } from './retry.js';
+import { Agent, EnvHttpProxyAgent } from './undici-lite.js';
 
 /** Connection options shared by every registry a client talks to. */
 export interface RegistryHttpOptions extends CredentialOptions {

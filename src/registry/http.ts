@@ -6,13 +6,14 @@
  */
 import { finished, type Readable } from 'node:stream';
 import { debuglog } from 'node:util';
-import { request, type Dispatcher } from 'undici';
+import type { Dispatcher } from 'undici';
 import { abortError, CanvosError, RegistryHttpError, redactUrl } from '../errors.js';
 import { RegistryAuth } from './auth.js';
 import { createDispatcher, type RegistryHttpOptions } from './dispatcher.js';
 import { normalizeRegistry, registryEndpoint } from './reference.js';
 import { backoffDelay, isNetworkError, parseRetryAfter, RETRYABLE_STATUS, sleep } from './retry.js';
 import { Semaphore } from './semaphore.js';
+import { request } from './undici-lite.js';
 
 const debug = debuglog('canvos');
 
