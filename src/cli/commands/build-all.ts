@@ -13,6 +13,7 @@ import { CONFIG_OPTIONS, CONFIG_USAGE, cliK8sVersions, loadCliConfig } from '../
 import type { CliIo, CommandModule } from '../main.js';
 import { createProgress, shortDigest } from '../progress.js';
 import { providerResultJson } from './build.js';
+import { usageError as usageErrorFor } from '../flags.js';
 
 const usage = `usage: canvos-lite build-all [options] (--push | --output oci:DIR) [--iso-output DIR]
 
@@ -31,9 +32,7 @@ installer ISO (see canvos-lite iso --help):
 
   --json                   print one JSON result {provider, iso} on stdout instead of the pack snippet`;
 
-function usageError(message: string): CanvosError {
-  return new CanvosError('ERR_USAGE', message, { hint: 'run canvos-lite build-all --help for the options' });
-}
+const usageError = (message: string): CanvosError => usageErrorFor('build-all', message);
 
 async function run(argv: string[], io: CliIo): Promise<number> {
   const { values } = parseArgs({

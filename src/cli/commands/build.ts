@@ -13,6 +13,7 @@ import { packSnippet } from '../../provider/pack-snippet.js';
 import { CONFIG_OPTIONS, CONFIG_USAGE, cliK8sVersions, loadCliConfig } from '../config-options.js';
 import type { CliIo, CommandModule } from '../main.js';
 import { createProgress, formatBytes, shortDigest } from '../progress.js';
+import { usageError as usageErrorFor } from '../flags.js';
 
 const usage = `usage: canvos-lite build [options] (--push | --output oci:DIR | --dry-run)
 
@@ -26,9 +27,7 @@ output (exactly one):
   --dry-run                print the plan with sizes; build and write nothing (fails if an image is unavailable)
   --json                   print a JSON result on stdout instead of the pack snippet`;
 
-function usageError(message: string): CanvosError {
-  return new CanvosError('ERR_USAGE', message, { hint: 'run canvos-lite build --help for the options' });
-}
+const usageError = (message: string): CanvosError => usageErrorFor('build', message);
 
 function dryRunText(r: DryRunReport): string {
   const size = (b: number | undefined) => (b === undefined ? '?' : formatBytes(b));

@@ -14,6 +14,7 @@ import { openImage } from '../../provider/image-reader.js';
 import { buildInstallerIso } from '../../provider/installer-iso.js';
 import { CONFIG_OPTIONS, CONFIG_USAGE, loadCliConfig, type ConfigFlagValues } from '../config-options.js';
 import type { CliIo, CommandModule } from '../main.js';
+import { usageError as usageErrorFor } from '../flags.js';
 
 const usage = `usage: canvos-lite iso [configuration options] [--user-data FILE] [--content DIR]... [--output DIR] [--json]
        canvos-lite iso --base REF [options]
@@ -43,9 +44,7 @@ common options:
 
 const BASE_ONLY = ['cluster-config', 'edge-custom-config', 'name', 'arch', 'force-interactive', 'debug-cmdline', 'insecure'] as const;
 
-function usageError(message: string): CanvosError {
-  return new CanvosError('ERR_USAGE', message, { hint: 'run canvos-lite iso --help for the options' });
-}
+const usageError = (message: string): CanvosError => usageErrorFor('iso', message);
 
 async function run(argv: string[], io: CliIo): Promise<number> {
   const { values, positionals } = parseArgs({
