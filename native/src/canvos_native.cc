@@ -151,27 +151,19 @@ napi_value DecoderPush(napi_env env, napi_callback_info info) {
   ZSTD_inBuffer in = {data, len, 0};
   std::vector<uint8_t> out;
   const size_t step = ZSTD_DStreamOutSize();
-  while (in.pos < in.size) {
-    size_t old = out.size();
-    out.resize(old + step);
-    ZSTD_outBuffer ob = {out.data() + old, step, 0};
-    size_t r = ZSTD_decompressStream(d->ds, &ob, &in);
-    out.resize(old + ob.pos);
-    if (ZSTD_isError(r)) { napi_throw_error(env, "ERR_ZSTD", ZSTD_getErrorName(r)); return nullptr; }
-    d->mid_frame = r != 0;
-  }
-  // Drain output still buffered inside the decoder for the current input.
+  // Feed all input, then keep draining while the decoder fills whole output steps (data buffered inside it).
   for (;;) {
     size_t old = out.size();
     out.resize(old + step);
     ZSTD_outBuffer ob = {out.data() + old, step, 0};
+    size_t before = in.pos;
     size_t r = ZSTD_decompressStream(d->ds, &ob, &in);
     out.resize(old + ob.pos);
     if (ZSTD_isError(r)) { napi_throw_error(env, "ERR_ZSTD", ZSTD_getErrorName(r)); return nullptr; }
-    // With no new input, a non-zero hint at a frame boundary only asks for the next frame: keep the state
-    // from the last call that actually moved data.
-    if (ob.pos > 0) d->mid_frame = r != 0;
-    if (ob.pos < step) break;
+    // A call that moved no data returns the next frame's header hint even at a frame boundary: only calls that
+    // consumed input or produced output tell whether we are inside a frame.
+    if (ob.pos > 0 || in.pos > before) d->mid_frame = r != 0;
+    if (in.pos >= in.size && ob.pos < step) break;
   }
   napi_value result;
   void* dst = nullptr;
