@@ -4,7 +4,8 @@
  * bottom-up as their exact bytes, the root (with its tag) last, and commit. Any failure aborts the rest and leaves
  * the tag untouched.
  */
-import { Transform, type Readable } from 'node:stream';
+import { setMaxListeners } from 'node:events';
+import { pipeline, Transform, type Readable } from 'node:stream';
 import { abortError, CanvosError } from '../errors.js';
 import type { Digest } from '../oci/digest.js';
 import { formatPlatform, hostPlatform, type Platform } from '../oci/platform.js';
@@ -77,6 +78,8 @@ export interface CopyResult {
 export async function copyImage(src: ImageSource, dst: ImageDestination, opts: CopyOptions = {}): Promise<CopyResult> {
   const failed = new AbortController();
   const signal = opts.signal ? AbortSignal.any([opts.signal, failed.signal]) : failed.signal;
+  // Every request in flight listens on this signal: many at once is expected, not a leak.
+  setMaxListeners(0, signal);
   const o: OpOptions = { signal };
   const onProgress = opts.onProgress;
   const tag = opts.tag ?? dst.tag;
@@ -226,8 +229,10 @@ async function copyBlob(
         cb(null, chunk);
       },
     });
-    s.on('error', (e) => counter.destroy(e));
-    return s.pipe(counter);
+    // pipeline, not pipe: when the upload drops `counter` (early answer, reset), the source stream and the
+    // connection it reads from are released too.
+    pipeline(s, counter, () => {});
+    return counter;
   };
   // hasBlob just said no, and getBlob streams verify themselves: spare the destination a second HEAD and hash.
   const r = await dst.putBlob(desc, open, { signal, mountFrom: src.mountOrigin, knownAbsent: true, sourceVerified: true });

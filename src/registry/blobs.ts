@@ -5,7 +5,7 @@
  */
 import { createReadStream, createWriteStream } from 'node:fs';
 import { rename, rm, stat } from 'node:fs/promises';
-import { pipeline as pipelineCb, Readable, Transform } from 'node:stream';
+import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { abortError, CanvosError } from '../errors.js';
 import { DigestCounter, VerifyingStream, type Digest } from '../oci/digest.js';
@@ -82,39 +82,67 @@ async function getFrom(loc: BlobLocation, desc: Descriptor, offset: number, opts
 export async function openBlob(loc: BlobLocation, desc: Descriptor, opts: BlobReadOptions = {}): Promise<Readable> {
   const first = await getFrom(loc, desc, 0, opts);
   const maxResumes = opts.maxResumes ?? 5;
-  async function* bytes(): AsyncGenerator<Buffer> {
-    let cur = first;
-    let offset = 0;
-    let resumes = 0;
-    for (;;) {
-      // A 200 after a resume restarts from byte 0: skip what was already emitted.
-      let skip = offset - cur.start;
-      try {
-        for await (const c of cur.res.body) {
-          let chunk = c as Buffer;
-          if (skip > 0) {
-            const n = Math.min(skip, chunk.length);
-            skip -= n;
-            chunk = chunk.subarray(n);
-            if (chunk.length === 0) continue;
-          }
-          offset += chunk.length;
-          opts.onProgress?.({ phase: 'download', item: desc.digest, transferred: offset, total: desc.size });
-          yield chunk;
-        }
-        if (desc.size < 0 || offset >= desc.size) return;
-        // Clean end before the expected size: treat as a broken connection and resume.
-      } catch (e) {
-        cur.res.body.destroy();
-        if (opts.signal?.aborted) throw abortError(opts.signal);
-        if (!isNetworkError(e) || resumes >= maxResumes) throw e;
-      }
-      if (resumes++ >= maxResumes) throw new CanvosError('ERR_NETWORK', `GET blob ${desc.digest}: body ended early ${resumes} times`, { hint: 'the connection to the registry keeps dropping' });
-      cur = await getFrom(loc, desc, offset, opts);
-    }
-  }
   const verifier = new VerifyingStream(desc.digest, { size: desc.size, what: `blob ${desc.digest}` });
-  pipelineCb(Readable.from(bytes(), { objectMode: false }), verifier, () => {});
+  // Bodies are written into the verifier from 'data' events with backpressure (pause/drain): the cheapest path
+  // through Node streams, with no per-chunk promise, which matters at hundreds of MB/s.
+  let offset = 0;
+  let resumes = 0;
+  let body = first.res.body;
+  const resume = (e: unknown): void => {
+    body.destroy();
+    if (verifier.destroyed) return;
+    if (opts.signal?.aborted) return void verifier.destroy(abortError(opts.signal));
+    if (e !== undefined && (!isNetworkError(e) || resumes >= maxResumes)) return void verifier.destroy(e as Error);
+    if (resumes++ >= maxResumes) {
+      return void verifier.destroy(new CanvosError('ERR_NETWORK', `GET blob ${desc.digest}: body ended early ${resumes} times`, { hint: 'the connection to the registry keeps dropping' }));
+    }
+    getFrom(loc, desc, offset, opts).then(follow, (err: unknown) => verifier.destroy(err as Error));
+  };
+  const follow = (cur: { res: RegistryResponse; start: number }): void => {
+    body = cur.res.body;
+    const b = body;
+    if (verifier.destroyed) return void b.destroy();
+    // A 200 after a resume restarts from byte 0: skip what was already emitted.
+    let skip = offset - cur.start;
+    const onDrain = (): void => void b.resume();
+    const detach = (): void => {
+      b.off('data', onData);
+      b.off('end', onEnd);
+      b.off('error', onError);
+      verifier.off('drain', onDrain);
+    };
+    const onData = (c: Buffer): void => {
+      let chunk = c;
+      if (skip > 0) {
+        const n = Math.min(skip, chunk.length);
+        skip -= n;
+        chunk = chunk.subarray(n);
+        if (chunk.length === 0) return;
+      }
+      offset += chunk.length;
+      opts.onProgress?.({ phase: 'download', item: desc.digest, transferred: offset, total: desc.size });
+      if (!verifier.write(chunk)) b.pause();
+    };
+    const onEnd = (): void => {
+      detach();
+      if (desc.size < 0 || offset >= desc.size) verifier.end();
+      // Clean end before the expected size: treat as a broken connection and resume.
+      else resume(undefined);
+    };
+    const onError = (e: unknown): void => {
+      detach();
+      resume(e);
+    };
+    b.on('error', onError);
+    b.once('end', onEnd);
+    verifier.on('drain', onDrain);
+    b.on('data', onData);
+  };
+  // A consumer that stops early (destroy) must release the current connection and its concurrency slot.
+  verifier.once('close', () => {
+    if (!body.readableEnded) body.destroy();
+  });
+  follow(first);
   return verifier;
 }
 
