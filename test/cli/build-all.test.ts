@@ -6,13 +6,12 @@
 import { createHash } from 'node:crypto';
 import { readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { PassThrough } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { main } from '../../src/cli/main.js';
 import { prepareBootFixture } from '../helpers/boot-fixture.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { run, skopeo, tmpDir } from '../helpers/tools.js';
 import { makeProject, pushFixtureImages } from '../provider/fixture-images.js';
+import { runCli } from '../helpers/cli.js';
 
 let reg: TestRegistry;
 let tmp: Awaited<ReturnType<typeof tmpDir>>;
@@ -20,14 +19,8 @@ let project: string;
 let base: string;
 
 async function cli(cwd: string, ...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const out = new PassThrough();
-  const err = new PassThrough();
-  const chunks = { out: [] as Buffer[], err: [] as Buffer[] };
-  out.on('data', (c: Buffer) => chunks.out.push(c));
-  err.on('data', (c: Buffer) => chunks.err.push(c));
   const env = { HOME: tmp.path, PATH: process.env.PATH, CANVOS_CACHE_DIR: join(tmp.path, 'cache'), SOURCE_DATE_EPOCH: '1700000000' };
-  const code = await main(['build-all', '--insecure-registry', reg.host, ...args], { stdout: out, stderr: err, env, cwd, signal: new AbortController().signal });
-  return { code, stdout: Buffer.concat(chunks.out).toString(), stderr: Buffer.concat(chunks.err).toString() };
+  return runCli(['build-all', '--insecure-registry', reg.host, ...args], { env, cwd });
 }
 
 const exists = (p: string): Promise<boolean> => stat(p).then(() => true, () => false);

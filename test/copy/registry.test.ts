@@ -1,8 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { PassThrough } from 'node:stream';
-import { main } from '../../src/cli/main.js';
 import { copyImage } from '../../src/copy/copy.js';
 import { openDestination, openSource } from '../../src/copy/transports.js';
 import { CanvosError } from '../../src/errors.js';
@@ -11,6 +9,7 @@ import { makeOciLayout } from '../helpers/fixtures.js';
 import { startFaultProxy, type FaultProxy } from '../helpers/fault-proxy.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { run, skopeo, tmpDir } from '../helpers/tools.js';
+import { runCli } from '../helpers/cli.js';
 
 let a: TestRegistry; // anonymous
 let b: TestRegistry; // basic auth
@@ -33,13 +32,7 @@ afterAll(async () => {
 
 /** Run the CLI in-process with captured output and an environment without any credentials. */
 async function cli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const out = new PassThrough();
-  const err = new PassThrough();
-  const chunks: Record<'o' | 'e', Buffer[]> = { o: [], e: [] };
-  out.on('data', (d: Buffer) => chunks.o.push(d));
-  err.on('data', (d: Buffer) => chunks.e.push(d));
-  const code = await main(['copy', ...args], { stdout: out, stderr: err, env: { HOME: home, PATH: process.env.PATH }, cwd: tmp.path, signal: new AbortController().signal });
-  return { code, stdout: Buffer.concat(chunks.o).toString('utf8'), stderr: Buffer.concat(chunks.e).toString('utf8') };
+  return runCli(['copy', ...args], { env: { HOME: home, PATH: process.env.PATH }, cwd: tmp.path });
 }
 
 /** The digest of the raw manifest skopeo reads at a docker:// reference. */

@@ -2,15 +2,14 @@
  * `canvos-lite iso` end to end on an oci: layout (the boot fixture): exit codes, JSON result, the ISO and its
  * .sha256 in --output; and buildIso aborted mid-way leaves the output directory empty.
  */
-import { PassThrough } from 'node:stream';
 import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { main } from '../../src/cli/main.js';
 import { CanvosError } from '../../src/errors.js';
 import { buildIso } from '../../src/iso/build-iso.js';
 import { layoutRootfs, prepareBootFixture, type BootFixture } from '../helpers/boot-fixture.js';
 import { tmpDir } from '../helpers/tools.js';
+import { runCli } from '../helpers/cli.js';
 
 let dir: { path: string; cleanup(): Promise<void> };
 let fx: BootFixture;
@@ -23,15 +22,8 @@ afterAll(async () => {
 });
 
 async function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const out = new PassThrough();
-  const err = new PassThrough();
-  const o: Buffer[] = [];
-  const e: Buffer[] = [];
-  out.on('data', (b: Buffer) => o.push(b));
-  err.on('data', (b: Buffer) => e.push(b));
   const env = { ...process.env, CANVOS_CACHE_DIR: join(dir.path, 'cache') };
-  const code = await main(args, { stdout: out, stderr: err, env, cwd: dir.path, signal: new AbortController().signal });
-  return { code, stdout: Buffer.concat(o).toString(), stderr: Buffer.concat(e).toString() };
+  return runCli(args, { env, cwd: dir.path });
 }
 
 describe('canvos-lite iso', () => {

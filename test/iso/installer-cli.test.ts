@@ -5,27 +5,20 @@
 import { createHash } from 'node:crypto';
 import { cp, mkdir, readFile, readdir, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { PassThrough } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { main } from '../../src/cli/main.js';
 import { buildLayer } from '../../src/layers/build.js';
 import { MARKER, prepareBootFixture } from '../helpers/boot-fixture.js';
 import { makeOciLayout } from '../helpers/fixtures.js';
 import { bootIso } from '../helpers/qemu.js';
 import { run, tmpDir } from '../helpers/tools.js';
+import { runCli } from '../helpers/cli.js';
 
 let tmp: Awaited<ReturnType<typeof tmpDir>>;
 let project: string;
 
 async function cli(cwd: string, ...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const out = new PassThrough();
-  const err = new PassThrough();
-  const chunks = { out: [] as Buffer[], err: [] as Buffer[] };
-  out.on('data', (c: Buffer) => chunks.out.push(c));
-  err.on('data', (c: Buffer) => chunks.err.push(c));
   const env = { HOME: tmp.path, PATH: process.env.PATH, CANVOS_CACHE_DIR: join(tmp.path, 'cache'), SOURCE_DATE_EPOCH: '1700000000' };
-  const code = await main(args, { stdout: out, stderr: err, env, cwd, signal: new AbortController().signal });
-  return { code, stdout: Buffer.concat(chunks.out).toString(), stderr: Buffer.concat(chunks.err).toString() };
+  return runCli(args, { env, cwd });
 }
 
 /**

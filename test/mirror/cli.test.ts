@@ -1,15 +1,14 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { PassThrough } from 'node:stream';
 import { parse } from 'yaml';
-import { main } from '../../src/cli/main.js';
 import { sha256 } from '../../src/oci/digest.js';
 import { indexTar } from '../../src/oci/tar-index.js';
 import { makeOciLayout } from '../helpers/fixtures.js';
 import { pushLayout } from '../helpers/push-layout.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { run, skopeo, tmpDir } from '../helpers/tools.js';
+import { runCli } from '../helpers/cli.js';
 
 let a: TestRegistry;
 let b: TestRegistry;
@@ -19,14 +18,7 @@ let sig: Awaited<ReturnType<typeof makeOciLayout>>;
 let sigTag: string;
 
 async function cli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const out = new PassThrough();
-  const err = new PassThrough();
-  const o: Buffer[] = [];
-  const e: Buffer[] = [];
-  out.on('data', (d: Buffer) => o.push(d));
-  err.on('data', (d: Buffer) => e.push(d));
-  const code = await main(['mirror', ...args], { stdout: out, stderr: err, env: { HOME: tmp.path, PATH: process.env.PATH }, cwd: tmp.path, signal: new AbortController().signal });
-  return { code, stdout: Buffer.concat(o).toString('utf8'), stderr: Buffer.concat(e).toString('utf8') };
+  return runCli(['mirror', ...args], { env: { HOME: tmp.path, PATH: process.env.PATH }, cwd: tmp.path });
 }
 
 const raw = async (ref: string): Promise<string> => sha256(await skopeo(['inspect', '--raw', '--tls-verify=false', `docker://${ref}`]));

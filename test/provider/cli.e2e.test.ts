@@ -1,13 +1,12 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { PassThrough } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { main } from '../../src/cli/main.js';
 import { makeOciLayout } from '../helpers/fixtures.js';
 import { pushLayout } from '../helpers/push-layout.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { skopeo, tmpDir } from '../helpers/tools.js';
 import { K3S_VERSIONS, makeProject, pushFixtureImages, type FixtureRefs } from './fixture-images.js';
+import { runCli } from '../helpers/cli.js';
 
 let reg: TestRegistry;
 let tmp: Awaited<ReturnType<typeof tmpDir>>;
@@ -15,14 +14,8 @@ let refs: FixtureRefs;
 let project: string;
 
 async function cli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const out = new PassThrough();
-  const err = new PassThrough();
-  const chunks = { out: [] as Buffer[], err: [] as Buffer[] };
-  out.on('data', (c: Buffer) => chunks.out.push(c));
-  err.on('data', (c: Buffer) => chunks.err.push(c));
   const env = { HOME: tmp.path, PATH: process.env.PATH, CANVOS_CACHE_DIR: join(tmp.path, 'cache'), SOURCE_DATE_EPOCH: '1700000000' };
-  const code = await main(['build', '--insecure-registry', reg.host, ...args], { stdout: out, stderr: err, env, cwd: project, signal: new AbortController().signal });
-  return { code, stdout: Buffer.concat(chunks.out).toString(), stderr: Buffer.concat(chunks.err).toString() };
+  return runCli(['build', '--insecure-registry', reg.host, ...args], { env, cwd: project });
 }
 
 async function tags(repo: string): Promise<string[]> {
@@ -118,14 +111,8 @@ describe('canvos-lite build against an authenticating registry with a Docker-typ
   afterAll(async () => auth?.stop());
 
   it('pushes with --authfile credentials, keeps the Docker media-type family, never prints the password', async () => {
-    const out = new PassThrough();
-    const err = new PassThrough();
-    let stdout = '';
-    let stderr = '';
-    out.on('data', (c: Buffer) => (stdout += c.toString()));
-    err.on('data', (c: Buffer) => (stderr += c.toString()));
     const env = { HOME: tmp.path, PATH: process.env.PATH, CANVOS_CACHE_DIR: join(dir, 'cache') };
-    const code = await main(['build', '--push', '--insecure-registry', auth.host, '--authfile', join(dir, 'auth.json'), '--set', 'K8S_VERSION=1.30.4'], { stdout: out, stderr: err, env, cwd: join(dir, 'project'), signal: new AbortController().signal });
+    const { code, stdout, stderr } = await runCli(['build', '--push', '--insecure-registry', auth.host, '--authfile', join(dir, 'auth.json'), '--set', 'K8S_VERSION=1.30.4'], { env, cwd: join(dir, 'project') });
     expect(stderr).not.toContain(auth.password!);
     expect(stdout).not.toContain(auth.password!);
     expect(code).toBe(0);
