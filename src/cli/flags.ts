@@ -16,3 +16,13 @@ export function parseCreds(command: string, v: string | undefined, flag: string)
   if (i <= 0) throw usageError(command, `${flag} must be USER:PASSWORD`);
   return { username: v.slice(0, i), password: v.slice(i + 1) };
 }
+
+/** parseArgs options for the source/destination registry flags shared by copy and mirror. */
+export const SRC_DEST_REGISTRY_OPTIONS = {
+  'src-creds': { type: 'string' },
+  'dest-creds': { type: 'string' },
+  authfile: { type: 'string' },
+  'src-insecure': { type: 'boolean' },
+  'dest-insecure': { type: 'boolean' },
+  'cert-dir': { type: 'string' },
+} as const;

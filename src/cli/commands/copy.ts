@@ -12,7 +12,7 @@ import { parsePlatform } from '../../oci/platform.js';
 import type { RegistryTransportOptions } from '../../registry/transport.js';
 import type { CliIo, CommandModule } from '../main.js';
 import { createProgress, formatBytes } from '../progress.js';
-import { parseCreds as parseCredsFor, usageError as usageErrorFor } from '../flags.js';
+import { SRC_DEST_REGISTRY_OPTIONS, parseCreds as parseCredsFor, usageError as usageErrorFor } from '../flags.js';
 
 const usage = `usage: canvos-lite copy [options] SRC DST
 
@@ -55,12 +55,7 @@ async function run(argv: string[], io: CliIo): Promise<number> {
       'all-platforms': { type: 'boolean' },
       all: { type: 'boolean' },
       platform: { type: 'string', multiple: true },
-      'src-creds': { type: 'string' },
-      'dest-creds': { type: 'string' },
-      authfile: { type: 'string' },
-      'src-insecure': { type: 'boolean' },
-      'dest-insecure': { type: 'boolean' },
-      'cert-dir': { type: 'string' },
+      ...SRC_DEST_REGISTRY_OPTIONS,
       jobs: { type: 'string' },
       'include-foreign': { type: 'boolean' },
       force: { type: 'boolean' },

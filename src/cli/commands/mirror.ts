@@ -21,7 +21,7 @@ import { parseReference, type Reference } from '../../registry/reference.js';
 import type { RegistryTransportOptions } from '../../registry/transport.js';
 import type { CliIo, CommandModule } from '../main.js';
 import { createProgress, formatBytes } from '../progress.js';
-import { parseCreds as parseCredsFor, usageError as usageErrorFor } from '../flags.js';
+import { SRC_DEST_REGISTRY_OPTIONS, parseCreds as parseCredsFor, usageError as usageErrorFor } from '../flags.js';
 
 const usage = `usage: canvos-lite mirror plan [--config mirror.yaml | REF...] [--to REGISTRY[/path] | --to DIR | --to FILE.tar] [--from DIR|FILE.tar]
        canvos-lite mirror push [--config mirror.yaml | REF...] --to REGISTRY[/path]
@@ -102,12 +102,7 @@ async function run(argv: string[], io: CliIo): Promise<number> {
       'allow-partial': { type: 'boolean' },
       'registries-yaml': { type: 'string' },
       failures: { type: 'string' },
-      'src-creds': { type: 'string' },
-      'dest-creds': { type: 'string' },
-      authfile: { type: 'string' },
-      'src-insecure': { type: 'boolean' },
-      'dest-insecure': { type: 'boolean' },
-      'cert-dir': { type: 'string' },
+      ...SRC_DEST_REGISTRY_OPTIONS,
       images: { type: 'string' },
       jobs: { type: 'string' },
       json: { type: 'boolean' },
