@@ -13,6 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { gzipSync } from 'node:zlib';
 import { pack } from 'tar-stream';
+import { startWan } from './lib/wan.mjs';
 
 const exec = promisify(execFile);
 const here = dirname(fileURLToPath(import.meta.url));
@@ -39,34 +40,6 @@ async function startRegistry(root) {
   }
   child.kill('SIGKILL');
   throw new Error('registry did not start');
-}
-
-/**
- * A WAN stand-in in front of registry A: every request waits `latencyMs` before it is forwarded and every response
- * body is throttled to `bytesPerSec` per connection (what a CDN or a long-haul TCP stream gives one stream).
- */
-async function startWan(targetHost, latencyMs, bytesPerSec) {
-  const { createServer: httpServer, request } = await import('node:http');
-  const server = httpServer((req, res) => {
-    setTimeout(() => {
-      const up = request({ host: targetHost.split(':')[0], port: Number(targetHost.split(':')[1]), method: req.method, path: req.url, headers: req.headers }, (ur) => {
-        res.writeHead(ur.statusCode ?? 502, ur.headers);
-        const started = Date.now();
-        let sent = 0;
-        ur.on('data', (c) => {
-          sent += c.length;
-          res.write(c);
-          const ahead = (sent / bytesPerSec) * 1000 - (Date.now() - started);
-          if (ahead > 5) { ur.pause(); setTimeout(() => ur.resume(), ahead); }
-        });
-        ur.on('end', () => res.end());
-      });
-      up.on('error', () => res.destroy());
-      req.pipe(up);
-    }, latencyMs);
-  });
-  await new Promise((r) => server.listen(0, '127.0.0.1', r));
-  return { host: `127.0.0.1:${server.address().port}`, stop: () => server.close() };
 }
 
 const sha = (b) => `sha256:${createHash('sha256').update(b).digest('hex')}`;

@@ -25,7 +25,7 @@ export interface RegistryHttpOptions extends CredentialOptions {
   /**
    * Requests in flight per registry; a streaming response body holds its slot until consumed. Copying between two
    * repositories of one registry must use two RegistryHttp instances (the transports do), or a PUT fed by a GET
-   * on the same instance can starve. Default: 4.
+   * on the same instance can starve. Default: 6 (the copy engine's blob concurrency).
    */
   concurrency?: number | undefined;
   /** Redirects followed per request. Default: 5. */

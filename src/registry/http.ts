@@ -102,7 +102,7 @@ export class RegistryHttp {
       return n === this.registry || n === this.endpoint;
     });
     this.baseUrl = `${insecure ? 'http' : 'https'}://${this.endpoint}`;
-    this.sem = new Semaphore(opts.concurrency ?? 4);
+    this.sem = new Semaphore(opts.concurrency ?? 6);
     this.auth = new RegistryAuth(this.registry, (url, init) => this.tokenRequest(url, init), opts);
   }
 

@@ -36,8 +36,10 @@ const usageError = (message: string): CanvosError => usageErrorFor('copy', messa
 
 const parseCreds = (v: string | undefined, flag: string): ReturnType<typeof parseCredsFor> => parseCredsFor('copy', v, flag);
 
-function registryOptions(spec: ImageSpec, io: CliIo, creds: ReturnType<typeof parseCreds>, insecure: boolean, authFile: string | undefined, certsDir: string | undefined): RegistryTransportOptions {
+function registryOptions(spec: ImageSpec, io: CliIo, creds: ReturnType<typeof parseCreds>, insecure: boolean, authFile: string | undefined, certsDir: string | undefined, jobs: number): RegistryTransportOptions {
   return {
+    // Every blob in flight holds one request slot at each end: --jobs must raise the per-registry limit too.
+    concurrency: jobs,
     env: io.env,
     credentials: creds,
     authFiles: authFile ? [authFile] : undefined,
@@ -80,8 +82,8 @@ async function run(argv: string[], io: CliIo): Promise<number> {
   let dst: ImageDestination | undefined;
   let result: CopyResult;
   try {
-    src = openSource(srcSpec, { registry: registryOptions(srcSpec, io, srcCreds, values['src-insecure'] === true, values.authfile, values['cert-dir']) });
-    dst = openDestination(dstSpec, { registry: registryOptions(dstSpec, io, destCreds, values['dest-insecure'] === true, values.authfile, values['cert-dir']) });
+    src = openSource(srcSpec, { registry: registryOptions(srcSpec, io, srcCreds, values['src-insecure'] === true, values.authfile, values['cert-dir'], jobs ?? 6) });
+    dst = openDestination(dstSpec, { registry: registryOptions(dstSpec, io, destCreds, values['dest-insecure'] === true, values.authfile, values['cert-dir'], jobs ?? 6) });
     result = await copyImage(src, dst, {
       platforms,
       concurrency: jobs,
