@@ -1,7 +1,8 @@
 /**
- * Streams file contents into squashfs data blocks: full blocks are compressed in parallel (bounded in flight)
- * and written in order, all-zero blocks become sparse (size word 0), tail ends are packed into shared fragment
- * blocks, and files with identical content (sha256 + size) share one copy by rewinding the write position.
+ * Streams file contents into squashfs data blocks: blocks are compressed in parallel (bounded in flight) and
+ * written in order, all-zero blocks become sparse (size word 0), files shorter than a block are packed into shared
+ * fragment blocks (tail ends of longer files too with alwaysUseFragments), and files with identical content
+ * (sha256 + size) share one copy by rewinding the write position.
  */
 import { createHash } from 'node:crypto';
 import type { FileHandle } from 'node:fs/promises';
@@ -29,6 +30,8 @@ export interface DataWriterOptions {
   blockSize: number;
   concurrency: number;
   fragments: boolean;
+  /** Also pack the tail ends of files of a block or more into fragments (mksquashfs -always-use-fragments). */
+  alwaysUseFragments: boolean;
   dedupe: boolean;
   signal?: AbortSignal | undefined;
   /** Called with the number of content bytes consumed so far. */
@@ -121,7 +124,9 @@ export class DataWriter {
       this.seen.set(key, data);
     }
     if (fill > 0) {
-      if (this.o.fragments) this.addTail(buf.subarray(0, fill), data);
+      // Like mksquashfs: files shorter than a block go into fragments, the tail end of a longer file is its own
+      // short block unless alwaysUseFragments (so inode sizes, hence the whole metadata layout, match mksquashfs).
+      if (this.o.fragments && (submitted === 0 || this.o.alwaysUseFragments)) this.addTail(buf.subarray(0, fill), data);
       else {
         const tail = Buffer.from(buf.subarray(0, fill)); // the staging buffer is reused by the next file
         await this.submit(tail, (pos, w) => sink(pos, w, tail.length), true);

@@ -41,8 +41,13 @@ export interface SquashfsOptions {
   level?: number | undefined;
   /** Superblock mkfs time and mtime of implicit directories. Default: SOURCE_DATE_EPOCH, else 0 (reproducible). */
   mkfsTime?: number | undefined;
-  /** Pack file tails shorter than a block into shared fragment blocks. Default: true. */
+  /**
+   * Pack files shorter than a block into shared fragment blocks. Default: true. The tail end of a longer file is
+   * stored as its own short block, as mksquashfs does by default (so both lay out metadata identically).
+   */
   fragments?: boolean | undefined;
+  /** Also pack the tail ends of files of a block or more into fragments (mksquashfs -always-use-fragments). Default: false. */
+  alwaysUseFragments?: boolean | undefined;
   /** Store files with identical content (sha256 + size) once. Default: true. */
   dedupe?: boolean | undefined;
   /**
@@ -104,7 +109,7 @@ export async function writeSquashfs(
     const report = (phase: SquashfsProgress['phase'], bytes: number): void =>
       onProgress?.({ phase, entries: count, transferred: bytes });
     const data = new DataWriter(fh, SUPERBLOCK_SIZE, c, {
-      blockSize, concurrency, fragments, dedupe, signal,
+      blockSize, concurrency, fragments, alwaysUseFragments: opts.alwaysUseFragments ?? false, dedupe, signal,
       onBytes: (b) => {
         if (b - lastReport >= 1 << 24) report('data', (lastReport = b));
       },
