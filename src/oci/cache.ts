@@ -8,7 +8,7 @@ import { createWriteStream } from 'node:fs';
 import { mkdir, rename, rm, stat } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import { Transform, type Readable } from 'node:stream';
+import { Transform, type Readable, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { abortError, CanvosError } from '../errors.js';
 import { DigestCounter, digestAlgorithm, digestHex, parseDigest, VerifyingStream, type Digest } from './digest.js';
@@ -27,38 +27,90 @@ export interface StoreBlobOptions {
   signal?: AbortSignal | undefined;
   /** Called with the bytes written so far (throttling is the caller's business). Default: none. */
   onBytes?: ((n: number) => void) | undefined;
+  /**
+   * `input` verifies `digest` and `size` itself and errors at its end on mismatch (an `ImageSource.getBlob`
+   * stream, see `PutBlobHints.sourceVerified`): the bytes are not hashed again, only counted. The blob still
+   * becomes visible only after `input` ended cleanly with the expected size. Ignored without `digest` (the
+   * digest is then needed to name the file). Default: false.
+   */
+  sourceVerified?: boolean | undefined;
 }
 
 /**
  * Stream `input` into `<root>/<alg>/<hex>` atomically: temp file `.tmp-*` in the same directory, verified, then
- * renamed. On any failure the temp file is removed and nothing becomes visible.
+ * renamed. On any failure the temp file is removed and nothing becomes visible. The bytes are hashed once: against
+ * `digest` when given (not at all with `sourceVerified`, where the input's own verification at its end stands in),
+ * else to compute the sha256 that names the file.
  */
 export async function storeBlob(root: string, input: Readable, opts: StoreBlobOptions = {}): Promise<{ digest: Digest; size: number; path: string }> {
   const algo = opts.digest ? digestAlgorithm(opts.digest) : 'sha256';
   const dir = join(root, algo);
   await mkdir(dir, { recursive: true });
   const tmp = join(dir, `.tmp-${randomBytes(8).toString('hex')}`);
-  const counter = new DigestCounter(algo);
-  const stages: NodeJS.ReadWriteStream[] = [counter.transform()];
-  if (opts.digest) stages.push(new VerifyingStream(opts.digest, { size: opts.size }));
+  const expectedSize = opts.size !== undefined && opts.size >= 0 ? opts.size : -1;
+  // Exactly one stage looks at the bytes: the verifier (hashes and checks size), the counter (hashes to name the
+  // file) or, for a self-verifying input, a size guard (counts only; fails as soon as the input runs over).
   const onBytes = opts.onBytes;
-  if (onBytes) {
-    let n = 0;
-    stages.push(new Transform({ transform: (c: Buffer, _e, cb) => (onBytes((n += c.length)), cb(null, c)) }));
+  const digest = opts.digest;
+  const stages: Transform[] = [];
+  let result: () => { digest: Digest; size: number };
+  if (digest && opts.sourceVerified) {
+    const guard = new SizeGuard(digest, expectedSize, onBytes);
+    stages.push(guard);
+    result = () => ({ digest, size: guard.bytes });
+  } else {
+    if (digest) {
+      const verifier = new VerifyingStream(digest, { size: expectedSize });
+      stages.push(verifier);
+      result = () => ({ digest, size: verifier.bytes });
+    } else {
+      const counter = new DigestCounter(algo);
+      stages.push(counter.transform());
+      result = () => counter.result();
+    }
+    if (onBytes) {
+      let n = 0;
+      stages.push(new Transform({ transform: (c: Buffer, _e, cb) => (onBytes((n += c.length)), cb(null, c)) }));
+    }
   }
   try {
+    // pipeline resolves only after `input` ended without error and the temp file is flushed and closed; an error
+    // at the input's end (a self-verifying source's digest mismatch) rejects it before anything is renamed.
     await pipeline([input, ...stages, createWriteStream(tmp)], opts.signal ? { signal: opts.signal } : {});
-    const { digest, size } = counter.result();
-    if (opts.size !== undefined && opts.size >= 0 && size !== opts.size) {
-      throw new CanvosError('ERR_SIZE_MISMATCH', `blob ${digest}: expected ${opts.size} bytes, got ${size}`);
+    const stored = result();
+    if (expectedSize >= 0 && stored.size !== expectedSize) {
+      throw new CanvosError('ERR_SIZE_MISMATCH', `blob ${stored.digest}: expected ${expectedSize} bytes, got ${stored.size}`);
     }
-    const path = join(dir, digestHex(digest));
+    const path = join(dir, digestHex(stored.digest));
     await rename(tmp, path);
-    return { digest, size, path };
+    return { ...stored, path };
   } catch (e) {
     await rm(tmp, { force: true });
     if (opts.signal?.aborted && !CanvosError.is(e)) throw abortError(opts.signal);
     throw e;
+  }
+}
+
+/** Pass-through that counts bytes (reporting them to `onBytes`) and fails as soon as more than `max` arrive. */
+class SizeGuard extends Transform {
+  bytes = 0;
+  private readonly digest: Digest;
+  private readonly max: number;
+  private readonly onBytes: ((n: number) => void) | undefined;
+  constructor(digest: Digest, max: number, onBytes: ((n: number) => void) | undefined) {
+    super();
+    this.digest = digest;
+    this.max = max;
+    this.onBytes = onBytes;
+  }
+  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+    this.bytes += chunk.length;
+    if (this.max >= 0 && this.bytes > this.max) {
+      cb(new CanvosError('ERR_SIZE_MISMATCH', `blob ${this.digest}: received more than the expected ${this.max} bytes`));
+      return;
+    }
+    this.onBytes?.(this.bytes);
+    cb(null, chunk);
   }
 }
 

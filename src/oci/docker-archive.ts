@@ -211,7 +211,7 @@ export function dockerArchiveDestination(file: string, opts: DockerArchiveDestin
     },
     async putBlob(desc, openBlob, o = {}): Promise<PutBlobResult> {
       if ((await blobSize(blobRoot, desc.digest)) === desc.size) return 'exists';
-      await storeBlob(blobRoot, await openBlob(), { digest: desc.digest, size: desc.size, signal: o.signal });
+      await storeBlob(blobRoot, await openBlob(), { digest: desc.digest, size: desc.size, signal: o.signal, sourceVerified: o.sourceVerified === true });
       return 'uploaded';
     },
     async hasManifest(): Promise<boolean> {

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { CanvosError } from '../errors.js';
 import type { ImageDestination, ImageSource, OpOptions, PutBlobResult, RawManifest } from '../copy/types.js';
-import { blobFile, blobSize, storeBlob } from './cache.js';
+import { blobFile, blobSize, storeBlob, type StoreBlobOptions } from './cache.js';
 import { isDigest, sha256, verifyBuffer, VerifyingStream, type Digest } from './digest.js';
 import { MediaType } from './media-types.js';
 import { imageIndexSchema, type Descriptor, type ImageIndex } from './schemas.js';
@@ -132,9 +132,16 @@ export class OciLayout {
     return bytes;
   }
 
-  /** Store a blob from a stream, verified, atomically. */
-  async writeBlob(desc: Pick<Descriptor, 'digest' | 'size'>, input: Readable, opts: OpOptions & { onBytes?: (n: number) => void } = {}): Promise<void> {
-    await storeBlob(this.blobsDir, input, { digest: desc.digest, size: desc.size, signal: opts.signal, onBytes: opts.onBytes });
+  /**
+   * Store a blob from a stream, verified, atomically. `sourceVerified`: `input` checks its own digest and size and
+   * errors at its end on mismatch, so it is not hashed again (see {@link StoreBlobOptions.sourceVerified}).
+   */
+  async writeBlob(
+    desc: Pick<Descriptor, 'digest' | 'size'>,
+    input: Readable,
+    opts: OpOptions & { onBytes?: ((n: number) => void) | undefined; sourceVerified?: boolean | undefined } = {},
+  ): Promise<void> {
+    await storeBlob(this.blobsDir, input, { digest: desc.digest, size: desc.size, signal: opts.signal, onBytes: opts.onBytes, sourceVerified: opts.sourceVerified });
   }
 
   /** Store a small in-memory blob (manifest, config) atomically. */
@@ -265,7 +272,7 @@ export function layoutDestination(dir: string, opts: LayoutTransportOptions = {}
     async putBlob(desc, open, o = {}): Promise<PutBlobResult> {
       await init();
       if (await layout.hasBlob(desc.digest, desc.size)) return 'exists';
-      await layout.writeBlob(desc, await open(), { signal: o.signal });
+      await layout.writeBlob(desc, await open(), { signal: o.signal, sourceVerified: o.sourceVerified === true });
       return 'uploaded';
     },
     async hasManifest(digest: Digest): Promise<boolean> {
