@@ -6,7 +6,8 @@
  * Two scenarios on the same set: `loopback` (A, B, C and the clients share this machine's cores, so the registries'
  * own CPU, reported as its own row, sets a floor under both tools) and `wan`, where A sits behind a WAN stand-in
  * (lib/wan.mjs: latency per request and a per-connection throughput cap, env BENCH_WAN_LATENCY_MS / _STREAM_MBPS),
- * the case of pulling from a remote registry into a site's local one. BENCH_SCENARIO=loopback|wan runs one.
+ * the case of pulling from a remote registry into a site's local one. BENCH_SCENARIO=loopback|wan runs one;
+ * BENCH_COPY_JOBS=N passes `--jobs N` to canvos-lite (default: its own default).
  */
 import { join } from 'node:path';
 import { addImage } from './lib/layout.mjs';
@@ -60,7 +61,7 @@ export async function benchCopy({ quick = false, log = () => {} } = {}) {
         const [b, c] = await Promise.all([startRegistry(), startRegistry()]);
         try {
           log(`[${name}] run ${rep + 1}/${R}: canvos-lite copy A → B`);
-          runs.ours.push(await copyAll((i) => [process.execPath, [join(ROOT, 'bin', 'canvos-lite.js'), 'copy', '--all-platforms', '--src-insecure', '--dest-insecure', `docker://${srcHost}/bench/img${i}:1`, `docker://${b.host}/bench/img${i}:1`]], [a.pid, b.pid]));
+          runs.ours.push(await copyAll((i) => [process.execPath, [join(ROOT, 'bin', 'canvos-lite.js'), 'copy', ...(process.env.BENCH_COPY_JOBS ? ['--jobs', process.env.BENCH_COPY_JOBS] : []), '--all-platforms', '--src-insecure', '--dest-insecure', `docker://${srcHost}/bench/img${i}:1`, `docker://${b.host}/bench/img${i}:1`]], [a.pid, b.pid]));
           log(`[${name}] run ${rep + 1}/${R}: skopeo copy --all A → C`);
           runs.skopeo.push(await copyAll((i) => ['skopeo', ['copy', '--all', '--quiet', '--src-tls-verify=false', '--dest-tls-verify=false', `docker://${srcHost}/bench/img${i}:1`, `docker://${c.host}/bench/img${i}:1`]], [a.pid, c.pid]));
           // Both copies must hold the same root manifests (byte-exact copies).

@@ -10,7 +10,7 @@ import { abortError, CanvosError } from '../errors.js';
 import type { Digest } from '../oci/digest.js';
 import { formatPlatform, hostPlatform, type Platform } from '../oci/platform.js';
 import type { Descriptor } from '../oci/schemas.js';
-import { Semaphore } from '../registry/semaphore.js';
+import { DEFAULT_CONCURRENCY, Semaphore } from '../registry/semaphore.js';
 import { bottomUp, childPlatforms, loadGraph, selectPlatforms, type ManifestNode } from './graph.js';
 import type { ImageDestination, ImageSource, OpOptions } from './types.js';
 
@@ -26,7 +26,7 @@ export interface CopyOptions extends OpOptions {
    * index of just those children (its digest differs from the source's; `CopyResult.rewritten` says so). Default: [].
    */
   platforms?: Platform[] | undefined;
-  /** Blobs transferred at once (registries also limit requests per host). Default: 6. */
+  /** Blobs transferred at once (registries also limit requests per host). Default: 8 (DEFAULT_CONCURRENCY). */
   concurrency?: number | undefined;
   /** Also copy layers that carry `urls` (foreign / non-distributable). Default: false. */
   includeForeign?: boolean | undefined;
@@ -51,8 +51,8 @@ export class CopyPool {
   readonly semaphore: Semaphore;
   /** In-flight transfers by `scope\0digest`. */
   readonly inflight: Map<string, Promise<BlobStatus>> = new Map();
-  /** `concurrency`: blobs moved at once across all copies. Default: 6. */
-  constructor(concurrency = 6) {
+  /** `concurrency`: blobs moved at once across all copies. Default: 8 (DEFAULT_CONCURRENCY). */
+  constructor(concurrency = DEFAULT_CONCURRENCY) {
     this.semaphore = new Semaphore(concurrency);
   }
 }
@@ -123,7 +123,7 @@ export async function copyImage(src: ImageSource, dst: ImageDestination, opts: C
     onProgress?.({ phase: 'copy', item, transferred: bytesDone, total: bytesTotal, itemsDone, itemsTotal, ...(status ? { status, itemSize } : {}) });
   emit(undefined);
 
-  const sem = opts.pool?.semaphore ?? new Semaphore(opts.concurrency ?? 6);
+  const sem = opts.pool?.semaphore ?? new Semaphore(opts.concurrency ?? DEFAULT_CONCURRENCY);
   const scope = opts.poolScope ?? dst.description;
   let firstError: unknown;
   const fail = (e: unknown): void => {

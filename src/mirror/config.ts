@@ -77,7 +77,7 @@ export const ConcurrencySchema = z.strictObject({
   images: z.number().int().min(1).max(64).optional(),
   /** Blobs moved at once across all images. Default: 8. */
   blobs: z.number().int().min(1).max(128).optional(),
-  /** Requests in flight per registry (every registry). Default: 6 (skopeo/containers-image use 6 blob streams, regclient 3). */
+  /** Requests in flight per registry (every registry). Default: 8 (DEFAULT_CONCURRENCY in registry/semaphore.ts; skopeo/containers-image use 6 blob streams per image, regclient 3). */
   perRegistry: z.number().int().min(1).max(64).optional(),
   /** Per-registry overrides, keyed by registry host (`docker.io`, `quay.io`, `127.0.0.1:5000`). */
   registries: z.record(z.string(), z.number().int().min(1).max(64)).optional(),

@@ -6,6 +6,7 @@
  */
 import { normalizeRegistry } from '../registry/reference.js';
 import { RegistryHttp } from '../registry/http.js';
+import { DEFAULT_CONCURRENCY } from '../registry/semaphore.js';
 import type { RegistryTransportOptions } from '../registry/transport.js';
 import type { ConcurrencyOptions } from './config.js';
 
@@ -17,11 +18,11 @@ export class RegistryConnections {
     this.concurrency = concurrency;
   }
 
-  /** Request limit for a registry. Default: 6. */
+  /** Request limit for a registry. Default: 8 (DEFAULT_CONCURRENCY). */
   limitFor(registry: string): number {
     const reg = normalizeRegistry(registry);
     for (const [k, v] of Object.entries(this.concurrency.registries ?? {})) if (normalizeRegistry(k) === reg) return v;
-    return this.concurrency.perRegistry ?? 6;
+    return this.concurrency.perRegistry ?? DEFAULT_CONCURRENCY;
   }
 
   /** The shared transport for `registry` on `side`, created with `opts` on first use. */

@@ -128,7 +128,7 @@ function layoutBlobDestination(layout: OciLayout, shipped: ReadonlySet<string>):
     hasBlob: async (desc: Descriptor) => shipped.has(desc.digest) || (await layout.hasBlob(desc.digest as Digest, desc.size)),
     async putBlob(desc, open, o = {}): Promise<PutBlobResult> {
       if (await layout.hasBlob(desc.digest as Digest, desc.size)) return 'exists';
-      await layout.writeBlob(desc, await open(), { signal: o.signal });
+      await layout.writeBlob(desc, await open(), { signal: o.signal, sourceVerified: o.sourceVerified === true });
       return 'uploaded';
     },
     hasManifest: (digest: Digest) => layout.hasBlob(digest),

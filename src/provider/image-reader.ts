@@ -38,7 +38,7 @@ export interface OpenImageOptions extends OpenOptions {
 /** Read a blob through the cache (downloaded and verified on first use). @internal */
 export async function cachedBlobPath(src: ImageSource, desc: Descriptor, cache: BlobCache, signal?: AbortSignal): Promise<string> {
   if (!(await cache.has(desc.digest, desc.size))) {
-    await cache.put(await src.getBlob(desc, { signal }), desc.digest, { size: desc.size, signal });
+    await cache.put(await src.getBlob(desc, { signal }), desc.digest, { size: desc.size, signal, sourceVerified: true });
   }
   return cache.path(desc.digest);
 }

@@ -13,6 +13,7 @@ import type { Descriptor } from '../oci/schemas.js';
 import type { OpOptions } from '../copy/types.js';
 import { header, httpError, type RegistryHttp, type RegistryResponse } from './http.js';
 import { isNetworkError } from './retry.js';
+import { BLOB_PARTS_DEFAULTS, defaultReadAheadBudget, streamParts, type BlobPartsOptions } from './blob-parts.js';
 
 /** Where a blob lives: transport + repository + the scopes to use. */
 export interface BlobLocation {
@@ -23,8 +24,13 @@ export interface BlobLocation {
 
 /** Options for blob downloads. */
 export interface BlobReadOptions extends OpOptions {
-  /** How many times a broken body is resumed with Range. Default: 5. */
+  /** How many times a broken body is resumed with Range (per part for ranged reads). Default: 5. */
   maxResumes?: number | undefined;
+  /**
+   * Parallel ranged reads of large blobs (see blob-parts.ts); `false` reads every blob with one GET.
+   * Default: the registry's `blobParts` option, else {@link BLOB_PARTS_DEFAULTS}.
+   */
+  parts?: BlobPartsOptions | false | undefined;
 }
 
 function blobPath(loc: BlobLocation, digest: Digest): string {
@@ -43,10 +49,11 @@ export async function headBlob(loc: BlobLocation, digest: Digest, opts: OpOption
   return { size: len !== undefined ? Number(len) : -1 };
 }
 
-/** GET the blob from `offset`; a 200 means the server ignored Range and sends everything. */
-async function getFrom(loc: BlobLocation, desc: Descriptor, offset: number, opts: OpOptions): Promise<{ res: RegistryResponse; start: number }> {
+/** GET the blob from `offset` (to `end`, inclusive, when given); a 200 means the server ignored Range and sends everything. */
+async function getFrom(loc: BlobLocation, desc: Descriptor, offset: number, opts: OpOptions, end?: number): Promise<{ res: RegistryResponse; start: number }> {
   const headers: Record<string, string> = {};
-  if (offset > 0) headers.range = `bytes=${offset}-`;
+  if (end !== undefined) headers.range = `bytes=${offset}-${end}`;
+  else if (offset > 0) headers.range = `bytes=${offset}-`;
   const res = await loc.http.send({ method: 'GET', path: blobPath(loc, desc.digest), scopes: loc.scopes, headers, signal: opts.signal });
   const enc = header(res, 'content-encoding');
   if ((res.status === 200 || res.status === 206) && enc && enc !== 'identity') {
@@ -80,9 +87,30 @@ async function getFrom(loc: BlobLocation, desc: Descriptor, offset: number, opts
  * mismatch). Broken connections are resumed with Range; bytes already emitted are never repeated.
  */
 export async function openBlob(loc: BlobLocation, desc: Descriptor, opts: BlobReadOptions = {}): Promise<Readable> {
-  const first = await getFrom(loc, desc, 0, opts);
+  const po = opts.parts ?? loc.http.blobParts;
+  const parallel = po === false ? 1 : Math.max(1, Math.floor(po?.parallel ?? BLOB_PARTS_DEFAULTS.parallel));
+  const partSize = po === false ? 0 : Math.max(64 * 1024, Math.floor(po?.partSize ?? BLOB_PARTS_DEFAULTS.partSize));
+  const ranged = parallel > 1 && desc.size >= 2 * partSize;
+  const first = await getFrom(loc, desc, 0, opts, ranged ? partSize - 1 : undefined);
   const maxResumes = opts.maxResumes ?? 5;
   const verifier = new VerifyingStream(desc.digest, { size: desc.size, what: `blob ${desc.digest}` });
+  if (ranged && first.res.status === 206) {
+    const open = async (start: number, end: number): Promise<RegistryResponse> => {
+      const r = await getFrom(loc, desc, start, opts, end);
+      if (r.res.status === 206) return r.res;
+      r.res.body.destroy();
+      throw new CanvosError('ERR_REGISTRY_HTTP', `GET blob ${desc.digest}: the registry answered Range: bytes=${start}-${end} with the whole blob after honouring Range before`, {
+        hint: 'a proxy or the registry mishandles Range requests; read blobs with one GET (RegistryHttpOptions.blobParts: false)',
+      });
+    };
+    streamParts(desc, first.res, open, verifier, {
+      parallel, partSize, maxResumes, signal: opts.signal,
+      budget: (po !== false && po?.budget) || defaultReadAheadBudget,
+      onBytes: opts.onProgress ? (n) => opts.onProgress?.({ phase: 'download', item: desc.digest, transferred: n, total: desc.size }) : undefined,
+    });
+    return verifier;
+  }
+  // One stream (a small blob, ranged reads off, or a registry that ignored Range and answered 200 with everything).
   // Bodies are written into the verifier from 'data' events with backpressure (pause/drain): the cheapest path
   // through Node streams, with no per-chunk promise, which matters at hundreds of MB/s.
   let offset = 0;

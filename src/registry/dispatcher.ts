@@ -8,6 +8,7 @@ import type { Dispatcher } from 'undici';
 import { CanvosError } from '../errors.js';
 import type { CredentialOptions } from './credentials.js';
 import type { RetryOptions } from './retry.js';
+import type { BlobPartsOptions } from './blob-parts.js';
 import { Agent, EnvHttpProxyAgent } from './undici-lite.js';
 
 /** Connection options shared by every registry a client talks to. */
@@ -25,7 +26,7 @@ export interface RegistryHttpOptions extends CredentialOptions {
   /**
    * Requests in flight per registry; a streaming response body holds its slot until consumed. Copying between two
    * repositories of one registry must use two RegistryHttp instances (the transports do), or a PUT fed by a GET
-   * on the same instance can starve. Default: 6 (the copy engine's blob concurrency).
+   * on the same instance can starve. Default: 8 (DEFAULT_CONCURRENCY, as the copy engine's blob concurrency).
    */
   concurrency?: number | undefined;
   /** Redirects followed per request. Default: 5. */
@@ -37,6 +38,11 @@ export interface RegistryHttpOptions extends CredentialOptions {
    * Default: taken from the environment.
    */
   proxy?: { http?: string | undefined; https?: string | undefined; noProxy?: string | undefined } | undefined;
+  /**
+   * Parallel ranged reads of large blobs (parts in flight per blob, part size, read-ahead memory budget); `false`
+   * reads every blob with one GET. Default: 4 parts of 4 MiB in flight for blobs of 8 MiB and more, 64 MiB read-ahead per process.
+   */
+  blobParts?: BlobPartsOptions | false | undefined;
   /** Use this undici dispatcher instead of building one (TLS/proxy options are then ignored). Default: none. */
   dispatcher?: Dispatcher | undefined;
 }

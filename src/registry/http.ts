@@ -12,7 +12,8 @@ import { RegistryAuth } from './auth.js';
 import { createDispatcher, type RegistryHttpOptions } from './dispatcher.js';
 import { normalizeRegistry, registryEndpoint } from './reference.js';
 import { backoffDelay, isNetworkError, parseRetryAfter, RETRYABLE_STATUS, sleep } from './retry.js';
-import { Semaphore } from './semaphore.js';
+import { DEFAULT_CONCURRENCY, Semaphore } from './semaphore.js';
+import type { BlobPartsOptions } from './blob-parts.js';
 import { request } from './undici-lite.js';
 
 const debug = debuglog('canvos');
@@ -88,6 +89,8 @@ export class RegistryHttp {
   /** `https://endpoint` or `http://endpoint`. */
   readonly baseUrl: string;
   readonly auth: RegistryAuth;
+  /** Ranged-read tuning for blobs read through this transport (RegistryHttpOptions.blobParts). */
+  readonly blobParts: BlobPartsOptions | false | undefined;
   private readonly opts: RegistryHttpOptions;
   private readonly sem: Semaphore;
   private dispatcherP: Promise<Dispatcher> | undefined;
@@ -102,7 +105,8 @@ export class RegistryHttp {
       return n === this.registry || n === this.endpoint;
     });
     this.baseUrl = `${insecure ? 'http' : 'https'}://${this.endpoint}`;
-    this.sem = new Semaphore(opts.concurrency ?? 6);
+    this.sem = new Semaphore(opts.concurrency ?? DEFAULT_CONCURRENCY);
+    this.blobParts = opts.blobParts;
     this.auth = new RegistryAuth(this.registry, (url, init) => this.tokenRequest(url, init), opts);
   }
 

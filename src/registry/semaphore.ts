@@ -4,6 +4,14 @@
  */
 import { abortError } from '../errors.js';
 
+/**
+ * Requests in flight per registry, and blobs moved at once by a copy, unless configured. Over long-haul links one
+ * connection gets window/RTT of throughput and CDNs shape per connection, so throughput grows with connections;
+ * 8 (HTTP/1.1 browsers open 6 per host, skopeo 6 per image, aria2 up to 16) with ranged parts of large blobs
+ * (blob-parts.ts) keeps such links busy without hammering a registry. bench/copy.mjs `wan` measures it.
+ */
+export const DEFAULT_CONCURRENCY = 8;
+
 /** Counting semaphore with FIFO waiters. */
 export class Semaphore {
   private free: number;

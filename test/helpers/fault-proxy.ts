@@ -15,7 +15,9 @@ export type FaultAction =
   /** Answer with this status (after draining the request body) instead of forwarding. Default body: empty. */
   | { kind: 'status'; status: number; headers?: Record<string, string>; body?: string }
   /** Forward, but throttle the response body to `bytesPerSecond`. */
-  | { kind: 'slow'; bytesPerSecond: number };
+  | { kind: 'slow'; bytesPerSecond: number }
+  /** Forward without the Range header, so the target answers 200 with everything (a proxy that ignores Range). */
+  | { kind: 'ignore-range' };
 
 /**
  * A fault rule. A request matches when `method` (case-insensitive) and `path` (tested against path + query) both
@@ -106,6 +108,7 @@ export async function startFaultProxy(targetUrl: string, rules: FaultRule[] = []
       res.end(body);
       return;
     }
+    if (action?.kind === 'ignore-range') delete req.headers.range;
     let up: IncomingMessage;
     try {
       up = await forwardRequest(req, target, agent);

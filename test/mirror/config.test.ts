@@ -117,7 +117,7 @@ describe('per-registry connections', () => {
     expect(c.limitFor('ghcr.io')).toBe(3);
     expect(c.get('quay.io', 'src')).toBe(c.get('QUAY.IO', 'src'));
     expect(c.get('quay.io', 'src')).not.toBe(c.get('quay.io', 'dst'));
-    expect(new RegistryConnections().limitFor('x.io')).toBe(6);
+    expect(new RegistryConnections().limitFor('x.io')).toBe(8);
     await c.close();
   });
 });

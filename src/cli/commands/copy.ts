@@ -9,6 +9,7 @@ import { copyImage, type CopyResult } from '../../copy/copy.js';
 import { openDestination, openSource, parseImageSpec, type ImageSpec } from '../../copy/transports.js';
 import type { ImageDestination, ImageSource } from '../../copy/types.js';
 import { parsePlatform } from '../../oci/platform.js';
+import { DEFAULT_CONCURRENCY } from '../../registry/semaphore.js';
 import type { RegistryTransportOptions } from '../../registry/transport.js';
 import type { CliIo, CommandModule } from '../main.js';
 import { createProgress, formatBytes } from '../progress.js';
@@ -27,7 +28,7 @@ options:
   --src-insecure          reach the source registry over plain HTTP
   --dest-insecure         reach the destination registry over plain HTTP
   --cert-dir DIR          extra CA certificates (*.crt, *.pem, HOST[:PORT]/ sub-directories)
-  --jobs N                blobs copied at once (default 6)
+  --jobs N                blobs copied at once, and requests in flight per registry (default 8)
   --include-foreign       also copy layers with urls (non-distributable)
   --force                 copy blobs even under manifests the destination already has
   --json                  print only a JSON summary on stdout`;
@@ -82,8 +83,8 @@ async function run(argv: string[], io: CliIo): Promise<number> {
   let dst: ImageDestination | undefined;
   let result: CopyResult;
   try {
-    src = openSource(srcSpec, { registry: registryOptions(srcSpec, io, srcCreds, values['src-insecure'] === true, values.authfile, values['cert-dir'], jobs ?? 6) });
-    dst = openDestination(dstSpec, { registry: registryOptions(dstSpec, io, destCreds, values['dest-insecure'] === true, values.authfile, values['cert-dir'], jobs ?? 6) });
+    src = openSource(srcSpec, { registry: registryOptions(srcSpec, io, srcCreds, values['src-insecure'] === true, values.authfile, values['cert-dir'], jobs ?? DEFAULT_CONCURRENCY) });
+    dst = openDestination(dstSpec, { registry: registryOptions(dstSpec, io, destCreds, values['dest-insecure'] === true, values.authfile, values['cert-dir'], jobs ?? DEFAULT_CONCURRENCY) });
     result = await copyImage(src, dst, {
       platforms,
       concurrency: jobs,

@@ -1,0 +1,229 @@
+/**
+ * Parallel ranged download of one large blob. Over a long-haul link one TCP stream gets window/RTT of throughput,
+ * and CDNs in front of registries often shape per connection, so a single multi-GiB layer (a Kairos base image has
+ * one) crawls at one stream's rate while the link sits idle. Here the blob is read as consecutive parts
+ * (`Range: bytes=a-b`), up to `parallel` at once: the part at the head streams straight through (with
+ * backpressure), the parts after it are read ahead into memory, and everything is emitted strictly in order into
+ * the caller's verifier, so the digest check is unchanged. Read-ahead memory is bounded per process by a
+ * {@link ReadAheadBudget}: a part after the head starts only when its whole size can be reserved, so when the
+ * consumer is the bottleneck (a loopback copy) the read-ahead simply stops and the blob degrades to one stream.
+ * A part whose connection breaks is resumed from its last byte.
+ */
+import type { Writable } from 'node:stream';
+import { abortError, CanvosError } from '../errors.js';
+import type { Descriptor } from '../oci/schemas.js';
+import type { RegistryResponse } from './http.js';
+import { isNetworkError } from './retry.js';
+
+/** Tuning of ranged blob reads (RegistryHttpOptions.blobParts). */
+export interface BlobPartsOptions {
+  /** Parts of one blob in flight at once, the head included; 1 turns ranged reads off. Default: 4. */
+  parallel?: number | undefined;
+  /** Bytes per part; blobs smaller than two parts are read with one plain GET. Default: 4 MiB. */
+  partSize?: number | undefined;
+  /** Read-ahead memory shared by every ranged read in the process. Default: {@link defaultReadAheadBudget}. */
+  budget?: ReadAheadBudget | undefined;
+}
+
+/** Bytes that parts read ahead of the consumer may hold in memory, shared by all downloads that use it. */
+export class ReadAheadBudget {
+  /** The cap on read-ahead memory. */
+  readonly bytes: number;
+  private free: number;
+  private readonly waiters = new Set<() => void>();
+  constructor(bytes: number) {
+    this.bytes = bytes;
+    this.free = bytes;
+  }
+  /** Reserve `n` bytes if available now. */
+  tryReserve(n: number): boolean {
+    if (n > this.free) return false;
+    this.free -= n;
+    return true;
+  }
+  /** Give back `n` reserved bytes and wake whoever waits. */
+  release(n: number): void {
+    if (n <= 0) return;
+    this.free = Math.min(this.bytes, this.free + n);
+    const ws = [...this.waiters];
+    this.waiters.clear();
+    for (const w of ws) w();
+  }
+  /** Call `fn` once at the next release; returns a function that cancels the wait. */
+  onRelease(fn: () => void): () => void {
+    this.waiters.add(fn);
+    return () => this.waiters.delete(fn);
+  }
+}
+
+/** The process-wide read-ahead budget: 64 MiB (16 parts of 4 MiB) whatever the number of blobs in flight. */
+export const defaultReadAheadBudget = new ReadAheadBudget(64 * 1024 * 1024);
+
+/** Defaults applied to {@link BlobPartsOptions}. */
+export const BLOB_PARTS_DEFAULTS = { parallel: 4, partSize: 4 * 1024 * 1024 } as const;
+
+/** Opens bytes [start, end] (inclusive) of the blob; resolves a 206 response whose Content-Range starts at `start`. */
+export type RangeOpener = (start: number, end: number) => Promise<RegistryResponse>;
+
+interface Part {
+  readonly start: number;
+  /** Exclusive. */
+  readonly end: number;
+  received: number;
+  chunks: Buffer[];
+  started: boolean;
+  done: boolean;
+  reserved: number;
+  res: RegistryResponse | undefined;
+  resumes: number;
+}
+
+/**
+ * Stream `desc` in parts into `out` (a verifier), in order. `first` is the already-open 206 answer for part 0.
+ * Errors are delivered by destroying `out`; `out` is ended after the last byte.
+ */
+export function streamParts(
+  desc: Descriptor,
+  first: RegistryResponse,
+  open: RangeOpener,
+  out: Writable,
+  o: { parallel: number; partSize: number; budget: ReadAheadBudget; maxResumes: number; signal?: AbortSignal | undefined; onBytes?: ((emitted: number) => void) | undefined },
+): void {
+  const parts: Part[] = [];
+  for (let s = 0; s < desc.size; s += o.partSize) {
+    parts.push({ start: s, end: Math.min(desc.size, s + o.partSize), received: 0, chunks: [], started: false, done: false, reserved: 0, res: undefined, resumes: 0 });
+  }
+  let head = 0;
+  let emitted = 0;
+  let failed = false;
+  let cancelWait: (() => void) | undefined;
+
+  const fail = (e: unknown): void => {
+    if (failed) return;
+    failed = true;
+    cancelWait?.();
+    for (const p of parts) {
+      p.res?.body.destroy();
+      o.budget.release(p.reserved);
+      p.reserved = 0;
+      p.chunks = [];
+    }
+    if (!out.destroyed) out.destroy(o.signal?.aborted ? abortError(o.signal) : (e as Error));
+  };
+  const emit = (c: Buffer): boolean => {
+    emitted += c.length;
+    o.onBytes?.(emitted);
+    return out.write(c);
+  };
+
+  const onDrain = (): void => {
+    const p = parts[head];
+    if (p?.res && !failed) p.res.body.resume();
+  };
+  out.on('drain', onDrain);
+  out.once('close', () => {
+    // A consumer that stops early releases every connection and the memory reserved for it.
+    if (head < parts.length) fail(new CanvosError('ERR_ABORTED', `blob ${desc.digest}: reader closed early`));
+  });
+
+  /** Move the head past finished parts, flushing what they buffered; end `out` after the last. */
+  const advance = (): void => {
+    while (head < parts.length && parts[head]!.done) {
+      head++;
+      const p = parts[head];
+      if (!p) break;
+      let flowing = true;
+      for (const c of p.chunks) flowing = emit(c) && flowing;
+      p.chunks = [];
+      if (!flowing) p.res?.body.pause();
+      // It is the head now: what it still receives streams straight through, so its reservation is returned.
+      o.budget.release(p.reserved);
+      p.reserved = 0;
+    }
+    if (head >= parts.length) {
+      out.off('drain', onDrain);
+      out.end();
+      return;
+    }
+    pump();
+  };
+
+  /** Start parts in order inside the window [head, head + parallel) as far as the budget allows. */
+  const pump = (): void => {
+    if (failed) return;
+    for (let i = head; i < parts.length && i < head + o.parallel; i++) {
+      const p = parts[i]!;
+      if (p.started) continue;
+      if (i !== head) {
+        if (!o.budget.tryReserve(p.end - p.start)) {
+          cancelWait ??= o.budget.onRelease(() => {
+            cancelWait = undefined;
+            pump();
+          });
+          return;
+        }
+        p.reserved = p.end - p.start;
+      }
+      p.started = true;
+      request(p);
+    }
+  };
+
+  const request = (p: Part): void => {
+    open(p.start + p.received, p.end - 1).then((res) => attach(p, res), (e: unknown) => retryOrFail(p, e));
+  };
+
+  const retryOrFail = (p: Part, e: unknown): void => {
+    if (failed) return;
+    if (o.signal?.aborted) return fail(abortError(o.signal));
+    if ((e === undefined || isNetworkError(e)) && p.resumes < o.maxResumes) {
+      p.resumes++;
+      request(p);
+      return;
+    }
+    fail(e ?? new CanvosError('ERR_NETWORK', `GET blob ${desc.digest}: bytes ${p.start}-${p.end - 1} ended early ${p.resumes + 1} times`, { hint: 'the connection to the registry keeps dropping' }));
+  };
+
+  const attach = (p: Part, res: RegistryResponse): void => {
+    if (failed) return void res.body.destroy();
+    p.res = res;
+    const b = res.body;
+    const onData = (c: Buffer): void => {
+      if (failed) return;
+      if (p.received + c.length > p.end - p.start) {
+        return fail(new CanvosError('ERR_REGISTRY_HTTP', `GET blob ${desc.digest}: the registry sent more than the ${p.end - p.start} bytes asked for with Range: bytes=${p.start}-${p.end - 1}`, { hint: 'the registry or a proxy mishandles Range requests' }));
+      }
+      p.received += c.length;
+      if (parts[head] === p && p.chunks.length === 0) {
+        if (!emit(c)) b.pause();
+      } else {
+        p.chunks.push(c);
+      }
+    };
+    const detach = (): void => {
+      b.off('data', onData);
+      b.off('end', onEnd);
+      b.off('error', onError);
+      p.res = undefined;
+    };
+    const onEnd = (): void => {
+      detach();
+      if (p.received < p.end - p.start) return retryOrFail(p, undefined);
+      p.done = true;
+      if (parts[head] === p) advance();
+      else pump();
+    };
+    const onError = (e: unknown): void => {
+      detach();
+      b.destroy();
+      retryOrFail(p, e);
+    };
+    b.on('data', onData);
+    b.once('end', onEnd);
+    b.on('error', onError);
+  };
+
+  parts[0]!.started = true;
+  attach(parts[0]!, first);
+  pump();
+}
