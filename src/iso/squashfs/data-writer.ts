@@ -50,6 +50,10 @@ export class DataWriter {
   private readonly o: DataWriterOptions;
   private readonly zero: Buffer;
   private inflight: Job[] = [];
+  /** Compressions not started yet (at most `concurrency` run at once). */
+  private readonly pending: (() => void)[] = [];
+  private running = 0;
+  private readonly window: number;
   private fragBuf: Buffer | undefined;
   private fragFill = 0;
   private readonly seen = new Map<string, FileData>();
@@ -65,6 +69,7 @@ export class DataWriter {
     this.o = o;
     this.zero = Buffer.alloc(o.blockSize);
     this.stage = Buffer.allocUnsafe(o.blockSize);
+    this.window = 2 * o.concurrency + 2;
   }
 
   /** Consumes `content` (exactly `size` bytes) and returns its placement. */
@@ -161,15 +166,31 @@ export class DataWriter {
 
   private enqueue(raw: Buffer, sink: Job['sink'], sparseOk: boolean, pooled = false): void {
     const sparse = sparseOk && raw.length === this.o.blockSize && raw.equals(this.zero);
-    const done = sparse ? Promise.resolve(null) : this.c.compress(raw);
+    let done: Promise<Buffer | null>;
+    if (sparse) done = Promise.resolve(null);
+    else {
+      done = new Promise<Buffer>((resolve, reject) => {
+        const start = (): void => {
+          this.running++;
+          this.c.compress(raw).then(resolve, reject).finally(() => {
+            this.running--;
+            this.pending.shift()?.();
+          });
+        };
+        if (this.running < this.o.concurrency) start();
+        else this.pending.push(start);
+      });
+    }
     done.catch(() => {}); // surfaced when retired; avoids an unhandled rejection meanwhile
     this.inflight.push({ raw, pooled, done, sink });
   }
 
   private async submit(raw: Buffer, sink: Job['sink'], sparseOk: boolean, pooled = false): Promise<void> {
     this.enqueue(raw, sink, sparseOk, pooled);
-    // One block beyond `concurrency` stays queued so the CPUs keep compressing while this thread writes and reads.
-    while (this.inflight.length > this.o.concurrency) await this.retire();
+    // Blocks are written in order, but compress out of order: at most `concurrency` at once on the threadpool
+    // (the rest of the pool stays free for file reads), the next one starting as soon as any finishes, with up to
+    // `window` blocks read ahead so a slow block at the head does not leave the other threads idle.
+    while (this.inflight.length > this.window) await this.retire();
   }
 
   private async retire(): Promise<void> {

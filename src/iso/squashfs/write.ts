@@ -51,8 +51,9 @@ export interface SquashfsOptions {
   /** Store files with identical content (sha256 + size) once. Default: true. */
   dedupe?: boolean | undefined;
   /**
-   * Data blocks compressed in parallel on the libuv threadpool (one more is kept queued; in-flight memory is about
-   * `(concurrency + 2) × blockSize`). The threadpool (UV_THREADPOOL_SIZE, 4 by default) caps real parallelism.
+   * Data blocks compressed at once on the libuv threadpool (like mksquashfs -processors; up to `2 × concurrency + 2`
+   * blocks are read ahead, about twice that many block sizes of memory in flight). The threadpool
+   * (UV_THREADPOOL_SIZE, 4 by default) caps real parallelism and also serves the file reads.
    * Default: min(os.availableParallelism(), UV_THREADPOOL_SIZE or 4).
    */
   concurrency?: number | undefined;
