@@ -3,6 +3,7 @@
  * USER:PASSWORD credential flags (whose value is never echoed).
  */
 import { CanvosError } from '../errors.js';
+import type { BlobPartsOptions } from '../registry/blob-parts.js';
 
 /** An ERR_USAGE error whose hint names `canvos-lite <command> --help`. */
 export function usageError(command: string, message: string): CanvosError {
@@ -25,4 +26,18 @@ export const SRC_DEST_REGISTRY_OPTIONS = {
   'src-insecure': { type: 'boolean' },
   'dest-insecure': { type: 'boolean' },
   'cert-dir': { type: 'string' },
+  'blob-parts': { type: 'string' },
 } as const;
+
+/** Help line for --blob-parts (copy and mirror), the option name padded to `width`. */
+export function blobPartsHelp(width: number): string {
+  return `${'--blob-parts N'.padEnd(width)}ranged GETs in flight per blob of 8 MiB+ (default 4; 1 = one GET per blob, for proxies that mishandle Range)`;
+}
+
+/** Parse `--blob-parts N` (1–16) into the registry option: 1 turns ranged reads off. */
+export function parseBlobParts(command: string, v: string | undefined): BlobPartsOptions | false | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1 || n > 16) throw usageError(command, `--blob-parts must be an integer from 1 to 16, not ${JSON.stringify(v)}`);
+  return n === 1 ? false : { parallel: n };
+}

@@ -13,6 +13,7 @@ import { ReadAheadBudget, Repository } from '../../src/registry/index.js';
 import { startFaultProxy, type FaultProxy } from '../helpers/fault-proxy.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { readAll } from './image-util.js';
+import { runCli } from '../helpers/cli.js';
 
 const KiB = 1024;
 const PART = 256 * KiB;
@@ -121,5 +122,38 @@ describe('ranged blob reads', () => {
     // All four request slots are free again: four more whole reads go through at once.
     const all = await Promise.all([0, 1, 2, 3].map(async () => readAll(await r.getBlob(desc))));
     for (const b of all) expect(b.equals(data)).toBe(true);
+  });
+
+  it('canvos-lite copy reads an 8 MiB+ layer in 4 MiB parts by default, and with one GET under --blob-parts 1; both byte-exact', async () => {
+    const big = randomBytes(9 * 1024 * KiB);
+    const bd = { mediaType: 'application/vnd.oci.image.layer.v1.tar', digest: sha256(big), size: big.length };
+    const cfg = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [bd.digest] } }));
+    const cd = { mediaType: 'application/vnd.oci.image.config.v1+json', digest: sha256(cfg), size: cfg.length };
+    const upstream = new Repository(reg.host, 'parts/img', { insecureRegistries: [reg.host], authFiles: [] });
+    repos.push(upstream);
+    await upstream.pushBlob(bd, async () => Readable.from([big]));
+    await upstream.pushBlob(cd, async () => Readable.from([cfg]));
+    const manifest = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json', config: cd, layers: [bd] }));
+    await upstream.putManifest({ bytes: manifest, mediaType: 'application/vnd.oci.image.manifest.v1+json' }, 'v1');
+    const dst = await startRegistry({ auth: 'none' });
+    try {
+      const layerGets = () => proxy.requests.filter((r) => r.method === 'GET' && r.path.includes(bd.digest)).map((r) => String(r.headers.range ?? ''));
+      const env = { HOME: '/nonexistent', PATH: process.env.PATH };
+      const r1 = await runCli(['copy', '--json', '--src-insecure', '--dest-insecure', `docker://${proxy.host}/parts/img:v1`, `docker://${dst.host}/a/img:v1`], { env, cwd: '/' });
+      expect(r1.stderr).toBe('');
+      expect(r1.code).toBe(0);
+      expect(layerGets().sort()).toEqual(['bytes=0-4194303', 'bytes=4194304-8388607', 'bytes=8388608-9437183']);
+      proxy.requests.splice(0);
+      const r2 = await runCli(['copy', '--blob-parts', '1', '--src-insecure', '--dest-insecure', `docker://${proxy.host}/parts/img:v1`, `docker://${dst.host}/b/img:v1`], { env, cwd: '/' });
+      expect(r2.code).toBe(0);
+      expect(layerGets()).toEqual(['']);
+      for (const repoName of ['a/img', 'b/img']) {
+        const back = new Repository(dst.host, repoName, { insecureRegistries: [dst.host], authFiles: [] });
+        repos.push(back);
+        expect((await readAll(await back.getBlob(bd))).equals(big)).toBe(true);
+      }
+    } finally {
+      await dst.stop();
+    }
   });
 });

@@ -13,7 +13,8 @@ import { DEFAULT_CONCURRENCY } from '../../registry/semaphore.js';
 import type { RegistryTransportOptions } from '../../registry/transport.js';
 import type { CliIo, CommandModule } from '../main.js';
 import { createProgress, formatBytes } from '../progress.js';
-import { SRC_DEST_REGISTRY_OPTIONS, parseCreds as parseCredsFor, usageError as usageErrorFor } from '../flags.js';
+import { blobPartsHelp, SRC_DEST_REGISTRY_OPTIONS, parseBlobParts, parseCreds as parseCredsFor, usageError as usageErrorFor } from '../flags.js';
+import type { BlobPartsOptions } from '../../registry/blob-parts.js';
 
 const usage = `usage: canvos-lite copy [options] SRC DST
 
@@ -29,6 +30,7 @@ options:
   --dest-insecure         reach the destination registry over plain HTTP
   --cert-dir DIR          extra CA certificates (*.crt, *.pem, HOST[:PORT]/ sub-directories)
   --jobs N                blobs copied at once, and requests in flight per registry (default 8)
+  ${blobPartsHelp(24)}
   --include-foreign       also copy layers with urls (non-distributable)
   --force                 copy blobs even under manifests the destination already has
   --json                  print only a JSON summary on stdout`;
@@ -37,8 +39,9 @@ const usageError = (message: string): CanvosError => usageErrorFor('copy', messa
 
 const parseCreds = (v: string | undefined, flag: string): ReturnType<typeof parseCredsFor> => parseCredsFor('copy', v, flag);
 
-function registryOptions(spec: ImageSpec, io: CliIo, creds: ReturnType<typeof parseCreds>, insecure: boolean, authFile: string | undefined, certsDir: string | undefined, jobs: number): RegistryTransportOptions {
+function registryOptions(spec: ImageSpec, io: CliIo, creds: ReturnType<typeof parseCreds>, insecure: boolean, authFile: string | undefined, certsDir: string | undefined, jobs: number, blobParts: BlobPartsOptions | false | undefined): RegistryTransportOptions {
   return {
+    blobParts,
     // Every blob in flight holds one request slot at each end: --jobs must raise the per-registry limit too.
     concurrency: jobs,
     env: io.env,
@@ -73,6 +76,7 @@ async function run(argv: string[], io: CliIo): Promise<number> {
     jobs = Number(values.jobs);
     if (!Number.isInteger(jobs) || jobs < 1 || jobs > 64) throw usageError(`--jobs must be an integer from 1 to 64, not ${JSON.stringify(values.jobs)}`);
   }
+  const blobParts = parseBlobParts('copy', values['blob-parts']);
   const srcCreds = parseCreds(values['src-creds'], '--src-creds');
   const destCreds = parseCreds(values['dest-creds'], '--dest-creds');
   const srcSpec = parseImageSpec(positionals[0]!);
@@ -83,8 +87,8 @@ async function run(argv: string[], io: CliIo): Promise<number> {
   let dst: ImageDestination | undefined;
   let result: CopyResult;
   try {
-    src = openSource(srcSpec, { registry: registryOptions(srcSpec, io, srcCreds, values['src-insecure'] === true, values.authfile, values['cert-dir'], jobs ?? DEFAULT_CONCURRENCY) });
-    dst = openDestination(dstSpec, { registry: registryOptions(dstSpec, io, destCreds, values['dest-insecure'] === true, values.authfile, values['cert-dir'], jobs ?? DEFAULT_CONCURRENCY) });
+    src = openSource(srcSpec, { registry: registryOptions(srcSpec, io, srcCreds, values['src-insecure'] === true, values.authfile, values['cert-dir'], jobs ?? DEFAULT_CONCURRENCY, blobParts) });
+    dst = openDestination(dstSpec, { registry: registryOptions(dstSpec, io, destCreds, values['dest-insecure'] === true, values.authfile, values['cert-dir'], jobs ?? DEFAULT_CONCURRENCY, blobParts) });
     result = await copyImage(src, dst, {
       platforms,
       concurrency: jobs,

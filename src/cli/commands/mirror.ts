@@ -21,7 +21,7 @@ import { parseReference, type Reference } from '../../registry/reference.js';
 import type { RegistryTransportOptions } from '../../registry/transport.js';
 import type { CliIo, CommandModule } from '../main.js';
 import { createProgress, formatBytes } from '../progress.js';
-import { SRC_DEST_REGISTRY_OPTIONS, parseCreds as parseCredsFor, usageError as usageErrorFor } from '../flags.js';
+import { SRC_DEST_REGISTRY_OPTIONS, blobPartsHelp, parseBlobParts, parseCreds as parseCredsFor, usageError as usageErrorFor } from '../flags.js';
 
 const usage = `usage: canvos-lite mirror plan [--config mirror.yaml | REF...] [--to REGISTRY[/path] | --to DIR | --to FILE.tar] [--from DIR|FILE.tar]
        canvos-lite mirror push [--config mirror.yaml | REF...] --to REGISTRY[/path]
@@ -47,6 +47,7 @@ options:
   --src-insecure           reach source registries over plain HTTP
   --dest-insecure          reach the destination registry over plain HTTP
   --cert-dir DIR           extra CA certificates (*.crt, *.pem, HOST[:PORT]/ sub-directories)
+  ${blobPartsHelp(25)}
   --images N               images copied at once (default 4)
   --jobs N                 blobs moved at once across all images (default 8)
   --json                   print only JSON on stdout`;
@@ -135,8 +136,10 @@ async function run(argv: string[], io: CliIo): Promise<number> {
   const progress = createProgress(io.stderr, { quiet: values.json === true, label: `mirror ${sub}` });
   let items: MirrorItem[] = [];
   let resolveFailures: MirrorFailure[] = [];
+  const blobParts = parseBlobParts('mirror', values['blob-parts']);
   const base = (creds: ReturnType<typeof parseCreds>, insecure: string[]): RegistryTransportOptions => ({
     env: io.env,
+    blobParts,
     credentials: creds,
     authFiles: values.authfile ? [values.authfile] : undefined,
     insecureRegistries: insecure,
