@@ -19,7 +19,10 @@ import { isNetworkError } from './retry.js';
 export interface BlobPartsOptions {
   /** Parts of one blob in flight at once, the head included; 1 turns ranged reads off. Default: 4. */
   parallel?: number | undefined;
-  /** Bytes per part; blobs smaller than two parts are read with one plain GET. Default: 4 MiB. */
+  /**
+   * Bytes per part; blobs smaller than two parts are read with one plain GET. Blobs over 64 parts use larger parts
+   * (size/64, up to 16 MiB). Default: 4 MiB.
+   */
   partSize?: number | undefined;
   /** Read-ahead memory shared by every ranged read in the process. Default: {@link defaultReadAheadBudget}. */
   budget?: ReadAheadBudget | undefined;

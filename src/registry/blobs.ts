@@ -89,8 +89,10 @@ async function getFrom(loc: BlobLocation, desc: Descriptor, offset: number, opts
 export async function openBlob(loc: BlobLocation, desc: Descriptor, opts: BlobReadOptions = {}): Promise<Readable> {
   const po = opts.parts ?? loc.http.blobParts;
   const parallel = po === false ? 1 : Math.max(1, Math.floor(po?.parallel ?? BLOB_PARTS_DEFAULTS.parallel));
-  const partSize = po === false ? 0 : Math.max(64 * 1024, Math.floor(po?.partSize ?? BLOB_PARTS_DEFAULTS.partSize));
-  const ranged = parallel > 1 && desc.size >= 2 * partSize;
+  const basePart = po === false ? 0 : Math.max(64 * 1024, Math.floor(po?.partSize ?? BLOB_PARTS_DEFAULTS.partSize));
+  // Huge blobs get larger parts (at most 64 of them, parts up to 16 MiB) so a 4 GiB layer is not 1,000 requests.
+  const partSize = Math.max(basePart, Math.min(16 * 1024 * 1024, Math.ceil(desc.size / 64 / 65536) * 65536));
+  const ranged = parallel > 1 && desc.size >= 2 * basePart;
   const first = await getFrom(loc, desc, 0, opts, ranged ? partSize - 1 : undefined);
   const maxResumes = opts.maxResumes ?? 5;
   const verifier = new VerifyingStream(desc.digest, { size: desc.size, what: `blob ${desc.digest}` });
