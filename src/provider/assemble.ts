@@ -4,6 +4,7 @@
  * layers unchanged followed by the new ones, in the base manifest's media-type family (OCI or Docker v2).
  * Output bytes depend only on the inputs, so the same build gives the same digests.
  */
+import { CanvosError } from '../errors.js';
 import { sha256, type Digest } from '../oci/digest.js';
 import { MediaType } from '../oci/media-types.js';
 import type { Descriptor } from '../oci/schemas.js';
@@ -32,7 +33,15 @@ export function isDockerFamily(manifestMediaType: string): boolean {
 }
 
 /** The layer media type for the family. */
-export function layerMediaTypeFor(manifestMediaType: string): string {
+export function layerMediaTypeFor(manifestMediaType: string, compression: 'gzip' | 'zstd' = 'gzip'): string {
+  if (compression === 'zstd') {
+    if (isDockerFamily(manifestMediaType)) {
+      throw new CanvosError('ERR_CONFIG', `zstd layers need an OCI base image, but the base manifest is ${manifestMediaType}`, {
+        hint: 'use gzip layers (the default), or a base image pushed with OCI media types',
+      });
+    }
+    return MediaType.OciLayerZstd;
+  }
   return isDockerFamily(manifestMediaType) ? MediaType.DockerLayerGzip : MediaType.OciLayerGzip;
 }
 

@@ -14,6 +14,7 @@ import { openDestination } from '../copy/transports.js';
 import type { ImageDestination, ProgressFn } from '../copy/types.js';
 import { abortError, CanvosError } from '../errors.js';
 import { buildLayer, sourceDateEpochFromEnv, type BuiltLayer } from '../layers/build.js';
+import { compressor } from '../native/load.js';
 import { BlobCache } from '../oci/cache.js';
 import type { Digest } from '../oci/digest.js';
 import type { Descriptor } from '../oci/schemas.js';
@@ -43,6 +44,12 @@ export interface BuildProviderOptions {
   workDir?: string | undefined;
   /** Clamp for all mtimes and the images' `created`. Default: env SOURCE_DATE_EPOCH, else 0. */
   sourceDateEpoch?: number | undefined;
+  /**
+   * Compression of the appended layers. `zstd` (`application/vnd.oci.image.layer.v1.tar+zstd`, level 3) needs an
+   * OCI base manifest and the native addon (or Node >= 22.15); the base's own layers are reused as they are.
+   * Default: `gzip`.
+   */
+  layerCompression?: 'gzip' | 'zstd' | undefined;
   signal?: AbortSignal | undefined;
   onProgress?: ProgressFn | undefined;
   onWarning?: WarningHandler | undefined;
@@ -82,6 +89,8 @@ export async function buildProviderImages(config: BuildConfig, opts: BuildProvid
   const signal = opts.signal;
   // Validate everything that needs no network first (unsupported shapes, missing BASE_IMAGE…).
   planProviderImages(config, opts.versions, { projectDir: opts.projectDir });
+  // zstd without libzstd (native addon) or Node >= 22.15 fails here, not after the base was read.
+  if (opts.layerCompression === 'zstd') await compressor().zstd(Buffer.alloc(1), 3);
   const cache = new BlobCache({ dir: opts.cacheDir });
   const open = { registry: opts.registry, cache, signal };
   const opened: OpenedImage[] = [];
@@ -107,7 +116,8 @@ export async function buildProviderImages(config: BuildConfig, opts: BuildProvid
       images.set(ref, img);
     }
     const ctx = { config, scan, images, onWarning: warn, signal };
-    const mediaType = layerMediaTypeFor(base.manifest.mediaType);
+    const compression = opts.layerCompression ?? 'gzip';
+    const mediaType = layerMediaTypeFor(base.manifest.mediaType, compression);
     const parentMeta = (p: string) => scan.dirs.get(p);
     const built = new Map<PlannedLayer, (BuiltLayer & { createdBy: string }) | null>();
     const build = async (layer: PlannedLayer): Promise<void> => {
@@ -118,6 +128,7 @@ export async function buildProviderImages(config: BuildConfig, opts: BuildProvid
       const b = await buildLayer(s.spec, {
         dir: join(work, 'layers'),
         sourceDateEpoch: epoch,
+        compression,
         mediaType,
         parentMeta,
         signal,

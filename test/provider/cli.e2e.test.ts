@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -86,7 +87,29 @@ describe('canvos-lite build', () => {
     expect(await tags('out/badrepo')).toEqual([]);
   });
 
+  it('--layer-compression zstd: appended layers are OCI zstd (zstd -t, tar lists them), base layers reused as they are', async () => {
+    const out = join(tmp.path, 'zstd-out');
+    const r = await cli('--output', `oci:${out}`, '--json', '--layer-compression', 'zstd', '--set', 'K8S_VERSION=1.30.4');
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    const j = JSON.parse(r.stdout) as { images: { tag: string; digest: string; appended: string[] }[] };
+    const raw = JSON.parse(await skopeo(['inspect', '--raw', `oci:${out}:${j.images[0]!.tag}`])) as { layers: { mediaType: string; digest: string }[] };
+    const types = raw.layers.map((l) => l.mediaType);
+    expect(types.slice(0, 2)).toEqual(['application/vnd.oci.image.layer.v1.tar+gzip', 'application/vnd.oci.image.layer.v1.tar+gzip']);
+    expect(new Set(types.slice(2))).toEqual(new Set(['application/vnd.oci.image.layer.v1.tar+zstd']));
+    expect(types.length - 2).toBe(j.images[0]!.appended.length);
+    const listing: string[] = [];
+    for (const l of raw.layers.slice(2)) {
+      const blob = join(out, 'blobs', 'sha256', l.digest.slice(7));
+      execFileSync('zstd', ['-q', '-t', blob]);
+      listing.push(...execFileSync('tar', ['--zstd', '-tf', blob], { encoding: 'utf8' }).split('\n'));
+    }
+    expect(listing).toContain('usr/bin/k3s');
+    expect(listing).toContain('etc/kairos-release');
+  });
+
   it('usage errors exit 2', async () => {
+    expect((await cli('--push', '--layer-compression', 'xz')).code).toBe(2);
     expect((await cli()).code).toBe(2);
     expect((await cli('--push', '--dry-run')).code).toBe(2);
     const r = await cli('--output', 'dir:/x');
@@ -121,5 +144,16 @@ describe('canvos-lite build against an authenticating registry with a Docker-typ
     expect(raw.config.mediaType).toBe('application/vnd.docker.container.image.v1+json');
     expect(new Set(raw.layers.map((l) => l.mediaType))).toEqual(new Set(['application/vnd.docker.image.rootfs.diff.tar.gzip']));
     expect(raw.layers).toHaveLength(1 + 6);
+  });
+
+  it('--layer-compression zstd on a Docker-typed base fails with one line naming the media type, exit 3, nothing pushed', async () => {
+    const env = { HOME: tmp.path, PATH: process.env.PATH, CANVOS_CACHE_DIR: join(dir, 'cache') };
+    const r = await runCli(['build', '--push', '--layer-compression', 'zstd', '--insecure-registry', auth.host, '--authfile', join(dir, 'auth.json'), '--set', 'K8S_VERSION=1.31.2', '--set', 'IMAGE_REPO=zstd'], { env, cwd: join(dir, 'project') });
+    expect(r.code).toBe(3);
+    expect(r.stderr).toMatch(/zstd layers need an OCI base image, but the base manifest is application\/vnd\.docker\.distribution\.manifest\.v2\+json/);
+    // The repository was never created: skopeo (authenticated) finds no tags there, while the earlier push is listed.
+    const list = (repo: string) => skopeo(['list-tags', '--tls-verify=false', '--creds', `${auth.username}:${auth.password}`, `docker://${auth.host}/${repo}`]);
+    await expect(list('out/zstd')).rejects.toThrow(/404 \(Not Found\)/);
+    expect(await list('out/ubuntu')).toContain('k3s-1.30.4-v4.9.38-demo');
   });
 });

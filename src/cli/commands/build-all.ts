@@ -12,7 +12,7 @@ import { packSnippet } from '../../provider/pack-snippet.js';
 import { CONFIG_OPTIONS, CONFIG_USAGE, cliK8sVersions, loadCliConfig } from '../config-options.js';
 import type { CliIo, CommandModule } from '../main.js';
 import { createProgress, shortDigest } from '../progress.js';
-import { providerResultJson } from './build.js';
+import { LAYER_COMPRESSION_USAGE, parseLayerCompression, providerResultJson } from './build.js';
 import { usageError as usageErrorFor } from '../flags.js';
 
 const usage = `usage: canvos-lite build-all [options] (--push | --output oci:DIR) [--iso-output DIR]
@@ -30,7 +30,9 @@ installer ISO (see canvos-lite iso --help):
   --user-data FILE         user-data (default: <project>/user-data if present)
   --content DIR            extra content bundle directory (repeatable; <project>/content-*/ are always used)
 
-  --json                   print one JSON result {provider, iso} on stdout instead of the pack snippet`;
+  --json                   print one JSON result {provider, iso} on stdout instead of the pack snippet
+
+${LAYER_COMPRESSION_USAGE}`;
 
 const usageError = (message: string): CanvosError => usageErrorFor('build-all', message);
 
@@ -47,10 +49,12 @@ async function run(argv: string[], io: CliIo): Promise<number> {
       'user-data': { type: 'string' },
       content: { type: 'string', multiple: true },
       json: { type: 'boolean' },
+      'layer-compression': { type: 'string' },
     },
   });
   if ((values.push === true) === (values.output !== undefined)) throw usageError('give exactly one of --push or --output oci:DIR');
   if (values.output !== undefined && !/^oci:.+/.test(values.output)) throw usageError(`--output must be oci:DIR, not ${JSON.stringify(values.output)}`);
+  const layerCompression = parseLayerCompression('build-all', values['layer-compression']);
   const cli = await loadCliConfig(values, io, 'build-all');
   const { config, projectDir, registry, warn } = cli;
   const versions = await cliK8sVersions(cli, values, io);
@@ -70,6 +74,7 @@ async function run(argv: string[], io: CliIo): Promise<number> {
       projectDir,
       registry,
       cacheDir: cli.cacheDir,
+      layerCompression,
       signal: io.signal,
       onProgress: (e) => progress.onProgress(e),
       onWarning: warn,

@@ -15,6 +15,16 @@ import type { CliIo, CommandModule } from '../main.js';
 import { createProgress, formatBytes, shortDigest } from '../progress.js';
 import { usageError as usageErrorFor } from '../flags.js';
 
+/** `--layer-compression` (build and build-all). */
+export const LAYER_COMPRESSION_USAGE = `layers:
+  --layer-compression C    gzip (default) or zstd for the appended layers (zstd: OCI base images; needs libzstd)`;
+
+/** Parse `--layer-compression`; undefined when not given. */
+export function parseLayerCompression(command: string, v: string | undefined): 'gzip' | 'zstd' | undefined {
+  if (v === undefined || v === 'gzip' || v === 'zstd') return v;
+  throw usageErrorFor(command, `--layer-compression must be gzip or zstd, not ${JSON.stringify(v)}`);
+}
+
 const usage = `usage: canvos-lite build [options] (--push | --output oci:DIR | --dry-run)
 
 Builds the CanvOS provider images (one per Kubernetes version) by appending layers to the Kairos base image.
@@ -25,7 +35,9 @@ output (exactly one):
   --push                   push each image to IMAGE_REGISTRY/IMAGE_REPO:<K8S_DISTRIBUTION>-<version>-<PE_VERSION>[-<CUSTOM_TAG>]
   --output oci:DIR         write the images into an OCI layout directory, tagged <distribution>-<version>-...
   --dry-run                print the plan with sizes; build and write nothing (fails if an image is unavailable)
-  --json                   print a JSON result on stdout instead of the pack snippet`;
+  --json                   print a JSON result on stdout instead of the pack snippet
+
+${LAYER_COMPRESSION_USAGE}`;
 
 const usageError = (message: string): CanvosError => usageErrorFor('build', message);
 
@@ -55,11 +67,13 @@ async function run(argv: string[], io: CliIo): Promise<number> {
       output: { type: 'string' },
       'dry-run': { type: 'boolean' },
       json: { type: 'boolean' },
+      'layer-compression': { type: 'string' },
     },
   });
   const modes = [values.push, values.output !== undefined, values['dry-run']].filter(Boolean).length;
   if (modes !== 1) throw usageError('give exactly one of --push, --output oci:DIR or --dry-run');
   if (values.output !== undefined && !/^oci:.+/.test(values.output)) throw usageError(`--output must be oci:DIR, not ${JSON.stringify(values.output)}`);
+  const layerCompression = parseLayerCompression('build', values['layer-compression']);
   const cwd = io.cwd;
   const cli = await loadCliConfig(values, io, 'build');
   const { config, projectDir, registry, warn } = cli;
@@ -82,6 +96,7 @@ async function run(argv: string[], io: CliIo): Promise<number> {
       projectDir,
       registry,
       cacheDir: values['cache-dir'],
+      layerCompression,
       signal: io.signal,
       onProgress: (e) => progress.onProgress(e),
       onWarning: warn,
