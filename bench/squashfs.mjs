@@ -141,7 +141,7 @@ await runIfMain(import.meta.url, 'squashfs', async ({ quick, log }) => {
       for (const [k, fn] of tools) {
         const res = await fn();
         k.add(res);
-        log(`${k.label}: ${Math.round(res.ms)} ms wall, ${res.cpuS ?? '?'} s CPU, ${round(res.peakRssMB, 1)} MB RSS`);
+        log(`${k.label}: ${Math.round(res.ms)} ms wall, ${res.cpuS === undefined ? '?' : round(res.cpuS, 2)} s CPU, ${round(res.peakRssMB, 1)} MB RSS`);
       }
     }
     const [ours, mk, ts, ours6, oursJs] = await Promise.all(tools.map(([k]) => k.result()));

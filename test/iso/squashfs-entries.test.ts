@@ -136,21 +136,31 @@ describe('writeSquashfs with FsEntry streams', () => {
     expect(tail.stdout.replace(/\s+/g, ' ').trim()).toBe('\\0 e n d');
   }, 300_000);
 
-  it('dedupes identical files (one copy of the blocks and of the fragment tail) and both read back', async () => {
-    const blob = randomBytes(3 * (1 << 20) + 1234);
-    const two = [file('a/one', blob), file('b/two', blob), file('c/other', randomBytes(1000))];
-    const on = join(tmp.path, 'dedupe-on.sqfs');
-    const off = join(tmp.path, 'dedupe-off.sqfs');
-    const a = await writeSquashfs(stream(two), on);
-    const b = await writeSquashfs(stream(two), off, { dedupe: false });
-    expect(b.bytes - a.bytes).toBeGreaterThan(blob.length - 8192);
-    for (const img of [on, off]) {
-      for (const p of ['/a/one', '/b/two']) {
-        const r = await run('sh', ['-c', `rdsquashfs -c ${p} '${img}' | sha256sum`]);
-        expect(r.stdout.slice(0, 64), `${img} ${p}`).toBe(createHash('sha256').update(blob).digest('hex'));
+  for (const extra of [{}, { alwaysUseFragments: true }]) {
+    it(`dedupes identical files (one copy of the blocks and of the tail end) and both read back (${JSON.stringify(extra)})`, async () => {
+      const blob = randomBytes(3 * (1 << 20) + 1234);
+      const two = [file('a/one', blob), file('b/two', blob), file('c/other', randomBytes(1000))];
+      const tag = extra.alwaysUseFragments ? 'frag' : 'block';
+      const on = join(tmp.path, `dedupe-on-${tag}.sqfs`);
+      const off = join(tmp.path, `dedupe-off-${tag}.sqfs`);
+      const a = await writeSquashfs(stream(two), on, extra);
+      const b = await writeSquashfs(stream(two), off, { ...extra, dedupe: false });
+      expect(b.bytes - a.bytes).toBeGreaterThan(blob.length - 8192);
+      for (const img of [on, off]) {
+        for (const p of ['/a/one', '/b/two', '/c/other']) {
+          const r = await run('sh', ['-c', `rdsquashfs -c ${p} '${img}' | sha256sum`]);
+          const want = p === '/c/other' ? undefined : createHash('sha256').update(blob).digest('hex');
+          if (want) expect(r.stdout.slice(0, 64), `${img} ${p}`).toBe(want);
+          else expect(r.code, `${img} ${p}`).toBe(0);
+        }
       }
-    }
-  });
+      // The tail end is a fragment only with alwaysUseFragments (c/other, < 1 block, is one in both cases).
+      const s = await run('unsquashfs', ['-s', on]);
+      expect(s.stdout).toContain(`Number of fragments 1`);
+      const st = await run('rdsquashfs', ['-s', '/a/one', on]);
+      expect(st.stdout).toMatch(extra.alwaysUseFragments ? /Fragment index: 0x0\n[^]*Block count: 3\n/ : /Fragment index: 0xFFFFFFFF\n[^]*Block count: 4\n/);
+    });
+  }
 
   it('reports progress and rejects bad input with CanvosErrors, leaving no temp file', async () => {
     const events: SquashfsProgress[] = [];
