@@ -1,13 +1,20 @@
 /**
  * Parallel ranged download of one large blob. Over a long-haul link one TCP stream gets window/RTT of throughput,
  * and CDNs in front of registries often shape per connection, so a single multi-GiB layer (a Kairos base image has
- * one) crawls at one stream's rate while the link sits idle. Here the blob is read as consecutive parts
- * (`Range: bytes=a-b`), up to `parallel` at once: the part at the head streams straight through (with
- * backpressure), the parts after it are read ahead into memory, and everything is emitted strictly in order into
- * the caller's verifier, so the digest check is unchanged. Read-ahead memory is bounded per process by a
- * {@link ReadAheadBudget}: a part after the head starts only when its whole size can be reserved, so when the
- * consumer is the bottleneck (a loopback copy) the read-ahead simply stops and the blob degrades to one stream.
- * A part whose connection breaks is resumed from its last byte.
+ * one) crawls at one stream's rate while the link sits idle.
+ *
+ * The blob is first read with one plain GET. Once it has delivered 1 MiB (or `partSize`, if smaller), that stream
+ * is timed: only if
+ * it ran slower than `slowBelow` bytes/s (not counting time spent waiting for the reader: a reader slower than one
+ * stream, such as a loopback copy bound by the destination, gains nothing from more streams), the registry
+ * advertised `Accept-Ranges: bytes` and has idle request slots (with every connection busy on other blobs more
+ * streams add nothing), the rest is split: the first stream keeps going up to the next part boundary and is then
+ * closed, and the parts after it are fetched with `Range: bytes=a-b`, up to `parallel` at once (the first stream
+ * counted). The part at the head streams straight through with backpressure; parts after it are read ahead into
+ * memory; everything is emitted strictly in order into the caller's verifier, so the digest check is unchanged.
+ * Read-ahead memory is bounded per process by a {@link ReadAheadBudget}: a part after the head starts only when its
+ * whole size can be reserved. A fast source therefore costs exactly one request, as before; a part whose
+ * connection breaks is resumed from its last byte.
  */
 import type { Writable } from 'node:stream';
 import { abortError, CanvosError } from '../errors.js';
@@ -26,6 +33,11 @@ export interface BlobPartsOptions {
   partSize?: number | undefined;
   /** Read-ahead memory shared by every ranged read in the process. Default: {@link defaultReadAheadBudget}. */
   budget?: ReadAheadBudget | undefined;
+  /**
+   * Go parallel only when the first part arrived slower than this (bytes/s), not counting time spent waiting for
+   * the reader; `Infinity`: always. Default: 64 MiB/s.
+   */
+  slowBelow?: number | undefined;
 }
 
 /** Bytes that parts read ahead of the consumer may hold in memory, shared by all downloads that use it. */
@@ -62,17 +74,22 @@ export class ReadAheadBudget {
 /** The process-wide read-ahead budget: 64 MiB (16 parts of 4 MiB) whatever the number of blobs in flight. */
 export const defaultReadAheadBudget = new ReadAheadBudget(64 * 1024 * 1024);
 
+/** The first stream is timed over this many bytes (or one part, if smaller) before deciding. */
+const TIMED_BYTES = 1024 * 1024;
+
 /** Defaults applied to {@link BlobPartsOptions}. */
-export const BLOB_PARTS_DEFAULTS = { parallel: 4, partSize: 4 * 1024 * 1024 } as const;
+export const BLOB_PARTS_DEFAULTS = { parallel: 4, partSize: 4 * 1024 * 1024, slowBelow: 64 * 1024 * 1024 } as const;
 
 /** Opens bytes [start, end] (inclusive) of the blob; resolves a 206 response whose Content-Range starts at `start`. */
 export type RangeOpener = (start: number, end: number) => Promise<RegistryResponse>;
 
 interface Part {
   readonly start: number;
-  /** Exclusive. */
-  readonly end: number;
+  /** Exclusive. The first stream's end moves from the blob's size to a part boundary when the rest is split. */
+  end: number;
   received: number;
+  /** The first stream, cut short at `end` (its response runs to the blob's end). */
+  cut?: boolean;
   chunks: Buffer[];
   started: boolean;
   done: boolean;
@@ -82,7 +99,8 @@ interface Part {
 }
 
 /**
- * Stream `desc` in parts into `out` (a verifier), in order. `first` is the already-open 206 answer for part 0.
+ * Stream `desc` into `out` (a verifier), in order, splitting the rest into ranged parts when the first stream is
+ * slow (see the file header). `first` is the already-open 200 answer with the whole blob; `open` opens a range.
  * Errors are delivered by destroying `out`; `out` is ended after the last byte.
  */
 export function streamParts(
@@ -90,12 +108,44 @@ export function streamParts(
   first: RegistryResponse,
   open: RangeOpener,
   out: Writable,
-  o: { parallel: number; partSize: number; budget: ReadAheadBudget; maxResumes: number; signal?: AbortSignal | undefined; onBytes?: ((emitted: number) => void) | undefined },
+  o: {
+    parallel: number;
+    partSize: number;
+    budget: ReadAheadBudget;
+    maxResumes: number;
+    slowBelow: number;
+    signal?: AbortSignal | undefined;
+    onBytes?: ((emitted: number) => void) | undefined;
+    /** Told how the rest of the blob is read once the first stream has been timed. */
+    onMode?: ((mode: 'parallel' | 'single') => void) | undefined;
+    /** Whether another connection would be idle now (parallel parts would add throughput). Default: always. */
+    canWiden?: (() => boolean) | undefined;
+  },
 ): void {
-  const parts: Part[] = [];
-  for (let s = 0; s < desc.size; s += o.partSize) {
-    parts.push({ start: s, end: Math.min(desc.size, s + o.partSize), received: 0, chunks: [], started: false, done: false, reserved: 0, res: undefined, resumes: 0 });
-  }
+  const part = (start: number, end: number): Part => ({ start, end, received: 0, chunks: [], started: false, done: false, reserved: 0, res: undefined, resumes: 0 });
+  // One stream for the whole blob until it has been timed (see the file header).
+  const parts: Part[] = [part(0, desc.size)];
+  let decided = false;
+  // Time the head spent paused for the reader, which says nothing about the source's speed.
+  let pausedMs = 0;
+  let pausedAt = 0;
+  const t0 = performance.now();
+  const decide = (): void => {
+    decided = true;
+    const now = performance.now();
+    const waited = pausedMs + (pausedAt ? now - pausedAt : 0);
+    const secs = Math.max(1e-3, (now - t0 - waited) / 1000);
+    const first = parts[0]!;
+    // The first stream runs on to the next part boundary (what is already in flight is not wasted).
+    const cut = (Math.floor(first.received / o.partSize) + 1) * o.partSize;
+    const slow = first.received / secs < o.slowBelow && cut < desc.size && (o.canWiden?.() ?? true);
+    o.onMode?.(slow ? 'parallel' : 'single');
+    if (!slow) return;
+    first.end = cut;
+    first.cut = true;
+    for (let s = cut; s < desc.size; s += o.partSize) parts.push(part(s, Math.min(desc.size, s + o.partSize)));
+    pump();
+  };
   let head = 0;
   let emitted = 0;
   let failed = false;
@@ -120,6 +170,10 @@ export function streamParts(
   };
 
   const onDrain = (): void => {
+    if (pausedAt) {
+      pausedMs += performance.now() - pausedAt;
+      pausedAt = 0;
+    }
     const p = parts[head];
     if (p?.res && !failed) p.res.body.resume();
   };
@@ -138,7 +192,10 @@ export function streamParts(
       let flowing = true;
       for (const c of p.chunks) flowing = emit(c) && flowing;
       p.chunks = [];
-      if (!flowing) p.res?.body.pause();
+      if (!flowing && p.res) {
+        p.res.body.pause();
+        pausedAt ||= performance.now();
+      }
       // It is the head now: what it still receives streams straight through, so its reservation is returned.
       o.budget.release(p.reserved);
       p.reserved = 0;
@@ -153,7 +210,7 @@ export function streamParts(
 
   /** Start parts in order inside the window [head, head + parallel) as far as the budget allows. */
   const pump = (): void => {
-    if (failed) return;
+    if (failed || !decided) return;
     for (let i = head; i < parts.length && i < head + o.parallel; i++) {
       const p = parts[i]!;
       if (p.started) continue;
@@ -191,17 +248,35 @@ export function streamParts(
     if (failed) return void res.body.destroy();
     p.res = res;
     const b = res.body;
-    const onData = (c: Buffer): void => {
+    const onData = (data: Buffer): void => {
       if (failed) return;
+      let c = data;
+      let cutHere = false;
       if (p.received + c.length > p.end - p.start) {
-        return fail(new CanvosError('ERR_REGISTRY_HTTP', `GET blob ${desc.digest}: the registry sent more than the ${p.end - p.start} bytes asked for with Range: bytes=${p.start}-${p.end - 1}`, { hint: 'the registry or a proxy mishandles Range requests' }));
+        if (!p.cut) {
+          return fail(new CanvosError('ERR_REGISTRY_HTTP', `GET blob ${desc.digest}: the registry sent more than the ${p.end - p.start} bytes asked for with Range: bytes=${p.start}-${p.end - 1}`, { hint: 'the registry or a proxy mishandles Range requests' }));
+        }
+        // The first stream reached the boundary where ranged parts take over.
+        c = c.subarray(0, p.end - p.start - p.received);
+        cutHere = true;
       }
       p.received += c.length;
-      if (parts[head] === p && p.chunks.length === 0) {
-        if (!emit(c)) b.pause();
-      } else {
-        p.chunks.push(c);
+      if (c.length > 0) {
+        if (parts[head] === p && p.chunks.length === 0) {
+          if (!emit(c)) {
+            b.pause();
+            pausedAt ||= performance.now();
+          }
+        } else {
+          p.chunks.push(c);
+        }
       }
+      if (cutHere || (p.cut && p.received === p.end - p.start)) {
+        detach();
+        b.destroy();
+        return finish();
+      }
+      if (!decided && p === parts[0] && p.received >= Math.min(o.partSize, TIMED_BYTES)) decide();
     };
     const detach = (): void => {
       b.off('data', onData);
@@ -209,12 +284,16 @@ export function streamParts(
       b.off('error', onError);
       p.res = undefined;
     };
+    const finish = (): void => {
+      p.done = true;
+      decided = true;
+      if (parts[head] === p) advance();
+      else pump();
+    };
     const onEnd = (): void => {
       detach();
       if (p.received < p.end - p.start) return retryOrFail(p, undefined);
-      p.done = true;
-      if (parts[head] === p) advance();
-      else pump();
+      finish();
     };
     const onError = (e: unknown): void => {
       detach();

@@ -92,27 +92,31 @@ export async function openBlob(loc: BlobLocation, desc: Descriptor, opts: BlobRe
   const basePart = po === false ? 0 : Math.max(64 * 1024, Math.floor(po?.partSize ?? BLOB_PARTS_DEFAULTS.partSize));
   // Huge blobs get larger parts (at most 64 of them, parts up to 16 MiB) so a 4 GiB layer is not 1,000 requests.
   const partSize = Math.max(basePart, Math.min(16 * 1024 * 1024, Math.ceil(desc.size / 64 / 65536) * 65536));
-  const ranged = parallel > 1 && desc.size >= 2 * basePart;
-  const first = await getFrom(loc, desc, 0, opts, ranged ? partSize - 1 : undefined);
+  const first = await getFrom(loc, desc, 0, opts);
   const maxResumes = opts.maxResumes ?? 5;
   const verifier = new VerifyingStream(desc.digest, { size: desc.size, what: `blob ${desc.digest}` });
-  if (ranged && first.res.status === 206) {
+  // Large enough to split, and the server (or the storage it redirected to) says it serves ranges.
+  const ranged = parallel > 1 && desc.size >= 2 * basePart && first.res.status === 200 && /\bbytes\b/i.test(header(first.res, 'accept-ranges') ?? '');
+  if (ranged) {
     const open = async (start: number, end: number): Promise<RegistryResponse> => {
       const r = await getFrom(loc, desc, start, opts, end);
       if (r.res.status === 206) return r.res;
       r.res.body.destroy();
-      throw new CanvosError('ERR_REGISTRY_HTTP', `GET blob ${desc.digest}: the registry answered Range: bytes=${start}-${end} with the whole blob after honouring Range before`, {
+      throw new CanvosError('ERR_REGISTRY_HTTP', `GET blob ${desc.digest}: the registry answered Range: bytes=${start}-${end} with the whole blob although it advertised Accept-Ranges`, {
         hint: 'a proxy or the registry mishandles Range requests; read blobs with one GET (RegistryHttpOptions.blobParts: false)',
       });
     };
     streamParts(desc, first.res, open, verifier, {
       parallel, partSize, maxResumes, signal: opts.signal,
+      slowBelow: (po !== false && po?.slowBelow) || BLOB_PARTS_DEFAULTS.slowBelow,
+      // Two idle slots: one for the rest's head (part 0's own slot may or may not be back yet) and one more.
+      canWiden: () => loc.http.idleSlots > 1,
       budget: (po !== false && po?.budget) || defaultReadAheadBudget,
       onBytes: opts.onProgress ? (n) => opts.onProgress?.({ phase: 'download', item: desc.digest, transferred: n, total: desc.size }) : undefined,
     });
     return verifier;
   }
-  // One stream (a small blob, ranged reads off, or a registry that ignored Range and answered 200 with everything).
+  // One stream (a small blob, ranged reads off, or a server that does not advertise ranges).
   // Bodies are written into the verifier from 'data' events with backpressure (pause/drain): the cheapest path
   // through Node streams, with no per-chunk promise, which matters at hundreds of MB/s.
   let offset = 0;

@@ -39,8 +39,9 @@ export interface RegistryHttpOptions extends CredentialOptions {
    */
   proxy?: { http?: string | undefined; https?: string | undefined; noProxy?: string | undefined } | undefined;
   /**
-   * Parallel ranged reads of large blobs (parts in flight per blob, part size, read-ahead memory budget); `false`
-   * reads every blob with one GET. Default: 4 parts of 4 MiB in flight for blobs of 8 MiB and more, 64 MiB read-ahead per process.
+   * Parallel ranged reads of large blobs (blob-parts.ts): a blob of 8 MiB+ whose one stream turns out slow while
+   * connections are idle is split into 4 MiB Range parts, 4 streams at once, 64 MiB read-ahead per process; `false`
+   * reads every blob with one GET. Default: on.
    */
   blobParts?: BlobPartsOptions | false | undefined;
   /** Use this undici dispatcher instead of building one (TLS/proxy options are then ignored). Default: none. */

@@ -110,6 +110,11 @@ export class RegistryHttp {
     this.auth = new RegistryAuth(this.registry, (url, init) => this.tokenRequest(url, init), opts);
   }
 
+  /** Request slots free right now (see RegistryHttpOptions.concurrency). */
+  get idleSlots(): number {
+    return this.sem.available;
+  }
+
   private dispatcher(): Promise<Dispatcher> {
     this.dispatcherP ??= this.opts.dispatcher
       ? Promise.resolve(this.opts.dispatcher)

@@ -21,6 +21,11 @@ export class Semaphore {
     this.free = Math.max(1, Math.floor(limit));
   }
 
+  /** Slots free right now (0 while anyone waits). */
+  get available(): number {
+    return this.free;
+  }
+
   /** Wait for a slot; call the returned function exactly once to give it back. */
   acquire(signal?: AbortSignal): Promise<() => void> {
     if (signal?.aborted) return Promise.reject(abortError(signal));

@@ -17,7 +17,9 @@ export type FaultAction =
   /** Forward, but throttle the response body to `bytesPerSecond`. */
   | { kind: 'slow'; bytesPerSecond: number }
   /** Forward without the Range header, so the target answers 200 with everything (a proxy that ignores Range). */
-  | { kind: 'ignore-range' };
+  | { kind: 'ignore-range' }
+  /** Forward, but drop the response's Accept-Ranges header (a server that does not advertise ranges). */
+  | { kind: 'no-accept-ranges' };
 
 /**
  * A fault rule. A request matches when `method` (case-insensitive) and `path` (tested against path + query) both
@@ -119,7 +121,9 @@ export async function startFaultProxy(targetUrl: string, rules: FaultRule[] = []
     }
     const opts: RelayOptions =
       action?.kind === 'reset-mid-body' ? { afterBytes: action.afterBytes } : action?.kind === 'slow' ? { bytesPerSecond: action.bytesPerSecond } : {};
-    await relayBody(up, res, responseHeaders(up, target, origin), opts);
+    const headers = responseHeaders(up, target, origin);
+    if (action?.kind === 'no-accept-ranges') delete headers['accept-ranges'];
+    await relayBody(up, res, headers, opts);
   };
 
   const server = createServer((req, res) => {

@@ -47,11 +47,53 @@ describe('ranged blob reads', () => {
     proxy.requests.splice(0);
   });
 
-  it('reads a large blob as consecutive Range parts, in parallel, byte-exact', async () => {
-    const got = await readAll(await repo({ blobParts: { parallel: 4, partSize: PART, budget: new ReadAheadBudget(64 * PART) } }).getBlob(desc));
+  // Split mode: the first GET (no Range) runs to 2 × PART, the parts after it are ranged.
+  const split = ['', ...Array.from({ length: 9 }, (_, i) => `bytes=${(i + 2) * PART}-${Math.min(data.length, (i + 3) * PART) - 1}`)].sort();
+
+  it('splits the rest of a large blob into consecutive Range parts read in parallel, byte-exact', async () => {
+    const got = await readAll(await repo({ blobParts: { parallel: 4, partSize: PART, slowBelow: Infinity, budget: new ReadAheadBudget(64 * PART) } }).getBlob(desc));
     expect(got.equals(data)).toBe(true);
-    const want = Array.from({ length: 11 }, (_, i) => `bytes=${i * PART}-${Math.min(data.length, (i + 1) * PART) - 1}`);
-    expect(ranges().sort()).toEqual(want.sort());
+    expect(ranges().sort()).toEqual(split);
+  });
+
+  // "Fast" here is 4 MiB/s, so loopback always qualifies even on a loaded machine.
+  const FAST = 4 * 1024 * KiB;
+
+  it('a fast source is read with the one plain GET (no extra registry work)', async () => {
+    const got = await readAll(await repo({ blobParts: { parallel: 4, partSize: PART, slowBelow: FAST, budget: new ReadAheadBudget(64 * PART) } }).getBlob(desc));
+    expect(got.equals(data)).toBe(true);
+    expect(ranges()).toEqual(['']);
+  });
+
+  it('a source slower than one stream should be (throttled per connection) goes parallel by default', async () => {
+    proxy.addRule({ method: 'GET', path: /\/blobs\/sha256:/, times: Infinity, action: { kind: 'slow', bytesPerSecond: 1024 * KiB } });
+    const got = await readAll(await repo({ blobParts: { parallel: 4, partSize: PART, slowBelow: FAST, budget: new ReadAheadBudget(64 * PART) } }).getBlob(desc));
+    expect(got.equals(data)).toBe(true);
+    expect(ranges().sort()).toEqual(split);
+  });
+
+  it('a slow source that does not advertise Accept-Ranges is read with one GET', async () => {
+    proxy.addRule({ method: 'GET', path: /\/blobs\/sha256:/, times: 1, action: { kind: 'no-accept-ranges' } });
+    const got = await readAll(await repo({ blobParts: { parallel: 4, partSize: PART, slowBelow: Infinity, budget: new ReadAheadBudget(64 * PART) } }).getBlob(desc));
+    expect(got.equals(data)).toBe(true);
+    expect(ranges()).toEqual(['']);
+  });
+
+  it('a fast source read by a slow reader stays on one stream: time waiting for the reader is not source time', async () => {
+    // The reader waits 30 ms per chunk: counted as source time, the first part would look slower than FAST.
+    const stream = await repo({ blobParts: { parallel: 4, partSize: PART, slowBelow: FAST, budget: new ReadAheadBudget(64 * PART) } }).getBlob(desc);
+    const chunks: Buffer[] = [];
+    await new Promise<void>((resolve, reject) => {
+      stream.on('data', (c: Buffer) => {
+        chunks.push(c);
+        stream.pause();
+        setTimeout(() => stream.resume(), 30);
+      });
+      stream.once('end', resolve);
+      stream.once('error', reject);
+    });
+    expect(Buffer.concat(chunks).equals(data)).toBe(true);
+    expect(ranges()).toEqual(['']);
   });
 
   it('reads blobs under two parts, or with parts off, with one plain GET', async () => {
@@ -62,26 +104,21 @@ describe('ranged blob reads', () => {
 
   it('resumes a part whose connection breaks mid-body from its last byte', async () => {
     proxy.addRule({ method: 'GET', path: /\/blobs\/sha256:/, skip: 2, times: 2, action: { kind: 'reset-mid-body', afterBytes: 100 * KiB } });
-    const got = await readAll(await repo({ blobParts: { parallel: 3, partSize: PART, budget: new ReadAheadBudget(64 * PART) } }).getBlob(desc));
+    const got = await readAll(await repo({ blobParts: { parallel: 3, partSize: PART, slowBelow: Infinity, budget: new ReadAheadBudget(64 * PART) } }).getBlob(desc));
     expect(got.equals(data)).toBe(true);
     expect(gets().filter((r) => r.fault === 'reset-mid-body')).toHaveLength(2);
-    // Each broken part is asked again for exactly its missing tail.
-    const resumed = ranges().filter((r) => /^bytes=\d+-\d+$/.test(r) && Number(r.slice(6).split('-')[0]) % PART === 100 * KiB);
+    // Each broken part is asked again for exactly its missing tail: a start 100 KiB (or 200 KiB) into a part.
+    const starts = ranges().filter((r) => r !== '').map((r) => Number(r.slice(6).split('-')[0]));
+    const resumed = starts.filter((s) => s % PART !== 0);
     expect(resumed).toHaveLength(2);
-  });
-
-  it('falls back to one stream when a proxy ignores Range on the first part', async () => {
-    proxy.addRule({ method: 'GET', path: /\/blobs\/sha256:/, times: 1, action: { kind: 'ignore-range' } });
-    const got = await readAll(await repo({ blobParts: { parallel: 4, partSize: PART } }).getBlob(desc));
-    expect(got.equals(data)).toBe(true);
-    expect(gets()).toHaveLength(1);
+    for (const s of resumed) expect((s % PART) % (100 * KiB)).toBe(0);
   });
 
   it('fails with one clear error when Range is ignored on a later part', async () => {
     proxy.addRule({ method: 'GET', path: /\/blobs\/sha256:/, skip: 1, times: Infinity, action: { kind: 'ignore-range' } });
-    const err = await readAll(await repo({ blobParts: { parallel: 2, partSize: PART, budget: new ReadAheadBudget(64 * PART) } }).getBlob(desc)).catch((e: unknown) => e);
+    const err = await readAll(await repo({ blobParts: { parallel: 2, partSize: PART, slowBelow: Infinity, budget: new ReadAheadBudget(64 * PART) } }).getBlob(desc)).catch((e: unknown) => e);
     expect(err).toMatchObject({ code: 'ERR_REGISTRY_HTTP' });
-    expect(String((err as Error).message)).toMatch(/whole blob after honouring Range/);
+    expect(String((err as Error).message)).toMatch(/with the whole blob although it advertised Accept-Ranges/);
   });
 
   it('verifies the joined bytes against the digest (a byte flipped in storage, inside a middle part)', async () => {
@@ -94,20 +131,41 @@ describe('ranged blob reads', () => {
     const corrupt = Buffer.from(other);
     corrupt[5 * PART + 7] = corrupt[5 * PART + 7]! ^ 0xff;
     await writeFile(join(reg.dataDir, file!), corrupt);
-    const err = await readAll(await repo({ blobParts: { parallel: 4, partSize: PART, budget: new ReadAheadBudget(64 * PART) } }).getBlob(d2)).catch((e: unknown) => e);
+    const err = await readAll(await repo({ blobParts: { parallel: 4, partSize: PART, slowBelow: Infinity, budget: new ReadAheadBudget(64 * PART) } }).getBlob(d2)).catch((e: unknown) => e);
     expect(err).toMatchObject({ code: 'ERR_DIGEST_MISMATCH' });
   });
 
   it('starts no read-ahead part the budget cannot hold, and returns the budget when done', async () => {
-    const budget = new ReadAheadBudget(PART); // room for one part ahead of the head
-    const r = repo({ blobParts: { parallel: 4, partSize: PART, budget } });
-    const stream = await r.getBlob(desc);
-    // Do not read yet: only the head and one part ahead may be requested.
-    await new Promise((res) => setTimeout(res, 300));
-    expect(gets().length).toBe(2);
-    expect((await readAll(stream)).equals(data)).toBe(true);
-    expect(budget.tryReserve(PART)).toBe(true);
-    budget.release(PART);
+    // The reader takes a little more than the first part, then stops: the head (part 1) waits for it, and parts
+    // after it may only run ahead as far as the budget allows.
+    const requestsWhenStalled = async (budget: ReadAheadBudget): Promise<number> => {
+      proxy.requests.splice(0);
+      const stream = await repo({ blobParts: { parallel: 4, partSize: PART, slowBelow: Infinity, budget } }).getBlob(desc);
+      let n = 0;
+      let stalled = false;
+      await new Promise<void>((resolve) => {
+        stream.on('data', (c: Buffer) => {
+          n += c.length;
+          if (n > PART && !stalled) {
+            stalled = true;
+            stream.pause();
+            resolve();
+          }
+        });
+      });
+      await new Promise((res) => setTimeout(res, 300));
+      const seen = gets().length;
+      const ended = new Promise((res) => stream.once('end', res));
+      stream.resume();
+      await ended;
+      expect(n).toBe(data.length);
+      return seen;
+    };
+    const small = new ReadAheadBudget(PART); // room for one part ahead of the head
+    expect(await requestsWhenStalled(small)).toBe(2); // the first stream (head), one part ahead
+    expect(small.tryReserve(PART)).toBe(true);
+    small.release(PART);
+    expect(await requestsWhenStalled(new ReadAheadBudget(64 * PART))).toBe(4); // the first stream, three ahead
   });
 
   it('a reader that stops early releases every connection, slot and reserved byte', async () => {
@@ -124,7 +182,7 @@ describe('ranged blob reads', () => {
     for (const b of all) expect(b.equals(data)).toBe(true);
   });
 
-  it('canvos-lite copy reads an 8 MiB+ layer in 4 MiB parts by default, and with one GET under --blob-parts 1; both byte-exact', async () => {
+  it('canvos-lite copy splits a slow 8 MiB+ layer into Range parts by default, and reads it with one GET under --blob-parts 1; both byte-exact', async () => {
     const big = randomBytes(9 * 1024 * KiB);
     const bd = { mediaType: 'application/vnd.oci.image.layer.v1.tar', digest: sha256(big), size: big.length };
     const cfg = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [bd.digest] } }));
@@ -139,10 +197,13 @@ describe('ranged blob reads', () => {
     try {
       const layerGets = () => proxy.requests.filter((r) => r.method === 'GET' && r.path.includes(bd.digest)).map((r) => String(r.headers.range ?? ''));
       const env = { HOME: '/nonexistent', PATH: process.env.PATH };
+      // 16 MiB/s per connection: slower than one stream should be (64 MiB/s).
+      proxy.addRule({ method: 'GET', path: new RegExp(bd.digest), times: Infinity, action: { kind: 'slow', bytesPerSecond: 16 * 1024 * KiB } });
       const r1 = await runCli(['copy', '--json', '--src-insecure', '--dest-insecure', `docker://${proxy.host}/parts/img:v1`, `docker://${dst.host}/a/img:v1`], { env, cwd: '/' });
       expect(r1.stderr).toBe('');
       expect(r1.code).toBe(0);
-      expect(layerGets().sort()).toEqual(['bytes=0-4194303', 'bytes=4194304-8388607', 'bytes=8388608-9437183']);
+      // Timed over its first MiB, the first GET (no Range) runs on to the 4 MiB boundary; the rest is ranged parts.
+      expect(layerGets().sort()).toEqual(['', 'bytes=4194304-8388607', 'bytes=8388608-9437183']);
       proxy.requests.splice(0);
       const r2 = await runCli(['copy', '--blob-parts', '1', '--src-insecure', '--dest-insecure', `docker://${proxy.host}/parts/img:v1`, `docker://${dst.host}/b/img:v1`], { env, cwd: '/' });
       expect(r2.code).toBe(0);
