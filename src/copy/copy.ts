@@ -133,7 +133,7 @@ export async function copyImage(src: ImageSource, dst: ImageDestination, opts: C
   const own = async (desc: Descriptor): Promise<BlobStatus> => {
     const release = await sem.acquire(signal);
     try {
-      return await copyBlob(src, dst, desc, signal, (delta) => {
+      return await copyBlob(src, dst, desc, signal, () => sem.waiting === 0, (delta) => {
         bytesDone += delta;
         emit(desc.digest);
       });
@@ -214,6 +214,7 @@ async function copyBlob(
   dst: ImageDestination,
   desc: Descriptor,
   signal: AbortSignal,
+  widen: () => boolean,
   onBytes: (delta: number) => void,
 ): Promise<BlobStatus> {
   if (await dst.hasBlob(desc, { signal })) return 'skipped';
@@ -221,7 +222,7 @@ async function copyBlob(
   const open = async (): Promise<Readable> => {
     onBytes(-counted);
     counted = 0;
-    const s = await src.getBlob(desc, { signal });
+    const s = await src.getBlob(desc, { signal, widen });
     const counter = new Transform({
       transform(chunk: Buffer, _enc, cb) {
         counted += chunk.length;

@@ -28,6 +28,12 @@ export type ProgressFn = (e: ProgressEvent) => void;
 export interface OpOptions {
   signal?: AbortSignal | undefined;
   onProgress?: ProgressFn | undefined;
+  /**
+   * Blob reads: whether spreading a slow blob over more connections is welcome right now (registry sources split
+   * slow blobs into ranged parts). The copy engine answers no while other blobs still wait for their turn: they
+   * should get the idle connections first. Default: always.
+   */
+  widen?: (() => boolean) | undefined;
 }
 
 /** A manifest as raw bytes plus what we know about it. */

@@ -3,14 +3,14 @@
  * and CDNs in front of registries often shape per connection, so a single multi-GiB layer (a Kairos base image has
  * one) crawls at one stream's rate while the link sits idle.
  *
- * The blob is first read with one plain GET. Once it has delivered 1 MiB (or `partSize`, if smaller), that stream
- * is timed: only if
- * it ran slower than `slowBelow` bytes/s (not counting time spent waiting for the reader: a reader slower than one
- * stream, such as a loopback copy bound by the destination, gains nothing from more streams), the registry
+ * The blob is first read with one plain GET, timed after 256 KiB (or `partSize`, if smaller) and again after every
+ * further 256 KiB until it is split or done. Only if it runs slower than `slowBelow` bytes/s (not counting time spent
+ * waiting for the reader: a reader slower than one stream, such as a loopback copy bound by the destination, gains
+ * nothing from more streams), the registry
  * advertised `Accept-Ranges: bytes` and has idle request slots (with every connection busy on other blobs more
  * streams add nothing), the rest is split: the first stream keeps going up to the next part boundary and is then
  * closed, and the parts after it are fetched with `Range: bytes=a-b`, up to `parallel` at once (the first stream
- * counted). The part at the head streams straight through with backpressure; parts after it are read ahead into
+ * counted) and no more than this blob's fair share of the registry's connections. The part at the head streams straight through with backpressure; parts after it are read ahead into
  * memory; everything is emitted strictly in order into the caller's verifier, so the digest check is unchanged.
  * Read-ahead memory is bounded per process by a {@link ReadAheadBudget}: a part after the head starts only when its
  * whole size can be reserved. A fast source therefore costs exactly one request, as before; a part whose
@@ -24,11 +24,11 @@ import { isNetworkError } from './retry.js';
 
 /** Tuning of ranged blob reads (RegistryHttpOptions.blobParts). */
 export interface BlobPartsOptions {
-  /** Parts of one blob in flight at once, the head included; 1 turns ranged reads off. Default: 4. */
+  /** Parts of one blob in flight at once, the head included; 1 turns ranged reads off. Default: 6. */
   parallel?: number | undefined;
   /**
    * Bytes per part; blobs smaller than two parts are read with one plain GET. Blobs over 64 parts use larger parts
-   * (size/64, up to 16 MiB). Default: 4 MiB.
+   * (size/64, up to 8 MiB). Default: 2 MiB.
    */
   partSize?: number | undefined;
   /** Read-ahead memory shared by every ranged read in the process. Default: {@link defaultReadAheadBudget}. */
@@ -71,14 +71,14 @@ export class ReadAheadBudget {
   }
 }
 
-/** The process-wide read-ahead budget: 64 MiB (16 parts of 4 MiB) whatever the number of blobs in flight. */
+/** The process-wide read-ahead budget: 64 MiB (32 parts of 2 MiB) whatever the number of blobs in flight. */
 export const defaultReadAheadBudget = new ReadAheadBudget(64 * 1024 * 1024);
 
-/** The first stream is timed over this many bytes (or one part, if smaller) before deciding. */
-const TIMED_BYTES = 1024 * 1024;
+/** The first stream is timed over this many bytes (or one part, if smaller) before deciding, and again after each as many. */
+const TIMED_BYTES = 256 * 1024;
 
 /** Defaults applied to {@link BlobPartsOptions}. */
-export const BLOB_PARTS_DEFAULTS = { parallel: 4, partSize: 4 * 1024 * 1024, slowBelow: 64 * 1024 * 1024 } as const;
+export const BLOB_PARTS_DEFAULTS = { parallel: 6, partSize: 2 * 1024 * 1024, slowBelow: 64 * 1024 * 1024 } as const;
 
 /** Opens bytes [start, end] (inclusive) of the blob; resolves a 206 response whose Content-Range starts at `start`. */
 export type RangeOpener = (start: number, end: number) => Promise<RegistryResponse>;
@@ -116,34 +116,35 @@ export function streamParts(
     slowBelow: number;
     signal?: AbortSignal | undefined;
     onBytes?: ((emitted: number) => void) | undefined;
-    /** Told how the rest of the blob is read once the first stream has been timed. */
-    onMode?: ((mode: 'parallel' | 'single') => void) | undefined;
     /** Whether another connection would be idle now (parallel parts would add throughput). Default: always. */
     canWiden?: (() => boolean) | undefined;
+    /** Streams this blob may use now, its head included: its fair share of the connections. Default: `parallel`. */
+    share?: (() => number) | undefined;
   },
 ): void {
   const part = (start: number, end: number): Part => ({ start, end, received: 0, chunks: [], started: false, done: false, reserved: 0, res: undefined, resumes: 0 });
   // One stream for the whole blob until it has been timed (see the file header).
   const parts: Part[] = [part(0, desc.size)];
-  let decided = false;
+  let split = false;
+  let nextCheck = Math.min(o.partSize, TIMED_BYTES);
   // Time the head spent paused for the reader, which says nothing about the source's speed.
   let pausedMs = 0;
   let pausedAt = 0;
   const t0 = performance.now();
-  const decide = (): void => {
-    decided = true;
+  /** Split the rest into ranged parts if the first stream is slow and connections are idle; else check again later. */
+  const trySplit = (): void => {
+    const first = parts[0]!;
     const now = performance.now();
     const waited = pausedMs + (pausedAt ? now - pausedAt : 0);
     const secs = Math.max(1e-3, (now - t0 - waited) / 1000);
-    const first = parts[0]!;
     // The first stream runs on to the next part boundary (what is already in flight is not wasted).
-    const cut = (Math.floor(first.received / o.partSize) + 1) * o.partSize;
-    const slow = first.received / secs < o.slowBelow && cut < desc.size && (o.canWiden?.() ?? true);
-    o.onMode?.(slow ? 'parallel' : 'single');
-    if (!slow) return;
+    const size = o.partSize;
+    const cut = (Math.floor(first.received / size) + 1) * size;
+    if (!(first.received / secs < o.slowBelow && cut < desc.size && (o.canWiden?.() ?? true))) return;
+    split = true;
     first.end = cut;
     first.cut = true;
-    for (let s = cut; s < desc.size; s += o.partSize) parts.push(part(s, Math.min(desc.size, s + o.partSize)));
+    for (let s = cut; s < desc.size; s += size) parts.push(part(s, Math.min(desc.size, s + size)));
     pump();
   };
   let head = 0;
@@ -208,13 +209,22 @@ export function streamParts(
     pump();
   };
 
-  /** Start parts in order inside the window [head, head + parallel) as far as the budget allows. */
+  /**
+   * Start parts in order inside the window [head, head + parallel) as far as the budget and idle connections allow
+   * (a part queued for a busy connection would only hold up other blobs' requests). Called again as parts finish
+   * and as the head makes progress.
+   */
   const pump = (): void => {
-    if (failed || !decided) return;
+    if (failed || !split) return;
     for (let i = head; i < parts.length && i < head + o.parallel; i++) {
       const p = parts[i]!;
       if (p.started) continue;
       if (i !== head) {
+        if (!(o.canWiden?.() ?? true)) return;
+        // Leave other blobs reading from the same registry their share of the connections.
+        let streaming = 0;
+        for (let k = head; k < i; k++) if (parts[k]!.started && !parts[k]!.done) streaming++;
+        if (streaming >= (o.share?.() ?? o.parallel)) return;
         if (!o.budget.tryReserve(p.end - p.start)) {
           cancelWait ??= o.budget.onRelease(() => {
             cancelWait = undefined;
@@ -276,7 +286,13 @@ export function streamParts(
         b.destroy();
         return finish();
       }
-      if (!decided && p === parts[0] && p.received >= Math.min(o.partSize, TIMED_BYTES)) decide();
+      // Connections freed by other blobs may make a split worth it later: re-check every TIMED_BYTES.
+      // Every TIMED_BYTES of progress at the head: time the first stream again, or widen a split blob.
+      if (emitted >= nextCheck) {
+        nextCheck = emitted + TIMED_BYTES;
+        if (!split) trySplit();
+        else pump();
+      }
     };
     const detach = (): void => {
       b.off('data', onData);
@@ -286,7 +302,6 @@ export function streamParts(
     };
     const finish = (): void => {
       p.done = true;
-      decided = true;
       if (parts[head] === p) advance();
       else pump();
     };

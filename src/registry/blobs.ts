@@ -90,11 +90,13 @@ export async function openBlob(loc: BlobLocation, desc: Descriptor, opts: BlobRe
   const po = opts.parts ?? loc.http.blobParts;
   const parallel = po === false ? 1 : Math.max(1, Math.floor(po?.parallel ?? BLOB_PARTS_DEFAULTS.parallel));
   const basePart = po === false ? 0 : Math.max(64 * 1024, Math.floor(po?.partSize ?? BLOB_PARTS_DEFAULTS.partSize));
-  // Huge blobs get larger parts (at most 64 of them, parts up to 16 MiB) so a 4 GiB layer is not 1,000 requests.
-  const partSize = Math.max(basePart, Math.min(16 * 1024 * 1024, Math.ceil(desc.size / 64 / 65536) * 65536));
+  // Huge blobs get larger parts (at most 64 of them, parts up to 8 MiB) so a 4 GiB layer is not 2,000 requests.
+  const partSize = Math.max(basePart, Math.min(8 * 1024 * 1024, Math.ceil(desc.size / 64 / 65536) * 65536));
   const first = await getFrom(loc, desc, 0, opts);
   const maxResumes = opts.maxResumes ?? 5;
   const verifier = new VerifyingStream(desc.digest, { size: desc.size, what: `blob ${desc.digest}` });
+  loc.http.activeBlobReads++;
+  verifier.once('close', () => loc.http.activeBlobReads--);
   // Large enough to split, and the server (or the storage it redirected to) says it serves ranges.
   const ranged = parallel > 1 && desc.size >= 2 * basePart && first.res.status === 200 && /\bbytes\b/i.test(header(first.res, 'accept-ranges') ?? '');
   if (ranged) {
@@ -110,7 +112,8 @@ export async function openBlob(loc: BlobLocation, desc: Descriptor, opts: BlobRe
       parallel, partSize, maxResumes, signal: opts.signal,
       slowBelow: (po !== false && po?.slowBelow) || BLOB_PARTS_DEFAULTS.slowBelow,
       // Two idle slots: one for the rest's head (part 0's own slot may or may not be back yet) and one more.
-      canWiden: () => loc.http.idleSlots > 1,
+      canWiden: () => loc.http.idleSlots > 1 && (opts.widen?.() ?? true),
+      share: () => Math.max(1, Math.floor(loc.http.slots / Math.max(1, loc.http.activeBlobReads))),
       budget: (po !== false && po?.budget) || defaultReadAheadBudget,
       onBytes: opts.onProgress ? (n) => opts.onProgress?.({ phase: 'download', item: desc.digest, transferred: n, total: desc.size }) : undefined,
     });

@@ -39,8 +39,8 @@ export interface RegistryHttpOptions extends CredentialOptions {
    */
   proxy?: { http?: string | undefined; https?: string | undefined; noProxy?: string | undefined } | undefined;
   /**
-   * Parallel ranged reads of large blobs (blob-parts.ts): a blob of 8 MiB+ whose one stream turns out slow while
-   * connections are idle is split into 4 MiB Range parts, 4 streams at once, 64 MiB read-ahead per process; `false`
+   * Parallel ranged reads of large blobs (blob-parts.ts): a blob of 4 MiB+ whose one stream turns out slow while
+   * connections are idle is split into 2 MiB Range parts, 6 streams at once, 64 MiB read-ahead per process; `false`
    * reads every blob with one GET. Default: on.
    */
   blobParts?: BlobPartsOptions | false | undefined;

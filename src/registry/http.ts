@@ -115,6 +115,14 @@ export class RegistryHttp {
     return this.sem.available;
   }
 
+  /** The request limit (RegistryHttpOptions.concurrency). */
+  get slots(): number {
+    return this.opts.concurrency ?? DEFAULT_CONCURRENCY;
+  }
+
+  /** Blob downloads streaming from this registry right now (kept by openBlob; ranged reads share slots by it). */
+  activeBlobReads = 0;
+
   private dispatcher(): Promise<Dispatcher> {
     this.dispatcherP ??= this.opts.dispatcher
       ? Promise.resolve(this.opts.dispatcher)

@@ -21,6 +21,11 @@ export class Semaphore {
     this.free = Math.max(1, Math.floor(limit));
   }
 
+  /** Callers waiting for a slot. */
+  get waiting(): number {
+    return this.waiters.length;
+  }
+
   /** Slots free right now (0 while anyone waits). */
   get available(): number {
     return this.free;
