@@ -11,5 +11,5 @@ npx tsc -p tsconfig.test.json
 CANVOS_EXPECT_NATIVE=1 npx vitest run "$@"
 if [ $# -eq 0 ]; then
   echo "== fallback backend (CANVOS_NO_NATIVE=1) =="
-  CANVOS_NO_NATIVE=1 npx vitest run test/native.test.ts test/layers
+  CANVOS_NO_NATIVE=1 npx vitest run test/native.test.ts test/layers test/iso/squashfs
 fi
