@@ -4,7 +4,7 @@
  */
 import { lstat, readdir, readlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Stats } from 'node:fs';
+import type { BigIntStats } from 'node:fs';
 import { CanvosError } from '../errors.js';
 import { joinPath } from './path.js';
 import type { PlannedEntry } from './plan.js';
@@ -21,36 +21,37 @@ function devMinor(rdev: number): number {
 /** @internal Yield the entries of host directory `host` placed at image path `dest` (dest itself first). */
 export async function* walkTree(host: string, dest: string, s: TreeSpec, signal?: AbortSignal): AsyncGenerator<PlannedEntry> {
   const inodes = new Map<string, string>(); // "dev:ino" -> first image path
-  const root = await lstat(host).catch((e: unknown) => {
+  // bigint stats: a float mtimeMs rounds x.999999999 s up to the next second; mtimeNs is exact.
+  const root = await lstat(host, { bigint: true }).catch((e: unknown) => {
     throw new CanvosError('ERR_CONFIG', `layer spec tree ${s.path}: cannot read host directory ${host}`, { cause: e, hint: 'check the path' });
   });
   if (!root.isDirectory()) throw new CanvosError('ERR_CONFIG', `layer spec tree ${s.path}: ${host} is not a directory`, { hint: 'use a file entry' });
-  const stack: Array<[string, string, Stats]> = [[host, dest, root]];
+  const stack: Array<[string, string, BigIntStats]> = [[host, dest, root]];
   while (stack.length > 0) {
     signal?.throwIfAborted();
     const [hp, ip, st] = stack.pop()!;
-    const base = { path: ip, uid: s.uid ?? 0, gid: s.gid ?? 0, uname: '', gname: '', mtime: Math.floor(st.mtimeMs / 1000), size: 0 };
-    const perm = st.mode & 0o7777;
+    const base = { path: ip, uid: s.uid ?? 0, gid: s.gid ?? 0, uname: '', gname: '', mtime: Number(st.mtimeNs / 1_000_000_000n), size: 0 };
+    const perm = Number(st.mode) & 0o7777;
     if (st.isDirectory()) {
       yield { ...base, type: 'directory', mode: s.dirMode ?? perm };
       const names = await readdir(hp);
       for (const n of names.sort().reverse()) {
         const child = join(hp, n);
-        stack.push([child, joinPath(ip, n), await lstat(child)]);
+        stack.push([child, joinPath(ip, n), await lstat(child, { bigint: true })]);
       }
     } else if (st.isSymbolicLink()) {
       yield { ...base, type: 'symlink', mode: 0o777, linkname: await readlink(hp) };
     } else if (st.isFile()) {
       const key = `${st.dev}:${st.ino}`;
-      const first = st.nlink > 1 ? inodes.get(key) : undefined;
+      const first = st.nlink > 1n ? inodes.get(key) : undefined;
       if (first !== undefined) {
         yield { ...base, type: 'hardlink', mode: s.fileMode ?? perm, linkname: first };
       } else {
-        if (st.nlink > 1) inodes.set(key, ip);
-        yield { ...base, type: 'file', mode: s.fileMode ?? perm, size: st.size, data: { file: hp } };
+        if (st.nlink > 1n) inodes.set(key, ip);
+        yield { ...base, type: 'file', mode: s.fileMode ?? perm, size: Number(st.size), data: { file: hp } };
       }
     } else if (st.isCharacterDevice() || st.isBlockDevice()) {
-      yield { ...base, type: st.isCharacterDevice() ? 'char' : 'block', mode: perm, devmajor: devMajor(st.rdev), devminor: devMinor(st.rdev) };
+      yield { ...base, type: st.isCharacterDevice() ? 'char' : 'block', mode: perm, devmajor: devMajor(Number(st.rdev)), devminor: devMinor(Number(st.rdev)) };
     } else if (st.isFIFO()) {
       yield { ...base, type: 'fifo', mode: perm };
     }

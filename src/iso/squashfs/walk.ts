@@ -29,11 +29,13 @@ export async function* walkDirectory(dir: string, opts: WalkOptions = {}): Async
     opts.signal?.throwIfAborted();
     const rel = stack.pop() as string;
     const abs = rel === '' ? dir : join(dir, rel);
-    const st = await lstat(abs);
+    // bigint stats: a float mtimeMs rounds x.999999999 s up to the next second; mtimeNs is exact.
+    const big = await lstat(abs, { bigint: true });
+    const st = { mode: Number(big.mode), uid: Number(big.uid), gid: Number(big.gid), size: Number(big.size), nlink: Number(big.nlink), dev: big.dev, ino: big.ino, rdev: Number(big.rdev) };
     const base = {
-      path: rel, mode: st.mode & 0o7777, uid: st.uid, gid: st.gid, mtime: Math.floor(st.mtimeMs / 1000), size: 0,
+      path: rel, mode: st.mode & 0o7777, uid: st.uid, gid: st.gid, mtime: Number(big.mtimeNs / 1_000_000_000n), size: 0,
     };
-    if (st.isDirectory()) {
+    if (big.isDirectory()) {
       yield { ...base, type: 'directory' };
       const names = (await readdir(abs)).sort().reverse(); // reversed: the stack pops them in order
       for (const n of names) stack.push(rel === '' ? n : `${rel}/${n}`);
@@ -48,15 +50,15 @@ export async function* walkDirectory(dir: string, opts: WalkOptions = {}): Async
       }
       seen.set(key, rel);
     }
-    if (st.isFile()) {
+    if (big.isFile()) {
       // ReadStream allocates a full highWaterMark buffer per read: size it to the file for the many small ones.
       const highWaterMark = Math.min(1 << 20, Math.max(st.size + 1, 16 << 10));
       yield { ...base, type: 'file', size: st.size, content: createReadStream(abs, { highWaterMark }) };
-    } else if (st.isSymbolicLink()) {
+    } else if (big.isSymbolicLink()) {
       yield { ...base, type: 'symlink', linkname: await readlink(abs) };
-    } else if (st.isCharacterDevice() || st.isBlockDevice()) {
-      yield { ...base, type: st.isCharacterDevice() ? 'char' : 'block', ...devSplit(st.rdev) };
-    } else if (st.isFIFO()) {
+    } else if (big.isCharacterDevice() || big.isBlockDevice()) {
+      yield { ...base, type: big.isCharacterDevice() ? 'char' : 'block', ...devSplit(st.rdev) };
+    } else if (big.isFIFO()) {
       yield { ...base, type: 'fifo' };
     }
   }
