@@ -115,11 +115,23 @@ export function applyPax(h: RawHeader, pax: Map<string, Buffer>): Record<string,
       case 'gid': h.gid = parseInt(s(), 10); break;
       case 'uname': h.uname = s(); break;
       case 'gname': h.gname = s(); break;
-      case 'mtime': h.mtime = Math.floor(parseFloat(s())); break;
+      case 'mtime': h.mtime = paxSeconds(s()); break;
       default:
         if (k.startsWith('SCHILY.xattr.')) (xattrs ??= {})[k.slice(13)] = Buffer.from(v);
         else if (k.startsWith('LIBARCHIVE.xattr.')) (xattrs ??= {})[decodeURIComponent(k.slice(17))] = Buffer.from(s(), 'base64');
     }
   }
   return xattrs;
+}
+
+/**
+ * Whole seconds of a PAX time ("1700000000.999999999"), truncated toward −∞ like GNU tar. Not via parseFloat:
+ * a double rounds 1700000000.999999999 up to 1700000001.
+ */
+function paxSeconds(v: string): number {
+  const m = /^(-?)(\d+)(?:\.(\d*))?$/.exec(v.trim());
+  if (!m) return Math.floor(Number(v));
+  const whole = Number(m[2]);
+  const fraction = /[1-9]/.test(m[3] ?? '');
+  return m[1] ? -whole - (fraction ? 1 : 0) : whole;
 }

@@ -40,6 +40,18 @@ describe('host mtimes at x.999999999 s', () => {
     expect(seen.get('opt/t/sub')).toBe(1700000000);
   });
 
+  it('a PAX mtime of 1700000000.999999999 (GNU tar --format=pax) reads as 1700000000', async () => {
+    const tarFile = join(tmp.path, 'pax.tar');
+    execFileSync('tar', ['--format=pax', '-C', host, '-cf', tarFile, 'sub/f']);
+    expect(execFileSync('tar', ['--full-time', '-tvf', tarFile], { encoding: 'utf8' })).toContain('2023-11-14 22:13:20');
+    let mtime: number | undefined;
+    for await (const e of readLayer(createReadStream(tarFile))) {
+      if (e.path === 'sub/f') mtime = e.mtime;
+      if ('content' in e && e.content) e.content.resume();
+    }
+    expect(mtime).toBe(1700000000);
+  });
+
   it('walkDirectory (squashfs input) carries 1700000000', async () => {
     const seen = new Map<string, number>();
     for await (const e of walkDirectory(host)) {
