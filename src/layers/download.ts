@@ -1,20 +1,24 @@
 /**
  * Download a URL to a file, streamed, verifying its sha256 before the file is moved into place.
  * Used by `{url, sha256}` file sources; a mismatch is ERR_DOWNLOAD naming the URL and both digests.
+ * Redirects (release assets → object storage) are followed up to 5 times; HTTP(S)_PROXY / NO_PROXY from the
+ * environment apply (the registry client's dispatcher). Loads only the undici parts the registry client loads.
  */
 import { createWriteStream } from 'node:fs';
 import { rename, rm } from 'node:fs/promises';
 import { pipeline } from 'node:stream/promises';
-import { getGlobalDispatcher, interceptors, request, type Dispatcher } from 'undici';
+import type { Dispatcher } from 'undici';
 import { CanvosError, abortError, redactUrl } from '../errors.js';
 import { DigestCounter } from '../oci/digest.js';
+import { createDispatcher } from '../registry/dispatcher.js';
+import { request } from '../registry/undici-lite.js';
 
-let redirecting: Dispatcher | undefined;
+const MAX_REDIRECTS = 5;
 
 /** Options of {@link downloadVerified}. */
 export interface DownloadOptions {
   signal?: AbortSignal | undefined;
-  /** Default: the global undici dispatcher, following up to 5 redirects. */
+  /** Default: a dispatcher of its own (environment proxies honoured), closed when the download ends. */
   dispatcher?: Dispatcher | undefined;
 }
 
@@ -33,16 +37,33 @@ export function sha256Hex(s: string, url: string): string {
 export async function downloadVerified(url: string, sha256: string, dest: string, opts: DownloadOptions = {}): Promise<number> {
   const want = sha256Hex(sha256, url);
   const safe = redactUrl(url);
-  redirecting ??= getGlobalDispatcher().compose(interceptors.redirect({ maxRedirections: 5 }));
-  let res: Dispatcher.ResponseData;
+  // The endpoint only names a certs.d sub-directory, and downloads take no extra CAs.
+  const own = opts.dispatcher ? undefined : await createDispatcher({}, 'download');
   try {
-    res = await request(url, { dispatcher: opts.dispatcher ?? redirecting, signal: opts.signal });
-  } catch (e) {
-    if (opts.signal?.aborted) throw abortError(opts.signal);
-    throw new CanvosError('ERR_DOWNLOAD', `GET ${safe} failed: ${(e as Error).message}`, {
-      cause: e,
-      hint: 'check the URL and network access',
-    });
+    return await fetchTo(url, safe, want, dest, opts.dispatcher ?? own!, opts.signal);
+  } finally {
+    await own?.close();
+  }
+}
+
+async function fetchTo(url: string, safe: string, want: string, dest: string, dispatcher: Dispatcher, signal: AbortSignal | undefined): Promise<number> {
+  let res: Dispatcher.ResponseData;
+  let current = url;
+  for (let hop = 0; ; hop++) {
+    try {
+      res = await request(current, { dispatcher, signal: signal ?? null });
+    } catch (e) {
+      if (signal?.aborted) throw abortError(signal);
+      throw new CanvosError('ERR_DOWNLOAD', `GET ${safe} failed: ${(e as Error).message}`, {
+        cause: e,
+        hint: 'check the URL and network access',
+      });
+    }
+    const loc = res.headers.location;
+    if (![301, 302, 303, 307, 308].includes(res.statusCode) || typeof loc !== 'string') break;
+    await res.body.dump();
+    if (hop >= MAX_REDIRECTS) throw new CanvosError('ERR_DOWNLOAD', `GET ${safe}: more than ${MAX_REDIRECTS} redirects`, { hint: 'check the URL' });
+    current = new URL(loc, current).toString();
   }
   if (res.statusCode < 200 || res.statusCode > 299) {
     await res.body.dump();
@@ -51,7 +72,7 @@ export async function downloadVerified(url: string, sha256: string, dest: string
   const counter = new DigestCounter();
   const part = `${dest}.part`;
   try {
-    await pipeline(res.body, counter.transform(), createWriteStream(part), opts.signal ? { signal: opts.signal } : {});
+    await pipeline(res.body, counter.transform(), createWriteStream(part), signal ? { signal } : {});
     const got = counter.result().digest;
     if (got !== `sha256:${want}`) {
       throw new CanvosError('ERR_DOWNLOAD', `${safe}: downloaded content has ${got}, expected sha256:${want}`, {
@@ -64,7 +85,7 @@ export async function downloadVerified(url: string, sha256: string, dest: string
   } catch (e) {
     await rm(part, { force: true });
     if (CanvosError.is(e)) throw e;
-    if (opts.signal?.aborted) throw abortError(opts.signal);
+    if (signal?.aborted) throw abortError(signal);
     throw new CanvosError('ERR_DOWNLOAD', `GET ${safe} failed while reading: ${(e as Error).message}`, { cause: e });
   }
 }

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { buildLayer } from '../../src/layers/build.js';
 import { readLayer } from '../../src/layers/read.js';
 import { tempDir } from './helpers.js';
+import { startForwardProxy } from '../helpers/forward-proxy.js';
 
 const BODY = Buffer.from('#!/bin/sh\necho etcdctl\n'.repeat(5000));
 const GOOD = createHash('sha256').update(BODY).digest('hex');
@@ -71,5 +72,33 @@ describe('url file source', () => {
   it('fails with ERR_DOWNLOAD on HTTP errors and ERR_CONFIG on a malformed sha256', async () => {
     await expect(layerWith(`${base}/missing`, GOOD, 'e404')).rejects.toMatchObject({ code: 'ERR_DOWNLOAD', message: expect.stringContaining('HTTP 404') });
     await expect(layerWith(`${base}/etcdctl`, 'md5:abc', 'emal')).rejects.toMatchObject({ code: 'ERR_CONFIG' });
+  });
+});
+
+describe('url file source behind an HTTP proxy', () => {
+  it('goes through HTTP_PROXY from the environment, redirect included', async () => {
+    const fwd = await startForwardProxy();
+    const saved = { HTTP_PROXY: process.env.HTTP_PROXY, http_proxy: process.env.http_proxy, NO_PROXY: process.env.NO_PROXY, no_proxy: process.env.no_proxy };
+    process.env.HTTP_PROXY = fwd.url;
+    for (const k of ['http_proxy', 'NO_PROXY', 'no_proxy']) delete process.env[k];
+    try {
+      const layer = await layerWith(`${base}/moved`, GOOD, 'proxied');
+      const files: string[] = [];
+      for await (const e of readLayer(createReadStream(layer.path))) {
+        files.push(e.path);
+        if ('content' in e && e.content) e.content.resume();
+      }
+      expect(files).toContain('usr/bin/etcdctl');
+      // undici tunnels plain-HTTP targets through the proxy with CONNECT.
+      expect(fwd.seen.length).toBeGreaterThan(0);
+      expect(new Set(fwd.seen)).toEqual(new Set([`CONNECT ${new URL(base).host}`]));
+    } finally {
+      for (const [k, v] of Object.entries(saved)) {
+        if (v === undefined) delete process.env[k];
+        else process.env[k] = v;
+      }
+      fwd.server.closeAllConnections();
+      await new Promise((r) => fwd.server.close(r));
+    }
   });
 });
