@@ -23,11 +23,12 @@ export function freePort() {
   });
 }
 
-function ping(url) {
+/** True once /v2/ answers from THIS registry (its config sends `marker`): another server may have taken the port. */
+function ping(url, marker) {
   return new Promise((resolve) => {
     const req = request(`${url}/v2/`, { timeout: 1000 }, (res) => {
       res.resume();
-      resolve(true);
+      resolve(res.headers['x-canvos-bench-registry'] === marker);
     });
     req.on('error', () => resolve(false));
     req.on('timeout', () => req.destroy());
@@ -45,11 +46,12 @@ export async function startRegistry() {
   const dir = await mkdtemp(join(tmpdir(), 'bench-registry-'));
   for (let attempt = 0; ; attempt++) {
     const port = await freePort();
+    const marker = randomBytes(8).toString('hex');
     const cfg = {
       version: 0.1,
       log: { level: 'error', accesslog: { disabled: true } },
       storage: { filesystem: { rootdirectory: join(dir, 'data') }, delete: { enabled: true } },
-      http: { addr: `127.0.0.1:${port}`, secret: randomBytes(16).toString('hex') },
+      http: { addr: `127.0.0.1:${port}`, secret: randomBytes(16).toString('hex'), headers: { 'X-Canvos-Bench-Registry': [marker] } },
     };
     await writeFile(join(dir, 'config.yml'), JSON.stringify(cfg));
     const child = spawn('/usr/bin/docker-registry', ['serve', join(dir, 'config.yml')], { stdio: ['ignore', 'ignore', 'ignore'] });
@@ -58,7 +60,7 @@ export async function startRegistry() {
     const end = Date.now() + 15000;
     let ok = false;
     while (Date.now() < end && child.exitCode === null) {
-      if ((ok = await ping(url))) break;
+      if ((ok = await ping(url, marker))) break;
       await new Promise((r) => setTimeout(r, 50));
     }
     if (!ok) {

@@ -90,15 +90,20 @@ function freePort(): Promise<number> {
   });
 }
 
-/** Resolves true once GET /v2/ answers with any HTTP status; false if the process exits or the deadline passes. */
-async function waitReady(url: string, child: ChildProcess, deadlineMs: number): Promise<boolean> {
+/**
+ * Resolves true once GET /v2/ answers (any status) from THIS registry, recognised by the `x-canvos-test-registry`
+ * header its config makes it send: between freePort() and the bind, another test's server can take the port, and
+ * its answers must not pass for ours (ours then exits with "address already in use" and is retried). False if the
+ * process exits or the deadline passes.
+ */
+async function waitReady(url: string, child: ChildProcess, deadlineMs: number, marker: string): Promise<boolean> {
   const end = Date.now() + deadlineMs;
   while (Date.now() < end) {
     if (child.exitCode !== null || child.signalCode !== null) return false;
     const ok = await new Promise<boolean>((resolve) => {
       const req = request(`${url}/v2/`, { timeout: 1000 }, (res) => {
         res.resume();
-        resolve(true);
+        resolve(res.headers['x-canvos-test-registry'] === marker);
       });
       req.on('error', () => resolve(false));
       req.on('timeout', () => req.destroy());
@@ -149,6 +154,7 @@ export async function startRegistry(opts: StartRegistryOptions = {}): Promise<Te
     for (let attempt = 1; ; attempt++) {
       const port = await freePort();
       const url = `http://127.0.0.1:${port}`;
+      const marker = randomBytes(8).toString('hex');
       const generated = {
         version: 0.1,
         log: { level: 'info', accesslog: { disabled: true } },
@@ -158,7 +164,7 @@ export async function startRegistry(opts: StartRegistryOptions = {}): Promise<Te
           // No background upload purging: it only adds noise and CPU to short-lived test registries.
           maintenance: { uploadpurging: { enabled: false } },
         },
-        http: { addr: `127.0.0.1:${port}`, secret: randomBytes(16).toString('hex') },
+        http: { addr: `127.0.0.1:${port}`, secret: randomBytes(16).toString('hex'), headers: { 'X-Canvos-Test-Registry': [marker] } },
         ...(authConfig ? { auth: authConfig } : {}),
       };
       const config = opts.config ? merge(generated, opts.config) : generated;
@@ -172,7 +178,7 @@ export async function startRegistry(opts: StartRegistryOptions = {}): Promise<Te
       child.unref();
       (child.stdin as unknown as { unref?: () => void } | null)?.unref?.();
       const spawnError = new Promise<Error>((resolve) => child.once('error', resolve));
-      const ready = await Promise.race([waitReady(url, child, 15_000), spawnError]);
+      const ready = await Promise.race([waitReady(url, child, 15_000, marker), spawnError]);
       if (ready === true) {
         return {
           url,

@@ -44,7 +44,7 @@ describe('canvos-lite mirror CLI', () => {
     await writeFile(cfg, `images:\n  - ref: ${a.host}/apps/multi\n    tags: { semver: ">=1.0.0 <2" }\nrewrite: { prefix: edge }\n`);
     const ry = join(tmp.path, 'registries.yaml');
     const r = await cli('push', '--config', cfg, '--to', b.host, '--src-insecure', '--dest-insecure', '--registries-yaml', ry, '--json');
-    expect(r.stderr).toBe('');
+    expect(r.stderr, r.stdout).toBe(''); // on failure, the --json report (with the failures) is the message
     expect(r.code).toBe(0);
     const rep = JSON.parse(r.stdout) as { images: Array<{ source: string; referrer: boolean }> };
     expect(rep.images.filter((i) => !i.referrer).map((i) => i.source).sort()).toEqual([`${a.host}/apps/multi:1.0.0`, `${a.host}/apps/multi:1.1.0`]);
