@@ -51,6 +51,13 @@ export class CopyPool {
   readonly semaphore: Semaphore;
   /** In-flight transfers by `scope\0digest`. */
   readonly inflight: Map<string, Promise<BlobStatus>> = new Map();
+  /**
+   * Untagged (child) manifest writes by `scope\0digest`, kept once they succeed: each is written once per
+   * destination however many copies need it. Two copies writing the same manifest into one repository at once is
+   * not harmless: distribution rewrites the revision link in place, and a concurrent index PUT that verifies its
+   * children can read it half-written and fail with MANIFEST_BLOB_UNKNOWN.
+   */
+  readonly manifests: Map<string, Promise<void>> = new Map();
   /** `concurrency`: blobs moved at once across all copies. Default: 8 (DEFAULT_CONCURRENCY). */
   constructor(concurrency = DEFAULT_CONCURRENCY) {
     this.semaphore = new Semaphore(concurrency);
@@ -180,7 +187,22 @@ export async function copyImage(src: ImageSource, dst: ImageDestination, opts: C
         await Promise.all(n.children.map(put));
         if (n === root) return;
         if (present.has(n.raw.digest) && n.kind === 'image') return;
-        await dst.putManifest(n.raw, undefined, o);
+        const pool = opts.pool;
+        if (!pool) {
+          await dst.putManifest(n.raw, undefined, o);
+          manifests++;
+          return;
+        }
+        const key = `${scope}\0${n.raw.digest}`;
+        const other = pool.manifests.get(key);
+        // Another copy writes (or wrote) it to the same place: wait for that write, or do our own if it failed.
+        if (other && (await other.then(() => true, () => false))) return;
+        const mine = dst.putManifest(n.raw, undefined, o);
+        pool.manifests.set(key, mine);
+        mine.catch(() => {
+          if (pool.manifests.get(key) === mine) pool.manifests.delete(key);
+        });
+        await mine;
         manifests++;
       })();
       done.set(n.raw.digest, p);
