@@ -3,16 +3,16 @@
 // Run after `npx tsc` (uses dist/ through bin/canvos-lite.js). Registries are real docker-registry processes on
 // loopback, fresh for each tool; images are random gzip'd tar layers written here (no canvos-lite code involved),
 // seeded into A with skopeo. Writes bench/results/mirror.json. Env: BENCH_IMAGES (5), BENCH_LAYER_MB (4).
-import { spawn, execFile } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { gzipSync } from 'node:zlib';
 import { pack } from 'tar-stream';
+import { startRegistry } from './lib/registry.mjs';
 import { startWan } from './lib/wan.mjs';
 
 const exec = promisify(execFile);
@@ -21,26 +21,6 @@ const IMAGES = Number(process.env.BENCH_IMAGES ?? 5);
 const LAYER_MB = Number(process.env.BENCH_LAYER_MB ?? 4);
 const PLATFORMS = ['linux/amd64', 'linux/arm64'];
 const LAYERS = 3;
-
-const freePort = () => new Promise((res, rej) => {
-  const s = createServer();
-  s.once('error', rej);
-  s.listen(0, '127.0.0.1', () => { const p = s.address().port; s.close(() => res(p)); });
-});
-
-async function startRegistry(root) {
-  const port = await freePort();
-  const dir = await mkdtemp(join(root, 'reg-'));
-  const cfg = join(dir, 'config.yml');
-  await writeFile(cfg, `version: 0.1\nlog: { level: error, accesslog: { disabled: true } }\nstorage: { filesystem: { rootdirectory: ${dir}/data }, delete: { enabled: true } }\nhttp: { addr: 127.0.0.1:${port} }\n`);
-  const child = spawn('/usr/bin/docker-registry', ['serve', cfg], { stdio: 'ignore' });
-  const host = `127.0.0.1:${port}`;
-  for (let i = 0; i < 200; i++) {
-    try { await fetch(`http://${host}/v2/`); return { host, stop: () => { child.kill('SIGTERM'); } }; } catch { await new Promise((r) => setTimeout(r, 50)); }
-  }
-  child.kill('SIGKILL');
-  throw new Error('registry did not start');
-}
 
 const sha = (b) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
 
@@ -96,7 +76,7 @@ async function cpuOf(cmd, args) {
 const root = await mkdtemp(join(tmpdir(), 'canvos-bench-mirror-'));
 const regs = [];
 try {
-  const a = await startRegistry(root);
+  const a = await startRegistry();
   regs.push(a);
   const refs = [];
   const digests = {};
@@ -109,7 +89,7 @@ try {
   const totalMB = IMAGES * PLATFORMS.length * LAYERS * LAYER_MB;
 
   async function scenario(srcHost, label) {
-    const b = await startRegistry(root);
+    const b = await startRegistry();
     regs.push(b);
     const cli = join(here, '..', 'bin', 'canvos-lite.js');
     const srcRefs = refs.map((r) => r.replace(a.host, srcHost));
@@ -119,7 +99,7 @@ try {
     const oursColdCpu = oursCpu;
     const oursWarm = await timed(ours);
 
-    const c = await startRegistry(root);
+    const c = await startRegistry();
     regs.push(c);
     // skopeo sync, one process per repository (its --src docker form), all platforms.
     let skopeoCpu = 0;
@@ -169,6 +149,6 @@ try {
   await mkdir(join(here, 'results'), { recursive: true });
   await writeFile(join(here, 'results', 'mirror.json'), `${JSON.stringify(result, null, 2)}\n`);
 } finally {
-  for (const r of regs) r.stop();
+  await Promise.all(regs.map((r) => r.stop()));
   await rm(root, { recursive: true, force: true });
 }
