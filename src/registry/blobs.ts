@@ -87,9 +87,10 @@ async function getFrom(loc: BlobLocation, desc: Descriptor, offset: number, opts
  * mismatch). Broken connections are resumed with Range; bytes already emitted are never repeated.
  */
 export async function openBlob(loc: BlobLocation, desc: Descriptor, opts: BlobReadOptions = {}): Promise<Readable> {
-  const po = opts.parts ?? loc.http.blobParts;
-  const parallel = po === false ? 1 : Math.max(1, Math.floor(po?.parallel ?? BLOB_PARTS_DEFAULTS.parallel));
-  const basePart = po === false ? 0 : Math.max(64 * 1024, Math.floor(po?.partSize ?? BLOB_PARTS_DEFAULTS.partSize));
+  const setting = opts.parts ?? loc.http.blobParts;
+  const po = setting === false ? {} : (setting ?? {});
+  const parallel = setting === false ? 1 : Math.max(1, Math.floor(po.parallel ?? BLOB_PARTS_DEFAULTS.parallel));
+  const basePart = Math.max(64 * 1024, Math.floor(po.partSize ?? BLOB_PARTS_DEFAULTS.partSize));
   // Huge blobs get larger parts (at most 64 of them, parts up to 8 MiB) so a 4 GiB layer is not 2,000 requests.
   const partSize = Math.max(basePart, Math.min(8 * 1024 * 1024, Math.ceil(desc.size / 64 / 65536) * 65536));
   const first = await getFrom(loc, desc, 0, opts);
@@ -110,11 +111,11 @@ export async function openBlob(loc: BlobLocation, desc: Descriptor, opts: BlobRe
     };
     streamParts(desc, first.res, open, verifier, {
       parallel, partSize, maxResumes, signal: opts.signal,
-      slowBelow: (po !== false && po?.slowBelow) || BLOB_PARTS_DEFAULTS.slowBelow,
+      slowBelow: po.slowBelow || BLOB_PARTS_DEFAULTS.slowBelow,
       // Two idle slots: one for the rest's head (part 0's own slot may or may not be back yet) and one more.
       canWiden: () => loc.http.idleSlots > 1 && (opts.widen?.() ?? true),
       share: () => Math.max(1, Math.floor(loc.http.slots / Math.max(1, loc.http.activeBlobReads))),
-      budget: (po !== false && po?.budget) || defaultReadAheadBudget,
+      budget: po.budget ?? defaultReadAheadBudget,
       onBytes: opts.onProgress ? (n) => opts.onProgress?.({ phase: 'download', item: desc.digest, transferred: n, total: desc.size }) : undefined,
     });
     return verifier;
