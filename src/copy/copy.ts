@@ -148,7 +148,10 @@ export async function copyImage(src: ImageSource, dst: ImageDestination, opts: C
       release();
     }
   };
-  await Promise.allSettled([...blobs.values()].map(async (desc) => {
+  // Largest first (the semaphore is FIFO): small blobs fill the gaps at the end instead of a big one starting last
+  // and running alone while the other connections sit idle.
+  const order = [...blobs.values()].sort((a, b) => b.size - a.size);
+  await Promise.allSettled(order.map(async (desc) => {
     try {
       let status: BlobStatus;
       const key = `${scope}\0${desc.digest}`;

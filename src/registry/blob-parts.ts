@@ -27,8 +27,8 @@ export interface BlobPartsOptions {
   /** Parts of one blob in flight at once, the head included; 1 turns ranged reads off. Default: 6. */
   parallel?: number | undefined;
   /**
-   * Bytes per part; blobs smaller than two parts are read with one plain GET. Blobs over 64 parts use larger parts
-   * (size/64, up to 8 MiB). Default: 2 MiB.
+   * The largest range one request reads (a stolen half is smaller when the stream it came from was short): the
+   * unit of read-ahead memory. Blobs over 64 parts use larger parts (size/64, up to 8 MiB). Default: 8 MiB.
    */
   partSize?: number | undefined;
   /** Read-ahead memory shared by every ranged read in the process. Default: {@link defaultReadAheadBudget}. */
@@ -49,6 +49,10 @@ export class ReadAheadBudget {
   constructor(bytes: number) {
     this.bytes = bytes;
     this.free = bytes;
+  }
+  /** Bytes that could be reserved right now. */
+  get available(): number {
+    return this.free;
   }
   /** Reserve `n` bytes if available now. */
   tryReserve(n: number): boolean {
@@ -76,19 +80,102 @@ export const defaultReadAheadBudget = new ReadAheadBudget(64 * 1024 * 1024);
 
 /** The first stream is timed over this many bytes (or one part, if smaller) before deciding, and again after each as many. */
 const TIMED_BYTES = 256 * 1024;
+/** A stream is split in two only if each half keeps at least this much. */
+const MIN_HALF = 256 * 1024;
+/** Steal boundaries are aligned to this (and never closer than MIN_HALF to either end). */
+const ALIGN = 64 * 1024;
 
 /** Defaults applied to {@link BlobPartsOptions}. */
-export const BLOB_PARTS_DEFAULTS = { parallel: 6, partSize: 2 * 1024 * 1024, slowBelow: 64 * 1024 * 1024 } as const;
+export const BLOB_PARTS_DEFAULTS = { parallel: 6, partSize: 8 * 1024 * 1024, slowBelow: 64 * 1024 * 1024 } as const;
+
+/** Blobs smaller than this are always read with one plain GET. */
+export const MIN_RANGED_BLOB = 8 * MIN_HALF;
 
 /** Opens bytes [start, end] (inclusive) of the blob; resolves a 206 response whose Content-Range starts at `start`. */
-export type RangeOpener = (start: number, end: number) => Promise<RegistryResponse>;
+export type RangeOpener = (start: number, end: number, onSlot: () => void) => Promise<RegistryResponse>;
+
+/** What the scheduler asks of each blob being read in parts. */
+interface PartsDownload {
+  /** How much an extra stream is worth to this blob now (its bytes still to come per stream); 0: it cannot use one. */
+  score(): number;
+  /** Start one more stream (the next queued part, or the second half of its longest running stream). */
+  grow(): boolean;
+}
+
+/**
+ * Hands a registry's idle connections to the blobs being read from it in parts. Whenever a connection frees up
+ * (a request slot is released, a part ends, a blob is split), each idle slot goes to the blob with the most bytes
+ * still to come per stream: the next queued part of that blob, or, once no part is queued anywhere, the second
+ * half of its longest running stream (work stealing: the running stream is cut where the new one starts, so the
+ * last blobs of a copy finish together instead of one straggler per connection). One per registry transport.
+ */
+export class PartScheduler {
+  private readonly downloads = new Set<PartsDownload>();
+  /** Streams granted a slot by this scheduler whose request has not taken its semaphore slot yet. */
+  private starting = 0;
+  private queued = false;
+  /** Whether the last blob timed from this registry was slow (the next one goes parallel at once). */
+  slowHint = false;
+  /** The rate the last timed blob's first stream ran at (bytes/s). */
+  lastRate = Infinity;
+  private readonly idle: () => number;
+  /** `idle`: request slots free right now. */
+  constructor(idle: () => number) {
+    this.idle = idle;
+  }
+
+  add(d: PartsDownload): void {
+    this.downloads.add(d);
+    this.kick();
+  }
+
+  delete(d: PartsDownload): void {
+    this.downloads.delete(d);
+  }
+
+  /** Re-plan soon (coalesced): a slot, a part or read-ahead memory may have been freed. */
+  kick(): void {
+    if (this.queued || this.downloads.size === 0) return;
+    this.queued = true;
+    queueMicrotask(() => {
+      this.queued = false;
+      this.run();
+    });
+  }
+
+  /** Call before sending a granted stream's request; call the result once it holds its slot (or failed). */
+  began(): () => void {
+    this.starting++;
+    let done = false;
+    return () => {
+      if (done) return;
+      done = true;
+      this.starting--;
+    };
+  }
+
+  private run(): void {
+    while (this.idle() - this.starting > 0) {
+      let best: PartsDownload | undefined;
+      let bestScore = 0;
+      for (const d of this.downloads) {
+        const s = d.score();
+        if (s > bestScore) {
+          best = d;
+          bestScore = s;
+        }
+      }
+      if (!best || !best.grow()) return;
+    }
+  }
+}
 
 interface Part {
   readonly start: number;
-  /** Exclusive. The first stream's end moves from the blob's size to a part boundary when the rest is split. */
+  /** Exclusive. Moves down when the part is cut: the rest is split off, or the first stream's rest is queued as parts. */
   end: number;
   received: number;
-  /** The first stream, cut short at `end` (its response runs to the blob's end). */
+  /** Its response runs past `end` (the first stream, or a part whose tail was stolen): stop and close there. */
   cut?: boolean;
   chunks: Buffer[];
   started: boolean;
@@ -96,6 +183,9 @@ interface Part {
   reserved: number;
   res: RegistryResponse | undefined;
   resumes: number;
+  /** When its current response started delivering (performance.now()), and bytes received before that. */
+  since: number;
+  sinceBytes: number;
 }
 
 /**
@@ -114,38 +204,59 @@ export function streamParts(
     budget: ReadAheadBudget;
     maxResumes: number;
     slowBelow: number;
+    /** The registry's scheduler of idle connections (one per registry transport). */
+    scheduler: PartScheduler;
     signal?: AbortSignal | undefined;
     onBytes?: ((emitted: number) => void) | undefined;
-    /** Whether another connection would be idle now (parallel parts would add throughput). Default: always. */
+    /** Whether this blob may take idle connections now (false while other blobs wait to start). Default: always. */
     canWiden?: (() => boolean) | undefined;
-    /** Streams this blob may use now, its head included: its fair share of the connections. Default: `parallel`. */
-    share?: (() => number) | undefined;
   },
 ): void {
-  const part = (start: number, end: number): Part => ({ start, end, received: 0, chunks: [], started: false, done: false, reserved: 0, res: undefined, resumes: 0 });
+  const sched = o.scheduler;
+  const part = (start: number, end: number): Part => ({ start, end, received: 0, chunks: [], started: false, done: false, reserved: 0, res: undefined, resumes: 0, since: 0, sinceBytes: 0 });
   // One stream for the whole blob until it has been timed (see the file header).
   const parts: Part[] = [part(0, desc.size)];
   let split = false;
-  let nextCheck = Math.min(o.partSize, TIMED_BYTES);
+  // A registry whose last timed blob was slow is taken to be slow again: this blob goes parallel at its first
+  // bytes and is timed all the same once TIMED_BYTES have come, which updates the hint for the next one.
+  let hinted = sched.slowHint;
+  let timed = false;
+  let nextCheck = hinted ? 0 : Math.min(o.partSize, TIMED_BYTES);
   // Time the head spent paused for the reader, which says nothing about the source's speed.
   let pausedMs = 0;
   let pausedAt = 0;
   const t0 = performance.now();
-  /** Split the rest into ranged parts if the first stream is slow and connections are idle; else check again later. */
-  const trySplit = (): void => {
+  // Time from asking for a part to its first byte (the cost of one more stream), smoothed.
+  let ttfbMs = 0;
+  // The first stream's rate when it was last timed (bytes/s).
+  let firstRate = hinted ? sched.lastRate : Infinity;
+  const canWiden = (): boolean => o.canWiden?.() ?? true;
+  /** Time the first stream (not counting waits for the reader); tells the registry's scheduler too. */
+  const measure = (): boolean => {
     const first = parts[0]!;
     const now = performance.now();
     const waited = pausedMs + (pausedAt ? now - pausedAt : 0);
     const secs = Math.max(1e-3, (now - t0 - waited) / 1000);
-    // The first stream runs on to the next part boundary (what is already in flight is not wasted).
-    const size = o.partSize;
-    const cut = (Math.floor(first.received / size) + 1) * size;
-    if (!(first.received / secs < o.slowBelow && cut < desc.size && (o.canWiden?.() ?? true))) return;
+    firstRate = first.received / secs;
+    timed = first.received >= TIMED_BYTES || first.done;
+    const slow = firstRate < o.slowBelow;
+    sched.slowHint = slow;
+    sched.lastRate = firstRate;
+    return slow;
+  };
+  /** Go parallel if the first stream is slow and this blob may take idle connections; else check again later. */
+  const trySplit = (): void => {
+    const first = parts[0]!;
+    const slow = hinted || measure();
+    if (!(slow && desc.size - first.received >= 2 * MIN_HALF && canWiden())) {
+      // The hint alone does not keep a blob whole-stream forever: time it for real from now on.
+      hinted = false;
+      return;
+    }
+    // From now on the scheduler gives this blob idle connections: it cuts the first stream and reads the rest in
+    // ranged parts (see PartsDownload.grow).
     split = true;
-    first.end = cut;
-    first.cut = true;
-    for (let s = cut; s < desc.size; s += size) parts.push(part(s, Math.min(desc.size, s + size)));
-    pump();
+    sched.add(download);
   };
   let head = 0;
   let emitted = 0;
@@ -155,6 +266,7 @@ export function streamParts(
   const fail = (e: unknown): void => {
     if (failed) return;
     failed = true;
+    sched.delete(download);
     cancelWait?.();
     for (const p of parts) {
       p.res?.body.destroy();
@@ -202,45 +314,156 @@ export function streamParts(
       p.reserved = 0;
     }
     if (head >= parts.length) {
+      sched.delete(download);
       out.off('drain', onDrain);
       out.end();
       return;
     }
-    pump();
+    // The head always runs, whatever the scheduler says: everything after it waits for it.
+    const h = parts[head]!;
+    if (!h.started) start(h, false);
+    sched.kick();
   };
 
   /**
-   * Start parts in order inside the window [head, head + parallel) as far as the budget and idle connections allow
-   * (a part queued for a busy connection would only hold up other blobs' requests). Called again as parts finish
-   * and as the head makes progress.
+   * Bytes still to come, the streams bringing them, and the parts started from the head on (finished ones still
+   * hold their bytes for the reader): at most `parallel`, which bounds one blob's read-ahead.
    */
-  const pump = (): void => {
-    if (failed || !split) return;
-    for (let i = head; i < parts.length && i < head + o.parallel; i++) {
+  const load = (): { left: number; streams: number; window: number } => {
+    let left = 0;
+    let streams = 0;
+    let window = 0;
+    for (let i = head; i < parts.length; i++) {
       const p = parts[i]!;
-      if (p.started) continue;
-      if (i !== head) {
-        if (!(o.canWiden?.() ?? true)) return;
-        // Leave other blobs reading from the same registry their share of the connections.
-        let streaming = 0;
-        for (let k = head; k < i; k++) if (parts[k]!.started && !parts[k]!.done) streaming++;
-        if (streaming >= (o.share?.() ?? o.parallel)) return;
-        if (!o.budget.tryReserve(p.end - p.start)) {
-          cancelWait ??= o.budget.onRelease(() => {
-            cancelWait = undefined;
-            pump();
-          });
-          return;
-        }
-        p.reserved = p.end - p.start;
-      }
-      p.started = true;
-      request(p);
+      if (p.started) window++;
+      if (p.done) continue;
+      left += p.end - p.start - p.received;
+      if (p.started) streams++;
     }
+    return { left, streams, window };
+  };
+
+  /** The started stream worth cutting in two (the most bytes still to come), if any. */
+  const victim = (): Part | undefined => {
+    let best: Part | undefined;
+    let bestLeft = 0;
+    const now = performance.now();
+    for (let i = head; i < parts.length; i++) {
+      const p = parts[i]!;
+      if (!p.started || p.done) continue;
+      const left = p.end - p.start - p.received;
+      if (left < 2 * MIN_HALF || left <= bestLeft) continue;
+      // Only if the second half would take this stream clearly longer than a new stream needs to start. A stream
+      // still waiting for its answer (or only just answered) is assumed to run at the first stream's rate.
+      const secs = p.res ? (now - p.since) / 1000 : 0;
+      const rate = secs > 0.02 ? (p.received - p.sinceBytes) / secs : firstRate;
+      if (left / 2 / rate < (2 * ttfbMs) / 1000) continue;
+      best = p;
+      bestLeft = left;
+    }
+    return best;
+  };
+
+  /** The first queued (not yet started) range after the head. */
+  const queued = (): Part | undefined => {
+    for (let i = head + 1; i < parts.length; i++) {
+      const p = parts[i]!;
+      if (!p.started) return p;
+    }
+    return undefined;
+  };
+
+  /**
+   * What one more stream would read: the front of the first queued range (at most one part), or else the second
+   * half of the longest running stream, or, when that half is longer than a part, the part after the running
+   * stream's current part boundary (the rest after it is queued). Read-ahead memory must hold it.
+   */
+  type Plan = { kind: 'queued'; p: Part; len: number } | { kind: 'steal'; p: Part; at: number; len: number };
+  const plan = (): Plan | undefined => {
+    const q = queued();
+    if (q) return { kind: 'queued', p: q, len: Math.min(o.partSize, q.end - q.start) };
+    const v = victim();
+    if (!v) return undefined;
+    const pos = v.start + v.received;
+    const half = (v.end - pos) / 2;
+    if (half <= o.partSize) {
+      const at = Math.ceil((pos + half) / ALIGN) * ALIGN;
+      return at < v.end ? { kind: 'steal', p: v, at, len: v.end - at } : undefined;
+    }
+    const at = (Math.floor(pos / o.partSize) + 1) * o.partSize;
+    return { kind: 'steal', p: v, at, len: Math.min(o.partSize, v.end - at) };
+  };
+
+  /** Start `p`, carving it down to one part (the rest stays queued after it); `ahead`: reserve read-ahead for it. */
+  const start = (p: Part, ahead: boolean): boolean => {
+    const len = Math.min(o.partSize, p.end - p.start);
+    if (ahead) {
+      if (!o.budget.tryReserve(len)) return false;
+      p.reserved = len;
+    }
+    if (p.end - p.start > len) {
+      parts.splice(parts.indexOf(p) + 1, 0, part(p.start + len, p.end));
+      p.end = p.start + len;
+    }
+    p.started = true;
+    request(p);
+    return true;
+  };
+
+  const download: PartsDownload = {
+    score() {
+      if (failed || !split || !canWiden()) return 0;
+      const { left, streams, window } = load();
+      if (window >= o.parallel) return 0;
+      const next = plan();
+      if (!next) return 0;
+      if (o.budget.available < next.len) {
+        cancelWait ??= o.budget.onRelease(() => {
+          cancelWait = undefined;
+          sched.kick();
+        });
+        return 0;
+      }
+      return left / (streams + 1);
+    },
+    grow() {
+      const next = plan();
+      if (!next) return false;
+      if (next.kind === 'queued') return start(next.p, true);
+      const v = next.p;
+      if (!o.budget.tryReserve(next.len)) return false;
+      const n = part(next.at, next.at + next.len);
+      n.reserved = next.len;
+      const rest = next.at + next.len < v.end ? part(next.at + next.len, v.end) : undefined;
+      // The victim stops at `at` (its response runs on: it is closed there) and gives back read-ahead beyond it.
+      if (v.reserved > 0) {
+        o.budget.release(v.reserved - (next.at - v.start));
+        v.reserved = next.at - v.start;
+      }
+      v.end = next.at;
+      v.cut = true;
+      parts.splice(parts.indexOf(v) + 1, 0, n, ...(rest ? [rest] : []));
+      n.started = true;
+      request(n);
+      return true;
+    },
   };
 
   const request = (p: Part): void => {
-    open(p.start + p.received, p.end - 1).then((res) => attach(p, res), (e: unknown) => retryOrFail(p, e));
+    const asked = performance.now();
+    const slot = sched.began();
+    open(p.start + p.received, p.end - 1, slot).then(
+      (res) => {
+        slot();
+        const ms = performance.now() - asked;
+        ttfbMs = ttfbMs === 0 ? ms : 0.7 * ttfbMs + 0.3 * ms;
+        attach(p, res);
+      },
+      (e: unknown) => {
+        slot();
+        retryOrFail(p, e);
+      },
+    );
   };
 
   const retryOrFail = (p: Part, e: unknown): void => {
@@ -257,6 +480,8 @@ export function streamParts(
   const attach = (p: Part, res: RegistryResponse): void => {
     if (failed) return void res.body.destroy();
     p.res = res;
+    p.since = performance.now();
+    p.sinceBytes = p.received;
     const b = res.body;
     const onData = (data: Buffer): void => {
       if (failed) return;
@@ -266,7 +491,7 @@ export function streamParts(
         if (!p.cut) {
           return fail(new CanvosError('ERR_REGISTRY_HTTP', `GET blob ${desc.digest}: the registry sent more than the ${p.end - p.start} bytes asked for with Range: bytes=${p.start}-${p.end - 1}`, { hint: 'the registry or a proxy mishandles Range requests' }));
         }
-        // The first stream reached the boundary where ranged parts take over.
+        // The stream reached the boundary where another stream takes over.
         c = c.subarray(0, p.end - p.start - p.received);
         cutHere = true;
       }
@@ -286,12 +511,14 @@ export function streamParts(
         b.destroy();
         return finish();
       }
-      // Connections freed by other blobs may make a split worth it later: re-check every TIMED_BYTES.
-      // Every TIMED_BYTES of progress at the head: time the first stream again, or widen a split blob.
+      // Every TIMED_BYTES of progress at the head: time the first stream again, or let the scheduler re-plan.
       if (emitted >= nextCheck) {
         nextCheck = emitted + TIMED_BYTES;
         if (!split) trySplit();
-        else pump();
+        else {
+          if (!timed && parts[0]!.received >= TIMED_BYTES) measure();
+          sched.kick();
+        }
       }
     };
     const detach = (): void => {
@@ -303,7 +530,7 @@ export function streamParts(
     const finish = (): void => {
       p.done = true;
       if (parts[head] === p) advance();
-      else pump();
+      else sched.kick();
     };
     const onEnd = (): void => {
       detach();
@@ -322,5 +549,4 @@ export function streamParts(
 
   parts[0]!.started = true;
   attach(parts[0]!, first);
-  pump();
 }

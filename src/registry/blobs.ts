@@ -13,7 +13,7 @@ import type { Descriptor } from '../oci/schemas.js';
 import type { OpOptions } from '../copy/types.js';
 import { header, httpError, type RegistryHttp, type RegistryResponse } from './http.js';
 import { isNetworkError } from './retry.js';
-import { BLOB_PARTS_DEFAULTS, defaultReadAheadBudget, streamParts, type BlobPartsOptions } from './blob-parts.js';
+import { BLOB_PARTS_DEFAULTS, defaultReadAheadBudget, MIN_RANGED_BLOB, streamParts, type BlobPartsOptions } from './blob-parts.js';
 
 /** Where a blob lives: transport + repository + the scopes to use. */
 export interface BlobLocation {
@@ -50,11 +50,11 @@ export async function headBlob(loc: BlobLocation, digest: Digest, opts: OpOption
 }
 
 /** GET the blob from `offset` (to `end`, inclusive, when given); a 200 means the server ignored Range and sends everything. */
-async function getFrom(loc: BlobLocation, desc: Descriptor, offset: number, opts: OpOptions, end?: number): Promise<{ res: RegistryResponse; start: number }> {
+async function getFrom(loc: BlobLocation, desc: Descriptor, offset: number, opts: OpOptions, end?: number, onSlot?: () => void): Promise<{ res: RegistryResponse; start: number }> {
   const headers: Record<string, string> = {};
   if (end !== undefined) headers.range = `bytes=${offset}-${end}`;
   else if (offset > 0) headers.range = `bytes=${offset}-`;
-  const res = await loc.http.send({ method: 'GET', path: blobPath(loc, desc.digest), scopes: loc.scopes, headers, signal: opts.signal });
+  const res = await loc.http.send({ method: 'GET', path: blobPath(loc, desc.digest), scopes: loc.scopes, headers, signal: opts.signal, onSlot });
   const enc = header(res, 'content-encoding');
   if ((res.status === 200 || res.status === 206) && enc && enc !== 'identity') {
     // Blob digests cover the stored bytes; a transfer encoding (moby#17595) would only produce a digest mismatch.
@@ -96,13 +96,11 @@ export async function openBlob(loc: BlobLocation, desc: Descriptor, opts: BlobRe
   const first = await getFrom(loc, desc, 0, opts);
   const maxResumes = opts.maxResumes ?? 5;
   const verifier = new VerifyingStream(desc.digest, { size: desc.size, what: `blob ${desc.digest}` });
-  loc.http.activeBlobReads++;
-  verifier.once('close', () => loc.http.activeBlobReads--);
   // Large enough to split, and the server (or the storage it redirected to) says it serves ranges.
-  const ranged = parallel > 1 && desc.size >= 2 * basePart && first.res.status === 200 && /\bbytes\b/i.test(header(first.res, 'accept-ranges') ?? '');
+  const ranged = parallel > 1 && desc.size >= MIN_RANGED_BLOB && first.res.status === 200 && /\bbytes\b/i.test(header(first.res, 'accept-ranges') ?? '');
   if (ranged) {
-    const open = async (start: number, end: number): Promise<RegistryResponse> => {
-      const r = await getFrom(loc, desc, start, opts, end);
+    const open = async (start: number, end: number, onSlot: () => void): Promise<RegistryResponse> => {
+      const r = await getFrom(loc, desc, start, opts, end, onSlot);
       if (r.res.status === 206) return r.res;
       r.res.body.destroy();
       throw new CanvosError('ERR_REGISTRY_HTTP', `GET blob ${desc.digest}: the registry answered Range: bytes=${start}-${end} with the whole blob although it advertised Accept-Ranges`, {
@@ -112,9 +110,8 @@ export async function openBlob(loc: BlobLocation, desc: Descriptor, opts: BlobRe
     streamParts(desc, first.res, open, verifier, {
       parallel, partSize, maxResumes, signal: opts.signal,
       slowBelow: po.slowBelow || BLOB_PARTS_DEFAULTS.slowBelow,
-      // Two idle slots: one for the rest's head (part 0's own slot may or may not be back yet) and one more.
-      canWiden: () => loc.http.idleSlots > 1 && (opts.widen?.() ?? true),
-      share: () => Math.max(1, Math.floor(loc.http.slots / Math.max(1, loc.http.activeBlobReads))),
+      scheduler: loc.http.parts,
+      canWiden: opts.widen,
       budget: po.budget ?? defaultReadAheadBudget,
       onBytes: opts.onProgress ? (n) => opts.onProgress?.({ phase: 'download', item: desc.digest, transferred: n, total: desc.size }) : undefined,
     });

@@ -13,7 +13,7 @@ import { createDispatcher, type RegistryHttpOptions } from './dispatcher.js';
 import { normalizeRegistry, registryEndpoint } from './reference.js';
 import { backoffDelay, isNetworkError, parseRetryAfter, RETRYABLE_STATUS, sleep } from './retry.js';
 import { DEFAULT_CONCURRENCY, Semaphore } from './semaphore.js';
-import type { BlobPartsOptions } from './blob-parts.js';
+import { PartScheduler, type BlobPartsOptions } from './blob-parts.js';
 import { request } from './undici-lite.js';
 
 const debug = debuglog('canvos');
@@ -36,6 +36,8 @@ export interface RegistryRequest {
   /** Retry transient failures. Default: true. */
   retry?: boolean | undefined;
   signal?: AbortSignal | undefined;
+  /** Called once the request holds one of the registry's request slots (before it is sent). */
+  onSlot?: (() => void) | undefined;
 }
 
 /** A response; `body` must be consumed or dumped (it holds a concurrency slot until it ends). */
@@ -106,6 +108,7 @@ export class RegistryHttp {
     });
     this.baseUrl = `${insecure ? 'http' : 'https'}://${this.endpoint}`;
     this.sem = new Semaphore(opts.concurrency ?? DEFAULT_CONCURRENCY);
+    this.sem.onFree = () => this.parts.kick();
     this.blobParts = opts.blobParts;
     this.auth = new RegistryAuth(this.registry, (url, init) => this.tokenRequest(url, init), opts);
   }
@@ -120,8 +123,8 @@ export class RegistryHttp {
     return this.opts.concurrency ?? DEFAULT_CONCURRENCY;
   }
 
-  /** Blob downloads streaming from this registry right now (kept by openBlob; ranged reads share slots by it). */
-  activeBlobReads = 0;
+  /** Hands idle request slots to blobs read in ranged parts (blob-parts.ts). */
+  readonly parts: PartScheduler = new PartScheduler(() => this.idleSlots);
 
   private dispatcher(): Promise<Dispatcher> {
     this.dispatcherP ??= this.opts.dispatcher
@@ -181,6 +184,7 @@ export class RegistryHttp {
     for (let attempt = 1; ; attempt++) {
       if (req.signal?.aborted) throw abortError(req.signal);
       const release = await this.sem.acquire(req.signal);
+      req.onSlot?.();
       let res: RegistryResponse;
       try {
         res = await this.sendAuthenticated(req);

@@ -21,6 +21,9 @@ export class Semaphore {
     this.free = Math.max(1, Math.floor(limit));
   }
 
+  /** Called whenever a slot goes back to the pool with no one waiting for it. */
+  onFree: (() => void) | undefined;
+
   /** Callers waiting for a slot. */
   get waiting(): number {
     return this.waiters.length;
@@ -60,7 +63,10 @@ export class Semaphore {
       done = true;
       const next = this.waiters.shift();
       if (next) next();
-      else this.free++;
+      else {
+        this.free++;
+        this.onFree?.();
+      }
     };
   }
 }

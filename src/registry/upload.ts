@@ -270,23 +270,37 @@ export async function uploadBlob(loc: BlobLocation, desc: Descriptor, open: () =
     }
     pending = m;
   }
+  // Open the source while the upload session is being started (the two round trips overlap; over a long-haul
+  // source that is one latency per blob). The first attempt reads it; if none does, it is closed.
+  let early: Promise<Readable> | undefined = pending === undefined ? open() : undefined;
+  early?.catch(() => {});
+  const openFirst = (): Promise<Readable> => {
+    const e = early;
+    early = undefined;
+    return e ?? open();
+  };
   const attempts = opts.attempts ?? 3;
-  for (let attempt = 1; ; attempt++) {
-    const session = pending !== undefined ? { url: pending, minChunk: 0 } : await startSession(loc, opts);
-    pending = undefined;
-    try {
-      const mode = opts.uploadMode ?? 'auto';
-      if (mode === 'chunked' || !(await putMonolithic(loc, desc, session.url, open, opts))) {
-        // The monolithic session may be half-used: chunked always starts a fresh one.
-        const chunkSession = mode === 'chunked' ? session : (await cancel(loc, session.url), await startSession(loc, opts));
-        await putChunked(loc, desc, chunkSession, open, opts);
+  try {
+    for (let attempt = 1; ; attempt++) {
+      const session = pending !== undefined ? { url: pending, minChunk: 0 } : await startSession(loc, opts);
+      pending = undefined;
+      try {
+        const mode = opts.uploadMode ?? 'auto';
+        if (mode === 'chunked' || !(await putMonolithic(loc, desc, session.url, openFirst, opts))) {
+          // The monolithic session may be half-used: chunked always starts a fresh one.
+          const chunkSession = mode === 'chunked' ? session : (await cancel(loc, session.url), await startSession(loc, opts));
+          await putChunked(loc, desc, chunkSession, openFirst, opts);
+        }
+        break;
+      } catch (e) {
+        const transient = isNetworkError(e) || (CanvosError.is(e) && e.code === 'ERR_NETWORK');
+        if (!transient || attempt >= attempts || opts.signal?.aborted) throw e;
+        await cancel(loc, session.url);
       }
-      break;
-    } catch (e) {
-      const transient = isNetworkError(e) || (CanvosError.is(e) && e.code === 'ERR_NETWORK');
-      if (!transient || attempt >= attempts || opts.signal?.aborted) throw e;
-      await cancel(loc, session.url);
     }
+  } finally {
+    const unused = early as Promise<Readable> | undefined;
+    if (unused) void unused.then((s) => s.destroy(), () => {});
   }
   await confirm(loc, desc, opts);
   return 'uploaded';

@@ -19,7 +19,9 @@ export type FaultAction =
   /** Forward without the Range header, so the target answers 200 with everything (a proxy that ignores Range). */
   | { kind: 'ignore-range' }
   /** Forward, but drop the response's Accept-Ranges header (a server that does not advertise ranges). */
-  | { kind: 'no-accept-ranges' };
+  | { kind: 'no-accept-ranges' }
+  /** Wait `ms` before forwarding (a slow answer, e.g. a long round trip). */
+  | { kind: 'delay'; ms: number };
 
 /**
  * A fault rule. A request matches when `method` (case-insensitive) and `path` (tested against path + query) both
@@ -58,6 +60,11 @@ export interface FaultProxy {
   addRule(rule: FaultRule): void;
   clearRules(): void;
   requests: ProxiedRequest[];
+  /** Requests being answered right now (from arrival until the response is finished or the connection closes). */
+  readonly active: number;
+  /** The most requests answered at once since start or the last `resetPeak()`. */
+  readonly peakActive: number;
+  resetPeak(): void;
   stop(): Promise<void>;
 }
 
@@ -111,6 +118,7 @@ export async function startFaultProxy(targetUrl: string, rules: FaultRule[] = []
       return;
     }
     if (action?.kind === 'ignore-range') delete req.headers.range;
+    if (action?.kind === 'delay') await new Promise((r) => setTimeout(r, action.ms));
     let up: IncomingMessage;
     try {
       up = await forwardRequest(req, target, agent);
@@ -126,7 +134,20 @@ export async function startFaultProxy(targetUrl: string, rules: FaultRule[] = []
     await relayBody(up, res, headers, opts);
   };
 
+  let active = 0;
+  let peakActive = 0;
   const server = createServer((req, res) => {
+    active++;
+    peakActive = Math.max(peakActive, active);
+    let counted = true;
+    const done = (): void => {
+      if (counted) {
+        counted = false;
+        active--;
+      }
+    };
+    res.once('finish', done);
+    res.once('close', done);
     handle(req, res).catch(() => res.destroy());
   });
   origin = await listen(server, '127.0.0.1');
@@ -135,6 +156,15 @@ export async function startFaultProxy(targetUrl: string, rules: FaultRule[] = []
     url: origin,
     host: new URL(origin).host,
     requests,
+    get active() {
+      return active;
+    },
+    get peakActive() {
+      return peakActive;
+    },
+    resetPeak() {
+      peakActive = active;
+    },
     addRule(rule) {
       states.push({ rule, seen: 0 });
     },
