@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // Benchmark: `canvos-lite mirror push` A→B against `skopeo sync --all` A→C for a set of multi-platform images.
-// Run after `npx tsc` (uses dist/ through bin/canvos-lite.js). Registries are real docker-registry processes on
+// Run after `npm run build` (uses dist/ through bin/canvos-lite.js). Registries are real docker-registry processes on
 // loopback, fresh for each tool; images are random gzip'd tar layers written here (no canvos-lite code involved),
 // seeded into A with skopeo. Writes bench/results/mirror.json. Env: BENCH_IMAGES (5), BENCH_LAYER_MB (4).
 import { execFile } from 'node:child_process';

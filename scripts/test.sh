@@ -6,6 +6,7 @@ cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then npm ci --no-audit --no-fund; fi
 npx tsc -p tsconfig.json
+node scripts/bundle.mjs
 npx tsc -p tsconfig.test.json
 # The addon builds at install time when libdeflate/libzstd headers exist (install-deps.sh installs them): assert it.
 CANVOS_EXPECT_NATIVE=1 npx vitest run "$@"

@@ -17,7 +17,8 @@ function loadBinding(): NativeBinding | undefined {
   try {
     const require = createRequire(import.meta.url);
     const nodeGypBuild = require('node-gyp-build') as (dir: string) => NativeBinding;
-    // src/native/load.ts and dist/native/load.js are both two levels below the package root.
+    // src/native/load.ts, dist/native/load.js and the CLI bundle's chunks (dist/bundle/*.mjs) are all two levels
+    // below the package root.
     return nodeGypBuild(join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'native'));
   } catch {
     return undefined;
