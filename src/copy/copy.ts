@@ -140,10 +140,12 @@ export async function copyImage(src: ImageSource, dst: ImageDestination, opts: C
   const own = async (desc: Descriptor): Promise<BlobStatus> => {
     const release = await sem.acquire(signal);
     try {
+      // The slot goes to the next blob as soon as this one's source has been read to the end: finishing the upload
+      // (the registry's answer, the confirming HEAD) does not hold up the next download.
       return await copyBlob(src, dst, desc, signal, () => sem.waiting === 0, (delta) => {
         bytesDone += delta;
         emit(desc.digest);
-      });
+      }, release);
     } finally {
       release();
     }
@@ -241,6 +243,7 @@ async function copyBlob(
   signal: AbortSignal,
   widen: () => boolean,
   onBytes: (delta: number) => void,
+  onSourceRead: () => void,
 ): Promise<BlobStatus> {
   if (await dst.hasBlob(desc, { signal })) return 'skipped';
   let counted = 0;
@@ -255,6 +258,7 @@ async function copyBlob(
         cb(null, chunk);
       },
     });
+    s.once('end', onSourceRead);
     // pipeline, not pipe: when the upload drops `counter` (early answer, reset), the source stream and the
     // connection it reads from are released too.
     pipeline(s, counter, () => {});

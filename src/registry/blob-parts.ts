@@ -119,9 +119,33 @@ export class PartScheduler {
   /** The rate the last timed blob's first stream ran at (bytes/s). */
   lastRate = Infinity;
   private readonly idle: () => number;
-  /** `idle`: request slots free right now. */
-  constructor(idle: () => number) {
+  private readonly slots: () => number;
+  /** Blobs large enough to be split being read from this registry (split or not yet, answered or not yet). */
+  private reading = 0;
+  /** `idle`: request slots free right now; `slots`: the registry's request limit. */
+  constructor(idle: () => number, slots: () => number) {
     this.idle = idle;
+    this.slots = slots;
+  }
+
+  /** A blob read that may be split begins (before its first request); call the result when it ends. */
+  beginRead(): () => void {
+    this.reading++;
+    let done = false;
+    return () => {
+      if (done) return;
+      done = true;
+      this.reading--;
+      this.kick();
+    };
+  }
+
+  /**
+   * Streams one blob may have while others are being read: its fair share of the connections, so a blob whose
+   * first answer comes a little later still gets as many as the one that was split first.
+   */
+  share(): number {
+    return Math.max(1, Math.ceil(this.slots() / Math.max(1, this.reading)));
   }
 
   add(d: PartsDownload): void {
@@ -414,7 +438,7 @@ export function streamParts(
     score() {
       if (failed || !split || !canWiden()) return 0;
       const { left, streams, window } = load();
-      if (window >= o.parallel) return 0;
+      if (window >= o.parallel || streams >= sched.share()) return 0;
       const next = plan();
       if (!next) return 0;
       if (o.budget.available < next.len) {

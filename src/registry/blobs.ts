@@ -93,9 +93,18 @@ export async function openBlob(loc: BlobLocation, desc: Descriptor, opts: BlobRe
   const basePart = Math.max(64 * 1024, Math.floor(po.partSize ?? BLOB_PARTS_DEFAULTS.partSize));
   // Huge blobs get larger parts (at most 64 of them, parts up to 8 MiB) so a 4 GiB layer is not 2,000 requests.
   const partSize = Math.max(basePart, Math.min(8 * 1024 * 1024, Math.ceil(desc.size / 64 / 65536) * 65536));
-  const first = await getFrom(loc, desc, 0, opts);
+  // A blob that may be split counts towards the registry's fair share of connections from its first request on.
+  const endRead = parallel > 1 && desc.size >= MIN_RANGED_BLOB ? loc.http.parts.beginRead() : undefined;
+  let first: { res: RegistryResponse; start: number };
+  try {
+    first = await getFrom(loc, desc, 0, opts);
+  } catch (e) {
+    endRead?.();
+    throw e;
+  }
   const maxResumes = opts.maxResumes ?? 5;
   const verifier = new VerifyingStream(desc.digest, { size: desc.size, what: `blob ${desc.digest}` });
+  if (endRead) verifier.once('close', endRead);
   // Large enough to split, and the server (or the storage it redirected to) says it serves ranges.
   const ranged = parallel > 1 && desc.size >= MIN_RANGED_BLOB && first.res.status === 200 && /\bbytes\b/i.test(header(first.res, 'accept-ranges') ?? '');
   if (ranged) {

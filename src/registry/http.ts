@@ -124,7 +124,7 @@ export class RegistryHttp {
   }
 
   /** Hands idle request slots to blobs read in ranged parts (blob-parts.ts). */
-  readonly parts: PartScheduler = new PartScheduler(() => this.idleSlots);
+  readonly parts: PartScheduler = new PartScheduler(() => this.idleSlots, () => this.slots);
 
   private dispatcher(): Promise<Dispatcher> {
     this.dispatcherP ??= this.opts.dispatcher

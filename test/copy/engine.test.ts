@@ -3,7 +3,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { copyImage, CopyPool } from '../../src/copy/copy.js';
 import { openDestination, openSource } from '../../src/copy/transports.js';
-import type { ImageDestination, ProgressEvent } from '../../src/copy/types.js';
+import type { ImageDestination, ImageSource, ProgressEvent } from '../../src/copy/types.js';
 import { CanvosError } from '../../src/errors.js';
 import { sha256, type Digest } from '../../src/oci/digest.js';
 import { layoutDestination, layoutSource, OciLayout } from '../../src/oci/layout.js';
@@ -81,21 +81,57 @@ function measured(d: ImageDestination): ImageDestination & { max: number } {
   return w;
 }
 
+/** Wraps a source to record the most blob streams open at once (from getBlob until the stream ends or closes). */
+function measuredSource(src: ImageSource): ImageSource & { max: number } {
+  let now = 0;
+  const w = {
+    max: 0,
+    description: src.description,
+    mountOrigin: src.mountOrigin,
+    getManifest: src.getManifest.bind(src),
+    close: src.close.bind(src),
+    async getBlob(...args: Parameters<ImageSource['getBlob']>) {
+      now++;
+      w.max = Math.max(w.max, now);
+      let open = true;
+      const done = (): void => {
+        if (open) {
+          open = false;
+          now--;
+        }
+      };
+      try {
+        const s = await src.getBlob(...args);
+        s.once('end', done).once('close', done);
+        return s;
+      } catch (e) {
+        done();
+        throw e;
+      }
+    },
+  };
+  return w;
+}
+
 describe('copy engine', () => {
   it('moves each blob once even when several manifests share it, with bounded concurrency and progress totals', async () => {
     const dir = join(tmp.path, 'shared');
     const { index } = await sharedLayout(dir);
     proxy.requests.length = 0;
     const dst = measured(openDestination(`${proxy.host}/shared/img:v1`, { registry: { insecureRegistries: [proxy.host], authFiles: [] } }));
+    const src = measuredSource(openSource(`oci:${dir}:shared`));
     const events: ProgressEvent[] = [];
-    const r = await copyImage(openSource(`oci:${dir}:shared`), dst, { concurrency: 2, onProgress: (e) => events.push(e) });
+    const r = await copyImage(src, dst, { concurrency: 2, onProgress: (e) => events.push(e) });
     expect(r.rootDigest).toBe(index);
     expect(r.manifests).toBe(3);
     expect(r.blobs.copied).toBe(4);
     const uploads = proxy.requests.filter((q) => q.method === 'PUT' && /\/blobs\/uploads\//.test(q.path)).map((q) => /digest=([^&]+)/.exec(q.path)?.[1]);
     expect(uploads).toHaveLength(4);
     expect(new Set(uploads).size).toBe(4);
-    expect(dst.max).toBe(2);
+    // `concurrency` bounds the blobs being read; a blob whose source is read may still be finishing its upload
+    // (the registry's answer, the confirming HEAD) while the next one starts.
+    expect(src.max).toBe(2);
+    expect(dst.max).toBeGreaterThanOrEqual(2);
     const finished = events.filter((e) => e.status === 'copied');
     expect(finished).toHaveLength(4);
     expect(finished.at(-1)).toMatchObject({ itemsDone: 4, itemsTotal: 4 });
