@@ -1,20 +1,29 @@
 /**
- * Parallel ranged download of one large blob. Over a long-haul link one TCP stream gets window/RTT of throughput,
- * and CDNs in front of registries often shape per connection, so a single multi-GiB layer (a Kairos base image has
- * one) crawls at one stream's rate while the link sits idle.
+ * Parallel ranged download of large blobs. Over a long-haul link one TCP stream gets window/RTT of throughput, and
+ * CDNs in front of registries often shape per connection, so a single multi-GiB layer (a Kairos base image has one)
+ * crawls at one stream's rate while the link sits idle, and the last blobs of a copy run alone on one connection
+ * each while the others wait.
  *
- * The blob is first read with one plain GET, timed after 256 KiB (or `partSize`, if smaller) and again after every
- * further 256 KiB until it is split or done. Only if it runs slower than `slowBelow` bytes/s (not counting time spent
- * waiting for the reader: a reader slower than one stream, such as a loopback copy bound by the destination, gains
- * nothing from more streams), the registry
- * advertised `Accept-Ranges: bytes` and has idle request slots (with every connection busy on other blobs more
- * streams add nothing), the rest is split: the first stream keeps going up to the next part boundary and is then
- * closed, and the parts after it are fetched with `Range: bytes=a-b`, up to `parallel` at once (the first stream
- * counted) and no more than this blob's fair share of the registry's connections. The part at the head streams straight through with backpressure; parts after it are read ahead into
- * memory; everything is emitted strictly in order into the caller's verifier, so the digest check is unchanged.
- * Read-ahead memory is bounded per process by a {@link ReadAheadBudget}: a part after the head starts only when its
- * whole size can be reserved. A fast source therefore costs exactly one request, as before; a part whose
- * connection breaks is resumed from its last byte.
+ * A blob is first read with one plain GET, timed after 256 KiB and again after every further 256 KiB until it goes
+ * parallel or ends (a registry whose last timed blob was slow is taken to be slow again, and the next blob goes
+ * parallel at its first bytes; it is still timed, which updates the hint). It goes parallel only if it runs slower
+ * than `slowBelow` bytes/s (not counting time spent waiting for the reader: a reader slower than one stream, such as
+ * a loopback copy bound by the destination, gains nothing from more streams), the registry advertised
+ * `Accept-Ranges: bytes`, and no other blob of the copy waits to start (`canWiden`).
+ *
+ * From then on the registry's {@link PartScheduler} gives it idle request slots, each to the blob with the most
+ * bytes left per stream (within its fair share of the connections, and at most `parallel` parts from its head on).
+ * A new stream reads the next queued part (at most `partSize`), or, once nothing is queued, the second half of the
+ * blob's longest running stream (work stealing; only if that half takes the stream clearly longer than a new request
+ * needs to start): the running stream is cut where the new one starts, its connection closed there. When the half
+ * would exceed a part, the running stream is cut at its next part boundary, one part is started after it and the
+ * rest is queued. Ranges start at 64 KiB boundaries.
+ *
+ * The stream at the head streams straight through with backpressure; parts after it are read ahead into memory;
+ * everything is emitted strictly in order into the caller's verifier, so the digest check is unchanged. Read-ahead
+ * memory is bounded per process by a {@link ReadAheadBudget}: a part after the head starts only when its whole size
+ * can be reserved. A fast source costs exactly one request; a part whose connection breaks is resumed from its last
+ * byte.
  */
 import type { Writable } from 'node:stream';
 import { abortError, CanvosError } from '../errors.js';

@@ -39,9 +39,9 @@ export interface RegistryHttpOptions extends CredentialOptions {
    */
   proxy?: { http?: string | undefined; https?: string | undefined; noProxy?: string | undefined } | undefined;
   /**
-   * Parallel ranged reads of large blobs (blob-parts.ts): a blob of 4 MiB+ whose one stream turns out slow while
-   * connections are idle is split into 2 MiB Range parts, 6 streams at once, 64 MiB read-ahead per process; `false`
-   * reads every blob with one GET. Default: on.
+   * Parallel ranged reads of large blobs (blob-parts.ts): a blob of 2 MiB+ whose one stream turns out slow takes
+   * idle connections for Range parts of up to 8 MiB (or halves of its longest stream), 6 streams at most, 64 MiB
+   * read-ahead per process; `false` reads every blob with one GET. Default: on.
    */
   blobParts?: BlobPartsOptions | false | undefined;
   /** Use this undici dispatcher instead of building one (TLS/proxy options are then ignored). Default: none. */
