@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { itemsFromRefs } from '../../src/mirror/resolve.js';
@@ -47,9 +47,13 @@ const srcOpts = () => ({ insecureRegistries: [proxy.host], authFiles: [] as stri
 const allBlobs = () => [...multi.images, ...single.images].flatMap((i) => [i.configDigest, ...i.layerDigests]);
 
 describe('resume after failures and interruptions', () => {
+  // A test that fails half-way must not leave its faults on for the next one.
+  afterEach(() => proxy.clearRules());
+
   it('push: a blob whose connection always dies fails only its image; the rerun moves only what is missing', async () => {
     proxy.requests.length = 0;
-    const victim = multi.images[1]!.layerDigests[2]!;
+    // A config: the smallest blobs, which a copy starts last (largest first), so blobs of the failing image land first.
+    const victim = multi.images[1]!.configDigest;
     proxy.addRule({ method: 'GET', path: new RegExp(`/blobs/${victim}`), times: Infinity, action: { kind: 'reset' } });
     const items = itemsFromRefs([`${proxy.host}/apps/multi:v1`, `${proxy.host}/apps/single:v1`]);
     const opts = { sourceRegistry: srcOpts(), destRegistry: { insecureRegistries: [b.host], authFiles: [] }, rewrite: { keepRegistry: false }, concurrency: { blobs: 1 } };
