@@ -206,6 +206,20 @@ describe('ranged blob reads', () => {
     expect(budget.available).toBe(64 * PART);
   });
 
+  it('stolen and cut streams survive connection resets: each broken range resumes from its last byte, byte-exact', async () => {
+    // Slow, so streams get cut and halves stolen; three ranged requests after the first two break mid-body.
+    proxy.addRule({ method: 'GET', path: /\/blobs\/sha256:/, skip: 2, times: 3, action: { kind: 'reset-mid-body', afterBytes: 96 * KiB } });
+    proxy.addRule({ method: 'GET', path: /\/blobs\/sha256:/, times: Infinity, action: { kind: 'slow', bytesPerSecond: 1024 * KiB } });
+    const budget = new ReadAheadBudget(64 * PART);
+    const got = await readAll(await repo({ concurrency: 6, retry: { baseDelayMs: 5 }, blobParts: { parallel: 6, partSize: 4 * PART, slowBelow: Infinity, budget } }).getBlob(desc));
+    expect(got.equals(data)).toBe(true);
+    expect(gets().filter((r) => r.fault === 'reset-mid-body')).toHaveLength(3);
+    const starts = ranges().filter((r) => r !== '').map((r) => Number(/^bytes=(\d+)-/.exec(r)![1]));
+    // Resumed ranges start 96 KiB into what broke: not on a 64 KiB boundary, unlike every planned start.
+    expect(starts.filter((x) => x % (64 * KiB) !== 0).length).toBeGreaterThanOrEqual(1);
+    expect(budget.available).toBe(64 * PART);
+  });
+
   it('two blobs read at once from a slow registry share its idle connections and both go parallel', async () => {
     const other = randomBytes(8 * PART);
     const od = { mediaType: 'application/octet-stream', digest: sha256(other), size: other.length };
