@@ -7,6 +7,7 @@
 // The library (dist/index.js) is not bundled. Without esbuild (a production install without devDependencies) this
 // step is skipped.
 import { rm } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
@@ -20,6 +21,26 @@ try {
   console.error('bundle: esbuild is not installed; the CLI runs from the unbundled dist/ modules');
   process.exit(0);
 }
+/**
+ * zod's classic API re-exports every error-message locale (`z.locales`, ~40 languages, half of zod's bundled size)
+ * although it configures only English. canvos-lite never touches `z.locales`, so the bundle gets a `locales` module
+ * holding English alone; parsing the rest cost every CLI run ~10 ms.
+ */
+const zodEnglishOnly = {
+  name: 'zod-english-only',
+  setup(build) {
+    build.onResolve({ filter: /^\.\.\/locales\/index\.js$/ }, (args) => {
+      if (!/[\\/]zod[\\/]v4[\\/](classic|core|mini)[\\/]/.test(args.importer)) return undefined;
+      return { path: join(dirname(args.importer), '..', 'locales', 'index.js'), namespace: 'zod-locales' };
+    });
+    build.onLoad({ filter: /.*/, namespace: 'zod-locales' }, (args) => ({
+      contents: 'export { default as en } from "./en.js";\n',
+      resolveDir: dirname(args.path),
+      loader: 'js',
+    }));
+  },
+};
+
 await rm(outdir, { recursive: true, force: true });
 await esbuild.build({
   entryPoints: { main: entry },
@@ -37,4 +58,5 @@ await esbuild.build({
   // CommonJS dependencies bundled into ESM still call require() for Node built-ins.
   banner: { js: "import { createRequire as __canvosCreateRequire } from 'node:module'; const require = __canvosCreateRequire(import.meta.url);" },
   logLevel: 'warning',
+  plugins: [zodEnglishOnly],
 });
