@@ -103,6 +103,16 @@ export const MIN_RANGED_BLOB = 8 * MIN_HALF;
 /** Opens bytes [start, end] (inclusive) of the blob; resolves a 206 response whose Content-Range starts at `start`. */
 export type RangeOpener = (start: number, end: number, onSlot: () => void) => Promise<RegistryResponse>;
 
+/** `fn`, callable any number of times but run only the first. */
+function once(fn: () => void): () => void {
+  let done = false;
+  return () => {
+    if (done) return;
+    done = true;
+    fn();
+  };
+}
+
 /** What the scheduler asks of each blob being read in parts. */
 interface PartsDownload {
   /** How much an extra stream is worth to this blob now (its bytes still to come per stream); 0: it cannot use one. */
@@ -140,13 +150,10 @@ export class PartScheduler {
   /** A blob read that may be split begins (before its first request); call the result when it ends. */
   beginRead(): () => void {
     this.reading++;
-    let done = false;
-    return () => {
-      if (done) return;
-      done = true;
+    return once(() => {
       this.reading--;
       this.kick();
-    };
+    });
   }
 
   /**
@@ -179,12 +186,9 @@ export class PartScheduler {
   /** Call before sending a granted stream's request; call the result once it holds its slot (or failed). */
   began(): () => void {
     this.starting++;
-    let done = false;
-    return () => {
-      if (done) return;
-      done = true;
+    return once(() => {
       this.starting--;
-    };
+    });
   }
 
   private run(): void {
