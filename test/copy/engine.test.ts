@@ -56,11 +56,35 @@ async function sharedLayout(dir: string): Promise<{ index: Digest; m: M }> {
   return { index: d, m };
 }
 
-/** Wraps a real destination to measure how many putBlob calls run at once. */
-function measured(d: ImageDestination): ImageDestination & { max: number } {
+/** Counts what is in progress and keeps the peak; `enter` returns the matching `leave` (idempotent). */
+function peakCounter(): { readonly max: number; enter(): () => void } {
   let now = 0;
-  const w = {
-    max: 0,
+  let max = 0;
+  return {
+    get max() {
+      return max;
+    },
+    enter() {
+      now++;
+      max = Math.max(max, now);
+      let left = false;
+      return () => {
+        if (!left) {
+          left = true;
+          now--;
+        }
+      };
+    },
+  };
+}
+
+/** Wraps a real destination to measure how many putBlob calls run at once. */
+function measured(d: ImageDestination): ImageDestination & { readonly max: number } {
+  const peak = peakCounter();
+  return {
+    get max() {
+      return peak.max;
+    },
     description: d.description,
     tag: d.tag,
     hasBlob: d.hasBlob.bind(d),
@@ -69,48 +93,39 @@ function measured(d: ImageDestination): ImageDestination & { max: number } {
     commit: d.commit.bind(d),
     close: d.close.bind(d),
     async putBlob(...args: Parameters<ImageDestination['putBlob']>) {
-      now++;
-      w.max = Math.max(w.max, now);
+      const leave = peak.enter();
       try {
         return await d.putBlob(...args);
       } finally {
-        now--;
+        leave();
       }
     },
   };
-  return w;
 }
 
 /** Wraps a source to record the most blob streams open at once (from getBlob until the stream ends or closes). */
-function measuredSource(src: ImageSource): ImageSource & { max: number } {
-  let now = 0;
-  const w = {
-    max: 0,
+function measuredSource(src: ImageSource): ImageSource & { readonly max: number } {
+  const peak = peakCounter();
+  return {
+    get max() {
+      return peak.max;
+    },
     description: src.description,
     mountOrigin: src.mountOrigin,
     getManifest: src.getManifest.bind(src),
     close: src.close.bind(src),
     async getBlob(...args: Parameters<ImageSource['getBlob']>) {
-      now++;
-      w.max = Math.max(w.max, now);
-      let open = true;
-      const done = (): void => {
-        if (open) {
-          open = false;
-          now--;
-        }
-      };
+      const leave = peak.enter();
       try {
         const s = await src.getBlob(...args);
-        s.once('end', done).once('close', done);
+        s.once('end', leave).once('close', leave);
         return s;
       } catch (e) {
-        done();
+        leave();
         throw e;
       }
     },
   };
-  return w;
 }
 
 describe('copy engine', () => {
