@@ -1,15 +1,16 @@
 /**
- * Connection options for registries and the undici dispatcher built from them: extra CAs (`certsDir`, `caFiles`),
- * TLS verification, and HTTP(S)_PROXY / NO_PROXY through undici's EnvHttpProxyAgent.
+ * Connection options for registries and the undici dispatcher built from them: CAs and client certificates
+ * (containers-certs.d, `certsDir`, `caFiles`: certs-d.ts), TLS verification, and HTTP(S)_PROXY / NO_PROXY through
+ * undici's EnvHttpProxyAgent.
  */
-import { readdir, readFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { rootCertificates } from 'node:tls';
 import type { Dispatcher } from 'undici';
-import { CanvosError } from '../errors.js';
 import type { CredentialOptions } from './credentials.js';
 import type { RetryOptions } from './retry.js';
 import type { BlobPartsOptions } from './blob-parts.js';
 import { Agent, EnvHttpProxyAgent } from './undici-lite.js';
+import { loadRegistryCerts } from './certs-d.js';
 
 /** Connection options shared by every registry a client talks to. */
 export interface RegistryHttpOptions extends CredentialOptions {
@@ -17,10 +18,20 @@ export interface RegistryHttpOptions extends CredentialOptions {
   insecureRegistries?: string[] | undefined;
   /** Verify TLS certificates. Default: true. */
   tlsVerify?: boolean | undefined;
-  /** Directory of extra CA certificates (`*.crt`, `*.pem`, and `<host[:port]>/` sub-directories). Default: none. */
+  /**
+   * Certificate directory for every registry, like skopeo's `--cert-dir`: CAs (`*.crt`, `*.pem`), a client pair
+   * (`NAME.cert` + `NAME.key`), and the same per `<host[:port]>/` sub-directory. Replaces the certs.d search
+   * (`certsDirs`). Default: none.
+   */
   certsDir?: string | undefined;
   /** Extra CA certificate files (PEM). Default: []. */
   caFiles?: string[] | undefined;
+  /**
+   * containers-certs.d roots searched for `<host[:port]>/` (CAs `*.crt`, client pair `NAME.cert` + `NAME.key`);
+   * the first existing one is used. Default: `~/.config/containers/certs.d`, `/etc/containers/certs.d`,
+   * `/etc/docker/certs.d` (certs-d.ts).
+   */
+  certsDirs?: string[] | undefined;
   /** Retry policy. Default: 5 attempts, 500 ms base, 30 s cap. */
   retry?: RetryOptions | undefined;
   /**
@@ -48,34 +59,17 @@ export interface RegistryHttpOptions extends CredentialOptions {
   dispatcher?: Dispatcher | undefined;
 }
 
-/** Load every CA certificate from `caFiles` and `certsDir` (top level and the `host[:port]` sub-directory). */
-async function loadCAs(opts: RegistryHttpOptions, endpoint: string): Promise<string[]> {
-  const out: string[] = [];
-  for (const f of opts.caFiles ?? []) out.push(await readFile(f, 'utf8'));
-  const dirs = opts.certsDir ? [opts.certsDir, `${opts.certsDir}/${endpoint}`] : [];
-  for (const dir of dirs) {
-    let names: string[];
-    try {
-      names = await readdir(dir);
-    } catch (e) {
-      if (dir !== opts.certsDir && (e as NodeJS.ErrnoException).code === 'ENOENT') continue;
-      throw new CanvosError('ERR_CONFIG', `cannot read certificates directory ${dir}: ${(e as Error).message}`, { hint: 'check the certsDir option' });
-    }
-    for (const n of names.sort()) if (/\.(crt|pem)$/.test(n)) out.push(await readFile(`${dir}/${n}`, 'utf8'));
-  }
-  return out;
-}
-
 /** Build the dispatcher for one registry endpoint (TLS options + proxies from options or the environment). */
 export async function createDispatcher(opts: RegistryHttpOptions, endpoint: string): Promise<Dispatcher> {
-  const cas = await loadCAs(opts, endpoint);
+  const certs = await loadRegistryCerts(opts, endpoint);
+  const cas = certs.cas;
   if (cas.length) {
     // An explicit `ca` replaces Node's default store, which would drop NODE_EXTRA_CA_CERTS / SSL_CERT_FILE: re-add them.
     for (const f of [process.env.NODE_EXTRA_CA_CERTS, process.env.SSL_CERT_FILE]) {
       if (f) cas.push(await readFile(f, 'utf8').catch(() => ''));
     }
   }
-  const tls = { rejectUnauthorized: opts.tlsVerify !== false, ...(cas.length ? { ca: [...rootCertificates, ...cas] } : {}) };
+  const tls = { rejectUnauthorized: opts.tlsVerify !== false, ...(cas.length ? { ca: [...rootCertificates, ...cas] } : {}), ...(certs.client ? { cert: certs.client.cert, key: certs.client.key } : {}) };
   const env = process.env;
   const p = opts.proxy ?? {};
   const httpProxy = p.http ?? env.http_proxy ?? env.HTTP_PROXY;

@@ -10,6 +10,7 @@ import type { Dispatcher } from 'undici';
 import { abortError, CanvosError, RegistryHttpError, redactUrl } from '../errors.js';
 import { RegistryAuth } from './auth.js';
 import { createDispatcher, type RegistryHttpOptions } from './dispatcher.js';
+import { clientCertError } from './certs-d.js';
 import { normalizeRegistry, registryEndpoint } from './reference.js';
 import { backoffDelay, isNetworkError, parseRetryAfter, RETRYABLE_STATUS, sleep } from './retry.js';
 import { DEFAULT_CONCURRENCY, Semaphore } from './semaphore.js';
@@ -307,6 +308,8 @@ export class RegistryHttp {
 
 /** Wrap a connection failure as ERR_NETWORK. */
 export function networkError(what: string, e: unknown): CanvosError {
+  const clientCert = clientCertError(what, e);
+  if (clientCert) return clientCert;
   const msg = e instanceof Error ? e.message : String(e);
   const code = String((e as { code?: unknown }).code ?? '');
   if (/CERT|SELF_SIGNED|UNABLE_TO_VERIFY|ERR_TLS|ERR_SSL/.test(code)) {

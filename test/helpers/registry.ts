@@ -7,7 +7,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { openSync, closeSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { request } from 'node:http';
+import { request as httpRequest } from 'node:http';
+import { request as httpsRequest } from 'node:https';
 import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -19,7 +20,7 @@ export type { TokenServer } from './token-server.js';
 
 /** A running registry (see the file header). */
 export interface TestRegistry {
-  /** 'http://127.0.0.1:PORT' */
+  /** 'http://127.0.0.1:PORT' ('https://…' with the tls option) */
   url: string;
   /** '127.0.0.1:PORT' */
   host: string;
@@ -53,6 +54,12 @@ export interface StartRegistryOptions {
    * e.g. `{ validation: { disabled: true } }` or `{ proxy: { remoteurl } }`. Default: none.
    */
   config?: Record<string, unknown>;
+  /**
+   * Extra: serve HTTPS (distribution's `http.tls`) with this certificate and key (PEM paths); `clientCas` turns on
+   * client-certificate authentication (`http.tls.clientcas`), and `probeCert`/`probeKey` is the client pair the
+   * readiness probe presents then. `url` becomes `https://…`. Default: plain HTTP.
+   */
+  tls?: { certificate: string; key: string; clientCas?: string[]; probeCert?: string; probeKey?: string };
 }
 
 type Json = Record<string, unknown>;
@@ -96,12 +103,14 @@ function freePort(): Promise<number> {
  * its answers must not pass for ours (ours then exits with "address already in use" and is retried). False if the
  * process exits or the deadline passes.
  */
-async function waitReady(url: string, child: ChildProcess, deadlineMs: number, marker: string): Promise<boolean> {
+async function waitReady(url: string, child: ChildProcess, deadlineMs: number, marker: string, tls?: StartRegistryOptions['tls']): Promise<boolean> {
   const end = Date.now() + deadlineMs;
+  const tlsOpts = tls ? { rejectUnauthorized: false, ...(tls.probeCert ? { cert: await readFile(tls.probeCert), key: await readFile(tls.probeKey!) } : {}) } : {};
   while (Date.now() < end) {
     if (child.exitCode !== null || child.signalCode !== null) return false;
     const ok = await new Promise<boolean>((resolve) => {
-      const req = request(`${url}/v2/`, { timeout: 1000 }, (res) => {
+      const request = tls ? httpsRequest : httpRequest;
+      const req = request(`${url}/v2/`, { timeout: 1000, ...tlsOpts }, (res) => {
         res.resume();
         resolve(res.headers['x-canvos-test-registry'] === marker);
       });
@@ -153,7 +162,7 @@ export async function startRegistry(opts: StartRegistryOptions = {}): Promise<Te
     }
     for (let attempt = 1; ; attempt++) {
       const port = await freePort();
-      const url = `http://127.0.0.1:${port}`;
+      const url = `${opts.tls ? 'https' : 'http'}://127.0.0.1:${port}`;
       const marker = randomBytes(8).toString('hex');
       const generated = {
         version: 0.1,
@@ -167,6 +176,10 @@ export async function startRegistry(opts: StartRegistryOptions = {}): Promise<Te
         http: { addr: `127.0.0.1:${port}`, secret: randomBytes(16).toString('hex'), headers: { 'X-Canvos-Test-Registry': [marker] } },
         ...(authConfig ? { auth: authConfig } : {}),
       };
+      if (opts.tls) {
+        const { certificate, key, clientCas } = opts.tls;
+        (generated.http as Json).tls = { certificate, key, ...(clientCas ? { clientcas: clientCas } : {}) };
+      }
       const config = opts.config ? merge(generated, opts.config) : generated;
       // YAML is a superset of JSON, so the registry reads this as is.
       const configPath = join(root, 'config.yml');
@@ -178,7 +191,7 @@ export async function startRegistry(opts: StartRegistryOptions = {}): Promise<Te
       child.unref();
       (child.stdin as unknown as { unref?: () => void } | null)?.unref?.();
       const spawnError = new Promise<Error>((resolve) => child.once('error', resolve));
-      const ready = await Promise.race([waitReady(url, child, 15_000, marker), spawnError]);
+      const ready = await Promise.race([waitReady(url, child, 15_000, marker, opts.tls), spawnError]);
       if (ready === true) {
         return {
           url,
