@@ -52,7 +52,7 @@ export const MirrorImageSchema = z.strictObject({
   ref: refString,
   tags: TagFilterSchema.optional(),
   platforms: z.union([z.literal('all'), z.array(platformString).min(1)]).optional(),
-});
+}, { error: (iss) => (iss.code === 'invalid_type' ? 'must be an image reference, or a map with ref (and tags, platforms)' : undefined) });
 /** A parsed `images:` entry. */
 export type MirrorImageEntry = z.infer<typeof MirrorImageSchema>;
 
@@ -99,9 +99,12 @@ export const FromBuildSchema = z.strictObject({
 /** A parsed `fromBuild:` section. */
 export type FromBuild = z.infer<typeof FromBuildSchema>;
 
+/** An `images:` item: the object form, or a bare reference string (`- quay.io/kairos/ubuntu:24.04`) = `{ ref }`. */
+export const MirrorImageItemSchema = z.preprocess((v) => (typeof v === 'string' ? { ref: v } : v), MirrorImageSchema);
+
 /** The whole file. */
 export const MirrorConfigSchema = z.strictObject({
-  images: z.array(MirrorImageSchema).optional(),
+  images: z.array(MirrorImageItemSchema).optional(),
   fromBuild: FromBuildSchema.optional(),
   rewrite: RewriteSchema.optional(),
   concurrency: ConcurrencySchema.optional(),
@@ -136,7 +139,7 @@ export function parseMirrorConfig(text: string, file = 'mirror.yaml'): MirrorCon
     }
     const where = path.map((p) => (typeof p === 'number' ? `[${p}]` : `.${p}`)).join('').replace(/^\./, '');
     throw new CanvosError('ERR_CONFIG', `${file}:${line}: ${where || '(root)'}: ${iss.message}`, {
-      hint: 'see the mirror.yaml reference: images[{ref, tags{regex,semver,latest}, platforms}], fromBuild, rewrite, concurrency, referrers',
+      hint: 'see the mirror.yaml reference: images[REF | {ref, tags{regex,semver,latest}, platforms}], fromBuild, rewrite, concurrency, referrers',
     });
   }
   if (!r.data.images?.length && !r.data.fromBuild) {

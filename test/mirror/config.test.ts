@@ -40,6 +40,15 @@ describe('mirror.yaml', () => {
     expect(c.referrers).toBe(false);
   });
 
+  it('accepts bare references under images:, alone or mixed with the object form', () => {
+    const c = parseMirrorConfig(['images:', '  - quay.io/kairos/ubuntu:24.04', '  - ref: docker.io/library/alpine', '    tags: { latest: 1 }', `  - ghcr.io/a/b@sha256:${'a'.repeat(64)}`].join('\n'));
+    expect(c.images).toEqual([{ ref: 'quay.io/kairos/ubuntu:24.04' }, { ref: 'docker.io/library/alpine', tags: { latest: 1 } }, { ref: `ghcr.io/a/b@sha256:${'a'.repeat(64)}` }]);
+    expect(parseMirrorConfig('images: [alpine, "busybox:1.36"]\n').images).toEqual([{ ref: 'alpine' }, { ref: 'busybox:1.36' }]);
+    expect(configError('images:\n  - alpine\n  - "UPPER/Case"\n').message).toMatch(/^m\.yaml:3: images\[1\]\.ref: must be an image reference/);
+    expect(configError('images:\n  - alpine\n  - 42\n').message).toMatch(/^m\.yaml:3: images\[1\]: must be an image reference, or a map with ref/);
+    expect(configError('images:\n  - [alpine]\n').message).toMatch(/^m\.yaml:2: images\[0\]: must be an image reference, or a map/);
+  });
+
   it('errors name file:line and the field', () => {
     const e = configError('images:\n  - ref: alpine\n  - ref: "UPPER/Case"\n');
     expect(e.code).toBe('ERR_CONFIG');
