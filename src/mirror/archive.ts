@@ -113,6 +113,17 @@ export interface WriteArchiveOptions extends OpOptions {
   since?: ArchiveManifest[] | undefined;
 }
 
+/** Smallest `maxPartSize`: parts are whole tar records, and a smaller size only makes thousands of files. */
+export const MIN_PART_SIZE = 1024 * 1024;
+
+/** Throw ERR_USAGE unless `maxPartSize` is undefined or a whole number of bytes from 1 MiB (checked before any download). */
+export function checkMaxPartSize(maxPartSize: number | undefined): void {
+  if (maxPartSize === undefined) return;
+  if (!Number.isSafeInteger(maxPartSize) || maxPartSize < MIN_PART_SIZE) {
+    throw new CanvosError('ERR_USAGE', `--max-part-size ${maxPartSize} is ${Number.isSafeInteger(maxPartSize) ? 'below 1 MiB' : 'not a usable number of bytes'}`, { hint: 'use e.g. fat32 (4 GiB - 1), 4095M or 700M' });
+  }
+}
+
 /** The blobs of earlier archives, for a differential save (ERR_USAGE when one has no blob list). */
 export function sinceBlobs(since: readonly ArchiveManifest[]): Set<string> {
   const out = new Set<string>();
@@ -128,9 +139,7 @@ export function sinceBlobs(since: readonly ArchiveManifest[]): Set<string> {
  * a manifest exists only for a complete archive. Returns the manifest.
  */
 export async function writeArchive(layoutDir: string, tarPath: string, opts: WriteArchiveOptions = {}): Promise<ArchiveManifest> {
-  if (opts.maxPartSize !== undefined && opts.maxPartSize < 1024 * 1024) {
-    throw new CanvosError('ERR_USAGE', `--max-part-size ${opts.maxPartSize} is below 1 MiB`, { hint: 'use e.g. 4095M (FAT32) or 4G' });
-  }
+  checkMaxPartSize(opts.maxPartSize);
   const layout = new OciLayout(layoutDir);
   const index = await layout.readIndex();
   const exclude = sinceBlobs(opts.since ?? []);

@@ -4,12 +4,11 @@
  * goes to the failure list), let a finished job add follow-up jobs (referrers), and aggregate progress into one
  * view (bytes and images done) instead of tangled per-image bars.
  */
-import { CanvosError } from '../errors.js';
+import { abortError, CanvosError } from '../errors.js';
 import { copyImage, CopyPool, type CopyResult } from '../copy/copy.js';
 import type { ImageDestination, ImageSource, ProgressFn } from '../copy/types.js';
 import type { Digest } from '../oci/digest.js';
 import type { Platform } from '../oci/platform.js';
-import { Semaphore } from '../registry/semaphore.js';
 import type { MirrorFailure, MirrorImageResult } from './types.js';
 
 /** One copy of the run. */
@@ -29,9 +28,9 @@ export interface CopyJob {
    * Cheap check that the destination already holds exactly this image (e.g. source HEAD digest = destination tag
    * digest): the copy is skipped without reading the graph. Only HEAD requests, which Docker Hub does not count.
    */
-  upToDate?(): Promise<{ digest: Digest; mediaType: string } | undefined>;
+  upToDate?(signal?: AbortSignal): Promise<{ digest: Digest; mediaType: string } | undefined>;
   /** Called after a successful copy, before the result counts; may return follow-up jobs (referrers). */
-  after?(result: CopyResult, src: ImageSource, dst: ImageDestination): Promise<CopyJob[] | void>;
+  after?(result: CopyResult, src: ImageSource, dst: ImageDestination, signal?: AbortSignal): Promise<CopyJob[] | void>;
 }
 
 /** Options of {@link runJobs}. */
@@ -47,7 +46,6 @@ export interface RunJobsOptions {
 /** Run every job (and the jobs they add); never throws for a single image, only for an abort. */
 export async function runJobs(initial: CopyJob[], opts: RunJobsOptions = {}): Promise<{ images: MirrorImageResult[]; failures: MirrorFailure[] }> {
   const pool = new CopyPool(opts.blobs ?? 8);
-  const sem = new Semaphore(opts.images ?? 4);
   const images: MirrorImageResult[] = [];
   const failures: MirrorFailure[] = [];
   const seen = new Set<string>();
@@ -60,18 +58,19 @@ export async function runJobs(initial: CopyJob[], opts: RunJobsOptions = {}): Pr
     opts.onProgress?.({ phase: 'mirror', item, transferred: bytes(), total: bytesTotal || undefined, itemsDone: done, itemsTotal: total, ...(status ? { status } : {}) });
 
   const runOne = async (job: CopyJob): Promise<void> => {
-    const release = await sem.acquire(opts.signal);
+    // The job's own signal: its requests listen there; AbortSignal.any adds no listener to the caller's signal.
+    const signal = opts.signal ? AbortSignal.any([opts.signal]) : undefined;
     let src: ImageSource | undefined;
     let dst: ImageDestination | undefined;
     let knownTotal = 0;
     try {
       src = job.openSource();
       dst = job.openDestination();
-      const hit = await job.upToDate?.();
+      const hit = await job.upToDate?.(signal);
       const r: CopyResult = hit
         ? { rootDigest: hit.digest, sourceDigest: hit.digest, mediaType: hit.mediaType, rewritten: false, manifests: 0, blobs: { copied: 0, skipped: 0, mounted: 0, bytes: 0, foreignSkipped: 0 }, platforms: [], tag: job.tag }
         : await copyImage(src, dst, {
-        signal: opts.signal,
+        signal,
         platforms: job.platforms,
         tag: job.tag,
         pool,
@@ -87,7 +86,7 @@ export async function runJobs(initial: CopyJob[], opts: RunJobsOptions = {}): Pr
           else opts.onProgress?.({ phase: 'mirror', item: e.item, status: e.status, itemSize: e.itemSize, transferred: bytes(), total: bytesTotal || undefined, itemsDone: done, itemsTotal: total });
         },
       });
-      const more = (await job.after?.(r, src, dst)) ?? [];
+      const more = (await job.after?.(r, src, dst, signal)) ?? [];
       images.push({ source: job.source, destination: job.destination, digest: r.rootDigest, mediaType: r.mediaType, platforms: r.platforms, referrer: job.referrer, blobs: { copied: r.blobs.copied, skipped: r.blobs.skipped, mounted: r.blobs.mounted, bytes: r.blobs.bytes } });
       done++;
       emit(job.source, job.referrer ? 'referrer' : 'mirrored');
@@ -98,34 +97,68 @@ export async function runJobs(initial: CopyJob[], opts: RunJobsOptions = {}): Pr
       done++;
       emit(job.source, 'failed');
     } finally {
-      release();
       await Promise.allSettled([src?.close(), dst?.close()]);
     }
   };
 
-  const running: Promise<void>[] = [];
+  // A queue drained by at most `limit` jobs at once: waiting jobs are plain array entries, not pending promises
+  // each holding an abort listener on the caller's signal (which made Node warn about a listener leak).
+  const limit = opts.images ?? 4;
+  const queue: CopyJob[] = [];
+  let active = 0;
+  let stopped: { reason: unknown } | undefined;
+  let settle!: () => void;
+  let reject!: (e: unknown) => void;
+  const all = new Promise<void>((res, rej) => {
+    settle = res;
+    reject = rej;
+  });
+  const pump = (): void => {
+    while (!stopped && active < limit && queue.length > 0) {
+      const job = queue.shift()!;
+      active++;
+      const started = opts.signal?.aborted ? Promise.reject(abortError(opts.signal)) : runOne(job);
+      started.catch((e: unknown) => {
+        stopped ??= { reason: e };
+      }).finally(() => {
+        active--;
+        pump();
+      });
+    }
+    if (active === 0 && (stopped || queue.length === 0)) {
+      if (stopped) reject(stopped.reason);
+      else settle();
+    }
+  };
   const schedule = (jobs: CopyJob[]): void => {
     for (const j of jobs) {
       const key = `${j.source}\0${j.destination}`;
       if (seen.has(key)) continue;
       seen.add(key);
       total++;
-      running.push(runOne(j));
+      queue.push(j);
     }
   };
   schedule(initial);
-  // Jobs add jobs: wait until the list stops growing.
-  for (let n = 0; n < running.length; ) {
-    const slice = running.slice(n);
-    n = running.length;
-    const batch = await Promise.allSettled(slice);
-    const aborted = batch.find((b) => b.status === 'rejected');
-    if (aborted && aborted.status === 'rejected') {
-      await Promise.allSettled(running);
-      throw aborted.reason;
-    }
-  }
+  pump();
+  await all;
   return { images, failures };
+}
+
+/**
+ * `fn` over `list`, at most `limit` at once, in order of start. Workers take the next entry when done, so entries
+ * waiting their turn hold nothing (a semaphore would park one promise and one abort listener per entry). Rejects
+ * with the first error (the others still run to their end).
+ */
+export async function eachLimited<T>(list: readonly T[], limit: number, fn: (item: T, index: number) => Promise<void>): Promise<void> {
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < list.length) {
+      const i = next++;
+      await fn(list[i]!, i);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(Math.max(1, limit), list.length) }, worker));
 }
 
 /** A failure record from any error (CanvosError fields kept; secrets never reach messages). */

@@ -14,7 +14,7 @@ import type { Descriptor } from '../oci/schemas.js';
 import { makeReference, parseReference, type Reference } from '../registry/reference.js';
 import { Repository } from '../registry/client.js';
 import { registryDestination, registrySource } from '../registry/transport.js';
-import { manifestPathFor, readArchiveManifest, sinceBlobs, writeArchive, type WriteArchiveOptions } from './archive.js';
+import { checkMaxPartSize, manifestPathFor, readArchiveManifest, sinceBlobs, writeArchive, type WriteArchiveOptions } from './archive.js';
 import { MirrorArchive } from './archive-reader.js';
 import { RegistryConnections } from './connections.js';
 import { DestinationMounts } from './dest-mounts.js';
@@ -53,7 +53,7 @@ function registryJobs(
   dest: (src: Reference) => Pick<CopyJob, 'destination' | 'scope' | 'openDestination' | 'tag'> & {
     after?: (r: CopyResult) => Promise<void>;
     /** True when the destination holds the image whose source root digest is `digest`. */
-    has?: (digest: Digest) => Promise<boolean>;
+    has?: (digest: Digest, signal?: AbortSignal) => Promise<boolean>;
   },
 ): CopyJob[] {
   const tagLists = new TagLists();
@@ -70,15 +70,15 @@ function registryJobs(
       openSource: () => (opened = registrySource(source, conns.options(source.registry, 'src', opts.sourceRegistry))),
       openDestination: d.openDestination,
       // With a platform subset the destination root differs from the source's: no shortcut.
-      upToDate: platforms?.length || !d.has ? undefined : async () => {
+      upToDate: platforms?.length || !d.has ? undefined : async (signal = opts.signal) => {
         const repo = opened?.repo ?? registrySource(source, conns.options(source.registry, 'src', opts.sourceRegistry)).repo;
-        const h = await repo.headManifest(source.identifier, { signal: opts.signal });
-        return h && (await d.has!(h.digest)) ? { digest: h.digest, mediaType: h.mediaType } : undefined;
+        const h = await repo.headManifest(source.identifier, { signal });
+        return h && (await d.has!(h.digest, signal)) ? { digest: h.digest, mediaType: h.mediaType } : undefined;
       },
-      async after(r: CopyResult, src: ImageSource): Promise<CopyJob[]> {
+      async after(r: CopyResult, src: ImageSource, _dst, signal = opts.signal): Promise<CopyJob[]> {
         await d.after?.(r);
         if (referrer || opts.referrers === false || !opened) return [];
-        const found = await findReferrers(opened.repo, src, r.sourceDigest, tagLists, { signal: opts.signal });
+        const found = await findReferrers(opened.repo, src, r.sourceDigest, tagLists, { signal });
         return [
           ...found.tags.map((t) => make(makeReference(source.registry, source.repository, t), undefined, true)),
           ...found.digests.map((dg) => make(makeReference(source.registry, source.repository, undefined, dg), undefined, true)),
@@ -106,9 +106,9 @@ export async function mirrorPush(items: readonly MirrorItem[], to: string, opts:
         scope: `registry:${ref.name}`,
         tag: src.tag,
         openDestination: () => mounts.wrap(registryDestination(ref, conns.options(root.registry, 'dst', opts.destRegistry)), ref.repository),
-        has: async (digest: Digest) => {
+        has: async (digest: Digest, signal = opts.signal) => {
           const repo = new Repository(root.registry, ref.repository, conns.options(root.registry, 'dst', opts.destRegistry));
-          return (await repo.headManifest(ref.tag ?? digest, { signal: opts.signal }))?.digest === digest;
+          return (await repo.headManifest(ref.tag ?? digest, { signal }))?.digest === digest;
         },
       };
     });
@@ -170,9 +170,12 @@ export async function mirrorSave(items: readonly MirrorItem[], to: string, opts:
   const started = Date.now();
   const asTar = to.endsWith('.tar');
   const dir = asTar ? (opts.workDir ?? `${to}.layout`) : to;
+  // Options that only make sense for an archive are refused before anything is created or downloaded.
+  if (opts.since?.length && !asTar) throw new CanvosError('ERR_USAGE', `--since needs an archive target (NAME.tar), not the directory ${to}`, { hint: 'a differential save only makes sense for an archive carried to a site that loaded the earlier ones' });
+  if (opts.maxPartSize !== undefined && !asTar) throw new CanvosError('ERR_USAGE', `--max-part-size splits an archive, but ${to} is a directory target`, { hint: 'save to NAME.tar to get NAME.tar.part* files, or drop --max-part-size' });
+  checkMaxPartSize(opts.maxPartSize);
   const layout = new OciLayout(dir);
   await layout.init();
-  if (opts.since?.length && !asTar) throw new CanvosError('ERR_USAGE', `--since needs an archive target (NAME.tar), not the directory ${to}`, { hint: 'a differential save only makes sense for an archive carried to a site that loaded the earlier ones' });
   const since = await Promise.all((opts.since ?? []).map((p) => readArchiveManifest(p.endsWith('.manifest.json') ? p : manifestPathFor(p))));
   const dst = layoutBlobDestination(layout, sinceBlobs(since));
   const conns = new RegistryConnections(opts.concurrency);

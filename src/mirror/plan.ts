@@ -13,10 +13,10 @@ import { formatPlatform } from '../oci/platform.js';
 import { Repository } from '../registry/client.js';
 import { parseReference } from '../registry/reference.js';
 import { registrySource } from '../registry/transport.js';
-import { Semaphore } from '../registry/semaphore.js';
+import { DEFAULT_CONCURRENCY } from '../registry/semaphore.js';
 import { manifestPathFor, readArchiveManifest, sinceBlobs } from './archive.js';
 import { RegistryConnections } from './connections.js';
-import { toFailure } from './engine.js';
+import { eachLimited, toFailure } from './engine.js';
 import { destinationReference, parseDestinationRoot, planNames } from './naming.js';
 import { openLoadSource } from './operations.js';
 import type { MirrorFailure, MirrorItem, MirrorOptions } from './types.js';
@@ -72,14 +72,14 @@ export async function mirrorPlan(
     if (existsSync(dir)) layout = new OciLayout(dir);
   }
   const present = new Map<string, Promise<boolean>>();
-  const has = (repo: string, d: Digest, size: number): Promise<boolean> => {
+  const has = (repo: string, d: Digest, size: number, signal: AbortSignal | undefined): Promise<boolean> => {
     if (shipped.has(d)) return Promise.resolve(true);
     if (!root) return Promise.resolve(layout ? layout.hasBlob(d, size) : false);
     const key = `${repo}\0${d}`;
     let p = present.get(key);
     if (!p) {
       const r = new Repository(root.registry, repo, conns.options(root.registry, 'dst', opts.destRegistry));
-      p = r.headBlob(d, { signal: opts.signal }).then((h) => h !== undefined, () => false);
+      p = r.headBlob(d, { signal }).then((h) => h !== undefined, () => false);
       present.set(key, p);
     }
     return p;
@@ -88,30 +88,31 @@ export async function mirrorPlan(
   const images: PlanImage[] = [];
   const failures: MirrorFailure[] = [];
   const unique = new Map<string, { size: number; isNew: boolean }>();
-  const sem = new Semaphore(opts.concurrency?.images ?? 4);
   try {
-    await Promise.all(srcs.map(async (s) => {
-      const release = await sem.acquire(opts.signal);
+    await eachLimited(srcs, opts.concurrency?.images ?? 4, async (s) => {
+      // The image's own signal (AbortSignal.any adds no listener to the caller's): its requests listen there.
+      const signal = opts.signal ? AbortSignal.any([opts.signal]) : undefined;
       const dest = root ? destinationReference(parseReference(s.source), root, opts.rewrite) : undefined;
       const destination = dest ? dest.toString() : target.kind === 'layout' ? `oci:${target.path}` : '';
       const src = s.open();
       try {
-        const full = await loadGraph(src, undefined, { signal: opts.signal });
+        const full = await loadGraph(src, undefined, { signal });
         const { root: top } = selectPlatforms(full, s.platforms ?? [], src.description);
         const nodes = bottomUp(top);
         const blobs = new Map<string, number>();
         for (const n of nodes) for (const b of n.blobs) if (!b.urls?.length) blobs.set(b.digest, b.size);
         let newBlobs = 0;
         let newBytes = 0;
-        await Promise.all([...blobs].map(async ([d, size]) => {
-          const isNew = !(await has(dest?.repository ?? '', d as Digest, size));
+        // As many HEADs at once as one registry serves by default (DEFAULT_CONCURRENCY).
+        await eachLimited([...blobs], DEFAULT_CONCURRENCY, async ([d, size]) => {
+          const isNew = !(await has(dest?.repository ?? '', d as Digest, size, signal));
           if (isNew) {
             newBlobs++;
             newBytes += size;
           }
           const u = unique.get(d);
           unique.set(d, { size, isNew: (u?.isNew ?? true) && isNew });
-        }));
+        });
         images.push({
           source: s.source,
           destination,
@@ -128,10 +129,9 @@ export async function mirrorPlan(
         if (opts.signal?.aborted) throw e;
         failures.push(toFailure({ source: s.source, destination }, e));
       } finally {
-        release();
         await src.close();
       }
-    }));
+    });
   } finally {
     await conns.close();
   }

@@ -12,7 +12,7 @@ import { makeReference, parseReference } from '../registry/reference.js';
 import type { RegistryTransportOptions } from '../registry/transport.js';
 import type { FromBuild, MirrorConfig, MirrorImageEntry } from './config.js';
 import { RegistryConnections } from './connections.js';
-import { toFailure } from './engine.js';
+import { eachLimited, toFailure } from './engine.js';
 import { filterTags } from './tags.js';
 import type { MirrorFailure, MirrorItem } from './types.js';
 
@@ -61,7 +61,8 @@ export async function resolveItems(config: MirrorConfig, opts: ResolveItemsOptio
   const items: MirrorItem[] = [];
   const failures: MirrorFailure[] = [];
   try {
-    await Promise.all((config.images ?? []).map(async (e, i) => {
+    // A few listings at once: each waiting entry would otherwise park an abort listener on the caller's signal.
+    await eachLimited(config.images ?? [], config.concurrency?.images ?? 4, async (e, i) => {
       const origin = `images[${i}]`;
       const ref = parseReference(e.ref);
       if (!e.tags) {
@@ -79,12 +80,12 @@ export async function resolveItems(config: MirrorConfig, opts: ResolveItemsOptio
         if (opts.signal?.aborted) throw err;
         failures.push(toFailure({ source: `${ref.name} (${origin})`, destination: '' }, err));
       }
-    }));
+    });
     if (config.fromBuild) items.push(...(await itemsFromBuild(config.fromBuild, config.baseDir ?? process.cwd(), opts.onWarning)));
   } finally {
     if (!opts.connections) await conns.close();
   }
-  // Keep the config order stable (Promise.all pushes in completion order) and drop duplicates.
+  // Keep the config order stable (listings push in completion order) and drop duplicates.
   const order = (o: string): number => (o.startsWith('images[') ? Number(/\d+/.exec(o)![0]) : 1e9);
   items.sort((a, b) => order(a.origin) - order(b.origin));
   const seen = new Set<string>();

@@ -28,7 +28,8 @@ options:
   --authfile FILE         read credentials from this auth.json / config.json
   --src-insecure          reach the source registry over plain HTTP
   --dest-insecure         reach the destination registry over plain HTTP
-  --cert-dir DIR          extra CA certificates (*.crt, *.pem, HOST[:PORT]/ sub-directories)
+  --cert-dir DIR          certificates for both registries instead of certs.d: CAs *.crt/*.pem, client
+                          pair NAME.cert + NAME.key, also per HOST[:PORT]/ sub-directory
   --jobs N                blobs copied at once, and requests in flight per registry (default 8)
   ${blobPartsHelp(24)}
   --include-foreign       also copy layers with urls (non-distributable)

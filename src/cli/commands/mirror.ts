@@ -9,7 +9,7 @@ import { existsSync, statSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { CanvosError, EXIT_CODES } from '../../errors.js';
 import { loadMirrorConfig, type MirrorConfig, type RewriteOptions } from '../../mirror/config.js';
-import { FAT32_MAX_FILE } from '../../mirror/archive.js';
+import { checkMaxPartSize, FAT32_MAX_FILE } from '../../mirror/archive.js';
 import { parseDestinationRoot } from '../../mirror/naming.js';
 import { mirrorLoad, mirrorPush, mirrorSave } from '../../mirror/operations.js';
 import { mirrorPlan, type MirrorPlan, type PlanTarget } from '../../mirror/plan.js';
@@ -29,7 +29,8 @@ const usage = `usage: canvos-lite mirror plan [--config mirror.yaml | REF...] [-
        canvos-lite mirror load --from DIR | FILE.tar --to REGISTRY[/path]
 
 options:
-  --config FILE            mirror.yaml (images with tag filters, fromBuild, rewrite, concurrency, referrers)
+  --config FILE            mirror.yaml (images: references or {ref, tags, platforms}; fromBuild, rewrite,
+                           concurrency, referrers)
   --platform OS/ARCH       keep only these platforms of ad-hoc REFs (repeatable; default: all, byte-exact)
   --prefix PATH            destination repository prefix (rewrite.prefix)
   --flatten [last-segment] one path segment per repository (rewrite.flatten); collisions are errors
@@ -46,7 +47,8 @@ options:
   --authfile FILE          read credentials from this auth.json / config.json
   --src-insecure           reach source registries over plain HTTP
   --dest-insecure          reach the destination registry over plain HTTP
-  --cert-dir DIR           extra CA certificates (*.crt, *.pem, HOST[:PORT]/ sub-directories)
+  --cert-dir DIR           certificates for every registry instead of certs.d: CAs *.crt/*.pem, client
+                           pair NAME.cert + NAME.key, also per HOST[:PORT]/ sub-directory
   ${blobPartsHelp(25)}
   --images N               images copied at once (default 4)
   --jobs N                 blobs moved at once across all images (default 8)
@@ -123,6 +125,13 @@ async function run(argv: string[], io: CliIo): Promise<number> {
   if (sub === 'load' && !values.from) throw usageError('mirror load needs --from DIR|FILE.tar');
   if (sub === 'push' && isPathTarget(values.to!)) throw usageError(`mirror push --to takes a registry; use mirror save for ${values.to}`);
   if (sub === 'load' && isPathTarget(values.to!)) throw usageError('mirror load --to takes a registry');
+  // Checked before any configuration is read or anything is listed or downloaded.
+  const maxPartSize = values['max-part-size'] === undefined ? undefined : parseSize(values['max-part-size']);
+  if (maxPartSize !== undefined) {
+    if (sub !== 'save') throw usageError(`--max-part-size applies to mirror save only, not mirror ${sub}`);
+    if (!values.to!.endsWith('.tar')) throw usageError(`--max-part-size splits an archive: save to NAME.tar, not ${values.to}`);
+    checkMaxPartSize(maxPartSize);
+  }
 
   let config: MirrorConfig = {};
   if (values.config) config = await loadMirrorConfig(values.config);
@@ -198,7 +207,7 @@ async function run(argv: string[], io: CliIo): Promise<number> {
   let sources: Reference[] = [];
   try {
     if (sub === 'push') report = await mirrorPush(items, values.to!, opts);
-    else if (sub === 'save') report = await mirrorSave(items, values.to!, { ...opts, maxPartSize: values['max-part-size'] ? parseSize(values['max-part-size']) : undefined, keepLayout: values['keep-layout'], since: values.since, allowPartial: values['allow-partial'] });
+    else if (sub === 'save') report = await mirrorSave(items, values.to!, { ...opts, maxPartSize, keepLayout: values['keep-layout'], since: values.since, allowPartial: values['allow-partial'] });
     else {
       const r = await mirrorLoad(values.from!, values.to!, opts);
       report = r;
