@@ -13,6 +13,7 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { debuglog } from 'node:util';
 import { CanvosError } from '../errors.js';
+import { DOCKER_HUB_ENDPOINT } from './reference.js';
 
 const debug = debuglog('canvos');
 
@@ -124,10 +125,17 @@ async function readDir(dir: string, out: RegistryCerts, explicit: boolean, pem: 
   }
 }
 
-/** The first existing `root/endpoint` directory; unreadable roots are skipped as containers/image does. */
+/**
+ * Names of the `HOST[:PORT]/` directory for `endpoint`. Docker Hub's is `registry-1.docker.io` for containers/image
+ * and Docker (the host they connect to); the host this client connects to is accepted as well.
+ */
+export function certsDirNames(endpoint: string): string[] {
+  return endpoint === DOCKER_HUB_ENDPOINT ? ['registry-1.docker.io', endpoint] : [endpoint];
+}
+
+/** The first existing `root/HOST[:PORT]` directory; unreadable roots are skipped as containers/image does. */
 async function findHostDir(roots: readonly string[], endpoint: string): Promise<string | undefined> {
-  for (const root of roots) {
-    const dir = join(root, endpoint);
+  for (const dir of roots.flatMap((root) => certsDirNames(endpoint).map((n) => join(root, n)))) {
     try {
       await readdir(dir);
       return dir;
@@ -150,7 +158,7 @@ export async function loadRegistryCerts(opts: RegistryCertOptions, endpoint: str
   for (const f of opts.caFiles ?? []) out.cas.push(await readCa(f));
   if (opts.certsDir) {
     // The host directory first, so its client pair wins over one for every registry.
-    await readDir(join(opts.certsDir, endpoint), out, false, true);
+    for (const n of certsDirNames(endpoint)) await readDir(join(opts.certsDir, n), out, false, true);
     await readDir(opts.certsDir, out, true, true);
   } else {
     const dir = await findHostDir(opts.certsDirs ?? defaultCertsDirs(opts.env), endpoint);

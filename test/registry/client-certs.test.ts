@@ -97,6 +97,15 @@ describe('registry client certificates (containers-certs.d)', () => {
     await repo.close();
   });
 
+  it("finds Docker Hub's certificates under registry-1.docker.io/, as containers/image and Docker name it", async () => {
+    const root = p('hub-certs');
+    await cp(hostDir(), join(root, 'registry-1.docker.io'), { recursive: true });
+    const c = await loadRegistryCerts({ certsDirs: [p('no-such-root'), root] }, 'index.docker.io');
+    expect(c.cas).toHaveLength(1);
+    expect(c.client?.certFile).toBe(join(root, 'registry-1.docker.io', 'client.cert'));
+    expect(c.dirs).toEqual([join(root, 'registry-1.docker.io')]);
+  });
+
   it('refuses a half pair, a key of another certificate, an invalid or unreadable file: ERR_CONFIG naming the file, no key bytes', async () => {
     const keyPem = await readFile(p('client.key'), 'utf8');
     const cases: Array<[string, (d: string) => Promise<void>, RegExp]> = [
@@ -138,6 +147,12 @@ describe('registry client certificates (containers-certs.d)', () => {
     expect(ok.code).toBe(0);
     const want = sha256(await skopeo(['inspect', '--raw', '--tls-verify=false', `docker://${plain.host}/src/app:v1`]));
     expect(sha256(await skopeo(['inspect', '--raw', '--cert-dir', hostDir(), `${dst}`]))).toBe(want);
+    // A half pair is a configuration error (exit 3) naming the file, before any connection.
+    await mkdir(p('halfdir'));
+    await cp(p('client.crt'), p('halfdir', 'client.cert'));
+    const half = await cli(['copy', '--src-insecure', '--cert-dir', p('halfdir'), `docker://${plain.host}/src/app:v1`, dst], { HOME: home });
+    expect(half.code).toBe(3);
+    expect(half.stderr).toContain(`canvos-lite: ${p('halfdir', 'client.cert')}: client certificate without its key client.key\nhint: `);
     await skopeo(['copy', '--src-cert-dir', hostDir(), dst, `oci:${p('readback')}:v1`]);
   });
 
