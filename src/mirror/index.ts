@@ -8,6 +8,7 @@ export {
   hasTagOrDigest,
   MirrorConfigSchema,
   MirrorImageSchema,
+  MirrorImageItemSchema,
   TagFilterSchema,
   RewriteSchema,
   ConcurrencySchema,
@@ -22,7 +23,7 @@ export {
 export { parseSemver, compareSemver, compileSemverRange, filterTags, DIGEST_TAG_RE, type SemVer } from './tags.js';
 export { parseDestinationRoot, destinationRepository, destinationReference, planNames, type DestinationRoot } from './naming.js';
 export { registriesYaml, registriesConfig, type RegistriesYamlOptions } from './registries-yaml.js';
-export { ARCHIVE_FORMAT, FAT32_MAX_FILE, ArchiveManifestSchema, writeArchive, sinceBlobs, readArchiveManifest, manifestPathFor, type ArchiveManifest, type WriteArchiveOptions } from './archive.js';
+export { ARCHIVE_FORMAT, FAT32_MAX_FILE, MIN_PART_SIZE, checkMaxPartSize, ArchiveManifestSchema, writeArchive, sinceBlobs, readArchiveManifest, manifestPathFor, type ArchiveManifest, type WriteArchiveOptions } from './archive.js';
 export { MirrorArchive } from './archive-reader.js';
 export { itemsFromRefs, itemsFromBuild, resolveItems, type ResolveItemsOptions } from './resolve.js';
 export { mirrorPush, mirrorSave, mirrorLoad, openLoadSource, throwIfPartial, SOURCE_DIGEST_ANNOTATION, type MirrorSaveOptions } from './operations.js';
