@@ -66,3 +66,27 @@ for a in "${ARCHES[@]}"; do
     for p in "${pkgs[@]}"; do echo "$p $(dpkg-query -W -f='${Version}' "$p")"; done; } >"$(dirname "$out")/BUILDINFO"
   echo "$(sha256sum "$out" | cut -d' ' -f1)  $(stat -c %s "$out") bytes  $out  ($(file -b "$out" | cut -d, -f1-2))"
 done
+
+# arm64: load the prebuild on Debian's arm64 Node under qemu-aarch64 (a sysroot of the .debs, not installed) and check
+# that it compresses byte for byte like the x64 one. ARM64_ROOT keeps the sysroot (default native/build/arm64-node).
+if [[ " ${ARCHES[*]} " == *" arm64 "* && -z "${PREBUILD_NO_QEMU:-}" ]]; then
+  root="${ARM64_ROOT:-native/build/arm64-node}"
+  if [ ! -x "$root/usr/bin/node" ]; then
+    command -v qemu-aarch64-static >/dev/null || DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends qemu-user-static >/dev/null
+    debs="$(mktemp -d)"; chmod 755 "$debs"
+    (cd "$debs" && apt-get download -q=2 nodejs:arm64 libnode108:arm64 libc6:arm64 libgcc-s1:arm64 libstdc++6:arm64 \
+      libbrotli1:arm64 libc-ares2:arm64 libicu72:arm64 libnghttp2-14:arm64 libssl3:arm64 libuv1:arm64 zlib1g:arm64 \
+      node-acorn node-cjs-module-lexer node-undici 2>/dev/null)
+    mkdir -p "$root"; for d in "$debs"/*.deb; do dpkg-deb -x "$d" "$root"; done; rm -rf "$debs"
+  fi
+  x64_out="${PREBUILD_DIR:-native/prebuilds}/linux-x64/node.napi.glibc.node"
+  [ -f "$x64_out" ] || x64_out=native/prebuilds/linux-x64/node.napi.glibc.node
+  want="$(node scripts/prebuild-check.cjs "$x64_out")"
+  got="$(qemu-aarch64-static -L "$root" "$root/usr/bin/node" scripts/prebuild-check.cjs \
+    "${PREBUILD_DIR:-native/prebuilds}/linux-arm64/node.napi.glibc.node")"
+  if [ "$want" != "$got" ]; then
+    diff <(echo "$want") <(echo "$got") >&2 || true
+    echo "prebuild: the arm64 addon under qemu-aarch64 compresses differently from the x64 one (above)" >&2; exit 1
+  fi
+  echo "prebuild: arm64 addon loaded under qemu-aarch64 on Debian's arm64 Node; output identical to x64"
+fi
