@@ -1,10 +1,10 @@
 // The committed prebuilt addons (native/prebuilds, made by scripts/prebuild.sh): what node-gyp-build loads on
 // linux-x64/arm64 whether or not npm ran the install script, so every install compresses alike.
 import { describe, expect, it } from 'vitest';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, realpathSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { run, tmpDir } from './helpers/tools.js';
 
 const root = join(import.meta.dirname, '..');
@@ -50,6 +50,8 @@ describe('prebuild linux-x64 on this machine', () => {
     const info = buildInfo('x64');
     const differ = [...info].filter(([k]) => k.includes(':')).filter(([pkg, v]) => installed(pkg) !== v);
     if (differ.length > 0) ctx.skip(`installed packages differ from BUILDINFO: ${differ.map(([p, v]) => `${p} ${v} (have ${installed(p) ?? 'none'})`).join(', ')}`);
+    const nodeApi = join(dirname(dirname(realpathSync(process.execPath))), 'include/node/node_api.h');
+    if (!existsSync(nodeApi)) ctx.skip(`Node's headers are not installed (${nodeApi})`);
     const out = await tmpDir('canvos-prebuild-');
     try {
       const r = await run('bash', [join(root, 'scripts/prebuild.sh'), 'x64'], { cwd: root, env: { ...process.env, PREBUILD_DIR: out.path } });
