@@ -58,8 +58,10 @@ if (!process.env.npm_config_nodedir && existsSync(join(prefix, 'include', 'node'
 const r = spawnSync(process.execPath, args, { cwd: nativeDir, encoding: 'utf8', stdio: verbose ? 'inherit' : 'pipe' });
 if (r.status !== 0) {
   const lines = `${r.stdout ?? ''}\n${r.stderr ?? ''}`.split('\n').map((l) => l.trim());
-  const why = lines.find((l) => /: (fatal )?error: /.test(l)) ?? lines.find((l) => l.startsWith('gyp ERR! stack Error: ')) ??
-    lines.find((l) => l.startsWith('gyp ERR! ')) ?? `node-gyp exited with ${r.status}`;
+  const download = lines.find((l) => /^gyp http GET .*headers\.tar\.gz/.test(l));
+  const why = lines.find((l) => /: (fatal )?error: /.test(l)) ?? lines.find((l) => l.startsWith('gyp: ')) ??
+    (download ? `could not download Node's headers (${download.split(' ').pop()})` : undefined) ??
+    lines.find((l) => l.startsWith('gyp ERR! stack Error: ')) ?? lines.find((l) => l.startsWith('gyp ERR! ')) ?? `node-gyp exited with ${r.status}`;
   skipped(`the build from source failed: ${why.replace(/^gyp ERR! (stack )?/, '').slice(0, 160)}`, 'see why: node scripts/install-native.mjs --verbose');
 }
 const built = loadable();
