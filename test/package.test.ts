@@ -59,7 +59,8 @@ const backend = async (dir: string, env: NodeJS.ProcessEnv = {}) => {
 
 beforeAll(async () => {
   tmp = await tmpDir('canvos-package-');
-  const packed = await ok('npm', ['pack', '--json', '--pack-destination', tmp.path, '--loglevel=warn'], root);
+  // --ignore-scripts: no `prepare` rebuilding dist/ under the other test files' feet (scripts/test.sh built it).
+  const packed = await ok('npm', ['pack', '--ignore-scripts', '--json', '--pack-destination', tmp.path, '--loglevel=warn'], root);
   const [info] = JSON.parse(packed.stdout.slice(packed.stdout.indexOf('['))) as { filename: string; files: { path: string }[] }[];
   tarball = join(tmp.path, info!.filename);
   const files = info!.files.map((f) => f.path);
