@@ -1,17 +1,18 @@
 // The package's install script (scripts/install-native.mjs): silent when a prebuild loads, a build from source
 // otherwise, and ONE line, exit 0, when the optional addon cannot be built (never the node-gyp dump).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cp, mkdir, symlink, writeFile } from 'node:fs/promises';
+import { cp, mkdir, rm, symlink, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { run, tmpDir } from './helpers/tools.js';
+import { asUnprivileged, unprivilegedIdentity, unprivilegedTempDir } from './helpers/unprivileged.js';
 
 const root = join(import.meta.dirname, '..');
 let tmp: Awaited<ReturnType<typeof tmpDir>>;
 
 /** A copy of the package's install-time files (no prebuilds unless asked), sharing the repo's node_modules. */
-async function pkg(name: string, withPrebuilds = false): Promise<string> {
-  const dir = join(tmp.path, name);
+async function pkg(name: string, withPrebuilds = false, base = tmp.path): Promise<string> {
+  const dir = join(base, name);
   await mkdir(join(dir, 'scripts'), { recursive: true });
   await cp(join(root, 'package.json'), join(dir, 'package.json'));
   await cp(join(root, 'scripts/install-native.mjs'), join(dir, 'scripts/install-native.mjs'));
@@ -72,5 +73,25 @@ describe('install script (scripts/install-native.mjs)', () => {
     const probe = "const m = require(require('node-gyp-build').resolve('native')); console.log(m.libdeflateVersion, m.zstdVersion)";
     const loaded = await run(process.execPath, ['-e', probe], { cwd: dir });
     expect(loaded.stdout).toMatch(/^\d+\.\d+ \d+\.\d+\.\d+\n$/);
+  });
+
+  it('needs no root: as an unprivileged user the prebuild loads silently, and the build from source works', async () => {
+    const id = unprivilegedIdentity();
+    expect(id, 'the canvostest user (scripts/install-deps.sh)').not.toBeNull();
+    const base = unprivilegedTempDir('canvos-install-native-');
+    try {
+      const dirs = [await pkg('prebuilt', true, base), await pkg('source', false, base)];
+      expect((await run('chown', ['-R', `${id!.uid}:${id!.gid}`, ...dirs])).code).toBe(0);
+      const as = async (dir: string) => {
+        const [cmd, ...args] = asUnprivileged([process.execPath, join(dir, 'scripts/install-native.mjs')]);
+        return run(cmd!, args, { cwd: dir, timeoutMs: 180_000 });
+      };
+      expect(await as(dirs[0]!)).toEqual({ code: 0, stdout: '', stderr: '' });
+      const built = await as(dirs[1]!);
+      expect(built.code, built.stderr).toBe(0);
+      expect(built.stderr).toBe(`native addon built from source: ${join(dirs[1]!, 'native/build/Release/canvos_native.node')}\n`);
+    } finally {
+      await rm(base, { recursive: true, force: true });
+    }
   });
 });
