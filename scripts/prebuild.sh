@@ -63,7 +63,9 @@ for a in "${ARCHES[@]}"; do
     echo "prebuild: $out needs a glibc newer than 2.28 (above)" >&2; exit 1
   fi
   { echo "sha256 $(sha256sum "$out" | cut -d' ' -f1)"; echo "debian $(cut -d. -f1 /etc/debian_version)"
-    for p in "${pkgs[@]}"; do echo "$p $(dpkg-query -W -f='${Version}' "$p")"; done; } >"$(dirname "$out")/BUILDINFO"
+    # The compiler and binutils that really ran (g++ is a metapackage), then the libraries.
+    tools=("$(dpkg -S "$(readlink -f "$(command -v "$cxx")")" | cut -d: -f1)" "$(dpkg -S "$(readlink -f "$(command -v "$strip")")" | cut -d: -f1)")
+    for p in "${tools[@]}" "${pkgs[@]:1}"; do echo "$p $(dpkg-query -W -f='${Version}' "$p")"; done; } >"$(dirname "$out")/BUILDINFO"
   echo "$(sha256sum "$out" | cut -d' ' -f1)  $(stat -c %s "$out") bytes  $out  ($(file -b "$out" | cut -d, -f1-2))"
 done
 

@@ -48,7 +48,7 @@ describe('prebuild linux-x64 on this machine', () => {
 
   it.runIf(process.platform === 'linux' && process.arch === 'x64')('is rebuilt byte for byte by scripts/prebuild.sh from the Debian packages BUILDINFO names', async (ctx) => {
     const info = buildInfo('x64');
-    const differ = [...info].filter(([k]) => k.includes(':')).filter(([pkg, v]) => installed(pkg) !== v);
+    const differ = [...info].filter(([k]) => k !== 'sha256' && k !== 'debian').filter(([pkg, v]) => installed(pkg) !== v);
     if (differ.length > 0) ctx.skip(`installed packages differ from BUILDINFO: ${differ.map(([p, v]) => `${p} ${v} (have ${installed(p) ?? 'none'})`).join(', ')}`);
     const nodeApi = join(dirname(dirname(realpathSync(process.execPath))), 'include/node/node_api.h');
     if (!existsSync(nodeApi)) ctx.skip(`Node's headers are not installed (${nodeApi})`);
