@@ -5,10 +5,14 @@
 // fixtures/demo/project/canvos.yaml, writing the provider images into build/provider-images (an OCI layout).
 import { mkdir, rm } from 'node:fs/promises';
 import { spawnSync } from 'node:child_process';
-import { join } from 'node:path';
-import { buildLayer, OciLayout, MediaType } from '../dist/index.js';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+// The package by name: the repo itself (self-reference) or, copied into a project, the installed canvos-lite
+// (test/package.test.ts runs it against the packed tarball).
+import { buildLayer, OciLayout, MediaType } from 'canvos-lite';
 
 const root = new URL('..', import.meta.url).pathname;
+const pkg = dirname(createRequire(import.meta.url).resolve('canvos-lite/package.json'));
 const images = join(root, 'build/demo/images');
 const EPOCH = 1700000000;
 
@@ -91,7 +95,7 @@ for (const v of K3S) {
 
 console.error('demo: canvos-lite build → build/provider-images');
 const r = spawnSync(process.execPath, [
-  join(root, 'bin/canvos-lite.js'), 'build',
+  join(pkg, 'bin/canvos-lite.js'), 'build',
   '--config', 'fixtures/demo/project/canvos.yaml',
   '--k8s-versions', 'fixtures/demo/project/k8s_version.json',
   '--project-dir', 'fixtures/demo/project',

@@ -5,10 +5,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then npm ci --no-audit --no-fund; fi
+# The addon: a committed prebuild, else built from source (install-deps.sh installed the headers), whatever state
+# node_modules was in (npm ci is skipped when it is current, e.g. after `npm ci && npm run demo` or --ignore-scripts).
+node scripts/install-native.mjs
 npx tsc -p tsconfig.json
 node scripts/bundle.mjs
 npx tsc -p tsconfig.test.json
-# The addon builds at install time when libdeflate/libzstd headers exist (install-deps.sh installs them): assert it.
+# The addon must be loaded (a prebuild, or the build above): assert it.
 CANVOS_EXPECT_NATIVE=1 npx vitest run "$@"
 if [ $# -eq 0 ]; then
   echo "== fallback backend (CANVOS_NO_NATIVE=1) =="

@@ -17,7 +17,7 @@ type ZstdZlib = {
 
 function zstdUnavailable(): CanvosError {
   return new CanvosError('ERR_CONFIG', 'zstd needs the native addon (libzstd) or Node.js >= 22.15', {
-    hint: 'install libzstd-dev and reinstall (npm ci) to build native/, or use gzip layers',
+    hint: 'unset CANVOS_NO_NATIVE; off linux x64/arm64 install libdeflate-dev libzstd-dev and run canvos-lite\'s scripts/install-native.mjs; or use gzip layers',
   });
 }
 

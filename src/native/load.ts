@@ -1,6 +1,7 @@
 /**
- * Chooses the chunk compressor backend: the optional N-API addon in native/ (libdeflate + libzstd) when it was
- * built at install time, else the pure-JS path over node:zlib. Both expose the same interface; decompressed output
+ * Chooses the chunk compressor backend: the optional N-API addon in native/ (libdeflate + libzstd) when it loads
+ * (node-gyp-build: a build from source in native/build/Release, else the committed prebuild for linux x64/arm64 in
+ * native/prebuilds), else the pure-JS path over node:zlib. Both expose the same interface; decompressed output
  * is identical, compressed bytes differ between backends (so digests are reproducible per backend).
  * `CANVOS_NO_NATIVE=1` forces the JS path.
  */
