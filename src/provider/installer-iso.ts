@@ -2,12 +2,15 @@
  * buildInstallerIso: CanvOS's `iso-image` + `iso` targets driven by the build configuration (canvos.md §1.7, §3.1):
  * ISO_NAME, ARCH, FORCE_INTERACTIVE_INSTALL, DEBUG, CLUSTERCONFIG and EDGE_CUSTOM_CONFIG from `.arg`/canvos.yaml,
  * content bundles from every `content-*` directory of the project (CanvOS copies their `.zst` files), user-data
- * from `user-data` next to the configuration unless given. The installer rootfs is streamed into buildIso.
+ * from `user-data` next to the configuration unless given, `overlay/files-iso/` onto the ISO and `local-ui.tar` into
+ * the rootfs's /opt/spectrocloud when the project has them. The installer rootfs is streamed into buildIso.
  */
 import { readdir, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { buildIso, type BuildIsoResult, type IsoProgress } from '../iso/build-iso.js';
+import { scanFilesIso } from '../iso/files-iso.js';
 import { readUserData, requireFile } from '../iso/iso-overlay.js';
+import { checkLocalUi } from '../iso/local-ui.js';
 import { openInstallerRootfs, type InstallerRootfsOptions } from './installer.js';
 import type { BuildConfig } from './resolve.js';
 
@@ -17,6 +20,8 @@ export interface InstallerIsoOptions extends InstallerRootfsOptions {
   outputDir?: string | undefined;
   /** User-data file. Default: `<projectDir>/user-data` if it exists, else none. */
   userData?: string | undefined;
+  /** local-ui.tar, extracted into the rootfs's /opt/spectrocloud. Default: `<projectDir>/local-ui.tar` if it exists. */
+  localUi?: string | undefined;
   /** Extra content bundle directories, after the project's `content-*` ones. Default: none. */
   contentDirs?: readonly string[] | undefined;
   /** ISO phases. Default: none. */
@@ -34,6 +39,9 @@ export interface InstallerIsoResult extends BuildIsoResult {
   contentDirs: string[];
   clusterConfig: string | null;
   edgeCustomConfig: string | null;
+  /** The project's overlay/files-iso directory when it exists. */
+  filesIso: string | null;
+  localUi: string | null;
 }
 
 const isFile = (p: string): Promise<boolean> => stat(p).then((s) => s.isFile(), () => false);
@@ -50,13 +58,18 @@ export interface InstallerIsoInputs {
   contentDirs: string[];
   clusterConfig: string | undefined;
   edgeCustomConfig: string | undefined;
+  filesIso: string | undefined;
+  localUi: string | undefined;
 }
 
 /**
  * Resolve and validate the ISO inputs of `config` (user-data YAML, CLUSTERCONFIG present) without reading any
  * image, so callers such as build-all can fail before their long steps.
  */
-export async function installerIsoInputs(config: BuildConfig, opts: Pick<InstallerIsoOptions, 'projectDir' | 'userData' | 'contentDirs'> = {}): Promise<InstallerIsoInputs> {
+export async function installerIsoInputs(
+  config: BuildConfig,
+  opts: Pick<InstallerIsoOptions, 'projectDir' | 'userData' | 'contentDirs' | 'localUi' | 'signal'> = {},
+): Promise<InstallerIsoInputs> {
   const projectDir = resolve(opts.projectDir ?? process.cwd());
   const defaultUserData = join(projectDir, 'user-data');
   const userData = opts.userData ? resolve(opts.userData) : (await isFile(defaultUserData)) ? defaultUserData : undefined;
@@ -67,18 +80,26 @@ export async function installerIsoInputs(config: BuildConfig, opts: Pick<Install
   const edgeCustomConfig = ecc && (await isFile(ecc)) ? ecc : undefined;
   if (userData) await readUserData(userData);
   if (clusterConfig) await requireFile(clusterConfig, 'CLUSTERCONFIG');
-  return { userData, contentDirs, clusterConfig, edgeCustomConfig };
+  // CanvOS: `COPY overlay/files-iso/ /overlay/` and `COPY --if-exists local-ui.tar`.
+  const fi = join(projectDir, 'overlay', 'files-iso');
+  const filesIso = (await stat(fi).then((s) => s.isDirectory(), () => false)) ? fi : undefined;
+  if (filesIso) await scanFilesIso(filesIso);
+  const defaultLocalUi = join(projectDir, 'local-ui.tar');
+  const localUi = opts.localUi ? resolve(opts.localUi) : (await isFile(defaultLocalUi)) ? defaultLocalUi : undefined;
+  if (localUi) await checkLocalUi(localUi, opts.signal);
+  return { userData, contentDirs, clusterConfig, edgeCustomConfig, filesIso, localUi };
 }
 
 /** Build `<ISO_NAME>.iso` for `config` (see the file header). Inputs are validated before any image is read. */
 export async function buildInstallerIso(config: BuildConfig, opts: InstallerIsoOptions = {}): Promise<InstallerIsoResult> {
   const projectDir = resolve(opts.projectDir ?? process.cwd());
-  const { userData, contentDirs, clusterConfig, edgeCustomConfig } = await installerIsoInputs(config, opts);
-  const installer = await openInstallerRootfs(config, { ...opts, projectDir });
+  const { userData, contentDirs, clusterConfig, edgeCustomConfig, filesIso, localUi } = await installerIsoInputs(config, opts);
+  const installer = await openInstallerRootfs(config, { ...opts, projectDir, localUi });
   try {
     const r = await buildIso(
       {
         rootfs: installer.rootfs,
+        filesIsoDir: filesIso,
         userData,
         contentDirs,
         clusterConfig,
@@ -89,7 +110,7 @@ export async function buildInstallerIso(config: BuildConfig, opts: InstallerIsoO
         forceInteractive: config.forceInteractiveInstall,
         debug: config.debug,
       },
-      { env: opts.env, sourceDateEpoch: opts.sourceDateEpoch, signal: opts.signal, onProgress: opts.onIsoProgress },
+      { env: opts.env, sourceDateEpoch: opts.sourceDateEpoch, signal: opts.signal, onProgress: opts.onIsoProgress, onWarning: opts.onWarning },
     );
     return {
       ...r,
@@ -100,6 +121,8 @@ export async function buildInstallerIso(config: BuildConfig, opts: InstallerIsoO
       contentDirs,
       clusterConfig: clusterConfig ?? null,
       edgeCustomConfig: edgeCustomConfig ?? null,
+      filesIso: filesIso ?? null,
+      localUi: localUi ?? null,
     };
   } finally {
     await installer.close();

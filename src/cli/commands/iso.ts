@@ -8,6 +8,7 @@ import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { CanvosError } from '../../errors.js';
 import { buildIso, type BuildIsoResult, type IsoProgress } from '../../iso/build-iso.js';
+import { checkLocalUi, localUiLayer } from '../../iso/local-ui.js';
 import { mergeLayers } from '../../layers/merge.js';
 import { BlobCache } from '../../oci/cache.js';
 import { openImage } from '../../provider/image-reader.js';
@@ -22,12 +23,16 @@ const usage = `usage: canvos-lite iso [configuration options] [--user-data FILE]
 From the CanvOS configuration (default): the installer rootfs is BASE_IMAGE (for ARCH) + the base-image edits +
 the whole stylus framework image (STYLUS_BASE) + overlay/files/; ISO_NAME, FORCE_INTERACTIVE_INSTALL, DEBUG,
 CLUSTERCONFIG and EDGE_CUSTOM_CONFIG come from the configuration, content bundles from every content-*/
-directory of the project, user-data from <project>/user-data if present.
+directory of the project, user-data from <project>/user-data, overlay/files-iso/ (ISO files, grub.cfg) and
+local-ui.tar (-> /opt/spectrocloud of the rootfs) from the project, each if present.
 
 ${CONFIG_USAGE}
 
 With --base REF: docker://HOST/REPO:TAG (or a bare reference), oci:DIR[:TAG], docker-archive:FILE[:NAME:TAG]
      (a ready installer image: base + stylus framework + overlay files); then these options apply:
+  --files-iso DIR            files copied onto the ISO first, as CanvOS's overlay/files-iso/ (its
+                             boot/grub2/grub.cfg replaces the built-in menu)
+  --local-ui FILE            local-ui.tar, extracted into the rootfs's /opt/spectrocloud
   --cluster-config FILE      cluster definition -> /opt/spectrocloud/clusterconfig/spc.tgz
   --edge-custom-config FILE  -> /.edge_custom_config.yaml
   --name NAME                ISO_NAME (default palette-edge-installer)
@@ -42,7 +47,7 @@ common options:
   --output DIR               output directory (default build)
   --json                     print only a JSON result on stdout`;
 
-const BASE_ONLY = ['cluster-config', 'edge-custom-config', 'name', 'arch', 'force-interactive', 'debug-cmdline', 'insecure'] as const;
+const BASE_ONLY = ['files-iso', 'local-ui', 'cluster-config', 'edge-custom-config', 'name', 'arch', 'force-interactive', 'debug-cmdline', 'insecure'] as const;
 
 const usageError = (message: string): CanvosError => usageErrorFor('iso', message);
 
@@ -56,6 +61,8 @@ async function run(argv: string[], io: CliIo): Promise<number> {
       base: { type: 'string' },
       'user-data': { type: 'string' },
       content: { type: 'string', multiple: true },
+      'files-iso': { type: 'string' },
+      'local-ui': { type: 'string' },
       'cluster-config': { type: 'string' },
       'edge-custom-config': { type: 'string' },
       name: { type: 'string' },
@@ -78,6 +85,8 @@ async function run(argv: string[], io: CliIo): Promise<number> {
     if (!values.json) io.stderr.write(`${s}\n`);
   };
   const insecure = values.insecure === true;
+  const localUi = values['local-ui'] ? resolve(io.cwd, values['local-ui']) : undefined;
+  if (localUi) await checkLocalUi(localUi, io.signal);
   const img = await openImage(values.base, arch, {
     cache: new BlobCache({ env: io.env }),
     signal: io.signal,
@@ -88,7 +97,8 @@ async function run(argv: string[], io: CliIo): Promise<number> {
     say(`iso: ${img.source.description} (${img.layers.length} layers)`);
     result = await buildIso(
       {
-        rootfs: mergeLayers(img.openers, { signal: io.signal }),
+        rootfs: mergeLayers(localUi ? [...img.openers, localUiLayer(localUi, io.signal)] : img.openers, { signal: io.signal }),
+        filesIsoDir: values['files-iso'] ? resolve(io.cwd, values['files-iso']) : undefined,
         userData: values['user-data'],
         contentDirs: values.content,
         clusterConfig: values['cluster-config'],
@@ -103,6 +113,7 @@ async function run(argv: string[], io: CliIo): Promise<number> {
         env: io.env,
         signal: io.signal,
         onProgress: phaseLogger(say),
+        onWarning: (code, msg) => io.stderr.write(`warning: ${msg} [${code}]\n`),
       },
     );
   } finally {
