@@ -125,7 +125,7 @@ export async function buildIso(input: BuildIsoInput, opts: BuildIsoOptions = {})
   if (input.clusterConfig) await requireFile(input.clusterConfig, 'cluster config');
   if (input.squashfsPath) await requireFile(input.squashfsPath, 'squashfs');
   for (const k of [input.kernel, input.initrd]) if (typeof k === 'string') await requireFile(k, 'kernel/initrd');
-  const bundles = await listContentBundles(input.contentDirs ?? []);
+  const bundles = await listContentBundles(input.contentDirs ?? [], opts.onWarning);
   const filesIso = input.filesIsoDir ? { dir: resolve(input.filesIsoDir), entries: await scanFilesIso(input.filesIsoDir) } : undefined;
   const epoch = opts.sourceDateEpoch ?? sourceDateEpochFromEnv(opts.env ?? process.env);
 

@@ -9,7 +9,7 @@ import { readdir, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { buildIso, type BuildIsoResult, type IsoProgress } from '../iso/build-iso.js';
 import { scanFilesIso } from '../iso/files-iso.js';
-import { readUserData, requireFile } from '../iso/iso-overlay.js';
+import { readUserData } from '../iso/iso-overlay.js';
 import { checkLocalUi } from '../iso/local-ui.js';
 import { openInstallerRootfs, type InstallerRootfsOptions } from './installer.js';
 import type { BuildConfig } from './resolve.js';
@@ -44,6 +44,9 @@ export interface InstallerIsoResult extends BuildIsoResult {
   localUi: string | null;
 }
 
+/** EDGE_CUSTOM_CONFIG's default (CanvOS Earthfile and .arg.template). */
+const DEFAULT_EDGE_CUSTOM_CONFIG = '.edge-custom-config.yaml';
+
 const isFile = (p: string): Promise<boolean> => stat(p).then((s) => s.isFile(), () => false);
 
 /** The project's `content-*` directories, sorted (CanvOS copies the `.zst` files of every `content-*` directory). */
@@ -63,23 +66,32 @@ export interface InstallerIsoInputs {
 }
 
 /**
- * Resolve and validate the ISO inputs of `config` (user-data YAML, CLUSTERCONFIG present) without reading any
- * image, so callers such as build-all can fail before their long steps.
+ * Resolve and validate the ISO inputs of `config` (user-data YAML, overlay/files-iso, local-ui.tar; a missing
+ * CLUSTERCONFIG or chosen EDGE_CUSTOM_CONFIG is a warning, as CanvOS skips them) without reading any image, so
+ * callers such as build-all can fail before their long steps.
  */
 export async function installerIsoInputs(
   config: BuildConfig,
-  opts: Pick<InstallerIsoOptions, 'projectDir' | 'userData' | 'contentDirs' | 'localUi' | 'signal'> = {},
+  opts: Pick<InstallerIsoOptions, 'projectDir' | 'userData' | 'contentDirs' | 'localUi' | 'signal' | 'onWarning'> = {},
 ): Promise<InstallerIsoInputs> {
+  const warn = opts.onWarning ?? (() => {});
   const projectDir = resolve(opts.projectDir ?? process.cwd());
   const defaultUserData = join(projectDir, 'user-data');
   const userData = opts.userData ? resolve(opts.userData) : (await isFile(defaultUserData)) ? defaultUserData : undefined;
   const contentDirs = [...(await projectContentDirs(projectDir)), ...(opts.contentDirs ?? []).map((d) => resolve(d))];
-  const clusterConfig = config.clusterconfig ? resolve(projectDir, config.clusterconfig) : undefined;
-  // EDGE_CUSTOM_CONFIG has a default file name; CanvOS copies it only when present.
+  // CanvOS copies CLUSTERCONFIG and EDGE_CUSTOM_CONFIG with `COPY --if-exists`: a missing file is skipped, loudly here.
+  const cc = config.clusterconfig ? resolve(projectDir, config.clusterconfig) : undefined;
+  const clusterConfig = cc && (await isFile(cc)) ? cc : undefined;
+  if (cc && !clusterConfig) {
+    warn('W_CLUSTERCONFIG_MISSING', `CLUSTERCONFIG ${cc} does not exist: the ISO gets no /opt/spectrocloud/clusterconfig/spc.tgz (CanvOS skips it too)`);
+  }
   const ecc = config.edgeCustomConfig ? resolve(projectDir, config.edgeCustomConfig) : undefined;
   const edgeCustomConfig = ecc && (await isFile(ecc)) ? ecc : undefined;
+  // The default name (.arg.template's) usually does not exist; a name the user chose should.
+  if (ecc && !edgeCustomConfig && config.edgeCustomConfig !== DEFAULT_EDGE_CUSTOM_CONFIG) {
+    warn('W_EDGE_CUSTOM_CONFIG_MISSING', `EDGE_CUSTOM_CONFIG ${ecc} does not exist: the ISO gets no /.edge_custom_config.yaml (CanvOS skips it too)`);
+  }
   if (userData) await readUserData(userData);
-  if (clusterConfig) await requireFile(clusterConfig, 'CLUSTERCONFIG');
   // CanvOS: `COPY overlay/files-iso/ /overlay/` and `COPY --if-exists local-ui.tar`.
   const fi = join(projectDir, 'overlay', 'files-iso');
   const filesIso = (await stat(fi).then((s) => s.isDirectory(), () => false)) ? fi : undefined;

@@ -85,7 +85,8 @@ async function run(argv: string[], io: CliIo): Promise<number> {
     if (!values.json) io.stderr.write(`${s}\n`);
   };
   const insecure = values.insecure === true;
-  const localUi = values['local-ui'] ? resolve(io.cwd, values['local-ui']) : undefined;
+  const at = (p: string | undefined): string | undefined => (p === undefined ? undefined : resolve(io.cwd, p));
+  const localUi = at(values['local-ui']);
   if (localUi) await checkLocalUi(localUi, io.signal);
   const img = await openImage(values.base, arch, {
     cache: new BlobCache({ env: io.env }),
@@ -98,13 +99,13 @@ async function run(argv: string[], io: CliIo): Promise<number> {
     result = await buildIso(
       {
         rootfs: mergeLayers(localUi ? [...img.openers, localUiLayer(localUi, io.signal)] : img.openers, { signal: io.signal }),
-        filesIsoDir: values['files-iso'] ? resolve(io.cwd, values['files-iso']) : undefined,
-        userData: values['user-data'],
-        contentDirs: values.content,
-        clusterConfig: values['cluster-config'],
-        edgeCustomConfig: values['edge-custom-config'],
+        filesIsoDir: at(values['files-iso']),
+        userData: at(values['user-data']),
+        contentDirs: values.content?.map((d) => resolve(io.cwd, d)),
+        clusterConfig: at(values['cluster-config']),
+        edgeCustomConfig: at(values['edge-custom-config']),
         name: values.name,
-        outputDir: values.output ?? 'build',
+        outputDir: resolve(io.cwd, values.output ?? 'build'),
         arch,
         forceInteractive: values['force-interactive'],
         debug: values['debug-cmdline'],
