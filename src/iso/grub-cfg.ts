@@ -43,7 +43,7 @@ const entry = (title: string, params: string): string => `menuentry "${title}" -
 `;
 
 /** CanvOS's files-iso grub.cfg (comments left out), with its `{{DEFAULT_ENTRY}}` placeholder. */
-export const CANVOS_GRUB_TEMPLATE = `search --no-floppy --file --set=root /boot/kernel
+export const CANVOS_GRUB_TEMPLATE: string = `search --no-floppy --file --set=root /boot/kernel
 set default={{DEFAULT_ENTRY}}
 set timeout=5
 set timeout_style=menu
