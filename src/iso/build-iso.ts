@@ -38,9 +38,12 @@ export interface BuildIsoInput {
   rootfs?: AsyncIterable<FsEntry> | undefined;
   /** A squashfs written beforehand; then `kernel` and `initrd` are required. */
   squashfsPath?: string | undefined;
-  /** Kernel: host path or extractor. Default: the rootfs's /boot/vmlinuz (symlinks followed). */
+  /**
+   * Kernel: host path or extractor. Default: the rootfs's first /boot/{uImage,Image,zImage,vmlinuz,image}* in name
+   * order, links followed (AuroraBoot's choice; /boot/vmlinuz on Kairos images).
+   */
   kernel?: string | FileExtractor | undefined;
-  /** Initrd: host path or extractor. Default: the rootfs's /boot/initrd. */
+  /** Initrd: host path or extractor. Default: the rootfs's first /boot/{initrd,initramfs}* (/boot/initrd on Kairos). */
   initrd?: string | FileExtractor | undefined;
   /**
    * The project's `overlay/files-iso/` directory, copied onto the ISO first (its `boot/grub2/grub.cfg` replaces
@@ -158,8 +161,8 @@ export async function buildIso(input: BuildIsoInput, opts: BuildIsoOptions = {})
     signal?.throwIfAborted();
 
     opts.onProgress?.({ phase: 'boot' });
-    await placeBootFile(input.kernel, capture, 'boot/vmlinuz', join(iso, 'boot', 'kernel'), signal);
-    await placeBootFile(input.initrd, capture, 'boot/initrd', join(iso, 'boot', 'initrd'), signal);
+    await placeBootFile(input.kernel, capture, KERNEL_PREFIXES, join(iso, 'boot', 'kernel'), signal);
+    await placeBootFile(input.initrd, capture, INITRD_PREFIXES, join(iso, 'boot', 'initrd'), signal);
     const ubuntu = await isUbuntu(capture);
 
     opts.onProgress?.({ phase: 'efi' });
@@ -216,18 +219,36 @@ export async function buildIso(input: BuildIsoInput, opts: BuildIsoOptions = {})
   }
 }
 
+/** Kernel and initrd name prefixes in /boot, in the order of kairos-agent's FindKernelInitrd (AuroraBoot). */
+const KERNEL_PREFIXES = ['uImage', 'Image', 'zImage', 'vmlinuz', 'image'];
+const INITRD_PREFIXES = ['initrd', 'initramfs'];
+
+/**
+ * The first /boot entry (in name order) starting with one of `prefixes`, as FindFileWithPrefix picks it: a file
+ * directly, a link when its target exists (followed inside the rootfs). E.g. /boot/vmlinuz → vmlinuz-<kver> on
+ * x86 Kairos images, /boot/Image on arm64 images without that link.
+ */
+function findBootFile(capture: RootfsCapture, prefixes: readonly string[]): string | undefined {
+  for (const name of capture.children('boot')) {
+    if (!prefixes.some((p) => name.startsWith(p))) continue;
+    const host = capture.resolve(`boot/${name}`);
+    if (host) return host;
+  }
+  return undefined;
+}
+
 async function placeBootFile(
   given: string | FileExtractor | undefined,
   capture: RootfsCapture,
-  rootfsPath: string,
+  prefixes: readonly string[],
   dest: string,
   signal: AbortSignal | undefined,
 ): Promise<void> {
   if (typeof given === 'string') return copyFile(given, dest);
   if (given) return given(dest, signal);
-  const host = capture.resolve(rootfsPath);
+  const host = findBootFile(capture, prefixes);
   if (!host) {
-    throw new CanvosError('ERR_ISO', `the rootfs has no /${rootfsPath} (a Kairos image links it to the versioned file)`, {
+    throw new CanvosError('ERR_ISO', `the rootfs has no /boot/${prefixes.join('*, /boot/')}* file (a Kairos image links /boot/vmlinuz and /boot/initrd)`, {
       hint: 'use a Kairos base image, or pass the kernel/initrd explicitly',
     });
   }
