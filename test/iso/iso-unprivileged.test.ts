@@ -1,6 +1,7 @@
 /**
- * The ISO does not depend on who builds it: the same inputs and SOURCE_DATE_EPOCH built by root (umask 022) and by
- * the unprivileged `canvostest` user (umask 077) through the real CLI give the same sha256. The unprivileged ISO
+ * The ISO does not depend on who builds it: the same inputs and SOURCE_DATE_EPOCH built by root (umask 022, LANG=C,
+ * TZ=UTC, cwd /) and by the unprivileged `canvostest` user (umask 077, LANG=C.UTF-8, another TZ, its own cwd) through
+ * the real CLI give the same sha256. The unprivileged ISO
  * records 0:0 for every ISO entry (Rock Ridge) and its rootfs.squashfs keeps the layers' owners (root files 0/0,
  * local-ui.tar's 1000/1000). Needs the built CLI (`npx tsc -p tsconfig.json && node scripts/bundle.mjs`).
  */
@@ -39,13 +40,14 @@ afterAll(async () => {
 /** `canvos-lite iso --base …` with a clean environment, as the given user and umask; returns the ISO's sha256. */
 async function buildAs(who: 'root' | 'unprivileged', out: string, umask: string): Promise<string> {
   const argv = [
-    'env', `PATH=${process.env.PATH ?? ''}`, `HOME=${work}`, `CANVOS_CACHE_DIR=${join(work, `cache-${who}`)}`, 'SOURCE_DATE_EPOCH=1700000000', 'LANG=C', `TZ=${who === 'root' ? 'UTC' : 'Asia/Kolkata'}`,
+    'env', `PATH=${process.env.PATH ?? ''}`, `HOME=${work}`, `CANVOS_CACHE_DIR=${join(work, `cache-${who}`)}`, 'SOURCE_DATE_EPOCH=1700000000',
+    `LANG=${who === 'root' ? 'C' : 'C.UTF-8'}`, `TZ=${who === 'root' ? 'UTC' : 'Asia/Kolkata'}`,
     'sh', '-c', `umask ${umask} && exec "$@"`, 'sh',
     process.execPath, bin, 'iso', '--base', base, '--user-data', join(work, 'user-data'), '--files-iso', join(work, 'files-iso'),
     '--local-ui', join(work, 'local-ui.tar'), '--name', 'same', '--output', out, '--json',
   ];
   const [cmd, ...args] = who === 'root' ? argv : asUnprivileged(argv);
-  const r = await run(cmd ?? '', args, { cwd: work, timeoutMs: 300_000 });
+  const r = await run(cmd ?? '', args, { cwd: who === 'root' ? '/' : work, timeoutMs: 300_000 });
   expect(r.code, r.stderr).toBe(0);
   return (JSON.parse(r.stdout) as { sha256: string }).sha256;
 }
