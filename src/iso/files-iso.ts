@@ -54,14 +54,14 @@ export async function scanFilesIso(dir: string): Promise<FilesIsoEntry[]> {
     for (const n of names) {
       const p = rel ? `${rel}/${n}` : n;
       const st = await lstat(join(dir, p));
+      if (!st.isDirectory() && WRITTEN_DIRS.has(p)) {
+        throw new CanvosError('ERR_CONFIG', `${join(dir, p)} is not a directory, but the build writes into /${p}`, { hint: 'make it a real directory' });
+      }
       if (st.isDirectory()) {
         out.push({ path: p, kind: 'dir' });
         await walk(p);
       } else if (st.isFile()) out.push({ path: p, kind: 'file' });
       else if (st.isSymbolicLink()) {
-        if (WRITTEN_DIRS.has(p)) {
-          throw new CanvosError('ERR_CONFIG', `${join(dir, p)} is a symlink, but the build writes into /${p}`, { hint: 'make it a real directory' });
-        }
         out.push({ path: p, kind: 'symlink', target: await readlink(join(dir, p)) });
       }
       else {
@@ -100,7 +100,9 @@ export async function stageIsoOverlay(iso: string, input: IsoOverlayInput): Prom
   const fromProject = new Set<string>();
   const fi = input.filesIso;
   if (fi) {
+    let skipped: string | undefined;
     for (const e of fi.entries) {
+      if (skipped !== undefined && e.path.startsWith(`${skipped}/`)) continue;
       const dest = join(iso, e.path);
       const there = await lstat(dest).catch(() => undefined);
       if (e.kind === 'dir' && (!there || there.isDirectory())) {
@@ -109,6 +111,7 @@ export async function stageIsoOverlay(iso: string, input: IsoOverlayInput): Prom
       }
       if (there && GENERATED_ISO_PATHS.includes(e.path)) {
         warn('W_FILES_ISO_REPLACED', `${join(fi.dir, e.path)} is not used: the build generates /${e.path} (as AuroraBoot does)`);
+        skipped = e.path;
         continue;
       }
       if (there) {
