@@ -47,7 +47,7 @@ export interface BuildIsoInput {
   initrd?: string | FileExtractor | undefined;
   /**
    * The project's `overlay/files-iso/` directory, copied onto the ISO first (its `boot/grub2/grub.cfg` replaces
-   * the built-in CanvOS menu and gets the same DEFAULT_ENTRY/DEBUG edits). A missing directory is skipped.
+   * the built-in CanvOS menu and gets the same DEFAULT_ENTRY/DEBUG edits). A missing directory is ERR_CONFIG.
    * Default: none.
    */
   filesIsoDir?: string | undefined;

@@ -42,12 +42,12 @@ const WRITTEN_DIRS = new Set(['boot', 'boot/grub', 'boot/grub2', 'EFI', 'EFI/BOO
 
 /**
  * Lists a files-iso directory (depth first, sorted) and refuses what an ISO cannot carry: device files, FIFOs,
- * sockets (ERR_CONFIG naming the file). A missing directory gives an empty list.
+ * sockets, and non-directories where the build writes into a directory (ERR_CONFIG naming the file; also for a
+ * missing `dir`).
  */
 export async function scanFilesIso(dir: string): Promise<FilesIsoEntry[]> {
   const top = await stat(dir).catch(() => undefined);
-  if (!top) return [];
-  if (!top.isDirectory()) throw new CanvosError('ERR_CONFIG', `${dir} is not a directory`, { hint: 'overlay/files-iso must be a directory tree copied onto the ISO' });
+  if (!top?.isDirectory()) throw new CanvosError('ERR_CONFIG', `files-iso ${dir} does not exist or is not a directory`, { hint: 'pass the directory tree to copy onto the ISO (CanvOS: overlay/files-iso)' });
   const out: FilesIsoEntry[] = [];
   const walk = async (rel: string): Promise<void> => {
     const names = (await readdir(join(dir, rel))).sort();

@@ -96,6 +96,8 @@ describe('overlay/files-iso', () => {
     const e1 = await scanFilesIso(fifo).catch((e: unknown) => e);
     expect(CanvosError.is(e1) && e1.code).toBe('ERR_CONFIG');
     expect((e1 as Error).message).toContain(join(fifo, 'pipe'));
+    const e0 = await scanFilesIso(join(dir.path, 'no-such-dir')).catch((e: unknown) => e);
+    expect(CanvosError.is(e0) && e0.code).toBe('ERR_CONFIG');
     const link = join(dir.path, 'fi4');
     await mkdir(link);
     await symlink('/tmp', join(link, 'opt'));
