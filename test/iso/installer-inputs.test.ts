@@ -104,6 +104,13 @@ describe('canvos-lite iso: CanvOS ISO inputs of a project', () => {
     expect(agent.stdout).toBe('#!stylus\n'); // the stylus image's files under /opt/spectrocloud stay
   }, 300_000);
 
+  it('--files-iso and --local-ui are --base flags; the project provides them otherwise', async () => {
+    const r = await cli(project, 'iso', '--local-ui', 'local-ui.tar');
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/--local-ui only applies with --base; the project provides it/);
+    expect(r.stderr).toMatch(/overlay\/files-iso\/ and <project>\/local-ui\.tar/);
+  });
+
   it('a local-ui.tar with an escaping path fails with exit 11 before any image is read or output written', async () => {
     const bad = join(tmp.path, 'bad');
     await mkdir(bad);

@@ -143,8 +143,11 @@ type IsoValues = ConfigFlagValues & { [K in (typeof BASE_ONLY)[number]]?: string
 async function fromConfig(values: IsoValues, io: CliIo): Promise<number> {
   for (const k of BASE_ONLY) {
     if (values[k] !== undefined) {
-      throw new CanvosError('ERR_USAGE', `--${k} only applies with --base; the configuration sets it`, {
-        hint: 'use --set (e.g. --set ISO_NAME=x, --set ARCH=arm64, --set CLUSTERCONFIG=spc.tgz, --set FORCE_INTERACTIVE_INSTALL=true, --set DEBUG=true)',
+      const project = k === 'files-iso' || k === 'local-ui';
+      throw new CanvosError('ERR_USAGE', `--${k} only applies with --base; ${project ? 'the project provides it' : 'the configuration sets it'}`, {
+        hint: project
+          ? 'put the files in <project>/overlay/files-iso/ and <project>/local-ui.tar (as CanvOS)'
+          : 'use --set (e.g. --set ISO_NAME=x, --set ARCH=arm64, --set CLUSTERCONFIG=spc.tgz, --set FORCE_INTERACTIVE_INSTALL=true, --set DEBUG=true)',
       });
     }
   }
