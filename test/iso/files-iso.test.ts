@@ -52,6 +52,7 @@ describe('overlay/files-iso', () => {
     await writeFile(join(fi, 'boot', 'kernel'), 'not a kernel');
     await writeFile(join(fi, 'opt', 'spectrocloud', 'content', 'Readme.txt'), 'site readme\n');
     await writeFile(join(fi, 'files-iso', 'config.yaml'), '#cloud-config\nfrom: overlay\n');
+    await writeFile(join(fi, 'config.yaml'), '#cloud-config\nfrom: overlay root\n');
     await writeFile(join(fi, 'extras', 'tool.sh'), '#!/bin/sh\necho hi\n');
     await chmod(join(fi, 'extras', 'tool.sh'), 0o700);
     await symlink('tool.sh', join(fi, 'extras', 'tool'));
@@ -73,7 +74,9 @@ describe('overlay/files-iso', () => {
     expect(ls.stdout).toMatch(/^lrwxrwxrwx\s+1 0\s+0 .* 'tool' -> 'tool\.sh'$/m);
     expect(warnings.join('\n')).toMatch(/W_FILES_ISO_REPLACED .*boot\/kernel is not used: the build generates \/boot\/kernel/);
     expect(warnings.join('\n')).toMatch(/W_FILES_ISO_REPLACED .*files-iso\/config\.yaml is replaced by the user-data/);
-    expect(warnings).toHaveLength(2);
+    expect(warnings.join('\n')).toMatch(/W_FILES_ISO_CONFIG .*config\.yaml stays at \/config\.yaml/);
+    expect(await readFile(await extract(res.isoPath, '/config.yaml'), 'utf8')).toBe('#cloud-config\nfrom: overlay root\n');
+    expect(warnings).toHaveLength(3);
   }, 240_000);
 
   it('warns when a custom grub.cfg cannot take FORCE_INTERACTIVE_INSTALL or DEBUG', async () => {
