@@ -1,5 +1,5 @@
 /**
- * GRUB artefacts: the CanvOS menu text (default entry, DEBUG, serial console), EFI loader selection (rootfs shim +
+ * GRUB artefacts: the CanvOS menu text (default entry, DEBUG, consoles), EFI loader selection (rootfs shim +
  * CD grub in AuroraBoot order, host fallback, arm64 without host grub) and the BIOS El Torito image built with the
  * real grub-mkimage.
  */
