@@ -13,16 +13,10 @@ import { CanvosError, abortError } from '../errors.js';
 import type { FsEntry } from '../layers/entry.js';
 import { sourceDateEpochFromEnv } from '../layers/build.js';
 import { writeFatImage } from './fat.js';
-import { GRUB_CHAINLOAD_CFG, canvosGrubMenu } from './grub-cfg.js';
+import { normalizeTreeModes, scanFilesIso, stageIsoOverlay } from './files-iso.js';
+import { GRUB_CHAINLOAD_CFG } from './grub-cfg.js';
 import { efiBootFiles, grubCandidates, shimCandidates, writeBiosImages, type IsoArch } from './grub.js';
-import {
-  DEFAULT_CONTENT_SPLIT_BYTES,
-  copyInto,
-  listContentBundles,
-  readUserData,
-  requireFile,
-  splitFile,
-} from './iso-overlay.js';
+import { DEFAULT_CONTENT_SPLIT_BYTES, listContentBundles, readUserData, requireFile } from './iso-overlay.js';
 import { RootfsCapture } from './rootfs-capture.js';
 import { runXorriso } from './run-xorriso.js';
 import { writeSquashfs } from './squashfs/index.js';
@@ -44,10 +38,19 @@ export interface BuildIsoInput {
   rootfs?: AsyncIterable<FsEntry> | undefined;
   /** A squashfs written beforehand; then `kernel` and `initrd` are required. */
   squashfsPath?: string | undefined;
-  /** Kernel: host path or extractor. Default: the rootfs's /boot/vmlinuz (symlinks followed). */
+  /**
+   * Kernel: host path or extractor. Default: the rootfs's first /boot/{uImage,Image,zImage,vmlinuz,image}* in name
+   * order, links followed (AuroraBoot's choice; /boot/vmlinuz on Kairos images).
+   */
   kernel?: string | FileExtractor | undefined;
-  /** Initrd: host path or extractor. Default: the rootfs's /boot/initrd. */
+  /** Initrd: host path or extractor. Default: the rootfs's first /boot/{initrd,initramfs}* (/boot/initrd on Kairos). */
   initrd?: string | FileExtractor | undefined;
+  /**
+   * The project's `overlay/files-iso/` directory, copied onto the ISO first (its `boot/grub2/grub.cfg` replaces
+   * the built-in CanvOS menu and gets the same DEFAULT_ENTRY/DEBUG edits). A missing directory is ERR_CONFIG.
+   * Default: none.
+   */
+  filesIsoDir?: string | undefined;
   /** User-data file (validated) → /files-iso/config.yaml and /config.yaml. Default: none. */
   userData?: string | undefined;
   /** EDGE_CUSTOM_CONFIG → /.edge_custom_config.yaml. Default: none. */
@@ -66,7 +69,7 @@ export interface BuildIsoInput {
   forceInteractive?: boolean | undefined;
   /** DEBUG kernel parameters in the menu. Default: false. */
   debug?: boolean | undefined;
-  /** Grub menu timeout in seconds. Default: 5. */
+  /** Grub menu timeout in seconds, replacing the menu's `set timeout=` value. Default: the menu's (CanvOS: 5). */
   grubTimeout?: number | undefined;
 }
 
@@ -90,6 +93,8 @@ export interface BuildIsoOptions {
   env?: NodeJS.ProcessEnv | undefined;
   signal?: AbortSignal | undefined;
   onProgress?: ((p: IsoProgress) => void) | undefined;
+  /** Called for inputs that are replaced or have no effect (e.g. a files-iso file the build generates). Default: none. */
+  onWarning?: ((code: string, message: string) => void) | undefined;
 }
 
 /** Result of {@link buildIso}. */
@@ -123,7 +128,8 @@ export async function buildIso(input: BuildIsoInput, opts: BuildIsoOptions = {})
   if (input.clusterConfig) await requireFile(input.clusterConfig, 'cluster config');
   if (input.squashfsPath) await requireFile(input.squashfsPath, 'squashfs');
   for (const k of [input.kernel, input.initrd]) if (typeof k === 'string') await requireFile(k, 'kernel/initrd');
-  const bundles = await listContentBundles(input.contentDirs ?? []);
+  const bundles = await listContentBundles(input.contentDirs ?? [], opts.onWarning);
+  const filesIso = input.filesIsoDir ? { dir: resolve(input.filesIsoDir), entries: await scanFilesIso(input.filesIsoDir) } : undefined;
   const epoch = opts.sourceDateEpoch ?? sourceDateEpochFromEnv(opts.env ?? process.env);
 
   const outDir = resolve(input.outputDir);
@@ -136,7 +142,7 @@ export async function buildIso(input: BuildIsoInput, opts: BuildIsoOptions = {})
   try {
     const spool = join(staging, 'spool');
     await mkdir(spool);
-    await mkdir(join(iso, 'boot', 'grub2'), { recursive: true });
+    await mkdir(join(iso, 'boot'), { recursive: true });
     const capture = new RootfsCapture(spool, [...shimCandidates(arch), ...grubCandidates(arch), ...RELEASE_FILES], [
       'boot',
       'usr/lib/shim',
@@ -155,8 +161,8 @@ export async function buildIso(input: BuildIsoInput, opts: BuildIsoOptions = {})
     signal?.throwIfAborted();
 
     opts.onProgress?.({ phase: 'boot' });
-    await placeBootFile(input.kernel, capture, 'boot/vmlinuz', join(iso, 'boot', 'kernel'), signal);
-    await placeBootFile(input.initrd, capture, 'boot/initrd', join(iso, 'boot', 'initrd'), signal);
+    await placeBootFile(input.kernel, capture, KERNEL_PREFIXES, join(iso, 'boot', 'kernel'), signal);
+    await placeBootFile(input.initrd, capture, INITRD_PREFIXES, join(iso, 'boot', 'initrd'), signal);
     const ubuntu = await isUbuntu(capture);
 
     opts.onProgress?.({ phase: 'efi' });
@@ -168,25 +174,23 @@ export async function buildIso(input: BuildIsoInput, opts: BuildIsoOptions = {})
       await writeFile(join(iso, p), GRUB_CHAINLOAD_CFG);
     }
     await writeBiosImages(join(iso, 'boot'), { signal });
-    await writeFile(
-      join(iso, 'boot', 'grub2', 'grub.cfg'),
-      canvosGrubMenu({ forceInteractive: input.forceInteractive, debug: input.debug, timeout: input.grubTimeout }),
-    );
 
     opts.onProgress?.({ phase: 'overlay' });
-    const content = join(iso, 'opt', 'spectrocloud', 'content');
-    await mkdir(content, { recursive: true });
-    await writeFile(join(content, 'Readme.txt'), '');
-    if (userData) {
-      await mkdir(join(iso, 'files-iso'));
-      await writeFile(join(iso, 'files-iso', 'config.yaml'), userData);
-      // AuroraBoot's --cloud-config location, read by Kairos from the live medium root.
-      await writeFile(join(iso, 'config.yaml'), userData);
-    }
-    if (input.edgeCustomConfig) await copyFile(input.edgeCustomConfig, join(iso, '.edge_custom_config.yaml'));
-    for (const b of bundles) await splitFile(b, content, opts.contentSplitBytes ?? DEFAULT_CONTENT_SPLIT_BYTES, signal);
-    if (input.clusterConfig) await copyInto(input.clusterConfig, join(iso, 'opt', 'spectrocloud', 'clusterconfig', 'spc.tgz'));
+    await stageIsoOverlay(iso, {
+      filesIso,
+      userData,
+      edgeCustomConfig: input.edgeCustomConfig,
+      bundles,
+      contentSplitBytes: opts.contentSplitBytes ?? DEFAULT_CONTENT_SPLIT_BYTES,
+      clusterConfig: input.clusterConfig,
+      forceInteractive: input.forceInteractive,
+      debug: input.debug,
+      grubTimeout: input.grubTimeout,
+      onWarning: opts.onWarning,
+      signal,
+    });
     await rm(spool, { recursive: true, force: true });
+    await normalizeTreeModes(iso);
 
     opts.onProgress?.({ phase: 'xorriso' });
     await rm(partial, { force: true });
@@ -215,18 +219,36 @@ export async function buildIso(input: BuildIsoInput, opts: BuildIsoOptions = {})
   }
 }
 
+/** Kernel and initrd name prefixes in /boot, in the order of kairos-agent's FindKernelInitrd (AuroraBoot). */
+const KERNEL_PREFIXES = ['uImage', 'Image', 'zImage', 'vmlinuz', 'image'];
+const INITRD_PREFIXES = ['initrd', 'initramfs'];
+
+/**
+ * The first /boot entry (in name order) starting with one of `prefixes`, as FindFileWithPrefix picks it: a file
+ * directly, a link when its target exists (followed inside the rootfs). E.g. /boot/vmlinuz → vmlinuz-<kver> on
+ * x86 Kairos images, /boot/Image on arm64 images without that link.
+ */
+function findBootFile(capture: RootfsCapture, prefixes: readonly string[]): string | undefined {
+  for (const name of capture.children('boot')) {
+    if (!prefixes.some((p) => name.startsWith(p))) continue;
+    const host = capture.resolve(`boot/${name}`);
+    if (host) return host;
+  }
+  return undefined;
+}
+
 async function placeBootFile(
   given: string | FileExtractor | undefined,
   capture: RootfsCapture,
-  rootfsPath: string,
+  prefixes: readonly string[],
   dest: string,
   signal: AbortSignal | undefined,
 ): Promise<void> {
   if (typeof given === 'string') return copyFile(given, dest);
   if (given) return given(dest, signal);
-  const host = capture.resolve(rootfsPath);
+  const host = findBootFile(capture, prefixes);
   if (!host) {
-    throw new CanvosError('ERR_ISO', `the rootfs has no /${rootfsPath} (a Kairos image links it to the versioned file)`, {
+    throw new CanvosError('ERR_ISO', `the rootfs has no /boot/${prefixes.join('*, /boot/')}* file (a Kairos image links /boot/vmlinuz and /boot/initrd)`, {
       hint: 'use a Kairos base image, or pass the kernel/initrd explicitly',
     });
   }

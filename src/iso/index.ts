@@ -1,6 +1,7 @@
 /**
  * Public API of the iso area: the CanvOS/AuroraBoot installer ISO (buildIso) and its parts — FAT EFI image
- * writer, GRUB artefacts and menu, xorriso argument builder and runner — plus the squashfs writer.
+ * writer, GRUB artefacts and menu, the files-iso overlay and local-ui.tar layer, xorriso argument builder and
+ * runner — plus the squashfs writer.
  */
 export {
   buildIso,
@@ -13,7 +14,9 @@ export {
 } from './build-iso.js';
 export { writeFatImage, type FatFileSpec, type FatImageSpec, type FatImageResult, type FatProgress, type WriteFatOptions } from './fat.js';
 export type { FatType } from './fat-geometry.js';
-export { GRUB_CHAINLOAD_CFG, DEBUG_CMDLINE, canvosGrubMenu, type GrubMenuOptions } from './grub-cfg.js';
+export { GRUB_CHAINLOAD_CFG, DEBUG_CMDLINE, CANVOS_GRUB_TEMPLATE, applyGrubEdits, canvosGrubMenu, type GrubMenuOptions } from './grub-cfg.js';
+export { GENERATED_ISO_PATHS, GRUB_MENU_PATH, scanFilesIso, type FilesIsoEntry } from './files-iso.js';
+export { LOCAL_UI_DIR, checkLocalUi, localUiLayer } from './local-ui.js';
 export {
   BIOS_CORE_MODULES,
   efiBootFiles,

@@ -56,14 +56,21 @@ export async function requireFile(file: string, what: string): Promise<string> {
   return file;
 }
 
-/** The `*.zst` bundles of the content directories, in a stable order. Throws ERR_CONFIG for a missing dir. */
-export async function listContentBundles(dirs: readonly string[]): Promise<string[]> {
+/**
+ * The `*.zst` bundles of the content directories, in a stable order (CanvOS copies `content-*\/*.zst`). Throws
+ * ERR_CONFIG for a missing dir; other files and a directory without bundles are reported to `onWarning`.
+ */
+export async function listContentBundles(dirs: readonly string[], onWarning?: (code: string, message: string) => void): Promise<string[]> {
   const out: string[] = [];
   for (const d of dirs) {
     const names = await readdir(d).catch((e: NodeJS.ErrnoException) => {
       throw new CanvosError('ERR_CONFIG', `cannot read content directory ${d}: ${e.code ?? e.message}`, { cause: e, hint: 'pass a directory holding *.zst content bundles' });
     });
-    for (const n of names.sort()) if (n.endsWith('.zst')) out.push(join(d, n));
+    const zst = names.filter((n) => n.endsWith('.zst')).sort();
+    const other = names.filter((n) => !n.endsWith('.zst')).sort();
+    if (other.length > 0) onWarning?.('W_CONTENT_NOT_ZST', `${d}: ${other.join(', ')} not copied: only *.zst content bundles go onto the ISO (as CanvOS)`);
+    if (zst.length === 0) onWarning?.('W_CONTENT_EMPTY', `${d} holds no *.zst content bundle: nothing from it goes onto the ISO`);
+    for (const n of zst) out.push(join(d, n));
   }
   const seen = new Set<string>();
   for (const f of out) {

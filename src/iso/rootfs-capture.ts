@@ -45,6 +45,12 @@ export class RootfsCapture {
     return this.exact.has(p) || this.dirs.has(posix.dirname(p));
   }
 
+  /** Names of the captured files and of the links directly in `dir`, in byte order (like Go's os.ReadDir). */
+  children(dir: string): string[] {
+    const names = [...this.files.keys(), ...this.links.keys()].filter((p) => posix.dirname(p) === dir).map((p) => posix.basename(p));
+    return [...new Set(names)].sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
+  }
+
   /** Host path of the regular file at `path` after following symlinks and hardlinks, if captured. */
   resolve(path: string): string | undefined {
     let p = path;

@@ -1,7 +1,8 @@
 /**
  * The xorriso command line of AuroraBoot v0.26.2 build-iso (pkg/ops/iso.go burnISO + constants
  * GetXorrisoBooloaderArgs), reproduced argument for argument: hybrid BIOS (El Torito grub2 + boot_hybrid MBR)
- * and UEFI (appended GPT ESP) boot. Pure: building the list is separate from running it (run-xorriso.ts).
+ * and UEFI (appended GPT ESP) boot, plus every file recorded as owned by 0:0 (independent of the builder's ids).
+ * Pure: building the list is separate from running it (run-xorriso.ts).
  */
 
 /** Inputs of {@link xorrisoArgs}. */
@@ -54,6 +55,9 @@ export function xorrisoArgs(input: XorrisoArgsInput): string[] {
     '-outdev', outPath,
     '-map', isoDir, '/',
     '-chmod', '0755', '--',
+    // Rock Ridge would record the builder's uid/gid (root and an unprivileged user would give different ISOs).
+    '-chown_r', '0', '/', '--',
+    '-chgrp_r', '0', '/', '--',
     ...boot('grub', 'bin_path=/boot/eltorito.img'),
     // AuroraBoot joins with a literal '/' + '/boot/…', hence the double slash; harmless, kept for fidelity.
     ...boot('grub', `grub2_mbr=${isoDir}//boot/boot_hybrid.img`),

@@ -2,12 +2,15 @@
  * buildInstallerIso: CanvOS's `iso-image` + `iso` targets driven by the build configuration (canvos.md §1.7, §3.1):
  * ISO_NAME, ARCH, FORCE_INTERACTIVE_INSTALL, DEBUG, CLUSTERCONFIG and EDGE_CUSTOM_CONFIG from `.arg`/canvos.yaml,
  * content bundles from every `content-*` directory of the project (CanvOS copies their `.zst` files), user-data
- * from `user-data` next to the configuration unless given. The installer rootfs is streamed into buildIso.
+ * from `user-data` next to the configuration unless given, `overlay/files-iso/` onto the ISO and `local-ui.tar` into
+ * the rootfs's /opt/spectrocloud when the project has them. The installer rootfs is streamed into buildIso.
  */
 import { readdir, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { buildIso, type BuildIsoResult, type IsoProgress } from '../iso/build-iso.js';
-import { readUserData, requireFile } from '../iso/iso-overlay.js';
+import { scanFilesIso } from '../iso/files-iso.js';
+import { readUserData } from '../iso/iso-overlay.js';
+import { checkLocalUi } from '../iso/local-ui.js';
 import { openInstallerRootfs, type InstallerRootfsOptions } from './installer.js';
 import type { BuildConfig } from './resolve.js';
 
@@ -17,6 +20,8 @@ export interface InstallerIsoOptions extends InstallerRootfsOptions {
   outputDir?: string | undefined;
   /** User-data file. Default: `<projectDir>/user-data` if it exists, else none. */
   userData?: string | undefined;
+  /** local-ui.tar, extracted into the rootfs's /opt/spectrocloud. Default: `<projectDir>/local-ui.tar` if it exists. */
+  localUi?: string | undefined;
   /** Extra content bundle directories, after the project's `content-*` ones. Default: none. */
   contentDirs?: readonly string[] | undefined;
   /** ISO phases. Default: none. */
@@ -34,7 +39,13 @@ export interface InstallerIsoResult extends BuildIsoResult {
   contentDirs: string[];
   clusterConfig: string | null;
   edgeCustomConfig: string | null;
+  /** The project's overlay/files-iso directory when it exists. */
+  filesIso: string | null;
+  localUi: string | null;
 }
+
+/** EDGE_CUSTOM_CONFIG's default (CanvOS Earthfile and .arg.template). */
+const DEFAULT_EDGE_CUSTOM_CONFIG = '.edge-custom-config.yaml';
 
 const isFile = (p: string): Promise<boolean> => stat(p).then((s) => s.isFile(), () => false);
 
@@ -50,35 +61,57 @@ export interface InstallerIsoInputs {
   contentDirs: string[];
   clusterConfig: string | undefined;
   edgeCustomConfig: string | undefined;
+  filesIso: string | undefined;
+  localUi: string | undefined;
 }
 
 /**
- * Resolve and validate the ISO inputs of `config` (user-data YAML, CLUSTERCONFIG present) without reading any
- * image, so callers such as build-all can fail before their long steps.
+ * Resolve and validate the ISO inputs of `config` (user-data YAML, overlay/files-iso, local-ui.tar; a missing
+ * CLUSTERCONFIG or chosen EDGE_CUSTOM_CONFIG is a warning, as CanvOS skips them) without reading any image, so
+ * callers such as build-all can fail before their long steps.
  */
-export async function installerIsoInputs(config: BuildConfig, opts: Pick<InstallerIsoOptions, 'projectDir' | 'userData' | 'contentDirs'> = {}): Promise<InstallerIsoInputs> {
+export async function installerIsoInputs(
+  config: BuildConfig,
+  opts: Pick<InstallerIsoOptions, 'projectDir' | 'userData' | 'contentDirs' | 'localUi' | 'signal' | 'onWarning'> = {},
+): Promise<InstallerIsoInputs> {
+  const warn = opts.onWarning ?? (() => {});
   const projectDir = resolve(opts.projectDir ?? process.cwd());
   const defaultUserData = join(projectDir, 'user-data');
   const userData = opts.userData ? resolve(opts.userData) : (await isFile(defaultUserData)) ? defaultUserData : undefined;
   const contentDirs = [...(await projectContentDirs(projectDir)), ...(opts.contentDirs ?? []).map((d) => resolve(d))];
-  const clusterConfig = config.clusterconfig ? resolve(projectDir, config.clusterconfig) : undefined;
-  // EDGE_CUSTOM_CONFIG has a default file name; CanvOS copies it only when present.
+  // CanvOS copies CLUSTERCONFIG and EDGE_CUSTOM_CONFIG with `COPY --if-exists`: a missing file is skipped, loudly here.
+  const cc = config.clusterconfig ? resolve(projectDir, config.clusterconfig) : undefined;
+  const clusterConfig = cc && (await isFile(cc)) ? cc : undefined;
+  if (cc && !clusterConfig) {
+    warn('W_CLUSTERCONFIG_MISSING', `CLUSTERCONFIG ${cc} does not exist: the ISO gets no /opt/spectrocloud/clusterconfig/spc.tgz (CanvOS skips it too)`);
+  }
   const ecc = config.edgeCustomConfig ? resolve(projectDir, config.edgeCustomConfig) : undefined;
   const edgeCustomConfig = ecc && (await isFile(ecc)) ? ecc : undefined;
+  // The default name (.arg.template's) usually does not exist; a name the user chose should.
+  if (ecc && !edgeCustomConfig && config.edgeCustomConfig !== DEFAULT_EDGE_CUSTOM_CONFIG) {
+    warn('W_EDGE_CUSTOM_CONFIG_MISSING', `EDGE_CUSTOM_CONFIG ${ecc} does not exist: the ISO gets no /.edge_custom_config.yaml (CanvOS skips it too)`);
+  }
   if (userData) await readUserData(userData);
-  if (clusterConfig) await requireFile(clusterConfig, 'CLUSTERCONFIG');
-  return { userData, contentDirs, clusterConfig, edgeCustomConfig };
+  // CanvOS: `COPY overlay/files-iso/ /overlay/` and `COPY --if-exists local-ui.tar`.
+  const fi = join(projectDir, 'overlay', 'files-iso');
+  const filesIso = (await stat(fi).then((s) => s.isDirectory(), () => false)) ? fi : undefined;
+  if (filesIso) await scanFilesIso(filesIso);
+  const defaultLocalUi = join(projectDir, 'local-ui.tar');
+  const localUi = opts.localUi ? resolve(opts.localUi) : (await isFile(defaultLocalUi)) ? defaultLocalUi : undefined;
+  if (localUi) await checkLocalUi(localUi, opts.signal);
+  return { userData, contentDirs, clusterConfig, edgeCustomConfig, filesIso, localUi };
 }
 
 /** Build `<ISO_NAME>.iso` for `config` (see the file header). Inputs are validated before any image is read. */
 export async function buildInstallerIso(config: BuildConfig, opts: InstallerIsoOptions = {}): Promise<InstallerIsoResult> {
   const projectDir = resolve(opts.projectDir ?? process.cwd());
-  const { userData, contentDirs, clusterConfig, edgeCustomConfig } = await installerIsoInputs(config, opts);
-  const installer = await openInstallerRootfs(config, { ...opts, projectDir });
+  const { userData, contentDirs, clusterConfig, edgeCustomConfig, filesIso, localUi } = await installerIsoInputs(config, opts);
+  const installer = await openInstallerRootfs(config, { ...opts, projectDir, localUi });
   try {
     const r = await buildIso(
       {
         rootfs: installer.rootfs,
+        filesIsoDir: filesIso,
         userData,
         contentDirs,
         clusterConfig,
@@ -89,7 +122,7 @@ export async function buildInstallerIso(config: BuildConfig, opts: InstallerIsoO
         forceInteractive: config.forceInteractiveInstall,
         debug: config.debug,
       },
-      { env: opts.env, sourceDateEpoch: opts.sourceDateEpoch, signal: opts.signal, onProgress: opts.onIsoProgress },
+      { env: opts.env, sourceDateEpoch: opts.sourceDateEpoch, signal: opts.signal, onProgress: opts.onIsoProgress, onWarning: opts.onWarning },
     );
     return {
       ...r,
@@ -100,6 +133,8 @@ export async function buildInstallerIso(config: BuildConfig, opts: InstallerIsoO
       contentDirs,
       clusterConfig: clusterConfig ?? null,
       edgeCustomConfig: edgeCustomConfig ?? null,
+      filesIso: filesIso ?? null,
+      localUi: localUi ?? null,
     };
   } finally {
     await installer.close();

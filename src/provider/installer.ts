@@ -2,7 +2,8 @@
  * The installer rootfs of CanvOS's `iso-image` target (canvos.md §1.7) as one merged FsEntry stream, without
  * unpacking anything: BASE_IMAGE's layers + the base-image edits the provider build computes (CA certificates,
  * kairos-release, bootargs.cfg, machine-id) + the WHOLE stylus framework image copied at `/` (streamed through
- * the same COPY-style relocation the provider layers use) + `overlay/files/` at `/` + removal of the SSH host keys.
+ * the same COPY-style relocation the provider layers use) + `overlay/files/` at `/` + removal of the SSH host keys
+ * + the project's local-ui.tar under /opt/spectrocloud (what CanvOS's build-iso extracts into the rootfs).
  * Only the small edit/overlay layers are written (as plain tar, in a scratch directory); the images are streamed.
  */
 import { createReadStream } from 'node:fs';
@@ -14,6 +15,7 @@ import { buildLayer, sourceDateEpochFromEnv } from '../layers/build.js';
 import type { FsEntry } from '../layers/entry.js';
 import { mergeLayers, type LayerOpener } from '../layers/merge.js';
 import type { EntriesSpec } from '../layers/spec.js';
+import { localUiLayer } from '../iso/local-ui.js';
 import { entriesToTar } from '../layers/tar-builder.js';
 import { BlobCache } from '../oci/cache.js';
 import type { RegistryTransportOptions } from '../registry/transport.js';
@@ -41,6 +43,8 @@ export interface InstallerRootfsOptions {
   /** Called with a short line per step (resolve, scan, layer). Default: none. */
   onProgress?: ((message: string) => void) | undefined;
   onWarning?: WarningHandler | undefined;
+  /** local-ui.tar extracted into /opt/spectrocloud on top of everything (CanvOS build-iso). Default: none. */
+  localUi?: string | undefined;
 }
 
 /** An opened installer rootfs. `rootfs` can be iterated once; call `close()` afterwards (also on failure). */
@@ -164,6 +168,11 @@ export async function openInstallerRootfs(config: BuildConfig, opts: InstallerRo
     say(`layer ${planned.stylus.name} (streamed from ${ref})`);
     await built(planned.overlay);
     await built(planned.finalize);
+    if (opts.localUi) {
+      openers.push(localUiLayer(opts.localUi, signal));
+      names.push('local-ui');
+      say(`layer local-ui (streamed from ${opts.localUi})`);
+    }
     return { baseImage: baseRef, stylusImage: ref, layers: names, rootfs: mergeLayers(openers, { signal }), close };
   } catch (e) {
     await close();

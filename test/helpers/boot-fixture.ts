@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { buildLayer } from '../../src/layers/build.js';
 import type { FsEntry } from '../../src/layers/entry.js';
-import { mergeLayers } from '../../src/layers/merge.js';
+import { mergeLayers, type LayerOpener } from '../../src/layers/merge.js';
 import { run } from './tools.js';
 
 /** What {@link prepareBootFixture} provides. */
@@ -242,13 +242,18 @@ export async function prepareBootFixture(): Promise<BootFixture> {
 
 /** The merged rootfs of a single-manifest OCI layout (tag `latest`), as an FsEntry stream. */
 export async function layoutRootfs(layoutDir: string): Promise<AsyncIterable<FsEntry>> {
+  return mergeLayers(await layoutOpeners(layoutDir));
+}
+
+/** The layer openers of a single-manifest OCI layout, bottom first. */
+export async function layoutOpeners(layoutDir: string): Promise<LayerOpener[]> {
   const blob = async (d: string): Promise<Buffer> => readFile(join(layoutDir, 'blobs', 'sha256', d.replace(/^sha256:/, '')));
   const index = JSON.parse((await readFile(join(layoutDir, 'index.json'))).toString()) as { manifests: Array<{ digest: string }> };
   const manifest = JSON.parse((await blob(index.manifests[0]?.digest ?? '')).toString()) as { layers: Array<{ digest: string }> };
   const openers = manifest.layers.map(
     (l) => async () => createReadStream(join(layoutDir, 'blobs', 'sha256', l.digest.replace(/^sha256:/, ''))) as AsyncIterable<Buffer>,
   );
-  return mergeLayers(openers);
+  return openers;
 }
 
 /** Host files (shim-signed, grub-efi-amd64-signed) placed where Debian/Ubuntu-based Kairos images have them. */

@@ -57,8 +57,9 @@ describe.sequential('installer ISO boots in QEMU', () => {
       expect(lines.join('\n'), ctx).toMatch(media === 'cdrom' ? /LABEL=COS_LIVE -> \/dev\/sr0$/m : /LABEL=COS_LIVE -> \/dev\/sda\d*$/m);
       expect(lines, ctx).toContain('CANVOS-TEST: config.yaml: #cloud-config');
       expect(lines, ctx).toContain(`CANVOS-TEST: squashfs marker: ${MARKER}`);
-      // The default menu entry (0) booted with the serial console on the command line.
-      expect(r.log, ctx).toMatch(/CANVOS-TEST: cmdline: .*root=live:CDLABEL=COS_LIVE .*console=ttyS0,115200.* nodepair\.enable/);
+      // The default menu entry (0) of CanvOS's menu booted, with the firmware's consoles on the command line.
+      const consoles = firmware === 'uefi' ? 'console=ttyS0,115200n8 console=tty0 rd.cos.disable nodepair.enable' : 'console=tty1 console=ttyS0 rd.cos.disable vga=795 nomodeset nodepair.enable';
+      expect(r.log, ctx).toMatch(new RegExp(`CANVOS-TEST: cmdline: .*root=live:CDLABEL=COS_LIVE .*${consoles.replaceAll('.', '\\.')} selinux=0 `));
     }, 480_000);
   }
 

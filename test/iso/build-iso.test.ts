@@ -186,6 +186,28 @@ describe('buildIso', () => {
     expect(await readdir(out)).toEqual([]);
   });
 
+  it("picks the kernel and initrd as AuroraBoot does: first /boot/{uImage,Image,zImage,vmlinuz,image}*, links followed, dangling ones skipped", async () => {
+    async function* armLike(): AsyncGenerator<FsEntry> {
+      for await (const e of await layoutRootfs(fx.layoutDir)) {
+        if (e.path === 'boot/vmlinuz') continue;
+        if (e.path === `boot/vmlinuz-${fx.kver}`) yield { ...e, path: `boot/Image-${fx.kver}` };
+        else if (e.path === 'boot/initrd') yield { ...e, path: 'boot/initramfs-6.1.img' };
+        else yield e;
+      }
+      yield { path: 'boot/Image', type: 'symlink', linkname: 'Image-missing', mode: 0o777, uid: 0, gid: 0, mtime: 0, size: 0 };
+      yield { path: 'boot/initrd.img', type: 'symlink', linkname: 'initramfs-6.1.img', mode: 0o777, uid: 0, gid: 0, mtime: 0, size: 0 };
+    }
+    const res = await buildIso({ rootfs: armLike(), outputDir: join(dir.path, 'out-image'), name: 'image' });
+    expect((await extract(res.isoPath, '/boot/kernel')).equals(await readFile(fx.kernel))).toBe(true);
+    expect((await extract(res.isoPath, '/boot/initrd')).equals(await readFile(fx.initrd))).toBe(true);
+    async function* noKernel(): AsyncGenerator<FsEntry> {
+      for await (const e of await layoutRootfs(fx.layoutDir)) if (!e.path.startsWith('boot/vmlinuz')) yield e;
+    }
+    const err = await buildIso({ rootfs: noKernel(), outputDir: join(dir.path, 'out-nokernel') }).catch((e: unknown) => e);
+    expect(CanvosError.is(err) && err.code).toBe('ERR_ISO');
+    expect((err as Error).message).toContain('/boot/vmlinuz*');
+  });
+
   it('splits at the boundary like GNU split (exact multiple, empty file)', async () => {
     const f = join(dir.path, 'exact.zst');
     await writeFile(f, randomBytes(2000));

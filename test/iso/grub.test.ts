@@ -1,5 +1,5 @@
 /**
- * GRUB artefacts: the CanvOS menu text (default entry, DEBUG, serial console), EFI loader selection (rootfs shim +
+ * GRUB artefacts: the CanvOS menu text (default entry, DEBUG, consoles), EFI loader selection (rootfs shim +
  * CD grub in AuroraBoot order, host fallback, arm64 without host grub) and the BIOS El Torito image built with the
  * real grub-mkimage.
  */
@@ -32,14 +32,15 @@ describe('canvosGrubMenu', () => {
       'Palette Edge Interactive Installer',
     ]);
     expect(m).toContain('root=live:CDLABEL=COS_LIVE rd.live.dir=/ rd.live.squashimg=rootfs.squashfs');
-    expect(m).toContain('console=ttyS0,115200');
+    expect(m).toContain('console=ttyS0,115200n8 console=tty0');
     expect(m).toMatch(/interactive-install/);
     expect(m).toMatch(/search --no-floppy --file --set=root \/boot\/kernel/);
   });
 
   it('adds the DEBUG parameters only when asked', () => {
     expect(canvosGrubMenu()).not.toContain('rd.immucore.debug');
-    expect(canvosGrubMenu({ debug: true })).toContain('nouveau.modeset=0 rd.immucore.debug console=tty0 rd.debug"');
+    expect(canvosGrubMenu({ debug: true })).toContain('nouveau.modeset=0 rd.immucore.debug console=tty0 rd.debug\n');
+    expect(canvosGrubMenu({ debug: true })).toContain('interactive-install rd.immucore.debug console=tty0 rd.debug\n');
   });
 });
 

@@ -8,6 +8,7 @@ import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { CanvosError } from '../../errors.js';
 import { buildIso, type BuildIsoResult, type IsoProgress } from '../../iso/build-iso.js';
+import { checkLocalUi, localUiLayer } from '../../iso/local-ui.js';
 import { mergeLayers } from '../../layers/merge.js';
 import { BlobCache } from '../../oci/cache.js';
 import { openImage } from '../../provider/image-reader.js';
@@ -22,12 +23,16 @@ const usage = `usage: canvos-lite iso [configuration options] [--user-data FILE]
 From the CanvOS configuration (default): the installer rootfs is BASE_IMAGE (for ARCH) + the base-image edits +
 the whole stylus framework image (STYLUS_BASE) + overlay/files/; ISO_NAME, FORCE_INTERACTIVE_INSTALL, DEBUG,
 CLUSTERCONFIG and EDGE_CUSTOM_CONFIG come from the configuration, content bundles from every content-*/
-directory of the project, user-data from <project>/user-data if present.
+directory of the project, user-data from <project>/user-data, overlay/files-iso/ (ISO files, grub.cfg) and
+local-ui.tar (-> /opt/spectrocloud of the rootfs) from the project, each if present.
 
 ${CONFIG_USAGE}
 
 With --base REF: docker://HOST/REPO:TAG (or a bare reference), oci:DIR[:TAG], docker-archive:FILE[:NAME:TAG]
      (a ready installer image: base + stylus framework + overlay files); then these options apply:
+  --files-iso DIR            files copied onto the ISO first, as CanvOS's overlay/files-iso/ (its
+                             boot/grub2/grub.cfg replaces the built-in menu)
+  --local-ui FILE            local-ui.tar, extracted into the rootfs's /opt/spectrocloud
   --cluster-config FILE      cluster definition -> /opt/spectrocloud/clusterconfig/spc.tgz
   --edge-custom-config FILE  -> /.edge_custom_config.yaml
   --name NAME                ISO_NAME (default palette-edge-installer)
@@ -42,7 +47,7 @@ common options:
   --output DIR               output directory (default build)
   --json                     print only a JSON result on stdout`;
 
-const BASE_ONLY = ['cluster-config', 'edge-custom-config', 'name', 'arch', 'force-interactive', 'debug-cmdline', 'insecure'] as const;
+const BASE_ONLY = ['files-iso', 'local-ui', 'cluster-config', 'edge-custom-config', 'name', 'arch', 'force-interactive', 'debug-cmdline', 'insecure'] as const;
 
 const usageError = (message: string): CanvosError => usageErrorFor('iso', message);
 
@@ -56,6 +61,8 @@ async function run(argv: string[], io: CliIo): Promise<number> {
       base: { type: 'string' },
       'user-data': { type: 'string' },
       content: { type: 'string', multiple: true },
+      'files-iso': { type: 'string' },
+      'local-ui': { type: 'string' },
       'cluster-config': { type: 'string' },
       'edge-custom-config': { type: 'string' },
       name: { type: 'string' },
@@ -78,6 +85,9 @@ async function run(argv: string[], io: CliIo): Promise<number> {
     if (!values.json) io.stderr.write(`${s}\n`);
   };
   const insecure = values.insecure === true;
+  const at = (p: string | undefined): string | undefined => (p === undefined ? undefined : resolve(io.cwd, p));
+  const localUi = at(values['local-ui']);
+  if (localUi) await checkLocalUi(localUi, io.signal);
   const img = await openImage(values.base, arch, {
     cache: new BlobCache({ env: io.env }),
     signal: io.signal,
@@ -88,13 +98,14 @@ async function run(argv: string[], io: CliIo): Promise<number> {
     say(`iso: ${img.source.description} (${img.layers.length} layers)`);
     result = await buildIso(
       {
-        rootfs: mergeLayers(img.openers, { signal: io.signal }),
-        userData: values['user-data'],
-        contentDirs: values.content,
-        clusterConfig: values['cluster-config'],
-        edgeCustomConfig: values['edge-custom-config'],
+        rootfs: mergeLayers(localUi ? [...img.openers, localUiLayer(localUi, io.signal)] : img.openers, { signal: io.signal }),
+        filesIsoDir: at(values['files-iso']),
+        userData: at(values['user-data']),
+        contentDirs: values.content?.map((d) => resolve(io.cwd, d)),
+        clusterConfig: at(values['cluster-config']),
+        edgeCustomConfig: at(values['edge-custom-config']),
         name: values.name,
-        outputDir: values.output ?? 'build',
+        outputDir: resolve(io.cwd, values.output ?? 'build'),
         arch,
         forceInteractive: values['force-interactive'],
         debug: values['debug-cmdline'],
@@ -103,6 +114,7 @@ async function run(argv: string[], io: CliIo): Promise<number> {
         env: io.env,
         signal: io.signal,
         onProgress: phaseLogger(say),
+        onWarning: (code, msg) => io.stderr.write(`warning: ${msg} [${code}]\n`),
       },
     );
   } finally {
@@ -131,8 +143,11 @@ type IsoValues = ConfigFlagValues & { [K in (typeof BASE_ONLY)[number]]?: string
 async function fromConfig(values: IsoValues, io: CliIo): Promise<number> {
   for (const k of BASE_ONLY) {
     if (values[k] !== undefined) {
-      throw new CanvosError('ERR_USAGE', `--${k} only applies with --base; the configuration sets it`, {
-        hint: 'use --set (e.g. --set ISO_NAME=x, --set ARCH=arm64, --set CLUSTERCONFIG=spc.tgz, --set FORCE_INTERACTIVE_INSTALL=true, --set DEBUG=true)',
+      const project = k === 'files-iso' || k === 'local-ui';
+      throw new CanvosError('ERR_USAGE', `--${k} only applies with --base; ${project ? 'the project provides it' : 'the configuration sets it'}`, {
+        hint: project
+          ? 'put the files in <project>/overlay/files-iso/ and <project>/local-ui.tar (as CanvOS)'
+          : 'use --set (e.g. --set ISO_NAME=x, --set ARCH=arm64, --set CLUSTERCONFIG=spc.tgz, --set FORCE_INTERACTIVE_INSTALL=true, --set DEBUG=true)',
       });
     }
   }
