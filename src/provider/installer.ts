@@ -21,7 +21,7 @@ import { scanBase } from './base-scan.js';
 import { resolveBaseImage, stylusImage } from './derive.js';
 import { openImage, type OpenedImage } from './image-reader.js';
 import { layerBuildSpec, type SpecContext } from './layer-specs.js';
-import { CA_PATHS, planProviderImages } from './plan.js';
+import { baseScanRequest, planProviderImages } from './plan.js';
 import type { PlannedLayer } from './plan-types.js';
 import type { BuildConfig, WarningHandler } from './resolve.js';
 
@@ -137,8 +137,7 @@ export async function openInstallerRootfs(config: BuildConfig, opts: InstallerRo
     const stylus = await openImage(ref, config.arch, open);
     opened.push(stylus);
     say(`scan ${baseRef}`);
-    const ca = CA_PATHS[config.osDistribution];
-    const scan = await scanBase(base.openers, { files: ['/etc/kairos-release', '/etc/cos/bootargs.cfg', ca.bundle], listDirs: ['/etc/ssh', '/var/lib/dbus'] }, { signal });
+    const scan = await scanBase(base.openers, baseScanRequest([planned.osConfig, planned.overlay, planned.finalize]), { signal });
     const ctx: SpecContext = { config, scan, images: new Map([[ref, stylus]]), onWarning: warn, signal };
 
     const openers: LayerOpener[] = [...base.openers];

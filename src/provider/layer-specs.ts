@@ -183,9 +183,6 @@ export async function layerBuildSpec(layer: PlannedLayer, ctx: SpecContext): Pro
         if (names.length) entries.push({ type: 'whiteout', paths: names.map((n) => `${norm(src.dir)}/${n}`) });
         break;
       }
-      case 'path':
-        entries.push({ type: 'whiteout', paths: [src.path] });
-        break;
     }
   }
   if (entries.length === 0) return null;

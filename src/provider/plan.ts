@@ -122,7 +122,9 @@ export function planProviderImages(c: BuildConfig, versions: readonly string[], 
       items: [
         { op: 'copy', source: { kind: 'image', ref, path: '/', exclude: ['/usr/local/system/providers'] }, target: '/' },
         { op: 'copy', source: { kind: 'image', ref, path: '/usr/local/system/providers/agent-provider-*' }, target: PROVIDERS_DIR },
-        { op: 'whiteout', source: { kind: 'path', path: '/usr/local/system/providers' }, target: '/usr/local/system/providers' },
+        // CanvOS `rm -rf /usr/local/system/providers`: only when the base has it (the provider image's own copy is
+        // excluded above); a whiteout of a path no lower layer has breaks overlayfs runtimes (issue #12).
+        { op: 'whiteout', source: { kind: 'base-match', dir: '/usr/local/system', pattern: 'providers' }, target: '/usr/local/system' },
         { op: 'create', source: { kind: 'generated', content: '' }, target: BUNDLED_SENTINEL, mode: 0o644 },
       ],
     });
@@ -168,6 +170,22 @@ export function planProviderImages(c: BuildConfig, versions: readonly string[], 
     };
   });
   return { baseImage, bundled, sourceImages: [...sourceImages], sharedLayers: shared, images };
+}
+
+/**
+ * What the base scan must collect for `layers`: the files their edits read and the directories their whiteouts
+ * list. Derived from the plan, so a new edit or whiteout cannot be forgotten by the scan.
+ */
+export function baseScanRequest(layers: readonly PlannedLayer[]): { files: string[]; listDirs: string[] } {
+  const files = new Set<string>();
+  const listDirs = new Set<string>();
+  for (const l of layers) {
+    for (const it of l.items) {
+      if (it.source.kind === 'base-edit') files.add(it.source.path);
+      else if (it.source.kind === 'base-match') listDirs.add(it.source.dir);
+    }
+  }
+  return { files: [...files], listDirs: [...listDirs] };
 }
 
 // The k8s layer is last: it is the only per-version layer, so all images share every layer below it.

@@ -47,7 +47,7 @@ describe('provider plan', () => {
     ]);
     expect(byName['overlay']?.[0]).toEqual({ op: 'copy', source: { kind: 'host-tree', path: '/proj/overlay/files/etc' }, target: '/etc', optional: true });
     expect(byName['agent-provider']).toContainEqual({ op: 'copy', source: { kind: 'image', ref: 'us-docker.pkg.dev/palette-images/edge/kairos-io/provider-k3s:v4.10.3', path: '/usr/local/system/providers/agent-provider-*' }, target: '/system/providers' });
-    expect(byName['agent-provider']).toContainEqual({ op: 'whiteout', source: { kind: 'path', path: '/usr/local/system/providers' }, target: '/usr/local/system/providers' });
+    expect(byName['agent-provider']).toContainEqual({ op: 'whiteout', source: { kind: 'base-match', dir: '/usr/local/system', pattern: 'providers' }, target: '/usr/local/system' });
     expect(byName['agent-provider']).toContainEqual({ op: 'create', source: { kind: 'generated', content: '' }, target: BUNDLED_SENTINEL, mode: 0o644 });
     const stylus = 'us-docker.pkg.dev/palette-images/edge/stylus-framework-linux-amd64:v4.9.38';
     expect(byName['stylus']).toEqual([
