@@ -8,6 +8,7 @@ import { readdir, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { buildIso, type BuildIsoResult, type IsoProgress } from '../iso/build-iso.js';
 import { readUserData, requireFile } from '../iso/iso-overlay.js';
+import { applyInventory } from './inventory.js';
 import { openInstallerRootfs, type InstallerRootfsOptions } from './installer.js';
 import type { BuildConfig } from './resolve.js';
 
@@ -57,6 +58,7 @@ export interface InstallerIsoInputs {
  * image, so callers such as build-all can fail before their long steps.
  */
 export async function installerIsoInputs(config: BuildConfig, opts: Pick<InstallerIsoOptions, 'projectDir' | 'userData' | 'contentDirs'> = {}): Promise<InstallerIsoInputs> {
+  applyInventory(config, ['base', 'iso']); // refusals only (UKI, MAAS/cloud images): before anything is built
   const projectDir = resolve(opts.projectDir ?? process.cwd());
   const defaultUserData = join(projectDir, 'user-data');
   const userData = opts.userData ? resolve(opts.userData) : (await isFile(defaultUserData)) ? defaultUserData : undefined;

@@ -60,6 +60,7 @@ export function planInstallerLayers(config: BuildConfig, projectDir: string, onW
     projectDir,
     supportsSystemdExtensions: true,
     onWarning,
+    scope: 'iso',
   });
   const shared = (name: string): PlannedLayer => {
     const l = plan.sharedLayers.find((x) => x.name === name);
@@ -111,11 +112,6 @@ export async function openInstallerRootfs(config: BuildConfig, opts: InstallerRo
   const signal = opts.signal;
   const say = opts.onProgress ?? (() => {});
   const warn = opts.onWarning ?? (() => {});
-  if (config.isUki) {
-    throw new CanvosError('ERR_CONFIG', 'IS_UKI=true: the UKI installer ISO (signed EFI artefacts) is not supported by canvos-lite', {
-      hint: 'set IS_UKI=false, or build UKI ISOs with CanvOS',
-    });
-  }
   const projectDir = resolve(opts.projectDir ?? process.cwd());
   const planned = planInstallerLayers(config, projectDir, warn);
   const cache = new BlobCache({ dir: opts.cacheDir, env: opts.env });

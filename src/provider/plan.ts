@@ -8,6 +8,7 @@ import { resolve } from 'node:path';
 import { CanvosError } from '../errors.js';
 import { baseK8sVersion, isJetsonBase, k8sSource, providerImage, providerImagePath, providerTag, resolveBaseImage, stylusImage, thirdPartyBinaryPath } from './derive.js';
 import type { BuildPlan, PlannedItem, PlannedLayer, ProviderImagePlan } from './plan-types.js';
+import { applyInventory } from './inventory.js';
 import { formatLoc, type BuildConfig, type WarningHandler } from './resolve.js';
 
 /** Options of {@link planProviderImages}. */
@@ -20,6 +21,8 @@ export interface PlanOptions {
    */
   supportsSystemdExtensions?: boolean | undefined;
   onWarning?: WarningHandler | undefined;
+  /** The build step the plan is for: provider images, or the installer ISO's rootfs (inventory rules). Default: 'provider'. */
+  scope?: 'provider' | 'iso' | undefined;
 }
 
 /** Per-distribution CA locations (CanvOS Dockerfile 10–25) and the bundle update-ca-certificates/update-ca-trust writes. */
@@ -35,37 +38,14 @@ export const PROVIDERS_DIR = '/system/providers';
 /** Sentinel telling Stylus that k8s and the agent provider are baked in (no sysext download). */
 export const BUNDLED_SENTINEL = '/etc/spectro-sysext/k8s-and-agent-provider-bundled';
 
-function refuse(c: BuildConfig, cond: boolean, name: 'IS_UKI' | 'TWO_NODE', why: string, hint: string): void {
-  if (!cond) return;
-  const at = formatLoc(c.origins[name]);
-  throw new CanvosError('ERR_CONFIG', `${at ? `${at}: ` : ''}${name}=true is not supported by canvos-lite: ${why}`, { hint });
-}
-
-function warnExecSteps(c: BuildConfig, warn: WarningHandler): void {
-  const steps: [boolean, string][] = [
-    [c.updateKernel, 'UPDATE_KERNEL=true (kernel upgrade + dracut)'],
-    [c.cisHardening, 'CIS_HARDENING=true (cis-harden/harden.sh)'],
-    [c.ubuntuProAttach, 'UBUNTU_PRO_ATTACH=true (pro attach)'],
-    [c.installNvidiaGpuDrivers, 'INSTALL_NVIDIA_GPU_DRIVERS=true (driver install)'],
-    [c.installAmdGpuDrivers, 'INSTALL_AMD_GPU_DRIVERS=true (driver install)'],
-    [c.k8sDistribution === 'kubeadm' && c.osDistribution === 'ubuntu' && c.arch === 'amd64', 'kubeadm on ubuntu/amd64 (kernel headers install)'],
-    [c.k8sDistribution === 'nodeadm' && c.osDistribution === 'ubuntu', 'nodeadm on ubuntu (nodeadm install -p iam-ra / ssm)'],
-  ];
-  for (const [on, what] of steps) {
-    if (on) warn('W_EXEC_STEP_SKIPPED', `${what} needs to run commands inside the image; canvos-lite only appends file layers, so BASE_IMAGE must already contain it`);
-  }
-}
-
 /**
  * Plan one provider image per version. Throws ERR_CONFIG for configurations whose image shape canvos-lite cannot
  * produce (IS_UKI, TWO_NODE) and for a missing BASE_IMAGE where CanvOS has no default.
  */
 export function planProviderImages(c: BuildConfig, versions: readonly string[], opts: PlanOptions = {}): BuildPlan {
-  const warn = opts.onWarning ?? (() => {});
-  refuse(c, c.isUki, 'IS_UKI', 'a UKI provider image carries signed EFI artefacts built by enki/osbuilder', 'set IS_UKI=false, or build UKI images with CanvOS');
-  refuse(c, c.twoNode, 'TWO_NODE', 'it installs postgresql and kine by running apt/zypper in the image', 'pre-install postgresql + kine in BASE_IMAGE and set TWO_NODE=false');
+  // Refusals and no-effect warnings come from the CanvOS inventory, so they match README's table.
+  applyInventory(c, ['base', opts.scope ?? 'provider'], opts.onWarning);
   if (versions.length === 0) throw new CanvosError('ERR_CONFIG', 'no Kubernetes version to build', { hint: 'set K8S_VERSION or list versions in k8s_version.json' });
-  warnExecSteps(c, warn);
   const unique = [...new Set(versions)];
   for (const name of ['IMAGE_PATH', 'BASE_K8S_VERSION'] as const) {
     const set = name === 'IMAGE_PATH' ? c.imagePath : c.baseK8sVersion;
