@@ -10,7 +10,7 @@ import { buildIso, type BuildIsoResult, type IsoProgress } from '../iso/build-is
 import { readUserData, requireFile } from '../iso/iso-overlay.js';
 import { applyInventory } from './inventory.js';
 import { openInstallerRootfs, type InstallerRootfsOptions } from './installer.js';
-import type { BuildConfig } from './resolve.js';
+import { formatLoc, type BuildConfig } from './resolve.js';
 
 /** Options of {@link buildInstallerIso}. */
 export interface InstallerIsoOptions extends InstallerRootfsOptions {
@@ -57,13 +57,19 @@ export interface InstallerIsoInputs {
  * Resolve and validate the ISO inputs of `config` (user-data YAML, CLUSTERCONFIG present) without reading any
  * image, so callers such as build-all can fail before their long steps.
  */
-export async function installerIsoInputs(config: BuildConfig, opts: Pick<InstallerIsoOptions, 'projectDir' | 'userData' | 'contentDirs'> = {}): Promise<InstallerIsoInputs> {
+export async function installerIsoInputs(config: BuildConfig, opts: Pick<InstallerIsoOptions, 'projectDir' | 'userData' | 'contentDirs' | 'onWarning'> = {}): Promise<InstallerIsoInputs> {
   applyInventory(config, ['base', 'iso']); // refusals only (UKI, MAAS/cloud images): before anything is built
   const projectDir = resolve(opts.projectDir ?? process.cwd());
   const defaultUserData = join(projectDir, 'user-data');
   const userData = opts.userData ? resolve(opts.userData) : (await isFile(defaultUserData)) ? defaultUserData : undefined;
   const contentDirs = [...(await projectContentDirs(projectDir)), ...(opts.contentDirs ?? []).map((d) => resolve(d))];
-  const clusterConfig = config.clusterconfig ? resolve(projectDir, config.clusterconfig) : undefined;
+  let clusterConfig = config.clusterconfig ? resolve(projectDir, config.clusterconfig) : undefined;
+  // CanvOS copies CLUSTERCONFIG --if-exists (and .arg.template sets CLUSTERCONFIG=spc.tgz): a missing file only warns.
+  if (clusterConfig && (await stat(clusterConfig).catch(() => undefined)) === undefined) {
+    const at = formatLoc(config.origins.CLUSTERCONFIG);
+    opts.onWarning?.('W_CLUSTERCONFIG_MISSING', `${at ? `${at}: ` : ''}CLUSTERCONFIG=${config.clusterconfig}: ${clusterConfig} does not exist, so the ISO has no cluster configuration (CanvOS copies it only if it exists)`);
+    clusterConfig = undefined;
+  }
   // EDGE_CUSTOM_CONFIG has a default file name; CanvOS copies it only when present.
   const ecc = config.edgeCustomConfig ? resolve(projectDir, config.edgeCustomConfig) : undefined;
   const edgeCustomConfig = ecc && (await isFile(ecc)) ? ecc : undefined;

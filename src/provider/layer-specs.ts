@@ -134,7 +134,7 @@ export async function layerBuildSpec(layer: PlannedLayer, ctx: SpecContext): Pro
       case 'host-file': {
         if ((await exists(src.path)) !== 'file') {
           if (it.optional) break;
-          throw missing(src.path, 'create the file or fix the path in the configuration');
+          throw missing(src.path, it.missingHint ?? 'create the file or fix the path in the configuration');
         }
         entries.push({ type: 'file', path: it.target, source: { host: src.path }, ...meta });
         break;

@@ -40,6 +40,8 @@ export interface PlannedItem {
   mode?: number;
   /** When true a missing source is skipped (CanvOS `COPY --if-exists`); otherwise it is an error. */
   optional?: boolean;
+  /** The hint of the error for a missing required host source. Default: a generic one. */
+  missingHint?: string;
 }
 
 /** One layer appended to the base image. */

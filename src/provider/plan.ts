@@ -72,8 +72,19 @@ export function planProviderImages(c: BuildConfig, versions: readonly string[], 
   if (!c.isUki) {
     osConfig.push({ op: 'edit', source: { kind: 'base-edit', path: '/etc/cos/bootargs.cfg', edit: 'bootargs' }, target: '/etc/cos/bootargs.cfg', optional: true });
   }
-  if (isJetsonBase(baseImage, c.isJetson)) osConfig.push({ op: 'copy', source: { kind: 'host-file', path: host('cloudconfigs/mount.yaml') }, target: '/etc/kairos/mount.yaml', optional: true });
-  if (c.isMaas) osConfig.push({ op: 'copy', source: { kind: 'host-file', path: host('cloudconfigs/80_stylus_maas.yaml') }, target: '/system/oem/80_stylus_maas.yaml', optional: true });
+  // Plain COPY in CanvOS (no --if-exists): a missing file fails the build there too.
+  if (isJetsonBase(baseImage, c.isJetson)) {
+    osConfig.push({
+      op: 'copy', source: { kind: 'host-file', path: host('cloudconfigs/mount.yaml') }, target: '/etc/kairos/mount.yaml',
+      missingHint: `${c.isJetson === 'true' ? 'IS_JETSON=true' : 'BASE_IMAGE is an nvidia-jetson-agx-orin image'}, so CanvOS copies cloudconfigs/mount.yaml to /etc/kairos/mount.yaml: copy it from CanvOS's cloudconfigs/ (or set IS_JETSON=false)`,
+    });
+  }
+  if (c.isMaas) {
+    osConfig.push({
+      op: 'copy', source: { kind: 'host-file', path: host('cloudconfigs/80_stylus_maas.yaml') }, target: '/system/oem/80_stylus_maas.yaml',
+      missingHint: "IS_MAAS=true, so CanvOS copies cloudconfigs/80_stylus_maas.yaml to /system/oem/: copy it from CanvOS's cloudconfigs/ (or set IS_MAAS=false)",
+    });
+  }
   osConfig.push(
     { op: 'whiteout', source: { kind: 'base-match', dir: '/var/lib/dbus', pattern: 'machine-id' }, target: '/var/lib/dbus' },
     { op: 'create', source: { kind: 'generated', content: '' }, target: '/etc/machine-id', mode: 0o444 },

@@ -90,9 +90,11 @@ describe('provider plan', () => {
     const items = suse.sharedLayers[0]?.items ?? [];
     expect(items[0]?.target).toBe('/usr/share/pki/trust/anchors');
     expect(items[1]?.target).toBe('/var/lib/ca-certificates/ca-bundle.pem');
-    expect(items).toContainEqual({ op: 'copy', source: { kind: 'host-file', path: '/p/cloudconfigs/80_stylus_maas.yaml' }, target: '/system/oem/80_stylus_maas.yaml', optional: true });
+    // Plain COPY in CanvOS (no --if-exists): required, with a hint naming the switch.
+    expect(items).toContainEqual(expect.objectContaining({ op: 'copy', source: { kind: 'host-file', path: '/p/cloudconfigs/80_stylus_maas.yaml' }, target: '/system/oem/80_stylus_maas.yaml', missingHint: expect.stringMatching(/^IS_MAAS=true/) }));
     const jetson = planProviderImages(parseArgText('ARCH=arm64\nBASE_IMAGE=quay.io/kairos/ubuntu:20.04-core-arm64-nvidia-jetson-agx-orin-v2.4.3\n'), ['1.30.4'], { projectDir: '/p' });
-    expect(jetson.sharedLayers[0]?.items).toContainEqual({ op: 'copy', source: { kind: 'host-file', path: '/p/cloudconfigs/mount.yaml' }, target: '/etc/kairos/mount.yaml', optional: true });
+    expect(jetson.sharedLayers[0]?.items).toContainEqual(expect.objectContaining({ op: 'copy', source: { kind: 'host-file', path: '/p/cloudconfigs/mount.yaml' }, target: '/etc/kairos/mount.yaml', missingHint: expect.stringMatching(/nvidia-jetson-agx-orin.*cloudconfigs\/mount\.yaml/) }));
+    expect(jetson.sharedLayers[0]?.items.find((i) => i.target === '/etc/kairos/mount.yaml')?.optional).toBeUndefined();
     expect(jetson.images[0]?.layers.at(-1)?.items[0]?.source).toMatchObject({ ref: 'us-docker.pkg.dev/palette-images/edge/luet-repo-arm:k3s-k8s-1.30.4-k3s1' });
   });
 
