@@ -8,7 +8,7 @@
 import { createReadStream } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { Readable } from 'node:stream';
 import { openDestination } from '../copy/transports.js';
 import type { ImageDestination, ProgressFn } from '../copy/types.js';
@@ -25,6 +25,7 @@ import { baseScanRequest, planProviderImages } from './plan.js';
 import type { BuildPlan, PlannedLayer } from './plan-types.js';
 import { cachedBlobPath, openImage, type OpenedImage } from './image-reader.js';
 import { layerBuildSpec } from './layer-specs.js';
+import { loadLuetAuth, luetAuthError, registryOptionsFor } from './luet-auth.js';
 import { resolveBaseImage } from './derive.js';
 import type { BuildConfig, WarningHandler } from './resolve.js';
 
@@ -107,10 +108,14 @@ export async function buildProviderImages(config: BuildConfig, opts: BuildProvid
     const plan = planProviderImages(config, opts.versions, { projectDir: opts.projectDir, supportsSystemdExtensions: supportsSysext, onWarning: warn });
     if (!plan.bundled) warn('W_SYSEXT', `the base has systemd ${scan.systemdVersion}: k8s and the agent provider are not bundled (Stylus installs them as system extensions); set BUNDLE_K8S_AND_AGENT_PROVIDER=true to bundle them`);
 
+    const projectDir = resolve(opts.projectDir ?? process.cwd());
+    const luetAuth = await loadLuetAuth(projectDir, config, warn);
     const images = new Map<string, OpenedImage>();
     for (const ref of plan.sourceImages) {
       progress({ phase: 'resolve', item: ref, transferred: 0 });
-      const img = await openImage(ref, config.arch, open);
+      const img = await openImage(ref, config.arch, { ...open, registry: registryOptionsFor(config, ref, opts.registry, luetAuth) }).catch((e: unknown) => {
+        throw luetAuthError(config, ref, e, luetAuth, projectDir);
+      });
       opened.push(img);
       images.set(ref, img);
     }
