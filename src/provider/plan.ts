@@ -8,6 +8,7 @@ import { resolve } from 'node:path';
 import { CanvosError } from '../errors.js';
 import { baseK8sVersion, isJetsonBase, k8sSource, providerImage, providerImagePath, providerTag, resolveBaseImage, stylusImage, thirdPartyBinaryPath } from './derive.js';
 import type { BuildPlan, PlannedItem, PlannedLayer, ProviderImagePlan } from './plan-types.js';
+import { CA_PATHS, ETC_CERTS_DIR } from './ca-certs.js';
 import { applyInventory } from './inventory.js';
 import { formatLoc, type BuildConfig, type WarningHandler } from './resolve.js';
 
@@ -25,13 +26,7 @@ export interface PlanOptions {
   scope?: 'provider' | 'iso' | undefined;
 }
 
-/** Per-distribution CA locations (CanvOS Dockerfile 10–25) and the bundle update-ca-certificates/update-ca-trust writes. */
-export const CA_PATHS: Readonly<Record<BuildConfig['osDistribution'], { anchors: string; bundle: string }>> = {
-  ubuntu: { anchors: '/usr/local/share/ca-certificates', bundle: '/etc/ssl/certs/ca-certificates.crt' },
-  'opensuse-leap': { anchors: '/usr/share/pki/trust/anchors', bundle: '/var/lib/ca-certificates/ca-bundle.pem' },
-  sles: { anchors: '/usr/share/pki/trust/anchors', bundle: '/var/lib/ca-certificates/ca-bundle.pem' },
-  rhel: { anchors: '/etc/pki/ca-trust/source/anchors', bundle: '/etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem' },
-};
+export { CA_PATHS } from './ca-certs.js';
 
 /** Where CanvOS's provider images put the agent provider (moved from /usr/local/system/providers, PE-8315). */
 export const PROVIDERS_DIR = '/system/providers';
@@ -61,12 +56,10 @@ export function planProviderImages(c: BuildConfig, versions: readonly string[], 
   const host = (p: string): string => resolve(dir, p);
   const baseImage = resolveBaseImage(c);
   const bundled = c.bundleK8sAndAgentProvider || opts.supportsSystemdExtensions !== true;
-  const ca = CA_PATHS[c.osDistribution];
 
   const osConfig: PlannedItem[] = [
-    { op: 'copy', source: { kind: 'host-glob', dir: host('certs'), pattern: '*.crt' }, target: ca.anchors, mode: 0o644, optional: true },
-    // Appended only when certs/ matched: base bundle + the new certificates (what update-ca-certificates writes).
-    { op: 'edit', source: { kind: 'base-edit', path: ca.bundle, edit: 'ca-bundle' }, target: ca.bundle, mode: 0o644, optional: true },
+    // Dockerfile 10–25: cp -a /certs/. <anchors>/ + update-ca-certificates / update-ca-trust (see ca-certs.ts).
+    { op: 'copy', source: { kind: 'ca-certs', dir: host('certs'), distro: c.osDistribution }, target: CA_PATHS[c.osDistribution].anchors, optional: true },
     { op: 'edit', source: { kind: 'base-edit', path: '/etc/kairos-release', edit: 'kairos-release' }, target: '/etc/kairos-release', mode: 0o644 },
   ];
   if (!c.isUki) {
@@ -173,6 +166,10 @@ export function baseScanRequest(layers: readonly PlannedLayer[]): { files: strin
   for (const l of layers) {
     for (const it of l.items) {
       if (it.source.kind === 'base-edit') files.add(it.source.path);
+      else if (it.source.kind === 'ca-certs') {
+        files.add(CA_PATHS[it.source.distro].bundle);
+        listDirs.add(ETC_CERTS_DIR);
+      }
       else if (it.source.kind === 'base-match') listDirs.add(it.source.dir);
     }
   }

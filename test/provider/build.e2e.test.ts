@@ -1,6 +1,6 @@
 import { createServer, type Server } from 'node:http';
 import { createHash } from 'node:crypto';
-import { readFile, stat, writeFile } from 'node:fs/promises';
+import { readFile, readlink, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ProgressEvent } from '../../src/copy/types.js';
@@ -136,7 +136,9 @@ describe('buildProviderImages against a real registry', () => {
     expect(await read('etc/rsyslog.d/49-stylus.conf')).toContain('stylus');
     expect(await mode('etc/logrotate.d/stylus.conf')).toBe(0o644);
     expect(await read('usr/local/share/ca-certificates/corp-proxy.crt')).toContain('CORP');
-    expect(await exists(join(root, 'usr/local/share/ca-certificates/README.md'))).toBe(false);
+    // cp -a /certs/. copies everything; update-ca-certificates trusts only *.crt (a warning says so).
+    expect(await read('usr/local/share/ca-certificates/README.md')).toBe('not a certificate\n');
+    expect(await readlink(join(root, 'etc/ssl/certs/corp-proxy.pem'))).toBe('/usr/local/share/ca-certificates/corp-proxy.crt');
     expect(await read('etc/ssl/certs/ca-certificates.crt')).toBe(`${BASE_FILES['etc/ssl/certs/ca-certificates.crt']}-----BEGIN CERTIFICATE-----\nCORP\n-----END CERTIFICATE-----\n`);
     expect(await read('layer1/payload.bin').then((s) => s.length)).toBeGreaterThan(0); // base content is all there
     expect(await mode('etc')).toBe(0o755);

@@ -38,8 +38,7 @@ describe('provider plan', () => {
     const [img] = planProviderImages(c, selectK8sVersions(c, undefined), { projectDir: '/proj' }).images;
     const byName = Object.fromEntries((img?.layers ?? []).map((l) => [l.name, l.items]));
     expect(byName['os-config']).toEqual([
-      { op: 'copy', source: { kind: 'host-glob', dir: '/proj/certs', pattern: '*.crt' }, target: '/usr/local/share/ca-certificates', mode: 0o644, optional: true },
-      { op: 'edit', source: { kind: 'base-edit', path: '/etc/ssl/certs/ca-certificates.crt', edit: 'ca-bundle' }, target: '/etc/ssl/certs/ca-certificates.crt', mode: 0o644, optional: true },
+      { op: 'copy', source: { kind: 'ca-certs', dir: '/proj/certs', distro: 'ubuntu' }, target: '/usr/local/share/ca-certificates', optional: true },
       { op: 'edit', source: { kind: 'base-edit', path: '/etc/kairos-release', edit: 'kairos-release' }, target: '/etc/kairos-release', mode: 0o644 },
       { op: 'edit', source: { kind: 'base-edit', path: '/etc/cos/bootargs.cfg', edit: 'bootargs' }, target: '/etc/cos/bootargs.cfg', optional: true },
       { op: 'whiteout', source: { kind: 'base-match', dir: '/var/lib/dbus', pattern: 'machine-id' }, target: '/var/lib/dbus' },
@@ -88,8 +87,7 @@ describe('provider plan', () => {
   it('distro-specific CA paths, Jetson and MAAS extras', () => {
     const suse = planProviderImages(parseArgText('OS_DISTRIBUTION=opensuse-leap\nOS_VERSION=15.6\nIS_MAAS=true\n'), ['1.30.4'], { projectDir: '/p' });
     const items = suse.sharedLayers[0]?.items ?? [];
-    expect(items[0]?.target).toBe('/usr/share/pki/trust/anchors');
-    expect(items[1]?.target).toBe('/var/lib/ca-certificates/ca-bundle.pem');
+    expect(items[0]).toEqual({ op: 'copy', source: { kind: 'ca-certs', dir: '/p/certs', distro: 'opensuse-leap' }, target: '/usr/share/pki/trust/anchors', optional: true });
     // Plain COPY in CanvOS (no --if-exists): required, with a hint naming the switch.
     expect(items).toContainEqual(expect.objectContaining({ op: 'copy', source: { kind: 'host-file', path: '/p/cloudconfigs/80_stylus_maas.yaml' }, target: '/system/oem/80_stylus_maas.yaml', missingHint: expect.stringMatching(/^IS_MAAS=true/) }));
     const jetson = planProviderImages(parseArgText('ARCH=arm64\nBASE_IMAGE=quay.io/kairos/ubuntu:20.04-core-arm64-nvidia-jetson-agx-orin-v2.4.3\n'), ['1.30.4'], { projectDir: '/p' });
