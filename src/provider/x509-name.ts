@@ -140,7 +140,7 @@ export function certLabel(der: Buffer): string {
   const subject = new X509Certificate(der).subject;
   for (const key of ['CN', 'OU', 'O']) {
     const line = subject.split('\n').find((l) => l.startsWith(`${key}=`));
-    if (line) return line.slice(key.length + 1);
+    if (line) return line.slice(key.length + 1).replace(/\\(.)/g, '$1'); // Node escapes leading/trailing spaces
   }
   return subject.replaceAll('\n', ', ');
 }
