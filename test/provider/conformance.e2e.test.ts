@@ -150,12 +150,12 @@ describe.sequential('CanvOS conformance over fixtures/canvos-project', () => {
   });
 
   it('refused inputs exit 3 with the issue in the hint, before anything is written', async () => {
-    const cases: [string, string[], RegExp][] = [
+    const cases: [string, [string, ...string[]], RegExp][] = [
       ['TWO_NODE', ['build', '--dry-run', '--set', 'TWO_NODE=true'], /TWO_NODE=true is not supported by canvos-lite[\s\S]*#11/],
       ['IS_UKI', ['build', '--dry-run', '--set', 'IS_UKI=true', '--set', 'OS_VERSION=24.04'], /IS_UKI=true is not supported[\s\S]*#16 UKI/],
       ['IS_MAAS', ['iso'], /IS_MAAS=true is not supported by canvos-lite: the MAAS disk image[\s\S]*#17/],
       ['IS_CLOUD_IMAGE', ['iso', '--set', 'IS_MAAS=false'], /IS_CLOUD_IMAGE=true is not supported[\s\S]*#17/],
-      ['build-all', ['build-all', '--output', 'oci:refused-out'], /IS_MAAS=true is not supported/],
+      ['IS_MAAS', ['build-all', '--output', 'oci:refused-out'], /IS_MAAS=true is not supported/], // before any image is built
     ];
     for (const [name, args, re] of cases) {
       const r = await cli(...args);
