@@ -73,6 +73,10 @@ export async function installerIsoInputs(config: BuildConfig, opts: Pick<Install
   // EDGE_CUSTOM_CONFIG has a default file name; CanvOS copies it only when present.
   const ecc = config.edgeCustomConfig ? resolve(projectDir, config.edgeCustomConfig) : undefined;
   const edgeCustomConfig = ecc && (await isFile(ecc)) ? ecc : undefined;
+  const eccAt = formatLoc(config.origins.EDGE_CUSTOM_CONFIG);
+  if (ecc && !edgeCustomConfig && eccAt && config.edgeCustomConfig !== '.edge-custom-config.yaml') {
+    opts.onWarning?.('W_INPUT_MISSING', `${eccAt}: EDGE_CUSTOM_CONFIG=${config.edgeCustomConfig}: ${ecc} does not exist, so the ISO has no edge custom config (CanvOS copies it only if it exists)`);
+  }
   if (userData) await readUserData(userData);
   if (clusterConfig) await requireFile(clusterConfig, 'CLUSTERCONFIG');
   return { userData, contentDirs, clusterConfig, edgeCustomConfig };

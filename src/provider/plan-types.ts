@@ -42,6 +42,8 @@ export interface PlannedItem {
   optional?: boolean;
   /** The hint of the error for a missing required host source. Default: a generic one. */
   missingHint?: string;
+  /** For an optional host source: the warning (W_INPUT_MISSING) when it is absent. Default: skipped silently. */
+  missingWarning?: string;
 }
 
 /** One layer appended to the base image. */

@@ -122,7 +122,12 @@ export function planProviderImages(c: BuildConfig, versions: readonly string[], 
     { op: 'copy', source: { kind: 'image', ref: stylus, path: '/etc/elemental/config.yaml' }, target: '/etc/elemental/config.yaml' },
   ];
   if (c.edgeCustomConfig) {
-    stylusItems.push({ op: 'copy', source: { kind: 'host-file', path: host(c.edgeCustomConfig) }, target: '/oem/.edge_custom_config.yaml', optional: true });
+    // CanvOS copies it only when present; the default name is often absent, a name written explicitly is warned about.
+    const at = formatLoc(c.origins?.EDGE_CUSTOM_CONFIG);
+    stylusItems.push({
+      op: 'copy', source: { kind: 'host-file', path: host(c.edgeCustomConfig) }, target: '/oem/.edge_custom_config.yaml', optional: true,
+      ...(at && c.edgeCustomConfig !== '.edge-custom-config.yaml' ? { missingWarning: `${at}: EDGE_CUSTOM_CONFIG=${c.edgeCustomConfig}: ${host(c.edgeCustomConfig)} does not exist, so no edge custom config is added (CanvOS copies it only if it exists)` } : {}),
+    });
   }
   shared.push({ name: 'stylus', shared: true, description: `Palette Edge agent configuration from ${stylus}`, items: stylusItems });
 

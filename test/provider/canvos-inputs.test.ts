@@ -55,6 +55,17 @@ describe('CanvOS inputs', () => {
     expect(warnings).toHaveLength(1);
   });
 
+  it('EDGE_CUSTOM_CONFIG: the default name may be absent silently; a name written explicitly but missing warns', async () => {
+    const project = join(tmp.path, 'p2');
+    await mkdir(project);
+    const warnings: string[] = [];
+    const onWarning = (code: string, m: string) => warnings.push(`${code} ${m}`);
+    expect((await installerIsoInputs(parseArgText('EDGE_CUSTOM_CONFIG=.edge-custom-config.yaml\n'), { projectDir: project, onWarning })).edgeCustomConfig).toBeUndefined();
+    expect(warnings).toEqual([]);
+    await installerIsoInputs(parseArgText('EDGE_CUSTOM_CONFIG=keys/edge.yaml\n'), { projectDir: project, onWarning });
+    expect(warnings).toEqual([`W_INPUT_MISSING .arg:1: EDGE_CUSTOM_CONFIG=keys/edge.yaml: ${join(project, 'keys/edge.yaml')} does not exist, so the ISO has no edge custom config (CanvOS copies it only if it exists)`]);
+  });
+
   it('IS_MAAS / IS_CLOUD_IMAGE / IS_UKI ISOs are refused before anything is read (exit 3, issue in the hint)', async () => {
     for (const [arg, issue] of [['IS_MAAS=true', '#17'], ['IS_CLOUD_IMAGE=true', '#17'], ['IS_UKI=true\nOS_VERSION=24.04', '#16']] as const) {
       const e = await installerIsoInputs(parseArgText(`${arg}\n`), { projectDir: tmp.path }).then(() => undefined, (x: unknown) => x as CanvosError);

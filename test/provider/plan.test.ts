@@ -54,7 +54,8 @@ describe('provider plan', () => {
       { op: 'copy', source: { kind: 'image', ref: stylus, path: '/etc/kairos/80_stylus.yaml' }, target: '/etc/kairos/80_stylus.yaml', optional: true },
       { op: 'copy', source: { kind: 'image', ref: stylus, path: '/oem/stylus_config.yaml' }, target: '/etc/kairos/branding/stylus_config.yaml' },
       { op: 'copy', source: { kind: 'image', ref: stylus, path: '/etc/elemental/config.yaml' }, target: '/etc/elemental/config.yaml' },
-      { op: 'copy', source: { kind: 'host-file', path: '/proj/my-edge.yaml' }, target: '/oem/.edge_custom_config.yaml', optional: true },
+      // An EDGE_CUSTOM_CONFIG written explicitly but absent is warned about (CanvOS copies it only if present).
+      { op: 'copy', source: { kind: 'host-file', path: '/proj/my-edge.yaml' }, target: '/oem/.edge_custom_config.yaml', optional: true, missingWarning: '.arg:10: EDGE_CUSTOM_CONFIG=my-edge.yaml: /proj/my-edge.yaml does not exist, so no edge custom config is added (CanvOS copies it only if it exists)' },
     ]);
     expect(byName['finalize']?.slice(0, 2)).toEqual([
       { op: 'whiteout', source: { kind: 'base-match', dir: '/etc/ssh', pattern: 'ssh_host_*' }, target: '/etc/ssh' },
