@@ -4,13 +4,13 @@
  * stat'ed (`c?????????`). A provider image built now has none; the same image plus the old layer has one.
  * Runs only where podman can mount overlay layers (its own storage root under the test's temp dir).
  */
-import { createHash } from 'node:crypto';
-import { cp, lstat, readdir, readFile, writeFile } from 'node:fs/promises';
+import { cp, lstat, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildLayer } from '../../src/layers/build.js';
 import { buildProviderImages } from '../../src/provider/build.js';
 import { loadBuildConfig } from '../../src/provider/load.js';
+import { appendLayerToLayout } from '../helpers/append-layer.js';
 import { prepareBootFixture } from '../helpers/boot-fixture.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { run, skopeo, tmpDir } from '../helpers/tools.js';
@@ -46,22 +46,8 @@ async function unstatable(root: string, rel = ''): Promise<string[]> {
  * image does have /usr/local/system, so a fresh directory stands in for it).
  */
 async function withDanglingWhiteout(layout: string): Promise<void> {
-  const blob = (d: string): string => join(layout, 'blobs/sha256', d.replace(/^sha256:/, ''));
   const layer = await buildLayer({ entries: [{ type: 'whiteout', paths: ['usr/local/system-old/providers'] }] }, { dir: join(layout, 'blobs/sha256'), sourceDateEpoch: 1 });
-  const index = JSON.parse(await readFile(join(layout, 'index.json'), 'utf8')) as { manifests: { digest: string; size: number }[] };
-  const desc = index.manifests[0]!;
-  const manifest = JSON.parse(await readFile(blob(desc.digest), 'utf8')) as { config: { digest: string; size: number }; layers: unknown[] };
-  const config = JSON.parse(await readFile(blob(manifest.config.digest), 'utf8')) as { rootfs: { diff_ids: string[] } };
-  config.rootfs.diff_ids.push(layer.diffId);
-  const put = async (data: Buffer): Promise<{ digest: string; size: number }> => {
-    const digest = `sha256:${createHash('sha256').update(data).digest('hex')}`;
-    await writeFile(blob(digest), data);
-    return { digest, size: data.length };
-  };
-  manifest.config = { ...manifest.config, ...(await put(Buffer.from(JSON.stringify(config)))) };
-  manifest.layers.push({ mediaType: layer.mediaType, digest: layer.digest, size: layer.size });
-  Object.assign(desc, await put(Buffer.from(JSON.stringify(manifest))));
-  await writeFile(join(layout, 'index.json'), JSON.stringify(index));
+  await appendLayerToLayout(layout, layer);
 }
 
 beforeAll(async () => {
