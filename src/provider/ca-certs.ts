@@ -92,7 +92,8 @@ export async function caCertsEntries(certsDir: string, distro: Distro, scan: Pic
 
   if (ca.tool === 'update-ca-certificates') {
     const crts = all.files.filter((f) => f.rel.endsWith('.crt')).sort((a, b) => byteOrder(a.rel, b.rel));
-    for (const f of all.files.filter((x) => !x.rel.endsWith('.crt'))) {
+    // Empty placeholders (certs/.keep) are copied silently: there is nothing in them to trust.
+    for (const f of all.files.filter((x) => !x.rel.endsWith('.crt') && x.content.length > 0)) {
       warn('W_CERT_IGNORED', `${shown(f.rel)} is copied to ${ca.anchors} but not trusted: update-ca-certificates only reads *.crt files (rename it to .crt)`);
     }
     const existing = new Set(scan.children.get(ETC_CERTS_DIR.slice(1)) ?? []);
@@ -130,7 +131,7 @@ export async function caCertsEntries(certsDir: string, distro: Distro, scan: Pic
     }
     for (const f of all.files.filter((x) => !x.rel.includes('/'))) {
       const certs = certificatesOf(f.content);
-      if (certs.length === 0) warn('W_CERT_IGNORED', `${shown(f.rel)} is copied to ${ca.anchors} but holds no PEM or DER certificate, so p11-kit does not trust it`);
+      if (certs.length === 0 && f.content.length > 0) warn('W_CERT_IGNORED', `${shown(f.rel)} is copied to ${ca.anchors} but holds no PEM or DER certificate, so p11-kit does not trust it`);
       for (const der of certs) parts.push(Buffer.from(`# ${certLabel(der)}\n${toPem(der)}`));
     }
   }

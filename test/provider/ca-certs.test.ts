@@ -53,6 +53,7 @@ beforeAll(async () => {
   await makeCert(join(certs, 'binary.crt'), '/CN=DER Cert', 'DER');
   await makeCert(join(certs, 'proxy.pem'), '/CN=Named Pem');
   await writeFile(join(certs, 'README.md'), 'put your CA certificates here\n');
+  await writeFile(join(certs, '.keep'), ''); // an empty placeholder: copied, never warned about
   await run('sh', ['-c', `rm -f ${certs}/*.key ${certs}/sub/*.key`]);
 }, 60_000);
 afterAll(async () => tmp?.cleanup());
