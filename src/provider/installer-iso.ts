@@ -75,7 +75,7 @@ export async function installerIsoInputs(config: BuildConfig, opts: Pick<Install
   const edgeCustomConfig = ecc && (await isFile(ecc)) ? ecc : undefined;
   const eccAt = formatLoc(config.origins.EDGE_CUSTOM_CONFIG);
   if (ecc && !edgeCustomConfig && eccAt && config.edgeCustomConfig !== '.edge-custom-config.yaml') {
-    opts.onWarning?.('W_INPUT_MISSING', `${eccAt}: EDGE_CUSTOM_CONFIG=${config.edgeCustomConfig}: ${ecc} does not exist, so the ISO has no edge custom config (CanvOS copies it only if it exists)`);
+    opts.onWarning?.('W_EDGE_CUSTOM_CONFIG_MISSING', `${eccAt}: EDGE_CUSTOM_CONFIG=${config.edgeCustomConfig}: ${ecc} does not exist, so the ISO has no edge custom config (CanvOS copies it only if it exists)`);
   }
   if (userData) await readUserData(userData);
   if (clusterConfig) await requireFile(clusterConfig, 'CLUSTERCONFIG');

@@ -61,7 +61,7 @@ export const ARG_INVENTORY: readonly ArgEntry[] = [
   execStep('UPDATE_KERNEL', 'HWE kernel upgrade / apt-mark hold, kernel headers (986–996, 757–792)', 'UPDATE_KERNEL (kernel upgrade + dracut)'),
   ok('CLUSTERCONFIG', 'file copied `--if-exists` to the ISO `/opt/spectrocloud/clusterconfig/spc.tgz` (520–522)', 'same; a missing file is a warning'),
   execStep('CIS_HARDENING', '`cis-harden/harden.sh` in the image (1108–1111)', 'CIS_HARDENING (cis-harden/harden.sh)'),
-  ok('EDGE_CUSTOM_CONFIG', 'file to ISO `/.edge_custom_config.yaml` and `/oem/.edge_custom_config.yaml` (494, 819)', 'same, when the file exists; a name written explicitly but missing → warning W_INPUT_MISSING'),
+  ok('EDGE_CUSTOM_CONFIG', 'file to ISO `/.edge_custom_config.yaml` and `/oem/.edge_custom_config.yaml` (494, 819)', 'same, when the file exists; a name written explicitly but missing → warning W_EDGE_CUSTOM_CONFIG_MISSING'),
   ok('FORCE_INTERACTIVE_INSTALL', 'grub `{{DEFAULT_ENTRY}}` 2 instead of 0 (497–503)', 'same'),
   ok('K8S_VERSION', 'one version, else all of k8s_version.json (263–270)', 'same'),
   ok('BASE_IMAGE', 'the `FROM` of base-image (940–943)', 'the image every layer is appended to'),

@@ -132,7 +132,7 @@ export async function layerBuildSpec(layer: PlannedLayer, ctx: SpecContext): Pro
       }
       case 'host-file': {
         if ((await exists(src.path)) !== 'file') {
-          if (it.optional && it.missingWarning) ctx.onWarning('W_INPUT_MISSING', it.missingWarning);
+          if (it.optional && it.missingWarning) ctx.onWarning('W_EDGE_CUSTOM_CONFIG_MISSING', it.missingWarning);
           if (it.optional) break;
           throw missing(src.path, it.missingHint ?? 'create the file or fix the path in the configuration');
         }

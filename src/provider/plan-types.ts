@@ -42,7 +42,7 @@ export interface PlannedItem {
   optional?: boolean;
   /** The hint of the error for a missing required host source. Default: a generic one. */
   missingHint?: string;
-  /** For an optional host source: the warning (W_INPUT_MISSING) when it is absent. Default: skipped silently. */
+  /** For an optional host source: the warning (W_EDGE_CUSTOM_CONFIG_MISSING) when it is absent. Default: skipped silently. */
   missingWarning?: string;
 }
 

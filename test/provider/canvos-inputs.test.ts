@@ -48,7 +48,9 @@ describe('CanvOS inputs', () => {
     const c = parseArgText('CLUSTERCONFIG=spc.tgz\n', '/x/.arg');
     const r = await installerIsoInputs(c, { projectDir: project, onWarning: (code, m) => warnings.push(`${code} ${m}`) });
     expect(r.clusterConfig).toBeUndefined();
-    expect(warnings).toEqual([`W_CLUSTERCONFIG_MISSING /x/.arg:1: CLUSTERCONFIG=spc.tgz: ${join(project, 'spc.tgz')} does not exist, so the ISO has no cluster configuration (CanvOS copies it only if it exists)`]);
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).toMatch(/^W_CLUSTERCONFIG_MISSING /);
+    expect(warnings[0]).toContain(`${join(project, 'spc.tgz')} does not exist`);
     await writeFile(join(project, 'spc.tgz'), 'spc');
     const present = await installerIsoInputs(c, { projectDir: project, onWarning: (code) => warnings.push(code) });
     expect(present.clusterConfig).toBe(join(project, 'spc.tgz'));
@@ -63,7 +65,9 @@ describe('CanvOS inputs', () => {
     expect((await installerIsoInputs(parseArgText('EDGE_CUSTOM_CONFIG=.edge-custom-config.yaml\n'), { projectDir: project, onWarning })).edgeCustomConfig).toBeUndefined();
     expect(warnings).toEqual([]);
     await installerIsoInputs(parseArgText('EDGE_CUSTOM_CONFIG=keys/edge.yaml\n'), { projectDir: project, onWarning });
-    expect(warnings).toEqual([`W_INPUT_MISSING .arg:1: EDGE_CUSTOM_CONFIG=keys/edge.yaml: ${join(project, 'keys/edge.yaml')} does not exist, so the ISO has no edge custom config (CanvOS copies it only if it exists)`]);
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).toMatch(/^W_EDGE_CUSTOM_CONFIG_MISSING /);
+    expect(warnings[0]).toContain(`${join(project, 'keys/edge.yaml')} does not exist`);
   });
 
   it('IS_MAAS / IS_CLOUD_IMAGE / IS_UKI ISOs are refused before anything is read (exit 3, issue in the hint)', async () => {
