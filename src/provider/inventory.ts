@@ -6,7 +6,7 @@
  * (`node scripts/inventory-table.mjs`), so the code, the messages and the documentation cannot drift apart.
  */
 import { CanvosError } from '../errors.js';
-import { isArgName, type ArgName } from './args.js';
+import { CUSTOM_ARG_PREFIX, RETIRED_ARGS, isArgName, type ArgName } from './args.js';
 import { ARG_INVENTORY } from './inventory-args.js';
 import { FILE_INVENTORY } from './inventory-files.js';
 import { displayValue, formatLoc, type BuildConfig, type WarningHandler } from './resolve.js';
@@ -120,7 +120,9 @@ export function applyInventory(c: BuildConfig, scopes: readonly InventoryScope[]
 
 /** Markdown-safe cell text. */
 function cell(s: string): string {
-  return s.replaceAll('|', '\\|').replaceAll('\n', ' ');
+  // `<` outside code spans would start an HTML tag in GitHub's renderer.
+  const text = s.split('`').map((part, i) => (i % 2 === 0 ? part.replaceAll('<', '&lt;') : part)).join('`');
+  return text.replaceAll('|', '\\|').replaceAll('\n', ' ');
 }
 
 /** The README table generated from the inventory (between the `inventory:begin/end` markers). */
@@ -134,5 +136,8 @@ export function inventoryMarkdown(): string {
     const name = e.kind === 'arg' ? `\`${e.name}\`` : `\`${e.name}\` (file)`;
     return `| ${name} | ${status}${e.owner ? ` (${e.owner})` : ''} | ${cell(e.canvos)} | ${cell(e.lite)} | ${issue || ''} |`;
   });
-  return ['| input | status | CanvOS | canvos-lite | issue |', '|---|---|---|---|---|', ...rows].join('\n');
+  // Names CanvOS no longer reads, and the Dockerfile pass-through prefix: warned about by resolve.ts.
+  const retired = Object.entries(RETIRED_ARGS).map(([name, why]) => `| \`${name}\` | warned (retired) | no longer read by CanvOS | warning W_ARG_RETIRED: ${cell(why)} |  |`);
+  const custom = `| \`${CUSTOM_ARG_PREFIX}*\` | warned | Dockerfile build arguments of recent \`.arg.template\`s | warning W_ARG_UNUSED | #11 Dockerfile/RUN |`;
+  return ['| input | status | CanvOS | canvos-lite | issue |', '|---|---|---|---|---|', ...rows, ...retired, custom].join('\n');
 }
