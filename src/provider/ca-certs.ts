@@ -15,18 +15,26 @@
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { join, posix } from 'node:path';
 import type { LayerEntrySpec } from '../layers/spec.js';
-import type { BaseScan } from './base-scan.js';
+import type { BaseFile, BaseScan } from './base-scan.js';
 import type { BuildConfig, WarningHandler } from './resolve.js';
 import { certificatesOf, certLabel, subjectHash, toPem } from './x509-name.js';
 
 type Distro = BuildConfig['osDistribution'];
 
-/** Per-distribution anchors directory and the bundle its tool writes (null: CanvOS installs no certificates). */
-export const CA_PATHS: Readonly<Record<Distro, { anchors: string; bundle: string; tool: 'update-ca-certificates' | 'p11-kit' | null }>> = {
+/**
+ * Per-distribution anchors directory, the bundle its tool writes (null tool: CanvOS installs no certificates) and the
+ * other PEM bundles it extracts (updated only when the base has them: new anchors are trusted for every purpose).
+ */
+export const CA_PATHS: Readonly<Record<Distro, { anchors: string; bundle: string; tool: 'update-ca-certificates' | 'p11-kit' | null; extraBundles?: readonly string[] }>> = {
   ubuntu: { anchors: '/usr/local/share/ca-certificates', bundle: '/etc/ssl/certs/ca-certificates.crt', tool: 'update-ca-certificates' },
   'opensuse-leap': { anchors: '/usr/share/pki/trust/anchors', bundle: '/var/lib/ca-certificates/ca-bundle.pem', tool: 'p11-kit' },
   sles: { anchors: '/usr/share/pki/trust/anchors', bundle: '/var/lib/ca-certificates/ca-bundle.pem', tool: null },
-  rhel: { anchors: '/etc/pki/ca-trust/source/anchors', bundle: '/etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem', tool: 'p11-kit' },
+  rhel: {
+    anchors: '/etc/pki/ca-trust/source/anchors',
+    bundle: '/etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem',
+    tool: 'p11-kit',
+    extraBundles: ['/etc/pki/ca-trust/extracted/pem/email-ca-bundle.pem', '/etc/pki/ca-trust/extracted/pem/objsign-ca-bundle.pem'],
+  },
 };
 
 /** Where update-ca-certificates writes its links. */
@@ -136,8 +144,17 @@ export async function caCertsEntries(certsDir: string, distro: Distro, scan: Pic
     }
   }
   if (parts.length > 1) {
-    if (parts[0]?.length && parts[0].at(-1) !== 0x0a) parts.splice(1, 0, Buffer.from('\n'));
-    entries.push({ type: 'file', path: ca.bundle, source: { inline: Buffer.concat(parts) }, mode: base?.mode ?? 0o644, uid: base?.uid ?? 0, gid: base?.gid ?? 0 });
+    const added = parts.slice(1);
+    const write = (path: string, file: BaseFile | undefined): void => {
+      const head = file?.content ?? Buffer.alloc(0);
+      const sep = head.length && head.at(-1) !== 0x0a ? [Buffer.from('\n')] : [];
+      entries.push({ type: 'file', path, source: { inline: Buffer.concat([head, ...sep, ...added]) }, mode: file?.mode ?? 0o644, uid: file?.uid ?? 0, gid: file?.gid ?? 0 });
+    };
+    write(ca.bundle, base);
+    for (const extra of ca.extraBundles ?? []) {
+      const file = scan.files.get(extra.slice(1));
+      if (file) write(extra, file);
+    }
   }
   return entries;
 }

@@ -172,7 +172,8 @@ export function baseScanRequest(layers: readonly PlannedLayer[]): { files: strin
     for (const it of l.items) {
       if (it.source.kind === 'base-edit') files.add(it.source.path);
       else if (it.source.kind === 'ca-certs') {
-        files.add(CA_PATHS[it.source.distro].bundle);
+        const ca = CA_PATHS[it.source.distro];
+        for (const f of [ca.bundle, ...(ca.extraBundles ?? [])]) files.add(f);
         listDirs.add(ETC_CERTS_DIR);
       }
       else if (it.source.kind === 'base-match') listDirs.add(it.source.dir);

@@ -106,6 +106,8 @@ describe('certs/ for opensuse-leap and rhel: what p11-kit picks from the anchors
       const warnings: string[] = [];
       const base = Buffer.from('# Base\n-----BEGIN CERTIFICATE-----\nBASE\n-----END CERTIFICATE-----\n');
       const scan = { files: new Map([[bundlePath.slice(1), { content: base, mode: 0o444, uid: 0, gid: 0 }]]), children: new Map() };
+      // RHEL extracts email/objsign bundles too: updated when the base has them, never invented.
+      if (distro === 'rhel') scan.files.set('etc/pki/ca-trust/extracted/pem/email-ca-bundle.pem', { content: base, mode: 0o444, uid: 0, gid: 0 });
       const entries = await caCertsEntries(certs, distro, scan, (code, m) => warnings.push(`${code} ${m}`));
       const bundle = entries.find((e): e is Extract<LayerEntrySpec, { type: 'file' }> => e.type === 'file' && e.path === bundlePath)!;
       expect(bundle.mode).toBe(0o444);
@@ -120,6 +122,8 @@ describe('certs/ for opensuse-leap and rhel: what p11-kit picks from the anchors
         expect.stringMatching(/^W_CERT_IGNORED .*README\.md .* holds no PEM or DER certificate/),
       ]);
       expect(names).toContain('README.md');
+      const bundles = entries.filter((e) => e.type === 'file').map((e) => (e as { path: string }).path);
+      expect(bundles).toEqual(distro === 'rhel' ? [bundlePath, '/etc/pki/ca-trust/extracted/pem/email-ca-bundle.pem'] : [bundlePath]);
     }
   });
 
