@@ -8,6 +8,7 @@ import { dirname, resolve } from 'node:path';
 import { CanvosError } from '../errors.js';
 import { loadK8sVersions, selectK8sVersions } from '../provider/k8s-versions.js';
 import { loadBuildConfig } from '../provider/load.js';
+import { withPeVersionDefault } from '../provider/pe-version.js';
 import type { BuildConfig, WarningHandler } from '../provider/resolve.js';
 import type { RegistryTransportOptions } from '../registry/transport.js';
 import type { CliIo } from './main.js';
@@ -86,9 +87,11 @@ export async function loadCliConfig(values: ConfigFlagValues, io: CliIo, command
     overrides[s.slice(0, i)] = s.slice(i + 1);
   }
   const warn: WarningHandler = (code, msg) => io.stderr.write(`warning: ${msg} [${code}]\n`);
-  const config = await loadBuildConfig({ argFile, configFile, overrides, onWarning: warn });
+  const loaded = await loadBuildConfig({ argFile, configFile, overrides, onWarning: warn });
   const configDir = dirname(argFile ?? configFile ?? resolve(cwd, 'x'));
   const projectDir = values['project-dir'] ? resolve(cwd, values['project-dir']) : configDir;
+  // earthly.sh's PE_VERSION default (git describe of the checkout); an ISO with its own STYLUS_BASE does not use it.
+  const config = command === 'iso' && loaded.stylusBase ? loaded : await withPeVersionDefault(loaded, projectDir, io.signal);
   const proxy = config.httpProxy || config.httpsProxy ? { http: config.httpProxy || undefined, https: config.httpsProxy || undefined, noProxy: config.noProxy || undefined } : undefined;
   const registry: RegistryTransportOptions = {
     env: io.env,

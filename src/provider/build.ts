@@ -8,7 +8,7 @@
 import { createReadStream } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { Readable } from 'node:stream';
 import { openDestination } from '../copy/transports.js';
 import type { ImageDestination, ProgressFn } from '../copy/types.js';
@@ -21,10 +21,11 @@ import type { Descriptor } from '../oci/schemas.js';
 import type { RegistryTransportOptions } from '../registry/transport.js';
 import { assembleImage, layerMediaTypeFor, type AppendedLayer } from './assemble.js';
 import { scanBase } from './base-scan.js';
-import { CA_PATHS, planProviderImages } from './plan.js';
+import { baseScanRequest, planProviderImages } from './plan.js';
 import type { BuildPlan, PlannedLayer } from './plan-types.js';
 import { cachedBlobPath, openImage, type OpenedImage } from './image-reader.js';
 import { layerBuildSpec } from './layer-specs.js';
+import { loadLuetAuth, luetAuthError, registryOptionsFor } from './luet-auth.js';
 import { resolveBaseImage } from './derive.js';
 import type { BuildConfig, WarningHandler } from './resolve.js';
 
@@ -88,7 +89,7 @@ export async function buildProviderImages(config: BuildConfig, opts: BuildProvid
   const progress = opts.onProgress ?? (() => {});
   const signal = opts.signal;
   // Validate everything that needs no network first (unsupported shapes, missing BASE_IMAGE…).
-  planProviderImages(config, opts.versions, { projectDir: opts.projectDir });
+  const scanRequest = baseScanRequest(planProviderImages(config, opts.versions, { projectDir: opts.projectDir }).sharedLayers);
   // zstd without libzstd (native addon) or Node >= 22.15 fails here, not after the base was read.
   if (opts.layerCompression === 'zstd') await compressor().zstd(Buffer.alloc(1), 3);
   const cache = new BlobCache({ dir: opts.cacheDir });
@@ -101,17 +102,20 @@ export async function buildProviderImages(config: BuildConfig, opts: BuildProvid
     progress({ phase: 'resolve', item: baseRef, transferred: 0 });
     const base = await openImage(baseRef, config.arch, open);
     opened.push(base);
-    const ca = CA_PATHS[config.osDistribution];
     progress({ phase: 'scan-base', item: baseRef, transferred: 0, total: base.layers.reduce((n, l) => n + l.size, 0) });
-    const scan = await scanBase(base.openers, { files: ['/etc/kairos-release', '/etc/cos/bootargs.cfg', ca.bundle], listDirs: ['/etc/ssh', '/var/lib/dbus'] }, { signal });
+    const scan = await scanBase(base.openers, scanRequest, { signal });
     const supportsSysext = scan.systemdVersion !== undefined && scan.systemdVersion >= 255;
     const plan = planProviderImages(config, opts.versions, { projectDir: opts.projectDir, supportsSystemdExtensions: supportsSysext, onWarning: warn });
     if (!plan.bundled) warn('W_SYSEXT', `the base has systemd ${scan.systemdVersion}: k8s and the agent provider are not bundled (Stylus installs them as system extensions); set BUNDLE_K8S_AND_AGENT_PROVIDER=true to bundle them`);
 
+    const projectDir = resolve(opts.projectDir ?? process.cwd());
+    const luetAuth = await loadLuetAuth(projectDir, config, warn);
     const images = new Map<string, OpenedImage>();
     for (const ref of plan.sourceImages) {
       progress({ phase: 'resolve', item: ref, transferred: 0 });
-      const img = await openImage(ref, config.arch, open);
+      const img = await openImage(ref, config.arch, { ...open, registry: registryOptionsFor(config, ref, opts.registry, luetAuth) }).catch((e: unknown) => {
+        throw luetAuthError(config, ref, e, luetAuth, projectDir);
+      });
       opened.push(img);
       images.set(ref, img);
     }

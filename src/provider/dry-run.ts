@@ -6,7 +6,9 @@
 import { CanvosError, type ErrorCode } from '../errors.js';
 import { BlobCache } from '../oci/cache.js';
 import type { RegistryTransportOptions } from '../registry/transport.js';
+import { resolve } from 'node:path';
 import { openImage } from './image-reader.js';
+import { loadLuetAuth, luetAuthError, registryOptionsFor } from './luet-auth.js';
 import { planProviderImages } from './plan.js';
 import type { BuildPlan } from './plan-types.js';
 import type { BuildConfig, WarningHandler } from './resolve.js';
@@ -51,9 +53,13 @@ export interface DryRunOptions {
 export async function describeProviderBuild(config: BuildConfig, opts: DryRunOptions): Promise<DryRunReport> {
   const plan = planProviderImages(config, opts.versions, { projectDir: opts.projectDir, supportsSystemdExtensions: opts.supportsSystemdExtensions, onWarning: opts.onWarning });
   const cache = new BlobCache({ dir: opts.cacheDir });
+  const projectDir = resolve(opts.projectDir ?? process.cwd());
+  const luetAuth = await loadLuetAuth(projectDir, config, opts.onWarning);
   const info = async (ref: string): Promise<ImageSizeInfo> => {
     try {
-      const img = await openImage(ref, config.arch, { registry: opts.registry, cache, signal: opts.signal });
+      const img = await openImage(ref, config.arch, { registry: registryOptionsFor(config, ref, opts.registry, luetAuth), cache, signal: opts.signal }).catch((e: unknown) => {
+        throw luetAuthError(config, ref, e, luetAuth, projectDir);
+      });
       await img.source.close();
       return { ref, digest: img.manifest.digest, layers: img.layers.length, bytes: img.layers.reduce((n, l) => n + Math.max(0, l.size), 0) };
     } catch (e) {

@@ -29,6 +29,8 @@ export {
 export { parseArgEntries, parseArgText, loadArgFile, type ArgFileOptions } from './arg-file.js';
 export { parseConfigEntries, parseConfigYaml, loadConfigFile, type ConfigFileOptions, type ConfigYamlEntries } from './config-file.js';
 export { loadBuildConfig, type LoadConfigOptions } from './load.js';
+export { gitDescribePeVersion, withPeVersionDefault } from './pe-version.js';
+export { INVENTORY, applyInventory, argEntry, isNonDefault, inventoryMarkdown, type InventoryEntry, type InventoryRule, type InventoryScope, type InventoryStatus, type InventoryIssue } from './inventory.js';
 export { K8sVersionsSchema, parseK8sVersions, loadK8sVersions, selectK8sVersions, type K8sVersions } from './k8s-versions.js';
 export {
   resolveBaseImage,

@@ -11,8 +11,9 @@ import { buildIso, type BuildIsoResult, type IsoProgress } from '../iso/build-is
 import { scanFilesIso } from '../iso/files-iso.js';
 import { readUserData } from '../iso/iso-overlay.js';
 import { checkLocalUi } from '../iso/local-ui.js';
+import { applyInventory } from './inventory.js';
 import { openInstallerRootfs, type InstallerRootfsOptions } from './installer.js';
-import type { BuildConfig } from './resolve.js';
+import { formatLoc, type BuildConfig } from './resolve.js';
 
 /** Options of {@link buildInstallerIso}. */
 export interface InstallerIsoOptions extends InstallerRootfsOptions {
@@ -75,21 +76,25 @@ export async function installerIsoInputs(
   opts: Pick<InstallerIsoOptions, 'projectDir' | 'userData' | 'contentDirs' | 'localUi' | 'signal' | 'onWarning'> = {},
 ): Promise<InstallerIsoInputs> {
   const warn = opts.onWarning ?? (() => {});
+  applyInventory(config, ['base', 'iso']); // refusals only (UKI, MAAS/cloud images): before anything is built
   const projectDir = resolve(opts.projectDir ?? process.cwd());
   const defaultUserData = join(projectDir, 'user-data');
   const userData = opts.userData ? resolve(opts.userData) : (await isFile(defaultUserData)) ? defaultUserData : undefined;
   const contentDirs = [...(await projectContentDirs(projectDir)), ...(opts.contentDirs ?? []).map((d) => resolve(d))];
-  // CanvOS copies CLUSTERCONFIG and EDGE_CUSTOM_CONFIG with `COPY --if-exists`: a missing file is skipped, loudly here.
+  // CanvOS copies CLUSTERCONFIG and EDGE_CUSTOM_CONFIG with `COPY --if-exists` (and .arg.template sets
+  // CLUSTERCONFIG=spc.tgz): a missing file is skipped, loudly here.
   const cc = config.clusterconfig ? resolve(projectDir, config.clusterconfig) : undefined;
   const clusterConfig = cc && (await isFile(cc)) ? cc : undefined;
   if (cc && !clusterConfig) {
-    warn('W_CLUSTERCONFIG_MISSING', `CLUSTERCONFIG ${cc} does not exist: the ISO gets no /opt/spectrocloud/clusterconfig/spc.tgz (CanvOS skips it too)`);
+    const at = formatLoc(config.origins.CLUSTERCONFIG);
+    warn('W_CLUSTERCONFIG_MISSING', `${at ? `${at}: ` : ''}CLUSTERCONFIG=${config.clusterconfig}: ${cc} does not exist, so the ISO has no /opt/spectrocloud/clusterconfig/spc.tgz (CanvOS copies it only if it exists)`);
   }
   const ecc = config.edgeCustomConfig ? resolve(projectDir, config.edgeCustomConfig) : undefined;
   const edgeCustomConfig = ecc && (await isFile(ecc)) ? ecc : undefined;
   // The default name (.arg.template's) usually does not exist; a name the user chose should.
   if (ecc && !edgeCustomConfig && config.edgeCustomConfig !== DEFAULT_EDGE_CUSTOM_CONFIG) {
-    warn('W_EDGE_CUSTOM_CONFIG_MISSING', `EDGE_CUSTOM_CONFIG ${ecc} does not exist: the ISO gets no /.edge_custom_config.yaml (CanvOS skips it too)`);
+    const at = formatLoc(config.origins.EDGE_CUSTOM_CONFIG);
+    warn('W_EDGE_CUSTOM_CONFIG_MISSING', `${at ? `${at}: ` : ''}EDGE_CUSTOM_CONFIG=${config.edgeCustomConfig}: ${ecc} does not exist, so the ISO has no /.edge_custom_config.yaml (CanvOS copies it only if it exists)`);
   }
   if (userData) await readUserData(userData);
   // CanvOS: `COPY overlay/files-iso/ /overlay/` and `COPY --if-exists local-ui.tar`.

@@ -23,7 +23,7 @@ import { scanBase } from './base-scan.js';
 import { resolveBaseImage, stylusImage } from './derive.js';
 import { openImage, type OpenedImage } from './image-reader.js';
 import { layerBuildSpec, type SpecContext } from './layer-specs.js';
-import { CA_PATHS, planProviderImages } from './plan.js';
+import { baseScanRequest, planProviderImages } from './plan.js';
 import type { PlannedLayer } from './plan-types.js';
 import type { BuildConfig, WarningHandler } from './resolve.js';
 
@@ -64,6 +64,7 @@ export function planInstallerLayers(config: BuildConfig, projectDir: string, onW
     projectDir,
     supportsSystemdExtensions: true,
     onWarning,
+    scope: 'iso',
   });
   const shared = (name: string): PlannedLayer => {
     const l = plan.sharedLayers.find((x) => x.name === name);
@@ -115,11 +116,6 @@ export async function openInstallerRootfs(config: BuildConfig, opts: InstallerRo
   const signal = opts.signal;
   const say = opts.onProgress ?? (() => {});
   const warn = opts.onWarning ?? (() => {});
-  if (config.isUki) {
-    throw new CanvosError('ERR_CONFIG', 'IS_UKI=true: the UKI installer ISO (signed EFI artefacts) is not supported by canvos-lite', {
-      hint: 'set IS_UKI=false, or build UKI ISOs with CanvOS',
-    });
-  }
   const projectDir = resolve(opts.projectDir ?? process.cwd());
   const planned = planInstallerLayers(config, projectDir, warn);
   const cache = new BlobCache({ dir: opts.cacheDir, env: opts.env });
@@ -141,8 +137,7 @@ export async function openInstallerRootfs(config: BuildConfig, opts: InstallerRo
     const stylus = await openImage(ref, config.arch, open);
     opened.push(stylus);
     say(`scan ${baseRef}`);
-    const ca = CA_PATHS[config.osDistribution];
-    const scan = await scanBase(base.openers, { files: ['/etc/kairos-release', '/etc/cos/bootargs.cfg', ca.bundle], listDirs: ['/etc/ssh', '/var/lib/dbus'] }, { signal });
+    const scan = await scanBase(base.openers, baseScanRequest([planned.osConfig, planned.overlay, planned.finalize]), { signal });
     const ctx: SpecContext = { config, scan, images: new Map([[ref, stylus]]), onWarning: warn, signal };
 
     const openers: LayerOpener[] = [...base.openers];

@@ -3,14 +3,14 @@
  * source images are open: host files and trees, entries streamed from other images (relocated and filtered in one
  * pass per image), verified downloads, edited base files and whiteouts of names found in the base listing.
  */
-import { readdir, readFile, stat } from 'node:fs/promises';
-import { join } from 'node:path';
+import { stat } from 'node:fs/promises';
 import { CanvosError } from '../errors.js';
 import { mergeLayers } from '../layers/merge.js';
 import { normalizeLayerPath } from '../layers/path.js';
 import type { LayerEntrySpec, LayerSpec } from '../layers/spec.js';
 import { globMatch, resolveInBase, type BaseScan } from './base-scan.js';
 import type { OpenedImage } from './image-reader.js';
+import { caCertsEntries } from './ca-certs.js';
 import { editBootargs, editKairosRelease } from './os-edits.js';
 import type { PlannedItem, PlannedLayer } from './plan-types.js';
 import type { BuildConfig, WarningHandler } from './resolve.js';
@@ -85,7 +85,6 @@ function imageMapper(items: PlannedItem[], matched: Set<PlannedItem>, scan: Base
 export async function layerBuildSpec(layer: PlannedLayer, ctx: SpecContext): Promise<LayerBuildSpec | null> {
   const entries: LayerEntrySpec[] = [];
   const checks: (() => void)[] = [];
-  let certs: { name: string; content: Buffer }[] = [];
   const byImage = new Map<string, PlannedItem[]>();
   for (const it of layer.items) {
     if (it.source.kind === 'image') {
@@ -133,24 +132,16 @@ export async function layerBuildSpec(layer: PlannedLayer, ctx: SpecContext): Pro
       }
       case 'host-file': {
         if ((await exists(src.path)) !== 'file') {
+          if (it.optional && it.missingWarning) ctx.onWarning('W_EDGE_CUSTOM_CONFIG_MISSING', it.missingWarning);
           if (it.optional) break;
-          throw missing(src.path, 'create the file or fix the path in the configuration');
+          throw missing(src.path, it.missingHint ?? 'create the file or fix the path in the configuration');
         }
         entries.push({ type: 'file', path: it.target, source: { host: src.path }, ...meta });
         break;
       }
-      case 'host-glob': {
-        if ((await exists(src.dir)) !== 'dir') break;
-        const names = (await readdir(src.dir)).filter((n) => globMatch(src.pattern, n)).sort();
-        certs = [];
-        for (const n of names) {
-          const p = join(src.dir, n);
-          if ((await exists(p)) !== 'file') continue;
-          certs.push({ name: n, content: await readFile(p) });
-          entries.push({ type: 'file', path: `${it.target}/${n}`, source: { host: p }, ...meta });
-        }
+      case 'ca-certs':
+        entries.push(...(await caCertsEntries(src.dir, src.distro, ctx.scan, ctx.onWarning)));
         break;
-      }
       case 'url':
         entries.push({ type: 'file', path: it.target, source: { url: src.url, sha256: src.sha256 }, ...meta });
         break;
@@ -161,19 +152,15 @@ export async function layerBuildSpec(layer: PlannedLayer, ctx: SpecContext): Pro
         const base = ctx.scan.files.get(norm(src.path));
         const owner = base ? { uid: base.uid, gid: base.gid } : {};
         const mode = it.mode ?? base?.mode ?? 0o644;
-        let text: string | undefined;
+        let text: string;
         if (src.edit === 'kairos-release') {
           text = editKairosRelease(base?.content.toString('utf8'), ctx.config);
-        } else if (src.edit === 'bootargs') {
+        } else {
           if (!base) {
             ctx.onWarning('W_BASE_FILE_MISSING', `${src.path} is not in the base image; the SELinux/cgroup v2/nouveau kernel arguments were not applied`);
             break;
           }
           text = editBootargs(base.content.toString('utf8'), ctx.config);
-        } else {
-          if (certs.length === 0) break; // no certs/ → the bundle stays as it is
-          const parts = [base?.content.toString('utf8') ?? '', ...certs.map((c) => c.content.toString('utf8'))];
-          text = parts.map((t) => (t === '' || t.endsWith('\n') ? t : `${t}\n`)).join('');
         }
         entries.push({ type: 'file', path: it.target, source: { inline: text }, mode, ...owner });
         break;
@@ -183,9 +170,6 @@ export async function layerBuildSpec(layer: PlannedLayer, ctx: SpecContext): Pro
         if (names.length) entries.push({ type: 'whiteout', paths: names.map((n) => `${norm(src.dir)}/${n}`) });
         break;
       }
-      case 'path':
-        entries.push({ type: 'whiteout', paths: [src.path] });
-        break;
     }
   }
   if (entries.length === 0) return null;

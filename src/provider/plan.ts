@@ -8,6 +8,8 @@ import { resolve } from 'node:path';
 import { CanvosError } from '../errors.js';
 import { baseK8sVersion, isJetsonBase, k8sSource, providerImage, providerImagePath, providerTag, resolveBaseImage, stylusImage, thirdPartyBinaryPath } from './derive.js';
 import type { BuildPlan, PlannedItem, PlannedLayer, ProviderImagePlan } from './plan-types.js';
+import { CA_PATHS, ETC_CERTS_DIR } from './ca-certs.js';
+import { applyInventory } from './inventory.js';
 import { formatLoc, type BuildConfig, type WarningHandler } from './resolve.js';
 
 /** Options of {@link planProviderImages}. */
@@ -20,52 +22,25 @@ export interface PlanOptions {
    */
   supportsSystemdExtensions?: boolean | undefined;
   onWarning?: WarningHandler | undefined;
+  /** The build step the plan is for: provider images, or the installer ISO's rootfs (inventory rules). Default: 'provider'. */
+  scope?: 'provider' | 'iso' | undefined;
 }
 
-/** Per-distribution CA locations (CanvOS Dockerfile 10–25) and the bundle update-ca-certificates/update-ca-trust writes. */
-export const CA_PATHS: Readonly<Record<BuildConfig['osDistribution'], { anchors: string; bundle: string }>> = {
-  ubuntu: { anchors: '/usr/local/share/ca-certificates', bundle: '/etc/ssl/certs/ca-certificates.crt' },
-  'opensuse-leap': { anchors: '/usr/share/pki/trust/anchors', bundle: '/var/lib/ca-certificates/ca-bundle.pem' },
-  sles: { anchors: '/usr/share/pki/trust/anchors', bundle: '/var/lib/ca-certificates/ca-bundle.pem' },
-  rhel: { anchors: '/etc/pki/ca-trust/source/anchors', bundle: '/etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem' },
-};
+export { CA_PATHS } from './ca-certs.js';
 
 /** Where CanvOS's provider images put the agent provider (moved from /usr/local/system/providers, PE-8315). */
 export const PROVIDERS_DIR = '/system/providers';
 /** Sentinel telling Stylus that k8s and the agent provider are baked in (no sysext download). */
 export const BUNDLED_SENTINEL = '/etc/spectro-sysext/k8s-and-agent-provider-bundled';
 
-function refuse(c: BuildConfig, cond: boolean, name: 'IS_UKI' | 'TWO_NODE', why: string, hint: string): void {
-  if (!cond) return;
-  const at = formatLoc(c.origins[name]);
-  throw new CanvosError('ERR_CONFIG', `${at ? `${at}: ` : ''}${name}=true is not supported by canvos-lite: ${why}`, { hint });
-}
-
-function warnExecSteps(c: BuildConfig, warn: WarningHandler): void {
-  const steps: [boolean, string][] = [
-    [c.updateKernel, 'UPDATE_KERNEL=true (kernel upgrade + dracut)'],
-    [c.cisHardening, 'CIS_HARDENING=true (cis-harden/harden.sh)'],
-    [c.ubuntuProAttach, 'UBUNTU_PRO_ATTACH=true (pro attach)'],
-    [c.installNvidiaGpuDrivers, 'INSTALL_NVIDIA_GPU_DRIVERS=true (driver install)'],
-    [c.installAmdGpuDrivers, 'INSTALL_AMD_GPU_DRIVERS=true (driver install)'],
-    [c.k8sDistribution === 'kubeadm' && c.osDistribution === 'ubuntu' && c.arch === 'amd64', 'kubeadm on ubuntu/amd64 (kernel headers install)'],
-    [c.k8sDistribution === 'nodeadm' && c.osDistribution === 'ubuntu', 'nodeadm on ubuntu (nodeadm install -p iam-ra / ssm)'],
-  ];
-  for (const [on, what] of steps) {
-    if (on) warn('W_EXEC_STEP_SKIPPED', `${what} needs to run commands inside the image; canvos-lite only appends file layers, so BASE_IMAGE must already contain it`);
-  }
-}
-
 /**
  * Plan one provider image per version. Throws ERR_CONFIG for configurations whose image shape canvos-lite cannot
  * produce (IS_UKI, TWO_NODE) and for a missing BASE_IMAGE where CanvOS has no default.
  */
 export function planProviderImages(c: BuildConfig, versions: readonly string[], opts: PlanOptions = {}): BuildPlan {
-  const warn = opts.onWarning ?? (() => {});
-  refuse(c, c.isUki, 'IS_UKI', 'a UKI provider image carries signed EFI artefacts built by enki/osbuilder', 'set IS_UKI=false, or build UKI images with CanvOS');
-  refuse(c, c.twoNode, 'TWO_NODE', 'it installs postgresql and kine by running apt/zypper in the image', 'pre-install postgresql + kine in BASE_IMAGE and set TWO_NODE=false');
+  // Refusals and no-effect warnings come from the CanvOS inventory, so they match README's table.
+  applyInventory(c, ['base', opts.scope ?? 'provider'], opts.onWarning);
   if (versions.length === 0) throw new CanvosError('ERR_CONFIG', 'no Kubernetes version to build', { hint: 'set K8S_VERSION or list versions in k8s_version.json' });
-  warnExecSteps(c, warn);
   const unique = [...new Set(versions)];
   for (const name of ['IMAGE_PATH', 'BASE_K8S_VERSION'] as const) {
     const set = name === 'IMAGE_PATH' ? c.imagePath : c.baseK8sVersion;
@@ -81,19 +56,28 @@ export function planProviderImages(c: BuildConfig, versions: readonly string[], 
   const host = (p: string): string => resolve(dir, p);
   const baseImage = resolveBaseImage(c);
   const bundled = c.bundleK8sAndAgentProvider || opts.supportsSystemdExtensions !== true;
-  const ca = CA_PATHS[c.osDistribution];
 
   const osConfig: PlannedItem[] = [
-    { op: 'copy', source: { kind: 'host-glob', dir: host('certs'), pattern: '*.crt' }, target: ca.anchors, mode: 0o644, optional: true },
-    // Appended only when certs/ matched: base bundle + the new certificates (what update-ca-certificates writes).
-    { op: 'edit', source: { kind: 'base-edit', path: ca.bundle, edit: 'ca-bundle' }, target: ca.bundle, mode: 0o644, optional: true },
+    // Dockerfile 10–25: cp -a /certs/. <anchors>/ + update-ca-certificates / update-ca-trust (see ca-certs.ts).
+    { op: 'copy', source: { kind: 'ca-certs', dir: host('certs'), distro: c.osDistribution }, target: CA_PATHS[c.osDistribution].anchors, optional: true },
     { op: 'edit', source: { kind: 'base-edit', path: '/etc/kairos-release', edit: 'kairos-release' }, target: '/etc/kairos-release', mode: 0o644 },
   ];
   if (!c.isUki) {
     osConfig.push({ op: 'edit', source: { kind: 'base-edit', path: '/etc/cos/bootargs.cfg', edit: 'bootargs' }, target: '/etc/cos/bootargs.cfg', optional: true });
   }
-  if (isJetsonBase(baseImage, c.isJetson)) osConfig.push({ op: 'copy', source: { kind: 'host-file', path: host('cloudconfigs/mount.yaml') }, target: '/etc/kairos/mount.yaml', optional: true });
-  if (c.isMaas) osConfig.push({ op: 'copy', source: { kind: 'host-file', path: host('cloudconfigs/80_stylus_maas.yaml') }, target: '/system/oem/80_stylus_maas.yaml', optional: true });
+  // Plain COPY in CanvOS (no --if-exists): a missing file fails the build there too.
+  if (isJetsonBase(baseImage, c.isJetson)) {
+    osConfig.push({
+      op: 'copy', source: { kind: 'host-file', path: host('cloudconfigs/mount.yaml') }, target: '/etc/kairos/mount.yaml',
+      missingHint: `${c.isJetson === 'true' ? 'IS_JETSON=true' : 'BASE_IMAGE is an nvidia-jetson-agx-orin image'}, so CanvOS copies cloudconfigs/mount.yaml to /etc/kairos/mount.yaml: copy it from CanvOS's cloudconfigs/ (or set IS_JETSON=false)`,
+    });
+  }
+  if (c.isMaas) {
+    osConfig.push({
+      op: 'copy', source: { kind: 'host-file', path: host('cloudconfigs/80_stylus_maas.yaml') }, target: '/system/oem/80_stylus_maas.yaml',
+      missingHint: "IS_MAAS=true, so CanvOS copies cloudconfigs/80_stylus_maas.yaml to /system/oem/: copy it from CanvOS's cloudconfigs/ (or set IS_MAAS=false)",
+    });
+  }
   osConfig.push(
     { op: 'whiteout', source: { kind: 'base-match', dir: '/var/lib/dbus', pattern: 'machine-id' }, target: '/var/lib/dbus' },
     { op: 'create', source: { kind: 'generated', content: '' }, target: '/etc/machine-id', mode: 0o444 },
@@ -122,7 +106,9 @@ export function planProviderImages(c: BuildConfig, versions: readonly string[], 
       items: [
         { op: 'copy', source: { kind: 'image', ref, path: '/', exclude: ['/usr/local/system/providers'] }, target: '/' },
         { op: 'copy', source: { kind: 'image', ref, path: '/usr/local/system/providers/agent-provider-*' }, target: PROVIDERS_DIR },
-        { op: 'whiteout', source: { kind: 'path', path: '/usr/local/system/providers' }, target: '/usr/local/system/providers' },
+        // CanvOS `rm -rf /usr/local/system/providers`: only when the base has it (the provider image's own copy is
+        // excluded above); a whiteout of a path no lower layer has breaks overlayfs runtimes (issue #12).
+        { op: 'whiteout', source: { kind: 'base-match', dir: '/usr/local/system', pattern: 'providers' }, target: '/usr/local/system' },
         { op: 'create', source: { kind: 'generated', content: '' }, target: BUNDLED_SENTINEL, mode: 0o644 },
       ],
     });
@@ -136,7 +122,12 @@ export function planProviderImages(c: BuildConfig, versions: readonly string[], 
     { op: 'copy', source: { kind: 'image', ref: stylus, path: '/etc/elemental/config.yaml' }, target: '/etc/elemental/config.yaml' },
   ];
   if (c.edgeCustomConfig) {
-    stylusItems.push({ op: 'copy', source: { kind: 'host-file', path: host(c.edgeCustomConfig) }, target: '/oem/.edge_custom_config.yaml', optional: true });
+    // CanvOS copies it only when present; the default name is often absent, a name written explicitly is warned about.
+    const at = formatLoc(c.origins?.EDGE_CUSTOM_CONFIG);
+    stylusItems.push({
+      op: 'copy', source: { kind: 'host-file', path: host(c.edgeCustomConfig) }, target: '/oem/.edge_custom_config.yaml', optional: true,
+      ...(at && c.edgeCustomConfig !== '.edge-custom-config.yaml' ? { missingWarning: `${at}: EDGE_CUSTOM_CONFIG=${c.edgeCustomConfig}: ${host(c.edgeCustomConfig)} does not exist, so no edge custom config is added (CanvOS copies it only if it exists)` } : {}),
+    });
   }
   shared.push({ name: 'stylus', shared: true, description: `Palette Edge agent configuration from ${stylus}`, items: stylusItems });
 
@@ -168,6 +159,27 @@ export function planProviderImages(c: BuildConfig, versions: readonly string[], 
     };
   });
   return { baseImage, bundled, sourceImages: [...sourceImages], sharedLayers: shared, images };
+}
+
+/**
+ * What the base scan must collect for `layers`: the files their edits read and the directories their whiteouts
+ * list. Derived from the plan, so a new edit or whiteout cannot be forgotten by the scan.
+ */
+export function baseScanRequest(layers: readonly PlannedLayer[]): { files: string[]; listDirs: string[] } {
+  const files = new Set<string>();
+  const listDirs = new Set<string>();
+  for (const l of layers) {
+    for (const it of l.items) {
+      if (it.source.kind === 'base-edit') files.add(it.source.path);
+      else if (it.source.kind === 'ca-certs') {
+        const ca = CA_PATHS[it.source.distro];
+        for (const f of [ca.bundle, ...(ca.extraBundles ?? [])]) files.add(f);
+        listDirs.add(ETC_CERTS_DIR);
+      }
+      else if (it.source.kind === 'base-match') listDirs.add(it.source.dir);
+    }
+  }
+  return { files: [...files], listDirs: [...listDirs] };
 }
 
 // The k8s layer is last: it is the only per-version layer, so all images share every layer below it.

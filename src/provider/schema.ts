@@ -79,7 +79,8 @@ const REGISTRY_RE = new RegExp(`^[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?(?::\\
 const REPO_RE = new RegExp(`^${COMPONENT}(?:/${COMPONENT})*$`);
 const TAG_PART_RE = /^[A-Za-z0-9_.-]*$/;
 const TAGLIKE_RE = /^[\w][\w.-]{0,127}$/;
-const PE_VERSION_RE = /^v?\d+\.\d+\.\d+(?:-[0-9A-Za-z.-]+)?$/;
+/** A Palette Edge version (`v4.9.38`, `v4.10.0-rc.2`). */
+export const PE_VERSION_RE = /^v?\d+\.\d+\.\d+(?:-[0-9A-Za-z.-]+)?$/;
 const K8S_VERSION_RE = /^(?:\d+\.\d+\.\d+)?$/;
 const NUMERIC_VERSION_RE = /^\d+(?:\.\d+)*$/;
 
@@ -91,6 +92,8 @@ export const FIPS_PUB_REPO = 'us-docker.pkg.dev/palette-images-fips';
 export const OS_DISTRIBUTIONS = ['ubuntu', 'opensuse-leap', 'rhel', 'sles'] as const;
 /** The supported Kubernetes distributions. */
 export const K8S_DISTRIBUTIONS = ['k3s', 'rke2', 'kubeadm', 'kubeadm-fips', 'nodeadm', 'canonical'] as const;
+/** OS_VERSION of opensuse-leap (CanvOS os_version.json: 15.6). */
+export const OPENSUSE_LEAP_RE = /^15\.\d+$/;
 /** Ubuntu OS_VERSION values the Earthfile's base-image selection understands (canvos.md §1.1). */
 export const UBUNTU_VERSIONS = ['20', '22', '20.04', '22.04', '24.04'] as const;
 
@@ -101,7 +104,7 @@ const ARGS_SHAPE = {
   imageRepo: derived('$OS_DISTRIBUTION', REPO_RE, 'a lowercase repository path, e.g. ubuntu or edge/provider'),
   osVersion: str('22.04', NUMERIC_VERSION_RE, 'a numeric version such as 22.04 or 15.6'),
   k8sDistribution: oneOf(K8S_DISTRIBUTIONS, 'k3s'),
-  isoName: str('installer', /^[A-Za-z0-9._-]+$/, 'a file base name (letters, digits, ".", "_", "-")'),
+  isoName: str('palette-edge-installer', /^[A-Za-z0-9._-]+$/, 'a file base name (letters, digits, ".", "_", "-")'),
   arch: oneOf(['amd64', 'arm64'], 'amd64'),
   httpsProxy: str(''),
   httpProxy: str(''),
@@ -253,6 +256,10 @@ export const BuildArgsSchema = z
   .superRefine((a, ctx) => {
     if (a.osDistribution === 'ubuntu' && !(UBUNTU_VERSIONS as readonly string[]).includes(a.osVersion) && !a.baseImage) {
       ctx.addIssue({ code: 'custom', path: ['osVersion'], message: `must be one of ${UBUNTU_VERSIONS.join(', ')} for ubuntu (or set BASE_IMAGE)` });
+    }
+    // CanvOS's only openSUSE base is Leap 15 (kairos-opensuse:leap-15.x); without this, leap-22.04 fails much later.
+    if (a.osDistribution === 'opensuse-leap' && !OPENSUSE_LEAP_RE.test(a.osVersion)) {
+      ctx.addIssue({ code: 'custom', path: ['osVersion'], message: `must be 15.<minor> for opensuse-leap, e.g. 15.6 (${a.osVersion} is${a.osVersion === '22.04' ? " CanvOS's Ubuntu default" : ' not a Leap 15 release'})` });
     }
     if (a.fipsEnabled && a.updateKernel) {
       ctx.addIssue({ code: 'custom', path: ['updateKernel'], message: 'UPDATE_KERNEL and FIPS_ENABLED are mutually exclusive; set one of them to false' });

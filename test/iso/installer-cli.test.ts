@@ -2,11 +2,11 @@
  * `canvos-lite iso` driven by a CanvOS `.arg`: the bootable fixture base (OCI layout, plus a layer of SSH host keys), a stylus framework image (OCI layout), overlay/files, certs, user-data, content-*, CLUSTERCONFIG.
  * Checks the ISO layout with xorriso, the installer rootfs with unsquashfs, and boots it once with SeaBIOS.
  */
-import { createHash } from 'node:crypto';
 import { cp, mkdir, readFile, readdir, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildLayer } from '../../src/layers/build.js';
+import { appendLayerToLayout } from '../helpers/append-layer.js';
 import { MARKER, prepareBootFixture } from '../helpers/boot-fixture.js';
 import { makeOciLayout } from '../helpers/fixtures.js';
 import { bootIso } from '../helpers/qemu.js';
@@ -30,7 +30,6 @@ async function baseWithSshKeys(dir: string): Promise<string> {
   const layout = join(dir, 'base');
   await cp(fx.layoutDir, layout, { recursive: true });
   const blobs = join(layout, 'blobs', 'sha256');
-  const blob = (d: string): string => join(blobs, d.replace(/^sha256:/, ''));
   const layer = await buildLayer(
     {
       entries: [
@@ -43,21 +42,7 @@ async function baseWithSshKeys(dir: string): Promise<string> {
     },
     { dir: blobs, sourceDateEpoch: 1_700_000_000 },
   );
-  const index = JSON.parse(await readFile(join(layout, 'index.json'), 'utf8')) as { manifests: { digest: string; size: number }[] };
-  const desc = index.manifests[0]!;
-  const manifest = JSON.parse(await readFile(blob(desc.digest), 'utf8')) as { config: { digest: string; size: number }; layers: unknown[] };
-  const config = JSON.parse(await readFile(blob(manifest.config.digest), 'utf8')) as { rootfs: { diff_ids: string[] } };
-  config.rootfs.diff_ids.push(layer.diffId);
-  const put = async (data: Buffer): Promise<{ digest: string; size: number }> => {
-    const digest = `sha256:${createHash('sha256').update(data).digest('hex')}`;
-    await writeFile(blob(digest), data);
-    return { digest, size: data.length };
-  };
-  const c = await put(Buffer.from(JSON.stringify(config)));
-  manifest.config = { ...manifest.config, ...c };
-  manifest.layers.push({ mediaType: layer.mediaType, digest: layer.digest, size: layer.size });
-  Object.assign(desc, await put(Buffer.from(JSON.stringify(manifest))));
-  await writeFile(join(layout, 'index.json'), JSON.stringify(index));
+  await appendLayerToLayout(layout, layer);
   return `oci:${layout}:${fx.tag}`;
 }
 

@@ -1,6 +1,6 @@
 import { createServer, type Server } from 'node:http';
 import { createHash } from 'node:crypto';
-import { readFile, stat, writeFile } from 'node:fs/promises';
+import { readFile, readlink, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ProgressEvent } from '../../src/copy/types.js';
@@ -12,6 +12,7 @@ import { makeOciLayout } from '../helpers/fixtures.js';
 import { pushLayout } from '../helpers/push-layout.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { run, skopeo, tmpDir, umoci } from '../helpers/tools.js';
+import { imageLayerDigests, registryBlobPath, registryTags, whiteoutProblems } from '../helpers/whiteouts.js';
 import { BASE_FILES, K3S_VERSIONS, makeProject, pushFixtureImages, type FixtureRefs } from './fixture-images.js';
 
 let reg: TestRegistry;
@@ -135,7 +136,9 @@ describe('buildProviderImages against a real registry', () => {
     expect(await read('etc/rsyslog.d/49-stylus.conf')).toContain('stylus');
     expect(await mode('etc/logrotate.d/stylus.conf')).toBe(0o644);
     expect(await read('usr/local/share/ca-certificates/corp-proxy.crt')).toContain('CORP');
-    expect(await exists(join(root, 'usr/local/share/ca-certificates/README.md'))).toBe(false);
+    // cp -a /certs/. copies everything; update-ca-certificates trusts only *.crt (a warning says so).
+    expect(await read('usr/local/share/ca-certificates/README.md')).toBe('not a certificate\n');
+    expect(await readlink(join(root, 'etc/ssl/certs/corp-proxy.pem'))).toBe('/usr/local/share/ca-certificates/corp-proxy.crt');
     expect(await read('etc/ssl/certs/ca-certificates.crt')).toBe(`${BASE_FILES['etc/ssl/certs/ca-certificates.crt']}-----BEGIN CERTIFICATE-----\nCORP\n-----END CERTIFICATE-----\n`);
     expect(await read('layer1/payload.bin').then((s) => s.length)).toBeGreaterThan(0); // base content is all there
     expect(await mode('etc')).toBe(0o755);
@@ -220,5 +223,28 @@ describe('buildProviderImages against a real registry', () => {
       server.close();
     }
     expect(await tags('out/ubuntu')).toEqual(before);
+  });
+
+  it('every whiteout in every layer of every image built above hides something a lower layer has (GNU tar listing)', async () => {
+    const built = (await registryTags(reg.url)).filter((t) => t.startsWith('out/'));
+    expect(built.length).toBeGreaterThanOrEqual(5);
+    const problems: string[] = [];
+    for (const t of built) {
+      const layers = await imageLayerDigests(`docker://${reg.host}/${t}`);
+      problems.push(...(await whiteoutProblems(layers.map((d) => registryBlobPath(reg.dataDir, d)), `${t} `)));
+    }
+    expect(problems).toEqual([]);
+  });
+
+  it('a base that has /usr/local/system/providers gets it removed by a whiteout (CanvOS rm -rf), and only then', async () => {
+    const dir = join(tmp.path, 'base-providers');
+    await makeOciLayout(dir, { platforms: ['linux/amd64'], layers: 1, layerBytes: 1024, files: { ...BASE_FILES, 'usr/local/system/providers/agent-provider-old': 'old\n' }, tag: '1' });
+    await pushLayout(dir, reg, 'kairos/base-providers', { tag: '1' });
+    const r = await build({ BASE_IMAGE: `${reg.host}/kairos/base-providers:1`, IMAGE_REPO: 'providers', K8S_VERSION: '1.30.4' });
+    const layers = r.images[0]!.layers.map((l) => registryBlobPath(reg.dataDir, l.digest));
+    expect(await whiteoutProblems(layers)).toEqual([]);
+    const root = await unpack(`${reg.host}/out/providers:k3s-1.30.4-v4.9.38-demo`, 'providers');
+    expect(await exists(join(root, 'usr/local/system/providers'))).toBe(false);
+    expect(await readFile(join(root, 'system/providers/agent-provider-k3s'), 'utf8')).toBe('#!agent-provider-k3s\n');
   });
 });

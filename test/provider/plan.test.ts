@@ -38,8 +38,7 @@ describe('provider plan', () => {
     const [img] = planProviderImages(c, selectK8sVersions(c, undefined), { projectDir: '/proj' }).images;
     const byName = Object.fromEntries((img?.layers ?? []).map((l) => [l.name, l.items]));
     expect(byName['os-config']).toEqual([
-      { op: 'copy', source: { kind: 'host-glob', dir: '/proj/certs', pattern: '*.crt' }, target: '/usr/local/share/ca-certificates', mode: 0o644, optional: true },
-      { op: 'edit', source: { kind: 'base-edit', path: '/etc/ssl/certs/ca-certificates.crt', edit: 'ca-bundle' }, target: '/etc/ssl/certs/ca-certificates.crt', mode: 0o644, optional: true },
+      { op: 'copy', source: { kind: 'ca-certs', dir: '/proj/certs', distro: 'ubuntu' }, target: '/usr/local/share/ca-certificates', optional: true },
       { op: 'edit', source: { kind: 'base-edit', path: '/etc/kairos-release', edit: 'kairos-release' }, target: '/etc/kairos-release', mode: 0o644 },
       { op: 'edit', source: { kind: 'base-edit', path: '/etc/cos/bootargs.cfg', edit: 'bootargs' }, target: '/etc/cos/bootargs.cfg', optional: true },
       { op: 'whiteout', source: { kind: 'base-match', dir: '/var/lib/dbus', pattern: 'machine-id' }, target: '/var/lib/dbus' },
@@ -47,7 +46,7 @@ describe('provider plan', () => {
     ]);
     expect(byName['overlay']?.[0]).toEqual({ op: 'copy', source: { kind: 'host-tree', path: '/proj/overlay/files/etc' }, target: '/etc', optional: true });
     expect(byName['agent-provider']).toContainEqual({ op: 'copy', source: { kind: 'image', ref: 'us-docker.pkg.dev/palette-images/edge/kairos-io/provider-k3s:v4.10.3', path: '/usr/local/system/providers/agent-provider-*' }, target: '/system/providers' });
-    expect(byName['agent-provider']).toContainEqual({ op: 'whiteout', source: { kind: 'path', path: '/usr/local/system/providers' }, target: '/usr/local/system/providers' });
+    expect(byName['agent-provider']).toContainEqual({ op: 'whiteout', source: { kind: 'base-match', dir: '/usr/local/system', pattern: 'providers' }, target: '/usr/local/system' });
     expect(byName['agent-provider']).toContainEqual({ op: 'create', source: { kind: 'generated', content: '' }, target: BUNDLED_SENTINEL, mode: 0o644 });
     const stylus = 'us-docker.pkg.dev/palette-images/edge/stylus-framework-linux-amd64:v4.9.38';
     expect(byName['stylus']).toEqual([
@@ -55,7 +54,8 @@ describe('provider plan', () => {
       { op: 'copy', source: { kind: 'image', ref: stylus, path: '/etc/kairos/80_stylus.yaml' }, target: '/etc/kairos/80_stylus.yaml', optional: true },
       { op: 'copy', source: { kind: 'image', ref: stylus, path: '/oem/stylus_config.yaml' }, target: '/etc/kairos/branding/stylus_config.yaml' },
       { op: 'copy', source: { kind: 'image', ref: stylus, path: '/etc/elemental/config.yaml' }, target: '/etc/elemental/config.yaml' },
-      { op: 'copy', source: { kind: 'host-file', path: '/proj/my-edge.yaml' }, target: '/oem/.edge_custom_config.yaml', optional: true },
+      // An EDGE_CUSTOM_CONFIG written explicitly but absent is warned about (CanvOS copies it only if present).
+      { op: 'copy', source: { kind: 'host-file', path: '/proj/my-edge.yaml' }, target: '/oem/.edge_custom_config.yaml', optional: true, missingWarning: '.arg:10: EDGE_CUSTOM_CONFIG=my-edge.yaml: /proj/my-edge.yaml does not exist, so no edge custom config is added (CanvOS copies it only if it exists)' },
     ]);
     expect(byName['finalize']?.slice(0, 2)).toEqual([
       { op: 'whiteout', source: { kind: 'base-match', dir: '/etc/ssh', pattern: 'ssh_host_*' }, target: '/etc/ssh' },
@@ -88,11 +88,12 @@ describe('provider plan', () => {
   it('distro-specific CA paths, Jetson and MAAS extras', () => {
     const suse = planProviderImages(parseArgText('OS_DISTRIBUTION=opensuse-leap\nOS_VERSION=15.6\nIS_MAAS=true\n'), ['1.30.4'], { projectDir: '/p' });
     const items = suse.sharedLayers[0]?.items ?? [];
-    expect(items[0]?.target).toBe('/usr/share/pki/trust/anchors');
-    expect(items[1]?.target).toBe('/var/lib/ca-certificates/ca-bundle.pem');
-    expect(items).toContainEqual({ op: 'copy', source: { kind: 'host-file', path: '/p/cloudconfigs/80_stylus_maas.yaml' }, target: '/system/oem/80_stylus_maas.yaml', optional: true });
+    expect(items[0]).toEqual({ op: 'copy', source: { kind: 'ca-certs', dir: '/p/certs', distro: 'opensuse-leap' }, target: '/usr/share/pki/trust/anchors', optional: true });
+    // Plain COPY in CanvOS (no --if-exists): required, with a hint naming the switch.
+    expect(items).toContainEqual(expect.objectContaining({ op: 'copy', source: { kind: 'host-file', path: '/p/cloudconfigs/80_stylus_maas.yaml' }, target: '/system/oem/80_stylus_maas.yaml', missingHint: expect.stringMatching(/^IS_MAAS=true/) }));
     const jetson = planProviderImages(parseArgText('ARCH=arm64\nBASE_IMAGE=quay.io/kairos/ubuntu:20.04-core-arm64-nvidia-jetson-agx-orin-v2.4.3\n'), ['1.30.4'], { projectDir: '/p' });
-    expect(jetson.sharedLayers[0]?.items).toContainEqual({ op: 'copy', source: { kind: 'host-file', path: '/p/cloudconfigs/mount.yaml' }, target: '/etc/kairos/mount.yaml', optional: true });
+    expect(jetson.sharedLayers[0]?.items).toContainEqual(expect.objectContaining({ op: 'copy', source: { kind: 'host-file', path: '/p/cloudconfigs/mount.yaml' }, target: '/etc/kairos/mount.yaml', missingHint: expect.stringMatching(/nvidia-jetson-agx-orin.*cloudconfigs\/mount\.yaml/) }));
+    expect(jetson.sharedLayers[0]?.items.find((i) => i.target === '/etc/kairos/mount.yaml')?.optional).toBeUndefined();
     expect(jetson.images[0]?.layers.at(-1)?.items[0]?.source).toMatchObject({ ref: 'us-docker.pkg.dev/palette-images/edge/luet-repo-arm:k3s-k8s-1.30.4-k3s1' });
   });
 
@@ -111,8 +112,8 @@ describe('provider plan', () => {
     const warnings: string[] = [];
     planProviderImages(parseArgText('K8S_DISTRIBUTION=kubeadm\nUPDATE_KERNEL=true\n'), ['1.30.4'], { onWarning: (code, m) => warnings.push(`${code} ${m}`) });
     expect(warnings).toHaveLength(2);
-    expect(warnings[0]).toMatch(/^W_EXEC_STEP_SKIPPED UPDATE_KERNEL=true/);
-    expect(warnings[1]).toMatch(/kubeadm on ubuntu\/amd64 \(kernel headers install\)/);
+    expect(warnings[0]).toMatch(/^W_EXEC_STEP_SKIPPED \.arg:2: UPDATE_KERNEL=true has no effect in canvos-lite: UPDATE_KERNEL \(kernel upgrade \+ dracut\) runs commands inside the image/);
+    expect(warnings[1]).toMatch(/kubeadm on ubuntu\/amd64 makes CanvOS run scripts\/install-kernel-headers.sh \(kernel headers install\)/);
   });
 
   it('the same version listed twice is planned once', () => {

@@ -56,7 +56,13 @@ async function run(argv: string[], io: CliIo): Promise<number> {
   if (values.output !== undefined && !/^oci:.+/.test(values.output)) throw usageError(`--output must be oci:DIR, not ${JSON.stringify(values.output)}`);
   const layerCompression = parseLayerCompression('build-all', values['layer-compression']);
   const cli = await loadCliConfig(values, io, 'build-all');
-  const { config, projectDir, registry, warn } = cli;
+  const { config, projectDir, registry } = cli;
+  // The provider images and the ISO share CanvOS's base-image step: say each warning once.
+  const said = new Set<string>();
+  const warn: typeof cli.warn = (code, msg) => {
+    if (!said.has(msg)) cli.warn(code, msg);
+    said.add(msg);
+  };
   const versions = await cliK8sVersions(cli, values, io);
   const isoOpts = {
     projectDir,
