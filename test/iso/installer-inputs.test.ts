@@ -83,8 +83,8 @@ describe('canvos-lite iso: CanvOS ISO inputs of a project', () => {
     expect(j.filesIso).toBe(join(project, 'overlay/files-iso'));
     expect(j.localUi).toBe(join(project, 'local-ui.tar'));
     expect(j.clusterConfig).toBeNull();
-    expect(r.stderr).toMatch(/^warning: CLUSTERCONFIG .*spc\.tgz does not exist: .* \[W_CLUSTERCONFIG_MISSING\]$/m);
-    expect(r.stderr).toMatch(/^warning: EDGE_CUSTOM_CONFIG .*site-signing\.yaml does not exist: .* \[W_EDGE_CUSTOM_CONFIG_MISSING\]$/m);
+    expect(r.stderr).toMatch(/^warning: .*CLUSTERCONFIG=spc\.tgz: .*spc\.tgz does not exist, .* \[W_CLUSTERCONFIG_MISSING\]$/m);
+    expect(r.stderr).toMatch(/^warning: .*EDGE_CUSTOM_CONFIG=site-signing\.yaml: .*site-signing\.yaml does not exist, .* \[W_EDGE_CUSTOM_CONFIG_MISSING\]$/m);
     expect(r.stderr).toMatch(/^warning: .*content-site: README\.md not copied: .* \[W_CONTENT_NOT_ZST\]$/m);
 
     const out = join(tmp.path, 'x');
