@@ -25,6 +25,8 @@ export interface Meta {
   size: number;
   nlink: number;
   ino: bigint;
+  /** Birth time (statx), 0 when the filesystem has none: tells a recreated directory that got its old inode back. */
+  btimeNs: bigint;
   mtimeNs: bigint;
   ctimeNs: bigint;
 }
@@ -50,6 +52,7 @@ export async function snapshot(root: string, skip: ReadonlySet<string> = new Set
       size: kind === 'f' ? Number(st.size) : 0,
       nlink: Number(st.nlink),
       ino: st.ino,
+      btimeNs: st.birthtimeNs,
       mtimeNs: st.mtimeNs,
       ctimeNs: st.ctimeNs,
     });
@@ -63,7 +66,7 @@ export async function snapshot(root: string, skip: ReadonlySet<string> = new Set
  * removes a mount point in it (whose mtime is restored), which is no change of the image.
  */
 function changed(a: Meta, b: Meta): boolean {
-  if (a.kind !== b.kind || a.ino !== b.ino || a.mtimeNs !== b.mtimeNs || a.size !== b.size || a.mode !== b.mode || a.uid !== b.uid || a.gid !== b.gid) return true;
+  if (a.kind !== b.kind || a.ino !== b.ino || a.btimeNs !== b.btimeNs || a.mtimeNs !== b.mtimeNs || a.size !== b.size || a.mode !== b.mode || a.uid !== b.uid || a.gid !== b.gid) return true;
   return a.kind !== 'd' && a.ctimeNs !== b.ctimeNs;
 }
 
@@ -135,7 +138,7 @@ export async function captureDiff(
     if (p === '') continue;
     const b = before.get(p);
     if (!b || changed(b, m)) add.add(p);
-    if (b && b.kind === 'd' && m.kind === 'd' && b.ino !== m.ino) opaque.add(p);
+    if (b && b.kind === 'd' && m.kind === 'd' && (b.ino !== m.ino || b.btimeNs !== m.btimeNs)) opaque.add(p);
   }
   const whiteouts: string[] = [];
   for (const p of before.keys()) {

@@ -8,8 +8,10 @@ import { readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CanvosError } from '../../src/errors.js';
-import { checkArch, openWorkspace, probeUserNamespaces } from '../../src/exec/index.js';
-import { unprivilegedTempDir } from '../helpers/unprivileged.js';
+import { checkArch, openWorkspace, probeUserNamespaces, USERNS_HINT } from '../../src/exec/index.js';
+import { run } from '../helpers/tools.js';
+import { asUnprivileged, unprivilegedTempDir } from '../helpers/unprivileged.js';
+import { fileURLToPath } from 'node:url';
 import { readTar, runDriver, writeTinyBase, type DriverEvent } from './helpers.js';
 
 const EPOCH = 1_700_000_000;
@@ -91,6 +93,23 @@ describe('openWorkspace as an unprivileged user', () => {
     expect(events[0]).toMatchObject({ event: 'probe', ok: false, reason: expect.stringContaining('CANVOS_EXEC_DISABLE_USERNS=1') });
     expect(events[0]!.hint).toMatch(/enable unprivileged user namespaces .*pre-bake the change into BASE_IMAGE/);
     expect(events.find((e) => e.event === 'error')).toMatchObject({ code: 'ERR_EXEC_UNAVAILABLE' });
+  });
+});
+
+describe('a real user-namespace failure', () => {
+  it('the probe tries unshare and names the sysctl when user.max_user_namespaces is 0 (set in a nested namespace)', async () => {
+    // The user.* sysctls are per user namespace: its root may lower them. Inside a namespace of the test user, set
+    // the limit to 0, become an ordinary uid there, and probe: the kernel really refuses the unshare.
+    const lib = fileURLToPath(new URL('../../dist/index.js', import.meta.url));
+    const probe = `import(${JSON.stringify(lib)}).then((m) => m.probeUserNamespaces()).then((r) => console.log(JSON.stringify(r)))`;
+    const inner = ['/usr/bin/setpriv', '--reuid=1000', '--regid=1000', '--clear-groups', '--', process.execPath, '--input-type=module', '-e', probe];
+    const script = `echo 0 > /proc/sys/user/max_user_namespaces && cd / && exec "$@"`;
+    const argv = asUnprivileged(['unshare', '--user', '--map-root-user', '--map-auto', '--', '/bin/sh', '-c', script, 'sh', ...inner]);
+    const r = await run(argv[0]!, argv.slice(1), { cwd: '/' });
+    expect(r.code, r.stderr).toBe(0);
+    const p = JSON.parse(r.stdout.trim()) as Record<string, string>;
+    expect(p).toMatchObject({ ok: false, reason: expect.stringMatching(/^user namespaces are disabled \(sysctl user.max_user_namespaces = 0\): unshare --user failed: /) });
+    expect(p.hint).toBe(USERNS_HINT);
   });
 });
 
