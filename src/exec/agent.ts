@@ -25,10 +25,12 @@ function send(m: AgentMessage): void {
 async function handle(req: AgentRequest): Promise<Record<string, unknown>> {
   switch (req.op) {
     case 'apply': {
+      const { body, done } = data.stream();
       try {
-        return { ...(await applyLayerTo(root, data.stream(), req.name)) };
+        return { ...(await applyLayerTo(root, body, req.name)) };
       } finally {
-        await data.drain();
+        body.destroy();
+        await done;
       }
     }
     case 'run': {

@@ -41,7 +41,7 @@ beforeAll(async () => {
       { argv: ['/bin/sh', '-c', 'apt-get update && apt-get install -y --no-install-recommends wireguard-tools'], env, workdir: '/', label: 'Dockerfile:2', mtime: EPOCH },
       { argv: ['/bin/sh', '-c', 'rm /etc/debian_version'], env, workdir: '/', label: 'Dockerfile:3', mtime: EPOCH },
     ],
-  }));
+  }, {}, 850_000));
 }, 900_000);
 
 afterAll(async () => {

@@ -19,13 +19,13 @@ const DRIVER = fileURLToPath(new URL('./driver.mjs', import.meta.url));
 /** One JSON event of the driver. */
 export type DriverEvent = { event: string; [k: string]: unknown };
 
-/** Run the driver as the unprivileged user with `cfg`; `env` is added to a minimal environment. */
-export async function runDriver(dir: string, cfg: Record<string, unknown>, env: Record<string, string> = {}): Promise<{ events: DriverEvent[]; stderr: string; ms: number }> {
+/** Run the driver; it is killed after `timeoutMs` (below vitest's test timeout, so no driver outlives its test). */
+export async function runDriver(dir: string, cfg: Record<string, unknown>, env: Record<string, string> = {}, timeoutMs = 100_000): Promise<{ events: DriverEvent[]; stderr: string; ms: number }> {
   const cfgPath = join(dir, `cfg-${Date.now()}-${Math.random().toString(36).slice(2)}.json`);
   await writeFile(cfgPath, JSON.stringify(cfg), { mode: 0o644 });
   const argv = asUnprivileged(['env', 'PATH=/usr/sbin:/usr/bin:/sbin:/bin', `HOME=${dir}`, ...Object.entries(env).map(([k, v]) => `${k}=${v}`), process.execPath, DRIVER, cfgPath]);
   const t0 = Date.now();
-  const r = await run(argv[0]!, argv.slice(1), { cwd: dir, timeoutMs: 900_000 });
+  const r = await run(argv[0]!, argv.slice(1), { cwd: dir, timeoutMs });
   const events = r.stdout.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as DriverEvent);
   if (!events.some((e) => e.event === 'done')) throw new Error(`driver exited ${r.code} without finishing: ${r.stderr.slice(-3000)}`);
   return { events, stderr: r.stderr, ms: Date.now() - t0 };

@@ -4,7 +4,7 @@
  * command, abort cleanup, and the refusals (user namespaces disabled, foreign arch without binfmt).
  */
 import { existsSync } from 'node:fs';
-import { readdir, rm } from 'node:fs/promises';
+import { readdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CanvosError } from '../../src/errors.js';
@@ -85,6 +85,17 @@ describe('openWorkspace as an unprivileged user', () => {
     const { events, ms } = await runDriver(dir, { layers: [base], tmpDir: tmp, steps: [{ argv: ['/bin/sleep', '60'], env: ENV, workdir: '/', label: 'Dockerfile:3', abortAfterMs: 1000 }] });
     expect(events.find((e) => e.event === 'error')).toMatchObject({ code: 'ERR_ABORTED' });
     expect(ms).toBeLessThan(30_000);
+    expect(await readdir(tmp)).toEqual([]);
+  });
+
+  it('a layer source that fails mid-stream, or a corrupt layer, fails openWorkspace and leaves nothing behind', async () => {
+    const tmp = unprivilegedTempDir('canvos-exec-tmp-');
+    const { events } = await runDriver(dir, { layers: [base], tmpDir: tmp, failAfter: 300_000, steps: [] });
+    expect(events.find((e) => e.event === 'error')).toMatchObject({ code: 'ERR_LAYER_CORRUPT', message: expect.stringContaining('connection reset mid-layer') });
+    const junk = join(dir, 'junk.tar');
+    await writeFile(junk, Buffer.alloc(4096, 7), { mode: 0o644 });
+    const r2 = await runDriver(dir, { layers: [base, junk], tmpDir: tmp, steps: [] });
+    expect(r2.events.find((e) => e.event === 'error')).toMatchObject({ code: 'ERR_TAR_UNSAFE', message: expect.stringContaining('invalid tar header checksum') });
     expect(await readdir(tmp)).toEqual([]);
   });
 
