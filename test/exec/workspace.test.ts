@@ -42,6 +42,7 @@ function steps(): Array<Record<string, unknown>> {
     { argv: ['/bin/sh', '-c', STEP1], env: ENV, workdir: '/', label: 'Dockerfile:2', mtime: EPOCH },
     { argv: ['/bin/sh', '-c', 'id -u > me && id -G >> me'], env: ENV, workdir: '/home/app', user: 'app', label: 'Dockerfile:4', mtime: EPOCH },
     { argv: ['/bin/sh', '-c', 'echo boom >&2; exit 7'], env: ENV, workdir: '/', label: 'Dockerfile:9', mtime: EPOCH },
+    { argv: ['/bin/stat', '-c', 'STAT %n %a %u:%g %Y %h', '/data/keep', '/data/h1', '/bin/busybox', '/home'], env: ENV, workdir: '/', label: 'Dockerfile:10' },
   ];
 }
 
@@ -52,7 +53,7 @@ describe('openWorkspace as an unprivileged user', () => {
 
   it('captures a RUN as whiteouts, an opaque dir, a hardlink, owners and xattrs; runs USER app; reports a failing RUN', async () => {
     const tmp = unprivilegedTempDir('canvos-exec-tmp-');
-    const { events } = await runDriver(dir, { layers: [base], tmpDir: tmp, layerDir: join(dir, "out1"), steps: steps() });
+    const { events, stderr } = await runDriver(dir, { layers: [base], tmpDir: tmp, layerDir: join(dir, 'out1'), steps: steps() });
     first = events;
     expect(events[0]).toMatchObject({ event: 'probe', ok: true, mapping: 'full' });
     const [l1, l2] = layers(events);
@@ -72,12 +73,20 @@ describe('openWorkspace as an unprivileged user', () => {
     // The failing RUN names its label and the last stderr line.
     const err = events.find((e) => e.event === 'error');
     expect(err).toMatchObject({ code: 'ERR_RUN_FAILED', message: 'Dockerfile:9: RUN exited with 7: boom' });
+    // The materialised base kept modes, owners, mtimes and the hardlink pair.
+    expect(stderr.split('\n').filter((l) => l.startsWith('STAT '))).toEqual([
+      'STAT /data/keep 640 1000:50 1600000000 1',
+      'STAT /data/h1 644 0:0 1600000000 2',
+      'STAT /bin/busybox 755 0:0 1600000000 1',
+      'STAT /home 755 0:0 1600000000 3',
+    ]);
+    expect(layers(events).find((l) => l.label === 'Dockerfile:10')).toMatchObject({ entries: 0 });
     expect(await readdir(tmp)).toEqual([]); // close() removed the work dir
   });
 
   it('gives the same diffIds for the same steps', async () => {
     const { events } = await runDriver(dir, { layers: [base], tmpDir: dir, layerDir: join(dir, 'out2'), steps: steps().slice(0, 2) });
-    expect(layers(events).map((e) => e.diffId)).toEqual(layers(first).map((e) => e.diffId));
+    expect(layers(events).map((e) => e.diffId)).toEqual(layers(first).slice(0, 2).map((e) => e.diffId));
   });
 
   it('abort kills the command and leaves nothing behind', async () => {
