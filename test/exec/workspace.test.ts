@@ -4,7 +4,7 @@
  * command, abort cleanup, and the refusals (user namespaces disabled, foreign arch without binfmt).
  */
 import { existsSync } from 'node:fs';
-import { readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CanvosError } from '../../src/errors.js';
@@ -32,6 +32,9 @@ beforeAll(async () => {
   dir = unprivilegedTempDir('canvos-exec-test-');
   base = join(dir, 'base.tar');
   await writeTinyBase(base);
+  await mkdir(join(dir, 'certs'));
+  await writeFile(join(dir, 'certs', 'proxy.crt'), '-----BEGIN CERTIFICATE-----\nTESTCERT\n-----END CERTIFICATE-----\n');
+  await writeFile(join(dir, 'certs', 'README'), 'not a certificate');
 });
 afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
@@ -42,6 +45,7 @@ function steps(): Array<Record<string, unknown>> {
     { argv: ['/bin/sh', '-c', STEP1], env: ENV, workdir: '/', label: 'Dockerfile:2', mtime: EPOCH },
     { argv: ['/bin/sh', '-c', 'id -u > me && id -G >> me'], env: ENV, workdir: '/home/app', user: 'app', label: 'Dockerfile:4', mtime: EPOCH },
     { argv: ['/bin/sh', '-c', 'echo boom >&2; exit 7'], env: ENV, workdir: '/', label: 'Dockerfile:9', mtime: EPOCH },
+    { argv: ['/bin/sh', '-c', 'echo "CA $SSL_CERT_FILE"; cat "$CURL_CA_BUNDLE"'], env: ENV, workdir: '/', label: 'Dockerfile:11', certsDir: join(dir, 'certs') },
     { argv: ['/bin/stat', '-c', 'STAT %n %a %u:%g %Y %h', '/data/keep', '/data/h1', '/bin/busybox', '/home'], env: ENV, workdir: '/', label: 'Dockerfile:10' },
   ];
 }
@@ -81,6 +85,9 @@ describe('openWorkspace as an unprivileged user', () => {
       'STAT /home 755 0:0 1600000000 3',
     ]);
     expect(layers(events).find((l) => l.label === 'Dockerfile:10')).toMatchObject({ entries: 0 });
+    // certsDir: the command sees a CA bundle with the project's certificates, and it is not part of the layer.
+    expect(stderr).toContain('CA /tmp/.canvos-ca-bundle.pem\n-----BEGIN CERTIFICATE-----\nTESTCERT\n-----END CERTIFICATE-----\n');
+    expect(layers(events).find((l) => l.label === 'Dockerfile:11')).toMatchObject({ entries: 0 });
     expect(await readdir(tmp)).toEqual([]); // close() removed the work dir
   });
 
