@@ -3,7 +3,8 @@
  * holds (whiteouts, opaque dirs, hardlinks, owners, xattrs, no mount-point leftovers), USER, determinism, a failing
  * command, abort cleanup, and the refusals (user namespaces disabled, foreign arch without binfmt).
  */
-import { existsSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { mkdir, readdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -137,6 +138,40 @@ describe('a real user-namespace failure', () => {
     const p = JSON.parse(r.stdout.trim()) as Record<string, string>;
     expect(p).toMatchObject({ ok: false, reason: expect.stringMatching(/^user namespaces are disabled \(sysctl user.max_user_namespaces = 0\): unshare --user failed: /) });
     expect(p.hint).toBe(USERNS_HINT);
+  });
+});
+
+describe('without a subordinate id range', () => {
+  it('maps only root, warns EXEC_SINGLE_UID once, and a chown to another id fails the RUN', async () => {
+    // Inside a namespace of the test user, uid 1000 has no /etc/subuid range: the executor falls back to one uid.
+    const open = mkdtempSync(join(tmpdir(), 'canvos-exec-single-'));
+    try {
+      chmodSync(open, 0o777);
+      copyFileSync(base, join(open, 'base.tar'));
+      chmodSync(join(open, 'base.tar'), 0o644);
+      const cfg = {
+        layers: [join(open, 'base.tar')],
+        tmpDir: open,
+        steps: [
+          { argv: ['/bin/sh', '-c', 'echo hi > /x && stat -c "OWNER %u" /data/keep'], env: ENV, workdir: '/', label: 'Dockerfile:2' },
+          { argv: ['/bin/sh', '-c', 'chown 1000 /x'], env: ENV, workdir: '/', label: 'Dockerfile:3' },
+        ],
+      };
+      writeFileSync(join(open, 'cfg.json'), JSON.stringify(cfg), { mode: 0o644 });
+      const driver = fileURLToPath(new URL('./driver.mjs', import.meta.url));
+      const inner = ['/usr/bin/setpriv', '--reuid=1000', '--regid=1000', '--clear-groups', '--', '/usr/bin/env', 'PATH=/usr/bin:/bin', `HOME=${open}`, process.execPath, driver, join(open, 'cfg.json')];
+      const argv = asUnprivileged(['unshare', '--user', '--map-root-user', '--map-auto', '--', ...inner]);
+      const r = await run(argv[0]!, argv.slice(1), { cwd: '/', timeoutMs: 100_000 });
+      const events = r.stdout.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as DriverEvent);
+      expect(events[0], r.stderr).toMatchObject({ event: 'probe', ok: true, mapping: 'single' });
+      expect(events.filter((e) => e.event === 'warning').map((e) => e.code)).toEqual(['EXEC_SINGLE_UID']);
+      expect(r.stderr).toContain('OWNER 0'); // /data/keep belongs to 1000 in the image: not representable here
+      expect(layers(events)).toEqual([expect.objectContaining({ label: 'Dockerfile:2', entries: 1 })]);
+      expect(events.find((e) => e.event === 'error')).toMatchObject({ code: 'ERR_RUN_FAILED', message: expect.stringMatching(/^Dockerfile:3: RUN exited with 1: .*Invalid argument/) });
+      expect(readdirSync(open).sort()).toEqual(['base.tar', 'cfg.json']);
+    } finally {
+      rmSync(open, { recursive: true, force: true });
+    }
   });
 });
 
