@@ -47,6 +47,9 @@ export async function readTar(path: string): Promise<Array<Omit<FsEntry, 'conten
 
 const T = 1_600_000_000;
 
+/** A v2 file capability (VFS_CAP_REVISION_2, effective) granting cap_net_raw. */
+export const CAP_NET_RAW = Buffer.from('0100000200200000000000000000000000000000', 'hex');
+
 /** A tiny base layer: static busybox with applet links, users root/app, and a /data tree to change. */
 export async function writeTinyBase(path: string): Promise<void> {
   const busybox = readFileSync('/bin/busybox');
@@ -60,6 +63,7 @@ export async function writeTinyBase(path: string): Promise<void> {
   const entries: PlannedEntry[] = [
     dir('bin'),
     file('bin/busybox', busybox, { mode: 0o755 }),
+    file('bin/capped', '#!/bin/sh\n', { mode: 0o755, xattrs: { 'security.capability': CAP_NET_RAW } }),
     ...applets.map((a) => link(`bin/${a}`, 'busybox')),
     dir('data'),
     file('data/del', 'delete me\n'),

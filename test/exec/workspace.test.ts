@@ -3,17 +3,17 @@
  * holds (whiteouts, opaque dirs, hardlinks, owners, xattrs, no mount-point leftovers), USER, determinism, a failing
  * command, abort cleanup, and the refusals (user namespaces disabled, foreign arch without binfmt).
  */
-import { chmodSync, copyFileSync, existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, createReadStream, existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { mkdir, readdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CanvosError } from '../../src/errors.js';
-import { checkArch, openWorkspace, probeUserNamespaces, USERNS_HINT } from '../../src/exec/index.js';
+import { checkArch, openWorkspace, probeUserNamespaces, USERNS_HINT, type RunStep } from '../../src/exec/index.js';
 import { run } from '../helpers/tools.js';
 import { asUnprivileged, unprivilegedTempDir } from '../helpers/unprivileged.js';
 import { fileURLToPath } from 'node:url';
-import { readTar, runDriver, writeTinyBase, type DriverEvent } from './helpers.js';
+import { CAP_NET_RAW, readTar, runDriver, writeTinyBase, type DriverEvent } from './helpers.js';
 
 const EPOCH = 1_700_000_000;
 const ENV = { PATH: '/bin' };
@@ -23,7 +23,7 @@ const STEP1 = [
   'rm -rf /data/dir && mkdir /data/dir && echo n > /data/dir/n',
   'ln /new /newlink',
   'chown 1000:1000 /new',
-  'touch /data/xfile',
+  'touch /data/xfile /bin/capped',
 ].join(' && ');
 
 let dir: string;
@@ -53,8 +53,9 @@ function steps(): Array<Record<string, unknown>> {
 
 const layers = (events: DriverEvent[]): DriverEvent[] => events.filter((e) => e.event === 'layer');
 
+let first: DriverEvent[] = [];
+
 describe('openWorkspace as an unprivileged user', () => {
-  let first: DriverEvent[];
 
   it('captures a RUN as whiteouts, an opaque dir, a hardlink, owners and xattrs; runs USER app; reports a failing RUN', async () => {
     const tmp = unprivilegedTempDir('canvos-exec-tmp-');
@@ -63,13 +64,15 @@ describe('openWorkspace as an unprivileged user', () => {
     expect(events[0]).toMatchObject({ event: 'probe', ok: true, mapping: 'full' });
     const [l1, l2] = layers(events);
     const entries = await readTar(String(l1!.tarPath));
-    expect(entries.map((e) => e.path)).toEqual(['data', 'data/.wh.del', 'data/dir', 'data/dir/.wh..wh..opq', 'data/dir/n', 'data/xfile', 'new', 'newlink']);
+    expect(entries.map((e) => e.path)).toEqual(['bin', 'bin/capped', 'data', 'data/.wh.del', 'data/dir', 'data/dir/.wh..wh..opq', 'data/dir/n', 'data/xfile', 'new', 'newlink']);
     const by = new Map(entries.map((e) => [e.path, e]));
     expect(by.get('new')).toMatchObject({ type: 'file', uid: 1000, gid: 1000, mtime: EPOCH });
     expect(by.get('new')!.data!.toString()).toBe('new\n');
     expect(by.get('newlink')).toMatchObject({ type: 'hardlink', linkname: 'new' });
     expect(by.get('data/xfile')!.xattrs?.['user.canvos']?.toString()).toBe('hello'); // set when applied, kept when captured
-    expect(l1!.entries).toBe(8);
+    expect(l1!.entries).toBe(10);
+    // security.capability survives materialising (written after chown) and capture, as seen in the namespace.
+    expect(by.get('bin/capped')!.xattrs?.['security.capability']).toEqual(CAP_NET_RAW);
     // USER app: the process ran as 1000 with its supplementary group, and owns what it wrote.
     const e2 = await readTar(String(l2!.tarPath));
     const me = e2.find((e) => e.path === 'home/app/me')!;
@@ -172,6 +175,22 @@ describe('without a subordinate id range', () => {
     } finally {
       rmSync(open, { recursive: true, force: true });
     }
+  });
+});
+
+describe.runIf((process.getuid?.() ?? 0) === 0)('openWorkspace as real root (in-process)', () => {
+  it('uses only a mount namespace and captures the same layer as the rootless run', async () => {
+    const warnings: string[] = [];
+    const ws = await openWorkspace({ layers: [{ diffId: 'tiny', open: async () => createReadStream(base) }], arch: 'amd64', tmpDir: dir, onWarning: (c) => warnings.push(c) });
+    try {
+      const [step1] = steps();
+      const r = await ws.run(step1 as unknown as RunStep);
+      expect(r.diffId).toBe(layers(first).find((l) => l.label === 'Dockerfile:2')?.diffId);
+      expect(warnings).toEqual([]);
+    } finally {
+      await ws.close();
+    }
+    expect(existsSync(ws.rootfs)).toBe(false);
   });
 });
 
