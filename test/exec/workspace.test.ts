@@ -37,8 +37,16 @@ beforeAll(async () => {
   await writeFile(join(dir, 'certs', 'proxy.crt'), '-----BEGIN CERTIFICATE-----\nTESTCERT\n-----END CERTIFICATE-----\n');
   await writeFile(join(dir, 'certs', 'README'), 'not a certificate');
 });
+const scratches: string[] = [];
+/** A fresh work-dir parent owned by the unprivileged user (removed after the file). */
+function scratch(): string {
+  const d = unprivilegedTempDir('canvos-exec-tmp-');
+  scratches.push(d);
+  return d;
+}
+
 afterAll(async () => {
-  await rm(dir, { recursive: true, force: true });
+  for (const d of [dir, ...scratches]) await rm(d, { recursive: true, force: true });
 });
 
 function steps(): Array<Record<string, unknown>> {
@@ -58,7 +66,7 @@ let first: DriverEvent[] = [];
 describe('openWorkspace as an unprivileged user', () => {
 
   it('captures a RUN as whiteouts, an opaque dir, a hardlink, owners and xattrs; runs USER app; reports a failing RUN', async () => {
-    const tmp = unprivilegedTempDir('canvos-exec-tmp-');
+    const tmp = scratch();
     const { events, stderr } = await runDriver(dir, { layers: [base], tmpDir: tmp, layerDir: join(dir, 'out1'), steps: steps() });
     first = events;
     expect(events[0]).toMatchObject({ event: 'probe', ok: true, mapping: 'full' });
@@ -101,7 +109,7 @@ describe('openWorkspace as an unprivileged user', () => {
   });
 
   it('abort kills the command and leaves nothing behind', async () => {
-    const tmp = unprivilegedTempDir('canvos-exec-tmp-');
+    const tmp = scratch();
     const { events, ms } = await runDriver(dir, { layers: [base], tmpDir: tmp, steps: [{ argv: ['/bin/sleep', '60'], env: ENV, workdir: '/', label: 'Dockerfile:3', abortAfterMs: 1000 }] });
     expect(events.find((e) => e.event === 'error')).toMatchObject({ code: 'ERR_ABORTED' });
     expect(ms).toBeLessThan(30_000);
@@ -109,7 +117,7 @@ describe('openWorkspace as an unprivileged user', () => {
   });
 
   it('a layer source that fails mid-stream, or a corrupt layer, fails openWorkspace and leaves nothing behind', async () => {
-    const tmp = unprivilegedTempDir('canvos-exec-tmp-');
+    const tmp = scratch();
     const { events } = await runDriver(dir, { layers: [base], tmpDir: tmp, failAfter: 300_000, steps: [] });
     expect(events.find((e) => e.event === 'error')).toMatchObject({ code: 'ERR_LAYER_CORRUPT', message: expect.stringContaining('connection reset mid-layer') });
     const junk = join(dir, 'junk.tar');
