@@ -4,12 +4,14 @@
  * command, abort cleanup, and the refusals (user namespaces disabled, foreign arch without binfmt).
  */
 import { chmodSync, copyFileSync, createReadStream, existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { mkdir, readdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CanvosError } from '../../src/errors.js';
 import { checkArch, openWorkspace, probeUserNamespaces, USERNS_HINT, type RunStep } from '../../src/exec/index.js';
+import { startForwardProxy } from '../helpers/forward-proxy.js';
 import { run } from '../helpers/tools.js';
 import { asUnprivileged, unprivilegedTempDir } from '../helpers/unprivileged.js';
 import { fileURLToPath } from 'node:url';
@@ -125,6 +127,23 @@ describe('openWorkspace as an unprivileged user', () => {
     const r2 = await runDriver(dir, { layers: [base, junk], tmpDir: tmp, steps: [] });
     expect(r2.events.find((e) => e.event === 'error')).toMatchObject({ code: 'ERR_TAR_UNSAFE', message: expect.stringContaining('invalid tar header checksum') });
     expect(await readdir(tmp)).toEqual([]);
+  });
+
+  it('the command shares the host network and gets the proxy variables', async () => {
+    const web = createServer((_req, res) => res.end('hello through the proxy\n'));
+    const target = await new Promise<string>((resolve) => web.listen(0, '127.0.0.1', () => resolve(`http://127.0.0.1:${(web.address() as { port: number }).port}/hello`)));
+    const proxy = await startForwardProxy();
+    try {
+      const env = { ...ENV, http_proxy: proxy.url };
+      const { events, stderr } = await runDriver(dir, { layers: [base], tmpDir: scratch(), steps: [{ argv: ['/bin/wget', '-q', '-O', '-', target], env, workdir: '/', label: 'Dockerfile:5' }] });
+      expect(events.find((e) => e.event === 'layer')).toMatchObject({ label: 'Dockerfile:5', entries: 0 });
+      expect(stderr).toContain('hello through the proxy');
+      expect(proxy.seen).toEqual([`GET ${target}`]);
+    } finally {
+      proxy.server.closeAllConnections();
+      proxy.server.close();
+      web.close();
+    }
   });
 
   it('CANVOS_EXEC_DISABLE_USERNS=1 makes the probe fail and openWorkspace refuse with the hint', async () => {
