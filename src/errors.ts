@@ -27,6 +27,8 @@ export type ErrorCode =
   | 'ERR_XORRISO_EXIT'
   | 'ERR_ISO'
   | 'ERR_MIRROR_PARTIAL'
+  | 'ERR_RUN_FAILED'
+  | 'ERR_EXEC_UNAVAILABLE'
   | 'ERR_ABORTED'
   | 'ERR_INTERNAL';
 
@@ -53,6 +55,8 @@ export const EXIT_CODES: Readonly<Record<ErrorCode, number>> = {
   ERR_XORRISO_EXIT: 15,
   ERR_ISO: 15,
   ERR_MIRROR_PARTIAL: 16,
+  ERR_RUN_FAILED: 18,
+  ERR_EXEC_UNAVAILABLE: 19,
   ERR_ABORTED: 130,
   ERR_INTERNAL: 70,
 };
