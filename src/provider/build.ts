@@ -14,6 +14,8 @@ import { openDestination } from '../copy/transports.js';
 import type { ImageDestination, ProgressFn } from '../copy/types.js';
 import { abortError, CanvosError } from '../errors.js';
 import { buildLayer, sourceDateEpochFromEnv, type BuiltLayer } from '../layers/build.js';
+import { buildDockerfileLayers, canvosBuildArgs, preflightDockerfile, readProjectDockerfile, type DockerfileBuild } from '../dockerfile/build.js';
+import type { Executor } from '../dockerfile/exec-api.js';
 import { compressor } from '../native/load.js';
 import { BlobCache } from '../oci/cache.js';
 import type { Digest } from '../oci/digest.js';
@@ -50,9 +52,13 @@ export interface BuildProviderOptions {
    * Default: `gzip`.
    */
   layerCompression?: 'gzip' | 'zstd' | undefined;
+  /** The RUN executor. Default: canvos-lite's rootless executor, loaded when the Dockerfile has a RUN. */
+  executor?: Executor | undefined;
   signal?: AbortSignal | undefined;
   onProgress?: ProgressFn | undefined;
   onWarning?: WarningHandler | undefined;
+  /** Dockerfile step lines and RUN output. Default: none. */
+  onLog?: ((line: string) => void) | undefined;
 }
 
 /** One image written. */
@@ -65,7 +71,7 @@ export interface BuiltProviderImage {
   configDigest: Digest;
   /** All layers of the image, base first. */
   layers: Descriptor[];
-  /** Names of the appended layers, in order. */
+  /** Names of the appended layers, in order (`Dockerfile:LINE` for the Dockerfile's). */
   appended: string[];
 }
 
@@ -77,6 +83,8 @@ export interface BuildProviderResult {
   /** systemd major version found in the base, if any (≥ 255: k8s is delivered as sysext, not bundled). */
   systemdVersion: number | undefined;
   images: BuiltProviderImage[];
+  /** RUN instructions of the project Dockerfile executed in this build (0: none, or all cached). */
+  dockerfileRuns: number;
 }
 
 /** Blobs written at once per image. */
@@ -89,6 +97,11 @@ export async function buildProviderImages(config: BuildConfig, opts: BuildProvid
   const signal = opts.signal;
   // Validate everything that needs no network first (unsupported shapes, missing BASE_IMAGE…).
   planProviderImages(config, opts.versions, { projectDir: opts.projectDir });
+  const projectDir = opts.projectDir ?? process.cwd();
+  const dockerfile = await readProjectDockerfile(projectDir);
+  const buildArgs = canvosBuildArgs(config, resolveBaseImage(config));
+  // A Dockerfile that cannot be applied (refused instruction, RUN without user namespaces) fails before any pull.
+  if (dockerfile) await preflightDockerfile(dockerfile, buildArgs, opts.executor);
   // zstd without libzstd (native addon) or Node >= 22.15 fails here, not after the base was read.
   if (opts.layerCompression === 'zstd') await compressor().zstd(Buffer.alloc(1), 3);
   const cache = new BlobCache({ dir: opts.cacheDir });
@@ -103,7 +116,7 @@ export async function buildProviderImages(config: BuildConfig, opts: BuildProvid
     opened.push(base);
     const ca = CA_PATHS[config.osDistribution];
     progress({ phase: 'scan-base', item: baseRef, transferred: 0, total: base.layers.reduce((n, l) => n + l.size, 0) });
-    const scan = await scanBase(base.openers, { files: ['/etc/kairos-release', '/etc/cos/bootargs.cfg', ca.bundle], listDirs: ['/etc/ssh', '/var/lib/dbus'] }, { signal });
+    const scan = await scanBase(base.openers, { files: ['/etc/kairos-release', '/etc/cos/bootargs.cfg', ca.bundle, '/etc/passwd', '/etc/group'], listDirs: ['/etc/ssh', '/var/lib/dbus'] }, { signal });
     const supportsSysext = scan.systemdVersion !== undefined && scan.systemdVersion >= 255;
     const plan = planProviderImages(config, opts.versions, { projectDir: opts.projectDir, supportsSystemdExtensions: supportsSysext, onWarning: warn });
     if (!plan.bundled) warn('W_SYSEXT', `the base has systemd ${scan.systemdVersion}: k8s and the agent provider are not bundled (Stylus installs them as system extensions); set BUNDLE_K8S_AND_AGENT_PROVIDER=true to bundle them`);
@@ -119,6 +132,27 @@ export async function buildProviderImages(config: BuildConfig, opts: BuildProvid
     const compression = opts.layerCompression ?? 'gzip';
     const mediaType = layerMediaTypeFor(base.manifest.mediaType, compression);
     const parentMeta = (p: string) => scan.dirs.get(p);
+    // The Dockerfile's layers come right after the base (CanvOS: base-image = FROM DOCKERFILE), shared by all images.
+    let df: DockerfileBuild | undefined;
+    if (dockerfile) {
+      progress({ phase: 'dockerfile', item: 'Dockerfile', transferred: 0 });
+      df = await buildDockerfileLayers(dockerfile, {
+        projectDir,
+        buildArgs,
+        base: { openers: base.openers, diffIds: base.config.rootfs.diff_ids, config: (base.config.config ?? {}) as Record<string, unknown> },
+        scan,
+        arch: config.arch,
+        cache,
+        workDir: work,
+        compression,
+        mediaType,
+        sourceDateEpoch: epoch,
+        executor: opts.executor,
+        signal,
+        onWarning: warn,
+        onLog: opts.onLog,
+      });
+    }
     const built = new Map<PlannedLayer, (BuiltLayer & { createdBy: string }) | null>();
     const build = async (layer: PlannedLayer): Promise<void> => {
       if (built.has(layer)) return;
@@ -143,11 +177,14 @@ export async function buildProviderImages(config: BuildConfig, opts: BuildProvid
 
     const created = epoch > 0 ? new Date(epoch * 1000).toISOString().replace(/\.000Z$/, 'Z') : undefined;
     const assembled = plan.images.map((p) => {
-      const appended = p.layers.flatMap((l) => {
+      const own = p.layers.flatMap((l) => {
         const b = built.get(l);
         return b ? [{ name: l.name, layer: { digest: b.digest, size: b.size, diffId: b.diffId, mediaType: b.mediaType, createdBy: b.createdBy } satisfies AppendedLayer, path: b.path }] : [];
       });
-      return { plan: p, appended, image: assembleImage(base, appended.map((a) => a.layer), { created }) };
+      const fromDockerfile = (df?.history ?? []).flatMap((h) => (h.layer ? [{ name: `Dockerfile:${h.line}`, layer: h.layer satisfies AppendedLayer, path: h.layer.path }] : []));
+      const appended = [...fromDockerfile, ...own];
+      const history = df ? [...df.history.map((h) => ({ createdBy: h.createdBy, emptyLayer: !h.layer })), ...own.map((a) => ({ createdBy: a.layer.createdBy }))] : undefined;
+      return { plan: p, appended, image: assembleImage(base, appended.map((a) => a.layer), { created, history, runtimeConfig: df?.config }) };
     });
 
     // Write phase: only now does anything leave this machine.
@@ -175,7 +212,7 @@ export async function buildProviderImages(config: BuildConfig, opts: BuildProvid
         appended: a.appended.map((x) => x.name),
       });
     }
-    return { plan, baseImage: baseRef, baseManifestDigest: base.manifest.digest, systemdVersion: scan.systemdVersion, images: results };
+    return { plan, baseImage: baseRef, baseManifestDigest: base.manifest.digest, systemdVersion: scan.systemdVersion, images: results, dockerfileRuns: df?.executed ?? 0 };
   } catch (e) {
     if (signal?.aborted && !CanvosError.is(e)) throw abortError(signal);
     throw e;

@@ -3,12 +3,16 @@
  * unpacking anything: BASE_IMAGE's layers + the base-image edits the provider build computes (CA certificates,
  * kairos-release, bootargs.cfg, machine-id) + the WHOLE stylus framework image copied at `/` (streamed through
  * the same COPY-style relocation the provider layers use) + `overlay/files/` at `/` + removal of the SSH host keys.
+ * The project Dockerfile's layers come right after the base (CanvOS: iso-image is FROM base-image); its RUN layers
+ * are shared with the provider build through the RUN cache (same key: gzip layers, same chain).
  * Only the small edit/overlay layers are written (as plain tar, in a scratch directory); the images are streamed.
  */
 import { createReadStream } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { buildDockerfileLayers, canvosBuildArgs, preflightDockerfile, readProjectDockerfile } from '../dockerfile/build.js';
+import type { Executor } from '../dockerfile/exec-api.js';
 import { CanvosError } from '../errors.js';
 import { buildLayer, sourceDateEpochFromEnv } from '../layers/build.js';
 import type { FsEntry } from '../layers/entry.js';
@@ -16,6 +20,7 @@ import { mergeLayers, type LayerOpener } from '../layers/merge.js';
 import type { EntriesSpec } from '../layers/spec.js';
 import { entriesToTar } from '../layers/tar-builder.js';
 import { BlobCache } from '../oci/cache.js';
+import { MediaType } from '../oci/media-types.js';
 import type { RegistryTransportOptions } from '../registry/transport.js';
 import { scanBase } from './base-scan.js';
 import { resolveBaseImage, stylusImage } from './derive.js';
@@ -37,6 +42,8 @@ export interface InstallerRootfsOptions {
   sourceDateEpoch?: number | undefined;
   /** Environment for the cache location (CANVOS_CACHE_DIR, XDG) and SOURCE_DATE_EPOCH. Default: process.env. */
   env?: NodeJS.ProcessEnv | undefined;
+  /** The RUN executor for the project Dockerfile. Default: canvos-lite's rootless executor, loaded on demand. */
+  executor?: Executor | undefined;
   signal?: AbortSignal | undefined;
   /** Called with a short line per step (resolve, scan, layer). Default: none. */
   onProgress?: ((message: string) => void) | undefined;
@@ -118,6 +125,9 @@ export async function openInstallerRootfs(config: BuildConfig, opts: InstallerRo
   }
   const projectDir = resolve(opts.projectDir ?? process.cwd());
   const planned = planInstallerLayers(config, projectDir, warn);
+  const dockerfile = await readProjectDockerfile(projectDir);
+  const buildArgs = canvosBuildArgs(config, resolveBaseImage(config));
+  if (dockerfile) await preflightDockerfile(dockerfile, buildArgs, opts.executor);
   const cache = new BlobCache({ dir: opts.cacheDir, env: opts.env });
   const open = { registry: opts.registry, cache, signal };
   const epoch = opts.sourceDateEpoch ?? sourceDateEpochFromEnv(opts.env);
@@ -138,11 +148,36 @@ export async function openInstallerRootfs(config: BuildConfig, opts: InstallerRo
     opened.push(stylus);
     say(`scan ${baseRef}`);
     const ca = CA_PATHS[config.osDistribution];
-    const scan = await scanBase(base.openers, { files: ['/etc/kairos-release', '/etc/cos/bootargs.cfg', ca.bundle], listDirs: ['/etc/ssh', '/var/lib/dbus'] }, { signal });
+    const scan = await scanBase(base.openers, { files: ['/etc/kairos-release', '/etc/cos/bootargs.cfg', ca.bundle, '/etc/passwd', '/etc/group'], listDirs: ['/etc/ssh', '/var/lib/dbus'] }, { signal });
     const ctx: SpecContext = { config, scan, images: new Map([[ref, stylus]]), onWarning: warn, signal };
 
     const openers: LayerOpener[] = [...base.openers];
     const names: string[] = [];
+    if (dockerfile) {
+      say('Dockerfile');
+      const df = await buildDockerfileLayers(dockerfile, {
+        projectDir,
+        buildArgs,
+        base: { openers: base.openers, diffIds: base.config.rootfs.diff_ids, config: (base.config.config ?? {}) as Record<string, unknown> },
+        scan,
+        arch: config.arch,
+        cache,
+        workDir: work,
+        compression: 'gzip',
+        mediaType: MediaType.OciLayerGzip,
+        sourceDateEpoch: epoch,
+        executor: opts.executor,
+        signal,
+        onWarning: warn,
+        onLog: say,
+      });
+      for (const h of df.history) {
+        if (!h.layer) continue;
+        const path = h.layer.path;
+        openers.push(async () => createReadStream(path));
+        names.push(`Dockerfile:${h.line}`);
+      }
+    }
     const built = async (layer: PlannedLayer): Promise<void> => {
       const s = await layerBuildSpec(layer, ctx);
       if (!s) return;

@@ -1,0 +1,221 @@
+/**
+ * Applies the project's Dockerfile on top of the base image, like CanvOS's `base-image` target: one appended layer
+ * per COPY/ADD/RUN (COPY/ADD built by buildLayer, RUN by the rootless executor, compressed with the build's
+ * compressor), one empty-layer history entry per config instruction, and the image runtime config after all of them.
+ * RUN layers are cached like BuildKit: the key is the chain of layers below (base diffIDs, then each appended
+ * layer's diffID) plus the RUN's argv, environment, user, working directory, arch and SOURCE_DATE_EPOCH; the value is
+ * the compressed blob (in the blob cache) and its diffID. An unchanged rebuild opens no workspace and runs nothing.
+ */
+import { createHash } from 'node:crypto';
+import { createReadStream, existsSync } from 'node:fs';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { CanvosError } from '../errors.js';
+import { buildLayer } from '../layers/build.js';
+import { compressChunks, type LayerCompression } from '../layers/compress.js';
+import type { LayerOpener } from '../layers/merge.js';
+import type { BlobCache } from '../oci/cache.js';
+import type { Digest } from '../oci/digest.js';
+import type { BaseScan } from '../provider/base-scan.js';
+import type { WarningHandler } from '../provider/resolve.js';
+import { walkContext, type BuildContext } from './context.js';
+import type { ImageRuntimeConfig } from './config.js';
+import { copyLayerSpec } from './copy-spec.js';
+import { evaluateDockerfile, type EvaluatedDockerfile, type RunStep } from './evaluate.js';
+import { loadExecutor, type ExecWorkspace, type Executor } from './exec-api.js';
+import { parseDockerfile, type ParsedDockerfile } from './parse.js';
+import { matchPreamble } from './preamble.js';
+
+/** A layer the Dockerfile appended. */
+export interface DockerfileLayer {
+  digest: Digest;
+  size: number;
+  diffId: Digest;
+  mediaType: string;
+  /** The blob file. */
+  path: string;
+  createdBy: string;
+}
+
+/** One history entry, in instruction order. */
+export interface DockerfileHistory {
+  createdBy: string;
+  /** The layer of this entry; undefined for config-only instructions (`empty_layer`). */
+  layer: DockerfileLayer | undefined;
+  /** The instruction's line in the Dockerfile. */
+  line: number;
+}
+
+/** The result of {@link buildDockerfileLayers}. */
+export interface DockerfileBuild {
+  layers: DockerfileLayer[];
+  history: DockerfileHistory[];
+  /** The runtime config to write, when an instruction changed it. */
+  config: ImageRuntimeConfig | undefined;
+  /** RUN instructions executed (0 when every RUN came from the cache). */
+  executed: number;
+}
+
+/** Options of {@link buildDockerfileLayers}. */
+export interface DockerfileBuildOptions {
+  /** The project directory (the build context). */
+  projectDir: string;
+  /** `BASE`, `OS_DISTRIBUTION`, … as CanvOS passes them (see {@link canvosBuildArgs}). */
+  buildArgs: Readonly<Record<string, string>>;
+  base: { openers: readonly LayerOpener[]; diffIds: readonly string[]; config: ImageRuntimeConfig };
+  scan: BaseScan;
+  arch: string;
+  cache: BlobCache;
+  /** Scratch directory (layer builds, the RUN workspace). */
+  workDir: string;
+  compression: LayerCompression;
+  mediaType: string;
+  sourceDateEpoch: number;
+  /** Default: loaded on the first RUN that misses the cache. */
+  executor?: Executor | undefined;
+  signal?: AbortSignal | undefined;
+  onWarning?: WarningHandler | undefined;
+  /** Output of RUN commands and one line per step. Default: none. */
+  onLog?: ((line: string) => void) | undefined;
+}
+
+/** The build arguments CanvOS's Earthfile passes to the Dockerfile (`FROM DOCKERFILE --build-arg …`). */
+export function canvosBuildArgs(c: { osDistribution: string; osVersion: string; httpProxy: string; httpsProxy: string; noProxy: string; drbdVersion: string }, baseImage: string): Record<string, string> {
+  return { BASE: baseImage, OS_DISTRIBUTION: c.osDistribution, OS_VERSION: c.osVersion, HTTP_PROXY: c.httpProxy, HTTPS_PROXY: c.httpsProxy, NO_PROXY: c.noProxy, DRBD_VERSION: c.drbdVersion };
+}
+
+/** Read and parse `<projectDir>/Dockerfile`; undefined when there is none. */
+export async function readProjectDockerfile(projectDir: string): Promise<ParsedDockerfile | undefined> {
+  const path = join(projectDir, 'Dockerfile');
+  if (!existsSync(path)) return undefined;
+  return parseDockerfile(await readFile(path, 'utf8'), { file: 'Dockerfile' });
+}
+
+/** Evaluate with the preamble recognised (what the build will apply). */
+export function evaluateProjectDockerfile(df: ParsedDockerfile, buildArgs: Readonly<Record<string, string>>, baseConfig: ImageRuntimeConfig = {}): EvaluatedDockerfile {
+  return evaluateDockerfile(df, { buildArgs, baseConfig, skip: (ins, args) => matchPreamble(ins, args) !== undefined });
+}
+
+/**
+ * Check before anything is pulled or pushed that the Dockerfile can be applied: it evaluates, and when it has a RUN
+ * the executor loads and user namespaces work. Throws ERR_CONFIG / ERR_EXEC_UNAVAILABLE naming `Dockerfile:LINE`.
+ */
+export async function preflightDockerfile(df: ParsedDockerfile, buildArgs: Readonly<Record<string, string>>, executor?: Executor): Promise<EvaluatedDockerfile> {
+  const ev = evaluateProjectDockerfile(df, buildArgs);
+  const run = ev.steps.find((s): s is RunStep => s.kind === 'run');
+  if (!run) return ev;
+  const where = `${df.file}:${run.ins.line}`;
+  const exec = executor ?? (await loadExecutor(where));
+  // The executor's own error (ERR_EXEC_UNAVAILABLE with its reason and hint) is re-thrown naming the RUN.
+  try {
+    await exec.probeUserNamespaces();
+  } catch (e) {
+    if (!CanvosError.is(e)) throw e;
+    throw new CanvosError(e.code, `${where}: RUN cannot be executed here: ${e.message}`, {
+      hint: e.hint ?? 'enable unprivileged user namespaces (sysctl kernel.unprivileged_userns_clone=1 / user.max_user_namespaces), or pre-bake the change into BASE_IMAGE',
+      cause: e,
+    });
+  }
+  return ev;
+}
+
+const sha = (s: string): string => createHash('sha256').update(s).digest('hex');
+
+interface CacheRecord {
+  digest: Digest;
+  size: number;
+  diffId: Digest;
+}
+
+/** Apply the Dockerfile (see the file header). */
+export async function buildDockerfileLayers(df: ParsedDockerfile, o: DockerfileBuildOptions): Promise<DockerfileBuild> {
+  const ev = evaluateProjectDockerfile(df, o.buildArgs, o.base.config);
+  const log = o.onLog ?? (() => {});
+  const layers: DockerfileLayer[] = [];
+  const history: DockerfileHistory[] = [];
+  let ctx: BuildContext | undefined;
+  const createdDirs = new Set<string>();
+  let chain = sha(JSON.stringify(o.base.diffIds));
+  let ws: ExecWorkspace | undefined;
+  let executed = 0;
+  const recordDir = join(o.cache.dir, 'dockerfile-run');
+  try {
+    for (const step of ev.steps) {
+      o.signal?.throwIfAborted();
+      if (step.kind === 'config') {
+        history.push({ createdBy: step.createdBy, layer: undefined, line: step.ins.line });
+        continue;
+      }
+      let layer: DockerfileLayer;
+      if (step.kind === 'copy') {
+        ctx ??= await walkContext(o.projectDir);
+        const spec = await copyLayerSpec(step, { ctx, file: df.file, scan: o.scan, createdDirs, signal: o.signal });
+        const b = await buildLayer(spec, {
+          dir: join(o.workDir, 'dockerfile'),
+          sourceDateEpoch: o.sourceDateEpoch,
+          compression: o.compression,
+          mediaType: o.mediaType,
+          parentMeta: (p) => o.scan.dirs.get(p),
+          signal: o.signal,
+        });
+        layer = { ...b, createdBy: step.createdBy };
+        log(`${df.file}:${step.ins.line}: ${step.createdBy.replace(/ # buildkit$/, '')}`);
+        if (ws) await ws.applyLayer(createReadStream(b.path));
+      } else {
+        const key = sha(JSON.stringify({ chain, argv: step.argv, env: step.env, user: step.user, workdir: step.workdir, arch: o.arch, epoch: o.sourceDateEpoch, compression: o.compression }));
+        const cached = await readRecord(join(recordDir, `${key}.json`), o.cache);
+        if (cached) {
+          layer = { ...cached, mediaType: o.mediaType, path: o.cache.path(cached.digest), createdBy: step.createdBy };
+          log(`${df.file}:${step.ins.line}: RUN (cached)`);
+          if (ws) await ws.applyLayer(createReadStream(layer.path));
+        } else {
+          ws ??= await openWorkspace(o, layers);
+          log(`${df.file}:${step.ins.line}: RUN ${step.argv.join(' ')}`);
+          const r = await ws.run({
+            argv: step.argv,
+            env: step.env,
+            workdir: step.workdir,
+            user: step.user,
+            label: `${df.file}:${step.ins.line}`,
+            certsDir: existsSync(join(o.projectDir, 'certs')) ? join(o.projectDir, 'certs') : undefined,
+            mtime: o.sourceDateEpoch > 0 ? o.sourceDateEpoch : undefined,
+            onOutput: (b) => log(b.toString('utf8').replace(/\n$/, '')),
+          });
+          executed++;
+          const stored = await o.cache.put(Readable.from(compressChunks(createReadStream(r.tarPath), o.compression, { signal: o.signal })), undefined, { signal: o.signal });
+          await rm(r.tarPath, { force: true });
+          const rec: CacheRecord = { digest: stored.digest, size: stored.size, diffId: r.diffId };
+          await mkdir(recordDir, { recursive: true });
+          await writeFile(join(recordDir, `${key}.json`), JSON.stringify(rec));
+          layer = { ...rec, mediaType: o.mediaType, path: stored.path, createdBy: step.createdBy };
+          // The workspace already holds this change (the command ran in it).
+        }
+      }
+      layers.push(layer);
+      history.push({ createdBy: layer.createdBy, layer, line: step.ins.line });
+      chain = sha(`${chain}\n${layer.diffId}`);
+    }
+  } finally {
+    await ws?.close();
+  }
+  return { layers, history, config: ev.configChanged ? ev.config : undefined, executed };
+}
+
+async function openWorkspace(o: DockerfileBuildOptions, below: readonly DockerfileLayer[]): Promise<ExecWorkspace> {
+  const exec = o.executor ?? (await loadExecutor('Dockerfile'));
+  const openers: LayerOpener[] = [...o.base.openers, ...below.map((l) => async () => createReadStream(l.path))];
+  const tmpDir = join(o.workDir, 'exec');
+  await mkdir(tmpDir, { recursive: true });
+  return exec.openWorkspace({ layers: openers, arch: o.arch, tmpDir, signal: o.signal, onWarning: o.onWarning });
+}
+
+/** A cached RUN layer whose blob is still in the cache (and verifies by size), else undefined. */
+async function readRecord(path: string, cache: BlobCache): Promise<CacheRecord | undefined> {
+  try {
+    const rec = JSON.parse(await readFile(path, 'utf8')) as CacheRecord;
+    return (await cache.has(rec.digest, rec.size)) ? rec : undefined;
+  } catch {
+    return undefined;
+  }
+}
