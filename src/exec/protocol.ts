@@ -1,0 +1,99 @@
+/**
+ * The pipe protocol between the library (parent) and the executor agent running inside the namespaces: requests and
+ * replies as JSON lines on the agent's stdin/stdout, layer bytes on fd 3 as length-prefixed frames (a 4-byte
+ * big-endian length, then the bytes; length 0 ends one layer), so one pipe carries any number of layers.
+ */
+import type { Writable } from 'node:stream';
+import type { ErrorCode } from '../errors.js';
+import type { SandboxStep } from './sandbox.js';
+
+/** A request to the agent. */
+export type AgentRequest =
+  | { id: number; op: 'apply'; name: string }
+  | { id: number; op: 'run'; step: SandboxStep; out: string; mtime?: number | undefined }
+  | { id: number; op: 'close' };
+
+/** A message from the agent. */
+export type AgentMessage =
+  | { id: number; ok: true; result: Record<string, unknown> }
+  | { id: number; ok: false; error: { code: ErrorCode; message: string; hint?: string | undefined } }
+  | { id: number; output: 'stdout' | 'stderr'; data: string };
+
+/** Writes one stream of bytes as frames on `out`, honouring back-pressure; ends with the empty frame. */
+export async function writeFrames(out: Writable, src: AsyncIterable<Buffer | string>, signal?: AbortSignal): Promise<void> {
+  const write = async (b: Buffer): Promise<void> => {
+    if (!out.write(b)) {
+      await new Promise<void>((resolve, reject) => {
+        const onErr = (e: Error): void => reject(e);
+        out.once('error', onErr);
+        out.once('drain', () => {
+          out.off('error', onErr);
+          resolve();
+        });
+      });
+    }
+  };
+  const header = (n: number): Buffer => {
+    const h = Buffer.alloc(4);
+    h.writeUInt32BE(n, 0);
+    return h;
+  };
+  for await (const c of src) {
+    signal?.throwIfAborted();
+    const b = typeof c === 'string' ? Buffer.from(c) : c;
+    for (let off = 0; off < b.length; off += 1 << 30) {
+      const part = b.subarray(off, off + (1 << 30));
+      await write(Buffer.concat([header(part.length), part]));
+    }
+  }
+  await write(header(0));
+}
+
+/** Reads frame streams written by {@link writeFrames}, one after the other. */
+export class FrameReader {
+  private buf: Buffer = Buffer.alloc(0);
+  private left = 0;
+  private inFrame = false;
+  private readonly it: AsyncIterator<Buffer>;
+  constructor(src: AsyncIterable<Buffer>) {
+    this.it = src[Symbol.asyncIterator]();
+  }
+
+  private async fill(n: number): Promise<void> {
+    while (this.buf.length < n) {
+      const r = await this.it.next();
+      if (r.done) throw new Error('the layer data pipe closed early');
+      this.buf = this.buf.length === 0 ? r.value : Buffer.concat([this.buf, r.value]);
+    }
+  }
+
+  /** The next stream's bytes. Call {@link drain} afterwards in case the consumer stopped early. */
+  async *stream(): AsyncGenerator<Buffer> {
+    this.inFrame = true;
+    for (;;) {
+      if (this.left === 0) {
+        await this.fill(4);
+        this.left = this.buf.readUInt32BE(0);
+        this.buf = this.buf.subarray(4);
+        if (this.left === 0) {
+          this.inFrame = false;
+          return;
+        }
+      }
+      if (this.buf.length === 0) await this.fill(1);
+      const take = Math.min(this.left, this.buf.length);
+      const chunk = this.buf.subarray(0, take);
+      this.buf = this.buf.subarray(take);
+      this.left -= take;
+      yield chunk;
+    }
+  }
+
+  /** Skip whatever remains of the current stream. */
+  async drain(): Promise<void> {
+    if (!this.inFrame) return;
+    for await (const _ of this.stream()) {
+      // discard
+    }
+  }
+}
