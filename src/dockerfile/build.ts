@@ -11,7 +11,6 @@ import { createReadStream, existsSync } from 'node:fs';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
-import { CanvosError } from '../errors.js';
 import { buildLayer } from '../layers/build.js';
 import { compressChunks, type LayerCompression } from '../layers/compress.js';
 import type { LayerOpener } from '../layers/merge.js';
@@ -23,7 +22,8 @@ import { walkContext, type BuildContext } from './context.js';
 import type { ImageRuntimeConfig } from './config.js';
 import { copyLayerSpec } from './copy-spec.js';
 import { evaluateDockerfile, type EvaluatedDockerfile, type RunStep } from './evaluate.js';
-import { loadExecutor, type ExecWorkspace, type Executor } from './exec-api.js';
+import type { Workspace } from '../exec/index.js';
+import { checkExecutor, defaultExecutor, type Executor } from './exec-api.js';
 import { parseDockerfile, type ParsedDockerfile } from './parse.js';
 import { matchPreamble } from './preamble.js';
 
@@ -65,14 +65,14 @@ export interface DockerfileBuildOptions {
   buildArgs: Readonly<Record<string, string>>;
   base: { openers: readonly LayerOpener[]; diffIds: readonly string[]; config: ImageRuntimeConfig };
   scan: BaseScan;
-  arch: string;
+  arch: 'amd64' | 'arm64';
   cache: BlobCache;
   /** Scratch directory (layer builds, the RUN workspace). */
   workDir: string;
   compression: LayerCompression;
   mediaType: string;
   sourceDateEpoch: number;
-  /** Default: loaded on the first RUN that misses the cache. */
+  /** Default: canvos-lite's rootless executor (used only when a RUN misses the cache). */
   executor?: Executor | undefined;
   signal?: AbortSignal | undefined;
   onWarning?: WarningHandler | undefined;
@@ -101,22 +101,15 @@ export function evaluateProjectDockerfile(df: ParsedDockerfile, buildArgs: Reado
  * Check before anything is pulled or pushed that the Dockerfile can be applied: it evaluates, and when it has a RUN
  * the executor loads and user namespaces work. Throws ERR_CONFIG / ERR_EXEC_UNAVAILABLE naming `Dockerfile:LINE`.
  */
-export async function preflightDockerfile(df: ParsedDockerfile, buildArgs: Readonly<Record<string, string>>, executor?: Executor): Promise<EvaluatedDockerfile> {
+export async function preflightDockerfile(
+  df: ParsedDockerfile,
+  buildArgs: Readonly<Record<string, string>>,
+  arch: 'amd64' | 'arm64',
+  o: { executor?: Executor | undefined; signal?: AbortSignal | undefined } = {},
+): Promise<EvaluatedDockerfile> {
   const ev = evaluateProjectDockerfile(df, buildArgs);
   const run = ev.steps.find((s): s is RunStep => s.kind === 'run');
-  if (!run) return ev;
-  const where = `${df.file}:${run.ins.line}`;
-  const exec = executor ?? (await loadExecutor(where));
-  // The executor's own error (ERR_EXEC_UNAVAILABLE with its reason and hint) is re-thrown naming the RUN.
-  try {
-    await exec.probeUserNamespaces();
-  } catch (e) {
-    if (!CanvosError.is(e)) throw e;
-    throw new CanvosError(e.code, `${where}: RUN cannot be executed here: ${e.message}`, {
-      hint: e.hint ?? 'enable unprivileged user namespaces (sysctl kernel.unprivileged_userns_clone=1 / user.max_user_namespaces), or pre-bake the change into BASE_IMAGE',
-      cause: e,
-    });
-  }
+  if (run) await checkExecutor(`${df.file}:${run.ins.line}`, arch, o.executor, o.signal);
   return ev;
 }
 
@@ -137,7 +130,7 @@ export async function buildDockerfileLayers(df: ParsedDockerfile, o: DockerfileB
   let ctx: BuildContext | undefined;
   const createdDirs = new Set<string>();
   let chain = sha(JSON.stringify(o.base.diffIds));
-  let ws: ExecWorkspace | undefined;
+  let ws: Workspace | undefined;
   let executed = 0;
   const recordDir = join(o.cache.dir, 'dockerfile-run');
   try {
@@ -174,7 +167,7 @@ export async function buildDockerfileLayers(df: ParsedDockerfile, o: DockerfileB
           log(`${df.file}:${step.ins.line}: RUN ${step.argv.join(' ')}`);
           const r = await ws.run({
             argv: step.argv,
-            env: step.env,
+            env: Object.fromEntries(step.env.map((e) => [e.slice(0, e.indexOf('=')), e.slice(e.indexOf('=') + 1)])),
             workdir: step.workdir,
             user: step.user,
             label: `${df.file}:${step.ins.line}`,
@@ -184,8 +177,9 @@ export async function buildDockerfileLayers(df: ParsedDockerfile, o: DockerfileB
           });
           executed++;
           const stored = await o.cache.put(Readable.from(compressChunks(createReadStream(r.tarPath), o.compression, { signal: o.signal })), undefined, { signal: o.signal });
+          const diffId = r.diffId as Digest;
           await rm(r.tarPath, { force: true });
-          const rec: CacheRecord = { digest: stored.digest, size: stored.size, diffId: r.diffId };
+          const rec: CacheRecord = { digest: stored.digest, size: stored.size, diffId };
           await mkdir(recordDir, { recursive: true });
           await writeFile(join(recordDir, `${key}.json`), JSON.stringify(rec));
           layer = { ...rec, mediaType: o.mediaType, path: stored.path, createdBy: step.createdBy };
@@ -202,12 +196,15 @@ export async function buildDockerfileLayers(df: ParsedDockerfile, o: DockerfileB
   return { layers, history, config: ev.configChanged ? ev.config : undefined, executed };
 }
 
-async function openWorkspace(o: DockerfileBuildOptions, below: readonly DockerfileLayer[]): Promise<ExecWorkspace> {
-  const exec = o.executor ?? (await loadExecutor('Dockerfile'));
-  const openers: LayerOpener[] = [...o.base.openers, ...below.map((l) => async () => createReadStream(l.path))];
+async function openWorkspace(o: DockerfileBuildOptions, below: readonly DockerfileLayer[]): Promise<Workspace> {
+  const exec = o.executor ?? defaultExecutor;
+  const layers = [
+    ...o.base.openers.map((open, i) => ({ diffId: o.base.diffIds[i] ?? '', open: async () => Readable.from(await open()) })),
+    ...below.map((l) => ({ diffId: l.diffId, open: async () => createReadStream(l.path) })),
+  ];
   const tmpDir = join(o.workDir, 'exec');
   await mkdir(tmpDir, { recursive: true });
-  return exec.openWorkspace({ layers: openers, arch: o.arch, tmpDir, signal: o.signal, onWarning: o.onWarning });
+  return exec.openWorkspace({ layers, arch: o.arch, tmpDir, signal: o.signal, onWarning: o.onWarning });
 }
 
 /** A cached RUN layer whose blob is still in the cache (and verifies by size), else undefined. */

@@ -1,59 +1,32 @@
 /**
- * The rootless executor as the Dockerfile build uses it (src/exec/, written separately): probe whether RUN can work
- * on this host, open a workspace holding the rootfs of the layers so far, run a command and get its filesystem
- * change as one tar layer. Loaded lazily, so builds without RUN never touch it.
+ * The rootless executor (src/exec/) as the Dockerfile build uses it: the up-front check that RUN can work on this
+ * host (user namespaces, bwrap, the image's architecture), with the failure naming the first RUN's `Dockerfile:LINE`.
+ * Tests and library users may pass another {@link Executor} with the same shape.
  */
 import { CanvosError } from '../errors.js';
-import type { LayerOpener } from '../layers/merge.js';
-import type { Digest } from '../oci/digest.js';
+import { checkArch, openWorkspace, probeUserNamespaces } from '../exec/index.js';
 
-/** Options of one command run in a workspace. */
-export interface ExecRunOptions {
-  argv: string[];
-  env: string[];
-  workdir: string;
-  user: string;
-  /** Shown in progress/errors (`Dockerfile:12`). */
-  label: string;
-  /** Host directory of extra CA certificates (the project's certs/) trusted while the command runs. */
-  certsDir?: string | undefined;
-  /** Clamp for the mtimes written into the layer (SOURCE_DATE_EPOCH). */
-  mtime?: number | undefined;
-  onOutput?: ((chunk: Buffer) => void) | undefined;
-}
-
-/** A materialised rootfs that commands run in. */
-export interface ExecWorkspace {
-  rootfs: string;
-  /** Apply one more layer (a tar byte stream, compressed or not) on top. */
-  applyLayer(tar: AsyncIterable<Buffer>): Promise<void>;
-  /** Run a command; its filesystem change is written to `tarPath` as an uncompressed tar layer. */
-  run(o: ExecRunOptions): Promise<{ tarPath: string; diffId: Digest; size: number; entries: number }>;
-  close(): Promise<void>;
-}
-
-/** The executor module's entry points. */
+/** The executor entry points the build calls. Default: {@link defaultExecutor}. */
 export interface Executor {
-  probeUserNamespaces(): Promise<unknown>;
-  openWorkspace(o: { layers: LayerOpener[]; arch: string; tmpDir: string; signal?: AbortSignal | undefined; onWarning?: ((code: string, msg: string) => void) | undefined }): Promise<ExecWorkspace>;
+  probeUserNamespaces: typeof probeUserNamespaces;
+  checkArch: typeof checkArch;
+  openWorkspace: typeof openWorkspace;
 }
 
-/** Load the executor, or throw ERR_EXEC_UNAVAILABLE naming the RUN that needs it. */
-export async function loadExecutor(where: string): Promise<Executor> {
-  const spec = '../exec/index.js';
+/** canvos-lite's rootless executor. */
+export const defaultExecutor: Executor = { probeUserNamespaces, checkArch, openWorkspace };
+
+/**
+ * Throw ERR_EXEC_UNAVAILABLE (`Dockerfile:LINE: RUN cannot run here: <reason>` + the executor's hint) unless RUN
+ * can be executed for `arch`.
+ */
+export async function checkExecutor(where: string, arch: 'amd64' | 'arm64', exec: Executor = defaultExecutor, signal?: AbortSignal): Promise<void> {
+  const probe = await exec.probeUserNamespaces(signal ? { signal } : {});
+  if (!probe.ok) throw new CanvosError('ERR_EXEC_UNAVAILABLE', `${where}: RUN cannot be executed here: ${probe.reason}`, { hint: probe.hint });
   try {
-    return (await import(spec)) as Executor;
+    exec.checkArch(arch);
   } catch (e) {
-    throw new CanvosError('ERR_EXEC_UNAVAILABLE', `${where}: RUN needs canvos-lite's rootless executor, which this build does not include`, {
-      hint: 'pre-bake the change into BASE_IMAGE, or use a canvos-lite release with RUN support',
-      cause: e,
-    });
+    if (!CanvosError.is(e)) throw e;
+    throw new CanvosError(e.code, `${where}: RUN cannot be executed here: ${e.message}`, { hint: e.hint, cause: e });
   }
-}
-
-/** True when the probe result says user namespaces work (accepts a boolean or an `{ ok }`/`{ available }` object). */
-export function probeOk(r: unknown): { ok: boolean; reason?: string | undefined } {
-  if (typeof r === 'boolean') return { ok: r };
-  const o = (r ?? {}) as { ok?: boolean; available?: boolean; reason?: string; message?: string };
-  return { ok: o.ok ?? o.available ?? false, reason: o.reason ?? o.message };
 }

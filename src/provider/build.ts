@@ -101,7 +101,7 @@ export async function buildProviderImages(config: BuildConfig, opts: BuildProvid
   const dockerfile = await readProjectDockerfile(projectDir);
   const buildArgs = canvosBuildArgs(config, resolveBaseImage(config));
   // A Dockerfile that cannot be applied (refused instruction, RUN without user namespaces) fails before any pull.
-  if (dockerfile) await preflightDockerfile(dockerfile, buildArgs, opts.executor);
+  if (dockerfile) await preflightDockerfile(dockerfile, buildArgs, config.arch, { executor: opts.executor, signal: opts.signal });
   // zstd without libzstd (native addon) or Node >= 22.15 fails here, not after the base was read.
   if (opts.layerCompression === 'zstd') await compressor().zstd(Buffer.alloc(1), 3);
   const cache = new BlobCache({ dir: opts.cacheDir });

@@ -127,7 +127,7 @@ export async function openInstallerRootfs(config: BuildConfig, opts: InstallerRo
   const planned = planInstallerLayers(config, projectDir, warn);
   const dockerfile = await readProjectDockerfile(projectDir);
   const buildArgs = canvosBuildArgs(config, resolveBaseImage(config));
-  if (dockerfile) await preflightDockerfile(dockerfile, buildArgs, opts.executor);
+  if (dockerfile) await preflightDockerfile(dockerfile, buildArgs, config.arch, { executor: opts.executor, signal: opts.signal });
   const cache = new BlobCache({ dir: opts.cacheDir, env: opts.env });
   const open = { registry: opts.registry, cache, signal };
   const epoch = opts.sourceDateEpoch ?? sourceDateEpochFromEnv(opts.env);

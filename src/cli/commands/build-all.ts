@@ -78,6 +78,7 @@ async function run(argv: string[], io: CliIo): Promise<number> {
       signal: io.signal,
       onProgress: (e) => progress.onProgress(e),
       onWarning: warn,
+      onLog: values.json ? undefined : (line) => io.stderr.write(`${line}\n`),
     });
   } finally {
     progress.done();

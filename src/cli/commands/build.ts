@@ -100,6 +100,8 @@ async function run(argv: string[], io: CliIo): Promise<number> {
       signal: io.signal,
       onProgress: (e) => progress.onProgress(e),
       onWarning: warn,
+      // Dockerfile steps and RUN output, like `docker build --progress=plain` (not with --json).
+      onLog: values.json ? undefined : (line) => io.stderr.write(`${line}\n`),
     });
   } finally {
     progress.done();
@@ -117,7 +119,7 @@ async function run(argv: string[], io: CliIo): Promise<number> {
 /** The `--json` form of a provider build result (also part of `build-all --json`). */
 export function providerResultJson(result: BuildProviderResult, snippet: string): Record<string, unknown> {
   const images = result.images.map((i) => ({ k8sVersion: i.k8sVersion, tag: i.tag, destination: i.destination, digest: i.manifestDigest, layers: i.layers.length, appended: i.appended }));
-  return { baseImage: result.baseImage, systemdVersion: result.systemdVersion ?? null, bundled: result.plan.bundled, images, packSnippet: snippet };
+  return { baseImage: result.baseImage, systemdVersion: result.systemdVersion ?? null, bundled: result.plan.bundled, dockerfileRuns: result.dockerfileRuns, images, packSnippet: snippet };
 }
 
 const command: CommandModule = {
