@@ -43,8 +43,8 @@ export interface DockerfileHistory {
   createdBy: string;
   /** The layer of this entry; undefined for config-only instructions (`empty_layer`). */
   layer: DockerfileLayer | undefined;
-  /** The instruction's line in the Dockerfile. */
-  line: number;
+  /** `Dockerfile:LINE`, or the label of an extra step. */
+  name: string;
 }
 
 /** The result of {@link buildDockerfileLayers}. */
@@ -72,6 +72,8 @@ export interface DockerfileBuildOptions {
   compression: LayerCompression;
   mediaType: string;
   sourceDateEpoch: number;
+  /** RUN steps appended after the Dockerfile's (CanvOS exec steps such as TWO_NODE). Default: none. */
+  extraSteps?: readonly RunStep[] | undefined;
   /** Default: canvos-lite's rootless executor (used only when a RUN misses the cache). */
   executor?: Executor | undefined;
   signal?: AbortSignal | undefined;
@@ -83,6 +85,11 @@ export interface DockerfileBuildOptions {
 /** The build arguments CanvOS's Earthfile passes to the Dockerfile (`FROM DOCKERFILE --build-arg …`). */
 export function canvosBuildArgs(c: { osDistribution: string; osVersion: string; httpProxy: string; httpsProxy: string; noProxy: string; drbdVersion: string }, baseImage: string): Record<string, string> {
   return { BASE: baseImage, OS_DISTRIBUTION: c.osDistribution, OS_VERSION: c.osVersion, HTTP_PROXY: c.httpProxy, HTTPS_PROXY: c.httpsProxy, NO_PROXY: c.noProxy, DRBD_VERSION: c.drbdVersion };
+}
+
+/** The Dockerfile used when a project has none but canvos-lite has RUN steps of its own (TWO_NODE). */
+export function stockDockerfile(): ParsedDockerfile {
+  return parseDockerfile('ARG BASE\nFROM $BASE\n', { file: 'Dockerfile' });
 }
 
 /** Read and parse `<projectDir>/Dockerfile`; undefined when there is none. */
@@ -105,11 +112,11 @@ export async function preflightDockerfile(
   df: ParsedDockerfile,
   buildArgs: Readonly<Record<string, string>>,
   arch: 'amd64' | 'arm64',
-  o: { executor?: Executor | undefined; signal?: AbortSignal | undefined } = {},
+  o: { executor?: Executor | undefined; signal?: AbortSignal | undefined; extraSteps?: readonly RunStep[] | undefined } = {},
 ): Promise<EvaluatedDockerfile> {
   const ev = evaluateProjectDockerfile(df, buildArgs);
-  const run = ev.steps.find((s): s is RunStep => s.kind === 'run');
-  if (run) await checkExecutor(`${df.file}:${run.ins.line}`, arch, o.executor, o.signal);
+  const run = ev.steps.find((s): s is RunStep => s.kind === 'run') ?? o.extraSteps?.[0];
+  if (run) await checkExecutor(run.label ?? `${df.file}:${run.ins.line}`, arch, o.executor, o.signal);
   return ev;
 }
 
@@ -134,10 +141,11 @@ export async function buildDockerfileLayers(df: ParsedDockerfile, o: DockerfileB
   let executed = 0;
   const recordDir = join(o.cache.dir, 'dockerfile-run');
   try {
-    for (const step of ev.steps) {
+    for (const step of [...ev.steps, ...(o.extraSteps ?? [])]) {
       o.signal?.throwIfAborted();
+      const where = (step.kind === 'run' && step.label) || `${df.file}:${step.ins.line}`;
       if (step.kind === 'config') {
-        history.push({ createdBy: step.createdBy, layer: undefined, line: step.ins.line });
+        history.push({ createdBy: step.createdBy, layer: undefined, name: `${df.file}:${step.ins.line}` });
         continue;
       }
       let layer: DockerfileLayer;
@@ -153,24 +161,24 @@ export async function buildDockerfileLayers(df: ParsedDockerfile, o: DockerfileB
           signal: o.signal,
         });
         layer = { ...b, createdBy: step.createdBy };
-        log(`${df.file}:${step.ins.line}: ${step.createdBy.replace(/ # buildkit$/, '')}`);
+        log(`${where}: ${step.createdBy.replace(/ # buildkit$/, '')}`);
         if (ws) await ws.applyLayer(createReadStream(b.path));
       } else {
         const key = sha(JSON.stringify({ chain, argv: step.argv, env: step.env, user: step.user, workdir: step.workdir, arch: o.arch, epoch: o.sourceDateEpoch, compression: o.compression }));
         const cached = await readRecord(join(recordDir, `${key}.json`), o.cache);
         if (cached) {
           layer = { ...cached, mediaType: o.mediaType, path: o.cache.path(cached.digest), createdBy: step.createdBy };
-          log(`${df.file}:${step.ins.line}: RUN (cached)`);
+          log(`${where}: RUN (cached)`);
           if (ws) await ws.applyLayer(createReadStream(layer.path));
         } else {
           ws ??= await openWorkspace(o, layers);
-          log(`${df.file}:${step.ins.line}: RUN ${step.argv.join(' ')}`);
+          log(`${where}: RUN ${step.argv.join(' ')}`);
           const r = await ws.run({
             argv: step.argv,
             env: Object.fromEntries(step.env.map((e) => [e.slice(0, e.indexOf('=')), e.slice(e.indexOf('=') + 1)])),
             workdir: step.workdir,
             user: step.user,
-            label: `${df.file}:${step.ins.line}`,
+            label: where,
             certsDir: existsSync(join(o.projectDir, 'certs')) ? join(o.projectDir, 'certs') : undefined,
             mtime: o.sourceDateEpoch > 0 ? o.sourceDateEpoch : undefined,
             onOutput: (b) => log(b.toString('utf8').replace(/\n$/, '')),
@@ -187,7 +195,7 @@ export async function buildDockerfileLayers(df: ParsedDockerfile, o: DockerfileB
         }
       }
       layers.push(layer);
-      history.push({ createdBy: layer.createdBy, layer, line: step.ins.line });
+      history.push({ createdBy: layer.createdBy, layer, name: where });
       chain = sha(`${chain}\n${layer.diffId}`);
     }
   } finally {

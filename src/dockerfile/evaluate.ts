@@ -39,6 +39,8 @@ export interface RunStep {
   workdir: string;
   user: string;
   createdBy: string;
+  /** Shown in errors and as the layer name. Default: `Dockerfile:LINE`. */
+  label?: string | undefined;
 }
 
 /** A config-only instruction (ENV, LABEL, WORKDIR…): one empty-layer history entry. */

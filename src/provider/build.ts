@@ -14,7 +14,7 @@ import { openDestination } from '../copy/transports.js';
 import type { ImageDestination, ProgressFn } from '../copy/types.js';
 import { abortError, CanvosError } from '../errors.js';
 import { buildLayer, sourceDateEpochFromEnv, type BuiltLayer } from '../layers/build.js';
-import { buildDockerfileLayers, canvosBuildArgs, preflightDockerfile, readProjectDockerfile, type DockerfileBuild } from '../dockerfile/build.js';
+import { buildDockerfileLayers, canvosBuildArgs, preflightDockerfile, readProjectDockerfile, stockDockerfile, type DockerfileBuild } from '../dockerfile/build.js';
 import type { Executor } from '../dockerfile/exec-api.js';
 import { compressor } from '../native/load.js';
 import { BlobCache } from '../oci/cache.js';
@@ -29,6 +29,7 @@ import { cachedBlobPath, openImage, type OpenedImage } from './image-reader.js';
 import { layerBuildSpec } from './layer-specs.js';
 import { resolveBaseImage } from './derive.js';
 import type { BuildConfig, WarningHandler } from './resolve.js';
+import { twoNodeRunSteps, type TwoNodeSources } from './two-node.js';
 
 /** Options of {@link buildProviderImages}. */
 export interface BuildProviderOptions {
@@ -52,8 +53,10 @@ export interface BuildProviderOptions {
    * Default: `gzip`.
    */
   layerCompression?: 'gzip' | 'zstd' | undefined;
-  /** The RUN executor. Default: canvos-lite's rootless executor, loaded when the Dockerfile has a RUN. */
+  /** The RUN executor. Default: canvos-lite's rootless executor, used when the Dockerfile has a RUN or TWO_NODE is on. */
   executor?: Executor | undefined;
+  /** Download locations of the TWO_NODE steps (PGDG repository and key, kine). Default: CanvOS's. */
+  twoNodeSources?: TwoNodeSources | undefined;
   signal?: AbortSignal | undefined;
   onProgress?: ProgressFn | undefined;
   onWarning?: WarningHandler | undefined;
@@ -98,10 +101,12 @@ export async function buildProviderImages(config: BuildConfig, opts: BuildProvid
   // Validate everything that needs no network first (unsupported shapes, missing BASE_IMAGE…).
   planProviderImages(config, opts.versions, { projectDir: opts.projectDir });
   const projectDir = opts.projectDir ?? process.cwd();
-  const dockerfile = await readProjectDockerfile(projectDir);
+  // CanvOS's TWO_NODE steps run after the Dockerfile's, through the same executor and cache.
+  const extraSteps = config.twoNode ? twoNodeRunSteps(config, opts.twoNodeSources) : [];
+  const dockerfile = (await readProjectDockerfile(projectDir)) ?? (extraSteps.length ? stockDockerfile() : undefined);
   const buildArgs = canvosBuildArgs(config, resolveBaseImage(config));
   // A Dockerfile that cannot be applied (refused instruction, RUN without user namespaces) fails before any pull.
-  if (dockerfile) await preflightDockerfile(dockerfile, buildArgs, config.arch, { executor: opts.executor, signal: opts.signal });
+  if (dockerfile) await preflightDockerfile(dockerfile, buildArgs, config.arch, { executor: opts.executor, signal: opts.signal, extraSteps });
   // zstd without libzstd (native addon) or Node >= 22.15 fails here, not after the base was read.
   if (opts.layerCompression === 'zstd') await compressor().zstd(Buffer.alloc(1), 3);
   const cache = new BlobCache({ dir: opts.cacheDir });
@@ -148,6 +153,7 @@ export async function buildProviderImages(config: BuildConfig, opts: BuildProvid
         mediaType,
         sourceDateEpoch: epoch,
         executor: opts.executor,
+        extraSteps,
         signal,
         onWarning: warn,
         onLog: opts.onLog,
@@ -181,7 +187,7 @@ export async function buildProviderImages(config: BuildConfig, opts: BuildProvid
         const b = built.get(l);
         return b ? [{ name: l.name, layer: { digest: b.digest, size: b.size, diffId: b.diffId, mediaType: b.mediaType, createdBy: b.createdBy } satisfies AppendedLayer, path: b.path }] : [];
       });
-      const fromDockerfile = (df?.history ?? []).flatMap((h) => (h.layer ? [{ name: `Dockerfile:${h.line}`, layer: h.layer satisfies AppendedLayer, path: h.layer.path }] : []));
+      const fromDockerfile = (df?.history ?? []).flatMap((h) => (h.layer ? [{ name: h.name, layer: h.layer satisfies AppendedLayer, path: h.layer.path }] : []));
       const appended = [...fromDockerfile, ...own];
       const history = df ? [...df.history.map((h) => ({ createdBy: h.createdBy, emptyLayer: !h.layer })), ...own.map((a) => ({ createdBy: a.layer.createdBy }))] : undefined;
       return { plan: p, appended, image: assembleImage(base, appended.map((a) => a.layer), { created, history, runtimeConfig: df?.config }) };

@@ -175,7 +175,7 @@ export async function openInstallerRootfs(config: BuildConfig, opts: InstallerRo
         if (!h.layer) continue;
         const path = h.layer.path;
         openers.push(async () => createReadStream(path));
-        names.push(`Dockerfile:${h.line}`);
+        names.push(h.name);
       }
     }
     const built = async (layer: PlannedLayer): Promise<void> => {

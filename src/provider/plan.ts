@@ -8,6 +8,7 @@ import { resolve } from 'node:path';
 import { CanvosError } from '../errors.js';
 import { baseK8sVersion, isJetsonBase, k8sSource, providerImage, providerImagePath, providerTag, resolveBaseImage, stylusImage, thirdPartyBinaryPath } from './derive.js';
 import type { BuildPlan, PlannedItem, PlannedLayer, ProviderImagePlan } from './plan-types.js';
+import { twoNodeScripts } from './two-node.js';
 import { formatLoc, type BuildConfig, type WarningHandler } from './resolve.js';
 
 /** Options of {@link planProviderImages}. */
@@ -35,7 +36,7 @@ export const PROVIDERS_DIR = '/system/providers';
 /** Sentinel telling Stylus that k8s and the agent provider are baked in (no sysext download). */
 export const BUNDLED_SENTINEL = '/etc/spectro-sysext/k8s-and-agent-provider-bundled';
 
-function refuse(c: BuildConfig, cond: boolean, name: 'IS_UKI' | 'TWO_NODE', why: string, hint: string): void {
+function refuse(c: BuildConfig, cond: boolean, name: 'IS_UKI', why: string, hint: string): void {
   if (!cond) return;
   const at = formatLoc(c.origins[name]);
   throw new CanvosError('ERR_CONFIG', `${at ? `${at}: ` : ''}${name}=true is not supported by canvos-lite: ${why}`, { hint });
@@ -58,12 +59,13 @@ function warnExecSteps(c: BuildConfig, warn: WarningHandler): void {
 
 /**
  * Plan one provider image per version. Throws ERR_CONFIG for configurations whose image shape canvos-lite cannot
- * produce (IS_UKI, TWO_NODE) and for a missing BASE_IMAGE where CanvOS has no default.
+ * produce (IS_UKI, TWO_NODE off ubuntu|opensuse-leap/amd64) and for a missing BASE_IMAGE where CanvOS has no default.
  */
 export function planProviderImages(c: BuildConfig, versions: readonly string[], opts: PlanOptions = {}): BuildPlan {
   const warn = opts.onWarning ?? (() => {});
   refuse(c, c.isUki, 'IS_UKI', 'a UKI provider image carries signed EFI artefacts built by enki/osbuilder', 'set IS_UKI=false, or build UKI images with CanvOS');
-  refuse(c, c.twoNode, 'TWO_NODE', 'it installs postgresql and kine by running apt/zypper in the image', 'pre-install postgresql + kine in BASE_IMAGE and set TWO_NODE=false');
+  // TWO_NODE runs through the rootless executor (two-node.ts); only the OS/arch CanvOS cannot serve are refused here.
+  if (c.twoNode) twoNodeScripts(c);
   if (versions.length === 0) throw new CanvosError('ERR_CONFIG', 'no Kubernetes version to build', { hint: 'set K8S_VERSION or list versions in k8s_version.json' });
   warnExecSteps(c, warn);
   const unique = [...new Set(versions)];

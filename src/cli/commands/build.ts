@@ -7,6 +7,7 @@
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { CanvosError, EXIT_CODES } from '../../errors.js';
+import { twoNodeSourcesFromEnv } from '../../provider/two-node.js';
 import { buildProviderImages, type BuildProviderResult } from '../../provider/build.js';
 import { describeProviderBuild, type DryRunReport } from '../../provider/dry-run.js';
 import { packSnippet } from '../../provider/pack-snippet.js';
@@ -102,6 +103,7 @@ async function run(argv: string[], io: CliIo): Promise<number> {
       onWarning: warn,
       // Dockerfile steps and RUN output, like `docker build --progress=plain` (not with --json).
       onLog: values.json ? undefined : (line) => io.stderr.write(`${line}\n`),
+      twoNodeSources: twoNodeSourcesFromEnv(io.env),
     });
   } finally {
     progress.done();
