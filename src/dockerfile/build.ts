@@ -63,7 +63,8 @@ export interface DockerfileBuildOptions {
   projectDir: string;
   /** `BASE`, `OS_DISTRIBUTION`, … as CanvOS passes them (see {@link canvosBuildArgs}). */
   buildArgs: Readonly<Record<string, string>>;
-  base: { openers: readonly LayerOpener[]; diffIds: readonly string[]; config: ImageRuntimeConfig };
+  /** The base image (an opened image): its layers, diff_ids and runtime config. */
+  base: { openers: readonly LayerOpener[]; config: { rootfs: { diff_ids: readonly string[] }; config?: unknown } };
   scan: BaseScan;
   arch: 'amd64' | 'arm64';
   cache: BlobCache;
@@ -90,6 +91,30 @@ export function canvosBuildArgs(c: { osDistribution: string; osVersion: string; 
 /** The Dockerfile used when a project has none but canvos-lite has RUN steps of its own (TWO_NODE). */
 export function stockDockerfile(): ParsedDockerfile {
   return parseDockerfile('ARG BASE\nFROM $BASE\n', { file: 'Dockerfile' });
+}
+
+/** A project Dockerfile checked by {@link prepareProjectDockerfile}, ready for {@link buildDockerfileLayers}. */
+export interface PreparedDockerfile {
+  df: ParsedDockerfile;
+  /** The options that come from the project and the configuration. */
+  options: Pick<DockerfileBuildOptions, 'projectDir' | 'buildArgs' | 'arch' | 'extraSteps' | 'executor'>;
+}
+
+/**
+ * Read `<projectDir>/Dockerfile` (or the stock one when only `extraSteps` are to run), evaluate it and check the
+ * executor when a RUN needs it, before anything is pulled. Undefined when there is nothing to apply.
+ */
+export async function prepareProjectDockerfile(
+  c: Parameters<typeof canvosBuildArgs>[0] & { arch: 'amd64' | 'arm64' },
+  baseImage: string,
+  projectDir: string,
+  o: { extraSteps?: readonly RunStep[] | undefined; executor?: Executor | undefined; signal?: AbortSignal | undefined } = {},
+): Promise<PreparedDockerfile | undefined> {
+  const df = (await readProjectDockerfile(projectDir)) ?? (o.extraSteps?.length ? stockDockerfile() : undefined);
+  if (!df) return undefined;
+  const buildArgs = canvosBuildArgs(c, baseImage);
+  await preflightDockerfile(df, buildArgs, c.arch, o);
+  return { df, options: { projectDir, buildArgs, arch: c.arch, extraSteps: o.extraSteps, executor: o.executor } };
 }
 
 /** Read and parse `<projectDir>/Dockerfile`; undefined when there is none. */
@@ -130,13 +155,14 @@ interface CacheRecord {
 
 /** Apply the Dockerfile (see the file header). */
 export async function buildDockerfileLayers(df: ParsedDockerfile, o: DockerfileBuildOptions): Promise<DockerfileBuild> {
-  const ev = evaluateProjectDockerfile(df, o.buildArgs, o.base.config);
+  const ev = evaluateProjectDockerfile(df, o.buildArgs, (o.base.config.config ?? {}) as ImageRuntimeConfig);
+  const baseDiffIds = o.base.config.rootfs.diff_ids;
   const log = o.onLog ?? (() => {});
   const layers: DockerfileLayer[] = [];
   const history: DockerfileHistory[] = [];
   let ctx: BuildContext | undefined;
   const createdDirs = new Set<string>();
-  let chain = sha(JSON.stringify(o.base.diffIds));
+  let chain = sha(JSON.stringify(baseDiffIds));
   let ws: Workspace | undefined;
   let executed = 0;
   const recordDir = join(o.cache.dir, 'dockerfile-run');
@@ -207,7 +233,7 @@ export async function buildDockerfileLayers(df: ParsedDockerfile, o: DockerfileB
 async function openWorkspace(o: DockerfileBuildOptions, below: readonly DockerfileLayer[]): Promise<Workspace> {
   const exec = o.executor ?? defaultExecutor;
   const layers = [
-    ...o.base.openers.map((open, i) => ({ diffId: o.base.diffIds[i] ?? '', open: async () => Readable.from(await open()) })),
+    ...o.base.openers.map((open, i) => ({ diffId: o.base.config.rootfs.diff_ids[i] ?? '', open: async () => Readable.from(await open()) })),
     ...below.map((l) => ({ diffId: l.diffId, open: async () => createReadStream(l.path) })),
   ];
   const tmpDir = join(o.workDir, 'exec');

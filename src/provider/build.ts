@@ -14,7 +14,7 @@ import { openDestination } from '../copy/transports.js';
 import type { ImageDestination, ProgressFn } from '../copy/types.js';
 import { abortError, CanvosError } from '../errors.js';
 import { buildLayer, sourceDateEpochFromEnv, type BuiltLayer } from '../layers/build.js';
-import { buildDockerfileLayers, canvosBuildArgs, preflightDockerfile, readProjectDockerfile, stockDockerfile, type DockerfileBuild } from '../dockerfile/build.js';
+import { buildDockerfileLayers, prepareProjectDockerfile, type DockerfileBuild } from '../dockerfile/build.js';
 import type { Executor } from '../dockerfile/exec-api.js';
 import { compressor } from '../native/load.js';
 import { BlobCache } from '../oci/cache.js';
@@ -103,10 +103,8 @@ export async function buildProviderImages(config: BuildConfig, opts: BuildProvid
   const projectDir = opts.projectDir ?? process.cwd();
   // CanvOS's TWO_NODE steps run after the Dockerfile's, through the same executor and cache.
   const extraSteps = config.twoNode ? twoNodeRunSteps(config, opts.twoNodeSources) : [];
-  const dockerfile = (await readProjectDockerfile(projectDir)) ?? (extraSteps.length ? stockDockerfile() : undefined);
-  const buildArgs = canvosBuildArgs(config, resolveBaseImage(config));
   // A Dockerfile that cannot be applied (refused instruction, RUN without user namespaces) fails before any pull.
-  if (dockerfile) await preflightDockerfile(dockerfile, buildArgs, config.arch, { executor: opts.executor, signal: opts.signal, extraSteps });
+  const dockerfile = await prepareProjectDockerfile(config, resolveBaseImage(config), projectDir, { extraSteps, executor: opts.executor, signal: opts.signal });
   // zstd without libzstd (native addon) or Node >= 22.15 fails here, not after the base was read.
   if (opts.layerCompression === 'zstd') await compressor().zstd(Buffer.alloc(1), 3);
   const cache = new BlobCache({ dir: opts.cacheDir });
@@ -141,23 +139,8 @@ export async function buildProviderImages(config: BuildConfig, opts: BuildProvid
     let df: DockerfileBuild | undefined;
     if (dockerfile) {
       progress({ phase: 'dockerfile', item: 'Dockerfile', transferred: 0 });
-      df = await buildDockerfileLayers(dockerfile, {
-        projectDir,
-        buildArgs,
-        base: { openers: base.openers, diffIds: base.config.rootfs.diff_ids, config: (base.config.config ?? {}) as Record<string, unknown> },
-        scan,
-        arch: config.arch,
-        cache,
-        workDir: work,
-        compression,
-        mediaType,
-        sourceDateEpoch: epoch,
-        executor: opts.executor,
-        extraSteps,
-        signal,
-        onWarning: warn,
-        onLog: opts.onLog,
-      });
+      const layerOpts = { compression, mediaType, sourceDateEpoch: epoch };
+      df = await buildDockerfileLayers(dockerfile.df, { ...dockerfile.options, ...layerOpts, base, scan, cache, workDir: work, signal, onWarning: warn, onLog: opts.onLog });
     }
     const built = new Map<PlannedLayer, (BuiltLayer & { createdBy: string }) | null>();
     const build = async (layer: PlannedLayer): Promise<void> => {

@@ -11,7 +11,7 @@ import { createReadStream } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { buildDockerfileLayers, canvosBuildArgs, preflightDockerfile, readProjectDockerfile } from '../dockerfile/build.js';
+import { buildDockerfileLayers, prepareProjectDockerfile } from '../dockerfile/build.js';
 import type { Executor } from '../dockerfile/exec-api.js';
 import { CanvosError } from '../errors.js';
 import { buildLayer, sourceDateEpochFromEnv } from '../layers/build.js';
@@ -125,9 +125,7 @@ export async function openInstallerRootfs(config: BuildConfig, opts: InstallerRo
   }
   const projectDir = resolve(opts.projectDir ?? process.cwd());
   const planned = planInstallerLayers(config, projectDir, warn);
-  const dockerfile = await readProjectDockerfile(projectDir);
-  const buildArgs = canvosBuildArgs(config, resolveBaseImage(config));
-  if (dockerfile) await preflightDockerfile(dockerfile, buildArgs, config.arch, { executor: opts.executor, signal: opts.signal });
+  const dockerfile = await prepareProjectDockerfile(config, resolveBaseImage(config), projectDir, { executor: opts.executor, signal });
   const cache = new BlobCache({ dir: opts.cacheDir, env: opts.env });
   const open = { registry: opts.registry, cache, signal };
   const epoch = opts.sourceDateEpoch ?? sourceDateEpochFromEnv(opts.env);
@@ -155,22 +153,9 @@ export async function openInstallerRootfs(config: BuildConfig, opts: InstallerRo
     const names: string[] = [];
     if (dockerfile) {
       say('Dockerfile');
-      const df = await buildDockerfileLayers(dockerfile, {
-        projectDir,
-        buildArgs,
-        base: { openers: base.openers, diffIds: base.config.rootfs.diff_ids, config: (base.config.config ?? {}) as Record<string, unknown> },
-        scan,
-        arch: config.arch,
-        cache,
-        workDir: work,
-        compression: 'gzip',
-        mediaType: MediaType.OciLayerGzip,
-        sourceDateEpoch: epoch,
-        executor: opts.executor,
-        signal,
-        onWarning: warn,
-        onLog: say,
-      });
+      // gzip layers: the same RUN cache keys as a default provider build, so build-all runs each RUN once.
+      const layerOpts = { compression: 'gzip' as const, mediaType: MediaType.OciLayerGzip, sourceDateEpoch: epoch };
+      const df = await buildDockerfileLayers(dockerfile.df, { ...dockerfile.options, ...layerOpts, base, scan, cache, workDir: work, signal, onWarning: warn, onLog: say });
       for (const h of df.history) {
         if (!h.layer) continue;
         const path = h.layer.path;

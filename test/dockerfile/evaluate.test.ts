@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
-import { CanvosError } from '../../src/errors.js';
+import { thrown } from './helpers.js';
 import { evaluateDockerfile, type CopyStep, type RunStep } from '../../src/dockerfile/evaluate.js';
 import { parseDockerfile } from '../../src/dockerfile/parse.js';
 import { matchPreamble } from '../../src/dockerfile/preamble.js';
@@ -11,15 +11,7 @@ const buildArgs = { BASE, OS_DISTRIBUTION: 'ubuntu', OS_VERSION: '22.04', HTTP_P
 const baseConfig = { Env: ['PATH=/usr/bin:/bin', 'HOME=/root'], Cmd: ['/bin/bash'] };
 const ev = (text: string, extra: Record<string, string> = {}) =>
   evaluateDockerfile(parseDockerfile(text), { buildArgs: { ...buildArgs, ...extra }, baseConfig, skip: (i, a) => matchPreamble(i, a) !== undefined });
-const err = (f: () => unknown): CanvosError => {
-  try {
-    f();
-  } catch (e) {
-    if (CanvosError.is(e)) return e;
-    throw e;
-  }
-  throw new Error('expected a CanvosError');
-};
+const err = thrown;
 const H = 'ARG BASE\nFROM $BASE\n';
 
 describe('evaluateDockerfile: FROM and ARG', () => {

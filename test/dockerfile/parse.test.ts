@@ -1,18 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import { CanvosError } from '../../src/errors.js';
+import { thrown } from './helpers.js';
 import { parseDockerfile } from '../../src/dockerfile/parse.js';
 import { expandWord, splitWords } from '../../src/dockerfile/words.js';
 
 const parse = (s: string) => parseDockerfile(s).instructions;
-const err = (f: () => unknown): CanvosError => {
-  try {
-    f();
-  } catch (e) {
-    if (CanvosError.is(e)) return e;
-    throw e;
-  }
-  throw new Error('expected a CanvosError');
-};
+const err = thrown;
 
 describe('parseDockerfile: lines', () => {
   it('keeps keywords, arguments and line numbers; ignores comments and blank lines', () => {

@@ -14,7 +14,7 @@ import { pushLayout } from '../helpers/push-layout.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { run, skopeo, tmpDir, umoci } from '../helpers/tools.js';
 import { asUnprivileged, unprivilegedIdentity, unprivilegedTempDir } from '../helpers/unprivileged.js';
-import { makeProject, pushFixtureImages } from './fixture-images.js';
+import { makeProject, pushFixtureImages, registryTags } from './fixture-images.js';
 
 const BIN = join(import.meta.dirname, '../../bin/canvos-lite.js');
 const EPOCH = '1700000000';
@@ -43,11 +43,7 @@ async function cli(args: string[], env: Record<string, string> = {}): Promise<{ 
 const build = (repo: string, env: Record<string, string> = {}) =>
   cli(['build', '--push', '--json', '--insecure-registry', reg.host, '--set', 'K8S_VERSION=1.30.4', '--set', `BASE_IMAGE=${baseRef}`, '--set', `IMAGE_REPO=${repo}`], env);
 
-async function tags(repo: string): Promise<string[]> {
-  const res = await fetch(`${reg.url}/v2/${repo}/tags/list`);
-  if (res.status === 404) return [];
-  return ((await res.json()) as { tags: string[] | null }).tags ?? [];
-}
+const tags = (repo: string) => registryTags(reg, repo);
 
 beforeAll(async () => {
   if (!unprivilegedIdentity()) throw new Error('the canvostest user is missing: run scripts/install-deps.sh');

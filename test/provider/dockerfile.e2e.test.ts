@@ -11,7 +11,7 @@ import { buildProviderImages, type BuildProviderResult } from '../../src/provide
 import { loadBuildConfig } from '../../src/provider/load.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { run, skopeo, tmpDir, umoci } from '../helpers/tools.js';
-import { BASE_FILES, makeProject, pushFixtureImages, type FixtureRefs } from './fixture-images.js';
+import { BASE_FILES, makeProject, pushFixtureImages, registryTags, type FixtureRefs } from './fixture-images.js';
 
 let reg: TestRegistry;
 let tmp: Awaited<ReturnType<typeof tmpDir>>;
@@ -59,11 +59,7 @@ async function build(cacheDir: string, versionsOverride?: string): Promise<Build
   });
 }
 
-async function tags(repo: string): Promise<string[]> {
-  const res = await fetch(`${reg.url}/v2/${repo}/tags/list`);
-  if (res.status === 404) return [];
-  return ((await res.json()) as { tags: string[] | null }).tags ?? [];
-}
+const tags = (repo: string) => registryTags(reg, repo);
 
 beforeAll(async () => {
   reg = await startRegistry();
