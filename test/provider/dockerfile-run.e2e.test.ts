@@ -34,14 +34,14 @@ RUN rm /etc/issue.net
 `;
 
 /** Run the CLI as the unprivileged user; `env` adds to a minimal environment. */
-async function cli(args: string[], env: Record<string, string> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+async function cli(args: string[], env: Record<string, string> = {}, cwd = project): Promise<{ code: number; stdout: string; stderr: string }> {
   const vars = { HOME: work, PATH: process.env.PATH ?? '/usr/bin:/bin', CANVOS_CACHE_DIR: join(work, 'cache'), SOURCE_DATE_EPOCH: EPOCH, ...env };
   const argv = asUnprivileged(['env', ...Object.entries(vars).map(([k, v]) => `${k}=${v}`), process.execPath, BIN, ...args]);
-  return run(argv[0]!, argv.slice(1), { cwd: project, timeoutMs: 900_000 });
+  return run(argv[0]!, argv.slice(1), { cwd, timeoutMs: 900_000 });
 }
 
-const build = (repo: string, env: Record<string, string> = {}) =>
-  cli(['build', '--push', '--json', '--insecure-registry', reg.host, '--set', 'K8S_VERSION=1.30.4', '--set', `BASE_IMAGE=${baseRef}`, '--set', `IMAGE_REPO=${repo}`], env);
+const build = (repo: string, env: Record<string, string> = {}, cwd = project) =>
+  cli(['build', '--push', '--json', '--insecure-registry', reg.host, '--set', 'K8S_VERSION=1.30.4', '--set', `BASE_IMAGE=${baseRef}`, '--set', `IMAGE_REPO=${repo}`], env, cwd);
 
 const tags = (repo: string) => registryTags(reg, repo);
 
@@ -129,6 +129,23 @@ describe('Dockerfile RUN, rootless', () => {
     const out = JSON.parse(r.stdout) as { dockerfileRuns: number; images: { digest: string }[] };
     expect(out.dockerfileRuns).toBe(0);
     expect(out.images[0]!.digest).toBe(digest);
+  }, 300_000);
+
+  it('with SOURCE_DATE_EPOCH, two cold builds of deterministic RUNs give the same digest', async () => {
+    const p2 = join(work, 'project2');
+    await makeProject(p2, (await readFile(join(project, '.arg'), 'utf8')));
+    await writeFile(join(p2, 'Dockerfile'), 'ARG BASE\nFROM $BASE\nRUN echo deterministic > /etc/greeting && rm /etc/issue.net && mkdir -p /opt/x && ln -s /etc/greeting /opt/x/link\n');
+    const id = unprivilegedIdentity()!;
+    await run('chown', ['-R', `${id.uid}:${id.gid}`, p2]);
+    const digests: string[] = [];
+    for (const cache of ['cold-1', 'cold-2']) {
+      const r = await build('cold', { CANVOS_CACHE_DIR: join(work, cache) }, p2);
+      expect(r.code, r.stderr).toBe(0);
+      const out = JSON.parse(r.stdout) as { dockerfileRuns: number; images: { digest: string }[] };
+      expect(out.dockerfileRuns).toBe(1);
+      digests.push(out.images[0]!.digest);
+    }
+    expect(digests[1]).toBe(digests[0]);
   }, 300_000);
 
   it('without user namespaces the build fails up front with one line naming Dockerfile:LINE, and pushes nothing', async () => {
