@@ -11,11 +11,12 @@ import { CanvosError } from '../errors.js';
 import { applyLayerTo } from './apply.js';
 import { captureDiff, snapshot } from './diff.js';
 import { FrameReader, type AgentMessage, type AgentRequest } from './protocol.js';
-import { runInSandbox } from './sandbox.js';
+import { preparePlaceholders, runInSandbox } from './sandbox.js';
 
 const [root, workDir] = process.argv.slice(2) as [string, string];
 const data = new FrameReader(new Socket({ fd: 3, readable: true, writable: false }));
 let chain: Promise<void> = Promise.resolve();
+const placeholders = new Set<string>();
 
 function send(m: AgentMessage): void {
   process.stdout.write(`${JSON.stringify(m)}\n`);
@@ -24,21 +25,24 @@ function send(m: AgentMessage): void {
 async function handle(req: AgentRequest): Promise<Record<string, unknown>> {
   switch (req.op) {
     case 'apply': {
+      const { body, done } = data.stream();
       try {
-        return { ...(await applyLayerTo(root, data.stream(), req.name)) };
+        return { ...(await applyLayerTo(root, body, req.name)) };
       } finally {
-        await data.drain();
+        body.destroy();
+        await done;
       }
     }
     case 'run': {
-      const before = await snapshot(root);
+      await preparePlaceholders(root, placeholders);
+      const before = await snapshot(root, placeholders);
       const r = await runInSandbox(root, workDir, req.step, (chunk, stream) => send({ id: req.id, output: stream, data: chunk.toString('base64') }));
       if (r.code !== 0) {
         throw new CanvosError('ERR_RUN_FAILED', `${req.step.label}: RUN exited with ${r.code}${r.lastStderr ? `: ${r.lastStderr}` : ''}`, {
           hint: 'see the command output above; fix the command or the image it runs in',
         });
       }
-      return { ...(await captureDiff(root, before, req.out, { mtime: req.mtime })) };
+      return { ...(await captureDiff(root, before, req.out, { mtime: req.mtime, skip: placeholders })) };
     }
     case 'close':
       await rm(root, { recursive: true, force: true });

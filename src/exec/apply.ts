@@ -7,7 +7,7 @@
  */
 import { spawn } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
-import { chmod, lchown, link, lstat, lutimes, mkdir, readdir, readlink, rm, rmdir, symlink, unlink, utimes } from 'node:fs/promises';
+import { chmod, lchown, link, lstat, lutimes, mkdir, readdir, readlink, rm, symlink, utimes } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { CanvosError } from '../errors.js';
@@ -32,8 +32,11 @@ const MAX_HOPS = 40;
 export class RootResolver {
   private readonly dirs = new Map<string, string>();
   readonly root: string;
-  constructor(root: string) {
+  private readonly replace: boolean;
+  /** `replace`: a non-directory where a directory is needed is replaced (tar semantics) rather than an error. */
+  constructor(root: string, replace = true) {
     this.root = root;
+    this.replace = replace;
   }
 
   /** Forget cached resolutions (after anything was removed or replaced). */
@@ -58,7 +61,7 @@ export class RootResolver {
       const target = resolveLinkTarget(parent, await readlink(join(this.root, here)));
       out = await this.dir(target, create, hops + 1);
     } else if (!st.isDirectory()) {
-      if (!create) throw Object.assign(new Error(`not a directory: ${dir}`), { code: 'ENOTDIR' });
+      if (!create || !this.replace) throw Object.assign(new Error(`not a directory: ${dir}`), { code: 'ENOTDIR' });
       await rm(join(this.root, here), { force: true });
       await mkdir(join(this.root, here), { mode: 0o755 });
     }
@@ -182,12 +185,4 @@ async function create(e: FsEntry, host: string, res: RootResolver, signal?: Abor
     if (e.content) await pipeline(e.content, out, signal ? { signal } : {});
     else await new Promise<void>((resolve, reject) => out.end((err?: Error | null) => (err ? reject(err) : resolve())));
   }
-}
-
-/** Remove `host` if it is an empty directory or an empty regular file (a mount point bwrap created). */
-export async function removePlaceholder(host: string): Promise<void> {
-  const st = await lstat(host).catch(() => null);
-  if (!st) return;
-  if (st.isDirectory()) await rmdir(host).catch(() => undefined);
-  else if (st.isFile() && st.size === 0) await unlink(host).catch(() => undefined);
 }

@@ -25,6 +25,8 @@ export interface Meta {
   size: number;
   nlink: number;
   ino: bigint;
+  /** Birth time (statx), 0 when the filesystem has none: tells a recreated directory that got its old inode back. */
+  btimeNs: bigint;
   mtimeNs: bigint;
   ctimeNs: bigint;
 }
@@ -32,15 +34,15 @@ export interface Meta {
 /** Image path (normalised, root = '') → metadata. */
 export type Snapshot = Map<string, Meta>;
 
-/** Walk `root` without following symlinks. */
-export async function snapshot(root: string, signal?: AbortSignal): Promise<Snapshot> {
+/** Walk `root` without following symlinks; paths in `skip` are left out while they are empty (mount points). */
+export async function snapshot(root: string, skip: ReadonlySet<string> = new Set(), signal?: AbortSignal): Promise<Snapshot> {
   const out: Snapshot = new Map();
   const stack = [''];
   while (stack.length > 0) {
     signal?.throwIfAborted();
     const p = stack.pop()!;
     const st = await lstat(p === '' ? root : join(root, p), { bigint: true }).catch(() => null);
-    if (!st) continue;
+    if (!st || (skip.has(p) && ((st.isFile() && st.size === 0n) || (st.isDirectory() && (await readdir(join(root, p))).length === 0)))) continue;
     const kind = st.isDirectory() ? 'd' : st.isFile() ? 'f' : st.isSymbolicLink() ? 'l' : 'o';
     out.set(p, {
       kind,
@@ -50,6 +52,7 @@ export async function snapshot(root: string, signal?: AbortSignal): Promise<Snap
       size: kind === 'f' ? Number(st.size) : 0,
       nlink: Number(st.nlink),
       ino: st.ino,
+      btimeNs: st.birthtimeNs,
       mtimeNs: st.mtimeNs,
       ctimeNs: st.ctimeNs,
     });
@@ -58,8 +61,13 @@ export async function snapshot(root: string, signal?: AbortSignal): Promise<Snap
   return out;
 }
 
+/**
+ * Whether a path changed. A directory's ctime is not compared: it also moves when bwrap creates and the executor
+ * removes a mount point in it (whose mtime is restored), which is no change of the image.
+ */
 function changed(a: Meta, b: Meta): boolean {
-  return a.kind !== b.kind || a.ino !== b.ino || a.ctimeNs !== b.ctimeNs || a.mtimeNs !== b.mtimeNs || a.size !== b.size || a.mode !== b.mode || a.uid !== b.uid || a.gid !== b.gid;
+  if (a.kind !== b.kind || a.ino !== b.ino || a.btimeNs !== b.btimeNs || a.mtimeNs !== b.mtimeNs || a.size !== b.size || a.mode !== b.mode || a.uid !== b.uid || a.gid !== b.gid) return true;
+  return a.kind !== 'd' && a.ctimeNs !== b.ctimeNs;
 }
 
 /** Extended attributes of every path under `root` that has any (one `getfattr -R` run). */
@@ -113,8 +121,13 @@ export interface Captured {
 const TYPE: Record<Meta['kind'], FsEntryType> = { f: 'file', d: 'directory', l: 'symlink', o: 'fifo' };
 
 /** Write the difference between `before` and the current state of `root` to `outPath` as a tar layer. */
-export async function captureDiff(root: string, before: Snapshot, outPath: string, opts: { mtime?: number | undefined; signal?: AbortSignal | undefined } = {}): Promise<Captured> {
-  const after = await snapshot(root, opts.signal);
+export async function captureDiff(
+  root: string,
+  before: Snapshot,
+  outPath: string,
+  opts: { mtime?: number | undefined; skip?: ReadonlySet<string> | undefined; signal?: AbortSignal | undefined } = {},
+): Promise<Captured> {
+  const after = await snapshot(root, opts.skip, opts.signal);
   const clamp = (ns: bigint): number => {
     const s = Number(ns / 1_000_000_000n);
     return opts.mtime === undefined ? s : Math.min(s, opts.mtime);
@@ -125,7 +138,7 @@ export async function captureDiff(root: string, before: Snapshot, outPath: strin
     if (p === '') continue;
     const b = before.get(p);
     if (!b || changed(b, m)) add.add(p);
-    if (b && b.kind === 'd' && m.kind === 'd' && b.ino !== m.ino) opaque.add(p);
+    if (b && b.kind === 'd' && m.kind === 'd' && (b.ino !== m.ino || b.btimeNs !== m.btimeNs)) opaque.add(p);
   }
   const whiteouts: string[] = [];
   for (const p of before.keys()) {

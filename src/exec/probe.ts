@@ -95,8 +95,6 @@ export async function probeUserNamespaces(opts: { signal?: AbortSignal } = {}): 
     if (r.code !== 0) return fail(`cannot create a mount namespace as root (unshare --mount: ${r.stderr || `exit ${r.code}`})`, 'run with CAP_SYS_ADMIN (e.g. a privileged container), or pre-bake the change into BASE_IMAGE');
     return { ok: true, mapping: 'host-root', detail: 'running as root: mount namespace only' };
   }
-  if (readSysctl('/proc/sys/user/max_user_namespaces') === '0') return fail('user namespaces are disabled (sysctl user.max_user_namespaces = 0)');
-  if (readSysctl('/proc/sys/kernel/unprivileged_userns_clone') === '0') return fail('unprivileged user namespaces are disabled (sysctl kernel.unprivileged_userns_clone = 0)');
   const uids = subRange('/etc/subuid');
   const gids = subRange('/etc/subgid');
   if (uids && gids && onPath('newuidmap') && onPath('newgidmap')) {
@@ -104,7 +102,16 @@ export async function probeUserNamespaces(opts: { signal?: AbortSignal } = {}): 
     if (r.code === 0) return { ok: true, mapping: 'full', detail: `root plus subordinate uids ${uids}, gids ${gids}` };
   }
   const r = await tryRun([...unshareArgs('single'), 'true'], opts.signal);
-  if (r.code !== 0) return fail(`cannot create a user namespace (unshare --user: ${r.stderr || `exit ${r.code}`})`);
+  if (r.code !== 0) {
+    // The attempt decides; the sysctls only explain why it failed (else: seccomp, or a container without the capability).
+    const why =
+      readSysctl('/proc/sys/user/max_user_namespaces') === '0'
+        ? 'user namespaces are disabled (sysctl user.max_user_namespaces = 0)'
+        : readSysctl('/proc/sys/kernel/unprivileged_userns_clone') === '0'
+          ? 'unprivileged user namespaces are disabled (sysctl kernel.unprivileged_userns_clone = 0)'
+          : 'cannot create a user namespace (blocked by seccomp or the container?)';
+    return fail(`${why}: unshare --user failed: ${r.stderr || `exit ${r.code}`}`);
+  }
   const why = !uids || !gids ? 'no range for this user in /etc/subuid and /etc/subgid' : !onPath('newuidmap') ? 'newuidmap/newgidmap missing (apt-get install uidmap)' : 'mapping the subordinate range failed';
   return { ok: true, mapping: 'single', detail: `only root is mapped (${why})` };
 }

@@ -3,7 +3,7 @@
  * replies as JSON lines on the agent's stdin/stdout, layer bytes on fd 3 as length-prefixed frames (a 4-byte
  * big-endian length, then the bytes; length 0 ends one layer), so one pipe carries any number of layers.
  */
-import type { Writable } from 'node:stream';
+import { PassThrough, type Readable, type Writable } from 'node:stream';
 import type { ErrorCode } from '../errors.js';
 import type { SandboxStep } from './sandbox.js';
 
@@ -22,14 +22,21 @@ export type AgentMessage =
 /** Writes one stream of bytes as frames on `out`, honouring back-pressure; ends with the empty frame. */
 export async function writeFrames(out: Writable, src: AsyncIterable<Buffer | string>, signal?: AbortSignal): Promise<void> {
   const write = async (b: Buffer): Promise<void> => {
+    if (out.destroyed) throw new Error('the layer data pipe is closed');
     if (!out.write(b)) {
       await new Promise<void>((resolve, reject) => {
-        const onErr = (e: Error): void => reject(e);
-        out.once('error', onErr);
-        out.once('drain', () => {
-          out.off('error', onErr);
-          resolve();
-        });
+        const done = (e?: Error): void => {
+          out.off('error', done);
+          out.off('close', closed);
+          out.off('drain', drained);
+          if (e) reject(e);
+          else resolve();
+        };
+        const closed = (): void => done(new Error('the layer data pipe closed'));
+        const drained = (): void => done();
+        out.once('error', done);
+        out.once('close', closed);
+        out.once('drain', drained);
       });
     }
   };
@@ -49,11 +56,13 @@ export async function writeFrames(out: Writable, src: AsyncIterable<Buffer | str
   await write(header(0));
 }
 
-/** Reads frame streams written by {@link writeFrames}, one after the other. */
+/**
+ * Reads frame streams written by {@link writeFrames}, one after the other. Each stream is pumped to its end (the
+ * empty frame) whether or not the consumer reads it all, so a consumer that stops early (a corrupt tar) never leaves
+ * the next stream misaligned.
+ */
 export class FrameReader {
   private buf: Buffer = Buffer.alloc(0);
-  private left = 0;
-  private inFrame = false;
   private readonly it: AsyncIterator<Buffer>;
   constructor(src: AsyncIterable<Buffer>) {
     this.it = src[Symbol.asyncIterator]();
@@ -67,33 +76,37 @@ export class FrameReader {
     }
   }
 
-  /** The next stream's bytes. Call {@link drain} afterwards in case the consumer stopped early. */
-  async *stream(): AsyncGenerator<Buffer> {
-    this.inFrame = true;
-    for (;;) {
-      if (this.left === 0) {
+  /** The next stream: `body` to read (destroy it to stop early), `done` once the whole stream was taken off the pipe. */
+  stream(): { body: Readable; done: Promise<void> } {
+    const body = new PassThrough({ highWaterMark: 1 << 20 });
+    const done = (async () => {
+      for (;;) {
         await this.fill(4);
-        this.left = this.buf.readUInt32BE(0);
+        let left = this.buf.readUInt32BE(0);
         this.buf = this.buf.subarray(4);
-        if (this.left === 0) {
-          this.inFrame = false;
-          return;
+        if (left === 0) break;
+        while (left > 0) {
+          if (this.buf.length === 0) await this.fill(1);
+          const take = Math.min(left, this.buf.length);
+          const chunk = this.buf.subarray(0, take);
+          this.buf = this.buf.subarray(take);
+          left -= take;
+          if (!body.destroyed && !body.write(chunk)) {
+            await new Promise<void>((resolve) => {
+              const go = (): void => {
+                body.off('drain', go);
+                body.off('close', go);
+                resolve();
+              };
+              body.on('drain', go);
+              body.on('close', go);
+            });
+          }
         }
       }
-      if (this.buf.length === 0) await this.fill(1);
-      const take = Math.min(this.left, this.buf.length);
-      const chunk = this.buf.subarray(0, take);
-      this.buf = this.buf.subarray(take);
-      this.left -= take;
-      yield chunk;
-    }
-  }
-
-  /** Skip whatever remains of the current stream. */
-  async drain(): Promise<void> {
-    if (!this.inFrame) return;
-    for await (const _ of this.stream()) {
-      // discard
-    }
+      body.end();
+    })();
+    done.catch((e: Error) => body.destroy(e));
+    return { body, done };
   }
 }

@@ -2,15 +2,15 @@
  * Runs one command inside the materialised rootfs with bwrap (from inside the executor's user namespace): its own
  * mount, pid and ipc namespaces, /proc, /dev (bwrap's: null, zero, full, random, urandom, tty bound from the host),
  * a tmpfs /tmp, the host network with the host's /etc/resolv.conf, and the CanvOS certs/ as an extra CA bundle.
- * A non-root USER is entered with the host's `chroot --userspec` (the image's `env` then changes directory).
+ * A non-root USER is entered with the host's `chroot --userspec` (the image's /bin/sh then changes directory).
  */
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { lstat, readdir, readFile, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CanvosError } from '../errors.js';
 import { normalizeLayerPath } from '../layers/path.js';
-import { removePlaceholder, RootResolver } from './apply.js';
+import { RootResolver } from './apply.js';
 import { lastLine } from './probe.js';
 
 /** The serialisable part of a RunStep the agent receives. */
@@ -56,8 +56,24 @@ export async function resolveUser(root: string, spec: string | undefined, label:
   return { uid, gid, groups: [...new Set([gid, ...groups])] };
 }
 
-/** Mount points bwrap creates in the rootfs when missing; removed again after the run so the diff never sees them. */
+/** Mount points of the sandbox in the rootfs. */
 const MOUNT_POINTS = ['proc', 'dev', 'tmp', 'etc/resolv.conf'];
+
+/**
+ * Create the mount points the image lacks (once, before the first snapshot, so creating them never shows up as a
+ * change) and record them in `placeholders`; snapshots skip them while they stay empty.
+ */
+export async function preparePlaceholders(root: string, placeholders: Set<string>): Promise<void> {
+  for (const m of MOUNT_POINTS) {
+    const host = join(root, m);
+    if (await lstat(host).catch(() => null)) continue;
+    const parent = await lstat(join(host, '..')).catch(() => null);
+    if (!parent?.isDirectory()) continue;
+    if (m.includes('.')) await writeFile(host, '', { mode: 0o644 });
+    else await mkdir(host, { mode: 0o755 });
+    placeholders.add(m);
+  }
+}
 
 /** Build the combined CA bundle for certsDir (the image's bundle, if any, plus every PEM of certsDir). */
 async function caBundle(root: string, certsDir: string, workDir: string): Promise<string> {
@@ -75,6 +91,13 @@ async function caBundle(root: string, certsDir: string, workDir: string): Promis
   return out;
 }
 
+/** Absolute path of a host tool (bwrap resolves argv[0] with the step's PATH, which is the image's). */
+function hostTool(name: string): string {
+  const dirs = [...(process.env.PATH ?? '').split(':'), '/usr/sbin', '/usr/bin', '/sbin', '/bin'];
+  for (const d of dirs) if (d.startsWith('/') && existsSync(join(d, name))) return join(d, name);
+  throw new CanvosError('ERR_EXEC_UNAVAILABLE', `${name} is not installed on this host`, { hint: 'apt-get install coreutils' });
+}
+
 /** Run the step; resolves with the exit code and the last stderr line. `onOutput` gets the raw output. */
 export async function runInSandbox(
   root: string,
@@ -86,10 +109,10 @@ export async function runInSandbox(
   const wd = normalizeLayerPath(step.workdir || '/');
   if (wd === null || !step.workdir.startsWith('/')) throw new CanvosError('ERR_CONFIG', `${step.label}: WORKDIR ${JSON.stringify(step.workdir)} must be an absolute path inside the image`);
   const who = await resolveUser(root, step.user, step.label);
-  const res = new RootResolver(root);
-  const wdHost = wd === '' ? root : join(root, await res.dir(wd, true));
-  const missing: string[] = [];
-  for (const m of MOUNT_POINTS) if (!(await lstat(join(root, m)).catch(() => null))) missing.push(m);
+  const res = new RootResolver(root, false);
+  const wdHost = wd === '' ? root : join(root, await res.dir(wd, true).catch((e: Error) => {
+    throw new CanvosError('ERR_CONFIG', `${step.label}: WORKDIR ${step.workdir} cannot be used: ${e.message}`, { hint: 'a path component is a file in the image' });
+  }));
   const resolvConf = await lstat(join(root, 'etc/resolv.conf')).catch(() => null);
   const env = { ...step.env };
   const binds: string[] = [];
@@ -102,20 +125,22 @@ export async function runInSandbox(
   // Root runs with the image as / (bwrap pivots into it); another user enters it with chroot --userspec, so bwrap
   // keeps the agent's view as / and mounts proc/dev/tmp inside the rootfs.
   const at = (p: string): string => (asRoot ? p : join(root, p));
-  const argv = ['bwrap', '--die-with-parent', '--unshare-pid', '--unshare-ipc', '--new-session'];
+  const argv = [hostTool('bwrap'), '--die-with-parent', '--unshare-pid', '--unshare-ipc', '--new-session'];
   argv.push(...(asRoot ? ['--bind', root, '/'] : ['--bind', '/', '/']));
   argv.push('--proc', at('/proc'), '--dev', at('/dev'), '--perms', '1777', '--tmpfs', at('/tmp'));
-  if (existsSync('/etc/resolv.conf') && !resolvConf?.isSymbolicLink()) argv.push('--ro-bind', '/etc/resolv.conf', at('/etc/resolv.conf'));
+  const etcDir = await lstat(join(root, 'etc')).catch(() => null);
+  if (existsSync('/etc/resolv.conf') && etcDir?.isDirectory() && !resolvConf?.isSymbolicLink()) argv.push('--ro-bind', '/etc/resolv.conf', at('/etc/resolv.conf'));
   for (let i = 0; i < binds.length; i += 3) argv.push(binds[i]!, binds[i + 1]!, at(binds[i + 2]!));
   if (asRoot) {
     argv.push('--chdir', `/${wd}`, '--', ...step.argv);
   } else {
     const spec = `--userspec=${who.uid}:${who.gid}`;
     const groups = `--groups=${who.groups.join(',')}`;
-    argv.push('--chdir', wdHost, '--', 'chroot', spec, groups, root, 'env', `--chdir=/${wd}`, '--', ...step.argv);
+    // chroot always starts in /; the image's sh changes to the work dir (exec form in an image without sh: '/' only).
+    const enter = wd === '' ? [] : ['/bin/sh', '-c', 'cd "$1" && shift && exec "$@"', 'sh', `/${wd}`];
+    argv.push('--chdir', wdHost, '--', hostTool('chroot'), spec, groups, root, ...enter, ...step.argv);
   }
-  try {
-    return await new Promise((resolve, reject) => {
+  return new Promise((resolve, reject) => {
       const child = spawn(argv[0]!, argv.slice(1), { env, stdio: ['ignore', 'pipe', 'pipe'], ...(signal ? { signal } : {}) });
       let tail = '';
       child.stdout.on('data', (b: Buffer) => onOutput(b, 'stdout'));
@@ -125,8 +150,5 @@ export async function runInSandbox(
       });
       child.on('error', (e) => reject(signal?.aborted ? e : new CanvosError('ERR_EXEC_UNAVAILABLE', `${step.label}: cannot start bwrap: ${e.message}`, { hint: 'apt-get install bubblewrap' })));
       child.on('close', (code, sig) => resolve({ code: code ?? 128 + (sig === 'SIGKILL' ? 9 : 15), lastStderr: lastLine(tail) }));
-    });
-  } finally {
-    for (const m of missing.reverse()) await removePlaceholder(join(root, m));
-  }
+  });
 }

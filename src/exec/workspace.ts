@@ -84,14 +84,20 @@ class Agent {
     return this.dead === undefined;
   }
 
-  request(req: DistributiveOmit<AgentRequest, 'id'>, onOutput?: RunStep['onOutput'], data?: AsyncIterable<Buffer>): Promise<Record<string, unknown>> {
+  request(req: DistributiveOmit<AgentRequest, 'id'>, onOutput?: RunStep['onOutput'], data?: AsyncIterable<Buffer>, signal?: AbortSignal): Promise<Record<string, unknown>> {
     if (this.dead) return Promise.reject(this.dead);
     const id = this.nextId++;
     const done = new Promise<Record<string, unknown>>((resolve, reject) => this.pending.set(id, { resolve, reject, onOutput }));
     this.child.stdin!.write(`${JSON.stringify({ ...req, id })}\n`);
     if (!data) return done;
-    const sent = writeFrames(this.child.stdio[3] as Writable, data);
-    return Promise.all([done, sent.catch((e: Error) => Promise.reject(this.dead ?? e))]).then(([r]) => r);
+    // A source that fails mid-layer leaves the agent waiting for frames: it is stopped (the workspace is unusable).
+    const sent = writeFrames(this.child.stdio[3] as Writable, data, signal).catch((e: unknown) => {
+      const err = CanvosError.is(e) ? e : new CanvosError('ERR_LAYER_CORRUPT', `reading the layer failed: ${(e as Error).message}`, { cause: e });
+      this.fail(this.dead ?? err);
+      this.kill();
+      throw this.dead ?? err;
+    });
+    return Promise.all([done, sent]).then(([r]) => r);
   }
 
   kill(): void {
@@ -142,7 +148,7 @@ export async function openWorkspace(opts: WorkspaceOptions): Promise<Workspace> 
     })());
 
   const applyLayer = async (tar: Readable | NodeJS.ReadableStream, name = 'layer'): Promise<void> => {
-    const r = await guard(agent.request({ op: 'apply', name }, undefined, tar as AsyncIterable<Buffer>));
+    const r = await guard(agent.request({ op: 'apply', name }, undefined, tar as AsyncIterable<Buffer>, signal));
     if (probe.mapping !== 'single' && Number(r.chownFailed) > 0) {
       opts.onWarning?.('EXEC_CHOWN', `${name}: ${Number(r.chownFailed)} entries keep the namespace root as owner (their ids are outside the mapped range)`);
     }
