@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { buildLayer } from '../layers/build.js';
 import { compressChunks, type LayerCompression } from '../layers/compress.js';
+import { readLayer } from '../layers/read.js';
 import type { LayerOpener } from '../layers/merge.js';
 import type { BlobCache } from '../oci/cache.js';
 import type { Digest } from '../oci/digest.js';
@@ -73,6 +74,12 @@ export interface DockerfileBuildOptions {
   compression: LayerCompression;
   mediaType: string;
   sourceDateEpoch: number;
+  /**
+   * Files of `scan.files` to keep current: after each layer they are re-read from it (or dropped when it deletes
+   * them), so later COPY --chown lookups and the caller's own edits of those files see the Dockerfile's result.
+   * Default: /etc/passwd and /etc/group.
+   */
+  watchFiles?: readonly string[] | undefined;
   /** RUN steps appended after the Dockerfile's (CanvOS exec steps such as TWO_NODE). Default: none. */
   extraSteps?: readonly RunStep[] | undefined;
   /** Default: canvos-lite's rootless executor (used only when a RUN misses the cache). */
@@ -166,6 +173,7 @@ export async function buildDockerfileLayers(df: ParsedDockerfile, o: DockerfileB
   let ws: Workspace | undefined;
   let executed = 0;
   const recordDir = join(o.cache.dir, 'dockerfile-run');
+  const watch = new Set((o.watchFiles ?? ['/etc/passwd', '/etc/group']).map((p) => p.replace(/^\/+/, '')));
   try {
     for (const step of [...ev.steps, ...(o.extraSteps ?? [])]) {
       o.signal?.throwIfAborted();
@@ -220,6 +228,7 @@ export async function buildDockerfileLayers(df: ParsedDockerfile, o: DockerfileB
           // The workspace already holds this change (the command ran in it).
         }
       }
+      await refreshScan(o.scan, layer.path, watch, o.signal);
       layers.push(layer);
       history.push({ createdBy: layer.createdBy, layer, name: where });
       chain = sha(`${chain}\n${layer.diffId}`);
@@ -228,6 +237,30 @@ export async function buildDockerfileLayers(df: ParsedDockerfile, o: DockerfileB
     await ws?.close();
   }
   return { layers, history, config: ev.configChanged ? ev.config : undefined, executed };
+}
+
+/** Re-read the watched files a layer adds, and forget the ones it deletes (whiteouts, opaque directories). */
+async function refreshScan(scan: BaseScan, blob: string, watch: ReadonlySet<string>, signal: AbortSignal | undefined): Promise<void> {
+  const under = (dir: string) => [...watch].filter((w) => dir === '' || w.startsWith(`${dir}/`));
+  for await (const e of readLayer(createReadStream(blob), { signal })) {
+    const slash = e.path.lastIndexOf('/');
+    const dir = slash < 0 ? '' : e.path.slice(0, slash);
+    const name = e.path.slice(slash + 1);
+    if (name === '.wh..wh..opq') for (const w of under(dir)) scan.files.delete(w);
+    else if (name.startsWith('.wh.')) {
+      const gone = `${dir ? `${dir}/` : ''}${name.slice(4)}`;
+      for (const w of watch) if (w === gone || w.startsWith(`${gone}/`)) scan.files.delete(w);
+    } else if (watch.has(e.path)) {
+      if (e.type === 'file' && e.content) {
+        const parts: Buffer[] = [];
+        for await (const c of e.content) parts.push(c as Buffer);
+        scan.files.set(e.path, { content: Buffer.concat(parts), mode: e.mode, uid: e.uid, gid: e.gid });
+        continue;
+      }
+      scan.files.delete(e.path); // replaced by a link or a directory: no longer a file we can edit
+    }
+    e.content?.resume();
+  }
 }
 
 async function openWorkspace(o: DockerfileBuildOptions, below: readonly DockerfileLayer[]): Promise<Workspace> {

@@ -2,8 +2,8 @@
  * A COPY/ADD step → the LayerSpec of its layer, with Docker's semantics: sources are context paths or globs
  * (`.dockerignore`d paths do not exist), a source directory contributes its contents, the destination is a
  * directory when it ends in `/`, when there are several sources, or when the image already has a directory there;
- * `--chmod` applies to files and directories, `--chown` names are looked up in the base image's /etc/passwd and
- * /etc/group; ADD extracts local tar archives (plain, gzip, bzip2, xz, zstd) and fetches URLs only with --checksum.
+ * `--chmod` applies to files and directories, `--chown` names are looked up in the image's /etc/passwd and
+ * /etc/group (as the earlier layers left them); ADD extracts local tar archives (plain, gzip, bzip2, xz, zstd) and fetches URLs only with --checksum.
  */
 import { spawn } from 'node:child_process';
 import { createReadStream } from 'node:fs';
@@ -96,7 +96,7 @@ export async function copyLayerSpec(step: CopyStep, env: CopyEnv): Promise<Layer
     throw dockerfileError(env.file, step.ins.line, msg, hint);
   };
   const owner = step.chown
-    ? resolveChown(step.chown, env.scan, () => fail(`--chown=${step.chown}: no such user or group in the base image's /etc/passwd or /etc/group`, 'use numeric ids (--chown=1000:1000), or create the user in BASE_IMAGE'))
+    ? resolveChown(step.chown, env.scan, () => fail(`--chown=${step.chown}: no such user or group in the image's /etc/passwd or /etc/group`, 'use numeric ids (--chown=1000:1000), or create the user first (in BASE_IMAGE or an earlier RUN)'))
     : { uid: 0, gid: 0 };
   const placed = (p: string): string => resolveInBase(env.scan, norm(p));
   const destNorm = placed(step.dest);

@@ -119,7 +119,9 @@ export async function buildProviderImages(config: BuildConfig, opts: BuildProvid
     opened.push(base);
     const ca = CA_PATHS[config.osDistribution];
     progress({ phase: 'scan-base', item: baseRef, transferred: 0, total: base.layers.reduce((n, l) => n + l.size, 0) });
-    const scan = await scanBase(base.openers, { files: ['/etc/kairos-release', '/etc/cos/bootargs.cfg', ca.bundle, '/etc/passwd', '/etc/group'], listDirs: ['/etc/ssh', '/var/lib/dbus'] }, { signal });
+    // The files canvos-lite edits (and --chown reads); kept current through the Dockerfile's layers (watchFiles).
+    const watchFiles = ['/etc/kairos-release', '/etc/cos/bootargs.cfg', ca.bundle, '/etc/passwd', '/etc/group'];
+    const scan = await scanBase(base.openers, { files: watchFiles, listDirs: ['/etc/ssh', '/var/lib/dbus'] }, { signal });
     const supportsSysext = scan.systemdVersion !== undefined && scan.systemdVersion >= 255;
     const plan = planProviderImages(config, opts.versions, { projectDir: opts.projectDir, supportsSystemdExtensions: supportsSysext, onWarning: warn });
     if (!plan.bundled) warn('W_SYSEXT', `the base has systemd ${scan.systemdVersion}: k8s and the agent provider are not bundled (Stylus installs them as system extensions); set BUNDLE_K8S_AND_AGENT_PROVIDER=true to bundle them`);
@@ -140,7 +142,7 @@ export async function buildProviderImages(config: BuildConfig, opts: BuildProvid
     if (dockerfile) {
       progress({ phase: 'dockerfile', item: 'Dockerfile', transferred: 0 });
       const layerOpts = { compression, mediaType, sourceDateEpoch: epoch };
-      df = await buildDockerfileLayers(dockerfile.df, { ...dockerfile.options, ...layerOpts, base, scan, cache, workDir: work, signal, onWarning: warn, onLog: opts.onLog });
+      df = await buildDockerfileLayers(dockerfile.df, { ...dockerfile.options, ...layerOpts, base, scan, watchFiles, cache, workDir: work, signal, onWarning: warn, onLog: opts.onLog });
     }
     const built = new Map<PlannedLayer, (BuiltLayer & { createdBy: string }) | null>();
     const build = async (layer: PlannedLayer): Promise<void> => {

@@ -146,7 +146,9 @@ export async function openInstallerRootfs(config: BuildConfig, opts: InstallerRo
     opened.push(stylus);
     say(`scan ${baseRef}`);
     const ca = CA_PATHS[config.osDistribution];
-    const scan = await scanBase(base.openers, { files: ['/etc/kairos-release', '/etc/cos/bootargs.cfg', ca.bundle, '/etc/passwd', '/etc/group'], listDirs: ['/etc/ssh', '/var/lib/dbus'] }, { signal });
+    // The files canvos-lite edits (and --chown reads); kept current through the Dockerfile's layers (watchFiles).
+    const watchFiles = ['/etc/kairos-release', '/etc/cos/bootargs.cfg', ca.bundle, '/etc/passwd', '/etc/group'];
+    const scan = await scanBase(base.openers, { files: watchFiles, listDirs: ['/etc/ssh', '/var/lib/dbus'] }, { signal });
     const ctx: SpecContext = { config, scan, images: new Map([[ref, stylus]]), onWarning: warn, signal };
 
     const openers: LayerOpener[] = [...base.openers];
@@ -155,7 +157,7 @@ export async function openInstallerRootfs(config: BuildConfig, opts: InstallerRo
       say('Dockerfile');
       // gzip layers: the same RUN cache keys as a default provider build, so build-all runs each RUN once.
       const layerOpts = { compression: 'gzip' as const, mediaType: MediaType.OciLayerGzip, sourceDateEpoch: epoch };
-      const df = await buildDockerfileLayers(dockerfile.df, { ...dockerfile.options, ...layerOpts, base, scan, cache, workDir: work, signal, onWarning: warn, onLog: say });
+      const df = await buildDockerfileLayers(dockerfile.df, { ...dockerfile.options, ...layerOpts, base, scan, watchFiles, cache, workDir: work, signal, onWarning: warn, onLog: say });
       for (const h of df.history) {
         if (!h.layer) continue;
         const path = h.layer.path;

@@ -45,6 +45,7 @@ COPY <<EOF /etc/motd
 Welcome to $APP_HOME
 EOF
 CMD ["/opt/app/bin/start.sh"]
+COPY bootargs.cfg /etc/cos/
 `;
 
 async function build(cacheDir: string, versionsOverride?: string): Promise<BuildProviderResult> {
@@ -86,6 +87,7 @@ beforeAll(async () => {
   await writeFile(join(src, 'p.txt'), 'plain\n');
   await run('tar', ['-czf', join(project, 'vendor.tar.gz'), '-C', src, 'inner']);
   await run('tar', ['-cf', join(project, 'plain.tar'), '-C', src, 'p.txt']);
+  await writeFile(join(project, 'bootargs.cfg'), 'set kernel=/boot/vmlinuz\nset baseCmd="console=ttyS0 custom.arg=1 security=selinux selinux=1"\n');
   await writeFile(join(project, 'Dockerfile'), DOCKERFILE);
   first = await build(join(tmp.path, 'cache-1'));
 }, 300_000);
@@ -98,7 +100,7 @@ afterAll(async () => {
 describe('project Dockerfile', () => {
   it('appends one layer per COPY/ADD right after the base, before canvos-lite layers', async () => {
     const img = first.images[0]!;
-    expect(img.appended).toEqual(['Dockerfile:17', 'Dockerfile:18', 'Dockerfile:19', 'Dockerfile:20', 'Dockerfile:21', 'Dockerfile:22', 'os-config', 'overlay', 'agent-provider', 'stylus', 'finalize', 'k8s-1.30.4']);
+    expect(img.appended).toEqual(['Dockerfile:17', 'Dockerfile:18', 'Dockerfile:19', 'Dockerfile:20', 'Dockerfile:21', 'Dockerfile:22', 'Dockerfile:26', 'os-config', 'overlay', 'agent-provider', 'stylus', 'finalize', 'k8s-1.30.4']);
     expect(img.layers.slice(0, 2).map((l) => l.digest)).toEqual(refs.baseDigests.amd64);
     expect(first.dockerfileRuns).toBe(0);
   });
@@ -114,7 +116,7 @@ describe('project Dockerfile', () => {
     expect(cfg.config.Labels).toEqual({ 'canvos.test/platform': 'linux/amd64', 'org.example.vendor': 'ACME corp', os: 'ubuntu' });
     expect(cfg.config.WorkingDir).toBe('/opt/app');
     expect(cfg.config.Cmd).toEqual(['/opt/app/bin/start.sh']);
-    const h = cfg.history.slice(2, 12);
+    const h = cfg.history.slice(2, 13);
     expect(h.map((x) => [x.created_by, x.empty_layer ?? false])).toEqual([
       ['ENV APP_HOME=/opt/app DRBD=9.2.13', true],
       ['LABEL org.example.vendor=ACME corp os=ubuntu', true],
@@ -126,6 +128,7 @@ describe('project Dockerfile', () => {
       ['ADD plain.tar ./plain/ # buildkit', false],
       ['COPY <<EOF /etc/motd # buildkit', false],
       ['CMD ["/opt/app/bin/start.sh"]', true],
+      ['COPY bootargs.cfg /etc/cos/ # buildkit', false],
     ]);
     expect(cfg.history.filter((x) => !x.empty_layer)).toHaveLength(cfg.rootfs.diff_ids.length);
   });
@@ -152,6 +155,8 @@ describe('project Dockerfile', () => {
     expect(await read('opt/app/plain/p.txt')).toBe('plain\n');
     expect(await read('etc/motd')).toBe('Welcome to /opt/app\n');
     expect(await exists('certs')).toBe(false);
+    // canvos-lite's bootargs edit applies to the Dockerfile's bootargs.cfg, not the base's.
+    expect(await read('etc/cos/bootargs.cfg')).toBe('set kernel=/boot/vmlinuz\nset baseCmd="console=ttyS0 custom.arg=1 selinux=0 systemd.unified_cgroup_hierarchy=1 rd.driver.blacklist=nouveau modprobe.blacklist=nouveau nouveau.modeset=0"\n');
     // Owners as written in the layer (umoci --rootless maps them to the caller): --chown=app:staff → 1000:50.
     const blobs = join(layout, 'blobs/sha256');
     const listing = await run('tar', ['--numeric-owner', '-tvzf', join(blobs, first.images[0]!.layers[2]!.digest.slice(7))]);
@@ -169,10 +174,10 @@ describe('project Dockerfile', () => {
     const saved = await readFile(join(project, 'Dockerfile'), 'utf8');
     try {
       for (const [line, bad, msg] of [
-        ['RUN --mount=type=cache,target=/var/cache/apt apt-get update', 'ERR_CONFIG', /^Dockerfile:26: RUN --mount=type=cache,target=\/var\/cache\/apt is not supported/],
-        ['FROM $BASE', 'ERR_CONFIG', /^Dockerfile:26: a second FROM/],
-        ['ADD https://example.com/x.tgz /x/', 'ERR_CONFIG', /^Dockerfile:26: ADD of a URL needs --checksum/],
-        ['COPY missing.txt /x', 'ERR_CONFIG', /^Dockerfile:26: missing\.txt does not exist in the project directory/],
+        ['RUN --mount=type=cache,target=/var/cache/apt apt-get update', 'ERR_CONFIG', /^Dockerfile:27: RUN --mount=type=cache,target=\/var\/cache\/apt is not supported/],
+        ['FROM $BASE', 'ERR_CONFIG', /^Dockerfile:27: a second FROM/],
+        ['ADD https://example.com/x.tgz /x/', 'ERR_CONFIG', /^Dockerfile:27: ADD of a URL needs --checksum/],
+        ['COPY missing.txt /x', 'ERR_CONFIG', /^Dockerfile:27: missing\.txt does not exist in the project directory/],
       ] as const) {
         await writeFile(join(project, 'Dockerfile'), `${saved}${line}\n`);
         const e = await build(join(tmp.path, 'cache-bad'), '1.29.8').then(() => undefined, (x: unknown) => x);
