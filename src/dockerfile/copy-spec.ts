@@ -9,7 +9,8 @@ import { spawn } from 'node:child_process';
 import { createReadStream } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { join, posix } from 'node:path';
-import type { Readable } from 'node:stream';
+import { CanvosError } from '../errors.js';
+import type { FsEntry } from '../layers/entry.js';
 import { readLayer } from '../layers/read.js';
 import { normalizeLayerPath } from '../layers/path.js';
 import type { LayerEntrySpec, LayerSpec } from '../layers/spec.js';
@@ -82,12 +83,31 @@ async function sniffArchive(path: string): Promise<Archive | undefined> {
   }
 }
 
-/** A tar archive's byte stream, decompressed by `bzip2`/`xz` for the formats readLayer does not sniff. */
-function archiveStream(path: string, kind: Archive, signal: AbortSignal | undefined): Readable {
-  if (kind !== 'bzip2' && kind !== 'xz') return createReadStream(path);
-  const child = spawn(kind, ['-dc', path], { stdio: ['ignore', 'pipe', 'inherit'], signal });
-  child.on('error', (e) => child.stdout.destroy(e));
-  return child.stdout;
+/**
+ * A tar archive's bytes, decompressed by `bzip2`/`xz` for the formats readLayer does not sniff. Started only when
+ * read (a child spawned early loses its output before the layer builder gets to it).
+ */
+async function* archiveBytes(path: string, kind: Archive, signal: AbortSignal | undefined): AsyncGenerator<Buffer> {
+  if (kind !== 'bzip2' && kind !== 'xz') {
+    yield* createReadStream(path) as AsyncIterable<Buffer>;
+    return;
+  }
+  const child = spawn(kind, ['-dc', path], { stdio: ['ignore', 'pipe', 'pipe'], ...(signal ? { signal } : {}) });
+  let stderr = '';
+  child.stderr.on('data', (b: Buffer) => (stderr = (stderr + b.toString('utf8')).slice(-2000)));
+  const exited = new Promise<number>((resolve, reject) => {
+    child.on('error', reject);
+    child.on('close', (code) => resolve(code ?? -1));
+  });
+  yield* child.stdout as AsyncIterable<Buffer>;
+  const code = await exited.catch((e: Error) => {
+    throw new CanvosError('ERR_CONFIG', `cannot decompress ${path}: ${e.message}`, { hint: `install ${kind} (apt-get install ${kind === 'xz' ? 'xz-utils' : 'bzip2'})` });
+  });
+  if (code !== 0) throw new CanvosError('ERR_LAYER_CORRUPT', `${kind} -dc ${path} exited ${code}: ${stderr.trim().split('\n').pop() ?? ''}`);
+}
+
+async function* withOwner(src: AsyncIterable<FsEntry>, o: { uid: number; gid: number }): AsyncGenerator<FsEntry> {
+  for await (const e of src) yield { ...e, uid: o.uid, gid: o.gid, uname: '', gname: '' };
 }
 
 /** Build the LayerSpec of a COPY/ADD step. Throws ERR_CONFIG naming `Dockerfile:LINE`. */
@@ -163,8 +183,10 @@ export async function copyLayerSpec(step: CopyStep, env: CopyEnv): Promise<Layer
       const archive = step.add && e.type === 'file' ? await sniffArchive(host) : undefined;
       if (archive) {
         const root = destNorm;
-        const stream = archiveStream(host, archive, env.signal);
-        entries.push({ type: 'entries', source: readLayer(stream, { name: e.rel, signal: env.signal }), map: (p) => placed(root ? `${root}/${p}` : p) || null });
+        const extracted = readLayer(archiveBytes(host, archive, env.signal), { name: e.rel, signal: env.signal });
+        // --chown applies to the extracted entries too (BuildKit); without it they keep the archive's owners.
+        const source = step.chown ? withOwner(extracted, owner) : extracted;
+        entries.push({ type: 'entries', source, map: (p) => placed(root ? `${root}/${p}` : p) || null });
         env.createdDirs.add(root);
         continue;
       }

@@ -5,6 +5,8 @@
  */
 import { mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { createHash } from 'node:crypto';
+import { createServer, type Server } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CanvosError } from '../../src/errors.js';
 import { buildProviderImages, type BuildProviderResult } from '../../src/provider/build.js';
@@ -18,6 +20,8 @@ let tmp: Awaited<ReturnType<typeof tmpDir>>;
 let refs: FixtureRefs;
 let project: string;
 let first: BuildProviderResult;
+let server: Server;
+const DOWNLOAD = 'downloaded tool bytes\n';
 const EPOCH = 1_700_000_000;
 
 const DOCKERFILE = `# syntax=docker/dockerfile:1
@@ -46,6 +50,8 @@ Welcome to $APP_HOME
 EOF
 CMD ["/opt/app/bin/start.sh"]
 COPY bootargs.cfg /etc/cos/
+ADD --checksum=sha256:@SHA@ @URL@/dl/tool-1.0.bin /opt/dl/
+ADD --chown=1000 extra.tar.xz /opt/xz/
 `;
 
 async function build(cacheDir: string, versionsOverride?: string): Promise<BuildProviderResult> {
@@ -88,11 +94,18 @@ beforeAll(async () => {
   await run('tar', ['-czf', join(project, 'vendor.tar.gz'), '-C', src, 'inner']);
   await run('tar', ['-cf', join(project, 'plain.tar'), '-C', src, 'p.txt']);
   await writeFile(join(project, 'bootargs.cfg'), 'set kernel=/boot/vmlinuz\nset baseCmd="console=ttyS0 custom.arg=1 security=selinux selinux=1"\n');
-  await writeFile(join(project, 'Dockerfile'), DOCKERFILE);
+  await writeFile(join(src, 'xz.txt'), 'from xz\n');
+  await run('tar', ['-cJf', join(project, 'extra.tar.xz'), '-C', src, 'xz.txt']);
+  server = createServer((req, res) => res.end(req.url === '/dl/tool-1.0.bin' ? DOWNLOAD : ''));
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const url = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+  const sha = createHash('sha256').update(DOWNLOAD).digest('hex');
+  await writeFile(join(project, 'Dockerfile'), DOCKERFILE.replace('@SHA@', sha).replace('@URL@', url));
   first = await build(join(tmp.path, 'cache-1'));
 }, 300_000);
 
 afterAll(async () => {
+  server?.close();
   await reg?.stop();
   await tmp?.cleanup();
 });
@@ -100,7 +113,7 @@ afterAll(async () => {
 describe('project Dockerfile', () => {
   it('appends one layer per COPY/ADD right after the base, before canvos-lite layers', async () => {
     const img = first.images[0]!;
-    expect(img.appended).toEqual(['Dockerfile:17', 'Dockerfile:18', 'Dockerfile:19', 'Dockerfile:20', 'Dockerfile:21', 'Dockerfile:22', 'Dockerfile:26', 'os-config', 'overlay', 'agent-provider', 'stylus', 'finalize', 'k8s-1.30.4']);
+    expect(img.appended).toEqual(['Dockerfile:17', 'Dockerfile:18', 'Dockerfile:19', 'Dockerfile:20', 'Dockerfile:21', 'Dockerfile:22', 'Dockerfile:26', 'Dockerfile:27', 'Dockerfile:28', 'os-config', 'overlay', 'agent-provider', 'stylus', 'finalize', 'k8s-1.30.4']);
     expect(img.layers.slice(0, 2).map((l) => l.digest)).toEqual(refs.baseDigests.amd64);
     expect(first.dockerfileRuns).toBe(0);
   });
@@ -116,7 +129,7 @@ describe('project Dockerfile', () => {
     expect(cfg.config.Labels).toEqual({ 'canvos.test/platform': 'linux/amd64', 'org.example.vendor': 'ACME corp', os: 'ubuntu' });
     expect(cfg.config.WorkingDir).toBe('/opt/app');
     expect(cfg.config.Cmd).toEqual(['/opt/app/bin/start.sh']);
-    const h = cfg.history.slice(2, 13);
+    const h = cfg.history.slice(2, 13); // up to the bootargs COPY
     expect(h.map((x) => [x.created_by, x.empty_layer ?? false])).toEqual([
       ['ENV APP_HOME=/opt/app DRBD=9.2.13', true],
       ['LABEL org.example.vendor=ACME corp os=ubuntu', true],
@@ -155,6 +168,9 @@ describe('project Dockerfile', () => {
     expect(await read('opt/app/plain/p.txt')).toBe('plain\n');
     expect(await read('etc/motd')).toBe('Welcome to /opt/app\n');
     expect(await exists('certs')).toBe(false);
+    expect(await read('opt/dl/tool-1.0.bin')).toBe(DOWNLOAD); // ADD URL, verified against --checksum
+    expect((await stat(join(root, 'opt/dl/tool-1.0.bin'))).mode & 0o777).toBe(0o600);
+    expect(await read('opt/xz/xz.txt')).toBe('from xz\n'); // ADD of a local .tar.xz extracts it
     // canvos-lite's bootargs edit applies to the Dockerfile's bootargs.cfg, not the base's.
     expect(await read('etc/cos/bootargs.cfg')).toBe('set kernel=/boot/vmlinuz\nset baseCmd="console=ttyS0 custom.arg=1 selinux=0 systemd.unified_cgroup_hierarchy=1 rd.driver.blacklist=nouveau modprobe.blacklist=nouveau nouveau.modeset=0"\n');
     // Owners as written in the layer (umoci --rootless maps them to the caller): --chown=app:staff → 1000:50.
@@ -163,6 +179,8 @@ describe('project Dockerfile', () => {
     expect(listing.stdout).toMatch(/-rwxr-x--- 1000\/50 .* opt\/app\/bin\/start\.sh/);
     const conf = await run('tar', ['--numeric-owner', '-tvzf', join(blobs, first.images[0]!.layers[3]!.digest.slice(7))]);
     expect(conf.stdout).toMatch(/-rw-r--r-- 0\/0 .* etc\/acme\/a\.conf/);
+    const xz = await run('tar', ['--numeric-owner', '-tvzf', join(blobs, first.images[0]!.layers[10]!.digest.slice(7))]);
+    expect(xz.stdout).toMatch(/ 1000\/1000 .* opt\/xz\/xz\.txt/); // ADD --chown=1000 applies to extracted entries
   });
 
   it('a rebuild with a fresh cache gives the same digests', async () => {
@@ -174,10 +192,10 @@ describe('project Dockerfile', () => {
     const saved = await readFile(join(project, 'Dockerfile'), 'utf8');
     try {
       for (const [line, bad, msg] of [
-        ['RUN --mount=type=cache,target=/var/cache/apt apt-get update', 'ERR_CONFIG', /^Dockerfile:27: RUN --mount=type=cache,target=\/var\/cache\/apt is not supported/],
-        ['FROM $BASE', 'ERR_CONFIG', /^Dockerfile:27: a second FROM/],
-        ['ADD https://example.com/x.tgz /x/', 'ERR_CONFIG', /^Dockerfile:27: ADD of a URL needs --checksum/],
-        ['COPY missing.txt /x', 'ERR_CONFIG', /^Dockerfile:27: missing\.txt does not exist in the project directory/],
+        ['RUN --mount=type=cache,target=/var/cache/apt apt-get update', 'ERR_CONFIG', /^Dockerfile:29: RUN --mount=type=cache,target=\/var\/cache\/apt is not supported/],
+        ['FROM $BASE', 'ERR_CONFIG', /^Dockerfile:29: a second FROM/],
+        ['ADD https://example.com/x.tgz /x/', 'ERR_CONFIG', /^Dockerfile:29: ADD of a URL needs --checksum/],
+        ['COPY missing.txt /x', 'ERR_CONFIG', /^Dockerfile:29: missing\.txt does not exist in the project directory/],
       ] as const) {
         await writeFile(join(project, 'Dockerfile'), `${saved}${line}\n`);
         const e = await build(join(tmp.path, 'cache-bad'), '1.29.8').then(() => undefined, (x: unknown) => x);
