@@ -10,6 +10,7 @@ import { createServer, type Server } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CanvosError } from '../../src/errors.js';
 import { buildProviderImages, type BuildProviderResult } from '../../src/provider/build.js';
+import { describeProviderBuild } from '../../src/provider/dry-run.js';
 import { loadBuildConfig } from '../../src/provider/load.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { run, skopeo, tmpDir, umoci } from '../helpers/tools.js';
@@ -181,6 +182,13 @@ describe('project Dockerfile', () => {
     expect(conf.stdout).toMatch(/-rw-r--r-- 0\/0 .* etc\/acme\/a\.conf/);
     const xz = await run('tar', ['--numeric-owner', '-tvzf', join(blobs, first.images[0]!.layers[10]!.digest.slice(7))]);
     expect(xz.stdout).toMatch(/ 1000\/1000 .* opt\/xz\/xz\.txt/); // ADD --chown=1000 applies to extracted entries
+  });
+
+  it('--dry-run lists the Dockerfile steps without running anything', async () => {
+    const config = await loadBuildConfig({ argFile: join(project, '.arg'), overrides: { K8S_VERSION: '1.30.4' } });
+    const r = await describeProviderBuild(config, { versions: ['1.30.4'], projectDir: project, registry: { insecureRegistries: [reg.host], authFiles: [] }, cacheDir: join(tmp.path, 'cache-dry') });
+    expect(r.dockerfileSteps.map((st) => st.name)).toEqual(['Dockerfile:13', 'Dockerfile:15', 'Dockerfile:16', 'Dockerfile:17', 'Dockerfile:18', 'Dockerfile:19', 'Dockerfile:20', 'Dockerfile:21', 'Dockerfile:22', 'Dockerfile:25', 'Dockerfile:26', 'Dockerfile:27', 'Dockerfile:28']);
+    expect(r.dockerfileSteps[3]?.createdBy).toBe('COPY --chmod=0750 --chown=app:staff scripts/*.sh bin/ # buildkit');
   });
 
   it('a rebuild with a fresh cache gives the same digests', async () => {

@@ -45,7 +45,13 @@ const usageError = (message: string): CanvosError => usageErrorFor('build', mess
 function dryRunText(r: DryRunReport): string {
   const size = (b: number | undefined) => (b === undefined ? '?' : formatBytes(b));
   const img = (i: DryRunReport['base']) => (i.error ? `${i.ref}  UNAVAILABLE: ${i.error}` : `${i.ref}  ${i.layers} layers, ${size(i.bytes)}`);
-  const lines = [`base image: ${img(r.base)}`, `k8s and agent provider bundled: ${r.plan.bundled ? 'yes' : 'no (systemd-extension capable base)'}`, '', 'shared layers (built once):'];
+  const lines = [`base image: ${img(r.base)}`, `k8s and agent provider bundled: ${r.plan.bundled ? 'yes' : 'no (systemd-extension capable base)'}`, ''];
+  if (r.dockerfileSteps.length) {
+    lines.push('Dockerfile steps (on the base, shared):');
+    for (const st of r.dockerfileSteps) lines.push(`  ${st.name.padEnd(15)} ${st.createdBy.replace(/ # (buildkit|canvos-lite TWO_NODE)$/, '')}`);
+    lines.push('');
+  }
+  lines.push('shared layers (built once):');
   for (const l of r.plan.sharedLayers) lines.push(`  ${l.name.padEnd(15)} ${l.description}`);
   lines.push('', `images (${r.plan.images.length}):`);
   for (const p of r.plan.images) {
