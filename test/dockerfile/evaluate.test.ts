@@ -112,6 +112,14 @@ describe('evaluateDockerfile: COPY, ADD and RUN steps', () => {
     expect(cat?.argv).toEqual(['/bin/sh', '-c', 'cat <<A > /f\nbody\nA']);
   });
 
+  it('keeps URL credentials out of history (config keeps what the user wrote)', () => {
+    const r = ev(`${H}ARG HTTP_PROXY\nENV http_proxy=$HTTP_PROXY\nRUN curl -u x https://bob:s3cret@example.com/a?token=abc && echo done\n`);
+    const [env, run] = r.steps;
+    expect(env?.createdBy).toBe('ENV http_proxy=http://proxy:3128');
+    expect(r.config.Env).toContain('http_proxy=http://user:pw@proxy:3128');
+    expect(run?.createdBy).toBe('RUN /bin/sh -c curl -u x https://example.com/a?token=REDACTED && echo done # buildkit');
+  });
+
   it('accepts RUN --network=host and refuses mounts, --network=none and --security=insecure', () => {
     expect(ev(`${H}RUN --network=host true\n`).steps).toHaveLength(1);
     for (const f of ['--mount=type=cache,target=/var/cache/apt', '--network=none', '--security=insecure']) {
