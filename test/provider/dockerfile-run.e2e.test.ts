@@ -134,7 +134,9 @@ describe('Dockerfile RUN, rootless', () => {
   it('with SOURCE_DATE_EPOCH, two cold builds of deterministic RUNs give the same digest', async () => {
     const p2 = join(work, 'project2');
     await makeProject(p2, (await readFile(join(project, '.arg'), 'utf8')));
-    await writeFile(join(p2, 'Dockerfile'), 'ARG BASE\nFROM $BASE\nRUN echo deterministic > /etc/greeting && rm /etc/issue.net && mkdir -p /opt/x && ln -s /etc/greeting /opt/x/link\n');
+    await writeFile(join(p2, 'hello.txt'), 'copied between two RUNs\n');
+    // A COPY after a RUN is applied to the open workspace, so the second RUN sees it.
+    await writeFile(join(p2, 'Dockerfile'), 'ARG BASE\nFROM $BASE\nRUN echo deterministic > /etc/greeting && rm /etc/issue.net && mkdir -p /opt/x && ln -s /etc/greeting /opt/x/link\nCOPY hello.txt /etc/hello2.txt\nRUN cp /etc/hello2.txt /etc/hello3.txt\n');
     const id = unprivilegedIdentity()!;
     await run('chown', ['-R', `${id.uid}:${id.gid}`, p2]);
     const digests: string[] = [];
@@ -142,10 +144,14 @@ describe('Dockerfile RUN, rootless', () => {
       const r = await build('cold', { CANVOS_CACHE_DIR: join(work, cache) }, p2);
       expect(r.code, r.stderr).toBe(0);
       const out = JSON.parse(r.stdout) as { dockerfileRuns: number; images: { digest: string }[] };
-      expect(out.dockerfileRuns).toBe(1);
+      expect(out.dockerfileRuns).toBe(2);
       digests.push(out.images[0]!.digest);
     }
     expect(digests[1]).toBe(digests[0]);
+    const inspect = JSON.parse(await skopeo(['inspect', '--tls-verify=false', `docker://${reg.host}/out/cold:k3s-1.30.4-v4.9.38-demo`])) as { Layers: string[] };
+    const blob = join(tmp.path, 'run2.tar.gz');
+    await writeFile(blob, Buffer.from(await (await fetch(`${reg.url}/v2/out/cold/blobs/${inspect.Layers[3]}`)).arrayBuffer()));
+    expect((await run('tar', ['-tzf', blob])).stdout.split('\n')).toContain('etc/hello3.txt');
   }, 300_000);
 
   it('without user namespaces the build fails up front with one line naming Dockerfile:LINE, and pushes nothing', async () => {
