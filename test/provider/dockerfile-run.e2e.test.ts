@@ -154,6 +154,18 @@ describe('Dockerfile RUN, rootless', () => {
     expect((await run('tar', ['-tzf', blob])).stdout.split('\n')).toContain('etc/hello3.txt');
   }, 300_000);
 
+  it('a failing RUN exits 18 naming Dockerfile:LINE, and pushes nothing', async () => {
+    const p3 = join(work, 'project3');
+    await makeProject(p3, await readFile(join(project, '.arg'), 'utf8'));
+    await writeFile(join(p3, 'Dockerfile'), 'ARG BASE\nFROM $BASE\nRUN echo ok\nRUN echo "no such thing" >&2 && exit 3\n');
+    const id = unprivilegedIdentity()!;
+    await run('chown', ['-R', `${id.uid}:${id.gid}`, p3]);
+    const r = await build('failing', {}, p3);
+    expect(r.code).toBe(18);
+    expect(r.stderr).toMatch(/^canvos-lite: Dockerfile:4: RUN exited with 3: no such thing$/m);
+    expect(await tags('out/failing')).toEqual([]);
+  }, 300_000);
+
   it('without user namespaces the build fails up front with one line naming Dockerfile:LINE, and pushes nothing', async () => {
     const r = await build('nouserns', { CANVOS_EXEC_DISABLE_USERNS: '1' });
     expect(r.code).toBe(19);
