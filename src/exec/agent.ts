@@ -17,6 +17,7 @@ const [root, workDir] = process.argv.slice(2) as [string, string];
 const data = new FrameReader(new Socket({ fd: 3, readable: true, writable: false }));
 let chain: Promise<void> = Promise.resolve();
 const placeholders = new Set<string>();
+let applied = 0;
 
 function send(m: AgentMessage): void {
   process.stdout.write(`${JSON.stringify(m)}\n`);
@@ -27,7 +28,8 @@ async function handle(req: AgentRequest): Promise<Record<string, unknown>> {
     case 'apply': {
       const { body, done } = data.stream();
       try {
-        return { ...(await applyLayerTo(root, body, req.name)) };
+        const r = await applyLayerTo(root, body, req.name, undefined, applied++ === 0);
+        return { ...r };
       } finally {
         body.destroy();
         await done;
@@ -63,6 +65,8 @@ lines.on('line', (line) => {
     if (req.op === 'close') process.exit(0);
   });
 });
+// The parent never closes our stdin; if it does, the parent is gone: remove the rootfs (best effort) and exit, which
+// also ends a running command (bwrap --die-with-parent).
 lines.on('close', () => {
-  void chain.then(() => process.exit(0));
+  void rm(root, { recursive: true, force: true }).finally(() => process.exit(0));
 });

@@ -7,7 +7,7 @@
  */
 import { spawn } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
-import { chmod, lchown, link, lstat, lutimes, mkdir, readdir, readlink, rm, symlink, utimes } from 'node:fs/promises';
+import { chmod, lchown, link, lstat, lutimes, mkdir, readdir, readlink, rm, symlink, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { CanvosError } from '../errors.js';
@@ -104,16 +104,74 @@ async function remove(host: string): Promise<void> {
   await rm(host, { recursive: true, force: true });
 }
 
-/** Apply one layer stream onto `root`. */
-export async function applyLayerTo(root: string, src: AsyncIterable<Buffer>, name: string, signal?: AbortSignal): Promise<ApplyResult> {
+/**
+ * Bounded background file work keyed by host path: file writes and metadata calls overlap (the extraction is bound
+ * by syscall round trips), later work on the same path waits for earlier work, and removals flush everything first.
+ */
+class Background {
+  private readonly byPath = new Map<string, Promise<void>>();
+  private readonly inflight = new Set<Promise<void>>();
+  private error: unknown;
+
+  async settle(host: string): Promise<void> {
+    await this.byPath.get(host);
+  }
+
+  async add(host: string, job: () => Promise<void>): Promise<void> {
+    if (this.error !== undefined) throw this.error;
+    while (this.inflight.size >= 32) await Promise.race(this.inflight);
+    const run = (this.byPath.get(host) ?? Promise.resolve()).then(job).catch((e: unknown) => {
+      this.error ??= e;
+    });
+    const tracked: Promise<void> = run.finally(() => {
+      this.inflight.delete(tracked);
+      if (this.byPath.get(host) === tracked) this.byPath.delete(host);
+    });
+    this.inflight.add(tracked);
+    this.byPath.set(host, tracked);
+  }
+
+  async flush(): Promise<void> {
+    await Promise.all(this.inflight);
+    if (this.error !== undefined) throw this.error;
+  }
+}
+
+const SMALL = 1 << 20;
+
+async function readAll(e: FsEntry): Promise<Buffer> {
+  const parts: Buffer[] = [];
+  for await (const c of e.content ?? []) parts.push(c as Buffer);
+  return Buffer.concat(parts);
+}
+
+/**
+ * Apply one layer stream onto `root`. `fresh`: `root` was empty before this layer, so a path not yet written by
+ * this layer cannot exist (saves one lstat per entry for a base layer).
+ */
+export async function applyLayerTo(root: string, src: AsyncIterable<Buffer>, name: string, signal?: AbortSignal, fresh = false): Promise<ApplyResult> {
   const res = new RootResolver(root);
   const seen = new Set<string>(); // paths this layer created (an opaque marker must not hide them)
   const dirTimes: Array<[string, number]> = [];
   const xattrs: Array<{ host: string; xattrs: Record<string, Buffer> }> = [];
   const result: ApplyResult = { entries: 0, skippedSpecial: 0, chownFailed: 0 };
+  const bg = new Background();
+  const meta = async (e: FsEntry, host: string): Promise<void> => {
+    try {
+      await lchown(host, e.uid, e.gid);
+    } catch {
+      result.chownFailed++;
+    }
+    if (e.type === 'symlink') await lutimes(host, e.mtime, e.mtime);
+    else {
+      await chmod(host, e.mode & 0o7777);
+      if (e.type !== 'directory') await utimes(host, e.mtime, e.mtime);
+    }
+  };
   for await (const e of readLayer(src, { name, signal })) {
     const base = baseName(e.path);
     if (base.startsWith(WH)) {
+      await bg.flush();
       res.reset();
       const dir = parentPath(e.path);
       const hostDir = await res.path(dir, false).catch(() => null);
@@ -134,34 +192,35 @@ export async function applyLayerTo(root: string, src: AsyncIterable<Buffer>, nam
       e.content?.resume();
       continue;
     }
+    const mayExist = !fresh || e.path === '' || seen.has(e.path);
     seen.add(e.path);
     for (const a of ancestors(e.path)) seen.add(a);
     const host = await res.path(e.path);
-    const old = await lstat(host).catch(() => null);
-    if (e.type === 'directory') {
-      if (old && !old.isDirectory()) {
-        await remove(host);
-        res.reset();
-      }
-      if (!old || !old.isDirectory()) await mkdir(host, { mode: 0o700 });
-    } else {
-      if (old) {
-        await remove(host);
-        if (old.isDirectory() || old.isSymbolicLink()) res.reset();
-      }
-      await create(e, host, res, signal);
+    await bg.settle(host);
+    const old = mayExist ? await lstat(host).catch(() => null) : null;
+    if (old && !(old.isDirectory() && e.type === 'directory')) {
+      await bg.flush();
+      await remove(host);
+      if (old.isDirectory() || old.isSymbolicLink()) res.reset();
     }
-    try {
-      await lchown(host, e.uid, e.gid);
-    } catch {
-      result.chownFailed++;
-    }
-    if (e.type !== 'symlink') await chmod(host, e.mode & 0o7777);
     if (e.xattrs && Object.keys(e.xattrs).length > 0 && e.type !== 'symlink') xattrs.push({ host, xattrs: e.xattrs });
-    if (e.type === 'directory') dirTimes.push([host, e.mtime]);
-    else if (e.type === 'symlink') await lutimes(host, e.mtime, e.mtime);
-    else await utimes(host, e.mtime, e.mtime);
+    if (e.type === 'directory') {
+      if (!old || !old.isDirectory()) await mkdir(host, { mode: 0o700 });
+      await meta(e, host);
+      dirTimes.push([host, e.mtime]);
+    } else if (e.type === 'file' && e.size <= SMALL) {
+      const buf = await readAll(e);
+      await bg.add(host, async () => {
+        await writeFile(host, buf, { flag: 'wx', mode: 0o600 });
+        await meta(e, host);
+      });
+    } else {
+      if (e.type === 'hardlink') await bg.settle(await res.path(e.linkname ?? '', false).catch(() => ''));
+      await create(e, host, res, signal);
+      await bg.add(host, () => meta(e, host));
+    }
   }
+  await bg.flush();
   await setXattrs(xattrs);
   for (let i = dirTimes.length - 1; i >= 0; i--) {
     const [host, t] = dirTimes[i]!;

@@ -12,16 +12,10 @@ import { CanvosError } from '../errors.js';
 import { normalizeLayerPath } from '../layers/path.js';
 import { RootResolver } from './apply.js';
 import { lastLine } from './probe.js';
+import type { RunStep } from './types.js';
 
 /** The serialisable part of a RunStep the agent receives. */
-export interface SandboxStep {
-  argv: string[];
-  env: Record<string, string>;
-  workdir: string;
-  user?: string | undefined;
-  label: string;
-  certsDir?: string | undefined;
-}
+export type SandboxStep = Omit<RunStep, 'onOutput' | 'mtime'>;
 
 /** A resolved identity inside the image. */
 export interface Identity {

@@ -38,8 +38,8 @@ class Agent {
   private dead: Error | undefined;
   exited: Promise<void>;
 
-  constructor(mapping: Mapping, rootfs: string, workDir: string) {
-    const argv = [...unshareArgs(mapping), '--', process.execPath, agentPath(), rootfs, workDir];
+  constructor(mapping: Mapping, script: string, rootfs: string, workDir: string) {
+    const argv = [...unshareArgs(mapping), '--', process.execPath, script, rootfs, workDir];
     this.child = spawn(argv[0]!, argv.slice(1), { stdio: ['pipe', 'pipe', 'pipe', 'pipe'] });
     let buf = '';
     this.child.stdout!.setEncoding('utf8').on('data', (s: string) => {
@@ -116,12 +116,13 @@ export async function openWorkspace(opts: WorkspaceOptions): Promise<Workspace> 
   if (probe.mapping === 'single') {
     opts.onWarning?.('EXEC_SINGLE_UID', `${probe.detail}: files the image gives to other users are owned by root, and chown to another id fails inside RUN`);
   }
+  const script = agentPath();
   const workDir = await mkdtemp(join(opts.tmpDir ?? tmpdir(), 'canvos-exec-'));
   const rootfs = join(workDir, 'rootfs');
   const layerDir = opts.layerDir ?? join(workDir, 'layers');
   await mkdir(rootfs, { mode: 0o755 });
   await mkdir(layerDir, { recursive: true });
-  const agent = new Agent(probe.mapping, rootfs, workDir);
+  const agent = new Agent(probe.mapping, script, rootfs, workDir);
   let closed: Promise<void> | undefined;
   let runs = 0;
   const onAbort = (): void => {

@@ -56,7 +56,7 @@ export async function writeTinyBase(path: string): Promise<void> {
     return { path: p, type: 'file', mode: 0o644, uid: 0, gid: 0, mtime: T, size: buf.length, data: { buf }, ...extra };
   };
   const link = (p: string, target: string): PlannedEntry => ({ path: p, type: 'symlink', mode: 0o777, uid: 0, gid: 0, mtime: T, size: 0, linkname: target });
-  const applets = ['sh', 'echo', 'rm', 'mkdir', 'ln', 'chown', 'touch', 'id', 'sleep', 'cat', 'env', 'ls'];
+  const applets = ['sh', 'echo', 'rm', 'mkdir', 'ln', 'chown', 'touch', 'id', 'sleep', 'cat', 'env', 'ls', 'stat'];
   const entries: PlannedEntry[] = [
     dir('bin'),
     file('bin/busybox', busybox, { mode: 0o755 }),

@@ -3,8 +3,9 @@
  * holds (whiteouts, opaque dirs, hardlinks, owners, xattrs, no mount-point leftovers), USER, determinism, a failing
  * command, abort cleanup, and the refusals (user namespaces disabled, foreign arch without binfmt).
  */
-import { existsSync } from 'node:fs';
-import { readdir, rm, writeFile } from 'node:fs/promises';
+import { chmodSync, copyFileSync, existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { mkdir, readdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CanvosError } from '../../src/errors.js';
@@ -32,6 +33,9 @@ beforeAll(async () => {
   dir = unprivilegedTempDir('canvos-exec-test-');
   base = join(dir, 'base.tar');
   await writeTinyBase(base);
+  await mkdir(join(dir, 'certs'));
+  await writeFile(join(dir, 'certs', 'proxy.crt'), '-----BEGIN CERTIFICATE-----\nTESTCERT\n-----END CERTIFICATE-----\n');
+  await writeFile(join(dir, 'certs', 'README'), 'not a certificate');
 });
 afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
@@ -42,6 +46,8 @@ function steps(): Array<Record<string, unknown>> {
     { argv: ['/bin/sh', '-c', STEP1], env: ENV, workdir: '/', label: 'Dockerfile:2', mtime: EPOCH },
     { argv: ['/bin/sh', '-c', 'id -u > me && id -G >> me'], env: ENV, workdir: '/home/app', user: 'app', label: 'Dockerfile:4', mtime: EPOCH },
     { argv: ['/bin/sh', '-c', 'echo boom >&2; exit 7'], env: ENV, workdir: '/', label: 'Dockerfile:9', mtime: EPOCH },
+    { argv: ['/bin/sh', '-c', 'echo "CA $SSL_CERT_FILE"; cat "$CURL_CA_BUNDLE"'], env: ENV, workdir: '/', label: 'Dockerfile:11', certsDir: join(dir, 'certs') },
+    { argv: ['/bin/stat', '-c', 'STAT %n %a %u:%g %Y %h', '/data/keep', '/data/h1', '/bin/busybox', '/home'], env: ENV, workdir: '/', label: 'Dockerfile:10' },
   ];
 }
 
@@ -52,7 +58,7 @@ describe('openWorkspace as an unprivileged user', () => {
 
   it('captures a RUN as whiteouts, an opaque dir, a hardlink, owners and xattrs; runs USER app; reports a failing RUN', async () => {
     const tmp = unprivilegedTempDir('canvos-exec-tmp-');
-    const { events } = await runDriver(dir, { layers: [base], tmpDir: tmp, layerDir: join(dir, "out1"), steps: steps() });
+    const { events, stderr } = await runDriver(dir, { layers: [base], tmpDir: tmp, layerDir: join(dir, 'out1'), steps: steps() });
     first = events;
     expect(events[0]).toMatchObject({ event: 'probe', ok: true, mapping: 'full' });
     const [l1, l2] = layers(events);
@@ -72,12 +78,23 @@ describe('openWorkspace as an unprivileged user', () => {
     // The failing RUN names its label and the last stderr line.
     const err = events.find((e) => e.event === 'error');
     expect(err).toMatchObject({ code: 'ERR_RUN_FAILED', message: 'Dockerfile:9: RUN exited with 7: boom' });
+    // The materialised base kept modes, owners, mtimes and the hardlink pair.
+    expect(stderr.split('\n').filter((l) => l.startsWith('STAT '))).toEqual([
+      'STAT /data/keep 640 1000:50 1600000000 1',
+      'STAT /data/h1 644 0:0 1600000000 2',
+      'STAT /bin/busybox 755 0:0 1600000000 1',
+      'STAT /home 755 0:0 1600000000 3',
+    ]);
+    expect(layers(events).find((l) => l.label === 'Dockerfile:10')).toMatchObject({ entries: 0 });
+    // certsDir: the command sees a CA bundle with the project's certificates, and it is not part of the layer.
+    expect(stderr).toContain('CA /tmp/.canvos-ca-bundle.pem\n-----BEGIN CERTIFICATE-----\nTESTCERT\n-----END CERTIFICATE-----\n');
+    expect(layers(events).find((l) => l.label === 'Dockerfile:11')).toMatchObject({ entries: 0 });
     expect(await readdir(tmp)).toEqual([]); // close() removed the work dir
   });
 
   it('gives the same diffIds for the same steps', async () => {
     const { events } = await runDriver(dir, { layers: [base], tmpDir: dir, layerDir: join(dir, 'out2'), steps: steps().slice(0, 2) });
-    expect(layers(events).map((e) => e.diffId)).toEqual(layers(first).map((e) => e.diffId));
+    expect(layers(events).map((e) => e.diffId)).toEqual(layers(first).slice(0, 2).map((e) => e.diffId));
   });
 
   it('abort kills the command and leaves nothing behind', async () => {
@@ -121,6 +138,40 @@ describe('a real user-namespace failure', () => {
     const p = JSON.parse(r.stdout.trim()) as Record<string, string>;
     expect(p).toMatchObject({ ok: false, reason: expect.stringMatching(/^user namespaces are disabled \(sysctl user.max_user_namespaces = 0\): unshare --user failed: /) });
     expect(p.hint).toBe(USERNS_HINT);
+  });
+});
+
+describe('without a subordinate id range', () => {
+  it('maps only root, warns EXEC_SINGLE_UID once, and a chown to another id fails the RUN', async () => {
+    // Inside a namespace of the test user, uid 1000 has no /etc/subuid range: the executor falls back to one uid.
+    const open = mkdtempSync(join(tmpdir(), 'canvos-exec-single-'));
+    try {
+      chmodSync(open, 0o777);
+      copyFileSync(base, join(open, 'base.tar'));
+      chmodSync(join(open, 'base.tar'), 0o644);
+      const cfg = {
+        layers: [join(open, 'base.tar')],
+        tmpDir: open,
+        steps: [
+          { argv: ['/bin/sh', '-c', 'echo hi > /x && stat -c "OWNER %u" /data/keep'], env: ENV, workdir: '/', label: 'Dockerfile:2' },
+          { argv: ['/bin/sh', '-c', 'chown 1000 /x'], env: ENV, workdir: '/', label: 'Dockerfile:3' },
+        ],
+      };
+      writeFileSync(join(open, 'cfg.json'), JSON.stringify(cfg), { mode: 0o644 });
+      const driver = fileURLToPath(new URL('./driver.mjs', import.meta.url));
+      const inner = ['/usr/bin/setpriv', '--reuid=1000', '--regid=1000', '--clear-groups', '--', '/usr/bin/env', 'PATH=/usr/bin:/bin', `HOME=${open}`, process.execPath, driver, join(open, 'cfg.json')];
+      const argv = asUnprivileged(['unshare', '--user', '--map-root-user', '--map-auto', '--', ...inner]);
+      const r = await run(argv[0]!, argv.slice(1), { cwd: '/', timeoutMs: 100_000 });
+      const events = r.stdout.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as DriverEvent);
+      expect(events[0], r.stderr).toMatchObject({ event: 'probe', ok: true, mapping: 'single' });
+      expect(events.filter((e) => e.event === 'warning').map((e) => e.code)).toEqual(['EXEC_SINGLE_UID']);
+      expect(r.stderr).toContain('OWNER 0'); // /data/keep belongs to 1000 in the image: not representable here
+      expect(layers(events)).toEqual([expect.objectContaining({ label: 'Dockerfile:2', entries: 1 })]);
+      expect(events.find((e) => e.event === 'error')).toMatchObject({ code: 'ERR_RUN_FAILED', message: expect.stringMatching(/^Dockerfile:3: RUN exited with 1: .*Invalid argument/) });
+      expect(readdirSync(open).sort()).toEqual(['base.tar', 'cfg.json']);
+    } finally {
+      rmSync(open, { recursive: true, force: true });
+    }
   });
 });
 
