@@ -11,3 +11,4 @@ export * from './provider/index.js';
 export * from './mirror/index.js';
 export * from './iso/index.js';
 export * from './exec/index.js';
+export * from './dockerfile/index.js';

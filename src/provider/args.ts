@@ -62,8 +62,8 @@ export const SECRET_ARGS: ReadonlySet<string> = new Set(['UBUNTU_PRO_KEY']);
 export const URL_ARGS: ReadonlySet<string> = new Set(['HTTP_PROXY', 'HTTPS_PROXY', 'http_proxy', 'https_proxy']);
 
 /**
- * Prefix of pass-through Dockerfile arguments in recent `.arg.template`s (`CUSTOM_ARG_BRAND=acme`). canvos-lite runs
- * no Dockerfile, so they are accepted and reported as unused.
+ * Prefix of Dockerfile-looking arguments in some `.arg` files (`CUSTOM_ARG_BRAND=acme`). CanvOS's Earthfile does not
+ * pass them to the Dockerfile (only BASE, OS_*, the proxies and DRBD_VERSION), so they are accepted and reported as unused.
  */
 export const CUSTOM_ARG_PREFIX = 'CUSTOM_ARG_';
 

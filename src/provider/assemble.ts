@@ -45,6 +45,27 @@ export function layerMediaTypeFor(manifestMediaType: string, compression: 'gzip'
   return isDockerFamily(manifestMediaType) ? MediaType.DockerLayerGzip : MediaType.OciLayerGzip;
 }
 
+/** One new history entry: a layer's (in `layers` order) or a config-only instruction's (`emptyLayer`). */
+export interface HistoryItem {
+  createdBy: string;
+  emptyLayer?: boolean | undefined;
+}
+
+/** Options of {@link assembleImage}. */
+export interface AssembleOptions {
+  /** RFC 3339 time for the config and the new history entries (SOURCE_DATE_EPOCH). Default: base's, none. */
+  created?: string | undefined;
+  /** Labels merged into the runtime config. Default: none. */
+  labels?: Record<string, string> | undefined;
+  /** Replaces the runtime config (`config.config`), e.g. after Dockerfile ENV/CMD/…. Default: the base's. */
+  runtimeConfig?: Record<string, unknown> | undefined;
+  /**
+   * The new history entries in order, when they are not one per layer (config-only Dockerfile instructions);
+   * the non-empty ones must match `layers` one to one. Default: one entry per layer from its `createdBy`.
+   */
+  history?: readonly HistoryItem[] | undefined;
+}
+
 /**
  * Append `layers` to the base image. `created` (RFC 3339) becomes the config's `created` and each new history
  * entry's, when given (SOURCE_DATE_EPOCH); otherwise the base's `created` is kept and history entries carry none.
@@ -52,20 +73,25 @@ export function layerMediaTypeFor(manifestMediaType: string, compression: 'gzip'
 export function assembleImage(
   base: { manifest: RawManifest; configBytes: Buffer; layers: readonly Descriptor[] },
   layers: readonly AppendedLayer[],
-  opts: { created?: string | undefined; labels?: Record<string, string> | undefined } = {},
+  opts: AssembleOptions = {},
 ): AssembledImage {
   const docker = isDockerFamily(base.manifest.mediaType);
   const config = JSON.parse(base.configBytes.toString('utf8')) as Record<string, unknown>;
   const rootfs = (config.rootfs ?? { type: 'layers', diff_ids: [] }) as { type: string; diff_ids: string[] };
   config.rootfs = { ...rootfs, diff_ids: [...rootfs.diff_ids, ...layers.map((l) => l.diffId)] };
   // History must stay consistent with the layers (one non-empty entry per layer); a base without history stays so.
+  const items: readonly HistoryItem[] = opts.history ?? layers.map((l) => ({ createdBy: l.createdBy }));
+  if (items.filter((h) => !h.emptyLayer).length !== layers.length) {
+    throw new CanvosError('ERR_INTERNAL', `history has ${items.filter((h) => !h.emptyLayer).length} layer entries for ${layers.length} layers`);
+  }
   if (Array.isArray(config.history)) {
     config.history = [
       ...(config.history as unknown[]),
-      ...layers.map((l) => (opts.created ? { created: opts.created, created_by: l.createdBy } : { created_by: l.createdBy })),
+      ...items.map((h) => ({ ...(opts.created ? { created: opts.created } : {}), created_by: h.createdBy, ...(h.emptyLayer ? { empty_layer: true } : {}) })),
     ];
   }
   if (opts.created) config.created = opts.created;
+  if (opts.runtimeConfig) config.config = opts.runtimeConfig;
   if (opts.labels && Object.keys(opts.labels).length) {
     const c = (config.config ?? {}) as Record<string, unknown>;
     c.Labels = { ...((c.Labels as Record<string, string> | null) ?? {}), ...opts.labels };

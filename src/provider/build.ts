@@ -14,6 +14,8 @@ import { openDestination } from '../copy/transports.js';
 import type { ImageDestination, ProgressFn } from '../copy/types.js';
 import { abortError, CanvosError } from '../errors.js';
 import { buildLayer, sourceDateEpochFromEnv, type BuiltLayer } from '../layers/build.js';
+import { buildDockerfileLayers, prepareProjectDockerfile, type DockerfileBuild } from '../dockerfile/build.js';
+import type { Executor } from '../dockerfile/exec-api.js';
 import { compressor } from '../native/load.js';
 import { BlobCache } from '../oci/cache.js';
 import type { Digest } from '../oci/digest.js';
@@ -28,6 +30,7 @@ import { layerBuildSpec } from './layer-specs.js';
 import { loadLuetAuth, luetAuthError, registryOptionsFor } from './luet-auth.js';
 import { resolveBaseImage } from './derive.js';
 import type { BuildConfig, WarningHandler } from './resolve.js';
+import { twoNodeRunSteps, type TwoNodeSources } from './two-node.js';
 
 /** Options of {@link buildProviderImages}. */
 export interface BuildProviderOptions {
@@ -51,9 +54,15 @@ export interface BuildProviderOptions {
    * Default: `gzip`.
    */
   layerCompression?: 'gzip' | 'zstd' | undefined;
+  /** The RUN executor. Default: canvos-lite's rootless executor, used when the Dockerfile has a RUN or TWO_NODE is on. */
+  executor?: Executor | undefined;
+  /** Download locations of the TWO_NODE steps (PGDG repository and key, kine). Default: CanvOS's. */
+  twoNodeSources?: TwoNodeSources | undefined;
   signal?: AbortSignal | undefined;
   onProgress?: ProgressFn | undefined;
   onWarning?: WarningHandler | undefined;
+  /** Dockerfile step lines and RUN output. Default: none. */
+  onLog?: ((line: string) => void) | undefined;
 }
 
 /** One image written. */
@@ -66,7 +75,7 @@ export interface BuiltProviderImage {
   configDigest: Digest;
   /** All layers of the image, base first. */
   layers: Descriptor[];
-  /** Names of the appended layers, in order. */
+  /** Names of the appended layers, in order (`Dockerfile:LINE` for the Dockerfile's). */
   appended: string[];
 }
 
@@ -78,6 +87,8 @@ export interface BuildProviderResult {
   /** systemd major version found in the base, if any (≥ 255: k8s is delivered as sysext, not bundled). */
   systemdVersion: number | undefined;
   images: BuiltProviderImage[];
+  /** RUN instructions of the project Dockerfile executed in this build (0: none, or all cached). */
+  dockerfileRuns: number;
 }
 
 /** Blobs written at once per image. */
@@ -90,6 +101,11 @@ export async function buildProviderImages(config: BuildConfig, opts: BuildProvid
   const signal = opts.signal;
   // Validate everything that needs no network first (unsupported shapes, missing BASE_IMAGE…).
   const scanRequest = baseScanRequest(planProviderImages(config, opts.versions, { projectDir: opts.projectDir }).sharedLayers);
+  const projectDir = opts.projectDir ?? process.cwd();
+  // CanvOS's TWO_NODE steps run after the Dockerfile's, through the same executor and cache.
+  const extraSteps = config.twoNode ? twoNodeRunSteps(config, opts.twoNodeSources) : [];
+  // A Dockerfile that cannot be applied (refused instruction, RUN without user namespaces) fails before any pull.
+  const dockerfile = await prepareProjectDockerfile(config, resolveBaseImage(config), projectDir, { extraSteps, executor: opts.executor, signal: opts.signal });
   // zstd without libzstd (native addon) or Node >= 22.15 fails here, not after the base was read.
   if (opts.layerCompression === 'zstd') await compressor().zstd(Buffer.alloc(1), 3);
   const cache = new BlobCache({ dir: opts.cacheDir });
@@ -103,7 +119,9 @@ export async function buildProviderImages(config: BuildConfig, opts: BuildProvid
     const base = await openImage(baseRef, config.arch, open);
     opened.push(base);
     progress({ phase: 'scan-base', item: baseRef, transferred: 0, total: base.layers.reduce((n, l) => n + l.size, 0) });
-    const scan = await scanBase(base.openers, scanRequest, { signal });
+    // The files canvos-lite edits (and the Dockerfile's --chown reads); kept current through its layers.
+    const watchFiles = [...new Set([...scanRequest.files, '/etc/passwd', '/etc/group'])];
+    const scan = await scanBase(base.openers, { files: watchFiles, listDirs: scanRequest.listDirs }, { signal });
     const supportsSysext = scan.systemdVersion !== undefined && scan.systemdVersion >= 255;
     const plan = planProviderImages(config, opts.versions, { projectDir: opts.projectDir, supportsSystemdExtensions: supportsSysext, onWarning: warn });
     if (!plan.bundled) warn('W_SYSEXT', `the base has systemd ${scan.systemdVersion}: k8s and the agent provider are not bundled (Stylus installs them as system extensions); set BUNDLE_K8S_AND_AGENT_PROVIDER=true to bundle them`);
@@ -123,6 +141,13 @@ export async function buildProviderImages(config: BuildConfig, opts: BuildProvid
     const compression = opts.layerCompression ?? 'gzip';
     const mediaType = layerMediaTypeFor(base.manifest.mediaType, compression);
     const parentMeta = (p: string) => scan.dirs.get(p);
+    // The Dockerfile's layers come right after the base (CanvOS: base-image = FROM DOCKERFILE), shared by all images.
+    let df: DockerfileBuild | undefined;
+    if (dockerfile) {
+      progress({ phase: 'dockerfile', item: 'Dockerfile', transferred: 0 });
+      const layerOpts = { compression, mediaType, sourceDateEpoch: epoch };
+      df = await buildDockerfileLayers(dockerfile.df, { ...dockerfile.options, ...layerOpts, base, scan, watchFiles, cache, workDir: work, signal, onWarning: warn, onLog: opts.onLog });
+    }
     const built = new Map<PlannedLayer, (BuiltLayer & { createdBy: string }) | null>();
     const build = async (layer: PlannedLayer): Promise<void> => {
       if (built.has(layer)) return;
@@ -147,11 +172,14 @@ export async function buildProviderImages(config: BuildConfig, opts: BuildProvid
 
     const created = epoch > 0 ? new Date(epoch * 1000).toISOString().replace(/\.000Z$/, 'Z') : undefined;
     const assembled = plan.images.map((p) => {
-      const appended = p.layers.flatMap((l) => {
+      const own = p.layers.flatMap((l) => {
         const b = built.get(l);
         return b ? [{ name: l.name, layer: { digest: b.digest, size: b.size, diffId: b.diffId, mediaType: b.mediaType, createdBy: b.createdBy } satisfies AppendedLayer, path: b.path }] : [];
       });
-      return { plan: p, appended, image: assembleImage(base, appended.map((a) => a.layer), { created }) };
+      const fromDockerfile = (df?.history ?? []).flatMap((h) => (h.layer ? [{ name: h.name, layer: h.layer satisfies AppendedLayer, path: h.layer.path }] : []));
+      const appended = [...fromDockerfile, ...own];
+      const history = df ? [...df.history.map((h) => ({ createdBy: h.createdBy, emptyLayer: !h.layer })), ...own.map((a) => ({ createdBy: a.layer.createdBy }))] : undefined;
+      return { plan: p, appended, image: assembleImage(base, appended.map((a) => a.layer), { created, history, runtimeConfig: df?.config }) };
     });
 
     // Write phase: only now does anything leave this machine.
@@ -179,7 +207,7 @@ export async function buildProviderImages(config: BuildConfig, opts: BuildProvid
         appended: a.appended.map((x) => x.name),
       });
     }
-    return { plan, baseImage: baseRef, baseManifestDigest: base.manifest.digest, systemdVersion: scan.systemdVersion, images: results };
+    return { plan, baseImage: baseRef, baseManifestDigest: base.manifest.digest, systemdVersion: scan.systemdVersion, images: results, dockerfileRuns: df?.executed ?? 0 };
   } catch (e) {
     if (signal?.aborted && !CanvosError.is(e)) throw abortError(signal);
     throw e;

@@ -3,6 +3,7 @@
  * (no layer is downloaded or built, nothing is written). Without scanning the base, the systemd version is not
  * known, so the plan assumes k8s is bundled unless told otherwise.
  */
+import { canvosBuildArgs, evaluateProjectDockerfile, readProjectDockerfile } from '../dockerfile/build.js';
 import { CanvosError, type ErrorCode } from '../errors.js';
 import { BlobCache } from '../oci/cache.js';
 import type { RegistryTransportOptions } from '../registry/transport.js';
@@ -11,7 +12,9 @@ import { openImage } from './image-reader.js';
 import { loadLuetAuth, luetAuthError, registryOptionsFor } from './luet-auth.js';
 import { planProviderImages } from './plan.js';
 import type { BuildPlan } from './plan-types.js';
+import { resolveBaseImage } from './derive.js';
 import type { BuildConfig, WarningHandler } from './resolve.js';
+import { twoNodeRunSteps } from './two-node.js';
 
 /** Size information of one image the build reads. */
 export interface ImageSizeInfo {
@@ -32,6 +35,8 @@ export interface DryRunReport {
   plan: BuildPlan;
   base: ImageSizeInfo;
   sources: ImageSizeInfo[];
+  /** What the project Dockerfile (and TWO_NODE) adds on the base, in order: `Dockerfile:LINE` + history text. */
+  dockerfileSteps: { name: string; createdBy: string }[];
 }
 
 /** Options of {@link describeProviderBuild}. */
@@ -52,6 +57,10 @@ export interface DryRunOptions {
 /** Plan the build and look up the size of the base and every source image. Unreachable images are reported, not thrown. */
 export async function describeProviderBuild(config: BuildConfig, opts: DryRunOptions): Promise<DryRunReport> {
   const plan = planProviderImages(config, opts.versions, { projectDir: opts.projectDir, supportsSystemdExtensions: opts.supportsSystemdExtensions, onWarning: opts.onWarning });
+  // The Dockerfile is evaluated (refusals surface here) but nothing is executed or checked on the host.
+  const df = await readProjectDockerfile(opts.projectDir ?? process.cwd());
+  const steps = df ? evaluateProjectDockerfile(df, canvosBuildArgs(config, resolveBaseImage(config))).steps.map((st) => ({ name: `${df.file}:${st.ins.line}`, createdBy: st.createdBy })) : [];
+  if (config.twoNode) for (const st of twoNodeRunSteps(config)) steps.push({ name: st.label ?? 'TWO_NODE', createdBy: st.createdBy });
   const cache = new BlobCache({ dir: opts.cacheDir });
   const projectDir = resolve(opts.projectDir ?? process.cwd());
   const luetAuth = await loadLuetAuth(projectDir, config, opts.onWarning);
@@ -70,5 +79,5 @@ export async function describeProviderBuild(config: BuildConfig, opts: DryRunOpt
   const base = await info(plan.baseImage);
   const sources: ImageSizeInfo[] = [];
   for (const ref of plan.sourceImages) sources.push(await info(ref));
-  return { plan, base, sources };
+  return { plan, base, sources, dockerfileSteps: steps };
 }

@@ -56,5 +56,6 @@ export { describeProviderBuild, type DryRunOptions, type DryRunReport, type Imag
 export { assembleImage, type AppendedLayer, type AssembledImage } from './assemble.js';
 export { scanBase, resolveInBase, type BaseScan, type BaseFile } from './base-scan.js';
 export { openImage, type OpenedImage, type OpenImageOptions } from './image-reader.js';
+export { twoNodeScripts, twoNodeSourcesFromEnv, type TwoNodeSources } from './two-node.js';
 export { openInstallerRootfs, planInstallerLayers, type InstallerRootfs, type InstallerRootfsOptions } from './installer.js';
 export { buildInstallerIso, installerIsoInputs, projectContentDirs, type InstallerIsoInputs, type InstallerIsoOptions, type InstallerIsoResult } from './installer-iso.js';

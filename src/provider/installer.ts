@@ -4,12 +4,16 @@
  * kairos-release, bootargs.cfg, machine-id) + the WHOLE stylus framework image copied at `/` (streamed through
  * the same COPY-style relocation the provider layers use) + `overlay/files/` at `/` + removal of the SSH host keys
  * + the project's local-ui.tar under /opt/spectrocloud (what CanvOS's build-iso extracts into the rootfs).
+ * The project Dockerfile's layers come right after the base (CanvOS: iso-image is FROM base-image); its RUN layers
+ * are shared with the provider build through the RUN cache (same key: gzip layers, same chain).
  * Only the small edit/overlay layers are written (as plain tar, in a scratch directory); the images are streamed.
  */
 import { createReadStream } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { buildDockerfileLayers, prepareProjectDockerfile } from '../dockerfile/build.js';
+import type { Executor } from '../dockerfile/exec-api.js';
 import { CanvosError } from '../errors.js';
 import { buildLayer, sourceDateEpochFromEnv } from '../layers/build.js';
 import type { FsEntry } from '../layers/entry.js';
@@ -18,6 +22,7 @@ import type { EntriesSpec } from '../layers/spec.js';
 import { localUiLayer } from '../iso/local-ui.js';
 import { entriesToTar } from '../layers/tar-builder.js';
 import { BlobCache } from '../oci/cache.js';
+import { MediaType } from '../oci/media-types.js';
 import type { RegistryTransportOptions } from '../registry/transport.js';
 import { scanBase } from './base-scan.js';
 import { resolveBaseImage, stylusImage } from './derive.js';
@@ -39,6 +44,8 @@ export interface InstallerRootfsOptions {
   sourceDateEpoch?: number | undefined;
   /** Environment for the cache location (CANVOS_CACHE_DIR, XDG) and SOURCE_DATE_EPOCH. Default: process.env. */
   env?: NodeJS.ProcessEnv | undefined;
+  /** The RUN executor for the project Dockerfile. Default: canvos-lite's rootless executor, loaded on demand. */
+  executor?: Executor | undefined;
   signal?: AbortSignal | undefined;
   /** Called with a short line per step (resolve, scan, layer). Default: none. */
   onProgress?: ((message: string) => void) | undefined;
@@ -118,6 +125,7 @@ export async function openInstallerRootfs(config: BuildConfig, opts: InstallerRo
   const warn = opts.onWarning ?? (() => {});
   const projectDir = resolve(opts.projectDir ?? process.cwd());
   const planned = planInstallerLayers(config, projectDir, warn);
+  const dockerfile = await prepareProjectDockerfile(config, resolveBaseImage(config), projectDir, { executor: opts.executor, signal });
   const cache = new BlobCache({ dir: opts.cacheDir, env: opts.env });
   const open = { registry: opts.registry, cache, signal };
   const epoch = opts.sourceDateEpoch ?? sourceDateEpochFromEnv(opts.env);
@@ -137,11 +145,26 @@ export async function openInstallerRootfs(config: BuildConfig, opts: InstallerRo
     const stylus = await openImage(ref, config.arch, open);
     opened.push(stylus);
     say(`scan ${baseRef}`);
-    const scan = await scanBase(base.openers, baseScanRequest([planned.osConfig, planned.overlay, planned.finalize]), { signal });
+    const scanRequest = baseScanRequest([planned.osConfig, planned.overlay, planned.finalize]);
+    // The files canvos-lite edits (and the Dockerfile's --chown reads); kept current through its layers.
+    const watchFiles = [...new Set([...scanRequest.files, '/etc/passwd', '/etc/group'])];
+    const scan = await scanBase(base.openers, { files: watchFiles, listDirs: scanRequest.listDirs }, { signal });
     const ctx: SpecContext = { config, scan, images: new Map([[ref, stylus]]), onWarning: warn, signal };
 
     const openers: LayerOpener[] = [...base.openers];
     const names: string[] = [];
+    if (dockerfile) {
+      say('Dockerfile');
+      // gzip layers: the same RUN cache keys as a default provider build, so build-all runs each RUN once.
+      const layerOpts = { compression: 'gzip' as const, mediaType: MediaType.OciLayerGzip, sourceDateEpoch: epoch };
+      const df = await buildDockerfileLayers(dockerfile.df, { ...dockerfile.options, ...layerOpts, base, scan, watchFiles, cache, workDir: work, signal, onWarning: warn, onLog: say });
+      for (const h of df.history) {
+        if (!h.layer) continue;
+        const path = h.layer.path;
+        openers.push(async () => createReadStream(path));
+        names.push(h.name);
+      }
+    }
     const built = async (layer: PlannedLayer): Promise<void> => {
       const s = await layerBuildSpec(layer, ctx);
       if (!s) return;

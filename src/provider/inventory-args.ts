@@ -12,7 +12,7 @@ const RUN: InventoryIssue = '#11 Dockerfile/RUN';
 const UKI: InventoryIssue = '#16 UKI';
 const DISK: InventoryIssue = '#17 disk/MAAS/cloud images';
 const EXEC = 'W_EXEC_STEP_SKIPPED';
-const PRE_BAKE = 'canvos-lite only appends file layers, so BASE_IMAGE must already contain it';
+const PRE_BAKE = "canvos-lite runs the project Dockerfile's RUN lines and TWO_NODE, not this CanvOS step: add it to the project Dockerfile as a RUN line, or pre-bake it into BASE_IMAGE";
 
 const ok = (name: ArgName, canvos: string, lite: string, rules?: InventoryRule[]): ArgEntry => ({ kind: 'arg', name, status: 'honoured', canvos, lite, rules });
 
@@ -76,8 +76,8 @@ export const ARG_INVENTORY: readonly ArgEntry[] = [
   ok('NODEADM_PROVIDER_VERSION', 'provider-nodeadm tag (44)', 'same'),
   ok('CANONICAL_PROVIDER_VERSION', 'provider-canonical tag (45)', 'same'),
   warned('ETCD_VERSION', 'declared but unused: etcdctl comes from the third-party image (144, 1623–1647)', 'CanvOS ignores it too (etcdctl comes from SPECTRO_THIRD_PARTY_IMAGE)', undefined),
-  warned('KINE_VERSION', 'kine download for TWO_NODE (148, 859–890)', 'it is used only by TWO_NODE, which canvos-lite refuses', RUN, 'provider'),
-  warned('DRBD_VERSION', '`--build-arg DRBD_VERSION` for the Dockerfile (77, 940–943)', 'it is only passed to Dockerfile RUN lines, which canvos-lite does not run', RUN),
+  ok('KINE_VERSION', 'kine download for TWO_NODE (148, 859–890)', 'kine release TWO_NODE downloads (kine-amd64, as CanvOS)'),
+  ok('DRBD_VERSION', '`--build-arg DRBD_VERSION` for the Dockerfile (77, 940–943)', 'passed to the project Dockerfile as a build argument, as CanvOS'),
   ok('SPECTRO_PUB_REPO', 'prefix of every Spectro image (6, 13–17)', 'same, FIPS switch included'),
   ok('BUILDER_3RDPARTY_VERSION', 'third-party image tag (7–8)', 'same'),
   ok('SPECTRO_THIRD_PARTY_IMAGE', 'etcdctl source (8, 1623–1647)', 'same'),
@@ -95,9 +95,9 @@ export const ARG_INVENTORY: readonly ArgEntry[] = [
   execStep('UBUNTU_PRO_ATTACH', '`pro attach` with the UBUNTU_PRO_KEY secret (969–985)', 'UBUNTU_PRO_ATTACH (pro attach)'),
   ok('FIPS_ENABLED', 'FIPS repo, BIN_TYPE=vertex, no dracut (13–17, 210–216)', 'FIPS repo and binaries; needs a FIPS BASE_IMAGE'),
   {
-    kind: 'arg', name: 'TWO_NODE', status: 'refused', issue: RUN,
-    canvos: 'postgresql + kine installed with apt/zypper (859–890)', lite: 'refused (exit 3)',
-    rules: [{ status: 'refused', scope: 'provider', why: 'it installs postgresql and kine by running apt/zypper in the image', hint: 'pre-install postgresql + kine in BASE_IMAGE and set TWO_NODE=false', issue: RUN }],
+    kind: 'arg', name: 'TWO_NODE', status: 'honoured',
+    canvos: 'postgresql 16 + kine installed with apt/zypper on ubuntu/opensuse-leap amd64 (859–890)',
+    lite: 'the same steps as one RUN layer through the rootless executor (cached like a Dockerfile RUN); other OS/arch refused (exit 3), as CanvOS has no steps for them',
   },
   {
     kind: 'arg', name: 'IS_MAAS', status: 'honoured', issue: DISK,

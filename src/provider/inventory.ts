@@ -138,6 +138,6 @@ export function inventoryMarkdown(): string {
   });
   // Names CanvOS no longer reads, and the Dockerfile pass-through prefix: warned about by resolve.ts.
   const retired = Object.entries(RETIRED_ARGS).map(([name, why]) => `| \`${name}\` | warned (retired) | no longer read by CanvOS | warning W_ARG_RETIRED: ${cell(why)} |  |`);
-  const custom = `| \`${CUSTOM_ARG_PREFIX}*\` | warned | Dockerfile build arguments of recent \`.arg.template\`s | warning W_ARG_UNUSED | #11 Dockerfile/RUN |`;
+  const custom = `| \`${CUSTOM_ARG_PREFIX}*\` | warned | Dockerfile build arguments of recent \`.arg.template\`s | warning W_ARG_UNUSED: CanvOS passes only BASE, OS_DISTRIBUTION, OS_VERSION, the proxies and DRBD_VERSION to the Dockerfile, and so does canvos-lite |  |`;
   return ['| input | status | CanvOS | canvos-lite | issue |', '|---|---|---|---|---|', ...rows, ...retired, custom].join('\n');
 }

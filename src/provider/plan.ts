@@ -10,6 +10,7 @@ import { baseK8sVersion, isJetsonBase, k8sSource, providerImage, providerImagePa
 import type { BuildPlan, PlannedItem, PlannedLayer, ProviderImagePlan } from './plan-types.js';
 import { CA_PATHS, ETC_CERTS_DIR } from './ca-certs.js';
 import { applyInventory } from './inventory.js';
+import { twoNodeScripts } from './two-node.js';
 import { formatLoc, type BuildConfig, type WarningHandler } from './resolve.js';
 
 /** Options of {@link planProviderImages}. */
@@ -35,11 +36,13 @@ export const BUNDLED_SENTINEL = '/etc/spectro-sysext/k8s-and-agent-provider-bund
 
 /**
  * Plan one provider image per version. Throws ERR_CONFIG for configurations whose image shape canvos-lite cannot
- * produce (IS_UKI, TWO_NODE) and for a missing BASE_IMAGE where CanvOS has no default.
+ * produce (IS_UKI, TWO_NODE off ubuntu|opensuse-leap/amd64) and for a missing BASE_IMAGE where CanvOS has no default.
  */
 export function planProviderImages(c: BuildConfig, versions: readonly string[], opts: PlanOptions = {}): BuildPlan {
   // Refusals and no-effect warnings come from the CanvOS inventory, so they match README's table.
   applyInventory(c, ['base', opts.scope ?? 'provider'], opts.onWarning);
+  // TWO_NODE runs through the rootless executor (two-node.ts); only the OS/arch CanvOS cannot serve are refused here.
+  if (c.twoNode) twoNodeScripts(c);
   if (versions.length === 0) throw new CanvosError('ERR_CONFIG', 'no Kubernetes version to build', { hint: 'set K8S_VERSION or list versions in k8s_version.json' });
   const unique = [...new Set(versions)];
   for (const name of ['IMAGE_PATH', 'BASE_K8S_VERSION'] as const) {

@@ -117,7 +117,7 @@ export function resolveBuildConfig(entries: readonly ConfigEntry[], opts: Resolv
     const name = canonical(e.key, e.upperOnly ? 'upper' : mode);
     if (!name) {
       if (e.key.startsWith(CUSTOM_ARG_PREFIX)) {
-        warn('W_ARG_UNUSED', `${where}: ${e.key} is a Dockerfile build argument; canvos-lite runs no Dockerfile, so it is ignored`);
+        warn('W_ARG_UNUSED', `${where}: ${e.key} is unused: CanvOS passes only BASE, OS_DISTRIBUTION, OS_VERSION, HTTP_PROXY, HTTPS_PROXY, NO_PROXY and DRBD_VERSION to the Dockerfile, and so does canvos-lite`);
       } else if (RETIRED_ARGS[e.key]) {
         warn('W_ARG_RETIRED', `${where}: ${e.key} is ignored: ${RETIRED_ARGS[e.key]}`);
       } else {

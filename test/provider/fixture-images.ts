@@ -106,3 +106,10 @@ export async function makeProject(dir: string, argLines: string): Promise<void> 
   await writeFile(join(dir, 'k8s_version.json'), JSON.stringify({ k3s: K3S_VERSIONS, rke2: ['1.30.4'] }));
   await writeFile(join(dir, '.arg'), argLines);
 }
+
+/** The tags of `repo` in the test registry ([] when the repository does not exist). */
+export async function registryTags(reg: TestRegistry, repo: string): Promise<string[]> {
+  const res = await fetch(`${reg.url}/v2/${repo}/tags/list`);
+  if (res.status === 404) return [];
+  return ((await res.json()) as { tags: string[] | null }).tags ?? [];
+}

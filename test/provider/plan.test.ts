@@ -100,14 +100,15 @@ describe('provider plan', () => {
   it('refuses shapes it cannot build and warns about steps that need execution', () => {
     const e = (() => {
       try {
-        planProviderImages(parseArgText('CUSTOM_TAG=x\nTWO_NODE=true\n'), ['1.30.4']);
+        planProviderImages(parseArgText('CUSTOM_TAG=x\nTWO_NODE=true\nARCH=arm64\n'), ['1.30.4']);
       } catch (x) {
         return x as CanvosError;
       }
       throw new Error('expected error');
     })();
     expect(e.code).toBe('ERR_CONFIG');
-    expect(e.message).toBe('.arg:2: TWO_NODE=true is not supported by canvos-lite: it installs postgresql and kine by running apt/zypper in the image');
+    expect(e.message).toBe('.arg:2: TWO_NODE=true needs OS_DISTRIBUTION=ubuntu or opensuse-leap with ARCH=amd64 (found ubuntu/arm64)');
+    expect(() => planProviderImages(parseArgText('TWO_NODE=true\n'), ['1.30.4'])).not.toThrow(); // runs through the executor
     expect(() => planProviderImages(parseArgText('IS_UKI=true\nOS_VERSION=24.04\n'), ['1.30.4'])).toThrow(/IS_UKI=true is not supported/);
     const warnings: string[] = [];
     planProviderImages(parseArgText('K8S_DISTRIBUTION=kubeadm\nUPDATE_KERNEL=true\n'), ['1.30.4'], { onWarning: (code, m) => warnings.push(`${code} ${m}`) });

@@ -6,6 +6,7 @@
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { CanvosError } from '../../errors.js';
+import { twoNodeSourcesFromEnv } from '../../provider/two-node.js';
 import { buildProviderImages } from '../../provider/build.js';
 import { buildInstallerIso, installerIsoInputs } from '../../provider/installer-iso.js';
 import { packSnippet } from '../../provider/pack-snippet.js';
@@ -84,6 +85,8 @@ async function run(argv: string[], io: CliIo): Promise<number> {
       signal: io.signal,
       onProgress: (e) => progress.onProgress(e),
       onWarning: warn,
+      onLog: values.json ? undefined : (line) => io.stderr.write(`${line}\n`),
+      twoNodeSources: twoNodeSourcesFromEnv(io.env),
     });
   } finally {
     progress.done();

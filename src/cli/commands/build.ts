@@ -7,6 +7,7 @@
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { CanvosError, EXIT_CODES } from '../../errors.js';
+import { twoNodeSourcesFromEnv } from '../../provider/two-node.js';
 import { buildProviderImages, type BuildProviderResult } from '../../provider/build.js';
 import { describeProviderBuild, type DryRunReport } from '../../provider/dry-run.js';
 import { packSnippet } from '../../provider/pack-snippet.js';
@@ -44,7 +45,13 @@ const usageError = (message: string): CanvosError => usageErrorFor('build', mess
 function dryRunText(r: DryRunReport): string {
   const size = (b: number | undefined) => (b === undefined ? '?' : formatBytes(b));
   const img = (i: DryRunReport['base']) => (i.error ? `${i.ref}  UNAVAILABLE: ${i.error}` : `${i.ref}  ${i.layers} layers, ${size(i.bytes)}`);
-  const lines = [`base image: ${img(r.base)}`, `k8s and agent provider bundled: ${r.plan.bundled ? 'yes' : 'no (systemd-extension capable base)'}`, '', 'shared layers (built once):'];
+  const lines = [`base image: ${img(r.base)}`, `k8s and agent provider bundled: ${r.plan.bundled ? 'yes' : 'no (systemd-extension capable base)'}`, ''];
+  if (r.dockerfileSteps.length) {
+    lines.push('Dockerfile steps (on the base, shared):');
+    for (const st of r.dockerfileSteps) lines.push(`  ${st.name.padEnd(15)} ${st.createdBy.replace(/ # (buildkit|canvos-lite TWO_NODE)$/, '')}`);
+    lines.push('');
+  }
+  lines.push('shared layers (built once):');
   for (const l of r.plan.sharedLayers) lines.push(`  ${l.name.padEnd(15)} ${l.description}`);
   lines.push('', `images (${r.plan.images.length}):`);
   for (const p of r.plan.images) {
@@ -100,6 +107,9 @@ async function run(argv: string[], io: CliIo): Promise<number> {
       signal: io.signal,
       onProgress: (e) => progress.onProgress(e),
       onWarning: warn,
+      // Dockerfile steps and RUN output, like `docker build --progress=plain` (not with --json).
+      onLog: values.json ? undefined : (line) => io.stderr.write(`${line}\n`),
+      twoNodeSources: twoNodeSourcesFromEnv(io.env),
     });
   } finally {
     progress.done();
@@ -117,7 +127,7 @@ async function run(argv: string[], io: CliIo): Promise<number> {
 /** The `--json` form of a provider build result (also part of `build-all --json`). */
 export function providerResultJson(result: BuildProviderResult, snippet: string): Record<string, unknown> {
   const images = result.images.map((i) => ({ k8sVersion: i.k8sVersion, tag: i.tag, destination: i.destination, digest: i.manifestDigest, layers: i.layers.length, appended: i.appended }));
-  return { baseImage: result.baseImage, systemdVersion: result.systemdVersion ?? null, bundled: result.plan.bundled, images, packSnippet: snippet };
+  return { baseImage: result.baseImage, systemdVersion: result.systemdVersion ?? null, bundled: result.plan.bundled, dockerfileRuns: result.dockerfileRuns, images, packSnippet: snippet };
 }
 
 const command: CommandModule = {
