@@ -17,7 +17,7 @@ import { readLayer } from '../layers/read.js';
 import type { LayerOpener } from '../layers/merge.js';
 import type { BlobCache } from '../oci/cache.js';
 import type { Digest } from '../oci/digest.js';
-import type { BaseScan } from '../provider/base-scan.js';
+import { updateScan, type BaseScan } from '../provider/base-scan.js';
 import type { WarningHandler } from '../provider/resolve.js';
 import { walkContext, type BuildContext } from './context.js';
 import type { ImageRuntimeConfig } from './config.js';
@@ -239,28 +239,9 @@ export async function buildDockerfileLayers(df: ParsedDockerfile, o: DockerfileB
   return { layers, history, config: ev.configChanged ? ev.config : undefined, executed };
 }
 
-/** Re-read the watched files a layer adds, and forget the ones it deletes (whiteouts, opaque directories). */
+/** Bring the scan up to date with a layer (its watched files, directories, links, listed children). */
 async function refreshScan(scan: BaseScan, blob: string, watch: ReadonlySet<string>, signal: AbortSignal | undefined): Promise<void> {
-  const under = (dir: string) => [...watch].filter((w) => dir === '' || w.startsWith(`${dir}/`));
-  for await (const e of readLayer(createReadStream(blob), { signal })) {
-    const slash = e.path.lastIndexOf('/');
-    const dir = slash < 0 ? '' : e.path.slice(0, slash);
-    const name = e.path.slice(slash + 1);
-    if (name === '.wh..wh..opq') for (const w of under(dir)) scan.files.delete(w);
-    else if (name.startsWith('.wh.')) {
-      const gone = `${dir ? `${dir}/` : ''}${name.slice(4)}`;
-      for (const w of watch) if (w === gone || w.startsWith(`${gone}/`)) scan.files.delete(w);
-    } else if (watch.has(e.path)) {
-      if (e.type === 'file' && e.content) {
-        const parts: Buffer[] = [];
-        for await (const c of e.content) parts.push(c as Buffer);
-        scan.files.set(e.path, { content: Buffer.concat(parts), mode: e.mode, uid: e.uid, gid: e.gid });
-        continue;
-      }
-      scan.files.delete(e.path); // replaced by a link or a directory: no longer a file we can edit
-    }
-    e.content?.resume();
-  }
+  await updateScan(scan, readLayer(createReadStream(blob), { signal }), watch);
 }
 
 async function openWorkspace(o: DockerfileBuildOptions, below: readonly DockerfileLayer[]): Promise<Workspace> {

@@ -116,3 +116,70 @@ export function resolveInBase(scan: Pick<BaseScan, 'links' | 'dirs'>, path: stri
   }
   return cur.join('/');
 }
+
+/**
+ * Bring `scan` up to date with one more layer on top (e.g. a Dockerfile RUN layer): whiteouts and opaque directories
+ * remove what they hide (applied first, as they only hide lower layers), then the layer's entries update the
+ * directory metadata, symlinks, the child names of listed directories (so a RUN that creates
+ * /etc/ssh/ssh_host_* keys gets them whited out like the base's), the systemd version, and the `watch` files
+ * (re-read when the layer replaces them, forgotten when it removes them or puts something else there).
+ */
+export async function updateScan(scan: BaseScan, layer: AsyncIterable<FsEntry>, watch: ReadonlySet<string>): Promise<void> {
+  const added: { e: Omit<FsEntry, 'content'>; content?: Buffer }[] = [];
+  const removed: string[] = []; // paths removed with their subtrees
+  const opaque: string[] = []; // directories whose lower content is hidden
+  for await (const e of layer) {
+    const slash = e.path.lastIndexOf('/');
+    const dir = slash < 0 ? '' : e.path.slice(0, slash);
+    const name = e.path.slice(slash + 1);
+    if (name === '.wh..wh..opq') opaque.push(dir);
+    else if (name.startsWith('.wh.')) removed.push(`${dir ? `${dir}/` : ''}${name.slice(4)}`);
+    else if (watch.has(e.path) && e.type === 'file' && e.content) {
+      const parts: Buffer[] = [];
+      for await (const c of e.content) parts.push(c as Buffer);
+      added.push({ e, content: Buffer.concat(parts) });
+      continue;
+    } else added.push({ e });
+    e.content?.resume();
+  }
+  const under = (p: string, root: string): boolean => root === '' || p.startsWith(`${root}/`);
+  const drop = (root: string, self: boolean): void => {
+    for (const m of [scan.files, scan.dirs, scan.links] as Map<string, unknown>[]) {
+      for (const k of [...m.keys()]) if ((self && k === root) || under(k, root)) m.delete(k);
+    }
+    for (const [k, list] of scan.children) {
+      if ((self && k === root) || under(k, root) || (!self && k === root)) list.length = 0;
+    }
+    if (self) {
+      const slash = root.lastIndexOf('/');
+      const list = scan.children.get(slash < 0 ? '' : root.slice(0, slash));
+      const i = list?.indexOf(root.slice(slash + 1)) ?? -1;
+      if (list && i >= 0) list.splice(i, 1);
+    }
+  };
+  for (const d of opaque) drop(d, false);
+  for (const p of removed) drop(p, true);
+  for (const { e, content } of added) {
+    if (e.type === 'directory') {
+      scan.dirs.set(e.path, meta(e as FsEntry));
+      scan.links.delete(e.path);
+    } else {
+      if (scan.dirs.has(e.path)) drop(e.path, true); // a non-directory replaces a directory and its subtree
+      if (e.type === 'symlink') scan.links.set(e.path, e.linkname ?? '');
+      else scan.links.delete(e.path);
+    }
+    if (watch.has(e.path)) {
+      if (content) scan.files.set(e.path, { content, mode: e.mode, uid: e.uid, gid: e.gid });
+      else scan.files.delete(e.path);
+    }
+    const slash = e.path.lastIndexOf('/');
+    const list = scan.children.get(slash < 0 ? '' : e.path.slice(0, slash));
+    const name = e.path.slice(slash + 1);
+    if (list && !list.includes(name)) {
+      list.push(name);
+      list.sort();
+    }
+    const m = SYSTEMD_SHARED.exec(e.path);
+    if (m && e.type !== 'directory') scan.systemdVersion = Math.max(scan.systemdVersion ?? 0, Number(m[1]));
+  }
+}
