@@ -234,7 +234,8 @@ async function placeBootFile(
   await rename(host, dest).catch(() => copyFile(host, dest));
 }
 
-async function isUbuntu(capture: RootfsCapture): Promise<boolean> {
+/** Whether the captured release files name an Ubuntu flavor (AuroraBoot then adds EFI/ubuntu/grub.cfg). */
+export async function isUbuntu(capture: RootfsCapture): Promise<boolean> {
   for (const f of RELEASE_FILES) {
     const host = capture.resolve(f);
     if (!host) continue;

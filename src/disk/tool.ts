@@ -1,0 +1,43 @@
+/**
+ * Runs the external tools of the disk builder (mke2fs, debugfs, grub-mkimage, qemu-img): a missing program or a
+ * non-zero exit becomes one ERR_DISK line with the stderr tail and an install hint; the AbortSignal kills the child.
+ */
+import { spawn } from 'node:child_process';
+import { CanvosError, abortError } from '../errors.js';
+
+/** Options of {@link runTool}. */
+export interface RunToolOptions {
+  /** Shown when the program is missing, e.g. 'install e2fsprogs'. */
+  hint: string;
+  /** Environment of the child. Default: process.env. */
+  env?: NodeJS.ProcessEnv | undefined;
+  /** Written to the child's stdin. Default: nothing. */
+  input?: string | undefined;
+  signal?: AbortSignal | undefined;
+}
+
+/** Runs `bin args` and resolves with its stdout. */
+export function runTool(bin: string, args: readonly string[], opts: RunToolOptions): Promise<string> {
+  const { signal } = opts;
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) return reject(abortError(signal));
+    const child = spawn(bin, args, { env: opts.env ?? process.env, stdio: ['pipe', 'pipe', 'pipe'], signal });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (b: Buffer) => (out += b.toString('utf8')));
+    child.stderr.on('data', (b: Buffer) => (err = (err + b.toString('utf8')).slice(-4000)));
+    child.stdin.on('error', () => {});
+    child.stdin.end(opts.input ?? '');
+    child.on('error', (e: NodeJS.ErrnoException) => {
+      if (signal?.aborted) reject(abortError(signal));
+      else if (e.code === 'ENOENT') reject(new CanvosError('ERR_DISK', `${bin} not found`, { cause: e, hint: opts.hint }));
+      else reject(new CanvosError('ERR_DISK', `cannot run ${bin}: ${e.message}`, { cause: e }));
+    });
+    child.on('close', (code) => {
+      if (signal?.aborted) return reject(abortError(signal));
+      if (code === 0) return resolve(out);
+      const last = err.trim().split('\n').pop() ?? '';
+      reject(new CanvosError('ERR_DISK', `${bin} exited ${code}: ${last}`, { details: { stderr: err } }));
+    });
+  });
+}
