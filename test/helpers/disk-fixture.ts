@@ -3,10 +3,12 @@
  * to its initramfs (the kernel unpacks concatenated archives in order, later files win) adds ext4 and a new /init
  * that finds `root=live:LABEL=…` on any file system, mounts COS_OEM and prints what the disk image put there.
  */
+import { createHash } from 'node:crypto';
 import { createReadStream, existsSync, statSync } from 'node:fs';
-import { readFile, rename, writeFile } from 'node:fs/promises';
+import { cp, mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { gzipSync } from 'node:zlib';
+import { buildLayer } from '../../src/layers/build.js';
 import type { FsEntry } from '../../src/layers/entry.js';
 import { ROOT_MODULES, layoutRootfs, moduleClosure, newcRecord, prepareBootFixture, type BootFixture } from './boot-fixture.js';
 
@@ -72,4 +74,43 @@ export async function* diskRootfs(fx: { layoutDir: string; diskInitrd: string })
       yield { ...e, size: statSync(fx.diskInitrd).size, content: createReadStream(fx.diskInitrd) };
     } else yield e;
   }
+}
+
+/**
+ * Copies the fixture's OCI layout to `dest` with one more layer replacing /boot/initrd by the disk initramfs
+ * (tag `latest`), so a CLI run with `--base oci:DEST:latest` builds a bootable disk.
+ */
+export async function writeDiskLayout(fx: { layoutDir: string; diskInitrd: string }, dest: string): Promise<void> {
+  const blobs = join(dest, 'blobs', 'sha256');
+  await mkdir(blobs, { recursive: true });
+  await cp(join(fx.layoutDir, 'blobs'), join(dest, 'blobs'), { recursive: true });
+  await writeFile(join(dest, 'oci-layout'), '{"imageLayoutVersion":"1.0.0"}');
+  const readJson = async (d: string): Promise<Record<string, unknown>> => JSON.parse(await readFile(join(blobs, d.replace(/^sha256:/, '')), 'utf8')) as Record<string, unknown>;
+  const index = JSON.parse(await readFile(join(fx.layoutDir, 'index.json'), 'utf8')) as { manifests: Array<{ digest: string }> };
+  const manifest = (await readJson(index.manifests[0]?.digest ?? '')) as { config: { digest: string }; layers: unknown[] };
+  const config = (await readJson(manifest.config.digest)) as { rootfs: { diff_ids: string[] } };
+  const layer = await buildLayer(
+    { entries: [{ type: 'file', path: 'boot/initrd', source: { host: fx.diskInitrd }, mode: 0o644 }] },
+    { dir: blobs, sourceDateEpoch: 1_700_000_000, compression: 'gzip' },
+  );
+  const put = async (obj: unknown): Promise<{ digest: string; size: number }> => {
+    const data = Buffer.from(JSON.stringify(obj));
+    const hex = createHash('sha256').update(data).digest('hex');
+    await writeFile(join(blobs, hex), data);
+    return { digest: `sha256:${hex}`, size: data.length };
+  };
+  const cfg = await put({ ...config, rootfs: { type: 'layers', diff_ids: [...config.rootfs.diff_ids, layer.diffId] } });
+  const man = await put({
+    ...manifest,
+    config: { ...manifest.config, ...cfg },
+    layers: [...manifest.layers, { mediaType: layer.mediaType, digest: layer.digest, size: layer.size }],
+  });
+  await writeFile(
+    join(dest, 'index.json'),
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType: 'application/vnd.oci.image.index.v1+json',
+      manifests: [{ mediaType: 'application/vnd.oci.image.manifest.v1+json', ...man, platform: { architecture: 'amd64', os: 'linux' }, annotations: { 'org.opencontainers.image.ref.name': 'latest' } }],
+    }),
+  );
 }
