@@ -4,13 +4,12 @@
  * that finds `root=live:LABEL=…` on any file system, mounts COS_OEM and prints what the disk image put there.
  */
 import { createHash } from 'node:crypto';
-import { createReadStream, existsSync, statSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { cp, mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { buildLayer } from '../../src/layers/build.js';
-import type { FsEntry } from '../../src/layers/entry.js';
-import { ROOT_MODULES, layoutRootfs, moduleClosure, newcRecord, prepareBootFixture, type BootFixture } from './boot-fixture.js';
+import { ROOT_MODULES, moduleClosure, newcRecord, prepareBootFixture, type BootFixture } from './boot-fixture.js';
 
 const DISK_MODULES = [...ROOT_MODULES, 'crc32c_generic', 'ext4'];
 
@@ -64,16 +63,6 @@ export async function prepareDiskFixture(): Promise<BootFixture & { diskInitrd: 
   await writeFile(tmp, Buffer.concat([await readFile(fx.initrd), gzipSync(Buffer.concat(recs))]));
   await rename(tmp, diskInitrd);
   return { ...fx, diskInitrd };
-}
-
-/** The fixture rootfs with /boot/initrd replaced by the disk initramfs. */
-export async function* diskRootfs(fx: { layoutDir: string; diskInitrd: string }): AsyncGenerator<FsEntry> {
-  for await (const e of await layoutRootfs(fx.layoutDir)) {
-    if (e.path === 'boot/initrd' && e.type === 'file') {
-      if (e.content) for await (const _ of e.content) void _; // drain the replaced content
-      yield { ...e, size: statSync(fx.diskInitrd).size, content: createReadStream(fx.diskInitrd) };
-    } else yield e;
-  }
 }
 
 /**
