@@ -26,6 +26,7 @@ const COMMANDS: Record<string, () => Promise<CommandModule>> = {
   build: async () => (await import('./commands/build.js')).default,
   iso: async () => (await import('./commands/iso.js')).default,
   disk: async () => (await import('./commands/disk.js')).default,
+  'pull-artifact': async () => (await import('./commands/pull-artifact.js')).default,
   'build-all': async () => (await import('./commands/build-all.js')).default,
 };
 

@@ -41,7 +41,8 @@ export function sha256(data: string | Uint8Array): Digest {
 /** Digest of a file, streamed. */
 export async function sha256File(path: string, signal?: AbortSignal): Promise<{ digest: Digest; size: number }> {
   const counter = new DigestCounter();
-  await pipeline(createReadStream(path), counter.transform(), signal ? { signal } : {});
+  // Not pipeline(file, counter.transform()): nothing would read the pass-through, which stalls after 16 KiB.
+  for await (const chunk of createReadStream(path, signal ? { signal } : {})) counter.update(chunk as Buffer);
   return counter.result();
 }
 

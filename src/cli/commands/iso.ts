@@ -7,7 +7,10 @@
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { CanvosError } from '../../errors.js';
+import { pushArtifact } from '../../artifact/artifact.js';
 import { buildIso, type BuildIsoResult, type IsoProgress } from '../../iso/build-iso.js';
+import { sourceDateEpochFromEnv } from '../../layers/build.js';
+import type { RegistryTransportOptions } from '../../registry/transport.js';
 import { mergeLayers } from '../../layers/merge.js';
 import { BlobCache } from '../../oci/cache.js';
 import { openImage } from '../../provider/image-reader.js';
@@ -40,6 +43,8 @@ common options:
   --user-data FILE           user-data (first line #cloud-config) -> /files-iso/config.yaml
   --content DIR              directory of *.zst content bundles (repeatable), split into 3 GB parts
   --output DIR               output directory (default build)
+  --push REF                 also push the ISO as an OCI artifact (one layer, the .sha256 as an annotation) to REF
+                             (docker://HOST/REPO:TAG or a bare reference, oci:DIR:TAG); pull-artifact restores it
   --json                     print only a JSON result on stdout`;
 
 const BASE_ONLY = ['cluster-config', 'edge-custom-config', 'name', 'arch', 'force-interactive', 'debug-cmdline', 'insecure'] as const;
@@ -64,6 +69,7 @@ async function run(argv: string[], io: CliIo): Promise<number> {
       'force-interactive': { type: 'boolean' },
       'debug-cmdline': { type: 'boolean' },
       insecure: { type: 'boolean' },
+      push: { type: 'string' },
       json: { type: 'boolean' },
     },
   });
@@ -108,9 +114,20 @@ async function run(argv: string[], io: CliIo): Promise<number> {
   } finally {
     await img.source.close().catch(() => {});
   }
-  if (values.json) io.stdout.write(`${JSON.stringify(result)}\n`);
+  const insecureHosts = insecure ? [hostOf(values.base), ...(values.push ? [hostOf(values.push)] : [])] : undefined;
+  const pushed = await pushIso(result, values.push, { env: io.env, insecureRegistries: insecureHosts }, io, say);
+  if (values.json) io.stdout.write(`${JSON.stringify({ ...result, ...pushed })}\n`);
   else io.stdout.write(`${result.isoPath}\n`);
   return 0;
+}
+
+/** `--push REF`: the built ISO as an OCI artifact. */
+async function pushIso(r: BuildIsoResult, ref: string | undefined, registry: RegistryTransportOptions, io: CliIo, say: (s: string) => void): Promise<{ pushed?: { ref: string; digest: string } }> {
+  if (!ref) return {};
+  say(`iso: push ${ref}`);
+  const p = await pushArtifact([r.isoPath], ref, { sha256File: r.sha256Path, registry, signal: io.signal, sourceDateEpoch: sourceDateEpochFromEnv(io.env) });
+  say(`iso: pushed ${p.digest}`);
+  return { pushed: { ref, digest: p.digest } };
 }
 
 /** Logs ISO phase changes (not percentages). */
@@ -122,6 +139,7 @@ function phaseLogger(say: (s: string) => void): (p: IsoProgress) => void {
 
 type IsoValues = ConfigFlagValues & { [K in (typeof BASE_ONLY)[number]]?: string | boolean | undefined } & {
   'user-data'?: string | undefined;
+  push?: string | undefined;
   content?: string[] | undefined;
   output?: string | undefined;
   json?: boolean | undefined;
@@ -153,7 +171,8 @@ async function fromConfig(values: IsoValues, io: CliIo): Promise<number> {
     onProgress: (m) => say(`iso: ${m}`),
     onIsoProgress: phaseLogger(say),
   });
-  if (values.json) io.stdout.write(`${JSON.stringify(r)}\n`);
+  const pushed = await pushIso(r, values.push, cli.registry, io, say);
+  if (values.json) io.stdout.write(`${JSON.stringify({ ...r, ...pushed })}\n`);
   else io.stdout.write(`${r.isoPath}\n`);
   return 0;
 }
