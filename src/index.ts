@@ -10,3 +10,5 @@ export * from './copy/index.js';
 export * from './provider/index.js';
 export * from './mirror/index.js';
 export * from './iso/index.js';
+export * from './disk/index.js';
+export * from './artifact/index.js';

@@ -9,3 +9,4 @@ export {
   type PullArtifactResult,
   type PushArtifactOptions,
 } from './artifact.js';
+export { pushIsoImage, type PushIsoImageOptions } from './iso-image.js';

@@ -101,6 +101,25 @@ describe('ISO as an OCI artifact', () => {
     expect(await readdir(join(work, 'tampered'))).toEqual([]);
   }, 300_000);
 
+  it('--push-as image writes CanvOS\'s iso-disk-image form: the ISO at /disk/<name>.iso in a scratch image', async () => {
+    const layout = join(work, 'iso-image');
+    const r = await cli('iso', '--base', `oci:${join(work, 'base')}:latest`, '--name', 'edge', '--output', join(work, 'iso2'), '--push', `oci:${layout}:v1`, '--push-as', 'image', '--json');
+    expect(r.code, r.stderr).toBe(0);
+    const built = JSON.parse(r.stdout) as typeof iso;
+    expect(built.sha256).toBe(iso.sha256); // SOURCE_DATE_EPOCH: the same ISO again
+    const index = JSON.parse(await readFile(join(layout, 'index.json'), 'utf8')) as { manifests: Array<{ digest: string }> };
+    expect(index.manifests[0]?.digest).toBe(built.pushed.digest);
+    const blob = (d: string): string => join(layout, 'blobs', 'sha256', d.replace('sha256:', ''));
+    const m = JSON.parse(await readFile(blob(built.pushed.digest), 'utf8')) as { layers: Array<{ digest: string; mediaType: string }> };
+    expect(m.layers.map((l) => l.mediaType)).toEqual(['application/vnd.oci.image.layer.v1.tar+gzip']);
+    const x = join(work, 'iso-image-x');
+    await run('mkdir', ['-p', x]);
+    const t = await run('tar', ['-xzf', blob(m.layers[0]?.digest ?? ''), '-C', x]);
+    expect(t.code, t.stderr).toBe(0);
+    expect(await readdir(join(x, 'disk'))).toEqual(['edge.iso']);
+    expect(await sha256(join(x, 'disk', 'edge.iso'))).toBe(iso.sha256);
+  }, 300_000);
+
   it('refuses an ordinary image (no titled layers) with exit 5', async () => {
     const r = await cli('pull-artifact', `oci:${join(work, 'base')}:latest`, join(work, 'not-artifact'));
     expect(r.code).toBe(5);
