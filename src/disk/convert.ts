@@ -68,3 +68,10 @@ async function fixVhdFooter(file: string, epoch: number, uuid: string): Promise<
     await fh.close();
   }
 }
+
+/** Converts `raw` to each of `formats` in turn; returns the written paths by format. */
+export async function convertAll(raw: string, formats: readonly DiskFormat[], opts: ConvertDiskOptions = {}): Promise<Partial<Record<DiskFormat, string>>> {
+  const out: Partial<Record<DiskFormat, string>> = {};
+  for (const f of formats) out[f] = await convertDisk(raw, f, opts);
+  return out;
+}

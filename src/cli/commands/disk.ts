@@ -7,14 +7,13 @@
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { CanvosError } from '../../errors.js';
-import { buildDisk, type BuildDiskInput, type BuildDiskResult } from '../../disk/build-disk.js';
-import { convertDisk, type DiskFormat } from '../../disk/convert.js';
+import { buildDisk, type BuildDiskResult, type DiskPhase } from '../../disk/build-disk.js';
+import { convertAll, type DiskFormat } from '../../disk/convert.js';
+import { buildInstallerDisk } from '../../disk/installer-disk.js';
 import { sourceDateEpochFromEnv } from '../../layers/build.js';
 import { mergeLayers } from '../../layers/merge.js';
 import { BlobCache } from '../../oci/cache.js';
 import { openImage } from '../../provider/image-reader.js';
-import { openInstallerRootfs } from '../../provider/installer.js';
-import { installerIsoInputs } from '../../provider/installer-iso.js';
 import { CONFIG_OPTIONS, CONFIG_USAGE, loadCliConfig } from '../config-options.js';
 import { usageError as usageErrorFor } from '../flags.js';
 import type { CliIo, CommandModule } from '../main.js';
@@ -70,20 +69,27 @@ async function run(argv: string[], io: CliIo): Promise<number> {
     },
   });
   if (positionals.length > 0) throw usageError(`unexpected argument ${JSON.stringify(positionals[0])}`);
-  const formats = parseFormats(values.format ?? []);
+  const formats = parseDiskFormats('disk', values.format ?? []);
   const size = values.size === undefined ? undefined : Number(values.size);
   if (size !== undefined && !(Number.isInteger(size) && size > 0)) throw usageError(`--size must be a whole number of MiB, not ${JSON.stringify(values.size)}`);
   const say = (s: string): void => {
     if (!values.json) io.stderr.write(`${s}\n`);
   };
   const warn = (code: string, msg: string): void => void io.stderr.write(`warning: ${msg} [${code}]\n`);
-  const common = {
-    outputDir: resolve(io.cwd, values.output ?? 'build'),
-    userData: values['user-data'] ? resolve(io.cwd, values['user-data']) : undefined,
-    sizeMiB: size,
-  };
-  let opened: { rootfs: BuildDiskInput['rootfs']; close(): Promise<void>; input: Omit<BuildDiskInput, 'rootfs' | 'outputDir'> };
-  if (values.base) {
+  const outputDir = resolve(io.cwd, values.output ?? 'build');
+  const userData = values['user-data'] ? resolve(io.cwd, values['user-data']) : undefined;
+  const onProgress = (p: { phase: DiskPhase }): void => say(`disk: ${p.phase}`);
+  let result: BuildDiskResult & Partial<Record<DiskFormat, string>>;
+  if (!values.base) {
+    for (const k of BASE_ONLY) {
+      if (values[k] !== undefined) throw usageError(`--${k} only applies with --base; the configuration sets it (--set ISO_NAME=…, ARCH=…, EDGE_CUSTOM_CONFIG=…)`);
+    }
+    const cli = await loadCliConfig(values, io, 'disk', 'ERR_CONFIG');
+    result = await buildInstallerDisk(cli.config, {
+      projectDir: cli.projectDir, registry: cli.registry, cacheDir: cli.cacheDir, outputDir, userData, formats, sizeMiB: size,
+      env: io.env, signal: io.signal, onWarning: cli.warn, onProgress: (m) => say(`disk: ${m}`), onDiskProgress: onProgress,
+    });
+  } else {
     for (const k of Object.keys(CONFIG_OPTIONS) as (keyof typeof CONFIG_OPTIONS)[]) {
       if (values[k] !== undefined) throw usageError(`--${k} does not apply with --base (the image is used as it is)`);
     }
@@ -96,54 +102,28 @@ async function run(argv: string[], io: CliIo): Promise<number> {
       registry: { env: io.env, insecureRegistries: values.insecure ? [ref.replace(/^docker:\/\//, '').split('/')[0] ?? ref] : undefined },
     });
     say(`disk: ${img.source.description} (${img.layers.length} layers)`);
-    opened = {
-      rootfs: mergeLayers(img.openers, { signal: io.signal }),
-      close: () => img.source.close(),
-      input: { name: values.name, arch, edgeCustomConfig: values['edge-custom-config'] ? resolve(io.cwd, values['edge-custom-config']) : undefined },
-    };
-  } else {
-    for (const k of BASE_ONLY) {
-      if (values[k] !== undefined) throw usageError(`--${k} only applies with --base; the configuration sets it (--set ISO_NAME=…, ARCH=…, EDGE_CUSTOM_CONFIG=…)`);
+    try {
+      const ecc = values['edge-custom-config'];
+      result = await buildDisk(
+        { rootfs: mergeLayers(img.openers, { signal: io.signal }), outputDir, userData, sizeMiB: size, name: values.name, arch, edgeCustomConfig: ecc ? resolve(io.cwd, ecc) : undefined },
+        { env: io.env, signal: io.signal, onWarning: warn, onProgress },
+      );
+    } finally {
+      await img.source.close().catch(() => {});
     }
-    const cli = await loadCliConfig(values, io, 'disk', 'ERR_CONFIG');
-    const inputs = await installerIsoInputs(cli.config, { projectDir: cli.projectDir, userData: common.userData });
-    // CanvOS's cloud-image puts these on an extra COS_CONTENT partition (add-content-partition.sh); not done here.
-    if (inputs.clusterConfig) warn('W_DISK_CONTENT', `CLUSTERCONFIG ${inputs.clusterConfig} is not put on the disk image (CanvOS adds a COS_CONTENT partition; use the ISO)`);
-    if (inputs.contentDirs.length > 0) warn('W_DISK_CONTENT', `content bundles (${inputs.contentDirs.join(', ')}) are not put on the disk image (use the ISO)`);
-    const inst = await openInstallerRootfs(cli.config, {
-      projectDir: cli.projectDir, registry: cli.registry, cacheDir: cli.cacheDir, env: io.env, signal: io.signal,
-      onWarning: cli.warn, onProgress: (m) => say(`disk: ${m}`),
-    });
-    opened = {
-      rootfs: inst.rootfs,
-      close: () => inst.close(),
-      input: { name: cli.config.isoName, arch: cli.config.arch, edgeCustomConfig: inputs.edgeCustomConfig, userData: inputs.userData },
-    };
+    Object.assign(result, await convertAll(result.rawPath, formats, { env: io.env, signal: io.signal, sourceDateEpoch: sourceDateEpochFromEnv(io.env) }));
   }
-  let result: BuildDiskResult;
-  const converted: Partial<Record<DiskFormat, string>> = {};
-  try {
-    result = await buildDisk(
-      { ...common, ...opened.input, userData: opened.input.userData ?? common.userData, rootfs: opened.rootfs },
-      { env: io.env, signal: io.signal, onWarning: warn, onProgress: (p) => say(`disk: ${p.phase}`) },
-    );
-  } finally {
-    await opened.close().catch(() => {});
-  }
-  for (const f of formats) {
-    say(`disk: ${f}`);
-    converted[f] = await convertDisk(result.rawPath, f, { env: io.env, signal: io.signal, sourceDateEpoch: sourceDateEpochFromEnv(io.env) });
-  }
-  if (values.json) io.stdout.write(`${JSON.stringify({ ...result, ...converted })}\n`);
-  else io.stdout.write([result.rawPath, ...Object.values(converted)].map((p) => `${p}\n`).join(''));
+  if (values.json) io.stdout.write(`${JSON.stringify(result)}\n`);
+  else io.stdout.write([result.rawPath, ...formats.map((f) => result[f])].map((p) => `${p}\n`).join(''));
   return 0;
 }
 
-function parseFormats(given: readonly string[]): DiskFormat[] {
+/** `--format` / `--disk-format` values (repeatable, comma-separated) as conversion formats; `raw` is implied. */
+export function parseDiskFormats(cmd: string, given: readonly string[]): DiskFormat[] {
   const out = new Set<DiskFormat>();
-  for (const f of given.flatMap((g) => g.split(',')).map((s) => s.trim()).filter(Boolean)) {
+  for (const f of given.flatMap((g) => g.split(',')).map((x) => x.trim()).filter(Boolean)) {
     if (f === 'raw') continue;
-    if (f !== 'qcow2' && f !== 'vhd') throw usageError(`--format must be raw, qcow2 or vhd, not ${JSON.stringify(f)}`);
+    if (f !== 'qcow2' && f !== 'vhd') throw usageErrorFor(cmd, `the disk format must be raw, qcow2 or vhd, not ${JSON.stringify(f)}`);
     out.add(f);
   }
   return [...out];
