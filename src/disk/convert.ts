@@ -1,16 +1,19 @@
 /**
- * Converts the raw disk with qemu-img: `qcow2` (QEMU/KVM, OpenStack, MAAS custom images) and `vhd` as a *fixed*
+ * Converts the raw disk: `raw.gz` (MAAS custom image, `ddgz`) with zlib, and with qemu-img `qcow2` (QEMU/KVM, OpenStack, MAAS custom images) and `vhd` as a *fixed*
  * VHD (`vpc`, subformat=fixed, force_size=on: the virtual size stays the raw size, a whole number of MiB, which
  * Azure requires). The VHD footer's timestamp and UUID are set from SOURCE_DATE_EPOCH and the image name so the
  * file is reproducible (qemu-img writes the current time and a random UUID).
  */
+import { createReadStream, createWriteStream } from 'node:fs';
 import { open, rename, rm } from 'node:fs/promises';
+import { pipeline } from 'node:stream/promises';
+import { createGzip } from 'node:zlib';
 import { CanvosError } from '../errors.js';
 import { uuidV5 } from './gpt.js';
 import { runTool } from './tool.js';
 
-/** Output formats besides raw. */
-export type DiskFormat = 'qcow2' | 'vhd';
+/** Output formats besides raw; `raw.gz` is MAAS's `ddgz` upload format (AuroraBoot Raw2MAAS: gzip, fastest level). */
+export type DiskFormat = 'qcow2' | 'vhd' | 'raw.gz';
 
 /** Options of {@link convertDisk}. */
 export interface ConvertDiskOptions {
@@ -23,7 +26,7 @@ export interface ConvertDiskOptions {
 }
 
 /** qemu-img arguments for `format`. */
-export function qemuImgArgs(raw: string, out: string, format: DiskFormat): string[] {
+export function qemuImgArgs(raw: string, out: string, format: 'qcow2' | 'vhd'): string[] {
   const o = format === 'qcow2' ? ['-O', 'qcow2', '-o', 'compat=1.1'] : ['-O', 'vpc', '-o', 'subformat=fixed,force_size=on'];
   return ['convert', '-q', '-f', 'raw', ...o, raw, out];
 }
@@ -34,6 +37,12 @@ export async function convertDisk(raw: string, format: DiskFormat, opts: Convert
   const partial = `${out}.partial`;
   await rm(partial, { force: true });
   try {
+    if (format === 'raw.gz') {
+      // Node's gzip header has mtime 0 and no name: the same raw gives the same .raw.gz.
+      await pipeline(createReadStream(raw), createGzip({ level: 1 }), createWriteStream(partial), { signal: opts.signal });
+      await rename(partial, out);
+      return out;
+    }
     await runTool(opts.qemuImg ?? 'qemu-img', qemuImgArgs(raw, partial, format), {
       hint: 'install qemu-utils (apt-get install qemu-utils), or build only the .raw image',
       env: opts.env,

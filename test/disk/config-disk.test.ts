@@ -43,11 +43,15 @@ const oemFile = async (raw: string, oemLba: number, file: string): Promise<strin
 
 describe('disk images from the CanvOS configuration', () => {
   it('canvos-lite disk: ISO_NAME names it, the project user-data lands in COS_OEM, CLUSTERCONFIG is reported', async () => {
-    const r = await cli('disk', '--insecure-registry', reg.host, '--set', `BASE_IMAGE=${base}`, '--output', join(tmp.path, 'd1'), '--json');
+    const r = await cli('disk', '--insecure-registry', reg.host, '--set', `BASE_IMAGE=${base}`, '--output', join(tmp.path, 'd1'), '--format', 'raw.gz', '--json');
     expect(r.code, r.stderr).toBe(0);
-    const j = JSON.parse(r.stdout) as { rawPath: string; partitions: Array<{ label: string; firstLba: number }> };
+    const j = JSON.parse(r.stdout) as { rawPath: string; 'raw.gz': string; partitions: Array<{ label: string; firstLba: number }> };
     expect(j.rawPath).toBe(join(tmp.path, 'd1', 'edge-disk.raw'));
     expect(r.stderr).toMatch(/CLUSTERCONFIG .*spc\.tgz is not put on the disk image.*\[W_DISK_CONTENT\]/);
+    // MAAS ddgz: the raw image gzip'd.
+    expect(j['raw.gz']).toBe(`${j.rawPath}.gz`);
+    const gz = await run('sh', ['-c', `gzip -dc '${j.rawPath}.gz' | cmp - '${j.rawPath}' && echo same`]);
+    expect(gz.stdout.trim(), gz.stderr).toBe('same');
     const oem = j.partitions.find((p) => p.label === 'COS_OEM')?.firstLba ?? 0;
     expect(await oemFile(j.rawPath, oem, '/90_custom.yaml')).toBe('#cloud-config\nstylus:\n  site: {}\n');
     // The stylus framework's files are in the recovery system (as in the ISO's squashfs).
@@ -77,7 +81,7 @@ describe('disk images from the CanvOS configuration', () => {
   it('refuses a bad --disk-format and --format before building anything', async () => {
     const a = await cli('disk', '--format', 'vmdk');
     expect(a.code).toBe(2);
-    expect(a.stderr).toContain('raw, qcow2 or vhd');
+    expect(a.stderr).toContain('raw, raw.gz, qcow2 or vhd');
     const b = await cli('build-all', '--output', 'oci:x', '--disk-format', 'qcow2');
     expect(b.code).toBe(2);
     expect(b.stderr).toContain('--disk-format needs --disk');

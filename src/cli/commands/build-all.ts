@@ -37,7 +37,7 @@ installer ISO (see canvos-lite iso --help):
 
 disk image (see canvos-lite disk --help):
   --disk                   also build <ISO_NAME>.raw into the --iso-output directory
-  --disk-format F          qcow2 and/or vhd copies of it (repeatable or comma-separated)
+  --disk-format F          raw.gz (MAAS), qcow2 and/or vhd copies of it (repeatable or comma-separated)
 
   --json                   print one JSON result {provider, iso} on stdout instead of the pack snippet
 

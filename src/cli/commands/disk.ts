@@ -18,7 +18,7 @@ import { CONFIG_OPTIONS, CONFIG_USAGE, loadCliConfig } from '../config-options.j
 import { usageError as usageErrorFor } from '../flags.js';
 import type { CliIo, CommandModule } from '../main.js';
 
-const usage = `usage: canvos-lite disk [configuration options] [--user-data FILE] [--format raw|qcow2|vhd]... [--size MiB]
+const usage = `usage: canvos-lite disk [configuration options] [--user-data FILE] [--format raw|raw.gz|qcow2|vhd]... [--size MiB]
                         [--output DIR] [--json]
        canvos-lite disk --base REF [--name NAME] [--arch amd64|arm64] [--edge-custom-config FILE] [--insecure] [options]
 
@@ -40,8 +40,8 @@ With --base REF: docker://HOST/REPO:TAG (or a bare reference), oci:DIR[:TAG], do
 
 common options:
   --user-data FILE           user-data (first line #cloud-config) -> COS_OEM/90_custom.yaml
-  --format F                 raw (always written), qcow2, vhd (fixed VHD, Azure); repeatable or comma-separated;
-                             qcow2/vhd need qemu-img (qemu-utils)
+  --format F                 raw (always written), raw.gz (MAAS ddgz), qcow2, vhd (fixed VHD, Azure); repeatable
+                             or comma-separated; qcow2/vhd need qemu-img (qemu-utils)
   --size MiB                 minimum disk size (free space after the partitions; Kairos grows COS_PERSISTENT)
   --output DIR               output directory (default build)
   --json                     print only a JSON result on stdout`;
@@ -123,7 +123,7 @@ export function parseDiskFormats(cmd: string, given: readonly string[]): DiskFor
   const out = new Set<DiskFormat>();
   for (const f of given.flatMap((g) => g.split(',')).map((x) => x.trim()).filter(Boolean)) {
     if (f === 'raw') continue;
-    if (f !== 'qcow2' && f !== 'vhd') throw usageErrorFor(cmd, `the disk format must be raw, qcow2 or vhd, not ${JSON.stringify(f)}`);
+    if (f !== 'qcow2' && f !== 'vhd' && f !== 'raw.gz') throw usageErrorFor(cmd, `the disk format must be raw, raw.gz, qcow2 or vhd, not ${JSON.stringify(f)}`);
     out.add(f);
   }
   return [...out];
