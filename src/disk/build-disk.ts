@@ -6,14 +6,12 @@
  * COS_PERSISTENT) and COS_RECOVERY (ext4: cOS/recovery.squashfs streamed from the layers, /etc/cos/grub.cfg).
  * Written as `<name>.raw.partial` in the output dir, then renamed, with a `.sha256` like the ISO.
  */
-import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
-import { copyFile, mkdir, mkdtemp, rename, rm, stat, writeFile } from 'node:fs/promises';
-import { basename, join, resolve } from 'node:path';
-import { pipeline } from 'node:stream/promises';
+import { copyFile, mkdir, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
 import { CanvosError, abortError } from '../errors.js';
 import type { FsEntry } from '../layers/entry.js';
 import { sourceDateEpochFromEnv } from '../layers/build.js';
+import { publishWithSha256 } from '../oci/digest.js';
 import { writeFatImage } from '../iso/fat.js';
 import { efiBootFiles, grubCandidates, shimCandidates } from '../iso/grub.js';
 import { readUserData, requireFile } from '../iso/iso-overlay.js';
@@ -171,12 +169,7 @@ export async function buildDisk(input: BuildDiskInput, opts: BuildDiskOptions = 
     const disk = await writeDisk(partial, parts, { diskGuid: uuidV5(`canvos-lite:${name}:${epoch}:disk`), minSizeMiB: input.sizeMiB, bootCode, signal });
 
     opts.onProgress?.({ phase: 'checksum' });
-    const hash = createHash('sha256');
-    await pipeline(createReadStream(partial), hash, { signal });
-    const sha256 = hash.digest('hex');
-    await rename(partial, rawPath);
-    await writeFile(`${shaPath}.partial`, `${sha256}  ${basename(rawPath)}\n`);
-    await rename(`${shaPath}.partial`, shaPath);
+    const sha256 = await publishWithSha256(partial, rawPath, signal);
     return { rawPath, sha256Path: shaPath, sha256, sizeBytes: disk.totalSectors * 512, partitions: disk.placed };
   } catch (e) {
     await rm(partial, { force: true });
