@@ -7,6 +7,7 @@ import { open, readFile, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
+import { layoutDisk } from '../../src/disk/assemble.js';
 import { placeBiosBoot } from '../../src/disk/bios.js';
 import { PART_TYPE, SECTOR, crc32, gptTables, guidBytes, uuidV5 } from '../../src/disk/gpt.js';
 import { firstBootResetYaml, grubEnvBlock, stateSizeMiB } from '../../src/disk/kairos-files.js';
@@ -52,6 +53,20 @@ describe('GPT writer', () => {
     const i = await run('sgdisk', ['-i', '2', file]);
     expect(i.stdout).toContain(`Partition unique GUID: ${uuidV5('BIOS_BOOT').toUpperCase()}`);
     expect(i.stdout).toContain('Attribute flags: 0000000000000005');
+  });
+
+  it('lays partitions out from LBA 2048 in whole MiB, 1 MiB spare for the backup GPT, grown to --size', () => {
+    const parts = [
+      { name: 'efi', type: PART_TYPE.efiSystem, label: 'COS_GRUB', sizeMiB: 64 },
+      { name: 'oem', type: PART_TYPE.linuxFs, label: 'COS_OEM', sizeMiB: 64 },
+    ];
+    const a = layoutDisk(parts);
+    expect(a.placed.map((p) => [p.firstLba, p.lastLba, p.guid])).toEqual([
+      [2048, 133119, uuidV5('COS_GRUB')],
+      [133120, 264191, uuidV5('COS_OEM')],
+    ]);
+    expect(a.totalSectors).toBe(264192 + 2048);
+    expect(layoutDisk(parts, 1024).totalSectors).toBe(1024 * 2048);
   });
 
   it('refuses partitions outside the usable range', () => {
