@@ -26,6 +26,7 @@ export type ErrorCode =
   | 'ERR_XORRISO_MISSING'
   | 'ERR_XORRISO_EXIT'
   | 'ERR_ISO'
+  | 'ERR_DISK'
   | 'ERR_MIRROR_PARTIAL'
   | 'ERR_RUN_FAILED'
   | 'ERR_EXEC_UNAVAILABLE'
@@ -54,6 +55,7 @@ export const EXIT_CODES: Readonly<Record<ErrorCode, number>> = {
   ERR_XORRISO_MISSING: 14,
   ERR_XORRISO_EXIT: 15,
   ERR_ISO: 15,
+  ERR_DISK: 15,
   ERR_MIRROR_PARTIAL: 16,
   ERR_RUN_FAILED: 18,
   ERR_EXEC_UNAVAILABLE: 19,

@@ -12,3 +12,5 @@ export * from './mirror/index.js';
 export * from './iso/index.js';
 export * from './exec/index.js';
 export * from './dockerfile/index.js';
+export * from './disk/index.js';
+export * from './artifact/index.js';

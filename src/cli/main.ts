@@ -25,6 +25,8 @@ const COMMANDS: Record<string, () => Promise<CommandModule>> = {
   mirror: async () => (await import('./commands/mirror.js')).default,
   build: async () => (await import('./commands/build.js')).default,
   iso: async () => (await import('./commands/iso.js')).default,
+  disk: async () => (await import('./commands/disk.js')).default,
+  'pull-artifact': async () => (await import('./commands/pull-artifact.js')).default,
   'build-all': async () => (await import('./commands/build-all.js')).default,
 };
 

@@ -4,14 +4,12 @@
  * `<name>.iso.partial` and renamed, then `<name>.iso.sha256` (sha256sum format) is written the same way, so an
  * interrupted build never leaves a half-written artefact behind.
  */
-import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
 import { link, copyFile, mkdir, mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
-import { basename, join, resolve } from 'node:path';
-import { pipeline } from 'node:stream/promises';
+import { join, resolve } from 'node:path';
 import { CanvosError, abortError } from '../errors.js';
 import type { FsEntry } from '../layers/entry.js';
 import { sourceDateEpochFromEnv } from '../layers/build.js';
+import { publishWithSha256 } from '../oci/digest.js';
 import { writeFatImage } from './fat.js';
 import { normalizeTreeModes, scanFilesIso, stageIsoOverlay } from './files-iso.js';
 import { GRUB_CHAINLOAD_CFG } from './grub-cfg.js';
@@ -202,12 +200,7 @@ export async function buildIso(input: BuildIsoInput, opts: BuildIsoOptions = {})
     });
 
     opts.onProgress?.({ phase: 'checksum' });
-    const hash = createHash('sha256');
-    await pipeline(createReadStream(partial), hash, { signal });
-    const sha256 = hash.digest('hex');
-    await rename(partial, isoPath);
-    await writeFile(`${shaPath}.partial`, `${sha256}  ${basename(isoPath)}\n`);
-    await rename(`${shaPath}.partial`, shaPath);
+    const sha256 = await publishWithSha256(partial, isoPath, signal);
     return { isoPath, sha256Path: shaPath, sha256 };
   } catch (e) {
     await rm(partial, { force: true });
@@ -256,7 +249,8 @@ async function placeBootFile(
   await rename(host, dest).catch(() => copyFile(host, dest));
 }
 
-async function isUbuntu(capture: RootfsCapture): Promise<boolean> {
+/** Whether the captured release files name an Ubuntu flavor (AuroraBoot then adds EFI/ubuntu/grub.cfg). */
+export async function isUbuntu(capture: RootfsCapture): Promise<boolean> {
   for (const f of RELEASE_FILES) {
     const host = capture.resolve(f);
     if (!host) continue;

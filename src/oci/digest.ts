@@ -4,6 +4,8 @@
  */
 import { createHash, type Hash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
+import { rename, writeFile } from 'node:fs/promises';
+import { basename } from 'node:path';
 import { Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { CanvosError } from '../errors.js';
@@ -41,7 +43,8 @@ export function sha256(data: string | Uint8Array): Digest {
 /** Digest of a file, streamed. */
 export async function sha256File(path: string, signal?: AbortSignal): Promise<{ digest: Digest; size: number }> {
   const counter = new DigestCounter();
-  await pipeline(createReadStream(path), counter.transform(), signal ? { signal } : {});
+  // Not pipeline(file, counter.transform()): nothing would read the pass-through, which stalls after 16 KiB.
+  for await (const chunk of createReadStream(path, signal ? { signal } : {})) counter.update(chunk as Buffer);
   return counter.result();
 }
 
@@ -130,4 +133,18 @@ export function verifyBuffer(buf: Uint8Array, expected: Digest, what = 'content'
   if (`${digestAlgorithm(expected)}:${h}` !== expected) {
     throw new CanvosError('ERR_DIGEST_MISMATCH', `${what}: content digest does not match ${expected}`);
   }
+}
+
+/**
+ * Publishes a finished artefact: hashes `partial`, renames it to `dest`, then writes `<dest>.sha256` (sha256sum
+ * format, via its own `.partial`). Returns the hex digest. The caller removes both partials on failure.
+ */
+export async function publishWithSha256(partial: string, dest: string, signal?: AbortSignal): Promise<string> {
+  const hash = createHash('sha256');
+  await pipeline(createReadStream(partial), hash, signal ? { signal } : {});
+  const hex = hash.digest('hex');
+  await rename(partial, dest);
+  await writeFile(`${dest}.sha256.partial`, `${hex}  ${basename(dest)}\n`);
+  await rename(`${dest}.sha256.partial`, `${dest}.sha256`);
+  return hex;
 }

@@ -105,7 +105,7 @@ export const ARG_INVENTORY: readonly ArgEntry[] = [
     lite: 'label suffix and 80_stylus_maas.yaml honoured; the MAAS disk image is refused (iso, build-all) or warned (build)',
     rules: [
       { status: 'warned', scope: 'provider', why: 'the label and cloudconfigs/80_stylus_maas.yaml are applied, but no MAAS disk image is built', issue: DISK },
-      { status: 'refused', scope: 'iso', why: 'the MAAS disk image (kairos-raw-image + build-kairos-maas.sh) is not built', hint: 'set IS_MAAS=false to build the installer ISO, or build the MAAS image with CanvOS ./earthly.sh +maas-image', issue: DISK },
+      { status: 'refused', scope: 'iso', why: 'the MAAS disk image (kairos-raw-image + build-kairos-maas.sh) is not built', hint: 'set IS_MAAS=false to build the installer ISO; for a MAAS-uploadable raw disk (without CanvOS\'s curtin/MAAS extras) use canvos-lite disk --format raw.gz', issue: DISK },
     ],
   },
   warned('MAAS_IMAGE_NAME', 'name of the MAAS image (151–152)', 'no MAAS image is built', DISK),
@@ -135,7 +135,7 @@ export const ARG_INVENTORY: readonly ArgEntry[] = [
     canvos: 'cloud raw image extras in iso-image and `+cloud-image` (1236, 1252–1286, 1309–1391)', lite: 'refused for the ISO (exit 3); warned in build',
     rules: [
       { status: 'warned', scope: 'provider', why: 'it only shapes the cloud raw image, which canvos-lite does not build', issue: DISK },
-      { status: 'refused', scope: 'iso', why: 'the cloud raw image and its iso-image extras are not built', hint: 'set IS_CLOUD_IMAGE=false to build the installer ISO, or build cloud images with CanvOS', issue: DISK },
+      { status: 'refused', scope: 'iso', why: 'the cloud raw image and its iso-image extras are not built', hint: 'set IS_CLOUD_IMAGE=false to build the installer ISO; for a raw/qcow2/VHD disk (without the COS_CONTENT partition) use canvos-lite disk --format raw|qcow2|vhd', issue: DISK },
     ],
   },
   warned('REGION', 'AWS region of aws-cloud-image (1402)', 'no AMI is built', DISK),

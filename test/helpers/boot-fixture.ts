@@ -34,7 +34,7 @@ const FIXTURE_VERSION = 'v2';
 /** Printed by /init once the squashfs inside the ISO was loop-mounted. */
 export const MARKER = 'hello-from-rootfs.squashfs';
 /** Kernel modules the initramfs loads (plus their dependencies): CD-ROM and disk (USB-stick style boot) on IDE (pc) and AHCI (q35), isofs, squashfs, loop. */
-const ROOT_MODULES = ['ata_piix', 'ahci', 'sr_mod', 'sd_mod', 'isofs', 'squashfs', 'loop'];
+export const ROOT_MODULES = ['ata_piix', 'ahci', 'sr_mod', 'sd_mod', 'isofs', 'squashfs', 'loop'];
 
 /** The cache directory. */
 export function cacheDir(): string {
@@ -81,8 +81,8 @@ function moduleDepends(ko: Buffer): string[] {
   return ko.toString('latin1', i + 9, end).split(',').filter(Boolean);
 }
 
-/** Module files for ROOT_MODULES and their dependencies, dependencies first. */
-async function moduleClosure(modDir: string): Promise<Array<{ name: string; path: string }>> {
+/** Module files for `modules` (default ROOT_MODULES) and their dependencies, dependencies first. */
+export async function moduleClosure(modDir: string, modules: readonly string[] = ROOT_MODULES): Promise<Array<{ name: string; path: string }>> {
   const byName = new Map<string, string>();
   const walk = async (d: string): Promise<void> => {
     for (const e of await readdir(d, { withFileTypes: true })) {
@@ -102,12 +102,12 @@ async function moduleClosure(modDir: string): Promise<Array<{ name: string; path
     for (const dep of moduleDepends(await readFile(path))) await visit(dep);
     order.push({ name: key, path });
   };
-  for (const m of ROOT_MODULES) await visit(m);
+  for (const m of modules) await visit(m);
   return order;
 }
 
 /** One newc (SVR4 "070701") cpio record. */
-function newcRecord(name: string, mode: number, data: Buffer, ino: number, rdev: [number, number] = [0, 0]): Buffer {
+export function newcRecord(name: string, mode: number, data: Buffer, ino: number, rdev: [number, number] = [0, 0]): Buffer {
   const hex = (n: number): string => n.toString(16).padStart(8, '0');
   const nameBuf = Buffer.from(`${name}\0`);
   const fields = [ino, mode, 0, 0, 1, 0, data.length, 0, 0, rdev[0], rdev[1], nameBuf.length, 0];

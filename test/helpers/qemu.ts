@@ -14,6 +14,8 @@ export interface BootIsoOptions {
   firmware: 'bios' | 'uefi';
   /** Attach the ISO as a CD-ROM, or as a hard disk (what `dd` to a USB stick gives). Default: 'cdrom'. */
   media?: 'cdrom' | 'disk';
+  /** Image format of a `disk` (e.g. a qcow2 copy of a disk image). Default: 'raw'. */
+  diskFormat?: 'raw' | 'qcow2';
   /** Kill QEMU after this many ms. Default: 300000. */
   timeoutMs?: number;
   /** Resolve early (and kill QEMU) once the log contains this text. Default: wait for QEMU to exit. */
@@ -64,7 +66,7 @@ export async function bootIso(iso: string, opts: BootIsoOptions): Promise<BootRe
   } else {
     args.push('-machine', 'pc');
   }
-  if (opts.media === 'disk') args.push('-drive', `file=${iso},format=raw,if=ide,snapshot=on`, '-boot', 'c');
+  if (opts.media === 'disk') args.push('-drive', `file=${iso},format=${opts.diskFormat ?? 'raw'},if=ide,snapshot=on`, '-boot', 'c');
   else args.push('-drive', `file=${iso},format=raw,media=cdrom,readonly=on`, '-boot', 'd');
   const started = Date.now();
   const child = spawn('qemu-system-x86_64', args, { stdio: ['ignore', 'ignore', 'pipe'] });

@@ -8,12 +8,16 @@ import { parseArgs } from 'node:util';
 import { CanvosError } from '../../errors.js';
 import { twoNodeSourcesFromEnv } from '../../provider/two-node.js';
 import { buildProviderImages } from '../../provider/build.js';
+import { pushArtifact } from '../../artifact/artifact.js';
+import { buildInstallerDisk } from '../../disk/installer-disk.js';
+import { sourceDateEpochFromEnv } from '../../layers/build.js';
 import { buildInstallerIso, installerIsoInputs } from '../../provider/installer-iso.js';
 import { packSnippet } from '../../provider/pack-snippet.js';
 import { CONFIG_OPTIONS, CONFIG_USAGE, cliK8sVersions, loadCliConfig } from '../config-options.js';
 import type { CliIo, CommandModule } from '../main.js';
 import { createProgress, shortDigest } from '../progress.js';
 import { LAYER_COMPRESSION_USAGE, parseLayerCompression, providerResultJson } from './build.js';
+import { parseDiskFormats } from './disk.js';
 import { usageError as usageErrorFor } from '../flags.js';
 
 const usage = `usage: canvos-lite build-all [options] (--push | --output oci:DIR) [--iso-output DIR]
@@ -30,6 +34,11 @@ installer ISO (see canvos-lite iso --help):
   --iso-output DIR         directory of <ISO_NAME>.iso and <ISO_NAME>.iso.sha256 (default build)
   --user-data FILE         user-data (default: <project>/user-data if present)
   --content DIR            extra content bundle directory (repeatable; <project>/content-*/ are always used)
+  --iso-push REF           also push the ISO as an OCI artifact (see canvos-lite iso --push)
+
+disk image (see canvos-lite disk --help):
+  --disk                   also build <ISO_NAME>.raw into the --iso-output directory
+  --disk-format F          raw.gz (MAAS), qcow2 and/or vhd copies of it (repeatable or comma-separated)
 
   --json                   print one JSON result {provider, iso} on stdout instead of the pack snippet
 
@@ -49,6 +58,9 @@ async function run(argv: string[], io: CliIo): Promise<number> {
       'iso-output': { type: 'string' },
       'user-data': { type: 'string' },
       content: { type: 'string', multiple: true },
+      'iso-push': { type: 'string' },
+      disk: { type: 'boolean' },
+      'disk-format': { type: 'string', multiple: true },
       json: { type: 'boolean' },
       'layer-compression': { type: 'string' },
     },
@@ -56,6 +68,8 @@ async function run(argv: string[], io: CliIo): Promise<number> {
   if ((values.push === true) === (values.output !== undefined)) throw usageError('give exactly one of --push or --output oci:DIR');
   if (values.output !== undefined && !/^oci:.+/.test(values.output)) throw usageError(`--output must be oci:DIR, not ${JSON.stringify(values.output)}`);
   const layerCompression = parseLayerCompression('build-all', values['layer-compression']);
+  if (values['disk-format'] && !values.disk) throw usageError('--disk-format needs --disk');
+  const diskFormats = parseDiskFormats('build-all', values['disk-format'] ?? []);
   const cli = await loadCliConfig(values, io, 'build-all');
   const { config, projectDir, registry } = cli;
   // The provider images and the ISO share CanvOS's base-image step: say each warning once.
@@ -108,12 +122,24 @@ async function run(argv: string[], io: CliIo): Promise<number> {
       if (p.percent === undefined) say(`iso: ${p.phase}`);
     },
   });
+  const pushed = values['iso-push']
+    ? { ref: values['iso-push'], ...(await pushArtifact([iso.isoPath], values['iso-push'], { sha256File: iso.sha256Path, registry, signal: io.signal, sourceDateEpoch: sourceDateEpochFromEnv(io.env) })) }
+    : undefined;
+  if (pushed) say(`pushed ${pushed.ref} ${shortDigest(pushed.digest)}`);
+  const disk = values.disk
+    ? await buildInstallerDisk(config, {
+        projectDir, userData: isoOpts.userData, registry, cacheDir: cli.cacheDir, outputDir: resolve(io.cwd, values['iso-output'] ?? 'build'),
+        formats: diskFormats, env: io.env, signal: io.signal, onWarning: warn, onDiskProgress: (p) => say(`disk: ${p.phase}`),
+      })
+    : undefined;
   const snippet = packSnippet(config);
   if (values.json) {
-    io.stdout.write(`${JSON.stringify({ provider: providerResultJson(provider, snippet), iso })}\n`);
+    const isoJson = pushed ? { ...iso, pushed: { ref: pushed.ref, digest: pushed.digest } } : iso;
+    io.stdout.write(`${JSON.stringify({ provider: providerResultJson(provider, snippet), iso: isoJson, ...(disk ? { disk } : {}) })}\n`);
     return 0;
   }
   say(`wrote ${iso.isoPath} (sha256 ${iso.sha256})`);
+  if (disk) say(`wrote ${[disk.rawPath, ...diskFormats.map((f) => disk[f])].join(', ')}`);
   io.stdout.write(snippet);
   return 0;
 }

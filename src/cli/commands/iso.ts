@@ -4,11 +4,15 @@
  * bundles and user-data from the project). With --base REF a ready installer image in any transport is used.
  * Phases go to stderr; stdout gets the ISO path.
  */
-import { resolve } from 'node:path';
+import { dirname, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { CanvosError } from '../../errors.js';
+import { pushArtifact } from '../../artifact/artifact.js';
+import { pushIsoImage } from '../../artifact/iso-image.js';
 import { buildIso, type BuildIsoResult, type IsoProgress } from '../../iso/build-iso.js';
 import { checkLocalUi, localUiLayer } from '../../iso/local-ui.js';
+import { sourceDateEpochFromEnv } from '../../layers/build.js';
+import type { RegistryTransportOptions } from '../../registry/transport.js';
 import { mergeLayers } from '../../layers/merge.js';
 import { BlobCache } from '../../oci/cache.js';
 import { openImage } from '../../provider/image-reader.js';
@@ -45,6 +49,10 @@ common options:
   --user-data FILE           user-data (first line #cloud-config) -> /files-iso/config.yaml
   --content DIR              directory of *.zst content bundles (repeatable), split into 3 GB parts
   --output DIR               output directory (default build)
+  --push REF                 also push the ISO as an OCI artifact (one layer, the .sha256 as an annotation) to REF
+                             (docker://HOST/REPO:TAG or a bare reference, oci:DIR:TAG); pull-artifact restores it
+  --push-as artifact|image   image: CanvOS's iso-disk-image form instead (the ISO at /disk/<name>.iso in a scratch
+                             image, one gzip layer)
   --json                     print only a JSON result on stdout`;
 
 const BASE_ONLY = ['files-iso', 'local-ui', 'cluster-config', 'edge-custom-config', 'name', 'arch', 'force-interactive', 'debug-cmdline', 'insecure'] as const;
@@ -71,10 +79,15 @@ async function run(argv: string[], io: CliIo): Promise<number> {
       'force-interactive': { type: 'boolean' },
       'debug-cmdline': { type: 'boolean' },
       insecure: { type: 'boolean' },
+      push: { type: 'string' },
+      'push-as': { type: 'string' },
       json: { type: 'boolean' },
     },
   });
   if (positionals.length > 0) throw usageError(`unexpected argument ${JSON.stringify(positionals[0])}`);
+  const pushAs = values['push-as'] ?? 'artifact';
+  if (pushAs !== 'artifact' && pushAs !== 'image') throw usageError(`--push-as must be artifact or image, not ${JSON.stringify(pushAs)}`);
+  if (values['push-as'] && !values.push) throw usageError('--push-as needs --push REF');
   if (!values.base) return fromConfig(values, io);
   for (const k of Object.keys(CONFIG_OPTIONS) as (keyof typeof CONFIG_OPTIONS)[]) {
     if (values[k] !== undefined) throw usageError(`--${k} does not apply with --base (the image is used as it is)`);
@@ -120,9 +133,24 @@ async function run(argv: string[], io: CliIo): Promise<number> {
   } finally {
     await img.source.close().catch(() => {});
   }
-  if (values.json) io.stdout.write(`${JSON.stringify(result)}\n`);
+  const insecureHosts = insecure ? [hostOf(values.base), ...(values.push ? [hostOf(values.push)] : [])] : undefined;
+  const pushed = await pushIso(result, values.push, pushAs, { env: io.env, insecureRegistries: insecureHosts }, io, say);
+  if (values.json) io.stdout.write(`${JSON.stringify({ ...result, ...pushed })}\n`);
   else io.stdout.write(`${result.isoPath}\n`);
   return 0;
+}
+
+/** `--push REF`: the built ISO as an OCI artifact. */
+async function pushIso(r: BuildIsoResult, ref: string | undefined, as: 'artifact' | 'image', registry: RegistryTransportOptions, io: CliIo, say: (s: string) => void): Promise<{ pushed?: { ref: string; digest: string } }> {
+  if (!ref) return {};
+  say(`iso: push ${ref} (${as})`);
+  const sourceDateEpoch = sourceDateEpochFromEnv(io.env);
+  const p =
+    as === 'image'
+      ? await pushIsoImage(r.isoPath, ref, { workDir: dirname(r.isoPath), registry, signal: io.signal, sourceDateEpoch })
+      : await pushArtifact([r.isoPath], ref, { sha256File: r.sha256Path, registry, signal: io.signal, sourceDateEpoch });
+  say(`iso: pushed ${p.digest}`);
+  return { pushed: { ref, digest: p.digest } };
 }
 
 /** Logs ISO phase changes (not percentages). */
@@ -134,6 +162,8 @@ function phaseLogger(say: (s: string) => void): (p: IsoProgress) => void {
 
 type IsoValues = ConfigFlagValues & { [K in (typeof BASE_ONLY)[number]]?: string | boolean | undefined } & {
   'user-data'?: string | undefined;
+  push?: string | undefined;
+  'push-as'?: string | undefined;
   content?: string[] | undefined;
   output?: string | undefined;
   json?: boolean | undefined;
@@ -168,7 +198,8 @@ async function fromConfig(values: IsoValues, io: CliIo): Promise<number> {
     onProgress: (m) => say(`iso: ${m}`),
     onIsoProgress: phaseLogger(say),
   });
-  if (values.json) io.stdout.write(`${JSON.stringify(r)}\n`);
+  const pushed = await pushIso(r, values.push, values['push-as'] === 'image' ? 'image' : 'artifact', cli.registry, io, say);
+  if (values.json) io.stdout.write(`${JSON.stringify({ ...r, ...pushed })}\n`);
   else io.stdout.write(`${r.isoPath}\n`);
   return 0;
 }
