@@ -4,7 +4,7 @@
  * images a CanvOS build configuration implies (base image, the images its layers read from, and the provider
  * images it pushes, one per Kubernetes version). A repository that cannot be listed becomes a failure, not an abort.
  */
-import { isAbsolute, resolve as resolvePath } from 'node:path';
+import { dirname, isAbsolute, join, resolve as resolvePath } from 'node:path';
 import { CanvosError } from '../errors.js';
 import { parsePlatform } from '../oci/platform.js';
 import { Repository } from '../registry/client.js';
@@ -38,9 +38,13 @@ function platformsOf(e: MirrorImageEntry): MirrorItem['platforms'] {
 /** The images a build configuration implies (see the file header). */
 export async function itemsFromBuild(fb: FromBuild, baseDir: string, onWarning?: (code: string, message: string) => void): Promise<MirrorItem[]> {
   // Loaded on demand: the provider area is large and only fromBuild needs it.
-  const { loadBuildConfig, loadK8sVersions, planProviderImages, selectK8sVersions } = await import('../provider/index.js');
+  const { loadBuildConfig, loadK8sVersions, planProviderImages, selectK8sVersions, withPeVersionDefault } = await import('../provider/index.js');
   const at = (p: string | undefined): string | undefined => (p === undefined ? undefined : isAbsolute(p) ? p : resolvePath(baseDir, p));
-  const config = await loadBuildConfig({ argFile: at(fb.argFile), configFile: at(fb.config), onWarning });
+  const loaded = await loadBuildConfig({ argFile: at(fb.argFile), configFile: at(fb.config), onWarning });
+  // PE_VERSION defaults as in `build` (earthly.sh: git describe of the CanvOS checkout that holds the .arg), so the
+  // mirror lists the same stylus/provider tags the build will use.
+  const projectDir = dirname(at(fb.argFile) ?? at(fb.config) ?? join(baseDir, '.arg'));
+  const config = await withPeVersionDefault(loaded, projectDir);
   const versions = Array.isArray(fb.k8sVersions)
     ? fb.k8sVersions
     : selectK8sVersions(config, typeof fb.k8sVersions === 'string' ? await loadK8sVersions(at(fb.k8sVersions)!) : undefined, fb.k8sVersions ?? 'k8s_version.json');
