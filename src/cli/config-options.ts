@@ -3,7 +3,7 @@
  * canvos.yaml, k8s_version.json and the project directory are, `--set` overrides, and registry access. One parser
  * so the commands accept the same spellings and report the same errors.
  */
-import { access } from 'node:fs/promises';
+import { access, stat } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { CanvosError } from '../errors.js';
 import { loadK8sVersions, selectK8sVersions } from '../provider/k8s-versions.js';
@@ -11,6 +11,7 @@ import { loadBuildConfig } from '../provider/load.js';
 import type { BuildConfig, WarningHandler } from '../provider/resolve.js';
 import type { RegistryTransportOptions } from '../registry/transport.js';
 import type { CliIo } from './main.js';
+import { checkAccessPaths, parseTimeout, timeoutHelp } from './flags.js';
 
 /** parseArgs option definitions of the configuration flags. */
 export const CONFIG_OPTIONS = {
@@ -38,7 +39,8 @@ registry access:
   --authfile FILE          credentials (auth.json / Docker config.json); default: the usual locations
   --insecure-registry H    reach registry H (host[:port]) over plain HTTP (repeatable)
   --cert-dir DIR           extra CA certificates (*.crt, *.pem, HOST[:PORT]/ sub-directories)
-  --cache-dir DIR          blob cache (default: $CANVOS_CACHE_DIR or ~/.cache/canvos-lite/blobs)`;
+  --cache-dir DIR          blob cache (default: $CANVOS_CACHE_DIR or ~/.cache/canvos-lite/blobs)
+  ${timeoutHelp(25)}`;
 
 /** The parsed values of {@link CONFIG_OPTIONS}. */
 export interface ConfigFlagValues {
@@ -51,6 +53,8 @@ export interface ConfigFlagValues {
   'insecure-registry'?: string[] | undefined;
   'cert-dir'?: string | undefined;
   'cache-dir'?: string | undefined;
+  /** `--timeout SECONDS` (TIMEOUT_OPTION, declared by each command). */
+  timeout?: string | undefined;
 }
 
 /** What {@link loadCliConfig} found. */
@@ -74,6 +78,14 @@ const present = (p: string): Promise<boolean> => access(p).then(() => true, () =
  */
 export async function loadCliConfig(values: ConfigFlagValues, io: CliIo, command: string, missingCode: 'ERR_USAGE' | 'ERR_CONFIG' = 'ERR_USAGE'): Promise<CliConfig> {
   const cwd = io.cwd;
+  const timeoutMs = parseTimeout(command, values.timeout);
+  await checkAccessPaths(command, values, cwd);
+  if (values['project-dir'] !== undefined) {
+    const pd = resolve(cwd, values['project-dir']);
+    if (!(await stat(pd).then((s) => s.isDirectory(), () => false))) {
+      throw new CanvosError('ERR_USAGE', `--project-dir ${values['project-dir']} is not an existing directory`, { hint: 'give the directory holding overlay/, certs/ and cloudconfigs/, or leave --project-dir out' });
+    }
+  }
   const argFile = values['arg-file'] ? resolve(cwd, values['arg-file']) : (await present(resolve(cwd, '.arg'))) ? resolve(cwd, '.arg') : undefined;
   const configFile = values.config ? resolve(cwd, values.config) : (await present(resolve(cwd, 'canvos.yaml'))) ? resolve(cwd, 'canvos.yaml') : undefined;
   if (!argFile && !configFile) {
@@ -92,6 +104,7 @@ export async function loadCliConfig(values: ConfigFlagValues, io: CliIo, command
   const proxy = config.httpProxy || config.httpsProxy ? { http: config.httpProxy || undefined, https: config.httpsProxy || undefined, noProxy: config.noProxy || undefined } : undefined;
   const registry: RegistryTransportOptions = {
     env: io.env,
+    timeoutMs,
     authFiles: values.authfile ? [values.authfile] : undefined,
     insecureRegistries: values['insecure-registry'],
     certsDir: values['cert-dir'],

@@ -41,3 +41,38 @@ export function parseBlobParts(command: string, v: string | undefined): BlobPart
   if (!Number.isInteger(n) || n < 1 || n > 16) throw usageError(command, `--blob-parts must be an integer from 1 to 16, not ${JSON.stringify(v)}`);
   return n === 1 ? false : { parallel: n };
 }
+
+/** parseArgs option of `--timeout SECONDS`, accepted by every command that reaches the network. */
+export const TIMEOUT_OPTION = { timeout: { type: 'string' } } as const;
+
+/** Help line for --timeout, the option name padded to `width`. */
+export function timeoutHelp(width: number): string {
+  return `${'--timeout SECONDS'.padEnd(width)}network timeout for connecting, response headers and body stalls, and for credential helpers (default 30; retries of one request stop after twice that)`;
+}
+
+/** Parse `--timeout SECONDS` (1–3600, decimals allowed) into milliseconds. */
+export function parseTimeout(command: string, v: string | undefined): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!/^\d+(\.\d+)?$/.test(v) || !(n >= 1 && n <= 3600)) throw usageError(command, `--timeout must be a number of seconds from 1 to 3600, not ${JSON.stringify(v.slice(0, 40))}`);
+  return Math.round(n * 1000);
+}
+
+/**
+ * Check the registry-access paths as skopeo does, before any work: `--authfile` must be a readable file (a missing or
+ * dangling one is an error, not silently ignored) and `--cert-dir` a readable directory.
+ */
+export async function checkAccessPaths(command: string, values: { authfile?: string | undefined; 'cert-dir'?: string | undefined }, cwd: string): Promise<void> {
+  const { stat, access } = await import('node:fs/promises');
+  const { resolve } = await import('node:path');
+  const check = async (flag: string, p: string | undefined, dir: boolean): Promise<void> => {
+    if (p === undefined) return;
+    const abs = resolve(cwd, p);
+    const st = await stat(abs).catch((e: NodeJS.ErrnoException) => e);
+    const what = dir ? 'a directory' : 'a file';
+    const bad = st instanceof Error ? (st.code === 'ENOENT' ? 'does not exist (or is a dangling link)' : `cannot be read (${st.code ?? st.message})`) : dir !== st.isDirectory() ? `is not ${what}` : await access(abs, 4).then(() => undefined, (e: NodeJS.ErrnoException) => `cannot be read (${e.code ?? e.message})`);
+    if (bad) throw new CanvosError('ERR_USAGE', `${flag} ${p} ${bad}`, { hint: `give ${flag} ${what} that exists, or leave it out (run canvos-lite ${command} --help)` });
+  };
+  await check('--authfile', values.authfile, false);
+  await check('--cert-dir', values['cert-dir'], true);
+}

@@ -5,7 +5,8 @@
  */
 import { CanvosError } from '../errors.js';
 import { dockerArchiveDestination, dockerArchiveSource } from '../oci/docker-archive.js';
-import { layoutDestination, layoutSource } from '../oci/layout.js';
+import { layoutSource } from '../oci/layout.js';
+import { layoutDestination } from '../oci/layout-destination.js';
 import { parseReference, type Reference } from '../registry/reference.js';
 import { registryDestination, registrySource, type RegistryTransportOptions } from '../registry/transport.js';
 import type { ImageDestination, ImageSource } from './types.js';

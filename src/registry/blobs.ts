@@ -12,7 +12,7 @@ import { DigestCounter, VerifyingStream, type Digest } from '../oci/digest.js';
 import type { Descriptor } from '../oci/schemas.js';
 import type { OpOptions } from '../copy/types.js';
 import { header, httpError, type RegistryHttp, type RegistryResponse } from './http.js';
-import { isNetworkError } from './retry.js';
+import { mayResume } from './retry.js';
 import { BLOB_PARTS_DEFAULTS, defaultReadAheadBudget, MIN_RANGED_BLOB, streamParts, type BlobPartsOptions } from './blob-parts.js';
 
 /** Where a blob lives: transport + repository + the scopes to use. */
@@ -131,12 +131,13 @@ export async function openBlob(loc: BlobLocation, desc: Descriptor, opts: BlobRe
   // through Node streams, with no per-chunk promise, which matters at hundreds of MB/s.
   let offset = 0;
   let resumes = 0;
+  const stalls = { timeouts: 0 };
   let body = first.res.body;
   const resume = (e: unknown): void => {
     body.destroy();
     if (verifier.destroyed) return;
     if (opts.signal?.aborted) return void verifier.destroy(abortError(opts.signal));
-    if (e !== undefined && (!isNetworkError(e) || resumes >= maxResumes)) return void verifier.destroy(e as Error);
+    if (e !== undefined && (!mayResume(e, stalls) || resumes >= maxResumes)) return void verifier.destroy(loc.http.readError(`GET blob ${desc.digest}`, e));
     if (resumes++ >= maxResumes) {
       return void verifier.destroy(new CanvosError('ERR_NETWORK', `GET blob ${desc.digest}: body ended early ${resumes} times`, { hint: 'the connection to the registry keeps dropping' }));
     }
@@ -220,6 +221,7 @@ export async function fetchBlobToFile(loc: BlobLocation, desc: Descriptor, path:
       fromLeftover = true;
     }
   }
+  const stalls = { timeouts: 0 };
   for (let resumes = 0; ; ) {
     const counter = new DigestCounter(desc.digest.startsWith('sha512:') ? 'sha512' : 'sha256');
     let res: RegistryResponse;
@@ -244,7 +246,7 @@ export async function fetchBlobToFile(loc: BlobLocation, desc: Descriptor, path:
       } catch (e) {
         res.body.destroy();
         if (opts.signal?.aborted) throw abortError(opts.signal);
-        if (!isNetworkError(e) || resumes >= maxResumes) throw e;
+        if (!mayResume(e, stalls) || resumes >= maxResumes) throw loc.http.readError(`GET blob ${desc.digest}`, e);
         resumes++;
         offset = (await stat(partial)).size;
         continue;

@@ -3,11 +3,12 @@
  * TLS verification, and HTTP(S)_PROXY / NO_PROXY through undici's EnvHttpProxyAgent.
  */
 import { readdir, readFile } from 'node:fs/promises';
+import { X509Certificate } from 'node:crypto';
 import { rootCertificates } from 'node:tls';
 import type { Dispatcher } from 'undici';
 import { CanvosError } from '../errors.js';
 import type { CredentialOptions } from './credentials.js';
-import type { RetryOptions } from './retry.js';
+import { DEFAULT_TIMEOUT_MS, type RetryOptions } from './retry.js';
 import type { BlobPartsOptions } from './blob-parts.js';
 import { Agent, EnvHttpProxyAgent } from './undici-lite.js';
 
@@ -21,7 +22,13 @@ export interface RegistryHttpOptions extends CredentialOptions {
   certsDir?: string | undefined;
   /** Extra CA certificate files (PEM). Default: []. */
   caFiles?: string[] | undefined;
-  /** Retry policy. Default: 5 attempts, 500 ms base, 30 s cap. */
+  /**
+   * Connect, response-header and body-idle timeout in ms: the longest wait for a connection, for the response
+   * headers, and between two body chunks (not a total: a large blob may take long). Credential helpers get the same.
+   * Default: 30000 (DEFAULT_TIMEOUT_MS).
+   */
+  timeoutMs?: number | undefined;
+  /** Retry policy. Default: 5 attempts, 500 ms base, 30 s cap, a budget of twice the timeout. */
   retry?: RetryOptions | undefined;
   /**
    * Requests in flight per registry; a streaming response body holds its slot until consumed. Copying between two
@@ -51,7 +58,7 @@ export interface RegistryHttpOptions extends CredentialOptions {
 /** Load every CA certificate from `caFiles` and `certsDir` (top level and the `host[:port]` sub-directory). */
 async function loadCAs(opts: RegistryHttpOptions, endpoint: string): Promise<string[]> {
   const out: string[] = [];
-  for (const f of opts.caFiles ?? []) out.push(await readFile(f, 'utf8'));
+  for (const f of opts.caFiles ?? []) out.push(await readCertificate(f));
   const dirs = opts.certsDir ? [opts.certsDir, `${opts.certsDir}/${endpoint}`] : [];
   for (const dir of dirs) {
     let names: string[];
@@ -61,9 +68,27 @@ async function loadCAs(opts: RegistryHttpOptions, endpoint: string): Promise<str
       if (dir !== opts.certsDir && (e as NodeJS.ErrnoException).code === 'ENOENT') continue;
       throw new CanvosError('ERR_CONFIG', `cannot read certificates directory ${dir}: ${(e as Error).message}`, { hint: 'check the certsDir option' });
     }
-    for (const n of names.sort()) if (/\.(crt|pem)$/.test(n)) out.push(await readFile(`${dir}/${n}`, 'utf8'));
+    for (const n of names.sort()) if (/\.(crt|pem)$/.test(n)) out.push(await readCertificate(`${dir}/${n}`));
   }
   return out;
+}
+
+/** Read a PEM file of CA certificates; unreadable, empty or unparsable files are ERR_CONFIG naming the file. */
+async function readCertificate(file: string): Promise<string> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (e) {
+    throw new CanvosError('ERR_CONFIG', `cannot read CA certificate ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, { cause: e, hint: 'check the file and its permissions' });
+  }
+  const blocks = text.match(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g) ?? [];
+  try {
+    if (!blocks.length) throw new Error('no PEM certificate block');
+    for (const b of blocks) new X509Certificate(b);
+  } catch (e) {
+    throw new CanvosError('ERR_CONFIG', `CA certificate ${file} is not a valid PEM certificate (${(e as Error).message})`, { cause: e, hint: 'give PEM files (-----BEGIN CERTIFICATE-----), or remove the file from the certificates directory' });
+  }
+  return text;
 }
 
 /** Build the dispatcher for one registry endpoint (TLS options + proxies from options or the environment). */
@@ -81,7 +106,8 @@ export async function createDispatcher(opts: RegistryHttpOptions, endpoint: stri
   const httpProxy = p.http ?? env.http_proxy ?? env.HTTP_PROXY;
   const httpsProxy = p.https ?? env.https_proxy ?? env.HTTPS_PROXY;
   // No total deadline: a multi-GiB layer may take long; undici's timeouts are idle gaps, which is what we want.
-  const common = { connect: tls, headersTimeout: 600_000, bodyTimeout: 300_000 };
+  const t = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+  const common = { connect: { ...tls, timeout: t }, headersTimeout: t, bodyTimeout: t };
   if (!httpProxy && !httpsProxy) return new Agent(common);
   return new EnvHttpProxyAgent({ ...common, requestTls: tls, httpProxy, httpsProxy, noProxy: p.noProxy ?? env.no_proxy ?? env.NO_PROXY ?? '' });
 }

@@ -12,6 +12,36 @@ export interface RetryOptions {
   baseDelayMs?: number | undefined;
   /** Largest backoff delay (and cap on Retry-After) in ms. Default: 30000. */
   maxDelayMs?: number | undefined;
+  /**
+   * Total time budget of one request's attempts in ms: no retry starts (and no backoff sleeps) past it, so a server
+   * that never answers ends the request after about this long. Default: twice the timeout (60 s).
+   */
+  budgetMs?: number | undefined;
+}
+
+/** Default connect, response-header and body-idle timeout of registry requests (ms). */
+export const DEFAULT_TIMEOUT_MS = 30_000;
+
+const TIMEOUT_CODES = new Set(['UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'ETIMEDOUT']);
+
+/** True for a timeout (connect, response headers, body idle) anywhere in the cause chain. */
+export function isTimeoutError(e: unknown): boolean {
+  for (let cur: unknown = e, depth = 0; cur && depth < 5; depth++) {
+    const err = cur as { code?: string; cause?: unknown };
+    if (err.code && TIMEOUT_CODES.has(err.code)) return true;
+    cur = err.cause;
+  }
+  return false;
+}
+
+/**
+ * True when a broken read may be resumed: a network error, of which at most one timeout per `state` (one stream),
+ * so a server that stalls every time fails after two timeouts instead of one per resume.
+ */
+export function mayResume(e: unknown, state: { timeouts: number }): boolean {
+  if (!isNetworkError(e)) return false;
+  if (isTimeoutError(e)) return ++state.timeouts <= 1;
+  return true;
 }
 
 /** HTTP statuses worth retrying. */

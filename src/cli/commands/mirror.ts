@@ -21,7 +21,7 @@ import { parseReference, type Reference } from '../../registry/reference.js';
 import type { RegistryTransportOptions } from '../../registry/transport.js';
 import type { CliIo, CommandModule } from '../main.js';
 import { createProgress, formatBytes } from '../progress.js';
-import { SRC_DEST_REGISTRY_OPTIONS, blobPartsHelp, parseBlobParts, parseCreds as parseCredsFor, usageError as usageErrorFor } from '../flags.js';
+import { SRC_DEST_REGISTRY_OPTIONS, blobPartsHelp, checkAccessPaths, parseBlobParts, parseCreds as parseCredsFor, parseTimeout, TIMEOUT_OPTION, timeoutHelp, usageError as usageErrorFor } from '../flags.js';
 
 const usage = `usage: canvos-lite mirror plan [--config mirror.yaml | REF...] [--to REGISTRY[/path] | --to DIR | --to FILE.tar] [--from DIR|FILE.tar]
        canvos-lite mirror push [--config mirror.yaml | REF...] --to REGISTRY[/path]
@@ -48,6 +48,7 @@ options:
   --dest-insecure          reach the destination registry over plain HTTP
   --cert-dir DIR           extra CA certificates (*.crt, *.pem, HOST[:PORT]/ sub-directories)
   ${blobPartsHelp(25)}
+  ${timeoutHelp(25)}
   --images N               images copied at once (default 4)
   --jobs N                 blobs moved at once across all images (default 8)
   --json                   print only JSON on stdout`;
@@ -104,6 +105,7 @@ async function run(argv: string[], io: CliIo): Promise<number> {
       'registries-yaml': { type: 'string' },
       failures: { type: 'string' },
       ...SRC_DEST_REGISTRY_OPTIONS,
+      ...TIMEOUT_OPTION,
       images: { type: 'string' },
       jobs: { type: 'string' },
       json: { type: 'boolean' },
@@ -137,8 +139,11 @@ async function run(argv: string[], io: CliIo): Promise<number> {
   let items: MirrorItem[] = [];
   let resolveFailures: MirrorFailure[] = [];
   const blobParts = parseBlobParts('mirror', values['blob-parts']);
+  const timeoutMs = parseTimeout('mirror', values.timeout);
+  await checkAccessPaths('mirror', values, io.cwd);
   const base = (creds: ReturnType<typeof parseCreds>, insecure: string[]): RegistryTransportOptions => ({
     env: io.env,
+    timeoutMs,
     blobParts,
     credentials: creds,
     authFiles: values.authfile ? [values.authfile] : undefined,
