@@ -1,6 +1,6 @@
 /**
  * Reading the user's text inputs (.arg, canvos.yaml, mirror.yaml, k8s_version.json, user-data) the same bounded way:
- * a documented size limit checked before the bytes are read, UTF-8 required (refused naming the byte offset), and
+ * a documented size limit checked before the bytes are read (small enough that parsing stays well under a second), UTF-8 required (refused naming the byte offset), and
  * YAML parsed in linear time. The yaml package's own `uniqueKeys` check compares every new key with every earlier
  * one of its mapping (80k keys took minutes); duplicate keys are found here with one Set per mapping instead.
  */
@@ -9,20 +9,21 @@ import { isUtf8 } from 'node:buffer';
 import { isMap, LineCounter, parseDocument, visit, YAMLParseError, type Document, type DocumentOptions, type ParseOptions, type SchemaOptions } from 'yaml';
 import { CanvosError } from './errors.js';
 
-const MiB = 1024 * 1024;
+const KiB = 1024;
+const MiB = 1024 * KiB;
 
 /** Size limits of the text inputs (bytes), refused with ERR_CONFIG (exit 3) before they are read. */
 export const INPUT_LIMITS = {
   /** CanvOS `.arg`. */
-  argFile: MiB,
+  argFile: 256 * KiB,
   /** canvos.yaml. */
-  configYaml: MiB,
+  configYaml: 256 * KiB,
   /** mirror.yaml. */
-  mirrorYaml: MiB,
+  mirrorYaml: 512 * KiB,
   /** k8s_version.json. */
-  k8sVersions: MiB,
+  k8sVersions: 256 * KiB,
   /** user-data (cloud-config) put into the ISO. */
-  userData: 8 * MiB,
+  userData: MiB,
 } as const;
 
 /** Longest value echoed in a message; longer ones are cut with "…". */

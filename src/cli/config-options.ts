@@ -5,13 +5,13 @@
  */
 import { access, stat } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
-import { CanvosError } from '../errors.js';
+import { abortError, CanvosError } from '../errors.js';
 import { loadK8sVersions, selectK8sVersions } from '../provider/k8s-versions.js';
 import { loadBuildConfig } from '../provider/load.js';
 import type { BuildConfig, WarningHandler } from '../provider/resolve.js';
 import type { RegistryTransportOptions } from '../registry/transport.js';
 import type { CliIo } from './main.js';
-import { checkAccessPaths, parseTimeout, timeoutHelp } from './flags.js';
+import { checkAccessPaths, parseTimeout, timeoutHelp, warningSink } from './flags.js';
 
 /** parseArgs option definitions of the configuration flags. */
 export const CONFIG_OPTIONS = {
@@ -97,8 +97,16 @@ export async function loadCliConfig(values: ConfigFlagValues, io: CliIo, command
     if (i <= 0) throw new CanvosError('ERR_USAGE', `--set must be KEY=VALUE, not ${JSON.stringify(s.slice(0, 40))}`, { hint: `run canvos-lite ${command} --help for the options` });
     overrides[s.slice(0, i)] = s.slice(i + 1);
   }
-  const warn: WarningHandler = (code, msg) => io.stderr.write(`warning: ${msg} [${code}]\n`);
-  const config = await loadBuildConfig({ argFile, configFile, overrides, onWarning: warn });
+  const sink = warningSink(io.stderr);
+  const warn: WarningHandler = sink.warn;
+  let config: BuildConfig;
+  try {
+    config = await loadBuildConfig({ argFile, configFile, overrides, onWarning: warn });
+  } finally {
+    sink.flush();
+  }
+  // A signal that arrived while the (synchronous) parse ran: stop before any network work.
+  if (io.signal.aborted) throw abortError(io.signal);
   const configDir = dirname(argFile ?? configFile ?? resolve(cwd, 'x'));
   const projectDir = values['project-dir'] ? resolve(cwd, values['project-dir']) : configDir;
   const proxy = config.httpProxy || config.httpsProxy ? { http: config.httpProxy || undefined, https: config.httpsProxy || undefined, noProxy: config.noProxy || undefined } : undefined;

@@ -2,7 +2,7 @@
  * Small helpers shared by the command modules: usage errors that point at the command's --help, and
  * USER:PASSWORD credential flags (whose value is never echoed).
  */
-import { CanvosError } from '../errors.js';
+import { CanvosError, redactText } from '../errors.js';
 import type { BlobPartsOptions } from '../registry/blob-parts.js';
 
 /** An ERR_USAGE error whose hint names `canvos-lite <command> --help`. */
@@ -75,4 +75,28 @@ export async function checkAccessPaths(command: string, values: { authfile?: str
   };
   await check('--authfile', values.authfile, false);
   await check('--cert-dir', values['cert-dir'], true);
+}
+
+/** Warnings of one code printed before the rest are only counted (an 80k-key file must not flood stderr). */
+const WARNINGS_PER_CODE = 20;
+
+/**
+ * The CLI's `onWarning` sink: `warning: MESSAGE [CODE]` on stderr, secrets masked, cut to one line of at most 600
+ * characters; after 20 warnings of one code the rest are counted and summarised by `flush()` (called at exit).
+ */
+export function warningSink(stderr: NodeJS.WritableStream): { warn: (code: string, msg: string) => void; flush: () => void } {
+  const counts = new Map<string, number>();
+  return {
+    warn(code, msg) {
+      const n = (counts.get(code) ?? 0) + 1;
+      counts.set(code, n);
+      if (n > WARNINGS_PER_CODE) return;
+      const line = redactText(msg.replace(/\s*\n\s*/g, ' '));
+      stderr.write(`warning: ${line.length > 600 ? `${line.slice(0, 600)}…` : line} [${code}]\n`);
+    },
+    flush() {
+      for (const [code, n] of counts) if (n > WARNINGS_PER_CODE) stderr.write(`warning: ${n - WARNINGS_PER_CODE} more warnings [${code}] not shown\n`);
+      counts.clear();
+    },
+  };
 }

@@ -27,6 +27,7 @@ import { RootfsCapture } from './rootfs-capture.js';
 import { runXorriso } from './run-xorriso.js';
 import { writeSquashfs } from './squashfs/index.js';
 import { xorrisoArgs } from './xorriso-args.js';
+import { mkdirs } from '../fs-util.js';
 
 /** Writes a file to `dest` (e.g. extracts /boot/vmlinuz from an image). */
 export type FileExtractor = (dest: string, signal?: AbortSignal) => Promise<void>;
@@ -127,7 +128,7 @@ export async function buildIso(input: BuildIsoInput, opts: BuildIsoOptions = {})
   const epoch = opts.sourceDateEpoch ?? sourceDateEpochFromEnv(opts.env ?? process.env);
 
   const outDir = resolve(input.outputDir);
-  await mkdir(outDir, { recursive: true });
+  await mkdirs(outDir);
   const isoPath = join(outDir, `${name}.iso`);
   const shaPath = `${isoPath}.sha256`;
   const partial = `${isoPath}.partial`;

@@ -20,6 +20,7 @@ import { DigestCounter, digestHex, sha256, VerifyingStream, type Digest } from '
 import { isIndexMediaType, MediaType } from './media-types.js';
 import { parseManifest, type Descriptor } from './schemas.js';
 import { indexTar, openMember, readMember, resolveMember, type TarMember } from './tar-index.js';
+import { mkdirs } from '../fs-util.js';
 
 interface ManifestEntry {
   Config: string;
@@ -257,7 +258,7 @@ export function dockerArchiveDestination(file: string, opts: DockerArchiveDestin
         yield END_OF_ARCHIVE;
       }
       try {
-        await mkdir(dirname(file), { recursive: true });
+        await mkdirs(dirname(file));
         await pipeline(Readable.from(tarStream()), createWriteStream(tmp), o.signal ? { signal: o.signal } : {});
         await rename(tmp, file);
       } catch (e) {

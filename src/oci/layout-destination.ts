@@ -14,6 +14,7 @@ import type { ImageDestination, PutBlobResult, RawManifest } from '../copy/types
 import type { Digest } from './digest.js';
 import { exists, OciLayout, type LayoutTransportOptions } from './layout.js';
 import type { Descriptor } from './schemas.js';
+import { mkdirs } from '../fs-util.js';
 
 /** Check that an existing non-empty `dir` is an OCI image layout we may write into (ERR_LAYOUT otherwise). */
 async function checkExistingLayout(dir: string): Promise<void> {
@@ -60,7 +61,7 @@ export function layoutDestination(dir: string, opts: LayoutTransportOptions = {}
       await layout.init();
       return;
     }
-    await mkdir(dirname(dir), { recursive: true });
+    await mkdirs(dirname(dir));
     staging = await mkdtemp(join(dirname(dir), `.${basename(dir)}.partial-`));
     layout = new OciLayout(staging);
     await layout.init();

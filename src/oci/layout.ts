@@ -14,6 +14,7 @@ import { blobFile, blobSize, storeBlob, type StoreBlobOptions } from './cache.js
 import { isDigest, sha256, verifyBuffer, VerifyingStream, type Digest } from './digest.js';
 import { MediaType } from './media-types.js';
 import { imageIndexSchema, type Descriptor, type ImageIndex } from './schemas.js';
+import { mkdirs } from '../fs-util.js';
 
 /** The annotation holding an index.json entry's tag. */
 export const REF_NAME_ANNOTATION = 'org.opencontainers.image.ref.name';
@@ -34,7 +35,7 @@ export class OciLayout {
 
   /** Create `oci-layout`, `blobs/sha256` and an empty `index.json` when missing. */
   async init(): Promise<void> {
-    await mkdir(join(this.dir, 'blobs', 'sha256'), { recursive: true });
+    await mkdirs(join(this.dir, 'blobs', 'sha256'));
     if (!(await exists(join(this.dir, 'oci-layout')))) {
       await writeAtomic(join(this.dir, 'oci-layout'), JSON.stringify({ imageLayoutVersion: '1.0.0' }));
     }

@@ -1,0 +1,100 @@
+/**
+ * Class 2 and 3, signals and atomic destinations: SIGTERM/SIGINT end a command within 2 s with 130/143, a new
+ * `oci:` destination is removed (it was built beside its final path), an existing layout keeps its index.json byte
+ * for byte, a corrupting or truncating registry never leaves a destination behind, and a directory that is not an
+ * OCI layout is never turned into one.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { makeOciLayout } from '../helpers/fixtures.js';
+import { startFaultProxy, type FaultProxy } from '../helpers/fault-proxy.js';
+import { pushLayout } from '../helpers/push-layout.js';
+import { startRegistry, type TestRegistry } from '../helpers/registry.js';
+import { tmpDir } from '../helpers/tools.js';
+import { entries, expectCleanFailure, runBin } from './harness.js';
+
+let reg: TestRegistry;
+let proxy: FaultProxy;
+let tmp: { path: string; cleanup(): Promise<void> };
+
+beforeAll(async () => {
+  tmp = await tmpDir('canvos-rel-signals-');
+  reg = await startRegistry();
+  await makeOciLayout(join(tmp.path, 'fixture'), { tag: 'v1', layerBytes: 1024 * 1024 });
+  await pushLayout(join(tmp.path, 'fixture'), reg, 'app', { ref: 'v1', tag: 'v1' });
+  proxy = await startFaultProxy(reg.url);
+}, 60_000);
+afterAll(async () => {
+  await proxy?.stop();
+  await reg?.stop();
+  await tmp?.cleanup();
+});
+
+/** Names in the test directory that start with `name` (the destination and any `.name.partial-*` sibling). */
+async function traces(name: string): Promise<string[]> {
+  return (await readdir(tmp.path)).filter((n) => n === name || n.startsWith(`.${name}.`));
+}
+
+describe('signals', () => {
+  it.each([
+    ['SIGTERM', 143],
+    ['SIGINT', 130],
+  ] as const)('%s mid-copy into a new oci: directory ends within 2 s with %i and leaves nothing', async (signal, code) => {
+    proxy.clearRules();
+    proxy.addRule({ method: 'GET', path: /\/blobs\/sha256:/, times: Infinity, action: { kind: 'slow', bytesPerSecond: 100_000 } });
+    const name = `out-${signal}`;
+    const r = await runBin(['copy', '--src-insecure', `docker://${proxy.host}/app:v1`, `oci:${join(tmp.path, name)}:v1`], { kill: { signal, after: 2500 } });
+    proxy.clearRules();
+    await expectCleanFailure(r, { code, withinMs: 2500 + 2000, message: new RegExp(`interrupted \\(received ${signal}\\)`), hint: false });
+    expect(await traces(name)).toEqual([]);
+  });
+
+  it('SIGINT mid-copy into an existing layout keeps its index.json byte for byte', async () => {
+    const dest = join(tmp.path, 'existing');
+    await makeOciLayout(dest, { tag: 'old', layerBytes: 1000 });
+    const before = await readFile(join(dest, 'index.json'));
+    proxy.clearRules();
+    proxy.addRule({ method: 'GET', path: /\/blobs\/sha256:/, times: Infinity, action: { kind: 'slow', bytesPerSecond: 100_000 } });
+    const r = await runBin(['copy', '--src-insecure', `docker://${proxy.host}/app:v1`, `oci:${dest}:v1`], { kill: { signal: 'SIGINT', after: 2500 } });
+    proxy.clearRules();
+    await expectCleanFailure(r, { code: 130, withinMs: 4500, hint: false });
+    expect((await readFile(join(dest, 'index.json'))).equals(before)).toBe(true);
+    expect((await readdir(dest)).sort()).toEqual(['blobs', 'index.json', 'oci-layout']);
+  });
+
+  it('SIGINT while a large canvos.yaml is parsed ends within 2 s', async () => {
+    const dir = join(tmp.path, 'bigyaml');
+    await mkdir(dir, { recursive: true });
+    let text = 'OS_DISTRIBUTION: ubuntu\nK8S_VERSION: 1.30.4\n';
+    for (let i = 0; text.length < 250_000; i++) text += `K${i}: v\n`;
+    await writeFile(join(dir, 'canvos.yaml'), text);
+    const r = await runBin(['build', '--dry-run'], { cwd: dir, kill: { signal: 'SIGINT', after: 300 } });
+    await expectCleanFailure(r, { code: 130, withinMs: 2300, hint: false });
+  });
+});
+
+describe('atomic destinations against a hostile registry', () => {
+  it.each([
+    ['a corrupting proxy', { kind: 'corrupt', offset: 1000 }, 7],
+    ['a truncating proxy', { kind: 'reset-mid-body', afterBytes: 1000 }, 10],
+  ] as const)('%s: a clean failure, the new destination never appears', async (label, action, code) => {
+    proxy.clearRules();
+    proxy.addRule({ method: 'GET', path: /\/blobs\/sha256:/, times: Infinity, action });
+    const name = `out-${label.replace(/\W+/g, '-')}`;
+    const r = await runBin(['copy', '--timeout', '5', '--src-insecure', `docker://${proxy.host}/app:v1`, `oci:${join(tmp.path, name)}:v1`]);
+    proxy.clearRules();
+    await expectCleanFailure(r, { code, withinMs: 30_000 });
+    expect(await traces(name)).toEqual([]);
+  });
+
+  it('a directory with a foreign index.json is never turned into a layout: exit 12, untouched', async () => {
+    const dir = join(tmp.path, 'foreign');
+    await mkdir(dir, { recursive: true });
+    await writeFile(join(dir, 'index.json'), '{"not":"a layout"}\n');
+    const r = await runBin(['copy', '--src-insecure', `docker://${reg.host}/app:v1`, `oci:${dir}:v1`]);
+    await expectCleanFailure(r, { code: 12, withinMs: 10_000, message: /is not an OCI image layout \(no oci-layout file\)/ });
+    expect(await entries(dir)).toEqual(['index.json']);
+    expect(await readFile(join(dir, 'index.json'), 'utf8')).toBe('{"not":"a layout"}\n');
+  });
+});
