@@ -82,3 +82,10 @@ export function toCanvosError(e: unknown): CanvosError | undefined {
   }
   return CanvosError.is(e) ? e : undefined;
 }
+
+/** Give a path-less errno error (a failed `write`) the path it was about, so its message can name it. */
+export function withPath<T>(e: T, path: string): T {
+  const x = e as Errno | undefined;
+  if (x && typeof x === 'object' && typeof x.code === 'string' && x.code in FS_ERRNO_HINTS && x.path === undefined) x.path = path;
+  return e;
+}

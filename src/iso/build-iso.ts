@@ -6,7 +6,7 @@
  */
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { link, copyFile, mkdir, mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { link, copyFile, mkdir, mkdtemp, readFile, rename, rm, rmdir, stat, writeFile } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { CanvosError, abortError } from '../errors.js';
@@ -28,6 +28,7 @@ import { runXorriso } from './run-xorriso.js';
 import { writeSquashfs } from './squashfs/index.js';
 import { xorrisoArgs } from './xorriso-args.js';
 import { mkdirs } from '../fs-util.js';
+import { withPath } from '../error-map.js';
 
 /** Writes a file to `dest` (e.g. extracts /boot/vmlinuz from an image). */
 export type FileExtractor = (dest: string, signal?: AbortSignal) => Promise<void>;
@@ -128,6 +129,8 @@ export async function buildIso(input: BuildIsoInput, opts: BuildIsoOptions = {})
   const epoch = opts.sourceDateEpoch ?? sourceDateEpochFromEnv(opts.env ?? process.env);
 
   const outDir = resolve(input.outputDir);
+  // A directory made for this ISO is removed again when the build fails (rmdir: only while empty).
+  const madeOutDir = !(await stat(outDir).then(() => true, () => false));
   await mkdirs(outDir);
   const isoPath = join(outDir, `${name}.iso`);
   const shaPath = `${isoPath}.sha256`;
@@ -209,8 +212,10 @@ export async function buildIso(input: BuildIsoInput, opts: BuildIsoOptions = {})
   } catch (e) {
     await rm(partial, { force: true });
     await rm(`${shaPath}.partial`, { force: true });
+    await rm(staging, { recursive: true, force: true });
+    if (madeOutDir) await rmdir(outDir).catch(() => {});
     if (signal?.aborted && !(CanvosError.is(e) && e.code === 'ERR_ABORTED')) throw abortError(signal);
-    throw e;
+    throw withPath(e, partial);
   } finally {
     await rm(staging, { recursive: true, force: true });
   }

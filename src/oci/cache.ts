@@ -13,6 +13,7 @@ import { pipeline } from 'node:stream/promises';
 import { abortError, CanvosError } from '../errors.js';
 import { DigestCounter, digestAlgorithm, digestHex, parseDigest, VerifyingStream, type Digest } from './digest.js';
 import { mkdirs } from '../fs-util.js';
+import { withPath } from '../error-map.js';
 
 /** Where a digest lives under a `<alg>/<hex>` blob root. */
 export function blobFile(root: string, digest: Digest): string {
@@ -88,7 +89,7 @@ export async function storeBlob(root: string, input: Readable, opts: StoreBlobOp
   } catch (e) {
     await rm(tmp, { force: true });
     if (opts.signal?.aborted && !CanvosError.is(e)) throw abortError(opts.signal);
-    throw e;
+    throw withPath(e, tmp);
   }
 }
 

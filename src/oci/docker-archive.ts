@@ -21,6 +21,7 @@ import { isIndexMediaType, MediaType } from './media-types.js';
 import { parseManifest, type Descriptor } from './schemas.js';
 import { indexTar, openMember, readMember, resolveMember, type TarMember } from './tar-index.js';
 import { mkdirs } from '../fs-util.js';
+import { withPath } from '../error-map.js';
 
 interface ManifestEntry {
   Config: string;
@@ -263,7 +264,7 @@ export function dockerArchiveDestination(file: string, opts: DockerArchiveDestin
         await rename(tmp, file);
       } catch (e) {
         await rm(tmp, { force: true });
-        throw e;
+        throw withPath(e, tmp);
       }
       await cleanup();
     },
