@@ -48,7 +48,25 @@ async function help(): Promise<string> {
   ].join('\n');
 }
 
-export async function main(argv: string[], io: CliIo): Promise<number> {
+/**
+ * `stream` with every string written through redactText: the one redaction path for everything the CLI prints
+ * (messages, warnings, progress, --json, dry-run plans), so userinfo, tokens and signed-URL values never reach a
+ * terminal or a log. Other properties (isTTY, columns, on…) are the stream's own.
+ */
+export function redactingStream<T extends NodeJS.WritableStream>(stream: T): T {
+  const write = (chunk: unknown, ...rest: unknown[]): boolean =>
+    (stream.write as (c: unknown, ...r: unknown[]) => boolean)(typeof chunk === 'string' ? redactText(chunk) : chunk, ...rest);
+  return new Proxy(stream, {
+    get(target, prop) {
+      if (prop === 'write') return write;
+      const v: unknown = Reflect.get(target, prop, target);
+      return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+    },
+  });
+}
+
+export async function main(argv: string[], ioIn: CliIo): Promise<number> {
+  const io: CliIo = { ...ioIn, stdout: redactingStream(ioIn.stdout), stderr: redactingStream(ioIn.stderr) };
   const debug = argv.includes('--debug');
   const args = argv.filter((a) => a !== '--debug');
   const cmd = args[0];

@@ -85,6 +85,8 @@ export interface FailureExpectation {
   hint?: boolean;
   /** Strings that must appear nowhere in stdout or stderr. */
   secrets?: string[];
+  /** The run used --debug: stack traces are expected. Default: false. */
+  debug?: boolean;
 }
 
 /** Assert the shape of a failure (see the file header) and that $TMPDIR was left empty; removes $TMPDIR. */
@@ -98,7 +100,7 @@ export async function expectCleanFailure(r: BinResult, e: FailureExpectation): P
   expect(msg!.length, ctx).toBeLessThan(800);
   if (e.message) expect(msg, ctx).toMatch(e.message);
   if (e.hint !== false) expect(lines.some((l) => l.startsWith('hint: ')), ctx).toBe(true);
-  expect(r.stderr, ctx).not.toMatch(/^\s+at .+:\d+:\d+\)?$/m);
+  if (!e.debug) expect(r.stderr, ctx).not.toMatch(/^\s+at .+:\d+:\d+\)?$/m);
   expect(r.stderr, ctx).not.toMatch(/internal error/);
   for (const s of e.secrets ?? []) {
     expect(r.stderr.includes(s), `secret in stderr: ${ctx}`).toBe(false);

@@ -7,7 +7,7 @@
 import { writeFile } from 'node:fs/promises';
 import { existsSync, statSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { CanvosError, EXIT_CODES } from '../../errors.js';
+import { CanvosError, EXIT_CODES, redactText } from '../../errors.js';
 import { loadMirrorConfig, type MirrorConfig, type RewriteOptions } from '../../mirror/config.js';
 import { FAT32_MAX_FILE } from '../../mirror/archive.js';
 import { parseDestinationRoot } from '../../mirror/naming.js';
@@ -233,7 +233,7 @@ async function run(argv: string[], io: CliIo): Promise<number> {
 }
 
 async function finish(io: CliIo, failures: MirrorFailure[], file: string | undefined, json: boolean): Promise<number> {
-  if (file) await writeFile(file, `${JSON.stringify(failures, null, 2)}\n`);
+  if (file) await writeFile(file, redactText(`${JSON.stringify(failures, null, 2)}\n`));
   if (failures.length === 0) return 0;
   if (!json) printFailures(io, failures);
   io.stderr.write(`canvos-lite: ${failures.length} image(s) failed\nhint: fix the causes listed above and run the same command again; finished blobs are not transferred again\n`);
