@@ -45,7 +45,9 @@ export async function runBin(args: string[], o: RunBinOptions = {}): Promise<Bin
   const tmp = o.tmp ?? (await mkdtemp(join(tmpdir(), 'canvos-rel-tmp-')));
   const argv = [process.execPath, bin, ...args];
   const full = o.wrap ? o.wrap(argv) : argv;
-  const env = { PATH: process.env.PATH, HOME: tmp, ...o.env, TMPDIR: tmp };
+  // HOME (the blob cache lives under it) is not $TMPDIR, which must end empty.
+  const home = await mkdtemp(join(tmpdir(), 'canvos-rel-home-'));
+  const env = { PATH: process.env.PATH, HOME: home, ...o.env, TMPDIR: tmp };
   const t0 = Date.now();
   return new Promise((res, rej) => {
     const child = spawn(full[0]!, full.slice(1), { cwd: o.cwd ?? tmp, env, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -69,7 +71,8 @@ export async function runBin(args: string[], o: RunBinOptions = {}): Promise<Bin
     child.on('close', (code, signal) => {
       clearTimeout(kt);
       clearTimeout(limit);
-      res({ code, signal, stdout, stderr, ms: Date.now() - t0, tmp });
+      const ms = Date.now() - t0;
+      void rm(home, { recursive: true, force: true }).then(() => res({ code, signal, stdout, stderr, ms, tmp }));
     });
   });
 }
