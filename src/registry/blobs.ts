@@ -64,6 +64,15 @@ async function getFrom(loc: BlobLocation, desc: Descriptor, offset: number, opts
     });
   }
   if (res.status === 200) return { res, start: 0 };
+  if (res.status === 416 && offset > 0) {
+    // The bytes already received reach past the registry's blob: short or changed content. A resume starts over
+    // (the final digest check decides); a part of a ranged read cannot, and the content is short.
+    res.body.resume();
+    if (end === undefined) return getFrom(loc, desc, 0, opts, undefined, onSlot);
+    throw new CanvosError('ERR_SIZE_MISMATCH', `GET blob ${desc.digest}: the registry has no bytes ${offset}-${end} (HTTP 416) of a ${desc.size}-byte blob`, {
+      hint: 'the registry serves a shorter blob than its manifest says: re-push the image',
+    });
+  }
   if (res.status === 206) {
     const cr = header(res, 'content-range') ?? '';
     const m = /^bytes (\d+)-/.exec(cr);
