@@ -1,7 +1,8 @@
 /**
  * The `oci:DIR[:tag]` destination, atomic at the directory level:
- * - a new (absent or empty) DIR is built in a sibling `.DIR.partial-*` directory and renamed into place by commit();
- *   a failed or interrupted copy removes it, so DIR stays as it was;
+ * - a new (absent) DIR is built in a sibling `.DIR.partial-*` directory and renamed into place by commit(); a failed
+ *   or interrupted copy removes it, so DIR stays as it was. An existing empty DIR (often a mount point, whose parent
+ *   may be read-only) is written in place and emptied again when the copy does not commit;
  * - into an existing layout, blobs are added (each by temp file + rename) and index.json changes only in commit(),
  *   by an atomic rename, after every blob is complete;
  * - a directory that is not an OCI layout (no `oci-layout`, a foreign `index.json`) is never turned into one
@@ -49,6 +50,8 @@ export function layoutDestination(dir: string, opts: LayoutTransportOptions = {}
   let layout = new OciLayout(dir);
   /** The sibling directory a new layout is built in, until commit() renames it to `dir`. */
   let staging: string | undefined;
+  /** `dir` existed and was empty: a copy that does not commit empties it again. */
+  let emptyBefore = false;
   let ready: Promise<void> | undefined;
   const prepare = async (): Promise<void> => {
     const st = await stat(dir).catch((e: NodeJS.ErrnoException) => {
@@ -58,6 +61,11 @@ export function layoutDestination(dir: string, opts: LayoutTransportOptions = {}
     if (st && !st.isDirectory()) throw new CanvosError('ERR_LAYOUT', `${dir} exists and is not a directory`, { hint: 'give the path of a directory for oci:DIR' });
     if (st && (await readdir(dir)).length > 0) {
       await checkExistingLayout(dir);
+      await layout.init();
+      return;
+    }
+    if (st) {
+      emptyBefore = true;
       await layout.init();
       return;
     }
@@ -119,7 +127,9 @@ export function layoutDestination(dir: string, opts: LayoutTransportOptions = {}
     async close(): Promise<void> {
       // A copy that did not commit leaves no trace of a new layout.
       if (staging && !committed) await rm(staging, { recursive: true, force: true });
+      if (emptyBefore && !committed) for (const n of await readdir(dir).catch(() => [])) await rm(join(dir, n), { recursive: true, force: true });
       staging = undefined;
+      emptyBefore = false;
     },
   };
 }

@@ -100,7 +100,7 @@ export async function relayBody(up: IncomingMessage, res: ServerResponse, header
         }
         if (opts.corruptAt !== undefined && opts.corruptAt >= sent && opts.corruptAt < sent + part.length) {
           part = Buffer.from(part);
-          part[opts.corruptAt - sent] ^= 0xff;
+          part[opts.corruptAt - sent] = part[opts.corruptAt - sent]! ^ 0xff;
         }
         if (opts.bytesPerSecond) {
           const due = start + ((sent + part.length) / opts.bytesPerSecond) * 1000;

@@ -8,6 +8,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
+import { pack as tarPack } from 'tar-stream';
 import { makeOciLayout } from '../helpers/fixtures.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { tmpDir } from '../helpers/tools.js';
@@ -46,23 +47,13 @@ async function craftLayout(dir: string, layers: Buffer[], diffIds: string[]): Pr
 }
 
 /** A tar with one small file. */
-function tarOf(name: string, body: string): Buffer {
-  const h = Buffer.alloc(512);
-  h.write(name, 0);
-  h.write('0000644\0', 100);
-  h.write('0000000\0', 108);
-  h.write('0000000\0', 116);
-  h.write(`${body.length.toString(8).padStart(11, '0')}\0`, 124);
-  h.write('00000000000\0', 136);
-  h.write('        ', 148);
-  h.write('0', 156);
-  h.write('ustar\x0000', 257);
-  let sum = 0;
-  for (const b of h) sum += b;
-  h.write(`${sum.toString(8).padStart(6, '0')}\0 `, 148);
-  const data = Buffer.alloc(Math.ceil(body.length / 512) * 512);
-  data.write(body);
-  return Buffer.concat([h, data, Buffer.alloc(1024)]);
+async function tarOf(name: string, body: string): Promise<Buffer> {
+  const p = tarPack();
+  p.entry({ name }, body);
+  p.finalize();
+  const chunks: Buffer[] = [];
+  for await (const c of p) chunks.push(c as Buffer);
+  return Buffer.concat(chunks);
 }
 
 describe('corrupt or short content → exit 7', () => {
@@ -82,7 +73,7 @@ describe('corrupt or short content → exit 7', () => {
     const manifest = JSON.parse(await readFile(join(blobs, idx.manifests[0]!.digest.slice(7)), 'utf8')) as { layers: { digest: string }[] };
     const layer = join(blobs, manifest.layers[0]!.digest.slice(7));
     const bytes = await readFile(layer);
-    bytes[100] ^= 0xff;
+    bytes[100] = bytes[100]! ^ 0xff;
     await writeFile(layer, bytes);
     const r = await runBin(['copy', `oci:${src}:v1`, `oci:${join(tmp.path, 'out-corrupt')}:v1`]);
     await expectCleanFailure(r, { code: 7, withinMs: 10_000, message: /does not match/ });
@@ -91,7 +82,7 @@ describe('corrupt or short content → exit 7', () => {
 
   it('a truncated gzip layer read by iso --base', async () => {
     const dir = join(tmp.path, 'trunc-gz');
-    const gz = gzipSync(tarOf('etc/os-release', 'ID=kairos\n'.repeat(2000)));
+    const gz = gzipSync(await tarOf('etc/os-release', 'ID=kairos\n'.repeat(2000)));
     await craftLayout(dir, [gz.subarray(0, gz.length - 200)], [`sha256:${'1'.repeat(64)}`]);
     const r = await runBin(['iso', '--base', `oci:${dir}:v1`, '--output', join(tmp.path, 'iso-out')]);
     await expectCleanFailure(r, { code: 7, withinMs: 30_000 });
@@ -100,7 +91,7 @@ describe('corrupt or short content → exit 7', () => {
 
   it('a config whose diff_ids do not match its layers', async () => {
     const dir = join(tmp.path, 'diffids');
-    await craftLayout(dir, [gzipSync(tarOf('a', 'b'))], []);
+    await craftLayout(dir, [gzipSync(await tarOf('a', 'b'))], []);
     const r = await runBin(['iso', '--base', `oci:${dir}:v1`, '--output', join(tmp.path, 'iso-out2')]);
     await expectCleanFailure(r, { code: 7, withinMs: 30_000, message: /0 diff_ids for 1 layers/ });
   });

@@ -10,6 +10,11 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { expect } from 'vitest';
+import { makeOciLayout } from '../helpers/fixtures.js';
+import { startFaultProxy, type FaultProxy } from '../helpers/fault-proxy.js';
+import { pushLayout } from '../helpers/push-layout.js';
+import { startRegistry, type TestRegistry } from '../helpers/registry.js';
+import { tmpDir } from '../helpers/tools.js';
 
 export const repo = resolve(import.meta.dirname, '..', '..');
 export const bin = join(repo, 'bin', 'canvos-lite.js');
@@ -139,4 +144,32 @@ export async function blackHole(): Promise<{ host: string; connections: () => nu
 /** Entries of a directory, or null when it does not exist. */
 export async function entries(dir: string): Promise<string[] | null> {
   return readdir(dir).then((e) => e.sort(), () => null);
+}
+
+/** A registry serving `app:v1` (one image, 2 layers of `layerBytes`) behind a fault proxy, in a temp directory. */
+export interface ServedImage {
+  reg: TestRegistry;
+  proxy: FaultProxy;
+  /** The temp directory (holds `fixture/`, the image as an OCI layout). */
+  dir: string;
+  stop(): Promise<void>;
+}
+
+/** Start a {@link ServedImage}. */
+export async function serveImage(prefix: string, layerBytes: number): Promise<ServedImage> {
+  const tmp = await tmpDir(prefix);
+  const reg = await startRegistry();
+  await makeOciLayout(join(tmp.path, 'fixture'), { tag: 'v1', layerBytes });
+  await pushLayout(join(tmp.path, 'fixture'), reg, 'app', { ref: 'v1', tag: 'v1' });
+  const proxy = await startFaultProxy(reg.url);
+  return {
+    reg,
+    proxy,
+    dir: tmp.path,
+    async stop() {
+      await proxy.stop();
+      await reg.stop();
+      await tmp.cleanup();
+    },
+  };
 }

@@ -6,29 +6,22 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { makeOciLayout } from '../helpers/fixtures.js';
-import { startFaultProxy, type FaultProxy } from '../helpers/fault-proxy.js';
-import { pushLayout } from '../helpers/push-layout.js';
+import type { FaultProxy } from '../helpers/fault-proxy.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
-import { tmpDir } from '../helpers/tools.js';
-import { blackHole, entries, expectCleanFailure, runBin } from './harness.js';
+import { blackHole, entries, expectCleanFailure, runBin, serveImage, type ServedImage } from './harness.js';
 
-let reg: TestRegistry;
+let served: ServedImage;
 let authReg: TestRegistry;
 let proxy: FaultProxy;
-let tmp: { path: string; cleanup(): Promise<void> };
+let tmp: { path: string };
 
 beforeAll(async () => {
-  tmp = await tmpDir('canvos-rel-timeouts-');
-  [reg, authReg] = await Promise.all([startRegistry(), startRegistry({ auth: 'basic' })]);
-  await makeOciLayout(join(tmp.path, 'fixture'), { tag: 'v1', layerBytes: 512 * 1024 });
-  await pushLayout(join(tmp.path, 'fixture'), reg, 'app', { ref: 'v1', tag: 'v1' });
-  proxy = await startFaultProxy(reg.url);
+  [served, authReg] = await Promise.all([serveImage('canvos-rel-timeouts-', 512 * 1024), startRegistry({ auth: 'basic' })]);
+  proxy = served.proxy;
+  tmp = { path: served.dir };
 }, 60_000);
 afterAll(async () => {
-  await proxy?.stop();
-  await Promise.all([reg?.stop(), authReg?.stop()]);
-  await tmp?.cleanup();
+  await Promise.all([served?.stop(), authReg?.stop()]);
 });
 
 describe('time bounds', () => {
