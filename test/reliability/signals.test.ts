@@ -95,6 +95,24 @@ describe('atomic destinations against a hostile registry', () => {
     expect(await traces(name)).toEqual([]);
   });
 
+  it('HTTP 416 on a resume restarts the blob instead of failing (the copy completes, byte-exact)', async () => {
+    const blobs = join(tmp.path, 'fixture', 'blobs', 'sha256');
+    const index = JSON.parse(await readFile(join(tmp.path, 'fixture', 'index.json'), 'utf8')) as { manifests: { digest: string }[] };
+    const manifest = JSON.parse(await readFile(join(blobs, index.manifests[0]!.digest.slice(7)), 'utf8')) as { layers: { digest: string }[] };
+    const layer = new RegExp(`/blobs/${manifest.layers[0]!.digest}`);
+    proxy.clearRules();
+    proxy.addRule({ method: 'GET', path: layer, times: 1, action: { kind: 'reset-mid-body', afterBytes: 50_000 } });
+    proxy.addRule({ method: 'GET', path: layer, times: 1, skip: 1, action: { kind: 'status', status: 416 } });
+    const dest = join(tmp.path, 'out-416');
+    const r = await runBin(['copy', '--json', '--blob-parts', '1', '--src-insecure', `docker://${proxy.host}/app:v1`, `oci:${dest}:v1`]);
+    const faults = proxy.requests.filter((q) => q.fault).map((q) => q.fault);
+    proxy.clearRules();
+    expect(r.code, r.stderr).toBe(0);
+    expect(faults).toEqual(['reset-mid-body', 'status 416']);
+    expect((JSON.parse(r.stdout) as { rootDigest: string }).rootDigest).toBe(index.manifests[0]!.digest);
+    expect(await entries(dest)).toEqual(['blobs', 'index.json', 'oci-layout']);
+  });
+
   it('a directory with a foreign index.json is never turned into a layout: exit 12, untouched', async () => {
     const dir = join(tmp.path, 'foreign');
     await mkdir(dir, { recursive: true });
