@@ -33,8 +33,14 @@ export class OciLayout {
     return join(this.dir, 'blobs');
   }
 
-  /** Create `oci-layout`, `blobs/sha256` and an empty `index.json` when missing. */
+  /** Create `oci-layout`, `blobs/sha256` and an empty `index.json` when missing (ERR_LAYOUT for a foreign index.json). */
   async init(): Promise<void> {
+    // Someone else's index.json in a directory without oci-layout: never turn it into a layout (ERR_LAYOUT).
+    if (!(await exists(join(this.dir, 'oci-layout'))) && (await exists(join(this.dir, 'index.json')))) {
+      throw new CanvosError('ERR_LAYOUT', `${this.dir} holds an index.json but no oci-layout file: it is not an OCI image layout; refusing to write into it`, {
+        hint: 'give a new or empty directory, or one that holds oci-layout, index.json and blobs/',
+      });
+    }
     await mkdirs(join(this.dir, 'blobs', 'sha256'));
     if (!(await exists(join(this.dir, 'oci-layout')))) {
       await writeAtomic(join(this.dir, 'oci-layout'), JSON.stringify({ imageLayoutVersion: '1.0.0' }));

@@ -122,4 +122,13 @@ describe('atomic destinations against a hostile registry', () => {
     expect(await entries(dir)).toEqual(['index.json']);
     expect(await readFile(join(dir, 'index.json'), 'utf8')).toBe('{"not":"a layout"}\n');
   });
+
+  it('mirror save into a directory with a foreign index.json: exit 12, untouched', async () => {
+    const dir = join(tmp.path, 'foreign-mirror');
+    await mkdir(dir, { recursive: true });
+    await writeFile(join(dir, 'index.json'), '{"not":"a layout"}\n');
+    const r = await runBin(['mirror', 'save', '--src-insecure', `${reg.host}/app:v1`, '--to', dir]);
+    await expectCleanFailure(r, { code: 12, withinMs: 15_000, message: /not an OCI image layout/ });
+    expect(await entries(dir)).toEqual(['index.json']);
+  });
 });
