@@ -12,16 +12,19 @@ import { CanvosError } from './errors.js';
 const KiB = 1024;
 const MiB = 1024 * KiB;
 
-/** Size limits of the text inputs (bytes), refused with ERR_CONFIG (exit 3) before they are read. */
+/**
+ * Size limits of the text inputs (bytes), refused with ERR_CONFIG (exit 3) before they are read. Real files are a few
+ * KiB; the limits keep the synchronous YAML parse (during which a signal waits) well under a second.
+ */
 export const INPUT_LIMITS = {
   /** CanvOS `.arg`. */
-  argFile: 256 * KiB,
+  argFile: 64 * KiB,
   /** canvos.yaml. */
-  configYaml: 256 * KiB,
+  configYaml: 64 * KiB,
   /** mirror.yaml. */
-  mirrorYaml: 512 * KiB,
+  mirrorYaml: 256 * KiB,
   /** k8s_version.json. */
-  k8sVersions: 256 * KiB,
+  k8sVersions: 64 * KiB,
   /** user-data (cloud-config) put into the ISO. */
   userData: MiB,
 } as const;
