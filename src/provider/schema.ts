@@ -77,8 +77,7 @@ function imageRef(def: string, optional = true) {
 const COMPONENT = '[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*';
 const REGISTRY_RE = new RegExp(`^[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?(?::\\d+)?(?:/${COMPONENT})*$`);
 const REPO_RE = new RegExp(`^${COMPONENT}(?:/${COMPONENT})*$`);
-// At most 64 characters: the tag it becomes part of (`k3s-1.30.4-v4.6.0-CUSTOM_TAG`) may not exceed 128.
-const TAG_PART_RE = /^[A-Za-z0-9_.-]{0,64}$/;
+const TAG_PART_RE = /^[A-Za-z0-9_.-]*$/;
 const TAGLIKE_RE = /^[\w][\w.-]{0,127}$/;
 const PE_VERSION_RE = /^v?\d+\.\d+\.\d+(?:-[0-9A-Za-z.-]+)?$/;
 const K8S_VERSION_RE = /^(?:\d+\.\d+\.\d+)?$/;
@@ -96,7 +95,7 @@ export const K8S_DISTRIBUTIONS = ['k3s', 'rke2', 'kubeadm', 'kubeadm-fips', 'nod
 export const UBUNTU_VERSIONS = ['20', '22', '20.04', '22.04', '24.04'] as const;
 
 const ARGS_SHAPE = {
-  customTag: str('', TAG_PART_RE, 'at most 64 letters, digits, ".", "_" or "-" (it becomes part of an image tag)'),
+  customTag: str('', TAG_PART_RE, 'letters, digits, ".", "_" or "-" (it becomes part of an image tag)'),
   imageRegistry: str('ttl.sh', REGISTRY_RE, 'a registry host[:port] with an optional lowercase namespace, e.g. ttl.sh or docker.io/myorg'),
   osDistribution: oneOf(OS_DISTRIBUTIONS, 'ubuntu'),
   imageRepo: derived('$OS_DISTRIBUTION', REPO_RE, 'a lowercase repository path, e.g. ubuntu or edge/provider'),
