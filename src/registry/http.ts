@@ -11,7 +11,7 @@ import { abortError, CanvosError, RegistryHttpError, redactUrl } from '../errors
 import { RegistryAuth } from './auth.js';
 import { createDispatcher, type RegistryHttpOptions } from './dispatcher.js';
 import { normalizeRegistry, registryEndpoint } from './reference.js';
-import { backoffDelay, DEFAULT_TIMEOUT_MS, isNetworkError, isTimeoutError, parseRetryAfter, RETRYABLE_STATUS, sleep } from './retry.js';
+import { backoffDelay, DEFAULT_TIMEOUT_MS, isNetworkError, networkError, parseRetryAfter, RETRYABLE_STATUS, sleep } from './retry.js';
 import { DEFAULT_CONCURRENCY, Semaphore } from './semaphore.js';
 import { PartScheduler, type BlobPartsOptions } from './blob-parts.js';
 import { request } from './undici-lite.js';
@@ -325,26 +325,4 @@ export class RegistryHttp {
     this.dispatcherP = undefined;
     if (d) await d.close();
   }
-}
-
-/** Wrap a connection failure as ERR_NETWORK. */
-export function networkError(what: string, e: unknown, timeoutMs?: number): CanvosError {
-  const msg = e instanceof Error ? e.message : String(e);
-  const code = String((e as { code?: unknown }).code ?? '');
-  const host = /^\S+ (\w+:\/\/[^/\s]+)/.exec(what)?.[1]?.replace(/^\w+:\/\//, '') ?? /\bto (\S+)$/.exec(what)?.[1] ?? 'the registry';
-  if (isTimeoutError(e)) {
-    const s = Math.round((timeoutMs ?? DEFAULT_TIMEOUT_MS) / 1000);
-    const phase = code === 'UND_ERR_CONNECT_TIMEOUT' ? 'no connection' : code === 'UND_ERR_BODY_TIMEOUT' ? 'the response body stalled' : 'no response';
-    return new CanvosError('ERR_NETWORK', `${what} failed: ${phase} within ${s} s (${code || 'timeout'})`, {
-      cause: e,
-      hint: `check that ${host} is up and reachable (proxy settings HTTPS_PROXY/NO_PROXY), or raise --timeout for a slow link`,
-    });
-  }
-  if (/CERT|SELF_SIGNED|UNABLE_TO_VERIFY|ERR_TLS|ERR_SSL/.test(code)) {
-    return new CanvosError('ERR_NETWORK', `${what} failed: TLS certificate not trusted (${code})`, {
-      cause: e,
-      hint: 'add the registry CA with certsDir/caFiles, list the host in insecureRegistries if it speaks plain HTTP, or disable tlsVerify',
-    });
-  }
-  return new CanvosError('ERR_NETWORK', `${what} failed: ${msg}`, { cause: e, hint: `check the network, proxy settings (HTTPS_PROXY/NO_PROXY) and that ${host} is up` });
 }

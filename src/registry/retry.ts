@@ -1,8 +1,9 @@
 /**
  * Retry policy for registry traffic: which failures are transient (network resets, 408/429/5xx),
- * exponential backoff with full jitter, `Retry-After` (seconds or HTTP date, capped), abortable sleeps.
+ * exponential backoff with full jitter, `Retry-After` (seconds or HTTP date, capped), abortable sleeps, the retry
+ * budget and timeout helpers, and the ERR_NETWORK error a failed request ends in (naming the host).
  */
-import { abortError } from '../errors.js';
+import { abortError, CanvosError } from '../errors.js';
 
 /** Retry tuning. */
 export interface RetryOptions {
@@ -109,4 +110,26 @@ export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
     }, ms);
     signal?.addEventListener('abort', onAbort, { once: true });
   });
+}
+
+/** Wrap a connection failure as ERR_NETWORK. */
+export function networkError(what: string, e: unknown, timeoutMs?: number): CanvosError {
+  const msg = e instanceof Error ? e.message : String(e);
+  const code = String((e as { code?: unknown }).code ?? '');
+  const host = /^\S+ (\w+:\/\/[^/\s]+)/.exec(what)?.[1]?.replace(/^\w+:\/\//, '') ?? /\bto (\S+)$/.exec(what)?.[1] ?? 'the registry';
+  if (isTimeoutError(e)) {
+    const s = Math.round((timeoutMs ?? DEFAULT_TIMEOUT_MS) / 1000);
+    const phase = code === 'UND_ERR_CONNECT_TIMEOUT' ? 'no connection' : code === 'UND_ERR_BODY_TIMEOUT' ? 'the response body stalled' : 'no response';
+    return new CanvosError('ERR_NETWORK', `${what} failed: ${phase} within ${s} s (${code || 'timeout'})`, {
+      cause: e,
+      hint: `check that ${host} is up and reachable (proxy settings HTTPS_PROXY/NO_PROXY), or raise --timeout for a slow link`,
+    });
+  }
+  if (/CERT|SELF_SIGNED|UNABLE_TO_VERIFY|ERR_TLS|ERR_SSL/.test(code)) {
+    return new CanvosError('ERR_NETWORK', `${what} failed: TLS certificate not trusted (${code})`, {
+      cause: e,
+      hint: 'add the registry CA with certsDir/caFiles, list the host in insecureRegistries if it speaks plain HTTP, or disable tlsVerify',
+    });
+  }
+  return new CanvosError('ERR_NETWORK', `${what} failed: ${msg}`, { cause: e, hint: `check the network, proxy settings (HTTPS_PROXY/NO_PROXY) and that ${host} is up` });
 }
