@@ -9,7 +9,7 @@ import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { expect } from 'vitest';
+import { afterAll, expect } from 'vitest';
 import { makeOciLayout } from '../helpers/fixtures.js';
 import { startFaultProxy, type FaultProxy } from '../helpers/fault-proxy.js';
 import { pushLayout } from '../helpers/push-layout.js';
@@ -45,9 +45,16 @@ export interface RunBinOptions {
   tmp?: string;
 }
 
+/** Every run's $TMPDIR, removed after the test file (expectCleanFailure removes those of failures at once). */
+const runDirs: string[] = [];
+afterAll(async () => {
+  for (const d of runDirs.splice(0)) await rm(d, { recursive: true, force: true });
+});
+
 /** Run `canvos-lite ARGS` as a child process. */
 export async function runBin(args: string[], o: RunBinOptions = {}): Promise<BinResult> {
   const tmp = o.tmp ?? (await mkdtemp(join(tmpdir(), 'canvos-rel-tmp-')));
+  runDirs.push(tmp);
   const argv = [process.execPath, bin, ...args];
   const full = o.wrap ? o.wrap(argv) : argv;
   // HOME (the blob cache lives under it) is not $TMPDIR, which must end empty.
