@@ -31,7 +31,8 @@ export type ErrorCode =
   | 'ERR_RUN_FAILED'
   | 'ERR_EXEC_UNAVAILABLE'
   | 'ERR_ABORTED'
-  | 'ERR_INTERNAL';
+  | 'ERR_INTERNAL'
+  | 'ERR_FILESYSTEM';
 
 /** CLI exit status for each code. 1 is reserved for unexpected (non-Canvos) errors. */
 export const EXIT_CODES: Readonly<Record<ErrorCode, number>> = {
@@ -61,6 +62,7 @@ export const EXIT_CODES: Readonly<Record<ErrorCode, number>> = {
   ERR_EXEC_UNAVAILABLE: 19,
   ERR_ABORTED: 130,
   ERR_INTERNAL: 70,
+  ERR_FILESYSTEM: 20,
 };
 
 const BRAND = Symbol.for('canvos-lite.error');
@@ -139,6 +141,8 @@ function lastLine(s: string): string {
   return lines[lines.length - 1] ?? '';
 }
 
+const SECRET_PARAM = /sig|signature|token|key|credential|secret|password|passwd|auth|session|policy/i;
+
 /** Strip userinfo and sensitive query parameters from a URL for display. */
 export function redactUrl(url: string): string {
   try {
@@ -146,12 +150,25 @@ export function redactUrl(url: string): string {
     u.username = '';
     u.password = '';
     for (const k of [...u.searchParams.keys()]) {
-      if (/sig|signature|token|key|credential|secret|password|auth/i.test(k)) u.searchParams.set(k, 'REDACTED');
+      if (SECRET_PARAM.test(k)) u.searchParams.set(k, 'REDACTED');
     }
     return u.toString();
   } catch {
-    return url.replace(/\/\/[^@/]*@/, '//');
+    return redactText(url);
   }
+}
+
+/**
+ * Mask secrets anywhere in a text (a message, a reference, a JSON document) before it is shown or stored: the
+ * userinfo of `scheme://user:pass@host` and of `user:pass@host/…` references, and the values of query parameters
+ * that carry credentials (`token=`, `X-Amz-Signature=`, `sig=`, `password=`, …). The one redaction path for
+ * stdout, stderr, --json, logs and image metadata.
+ */
+export function redactText(text: string): string {
+  return text
+    .replace(/\b([a-z][a-z0-9+.-]*:\/\/)[^\s/@"'<>]*@/gi, '$1')
+    .replace(/(^|[\s"'=(,])[^\s/@"'=:(,]+:[^\s/@"']+@(?!sha\d+:)(?=[a-z0-9.-]+[:/])/gi, '$1')
+    .replace(/([?&;]([a-z0-9_.-]*))=([^&\s"'#;]+)/gi, (m, pre: string, name: string) => (SECRET_PARAM.test(name) ? `${pre}=REDACTED` : m));
 }
 
 /** Turn AbortSignal aborts into a CanvosError. */

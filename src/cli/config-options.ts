@@ -3,15 +3,16 @@
  * canvos.yaml, k8s_version.json and the project directory are, `--set` overrides, and registry access. One parser
  * so the commands accept the same spellings and report the same errors.
  */
-import { access } from 'node:fs/promises';
+import { access, stat } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
-import { CanvosError } from '../errors.js';
+import { abortError, CanvosError } from '../errors.js';
 import { loadK8sVersions, selectK8sVersions } from '../provider/k8s-versions.js';
 import { loadBuildConfig } from '../provider/load.js';
 import { withPeVersionDefault } from '../provider/pe-version.js';
 import type { BuildConfig, WarningHandler } from '../provider/resolve.js';
 import type { RegistryTransportOptions } from '../registry/transport.js';
 import type { CliIo } from './main.js';
+import { checkAccessPaths, parseTimeout, timeoutHelp, warningSink } from './flags.js';
 
 /** parseArgs option definitions of the configuration flags. */
 export const CONFIG_OPTIONS = {
@@ -39,7 +40,8 @@ registry access:
   --authfile FILE          credentials (auth.json / Docker config.json); default: the usual locations
   --insecure-registry H    reach registry H (host[:port]) over plain HTTP (repeatable)
   --cert-dir DIR           extra CA certificates (*.crt, *.pem, HOST[:PORT]/ sub-directories)
-  --cache-dir DIR          blob cache (default: $CANVOS_CACHE_DIR or ~/.cache/canvos-lite/blobs)`;
+  --cache-dir DIR          blob cache (default: $CANVOS_CACHE_DIR or ~/.cache/canvos-lite/blobs)
+  ${timeoutHelp(25)}`;
 
 /** The parsed values of {@link CONFIG_OPTIONS}. */
 export interface ConfigFlagValues {
@@ -52,6 +54,8 @@ export interface ConfigFlagValues {
   'insecure-registry'?: string[] | undefined;
   'cert-dir'?: string | undefined;
   'cache-dir'?: string | undefined;
+  /** `--timeout SECONDS` (TIMEOUT_OPTION, declared by each command). */
+  timeout?: string | undefined;
 }
 
 /** What {@link loadCliConfig} found. */
@@ -75,6 +79,14 @@ const present = (p: string): Promise<boolean> => access(p).then(() => true, () =
  */
 export async function loadCliConfig(values: ConfigFlagValues, io: CliIo, command: string, missingCode: 'ERR_USAGE' | 'ERR_CONFIG' = 'ERR_USAGE'): Promise<CliConfig> {
   const cwd = io.cwd;
+  const timeoutMs = parseTimeout(command, values.timeout);
+  await checkAccessPaths(command, values, cwd);
+  if (values['project-dir'] !== undefined) {
+    const pd = resolve(cwd, values['project-dir']);
+    if (!(await stat(pd).then((s) => s.isDirectory(), () => false))) {
+      throw new CanvosError('ERR_USAGE', `--project-dir ${values['project-dir']} is not an existing directory`, { hint: 'give the directory holding overlay/, certs/ and cloudconfigs/, or leave --project-dir out' });
+    }
+  }
   const argFile = values['arg-file'] ? resolve(cwd, values['arg-file']) : (await present(resolve(cwd, '.arg'))) ? resolve(cwd, '.arg') : undefined;
   const configFile = values.config ? resolve(cwd, values.config) : (await present(resolve(cwd, 'canvos.yaml'))) ? resolve(cwd, 'canvos.yaml') : undefined;
   if (!argFile && !configFile) {
@@ -86,8 +98,16 @@ export async function loadCliConfig(values: ConfigFlagValues, io: CliIo, command
     if (i <= 0) throw new CanvosError('ERR_USAGE', `--set must be KEY=VALUE, not ${JSON.stringify(s.slice(0, 40))}`, { hint: `run canvos-lite ${command} --help for the options` });
     overrides[s.slice(0, i)] = s.slice(i + 1);
   }
-  const warn: WarningHandler = (code, msg) => io.stderr.write(`warning: ${msg} [${code}]\n`);
-  const loaded = await loadBuildConfig({ argFile, configFile, overrides, onWarning: warn });
+  const sink = warningSink(io.stderr);
+  const warn: WarningHandler = sink.warn;
+  let loaded: BuildConfig;
+  try {
+    loaded = await loadBuildConfig({ argFile, configFile, overrides, onWarning: warn });
+  } finally {
+    sink.flush();
+  }
+  // A signal that arrived while the (synchronous) parse ran: stop before any network work.
+  if (io.signal.aborted) throw abortError(io.signal);
   const configDir = dirname(argFile ?? configFile ?? resolve(cwd, 'x'));
   const projectDir = values['project-dir'] ? resolve(cwd, values['project-dir']) : configDir;
   // earthly.sh's PE_VERSION default (git describe of the checkout); an ISO with its own STYLUS_BASE does not use it.
@@ -95,6 +115,7 @@ export async function loadCliConfig(values: ConfigFlagValues, io: CliIo, command
   const proxy = config.httpProxy || config.httpsProxy ? { http: config.httpProxy || undefined, https: config.httpsProxy || undefined, noProxy: config.noProxy || undefined } : undefined;
   const registry: RegistryTransportOptions = {
     env: io.env,
+    timeoutMs,
     authFiles: values.authfile ? [values.authfile] : undefined,
     insecureRegistries: values['insecure-registry'],
     certsDir: values['cert-dir'],

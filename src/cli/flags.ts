@@ -2,7 +2,7 @@
  * Small helpers shared by the command modules: usage errors that point at the command's --help, and
  * USER:PASSWORD credential flags (whose value is never echoed).
  */
-import { CanvosError } from '../errors.js';
+import { CanvosError, redactText } from '../errors.js';
 import type { BlobPartsOptions } from '../registry/blob-parts.js';
 
 /** An ERR_USAGE error whose hint names `canvos-lite <command> --help`. */
@@ -40,4 +40,63 @@ export function parseBlobParts(command: string, v: string | undefined): BlobPart
   const n = Number(v);
   if (!Number.isInteger(n) || n < 1 || n > 16) throw usageError(command, `--blob-parts must be an integer from 1 to 16, not ${JSON.stringify(v)}`);
   return n === 1 ? false : { parallel: n };
+}
+
+/** parseArgs option of `--timeout SECONDS`, accepted by every command that reaches the network. */
+export const TIMEOUT_OPTION = { timeout: { type: 'string' } } as const;
+
+/** Help line for --timeout, the option name padded to `width`. */
+export function timeoutHelp(width: number): string {
+  return `${'--timeout SECONDS'.padEnd(width)}network timeout for connecting, response headers and body stalls, and for credential helpers (default 30; retries of one request stop after twice that)`;
+}
+
+/** Parse `--timeout SECONDS` (1–3600, decimals allowed) into milliseconds. */
+export function parseTimeout(command: string, v: string | undefined): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!/^\d+(\.\d+)?$/.test(v) || !(n >= 1 && n <= 3600)) throw usageError(command, `--timeout must be a number of seconds from 1 to 3600, not ${JSON.stringify(v.slice(0, 40))}`);
+  return Math.round(n * 1000);
+}
+
+/**
+ * Check the registry-access paths as skopeo does, before any work: `--authfile` must be a readable file (a missing or
+ * dangling one is an error, not silently ignored) and `--cert-dir` a readable directory.
+ */
+export async function checkAccessPaths(command: string, values: { authfile?: string | undefined; 'cert-dir'?: string | undefined }, cwd: string): Promise<void> {
+  const { stat, access } = await import('node:fs/promises');
+  const { resolve } = await import('node:path');
+  const check = async (flag: string, p: string | undefined, dir: boolean): Promise<void> => {
+    if (p === undefined) return;
+    const abs = resolve(cwd, p);
+    const st = await stat(abs).catch((e: NodeJS.ErrnoException) => e);
+    const what = dir ? 'a directory' : 'a file';
+    const bad = st instanceof Error ? (st.code === 'ENOENT' ? 'does not exist (or is a dangling link)' : `cannot be read (${st.code ?? st.message})`) : dir !== st.isDirectory() ? `is not ${what}` : await access(abs, 4).then(() => undefined, (e: NodeJS.ErrnoException) => `cannot be read (${e.code ?? e.message})`);
+    if (bad) throw new CanvosError('ERR_USAGE', `${flag} ${p} ${bad}`, { hint: `give ${flag} ${what} that exists, or leave it out (run canvos-lite ${command} --help)` });
+  };
+  await check('--authfile', values.authfile, false);
+  await check('--cert-dir', values['cert-dir'], true);
+}
+
+/** Warnings of one code printed before the rest are only counted (an 80k-key file must not flood stderr). */
+const WARNINGS_PER_CODE = 20;
+
+/**
+ * The CLI's `onWarning` sink: `warning: MESSAGE [CODE]` on stderr, secrets masked, cut to one line of at most 600
+ * characters; after 20 warnings of one code the rest are counted and summarised by `flush()` (called at exit).
+ */
+export function warningSink(stderr: NodeJS.WritableStream): { warn: (code: string, msg: string) => void; flush: () => void } {
+  const counts = new Map<string, number>();
+  return {
+    warn(code, msg) {
+      const n = (counts.get(code) ?? 0) + 1;
+      counts.set(code, n);
+      if (n > WARNINGS_PER_CODE) return;
+      const line = redactText(msg.replace(/\s*\n\s*/g, ' '));
+      stderr.write(`warning: ${line.length > 600 ? `${line.slice(0, 600)}…` : line} [${code}]\n`);
+    },
+    flush() {
+      for (const [code, n] of counts) if (n > WARNINGS_PER_CODE) stderr.write(`warning: ${n - WARNINGS_PER_CODE} more warnings [${code}] not shown\n`);
+      counts.clear();
+    },
+  };
 }

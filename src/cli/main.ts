@@ -2,7 +2,8 @@
  * CLI entry: dispatches `canvos-lite <command>` to src/cli/commands/<command>.ts, maps errors to exit codes.
  * Errors print as one line (`canvos-lite: <message>` plus `hint:`), with a stack only under --debug.
  */
-import { CanvosError } from '../errors.js';
+import { abortError, CanvosError, redactText } from '../errors.js';
+import { toCanvosError } from '../error-map.js';
 import { VERSION } from '../version.js';
 
 /** A command module: `run` returns the exit status. */
@@ -49,7 +50,25 @@ async function help(): Promise<string> {
   ].join('\n');
 }
 
-export async function main(argv: string[], io: CliIo): Promise<number> {
+/**
+ * `stream` with every string written through redactText: the one redaction path for everything the CLI prints
+ * (messages, warnings, progress, --json, dry-run plans), so userinfo, tokens and signed-URL values never reach a
+ * terminal or a log. Other properties (isTTY, columns, on…) are the stream's own.
+ */
+export function redactingStream<T extends NodeJS.WritableStream>(stream: T): T {
+  const write = (chunk: unknown, ...rest: unknown[]): boolean =>
+    (stream.write as (c: unknown, ...r: unknown[]) => boolean)(typeof chunk === 'string' ? redactText(chunk) : chunk, ...rest);
+  return new Proxy(stream, {
+    get(target, prop) {
+      if (prop === 'write') return write;
+      const v: unknown = Reflect.get(target, prop, target);
+      return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+    },
+  });
+}
+
+export async function main(argv: string[], ioIn: CliIo): Promise<number> {
+  const io: CliIo = { ...ioIn, stdout: redactingStream(ioIn.stdout), stderr: redactingStream(ioIn.stderr) };
   const debug = argv.includes('--debug');
   const args = argv.filter((a) => a !== '--debug');
   const cmd = args[0];
@@ -72,6 +91,7 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
       io.stdout.write(`${mod.summary}\n\n${mod.usage}\n`);
       return 0;
     }
+    if (io.signal.aborted) throw abortError(io.signal);
     return await mod.run(args.slice(1), io);
   } catch (e) {
     return reportError(e, io, debug);
@@ -80,22 +100,36 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
 
 /** Print an error as one line (plus hint) and return its exit code. */
 export function reportError(e: unknown, io: CliIo, debug: boolean): number {
-  if (CanvosError.is(e)) {
-    io.stderr.write(`canvos-lite: ${oneLine(e.message)}\n`);
-    if (e.hint) io.stderr.write(`hint: ${oneLine(e.hint)}\n`);
-    if (debug && e.stack) io.stderr.write(`${e.stack}\n`);
-    return e.exitCode;
-  }
   const err = e as Error;
   if (err?.name === 'TypeError' && /parseArgs|ERR_PARSE_ARGS/.test(String((err as { code?: string }).code))) {
     io.stderr.write(`canvos-lite: ${oneLine(err.message)}\nhint: run with --help for the options\n`);
     return 2;
   }
+  // Errno, zlib and stray network errors get their documented code (src/error-map.ts); exit 1 is left for bugs.
+  const ce = io.signal.aborted ? abortedError(io.signal, e) : toCanvosError(e);
+  if (ce) {
+    io.stderr.write(`canvos-lite: ${oneLine(ce.message)}\n`);
+    if (ce.hint) io.stderr.write(`hint: ${oneLine(ce.hint)}\n`);
+    if (debug && ce.stack) io.stderr.write(`${redactText(ce.stack)}\n`);
+    if (debug && ce !== e && err?.stack) io.stderr.write(`${redactText(err.stack)}\n`);
+    return ce.exitCode;
+  }
   io.stderr.write(`canvos-lite: internal error: ${oneLine(err?.message ?? String(e))}\n`);
-  if (debug && err?.stack) io.stderr.write(`${err.stack}\n`);
+  if (debug && err?.stack) io.stderr.write(`${redactText(err.stack)}\n`);
   return 1;
 }
 
+/** An interrupted command: exit 130 (the CLI shim turns SIGTERM into 143). */
+function abortedError(signal: AbortSignal, e: unknown): CanvosError {
+  const why = signal.reason instanceof Error ? signal.reason.message : 'interrupted';
+  return new CanvosError('ERR_ABORTED', `interrupted (${why})`, { cause: e });
+}
+
+/** Longest message line printed; a longer one (an echoed 50 MB value) is cut. */
+const MAX_LINE = 600;
+
+/** One line, secrets masked (redactText), cut to MAX_LINE characters. */
 function oneLine(s: string): string {
-  return s.replace(/\s*\n\s*/g, ' ').trim();
+  const line = redactText(s.replace(/\s*\n\s*/g, ' ').trim());
+  return line.length > MAX_LINE ? `${line.slice(0, MAX_LINE)}… (${line.length - MAX_LINE} more characters)` : line;
 }

@@ -15,7 +15,8 @@ export {
   type ImageSpec,
   type OpenOptions,
 } from './transports.js';
-export { OciLayout, layoutSource, layoutDestination, REF_NAME_ANNOTATION, type LayoutTransportOptions } from '../oci/layout.js';
+export { OciLayout, layoutSource, REF_NAME_ANNOTATION, type LayoutTransportOptions } from '../oci/layout.js';
+export { layoutDestination } from '../oci/layout-destination.js';
 export { BlobCache, defaultCacheDir, storeBlob, blobFile, blobSize, type BlobCacheOptions, type StoreBlobOptions } from '../oci/cache.js';
 export {
   dockerArchiveSource,

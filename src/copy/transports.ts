@@ -4,8 +4,10 @@
  * Anything else that is not a valid reference fails with ERR_TRANSPORT_UNKNOWN listing the transports.
  */
 import { CanvosError } from '../errors.js';
+import { echo } from '../text-input.js';
 import { dockerArchiveDestination, dockerArchiveSource } from '../oci/docker-archive.js';
-import { layoutDestination, layoutSource } from '../oci/layout.js';
+import { layoutSource } from '../oci/layout.js';
+import { layoutDestination } from '../oci/layout-destination.js';
 import { parseReference, type Reference } from '../registry/reference.js';
 import { registryDestination, registrySource, type RegistryTransportOptions } from '../registry/transport.js';
 import type { ImageDestination, ImageSource } from './types.js';
@@ -42,6 +44,12 @@ export function parseImageSpec(spec: string): ImageSpec {
     const tag = tagged ? rest.slice(colon + 1) : undefined;
     if (dir === '') throw new CanvosError('ERR_REFERENCE_INVALID', `${JSON.stringify(spec)}: the layout directory is missing`, { hint: 'write oci:DIR[:tag]' });
     if (tag === '') throw new CanvosError('ERR_REFERENCE_INVALID', `${JSON.stringify(spec)}: the tag is empty`, { hint: 'write oci:DIR[:tag]' });
+    // The tag grammar of the distribution spec (skopeo refuses the same): at most 128 of [A-Za-z0-9_.-], not starting with . or -.
+    if (tag !== undefined && !/^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/.test(tag)) {
+      throw new CanvosError('ERR_REFERENCE_INVALID', `oci:${dir}: invalid tag ${echo(tag)} (${tag.length} characters)`, {
+        hint: 'a tag is 1 to 128 letters, digits, "_", "." or "-", and does not start with "." or "-"',
+      });
+    }
     return { transport: 'oci', dir, tag };
   }
   if (spec.startsWith('docker-archive:')) {

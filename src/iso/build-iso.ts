@@ -4,7 +4,7 @@
  * `<name>.iso.partial` and renamed, then `<name>.iso.sha256` (sha256sum format) is written the same way, so an
  * interrupted build never leaves a half-written artefact behind.
  */
-import { link, copyFile, mkdir, mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { link, copyFile, mkdir, mkdtemp, readFile, rename, rm, rmdir, stat, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { CanvosError, abortError } from '../errors.js';
 import type { FsEntry } from '../layers/entry.js';
@@ -19,6 +19,8 @@ import { RootfsCapture } from './rootfs-capture.js';
 import { runXorriso } from './run-xorriso.js';
 import { writeSquashfs } from './squashfs/index.js';
 import { xorrisoArgs } from './xorriso-args.js';
+import { mkdirs } from '../fs-util.js';
+import { withPath } from '../error-map.js';
 
 /** Writes a file to `dest` (e.g. extracts /boot/vmlinuz from an image). */
 export type FileExtractor = (dest: string, signal?: AbortSignal) => Promise<void>;
@@ -131,7 +133,9 @@ export async function buildIso(input: BuildIsoInput, opts: BuildIsoOptions = {})
   const epoch = opts.sourceDateEpoch ?? sourceDateEpochFromEnv(opts.env ?? process.env);
 
   const outDir = resolve(input.outputDir);
-  await mkdir(outDir, { recursive: true });
+  // A directory made for this ISO is removed again when the build fails (rmdir: only while empty).
+  const madeOutDir = !(await stat(outDir).then(() => true, () => false));
+  await mkdirs(outDir);
   const isoPath = join(outDir, `${name}.iso`);
   const shaPath = `${isoPath}.sha256`;
   const partial = `${isoPath}.partial`;
@@ -205,8 +209,10 @@ export async function buildIso(input: BuildIsoInput, opts: BuildIsoOptions = {})
   } catch (e) {
     await rm(partial, { force: true });
     await rm(`${shaPath}.partial`, { force: true });
+    await rm(staging, { recursive: true, force: true });
+    if (madeOutDir) await rmdir(outDir).catch(() => {});
     if (signal?.aborted && !(CanvosError.is(e) && e.code === 'ERR_ABORTED')) throw abortError(signal);
-    throw e;
+    throw withPath(e, partial);
   } finally {
     await rm(staging, { recursive: true, force: true });
   }

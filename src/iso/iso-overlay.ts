@@ -4,12 +4,12 @@
  * under 4 GiB) and the cluster config. Everything is checked before the expensive squashfs/ISO work starts.
  */
 import { createReadStream, createWriteStream } from 'node:fs';
-import { copyFile, mkdir, readFile, readdir, stat } from 'node:fs/promises';
+import { copyFile, mkdir, readdir, stat } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { parseDocument } from 'yaml';
 import { CanvosError } from '../errors.js';
+import { INPUT_LIMITS, parseYaml, readTextBytes } from '../text-input.js';
 
 /** GNU split's `3GB` (decimal gigabytes), CanvOS's content part size. */
 export const DEFAULT_CONTENT_SPLIT_BYTES = 3_000_000_000;
@@ -19,12 +19,7 @@ export const DEFAULT_CONTENT_SPLIT_BYTES = 3_000_000_000;
  * Throws ERR_CONFIG naming the file and line.
  */
 export async function readUserData(file: string): Promise<Buffer> {
-  const buf = await readFile(file).catch((e: NodeJS.ErrnoException) => {
-    throw new CanvosError('ERR_CONFIG', `cannot read user-data ${file}: ${e.code ?? e.message}`, {
-      cause: e,
-      hint: 'pass an existing file (CanvOS: the user-data file next to .arg)',
-    });
-  });
+  const buf = await readTextBytes(file, { what: 'user-data', limit: INPUT_LIMITS.userData, hint: 'pass an existing file (CanvOS: the user-data file next to .arg)' });
   const text = buf.toString('utf8');
   const first = (text.split('\n', 1)[0] ?? '').replace(/\r$/, '').trimEnd();
   if (first !== '#cloud-config') {
@@ -32,7 +27,7 @@ export async function readUserData(file: string): Promise<Buffer> {
       hint: 'make "#cloud-config" the very first line of the file',
     });
   }
-  const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: true });
+  const doc = parseYaml(text, { prettyErrors: true });
   const err = doc.errors[0];
   if (err) {
     const line = err.linePos?.[0]?.line ?? 0;
@@ -40,7 +35,13 @@ export async function readUserData(file: string): Promise<Buffer> {
       hint: 'fix the YAML syntax (indent with spaces, quote values containing ": ")',
     });
   }
-  const value: unknown = doc.toJS();
+  let value: unknown;
+  try {
+    value = doc.toJS();
+  } catch (e) {
+    // An undefined alias, or aliases expanding past the yaml package's limit (maxAliasCount).
+    throw new CanvosError('ERR_CONFIG', `${file}: invalid YAML in user-data: ${(e as Error).message.split('\n')[0] ?? ''}`, { hint: 'define every *alias with an &anchor before it, and avoid deeply nested aliases' });
+  }
   if (value !== null && (typeof value !== 'object' || Array.isArray(value))) {
     throw new CanvosError('ERR_CONFIG', `${file}:2: user-data must be a YAML mapping`, { hint: 'write keys such as install: / stylus:' });
   }

@@ -14,6 +14,7 @@ import { planLayer, type PlannedEntry } from './plan.js';
 import type { EntryMeta, LayerSpec } from './spec.js';
 import { encodeHeader, padding } from './tar-header.js';
 import { tarBytes } from './tar-builder.js';
+import { mkdirs } from '../fs-util.js';
 
 /** Progress of a layer build, in uncompressed bytes. */
 export interface LayerProgress {
@@ -83,7 +84,7 @@ function tarSize(entries: readonly PlannedEntry[]): number {
 export async function buildLayer(spec: LayerSpec, opts: BuildLayerOptions): Promise<BuiltLayer> {
   const compression = opts.compression ?? 'gzip';
   const epoch = opts.sourceDateEpoch ?? sourceDateEpochFromEnv();
-  await mkdir(opts.dir, { recursive: true });
+  await mkdirs(opts.dir);
   const work = await mkdtemp(join(opts.dir, '.layer-'));
   const tmp = join(work, 'blob');
   try {

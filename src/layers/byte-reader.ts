@@ -60,7 +60,7 @@ export class ByteReader {
   }
 
   truncated(): CanvosError {
-    return new CanvosError('ERR_TAR_UNSAFE', `${this.where}: tar archive is truncated at byte ${this.offset + this.avail}`, {
+    return new CanvosError('ERR_LAYER_CORRUPT', `${this.where}: tar archive is truncated at byte ${this.offset + this.avail}`, {
       hint: 'the layer blob is incomplete or corrupt; pull it again',
     });
   }

@@ -11,6 +11,7 @@ import type { Dispatcher } from 'undici';
 import { CanvosError, abortError, redactUrl } from '../errors.js';
 import { DigestCounter } from '../oci/digest.js';
 import { createDispatcher } from '../registry/dispatcher.js';
+import { toCanvosError, withPath } from '../error-map.js';
 import { request } from '../registry/undici-lite.js';
 
 const MAX_REDIRECTS = 5;
@@ -86,6 +87,9 @@ async function fetchTo(url: string, safe: string, want: string, dest: string, di
     await rm(part, { force: true });
     if (CanvosError.is(e)) throw e;
     if (signal?.aborted) throw abortError(signal);
-    throw new CanvosError('ERR_DOWNLOAD', `GET ${safe} failed while reading: ${(e as Error).message}`, { cause: e });
+    // A local write error (ENOSPC, EACCES…) is the disk's fault, not the download's: exit 20 naming the file.
+    const local = toCanvosError(withPath(e, part));
+    if (local?.code === 'ERR_FILESYSTEM') throw local;
+    throw new CanvosError('ERR_DOWNLOAD', `GET ${safe} failed while reading: ${(e as Error).message}`, { cause: e, hint: 'check the network access to that host, and retry' });
   }
 }

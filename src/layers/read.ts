@@ -96,7 +96,7 @@ export async function* readLayer(stream: AsyncIterable<Buffer>, opts: ReadLayerO
       const pad = (512 - (h.size % 512)) % 512;
       if (h.typeflag === 'x' || h.typeflag === 'g' || h.typeflag === 'L' || h.typeflag === 'K') {
         if (h.size > MAX_META) {
-          throw new CanvosError('ERR_TAR_UNSAFE', `${name}: ${h.size}-byte extended header before ${JSON.stringify(h.name)} exceeds ${MAX_META} bytes`, {
+          throw new CanvosError('ERR_LAYER_CORRUPT', `${name}: ${h.size}-byte extended header before ${JSON.stringify(h.name)} exceeds ${MAX_META} bytes`, {
             hint: 'refusing an oversized PAX/long-name record; the layer may be malicious or corrupt',
           });
         }

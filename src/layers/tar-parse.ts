@@ -44,7 +44,7 @@ export function isZeroBlock(b: Buffer): boolean {
   return true;
 }
 
-/** Decode one 512-byte header; throws ERR_TAR_UNSAFE on a checksum mismatch (not a tar, or corrupt). */
+/** Decode one 512-byte header; throws ERR_LAYER_CORRUPT on a checksum mismatch (not a tar, or corrupt). */
 export function decodeHeader(b: Buffer, where: string): RawHeader {
   let unsigned = 0;
   let signed = 0;
@@ -55,7 +55,7 @@ export function decodeHeader(b: Buffer, where: string): RawHeader {
   }
   const sum = num(b, 148, 8);
   if (sum !== unsigned && sum !== signed) {
-    throw new CanvosError('ERR_TAR_UNSAFE', `${where}: invalid tar header checksum`, {
+    throw new CanvosError('ERR_LAYER_CORRUPT', `${where}: invalid tar header checksum`, {
       hint: 'the layer is corrupt or not a tar archive',
     });
   }
@@ -92,7 +92,7 @@ export function decodePax(buf: Buffer, where: string): Map<string, Buffer> {
     const sp = buf.indexOf(0x20, off);
     const len = sp < 0 ? NaN : parseInt(buf.subarray(off, sp).toString('latin1'), 10);
     if (!Number.isFinite(len) || len <= 0 || off + len > buf.length) {
-      throw new CanvosError('ERR_TAR_UNSAFE', `${where}: malformed PAX header record`, { hint: 'the layer is corrupt' });
+      throw new CanvosError('ERR_LAYER_CORRUPT', `${where}: malformed PAX header record`, { hint: 'the layer is corrupt' });
     }
     const rec = buf.subarray(sp + 1, off + len - 1); // drop trailing '\n'
     const eq = rec.indexOf(0x3d);

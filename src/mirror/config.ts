@@ -3,8 +3,8 @@
  * images a CanvOS build configuration implies), how destination repositories are named, concurrency and whether
  * signatures/SBOMs travel along. Validated with zod; every error names `file:line` of the offending value.
  */
-import { readFile } from 'node:fs/promises';
-import { isNode, LineCounter, parseDocument } from 'yaml';
+import { isNode, LineCounter } from 'yaml';
+import { INPUT_LIMITS, parseYaml, readTextInput } from '../text-input.js';
 import { z } from 'zod';
 import { CanvosError } from '../errors.js';
 import { parsePlatform } from '../oci/platform.js';
@@ -117,13 +117,19 @@ export type MirrorConfig = z.infer<typeof MirrorConfigSchema> & { /** Directory 
 /** Parse mirror.yaml text; `file` names the source in errors. Throws ERR_CONFIG with `file:line`. */
 export function parseMirrorConfig(text: string, file = 'mirror.yaml'): MirrorConfig {
   const lc = new LineCounter();
-  const doc = parseDocument(text, { lineCounter: lc, prettyErrors: false });
+  const doc = parseYaml(text, { lineCounter: lc, prettyErrors: false });
   const yerr = doc.errors[0];
   if (yerr) {
     const p = lc.linePos(yerr.pos[0]);
     throw new CanvosError('ERR_CONFIG', `${file}:${p.line}:${p.col}: invalid YAML: ${yerr.message.split('\n')[0]}`, { hint: 'fix the YAML syntax' });
   }
-  const json: unknown = doc.toJS() ?? {};
+  let json: unknown;
+  try {
+    json = doc.toJS() ?? {};
+  } catch (e) {
+    // An undefined alias, or aliases expanding past the yaml package's limit (maxAliasCount).
+    throw new CanvosError('ERR_CONFIG', `${file}: invalid YAML: ${(e as Error).message.split('\n')[0]}`, { hint: 'define every *alias with an &anchor before it, and avoid deeply nested aliases' });
+  }
   const r = MirrorConfigSchema.safeParse(json);
   if (!r.success) {
     const iss = r.error.issues[0]!;
@@ -159,12 +165,7 @@ export function parseMirrorConfig(text: string, file = 'mirror.yaml'): MirrorCon
 
 /** Read and parse a mirror.yaml file; relative fromBuild paths resolve against its directory. */
 export async function loadMirrorConfig(path: string): Promise<MirrorConfig> {
-  let text: string;
-  try {
-    text = await readFile(path, 'utf8');
-  } catch (e) {
-    throw new CanvosError('ERR_CONFIG', `cannot read ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, { hint: 'pass --config <path of mirror.yaml>', cause: e });
-  }
+  const text = await readTextInput(path, { what: 'mirror.yaml', limit: INPUT_LIMITS.mirrorYaml, hint: 'pass --config <path of mirror.yaml>' });
   const c = parseMirrorConfig(text, path);
   const { dirname } = await import('node:path');
   return { ...c, baseDir: dirname(path) };

@@ -12,6 +12,8 @@ import { Transform, type Readable, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { abortError, CanvosError } from '../errors.js';
 import { DigestCounter, digestAlgorithm, digestHex, parseDigest, VerifyingStream, type Digest } from './digest.js';
+import { mkdirs } from '../fs-util.js';
+import { withPath } from '../error-map.js';
 
 /** Where a digest lives under a `<alg>/<hex>` blob root. */
 export function blobFile(root: string, digest: Digest): string {
@@ -45,7 +47,7 @@ export interface StoreBlobOptions {
 export async function storeBlob(root: string, input: Readable, opts: StoreBlobOptions = {}): Promise<{ digest: Digest; size: number; path: string }> {
   const algo = opts.digest ? digestAlgorithm(opts.digest) : 'sha256';
   const dir = join(root, algo);
-  await mkdir(dir, { recursive: true });
+  await mkdirs(dir);
   const tmp = join(dir, `.tmp-${randomBytes(8).toString('hex')}`);
   const expectedSize = opts.size !== undefined && opts.size >= 0 ? opts.size : -1;
   // Exactly one stage looks at the bytes: the verifier (hashes and checks size), the counter (hashes to name the
@@ -87,7 +89,7 @@ export async function storeBlob(root: string, input: Readable, opts: StoreBlobOp
   } catch (e) {
     await rm(tmp, { force: true });
     if (opts.signal?.aborted && !CanvosError.is(e)) throw abortError(opts.signal);
-    throw e;
+    throw withPath(e, tmp);
   }
 }
 

@@ -20,6 +20,8 @@ import { DigestCounter, digestHex, sha256, VerifyingStream, type Digest } from '
 import { isIndexMediaType, MediaType } from './media-types.js';
 import { parseManifest, type Descriptor } from './schemas.js';
 import { indexTar, openMember, readMember, resolveMember, type TarMember } from './tar-index.js';
+import { mkdirs } from '../fs-util.js';
+import { withPath } from '../error-map.js';
 
 interface ManifestEntry {
   Config: string;
@@ -257,12 +259,12 @@ export function dockerArchiveDestination(file: string, opts: DockerArchiveDestin
         yield END_OF_ARCHIVE;
       }
       try {
-        await mkdir(dirname(file), { recursive: true });
+        await mkdirs(dirname(file));
         await pipeline(Readable.from(tarStream()), createWriteStream(tmp), o.signal ? { signal: o.signal } : {});
         await rename(tmp, file);
       } catch (e) {
         await rm(tmp, { force: true });
-        throw e;
+        throw withPath(e, tmp);
       }
       await cleanup();
     },

@@ -9,11 +9,12 @@ import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { CanvosError } from '../errors.js';
-import type { ImageDestination, ImageSource, OpOptions, PutBlobResult, RawManifest } from '../copy/types.js';
+import type { ImageSource, OpOptions, RawManifest } from '../copy/types.js';
 import { blobFile, blobSize, storeBlob, type StoreBlobOptions } from './cache.js';
 import { isDigest, sha256, verifyBuffer, VerifyingStream, type Digest } from './digest.js';
 import { MediaType } from './media-types.js';
 import { imageIndexSchema, type Descriptor, type ImageIndex } from './schemas.js';
+import { mkdirs } from '../fs-util.js';
 
 /** The annotation holding an index.json entry's tag. */
 export const REF_NAME_ANNOTATION = 'org.opencontainers.image.ref.name';
@@ -32,9 +33,15 @@ export class OciLayout {
     return join(this.dir, 'blobs');
   }
 
-  /** Create `oci-layout`, `blobs/sha256` and an empty `index.json` when missing. */
+  /** Create `oci-layout`, `blobs/sha256` and an empty `index.json` when missing (ERR_LAYOUT for a foreign index.json). */
   async init(): Promise<void> {
-    await mkdir(join(this.dir, 'blobs', 'sha256'), { recursive: true });
+    // Someone else's index.json in a directory without oci-layout: never turn it into a layout (ERR_LAYOUT).
+    if (!(await exists(join(this.dir, 'oci-layout'))) && (await exists(join(this.dir, 'index.json')))) {
+      throw new CanvosError('ERR_LAYOUT', `${this.dir} holds an index.json but no oci-layout file: it is not an OCI image layout; refusing to write into it`, {
+        hint: 'give a new or empty directory, or one that holds oci-layout, index.json and blobs/',
+      });
+    }
+    await mkdirs(join(this.dir, 'blobs', 'sha256'));
     if (!(await exists(join(this.dir, 'oci-layout')))) {
       await writeAtomic(join(this.dir, 'oci-layout'), JSON.stringify({ imageLayoutVersion: '1.0.0' }));
     }
@@ -198,7 +205,8 @@ export class OciLayout {
   }
 }
 
-async function exists(p: string): Promise<boolean> {
+/** @internal */
+export async function exists(p: string): Promise<boolean> {
   try {
     await stat(p);
     return true;
@@ -207,8 +215,8 @@ async function exists(p: string): Promise<boolean> {
   }
 }
 
-/** Write a small file atomically: temp file in the same directory, then rename. */
-async function writeAtomic(path: string, data: string | Buffer): Promise<void> {
+/** Write a small file atomically: temp file in the same directory, then rename. @internal */
+export async function writeAtomic(path: string, data: string | Buffer): Promise<void> {
   const tmp = `${path}.tmp-${randomBytes(6).toString('hex')}`;
   try {
     await writeFile(tmp, data);
@@ -256,39 +264,4 @@ export function layoutSource(dir: string, opts: LayoutTransportOptions = {}): Im
   };
 }
 
-/** An ImageDestination writing `oci:DIR[:tag]` (created when absent); index.json changes only in commit(). */
-export function layoutDestination(dir: string, opts: LayoutTransportOptions = {}): ImageDestination & { readonly layout: OciLayout } {
-  const layout = new OciLayout(dir);
-  let ready: Promise<void> | undefined;
-  const init = (): Promise<void> => (ready ??= layout.init());
-  let pending: { desc: Descriptor; tag: string | undefined } | undefined;
-  return {
-    description: `oci:${dir}${opts.tag !== undefined ? `:${opts.tag}` : ''}`,
-    layout,
-    tag: opts.tag,
-    async hasBlob(desc: Descriptor): Promise<boolean> {
-      return layout.hasBlob(desc.digest, desc.size);
-    },
-    async putBlob(desc, open, o = {}): Promise<PutBlobResult> {
-      await init();
-      if (await layout.hasBlob(desc.digest, desc.size)) return 'exists';
-      await layout.writeBlob(desc, await open(), { signal: o.signal, sourceVerified: o.sourceVerified === true });
-      return 'uploaded';
-    },
-    async hasManifest(digest: Digest): Promise<boolean> {
-      return layout.hasBlob(digest);
-    },
-    async putManifest(m: RawManifest, tag: string | undefined): Promise<void> {
-      await init();
-      await layout.writeSmallBlob(m.bytes, m.digest);
-      // Only the last put (the root) is recorded; children are reachable through it.
-      pending = { desc: { mediaType: m.mediaType, digest: m.digest, size: m.bytes.length }, tag };
-    },
-    async commit(): Promise<void> {
-      await init();
-      if (pending) await layout.setTag(pending.desc, pending.tag);
-      pending = undefined;
-    },
-    async close(): Promise<void> {},
-  };
-}
+export { layoutDestination } from './layout-destination.js';

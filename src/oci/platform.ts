@@ -11,15 +11,27 @@ export interface Platform {
   'os.features'?: string[] | undefined;
 }
 
-/** Parse `linux/arm64`, `linux/arm/v7`, `arm64` (os defaults to linux). */
+/** Operating systems a lone `--platform OS` names (then the architecture is the host's, as skopeo does). */
+const OS_NAMES = new Set(['linux', 'windows', 'darwin', 'freebsd', 'netbsd', 'openbsd', 'solaris', 'illumos', 'aix', 'plan9', 'android', 'ios', 'js', 'wasip1', 'dragonfly']);
+
+/** The host's architecture in OCI spelling (Node's `x64` is `amd64`). */
+export function hostArchitecture(): string {
+  const a = process.arch;
+  return a === 'x64' ? 'amd64' : a === 'ia32' ? '386' : a === 'ppc64' ? 'ppc64le' : a;
+}
+
+/**
+ * Parse `linux/arm64`, `linux/arm/v7`; `linux` alone (an OS) means the host's architecture, `arm64` alone (an
+ * architecture) means linux.
+ */
 export function parsePlatform(s: string): Platform {
   const parts = s.trim().split('/');
-  if (parts.some((p) => p === '') || parts.length > 3) {
-    throw new CanvosError('ERR_USAGE', `invalid platform ${JSON.stringify(s)}`, {
-      hint: 'write it as os/arch[/variant], e.g. linux/amd64 or linux/arm64',
+  if (parts.some((p) => !/^[A-Za-z0-9_.-]+$/.test(p)) || parts.length > 3) {
+    throw new CanvosError('ERR_USAGE', `invalid platform ${JSON.stringify(s.length > 40 ? `${s.slice(0, 40)}…` : s)}`, {
+      hint: 'write it as os/arch[/variant], e.g. linux/amd64 or linux/arm64, or an OS alone for the host architecture',
     });
   }
-  if (parts.length === 1) return { os: 'linux', architecture: normalizeArch(parts[0]!) };
+  if (parts.length === 1) return OS_NAMES.has(parts[0]!) ? { os: parts[0]!, architecture: hostArchitecture() } : { os: 'linux', architecture: normalizeArch(parts[0]!) };
   const [os, arch, variant] = parts as [string, string, string?];
   return variant ? { os, architecture: normalizeArch(arch), variant } : { os, architecture: normalizeArch(arch) };
 }

@@ -43,7 +43,7 @@ export async function indexTar(path: string, signal?: AbortSignal): Promise<Map<
       const h = decodeHeader(block, `${path} at offset ${pos}`);
       const dataAt = pos + 512;
       const readData = async (): Promise<Buffer> => {
-        if (h.size > 1024 * 1024) throw new CanvosError('ERR_TAR_UNSAFE', `${path}: oversized tar extension header at offset ${pos}`);
+        if (h.size > 1024 * 1024) throw new CanvosError('ERR_LAYER_CORRUPT', `${path}: oversized tar extension header at offset ${pos}`);
         const b = Buffer.alloc(h.size);
         await fh.read(b, 0, h.size, dataAt);
         return b;

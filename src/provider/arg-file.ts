@@ -6,6 +6,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { CanvosError } from '../errors.js';
+import { INPUT_LIMITS, readTextInput } from '../text-input.js';
 import { isArgName } from './args.js';
 import { resolveBuildConfig, type BuildConfig, type ConfigEntry, type ResolveOptions, type SourceLocation } from './resolve.js';
 import { ARG_INFO } from './schema.js';
@@ -152,12 +153,10 @@ export async function loadArgFile(path: string, opts: ArgFileOptions = {}): Prom
   return parseArgText(await readConfigText(path, 'cp .arg.template .arg, or pass --arg-file <path>'), path, opts);
 }
 
-/** Read a config file as UTF-8, turning I/O errors into ERR_CONFIG naming the path. @internal */
-export async function readConfigText(path: string, hint: string): Promise<string> {
-  try {
-    return await readFile(path, 'utf8');
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    throw new CanvosError('ERR_CONFIG', `cannot read ${path}: ${code === 'ENOENT' ? 'no such file' : (e as Error).message}`, { hint, cause: e });
-  }
+/**
+ * Read a config file as UTF-8 (size-limited, UTF-8 checked; src/text-input.ts), turning I/O errors into ERR_CONFIG
+ * naming the path. Default limit: {@link INPUT_LIMITS}.argFile. @internal
+ */
+export async function readConfigText(path: string, hint: string, limit: number = INPUT_LIMITS.argFile, what = '.arg'): Promise<string> {
+  return readTextInput(path, { what, limit, hint });
 }

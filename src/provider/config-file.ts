@@ -12,9 +12,10 @@
  *   "1.29.8": { image: registry.local/k8s/k3s:1.29.8 }
  * ```
  */
-import { LineCounter, isMap, isScalar, parseDocument, type Node, type Pair } from 'yaml';
+import { LineCounter, isAlias, isMap, isScalar, type Node, type Pair } from 'yaml';
 import { CanvosError } from '../errors.js';
 import { readConfigText } from './arg-file.js';
+import { INPUT_LIMITS, parseYaml } from '../text-input.js';
 import { resolveBuildConfig, type BuildConfig, type ConfigEntry, type ResolveOptions, type SourceLocation } from './resolve.js';
 import { K8sSourceSchema, type K8sSource } from './schema.js';
 
@@ -33,7 +34,7 @@ const K8S_VERSION_KEY = /^\d+\.\d+\.\d+$/;
 /** Parse canvos.yaml text into located entries and the k8s extensions (values of arguments not yet validated). */
 export function parseConfigEntries(text: string, file = 'canvos.yaml'): ConfigYamlEntries {
   const lc = new LineCounter();
-  const doc = parseDocument(text, { schema: 'failsafe', lineCounter: lc, prettyErrors: false, uniqueKeys: true });
+  const doc = parseYaml(text, { schema: 'failsafe', lineCounter: lc, prettyErrors: false });
   const locOf = (node: Node | null | undefined): SourceLocation => {
     const p = lc.linePos(node?.range?.[0] ?? 0);
     return { file, line: p.line, col: p.col };
@@ -57,7 +58,8 @@ export function parseConfigEntries(text: string, file = 'canvos.yaml'): ConfigYa
     const loc = locOf(keyNode);
     const key = isScalar(keyNode) ? String(keyNode.value) : '';
     if (!key) throw err(loc, 'keys must be plain names', 'write KEY: value');
-    const v = pair.value;
+    // A scalar alias (`ISO_NAME: *name`) stands for its anchored value.
+    const v = isAlias(pair.value) ? (pair.value.resolve(doc) as Node | undefined) ?? null : pair.value;
     if (key === 'k8s') {
       if (v === null || (isScalar(v) && v.value === '')) continue;
       if (!isMap(v)) throw err(locOf(v), 'k8s must map versions to sources', 'write k8s: { "1.30.4": { url: …, sha256: … } } or { image: … }');
@@ -96,5 +98,5 @@ export function parseConfigYaml(text: string, file = 'canvos.yaml', opts: Config
 
 /** Read, parse and validate a canvos.yaml file. */
 export async function loadConfigFile(path: string, opts: ConfigFileOptions = {}): Promise<BuildConfig> {
-  return parseConfigYaml(await readConfigText(path, 'create it (see canvos-lite build --help) or pass --config <path>'), path, opts);
+  return parseConfigYaml(await readConfigText(path, 'create it (see canvos-lite build --help) or pass --config <path>', INPUT_LIMITS.configYaml, 'canvos.yaml'), path, opts);
 }

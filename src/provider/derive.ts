@@ -4,6 +4,7 @@
  * Pure functions of BuildConfig; nothing here touches the network.
  */
 import { CanvosError } from '../errors.js';
+import { echo } from '../text-input.js';
 import { formatLoc, type BuildConfig } from './resolve.js';
 import type { K8sSource } from './schema.js';
 
@@ -137,7 +138,7 @@ export function providerTag(c: Pick<Cfg, 'k8sDistribution' | 'peVersion' | 'cust
   if (c.imagePath) return c.imagePath.slice(c.imagePath.lastIndexOf(':') + 1); // IMAGE_PATH set: its own tag
   const tag = `${c.k8sDistribution}-${version}-${imageTag(c)}`;
   if (!TAG_RE.test(tag)) {
-    throw new CanvosError('ERR_CONFIG', `provider image tag ${JSON.stringify(tag)} is not a valid tag (letters, digits, "_", ".", "-"; at most 128)`, {
+    throw new CanvosError('ERR_CONFIG', `provider image tag ${echo(tag, 200)} is not a valid tag (letters, digits, "_", ".", "-"; at most 128)`, {
       hint: 'shorten CUSTOM_TAG',
     });
   }

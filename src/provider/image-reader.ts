@@ -69,6 +69,13 @@ export async function openImage(ref: string, arch: string, opts: OpenImageOption
         hint: `use a ${arch} (or multi-platform) image, or set ARCH=${config.architecture}`,
       });
     }
+    // One diff_id per layer, or the layers appended after them would be misnumbered (and the image is damaged).
+    const diffIds = config.rootfs?.diff_ids ?? [];
+    if (diffIds.length !== layers.length) {
+      throw new CanvosError('ERR_LAYER_CORRUPT', `${source.description}: the config lists ${diffIds.length} diff_ids for ${layers.length} layers`, {
+        hint: 'the image is damaged (its config does not match its manifest): rebuild or re-push it',
+      });
+    }
     const openers: LayerOpener[] = layers.map((d) => async () => createReadStream(await cachedBlobPath(source, d, opts.cache, opts.signal)));
     return {
       ref,

@@ -7,6 +7,7 @@ import { LineCounter, parseDocument } from 'yaml';
 import { z } from 'zod';
 import { CanvosError } from '../errors.js';
 import { readConfigText } from './arg-file.js';
+import { INPUT_LIMITS } from '../text-input.js';
 import { formatLoc } from './resolve.js';
 import type { BuildConfig } from './resolve.js';
 
@@ -45,7 +46,7 @@ export function parseK8sVersions(text: string, file = 'k8s_version.json'): K8sVe
 
 /** Read and parse a k8s_version.json file. */
 export async function loadK8sVersions(path: string): Promise<K8sVersions> {
-  return parseK8sVersions(await readConfigText(path, 'pass --k8s-versions <file>, or set K8S_VERSION to build one version'), path);
+  return parseK8sVersions(await readConfigText(path, 'pass --k8s-versions <file>, or set K8S_VERSION to build one version', INPUT_LIMITS.k8sVersions, 'k8s_version.json'), path);
 }
 
 /**

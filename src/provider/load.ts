@@ -4,6 +4,7 @@
  * the bad value.
  */
 import { parseArgEntries, readConfigText } from './arg-file.js';
+import { INPUT_LIMITS } from '../text-input.js';
 import { parseConfigEntries } from './config-file.js';
 import { resolveBuildConfig, type BuildConfig, type ConfigEntry, type WarningHandler } from './resolve.js';
 import type { K8sSource } from './schema.js';
@@ -29,7 +30,7 @@ export async function loadBuildConfig(opts: LoadConfigOptions = {}): Promise<Bui
     entries.push(...parseArgEntries(text, opts.argFile)); // marked upperOnly: CanvOS spelling only
   }
   if (opts.configFile) {
-    const y = parseConfigEntries(await readConfigText(opts.configFile, 'pass --config <path> of an existing canvos.yaml'), opts.configFile);
+    const y = parseConfigEntries(await readConfigText(opts.configFile, 'pass --config <path> of an existing canvos.yaml', INPUT_LIMITS.configYaml, 'canvos.yaml'), opts.configFile);
     entries.push(...y.entries);
     k8sSources = y.k8sSources;
     k8sImagePattern = y.k8sImagePattern;

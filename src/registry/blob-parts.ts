@@ -29,7 +29,7 @@ import type { Writable } from 'node:stream';
 import { abortError, CanvosError } from '../errors.js';
 import type { Descriptor } from '../oci/schemas.js';
 import type { RegistryResponse } from './http.js';
-import { isNetworkError } from './retry.js';
+import { mayResume } from './retry.js';
 
 /** Tuning of ranged blob reads (RegistryHttpOptions.blobParts). */
 export interface BlobPartsOptions {
@@ -503,10 +503,11 @@ export function streamParts(
     );
   };
 
+  const stalls = { timeouts: 0 };
   const retryOrFail = (p: Part, e: unknown): void => {
     if (failed) return;
     if (o.signal?.aborted) return fail(abortError(o.signal));
-    if ((e === undefined || isNetworkError(e)) && p.resumes < o.maxResumes) {
+    if ((e === undefined || mayResume(e, stalls)) && p.resumes < o.maxResumes) {
       p.resumes++;
       request(p);
       return;

@@ -12,7 +12,7 @@ import { DigestCounter, VerifyingStream, type Digest } from '../oci/digest.js';
 import type { Descriptor } from '../oci/schemas.js';
 import type { OpOptions } from '../copy/types.js';
 import { header, httpError, type RegistryHttp, type RegistryResponse } from './http.js';
-import { isNetworkError } from './retry.js';
+import { mayResume } from './retry.js';
 import { BLOB_PARTS_DEFAULTS, defaultReadAheadBudget, MIN_RANGED_BLOB, streamParts, type BlobPartsOptions } from './blob-parts.js';
 
 /** Where a blob lives: transport + repository + the scopes to use. */
@@ -64,6 +64,15 @@ async function getFrom(loc: BlobLocation, desc: Descriptor, offset: number, opts
     });
   }
   if (res.status === 200) return { res, start: 0 };
+  if (res.status === 416 && offset > 0) {
+    // The bytes already received reach past the registry's blob: short or changed content. A resume starts over
+    // (the final digest check decides); a part of a ranged read cannot, and the content is short.
+    res.body.resume();
+    if (end === undefined) return getFrom(loc, desc, 0, opts, undefined, onSlot);
+    throw new CanvosError('ERR_SIZE_MISMATCH', `GET blob ${desc.digest}: the registry has no bytes ${offset}-${end} (HTTP 416) of a ${desc.size}-byte blob`, {
+      hint: 'the registry serves a shorter blob than its manifest says: re-push the image',
+    });
+  }
   if (res.status === 206) {
     const cr = header(res, 'content-range') ?? '';
     const m = /^bytes (\d+)-/.exec(cr);
@@ -131,12 +140,13 @@ export async function openBlob(loc: BlobLocation, desc: Descriptor, opts: BlobRe
   // through Node streams, with no per-chunk promise, which matters at hundreds of MB/s.
   let offset = 0;
   let resumes = 0;
+  const stalls = { timeouts: 0 };
   let body = first.res.body;
   const resume = (e: unknown): void => {
     body.destroy();
     if (verifier.destroyed) return;
     if (opts.signal?.aborted) return void verifier.destroy(abortError(opts.signal));
-    if (e !== undefined && (!isNetworkError(e) || resumes >= maxResumes)) return void verifier.destroy(e as Error);
+    if (e !== undefined && (!mayResume(e, stalls) || resumes >= maxResumes)) return void verifier.destroy(loc.http.readError(`GET blob ${desc.digest}`, e));
     if (resumes++ >= maxResumes) {
       return void verifier.destroy(new CanvosError('ERR_NETWORK', `GET blob ${desc.digest}: body ended early ${resumes} times`, { hint: 'the connection to the registry keeps dropping' }));
     }
@@ -220,6 +230,7 @@ export async function fetchBlobToFile(loc: BlobLocation, desc: Descriptor, path:
       fromLeftover = true;
     }
   }
+  const stalls = { timeouts: 0 };
   for (let resumes = 0; ; ) {
     const counter = new DigestCounter(desc.digest.startsWith('sha512:') ? 'sha512' : 'sha256');
     let res: RegistryResponse;
@@ -244,7 +255,7 @@ export async function fetchBlobToFile(loc: BlobLocation, desc: Descriptor, path:
       } catch (e) {
         res.body.destroy();
         if (opts.signal?.aborted) throw abortError(opts.signal);
-        if (!isNetworkError(e) || resumes >= maxResumes) throw e;
+        if (!mayResume(e, stalls) || resumes >= maxResumes) throw loc.http.readError(`GET blob ${desc.digest}`, e);
         resumes++;
         offset = (await stat(partial)).size;
         continue;

@@ -28,6 +28,8 @@ export interface CredentialOptions {
   authFiles?: string[] | undefined;
   /** Environment to read DOCKER_CONFIG, REGISTRY_AUTH_FILE, XDG_RUNTIME_DIR, HOME, PATH from. Default: process.env. */
   env?: NodeJS.ProcessEnv | undefined;
+  /** A credential helper that has not exited after this many ms is killed (ERR_REGISTRY_AUTH). Default: 30000. */
+  timeoutMs?: number | undefined;
 }
 
 /** The key Docker uses for Docker Hub in `auths` and as the helper server URL. */
@@ -99,21 +101,38 @@ function helperServerUrl(registry: string, key: string | undefined): string {
  * Run `docker-credential-<helper> get` with the server URL on stdin. Returns undefined when the helper says it
  * has no credentials for that server.
  */
-export async function runCredentialHelper(helper: string, serverUrl: string, env: NodeJS.ProcessEnv = process.env): Promise<Credentials | undefined> {
+export async function runCredentialHelper(helper: string, serverUrl: string, env: NodeJS.ProcessEnv = process.env, timeoutMs = 30_000): Promise<Credentials | undefined> {
   const bin = `docker-credential-${helper}`;
-  const { code, stdout, stderr, spawnError } = await new Promise<{ code: number | null; stdout: string; stderr: string; spawnError?: NodeJS.ErrnoException }>(
+  const { code, stdout, stderr, spawnError, timedOut } = await new Promise<{ code: number | null; stdout: string; stderr: string; spawnError?: NodeJS.ErrnoException; timedOut?: boolean }>(
     (resolve) => {
       const child = spawn(bin, ['get'], { env, stdio: ['pipe', 'pipe', 'pipe'] });
       let out = '';
       let err = '';
+      // Killed when it outlives the timeout, or this process (an interrupted command must not leave it running).
+      const kill = (): void => void child.kill('SIGKILL');
+      const timer = setTimeout(() => {
+        kill();
+        resolve({ code: null, stdout: out, stderr: err, timedOut: true });
+      }, timeoutMs);
+      process.once('exit', kill);
+      const done = (r: { code: number | null; stdout: string; stderr: string; spawnError?: NodeJS.ErrnoException }): void => {
+        clearTimeout(timer);
+        process.off('exit', kill);
+        resolve(r);
+      };
       child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
       child.stderr.setEncoding('utf8').on('data', (d: string) => (err += d));
-      child.on('error', (e: NodeJS.ErrnoException) => resolve({ code: null, stdout: out, stderr: err, spawnError: e }));
-      child.on('close', (c) => resolve({ code: c, stdout: out, stderr: err }));
+      child.on('error', (e: NodeJS.ErrnoException) => done({ code: null, stdout: out, stderr: err, spawnError: e }));
+      child.on('close', (c) => done({ code: c, stdout: out, stderr: err }));
       child.stdin.on('error', () => {});
       child.stdin.end(serverUrl);
     },
   );
+  if (timedOut) {
+    throw new CanvosError('ERR_REGISTRY_AUTH', `credential helper ${bin} did not answer for ${serverUrl} within ${Math.round(timeoutMs / 1000)} s and was killed`, {
+      hint: `run "echo ${serverUrl} | ${bin} get" to see why (it may wait for a keyring unlock), or raise --timeout`,
+    });
+  }
   if (spawnError) {
     if (spawnError.code === 'ENOENT') {
       throw new CanvosError('ERR_REGISTRY_AUTH', `credential helper ${bin} (configured for ${serverUrl}) is not on PATH`, {
@@ -159,7 +178,7 @@ export async function resolveCredentials(registry: string, opts: CredentialOptio
     const helperKey = Object.keys(file.credHelpers ?? {}).find((k) => normalizeAuthKey(k) === reg);
     if (helperKey !== undefined) {
       const helper = file.credHelpers?.[helperKey];
-      if (helper) return runCredentialHelper(helper, helperServerUrl(reg, undefined), env);
+      if (helper) return runCredentialHelper(helper, helperServerUrl(reg, undefined), env, opts.timeoutMs);
     }
     const authKey = Object.keys(file.auths ?? {}).find((k) => normalizeAuthKey(k) === reg);
     const entry = authKey !== undefined ? file.auths?.[authKey] : undefined;
@@ -169,7 +188,7 @@ export async function resolveCredentials(registry: string, opts: CredentialOptio
     }
     if (file.credsStore) {
       // With a credsStore, `auths` holds empty placeholders; the helper knows the server URL as docker wrote it.
-      const creds = await runCredentialHelper(file.credsStore, helperServerUrl(reg, authKey), env);
+      const creds = await runCredentialHelper(file.credsStore, helperServerUrl(reg, authKey), env, opts.timeoutMs);
       if (creds) return creds;
     }
   }

@@ -7,7 +7,7 @@ import { readFile } from 'node:fs/promises';
 import { rootCertificates } from 'node:tls';
 import type { Dispatcher } from 'undici';
 import type { CredentialOptions } from './credentials.js';
-import type { RetryOptions } from './retry.js';
+import { DEFAULT_TIMEOUT_MS, type RetryOptions } from './retry.js';
 import type { BlobPartsOptions } from './blob-parts.js';
 import { Agent, EnvHttpProxyAgent } from './undici-lite.js';
 import { loadRegistryCerts } from './certs-d.js';
@@ -32,7 +32,13 @@ export interface RegistryHttpOptions extends CredentialOptions {
    * `/etc/docker/certs.d` (certs-d.ts).
    */
   certsDirs?: string[] | undefined;
-  /** Retry policy. Default: 5 attempts, 500 ms base, 30 s cap. */
+  /**
+   * Connect, response-header and body-idle timeout in ms: the longest wait for a connection, for the response
+   * headers, and between two body chunks (not a total: a large blob may take long). Credential helpers get the same.
+   * Default: 30000 (DEFAULT_TIMEOUT_MS).
+   */
+  timeoutMs?: number | undefined;
+  /** Retry policy. Default: 5 attempts, 500 ms base, 30 s cap, a budget of twice the timeout. */
   retry?: RetryOptions | undefined;
   /**
    * Requests in flight per registry; a streaming response body holds its slot until consumed. Copying between two
@@ -75,7 +81,8 @@ export async function createDispatcher(opts: RegistryHttpOptions, endpoint: stri
   const httpProxy = p.http ?? env.http_proxy ?? env.HTTP_PROXY;
   const httpsProxy = p.https ?? env.https_proxy ?? env.HTTPS_PROXY;
   // No total deadline: a multi-GiB layer may take long; undici's timeouts are idle gaps, which is what we want.
-  const common = { connect: tls, headersTimeout: 600_000, bodyTimeout: 300_000 };
+  const t = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+  const common = { connect: { ...tls, timeout: t }, headersTimeout: t, bodyTimeout: t };
   if (!httpProxy && !httpsProxy) return new Agent(common);
   return new EnvHttpProxyAgent({ ...common, requestTls: tls, httpProxy, httpsProxy, noProxy: p.noProxy ?? env.no_proxy ?? env.NO_PROXY ?? '' });
 }

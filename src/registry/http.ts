@@ -10,9 +10,8 @@ import type { Dispatcher } from 'undici';
 import { abortError, CanvosError, RegistryHttpError, redactUrl } from '../errors.js';
 import { RegistryAuth } from './auth.js';
 import { createDispatcher, type RegistryHttpOptions } from './dispatcher.js';
-import { clientCertError } from './certs-d.js';
 import { normalizeRegistry, registryEndpoint } from './reference.js';
-import { backoffDelay, isNetworkError, parseRetryAfter, RETRYABLE_STATUS, sleep } from './retry.js';
+import { backoffDelay, DEFAULT_TIMEOUT_MS, isNetworkError, networkError, parseRetryAfter, RETRYABLE_STATUS, sleep } from './retry.js';
 import { DEFAULT_CONCURRENCY, Semaphore } from './semaphore.js';
 import { PartScheduler, type BlobPartsOptions } from './blob-parts.js';
 import { request } from './undici-lite.js';
@@ -114,6 +113,16 @@ export class RegistryHttp {
     this.auth = new RegistryAuth(this.registry, (url, init) => this.tokenRequest(url, init), opts);
   }
 
+  /** The connect/header/body-idle timeout in ms (RegistryHttpOptions.timeoutMs). */
+  get timeoutMs(): number {
+    return this.opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+  }
+
+  /** A broken blob read as ERR_NETWORK naming the registry (a CanvosError is kept as it is). */
+  readError(what: string, e: unknown): Error {
+    return CanvosError.is(e) || !isNetworkError(e) ? (e as Error) : networkError(`${what} from ${this.baseUrl}`, e, this.timeoutMs);
+  }
+
   /** Request slots free right now (see RegistryHttpOptions.concurrency). */
   get idleSlots(): number {
     return this.sem.available;
@@ -141,6 +150,7 @@ export class RegistryHttp {
     const dispatcher = await this.dispatcher();
     const retry = this.opts.retry ?? {};
     const attempts = retry.attempts ?? 5;
+    const within = this.budget();
     for (let attempt = 1; ; attempt++) {
       try {
         const res = await request(url, {
@@ -152,17 +162,26 @@ export class RegistryHttp {
         });
         const text = await res.body.text();
         debug('token %s %s -> %d', init.method, redactUrl(url), res.statusCode);
-        if (RETRYABLE_STATUS.has(res.statusCode) && attempt < attempts) {
-          await sleep(backoffDelay(attempt, retry, parseRetryAfter(res.headers['retry-after'])), init.signal);
+        const wait = backoffDelay(attempt, retry, parseRetryAfter(res.headers['retry-after']));
+        if (RETRYABLE_STATUS.has(res.statusCode) && attempt < attempts && within(wait)) {
+          await sleep(wait, init.signal);
           continue;
         }
         return { status: res.statusCode, text };
       } catch (e) {
         if (init.signal?.aborted) throw abortError(init.signal);
-        if (!isNetworkError(e) || attempt >= attempts) throw networkError(`token request to ${new URL(url).host}`, e);
-        await sleep(backoffDelay(attempt, retry), init.signal);
+        const wait = backoffDelay(attempt, retry);
+        if (!isNetworkError(e) || attempt >= attempts || !within(wait)) throw networkError(`token request to ${new URL(url).host}`, e, this.opts.timeoutMs);
+        await sleep(wait, init.signal);
       }
     }
+  }
+
+  /** A check that a retry after `waitMs` still fits the retry budget (RetryOptions.budgetMs) started now. */
+  private budget(): (waitMs: number) => boolean {
+    const budget = this.opts.retry?.budgetMs ?? 2 * (this.opts.timeoutMs ?? DEFAULT_TIMEOUT_MS);
+    const started = Date.now();
+    return (waitMs) => Date.now() - started + waitMs < budget;
   }
 
   /** Resolve a registry path or absolute URL. */
@@ -182,6 +201,7 @@ export class RegistryHttp {
   async send(req: RegistryRequest): Promise<RegistryResponse> {
     const retry = this.opts.retry ?? {};
     const attempts = req.retry === false ? 1 : (retry.attempts ?? 5);
+    const within = this.budget();
     for (let attempt = 1; ; attempt++) {
       if (req.signal?.aborted) throw abortError(req.signal);
       const release = await this.sem.acquire(req.signal);
@@ -192,13 +212,14 @@ export class RegistryHttp {
       } catch (e) {
         release();
         if (req.signal?.aborted) throw abortError(req.signal);
-        if (!isNetworkError(e) || attempt >= attempts) throw CanvosError.is(e) ? e : networkError(`${req.method} ${redactUrl(this.url(req.path))}`, e);
+        const wait = backoffDelay(attempt, retry);
+        if (!isNetworkError(e) || attempt >= attempts || !within(wait)) throw CanvosError.is(e) ? e : networkError(`${req.method} ${redactUrl(this.url(req.path))}`, e, this.opts.timeoutMs);
         debug('registry %s %s: %s; retrying (%d/%d)', req.method, redactUrl(this.url(req.path)), (e as Error).message, attempt, attempts);
-        await sleep(backoffDelay(attempt, retry), req.signal);
+        await sleep(wait, req.signal);
         continue;
       }
-      if (RETRYABLE_STATUS.has(res.status) && attempt < attempts) {
-        const wait = backoffDelay(attempt, retry, parseRetryAfter(res.headers['retry-after']));
+      const wait = backoffDelay(attempt, retry, parseRetryAfter(res.headers['retry-after']));
+      if (RETRYABLE_STATUS.has(res.status) && attempt < attempts && within(wait)) {
         debug('registry %s %s -> %d; retrying in %d ms (%d/%d)', req.method, redactUrl(res.url), res.status, Math.round(wait), attempt, attempts);
         res.body.resume();
         res.body.on('error', () => {});
@@ -304,19 +325,4 @@ export class RegistryHttp {
     this.dispatcherP = undefined;
     if (d) await d.close();
   }
-}
-
-/** Wrap a connection failure as ERR_NETWORK. */
-export function networkError(what: string, e: unknown): CanvosError {
-  const clientCert = clientCertError(what, e);
-  if (clientCert) return clientCert;
-  const msg = e instanceof Error ? e.message : String(e);
-  const code = String((e as { code?: unknown }).code ?? '');
-  if (/CERT|SELF_SIGNED|UNABLE_TO_VERIFY|ERR_TLS|ERR_SSL/.test(code)) {
-    return new CanvosError('ERR_NETWORK', `${what} failed: TLS certificate not trusted (${code})`, {
-      cause: e,
-      hint: 'add the registry CA with certsDir/caFiles, list the host in insecureRegistries if it speaks plain HTTP, or disable tlsVerify',
-    });
-  }
-  return new CanvosError('ERR_NETWORK', `${what} failed: ${msg}`, { cause: e, hint: 'check the network, proxy settings (HTTPS_PROXY/NO_PROXY) and that the registry is up' });
 }

@@ -25,7 +25,7 @@ export {
 } from './credentials.js';
 export { TokenCache, fetchBearerToken, scopeKey, type BearerToken, type TokenRequester } from './token.js';
 export { RegistryAuth, repoScope } from './auth.js';
-export { parseRetryAfter, backoffDelay, isNetworkError, RETRYABLE_STATUS, type RetryOptions } from './retry.js';
+export { parseRetryAfter, backoffDelay, isNetworkError, isTimeoutError, DEFAULT_TIMEOUT_MS, RETRYABLE_STATUS, type RetryOptions } from './retry.js';
 export {
   RegistryHttp,
   type RegistryHttpOptions,

@@ -1,8 +1,10 @@
 /**
  * Retry policy for registry traffic: which failures are transient (network resets, 408/429/5xx),
- * exponential backoff with full jitter, `Retry-After` (seconds or HTTP date, capped), abortable sleeps.
+ * exponential backoff with full jitter, `Retry-After` (seconds or HTTP date, capped), abortable sleeps, the retry
+ * budget and timeout helpers, and the ERR_NETWORK error a failed request ends in (naming the host).
  */
-import { abortError } from '../errors.js';
+import { abortError, CanvosError } from '../errors.js';
+import { clientCertError } from './certs-d.js';
 
 /** Retry tuning. */
 export interface RetryOptions {
@@ -12,6 +14,36 @@ export interface RetryOptions {
   baseDelayMs?: number | undefined;
   /** Largest backoff delay (and cap on Retry-After) in ms. Default: 30000. */
   maxDelayMs?: number | undefined;
+  /**
+   * Total time budget of one request's attempts in ms: no retry starts (and no backoff sleeps) past it, so a server
+   * that never answers ends the request after about this long. Default: twice the timeout (60 s).
+   */
+  budgetMs?: number | undefined;
+}
+
+/** Default connect, response-header and body-idle timeout of registry requests (ms). */
+export const DEFAULT_TIMEOUT_MS = 30_000;
+
+const TIMEOUT_CODES = new Set(['UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'ETIMEDOUT']);
+
+/** True for a timeout (connect, response headers, body idle) anywhere in the cause chain. */
+export function isTimeoutError(e: unknown): boolean {
+  for (let cur: unknown = e, depth = 0; cur && depth < 5; depth++) {
+    const err = cur as { code?: string; cause?: unknown };
+    if (err.code && TIMEOUT_CODES.has(err.code)) return true;
+    cur = err.cause;
+  }
+  return false;
+}
+
+/**
+ * True when a broken read may be resumed: a network error, of which at most one timeout per `state` (one stream),
+ * so a server that stalls every time fails after two timeouts instead of one per resume.
+ */
+export function mayResume(e: unknown, state: { timeouts: number }): boolean {
+  if (!isNetworkError(e)) return false;
+  if (isTimeoutError(e)) return ++state.timeouts <= 1;
+  return true;
 }
 
 /** HTTP statuses worth retrying. */
@@ -79,4 +111,28 @@ export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
     }, ms);
     signal?.addEventListener('abort', onAbort, { once: true });
   });
+}
+
+/** Wrap a connection failure as ERR_NETWORK. */
+export function networkError(what: string, e: unknown, timeoutMs?: number): CanvosError {
+  const msg = e instanceof Error ? e.message : String(e);
+  const code = String((e as { code?: unknown }).code ?? '');
+  const clientCert = clientCertError(what, e);
+  if (clientCert) return clientCert;
+  const host = /^\S+ (\w+:\/\/[^/\s]+)/.exec(what)?.[1]?.replace(/^\w+:\/\//, '') ?? /\bto (\S+)$/.exec(what)?.[1] ?? 'the registry';
+  if (isTimeoutError(e)) {
+    const s = Math.round((timeoutMs ?? DEFAULT_TIMEOUT_MS) / 1000);
+    const phase = code === 'UND_ERR_CONNECT_TIMEOUT' ? 'no connection' : code === 'UND_ERR_BODY_TIMEOUT' ? 'the response body stalled' : 'no response';
+    return new CanvosError('ERR_NETWORK', `${what} failed: ${phase} within ${s} s (${code || 'timeout'})`, {
+      cause: e,
+      hint: `check that ${host} is up and reachable (proxy settings HTTPS_PROXY/NO_PROXY), or raise --timeout for a slow link`,
+    });
+  }
+  if (/CERT|SELF_SIGNED|UNABLE_TO_VERIFY|ERR_TLS|ERR_SSL/.test(code)) {
+    return new CanvosError('ERR_NETWORK', `${what} failed: TLS certificate not trusted (${code})`, {
+      cause: e,
+      hint: 'add the registry CA with certsDir/caFiles, list the host in insecureRegistries if it speaks plain HTTP, or disable tlsVerify',
+    });
+  }
+  return new CanvosError('ERR_NETWORK', `${what} failed: ${msg}`, { cause: e, hint: `check the network, proxy settings (HTTPS_PROXY/NO_PROXY) and that ${host} is up` });
 }

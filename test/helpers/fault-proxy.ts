@@ -21,7 +21,13 @@ export type FaultAction =
   /** Forward, but drop the response's Accept-Ranges header (a server that does not advertise ranges). */
   | { kind: 'no-accept-ranges' }
   /** Wait `ms` before forwarding (a slow answer, e.g. a long round trip). */
-  | { kind: 'delay'; ms: number };
+  | { kind: 'delay'; ms: number }
+  /** Read the request and never answer, keeping the connection open (a black-holed server). */
+  | { kind: 'stall' }
+  /** Forward, send the headers and the first `afterBytes` body bytes, then send nothing more, connection open. */
+  | { kind: 'stall-mid-body'; afterBytes: number }
+  /** Forward, flipping the bits of the body byte at `offset` (a corrupting proxy). */
+  | { kind: 'corrupt'; offset: number };
 
 /**
  * A fault rule. A request matches when `method` (case-insensitive) and `path` (tested against path + query) both
@@ -117,6 +123,10 @@ export async function startFaultProxy(targetUrl: string, rules: FaultRule[] = []
       res.end(body);
       return;
     }
+    if (action?.kind === 'stall') {
+      req.resume();
+      return;
+    }
     if (action?.kind === 'ignore-range') delete req.headers.range;
     if (action?.kind === 'delay') await new Promise((r) => setTimeout(r, action.ms));
     let up: IncomingMessage;
@@ -128,7 +138,15 @@ export async function startFaultProxy(targetUrl: string, rules: FaultRule[] = []
       return;
     }
     const opts: RelayOptions =
-      action?.kind === 'reset-mid-body' ? { afterBytes: action.afterBytes } : action?.kind === 'slow' ? { bytesPerSecond: action.bytesPerSecond } : {};
+      action?.kind === 'reset-mid-body'
+        ? { afterBytes: action.afterBytes }
+        : action?.kind === 'slow'
+          ? { bytesPerSecond: action.bytesPerSecond }
+          : action?.kind === 'stall-mid-body'
+            ? { stallAfterBytes: action.afterBytes }
+            : action?.kind === 'corrupt'
+              ? { corruptAt: action.offset }
+              : {};
     const headers = responseHeaders(up, target, origin);
     if (action?.kind === 'no-accept-ranges') delete headers['accept-ranges'];
     await relayBody(up, res, headers, opts);

@@ -56,6 +56,10 @@ export interface RelayOptions {
   afterBytes?: number;
   /** Throttle the body to this rate. Default: unthrottled. */
   bytesPerSecond?: number;
+  /** Stop sending once this many body bytes were sent, keeping the connection open (a stalled server). Default: never. */
+  stallAfterBytes?: number;
+  /** Flip the bits of the body byte at this offset (a corrupting proxy). Default: none. */
+  corruptAt?: number;
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -87,6 +91,17 @@ export async function relayBody(up: IncomingMessage, res: ServerResponse, header
         if (closed) return;
         let part = chunk.subarray(off, off + Math.min(slice, chunk.length - off));
         if (opts.afterBytes !== undefined) part = part.subarray(0, opts.afterBytes - sent);
+        if (opts.stallAfterBytes !== undefined) {
+          part = part.subarray(0, Math.max(0, opts.stallAfterBytes - sent));
+          if (part.length === 0) {
+            up.destroy();
+            return;
+          }
+        }
+        if (opts.corruptAt !== undefined && opts.corruptAt >= sent && opts.corruptAt < sent + part.length) {
+          part = Buffer.from(part);
+          part[opts.corruptAt - sent] = part[opts.corruptAt - sent]! ^ 0xff;
+        }
         if (opts.bytesPerSecond) {
           const due = start + ((sent + part.length) / opts.bytesPerSecond) * 1000;
           if (due > Date.now()) await sleep(due - Date.now());

@@ -50,7 +50,7 @@ describe('canvos-lite iso', () => {
 });
 
 describe('buildIso abort', () => {
-  it('rejects with ERR_ABORTED and leaves nothing in the output directory', async () => {
+  it('rejects with ERR_ABORTED and removes the output directory it made', async () => {
     const ac = new AbortController();
     const out = join(dir.path, 'aborted');
     const err = await buildIso(
@@ -58,6 +58,6 @@ describe('buildIso abort', () => {
       { signal: ac.signal, onProgress: (p) => (p.phase === 'efi' ? ac.abort() : undefined) },
     ).catch((e: unknown) => e);
     expect(CanvosError.is(err) && err.code).toBe('ERR_ABORTED');
-    expect(await readdir(out)).toEqual([]);
+    expect(await readdir(out).catch(() => null)).toBeNull(); // the output directory the build made is removed again
   });
 });

@@ -119,13 +119,17 @@ describe('OCI layout destination with sourceVerified', () => {
     try {
       const dst = join(tmp.path, 'layout-bad');
       const src = registrySource(`${reg.host}/sv/corrupt:v1`, opts());
-      await expect(copyImage(src, layoutDestination(dst, { tag: 'v1' }), { concurrency: 1 })).rejects.toMatchObject({ code: 'ERR_DIGEST_MISMATCH' });
+      const d = layoutDestination(dst, { tag: 'v1' });
+      await expect(copyImage(src, d, { concurrency: 1 })).rejects.toMatchObject({ code: 'ERR_DIGEST_MISMATCH' });
       await src.close();
-      const blobs = await readdir(join(dst, 'blobs', 'sha256'));
+      // The new layout was being built beside its final path: before close() it holds no bad blob and no temp file.
+      const blobs = await readdir(join(d.layout.blobsDir, 'sha256'));
       expect(blobs).not.toContain(layer.slice(7));
       expect(blobs.filter((n) => !/^[a-f0-9]{64}$/.test(n))).toEqual([]); // no .tmp-* left
-      await rehashBlobs(join(dst, 'blobs', 'sha256'));
-      expect(JSON.parse(await readFile(join(dst, 'index.json'), 'utf8')).manifests).toEqual([]);
+      await rehashBlobs(join(d.layout.blobsDir, 'sha256'));
+      await d.close();
+      // …and close() removed it: the destination is as it was (absent), with no sibling left over.
+      expect((await readdir(tmp.path)).filter((n) => n.includes('layout-bad'))).toEqual([]);
     } finally {
       await writeFile(file, good);
     }
@@ -138,11 +142,11 @@ describe('OCI layout destination with sourceVerified', () => {
     await expect(dst.putBlob(desc, async () => verifyingOver(flipNearEnd(good), desc.digest, desc.size), { knownAbsent: true, sourceVerified: true })).rejects.toMatchObject({
       code: 'ERR_DIGEST_MISMATCH',
     });
-    expect(await readdir(join(dir, 'blobs', 'sha256'))).toEqual([]);
+    expect(await readdir(join(dst.layout.blobsDir, 'sha256'))).toEqual([]);
     expect(await dst.hasBlob(desc)).toBe(false);
     // The same destination then stores the right bytes.
     expect(await dst.putBlob(desc, async () => verifyingOver(good, desc.digest, desc.size), { knownAbsent: true, sourceVerified: true })).toBe('uploaded');
-    expect(await rehashBlobs(join(dir, 'blobs', 'sha256'))).toEqual([desc.digest.slice(7)]);
+    expect(await rehashBlobs(join(dst.layout.blobsDir, 'sha256'))).toEqual([desc.digest.slice(7)]);
   });
 
   it('contract of the hint: sourceVerified hands digest checking to the source, so a non-erroring stream of wrong bytes is stored unchecked (but never with a wrong size); without the hint it is refused', async () => {
@@ -151,13 +155,14 @@ describe('OCI layout destination with sourceVerified', () => {
     const dir = join(tmp.path, 'layout-contract');
     const dst = layoutDestination(dir);
     await expect(dst.putBlob(desc, async () => Readable.from([lie]), { knownAbsent: true })).rejects.toMatchObject({ code: 'ERR_DIGEST_MISMATCH' });
-    expect(await readdir(join(dir, 'blobs', 'sha256'))).toEqual([]);
+    expect(await readdir(join(dst.layout.blobsDir, 'sha256'))).toEqual([]);
     await expect(dst.putBlob(desc, async () => Readable.from([lie.subarray(1)]), { knownAbsent: true, sourceVerified: true })).rejects.toMatchObject({ code: 'ERR_SIZE_MISMATCH' });
     await expect(dst.putBlob(desc, async () => Readable.from([lie, Buffer.from('x')]), { knownAbsent: true, sourceVerified: true })).rejects.toMatchObject({ code: 'ERR_SIZE_MISMATCH' });
-    expect(await readdir(join(dir, 'blobs', 'sha256'))).toEqual([]);
+    expect(await readdir(join(dst.layout.blobsDir, 'sha256'))).toEqual([]);
     // The destination did not hash: the lying stream's bytes now sit under desc.digest.
     expect(await dst.putBlob(desc, async () => Readable.from([lie]), { knownAbsent: true, sourceVerified: true })).toBe('uploaded');
-    expect((await readFile(join(dir, 'blobs', 'sha256', desc.digest.slice(7)))).equals(lie)).toBe(true);
+    expect((await readFile(join(dst.layout.blobsDir, 'sha256', desc.digest.slice(7)))).equals(lie)).toBe(true);
+    await dst.close();
   });
 });
 

@@ -18,7 +18,7 @@ import type { CliIo, CommandModule } from '../main.js';
 import { createProgress, shortDigest } from '../progress.js';
 import { LAYER_COMPRESSION_USAGE, parseLayerCompression, providerResultJson } from './build.js';
 import { parseDiskFormats } from './disk.js';
-import { usageError as usageErrorFor } from '../flags.js';
+import { TIMEOUT_OPTION, usageError as usageErrorFor } from '../flags.js';
 
 const usage = `usage: canvos-lite build-all [options] (--push | --output oci:DIR) [--iso-output DIR]
 
@@ -53,6 +53,7 @@ async function run(argv: string[], io: CliIo): Promise<number> {
     strict: true,
     options: {
       ...CONFIG_OPTIONS,
+      ...TIMEOUT_OPTION,
       push: { type: 'boolean' },
       output: { type: 'string' },
       'iso-output': { type: 'string' },

@@ -14,7 +14,7 @@ import { packSnippet } from '../../provider/pack-snippet.js';
 import { CONFIG_OPTIONS, CONFIG_USAGE, cliK8sVersions, loadCliConfig } from '../config-options.js';
 import type { CliIo, CommandModule } from '../main.js';
 import { createProgress, formatBytes, shortDigest } from '../progress.js';
-import { usageError as usageErrorFor } from '../flags.js';
+import { TIMEOUT_OPTION, usageError as usageErrorFor } from '../flags.js';
 
 /** `--layer-compression` (build and build-all). */
 export const LAYER_COMPRESSION_USAGE = `layers:
@@ -70,6 +70,7 @@ async function run(argv: string[], io: CliIo): Promise<number> {
     strict: true,
     options: {
       ...CONFIG_OPTIONS,
+      ...TIMEOUT_OPTION,
       push: { type: 'boolean' },
       output: { type: 'string' },
       'dry-run': { type: 'boolean' },

@@ -13,7 +13,7 @@ import { DEFAULT_CONCURRENCY } from '../../registry/semaphore.js';
 import type { RegistryTransportOptions } from '../../registry/transport.js';
 import type { CliIo, CommandModule } from '../main.js';
 import { createProgress, formatBytes } from '../progress.js';
-import { blobPartsHelp, SRC_DEST_REGISTRY_OPTIONS, parseBlobParts, parseCreds as parseCredsFor, usageError as usageErrorFor } from '../flags.js';
+import { blobPartsHelp, checkAccessPaths, SRC_DEST_REGISTRY_OPTIONS, parseBlobParts, parseCreds as parseCredsFor, parseTimeout, TIMEOUT_OPTION, timeoutHelp, usageError as usageErrorFor } from '../flags.js';
 import type { BlobPartsOptions } from '../../registry/blob-parts.js';
 
 const usage = `usage: canvos-lite copy [options] SRC DST
@@ -32,6 +32,7 @@ options:
                           pair NAME.cert + NAME.key, also per HOST[:PORT]/ sub-directory
   --jobs N                blobs copied at once, and requests in flight per registry (default 8)
   ${blobPartsHelp(24)}
+  ${timeoutHelp(24)}
   --include-foreign       also copy layers with urls (non-distributable)
   --force                 copy blobs even under manifests the destination already has
   --json                  print only a JSON summary on stdout`;
@@ -40,8 +41,9 @@ const usageError = (message: string): CanvosError => usageErrorFor('copy', messa
 
 const parseCreds = (v: string | undefined, flag: string): ReturnType<typeof parseCredsFor> => parseCredsFor('copy', v, flag);
 
-function registryOptions(spec: ImageSpec, io: CliIo, creds: ReturnType<typeof parseCreds>, insecure: boolean, authFile: string | undefined, certsDir: string | undefined, jobs: number, blobParts: BlobPartsOptions | false | undefined): RegistryTransportOptions {
+function registryOptions(spec: ImageSpec, io: CliIo, creds: ReturnType<typeof parseCreds>, insecure: boolean, authFile: string | undefined, certsDir: string | undefined, jobs: number, blobParts: BlobPartsOptions | false | undefined, timeoutMs: number | undefined): RegistryTransportOptions {
   return {
+    timeoutMs,
     blobParts,
     // Every blob in flight holds one request slot at each end: --jobs must raise the per-registry limit too.
     concurrency: jobs,
@@ -63,6 +65,7 @@ async function run(argv: string[], io: CliIo): Promise<number> {
       all: { type: 'boolean' },
       platform: { type: 'string', multiple: true },
       ...SRC_DEST_REGISTRY_OPTIONS,
+      ...TIMEOUT_OPTION,
       jobs: { type: 'string' },
       'include-foreign': { type: 'boolean' },
       force: { type: 'boolean' },
@@ -78,6 +81,8 @@ async function run(argv: string[], io: CliIo): Promise<number> {
     if (!Number.isInteger(jobs) || jobs < 1 || jobs > 64) throw usageError(`--jobs must be an integer from 1 to 64, not ${JSON.stringify(values.jobs)}`);
   }
   const blobParts = parseBlobParts('copy', values['blob-parts']);
+  const timeoutMs = parseTimeout('copy', values.timeout);
+  await checkAccessPaths('copy', values, io.cwd);
   const srcCreds = parseCreds(values['src-creds'], '--src-creds');
   const destCreds = parseCreds(values['dest-creds'], '--dest-creds');
   const srcSpec = parseImageSpec(positionals[0]!);
@@ -88,8 +93,8 @@ async function run(argv: string[], io: CliIo): Promise<number> {
   let dst: ImageDestination | undefined;
   let result: CopyResult;
   try {
-    src = openSource(srcSpec, { registry: registryOptions(srcSpec, io, srcCreds, values['src-insecure'] === true, values.authfile, values['cert-dir'], jobs ?? DEFAULT_CONCURRENCY, blobParts) });
-    dst = openDestination(dstSpec, { registry: registryOptions(dstSpec, io, destCreds, values['dest-insecure'] === true, values.authfile, values['cert-dir'], jobs ?? DEFAULT_CONCURRENCY, blobParts) });
+    src = openSource(srcSpec, { registry: registryOptions(srcSpec, io, srcCreds, values['src-insecure'] === true, values.authfile, values['cert-dir'], jobs ?? DEFAULT_CONCURRENCY, blobParts, timeoutMs) });
+    dst = openDestination(dstSpec, { registry: registryOptions(dstSpec, io, destCreds, values['dest-insecure'] === true, values.authfile, values['cert-dir'], jobs ?? DEFAULT_CONCURRENCY, blobParts, timeoutMs) });
     result = await copyImage(src, dst, {
       platforms,
       concurrency: jobs,

@@ -19,7 +19,7 @@ import { openImage } from '../../provider/image-reader.js';
 import { buildInstallerIso } from '../../provider/installer-iso.js';
 import { CONFIG_OPTIONS, CONFIG_USAGE, loadCliConfig, type ConfigFlagValues } from '../config-options.js';
 import type { CliIo, CommandModule } from '../main.js';
-import { usageError as usageErrorFor } from '../flags.js';
+import { parseTimeout, TIMEOUT_OPTION, usageError as usageErrorFor } from '../flags.js';
 
 const usage = `usage: canvos-lite iso [configuration options] [--user-data FILE] [--content DIR]... [--output DIR] [--json]
        canvos-lite iso --base REF [options]
@@ -66,6 +66,7 @@ async function run(argv: string[], io: CliIo): Promise<number> {
     strict: true,
     options: {
       ...CONFIG_OPTIONS,
+      ...TIMEOUT_OPTION,
       base: { type: 'string' },
       'user-data': { type: 'string' },
       content: { type: 'string', multiple: true },
@@ -104,7 +105,7 @@ async function run(argv: string[], io: CliIo): Promise<number> {
   const img = await openImage(values.base, arch, {
     cache: new BlobCache({ env: io.env }),
     signal: io.signal,
-    registry: { env: io.env, insecureRegistries: insecure ? [hostOf(values.base)] : undefined },
+    registry: { env: io.env, timeoutMs: parseTimeout('iso', values.timeout), insecureRegistries: insecure ? [hostOf(values.base)] : undefined },
   });
   let result: BuildIsoResult;
   try {

@@ -7,7 +7,7 @@
 import { writeFile } from 'node:fs/promises';
 import { existsSync, statSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { CanvosError, EXIT_CODES } from '../../errors.js';
+import { CanvosError, EXIT_CODES, redactText } from '../../errors.js';
 import { loadMirrorConfig, type MirrorConfig, type RewriteOptions } from '../../mirror/config.js';
 import { checkMaxPartSize, FAT32_MAX_FILE } from '../../mirror/archive.js';
 import { parseDestinationRoot } from '../../mirror/naming.js';
@@ -21,7 +21,7 @@ import { parseReference, type Reference } from '../../registry/reference.js';
 import type { RegistryTransportOptions } from '../../registry/transport.js';
 import type { CliIo, CommandModule } from '../main.js';
 import { createProgress, formatBytes } from '../progress.js';
-import { SRC_DEST_REGISTRY_OPTIONS, blobPartsHelp, parseBlobParts, parseCreds as parseCredsFor, usageError as usageErrorFor } from '../flags.js';
+import { SRC_DEST_REGISTRY_OPTIONS, blobPartsHelp, checkAccessPaths, parseBlobParts, parseCreds as parseCredsFor, parseTimeout, TIMEOUT_OPTION, timeoutHelp, usageError as usageErrorFor } from '../flags.js';
 
 const usage = `usage: canvos-lite mirror plan [--config mirror.yaml | REF...] [--to REGISTRY[/path] | --to DIR | --to FILE.tar] [--from DIR|FILE.tar]
        canvos-lite mirror push [--config mirror.yaml | REF...] --to REGISTRY[/path]
@@ -50,6 +50,7 @@ options:
   --cert-dir DIR           certificates for every registry instead of certs.d: CAs *.crt/*.pem, client
                            pair NAME.cert + NAME.key, also per HOST[:PORT]/ sub-directory
   ${blobPartsHelp(25)}
+  ${timeoutHelp(25)}
   --images N               images copied at once (default 4)
   --jobs N                 blobs moved at once across all images (default 8)
   --json                   print only JSON on stdout`;
@@ -106,6 +107,7 @@ async function run(argv: string[], io: CliIo): Promise<number> {
       'registries-yaml': { type: 'string' },
       failures: { type: 'string' },
       ...SRC_DEST_REGISTRY_OPTIONS,
+      ...TIMEOUT_OPTION,
       images: { type: 'string' },
       jobs: { type: 'string' },
       json: { type: 'boolean' },
@@ -146,8 +148,11 @@ async function run(argv: string[], io: CliIo): Promise<number> {
   let items: MirrorItem[] = [];
   let resolveFailures: MirrorFailure[] = [];
   const blobParts = parseBlobParts('mirror', values['blob-parts']);
+  const timeoutMs = parseTimeout('mirror', values.timeout);
+  await checkAccessPaths('mirror', values, io.cwd);
   const base = (creds: ReturnType<typeof parseCreds>, insecure: string[]): RegistryTransportOptions => ({
     env: io.env,
+    timeoutMs,
     blobParts,
     credentials: creds,
     authFiles: values.authfile ? [values.authfile] : undefined,
@@ -237,7 +242,7 @@ async function run(argv: string[], io: CliIo): Promise<number> {
 }
 
 async function finish(io: CliIo, failures: MirrorFailure[], file: string | undefined, json: boolean): Promise<number> {
-  if (file) await writeFile(file, `${JSON.stringify(failures, null, 2)}\n`);
+  if (file) await writeFile(file, redactText(`${JSON.stringify(failures, null, 2)}\n`));
   if (failures.length === 0) return 0;
   if (!json) printFailures(io, failures);
   io.stderr.write(`canvos-lite: ${failures.length} image(s) failed\nhint: fix the causes listed above and run the same command again; finished blobs are not transferred again\n`);
