@@ -26,6 +26,7 @@ const COMMANDS: Record<string, () => Promise<CommandModule>> = {
   build: async () => (await import('./commands/build.js')).default,
   iso: async () => (await import('./commands/iso.js')).default,
   'build-all': async () => (await import('./commands/build-all.js')).default,
+  uki: async () => (await import('./commands/uki.js')).default,
 };
 
 async function help(): Promise<string> {
