@@ -96,7 +96,7 @@ describe('uki genkey layout', () => {
       await writeFile(join(tmp.path, 'bundle'), bundle);
       const args = ['cms', '-verify', '-binary', '-inform', 'DER', '-in', join(tmp.path, 'p7.der'), '-content', join(tmp.path, 'bundle'), '-purpose', 'any', '-attime', String(EPOCH + 60), '-out', '/dev/null'];
       expect(await ok('openssl', [...args, '-CAfile', join(sb, 'public-keys', `${signer}.pem`)])).toContain('Verification successful');
-      bundle[bundle.length - 1] ^= 1;
+      bundle.writeUInt8((bundle.at(-1) ?? 0) ^ 1, bundle.length - 1);
       await writeFile(join(tmp.path, 'bundle'), bundle);
       expect((await run('openssl', [...args, '-CAfile', join(sb, 'public-keys', `${signer}.pem`)])).code).not.toBe(0);
     }
