@@ -3,7 +3,7 @@
  * is in setup mode; the UKI ISO's systemd-boot enrolls OUR PK/KEK/db .auth files (secure-boot-enroll force) and
  * resets; the next boot, now in user mode, reaches the fixture initramfs through the signed systemd-boot and UKI
  * with the kernel reporting Secure Boot on. The same ISO with one flipped byte in the UKI, and an ISO signed with
- * other keys, are refused by the firmware. Sequential TCG boots: run this file alone.
+ * other keys, are refused by the firmware. An ISO made from an image by the CLI boots that image's rootfs. Sequential TCG boots: run this file alone.
  */
 import { existsSync } from 'node:fs';
 import { copyFile, readFile, writeFile } from 'node:fs/promises';
@@ -14,7 +14,9 @@ import { buildUkiIso } from '../../src/uki/uki-iso.js';
 import { DEFAULT_STUB } from '../../src/uki/uki.js';
 import { prepareBootFixture, type BootFixture } from '../helpers/boot-fixture.js';
 import { bootIso, type BootResult } from '../helpers/qemu.js';
+import { runCli } from '../helpers/cli.js';
 import { tmpDir } from '../helpers/tools.js';
+import { UKI_MARKER, makeUkiImage } from './uki-fixture.js';
 
 const OVMF = '/usr/share/OVMF';
 const ready = existsSync(DEFAULT_STUB) && existsSync('/usr/bin/sbsign') && existsSync(join(OVMF, 'OVMF_CODE_4M.secboot.fd'));
@@ -71,6 +73,19 @@ describe.skipIf(!ready).sequential('UKI ISO under Secure Boot', () => {
     expect(r.log, ctx(r)).toContain('CANVOS-TEST: firmware=UEFI');
     expect(r.log, ctx(r)).toMatch(/CANVOS-TEST: cmdline: console=ttyS0 root=live:CDLABEL=UKI_ISO_INSTALL/);
     expect(r.log, ctx(r)).toMatch(/LABEL=UKI_ISO_INSTALL -> \/dev\/sr0/);
+    expect(r.log, ctx(r)).toMatch(/secureboot: Secure boot enabled/);
+  });
+
+  it('an ISO made from an image (uki iso --base): its rootfs boots as the UKI initrd under Secure Boot', async () => {
+    await makeUkiImage(join(tmp.path, 'image'), fx);
+    const env = { PATH: process.env.PATH, HOME: tmp.path, CANVOS_CACHE_DIR: join(tmp.path, 'cache') };
+    const built = await runCli(['uki', 'iso', '--base', `oci:${join(tmp.path, 'image')}:latest`, '--keys', join(tmp.path, 'sb'), '--extend-cmdline', 'stylus.registration', '--output', join(tmp.path, 'out-image')], { env, cwd: tmp.path });
+    expect(built.code, built.stderr).toBe(0);
+    const r = await bootIso(built.stdout.trim(), { firmware: 'uefi', secureBoot: true, varsFile: vars, timeoutMs: 300_000, until: 'CANVOS-UKI: DONE' });
+    expect(r.log, ctx(r)).toContain('CANVOS-UKI: rootfs initrd reached');
+    expect(r.log, ctx(r)).toContain(`CANVOS-UKI: marker ${UKI_MARKER}`);
+    expect(r.log, ctx(r)).toContain(`CANVOS-UKI: hardlink ${UKI_MARKER}`);
+    expect(r.log, ctx(r)).toMatch(/CANVOS-UKI: cmdline console=ttyS0 console=tty1 .* install-mode stylus\.registration/);
     expect(r.log, ctx(r)).toMatch(/secureboot: Secure boot enabled/);
   });
 

@@ -1,12 +1,14 @@
 /**
  * `canvos-lite uki`: Trusted Boot. `uki genkey` writes Secure Boot keys in CanvOS's secure-boot/ layout
- * (Earthfile +uki-genkey / +uki-byok). Messages go to stderr; stdout gets the list of files (or --json).
+ * (Earthfile +uki-genkey / +uki-byok); `uki iso` (uki-iso.ts) the signed UKI installer ISO (+build-uki-iso).
+ * Messages go to stderr; stdout gets the list of files / the ISO path (or --json).
  */
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { genkey } from '../../uki/genkey.js';
 import { usageError as usageErrorFor } from '../flags.js';
 import type { CliIo, CommandModule } from '../main.js';
+import { UKI_ISO_USAGE, ukiIsoCmd } from './uki-iso.js';
 
 const usage = `usage: canvos-lite uki genkey [--dir DIR] [--org NAME] [--expiration-in-days N]
                               (--microsoft-keys DIR | --skip-microsoft-keys) [--byok] [--extension-cert FILE]... [--force] [--json]
@@ -71,7 +73,7 @@ async function genkeyCmd(argv: string[], io: CliIo): Promise<number> {
   return 0;
 }
 
-const SUB: Record<string, (argv: string[], io: CliIo) => Promise<number>> = { genkey: genkeyCmd };
+const SUB: Record<string, (argv: string[], io: CliIo) => Promise<number>> = { genkey: genkeyCmd, iso: ukiIsoCmd };
 
 async function run(argv: string[], io: CliIo): Promise<number> {
   const sub = argv[0];
@@ -82,7 +84,7 @@ async function run(argv: string[], io: CliIo): Promise<number> {
 
 const mod: CommandModule = {
   summary: 'canvos-lite uki: Trusted Boot (Secure Boot keys, signed UKIs)',
-  usage,
+  usage: `${usage}\n\n${UKI_ISO_USAGE}`,
   run,
 };
 export default mod;
