@@ -10,3 +10,4 @@ export * from './copy/index.js';
 export * from './provider/index.js';
 export * from './mirror/index.js';
 export * from './iso/index.js';
+export * from './uki/index.js';
