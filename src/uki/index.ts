@@ -10,6 +10,8 @@ export {
   buildUkiIsoFromRootfs,
   ENKI_UKI_CMDLINE,
   MIN_UKI_SYSTEMD,
+  checkUkiSystemd,
   type UkiIsoFromRootfsOptions,
   type UkiIsoFromRootfsResult,
 } from './uki-iso-image.js';
+export { buildUkiProviderImage, type UkiProviderOptions, type UkiProviderResult } from './provider.js';

@@ -27,11 +27,13 @@ export interface RootfsUkiInputs {
   systemdBoot?: string;
   /** systemd's major version in the image (from libsystemd-shared-NNN.so), when found. */
   systemdVersion?: number;
+  /** The image's /usr/bin/kairos-agent, when it has one (UKI provider images carry it). */
+  kairosAgent?: string;
 }
 
 const EMPTY_DIRS = ['sys', 'proc', 'dev', 'run', 'tmp'];
 const EXTRA_DIRS = ['oem', 'efi', 'usr', 'usr/local', 'usr/local/cloud-config'];
-const CAPTURE = /^(boot\/vmlinuz-.+|etc\/os-release|usr\/lib\/os-release|usr\/kairos\/(linuxx64\.efi\.stub|systemd-bootx64\.efi))$/;
+const CAPTURE = /^(boot\/vmlinuz-.+|etc\/os-release|usr\/lib\/os-release|usr\/kairos\/(linuxx64\.efi\.stub|systemd-bootx64\.efi)|usr\/bin\/kairos-agent)$/;
 
 const typeBits: Record<FsEntry['type'], number> = {
   file: S_IFREG,
@@ -132,5 +134,6 @@ export async function rootfsUkiInputs(rootfs: AsyncIterable<FsEntry>, workDir: s
     ...(captured.has('usr/kairos/linuxx64.efi.stub') ? { stub: captured.get('usr/kairos/linuxx64.efi.stub') as string } : {}),
     ...(captured.has('usr/kairos/systemd-bootx64.efi') ? { systemdBoot: captured.get('usr/kairos/systemd-bootx64.efi') as string } : {}),
     ...(systemdVersion !== undefined ? { systemdVersion } : {}),
+    ...(captured.has('usr/bin/kairos-agent') ? { kairosAgent: captured.get('usr/bin/kairos-agent') as string } : {}),
   };
 }

@@ -36,19 +36,24 @@ export interface UkiIsoFromRootfsResult extends BuildUkiIsoResult {
   systemdVersion?: number;
 }
 
+/** Refuses a base whose systemd is older than {@link MIN_UKI_SYSTEMD}; warns when the version is unknown. */
+export function checkUkiSystemd(version: number | undefined, onWarning?: (code: string, message: string) => void): void {
+  if (version === undefined) {
+    onWarning?.('UKI_SYSTEMD_UNKNOWN', `no libsystemd-shared-NNN.so in the image: cannot check for systemd >= ${MIN_UKI_SYSTEMD}, which Trusted Boot needs`);
+  } else if (version < MIN_UKI_SYSTEMD) {
+    throw new CanvosError('ERR_CONFIG', `the base image has systemd ${version}; Trusted Boot (UKI) needs systemd >= ${MIN_UKI_SYSTEMD}`, {
+      hint: 'use a Kairos UKI base image (CanvOS: the "-uki" tag, Ubuntu 24.04)',
+    });
+  }
+}
+
 /** Builds the UKI ISO from a merged rootfs stream. */
 export async function buildUkiIsoFromRootfs(rootfs: AsyncIterable<FsEntry>, opts: UkiIsoFromRootfsOptions): Promise<UkiIsoFromRootfsResult> {
   await mkdir(opts.outputDir, { recursive: true });
   const work = await mkdtemp(join(opts.outputDir, '.uki-rootfs-'));
   try {
     const inp = await rootfsUkiInputs(rootfs, work, opts.signal);
-    if (inp.systemdVersion === undefined) {
-      opts.onWarning?.('UKI_SYSTEMD_UNKNOWN', `no libsystemd-shared-NNN.so in the image: cannot check for systemd >= ${MIN_UKI_SYSTEMD}, which Trusted Boot needs`);
-    } else if (inp.systemdVersion < MIN_UKI_SYSTEMD) {
-      throw new CanvosError('ERR_CONFIG', `the base image has systemd ${inp.systemdVersion}; Trusted Boot (UKI) needs systemd >= ${MIN_UKI_SYSTEMD}`, {
-        hint: 'use a Kairos UKI base image (CanvOS: the "-uki" tag, Ubuntu 24.04)',
-      });
-    }
+    checkUkiSystemd(inp.systemdVersion, opts.onWarning);
     const cmdline = [opts.cmdline ?? ENKI_UKI_CMDLINE, opts.extendCmdline].filter(Boolean).join(' ');
     const fromImage = inp.stub !== undefined && inp.systemdBoot !== undefined && opts.stub === undefined && opts.systemdBoot === undefined;
     const { onWarning: _w, extendCmdline: _e, ...rest } = opts;

@@ -54,9 +54,9 @@ function keyFile(keysDir: string, sub: string, name: string): string {
   return p;
 }
 
-/** Builds the signed UKI and the UKI installer ISO. */
-export async function buildUkiIso(opts: BuildUkiIsoOptions): Promise<BuildUkiIsoResult> {
-  const { keysDir, outputDir, name = 'palette-edge-installer', version = 'uki', branding = 'Palette eXtended Kubernetes Edge' } = opts;
+/** Builds and signs the UKI and systemd-boot in `work`; returns the ESP tree (enki's layout) and the UKI's ESP path. */
+export async function signedEspFiles(opts: BuildUkiIsoOptions, work: string): Promise<{ files: FatFileSpec[]; ukiPath: string }> {
+  const { keysDir, version = 'uki', branding = 'Palette eXtended Kubernetes Edge' } = opts;
   if (!/^[\w.+-]+$/.test(version)) throw new CanvosError('ERR_CONFIG', `UKI version ${JSON.stringify(version)} is not usable as a file name`, { hint: 'use letters, digits, . + - _' });
   const key = keyFile(keysDir, 'private-keys', 'db.key');
   const cert = keyFile(keysDir, 'public-keys', 'db.pem');
@@ -64,25 +64,33 @@ export async function buildUkiIso(opts: BuildUkiIsoOptions): Promise<BuildUkiIso
   const sdboot = opts.systemdBoot ?? DEFAULT_SYSTEMD_BOOT;
   if (!existsSync(sdboot)) throw new CanvosError('ERR_CONFIG', `systemd-boot ${sdboot} not found`, { hint: 'install systemd-boot-efi (Debian/Ubuntu) or pass --systemd-boot FILE' });
   const pcrKey = join(keysDir, 'private-keys', 'tpm2-pcr-private.pem');
+  const sig = opts.signal ? { signal: opts.signal } : {};
+  const unsigned = join(work, 'uki.unsigned.efi');
+  await buildUki(unsigned, { ...opts, ...(existsSync(pcrKey) ? { pcrPublicKey: await publicPemOf(pcrKey) } : {}) });
+  const uki = join(work, `${version}.efi`);
+  await signEfi(unsigned, uki, { key, cert, ...sig });
+  await rm(unsigned);
+  const boot = join(work, 'BOOTX64.EFI');
+  await signEfi(sdboot, boot, { key, cert, ...sig });
+  const loaderConf = `default @saved\ntimeout ${opts.timeout ?? 5}\nconsole-mode max\neditor no\nsecure-boot-enroll ${opts.autoEnroll ? 'force' : 'manual'}\n`;
+  const ukiPath = `EFI/kairos/${version}.efi`;
+  const files: FatFileSpec[] = [
+    { path: 'EFI/BOOT/BOOTX64.EFI', source: boot },
+    { path: ukiPath, source: uki },
+    { path: 'loader/loader.conf', source: Buffer.from(loaderConf) },
+    { path: `loader/entries/${version}.conf`, source: Buffer.from(`title ${branding}\nefi /${ukiPath}\nversion ${version}\n`) },
+    ...auth.map(({ f, p }) => ({ path: `loader/keys/auto/${f}`, source: p })),
+  ];
+  return { files, ukiPath };
+}
+
+/** Builds the signed UKI and the UKI installer ISO. */
+export async function buildUkiIso(opts: BuildUkiIsoOptions): Promise<BuildUkiIsoResult> {
+  const { outputDir, name = 'palette-edge-installer' } = opts;
   await mkdir(outputDir, { recursive: true });
   const work = await mkdtemp(join(outputDir, '.uki-iso-'));
   try {
-    const unsigned = join(work, 'uki.unsigned.efi');
-    await buildUki(unsigned, { ...opts, ...(existsSync(pcrKey) ? { pcrPublicKey: await publicPemOf(pcrKey) } : {}) });
-    const uki = join(work, `${version}.efi`);
-    await signEfi(unsigned, uki, { key, cert, ...(opts.signal ? { signal: opts.signal } : {}) });
-    await rm(unsigned);
-    const boot = join(work, 'BOOTX64.EFI');
-    await signEfi(sdboot, boot, { key, cert, ...(opts.signal ? { signal: opts.signal } : {}) });
-    const loaderConf = `default @saved\ntimeout ${opts.timeout ?? 5}\nconsole-mode max\neditor no\nsecure-boot-enroll ${opts.autoEnroll ? 'force' : 'manual'}\n`;
-    const ukiPath = `EFI/kairos/${version}.efi`;
-    const files: FatFileSpec[] = [
-      { path: 'EFI/BOOT/BOOTX64.EFI', source: boot },
-      { path: ukiPath, source: uki },
-      { path: 'loader/loader.conf', source: Buffer.from(loaderConf) },
-      { path: `loader/entries/${version}.conf`, source: Buffer.from(`title ${branding}\nefi /${ukiPath}\nversion ${version}\n`) },
-      ...auth.map(({ f, p }) => ({ path: `loader/keys/auto/${f}`, source: p })),
-    ];
+    const { files, ukiPath } = await signedEspFiles(opts, work);
     const isoRoot = join(work, 'iso');
     await mkdir(isoRoot);
     const img = join(isoRoot, 'efiboot.img');

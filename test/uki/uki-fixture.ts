@@ -48,6 +48,7 @@ export async function makeUkiImage(layout: string, fx: BootFixture, withKernel =
             ] as const)
           : []),
         { type: 'file', path: 'bin/busybox', source: { host: '/bin/busybox' }, mode: 0o755 },
+        { type: 'file', path: 'usr/bin/kairos-agent', source: { inline: '#!/bin/sh\necho kairos-agent stand-in\n' }, mode: 0o755 },
         { type: 'file', path: 'init', source: { inline: INIT }, mode: 0o755 },
         { type: 'file', path: 'usr/lib/os-release', source: { inline: OS_RELEASE }, mode: 0o644 },
         { type: 'symlink', path: 'etc/os-release', target: '../usr/lib/os-release' },

@@ -9,6 +9,7 @@ import { genkey } from '../../uki/genkey.js';
 import { usageError as usageErrorFor } from '../flags.js';
 import type { CliIo, CommandModule } from '../main.js';
 import { UKI_ISO_USAGE, ukiIsoCmd } from './uki-iso.js';
+import { UKI_PROVIDER_USAGE, ukiProviderCmd } from './uki-provider.js';
 
 const usage = `usage: canvos-lite uki genkey [--dir DIR] [--org NAME] [--expiration-in-days N]
                               (--microsoft-keys DIR | --skip-microsoft-keys) [--byok] [--extension-cert FILE]... [--force] [--json]
@@ -73,7 +74,7 @@ async function genkeyCmd(argv: string[], io: CliIo): Promise<number> {
   return 0;
 }
 
-const SUB: Record<string, (argv: string[], io: CliIo) => Promise<number>> = { genkey: genkeyCmd, iso: ukiIsoCmd };
+const SUB: Record<string, (argv: string[], io: CliIo) => Promise<number>> = { genkey: genkeyCmd, iso: ukiIsoCmd, provider: ukiProviderCmd };
 
 async function run(argv: string[], io: CliIo): Promise<number> {
   const sub = argv[0];
@@ -84,7 +85,7 @@ async function run(argv: string[], io: CliIo): Promise<number> {
 
 const mod: CommandModule = {
   summary: 'canvos-lite uki: Trusted Boot (Secure Boot keys, signed UKIs)',
-  usage: `${usage}\n\n${UKI_ISO_USAGE}`,
+  usage: `${usage}\n\n${UKI_ISO_USAGE}\n\n${UKI_PROVIDER_USAGE}`,
   run,
 };
 export default mod;
