@@ -5,7 +5,7 @@
  */
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, readdir, stat, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { Readable } from 'node:stream';
 import { gunzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -16,8 +16,10 @@ import { ENKI_UKI_CMDLINE } from '../../src/uki/uki-iso-image.js';
 import { prepareBootFixture, type BootFixture } from '../helpers/boot-fixture.js';
 import { runCli } from '../helpers/cli.js';
 import { run, tmpDir } from '../helpers/tools.js';
+import { asUnprivileged, unprivilegedIdentity, unprivilegedTempDir } from '../helpers/unprivileged.js';
 import { OS_RELEASE, UKI_MARKER, makeUkiImage } from './uki-fixture.js';
 
+const bin = join(import.meta.dirname, '../../bin/canvos-lite.js');
 const ready = existsSync(DEFAULT_STUB) && existsSync('/usr/bin/sbsign') && existsSync('/usr/bin/mcopy');
 let tmp: { path: string; cleanup(): Promise<void> };
 let fx: BootFixture;
@@ -107,5 +109,26 @@ describe.skipIf(!ready)('uki iso --base', () => {
     const arm = await runCli(['uki', 'iso', '--base', 'oci:x', '--arch', 'arm64'], { env, cwd: tmp.path });
     expect(arm.code).toBe(3);
     expect(arm.stderr).toMatch(/amd64 only/);
+  });
+
+  it.skipIf(!existsSync(bin) || !unprivilegedIdentity())('runs rootless from the bundle (keys, UKI, FAT image, ISO as the unprivileged user)', async () => {
+    const work = unprivilegedTempDir('canvos-uki-iso-rootless-');
+    try {
+      // the fixture cache may sit in root's home: hand the user its own copies
+      for (const f of [fx.kernel, fx.initrd]) await run('cp', [f, work]);
+      const id = unprivilegedIdentity();
+      await run('chown', ['-R', `${id?.uid}:${id?.gid}`, work]);
+      const base = [`HOME=${work}`, `PATH=${process.env.PATH}`, `CANVOS_CACHE_DIR=${join(work, 'cache')}`, process.execPath, bin, 'uki'];
+      const g = asUnprivileged(['env', ...base, 'genkey', '--dir', join(work, 'sb'), '--skip-microsoft-keys', '--json']);
+      expect((await run(g[0] as string, g.slice(1))).code).toBe(0);
+      const argv = asUnprivileged(['env', ...base, 'iso', '--kernel', join(work, basename(fx.kernel)), '--initrd', join(work, basename(fx.initrd)), '--os-release', join(work, 'sb', 'public-keys', 'db.pem'), '--keys', join(work, 'sb'), '--output', join(work, 'out'), '--json']);
+      const r = await run(argv[0] as string, argv.slice(1));
+      expect(r.code, r.stderr).toBe(0);
+      const { isoPath } = JSON.parse(r.stdout) as { isoPath: string };
+      expect((await stat(isoPath)).uid).toBe(unprivilegedIdentity()?.uid);
+      expect(await ok('xorriso', ['-indev', isoPath, '-report_el_torito', 'plain'])).toMatch(/UEFI/);
+    } finally {
+      await run('rm', ['-rf', work]);
+    }
   });
 });
