@@ -4,10 +4,9 @@
  * proves the whole rootfs became the UKI's initrd) and powers off, /etc/os-release, a hard link, and an empty
  * libsystemd-shared-255.so standing for systemd 255.
  */
-import { createHash } from 'node:crypto';
-import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { buildLayer } from '../../src/layers/build.js';
+import { OciLayout } from '../../src/oci/layout.js';
 import type { BootFixture } from '../helpers/boot-fixture.js';
 
 export const UKI_MARKER = 'hello-from-the-uki-rootfs';
@@ -27,16 +26,10 @@ echo "CANVOS-UKI: DONE"
 poweroff -f
 `;
 
-async function blob(layout: string, data: Buffer): Promise<{ digest: string; size: number }> {
-  const hex = createHash('sha256').update(data).digest('hex');
-  await writeFile(join(layout, 'blobs', 'sha256', hex), data);
-  return { digest: `sha256:${hex}`, size: data.length };
-}
-
 /** Writes the image as an OCI layout at `layout` (tag latest). `withKernel: false` leaves /boot empty; `systemd` names the libsystemd-shared version. */
 export async function makeUkiImage(layout: string, fx: BootFixture, withKernel = true, systemd = 255): Promise<void> {
-  await mkdir(join(layout, 'blobs', 'sha256'), { recursive: true });
-  await writeFile(join(layout, 'oci-layout'), '{"imageLayoutVersion":"1.0.0"}');
+  const oci = new OciLayout(layout);
+  await oci.init();
   const layer = await buildLayer(
     {
       entries: [
@@ -60,22 +53,11 @@ export async function makeUkiImage(layout: string, fx: BootFixture, withKernel =
     },
     { dir: join(layout, 'blobs', 'sha256'), sourceDateEpoch: 1_700_000_000, compression: 'gzip' },
   );
-  const config = await blob(layout, Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', config: {}, rootfs: { type: 'layers', diff_ids: [layer.diffId] } })));
-  const manifest = await blob(
-    layout,
-    Buffer.from(
-      JSON.stringify({
-        schemaVersion: 2,
-        mediaType: 'application/vnd.oci.image.manifest.v1+json',
-        config: { mediaType: 'application/vnd.oci.image.config.v1+json', ...config },
-        layers: [{ mediaType: layer.mediaType, digest: layer.digest, size: layer.size }],
-      }),
-    ),
+  const configBytes = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', config: {}, rootfs: { type: 'layers', diff_ids: [layer.diffId] } }));
+  const config = { mediaType: 'application/vnd.oci.image.config.v1+json', digest: await oci.writeSmallBlob(configBytes), size: configBytes.length };
+  const manifestBytes = Buffer.from(
+    JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json', config, layers: [{ mediaType: layer.mediaType, digest: layer.digest, size: layer.size }] }),
   );
-  const index = {
-    schemaVersion: 2,
-    mediaType: 'application/vnd.oci.image.index.v1+json',
-    manifests: [{ mediaType: 'application/vnd.oci.image.manifest.v1+json', ...manifest, platform: { architecture: 'amd64', os: 'linux' }, annotations: { 'org.opencontainers.image.ref.name': 'latest' } }],
-  };
-  await writeFile(join(layout, 'index.json'), JSON.stringify(index));
+  const manifest = { mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: await oci.writeSmallBlob(manifestBytes), size: manifestBytes.length };
+  await oci.setTag({ ...manifest, platform: { architecture: 'amd64', os: 'linux' } }, 'latest');
 }
