@@ -84,7 +84,7 @@ async function run(argv: string[], io: CliIo): Promise<number> {
 }
 
 const mod: CommandModule = {
-  summary: 'canvos-lite uki: Trusted Boot (Secure Boot keys, signed UKIs)',
+  summary: 'canvos-lite uki: Trusted Boot (Secure Boot keys, signed UKI ISO and IS_UKI provider images)',
   usage: `${usage}\n\n${UKI_ISO_USAGE}\n\n${UKI_PROVIDER_USAGE}`,
   run,
 };
