@@ -4,10 +4,12 @@
  * another certificate or after one flipped byte.
  */
 import { existsSync } from 'node:fs';
-import { readFile, writeFile } from 'node:fs/promises';
+import { createPrivateKey } from 'node:crypto';
+import { copyFile, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CanvosError } from '../../src/errors.js';
+import { authenticodeHash, authenticodeSign } from '../../src/uki/authenticode.js';
 import { genkey, publicPemOf } from '../../src/uki/genkey.js';
 import { signEfi } from '../../src/uki/sign.js';
 import { buildUki, DEFAULT_STUB } from '../../src/uki/uki.js';
@@ -73,6 +75,24 @@ describe.skipIf(!ready)('UKI', () => {
     await writeFile(join(tmp.path, 'flipped.efi'), bytes);
     const flipped = await run('sbverify', ['--cert', join(sb, 'public-keys', 'db.pem'), join(tmp.path, 'flipped.efi')]);
     expect(flipped.code).not.toBe(0);
+  });
+
+  it('the TypeScript Authenticode signer: sbverify accepts with db.pem, refuses another certificate and a flipped byte', async () => {
+    const ts = join(tmp.path, 'uki.ts-signed.efi');
+    await copyFile(unsigned, ts);
+    await authenticodeSign(ts, createPrivateKey(await readFile(join(sb, 'private-keys', 'db.key'))), await readFile(join(sb, 'enrollment', 'db.der')));
+    const ok = await run('sbverify', ['--cert', join(sb, 'public-keys', 'db.pem'), ts]);
+    expect(ok.code, ok.stderr + ok.stdout).toBe(0);
+    expect(ok.stdout + ok.stderr).toContain('Signature verification OK');
+    // our image hash is the one sbsign put into its signature (sbsign adds signingTime, so no byte identity)
+    const { hash } = await authenticodeHash(unsigned);
+    expect((await readFile(signed)).includes(Buffer.concat([Buffer.from([0x04, 0x20]), hash]))).toBe(true);
+    expect((await run('sbverify', ['--cert', join(sb, 'public-keys', 'KEK.pem'), ts])).code).not.toBe(0);
+    const bytes = await readFile(ts);
+    bytes.writeUInt8((bytes[0x5000] as number) ^ 0xff, 0x5000);
+    await writeFile(join(tmp.path, 'ts-flipped.efi'), bytes);
+    expect((await run('sbverify', ['--cert', join(sb, 'public-keys', 'db.pem'), join(tmp.path, 'ts-flipped.efi')])).code).not.toBe(0);
+    await expect(authenticodeSign(ts, createPrivateKey(await readFile(join(sb, 'private-keys', 'db.key'))), Buffer.alloc(0))).rejects.toThrow(/already signed/);
   });
 
   it('a missing stub or kernel is a one-line configuration error', async () => {
