@@ -52,6 +52,27 @@ export async function authenticodeHash(path: string): Promise<{ hash: Buffer; si
   }
 }
 
+/**
+ * Prepares an image for signing: removes an existing signature (as sbsign replaces one) and the data after the
+ * last section (a COFF symbol table, as in systemd-bootx64.efi: EFI loaders never map it, sbverify refuses
+ * images with such unaccounted bytes), zeroing the COFF symbol table fields that pointed there.
+ */
+export async function prepareForSigning(path: string): Promise<void> {
+  const fh = await open(path, 'r+');
+  try {
+    const head = Buffer.alloc(64 * 1024);
+    const { bytesRead } = await fh.read(head, 0, head.length, 0);
+    const h = parsePe(head.subarray(0, bytesRead));
+    const end = Math.max(h.sizeOfHeaders, ...h.sections.filter((x) => x.rawSize > 0).map((x) => x.rawPointer + x.rawSize));
+    if ((await fh.stat()).size <= end) return;
+    await fh.write(Buffer.alloc(8), 0, 8, h.certDir);
+    await fh.write(Buffer.alloc(8), 0, 8, h.coff + 8); // PointerToSymbolTable, NumberOfSymbols
+    await fh.truncate(end);
+  } finally {
+    await fh.close();
+  }
+}
+
 /** Signs the PE image at `path` in place with `key`/`cert` (DER). */
 export async function authenticodeSign(path: string, key: KeyObject, cert: Buffer): Promise<void> {
   const { hash, size } = await authenticodeHash(path);

@@ -1,9 +1,14 @@
 /**
- * Authenticode signing of EFI binaries (the UKI, systemd-boot) with the db key, through sbsign from sbsigntool,
- * which ukify and enki use as well. Verification (sbverify) is for tests and `--verify`.
+ * Authenticode signing of EFI binaries (the UKI, systemd-boot) with the db key: by default with the TypeScript
+ * signer (authenticode.ts: no signing time, so signatures are reproducible), or through sbsign from sbsigntool as
+ * ukify and enki do.
  */
 import { spawn } from 'node:child_process';
+import { createPrivateKey } from 'node:crypto';
+import { copyFile, readFile } from 'node:fs/promises';
 import { CanvosError } from '../errors.js';
+import { authenticodeSign, prepareForSigning } from './authenticode.js';
+import { certDer } from './x509.js';
 
 /** Options of {@link signEfi}. */
 export interface SignEfiOptions {
@@ -11,6 +16,8 @@ export interface SignEfiOptions {
   key: string;
   /** PEM certificate (secure-boot/public-keys/db.pem). */
   cert: string;
+  /** 'builtin' (TypeScript) or 'sbsign'. Default: 'builtin'. */
+  signer?: 'builtin' | 'sbsign';
   signal?: AbortSignal;
 }
 
@@ -25,8 +32,27 @@ function runTool(cmd: string, args: string[], signal?: AbortSignal): Promise<{ c
   });
 }
 
-/** Signs `input` into `output` (sbsign --key --cert --output). */
+/** Signs `input` into `output` (an existing signature is replaced). */
 export async function signEfi(input: string, output: string, opts: SignEfiOptions): Promise<void> {
+  if ((opts.signer ?? 'builtin') === 'builtin') {
+    let key;
+    let cert;
+    try {
+      key = createPrivateKey(await readFile(opts.key));
+      cert = certDer(await readFile(opts.cert));
+    } catch (e) {
+      throw new CanvosError('ERR_CONFIG', `cannot read the signing key pair ${opts.key} / ${opts.cert} (${(e as Error).message})`, { cause: e, hint: 'run canvos-lite uki genkey, or check the secure-boot directory' });
+    }
+    opts.signal?.throwIfAborted();
+    await copyFile(input, output);
+    await prepareForSigning(output);
+    try {
+      await authenticodeSign(output, key, cert);
+    } catch (e) {
+      throw new CanvosError('ERR_CONFIG', `${input}: cannot sign (${(e as Error).message})`, { cause: e, hint: 'the input must be a PE32+ EFI binary' });
+    }
+    return;
+  }
   const r = await runTool('sbsign', ['--key', opts.key, '--cert', opts.cert, '--output', output, input], opts.signal).catch((e: unknown) => {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') {
       throw new CanvosError('ERR_CONFIG', 'sbsign not found; it signs EFI binaries for Secure Boot', { cause: e, hint: 'install sbsigntool (Debian/Ubuntu: apt-get install sbsigntool)' });

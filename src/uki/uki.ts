@@ -1,7 +1,7 @@
 /**
  * Unified kernel images: systemd's EFI stub (linuxx64.efi.stub) with .osrel, .cmdline, .uname, .pcrpkey, .initrd
  * and .linux sections appended, in ukify's order, streamed from the input files (kernel and initrds are never held
- * in memory). Signing is separate (sign.ts), as ukify runs sbsign after assembly.
+ * in memory). Signing is separate (sign.ts), as ukify signs after assembly.
  */
 import { existsSync } from 'node:fs';
 import { open, stat, type FileHandle } from 'node:fs/promises';

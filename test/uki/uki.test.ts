@@ -64,7 +64,7 @@ describe.skipIf(!ready)('UKI', () => {
 
   it('sbsign with the db key: sbverify accepts it with db.pem, refuses another certificate and a flipped byte', async () => {
     signed = join(tmp.path, 'uki.efi');
-    await signEfi(unsigned, signed, { key: join(sb, 'private-keys', 'db.key'), cert: join(sb, 'public-keys', 'db.pem') });
+    await signEfi(unsigned, signed, { key: join(sb, 'private-keys', 'db.key'), cert: join(sb, 'public-keys', 'db.pem'), signer: 'sbsign' });
     const ok = await run('sbverify', ['--cert', join(sb, 'public-keys', 'db.pem'), signed]);
     expect(ok.code, ok.stderr + ok.stdout).toBe(0);
     expect(ok.stdout + ok.stderr).toContain('Signature verification OK');
