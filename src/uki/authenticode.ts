@@ -2,7 +2,7 @@
  * Authenticode signing of PE images in TypeScript (Microsoft "Windows Authenticode Portable Executable Signature
  * Format"): the image hash skips CheckSum, the Certificate Table entry and the certificate table itself; the
  * signature is PKCS#7 SignedData over SpcIndirectDataContent with contentType/messageDigest/SpcSpOpusInfo
- * attributes, appended as a WIN_CERTIFICATE (8-byte aligned). Used instead of sbsign when sbsign is missing.
+ * attributes, appended as a WIN_CERTIFICATE (8-byte aligned). The default signer of sign.ts.
  */
 import { createHash, type KeyObject } from 'node:crypto';
 import { open } from 'node:fs/promises';
