@@ -16,3 +16,4 @@ export * from './exec/index.js';
 export * from './dockerfile/index.js';
 export * from './disk/index.js';
 export * from './artifact/index.js';
+export * from './uki/index.js';

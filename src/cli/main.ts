@@ -29,6 +29,7 @@ const COMMANDS: Record<string, () => Promise<CommandModule>> = {
   disk: async () => (await import('./commands/disk.js')).default,
   'pull-artifact': async () => (await import('./commands/pull-artifact.js')).default,
   'build-all': async () => (await import('./commands/build-all.js')).default,
+  uki: async () => (await import('./commands/uki.js')).default,
 };
 
 async function help(): Promise<string> {

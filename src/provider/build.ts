@@ -217,8 +217,8 @@ export async function buildProviderImages(config: BuildConfig, opts: BuildProvid
   }
 }
 
-/** Put every blob of an assembled image: base layers (HEAD, mount, else streamed from the cache/source), new layers, config. */
-async function writeImage(
+/** Put every blob of an assembled image: base layers (HEAD, mount, else streamed from the cache/source), new layers, config. @internal (also used by uki/provider.ts) */
+export async function writeImage(
   d: ImageDestination,
   image: ReturnType<typeof assembleImage>,
   base: OpenedImage,

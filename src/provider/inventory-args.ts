@@ -26,8 +26,12 @@ function execStep(name: ArgName, canvos: string, step: string): ArgEntry {
   return warned(name, canvos, `${step} runs commands inside the image; ${PRE_BAKE}`, RUN, 'base', { code: EXEC });
 }
 
-/** A UKI-only parameter: IS_UKI itself is refused, so the value can have no effect. */
-const ukiOnly = (name: ArgName, canvos: string): ArgEntry => warned(name, `${canvos} (UKI builds only)`, 'it is used only by UKI builds (IS_UKI), which canvos-lite does not build', UKI);
+/**
+ * A UKI-only parameter: build/iso/build-all refuse IS_UKI (the Trusted Boot artefacts are made by `canvos-lite uki`),
+ * so in the configuration the value has no effect; `flag` is where `canvos-lite uki` takes it instead.
+ */
+const ukiOnly = (name: ArgName, canvos: string, flag = 'no flag: canvos-lite uki does not use it'): ArgEntry =>
+  warned(name, `${canvos} (UKI builds only)`, `it is read only by CanvOS's UKI targets, which canvos-lite builds with \`canvos-lite uki\` (${flag})`, UKI);
 
 /** A parameter of a helper container CanvOS runs (alpine, osbuilder, AuroraBoot, golang): canvos-lite runs none. */
 const tool = (name: ArgName, canvos: string, what: string): ArgEntry => warned(name, canvos, `canvos-lite runs no ${what} container (${what === 'AuroraBoot' || what === 'osbuilder' ? 'the ISO is assembled by canvos-lite with xorriso' : 'it needs no helper stage'})`, undefined);
@@ -111,21 +115,21 @@ export const ARG_INVENTORY: readonly ArgEntry[] = [
   warned('MAAS_IMAGE_NAME', 'name of the MAAS image (151–152)', 'no MAAS image is built', DISK),
   {
     kind: 'arg', name: 'IS_UKI', status: 'refused', issue: UKI,
-    canvos: 'UKI provider image and ISO (337–358, 412–460)', lite: 'refused (exit 3)',
+    canvos: 'UKI provider image and ISO (337–358, 412–460)', lite: 'refused by build/iso/build-all (exit 3) with a hint: Trusted Boot artefacts are made by `canvos-lite uki genkey | iso | provider`',
     rules: [
-      { status: 'refused', scope: 'provider', why: 'a UKI provider image carries signed EFI artefacts built by enki/osbuilder', hint: 'set IS_UKI=false, or build UKI images with CanvOS', issue: UKI },
-      { status: 'refused', scope: 'iso', why: 'the UKI installer ISO (signed EFI artefacts) is not built', hint: 'set IS_UKI=false, or build UKI ISOs with CanvOS', issue: UKI },
+      { status: 'refused', scope: 'provider', why: 'a UKI provider image carries signed EFI artefacts built by enki/osbuilder', hint: 'set IS_UKI=false; build the Trusted Boot provider image with canvos-lite uki provider (keys: canvos-lite uki genkey)', issue: UKI },
+      { status: 'refused', scope: 'iso', why: 'the UKI installer ISO (signed EFI artefacts) is not built', hint: 'set IS_UKI=false; build the signed UKI installer ISO with canvos-lite uki iso (keys: canvos-lite uki genkey)', issue: UKI },
     ],
   },
-  ukiOnly('MY_ORG', 'uki-genkey organisation (572)'),
-  ukiOnly('EXPIRATION_IN_DAYS', 'uki-genkey validity (573)'),
-  ukiOnly('INCLUDE_MS_SECUREBOOT_KEYS', 'uki-genkey option (155–162)'),
-  ukiOnly('AUTO_ENROLL_SECUREBOOT_KEYS', '`--secure-boot-enroll force` (155–162)'),
-  ukiOnly('UKI_BRING_YOUR_OWN_KEYS', 'uki-byok (155–162, 662–714)'),
-  ukiOnly('ENROLL_SPECTRO_EXTENSION_CERT', 'sysext cert merged into db (155–162)'),
-  ukiOnly('SPECTRO_EXTENSION_CERT_IMAGE', 'sysext cert image (155–162)'),
+  ukiOnly('MY_ORG', 'uki-genkey organisation (572)', 'uki genkey --org'),
+  ukiOnly('EXPIRATION_IN_DAYS', 'uki-genkey validity (573)', 'uki genkey --expiration-in-days'),
+  ukiOnly('INCLUDE_MS_SECUREBOOT_KEYS', 'uki-genkey option (155–162)', 'uki genkey --microsoft-keys DIR / --skip-microsoft-keys'),
+  ukiOnly('AUTO_ENROLL_SECUREBOOT_KEYS', '`--secure-boot-enroll force` (155–162)', 'uki iso --auto-enroll'),
+  ukiOnly('UKI_BRING_YOUR_OWN_KEYS', 'uki-byok (155–162, 662–714)', 'uki genkey --byok'),
+  ukiOnly('ENROLL_SPECTRO_EXTENSION_CERT', 'sysext cert merged into db (155–162)', 'uki genkey --extension-cert FILE'),
+  ukiOnly('SPECTRO_EXTENSION_CERT_IMAGE', 'sysext cert image (155–162)', 'extract the certificate and give it to uki genkey --extension-cert'),
   ok('BUNDLE_K8S_AND_AGENT_PROVIDER', 'forces bundling on systemd ≥ 255 (170, 285–326)', 'same'),
-  ukiOnly('CMDLINE', '`--extend-cmdline` of build-uki (172)'),
+  ukiOnly('CMDLINE', '`--extend-cmdline` of build-uki (172)', 'uki iso --extend-cmdline'),
   ukiOnly('BRANDING', '`--boot-branding` of build-uki (173)'),
   ukiOnly('EFI_MAX_SIZE', 'iso-efi-size-check budget (177)'),
   ukiOnly('EFI_IMG_SIZE', 'iso-efi-size-check image size (178)'),

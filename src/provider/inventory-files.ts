@@ -29,7 +29,7 @@ export const FILE_INVENTORY: readonly InventoryEntry[] = [
   file('cloudconfigs/80_stylus_maas.yaml', 'IS_MAAS: `COPY` to `/system/oem/80_stylus_maas.yaml` (954–956), no --if-exists', 'same; missing with IS_MAAS=true → exit 3'),
   {
     kind: 'file', name: 'secure-boot/', status: 'refused', issue: '#16 UKI',
-    canvos: 'UKI signing keys (716–729, 412–460)', lite: 'read only with IS_UKI=true, which is refused', via: 'IS_UKI',
+    canvos: 'UKI signing keys (716–729, 412–460)', lite: 'written by `canvos-lite uki genkey` in the same layout and read by `uki iso`/`uki provider --keys`; IS_UKI=true in build/iso is refused', via: 'IS_UKI',
   },
   {
     kind: 'file', name: 'cis-harden/', status: 'warned', issue: '#11 Dockerfile/RUN',

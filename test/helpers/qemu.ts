@@ -29,6 +29,10 @@ export interface BootIsoOptions {
   accel?: 'kvm' | 'tcg';
   /** Directory with OVMF_CODE_4M.fd and OVMF_VARS_4M.fd. Default: /usr/share/OVMF. */
   ovmfDir?: string;
+  /** UEFI with Secure Boot: OVMF_CODE_4M.secboot.fd on an SMM q35 machine. Default: false. */
+  secureBoot?: boolean;
+  /** UEFI variable store to use and keep (e.g. keys enrolled by a previous boot). Default: a fresh private copy of OVMF_VARS_4M.fd. */
+  varsFile?: string;
 }
 
 /** Result of {@link bootIso}. */
@@ -58,10 +62,12 @@ export async function bootIso(iso: string, opts: BootIsoOptions): Promise<BootRe
   args.push('-serial', `file:${log}`, '-no-reboot');
   if (opts.firmware === 'uefi') {
     const dir = opts.ovmfDir ?? '/usr/share/OVMF';
-    const vars = join(work, 'OVMF_VARS_4M.fd');
-    await copyFile(join(dir, 'OVMF_VARS_4M.fd'), vars);
-    args.push('-machine', 'q35');
-    args.push('-drive', `if=pflash,format=raw,unit=0,readonly=on,file=${join(dir, 'OVMF_CODE_4M.fd')}`);
+    const vars = opts.varsFile ?? join(work, 'OVMF_VARS_4M.fd');
+    if (!opts.varsFile) await copyFile(join(dir, 'OVMF_VARS_4M.fd'), vars);
+    if (opts.secureBoot) args.push('-machine', 'q35,smm=on', '-global', 'driver=cfi.pflash01,property=secure,value=on');
+    else args.push('-machine', 'q35');
+    const code = opts.secureBoot ? 'OVMF_CODE_4M.secboot.fd' : 'OVMF_CODE_4M.fd';
+    args.push('-drive', `if=pflash,format=raw,unit=0,readonly=on,file=${join(dir, code)}`);
     args.push('-drive', `if=pflash,format=raw,unit=1,file=${vars}`);
   } else {
     args.push('-machine', 'pc');

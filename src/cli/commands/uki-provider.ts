@@ -1,0 +1,64 @@
+/**
+ * `canvos-lite uki provider`: an IS_UKI=true provider image (CanvOS +uki-provider-image) from a provider image
+ * and a carrier image. @internal (loaded by uki.ts)
+ */
+import { resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { BlobCache } from '../../oci/cache.js';
+import { buildUkiProviderImage } from '../../uki/provider.js';
+import { usageError as usageErrorFor } from '../flags.js';
+import type { CliIo } from '../main.js';
+
+export const UKI_PROVIDER_USAGE = `usage: canvos-lite uki provider --provider REF --carrier REF --to DEST [--keys secure-boot]
+                                [--extend-cmdline S] [--version norole] [--branding TEXT] [--insecure] [--json]
+
+provider: the IS_UKI=true provider image: the carrier image (CanvOS: third-party/ubuntu:22.04) plus /trusted-boot
+  (systemd-boot and a UKI of the provider image's rootfs, signed with the db key, loader entries, enrolment keys)
+  and the provider image's /usr/bin/kairos-agent. The provider rootfs needs systemd >= 255.
+  --provider REF   provider image (canvos-lite build output; docker://…, oci:DIR:TAG, docker-archive:FILE)
+  --carrier REF    carrier image
+  --to DEST        docker://HOST/REPO:TAG or oci:DIR:TAG
+  --insecure       plain HTTP for the registries of --provider, --carrier and --to`;
+
+const usageError = (m: string) => usageErrorFor('uki', m);
+
+export async function ukiProviderCmd(argv: string[], io: CliIo): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    strict: true,
+    options: {
+      provider: { type: 'string' },
+      carrier: { type: 'string' },
+      to: { type: 'string' },
+      keys: { type: 'string' },
+      'extend-cmdline': { type: 'string' },
+      version: { type: 'string' },
+      branding: { type: 'string' },
+      insecure: { type: 'boolean' },
+      json: { type: 'boolean' },
+    },
+  });
+  if (positionals.length > 0) throw usageError(`unexpected argument ${JSON.stringify(positionals[0])}`);
+  if (!values.provider || !values.carrier || !values.to) throw usageError('--provider, --carrier and --to are required');
+  const host = (r: string): string => r.replace(/^docker:\/\//, '').split('/')[0] ?? r;
+  const epoch = io.env.SOURCE_DATE_EPOCH && /^\d+$/.test(io.env.SOURCE_DATE_EPOCH) ? Number(io.env.SOURCE_DATE_EPOCH) : undefined;
+  const r = await buildUkiProviderImage({
+    provider: values.provider,
+    carrier: values.carrier,
+    destination: values.to,
+    keysDir: resolve(io.cwd, values.keys ?? 'secure-boot'),
+    workDir: resolve(io.cwd, 'build'),
+    cache: new BlobCache({ env: io.env }),
+    registry: { env: io.env, ...(values.insecure ? { insecureRegistries: [values.provider, values.carrier, values.to].map(host) } : {}) },
+    ...(values['extend-cmdline'] !== undefined ? { extendCmdline: values['extend-cmdline'] } : {}),
+    ...(values.version !== undefined ? { version: values.version } : {}),
+    ...(values.branding !== undefined ? { branding: values.branding } : {}),
+    ...(epoch !== undefined ? { sourceDateEpoch: epoch } : {}),
+    signal: io.signal,
+    onWarning: (code, msg) => io.stderr.write(`canvos-lite: warning: ${msg} [${code}]\n`),
+  });
+  if (values.json) io.stdout.write(`${JSON.stringify(r)}\n`);
+  else io.stdout.write(`${r.destination}@${r.manifestDigest}\n`);
+  return 0;
+}
