@@ -78,11 +78,11 @@ export async function checkAccessPaths(command: string, values: { authfile?: str
 }
 
 /** Warnings of one code printed before the rest are only counted (an 80k-key file must not flood stderr). */
-const WARNINGS_PER_CODE = 20;
+const WARNINGS_PER_CODE = 100;
 
 /**
  * The CLI's `onWarning` sink: `warning: MESSAGE [CODE]` on stderr, secrets masked, cut to one line of at most 600
- * characters; after 20 warnings of one code the rest are counted and summarised by `flush()` (called at exit).
+ * characters; after 100 warnings of one code (more than every CanvOS argument can give) the rest are counted and summarised by `flush()` (called at exit).
  */
 export function warningSink(stderr: NodeJS.WritableStream): { warn: (code: string, msg: string) => void; flush: () => void } {
   const counts = new Map<string, number>();

@@ -125,7 +125,7 @@ describe('openWorkspace as an unprivileged user', () => {
     const junk = join(dir, 'junk.tar');
     await writeFile(junk, Buffer.alloc(4096, 7), { mode: 0o644 });
     const r2 = await runDriver(dir, { layers: [base, junk], tmpDir: tmp, steps: [] });
-    expect(r2.events.find((e) => e.event === 'error')).toMatchObject({ code: 'ERR_TAR_UNSAFE', message: expect.stringContaining('invalid tar header checksum') });
+    expect(r2.events.find((e) => e.event === 'error')).toMatchObject({ code: 'ERR_LAYER_CORRUPT', message: expect.stringContaining('invalid tar header checksum') });
     expect(await readdir(tmp)).toEqual([]);
   });
 

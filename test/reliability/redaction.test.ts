@@ -45,6 +45,7 @@ describe('secrets never printed', () => {
         'OS_VERSION: "22.04"',
         'K8S_DISTRIBUTION: k3s',
         'K8S_VERSION: 1.30.4',
+        'PE_VERSION: v4.9.38',
         `IMAGE_REGISTRY: ${reg.host}/edge`,
         `BASE_IMAGE: ${reg.host}/base:v1`,
         'k8s:',
