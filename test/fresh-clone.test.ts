@@ -42,7 +42,7 @@ describe('a fresh clone installed with --ignore-scripts', () => {
     if (process.platform === 'linux' && (process.arch === 'x64' || process.arch === 'arm64')) {
       expect(resolved.stdout).toBe(join(clone, `native/prebuilds/linux-${process.arch}/node.napi.glibc.node`));
     }
-    const t = await ok(join(clone, 'node_modules/.bin/vitest'), ['run', 'test/native.test.ts'], { CANVOS_EXPECT_NATIVE: '1', NO_COLOR: '1' });
+    const t = await ok(join(clone, 'node_modules/.bin/vitest'), ['run', '--reporter=verbose', 'test/native.test.ts'], { CANVOS_EXPECT_NATIVE: '1', NO_COLOR: '1' });
     expect(t.stdout).toContain('chunk compressor native');
     expect(t.stdout).toMatch(/Tests\s+5 passed/);
   });
