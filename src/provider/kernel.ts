@@ -1,5 +1,11 @@
 /**
- * CanvOS's kernel headers step (provider-image, canvos.md §1.5 step 2) as RUN steps for the rootless executor. For
+ * CanvOS's kernel steps as RUN steps for the rootless executor. UPDATE_KERNEL=true (base-image, canvos.md §1.4 step
+ * 6–7, amd64 only as there): ubuntu installs `linux-image-generic-hwe-$OS_VERSION` and runs `apt-get upgrade
+ * --with-new-pkgs`, opensuse-leap runs `zypper refresh && zypper update -y`; then, for the newest kernel,
+ * `/boot/vmlinuz` → `vmlinuz-<kver>`, `dracut -f /boot/initrd-<kver> <kver>` + `/boot/initrd` → `initrd-<kver>` (when
+ * the image has dracut; FIPS, which skips it, excludes UPDATE_KERNEL) and `depmod -a <kver>`. UPDATE_KERNEL=false's
+ * `apt-mark hold` / `zypper al` belong to the base-image steps canvos-lite does not run for kairosified bases.
+ * The kernel headers step (provider-image, canvos.md §1.5 step 2): for
  * kubeadm on ubuntu/amd64, or UPDATE_KERNEL=true on ubuntu, CanvOS copies the project's
  * `scripts/install-kernel-headers.sh` into the image and runs it; canvos-lite runs THAT script (its bytes are part
  * of the RUN cache key) under the interpreter of its `#!` line. Without the script (projects older than it), the
@@ -41,8 +47,41 @@ function interpreter(script: string, file: string): string[] {
   return words;
 }
 
-/** The kernel RUN steps `c` switches on: none, or the headers step (project script or apt-get fallback). */
+/** Whether CanvOS upgrades the kernel for `c` (UPDATE_KERNEL=true on ubuntu or opensuse-leap, amd64). */
+export function kernelUpgradeWanted(c: Pick<BuildConfig, 'osDistribution' | 'arch' | 'updateKernel'>): boolean {
+  return c.updateKernel && c.arch === 'amd64' && (c.osDistribution === 'ubuntu' || c.osDistribution === 'opensuse-leap');
+}
+
+/** The HWE kernel package CanvOS installs (`OS_VERSION=22` is written `22.04` in the package name). */
+export const hweKernelPackage = (osVersion: string): string => `linux-image-generic-hwe-${osVersion.includes('.') ? osVersion : `${osVersion}.04`}`;
+
+/** After a kernel change: the /boot links, the initrd (dracut, when the image has it) and the module index. */
+export const POST_KERNEL = [
+  'set -e',
+  KVER_SHELL,
+  'if [ ! -e "/boot/vmlinuz-$kver" ]; then echo "UPDATE_KERNEL: /boot/vmlinuz-$kver is missing" >&2; exit 1; fi',
+  'ln -sf "vmlinuz-$kver" /boot/vmlinuz',
+  'if command -v dracut >/dev/null 2>&1; then dracut -f "/boot/initrd-$kver" "$kver"; ln -sf "initrd-$kver" /boot/initrd; else echo "UPDATE_KERNEL: dracut is not in the image: /boot/initrd not regenerated for $kver" >&2; fi',
+  'depmod -a "$kver"',
+].join('; ');
+
+/** The kernel upgrade scripts of UPDATE_KERNEL=true, in order (none when CanvOS has none for the OS/arch). */
+export function kernelUpgradeScripts(c: BuildConfig): string[] {
+  if (!kernelUpgradeWanted(c)) return [];
+  const upgrade =
+    c.osDistribution === 'ubuntu'
+      ? `apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y ${hweKernelPackage(c.osVersion)} && DEBIAN_FRONTEND=noninteractive apt-get upgrade -y --with-new-pkgs`
+      : 'zypper refresh && zypper update -y';
+  return [upgrade, POST_KERNEL];
+}
+
+/** The kernel RUN steps `c` switches on, in CanvOS's order: the UPDATE_KERNEL upgrade, then the headers step (project script or apt-get fallback). */
 export async function kernelRunSteps(c: BuildConfig, projectDir: string): Promise<RunStep[]> {
+  const steps = kernelUpgradeScripts(c).map((script, i) => canvosRunStep(c, script, `UPDATE_KERNEL step ${i + 1}`, 'UPDATE_KERNEL'));
+  return [...steps, ...(await kernelHeadersSteps(c, projectDir))];
+}
+
+async function kernelHeadersSteps(c: BuildConfig, projectDir: string): Promise<RunStep[]> {
   if (!kernelHeadersWanted(c)) return [];
   const script = await readFile(join(projectDir, KERNEL_HEADERS_SCRIPT), 'utf8').catch((e: NodeJS.ErrnoException) => {
     if (e.code === 'ENOENT') return undefined;

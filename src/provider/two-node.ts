@@ -74,5 +74,5 @@ export function twoNodeScripts(c: BuildConfig, src: TwoNodeSources = {}): string
 
 /** The TWO_NODE steps as executor RUN steps (`/bin/sh -c`, the build's proxies in the environment). */
 export function twoNodeRunSteps(c: BuildConfig, src: TwoNodeSources = {}): RunStep[] {
-  return twoNodeScripts(c, src).map((script, i) => canvosRunStep(c, script, `TWO_NODE step ${i + 1}`, 'TWO_NODE', `/bin/sh -c ${script}`));
+  return twoNodeScripts(c, src).map((script, i) => canvosRunStep(c, script, `TWO_NODE step ${i + 1}`, 'TWO_NODE'));
 }
