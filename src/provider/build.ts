@@ -30,7 +30,8 @@ import { layerBuildSpec } from './layer-specs.js';
 import { loadLuetAuth, luetAuthError, registryOptionsFor } from './luet-auth.js';
 import { resolveBaseImage } from './derive.js';
 import type { BuildConfig, WarningHandler } from './resolve.js';
-import { twoNodeRunSteps, type TwoNodeSources } from './two-node.js';
+import { canvosExecSteps } from './exec-steps.js';
+import type { TwoNodeSources } from './two-node.js';
 
 /** Options of {@link buildProviderImages}. */
 export interface BuildProviderOptions {
@@ -54,7 +55,7 @@ export interface BuildProviderOptions {
    * Default: `gzip`.
    */
   layerCompression?: 'gzip' | 'zstd' | undefined;
-  /** The RUN executor. Default: canvos-lite's rootless executor, used when the Dockerfile has a RUN or TWO_NODE is on. */
+  /** The RUN executor. Default: canvos-lite's rootless executor, used when the Dockerfile has a RUN or a CanvOS exec step (kernel headers, TWO_NODE) is on. */
   executor?: Executor | undefined;
   /** Download locations of the TWO_NODE steps (PGDG repository and key, kine). Default: CanvOS's. */
   twoNodeSources?: TwoNodeSources | undefined;
@@ -102,8 +103,8 @@ export async function buildProviderImages(config: BuildConfig, opts: BuildProvid
   // Validate everything that needs no network first (unsupported shapes, missing BASE_IMAGE…).
   const scanRequest = baseScanRequest(planProviderImages(config, opts.versions, { projectDir: opts.projectDir }).sharedLayers);
   const projectDir = opts.projectDir ?? process.cwd();
-  // CanvOS's TWO_NODE steps run after the Dockerfile's, through the same executor and cache.
-  const extraSteps = config.twoNode ? twoNodeRunSteps(config, opts.twoNodeSources) : [];
+  // CanvOS's exec steps (kernel headers, TWO_NODE) run after the Dockerfile's, through the same executor and cache.
+  const extraSteps = await canvosExecSteps(config, projectDir, opts.twoNodeSources);
   // A Dockerfile that cannot be applied (refused instruction, RUN without user namespaces) fails before any pull.
   const dockerfile = await prepareProjectDockerfile(config, resolveBaseImage(config), projectDir, { extraSteps, executor: opts.executor, signal: opts.signal });
   // zstd without libzstd (native addon) or Node >= 22.15 fails here, not after the base was read.

@@ -14,7 +14,7 @@ import { planProviderImages } from './plan.js';
 import type { BuildPlan } from './plan-types.js';
 import { resolveBaseImage } from './derive.js';
 import type { BuildConfig, WarningHandler } from './resolve.js';
-import { twoNodeRunSteps } from './two-node.js';
+import { canvosExecSteps } from './exec-steps.js';
 
 /** Size information of one image the build reads. */
 export interface ImageSizeInfo {
@@ -35,7 +35,7 @@ export interface DryRunReport {
   plan: BuildPlan;
   base: ImageSizeInfo;
   sources: ImageSizeInfo[];
-  /** What the project Dockerfile (and TWO_NODE) adds on the base, in order: `Dockerfile:LINE` + history text. */
+  /** What the project Dockerfile (and CanvOS's exec steps: kernel headers, TWO_NODE) adds on the base, in order: `Dockerfile:LINE` + history text. */
   dockerfileSteps: { name: string; createdBy: string }[];
 }
 
@@ -60,7 +60,7 @@ export async function describeProviderBuild(config: BuildConfig, opts: DryRunOpt
   // The Dockerfile is evaluated (refusals surface here) but nothing is executed or checked on the host.
   const df = await readProjectDockerfile(opts.projectDir ?? process.cwd());
   const steps = df ? evaluateProjectDockerfile(df, canvosBuildArgs(config, resolveBaseImage(config))).steps.map((st) => ({ name: `${df.file}:${st.ins.line}`, createdBy: st.createdBy })) : [];
-  if (config.twoNode) for (const st of twoNodeRunSteps(config)) steps.push({ name: st.label ?? 'TWO_NODE', createdBy: st.createdBy });
+  for (const st of await canvosExecSteps(config, opts.projectDir ?? process.cwd())) steps.push({ name: st.label ?? 'CanvOS step', createdBy: st.createdBy });
   const cache = new BlobCache({ dir: opts.cacheDir });
   const projectDir = resolve(opts.projectDir ?? process.cwd());
   const luetAuth = await loadLuetAuth(projectDir, config, opts.onWarning);

@@ -4,7 +4,6 @@
  */
 import type { ArgName } from './args.js';
 import type { InventoryEntry, InventoryIssue, InventoryRule, InventoryScope } from './inventory.js';
-import type { BuildConfig } from './resolve.js';
 
 type ArgEntry = InventoryEntry & { kind: 'arg'; name: ArgName };
 
@@ -12,7 +11,7 @@ const RUN: InventoryIssue = '#11 Dockerfile/RUN';
 const UKI: InventoryIssue = '#16 UKI';
 const DISK: InventoryIssue = '#17 disk/MAAS/cloud images';
 const EXEC = 'W_EXEC_STEP_SKIPPED';
-const PRE_BAKE = "canvos-lite runs the project Dockerfile's RUN lines and TWO_NODE, not this CanvOS step: add it to the project Dockerfile as a RUN line, or pre-bake it into BASE_IMAGE";
+const PRE_BAKE = "canvos-lite runs the project Dockerfile's RUN lines, UPDATE_KERNEL, the kernel headers step and TWO_NODE, not this CanvOS step: add it to the project Dockerfile as a RUN line, or pre-bake it into BASE_IMAGE";
 
 const ok = (name: ArgName, canvos: string, lite: string, rules?: InventoryRule[]): ArgEntry => ({ kind: 'arg', name, status: 'honoured', canvos, lite, rules });
 
@@ -41,8 +40,6 @@ const nvidia = (name: ArgName, line: string): ArgEntry =>
 const amd = (name: ArgName, line: string): ArgEntry =>
   warned(name, `AMD GPU driver install option (Earthfile ${line}, 1070–1106)`, 'it only configures the AMD driver install, a RUN step canvos-lite does not run', RUN);
 
-const kubeadmHeaders = (c: BuildConfig): boolean => c.k8sDistribution === 'kubeadm' && c.osDistribution === 'ubuntu' && c.arch === 'amd64';
-
 /** The argument inventory, in ARG_NAMES order (a test checks both lists agree). */
 export const ARG_INVENTORY: readonly ArgEntry[] = [
   ok('CUSTOM_TAG', 'suffix of the provider image tag (Earthfile 218–224)', 'tag suffix, pack snippet'),
@@ -62,7 +59,9 @@ export const ARG_INVENTORY: readonly ArgEntry[] = [
   ok('HTTPS_PROXY', 'build-time proxy of buildkitd (image pulls) and the Dockerfile (79–84, earthly.sh 5–61)', "proxy of the CLI's registry requests (over the environment's); `{url, sha256}` downloads use the environment's"),
   ok('HTTP_PROXY', 'build-time proxy of buildkitd (image pulls) and the Dockerfile (79–84)', "proxy of the CLI's registry requests (over the environment's); `{url, sha256}` downloads use the environment's"),
   ok('NO_PROXY', 'proxy exclusions (79–84)', "exclusions of the CLI's registry proxy"),
-  execStep('UPDATE_KERNEL', 'HWE kernel upgrade / apt-mark hold, kernel headers (986–996, 757–792)', 'UPDATE_KERNEL (kernel upgrade + dracut)'),
+  ok('UPDATE_KERNEL', 'HWE kernel upgrade / apt-mark hold, kernel headers (986–996, 757–792)',
+    'the same steps as RUN layers through the rootless executor: ubuntu/amd64 `apt-get install linux-image-generic-hwe-$OS_VERSION` + `apt-get upgrade --with-new-pkgs`, opensuse-leap/amd64 `zypper refresh && zypper update -y`, then `/boot/vmlinuz` and `/boot/initrd` links, dracut (when in the image), depmod; kernel headers on ubuntu; `apt-mark hold` (false) is a base-image step canvos-lite does not run',
+    [{ status: 'warned', scope: 'provider', code: EXEC, issue: RUN, when: (c) => c.updateKernel && c.osDistribution !== 'ubuntu', why: `CanvOS's SUSE/RHEL kernel-devel headers step (760–791) is not run (on opensuse-leap/amd64 the kernel upgrade itself is); ${PRE_BAKE}` }]),
   ok('CLUSTERCONFIG', 'file copied `--if-exists` to the ISO `/opt/spectrocloud/clusterconfig/spc.tgz` (520–522)', 'same; a missing file is a warning'),
   execStep('CIS_HARDENING', '`cis-harden/harden.sh` in the image (1108–1111)', 'CIS_HARDENING (cis-harden/harden.sh)'),
   ok('EDGE_CUSTOM_CONFIG', 'file to ISO `/.edge_custom_config.yaml` and `/oem/.edge_custom_config.yaml` (494, 819)', 'same, when the file exists; a name written explicitly but missing → warning W_EDGE_CUSTOM_CONFIG_MISSING'),
@@ -172,13 +171,3 @@ export const ARG_INVENTORY: readonly ArgEntry[] = [
   ok('PROVIDER_BASE', 'agent provider image (919–934)', 'same'),
 ];
 
-/** Rules not tied to one argument's value: CanvOS steps switched on by a combination of arguments. */
-export const KERNEL_HEADERS_RULE: InventoryRule = {
-  status: 'warned',
-  scope: 'provider',
-  code: EXEC,
-  why: `kubeadm on ubuntu/amd64 makes CanvOS run scripts/install-kernel-headers.sh (kernel headers install) inside the image; ${PRE_BAKE}`,
-  issue: RUN,
-  when: kubeadmHeaders,
-  subject: () => 'K8S_DISTRIBUTION=kubeadm',
-};

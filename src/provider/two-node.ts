@@ -6,9 +6,9 @@
  * so they are shared by every K8S_VERSION image and cached like any RUN. The download locations can be pointed at a
  * mirror (air-gapped sites, tests) with {@link TwoNodeSources}.
  */
-import { CanvosError, redactUrl } from '../errors.js';
-import type { Instruction } from '../dockerfile/parse.js';
+import { CanvosError } from '../errors.js';
 import type { RunStep } from '../dockerfile/evaluate.js';
+import { canvosRunStep } from './exec-steps.js';
 import { formatLoc, type BuildConfig } from './resolve.js';
 
 /** Where TWO_NODE downloads from. Every field defaults to what CanvOS uses. */
@@ -74,12 +74,5 @@ export function twoNodeScripts(c: BuildConfig, src: TwoNodeSources = {}): string
 
 /** The TWO_NODE steps as executor RUN steps (`/bin/sh -c`, the build's proxies in the environment). */
 export function twoNodeRunSteps(c: BuildConfig, src: TwoNodeSources = {}): RunStep[] {
-  const env = ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'];
-  for (const [k, v] of [['HTTP_PROXY', c.httpProxy], ['HTTPS_PROXY', c.httpsProxy], ['NO_PROXY', c.noProxy]] as const) {
-    if (v) env.push(`${k}=${v}`, `${k.toLowerCase()}=${v}`);
-  }
-  return twoNodeScripts(c, src).map((script, i) => {
-    const ins: Instruction = { keyword: 'RUN', line: 0, endLine: 0, flags: [], args: script, json: undefined, heredocs: [], original: `RUN ${script}` };
-    return { kind: 'run', ins, argv: ['/bin/sh', '-c', script], env, workdir: '/', user: 'root', createdBy: `RUN /bin/sh -c ${script.replace(/[a-z]+:\/\/[^\s'"]+/g, (u) => redactUrl(u))} # canvos-lite TWO_NODE`, label: `TWO_NODE step ${i + 1}` };
-  });
+  return twoNodeScripts(c, src).map((script, i) => canvosRunStep(c, script, `TWO_NODE step ${i + 1}`, 'TWO_NODE'));
 }

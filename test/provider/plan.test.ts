@@ -112,9 +112,7 @@ describe('provider plan', () => {
     expect(() => planProviderImages(parseArgText('IS_UKI=true\nOS_VERSION=24.04\n'), ['1.30.4'])).toThrow(/IS_UKI=true is not supported/);
     const warnings: string[] = [];
     planProviderImages(parseArgText('K8S_DISTRIBUTION=kubeadm\nUPDATE_KERNEL=true\n'), ['1.30.4'], { onWarning: (code, m) => warnings.push(`${code} ${m}`) });
-    expect(warnings).toHaveLength(2);
-    expect(warnings[0]).toMatch(/^W_EXEC_STEP_SKIPPED \.arg:2: UPDATE_KERNEL=true has no effect in canvos-lite: UPDATE_KERNEL \(kernel upgrade \+ dracut\) runs commands inside the image/);
-    expect(warnings[1]).toMatch(/kubeadm on ubuntu\/amd64 makes CanvOS run scripts\/install-kernel-headers.sh \(kernel headers install\)/);
+    expect(warnings).toEqual([]); // UPDATE_KERNEL and the kubeadm kernel headers run through the executor (kernel.ts)
   });
 
   it('the same version listed twice is planned once', () => {

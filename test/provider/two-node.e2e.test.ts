@@ -4,17 +4,17 @@
  * fixture repository: apt.postgresql.org and GitHub are out of reach here), kine from a local URL, write the postgres
  * user's PERL5LIB, order postgresql@.service after network-online.target and disable postgresql.
  */
-import { createHash } from 'node:crypto';
-import { createServer, type Server } from 'node:http';
-import { chmod, mkdir, readFile, stat, writeFile } from 'node:fs/promises';
+import type { Server } from 'node:http';
+import { readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildProviderImages, type BuildProviderResult } from '../../src/provider/build.js';
 import { loadBuildConfig } from '../../src/provider/load.js';
+import { signedAptRepo, serveDir } from '../helpers/apt-repo.js';
 import { debianBase } from '../helpers/debian-base.js';
 import { pushLayout } from '../helpers/push-layout.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
-import { run, skopeo, tmpDir, umoci } from '../helpers/tools.js';
+import { skopeo, tmpDir, umoci } from '../helpers/tools.js';
 import { makeProject, pushFixtureImages } from './fixture-images.js';
 
 let reg: TestRegistry;
@@ -22,31 +22,6 @@ let tmp: Awaited<ReturnType<typeof tmpDir>>;
 let server: Server;
 let url = '';
 let result: BuildProviderResult;
-
-async function checked(cmd: string, args: string[], env?: NodeJS.ProcessEnv): Promise<string> {
-  const r = await run(cmd, args, { env: env ? { ...process.env, ...env } : undefined });
-  if (r.code !== 0) throw new Error(`${cmd} ${args.join(' ')}: ${r.stderr}`);
-  return r.stdout;
-}
-
-/** A .deb built with dpkg-deb from files and maintainer scripts. */
-async function deb(dir: string, name: string, files: Record<string, string>, postinst?: string): Promise<string> {
-  const root = join(dir, `${name}-src`);
-  await mkdir(join(root, 'DEBIAN'), { recursive: true });
-  await writeFile(join(root, 'DEBIAN/control'), `Package: ${name}\nVersion: 16.4-1.pgdg120+1\nArchitecture: amd64\nMaintainer: canvos-lite tests <t@example.invalid>\nDescription: ${name} fixture\n`);
-  if (postinst) {
-    await writeFile(join(root, 'DEBIAN/postinst'), postinst);
-    await chmod(join(root, 'DEBIAN/postinst'), 0o755);
-  }
-  for (const [p, content] of Object.entries(files)) {
-    await mkdir(join(root, p, '..'), { recursive: true });
-    await writeFile(join(root, p), content, { mode: p.includes('/bin/') ? 0o755 : 0o644 });
-  }
-  const out = join(dir, 'pool', `${name}_16.4-1_amd64.deb`);
-  await mkdir(join(dir, 'pool'), { recursive: true });
-  await checked('dpkg-deb', ['--root-owner-group', '--build', root, out]);
-  return out;
-}
 
 /** A signed apt repository `<dir>` with suite bookworm-pgdg, and the armoured key at `<dir>/key.asc`. */
 async function pgdgRepo(dir: string): Promise<void> {
@@ -58,32 +33,17 @@ async function pgdgRepo(dir: string): Promise<void> {
     'ln -sf /lib/systemd/system/postgresql.service /etc/systemd/system/multi-user.target.wants/postgresql.service',
     '',
   ].join('\n');
-  const debs = [
-    await deb(dir, 'postgresql-16', {
-      'usr/lib/postgresql/16/bin/postgres': '#!/bin/sh\necho "postgres (PostgreSQL) 16.4"\n',
-      'lib/systemd/system/postgresql@.service': '[Unit]\nDescription=PostgreSQL Cluster %i\nAfter=network.target\n\n[Service]\nExecStart=/usr/lib/postgresql/16/bin/postgres\n',
-      'lib/systemd/system/postgresql.service': '[Unit]\nDescription=PostgreSQL RDBMS\n\n[Service]\nType=oneshot\nExecStart=/bin/true\n\n[Install]\nWantedBy=multi-user.target\n',
-    }, postinst),
-    await deb(dir, 'postgresql-contrib-16', { 'usr/share/doc/postgresql-contrib-16/README': 'contrib\n' }),
-  ];
-  let packages = '';
-  for (const d of debs) {
-    const bytes = await readFile(d);
-    const control = await checked('dpkg-deb', ['-f', d]);
-    packages += `${control.trim()}\nFilename: pool/${d.split('/').pop()}\nSize: ${bytes.length}\nSHA256: ${createHash('sha256').update(bytes).digest('hex')}\n\n`;
-  }
-  const dist = join(dir, 'dists/bookworm-pgdg');
-  await mkdir(join(dist, 'main/binary-amd64'), { recursive: true });
-  await writeFile(join(dist, 'main/binary-amd64/Packages'), packages);
-  const sha = createHash('sha256').update(packages).digest('hex');
-  const release = `Origin: canvos-test\nLabel: PGDG fixture\nSuite: bookworm-pgdg\nCodename: bookworm-pgdg\nDate: Thu, 01 Jan 2026 00:00:00 UTC\nArchitectures: amd64\nComponents: main\nSHA256:\n ${sha} ${Buffer.byteLength(packages)} main/binary-amd64/Packages\n`;
-  await writeFile(join(dist, 'Release'), release);
-  const gnupg = join(dir, '..', 'gnupg');
-  await mkdir(gnupg, { mode: 0o700 });
-  const env = { GNUPGHOME: gnupg };
-  await checked('gpg', ['--batch', '--passphrase', '', '--quick-gen-key', 'canvos test <t@example.invalid>', 'ed25519', 'sign', 'never'], env);
-  await writeFile(join(dir, 'key.asc'), await checked('gpg', ['--armor', '--export'], env));
-  await checked('gpg', ['--batch', '--yes', '--clearsign', '--digest-algo', 'SHA256', '-o', join(dist, 'InRelease'), join(dist, 'Release')], env);
+  const version = '16.4-1.pgdg120+1';
+  await signedAptRepo(dir, 'bookworm-pgdg', [
+    {
+      name: 'postgresql-16', version, postinst, files: {
+        'usr/lib/postgresql/16/bin/postgres': '#!/bin/sh\necho "postgres (PostgreSQL) 16.4"\n',
+        'lib/systemd/system/postgresql@.service': '[Unit]\nDescription=PostgreSQL Cluster %i\nAfter=network.target\n\n[Service]\nExecStart=/usr/lib/postgresql/16/bin/postgres\n',
+        'lib/systemd/system/postgresql.service': '[Unit]\nDescription=PostgreSQL RDBMS\n\n[Service]\nType=oneshot\nExecStart=/bin/true\n\n[Install]\nWantedBy=multi-user.target\n',
+      },
+    },
+    { name: 'postgresql-contrib-16', version, files: { 'usr/share/doc/postgresql-contrib-16/README': 'contrib\n' } },
+  ]);
 }
 
 beforeAll(async () => {
@@ -92,18 +52,7 @@ beforeAll(async () => {
   const repo = join(tmp.path, 'www');
   await pgdgRepo(repo);
   await writeFile(join(repo, 'kine-amd64'), '#!/bin/sh\necho "kine fixture 0.15.0"\n');
-  server = createServer((req, res) => {
-    const p = join(repo, decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname));
-    readFile(p).then(
-      (b) => res.end(b),
-      () => {
-        res.statusCode = 404;
-        res.end();
-      },
-    );
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  url = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+  ({ server, url } = await serveDir(repo));
   const deb = await debianBase();
   await pushLayout(deb.layoutDir, reg, 'debian/base', { tag: deb.tag });
   const refs = await pushFixtureImages(reg, join(tmp.path, 'fixtures'));

@@ -48,7 +48,7 @@ function dryRunText(r: DryRunReport): string {
   const lines = [`base image: ${img(r.base)}`, `k8s and agent provider bundled: ${r.plan.bundled ? 'yes' : 'no (systemd-extension capable base)'}`, ''];
   if (r.dockerfileSteps.length) {
     lines.push('Dockerfile steps (on the base, shared):');
-    for (const st of r.dockerfileSteps) lines.push(`  ${st.name.padEnd(15)} ${st.createdBy.replace(/ # (buildkit|canvos-lite TWO_NODE)$/, '')}`);
+    for (const st of r.dockerfileSteps) lines.push(`  ${st.name.padEnd(15)} ${st.createdBy.replace(/ # (buildkit|canvos-lite [\w ]+)$/, '')}`);
     lines.push('');
   }
   lines.push('shared layers (built once):');
