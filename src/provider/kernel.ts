@@ -2,8 +2,8 @@
  * CanvOS's kernel steps as RUN steps for the rootless executor. UPDATE_KERNEL=true (base-image, canvos.md §1.4 step
  * 6–7, amd64 only as there): ubuntu installs `linux-image-generic-hwe-$OS_VERSION` and runs `apt-get upgrade
  * --with-new-pkgs`, opensuse-leap runs `zypper refresh && zypper update -y`; then, for the newest kernel,
- * `/boot/vmlinuz` → `vmlinuz-<kver>`, `dracut -f /boot/initrd-<kver> <kver>` + `/boot/initrd` → `initrd-<kver>` (when
- * the image has dracut; FIPS, which skips it, excludes UPDATE_KERNEL) and `depmod -a <kver>`. UPDATE_KERNEL=false's
+ * `/boot/vmlinuz` → `vmlinuz-<kver>`, `dracut -f /boot/initrd-<kver> <kver>` + `/boot/initrd` → `initrd-<kver>` (an
+ * image without dracut fails the step, as in CanvOS; FIPS, which skips it, excludes UPDATE_KERNEL) and `depmod -a <kver>`. UPDATE_KERNEL=false's
  * `apt-mark hold` / `zypper al` belong to the base-image steps canvos-lite does not run for kairosified bases.
  * The kernel headers step (provider-image, canvos.md §1.5 step 2): for
  * kubeadm on ubuntu/amd64, or UPDATE_KERNEL=true on ubuntu, CanvOS copies the project's
@@ -55,13 +55,13 @@ export function kernelUpgradeWanted(c: Pick<BuildConfig, 'osDistribution' | 'arc
 /** The HWE kernel package CanvOS installs (`OS_VERSION=22` is written `22.04` in the package name). */
 export const hweKernelPackage = (osVersion: string): string => `linux-image-generic-hwe-${osVersion.includes('.') ? osVersion : `${osVersion}.04`}`;
 
-/** After a kernel change: the /boot links, the initrd (dracut, when the image has it) and the module index. */
+/** After a kernel change: the /boot links, the initrd (dracut; its absence fails the step) and the module index. */
 export const POST_KERNEL = [
   'set -e',
   KVER_SHELL,
   'if [ ! -e "/boot/vmlinuz-$kver" ]; then echo "UPDATE_KERNEL: /boot/vmlinuz-$kver is missing" >&2; exit 1; fi',
   'ln -sf "vmlinuz-$kver" /boot/vmlinuz',
-  'if command -v dracut >/dev/null 2>&1; then dracut -f "/boot/initrd-$kver" "$kver"; ln -sf "initrd-$kver" /boot/initrd; else echo "UPDATE_KERNEL: dracut is not in the image: /boot/initrd not regenerated for $kver" >&2; fi',
+  'if command -v dracut >/dev/null 2>&1; then dracut -f "/boot/initrd-$kver" "$kver"; ln -sf "initrd-$kver" /boot/initrd; else echo "UPDATE_KERNEL: dracut is not in the image, so /boot/initrd cannot be regenerated for $kver (CanvOS runs dracut here): add dracut to BASE_IMAGE" >&2; exit 1; fi',
   'depmod -a "$kver"',
 ].join('; ');
 
