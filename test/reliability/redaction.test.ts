@@ -62,7 +62,7 @@ describe('secrets never printed', () => {
   it('a password in IMAGE_REGISTRY / BASE_IMAGE is never echoed', async () => {
     const dir = join(tmp.path, 'arg');
     await mkdir(dir, { recursive: true });
-    await writeFile(join(dir, '.arg'), `OS_DISTRIBUTION=ubuntu\nK8S_VERSION=1.30.4\nIMAGE_REGISTRY=bob:${SECRET}@${reg.host}/edge\nBASE_IMAGE=bob:${SECRET}@${reg.host}/base:v1\n`);
+    await writeFile(join(dir, '.arg'), `OS_DISTRIBUTION=ubuntu\nK8S_VERSION=1.30.4\nPE_VERSION=v4.9.38\nIMAGE_REGISTRY=bob:${SECRET}@${reg.host}/edge\nBASE_IMAGE=bob:${SECRET}@${reg.host}/base:v1\n`);
     const r = await runBin(['--debug', 'build', '--dry-run'], { cwd: dir });
     await expectCleanFailure(r, { code: 3, withinMs: 10_000, secrets: [SECRET], debug: true });
   });

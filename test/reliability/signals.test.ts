@@ -74,7 +74,7 @@ describe('signals', () => {
     // The base image sits on a black hole: if the parse is already over when the signal comes, the command is
     // waiting on the network, and must still end in time.
     const hole = await blackHole();
-    let text = `OS_DISTRIBUTION: ubuntu\nK8S_VERSION: 1.30.4\nBASE_IMAGE: ${hole.host}/base:v1\n`;
+    let text = `OS_DISTRIBUTION: ubuntu\nK8S_VERSION: 1.30.4\nPE_VERSION: v4.9.38\nBASE_IMAGE: ${hole.host}/base:v1\n`;
     for (let i = 0; text.length < 60_000; i++) text += `K${i}: v\n`;
     await writeFile(join(dir, 'canvos.yaml'), text);
     const r = await runBin(['build', '--dry-run', '--insecure-registry', hole.host], { cwd: dir, kill: { signal: 'SIGINT', after: 800 } });
