@@ -173,7 +173,7 @@ export async function buildDockerfileLayers(df: ParsedDockerfile, o: DockerfileB
   let ws: Workspace | undefined;
   let executed = 0;
   const recordDir = join(o.cache.dir, 'dockerfile-run');
-  const watch = new Set((o.watchFiles ?? ['/etc/passwd', '/etc/group']).map((p) => p.replace(/^\/+/, '')));
+  const watch = new Set((o.watchFiles ?? CHOWN_FILES).map((p) => p.replace(/^\/+/, '')));
   try {
     for (const step of [...ev.steps, ...(o.extraSteps ?? [])]) {
       o.signal?.throwIfAborted();
@@ -237,6 +237,14 @@ export async function buildDockerfileLayers(df: ParsedDockerfile, o: DockerfileB
     await ws?.close();
   }
   return { layers, history, config: ev.configChanged ? ev.config : undefined, executed };
+}
+
+/** The image files `--chown NAME` is resolved against. */
+const CHOWN_FILES: readonly string[] = ['/etc/passwd', '/etc/group'];
+
+/** The base-scan files to keep current through the Dockerfile's layers: `files` (what the caller edits) + CHOWN_FILES. */
+export function dockerfileWatchFiles(files: readonly string[]): string[] {
+  return [...new Set([...files, ...CHOWN_FILES])];
 }
 
 /** Bring the scan up to date with a layer (its watched files, directories, links, listed children). */

@@ -6,7 +6,7 @@
  * Instructions `skip` recognises (CanvOS's emulated stock preamble) produce no step, but their ARGs still count.
  */
 import { posix } from 'node:path';
-import { redactUrl } from '../errors.js';
+import { redactText } from '../errors.js';
 import { dockerfileError, type Heredoc, type Instruction, type ParsedDockerfile } from './parse.js';
 import { expandWord, expandWords, splitWords, WordError, type Vars } from './words.js';
 import { applyConfigInstruction, type ImageRuntimeConfig } from './config.js';
@@ -80,11 +80,6 @@ const COPY_FLAGS: Record<string, ReadonlySet<string>> = {
   COPY: new Set(['chmod', 'chown', 'link']),
   ADD: new Set(['chmod', 'chown', 'link', 'checksum']),
 };
-
-/** History text without URL credentials (`http://user:pw@proxy` → `http://proxy`) or secret query parameters. */
-export function redactHistory(text: string): string {
-  return text.replace(/\b[a-z][a-z0-9+.-]*:\/\/[^\s'"]+/gi, (u) => (/@|[?&]/.test(u) ? redactUrl(u).replace(/\/$/, u.endsWith('/') ? '/' : '') : u));
-}
 
 /** Evaluate `df` (see the file header). Throws ERR_CONFIG naming `Dockerfile:LINE` for what it cannot honour. */
 export function evaluateDockerfile(df: ParsedDockerfile, opts: EvaluateOptions): EvaluatedDockerfile {
@@ -162,7 +157,7 @@ export function evaluateDockerfile(df: ParsedDockerfile, opts: EvaluateOptions):
       baseCmdInherited,
     });
     configChanged = true;
-    steps.push({ kind: 'config', ins, createdBy: redactHistory(createdBy) });
+    steps.push({ kind: 'config', ins, createdBy: redactText(createdBy) });
   }
   if (!from) throw dockerfileError(df.file, 1, 'the Dockerfile has no FROM instruction', 'start it with "ARG BASE" and "FROM $BASE"');
   return { steps, config, configChanged };
@@ -198,7 +193,7 @@ function copyStep(df: ParsedDockerfile, ins: Instruction, workdir: string, v: Va
   for (const h of ins.heredocs) heredocs.set(h.name, expandHeredoc(h, v, word));
   const sources = expanded.slice(0, -1);
   const flagText = ins.flags.map((f) => ` --${f.name}${f.value === undefined ? '' : `=${f.value}`}`).join('');
-  return { kind: 'copy', ins, add, sources, dest, chmod, chown, checksum, heredocs, createdBy: redactHistory(`${ins.keyword}${flagText} ${sources.join(' ')} ${destWord} # buildkit`) };
+  return { kind: 'copy', ins, add, sources, dest, chmod, chown, checksum, heredocs, createdBy: redactText(`${ins.keyword}${flagText} ${sources.join(' ')} ${destWord} # buildkit`) };
 }
 
 function expandHeredoc(h: Heredoc, v: Vars, word: (w: string, v: Vars) => string): string {
@@ -244,7 +239,7 @@ function runStep(df: ParsedDockerfile, ins: Instruction, config: ImageRuntimeCon
     if (v && !env.has(k) && !s.args.has(k)) argEnv.push([k, v]);
   }
   const shown = argEnv.filter(([k]) => !PROXY_ARGS.has(k)).map(([k, v]) => `${k}=${SECRET_NAME.test(k) ? '***' : v}`);
-  const createdBy = redactHistory(`RUN ${shown.length ? `|${shown.length} ${shown.join(' ')} ` : ''}${argv.join(' ')} # buildkit`);
+  const createdBy = redactText(`RUN ${shown.length ? `|${shown.length} ${shown.join(' ')} ` : ''}${argv.join(' ')} # buildkit`);
   for (const [k, v] of argEnv) env.set(k, v);
   return {
     kind: 'run',

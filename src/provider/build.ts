@@ -14,7 +14,7 @@ import { openDestination } from '../copy/transports.js';
 import type { ImageDestination, ProgressFn } from '../copy/types.js';
 import { abortError, CanvosError } from '../errors.js';
 import { buildLayer, sourceDateEpochFromEnv, type BuiltLayer } from '../layers/build.js';
-import { buildDockerfileLayers, prepareProjectDockerfile, type DockerfileBuild } from '../dockerfile/build.js';
+import { buildDockerfileLayers, dockerfileWatchFiles, prepareProjectDockerfile, type DockerfileBuild } from '../dockerfile/build.js';
 import type { Executor } from '../dockerfile/exec-api.js';
 import { compressor } from '../native/load.js';
 import { BlobCache } from '../oci/cache.js';
@@ -121,7 +121,7 @@ export async function buildProviderImages(config: BuildConfig, opts: BuildProvid
     opened.push(base);
     progress({ phase: 'scan-base', item: baseRef, transferred: 0, total: base.layers.reduce((n, l) => n + l.size, 0) });
     // The files canvos-lite edits (and the Dockerfile's --chown reads); kept current through its layers.
-    const watchFiles = [...new Set([...scanRequest.files, '/etc/passwd', '/etc/group'])];
+    const watchFiles = dockerfileWatchFiles(scanRequest.files);
     const scan = await scanBase(base.openers, { files: watchFiles, listDirs: scanRequest.listDirs }, { signal });
     const supportsSysext = scan.systemdVersion !== undefined && scan.systemdVersion >= 255;
     const plan = planProviderImages(config, opts.versions, { projectDir: opts.projectDir, supportsSystemdExtensions: supportsSysext, onWarning: warn });

@@ -12,7 +12,7 @@ import { createReadStream } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { buildDockerfileLayers, prepareProjectDockerfile } from '../dockerfile/build.js';
+import { buildDockerfileLayers, dockerfileWatchFiles, prepareProjectDockerfile } from '../dockerfile/build.js';
 import type { Executor } from '../dockerfile/exec-api.js';
 import { CanvosError } from '../errors.js';
 import { buildLayer, sourceDateEpochFromEnv } from '../layers/build.js';
@@ -147,7 +147,7 @@ export async function openInstallerRootfs(config: BuildConfig, opts: InstallerRo
     say(`scan ${baseRef}`);
     const scanRequest = baseScanRequest([planned.osConfig, planned.overlay, planned.finalize]);
     // The files canvos-lite edits (and the Dockerfile's --chown reads); kept current through its layers.
-    const watchFiles = [...new Set([...scanRequest.files, '/etc/passwd', '/etc/group'])];
+    const watchFiles = dockerfileWatchFiles(scanRequest.files);
     const scan = await scanBase(base.openers, { files: watchFiles, listDirs: scanRequest.listDirs }, { signal });
     const ctx: SpecContext = { config, scan, images: new Map([[ref, stylus]]), onWarning: warn, signal };
 
