@@ -23,11 +23,15 @@ export async function benchBuild({ quick = false, log = () => {} } = {}) {
   let proxy;
   try {
     const baseLayout = join(work.path, 'base');
-    log(`writing base ${baseLayers} × ${baseLayerBytes / MiB} MiB and ${versions} payloads of ${payloadBytes / MiB} MiB`);
+    log(
+      `writing base ${baseLayers} × ${baseLayerBytes / MiB} MiB and ${versions} payloads of ${payloadBytes / MiB} MiB`,
+    );
     await addImage(baseLayout, { tag: 'base', layers: baseLayers, layerBytes: baseLayerBytes });
     // Payloads are consecutive slices of a tar of /usr: real, partly compressible data (binaries, libraries, text),
     // different for each version, like a provider layer's content.
-    await runShell(`tar -cf - /usr 2>/dev/null | head -c ${versions * payloadBytes} | split -a 1 -d -b ${payloadBytes} - '${join(work.path, 'payload-')}'; true`); // tar dies of SIGPIPE by design
+    await runShell(
+      `tar -cf - /usr 2>/dev/null | head -c ${versions * payloadBytes} | split -a 1 -d -b ${payloadBytes} - '${join(work.path, 'payload-')}'; true`,
+    ); // tar dies of SIGPIPE by design
     const payloads = [];
     for (let v = 1; v <= versions; v++) {
       const f = join(work.path, `payload-${v - 1}`);
@@ -37,21 +41,39 @@ export async function benchBuild({ quick = false, log = () => {} } = {}) {
     reg = await startRegistry();
     proxy = await startCountingProxy(reg.url);
     const env = { ...process.env, HOME: work.path };
-    await runMeasured('skopeo', ['copy', '--quiet', '--dest-tls-verify=false', `oci:${baseLayout}:base`, `docker://${proxy.host}/bench/base:1`], { env });
+    await runMeasured(
+      'skopeo',
+      ['copy', '--quiet', '--dest-tls-verify=false', `oci:${baseLayout}:base`, `docker://${proxy.host}/bench/base:1`],
+      { env },
+    );
     const baseRef = `${proxy.host}/bench/base:1`;
 
     const ours = { ms: 0, cpuS: 0, peakRssMB: 0, uploaded: [], versions: [] };
     for (let v = 1; v <= versions; v++) {
       log(`ours: append v${v}`);
       proxy.reset();
-      const r = await runMeasured(process.execPath, [join(BENCH_DIR, 'lib', 'append.mjs'), baseRef, `${proxy.host}/bench/ours:v${v}`, payloads[v - 1], join(work.path, `ours-${v}`)], { env });
+      const r = await runMeasured(
+        process.execPath,
+        [
+          join(BENCH_DIR, 'lib', 'append.mjs'),
+          baseRef,
+          `${proxy.host}/bench/ours:v${v}`,
+          payloads[v - 1],
+          join(work.path, `ours-${v}`),
+        ],
+        { env },
+      );
       const out = JSON.parse(r.stdout.trim().split('\n').pop());
       ours.ms += r.ms;
       ours.cpuS += r.cpuS ?? NaN;
       ours.peakRssMB = Math.max(ours.peakRssMB, r.peakRssMB);
       ours.uploaded.push(proxy.uploadedBytes());
       // Whatever was uploaded beyond the new layer, its config and the manifest are base bytes.
-      ours.versions.push({ ms: round(r.ms, 0), ...out, baseBytesUploaded: proxy.uploadedBytes() - out.layer.size - out.configSize - out.manifestSize });
+      ours.versions.push({
+        ms: round(r.ms, 0),
+        ...out,
+        baseBytesUploaded: proxy.uploadedBytes() - out.layer.size - out.configSize - out.manifestSize,
+      });
     }
 
     const theirs = { ms: 0, cpuS: 0, peakRssMB: 0, uploaded: [], versions: [] };
@@ -61,8 +83,22 @@ export async function benchBuild({ quick = false, log = () => {} } = {}) {
       const layout = join(work.path, `umoci-${v}`);
       await cp(baseLayout, layout, { recursive: true });
       proxy.reset();
-      const ins = await runMeasured('umoci', ['insert', '--image', `${layout}:base`, '--tag', `v${v}`, payloads[v - 1], '/opt/bench/payload.bin'], { env });
-      const push = await runMeasured('skopeo', ['copy', '--quiet', '--dest-tls-verify=false', `oci:${layout}:v${v}`, `docker://${proxy.host}/bench/umoci:v${v}`], { env });
+      const ins = await runMeasured(
+        'umoci',
+        ['insert', '--image', `${layout}:base`, '--tag', `v${v}`, payloads[v - 1], '/opt/bench/payload.bin'],
+        { env },
+      );
+      const push = await runMeasured(
+        'skopeo',
+        [
+          'copy',
+          '--quiet',
+          '--dest-tls-verify=false',
+          `oci:${layout}:v${v}`,
+          `docker://${proxy.host}/bench/umoci:v${v}`,
+        ],
+        { env },
+      );
       theirs.ms += ins.ms + push.ms;
       theirs.cpuS += (ins.cpuS ?? NaN) + (push.cpuS ?? NaN);
       theirs.peakRssMB = Math.max(theirs.peakRssMB, ins.peakRssMB, push.peakRssMB);
@@ -75,13 +111,42 @@ export async function benchBuild({ quick = false, log = () => {} } = {}) {
     const totalPayload = versions * payloadBytes;
     return {
       params: { baseLayers, baseLayerBytes, payloadBytes, versions },
-      ours: { ms: round(ours.ms, 0), cpuS: round(ours.cpuS, 2), peakRssMB: round(ours.peakRssMB, 1), uploadedBytes: ours.uploaded, baseBytesUploaded: oursBase, versions: ours.versions },
-      umociSkopeo: { ms: round(theirs.ms, 0), cpuS: round(theirs.cpuS, 2), peakRssMB: round(theirs.peakRssMB, 1), uploadedBytes: theirs.uploaded, versions: theirs.versions },
+      ours: {
+        ms: round(ours.ms, 0),
+        cpuS: round(ours.cpuS, 2),
+        peakRssMB: round(ours.peakRssMB, 1),
+        uploadedBytes: ours.uploaded,
+        baseBytesUploaded: oursBase,
+        versions: ours.versions,
+      },
+      umociSkopeo: {
+        ms: round(theirs.ms, 0),
+        cpuS: round(theirs.cpuS, 2),
+        peakRssMB: round(theirs.peakRssMB, 1),
+        uploadedBytes: theirs.uploaded,
+        versions: theirs.versions,
+      },
       rows: [
-        row('build', `wall time (${versions} × ${payloadBytes / MiB} MiB appends)`, ours.ms / 1000, theirs.ms / 1000, 's', 'lower'),
-        row('build', 'throughput (payload)', mbps(totalPayload, ours.ms), mbps(totalPayload, theirs.ms), 'MB/s', 'higher'),
+        row(
+          'build',
+          `wall time (${versions} × ${payloadBytes / MiB} MiB appends)`,
+          ours.ms / 1000,
+          theirs.ms / 1000,
+          's',
+          'lower',
+        ),
+        row(
+          'build',
+          'throughput (payload)',
+          mbps(totalPayload, ours.ms),
+          mbps(totalPayload, theirs.ms),
+          'MB/s',
+          'higher',
+        ),
         row('build', 'peak RSS', ours.peakRssMB, theirs.peakRssMB, 'MiB', 'lower'),
-        ...(Number.isNaN(ours.cpuS) ? [] : [row('build', 'client CPU (user+sys)', ours.cpuS, theirs.cpuS, 's', 'lower')]),
+        ...(Number.isNaN(ours.cpuS)
+          ? []
+          : [row('build', 'client CPU (user+sys)', ours.cpuS, theirs.cpuS, 's', 'lower')]),
         row('build', 'bytes uploaded', sum(ours.uploaded) / MiB, sum(theirs.uploaded) / MiB, 'MiB', 'lower'),
         row('build', 'base bytes uploaded (ours)', oursBase, null, 'B', 'lower', '= 0'),
       ],

@@ -32,7 +32,14 @@ export async function benchCopy({ quick = false, log = () => {} } = {}) {
     const a = await startRegistry();
     regs.push(a);
     for (let i = 0; i < images; i++) {
-      await runMeasured('skopeo', ['copy', '--all', '--quiet', '--dest-tls-verify=false', `oci:${layout}:img${i}`, `docker://${a.host}/bench/img${i}:1`]);
+      await runMeasured('skopeo', [
+        'copy',
+        '--all',
+        '--quiet',
+        '--dest-tls-verify=false',
+        `oci:${layout}:img${i}`,
+        `docker://${a.host}/bench/img${i}:1`,
+      ]);
     }
     const totalBytes = images * platforms.length * layers * layerBytes;
     const env = { ...process.env, HOME: work.path };
@@ -48,7 +55,12 @@ export async function benchCopy({ quick = false, log = () => {} } = {}) {
         const r = await runMeasured(cmd, args, { env });
         const t1 = await Promise.all(watch.map(cpuTicks));
         const regCpu = t1.reduce((n, t, k) => n + t - t0[k], 0) / 100;
-        acc = { ms: acc.ms + r.ms, peakRssMB: Math.max(acc.peakRssMB, r.peakRssMB), cpuS: acc.cpuS + (r.cpuS ?? NaN), registriesCpuS: acc.registriesCpuS + regCpu };
+        acc = {
+          ms: acc.ms + r.ms,
+          peakRssMB: Math.max(acc.peakRssMB, r.peakRssMB),
+          cpuS: acc.cpuS + (r.cpuS ?? NaN),
+          registriesCpuS: acc.registriesCpuS + regCpu,
+        };
       }
       return acc;
     };
@@ -61,12 +73,48 @@ export async function benchCopy({ quick = false, log = () => {} } = {}) {
         const [b, c] = await Promise.all([startRegistry(), startRegistry()]);
         try {
           log(`[${name}] run ${rep + 1}/${R}: canvos-lite copy A → B`);
-          runs.ours.push(await copyAll((i) => [process.execPath, [join(ROOT, 'bin', 'canvos-lite.js'), 'copy', ...(process.env.BENCH_COPY_JOBS ? ['--jobs', process.env.BENCH_COPY_JOBS] : []), '--all-platforms', '--src-insecure', '--dest-insecure', `docker://${srcHost}/bench/img${i}:1`, `docker://${b.host}/bench/img${i}:1`]], [a.pid, b.pid]));
+          runs.ours.push(
+            await copyAll(
+              (i) => [
+                process.execPath,
+                [
+                  join(ROOT, 'bin', 'canvos-lite.js'),
+                  'copy',
+                  ...(process.env.BENCH_COPY_JOBS ? ['--jobs', process.env.BENCH_COPY_JOBS] : []),
+                  '--all-platforms',
+                  '--src-insecure',
+                  '--dest-insecure',
+                  `docker://${srcHost}/bench/img${i}:1`,
+                  `docker://${b.host}/bench/img${i}:1`,
+                ],
+              ],
+              [a.pid, b.pid],
+            ),
+          );
           log(`[${name}] run ${rep + 1}/${R}: skopeo copy --all A → C`);
-          runs.skopeo.push(await copyAll((i) => ['skopeo', ['copy', '--all', '--quiet', '--src-tls-verify=false', '--dest-tls-verify=false', `docker://${srcHost}/bench/img${i}:1`, `docker://${c.host}/bench/img${i}:1`]], [a.pid, c.pid]));
+          runs.skopeo.push(
+            await copyAll(
+              (i) => [
+                'skopeo',
+                [
+                  'copy',
+                  '--all',
+                  '--quiet',
+                  '--src-tls-verify=false',
+                  '--dest-tls-verify=false',
+                  `docker://${srcHost}/bench/img${i}:1`,
+                  `docker://${c.host}/bench/img${i}:1`,
+                ],
+              ],
+              [a.pid, c.pid],
+            ),
+          );
           // Both copies must hold the same root manifests (byte-exact copies).
           for (let i = 0; i < images; i++) {
-            const inspect = (h) => runMeasured('skopeo', ['inspect', '--raw', '--tls-verify=false', `docker://${h}/bench/img${i}:1`]).then((r) => r.stdout);
+            const inspect = (h) =>
+              runMeasured('skopeo', ['inspect', '--raw', '--tls-verify=false', `docker://${h}/bench/img${i}:1`]).then(
+                (r) => r.stdout,
+              );
             const [mb, mc] = await Promise.all([inspect(b.host), inspect(c.host)]);
             if (mb !== mc) throw new Error(`img${i}: canvos-lite and skopeo copies differ`);
           }
@@ -78,16 +126,40 @@ export async function benchCopy({ quick = false, log = () => {} } = {}) {
       const theirs = { ...best(runs.skopeo), runsMs: runs.skopeo.map((r) => Math.round(r.ms)) };
       const tag = name === 'loopback' ? '' : `[${name}] `;
       const rows = [
-        row('copy', `${tag}wall time (${round(totalBytes / MiB, 0)} MiB)`, ours.ms / 1000, theirs.ms / 1000, 's', 'lower', '≤ 0.7'),
+        row(
+          'copy',
+          `${tag}wall time (${round(totalBytes / MiB, 0)} MiB)`,
+          ours.ms / 1000,
+          theirs.ms / 1000,
+          's',
+          'lower',
+          '≤ 0.7',
+        ),
         row('copy', `${tag}throughput`, mbps(totalBytes, ours.ms), mbps(totalBytes, theirs.ms), 'MB/s', 'higher'),
         row('copy', `${tag}peak RSS`, ours.peakRssMB, theirs.peakRssMB, 'MiB', 'lower'),
-        ...(Number.isNaN(ours.cpuS) ? [] : [row('copy', `${tag}client CPU (user+sys)`, ours.cpuS, theirs.cpuS, 's', 'lower')]),
-        row('copy', `${tag}registries' CPU during the copy (A + dest)`, ours.registriesCpuS, theirs.registriesCpuS, 's', 'lower'),
+        ...(Number.isNaN(ours.cpuS)
+          ? []
+          : [row('copy', `${tag}client CPU (user+sys)`, ours.cpuS, theirs.cpuS, 's', 'lower')]),
+        row(
+          'copy',
+          `${tag}registries' CPU during the copy (A + dest)`,
+          ours.registriesCpuS,
+          theirs.registriesCpuS,
+          's',
+          'lower',
+        ),
       ];
-      return { ours: { ...ours, mbps: mbps(totalBytes, ours.ms) }, skopeo: { ...theirs, mbps: mbps(totalBytes, theirs.ms) }, rows };
+      return {
+        ours: { ...ours, mbps: mbps(totalBytes, ours.ms) },
+        skopeo: { ...theirs, mbps: mbps(totalBytes, theirs.ms) },
+        rows,
+      };
     };
     const only = process.env.BENCH_SCENARIO;
-    const wanCfg = { latencyMs: Number(process.env.BENCH_WAN_LATENCY_MS ?? 30), bytesPerSec: Number(process.env.BENCH_WAN_STREAM_MBPS ?? 8) * MiB };
+    const wanCfg = {
+      latencyMs: Number(process.env.BENCH_WAN_LATENCY_MS ?? 30),
+      bytesPerSec: Number(process.env.BENCH_WAN_STREAM_MBPS ?? 8) * MiB,
+    };
     const out = { params: { images, platforms, layers, layerBytes, totalBytes, repeats: R, wan: wanCfg }, rows: [] };
     if (only !== 'wan') {
       out.loopback = await scenario('loopback', a.host);
@@ -96,7 +168,10 @@ export async function benchCopy({ quick = false, log = () => {} } = {}) {
     if (only !== 'loopback') {
       const wan = await startWan(a.host, wanCfg.latencyMs, wanCfg.bytesPerSec);
       try {
-        out.wan = await scenario(`wan ${wanCfg.latencyMs} ms, ${wanCfg.bytesPerSec / MiB} MiB/s per connection`, wan.host);
+        out.wan = await scenario(
+          `wan ${wanCfg.latencyMs} ms, ${wanCfg.bytesPerSec / MiB} MiB/s per connection`,
+          wan.host,
+        );
         out.rows.push(...out.wan.rows);
       } finally {
         await wan.stop();

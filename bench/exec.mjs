@@ -36,14 +36,29 @@ function asUser(argv, env = {}) {
 
 async function baseTar(quick, log) {
   const cache = process.env.CANVOS_BENCH_CACHE ?? join(homedir(), '.cache', 'canvos-lite-bench');
-  const key = createHash('sha256').update(`bookworm minbase ${quick ? '' : INCLUDE}`).digest('hex').slice(0, 12);
+  const key = createHash('sha256')
+    .update(`bookworm minbase ${quick ? '' : INCLUDE}`)
+    .digest('hex')
+    .slice(0, 12);
   const out = join(cache, `exec-base-${key}.tar`);
   if (existsSync(out)) return out;
   mkdirSync(cache, { recursive: true });
   const w = await tmp('exec-base');
   execFileSync('chown', [`${ids().uid}`, w.path]);
   log(`building the base with mmdebstrap (${quick ? 'minbase' : `minbase + ${INCLUDE}`})…`);
-  const argv = asUser(['mmdebstrap', '--mode=unshare', '--variant=minbase', '--quiet', ...(quick ? [] : [`--include=${INCLUDE}`]), 'bookworm', join(w.path, 'base.tar'), 'http://deb.debian.org/debian'], { HOME: w.path });
+  const argv = asUser(
+    [
+      'mmdebstrap',
+      '--mode=unshare',
+      '--variant=minbase',
+      '--quiet',
+      ...(quick ? [] : [`--include=${INCLUDE}`]),
+      'bookworm',
+      join(w.path, 'base.tar'),
+      'http://deb.debian.org/debian',
+    ],
+    { HOME: w.path },
+  );
   await runMeasured(argv[0], argv.slice(1), { cwd: w.path });
   copyFileSync(join(w.path, 'base.tar'), `${out}.part`);
   renameSync(`${out}.part`, out);
@@ -63,11 +78,37 @@ function writeLayout(dir, tar) {
     writeFileSync(join(blobs, d), b);
     return { digest: `sha256:${d}`, size: b.length };
   };
-  const config = put({ architecture: 'amd64', os: 'linux', config: { Env: ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'] }, rootfs: { type: 'layers', diff_ids: [`sha256:${diff}`] } });
-  const layer = { mediaType: 'application/vnd.oci.image.layer.v1.tar', digest: `sha256:${diff}`, size: statSync(tar).size };
-  const m = put({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json', config: { mediaType: 'application/vnd.oci.image.config.v1+json', ...config }, layers: [layer] });
+  const config = put({
+    architecture: 'amd64',
+    os: 'linux',
+    config: { Env: ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'] },
+    rootfs: { type: 'layers', diff_ids: [`sha256:${diff}`] },
+  });
+  const layer = {
+    mediaType: 'application/vnd.oci.image.layer.v1.tar',
+    digest: `sha256:${diff}`,
+    size: statSync(tar).size,
+  };
+  const m = put({
+    schemaVersion: 2,
+    mediaType: 'application/vnd.oci.image.manifest.v1+json',
+    config: { mediaType: 'application/vnd.oci.image.config.v1+json', ...config },
+    layers: [layer],
+  });
   writeFileSync(join(dir, 'oci-layout'), JSON.stringify({ imageLayoutVersion: '1.0.0' }));
-  writeFileSync(join(dir, 'index.json'), JSON.stringify({ schemaVersion: 2, manifests: [{ mediaType: 'application/vnd.oci.image.manifest.v1+json', ...m, annotations: { 'org.opencontainers.image.ref.name': 'base' } }] }));
+  writeFileSync(
+    join(dir, 'index.json'),
+    JSON.stringify({
+      schemaVersion: 2,
+      manifests: [
+        {
+          mediaType: 'application/vnd.oci.image.manifest.v1+json',
+          ...m,
+          annotations: { 'org.opencontainers.image.ref.name': 'base' },
+        },
+      ],
+    }),
+  );
   execFileSync('chown', ['-R', `${ids().uid}:${ids().gid}`, dir]);
 }
 
@@ -85,7 +126,19 @@ async function benchExec({ quick, log }) {
       const layout = join(w.path, `ours-${i}`);
       writeLayout(layout, tar);
       log(`ours run ${i + 1}…`);
-      const argv = asUser([process.execPath, join(BENCH_DIR, 'lib', 'exec-ours.mjs'), layout, 'base', 'built', `docker://${reg.host}/exec/ours:${i}`, w.path, CMD], { HOME: w.path });
+      const argv = asUser(
+        [
+          process.execPath,
+          join(BENCH_DIR, 'lib', 'exec-ours.mjs'),
+          layout,
+          'base',
+          'built',
+          `docker://${reg.host}/exec/ours:${i}`,
+          w.path,
+          CMD,
+        ],
+        { HOME: w.path },
+      );
       return runMeasured(argv[0], argv.slice(1), { cwd: w.path });
     });
     const theirs = await bestOf(repeats(1), async (i) => {
@@ -96,9 +149,16 @@ async function benchExec({ quick, log }) {
       execFileSync('chown', ['-R', `${ids().uid}`, home]);
       log(`buildah run ${i + 1}…`);
       const script = `set -e; ctr=$(buildah from -q --name exec-ctr-${i} oci:${layout}:base); buildah run --network host $ctr -- sh -c '${CMD}' >&2; buildah commit -q $ctr exec-theirs >/dev/null; buildah push -q --tls-verify=false exec-theirs docker://${reg.host}/exec/theirs:${i}; buildah rm $ctr >/dev/null`;
-      const argv = asUser(['sh', '-c', script], { HOME: home, XDG_RUNTIME_DIR: join(home, 'xdg'), DEBIAN_FRONTEND: 'noninteractive' });
+      const argv = asUser(['sh', '-c', script], {
+        HOME: home,
+        XDG_RUNTIME_DIR: join(home, 'xdg'),
+        DEBIAN_FRONTEND: 'noninteractive',
+      });
       const r = await runMeasured(argv[0], argv.slice(1), { cwd: w.path });
-      const clean = asUser(['buildah', 'unshare', 'rm', '-rf', join(home, '.local')], { HOME: home, XDG_RUNTIME_DIR: join(home, 'xdg') });
+      const clean = asUser(['buildah', 'unshare', 'rm', '-rf', join(home, '.local')], {
+        HOME: home,
+        XDG_RUNTIME_DIR: join(home, 'xdg'),
+      });
       await runMeasured(clean[0], clean.slice(1), { allowFail: true });
       return r;
     });
@@ -107,8 +167,18 @@ async function benchExec({ quick, log }) {
       baseMB: round(baseMB, 0),
       runsMs: { ours: ours.runsMs, theirs: theirs.runsMs },
       rows: [
-        row('exec', `RUN apt-get install + push, wall (${baseTag}) vs buildah`, ours.ms / 1000, theirs.ms / 1000, 's', 'lower', '≤ 0.5'),
-        ...(ours.cpuS === undefined ? [] : [row('exec', 'client CPU (user+sys)', ours.cpuS, theirs.cpuS, 's', 'lower')]),
+        row(
+          'exec',
+          `RUN apt-get install + push, wall (${baseTag}) vs buildah`,
+          ours.ms / 1000,
+          theirs.ms / 1000,
+          's',
+          'lower',
+          '≤ 0.5',
+        ),
+        ...(ours.cpuS === undefined
+          ? []
+          : [row('exec', 'client CPU (user+sys)', ours.cpuS, theirs.cpuS, 's', 'lower')]),
         row('exec', 'peak RSS', ours.peakRssMB, theirs.peakRssMB, 'MiB', 'lower'),
       ],
     };

@@ -21,7 +21,11 @@ export async function benchMemory({ quick = false, log = () => {} } = {}) {
     await addImage(layout, { tag: 'base', layers: 1, layerBytes: MiB });
     reg = await startRegistry();
     const env = { ...process.env, HOME: work.path };
-    await runMeasured('skopeo', ['copy', '--quiet', '--dest-tls-verify=false', `oci:${layout}:base`, `docker://${reg.host}/bench/base:1`], { env });
+    await runMeasured(
+      'skopeo',
+      ['copy', '--quiet', '--dest-tls-verify=false', `oci:${layout}:base`, `docker://${reg.host}/bench/base:1`],
+      { env },
+    );
     const runs = [];
     for (const size of sizes) {
       const payload = join(work.path, 'payload');
@@ -29,9 +33,26 @@ export async function benchMemory({ quick = false, log = () => {} } = {}) {
       await writeRandomFile(payload, size);
       log(`build + push ${size / MiB} MiB`);
       const out = join(work.path, 'out');
-      const r = await runMeasured(process.execPath, [join(BENCH_DIR, 'lib', 'append.mjs'), `${reg.host}/bench/base:1`, `${reg.host}/bench/mem:${size / MiB}`, payload, out], { env });
+      const r = await runMeasured(
+        process.execPath,
+        [
+          join(BENCH_DIR, 'lib', 'append.mjs'),
+          `${reg.host}/bench/base:1`,
+          `${reg.host}/bench/mem:${size / MiB}`,
+          payload,
+          out,
+        ],
+        { env },
+      );
       const res = JSON.parse(r.stdout.trim().split('\n').pop());
-      runs.push({ size, ms: round(r.ms, 0), peakRssMB: round(r.peakRssMB, 1), buildMs: round(res.buildMs, 0), pushMs: round(res.pushMs, 0), mbps: mbps(size, r.ms) });
+      runs.push({
+        size,
+        ms: round(r.ms, 0),
+        peakRssMB: round(r.peakRssMB, 1),
+        buildMs: round(res.buildMs, 0),
+        pushMs: round(res.pushMs, 0),
+        mbps: mbps(size, r.ms),
+      });
       await rm(payload, { force: true });
       await rm(out, { recursive: true, force: true });
     }
@@ -41,8 +62,23 @@ export async function benchMemory({ quick = false, log = () => {} } = {}) {
       params: { sizes },
       runs,
       rows: [
-        row('memory', `peak RSS build+push ${label(large.size)} vs ${label(small.size)}`, large.peakRssMB, small.peakRssMB, 'MiB', 'lower', '≤ 1.10'),
-        row('memory', `build+push throughput ${label(large.size)} vs ${label(small.size)}`, large.mbps, small.mbps, 'MB/s', 'higher'),
+        row(
+          'memory',
+          `peak RSS build+push ${label(large.size)} vs ${label(small.size)}`,
+          large.peakRssMB,
+          small.peakRssMB,
+          'MiB',
+          'lower',
+          '≤ 1.10',
+        ),
+        row(
+          'memory',
+          `build+push throughput ${label(large.size)} vs ${label(small.size)}`,
+          large.mbps,
+          small.mbps,
+          'MB/s',
+          'higher',
+        ),
       ],
     };
   } finally {

@@ -15,7 +15,11 @@ const EXTERNAL = ['squashfs', 'mirror'];
 
 /** The script of bench `name` and how to start it, or undefined when absent. */
 function locate(name) {
-  for (const [ext, cmd] of [['mjs', process.execPath], ['js', process.execPath], ['sh', 'bash']]) {
+  for (const [ext, cmd] of [
+    ['mjs', process.execPath],
+    ['js', process.execPath],
+    ['sh', 'bash'],
+  ]) {
     const f = join(BENCH_DIR, `${name}.${ext}`);
     if (existsSync(f)) return { cmd, file: f };
   }
@@ -52,8 +56,10 @@ function adaptRows(name, res) {
     const tag = `${scenario ? `[${scenario}] ` : ''}`;
     const mb = res.totalMB ? ` (${res.totalMB} MB)` : '';
     out.push(row(name, `${tag}cold push wall time${mb} vs skopeo sync`, ours.coldSeconds, theirs.coldSeconds, 's'));
-    if (ours.coldCpuSeconds !== undefined) out.push(row(name, `${tag}cold push client CPU`, ours.coldCpuSeconds, theirs.coldCpuSeconds, 's'));
-    if (ours.noopSeconds !== undefined) out.push(row(name, `${tag}no-op re-run wall time`, ours.noopSeconds, theirs.noopSeconds, 's'));
+    if (ours.coldCpuSeconds !== undefined)
+      out.push(row(name, `${tag}cold push client CPU`, ours.coldCpuSeconds, theirs.coldCpuSeconds, 's'));
+    if (ours.noopSeconds !== undefined)
+      out.push(row(name, `${tag}no-op re-run wall time`, ours.noopSeconds, theirs.noopSeconds, 's'));
   }
   if (out.length) return out;
   process.stderr.write(`[run] ${name}: result has no rows; kept in latest.json only\n`);

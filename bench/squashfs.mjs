@@ -30,7 +30,8 @@ if (process.argv[2] === '--child') {
 }
 
 const WORDS = 'the of and to in is was for on that with as by at from his her an which are be this had not but are'
-  .split(' ').concat(Array.from({ length: 400 }, (_, i) => `word${(i * 7919) % 1000}x`));
+  .split(' ')
+  .concat(Array.from({ length: 400 }, (_, i) => `word${(i * 7919) % 1000}x`));
 
 /** Deterministic-enough pseudo text (compresses ~3-4x with gzip, like config files and scripts). */
 function text(bytes) {
@@ -81,7 +82,10 @@ export async function buildTree(root, scale) {
     files++;
   }
   // Duplicates (squashfs dedupes them): a copied blob and copied text libraries.
-  for (const [from, to] of [['opt/blobs/blob0.bin', 'opt/blob0.copy'], ['usr/lib/lib1.so', 'usr/lib/lib1.copy.so']]) {
+  for (const [from, to] of [
+    ['opt/blobs/blob0.bin', 'opt/blob0.copy'],
+    ['usr/lib/lib1.so', 'usr/lib/lib1.copy.so'],
+  ]) {
     const s = (await stat(join(root, from))).size;
     await writeFile(join(root, to), await (await import('node:fs/promises')).readFile(join(root, from)));
     bytes += s;
@@ -99,9 +103,13 @@ function keeper(label, out) {
     if (!k.best || r.ms < k.best.ms) k.best = r;
   };
   k.result = async () => ({
-    label, ms: Math.round(k.best.ms), runsMs: k.runsMs,
-    cpuS: k.runsCpuS.length ? Math.min(...k.runsCpuS) : null, runsCpuS: k.runsCpuS,
-    peakRssMB: round(k.best.peakRssMB, 1), bytes: (await stat(out)).size,
+    label,
+    ms: Math.round(k.best.ms),
+    runsMs: k.runsMs,
+    cpuS: k.runsCpuS.length ? Math.min(...k.runsCpuS) : null,
+    runsCpuS: k.runsCpuS,
+    peakRssMB: round(k.best.peakRssMB, 1),
+    bytes: (await stat(out)).size,
     ...(k.best.stdout.trim().startsWith('{') ? { child: JSON.parse(k.best.stdout.trim().split('\n').pop()) } : {}),
   });
   return k;
@@ -124,15 +132,38 @@ await runIfMain(import.meta.url, 'squashfs', async ({ quick, log }) => {
     const tsOut = join(t.path, 'tar2sqfs.sqfs');
     const o6Out = join(t.path, 'ours6.sqfs');
     const jsOut = join(t.path, 'oursjs.sqfs');
-    const child = (out, level, env) => () => runMeasured(process.execPath, [SELF, '--child', src, out, String(N), String(level)], env ? { env: { ...process.env, ...env } } : {});
+    const child = (out, level, env) => () =>
+      runMeasured(
+        process.execPath,
+        [SELF, '--child', src, out, String(N), String(level)],
+        env ? { env: { ...process.env, ...env } } : {},
+      );
     // All gzip level 9 (mksquashfs's default), N threads, 1 MiB blocks. Ours at level 6 and ours on the pure-JS
     // backend (node:zlib instead of libdeflate) are for information.
     const tools = [
       [keeper('canvos-lite writeSquashfs', oursOut), child(oursOut, 9)],
-      [keeper('mksquashfs', mkOut), () => runMeasured('mksquashfs',
-        [src, mkOut, '-b', '1M', '-comp', 'gzip', '-processors', String(N), '-noappend', '-quiet', '-no-progress'])],
-      [keeper('tar2sqfs', tsOut), () => runMeasured('sh',
-        ['-c', `tar -C '${src}' -cf - . | tar2sqfs -q -f -c gzip -b 1048576 -j ${N} '${tsOut}'`])],
+      [
+        keeper('mksquashfs', mkOut),
+        () =>
+          runMeasured('mksquashfs', [
+            src,
+            mkOut,
+            '-b',
+            '1M',
+            '-comp',
+            'gzip',
+            '-processors',
+            String(N),
+            '-noappend',
+            '-quiet',
+            '-no-progress',
+          ]),
+      ],
+      [
+        keeper('tar2sqfs', tsOut),
+        () =>
+          runMeasured('sh', ['-c', `tar -C '${src}' -cf - . | tar2sqfs -q -f -c gzip -b 1048576 -j ${N} '${tsOut}'`]),
+      ],
       [keeper('canvos-lite writeSquashfs level 6', o6Out), child(o6Out, 6)],
       [keeper('canvos-lite writeSquashfs, CANVOS_NO_NATIVE=1', jsOut), child(jsOut, 9, { CANVOS_NO_NATIVE: '1' })],
     ];
@@ -141,11 +172,15 @@ await runIfMain(import.meta.url, 'squashfs', async ({ quick, log }) => {
       for (const [k, fn] of tools) {
         const res = await fn();
         k.add(res);
-        log(`${k.label}: ${Math.round(res.ms)} ms wall, ${res.cpuS === undefined ? '?' : round(res.cpuS, 2)} s CPU, ${round(res.peakRssMB, 1)} MB RSS`);
+        log(
+          `${k.label}: ${Math.round(res.ms)} ms wall, ${res.cpuS === undefined ? '?' : round(res.cpuS, 2)} s CPU, ${round(res.peakRssMB, 1)} MB RSS`,
+        );
       }
     }
     const [ours, mk, ts, ours6, oursJs] = await Promise.all(tools.map(([k]) => k.result()));
-    log(`ours ${ours.bytes} bytes (${ours.child?.backend ?? '?'} backend), mksquashfs ${mk.bytes}, tar2sqfs ${ts.bytes}`);
+    log(
+      `ours ${ours.bytes} bytes (${ours.child?.backend ?? '?'} backend), mksquashfs ${mk.bytes}, tar2sqfs ${ts.bytes}`,
+    );
 
     // Same content check: both images must list identically, every field (guards the bench against measuring a
     // broken writer). Directory sizes count run headers, which split at inode-table block boundaries: they match
@@ -157,28 +192,56 @@ await runIfMain(import.meta.url, 'squashfs', async ({ quick, log }) => {
       const a = lo.split('\n');
       const b = lm.split('\n');
       const i = a.findIndex((l, k) => l !== b[k]);
-      throw new Error(`our image lists differently from mksquashfs at line ${i + 1}:\n  ours: ${a[i]}\n  mksquashfs: ${b[i]}`);
+      throw new Error(
+        `our image lists differently from mksquashfs at line ${i + 1}:\n  ours: ${a[i]}\n  mksquashfs: ${b[i]}`,
+      );
     }
     const diff = await runMeasured('sqfsdiff', ['-T', '-a', mkOut, '-b', oursOut], { allowFail: true });
     if (diff.code !== 0) throw new Error(`sqfsdiff finds differences: ${diff.stdout.slice(0, 500)}`);
 
     const rows = [
       // Our default run uses libdeflate when the native addon is built (npm ci), else node:zlib: say which.
-      row('squashfs', `wall time, ${round(input.bytes / 1e6, 0)} MB tree vs mksquashfs -processors ${N}${ours.child?.backend === 'native' ? '' : ' (node:zlib: no native addon)'}`, ours.ms / 1000, mk.ms / 1000, 's', 'lower', '≤ 1.2'),
-      ...(ours.cpuS !== null && mk.cpuS !== null ? [row('squashfs', 'CPU time (user+sys) vs mksquashfs', ours.cpuS, mk.cpuS, 's')] : []),
+      row(
+        'squashfs',
+        `wall time, ${round(input.bytes / 1e6, 0)} MB tree vs mksquashfs -processors ${N}${ours.child?.backend === 'native' ? '' : ' (node:zlib: no native addon)'}`,
+        ours.ms / 1000,
+        mk.ms / 1000,
+        's',
+        'lower',
+        '≤ 1.2',
+      ),
+      ...(ours.cpuS !== null && mk.cpuS !== null
+        ? [row('squashfs', 'CPU time (user+sys) vs mksquashfs', ours.cpuS, mk.cpuS, 's')]
+        : []),
       row('squashfs', 'wall time vs tar2sqfs', ours.ms / 1000, ts.ms / 1000, 's'),
       row('squashfs', 'image size vs mksquashfs', ours.bytes / 1e6, mk.bytes / 1e6, 'MB'),
       row('squashfs', 'peak RSS vs mksquashfs', ours.peakRssMB, mk.peakRssMB, 'MB'),
       row('squashfs', 'peak RSS vs tar2sqfs', ours.peakRssMB, ts.peakRssMB, 'MB'),
       row('squashfs', 'wall time, ours at level 6 vs mksquashfs (level 9)', ours6.ms / 1000, mk.ms / 1000, 's'),
       row('squashfs', 'image size, ours at level 6 vs mksquashfs (level 9)', ours6.bytes / 1e6, mk.bytes / 1e6, 'MB'),
-      row('squashfs', 'wall time, ours on node:zlib (CANVOS_NO_NATIVE=1) vs mksquashfs', oursJs.ms / 1000, mk.ms / 1000, 's'),
-      ...(oursJs.cpuS !== null && mk.cpuS !== null ? [row('squashfs', 'CPU time, ours on node:zlib (CANVOS_NO_NATIVE=1) vs mksquashfs', oursJs.cpuS, mk.cpuS, 's')] : []),
+      row(
+        'squashfs',
+        'wall time, ours on node:zlib (CANVOS_NO_NATIVE=1) vs mksquashfs',
+        oursJs.ms / 1000,
+        mk.ms / 1000,
+        's',
+      ),
+      ...(oursJs.cpuS !== null && mk.cpuS !== null
+        ? [row('squashfs', 'CPU time, ours on node:zlib (CANVOS_NO_NATIVE=1) vs mksquashfs', oursJs.cpuS, mk.cpuS, 's')]
+        : []),
     ];
     return {
-      threads: N, repeats: R, inputBytes: input.bytes, inputFiles: input.files,
-      ours, mksquashfs: mk, tar2sqfs: ts, oursLevel6: ours6, oursJs,
-      ratioWallVsMksquashfs: round(ours.ms / mk.ms, 3), ratioCpuVsMksquashfs: ours.cpuS && mk.cpuS ? round(ours.cpuS / mk.cpuS, 3) : null,
+      threads: N,
+      repeats: R,
+      inputBytes: input.bytes,
+      inputFiles: input.files,
+      ours,
+      mksquashfs: mk,
+      tar2sqfs: ts,
+      oursLevel6: ours6,
+      oursJs,
+      ratioWallVsMksquashfs: round(ours.ms / mk.ms, 3),
+      ratioCpuVsMksquashfs: ours.cpuS && mk.cpuS ? round(ours.cpuS / mk.cpuS, 3) : null,
       ratioSizeVsMksquashfs: round(ours.bytes / mk.bytes, 4),
       rows,
     };

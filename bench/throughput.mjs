@@ -69,7 +69,9 @@ export async function benchThroughput({ quick = false, log = () => {} } = {}) {
   try {
     const file = join(work.path, 'input.tar');
     log(`input: ${size / MiB} MiB of tar /usr`);
-    await runShell(`tar -cf - /usr/lib /usr/share /usr/bin 2>/dev/null | head -c ${size} > '${file}'; test $(stat -c %s '${file}') -eq ${size}`);
+    await runShell(
+      `tar -cf - /usr/lib /usr/share /usr/bin 2>/dev/null | head -c ${size} > '${file}'; test $(stat -c %s '${file}') -eq ${size}`,
+    );
     await nodeSha256(file); // warm the page cache
     const conc = Math.max(2, availableParallelism());
     const native = compressor();
@@ -87,15 +89,58 @@ export async function benchThroughput({ quick = false, log = () => {} } = {}) {
     else log('pigz not installed: skipping');
     const out = (r) => (r.out !== undefined ? r.out : Number(r.stdout.trim()));
     const ms = (r) => r.ms;
-    const summary = Object.fromEntries(Object.entries(res).map(([k, r]) => [k, { ms: round(ms(r), 0), runsMs: r.runsMs, mbps: mbps(size, ms(r)), ...(typeof out(r) === 'number' && !Number.isNaN(out(r)) ? { outBytes: out(r) } : {}) }]));
+    const summary = Object.fromEntries(
+      Object.entries(res).map(([k, r]) => [
+        k,
+        {
+          ms: round(ms(r), 0),
+          runsMs: r.runsMs,
+          mbps: mbps(size, ms(r)),
+          ...(typeof out(r) === 'number' && !Number.isNaN(out(r)) ? { outBytes: out(r) } : {}),
+        },
+      ]),
+    );
     const rows = [
-      row('throughput', 'sha256 (node vs sha256sum)', mbps(size, ms(res.nodeSha256)), mbps(size, ms(res.sha256sum)), 'MB/s', 'higher'),
-      row('throughput', 'gzip -6 1 thread (node:zlib vs gzip)', mbps(size, ms(res.nodeGzip6)), mbps(size, ms(res.gzip6)), 'MB/s', 'higher'),
+      row(
+        'throughput',
+        'sha256 (node vs sha256sum)',
+        mbps(size, ms(res.nodeSha256)),
+        mbps(size, ms(res.sha256sum)),
+        'MB/s',
+        'higher',
+      ),
+      row(
+        'throughput',
+        'gzip -6 1 thread (node:zlib vs gzip)',
+        mbps(size, ms(res.nodeGzip6)),
+        mbps(size, ms(res.gzip6)),
+        'MB/s',
+        'higher',
+      ),
     ];
     const ref = havePigz ? res.pigz6 : res.gzip6;
     const refName = havePigz ? 'pigz -6' : 'gzip -6';
-    if (res.nativeChunked6) rows.push(row('throughput', `gzip -6 chunked native (vs ${refName})`, mbps(size, ms(res.nativeChunked6)), mbps(size, ms(ref)), 'MB/s', 'higher'));
-    rows.push(row('throughput', `gzip -6 chunked js (vs ${refName})`, mbps(size, ms(res.jsChunked6)), mbps(size, ms(ref)), 'MB/s', 'higher'));
+    if (res.nativeChunked6)
+      rows.push(
+        row(
+          'throughput',
+          `gzip -6 chunked native (vs ${refName})`,
+          mbps(size, ms(res.nativeChunked6)),
+          mbps(size, ms(ref)),
+          'MB/s',
+          'higher',
+        ),
+      );
+    rows.push(
+      row(
+        'throughput',
+        `gzip -6 chunked js (vs ${refName})`,
+        mbps(size, ms(res.jsChunked6)),
+        mbps(size, ms(ref)),
+        'MB/s',
+        'higher',
+      ),
+    );
     // Incompressible input (already-compressed files, e.g. image tarballs inside a provider layer) is where deflate
     // implementations differ most: some detect it and store, others search for matches at full cost.
     const rnd = join(work.path, 'random.bin');
@@ -103,12 +148,52 @@ export async function benchThroughput({ quick = false, log = () => {} } = {}) {
     await writeRandomFile(rnd, rndSize);
     const rndOurs = await best(() => timed(() => chunked(rnd, native, 6, conc)));
     const rndRef = await best(() => runShell(`${havePigz ? 'pigz' : 'gzip'} -6 -c '${rnd}' | wc -c`));
-    summary.randomChunked6 = { ms: round(rndOurs.ms, 0), runsMs: rndOurs.runsMs, mbps: mbps(rndSize, rndOurs.ms), outBytes: rndOurs.out, inBytes: rndSize };
-    summary.randomRef6 = { ms: round(rndRef.ms, 0), runsMs: rndRef.runsMs, mbps: mbps(rndSize, rndRef.ms), inBytes: rndSize };
-    rows.push(row('throughput', `gzip -6 chunked ${native.backend}, random data (vs ${refName})`, mbps(rndSize, rndOurs.ms), mbps(rndSize, rndRef.ms), 'MB/s', 'higher'));
+    summary.randomChunked6 = {
+      ms: round(rndOurs.ms, 0),
+      runsMs: rndOurs.runsMs,
+      mbps: mbps(rndSize, rndOurs.ms),
+      outBytes: rndOurs.out,
+      inBytes: rndSize,
+    };
+    summary.randomRef6 = {
+      ms: round(rndRef.ms, 0),
+      runsMs: rndRef.runsMs,
+      mbps: mbps(rndSize, rndRef.ms),
+      inBytes: rndSize,
+    };
+    rows.push(
+      row(
+        'throughput',
+        `gzip -6 chunked ${native.backend}, random data (vs ${refName})`,
+        mbps(rndSize, rndOurs.ms),
+        mbps(rndSize, rndRef.ms),
+        'MB/s',
+        'higher',
+      ),
+    );
     const sizeRow = res.nativeChunked6 ?? res.jsChunked6;
-    rows.push(row('throughput', `gzip -6 output size (chunked ${res.nativeChunked6 ? 'native' : 'js'} vs gzip)`, out(sizeRow) / MiB, out(res.gzip6) / MiB, 'MiB', 'lower'));
-    return { params: { size, repeats: R, concurrency: conc, chunkSize: DEFAULT_CHUNK_SIZE, backend: native.backend, versions: native.versions }, results: summary, rows };
+    rows.push(
+      row(
+        'throughput',
+        `gzip -6 output size (chunked ${res.nativeChunked6 ? 'native' : 'js'} vs gzip)`,
+        out(sizeRow) / MiB,
+        out(res.gzip6) / MiB,
+        'MiB',
+        'lower',
+      ),
+    );
+    return {
+      params: {
+        size,
+        repeats: R,
+        concurrency: conc,
+        chunkSize: DEFAULT_CHUNK_SIZE,
+        backend: native.backend,
+        versions: native.versions,
+      },
+      results: summary,
+      rows,
+    };
   } finally {
     await work.cleanup();
   }

@@ -10,7 +10,10 @@ setFlagsFromString('--liftoff-only');
 // abort unwinds; the process ends with 130/143 at the latest 1.5 s later, or at once on a second signal.
 const ac = new AbortController();
 let signalExit = 0;
-for (const [s, code] of [['SIGINT', 130], ['SIGTERM', 143]]) {
+for (const [s, code] of [
+  ['SIGINT', 130],
+  ['SIGTERM', 143],
+]) {
   process.on(s, () => {
     if (signalExit) process.exit(signalExit);
     signalExit = code;
@@ -24,7 +27,13 @@ const { statSync } = await import('node:fs');
 const mtime = (rel) => statSync(new URL(rel, import.meta.url), { throwIfNoEntry: false })?.mtimeMs ?? -1;
 const bundled = mtime('../dist/bundle/main.mjs') >= mtime('../dist/cli/main.js');
 const { main } = await import(bundled ? '../dist/bundle/main.mjs' : '../dist/cli/main.js');
-const code = await main(process.argv.slice(2), { stdout: process.stdout, stderr: process.stderr, env: process.env, cwd: process.cwd(), signal: ac.signal });
+const code = await main(process.argv.slice(2), {
+  stdout: process.stdout,
+  stderr: process.stderr,
+  env: process.env,
+  cwd: process.cwd(),
+  signal: ac.signal,
+});
 process.exitCode = signalExit || code;
 // After an interrupt nothing is left worth waiting for (a socket being torn down, a killed child): exit now.
 if (signalExit) process.exit(signalExit);

@@ -56,7 +56,9 @@ await esbuild.build({
   minifySyntax: true,
   legalComments: 'linked',
   // CommonJS dependencies bundled into ESM still call require() for Node built-ins.
-  banner: { js: "import { createRequire as __canvosCreateRequire } from 'node:module'; const require = __canvosCreateRequire(import.meta.url);" },
+  banner: {
+    js: "import { createRequire as __canvosCreateRequire } from 'node:module'; const require = __canvosCreateRequire(import.meta.url);",
+  },
   logLevel: 'warning',
   plugins: [zodEnglishOnly],
 });

@@ -17,7 +17,8 @@ const FALLBACK = 'using the JS fallback';
 
 /** Where node-gyp-build finds a loadable addon, or undefined (checked in a child: a failed dlopen is not retried). */
 function loadable() {
-  const probe = `const b = require(${JSON.stringify(require.resolve('node-gyp-build'))});` +
+  const probe =
+    `const b = require(${JSON.stringify(require.resolve('node-gyp-build'))});` +
     `const p = b.resolve(${JSON.stringify(nativeDir)}); require(p); process.stdout.write(p);`;
   const r = spawnSync(process.execPath, ['-e', probe], { encoding: 'utf8' });
   return r.status === 0 ? r.stdout : undefined;
@@ -29,9 +30,11 @@ function nodeGyp() {
   try {
     candidates.push(join(dirname(require.resolve('node-gyp/package.json')), 'bin', 'node-gyp.js'));
   } catch {}
-  if (process.env.npm_execpath) candidates.push(join(dirname(process.env.npm_execpath), '..', 'node_modules', 'node-gyp', 'bin', 'node-gyp.js'));
+  if (process.env.npm_execpath)
+    candidates.push(join(dirname(process.env.npm_execpath), '..', 'node_modules', 'node-gyp', 'bin', 'node-gyp.js'));
   const npmRoot = spawnSync('npm', ['root', '-g'], { encoding: 'utf8' });
-  if (npmRoot.status === 0) candidates.push(join(npmRoot.stdout.trim(), 'npm', 'node_modules', 'node-gyp', 'bin', 'node-gyp.js'));
+  if (npmRoot.status === 0)
+    candidates.push(join(npmRoot.stdout.trim(), 'npm', 'node_modules', 'node-gyp', 'bin', 'node-gyp.js'));
   return candidates.find((c) => c && existsSync(c));
 }
 
@@ -46,7 +49,10 @@ const cxx = process.env.CXX || 'c++';
 if (spawnSync(cxx, ['--version'], { stdio: 'ignore' }).status !== 0) {
   skipped(`no C++ compiler (${cxx}) found`, 'apt-get install g++ libdeflate-dev libzstd-dev');
 }
-const headers = spawnSync(cxx, ['-E', '-x', 'c++', '-'], { input: '#include <libdeflate.h>\n#include <zstd.h>\n', stdio: ['pipe', 'ignore', 'ignore'] });
+const headers = spawnSync(cxx, ['-E', '-x', 'c++', '-'], {
+  input: '#include <libdeflate.h>\n#include <zstd.h>\n',
+  stdio: ['pipe', 'ignore', 'ignore'],
+});
 if (headers.status !== 0) skipped('libdeflate/libzstd headers not found', 'apt-get install libdeflate-dev libzstd-dev');
 const gyp = nodeGyp();
 if (!gyp) skipped('node-gyp not found', 'it comes with npm: run npm ci');
@@ -54,15 +60,23 @@ if (!gyp) skipped('node-gyp not found', 'it comes with npm: run npm ci');
 // node-gyp downloads Node's headers unless told where they are; Node's own install ships them in <prefix>/include/node.
 const args = [gyp, 'rebuild'];
 const prefix = join(dirname(process.execPath), '..');
-if (!process.env.npm_config_nodedir && existsSync(join(prefix, 'include', 'node', 'node_api.h'))) args.push(`--nodedir=${prefix}`);
+if (!process.env.npm_config_nodedir && existsSync(join(prefix, 'include', 'node', 'node_api.h')))
+  args.push(`--nodedir=${prefix}`);
 const r = spawnSync(process.execPath, args, { cwd: nativeDir, encoding: 'utf8', stdio: verbose ? 'inherit' : 'pipe' });
 if (r.status !== 0) {
   const lines = `${r.stdout ?? ''}\n${r.stderr ?? ''}`.split('\n').map((l) => l.trim());
   const download = lines.find((l) => /^gyp http GET .*headers\.tar\.gz/.test(l));
-  const why = lines.find((l) => /: (fatal )?error: /.test(l)) ?? lines.find((l) => l.startsWith('gyp: ')) ??
+  const why =
+    lines.find((l) => /: (fatal )?error: /.test(l)) ??
+    lines.find((l) => l.startsWith('gyp: ')) ??
     (download ? `could not download Node's headers (${download.split(' ').pop()})` : undefined) ??
-    lines.find((l) => l.startsWith('gyp ERR! stack Error: ')) ?? lines.find((l) => l.startsWith('gyp ERR! ')) ?? `node-gyp exited with ${r.status}`;
-  skipped(`the build from source failed: ${why.replace(/^gyp ERR! (stack )?/, '').slice(0, 160)}`, 'see why: node scripts/install-native.mjs --verbose');
+    lines.find((l) => l.startsWith('gyp ERR! stack Error: ')) ??
+    lines.find((l) => l.startsWith('gyp ERR! ')) ??
+    `node-gyp exited with ${r.status}`;
+  skipped(
+    `the build from source failed: ${why.replace(/^gyp ERR! (stack )?/, '').slice(0, 160)}`,
+    'see why: node scripts/install-native.mjs --verbose',
+  );
 }
 const built = loadable();
 if (!built) skipped('the addon built from source does not load', 'see why: node scripts/install-native.mjs --verbose');

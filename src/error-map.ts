@@ -31,9 +31,32 @@ export const FS_ERRNO_HINTS: Readonly<Record<string, string>> = {
   EBUSY: 'the path is busy (a mount point or in use): choose another path',
 };
 
-const CORRUPT_CODES = new Set(['Z_DATA_ERROR', 'Z_BUF_ERROR', 'Z_STREAM_ERROR', 'Z_NEED_DICT', 'ERR_ZLIB_INITIALIZATION_FAILED']);
-const NET_TIMEOUTS = new Set(['UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'ETIMEDOUT']);
-const NET_CODES = new Set(['ECONNRESET', 'ECONNREFUSED', 'EPIPE', 'EAI_AGAIN', 'ENOTFOUND', 'ENETUNREACH', 'EHOSTUNREACH', 'ECONNABORTED', 'UND_ERR_SOCKET', 'UND_ERR_CLOSED', ...NET_TIMEOUTS]);
+const CORRUPT_CODES = new Set([
+  'Z_DATA_ERROR',
+  'Z_BUF_ERROR',
+  'Z_STREAM_ERROR',
+  'Z_NEED_DICT',
+  'ERR_ZLIB_INITIALIZATION_FAILED',
+]);
+const NET_TIMEOUTS = new Set([
+  'UND_ERR_CONNECT_TIMEOUT',
+  'UND_ERR_HEADERS_TIMEOUT',
+  'UND_ERR_BODY_TIMEOUT',
+  'ETIMEDOUT',
+]);
+const NET_CODES = new Set([
+  'ECONNRESET',
+  'ECONNREFUSED',
+  'EPIPE',
+  'EAI_AGAIN',
+  'ENOTFOUND',
+  'ENETUNREACH',
+  'EHOSTUNREACH',
+  'ECONNABORTED',
+  'UND_ERR_SOCKET',
+  'UND_ERR_CLOSED',
+  ...NET_TIMEOUTS,
+]);
 
 type Errno = Error & { code?: unknown; syscall?: unknown; path?: unknown; dest?: unknown; errno?: unknown };
 
@@ -51,7 +74,10 @@ export function fsError(e: Errno, what?: string): CanvosError {
   const code = String(e.code);
   const path = typeof e.path === 'string' ? e.path : undefined;
   const dest = typeof e.dest === 'string' ? ` -> ${e.dest}` : '';
-  const reason = e.message.replace(/^[A-Z]+: /, '').replace(/,\s*\S+ .*$/, '').trim();
+  const reason = e.message
+    .replace(/^[A-Z]+: /, '')
+    .replace(/,\s*\S+ .*$/, '')
+    .trim();
   const op = typeof e.syscall === 'string' ? e.syscall : 'access';
   const subject = what ?? (path ? `${op} ${path}${dest}` : op);
   return new CanvosError('ERR_FILESYSTEM', `${subject}: ${code}${reason && reason !== code ? ` (${reason})` : ''}`, {
@@ -67,18 +93,38 @@ export function fsError(e: Errno, what?: string): CanvosError {
  */
 export function toCanvosError(e: unknown): CanvosError | undefined {
   if (CanvosError.is(e) && e.code !== 'ERR_INTERNAL') return e;
-  const fs = findCause(e, (x) => typeof x.code === 'string' && x.code in FS_ERRNO_HINTS && typeof x.syscall === 'string' && !NET_CODES.has(x.code));
+  const fs = findCause(
+    e,
+    (x) =>
+      typeof x.code === 'string' && x.code in FS_ERRNO_HINTS && typeof x.syscall === 'string' && !NET_CODES.has(x.code),
+  );
   if (fs) return fsError(fs);
-  const z = findCause(e, (x) => (typeof x.code === 'string' && CORRUPT_CODES.has(x.code)) || /unexpected end of file|incorrect header check|invalid (block type|distance|stored block|code lengths)|zstd/i.test(String(x.message)));
+  const z = findCause(
+    e,
+    (x) =>
+      (typeof x.code === 'string' && CORRUPT_CODES.has(x.code)) ||
+      /unexpected end of file|incorrect header check|invalid (block type|distance|stored block|code lengths)|zstd/i.test(
+        String(x.message),
+      ),
+  );
   if (z) {
-    return new CanvosError('ERR_LAYER_CORRUPT', `compressed data is corrupt or truncated: ${z.message.split('\n')[0]}`, { cause: e, hint: 'the blob or file is damaged: fetch or copy it again' });
+    return new CanvosError(
+      'ERR_LAYER_CORRUPT',
+      `compressed data is corrupt or truncated: ${z.message.split('\n')[0]}`,
+      { cause: e, hint: 'the blob or file is damaged: fetch or copy it again' },
+    );
   }
   const net = findCause(e, (x) => typeof x.code === 'string' && NET_CODES.has(x.code));
   if (net) {
     const code = String(net.code);
     const host = typeof (net as { host?: unknown }).host === 'string' ? ` to ${(net as { host?: string }).host}` : '';
-    const msg = NET_TIMEOUTS.has(code) ? `network timeout${host}: no data within the time limit (${code})` : `network error${host}: ${redactText(net.message.split('\n')[0] ?? code)} (${code})`;
-    return new CanvosError('ERR_NETWORK', msg, { cause: e, hint: 'check the network and that the server is up; raise --timeout for a slow link' });
+    const msg = NET_TIMEOUTS.has(code)
+      ? `network timeout${host}: no data within the time limit (${code})`
+      : `network error${host}: ${redactText(net.message.split('\n')[0] ?? code)} (${code})`;
+    return new CanvosError('ERR_NETWORK', msg, {
+      cause: e,
+      hint: 'check the network and that the server is up; raise --timeout for a slow link',
+    });
   }
   return CanvosError.is(e) ? e : undefined;
 }
@@ -86,6 +132,7 @@ export function toCanvosError(e: unknown): CanvosError | undefined {
 /** Give a path-less errno error (a failed `write`) the path it was about, so its message can name it. */
 export function withPath<T>(e: T, path: string): T {
   const x = e as Errno | undefined;
-  if (x && typeof x === 'object' && typeof x.code === 'string' && x.code in FS_ERRNO_HINTS && x.path === undefined) x.path = path;
+  if (x && typeof x === 'object' && typeof x.code === 'string' && x.code in FS_ERRNO_HINTS && x.path === undefined)
+    x.path = path;
   return e;
 }

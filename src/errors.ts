@@ -168,7 +168,9 @@ export function redactText(text: string): string {
   return text
     .replace(/\b([a-z][a-z0-9+.-]*:\/\/)[^\s/@"'<>]*@/gi, '$1')
     .replace(/(^|[\s"'=(,])[^\s/@"'=:(,]+:[^\s/@"']+@(?!sha\d+:)(?=[a-z0-9.-]+[:/])/gi, '$1')
-    .replace(/([?&;]([a-z0-9_.-]*))=([^&\s"'#;]+)/gi, (m, pre: string, name: string) => (SECRET_PARAM.test(name) ? `${pre}=REDACTED` : m));
+    .replace(/([?&;]([a-z0-9_.-]*))=([^&\s"'#;]+)/gi, (m, pre: string, name: string) =>
+      SECRET_PARAM.test(name) ? `${pre}=REDACTED` : m,
+    );
 }
 
 /** Turn AbortSignal aborts into a CanvosError. */

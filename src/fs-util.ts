@@ -9,13 +9,19 @@ import { dirname, resolve } from 'node:path';
 /** Create `path` and its missing parents (like `mkdir -p`); an existing non-directory is ENOTDIR. */
 export async function mkdirs(path: string): Promise<void> {
   const missing: string[] = [];
-  for (let p = resolve(path); ; ) {
+  for (let p = resolve(path); ;) {
     const st = await stat(p).catch((e: NodeJS.ErrnoException) => {
       if (e.code !== 'ENOENT') throw e;
       return undefined;
     });
     if (st) {
-      if (!st.isDirectory()) throw Object.assign(new Error(`ENOTDIR: not a directory, mkdir '${p}'`), { code: 'ENOTDIR', errno: -20, syscall: 'mkdir', path: p });
+      if (!st.isDirectory())
+        throw Object.assign(new Error(`ENOTDIR: not a directory, mkdir '${p}'`), {
+          code: 'ENOTDIR',
+          errno: -20,
+          syscall: 'mkdir',
+          path: p,
+        });
       break;
     }
     missing.push(p);

@@ -1,7 +1,16 @@
 /**
  * canvos-lite public API. Every name exported here is documented and stable within a minor version.
  */
-export { CanvosError, RegistryHttpError, XorrisoError, EXIT_CODES, redactText, redactUrl, type ErrorCode, type CanvosErrorOptions } from './errors.js';
+export {
+  CanvosError,
+  RegistryHttpError,
+  XorrisoError,
+  EXIT_CODES,
+  redactText,
+  redactUrl,
+  type ErrorCode,
+  type CanvosErrorOptions,
+} from './errors.js';
 export { toCanvosError, FS_ERRNO_HINTS } from './error-map.js';
 export { INPUT_LIMITS } from './text-input.js';
 export { VERSION } from './version.js';

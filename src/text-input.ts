@@ -6,7 +6,17 @@
  */
 import { open } from 'node:fs/promises';
 import { isUtf8 } from 'node:buffer';
-import { isMap, LineCounter, parseDocument, visit, YAMLParseError, type Document, type DocumentOptions, type ParseOptions, type SchemaOptions } from 'yaml';
+import {
+  isMap,
+  LineCounter,
+  parseDocument,
+  visit,
+  YAMLParseError,
+  type Document,
+  type DocumentOptions,
+  type ParseOptions,
+  type SchemaOptions,
+} from 'yaml';
 import { CanvosError } from './errors.js';
 
 const KiB = 1024;
@@ -40,7 +50,7 @@ export function echo(value: string, limit = ECHO_LIMIT): string {
 /** Offset of the first byte that is not part of valid UTF-8, or -1. Linear. */
 export function firstInvalidUtf8(buf: Uint8Array): number {
   if (isUtf8(buf)) return -1;
-  for (let i = 0; i < buf.length; ) {
+  for (let i = 0; i < buf.length;) {
     const b = buf[i]!;
     const n = b < 0x80 ? 1 : b >= 0xc2 && b <= 0xdf ? 2 : b >= 0xe0 && b <= 0xef ? 3 : b >= 0xf0 && b <= 0xf4 ? 4 : 0;
     if (n === 0 || i + n > buf.length || !isUtf8(buf.subarray(i, i + n))) return i;
@@ -89,13 +99,21 @@ export async function readTextBytes(path: string, o: ReadTextOptions): Promise<B
   } catch (e) {
     if (CanvosError.is(e)) throw e;
     const code = (e as NodeJS.ErrnoException).code;
-    throw new CanvosError('ERR_CONFIG', `cannot read ${o.what} ${path}: ${code === 'ENOENT' ? 'no such file' : code ?? (e as Error).message}`, { hint: o.hint, cause: e });
+    throw new CanvosError(
+      'ERR_CONFIG',
+      `cannot read ${o.what} ${path}: ${code === 'ENOENT' ? 'no such file' : (code ?? (e as Error).message)}`,
+      { hint: o.hint, cause: e },
+    );
   }
   const bad = firstInvalidUtf8(buf);
   if (bad >= 0) {
-    throw new CanvosError('ERR_CONFIG', `${path}: ${o.what} is not UTF-8 text (invalid byte 0x${buf[bad]!.toString(16).padStart(2, '0')} at offset ${bad})`, {
-      hint: 'save the file as UTF-8 (e.g. iconv -f latin1 -t utf-8)',
-    });
+    throw new CanvosError(
+      'ERR_CONFIG',
+      `${path}: ${o.what} is not UTF-8 text (invalid byte 0x${buf[bad]!.toString(16).padStart(2, '0')} at offset ${bad})`,
+      {
+        hint: 'save the file as UTF-8 (e.g. iconv -f latin1 -t utf-8)',
+      },
+    );
   }
   return buf;
 }

@@ -16,7 +16,10 @@ describe('demo', () => {
     const layout = join(root, 'build/provider-images');
     const digests: string[] = [];
     for (const v of ['1.29.8', '1.30.4', '1.31.2']) {
-      const info = JSON.parse(await skopeo(['inspect', `oci:${layout}:k3s-${v}-v4.9.38-demo`])) as { Digest: string; Architecture: string };
+      const info = JSON.parse(await skopeo(['inspect', `oci:${layout}:k3s-${v}-v4.9.38-demo`])) as {
+        Digest: string;
+        Architecture: string;
+      };
       expect(info.Architecture).toBe('amd64');
       digests.push(info.Digest);
     }

@@ -12,7 +12,9 @@ const root = join(import.meta.dirname, '..');
 let tmp: Awaited<ReturnType<typeof tmpDir>>;
 let clone: string;
 // The clone's vitest must not think it runs inside this one.
-const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^(VITEST|TEST$|NODE_ENV$|CANVOS_|FORCE_COLOR$)/.test(k)));
+const env = Object.fromEntries(
+  Object.entries(process.env).filter(([k]) => !/^(VITEST|TEST$|NODE_ENV$|CANVOS_|FORCE_COLOR$)/.test(k)),
+);
 
 async function ok(cmd: string, args: string[], extra: NodeJS.ProcessEnv = {}) {
   const r = await run(cmd, args, { cwd: clone, env: { ...env, ...extra }, timeoutMs: 300_000 });
@@ -38,11 +40,17 @@ describe('a fresh clone installed with --ignore-scripts', () => {
     const install = await ok(process.execPath, ['scripts/install-native.mjs']);
     expect(install.stdout + install.stderr).toBe('');
     expect(existsSync(join(clone, 'native/build'))).toBe(false);
-    const resolved = await ok(process.execPath, ['-e', "process.stdout.write(require('node-gyp-build').resolve('native'))"]);
+    const resolved = await ok(process.execPath, [
+      '-e',
+      "process.stdout.write(require('node-gyp-build').resolve('native'))",
+    ]);
     if (process.platform === 'linux' && (process.arch === 'x64' || process.arch === 'arm64')) {
       expect(resolved.stdout).toBe(join(clone, `native/prebuilds/linux-${process.arch}/node.napi.glibc.node`));
     }
-    const t = await ok(join(clone, 'node_modules/.bin/vitest'), ['run', '--reporter=verbose', 'test/native.test.ts'], { CANVOS_EXPECT_NATIVE: '1', NO_COLOR: '1' });
+    const t = await ok(join(clone, 'node_modules/.bin/vitest'), ['run', '--reporter=verbose', 'test/native.test.ts'], {
+      CANVOS_EXPECT_NATIVE: '1',
+      NO_COLOR: '1',
+    });
     expect(t.stdout).toContain('chunk compressor native');
     expect(t.stdout).toMatch(/Tests\s+5 passed/);
   });

@@ -24,7 +24,11 @@ async function pkg(name: string, withPrebuilds = false, base = tmp.path): Promis
 }
 
 const install = (dir: string, env: NodeJS.ProcessEnv = {}) =>
-  run(process.execPath, [join(dir, 'scripts/install-native.mjs')], { cwd: dir, env: { ...process.env, ...env }, timeoutMs: 180_000 });
+  run(process.execPath, [join(dir, 'scripts/install-native.mjs')], {
+    cwd: dir,
+    env: { ...process.env, ...env },
+    timeoutMs: 180_000,
+  });
 
 beforeAll(async () => {
   tmp = await tmpDir('canvos-install-native-');
@@ -49,20 +53,26 @@ describe('install script (scripts/install-native.mjs)', () => {
     const r = await install(dir, { CXX: cxx });
     expect(r.code).toBe(0);
     expect(r.stdout).toBe('');
-    expect(r.stderr).toBe('native addon skipped: libdeflate/libzstd headers not found; using the JS fallback (apt-get install libdeflate-dev libzstd-dev)\n');
+    expect(r.stderr).toBe(
+      'native addon skipped: libdeflate/libzstd headers not found; using the JS fallback (apt-get install libdeflate-dev libzstd-dev)\n',
+    );
   });
 
   it('prints one line and exits 0 without a C++ compiler', async () => {
     const r = await install(await pkg('no-compiler'), { CXX: join(tmp.path, 'no-such-c++') });
     expect(r.code).toBe(0);
-    expect(r.stderr).toMatch(/^native addon skipped: no C\+\+ compiler \(.*no-such-c\+\+\) found; using the JS fallback \(apt-get install g\+\+ libdeflate-dev libzstd-dev\)\n$/);
+    expect(r.stderr).toMatch(
+      /^native addon skipped: no C\+\+ compiler \(.*no-such-c\+\+\) found; using the JS fallback \(apt-get install g\+\+ libdeflate-dev libzstd-dev\)\n$/,
+    );
   });
 
   it('prints one line (not the gyp dump) and exits 0 when node-gyp fails', async () => {
     const r = await install(await pkg('gyp-fails'), { npm_config_nodedir: join(tmp.path, 'no-node-headers') });
     expect(r.code).toBe(0);
     expect(r.stderr.split('\n')).toHaveLength(2);
-    expect(r.stderr).toMatch(/^native addon skipped: the build from source failed: .*; using the JS fallback \(see why: node scripts\/install-native.mjs --verbose\)\n$/);
+    expect(r.stderr).toMatch(
+      /^native addon skipped: the build from source failed: .*; using the JS fallback \(see why: node scripts\/install-native.mjs --verbose\)\n$/,
+    );
   });
 
   it('builds from source when no prebuild matches and the headers exist; the result loads', async () => {
@@ -70,7 +80,8 @@ describe('install script (scripts/install-native.mjs)', () => {
     const r = await install(dir);
     expect(r.code, r.stderr).toBe(0);
     expect(r.stderr).toBe(`native addon built from source: ${join(dir, 'native/build/Release/canvos_native.node')}\n`);
-    const probe = "const m = require(require('node-gyp-build').resolve('native')); console.log(m.libdeflateVersion, m.zstdVersion)";
+    const probe =
+      "const m = require(require('node-gyp-build').resolve('native')); console.log(m.libdeflateVersion, m.zstdVersion)";
     const loaded = await run(process.execPath, ['-e', probe], { cwd: dir });
     expect(loaded.stdout).toMatch(/^\d+\.\d+ \d+\.\d+\.\d+\n$/);
   });
@@ -89,7 +100,9 @@ describe('install script (scripts/install-native.mjs)', () => {
       expect(await as(dirs[0]!)).toEqual({ code: 0, stdout: '', stderr: '' });
       const built = await as(dirs[1]!);
       expect(built.code, built.stderr).toBe(0);
-      expect(built.stderr).toBe(`native addon built from source: ${join(dirs[1]!, 'native/build/Release/canvos_native.node')}\n`);
+      expect(built.stderr).toBe(
+        `native addon built from source: ${join(dirs[1]!, 'native/build/Release/canvos_native.node')}\n`,
+      );
     } finally {
       await rm(base, { recursive: true, force: true });
     }

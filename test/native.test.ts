@@ -23,7 +23,11 @@ describe.each(backends.map((b) => [b.backend, b] as const))('chunk compressor %s
     const joined = Buffer.concat(parts);
     expect(gunzipSync(joined).equals(Buffer.concat([text, rand]))).toBe(true);
     const out = execFileSync('gzip', ['-dc'], { input: joined, maxBuffer: 64 << 20 });
-    expect(createHash('sha256').update(out).digest('hex')).toBe(createHash('sha256').update(Buffer.concat([text, rand])).digest('hex'));
+    expect(createHash('sha256').update(out).digest('hex')).toBe(
+      createHash('sha256')
+        .update(Buffer.concat([text, rand]))
+        .digest('hex'),
+    );
     expect(parts[0]!.length).toBeLessThan(text.length / 50);
   });
   it('zstd frames decode with the zstd CLI when zstd is available, else fail with ERR_CONFIG', async () => {

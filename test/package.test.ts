@@ -24,9 +24,24 @@ async function consumer(name: string, ignoreScripts: boolean): Promise<string> {
   const dir = join(tmp.path, name);
   await cp(join(root, 'fixtures/demo'), join(dir, 'fixtures/demo'), { recursive: true });
   await cp(join(root, 'scripts/demo.mjs'), join(dir, 'scripts/demo.mjs'));
-  await writeFile(join(dir, 'package.json'), JSON.stringify({ name: `consumer-${name}`, version: '1.0.0', type: 'module', private: true }));
-  const ts = JSON.parse(await readFile(join(root, 'node_modules/typescript/package.json'), 'utf8')) as { version: string };
-  const r = await ok('npm', ['install', ...npmFlags, ...(ignoreScripts ? ['--ignore-scripts'] : ['--foreground-scripts']), tarball, `typescript@${ts.version}`], dir);
+  await writeFile(
+    join(dir, 'package.json'),
+    JSON.stringify({ name: `consumer-${name}`, version: '1.0.0', type: 'module', private: true }),
+  );
+  const ts = JSON.parse(await readFile(join(root, 'node_modules/typescript/package.json'), 'utf8')) as {
+    version: string;
+  };
+  const r = await ok(
+    'npm',
+    [
+      'install',
+      ...npmFlags,
+      ...(ignoreScripts ? ['--ignore-scripts'] : ['--foreground-scripts']),
+      tarball,
+      `typescript@${ts.version}`,
+    ],
+    dir,
+  );
   expect(r.stdout + r.stderr).not.toMatch(/gyp (ERR|info)/);
   // npm 11 still runs a dependency's install script (warning that allowScripts does not cover it): make sure it did.
   if (!ignoreScripts) expect(r.stdout).toContain('node scripts/install-native.mjs');
@@ -44,7 +59,9 @@ async function demo(dir: string, env: NodeJS.ProcessEnv = {}) {
   for (const m of index.manifests) {
     const tag = m.annotations['org.opencontainers.image.ref.name']!;
     manifests[tag] = m.digest;
-    const man = JSON.parse(await readFile(join(dir, 'build/provider-images/blobs/sha256', m.digest.slice(7)), 'utf8')) as { config: { digest: string } };
+    const man = JSON.parse(
+      await readFile(join(dir, 'build/provider-images/blobs/sha256', m.digest.slice(7)), 'utf8'),
+    ) as { config: { digest: string } };
     configs[tag] = man.config.digest;
   }
   expect(Object.keys(manifests).sort()).toEqual(['1.29.8', '1.30.4', '1.31.2'].map((v) => `k3s-${v}-v4.9.38-demo`));
@@ -53,19 +70,42 @@ async function demo(dir: string, env: NodeJS.ProcessEnv = {}) {
 
 const backend = async (dir: string, env: NodeJS.ProcessEnv = {}) => {
   const load = join(dir, 'node_modules/canvos-lite/dist/native/load.js');
-  const r = await ok(process.execPath, ['--input-type=module', '-e', `const m = await import(${JSON.stringify(load)}); console.log(m.compressor().backend)`], dir, env);
+  const r = await ok(
+    process.execPath,
+    [
+      '--input-type=module',
+      '-e',
+      `const m = await import(${JSON.stringify(load)}); console.log(m.compressor().backend)`,
+    ],
+    dir,
+    env,
+  );
   return r.stdout.trim();
 };
 
 beforeAll(async () => {
   tmp = await tmpDir('canvos-package-');
   // --ignore-scripts: no `prepare` rebuilding dist/ under the other test files' feet (scripts/test.sh built it).
-  const packed = await ok('npm', ['pack', '--ignore-scripts', '--json', '--pack-destination', tmp.path, '--loglevel=warn'], root);
-  const [info] = JSON.parse(packed.stdout.slice(packed.stdout.indexOf('['))) as { filename: string; files: { path: string }[] }[];
+  const packed = await ok(
+    'npm',
+    ['pack', '--ignore-scripts', '--json', '--pack-destination', tmp.path, '--loglevel=warn'],
+    root,
+  );
+  const [info] = JSON.parse(packed.stdout.slice(packed.stdout.indexOf('['))) as {
+    filename: string;
+    files: { path: string }[];
+  }[];
   tarball = join(tmp.path, info!.filename);
   const files = info!.files.map((f) => f.path);
-  for (const f of ['native/prebuilds/linux-x64/node.napi.glibc.node', 'native/prebuilds/linux-arm64/node.napi.glibc.node',
-    'scripts/install-native.mjs', 'native/binding.gyp', 'native/src/canvos_native.cc', 'dist/index.d.ts']) expect(files).toContain(f);
+  for (const f of [
+    'native/prebuilds/linux-x64/node.napi.glibc.node',
+    'native/prebuilds/linux-arm64/node.napi.glibc.node',
+    'scripts/install-native.mjs',
+    'native/binding.gyp',
+    'native/src/canvos_native.cc',
+    'dist/index.d.ts',
+  ])
+    expect(files).toContain(f);
   consumers.noScripts = await consumer('no-scripts', true);
   consumers.scripts = await consumer('scripts', false);
 }, 400_000);
@@ -90,36 +130,62 @@ describe('the packed package', () => {
 
   it('type-checks a strict consumer that installed only the tarball and typescript', async () => {
     const dir = consumers.noScripts;
-    expect(JSON.parse(await readFile(join(dir, 'node_modules/@types/node/package.json'), 'utf8'))).toHaveProperty('name', '@types/node');
-    await writeFile(join(dir, 'use.ts'), [
-      "import { buildLayer, CanvosError, EXIT_CODES, OciLayout, parseReference, type ErrorCode } from 'canvos-lite';",
-      "const layout = new OciLayout('/tmp/x');",
-      "const code: ErrorCode = 'ERR_CONFIG';",
-      "const exit: number = EXIT_CODES[new CanvosError(code, 'x').code];",
-      'const layer = await buildLayer({ entries: [] }, { dir: layout.blobsDir, sourceDateEpoch: 0 });',
-      "console.log(layer.digest, exit, parseReference('docker://quay.io/kairos/ubuntu:24.04'));",
-      '',
-    ].join('\n'));
+    expect(JSON.parse(await readFile(join(dir, 'node_modules/@types/node/package.json'), 'utf8'))).toHaveProperty(
+      'name',
+      '@types/node',
+    );
+    await writeFile(
+      join(dir, 'use.ts'),
+      [
+        "import { buildLayer, CanvosError, EXIT_CODES, OciLayout, parseReference, type ErrorCode } from 'canvos-lite';",
+        "const layout = new OciLayout('/tmp/x');",
+        "const code: ErrorCode = 'ERR_CONFIG';",
+        "const exit: number = EXIT_CODES[new CanvosError(code, 'x').code];",
+        'const layer = await buildLayer({ entries: [] }, { dir: layout.blobsDir, sourceDateEpoch: 0 });',
+        "console.log(layer.digest, exit, parseReference('docker://quay.io/kairos/ubuntu:24.04'));",
+        '',
+      ].join('\n'),
+    );
     const tsc = join(dir, 'node_modules/typescript/bin/tsc');
-    const r = await run(process.execPath, [tsc, '--strict', '--noEmit', '--module', 'nodenext', '--target', 'es2023', 'use.ts'], { cwd: dir, timeoutMs: 240_000 });
+    const r = await run(
+      process.execPath,
+      [tsc, '--strict', '--noEmit', '--module', 'nodenext', '--target', 'es2023', 'use.ts'],
+      { cwd: dir, timeoutMs: 240_000 },
+    );
     expect(r.stdout + r.stderr).toBe('');
     expect(r.code).toBe(0);
   });
 
   it('ships source maps that carry their TypeScript sources', async () => {
     const dist = join(consumers.noScripts, 'node_modules/canvos-lite/dist');
-    const maps = (await readdir(dist, { recursive: true })).filter((f) => f.endsWith('.js.map') && !f.startsWith('bundle'));
+    const maps = (await readdir(dist, { recursive: true })).filter(
+      (f) => f.endsWith('.js.map') && !f.startsWith('bundle'),
+    );
     expect(maps.length).toBeGreaterThan(50);
     for (const f of maps) {
-      const map = JSON.parse(await readFile(join(dist, f), 'utf8')) as { sources: string[]; sourcesContent?: (string | null)[] };
+      const map = JSON.parse(await readFile(join(dist, f), 'utf8')) as {
+        sources: string[];
+        sourcesContent?: (string | null)[];
+      };
       expect(map.sourcesContent?.length, f).toBe(map.sources.length);
-      expect(map.sourcesContent!.every((s) => typeof s === 'string' && s.length > 0), f).toBe(true);
+      expect(
+        map.sourcesContent!.every((s) => typeof s === 'string' && s.length > 0),
+        f,
+      ).toBe(true);
     }
     const errorsMap = JSON.parse(await readFile(join(dist, 'errors.js.map'), 'utf8')) as { sourcesContent: string[] };
     expect(errorsMap.sourcesContent[0]).toBe(await readFile(join(root, 'src/errors.ts'), 'utf8'));
     // A stack trace through the package maps to the TypeScript lines.
-    const r = await ok(process.execPath, ['--enable-source-maps', '--input-type=module', '-e',
-      "import { parseReference } from 'canvos-lite'; try { parseReference('docker://'); } catch (e) { console.log(e.stack); }"], consumers.noScripts);
+    const r = await ok(
+      process.execPath,
+      [
+        '--enable-source-maps',
+        '--input-type=module',
+        '-e',
+        "import { parseReference } from 'canvos-lite'; try { parseReference('docker://'); } catch (e) { console.log(e.stack); }",
+      ],
+      consumers.noScripts,
+    );
     expect(r.stdout).toMatch(/src\/[\w/-]+\.ts:\d+:\d+/);
   });
 });

@@ -17,7 +17,10 @@ const hostOf = (r) => r.split('/')[0];
 const opts = { insecureRegistries: [...new Set([hostOf(baseRef), hostOf(destRef)])], env: {} };
 
 const t0 = performance.now();
-const layer = await buildLayer({ entries: [{ type: 'file', path: '/opt/bench/payload.bin', source: { host: payload }, mode: 0o644 }] }, { dir: workDir, sourceDateEpoch: 0 });
+const layer = await buildLayer(
+  { entries: [{ type: 'file', path: '/opt/bench/payload.bin', source: { host: payload }, mode: 0o644 }] },
+  { dir: workDir, sourceDateEpoch: 0 },
+);
 const t1 = performance.now();
 
 const src = registrySource(baseRef, opts);
@@ -26,7 +29,9 @@ const raw = await src.getManifest();
 const manifest = JSON.parse(raw.bytes.toString('utf8'));
 const chunks = [];
 for await (const c of await src.getBlob(manifest.config)) chunks.push(c);
-const image = assembleImage({ manifest: raw, configBytes: Buffer.concat(chunks), layers: manifest.layers }, [{ ...layer, createdBy: 'bench append' }]);
+const image = assembleImage({ manifest: raw, configBytes: Buffer.concat(chunks), layers: manifest.layers }, [
+  { ...layer, createdBy: 'bench append' },
+]);
 
 const statuses = {};
 const queue = [...image.layers];
@@ -40,9 +45,22 @@ const worker = async () => {
   }
 };
 await Promise.all([worker(), worker(), worker()]);
-await dst.putBlob({ mediaType: image.config.mediaType, digest: image.config.digest, size: image.config.bytes.length }, async () => Readable.from([image.config.bytes]));
+await dst.putBlob(
+  { mediaType: image.config.mediaType, digest: image.config.digest, size: image.config.bytes.length },
+  async () => Readable.from([image.config.bytes]),
+);
 await dst.putManifest(image.manifest, dst.tag);
 const t2 = performance.now();
 await src.close();
 await dst.close();
-process.stdout.write(JSON.stringify({ buildMs: t1 - t0, pushMs: t2 - t1, layer: { digest: layer.digest, size: layer.size, uncompressedSize: layer.uncompressedSize }, configSize: image.config.bytes.length, manifestSize: image.manifest.bytes.length, statuses, maxRssMB: process.resourceUsage().maxRSS / 1024 }) + '\n');
+process.stdout.write(
+  JSON.stringify({
+    buildMs: t1 - t0,
+    pushMs: t2 - t1,
+    layer: { digest: layer.digest, size: layer.size, uncompressedSize: layer.uncompressedSize },
+    configSize: image.config.bytes.length,
+    manifestSize: image.manifest.bytes.length,
+    statuses,
+    maxRssMB: process.resourceUsage().maxRSS / 1024,
+  }) + '\n',
+);

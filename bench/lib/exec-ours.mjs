@@ -20,23 +20,34 @@ const desc = index.manifests.find((m) => m.annotations?.['org.opencontainers.ima
 const manifest = JSON.parse(readFileSync(blob(desc.digest), 'utf8'));
 const config = JSON.parse(readFileSync(blob(manifest.config.digest), 'utf8'));
 const ws = await openWorkspace({
-  layers: manifest.layers.map((l, i) => ({ diffId: config.rootfs.diff_ids[i], open: async () => createReadStream(blob(l.digest)) })),
+  layers: manifest.layers.map((l, i) => ({
+    diffId: config.rootfs.diff_ids[i],
+    open: async () => createReadStream(blob(l.digest)),
+  })),
   arch: 'amd64',
   tmpDir,
 });
 try {
-  const env = { PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', DEBIAN_FRONTEND: 'noninteractive' };
+  const env = {
+    PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
+    DEBIAN_FRONTEND: 'noninteractive',
+  };
   const layer = await ws.run({ argv: ['/bin/sh', '-c', cmd], env, workdir: '/', label: 'bench:1', mtime: 1700000000 });
   const hash = createHash('sha256');
   let size = 0;
   const part = join(layout, 'blobs', 'sha256', 'new.part');
-  await pipeline(createReadStream(layer.tarPath), createGzip({ level: 6 }), async function* (src) {
-    for await (const c of src) {
-      hash.update(c);
-      size += c.length;
-      yield c;
-    }
-  }, createWriteStream(part));
+  await pipeline(
+    createReadStream(layer.tarPath),
+    createGzip({ level: 6 }),
+    async function* (src) {
+      for await (const c of src) {
+        hash.update(c);
+        size += c.length;
+        yield c;
+      }
+    },
+    createWriteStream(part),
+  );
   const digest = `sha256:${hash.digest('hex')}`;
   await rename(part, blob(digest));
   const put = (o) => {
@@ -47,12 +58,24 @@ try {
   };
   config.rootfs.diff_ids.push(layer.diffId);
   (config.history ??= []).push({ created_by: `RUN ${cmd}` });
-  const m = { ...manifest, config: { ...manifest.config, ...put(config) }, layers: [...manifest.layers, { mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', digest, size }] };
+  const m = {
+    ...manifest,
+    config: { ...manifest.config, ...put(config) },
+    layers: [...manifest.layers, { mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', digest, size }],
+  };
   const md = put(m);
-  index.manifests.push({ mediaType: 'application/vnd.oci.image.manifest.v1+json', ...md, annotations: { 'org.opencontainers.image.ref.name': newTag } });
+  index.manifests.push({
+    mediaType: 'application/vnd.oci.image.manifest.v1+json',
+    ...md,
+    annotations: { 'org.opencontainers.image.ref.name': newTag },
+  });
   writeFileSync(join(layout, 'index.json'), JSON.stringify(index));
 } finally {
   await ws.close();
 }
-const r = spawnSync(process.execPath, [join(ROOT, 'bin', 'canvos-lite.js'), 'copy', '--dest-insecure', `oci:${layout}:${newTag}`, dest], { stdio: 'inherit' });
+const r = spawnSync(
+  process.execPath,
+  [join(ROOT, 'bin', 'canvos-lite.js'), 'copy', '--dest-insecure', `oci:${layout}:${newTag}`, dest],
+  { stdio: 'inherit' },
+);
 process.exit(r.status ?? 1);

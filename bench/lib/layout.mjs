@@ -12,7 +12,7 @@ import { createGzip } from 'node:zlib';
 
 /** Random bytes, `total` of them, in 1 MiB chunks. */
 export async function* randomStream(total) {
-  for (let left = total; left > 0; ) {
+  for (let left = total; left > 0;) {
     const n = Math.min(left, 1 << 20);
     yield randomBytes(n);
     left -= n;
@@ -103,7 +103,8 @@ export async function addImage(dir, { tag, platforms = ['linux/amd64'], layers =
   for (const p of platforms) {
     const [os, architecture] = p.split('/');
     const descs = [];
-    for (let i = 0; i < layers; i++) descs.push(await writeLayerBlob(dir, `data/${tag}-${os}-${architecture}-${i}.bin`, layerBytes));
+    for (let i = 0; i < layers; i++)
+      descs.push(await writeLayerBlob(dir, `data/${tag}-${os}-${architecture}-${i}.bin`, layerBytes));
     const config = await writeJsonBlob(dir, 'application/vnd.oci.image.config.v1+json', {
       architecture,
       os,
@@ -115,7 +116,11 @@ export async function addImage(dir, { tag, platforms = ['linux/amd64'], layers =
       schemaVersion: 2,
       mediaType: 'application/vnd.oci.image.manifest.v1+json',
       config,
-      layers: descs.map((d) => ({ mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', digest: d.digest, size: d.size })),
+      layers: descs.map((d) => ({
+        mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip',
+        digest: d.digest,
+        size: d.size,
+      })),
     });
     manifests.push({ ...m, platform: { architecture, os } });
   }

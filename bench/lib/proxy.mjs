@@ -32,8 +32,13 @@ export async function startCountingProxy(targetUrl) {
     host: `127.0.0.1:${port}`,
     requests,
     /** Request-body bytes sent with PATCH/PUT/POST since the last reset. */
-    uploadedBytes: () => requests.filter((r) => ['PATCH', 'PUT', 'POST'].includes(r.method)).reduce((n, r) => n + r.bytes, 0),
+    uploadedBytes: () =>
+      requests.filter((r) => ['PATCH', 'PUT', 'POST'].includes(r.method)).reduce((n, r) => n + r.bytes, 0),
     reset: () => requests.splice(0),
-    stop: () => new Promise((r) => { server.closeAllConnections(); server.close(() => r()); }),
+    stop: () =>
+      new Promise((r) => {
+        server.closeAllConnections();
+        server.close(() => r());
+      }),
   };
 }

@@ -51,10 +51,16 @@ export async function startRegistry() {
       version: 0.1,
       log: { level: 'error', accesslog: { disabled: true } },
       storage: { filesystem: { rootdirectory: join(dir, 'data') }, delete: { enabled: true } },
-      http: { addr: `127.0.0.1:${port}`, secret: randomBytes(16).toString('hex'), headers: { 'X-Canvos-Bench-Registry': [marker] } },
+      http: {
+        addr: `127.0.0.1:${port}`,
+        secret: randomBytes(16).toString('hex'),
+        headers: { 'X-Canvos-Bench-Registry': [marker] },
+      },
     };
     await writeFile(join(dir, 'config.yml'), JSON.stringify(cfg));
-    const child = spawn('/usr/bin/docker-registry', ['serve', join(dir, 'config.yml')], { stdio: ['ignore', 'ignore', 'ignore'] });
+    const child = spawn('/usr/bin/docker-registry', ['serve', join(dir, 'config.yml')], {
+      stdio: ['ignore', 'ignore', 'ignore'],
+    });
     live.add(child);
     const url = `http://127.0.0.1:${port}`;
     const end = Date.now() + 15000;

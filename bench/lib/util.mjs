@@ -25,7 +25,14 @@ export async function tmp(prefix) {
 
 /** Date, Node version and core count recorded with every result. */
 export function machine() {
-  return { date: new Date().toISOString(), node: process.version, cores: cpus().length, cpu: cpus()[0]?.model ?? '?', memGiB: Math.round(totalmem() / 2 ** 30), loadavg: loadavg().map((x) => round(x, 2)) };
+  return {
+    date: new Date().toISOString(),
+    node: process.version,
+    cores: cpus().length,
+    cpu: cpus()[0]?.model ?? '?',
+    memGiB: Math.round(totalmem() / 2 ** 30),
+    loadavg: loadavg().map((x) => round(x, 2)),
+  };
 }
 
 /** `--repeat N` from the command line (or BENCH_REPEAT), else `dflt`. */
@@ -61,13 +68,30 @@ export const round = (x, d = 2) => Math.round(x * 10 ** d) / 10 ** d;
  */
 export function row(bench, metric, ours, theirs, unit, better = 'lower', target) {
   const ratio = theirs ? round(ours / theirs, 3) : null;
-  return { bench, metric, ours: round(ours, 1), theirs: theirs === null ? null : round(theirs, 1), unit, ratio, better, ...(target ? { target } : {}) };
+  return {
+    bench,
+    metric,
+    ours: round(ours, 1),
+    theirs: theirs === null ? null : round(theirs, 1),
+    unit,
+    ratio,
+    better,
+    ...(target ? { target } : {}),
+  };
 }
 
 /** Print rows as an aligned table. */
 export function printTable(rows, out = process.stdout) {
   const head = ['bench', 'metric', 'ours', 'theirs', 'unit', 'ours/theirs', 'target'];
-  const body = rows.map((r) => [r.bench, r.metric, String(r.ours), r.theirs === null ? '-' : String(r.theirs), r.unit, r.ratio === null ? '-' : String(r.ratio), r.target ?? '']);
+  const body = rows.map((r) => [
+    r.bench,
+    r.metric,
+    String(r.ours),
+    r.theirs === null ? '-' : String(r.theirs),
+    r.unit,
+    r.ratio === null ? '-' : String(r.ratio),
+    r.target ?? '',
+  ]);
   const w = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i].length)));
   const line = (cells) => cells.map((c, i) => c.padEnd(w[i])).join('  ');
   out.write(line(head) + '\n' + w.map((n) => '-'.repeat(n)).join('  ') + '\n');
@@ -90,7 +114,10 @@ export async function runIfMain(metaUrl, name, fn) {
     const res = await fn({ quick, log: (m) => process.stderr.write(`[${name}] ${m}\n`) });
     const out = { name, quick, machine: machine(), ...res };
     printTable(res.rows);
-    const file = process.env.BENCH_RESULT_FILE ? (await writeFile(process.env.BENCH_RESULT_FILE, JSON.stringify(out, null, 2) + '\n'), process.env.BENCH_RESULT_FILE) : await saveResult(name, out);
+    const file = process.env.BENCH_RESULT_FILE
+      ? (await writeFile(process.env.BENCH_RESULT_FILE, JSON.stringify(out, null, 2) + '\n'),
+        process.env.BENCH_RESULT_FILE)
+      : await saveResult(name, out);
     process.stderr.write(`[${name}] wrote ${file}\n`);
     process.exit(0);
   } catch (e) {

@@ -12,24 +12,27 @@ export async function startWan(targetHost, latencyMs, bytesPerSec) {
   const [hostname, port] = targetHost.split(':');
   const server = createServer((req, res) => {
     setTimeout(() => {
-      const up = request({ host: hostname, port: Number(port), method: req.method, path: req.url, headers: req.headers }, (ur) => {
-        res.writeHead(ur.statusCode ?? 502, ur.headers);
-        const started = Date.now();
-        let sent = 0;
-        ur.on('data', (c) => {
-          sent += c.length;
-          const flowing = res.write(c);
-          const ahead = (sent / bytesPerSec) * 1000 - (Date.now() - started);
-          if (ahead > 5 || !flowing) {
-            ur.pause();
-            const go = () => setTimeout(() => ur.resume(), Math.max(0, ahead));
-            if (flowing) go();
-            else res.once('drain', go);
-          }
-        });
-        ur.on('end', () => res.end());
-        ur.on('error', () => res.destroy());
-      });
+      const up = request(
+        { host: hostname, port: Number(port), method: req.method, path: req.url, headers: req.headers },
+        (ur) => {
+          res.writeHead(ur.statusCode ?? 502, ur.headers);
+          const started = Date.now();
+          let sent = 0;
+          ur.on('data', (c) => {
+            sent += c.length;
+            const flowing = res.write(c);
+            const ahead = (sent / bytesPerSec) * 1000 - (Date.now() - started);
+            if (ahead > 5 || !flowing) {
+              ur.pause();
+              const go = () => setTimeout(() => ur.resume(), Math.max(0, ahead));
+              if (flowing) go();
+              else res.once('drain', go);
+            }
+          });
+          ur.on('end', () => res.end());
+          ur.on('error', () => res.destroy());
+        },
+      );
       up.on('error', () => res.destroy());
       req.pipe(up);
     }, latencyMs);
@@ -38,6 +41,10 @@ export async function startWan(targetHost, latencyMs, bytesPerSec) {
   await new Promise((r) => server.listen(0, '127.0.0.1', r));
   return {
     host: `127.0.0.1:${server.address().port}`,
-    stop: () => new Promise((r) => { server.closeAllConnections(); server.close(() => r()); }),
+    stop: () =>
+      new Promise((r) => {
+        server.closeAllConnections();
+        server.close(() => r());
+      }),
   };
 }

@@ -44,13 +44,18 @@ export function fileMediaType(name: string): string {
 }
 
 /** Pushes `files` as one artifact to `dest` (docker://…, oci:DIR:TAG, …); returns the manifest digest. */
-export async function pushArtifact(files: readonly string[], dest: string, opts: PushArtifactOptions = {}): Promise<{ digest: Digest; size: number; manifest: Buffer }> {
+export async function pushArtifact(
+  files: readonly string[],
+  dest: string,
+  opts: PushArtifactOptions = {},
+): Promise<{ digest: Digest; size: number; manifest: Buffer }> {
   const { signal } = opts;
   const layers: Descriptor[] = [];
   const names = new Set<string>();
   for (const f of files) {
     const name = basename(f);
-    if (names.has(name)) throw new CanvosError('ERR_USAGE', `two files named ${name} in one artifact`, { hint: 'rename one of them' });
+    if (names.has(name))
+      throw new CanvosError('ERR_USAGE', `two files named ${name} in one artifact`, { hint: 'rename one of them' });
     names.add(name);
     const { digest, size } = await sha256File(f, signal);
     layers.push({ mediaType: fileMediaType(name), digest, size, annotations: { [TITLE]: name } });
@@ -61,11 +66,18 @@ export async function pushArtifact(files: readonly string[], dest: string, opts:
     const hex = /^([0-9a-f]{64}) [ *](.+)$/.exec(line);
     const layer = layers.find((l) => l.annotations?.[TITLE] === hex?.[2]);
     if (!hex || !layer || layer.digest !== `sha256:${hex[1]}`) {
-      throw new CanvosError('ERR_DIGEST_MISMATCH', `${opts.sha256File} does not match ${hex?.[2] ?? 'any pushed file'}`, { hint: 'rebuild the ISO; the .sha256 is stale' });
+      throw new CanvosError(
+        'ERR_DIGEST_MISMATCH',
+        `${opts.sha256File} does not match ${hex?.[2] ?? 'any pushed file'}`,
+        { hint: 'rebuild the ISO; the .sha256 is stale' },
+      );
     }
     annotations[SHA256SUM_ANNOTATION] = line;
   }
-  if (opts.sourceDateEpoch) annotations['org.opencontainers.image.created'] = new Date(opts.sourceDateEpoch * 1000).toISOString().replace('.000Z', 'Z');
+  if (opts.sourceDateEpoch)
+    annotations['org.opencontainers.image.created'] = new Date(opts.sourceDateEpoch * 1000)
+      .toISOString()
+      .replace('.000Z', 'Z');
   const manifest = Buffer.from(
     JSON.stringify({
       schemaVersion: 2,
@@ -107,7 +119,11 @@ export interface PullArtifactResult {
 }
 
 /** Writes the files of the artifact at `src` into `dir` (created); existing files of the same name are replaced. */
-export async function pullArtifact(src: string, dir: string, opts: PullArtifactOptions = {}): Promise<PullArtifactResult> {
+export async function pullArtifact(
+  src: string,
+  dir: string,
+  opts: PullArtifactOptions = {},
+): Promise<PullArtifactResult> {
   const { signal } = opts;
   const source = openSource(src, opts);
   const outDir = resolve(dir);
@@ -116,7 +132,9 @@ export async function pullArtifact(src: string, dir: string, opts: PullArtifactO
     const raw = await source.getManifest(undefined, { signal });
     const parsed = parseManifest(raw.bytes, raw.mediaType, `manifest of ${source.description}`);
     if (parsed.kind !== 'image') {
-      throw new CanvosError('ERR_MANIFEST_INVALID', `${source.description} is an index, not an artifact manifest`, { hint: 'name the artifact itself (a tag or digest of its manifest)' });
+      throw new CanvosError('ERR_MANIFEST_INVALID', `${source.description} is an index, not an artifact manifest`, {
+        hint: 'name the artifact itself (a tag or digest of its manifest)',
+      });
     }
     const m = parsed.value;
     await mkdir(outDir, { recursive: true });
@@ -124,17 +142,24 @@ export async function pullArtifact(src: string, dir: string, opts: PullArtifactO
     for (const l of m.layers) {
       const name = l.annotations?.[TITLE];
       if (!name || name === '.' || name === '..' || name.includes('/') || name.includes('\\') || seen.has(name)) {
-        throw new CanvosError('ERR_MANIFEST_INVALID', `${source.description}: layer ${l.digest} has no usable ${TITLE} annotation (${JSON.stringify(name ?? null)})`, {
-          hint: 'only artifacts with one named file per layer (canvos-lite iso --push, oras push) can be pulled',
-        });
+        throw new CanvosError(
+          'ERR_MANIFEST_INVALID',
+          `${source.description}: layer ${l.digest} has no usable ${TITLE} annotation (${JSON.stringify(name ?? null)})`,
+          {
+            hint: 'only artifacts with one named file per layer (canvos-lite iso --push, oras push) can be pulled',
+          },
+        );
       }
       seen.add(name);
       const dest = join(outDir, name);
       const tmp = join(outDir, `.${name}.partial-${process.pid}`);
       try {
         // getBlob verifies digest and size and errors at the end on a mismatch: the rename happens only after that.
-        await pipeline(await source.getBlob(l, { signal, onProgress: opts.onProgress }), createWriteStream(tmp), { signal });
-        if ((await stat(tmp)).size !== l.size) throw new CanvosError('ERR_SIZE_MISMATCH', `${name}: size differs from the manifest`);
+        await pipeline(await source.getBlob(l, { signal, onProgress: opts.onProgress }), createWriteStream(tmp), {
+          signal,
+        });
+        if ((await stat(tmp)).size !== l.size)
+          throw new CanvosError('ERR_SIZE_MISMATCH', `${name}: size differs from the manifest`);
         await rename(tmp, dest);
       } finally {
         await rm(tmp, { force: true });
@@ -146,7 +171,10 @@ export async function pullArtifact(src: string, dir: string, opts: PullArtifactO
       const hex = /^([0-9a-f]{64}) [ *](.+)$/.exec(sum);
       const layer = m.layers.find((l) => l.annotations?.[TITLE] === hex?.[2]);
       if (!hex?.[2] || !layer || layer.digest !== `sha256:${hex[1]}`) {
-        throw new CanvosError('ERR_DIGEST_MISMATCH', `${source.description}: the ${SHA256SUM_ANNOTATION} annotation does not match its file`);
+        throw new CanvosError(
+          'ERR_DIGEST_MISMATCH',
+          `${source.description}: the ${SHA256SUM_ANNOTATION} annotation does not match its file`,
+        );
       }
       const dest = join(outDir, `${hex[2]}.sha256`);
       const tmp = `${dest}.partial-${process.pid}`;

@@ -31,7 +31,12 @@ export async function pushIsoImage(iso: string, dest: string, opts: PushIsoImage
   const tmp = await mkdtemp(join(opts.workDir, '.iso-image-'));
   try {
     const layer = await buildLayer(
-      { entries: [{ type: 'dir', path: 'disk' }, { type: 'file', path: `disk/${basename(iso)}`, source: { host: iso }, mode: 0o644 }] },
+      {
+        entries: [
+          { type: 'dir', path: 'disk' },
+          { type: 'file', path: `disk/${basename(iso)}`, source: { host: iso }, mode: 0o644 },
+        ],
+      },
       { dir: tmp, sourceDateEpoch: epoch, compression: opts.compression ?? 'gzip', signal },
     );
     const created = new Date(epoch * 1000).toISOString().replace('.000Z', 'Z');
@@ -45,10 +50,16 @@ export async function pushIsoImage(iso: string, dest: string, opts: PushIsoImage
         history: [{ created, created_by: `COPY ${basename(iso)} /disk/ # canvos-lite iso-disk-image` }],
       }),
     );
-    const configDesc = { mediaType: 'application/vnd.oci.image.config.v1+json', digest: sha256(config), size: config.length };
+    const configDesc = {
+      mediaType: 'application/vnd.oci.image.config.v1+json',
+      digest: sha256(config),
+      size: config.length,
+    };
     const layerDesc = { mediaType: layer.mediaType, digest: layer.digest, size: layer.size };
     const mediaType = 'application/vnd.oci.image.manifest.v1+json';
-    const manifest = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType, config: configDesc, layers: [layerDesc] }));
+    const manifest = Buffer.from(
+      JSON.stringify({ schemaVersion: 2, mediaType, config: configDesc, layers: [layerDesc] }),
+    );
     const digest = sha256(manifest);
     const dst = openDestination(dest, opts);
     try {

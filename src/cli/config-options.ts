@@ -71,31 +71,60 @@ export interface CliConfig {
   warn: WarningHandler;
 }
 
-const present = (p: string): Promise<boolean> => access(p).then(() => true, () => false);
+const present = (p: string): Promise<boolean> =>
+  access(p).then(
+    () => true,
+    () => false,
+  );
 
 /**
  * Find and load the configuration; warnings go to stderr. No `.arg`/canvos.yaml throws `missingCode`.
  * Default `missingCode`: 'ERR_USAGE'.
  */
-export async function loadCliConfig(values: ConfigFlagValues, io: CliIo, command: string, missingCode: 'ERR_USAGE' | 'ERR_CONFIG' = 'ERR_USAGE'): Promise<CliConfig> {
+export async function loadCliConfig(
+  values: ConfigFlagValues,
+  io: CliIo,
+  command: string,
+  missingCode: 'ERR_USAGE' | 'ERR_CONFIG' = 'ERR_USAGE',
+): Promise<CliConfig> {
   const cwd = io.cwd;
   const timeoutMs = parseTimeout(command, values.timeout);
   await checkAccessPaths(command, values, cwd);
   if (values['project-dir'] !== undefined) {
     const pd = resolve(cwd, values['project-dir']);
-    if (!(await stat(pd).then((s) => s.isDirectory(), () => false))) {
-      throw new CanvosError('ERR_USAGE', `--project-dir ${values['project-dir']} is not an existing directory`, { hint: 'give the directory holding overlay/, certs/ and cloudconfigs/, or leave --project-dir out' });
+    if (
+      !(await stat(pd).then(
+        (s) => s.isDirectory(),
+        () => false,
+      ))
+    ) {
+      throw new CanvosError('ERR_USAGE', `--project-dir ${values['project-dir']} is not an existing directory`, {
+        hint: 'give the directory holding overlay/, certs/ and cloudconfigs/, or leave --project-dir out',
+      });
     }
   }
-  const argFile = values['arg-file'] ? resolve(cwd, values['arg-file']) : (await present(resolve(cwd, '.arg'))) ? resolve(cwd, '.arg') : undefined;
-  const configFile = values.config ? resolve(cwd, values.config) : (await present(resolve(cwd, 'canvos.yaml'))) ? resolve(cwd, 'canvos.yaml') : undefined;
+  const argFile = values['arg-file']
+    ? resolve(cwd, values['arg-file'])
+    : (await present(resolve(cwd, '.arg')))
+      ? resolve(cwd, '.arg')
+      : undefined;
+  const configFile = values.config
+    ? resolve(cwd, values.config)
+    : (await present(resolve(cwd, 'canvos.yaml')))
+      ? resolve(cwd, 'canvos.yaml')
+      : undefined;
   if (!argFile && !configFile) {
-    throw new CanvosError(missingCode, `no configuration: neither ${resolve(cwd, '.arg')} nor canvos.yaml exists`, { hint: 'cp .arg.template .arg, or pass --arg-file FILE / --config FILE' });
+    throw new CanvosError(missingCode, `no configuration: neither ${resolve(cwd, '.arg')} nor canvos.yaml exists`, {
+      hint: 'cp .arg.template .arg, or pass --arg-file FILE / --config FILE',
+    });
   }
   const overrides: Record<string, string> = {};
   for (const s of values.set ?? []) {
     const i = s.indexOf('=');
-    if (i <= 0) throw new CanvosError('ERR_USAGE', `--set must be KEY=VALUE, not ${JSON.stringify(s.slice(0, 40))}`, { hint: `run canvos-lite ${command} --help for the options` });
+    if (i <= 0)
+      throw new CanvosError('ERR_USAGE', `--set must be KEY=VALUE, not ${JSON.stringify(s.slice(0, 40))}`, {
+        hint: `run canvos-lite ${command} --help for the options`,
+      });
     overrides[s.slice(0, i)] = s.slice(i + 1);
   }
   const sink = warningSink(io.stderr);
@@ -111,8 +140,16 @@ export async function loadCliConfig(values: ConfigFlagValues, io: CliIo, command
   const configDir = dirname(argFile ?? configFile ?? resolve(cwd, 'x'));
   const projectDir = values['project-dir'] ? resolve(cwd, values['project-dir']) : configDir;
   // earthly.sh's PE_VERSION default (git describe of the checkout); an ISO with its own STYLUS_BASE does not use it.
-  const config = command === 'iso' && loaded.stylusBase ? loaded : await withPeVersionDefault(loaded, projectDir, io.signal);
-  const proxy = config.httpProxy || config.httpsProxy ? { http: config.httpProxy || undefined, https: config.httpsProxy || undefined, noProxy: config.noProxy || undefined } : undefined;
+  const config =
+    command === 'iso' && loaded.stylusBase ? loaded : await withPeVersionDefault(loaded, projectDir, io.signal);
+  const proxy =
+    config.httpProxy || config.httpsProxy
+      ? {
+          http: config.httpProxy || undefined,
+          https: config.httpsProxy || undefined,
+          noProxy: config.noProxy || undefined,
+        }
+      : undefined;
   const registry: RegistryTransportOptions = {
     env: io.env,
     timeoutMs,
@@ -129,7 +166,8 @@ export async function cliK8sVersions(c: CliConfig, values: ConfigFlagValues, io:
   // CanvOS names it k8s_version.json; some of its docs say k8s_versions.json: accept either next to the config.
   let versionsFile = values['k8s-versions'] ? resolve(io.cwd, values['k8s-versions']) : undefined;
   if (!versionsFile && !c.config.k8sVersion) {
-    for (const n of ['k8s_version.json', 'k8s_versions.json']) if (!versionsFile && (await present(resolve(c.configDir, n)))) versionsFile = resolve(c.configDir, n);
+    for (const n of ['k8s_version.json', 'k8s_versions.json'])
+      if (!versionsFile && (await present(resolve(c.configDir, n)))) versionsFile = resolve(c.configDir, n);
   }
   const versionsJson = versionsFile ? await loadK8sVersions(versionsFile) : undefined;
   return [...selectK8sVersions(c.config, versionsJson, versionsFile)];

@@ -11,7 +11,11 @@ export function usageError(command: string, message: string): CanvosError {
 }
 
 /** Parse a `USER:PASSWORD` flag value; the error never contains the value (it holds a password). */
-export function parseCreds(command: string, v: string | undefined, flag: string): { username: string; password: string } | undefined {
+export function parseCreds(
+  command: string,
+  v: string | undefined,
+  flag: string,
+): { username: string; password: string } | undefined {
   if (v === undefined) return undefined;
   const i = v.indexOf(':');
   if (i <= 0) throw usageError(command, `${flag} must be USER:PASSWORD`);
@@ -38,7 +42,8 @@ export function blobPartsHelp(width: number): string {
 export function parseBlobParts(command: string, v: string | undefined): BlobPartsOptions | false | undefined {
   if (v === undefined) return undefined;
   const n = Number(v);
-  if (!Number.isInteger(n) || n < 1 || n > 16) throw usageError(command, `--blob-parts must be an integer from 1 to 16, not ${JSON.stringify(v)}`);
+  if (!Number.isInteger(n) || n < 1 || n > 16)
+    throw usageError(command, `--blob-parts must be an integer from 1 to 16, not ${JSON.stringify(v)}`);
   return n === 1 ? false : { parallel: n };
 }
 
@@ -54,7 +59,11 @@ export function timeoutHelp(width: number): string {
 export function parseTimeout(command: string, v: string | undefined): number | undefined {
   if (v === undefined) return undefined;
   const n = Number(v);
-  if (!/^\d+(\.\d+)?$/.test(v) || !(n >= 1 && n <= 3600)) throw usageError(command, `--timeout must be a number of seconds from 1 to 3600, not ${JSON.stringify(v.slice(0, 40))}`);
+  if (!/^\d+(\.\d+)?$/.test(v) || !(n >= 1 && n <= 3600))
+    throw usageError(
+      command,
+      `--timeout must be a number of seconds from 1 to 3600, not ${JSON.stringify(v.slice(0, 40))}`,
+    );
   return Math.round(n * 1000);
 }
 
@@ -62,7 +71,11 @@ export function parseTimeout(command: string, v: string | undefined): number | u
  * Check the registry-access paths as skopeo does, before any work: `--authfile` must be a readable file (a missing or
  * dangling one is an error, not silently ignored) and `--cert-dir` a readable directory.
  */
-export async function checkAccessPaths(command: string, values: { authfile?: string | undefined; 'cert-dir'?: string | undefined }, cwd: string): Promise<void> {
+export async function checkAccessPaths(
+  command: string,
+  values: { authfile?: string | undefined; 'cert-dir'?: string | undefined },
+  cwd: string,
+): Promise<void> {
   const { stat, access } = await import('node:fs/promises');
   const { resolve } = await import('node:path');
   const check = async (flag: string, p: string | undefined, dir: boolean): Promise<void> => {
@@ -70,8 +83,21 @@ export async function checkAccessPaths(command: string, values: { authfile?: str
     const abs = resolve(cwd, p);
     const st = await stat(abs).catch((e: NodeJS.ErrnoException) => e);
     const what = dir ? 'a directory' : 'a file';
-    const bad = st instanceof Error ? (st.code === 'ENOENT' ? 'does not exist (or is a dangling link)' : `cannot be read (${st.code ?? st.message})`) : dir !== st.isDirectory() ? `is not ${what}` : await access(abs, 4).then(() => undefined, (e: NodeJS.ErrnoException) => `cannot be read (${e.code ?? e.message})`);
-    if (bad) throw new CanvosError('ERR_USAGE', `${flag} ${p} ${bad}`, { hint: `give ${flag} ${what} that exists, or leave it out (run canvos-lite ${command} --help)` });
+    const bad =
+      st instanceof Error
+        ? st.code === 'ENOENT'
+          ? 'does not exist (or is a dangling link)'
+          : `cannot be read (${st.code ?? st.message})`
+        : dir !== st.isDirectory()
+          ? `is not ${what}`
+          : await access(abs, 4).then(
+              () => undefined,
+              (e: NodeJS.ErrnoException) => `cannot be read (${e.code ?? e.message})`,
+            );
+    if (bad)
+      throw new CanvosError('ERR_USAGE', `${flag} ${p} ${bad}`, {
+        hint: `give ${flag} ${what} that exists, or leave it out (run canvos-lite ${command} --help)`,
+      });
   };
   await check('--authfile', values.authfile, false);
   await check('--cert-dir', values['cert-dir'], true);
@@ -84,7 +110,10 @@ const WARNINGS_PER_CODE = 100;
  * The CLI's `onWarning` sink: `warning: MESSAGE [CODE]` on stderr, secrets masked, cut to one line of at most 600
  * characters; after 100 warnings of one code (more than every CanvOS argument can give) the rest are counted and summarised by `flush()` (called at exit).
  */
-export function warningSink(stderr: NodeJS.WritableStream): { warn: (code: string, msg: string) => void; flush: () => void } {
+export function warningSink(stderr: NodeJS.WritableStream): {
+  warn: (code: string, msg: string) => void;
+  flush: () => void;
+} {
   const counts = new Map<string, number>();
   return {
     warn(code, msg) {
@@ -95,7 +124,9 @@ export function warningSink(stderr: NodeJS.WritableStream): { warn: (code: strin
       stderr.write(`warning: ${line.length > 600 ? `${line.slice(0, 600)}…` : line} [${code}]\n`);
     },
     flush() {
-      for (const [code, n] of counts) if (n > WARNINGS_PER_CODE) stderr.write(`warning: ${n - WARNINGS_PER_CODE} more warnings [${code}] not shown\n`);
+      for (const [code, n] of counts)
+        if (n > WARNINGS_PER_CODE)
+          stderr.write(`warning: ${n - WARNINGS_PER_CODE} more warnings [${code}] not shown\n`);
       counts.clear();
     },
   };

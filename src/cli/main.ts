@@ -58,7 +58,10 @@ async function help(): Promise<string> {
  */
 export function redactingStream<T extends NodeJS.WritableStream>(stream: T): T {
   const write = (chunk: unknown, ...rest: unknown[]): boolean =>
-    (stream.write as (c: unknown, ...r: unknown[]) => boolean)(typeof chunk === 'string' ? redactText(chunk) : chunk, ...rest);
+    (stream.write as (c: unknown, ...r: unknown[]) => boolean)(
+      typeof chunk === 'string' ? redactText(chunk) : chunk,
+      ...rest,
+    );
   return new Proxy(stream, {
     get(target, prop) {
       if (prop === 'write') return write;
@@ -83,7 +86,9 @@ export async function main(argv: string[], ioIn: CliIo): Promise<number> {
   }
   const load = COMMANDS[cmd];
   if (!load) {
-    io.stderr.write(`canvos-lite: unknown command ${JSON.stringify(cmd)}\nhint: run canvos-lite --help for the list of commands\n`);
+    io.stderr.write(
+      `canvos-lite: unknown command ${JSON.stringify(cmd)}\nhint: run canvos-lite --help for the list of commands\n`,
+    );
     return 2;
   }
   try {

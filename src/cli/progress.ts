@@ -44,7 +44,10 @@ export interface ProgressRenderer {
 }
 
 /** Create a renderer writing to `stream` (normally stderr, so stdout stays clean for --json). */
-export function createProgress(stream: NodeJS.WritableStream & { isTTY?: boolean }, opts: ProgressRendererOptions = {}): ProgressRenderer {
+export function createProgress(
+  stream: NodeJS.WritableStream & { isTTY?: boolean },
+  opts: ProgressRendererOptions = {},
+): ProgressRenderer {
   const tty = opts.tty ?? stream.isTTY === true;
   const now = opts.now ?? Date.now;
   const interval = opts.intervalMs ?? 100;
@@ -55,7 +58,9 @@ export function createProgress(stream: NodeJS.WritableStream & { isTTY?: boolean
 
   const line = (e: ProgressEvent): string => {
     const secs = Math.max((now() - started) / 1000, 0.001);
-    const parts = [`${opts.label ?? e.phase}: ${formatBytes(e.transferred)}${e.total !== undefined ? ` / ${formatBytes(e.total)}` : ''}`];
+    const parts = [
+      `${opts.label ?? e.phase}: ${formatBytes(e.transferred)}${e.total !== undefined ? ` / ${formatBytes(e.total)}` : ''}`,
+    ];
     if (e.itemsTotal !== undefined) parts.push(`${e.itemsDone ?? 0}/${e.itemsTotal} done`);
     parts.push(`${formatBytes(e.transferred / secs)}/s`);
     return parts.join('  ');
@@ -78,7 +83,9 @@ export function createProgress(stream: NodeJS.WritableStream & { isTTY?: boolean
         return;
       }
       if (e.status !== undefined && e.item !== undefined) {
-        stream.write(`${e.status} ${shortDigest(e.item)}${e.itemSize !== undefined ? ` ${formatBytes(e.itemSize)}` : ''}\n`);
+        stream.write(
+          `${e.status} ${shortDigest(e.item)}${e.itemSize !== undefined ? ` ${formatBytes(e.itemSize)}` : ''}\n`,
+        );
       }
     },
     done(): void {
@@ -88,4 +95,3 @@ export function createProgress(stream: NodeJS.WritableStream & { isTTY?: boolean
     },
   };
 }
-

@@ -93,19 +93,28 @@ export async function copyImage(src: ImageSource, dst: ImageDestination, opts: C
 
   const full = await loadGraph(src, undefined, o);
   let wanted = opts.platforms ?? [];
-  if (wanted.length === 0 && full.kind === 'index' && (opts.allPlatforms === false || dst.singleImage)) wanted = [hostPlatform()];
+  if (wanted.length === 0 && full.kind === 'index' && (opts.allPlatforms === false || dst.singleImage))
+    wanted = [hostPlatform()];
   const { root, rewritten } = selectPlatforms(full, wanted, src.description);
   if (dst.singleImage && root.kind === 'index') {
-    throw new CanvosError('ERR_USAGE', `${dst.description} holds a single image, but ${wanted.length} platforms were selected`, { hint: 'select exactly one platform with --platform' });
+    throw new CanvosError(
+      'ERR_USAGE',
+      `${dst.description} holds a single image, but ${wanted.length} platforms were selected`,
+      { hint: 'select exactly one platform with --platform' },
+    );
   }
   const nodes = bottomUp(root);
 
   // Blobs under manifests the destination already has are complete there (manifests are written last).
   const present = new Set<string>();
   if (!opts.force) {
-    await Promise.all(nodes.filter((n) => n.kind === 'image').map(async (n) => {
-      if (await dst.hasManifest(n.raw.digest, o)) present.add(n.raw.digest);
-    }));
+    await Promise.all(
+      nodes
+        .filter((n) => n.kind === 'image')
+        .map(async (n) => {
+          if (await dst.hasManifest(n.raw.digest, o)) present.add(n.raw.digest);
+        }),
+    );
   }
   const blobs = new Map<string, Descriptor>();
   const presentBlobs = new Set<string>();
@@ -121,13 +130,27 @@ export async function copyImage(src: ImageSource, dst: ImageDestination, opts: C
       else blobs.set(b.digest, b);
     }
   }
-  const stats = { copied: 0, skipped: [...presentBlobs].filter((d) => !blobs.has(d)).length, mounted: 0, bytes: 0, foreignSkipped };
+  const stats = {
+    copied: 0,
+    skipped: [...presentBlobs].filter((d) => !blobs.has(d)).length,
+    mounted: 0,
+    bytes: 0,
+    foreignSkipped,
+  };
   const itemsTotal = blobs.size;
   const bytesTotal = [...blobs.values()].reduce((a, b) => a + b.size, 0);
   let itemsDone = 0;
   let bytesDone = 0;
   const emit = (item: string | undefined, status?: string, itemSize?: number): void =>
-    onProgress?.({ phase: 'copy', item, transferred: bytesDone, total: bytesTotal, itemsDone, itemsTotal, ...(status ? { status, itemSize } : {}) });
+    onProgress?.({
+      phase: 'copy',
+      item,
+      transferred: bytesDone,
+      total: bytesTotal,
+      itemsDone,
+      itemsTotal,
+      ...(status ? { status, itemSize } : {}),
+    });
   emit(undefined);
 
   const sem = opts.pool?.semaphore ?? new Semaphore(opts.concurrency ?? DEFAULT_CONCURRENCY);
@@ -142,10 +165,18 @@ export async function copyImage(src: ImageSource, dst: ImageDestination, opts: C
     try {
       // The slot goes to the next blob as soon as this one's source has been read to the end: finishing the upload
       // (the registry's answer, the confirming HEAD) does not hold up the next download.
-      return await copyBlob(src, dst, desc, signal, () => sem.waiting === 0, (delta) => {
-        bytesDone += delta;
-        emit(desc.digest);
-      }, release);
+      return await copyBlob(
+        src,
+        dst,
+        desc,
+        signal,
+        () => sem.waiting === 0,
+        (delta) => {
+          bytesDone += delta;
+          emit(desc.digest);
+        },
+        release,
+      );
     } finally {
       release();
     }
@@ -153,33 +184,38 @@ export async function copyImage(src: ImageSource, dst: ImageDestination, opts: C
   // Largest first (the semaphore is FIFO): small blobs fill the gaps at the end instead of a big one starting last
   // and running alone while the other connections sit idle.
   const order = [...blobs.values()].sort((a, b) => b.size - a.size);
-  await Promise.allSettled(order.map(async (desc) => {
-    try {
-      let status: BlobStatus;
-      const key = `${scope}\0${desc.digest}`;
-      const other = opts.pool?.inflight.get(key);
-      if (other) {
-        // Another copy sharing the pool is moving this blob to the same place: wait for it (redo it if it failed).
-        status = await other.then(() => 'skipped' as const, () => own(desc));
-      } else {
-        const p = own(desc);
-        if (opts.pool) {
-          const pool = opts.pool;
-          pool.inflight.set(key, p);
-          p.finally(() => pool.inflight.delete(key)).catch(() => {});
+  await Promise.allSettled(
+    order.map(async (desc) => {
+      try {
+        let status: BlobStatus;
+        const key = `${scope}\0${desc.digest}`;
+        const other = opts.pool?.inflight.get(key);
+        if (other) {
+          // Another copy sharing the pool is moving this blob to the same place: wait for it (redo it if it failed).
+          status = await other.then(
+            () => 'skipped' as const,
+            () => own(desc),
+          );
+        } else {
+          const p = own(desc);
+          if (opts.pool) {
+            const pool = opts.pool;
+            pool.inflight.set(key, p);
+            p.finally(() => pool.inflight.delete(key)).catch(() => {});
+          }
+          status = await p;
         }
-        status = await p;
+        if (status === 'copied') stats.copied++;
+        else if (status === 'mounted') stats.mounted++;
+        else stats.skipped++;
+        if (status === 'copied') stats.bytes += desc.size;
+        itemsDone++;
+        emit(desc.digest, status, desc.size);
+      } catch (e) {
+        fail(e);
       }
-      if (status === 'copied') stats.copied++;
-      else if (status === 'mounted') stats.mounted++;
-      else stats.skipped++;
-      if (status === 'copied') stats.bytes += desc.size;
-      itemsDone++;
-      emit(desc.digest, status, desc.size);
-    } catch (e) {
-      fail(e);
-    }
-  }));
+    }),
+  );
   if (firstError !== undefined) throw toError(firstError, opts.signal);
 
   // Children before parents; siblings in parallel. The root is written last, with the tag.
@@ -201,7 +237,14 @@ export async function copyImage(src: ImageSource, dst: ImageDestination, opts: C
         const key = `${scope}\0${n.raw.digest}`;
         const other = pool.manifests.get(key);
         // Another copy writes (or wrote) it to the same place: wait for that write, or do our own if it failed.
-        if (other && (await other.then(() => true, () => false))) return;
+        if (
+          other &&
+          (await other.then(
+            () => true,
+            () => false,
+          ))
+        )
+          return;
         const mine = dst.putManifest(n.raw, undefined, o);
         pool.manifests.set(key, mine);
         mine.catch(() => {
@@ -265,7 +308,12 @@ async function copyBlob(
     return counter;
   };
   // hasBlob just said no, and getBlob streams verify themselves: spare the destination a second HEAD and hash.
-  const r = await dst.putBlob(desc, open, { signal, mountFrom: src.mountOrigin, knownAbsent: true, sourceVerified: true });
+  const r = await dst.putBlob(desc, open, {
+    signal,
+    mountFrom: src.mountOrigin,
+    knownAbsent: true,
+    sourceVerified: true,
+  });
   if (r === 'uploaded') return 'copied';
   // The bytes of a blob that turned out to exist or was mounted did not really move.
   onBytes(-counted);

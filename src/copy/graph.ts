@@ -24,10 +24,19 @@ export interface ManifestNode {
 const MAX_DEPTH = 4;
 
 /** Load a manifest (root when `desc` is undefined) and, recursively, every child of an index. */
-export async function loadGraph(src: ImageSource, desc: Descriptor | undefined, opts: OpOptions, depth = 0): Promise<ManifestNode> {
+export async function loadGraph(
+  src: ImageSource,
+  desc: Descriptor | undefined,
+  opts: OpOptions,
+  depth = 0,
+): Promise<ManifestNode> {
   opts.signal?.throwIfAborted();
   const raw = await src.getManifest(desc?.digest, { signal: opts.signal });
-  const parsed = parseManifest(raw.bytes, desc?.mediaType ?? raw.mediaType, `manifest ${raw.digest} of ${src.description}`);
+  const parsed = parseManifest(
+    raw.bytes,
+    desc?.mediaType ?? raw.mediaType,
+    `manifest ${raw.digest} of ${src.description}`,
+  );
   // The PUT Content-Type must equal the document's own mediaType; the descriptor is the next best witness.
   raw.mediaType = parsed.value.mediaType ?? desc?.mediaType ?? raw.mediaType;
   if (parsed.kind === 'image') {
@@ -35,7 +44,10 @@ export async function loadGraph(src: ImageSource, desc: Descriptor | undefined, 
     return { raw, kind: 'image', platform: desc?.platform, children: [], blobs: [m.config, ...m.layers] };
   }
   if (depth >= MAX_DEPTH) {
-    throw new CanvosError('ERR_MANIFEST_INVALID', `manifest ${raw.digest} of ${src.description}: indexes nested deeper than ${MAX_DEPTH}`);
+    throw new CanvosError(
+      'ERR_MANIFEST_INVALID',
+      `manifest ${raw.digest} of ${src.description}: indexes nested deeper than ${MAX_DEPTH}`,
+    );
   }
   const children = await Promise.all(parsed.value.manifests.map((d) => loadGraph(src, d, opts, depth + 1)));
   return { raw, kind: 'index', platform: desc?.platform, children, blobs: [] };
@@ -64,9 +76,13 @@ export function selectPlatforms(root: ManifestNode, wanted: Platform[], what: st
   for (const w of wanted) {
     const c = root.children.find((ch) => platformMatches(ch.platform, w));
     if (!c) {
-      throw new CanvosError('ERR_PLATFORM_NOT_FOUND', `${what} has no image for platform ${formatPlatform(w)} (available: ${childPlatforms(root).join(', ') || 'none'})`, {
-        hint: 'pick one of the available platforms with --platform, or copy them all with --all-platforms',
-      });
+      throw new CanvosError(
+        'ERR_PLATFORM_NOT_FOUND',
+        `${what} has no image for platform ${formatPlatform(w)} (available: ${childPlatforms(root).join(', ') || 'none'})`,
+        {
+          hint: 'pick one of the available platforms with --platform, or copy them all with --all-platforms',
+        },
+      );
     }
     if (!picked.includes(c)) picked.push(c);
   }

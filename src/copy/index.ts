@@ -2,7 +2,15 @@
  * Public surface of image copying: the transport interfaces, location parsing/opening, the copy engine, and the
  * on-disk transports (OCI layout, docker-archive) plus the local blob cache they share.
  */
-export type { ProgressEvent, ProgressFn, OpOptions, RawManifest, ImageSource, ImageDestination, PutBlobResult } from './types.js';
+export type {
+  ProgressEvent,
+  ProgressFn,
+  OpOptions,
+  RawManifest,
+  ImageSource,
+  ImageDestination,
+  PutBlobResult,
+} from './types.js';
 export { copyImage, CopyPool, type CopyOptions, type CopyResult } from './copy.js';
 export { loadGraph, selectPlatforms, bottomUp, type ManifestNode, type Selection } from './graph.js';
 export {
@@ -17,7 +25,15 @@ export {
 } from './transports.js';
 export { OciLayout, layoutSource, REF_NAME_ANNOTATION, type LayoutTransportOptions } from '../oci/layout.js';
 export { layoutDestination } from '../oci/layout-destination.js';
-export { BlobCache, defaultCacheDir, storeBlob, blobFile, blobSize, type BlobCacheOptions, type StoreBlobOptions } from '../oci/cache.js';
+export {
+  BlobCache,
+  defaultCacheDir,
+  storeBlob,
+  blobFile,
+  blobSize,
+  type BlobCacheOptions,
+  type StoreBlobOptions,
+} from '../oci/cache.js';
 export {
   dockerArchiveSource,
   dockerArchiveDestination,

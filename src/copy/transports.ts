@@ -24,12 +24,25 @@ export type ImageSpec =
   | { transport: 'docker-archive'; file: string; ref: string | undefined };
 
 // Transports skopeo knows but we do not: named explicitly so `dir:x` is not mistaken for the image `dir:x`.
-const FOREIGN = new Set(['dir', 'oci-archive', 'docker-daemon', 'containers-storage', 'ostree', 'sif', 'tarball', 'atomic']);
+const FOREIGN = new Set([
+  'dir',
+  'oci-archive',
+  'docker-daemon',
+  'containers-storage',
+  'ostree',
+  'sif',
+  'tarball',
+  'atomic',
+]);
 
 function unknownTransport(spec: string, name: string): CanvosError {
-  return new CanvosError('ERR_TRANSPORT_UNKNOWN', `unknown transport "${name}" in ${JSON.stringify(spec)} (valid: docker://, oci:, docker-archive:)`, {
-    hint: 'write docker://host/repo:tag, oci:DIR[:tag] or docker-archive:FILE[:name:tag]',
-  });
+  return new CanvosError(
+    'ERR_TRANSPORT_UNKNOWN',
+    `unknown transport "${name}" in ${JSON.stringify(spec)} (valid: docker://, oci:, docker-archive:)`,
+    {
+      hint: 'write docker://host/repo:tag, oci:DIR[:tag] or docker-archive:FILE[:name:tag]',
+    },
+  );
 }
 
 /** Parse a location string (see the file header). Throws ERR_TRANSPORT_UNKNOWN or ERR_REFERENCE_INVALID. */
@@ -42,13 +55,23 @@ export function parseImageSpec(spec: string): ImageSpec {
     const tagged = colon > rest.lastIndexOf('/') && colon > 0;
     const dir = tagged ? rest.slice(0, colon) : rest;
     const tag = tagged ? rest.slice(colon + 1) : undefined;
-    if (dir === '') throw new CanvosError('ERR_REFERENCE_INVALID', `${JSON.stringify(spec)}: the layout directory is missing`, { hint: 'write oci:DIR[:tag]' });
-    if (tag === '') throw new CanvosError('ERR_REFERENCE_INVALID', `${JSON.stringify(spec)}: the tag is empty`, { hint: 'write oci:DIR[:tag]' });
+    if (dir === '')
+      throw new CanvosError('ERR_REFERENCE_INVALID', `${JSON.stringify(spec)}: the layout directory is missing`, {
+        hint: 'write oci:DIR[:tag]',
+      });
+    if (tag === '')
+      throw new CanvosError('ERR_REFERENCE_INVALID', `${JSON.stringify(spec)}: the tag is empty`, {
+        hint: 'write oci:DIR[:tag]',
+      });
     // The tag grammar of the distribution spec (skopeo refuses the same): at most 128 of [A-Za-z0-9_.-], not starting with . or -.
     if (tag !== undefined && !/^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/.test(tag)) {
-      throw new CanvosError('ERR_REFERENCE_INVALID', `oci:${dir}: invalid tag ${echo(tag)} (${tag.length} characters)`, {
-        hint: 'a tag is 1 to 128 letters, digits, "_", "." or "-", and does not start with "." or "-"',
-      });
+      throw new CanvosError(
+        'ERR_REFERENCE_INVALID',
+        `oci:${dir}: invalid tag ${echo(tag)} (${tag.length} characters)`,
+        {
+          hint: 'a tag is 1 to 128 letters, digits, "_", "." or "-", and does not start with "." or "-"',
+        },
+      );
     }
     return { transport: 'oci', dir, tag };
   }
@@ -57,7 +80,10 @@ export function parseImageSpec(spec: string): ImageSpec {
     const colon = rest.indexOf(':');
     const file = colon < 0 ? rest : rest.slice(0, colon);
     const ref = colon < 0 ? undefined : rest.slice(colon + 1);
-    if (file === '') throw new CanvosError('ERR_REFERENCE_INVALID', `${JSON.stringify(spec)}: the archive file is missing`, { hint: 'write docker-archive:FILE[:name:tag]' });
+    if (file === '')
+      throw new CanvosError('ERR_REFERENCE_INVALID', `${JSON.stringify(spec)}: the archive file is missing`, {
+        hint: 'write docker-archive:FILE[:name:tag]',
+      });
     if (ref !== undefined && !/^@\d+$/.test(ref)) parseReference(ref); // validate early, one clear error
     return { transport: 'docker-archive', file, ref: ref === '' ? undefined : ref };
   }

@@ -86,11 +86,7 @@ export interface ImageDestination {
    * Store a blob. `open` is called (possibly more than once, for retries) to get the bytes; the destination
    * verifies digest and size before the blob becomes visible. `mountFrom` lets registries try a cross-repo mount first.
    */
-  putBlob(
-    desc: Descriptor,
-    open: () => Promise<Readable>,
-    opts?: OpOptions & PutBlobHints,
-  ): Promise<PutBlobResult>;
+  putBlob(desc: Descriptor, open: () => Promise<Readable>, opts?: OpOptions & PutBlobHints): Promise<PutBlobResult>;
   /** True when the destination already holds this manifest digest. */
   hasManifest(digest: Digest, opts?: OpOptions): Promise<boolean>;
   /**

@@ -39,7 +39,15 @@ export function layoutDisk(parts: readonly DiskPart[], minSizeMiB = 0): { totalS
   const placed = parts.map((p, i) => {
     const first = lba;
     lba += p.sizeMiB * MIB_SECTORS;
-    return { number: i + 1, name: p.name, label: p.label, type: p.type, guid: uuidV5(p.label), firstLba: first, lastLba: lba - 1 };
+    return {
+      number: i + 1,
+      name: p.name,
+      label: p.label,
+      type: p.type,
+      guid: uuidV5(p.label),
+      firstLba: first,
+      lastLba: lba - 1,
+    };
   });
   const totalSectors = Math.max(lba + MIB_SECTORS, minSizeMiB * MIB_SECTORS);
   return { totalSectors, placed };
@@ -49,11 +57,21 @@ export function layoutDisk(parts: readonly DiskPart[], minSizeMiB = 0): { totalS
 export async function writeDisk(
   out: string,
   parts: readonly DiskPart[],
-  opts: { diskGuid: string; minSizeMiB?: number | undefined; bootCode?: Buffer | undefined; signal?: AbortSignal | undefined },
+  opts: {
+    diskGuid: string;
+    minSizeMiB?: number | undefined;
+    bootCode?: Buffer | undefined;
+    signal?: AbortSignal | undefined;
+  },
 ): Promise<{ totalSectors: number; placed: PlacedPart[] }> {
   const { totalSectors, placed } = layoutDisk(parts, opts.minSizeMiB);
   const gptParts: GptPartition[] = placed.map((p, i) => ({ ...p, attributes: parts[i]?.attributes }));
-  const { head, tail, tailOffset } = gptTables({ totalSectors, diskGuid: opts.diskGuid, partitions: gptParts, bootCode: opts.bootCode });
+  const { head, tail, tailOffset } = gptTables({
+    totalSectors,
+    diskGuid: opts.diskGuid,
+    partitions: gptParts,
+    bootCode: opts.bootCode,
+  });
   const fh = await open(out, 'w');
   try {
     await fh.truncate(totalSectors * SECTOR);
@@ -69,9 +87,12 @@ export async function writeDisk(
   for (const [i, p] of parts.entries()) {
     if (typeof p.content !== 'string') continue;
     const size = (await stat(p.content)).size;
-    if (size > p.sizeMiB * MIB) throw new CanvosError('ERR_INTERNAL', `partition image ${p.name} (${size} bytes) exceeds ${p.sizeMiB} MiB`);
+    if (size > p.sizeMiB * MIB)
+      throw new CanvosError('ERR_INTERNAL', `partition image ${p.name} (${size} bytes) exceeds ${p.sizeMiB} MiB`);
     const start = (placed[i]?.firstLba ?? 0) * SECTOR;
-    await pipeline(createReadStream(p.content), createWriteStream(out, { flags: 'r+', start }), { signal: opts.signal });
+    await pipeline(createReadStream(p.content), createWriteStream(out, { flags: 'r+', start }), {
+      signal: opts.signal,
+    });
   }
   return { totalSectors, placed };
 }

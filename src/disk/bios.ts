@@ -13,9 +13,31 @@ import { runTool } from './tool.js';
 
 /** Modules of the disk core image: read GPT/ext4/squashfs, loop-mount the recovery image, boot Linux. */
 export const DISK_CORE_MODULES: readonly string[] = [
-  'biosdisk', 'part_gpt', 'part_msdos', 'ext2', 'fat', 'squash4', 'loopback', 'normal', 'configfile', 'linux',
-  'search', 'search_label', 'search_fs_uuid', 'search_fs_file', 'echo', 'test', 'true', 'ls', 'cat', 'gzio',
-  'serial', 'terminal', 'loadenv', 'boot', 'sleep',
+  'biosdisk',
+  'part_gpt',
+  'part_msdos',
+  'ext2',
+  'fat',
+  'squash4',
+  'loopback',
+  'normal',
+  'configfile',
+  'linux',
+  'search',
+  'search_label',
+  'search_fs_uuid',
+  'search_fs_file',
+  'echo',
+  'test',
+  'true',
+  'ls',
+  'cat',
+  'gzio',
+  'serial',
+  'terminal',
+  'loadenv',
+  'boot',
+  'sleep',
 ];
 
 /** boot.img: LBA of the core image's first sector (u64). */
@@ -48,7 +70,10 @@ export async function biosBootCode(opts: BiosBootOptions): Promise<{ bootImg: Bu
   const dir = opts.grubPcDir ?? '/usr/lib/grub/i386-pc';
   const hint = 'install grub-pc-bin and grub-common (apt-get install grub-pc-bin grub-common)';
   for (const f of ['boot.img', 'diskboot.img', 'kernel.img']) {
-    const ok = await access(join(dir, f), constants.R_OK).then(() => true, () => false);
+    const ok = await access(join(dir, f), constants.R_OK).then(
+      () => true,
+      () => false,
+    );
     if (!ok) throw new CanvosError('ERR_DISK', `${join(dir, f)} is missing (BIOS boot of the disk image)`, { hint });
   }
   const cfg = join(opts.workDir, 'early-grub.cfg');
@@ -65,10 +90,18 @@ export async function biosBootCode(opts: BiosBootOptions): Promise<{ bootImg: Bu
 }
 
 /** Patches boot.img and the core image for a core written contiguously from `coreLba`. */
-export function placeBiosBoot(bootImg: Buffer, core: Buffer, coreLba: number, partitionSectors: number): { bootCode: Buffer; core: Buffer } {
+export function placeBiosBoot(
+  bootImg: Buffer,
+  core: Buffer,
+  coreLba: number,
+  partitionSectors: number,
+): { bootCode: Buffer; core: Buffer } {
   const sectors = Math.ceil(core.length / SECTOR);
   if (sectors > partitionSectors || sectors - 1 > 0xffff) {
-    throw new CanvosError('ERR_DISK', `the GRUB core image (${core.length} bytes) does not fit the BIOS boot partition`);
+    throw new CanvosError(
+      'ERR_DISK',
+      `the GRUB core image (${core.length} bytes) does not fit the BIOS boot partition`,
+    );
   }
   const boot = Buffer.from(bootImg.subarray(0, 440));
   boot.writeBigUInt64LE(BigInt(coreLba), KERNEL_SECTOR);

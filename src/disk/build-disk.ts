@@ -22,7 +22,14 @@ import { writeDisk, type PlacedPart } from './assemble.js';
 import { biosBootCode, placeBiosBoot } from './bios.js';
 import { writeExt4Image } from './ext4.js';
 import { PART_TYPE, uuidV5 } from './gpt.js';
-import { GRUB_RECOVERY_STUB, KAIROS, fallbackGrubCfg, firstBootResetYaml, grubEnvBlock, stateSizeMiB } from './kairos-files.js';
+import {
+  GRUB_RECOVERY_STUB,
+  KAIROS,
+  fallbackGrubCfg,
+  firstBootResetYaml,
+  grubEnvBlock,
+  stateSizeMiB,
+} from './kairos-files.js';
 
 /** What goes into the disk image. */
 export interface BuildDiskInput {
@@ -80,11 +87,17 @@ export async function buildDisk(input: BuildDiskInput, opts: BuildDiskOptions = 
   const name = input.name ?? 'palette-edge-installer';
   const warn = opts.onWarning ?? ((): void => {});
   if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(name)) {
-    throw new CanvosError('ERR_CONFIG', `invalid disk image name ${JSON.stringify(name)}`, { hint: 'use letters, digits, ".", "_" and "-"' });
+    throw new CanvosError('ERR_CONFIG', `invalid disk image name ${JSON.stringify(name)}`, {
+      hint: 'use letters, digits, ".", "_" and "-"',
+    });
   }
   opts.onProgress?.({ phase: 'validate' });
   const userData = input.userData ? await readUserData(input.userData) : undefined;
-  if (!userData) warn('W_DISK_NO_USER_DATA', 'no user-data: the disk has no 90_custom.yaml in COS_OEM (no users, no Palette registration)');
+  if (!userData)
+    warn(
+      'W_DISK_NO_USER_DATA',
+      'no user-data: the disk has no 90_custom.yaml in COS_OEM (no users, no Palette registration)',
+    );
   if (input.edgeCustomConfig) await requireFile(input.edgeCustomConfig, 'edge custom config');
   const epoch = opts.sourceDateEpoch ?? sourceDateEpochFromEnv(opts.env ?? process.env);
   const fsUuid = (label: string): string => uuidV5(`canvos-lite:${name}:${epoch}:${label}`);
@@ -102,9 +115,11 @@ export async function buildDisk(input: BuildDiskInput, opts: BuildDiskOptions = 
     await mkdir(join(recDir, 'cOS'), { recursive: true });
     await mkdir(join(recDir, 'etc', 'cos'), { recursive: true });
     await mkdir(join(recDir, 'grub2'));
-    const capture = new RootfsCapture(spool, [...shimCandidates(arch), ...grubCandidates(arch), ...RELEASE_FILES, KAIROS.grubConf], [
-      'usr/lib/shim',
-    ]);
+    const capture = new RootfsCapture(
+      spool,
+      [...shimCandidates(arch), ...grubCandidates(arch), ...RELEASE_FILES, KAIROS.grubConf],
+      ['usr/lib/shim'],
+    );
 
     opts.onProgress?.({ phase: 'squashfs' });
     const sqfs = join(recDir, KAIROS.recoverySquashFile);
@@ -113,7 +128,10 @@ export async function buildDisk(input: BuildDiskInput, opts: BuildDiskOptions = 
     const rootCfg = capture.resolve(KAIROS.grubConf);
     if (rootCfg) await copyFile(rootCfg, join(recDir, KAIROS.grubConf));
     else {
-      warn('W_DISK_NO_GRUB_CFG', `the rootfs has no /${KAIROS.grubConf} (Kairos images ship it): a recovery-only menu is used`);
+      warn(
+        'W_DISK_NO_GRUB_CFG',
+        `the rootfs has no /${KAIROS.grubConf} (Kairos images ship it): a recovery-only menu is used`,
+      );
       await writeFile(join(recDir, KAIROS.grubConf), fallbackGrubCfg({ timeout: input.grubTimeout }));
     }
     signal?.throwIfAborted();
@@ -124,7 +142,11 @@ export async function buildDisk(input: BuildDiskInput, opts: BuildDiskOptions = 
     const stub = Buffer.from(GRUB_RECOVERY_STUB);
     const efiFiles = efi.files.map((f) => (f.path.endsWith('grub.cfg') ? { ...f, source: stub } : f));
     const efiImg = join(staging, 'efi.img');
-    await writeFatImage(efiImg, { files: efiFiles }, { label: KAIROS.efiLabel, sizeBytes: KAIROS.efiSizeMiB * MIB, sourceDateEpoch: epoch, signal });
+    await writeFatImage(
+      efiImg,
+      { files: efiFiles },
+      { label: KAIROS.efiLabel, sizeBytes: KAIROS.efiSizeMiB * MIB, sourceDateEpoch: epoch, signal },
+    );
 
     opts.onProgress?.({ phase: 'oem' });
     const oemDir = join(staging, 'oem');
@@ -135,23 +157,60 @@ export async function buildDisk(input: BuildDiskInput, opts: BuildDiskOptions = 
     await writeFile(join(oemDir, '01_reset.yaml'), firstBootResetYaml(stateSizeMiB(sqfsBytes)));
     const oemImg = join(staging, 'oem.img');
     const ext4 = { sourceDateEpoch: epoch, env: opts.env, signal };
-    await writeExt4Image(oemDir, oemImg, { ...ext4, label: KAIROS.oemLabel, uuid: fsUuid(KAIROS.oemLabel), sizeBytes: KAIROS.oemSizeMiB * MIB });
+    await writeExt4Image(oemDir, oemImg, {
+      ...ext4,
+      label: KAIROS.oemLabel,
+      uuid: fsUuid(KAIROS.oemLabel),
+      sizeBytes: KAIROS.oemSizeMiB * MIB,
+    });
 
     opts.onProgress?.({ phase: 'recovery' });
     // AuroraBoot: twice the system image (room for the transition image of a recovery upgrade) plus 150 MiB.
     const recMiB = Math.ceil((sqfsBytes * 2) / MIB) + 150;
     const recImg = join(staging, 'recovery.img');
-    await writeExt4Image(recDir, recImg, { ...ext4, label: KAIROS.recoveryLabel, uuid: fsUuid(KAIROS.recoveryLabel), sizeBytes: recMiB * MIB });
+    await writeExt4Image(recDir, recImg, {
+      ...ext4,
+      label: KAIROS.recoveryLabel,
+      uuid: fsUuid(KAIROS.recoveryLabel),
+      sizeBytes: recMiB * MIB,
+    });
     await rm(recDir, { recursive: true, force: true });
     await rm(spool, { recursive: true, force: true });
 
     const parts = [
-      { name: KAIROS.efiPartName, type: PART_TYPE.efiSystem, label: KAIROS.efiLabel, sizeMiB: KAIROS.efiSizeMiB, attributes: 1n, content: efiImg },
+      {
+        name: KAIROS.efiPartName,
+        type: PART_TYPE.efiSystem,
+        label: KAIROS.efiLabel,
+        sizeMiB: KAIROS.efiSizeMiB,
+        attributes: 1n,
+        content: efiImg,
+      },
       ...(arch === 'amd64'
-        ? [{ name: KAIROS.biosPartName, type: PART_TYPE.biosBoot, label: 'BIOS_BOOT', sizeMiB: KAIROS.biosSizeMiB, attributes: 0b101n }]
+        ? [
+            {
+              name: KAIROS.biosPartName,
+              type: PART_TYPE.biosBoot,
+              label: 'BIOS_BOOT',
+              sizeMiB: KAIROS.biosSizeMiB,
+              attributes: 0b101n,
+            },
+          ]
         : []),
-      { name: KAIROS.oemPartName, type: PART_TYPE.linuxFs, label: KAIROS.oemLabel, sizeMiB: KAIROS.oemSizeMiB, content: oemImg },
-      { name: KAIROS.recoveryPartName, type: PART_TYPE.linuxFs, label: KAIROS.recoveryLabel, sizeMiB: recMiB, content: recImg },
+      {
+        name: KAIROS.oemPartName,
+        type: PART_TYPE.linuxFs,
+        label: KAIROS.oemLabel,
+        sizeMiB: KAIROS.oemSizeMiB,
+        content: oemImg,
+      },
+      {
+        name: KAIROS.recoveryPartName,
+        type: PART_TYPE.linuxFs,
+        label: KAIROS.recoveryLabel,
+        sizeMiB: recMiB,
+        content: recImg,
+      },
     ];
     let bootCode: Buffer | undefined;
     if (arch === 'amd64') {
@@ -166,7 +225,12 @@ export async function buildDisk(input: BuildDiskInput, opts: BuildDiskOptions = 
 
     opts.onProgress?.({ phase: 'assemble' });
     await rm(partial, { force: true });
-    const disk = await writeDisk(partial, parts, { diskGuid: uuidV5(`canvos-lite:${name}:${epoch}:disk`), minSizeMiB: input.sizeMiB, bootCode, signal });
+    const disk = await writeDisk(partial, parts, {
+      diskGuid: uuidV5(`canvos-lite:${name}:${epoch}:disk`),
+      minSizeMiB: input.sizeMiB,
+      bootCode,
+      signal,
+    });
 
     opts.onProgress?.({ phase: 'checksum' });
     const sha256 = await publishWithSha256(partial, rawPath, signal);

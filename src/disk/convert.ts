@@ -27,7 +27,8 @@ export interface ConvertDiskOptions {
 
 /** qemu-img arguments for `format`. */
 export function qemuImgArgs(raw: string, out: string, format: 'qcow2' | 'vhd'): string[] {
-  const o = format === 'qcow2' ? ['-O', 'qcow2', '-o', 'compat=1.1'] : ['-O', 'vpc', '-o', 'subformat=fixed,force_size=on'];
+  const o =
+    format === 'qcow2' ? ['-O', 'qcow2', '-o', 'compat=1.1'] : ['-O', 'vpc', '-o', 'subformat=fixed,force_size=on'];
   return ['convert', '-q', '-f', 'raw', ...o, raw, out];
 }
 
@@ -39,7 +40,9 @@ export async function convertDisk(raw: string, format: DiskFormat, opts: Convert
   try {
     if (format === 'raw.gz') {
       // Node's gzip header has mtime 0 and no name: the same raw gives the same .raw.gz.
-      await pipeline(createReadStream(raw), createGzip({ level: 1 }), createWriteStream(partial), { signal: opts.signal });
+      await pipeline(createReadStream(raw), createGzip({ level: 1 }), createWriteStream(partial), {
+        signal: opts.signal,
+      });
       await rename(partial, out);
       return out;
     }
@@ -48,7 +51,8 @@ export async function convertDisk(raw: string, format: DiskFormat, opts: Convert
       env: opts.env,
       signal: opts.signal,
     });
-    if (format === 'vhd') await fixVhdFooter(partial, opts.sourceDateEpoch ?? 0, uuidV5(`canvos-lite:vhd:${out.split('/').pop() ?? ''}`));
+    if (format === 'vhd')
+      await fixVhdFooter(partial, opts.sourceDateEpoch ?? 0, uuidV5(`canvos-lite:vhd:${out.split('/').pop() ?? ''}`));
     await rename(partial, out);
     return out;
   } catch (e) {
@@ -64,7 +68,8 @@ async function fixVhdFooter(file: string, epoch: number, uuid: string): Promise<
     const { size } = await fh.stat();
     const f = Buffer.alloc(512);
     await fh.read(f, 0, 512, size - 512);
-    if (f.toString('latin1', 0, 8) !== 'conectix') throw new CanvosError('ERR_DISK', `${file}: qemu-img wrote no VHD footer`);
+    if (f.toString('latin1', 0, 8) !== 'conectix')
+      throw new CanvosError('ERR_DISK', `${file}: qemu-img wrote no VHD footer`);
     f.writeUInt32BE(Math.max(0, epoch - 946_684_800) >>> 0, 24);
     // The footer stores the UUID big-endian (RFC 4122 byte order), unlike GPT's mixed-endian GUIDs.
     Buffer.from(uuid.replace(/-/g, ''), 'hex').copy(f, 68);
@@ -79,7 +84,11 @@ async function fixVhdFooter(file: string, epoch: number, uuid: string): Promise<
 }
 
 /** Converts `raw` to each of `formats` in turn; returns the written paths by format. */
-export async function convertAll(raw: string, formats: readonly DiskFormat[], opts: ConvertDiskOptions = {}): Promise<Partial<Record<DiskFormat, string>>> {
+export async function convertAll(
+  raw: string,
+  formats: readonly DiskFormat[],
+  opts: ConvertDiskOptions = {},
+): Promise<Partial<Record<DiskFormat, string>>> {
   const out: Partial<Record<DiskFormat, string>> = {};
   for (const f of formats) out[f] = await convertDisk(raw, f, opts);
   return out;

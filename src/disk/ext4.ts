@@ -48,19 +48,40 @@ export function normaliseCommands(paths: readonly string[], epoch: number): stri
     // debugfs splits on blanks; quote paths (ours never contain quotes).
     const q = `"${p}"`;
     lines.push(`sif ${q} uid 0`, `sif ${q} gid 0`);
-    for (const f of ['atime', 'mtime', 'ctime', 'crtime']) lines.push(`sif ${q} ${f} @${epoch}`, `sif ${q} ${f}_extra 0`);
+    for (const f of ['atime', 'mtime', 'ctime', 'crtime'])
+      lines.push(`sif ${q} ${f} @${epoch}`, `sif ${q} ${f}_extra 0`);
   }
   return `${lines.join('\n')}\n`;
 }
 
 /** Writes `out` as an ext4 image holding the tree under `srcDir`. */
 export async function writeExt4Image(srcDir: string, out: string, opts: Ext4ImageOptions): Promise<void> {
-  const env = { ...(opts.env ?? process.env), E2FSPROGS_FAKE_TIME: String(opts.sourceDateEpoch), MKE2FS_CONFIG: '/dev/null' };
+  const env = {
+    ...(opts.env ?? process.env),
+    E2FSPROGS_FAKE_TIME: String(opts.sourceDateEpoch),
+    MKE2FS_CONFIG: '/dev/null',
+  };
   const args = [
-    '-q', '-F', '-t', 'ext4', '-b', '4096', '-L', opts.label, '-U', opts.uuid,
-    '-E', `root_owner=0:0,hash_seed=${opts.uuid},lazy_itable_init=0,lazy_journal_init=0`,
-    '-O', 'ext_attr,dir_index,filetype,extent,flex_bg,sparse_super,large_file,huge_file,dir_nlink,extra_isize,64bit,metadata_csum,has_journal',
-    '-I', '256', '-d', srcDir, out, `${Math.floor(opts.sizeBytes / 1024)}k`,
+    '-q',
+    '-F',
+    '-t',
+    'ext4',
+    '-b',
+    '4096',
+    '-L',
+    opts.label,
+    '-U',
+    opts.uuid,
+    '-E',
+    `root_owner=0:0,hash_seed=${opts.uuid},lazy_itable_init=0,lazy_journal_init=0`,
+    '-O',
+    'ext_attr,dir_index,filetype,extent,flex_bg,sparse_super,large_file,huge_file,dir_nlink,extra_isize,64bit,metadata_csum,has_journal',
+    '-I',
+    '256',
+    '-d',
+    srcDir,
+    out,
+    `${Math.floor(opts.sizeBytes / 1024)}k`,
   ];
   await runTool(opts.mke2fs ?? 'mke2fs', args, { hint: HINT, env, signal: opts.signal });
   const paths = ['/', '/lost+found', ...(await listTree(srcDir))];

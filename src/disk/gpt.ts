@@ -81,7 +81,12 @@ export function guidBytes(guid: string): Buffer {
   const hex = guid.replace(/-/g, '');
   if (!/^[0-9a-fA-F]{32}$/.test(hex)) throw new CanvosError('ERR_INTERNAL', `invalid GUID ${JSON.stringify(guid)}`);
   const b = Buffer.from(hex, 'hex');
-  return Buffer.concat([b.subarray(0, 4).reverse(), b.subarray(4, 6).reverse(), b.subarray(6, 8).reverse(), b.subarray(8)]);
+  return Buffer.concat([
+    b.subarray(0, 4).reverse(),
+    b.subarray(4, 6).reverse(),
+    b.subarray(6, 8).reverse(),
+    b.subarray(8),
+  ]);
 }
 
 /** First and last LBA usable by partitions on a disk of `totalSectors`. */
@@ -97,7 +102,10 @@ export function gptTables(input: GptInput): { head: Buffer; tail: Buffer; tailOf
   const array = Buffer.alloc(ENTRIES * ENTRY_SIZE);
   input.partitions.forEach((p, i) => {
     if (p.firstLba < first || p.lastLba > last || p.lastLba < p.firstLba) {
-      throw new CanvosError('ERR_INTERNAL', `GPT partition ${p.name} (${p.firstLba}-${p.lastLba}) outside ${first}-${last}`);
+      throw new CanvosError(
+        'ERR_INTERNAL',
+        `GPT partition ${p.name} (${p.firstLba}-${p.lastLba}) outside ${first}-${last}`,
+      );
     }
     const e = array.subarray(i * ENTRY_SIZE, (i + 1) * ENTRY_SIZE);
     guidBytes(p.type).copy(e, 0);

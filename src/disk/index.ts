@@ -2,10 +2,33 @@
  * Public API of the disk area: the Kairos raw disk image (buildDisk) and its parts — GPT writer, ext4 images via
  * e2fsprogs, GRUB BIOS boot placement, Kairos partition files — and the qcow2 / fixed-VHD conversion.
  */
-export { buildDisk, type BuildDiskInput, type BuildDiskOptions, type BuildDiskResult, type DiskPhase } from './build-disk.js';
+export {
+  buildDisk,
+  type BuildDiskInput,
+  type BuildDiskOptions,
+  type BuildDiskResult,
+  type DiskPhase,
+} from './build-disk.js';
 export { writeDisk, layoutDisk, type DiskPart, type PlacedPart } from './assemble.js';
-export { PART_TYPE, crc32, gptTables, guidBytes, usableRange, uuidV5, type GptInput, type GptPartition } from './gpt.js';
+export {
+  PART_TYPE,
+  crc32,
+  gptTables,
+  guidBytes,
+  usableRange,
+  uuidV5,
+  type GptInput,
+  type GptPartition,
+} from './gpt.js';
 export { writeExt4Image, type Ext4ImageOptions } from './ext4.js';
 export { DISK_CORE_MODULES, biosBootCode, placeBiosBoot, type BiosBootOptions } from './bios.js';
-export { KAIROS, GRUB_RECOVERY_STUB, fallbackGrubCfg, firstBootResetYaml, grubEnvBlock, stateSizeMiB, type FallbackGrubOptions } from './kairos-files.js';
+export {
+  KAIROS,
+  GRUB_RECOVERY_STUB,
+  fallbackGrubCfg,
+  firstBootResetYaml,
+  grubEnvBlock,
+  stateSizeMiB,
+  type FallbackGrubOptions,
+} from './kairos-files.js';
 export { convertDisk, qemuImgArgs, type ConvertDiskOptions, type DiskFormat } from './convert.js';

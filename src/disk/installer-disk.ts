@@ -33,12 +33,23 @@ export interface InstallerDiskResult extends BuildDiskResult, Partial<Record<Dis
 }
 
 /** Builds `<ISO_NAME>.raw` (+ formats) for `config`. */
-export async function buildInstallerDisk(config: BuildConfig, opts: InstallerDiskOptions = {}): Promise<InstallerDiskResult> {
+export async function buildInstallerDisk(
+  config: BuildConfig,
+  opts: InstallerDiskOptions = {},
+): Promise<InstallerDiskResult> {
   const projectDir = resolve(opts.projectDir ?? process.cwd());
   const inputs = await installerIsoInputs(config, { projectDir, userData: opts.userData });
   const warn = opts.onWarning ?? ((): void => {});
-  if (inputs.clusterConfig) warn('W_DISK_CONTENT', `CLUSTERCONFIG ${inputs.clusterConfig} is not put on the disk image (CanvOS adds a COS_CONTENT partition; use the ISO)`);
-  if (inputs.contentDirs.length > 0) warn('W_DISK_CONTENT', `content bundles in ${inputs.contentDirs.join(', ')} are not put on the disk image (use the ISO)`);
+  if (inputs.clusterConfig)
+    warn(
+      'W_DISK_CONTENT',
+      `CLUSTERCONFIG ${inputs.clusterConfig} is not put on the disk image (CanvOS adds a COS_CONTENT partition; use the ISO)`,
+    );
+  if (inputs.contentDirs.length > 0)
+    warn(
+      'W_DISK_CONTENT',
+      `content bundles in ${inputs.contentDirs.join(', ')} are not put on the disk image (use the ISO)`,
+    );
   const installer = await openInstallerRootfs(config, { ...opts, projectDir });
   let r: BuildDiskResult;
   try {
@@ -52,12 +63,22 @@ export async function buildInstallerDisk(config: BuildConfig, opts: InstallerDis
         edgeCustomConfig: inputs.edgeCustomConfig,
         sizeMiB: opts.sizeMiB,
       },
-      { env: opts.env, sourceDateEpoch: opts.sourceDateEpoch, signal: opts.signal, onProgress: opts.onDiskProgress, onWarning: warn },
+      {
+        env: opts.env,
+        sourceDateEpoch: opts.sourceDateEpoch,
+        signal: opts.signal,
+        onProgress: opts.onDiskProgress,
+        onWarning: warn,
+      },
     );
   } finally {
     await installer.close();
   }
   const epoch = opts.sourceDateEpoch ?? sourceDateEpochFromEnv(opts.env ?? process.env);
-  const copies = await convertAll(r.rawPath, opts.formats ?? [], { env: opts.env, signal: opts.signal, sourceDateEpoch: epoch });
+  const copies = await convertAll(r.rawPath, opts.formats ?? [], {
+    env: opts.env,
+    signal: opts.signal,
+    sourceDateEpoch: epoch,
+  });
   return { ...r, ...copies, baseImage: installer.baseImage, stylusImage: installer.stylusImage };
 }

@@ -76,7 +76,10 @@ export function grubEnvBlock(vars: Readonly<Record<string, string>>): Buffer {
 export function firstBootResetYaml(stateSizeMiB: number): string {
   const part = (name: string, label: string, plabel: string, size: number): unknown => ({
     name,
-    layout: { device: { label: KAIROS.recoveryLabel }, add_partitions: [{ fsLabel: label, size, pLabel: plabel, filesystem: 'ext4' }] },
+    layout: {
+      device: { label: KAIROS.recoveryLabel },
+      add_partitions: [{ fsLabel: label, size, pLabel: plabel, filesystem: 'ext4' }],
+    },
   });
   return stringify({
     name: 'Expand disk layout',
@@ -86,8 +89,16 @@ export function firstBootResetYaml(stateSizeMiB: number): string {
         // Size 0: the rest of the disk.
         part('Add persistent partition', KAIROS.persistentLabel, KAIROS.persistentPartName, 0),
       ],
-      network: [{ if: '[ -f "/run/cos/recovery_mode" ]', name: 'Run auto reset', commands: ['kairos-agent --debug reset --unattended --reboot'] }],
-      'after-reset': [{ if: '[ -f "/oem/01_reset.yaml" ]', name: 'Auto remove this file', commands: ['rm /oem/01_reset.yaml'] }],
+      network: [
+        {
+          if: '[ -f "/run/cos/recovery_mode" ]',
+          name: 'Run auto reset',
+          commands: ['kairos-agent --debug reset --unattended --reboot'],
+        },
+      ],
+      'after-reset': [
+        { if: '[ -f "/oem/01_reset.yaml" ]', name: 'Auto remove this file', commands: ['rm /oem/01_reset.yaml'] },
+      ],
     },
   });
 }

@@ -39,7 +39,11 @@ export function runTool(bin: string, args: readonly string[], opts: RunToolOptio
   const { signal } = opts;
   return new Promise((resolve, reject) => {
     if (signal?.aborted) return reject(abortError(signal));
-    const child = spawn(findProgram(bin, opts.env ?? process.env), args, { env: opts.env ?? process.env, stdio: ['pipe', 'pipe', 'pipe'], signal });
+    const child = spawn(findProgram(bin, opts.env ?? process.env), args, {
+      env: opts.env ?? process.env,
+      stdio: ['pipe', 'pipe', 'pipe'],
+      signal,
+    });
     let out = '';
     let err = '';
     child.stdout.on('data', (b: Buffer) => (out += b.toString('utf8')));
@@ -48,7 +52,8 @@ export function runTool(bin: string, args: readonly string[], opts: RunToolOptio
     child.stdin.end(opts.input ?? '');
     child.on('error', (e: NodeJS.ErrnoException) => {
       if (signal?.aborted) reject(abortError(signal));
-      else if (e.code === 'ENOENT') reject(new CanvosError('ERR_DISK', `${bin} not found`, { cause: e, hint: opts.hint }));
+      else if (e.code === 'ENOENT')
+        reject(new CanvosError('ERR_DISK', `${bin} not found`, { cause: e, hint: opts.hint }));
       else reject(new CanvosError('ERR_DISK', `cannot run ${bin}: ${e.message}`, { cause: e }));
     });
     child.on('close', (code) => {

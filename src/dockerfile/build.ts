@@ -91,8 +91,26 @@ export interface DockerfileBuildOptions {
 }
 
 /** The build arguments CanvOS's Earthfile passes to the Dockerfile (`FROM DOCKERFILE --build-arg …`). */
-export function canvosBuildArgs(c: { osDistribution: string; osVersion: string; httpProxy: string; httpsProxy: string; noProxy: string; drbdVersion: string }, baseImage: string): Record<string, string> {
-  return { BASE: baseImage, OS_DISTRIBUTION: c.osDistribution, OS_VERSION: c.osVersion, HTTP_PROXY: c.httpProxy, HTTPS_PROXY: c.httpsProxy, NO_PROXY: c.noProxy, DRBD_VERSION: c.drbdVersion };
+export function canvosBuildArgs(
+  c: {
+    osDistribution: string;
+    osVersion: string;
+    httpProxy: string;
+    httpsProxy: string;
+    noProxy: string;
+    drbdVersion: string;
+  },
+  baseImage: string,
+): Record<string, string> {
+  return {
+    BASE: baseImage,
+    OS_DISTRIBUTION: c.osDistribution,
+    OS_VERSION: c.osVersion,
+    HTTP_PROXY: c.httpProxy,
+    HTTPS_PROXY: c.httpsProxy,
+    NO_PROXY: c.noProxy,
+    DRBD_VERSION: c.drbdVersion,
+  };
 }
 
 /** The Dockerfile used when a project has none but canvos-lite has RUN steps of its own (TWO_NODE). */
@@ -115,7 +133,11 @@ export async function prepareProjectDockerfile(
   c: Parameters<typeof canvosBuildArgs>[0] & { arch: 'amd64' | 'arm64' },
   baseImage: string,
   projectDir: string,
-  o: { extraSteps?: readonly RunStep[] | undefined; executor?: Executor | undefined; signal?: AbortSignal | undefined } = {},
+  o: {
+    extraSteps?: readonly RunStep[] | undefined;
+    executor?: Executor | undefined;
+    signal?: AbortSignal | undefined;
+  } = {},
 ): Promise<PreparedDockerfile | undefined> {
   const df = (await readProjectDockerfile(projectDir)) ?? (o.extraSteps?.length ? stockDockerfile() : undefined);
   if (!df) return undefined;
@@ -132,7 +154,11 @@ export async function readProjectDockerfile(projectDir: string): Promise<ParsedD
 }
 
 /** Evaluate with the preamble recognised (what the build will apply). */
-export function evaluateProjectDockerfile(df: ParsedDockerfile, buildArgs: Readonly<Record<string, string>>, baseConfig: ImageRuntimeConfig = {}): EvaluatedDockerfile {
+export function evaluateProjectDockerfile(
+  df: ParsedDockerfile,
+  buildArgs: Readonly<Record<string, string>>,
+  baseConfig: ImageRuntimeConfig = {},
+): EvaluatedDockerfile {
   return evaluateDockerfile(df, { buildArgs, baseConfig, skip: (ins, args) => matchPreamble(ins, args) !== undefined });
 }
 
@@ -144,7 +170,11 @@ export async function preflightDockerfile(
   df: ParsedDockerfile,
   buildArgs: Readonly<Record<string, string>>,
   arch: 'amd64' | 'arm64',
-  o: { executor?: Executor | undefined; signal?: AbortSignal | undefined; extraSteps?: readonly RunStep[] | undefined } = {},
+  o: {
+    executor?: Executor | undefined;
+    signal?: AbortSignal | undefined;
+    extraSteps?: readonly RunStep[] | undefined;
+  } = {},
 ): Promise<EvaluatedDockerfile> {
   const ev = evaluateProjectDockerfile(df, buildArgs);
   const run = ev.steps.find((s): s is RunStep => s.kind === 'run') ?? o.extraSteps?.[0];
@@ -198,7 +228,18 @@ export async function buildDockerfileLayers(df: ParsedDockerfile, o: DockerfileB
         log(`${where}: ${step.createdBy.replace(/ # buildkit$/, '')}`);
         if (ws) await ws.applyLayer(createReadStream(b.path));
       } else {
-        const key = sha(JSON.stringify({ chain, argv: step.argv, env: step.env, user: step.user, workdir: step.workdir, arch: o.arch, epoch: o.sourceDateEpoch, compression: o.compression }));
+        const key = sha(
+          JSON.stringify({
+            chain,
+            argv: step.argv,
+            env: step.env,
+            user: step.user,
+            workdir: step.workdir,
+            arch: o.arch,
+            epoch: o.sourceDateEpoch,
+            compression: o.compression,
+          }),
+        );
         const cached = await readRecord(join(recordDir, `${key}.json`), o.cache);
         if (cached) {
           layer = { ...cached, mediaType: o.mediaType, path: o.cache.path(cached.digest), createdBy: step.createdBy };
@@ -218,7 +259,11 @@ export async function buildDockerfileLayers(df: ParsedDockerfile, o: DockerfileB
             onOutput: (b) => log(b.toString('utf8').replace(/\n$/, '')),
           });
           executed++;
-          const stored = await o.cache.put(Readable.from(compressChunks(createReadStream(r.tarPath), o.compression, { signal: o.signal })), undefined, { signal: o.signal });
+          const stored = await o.cache.put(
+            Readable.from(compressChunks(createReadStream(r.tarPath), o.compression, { signal: o.signal })),
+            undefined,
+            { signal: o.signal },
+          );
           const diffId = r.diffId as Digest;
           await rm(r.tarPath, { force: true });
           const rec: CacheRecord = { digest: stored.digest, size: stored.size, diffId };
@@ -248,14 +293,22 @@ export function dockerfileWatchFiles(files: readonly string[]): string[] {
 }
 
 /** Bring the scan up to date with a layer (its watched files, directories, links, listed children). */
-async function refreshScan(scan: BaseScan, blob: string, watch: ReadonlySet<string>, signal: AbortSignal | undefined): Promise<void> {
+async function refreshScan(
+  scan: BaseScan,
+  blob: string,
+  watch: ReadonlySet<string>,
+  signal: AbortSignal | undefined,
+): Promise<void> {
   await updateScan(scan, readLayer(createReadStream(blob), { signal }), watch);
 }
 
 async function openWorkspace(o: DockerfileBuildOptions, below: readonly DockerfileLayer[]): Promise<Workspace> {
   const exec = o.executor ?? defaultExecutor;
   const layers = [
-    ...o.base.openers.map((open, i) => ({ diffId: o.base.config.rootfs.diff_ids[i] ?? '', open: async () => Readable.from(await open()) })),
+    ...o.base.openers.map((open, i) => ({
+      diffId: o.base.config.rootfs.diff_ids[i] ?? '',
+      open: async () => Readable.from(await open()),
+    })),
     ...below.map((l) => ({ diffId: l.diffId, open: async () => createReadStream(l.path) })),
   ];
   const tmpDir = join(o.workDir, 'exec');

@@ -19,7 +19,14 @@ export interface ImageRuntimeConfig {
   ExposedPorts?: Record<string, object>;
   Volumes?: Record<string, object>;
   StopSignal?: string;
-  Healthcheck?: { Test: string[]; Interval?: number; Timeout?: number; StartPeriod?: number; StartInterval?: number; Retries?: number };
+  Healthcheck?: {
+    Test: string[];
+    Interval?: number;
+    Timeout?: number;
+    StartPeriod?: number;
+    StartInterval?: number;
+    Retries?: number;
+  };
   OnBuild?: string[] | null;
   [k: string]: unknown;
 }
@@ -95,7 +102,10 @@ export function applyConfigInstruction(ins: Instruction, config: ImageRuntimeCon
       return `LABEL ${kv.map(([k, v]) => `${k}=${v}`).join(' ')}`;
     }
     case 'MAINTAINER':
-      return c.fail('MAINTAINER (deprecated) is not supported', `write LABEL maintainer=${JSON.stringify(ins.args.trim())} instead`);
+      return c.fail(
+        'MAINTAINER (deprecated) is not supported',
+        `write LABEL maintainer=${JSON.stringify(ins.args.trim())} instead`,
+      );
     case 'WORKDIR': {
       const dir = c.word(ins.args.trim());
       if (!dir) c.fail('WORKDIR needs a path');
@@ -127,7 +137,9 @@ export function applyConfigInstruction(ins: Instruction, config: ImageRuntimeCon
         ports[p.includes('/') ? p.toLowerCase() : `${p}/tcp`] = {};
       }
       config.ExposedPorts = ports;
-      return `EXPOSE map[${Object.keys(ports).map((p) => `${p}:{}`).join(' ')}]`;
+      return `EXPOSE map[${Object.keys(ports)
+        .map((p) => `${p}:{}`)
+        .join(' ')}]`;
     }
     case 'VOLUME': {
       const vols = ins.json ?? c.words(ins.args);
@@ -150,7 +162,10 @@ export function applyConfigInstruction(ins: Instruction, config: ImageRuntimeCon
       return `ONBUILD ${trigger}`;
     }
     default:
-      return c.fail(`unknown instruction ${ins.keyword}`, 'see the list of honoured instructions in the canvos-lite README (Dockerfile)');
+      return c.fail(
+        `unknown instruction ${ins.keyword}`,
+        'see the list of honoured instructions in the canvos-lite README (Dockerfile)',
+      );
   }
 }
 
@@ -167,12 +182,18 @@ function healthcheck(ins: Instruction, config: ImageRuntimeConfig, c: ConfigCont
   let test: string[];
   try {
     const j = JSON.parse(cmdText) as unknown;
-    test = Array.isArray(j) && j.every((x) => typeof x === 'string') ? ['CMD', ...(j as string[])] : ['CMD-SHELL', cmdText];
+    test =
+      Array.isArray(j) && j.every((x) => typeof x === 'string') ? ['CMD', ...(j as string[])] : ['CMD-SHELL', cmdText];
   } catch {
     test = ['CMD-SHELL', cmdText];
   }
   const hc: NonNullable<ImageRuntimeConfig['Healthcheck']> = { Test: test };
-  const keys: Record<string, 'Interval' | 'Timeout' | 'StartPeriod' | 'StartInterval'> = { interval: 'Interval', timeout: 'Timeout', 'start-period': 'StartPeriod', 'start-interval': 'StartInterval' };
+  const keys: Record<string, 'Interval' | 'Timeout' | 'StartPeriod' | 'StartInterval'> = {
+    interval: 'Interval',
+    timeout: 'Timeout',
+    'start-period': 'StartPeriod',
+    'start-interval': 'StartInterval',
+  };
   for (const f of ins.flags) {
     const v = c.word(f.value ?? '');
     const key = keys[f.name];

@@ -102,7 +102,12 @@ export function hasGlob(p: string): boolean {
 
 /** Context entries matching a Go `filepath.Match` pattern (segment-wise; `*` does not cross `/`). */
 export function globContext(ctx: BuildContext, pattern: string): ContextEntry[] {
-  const re = new RegExp(`^${pattern.split('/').map((s) => globToRegex(s, '[^/]*')).join('/')}$`);
+  const re = new RegExp(
+    `^${pattern
+      .split('/')
+      .map((s) => globToRegex(s, '[^/]*'))
+      .join('/')}$`,
+  );
   return [...ctx.entries.values()].filter((e) => re.test(e.rel));
 }
 

@@ -101,9 +101,15 @@ async function* archiveBytes(path: string, kind: Archive, signal: AbortSignal | 
   });
   yield* child.stdout as AsyncIterable<Buffer>;
   const code = await exited.catch((e: Error) => {
-    throw new CanvosError('ERR_CONFIG', `cannot decompress ${path}: ${e.message}`, { hint: `install ${kind} (apt-get install ${kind === 'xz' ? 'xz-utils' : 'bzip2'})` });
+    throw new CanvosError('ERR_CONFIG', `cannot decompress ${path}: ${e.message}`, {
+      hint: `install ${kind} (apt-get install ${kind === 'xz' ? 'xz-utils' : 'bzip2'})`,
+    });
   });
-  if (code !== 0) throw new CanvosError('ERR_LAYER_CORRUPT', `${kind} -dc ${path} exited ${code}: ${stderr.trim().split('\n').pop() ?? ''}`);
+  if (code !== 0)
+    throw new CanvosError(
+      'ERR_LAYER_CORRUPT',
+      `${kind} -dc ${path} exited ${code}: ${stderr.trim().split('\n').pop() ?? ''}`,
+    );
 }
 
 async function* withOwner(src: AsyncIterable<FsEntry>, o: { uid: number; gid: number }): AsyncGenerator<FsEntry> {
@@ -116,7 +122,12 @@ export async function copyLayerSpec(step: CopyStep, env: CopyEnv): Promise<Layer
     throw dockerfileError(env.file, step.ins.line, msg, hint);
   };
   const owner = step.chown
-    ? resolveChown(step.chown, env.scan, () => fail(`--chown=${step.chown}: no such user or group in the image's /etc/passwd or /etc/group`, 'use numeric ids (--chown=1000:1000), or create the user first (in BASE_IMAGE or an earlier RUN)'))
+    ? resolveChown(step.chown, env.scan, () =>
+        fail(
+          `--chown=${step.chown}: no such user or group in the image's /etc/passwd or /etc/group`,
+          'use numeric ids (--chown=1000:1000), or create the user first (in BASE_IMAGE or an earlier RUN)',
+        ),
+      )
     : { uid: 0, gid: 0 };
   const placed = (p: string): string => resolveInBase(env.scan, norm(p));
   const destNorm = placed(step.dest);
@@ -126,7 +137,10 @@ export async function copyLayerSpec(step: CopyStep, env: CopyEnv): Promise<Layer
   const fileMeta = (mode: number) => ({ mode: chmod ?? mode, uid: owner.uid, gid: owner.gid });
 
   // Resolve every source first: Docker decides "destination is a directory" from the full list.
-  type Src = { kind: 'url'; url: string } | { kind: 'heredoc'; name: string; content: string } | { kind: 'ctx'; entry: ContextEntry };
+  type Src =
+    | { kind: 'url'; url: string }
+    | { kind: 'heredoc'; name: string; content: string }
+    | { kind: 'ctx'; entry: ContextEntry };
   const srcs: Src[] = [];
   for (const s of step.sources) {
     const hd = /^\d?<<-?(["']?)([A-Za-z0-9_.-]+)\1$/.exec(s);
@@ -135,7 +149,11 @@ export async function copyLayerSpec(step: CopyStep, env: CopyEnv): Promise<Layer
     } else if (/^[a-z][a-z0-9+.-]*:\/\//i.test(s)) {
       if (!step.add) fail(`COPY cannot fetch ${s}`, 'use ADD --checksum=sha256:… for URLs');
       if (!/^https?:\/\//i.test(s)) fail(`ADD of ${s.split(':')[0]} URLs is not supported (only http and https)`);
-      if (!step.checksum) fail(`ADD of a URL needs --checksum=sha256:<hex> (${s})`, 'add --checksum=sha256:<the file\'s sha256> so the build stays reproducible');
+      if (!step.checksum)
+        fail(
+          `ADD of a URL needs --checksum=sha256:<hex> (${s})`,
+          "add --checksum=sha256:<the file's sha256> so the build stays reproducible",
+        );
       srcs.push({ kind: 'url', url: s });
     } else {
       const rel = posix.normalize(s).replace(/^\/+/, '').replace(/\/+$/, '');
@@ -143,17 +161,21 @@ export async function copyLayerSpec(step: CopyStep, env: CopyEnv): Promise<Layer
       const cleaned = rel === '.' ? '' : rel;
       if (hasGlob(cleaned)) {
         const matched = globContext(env.ctx, cleaned);
-        if (matched.length === 0) fail(`no files in the project directory match ${s}`, 'check the pattern and .dockerignore');
+        if (matched.length === 0)
+          fail(`no files in the project directory match ${s}`, 'check the pattern and .dockerignore');
         for (const entry of matched) srcs.push({ kind: 'ctx', entry });
       } else {
-        const entry = cleaned === '' ? { rel: '', type: 'dir' as const, mode: 0o755, size: 0 } : env.ctx.entries.get(cleaned);
-        if (!entry) fail(`${s} does not exist in the project directory`, 'create it, fix the path, or check .dockerignore');
+        const entry =
+          cleaned === '' ? { rel: '', type: 'dir' as const, mode: 0o755, size: 0 } : env.ctx.entries.get(cleaned);
+        if (!entry)
+          fail(`${s} does not exist in the project directory`, 'create it, fix the path, or check .dockerignore');
         srcs.push({ kind: 'ctx', entry: entry as ContextEntry });
       }
     }
   }
   if (step.sources.length > 1 || srcs.length > 1) {
-    if (!step.dest.endsWith('/')) fail(`with more than one source file, the destination must be a directory and end with a / (${step.dest})`);
+    if (!step.dest.endsWith('/'))
+      fail(`with more than one source file, the destination must be a directory and end with a / (${step.dest})`);
   }
   const destIsDir = step.dest.endsWith('/') || srcs.length > 1 || isDirInImage;
   const target = (name: string): string => (destIsDir ? posix.join('/', destNorm, name) : `/${destNorm}`);
@@ -163,7 +185,12 @@ export async function copyLayerSpec(step: CopyStep, env: CopyEnv): Promise<Layer
       entries.push({ type: 'file', path: target(src.name), source: { inline: src.content }, ...fileMeta(0o644) });
     } else if (src.kind === 'url') {
       const name = posix.basename(new URL(src.url).pathname) || 'download';
-      entries.push({ type: 'file', path: target(name), source: { url: src.url, sha256: step.checksum as string }, ...fileMeta(0o600) });
+      entries.push({
+        type: 'file',
+        path: target(name),
+        source: { url: src.url, sha256: step.checksum as string },
+        ...fileMeta(0o600),
+      });
     } else {
       const e = src.entry;
       const host = join(env.ctx.dir, e.rel);
@@ -174,7 +201,8 @@ export async function copyLayerSpec(step: CopyStep, env: CopyEnv): Promise<Layer
         for (const c of contextChildren(env.ctx, e.rel)) {
           const p = posix.join(root, e.rel === '' ? c.rel : c.rel.slice(e.rel.length + 1));
           if (c.type === 'dir') entries.push({ type: 'dir', path: p, ...fileMeta(c.mode) });
-          else if (c.type === 'symlink') entries.push({ type: 'symlink', path: p, target: c.link ?? '', uid: owner.uid, gid: owner.gid });
+          else if (c.type === 'symlink')
+            entries.push({ type: 'symlink', path: p, target: c.link ?? '', uid: owner.uid, gid: owner.gid });
           else entries.push({ type: 'file', path: p, source: { host: join(env.ctx.dir, c.rel) }, ...fileMeta(c.mode) });
         }
         env.createdDirs.add(destNorm);
@@ -191,7 +219,8 @@ export async function copyLayerSpec(step: CopyStep, env: CopyEnv): Promise<Layer
         continue;
       }
       const path = target(posix.basename(e.rel));
-      if (e.type === 'symlink') entries.push({ type: 'symlink', path, target: e.link ?? '', uid: owner.uid, gid: owner.gid });
+      if (e.type === 'symlink')
+        entries.push({ type: 'symlink', path, target: e.link ?? '', uid: owner.uid, gid: owner.gid });
       else entries.push({ type: 'file', path, source: { host }, ...fileMeta(e.mode) });
     }
   }

@@ -73,7 +73,18 @@ export interface EvaluateOptions {
 }
 
 /** BuildKit's predefined arguments: usable without ARG, never written to history. */
-export const PROXY_ARGS: ReadonlySet<string> = new Set(['HTTP_PROXY', 'HTTPS_PROXY', 'FTP_PROXY', 'NO_PROXY', 'ALL_PROXY', 'http_proxy', 'https_proxy', 'ftp_proxy', 'no_proxy', 'all_proxy']);
+export const PROXY_ARGS: ReadonlySet<string> = new Set([
+  'HTTP_PROXY',
+  'HTTPS_PROXY',
+  'FTP_PROXY',
+  'NO_PROXY',
+  'ALL_PROXY',
+  'http_proxy',
+  'https_proxy',
+  'ftp_proxy',
+  'no_proxy',
+  'all_proxy',
+]);
 const SECRET_NAME = /secret|passw|token|(^|_)key($|_)|credential|auth/i;
 const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 const COPY_FLAGS: Record<string, ReadonlySet<string>> = {
@@ -90,7 +101,8 @@ export function evaluateDockerfile(df: ParsedDockerfile, opts: EvaluateOptions):
   const args = new Map<string, string>();
   const declared = new Set<string>();
   const config: ImageRuntimeConfig = structuredClone(opts.baseConfig);
-  const envMap = (): Map<string, string> => new Map((config.Env ?? []).map((e) => [e.slice(0, e.indexOf('=') >>> 0), e.slice(e.indexOf('=') + 1)]));
+  const envMap = (): Map<string, string> =>
+    new Map((config.Env ?? []).map((e) => [e.slice(0, e.indexOf('=') >>> 0), e.slice(e.indexOf('=') + 1)]));
   // ENV wins over ARG in substitutions (BuildKit).
   const vars = (): Vars => new Map([...args, ...envMap()]);
   const word = (ins: Instruction, w: string, v: Vars = vars()): string => {
@@ -112,7 +124,8 @@ export function evaluateDockerfile(df: ParsedDockerfile, opts: EvaluateOptions):
         if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) fail(ins, `ARG name ${JSON.stringify(name)} is invalid`);
         const scope = from ? args : globals;
         const given = Object.hasOwn(opts.buildArgs, name) ? opts.buildArgs[name] : undefined;
-        const dflt = eq < 0 ? (from ? globals.get(name) : undefined) : word(ins, w.slice(eq + 1), from ? vars() : globals);
+        const dflt =
+          eq < 0 ? (from ? globals.get(name) : undefined) : word(ins, w.slice(eq + 1), from ? vars() : globals);
         const value = given ?? dflt;
         if (value !== undefined) scope.set(name, value);
         if (from) declared.add(name);
@@ -121,13 +134,22 @@ export function evaluateDockerfile(df: ParsedDockerfile, opts: EvaluateOptions):
     }
     if (!from && ins.keyword !== 'FROM') fail(ins, `${ins.keyword} before FROM (only ARG may come first)`);
     if (ins.keyword === 'FROM') {
-      if (from) fail(ins, `a second FROM (multi-stage build) is not supported (first FROM on line ${from.line})`, 'build other stages into BASE_IMAGE, or copy files from the project directory instead');
+      if (from)
+        fail(
+          ins,
+          `a second FROM (multi-stage build) is not supported (first FROM on line ${from.line})`,
+          'build other stages into BASE_IMAGE, or copy files from the project directory instead',
+        );
       for (const f of ins.flags) if (f.name !== 'platform') fail(ins, `FROM --${f.name} is not supported`);
       const words = splitWords(ins.args, df.escape);
       const image = word(ins, words[0] ?? '', globals);
       const base = opts.buildArgs.BASE ?? '';
       if (image !== base || !(words.length === 1 || (words.length === 3 && words[1]?.toUpperCase() === 'AS'))) {
-        fail(ins, `FROM must name the base image as $BASE (found ${JSON.stringify(ins.args)})`, 'write "FROM $BASE" after "ARG BASE" and set BASE_IMAGE in .arg or canvos.yaml');
+        fail(
+          ins,
+          `FROM must name the base image as $BASE (found ${JSON.stringify(ins.args)})`,
+          'write "FROM $BASE" after "ARG BASE" and set BASE_IMAGE in .arg or canvos.yaml',
+        );
       }
       from = ins;
       continue;
@@ -139,10 +161,20 @@ export function evaluateDockerfile(df: ParsedDockerfile, opts: EvaluateOptions):
       continue;
     }
     if (ins.keyword === 'RUN') {
-      steps.push(runStep(df, ins, config, { args, declared, buildArgs: opts.buildArgs, envMap: envMap() }, (w) => word(ins, w), fail));
+      steps.push(
+        runStep(
+          df,
+          ins,
+          config,
+          { args, declared, buildArgs: opts.buildArgs, envMap: envMap() },
+          (w) => word(ins, w),
+          fail,
+        ),
+      );
       continue;
     }
-    if (ins.flags.length && ins.keyword !== 'HEALTHCHECK') fail(ins, `${ins.keyword} takes no flags (found --${flagNames[0]})`);
+    if (ins.flags.length && ins.keyword !== 'HEALTHCHECK')
+      fail(ins, `${ins.keyword} takes no flags (found --${flagNames[0]})`);
     const createdBy = applyConfigInstruction(ins, config, {
       escape: df.escape,
       word: (w) => word(ins, w),
@@ -159,41 +191,76 @@ export function evaluateDockerfile(df: ParsedDockerfile, opts: EvaluateOptions):
     configChanged = true;
     steps.push({ kind: 'config', ins, createdBy: redactText(createdBy) });
   }
-  if (!from) throw dockerfileError(df.file, 1, 'the Dockerfile has no FROM instruction', 'start it with "ARG BASE" and "FROM $BASE"');
+  if (!from)
+    throw dockerfileError(
+      df.file,
+      1,
+      'the Dockerfile has no FROM instruction',
+      'start it with "ARG BASE" and "FROM $BASE"',
+    );
   return { steps, config, configChanged };
 }
 
-function copyStep(df: ParsedDockerfile, ins: Instruction, workdir: string, v: Vars, word: (w: string, v: Vars) => string, fail: (ins: Instruction, m: string, h?: string) => never): CopyStep {
+function copyStep(
+  df: ParsedDockerfile,
+  ins: Instruction,
+  workdir: string,
+  v: Vars,
+  word: (w: string, v: Vars) => string,
+  fail: (ins: Instruction, m: string, h?: string) => never,
+): CopyStep {
   const add = ins.keyword === 'ADD';
   const allowed = COPY_FLAGS[ins.keyword] as ReadonlySet<string>;
   let chmod: number | undefined;
   let chown: string | undefined;
   let checksum: string | undefined;
   for (const f of ins.flags) {
-    if (f.name === 'from') fail(ins, `${ins.keyword} --from (another stage or image) is not supported`, 'copy the files into the project directory and COPY them from there');
+    if (f.name === 'from')
+      fail(
+        ins,
+        `${ins.keyword} --from (another stage or image) is not supported`,
+        'copy the files into the project directory and COPY them from there',
+      );
     if (!allowed.has(f.name)) fail(ins, `${ins.keyword} --${f.name} is not supported`);
     const value = f.value === undefined ? undefined : word(f.value, v);
     if (f.name === 'chmod') {
-      if (!value || !/^[0-7]{1,4}$/.test(value)) fail(ins, `--chmod=${value ?? ''} is not an octal mode`, 'write e.g. --chmod=0755');
+      if (!value || !/^[0-7]{1,4}$/.test(value))
+        fail(ins, `--chmod=${value ?? ''} is not an octal mode`, 'write e.g. --chmod=0755');
       chmod = parseInt(value as string, 8);
     } else if (f.name === 'chown') {
       if (!value) fail(ins, '--chown needs a value', 'write --chown=user[:group] or --chown=uid[:gid]');
       chown = value;
     } else if (f.name === 'checksum') {
-      if (!value || !/^sha256:[0-9a-f]{64}$/.test(value)) fail(ins, `--checksum=${value ?? ''} is not sha256:<64 hex digits>`);
+      if (!value || !/^sha256:[0-9a-f]{64}$/.test(value))
+        fail(ins, `--checksum=${value ?? ''} is not sha256:<64 hex digits>`);
       checksum = value;
     }
   }
   const words = ins.json ?? splitWords(ins.args, df.escape);
-  const expanded = ins.json ? ins.json.map((w) => word(w.replace(/(["'\\])/g, '\\$1'), v)) : words.map((w) => (/^\d?<<-?/.test(w) ? w : word(w, v)));
+  const expanded = ins.json
+    ? ins.json.map((w) => word(w.replace(/(["'\\])/g, '\\$1'), v))
+    : words.map((w) => (/^\d?<<-?/.test(w) ? w : word(w, v)));
   if (expanded.length < 2) fail(ins, `${ins.keyword} needs at least one source and a destination`);
   const destWord = expanded[expanded.length - 1] as string;
-  const dest = destWord.startsWith('/') ? destWord : `${posix.join(workdir, destWord)}${destWord.endsWith('/') || destWord === '.' ? '/' : ''}`;
+  const dest = destWord.startsWith('/')
+    ? destWord
+    : `${posix.join(workdir, destWord)}${destWord.endsWith('/') || destWord === '.' ? '/' : ''}`;
   const heredocs = new Map<string, string>();
   for (const h of ins.heredocs) heredocs.set(h.name, expandHeredoc(h, v, word));
   const sources = expanded.slice(0, -1);
   const flagText = ins.flags.map((f) => ` --${f.name}${f.value === undefined ? '' : `=${f.value}`}`).join('');
-  return { kind: 'copy', ins, add, sources, dest, chmod, chown, checksum, heredocs, createdBy: redactText(`${ins.keyword}${flagText} ${sources.join(' ')} ${destWord} # buildkit`) };
+  return {
+    kind: 'copy',
+    ins,
+    add,
+    sources,
+    dest,
+    chmod,
+    chown,
+    checksum,
+    heredocs,
+    createdBy: redactText(`${ins.keyword}${flagText} ${sources.join(' ')} ${destWord} # buildkit`),
+  };
 }
 
 function expandHeredoc(h: Heredoc, v: Vars, word: (w: string, v: Vars) => string): string {
@@ -209,13 +276,24 @@ interface RunScope {
   envMap: Map<string, string>;
 }
 
-function runStep(df: ParsedDockerfile, ins: Instruction, config: ImageRuntimeConfig, s: RunScope, word: (w: string) => string, fail: (ins: Instruction, m: string, h?: string) => never): RunStep {
+function runStep(
+  df: ParsedDockerfile,
+  ins: Instruction,
+  config: ImageRuntimeConfig,
+  s: RunScope,
+  word: (w: string) => string,
+  fail: (ins: Instruction, m: string, h?: string) => never,
+): RunStep {
   for (const f of ins.flags) {
     const value = f.value === undefined ? '' : word(f.value);
     if (f.name === 'network' && (value === 'host' || value === 'default')) continue;
     if (f.name === 'security' && value === 'sandbox') continue;
     const hint = f.name === 'mount' ? 'copy the files with COPY, or download them inside the RUN' : 'remove the flag';
-    fail(ins, `RUN --${f.name}${f.value === undefined ? '' : `=${value}`} is not supported by canvos-lite's executor`, hint);
+    fail(
+      ins,
+      `RUN --${f.name}${f.value === undefined ? '' : `=${value}`} is not supported by canvos-lite's executor`,
+      hint,
+    );
   }
   const shell = config.Shell?.length ? config.Shell : ['/bin/sh', '-c'];
   let argv: string[];
@@ -223,7 +301,8 @@ function runStep(df: ParsedDockerfile, ins: Instruction, config: ImageRuntimeCon
   if (ins.json) argv = ins.json;
   else if (first && ins.heredocs.length === 1 && /^\d?<<-?["']?[A-Za-z0-9_.-]+["']?$/.test(ins.args.trim())) {
     // `RUN <<EOF`: the body is the script (BuildKit), run by the shell.
-    if (first.content.startsWith('#!')) fail(ins, 'a RUN heredoc with a #! line is not supported', 'call the interpreter explicitly: RUN python3 <<EOF');
+    if (first.content.startsWith('#!'))
+      fail(ins, 'a RUN heredoc with a #! line is not supported', 'call the interpreter explicitly: RUN python3 <<EOF');
     argv = [...shell, first.content];
   } else {
     // Other heredocs are handed to the shell as real heredocs, body and delimiter appended (BuildKit).
@@ -239,7 +318,9 @@ function runStep(df: ParsedDockerfile, ins: Instruction, config: ImageRuntimeCon
     if (v && !env.has(k) && !s.args.has(k)) argEnv.push([k, v]);
   }
   const shown = argEnv.filter(([k]) => !PROXY_ARGS.has(k)).map(([k, v]) => `${k}=${SECRET_NAME.test(k) ? '***' : v}`);
-  const createdBy = redactText(`RUN ${shown.length ? `|${shown.length} ${shown.join(' ')} ` : ''}${argv.join(' ')} # buildkit`);
+  const createdBy = redactText(
+    `RUN ${shown.length ? `|${shown.length} ${shown.join(' ')} ` : ''}${argv.join(' ')} # buildkit`,
+  );
   for (const [k, v] of argEnv) env.set(k, v);
   return {
     kind: 'run',

@@ -20,9 +20,17 @@ export const defaultExecutor: Executor = { probeUserNamespaces, checkArch, openW
  * Throw ERR_EXEC_UNAVAILABLE (`Dockerfile:LINE: RUN cannot run here: <reason>` + the executor's hint) unless RUN
  * can be executed for `arch`.
  */
-export async function checkExecutor(where: string, arch: 'amd64' | 'arm64', exec: Executor = defaultExecutor, signal?: AbortSignal): Promise<void> {
+export async function checkExecutor(
+  where: string,
+  arch: 'amd64' | 'arm64',
+  exec: Executor = defaultExecutor,
+  signal?: AbortSignal,
+): Promise<void> {
   const probe = await exec.probeUserNamespaces(signal ? { signal } : {});
-  if (!probe.ok) throw new CanvosError('ERR_EXEC_UNAVAILABLE', `${where}: RUN cannot be executed here: ${probe.reason}`, { hint: probe.hint });
+  if (!probe.ok)
+    throw new CanvosError('ERR_EXEC_UNAVAILABLE', `${where}: RUN cannot be executed here: ${probe.reason}`, {
+      hint: probe.hint,
+    });
   try {
     exec.checkArch(arch);
   } catch (e) {

@@ -87,7 +87,13 @@ export function parseDockerfile(text: string, opts: ParseOptions = {}): ParsedDo
     seen.add(name);
     const value = m[2] ?? '';
     if (name === 'escape') {
-      if (value !== '\\' && value !== '`') throw dockerfileError(file, i + 1, `invalid escape token ${JSON.stringify(value)}`, 'use # escape=\\ or # escape=`');
+      if (value !== '\\' && value !== '`')
+        throw dockerfileError(
+          file,
+          i + 1,
+          `invalid escape token ${JSON.stringify(value)}`,
+          'use # escape=\\ or # escape=`',
+        );
       escape = value;
     } else if (name === 'syntax') {
       syntax = value;
@@ -136,7 +142,13 @@ export function parseDockerfile(text: string, opts: ParseOptions = {}): ParsedDo
         if (!/^[A-Za-z0-9_.-]+$/.test(name)) continue;
         const body: string[] = [];
         for (;;) {
-          if (i >= lines.length) throw dockerfileError(file, start, `heredoc <<${name} is not terminated`, `end it with a line reading exactly ${name}`);
+          if (i >= lines.length)
+            throw dockerfileError(
+              file,
+              start,
+              `heredoc <<${name} is not terminated`,
+              `end it with a line reading exactly ${name}`,
+            );
           let l = lines[i++] as string;
           if (chomp) l = l.replace(/^\t+/, '');
           if (l === name) break;
@@ -145,7 +157,16 @@ export function parseDockerfile(text: string, opts: ParseOptions = {}): ParsedDo
         heredocs.push({ name, content: body.join(''), expand: !quoted && !/[\\"']/.test(hm[2] as string) });
       }
     }
-    instructions.push({ keyword, line: start, endLine: i, flags, args: rest, json, heredocs, original: joined.replace(/\s+$/, '') });
+    instructions.push({
+      keyword,
+      line: start,
+      endLine: i,
+      flags,
+      args: rest,
+      json,
+      heredocs,
+      original: joined.replace(/\s+$/, ''),
+    });
   }
   return { file, escape, syntax, instructions };
 }

@@ -154,7 +154,8 @@ function dollar(st: State, vars: Vars, esc: string): string {
       return value === undefined ? '' : word;
     case ':?':
     case '?':
-      if (op === ':?' ? empty : value === undefined) throw new WordError(`${name}: ${word || 'is not allowed to be unset'}`);
+      if (op === ':?' ? empty : value === undefined)
+        throw new WordError(`${name}: ${word || 'is not allowed to be unset'}`);
       return value ?? '';
     default:
       return trimPattern(value ?? '', word, op);
@@ -182,7 +183,10 @@ export function globToRegex(p: string, star = '[\\s\\S]*'): string {
       const end = p.indexOf(']', i + 2);
       if (end < 0) out += '\\[';
       else {
-        const body = p.slice(i + 1, end).replace(/^[!^]/, '^').replace(/\\/g, '\\\\');
+        const body = p
+          .slice(i + 1, end)
+          .replace(/^[!^]/, '^')
+          .replace(/\\/g, '\\\\');
         out += `[${body}]`;
         i = end;
       }

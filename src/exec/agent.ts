@@ -38,11 +38,17 @@ async function handle(req: AgentRequest): Promise<Record<string, unknown>> {
     case 'run': {
       await preparePlaceholders(root, placeholders);
       const before = await snapshot(root, placeholders);
-      const r = await runInSandbox(root, workDir, req.step, (chunk, stream) => send({ id: req.id, output: stream, data: chunk.toString('base64') }));
+      const r = await runInSandbox(root, workDir, req.step, (chunk, stream) =>
+        send({ id: req.id, output: stream, data: chunk.toString('base64') }),
+      );
       if (r.code !== 0) {
-        throw new CanvosError('ERR_RUN_FAILED', `${req.step.label}: RUN exited with ${r.code}${r.lastStderr ? `: ${r.lastStderr}` : ''}`, {
-          hint: 'see the command output above; fix the command or the image it runs in',
-        });
+        throw new CanvosError(
+          'ERR_RUN_FAILED',
+          `${req.step.label}: RUN exited with ${r.code}${r.lastStderr ? `: ${r.lastStderr}` : ''}`,
+          {
+            hint: 'see the command output above; fix the command or the image it runs in',
+          },
+        );
       }
       return { ...(await captureDiff(root, before, req.out, { mtime: req.mtime, skip: placeholders })) };
     }

@@ -7,7 +7,20 @@
  */
 import { spawn } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
-import { chmod, lchown, link, lstat, lutimes, mkdir, readdir, readlink, rm, symlink, utimes, writeFile } from 'node:fs/promises';
+import {
+  chmod,
+  lchown,
+  link,
+  lstat,
+  lutimes,
+  mkdir,
+  readdir,
+  readlink,
+  rm,
+  symlink,
+  utimes,
+  writeFile,
+} from 'node:fs/promises';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { CanvosError } from '../errors.js';
@@ -80,14 +93,30 @@ export class RootResolver {
 async function setXattrs(items: Array<{ host: string; xattrs: Record<string, Buffer> }>): Promise<void> {
   if (items.length === 0) return;
   const dump = items
-    .map(({ host, xattrs }) => `# file: ${escapeName(host)}\n${Object.entries(xattrs).map(([k, v]) => `${k}=0x${v.toString('hex')}`).join('\n')}\n`)
+    .map(
+      ({ host, xattrs }) =>
+        `# file: ${escapeName(host)}\n${Object.entries(xattrs)
+          .map(([k, v]) => `${k}=0x${v.toString('hex')}`)
+          .join('\n')}\n`,
+    )
     .join('\n');
   await new Promise<void>((resolve, reject) => {
     const child = spawn('setfattr', ['-h', '--restore=-'], { stdio: ['pipe', 'ignore', 'pipe'] });
     let err = '';
     child.stderr.on('data', (b: Buffer) => (err += b.toString()));
-    child.on('error', (e) => reject(new CanvosError('ERR_EXEC_UNAVAILABLE', `setfattr: ${e.message}`, { hint: 'apt-get install attr' })));
-    child.on('close', (code) => (code === 0 ? resolve() : reject(new CanvosError('ERR_LAYER_CORRUPT', `setting extended attributes failed: ${err.trim().split('\n').pop() ?? ''}`))));
+    child.on('error', (e) =>
+      reject(new CanvosError('ERR_EXEC_UNAVAILABLE', `setfattr: ${e.message}`, { hint: 'apt-get install attr' })),
+    );
+    child.on('close', (code) =>
+      code === 0
+        ? resolve()
+        : reject(
+            new CanvosError(
+              'ERR_LAYER_CORRUPT',
+              `setting extended attributes failed: ${err.trim().split('\n').pop() ?? ''}`,
+            ),
+          ),
+    );
     child.stdin.end(dump);
   });
 }
@@ -95,7 +124,9 @@ async function setXattrs(items: Array<{ host: string; xattrs: Record<string, Buf
 /** getfattr's file-name escaping: backslash, control characters and non-ASCII bytes as \ooo. */
 export function escapeName(p: string): string {
   let out = '';
-  for (const b of Buffer.from(p)) out += b === 0x5c || b < 0x21 || b > 0x7e || b === 0x3d ? `\\${b.toString(8).padStart(3, '0')}` : String.fromCharCode(b);
+  for (const b of Buffer.from(p))
+    out +=
+      b === 0x5c || b < 0x21 || b > 0x7e || b === 0x3d ? `\\${b.toString(8).padStart(3, '0')}` : String.fromCharCode(b);
   return out;
 }
 
@@ -149,7 +180,13 @@ async function readAll(e: FsEntry): Promise<Buffer> {
  * Apply one layer stream onto `root`. `fresh`: `root` was empty before this layer, so a path not yet written by
  * this layer cannot exist (saves one lstat per entry for a base layer).
  */
-export async function applyLayerTo(root: string, src: AsyncIterable<Buffer>, name: string, signal?: AbortSignal, fresh = false): Promise<ApplyResult> {
+export async function applyLayerTo(
+  root: string,
+  src: AsyncIterable<Buffer>,
+  name: string,
+  signal?: AbortSignal,
+  fresh = false,
+): Promise<ApplyResult> {
   const res = new RootResolver(root);
   const seen = new Set<string>(); // paths this layer created (an opaque marker must not hide them)
   const dirTimes: Array<[string, number]> = [];
@@ -236,7 +273,10 @@ async function create(e: FsEntry, host: string, res: RootResolver, signal?: Abor
     const target = await res.path(e.linkname ?? '', false).catch(() => null);
     const st = target === null ? null : await lstat(target).catch(() => null);
     if (target === null || st === null || st.isDirectory()) {
-      throw new CanvosError('ERR_LAYER_CORRUPT', `hardlink ${e.path} points to ${e.linkname ?? ''}, which is not in the image`);
+      throw new CanvosError(
+        'ERR_LAYER_CORRUPT',
+        `hardlink ${e.path} points to ${e.linkname ?? ''}, which is not in the image`,
+      );
     }
     await link(target, host);
   } else {

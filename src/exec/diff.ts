@@ -35,14 +35,23 @@ export interface Meta {
 export type Snapshot = Map<string, Meta>;
 
 /** Walk `root` without following symlinks; paths in `skip` are left out while they are empty (mount points). */
-export async function snapshot(root: string, skip: ReadonlySet<string> = new Set(), signal?: AbortSignal): Promise<Snapshot> {
+export async function snapshot(
+  root: string,
+  skip: ReadonlySet<string> = new Set(),
+  signal?: AbortSignal,
+): Promise<Snapshot> {
   const out: Snapshot = new Map();
   const stack = [''];
   while (stack.length > 0) {
     signal?.throwIfAborted();
     const p = stack.pop()!;
     const st = await lstat(p === '' ? root : join(root, p), { bigint: true }).catch(() => null);
-    if (!st || (skip.has(p) && ((st.isFile() && st.size === 0n) || (st.isDirectory() && (await readdir(join(root, p))).length === 0)))) continue;
+    if (
+      !st ||
+      (skip.has(p) &&
+        ((st.isFile() && st.size === 0n) || (st.isDirectory() && (await readdir(join(root, p))).length === 0)))
+    )
+      continue;
     const kind = st.isDirectory() ? 'd' : st.isFile() ? 'f' : st.isSymbolicLink() ? 'l' : 'o';
     out.set(p, {
       kind,
@@ -56,7 +65,9 @@ export async function snapshot(root: string, skip: ReadonlySet<string> = new Set
       mtimeNs: st.mtimeNs,
       ctimeNs: st.ctimeNs,
     });
-    if (kind === 'd') for (const n of await readdir(p === '' ? root : join(root, p)).catch(() => [] as string[])) stack.push(joinPath(p, n));
+    if (kind === 'd')
+      for (const n of await readdir(p === '' ? root : join(root, p)).catch(() => [] as string[]))
+        stack.push(joinPath(p, n));
   }
   return out;
 }
@@ -66,17 +77,31 @@ export async function snapshot(root: string, skip: ReadonlySet<string> = new Set
  * removes a mount point in it (whose mtime is restored), which is no change of the image.
  */
 function changed(a: Meta, b: Meta): boolean {
-  if (a.kind !== b.kind || a.ino !== b.ino || a.btimeNs !== b.btimeNs || a.mtimeNs !== b.mtimeNs || a.size !== b.size || a.mode !== b.mode || a.uid !== b.uid || a.gid !== b.gid) return true;
+  if (
+    a.kind !== b.kind ||
+    a.ino !== b.ino ||
+    a.btimeNs !== b.btimeNs ||
+    a.mtimeNs !== b.mtimeNs ||
+    a.size !== b.size ||
+    a.mode !== b.mode ||
+    a.uid !== b.uid ||
+    a.gid !== b.gid
+  )
+    return true;
   return a.kind !== 'd' && a.ctimeNs !== b.ctimeNs;
 }
 
 /** Extended attributes of every path under `root` that has any (one `getfattr -R` run). */
 async function readXattrs(root: string): Promise<Map<string, Record<string, Buffer>>> {
   const text = await new Promise<string>((resolve, reject) => {
-    const child = spawn('getfattr', ['-R', '-P', '-h', '-d', '-m', '-', '-e', 'hex', '--absolute-names', '--', root], { stdio: ['ignore', 'pipe', 'ignore'] });
+    const child = spawn('getfattr', ['-R', '-P', '-h', '-d', '-m', '-', '-e', 'hex', '--absolute-names', '--', root], {
+      stdio: ['ignore', 'pipe', 'ignore'],
+    });
     const chunks: Buffer[] = [];
     child.stdout.on('data', (b: Buffer) => chunks.push(b));
-    child.on('error', (e) => reject(new CanvosError('ERR_EXEC_UNAVAILABLE', `getfattr: ${e.message}`, { hint: 'apt-get install attr' })));
+    child.on('error', (e) =>
+      reject(new CanvosError('ERR_EXEC_UNAVAILABLE', `getfattr: ${e.message}`, { hint: 'apt-get install attr' })),
+    );
     child.on('close', () => resolve(Buffer.concat(chunks).toString('latin1')));
   });
   const out = new Map<string, Record<string, Buffer>>();
@@ -153,15 +178,33 @@ export async function captureDiff(
   for (const p of add) {
     const m = after.get(p)!;
     if (m.kind === 'o') continue; // sockets, fifos, devices: not representable rootless; never produced by mknod here
-    const e: PlannedEntry = { path: p, type: TYPE[m.kind], mode: m.mode, uid: m.uid, gid: m.gid, mtime: clamp(m.mtimeNs), size: m.size };
+    const e: PlannedEntry = {
+      path: p,
+      type: TYPE[m.kind],
+      mode: m.mode,
+      uid: m.uid,
+      gid: m.gid,
+      mtime: clamp(m.mtimeNs),
+      size: m.size,
+    };
     if (m.kind === 'l') e.linkname = await readlink(join(root, p));
     if (m.kind === 'f' && m.size > 0) e.data = { file: join(root, p) };
     const x = xattrs.get(p);
     if (x && Object.keys(x).length > 0 && m.kind !== 'l') e.xattrs = x;
     entries.push(e);
   }
-  for (const p of opaque) entries.push({ path: joinPath(p, '.wh..wh..opq'), type: 'file', mode: 0, uid: 0, gid: 0, mtime: wmtime, size: 0 });
-  for (const p of whiteouts) entries.push({ path: joinPath(parentPath(p), `.wh.${baseName(p)}`), type: 'file', mode: 0, uid: 0, gid: 0, mtime: wmtime, size: 0 });
+  for (const p of opaque)
+    entries.push({ path: joinPath(p, '.wh..wh..opq'), type: 'file', mode: 0, uid: 0, gid: 0, mtime: wmtime, size: 0 });
+  for (const p of whiteouts)
+    entries.push({
+      path: joinPath(parentPath(p), `.wh.${baseName(p)}`),
+      type: 'file',
+      mode: 0,
+      uid: 0,
+      gid: 0,
+      mtime: wmtime,
+      size: 0,
+    });
   entries.sort((a, b) => comparePaths(a.path, b.path));
   const firstOf = new Map<bigint, string>();
   for (const e of entries) {

@@ -15,13 +15,15 @@ export const USERNS_HINT =
 /** Result of {@link probeUserNamespaces}. */
 export type UserNamespaceProbe =
   /** `full`: root plus the subordinate range of /etc/subuid,/etc/subgid; `single`: only root (the caller's id); `host-root`: running as real root, no user namespace needed. */
-  | { ok: true; mapping: 'full' | 'single' | 'host-root'; detail: string }
-  | { ok: false; reason: string; hint: string };
+  { ok: true; mapping: 'full' | 'single' | 'host-root'; detail: string } | { ok: false; reason: string; hint: string };
 
 /** Runs a command and resolves with its exit code and the last line of stderr; never rejects. */
 export function tryRun(argv: readonly string[], signal?: AbortSignal): Promise<{ code: number; stderr: string }> {
   return new Promise((resolve) => {
-    const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'ignore', 'pipe'], ...(signal ? { signal } : {}) });
+    const child = spawn(argv[0]!, argv.slice(1), {
+      stdio: ['ignore', 'ignore', 'pipe'],
+      ...(signal ? { signal } : {}),
+    });
     let err = '';
     child.stderr.on('data', (b: Buffer) => {
       err = (err + b.toString('utf8')).slice(-4096);
@@ -33,7 +35,10 @@ export function tryRun(argv: readonly string[], signal?: AbortSignal): Promise<{
 
 /** The last non-empty line of some output. */
 export function lastLine(s: string): string {
-  const lines = s.split('\n').map((l) => l.trim()).filter((l) => l !== '');
+  const lines = s
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l !== '');
   return lines[lines.length - 1] ?? '';
 }
 
@@ -85,14 +90,20 @@ const fail = (reason: string, hint = USERNS_HINT): UserNamespaceProbe => ({ ok: 
  * `CANVOS_EXEC_DISABLE_USERNS=1` (behaves as if unavailable, for tests and for forcing the refusal path).
  */
 export async function probeUserNamespaces(opts: { signal?: AbortSignal } = {}): Promise<UserNamespaceProbe> {
-  if (process.env.CANVOS_EXEC_DISABLE_USERNS === '1') return fail('user namespaces are disabled by CANVOS_EXEC_DISABLE_USERNS=1');
+  if (process.env.CANVOS_EXEC_DISABLE_USERNS === '1')
+    return fail('user namespaces are disabled by CANVOS_EXEC_DISABLE_USERNS=1');
   for (const tool of ['unshare', 'bwrap']) {
-    if (!onPath(tool)) return fail(`${tool} is not installed`, `apt-get install ${tool === 'bwrap' ? 'bubblewrap' : 'util-linux'}`);
+    if (!onPath(tool))
+      return fail(`${tool} is not installed`, `apt-get install ${tool === 'bwrap' ? 'bubblewrap' : 'util-linux'}`);
   }
   const root = (process.getuid?.() ?? 0) === 0;
   if (root) {
     const r = await tryRun([...unshareArgs('host-root'), 'true'], opts.signal);
-    if (r.code !== 0) return fail(`cannot create a mount namespace as root (unshare --mount: ${r.stderr || `exit ${r.code}`})`, 'run with CAP_SYS_ADMIN (e.g. a privileged container), or pre-bake the change into BASE_IMAGE');
+    if (r.code !== 0)
+      return fail(
+        `cannot create a mount namespace as root (unshare --mount: ${r.stderr || `exit ${r.code}`})`,
+        'run with CAP_SYS_ADMIN (e.g. a privileged container), or pre-bake the change into BASE_IMAGE',
+      );
     return { ok: true, mapping: 'host-root', detail: 'running as root: mount namespace only' };
   }
   const uids = subRange('/etc/subuid');
@@ -112,7 +123,12 @@ export async function probeUserNamespaces(opts: { signal?: AbortSignal } = {}): 
           : 'cannot create a user namespace (blocked by seccomp or the container?)';
     return fail(`${why}: unshare --user failed: ${r.stderr || `exit ${r.code}`}`);
   }
-  const why = !uids || !gids ? 'no range for this user in /etc/subuid and /etc/subgid' : !onPath('newuidmap') ? 'newuidmap/newgidmap missing (apt-get install uidmap)' : 'mapping the subordinate range failed';
+  const why =
+    !uids || !gids
+      ? 'no range for this user in /etc/subuid and /etc/subgid'
+      : !onPath('newuidmap')
+        ? 'newuidmap/newgidmap missing (apt-get install uidmap)'
+        : 'mapping the subordinate range failed';
   return { ok: true, mapping: 'single', detail: `only root is mapped (${why})` };
 }
 
@@ -132,14 +148,25 @@ export function checkArch(arch: 'amd64' | 'arm64'): string | undefined {
   if (hostArch() === arch) return undefined;
   const name = BINFMT[arch];
   const hint = 'apt-get install qemu-user-static binfmt-support';
-  if (!name) throw new CanvosError('ERR_EXEC_UNAVAILABLE', `cannot run ${String(arch)} commands: unknown architecture`, { hint });
+  if (!name)
+    throw new CanvosError('ERR_EXEC_UNAVAILABLE', `cannot run ${String(arch)} commands: unknown architecture`, {
+      hint,
+    });
   const entry = readSysctl(`/proc/sys/fs/binfmt_misc/${name}`);
   if (entry === undefined || !entry.split('\n').includes('enabled')) {
-    throw new CanvosError('ERR_EXEC_UNAVAILABLE', `cannot run ${arch} commands on this ${process.arch} host: no ${name} binfmt handler is registered`, { hint });
+    throw new CanvosError(
+      'ERR_EXEC_UNAVAILABLE',
+      `cannot run ${arch} commands on this ${process.arch} host: no ${name} binfmt handler is registered`,
+      { hint },
+    );
   }
   const flags = /^flags:\s*(\S*)/m.exec(entry)?.[1] ?? '';
   if (!flags.includes('F')) {
-    throw new CanvosError('ERR_EXEC_UNAVAILABLE', `cannot run ${arch} commands: the ${name} binfmt handler lacks the F (fix-binary) flag, so it is not usable inside the image root`, { hint });
+    throw new CanvosError(
+      'ERR_EXEC_UNAVAILABLE',
+      `cannot run ${arch} commands: the ${name} binfmt handler lacks the F (fix-binary) flag, so it is not usable inside the image root`,
+      { hint },
+    );
   }
   return `${arch} commands run through ${name} (binfmt)`;
 }

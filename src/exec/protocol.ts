@@ -20,7 +20,11 @@ export type AgentMessage =
   | { id: number; output: 'stdout' | 'stderr'; data: string };
 
 /** Writes one stream of bytes as frames on `out`, honouring back-pressure; ends with the empty frame. */
-export async function writeFrames(out: Writable, src: AsyncIterable<Buffer | string>, signal?: AbortSignal): Promise<void> {
+export async function writeFrames(
+  out: Writable,
+  src: AsyncIterable<Buffer | string>,
+  signal?: AbortSignal,
+): Promise<void> {
   const write = async (b: Buffer): Promise<void> => {
     if (out.destroyed) throw new Error('the layer data pipe is closed');
     if (!out.write(b)) {

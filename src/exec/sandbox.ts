@@ -25,7 +25,10 @@ export interface Identity {
 }
 
 function parseDb(text: string): string[][] {
-  return text.split('\n').filter((l) => l.trim() !== '' && !l.startsWith('#')).map((l) => l.split(':'));
+  return text
+    .split('\n')
+    .filter((l) => l.trim() !== '' && !l.startsWith('#'))
+    .map((l) => l.split(':'));
 }
 
 /** Resolve `root`, `NAME`, `UID`, `NAME:GROUP`, `UID:GID` against the image's /etc/passwd and /etc/group. */
@@ -36,17 +39,23 @@ export async function resolveUser(root: string, spec: string | undefined, label:
   const group = parseDb(await readFile(join(root, 'etc/group'), 'utf8').catch(() => ''));
   const pw = /^\d+$/.test(u) ? passwd.find((f) => f[2] === u) : passwd.find((f) => f[0] === u);
   if (!pw && !/^\d+$/.test(u)) {
-    throw new CanvosError('ERR_CONFIG', `${label}: user ${JSON.stringify(u)} is not in the image's /etc/passwd`, { hint: 'create the user in an earlier RUN, or use a numeric UID' });
+    throw new CanvosError('ERR_CONFIG', `${label}: user ${JSON.stringify(u)} is not in the image's /etc/passwd`, {
+      hint: 'create the user in an earlier RUN, or use a numeric UID',
+    });
   }
   const uid = pw ? Number(pw[2]) : Number(u);
   let gid = pw ? Number(pw[3]) : 0;
   if (g !== undefined) {
     const gr = /^\d+$/.test(g) ? undefined : group.find((f) => f[0] === g);
-    if (!gr && !/^\d+$/.test(g)) throw new CanvosError('ERR_CONFIG', `${label}: group ${JSON.stringify(g)} is not in the image's /etc/group`, { hint: 'use a numeric GID' });
+    if (!gr && !/^\d+$/.test(g))
+      throw new CanvosError('ERR_CONFIG', `${label}: group ${JSON.stringify(g)} is not in the image's /etc/group`, {
+        hint: 'use a numeric GID',
+      });
     gid = gr ? Number(gr[2]) : Number(g);
   }
   const name = pw?.[0];
-  const groups = g === undefined && name ? group.filter((f) => (f[3] ?? '').split(',').includes(name)).map((f) => Number(f[2])) : [];
+  const groups =
+    g === undefined && name ? group.filter((f) => (f[3] ?? '').split(',').includes(name)).map((f) => Number(f[2])) : [];
   return { uid, gid, groups: [...new Set([gid, ...groups])] };
 }
 
@@ -89,7 +98,9 @@ async function caBundle(root: string, certsDir: string, workDir: string): Promis
 function hostTool(name: string): string {
   const dirs = [...(process.env.PATH ?? '').split(':'), '/usr/sbin', '/usr/bin', '/sbin', '/bin'];
   for (const d of dirs) if (d.startsWith('/') && existsSync(join(d, name))) return join(d, name);
-  throw new CanvosError('ERR_EXEC_UNAVAILABLE', `${name} is not installed on this host`, { hint: 'apt-get install coreutils' });
+  throw new CanvosError('ERR_EXEC_UNAVAILABLE', `${name} is not installed on this host`, {
+    hint: 'apt-get install coreutils',
+  });
 }
 
 /** Run the step; resolves with the exit code and the last stderr line. `onOutput` gets the raw output. */
@@ -101,18 +112,31 @@ export async function runInSandbox(
   signal?: AbortSignal,
 ): Promise<{ code: number; lastStderr: string }> {
   const wd = normalizeLayerPath(step.workdir || '/');
-  if (wd === null || !step.workdir.startsWith('/')) throw new CanvosError('ERR_CONFIG', `${step.label}: WORKDIR ${JSON.stringify(step.workdir)} must be an absolute path inside the image`);
+  if (wd === null || !step.workdir.startsWith('/'))
+    throw new CanvosError(
+      'ERR_CONFIG',
+      `${step.label}: WORKDIR ${JSON.stringify(step.workdir)} must be an absolute path inside the image`,
+    );
   const who = await resolveUser(root, step.user, step.label);
   const res = new RootResolver(root, false);
-  const wdHost = wd === '' ? root : join(root, await res.dir(wd, true).catch((e: Error) => {
-    throw new CanvosError('ERR_CONFIG', `${step.label}: WORKDIR ${step.workdir} cannot be used: ${e.message}`, { hint: 'a path component is a file in the image' });
-  }));
+  const wdHost =
+    wd === ''
+      ? root
+      : join(
+          root,
+          await res.dir(wd, true).catch((e: Error) => {
+            throw new CanvosError('ERR_CONFIG', `${step.label}: WORKDIR ${step.workdir} cannot be used: ${e.message}`, {
+              hint: 'a path component is a file in the image',
+            });
+          }),
+        );
   const resolvConf = await lstat(join(root, 'etc/resolv.conf')).catch(() => null);
   const env = { ...step.env };
   const binds: string[] = [];
   if (step.certsDir) {
     const bundle = await caBundle(root, step.certsDir, workDir);
-    for (const k of ['SSL_CERT_FILE', 'CURL_CA_BUNDLE', 'REQUESTS_CA_BUNDLE', 'NODE_EXTRA_CA_CERTS']) env[k] ??= '/tmp/.canvos-ca-bundle.pem';
+    for (const k of ['SSL_CERT_FILE', 'CURL_CA_BUNDLE', 'REQUESTS_CA_BUNDLE', 'NODE_EXTRA_CA_CERTS'])
+      env[k] ??= '/tmp/.canvos-ca-bundle.pem';
     binds.push('--ro-bind', bundle, '/tmp/.canvos-ca-bundle.pem');
   }
   const asRoot = who.uid === 0 && who.gid === 0;
@@ -123,7 +147,8 @@ export async function runInSandbox(
   argv.push(...(asRoot ? ['--bind', root, '/'] : ['--bind', '/', '/']));
   argv.push('--proc', at('/proc'), '--dev', at('/dev'), '--perms', '1777', '--tmpfs', at('/tmp'));
   const etcDir = await lstat(join(root, 'etc')).catch(() => null);
-  if (existsSync('/etc/resolv.conf') && etcDir?.isDirectory() && !resolvConf?.isSymbolicLink()) argv.push('--ro-bind', '/etc/resolv.conf', at('/etc/resolv.conf'));
+  if (existsSync('/etc/resolv.conf') && etcDir?.isDirectory() && !resolvConf?.isSymbolicLink())
+    argv.push('--ro-bind', '/etc/resolv.conf', at('/etc/resolv.conf'));
   for (let i = 0; i < binds.length; i += 3) argv.push(binds[i]!, binds[i + 1]!, at(binds[i + 2]!));
   if (asRoot) {
     argv.push('--chdir', `/${wd}`, '--', ...step.argv);
@@ -135,14 +160,28 @@ export async function runInSandbox(
     argv.push('--chdir', wdHost, '--', hostTool('chroot'), spec, groups, root, ...enter, ...step.argv);
   }
   return new Promise((resolve, reject) => {
-      const child = spawn(argv[0]!, argv.slice(1), { env, stdio: ['ignore', 'pipe', 'pipe'], ...(signal ? { signal } : {}) });
-      let tail = '';
-      child.stdout.on('data', (b: Buffer) => onOutput(b, 'stdout'));
-      child.stderr.on('data', (b: Buffer) => {
-        tail = (tail + b.toString('utf8')).slice(-4096);
-        onOutput(b, 'stderr');
-      });
-      child.on('error', (e) => reject(signal?.aborted ? e : new CanvosError('ERR_EXEC_UNAVAILABLE', `${step.label}: cannot start bwrap: ${e.message}`, { hint: 'apt-get install bubblewrap' })));
-      child.on('close', (code, sig) => resolve({ code: code ?? 128 + (sig === 'SIGKILL' ? 9 : 15), lastStderr: lastLine(tail) }));
+    const child = spawn(argv[0]!, argv.slice(1), {
+      env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      ...(signal ? { signal } : {}),
+    });
+    let tail = '';
+    child.stdout.on('data', (b: Buffer) => onOutput(b, 'stdout'));
+    child.stderr.on('data', (b: Buffer) => {
+      tail = (tail + b.toString('utf8')).slice(-4096);
+      onOutput(b, 'stderr');
+    });
+    child.on('error', (e) =>
+      reject(
+        signal?.aborted
+          ? e
+          : new CanvosError('ERR_EXEC_UNAVAILABLE', `${step.label}: cannot start bwrap: ${e.message}`, {
+              hint: 'apt-get install bubblewrap',
+            }),
+      ),
+    );
+    child.on('close', (code, sig) =>
+      resolve({ code: code ?? 128 + (sig === 'SIGKILL' ? 9 : 15), lastStderr: lastLine(tail) }),
+    );
   });
 }

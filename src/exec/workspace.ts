@@ -19,7 +19,11 @@ import type { CapturedLayer, ExecLayer, RunStep, Workspace, WorkspaceOptions } f
 
 type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
 type Mapping = 'full' | 'single' | 'host-root';
-type Pending = { resolve: (r: Record<string, unknown>) => void; reject: (e: Error) => void; onOutput?: RunStep['onOutput'] };
+type Pending = {
+  resolve: (r: Record<string, unknown>) => void;
+  reject: (e: Error) => void;
+  onOutput?: RunStep['onOutput'];
+};
 
 /** The compiled agent script (next to this module, or dist/exec/ when running from the bundle or the sources). */
 function agentPath(): string {
@@ -27,7 +31,9 @@ function agentPath(): string {
     const p = fileURLToPath(new URL(rel, import.meta.url));
     if (existsSync(p)) return p;
   }
-  throw new CanvosError('ERR_INTERNAL', 'the executor agent (dist/exec/agent.js) is missing', { hint: 'run npm run build' });
+  throw new CanvosError('ERR_INTERNAL', 'the executor agent (dist/exec/agent.js) is missing', {
+    hint: 'run npm run build',
+  });
 }
 
 class Agent {
@@ -54,9 +60,16 @@ class Agent {
     });
     for (const s of [this.child.stdin!, this.child.stdio[3] as Writable]) s.on('error', () => undefined);
     this.exited = new Promise((resolve) => {
-      this.child.on('error', (e) => this.fail(new CanvosError('ERR_EXEC_UNAVAILABLE', `cannot start the executor: ${e.message}`)));
+      this.child.on('error', (e) =>
+        this.fail(new CanvosError('ERR_EXEC_UNAVAILABLE', `cannot start the executor: ${e.message}`)),
+      );
       this.child.on('close', (code, sig) => {
-        this.fail(new CanvosError('ERR_INTERNAL', `the executor agent exited (${sig ?? `exit ${code}`}): ${lastLine(this.stderrTail)}`));
+        this.fail(
+          new CanvosError(
+            'ERR_INTERNAL',
+            `the executor agent exited (${sig ?? `exit ${code}`}): ${lastLine(this.stderrTail)}`,
+          ),
+        );
         resolve();
       });
     });
@@ -84,15 +97,24 @@ class Agent {
     return this.dead === undefined;
   }
 
-  request(req: DistributiveOmit<AgentRequest, 'id'>, onOutput?: RunStep['onOutput'], data?: AsyncIterable<Buffer>, signal?: AbortSignal): Promise<Record<string, unknown>> {
+  request(
+    req: DistributiveOmit<AgentRequest, 'id'>,
+    onOutput?: RunStep['onOutput'],
+    data?: AsyncIterable<Buffer>,
+    signal?: AbortSignal,
+  ): Promise<Record<string, unknown>> {
     if (this.dead) return Promise.reject(this.dead);
     const id = this.nextId++;
-    const done = new Promise<Record<string, unknown>>((resolve, reject) => this.pending.set(id, { resolve, reject, onOutput }));
+    const done = new Promise<Record<string, unknown>>((resolve, reject) =>
+      this.pending.set(id, { resolve, reject, onOutput }),
+    );
     this.child.stdin!.write(`${JSON.stringify({ ...req, id })}\n`);
     if (!data) return done;
     // A source that fails mid-layer leaves the agent waiting for frames: it is stopped (the workspace is unusable).
     const sent = writeFrames(this.child.stdio[3] as Writable, data, signal).catch((e: unknown) => {
-      const err = CanvosError.is(e) ? e : new CanvosError('ERR_LAYER_CORRUPT', `reading the layer failed: ${(e as Error).message}`, { cause: e });
+      const err = CanvosError.is(e)
+        ? e
+        : new CanvosError('ERR_LAYER_CORRUPT', `reading the layer failed: ${(e as Error).message}`, { cause: e });
       this.fail(this.dead ?? err);
       this.kill();
       throw this.dead ?? err;
@@ -110,11 +132,15 @@ export async function openWorkspace(opts: WorkspaceOptions): Promise<Workspace> 
   const { signal } = opts;
   if (signal?.aborted) throw abortError(signal);
   const probe = await probeUserNamespaces(signal ? { signal } : {});
-  if (!probe.ok) throw new CanvosError('ERR_EXEC_UNAVAILABLE', `cannot run commands here: ${probe.reason}`, { hint: probe.hint });
+  if (!probe.ok)
+    throw new CanvosError('ERR_EXEC_UNAVAILABLE', `cannot run commands here: ${probe.reason}`, { hint: probe.hint });
   const emulation = checkArch(opts.arch);
   if (emulation) opts.onWarning?.('EXEC_EMULATED', `${emulation}; expect commands to be several times slower`);
   if (probe.mapping === 'single') {
-    opts.onWarning?.('EXEC_SINGLE_UID', `${probe.detail}: files the image gives to other users are owned by root, and chown to another id fails inside RUN`);
+    opts.onWarning?.(
+      'EXEC_SINGLE_UID',
+      `${probe.detail}: files the image gives to other users are owned by root, and chown to another id fails inside RUN`,
+    );
   }
   const script = agentPath();
   const workDir = await mkdtemp(join(opts.tmpDir ?? tmpdir(), 'canvos-exec-'));
@@ -151,7 +177,10 @@ export async function openWorkspace(opts: WorkspaceOptions): Promise<Workspace> 
   const applyLayer = async (tar: Readable | NodeJS.ReadableStream, name = 'layer'): Promise<void> => {
     const r = await guard(agent.request({ op: 'apply', name }, undefined, tar as AsyncIterable<Buffer>, signal));
     if (probe.mapping !== 'single' && Number(r.chownFailed) > 0) {
-      opts.onWarning?.('EXEC_CHOWN', `${name}: ${Number(r.chownFailed)} entries keep the namespace root as owner (their ids are outside the mapped range)`);
+      opts.onWarning?.(
+        'EXEC_CHOWN',
+        `${name}: ${Number(r.chownFailed)} entries keep the namespace root as owner (their ids are outside the mapped range)`,
+      );
     }
   };
 
@@ -162,7 +191,9 @@ export async function openWorkspace(opts: WorkspaceOptions): Promise<Workspace> 
       if (signal?.aborted) throw abortError(signal);
       const out = join(layerDir, `run-${++runs}.tar`);
       const { onOutput, mtime, ...rest } = step;
-      const r = await guard(agent.request({ op: 'run', step: rest, out, ...(mtime !== undefined ? { mtime } : {}) }, onOutput));
+      const r = await guard(
+        agent.request({ op: 'run', step: rest, out, ...(mtime !== undefined ? { mtime } : {}) }, onOutput),
+      );
       return { tarPath: out, diffId: String(r.diffId), size: Number(r.size), entries: Number(r.entries) };
     },
     close,
@@ -175,5 +206,3 @@ export async function openWorkspace(opts: WorkspaceOptions): Promise<Workspace> 
   }
   return ws;
 }
-
-

@@ -113,7 +113,9 @@ export async function buildIso(input: BuildIsoInput, opts: BuildIsoOptions = {})
   const arch = input.arch ?? 'amd64';
   const name = input.name ?? 'palette-edge-installer';
   if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(name)) {
-    throw new CanvosError('ERR_CONFIG', `invalid ISO name ${JSON.stringify(name)}`, { hint: 'use letters, digits, ".", "_" and "-"' });
+    throw new CanvosError('ERR_CONFIG', `invalid ISO name ${JSON.stringify(name)}`, {
+      hint: 'use letters, digits, ".", "_" and "-"',
+    });
   }
   if (!input.rootfs === !input.squashfsPath) {
     throw new CanvosError('ERR_USAGE', 'buildIso needs exactly one of rootfs or squashfsPath');
@@ -129,12 +131,17 @@ export async function buildIso(input: BuildIsoInput, opts: BuildIsoOptions = {})
   if (input.squashfsPath) await requireFile(input.squashfsPath, 'squashfs');
   for (const k of [input.kernel, input.initrd]) if (typeof k === 'string') await requireFile(k, 'kernel/initrd');
   const bundles = await listContentBundles(input.contentDirs ?? [], opts.onWarning);
-  const filesIso = input.filesIsoDir ? { dir: resolve(input.filesIsoDir), entries: await scanFilesIso(input.filesIsoDir) } : undefined;
+  const filesIso = input.filesIsoDir
+    ? { dir: resolve(input.filesIsoDir), entries: await scanFilesIso(input.filesIsoDir) }
+    : undefined;
   const epoch = opts.sourceDateEpoch ?? sourceDateEpochFromEnv(opts.env ?? process.env);
 
   const outDir = resolve(input.outputDir);
   // A directory made for this ISO is removed again when the build fails (rmdir: only while empty).
-  const madeOutDir = !(await stat(outDir).then(() => true, () => false));
+  const madeOutDir = !(await stat(outDir).then(
+    () => true,
+    () => false,
+  ));
   await mkdirs(outDir);
   const isoPath = join(outDir, `${name}.iso`);
   const shaPath = `${isoPath}.sha256`;
@@ -145,11 +152,11 @@ export async function buildIso(input: BuildIsoInput, opts: BuildIsoOptions = {})
     const spool = join(staging, 'spool');
     await mkdir(spool);
     await mkdir(join(iso, 'boot'), { recursive: true });
-    const capture = new RootfsCapture(spool, [...shimCandidates(arch), ...grubCandidates(arch), ...RELEASE_FILES], [
-      'boot',
-      'usr/lib/shim',
-      `usr/lib/grub/${arch === 'arm64' ? 'arm64' : 'x86_64'}-efi-signed`,
-    ]);
+    const capture = new RootfsCapture(
+      spool,
+      [...shimCandidates(arch), ...grubCandidates(arch), ...RELEASE_FILES],
+      ['boot', 'usr/lib/shim', `usr/lib/grub/${arch === 'arm64' ? 'arm64' : 'x86_64'}-efi-signed`],
+    );
 
     opts.onProgress?.({ phase: 'squashfs' });
     const sqfs = join(iso, 'rootfs.squashfs');
@@ -169,7 +176,11 @@ export async function buildIso(input: BuildIsoInput, opts: BuildIsoOptions = {})
 
     opts.onProgress?.({ phase: 'efi' });
     const efi = await efiBootFiles({ arch, ubuntu, fromRootfs: (p) => capture.resolve(p) });
-    await writeFatImage(join(iso, 'boot', 'uefi.img'), { files: efi.files }, { label: 'EFI_LIVE', sourceDateEpoch: epoch, signal });
+    await writeFatImage(
+      join(iso, 'boot', 'uefi.img'),
+      { files: efi.files },
+      { label: 'EFI_LIVE', sourceDateEpoch: epoch, signal },
+    );
     // AuroraBoot also writes the chainload stubs into the ISO tree itself.
     for (const p of ['EFI/BOOT/grub.cfg', 'boot/grub/grub.cfg', ...(ubuntu ? ['EFI/ubuntu/grub.cfg'] : [])]) {
       await mkdir(join(iso, p, '..'), { recursive: true });
@@ -247,9 +258,13 @@ async function placeBootFile(
   if (given) return given(dest, signal);
   const host = findBootFile(capture, prefixes);
   if (!host) {
-    throw new CanvosError('ERR_ISO', `the rootfs has no /boot/${prefixes.join('*, /boot/')}* file (a Kairos image links /boot/vmlinuz and /boot/initrd)`, {
-      hint: 'use a Kairos base image, or pass the kernel/initrd explicitly',
-    });
+    throw new CanvosError(
+      'ERR_ISO',
+      `the rootfs has no /boot/${prefixes.join('*, /boot/')}* file (a Kairos image links /boot/vmlinuz and /boot/initrd)`,
+      {
+        hint: 'use a Kairos base image, or pass the kernel/initrd explicitly',
+      },
+    );
   }
   // The spool is deleted before xorriso runs; a rename keeps one copy on disk.
   await rename(host, dest).catch(() => copyFile(host, dest));

@@ -94,7 +94,13 @@ export function labelBytes(label: string): Buffer {
  * The boot sector (and on FAT32 the FSInfo sector). The boot code only runs `int 18h` (“not bootable, try the
  * next device”), so a BIOS that tries the ESP falls through instead of hanging.
  */
-export function bootSectors(g: FatGeometry, label: string, volumeId: number, freeClusters: number, nextFree: number): {
+export function bootSectors(
+  g: FatGeometry,
+  label: string,
+  volumeId: number,
+  freeClusters: number,
+  nextFree: number,
+): {
   boot: Buffer;
   fsInfo?: Buffer;
 } {

@@ -18,7 +18,16 @@ import {
   shortEntry,
   shortNameFor,
 } from './fat-dirent.js';
-import { SECTOR, bootSectors, clusterOffset, encodeFat, fatGeometry, labelBytes, type FatGeometry, type FatType } from './fat-geometry.js';
+import {
+  SECTOR,
+  bootSectors,
+  clusterOffset,
+  encodeFat,
+  fatGeometry,
+  labelBytes,
+  type FatGeometry,
+  type FatType,
+} from './fat-geometry.js';
 
 /** A file to put in the image: `source` is a host file path or the content itself. */
 export interface FatFileSpec {
@@ -176,7 +185,8 @@ function plan(root: Node, g: FatGeometry): Plan | undefined {
     const entries = nameEntries(n, isRoot);
     dirOrder.push(n);
     if (isRoot && g.type !== 32) {
-      if (entries > g.rootEntries) throw new CanvosError('ERR_ISO', `too many files in the FAT root directory (${entries})`);
+      if (entries > g.rootEntries)
+        throw new CanvosError('ERR_ISO', `too many files in the FAT root directory (${entries})`);
       n.cluster = 0;
     } else alloc(n, Math.max(1, entries) * 32);
     for (const { node } of n.names) {
@@ -208,14 +218,20 @@ function dirBytes(n: Node, parent: Node | undefined, label: string, when: { date
 }
 
 /** Writes a FAT image holding `spec` to `outPath`. */
-export async function writeFatImage(outPath: string, spec: FatImageSpec, opts: WriteFatOptions = {}): Promise<FatImageResult> {
+export async function writeFatImage(
+  outPath: string,
+  spec: FatImageSpec,
+  opts: WriteFatOptions = {},
+): Promise<FatImageResult> {
   const label = opts.label ?? 'EFI_LIVE';
   if (!/^[A-Za-z0-9 _\-!#$%&'()@^`{}~]{1,11}$/.test(label)) {
-    throw new CanvosError('ERR_ISO', `invalid FAT volume label ${JSON.stringify(label)}`, { hint: 'use ≤ 11 letters, digits or _-' });
+    throw new CanvosError('ERR_ISO', `invalid FAT volume label ${JSON.stringify(label)}`, {
+      hint: 'use ≤ 11 letters, digits or _-',
+    });
   }
   const epoch = opts.sourceDateEpoch ?? sourceDateEpochFromEnv();
   const when = dosDateTime(epoch);
-  const volumeId = opts.volumeId ?? ((epoch >>> 0) ^ 0x43564f53); // 'CVOS'
+  const volumeId = opts.volumeId ?? (epoch >>> 0) ^ 0x43564f53; // 'CVOS'
   const { root, content, dirs } = await buildTree(spec);
   const step = opts.roundTo ?? 4 * MiB;
   let size = opts.sizeBytes ?? (Math.floor((content + dirs * 4096) / step) + 1) * step;
@@ -252,7 +268,8 @@ export async function writeFatImage(outPath: string, spec: FatImageSpec, opts: W
     for (const d of p.dirOrder) for (const { node } of d.names) parents.set(node, d);
     for (const d of p.dirOrder) {
       const bytes = dirBytes(d, parents.get(d), label, when);
-      const pos = d === root && g.type !== 32 ? (g.reservedSectors + 2 * g.fatSectors) * SECTOR : clusterOffset(g, d.cluster);
+      const pos =
+        d === root && g.type !== 32 ? (g.reservedSectors + 2 * g.fatSectors) * SECTOR : clusterOffset(g, d.cluster);
       await put(bytes, pos);
     }
     let transferred = 0;
@@ -263,13 +280,17 @@ export async function writeFatImage(outPath: string, spec: FatImageSpec, opts: W
       const end = pos + f.size;
       if (Buffer.isBuffer(f.source)) await put(f.source, pos);
       else {
-        for await (const chunk of createReadStream(f.source ?? '', { signal: opts.signal, end: f.size - 1 }) as AsyncIterable<Buffer>) {
+        for await (const chunk of createReadStream(f.source ?? '', {
+          signal: opts.signal,
+          end: f.size - 1,
+        }) as AsyncIterable<Buffer>) {
           await put(chunk, pos);
           pos += chunk.length;
           transferred += chunk.length;
           opts.onProgress?.({ phase: 'fat', transferred, total: content, percent: pct(transferred, content) });
         }
-        if (pos !== end) throw new CanvosError('ERR_ISO', `${String(f.source)} changed size while writing the FAT image`);
+        if (pos !== end)
+          throw new CanvosError('ERR_ISO', `${String(f.source)} changed size while writing the FAT image`);
         continue;
       }
       transferred += f.size;

@@ -6,7 +6,19 @@
  * chainload stubs, rootfs.squashfs), so files-iso entries at those paths lose; /boot/grub2/grub.cfg is the
  * project's when it has one. Every replaced project file is reported with a warning.
  */
-import { chmod, copyFile, lstat, mkdir, readFile, readdir, readlink, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import {
+  chmod,
+  copyFile,
+  lstat,
+  mkdir,
+  readFile,
+  readdir,
+  readlink,
+  rm,
+  stat,
+  symlink,
+  writeFile,
+} from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { CanvosError } from '../errors.js';
 import { applyGrubEdits, canvosGrubMenu } from './grub-cfg.js';
@@ -38,7 +50,19 @@ export const GENERATED_ISO_PATHS: readonly string[] = [
 ];
 
 /** Directories the build writes into; a files-iso symlink there could redirect those writes, so it is refused. */
-const WRITTEN_DIRS = new Set(['boot', 'boot/grub', 'boot/grub2', 'EFI', 'EFI/BOOT', 'EFI/ubuntu', 'files-iso', 'opt', 'opt/spectrocloud', 'opt/spectrocloud/content', 'opt/spectrocloud/clusterconfig']);
+const WRITTEN_DIRS = new Set([
+  'boot',
+  'boot/grub',
+  'boot/grub2',
+  'EFI',
+  'EFI/BOOT',
+  'EFI/ubuntu',
+  'files-iso',
+  'opt',
+  'opt/spectrocloud',
+  'opt/spectrocloud/content',
+  'opt/spectrocloud/clusterconfig',
+]);
 
 /**
  * Lists a files-iso directory (depth first, sorted) and refuses what an ISO cannot carry: device files, FIFOs,
@@ -47,7 +71,10 @@ const WRITTEN_DIRS = new Set(['boot', 'boot/grub', 'boot/grub2', 'EFI', 'EFI/BOO
  */
 export async function scanFilesIso(dir: string): Promise<FilesIsoEntry[]> {
   const top = await stat(dir).catch(() => undefined);
-  if (!top?.isDirectory()) throw new CanvosError('ERR_CONFIG', `files-iso ${dir} does not exist or is not a directory`, { hint: 'pass the directory tree to copy onto the ISO (CanvOS: overlay/files-iso)' });
+  if (!top?.isDirectory())
+    throw new CanvosError('ERR_CONFIG', `files-iso ${dir} does not exist or is not a directory`, {
+      hint: 'pass the directory tree to copy onto the ISO (CanvOS: overlay/files-iso)',
+    });
   const out: FilesIsoEntry[] = [];
   const walk = async (rel: string): Promise<void> => {
     const names = (await readdir(join(dir, rel))).sort();
@@ -55,7 +82,9 @@ export async function scanFilesIso(dir: string): Promise<FilesIsoEntry[]> {
       const p = rel ? `${rel}/${n}` : n;
       const st = await lstat(join(dir, p));
       if (!st.isDirectory() && WRITTEN_DIRS.has(p)) {
-        throw new CanvosError('ERR_CONFIG', `${join(dir, p)} is not a directory, but the build writes into /${p}`, { hint: 'make it a real directory' });
+        throw new CanvosError('ERR_CONFIG', `${join(dir, p)} is not a directory, but the build writes into /${p}`, {
+          hint: 'make it a real directory',
+        });
       }
       if (st.isDirectory()) {
         out.push({ path: p, kind: 'dir' });
@@ -63,11 +92,14 @@ export async function scanFilesIso(dir: string): Promise<FilesIsoEntry[]> {
       } else if (st.isFile()) out.push({ path: p, kind: 'file' });
       else if (st.isSymbolicLink()) {
         out.push({ path: p, kind: 'symlink', target: await readlink(join(dir, p)) });
-      }
-      else {
-        throw new CanvosError('ERR_CONFIG', `${join(dir, p)}: only files, directories and symlinks can go onto the ISO`, {
-          hint: 'remove the device file, FIFO or socket from overlay/files-iso',
-        });
+      } else {
+        throw new CanvosError(
+          'ERR_CONFIG',
+          `${join(dir, p)}: only files, directories and symlinks can go onto the ISO`,
+          {
+            hint: 'remove the device file, FIFO or socket from overlay/files-iso',
+          },
+        );
       }
     }
   };
@@ -92,7 +124,11 @@ export interface IsoOverlayInput {
   signal?: AbortSignal | undefined;
 }
 
-const exists = (p: string): Promise<boolean> => lstat(p).then(() => true, () => false);
+const exists = (p: string): Promise<boolean> =>
+  lstat(p).then(
+    () => true,
+    () => false,
+  );
 
 /** Writes the overlay into `iso` (which already holds the generated boot files), in CanvOS's order. */
 export async function stageIsoOverlay(iso: string, input: IsoOverlayInput): Promise<void> {
@@ -110,12 +146,17 @@ export async function stageIsoOverlay(iso: string, input: IsoOverlayInput): Prom
         continue;
       }
       if (there && GENERATED_ISO_PATHS.includes(e.path)) {
-        warn('W_FILES_ISO_REPLACED', `${join(fi.dir, e.path)} is not used: the build generates /${e.path} (as AuroraBoot does)`);
+        warn(
+          'W_FILES_ISO_REPLACED',
+          `${join(fi.dir, e.path)} is not used: the build generates /${e.path} (as AuroraBoot does)`,
+        );
         skipped = e.path;
         continue;
       }
       if (there) {
-        throw new CanvosError('ERR_CONFIG', `${join(fi.dir, e.path)} clashes with /${e.path} the build generates`, { hint: 'remove it from overlay/files-iso' });
+        throw new CanvosError('ERR_CONFIG', `${join(fi.dir, e.path)} clashes with /${e.path} the build generates`, {
+          hint: 'remove it from overlay/files-iso',
+        });
       }
       input.signal?.throwIfAborted();
       if (e.kind === 'symlink') await symlink(e.target ?? '', dest);
@@ -126,7 +167,10 @@ export async function stageIsoOverlay(iso: string, input: IsoOverlayInput): Prom
   /** CanvOS steps after the files-iso COPY: they replace a project file at the same path. */
   const replacing = async (rel: string, what: string): Promise<string> => {
     if (fromProject.delete(rel)) {
-      warn('W_FILES_ISO_REPLACED', `${join(fi?.dir ?? '', rel)} is replaced by ${what} (CanvOS copies it after overlay/files-iso)`);
+      warn(
+        'W_FILES_ISO_REPLACED',
+        `${join(fi?.dir ?? '', rel)} is replaced by ${what} (CanvOS copies it after overlay/files-iso)`,
+      );
       await rm(join(iso, rel), { force: true, recursive: true });
     }
     await mkdir(join(iso, rel, '..'), { recursive: true });
@@ -134,19 +178,29 @@ export async function stageIsoOverlay(iso: string, input: IsoOverlayInput): Prom
   };
 
   if (input.userData) await writeFile(await replacing('files-iso/config.yaml', 'the user-data'), input.userData);
-  if (input.edgeCustomConfig) await copyFile(input.edgeCustomConfig, await replacing('.edge_custom_config.yaml', 'EDGE_CUSTOM_CONFIG'));
+  if (input.edgeCustomConfig)
+    await copyFile(input.edgeCustomConfig, await replacing('.edge_custom_config.yaml', 'EDGE_CUSTOM_CONFIG'));
 
   const grubOpts = { forceInteractive: input.forceInteractive, debug: input.debug, timeout: input.grubTimeout };
   const menu = join(iso, GRUB_MENU_PATH);
   if (fromProject.has(GRUB_MENU_PATH) && (await lstat(menu)).isSymbolicLink()) {
-    warn('W_GRUB_SYMLINK', `${join(fi?.dir ?? '', GRUB_MENU_PATH)} is a symlink: it goes onto the ISO as it is, without the DEFAULT_ENTRY/DEBUG edits`);
+    warn(
+      'W_GRUB_SYMLINK',
+      `${join(fi?.dir ?? '', GRUB_MENU_PATH)} is a symlink: it goes onto the ISO as it is, without the DEFAULT_ENTRY/DEBUG edits`,
+    );
   } else if (fromProject.has(GRUB_MENU_PATH)) {
     const text = await readFile(menu, 'utf8');
     if (input.forceInteractive && !text.includes('{{DEFAULT_ENTRY}}')) {
-      warn('W_GRUB_NO_DEFAULT_ENTRY', `${join(fi?.dir ?? '', GRUB_MENU_PATH)} has no {{DEFAULT_ENTRY}}: FORCE_INTERACTIVE_INSTALL=true has no effect on its default entry`);
+      warn(
+        'W_GRUB_NO_DEFAULT_ENTRY',
+        `${join(fi?.dir ?? '', GRUB_MENU_PATH)} has no {{DEFAULT_ENTRY}}: FORCE_INTERACTIVE_INSTALL=true has no effect on its default entry`,
+      );
     }
     if (input.debug && !/rd.immucore.sysrootwait/.test(text)) {
-      warn('W_GRUB_NO_DEBUG_LINE', `${join(fi?.dir ?? '', GRUB_MENU_PATH)} has no line with rd.immucore.sysrootwait: DEBUG=true adds no kernel parameters`);
+      warn(
+        'W_GRUB_NO_DEBUG_LINE',
+        `${join(fi?.dir ?? '', GRUB_MENU_PATH)} has no line with rd.immucore.sysrootwait: DEBUG=true adds no kernel parameters`,
+      );
     }
     await writeFile(menu, applyGrubEdits(text, grubOpts));
   } else {
@@ -161,7 +215,10 @@ export async function stageIsoOverlay(iso: string, input: IsoOverlayInput): Prom
   if (input.userData) {
     // AuroraBoot's --cloud-config location (a canvos-lite extra, read by Kairos from the live medium root).
     if (fromProject.has('config.yaml')) {
-      warn('W_FILES_ISO_CONFIG', `${join(fi?.dir ?? '', 'config.yaml')} stays at /config.yaml; the user-data is only at /files-iso/config.yaml`);
+      warn(
+        'W_FILES_ISO_CONFIG',
+        `${join(fi?.dir ?? '', 'config.yaml')} stays at /config.yaml; the user-data is only at /files-iso/config.yaml`,
+      );
     } else await writeFile(join(iso, 'config.yaml'), input.userData);
   }
   for (const b of input.bundles) {
@@ -171,7 +228,8 @@ export async function stageIsoOverlay(iso: string, input: IsoOverlayInput): Prom
     }
     await splitFile(b, content, input.contentSplitBytes, input.signal);
   }
-  if (input.clusterConfig) await copyInto(input.clusterConfig, await replacing('opt/spectrocloud/clusterconfig/spc.tgz', 'CLUSTERCONFIG'));
+  if (input.clusterConfig)
+    await copyInto(input.clusterConfig, await replacing('opt/spectrocloud/clusterconfig/spc.tgz', 'CLUSTERCONFIG'));
 }
 
 /**

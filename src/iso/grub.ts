@@ -18,8 +18,18 @@ export type IsoArch = 'amd64' | 'arm64';
 /** Boot file names in EFI/BOOT for an architecture. */
 export function efiNames(arch: IsoArch): { removable: string; grub: string; hostDir: string; hostPackage: string } {
   return arch === 'arm64'
-    ? { removable: 'bootaa64.efi', grub: 'grubaa64.efi', hostDir: '/usr/lib/grub/arm64-efi', hostPackage: 'grub-efi-arm64-bin' }
-    : { removable: 'bootx64.efi', grub: 'grubx64.efi', hostDir: '/usr/lib/grub/x86_64-efi', hostPackage: 'grub-efi-amd64-bin' };
+    ? {
+        removable: 'bootaa64.efi',
+        grub: 'grubaa64.efi',
+        hostDir: '/usr/lib/grub/arm64-efi',
+        hostPackage: 'grub-efi-arm64-bin',
+      }
+    : {
+        removable: 'bootx64.efi',
+        grub: 'grubx64.efi',
+        hostDir: '/usr/lib/grub/x86_64-efi',
+        hostPackage: 'grub-efi-amd64-bin',
+      };
 }
 
 /** Rootfs paths (no leading `/`) where a shim may live, in AuroraBoot (kairos-sdk) preference order. */
@@ -38,7 +48,8 @@ export function shimCandidates(arch: IsoArch): string[] {
 
 /** Rootfs paths of grub EFI binaries, the ISO9660-capable CD variant first (kairos-sdk GetEfiLiveGrubFiles). */
 export function grubCandidates(arch: IsoArch): string[] {
-  const [deb, suse, g] = arch === 'arm64' ? ['arm64-efi', 'aarch64', 'grubaa64.efi'] : ['x86_64-efi', 'x86_64', 'grubx64.efi'];
+  const [deb, suse, g] =
+    arch === 'arm64' ? ['arm64-efi', 'aarch64', 'grubaa64.efi'] : ['x86_64-efi', 'x86_64', 'grubx64.efi'];
   const cd = arch === 'arm64' ? 'gcdaa64.efi.signed' : 'gcdx64.efi.signed';
   return [
     `usr/lib/grub/${deb}-signed/${cd}`,
@@ -112,13 +123,36 @@ async function exists(p: string): Promise<boolean> {
 
 /** GRUB modules of the BIOS core image: enough to find the ISO by file, read iso9660/fat and boot Linux. */
 export const BIOS_CORE_MODULES: readonly string[] = [
-  'biosdisk', 'iso9660', 'part_msdos', 'part_gpt', 'fat', 'ext2', 'normal', 'configfile', 'linux', 'search',
-  'search_label', 'search_fs_file', 'search_fs_uuid', 'echo', 'test', 'true', 'ls', 'cat', 'gzio', 'serial',
-  'terminal', 'boot',
+  'biosdisk',
+  'iso9660',
+  'part_msdos',
+  'part_gpt',
+  'fat',
+  'ext2',
+  'normal',
+  'configfile',
+  'linux',
+  'search',
+  'search_label',
+  'search_fs_file',
+  'search_fs_uuid',
+  'echo',
+  'test',
+  'true',
+  'ls',
+  'cat',
+  'gzio',
+  'serial',
+  'terminal',
+  'boot',
 ];
 
 /** Arguments of `grub-mkimage` for the i386-pc core image (prefix /boot/grub2, like AuroraBoot's). */
-export function grubMkimageArgs(output: string, modules: readonly string[] = BIOS_CORE_MODULES, prefix = '/boot/grub2'): string[] {
+export function grubMkimageArgs(
+  output: string,
+  modules: readonly string[] = BIOS_CORE_MODULES,
+  prefix = '/boot/grub2',
+): string[] {
   return ['-O', 'i386-pc', '-p', prefix, '-o', output, ...modules];
 }
 
@@ -136,7 +170,8 @@ export async function writeBiosImages(bootDir: string, opts: BiosImageOptions = 
   const pcDir = opts.grubPcDir ?? '/usr/lib/grub/i386-pc';
   const hint = 'install grub-pc-bin and grub-common (apt-get install grub-pc-bin grub-common)';
   for (const f of ['cdboot.img', 'boot_hybrid.img', 'kernel.img']) {
-    if (!(await exists(join(pcDir, f)))) throw new CanvosError('ERR_ISO', `${join(pcDir, f)} is missing (BIOS boot)`, { hint });
+    if (!(await exists(join(pcDir, f))))
+      throw new CanvosError('ERR_ISO', `${join(pcDir, f)} is missing (BIOS boot)`, { hint });
   }
   const core = join(bootDir, 'core.img.tmp');
   await spawnTool(opts.grubMkimage ?? 'grub-mkimage', [...grubMkimageArgs(core), '-d', pcDir], hint, opts.signal);
@@ -161,7 +196,12 @@ function spawnTool(bin: string, args: string[], hint: string, signal: AbortSigna
     child.on('close', (code) => {
       if (signal?.aborted) return reject(abortError(signal));
       if (code === 0) resolve();
-      else reject(new CanvosError('ERR_ISO', `${bin} exited ${code}: ${err.trim().split('\n').pop() ?? ''}`, { details: { stderr: err } }));
+      else
+        reject(
+          new CanvosError('ERR_ISO', `${bin} exited ${code}: ${err.trim().split('\n').pop() ?? ''}`, {
+            details: { stderr: err },
+          }),
+        );
     });
   });
 }

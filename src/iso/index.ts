@@ -12,9 +12,23 @@ export {
   type IsoProgress,
   type SquashfsWriter,
 } from './build-iso.js';
-export { writeFatImage, type FatFileSpec, type FatImageSpec, type FatImageResult, type FatProgress, type WriteFatOptions } from './fat.js';
+export {
+  writeFatImage,
+  type FatFileSpec,
+  type FatImageSpec,
+  type FatImageResult,
+  type FatProgress,
+  type WriteFatOptions,
+} from './fat.js';
 export type { FatType } from './fat-geometry.js';
-export { GRUB_CHAINLOAD_CFG, DEBUG_CMDLINE, CANVOS_GRUB_TEMPLATE, applyGrubEdits, canvosGrubMenu, type GrubMenuOptions } from './grub-cfg.js';
+export {
+  GRUB_CHAINLOAD_CFG,
+  DEBUG_CMDLINE,
+  CANVOS_GRUB_TEMPLATE,
+  applyGrubEdits,
+  canvosGrubMenu,
+  type GrubMenuOptions,
+} from './grub-cfg.js';
 export { GENERATED_ISO_PATHS, GRUB_MENU_PATH, scanFilesIso, type FilesIsoEntry } from './files-iso.js';
 export { LOCAL_UI_DIR, checkLocalUi, localUiLayer } from './local-ui.js';
 export {

@@ -19,31 +19,49 @@ export const DEFAULT_CONTENT_SPLIT_BYTES = 3_000_000_000;
  * Throws ERR_CONFIG naming the file and line.
  */
 export async function readUserData(file: string): Promise<Buffer> {
-  const buf = await readTextBytes(file, { what: 'user-data', limit: INPUT_LIMITS.userData, hint: 'pass an existing file (CanvOS: the user-data file next to .arg)' });
+  const buf = await readTextBytes(file, {
+    what: 'user-data',
+    limit: INPUT_LIMITS.userData,
+    hint: 'pass an existing file (CanvOS: the user-data file next to .arg)',
+  });
   const text = buf.toString('utf8');
   const first = (text.split('\n', 1)[0] ?? '').replace(/\r$/, '').trimEnd();
   if (first !== '#cloud-config') {
-    throw new CanvosError('ERR_CONFIG', `${file}:1: user-data must start with a "#cloud-config" line (found ${JSON.stringify(first.slice(0, 40))})`, {
-      hint: 'make "#cloud-config" the very first line of the file',
-    });
+    throw new CanvosError(
+      'ERR_CONFIG',
+      `${file}:1: user-data must start with a "#cloud-config" line (found ${JSON.stringify(first.slice(0, 40))})`,
+      {
+        hint: 'make "#cloud-config" the very first line of the file',
+      },
+    );
   }
   const doc = parseYaml(text, { prettyErrors: true });
   const err = doc.errors[0];
   if (err) {
     const line = err.linePos?.[0]?.line ?? 0;
-    throw new CanvosError('ERR_CONFIG', `${file}:${line}: invalid YAML in user-data: ${err.message.split('\n')[0] ?? ''}`, {
-      hint: 'fix the YAML syntax (indent with spaces, quote values containing ": ")',
-    });
+    throw new CanvosError(
+      'ERR_CONFIG',
+      `${file}:${line}: invalid YAML in user-data: ${err.message.split('\n')[0] ?? ''}`,
+      {
+        hint: 'fix the YAML syntax (indent with spaces, quote values containing ": ")',
+      },
+    );
   }
   let value: unknown;
   try {
     value = doc.toJS();
   } catch (e) {
     // An undefined alias, or aliases expanding past the yaml package's limit (maxAliasCount).
-    throw new CanvosError('ERR_CONFIG', `${file}: invalid YAML in user-data: ${(e as Error).message.split('\n')[0] ?? ''}`, { hint: 'define every *alias with an &anchor before it, and avoid deeply nested aliases' });
+    throw new CanvosError(
+      'ERR_CONFIG',
+      `${file}: invalid YAML in user-data: ${(e as Error).message.split('\n')[0] ?? ''}`,
+      { hint: 'define every *alias with an &anchor before it, and avoid deeply nested aliases' },
+    );
   }
   if (value !== null && (typeof value !== 'object' || Array.isArray(value))) {
-    throw new CanvosError('ERR_CONFIG', `${file}:2: user-data must be a YAML mapping`, { hint: 'write keys such as install: / stylus:' });
+    throw new CanvosError('ERR_CONFIG', `${file}:2: user-data must be a YAML mapping`, {
+      hint: 'write keys such as install: / stylus:',
+    });
   }
   return buf;
 }
@@ -52,7 +70,9 @@ export async function readUserData(file: string): Promise<Buffer> {
 export async function requireFile(file: string, what: string): Promise<string> {
   const st = await stat(file).catch(() => undefined);
   if (!st?.isFile()) {
-    throw new CanvosError('ERR_CONFIG', `${what} ${file} does not exist or is not a file`, { hint: `check the ${what} path` });
+    throw new CanvosError('ERR_CONFIG', `${what} ${file} does not exist or is not a file`, {
+      hint: `check the ${what} path`,
+    });
   }
   return file;
 }
@@ -61,21 +81,35 @@ export async function requireFile(file: string, what: string): Promise<string> {
  * The `*.zst` bundles of the content directories, in a stable order (CanvOS copies `content-*\/*.zst`). Throws
  * ERR_CONFIG for a missing dir; other files and a directory without bundles are reported to `onWarning`.
  */
-export async function listContentBundles(dirs: readonly string[], onWarning?: (code: string, message: string) => void): Promise<string[]> {
+export async function listContentBundles(
+  dirs: readonly string[],
+  onWarning?: (code: string, message: string) => void,
+): Promise<string[]> {
   const out: string[] = [];
   for (const d of dirs) {
     const names = await readdir(d).catch((e: NodeJS.ErrnoException) => {
-      throw new CanvosError('ERR_CONFIG', `cannot read content directory ${d}: ${e.code ?? e.message}`, { cause: e, hint: 'pass a directory holding *.zst content bundles' });
+      throw new CanvosError('ERR_CONFIG', `cannot read content directory ${d}: ${e.code ?? e.message}`, {
+        cause: e,
+        hint: 'pass a directory holding *.zst content bundles',
+      });
     });
     const zst = names.filter((n) => n.endsWith('.zst')).sort();
     const other = names.filter((n) => !n.endsWith('.zst')).sort();
-    if (other.length > 0) onWarning?.('W_CONTENT_NOT_ZST', `${d}: ${other.join(', ')} not copied: only *.zst content bundles go onto the ISO (as CanvOS)`);
-    if (zst.length === 0) onWarning?.('W_CONTENT_EMPTY', `${d} holds no *.zst content bundle: nothing from it goes onto the ISO`);
+    if (other.length > 0)
+      onWarning?.(
+        'W_CONTENT_NOT_ZST',
+        `${d}: ${other.join(', ')} not copied: only *.zst content bundles go onto the ISO (as CanvOS)`,
+      );
+    if (zst.length === 0)
+      onWarning?.('W_CONTENT_EMPTY', `${d} holds no *.zst content bundle: nothing from it goes onto the ISO`);
     for (const n of zst) out.push(join(d, n));
   }
   const seen = new Set<string>();
   for (const f of out) {
-    if (seen.has(basename(f))) throw new CanvosError('ERR_CONFIG', `content bundle ${basename(f)} appears in more than one content directory`, { hint: 'rename one of them' });
+    if (seen.has(basename(f)))
+      throw new CanvosError('ERR_CONFIG', `content bundle ${basename(f)} appears in more than one content directory`, {
+        hint: 'rename one of them',
+      });
     seen.add(basename(f));
   }
   return out;
@@ -85,8 +119,14 @@ export async function listContentBundles(dirs: readonly string[], onWarning?: (c
  * Splits `file` into `<destDir>/<name>_part00, _part01, …` of `partBytes` each (an empty file gives no part, as
  * GNU split). Returns the part paths.
  */
-export async function splitFile(file: string, destDir: string, partBytes: number, signal?: AbortSignal): Promise<string[]> {
-  if (!Number.isSafeInteger(partBytes) || partBytes < 1) throw new CanvosError('ERR_CONFIG', `invalid content split size ${partBytes}`);
+export async function splitFile(
+  file: string,
+  destDir: string,
+  partBytes: number,
+  signal?: AbortSignal,
+): Promise<string[]> {
+  if (!Number.isSafeInteger(partBytes) || partBytes < 1)
+    throw new CanvosError('ERR_CONFIG', `invalid content split size ${partBytes}`);
   await mkdir(destDir, { recursive: true });
   const parts: string[] = [];
   const name = basename(file);
@@ -104,10 +144,11 @@ export async function splitFile(file: string, destDir: string, partBytes: number
     if (s) await new Promise<void>((res, rej) => s.end((e?: Error | null) => (e ? rej(e) : res())));
   };
   const write = async (s: ReturnType<typeof createWriteStream>, b: Buffer): Promise<void> => {
-    if (!s.write(b)) await new Promise<void>((res, rej) => {
-      s.once('drain', res);
-      s.once('error', rej);
-    });
+    if (!s.write(b))
+      await new Promise<void>((res, rej) => {
+        s.once('drain', res);
+        s.once('error', rej);
+      });
   };
   const sink = new Writable({
     write(chunk: Buffer, _enc, cb) {

@@ -22,11 +22,19 @@ async function* localUiEntries(file: string, signal?: AbortSignal): AsyncGenerat
   for await (const e of readLayer(createReadStream(file), { name: file, signal })) {
     if (baseName(e.path).startsWith('.wh.')) {
       e.content?.resume();
-      throw new CanvosError('ERR_TAR_UNSAFE', `${file}: entry ${e.path} has a whiteout name (.wh.*), which would delete files of the installer rootfs`, {
-        hint: 'rename or remove that entry from local-ui.tar',
-      });
+      throw new CanvosError(
+        'ERR_TAR_UNSAFE',
+        `${file}: entry ${e.path} has a whiteout name (.wh.*), which would delete files of the installer rootfs`,
+        {
+          hint: 'rename or remove that entry from local-ui.tar',
+        },
+      );
     }
-    yield { ...e, path: under(e.path), linkname: e.type === 'hardlink' && e.linkname !== undefined ? under(e.linkname) : e.linkname };
+    yield {
+      ...e,
+      path: under(e.path),
+      linkname: e.type === 'hardlink' && e.linkname !== undefined ? under(e.linkname) : e.linkname,
+    };
   }
 }
 
@@ -43,7 +51,10 @@ export async function checkLocalUi(file: string, signal?: AbortSignal): Promise<
     }
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT' || (e as NodeJS.ErrnoException).code === 'EISDIR') {
-      throw new CanvosError('ERR_CONFIG', `cannot read local-ui ${file}: ${(e as NodeJS.ErrnoException).code}`, { cause: e, hint: 'pass the local-ui.tar file' });
+      throw new CanvosError('ERR_CONFIG', `cannot read local-ui ${file}: ${(e as NodeJS.ErrnoException).code}`, {
+        cause: e,
+        hint: 'pass the local-ui.tar file',
+      });
     }
     throw e;
   }

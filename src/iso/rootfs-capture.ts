@@ -47,7 +47,9 @@ export class RootfsCapture {
 
   /** Names of the captured files and of the links directly in `dir`, in byte order (like Go's os.ReadDir). */
   children(dir: string): string[] {
-    const names = [...this.files.keys(), ...this.links.keys()].filter((p) => posix.dirname(p) === dir).map((p) => posix.basename(p));
+    const names = [...this.files.keys(), ...this.links.keys()]
+      .filter((p) => posix.dirname(p) === dir)
+      .map((p) => posix.basename(p));
     return [...new Set(names)].sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
   }
 
@@ -60,7 +62,9 @@ export class RootfsCapture {
       const l = this.links.get(p);
       if (!l) return undefined;
       // Hardlink names are rootfs-relative; symlinks are absolute or relative to their directory.
-      p = l.hard ? l.target : posix.normalize(l.target.startsWith('/') ? l.target : posix.join(posix.dirname(p), l.target));
+      p = l.hard
+        ? l.target
+        : posix.normalize(l.target.startsWith('/') ? l.target : posix.join(posix.dirname(p), l.target));
       p = p.replace(/^\/+/, '');
       if (p.startsWith('../')) return undefined;
     }

@@ -76,7 +76,8 @@ export function sourceDateEpochFromEnv(env: NodeJS.ProcessEnv = process.env): nu
 
 function tarSize(entries: readonly PlannedEntry[]): number {
   let n = 1024;
-  for (const { data: _d, ...f } of entries) n += encodeHeader(f).length + (f.type === 'file' ? f.size + padding(f.size) : 0);
+  for (const { data: _d, ...f } of entries)
+    n += encodeHeader(f).length + (f.type === 'file' ? f.size + padding(f.size) : 0);
   return n;
 }
 
@@ -88,7 +89,13 @@ export async function buildLayer(spec: LayerSpec, opts: BuildLayerOptions): Prom
   const work = await mkdtemp(join(opts.dir, '.layer-'));
   const tmp = join(work, 'blob');
   try {
-    const entries = await planLayer(spec, { sourceDateEpoch: epoch, spoolDir: work, impliedParents: opts.impliedParents ?? true, parentMeta: opts.parentMeta, signal: opts.signal });
+    const entries = await planLayer(spec, {
+      sourceDateEpoch: epoch,
+      spoolDir: work,
+      impliedParents: opts.impliedParents ?? true,
+      parentMeta: opts.parentMeta,
+      signal: opts.signal,
+    });
     const total = tarSize(entries);
     const diff = new DigestCounter();
     const blob = new DigestCounter();
@@ -104,7 +111,10 @@ export async function buildLayer(spec: LayerSpec, opts: BuildLayerOptions): Prom
         yield b;
       }
     }
-    const compressed = compressChunks(hashed(tarBytes(entries, opts.signal)), compression, { ...opts, signal: opts.signal });
+    const compressed = compressChunks(hashed(tarBytes(entries, opts.signal)), compression, {
+      ...opts,
+      signal: opts.signal,
+    });
     await pipeline(compressed, blob.transform(), createWriteStream(tmp), opts.signal ? { signal: opts.signal } : {});
     const d = blob.result();
     const u = diff.result();

@@ -60,9 +60,13 @@ export class ByteReader {
   }
 
   truncated(): CanvosError {
-    return new CanvosError('ERR_LAYER_CORRUPT', `${this.where}: tar archive is truncated at byte ${this.offset + this.avail}`, {
-      hint: 'the layer blob is incomplete or corrupt; pull it again',
-    });
+    return new CanvosError(
+      'ERR_LAYER_CORRUPT',
+      `${this.where}: tar archive is truncated at byte ${this.offset + this.avail}`,
+      {
+        hint: 'the layer blob is incomplete or corrupt; pull it again',
+      },
+    );
   }
 
   /** Exactly n bytes; `null` at a clean end of input (no bytes left); throws when input ends midway. */

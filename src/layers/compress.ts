@@ -56,11 +56,17 @@ function codecFor(c: LayerCompression, opts: CompressOptions): ChunkCodec {
     // Rejects with ERR_CONFIG (and a hint) on the first chunk when no zstd implementation is available.
     return (chunk) => z.zstd(chunk, level);
   }
-  throw new CanvosError('ERR_CONFIG', `unsupported layer compression ${JSON.stringify(c)}`, { hint: "use 'gzip', 'zstd' or 'none'" });
+  throw new CanvosError('ERR_CONFIG', `unsupported layer compression ${JSON.stringify(c)}`, {
+    hint: "use 'gzip', 'zstd' or 'none'",
+  });
 }
 
 /** Compress an async byte stream into ordered gzip members or zstd frames. `'none'` passes bytes through unchanged. */
-export async function* compressChunks(source: AsyncIterable<Buffer>, c: LayerCompression, opts: CompressOptions = {}): AsyncGenerator<Buffer> {
+export async function* compressChunks(
+  source: AsyncIterable<Buffer>,
+  c: LayerCompression,
+  opts: CompressOptions = {},
+): AsyncGenerator<Buffer> {
   if (c === 'none') {
     yield* source;
     return;

@@ -27,15 +27,24 @@ export interface DownloadOptions {
 export function sha256Hex(s: string, url: string): string {
   const hex = s.startsWith('sha256:') ? s.slice(7) : s;
   if (!/^[a-f0-9]{64}$/.test(hex)) {
-    throw new CanvosError('ERR_CONFIG', `sha256 for ${redactUrl(url)} is not 64 lowercase hex digits: ${JSON.stringify(s)}`, {
-      hint: 'give the sha256 of the file as printed by sha256sum',
-    });
+    throw new CanvosError(
+      'ERR_CONFIG',
+      `sha256 for ${redactUrl(url)} is not 64 lowercase hex digits: ${JSON.stringify(s)}`,
+      {
+        hint: 'give the sha256 of the file as printed by sha256sum',
+      },
+    );
   }
   return hex;
 }
 
 /** Fetch `url` into `dest` (via `dest.part`), verifying sha256. Returns the size in bytes. */
-export async function downloadVerified(url: string, sha256: string, dest: string, opts: DownloadOptions = {}): Promise<number> {
+export async function downloadVerified(
+  url: string,
+  sha256: string,
+  dest: string,
+  opts: DownloadOptions = {},
+): Promise<number> {
   const want = sha256Hex(sha256, url);
   const safe = redactUrl(url);
   // The endpoint only names a certs.d sub-directory, and downloads take no extra CAs.
@@ -47,7 +56,14 @@ export async function downloadVerified(url: string, sha256: string, dest: string
   }
 }
 
-async function fetchTo(url: string, safe: string, want: string, dest: string, dispatcher: Dispatcher, signal: AbortSignal | undefined): Promise<number> {
+async function fetchTo(
+  url: string,
+  safe: string,
+  want: string,
+  dest: string,
+  dispatcher: Dispatcher,
+  signal: AbortSignal | undefined,
+): Promise<number> {
   let res: Dispatcher.ResponseData;
   let current = url;
   for (let hop = 0; ; hop++) {
@@ -63,7 +79,10 @@ async function fetchTo(url: string, safe: string, want: string, dest: string, di
     const loc = res.headers.location;
     if (![301, 302, 303, 307, 308].includes(res.statusCode) || typeof loc !== 'string') break;
     await res.body.dump();
-    if (hop >= MAX_REDIRECTS) throw new CanvosError('ERR_DOWNLOAD', `GET ${safe}: more than ${MAX_REDIRECTS} redirects`, { hint: 'check the URL' });
+    if (hop >= MAX_REDIRECTS)
+      throw new CanvosError('ERR_DOWNLOAD', `GET ${safe}: more than ${MAX_REDIRECTS} redirects`, {
+        hint: 'check the URL',
+      });
     current = new URL(loc, current).toString();
   }
   if (res.statusCode < 200 || res.statusCode > 299) {
@@ -90,6 +109,9 @@ async function fetchTo(url: string, safe: string, want: string, dest: string, di
     // A local write error (ENOSPC, EACCES…) is the disk's fault, not the download's: exit 20 naming the file.
     const local = toCanvosError(withPath(e, part));
     if (local?.code === 'ERR_FILESYSTEM') throw local;
-    throw new CanvosError('ERR_DOWNLOAD', `GET ${safe} failed while reading: ${(e as Error).message}`, { cause: e, hint: 'check the network access to that host, and retry' });
+    throw new CanvosError('ERR_DOWNLOAD', `GET ${safe} failed while reading: ${(e as Error).message}`, {
+      cause: e,
+      hint: 'check the network access to that host, and retry',
+    });
   }
 }

@@ -30,7 +30,8 @@ function resolveThrough(p: string, symlinks: Map<string, string>, path: string):
       cur.push(seg);
       continue;
     }
-    if (++hops > MAX_HOPS) throw new CanvosError('ERR_CONFIG', `too many levels of symbolic links resolving ${path} in the image`);
+    if (++hops > MAX_HOPS)
+      throw new CanvosError('ERR_CONFIG', `too many levels of symbolic links resolving ${path} in the image`);
     const t = resolveLinkTarget(cur.join('/'), link);
     parts = [...(t === '' ? [] : t.split('/')), ...parts];
     cur.length = 0;
@@ -38,7 +39,12 @@ function resolveThrough(p: string, symlinks: Map<string, string>, path: string):
   return cur.join('/');
 }
 
-async function locate<T>(openers: readonly LayerOpener[], path: string, opts: ExtractOptions, consume: (e: FsEntry) => Promise<T>): Promise<T | null> {
+async function locate<T>(
+  openers: readonly LayerOpener[],
+  path: string,
+  opts: ExtractOptions,
+  consume: (e: FsEntry) => Promise<T>,
+): Promise<T | null> {
   // `..` in a lookup path is resolved chroot-style rather than rejected: it names a location inside the image.
   let want: string = normalizeLayerPath(path) ?? resolveLinkTarget('', path);
   for (let hop = 0; hop <= MAX_HOPS; hop++) {
@@ -59,13 +65,21 @@ async function locate<T>(openers: readonly LayerOpener[], path: string, opts: Ex
 }
 
 /** Read a (small) regular file from the merged image; `null` when there is no regular file at `path`. */
-export async function extractFile(openers: readonly LayerOpener[], path: string, opts: ExtractOptions = {}): Promise<Buffer | null> {
+export async function extractFile(
+  openers: readonly LayerOpener[],
+  path: string,
+  opts: ExtractOptions = {},
+): Promise<Buffer | null> {
   const max = opts.maxBytes ?? 64 << 20;
   return locate(openers, path, opts, async (e) => {
     if (e.size > max) {
-      throw new CanvosError('ERR_CONFIG', `${path} in the image is ${e.size} bytes, over the ${max}-byte limit of extractFile`, {
-        hint: 'use extractFileTo for large files',
-      });
+      throw new CanvosError(
+        'ERR_CONFIG',
+        `${path} in the image is ${e.size} bytes, over the ${max}-byte limit of extractFile`,
+        {
+          hint: 'use extractFileTo for large files',
+        },
+      );
     }
     const parts: Buffer[] = [];
     for await (const c of e.content ?? []) parts.push(c as Buffer);
@@ -77,7 +91,12 @@ export async function extractFile(openers: readonly LayerOpener[], path: string,
  * Stream a regular file from the merged image to `dest` (written as `dest.part`, then renamed). Returns the entry's
  * metadata (mode, owner, size…), or `null` when there is no regular file at `path`.
  */
-export async function extractFileTo(openers: readonly LayerOpener[], path: string, dest: string, opts: ExtractOptions = {}): Promise<Omit<FsEntry, 'content'> | null> {
+export async function extractFileTo(
+  openers: readonly LayerOpener[],
+  path: string,
+  dest: string,
+  opts: ExtractOptions = {},
+): Promise<Omit<FsEntry, 'content'> | null> {
   return locate(openers, path, opts, async (e) => {
     const part = `${dest}.part`;
     try {

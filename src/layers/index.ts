@@ -19,7 +19,13 @@ export type {
   OpaqueSpec,
   EntriesSpec,
 } from './spec.js';
-export { buildLayer, sourceDateEpochFromEnv, type BuildLayerOptions, type BuiltLayer, type LayerProgress } from './build.js';
+export {
+  buildLayer,
+  sourceDateEpochFromEnv,
+  type BuildLayerOptions,
+  type BuiltLayer,
+  type LayerProgress,
+} from './build.js';
 export {
   compressChunks,
   layerMediaType,

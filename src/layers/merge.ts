@@ -73,7 +73,12 @@ export async function* mergeLayers(openers: readonly LayerOpener[], opts: MergeO
 }
 
 /** Emit hardlink `link` of layer `from` as a regular file with its target's content from layer `from` or below. */
-async function* materialise(openers: readonly LayerOpener[], from: number, link: FsEntry, opts: MergeOptions): AsyncGenerator<FsEntry, boolean> {
+async function* materialise(
+  openers: readonly LayerOpener[],
+  from: number,
+  link: FsEntry,
+  opts: MergeOptions,
+): AsyncGenerator<FsEntry, boolean> {
   const target = link.linkname ?? '';
   for (let j = from; j >= 0; j--) {
     const it = readLayer(await openers[j]!(), { name: `layer ${j}`, signal: opts.signal });

@@ -51,7 +51,13 @@ export async function planLayer(spec: LayerSpec, opts: PlanOptions): Promise<Pla
     map.delete(e.path); // re-insert so iteration order reflects "last wins" (irrelevant after sorting, but tidy)
     map.set(e.path, e);
   };
-  const withMeta = (path: string, type: FsEntry['type'], m: EntryMeta, defMode: number, base?: FsEntry): PlannedEntry => ({
+  const withMeta = (
+    path: string,
+    type: FsEntry['type'],
+    m: EntryMeta,
+    defMode: number,
+    base?: FsEntry,
+  ): PlannedEntry => ({
     path,
     type,
     mode: (m.mode ?? base?.mode ?? defMode) & 0o7777,
@@ -91,7 +97,10 @@ export async function planLayer(spec: LayerSpec, opts: PlanOptions): Promise<Pla
       case 'whiteout':
         for (const p of s.paths) {
           const n = specPath(p, 'whiteout');
-          if (n === '') throw new CanvosError('ERR_CONFIG', 'layer spec whiteout of the root directory', { hint: 'use an opaque entry instead' });
+          if (n === '')
+            throw new CanvosError('ERR_CONFIG', 'layer spec whiteout of the root directory', {
+              hint: 'use an opaque entry instead',
+            });
           put(withMeta(joinPath(parentPath(n), `.wh.${baseName(n)}`), 'file', {}, 0o644));
         }
         break;
@@ -116,9 +125,13 @@ export async function planLayer(spec: LayerSpec, opts: PlanOptions): Promise<Pla
           if (e.type === 'hardlink') {
             const t = mapEntryPath(e.linkname ?? '', s.map);
             if (t === null) {
-              throw new CanvosError('ERR_CONFIG', `entries source: hardlink ${e.path} points to ${e.linkname}, which map() dropped`, {
-                hint: 'keep the hardlink target in map(), or drop the link too',
-              });
+              throw new CanvosError(
+                'ERR_CONFIG',
+                `entries source: hardlink ${e.path} points to ${e.linkname}, which map() dropped`,
+                {
+                  hint: 'keep the hardlink target in map(), or drop the link too',
+                },
+              );
             }
             p.linkname = t;
           } else if (e.type === 'file') {
@@ -154,7 +167,13 @@ function mapEntryPath(p: string, map: ((p: string) => string | null) | undefined
 
 type WithMeta = (path: string, type: FsEntry['type'], m: EntryMeta, defMode: number, base?: FsEntry) => PlannedEntry;
 
-async function planFile(s: FileSpec, path: string, withMeta: WithMeta, spoolName: () => string, signal?: AbortSignal): Promise<PlannedEntry> {
+async function planFile(
+  s: FileSpec,
+  path: string,
+  withMeta: WithMeta,
+  spoolName: () => string,
+  signal?: AbortSignal,
+): Promise<PlannedEntry> {
   const src = s.source;
   if ('inline' in src) {
     const buf = typeof src.inline === 'string' ? Buffer.from(src.inline) : src.inline;
@@ -162,9 +181,15 @@ async function planFile(s: FileSpec, path: string, withMeta: WithMeta, spoolName
   }
   if ('host' in src) {
     const st = await stat(src.host).catch((e: unknown) => {
-      throw new CanvosError('ERR_CONFIG', `layer spec file ${s.path}: cannot read host file ${src.host}`, { cause: e, hint: 'check the path' });
+      throw new CanvosError('ERR_CONFIG', `layer spec file ${s.path}: cannot read host file ${src.host}`, {
+        cause: e,
+        hint: 'check the path',
+      });
     });
-    if (!st.isFile()) throw new CanvosError('ERR_CONFIG', `layer spec file ${s.path}: host path ${src.host} is not a regular file`, { hint: 'use a tree entry for directories' });
+    if (!st.isFile())
+      throw new CanvosError('ERR_CONFIG', `layer spec file ${s.path}: host path ${src.host} is not a regular file`, {
+        hint: 'use a tree entry for directories',
+      });
     return { ...withMeta(path, 'file', s, st.mode & 0o7777), size: st.size, data: { file: src.host } };
   }
   if ('url' in src) {
@@ -173,7 +198,8 @@ async function planFile(s: FileSpec, path: string, withMeta: WithMeta, spoolName
     return { ...withMeta(path, 'file', s, 0o644), size, data: { file } };
   }
   const e = src.entry;
-  if (e.type !== 'file') throw new CanvosError('ERR_CONFIG', `layer spec file ${s.path}: source entry ${e.path} is a ${e.type}, not a file`);
+  if (e.type !== 'file')
+    throw new CanvosError('ERR_CONFIG', `layer spec file ${s.path}: source entry ${e.path} is a ${e.type}, not a file`);
   const file = spoolName();
   return { ...withMeta(path, 'file', s, 0o644, e), ...(await spool(e, file)) } as PlannedEntry;
 }
@@ -230,9 +256,13 @@ function rootHardlinks(map: Map<string, PlannedEntry>): void {
       target = map.get(t);
     }
     if (!target || target.type !== 'file') {
-      throw new CanvosError('ERR_CONFIG', `layer spec: hardlink ${e.path} points to ${e.linkname}, which is not a regular file in this layer`, {
-        hint: 'hardlink targets must be regular files added by the same layer',
-      });
+      throw new CanvosError(
+        'ERR_CONFIG',
+        `layer spec: hardlink ${e.path} points to ${e.linkname}, which is not a regular file in this layer`,
+        {
+          hint: 'hardlink targets must be regular files added by the same layer',
+        },
+      );
     }
     const list = sets.get(t) ?? [];
     list.push(e.path);

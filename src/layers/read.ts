@@ -27,7 +27,15 @@ export interface ReadLayerOptions {
 }
 
 const TYPES: Record<string, FsEntryType> = {
-  '0': 'file', '\0': 'file', '7': 'file', '1': 'hardlink', '2': 'symlink', '3': 'char', '4': 'block', '5': 'directory', '6': 'fifo',
+  '0': 'file',
+  '\0': 'file',
+  '7': 'file',
+  '1': 'hardlink',
+  '2': 'symlink',
+  '3': 'char',
+  '4': 'block',
+  '5': 'directory',
+  '6': 'fifo',
 };
 
 /** Largest PAX / GNU long-name record accepted (they are buffered). Real ones are a few hundred bytes. */
@@ -43,7 +51,11 @@ async function* prepend(first: Buffer[], it: AsyncIterator<Buffer>): AsyncGenera
 }
 
 /** The uncompressed tar bytes of a blob stream. */
-async function decompressed(src: AsyncIterable<Buffer>, opts: ReadLayerOptions, name: string): Promise<AsyncIterable<Buffer>> {
+async function decompressed(
+  src: AsyncIterable<Buffer>,
+  opts: ReadLayerOptions,
+  name: string,
+): Promise<AsyncIterable<Buffer>> {
   const it = src[Symbol.asyncIterator]();
   const head: Buffer[] = [];
   let n = 0;
@@ -96,9 +108,13 @@ export async function* readLayer(stream: AsyncIterable<Buffer>, opts: ReadLayerO
       const pad = (512 - (h.size % 512)) % 512;
       if (h.typeflag === 'x' || h.typeflag === 'g' || h.typeflag === 'L' || h.typeflag === 'K') {
         if (h.size > MAX_META) {
-          throw new CanvosError('ERR_LAYER_CORRUPT', `${name}: ${h.size}-byte extended header before ${JSON.stringify(h.name)} exceeds ${MAX_META} bytes`, {
-            hint: 'refusing an oversized PAX/long-name record; the layer may be malicious or corrupt',
-          });
+          throw new CanvosError(
+            'ERR_LAYER_CORRUPT',
+            `${name}: ${h.size}-byte extended header before ${JSON.stringify(h.name)} exceeds ${MAX_META} bytes`,
+            {
+              hint: 'refusing an oversized PAX/long-name record; the layer may be malicious or corrupt',
+            },
+          );
         }
         const body = (await r.read(h.size)) ?? Buffer.alloc(0);
         await r.skip(pad);
@@ -114,7 +130,8 @@ export async function* readLayer(stream: AsyncIterable<Buffer>, opts: ReadLayerO
       longName = longLink = pax = undefined;
       const type = TYPES[h.typeflag];
       if (type === undefined) {
-        if (h.typeflag === 'S') throw new CanvosError('ERR_TAR_UNSAFE', `${name}: GNU sparse entry ${h.name} is not supported`);
+        if (h.typeflag === 'S')
+          throw new CanvosError('ERR_TAR_UNSAFE', `${name}: GNU sparse entry ${h.name} is not supported`);
         await r.skip(h.size + pad); // volume labels and other non-filesystem records
         continue;
       }

@@ -29,10 +29,7 @@ export interface EntryMeta {
  * metadata is the default for the unset EntryMeta fields).
  */
 export type FileSource =
-  | { host: string }
-  | { inline: string | Buffer }
-  | { url: string; sha256: string }
-  | { entry: FsEntry };
+  { host: string } | { inline: string | Buffer } | { url: string; sha256: string } | { entry: FsEntry };
 
 /** A regular file. */
 export interface FileSpec extends EntryMeta {

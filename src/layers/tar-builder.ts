@@ -28,9 +28,13 @@ export async function* tarBytes(entries: readonly PlannedEntry[], signal?: Abort
         yield c;
       }
       if (n !== e.size) {
-        throw new CanvosError('ERR_CONFIG', `layer file ${e.path}: ${data.file} changed size while the layer was built (${e.size} → ${n}+ bytes)`, {
-          hint: 'do not modify input files during a build',
-        });
+        throw new CanvosError(
+          'ERR_CONFIG',
+          `layer file ${e.path}: ${data.file} changed size while the layer was built (${e.size} → ${n}+ bytes)`,
+          {
+            hint: 'do not modify input files during a build',
+          },
+        );
       }
     }
     const pad = padding(e.size);
@@ -59,7 +63,8 @@ export async function* entriesToTar(entries: AsyncIterable<FsEntry>, signal?: Ab
       if (n > e.size) break;
       yield chunk as Buffer;
     }
-    if (n !== e.size) throw new CanvosError('ERR_INTERNAL', `entry ${e.path}: content has ${n} bytes, header says ${e.size}`);
+    if (n !== e.size)
+      throw new CanvosError('ERR_INTERNAL', `entry ${e.path}: content has ${n} bytes, header says ${e.size}`);
     const pad = padding(e.size);
     if (pad) yield Buffer.alloc(pad);
   }

@@ -95,9 +95,18 @@ export function encodeHeader(e: HeaderFields): Buffer {
   if (pax.length === 0) return main;
   const records = Buffer.concat(pax.map(([k, v]) => paxRecord(k, v)));
   const slash = e.path.lastIndexOf('/');
-  const paxName = slash < 0 ? `PaxHeaders/${e.path}` : `${e.path.slice(0, slash)}/PaxHeaders/${e.path.slice(slash + 1)}`;
+  const paxName =
+    slash < 0 ? `PaxHeaders/${e.path}` : `${e.path.slice(0, slash)}/PaxHeaders/${e.path.slice(slash + 1)}`;
   const paxHeader = ustarHeader(
-    { path: '', type: 'file', mode: 0o644, uid: 0, gid: 0, mtime: Math.min(Math.max(e.mtime, 0), MAX_OCTAL_11), size: 0 },
+    {
+      path: '',
+      type: 'file',
+      mode: 0o644,
+      uid: 0,
+      gid: 0,
+      mtime: Math.min(Math.max(e.mtime, 0), MAX_OCTAL_11),
+      size: 0,
+    },
     truncateBytes(paxName, 100),
     Buffer.alloc(0),
     'x',

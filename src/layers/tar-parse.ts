@@ -34,7 +34,10 @@ function num(b: Buffer, off: number, len: number): number {
     for (let i = 1; i < f.length; i++) v = (v << 8n) | BigInt(f[i]!);
     return Number(v);
   }
-  const s = f.toString('latin1').replace(/^ +/, '').replace(/[\0 ].*$/s, '');
+  const s = f
+    .toString('latin1')
+    .replace(/^ +/, '')
+    .replace(/[\0 ].*$/s, '');
   return s === '' ? 0 : parseInt(s, 8);
 }
 
@@ -92,7 +95,9 @@ export function decodePax(buf: Buffer, where: string): Map<string, Buffer> {
     const sp = buf.indexOf(0x20, off);
     const len = sp < 0 ? NaN : parseInt(buf.subarray(off, sp).toString('latin1'), 10);
     if (!Number.isFinite(len) || len <= 0 || off + len > buf.length) {
-      throw new CanvosError('ERR_LAYER_CORRUPT', `${where}: malformed PAX header record`, { hint: 'the layer is corrupt' });
+      throw new CanvosError('ERR_LAYER_CORRUPT', `${where}: malformed PAX header record`, {
+        hint: 'the layer is corrupt',
+      });
     }
     const rec = buf.subarray(sp + 1, off + len - 1); // drop trailing '\n'
     const eq = rec.indexOf(0x3d);
@@ -108,17 +113,34 @@ export function applyPax(h: RawHeader, pax: Map<string, Buffer>): Record<string,
   for (const [k, v] of pax) {
     const s = (): string => v.toString('utf8');
     switch (k) {
-      case 'path': h.name = s(); break;
-      case 'linkpath': h.linkname = s(); break;
-      case 'size': h.size = parseInt(s(), 10); break;
-      case 'uid': h.uid = parseInt(s(), 10); break;
-      case 'gid': h.gid = parseInt(s(), 10); break;
-      case 'uname': h.uname = s(); break;
-      case 'gname': h.gname = s(); break;
-      case 'mtime': h.mtime = paxSeconds(s()); break;
+      case 'path':
+        h.name = s();
+        break;
+      case 'linkpath':
+        h.linkname = s();
+        break;
+      case 'size':
+        h.size = parseInt(s(), 10);
+        break;
+      case 'uid':
+        h.uid = parseInt(s(), 10);
+        break;
+      case 'gid':
+        h.gid = parseInt(s(), 10);
+        break;
+      case 'uname':
+        h.uname = s();
+        break;
+      case 'gname':
+        h.gname = s();
+        break;
+      case 'mtime':
+        h.mtime = paxSeconds(s());
+        break;
       default:
         if (k.startsWith('SCHILY.xattr.')) (xattrs ??= {})[k.slice(13)] = Buffer.from(v);
-        else if (k.startsWith('LIBARCHIVE.xattr.')) (xattrs ??= {})[decodeURIComponent(k.slice(17))] = Buffer.from(s(), 'base64');
+        else if (k.startsWith('LIBARCHIVE.xattr.'))
+          (xattrs ??= {})[decodeURIComponent(k.slice(17))] = Buffer.from(s(), 'base64');
     }
   }
   return xattrs;

@@ -19,18 +19,37 @@ function devMinor(rdev: number): number {
 }
 
 /** @internal Yield the entries of host directory `host` placed at image path `dest` (dest itself first). */
-export async function* walkTree(host: string, dest: string, s: TreeSpec, signal?: AbortSignal): AsyncGenerator<PlannedEntry> {
+export async function* walkTree(
+  host: string,
+  dest: string,
+  s: TreeSpec,
+  signal?: AbortSignal,
+): AsyncGenerator<PlannedEntry> {
   const inodes = new Map<string, string>(); // "dev:ino" -> first image path
   // bigint stats: a float mtimeMs rounds x.999999999 s up to the next second; mtimeNs is exact.
   const root = await lstat(host, { bigint: true }).catch((e: unknown) => {
-    throw new CanvosError('ERR_CONFIG', `layer spec tree ${s.path}: cannot read host directory ${host}`, { cause: e, hint: 'check the path' });
+    throw new CanvosError('ERR_CONFIG', `layer spec tree ${s.path}: cannot read host directory ${host}`, {
+      cause: e,
+      hint: 'check the path',
+    });
   });
-  if (!root.isDirectory()) throw new CanvosError('ERR_CONFIG', `layer spec tree ${s.path}: ${host} is not a directory`, { hint: 'use a file entry' });
+  if (!root.isDirectory())
+    throw new CanvosError('ERR_CONFIG', `layer spec tree ${s.path}: ${host} is not a directory`, {
+      hint: 'use a file entry',
+    });
   const stack: Array<[string, string, BigIntStats]> = [[host, dest, root]];
   while (stack.length > 0) {
     signal?.throwIfAborted();
     const [hp, ip, st] = stack.pop()!;
-    const base = { path: ip, uid: s.uid ?? 0, gid: s.gid ?? 0, uname: '', gname: '', mtime: Number(st.mtimeNs / 1_000_000_000n), size: 0 };
+    const base = {
+      path: ip,
+      uid: s.uid ?? 0,
+      gid: s.gid ?? 0,
+      uname: '',
+      gname: '',
+      mtime: Number(st.mtimeNs / 1_000_000_000n),
+      size: 0,
+    };
     const perm = Number(st.mode) & 0o7777;
     if (st.isDirectory()) {
       yield { ...base, type: 'directory', mode: s.dirMode ?? perm };
@@ -51,7 +70,13 @@ export async function* walkTree(host: string, dest: string, s: TreeSpec, signal?
         yield { ...base, type: 'file', mode: s.fileMode ?? perm, size: Number(st.size), data: { file: hp } };
       }
     } else if (st.isCharacterDevice() || st.isBlockDevice()) {
-      yield { ...base, type: st.isCharacterDevice() ? 'char' : 'block', mode: perm, devmajor: devMajor(Number(st.rdev)), devminor: devMinor(Number(st.rdev)) };
+      yield {
+        ...base,
+        type: st.isCharacterDevice() ? 'char' : 'block',
+        mode: perm,
+        devmajor: devMajor(Number(st.rdev)),
+        devminor: devMinor(Number(st.rdev)),
+      };
     } else if (st.isFIFO()) {
       yield { ...base, type: 'fifo', mode: perm };
     }

@@ -68,7 +68,8 @@ class FrameScanner {
       case 'magic': {
         const m = h.readUInt32LE(0);
         if (m === ZSTD_MAGIC) this.go('fhd', 1);
-        else if (m >>> 4 === 0x184d2a5) this.go('skipsize', 4); // skippable frame
+        else if (m >>> 4 === 0x184d2a5)
+          this.go('skipsize', 4); // skippable frame
         else throw corrupt(this.name, `no zstd frame at byte ${this.offset - 4}`);
         this.frames++;
         return;
@@ -118,7 +119,8 @@ class FrameScanner {
   private afterBody(): void {
     if (this.next === 'bheader' && this.lastBlock) {
       this.lastBlock = false;
-      if (this.checksum) this.body(4, 'magic'); // content checksum, verified by libzstd
+      if (this.checksum)
+        this.body(4, 'magic'); // content checksum, verified by libzstd
       else this.go('magic', 4);
     } else this.go(this.next === 'bheader' ? 'bheader' : 'magic', this.next === 'bheader' ? 3 : 4);
   }
@@ -137,7 +139,11 @@ type ZlibWithZstd = { createZstdDecompress?: () => NodeJS.ReadWriteStream };
  * Decode a zstd stream (one or more frames) to its uncompressed bytes. Truncated or corrupt input throws
  * ERR_LAYER_CORRUPT; no zstd implementation (no addon, Node < 22.15) throws ERR_CONFIG.
  */
-export async function* zstdDecompress(src: AsyncIterable<Buffer>, name: string, using?: ChunkCompressor): AsyncGenerator<Buffer> {
+export async function* zstdDecompress(
+  src: AsyncIterable<Buffer>,
+  name: string,
+  using?: ChunkCompressor,
+): AsyncGenerator<Buffer> {
   const c = using ?? compressor();
   const viaZlib = (zlib as unknown as ZlibWithZstd).createZstdDecompress;
   const scanner = new FrameScanner(name);

@@ -29,7 +29,13 @@ export class MirrorArchive {
   readonly index: ImageIndex;
   private readonly parts: Part[];
   private readonly members: Map<string, { offset: number; size: number }>;
-  private constructor(path: string, manifest: ArchiveManifest | undefined, parts: Part[], members: Map<string, { offset: number; size: number }>, index: ImageIndex) {
+  private constructor(
+    path: string,
+    manifest: ArchiveManifest | undefined,
+    parts: Part[],
+    members: Map<string, { offset: number; size: number }>,
+    index: ImageIndex,
+  ) {
     this.path = path;
     this.manifest = manifest;
     this.parts = parts;
@@ -47,25 +53,40 @@ export class MirrorArchive {
       parts = [];
       for (const p of manifest.parts) {
         const file = join(dirname(mpath), p.name);
-        const size = await stat(file).then((s) => s.size, () => -1);
+        const size = await stat(file).then(
+          (s) => s.size,
+          () => -1,
+        );
         if (size !== p.size) {
-          throw new CanvosError('ERR_LAYOUT', `archive part ${file} ${size < 0 ? 'is missing' : `has ${size} bytes, the manifest says ${p.size}`}`, { hint: 'copy the part again from the original media' });
+          throw new CanvosError(
+            'ERR_LAYOUT',
+            `archive part ${file} ${size < 0 ? 'is missing' : `has ${size} bytes, the manifest says ${p.size}`}`,
+            { hint: 'copy the part again from the original media' },
+          );
         }
         parts.push({ path: file, start, size });
         start += size;
       }
     } else {
-      const size = await stat(path).then((s) => s.size, () => -1);
-      if (size < 0) throw new CanvosError('ERR_LAYOUT', `mirror archive ${path} not found (nor ${mpath})`, { hint: 'give the FILE.tar or FILE.manifest.json written by mirror save' });
+      const size = await stat(path).then(
+        (s) => s.size,
+        () => -1,
+      );
+      if (size < 0)
+        throw new CanvosError('ERR_LAYOUT', `mirror archive ${path} not found (nor ${mpath})`, {
+          hint: 'give the FILE.tar or FILE.manifest.json written by mirror save',
+        });
       parts = [{ path, start: 0, size }];
     }
     const a = new MirrorArchive(path, manifest, parts, new Map(), { schemaVersion: 2, manifests: [] });
     await a.scan(signal);
     const idx = a.members.get('index.json');
-    if (!idx) throw new CanvosError('ERR_LAYOUT', `${path} holds no index.json`, { hint: 'this is not a mirror archive' });
+    if (!idx)
+      throw new CanvosError('ERR_LAYOUT', `${path} holds no index.json`, { hint: 'this is not a mirror archive' });
     const text = (await a.readRange(idx.offset, idx.size)).toString('utf8');
     const r = imageIndexSchema.safeParse(JSON.parse(text));
-    if (!r.success) throw new CanvosError('ERR_LAYOUT', `${path}: index.json is invalid`, { hint: 'the archive is corrupt' });
+    if (!r.success)
+      throw new CanvosError('ERR_LAYOUT', `${path}: index.json is invalid`, { hint: 'the archive is corrupt' });
     return new MirrorArchive(path, manifest, parts, a.members, r.data);
   }
 
@@ -91,7 +112,8 @@ export class MirrorArchive {
       }
       done += n;
     }
-    if (done < len) throw new CanvosError('ERR_LAYOUT', `${this.path} is truncated`, { hint: 'a part is missing or short' });
+    if (done < len)
+      throw new CanvosError('ERR_LAYOUT', `${this.path} is truncated`, { hint: 'a part is missing or short' });
     return out;
   }
 
@@ -143,8 +165,14 @@ export class MirrorArchive {
   /** A verified stream of a blob. */
   openBlob(desc: Pick<Descriptor, 'digest' | 'size'>): Readable {
     const m = this.members.get(`blobs/${desc.digest.replace(':', '/')}`);
-    if (!m) throw new CanvosError('ERR_BLOB_UNKNOWN', `blob ${desc.digest} is missing from ${this.path}`, { hint: 'the archive is incomplete; save it again' });
-    const v = new VerifyingStream(desc.digest as Digest, { size: desc.size, what: `blob ${desc.digest} in ${this.path}` });
+    if (!m)
+      throw new CanvosError('ERR_BLOB_UNKNOWN', `blob ${desc.digest} is missing from ${this.path}`, {
+        hint: 'the archive is incomplete; save it again',
+      });
+    const v = new VerifyingStream(desc.digest as Digest, {
+      size: desc.size,
+      what: `blob ${desc.digest} in ${this.path}`,
+    });
     const s = this.stream(m.offset, m.size);
     s.on('error', (e) => v.destroy(e));
     return s.pipe(v);
@@ -153,8 +181,12 @@ export class MirrorArchive {
   /** Read a manifest blob, verified. */
   async readManifest(digest: Digest): Promise<Buffer> {
     const m = this.members.get(`blobs/${digest.replace(':', '/')}`);
-    if (!m) throw new CanvosError('ERR_BLOB_UNKNOWN', `manifest ${digest} is missing from ${this.path}`, { hint: 'the archive is incomplete; save it again' });
-    if (m.size > 4 * 1024 * 1024) throw new CanvosError('ERR_MANIFEST_INVALID', `manifest ${digest} in ${this.path} is larger than 4 MiB`);
+    if (!m)
+      throw new CanvosError('ERR_BLOB_UNKNOWN', `manifest ${digest} is missing from ${this.path}`, {
+        hint: 'the archive is incomplete; save it again',
+      });
+    if (m.size > 4 * 1024 * 1024)
+      throw new CanvosError('ERR_MANIFEST_INVALID', `manifest ${digest} in ${this.path} is larger than 4 MiB`);
     const b = await this.readRange(m.offset, m.size);
     verifyBuffer(b, digest, `manifest ${digest} in ${this.path}`);
     return b;
@@ -172,7 +204,12 @@ export class MirrorArchive {
         let mediaType = digest === undefined ? entry.mediaType : undefined;
         if (!mediaType) {
           const j = JSON.parse(bytes.toString('utf8')) as { mediaType?: unknown; manifests?: unknown };
-          mediaType = typeof j.mediaType === 'string' ? j.mediaType : Array.isArray(j.manifests) ? MediaType.OciIndex : MediaType.OciManifest;
+          mediaType =
+            typeof j.mediaType === 'string'
+              ? j.mediaType
+              : Array.isArray(j.manifests)
+                ? MediaType.OciIndex
+                : MediaType.OciManifest;
         }
         return { bytes, digest: d, mediaType };
       },

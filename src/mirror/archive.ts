@@ -31,7 +31,11 @@ export const ArchiveManifestSchema = z.object({
   created: z.string(),
   /** Size of the whole (concatenated) tar. */
   size: z.number().int().nonnegative(),
-  parts: z.array(z.object({ name: z.string(), size: z.number().int().nonnegative(), sha256: z.string().regex(/^[a-f0-9]{64}$/) })).min(1),
+  parts: z
+    .array(
+      z.object({ name: z.string(), size: z.number().int().nonnegative(), sha256: z.string().regex(/^[a-f0-9]{64}$/) }),
+    )
+    .min(1),
   images: z.array(z.object({ ref: z.string(), digest: z.string(), mediaType: z.string() })),
   /** Every blob digest this archive holds (lets a later save be differential against it). */
   blobs: z.array(z.string()).optional(),
@@ -49,7 +53,8 @@ export function manifestPathFor(tarPath: string): string {
 /** Writable that cuts its input into part files of at most `maxPart` bytes, hashing each. */
 class PartWriter extends Writable {
   readonly parts: Array<{ name: string; size: number; sha256: string; path: string }> = [];
-  private cur: { ws: WriteStream; hash: ReturnType<typeof createHash>; size: number; name: string; path: string } | undefined;
+  private cur:
+    { ws: WriteStream; hash: ReturnType<typeof createHash>; size: number; name: string; path: string } | undefined;
   private readonly base: string;
   private readonly maxPart: number;
   private readonly split: boolean;
@@ -101,7 +106,10 @@ class PartWriter extends Writable {
     const c = this.cur;
     this.cur = undefined;
     if (c) c.ws.destroy();
-    Promise.resolve(c ? rm(`${c.path}.tmp`, { force: true }) : undefined).then(() => cb(e), () => cb(e));
+    Promise.resolve(c ? rm(`${c.path}.tmp`, { force: true }) : undefined).then(
+      () => cb(e),
+      () => cb(e),
+    );
   }
 }
 
@@ -120,7 +128,11 @@ export const MIN_PART_SIZE = 1024 * 1024;
 export function checkMaxPartSize(maxPartSize: number | undefined): void {
   if (maxPartSize === undefined) return;
   if (!Number.isSafeInteger(maxPartSize) || maxPartSize < MIN_PART_SIZE) {
-    throw new CanvosError('ERR_USAGE', `--max-part-size ${maxPartSize} is ${Number.isSafeInteger(maxPartSize) ? 'below 1 MiB' : 'not a usable number of bytes'}`, { hint: 'use e.g. fat32 (4 GiB - 1), 4095M or 700M' });
+    throw new CanvosError(
+      'ERR_USAGE',
+      `--max-part-size ${maxPartSize} is ${Number.isSafeInteger(maxPartSize) ? 'below 1 MiB' : 'not a usable number of bytes'}`,
+      { hint: 'use e.g. fat32 (4 GiB - 1), 4095M or 700M' },
+    );
   }
 }
 
@@ -128,7 +140,10 @@ export function checkMaxPartSize(maxPartSize: number | undefined): void {
 export function sinceBlobs(since: readonly ArchiveManifest[]): Set<string> {
   const out = new Set<string>();
   for (const m of since) {
-    if (!m.blobs) throw new CanvosError('ERR_USAGE', `the archive of ${m.created} (${m.parts[0]?.name ?? '?'}) has no blob list`, { hint: 'use an archive written by this version of canvos-lite mirror save as --since' });
+    if (!m.blobs)
+      throw new CanvosError('ERR_USAGE', `the archive of ${m.created} (${m.parts[0]?.name ?? '?'}) has no blob list`, {
+        hint: 'use an archive written by this version of canvos-lite mirror save as --since',
+      });
     for (const b of m.blobs) out.add(b);
   }
   return out;
@@ -138,7 +153,11 @@ export function sinceBlobs(since: readonly ArchiveManifest[]): Set<string> {
  * Pack the layout at `layoutDir` into the archive `tarPath` (see the file header) and write its manifest last, so
  * a manifest exists only for a complete archive. Returns the manifest.
  */
-export async function writeArchive(layoutDir: string, tarPath: string, opts: WriteArchiveOptions = {}): Promise<ArchiveManifest> {
+export async function writeArchive(
+  layoutDir: string,
+  tarPath: string,
+  opts: WriteArchiveOptions = {},
+): Promise<ArchiveManifest> {
   checkMaxPartSize(opts.maxPartSize);
   const layout = new OciLayout(layoutDir);
   const index = await layout.readIndex();
@@ -164,7 +183,14 @@ export async function writeArchive(layoutDir: string, tarPath: string, opts: Wri
     let done = 0;
     for (const d of blobs) {
       await add(`blobs/${d.replace(':', '/')}`, layout.blobPath(d));
-      opts.onProgress?.({ phase: 'archive', item: d, transferred: ++done, total: blobs.length, itemsDone: done, itemsTotal: blobs.length });
+      opts.onProgress?.({
+        phase: 'archive',
+        item: d,
+        transferred: ++done,
+        total: blobs.length,
+        itemsDone: done,
+        itemsTotal: blobs.length,
+      });
     }
     pack.finalize();
   })();
@@ -175,7 +201,11 @@ export async function writeArchive(layoutDir: string, tarPath: string, opts: Wri
     if (opts.signal?.aborted) throw abortError(opts.signal);
     throw e;
   }
-  const images = index.manifests.map((d) => ({ ref: d.annotations?.['org.opencontainers.image.ref.name'] ?? d.digest, digest: d.digest, mediaType: d.mediaType }));
+  const images = index.manifests.map((d) => ({
+    ref: d.annotations?.['org.opencontainers.image.ref.name'] ?? d.digest,
+    digest: d.digest,
+    mediaType: d.mediaType,
+  }));
   const manifest: ArchiveManifest = {
     format: ARCHIVE_FORMAT,
     created: new Date().toISOString(),
@@ -183,7 +213,9 @@ export async function writeArchive(layoutDir: string, tarPath: string, opts: Wri
     parts: out.parts.map(({ name, size, sha256 }) => ({ name, size, sha256 })),
     images,
     blobs,
-    ...(opts.since?.length ? { since: opts.since.map((m) => ({ created: m.created, parts: m.parts.map((p) => p.name) })) } : {}),
+    ...(opts.since?.length
+      ? { since: opts.since.map((m) => ({ created: m.created, parts: m.parts.map((p) => p.name) })) }
+      : {}),
   };
   const mpath = manifestPathFor(tarPath);
   await writeFile(`${mpath}.tmp`, `${JSON.stringify(manifest, null, 2)}\n`);
@@ -197,9 +229,17 @@ export async function readArchiveManifest(path: string): Promise<ArchiveManifest
   try {
     json = JSON.parse(await readFile(path, 'utf8'));
   } catch (e) {
-    throw new CanvosError('ERR_LAYOUT', `cannot read mirror archive manifest ${path}: ${(e as Error).message}`, { hint: 'give the .tar (or .manifest.json) written by canvos-lite mirror save', cause: e });
+    throw new CanvosError('ERR_LAYOUT', `cannot read mirror archive manifest ${path}: ${(e as Error).message}`, {
+      hint: 'give the .tar (or .manifest.json) written by canvos-lite mirror save',
+      cause: e,
+    });
   }
   const r = ArchiveManifestSchema.safeParse(json);
-  if (!r.success) throw new CanvosError('ERR_LAYOUT', `${path} is not a ${ARCHIVE_FORMAT} manifest (${r.error.issues[0]?.path.join('.') || 'root'})`, { hint: 'give the manifest written by canvos-lite mirror save' });
+  if (!r.success)
+    throw new CanvosError(
+      'ERR_LAYOUT',
+      `${path} is not a ${ARCHIVE_FORMAT} manifest (${r.error.issues[0]?.path.join('.') || 'root'})`,
+      { hint: 'give the manifest written by canvos-lite mirror save' },
+    );
   return r.data;
 }

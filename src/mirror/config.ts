@@ -10,35 +10,47 @@ import { CanvosError } from '../errors.js';
 import { parsePlatform } from '../oci/platform.js';
 import { parseReference } from '../registry/reference.js';
 
-const platformString = z.string().refine((s) => {
-  try {
-    parsePlatform(s);
-    return true;
-  } catch {
-    return false;
-  }
-}, { message: 'must be os/arch[/variant], e.g. linux/amd64' });
-
-const refString = z.string().refine((s) => {
-  try {
-    parseReference(s);
-    return true;
-  } catch {
-    return false;
-  }
-}, { message: 'must be an image reference like registry/repository[:tag][@sha256:…]' });
-
-/** Tag selection for a repository: every filter given must match; `latest` keeps the n highest after filtering. */
-export const TagFilterSchema = z.strictObject({
-  /** JavaScript regular expression searched in the tag (write ^…$ to match the whole tag). */
-  regex: z.string().refine((s) => {
+const platformString = z.string().refine(
+  (s) => {
     try {
-      new RegExp(s);
+      parsePlatform(s);
       return true;
     } catch {
       return false;
     }
-  }, { message: 'is not a valid regular expression' }).optional(),
+  },
+  { message: 'must be os/arch[/variant], e.g. linux/amd64' },
+);
+
+const refString = z.string().refine(
+  (s) => {
+    try {
+      parseReference(s);
+      return true;
+    } catch {
+      return false;
+    }
+  },
+  { message: 'must be an image reference like registry/repository[:tag][@sha256:…]' },
+);
+
+/** Tag selection for a repository: every filter given must match; `latest` keeps the n highest after filtering. */
+export const TagFilterSchema = z.strictObject({
+  /** JavaScript regular expression searched in the tag (write ^…$ to match the whole tag). */
+  regex: z
+    .string()
+    .refine(
+      (s) => {
+        try {
+          new RegExp(s);
+          return true;
+        } catch {
+          return false;
+        }
+      },
+      { message: 'is not a valid regular expression' },
+    )
+    .optional(),
   /** Semver range (`>=1.2.0 <2`, `^1.30`, `~3.19`, `1.x`, `a || b`); non-semver tags never match. */
   semver: z.string().min(1).optional(),
   /** Keep only the n newest (semver order, else reverse lexical) matching tags. */
@@ -48,18 +60,29 @@ export const TagFilterSchema = z.strictObject({
 export type TagFilter = z.infer<typeof TagFilterSchema>;
 
 /** One `images:` entry. */
-export const MirrorImageSchema = z.strictObject({
-  ref: refString,
-  tags: TagFilterSchema.optional(),
-  platforms: z.union([z.literal('all'), z.array(platformString).min(1)]).optional(),
-}, { error: (iss) => (iss.code === 'invalid_type' ? 'must be an image reference, or a map with ref (and tags, platforms)' : undefined) });
+export const MirrorImageSchema = z.strictObject(
+  {
+    ref: refString,
+    tags: TagFilterSchema.optional(),
+    platforms: z.union([z.literal('all'), z.array(platformString).min(1)]).optional(),
+  },
+  {
+    error: (iss) =>
+      iss.code === 'invalid_type' ? 'must be an image reference, or a map with ref (and tags, platforms)' : undefined,
+  },
+);
 /** A parsed `images:` entry. */
 export type MirrorImageEntry = z.infer<typeof MirrorImageSchema>;
 
 /** Destination repository naming. */
 export const RewriteSchema = z.strictObject({
   /** Repository path prepended at the destination, e.g. `mirror` → `REGISTRY/mirror/...`. Default: none. */
-  prefix: z.string().regex(/^[a-z0-9]+([._-][a-z0-9]+)*(\/[a-z0-9]+([._-][a-z0-9]+)*)*$/, { message: 'must be a lowercase repository path like "mirror" or "team/mirror"' }).optional(),
+  prefix: z
+    .string()
+    .regex(/^[a-z0-9]+([._-][a-z0-9]+)*(\/[a-z0-9]+([._-][a-z0-9]+)*)*$/, {
+      message: 'must be a lowercase repository path like "mirror" or "team/mirror"',
+    })
+    .optional(),
   /** Keep the source registry as the first path segment (`docker.io/library/alpine`), as Palette does. Default: true. */
   keepRegistry: z.boolean().optional(),
   /**
@@ -112,7 +135,9 @@ export const MirrorConfigSchema = z.strictObject({
   referrers: z.boolean().optional(),
 });
 /** A parsed mirror.yaml. */
-export type MirrorConfig = z.infer<typeof MirrorConfigSchema> & { /** Directory relative paths are resolved against. */ baseDir?: string };
+export type MirrorConfig = z.infer<typeof MirrorConfigSchema> & {
+  /** Directory relative paths are resolved against. */ baseDir?: string;
+};
 
 /** Parse mirror.yaml text; `file` names the source in errors. Throws ERR_CONFIG with `file:line`. */
 export function parseMirrorConfig(text: string, file = 'mirror.yaml'): MirrorConfig {
@@ -121,14 +146,18 @@ export function parseMirrorConfig(text: string, file = 'mirror.yaml'): MirrorCon
   const yerr = doc.errors[0];
   if (yerr) {
     const p = lc.linePos(yerr.pos[0]);
-    throw new CanvosError('ERR_CONFIG', `${file}:${p.line}:${p.col}: invalid YAML: ${yerr.message.split('\n')[0]}`, { hint: 'fix the YAML syntax' });
+    throw new CanvosError('ERR_CONFIG', `${file}:${p.line}:${p.col}: invalid YAML: ${yerr.message.split('\n')[0]}`, {
+      hint: 'fix the YAML syntax',
+    });
   }
   let json: unknown;
   try {
     json = doc.toJS() ?? {};
   } catch (e) {
     // An undefined alias, or aliases expanding past the yaml package's limit (maxAliasCount).
-    throw new CanvosError('ERR_CONFIG', `${file}: invalid YAML: ${(e as Error).message.split('\n')[0]}`, { hint: 'define every *alias with an &anchor before it, and avoid deeply nested aliases' });
+    throw new CanvosError('ERR_CONFIG', `${file}: invalid YAML: ${(e as Error).message.split('\n')[0]}`, {
+      hint: 'define every *alias with an &anchor before it, and avoid deeply nested aliases',
+    });
   }
   const r = MirrorConfigSchema.safeParse(json);
   if (!r.success) {
@@ -143,21 +172,30 @@ export function parseMirrorConfig(text: string, file = 'mirror.yaml'): MirrorCon
         break;
       }
     }
-    const where = path.map((p) => (typeof p === 'number' ? `[${p}]` : `.${p}`)).join('').replace(/^\./, '');
+    const where = path
+      .map((p) => (typeof p === 'number' ? `[${p}]` : `.${p}`))
+      .join('')
+      .replace(/^\./, '');
     throw new CanvosError('ERR_CONFIG', `${file}:${line}: ${where || '(root)'}: ${iss.message}`, {
       hint: 'see the mirror.yaml reference: images[REF | {ref, tags{regex,semver,latest}, platforms}], fromBuild, rewrite, concurrency, referrers',
     });
   }
   if (!r.data.images?.length && !r.data.fromBuild) {
-    throw new CanvosError('ERR_CONFIG', `${file}:1: nothing to mirror (no images and no fromBuild)`, { hint: 'add an images: list or a fromBuild: section' });
+    throw new CanvosError('ERR_CONFIG', `${file}:1: nothing to mirror (no images and no fromBuild)`, {
+      hint: 'add an images: list or a fromBuild: section',
+    });
   }
   for (const [i, img] of (r.data.images ?? []).entries()) {
     if (img.tags && hasTagOrDigest(img.ref)) {
       const node = doc.getIn(['images', i, 'ref'], true);
       const line = isNode(node) && node.range ? lc.linePos(node.range[0]).line : 1;
-      throw new CanvosError('ERR_CONFIG', `${file}:${line}: images[${i}].ref: ${img.ref} names a tag or digest, but tags: filters select tags`, {
-        hint: 'write the repository without a tag when using tags: filters',
-      });
+      throw new CanvosError(
+        'ERR_CONFIG',
+        `${file}:${line}: images[${i}].ref: ${img.ref} names a tag or digest, but tags: filters select tags`,
+        {
+          hint: 'write the repository without a tag when using tags: filters',
+        },
+      );
     }
   }
   return r.data;
@@ -165,7 +203,11 @@ export function parseMirrorConfig(text: string, file = 'mirror.yaml'): MirrorCon
 
 /** Read and parse a mirror.yaml file; relative fromBuild paths resolve against its directory. */
 export async function loadMirrorConfig(path: string): Promise<MirrorConfig> {
-  const text = await readTextInput(path, { what: 'mirror.yaml', limit: INPUT_LIMITS.mirrorYaml, hint: 'pass --config <path of mirror.yaml>' });
+  const text = await readTextInput(path, {
+    what: 'mirror.yaml',
+    limit: INPUT_LIMITS.mirrorYaml,
+    hint: 'pass --config <path of mirror.yaml>',
+  });
   const c = parseMirrorConfig(text, path);
   const { dirname } = await import('node:path');
   return { ...c, baseDir: dirname(path) };

@@ -17,7 +17,11 @@ export class DestinationMounts {
 
   /** `dst` (a destination repository on this registry) with putBlob mounting from sibling repositories. */
   wrap(dst: ImageDestination, repository: string): ImageDestination {
-    const putBlob = async (desc: Descriptor, open: () => Promise<import('node:stream').Readable>, o: Parameters<ImageDestination['putBlob']>[2] = {}): Promise<PutBlobResult> => {
+    const putBlob = async (
+      desc: Descriptor,
+      open: () => Promise<import('node:stream').Readable>,
+      o: Parameters<ImageDestination['putBlob']>[2] = {},
+    ): Promise<PutBlobResult> => {
       const prev = this.where.get(desc.digest);
       if (prev && prev.repository !== repository && (await prev.done)) {
         return dst.putBlob(desc, open, { ...o, mountFrom: { registry: this.registry, repository: prev.repository } });

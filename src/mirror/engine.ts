@@ -44,7 +44,10 @@ export interface RunJobsOptions {
 }
 
 /** Run every job (and the jobs they add); never throws for a single image, only for an abort. */
-export async function runJobs(initial: CopyJob[], opts: RunJobsOptions = {}): Promise<{ images: MirrorImageResult[]; failures: MirrorFailure[] }> {
+export async function runJobs(
+  initial: CopyJob[],
+  opts: RunJobsOptions = {},
+): Promise<{ images: MirrorImageResult[]; failures: MirrorFailure[] }> {
   const pool = new CopyPool(opts.blobs ?? 8);
   const images: MirrorImageResult[] = [];
   const failures: MirrorFailure[] = [];
@@ -55,7 +58,15 @@ export async function runJobs(initial: CopyJob[], opts: RunJobsOptions = {}): Pr
   let bytesTotal = 0;
   const bytes = (): number => [...perJob.values()].reduce((a, b) => a + b, 0);
   const emit = (item?: string, status?: string): void =>
-    opts.onProgress?.({ phase: 'mirror', item, transferred: bytes(), total: bytesTotal || undefined, itemsDone: done, itemsTotal: total, ...(status ? { status } : {}) });
+    opts.onProgress?.({
+      phase: 'mirror',
+      item,
+      transferred: bytes(),
+      total: bytesTotal || undefined,
+      itemsDone: done,
+      itemsTotal: total,
+      ...(status ? { status } : {}),
+    });
 
   const runOne = async (job: CopyJob): Promise<void> => {
     // The job's own signal: its requests listen there; AbortSignal.any adds no listener to the caller's signal.
@@ -68,26 +79,53 @@ export async function runJobs(initial: CopyJob[], opts: RunJobsOptions = {}): Pr
       dst = job.openDestination();
       const hit = await job.upToDate?.(signal);
       const r: CopyResult = hit
-        ? { rootDigest: hit.digest, sourceDigest: hit.digest, mediaType: hit.mediaType, rewritten: false, manifests: 0, blobs: { copied: 0, skipped: 0, mounted: 0, bytes: 0, foreignSkipped: 0 }, platforms: [], tag: job.tag }
-        : await copyImage(src, dst, {
-        signal,
-        platforms: job.platforms,
-        tag: job.tag,
-        pool,
-        poolScope: job.scope,
-        onProgress: (e) => {
-          if (e.total !== undefined && e.total !== knownTotal) {
-            bytesTotal += e.total - knownTotal;
-            knownTotal = e.total;
+        ? {
+            rootDigest: hit.digest,
+            sourceDigest: hit.digest,
+            mediaType: hit.mediaType,
+            rewritten: false,
+            manifests: 0,
+            blobs: { copied: 0, skipped: 0, mounted: 0, bytes: 0, foreignSkipped: 0 },
+            platforms: [],
+            tag: job.tag,
           }
-          perJob.set(job, e.transferred);
-          // Per-blob completions pass through (non-TTY renderers print them; callers count them).
-          if (e.status === undefined) emit();
-          else opts.onProgress?.({ phase: 'mirror', item: e.item, status: e.status, itemSize: e.itemSize, transferred: bytes(), total: bytesTotal || undefined, itemsDone: done, itemsTotal: total });
-        },
-      });
+        : await copyImage(src, dst, {
+            signal,
+            platforms: job.platforms,
+            tag: job.tag,
+            pool,
+            poolScope: job.scope,
+            onProgress: (e) => {
+              if (e.total !== undefined && e.total !== knownTotal) {
+                bytesTotal += e.total - knownTotal;
+                knownTotal = e.total;
+              }
+              perJob.set(job, e.transferred);
+              // Per-blob completions pass through (non-TTY renderers print them; callers count them).
+              if (e.status === undefined) emit();
+              else
+                opts.onProgress?.({
+                  phase: 'mirror',
+                  item: e.item,
+                  status: e.status,
+                  itemSize: e.itemSize,
+                  transferred: bytes(),
+                  total: bytesTotal || undefined,
+                  itemsDone: done,
+                  itemsTotal: total,
+                });
+            },
+          });
       const more = (await job.after?.(r, src, dst, signal)) ?? [];
-      images.push({ source: job.source, destination: job.destination, digest: r.rootDigest, mediaType: r.mediaType, platforms: r.platforms, referrer: job.referrer, blobs: { copied: r.blobs.copied, skipped: r.blobs.skipped, mounted: r.blobs.mounted, bytes: r.blobs.bytes } });
+      images.push({
+        source: job.source,
+        destination: job.destination,
+        digest: r.rootDigest,
+        mediaType: r.mediaType,
+        platforms: r.platforms,
+        referrer: job.referrer,
+        blobs: { copied: r.blobs.copied, skipped: r.blobs.skipped, mounted: r.blobs.mounted, bytes: r.blobs.bytes },
+      });
       done++;
       emit(job.source, job.referrer ? 'referrer' : 'mirrored');
       schedule(more);
@@ -118,12 +156,14 @@ export async function runJobs(initial: CopyJob[], opts: RunJobsOptions = {}): Pr
       const job = queue.shift()!;
       active++;
       const started = opts.signal?.aborted ? Promise.reject(abortError(opts.signal)) : runOne(job);
-      started.catch((e: unknown) => {
-        stopped ??= { reason: e };
-      }).finally(() => {
-        active--;
-        pump();
-      });
+      started
+        .catch((e: unknown) => {
+          stopped ??= { reason: e };
+        })
+        .finally(() => {
+          active--;
+          pump();
+        });
     }
     if (active === 0 && (stopped || queue.length === 0)) {
       if (stopped) reject(stopped.reason);
@@ -150,7 +190,11 @@ export async function runJobs(initial: CopyJob[], opts: RunJobsOptions = {}): Pr
  * waiting their turn hold nothing (a semaphore would park one promise and one abort listener per entry). Rejects
  * with the first error (the others still run to their end).
  */
-export async function eachLimited<T>(list: readonly T[], limit: number, fn: (item: T, index: number) => Promise<void>): Promise<void> {
+export async function eachLimited<T>(
+  list: readonly T[],
+  limit: number,
+  fn: (item: T, index: number) => Promise<void>,
+): Promise<void> {
   let next = 0;
   const worker = async (): Promise<void> => {
     while (next < list.length) {
@@ -163,6 +207,12 @@ export async function eachLimited<T>(list: readonly T[], limit: number, fn: (ite
 
 /** A failure record from any error (CanvosError fields kept; secrets never reach messages). */
 export function toFailure(job: Pick<CopyJob, 'source' | 'destination'>, e: unknown): MirrorFailure {
-  if (CanvosError.is(e)) return { source: job.source, destination: job.destination, code: e.code, message: e.message, hint: e.hint };
-  return { source: job.source, destination: job.destination, code: 'ERR_INTERNAL', message: (e as Error)?.message ?? String(e) };
+  if (CanvosError.is(e))
+    return { source: job.source, destination: job.destination, code: e.code, message: e.message, hint: e.hint };
+  return {
+    source: job.source,
+    destination: job.destination,
+    code: 'ERR_INTERNAL',
+    message: (e as Error)?.message ?? String(e),
+  };
 }

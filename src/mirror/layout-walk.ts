@@ -12,11 +12,18 @@ import { parseManifest, type ImageIndex } from '../oci/schemas.js';
 export type ReadManifestFn = (digest: Digest) => Promise<Buffer>;
 
 /** Digests reachable from `index`; foreign layers (with `urls`) are included only when `has` says they exist. */
-export async function reachableFrom(index: ImageIndex, read: ReadManifestFn, has: (d: Digest) => Promise<boolean>, where: string, manifestsOut?: Set<Digest>): Promise<Set<Digest>> {
+export async function reachableFrom(
+  index: ImageIndex,
+  read: ReadManifestFn,
+  has: (d: Digest) => Promise<boolean>,
+  where: string,
+  manifestsOut?: Set<Digest>,
+): Promise<Set<Digest>> {
   const out = new Set<Digest>();
   const visit = async (digest: Digest, mediaType: string | undefined, depth: number): Promise<void> => {
     if (out.has(digest)) return;
-    if (depth > 8) throw new CanvosError('ERR_MANIFEST_INVALID', `${where}: manifests nested deeper than 8 at ${digest}`);
+    if (depth > 8)
+      throw new CanvosError('ERR_MANIFEST_INVALID', `${where}: manifests nested deeper than 8 at ${digest}`);
     out.add(digest);
     manifestsOut?.add(digest);
     const m = parseManifest(await read(digest), mediaType, `manifest ${digest} in ${where}`);
@@ -28,7 +35,9 @@ export async function reachableFrom(index: ImageIndex, read: ReadManifestFn, has
       const d = b.digest as Digest;
       if (b.urls?.length && !(await has(d))) continue;
       if (!(await has(d))) {
-        throw new CanvosError('ERR_BLOB_UNKNOWN', `${where}: blob ${d} of manifest ${digest} is missing`, { hint: 'the save was interrupted or the layout was modified; run mirror save again to complete it' });
+        throw new CanvosError('ERR_BLOB_UNKNOWN', `${where}: blob ${d} of manifest ${digest} is missing`, {
+          hint: 'the save was interrupted or the layout was modified; run mirror save again to complete it',
+        });
       }
       out.add(d);
     }
@@ -38,7 +47,12 @@ export async function reachableFrom(index: ImageIndex, read: ReadManifestFn, has
 }
 
 /** Every blob reachable from the layout's index.json; blobs in `exclude` may be absent (differential archives). */
-export function reachableBlobs(layout: OciLayout, index: ImageIndex, exclude?: ReadonlySet<string>, manifestsOut?: Set<Digest>): Promise<Set<Digest>> {
+export function reachableBlobs(
+  layout: OciLayout,
+  index: ImageIndex,
+  exclude?: ReadonlySet<string>,
+  manifestsOut?: Set<Digest>,
+): Promise<Set<Digest>> {
   const has = async (d: Digest): Promise<boolean> => exclude?.has(d) === true || (await layout.hasBlob(d));
   return reachableFrom(index, (d) => layout.readSmallBlob(d, `manifest ${d}`), has, layout.dir, manifestsOut);
 }

@@ -22,10 +22,16 @@ export function parseDestinationRoot(to: string): DestinationRoot {
   const host = slash < 0 ? s : s.slice(0, slash);
   const path = slash < 0 ? '' : s.slice(slash + 1);
   if (host === '' || /[^a-zA-Z0-9.:[\]-]/.test(host)) {
-    throw new CanvosError('ERR_USAGE', `--to ${JSON.stringify(to)}: expected REGISTRY[:PORT][/path]`, { hint: 'e.g. --to registry.local:5000/mirror' });
+    throw new CanvosError('ERR_USAGE', `--to ${JSON.stringify(to)}: expected REGISTRY[:PORT][/path]`, {
+      hint: 'e.g. --to registry.local:5000/mirror',
+    });
   }
   if (path !== '' && !/^[a-z0-9]+([._-][a-z0-9]+)*(\/[a-z0-9]+([._-][a-z0-9]+)*)*$/.test(path)) {
-    throw new CanvosError('ERR_USAGE', `--to ${JSON.stringify(to)}: ${JSON.stringify(path)} is not a lowercase repository path`, { hint: 'e.g. --to registry.local:5000/mirror' });
+    throw new CanvosError(
+      'ERR_USAGE',
+      `--to ${JSON.stringify(to)}: ${JSON.stringify(path)} is not a lowercase repository path`,
+      { hint: 'e.g. --to registry.local:5000/mirror' },
+    );
   }
   return { registry: normalizeRegistry(host), path };
 }
@@ -36,7 +42,11 @@ function hostSegment(registry: string): string {
 }
 
 /** The destination repository (no registry) for a source repository. */
-export function destinationRepository(src: Pick<Reference, 'registry' | 'repository'>, root: DestinationRoot, rw: RewriteOptions = {}): string {
+export function destinationRepository(
+  src: Pick<Reference, 'registry' | 'repository'>,
+  root: DestinationRoot,
+  rw: RewriteOptions = {},
+): string {
   const keepRegistry = rw.keepRegistry ?? true;
   const segs = [...(keepRegistry ? [hostSegment(src.registry)] : []), ...src.repository.split('/')];
   let tail: string;
@@ -55,7 +65,11 @@ export function destinationReference(src: Reference, root: DestinationRoot, rw: 
  * Map every source repository to its destination repository; throws ERR_CONFIG when two different sources land
  * on the same destination repository.
  */
-export function planNames(sources: readonly Pick<Reference, 'registry' | 'repository'>[], root: DestinationRoot, rw: RewriteOptions = {}): Map<string, string> {
+export function planNames(
+  sources: readonly Pick<Reference, 'registry' | 'repository'>[],
+  root: DestinationRoot,
+  rw: RewriteOptions = {},
+): Map<string, string> {
   const bySource = new Map<string, string>();
   const byDest = new Map<string, string>();
   for (const s of sources) {
@@ -64,10 +78,17 @@ export function planNames(sources: readonly Pick<Reference, 'registry' | 'reposi
     const dest = destinationRepository(s, root, rw);
     const other = byDest.get(dest);
     if (other !== undefined && other !== key) {
-      throw new CanvosError('ERR_CONFIG', `destination collision: ${other} and ${key} both map to ${root.registry}/${dest}`, {
-        hint: rw.flatten === 'last-segment' ? 'use flatten: true (joins the whole path) or a different prefix per source' : 'change rewrite.prefix/flatten so every source gets its own repository',
-        details: { sources: [other, key], destination: `${root.registry}/${dest}` },
-      });
+      throw new CanvosError(
+        'ERR_CONFIG',
+        `destination collision: ${other} and ${key} both map to ${root.registry}/${dest}`,
+        {
+          hint:
+            rw.flatten === 'last-segment'
+              ? 'use flatten: true (joins the whole path) or a different prefix per source'
+              : 'change rewrite.prefix/flatten so every source gets its own repository',
+          details: { sources: [other, key], destination: `${root.registry}/${dest}` },
+        },
+      );
     }
     byDest.set(dest, key);
     bySource.set(key, dest);

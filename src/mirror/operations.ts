@@ -14,7 +14,14 @@ import type { Descriptor } from '../oci/schemas.js';
 import { makeReference, parseReference, type Reference } from '../registry/reference.js';
 import { Repository } from '../registry/client.js';
 import { registryDestination, registrySource } from '../registry/transport.js';
-import { checkMaxPartSize, manifestPathFor, readArchiveManifest, sinceBlobs, writeArchive, type WriteArchiveOptions } from './archive.js';
+import {
+  checkMaxPartSize,
+  manifestPathFor,
+  readArchiveManifest,
+  sinceBlobs,
+  writeArchive,
+  type WriteArchiveOptions,
+} from './archive.js';
 import { MirrorArchive } from './archive-reader.js';
 import { RegistryConnections } from './connections.js';
 import { DestinationMounts } from './dest-mounts.js';
@@ -26,7 +33,13 @@ import type { MirrorFailure, MirrorItem, MirrorOptions, MirrorReport } from './t
 /** Annotation recording the digest an image had at its source. */
 export const SOURCE_DIGEST_ANNOTATION = 'io.canvos-lite.mirror.source-digest';
 
-function report(operation: MirrorReport['operation'], destination: string, r: Awaited<ReturnType<typeof runJobs>>, started: number, files: string[] = []): MirrorReport {
+function report(
+  operation: MirrorReport['operation'],
+  destination: string,
+  r: Awaited<ReturnType<typeof runJobs>>,
+  started: number,
+  files: string[] = [],
+): MirrorReport {
   const own = r.images;
   return {
     operation,
@@ -70,18 +83,24 @@ function registryJobs(
       openSource: () => (opened = registrySource(source, conns.options(source.registry, 'src', opts.sourceRegistry))),
       openDestination: d.openDestination,
       // With a platform subset the destination root differs from the source's: no shortcut.
-      upToDate: platforms?.length || !d.has ? undefined : async (signal = opts.signal) => {
-        const repo = opened?.repo ?? registrySource(source, conns.options(source.registry, 'src', opts.sourceRegistry)).repo;
-        const h = await repo.headManifest(source.identifier, { signal });
-        return h && (await d.has!(h.digest, signal)) ? { digest: h.digest, mediaType: h.mediaType } : undefined;
-      },
+      upToDate:
+        platforms?.length || !d.has
+          ? undefined
+          : async (signal = opts.signal) => {
+              const repo =
+                opened?.repo ?? registrySource(source, conns.options(source.registry, 'src', opts.sourceRegistry)).repo;
+              const h = await repo.headManifest(source.identifier, { signal });
+              return h && (await d.has!(h.digest, signal)) ? { digest: h.digest, mediaType: h.mediaType } : undefined;
+            },
       async after(r: CopyResult, src: ImageSource, _dst, signal = opts.signal): Promise<CopyJob[]> {
         await d.after?.(r);
         if (referrer || opts.referrers === false || !opened) return [];
         const found = await findReferrers(opened.repo, src, r.sourceDigest, tagLists, { signal });
         return [
           ...found.tags.map((t) => make(makeReference(source.registry, source.repository, t), undefined, true)),
-          ...found.digests.map((dg) => make(makeReference(source.registry, source.repository, undefined, dg), undefined, true)),
+          ...found.digests.map((dg) =>
+            make(makeReference(source.registry, source.repository, undefined, dg), undefined, true),
+          ),
         ];
       },
     };
@@ -90,10 +109,18 @@ function registryJobs(
 }
 
 /** Copy `items` to the registry `to` (`HOST[:PORT][/path]`), named by `opts.rewrite`. */
-export async function mirrorPush(items: readonly MirrorItem[], to: string, opts: MirrorOptions = {}): Promise<MirrorReport> {
+export async function mirrorPush(
+  items: readonly MirrorItem[],
+  to: string,
+  opts: MirrorOptions = {},
+): Promise<MirrorReport> {
   const started = Date.now();
   const root = parseDestinationRoot(to);
-  planNames(items.map((i) => i.source), root, opts.rewrite);
+  planNames(
+    items.map((i) => i.source),
+    root,
+    opts.rewrite,
+  );
   const conns = new RegistryConnections(opts.concurrency);
   const mounts = new DestinationMounts(root.registry);
   try {
@@ -105,14 +132,24 @@ export async function mirrorPush(items: readonly MirrorItem[], to: string, opts:
         destination: ref.toString(),
         scope: `registry:${ref.name}`,
         tag: src.tag,
-        openDestination: () => mounts.wrap(registryDestination(ref, conns.options(root.registry, 'dst', opts.destRegistry)), ref.repository),
+        openDestination: () =>
+          mounts.wrap(registryDestination(ref, conns.options(root.registry, 'dst', opts.destRegistry)), ref.repository),
         has: async (digest: Digest, signal = opts.signal) => {
-          const repo = new Repository(root.registry, ref.repository, conns.options(root.registry, 'dst', opts.destRegistry));
+          const repo = new Repository(
+            root.registry,
+            ref.repository,
+            conns.options(root.registry, 'dst', opts.destRegistry),
+          );
           return (await repo.headManifest(ref.tag ?? digest, { signal }))?.digest === digest;
         },
       };
     });
-    const r = await runJobs(jobs, { signal: opts.signal, onProgress: opts.onProgress, images: opts.concurrency?.images, blobs: opts.concurrency?.blobs });
+    const r = await runJobs(jobs, {
+      signal: opts.signal,
+      onProgress: opts.onProgress,
+      images: opts.concurrency?.images,
+      blobs: opts.concurrency?.blobs,
+    });
     return report('push', to, r, started);
   } finally {
     await conns.close();
@@ -125,7 +162,8 @@ function layoutBlobDestination(layout: OciLayout, shipped: ReadonlySet<string>):
     description: `oci:${layout.dir}`,
     tag: undefined,
     // Blobs shipped in an earlier archive (--since) count as present: they are neither downloaded nor packed.
-    hasBlob: async (desc: Descriptor) => shipped.has(desc.digest) || (await layout.hasBlob(desc.digest as Digest, desc.size)),
+    hasBlob: async (desc: Descriptor) =>
+      shipped.has(desc.digest) || (await layout.hasBlob(desc.digest as Digest, desc.size)),
     async putBlob(desc, open, o = {}): Promise<PutBlobResult> {
       if (await layout.hasBlob(desc.digest as Digest, desc.size)) return 'exists';
       await layout.writeBlob(desc, await open(), { signal: o.signal, sourceVerified: o.sourceVerified === true });
@@ -145,8 +183,18 @@ async function addEntry(layout: OciLayout, name: string, r: CopyResult, size: nu
   await layout.withIndexLock(async () => {
     const idx = await layout.readIndex();
     const keep = idx.manifests.filter((d) => d.annotations?.[REF_NAME_ANNOTATION] !== name);
-    const entry: Descriptor = { mediaType: r.mediaType, digest: r.rootDigest, size, annotations: { [REF_NAME_ANNOTATION]: name, [SOURCE_DIGEST_ANNOTATION]: r.sourceDigest } };
-    await layout.writeIndex({ ...idx, schemaVersion: 2, mediaType: 'application/vnd.oci.image.index.v1+json', manifests: [...keep, entry] });
+    const entry: Descriptor = {
+      mediaType: r.mediaType,
+      digest: r.rootDigest,
+      size,
+      annotations: { [REF_NAME_ANNOTATION]: name, [SOURCE_DIGEST_ANNOTATION]: r.sourceDigest },
+    };
+    await layout.writeIndex({
+      ...idx,
+      schemaVersion: 2,
+      mediaType: 'application/vnd.oci.image.index.v1+json',
+      manifests: [...keep, entry],
+    });
   });
 }
 
@@ -166,17 +214,29 @@ export interface MirrorSaveOptions extends MirrorOptions, Pick<WriteArchiveOptio
 }
 
 /** Save `items` into ONE OCI layout directory `to`, or the archive `to` when it ends in `.tar`. */
-export async function mirrorSave(items: readonly MirrorItem[], to: string, opts: MirrorSaveOptions = {}): Promise<MirrorReport> {
+export async function mirrorSave(
+  items: readonly MirrorItem[],
+  to: string,
+  opts: MirrorSaveOptions = {},
+): Promise<MirrorReport> {
   const started = Date.now();
   const asTar = to.endsWith('.tar');
   const dir = asTar ? (opts.workDir ?? `${to}.layout`) : to;
   // Options that only make sense for an archive are refused before anything is created or downloaded.
-  if (opts.since?.length && !asTar) throw new CanvosError('ERR_USAGE', `--since needs an archive target (NAME.tar), not the directory ${to}`, { hint: 'a differential save only makes sense for an archive carried to a site that loaded the earlier ones' });
-  if (opts.maxPartSize !== undefined && !asTar) throw new CanvosError('ERR_USAGE', `--max-part-size splits an archive, but ${to} is a directory target`, { hint: 'save to NAME.tar to get NAME.tar.part* files, or drop --max-part-size' });
+  if (opts.since?.length && !asTar)
+    throw new CanvosError('ERR_USAGE', `--since needs an archive target (NAME.tar), not the directory ${to}`, {
+      hint: 'a differential save only makes sense for an archive carried to a site that loaded the earlier ones',
+    });
+  if (opts.maxPartSize !== undefined && !asTar)
+    throw new CanvosError('ERR_USAGE', `--max-part-size splits an archive, but ${to} is a directory target`, {
+      hint: 'save to NAME.tar to get NAME.tar.part* files, or drop --max-part-size',
+    });
   checkMaxPartSize(opts.maxPartSize);
   const layout = new OciLayout(dir);
   await layout.init();
-  const since = await Promise.all((opts.since ?? []).map((p) => readArchiveManifest(p.endsWith('.manifest.json') ? p : manifestPathFor(p))));
+  const since = await Promise.all(
+    (opts.since ?? []).map((p) => readArchiveManifest(p.endsWith('.manifest.json') ? p : manifestPathFor(p))),
+  );
   const dst = layoutBlobDestination(layout, sinceBlobs(since));
   const conns = new RegistryConnections(opts.concurrency);
   let r: Awaited<ReturnType<typeof runJobs>>;
@@ -188,17 +248,31 @@ export async function mirrorSave(items: readonly MirrorItem[], to: string, opts:
       openDestination: () => dst,
       after: async (res) => addEntry(layout, src.toString(), res, (await stat(layout.blobPath(res.rootDigest))).size),
       has: async (digest: Digest) => {
-        const e = (await layout.readIndex()).manifests.find((m) => m.annotations?.[REF_NAME_ANNOTATION] === src.toString());
-        return e?.annotations?.[SOURCE_DIGEST_ANNOTATION] === digest && (await layout.hasBlob(e.digest as Digest, e.size));
+        const e = (await layout.readIndex()).manifests.find(
+          (m) => m.annotations?.[REF_NAME_ANNOTATION] === src.toString(),
+        );
+        return (
+          e?.annotations?.[SOURCE_DIGEST_ANNOTATION] === digest && (await layout.hasBlob(e.digest as Digest, e.size))
+        );
       },
     }));
-    r = await runJobs(jobs, { signal: opts.signal, onProgress: opts.onProgress, images: opts.concurrency?.images, blobs: opts.concurrency?.blobs });
+    r = await runJobs(jobs, {
+      signal: opts.signal,
+      onProgress: opts.onProgress,
+      images: opts.concurrency?.images,
+      blobs: opts.concurrency?.blobs,
+    });
   } finally {
     await conns.close();
   }
   const files: string[] = [];
   if (asTar && (r.failures.length === 0 || opts.allowPartial)) {
-    const m = await writeArchive(dir, to, { maxPartSize: opts.maxPartSize, since, signal: opts.signal, onProgress: opts.onProgress });
+    const m = await writeArchive(dir, to, {
+      maxPartSize: opts.maxPartSize,
+      since,
+      signal: opts.signal,
+      onProgress: opts.onProgress,
+    });
     const { dirname, join } = await import('node:path');
     files.push(...m.parts.map((p) => join(dirname(to), p.name)), `${to.replace(/\.tar$/, '')}.manifest.json`);
     if (!opts.keepLayout) await rm(dir, { recursive: true, force: true });
@@ -207,8 +281,14 @@ export async function mirrorSave(items: readonly MirrorItem[], to: string, opts:
 }
 
 /** The images a layout directory or archive holds (its named index.json entries). */
-export async function openLoadSource(from: string, signal?: AbortSignal): Promise<{ entries: Array<{ name: string; open: () => ImageSource }>; close(): Promise<void> }> {
-  const isDir = await stat(from).then((s) => s.isDirectory(), () => false);
+export async function openLoadSource(
+  from: string,
+  signal?: AbortSignal,
+): Promise<{ entries: Array<{ name: string; open: () => ImageSource }>; close(): Promise<void> }> {
+  const isDir = await stat(from).then(
+    (s) => s.isDirectory(),
+    () => false,
+  );
   if (isDir) {
     const layout = new OciLayout(from);
     const idx = await layout.readIndex();
@@ -222,13 +302,20 @@ export async function openLoadSource(from: string, signal?: AbortSignal): Promis
   }
   const a = await MirrorArchive.open(from, signal);
   return {
-    entries: a.index.manifests.map((d) => ({ name: d.annotations?.[REF_NAME_ANNOTATION] ?? d.digest, open: () => a.source(d) })),
+    entries: a.index.manifests.map((d) => ({
+      name: d.annotations?.[REF_NAME_ANNOTATION] ?? d.digest,
+      open: () => a.source(d),
+    })),
     close: async () => {},
   };
 }
 
 /** Push every image of a layout directory or archive `from` to the registry `to`, verifying every blob read. */
-export async function mirrorLoad(from: string, to: string, opts: MirrorOptions = {}): Promise<MirrorReport & { sources: Reference[] }> {
+export async function mirrorLoad(
+  from: string,
+  to: string,
+  opts: MirrorOptions = {},
+): Promise<MirrorReport & { sources: Reference[] }> {
   const started = Date.now();
   const root: DestinationRoot = parseDestinationRoot(to);
   const src = await openLoadSource(from, opts.signal);
@@ -242,7 +329,11 @@ export async function mirrorLoad(from: string, to: string, opts: MirrorOptions =
       return [];
     }
   });
-  planNames(named.map((n) => n.ref), root, opts.rewrite);
+  planNames(
+    named.map((n) => n.ref),
+    root,
+    opts.rewrite,
+  );
   const conns = new RegistryConnections(opts.concurrency);
   const mounts = new DestinationMounts(root.registry);
   try {
@@ -256,11 +347,20 @@ export async function mirrorLoad(from: string, to: string, opts: MirrorOptions =
         tag: n.ref.tag,
         scope: `registry:${ref.name}`,
         openSource: n.open,
-        openDestination: () => mounts.wrap(registryDestination(ref, conns.options(root.registry, 'dst', opts.destRegistry)), ref.repository),
+        openDestination: () =>
+          mounts.wrap(registryDestination(ref, conns.options(root.registry, 'dst', opts.destRegistry)), ref.repository),
       };
     });
-    const r = await runJobs(jobs, { signal: opts.signal, onProgress: opts.onProgress, images: opts.concurrency?.images, blobs: opts.concurrency?.blobs });
-    return { ...report('load', to, { images: r.images, failures: [...unnamed, ...r.failures] }, started), sources: named.map((n) => n.ref) };
+    const r = await runJobs(jobs, {
+      signal: opts.signal,
+      onProgress: opts.onProgress,
+      images: opts.concurrency?.images,
+      blobs: opts.concurrency?.blobs,
+    });
+    return {
+      ...report('load', to, { images: r.images, failures: [...unnamed, ...r.failures] }, started),
+      sources: named.map((n) => n.ref),
+    };
   } finally {
     await Promise.allSettled([conns.close(), src.close()]);
   }
@@ -270,8 +370,12 @@ export async function mirrorLoad(from: string, to: string, opts: MirrorOptions =
 export function throwIfPartial(report: Pick<MirrorReport, 'failures' | 'operation'>): void {
   if (report.failures.length === 0) return;
   const first = report.failures[0]!;
-  throw new CanvosError('ERR_MIRROR_PARTIAL', `mirror ${report.operation}: ${report.failures.length} image(s) failed, first ${first.source}: ${first.message}`, {
-    hint: 'fix the causes and run again; finished blobs are not transferred again',
-    details: { failures: report.failures },
-  });
+  throw new CanvosError(
+    'ERR_MIRROR_PARTIAL',
+    `mirror ${report.operation}: ${report.failures.length} image(s) failed, first ${first.source}: ${first.message}`,
+    {
+      hint: 'fix the causes and run again; finished blobs are not transferred again',
+      details: { failures: report.failures },
+    },
+  );
 }

@@ -42,7 +42,15 @@ export interface MirrorPlan {
   images: PlanImage[];
   failures: MirrorFailure[];
   /** Counted once per distinct blob across all images. */
-  totals: { images: number; failed: number; blobs: number; bytes: number; newBlobs: number; newBytes: number; presentBytes: number };
+  totals: {
+    images: number;
+    failed: number;
+    blobs: number;
+    bytes: number;
+    newBlobs: number;
+    newBytes: number;
+    presentBytes: number;
+  };
 }
 
 /** Where the plan's images would go: a registry (`HOST[/path]`), a layout dir, a `.tar` archive, or nowhere. */
@@ -55,7 +63,11 @@ export async function mirrorPlan(
   opts: MirrorOptions & { from?: string | undefined; since?: string[] | undefined } = {},
 ): Promise<MirrorPlan> {
   // Blobs carried by earlier archives count as present (a differential save would leave them out).
-  const shipped = sinceBlobs(await Promise.all((opts.since ?? []).map((p) => readArchiveManifest(p.endsWith('.manifest.json') ? p : manifestPathFor(p)))));
+  const shipped = sinceBlobs(
+    await Promise.all(
+      (opts.since ?? []).map((p) => readArchiveManifest(p.endsWith('.manifest.json') ? p : manifestPathFor(p))),
+    ),
+  );
   const conns = new RegistryConnections(opts.concurrency);
   const root = target.kind === 'registry' ? parseDestinationRoot(target.to) : undefined;
   const srcs: Array<{ source: string; platforms?: MirrorItem['platforms']; open: () => ImageSource }> = [];
@@ -63,9 +75,19 @@ export async function mirrorPlan(
     const l = await openLoadSource(opts.from, opts.signal);
     for (const e of l.entries) srcs.push({ source: e.name, open: e.open });
   } else {
-    for (const it of items) srcs.push({ source: it.source.toString(), platforms: it.platforms, open: () => registrySource(it.source, conns.options(it.source.registry, 'src', opts.sourceRegistry)) });
+    for (const it of items)
+      srcs.push({
+        source: it.source.toString(),
+        platforms: it.platforms,
+        open: () => registrySource(it.source, conns.options(it.source.registry, 'src', opts.sourceRegistry)),
+      });
   }
-  if (root) planNames(srcs.map((s) => parseReference(s.source)), root, opts.rewrite);
+  if (root)
+    planNames(
+      srcs.map((s) => parseReference(s.source)),
+      root,
+      opts.rewrite,
+    );
   let layout: OciLayout | undefined;
   if (target.kind === 'layout') {
     const dir = target.path.endsWith('.tar') ? `${target.path}.layout` : target.path;
@@ -79,7 +101,10 @@ export async function mirrorPlan(
     let p = present.get(key);
     if (!p) {
       const r = new Repository(root.registry, repo, conns.options(root.registry, 'dst', opts.destRegistry));
-      p = r.headBlob(d, { signal }).then((h) => h !== undefined, () => false);
+      p = r.headBlob(d, { signal }).then(
+        (h) => h !== undefined,
+        () => false,
+      );
       present.set(key, p);
     }
     return p;
@@ -118,7 +143,12 @@ export async function mirrorPlan(
           destination,
           digest: top.raw.digest,
           mediaType: top.raw.mediaType,
-          platforms: top.kind === 'index' ? top.children.flatMap((c) => (c.platform ? [formatPlatform(c.platform)] : [])) : top.platform ? [formatPlatform(top.platform)] : [],
+          platforms:
+            top.kind === 'index'
+              ? top.children.flatMap((c) => (c.platform ? [formatPlatform(c.platform)] : []))
+              : top.platform
+                ? [formatPlatform(top.platform)]
+                : [],
           manifests: nodes.length,
           blobs: blobs.size,
           bytes: [...blobs.values()].reduce((x, y) => x + y, 0),

@@ -31,7 +31,13 @@ export class TagLists {
 }
 
 /** The manifests that reference the image rooted at `rootDigest` (and its index children) in `repo`. */
-export async function findReferrers(repo: Repository, src: ImageSource, rootDigest: Digest, tags: TagLists, opts: OpOptions = {}): Promise<ReferrerSet> {
+export async function findReferrers(
+  repo: Repository,
+  src: ImageSource,
+  rootDigest: Digest,
+  tags: TagLists,
+  opts: OpOptions = {},
+): Promise<ReferrerSet> {
   const digests: Digest[] = [rootDigest];
   try {
     const root = await src.getManifest(rootDigest, opts);

@@ -24,7 +24,12 @@ function escapeRe(s: string): string {
 }
 
 /** The registries.yaml document as an object (see the file header). */
-export function registriesConfig(sources: readonly Pick<Reference, 'registry' | 'repository'>[], root: DestinationRoot, rw: RewriteOptions = {}, opts: RegistriesYamlOptions = {}): Record<string, unknown> {
+export function registriesConfig(
+  sources: readonly Pick<Reference, 'registry' | 'repository'>[],
+  root: DestinationRoot,
+  rw: RewriteOptions = {},
+  opts: RegistriesYamlOptions = {},
+): Record<string, unknown> {
   const endpoint = `${opts.insecure ? 'http' : 'https'}://${root.registry}`;
   const mirrors: Record<string, { endpoint: string[]; rewrite?: Record<string, string> }> = {};
   const byRegistry = new Map<string, Set<string>>();
@@ -36,7 +41,8 @@ export function registriesConfig(sources: readonly Pick<Reference, 'registry' | 
   for (const [registry, repos] of [...byRegistry].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
     const rewrite: Record<string, string> = {};
     if (rw.flatten) {
-      for (const repo of [...repos].sort()) rewrite[`^${escapeRe(repo)}$`] = destinationRepository({ registry, repository: repo }, root, rw);
+      for (const repo of [...repos].sort())
+        rewrite[`^${escapeRe(repo)}$`] = destinationRepository({ registry, repository: repo }, root, rw);
     } else {
       // destinationRepository of "X" ends in "/X": the prefix before it is the same for every repository.
       const probe = destinationRepository({ registry, repository: 'x' }, root, rw);
@@ -47,13 +53,25 @@ export function registriesConfig(sources: readonly Pick<Reference, 'registry' | 
   }
   const out: Record<string, unknown> = { mirrors };
   if (opts.skipVerify || opts.caFile) {
-    out.configs = { [root.registry]: { tls: { ...(opts.skipVerify ? { insecure_skip_verify: true } : {}), ...(opts.caFile ? { ca_file: opts.caFile } : {}) } } };
+    out.configs = {
+      [root.registry]: {
+        tls: {
+          ...(opts.skipVerify ? { insecure_skip_verify: true } : {}),
+          ...(opts.caFile ? { ca_file: opts.caFile } : {}),
+        },
+      },
+    };
   }
   return out;
 }
 
 /** registries.yaml text for the mirrored sources. */
-export function registriesYaml(sources: readonly Pick<Reference, 'registry' | 'repository'>[], root: DestinationRoot, rw: RewriteOptions = {}, opts: RegistriesYamlOptions = {}): string {
+export function registriesYaml(
+  sources: readonly Pick<Reference, 'registry' | 'repository'>[],
+  root: DestinationRoot,
+  rw: RewriteOptions = {},
+  opts: RegistriesYamlOptions = {},
+): string {
   const header = `# k3s/RKE2 registries.yaml written by canvos-lite mirror for ${root.registry}${root.path ? `/${root.path}` : ''}\n# install as /etc/rancher/k3s/registries.yaml (k3s) or /etc/rancher/rke2/registries.yaml (RKE2)\n`;
   return header + stringify(registriesConfig(sources, root, rw, opts), { lineWidth: 0 });
 }

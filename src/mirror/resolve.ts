@@ -36,10 +36,16 @@ function platformsOf(e: MirrorImageEntry): MirrorItem['platforms'] {
 }
 
 /** The images a build configuration implies (see the file header). */
-export async function itemsFromBuild(fb: FromBuild, baseDir: string, onWarning?: (code: string, message: string) => void): Promise<MirrorItem[]> {
+export async function itemsFromBuild(
+  fb: FromBuild,
+  baseDir: string,
+  onWarning?: (code: string, message: string) => void,
+): Promise<MirrorItem[]> {
   // Loaded on demand: the provider area is large and only fromBuild needs it.
-  const { loadBuildConfig, loadK8sVersions, planProviderImages, selectK8sVersions, withPeVersionDefault } = await import('../provider/index.js');
-  const at = (p: string | undefined): string | undefined => (p === undefined ? undefined : isAbsolute(p) ? p : resolvePath(baseDir, p));
+  const { loadBuildConfig, loadK8sVersions, planProviderImages, selectK8sVersions, withPeVersionDefault } =
+    await import('../provider/index.js');
+  const at = (p: string | undefined): string | undefined =>
+    p === undefined ? undefined : isAbsolute(p) ? p : resolvePath(baseDir, p);
   const loaded = await loadBuildConfig({ argFile: at(fb.argFile), configFile: at(fb.config), onWarning });
   // PE_VERSION defaults as in `build` (earthly.sh: git describe of the CanvOS checkout that holds the .arg), so the
   // mirror lists the same stylus/provider tags the build will use.
@@ -47,20 +53,29 @@ export async function itemsFromBuild(fb: FromBuild, baseDir: string, onWarning?:
   const config = await withPeVersionDefault(loaded, projectDir);
   const versions = Array.isArray(fb.k8sVersions)
     ? fb.k8sVersions
-    : selectK8sVersions(config, typeof fb.k8sVersions === 'string' ? await loadK8sVersions(at(fb.k8sVersions)!) : undefined, fb.k8sVersions ?? 'k8s_version.json');
+    : selectK8sVersions(
+        config,
+        typeof fb.k8sVersions === 'string' ? await loadK8sVersions(at(fb.k8sVersions)!) : undefined,
+        fb.k8sVersions ?? 'k8s_version.json',
+      );
   const plan = planProviderImages(config, versions, { projectDir: baseDir, onWarning });
   const out: MirrorItem[] = [];
   const add = (ref: string, origin: string): void => {
-    if (!out.some((o) => o.source.toString() === parseReference(ref).toString())) out.push({ source: parseReference(ref), origin });
+    if (!out.some((o) => o.source.toString() === parseReference(ref).toString()))
+      out.push({ source: parseReference(ref), origin });
   };
   add(plan.baseImage, 'fromBuild:base');
   for (const s of plan.sourceImages) add(s, 'fromBuild:source');
-  if (fb.providerImages !== false) for (const img of plan.images) add(img.imageRef, `fromBuild:provider ${img.k8sVersion}`);
+  if (fb.providerImages !== false)
+    for (const img of plan.images) add(img.imageRef, `fromBuild:provider ${img.k8sVersion}`);
   return out;
 }
 
 /** Expand a mirror.yaml into items; listing failures are returned, not thrown. */
-export async function resolveItems(config: MirrorConfig, opts: ResolveItemsOptions = {}): Promise<{ items: MirrorItem[]; failures: MirrorFailure[] }> {
+export async function resolveItems(
+  config: MirrorConfig,
+  opts: ResolveItemsOptions = {},
+): Promise<{ items: MirrorItem[]; failures: MirrorFailure[] }> {
   const conns = opts.connections ?? new RegistryConnections(config.concurrency);
   const items: MirrorItem[] = [];
   const failures: MirrorFailure[] = [];
@@ -74,18 +89,28 @@ export async function resolveItems(config: MirrorConfig, opts: ResolveItemsOptio
         return;
       }
       try {
-        const repo = new Repository(ref.registry, ref.repository, conns.options(ref.registry, 'src', opts.sourceRegistry));
+        const repo = new Repository(
+          ref.registry,
+          ref.repository,
+          conns.options(ref.registry, 'src', opts.sourceRegistry),
+        );
         const tags = filterTags(await repo.listTags({ signal: opts.signal }), e.tags);
         if (tags.length === 0) {
-          throw new CanvosError('ERR_MANIFEST_UNKNOWN', `${ref.name}: no tag matches the filter ${JSON.stringify(e.tags)}`, { hint: 'check tags.regex / tags.semver against the repository tags' });
+          throw new CanvosError(
+            'ERR_MANIFEST_UNKNOWN',
+            `${ref.name}: no tag matches the filter ${JSON.stringify(e.tags)}`,
+            { hint: 'check tags.regex / tags.semver against the repository tags' },
+          );
         }
-        for (const t of tags) items.push({ source: makeReference(ref.registry, ref.repository, t), platforms: platformsOf(e), origin });
+        for (const t of tags)
+          items.push({ source: makeReference(ref.registry, ref.repository, t), platforms: platformsOf(e), origin });
       } catch (err) {
         if (opts.signal?.aborted) throw err;
         failures.push(toFailure({ source: `${ref.name} (${origin})`, destination: '' }, err));
       }
     });
-    if (config.fromBuild) items.push(...(await itemsFromBuild(config.fromBuild, config.baseDir ?? process.cwd(), opts.onWarning)));
+    if (config.fromBuild)
+      items.push(...(await itemsFromBuild(config.fromBuild, config.baseDir ?? process.cwd(), opts.onWarning)));
   } finally {
     if (!opts.connections) await conns.close();
   }

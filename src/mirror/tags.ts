@@ -87,11 +87,27 @@ function comparator(tok: string, range: string): Cmp[] {
   if (op === '^') {
     // ^1.2.3 := <2; ^0.2.3 := <0.3; ^0.0.3 := <0.0.4
     const at = v.major > 0 || parts <= 1 ? 0 : v.minor > 0 || parts <= 2 ? 1 : 2;
-    return [{ op: '>=', v }, { op: '<', v: bump(v, at) }];
+    return [
+      { op: '>=', v },
+      { op: '<', v: bump(v, at) },
+    ];
   }
-  if (op === '~') return [{ op: '>=', v }, { op: '<', v: bump(v, parts <= 1 ? 0 : 1) }];
-  if (parts === 0) return op === '' || op === '=' || op === '>=' || op === '<=' ? [] : [{ op: '<', v: { major: 0, minor: 0, patch: 0, pre: '' } }];
-  if (op === '' || op === '=') return parts === 3 ? [{ op: '=', v }] : [{ op: '>=', v }, { op: '<', v: bump(v, parts - 1) }];
+  if (op === '~')
+    return [
+      { op: '>=', v },
+      { op: '<', v: bump(v, parts <= 1 ? 0 : 1) },
+    ];
+  if (parts === 0)
+    return op === '' || op === '=' || op === '>=' || op === '<='
+      ? []
+      : [{ op: '<', v: { major: 0, minor: 0, patch: 0, pre: '' } }];
+  if (op === '' || op === '=')
+    return parts === 3
+      ? [{ op: '=', v }]
+      : [
+          { op: '>=', v },
+          { op: '<', v: bump(v, parts - 1) },
+        ];
   if (parts < 3 && (op === '>' || op === '<=')) return [{ op: op === '>' ? '>=' : '<', v: bump(v, parts - 1) }];
   return [{ op: op as Cmp['op'], v }];
 }
@@ -99,7 +115,11 @@ function comparator(tok: string, range: string): Cmp[] {
 /** A compiled range: a tag matches when it satisfies every comparison of at least one `||` alternative. */
 export function compileSemverRange(range: string): (tag: string) => boolean {
   const alts = range.split('||').map((alt) => {
-    const toks = alt.trim().replace(/(<=|>=|<|>|=|\^|~)\s+/g, '$1').split(/\s+/).filter((t) => t !== '');
+    const toks = alt
+      .trim()
+      .replace(/(<=|>=|<|>|=|\^|~)\s+/g, '$1')
+      .split(/\s+/)
+      .filter((t) => t !== '');
     if (toks.length === 0) throw badRange(range, alt);
     return toks.flatMap((t) => comparator(t, range));
   });
@@ -108,7 +128,11 @@ export function compileSemverRange(range: string): (tag: string) => boolean {
     if (!v) return false;
     return alts.some((cmps) => {
       // Like node-semver: a prerelease only matches when a comparator of the same x.y.z carries one.
-      if (v.pre && !cmps.some((c) => c.v.pre && c.v.major === v.major && c.v.minor === v.minor && c.v.patch === v.patch)) return false;
+      if (
+        v.pre &&
+        !cmps.some((c) => c.v.pre && c.v.major === v.major && c.v.minor === v.minor && c.v.patch === v.patch)
+      )
+        return false;
       return cmps.every((c) => {
         const d = compareSemver(v, c.v);
         return c.op === '<' ? d < 0 : c.op === '<=' ? d <= 0 : c.op === '>' ? d > 0 : c.op === '>=' ? d >= 0 : d === 0;

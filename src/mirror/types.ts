@@ -58,7 +58,14 @@ export interface MirrorReport {
   destination: string;
   images: MirrorImageResult[];
   failures: MirrorFailure[];
-  totals: { images: number; failed: number; blobsCopied: number; blobsSkipped: number; bytesCopied: number; seconds: number };
+  totals: {
+    images: number;
+    failed: number;
+    blobsCopied: number;
+    blobsSkipped: number;
+    bytesCopied: number;
+    seconds: number;
+  };
   /** Written files (archive parts and manifest, registries.yaml). */
   files: string[];
 }

@@ -44,7 +44,11 @@ export interface StoreBlobOptions {
  * `digest` when given (not at all with `sourceVerified`, where the input's own verification at its end stands in),
  * else to compute the sha256 that names the file.
  */
-export async function storeBlob(root: string, input: Readable, opts: StoreBlobOptions = {}): Promise<{ digest: Digest; size: number; path: string }> {
+export async function storeBlob(
+  root: string,
+  input: Readable,
+  opts: StoreBlobOptions = {},
+): Promise<{ digest: Digest; size: number; path: string }> {
   const algo = opts.digest ? digestAlgorithm(opts.digest) : 'sha256';
   const dir = join(root, algo);
   await mkdirs(dir);
@@ -81,7 +85,10 @@ export async function storeBlob(root: string, input: Readable, opts: StoreBlobOp
     await pipeline([input, ...stages, createWriteStream(tmp)], opts.signal ? { signal: opts.signal } : {});
     const stored = result();
     if (expectedSize >= 0 && stored.size !== expectedSize) {
-      throw new CanvosError('ERR_SIZE_MISMATCH', `blob ${stored.digest}: expected ${expectedSize} bytes, got ${stored.size}`);
+      throw new CanvosError(
+        'ERR_SIZE_MISMATCH',
+        `blob ${stored.digest}: expected ${expectedSize} bytes, got ${stored.size}`,
+      );
     }
     const path = join(dir, digestHex(stored.digest));
     await rename(tmp, path);
@@ -108,7 +115,9 @@ class SizeGuard extends Transform {
   override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
     this.bytes += chunk.length;
     if (this.max >= 0 && this.bytes > this.max) {
-      cb(new CanvosError('ERR_SIZE_MISMATCH', `blob ${this.digest}: received more than the expected ${this.max} bytes`));
+      cb(
+        new CanvosError('ERR_SIZE_MISMATCH', `blob ${this.digest}: received more than the expected ${this.max} bytes`),
+      );
       return;
     }
     this.onBytes?.(this.bytes);
@@ -172,6 +181,9 @@ export class BlobCache {
     expectedDigest?: Digest | string,
     opts: Omit<StoreBlobOptions, 'digest'> = {},
   ): Promise<{ digest: Digest; size: number; path: string }> {
-    return storeBlob(this.dir, input, { ...opts, digest: expectedDigest === undefined ? undefined : parseDigest(expectedDigest) });
+    return storeBlob(this.dir, input, {
+      ...opts,
+      digest: expectedDigest === undefined ? undefined : parseDigest(expectedDigest),
+    });
   }
 }

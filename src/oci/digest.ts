@@ -108,7 +108,13 @@ export class VerifyingStream extends Transform {
   override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
     this.counter.update(chunk);
     if (this.expectedSize >= 0 && this.counter.size > this.expectedSize) {
-      cb(new CanvosError('ERR_SIZE_MISMATCH', `${this.what}: received more than the expected ${this.expectedSize} bytes`, { hint: 'the content is corrupt or was cut short (a damaged source, disk or proxy): fetch or copy it again' }));
+      cb(
+        new CanvosError(
+          'ERR_SIZE_MISMATCH',
+          `${this.what}: received more than the expected ${this.expectedSize} bytes`,
+          { hint: 'the content is corrupt or was cut short (a damaged source, disk or proxy): fetch or copy it again' },
+        ),
+      );
       return;
     }
     cb(null, chunk);
@@ -116,11 +122,21 @@ export class VerifyingStream extends Transform {
   override _flush(cb: TransformCallback): void {
     const { digest, size } = this.counter.result();
     if (this.expectedSize >= 0 && size !== this.expectedSize) {
-      cb(new CanvosError('ERR_SIZE_MISMATCH', `${this.what}: expected ${this.expectedSize} bytes, got ${size}`, { hint: 'the content is corrupt or was cut short (a damaged source, disk or proxy): fetch or copy it again' }));
+      cb(
+        new CanvosError('ERR_SIZE_MISMATCH', `${this.what}: expected ${this.expectedSize} bytes, got ${size}`, {
+          hint: 'the content is corrupt or was cut short (a damaged source, disk or proxy): fetch or copy it again',
+        }),
+      );
       return;
     }
     if (digest !== this.expected) {
-      cb(new CanvosError('ERR_DIGEST_MISMATCH', `${this.what}: content digest ${digest} does not match ${this.expected}`, { hint: 'the content is corrupt or was cut short (a damaged source, disk or proxy): fetch or copy it again' }));
+      cb(
+        new CanvosError(
+          'ERR_DIGEST_MISMATCH',
+          `${this.what}: content digest ${digest} does not match ${this.expected}`,
+          { hint: 'the content is corrupt or was cut short (a damaged source, disk or proxy): fetch or copy it again' },
+        ),
+      );
       return;
     }
     cb();
@@ -131,7 +147,9 @@ export class VerifyingStream extends Transform {
 export function verifyBuffer(buf: Uint8Array, expected: Digest, what = 'content'): void {
   const h = createHash(digestAlgorithm(expected)).update(buf).digest('hex');
   if (`${digestAlgorithm(expected)}:${h}` !== expected) {
-    throw new CanvosError('ERR_DIGEST_MISMATCH', `${what}: content digest does not match ${expected}`, { hint: 'the content is corrupt or was cut short (a damaged source, disk or proxy): fetch or copy it again' });
+    throw new CanvosError('ERR_DIGEST_MISMATCH', `${what}: content digest does not match ${expected}`, {
+      hint: 'the content is corrupt or was cut short (a damaged source, disk or proxy): fetch or copy it again',
+    });
   }
 }
 

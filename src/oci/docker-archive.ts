@@ -56,7 +56,12 @@ function compressionOf(head: Buffer): 'gzip' | 'zstd' | 'none' {
  * index.json (or one level below it) names exactly this config and these layers, use its bytes, so the image
  * keeps its digest through the archive.
  */
-async function embeddedManifest(file: string, members: Map<string, TarMember>, config: Digest, layers: Digest[]): Promise<RawManifest | undefined> {
+async function embeddedManifest(
+  file: string,
+  members: Map<string, TarMember>,
+  config: Digest,
+  layers: Digest[],
+): Promise<RawManifest | undefined> {
   const idx = members.get('index.json');
   if (!idx) return undefined;
   const read = async (d: Descriptor): Promise<Buffer | undefined> => {
@@ -102,10 +107,16 @@ export function dockerArchiveSource(file: string, opts: DockerArchiveSourceOptio
       members = await indexTar(file);
     } catch (e) {
       if (CanvosError.is(e)) throw e;
-      throw new CanvosError('ERR_LAYOUT', `cannot read ${what}: ${(e as Error).message}`, { cause: e, hint: 'give the path of a tar written by docker save' });
+      throw new CanvosError('ERR_LAYOUT', `cannot read ${what}: ${(e as Error).message}`, {
+        cause: e,
+        hint: 'give the path of a tar written by docker save',
+      });
     }
     const mf = members.get('manifest.json');
-    if (!mf) throw new CanvosError('ERR_LAYOUT', `${what} has no manifest.json`, { hint: 'give the path of a tar written by docker save' });
+    if (!mf)
+      throw new CanvosError('ERR_LAYOUT', `${what} has no manifest.json`, {
+        hint: 'give the path of a tar written by docker save',
+      });
     let entries: ManifestEntry[];
     try {
       entries = JSON.parse((await readMember(file, mf)).toString('utf8')) as ManifestEntry[];
@@ -116,7 +127,10 @@ export function dockerArchiveSource(file: string, opts: DockerArchiveSourceOptio
     const names = entries.map((e, i) => e.RepoTags?.join(',') || `@${i}`);
     let entry: ManifestEntry | undefined;
     if (opts.ref === undefined) {
-      if (entries.length !== 1) throw new CanvosError('ERR_LAYOUT', `${what} holds ${entries.length} images; name one (${names.join(', ')})`, { hint: `write ${what}:<name:tag> or ${what}:@<index>` });
+      if (entries.length !== 1)
+        throw new CanvosError('ERR_LAYOUT', `${what} holds ${entries.length} images; name one (${names.join(', ')})`, {
+          hint: `write ${what}:<name:tag> or ${what}:@<index>`,
+        });
       entry = entries[0];
     } else if (/^@\d+$/.test(opts.ref)) {
       entry = entries[Number(opts.ref.slice(1))];
@@ -124,7 +138,10 @@ export function dockerArchiveSource(file: string, opts: DockerArchiveSourceOptio
       const want = canonicalName(opts.ref);
       entry = entries.find((e) => (e.RepoTags ?? []).some((t) => canonicalName(t) === want));
     }
-    if (!entry) throw new CanvosError('ERR_MANIFEST_UNKNOWN', `${what} has no image ${JSON.stringify(opts.ref)}`, { hint: `available: ${names.join(', ')}` });
+    if (!entry)
+      throw new CanvosError('ERR_MANIFEST_UNKNOWN', `${what} has no image ${JSON.stringify(opts.ref)}`, {
+        hint: `available: ${names.join(', ')}`,
+      });
 
     const cfgMember = resolveMember(members, entry.Config, what);
     const cfgBytes = await readMember(file, cfgMember);
@@ -152,16 +169,31 @@ export function dockerArchiveSource(file: string, opts: DockerArchiveSourceOptio
       blobs.set(digest, m);
       layers.push({ digest, size: m.size, comp: compressionOf(head) });
     }
-    const embedded = await embeddedManifest(file, members, cfgDigest, layers.map((l) => l.digest));
+    const embedded = await embeddedManifest(
+      file,
+      members,
+      cfgDigest,
+      layers.map((l) => l.digest),
+    );
     if (embedded) return embedded;
     const docker = layers.every((l) => l.comp === 'gzip');
     const layerType = (c: 'gzip' | 'zstd' | 'none'): string =>
-      docker ? MediaType.DockerLayerGzip : c === 'gzip' ? MediaType.OciLayerGzip : c === 'zstd' ? MediaType.OciLayerZstd : MediaType.OciLayerTar;
+      docker
+        ? MediaType.DockerLayerGzip
+        : c === 'gzip'
+          ? MediaType.OciLayerGzip
+          : c === 'zstd'
+            ? MediaType.OciLayerZstd
+            : MediaType.OciLayerTar;
     const mediaType = docker ? MediaType.DockerManifest : MediaType.OciManifest;
     const manifest = {
       schemaVersion: 2,
       mediaType,
-      config: { mediaType: docker ? MediaType.DockerConfig : MediaType.OciConfig, size: cfgBytes.length, digest: cfgDigest },
+      config: {
+        mediaType: docker ? MediaType.DockerConfig : MediaType.OciConfig,
+        size: cfgBytes.length,
+        digest: cfgDigest,
+      },
       layers: layers.map((l) => ({ mediaType: layerType(l.comp), size: l.size, digest: l.digest })),
     };
     const bytes = Buffer.from(JSON.stringify(manifest, null, 3));
@@ -172,7 +204,8 @@ export function dockerArchiveSource(file: string, opts: DockerArchiveSourceOptio
     description: `${what}${opts.ref !== undefined ? `:${opts.ref}` : ''}`,
     async getManifest(digest?: Digest): Promise<RawManifest> {
       const m = await (state ??= load());
-      if (digest !== undefined && digest !== m.digest) throw new CanvosError('ERR_MANIFEST_UNKNOWN', `${what} has no manifest ${digest}`);
+      if (digest !== undefined && digest !== m.digest)
+        throw new CanvosError('ERR_MANIFEST_UNKNOWN', `${what} has no manifest ${digest}`);
       return m;
     },
     async getBlob(desc: Descriptor): Promise<Readable> {
@@ -213,7 +246,12 @@ export function dockerArchiveDestination(file: string, opts: DockerArchiveDestin
     },
     async putBlob(desc, openBlob, o = {}): Promise<PutBlobResult> {
       if ((await blobSize(blobRoot, desc.digest)) === desc.size) return 'exists';
-      await storeBlob(blobRoot, await openBlob(), { digest: desc.digest, size: desc.size, signal: o.signal, sourceVerified: o.sourceVerified === true });
+      await storeBlob(blobRoot, await openBlob(), {
+        digest: desc.digest,
+        size: desc.size,
+        signal: o.signal,
+        sourceVerified: o.sourceVerified === true,
+      });
       return 'uploaded';
     },
     async hasManifest(): Promise<boolean> {
@@ -222,7 +260,9 @@ export function dockerArchiveDestination(file: string, opts: DockerArchiveDestin
     async putManifest(m: RawManifest): Promise<void> {
       const parsed = parseManifest(m.bytes, m.mediaType, `manifest ${m.digest}`);
       if (parsed.kind === 'index' || isIndexMediaType(m.mediaType)) {
-        throw new CanvosError('ERR_USAGE', `${what} holds a single image, not an index`, { hint: 'select one platform with --platform' });
+        throw new CanvosError('ERR_USAGE', `${what} holds a single image, not an index`, {
+          hint: 'select one platform with --platform',
+        });
       }
       image = m;
     },
@@ -240,9 +280,37 @@ export function dockerArchiveDestination(file: string, opts: DockerArchiveDestin
         seen.add(d.digest);
       }
       entries.push({ name: p(image.digest), size: image.bytes.length, from: image.bytes });
-      const manifestJson = [{ Config: p(config.digest), RepoTags: opts.ref ? [opts.ref] : null, Layers: layers.filter((l) => seen.has(l.digest)).map((l) => p(l.digest)) }];
-      const index = { schemaVersion: 2, mediaType: MediaType.OciIndex, manifests: [{ mediaType: image.mediaType, digest: image.digest, size: image.bytes.length, ...(opts.ref ? { annotations: { 'io.containerd.image.name': opts.ref, 'org.opencontainers.image.ref.name': opts.ref.slice(opts.ref.lastIndexOf(':') + 1) } } : {}) }] };
-      for (const [name, json] of [['manifest.json', manifestJson], ['index.json', index], ['oci-layout', { imageLayoutVersion: '1.0.0' }]] as const) {
+      const manifestJson = [
+        {
+          Config: p(config.digest),
+          RepoTags: opts.ref ? [opts.ref] : null,
+          Layers: layers.filter((l) => seen.has(l.digest)).map((l) => p(l.digest)),
+        },
+      ];
+      const index = {
+        schemaVersion: 2,
+        mediaType: MediaType.OciIndex,
+        manifests: [
+          {
+            mediaType: image.mediaType,
+            digest: image.digest,
+            size: image.bytes.length,
+            ...(opts.ref
+              ? {
+                  annotations: {
+                    'io.containerd.image.name': opts.ref,
+                    'org.opencontainers.image.ref.name': opts.ref.slice(opts.ref.lastIndexOf(':') + 1),
+                  },
+                }
+              : {}),
+          },
+        ],
+      };
+      for (const [name, json] of [
+        ['manifest.json', manifestJson],
+        ['index.json', index],
+        ['oci-layout', { imageLayoutVersion: '1.0.0' }],
+      ] as const) {
         const b = Buffer.from(JSON.stringify(json));
         entries.push({ name, size: b.length, from: b });
       }

@@ -27,9 +27,16 @@ async function checkExistingLayout(dir: string): Promise<void> {
   try {
     marker = JSON.parse(await readFile(join(dir, 'oci-layout'), 'utf8'));
   } catch (e) {
-    throw refuse((e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no oci-layout file' : 'oci-layout is not valid JSON');
+    throw refuse(
+      (e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no oci-layout file' : 'oci-layout is not valid JSON',
+    );
   }
-  if (typeof marker !== 'object' || marker === null || typeof (marker as { imageLayoutVersion?: unknown }).imageLayoutVersion !== 'string') throw refuse('oci-layout has no imageLayoutVersion');
+  if (
+    typeof marker !== 'object' ||
+    marker === null ||
+    typeof (marker as { imageLayoutVersion?: unknown }).imageLayoutVersion !== 'string'
+  )
+    throw refuse('oci-layout has no imageLayoutVersion');
   if (!(await exists(join(dir, 'index.json')))) throw refuse('no index.json');
   await new OciLayout(dir).readIndex();
 }
@@ -40,13 +47,17 @@ async function mergeBlobs(staging: string, dir: string): Promise<void> {
   for (const alg of await readdir(from)) {
     await mkdir(join(dir, 'blobs', alg), { recursive: true });
     for (const name of await readdir(join(from, alg))) {
-      if (!(await exists(join(dir, 'blobs', alg, name)))) await rename(join(from, alg, name), join(dir, 'blobs', alg, name));
+      if (!(await exists(join(dir, 'blobs', alg, name))))
+        await rename(join(from, alg, name), join(dir, 'blobs', alg, name));
     }
   }
 }
 
 /** An ImageDestination writing `oci:DIR[:tag]` (created when absent, atomically); index.json changes only in commit(). */
-export function layoutDestination(dir: string, opts: LayoutTransportOptions = {}): ImageDestination & { readonly layout: OciLayout } {
+export function layoutDestination(
+  dir: string,
+  opts: LayoutTransportOptions = {},
+): ImageDestination & { readonly layout: OciLayout } {
   let layout = new OciLayout(dir);
   /** The sibling directory a new layout is built in, until commit() renames it to `dir`. */
   let staging: string | undefined;
@@ -58,7 +69,10 @@ export function layoutDestination(dir: string, opts: LayoutTransportOptions = {}
       if (e.code === 'ENOENT') return undefined;
       throw e;
     });
-    if (st && !st.isDirectory()) throw new CanvosError('ERR_LAYOUT', `${dir} exists and is not a directory`, { hint: 'give the path of a directory for oci:DIR' });
+    if (st && !st.isDirectory())
+      throw new CanvosError('ERR_LAYOUT', `${dir} exists and is not a directory`, {
+        hint: 'give the path of a directory for oci:DIR',
+      });
     if (st && (await readdir(dir)).length > 0) {
       await checkExistingLayout(dir);
       await layout.init();
@@ -127,7 +141,8 @@ export function layoutDestination(dir: string, opts: LayoutTransportOptions = {}
     async close(): Promise<void> {
       // A copy that did not commit leaves no trace of a new layout.
       if (staging && !committed) await rm(staging, { recursive: true, force: true });
-      if (emptyBefore && !committed) for (const n of await readdir(dir).catch(() => [])) await rm(join(dir, n), { recursive: true, force: true });
+      if (emptyBefore && !committed)
+        for (const n of await readdir(dir).catch(() => [])) await rm(join(dir, n), { recursive: true, force: true });
       staging = undefined;
       emptyBefore = false;
     },

@@ -37,9 +37,13 @@ export class OciLayout {
   async init(): Promise<void> {
     // Someone else's index.json in a directory without oci-layout: never turn it into a layout (ERR_LAYOUT).
     if (!(await exists(join(this.dir, 'oci-layout'))) && (await exists(join(this.dir, 'index.json')))) {
-      throw new CanvosError('ERR_LAYOUT', `${this.dir} holds an index.json but no oci-layout file: it is not an OCI image layout; refusing to write into it`, {
-        hint: 'give a new or empty directory, or one that holds oci-layout, index.json and blobs/',
-      });
+      throw new CanvosError(
+        'ERR_LAYOUT',
+        `${this.dir} holds an index.json but no oci-layout file: it is not an OCI image layout; refusing to write into it`,
+        {
+          hint: 'give a new or empty directory, or one that holds oci-layout, index.json and blobs/',
+        },
+      );
     }
     await mkdirs(join(this.dir, 'blobs', 'sha256'));
     if (!(await exists(join(this.dir, 'oci-layout')))) {
@@ -47,7 +51,8 @@ export class OciLayout {
     }
     // Under the lock: a concurrent writer's first tag must not be replaced by our empty index.
     await this.withIndexLock(async () => {
-      if (!(await exists(join(this.dir, 'index.json')))) await this.writeIndex({ schemaVersion: 2, mediaType: MediaType.OciIndex, manifests: [] });
+      if (!(await exists(join(this.dir, 'index.json'))))
+        await this.writeIndex({ schemaVersion: 2, mediaType: MediaType.OciIndex, manifests: [] });
     });
   }
 
@@ -71,7 +76,9 @@ export class OciLayout {
     }
     const r = imageIndexSchema.safeParse(json);
     if (!r.success) {
-      throw new CanvosError('ERR_LAYOUT', `${file} is invalid at ${r.error.issues[0]?.path.join('.') || '(root)'}`, { hint: 'the layout is corrupt; recreate it' });
+      throw new CanvosError('ERR_LAYOUT', `${file} is invalid at ${r.error.issues[0]?.path.join('.') || '(root)'}`, {
+        hint: 'the layout is corrupt; recreate it',
+      });
     }
     return r.data;
   }
@@ -83,7 +90,9 @@ export class OciLayout {
 
   /** Tag names (ref.name annotations) of index.json entries, in order. */
   async tags(): Promise<string[]> {
-    return (await this.readIndex()).manifests.flatMap((d) => (d.annotations?.[REF_NAME_ANNOTATION] ? [d.annotations[REF_NAME_ANNOTATION]] : []));
+    return (await this.readIndex()).manifests.flatMap((d) =>
+      d.annotations?.[REF_NAME_ANNOTATION] ? [d.annotations[REF_NAME_ANNOTATION]] : [],
+    );
   }
 
   /**
@@ -95,13 +104,21 @@ export class OciLayout {
     const names = idx.manifests.map((d) => d.annotations?.[REF_NAME_ANNOTATION] ?? d.digest);
     if (tag === undefined) {
       if (idx.manifests.length === 1) return idx.manifests[0]!;
-      throw new CanvosError('ERR_LAYOUT', `${this.dir} holds ${idx.manifests.length} images; name one (${names.join(', ') || 'none'})`, {
-        hint: `write oci:${this.dir}:<tag>`,
-      });
+      throw new CanvosError(
+        'ERR_LAYOUT',
+        `${this.dir} holds ${idx.manifests.length} images; name one (${names.join(', ') || 'none'})`,
+        {
+          hint: `write oci:${this.dir}:<tag>`,
+        },
+      );
     }
-    const found = idx.manifests.find((d) => d.annotations?.[REF_NAME_ANNOTATION] === tag) ?? (isDigest(tag) ? idx.manifests.find((d) => d.digest === tag) : undefined);
+    const found =
+      idx.manifests.find((d) => d.annotations?.[REF_NAME_ANNOTATION] === tag) ??
+      (isDigest(tag) ? idx.manifests.find((d) => d.digest === tag) : undefined);
     if (!found) {
-      throw new CanvosError('ERR_MANIFEST_UNKNOWN', `tag ${JSON.stringify(tag)} not found in ${this.dir}`, { hint: `available: ${names.join(', ') || 'none'}` });
+      throw new CanvosError('ERR_MANIFEST_UNKNOWN', `tag ${JSON.stringify(tag)} not found in ${this.dir}`, {
+        hint: `available: ${names.join(', ') || 'none'}`,
+      });
     }
     return found;
   }
@@ -121,7 +138,9 @@ export class OciLayout {
   async openBlob(desc: Pick<Descriptor, 'digest' | 'size'>): Promise<Readable> {
     const path = this.blobPath(desc.digest);
     if ((await blobSize(this.blobsDir, desc.digest)) === undefined) {
-      throw new CanvosError('ERR_BLOB_UNKNOWN', `blob ${desc.digest} is missing from ${this.dir}`, { hint: 'the layout is incomplete; copy the image into it again' });
+      throw new CanvosError('ERR_BLOB_UNKNOWN', `blob ${desc.digest} is missing from ${this.dir}`, {
+        hint: 'the layout is incomplete; copy the image into it again',
+      });
     }
     const verifier = new VerifyingStream(desc.digest, { size: desc.size, what: `blob ${desc.digest} in ${this.dir}` });
     const rs = createReadStream(path);
@@ -132,8 +151,12 @@ export class OciLayout {
   /** Read a small blob (manifest, config) whole, verified. */
   async readSmallBlob(digest: Digest, what = `blob ${digest}`): Promise<Buffer> {
     const size = await blobSize(this.blobsDir, digest);
-    if (size === undefined) throw new CanvosError('ERR_BLOB_UNKNOWN', `${what} is missing from ${this.dir}`, { hint: 'the layout is incomplete; copy the image into it again' });
-    if (size > MAX_MANIFEST) throw new CanvosError('ERR_MANIFEST_INVALID', `${what} in ${this.dir} is larger than ${MAX_MANIFEST} bytes`);
+    if (size === undefined)
+      throw new CanvosError('ERR_BLOB_UNKNOWN', `${what} is missing from ${this.dir}`, {
+        hint: 'the layout is incomplete; copy the image into it again',
+      });
+    if (size > MAX_MANIFEST)
+      throw new CanvosError('ERR_MANIFEST_INVALID', `${what} in ${this.dir} is larger than ${MAX_MANIFEST} bytes`);
     const bytes = await readFile(this.blobPath(digest));
     verifyBuffer(bytes, digest, `${what} in ${this.dir}`);
     return bytes;
@@ -148,7 +171,13 @@ export class OciLayout {
     input: Readable,
     opts: OpOptions & { onBytes?: ((n: number) => void) | undefined; sourceVerified?: boolean | undefined } = {},
   ): Promise<void> {
-    await storeBlob(this.blobsDir, input, { digest: desc.digest, size: desc.size, signal: opts.signal, onBytes: opts.onBytes, sourceVerified: opts.sourceVerified });
+    await storeBlob(this.blobsDir, input, {
+      digest: desc.digest,
+      size: desc.size,
+      signal: opts.signal,
+      onBytes: opts.onBytes,
+      sourceVerified: opts.sourceVerified,
+    });
   }
 
   /** Store a small in-memory blob (manifest, config) atomically. */
@@ -179,9 +208,15 @@ export class OciLayout {
         break;
       } catch (e) {
         if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
-        const age = await stat(lock).then((st) => Date.now() - st.mtimeMs, () => 0);
+        const age = await stat(lock).then(
+          (st) => Date.now() - st.mtimeMs,
+          () => 0,
+        );
         if (age > 30_000) await rm(lock, { recursive: true, force: true });
-        else if (waited > 60_000) throw new CanvosError('ERR_LAYOUT', `${lock} is held by another writer`, { hint: 'wait for the other copy to finish, or remove the lock directory if none is running' });
+        else if (waited > 60_000)
+          throw new CanvosError('ERR_LAYOUT', `${lock} is held by another writer`, {
+            hint: 'wait for the other copy to finish, or remove the lock directory if none is running',
+          });
         await new Promise((r) => setTimeout(r, 10));
       }
     }
@@ -201,7 +236,12 @@ export class OciLayout {
       const name = d.annotations?.[REF_NAME_ANNOTATION];
       return tag !== undefined ? name !== tag : !(name === undefined && d.digest === desc.digest);
     });
-    await this.writeIndex({ ...idx, schemaVersion: 2, mediaType: idx.mediaType ?? MediaType.OciIndex, manifests: [...keep, entry] });
+    await this.writeIndex({
+      ...idx,
+      schemaVersion: 2,
+      mediaType: idx.mediaType ?? MediaType.OciIndex,
+      manifests: [...keep, entry],
+    });
   }
 }
 
@@ -234,7 +274,10 @@ export interface LayoutTransportOptions {
 }
 
 /** An ImageSource reading `oci:DIR[:tag]`. */
-export function layoutSource(dir: string, opts: LayoutTransportOptions = {}): ImageSource & { readonly layout: OciLayout } {
+export function layoutSource(
+  dir: string,
+  opts: LayoutTransportOptions = {},
+): ImageSource & { readonly layout: OciLayout } {
   const layout = new OciLayout(dir);
   let root: Promise<Descriptor> | undefined;
   return {
@@ -252,7 +295,12 @@ export function layoutSource(dir: string, opts: LayoutTransportOptions = {}): Im
       if (mediaType === undefined) {
         try {
           const j = JSON.parse(bytes.toString('utf8')) as { mediaType?: unknown; manifests?: unknown };
-          mediaType = typeof j.mediaType === 'string' ? j.mediaType : Array.isArray(j.manifests) ? MediaType.OciIndex : MediaType.OciManifest;
+          mediaType =
+            typeof j.mediaType === 'string'
+              ? j.mediaType
+              : Array.isArray(j.manifests)
+                ? MediaType.OciIndex
+                : MediaType.OciManifest;
         } catch {
           mediaType = MediaType.OciManifest;
         }

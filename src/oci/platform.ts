@@ -12,7 +12,23 @@ export interface Platform {
 }
 
 /** Operating systems a lone `--platform OS` names (then the architecture is the host's, as skopeo does). */
-const OS_NAMES = new Set(['linux', 'windows', 'darwin', 'freebsd', 'netbsd', 'openbsd', 'solaris', 'illumos', 'aix', 'plan9', 'android', 'ios', 'js', 'wasip1', 'dragonfly']);
+const OS_NAMES = new Set([
+  'linux',
+  'windows',
+  'darwin',
+  'freebsd',
+  'netbsd',
+  'openbsd',
+  'solaris',
+  'illumos',
+  'aix',
+  'plan9',
+  'android',
+  'ios',
+  'js',
+  'wasip1',
+  'dragonfly',
+]);
 
 /** The host's architecture in OCI spelling (Node's `x64` is `amd64`). */
 export function hostArchitecture(): string {
@@ -31,7 +47,10 @@ export function parsePlatform(s: string): Platform {
       hint: 'write it as os/arch[/variant], e.g. linux/amd64 or linux/arm64, or an OS alone for the host architecture',
     });
   }
-  if (parts.length === 1) return OS_NAMES.has(parts[0]!) ? { os: parts[0]!, architecture: hostArchitecture() } : { os: 'linux', architecture: normalizeArch(parts[0]!) };
+  if (parts.length === 1)
+    return OS_NAMES.has(parts[0]!)
+      ? { os: parts[0]!, architecture: hostArchitecture() }
+      : { os: 'linux', architecture: normalizeArch(parts[0]!) };
   const [os, arch, variant] = parts as [string, string, string?];
   return variant ? { os, architecture: normalizeArch(arch), variant } : { os, architecture: normalizeArch(arch) };
 }

@@ -7,7 +7,10 @@ import { z } from 'zod';
 import { CanvosError } from '../errors.js';
 import { isDigest, type Digest } from './digest.js';
 
-const digestSchema = z.string().refine(isDigest, { message: 'invalid digest' }).transform((s) => s as Digest);
+const digestSchema = z
+  .string()
+  .refine(isDigest, { message: 'invalid digest' })
+  .transform((s) => s as Digest);
 
 export const platformSchema = z.looseObject({
   architecture: z.string(),
@@ -95,7 +98,10 @@ function check<T>(schema: z.ZodType<T>, value: unknown, what: string): T {
   if (!r.success) {
     const issue = r.error.issues[0];
     const path = issue?.path.join('.') || '(root)';
-    throw new CanvosError('ERR_MANIFEST_INVALID', `${what} is invalid at ${path}: ${issue?.message ?? 'schema mismatch'}`);
+    throw new CanvosError(
+      'ERR_MANIFEST_INVALID',
+      `${what} is invalid at ${path}: ${issue?.message ?? 'schema mismatch'}`,
+    );
   }
   return r.data;
 }

@@ -23,7 +23,10 @@ export interface TarMember {
 }
 
 function normalize(name: string): string {
-  return posix.normalize(name.replace(/^\/+/, '')).replace(/^\.\/?/, '').replace(/\/+$/, '');
+  return posix
+    .normalize(name.replace(/^\/+/, ''))
+    .replace(/^\.\/?/, '')
+    .replace(/\/+$/, '');
 }
 
 /** Index every member of the tar at `path` (one sequential pass over the headers). */
@@ -43,7 +46,8 @@ export async function indexTar(path: string, signal?: AbortSignal): Promise<Map<
       const h = decodeHeader(block, `${path} at offset ${pos}`);
       const dataAt = pos + 512;
       const readData = async (): Promise<Buffer> => {
-        if (h.size > 1024 * 1024) throw new CanvosError('ERR_LAYER_CORRUPT', `${path}: oversized tar extension header at offset ${pos}`);
+        if (h.size > 1024 * 1024)
+          throw new CanvosError('ERR_LAYER_CORRUPT', `${path}: oversized tar extension header at offset ${pos}`);
         const b = Buffer.alloc(h.size);
         await fh.read(b, 0, h.size, dataAt);
         return b;
@@ -55,10 +59,25 @@ export async function indexTar(path: string, signal?: AbortSignal): Promise<Map<
         if (pax) applyPax(h, pax);
         const name = normalize(longName ?? h.name);
         const linkname = longLink ?? h.linkname;
-        members.set(name, { name, type: h.typeflag === '\0' ? '0' : h.typeflag, linkname, offset: dataAt, size: h.size });
+        members.set(name, {
+          name,
+          type: h.typeflag === '\0' ? '0' : h.typeflag,
+          linkname,
+          offset: dataAt,
+          size: h.size,
+        });
         pax = longName = longLink = undefined;
       }
-      const dataSize = h.typeflag === '0' || h.typeflag === '\0' || h.typeflag === '7' || h.typeflag === 'x' || h.typeflag === 'L' || h.typeflag === 'K' || h.typeflag === 'g' ? h.size : 0;
+      const dataSize =
+        h.typeflag === '0' ||
+        h.typeflag === '\0' ||
+        h.typeflag === '7' ||
+        h.typeflag === 'x' ||
+        h.typeflag === 'L' ||
+        h.typeflag === 'K' ||
+        h.typeflag === 'g'
+          ? h.size
+          : 0;
       pos = dataAt + Math.ceil(dataSize / 512) * 512;
     }
   } finally {
@@ -78,7 +97,9 @@ export function resolveMember(members: Map<string, TarMember>, name: string, wha
     else if (m.type === '1') cur = normalize(m.linkname);
     else break;
   }
-  throw new CanvosError('ERR_LAYOUT', `${what}: ${name} is missing from the archive`, { hint: 'the archive is incomplete or not a docker save archive' });
+  throw new CanvosError('ERR_LAYOUT', `${what}: ${name} is missing from the archive`, {
+    hint: 'the archive is incomplete or not a docker save archive',
+  });
 }
 
 /** Stream one member's bytes from the file. */

@@ -8,13 +8,22 @@ import { readFile } from 'node:fs/promises';
 import { CanvosError } from '../errors.js';
 import { INPUT_LIMITS, readTextInput } from '../text-input.js';
 import { isArgName } from './args.js';
-import { resolveBuildConfig, type BuildConfig, type ConfigEntry, type ResolveOptions, type SourceLocation } from './resolve.js';
+import {
+  resolveBuildConfig,
+  type BuildConfig,
+  type ConfigEntry,
+  type ResolveOptions,
+  type SourceLocation,
+} from './resolve.js';
 import { ARG_INFO } from './schema.js';
 
 const LINE_RE = /^([A-Za-z_][A-Za-z0-9_]*)=(.*)$/;
 
 function fail(loc: SourceLocation, message: string, hint: string): CanvosError {
-  return new CanvosError('ERR_CONFIG', `${loc.file}:${loc.line}: ${message}`, { hint, details: { file: loc.file, line: loc.line } });
+  return new CanvosError('ERR_CONFIG', `${loc.file}:${loc.line}: ${message}`, {
+    hint,
+    details: { file: loc.file, line: loc.line },
+  });
 }
 
 /** Look up a referenced name: earlier lines first, then CanvOS's literal default. */
@@ -27,12 +36,18 @@ function parseValue(raw: string, key: string, loc: SourceLocation, lookup: Looku
   const expand = (): void => {
     // At raw[i] === '$'.
     const next = raw[i + 1];
-    if (next === '(') throw fail(loc, `${key}: command substitution $(...) is not supported`, `write the value itself, e.g. ${key}=v4.9.38 instead of $(git describe --abbrev=0 --tags)`);
+    if (next === '(')
+      throw fail(
+        loc,
+        `${key}: command substitution $(...) is not supported`,
+        `write the value itself, e.g. ${key}=v4.9.38 instead of $(git describe --abbrev=0 --tags)`,
+      );
     let name: string;
     let fallback: string | undefined;
     if (next === '{') {
       const end = raw.indexOf('}', i + 2);
-      if (end < 0) throw fail(loc, `${key}: unterminated \${ in value`, 'close the reference with }, e.g. ${OS_DISTRIBUTION}');
+      if (end < 0)
+        throw fail(loc, `${key}: unterminated \${ in value`, 'close the reference with }, e.g. ${OS_DISTRIBUTION}');
       const body = raw.slice(i + 2, end);
       const m = /^([A-Za-z_][A-Za-z0-9_]*)(?::-(.*))?$/.exec(body);
       if (!m) throw fail(loc, `${key}: unsupported reference \${${body}}`, 'use $NAME, ${NAME} or ${NAME:-default}');
@@ -52,7 +67,12 @@ function parseValue(raw: string, key: string, loc: SourceLocation, lookup: Looku
     const v = lookup(name);
     if (v !== undefined && (v !== '' || fallback === undefined)) out += v;
     else if (fallback !== undefined) out += fallback;
-    else throw fail(loc, `${key} references $${name}, which is not set on an earlier line`, `define ${name}=... above line ${loc.line}, or write the value directly`);
+    else
+      throw fail(
+        loc,
+        `${key} references $${name}, which is not set on an earlier line`,
+        `define ${name}=... above line ${loc.line}, or write the value directly`,
+      );
   };
 
   while (i < n) {
@@ -84,7 +104,8 @@ function parseValue(raw: string, key: string, loc: SourceLocation, lookup: Looku
         }
       }
     } else if (c === '\\') {
-      if (i + 1 >= n) throw fail(loc, `${key}: line continuation (trailing \\) is not supported`, 'put the whole value on one line');
+      if (i + 1 >= n)
+        throw fail(loc, `${key}: line continuation (trailing \\) is not supported`, 'put the whole value on one line');
       out += raw[i + 1];
       i += 2;
     } else if (c === '$') {
@@ -94,7 +115,11 @@ function parseValue(raw: string, key: string, loc: SourceLocation, lookup: Looku
     } else if (c === ' ' || c === '\t') {
       const rest = raw.slice(i).trimStart();
       if (rest === '' || rest.startsWith('#')) break; // trailing blanks / inline comment
-      throw fail(loc, `${key}: unquoted value contains whitespace`, `quote it, e.g. ${key}="${(out + raw.slice(i)).replace(/\s+#.*$/, '').trim()}"`);
+      throw fail(
+        loc,
+        `${key}: unquoted value contains whitespace`,
+        `quote it, e.g. ${key}="${(out + raw.slice(i)).replace(/\s+#.*$/, '').trim()}"`,
+      );
     } else {
       out += c;
       i++;
@@ -130,10 +155,19 @@ export function parseArgEntries(text: string, file = '.arg'): ConfigEntry[] {
     const m = LINE_RE.exec(line);
     if (!m) {
       const spaced = /^([A-Za-z_][A-Za-z0-9_]*)\s+=|^([A-Za-z_][A-Za-z0-9_]*)=\s/.exec(line);
-      if (spaced) throw fail(loc, `malformed line: no spaces are allowed around "=" (${(spaced[1] ?? spaced[2]) as string})`, `write it as ${(spaced[1] ?? spaced[2]) as string}=value`);
+      if (spaced)
+        throw fail(
+          loc,
+          `malformed line: no spaces are allowed around "=" (${(spaced[1] ?? spaced[2]) as string})`,
+          `write it as ${(spaced[1] ?? spaced[2]) as string}=value`,
+        );
       // Show only the first word: the rest may be a secret value written without '='.
       const first = (line.split(/[\s=:]/)[0] ?? '').slice(0, 40);
-      throw fail(loc, `malformed line starting with ${JSON.stringify(first)}: expected KEY=value`, 'each line must be KEY=value, a # comment, or blank');
+      throw fail(
+        loc,
+        `malformed line starting with ${JSON.stringify(first)}: expected KEY=value`,
+        'each line must be KEY=value, a # comment, or blank',
+      );
     }
     const key = m[1] ?? '';
     const value = parseValue(m[2] ?? '', key, loc, lookup);
@@ -157,6 +191,11 @@ export async function loadArgFile(path: string, opts: ArgFileOptions = {}): Prom
  * Read a config file as UTF-8 (size-limited, UTF-8 checked; src/text-input.ts), turning I/O errors into ERR_CONFIG
  * naming the path. Default limit: {@link INPUT_LIMITS}.argFile. @internal
  */
-export async function readConfigText(path: string, hint: string, limit: number = INPUT_LIMITS.argFile, what = '.arg'): Promise<string> {
+export async function readConfigText(
+  path: string,
+  hint: string,
+  limit: number = INPUT_LIMITS.argFile,
+  what = '.arg',
+): Promise<string> {
   return readTextInput(path, { what, limit, hint });
 }

@@ -36,9 +36,13 @@ export function isDockerFamily(manifestMediaType: string): boolean {
 export function layerMediaTypeFor(manifestMediaType: string, compression: 'gzip' | 'zstd' = 'gzip'): string {
   if (compression === 'zstd') {
     if (isDockerFamily(manifestMediaType)) {
-      throw new CanvosError('ERR_CONFIG', `zstd layers need an OCI base image, but the base manifest is ${manifestMediaType}`, {
-        hint: 'use gzip layers (the default), or a base image pushed with OCI media types',
-      });
+      throw new CanvosError(
+        'ERR_CONFIG',
+        `zstd layers need an OCI base image, but the base manifest is ${manifestMediaType}`,
+        {
+          hint: 'use gzip layers (the default), or a base image pushed with OCI media types',
+        },
+      );
     }
     return MediaType.OciLayerZstd;
   }
@@ -82,12 +86,19 @@ export function assembleImage(
   // History must stay consistent with the layers (one non-empty entry per layer); a base without history stays so.
   const items: readonly HistoryItem[] = opts.history ?? layers.map((l) => ({ createdBy: l.createdBy }));
   if (items.filter((h) => !h.emptyLayer).length !== layers.length) {
-    throw new CanvosError('ERR_INTERNAL', `history has ${items.filter((h) => !h.emptyLayer).length} layer entries for ${layers.length} layers`);
+    throw new CanvosError(
+      'ERR_INTERNAL',
+      `history has ${items.filter((h) => !h.emptyLayer).length} layer entries for ${layers.length} layers`,
+    );
   }
   if (Array.isArray(config.history)) {
     config.history = [
       ...(config.history as unknown[]),
-      ...items.map((h) => ({ ...(opts.created ? { created: opts.created } : {}), created_by: h.createdBy, ...(h.emptyLayer ? { empty_layer: true } : {}) })),
+      ...items.map((h) => ({
+        ...(opts.created ? { created: opts.created } : {}),
+        created_by: h.createdBy,
+        ...(h.emptyLayer ? { empty_layer: true } : {}),
+      })),
     ];
   }
   if (opts.created) config.created = opts.created;
@@ -98,7 +109,11 @@ export function assembleImage(
     config.config = c;
   }
   const configBytes = Buffer.from(JSON.stringify(config));
-  const configDesc = { mediaType: docker ? MediaType.DockerConfig : MediaType.OciConfig, digest: sha256(configBytes), size: configBytes.length };
+  const configDesc = {
+    mediaType: docker ? MediaType.DockerConfig : MediaType.OciConfig,
+    digest: sha256(configBytes),
+    size: configBytes.length,
+  };
   const all: Descriptor[] = [
     ...base.layers,
     ...layers.map((l) => ({ mediaType: l.mediaType, digest: l.digest, size: l.size })),

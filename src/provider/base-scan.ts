@@ -46,7 +46,14 @@ export async function scanBase(
   const wantFiles = new Set(want.files.map(norm));
   const wantDirs = new Set(want.listDirs.map(norm));
   const max = opts.maxFileBytes ?? 16 << 20;
-  const scan: BaseScan = { files: new Map(), dirs: new Map(), links: new Map(), children: new Map(), systemdVersion: undefined, entries: 0 };
+  const scan: BaseScan = {
+    files: new Map(),
+    dirs: new Map(),
+    links: new Map(),
+    children: new Map(),
+    systemdVersion: undefined,
+    entries: 0,
+  };
   const indirect: string[] = []; // wanted files that are links: resolved with extractFile afterwards
   for (const d of wantDirs) scan.children.set(d, []);
   for await (const e of mergeLayers(openers, { signal: opts.signal })) {
@@ -85,7 +92,12 @@ function meta(e: FsEntry): EntryMeta {
 
 /** `*` glob match of one path segment. */
 export function globMatch(pattern: string, name: string): boolean {
-  const re = new RegExp(`^${pattern.split('*').map((s) => s.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('[^/]*')}$`);
+  const re = new RegExp(
+    `^${pattern
+      .split('*')
+      .map((s) => s.replace(/[.+?^${}()|[\]\\]/g, '\\$&'))
+      .join('[^/]*')}$`,
+  );
   return re.test(name);
 }
 
@@ -97,7 +109,7 @@ export function globMatch(pattern: string, name: string): boolean {
 export function resolveInBase(scan: Pick<BaseScan, 'links' | 'dirs'>, path: string): string {
   let parts = path === '' ? [] : path.split('/');
   const cur: string[] = [];
-  for (let hops = 0; parts.length > 0; ) {
+  for (let hops = 0; parts.length > 0;) {
     const seg = parts.shift() as string;
     const here = cur.length ? `${cur.join('/')}/${seg}` : seg;
     const link = scan.links.get(here);
@@ -124,7 +136,11 @@ export function resolveInBase(scan: Pick<BaseScan, 'links' | 'dirs'>, path: stri
  * /etc/ssh/ssh_host_* keys gets them whited out like the base's), the systemd version, and the `watch` files
  * (re-read when the layer replaces them, forgotten when it removes them or puts something else there).
  */
-export async function updateScan(scan: BaseScan, layer: AsyncIterable<FsEntry>, watch: ReadonlySet<string>): Promise<void> {
+export async function updateScan(
+  scan: BaseScan,
+  layer: AsyncIterable<FsEntry>,
+  watch: ReadonlySet<string>,
+): Promise<void> {
   const added: { e: Omit<FsEntry, 'content'>; content?: Buffer }[] = [];
   const removed: string[] = []; // paths removed with their subtrees
   const opaque: string[] = []; // directories whose lower content is hidden

@@ -14,7 +14,12 @@ import { openDestination } from '../copy/transports.js';
 import type { ImageDestination, ProgressFn } from '../copy/types.js';
 import { abortError, CanvosError } from '../errors.js';
 import { buildLayer, sourceDateEpochFromEnv, type BuiltLayer } from '../layers/build.js';
-import { buildDockerfileLayers, dockerfileWatchFiles, prepareProjectDockerfile, type DockerfileBuild } from '../dockerfile/build.js';
+import {
+  buildDockerfileLayers,
+  dockerfileWatchFiles,
+  prepareProjectDockerfile,
+  type DockerfileBuild,
+} from '../dockerfile/build.js';
 import type { Executor } from '../dockerfile/exec-api.js';
 import { compressor } from '../native/load.js';
 import { BlobCache } from '../oci/cache.js';
@@ -96,17 +101,26 @@ export interface BuildProviderResult {
 const BLOB_CONCURRENCY = 3;
 
 /** Build and write the provider images of `config` (see the file header). */
-export async function buildProviderImages(config: BuildConfig, opts: BuildProviderOptions): Promise<BuildProviderResult> {
+export async function buildProviderImages(
+  config: BuildConfig,
+  opts: BuildProviderOptions,
+): Promise<BuildProviderResult> {
   const warn = opts.onWarning ?? (() => {});
   const progress = opts.onProgress ?? (() => {});
   const signal = opts.signal;
   // Validate everything that needs no network first (unsupported shapes, missing BASE_IMAGE…).
-  const scanRequest = baseScanRequest(planProviderImages(config, opts.versions, { projectDir: opts.projectDir }).sharedLayers);
+  const scanRequest = baseScanRequest(
+    planProviderImages(config, opts.versions, { projectDir: opts.projectDir }).sharedLayers,
+  );
   const projectDir = opts.projectDir ?? process.cwd();
   // CanvOS's exec steps (kernel headers, TWO_NODE) run after the Dockerfile's, through the same executor and cache.
   const extraSteps = await canvosExecSteps(config, projectDir, opts.twoNodeSources);
   // A Dockerfile that cannot be applied (refused instruction, RUN without user namespaces) fails before any pull.
-  const dockerfile = await prepareProjectDockerfile(config, resolveBaseImage(config), projectDir, { extraSteps, executor: opts.executor, signal: opts.signal });
+  const dockerfile = await prepareProjectDockerfile(config, resolveBaseImage(config), projectDir, {
+    extraSteps,
+    executor: opts.executor,
+    signal: opts.signal,
+  });
   // zstd without libzstd (native addon) or Node >= 22.15 fails here, not after the base was read.
   if (opts.layerCompression === 'zstd') await compressor().zstd(Buffer.alloc(1), 3);
   const cache = new BlobCache({ dir: opts.cacheDir });
@@ -124,15 +138,26 @@ export async function buildProviderImages(config: BuildConfig, opts: BuildProvid
     const watchFiles = dockerfileWatchFiles(scanRequest.files);
     const scan = await scanBase(base.openers, { files: watchFiles, listDirs: scanRequest.listDirs }, { signal });
     const supportsSysext = scan.systemdVersion !== undefined && scan.systemdVersion >= 255;
-    const plan = planProviderImages(config, opts.versions, { projectDir: opts.projectDir, supportsSystemdExtensions: supportsSysext, onWarning: warn });
-    if (!plan.bundled) warn('W_SYSEXT', `the base has systemd ${scan.systemdVersion}: k8s and the agent provider are not bundled (Stylus installs them as system extensions); set BUNDLE_K8S_AND_AGENT_PROVIDER=true to bundle them`);
+    const plan = planProviderImages(config, opts.versions, {
+      projectDir: opts.projectDir,
+      supportsSystemdExtensions: supportsSysext,
+      onWarning: warn,
+    });
+    if (!plan.bundled)
+      warn(
+        'W_SYSEXT',
+        `the base has systemd ${scan.systemdVersion}: k8s and the agent provider are not bundled (Stylus installs them as system extensions); set BUNDLE_K8S_AND_AGENT_PROVIDER=true to bundle them`,
+      );
 
     const projectDir = resolve(opts.projectDir ?? process.cwd());
     const luetAuth = await loadLuetAuth(projectDir, config, warn);
     const images = new Map<string, OpenedImage>();
     for (const ref of plan.sourceImages) {
       progress({ phase: 'resolve', item: ref, transferred: 0 });
-      const img = await openImage(ref, config.arch, { ...open, registry: registryOptionsFor(config, ref, opts.registry, luetAuth) }).catch((e: unknown) => {
+      const img = await openImage(ref, config.arch, {
+        ...open,
+        registry: registryOptionsFor(config, ref, opts.registry, luetAuth),
+      }).catch((e: unknown) => {
         throw luetAuthError(config, ref, e, luetAuth, projectDir);
       });
       opened.push(img);
@@ -147,7 +172,18 @@ export async function buildProviderImages(config: BuildConfig, opts: BuildProvid
     if (dockerfile) {
       progress({ phase: 'dockerfile', item: 'Dockerfile', transferred: 0 });
       const layerOpts = { compression, mediaType, sourceDateEpoch: epoch };
-      df = await buildDockerfileLayers(dockerfile.df, { ...dockerfile.options, ...layerOpts, base, scan, watchFiles, cache, workDir: work, signal, onWarning: warn, onLog: opts.onLog });
+      df = await buildDockerfileLayers(dockerfile.df, {
+        ...dockerfile.options,
+        ...layerOpts,
+        base,
+        scan,
+        watchFiles,
+        cache,
+        workDir: work,
+        signal,
+        onWarning: warn,
+        onLog: opts.onLog,
+      });
     }
     const built = new Map<PlannedLayer, (BuiltLayer & { createdBy: string }) | null>();
     const build = async (layer: PlannedLayer): Promise<void> => {
@@ -162,10 +198,25 @@ export async function buildProviderImages(config: BuildConfig, opts: BuildProvid
         mediaType,
         parentMeta,
         signal,
-        onProgress: (p) => progress({ phase: 'build-layer', item: layer.name, transferred: p.transferred, total: p.total, percent: p.percent }),
+        onProgress: (p) =>
+          progress({
+            phase: 'build-layer',
+            item: layer.name,
+            transferred: p.transferred,
+            total: p.total,
+            percent: p.percent,
+          }),
       });
       s.verify();
-      progress({ phase: 'build-layer', item: layer.name, transferred: b.uncompressedSize, total: b.uncompressedSize, percent: 100, status: 'built', itemSize: b.size });
+      progress({
+        phase: 'build-layer',
+        item: layer.name,
+        transferred: b.uncompressedSize,
+        total: b.uncompressedSize,
+        percent: 100,
+        status: 'built',
+        itemSize: b.size,
+      });
       built.set(layer, { ...b, createdBy: `canvos-lite provider ${layer.name}: ${layer.description}` });
     };
     for (const layer of plan.sharedLayers) await build(layer);
@@ -175,17 +226,48 @@ export async function buildProviderImages(config: BuildConfig, opts: BuildProvid
     const assembled = plan.images.map((p) => {
       const own = p.layers.flatMap((l) => {
         const b = built.get(l);
-        return b ? [{ name: l.name, layer: { digest: b.digest, size: b.size, diffId: b.diffId, mediaType: b.mediaType, createdBy: b.createdBy } satisfies AppendedLayer, path: b.path }] : [];
+        return b
+          ? [
+              {
+                name: l.name,
+                layer: {
+                  digest: b.digest,
+                  size: b.size,
+                  diffId: b.diffId,
+                  mediaType: b.mediaType,
+                  createdBy: b.createdBy,
+                } satisfies AppendedLayer,
+                path: b.path,
+              },
+            ]
+          : [];
       });
-      const fromDockerfile = (df?.history ?? []).flatMap((h) => (h.layer ? [{ name: h.name, layer: h.layer satisfies AppendedLayer, path: h.layer.path }] : []));
+      const fromDockerfile = (df?.history ?? []).flatMap((h) =>
+        h.layer ? [{ name: h.name, layer: h.layer satisfies AppendedLayer, path: h.layer.path }] : [],
+      );
       const appended = [...fromDockerfile, ...own];
-      const history = df ? [...df.history.map((h) => ({ createdBy: h.createdBy, emptyLayer: !h.layer })), ...own.map((a) => ({ createdBy: a.layer.createdBy }))] : undefined;
-      return { plan: p, appended, image: assembleImage(base, appended.map((a) => a.layer), { created, history, runtimeConfig: df?.config }) };
+      const history = df
+        ? [
+            ...df.history.map((h) => ({ createdBy: h.createdBy, emptyLayer: !h.layer })),
+            ...own.map((a) => ({ createdBy: a.layer.createdBy })),
+          ]
+        : undefined;
+      return {
+        plan: p,
+        appended,
+        image: assembleImage(
+          base,
+          appended.map((a) => a.layer),
+          { created, history, runtimeConfig: df?.config },
+        ),
+      };
     });
 
     // Write phase: only now does anything leave this machine.
     const results: BuiltProviderImage[] = [];
-    const files = new Map<string, string>(assembled.flatMap((a) => a.appended.map((x) => [x.layer.digest, x.path] as [string, string])));
+    const files = new Map<string, string>(
+      assembled.flatMap((a) => a.appended.map((x) => [x.layer.digest, x.path] as [string, string])),
+    );
     for (const a of assembled) {
       signal?.throwIfAborted();
       const dest = 'push' in opts.output ? `docker://${a.plan.imageRef}` : `oci:${opts.output.ociDir}:${a.plan.tag}`;
@@ -208,7 +290,14 @@ export async function buildProviderImages(config: BuildConfig, opts: BuildProvid
         appended: a.appended.map((x) => x.name),
       });
     }
-    return { plan, baseImage: baseRef, baseManifestDigest: base.manifest.digest, systemdVersion: scan.systemdVersion, images: results, dockerfileRuns: df?.executed ?? 0 };
+    return {
+      plan,
+      baseImage: baseRef,
+      baseManifestDigest: base.manifest.digest,
+      systemdVersion: scan.systemdVersion,
+      images: results,
+      dockerfileRuns: df?.executed ?? 0,
+    };
   } catch (e) {
     if (signal?.aborted && !CanvosError.is(e)) throw abortError(signal);
     throw e;
@@ -237,11 +326,25 @@ export async function writeImage(
       const openBlob = file
         ? async () => createReadStream(file)
         : async () => createReadStream(await cachedBlobPath(base.source, d0, cache, o.signal));
-      const status = await d.putBlob(d0, openBlob, { signal: o.signal, mountFrom: baseDigests.has(d0.digest) ? base.source.mountOrigin : undefined });
-      o.progress({ phase: 'write-blob', item: d0.digest, transferred: d0.size, total: d0.size, status, itemSize: d0.size });
+      const status = await d.putBlob(d0, openBlob, {
+        signal: o.signal,
+        mountFrom: baseDigests.has(d0.digest) ? base.source.mountOrigin : undefined,
+      });
+      o.progress({
+        phase: 'write-blob',
+        item: d0.digest,
+        transferred: d0.size,
+        total: d0.size,
+        status,
+        itemSize: d0.size,
+      });
     }
   };
   await Promise.all(Array.from({ length: Math.min(BLOB_CONCURRENCY, queue.length) }, worker));
   const cfg = image.config;
-  await d.putBlob({ mediaType: cfg.mediaType, digest: cfg.digest, size: cfg.bytes.length }, async () => Readable.from([cfg.bytes]), { signal: o.signal });
+  await d.putBlob(
+    { mediaType: cfg.mediaType, digest: cfg.digest, size: cfg.bytes.length },
+    async () => Readable.from([cfg.bytes]),
+    { signal: o.signal },
+  );
 }

@@ -25,15 +25,36 @@ type Distro = BuildConfig['osDistribution'];
  * Per-distribution anchors directory, the bundle its tool writes (null tool: CanvOS installs no certificates) and the
  * other PEM bundles it extracts (updated only when the base has them: new anchors are trusted for every purpose).
  */
-export const CA_PATHS: Readonly<Record<Distro, { anchors: string; bundle: string; tool: 'update-ca-certificates' | 'p11-kit' | null; extraBundles?: readonly string[] }>> = {
-  ubuntu: { anchors: '/usr/local/share/ca-certificates', bundle: '/etc/ssl/certs/ca-certificates.crt', tool: 'update-ca-certificates' },
-  'opensuse-leap': { anchors: '/usr/share/pki/trust/anchors', bundle: '/var/lib/ca-certificates/ca-bundle.pem', tool: 'p11-kit' },
+export const CA_PATHS: Readonly<
+  Record<
+    Distro,
+    {
+      anchors: string;
+      bundle: string;
+      tool: 'update-ca-certificates' | 'p11-kit' | null;
+      extraBundles?: readonly string[];
+    }
+  >
+> = {
+  ubuntu: {
+    anchors: '/usr/local/share/ca-certificates',
+    bundle: '/etc/ssl/certs/ca-certificates.crt',
+    tool: 'update-ca-certificates',
+  },
+  'opensuse-leap': {
+    anchors: '/usr/share/pki/trust/anchors',
+    bundle: '/var/lib/ca-certificates/ca-bundle.pem',
+    tool: 'p11-kit',
+  },
   sles: { anchors: '/usr/share/pki/trust/anchors', bundle: '/var/lib/ca-certificates/ca-bundle.pem', tool: null },
   rhel: {
     anchors: '/etc/pki/ca-trust/source/anchors',
     bundle: '/etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem',
     tool: 'p11-kit',
-    extraBundles: ['/etc/pki/ca-trust/extracted/pem/email-ca-bundle.pem', '/etc/pki/ca-trust/extracted/pem/objsign-ca-bundle.pem'],
+    extraBundles: [
+      '/etc/pki/ca-trust/extracted/pem/email-ca-bundle.pem',
+      '/etc/pki/ca-trust/extracted/pem/objsign-ca-bundle.pem',
+    ],
   },
 };
 
@@ -80,14 +101,25 @@ export function debianPemName(rel: string): string {
  * The entries CanvOS's CA step adds for the project's `certs/` directory (none when it is absent or empty).
  * `scan` must hold the base's bundle file and the listing of /etc/ssl/certs.
  */
-export async function caCertsEntries(certsDir: string, distro: Distro, scan: Pick<BaseScan, 'files' | 'children'>, warn: WarningHandler): Promise<LayerEntrySpec[]> {
-  const isDir = await stat(certsDir).then((s) => s.isDirectory(), () => false);
+export async function caCertsEntries(
+  certsDir: string,
+  distro: Distro,
+  scan: Pick<BaseScan, 'files' | 'children'>,
+  warn: WarningHandler,
+): Promise<LayerEntrySpec[]> {
+  const isDir = await stat(certsDir).then(
+    (s) => s.isDirectory(),
+    () => false,
+  );
   if (!isDir) return [];
   const all = await hostFiles(certsDir, true);
   if (all.files.length === 0) return [];
   const ca = CA_PATHS[distro];
   if (!ca.tool) {
-    warn('W_CERTS_NOT_INSTALLED', `${certsDir}: CanvOS's Dockerfile installs certs/ only for ubuntu, opensuse-leap and rhel, so for ${distro} the certificates are not added (as in CanvOS); put them into BASE_IMAGE`);
+    warn(
+      'W_CERTS_NOT_INSTALLED',
+      `${certsDir}: CanvOS's Dockerfile installs certs/ only for ubuntu, opensuse-leap and rhel, so for ${distro} the certificates are not added (as in CanvOS); put them into BASE_IMAGE`,
+    );
     return [];
   }
   const entries: LayerEntrySpec[] = [
@@ -102,7 +134,10 @@ export async function caCertsEntries(certsDir: string, distro: Distro, scan: Pic
     const crts = all.files.filter((f) => f.rel.endsWith('.crt')).sort((a, b) => byteOrder(a.rel, b.rel));
     // Empty placeholders (certs/.keep) are copied silently: there is nothing in them to trust.
     for (const f of all.files.filter((x) => !x.rel.endsWith('.crt') && x.content.length > 0)) {
-      warn('W_CERT_IGNORED', `${shown(f.rel)} is copied to ${ca.anchors} but not trusted: update-ca-certificates only reads *.crt files (rename it to .crt)`);
+      warn(
+        'W_CERT_IGNORED',
+        `${shown(f.rel)} is copied to ${ca.anchors} but not trusted: update-ca-certificates only reads *.crt files (rename it to .crt)`,
+      );
     }
     const existing = new Set(scan.children.get(ETC_CERTS_DIR.slice(1)) ?? []);
     const links = new Map<string, string>(); // name → target, later ln -sf wins
@@ -120,7 +155,11 @@ export async function caCertsEntries(certsDir: string, distro: Distro, scan: Pic
       const objects = f.content.toString('latin1').match(PEM_OBJECT_RE)?.length ?? 0;
       const der = objects === 1 ? certificatesOf(f.content)[0] : undefined;
       if (!der) {
-        if (objects === 0) warn('W_CERT_NOT_PEM', `${shown(f.rel)} is not PEM: update-ca-certificates appends its bytes to ${ca.bundle} unchanged and openssl rehash skips it; convert it with openssl x509 -inform der`);
+        if (objects === 0)
+          warn(
+            'W_CERT_NOT_PEM',
+            `${shown(f.rel)} is not PEM: update-ca-certificates appends its bytes to ${ca.bundle} unchanged and openssl rehash skips it; convert it with openssl x509 -inform der`,
+          );
         continue;
       }
       const fingerprint = der.toString('base64');
@@ -135,11 +174,18 @@ export async function caCertsEntries(certsDir: string, distro: Distro, scan: Pic
     for (const [name, target] of links) entries.push({ type: 'symlink', path: `${ETC_CERTS_DIR}/${name}`, target });
   } else {
     for (const d of all.dirs.filter((x) => !x.includes('/'))) {
-      warn('W_CERT_IGNORED', `${shown(d)}/ is copied to ${ca.anchors} but p11-kit reads only the files directly in the anchors directory`);
+      warn(
+        'W_CERT_IGNORED',
+        `${shown(d)}/ is copied to ${ca.anchors} but p11-kit reads only the files directly in the anchors directory`,
+      );
     }
     for (const f of all.files.filter((x) => !x.rel.includes('/'))) {
       const certs = certificatesOf(f.content);
-      if (certs.length === 0 && f.content.length > 0) warn('W_CERT_IGNORED', `${shown(f.rel)} is copied to ${ca.anchors} but holds no PEM or DER certificate, so p11-kit does not trust it`);
+      if (certs.length === 0 && f.content.length > 0)
+        warn(
+          'W_CERT_IGNORED',
+          `${shown(f.rel)} is copied to ${ca.anchors} but holds no PEM or DER certificate, so p11-kit does not trust it`,
+        );
       for (const der of certs) parts.push(Buffer.from(`# ${certLabel(der)}\n${toPem(der)}`));
     }
   }
@@ -148,7 +194,14 @@ export async function caCertsEntries(certsDir: string, distro: Distro, scan: Pic
     const write = (path: string, file: BaseFile | undefined): void => {
       const head = file?.content ?? Buffer.alloc(0);
       const sep = head.length && head.at(-1) !== 0x0a ? [Buffer.from('\n')] : [];
-      entries.push({ type: 'file', path, source: { inline: Buffer.concat([head, ...sep, ...added]) }, mode: file?.mode ?? 0o644, uid: file?.uid ?? 0, gid: file?.gid ?? 0 });
+      entries.push({
+        type: 'file',
+        path,
+        source: { inline: Buffer.concat([head, ...sep, ...added]) },
+        mode: file?.mode ?? 0o644,
+        uid: file?.uid ?? 0,
+        gid: file?.gid ?? 0,
+      });
     };
     write(ca.bundle, base);
     for (const extra of ca.extraBundles ?? []) {

@@ -21,24 +21,34 @@ export function resolveBaseImage(c: Cfg): string {
   const where = formatLoc(c.fipsEnabled ? c.origins?.FIPS_ENABLED : c.origins?.OS_DISTRIBUTION);
   const at = where ? `${where}: ` : '';
   if (c.fipsEnabled) {
-    throw new CanvosError('ERR_CONFIG', `${at}FIPS_ENABLED=true requires BASE_IMAGE: there is no public FIPS base image`, {
-      hint: 'build one with CanvOS ubuntu-fips/, rhel-fips/ or hadron/ --fips, then set BASE_IMAGE=<that image>',
-    });
+    throw new CanvosError(
+      'ERR_CONFIG',
+      `${at}FIPS_ENABLED=true requires BASE_IMAGE: there is no public FIPS base image`,
+      {
+        hint: 'build one with CanvOS ubuntu-fips/, rhel-fips/ or hadron/ --fips, then set BASE_IMAGE=<that image>',
+      },
+    );
   }
   const tail = `${c.arch}-generic-${c.kairosInitVersion}`;
   // BASE_IMAGE_TAG (if set) replaces the derived tag for the distributions that have a default base.
-  if (c.baseImageTag && (c.osDistribution === 'ubuntu' || c.osDistribution === 'opensuse-leap')) return `${c.kairosBaseImageUrl}/${c.baseImageTag}`;
+  if (c.baseImageTag && (c.osDistribution === 'ubuntu' || c.osDistribution === 'opensuse-leap'))
+    return `${c.kairosBaseImageUrl}/${c.baseImageTag}`;
   switch (c.osDistribution) {
     case 'ubuntu': {
-      if (c.osVersion === '20' || c.osVersion === '22') return `${c.kairosBaseImageUrl}/kairos-ubuntu:${c.osVersion}.04-core-${tail}`;
+      if (c.osVersion === '20' || c.osVersion === '22')
+        return `${c.kairosBaseImageUrl}/kairos-ubuntu:${c.osVersion}.04-core-${tail}`;
       return `${c.kairosBaseImageUrl}/kairos-ubuntu:${c.osVersion}-core-${tail}${c.isUki ? '-uki' : ''}`;
     }
     case 'opensuse-leap':
       return `${c.kairosBaseImageUrl}/kairos-opensuse:leap-${c.osVersion}-core-${tail}`;
     default:
-      throw new CanvosError('ERR_CONFIG', `${at}OS_DISTRIBUTION=${c.osDistribution} requires BASE_IMAGE: CanvOS has no default ${c.osDistribution} base image`, {
-        hint: `build it with CanvOS's ${c.osDistribution === 'rhel' ? 'rhel-core-images/ or rhel-fips/' : 'slem/'} scripts, then set BASE_IMAGE=<that image>`,
-      });
+      throw new CanvosError(
+        'ERR_CONFIG',
+        `${at}OS_DISTRIBUTION=${c.osDistribution} requires BASE_IMAGE: CanvOS has no default ${c.osDistribution} base image`,
+        {
+          hint: `build it with CanvOS's ${c.osDistribution === 'rhel' ? 'rhel-core-images/ or rhel-fips/' : 'slem/'} scripts, then set BASE_IMAGE=<that image>`,
+        },
+      );
   }
 }
 
@@ -84,7 +94,11 @@ export function providerImage(c: Cfg): string {
  * BASE_K8S_VERSION: the luet package version (`1.30.4-k3s1`, `1.30.4-rke2r1`, bare for the others). An explicit
  * BASE_K8S_VERSION wins (single-version builds only, checked by the plan); K8S_DISTRIBUTION_TAG replaces the flavor.
  */
-export function baseK8sVersion(c: Pick<Cfg, 'k8sDistribution' | 'k3sFlavorTag' | 'rke2FlavorTag'> & Partial<Pick<Cfg, 'baseK8sVersion' | 'k8sDistributionTag'>>, version: string): string {
+export function baseK8sVersion(
+  c: Pick<Cfg, 'k8sDistribution' | 'k3sFlavorTag' | 'rke2FlavorTag'> &
+    Partial<Pick<Cfg, 'baseK8sVersion' | 'k8sDistributionTag'>>,
+  version: string,
+): string {
   if (c.baseK8sVersion) return c.baseK8sVersion;
   if (c.k8sDistribution === 'k3s') return `${version}-${c.k8sDistributionTag || c.k3sFlavorTag}`;
   if (c.k8sDistribution === 'rke2') return `${version}-${c.k8sDistributionTag || c.rke2FlavorTag}`;
@@ -134,19 +148,30 @@ export function imageTag(c: Pick<Cfg, 'peVersion' | 'customTag'> & Partial<Pick<
 }
 
 /** The provider image's tag: `K8SDIST-K8SVER-PEVER[-CUSTOMTAG]` (no trailing dash without CUSTOM_TAG). */
-export function providerTag(c: Pick<Cfg, 'k8sDistribution' | 'peVersion' | 'customTag'> & Partial<Pick<Cfg, 'imageTag' | 'imagePath'>>, version: string): string {
+export function providerTag(
+  c: Pick<Cfg, 'k8sDistribution' | 'peVersion' | 'customTag'> & Partial<Pick<Cfg, 'imageTag' | 'imagePath'>>,
+  version: string,
+): string {
   if (c.imagePath) return c.imagePath.slice(c.imagePath.lastIndexOf(':') + 1); // IMAGE_PATH set: its own tag
   const tag = `${c.k8sDistribution}-${version}-${imageTag(c)}`;
   if (!TAG_RE.test(tag)) {
-    throw new CanvosError('ERR_CONFIG', `provider image tag ${echo(tag, 200)} is not a valid tag (letters, digits, "_", ".", "-"; at most 128)`, {
-      hint: 'shorten CUSTOM_TAG',
-    });
+    throw new CanvosError(
+      'ERR_CONFIG',
+      `provider image tag ${echo(tag, 200)} is not a valid tag (letters, digits, "_", ".", "-"; at most 128)`,
+      {
+        hint: 'shorten CUSTOM_TAG',
+      },
+    );
   }
   return tag;
 }
 
 /** IMAGE_PATH: `$IMAGE_REGISTRY/$IMAGE_REPO:<providerTag>`, e.g. `ttl.sh/ubuntu:k3s-1.27.2-v4.0.6-demo`, unless set. */
-export function providerImagePath(c: Pick<Cfg, 'imageRegistry' | 'imageRepo' | 'k8sDistribution' | 'peVersion' | 'customTag'> & Partial<Pick<Cfg, 'imageTag' | 'imagePath'>>, version: string): string {
+export function providerImagePath(
+  c: Pick<Cfg, 'imageRegistry' | 'imageRepo' | 'k8sDistribution' | 'peVersion' | 'customTag'> &
+    Partial<Pick<Cfg, 'imageTag' | 'imagePath'>>,
+  version: string,
+): string {
   if (c.imagePath) return c.imagePath;
   return `${c.imageRegistry}/${c.imageRepo}:${providerTag(c, version)}`;
 }

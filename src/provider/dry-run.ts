@@ -56,24 +56,47 @@ export interface DryRunOptions {
 
 /** Plan the build and look up the size of the base and every source image. Unreachable images are reported, not thrown. */
 export async function describeProviderBuild(config: BuildConfig, opts: DryRunOptions): Promise<DryRunReport> {
-  const plan = planProviderImages(config, opts.versions, { projectDir: opts.projectDir, supportsSystemdExtensions: opts.supportsSystemdExtensions, onWarning: opts.onWarning });
+  const plan = planProviderImages(config, opts.versions, {
+    projectDir: opts.projectDir,
+    supportsSystemdExtensions: opts.supportsSystemdExtensions,
+    onWarning: opts.onWarning,
+  });
   // The Dockerfile is evaluated (refusals surface here) but nothing is executed or checked on the host.
   const df = await readProjectDockerfile(opts.projectDir ?? process.cwd());
-  const steps = df ? evaluateProjectDockerfile(df, canvosBuildArgs(config, resolveBaseImage(config))).steps.map((st) => ({ name: `${df.file}:${st.ins.line}`, createdBy: st.createdBy })) : [];
-  for (const st of await canvosExecSteps(config, opts.projectDir ?? process.cwd())) steps.push({ name: st.label ?? 'CanvOS step', createdBy: st.createdBy });
+  const steps = df
+    ? evaluateProjectDockerfile(df, canvosBuildArgs(config, resolveBaseImage(config))).steps.map((st) => ({
+        name: `${df.file}:${st.ins.line}`,
+        createdBy: st.createdBy,
+      }))
+    : [];
+  for (const st of await canvosExecSteps(config, opts.projectDir ?? process.cwd()))
+    steps.push({ name: st.label ?? 'CanvOS step', createdBy: st.createdBy });
   const cache = new BlobCache({ dir: opts.cacheDir });
   const projectDir = resolve(opts.projectDir ?? process.cwd());
   const luetAuth = await loadLuetAuth(projectDir, config, opts.onWarning);
   const info = async (ref: string): Promise<ImageSizeInfo> => {
     try {
-      const img = await openImage(ref, config.arch, { registry: registryOptionsFor(config, ref, opts.registry, luetAuth), cache, signal: opts.signal }).catch((e: unknown) => {
+      const img = await openImage(ref, config.arch, {
+        registry: registryOptionsFor(config, ref, opts.registry, luetAuth),
+        cache,
+        signal: opts.signal,
+      }).catch((e: unknown) => {
         throw luetAuthError(config, ref, e, luetAuth, projectDir);
       });
       await img.source.close();
-      return { ref, digest: img.manifest.digest, layers: img.layers.length, bytes: img.layers.reduce((n, l) => n + Math.max(0, l.size), 0) };
+      return {
+        ref,
+        digest: img.manifest.digest,
+        layers: img.layers.length,
+        bytes: img.layers.reduce((n, l) => n + Math.max(0, l.size), 0),
+      };
     } catch (e) {
       if (opts.signal?.aborted) throw e;
-      return { ref, error: CanvosError.is(e) ? e.message : String(e), errorCode: CanvosError.is(e) ? e.code : 'ERR_INTERNAL' };
+      return {
+        ref,
+        error: CanvosError.is(e) ? e.message : String(e),
+        errorCode: CanvosError.is(e) ? e.code : 'ERR_INTERNAL',
+      };
     }
   };
   const base = await info(plan.baseImage);

@@ -36,9 +36,18 @@ export interface OpenImageOptions extends OpenOptions {
 }
 
 /** Read a blob through the cache (downloaded and verified on first use). @internal */
-export async function cachedBlobPath(src: ImageSource, desc: Descriptor, cache: BlobCache, signal?: AbortSignal): Promise<string> {
+export async function cachedBlobPath(
+  src: ImageSource,
+  desc: Descriptor,
+  cache: BlobCache,
+  signal?: AbortSignal,
+): Promise<string> {
   if (!(await cache.has(desc.digest, desc.size))) {
-    await cache.put(await src.getBlob(desc, { signal }), desc.digest, { size: desc.size, signal, sourceVerified: true });
+    await cache.put(await src.getBlob(desc, { signal }), desc.digest, {
+      size: desc.size,
+      signal,
+      sourceVerified: true,
+    });
   }
   return cache.path(desc.digest);
 }
@@ -56,27 +65,41 @@ export async function openImage(ref: string, arch: string, opts: OpenImageOption
       node = selectPlatforms(root, [{ os: 'linux', architecture: arch }], source.description).root;
     } catch (e) {
       if (!CanvosError.is(e) || e.code !== 'ERR_PLATFORM_NOT_FOUND') throw e;
-      throw new CanvosError(e.code, e.message, { hint: `set ARCH to an available platform, or use an image built for linux/${arch}`, cause: e });
+      throw new CanvosError(e.code, e.message, {
+        hint: `set ARCH to an available platform, or use an image built for linux/${arch}`,
+        cause: e,
+      });
     }
-    if (node.kind !== 'image') throw new CanvosError('ERR_MANIFEST_INVALID', `${source.description}: no image manifest for linux/${arch}`);
+    if (node.kind !== 'image')
+      throw new CanvosError('ERR_MANIFEST_INVALID', `${source.description}: no image manifest for linux/${arch}`);
     const [configDesc, ...layers] = node.blobs;
     if (!configDesc) throw new CanvosError('ERR_MANIFEST_INVALID', `${source.description}: manifest has no config`);
     const configPath = await cachedBlobPath(source, configDesc, opts.cache, opts.signal);
     const configBytes = await readFile(configPath);
     const config = parseImageConfig(configBytes, `config of ${source.description}`);
     if (root.kind === 'image' && config.architecture && config.architecture !== arch) {
-      throw new CanvosError('ERR_CONFIG', `${source.description} is a linux/${config.architecture} image, but ARCH=${arch}`, {
-        hint: `use a ${arch} (or multi-platform) image, or set ARCH=${config.architecture}`,
-      });
+      throw new CanvosError(
+        'ERR_CONFIG',
+        `${source.description} is a linux/${config.architecture} image, but ARCH=${arch}`,
+        {
+          hint: `use a ${arch} (or multi-platform) image, or set ARCH=${config.architecture}`,
+        },
+      );
     }
     // One diff_id per layer, or the layers appended after them would be misnumbered (and the image is damaged).
     const diffIds = config.rootfs?.diff_ids ?? [];
     if (diffIds.length !== layers.length) {
-      throw new CanvosError('ERR_LAYER_CORRUPT', `${source.description}: the config lists ${diffIds.length} diff_ids for ${layers.length} layers`, {
-        hint: 'the image is damaged (its config does not match its manifest): rebuild or re-push it',
-      });
+      throw new CanvosError(
+        'ERR_LAYER_CORRUPT',
+        `${source.description}: the config lists ${diffIds.length} diff_ids for ${layers.length} layers`,
+        {
+          hint: 'the image is damaged (its config does not match its manifest): rebuild or re-push it',
+        },
+      );
     }
-    const openers: LayerOpener[] = layers.map((d) => async () => createReadStream(await cachedBlobPath(source, d, opts.cache, opts.signal)));
+    const openers: LayerOpener[] = layers.map(
+      (d) => async () => createReadStream(await cachedBlobPath(source, d, opts.cache, opts.signal)),
+    );
     return {
       ref,
       source,

@@ -48,12 +48,19 @@ export interface InstallerIsoResult extends BuildIsoResult {
 /** EDGE_CUSTOM_CONFIG's default (CanvOS Earthfile and .arg.template). */
 const DEFAULT_EDGE_CUSTOM_CONFIG = '.edge-custom-config.yaml';
 
-const isFile = (p: string): Promise<boolean> => stat(p).then((s) => s.isFile(), () => false);
+const isFile = (p: string): Promise<boolean> =>
+  stat(p).then(
+    (s) => s.isFile(),
+    () => false,
+  );
 
 /** The project's `content-*` directories, sorted (CanvOS copies the `.zst` files of every `content-*` directory). */
 export async function projectContentDirs(projectDir: string): Promise<string[]> {
   const names = await readdir(projectDir, { withFileTypes: true }).catch(() => []);
-  return names.filter((d) => d.isDirectory() && d.name.startsWith('content-')).map((d) => join(projectDir, d.name)).sort();
+  return names
+    .filter((d) => d.isDirectory() && d.name.startsWith('content-'))
+    .map((d) => join(projectDir, d.name))
+    .sort();
 }
 
 /** The ISO inputs taken from the project directory and the configuration. */
@@ -79,7 +86,11 @@ export async function installerIsoInputs(
   applyInventory(config, ['base', 'iso']); // refusals only (UKI, MAAS/cloud images): before anything is built
   const projectDir = resolve(opts.projectDir ?? process.cwd());
   const defaultUserData = join(projectDir, 'user-data');
-  const userData = opts.userData ? resolve(opts.userData) : (await isFile(defaultUserData)) ? defaultUserData : undefined;
+  const userData = opts.userData
+    ? resolve(opts.userData)
+    : (await isFile(defaultUserData))
+      ? defaultUserData
+      : undefined;
   const contentDirs = [...(await projectContentDirs(projectDir)), ...(opts.contentDirs ?? []).map((d) => resolve(d))];
   // CanvOS copies CLUSTERCONFIG and EDGE_CUSTOM_CONFIG with `COPY --if-exists` (and .arg.template sets
   // CLUSTERCONFIG=spc.tgz): a missing file is skipped, loudly here.
@@ -87,19 +98,30 @@ export async function installerIsoInputs(
   const clusterConfig = cc && (await isFile(cc)) ? cc : undefined;
   if (cc && !clusterConfig) {
     const at = formatLoc(config.origins.CLUSTERCONFIG);
-    warn('W_CLUSTERCONFIG_MISSING', `${at ? `${at}: ` : ''}CLUSTERCONFIG=${config.clusterconfig}: ${cc} does not exist, so the ISO has no /opt/spectrocloud/clusterconfig/spc.tgz (CanvOS copies it only if it exists)`);
+    warn(
+      'W_CLUSTERCONFIG_MISSING',
+      `${at ? `${at}: ` : ''}CLUSTERCONFIG=${config.clusterconfig}: ${cc} does not exist, so the ISO has no /opt/spectrocloud/clusterconfig/spc.tgz (CanvOS copies it only if it exists)`,
+    );
   }
   const ecc = config.edgeCustomConfig ? resolve(projectDir, config.edgeCustomConfig) : undefined;
   const edgeCustomConfig = ecc && (await isFile(ecc)) ? ecc : undefined;
   // The default name (.arg.template's) usually does not exist; a name the user chose should.
   if (ecc && !edgeCustomConfig && config.edgeCustomConfig !== DEFAULT_EDGE_CUSTOM_CONFIG) {
     const at = formatLoc(config.origins.EDGE_CUSTOM_CONFIG);
-    warn('W_EDGE_CUSTOM_CONFIG_MISSING', `${at ? `${at}: ` : ''}EDGE_CUSTOM_CONFIG=${config.edgeCustomConfig}: ${ecc} does not exist, so the ISO has no /.edge_custom_config.yaml (CanvOS copies it only if it exists)`);
+    warn(
+      'W_EDGE_CUSTOM_CONFIG_MISSING',
+      `${at ? `${at}: ` : ''}EDGE_CUSTOM_CONFIG=${config.edgeCustomConfig}: ${ecc} does not exist, so the ISO has no /.edge_custom_config.yaml (CanvOS copies it only if it exists)`,
+    );
   }
   if (userData) await readUserData(userData);
   // CanvOS: `COPY overlay/files-iso/ /overlay/` and `COPY --if-exists local-ui.tar`.
   const fi = join(projectDir, 'overlay', 'files-iso');
-  const filesIso = (await stat(fi).then((s) => s.isDirectory(), () => false)) ? fi : undefined;
+  const filesIso = (await stat(fi).then(
+    (s) => s.isDirectory(),
+    () => false,
+  ))
+    ? fi
+    : undefined;
   if (filesIso) await scanFilesIso(filesIso);
   const defaultLocalUi = join(projectDir, 'local-ui.tar');
   const localUi = opts.localUi ? resolve(opts.localUi) : (await isFile(defaultLocalUi)) ? defaultLocalUi : undefined;
@@ -108,9 +130,15 @@ export async function installerIsoInputs(
 }
 
 /** Build `<ISO_NAME>.iso` for `config` (see the file header). Inputs are validated before any image is read. */
-export async function buildInstallerIso(config: BuildConfig, opts: InstallerIsoOptions = {}): Promise<InstallerIsoResult> {
+export async function buildInstallerIso(
+  config: BuildConfig,
+  opts: InstallerIsoOptions = {},
+): Promise<InstallerIsoResult> {
   const projectDir = resolve(opts.projectDir ?? process.cwd());
-  const { userData, contentDirs, clusterConfig, edgeCustomConfig, filesIso, localUi } = await installerIsoInputs(config, opts);
+  const { userData, contentDirs, clusterConfig, edgeCustomConfig, filesIso, localUi } = await installerIsoInputs(
+    config,
+    opts,
+  );
   const installer = await openInstallerRootfs(config, { ...opts, projectDir, localUi });
   try {
     const r = await buildIso(
@@ -127,7 +155,13 @@ export async function buildInstallerIso(config: BuildConfig, opts: InstallerIsoO
         forceInteractive: config.forceInteractiveInstall,
         debug: config.debug,
       },
-      { env: opts.env, sourceDateEpoch: opts.sourceDateEpoch, signal: opts.signal, onProgress: opts.onIsoProgress, onWarning: opts.onWarning },
+      {
+        env: opts.env,
+        sourceDateEpoch: opts.sourceDateEpoch,
+        signal: opts.signal,
+        onProgress: opts.onIsoProgress,
+        onWarning: opts.onWarning,
+      },
     );
     return {
       ...r,

@@ -65,7 +65,11 @@ export interface InstallerRootfs {
 }
 
 /** The layers of the installer (iso-image) on top of BASE_IMAGE, built from the provider plan's shared items. */
-export function planInstallerLayers(config: BuildConfig, projectDir: string, onWarning?: WarningHandler): { osConfig: PlannedLayer; stylus: PlannedLayer; overlay: PlannedLayer; finalize: PlannedLayer } {
+export function planInstallerLayers(
+  config: BuildConfig,
+  projectDir: string,
+  onWarning?: WarningHandler,
+): { osConfig: PlannedLayer; stylus: PlannedLayer; overlay: PlannedLayer; finalize: PlannedLayer } {
   // The provider plan computes the base-image edits; with k8s unbundled and TWO_NODE off it reads no extra image.
   const plan = planProviderImages({ ...config, bundleK8sAndAgentProvider: false, twoNode: false }, ['0.0.0'], {
     projectDir,
@@ -93,7 +97,14 @@ export function planInstallerLayers(config: BuildConfig, projectDir: string, onW
       name: 'overlay',
       shared: true,
       description: 'overlay/files → /',
-      items: [{ op: 'copy', source: { kind: 'host-tree', path: resolve(projectDir, 'overlay/files') }, target: '/', optional: true }],
+      items: [
+        {
+          op: 'copy',
+          source: { kind: 'host-tree', path: resolve(projectDir, 'overlay/files') },
+          target: '/',
+          optional: true,
+        },
+      ],
     },
     finalize: {
       name: 'finalize',
@@ -113,19 +124,26 @@ async function* relocated(spec: EntriesSpec): AsyncGenerator<FsEntry> {
       e.content?.resume();
       continue;
     }
-    const linkname = e.type === 'hardlink' && e.linkname !== undefined && spec.map ? (spec.map(e.linkname) ?? e.linkname) : e.linkname;
+    const linkname =
+      e.type === 'hardlink' && e.linkname !== undefined && spec.map ? (spec.map(e.linkname) ?? e.linkname) : e.linkname;
     yield { ...e, path: to, linkname };
   }
 }
 
 /** Open the installer rootfs of `config` (see the file header). */
-export async function openInstallerRootfs(config: BuildConfig, opts: InstallerRootfsOptions = {}): Promise<InstallerRootfs> {
+export async function openInstallerRootfs(
+  config: BuildConfig,
+  opts: InstallerRootfsOptions = {},
+): Promise<InstallerRootfs> {
   const signal = opts.signal;
   const say = opts.onProgress ?? (() => {});
   const warn = opts.onWarning ?? (() => {});
   const projectDir = resolve(opts.projectDir ?? process.cwd());
   const planned = planInstallerLayers(config, projectDir, warn);
-  const dockerfile = await prepareProjectDockerfile(config, resolveBaseImage(config), projectDir, { executor: opts.executor, signal });
+  const dockerfile = await prepareProjectDockerfile(config, resolveBaseImage(config), projectDir, {
+    executor: opts.executor,
+    signal,
+  });
   const cache = new BlobCache({ dir: opts.cacheDir, env: opts.env });
   const open = { registry: opts.registry, cache, signal };
   const epoch = opts.sourceDateEpoch ?? sourceDateEpochFromEnv(opts.env);
@@ -157,7 +175,18 @@ export async function openInstallerRootfs(config: BuildConfig, opts: InstallerRo
       say('Dockerfile');
       // gzip layers: the same RUN cache keys as a default provider build, so build-all runs each RUN once.
       const layerOpts = { compression: 'gzip' as const, mediaType: MediaType.OciLayerGzip, sourceDateEpoch: epoch };
-      const df = await buildDockerfileLayers(dockerfile.df, { ...dockerfile.options, ...layerOpts, base, scan, watchFiles, cache, workDir: work, signal, onWarning: warn, onLog: say });
+      const df = await buildDockerfileLayers(dockerfile.df, {
+        ...dockerfile.options,
+        ...layerOpts,
+        base,
+        scan,
+        watchFiles,
+        cache,
+        workDir: work,
+        signal,
+        onWarning: warn,
+        onLog: say,
+      });
       for (const h of df.history) {
         if (!h.layer) continue;
         const path = h.layer.path;
@@ -169,7 +198,13 @@ export async function openInstallerRootfs(config: BuildConfig, opts: InstallerRo
       const s = await layerBuildSpec(layer, ctx);
       if (!s) return;
       say(`layer ${layer.name}`);
-      const b = await buildLayer(s.spec, { dir: join(work, 'layers'), compression: 'none', sourceDateEpoch: epoch, parentMeta: (p) => scan.dirs.get(p), signal });
+      const b = await buildLayer(s.spec, {
+        dir: join(work, 'layers'),
+        compression: 'none',
+        sourceDateEpoch: epoch,
+        parentMeta: (p) => scan.dirs.get(p),
+        signal,
+      });
       s.verify();
       openers.push(async () => createReadStream(b.path));
       names.push(layer.name);
@@ -179,7 +214,8 @@ export async function openInstallerRootfs(config: BuildConfig, opts: InstallerRo
     openers.push(async () => {
       const s = await layerBuildSpec(planned.stylus, ctx);
       const item = s?.spec.entries[0];
-      if (!item || item.type !== 'entries') throw new CanvosError('ERR_INTERNAL', 'stylus layer spec has no entries source');
+      if (!item || item.type !== 'entries')
+        throw new CanvosError('ERR_INTERNAL', 'stylus layer spec has no entries source');
       return entriesToTar(relocated(item), signal);
     });
     names.push(planned.stylus.name);

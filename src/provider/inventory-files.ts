@@ -4,38 +4,110 @@
  */
 import type { InventoryEntry } from './inventory.js';
 
-const file = (name: string, canvos: string, lite: string, extra: Partial<InventoryEntry> = {}): InventoryEntry => ({ kind: 'file', name, status: 'honoured', canvos, lite, ...extra });
+const file = (name: string, canvos: string, lite: string, extra: Partial<InventoryEntry> = {}): InventoryEntry => ({
+  kind: 'file',
+  name,
+  status: 'honoured',
+  canvos,
+  lite,
+  ...extra,
+});
 
 /** The project-file inventory. */
 export const FILE_INVENTORY: readonly InventoryEntry[] = [
-  file('.arg', 'build arguments, `source`d by earthly.sh (canvos.md §2.1)', 'read as is (quotes, `$VAR` references, comments)'),
-  file('Dockerfile', '`FROM DOCKERFILE` of base-image: certs, custom-hardware-specs, user `RUN` lines (940–943)', 'parsed and applied after the stock preamble: COPY/ADD/config instructions as layers and config, RUN through the rootless executor (see "The project Dockerfile")'),
-  file('certs/', 'Dockerfile 10–25: per-distribution anchors + update-ca-certificates / update-ca-trust', 'the files those tools pick, with the bundle (and hash links) they write'),
-  file('overlay/files/', '`COPY overlay/files/etc/ /etc/` in provider-image (795–798), `COPY overlay/files/ /` in iso-image (1250)', 'same (stylus.conf mode 0644)'),
-  file('overlay/files-iso/', '`COPY overlay/files-iso/ /overlay/` of the ISO (grub.cfg, content Readme) (484–493)', 'applied to the ISO tree first (a project grub.cfg replaces the built-in menu, with the sed edits CanvOS makes)'),
+  file(
+    '.arg',
+    'build arguments, `source`d by earthly.sh (canvos.md §2.1)',
+    'read as is (quotes, `$VAR` references, comments)',
+  ),
+  file(
+    'Dockerfile',
+    '`FROM DOCKERFILE` of base-image: certs, custom-hardware-specs, user `RUN` lines (940–943)',
+    'parsed and applied after the stock preamble: COPY/ADD/config instructions as layers and config, RUN through the rootless executor (see "The project Dockerfile")',
+  ),
+  file(
+    'certs/',
+    'Dockerfile 10–25: per-distribution anchors + update-ca-certificates / update-ca-trust',
+    'the files those tools pick, with the bundle (and hash links) they write',
+  ),
+  file(
+    'overlay/files/',
+    '`COPY overlay/files/etc/ /etc/` in provider-image (795–798), `COPY overlay/files/ /` in iso-image (1250)',
+    'same (stylus.conf mode 0644)',
+  ),
+  file(
+    'overlay/files-iso/',
+    '`COPY overlay/files-iso/ /overlay/` of the ISO (grub.cfg, content Readme) (484–493)',
+    'applied to the ISO tree first (a project grub.cfg replaces the built-in menu, with the sed edits CanvOS makes)',
+  ),
   file('user-data', 'validated, then ISO `/files-iso/config.yaml` (471–493)', 'same (`#cloud-config` YAML check)'),
   file('content-*/', '`*.zst` bundles split at 3 GB into `/opt/spectrocloud/content/` (511–517)', 'same'),
-  file('CLUSTERCONFIG file (spc.tgz)', '`COPY --if-exists` to `/opt/spectrocloud/clusterconfig/spc.tgz` (520–522)', 'same; missing → warning W_CLUSTERCONFIG_MISSING'),
-  file('EDGE_CUSTOM_CONFIG file (.edge-custom-config.yaml)', 'ISO root and `/oem/.edge_custom_config.yaml` when present (494, 819)', 'same'),
-  file('k8s_version.json', 'versions per distribution when K8S_VERSION is empty (263–270)', 'same (also k8s_versions.json)'),
-  file('spectro-luet-auth.yaml', '`auth: {username, password, serveraddress}` appended to luet repo config (403–404)', 'credentials of the k8s package pulls from SPECTRO_LUET_REPO; never echoed'),
-  file('local-ui.tar', 'extracted to `/opt/spectrocloud` of the installer rootfs (528–532)', 'extracted likewise (streamed into rootfs.squashfs as the top layer)'),
-  file('cloudconfigs/mount.yaml', 'Jetson: `COPY cloudconfigs/mount.yaml /etc/kairos/mount.yaml` (945–947), no --if-exists', 'same; missing on a Jetson build → exit 3'),
+  file(
+    'CLUSTERCONFIG file (spc.tgz)',
+    '`COPY --if-exists` to `/opt/spectrocloud/clusterconfig/spc.tgz` (520–522)',
+    'same; missing → warning W_CLUSTERCONFIG_MISSING',
+  ),
+  file(
+    'EDGE_CUSTOM_CONFIG file (.edge-custom-config.yaml)',
+    'ISO root and `/oem/.edge_custom_config.yaml` when present (494, 819)',
+    'same',
+  ),
+  file(
+    'k8s_version.json',
+    'versions per distribution when K8S_VERSION is empty (263–270)',
+    'same (also k8s_versions.json)',
+  ),
+  file(
+    'spectro-luet-auth.yaml',
+    '`auth: {username, password, serveraddress}` appended to luet repo config (403–404)',
+    'credentials of the k8s package pulls from SPECTRO_LUET_REPO; never echoed',
+  ),
+  file(
+    'local-ui.tar',
+    'extracted to `/opt/spectrocloud` of the installer rootfs (528–532)',
+    'extracted likewise (streamed into rootfs.squashfs as the top layer)',
+  ),
+  file(
+    'cloudconfigs/mount.yaml',
+    'Jetson: `COPY cloudconfigs/mount.yaml /etc/kairos/mount.yaml` (945–947), no --if-exists',
+    'same; missing on a Jetson build → exit 3',
+  ),
   {
-    kind: 'file', name: 'cloudconfigs/80_stylus_uki.yaml', status: 'refused', issue: '#16 UKI',
-    canvos: 'UKI: copied to `/etc/kairos/80_stylus_uki.yaml` (949–952)', lite: 'read only with IS_UKI=true, which is refused', via: 'IS_UKI',
+    kind: 'file',
+    name: 'cloudconfigs/80_stylus_uki.yaml',
+    status: 'refused',
+    issue: '#16 UKI',
+    canvos: 'UKI: copied to `/etc/kairos/80_stylus_uki.yaml` (949–952)',
+    lite: 'read only with IS_UKI=true, which is refused',
+    via: 'IS_UKI',
   },
-  file('cloudconfigs/80_stylus_maas.yaml', 'IS_MAAS: `COPY` to `/system/oem/80_stylus_maas.yaml` (954–956), no --if-exists', 'same; missing with IS_MAAS=true → exit 3'),
+  file(
+    'cloudconfigs/80_stylus_maas.yaml',
+    'IS_MAAS: `COPY` to `/system/oem/80_stylus_maas.yaml` (954–956), no --if-exists',
+    'same; missing with IS_MAAS=true → exit 3',
+  ),
   {
-    kind: 'file', name: 'secure-boot/', status: 'refused', issue: '#16 UKI',
-    canvos: 'UKI signing keys (716–729, 412–460)', lite: 'written by `canvos-lite uki genkey` in the same layout and read by `uki iso`/`uki provider --keys`; IS_UKI=true in build/iso is refused', via: 'IS_UKI',
+    kind: 'file',
+    name: 'secure-boot/',
+    status: 'refused',
+    issue: '#16 UKI',
+    canvos: 'UKI signing keys (716–729, 412–460)',
+    lite: 'written by `canvos-lite uki genkey` in the same layout and read by `uki iso`/`uki provider --keys`; IS_UKI=true in build/iso is refused',
+    via: 'IS_UKI',
   },
   {
-    kind: 'file', name: 'cis-harden/', status: 'warned', issue: '#11 Dockerfile/RUN',
-    canvos: '`cis-harden/harden.sh` run in the image with CIS_HARDENING=true (1108–1111)', lite: 'warning via CIS_HARDENING', via: 'CIS_HARDENING',
+    kind: 'file',
+    name: 'cis-harden/',
+    status: 'warned',
+    issue: '#11 Dockerfile/RUN',
+    canvos: '`cis-harden/harden.sh` run in the image with CIS_HARDENING=true (1108–1111)',
+    lite: 'warning via CIS_HARDENING',
+    via: 'CIS_HARDENING',
   },
   {
-    kind: 'file', name: 'scripts/install-kernel-headers.sh', status: 'honoured',
+    kind: 'file',
+    name: 'scripts/install-kernel-headers.sh',
+    status: 'honoured',
     canvos: 'run in the image for kubeadm on ubuntu/amd64 or UPDATE_KERNEL (742–792)',
     lite: 'run in the image through the rootless executor for kubeadm on ubuntu/amd64 or UPDATE_KERNEL=true on ubuntu (cached like a Dockerfile RUN); without it, `apt-get install linux-headers-<kver>` for the newest kernel of /lib/modules',
   },

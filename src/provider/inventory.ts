@@ -113,7 +113,10 @@ export function applyInventory(c: BuildConfig, scopes: readonly InventoryScope[]
           details: { input: e.name, issue: r.issue },
         });
       }
-      onWarning?.(r.code ?? 'W_ARG_NO_EFFECT', `${where(e, c)}${subject} has no effect in canvos-lite: ${r.why}${issue}`);
+      onWarning?.(
+        r.code ?? 'W_ARG_NO_EFFECT',
+        `${where(e, c)}${subject} has no effect in canvos-lite: ${r.why}${issue}`,
+      );
     }
   }
 }
@@ -121,7 +124,10 @@ export function applyInventory(c: BuildConfig, scopes: readonly InventoryScope[]
 /** Markdown-safe cell text. */
 function cell(s: string): string {
   // `<` outside code spans would start an HTML tag in GitHub's renderer.
-  const text = s.split('`').map((part, i) => (i % 2 === 0 ? part.replaceAll('<', '&lt;') : part)).join('`');
+  const text = s
+    .split('`')
+    .map((part, i) => (i % 2 === 0 ? part.replaceAll('<', '&lt;') : part))
+    .join('`');
   return text.replaceAll('|', '\\|').replaceAll('\n', ' ');
 }
 
@@ -130,14 +136,25 @@ export function inventoryMarkdown(): string {
   const rows = INVENTORY.map((e) => {
     const extra = (e.rules ?? [])
       .filter((r) => r.status !== e.status)
-      .map((r) => `${r.status} ${r.scope === 'iso' ? 'for the ISO' : r.scope === 'provider' ? 'for provider images' : ''}`.trim());
+      .map((r) =>
+        `${r.status} ${r.scope === 'iso' ? 'for the ISO' : r.scope === 'provider' ? 'for provider images' : ''}`.trim(),
+      );
     const status = [e.status, ...new Set(extra)].join('; ');
     const issue = e.issue ?? [...new Set((e.rules ?? []).map((r) => r.issue).filter(Boolean))].join(', ');
     const name = e.kind === 'arg' ? `\`${e.name}\`` : `\`${e.name}\` (file)`;
     return `| ${name} | ${status}${e.owner ? ` (${e.owner})` : ''} | ${cell(e.canvos)} | ${cell(e.lite)} | ${issue || ''} |`;
   });
   // Names CanvOS no longer reads, and the Dockerfile pass-through prefix: warned about by resolve.ts.
-  const retired = Object.entries(RETIRED_ARGS).map(([name, why]) => `| \`${name}\` | warned (retired) | no longer read by CanvOS | warning W_ARG_RETIRED: ${cell(why)} |  |`);
+  const retired = Object.entries(RETIRED_ARGS).map(
+    ([name, why]) =>
+      `| \`${name}\` | warned (retired) | no longer read by CanvOS | warning W_ARG_RETIRED: ${cell(why)} |  |`,
+  );
   const custom = `| \`${CUSTOM_ARG_PREFIX}*\` | warned | Dockerfile build arguments of recent \`.arg.template\`s | warning W_ARG_UNUSED: CanvOS passes only BASE, OS_DISTRIBUTION, OS_VERSION, the proxies and DRBD_VERSION to the Dockerfile, and so does canvos-lite |  |`;
-  return ['| input | status | CanvOS | canvos-lite | issue |', '|---|---|---|---|---|', ...rows, ...retired, custom].join('\n');
+  return [
+    '| input | status | CanvOS | canvos-lite | issue |',
+    '|---|---|---|---|---|',
+    ...rows,
+    ...retired,
+    custom,
+  ].join('\n');
 }

@@ -23,7 +23,9 @@ import type { BuildConfig } from './resolve.js';
 export const KERNEL_HEADERS_SCRIPT = 'scripts/install-kernel-headers.sh';
 
 /** Whether CanvOS installs kernel headers into the provider image for `c` (kubeadm on ubuntu/amd64, or UPDATE_KERNEL on ubuntu). */
-export function kernelHeadersWanted(c: Pick<BuildConfig, 'k8sDistribution' | 'osDistribution' | 'arch' | 'updateKernel'>): boolean {
+export function kernelHeadersWanted(
+  c: Pick<BuildConfig, 'k8sDistribution' | 'osDistribution' | 'arch' | 'updateKernel'>,
+): boolean {
   return c.osDistribution === 'ubuntu' && ((c.k8sDistribution === 'kubeadm' && c.arch === 'amd64') || c.updateKernel);
 }
 
@@ -42,18 +44,23 @@ function interpreter(script: string, file: string): string[] {
   const m = /^#!([^\n]*)/.exec(script);
   const words = m ? m[1]!.trim().split(/\s+/).filter(Boolean) : ['/bin/sh'];
   if (!words.length || !words[0]!.startsWith('/')) {
-    throw new CanvosError('ERR_CONFIG', `${file}:1: the #! line names no absolute interpreter`, { hint: 'start the script with #!/bin/bash or #!/usr/bin/env bash, as CanvOS\'s' });
+    throw new CanvosError('ERR_CONFIG', `${file}:1: the #! line names no absolute interpreter`, {
+      hint: "start the script with #!/bin/bash or #!/usr/bin/env bash, as CanvOS's",
+    });
   }
   return words;
 }
 
 /** Whether CanvOS upgrades the kernel for `c` (UPDATE_KERNEL=true on ubuntu or opensuse-leap, amd64). */
 export function kernelUpgradeWanted(c: Pick<BuildConfig, 'osDistribution' | 'arch' | 'updateKernel'>): boolean {
-  return c.updateKernel && c.arch === 'amd64' && (c.osDistribution === 'ubuntu' || c.osDistribution === 'opensuse-leap');
+  return (
+    c.updateKernel && c.arch === 'amd64' && (c.osDistribution === 'ubuntu' || c.osDistribution === 'opensuse-leap')
+  );
 }
 
 /** The HWE kernel package CanvOS installs (`OS_VERSION=22` is written `22.04` in the package name). */
-export const hweKernelPackage = (osVersion: string): string => `linux-image-generic-hwe-${osVersion.includes('.') ? osVersion : `${osVersion}.04`}`;
+export const hweKernelPackage = (osVersion: string): string =>
+  `linux-image-generic-hwe-${osVersion.includes('.') ? osVersion : `${osVersion}.04`}`;
 
 /** After a kernel change: the /boot links, the initrd (dracut; its absence fails the step) and the module index. */
 export const POST_KERNEL = [
@@ -77,7 +84,9 @@ export function kernelUpgradeScripts(c: BuildConfig): string[] {
 
 /** The kernel RUN steps `c` switches on, in CanvOS's order: the UPDATE_KERNEL upgrade, then the headers step (project script or apt-get fallback). */
 export async function kernelRunSteps(c: BuildConfig, projectDir: string): Promise<RunStep[]> {
-  const steps = kernelUpgradeScripts(c).map((script, i) => canvosRunStep(c, script, `UPDATE_KERNEL step ${i + 1}`, 'UPDATE_KERNEL'));
+  const steps = kernelUpgradeScripts(c).map((script, i) =>
+    canvosRunStep(c, script, `UPDATE_KERNEL step ${i + 1}`, 'UPDATE_KERNEL'),
+  );
   return [...steps, ...(await kernelHeadersSteps(c, projectDir))];
 }
 
@@ -85,10 +94,20 @@ async function kernelHeadersSteps(c: BuildConfig, projectDir: string): Promise<R
   if (!kernelHeadersWanted(c)) return [];
   const script = await readFile(join(projectDir, KERNEL_HEADERS_SCRIPT), 'utf8').catch((e: NodeJS.ErrnoException) => {
     if (e.code === 'ENOENT') return undefined;
-    throw new CanvosError('ERR_CONFIG', `${KERNEL_HEADERS_SCRIPT}: cannot read (${e.code ?? e.message})`, { hint: 'make the file readable, or remove it to install linux-headers-<kver> with apt-get' });
+    throw new CanvosError('ERR_CONFIG', `${KERNEL_HEADERS_SCRIPT}: cannot read (${e.code ?? e.message})`, {
+      hint: 'make the file readable, or remove it to install linux-headers-<kver> with apt-get',
+    });
   });
   if (script === undefined) return [canvosRunStep(c, HEADERS_FALLBACK, 'kernel headers', 'kernel headers')];
   const argv = [...interpreter(script, KERNEL_HEADERS_SCRIPT), '-c', script, KERNEL_HEADERS_SCRIPT];
   const sum = createHash('sha256').update(script).digest('hex').slice(0, 16);
-  return [canvosRunStep(c, argv, `${KERNEL_HEADERS_SCRIPT}`, 'kernel headers', `${argv.slice(0, -3).join(' ')} ${KERNEL_HEADERS_SCRIPT} (sha256:${sum}…)`)];
+  return [
+    canvosRunStep(
+      c,
+      argv,
+      `${KERNEL_HEADERS_SCRIPT}`,
+      'kernel headers',
+      `${argv.slice(0, -3).join(' ')} ${KERNEL_HEADERS_SCRIPT} (sha256:${sum}…)`,
+    ),
+  ];
 }

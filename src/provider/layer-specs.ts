@@ -106,7 +106,11 @@ export async function layerBuildSpec(layer: PlannedLayer, ctx: SpecContext): Pro
         if (!img) throw new CanvosError('ERR_INTERNAL', `source image ${src.ref} was not opened`);
         const items = byImage.get(src.ref) ?? [];
         const matched = new Set<PlannedItem>();
-        entries.push({ type: 'entries', source: mergeLayers(img.openers, { signal: ctx.signal }), map: imageMapper(items, matched, ctx.scan) });
+        entries.push({
+          type: 'entries',
+          source: mergeLayers(img.openers, { signal: ctx.signal }),
+          map: imageMapper(items, matched, ctx.scan),
+        });
         // Entries keep the source image's metadata (CanvOS COPY --keep-own semantics); `mode` is not applied here.
         checks.push(() => {
           for (const i of items) {
@@ -157,7 +161,10 @@ export async function layerBuildSpec(layer: PlannedLayer, ctx: SpecContext): Pro
           text = editKairosRelease(base?.content.toString('utf8'), ctx.config);
         } else {
           if (!base) {
-            ctx.onWarning('W_BASE_FILE_MISSING', `${src.path} is not in the base image; the SELinux/cgroup v2/nouveau kernel arguments were not applied`);
+            ctx.onWarning(
+              'W_BASE_FILE_MISSING',
+              `${src.path} is not in the base image; the SELinux/cgroup v2/nouveau kernel arguments were not applied`,
+            );
             break;
           }
           text = editBootargs(base.content.toString('utf8'), ctx.config);

@@ -30,11 +30,20 @@ export async function loadBuildConfig(opts: LoadConfigOptions = {}): Promise<Bui
     entries.push(...parseArgEntries(text, opts.argFile)); // marked upperOnly: CanvOS spelling only
   }
   if (opts.configFile) {
-    const y = parseConfigEntries(await readConfigText(opts.configFile, 'pass --config <path> of an existing canvos.yaml', INPUT_LIMITS.configYaml, 'canvos.yaml'), opts.configFile);
+    const y = parseConfigEntries(
+      await readConfigText(
+        opts.configFile,
+        'pass --config <path> of an existing canvos.yaml',
+        INPUT_LIMITS.configYaml,
+        'canvos.yaml',
+      ),
+      opts.configFile,
+    );
     entries.push(...y.entries);
     k8sSources = y.k8sSources;
     k8sImagePattern = y.k8sImagePattern;
   }
-  for (const [key, value] of Object.entries(opts.overrides ?? {})) entries.push({ key, value, loc: { file: '(command line)', line: 1 } });
+  for (const [key, value] of Object.entries(opts.overrides ?? {}))
+    entries.push({ key, value, loc: { file: '(command line)', line: 1 } });
   return resolveBuildConfig(entries, { keys: 'any', k8sSources, k8sImagePattern, onWarning: opts.onWarning });
 }

@@ -25,17 +25,25 @@ export interface LuetAuth {
 const str = (v: unknown): string | undefined => (typeof v === 'string' && v !== '' ? v : undefined);
 
 /** Read `<projectDir>/spectro-luet-auth.yaml`; undefined when absent. Malformed content is ERR_CONFIG (values never shown). */
-export async function loadLuetAuth(projectDir: string, c: Pick<BuildConfig, 'spectroLuetRepo'>, onWarning?: WarningHandler): Promise<LuetAuth | undefined> {
+export async function loadLuetAuth(
+  projectDir: string,
+  c: Pick<BuildConfig, 'spectroLuetRepo'>,
+  onWarning?: WarningHandler,
+): Promise<LuetAuth | undefined> {
   const file = join(projectDir, LUET_AUTH_FILE);
   let text: string;
   try {
     text = await readFile(file, 'utf8');
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw new CanvosError('ERR_CONFIG', `cannot read ${file}: ${(e as Error).message}`, { hint: 'make the file readable, or remove it' });
+    throw new CanvosError('ERR_CONFIG', `cannot read ${file}: ${(e as Error).message}`, {
+      hint: 'make the file readable, or remove it',
+    });
   }
   const bad = (what: string): CanvosError =>
-    new CanvosError('ERR_CONFIG', `${file}: ${what}`, { hint: 'write it as CanvOS documents: auth: {username: USER, password: PASSWORD, serveraddress: REGISTRY}' });
+    new CanvosError('ERR_CONFIG', `${file}: ${what}`, {
+      hint: 'write it as CanvOS documents: auth: {username: USER, password: PASSWORD, serveraddress: REGISTRY}',
+    });
   let doc: unknown;
   try {
     doc = parse(text);
@@ -55,12 +63,21 @@ export async function loadLuetAuth(projectDir: string, c: Pick<BuildConfig, 'spe
     username = plain.slice(0, i);
     password = plain.slice(i + 1);
   }
-  const credentials: Credentials = { username, password, identityToken: str(a.identitytoken), registryToken: str(a.registrytoken) };
-  if (!(username && password) && !credentials.identityToken && !credentials.registryToken) throw bad('auth: needs username and password (or auth, identitytoken, registrytoken)');
+  const credentials: Credentials = {
+    username,
+    password,
+    identityToken: str(a.identitytoken),
+    registryToken: str(a.registrytoken),
+  };
+  if (!(username && password) && !credentials.identityToken && !credentials.registryToken)
+    throw bad('auth: needs username and password (or auth, identitytoken, registrytoken)');
   const server = str(a.serveraddress);
   const luetRegistry = luetRegistryOf(c);
   if (server && normalizeRegistry(server.replace(/^https?:\/\//, '').replace(/\/.*$/, '')) !== luetRegistry) {
-    onWarning?.('W_LUET_AUTH_SERVER', `${file}: serveraddress ${server} is not the registry of SPECTRO_LUET_REPO (${luetRegistry}); the credentials are used for SPECTRO_LUET_REPO, as luet does`);
+    onWarning?.(
+      'W_LUET_AUTH_SERVER',
+      `${file}: serveraddress ${server} is not the registry of SPECTRO_LUET_REPO (${luetRegistry}); the credentials are used for SPECTRO_LUET_REPO, as luet does`,
+    );
   }
   return { file, credentials };
 }
@@ -75,13 +92,24 @@ export function isLuetImage(c: Pick<BuildConfig, 'spectroLuetRepo'>, ref: string
 }
 
 /** Registry options for pulling `ref`: the luet credentials for luet images, else `base` unchanged. */
-export function registryOptionsFor(c: Pick<BuildConfig, 'spectroLuetRepo'>, ref: string, base: RegistryTransportOptions | undefined, auth: LuetAuth | undefined): RegistryTransportOptions | undefined {
+export function registryOptionsFor(
+  c: Pick<BuildConfig, 'spectroLuetRepo'>,
+  ref: string,
+  base: RegistryTransportOptions | undefined,
+  auth: LuetAuth | undefined,
+): RegistryTransportOptions | undefined {
   if (!auth || !isLuetImage(c, ref)) return base;
   return { ...base, credentials: auth.credentials };
 }
 
 /** An authentication failure on a luet image, with a hint naming spectro-luet-auth.yaml. Other errors pass through. */
-export function luetAuthError(c: Pick<BuildConfig, 'spectroLuetRepo'>, ref: string, e: unknown, auth: LuetAuth | undefined, projectDir: string): unknown {
+export function luetAuthError(
+  c: Pick<BuildConfig, 'spectroLuetRepo'>,
+  ref: string,
+  e: unknown,
+  auth: LuetAuth | undefined,
+  projectDir: string,
+): unknown {
   if (!CanvosError.is(e) || e.code !== 'ERR_REGISTRY_AUTH' || !isLuetImage(c, ref)) return e;
   const hint = auth
     ? `check the credentials in ${auth.file} (used for SPECTRO_LUET_REPO=${c.spectroLuetRepo})`

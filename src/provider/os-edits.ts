@@ -10,7 +10,8 @@ type ReleaseCfg = Pick<BuildConfig, 'osDistribution' | 'osVersion' | 'arch' | 'i
 
 /** `KAIROS_IMAGE_LABEL`: `<22.04|OS_VERSION>-standard-<arch>-generic[-maas]` (ubuntu 20/22 are written as x.04). */
 export function kairosImageLabel(c: ReleaseCfg): string {
-  const v = c.osDistribution === 'ubuntu' && (c.osVersion === '22' || c.osVersion === '20') ? `${c.osVersion}.04` : c.osVersion;
+  const v =
+    c.osDistribution === 'ubuntu' && (c.osVersion === '22' || c.osVersion === '20') ? `${c.osVersion}.04` : c.osVersion;
   return `${v}-standard-${c.arch}-generic${c.isMaas ? '-maas' : ''}`;
 }
 

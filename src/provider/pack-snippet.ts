@@ -6,7 +6,8 @@
  */
 import type { BuildConfig } from './resolve.js';
 
-const RULE = '##########################################################################################################';
+const RULE =
+  '##########################################################################################################';
 const OPT = '.spectro.pack.edge-native-byoi.options.system';
 
 /** The `system.uri` template Palette expands per Kubernetes version. */
@@ -16,7 +17,12 @@ export function systemUriTemplate(customTag: string): string {
 }
 
 /** The snippet text, ending with a newline, exactly as earthly.sh's `echo -e` lines produce it. */
-export function packSnippet(c: Pick<BuildConfig, 'imageRegistry' | 'imageRepo' | 'k8sDistribution' | 'osDistribution' | 'peVersion' | 'customTag' | 'osVersion'>): string {
+export function packSnippet(
+  c: Pick<
+    BuildConfig,
+    'imageRegistry' | 'imageRepo' | 'k8sDistribution' | 'osDistribution' | 'peVersion' | 'customTag' | 'osVersion'
+  >,
+): string {
   const lines = [
     RULE,
     '',

@@ -10,25 +10,42 @@ import { PE_VERSION_RE } from './schema.js';
 
 function describe(dir: string, signal?: AbortSignal): Promise<{ tag?: string; error?: string }> {
   return new Promise((resolve) => {
-    execFile('git', ['describe', '--abbrev=0', '--tags'], { cwd: dir, signal, env: { ...process.env, GIT_TERMINAL_PROMPT: '0', LC_ALL: 'C' } }, (err, stdout, stderr) => {
-      if (err) {
-        const why = (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'git is not installed' : stderr.trim().split('\n')[0] || err.message;
-        resolve({ error: why });
-      } else resolve({ tag: stdout.trim() });
-    });
+    execFile(
+      'git',
+      ['describe', '--abbrev=0', '--tags'],
+      { cwd: dir, signal, env: { ...process.env, GIT_TERMINAL_PROMPT: '0', LC_ALL: 'C' } },
+      (err, stdout, stderr) => {
+        if (err) {
+          const why =
+            (err as NodeJS.ErrnoException).code === 'ENOENT'
+              ? 'git is not installed'
+              : stderr.trim().split('\n')[0] || err.message;
+          resolve({ error: why });
+        } else resolve({ tag: stdout.trim() });
+      },
+    );
   });
 }
 
 /** `git describe --abbrev=0 --tags` in `dir`, checked to be a Palette Edge version. Throws ERR_CONFIG otherwise. */
 export async function gitDescribePeVersion(dir: string, signal?: AbortSignal): Promise<string> {
   const r = await describe(dir, signal);
-  const hint = 'set PE_VERSION in .arg (e.g. PE_VERSION=v4.9.38), or build from a CanvOS checkout with its release tags';
+  const hint =
+    'set PE_VERSION in .arg (e.g. PE_VERSION=v4.9.38), or build from a CanvOS checkout with its release tags';
   if (r.error !== undefined) {
-    throw new CanvosError('ERR_CONFIG', `PE_VERSION is not set and git describe --abbrev=0 --tags failed in ${dir}: ${r.error}`, { hint });
+    throw new CanvosError(
+      'ERR_CONFIG',
+      `PE_VERSION is not set and git describe --abbrev=0 --tags failed in ${dir}: ${r.error}`,
+      { hint },
+    );
   }
   const tag = r.tag ?? '';
   if (!PE_VERSION_RE.test(tag)) {
-    throw new CanvosError('ERR_CONFIG', `PE_VERSION is not set and the latest tag of ${dir} (${JSON.stringify(tag.slice(0, 60))}) is not a Palette Edge version`, { hint });
+    throw new CanvosError(
+      'ERR_CONFIG',
+      `PE_VERSION is not set and the latest tag of ${dir} (${JSON.stringify(tag.slice(0, 60))}) is not a Palette Edge version`,
+      { hint },
+    );
   }
   return tag;
 }
@@ -37,8 +54,16 @@ export async function gitDescribePeVersion(dir: string, signal?: AbortSignal): P
  * `config` with PE_VERSION defaulted as earthly.sh does when no configuration source set it (its origin then
  * names git describe); unchanged when PE_VERSION was written explicitly.
  */
-export async function withPeVersionDefault(config: BuildConfig, projectDir: string, signal?: AbortSignal): Promise<BuildConfig> {
+export async function withPeVersionDefault(
+  config: BuildConfig,
+  projectDir: string,
+  signal?: AbortSignal,
+): Promise<BuildConfig> {
   if (config.origins.PE_VERSION) return config;
   const peVersion = await gitDescribePeVersion(projectDir, signal);
-  return { ...config, peVersion, origins: { ...config.origins, PE_VERSION: { file: `git describe --abbrev=0 --tags (${projectDir})`, line: 0 } } };
+  return {
+    ...config,
+    peVersion,
+    origins: { ...config.origins, PE_VERSION: { file: `git describe --abbrev=0 --tags (${projectDir})`, line: 0 } },
+  };
 }

@@ -6,7 +6,17 @@
  */
 import { resolve } from 'node:path';
 import { CanvosError } from '../errors.js';
-import { baseK8sVersion, isJetsonBase, k8sSource, providerImage, providerImagePath, providerTag, resolveBaseImage, stylusImage, thirdPartyBinaryPath } from './derive.js';
+import {
+  baseK8sVersion,
+  isJetsonBase,
+  k8sSource,
+  providerImage,
+  providerImagePath,
+  providerTag,
+  resolveBaseImage,
+  stylusImage,
+  thirdPartyBinaryPath,
+} from './derive.js';
 import type { BuildPlan, PlannedItem, PlannedLayer, ProviderImagePlan } from './plan-types.js';
 import { CA_PATHS, ETC_CERTS_DIR } from './ca-certs.js';
 import { applyInventory } from './inventory.js';
@@ -43,15 +53,22 @@ export function planProviderImages(c: BuildConfig, versions: readonly string[], 
   applyInventory(c, ['base', opts.scope ?? 'provider'], opts.onWarning);
   // TWO_NODE runs through the rootless executor (two-node.ts); only the OS/arch CanvOS cannot serve are refused here.
   if (c.twoNode) twoNodeScripts(c);
-  if (versions.length === 0) throw new CanvosError('ERR_CONFIG', 'no Kubernetes version to build', { hint: 'set K8S_VERSION or list versions in k8s_version.json' });
+  if (versions.length === 0)
+    throw new CanvosError('ERR_CONFIG', 'no Kubernetes version to build', {
+      hint: 'set K8S_VERSION or list versions in k8s_version.json',
+    });
   const unique = [...new Set(versions)];
   for (const name of ['IMAGE_PATH', 'BASE_K8S_VERSION'] as const) {
     const set = name === 'IMAGE_PATH' ? c.imagePath : c.baseK8sVersion;
     if (set && unique.length > 1) {
       const at = formatLoc(c.origins[name]);
-      throw new CanvosError('ERR_CONFIG', `${at ? `${at}: ` : ''}${name} is set, but ${unique.length} Kubernetes versions would all use it`, {
-        hint: `remove ${name} (it is derived per version), or set K8S_VERSION to build one version`,
-      });
+      throw new CanvosError(
+        'ERR_CONFIG',
+        `${at ? `${at}: ` : ''}${name} is set, but ${unique.length} Kubernetes versions would all use it`,
+        {
+          hint: `remove ${name} (it is derived per version), or set K8S_VERSION to build one version`,
+        },
+      );
     }
   }
 
@@ -62,39 +79,74 @@ export function planProviderImages(c: BuildConfig, versions: readonly string[], 
 
   const osConfig: PlannedItem[] = [
     // Dockerfile 10–25: cp -a /certs/. <anchors>/ + update-ca-certificates / update-ca-trust (see ca-certs.ts).
-    { op: 'copy', source: { kind: 'ca-certs', dir: host('certs'), distro: c.osDistribution }, target: CA_PATHS[c.osDistribution].anchors, optional: true },
-    { op: 'edit', source: { kind: 'base-edit', path: '/etc/kairos-release', edit: 'kairos-release' }, target: '/etc/kairos-release', mode: 0o644 },
+    {
+      op: 'copy',
+      source: { kind: 'ca-certs', dir: host('certs'), distro: c.osDistribution },
+      target: CA_PATHS[c.osDistribution].anchors,
+      optional: true,
+    },
+    {
+      op: 'edit',
+      source: { kind: 'base-edit', path: '/etc/kairos-release', edit: 'kairos-release' },
+      target: '/etc/kairos-release',
+      mode: 0o644,
+    },
   ];
   if (!c.isUki) {
-    osConfig.push({ op: 'edit', source: { kind: 'base-edit', path: '/etc/cos/bootargs.cfg', edit: 'bootargs' }, target: '/etc/cos/bootargs.cfg', optional: true });
+    osConfig.push({
+      op: 'edit',
+      source: { kind: 'base-edit', path: '/etc/cos/bootargs.cfg', edit: 'bootargs' },
+      target: '/etc/cos/bootargs.cfg',
+      optional: true,
+    });
   }
   // Plain COPY in CanvOS (no --if-exists): a missing file fails the build there too.
   if (isJetsonBase(baseImage, c.isJetson)) {
     osConfig.push({
-      op: 'copy', source: { kind: 'host-file', path: host('cloudconfigs/mount.yaml') }, target: '/etc/kairos/mount.yaml',
+      op: 'copy',
+      source: { kind: 'host-file', path: host('cloudconfigs/mount.yaml') },
+      target: '/etc/kairos/mount.yaml',
       missingHint: `${c.isJetson === 'true' ? 'IS_JETSON=true' : 'BASE_IMAGE is an nvidia-jetson-agx-orin image'}, so CanvOS copies cloudconfigs/mount.yaml to /etc/kairos/mount.yaml: copy it from CanvOS's cloudconfigs/ (or set IS_JETSON=false)`,
     });
   }
   if (c.isMaas) {
     osConfig.push({
-      op: 'copy', source: { kind: 'host-file', path: host('cloudconfigs/80_stylus_maas.yaml') }, target: '/system/oem/80_stylus_maas.yaml',
-      missingHint: "IS_MAAS=true, so CanvOS copies cloudconfigs/80_stylus_maas.yaml to /system/oem/: copy it from CanvOS's cloudconfigs/ (or set IS_MAAS=false)",
+      op: 'copy',
+      source: { kind: 'host-file', path: host('cloudconfigs/80_stylus_maas.yaml') },
+      target: '/system/oem/80_stylus_maas.yaml',
+      missingHint:
+        "IS_MAAS=true, so CanvOS copies cloudconfigs/80_stylus_maas.yaml to /system/oem/: copy it from CanvOS's cloudconfigs/ (or set IS_MAAS=false)",
     });
   }
   osConfig.push(
-    { op: 'whiteout', source: { kind: 'base-match', dir: '/var/lib/dbus', pattern: 'machine-id' }, target: '/var/lib/dbus' },
+    {
+      op: 'whiteout',
+      source: { kind: 'base-match', dir: '/var/lib/dbus', pattern: 'machine-id' },
+      target: '/var/lib/dbus',
+    },
     { op: 'create', source: { kind: 'generated', content: '' }, target: '/etc/machine-id', mode: 0o444 },
   );
 
   const shared: PlannedLayer[] = [
-    { name: 'os-config', shared: true, description: 'CA certificates, /etc/kairos-release, /etc/cos/bootargs.cfg, empty /etc/machine-id', items: osConfig },
+    {
+      name: 'os-config',
+      shared: true,
+      description: 'CA certificates, /etc/kairos-release, /etc/cos/bootargs.cfg, empty /etc/machine-id',
+      items: osConfig,
+    },
     {
       name: 'overlay',
       shared: true,
       description: 'overlay/files/etc → /etc',
       items: [
         { op: 'copy', source: { kind: 'host-tree', path: host('overlay/files/etc') }, target: '/etc', optional: true },
-        { op: 'copy', source: { kind: 'host-file', path: host('overlay/files/etc/logrotate.d/stylus.conf') }, target: '/etc/logrotate.d/stylus.conf', mode: 0o644, optional: true },
+        {
+          op: 'copy',
+          source: { kind: 'host-file', path: host('overlay/files/etc/logrotate.d/stylus.conf') },
+          target: '/etc/logrotate.d/stylus.conf',
+          mode: 0o644,
+          optional: true,
+        },
       ],
     },
   ];
@@ -107,11 +159,23 @@ export function planProviderImages(c: BuildConfig, versions: readonly string[], 
       shared: true,
       description: `agent provider from ${ref} (agent-provider-* → ${PROVIDERS_DIR})`,
       items: [
-        { op: 'copy', source: { kind: 'image', ref, path: '/', exclude: ['/usr/local/system/providers'] }, target: '/' },
-        { op: 'copy', source: { kind: 'image', ref, path: '/usr/local/system/providers/agent-provider-*' }, target: PROVIDERS_DIR },
+        {
+          op: 'copy',
+          source: { kind: 'image', ref, path: '/', exclude: ['/usr/local/system/providers'] },
+          target: '/',
+        },
+        {
+          op: 'copy',
+          source: { kind: 'image', ref, path: '/usr/local/system/providers/agent-provider-*' },
+          target: PROVIDERS_DIR,
+        },
         // CanvOS `rm -rf /usr/local/system/providers`: only when the base has it (the provider image's own copy is
         // excluded above); a whiteout of a path no lower layer has breaks overlayfs runtimes (issue #12).
-        { op: 'whiteout', source: { kind: 'base-match', dir: '/usr/local/system', pattern: 'providers' }, target: '/usr/local/system' },
+        {
+          op: 'whiteout',
+          source: { kind: 'base-match', dir: '/usr/local/system', pattern: 'providers' },
+          target: '/usr/local/system',
+        },
         { op: 'create', source: { kind: 'generated', content: '' }, target: BUNDLED_SENTINEL, mode: 0o644 },
       ],
     });
@@ -119,20 +183,49 @@ export function planProviderImages(c: BuildConfig, versions: readonly string[], 
   const stylus = stylusImage(c);
   sourceImages.add(stylus);
   const stylusItems: PlannedItem[] = [
-    { op: 'copy', source: { kind: 'image', ref: stylus, path: '/etc/kairos/branding' }, target: '/etc/kairos/branding' },
-    { op: 'copy', source: { kind: 'image', ref: stylus, path: '/etc/kairos/80_stylus.yaml' }, target: '/etc/kairos/80_stylus.yaml', optional: true },
-    { op: 'copy', source: { kind: 'image', ref: stylus, path: '/oem/stylus_config.yaml' }, target: '/etc/kairos/branding/stylus_config.yaml' },
-    { op: 'copy', source: { kind: 'image', ref: stylus, path: '/etc/elemental/config.yaml' }, target: '/etc/elemental/config.yaml' },
+    {
+      op: 'copy',
+      source: { kind: 'image', ref: stylus, path: '/etc/kairos/branding' },
+      target: '/etc/kairos/branding',
+    },
+    {
+      op: 'copy',
+      source: { kind: 'image', ref: stylus, path: '/etc/kairos/80_stylus.yaml' },
+      target: '/etc/kairos/80_stylus.yaml',
+      optional: true,
+    },
+    {
+      op: 'copy',
+      source: { kind: 'image', ref: stylus, path: '/oem/stylus_config.yaml' },
+      target: '/etc/kairos/branding/stylus_config.yaml',
+    },
+    {
+      op: 'copy',
+      source: { kind: 'image', ref: stylus, path: '/etc/elemental/config.yaml' },
+      target: '/etc/elemental/config.yaml',
+    },
   ];
   if (c.edgeCustomConfig) {
     // CanvOS copies it only when present; the default name is often absent, a name written explicitly is warned about.
     const at = formatLoc(c.origins?.EDGE_CUSTOM_CONFIG);
     stylusItems.push({
-      op: 'copy', source: { kind: 'host-file', path: host(c.edgeCustomConfig) }, target: '/oem/.edge_custom_config.yaml', optional: true,
-      ...(at && c.edgeCustomConfig !== '.edge-custom-config.yaml' ? { missingWarning: `${at}: EDGE_CUSTOM_CONFIG=${c.edgeCustomConfig}: ${host(c.edgeCustomConfig)} does not exist, so no edge custom config is added (CanvOS copies it only if it exists)` } : {}),
+      op: 'copy',
+      source: { kind: 'host-file', path: host(c.edgeCustomConfig) },
+      target: '/oem/.edge_custom_config.yaml',
+      optional: true,
+      ...(at && c.edgeCustomConfig !== '.edge-custom-config.yaml'
+        ? {
+            missingWarning: `${at}: EDGE_CUSTOM_CONFIG=${c.edgeCustomConfig}: ${host(c.edgeCustomConfig)} does not exist, so no edge custom config is added (CanvOS copies it only if it exists)`,
+          }
+        : {}),
     });
   }
-  shared.push({ name: 'stylus', shared: true, description: `Palette Edge agent configuration from ${stylus}`, items: stylusItems });
+  shared.push({
+    name: 'stylus',
+    shared: true,
+    description: `Palette Edge agent configuration from ${stylus}`,
+    items: stylusItems,
+  });
 
   sourceImages.add(c.spectroThirdPartyImage);
   shared.push({
@@ -142,7 +235,11 @@ export function planProviderImages(c: BuildConfig, versions: readonly string[], 
     items: [
       { op: 'whiteout', source: { kind: 'base-match', dir: '/etc/ssh', pattern: 'ssh_host_*' }, target: '/etc/ssh' },
       { op: 'whiteout', source: { kind: 'base-match', dir: '/etc/ssh', pattern: 'moduli' }, target: '/etc/ssh' },
-      { op: 'copy', source: { kind: 'image', ref: c.spectroThirdPartyImage, path: thirdPartyBinaryPath(c, 'etcdctl') }, target: '/usr/bin/etcdctl' },
+      {
+        op: 'copy',
+        source: { kind: 'image', ref: c.spectroThirdPartyImage, path: thirdPartyBinaryPath(c, 'etcdctl') },
+        target: '/usr/bin/etcdctl',
+      },
       { op: 'create', source: { kind: 'generated', content: '' }, target: '/etc/machine-id', mode: 0o444 },
     ],
   });
@@ -178,8 +275,7 @@ export function baseScanRequest(layers: readonly PlannedLayer[]): { files: strin
         const ca = CA_PATHS[it.source.distro];
         for (const f of [ca.bundle, ...(ca.extraBundles ?? [])]) files.add(f);
         listDirs.add(ETC_CERTS_DIR);
-      }
-      else if (it.source.kind === 'base-match') listDirs.add(it.source.dir);
+      } else if (it.source.kind === 'base-match') listDirs.add(it.source.dir);
     }
   }
   return { files: [...files], listDirs: [...listDirs] };
@@ -195,7 +291,9 @@ function k8sLayer(c: BuildConfig, version: string, sourceImages: Set<string>): P
       name,
       shared: false,
       description: `k8s/${c.k8sDistribution}@${baseK8sVersion(c, version)} from ${src.image}`,
-      items: [{ op: 'copy', source: { kind: 'image', ref: src.image, path: '/', exclude: ['/var/cache'] }, target: '/' }],
+      items: [
+        { op: 'copy', source: { kind: 'image', ref: src.image, path: '/', exclude: ['/var/cache'] }, target: '/' },
+      ],
     };
   }
   const target = src.path ?? (c.k8sDistribution === 'k3s' ? '/usr/bin/k3s' : undefined);
@@ -209,6 +307,8 @@ function k8sLayer(c: BuildConfig, version: string, sourceImages: Set<string>): P
     name,
     shared: false,
     description: `k8s ${c.k8sDistribution} ${version}: ${target} from ${new URL(src.url).host}`,
-    items: [{ op: 'copy', source: { kind: 'url', url: src.url, sha256: src.sha256.replace(/^sha256:/, '') }, target, mode }],
+    items: [
+      { op: 'copy', source: { kind: 'url', url: src.url, sha256: src.sha256.replace(/^sha256:/, '') }, target, mode },
+    ],
   };
 }

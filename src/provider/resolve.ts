@@ -4,8 +4,24 @@
  * Both input forms go through here, so an invalid value reads the same whichever file it came from.
  */
 import { CanvosError, redactUrl } from '../errors.js';
-import { ARG_ALIASES, CUSTOM_ARG_PREFIX, RETIRED_ARGS, SECRET_ARGS, URL_ARGS, canonicalArgName, isArgName, type ArgName } from './args.js';
-import { ARG_INFO, BuildArgsSchema, DEFAULT_K8S_IMAGE_PATTERN, argKeyOf, type BuildArgs, type K8sSource } from './schema.js';
+import {
+  ARG_ALIASES,
+  CUSTOM_ARG_PREFIX,
+  RETIRED_ARGS,
+  SECRET_ARGS,
+  URL_ARGS,
+  canonicalArgName,
+  isArgName,
+  type ArgName,
+} from './args.js';
+import {
+  ARG_INFO,
+  BuildArgsSchema,
+  DEFAULT_K8S_IMAGE_PATTERN,
+  argKeyOf,
+  type BuildArgs,
+  type K8sSource,
+} from './schema.js';
 
 /** Where a value was written. */
 export interface SourceLocation {
@@ -97,7 +113,8 @@ function canonical(key: string, mode: 'upper' | 'any'): ArgName | undefined {
 function hintFor(name: ArgName, loc: SourceLocation | undefined): string {
   const info = ARG_INFO.get(name);
   const where = loc ? ` on line ${loc.line} of ${loc.file}` : '';
-  if (info?.kind === 'enum' && info.allowed) return `write ${name}=${info.allowed[0]} (or another allowed value)${where}`;
+  if (info?.kind === 'enum' && info.allowed)
+    return `write ${name}=${info.allowed[0]} (or another allowed value)${where}`;
   if (info?.kind === 'boolean') return `write ${name}=true or ${name}=false${where}`;
   if (info?.kind === 'integer') return `write a whole number, e.g. ${name}=${info.default}${where}`;
   return `fix the value of ${name}${where}; CanvOS's default is ${JSON.stringify(info?.default ?? '')}`;
@@ -119,7 +136,10 @@ export function resolveBuildConfig(entries: readonly ConfigEntry[], opts: Resolv
     const name = canonical(e.key, e.upperOnly ? 'upper' : mode);
     if (!name) {
       if (e.key.startsWith(CUSTOM_ARG_PREFIX)) {
-        warn('W_ARG_UNUSED', `${where}: ${e.key} is unused: CanvOS passes only BASE, OS_DISTRIBUTION, OS_VERSION, HTTP_PROXY, HTTPS_PROXY, NO_PROXY and DRBD_VERSION to the Dockerfile, and so does canvos-lite`);
+        warn(
+          'W_ARG_UNUSED',
+          `${where}: ${e.key} is unused: CanvOS passes only BASE, OS_DISTRIBUTION, OS_VERSION, HTTP_PROXY, HTTPS_PROXY, NO_PROXY and DRBD_VERSION to the Dockerfile, and so does canvos-lite`,
+        );
       } else if (RETIRED_ARGS[e.key]) {
         warn('W_ARG_RETIRED', `${where}: ${e.key} is ignored: ${RETIRED_ARGS[e.key]}`);
       } else {
@@ -144,7 +164,10 @@ export function resolveBuildConfig(entries: readonly ConfigEntry[], opts: Resolv
   for (const [name, e] of values) {
     const info = ARG_INFO.get(name);
     if (info?.kind === 'boolean' && e.value === '' && info.default === 'true') {
-      warn('W_ARG_EMPTY_BOOLEAN', `${formatLoc(e.loc)}: ${name} is empty, which CanvOS treats as false (its default is true)`);
+      warn(
+        'W_ARG_EMPTY_BOOLEAN',
+        `${formatLoc(e.loc)}: ${name} is empty, which CanvOS treats as false (its default is true)`,
+      );
     }
     input[argKeyOf(name)] = e.value;
     origins[name] = e.loc;

@@ -38,39 +38,63 @@ function field<T>(info: ArgInfo, def: T, parse: (s: string) => T, check?: Check)
 
 /** A free string, optionally matching `re` (described by `what` in errors). */
 function str(def: string, re?: RegExp, what?: string) {
-  return field({ kind: 'string', default: def }, def, (s) => s, re ? (s) => (re.test(s) ? undefined : `must be ${what}`) : undefined);
+  return field(
+    { kind: 'string', default: def },
+    def,
+    (s) => s,
+    re ? (s) => (re.test(s) ? undefined : `must be ${what}`) : undefined,
+  );
 }
 /** A string whose default is derived from other arguments (filled by the object transform). */
 function derived(def: string, re?: RegExp, what?: string) {
-  return field<string | undefined>({ kind: 'string', default: def }, undefined, (s) => s, re ? (s) => (re.test(s) ? undefined : `must be ${what}`) : undefined);
+  return field<string | undefined>(
+    { kind: 'string', default: def },
+    undefined,
+    (s) => s,
+    re ? (s) => (re.test(s) ? undefined : `must be ${what}`) : undefined,
+  );
 }
 /** CanvOS compares booleans with `[ "$X" = "true" ]`: only lowercase true/false are meaningful, '' means false. */
 function bool(def: boolean) {
-  return field({ kind: 'boolean', default: String(def) }, def, (s) => s === 'true', (s) =>
-    s === 'true' || s === 'false' || s === '' ? undefined : 'must be true or false (lowercase)',
+  return field(
+    { kind: 'boolean', default: String(def) },
+    def,
+    (s) => s === 'true',
+    (s) => (s === 'true' || s === 'false' || s === '' ? undefined : 'must be true or false (lowercase)'),
   );
 }
 function oneOf<const T extends readonly [string, ...string[]]>(values: T, def: T[number]) {
-  return field({ kind: 'enum', default: def, allowed: values }, def, (s) => s as T[number], (s) =>
-    (values as readonly string[]).includes(s) ? undefined : `must be one of: ${values.join(', ')}`,
+  return field(
+    { kind: 'enum', default: def, allowed: values },
+    def,
+    (s) => s as T[number],
+    (s) => ((values as readonly string[]).includes(s) ? undefined : `must be one of: ${values.join(', ')}`),
   );
 }
 function int(def: number) {
-  return field({ kind: 'integer', default: String(def) }, def, (s) => Number(s), (s) =>
-    /^\d+$/.test(s) ? undefined : 'must be a whole number',
+  return field(
+    { kind: 'integer', default: String(def) },
+    def,
+    (s) => Number(s),
+    (s) => (/^\d+$/.test(s) ? undefined : 'must be a whole number'),
   );
 }
 function imageRef(def: string, optional = true) {
-  return field<string>({ kind: 'string', default: def }, def, (s) => s, (s) => {
-    if (s === '' && optional) return undefined;
-    // Any transport canvos-lite reads: a registry reference (bare or docker://), oci:DIR[:tag], docker-archive:FILE.
-    try {
-      parseImageSpec(s);
-      return undefined;
-    } catch (e) {
-      return `must be an image reference ([registry/]repository[:tag], oci:DIR[:tag] or docker-archive:FILE): ${(e as Error).message}`;
-    }
-  });
+  return field<string>(
+    { kind: 'string', default: def },
+    def,
+    (s) => s,
+    (s) => {
+      if (s === '' && optional) return undefined;
+      // Any transport canvos-lite reads: a registry reference (bare or docker://), oci:DIR[:tag], docker-archive:FILE.
+      try {
+        parseImageSpec(s);
+        return undefined;
+      } catch (e) {
+        return `must be an image reference ([registry/]repository[:tag], oci:DIR[:tag] or docker-archive:FILE): ${(e as Error).message}`;
+      }
+    },
+  );
 }
 
 // distribution/reference grammar pieces (repository path components are lowercase).
@@ -99,7 +123,11 @@ export const UBUNTU_VERSIONS = ['20', '22', '20.04', '22.04', '24.04'] as const;
 
 const ARGS_SHAPE = {
   customTag: str('', TAG_PART_RE, 'letters, digits, ".", "_" or "-" (it becomes part of an image tag)'),
-  imageRegistry: str('ttl.sh', REGISTRY_RE, 'a registry host[:port] with an optional lowercase namespace, e.g. ttl.sh or docker.io/myorg'),
+  imageRegistry: str(
+    'ttl.sh',
+    REGISTRY_RE,
+    'a registry host[:port] with an optional lowercase namespace, e.g. ttl.sh or docker.io/myorg',
+  ),
   osDistribution: oneOf(OS_DISTRIBUTIONS, 'ubuntu'),
   imageRepo: derived('$OS_DISTRIBUTION', REPO_RE, 'a lowercase repository path, e.g. ubuntu or edge/provider'),
   osVersion: str('22.04', NUMERIC_VERSION_RE, 'a numeric version such as 22.04 or 15.6'),
@@ -155,7 +183,9 @@ const ARGS_SHAPE = {
   autoEnrollSecurebootKeys: bool(false),
   ukiBringYourOwnKeys: bool(false),
   enrollSpectroExtensionCert: bool(true),
-  spectroExtensionCertImage: imageRef('us-east1-docker.pkg.dev/spectro-images/dev/arun/sysext/palette-sysext-cert:latest'),
+  spectroExtensionCertImage: imageRef(
+    'us-east1-docker.pkg.dev/spectro-images/dev/arun/sysext/palette-sysext-cert:latest',
+  ),
   bundleK8sAndAgentProvider: bool(false),
   cmdline: str('stylus.registration'),
   branding: str('Palette eXtended Kubernetes Edge'),
@@ -180,7 +210,11 @@ const ARGS_SHAPE = {
   amdgpuArtifactPath: str(''),
   amdgpuRebuildInitrd: bool(false),
   amdgpuInstallSmi: bool(true),
-  baseImageTag: str('', /^(?:[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:\/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*:[\w][\w.-]{0,127})?$/, 'empty or REPOSITORY:TAG, e.g. kairos-ubuntu:22.04-core-amd64-generic-v0.17.1'),
+  baseImageTag: str(
+    '',
+    /^(?:[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:\/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*:[\w][\w.-]{0,127})?$/,
+    'empty or REPOSITORY:TAG, e.g. kairos-ubuntu:22.04-core-amd64-generic-v0.17.1',
+  ),
   isJetson: oneOf(['', 'true', 'false'], ''),
   stylusBase: imageRef(''),
   stylusPackageBase: imageRef(''),
@@ -218,7 +252,10 @@ export const K8sSourceSchema = z.union([
     url: z.url({ protocol: /^https?$/ }),
     sha256: z.string().regex(/^(?:sha256:)?[0-9a-f]{64}$/, { message: 'must be 64 lowercase hex digits' }),
     /** Target path. Default: /usr/bin/k3s for k3s (required for other distributions). */
-    path: z.string().regex(/^\/[^\0]+$/, { message: 'must be an absolute path' }).optional(),
+    path: z
+      .string()
+      .regex(/^\/[^\0]+$/, { message: 'must be an absolute path' })
+      .optional(),
     /** Default: 0755. */
     mode: z.union([z.number().int(), z.string().regex(/^0?[0-7]{3,4}$/)]).optional(),
   }),
@@ -242,7 +279,8 @@ function fillDerived(a: z.output<z.ZodObject<typeof ARGS_SHAPE>>): BuildArgs {
     ...a,
     spectroPubRepo,
     imageRepo: a.imageRepo ?? a.osDistribution,
-    spectroThirdPartyImage: a.spectroThirdPartyImage ?? `${DEFAULT_PUB_REPO}/third-party/spectro-third-party:${a.builder3rdpartyVersion}`,
+    spectroThirdPartyImage:
+      a.spectroThirdPartyImage ?? `${DEFAULT_PUB_REPO}/third-party/spectro-third-party:${a.builder3rdpartyVersion}`,
     alpineImg: a.alpineImg ?? `${spectroPubRepo}/edge/canvos/alpine:${a.alpineTag}`,
     kairosBaseImageUrl: a.kairosBaseImageUrl ?? `${spectroPubRepo}/edge`,
     osbuilderImage: a.osbuilderImage ?? `quay.io/kairos/osbuilder-tools:${a.osbuilderVersion}`,
@@ -254,18 +292,38 @@ function fillDerived(a: z.output<z.ZodObject<typeof ARGS_SHAPE>>): BuildArgs {
 export const BuildArgsSchema = z
   .strictObject(ARGS_SHAPE)
   .superRefine((a, ctx) => {
-    if (a.osDistribution === 'ubuntu' && !(UBUNTU_VERSIONS as readonly string[]).includes(a.osVersion) && !a.baseImage) {
-      ctx.addIssue({ code: 'custom', path: ['osVersion'], message: `must be one of ${UBUNTU_VERSIONS.join(', ')} for ubuntu (or set BASE_IMAGE)` });
+    if (
+      a.osDistribution === 'ubuntu' &&
+      !(UBUNTU_VERSIONS as readonly string[]).includes(a.osVersion) &&
+      !a.baseImage
+    ) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['osVersion'],
+        message: `must be one of ${UBUNTU_VERSIONS.join(', ')} for ubuntu (or set BASE_IMAGE)`,
+      });
     }
     // CanvOS's only openSUSE base is Leap 15 (kairos-opensuse:leap-15.x); without this, leap-22.04 fails much later.
     if (a.osDistribution === 'opensuse-leap' && !OPENSUSE_LEAP_RE.test(a.osVersion)) {
-      ctx.addIssue({ code: 'custom', path: ['osVersion'], message: `must be 15.<minor> for opensuse-leap, e.g. 15.6 (${a.osVersion} is${a.osVersion === '22.04' ? " CanvOS's Ubuntu default" : ' not a Leap 15 release'})` });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['osVersion'],
+        message: `must be 15.<minor> for opensuse-leap, e.g. 15.6 (${a.osVersion} is${a.osVersion === '22.04' ? " CanvOS's Ubuntu default" : ' not a Leap 15 release'})`,
+      });
     }
     if (a.fipsEnabled && a.updateKernel) {
-      ctx.addIssue({ code: 'custom', path: ['updateKernel'], message: 'UPDATE_KERNEL and FIPS_ENABLED are mutually exclusive; set one of them to false' });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['updateKernel'],
+        message: 'UPDATE_KERNEL and FIPS_ENABLED are mutually exclusive; set one of them to false',
+      });
     }
     if (a.installNvidiaGpuDrivers && a.installAmdGpuDrivers) {
-      ctx.addIssue({ code: 'custom', path: ['installAmdGpuDrivers'], message: 'INSTALL_NVIDIA_GPU_DRIVERS and INSTALL_AMD_GPU_DRIVERS are mutually exclusive; enable only one' });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['installAmdGpuDrivers'],
+        message: 'INSTALL_NVIDIA_GPU_DRIVERS and INSTALL_AMD_GPU_DRIVERS are mutually exclusive; enable only one',
+      });
     }
   })
   .transform(fillDerived);

@@ -25,7 +25,12 @@ export interface TwoNodeSources {
 
 /** TwoNodeSources from `CANVOS_PGDG_APT_URL`, `CANVOS_PGDG_KEY_URL`, `CANVOS_PG_ZYPPER_URL`, `CANVOS_KINE_URL`. */
 export function twoNodeSourcesFromEnv(env: NodeJS.ProcessEnv): TwoNodeSources {
-  return { pgdgAptUrl: env.CANVOS_PGDG_APT_URL || undefined, pgdgKeyUrl: env.CANVOS_PGDG_KEY_URL || undefined, zypperRepoUrl: env.CANVOS_PG_ZYPPER_URL || undefined, kineUrl: env.CANVOS_KINE_URL || undefined };
+  return {
+    pgdgAptUrl: env.CANVOS_PGDG_APT_URL || undefined,
+    pgdgKeyUrl: env.CANVOS_PGDG_KEY_URL || undefined,
+    zypperRepoUrl: env.CANVOS_PG_ZYPPER_URL || undefined,
+    kineUrl: env.CANVOS_KINE_URL || undefined,
+  };
 }
 
 const q = (s: string): string => `'${s.replace(/'/g, `'\\''`)}'`;
@@ -36,13 +41,18 @@ export function twoNodeScripts(c: BuildConfig, src: TwoNodeSources = {}): string
   const where = at ? `${at}: ` : '';
   if (c.arch !== 'amd64' || (c.osDistribution !== 'ubuntu' && c.osDistribution !== 'opensuse-leap')) {
     // CanvOS installs postgresql only for these two, and always fetches an amd64 kine: elsewhere its image is broken.
-    throw new CanvosError('ERR_CONFIG', `${where}TWO_NODE=true needs OS_DISTRIBUTION=ubuntu or opensuse-leap with ARCH=amd64 (found ${c.osDistribution}/${c.arch})`, {
-      hint: 'CanvOS installs PostgreSQL and kine for two-node only there; pre-install them in BASE_IMAGE and set TWO_NODE=false',
-    });
+    throw new CanvosError(
+      'ERR_CONFIG',
+      `${where}TWO_NODE=true needs OS_DISTRIBUTION=ubuntu or opensuse-leap with ARCH=amd64 (found ${c.osDistribution}/${c.arch})`,
+      {
+        hint: 'CanvOS installs PostgreSQL and kine for two-node only there; pre-install them in BASE_IMAGE and set TWO_NODE=false',
+      },
+    );
   }
   const aptUrl = src.pgdgAptUrl ?? 'https://apt.postgresql.org/pub/repos/apt';
   const keyUrl = src.pgdgKeyUrl ?? 'https://www.postgresql.org/media/keys/ACCC4CF8.asc';
-  const zypperUrl = src.zypperRepoUrl ?? 'http://download.opensuse.org/repositories/server:database:postgresql/openSUSE_Tumbleweed/';
+  const zypperUrl =
+    src.zypperRepoUrl ?? 'http://download.opensuse.org/repositories/server:database:postgresql/openSUSE_Tumbleweed/';
   const kineUrl = src.kineUrl ?? `https://github.com/k3s-io/kine/releases/download/v${c.kineVersion}/kine-amd64`;
   const key = '/usr/share/postgresql-common/pgdg/apt.postgresql.org.asc';
   const postgres =

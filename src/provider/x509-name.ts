@@ -32,7 +32,7 @@ function tlv(buf: Buffer, at: number): Tlv {
 
 function children(buf: Buffer, t: Tlv): Tlv[] {
   const out: Tlv[] = [];
-  for (let at = t.start; at < t.end; ) {
+  for (let at = t.start; at < t.end;) {
     const c = tlv(buf, at);
     out.push(c);
     at = c.end;
@@ -42,7 +42,14 @@ function children(buf: Buffer, t: Tlv): Tlv[] {
 
 function encode(tag: number, value: Buffer): Buffer {
   const n = value.length;
-  const len = n < 0x80 ? Buffer.from([n]) : n < 0x100 ? Buffer.from([0x81, n]) : n < 0x10000 ? Buffer.from([0x82, n >> 8, n & 0xff]) : Buffer.from([0x83, n >> 16, (n >> 8) & 0xff, n & 0xff]);
+  const len =
+    n < 0x80
+      ? Buffer.from([n])
+      : n < 0x100
+        ? Buffer.from([0x81, n])
+        : n < 0x10000
+          ? Buffer.from([0x82, n >> 8, n & 0xff])
+          : Buffer.from([0x83, n >> 16, (n >> 8) & 0xff, n & 0xff]);
   return Buffer.concat([Buffer.from([tag]), len, value]);
 }
 
@@ -67,7 +74,7 @@ function canonValue(v: Buffer): Buffer {
   while (from < to && isSpace(v[from] ?? 0)) from++;
   while (to > from && isSpace(v[to - 1] ?? 0)) to--;
   const out: number[] = [];
-  for (let i = from; i < to; ) {
+  for (let i = from; i < to;) {
     const b = v[i] ?? 0;
     if (b >= 0x80) {
       out.push(b);
@@ -103,13 +110,17 @@ export function subjectHash(der: Buffer): string {
     const atvs = children(der, rdn).map((atv) => {
       const [oid, value] = children(der, atv);
       if (!oid || !value) throw new Error('malformed name attribute');
-      const v = CANON_TAGS.has(value.tag) ? encode(0x0c, canonValue(toUtf8(value.tag, der.subarray(value.start, value.end)))) : value.raw;
+      const v = CANON_TAGS.has(value.tag)
+        ? encode(0x0c, canonValue(toUtf8(value.tag, der.subarray(value.start, value.end))))
+        : value.raw;
       return encode(0x30, Buffer.concat([oid.raw, v]));
     });
     canon.push(encode(0x31, Buffer.concat(atvs.sort(derCompare))));
   }
   const md = createHash('sha1').update(Buffer.concat(canon)).digest();
-  return (((md[0] ?? 0) | ((md[1] ?? 0) << 8) | ((md[2] ?? 0) << 16) | ((md[3] ?? 0) << 24)) >>> 0).toString(16).padStart(8, '0');
+  return (((md[0] ?? 0) | ((md[1] ?? 0) << 8) | ((md[2] ?? 0) << 16) | ((md[3] ?? 0) << 24)) >>> 0)
+    .toString(16)
+    .padStart(8, '0');
 }
 
 const PEM_RE = /-----BEGIN (X509 CERTIFICATE|CERTIFICATE|TRUSTED CERTIFICATE)-----([\s\S]*?)-----END \1-----/g;

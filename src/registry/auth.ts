@@ -57,7 +57,9 @@ export class RegistryAuth {
     }
     if (ch.scheme === 'basic') {
       const creds = await this.credentials();
-      return creds?.username !== undefined && creds.password !== undefined ? basicAuth(creds.username, creds.password) : undefined;
+      return creds?.username !== undefined && creds.password !== undefined
+        ? basicAuth(creds.username, creds.password)
+        : undefined;
     }
     return `Bearer ${await this.bearer(scopes, signal)}`;
   }
@@ -72,7 +74,14 @@ export class RegistryAuth {
       p = (async () => {
         const creds = await this.credentials();
         if (creds?.registryToken) return creds.registryToken;
-        const tok = await fetchBearerToken(this.requester, this.registry, this.challenge as AuthChallenge, scopes, creds, signal);
+        const tok = await fetchBearerToken(
+          this.requester,
+          this.registry,
+          this.challenge as AuthChallenge,
+          scopes,
+          creds,
+          signal,
+        );
         this.tokens.set(key, tok);
         return tok.token;
       })().finally(() => this.inflight.delete(key));
@@ -85,13 +94,22 @@ export class RegistryAuth {
    * Handle a 401 for a request sent with `sentAuth`. Returns the scopes to retry with (the request's own plus any
    * scope the challenge names), or throws ERR_REGISTRY_AUTH when retrying cannot help.
    */
-  async onUnauthorized(wwwAuthenticate: string | string[] | undefined, scopes: readonly string[], sentAuth: string | undefined, what: string): Promise<string[]> {
+  async onUnauthorized(
+    wwwAuthenticate: string | string[] | undefined,
+    scopes: readonly string[],
+    sentAuth: string | undefined,
+    what: string,
+  ): Promise<string[]> {
     const ch = pickChallenge(parseAuthChallenges(wwwAuthenticate));
     const creds = await this.credentials();
     if (!ch) {
-      throw new CanvosError('ERR_REGISTRY_AUTH', `${what}: registry ${this.registry} answered 401 without a usable WWW-Authenticate challenge`, {
-        hint: 'check the registry address; a proxy may be intercepting the request',
-      });
+      throw new CanvosError(
+        'ERR_REGISTRY_AUTH',
+        `${what}: registry ${this.registry} answered 401 without a usable WWW-Authenticate challenge`,
+        {
+          hint: 'check the registry address; a proxy may be intercepting the request',
+        },
+      );
     }
     const hadChallenge = this.challenge;
     this.challenge = ch;
@@ -100,7 +118,8 @@ export class RegistryAuth {
       for (const s of ch.params.scope.split(' ')) if (s && !retryScopes.includes(s)) retryScopes.push(s);
     }
     if (ch.scheme === 'basic') {
-      if (creds?.username === undefined || creds.password === undefined) throw this.authError(what, creds, 'requires credentials');
+      if (creds?.username === undefined || creds.password === undefined)
+        throw this.authError(what, creds, 'requires credentials');
       if (sentAuth?.startsWith('Basic ')) throw this.authError(what, creds, 'rejected the credentials');
       return retryScopes;
     }
@@ -118,7 +137,11 @@ export class RegistryAuth {
   }
 
   private authError(what: string, creds: Credentials | undefined, problem: string): CanvosError {
-    const who = creds?.username ? ` (user ${JSON.stringify(creds.username)})` : creds?.identityToken ? ' (identity token)' : '';
+    const who = creds?.username
+      ? ` (user ${JSON.stringify(creds.username)})`
+      : creds?.identityToken
+        ? ' (identity token)'
+        : '';
     return new CanvosError('ERR_REGISTRY_AUTH', `${what}: registry ${this.registry} ${problem}${who}`, {
       hint: creds
         ? 'check the username/password or token and that it may access this repository'

@@ -250,7 +250,19 @@ export function streamParts(
   },
 ): void {
   const sched = o.scheduler;
-  const part = (start: number, end: number): Part => ({ start, end, received: 0, chunks: [], started: false, done: false, reserved: 0, res: undefined, resumes: 0, since: 0, sinceBytes: 0 });
+  const part = (start: number, end: number): Part => ({
+    start,
+    end,
+    received: 0,
+    chunks: [],
+    started: false,
+    done: false,
+    reserved: 0,
+    res: undefined,
+    resumes: 0,
+    since: 0,
+    sinceBytes: 0,
+  });
   // One stream for the whole blob until it has been timed (see the file header).
   const parts: Part[] = [part(0, desc.size)];
   let split = false;
@@ -512,7 +524,14 @@ export function streamParts(
       request(p);
       return;
     }
-    fail(e ?? new CanvosError('ERR_NETWORK', `GET blob ${desc.digest}: bytes ${p.start}-${p.end - 1} ended early ${p.resumes + 1} times`, { hint: 'the connection to the registry keeps dropping' }));
+    fail(
+      e ??
+        new CanvosError(
+          'ERR_NETWORK',
+          `GET blob ${desc.digest}: bytes ${p.start}-${p.end - 1} ended early ${p.resumes + 1} times`,
+          { hint: 'the connection to the registry keeps dropping' },
+        ),
+    );
   };
 
   const attach = (p: Part, res: RegistryResponse): void => {
@@ -527,7 +546,13 @@ export function streamParts(
       let cutHere = false;
       if (p.received + c.length > p.end - p.start) {
         if (!p.cut) {
-          return fail(new CanvosError('ERR_REGISTRY_HTTP', `GET blob ${desc.digest}: the registry sent more than the ${p.end - p.start} bytes asked for with Range: bytes=${p.start}-${p.end - 1}`, { hint: 'the registry or a proxy mishandles Range requests' }));
+          return fail(
+            new CanvosError(
+              'ERR_REGISTRY_HTTP',
+              `GET blob ${desc.digest}: the registry sent more than the ${p.end - p.start} bytes asked for with Range: bytes=${p.start}-${p.end - 1}`,
+              { hint: 'the registry or a proxy mishandles Range requests' },
+            ),
+          );
         }
         // The stream reached the boundary where another stream takes over.
         c = c.subarray(0, p.end - p.start - p.received);

@@ -13,7 +13,13 @@ import type { Descriptor } from '../oci/schemas.js';
 import type { OpOptions } from '../copy/types.js';
 import { header, httpError, type RegistryHttp, type RegistryResponse } from './http.js';
 import { mayResume } from './retry.js';
-import { BLOB_PARTS_DEFAULTS, defaultReadAheadBudget, MIN_RANGED_BLOB, streamParts, type BlobPartsOptions } from './blob-parts.js';
+import {
+  BLOB_PARTS_DEFAULTS,
+  defaultReadAheadBudget,
+  MIN_RANGED_BLOB,
+  streamParts,
+  type BlobPartsOptions,
+} from './blob-parts.js';
 
 /** Where a blob lives: transport + repository + the scopes to use. */
 export interface BlobLocation {
@@ -38,8 +44,17 @@ function blobPath(loc: BlobLocation, digest: Digest): string {
 }
 
 /** HEAD a blob: its size when present, undefined on 404. */
-export async function headBlob(loc: BlobLocation, digest: Digest, opts: OpOptions = {}): Promise<{ size: number } | undefined> {
-  const res = await loc.http.send({ method: 'HEAD', path: blobPath(loc, digest), scopes: loc.scopes, signal: opts.signal });
+export async function headBlob(
+  loc: BlobLocation,
+  digest: Digest,
+  opts: OpOptions = {},
+): Promise<{ size: number } | undefined> {
+  const res = await loc.http.send({
+    method: 'HEAD',
+    path: blobPath(loc, digest),
+    scopes: loc.scopes,
+    signal: opts.signal,
+  });
   res.body.resume();
   if (res.status === 404) return undefined;
   // HEAD on a pre-signed storage URL is often 403 (signed for GET only): the redirect already proved existence.
@@ -50,18 +65,36 @@ export async function headBlob(loc: BlobLocation, digest: Digest, opts: OpOption
 }
 
 /** GET the blob from `offset` (to `end`, inclusive, when given); a 200 means the server ignored Range and sends everything. */
-async function getFrom(loc: BlobLocation, desc: Descriptor, offset: number, opts: OpOptions, end?: number, onSlot?: () => void): Promise<{ res: RegistryResponse; start: number }> {
+async function getFrom(
+  loc: BlobLocation,
+  desc: Descriptor,
+  offset: number,
+  opts: OpOptions,
+  end?: number,
+  onSlot?: () => void,
+): Promise<{ res: RegistryResponse; start: number }> {
   const headers: Record<string, string> = {};
   if (end !== undefined) headers.range = `bytes=${offset}-${end}`;
   else if (offset > 0) headers.range = `bytes=${offset}-`;
-  const res = await loc.http.send({ method: 'GET', path: blobPath(loc, desc.digest), scopes: loc.scopes, headers, signal: opts.signal, onSlot });
+  const res = await loc.http.send({
+    method: 'GET',
+    path: blobPath(loc, desc.digest),
+    scopes: loc.scopes,
+    headers,
+    signal: opts.signal,
+    onSlot,
+  });
   const enc = header(res, 'content-encoding');
   if ((res.status === 200 || res.status === 206) && enc && enc !== 'identity') {
     // Blob digests cover the stored bytes; a transfer encoding (moby#17595) would only produce a digest mismatch.
     res.body.destroy();
-    throw new CanvosError('ERR_REGISTRY_HTTP', `GET blob ${desc.digest}: the server applied Content-Encoding "${enc}" despite Accept-Encoding: identity`, {
-      hint: 'a proxy between you and the registry is compressing responses; bypass it (NO_PROXY) or fix its configuration',
-    });
+    throw new CanvosError(
+      'ERR_REGISTRY_HTTP',
+      `GET blob ${desc.digest}: the server applied Content-Encoding "${enc}" despite Accept-Encoding: identity`,
+      {
+        hint: 'a proxy between you and the registry is compressing responses; bypass it (NO_PROXY) or fix its configuration',
+      },
+    );
   }
   if (res.status === 200) return { res, start: 0 };
   if (res.status === 416 && offset > 0) {
@@ -69,24 +102,36 @@ async function getFrom(loc: BlobLocation, desc: Descriptor, offset: number, opts
     // (the final digest check decides); a part of a ranged read cannot, and the content is short.
     res.body.resume();
     if (end === undefined) return getFrom(loc, desc, 0, opts, undefined, onSlot);
-    throw new CanvosError('ERR_SIZE_MISMATCH', `GET blob ${desc.digest}: the registry has no bytes ${offset}-${end} (HTTP 416) of a ${desc.size}-byte blob`, {
-      hint: 'the registry serves a shorter blob than its manifest says: re-push the image',
-    });
+    throw new CanvosError(
+      'ERR_SIZE_MISMATCH',
+      `GET blob ${desc.digest}: the registry has no bytes ${offset}-${end} (HTTP 416) of a ${desc.size}-byte blob`,
+      {
+        hint: 'the registry serves a shorter blob than its manifest says: re-push the image',
+      },
+    );
   }
   if (res.status === 206) {
     const cr = header(res, 'content-range') ?? '';
     const m = /^bytes (\d+)-/.exec(cr);
     if (m && Number(m[1]) === offset) return { res, start: offset };
     res.body.destroy();
-    throw new CanvosError('ERR_REGISTRY_HTTP', `GET blob ${desc.digest}: registry answered Range ${offset}- with Content-Range "${cr}"`, {
-      hint: 'the registry or a proxy mishandles Range requests',
-    });
+    throw new CanvosError(
+      'ERR_REGISTRY_HTTP',
+      `GET blob ${desc.digest}: registry answered Range ${offset}- with Content-Range "${cr}"`,
+      {
+        hint: 'the registry or a proxy mishandles Range requests',
+      },
+    );
   }
   if (res.status === 404) {
     res.body.resume();
-    throw new CanvosError('ERR_BLOB_UNKNOWN', `blob ${desc.digest} not found in ${loc.http.registry}/${loc.repository}`, {
-      hint: 'the image references a blob the registry does not have; re-push the image',
-    });
+    throw new CanvosError(
+      'ERR_BLOB_UNKNOWN',
+      `blob ${desc.digest} not found in ${loc.http.registry}/${loc.repository}`,
+      {
+        hint: 'the image references a blob the registry does not have; re-push the image',
+      },
+    );
   }
   throw await httpError(res, 'GET');
 }
@@ -115,23 +160,36 @@ export async function openBlob(loc: BlobLocation, desc: Descriptor, opts: BlobRe
   const verifier = new VerifyingStream(desc.digest, { size: desc.size, what: `blob ${desc.digest}` });
   if (endRead) verifier.once('close', endRead);
   // Large enough to split, and the server (or the storage it redirected to) says it serves ranges.
-  const ranged = parallel > 1 && desc.size >= MIN_RANGED_BLOB && first.res.status === 200 && /\bbytes\b/i.test(header(first.res, 'accept-ranges') ?? '');
+  const ranged =
+    parallel > 1 &&
+    desc.size >= MIN_RANGED_BLOB &&
+    first.res.status === 200 &&
+    /\bbytes\b/i.test(header(first.res, 'accept-ranges') ?? '');
   if (ranged) {
     const open = async (start: number, end: number, onSlot: () => void): Promise<RegistryResponse> => {
       const r = await getFrom(loc, desc, start, opts, end, onSlot);
       if (r.res.status === 206) return r.res;
       r.res.body.destroy();
-      throw new CanvosError('ERR_REGISTRY_HTTP', `GET blob ${desc.digest}: the registry answered Range: bytes=${start}-${end} with the whole blob although it advertised Accept-Ranges`, {
-        hint: 'a proxy or the registry mishandles Range requests; read blobs with one GET (RegistryHttpOptions.blobParts: false)',
-      });
+      throw new CanvosError(
+        'ERR_REGISTRY_HTTP',
+        `GET blob ${desc.digest}: the registry answered Range: bytes=${start}-${end} with the whole blob although it advertised Accept-Ranges`,
+        {
+          hint: 'a proxy or the registry mishandles Range requests; read blobs with one GET (RegistryHttpOptions.blobParts: false)',
+        },
+      );
     };
     streamParts(desc, first.res, open, verifier, {
-      parallel, partSize, maxResumes, signal: opts.signal,
+      parallel,
+      partSize,
+      maxResumes,
+      signal: opts.signal,
       slowBelow: po.slowBelow || BLOB_PARTS_DEFAULTS.slowBelow,
       scheduler: loc.http.parts,
       canWiden: opts.widen,
       budget: po.budget ?? defaultReadAheadBudget,
-      onBytes: opts.onProgress ? (n) => opts.onProgress?.({ phase: 'download', item: desc.digest, transferred: n, total: desc.size }) : undefined,
+      onBytes: opts.onProgress
+        ? (n) => opts.onProgress?.({ phase: 'download', item: desc.digest, transferred: n, total: desc.size })
+        : undefined,
     });
     return verifier;
   }
@@ -146,9 +204,14 @@ export async function openBlob(loc: BlobLocation, desc: Descriptor, opts: BlobRe
     body.destroy();
     if (verifier.destroyed) return;
     if (opts.signal?.aborted) return void verifier.destroy(abortError(opts.signal));
-    if (e !== undefined && (!mayResume(e, stalls) || resumes >= maxResumes)) return void verifier.destroy(loc.http.readError(`GET blob ${desc.digest}`, e));
+    if (e !== undefined && (!mayResume(e, stalls) || resumes >= maxResumes))
+      return void verifier.destroy(loc.http.readError(`GET blob ${desc.digest}`, e));
     if (resumes++ >= maxResumes) {
-      return void verifier.destroy(new CanvosError('ERR_NETWORK', `GET blob ${desc.digest}: body ended early ${resumes} times`, { hint: 'the connection to the registry keeps dropping' }));
+      return void verifier.destroy(
+        new CanvosError('ERR_NETWORK', `GET blob ${desc.digest}: body ended early ${resumes} times`, {
+          hint: 'the connection to the registry keeps dropping',
+        }),
+      );
     }
     getFrom(loc, desc, offset, opts).then(follow, (err: unknown) => verifier.destroy(err as Error));
   };
@@ -218,7 +281,12 @@ export interface FetchToFileOptions extends BlobReadOptions {
  * Download a blob to `path` via `<path>.partial`, resuming after connection failures with Range (the hasher is
  * seeded with the bytes already on disk; a 200 answer restarts from zero), verifying, then renaming.
  */
-export async function fetchBlobToFile(loc: BlobLocation, desc: Descriptor, path: string, opts: FetchToFileOptions = {}): Promise<void> {
+export async function fetchBlobToFile(
+  loc: BlobLocation,
+  desc: Descriptor,
+  path: string,
+  opts: FetchToFileOptions = {},
+): Promise<void> {
   const partial = `${path}.partial`;
   const maxResumes = opts.maxResumes ?? 5;
   let offset = 0;
@@ -231,7 +299,7 @@ export async function fetchBlobToFile(loc: BlobLocation, desc: Descriptor, path:
     }
   }
   const stalls = { timeouts: 0 };
-  for (let resumes = 0; ; ) {
+  for (let resumes = 0; ;) {
     const counter = new DigestCounter(desc.digest.startsWith('sha512:') ? 'sha512' : 'sha256');
     let res: RegistryResponse;
     let start: number;
@@ -250,8 +318,14 @@ export async function fetchBlobToFile(loc: BlobLocation, desc: Descriptor, path:
         },
       });
       try {
-        await pipeline(res.body, progress, createWriteStream(partial, { flags: offset > 0 ? 'r+' : 'w', start: offset }), opts.signal ? { signal: opts.signal } : {});
-        if (desc.size >= 0 && counter.size < desc.size) throw Object.assign(new Error('premature close'), { code: 'ERR_STREAM_PREMATURE_CLOSE' });
+        await pipeline(
+          res.body,
+          progress,
+          createWriteStream(partial, { flags: offset > 0 ? 'r+' : 'w', start: offset }),
+          opts.signal ? { signal: opts.signal } : {},
+        );
+        if (desc.size >= 0 && counter.size < desc.size)
+          throw Object.assign(new Error('premature close'), { code: 'ERR_STREAM_PREMATURE_CLOSE' });
       } catch (e) {
         res.body.destroy();
         if (opts.signal?.aborted) throw abortError(opts.signal);

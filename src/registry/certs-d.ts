@@ -44,10 +44,15 @@ export interface RegistryCerts {
 
 /** The certs.d roots containers/image searches, in its order. */
 export function defaultCertsDirs(env: NodeJS.ProcessEnv = process.env): string[] {
-  return [join(env.HOME || homedir(), '.config', 'containers', 'certs.d'), '/etc/containers/certs.d', '/etc/docker/certs.d'];
+  return [
+    join(env.HOME || homedir(), '.config', 'containers', 'certs.d'),
+    '/etc/containers/certs.d',
+    '/etc/docker/certs.d',
+  ];
 }
 
-const HINT = 'fix or remove the file; certs.d holds CA certificates as *.crt and client pairs as NAME.cert + NAME.key (PEM)';
+const HINT =
+  'fix or remove the file; certs.d holds CA certificates as *.crt and client pairs as NAME.cert + NAME.key (PEM)';
 
 function bad(file: string, why: string): CanvosError {
   return new CanvosError('ERR_CONFIG', `${file}: ${why}`, { hint: HINT });
@@ -93,7 +98,8 @@ async function readPair(certFile: string, keyFile: string): Promise<{ cert: stri
   } catch (e) {
     throw bad(keyFile, `not a valid unencrypted PEM private key (${(e as Error).message.split('\n')[0]})`);
   }
-  if (!x509.checkPrivateKey(keyObject)) throw bad(keyFile, `is not the private key of the client certificate ${certFile}`);
+  if (!x509.checkPrivateKey(keyObject))
+    throw bad(keyFile, `is not the private key of the client certificate ${certFile}`);
   return { cert, key, certFile };
 }
 
@@ -105,7 +111,9 @@ async function readDir(dir: string, out: RegistryCerts, explicit: boolean, pem: 
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     if (!explicit && code === 'ENOENT') return;
-    throw new CanvosError('ERR_CONFIG', `cannot read certificates directory ${dir}: ${code ?? (e as Error).message}`, { hint: 'check the --cert-dir / certsDir option and the directory permissions' });
+    throw new CanvosError('ERR_CONFIG', `cannot read certificates directory ${dir}: ${code ?? (e as Error).message}`, {
+      hint: 'check the --cert-dir / certsDir option and the directory permissions',
+    });
   }
   out.dirs.push(dir);
   const has = new Set(names);
@@ -120,7 +128,8 @@ async function readDir(dir: string, out: RegistryCerts, explicit: boolean, pem: 
       else out.client = pair;
     } else if (n.endsWith('.key')) {
       const certName = `${n.slice(0, -'.key'.length)}.cert`;
-      if (!has.has(certName)) throw bad(file, `client key without its certificate ${certName} (CA certificates use .crt)`);
+      if (!has.has(certName))
+        throw bad(file, `client key without its certificate ${certName} (CA certificates use .crt)`);
     }
   }
 }
@@ -146,7 +155,11 @@ async function findHostDir(roots: readonly string[], endpoint: string): Promise<
         debug('certs.d: %s not readable (%s), skipped', dir, code);
         continue;
       }
-      throw new CanvosError('ERR_CONFIG', `cannot read certificates directory ${dir}: ${code ?? (e as Error).message}`, { hint: 'check the directory permissions' });
+      throw new CanvosError(
+        'ERR_CONFIG',
+        `cannot read certificates directory ${dir}: ${code ?? (e as Error).message}`,
+        { hint: 'check the directory permissions' },
+      );
     }
   }
   return undefined;
@@ -164,7 +177,14 @@ export async function loadRegistryCerts(opts: RegistryCertOptions, endpoint: str
     const dir = await findHostDir(opts.certsDirs ?? defaultCertsDirs(opts.env), endpoint);
     if (dir) await readDir(dir, out, true, false);
   }
-  if (out.dirs.length) debug('certs.d for %s: %s (%d CA files%s)', endpoint, out.dirs.join(', '), out.cas.length, out.client ? `, client certificate ${out.client.certFile}` : '');
+  if (out.dirs.length)
+    debug(
+      'certs.d for %s: %s (%d CA files%s)',
+      endpoint,
+      out.dirs.join(', '),
+      out.cas.length,
+      out.client ? `, client certificate ${out.client.certFile}` : '',
+    );
   return out;
 }
 
@@ -179,15 +199,27 @@ const CLIENT_CERT_HINT =
  */
 export function clientCertError(what: string, e: unknown): CanvosError | undefined {
   const code = String((e as { code?: unknown }).code ?? '');
-  if (/^ERR_SSL_.*ALERT_(BAD_CERTIFICATE|CERTIFICATE_REQUIRED|HANDSHAKE_FAILURE|UNKNOWN_CA|CERTIFICATE_EXPIRED|CERTIFICATE_REVOKED|CERTIFICATE_UNKNOWN|UNSUPPORTED_CERTIFICATE|ACCESS_DENIED)$/.test(code)) {
-    return new CanvosError('ERR_NETWORK', `${what} failed: the registry refused the TLS handshake (${code}): it requires a client certificate it accepts`, { cause: e, hint: CLIENT_CERT_HINT });
+  if (
+    /^ERR_SSL_.*ALERT_(BAD_CERTIFICATE|CERTIFICATE_REQUIRED|HANDSHAKE_FAILURE|UNKNOWN_CA|CERTIFICATE_EXPIRED|CERTIFICATE_REVOKED|CERTIFICATE_UNKNOWN|UNSUPPORTED_CERTIFICATE|ACCESS_DENIED)$/.test(
+      code,
+    )
+  ) {
+    return new CanvosError(
+      'ERR_NETWORK',
+      `${what} failed: the registry refused the TLS handshake (${code}): it requires a client certificate it accepts`,
+      { cause: e, hint: CLIENT_CERT_HINT },
+    );
   }
   const bytesRead = (e as { socket?: { bytesRead?: unknown } }).socket?.bytesRead;
   if (code === 'UND_ERR_SOCKET' && bytesRead === 0 && /\bhttps:\/\//.test(what)) {
-    return new CanvosError('ERR_NETWORK', `${what} failed: the registry closed the TLS connection without answering; it probably requires a client certificate (or rejected the one presented)`, {
-      cause: e,
-      hint: `${CLIENT_CERT_HINT}; otherwise check the network, proxy settings and that the registry is up`,
-    });
+    return new CanvosError(
+      'ERR_NETWORK',
+      `${what} failed: the registry closed the TLS connection without answering; it probably requires a client certificate (or rejected the one presented)`,
+      {
+        cause: e,
+        hint: `${CLIENT_CERT_HINT}; otherwise check the network, proxy settings and that the registry is up`,
+      },
+    );
   }
   return undefined;
 }

@@ -10,7 +10,14 @@ import { MANIFEST_ACCEPT, MediaType } from '../oci/media-types.js';
 import { imageIndexSchema, type Descriptor, type ImageIndex } from '../oci/schemas.js';
 import type { OpOptions, RawManifest } from '../copy/types.js';
 import { repoScope } from './auth.js';
-import { fetchBlobToFile, headBlob, openBlob, type BlobLocation, type BlobReadOptions, type FetchToFileOptions } from './blobs.js';
+import {
+  fetchBlobToFile,
+  headBlob,
+  openBlob,
+  type BlobLocation,
+  type BlobReadOptions,
+  type FetchToFileOptions,
+} from './blobs.js';
 import { header, httpError, readBody, RegistryHttp, type RegistryHttpOptions } from './http.js';
 import { normalizeRegistry, parseReference, type Reference } from './reference.js';
 import { uploadBlob, type UploadOptions } from './upload.js';
@@ -76,7 +83,11 @@ export class Repository {
   }
 
   private loc(push = false): BlobLocation {
-    return { http: this.http, repository: this.repository, scopes: [repoScope(this.repository, push || this.opts.push ? 'pull,push' : 'pull')] };
+    return {
+      http: this.http,
+      repository: this.repository,
+      scopes: [repoScope(this.repository, push || this.opts.push ? 'pull,push' : 'pull')],
+    };
   }
   private manifestPath(ref: string): string {
     return `/v2/${this.repository}/manifests/${ref}`;
@@ -87,7 +98,13 @@ export class Repository {
 
   /** HEAD a manifest by tag or digest; undefined when it does not exist. */
   async headManifest(ref: string, opts: OpOptions = {}): Promise<ManifestInfo | undefined> {
-    const res = await this.http.send({ method: 'HEAD', path: this.manifestPath(ref), scopes: this.loc().scopes, headers: { accept: MANIFEST_ACCEPT }, signal: opts.signal });
+    const res = await this.http.send({
+      method: 'HEAD',
+      path: this.manifestPath(ref),
+      scopes: this.loc().scopes,
+      headers: { accept: MANIFEST_ACCEPT },
+      signal: opts.signal,
+    });
     res.body.resume();
     if (res.status === 404) return undefined;
     if (res.status !== 200) throw await httpError(res, 'HEAD');
@@ -97,15 +114,27 @@ export class Repository {
       const m = await this.getManifest(ref, opts);
       return { digest: m.digest, mediaType: m.mediaType, size: m.bytes.length };
     }
-    return { digest: d, mediaType: mediaTypeOf(header(res, 'content-type'), undefined), size: Number(header(res, 'content-length') ?? -1) };
+    return {
+      digest: d,
+      mediaType: mediaTypeOf(header(res, 'content-type'), undefined),
+      size: Number(header(res, 'content-length') ?? -1),
+    };
   }
 
   /** GET a manifest by tag or digest as exact bytes; verified against the digest (or Docker-Content-Digest for tags). */
   async getManifest(ref: string, opts: OpOptions = {}): Promise<RawManifest> {
-    const res = await this.http.send({ method: 'GET', path: this.manifestPath(ref), scopes: this.loc().scopes, headers: { accept: MANIFEST_ACCEPT }, signal: opts.signal });
+    const res = await this.http.send({
+      method: 'GET',
+      path: this.manifestPath(ref),
+      scopes: this.loc().scopes,
+      headers: { accept: MANIFEST_ACCEPT },
+      signal: opts.signal,
+    });
     if (res.status === 404) {
       res.body.resume();
-      throw new CanvosError('ERR_MANIFEST_UNKNOWN', `manifest ${this.where(ref)} not found`, { hint: 'check the repository name and tag, and log in if the registry hides private repositories from anonymous users' });
+      throw new CanvosError('ERR_MANIFEST_UNKNOWN', `manifest ${this.where(ref)} not found`, {
+        hint: 'check the repository name and tag, and log in if the registry hides private repositories from anonymous users',
+      });
     }
     if (res.status !== 200) throw await httpError(res, 'GET');
     const bytes = await readBody(res, MANIFEST_MAX_BYTES, `manifest ${this.where(ref)}`);
@@ -117,7 +146,11 @@ export class Repository {
       digest = sha256(bytes);
       const claimed = header(res, 'docker-content-digest');
       if (isDigest(claimed) && claimed.startsWith('sha256:') && claimed !== digest) {
-        throw new CanvosError('ERR_DIGEST_MISMATCH', `manifest ${this.where(ref)}: registry says ${claimed} but the bytes hash to ${digest}`, { hint: 'a proxy may be rewriting responses' });
+        throw new CanvosError(
+          'ERR_DIGEST_MISMATCH',
+          `manifest ${this.where(ref)}: registry says ${claimed} but the bytes hash to ${digest}`,
+          { hint: 'a proxy may be rewriting responses' },
+        );
       }
     }
     return { bytes, digest, mediaType: mediaTypeOf(header(res, 'content-type'), bytes) };
@@ -136,12 +169,22 @@ export class Repository {
       signal: opts.signal,
     });
     if (res.status !== 201 && res.status !== 200 && res.status !== 202) {
-      throw await httpError(res, 'PUT', res.status === 400 ? `the registry rejected the manifest (media type ${m.mediaType}); some registries accept only Docker or only OCI types` : undefined);
+      throw await httpError(
+        res,
+        'PUT',
+        res.status === 400
+          ? `the registry rejected the manifest (media type ${m.mediaType}); some registries accept only Docker or only OCI types`
+          : undefined,
+      );
     }
     res.body.resume();
     const got = header(res, 'docker-content-digest');
     if (isDigest(got) && got.startsWith('sha256:') && got !== digest) {
-      throw new CanvosError('ERR_DIGEST_MISMATCH', `PUT manifest ${this.where(target)}: registry stored ${got}, expected ${digest}`, { hint: 'the registry rewrote the manifest' });
+      throw new CanvosError(
+        'ERR_DIGEST_MISMATCH',
+        `PUT manifest ${this.where(target)}: registry stored ${got}, expected ${digest}`,
+        { hint: 'the registry rewrote the manifest' },
+      );
     }
     return digest;
   }
@@ -165,7 +208,11 @@ export class Repository {
    * Upload a blob unless present: HEAD, then mount from `mountFrom` (same registry), then upload.
    * `open` may be called more than once (retries).
    */
-  async pushBlob(desc: Descriptor, open: () => Promise<Readable>, opts: UploadOptions & { skipExisting?: boolean } = {}): Promise<'exists' | 'mounted' | 'uploaded'> {
+  async pushBlob(
+    desc: Descriptor,
+    open: () => Promise<Readable>,
+    opts: UploadOptions & { skipExisting?: boolean } = {},
+  ): Promise<'exists' | 'mounted' | 'uploaded'> {
     const loc = this.loc(true);
     if (opts.skipExisting !== false && (await headBlob(loc, desc.digest, opts))) return 'exists';
     return uploadBlob(loc, desc, open, { uploadMode: this.opts.uploadMode, chunkSize: this.opts.chunkSize, ...opts });
@@ -179,10 +226,14 @@ export class Repository {
       const res = await this.http.send({ method: 'GET', path, scopes: this.loc().scopes, signal: opts.signal });
       if (res.status === 404) {
         res.body.resume();
-        throw new CanvosError('ERR_MANIFEST_UNKNOWN', `repository ${this.registry}/${this.repository} not found`, { hint: 'check the repository name' });
+        throw new CanvosError('ERR_MANIFEST_UNKNOWN', `repository ${this.registry}/${this.repository} not found`, {
+          hint: 'check the repository name',
+        });
       }
       if (res.status !== 200) throw await httpError(res, 'GET');
-      const body = JSON.parse((await readBody(res, 16 * 1024 * 1024, 'tag list')).toString('utf8')) as { tags?: string[] | null };
+      const body = JSON.parse((await readBody(res, 16 * 1024 * 1024, 'tag list')).toString('utf8')) as {
+        tags?: string[] | null;
+      };
       tags.push(...(body.tags ?? []));
       path = nextLink(header(res, 'link'), res.url);
     }
@@ -197,7 +248,13 @@ export class Repository {
     const q = opts.artifactType ? `?artifactType=${encodeURIComponent(opts.artifactType)}` : '';
     const manifests: Descriptor[] = [];
     let path: string | undefined = `/v2/${this.repository}/referrers/${digest}${q}`;
-    const res0 = await this.http.send({ method: 'GET', path, scopes: this.loc().scopes, headers: { accept: MediaType.OciIndex }, signal: opts.signal });
+    const res0 = await this.http.send({
+      method: 'GET',
+      path,
+      scopes: this.loc().scopes,
+      headers: { accept: MediaType.OciIndex },
+      signal: opts.signal,
+    });
     if (res0.status === 404) {
       res0.body.resume();
       const tag = digest.replace(':', '-');
@@ -206,17 +263,26 @@ export class Repository {
         const m = await this.getManifest(tag, opts);
         idx = imageIndexSchema.parse(JSON.parse(m.bytes.toString('utf8')));
       }
-      if (opts.artifactType) idx = { ...idx, manifests: idx.manifests.filter((d) => d.artifactType === opts.artifactType) };
+      if (opts.artifactType)
+        idx = { ...idx, manifests: idx.manifests.filter((d) => d.artifactType === opts.artifactType) };
       return idx;
     }
     let res = res0;
     for (let page = 0; ; page++) {
       if (res.status !== 200) throw await httpError(res, 'GET');
-      const idx = imageIndexSchema.parse(JSON.parse((await readBody(res, MANIFEST_MAX_BYTES, 'referrers')).toString('utf8')));
+      const idx = imageIndexSchema.parse(
+        JSON.parse((await readBody(res, MANIFEST_MAX_BYTES, 'referrers')).toString('utf8')),
+      );
       manifests.push(...idx.manifests);
       path = nextLink(header(res, 'link'), res.url);
       if (!path || page > 1000) break;
-      res = await this.http.send({ method: 'GET', path, scopes: this.loc().scopes, headers: { accept: MediaType.OciIndex }, signal: opts.signal });
+      res = await this.http.send({
+        method: 'GET',
+        path,
+        scopes: this.loc().scopes,
+        headers: { accept: MediaType.OciIndex },
+        signal: opts.signal,
+      });
     }
     return { schemaVersion: 2, mediaType: MediaType.OciIndex, manifests };
   }

@@ -36,7 +36,10 @@ export interface CredentialOptions {
 export const DOCKER_HUB_AUTH_KEY = 'https://index.docker.io/v1/';
 
 interface AuthFile {
-  auths?: Record<string, { auth?: string; username?: string; password?: string; identitytoken?: string; registrytoken?: string }>;
+  auths?: Record<
+    string,
+    { auth?: string; username?: string; password?: string; identitytoken?: string; registrytoken?: string }
+  >;
   credHelpers?: Record<string, string>;
   credsStore?: string;
 }
@@ -61,14 +64,19 @@ async function readAuthFile(path: string): Promise<AuthFile | undefined> {
   try {
     text = await readFile(path, 'utf8');
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT' || (e as NodeJS.ErrnoException).code === 'ENOTDIR') return undefined;
-    throw new CanvosError('ERR_CONFIG', `cannot read registry auth file ${path}: ${(e as Error).message}`, { hint: 'check the file permissions' });
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT' || (e as NodeJS.ErrnoException).code === 'ENOTDIR')
+      return undefined;
+    throw new CanvosError('ERR_CONFIG', `cannot read registry auth file ${path}: ${(e as Error).message}`, {
+      hint: 'check the file permissions',
+    });
   }
   try {
     const parsed: unknown = JSON.parse(text);
     return typeof parsed === 'object' && parsed !== null ? (parsed as AuthFile) : undefined;
   } catch {
-    throw new CanvosError('ERR_CONFIG', `registry auth file ${path} is not valid JSON`, { hint: 'fix or remove the file' });
+    throw new CanvosError('ERR_CONFIG', `registry auth file ${path} is not valid JSON`, {
+      hint: 'fix or remove the file',
+    });
   }
 }
 
@@ -79,14 +87,23 @@ function fromAuthEntry(path: string, key: string, e: NonNullable<AuthFile['auths
     const decoded = Buffer.from(e.auth, 'base64').toString('utf8');
     const colon = decoded.indexOf(':');
     if (colon < 0) {
-      throw new CanvosError('ERR_CONFIG', `registry auth file ${path}: the "auth" field for ${key} is not base64 of user:password`, {
-        hint: 'log in again (docker login / podman login) to rewrite it',
-      });
+      throw new CanvosError(
+        'ERR_CONFIG',
+        `registry auth file ${path}: the "auth" field for ${key} is not base64 of user:password`,
+        {
+          hint: 'log in again (docker login / podman login) to rewrite it',
+        },
+      );
     }
     username = decoded.slice(0, colon);
     password = decoded.slice(colon + 1);
   }
-  const creds: Credentials = { username, password, identityToken: e.identitytoken || undefined, registryToken: e.registrytoken || undefined };
+  const creds: Credentials = {
+    username,
+    password,
+    identityToken: e.identitytoken || undefined,
+    registryToken: e.registrytoken || undefined,
+  };
   if (!creds.username && !creds.password && !creds.identityToken && !creds.registryToken) return undefined;
   return creds;
 }
@@ -101,45 +118,69 @@ function helperServerUrl(registry: string, key: string | undefined): string {
  * Run `docker-credential-<helper> get` with the server URL on stdin. Returns undefined when the helper says it
  * has no credentials for that server.
  */
-export async function runCredentialHelper(helper: string, serverUrl: string, env: NodeJS.ProcessEnv = process.env, timeoutMs = 30_000): Promise<Credentials | undefined> {
+export async function runCredentialHelper(
+  helper: string,
+  serverUrl: string,
+  env: NodeJS.ProcessEnv = process.env,
+  timeoutMs = 30_000,
+): Promise<Credentials | undefined> {
   const bin = `docker-credential-${helper}`;
-  const { code, stdout, stderr, spawnError, timedOut } = await new Promise<{ code: number | null; stdout: string; stderr: string; spawnError?: NodeJS.ErrnoException; timedOut?: boolean }>(
-    (resolve) => {
-      const child = spawn(bin, ['get'], { env, stdio: ['pipe', 'pipe', 'pipe'] });
-      let out = '';
-      let err = '';
-      // Killed when it outlives the timeout, or this process (an interrupted command must not leave it running).
-      const kill = (): void => void child.kill('SIGKILL');
-      const timer = setTimeout(() => {
-        kill();
-        resolve({ code: null, stdout: out, stderr: err, timedOut: true });
-      }, timeoutMs);
-      process.once('exit', kill);
-      const done = (r: { code: number | null; stdout: string; stderr: string; spawnError?: NodeJS.ErrnoException }): void => {
-        clearTimeout(timer);
-        process.off('exit', kill);
-        resolve(r);
-      };
-      child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
-      child.stderr.setEncoding('utf8').on('data', (d: string) => (err += d));
-      child.on('error', (e: NodeJS.ErrnoException) => done({ code: null, stdout: out, stderr: err, spawnError: e }));
-      child.on('close', (c) => done({ code: c, stdout: out, stderr: err }));
-      child.stdin.on('error', () => {});
-      child.stdin.end(serverUrl);
-    },
-  );
+  const { code, stdout, stderr, spawnError, timedOut } = await new Promise<{
+    code: number | null;
+    stdout: string;
+    stderr: string;
+    spawnError?: NodeJS.ErrnoException;
+    timedOut?: boolean;
+  }>((resolve) => {
+    const child = spawn(bin, ['get'], { env, stdio: ['pipe', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    // Killed when it outlives the timeout, or this process (an interrupted command must not leave it running).
+    const kill = (): void => void child.kill('SIGKILL');
+    const timer = setTimeout(() => {
+      kill();
+      resolve({ code: null, stdout: out, stderr: err, timedOut: true });
+    }, timeoutMs);
+    process.once('exit', kill);
+    const done = (r: {
+      code: number | null;
+      stdout: string;
+      stderr: string;
+      spawnError?: NodeJS.ErrnoException;
+    }): void => {
+      clearTimeout(timer);
+      process.off('exit', kill);
+      resolve(r);
+    };
+    child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (err += d));
+    child.on('error', (e: NodeJS.ErrnoException) => done({ code: null, stdout: out, stderr: err, spawnError: e }));
+    child.on('close', (c) => done({ code: c, stdout: out, stderr: err }));
+    child.stdin.on('error', () => {});
+    child.stdin.end(serverUrl);
+  });
   if (timedOut) {
-    throw new CanvosError('ERR_REGISTRY_AUTH', `credential helper ${bin} did not answer for ${serverUrl} within ${Math.round(timeoutMs / 1000)} s and was killed`, {
-      hint: `run "echo ${serverUrl} | ${bin} get" to see why (it may wait for a keyring unlock), or raise --timeout`,
-    });
+    throw new CanvosError(
+      'ERR_REGISTRY_AUTH',
+      `credential helper ${bin} did not answer for ${serverUrl} within ${Math.round(timeoutMs / 1000)} s and was killed`,
+      {
+        hint: `run "echo ${serverUrl} | ${bin} get" to see why (it may wait for a keyring unlock), or raise --timeout`,
+      },
+    );
   }
   if (spawnError) {
     if (spawnError.code === 'ENOENT') {
-      throw new CanvosError('ERR_REGISTRY_AUTH', `credential helper ${bin} (configured for ${serverUrl}) is not on PATH`, {
-        hint: `install ${bin}, or remove it from credHelpers/credsStore in your docker config.json`,
-      });
+      throw new CanvosError(
+        'ERR_REGISTRY_AUTH',
+        `credential helper ${bin} (configured for ${serverUrl}) is not on PATH`,
+        {
+          hint: `install ${bin}, or remove it from credHelpers/credsStore in your docker config.json`,
+        },
+      );
     }
-    throw new CanvosError('ERR_REGISTRY_AUTH', `credential helper ${bin} could not be run: ${spawnError.message}`, { hint: 'check the helper is executable' });
+    throw new CanvosError('ERR_REGISTRY_AUTH', `credential helper ${bin} could not be run: ${spawnError.message}`, {
+      hint: 'check the helper is executable',
+    });
   }
   if (code !== 0) {
     const msg = `${stdout}\n${stderr}`;
@@ -153,9 +194,13 @@ export async function runCredentialHelper(helper: string, serverUrl: string, env
   try {
     parsed = JSON.parse(stdout) as { Username?: string; Secret?: string };
   } catch {
-    throw new CanvosError('ERR_REGISTRY_AUTH', `credential helper ${bin} printed something that is not JSON for ${serverUrl}`, {
-      hint: 'the helper must print {"Username":…,"Secret":…}',
-    });
+    throw new CanvosError(
+      'ERR_REGISTRY_AUTH',
+      `credential helper ${bin} printed something that is not JSON for ${serverUrl}`,
+      {
+        hint: 'the helper must print {"Username":…,"Secret":…}',
+      },
+    );
   }
   if (!parsed.Secret) return undefined;
   // Docker convention: Username "<token>" means the secret is an identity (refresh) token.
@@ -168,7 +213,10 @@ export async function runCredentialHelper(helper: string, serverUrl: string, env
  * Order: explicit credentials; then for each auth file in order: `credHelpers[registry]`, `auths[registry]`,
  * `credsStore`. Returns undefined for anonymous access.
  */
-export async function resolveCredentials(registry: string, opts: CredentialOptions = {}): Promise<Credentials | undefined> {
+export async function resolveCredentials(
+  registry: string,
+  opts: CredentialOptions = {},
+): Promise<Credentials | undefined> {
   if (opts.credentials) return opts.credentials;
   const env = opts.env ?? process.env;
   const reg = normalizeRegistry(registry);

@@ -75,7 +75,11 @@ export async function createDispatcher(opts: RegistryHttpOptions, endpoint: stri
       if (f) cas.push(await readFile(f, 'utf8').catch(() => ''));
     }
   }
-  const tls = { rejectUnauthorized: opts.tlsVerify !== false, ...(cas.length ? { ca: [...rootCertificates, ...cas] } : {}), ...(certs.client ? { cert: certs.client.cert, key: certs.client.key } : {}) };
+  const tls = {
+    rejectUnauthorized: opts.tlsVerify !== false,
+    ...(cas.length ? { ca: [...rootCertificates, ...cas] } : {}),
+    ...(certs.client ? { cert: certs.client.cert, key: certs.client.key } : {}),
+  };
   const env = process.env;
   const p = opts.proxy ?? {};
   const httpProxy = p.http ?? env.http_proxy ?? env.HTTP_PROXY;
@@ -84,5 +88,11 @@ export async function createDispatcher(opts: RegistryHttpOptions, endpoint: stri
   const t = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
   const common = { connect: { ...tls, timeout: t }, headersTimeout: t, bodyTimeout: t };
   if (!httpProxy && !httpsProxy) return new Agent(common);
-  return new EnvHttpProxyAgent({ ...common, requestTls: tls, httpProxy, httpsProxy, noProxy: p.noProxy ?? env.no_proxy ?? env.NO_PROXY ?? '' });
+  return new EnvHttpProxyAgent({
+    ...common,
+    requestTls: tls,
+    httpProxy,
+    httpsProxy,
+    noProxy: p.noProxy ?? env.no_proxy ?? env.NO_PROXY ?? '',
+  });
 }

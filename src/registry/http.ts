@@ -11,7 +11,15 @@ import { abortError, CanvosError, RegistryHttpError, redactUrl } from '../errors
 import { RegistryAuth } from './auth.js';
 import { createDispatcher, type RegistryHttpOptions } from './dispatcher.js';
 import { normalizeRegistry, registryEndpoint } from './reference.js';
-import { backoffDelay, DEFAULT_TIMEOUT_MS, isNetworkError, networkError, parseRetryAfter, RETRYABLE_STATUS, sleep } from './retry.js';
+import {
+  backoffDelay,
+  DEFAULT_TIMEOUT_MS,
+  isNetworkError,
+  networkError,
+  parseRetryAfter,
+  RETRYABLE_STATUS,
+  sleep,
+} from './retry.js';
 import { DEFAULT_CONCURRENCY, Semaphore } from './semaphore.js';
 import { PartScheduler, type BlobPartsOptions } from './blob-parts.js';
 import { request } from './undici-lite.js';
@@ -19,7 +27,6 @@ import { request } from './undici-lite.js';
 const debug = debuglog('canvos');
 
 export type { RegistryHttpOptions } from './dispatcher.js';
-
 
 /** A streaming body source; called again for every (re)send so retries and redirects get fresh bytes. */
 export type BodyFactory = () => Readable | Promise<Readable>;
@@ -50,7 +57,10 @@ export interface RegistryResponse {
 }
 
 /** First value of a header. */
-export function header(res: { headers: Record<string, string | string[] | undefined> }, name: string): string | undefined {
+export function header(
+  res: { headers: Record<string, string | string[] | undefined> },
+  name: string,
+): string | undefined {
   const v = res.headers[name.toLowerCase()];
   return Array.isArray(v) ? v[0] : v;
 }
@@ -63,7 +73,9 @@ export async function readBody(res: RegistryResponse, limit: number, what: strin
     n += (c as Buffer).length;
     if (n > limit) {
       res.body.destroy();
-      throw new CanvosError('ERR_MANIFEST_INVALID', `${what} is larger than ${limit} bytes`, { hint: 'this is not a manifest, or the registry is misbehaving' });
+      throw new CanvosError('ERR_MANIFEST_INVALID', `${what} is larger than ${limit} bytes`, {
+        hint: 'this is not a manifest, or the registry is misbehaving',
+      });
     }
     chunks.push(c as Buffer);
   }
@@ -80,7 +92,6 @@ export async function httpError(res: RegistryResponse, method: string, hint?: st
   }
   return new RegistryHttpError(method, res.url, res.status, text, hint ? { hint } : {});
 }
-
 
 /** HTTP access to one registry. Create one per registry and close it when done. */
 export class RegistryHttp {
@@ -120,7 +131,9 @@ export class RegistryHttp {
 
   /** A broken blob read as ERR_NETWORK naming the registry (a CanvosError is kept as it is). */
   readError(what: string, e: unknown): Error {
-    return CanvosError.is(e) || !isNetworkError(e) ? (e as Error) : networkError(`${what} from ${this.baseUrl}`, e, this.timeoutMs);
+    return CanvosError.is(e) || !isNetworkError(e)
+      ? (e as Error)
+      : networkError(`${what} from ${this.baseUrl}`, e, this.timeoutMs);
   }
 
   /** Request slots free right now (see RegistryHttpOptions.concurrency). */
@@ -134,7 +147,10 @@ export class RegistryHttp {
   }
 
   /** Hands idle request slots to blobs read in ranged parts (blob-parts.ts). */
-  readonly parts: PartScheduler = new PartScheduler(() => this.idleSlots, () => this.slots);
+  readonly parts: PartScheduler = new PartScheduler(
+    () => this.idleSlots,
+    () => this.slots,
+  );
 
   private dispatcher(): Promise<Dispatcher> {
     this.dispatcherP ??= this.opts.dispatcher
@@ -171,7 +187,8 @@ export class RegistryHttp {
       } catch (e) {
         if (init.signal?.aborted) throw abortError(init.signal);
         const wait = backoffDelay(attempt, retry);
-        if (!isNetworkError(e) || attempt >= attempts || !within(wait)) throw networkError(`token request to ${new URL(url).host}`, e, this.opts.timeoutMs);
+        if (!isNetworkError(e) || attempt >= attempts || !within(wait))
+          throw networkError(`token request to ${new URL(url).host}`, e, this.opts.timeoutMs);
         await sleep(wait, init.signal);
       }
     }
@@ -213,14 +230,32 @@ export class RegistryHttp {
         release();
         if (req.signal?.aborted) throw abortError(req.signal);
         const wait = backoffDelay(attempt, retry);
-        if (!isNetworkError(e) || attempt >= attempts || !within(wait)) throw CanvosError.is(e) ? e : networkError(`${req.method} ${redactUrl(this.url(req.path))}`, e, this.opts.timeoutMs);
-        debug('registry %s %s: %s; retrying (%d/%d)', req.method, redactUrl(this.url(req.path)), (e as Error).message, attempt, attempts);
+        if (!isNetworkError(e) || attempt >= attempts || !within(wait))
+          throw CanvosError.is(e)
+            ? e
+            : networkError(`${req.method} ${redactUrl(this.url(req.path))}`, e, this.opts.timeoutMs);
+        debug(
+          'registry %s %s: %s; retrying (%d/%d)',
+          req.method,
+          redactUrl(this.url(req.path)),
+          (e as Error).message,
+          attempt,
+          attempts,
+        );
         await sleep(wait, req.signal);
         continue;
       }
       const wait = backoffDelay(attempt, retry, parseRetryAfter(res.headers['retry-after']));
       if (RETRYABLE_STATUS.has(res.status) && attempt < attempts && within(wait)) {
-        debug('registry %s %s -> %d; retrying in %d ms (%d/%d)', req.method, redactUrl(res.url), res.status, Math.round(wait), attempt, attempts);
+        debug(
+          'registry %s %s -> %d; retrying in %d ms (%d/%d)',
+          req.method,
+          redactUrl(res.url),
+          res.status,
+          Math.round(wait),
+          attempt,
+          attempts,
+        );
         res.body.resume();
         res.body.on('error', () => {});
         release();
@@ -249,7 +284,12 @@ export class RegistryHttp {
       if (res.status !== 401 || round >= 2) return res;
       res.body.resume();
       res.body.on('error', () => {});
-      scopes = await this.auth.onUnauthorized(res.headers['www-authenticate'], scopes, auth, `${req.method} ${new URL(this.url(req.path)).pathname}`);
+      scopes = await this.auth.onUnauthorized(
+        res.headers['www-authenticate'],
+        scopes,
+        auth,
+        `${req.method} ${new URL(this.url(req.path)).pathname}`,
+      );
     }
   }
 
@@ -261,7 +301,11 @@ export class RegistryHttp {
     let withBody = true;
     const max = this.opts.maxRedirects ?? 5;
     for (let hop = 0; ; hop++) {
-      const headers: Record<string, string> = { 'user-agent': this.opts.userAgent ?? 'canvos-lite', 'accept-encoding': 'identity', ...req.headers };
+      const headers: Record<string, string> = {
+        'user-agent': this.opts.userAgent ?? 'canvos-lite',
+        'accept-encoding': 'identity',
+        ...req.headers,
+      };
       if (auth !== undefined && this.sameOrigin(url)) headers.authorization = auth;
       let body: Buffer | string | Readable | null = null;
       if (withBody && req.body !== undefined) body = typeof req.body === 'function' ? await req.body() : req.body;
@@ -277,12 +321,25 @@ export class RegistryHttp {
       };
       let r: Dispatcher.ResponseData;
       try {
-        r = await request(url, { method: method as Dispatcher.HttpMethod, headers, body, dispatcher, signal: req.signal ?? null });
+        r = await request(url, {
+          method: method as Dispatcher.HttpMethod,
+          headers,
+          body,
+          dispatcher,
+          signal: req.signal ?? null,
+        });
       } catch (e) {
         dropBody();
         throw e;
       }
-      debug('registry %s %s -> %d (%d ms)%s', method, redactUrl(url), r.statusCode, Date.now() - t0, headers.authorization ? ' [auth]' : '');
+      debug(
+        'registry %s %s -> %d (%d ms)%s',
+        method,
+        redactUrl(url),
+        r.statusCode,
+        Date.now() - t0,
+        headers.authorization ? ' [auth]' : '',
+      );
       const res: RegistryResponse = { status: r.statusCode, headers: r.headers, body: r.body, url };
       if (r.statusCode >= 300) dropBody();
       if (![301, 302, 303, 307, 308].includes(r.statusCode)) return res;
@@ -290,13 +347,21 @@ export class RegistryHttp {
       if (!loc) return res;
       if (hop >= max) {
         r.body.resume();
-        throw new CanvosError('ERR_REGISTRY_HTTP', `${req.method} ${redactUrl(this.url(req.path))}: more than ${max} redirects`, { hint: 'the registry or a proxy is in a redirect loop' });
+        throw new CanvosError(
+          'ERR_REGISTRY_HTTP',
+          `${req.method} ${redactUrl(this.url(req.path))}: more than ${max} redirects`,
+          { hint: 'the registry or a proxy is in a redirect loop' },
+        );
       }
       r.body.resume();
       r.body.on('error', () => {});
       const next = new URL(loc, url);
       if (next.protocol !== 'https:' && next.protocol !== 'http:') {
-        throw new CanvosError('ERR_REGISTRY_HTTP', `${req.method} ${redactUrl(url)}: redirect to unsupported scheme ${next.protocol}`, { hint: 'the registry is misconfigured' });
+        throw new CanvosError(
+          'ERR_REGISTRY_HTTP',
+          `${req.method} ${redactUrl(url)}: redirect to unsupported scheme ${next.protocol}`,
+          { hint: 'the registry is misconfigured' },
+        );
       }
       url = next.toString();
       // 303 (and 301/302 after POST, as browsers do) switch to GET without a body.
@@ -313,7 +378,12 @@ export class RegistryHttp {
    */
   async ping(opts: { signal?: AbortSignal | undefined } = {}): Promise<{ auth: 'none' | 'basic' | 'bearer' }> {
     const res = await this.send({ method: 'GET', path: '/v2/', scopes: [], signal: opts.signal });
-    if (res.status !== 200) throw await httpError(res, 'GET', res.status === 404 ? 'this host does not serve the registry API at /v2/' : undefined);
+    if (res.status !== 200)
+      throw await httpError(
+        res,
+        'GET',
+        res.status === 404 ? 'this host does not serve the registry API at /v2/' : undefined,
+      );
     res.body.resume();
     return { auth: this.auth.scheme };
   }

@@ -25,7 +25,15 @@ export {
 } from './credentials.js';
 export { TokenCache, fetchBearerToken, scopeKey, type BearerToken, type TokenRequester } from './token.js';
 export { RegistryAuth, repoScope } from './auth.js';
-export { parseRetryAfter, backoffDelay, isNetworkError, isTimeoutError, DEFAULT_TIMEOUT_MS, RETRYABLE_STATUS, type RetryOptions } from './retry.js';
+export {
+  parseRetryAfter,
+  backoffDelay,
+  isNetworkError,
+  isTimeoutError,
+  DEFAULT_TIMEOUT_MS,
+  RETRYABLE_STATUS,
+  type RetryOptions,
+} from './retry.js';
 export {
   RegistryHttp,
   type RegistryHttpOptions,
@@ -33,7 +41,14 @@ export {
   type RegistryResponse,
   type BodyFactory,
 } from './http.js';
-export { headBlob, openBlob, fetchBlobToFile, type BlobLocation, type BlobReadOptions, type FetchToFileOptions } from './blobs.js';
+export {
+  headBlob,
+  openBlob,
+  fetchBlobToFile,
+  type BlobLocation,
+  type BlobReadOptions,
+  type FetchToFileOptions,
+} from './blobs.js';
 export { uploadBlob, type UploadOptions } from './upload.js';
 export { Repository, nextLink, MANIFEST_MAX_BYTES, type RepositoryOptions, type ManifestInfo } from './client.js';
 export { registrySource, registryDestination, type RegistryTransportOptions } from './transport.js';

@@ -47,7 +47,13 @@ function invalid(ref: string, what: string, hint?: string): CanvosError {
 }
 
 function looksLikeDomain(first: string): boolean {
-  return first.includes('.') || first.includes(':') || first === 'localhost' || first.startsWith('[') || first !== first.toLowerCase();
+  return (
+    first.includes('.') ||
+    first.includes(':') ||
+    first === 'localhost' ||
+    first.startsWith('[') ||
+    first !== first.toLowerCase()
+  );
 }
 
 function validDomain(domain: string): boolean {
@@ -98,7 +104,11 @@ export function parseReference(input: string): Reference {
   if (s === '') throw invalid(input, 'it is empty');
   if (/\s/.test(s)) throw invalid(input, 'it contains whitespace');
   if (/^[a-z][a-z0-9+.-]*:\/\//i.test(s)) {
-    throw invalid(input, 'it has a URL scheme', 'drop the scheme (e.g. "docker://" or "https://"); write registry/repository:tag');
+    throw invalid(
+      input,
+      'it has a URL scheme',
+      'drop the scheme (e.g. "docker://" or "https://"); write registry/repository:tag',
+    );
   }
   let rest = s;
   let digest: Digest | undefined;
@@ -106,8 +116,14 @@ export function parseReference(input: string): Reference {
   if (at >= 0) {
     const d = rest.slice(at + 1);
     rest = rest.slice(0, at);
-    if (!DIGEST_SHAPE.test(d)) throw invalid(input, `"${d}" is not a digest`, 'a digest looks like sha256:<64 lowercase hex characters>');
-    if (!isDigest(d)) throw invalid(input, `unsupported or malformed digest "${d}"`, 'use sha256:<64 lowercase hex> (or sha512:<128 hex>)');
+    if (!DIGEST_SHAPE.test(d))
+      throw invalid(input, `"${d}" is not a digest`, 'a digest looks like sha256:<64 lowercase hex characters>');
+    if (!isDigest(d))
+      throw invalid(
+        input,
+        `unsupported or malformed digest "${d}"`,
+        'use sha256:<64 lowercase hex> (or sha512:<128 hex>)',
+      );
     digest = d;
   }
   let tag: string | undefined;
@@ -118,7 +134,11 @@ export function parseReference(input: string): Reference {
     tag = rest.slice(colon + 1);
     rest = rest.slice(0, colon);
     if (!TAG.test(tag)) {
-      throw invalid(input, `invalid tag "${tag}"`, 'tags are 1-128 characters of [A-Za-z0-9_.-] and cannot start with "." or "-"');
+      throw invalid(
+        input,
+        `invalid tag "${tag}"`,
+        'tags are 1-128 characters of [A-Za-z0-9_.-] and cannot start with "." or "-"',
+      );
     }
   }
   if (rest === '') throw invalid(input, 'the repository name is missing');
@@ -130,13 +150,22 @@ export function parseReference(input: string): Reference {
     registry = normalizeRegistry(first);
     parts.shift();
   }
-  if (parts.length === 0 || parts.some((p) => p === '')) throw invalid(input, 'the repository path has an empty component');
+  if (parts.length === 0 || parts.some((p) => p === ''))
+    throw invalid(input, 'the repository path has an empty component');
   for (const p of parts) {
     if (p !== p.toLowerCase() && PATH_COMPONENT.test(p.toLowerCase())) {
-      throw invalid(input, `repository name must be lowercase ("${p}")`, `write it as ${JSON.stringify(p.toLowerCase())}`);
+      throw invalid(
+        input,
+        `repository name must be lowercase ("${p}")`,
+        `write it as ${JSON.stringify(p.toLowerCase())}`,
+      );
     }
     if (!PATH_COMPONENT.test(p)) {
-      throw invalid(input, `invalid repository path component "${p}"`, 'repository components are lowercase [a-z0-9] separated by ".", "_", "__" or "-"');
+      throw invalid(
+        input,
+        `invalid repository path component "${p}"`,
+        'repository components are lowercase [a-z0-9] separated by ".", "_", "__" or "-"',
+      );
     }
   }
   if (registry === DOCKER_HUB && parts.length === 1) parts.unshift('library');
@@ -154,7 +183,9 @@ export function makeReference(registry: string, repository: string, tag?: string
   const name = `${reg}/${repository}`;
   const suffix = `${tag !== undefined ? `:${tag}` : ''}${digest !== undefined ? `@${digest}` : ''}`;
   let familiarName = name;
-  if (reg === DOCKER_HUB) familiarName = repository.startsWith('library/') && repository.split('/').length === 2 ? repository.slice(8) : repository;
+  if (reg === DOCKER_HUB)
+    familiarName =
+      repository.startsWith('library/') && repository.split('/').length === 2 ? repository.slice(8) : repository;
   return {
     registry: reg,
     repository,

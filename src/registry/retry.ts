@@ -24,7 +24,12 @@ export interface RetryOptions {
 /** Default connect, response-header and body-idle timeout of registry requests (ms). */
 export const DEFAULT_TIMEOUT_MS = 30_000;
 
-const TIMEOUT_CODES = new Set(['UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'ETIMEDOUT']);
+const TIMEOUT_CODES = new Set([
+  'UND_ERR_CONNECT_TIMEOUT',
+  'UND_ERR_HEADERS_TIMEOUT',
+  'UND_ERR_BODY_TIMEOUT',
+  'ETIMEDOUT',
+]);
 
 /** True for a timeout (connect, response headers, body idle) anywhere in the cause chain. */
 export function isTimeoutError(e: unknown): boolean {
@@ -71,7 +76,11 @@ export function isNetworkError(e: unknown): boolean {
   for (let cur: unknown = e, depth = 0; cur && depth < 5; depth++) {
     const err = cur as { code?: string; message?: string; cause?: unknown; name?: string };
     if (err.code && NETWORK_CODES.has(err.code)) return true;
-    if (err.message && /socket hang up|other side closed|terminated|premature close|ECONNRESET|EPIPE/i.test(err.message)) return true;
+    if (
+      err.message &&
+      /socket hang up|other side closed|terminated|premature close|ECONNRESET|EPIPE/i.test(err.message)
+    )
+      return true;
     cur = err.cause;
   }
   return false;
@@ -119,10 +128,18 @@ export function networkError(what: string, e: unknown, timeoutMs?: number): Canv
   const code = String((e as { code?: unknown }).code ?? '');
   const clientCert = clientCertError(what, e);
   if (clientCert) return clientCert;
-  const host = /^\S+ (\w+:\/\/[^/\s]+)/.exec(what)?.[1]?.replace(/^\w+:\/\//, '') ?? /\bto (\S+)$/.exec(what)?.[1] ?? 'the registry';
+  const host =
+    /^\S+ (\w+:\/\/[^/\s]+)/.exec(what)?.[1]?.replace(/^\w+:\/\//, '') ??
+    /\bto (\S+)$/.exec(what)?.[1] ??
+    'the registry';
   if (isTimeoutError(e)) {
     const s = Math.round((timeoutMs ?? DEFAULT_TIMEOUT_MS) / 1000);
-    const phase = code === 'UND_ERR_CONNECT_TIMEOUT' ? 'no connection' : code === 'UND_ERR_BODY_TIMEOUT' ? 'the response body stalled' : 'no response';
+    const phase =
+      code === 'UND_ERR_CONNECT_TIMEOUT'
+        ? 'no connection'
+        : code === 'UND_ERR_BODY_TIMEOUT'
+          ? 'the response body stalled'
+          : 'no response';
     return new CanvosError('ERR_NETWORK', `${what} failed: ${phase} within ${s} s (${code || 'timeout'})`, {
       cause: e,
       hint: `check that ${host} is up and reachable (proxy settings HTTPS_PROXY/NO_PROXY), or raise --timeout for a slow link`,
@@ -134,5 +151,8 @@ export function networkError(what: string, e: unknown, timeoutMs?: number): Canv
       hint: 'add the registry CA with certsDir/caFiles, list the host in insecureRegistries if it speaks plain HTTP, or disable tlsVerify',
     });
   }
-  return new CanvosError('ERR_NETWORK', `${what} failed: ${msg}`, { cause: e, hint: `check the network, proxy settings (HTTPS_PROXY/NO_PROXY) and that ${host} is up` });
+  return new CanvosError('ERR_NETWORK', `${what} failed: ${msg}`, {
+    cause: e,
+    hint: `check the network, proxy settings (HTTPS_PROXY/NO_PROXY) and that ${host} is up`,
+  });
 }

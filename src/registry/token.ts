@@ -61,7 +61,10 @@ function parseTokenResponse(text: string, realmHost: string, now: number): Beare
     });
   }
   const token = body.token || body.access_token;
-  if (!token) throw new CanvosError('ERR_REGISTRY_AUTH', `token server ${realmHost} returned no token`, { hint: 'check the registry auth setup' });
+  if (!token)
+    throw new CanvosError('ERR_REGISTRY_AUTH', `token server ${realmHost} returned no token`, {
+      hint: 'check the registry auth setup',
+    });
   const lifetimeS = typeof body.expires_in === 'number' && body.expires_in > 0 ? body.expires_in : 60;
   const issued = body.issued_at ? Date.parse(body.issued_at) : NaN;
   // Trust the server's issue time only when the clocks roughly agree.
@@ -84,12 +87,17 @@ export async function fetchBearerToken(
   signal?: AbortSignal,
 ): Promise<BearerToken> {
   const realm = challenge.params.realm;
-  if (!realm) throw new CanvosError('ERR_REGISTRY_AUTH', `registry ${registry} sent a Bearer challenge without a realm`, { hint: 'the registry auth configuration is broken' });
+  if (!realm)
+    throw new CanvosError('ERR_REGISTRY_AUTH', `registry ${registry} sent a Bearer challenge without a realm`, {
+      hint: 'the registry auth configuration is broken',
+    });
   let realmUrl: URL;
   try {
     realmUrl = new URL(realm);
   } catch {
-    throw new CanvosError('ERR_REGISTRY_AUTH', `registry ${registry} sent an invalid token realm`, { hint: 'the registry auth configuration is broken' });
+    throw new CanvosError('ERR_REGISTRY_AUTH', `registry ${registry} sent an invalid token realm`, {
+      hint: 'the registry auth configuration is broken',
+    });
   }
   const service = challenge.params.service;
   const now = Date.now();
@@ -132,9 +140,13 @@ export async function fetchBearerToken(
 
 function tokenError(registry: string, url: URL, status: number, text: string): CanvosError {
   if (status === 401 || status === 403) {
-    return new CanvosError('ERR_REGISTRY_AUTH', `token server ${url.host} refused access to ${registry} (HTTP ${status})`, {
-      hint: 'check the username/password or token for this registry (docker login, --creds, or the auth file)',
-    });
+    return new CanvosError(
+      'ERR_REGISTRY_AUTH',
+      `token server ${url.host} refused access to ${registry} (HTTP ${status})`,
+      {
+        hint: 'check the username/password or token for this registry (docker login, --creds, or the auth file)',
+      },
+    );
   }
   const clean = new URL(url.toString());
   clean.search = '';

@@ -19,7 +19,10 @@ function toRef(ref: string | Reference): Reference {
 }
 
 /** An ImageSource reading `ref` (tag or digest) from its registry. */
-export function registrySource(ref: string | Reference, opts: RegistryTransportOptions = {}): ImageSource & { readonly repo: Repository; readonly reference: Reference } {
+export function registrySource(
+  ref: string | Reference,
+  opts: RegistryTransportOptions = {},
+): ImageSource & { readonly repo: Repository; readonly reference: Reference } {
   const r = toRef(ref);
   const repo = new Repository(r.registry, r.repository, { ...opts, push: false });
   return {
@@ -38,7 +41,10 @@ export function registrySource(ref: string | Reference, opts: RegistryTransportO
 }
 
 /** An ImageDestination writing to `ref`'s repository; the root manifest is tagged with the tag given to putManifest. */
-export function registryDestination(ref: string | Reference, opts: RegistryTransportOptions = {}): ImageDestination & { readonly repo: Repository; readonly reference: Reference } {
+export function registryDestination(
+  ref: string | Reference,
+  opts: RegistryTransportOptions = {},
+): ImageDestination & { readonly repo: Repository; readonly reference: Reference } {
   const r = toRef(ref);
   const repo = new Repository(r.registry, r.repository, { ...opts, push: true });
   return {
@@ -54,7 +60,13 @@ export function registryDestination(ref: string | Reference, opts: RegistryTrans
     putBlob(desc, open, o = {}): Promise<PutBlobResult> {
       // Mounting only works within one registry (and never across Docker Hub and others).
       const mountFrom = o.mountFrom && o.mountFrom.registry === r.registry ? o.mountFrom.repository : undefined;
-      return repo.pushBlob(desc, open, { signal: o.signal, onProgress: o.onProgress, mountFrom, skipExisting: o.knownAbsent !== true, sourceVerified: o.sourceVerified === true });
+      return repo.pushBlob(desc, open, {
+        signal: o.signal,
+        onProgress: o.onProgress,
+        mountFrom,
+        skipExisting: o.knownAbsent !== true,
+        sourceVerified: o.sourceVerified === true,
+      });
     },
     async hasManifest(digest: Digest, o?: OpOptions): Promise<boolean> {
       return (await repo.headManifest(digest, o)) !== undefined;
@@ -62,7 +74,11 @@ export function registryDestination(ref: string | Reference, opts: RegistryTrans
     async putManifest(m: RawManifest, tag: string | undefined, o?: OpOptions): Promise<void> {
       const digest = sha256(m.bytes);
       if (digest !== m.digest && m.digest.startsWith('sha256:')) {
-        throw new CanvosError('ERR_DIGEST_MISMATCH', `manifest for ${r.name}: bytes hash to ${digest}, not the claimed ${m.digest}`, { hint: 'internal error in the caller: the manifest bytes were changed' });
+        throw new CanvosError(
+          'ERR_DIGEST_MISMATCH',
+          `manifest for ${r.name}: bytes hash to ${digest}, not the claimed ${m.digest}`,
+          { hint: 'internal error in the caller: the manifest bytes were changed' },
+        );
       }
       await repo.putManifest(m, tag ?? m.digest, o);
     },

@@ -10,7 +10,8 @@ import EnvHttpProxyAgentClass from 'undici/lib/dispatcher/env-http-proxy-agent.j
 import api from 'undici/lib/api/index.js';
 
 // What undici's index does: give every dispatcher request/stream/pipeline/upgrade/connect (ProxyAgent needs connect).
-if (typeof (DispatcherClass.prototype as Partial<Undici.Dispatcher>).connect !== 'function') Object.assign(DispatcherClass.prototype, api);
+if (typeof (DispatcherClass.prototype as Partial<Undici.Dispatcher>).connect !== 'function')
+  Object.assign(DispatcherClass.prototype, api);
 
 /** undici's Agent (connection pools per origin). */
 export const Agent: typeof Undici.Agent = AgentClass;
@@ -18,13 +19,21 @@ export const Agent: typeof Undici.Agent = AgentClass;
 export const EnvHttpProxyAgent: typeof Undici.EnvHttpProxyAgent = EnvHttpProxyAgentClass;
 
 /** Options of {@link request}: undici's, with a required dispatcher and the URL given separately. */
-export type RequestOptions = { dispatcher: Undici.Dispatcher } & Omit<Undici.Dispatcher.RequestOptions, 'origin' | 'path' | 'method'> & {
-  method?: Undici.Dispatcher.HttpMethod | undefined;
-};
+export type RequestOptions = { dispatcher: Undici.Dispatcher } & Omit<
+  Undici.Dispatcher.RequestOptions,
+  'origin' | 'path' | 'method'
+> & {
+    method?: Undici.Dispatcher.HttpMethod | undefined;
+  };
 
 /** Same as undici's `request(url, opts)`, except that `opts.dispatcher` is required. */
 export function request(url: string, opts: RequestOptions): Promise<Undici.Dispatcher.ResponseData> {
   const u = new URL(url);
   const { dispatcher, ...rest } = opts;
-  return dispatcher.request({ ...rest, origin: u.origin, path: `${u.pathname}${u.search}`, method: opts.method ?? 'GET' });
+  return dispatcher.request({
+    ...rest,
+    origin: u.origin,
+    path: `${u.pathname}${u.search}`,
+    method: opts.method ?? 'GET',
+  });
 }

@@ -41,7 +41,10 @@ function drain(res: RegistryResponse): void {
 
 function location(res: RegistryResponse, what: string): string {
   const loc = header(res, 'location');
-  if (!loc) throw new CanvosError('ERR_REGISTRY_HTTP', `${what}: registry answered ${res.status} without a Location header`, { hint: 'the registry does not follow the distribution spec' });
+  if (!loc)
+    throw new CanvosError('ERR_REGISTRY_HTTP', `${what}: registry answered ${res.status} without a Location header`, {
+      hint: 'the registry does not follow the distribution spec',
+    });
   return new URL(loc, res.url).toString();
 }
 
@@ -49,20 +52,28 @@ function location(res: RegistryResponse, what: string): string {
  * The source stream piped through a verifier so a wrong digest/size fails before the registry commits (not when
  * `trusted`: the source verifies itself), plus a byte counter when progress is wanted.
  */
-async function verifiedSource(desc: Descriptor, open: () => Promise<Readable>, trusted: boolean, onBytes?: (n: number) => void): Promise<Readable> {
+async function verifiedSource(
+  desc: Descriptor,
+  open: () => Promise<Readable>,
+  trusted: boolean,
+  onBytes?: (n: number) => void,
+): Promise<Readable> {
   const src = await open();
   const stages: Transform[] = [];
-  if (!trusted) stages.push(new VerifyingStream(desc.digest, { size: desc.size, what: `blob ${desc.digest} (upload source)` }));
+  if (!trusted)
+    stages.push(new VerifyingStream(desc.digest, { size: desc.size, what: `blob ${desc.digest} (upload source)` }));
   if (onBytes) {
     // Count in a pass-through (a 'data' listener would switch the stream to flowing mode and lose bytes).
     let n = 0;
-    stages.push(new Transform({
-      transform(chunk: Buffer, _e, cb) {
-        n += chunk.length;
-        onBytes(n);
-        cb(null, chunk);
-      },
-    }));
+    stages.push(
+      new Transform({
+        transform(chunk: Buffer, _e, cb) {
+          n += chunk.length;
+          onBytes(n);
+          cb(null, chunk);
+        },
+      }),
+    );
   }
   const last = stages.at(-1);
   if (!last) return src;
@@ -71,7 +82,12 @@ async function verifiedSource(desc: Descriptor, open: () => Promise<Readable>, t
 }
 
 /** Try a cross-repo mount. Returns 'mounted', an open session URL (mount refused: 202), or undefined. */
-async function tryMount(loc: BlobLocation, desc: Descriptor, from: string, opts: UploadOptions): Promise<'mounted' | string | undefined> {
+async function tryMount(
+  loc: BlobLocation,
+  desc: Descriptor,
+  from: string,
+  opts: UploadOptions,
+): Promise<'mounted' | string | undefined> {
   const q = new URLSearchParams({ mount: desc.digest, from });
   let res: RegistryResponse;
   try {
@@ -102,7 +118,13 @@ async function startSession(loc: BlobLocation, opts: UploadOptions): Promise<{ u
     signal: opts.signal,
   });
   if (res.status !== 202) {
-    throw await httpError(res, 'POST', res.status === 404 ? `the repository ${loc.repository} may need to be created first (ECR), or the name is wrong` : undefined);
+    throw await httpError(
+      res,
+      'POST',
+      res.status === 404
+        ? `the repository ${loc.repository} may need to be created first (ECR), or the name is wrong`
+        : undefined,
+    );
   }
   drain(res);
   return { url: location(res, 'POST blob upload'), minChunk: Number(header(res, 'oci-chunk-min-length') ?? 0) || 0 };
@@ -127,21 +149,35 @@ async function checkCommitted(res: RegistryResponse, desc: Descriptor, what: str
   if (res.status !== 201 && res.status !== 204) {
     const err = await httpError(res, 'PUT');
     if (res.status === 400 && /DIGEST_INVALID|SIZE_INVALID/.test(err.bodyExcerpt)) {
-      throw new CanvosError('ERR_DIGEST_MISMATCH', `${what}: registry rejected blob ${desc.digest}: ${err.bodyExcerpt}`, { hint: 'the source bytes do not match their descriptor' });
+      throw new CanvosError(
+        'ERR_DIGEST_MISMATCH',
+        `${what}: registry rejected blob ${desc.digest}: ${err.bodyExcerpt}`,
+        { hint: 'the source bytes do not match their descriptor' },
+      );
     }
     throw err;
   }
   drain(res);
   const got = header(res, 'docker-content-digest');
   if (got && got !== desc.digest) {
-    throw new CanvosError('ERR_DIGEST_MISMATCH', `${what}: registry stored ${got} instead of ${desc.digest}`, { hint: 'the registry is misbehaving' });
+    throw new CanvosError('ERR_DIGEST_MISMATCH', `${what}: registry stored ${got} instead of ${desc.digest}`, {
+      hint: 'the registry is misbehaving',
+    });
   }
 }
 
 /** Monolithic: PUT the whole stream with Content-Length. Returns false when the registry refused the method. */
-async function putMonolithic(loc: BlobLocation, desc: Descriptor, url: string, open: () => Promise<Readable>, opts: UploadOptions): Promise<boolean> {
+async function putMonolithic(
+  loc: BlobLocation,
+  desc: Descriptor,
+  url: string,
+  open: () => Promise<Readable>,
+  opts: UploadOptions,
+): Promise<boolean> {
   const onProgress = opts.onProgress;
-  const progress = onProgress && ((n: number): void => onProgress({ phase: 'upload', item: desc.digest, transferred: n, total: desc.size }));
+  const progress =
+    onProgress &&
+    ((n: number): void => onProgress({ phase: 'upload', item: desc.digest, transferred: n, total: desc.size }));
   const res = await loc.http.send({
     method: 'PUT',
     path: withDigest(url, desc),
@@ -182,7 +218,11 @@ async function* chunksOf(src: Readable, size: number): AsyncGenerator<Buffer> {
 }
 
 /** Server-side offset of an upload session (GET status → `Range: 0-N`), or undefined if unknown. */
-async function sessionOffset(loc: BlobLocation, url: string, opts: UploadOptions): Promise<{ url: string; offset: number } | undefined> {
+async function sessionOffset(
+  loc: BlobLocation,
+  url: string,
+  opts: UploadOptions,
+): Promise<{ url: string; offset: number } | undefined> {
   const res = await loc.http.send({ method: 'GET', path: url, scopes: loc.scopes, signal: opts.signal });
   drain(res);
   if (res.status !== 204 && res.status !== 202) return undefined;
@@ -193,7 +233,13 @@ async function sessionOffset(loc: BlobLocation, url: string, opts: UploadOptions
 }
 
 /** Chunked: PATCH each chunk with Content-Range, then PUT ?digest= with no body. */
-async function putChunked(loc: BlobLocation, desc: Descriptor, session: { url: string; minChunk: number }, open: () => Promise<Readable>, opts: UploadOptions): Promise<void> {
+async function putChunked(
+  loc: BlobLocation,
+  desc: Descriptor,
+  session: { url: string; minChunk: number },
+  open: () => Promise<Readable>,
+  opts: UploadOptions,
+): Promise<void> {
   const size = Math.max(opts.chunkSize ?? DEFAULT_CHUNK, session.minChunk);
   // Parts shrink when a proxy in front of the registry answers 413 (nginx defaults to 1 MiB bodies).
   const minPart = Math.max(session.minChunk, 16 * 1024);
@@ -204,8 +250,13 @@ async function putChunked(loc: BlobLocation, desc: Descriptor, session: { url: s
   for await (const chunk of chunksOf(src, size)) {
     const start = offset;
     let sent = 0; // bytes of this chunk the registry has
-    for (let failures = 0; sent < chunk.length; ) {
-      if (failures >= 5) throw new CanvosError('ERR_REGISTRY_HTTP', `PATCH blob ${desc.digest}: the registry did not accept bytes ${start + sent}- after ${failures} tries`, { hint: 'try again later, or use the monolithic upload mode' });
+    for (let failures = 0; sent < chunk.length;) {
+      if (failures >= 5)
+        throw new CanvosError(
+          'ERR_REGISTRY_HTTP',
+          `PATCH blob ${desc.digest}: the registry did not accept bytes ${start + sent}- after ${failures} tries`,
+          { hint: 'try again later, or use the monolithic upload mode' },
+        );
       const part = chunk.subarray(sent, sent + maxPart);
       const from = start + sent;
       let res: RegistryResponse | undefined;
@@ -214,7 +265,11 @@ async function putChunked(loc: BlobLocation, desc: Descriptor, session: { url: s
           method: 'PATCH',
           path: url,
           scopes: loc.scopes,
-          headers: { 'content-type': 'application/octet-stream', 'content-range': `${from}-${from + part.length - 1}`, 'content-length': String(part.length) },
+          headers: {
+            'content-type': 'application/octet-stream',
+            'content-range': `${from}-${from + part.length - 1}`,
+            'content-length': String(part.length),
+          },
           body: part,
           retry: false,
           signal: opts.signal,
@@ -244,7 +299,9 @@ async function putChunked(loc: BlobLocation, desc: Descriptor, session: { url: s
       // 416 or a broken connection: ask the registry how much it has and continue from there.
       const st = await sessionOffset(loc, url, opts);
       if (!st || st.offset < start || st.offset > start + chunk.length) {
-        throw new CanvosError('ERR_REGISTRY_HTTP', `PATCH blob ${desc.digest}: upload session lost at byte ${from}`, { hint: 'retry the push' });
+        throw new CanvosError('ERR_REGISTRY_HTTP', `PATCH blob ${desc.digest}: upload session lost at byte ${from}`, {
+          hint: 'retry the push',
+        });
       }
       url = st.url;
       sent = st.offset - start;
@@ -252,7 +309,13 @@ async function putChunked(loc: BlobLocation, desc: Descriptor, session: { url: s
     offset = start + chunk.length;
     opts.onProgress?.({ phase: 'upload', item: desc.digest, transferred: offset, total: desc.size });
   }
-  const res = await loc.http.send({ method: 'PUT', path: withDigest(url, desc), scopes: loc.scopes, headers: { 'content-length': '0' }, signal: opts.signal });
+  const res = await loc.http.send({
+    method: 'PUT',
+    path: withDigest(url, desc),
+    scopes: loc.scopes,
+    headers: { 'content-length': '0' },
+    signal: opts.signal,
+  });
   await checkCommitted(res, desc, `PUT blob to ${loc.http.registry}/${loc.repository}`);
 }
 
@@ -260,7 +323,12 @@ async function putChunked(loc: BlobLocation, desc: Descriptor, session: { url: s
  * Upload a blob (mount → monolithic → chunked) and confirm it with HEAD. `open` is called again for each
  * attempt. Returns 'mounted' or 'uploaded'.
  */
-export async function uploadBlob(loc: BlobLocation, desc: Descriptor, open: () => Promise<Readable>, opts: UploadOptions = {}): Promise<'mounted' | 'uploaded'> {
+export async function uploadBlob(
+  loc: BlobLocation,
+  desc: Descriptor,
+  open: () => Promise<Readable>,
+  opts: UploadOptions = {},
+): Promise<'mounted' | 'uploaded'> {
   let pending: string | undefined;
   if (opts.mountFrom && opts.mountFrom !== loc.repository) {
     const m = await tryMount(loc, desc, opts.mountFrom, opts);
@@ -288,7 +356,8 @@ export async function uploadBlob(loc: BlobLocation, desc: Descriptor, open: () =
         const mode = opts.uploadMode ?? 'auto';
         if (mode === 'chunked' || !(await putMonolithic(loc, desc, session.url, openFirst, opts))) {
           // The monolithic session may be half-used: chunked always starts a fresh one.
-          const chunkSession = mode === 'chunked' ? session : (await cancel(loc, session.url), await startSession(loc, opts));
+          const chunkSession =
+            mode === 'chunked' ? session : (await cancel(loc, session.url), await startSession(loc, opts));
           await putChunked(loc, desc, chunkSession, openFirst, opts);
         }
         break;
@@ -300,7 +369,11 @@ export async function uploadBlob(loc: BlobLocation, desc: Descriptor, open: () =
     }
   } finally {
     const unused = early as Promise<Readable> | undefined;
-    if (unused) void unused.then((s) => s.destroy(), () => {});
+    if (unused)
+      void unused.then(
+        (s) => s.destroy(),
+        () => {},
+      );
   }
   await confirm(loc, desc, opts);
   return 'uploaded';
@@ -308,8 +381,17 @@ export async function uploadBlob(loc: BlobLocation, desc: Descriptor, open: () =
 
 async function confirm(loc: BlobLocation, desc: Descriptor, opts: OpOptions): Promise<void> {
   const h = await headBlob(loc, desc.digest, opts);
-  if (!h) throw new CanvosError('ERR_BLOB_UNKNOWN', `blob ${desc.digest} is not in ${loc.http.registry}/${loc.repository} after upload`, { hint: 'the registry lost the upload; retry the push' });
+  if (!h)
+    throw new CanvosError(
+      'ERR_BLOB_UNKNOWN',
+      `blob ${desc.digest} is not in ${loc.http.registry}/${loc.repository} after upload`,
+      { hint: 'the registry lost the upload; retry the push' },
+    );
   if (h.size >= 0 && desc.size >= 0 && h.size !== desc.size) {
-    throw new CanvosError('ERR_SIZE_MISMATCH', `blob ${desc.digest} in ${loc.http.registry}/${loc.repository} has ${h.size} bytes, expected ${desc.size}`, { hint: 'the registry stored something else; retry the push' });
+    throw new CanvosError(
+      'ERR_SIZE_MISMATCH',
+      `blob ${desc.digest} in ${loc.http.registry}/${loc.repository} has ${h.size} bytes, expected ${desc.size}`,
+      { hint: 'the registry stored something else; retry the push' },
+    );
   }
 }

@@ -55,7 +55,13 @@ export function signVariable(opts: SignVariableOptions): Buffer {
   const ts = efiTime(opts.timestamp ?? new Date());
   const attrs = Buffer.alloc(4);
   attrs.writeUInt32LE(opts.attributes ?? AUTH_ATTRS);
-  const signed = Buffer.concat([Buffer.from(opts.name, 'utf16le'), guidBytes(vendorGuid(opts.name)), attrs, ts, opts.data]);
+  const signed = Buffer.concat([
+    Buffer.from(opts.name, 'utf16le'),
+    guidBytes(vendorGuid(opts.name)),
+    attrs,
+    ts,
+    opts.data,
+  ]);
   const p7 = signedData({ cert: opts.cert, key: opts.key, data: signed, bare: true });
   const hdr = Buffer.alloc(8);
   hdr.writeUInt32LE(8 + 16 + p7.length, 0); // dwLength covers the WIN_CERTIFICATE header, CertType and CertData

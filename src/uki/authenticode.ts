@@ -33,7 +33,7 @@ export async function authenticodeHash(path: string): Promise<{ hash: Buffer; si
     sha.update(head.subarray(h.certDir + 8, h.sizeOfHeaders));
     const buf = Buffer.alloc(CHUNK);
     const hashRange = async (from: number, len: number): Promise<void> => {
-      for (let done = 0; done < len; ) {
+      for (let done = 0; done < len;) {
         const { bytesRead } = await fh.read(buf, 0, Math.min(CHUNK, len - done), from + done);
         if (bytesRead === 0) throw new RangeError('truncated PE image');
         sha.update(buf.subarray(0, bytesRead));
@@ -63,7 +63,10 @@ export async function prepareForSigning(path: string): Promise<void> {
     const head = Buffer.alloc(64 * 1024);
     const { bytesRead } = await fh.read(head, 0, head.length, 0);
     const h = parsePe(head.subarray(0, bytesRead));
-    const end = Math.max(h.sizeOfHeaders, ...h.sections.filter((x) => x.rawSize > 0).map((x) => x.rawPointer + x.rawSize));
+    const end = Math.max(
+      h.sizeOfHeaders,
+      ...h.sections.filter((x) => x.rawSize > 0).map((x) => x.rawPointer + x.rawSize),
+    );
     if ((await fh.stat()).size <= end) return;
     await fh.write(Buffer.alloc(8), 0, 8, h.certDir);
     await fh.write(Buffer.alloc(8), 0, 8, h.coff + 8); // PointerToSymbolTable, NumberOfSymbols
@@ -87,7 +90,11 @@ export async function authenticodeSign(path: string, key: KeyObject, cert: Buffe
     key,
     contentType: OID_SPC_INDIRECT_DATA,
     content: indirect,
-    authAttrs: [attribute(OID_CONTENT_TYPE, oid(OID_SPC_INDIRECT_DATA)), attribute(OID_SPC_SP_OPUS_INFO, seq()), attribute(OID_MESSAGE_DIGEST, octets(digest))],
+    authAttrs: [
+      attribute(OID_CONTENT_TYPE, oid(OID_SPC_INDIRECT_DATA)),
+      attribute(OID_SPC_SP_OPUS_INFO, seq()),
+      attribute(OID_MESSAGE_DIGEST, octets(digest)),
+    ],
   });
   const at = alignUp(size, 8);
   const len = alignUp(8 + p7.length, 8);

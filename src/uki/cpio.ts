@@ -47,7 +47,21 @@ export class CpioWriter {
   async header(h: CpioHeader): Promise<void> {
     const hex = (n: number): string => (n >>> 0).toString(16).padStart(8, '0');
     const name = Buffer.from(`${h.name}\0`);
-    const fields = [h.ino, h.mode, h.uid, h.gid, h.nlink, h.mtime, h.size, 0, 0, h.rdevmajor ?? 0, h.rdevminor ?? 0, name.length, 0];
+    const fields = [
+      h.ino,
+      h.mode,
+      h.uid,
+      h.gid,
+      h.nlink,
+      h.mtime,
+      h.size,
+      0,
+      0,
+      h.rdevmajor ?? 0,
+      h.rdevminor ?? 0,
+      name.length,
+      0,
+    ];
     const head = Buffer.from(`070701${fields.map(hex).join('')}`, 'latin1');
     await this.put(head);
     await this.put(name);

@@ -61,7 +61,9 @@ export function oid(dotted: string): Buffer {
 /** UTCTime before 2050, GeneralizedTime from 2050 on (RFC 5280 §4.1.2.5). */
 export function time(d: Date): Buffer {
   const iso = d.toISOString().replace(/[-:T]/g, '').slice(0, 14) + 'Z';
-  return d.getUTCFullYear() < 2050 ? tlv(0x17, Buffer.from(iso.slice(2), 'ascii')) : tlv(0x18, Buffer.from(iso, 'ascii'));
+  return d.getUTCFullYear() < 2050
+    ? tlv(0x17, Buffer.from(iso.slice(2), 'ascii'))
+    : tlv(0x18, Buffer.from(iso, 'ascii'));
 }
 
 /** One parsed TLV: tag, the whole encoding and its content. */
@@ -91,7 +93,7 @@ export function readTlv(b: Buffer, off = 0): Tlv {
 /** The children of a constructed TLV. */
 export function children(t: Tlv): Tlv[] {
   const out: Tlv[] = [];
-  for (let off = 0; off < t.content.length; ) {
+  for (let off = 0; off < t.content.length;) {
     const c = readTlv(t.content, off);
     out.push(c);
     off += c.whole.length;

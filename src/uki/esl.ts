@@ -15,7 +15,12 @@ export function guidBytes(guid: string): Buffer {
   const h = guid.replace(/-/g, '');
   if (!/^[0-9a-fA-F]{32}$/.test(h)) throw new RangeError(`not a GUID: ${guid}`);
   const b = Buffer.from(h, 'hex');
-  return Buffer.concat([Buffer.from(b.subarray(0, 4)).reverse(), Buffer.from(b.subarray(4, 6)).reverse(), Buffer.from(b.subarray(6, 8)).reverse(), b.subarray(8)]);
+  return Buffer.concat([
+    Buffer.from(b.subarray(0, 4)).reverse(),
+    Buffer.from(b.subarray(4, 6)).reverse(),
+    Buffer.from(b.subarray(6, 8)).reverse(),
+    b.subarray(8),
+  ]);
 }
 
 /** The text form of an EFI_GUID's 16 bytes. */
@@ -70,7 +75,12 @@ export function decodeEsl(b: Buffer): EfiSignature[] {
     const listSize = b.readUInt32LE(off + 16);
     const headerSize = b.readUInt32LE(off + 20);
     const sigSize = b.readUInt32LE(off + 24);
-    if (sigSize < 16 || listSize < 28 + headerSize || off + listSize > b.length || (listSize - 28 - headerSize) % sigSize !== 0) {
+    if (
+      sigSize < 16 ||
+      listSize < 28 + headerSize ||
+      off + listSize > b.length ||
+      (listSize - 28 - headerSize) % sigSize !== 0
+    ) {
       throw new RangeError(`EFI signature list at byte ${off} has inconsistent sizes`);
     }
     for (let p = off + 28 + headerSize; p < off + listSize; p += sigSize) {

@@ -74,7 +74,10 @@ async function parseCert(path: string): Promise<Buffer> {
   try {
     return certDer(await readFile(path));
   } catch (e) {
-    throw new CanvosError('ERR_CONFIG', `${path}: not an X.509 certificate (PEM or DER)`, { cause: e, hint: 'pass certificate files (.pem, .der, .crt)' });
+    throw new CanvosError('ERR_CONFIG', `${path}: not an X.509 certificate (PEM or DER)`, {
+      cause: e,
+      hint: 'pass certificate files (.pem, .der, .crt)',
+    });
   }
 }
 
@@ -82,12 +85,18 @@ async function loadPair(dir: string, name: KeyName): Promise<Pair> {
   const keyPath = join(dir, 'private-keys', `${name}.key`);
   const certPath = join(dir, 'public-keys', `${name}.pem`);
   for (const p of [keyPath, certPath]) {
-    if (!existsSync(p)) throw new CanvosError('ERR_CONFIG', `bring-your-own-keys: ${p} is missing`, { hint: 'put PK, KEK and db key pairs in secure-boot/private-keys/<name>.key and secure-boot/public-keys/<name>.pem' });
+    if (!existsSync(p))
+      throw new CanvosError('ERR_CONFIG', `bring-your-own-keys: ${p} is missing`, {
+        hint: 'put PK, KEK and db key pairs in secure-boot/private-keys/<name>.key and secure-boot/public-keys/<name>.pem',
+      });
   }
   try {
     return { key: createPrivateKey(await readFile(keyPath)), cert: certDer(await readFile(certPath)) };
   } catch (e) {
-    throw new CanvosError('ERR_CONFIG', `bring-your-own-keys: cannot read ${name} key pair (${(e as Error).message})`, { cause: e, hint: `${keyPath} must be a PEM private key and ${certPath} a certificate` });
+    throw new CanvosError('ERR_CONFIG', `bring-your-own-keys: cannot read ${name} key pair (${(e as Error).message})`, {
+      cause: e,
+      hint: `${keyPath} must be a PEM private key and ${certPath} a certificate`,
+    });
   }
 }
 
@@ -97,7 +106,10 @@ async function exportedList(dir: string, name: string): Promise<EfiSignature[]> 
   try {
     return decodeEsl(await readFile(p));
   } catch (e) {
-    throw new CanvosError('ERR_CONFIG', `${p}: not an EFI signature list (${(e as Error).message})`, { cause: e, hint: 'export it with efi-readvar -v <var> -o <file> on the target machine' });
+    throw new CanvosError('ERR_CONFIG', `${p}: not an EFI signature list (${(e as Error).message})`, {
+      cause: e,
+      hint: 'export it with efi-readvar -v <var> -o <file> on the target machine',
+    });
   }
 }
 
@@ -109,15 +121,31 @@ function sourceDate(env: NodeJS.ProcessEnv): Date | undefined {
 /** Generates (or, with `byok`, loads) the Secure Boot keys and writes CanvOS's secure-boot/ layout. */
 export async function genkey(opts: GenkeyOptions): Promise<GenkeyResult> {
   const { dir, org = 'ACME Corp', expirationDays = 5475, byok = false, env = process.env } = opts;
-  if (!Number.isInteger(expirationDays) || expirationDays < 1) throw new CanvosError('ERR_CONFIG', `expiration in days must be a positive integer, got ${expirationDays}`, { hint: 'CanvOS default: EXPIRATION_IN_DAYS=5475' });
-  if (opts.microsoftKeysDir && opts.skipMicrosoft) throw new CanvosError('ERR_USAGE', 'Microsoft keys both included and skipped', { hint: 'give only one of --microsoft-keys and --skip-microsoft-keys' });
-  if (!opts.microsoftKeysDir && !opts.skipMicrosoft) {
-    throw new CanvosError('ERR_CONFIG', 'Microsoft Secure Boot certificates requested (INCLUDE_MS_SECUREBOOT_KEYS=true) but none given; canvos-lite ships none', {
-      hint: 'pass --microsoft-keys DIR (DIR/KEK/*.der, DIR/db/*.der) or --skip-microsoft-keys (without them, option ROMs such as GPU firmware may not load)',
+  if (!Number.isInteger(expirationDays) || expirationDays < 1)
+    throw new CanvosError('ERR_CONFIG', `expiration in days must be a positive integer, got ${expirationDays}`, {
+      hint: 'CanvOS default: EXPIRATION_IN_DAYS=5475',
     });
+  if (opts.microsoftKeysDir && opts.skipMicrosoft)
+    throw new CanvosError('ERR_USAGE', 'Microsoft keys both included and skipped', {
+      hint: 'give only one of --microsoft-keys and --skip-microsoft-keys',
+    });
+  if (!opts.microsoftKeysDir && !opts.skipMicrosoft) {
+    throw new CanvosError(
+      'ERR_CONFIG',
+      'Microsoft Secure Boot certificates requested (INCLUDE_MS_SECUREBOOT_KEYS=true) but none given; canvos-lite ships none',
+      {
+        hint: 'pass --microsoft-keys DIR (DIR/KEK/*.der, DIR/db/*.der) or --skip-microsoft-keys (without them, option ROMs such as GPU firmware may not load)',
+      },
+    );
   }
   if (!byok && !opts.force && existsSync(join(dir, 'private-keys', 'PK.key'))) {
-    throw new CanvosError('ERR_CONFIG', `${join(dir, 'private-keys', 'PK.key')} exists; refusing to replace Secure Boot keys`, { hint: 'machines enrolled with the old keys only boot images signed by them; use --byok to re-sign enrollment files with them, or --force' });
+    throw new CanvosError(
+      'ERR_CONFIG',
+      `${join(dir, 'private-keys', 'PK.key')} exists; refusing to replace Secure Boot keys`,
+      {
+        hint: 'machines enrolled with the old keys only boot images signed by them; use --byok to re-sign enrollment files with them, or --force',
+      },
+    );
   }
   const timestamp = opts.timestamp ?? sourceDate(env) ?? new Date();
   const files: string[] = [];
@@ -126,7 +154,8 @@ export async function genkey(opts: GenkeyOptions): Promise<GenkeyResult> {
     await chmod(join(dir, rel), mode);
     files.push(rel);
   };
-  for (const d of ['enrollment', 'private-keys', 'public-keys']) await mkdir(join(dir, d), { recursive: true, mode: d === 'private-keys' ? 0o700 : 0o755 });
+  for (const d of ['enrollment', 'private-keys', 'public-keys'])
+    await mkdir(join(dir, d), { recursive: true, mode: d === 'private-keys' ? 0o700 : 0o755 });
 
   const pairs = {} as Record<KeyName, Pair>;
   for (const name of KEYS) {
@@ -142,9 +171,16 @@ export async function genkey(opts: GenkeyOptions): Promise<GenkeyResult> {
   }
   if (!byok) {
     const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
-    await put('private-keys/tpm2-pcr-private.pem', privateKey.export({ type: 'pkcs8', format: 'pem' }) as string, 0o600);
+    await put(
+      'private-keys/tpm2-pcr-private.pem',
+      privateKey.export({ type: 'pkcs8', format: 'pem' }) as string,
+      0o600,
+    );
   } else if (!existsSync(join(dir, 'private-keys', 'tpm2-pcr-private.pem'))) {
-    opts.onWarning?.('UKI_NO_PCR_KEY', `bring-your-own-keys: ${join(dir, 'private-keys', 'tpm2-pcr-private.pem')} is missing; UKIs built with these keys carry no signed PCR policy`);
+    opts.onWarning?.(
+      'UKI_NO_PCR_KEY',
+      `bring-your-own-keys: ${join(dir, 'private-keys', 'tpm2-pcr-private.pem')} is missing; UKIs built with these keys carry no signed PCR policy`,
+    );
   }
 
   const owner = randomUUID();
@@ -152,7 +188,10 @@ export async function genkey(opts: GenkeyOptions): Promise<GenkeyResult> {
   const ms = async (sub: 'KEK' | 'db'): Promise<EfiSignature[]> => {
     if (!opts.microsoftKeysDir) return [];
     const certs = await readCertsIn(join(opts.microsoftKeysDir, sub));
-    if (certs.length === 0) throw new CanvosError('ERR_CONFIG', `${join(opts.microsoftKeysDir, sub)}: no certificates (.der, .pem, .crt)`, { hint: 'put Microsoft KEK CA certificates in KEK/ and the UEFI CA / Windows PCA certificates in db/' });
+    if (certs.length === 0)
+      throw new CanvosError('ERR_CONFIG', `${join(opts.microsoftKeysDir, sub)}: no certificates (.der, .pem, .crt)`, {
+        hint: 'put Microsoft KEK CA certificates in KEK/ and the UEFI CA / Windows PCA certificates in db/',
+      });
     return certs.map((data) => ({ type: EFI_CERT_X509, owner: MICROSOFT_OWNER, data }));
   };
   const extra: EfiSignature[] = [];
@@ -177,5 +216,8 @@ export async function genkey(opts: GenkeyOptions): Promise<GenkeyResult> {
 
 /** Reads a PEM public key from a private key file (for the .pcrpkey section). @internal */
 export async function publicPemOf(privateKeyPath: string): Promise<string> {
-  return createPublicKey(createPrivateKey(await readFile(privateKeyPath))).export({ type: 'spki', format: 'pem' }) as string;
+  return createPublicKey(createPrivateKey(await readFile(privateKeyPath))).export({
+    type: 'spki',
+    format: 'pem',
+  }) as string;
 }

@@ -5,7 +5,13 @@ export { signVariable, efiTime, vendorGuid, AUTH_ATTRS, type SignVariableOptions
 export { selfSignedCert, type CertOptions } from './x509.js';
 export { buildUki, DEFAULT_STUB, type BuildUkiOptions } from './uki.js';
 export { signEfi, type SignEfiOptions } from './sign.js';
-export { buildUkiIso, DEFAULT_SYSTEMD_BOOT, UKI_ISO_LABEL, type BuildUkiIsoOptions, type BuildUkiIsoResult } from './uki-iso.js';
+export {
+  buildUkiIso,
+  DEFAULT_SYSTEMD_BOOT,
+  UKI_ISO_LABEL,
+  type BuildUkiIsoOptions,
+  type BuildUkiIsoResult,
+} from './uki-iso.js';
 export {
   buildUkiIsoFromRootfs,
   ENKI_UKI_CMDLINE,

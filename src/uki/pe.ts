@@ -51,7 +51,10 @@ export function parsePe(head: Buffer): PeHeaders {
   for (let i = 0; i < nSections; i++) {
     const o = table + 40 * i;
     sections.push({
-      name: head.subarray(o, o + 8).toString('latin1').replace(/\0+$/, ''),
+      name: head
+        .subarray(o, o + 8)
+        .toString('latin1')
+        .replace(/\0+$/, ''),
       virtualSize: head.readUInt32LE(o + 8),
       virtualAddress: head.readUInt32LE(o + 12),
       rawSize: head.readUInt32LE(o + 16),

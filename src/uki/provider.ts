@@ -22,7 +22,10 @@ import { checkUkiSystemd, ENKI_UKI_CMDLINE } from './uki-iso-image.js';
 import { signedEspFiles, type BuildUkiIsoOptions } from './uki-iso.js';
 
 /** Options of {@link buildUkiProviderImage}. */
-export interface UkiProviderOptions extends Pick<BuildUkiIsoOptions, 'keysDir' | 'version' | 'branding' | 'stub' | 'systemdBoot' | 'signal'> {
+export interface UkiProviderOptions extends Pick<
+  BuildUkiIsoOptions,
+  'keysDir' | 'version' | 'branding' | 'stub' | 'systemdBoot' | 'signal'
+> {
   /** The provider image (CanvOS +provider-image output) whose rootfs becomes the UKI. */
   provider: string;
   /** The carrier image (CanvOS: $SPECTRO_PUB_REPO/third-party/ubuntu:22.04). */
@@ -53,7 +56,8 @@ export interface UkiProviderResult {
 /** Builds and writes the UKI provider image. */
 export async function buildUkiProviderImage(opts: UkiProviderOptions): Promise<UkiProviderResult> {
   const { signal } = opts;
-  const open = (ref: string): Promise<OpenedImage> => openImage(ref, 'amd64', { cache: opts.cache, signal, ...(opts.registry ? { registry: opts.registry } : {}) });
+  const open = (ref: string): Promise<OpenedImage> =>
+    openImage(ref, 'amd64', { cache: opts.cache, signal, ...(opts.registry ? { registry: opts.registry } : {}) });
   await mkdir(opts.workDir, { recursive: true });
   const work = await mkdtemp(join(opts.workDir, '.uki-provider-'));
   const opened: OpenedImage[] = [];
@@ -64,7 +68,10 @@ export async function buildUkiProviderImage(opts: UkiProviderOptions): Promise<U
     opened.push(carrier);
     const inp = await rootfsUkiInputs(mergeLayers(provider.openers, { signal }), work, signal);
     checkUkiSystemd(inp.systemdVersion, opts.onWarning);
-    if (!inp.kairosAgent) throw new CanvosError('ERR_CONFIG', `${opts.provider} has no /usr/bin/kairos-agent`, { hint: 'the UKI provider image carries the provider image\'s kairos-agent; use a Kairos provider image' });
+    if (!inp.kairosAgent)
+      throw new CanvosError('ERR_CONFIG', `${opts.provider} has no /usr/bin/kairos-agent`, {
+        hint: "the UKI provider image carries the provider image's kairos-agent; use a Kairos provider image",
+      });
     const { files } = await signedEspFiles(
       {
         ...opts,
@@ -79,19 +86,38 @@ export async function buildUkiProviderImage(opts: UkiProviderOptions): Promise<U
       work,
     );
     const entries: FileSpec[] = [
-      ...files.map((f): FileSpec => ({ type: 'file', path: `trusted-boot/${f.path}`, source: typeof f.source === 'string' ? { host: f.source } : { inline: f.source }, mode: 0o644 })),
+      ...files.map((f): FileSpec => ({
+        type: 'file',
+        path: `trusted-boot/${f.path}`,
+        source: typeof f.source === 'string' ? { host: f.source } : { inline: f.source },
+        mode: 0o644,
+      })),
       { type: 'file', path: 'usr/bin/kairos-agent', source: { host: inp.kairosAgent }, mode: 0o755 },
     ];
     const epoch = opts.sourceDateEpoch ?? 0;
     const layer = await buildLayer(
       { entries },
-      { dir: join(work, 'layers'), sourceDateEpoch: epoch, compression: 'gzip', mediaType: layerMediaTypeFor(carrier.manifest.mediaType), ...(signal ? { signal } : {}) },
+      {
+        dir: join(work, 'layers'),
+        sourceDateEpoch: epoch,
+        compression: 'gzip',
+        mediaType: layerMediaTypeFor(carrier.manifest.mediaType),
+        ...(signal ? { signal } : {}),
+      },
     );
     const created = epoch > 0 ? new Date(epoch * 1000).toISOString().replace(/\.000Z$/, 'Z') : undefined;
-    const image = assembleImage(carrier, [{ ...layer, createdBy: 'canvos-lite uki provider: /trusted-boot (signed UKI, systemd-boot) + kairos-agent' }], { created });
+    const image = assembleImage(
+      carrier,
+      [{ ...layer, createdBy: 'canvos-lite uki provider: /trusted-boot (signed UKI, systemd-boot) + kairos-agent' }],
+      { created },
+    );
     const d = openDestination(opts.destination, opts.registry ? { registry: opts.registry } : {});
     try {
-      await writeImage(d, image, carrier, new Map([[layer.digest, layer.path]]), opts.cache, { signal, progress: () => {}, item: opts.destination });
+      await writeImage(d, image, carrier, new Map([[layer.digest, layer.path]]), opts.cache, {
+        signal,
+        progress: () => {},
+        item: opts.destination,
+      });
       const tag = /:([\w][\w.-]{0,127})$/.exec(opts.destination)?.[1];
       await d.putManifest(image.manifest, tag, { signal });
       await d.commit({ signal });

@@ -33,7 +33,8 @@ export interface RootfsUkiInputs {
 
 const EMPTY_DIRS = ['sys', 'proc', 'dev', 'run', 'tmp'];
 const EXTRA_DIRS = ['oem', 'efi', 'usr', 'usr/local', 'usr/local/cloud-config'];
-const CAPTURE = /^(boot\/vmlinuz-.+|etc\/os-release|usr\/lib\/os-release|usr\/kairos\/(linuxx64\.efi\.stub|systemd-bootx64\.efi)|usr\/bin\/kairos-agent)$/;
+const CAPTURE =
+  /^(boot\/vmlinuz-.+|etc\/os-release|usr\/lib\/os-release|usr\/kairos\/(linuxx64\.efi\.stub|systemd-bootx64\.efi)|usr\/bin\/kairos-agent)$/;
 
 const typeBits: Record<FsEntry['type'], number> = {
   file: S_IFREG,
@@ -46,7 +47,11 @@ const typeBits: Record<FsEntry['type'], number> = {
 };
 
 /** Streams `rootfs` into `<workDir>/initrd` and captures the UKI's other inputs into `workDir`. */
-export async function rootfsUkiInputs(rootfs: AsyncIterable<FsEntry>, workDir: string, signal?: AbortSignal): Promise<RootfsUkiInputs> {
+export async function rootfsUkiInputs(
+  rootfs: AsyncIterable<FsEntry>,
+  workDir: string,
+  signal?: AbortSignal,
+): Promise<RootfsUkiInputs> {
   const initrd = join(workDir, 'initrd');
   const gz = createGzip({ level: 6 });
   const done = pipeline(gz, createWriteStream(initrd), ...(signal ? [{ signal }] : []));
@@ -87,20 +92,41 @@ export async function rootfsUkiInputs(rootfs: AsyncIterable<FsEntry>, workDir: s
           await w.data(b);
           if (copy && !copy.write(b)) await once(copy, 'drain');
         }
-        if (got !== e.size) throw new CanvosError('ERR_LAYER_CORRUPT', `${e.path}: ${got} bytes read, ${e.size} expected`);
+        if (got !== e.size)
+          throw new CanvosError('ERR_LAYER_CORRUPT', `${e.path}: ${got} bytes read, ${e.size} expected`);
         await w.end();
         if (copy && capture) {
           await new Promise<void>((res, rej) => copy.end((err?: Error | null) => (err ? rej(err) : res())));
           captured.set(e.path, capture);
         }
       } else {
-        await w.record({ ...base, nlink: e.type === 'directory' ? 2 : 1, ino: ino++, rdevmajor: e.devmajor ?? 0, rdevminor: e.devminor ?? 0 });
+        await w.record({
+          ...base,
+          nlink: e.type === 'directory' ? 2 : 1,
+          ino: ino++,
+          rdevmajor: e.devmajor ?? 0,
+          rdevminor: e.devminor ?? 0,
+        });
       }
     }
     const now = { uid: 0, gid: 0, mtime: 0, nlink: 2 };
-    for (const d of [...EMPTY_DIRS, ...EXTRA_DIRS]) if (!seen.has(d)) await w.record({ ...now, name: d, mode: S_IFDIR | 0o755, ino: ino++ });
-    if (!seen.has('dev/console')) await w.record({ ...now, nlink: 1, name: 'dev/console', mode: S_IFCHR | 0o600, ino: ino++, rdevmajor: 5, rdevminor: 1 });
-    if (!seen.has('init')) await w.record({ ...now, nlink: 1, name: 'init', mode: S_IFLNK | 0o777, ino: ino++ }, Buffer.from('/usr/bin/immucore'));
+    for (const d of [...EMPTY_DIRS, ...EXTRA_DIRS])
+      if (!seen.has(d)) await w.record({ ...now, name: d, mode: S_IFDIR | 0o755, ino: ino++ });
+    if (!seen.has('dev/console'))
+      await w.record({
+        ...now,
+        nlink: 1,
+        name: 'dev/console',
+        mode: S_IFCHR | 0o600,
+        ino: ino++,
+        rdevmajor: 5,
+        rdevminor: 1,
+      });
+    if (!seen.has('init'))
+      await w.record(
+        { ...now, nlink: 1, name: 'init', mode: S_IFLNK | 0o777, ino: ino++ },
+        Buffer.from('/usr/bin/immucore'),
+      );
     await w.trailer();
     gz.end();
     await done;
@@ -119,20 +145,35 @@ export async function rootfsUkiInputs(rootfs: AsyncIterable<FsEntry>, workDir: s
     return cur;
   };
   const kernels = [...captured.keys()].filter((p) => /^boot\/vmlinuz-/.test(p) && !p.includes('rescue')).sort();
-  const kpath = links.has('boot/vmlinuz') ? resolve('boot/vmlinuz') : kernels.length === 1 ? (kernels[0] as string) : undefined;
+  const kpath = links.has('boot/vmlinuz')
+    ? resolve('boot/vmlinuz')
+    : kernels.length === 1
+      ? (kernels[0] as string)
+      : undefined;
   const kernel = kpath ? captured.get(kpath) : undefined;
   if (!kpath || !kernel) {
-    throw new CanvosError('ERR_CONFIG', `the image has no usable kernel (/boot/vmlinuz${kernels.length > 1 ? ` is missing and there are ${kernels.length} /boot/vmlinuz-*` : ''})`, { hint: 'a UKI needs the Kairos base image with its kernel in /boot' });
+    throw new CanvosError(
+      'ERR_CONFIG',
+      `the image has no usable kernel (/boot/vmlinuz${kernels.length > 1 ? ` is missing and there are ${kernels.length} /boot/vmlinuz-*` : ''})`,
+      { hint: 'a UKI needs the Kairos base image with its kernel in /boot' },
+    );
   }
   const osrelPath = captured.get(resolve('etc/os-release'));
-  if (!osrelPath) throw new CanvosError('ERR_CONFIG', 'the image has no /etc/os-release', { hint: 'UKIs carry os-release in their .osrel section; use a Kairos base image' });
+  if (!osrelPath)
+    throw new CanvosError('ERR_CONFIG', 'the image has no /etc/os-release', {
+      hint: 'UKIs carry os-release in their .osrel section; use a Kairos base image',
+    });
   return {
     initrd,
     kernel,
     uname: posix.basename(kpath).replace(/^vmlinuz-/, ''),
     osRelease: await readFile(osrelPath, 'utf8'),
-    ...(captured.has('usr/kairos/linuxx64.efi.stub') ? { stub: captured.get('usr/kairos/linuxx64.efi.stub') as string } : {}),
-    ...(captured.has('usr/kairos/systemd-bootx64.efi') ? { systemdBoot: captured.get('usr/kairos/systemd-bootx64.efi') as string } : {}),
+    ...(captured.has('usr/kairos/linuxx64.efi.stub')
+      ? { stub: captured.get('usr/kairos/linuxx64.efi.stub') as string }
+      : {}),
+    ...(captured.has('usr/kairos/systemd-bootx64.efi')
+      ? { systemdBoot: captured.get('usr/kairos/systemd-bootx64.efi') as string }
+      : {}),
     ...(systemdVersion !== undefined ? { systemdVersion } : {}),
     ...(captured.has('usr/bin/kairos-agent') ? { kairosAgent: captured.get('usr/bin/kairos-agent') as string } : {}),
   };

@@ -41,7 +41,11 @@ export async function signEfi(input: string, output: string, opts: SignEfiOption
       key = createPrivateKey(await readFile(opts.key));
       cert = certDer(await readFile(opts.cert));
     } catch (e) {
-      throw new CanvosError('ERR_CONFIG', `cannot read the signing key pair ${opts.key} / ${opts.cert} (${(e as Error).message})`, { cause: e, hint: 'run canvos-lite uki genkey, or check the secure-boot directory' });
+      throw new CanvosError(
+        'ERR_CONFIG',
+        `cannot read the signing key pair ${opts.key} / ${opts.cert} (${(e as Error).message})`,
+        { cause: e, hint: 'run canvos-lite uki genkey, or check the secure-boot directory' },
+      );
     }
     opts.signal?.throwIfAborted();
     await copyFile(input, output);
@@ -49,18 +53,31 @@ export async function signEfi(input: string, output: string, opts: SignEfiOption
     try {
       await authenticodeSign(output, key, cert);
     } catch (e) {
-      throw new CanvosError('ERR_CONFIG', `${input}: cannot sign (${(e as Error).message})`, { cause: e, hint: 'the input must be a PE32+ EFI binary' });
+      throw new CanvosError('ERR_CONFIG', `${input}: cannot sign (${(e as Error).message})`, {
+        cause: e,
+        hint: 'the input must be a PE32+ EFI binary',
+      });
     }
     return;
   }
-  const r = await runTool('sbsign', ['--key', opts.key, '--cert', opts.cert, '--output', output, input], opts.signal).catch((e: unknown) => {
+  const r = await runTool(
+    'sbsign',
+    ['--key', opts.key, '--cert', opts.cert, '--output', output, input],
+    opts.signal,
+  ).catch((e: unknown) => {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') {
-      throw new CanvosError('ERR_CONFIG', 'sbsign not found; it signs EFI binaries for Secure Boot', { cause: e, hint: 'install sbsigntool (Debian/Ubuntu: apt-get install sbsigntool)' });
+      throw new CanvosError('ERR_CONFIG', 'sbsign not found; it signs EFI binaries for Secure Boot', {
+        cause: e,
+        hint: 'install sbsigntool (Debian/Ubuntu: apt-get install sbsigntool)',
+      });
     }
     throw e;
   });
   if (r.code !== 0) {
     const last = r.out.trim().split('\n').pop() ?? '';
-    throw new CanvosError('ERR_CONFIG', `sbsign failed on ${input}: ${last}`, { hint: `check that ${opts.key} and ${opts.cert} are the db key pair`, details: { output: r.out } });
+    throw new CanvosError('ERR_CONFIG', `sbsign failed on ${input}: ${last}`, {
+      hint: `check that ${opts.key} and ${opts.cert} are the db key pair`,
+      details: { output: r.out },
+    });
   }
 }

@@ -50,19 +50,33 @@ export interface BuildUkiIsoResult {
 
 function keyFile(keysDir: string, sub: string, name: string): string {
   const p = join(keysDir, sub, name);
-  if (!existsSync(p)) throw new CanvosError('ERR_CONFIG', `${p} is missing`, { hint: 'run canvos-lite uki genkey first (or point --keys at the secure-boot directory)' });
+  if (!existsSync(p))
+    throw new CanvosError('ERR_CONFIG', `${p} is missing`, {
+      hint: 'run canvos-lite uki genkey first (or point --keys at the secure-boot directory)',
+    });
   return p;
 }
 
 /** Builds and signs the UKI and systemd-boot in `work`; returns the ESP tree (enki's layout) and the UKI's ESP path. */
-export async function signedEspFiles(opts: BuildUkiIsoOptions, work: string): Promise<{ files: FatFileSpec[]; ukiPath: string }> {
+export async function signedEspFiles(
+  opts: BuildUkiIsoOptions,
+  work: string,
+): Promise<{ files: FatFileSpec[]; ukiPath: string }> {
   const { keysDir, version = 'uki', branding = 'Palette eXtended Kubernetes Edge' } = opts;
-  if (!/^[\w.+-]+$/.test(version)) throw new CanvosError('ERR_CONFIG', `UKI version ${JSON.stringify(version)} is not usable as a file name`, { hint: 'use letters, digits, . + - _' });
+  if (!/^[\w.+-]+$/.test(version))
+    throw new CanvosError('ERR_CONFIG', `UKI version ${JSON.stringify(version)} is not usable as a file name`, {
+      hint: 'use letters, digits, . + - _',
+    });
   const key = keyFile(keysDir, 'private-keys', 'db.key');
   const cert = keyFile(keysDir, 'public-keys', 'db.pem');
-  const auth = ['PK', 'KEK', 'db'].flatMap((k) => [`${k}.auth`, `${k}.der`].map((f) => ({ f, p: keyFile(keysDir, 'enrollment', f) })));
+  const auth = ['PK', 'KEK', 'db'].flatMap((k) =>
+    [`${k}.auth`, `${k}.der`].map((f) => ({ f, p: keyFile(keysDir, 'enrollment', f) })),
+  );
   const sdboot = opts.systemdBoot ?? DEFAULT_SYSTEMD_BOOT;
-  if (!existsSync(sdboot)) throw new CanvosError('ERR_CONFIG', `systemd-boot ${sdboot} not found`, { hint: 'install systemd-boot-efi (Debian/Ubuntu) or pass --systemd-boot FILE' });
+  if (!existsSync(sdboot))
+    throw new CanvosError('ERR_CONFIG', `systemd-boot ${sdboot} not found`, {
+      hint: 'install systemd-boot-efi (Debian/Ubuntu) or pass --systemd-boot FILE',
+    });
   const pcrKey = join(keysDir, 'private-keys', 'tpm2-pcr-private.pem');
   const sig = opts.signal ? { signal: opts.signal } : {};
   const unsigned = join(work, 'uki.unsigned.efi');
@@ -78,7 +92,10 @@ export async function signedEspFiles(opts: BuildUkiIsoOptions, work: string): Pr
     { path: 'EFI/BOOT/BOOTX64.EFI', source: boot },
     { path: ukiPath, source: uki },
     { path: 'loader/loader.conf', source: Buffer.from(loaderConf) },
-    { path: `loader/entries/${version}.conf`, source: Buffer.from(`title ${branding}\nefi /${ukiPath}\nversion ${version}\n`) },
+    {
+      path: `loader/entries/${version}.conf`,
+      source: Buffer.from(`title ${branding}\nefi /${ukiPath}\nversion ${version}\n`),
+    },
     ...auth.map(({ f, p }) => ({ path: `loader/keys/auto/${f}`, source: p })),
   ];
   return { files, ukiPath };
@@ -94,12 +111,31 @@ export async function buildUkiIso(opts: BuildUkiIsoOptions): Promise<BuildUkiIso
     const isoRoot = join(work, 'iso');
     await mkdir(isoRoot);
     const img = join(isoRoot, 'efiboot.img');
-    await writeFatImage(img, { files, dirs: ['EFI/tools'] }, { label: 'UKI_EFI', roundTo: 1 << 20, signal: opts.signal });
+    await writeFatImage(
+      img,
+      { files, dirs: ['EFI/tools'] },
+      { label: 'UKI_EFI', roundTo: 1 << 20, signal: opts.signal },
+    );
     const isoPath = join(outputDir, `${name}.iso`);
     await rm(isoPath, { force: true });
-    const grafts = Object.entries(opts.overlay ?? {}).map(([p, host]) => `${p.replace(/^\/+/, '').replace(/=/g, '\\=')}=${host}`);
+    const grafts = Object.entries(opts.overlay ?? {}).map(
+      ([p, host]) => `${p.replace(/^\/+/, '').replace(/=/g, '\\=')}=${host}`,
+    );
     await runXorriso(
-      ['-as', 'mkisofs', '-V', UKI_ISO_LABEL, '-e', 'efiboot.img', '-no-emul-boot', '-o', isoPath, '-graft-points', isoRoot, ...grafts],
+      [
+        '-as',
+        'mkisofs',
+        '-V',
+        UKI_ISO_LABEL,
+        '-e',
+        'efiboot.img',
+        '-no-emul-boot',
+        '-o',
+        isoPath,
+        '-graft-points',
+        isoRoot,
+        ...grafts,
+      ],
       { signal: opts.signal },
     );
     return { isoPath, ukiPath };

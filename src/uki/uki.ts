@@ -35,12 +35,22 @@ export interface BuildUkiOptions {
 
 const CHUNK = 1 << 20;
 
-async function copyRange(src: FileHandle, from: number, length: number, dst: FileHandle, to: number, signal?: AbortSignal): Promise<void> {
+async function copyRange(
+  src: FileHandle,
+  from: number,
+  length: number,
+  dst: FileHandle,
+  to: number,
+  signal?: AbortSignal,
+): Promise<void> {
   const buf = Buffer.allocUnsafe(Math.min(CHUNK, Math.max(length, 1)));
-  for (let done = 0; done < length; ) {
+  for (let done = 0; done < length;) {
     signal?.throwIfAborted();
     const { bytesRead } = await src.read(buf, 0, Math.min(buf.length, length - done), from + done);
-    if (bytesRead === 0) throw new CanvosError('ERR_CONFIG', 'input file shrank while it was read', { hint: 'do not change inputs during the build' });
+    if (bytesRead === 0)
+      throw new CanvosError('ERR_CONFIG', 'input file shrank while it was read', {
+        hint: 'do not change inputs during the build',
+      });
     await dst.write(buf, 0, bytesRead, to + done);
     done += bytesRead;
   }
@@ -51,7 +61,10 @@ async function sizeOf(p: Payload): Promise<number> {
   let n = 0;
   for (const f of p.files) {
     const st = await stat(f).catch((e: unknown) => {
-      throw new CanvosError('ERR_CONFIG', `${f}: cannot read (${(e as Error).message})`, { cause: e, hint: 'check the kernel and initrd paths' });
+      throw new CanvosError('ERR_CONFIG', `${f}: cannot read (${(e as Error).message})`, {
+        cause: e,
+        hint: 'check the kernel and initrd paths',
+      });
     });
     n += st.size;
   }
@@ -62,7 +75,9 @@ async function sizeOf(p: Payload): Promise<number> {
 export async function buildUki(output: string, opts: BuildUkiOptions): Promise<NewSection[]> {
   const stubPath = opts.stub ?? DEFAULT_STUB;
   if (!existsSync(stubPath)) {
-    throw new CanvosError('ERR_CONFIG', `systemd EFI stub ${stubPath} not found`, { hint: 'install systemd-boot-efi (Debian/Ubuntu) or pass --stub FILE' });
+    throw new CanvosError('ERR_CONFIG', `systemd EFI stub ${stubPath} not found`, {
+      hint: 'install systemd-boot-efi (Debian/Ubuntu) or pass --stub FILE',
+    });
   }
   const payloads: [string, Payload][] = [
     ['.osrel', { bytes: Buffer.from(opts.osRelease) }],
@@ -85,7 +100,10 @@ export async function buildUki(output: string, opts: BuildUkiOptions): Promise<N
       h = parsePe(head);
       layout = planSections(head, adds);
     } catch (e) {
-      throw new CanvosError('ERR_CONFIG', `${stubPath}: unusable EFI stub (${(e as Error).message})`, { cause: e, hint: 'use systemd-boot-efi linuxx64.efi.stub' });
+      throw new CanvosError('ERR_CONFIG', `${stubPath}: unusable EFI stub (${(e as Error).message})`, {
+        cause: e,
+        hint: 'use systemd-boot-efi linuxx64.efi.stub',
+      });
     }
     await out.write(layout.headers, 0, layout.headers.length, 0);
     const withData = h.sections.filter((s) => s.rawPointer && s.rawSize);

@@ -4,7 +4,22 @@
  * genkey. Also reads back what PKCS#7 signers need (issuer Name, serial number) from any DER certificate.
  */
 import { X509Certificate, createHash, randomBytes, sign, type KeyObject } from 'node:crypto';
-import { bitString, bool, children, explicit, int, nul, octets, oid, readTlv, seq, set, time, uint, utf8 } from './der.js';
+import {
+  bitString,
+  bool,
+  children,
+  explicit,
+  int,
+  nul,
+  octets,
+  oid,
+  readTlv,
+  seq,
+  set,
+  time,
+  uint,
+  utf8,
+} from './der.js';
 
 export const OID_SHA256 = '2.16.840.1.101.3.4.2.1';
 export const OID_RSA = '1.2.840.113549.1.1.1';

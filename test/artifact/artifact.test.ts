@@ -40,7 +40,19 @@ beforeAll(async () => {
   work = unprivilegedTempDir('canvos-artifact-');
   await cp(fx.layoutDir, join(work, 'base'), { recursive: true });
   [a, b] = await Promise.all([startRegistry(), startRegistry()]);
-  const r = await cli('iso', '--base', `oci:${join(work, 'base')}:latest`, '--name', 'edge', '--output', join(work, 'iso'), '--push', `${a.host}/edge/installer-iso:v1`, '--insecure', '--json');
+  const r = await cli(
+    'iso',
+    '--base',
+    `oci:${join(work, 'base')}:latest`,
+    '--name',
+    'edge',
+    '--output',
+    join(work, 'iso'),
+    '--push',
+    `${a.host}/edge/installer-iso:v1`,
+    '--insecure',
+    '--json',
+  );
   expect(r.code, r.stderr).toBe(0);
   iso = JSON.parse(r.stdout) as typeof iso;
 }, 600_000);
@@ -51,10 +63,17 @@ afterAll(async () => {
 
 describe('ISO as an OCI artifact', () => {
   it('pushes one titled layer with the artifactType, the empty config and the .sha256 line as an annotation', async () => {
-    const res = await fetch(`${a.url}/v2/edge/installer-iso/manifests/v1`, { headers: { accept: 'application/vnd.oci.image.manifest.v1+json' } });
+    const res = await fetch(`${a.url}/v2/edge/installer-iso/manifests/v1`, {
+      headers: { accept: 'application/vnd.oci.image.manifest.v1+json' },
+    });
     const body = Buffer.from(await res.arrayBuffer());
     expect(`sha256:${createHash('sha256').update(body).digest('hex')}`).toBe(iso.pushed.digest);
-    const m = JSON.parse(body.toString()) as { artifactType: string; config: { mediaType: string; size: number }; layers: Array<{ digest: string; annotations: Record<string, string> }>; annotations: Record<string, string> };
+    const m = JSON.parse(body.toString()) as {
+      artifactType: string;
+      config: { mediaType: string; size: number };
+      layers: Array<{ digest: string; annotations: Record<string, string> }>;
+      annotations: Record<string, string>;
+    };
     expect(m.artifactType).toBe(ISO_ARTIFACT_TYPE);
     expect(m.config).toMatchObject({ mediaType: 'application/vnd.oci.empty.v1+json', size: 2 });
     expect(m.layers).toHaveLength(1);
@@ -75,7 +94,10 @@ describe('ISO as an OCI artifact', () => {
     const out = join(work, 'pulled');
     const p = await cli('pull-artifact', '--insecure', dest?.destination ?? '', out, '--json');
     expect(p.code, p.stderr).toBe(0);
-    expect((JSON.parse(p.stdout) as { files: string[] }).files).toEqual([join(out, 'edge.iso'), join(out, 'edge.iso.sha256')]);
+    expect((JSON.parse(p.stdout) as { files: string[] }).files).toEqual([
+      join(out, 'edge.iso'),
+      join(out, 'edge.iso.sha256'),
+    ]);
     expect(await sha256(join(out, 'edge.iso'))).toBe(iso.sha256);
     expect(await readFile(join(out, 'edge.iso.sha256'))).toEqual(await readFile(iso.sha256Path));
     const check = await run('sha256sum', ['-c', 'edge.iso.sha256'], { cwd: out });
@@ -101,16 +123,33 @@ describe('ISO as an OCI artifact', () => {
     expect(await readdir(join(work, 'tampered'))).toEqual([]);
   }, 300_000);
 
-  it('--push-as image writes CanvOS\'s iso-disk-image form: the ISO at /disk/<name>.iso in a scratch image', async () => {
+  it("--push-as image writes CanvOS's iso-disk-image form: the ISO at /disk/<name>.iso in a scratch image", async () => {
     const layout = join(work, 'iso-image');
-    const r = await cli('iso', '--base', `oci:${join(work, 'base')}:latest`, '--name', 'edge', '--output', join(work, 'iso2'), '--push', `oci:${layout}:v1`, '--push-as', 'image', '--json');
+    const r = await cli(
+      'iso',
+      '--base',
+      `oci:${join(work, 'base')}:latest`,
+      '--name',
+      'edge',
+      '--output',
+      join(work, 'iso2'),
+      '--push',
+      `oci:${layout}:v1`,
+      '--push-as',
+      'image',
+      '--json',
+    );
     expect(r.code, r.stderr).toBe(0);
     const built = JSON.parse(r.stdout) as typeof iso;
     expect(built.sha256).toBe(iso.sha256); // SOURCE_DATE_EPOCH: the same ISO again
-    const index = JSON.parse(await readFile(join(layout, 'index.json'), 'utf8')) as { manifests: Array<{ digest: string }> };
+    const index = JSON.parse(await readFile(join(layout, 'index.json'), 'utf8')) as {
+      manifests: Array<{ digest: string }>;
+    };
     expect(index.manifests[0]?.digest).toBe(built.pushed.digest);
     const blob = (d: string): string => join(layout, 'blobs', 'sha256', d.replace('sha256:', ''));
-    const m = JSON.parse(await readFile(blob(built.pushed.digest), 'utf8')) as { layers: Array<{ digest: string; mediaType: string }> };
+    const m = JSON.parse(await readFile(blob(built.pushed.digest), 'utf8')) as {
+      layers: Array<{ digest: string; mediaType: string }>;
+    };
     expect(m.layers.map((l) => l.mediaType)).toEqual(['application/vnd.oci.image.layer.v1.tar+gzip']);
     const x = join(work, 'iso-image-x');
     await run('mkdir', ['-p', x]);

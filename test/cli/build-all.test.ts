@@ -19,11 +19,20 @@ let project: string;
 let base: string;
 
 async function cli(cwd: string, ...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const env = { HOME: tmp.path, PATH: process.env.PATH, CANVOS_CACHE_DIR: join(tmp.path, 'cache'), SOURCE_DATE_EPOCH: '1700000000' };
+  const env = {
+    HOME: tmp.path,
+    PATH: process.env.PATH,
+    CANVOS_CACHE_DIR: join(tmp.path, 'cache'),
+    SOURCE_DATE_EPOCH: '1700000000',
+  };
   return runCli(['build-all', '--insecure-registry', reg.host, ...args], { env, cwd });
 }
 
-const exists = (p: string): Promise<boolean> => stat(p).then(() => true, () => false);
+const exists = (p: string): Promise<boolean> =>
+  stat(p).then(
+    () => true,
+    () => false,
+  );
 
 beforeAll(async () => {
   reg = await startRegistry();
@@ -45,7 +54,18 @@ describe('canvos-lite build-all', () => {
   it('--output oci:DIR writes the provider image, then the ISO and its .sha256; --json combines both', async () => {
     const oci = join(tmp.path, 'images');
     const isoDir = join(tmp.path, 'iso');
-    const r = await cli(project, '--output', `oci:${oci}`, '--iso-output', isoDir, '--set', 'K8S_VERSION=1.30.4', '--set', `BASE_IMAGE=${base}`, '--json');
+    const r = await cli(
+      project,
+      '--output',
+      `oci:${oci}`,
+      '--iso-output',
+      isoDir,
+      '--set',
+      'K8S_VERSION=1.30.4',
+      '--set',
+      `BASE_IMAGE=${base}`,
+      '--json',
+    );
     expect(r.stderr).not.toMatch(/internal error/);
     expect(r.code, r.stderr).toBe(0);
     const j = JSON.parse(r.stdout) as {
@@ -54,13 +74,18 @@ describe('canvos-lite build-all', () => {
     };
     expect(j.provider.images.map((i) => i.tag)).toEqual(['k3s-1.30.4-v4.9.38-demo']);
     expect(j.provider.packSnippet).toContain('system.peVersion');
-    const inspect = JSON.parse(await skopeo(['inspect', `oci:${oci}:k3s-1.30.4-v4.9.38-demo`])) as { Digest: string; Layers: string[] };
+    const inspect = JSON.parse(await skopeo(['inspect', `oci:${oci}:k3s-1.30.4-v4.9.38-demo`])) as {
+      Digest: string;
+      Layers: string[];
+    };
     expect(inspect.Digest).toBe(j.provider.images[0]?.digest);
 
     expect(j.iso.isoPath).toBe(join(isoDir, 'palette-edge-installer.iso'));
     expect(j.iso.userData).toBe(join(project, 'user-data'));
     expect(j.iso.stylusImage).toBe(`${reg.host}/edge/stylus-framework-linux-amd64:v4.9.38`);
-    const hash = createHash('sha256').update(await readFile(j.iso.isoPath)).digest('hex');
+    const hash = createHash('sha256')
+      .update(await readFile(j.iso.isoPath))
+      .digest('hex');
     expect(j.iso.sha256).toBe(hash);
     expect(await readFile(j.iso.sha256Path, 'utf8')).toBe(`${hash}  palette-edge-installer.iso\n`);
     // The stylus framework's files (also the ones provider images leave out) are in the installer rootfs.
@@ -88,10 +113,20 @@ describe('canvos-lite build-all', () => {
 
   it('an invalid user-data fails before the provider images are built', async () => {
     const p = join(tmp.path, 'bad-user-data');
-    await makeProject(p, (await readFile(join(project, '.arg'), 'utf8')));
+    await makeProject(p, await readFile(join(project, '.arg'), 'utf8'));
     await writeFile(join(p, 'user-data'), 'install: {}\n');
     const oci = join(tmp.path, 'ud-images');
-    const r = await cli(p, '--output', `oci:${oci}`, '--iso-output', join(tmp.path, 'ud-iso'), '--set', 'K8S_VERSION=1.30.4', '--set', `BASE_IMAGE=${base}`);
+    const r = await cli(
+      p,
+      '--output',
+      `oci:${oci}`,
+      '--iso-output',
+      join(tmp.path, 'ud-iso'),
+      '--set',
+      'K8S_VERSION=1.30.4',
+      '--set',
+      `BASE_IMAGE=${base}`,
+    );
     expect(r.code).toBe(3);
     expect(r.stderr).toMatch(/user-data:1: user-data must start with a "#cloud-config" line/);
     expect(await exists(oci)).toBe(false);

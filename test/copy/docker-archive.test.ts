@@ -38,16 +38,27 @@ async function legacyTree(root: string): Promise<{ tarA: Buffer; tarB: Buffer }>
   await writeFile(join(root, idA, 'layer.tar'), tarA);
   await symlink(`../${idA}/layer.tar`, join(root, idB, 'layer.tar'));
   await writeFile(join(root, idC, 'layer.tar'), gzipSync(tarB));
-  const cfg = (diffs: string[]): Buffer => Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', config: { Env: ['A=1'] }, rootfs: { type: 'layers', diff_ids: diffs } }));
+  const cfg = (diffs: string[]): Buffer =>
+    Buffer.from(
+      JSON.stringify({
+        architecture: 'amd64',
+        os: 'linux',
+        config: { Env: ['A=1'] },
+        rootfs: { type: 'layers', diff_ids: diffs },
+      }),
+    );
   const cfg1 = cfg([`sha256:${hex(tarA)}`, `sha256:${hex(tarB)}`]);
   const cfg2 = cfg([`sha256:${hex(tarA)}`]);
   await writeFile(join(root, `${hex(cfg1)}.json`), cfg1);
   await mkdir(join(root, LONG), { recursive: true });
   await writeFile(join(root, LONG, 'config.json'), cfg2);
-  await writeFile(join(root, 'manifest.json'), JSON.stringify([
-    { Config: `${hex(cfg1)}.json`, RepoTags: ['first:1'], Layers: [`${idA}/layer.tar`, `${idC}/layer.tar`] },
-    { Config: `${LONG}/config.json`, RepoTags: ['localhost:5000/second:2'], Layers: [`${idB}/layer.tar`] },
-  ]));
+  await writeFile(
+    join(root, 'manifest.json'),
+    JSON.stringify([
+      { Config: `${hex(cfg1)}.json`, RepoTags: ['first:1'], Layers: [`${idA}/layer.tar`, `${idC}/layer.tar`] },
+      { Config: `${LONG}/config.json`, RepoTags: ['localhost:5000/second:2'], Layers: [`${idB}/layer.tar`] },
+    ]),
+  );
   return { tarA, tarB };
 }
 
@@ -56,7 +67,14 @@ beforeAll(async () => {
   tmp = await tmpDir('canvos-archive-');
   tars = await legacyTree(join(tmp.path, 'tree'));
   for (const format of ['gnu', 'pax']) {
-    const r = await run('tar', [`--format=${format}`, '-C', join(tmp.path, 'tree'), '-cf', join(tmp.path, `${format}.tar`), '.']);
+    const r = await run('tar', [
+      `--format=${format}`,
+      '-C',
+      join(tmp.path, 'tree'),
+      '-cf',
+      join(tmp.path, `${format}.tar`),
+      '.',
+    ]);
     if (r.code !== 0) throw new Error(r.stderr);
   }
 });
@@ -68,7 +86,9 @@ describe.each(['gnu', 'pax'])('docker-archive reader (%s tar)', (format) => {
   const file = (): string => join(tmp.path, `${format}.tar`);
 
   it('asks which image when there are several', async () => {
-    const e = await openSource(`docker-archive:${file()}`).getManifest().catch((x: unknown) => x);
+    const e = await openSource(`docker-archive:${file()}`)
+      .getManifest()
+      .catch((x: unknown) => x);
     expect(CanvosError.is(e) && e.code).toBe('ERR_LAYOUT');
     expect((e as Error).message).toContain('(first:1, localhost:5000/second:2)');
   });
@@ -107,9 +127,19 @@ describe('docker-archive writer', () => {
   it('writes a docker-save tar that is also an OCI layout; without index.json the reader synthesises Docker v2s2', async () => {
     const fx = await makeOciLayout(join(tmp.path, 'w-src'), { tag: 'v1', layers: 2, layerBytes: 8192 });
     const tar = join(tmp.path, 'written.tar');
-    await copyImage(openSource(`oci:${join(tmp.path, 'w-src')}:v1`), openDestination(`docker-archive:${tar}:registry.example/app:v1`));
+    await copyImage(
+      openSource(`oci:${join(tmp.path, 'w-src')}:v1`),
+      openDestination(`docker-archive:${tar}:registry.example/app:v1`),
+    );
     const listing = (await run('tar', ['-tf', tar])).stdout.trim().split('\n');
-    expect(listing).toEqual(expect.arrayContaining(['manifest.json', 'index.json', 'oci-layout', `blobs/sha256/${fx.manifestDigests[0]!.slice(7)}`]));
+    expect(listing).toEqual(
+      expect.arrayContaining([
+        'manifest.json',
+        'index.json',
+        'oci-layout',
+        `blobs/sha256/${fx.manifestDigests[0]!.slice(7)}`,
+      ]),
+    );
     expect(listing.filter((n) => n.endsWith('.tmp') || n.includes('spool'))).toEqual([]);
     // Byte-exact through the embedded manifest.
     expect((await openSource(`docker-archive:${tar}`).getManifest()).digest).toBe(fx.manifestDigests[0]);
@@ -126,8 +156,13 @@ describe('docker-archive writer', () => {
     expect(raw.mediaType).toBe('application/vnd.docker.distribution.manifest.v2+json');
     if (m.kind !== 'image') throw new Error('expected an image manifest');
     expect(m.value.config.digest).toBe(fx.images[0]!.configDigest);
-    expect(m.value.layers.map((l) => [l.mediaType, l.digest])).toEqual(fx.images[0]!.layerDigests.map((d) => ['application/vnd.docker.image.rootfs.diff.tar.gzip', d]));
-    const r = await copyImage(openSource(`docker-archive:${plain}`), layoutDestination(join(tmp.path, 'plain-out'), { tag: 'p' }));
+    expect(m.value.layers.map((l) => [l.mediaType, l.digest])).toEqual(
+      fx.images[0]!.layerDigests.map((d) => ['application/vnd.docker.image.rootfs.diff.tar.gzip', d]),
+    );
+    const r = await copyImage(
+      openSource(`docker-archive:${plain}`),
+      layoutDestination(join(tmp.path, 'plain-out'), { tag: 'p' }),
+    );
     expect(r).toMatchObject({ rootDigest: raw.digest, blobs: { copied: 3 } });
   });
 });

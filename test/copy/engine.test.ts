@@ -43,16 +43,26 @@ async function sharedLayout(dir: string): Promise<{ index: Digest; m: M }> {
   const m = JSON.parse((await layout.readSmallBlob(root.digest)).toString('utf8')) as M;
   const arm = Buffer.from(JSON.stringify({ ...m, annotations: { variant: 'arm64' } }));
   const armDigest = await layout.writeSmallBlob(arm);
-  const index = Buffer.from(JSON.stringify({
-    schemaVersion: 2,
-    mediaType: 'application/vnd.oci.image.index.v1+json',
-    manifests: [
-      { ...root, annotations: undefined, platform: { os: 'linux', architecture: 'amd64' } },
-      { mediaType: root.mediaType, digest: armDigest, size: arm.length, platform: { os: 'linux', architecture: 'arm64' } },
-    ],
-  }));
+  const index = Buffer.from(
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType: 'application/vnd.oci.image.index.v1+json',
+      manifests: [
+        { ...root, annotations: undefined, platform: { os: 'linux', architecture: 'amd64' } },
+        {
+          mediaType: root.mediaType,
+          digest: armDigest,
+          size: arm.length,
+          platform: { os: 'linux', architecture: 'arm64' },
+        },
+      ],
+    }),
+  );
   const d = await layout.writeSmallBlob(index);
-  await layout.setTag({ mediaType: 'application/vnd.oci.image.index.v1+json', digest: d, size: index.length }, 'shared');
+  await layout.setTag(
+    { mediaType: 'application/vnd.oci.image.index.v1+json', digest: d, size: index.length },
+    'shared',
+  );
   return { index: d, m };
 }
 
@@ -133,14 +143,18 @@ describe('copy engine', () => {
     const dir = join(tmp.path, 'shared');
     const { index } = await sharedLayout(dir);
     proxy.requests.length = 0;
-    const dst = measured(openDestination(`${proxy.host}/shared/img:v1`, { registry: { insecureRegistries: [proxy.host], authFiles: [] } }));
+    const dst = measured(
+      openDestination(`${proxy.host}/shared/img:v1`, { registry: { insecureRegistries: [proxy.host], authFiles: [] } }),
+    );
     const src = measuredSource(openSource(`oci:${dir}:shared`));
     const events: ProgressEvent[] = [];
     const r = await copyImage(src, dst, { concurrency: 2, onProgress: (e) => events.push(e) });
     expect(r.rootDigest).toBe(index);
     expect(r.manifests).toBe(3);
     expect(r.blobs.copied).toBe(4);
-    const uploads = proxy.requests.filter((q) => q.method === 'PUT' && /\/blobs\/uploads\//.test(q.path)).map((q) => /digest=([^&]+)/.exec(q.path)?.[1]);
+    const uploads = proxy.requests
+      .filter((q) => q.method === 'PUT' && /\/blobs\/uploads\//.test(q.path))
+      .map((q) => /digest=([^&]+)/.exec(q.path)?.[1]);
     expect(uploads).toHaveLength(4);
     expect(new Set(uploads).size).toBe(4);
     // `concurrency` bounds the blobs being read; a blob whose source is read may still be finishing its upload
@@ -152,10 +166,14 @@ describe('copy engine', () => {
     expect(finished.at(-1)).toMatchObject({ itemsDone: 4, itemsTotal: 4 });
     expect(finished.at(-1)!.transferred).toBe(finished.at(-1)!.total);
     // Manifests arrive bottom-up: both children before the index, the index last and by tag.
-    const puts = proxy.requests.filter((q) => q.method === 'PUT' && /\/manifests\//.test(q.path)).map((q) => q.path.split('/manifests/')[1]);
+    const puts = proxy.requests
+      .filter((q) => q.method === 'PUT' && /\/manifests\//.test(q.path))
+      .map((q) => q.path.split('/manifests/')[1]);
     expect(puts.slice(-1)).toEqual(['v1']);
     expect(puts.slice(0, 2).every((p) => p?.startsWith('sha256:'))).toBe(true);
-    expect(sha256(await skopeo(['inspect', '--raw', '--tls-verify=false', `docker://${reg.host}/shared/img:v1`]))).toBe(index);
+    expect(sha256(await skopeo(['inspect', '--raw', '--tls-verify=false', `docker://${reg.host}/shared/img:v1`]))).toBe(
+      index,
+    );
   });
 
   it('a shared CopyPool moves a blob needed by concurrent copies into the same layout once', async () => {
@@ -164,7 +182,11 @@ describe('copy engine', () => {
     const out = join(tmp.path, 'pooled-out');
     const pool = new CopyPool(2);
     const one = (arch: string, tag: string) =>
-      copyImage(layoutSource(dir, { tag: 'shared' }), layoutDestination(out, { tag }), { platforms: [{ os: 'linux', architecture: arch }], pool, poolScope: out });
+      copyImage(layoutSource(dir, { tag: 'shared' }), layoutDestination(out, { tag }), {
+        platforms: [{ os: 'linux', architecture: arch }],
+        pool,
+        poolScope: out,
+      });
     const [x, y] = await Promise.all([one('amd64', 'x'), one('arm64', 'y')]);
     expect(x.blobs.copied + y.blobs.copied).toBe(4);
     expect(x.blobs.skipped + y.blobs.skipped).toBe(4);
@@ -177,7 +199,12 @@ describe('copy engine', () => {
     await makeOciLayout(dir, { tag: 'x', layers: 1, layerBytes: 1024 });
     const layout = new OciLayout(dir);
     const m = JSON.parse((await layout.readSmallBlob((await layout.resolve('x')).digest)).toString('utf8')) as M;
-    m.layers.push({ mediaType: 'application/vnd.oci.image.layer.nondistributable.v1.tar+gzip', digest: sha256('not here'), size: 8, urls: ['https://example.invalid/layer'] });
+    m.layers.push({
+      mediaType: 'application/vnd.oci.image.layer.nondistributable.v1.tar+gzip',
+      digest: sha256('not here'),
+      size: 8,
+      urls: ['https://example.invalid/layer'],
+    });
     const bytes = Buffer.from(JSON.stringify(m));
     const d = await layout.writeSmallBlob(bytes);
     await layout.setTag({ mediaType: m.mediaType, digest: d, size: bytes.length }, 'foreign');
@@ -186,14 +213,21 @@ describe('copy engine', () => {
     const r = await copyImage(layoutSource(dir, { tag: 'foreign' }), layoutDestination(out, { tag: 'f' }));
     expect(r.blobs).toMatchObject({ copied: 2, foreignSkipped: 1 });
     expect(r.rootDigest).toBe(d);
-    const e = await copyImage(layoutSource(dir, { tag: 'foreign' }), layoutDestination(out, { tag: 'g' }), { includeForeign: true }).catch((x: unknown) => x);
+    const e = await copyImage(layoutSource(dir, { tag: 'foreign' }), layoutDestination(out, { tag: 'g' }), {
+      includeForeign: true,
+    }).catch((x: unknown) => x);
     expect(CanvosError.is(e) && e.code).toBe('ERR_BLOB_UNKNOWN');
     expect(await new OciLayout(out).tags()).toEqual(['f']);
   });
 
   it('a missing child manifest in the source fails before anything is written', async () => {
     const dir = join(tmp.path, 'broken');
-    const fx = await makeOciLayout(dir, { tag: 'b', platforms: ['linux/amd64', 'linux/arm64'], layers: 1, layerBytes: 1024 });
+    const fx = await makeOciLayout(dir, {
+      tag: 'b',
+      platforms: ['linux/amd64', 'linux/arm64'],
+      layers: 1,
+      layerBytes: 1024,
+    });
     const { rm } = await import('node:fs/promises');
     await rm(join(dir, 'blobs', 'sha256', fx.manifestDigests[1]!.slice(7)));
     const out = join(tmp.path, 'broken-out');

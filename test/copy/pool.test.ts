@@ -24,7 +24,12 @@ describe('CopyPool', () => {
     [a, b] = await Promise.all([startRegistry(), startRegistry()]);
     proxy = await startFaultProxy(b.url);
     tmp = await tmpDir('canvos-pool-');
-    fx = await makeOciLayout(join(tmp.path, 'multi'), { tag: 'v1', platforms: ['linux/amd64', 'linux/arm64'], layers: 2, layerBytes: 64 * 1024 });
+    fx = await makeOciLayout(join(tmp.path, 'multi'), {
+      tag: 'v1',
+      platforms: ['linux/amd64', 'linux/arm64'],
+      layers: 2,
+      layerBytes: 64 * 1024,
+    });
     await pushLayout(join(tmp.path, 'multi'), a, 'src/multi', { tag: 'v1' });
   });
   afterAll(async () => {
@@ -36,7 +41,12 @@ describe('CopyPool', () => {
   it('two tags of one index copied at once into one repository: every blob and child manifest is written once', async () => {
     const opts = { insecureRegistries: [a.host, proxy.host], authFiles: [] as string[] };
     const pool = new CopyPool(8);
-    const copy = (tag: string) => copyImage(registrySource(`${a.host}/src/multi:v1`, opts), registryDestination(`${proxy.host}/dst/multi:${tag}`, opts), { pool, poolScope: `${proxy.host}/dst/multi` });
+    const copy = (tag: string) =>
+      copyImage(
+        registrySource(`${a.host}/src/multi:v1`, opts),
+        registryDestination(`${proxy.host}/dst/multi:${tag}`, opts),
+        { pool, poolScope: `${proxy.host}/dst/multi` },
+      );
     const [r1, r2] = await Promise.all([copy('t1'), copy('t2')]);
     expect([r1.rootDigest, r2.rootDigest]).toEqual([fx.indexDigest, fx.indexDigest]);
     const puts = proxy.requests.filter((r) => r.method === 'PUT').map((r) => r.path);

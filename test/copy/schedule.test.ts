@@ -36,19 +36,35 @@ describe('copy scheduling', () => {
 
   it('starts the largest blobs first', async () => {
     const dir = join(tmp.path, 'sizes');
-    await makeOciLayout(dir, { tag: 'v1', platforms: ['linux/amd64', 'linux/arm64'], layers: 3, layerBytes: 96 * 1024 });
+    await makeOciLayout(dir, {
+      tag: 'v1',
+      platforms: ['linux/amd64', 'linux/arm64'],
+      layers: 3,
+      layerBytes: 96 * 1024,
+    });
     await pushLayout(dir, a, 'sched/img', { tag: 'v1' });
     const opts = { insecureRegistries: [srcProxy.host, b.host], authFiles: [] as string[] };
     srcProxy.requests.splice(0);
-    const r = await copyImage(registrySource(`${srcProxy.host}/sched/img:v1`, opts), registryDestination(`${b.host}/sched/img:v1`, opts), { concurrency: 1 });
+    const r = await copyImage(
+      registrySource(`${srcProxy.host}/sched/img:v1`, opts),
+      registryDestination(`${b.host}/sched/img:v1`, opts),
+      { concurrency: 1 },
+    );
     expect(r.blobs.copied).toBe(8); // 2 × (3 layers + config)
     // With one blob at a time the source sees the blob GETs in the order the copy started them.
-    const order = srcProxy.requests.filter((q) => q.method === 'GET' && /\/blobs\/sha256:/.test(q.path)).map((q) => q.path.split('/blobs/')[1]!);
+    const order = srcProxy.requests
+      .filter((q) => q.method === 'GET' && /\/blobs\/sha256:/.test(q.path))
+      .map((q) => q.path.split('/blobs/')[1]!);
     const src = new Repository(a.host, 'sched/img', { insecureRegistries: [a.host], authFiles: [] });
     const sizes = new Map<string, number>();
-    const index = JSON.parse((await src.getManifest('v1')).bytes.toString()) as { manifests: Array<{ digest: string }> };
+    const index = JSON.parse((await src.getManifest('v1')).bytes.toString()) as {
+      manifests: Array<{ digest: string }>;
+    };
     for (const m of index.manifests) {
-      const man = JSON.parse((await src.getManifest(m.digest)).bytes.toString()) as { config: { digest: string; size: number }; layers: Array<{ digest: string; size: number }> };
+      const man = JSON.parse((await src.getManifest(m.digest)).bytes.toString()) as {
+        config: { digest: string; size: number };
+        layers: Array<{ digest: string; size: number }>;
+      };
       for (const d of [man.config, ...man.layers]) sizes.set(d.digest, d.size);
     }
     await src.close();
@@ -62,7 +78,11 @@ describe('copy scheduling', () => {
   it('opens the source while the upload session starts, once, and closes it when the destination refuses', async () => {
     const data = randomBytes(300 * 1024);
     const desc = { mediaType: 'application/octet-stream', digest: sha256(data), size: data.length };
-    const repo = new Repository(dstProxy.host, 'sched/up', { insecureRegistries: [dstProxy.host], authFiles: [], retry: { attempts: 1 } });
+    const repo = new Repository(dstProxy.host, 'sched/up', {
+      insecureRegistries: [dstProxy.host],
+      authFiles: [],
+      retry: { attempts: 1 },
+    });
     try {
       const events: string[] = [];
       let opened = 0;
@@ -75,7 +95,12 @@ describe('copy scheduling', () => {
       };
       dstProxy.requests.splice(0);
       // POST answered 403: the session never starts, and the source opened early must not be left open.
-      dstProxy.addRule({ method: 'POST', path: /\/blobs\/uploads\//, times: 1, action: { kind: 'status', status: 403, body: '{"errors":[{"code":"DENIED","message":"no"}]}' } });
+      dstProxy.addRule({
+        method: 'POST',
+        path: /\/blobs\/uploads\//,
+        times: 1,
+        action: { kind: 'status', status: 403, body: '{"errors":[{"code":"DENIED","message":"no"}]}' },
+      });
       await expect(repo.pushBlob(desc, open, { skipExisting: false })).rejects.toMatchObject({ status: 403 });
       expect(opened).toBe(1);
       await new Promise((res) => setImmediate(res));

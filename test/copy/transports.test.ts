@@ -25,10 +25,23 @@ describe('image location parsing', () => {
     expect(parseImageSpec('oci:/tmp/layout')).toEqual({ transport: 'oci', dir: '/tmp/layout', tag: undefined });
     expect(parseImageSpec('oci:/tmp/layout:v1.2')).toEqual({ transport: 'oci', dir: '/tmp/layout', tag: 'v1.2' });
     expect(parseImageSpec('oci:rel:dir/x')).toEqual({ transport: 'oci', dir: 'rel:dir/x', tag: undefined });
-    expect(parseImageSpec('docker-archive:/tmp/a.tar')).toEqual({ transport: 'docker-archive', file: '/tmp/a.tar', ref: undefined });
-    expect(parseImageSpec('docker-archive:/tmp/a.tar:localhost:5000/x:y')).toEqual({ transport: 'docker-archive', file: '/tmp/a.tar', ref: 'localhost:5000/x:y' });
-    expect(parseImageSpec('docker-archive:a.tar:@1')).toEqual({ transport: 'docker-archive', file: 'a.tar', ref: '@1' });
-    for (const s of ['docker://localhost:5000/a/b:v1', 'oci:/tmp/l:t', 'docker-archive:/tmp/a.tar:x:y']) expect(formatImageSpec(parseImageSpec(s))).toBe(s);
+    expect(parseImageSpec('docker-archive:/tmp/a.tar')).toEqual({
+      transport: 'docker-archive',
+      file: '/tmp/a.tar',
+      ref: undefined,
+    });
+    expect(parseImageSpec('docker-archive:/tmp/a.tar:localhost:5000/x:y')).toEqual({
+      transport: 'docker-archive',
+      file: '/tmp/a.tar',
+      ref: 'localhost:5000/x:y',
+    });
+    expect(parseImageSpec('docker-archive:a.tar:@1')).toEqual({
+      transport: 'docker-archive',
+      file: 'a.tar',
+      ref: '@1',
+    });
+    for (const s of ['docker://localhost:5000/a/b:v1', 'oci:/tmp/l:t', 'docker-archive:/tmp/a.tar:x:y'])
+      expect(formatImageSpec(parseImageSpec(s))).toBe(s);
   });
 
   it('rejects unknown transports with the list of valid ones, and bad references as references', () => {
@@ -38,7 +51,9 @@ describe('image location parsing', () => {
     try {
       parseImageSpec('zap:/some/where');
     } catch (e) {
-      expect((e as Error).message).toBe('unknown transport "zap" in "zap:/some/where" (valid: docker://, oci:, docker-archive:)');
+      expect((e as Error).message).toBe(
+        'unknown transport "zap" in "zap:/some/where" (valid: docker://, oci:, docker-archive:)',
+      );
     }
     expect(codeOf(() => parseImageSpec('docker://host.io/Upper'))).toBe('ERR_REFERENCE_INVALID');
     expect(codeOf(() => parseImageSpec('host.io/Upper'))).toBe('ERR_REFERENCE_INVALID');
@@ -51,7 +66,9 @@ describe('image location parsing', () => {
   it('destinations carry the tag the root manifest gets', () => {
     expect(openDestination('docker://localhost:5000/a/b:v9', { registry: { authFiles: [] } }).tag).toBe('v9');
     expect(openDestination('localhost:5000/a/b', { registry: { authFiles: [] } }).tag).toBe('latest');
-    expect(openDestination(`localhost:5000/a/b@sha256:${'a'.repeat(64)}`, { registry: { authFiles: [] } }).tag).toBeUndefined();
+    expect(
+      openDestination(`localhost:5000/a/b@sha256:${'a'.repeat(64)}`, { registry: { authFiles: [] } }).tag,
+    ).toBeUndefined();
     expect(openDestination('oci:/tmp/x:t1').tag).toBe('t1');
     expect(openDestination('docker-archive:/tmp/x.tar:ubuntu').singleImage).toBe(true);
   });
@@ -71,8 +88,26 @@ describe('progress renderer', () => {
     const { s, text } = sink(false);
     const p = createProgress(s);
     p.onProgress({ phase: 'copy', item: d, transferred: 500, total: 12_300_000, itemsDone: 0, itemsTotal: 2 });
-    p.onProgress({ phase: 'copy', item: d, transferred: 12_300_000, total: 12_300_000, itemsDone: 1, itemsTotal: 2, status: 'copied', itemSize: 12_300_000 });
-    p.onProgress({ phase: 'copy', item: d, transferred: 12_300_000, total: 12_300_000, itemsDone: 2, itemsTotal: 2, status: 'skipped', itemSize: 1000 });
+    p.onProgress({
+      phase: 'copy',
+      item: d,
+      transferred: 12_300_000,
+      total: 12_300_000,
+      itemsDone: 1,
+      itemsTotal: 2,
+      status: 'copied',
+      itemSize: 12_300_000,
+    });
+    p.onProgress({
+      phase: 'copy',
+      item: d,
+      transferred: 12_300_000,
+      total: 12_300_000,
+      itemsDone: 2,
+      itemsTotal: 2,
+      status: 'skipped',
+      itemSize: 1000,
+    });
     p.done();
     expect(text()).toBe(`copied sha256:abababababab… 12.3 MB\nskipped sha256:abababababab… 1.0 kB\n`);
   });
@@ -89,7 +124,12 @@ describe('progress renderer', () => {
     p.onProgress({ phase: 'copy', transferred: 4_000_000, total: 4_000_000, itemsDone: 4, itemsTotal: 4 });
     p.done();
     const out = text();
-    expect(out.split('\r\x1b[K')).toEqual(['', 'copying: 1.0 MB / 4.0 MB  1/4 done  1.0 MB/s', 'copying: 4.0 MB / 4.0 MB  4/4 done  2.0 MB/s', 'copying: 4.0 MB / 4.0 MB  4/4 done  2.0 MB/s\n']);
+    expect(out.split('\r\x1b[K')).toEqual([
+      '',
+      'copying: 1.0 MB / 4.0 MB  1/4 done  1.0 MB/s',
+      'copying: 4.0 MB / 4.0 MB  4/4 done  2.0 MB/s',
+      'copying: 4.0 MB / 4.0 MB  4/4 done  2.0 MB/s\n',
+    ]);
   });
 
   it('formats sizes and digests', () => {

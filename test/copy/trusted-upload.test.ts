@@ -58,25 +58,28 @@ describe('copy: single hash, single HEAD, still verified', () => {
     await check.close();
   });
 
-  it.each(['monolithic', 'chunked'] as const)('a corrupt source blob fails the copy and never appears at the destination (%s)', async (uploadMode) => {
-    const img = tinyImage(`corrupt-${uploadMode}`, 256 * 1024);
-    const seed = registryDestination(`${a.host}/t/c-${uploadMode}:1`, opts());
-    await pushTiny(seed, img, '1');
-    await seed.close();
-    const path = await findBlobData(a.dataDir, img.layerDesc.digest.slice(7));
-    const bad = Buffer.from(img.layer);
-    bad[bad.length - 10] = (bad[bad.length - 10]! + 1) & 0xff; // same size, last chunk differs
-    await writeFile(path, bad);
+  it.each(['monolithic', 'chunked'] as const)(
+    'a corrupt source blob fails the copy and never appears at the destination (%s)',
+    async (uploadMode) => {
+      const img = tinyImage(`corrupt-${uploadMode}`, 256 * 1024);
+      const seed = registryDestination(`${a.host}/t/c-${uploadMode}:1`, opts());
+      await pushTiny(seed, img, '1');
+      await seed.close();
+      const path = await findBlobData(a.dataDir, img.layerDesc.digest.slice(7));
+      const bad = Buffer.from(img.layer);
+      bad[bad.length - 10] = (bad[bad.length - 10]! + 1) & 0xff; // same size, last chunk differs
+      await writeFile(path, bad);
 
-    const src = registrySource(`${a.host}/t/c-${uploadMode}:1`, opts());
-    const dst = registryDestination(`${b.host}/t/c-${uploadMode}:1`, { ...opts(), uploadMode, chunkSize: 64 * 1024 });
-    await expect(copyImage(src, dst)).rejects.toMatchObject({ code: 'ERR_DIGEST_MISMATCH' });
-    await Promise.all([src.close(), dst.close()]);
-    const check = new Repository(b.host, `t/c-${uploadMode}`, opts());
-    expect(await check.headBlob(img.layerDesc.digest)).toBeUndefined();
-    expect(await check.headManifest(img.manifestDigest)).toBeUndefined();
-    await check.close();
-  });
+      const src = registrySource(`${a.host}/t/c-${uploadMode}:1`, opts());
+      const dst = registryDestination(`${b.host}/t/c-${uploadMode}:1`, { ...opts(), uploadMode, chunkSize: 64 * 1024 });
+      await expect(copyImage(src, dst)).rejects.toMatchObject({ code: 'ERR_DIGEST_MISMATCH' });
+      await Promise.all([src.close(), dst.close()]);
+      const check = new Repository(b.host, `t/c-${uploadMode}`, opts());
+      expect(await check.headBlob(img.layerDesc.digest)).toBeUndefined();
+      expect(await check.headManifest(img.manifestDigest)).toBeUndefined();
+      await check.close();
+    },
+  );
 
   it('a stream wrongly claimed as verified is still refused by the registry on commit', async () => {
     const good = randomBytes(100_000);
@@ -84,7 +87,9 @@ describe('copy: single hash, single HEAD, still verified', () => {
     const lie = Buffer.from(good);
     lie[500] = (lie[500]! + 1) & 0xff;
     const repo = new Repository(b.host, 't/lie', opts());
-    await expect(repo.pushBlob(desc, async () => Readable.from([lie]), { sourceVerified: true, skipExisting: false })).rejects.toMatchObject({ code: 'ERR_DIGEST_MISMATCH' });
+    await expect(
+      repo.pushBlob(desc, async () => Readable.from([lie]), { sourceVerified: true, skipExisting: false }),
+    ).rejects.toMatchObject({ code: 'ERR_DIGEST_MISMATCH' });
     expect(await repo.headBlob(desc.digest)).toBeUndefined();
     await repo.close();
   });

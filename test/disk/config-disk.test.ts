@@ -19,7 +19,12 @@ let project: string;
 let base: string;
 
 async function cli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const env = { HOME: tmp.path, PATH: process.env.PATH, CANVOS_CACHE_DIR: join(tmp.path, 'cache'), SOURCE_DATE_EPOCH: '1700000000' };
+  const env = {
+    HOME: tmp.path,
+    PATH: process.env.PATH,
+    CANVOS_CACHE_DIR: join(tmp.path, 'cache'),
+    SOURCE_DATE_EPOCH: '1700000000',
+  };
   return runCli(args, { env, cwd: project });
 }
 
@@ -43,9 +48,24 @@ const oemFile = async (raw: string, oemLba: number, file: string): Promise<strin
 
 describe('disk images from the CanvOS configuration', () => {
   it('canvos-lite disk: ISO_NAME names it, the project user-data lands in COS_OEM, CLUSTERCONFIG is reported', async () => {
-    const r = await cli('disk', '--insecure-registry', reg.host, '--set', `BASE_IMAGE=${base}`, '--output', join(tmp.path, 'd1'), '--format', 'raw.gz', '--json');
+    const r = await cli(
+      'disk',
+      '--insecure-registry',
+      reg.host,
+      '--set',
+      `BASE_IMAGE=${base}`,
+      '--output',
+      join(tmp.path, 'd1'),
+      '--format',
+      'raw.gz',
+      '--json',
+    );
     expect(r.code, r.stderr).toBe(0);
-    const j = JSON.parse(r.stdout) as { rawPath: string; 'raw.gz': string; partitions: Array<{ label: string; firstLba: number }> };
+    const j = JSON.parse(r.stdout) as {
+      rawPath: string;
+      'raw.gz': string;
+      partitions: Array<{ label: string; firstLba: number }>;
+    };
     expect(j.rawPath).toBe(join(tmp.path, 'd1', 'edge-disk.raw'));
     expect(r.stderr).toMatch(/CLUSTERCONFIG .*spc\.tgz is not put on the disk image.*\[W_DISK_CONTENT\]/);
     // MAAS ddgz: the raw image gzip'd.
@@ -65,15 +85,38 @@ describe('disk images from the CanvOS configuration', () => {
   it('build-all --disk --disk-format qcow2 --iso-push REF: images, ISO, its artifact and the disk', async () => {
     const out = join(tmp.path, 'out');
     const ref = `${reg.host}/edge/installer-iso:v1`;
-    const r = await cli('build-all', '--insecure-registry', reg.host, '--set', 'K8S_VERSION=1.30.4', '--set', `BASE_IMAGE=${base}`, '--output', `oci:${join(tmp.path, 'images')}`, '--iso-output', out, '--iso-push', ref, '--disk', '--disk-format', 'qcow2', '--json');
+    const r = await cli(
+      'build-all',
+      '--insecure-registry',
+      reg.host,
+      '--set',
+      'K8S_VERSION=1.30.4',
+      '--set',
+      `BASE_IMAGE=${base}`,
+      '--output',
+      `oci:${join(tmp.path, 'images')}`,
+      '--iso-output',
+      out,
+      '--iso-push',
+      ref,
+      '--disk',
+      '--disk-format',
+      'qcow2',
+      '--json',
+    );
     expect(r.code, r.stderr).toBe(0);
-    const j = JSON.parse(r.stdout) as { iso: { sha256: string; sha256Path: string; pushed: { digest: string } }; disk: { rawPath: string; qcow2: string } };
+    const j = JSON.parse(r.stdout) as {
+      iso: { sha256: string; sha256Path: string; pushed: { digest: string } };
+      disk: { rawPath: string; qcow2: string };
+    };
     expect(j.disk.rawPath).toBe(join(out, 'edge-disk.raw'));
     const cmp = await run('qemu-img', ['compare', '-f', 'raw', '-F', 'qcow2', j.disk.rawPath, j.disk.qcow2]);
     expect(cmp.stdout).toContain('Images are identical');
     const p = await cli('pull-artifact', '--insecure', ref, join(tmp.path, 'pulled'));
     expect(p.code, p.stderr).toBe(0);
-    expect(await readFile(join(tmp.path, 'pulled', 'edge-disk.iso.sha256'), 'utf8')).toBe(await readFile(j.iso.sha256Path, 'utf8'));
+    expect(await readFile(join(tmp.path, 'pulled', 'edge-disk.iso.sha256'), 'utf8')).toBe(
+      await readFile(j.iso.sha256Path, 'utf8'),
+    );
     const sum = await run('sha256sum', ['-c', 'edge-disk.iso.sha256'], { cwd: join(tmp.path, 'pulled') });
     expect(sum.stdout).toContain('edge-disk.iso: OK');
   }, 400_000);

@@ -20,7 +20,13 @@ import { asUnprivileged, unprivilegedIdentity, unprivilegedTempDir } from '../he
 const BIN = resolve(__dirname, '../../bin/canvos-lite.js');
 const EPOCH = '1700000000';
 let work: string;
-let first: { rawPath: string; sha256: string; qcow2: string; vhd: string; partitions: Array<{ label: string; firstLba: number }> };
+let first: {
+  rawPath: string;
+  sha256: string;
+  qcow2: string;
+  vhd: string;
+  partitions: Array<{ label: string; firstLba: number }>;
+};
 
 async function sha256(file: string): Promise<string> {
   const h = createHash('sha256');
@@ -31,7 +37,16 @@ async function sha256(file: string): Promise<string> {
 /** `canvos-lite disk` as canvostest. */
 async function diskCli(out: string): Promise<{ code: number; stdout: string; stderr: string }> {
   const env = ['env', `SOURCE_DATE_EPOCH=${EPOCH}`, `CANVOS_CACHE_DIR=${join(work, 'cache')}`];
-  const argv = [...env, process.execPath, BIN, 'disk', '--base', `oci:${join(work, 'layout')}:latest`, '--user-data', join(work, 'user-data')];
+  const argv = [
+    ...env,
+    process.execPath,
+    BIN,
+    'disk',
+    '--base',
+    `oci:${join(work, 'layout')}:latest`,
+    '--user-data',
+    join(work, 'user-data'),
+  ];
   const [cmd = '', ...args] = asUnprivileged([...argv, '--format', 'qcow2,vhd', '--output', out, '--json']);
   return run(cmd, args, { cwd: work, timeoutMs: 600_000 });
 }
@@ -52,7 +67,8 @@ afterAll(async () => {
 describe.sequential('canvos-lite disk (built by an unprivileged user)', () => {
   it('writes .raw, .sha256, .qcow2 and .vhd owned by that user', async () => {
     const id = unprivilegedIdentity();
-    for (const f of [first.rawPath, `${first.rawPath}.sha256`, first.qcow2, first.vhd]) expect((await stat(f)).uid).toBe(id?.uid);
+    for (const f of [first.rawPath, `${first.rawPath}.sha256`, first.qcow2, first.vhd])
+      expect((await stat(f)).uid).toBe(id?.uid);
     expect(await sha256(first.rawPath)).toBe(first.sha256);
   });
 
@@ -70,16 +86,29 @@ describe.sequential('canvos-lite disk (built by an unprivileged user)', () => {
     expect(f.stdout).toMatch(/raw2\s+133120\s+135167\s+2048\s+1M BIOS boot/);
     const labels: Record<string, string> = {};
     for (const part of first.partitions.filter((x) => x.label.startsWith('COS_'))) {
-      const b = await run('blkid', ['-p', '-O', String(part.firstLba * 512), '-s', 'LABEL', '-s', 'TYPE', '-o', 'export', first.rawPath]);
+      const b = await run('blkid', [
+        '-p',
+        '-O',
+        String(part.firstLba * 512),
+        '-s',
+        'LABEL',
+        '-s',
+        'TYPE',
+        '-o',
+        'export',
+        first.rawPath,
+      ]);
       labels[/LABEL=(\S+)/.exec(b.stdout)?.[1] ?? '?'] = /TYPE=(\S+)/.exec(b.stdout)?.[1] ?? '?';
     }
     expect(labels).toEqual({ COS_GRUB: 'vfat', COS_OEM: 'ext4', COS_RECOVERY: 'ext4' });
   });
 
   it('puts user-data, grubenv and the reset config in COS_OEM, the squashfs and grub.cfg in COS_RECOVERY, owned by root', async () => {
-    const at = (label: string): string => `${first.rawPath}?offset=${(first.partitions.find((x) => x.label === label)?.firstLba ?? 0) * 512}`;
+    const at = (label: string): string =>
+      `${first.rawPath}?offset=${(first.partitions.find((x) => x.label === label)?.firstLba ?? 0) * 512}`;
     const oem = await run('debugfs', ['-R', 'ls -l /', at('COS_OEM')]);
-    for (const n of ['90_custom.yaml', 'grubenv', '01_reset.yaml']) expect(oem.stdout).toMatch(new RegExp(`\\(1\\)\\s+0\\s+0\\s+\\d+\\s+.*${n.replace('.', '\\.')}`));
+    for (const n of ['90_custom.yaml', 'grubenv', '01_reset.yaml'])
+      expect(oem.stdout).toMatch(new RegExp(`\\(1\\)\\s+0\\s+0\\s+\\d+\\s+.*${n.replace('.', '\\.')}`));
     const ud = await run('debugfs', ['-R', 'cat /90_custom.yaml', at('COS_OEM')]);
     expect(ud.stdout).toBe('#cloud-config\ninstall:\n  auto: true\n');
     const rec = await run('debugfs', ['-R', 'ls -p /cOS', at('COS_RECOVERY')]);
@@ -113,7 +142,13 @@ describe.sequential('canvos-lite disk (built by an unprivileged user)', () => {
   for (const b of boots) {
     it(`boots from the disk (${b.name}) to the initramfs with COS_RECOVERY, COS_OEM and the squashfs`, async () => {
       const img = b.format === 'raw' ? first.rawPath : first.qcow2;
-      const r = await bootIso(img, { firmware: b.firmware, media: 'disk', diskFormat: b.format, timeoutMs: 420_000, until: 'CANVOS-TEST: DONE' });
+      const r = await bootIso(img, {
+        firmware: b.firmware,
+        media: 'disk',
+        diskFormat: b.format,
+        timeoutMs: 420_000,
+        until: 'CANVOS-TEST: DONE',
+      });
       const lines = r.log.split('\n').filter((l) => l.startsWith('CANVOS-TEST:'));
       const ctx = `${r.accel} ${r.seconds}s timedOut=${r.timedOut}\n${lines.join('\n')}\n--- log tail ---\n${r.log.slice(-3000)}`;
       expect(lines, ctx).toContain(`CANVOS-TEST: firmware=${b.firmware.toUpperCase()}`);

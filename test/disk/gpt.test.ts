@@ -33,9 +33,29 @@ describe('GPT writer', () => {
     const file = join(dir.path, 'gpt.img');
     const totalSectors = 16 * 2048;
     const parts = [
-      { name: 'efi', type: PART_TYPE.efiSystem, guid: uuidV5('COS_GRUB'), firstLba: 2048, lastLba: 4095, attributes: 1n },
-      { name: 'bios', type: PART_TYPE.biosBoot, guid: uuidV5('BIOS_BOOT'), firstLba: 4096, lastLba: 6143, attributes: 5n },
-      { name: 'recovery', type: PART_TYPE.linuxFs, guid: uuidV5('COS_RECOVERY'), firstLba: 6144, lastLba: totalSectors - 2049 },
+      {
+        name: 'efi',
+        type: PART_TYPE.efiSystem,
+        guid: uuidV5('COS_GRUB'),
+        firstLba: 2048,
+        lastLba: 4095,
+        attributes: 1n,
+      },
+      {
+        name: 'bios',
+        type: PART_TYPE.biosBoot,
+        guid: uuidV5('BIOS_BOOT'),
+        firstLba: 4096,
+        lastLba: 6143,
+        attributes: 5n,
+      },
+      {
+        name: 'recovery',
+        type: PART_TYPE.linuxFs,
+        guid: uuidV5('COS_RECOVERY'),
+        firstLba: 6144,
+        lastLba: totalSectors - 2049,
+      },
     ];
     const t = gptTables({ totalSectors, diskGuid: uuidV5('disk'), partitions: parts });
     await writeFile(file, t.head);
@@ -104,7 +124,12 @@ describe('Kairos files', () => {
 
   it('sizes COS_STATE like AuroraBoot and adds COS_STATE + COS_PERSISTENT on first boot', () => {
     expect(stateSizeMiB(200 * 1024 * 1024)).toBe(700);
-    const y = parse(firstBootResetYaml(700)) as { stages: Record<string, Array<{ layout?: { add_partitions: Array<Record<string, unknown>> }; commands?: string[] }>> };
+    const y = parse(firstBootResetYaml(700)) as {
+      stages: Record<
+        string,
+        Array<{ layout?: { add_partitions: Array<Record<string, unknown>> }; commands?: string[] }>
+      >;
+    };
     const parts = (y.stages['rootfs.before'] ?? []).flatMap((s) => s.layout?.add_partitions ?? []);
     expect(parts).toEqual([
       { fsLabel: 'COS_STATE', size: 700, pLabel: 'state', filesystem: 'ext4' },
@@ -114,7 +139,18 @@ describe('Kairos files', () => {
   });
 
   it('converts to a fixed VHD of the exact raw size (Azure) and to qcow2', () => {
-    expect(qemuImgArgs('a.raw', 'a.vhd', 'vhd')).toEqual(['convert', '-q', '-f', 'raw', '-O', 'vpc', '-o', 'subformat=fixed,force_size=on', 'a.raw', 'a.vhd']);
+    expect(qemuImgArgs('a.raw', 'a.vhd', 'vhd')).toEqual([
+      'convert',
+      '-q',
+      '-f',
+      'raw',
+      '-O',
+      'vpc',
+      '-o',
+      'subformat=fixed,force_size=on',
+      'a.raw',
+      'a.vhd',
+    ]);
     expect(qemuImgArgs('a.raw', 'a.qcow2', 'qcow2')).toContain('qcow2');
   });
 });

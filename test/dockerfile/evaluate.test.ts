@@ -7,10 +7,22 @@ import { parseDockerfile } from '../../src/dockerfile/parse.js';
 import { matchPreamble } from '../../src/dockerfile/preamble.js';
 
 const BASE = 'registry.local/base:1';
-const buildArgs = { BASE, OS_DISTRIBUTION: 'ubuntu', OS_VERSION: '22.04', HTTP_PROXY: 'http://user:pw@proxy:3128', HTTPS_PROXY: '', NO_PROXY: '', DRBD_VERSION: '9.2.13' };
+const buildArgs = {
+  BASE,
+  OS_DISTRIBUTION: 'ubuntu',
+  OS_VERSION: '22.04',
+  HTTP_PROXY: 'http://user:pw@proxy:3128',
+  HTTPS_PROXY: '',
+  NO_PROXY: '',
+  DRBD_VERSION: '9.2.13',
+};
 const baseConfig = { Env: ['PATH=/usr/bin:/bin', 'HOME=/root'], Cmd: ['/bin/bash'] };
 const ev = (text: string, extra: Record<string, string> = {}) =>
-  evaluateDockerfile(parseDockerfile(text), { buildArgs: { ...buildArgs, ...extra }, baseConfig, skip: (i, a) => matchPreamble(i, a) !== undefined });
+  evaluateDockerfile(parseDockerfile(text), {
+    buildArgs: { ...buildArgs, ...extra },
+    baseConfig,
+    skip: (i, a) => matchPreamble(i, a) !== undefined,
+  });
 const err = thrown;
 const H = 'ARG BASE\nFROM $BASE\n';
 
@@ -18,7 +30,9 @@ describe('evaluateDockerfile: FROM and ARG', () => {
   it('accepts FROM $BASE / ${BASE} AS name and refuses another image or a second FROM', () => {
     expect(ev(H).steps).toEqual([]);
     expect(ev('ARG BASE\nFROM ${BASE} AS base\n').steps).toEqual([]);
-    expect(err(() => ev('FROM ubuntu:22.04\n')).message).toBe('Dockerfile:1: FROM must name the base image as $BASE (found "ubuntu:22.04")');
+    expect(err(() => ev('FROM ubuntu:22.04\n')).message).toBe(
+      'Dockerfile:1: FROM must name the base image as $BASE (found "ubuntu:22.04")',
+    );
     const e = err(() => ev(`${H}RUN true\nFROM $BASE\n`));
     expect(e.message).toMatch(/^Dockerfile:4: a second FROM \(multi-stage build\) is not supported/);
     expect(e.code).toBe('ERR_CONFIG');
@@ -27,7 +41,9 @@ describe('evaluateDockerfile: FROM and ARG', () => {
   });
 
   it('gives ARGs the build argument, else the global value, else the default; ENV wins over ARG', () => {
-    const r = ev(`ARG G=glob\n${H}ARG G\nARG OS_VERSION=20.04\nARG D=dflt\nARG DRBD_VERSION\nARG U\nENV D=fromenv\nLABEL g=$G v=$OS_VERSION d=$D u=\${U:-unset} drbd=$DRBD_VERSION\n`);
+    const r = ev(
+      `ARG G=glob\n${H}ARG G\nARG OS_VERSION=20.04\nARG D=dflt\nARG DRBD_VERSION\nARG U\nENV D=fromenv\nLABEL g=$G v=$OS_VERSION d=$D u=\${U:-unset} drbd=$DRBD_VERSION\n`,
+    );
     expect(r.config.Labels).toEqual({ g: 'glob', v: '22.04', d: 'fromenv', u: 'unset', drbd: '9.2.13' });
   });
 
@@ -62,10 +78,16 @@ describe('evaluateDockerfile: config instructions', () => {
   });
 
   it('resets an inherited CMD when ENTRYPOINT is set; HEALTHCHECK and ONBUILD go into the config', () => {
-    const r = ev(`${H}ENTRYPOINT /x\nHEALTHCHECK --interval=1m30s --retries=3 CMD curl -f http://localhost/\nONBUILD RUN echo\n`);
+    const r = ev(
+      `${H}ENTRYPOINT /x\nHEALTHCHECK --interval=1m30s --retries=3 CMD curl -f http://localhost/\nONBUILD RUN echo\n`,
+    );
     expect(r.config.Cmd).toBeNull();
     expect(r.config.Entrypoint).toEqual(['/bin/sh', '-c', '/x']);
-    expect(r.config.Healthcheck).toEqual({ Test: ['CMD-SHELL', 'curl -f http://localhost/'], Interval: 90e9, Retries: 3 });
+    expect(r.config.Healthcheck).toEqual({
+      Test: ['CMD-SHELL', 'curl -f http://localhost/'],
+      Interval: 90e9,
+      Retries: 3,
+    });
     expect(r.config.OnBuild).toEqual(['RUN echo']);
   });
 
@@ -81,13 +103,24 @@ describe('evaluateDockerfile: config instructions', () => {
 
 describe('evaluateDockerfile: COPY, ADD and RUN steps', () => {
   it('expands COPY sources/destination relative to WORKDIR, with flags and heredocs', () => {
-    const r = ev(`${H}ARG D=/opt\nWORKDIR /w\nCOPY --chmod=0755 --chown=app:app a*.sh "$D/bin/"\nCOPY x rel\nCOPY <<EOF <<'RAW' /etc/\nhello $D\nEOF\n$D\nRAW\nADD --checksum=sha256:${'a'.repeat(64)} https://example.com/f.tgz /tmp/\n`);
+    const r = ev(
+      `${H}ARG D=/opt\nWORKDIR /w\nCOPY --chmod=0755 --chown=app:app a*.sh "$D/bin/"\nCOPY x rel\nCOPY <<EOF <<'RAW' /etc/\nhello $D\nEOF\n$D\nRAW\nADD --checksum=sha256:${'a'.repeat(64)} https://example.com/f.tgz /tmp/\n`,
+    );
     const [, c1, c2, c3, add] = r.steps as CopyStep[];
     expect(c1).toMatchObject({ sources: ['a*.sh'], dest: '/opt/bin/', chmod: 0o755, chown: 'app:app', add: false });
     expect(c1?.createdBy).toBe('COPY --chmod=0755 --chown=app:app a*.sh /opt/bin/ # buildkit');
     expect(c2).toMatchObject({ sources: ['x'], dest: '/w/rel' });
-    expect(c3?.heredocs).toEqual(new Map([['EOF', 'hello /opt\n'], ['RAW', '$D\n']]));
-    expect(add).toMatchObject({ add: true, checksum: `sha256:${'a'.repeat(64)}`, sources: ['https://example.com/f.tgz'] });
+    expect(c3?.heredocs).toEqual(
+      new Map([
+        ['EOF', 'hello /opt\n'],
+        ['RAW', '$D\n'],
+      ]),
+    );
+    expect(add).toMatchObject({
+      add: true,
+      checksum: `sha256:${'a'.repeat(64)}`,
+      sources: ['https://example.com/f.tgz'],
+    });
   });
 
   it('refuses COPY --from, unknown flags and a malformed --chmod/--checksum', () => {
@@ -99,13 +132,24 @@ describe('evaluateDockerfile: COPY, ADD and RUN steps', () => {
   });
 
   it('builds RUN argv (shell, exec, heredoc), env with declared ARGs and proxies, history without proxy secrets', () => {
-    const r = ev(`${H}ARG OS_DISTRIBUTION\nARG API_TOKEN=s3cr3t\nENV E=1\nWORKDIR /src\nUSER app\nRUN apt-get install -y x\nRUN ["echo", "a"]\nRUN <<EOF\nset -e\necho $E\nEOF\nRUN cat <<A > /f\nbody\nA\n`);
+    const r = ev(
+      `${H}ARG OS_DISTRIBUTION\nARG API_TOKEN=s3cr3t\nENV E=1\nWORKDIR /src\nUSER app\nRUN apt-get install -y x\nRUN ["echo", "a"]\nRUN <<EOF\nset -e\necho $E\nEOF\nRUN cat <<A > /f\nbody\nA\n`,
+    );
     const [, , , run, exec, here, cat] = r.steps as RunStep[];
     expect(run?.argv).toEqual(['/bin/sh', '-c', 'apt-get install -y x']);
     expect(run?.workdir).toBe('/src');
     expect(run?.user).toBe('app');
-    expect(run?.env).toEqual(['PATH=/usr/bin:/bin', 'HOME=/root', 'E=1', 'OS_DISTRIBUTION=ubuntu', 'API_TOKEN=s3cr3t', 'HTTP_PROXY=http://user:pw@proxy:3128']);
-    expect(run?.createdBy).toBe('RUN |2 OS_DISTRIBUTION=ubuntu API_TOKEN=*** /bin/sh -c apt-get install -y x # buildkit');
+    expect(run?.env).toEqual([
+      'PATH=/usr/bin:/bin',
+      'HOME=/root',
+      'E=1',
+      'OS_DISTRIBUTION=ubuntu',
+      'API_TOKEN=s3cr3t',
+      'HTTP_PROXY=http://user:pw@proxy:3128',
+    ]);
+    expect(run?.createdBy).toBe(
+      'RUN |2 OS_DISTRIBUTION=ubuntu API_TOKEN=*** /bin/sh -c apt-get install -y x # buildkit',
+    );
     expect(run?.createdBy).not.toContain('proxy');
     expect(exec?.argv).toEqual(['echo', 'a']);
     expect(here?.argv).toEqual(['/bin/sh', '-c', 'set -e\necho $E\n']);
@@ -113,11 +157,15 @@ describe('evaluateDockerfile: COPY, ADD and RUN steps', () => {
   });
 
   it('keeps URL credentials out of history (config keeps what the user wrote)', () => {
-    const r = ev(`${H}ARG HTTP_PROXY\nENV http_proxy=$HTTP_PROXY\nRUN curl -u x https://bob:s3cret@example.com/a?token=abc && echo done\n`);
+    const r = ev(
+      `${H}ARG HTTP_PROXY\nENV http_proxy=$HTTP_PROXY\nRUN curl -u x https://bob:s3cret@example.com/a?token=abc && echo done\n`,
+    );
     const [env, run] = r.steps;
     expect(env?.createdBy).toBe('ENV http_proxy=http://proxy:3128');
     expect(r.config.Env).toContain('http_proxy=http://user:pw@proxy:3128');
-    expect(run?.createdBy).toBe('RUN /bin/sh -c curl -u x https://example.com/a?token=REDACTED && echo done # buildkit');
+    expect(run?.createdBy).toBe(
+      'RUN /bin/sh -c curl -u x https://example.com/a?token=REDACTED && echo done # buildkit',
+    );
   });
 
   it('accepts RUN --network=host and refuses mounts, --network=none and --security=insecure', () => {
@@ -138,13 +186,16 @@ describe('stock preamble', () => {
 
   // The digests in preamble.ts were taken from these files; CANVOS_REPO points at a spectrocloud/CanvOS checkout.
   const repo = process.env.CANVOS_REPO ?? '/work/.mirror/spectrocloud+CanvOS/repo';
-  it.skipIf(!existsSync(repo))('recognises every stock CanvOS Dockerfile since the certs/ directory (needs a CanvOS checkout)', () => {
-    const git = (...a: string[]) => execFileSync('git', ['-C', repo, ...a], { encoding: 'utf8' });
-    const commits = git('log', '--format=%h', '7f631d7^..HEAD', '--', 'Dockerfile').trim().split('\n');
-    expect(commits.length).toBeGreaterThan(5);
-    for (const c of commits) {
-      const r = ev(git('show', `${c}:Dockerfile`));
-      expect(r.steps, c).toEqual([]);
-    }
-  });
+  it.skipIf(!existsSync(repo))(
+    'recognises every stock CanvOS Dockerfile since the certs/ directory (needs a CanvOS checkout)',
+    () => {
+      const git = (...a: string[]) => execFileSync('git', ['-C', repo, ...a], { encoding: 'utf8' });
+      const commits = git('log', '--format=%h', '7f631d7^..HEAD', '--', 'Dockerfile').trim().split('\n');
+      expect(commits.length).toBeGreaterThan(5);
+      for (const c of commits) {
+        const r = ev(git('show', `${c}:Dockerfile`));
+        expect(r.steps, c).toEqual([]);
+      }
+    },
+  );
 });

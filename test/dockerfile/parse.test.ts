@@ -36,7 +36,9 @@ describe('parseDockerfile: lines', () => {
     expect(parseDockerfile('\n# escape=`\nFROM x\n').escape).toBe('\\');
     expect(parseDockerfile('# hello\n# escape=`\nFROM x\n').escape).toBe('\\');
     expect(parseDockerfile('FROM x\n# escape=`\n').escape).toBe('\\');
-    expect(err(() => parseDockerfile('# escape=`\n# escape=\\\nFROM x\n')).message).toBe('Dockerfile:2: only one escape parser directive can be used');
+    expect(err(() => parseDockerfile('# escape=`\n# escape=\\\nFROM x\n')).message).toBe(
+      'Dockerfile:2: only one escape parser directive can be used',
+    );
     expect(err(() => parseDockerfile('# escape=x\nFROM x\n')).code).toBe('ERR_CONFIG');
   });
 
@@ -55,7 +57,9 @@ describe('parseDockerfile: forms and flags', () => {
   });
 
   it('splits leading flags, with and without values, quoted values included', () => {
-    const [copy, run] = parse('COPY --chmod=0755 --chown=1000:1000 --link a b /dst/\nRUN --mount=type=secret,id="a b" --network=none echo --not-a-flag\n');
+    const [copy, run] = parse(
+      'COPY --chmod=0755 --chown=1000:1000 --link a b /dst/\nRUN --mount=type=secret,id="a b" --network=none echo --not-a-flag\n',
+    );
     expect(copy?.flags).toEqual([
       { name: 'chmod', value: '0755' },
       { name: 'chown', value: '1000:1000' },
@@ -79,7 +83,7 @@ describe('parseDockerfile: heredocs', () => {
   });
 
   it('strips leading tabs with <<-, and quoted delimiters disable expansion', () => {
-    const [a, b, c] = parse("RUN <<-END\n\tindented\n\tEND\nCOPY <<'X' /a\n$literal\nX\nRUN <<\"Y\" cat\nz\nY\n");
+    const [a, b, c] = parse('RUN <<-END\n\tindented\n\tEND\nCOPY <<\'X\' /a\n$literal\nX\nRUN <<"Y" cat\nz\nY\n');
     expect(a?.heredocs[0]).toEqual({ name: 'END', content: 'indented\n', expand: true });
     expect(b?.heredocs[0]).toEqual({ name: 'X', content: '$literal\n', expand: false });
     expect(c?.heredocs[0]?.expand).toBe(false);

@@ -24,7 +24,8 @@ let events: DriverEvent[];
 
 function proxies(): Record<string, string> {
   const out: Record<string, string> = {};
-  for (const k of ['http_proxy', 'https_proxy', 'no_proxy', 'HTTP_PROXY', 'HTTPS_PROXY', 'NO_PROXY']) if (process.env[k]) out[k] = process.env[k]!;
+  for (const k of ['http_proxy', 'https_proxy', 'no_proxy', 'HTTP_PROXY', 'HTTPS_PROXY', 'NO_PROXY'])
+    if (process.env[k]) out[k] = process.env[k]!;
   return out;
 }
 
@@ -33,15 +34,26 @@ beforeAll(async () => {
   dir = unprivilegedTempDir('canvos-exec-debian-');
   await cp(base.tarPath, join(dir, 'base.tar'));
   const env = { PATH, DEBIAN_FRONTEND: 'noninteractive', ...proxies() };
-  ({ events } = await runDriver(dir, {
-    layers: [join(dir, 'base.tar')],
-    tmpDir: dir,
-    layerDir: join(dir, 'layers'),
-    steps: [
-      { argv: ['/bin/sh', '-c', 'apt-get update && apt-get install -y --no-install-recommends wireguard-tools'], env, workdir: '/', label: 'Dockerfile:2', mtime: EPOCH },
-      { argv: ['/bin/sh', '-c', 'rm /etc/debian_version'], env, workdir: '/', label: 'Dockerfile:3', mtime: EPOCH },
-    ],
-  }, {}, 850_000));
+  ({ events } = await runDriver(
+    dir,
+    {
+      layers: [join(dir, 'base.tar')],
+      tmpDir: dir,
+      layerDir: join(dir, 'layers'),
+      steps: [
+        {
+          argv: ['/bin/sh', '-c', 'apt-get update && apt-get install -y --no-install-recommends wireguard-tools'],
+          env,
+          workdir: '/',
+          label: 'Dockerfile:2',
+          mtime: EPOCH,
+        },
+        { argv: ['/bin/sh', '-c', 'rm /etc/debian_version'], env, workdir: '/', label: 'Dockerfile:3', mtime: EPOCH },
+      ],
+    },
+    {},
+    850_000,
+  ));
 }, 900_000);
 
 afterAll(async () => {
@@ -92,9 +104,14 @@ describe('RUN on a Debian base as an unprivileged user', () => {
     const layout = join(dir, 'layout');
     await cp(base.layoutDir, layout, { recursive: true });
     const blobs = join(layout, 'blobs', 'sha256');
-    const index = JSON.parse(await readFile(join(layout, 'index.json'), 'utf8')) as { manifests: Array<{ digest: string }> };
+    const index = JSON.parse(await readFile(join(layout, 'index.json'), 'utf8')) as {
+      manifests: Array<{ digest: string }>;
+    };
     const blob = (d: string): string => join(blobs, d.replace('sha256:', ''));
-    const manifest = JSON.parse(readFileSync(blob(index.manifests[0]!.digest), 'utf8')) as { config: { digest: string; size: number }; layers: unknown[] };
+    const manifest = JSON.parse(readFileSync(blob(index.manifests[0]!.digest), 'utf8')) as {
+      config: { digest: string; size: number };
+      layers: unknown[];
+    };
     const config = JSON.parse(readFileSync(blob(manifest.config.digest), 'utf8')) as { rootfs: { diff_ids: string[] } };
     for (const label of ['Dockerfile:2', 'Dockerfile:3']) {
       const l = layer(label);
@@ -110,7 +127,19 @@ describe('RUN on a Debian base as an unprivileged user', () => {
     };
     manifest.config = { ...manifest.config, ...(await put(config)) };
     const m = await put(manifest);
-    await writeFile(join(layout, 'index.json'), JSON.stringify({ schemaVersion: 2, manifests: [{ mediaType: 'application/vnd.oci.image.manifest.v1+json', ...m, annotations: { 'org.opencontainers.image.ref.name': 'built' } }] }));
+    await writeFile(
+      join(layout, 'index.json'),
+      JSON.stringify({
+        schemaVersion: 2,
+        manifests: [
+          {
+            mediaType: 'application/vnd.oci.image.manifest.v1+json',
+            ...m,
+            annotations: { 'org.opencontainers.image.ref.name': 'built' },
+          },
+        ],
+      }),
+    );
     const id = unprivilegedIdentity()!;
     await mustRun(['chown', '-R', `${id.uid}:${id.gid}`, layout]);
     const bundle = join(dir, 'bundle');
@@ -119,7 +148,15 @@ describe('RUN on a Debian base as an unprivileged user', () => {
     expect(existsSync(join(rootfs, 'usr/bin/wg'))).toBe(true);
     expect(existsSync(join(rootfs, 'etc/debian_version'))).toBe(false);
     expect(existsSync(join(rootfs, 'etc/os-release'))).toBe(true);
-    const wg = asUnprivileged(['unshare', '--user', '--map-root-user', '/usr/sbin/chroot', rootfs, '/usr/bin/wg', '--version']);
+    const wg = asUnprivileged([
+      'unshare',
+      '--user',
+      '--map-root-user',
+      '/usr/sbin/chroot',
+      rootfs,
+      '/usr/bin/wg',
+      '--version',
+    ]);
     const r = await run(wg[0]!, wg.slice(1));
     expect(r.stdout + r.stderr).toMatch(/wireguard-tools v\d/);
   });

@@ -14,19 +14,24 @@ emit({ event: 'probe', ...(await lib.probeUserNamespaces()) });
 const ac = new AbortController();
 // A source that breaks after `n` bytes (a registry connection dropping mid-layer).
 function failing(p, n) {
-  return Readable.from((async function* () {
-    let seen = 0;
-    for await (const c of createReadStream(p)) {
-      seen += c.length;
-      if (seen > n) throw new Error('connection reset mid-layer');
-      yield c;
-    }
-  })());
+  return Readable.from(
+    (async function* () {
+      let seen = 0;
+      for await (const c of createReadStream(p)) {
+        seen += c.length;
+        if (seen > n) throw new Error('connection reset mid-layer');
+        yield c;
+      }
+    })(),
+  );
 }
 let ws;
 try {
   ws = await lib.openWorkspace({
-    layers: cfg.layers.map((p) => ({ diffId: p, open: async () => (cfg.failAfter ? failing(p, cfg.failAfter) : createReadStream(p)) })),
+    layers: cfg.layers.map((p) => ({
+      diffId: p,
+      open: async () => (cfg.failAfter ? failing(p, cfg.failAfter) : createReadStream(p)),
+    })),
     arch: cfg.arch ?? 'amd64',
     tmpDir: cfg.tmpDir,
     layerDir: cfg.layerDir,

@@ -20,14 +20,31 @@ const DRIVER = fileURLToPath(new URL('./driver.mjs', import.meta.url));
 export type DriverEvent = { event: string; [k: string]: unknown };
 
 /** Run the driver; it is killed after `timeoutMs` (below vitest's test timeout, so no driver outlives its test). */
-export async function runDriver(dir: string, cfg: Record<string, unknown>, env: Record<string, string> = {}, timeoutMs = 100_000): Promise<{ events: DriverEvent[]; stderr: string; ms: number }> {
+export async function runDriver(
+  dir: string,
+  cfg: Record<string, unknown>,
+  env: Record<string, string> = {},
+  timeoutMs = 100_000,
+): Promise<{ events: DriverEvent[]; stderr: string; ms: number }> {
   const cfgPath = join(dir, `cfg-${Date.now()}-${Math.random().toString(36).slice(2)}.json`);
   await writeFile(cfgPath, JSON.stringify(cfg), { mode: 0o644 });
-  const argv = asUnprivileged(['env', 'PATH=/usr/sbin:/usr/bin:/sbin:/bin', `HOME=${dir}`, ...Object.entries(env).map(([k, v]) => `${k}=${v}`), process.execPath, DRIVER, cfgPath]);
+  const argv = asUnprivileged([
+    'env',
+    'PATH=/usr/sbin:/usr/bin:/sbin:/bin',
+    `HOME=${dir}`,
+    ...Object.entries(env).map(([k, v]) => `${k}=${v}`),
+    process.execPath,
+    DRIVER,
+    cfgPath,
+  ]);
   const t0 = Date.now();
   const r = await run(argv[0]!, argv.slice(1), { cwd: dir, timeoutMs });
-  const events = r.stdout.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as DriverEvent);
-  if (!events.some((e) => e.event === 'done')) throw new Error(`driver exited ${r.code} without finishing: ${r.stderr.slice(-3000)}`);
+  const events = r.stdout
+    .split('\n')
+    .filter((l) => l.startsWith('{'))
+    .map((l) => JSON.parse(l) as DriverEvent);
+  if (!events.some((e) => e.event === 'done'))
+    throw new Error(`driver exited ${r.code} without finishing: ${r.stderr.slice(-3000)}`);
   return { events, stderr: r.stderr, ms: Date.now() - t0 };
 }
 
@@ -53,13 +70,45 @@ export const CAP_NET_RAW = Buffer.from('0100000200200000000000000000000000000000
 /** A tiny base layer: static busybox with applet links, users root/app, and a /data tree to change. */
 export async function writeTinyBase(path: string): Promise<void> {
   const busybox = readFileSync('/bin/busybox');
-  const dir = (p: string, uid = 0, mode = 0o755): PlannedEntry => ({ path: p, type: 'directory', mode, uid, gid: uid, mtime: T, size: 0 });
+  const dir = (p: string, uid = 0, mode = 0o755): PlannedEntry => ({
+    path: p,
+    type: 'directory',
+    mode,
+    uid,
+    gid: uid,
+    mtime: T,
+    size: 0,
+  });
   const file = (p: string, body: string | Buffer, extra: Partial<PlannedEntry> = {}): PlannedEntry => {
     const buf = Buffer.from(body);
     return { path: p, type: 'file', mode: 0o644, uid: 0, gid: 0, mtime: T, size: buf.length, data: { buf }, ...extra };
   };
-  const link = (p: string, target: string): PlannedEntry => ({ path: p, type: 'symlink', mode: 0o777, uid: 0, gid: 0, mtime: T, size: 0, linkname: target });
-  const applets = ['sh', 'echo', 'rm', 'mkdir', 'ln', 'chown', 'touch', 'id', 'sleep', 'cat', 'env', 'ls', 'stat', 'wget'];
+  const link = (p: string, target: string): PlannedEntry => ({
+    path: p,
+    type: 'symlink',
+    mode: 0o777,
+    uid: 0,
+    gid: 0,
+    mtime: T,
+    size: 0,
+    linkname: target,
+  });
+  const applets = [
+    'sh',
+    'echo',
+    'rm',
+    'mkdir',
+    'ln',
+    'chown',
+    'touch',
+    'id',
+    'sleep',
+    'cat',
+    'env',
+    'ls',
+    'stat',
+    'wget',
+  ];
   const entries: PlannedEntry[] = [
     dir('bin'),
     file('bin/busybox', busybox, { mode: 0o755 }),

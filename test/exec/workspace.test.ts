@@ -3,7 +3,16 @@
  * holds (whiteouts, opaque dirs, hardlinks, owners, xattrs, no mount-point leftovers), USER, determinism, a failing
  * command, abort cleanup, and the refusals (user namespaces disabled, foreign arch without binfmt).
  */
-import { chmodSync, copyFileSync, createReadStream, existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  copyFileSync,
+  createReadStream,
+  existsSync,
+  mkdtempSync,
+  readdirSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { mkdir, readdir, rm, writeFile } from 'node:fs/promises';
@@ -36,7 +45,10 @@ beforeAll(async () => {
   base = join(dir, 'base.tar');
   await writeTinyBase(base);
   await mkdir(join(dir, 'certs'));
-  await writeFile(join(dir, 'certs', 'proxy.crt'), '-----BEGIN CERTIFICATE-----\nTESTCERT\n-----END CERTIFICATE-----\n');
+  await writeFile(
+    join(dir, 'certs', 'proxy.crt'),
+    '-----BEGIN CERTIFICATE-----\nTESTCERT\n-----END CERTIFICATE-----\n',
+  );
   await writeFile(join(dir, 'certs', 'README'), 'not a certificate');
 });
 const scratches: string[] = [];
@@ -54,10 +66,28 @@ afterAll(async () => {
 function steps(): Array<Record<string, unknown>> {
   return [
     { argv: ['/bin/sh', '-c', STEP1], env: ENV, workdir: '/', label: 'Dockerfile:2', mtime: EPOCH },
-    { argv: ['/bin/sh', '-c', 'id -u > me && id -G >> me'], env: ENV, workdir: '/home/app', user: 'app', label: 'Dockerfile:4', mtime: EPOCH },
+    {
+      argv: ['/bin/sh', '-c', 'id -u > me && id -G >> me'],
+      env: ENV,
+      workdir: '/home/app',
+      user: 'app',
+      label: 'Dockerfile:4',
+      mtime: EPOCH,
+    },
     { argv: ['/bin/sh', '-c', 'echo boom >&2; exit 7'], env: ENV, workdir: '/', label: 'Dockerfile:9', mtime: EPOCH },
-    { argv: ['/bin/sh', '-c', 'echo "CA $SSL_CERT_FILE"; cat "$CURL_CA_BUNDLE"'], env: ENV, workdir: '/', label: 'Dockerfile:11', certsDir: join(dir, 'certs') },
-    { argv: ['/bin/stat', '-c', 'STAT %n %a %u:%g %Y %h', '/data/keep', '/data/h1', '/bin/busybox', '/home'], env: ENV, workdir: '/', label: 'Dockerfile:10' },
+    {
+      argv: ['/bin/sh', '-c', 'echo "CA $SSL_CERT_FILE"; cat "$CURL_CA_BUNDLE"'],
+      env: ENV,
+      workdir: '/',
+      label: 'Dockerfile:11',
+      certsDir: join(dir, 'certs'),
+    },
+    {
+      argv: ['/bin/stat', '-c', 'STAT %n %a %u:%g %Y %h', '/data/keep', '/data/h1', '/bin/busybox', '/home'],
+      env: ENV,
+      workdir: '/',
+      label: 'Dockerfile:10',
+    },
   ];
 }
 
@@ -66,15 +96,30 @@ const layers = (events: DriverEvent[]): DriverEvent[] => events.filter((e) => e.
 let first: DriverEvent[] = [];
 
 describe('openWorkspace as an unprivileged user', () => {
-
   it('captures a RUN as whiteouts, an opaque dir, a hardlink, owners and xattrs; runs USER app; reports a failing RUN', async () => {
     const tmp = scratch();
-    const { events, stderr } = await runDriver(dir, { layers: [base], tmpDir: tmp, layerDir: join(dir, 'out1'), steps: steps() });
+    const { events, stderr } = await runDriver(dir, {
+      layers: [base],
+      tmpDir: tmp,
+      layerDir: join(dir, 'out1'),
+      steps: steps(),
+    });
     first = events;
     expect(events[0]).toMatchObject({ event: 'probe', ok: true, mapping: 'full' });
     const [l1, l2] = layers(events);
     const entries = await readTar(String(l1!.tarPath));
-    expect(entries.map((e) => e.path)).toEqual(['bin', 'bin/capped', 'data', 'data/.wh.del', 'data/dir', 'data/dir/.wh..wh..opq', 'data/dir/n', 'data/xfile', 'new', 'newlink']);
+    expect(entries.map((e) => e.path)).toEqual([
+      'bin',
+      'bin/capped',
+      'data',
+      'data/.wh.del',
+      'data/dir',
+      'data/dir/.wh..wh..opq',
+      'data/dir/n',
+      'data/xfile',
+      'new',
+      'newlink',
+    ]);
     const by = new Map(entries.map((e) => [e.path, e]));
     expect(by.get('new')).toMatchObject({ type: 'file', uid: 1000, gid: 1000, mtime: EPOCH });
     expect(by.get('new')!.data!.toString()).toBe('new\n');
@@ -100,19 +145,34 @@ describe('openWorkspace as an unprivileged user', () => {
     ]);
     expect(layers(events).find((l) => l.label === 'Dockerfile:10')).toMatchObject({ entries: 0 });
     // certsDir: the command sees a CA bundle with the project's certificates, and it is not part of the layer.
-    expect(stderr).toContain('CA /tmp/.canvos-ca-bundle.pem\n-----BEGIN CERTIFICATE-----\nTESTCERT\n-----END CERTIFICATE-----\n');
+    expect(stderr).toContain(
+      'CA /tmp/.canvos-ca-bundle.pem\n-----BEGIN CERTIFICATE-----\nTESTCERT\n-----END CERTIFICATE-----\n',
+    );
     expect(layers(events).find((l) => l.label === 'Dockerfile:11')).toMatchObject({ entries: 0 });
     expect(await readdir(tmp)).toEqual([]); // close() removed the work dir
   });
 
   it('gives the same diffIds for the same steps', async () => {
-    const { events } = await runDriver(dir, { layers: [base], tmpDir: dir, layerDir: join(dir, 'out2'), steps: steps().slice(0, 2) });
-    expect(layers(events).map((e) => e.diffId)).toEqual(layers(first).slice(0, 2).map((e) => e.diffId));
+    const { events } = await runDriver(dir, {
+      layers: [base],
+      tmpDir: dir,
+      layerDir: join(dir, 'out2'),
+      steps: steps().slice(0, 2),
+    });
+    expect(layers(events).map((e) => e.diffId)).toEqual(
+      layers(first)
+        .slice(0, 2)
+        .map((e) => e.diffId),
+    );
   });
 
   it('abort kills the command and leaves nothing behind', async () => {
     const tmp = scratch();
-    const { events, ms } = await runDriver(dir, { layers: [base], tmpDir: tmp, steps: [{ argv: ['/bin/sleep', '60'], env: ENV, workdir: '/', label: 'Dockerfile:3', abortAfterMs: 1000 }] });
+    const { events, ms } = await runDriver(dir, {
+      layers: [base],
+      tmpDir: tmp,
+      steps: [{ argv: ['/bin/sleep', '60'], env: ENV, workdir: '/', label: 'Dockerfile:3', abortAfterMs: 1000 }],
+    });
     expect(events.find((e) => e.event === 'error')).toMatchObject({ code: 'ERR_ABORTED' });
     expect(ms).toBeLessThan(30_000);
     expect(await readdir(tmp)).toEqual([]);
@@ -121,21 +181,33 @@ describe('openWorkspace as an unprivileged user', () => {
   it('a layer source that fails mid-stream, or a corrupt layer, fails openWorkspace and leaves nothing behind', async () => {
     const tmp = scratch();
     const { events } = await runDriver(dir, { layers: [base], tmpDir: tmp, failAfter: 300_000, steps: [] });
-    expect(events.find((e) => e.event === 'error')).toMatchObject({ code: 'ERR_LAYER_CORRUPT', message: expect.stringContaining('connection reset mid-layer') });
+    expect(events.find((e) => e.event === 'error')).toMatchObject({
+      code: 'ERR_LAYER_CORRUPT',
+      message: expect.stringContaining('connection reset mid-layer'),
+    });
     const junk = join(dir, 'junk.tar');
     await writeFile(junk, Buffer.alloc(4096, 7), { mode: 0o644 });
     const r2 = await runDriver(dir, { layers: [base, junk], tmpDir: tmp, steps: [] });
-    expect(r2.events.find((e) => e.event === 'error')).toMatchObject({ code: 'ERR_LAYER_CORRUPT', message: expect.stringContaining('invalid tar header checksum') });
+    expect(r2.events.find((e) => e.event === 'error')).toMatchObject({
+      code: 'ERR_LAYER_CORRUPT',
+      message: expect.stringContaining('invalid tar header checksum'),
+    });
     expect(await readdir(tmp)).toEqual([]);
   });
 
   it('the command shares the host network and gets the proxy variables', async () => {
     const web = createServer((_req, res) => res.end('hello through the proxy\n'));
-    const target = await new Promise<string>((resolve) => web.listen(0, '127.0.0.1', () => resolve(`http://127.0.0.1:${(web.address() as { port: number }).port}/hello`)));
+    const target = await new Promise<string>((resolve) =>
+      web.listen(0, '127.0.0.1', () => resolve(`http://127.0.0.1:${(web.address() as { port: number }).port}/hello`)),
+    );
     const proxy = await startForwardProxy();
     try {
       const env = { ...ENV, http_proxy: proxy.url };
-      const { events, stderr } = await runDriver(dir, { layers: [base], tmpDir: scratch(), steps: [{ argv: ['/bin/wget', '-q', '-O', '-', target], env, workdir: '/', label: 'Dockerfile:5' }] });
+      const { events, stderr } = await runDriver(dir, {
+        layers: [base],
+        tmpDir: scratch(),
+        steps: [{ argv: ['/bin/wget', '-q', '-O', '-', target], env, workdir: '/', label: 'Dockerfile:5' }],
+      });
       expect(events.find((e) => e.event === 'layer')).toMatchObject({ label: 'Dockerfile:5', entries: 0 });
       expect(stderr).toContain('hello through the proxy');
       expect(proxy.seen).toEqual([`GET ${target}`]);
@@ -147,8 +219,16 @@ describe('openWorkspace as an unprivileged user', () => {
   });
 
   it('CANVOS_EXEC_DISABLE_USERNS=1 makes the probe fail and openWorkspace refuse with the hint', async () => {
-    const { events } = await runDriver(dir, { layers: [base], tmpDir: dir, steps: [] }, { CANVOS_EXEC_DISABLE_USERNS: '1' });
-    expect(events[0]).toMatchObject({ event: 'probe', ok: false, reason: expect.stringContaining('CANVOS_EXEC_DISABLE_USERNS=1') });
+    const { events } = await runDriver(
+      dir,
+      { layers: [base], tmpDir: dir, steps: [] },
+      { CANVOS_EXEC_DISABLE_USERNS: '1' },
+    );
+    expect(events[0]).toMatchObject({
+      event: 'probe',
+      ok: false,
+      reason: expect.stringContaining('CANVOS_EXEC_DISABLE_USERNS=1'),
+    });
     expect(events[0]!.hint).toMatch(/enable unprivileged user namespaces .*pre-bake the change into BASE_IMAGE/);
     expect(events.find((e) => e.event === 'error')).toMatchObject({ code: 'ERR_EXEC_UNAVAILABLE' });
   });
@@ -160,13 +240,39 @@ describe('a real user-namespace failure', () => {
     // the limit to 0, become an ordinary uid there, and probe: the kernel really refuses the unshare.
     const lib = fileURLToPath(new URL('../../dist/index.js', import.meta.url));
     const probe = `import(${JSON.stringify(lib)}).then((m) => m.probeUserNamespaces()).then((r) => console.log(JSON.stringify(r)))`;
-    const inner = ['/usr/bin/setpriv', '--reuid=1000', '--regid=1000', '--clear-groups', '--', process.execPath, '--input-type=module', '-e', probe];
+    const inner = [
+      '/usr/bin/setpriv',
+      '--reuid=1000',
+      '--regid=1000',
+      '--clear-groups',
+      '--',
+      process.execPath,
+      '--input-type=module',
+      '-e',
+      probe,
+    ];
     const script = `echo 0 > /proc/sys/user/max_user_namespaces && cd / && exec "$@"`;
-    const argv = asUnprivileged(['unshare', '--user', '--map-root-user', '--map-auto', '--', '/bin/sh', '-c', script, 'sh', ...inner]);
+    const argv = asUnprivileged([
+      'unshare',
+      '--user',
+      '--map-root-user',
+      '--map-auto',
+      '--',
+      '/bin/sh',
+      '-c',
+      script,
+      'sh',
+      ...inner,
+    ]);
     const r = await run(argv[0]!, argv.slice(1), { cwd: '/' });
     expect(r.code, r.stderr).toBe(0);
     const p = JSON.parse(r.stdout.trim()) as Record<string, string>;
-    expect(p).toMatchObject({ ok: false, reason: expect.stringMatching(/^user namespaces are disabled \(sysctl user.max_user_namespaces = 0\): unshare --user failed: /) });
+    expect(p).toMatchObject({
+      ok: false,
+      reason: expect.stringMatching(
+        /^user namespaces are disabled \(sysctl user.max_user_namespaces = 0\): unshare --user failed: /,
+      ),
+    });
     expect(p.hint).toBe(USERNS_HINT);
   });
 });
@@ -183,21 +289,44 @@ describe('without a subordinate id range', () => {
         layers: [join(open, 'base.tar')],
         tmpDir: open,
         steps: [
-          { argv: ['/bin/sh', '-c', 'echo hi > /x && stat -c "OWNER %u" /data/keep'], env: ENV, workdir: '/', label: 'Dockerfile:2' },
+          {
+            argv: ['/bin/sh', '-c', 'echo hi > /x && stat -c "OWNER %u" /data/keep'],
+            env: ENV,
+            workdir: '/',
+            label: 'Dockerfile:2',
+          },
           { argv: ['/bin/sh', '-c', 'chown 1000 /x'], env: ENV, workdir: '/', label: 'Dockerfile:3' },
         ],
       };
       writeFileSync(join(open, 'cfg.json'), JSON.stringify(cfg), { mode: 0o644 });
       const driver = fileURLToPath(new URL('./driver.mjs', import.meta.url));
-      const inner = ['/usr/bin/setpriv', '--reuid=1000', '--regid=1000', '--clear-groups', '--', '/usr/bin/env', 'PATH=/usr/bin:/bin', `HOME=${open}`, process.execPath, driver, join(open, 'cfg.json')];
+      const inner = [
+        '/usr/bin/setpriv',
+        '--reuid=1000',
+        '--regid=1000',
+        '--clear-groups',
+        '--',
+        '/usr/bin/env',
+        'PATH=/usr/bin:/bin',
+        `HOME=${open}`,
+        process.execPath,
+        driver,
+        join(open, 'cfg.json'),
+      ];
       const argv = asUnprivileged(['unshare', '--user', '--map-root-user', '--map-auto', '--', ...inner]);
       const r = await run(argv[0]!, argv.slice(1), { cwd: '/', timeoutMs: 100_000 });
-      const events = r.stdout.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as DriverEvent);
+      const events = r.stdout
+        .split('\n')
+        .filter((l) => l.startsWith('{'))
+        .map((l) => JSON.parse(l) as DriverEvent);
       expect(events[0], r.stderr).toMatchObject({ event: 'probe', ok: true, mapping: 'single' });
       expect(events.filter((e) => e.event === 'warning').map((e) => e.code)).toEqual(['EXEC_SINGLE_UID']);
       expect(r.stderr).toContain('OWNER 0'); // /data/keep belongs to 1000 in the image: not representable here
       expect(layers(events)).toEqual([expect.objectContaining({ label: 'Dockerfile:2', entries: 1 })]);
-      expect(events.find((e) => e.event === 'error')).toMatchObject({ code: 'ERR_RUN_FAILED', message: expect.stringMatching(/^Dockerfile:3: RUN exited with 1: .*Invalid argument/) });
+      expect(events.find((e) => e.event === 'error')).toMatchObject({
+        code: 'ERR_RUN_FAILED',
+        message: expect.stringMatching(/^Dockerfile:3: RUN exited with 1: .*Invalid argument/),
+      });
       expect(readdirSync(open).sort()).toEqual(['base.tar', 'cfg.json']);
     } finally {
       rmSync(open, { recursive: true, force: true });
@@ -208,7 +337,12 @@ describe('without a subordinate id range', () => {
 describe.runIf((process.getuid?.() ?? 0) === 0)('openWorkspace as real root (in-process)', () => {
   it('uses only a mount namespace and captures the same layer as the rootless run', async () => {
     const warnings: string[] = [];
-    const ws = await openWorkspace({ layers: [{ diffId: 'tiny', open: async () => createReadStream(base) }], arch: 'amd64', tmpDir: dir, onWarning: (c) => warnings.push(c) });
+    const ws = await openWorkspace({
+      layers: [{ diffId: 'tiny', open: async () => createReadStream(base) }],
+      arch: 'amd64',
+      tmpDir: dir,
+      onWarning: (c) => warnings.push(c),
+    });
     try {
       const [step1] = steps();
       const r = await ws.run(step1 as unknown as RunStep);

@@ -24,7 +24,11 @@ async function pushBlob(base: string, repo: string, data: Buffer, authorization?
   expect(post.statusCode).toBe(202);
   const loc = new URL(String(post.headers.location), base);
   loc.searchParams.set('digest', digestOf(data));
-  const put = await request(loc, { method: 'PUT', headers: { ...headers, 'content-type': 'application/octet-stream' }, body: data });
+  const put = await request(loc, {
+    method: 'PUT',
+    headers: { ...headers, 'content-type': 'application/octet-stream' },
+    body: data,
+  });
   await put.body.dump();
   expect(put.statusCode).toBe(201);
   return digestOf(data);
@@ -62,10 +66,22 @@ describe('fault proxy', () => {
   it('forwards skopeo push and pull (chunked PATCH uploads, HEAD, Location rewriting)', async () => {
     const layout = join(tmp.path, 'layout');
     const fx = await makeOciLayout(layout, { layers: 2, layerBytes: 200 * 1024 });
-    await skopeo(['copy', '--insecure-policy', '--dest-tls-verify=false', `oci:${layout}:latest`, `docker://${proxy.host}/proxy/img:latest`]);
+    await skopeo([
+      'copy',
+      '--insecure-policy',
+      '--dest-tls-verify=false',
+      `oci:${layout}:latest`,
+      `docker://${proxy.host}/proxy/img:latest`,
+    ]);
     const raw = await skopeo(['inspect', '--raw', '--tls-verify=false', `docker://${proxy.host}/proxy/img:latest`]);
     expect(digestOf(Buffer.from(raw))).toBe(fx.indexDigest);
-    await skopeo(['copy', '--insecure-policy', '--src-tls-verify=false', `docker://${proxy.host}/proxy/img:latest`, `oci:${join(tmp.path, 'back')}:x`]);
+    await skopeo([
+      'copy',
+      '--insecure-policy',
+      '--src-tls-verify=false',
+      `docker://${proxy.host}/proxy/img:latest`,
+      `oci:${join(tmp.path, 'back')}:x`,
+    ]);
     const methods = new Set(proxy.requests.map((r) => r.method));
     for (const m of ['POST', 'PUT', 'HEAD', 'GET']) expect(methods).toContain(m);
     expect(proxy.requests.every((r) => r.fault === undefined)).toBe(true);
@@ -77,7 +93,10 @@ describe('fault proxy', () => {
     await post.body.dump();
     expect(String(post.headers.location)).toMatch(new RegExp(`^(${proxy.url})?/v2/proxy/chunked/blobs/uploads/`));
     expect(String(post.headers.location)).not.toContain(reg.host);
-    const patch = await request(new URL(String(post.headers.location), proxy.url), { method: 'PATCH', body: Readable.from([data.subarray(0, 150_000), data.subarray(150_000)]) });
+    const patch = await request(new URL(String(post.headers.location), proxy.url), {
+      method: 'PATCH',
+      body: Readable.from([data.subarray(0, 150_000), data.subarray(150_000)]),
+    });
     await patch.body.dump();
     expect(patch.statusCode).toBe(202);
     expect(patch.headers.range).toBe(`0-${data.length - 1}`);
@@ -93,7 +112,9 @@ describe('fault proxy', () => {
 
   it('reset destroys the socket before any response', async () => {
     proxy.addRule({ method: 'GET', path: /\/blobs\//, action: { kind: 'reset' } });
-    await expect(request(blobUrl())).rejects.toMatchObject({ code: expect.stringMatching(/ECONNRESET|UND_ERR_SOCKET/) });
+    await expect(request(blobUrl())).rejects.toMatchObject({
+      code: expect.stringMatching(/ECONNRESET|UND_ERR_SOCKET/),
+    });
     expect(proxy.requests.at(-1)?.fault).toBe('reset');
     const ok = await request(blobUrl());
     expect((await readAll(ok.body)).bytes).toBe(blob.length);
@@ -110,7 +131,13 @@ describe('fault proxy', () => {
   });
 
   it('status injects 429 + Retry-After, honouring skip and times', async () => {
-    const rule = { method: 'HEAD', path: /\/blobs\//, skip: 1, times: 2, action: { kind: 'status' as const, status: 429, headers: { 'retry-after': '2' } } };
+    const rule = {
+      method: 'HEAD',
+      path: /\/blobs\//,
+      skip: 1,
+      times: 2,
+      action: { kind: 'status' as const, status: 429, headers: { 'retry-after': '2' } },
+    };
     proxy.addRule(rule);
     const statuses: number[] = [];
     for (let i = 0; i < 4; i++) {
@@ -124,7 +151,10 @@ describe('fault proxy', () => {
 
   it('status answers an upload only after draining its body', async () => {
     proxy.addRule({ method: 'PUT', action: { kind: 'status', status: 500, body: '{"errors":[]}' } });
-    const r = await request(`${proxy.url}/v2/proxy/x/blobs/uploads/none?digest=${digest}`, { method: 'PUT', body: randomBytes(200_000) });
+    const r = await request(`${proxy.url}/v2/proxy/x/blobs/uploads/none?digest=${digest}`, {
+      method: 'PUT',
+      body: randomBytes(200_000),
+    });
     expect(r.statusCode).toBe(500);
     expect(await r.body.text()).toBe('{"errors":[]}');
   });

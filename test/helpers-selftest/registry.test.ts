@@ -19,7 +19,13 @@ let fx: Awaited<ReturnType<typeof makeOciLayout>>;
 beforeAll(async () => {
   tmp = await tmpDir('canvos-selftest-');
   layout = join(tmp.path, 'multi');
-  fx = await makeOciLayout(layout, { tag: 'v1', platforms: ['linux/amd64', 'linux/arm64/v8'], layers: 2, layerBytes: 32 * 1024, files: { 'etc/canvos-test': 'hello\n' } });
+  fx = await makeOciLayout(layout, {
+    tag: 'v1',
+    platforms: ['linux/amd64', 'linux/arm64/v8'],
+    layers: 2,
+    layerBytes: 32 * 1024,
+    files: { 'etc/canvos-test': 'hello\n' },
+  });
 });
 afterAll(async () => {
   await tmp?.cleanup();
@@ -57,7 +63,12 @@ describe('makeOciLayout', () => {
   it('umoci unpacks a fixture image rootlessly with the extra files in place', async () => {
     const bundle = join(tmp.path, 'bundle');
     const dir = join(tmp.path, 'single');
-    await makeOciLayout(dir, { tag: 'latest', layers: 2, layerBytes: 4096, files: { 'etc/os-release': 'ID=canvos-test\n' } });
+    await makeOciLayout(dir, {
+      tag: 'latest',
+      layers: 2,
+      layerBytes: 4096,
+      files: { 'etc/os-release': 'ID=canvos-test\n' },
+    });
     await umoci(['unpack', '--rootless', '--image', `${dir}:latest`, bundle]);
     expect(await readFile(join(bundle, 'rootfs', 'etc', 'os-release'), 'utf8')).toBe('ID=canvos-test\n');
     expect((await stat(join(bundle, 'rootfs', 'layer1', 'payload.bin'))).size).toBe(4096);
@@ -77,32 +88,79 @@ describe.each(['none', 'basic', 'bearer'] as const)('startRegistry auth=%s', (au
   it('accepts skopeo copy --all of a multi-platform layout and returns the same index digest', async () => {
     const res = await fetch(`${reg.url}/v2/`);
     expect(res.status).toBe(auth === 'none' ? 200 : 401);
-    await skopeo(['copy', '--all', '--insecure-policy', '--dest-tls-verify=false', ...creds('--dest-creds'), `oci:${layout}:v1`, `docker://${reg.host}/self/multi:v1`]);
-    const raw = await skopeo(['inspect', '--raw', '--tls-verify=false', ...creds('--creds'), `docker://${reg.host}/self/multi:v1`]);
+    await skopeo([
+      'copy',
+      '--all',
+      '--insecure-policy',
+      '--dest-tls-verify=false',
+      ...creds('--dest-creds'),
+      `oci:${layout}:v1`,
+      `docker://${reg.host}/self/multi:v1`,
+    ]);
+    const raw = await skopeo([
+      'inspect',
+      '--raw',
+      '--tls-verify=false',
+      ...creds('--creds'),
+      `docker://${reg.host}/self/multi:v1`,
+    ]);
     expect(`sha256:${createHash('sha256').update(raw).digest('hex')}`).toBe(fx.indexDigest);
     const repoDir = join(reg.dataDir, 'docker', 'registry', 'v2', 'repositories', 'self', 'multi');
     expect((await stat(repoDir)).isDirectory()).toBe(true);
     if (auth === 'bearer') {
       const reqs = reg.tokenServer!.requests;
-      expect(reqs.some((r) => r.authorized && r.account === reg.username && r.scopes.includes('repository:self/multi:pull,push'))).toBe(true);
+      expect(
+        reqs.some(
+          (r) => r.authorized && r.account === reg.username && r.scopes.includes('repository:self/multi:pull,push'),
+        ),
+      ).toBe(true);
       expect(JSON.stringify(reqs)).not.toContain(reg.password!);
     }
   });
 
   it('pushLayout seeds a Docker manifest list layout digest-identically (skopeo cannot read it from oci:)', async () => {
     const dir = join(tmp.path, `docker-multi-${auth}`);
-    const d = await makeOciLayout(dir, { docker: true, platforms: ['linux/amd64', 'linux/arm/v7'], layers: 1, layerBytes: 8192 });
+    const d = await makeOciLayout(dir, {
+      docker: true,
+      platforms: ['linux/amd64', 'linux/arm/v7'],
+      layers: 1,
+      layerBytes: 8192,
+    });
     expect(await pushLayout(dir, reg, 'self/docker')).toBe(d.indexDigest);
-    const raw = await skopeo(['inspect', '--raw', '--tls-verify=false', ...creds('--creds'), `docker://${reg.host}/self/docker:latest`]);
+    const raw = await skopeo([
+      'inspect',
+      '--raw',
+      '--tls-verify=false',
+      ...creds('--creds'),
+      `docker://${reg.host}/self/docker:latest`,
+    ]);
     expect(JSON.parse(raw).mediaType).toBe('application/vnd.docker.distribution.manifest.list.v2+json');
     expect(`sha256:${createHash('sha256').update(raw).digest('hex')}`).toBe(d.indexDigest);
     const back = join(tmp.path, `docker-back-${auth}`);
-    await skopeo(['copy', '--all', '--insecure-policy', '--src-tls-verify=false', ...creds('--src-creds'), `docker://${reg.host}/self/docker:latest`, `oci:${back}:x`]);
+    await skopeo([
+      'copy',
+      '--all',
+      '--insecure-policy',
+      '--src-tls-verify=false',
+      ...creds('--src-creds'),
+      `docker://${reg.host}/self/docker:latest`,
+      `oci:${back}:x`,
+    ]);
   });
 
   it.skipIf(auth === 'none')('refuses a wrong password', async () => {
-    await expect(skopeo(['inspect', '--raw', '--tls-verify=false', ...creds('--creds', 'wrong'), `docker://${reg.host}/self/multi:v1`])).rejects.toThrow(/401|unauthorized|authentication required|invalid/i);
-    await expect(skopeo(['inspect', '--raw', '--tls-verify=false', `docker://${reg.host}/self/multi:v1`])).rejects.toThrow();
+    await expect(
+      skopeo([
+        'inspect',
+        '--raw',
+        '--tls-verify=false',
+        ...creds('--creds', 'wrong'),
+        `docker://${reg.host}/self/multi:v1`,
+      ]),
+    ).rejects.toThrow(/401|unauthorized|authentication required|invalid/i);
+    await expect(
+      skopeo(['inspect', '--raw', '--tls-verify=false', `docker://${reg.host}/self/multi:v1`]),
+    ).rejects.toThrow();
   });
 });
 
@@ -116,7 +174,9 @@ describe('startRegistry lifecycle', () => {
   });
 
   it('a registry that cannot start fails with the tail of its log', async () => {
-    await expect(startRegistry({ config: { storage: { filesystem: null, nosuchdriver: {} } } })).rejects.toThrow(/failed to start[\s\S]*nosuchdriver/);
+    await expect(startRegistry({ config: { storage: { filesystem: null, nosuchdriver: {} } } })).rejects.toThrow(
+      /failed to start[\s\S]*nosuchdriver/,
+    );
   });
 
   it('passes extra config through (a read-only registry refuses uploads)', async () => {
@@ -132,7 +192,11 @@ describe('startRegistry lifecycle', () => {
 
 describe('tools', () => {
   it('run reports exit codes, stdin and timeouts', async () => {
-    expect(await run('sh', ['-c', 'cat; echo err >&2; exit 3'], { input: 'in' })).toEqual({ code: 3, stdout: 'in', stderr: 'err\n' });
+    expect(await run('sh', ['-c', 'cat; echo err >&2; exit 3'], { input: 'in' })).toEqual({
+      code: 3,
+      stdout: 'in',
+      stderr: 'err\n',
+    });
     const t0 = Date.now();
     const r = await run('sleep', ['10'], { timeoutMs: 200 });
     expect(r.code).toBe(-1);

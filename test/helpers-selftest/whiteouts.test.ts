@@ -38,6 +38,8 @@ describe('whiteoutProblems (the oracle of the provider whiteout tests)', () => {
       'layer 1: whiteout usr/local/system/.wh.providers hides nothing (no lower layer has usr/local/system/providers)',
     ]);
     // Hiding something twice: the second whiteout hides nothing any more.
-    expect(await whiteoutProblems([base, good, good])).toEqual(['layer 2: whiteout etc/ssh/.wh.ssh_host_rsa_key hides nothing (no lower layer has etc/ssh/ssh_host_rsa_key)']);
+    expect(await whiteoutProblems([base, good, good])).toEqual([
+      'layer 2: whiteout etc/ssh/.wh.ssh_host_rsa_key hides nothing (no lower layer has etc/ssh/ssh_host_rsa_key)',
+    ]);
   });
 });

@@ -9,11 +9,19 @@ import { join } from 'node:path';
 import type { BuiltLayer } from '../../src/layers/build.js';
 
 /** Add `layer` (already written to `<layout>/blobs/sha256/`) on top of the layout's first image. */
-export async function appendLayerToLayout(layout: string, layer: Pick<BuiltLayer, 'digest' | 'size' | 'diffId' | 'mediaType'>): Promise<void> {
+export async function appendLayerToLayout(
+  layout: string,
+  layer: Pick<BuiltLayer, 'digest' | 'size' | 'diffId' | 'mediaType'>,
+): Promise<void> {
   const blob = (d: string): string => join(layout, 'blobs', 'sha256', d.replace(/^sha256:/, ''));
-  const index = JSON.parse(await readFile(join(layout, 'index.json'), 'utf8')) as { manifests: { digest: string; size: number }[] };
+  const index = JSON.parse(await readFile(join(layout, 'index.json'), 'utf8')) as {
+    manifests: { digest: string; size: number }[];
+  };
   const desc = index.manifests[0]!;
-  const manifest = JSON.parse(await readFile(blob(desc.digest), 'utf8')) as { config: { digest: string; size: number }; layers: unknown[] };
+  const manifest = JSON.parse(await readFile(blob(desc.digest), 'utf8')) as {
+    config: { digest: string; size: number };
+    layers: unknown[];
+  };
   const config = JSON.parse(await readFile(blob(manifest.config.digest), 'utf8')) as { rootfs: { diff_ids: string[] } };
   config.rootfs.diff_ids.push(layer.diffId);
   const put = async (data: Buffer): Promise<{ digest: string; size: number }> => {

@@ -31,7 +31,10 @@ export async function buildDeb(dir: string, pkg: FixtureDeb): Promise<string> {
   const root = join(dir, `${pkg.name}-src`);
   await mkdir(join(root, 'DEBIAN'), { recursive: true });
   const depends = pkg.depends ? `Depends: ${pkg.depends}\n` : '';
-  await writeFile(join(root, 'DEBIAN/control'), `Package: ${pkg.name}\nVersion: ${pkg.version}\nArchitecture: amd64\n${depends}Maintainer: canvos-lite tests <t@example.invalid>\nDescription: ${pkg.name} fixture\n`);
+  await writeFile(
+    join(root, 'DEBIAN/control'),
+    `Package: ${pkg.name}\nVersion: ${pkg.version}\nArchitecture: amd64\n${depends}Maintainer: canvos-lite tests <t@example.invalid>\nDescription: ${pkg.name} fixture\n`,
+  );
   if (pkg.postinst) {
     await writeFile(join(root, 'DEBIAN/postinst'), pkg.postinst);
     await chmod(join(root, 'DEBIAN/postinst'), 0o755);
@@ -64,9 +67,26 @@ export async function signedAptRepo(dir: string, suite: string, pkgs: readonly F
   const gnupg = join(dir, '..', `gnupg-${suite}`);
   await mkdir(gnupg, { mode: 0o700 });
   const env = { GNUPGHOME: gnupg };
-  await checked('gpg', ['--batch', '--passphrase', '', '--quick-gen-key', 'canvos test <t@example.invalid>', 'ed25519', 'sign', 'never'], env);
+  await checked(
+    'gpg',
+    ['--batch', '--passphrase', '', '--quick-gen-key', 'canvos test <t@example.invalid>', 'ed25519', 'sign', 'never'],
+    env,
+  );
   await writeFile(join(dir, 'key.asc'), await checked('gpg', ['--armor', '--export'], env));
-  await checked('gpg', ['--batch', '--yes', '--clearsign', '--digest-algo', 'SHA256', '-o', join(dist, 'InRelease'), join(dist, 'Release')], env);
+  await checked(
+    'gpg',
+    [
+      '--batch',
+      '--yes',
+      '--clearsign',
+      '--digest-algo',
+      'SHA256',
+      '-o',
+      join(dist, 'InRelease'),
+      join(dist, 'Release'),
+    ],
+    env,
+  );
 }
 
 /** Serve the files of `dir` over HTTP on 127.0.0.1 (404 for anything missing); returns the server and its URL. */

@@ -78,11 +78,17 @@ function moduleDepends(ko: Buffer): string[] {
   const i = ko.indexOf('\0depends=');
   if (i < 0) return [];
   const end = ko.indexOf(0, i + 1);
-  return ko.toString('latin1', i + 9, end).split(',').filter(Boolean);
+  return ko
+    .toString('latin1', i + 9, end)
+    .split(',')
+    .filter(Boolean);
 }
 
 /** Module files for `modules` (default ROOT_MODULES) and their dependencies, dependencies first. */
-export async function moduleClosure(modDir: string, modules: readonly string[] = ROOT_MODULES): Promise<Array<{ name: string; path: string }>> {
+export async function moduleClosure(
+  modDir: string,
+  modules: readonly string[] = ROOT_MODULES,
+): Promise<Array<{ name: string; path: string }>> {
   const byName = new Map<string, string>();
   const walk = async (d: string): Promise<void> => {
     for (const e of await readdir(d, { withFileTypes: true })) {
@@ -107,7 +113,13 @@ export async function moduleClosure(modDir: string, modules: readonly string[] =
 }
 
 /** One newc (SVR4 "070701") cpio record. */
-export function newcRecord(name: string, mode: number, data: Buffer, ino: number, rdev: [number, number] = [0, 0]): Buffer {
+export function newcRecord(
+  name: string,
+  mode: number,
+  data: Buffer,
+  ino: number,
+  rdev: [number, number] = [0, 0],
+): Buffer {
   const hex = (n: number): string => n.toString(16).padStart(8, '0');
   const nameBuf = Buffer.from(`${name}\0`);
   const fields = [ino, mode, 0, 0, 1, 0, data.length, 0, 0, rdev[0], rdev[1], nameBuf.length, 0];
@@ -149,7 +161,20 @@ async function buildInitramfs(modDir: string): Promise<Buffer> {
   const recs: Buffer[] = [];
   let ino = 1;
   const dir = (p: string): number => recs.push(newcRecord(p, 0o040755, Buffer.alloc(0), ino++));
-  for (const d of ['bin', 'dev', 'proc', 'sys', 'tmp', 'run', 'run/initramfs', 'run/initramfs/live', 'run/rootfsbase', 'lib', 'lib/modules']) dir(d);
+  for (const d of [
+    'bin',
+    'dev',
+    'proc',
+    'sys',
+    'tmp',
+    'run',
+    'run/initramfs',
+    'run/initramfs/live',
+    'run/rootfsbase',
+    'lib',
+    'lib/modules',
+  ])
+    dir(d);
   // /dev/console must exist before devtmpfs is mounted, or /init starts without stdout.
   recs.push(newcRecord('dev/console', 0o020600, Buffer.alloc(0), ino++, [5, 1]));
   recs.push(newcRecord('bin/busybox', 0o100755, await readFile('/bin/busybox'), ino++));
@@ -197,7 +222,11 @@ export async function prepareBootFixture(): Promise<BootFixture> {
           { type: 'symlink', path: 'boot/vmlinuz', target: `vmlinuz-${kver}` },
           { type: 'file', path: 'boot/initrd', source: { host: initrd }, mode: 0o644 },
           { type: 'file', path: 'bin/busybox', source: { host: '/bin/busybox' }, mode: 0o755 },
-          { type: 'file', path: 'etc/kairos-release', source: { inline: 'KAIROS_ARCH="amd64"\nKAIROS_FLAVOR="debian"\nKAIROS_VERSION="v0.0.0-test"\n' } },
+          {
+            type: 'file',
+            path: 'etc/kairos-release',
+            source: { inline: 'KAIROS_ARCH="amd64"\nKAIROS_FLAVOR="debian"\nKAIROS_VERSION="v0.0.0-test"\n' },
+          },
           { type: 'file', path: 'etc/canvos-test-marker', source: { inline: `${MARKER}\n` } },
         ],
       },
@@ -205,7 +234,14 @@ export async function prepareBootFixture(): Promise<BootFixture> {
     );
     const config = await writeBlob(
       layout,
-      Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', config: {}, rootfs: { type: 'layers', diff_ids: [layer.diffId] } })),
+      Buffer.from(
+        JSON.stringify({
+          architecture: 'amd64',
+          os: 'linux',
+          config: {},
+          rootfs: { type: 'layers', diff_ids: [layer.diffId] },
+        }),
+      ),
     );
     const manifest = await writeBlob(
       layout,
@@ -247,11 +283,17 @@ export async function layoutRootfs(layoutDir: string): Promise<AsyncIterable<FsE
 
 /** The layer openers of a single-manifest OCI layout, bottom first. */
 export async function layoutOpeners(layoutDir: string): Promise<LayerOpener[]> {
-  const blob = async (d: string): Promise<Buffer> => readFile(join(layoutDir, 'blobs', 'sha256', d.replace(/^sha256:/, '')));
-  const index = JSON.parse((await readFile(join(layoutDir, 'index.json'))).toString()) as { manifests: Array<{ digest: string }> };
-  const manifest = JSON.parse((await blob(index.manifests[0]?.digest ?? '')).toString()) as { layers: Array<{ digest: string }> };
+  const blob = async (d: string): Promise<Buffer> =>
+    readFile(join(layoutDir, 'blobs', 'sha256', d.replace(/^sha256:/, '')));
+  const index = JSON.parse((await readFile(join(layoutDir, 'index.json'))).toString()) as {
+    manifests: Array<{ digest: string }>;
+  };
+  const manifest = JSON.parse((await blob(index.manifests[0]?.digest ?? '')).toString()) as {
+    layers: Array<{ digest: string }>;
+  };
   const openers = manifest.layers.map(
-    (l) => async () => createReadStream(join(layoutDir, 'blobs', 'sha256', l.digest.replace(/^sha256:/, ''))) as AsyncIterable<Buffer>,
+    (l) => async () =>
+      createReadStream(join(layoutDir, 'blobs', 'sha256', l.digest.replace(/^sha256:/, ''))) as AsyncIterable<Buffer>,
   );
   return openers;
 }
@@ -266,6 +308,15 @@ export const HOST_SHIM_FILES: ReadonlyArray<readonly [string, string]> = [
 export async function* withHostShim(rootfs: AsyncIterable<FsEntry>): AsyncGenerator<FsEntry> {
   yield* rootfs;
   for (const [path, host] of HOST_SHIM_FILES) {
-    yield { path, type: 'file', mode: 0o644, uid: 0, gid: 0, mtime: 1_700_000_000, size: statSync(host).size, content: createReadStream(host) };
+    yield {
+      path,
+      type: 'file',
+      mode: 0o644,
+      uid: 0,
+      gid: 0,
+      mtime: 1_700_000_000,
+      size: statSync(host).size,
+      content: createReadStream(host),
+    };
   }
 }

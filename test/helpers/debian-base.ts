@@ -55,7 +55,16 @@ async function build(): Promise<DebianBase> {
     const work = unprivilegedTempDir('canvos-debian-base-');
     try {
       const out = join(work, 'rootfs.tar');
-      const argv = ['mmdebstrap', '--mode=unshare', `--variant=${INPUTS.variant}`, `--architectures=${INPUTS.arch}`, '--quiet', INPUTS.suite, out, INPUTS.mirror];
+      const argv = [
+        'mmdebstrap',
+        '--mode=unshare',
+        `--variant=${INPUTS.variant}`,
+        `--architectures=${INPUTS.arch}`,
+        '--quiet',
+        INPUTS.suite,
+        out,
+        INPUTS.mirror,
+      ];
       const cmd = asUnprivileged(['env', `HOME=${work}`, 'PATH=/usr/sbin:/usr/bin:/sbin:/bin', ...argv]);
       const r = await run(cmd[0]!, cmd.slice(1), { cwd: work, timeoutMs: 900_000 });
       if (r.code !== 0) throw new Error(`mmdebstrap exited ${r.code}: ${r.stderr.slice(-2000)}`);
@@ -109,7 +118,13 @@ async function writeLayout(dir: string, tar: string, digest: string, size: numbe
     join(dir, 'index.json'),
     JSON.stringify({
       schemaVersion: 2,
-      manifests: [{ mediaType: 'application/vnd.oci.image.manifest.v1+json', ...manifest, annotations: { 'org.opencontainers.image.ref.name': 'latest' } }],
+      manifests: [
+        {
+          mediaType: 'application/vnd.oci.image.manifest.v1+json',
+          ...manifest,
+          annotations: { 'org.opencontainers.image.ref.name': 'latest' },
+        },
+      ],
     }),
   );
 }

@@ -56,7 +56,8 @@ export async function prepareDiskFixture(): Promise<BootFixture & { diskInitrd: 
   const recs: Buffer[] = [];
   let ino = 1000;
   recs.push(newcRecord('oem', 0o040755, Buffer.alloc(0), ino++));
-  for (const m of all.filter((x) => !base.has(x.name))) recs.push(newcRecord(`lib/modules/${m.name}.ko`, 0o100644, await readFile(m.path), ino++));
+  for (const m of all.filter((x) => !base.has(x.name)))
+    recs.push(newcRecord(`lib/modules/${m.name}.ko`, 0o100644, await readFile(m.path), ino++));
   recs.push(newcRecord('init', 0o100755, Buffer.from(diskInit(all.map((m) => m.name))), ino++));
   recs.push(newcRecord('TRAILER!!!', 0, Buffer.alloc(0), 0));
   const tmp = `${diskInitrd}.${process.pid}.tmp`;
@@ -74,9 +75,15 @@ export async function writeDiskLayout(fx: { layoutDir: string; diskInitrd: strin
   await mkdir(blobs, { recursive: true });
   await cp(join(fx.layoutDir, 'blobs'), join(dest, 'blobs'), { recursive: true });
   await writeFile(join(dest, 'oci-layout'), '{"imageLayoutVersion":"1.0.0"}');
-  const readJson = async (d: string): Promise<Record<string, unknown>> => JSON.parse(await readFile(join(blobs, d.replace(/^sha256:/, '')), 'utf8')) as Record<string, unknown>;
-  const index = JSON.parse(await readFile(join(fx.layoutDir, 'index.json'), 'utf8')) as { manifests: Array<{ digest: string }> };
-  const manifest = (await readJson(index.manifests[0]?.digest ?? '')) as { config: { digest: string }; layers: unknown[] };
+  const readJson = async (d: string): Promise<Record<string, unknown>> =>
+    JSON.parse(await readFile(join(blobs, d.replace(/^sha256:/, '')), 'utf8')) as Record<string, unknown>;
+  const index = JSON.parse(await readFile(join(fx.layoutDir, 'index.json'), 'utf8')) as {
+    manifests: Array<{ digest: string }>;
+  };
+  const manifest = (await readJson(index.manifests[0]?.digest ?? '')) as {
+    config: { digest: string };
+    layers: unknown[];
+  };
   const config = (await readJson(manifest.config.digest)) as { rootfs: { diff_ids: string[] } };
   const layer = await buildLayer(
     { entries: [{ type: 'file', path: 'boot/initrd', source: { host: fx.diskInitrd }, mode: 0o644 }] },
@@ -99,7 +106,14 @@ export async function writeDiskLayout(fx: { layoutDir: string; diskInitrd: strin
     JSON.stringify({
       schemaVersion: 2,
       mediaType: 'application/vnd.oci.image.index.v1+json',
-      manifests: [{ mediaType: 'application/vnd.oci.image.manifest.v1+json', ...man, platform: { architecture: 'amd64', os: 'linux' }, annotations: { 'org.opencontainers.image.ref.name': 'latest' } }],
+      manifests: [
+        {
+          mediaType: 'application/vnd.oci.image.manifest.v1+json',
+          ...man,
+          platform: { architecture: 'amd64', os: 'linux' },
+          annotations: { 'org.opencontainers.image.ref.name': 'latest' },
+        },
+      ],
     }),
   );
 }

@@ -4,7 +4,16 @@
  * streamed both ways; Location headers pointing at the target are rewritten to the proxy.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { Agent, closeServer, createServer, forwardRequest, listen, relayBody, responseHeaders, type RelayOptions } from './http-forward.js';
+import {
+  Agent,
+  closeServer,
+  createServer,
+  forwardRequest,
+  listen,
+  relayBody,
+  responseHeaders,
+  type RelayOptions,
+} from './http-forward.js';
 
 /** What a matching rule does to a request. */
 export type FaultAction =
@@ -109,7 +118,12 @@ export async function startFaultProxy(targetUrl: string, rules: FaultRule[] = []
 
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const action = pick(req);
-    requests.push({ method: req.method ?? '', path: req.url ?? '', headers: { ...req.headers }, ...(action ? { fault: label(action) } : {}) });
+    requests.push({
+      method: req.method ?? '',
+      path: req.url ?? '',
+      headers: { ...req.headers },
+      ...(action ? { fault: label(action) } : {}),
+    });
     if (action?.kind === 'reset') {
       req.socket.resetAndDestroy();
       return;
@@ -117,7 +131,9 @@ export async function startFaultProxy(targetUrl: string, rules: FaultRule[] = []
     if (action?.kind === 'status') {
       // Drain the request first so the client is not cut off mid-upload by an early answer.
       req.resume();
-      await new Promise<void>((resolve) => (req.complete ? resolve() : req.once('end', resolve).once('close', resolve)));
+      await new Promise<void>((resolve) =>
+        req.complete ? resolve() : req.once('end', resolve).once('close', resolve),
+      );
       const body = Buffer.from(action.body ?? '');
       res.writeHead(action.status, { ...action.headers, 'content-length': String(body.length) });
       res.end(body);

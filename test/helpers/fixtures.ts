@@ -78,7 +78,13 @@ async function writeBlob(dir: string, mediaType: string, data: Buffer): Promise<
 }
 
 /** Streams one gzip tar layer into the layout; returns its descriptor and diff_id. */
-async function writeLayer(dir: string, mediaType: string, index: number, bytes: number, files: Record<string, string>): Promise<{ desc: Desc; diffId: string }> {
+async function writeLayer(
+  dir: string,
+  mediaType: string,
+  index: number,
+  bytes: number,
+  files: Record<string, string>,
+): Promise<{ desc: Desc; diffId: string }> {
   const tar = tarPack();
   const raw = new Hasher();
   const gz = new Hasher();
@@ -86,22 +92,30 @@ async function writeLayer(dir: string, mediaType: string, index: number, bytes: 
   const done = pipeline(tar, raw, createGzip(), gz, createWriteStream(tmp));
   const mtime = new Date('2024-01-01T00:00:00Z');
   const entry = (name: string, content: Buffer) =>
-    new Promise<void>((resolve, reject) => tar.entry({ name, mode: 0o644, mtime }, content, (err) => (err ? reject(err) : resolve())));
+    new Promise<void>((resolve, reject) =>
+      tar.entry({ name, mode: 0o644, mtime }, content, (err) => (err ? reject(err) : resolve())),
+    );
   tar.entry({ name: `layer${index}`, type: 'directory', mode: 0o755, mtime });
   for (const [path, content] of Object.entries(files)) {
     const parts = path.replace(/^\/+/, '').split('/');
-    for (let i = 1; i < parts.length; i++) tar.entry({ name: parts.slice(0, i).join('/'), type: 'directory', mode: 0o755, mtime });
+    for (let i = 1; i < parts.length; i++)
+      tar.entry({ name: parts.slice(0, i).join('/'), type: 'directory', mode: 0o755, mtime });
     await entry(parts.join('/'), Buffer.from(content));
   }
   // The payload is written in 64 KiB slices so a large layerBytes never sits in memory at once.
   let payloadDone!: Promise<void>;
   const payload = await new Promise<ReturnType<typeof tar.entry>>((resolve) => {
     payloadDone = new Promise<void>((ok, fail) => {
-      resolve(tar.entry({ name: `layer${index}/payload.bin`, size: bytes, mode: 0o644, mtime }, (err) => (err ? fail(err) : ok())));
+      resolve(
+        tar.entry({ name: `layer${index}/payload.bin`, size: bytes, mode: 0o644, mtime }, (err) =>
+          err ? fail(err) : ok(),
+        ),
+      );
     });
   });
   for (let left = bytes; left > 0; left -= 65536) {
-    if (!payload.write(randomBytes(Math.min(left, 65536)))) await new Promise<void>((r) => payload.once('drain', () => r()));
+    if (!payload.write(randomBytes(Math.min(left, 65536))))
+      await new Promise<void>((r) => payload.once('drain', () => r()));
   }
   payload.end(undefined);
   await payloadDone;
@@ -139,7 +153,11 @@ export async function makeOciLayout(dir: string, opts: OciLayoutOptions = {}): P
     const config = {
       created: '2024-01-01T00:00:00Z',
       ...platform,
-      config: { Env: ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'], Cmd: ['/bin/sh'], Labels: { 'canvos.test/platform': p } },
+      config: {
+        Env: ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'],
+        Cmd: ['/bin/sh'],
+        Labels: { 'canvos.test/platform': p },
+      },
       rootfs: { type: 'layers', diff_ids: diffIds },
       history: diffIds.map((_, i) => ({ created: '2024-01-01T00:00:00Z', created_by: `makeOciLayout layer ${i}` })),
     };
@@ -153,10 +171,18 @@ export async function makeOciLayout(dir: string, opts: OciLayoutOptions = {}): P
   if (manifests.length === 1) {
     top = { mediaType: manifests[0]!.mediaType, digest: manifests[0]!.digest, size: manifests[0]!.size };
   } else {
-    top = await writeBlob(dir, mt.index, Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: mt.index, manifests })));
+    top = await writeBlob(
+      dir,
+      mt.index,
+      Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: mt.index, manifests })),
+    );
   }
   const tag = opts.tag ?? 'latest';
-  const index = { schemaVersion: 2, mediaType: OCI.index, manifests: [{ ...top, annotations: { 'org.opencontainers.image.ref.name': tag } }] };
+  const index = {
+    schemaVersion: 2,
+    mediaType: OCI.index,
+    manifests: [{ ...top, annotations: { 'org.opencontainers.image.ref.name': tag } }],
+  };
   await writeFile(join(dir, 'index.json'), JSON.stringify(index));
   return { indexDigest: top.digest, manifestDigests: manifests.map((m) => m.digest), images };
 }

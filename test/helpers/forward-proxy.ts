@@ -13,10 +13,13 @@ export function startForwardProxy(): Promise<{ url: string; seen: string[]; serv
   const server = createServer((req, res) => {
     seen.push(`${req.method} ${req.url}`);
     const u = new URL(req.url ?? '');
-    const up = httpRequest({ host: u.hostname, port: u.port, path: u.pathname + u.search, method: req.method, headers: req.headers }, (r) => {
-      res.writeHead(r.statusCode ?? 502, r.headers);
-      r.pipe(res);
-    });
+    const up = httpRequest(
+      { host: u.hostname, port: u.port, path: u.pathname + u.search, method: req.method, headers: req.headers },
+      (r) => {
+        res.writeHead(r.statusCode ?? 502, r.headers);
+        r.pipe(res);
+      },
+    );
     req.pipe(up);
   });
   server.on('connect', (req, client: Socket, head: Buffer) => {
@@ -35,8 +38,10 @@ export function startForwardProxy(): Promise<{ url: string; seen: string[]; serv
     }
   });
   server.on('close', () => sockets.forEach((s) => s.destroy()));
-  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => {
-    const a = server.address();
-    resolve({ url: `http://127.0.0.1:${typeof a === 'object' && a ? a.port : 0}`, seen, server });
-  }));
+  return new Promise((resolve) =>
+    server.listen(0, '127.0.0.1', () => {
+      const a = server.address();
+      resolve({ url: `http://127.0.0.1:${typeof a === 'object' && a ? a.port : 0}`, seen, server });
+    }),
+  );
 }

@@ -8,7 +8,16 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
 // Hop-by-hop headers (RFC 9110 §7.6.1) and Expect, which node's server already answered with 100 Continue.
-const HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'proxy-authorization', 'te', 'trailer', 'upgrade', 'expect']);
+const HOP = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'proxy-authorization',
+  'te',
+  'trailer',
+  'upgrade',
+  'expect',
+]);
 
 /** Copies `headers` without hop-by-hop fields. */
 function endToEnd(headers: IncomingMessage['headers']): OutgoingHttpHeaders {
@@ -21,7 +30,12 @@ function endToEnd(headers: IncomingMessage['headers']): OutgoingHttpHeaders {
  * Sends `req` to `target` (an origin URL) with its body streamed, `Host` set to the target, and `extraHeaders`
  * merged in (a null value removes a header); resolves with the target's response.
  */
-export function forwardRequest(req: IncomingMessage, target: URL, agent: Agent, extraHeaders: Record<string, string | null> = {}): Promise<IncomingMessage> {
+export function forwardRequest(
+  req: IncomingMessage,
+  target: URL,
+  agent: Agent,
+  extraHeaders: Record<string, string | null> = {},
+): Promise<IncomingMessage> {
   const headers = endToEnd(req.headers);
   headers.host = target.host;
   for (const [k, v] of Object.entries(extraHeaders)) {
@@ -29,7 +43,10 @@ export function forwardRequest(req: IncomingMessage, target: URL, agent: Agent, 
     else headers[k] = v;
   }
   return new Promise((resolve, reject) => {
-    const up = request({ host: target.hostname, port: target.port, method: req.method, path: req.url, headers, agent }, resolve);
+    const up = request(
+      { host: target.hostname, port: target.port, method: req.method, path: req.url, headers, agent },
+      resolve,
+    );
     up.on('error', reject);
     // A client that goes away mid-upload must not leave the upstream request hanging.
     req.on('close', () => {
@@ -65,7 +82,12 @@ export interface RelayOptions {
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Writes `up`'s status, headers and body to `res`, with backpressure; see {@link RelayOptions}. */
-export async function relayBody(up: IncomingMessage, res: ServerResponse, headers: OutgoingHttpHeaders, opts: RelayOptions = {}): Promise<void> {
+export async function relayBody(
+  up: IncomingMessage,
+  res: ServerResponse,
+  headers: OutgoingHttpHeaders,
+  opts: RelayOptions = {},
+): Promise<void> {
   res.writeHead(up.statusCode ?? 502, headers);
   let closed = false;
   res.on('close', () => {
@@ -87,7 +109,7 @@ export async function relayBody(up: IncomingMessage, res: ServerResponse, header
   let sent = 0;
   try {
     for await (const chunk of up as AsyncIterable<Buffer>) {
-      for (let off = 0; off < chunk.length; ) {
+      for (let off = 0; off < chunk.length;) {
         if (closed) return;
         let part = chunk.subarray(off, off + Math.min(slice, chunk.length - off));
         if (opts.afterBytes !== undefined) part = part.subarray(0, opts.afterBytes - sent);

@@ -22,8 +22,14 @@ interface Desc {
   size: number;
 }
 
-const INDEX_TYPES = new Set(['application/vnd.oci.image.index.v1+json', 'application/vnd.docker.distribution.manifest.list.v2+json']);
-const MANIFEST_TYPES = new Set(['application/vnd.oci.image.manifest.v1+json', 'application/vnd.docker.distribution.manifest.v2+json']);
+const INDEX_TYPES = new Set([
+  'application/vnd.oci.image.index.v1+json',
+  'application/vnd.docker.distribution.manifest.list.v2+json',
+]);
+const MANIFEST_TYPES = new Set([
+  'application/vnd.oci.image.manifest.v1+json',
+  'application/vnd.docker.distribution.manifest.v2+json',
+]);
 
 /** The Authorization header for push+pull on `repo`, following the registry's /v2/ challenge (none, Basic, Bearer). */
 async function authorize(t: PushTarget, repo: string): Promise<string | undefined> {
@@ -48,10 +54,21 @@ async function authorize(t: PushTarget, repo: string): Promise<string | undefine
  * to `target` as `repo:tag` (tag default: `ref`, else 'latest'); children are pushed before their parents.
  * Resolves with the pushed top-level digest.
  */
-export async function pushLayout(dir: string, target: PushTarget, repo: string, opts: { ref?: string; tag?: string } = {}): Promise<string> {
-  const index = JSON.parse(await readFile(join(dir, 'index.json'), 'utf8')) as { manifests: Array<Desc & { annotations?: Record<string, string> }> };
-  const top = opts.ref === undefined ? index.manifests[0] : index.manifests.find((m) => m.annotations?.['org.opencontainers.image.ref.name'] === opts.ref);
-  if (!top || (opts.ref === undefined && index.manifests.length !== 1)) throw new Error(`pushLayout: cannot pick an image in ${dir}/index.json`);
+export async function pushLayout(
+  dir: string,
+  target: PushTarget,
+  repo: string,
+  opts: { ref?: string; tag?: string } = {},
+): Promise<string> {
+  const index = JSON.parse(await readFile(join(dir, 'index.json'), 'utf8')) as {
+    manifests: Array<Desc & { annotations?: Record<string, string> }>;
+  };
+  const top =
+    opts.ref === undefined
+      ? index.manifests[0]
+      : index.manifests.find((m) => m.annotations?.['org.opencontainers.image.ref.name'] === opts.ref);
+  if (!top || (opts.ref === undefined && index.manifests.length !== 1))
+    throw new Error(`pushLayout: cannot pick an image in ${dir}/index.json`);
   const auth = await authorize(target, repo);
   const headers = auth ? { authorization: auth } : {};
   const blobPath = (d: string) => join(dir, 'blobs', ...d.split(':'));
@@ -75,12 +92,21 @@ export async function pushLayout(dir: string, target: PushTarget, repo: string, 
   };
   const putManifest = async (d: Desc, reference: string): Promise<void> => {
     const data = await readFile(blobPath(d.digest));
-    const res = await request(`${target.url}/v2/${repo}/manifests/${reference}`, { method: 'PUT', headers: { ...headers, 'content-type': d.mediaType }, body: data });
+    const res = await request(`${target.url}/v2/${repo}/manifests/${reference}`, {
+      method: 'PUT',
+      headers: { ...headers, 'content-type': d.mediaType },
+      body: data,
+    });
     const text = await res.body.text();
-    if (res.statusCode !== 201) throw new Error(`pushLayout: manifest ${d.digest} PUT got ${res.statusCode}: ${text.slice(0, 300)}`);
+    if (res.statusCode !== 201)
+      throw new Error(`pushLayout: manifest ${d.digest} PUT got ${res.statusCode}: ${text.slice(0, 300)}`);
   };
   const push = async (d: Desc, reference: string): Promise<void> => {
-    const body = JSON.parse(await readFile(blobPath(d.digest), 'utf8')) as { manifests?: Desc[]; config?: Desc; layers?: Desc[] };
+    const body = JSON.parse(await readFile(blobPath(d.digest), 'utf8')) as {
+      manifests?: Desc[];
+      config?: Desc;
+      layers?: Desc[];
+    };
     if (INDEX_TYPES.has(d.mediaType)) {
       for (const m of body.manifests ?? []) await push(m, m.digest);
     } else if (MANIFEST_TYPES.has(d.mediaType)) {

@@ -58,7 +58,18 @@ export async function bootIso(iso: string, opts: BootIsoOptions): Promise<BootRe
   const accel = opts.accel ?? (env === 'kvm' && (await kvmUsable()) ? 'kvm' : 'tcg');
   const work = await mkdtemp(join(tmpdir(), 'canvos-qemu-'));
   const log = join(work, 'serial.log');
-  const args = ['-accel', accel, '-m', String(opts.memoryMiB ?? 1024), '-smp', '1', '-display', 'none', '-monitor', 'none'];
+  const args = [
+    '-accel',
+    accel,
+    '-m',
+    String(opts.memoryMiB ?? 1024),
+    '-smp',
+    '1',
+    '-display',
+    'none',
+    '-monitor',
+    'none',
+  ];
   args.push('-serial', `file:${log}`, '-no-reboot');
   if (opts.firmware === 'uefi') {
     const dir = opts.ovmfDir ?? '/usr/share/OVMF';
@@ -72,7 +83,8 @@ export async function bootIso(iso: string, opts: BootIsoOptions): Promise<BootRe
   } else {
     args.push('-machine', 'pc');
   }
-  if (opts.media === 'disk') args.push('-drive', `file=${iso},format=${opts.diskFormat ?? 'raw'},if=ide,snapshot=on`, '-boot', 'c');
+  if (opts.media === 'disk')
+    args.push('-drive', `file=${iso},format=${opts.diskFormat ?? 'raw'},if=ide,snapshot=on`, '-boot', 'c');
   else args.push('-drive', `file=${iso},format=raw,media=cdrom,readonly=on`, '-boot', 'd');
   const started = Date.now();
   const child = spawn('qemu-system-x86_64', args, { stdio: ['ignore', 'ignore', 'pipe'] });

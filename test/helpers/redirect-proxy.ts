@@ -6,7 +6,15 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { randomBytes } from 'node:crypto';
-import { Agent, closeServer, createServer, forwardRequest, listen, relayBody, responseHeaders } from './http-forward.js';
+import {
+  Agent,
+  closeServer,
+  createServer,
+  forwardRequest,
+  listen,
+  relayBody,
+  responseHeaders,
+} from './http-forward.js';
 
 /** A running redirect proxy. */
 export interface RedirectProxy {
@@ -40,7 +48,10 @@ export async function startRedirectProxy(registryUrl: string, opts: RedirectProx
   // sig → what the signed URL stands for (in-memory "presigning").
   const grants = new Map<string, { name: string; digest: string; authorization?: string }>();
   const storageRequests: RedirectProxy['storageRequests'] = [];
-  const basic = opts.username !== undefined ? `Basic ${Buffer.from(`${opts.username}:${opts.password ?? ''}`).toString('base64')}` : undefined;
+  const basic =
+    opts.username !== undefined
+      ? `Basic ${Buffer.from(`${opts.username}:${opts.password ?? ''}`).toString('base64')}`
+      : undefined;
   let origin = '';
   let storageOrigin = '';
 

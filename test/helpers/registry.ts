@@ -103,9 +103,20 @@ function freePort(): Promise<number> {
  * its answers must not pass for ours (ours then exits with "address already in use" and is retried). False if the
  * process exits or the deadline passes.
  */
-async function waitReady(url: string, child: ChildProcess, deadlineMs: number, marker: string, tls?: StartRegistryOptions['tls']): Promise<boolean> {
+async function waitReady(
+  url: string,
+  child: ChildProcess,
+  deadlineMs: number,
+  marker: string,
+  tls?: StartRegistryOptions['tls'],
+): Promise<boolean> {
   const end = Date.now() + deadlineMs;
-  const tlsOpts = tls ? { rejectUnauthorized: false, ...(tls.probeCert ? { cert: await readFile(tls.probeCert), key: await readFile(tls.probeKey!) } : {}) } : {};
+  const tlsOpts = tls
+    ? {
+        rejectUnauthorized: false,
+        ...(tls.probeCert ? { cert: await readFile(tls.probeCert), key: await readFile(tls.probeKey!) } : {}),
+      }
+    : {};
   while (Date.now() < end) {
     if (child.exitCode !== null || child.signalCode !== null) return false;
     const ok = await new Promise<boolean>((resolve) => {
@@ -155,9 +166,19 @@ export async function startRegistry(opts: StartRegistryOptions = {}): Promise<Te
       await writeFile(join(root, 'htpasswd'), h.stdout.trim() + '\n', { mode: 0o600 });
       authConfig = { htpasswd: { realm: 'canvos-test', path: join(root, 'htpasswd') } };
     } else if (auth === 'bearer') {
-      tokenServer = await startTokenServer({ users: { [username!]: password! }, dir: root, expiresIn: opts.tokenExpiresIn, keyHeader: opts.tokenKeyHeader });
+      tokenServer = await startTokenServer({
+        users: { [username!]: password! },
+        dir: root,
+        expiresIn: opts.tokenExpiresIn,
+        keyHeader: opts.tokenKeyHeader,
+      });
       authConfig = {
-        token: { realm: tokenServer.realm, service: tokenServer.service, issuer: tokenServer.issuer, rootcertbundle: tokenServer.certPath },
+        token: {
+          realm: tokenServer.realm,
+          service: tokenServer.service,
+          issuer: tokenServer.issuer,
+          rootcertbundle: tokenServer.certPath,
+        },
       };
     }
     for (let attempt = 1; ; attempt++) {
@@ -173,7 +194,11 @@ export async function startRegistry(opts: StartRegistryOptions = {}): Promise<Te
           // No background upload purging: it only adds noise and CPU to short-lived test registries.
           maintenance: { uploadpurging: { enabled: false } },
         },
-        http: { addr: `127.0.0.1:${port}`, secret: randomBytes(16).toString('hex'), headers: { 'X-Canvos-Test-Registry': [marker] } },
+        http: {
+          addr: `127.0.0.1:${port}`,
+          secret: randomBytes(16).toString('hex'),
+          headers: { 'X-Canvos-Test-Registry': [marker] },
+        },
         ...(authConfig ? { auth: authConfig } : {}),
       };
       if (opts.tls) {

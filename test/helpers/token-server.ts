@@ -87,7 +87,14 @@ function parseScope(scope: string): { type: string; name: string; actions: strin
   const first = scope.indexOf(':');
   const last = scope.lastIndexOf(':');
   if (first < 0 || last <= first) return undefined;
-  return { type: scope.slice(0, first), name: scope.slice(first + 1, last), actions: scope.slice(last + 1).split(',').filter(Boolean) };
+  return {
+    type: scope.slice(0, first),
+    name: scope.slice(first + 1, last),
+    actions: scope
+      .slice(last + 1)
+      .split(',')
+      .filter(Boolean),
+  };
 }
 
 function readBody(req: IncomingMessage): Promise<string> {
@@ -118,11 +125,27 @@ export async function startTokenServer(opts: TokenServerOptions): Promise<TokenS
   const keyPath = join(dir, 'token-key.pem');
   const certPath = join(dir, 'token-cert.pem');
   await writeFile(keyPath, privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600 });
-  const r = await run('openssl', ['req', '-x509', '-new', '-sha256', '-key', keyPath, '-subj', '/CN=canvos-test-token', '-days', '2', '-out', certPath]);
+  const r = await run('openssl', [
+    'req',
+    '-x509',
+    '-new',
+    '-sha256',
+    '-key',
+    keyPath,
+    '-subj',
+    '/CN=canvos-test-token',
+    '-days',
+    '2',
+    '-out',
+    certPath,
+  ]);
   if (r.code !== 0) throw new Error(`openssl req failed: ${r.stderr}`);
   const pem = await readFile(certPath, 'utf8');
   const der = pem.replace(/-----(BEGIN|END) CERTIFICATE-----|\s+/g, '');
-  const keyRef = opts.keyHeader === 'kid' ? { kid: libtrustKeyId(publicKey.export({ type: 'spki', format: 'der' })) } : { x5c: [der] };
+  const keyRef =
+    opts.keyHeader === 'kid'
+      ? { kid: libtrustKeyId(publicKey.export({ type: 'spki', format: 'der' })) }
+      : { x5c: [der] };
   const header = b64url(JSON.stringify({ typ: 'JWT', alg: 'ES256', ...keyRef }));
   const refreshTokens = new Map<string, string>(); // refresh token → username
   const requests: TokenRequest[] = [];
@@ -137,7 +160,16 @@ export async function startTokenServer(opts: TokenServerOptions): Promise<TokenS
           return p && actions.length > 0 ? [{ type: p.type, name: p.name, actions }] : [];
         })
       : [];
-    const claims = { iss: issuer, sub: subject, aud: service, exp: now + expiresIn, nbf: now - 10, iat: now, jti: randomUUID(), access };
+    const claims = {
+      iss: issuer,
+      sub: subject,
+      aud: service,
+      exp: now + expiresIn,
+      nbf: now - 10,
+      iat: now,
+      jti: randomUUID(),
+      access,
+    };
     const input = `${header}.${b64url(JSON.stringify(claims))}`;
     // JWS ES256 wants the raw r||s signature, not DER.
     return `${input}.${b64url(sign('sha256', Buffer.from(input), { key, dsaEncoding: 'ieee-p1363' }))}`;
@@ -146,16 +178,21 @@ export async function startTokenServer(opts: TokenServerOptions): Promise<TokenS
     res.writeHead(status, { 'content-type': 'application/json' });
     res.end(JSON.stringify(body));
   };
-  const deny = (res: ServerResponse): void => json(res, 401, { errors: [{ code: 'UNAUTHORIZED', message: 'invalid credentials' }] });
+  const deny = (res: ServerResponse): void =>
+    json(res, 401, { errors: [{ code: 'UNAUTHORIZED', message: 'invalid credentials' }] });
 
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const url = new URL(req.url ?? '/', 'http://token.invalid');
     if (url.pathname !== '/token') return json(res, 404, { errors: [{ code: 'NOT_FOUND' }] });
     const issuedAt = new Date().toISOString();
     if (req.method === 'GET') {
-      const scopes = url.searchParams.getAll('scope').flatMap((s) => s.split(' ')).filter(Boolean);
+      const scopes = url.searchParams
+        .getAll('scope')
+        .flatMap((s) => s.split(' '))
+        .filter(Boolean);
       const basic = basicUser(req);
-      const authorized = basic !== undefined && Object.hasOwn(opts.users, basic.user) && opts.users[basic.user] === basic.pass;
+      const authorized =
+        basic !== undefined && Object.hasOwn(opts.users, basic.user) && opts.users[basic.user] === basic.pass;
       const account = basic?.user ?? url.searchParams.get('account') ?? undefined;
       requests.push({ method: 'GET', scopes, account, authorized });
       if (basic && !authorized) return deny(res);
@@ -165,7 +202,10 @@ export async function startTokenServer(opts: TokenServerOptions): Promise<TokenS
     if (req.method === 'POST') {
       const form = new URLSearchParams(await readBody(req));
       const grantType = form.get('grant_type') ?? undefined;
-      const scopes = form.getAll('scope').flatMap((s) => s.split(' ')).filter(Boolean);
+      const scopes = form
+        .getAll('scope')
+        .flatMap((s) => s.split(' '))
+        .filter(Boolean);
       let user: string | undefined;
       let refresh: string | undefined;
       if (grantType === 'password') {
@@ -180,7 +220,13 @@ export async function startTokenServer(opts: TokenServerOptions): Promise<TokenS
         user = refreshTokens.get(t);
         if (user !== undefined) refresh = t;
       }
-      requests.push({ method: 'POST', scopes, account: user ?? form.get('username') ?? undefined, authorized: user !== undefined, grantType });
+      requests.push({
+        method: 'POST',
+        scopes,
+        account: user ?? form.get('username') ?? undefined,
+        authorized: user !== undefined,
+        grantType,
+      });
       if (user === undefined) return deny(res);
       const token = mint(privateKey, user, scopes, true);
       return json(res, 200, {

@@ -51,7 +51,8 @@ export async function whiteoutProblems(layerFiles: readonly string[], label = ''
         removeTree(dir, true);
       } else if (name.startsWith('.wh.')) {
         const hidden = dir ? `${dir}/${name.slice(4)}` : name.slice(4);
-        if (!below.has(hidden)) problems.push(`${label}layer ${i}: whiteout ${e.path} hides nothing (no lower layer has ${hidden})`);
+        if (!below.has(hidden))
+          problems.push(`${label}layer ${i}: whiteout ${e.path} hides nothing (no lower layer has ${hidden})`);
         removeTree(hidden, false);
       }
     }
@@ -65,7 +66,10 @@ export async function whiteoutProblems(layerFiles: readonly string[], label = ''
     for (const e of entries) {
       if (!e.dir || below.has(e.path)) continue;
       const inside = entries.filter((x) => x.path.startsWith(`${e.path}/`));
-      if (inside.length > 0 && inside.every((x) => x.dir || x.path.slice(x.path.lastIndexOf('/') + 1).startsWith('.wh.'))) {
+      if (
+        inside.length > 0 &&
+        inside.every((x) => x.dir || x.path.slice(x.path.lastIndexOf('/') + 1).startsWith('.wh.'))
+      ) {
         const real = inside.filter((x) => !x.dir);
         if (real.length > 0) problems.push(`${label}layer ${i}: directory ${e.path} is new and holds only whiteouts`);
       }
@@ -76,7 +80,9 @@ export async function whiteoutProblems(layerFiles: readonly string[], label = ''
 
 /** The layer digests of an image, via skopeo (an independent reader). */
 export async function imageLayerDigests(transportRef: string, tlsVerify = false): Promise<string[]> {
-  const args = transportRef.startsWith('docker://') ? ['inspect', `--tls-verify=${tlsVerify}`, transportRef] : ['inspect', transportRef];
+  const args = transportRef.startsWith('docker://')
+    ? ['inspect', `--tls-verify=${tlsVerify}`, transportRef]
+    : ['inspect', transportRef];
   return (JSON.parse(await skopeo(args)) as { Layers: string[] }).Layers;
 }
 

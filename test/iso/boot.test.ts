@@ -54,12 +54,21 @@ describe.sequential('installer ISO boots in QEMU', () => {
       const lines = r.log.split('\n').filter((l) => l.startsWith('CANVOS-TEST:'));
       const ctx = `${r.accel} ${r.seconds}s timedOut=${r.timedOut}\n${lines.join('\n')}\n--- log tail ---\n${r.log.slice(-3000)}`;
       expect(lines, ctx).toContain(`CANVOS-TEST: firmware=${firmware.toUpperCase()}`);
-      expect(lines.join('\n'), ctx).toMatch(media === 'cdrom' ? /LABEL=COS_LIVE -> \/dev\/sr0$/m : /LABEL=COS_LIVE -> \/dev\/sda\d*$/m);
+      expect(lines.join('\n'), ctx).toMatch(
+        media === 'cdrom' ? /LABEL=COS_LIVE -> \/dev\/sr0$/m : /LABEL=COS_LIVE -> \/dev\/sda\d*$/m,
+      );
       expect(lines, ctx).toContain('CANVOS-TEST: config.yaml: #cloud-config');
       expect(lines, ctx).toContain(`CANVOS-TEST: squashfs marker: ${MARKER}`);
       // The default menu entry (0) of CanvOS's menu booted, with the firmware's consoles on the command line.
-      const consoles = firmware === 'uefi' ? 'console=ttyS0,115200n8 console=tty0 rd.cos.disable nodepair.enable' : 'console=tty1 console=ttyS0 rd.cos.disable vga=795 nomodeset nodepair.enable';
-      expect(r.log, ctx).toMatch(new RegExp(`CANVOS-TEST: cmdline: .*root=live:CDLABEL=COS_LIVE .*${consoles.replaceAll('.', '\\.')} selinux=0 `));
+      const consoles =
+        firmware === 'uefi'
+          ? 'console=ttyS0,115200n8 console=tty0 rd.cos.disable nodepair.enable'
+          : 'console=tty1 console=ttyS0 rd.cos.disable vga=795 nomodeset nodepair.enable';
+      expect(r.log, ctx).toMatch(
+        new RegExp(
+          `CANVOS-TEST: cmdline: .*root=live:CDLABEL=COS_LIVE .*${consoles.replaceAll('.', '\\.')} selinux=0 `,
+        ),
+      );
     }, 480_000);
   }
 
@@ -68,6 +77,10 @@ describe.sequential('installer ISO boots in QEMU', () => {
     const x = await run('xorriso', ['-osirrox', 'on', '-indev', shimmed.isoPath, '-extract', '/boot/uefi.img', esp]);
     expect(x.code, x.stderr).toBe(0);
     const ls = await run('mdir', ['-i', esp, '-b', '::EFI/BOOT']);
-    expect(ls.stdout.split('\n').filter(Boolean).sort()).toEqual(['::/EFI/BOOT/bootx64.efi', '::/EFI/BOOT/grub.cfg', '::/EFI/BOOT/grubx64.efi']);
+    expect(ls.stdout.split('\n').filter(Boolean).sort()).toEqual([
+      '::/EFI/BOOT/bootx64.efi',
+      '::/EFI/BOOT/grub.cfg',
+      '::/EFI/BOOT/grubx64.efi',
+    ]);
   });
 });

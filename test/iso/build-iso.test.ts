@@ -99,7 +99,9 @@ describe('buildIso', () => {
     const pvd = await run('xorriso', ['-indev', res.isoPath, '-pvd_info']);
     expect(pvd.stdout).toMatch(/Volume Id\s*:\s*COS_LIVE/);
     expect((await extract(res.isoPath, '/boot/kernel')).equals(await readFile(fx.kernel))).toBe(true);
-    const parts = await Promise.all(['00', '01', '02'].map((n) => extract(res.isoPath, `/opt/spectrocloud/content/core-images.zst_part${n}`)));
+    const parts = await Promise.all(
+      ['00', '01', '02'].map((n) => extract(res.isoPath, `/opt/spectrocloud/content/core-images.zst_part${n}`)),
+    );
     expect(parts.map((p) => p.length)).toEqual([1000, 1000, 500]);
     expect(Buffer.concat(parts).equals(bundle)).toBe(true);
     expect((await extract(res.isoPath, '/files-iso/config.yaml')).toString()).toMatch(/^#cloud-config\nstylus:/);
@@ -115,7 +117,15 @@ describe('buildIso', () => {
     await writeFile(esp, await extract(res.isoPath, '/boot/uefi.img'));
     expect((await run('fsck.fat', ['-n', esp])).code).toBe(0);
     const mdir = await run('mdir', ['-i', esp, '-/', '-b', '::']);
-    expect(mdir.stdout.split('\n').filter(Boolean).sort()).toEqual(['::/EFI/', '::/EFI/BOOT/', '::/EFI/BOOT/BOOTX64.EFI', '::/EFI/BOOT/grub.cfg', '::/boot/', '::/boot/grub/', '::/boot/grub/grub.cfg']);
+    expect(mdir.stdout.split('\n').filter(Boolean).sort()).toEqual([
+      '::/EFI/',
+      '::/EFI/BOOT/',
+      '::/EFI/BOOT/BOOTX64.EFI',
+      '::/EFI/BOOT/grub.cfg',
+      '::/boot/',
+      '::/boot/grub/',
+      '::/boot/grub/grub.cfg',
+    ]);
   });
 
   it('rejects user-data without #cloud-config or with invalid YAML (ERR_CONFIG, file and line) before writing anything', async () => {
@@ -130,7 +140,9 @@ describe('buildIso', () => {
     expect(CanvosError.is(e2) && e2.code).toBe('ERR_CONFIG');
     expect((e2 as Error).message).toMatch(new RegExp(`${bad2}:[2-5]: invalid YAML`));
     const out = join(dir.path, 'out-bad');
-    const e3 = await buildIso({ rootfs: await layoutRootfs(fx.layoutDir), userData: bad1, outputDir: out }).catch((e: unknown) => e);
+    const e3 = await buildIso({ rootfs: await layoutRootfs(fx.layoutDir), userData: bad1, outputDir: out }).catch(
+      (e: unknown) => e,
+    );
     expect(CanvosError.is(e3) && e3.code).toBe('ERR_CONFIG');
     await expect(readdir(out)).rejects.toThrow(); // never created
   });
@@ -180,13 +192,15 @@ describe('buildIso', () => {
     const res = await buildIso({ rootfs: ubuntu(), outputDir: join(dir.path, 'out-ubuntu'), name: 'ubuntu' });
     expect(await isoFiles(res.isoPath)).toContain('/EFI/ubuntu/grub.cfg');
     const out = join(dir.path, 'out-arm64');
-    const err = await buildIso({ rootfs: await layoutRootfs(fx.layoutDir), outputDir: out, arch: 'arm64' }).catch((e: unknown) => e);
+    const err = await buildIso({ rootfs: await layoutRootfs(fx.layoutDir), outputDir: out, arch: 'arm64' }).catch(
+      (e: unknown) => e,
+    );
     expect(CanvosError.is(err) && err.code).toBe('ERR_ISO');
     expect((err as CanvosError).hint).toContain('grub-efi-arm64-bin');
     expect(await readdir(out).catch(() => null)).toBeNull(); // the output directory the build made is removed again
   });
 
-  it("picks the kernel and initrd as AuroraBoot does: first /boot/{uImage,Image,zImage,vmlinuz,image}*, links followed, dangling ones skipped", async () => {
+  it('picks the kernel and initrd as AuroraBoot does: first /boot/{uImage,Image,zImage,vmlinuz,image}*, links followed, dangling ones skipped', async () => {
     async function* armLike(): AsyncGenerator<FsEntry> {
       for await (const e of await layoutRootfs(fx.layoutDir)) {
         if (e.path === 'boot/vmlinuz') continue;
@@ -194,8 +208,26 @@ describe('buildIso', () => {
         else if (e.path === 'boot/initrd') yield { ...e, path: 'boot/initramfs-6.1.img' };
         else yield e;
       }
-      yield { path: 'boot/Image', type: 'symlink', linkname: 'Image-missing', mode: 0o777, uid: 0, gid: 0, mtime: 0, size: 0 };
-      yield { path: 'boot/initrd.img', type: 'symlink', linkname: 'initramfs-6.1.img', mode: 0o777, uid: 0, gid: 0, mtime: 0, size: 0 };
+      yield {
+        path: 'boot/Image',
+        type: 'symlink',
+        linkname: 'Image-missing',
+        mode: 0o777,
+        uid: 0,
+        gid: 0,
+        mtime: 0,
+        size: 0,
+      };
+      yield {
+        path: 'boot/initrd.img',
+        type: 'symlink',
+        linkname: 'initramfs-6.1.img',
+        mode: 0o777,
+        uid: 0,
+        gid: 0,
+        mtime: 0,
+        size: 0,
+      };
     }
     const res = await buildIso({ rootfs: armLike(), outputDir: join(dir.path, 'out-image'), name: 'image' });
     expect((await extract(res.isoPath, '/boot/kernel')).equals(await readFile(fx.kernel))).toBe(true);
@@ -203,7 +235,9 @@ describe('buildIso', () => {
     async function* noKernel(): AsyncGenerator<FsEntry> {
       for await (const e of await layoutRootfs(fx.layoutDir)) if (!e.path.startsWith('boot/vmlinuz')) yield e;
     }
-    const err = await buildIso({ rootfs: noKernel(), outputDir: join(dir.path, 'out-nokernel') }).catch((e: unknown) => e);
+    const err = await buildIso({ rootfs: noKernel(), outputDir: join(dir.path, 'out-nokernel') }).catch(
+      (e: unknown) => e,
+    );
     expect(CanvosError.is(err) && err.code).toBe('ERR_ISO');
     expect((err as Error).message).toContain('/boot/vmlinuz*');
   });

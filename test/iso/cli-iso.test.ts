@@ -31,7 +31,18 @@ describe('canvos-lite iso', () => {
     const ud = join(dir.path, 'user-data');
     await writeFile(ud, '#cloud-config\ninstall:\n  poweroff: true\n');
     const out = join(dir.path, 'build');
-    const r = await cli(['iso', '--base', `oci:${fx.layoutDir}:latest`, '--user-data', ud, '--name', 'cli-test', '--output', out, '--json']);
+    const r = await cli([
+      'iso',
+      '--base',
+      `oci:${fx.layoutDir}:latest`,
+      '--user-data',
+      ud,
+      '--name',
+      'cli-test',
+      '--output',
+      out,
+      '--json',
+    ]);
     expect(r.code, r.stderr).toBe(0);
     const res = JSON.parse(r.stdout) as { isoPath: string; sha256: string };
     expect(res.isoPath).toBe(join(out, 'cli-test.iso'));
@@ -43,7 +54,15 @@ describe('canvos-lite iso', () => {
     expect((await cli(['iso'])).code).toBe(3); // no --base: the CanvOS configuration drives it, and there is none
     const ud = join(dir.path, 'bad-user-data');
     await writeFile(ud, 'install: {}\n');
-    const r = await cli(['iso', '--base', `oci:${fx.layoutDir}:latest`, '--user-data', ud, '--output', join(dir.path, 'bad')]);
+    const r = await cli([
+      'iso',
+      '--base',
+      `oci:${fx.layoutDir}:latest`,
+      '--user-data',
+      ud,
+      '--output',
+      join(dir.path, 'bad'),
+    ]);
     expect(r.code).toBe(3);
     expect(r.stderr).toContain('#cloud-config');
   });

@@ -19,7 +19,8 @@ afterAll(async () => {
   await dir.cleanup();
 });
 
-const stub = 'search --no-floppy --file --set=root /boot/kernel\nset prefix=($root)/boot/grub2\nconfigfile $prefix/grub.cfg\n';
+const stub =
+  'search --no-floppy --file --set=root /boot/kernel\nset prefix=($root)/boot/grub2\nconfigfile $prefix/grub.cfg\n';
 const efiFiles: FatFileSpec[] = [
   { path: 'EFI/BOOT/BOOTX64.EFI', source: GRUB },
   { path: 'EFI/BOOT/grub.cfg', source: Buffer.from(stub) },
@@ -70,7 +71,10 @@ describe('writeFatImage', () => {
     await writeFatImage(a, { files: efiFiles }, { sourceDateEpoch: 1_600_000_000 });
     await writeFatImage(b, { files: [...efiFiles].reverse() }, { sourceDateEpoch: 1_600_000_000 });
     await writeFatImage(c, { files: efiFiles }, { sourceDateEpoch: 1_600_000_002 });
-    const h = async (p: string): Promise<string> => createHash('sha256').update(await readFile(p)).digest('hex');
+    const h = async (p: string): Promise<string> =>
+      createHash('sha256')
+        .update(await readFile(p))
+        .digest('hex');
     expect(await h(a)).toBe(await h(b));
     expect(await h(a)).not.toBe(await h(c));
     const mdir = await run('mdir', ['-i', a, '::EFI/BOOT']);
@@ -114,10 +118,14 @@ describe('writeFatImage', () => {
   });
 
   it('rejects content that does not fit a fixed size, and bad paths', async () => {
-    const err = await writeFatImage(join(dir.path, 'small.img'), { files: efiFiles }, { sizeBytes: 1024 * 1024 }).catch((e: unknown) => e);
+    const err = await writeFatImage(join(dir.path, 'small.img'), { files: efiFiles }, { sizeBytes: 1024 * 1024 }).catch(
+      (e: unknown) => e,
+    );
     expect(CanvosError.is(err) && err.code).toBe('ERR_ISO');
     await expect(stat(join(dir.path, 'small.img'))).rejects.toThrow();
-    const bad = await writeFatImage(join(dir.path, 'bad.img'), { files: [{ path: '../x', source: Buffer.from('') }] }).catch((e: unknown) => e);
+    const bad = await writeFatImage(join(dir.path, 'bad.img'), {
+      files: [{ path: '../x', source: Buffer.from('') }],
+    }).catch((e: unknown) => e);
     expect(CanvosError.is(bad) && bad.code).toBe('ERR_ISO');
     const dup = await writeFatImage(join(dir.path, 'dup.img'), {
       files: [

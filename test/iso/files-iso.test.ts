@@ -59,7 +59,14 @@ describe('overlay/files-iso', () => {
     await writeFile(join(dir.path, 'user-data'), '#cloud-config\nfrom: user-data\n');
     const warnings: string[] = [];
     const res = await buildIso(
-      { rootfs: await layoutRootfs(fx.layoutDir), filesIsoDir: fi, userData: join(dir.path, 'user-data'), outputDir: join(dir.path, 'out1'), forceInteractive: true, debug: true },
+      {
+        rootfs: await layoutRootfs(fx.layoutDir),
+        filesIsoDir: fi,
+        userData: join(dir.path, 'user-data'),
+        outputDir: join(dir.path, 'out1'),
+        forceInteractive: true,
+        debug: true,
+      },
       { onWarning: (code, msg) => warnings.push(`${code} ${msg}`), sourceDateEpoch: 1_700_000_000 },
     );
     const grub = await readFile(await extract(res.isoPath, '/boot/grub2/grub.cfg'), 'utf8');
@@ -67,25 +74,42 @@ describe('overlay/files-iso', () => {
     expect(grub).toMatch(/^set default=2$/m);
     expect(grub).toContain('site.custom=1 rd.immucore.debug console=tty0 rd.debug\n');
     expect((await readFile(await extract(res.isoPath, '/boot/kernel'))).equals(await readFile(fx.kernel))).toBe(true);
-    expect(await readFile(await extract(res.isoPath, '/opt/spectrocloud/content/Readme.txt'), 'utf8')).toBe('site readme\n');
-    expect(await readFile(await extract(res.isoPath, '/files-iso/config.yaml'), 'utf8')).toBe('#cloud-config\nfrom: user-data\n');
+    expect(await readFile(await extract(res.isoPath, '/opt/spectrocloud/content/Readme.txt'), 'utf8')).toBe(
+      'site readme\n',
+    );
+    expect(await readFile(await extract(res.isoPath, '/files-iso/config.yaml'), 'utf8')).toBe(
+      '#cloud-config\nfrom: user-data\n',
+    );
     const ls = await run('xorriso', ['-indev', res.isoPath, '-lsl', '/extras']);
     expect(ls.stdout).toMatch(/^-rwxr-xr-x\s+1 0\s+0 .* 'tool\.sh'$/m);
     expect(ls.stdout).toMatch(/^lrwxrwxrwx\s+1 0\s+0 .* 'tool' -> 'tool\.sh'$/m);
-    expect(warnings.join('\n')).toMatch(/W_FILES_ISO_REPLACED .*boot\/kernel is not used: the build generates \/boot\/kernel/);
+    expect(warnings.join('\n')).toMatch(
+      /W_FILES_ISO_REPLACED .*boot\/kernel is not used: the build generates \/boot\/kernel/,
+    );
     expect(warnings.join('\n')).toMatch(/W_FILES_ISO_REPLACED .*files-iso\/config\.yaml is replaced by the user-data/);
     expect(warnings.join('\n')).toMatch(/W_FILES_ISO_CONFIG .*config\.yaml stays at \/config\.yaml/);
-    expect(await readFile(await extract(res.isoPath, '/config.yaml'), 'utf8')).toBe('#cloud-config\nfrom: overlay root\n');
+    expect(await readFile(await extract(res.isoPath, '/config.yaml'), 'utf8')).toBe(
+      '#cloud-config\nfrom: overlay root\n',
+    );
     expect(warnings).toHaveLength(3);
   }, 240_000);
 
   it('warns when a custom grub.cfg cannot take FORCE_INTERACTIVE_INSTALL or DEBUG', async () => {
     const fi = join(dir.path, 'fi2');
     await mkdir(join(fi, 'boot', 'grub2'), { recursive: true });
-    await writeFile(join(fi, 'boot', 'grub2', 'grub.cfg'), 'set default=1\nmenuentry "x" { linux ($root)/boot/kernel quiet\n}\n');
+    await writeFile(
+      join(fi, 'boot', 'grub2', 'grub.cfg'),
+      'set default=1\nmenuentry "x" { linux ($root)/boot/kernel quiet\n}\n',
+    );
     const warnings: string[] = [];
     const res = await buildIso(
-      { rootfs: await layoutRootfs(fx.layoutDir), filesIsoDir: fi, outputDir: join(dir.path, 'out2'), forceInteractive: true, debug: true },
+      {
+        rootfs: await layoutRootfs(fx.layoutDir),
+        filesIsoDir: fi,
+        outputDir: join(dir.path, 'out2'),
+        forceInteractive: true,
+        debug: true,
+      },
       { onWarning: (code) => warnings.push(code) },
     );
     expect(warnings.sort()).toEqual(['W_GRUB_NO_DEBUG_LINE', 'W_GRUB_NO_DEFAULT_ENTRY']);
@@ -105,7 +129,9 @@ describe('overlay/files-iso', () => {
     await mkdir(link);
     await symlink('/tmp', join(link, 'opt'));
     const out = join(dir.path, 'out4');
-    const e2 = await buildIso({ rootfs: await layoutRootfs(fx.layoutDir), filesIsoDir: link, outputDir: out }).catch((e: unknown) => e);
+    const e2 = await buildIso({ rootfs: await layoutRootfs(fx.layoutDir), filesIsoDir: link, outputDir: out }).catch(
+      (e: unknown) => e,
+    );
     expect(CanvosError.is(e2) && e2.code).toBe('ERR_CONFIG');
     expect((e2 as Error).message).toMatch(/opt is not a directory, but the build writes into \/opt/);
     await expect(readdir(out)).rejects.toThrow();
@@ -121,10 +147,23 @@ describe('local-ui.tar', () => {
     await writeFile(join(src, 'ui', 'start.sh'), '#!/bin/sh\n');
     await chmod(join(src, 'ui', 'start.sh'), 0o750);
     const tar = join(dir.path, 'local-ui.tar');
-    const t = await run('tar', ['--sort=name', '--owner=1000', '--group=1000', '--numeric-owner', '-cf', tar, '-C', src, '.']);
+    const t = await run('tar', [
+      '--sort=name',
+      '--owner=1000',
+      '--group=1000',
+      '--numeric-owner',
+      '-cf',
+      tar,
+      '-C',
+      src,
+      '.',
+    ]);
     expect(t.code, t.stderr).toBe(0);
     expect(await checkLocalUi(tar)).toBe(6);
-    const res = await buildIso({ rootfs: mergeLayers([...(await layoutOpeners(fx.layoutDir)), localUiLayer(tar)]), outputDir: join(dir.path, 'out-ui') });
+    const res = await buildIso({
+      rootfs: mergeLayers([...(await layoutOpeners(fx.layoutDir)), localUiLayer(tar)]),
+      outputDir: join(dir.path, 'out-ui'),
+    });
     const sq = await extract(res.isoPath, '/rootfs.squashfs');
     const ls = await run('unsquashfs', ['-lln', sq]);
     expect(ls.code, ls.stderr).toBe(0);

@@ -27,23 +27,36 @@ async function canvosSed(src: string, forceInteractive: boolean, debug: boolean)
     `if [ "$FORCE_INTERACTIVE_INSTALL" = "true" ]; then sed 's/{{DEFAULT_ENTRY}}/2/g' "$F" > "$F.tmp" && mv "$F.tmp" "$F"; else sed 's/{{DEFAULT_ENTRY}}/0/g' "$F" > "$F.tmp" && mv "$F.tmp" "$F"; fi`,
     `if [ "$DEBUG" = "true" ]; then sed -i '/rd.immucore.sysrootwait/s/$/ rd.immucore.debug console=tty0 rd.debug/' "$F"; fi`,
   ].join('\n');
-  const r = await run('sh', ['-c', sh], { env: { PATH: process.env.PATH, F: f, FORCE_INTERACTIVE_INSTALL: String(forceInteractive), DEBUG: String(debug) } });
+  const r = await run('sh', ['-c', sh], {
+    env: { PATH: process.env.PATH, F: f, FORCE_INTERACTIVE_INSTALL: String(forceInteractive), DEBUG: String(debug) },
+  });
   expect(r.code, r.stderr).toBe(0);
   return readFile(f, 'utf8');
 }
 
-const significant = (cfg: string): string[] => cfg.split('\n').filter((l) => l.trim() !== '' && !l.trimStart().startsWith('#'));
+const significant = (cfg: string): string[] =>
+  cfg.split('\n').filter((l) => l.trim() !== '' && !l.trimStart().startsWith('#'));
 
 /** The kernel command line of every menu entry, as grub expands it on `platform`. */
 function cmdlines(cfg: string, platform: 'efi' | 'pc'): string[][] {
-  const vars = platform === 'efi' ? { consoleparams: 'console=ttyS0,115200n8 console=tty0', videoparams: '' } : { consoleparams: 'console=tty1 console=ttyS0', videoparams: 'vga=795 nomodeset' };
+  const vars =
+    platform === 'efi'
+      ? { consoleparams: 'console=ttyS0,115200n8 console=tty0', videoparams: '' }
+      : { consoleparams: 'console=tty1 console=ttyS0', videoparams: 'vga=795 nomodeset' };
   // The values must be the ones the file itself sets for that firmware.
-  const blocks = /if \[ "\$\{grub_platform\}" = "efi" \]; then\n\s+set consoleparams="([^"]*)"\n\s+set videoparams="([^"]*)"\nelse\n\s+set consoleparams="([^"]*)"\n\s+set videoparams="([^"]*)"/.exec(cfg);
+  const blocks =
+    /if \[ "\$\{grub_platform\}" = "efi" \]; then\n\s+set consoleparams="([^"]*)"\n\s+set videoparams="([^"]*)"\nelse\n\s+set consoleparams="([^"]*)"\n\s+set videoparams="([^"]*)"/.exec(
+      cfg,
+    );
   expect(blocks).not.toBeNull();
   const [efiC, efiV, pcC, pcV] = (blocks ?? []).slice(1);
   expect(platform === 'efi' ? [efiC, efiV] : [pcC, pcV]).toEqual([vars.consoleparams, vars.videoparams]);
   return [...cfg.matchAll(/^\s*\$linux \(\$root\)\/boot\/kernel (.*)$/gm)].map((m) =>
-    (m[1] ?? '').replaceAll('$consoleparams', vars.consoleparams).replaceAll('$videoparams', vars.videoparams).split(/\s+/).filter(Boolean),
+    (m[1] ?? '')
+      .replaceAll('$consoleparams', vars.consoleparams)
+      .replaceAll('$videoparams', vars.videoparams)
+      .split(/\s+/)
+      .filter(Boolean),
   );
 }
 
@@ -75,7 +88,8 @@ describe('grub menu = CanvOS files-iso grub.cfg', () => {
   it('the command lines CanvOS documents (§3.4): consoles per firmware, nodepair.enable in the interactive entry', () => {
     const efi = cmdlines(canvosGrubMenu(), 'efi').map((w) => w.join(' '));
     const pc = cmdlines(canvosGrubMenu(), 'pc').map((w) => w.join(' '));
-    const tail = 'selinux=0 rd.live.overlay.overlayfs rd.immucore.sysrootwait=600 systemd.unified_cgroup_hierarchy=1 rd.driver.blacklist=nouveau,qat_4xxx modprobe.blacklist=nouveau,qat_4xxx nouveau.modeset=0';
+    const tail =
+      'selinux=0 rd.live.overlay.overlayfs rd.immucore.sysrootwait=600 systemd.unified_cgroup_hierarchy=1 rd.driver.blacklist=nouveau,qat_4xxx modprobe.blacklist=nouveau,qat_4xxx nouveau.modeset=0';
     const head = 'cdroot root=live:CDLABEL=COS_LIVE rd.live.dir=/ rd.live.squashimg=rootfs.squashfs net.ifnames=1';
     expect(efi).toEqual([
       `${head} console=ttyS0,115200n8 console=tty0 rd.cos.disable nodepair.enable ${tail}`,

@@ -61,7 +61,10 @@ describe('efiBootFiles', () => {
       ['EFI/ubuntu/grub.cfg', 'stub'],
     ]);
     expect(String(r.files[2]?.source)).toBe(GRUB_CHAINLOAD_CFG);
-    const arm = await efiBootFiles({ arch: 'arm64', fromRootfs: (p) => (p.includes('aa64') || p.includes('aarch64') ? `/h/${p}` : undefined) });
+    const arm = await efiBootFiles({
+      arch: 'arm64',
+      fromRootfs: (p) => (p.includes('aa64') || p.includes('aarch64') ? `/h/${p}` : undefined),
+    });
     expect(arm.files.slice(0, 2).map((f) => f.path)).toEqual(['EFI/BOOT/bootaa64.efi', 'EFI/BOOT/grubaa64.efi']);
     expect(arm.files[1]?.source).toBe('/h/usr/lib/grub/arm64-efi-signed/gcdaa64.efi.signed');
   });
@@ -69,9 +72,16 @@ describe('efiBootFiles', () => {
   it("falls back to the host's monolithic CD grub, and fails clearly without one", async () => {
     const r = await efiBootFiles({ arch: 'amd64', fromRootfs: () => undefined });
     expect(r.source).toBe('host');
-    expect(r.files[0]).toEqual({ path: 'EFI/BOOT/BOOTX64.EFI', source: '/usr/lib/grub/x86_64-efi/monolithic/gcdx64.efi' });
+    expect(r.files[0]).toEqual({
+      path: 'EFI/BOOT/BOOTX64.EFI',
+      source: '/usr/lib/grub/x86_64-efi/monolithic/gcdx64.efi',
+    });
     expect(r.files.map((f) => f.path)).not.toContain('EFI/ubuntu/grub.cfg');
-    const err = await efiBootFiles({ arch: 'arm64', fromRootfs: () => undefined, hostGrubDir: join(dir.path, 'none') }).catch((e: unknown) => e);
+    const err = await efiBootFiles({
+      arch: 'arm64',
+      fromRootfs: () => undefined,
+      hostGrubDir: join(dir.path, 'none'),
+    }).catch((e: unknown) => e);
     expect(CanvosError.is(err) && err.code).toBe('ERR_ISO');
     expect((err as CanvosError).hint).toContain('grub-efi-arm64-bin');
   });
@@ -79,18 +89,31 @@ describe('efiBootFiles', () => {
 
 describe('writeBiosImages', () => {
   it('builds eltorito.img = cdboot.img + an i386-pc core image with prefix /boot/grub2, and copies boot_hybrid.img', async () => {
-    expect(grubMkimageArgs('/o/core.img').slice(0, 6)).toEqual(['-O', 'i386-pc', '-p', '/boot/grub2', '-o', '/o/core.img']);
+    expect(grubMkimageArgs('/o/core.img').slice(0, 6)).toEqual([
+      '-O',
+      'i386-pc',
+      '-p',
+      '/boot/grub2',
+      '-o',
+      '/o/core.img',
+    ]);
     await writeBiosImages(dir.path);
     const cdboot = await readFile('/usr/lib/grub/i386-pc/cdboot.img');
     const el = await readFile(join(dir.path, 'eltorito.img'));
     expect(el.subarray(0, cdboot.length).equals(cdboot)).toBe(true);
     expect(el.length).toBeGreaterThan(cdboot.length + 20_000);
-    expect((await readFile(join(dir.path, 'boot_hybrid.img'))).equals(await readFile('/usr/lib/grub/i386-pc/boot_hybrid.img'))).toBe(true);
+    expect(
+      (await readFile(join(dir.path, 'boot_hybrid.img'))).equals(
+        await readFile('/usr/lib/grub/i386-pc/boot_hybrid.img'),
+      ),
+    ).toBe(true);
     await expect(stat(join(dir.path, 'core.img.tmp'))).rejects.toThrow();
   });
 
   it('reports a missing grub-mkimage with the package to install', async () => {
-    const err = await writeBiosImages(dir.path, { grubMkimage: join(dir.path, 'no-such-grub-mkimage') }).catch((e: unknown) => e);
+    const err = await writeBiosImages(dir.path, { grubMkimage: join(dir.path, 'no-such-grub-mkimage') }).catch(
+      (e: unknown) => e,
+    );
     expect(CanvosError.is(err) && err.code).toBe('ERR_ISO');
     expect((err as CanvosError).hint).toContain('grub-pc-bin');
   });

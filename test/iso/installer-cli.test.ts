@@ -17,7 +17,12 @@ let tmp: Awaited<ReturnType<typeof tmpDir>>;
 let project: string;
 
 async function cli(cwd: string, ...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const env = { HOME: tmp.path, PATH: process.env.PATH, CANVOS_CACHE_DIR: join(tmp.path, 'cache'), SOURCE_DATE_EPOCH: '1700000000' };
+  const env = {
+    HOME: tmp.path,
+    PATH: process.env.PATH,
+    CANVOS_CACHE_DIR: join(tmp.path, 'cache'),
+    SOURCE_DATE_EPOCH: '1700000000',
+  };
   return runCli(args, { env, cwd });
 }
 
@@ -99,7 +104,13 @@ describe.sequential('canvos-lite iso from the CanvOS configuration', () => {
     const r = await cli(project, 'iso', '--json');
     expect(r.stderr).not.toMatch(/internal error/);
     expect(r.code, r.stderr).toBe(0);
-    const j = JSON.parse(r.stdout) as { isoPath: string; sha256: string; layers: string[]; userData: string; contentDirs: string[] };
+    const j = JSON.parse(r.stdout) as {
+      isoPath: string;
+      sha256: string;
+      layers: string[];
+      userData: string;
+      contentDirs: string[];
+    };
     isoPath = j.isoPath;
     expect(isoPath).toBe(join(project, 'build', 'canvos-test.iso'));
     expect(j.layers).toEqual(['os-config', 'stylus-framework', 'overlay', 'finalize']);
@@ -131,7 +142,10 @@ describe.sequential('canvos-lite iso from the CanvOS configuration', () => {
     expect(x.code, x.stderr).toBe(0);
     const ls = await run('unsquashfs', ['-lln', sq]);
     expect(ls.code, ls.stderr).toBe(0);
-    const names = ls.stdout.split('\n').map((l) => /squashfs-root(\/\S*)/.exec(l)?.[1]).filter((n): n is string => !!n);
+    const names = ls.stdout
+      .split('\n')
+      .map((l) => /squashfs-root(\/\S*)/.exec(l)?.[1])
+      .filter((n): n is string => !!n);
     for (const p of [
       '/opt/spectrocloud/bin/stylus-agent', // the whole stylus framework image
       '/system/oem/80_stylus.yaml',
@@ -143,13 +157,22 @@ describe.sequential('canvos-lite iso from the CanvOS configuration', () => {
     ]) {
       expect(names).toContain(p);
     }
-    for (const p of ['/etc/ssh/ssh_host_rsa_key', '/etc/ssh/ssh_host_rsa_key.pub', '/etc/ssh/moduli']) expect(names).not.toContain(p);
+    for (const p of ['/etc/ssh/ssh_host_rsa_key', '/etc/ssh/ssh_host_rsa_key.pub', '/etc/ssh/moduli'])
+      expect(names).not.toContain(p);
     expect(ls.stdout).toMatch(/^-r--r--r-- 0\/0\s+0 .*squashfs-root\/etc\/machine-id$/m);
     const release = await run('unsquashfs', ['-cat', sq, 'etc/kairos-release']);
     expect(release.stdout).toContain('KAIROS_NAME="kairos-core-ubuntu-22.04"');
     expect(release.stdout).toContain('KAIROS_IMAGE_LABEL="22.04-standard-amd64-generic"');
     expect(release.stdout).toContain('KAIROS_FLAVOR="debian"'); // the base's lines are kept
-    const cfg = await run('xorriso', ['-osirrox', 'on', '-indev', isoPath, '-extract', '/files-iso/config.yaml', join(tmp.path, 'config.yaml')]);
+    const cfg = await run('xorriso', [
+      '-osirrox',
+      'on',
+      '-indev',
+      isoPath,
+      '-extract',
+      '/files-iso/config.yaml',
+      join(tmp.path, 'config.yaml'),
+    ]);
     expect(cfg.code).toBe(0);
     expect(await readFile(join(tmp.path, 'config.yaml'), 'utf8')).toBe('#cloud-config\ninstall:\n  auto: true\n');
   }, 300_000);
@@ -167,8 +190,22 @@ describe.sequential('canvos-lite iso from the CanvOS configuration', () => {
     await mkdir(join(tmp.path, 'extra'));
     await writeFile(join(tmp.path, 'extra', 'addon.zst'), 'more-bundle-bytes');
     await writeFile(join(tmp.path, 'ud2'), '#cloud-config\nstylus: {}\n');
-    const r = await cli(project, 'iso', '--set', 'FORCE_INTERACTIVE_INSTALL=true', '--set', 'DEBUG=true', '--set', 'ISO_NAME=custom',
-      '--content', '../extra', '--user-data', '../ud2', '--output', '../out2');
+    const r = await cli(
+      project,
+      'iso',
+      '--set',
+      'FORCE_INTERACTIVE_INSTALL=true',
+      '--set',
+      'DEBUG=true',
+      '--set',
+      'ISO_NAME=custom',
+      '--content',
+      '../extra',
+      '--user-data',
+      '../ud2',
+      '--output',
+      '../out2',
+    );
     expect(r.code, r.stderr).toBe(0);
     const iso = join(tmp.path, 'out2', 'custom.iso');
     expect(r.stdout).toBe(`${iso}\n`);
@@ -178,7 +215,18 @@ describe.sequential('canvos-lite iso from the CanvOS configuration', () => {
     expect(find.stdout).toContain('/opt/spectrocloud/content/addon.zst_part00');
     const out = join(tmp.path, 'x');
     await mkdir(out);
-    const x = await run('xorriso', ['-osirrox', 'on', '-indev', iso, '-extract', '/boot/grub2/grub.cfg', join(out, 'grub.cfg'), '-extract', '/files-iso/config.yaml', join(out, 'config.yaml')]);
+    const x = await run('xorriso', [
+      '-osirrox',
+      'on',
+      '-indev',
+      iso,
+      '-extract',
+      '/boot/grub2/grub.cfg',
+      join(out, 'grub.cfg'),
+      '-extract',
+      '/files-iso/config.yaml',
+      join(out, 'config.yaml'),
+    ]);
     expect(x.code, x.stderr).toBe(0);
     const grub = await readFile(join(out, 'grub.cfg'), 'utf8');
     expect(grub).toMatch(/^set default=2$/m);

@@ -30,7 +30,12 @@ menuentry "Site Interactive" --class os --unrestricted {
 `;
 
 async function cli(cwd: string, ...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const env = { HOME: tmp.path, PATH: process.env.PATH, CANVOS_CACHE_DIR: join(tmp.path, 'cache'), SOURCE_DATE_EPOCH: '1700000000' };
+  const env = {
+    HOME: tmp.path,
+    PATH: process.env.PATH,
+    CANVOS_CACHE_DIR: join(tmp.path, 'cache'),
+    SOURCE_DATE_EPOCH: '1700000000',
+  };
   return runCli(args, { env, cwd });
 }
 
@@ -38,7 +43,13 @@ beforeAll(async () => {
   tmp = await tmpDir('canvos-installer-inputs-');
   const fx = await prepareBootFixture();
   const stylus = join(tmp.path, 'stylus');
-  await makeOciLayout(stylus, { platforms: ['linux/amd64'], layers: 1, layerBytes: 512, tag: 'v4.9.38', files: { 'opt/spectrocloud/bin/stylus-agent': '#!stylus\n' } });
+  await makeOciLayout(stylus, {
+    platforms: ['linux/amd64'],
+    layers: 1,
+    layerBytes: 512,
+    tag: 'v4.9.38',
+    files: { 'opt/spectrocloud/bin/stylus-agent': '#!stylus\n' },
+  });
   project = join(tmp.path, 'project');
   await mkdir(join(project, 'overlay/files-iso/boot/grub2'), { recursive: true });
   await mkdir(join(project, 'overlay/files-iso/opt/spectrocloud/content'), { recursive: true });
@@ -47,7 +58,15 @@ beforeAll(async () => {
   await writeFile(join(project, 'overlay/files-iso/site-notes.txt'), 'rack 7\n');
   await mkdir(join(project, 'ui/ui'), { recursive: true });
   await writeFile(join(project, 'ui/ui/index.html'), '<html>ui</html>\n');
-  const t = await run('tar', ['--owner=0', '--group=0', '-cf', join(project, 'local-ui.tar'), '-C', join(project, 'ui'), 'ui']);
+  const t = await run('tar', [
+    '--owner=0',
+    '--group=0',
+    '-cf',
+    join(project, 'local-ui.tar'),
+    '-C',
+    join(project, 'ui'),
+    'ui',
+  ]);
   expect(t.code, t.stderr).toBe(0);
   await mkdir(join(project, 'content-site'));
   await writeFile(join(project, 'content-site/bundle.zst'), 'zstd');
@@ -78,18 +97,42 @@ describe('canvos-lite iso: CanvOS ISO inputs of a project', () => {
   it('honours overlay/files-iso and local-ui.tar, warns for what CanvOS skips', async () => {
     const r = await cli(project, 'iso', '--json');
     expect(r.code, r.stderr).toBe(0);
-    const j = JSON.parse(r.stdout) as { isoPath: string; layers: string[]; filesIso: string; localUi: string; clusterConfig: string | null };
+    const j = JSON.parse(r.stdout) as {
+      isoPath: string;
+      layers: string[];
+      filesIso: string;
+      localUi: string;
+      clusterConfig: string | null;
+    };
     expect(j.layers.at(-1)).toBe('local-ui');
     expect(j.filesIso).toBe(join(project, 'overlay/files-iso'));
     expect(j.localUi).toBe(join(project, 'local-ui.tar'));
     expect(j.clusterConfig).toBeNull();
-    expect(r.stderr).toMatch(/^warning: .*CLUSTERCONFIG=spc\.tgz: .*spc\.tgz does not exist, .* \[W_CLUSTERCONFIG_MISSING\]$/m);
-    expect(r.stderr).toMatch(/^warning: .*EDGE_CUSTOM_CONFIG=site-signing\.yaml: .*site-signing\.yaml does not exist, .* \[W_EDGE_CUSTOM_CONFIG_MISSING\]$/m);
+    expect(r.stderr).toMatch(
+      /^warning: .*CLUSTERCONFIG=spc\.tgz: .*spc\.tgz does not exist, .* \[W_CLUSTERCONFIG_MISSING\]$/m,
+    );
+    expect(r.stderr).toMatch(
+      /^warning: .*EDGE_CUSTOM_CONFIG=site-signing\.yaml: .*site-signing\.yaml does not exist, .* \[W_EDGE_CUSTOM_CONFIG_MISSING\]$/m,
+    );
     expect(r.stderr).toMatch(/^warning: .*content-site: README\.md not copied: .* \[W_CONTENT_NOT_ZST\]$/m);
 
     const out = join(tmp.path, 'x');
     await mkdir(out);
-    const x = await run('xorriso', ['-osirrox', 'on', '-indev', j.isoPath, '-extract', '/boot/grub2/grub.cfg', join(out, 'grub.cfg'), '-extract', '/site-notes.txt', join(out, 'notes'), '-extract', '/rootfs.squashfs', join(out, 'sq')]);
+    const x = await run('xorriso', [
+      '-osirrox',
+      'on',
+      '-indev',
+      j.isoPath,
+      '-extract',
+      '/boot/grub2/grub.cfg',
+      join(out, 'grub.cfg'),
+      '-extract',
+      '/site-notes.txt',
+      join(out, 'notes'),
+      '-extract',
+      '/rootfs.squashfs',
+      join(out, 'sq'),
+    ]);
     expect(x.code, x.stderr).toBe(0);
     const grub = await readFile(join(out, 'grub.cfg'), 'utf8');
     expect(grub).toBe(applyGrubEdits(SITE_GRUB, { forceInteractive: true, debug: true }));
@@ -117,7 +160,15 @@ describe('canvos-lite iso: CanvOS ISO inputs of a project', () => {
     await writeFile(join(bad, '.arg'), await readFile(join(project, '.arg'), 'utf8'));
     await writeFile(join(bad, 'passwd'), 'x');
     // GNU tar keeps the member name as given with -P.
-    const t = await run('tar', ['-P', '--transform=s,^,../../etc/,', '-cf', join(bad, 'local-ui.tar'), '-C', bad, 'passwd']);
+    const t = await run('tar', [
+      '-P',
+      '--transform=s,^,../../etc/,',
+      '-cf',
+      join(bad, 'local-ui.tar'),
+      '-C',
+      bad,
+      'passwd',
+    ]);
     expect(t.code, t.stderr).toBe(0);
     const r = await cli(bad, 'iso');
     expect(r.code).toBe(11);

@@ -26,7 +26,12 @@ async function build(out: string, epoch: number | undefined): Promise<BuildIsoRe
   // A clean environment: xorriso must not pick SOURCE_DATE_EPOCH up from the test runner.
   const env = { PATH: process.env.PATH };
   return buildIso(
-    { rootfs: await layoutRootfs(layout), userData: join(dir.path, 'user-data'), outputDir: join(dir.path, out), name: 'repro' },
+    {
+      rootfs: await layoutRootfs(layout),
+      userData: join(dir.path, 'user-data'),
+      outputDir: join(dir.path, out),
+      name: 'repro',
+    },
     { env, sourceDateEpoch: epoch },
   );
 }

@@ -28,7 +28,18 @@ beforeAll(async () => {
   await writeFile(join(work, 'files-iso', 'extras', 'site.txt'), 'site\n');
   await mkdir(join(work, 'ui', 'www'), { recursive: true });
   await writeFile(join(work, 'ui', 'www', 'index.html'), '<html></html>\n');
-  const t = await run('tar', ['--sort=name', '--owner=1000', '--group=1000', '--numeric-owner', '--mtime=@1700000000', '-cf', join(work, 'local-ui.tar'), '-C', join(work, 'ui'), '.']);
+  const t = await run('tar', [
+    '--sort=name',
+    '--owner=1000',
+    '--group=1000',
+    '--numeric-owner',
+    '--mtime=@1700000000',
+    '-cf',
+    join(work, 'local-ui.tar'),
+    '-C',
+    join(work, 'ui'),
+    '.',
+  ]);
   expect(t.code, t.stderr).toBe(0);
   const id = unprivilegedIdentity();
   if (id && process.getuid?.() === 0) expect((await run('chown', ['-R', `${id.uid}:${id.gid}`, work])).code).toBe(0);
@@ -40,11 +51,33 @@ afterAll(async () => {
 /** `canvos-lite iso --base …` with a clean environment, as the given user and umask; returns the ISO's sha256. */
 async function buildAs(who: 'root' | 'unprivileged', out: string, umask: string): Promise<string> {
   const argv = [
-    'env', `PATH=${process.env.PATH ?? ''}`, `HOME=${work}`, `CANVOS_CACHE_DIR=${join(work, `cache-${who}`)}`, 'SOURCE_DATE_EPOCH=1700000000',
-    `LANG=${who === 'root' ? 'C' : 'C.UTF-8'}`, `TZ=${who === 'root' ? 'UTC' : 'Asia/Kolkata'}`,
-    'sh', '-c', `umask ${umask} && exec "$@"`, 'sh',
-    process.execPath, bin, 'iso', '--base', base, '--user-data', join(work, 'user-data'), '--files-iso', join(work, 'files-iso'),
-    '--local-ui', join(work, 'local-ui.tar'), '--name', 'same', '--output', out, '--json',
+    'env',
+    `PATH=${process.env.PATH ?? ''}`,
+    `HOME=${work}`,
+    `CANVOS_CACHE_DIR=${join(work, `cache-${who}`)}`,
+    'SOURCE_DATE_EPOCH=1700000000',
+    `LANG=${who === 'root' ? 'C' : 'C.UTF-8'}`,
+    `TZ=${who === 'root' ? 'UTC' : 'Asia/Kolkata'}`,
+    'sh',
+    '-c',
+    `umask ${umask} && exec "$@"`,
+    'sh',
+    process.execPath,
+    bin,
+    'iso',
+    '--base',
+    base,
+    '--user-data',
+    join(work, 'user-data'),
+    '--files-iso',
+    join(work, 'files-iso'),
+    '--local-ui',
+    join(work, 'local-ui.tar'),
+    '--name',
+    'same',
+    '--output',
+    out,
+    '--json',
   ];
   const [cmd, ...args] = who === 'root' ? argv : asUnprivileged(argv);
   const r = await run(cmd ?? '', args, { cwd: who === 'root' ? '/' : work, timeoutMs: 300_000 });
@@ -53,7 +86,7 @@ async function buildAs(who: 'root' | 'unprivileged', out: string, umask: string)
 }
 
 describe.runIf(unprivilegedIdentity() !== null)('ISO built by root and by an unprivileged user', () => {
-  it('has the same sha256, 0:0 Rock Ridge owners, and the layers\' owners inside the squashfs', async () => {
+  it("has the same sha256, 0:0 Rock Ridge owners, and the layers' owners inside the squashfs", async () => {
     const unpriv = await buildAs('unprivileged', join(work, 'out-user'), '077');
     const root = await buildAs('root', join(work, 'out-root'), '022');
     expect(unpriv).toBe(root);
@@ -75,7 +108,12 @@ describe.runIf(unprivilegedIdentity() !== null)('ISO built by root and by an unp
     expect(l.stdout).toMatch(/^-\S+ 0\/0\s+\d+ .* squashfs-root\/etc\/canvos-test-marker$/m);
     expect(l.stdout).toMatch(/^-\S+ 0\/0\s+\d+ .* squashfs-root\/boot\/vmlinuz-\S+$/m);
     expect(l.stdout).toMatch(/^-rw-\S+ 1000\/1000\s+14 .* squashfs-root\/opt\/spectrocloud\/www\/index\.html$/m);
-    const owners = new Set(l.stdout.split('\n').map((r) => /^\S+ (\d+\/\d+) /.exec(r)?.[1]).filter(Boolean));
+    const owners = new Set(
+      l.stdout
+        .split('\n')
+        .map((r) => /^\S+ (\d+\/\d+) /.exec(r)?.[1])
+        .filter(Boolean),
+    );
     expect([...owners].sort()).toEqual(['0/0', '1000/1000']);
   }, 600_000);
 });

@@ -20,27 +20,33 @@ const inputs: [string, Buffer][] = [
   ['text + 7', Buffer.from('squashfs block of text\n'.repeat(3000) + 'tail!!!')],
 ];
 /** zlib's own adler32: the trailer of a stored (level 0) zlib stream. */
-const zlibAdler = (b: Buffer): number => deflateSync(b, { level: 0 }).readUInt32BE(deflateSync(b, { level: 0 }).length - 4);
+const zlibAdler = (b: Buffer): number =>
+  deflateSync(b, { level: 0 }).readUInt32BE(deflateSync(b, { level: 0 }).length - 4);
 
 describe('squashfs compressor', () => {
-  it('adler32 equals zlib\'s', () => {
+  it("adler32 equals zlib's", () => {
     for (const [name, b] of inputs) expect(adler32(b), name).toBe(zlibAdler(b));
   });
 
-  it.skipIf(!nativeAvailable())('libdeflate members re-wrapped as zlib inflate with zlib (adler32 checked) and carry zlib\'s header', async () => {
-    for (const level of [1, 4, 6, 9]) {
-      for (const [name, b] of inputs) {
-        const z = gzipToZlib(await compressor().gzip(b, level), b, level);
-        expect(inflateSync(z).equals(b), `${name} level ${level}`).toBe(true);
-        expect(z.subarray(0, 2).equals(deflateSync(b, { level }).subarray(0, 2)), `header at level ${level}`).toBe(true);
+  it.skipIf(!nativeAvailable())(
+    "libdeflate members re-wrapped as zlib inflate with zlib (adler32 checked) and carry zlib's header",
+    async () => {
+      for (const level of [1, 4, 6, 9]) {
+        for (const [name, b] of inputs) {
+          const z = gzipToZlib(await compressor().gzip(b, level), b, level);
+          expect(inflateSync(z).equals(b), `${name} level ${level}`).toBe(true);
+          expect(z.subarray(0, 2).equals(deflateSync(b, { level }).subarray(0, 2)), `header at level ${level}`).toBe(
+            true,
+          );
+        }
       }
-    }
-    // A corrupted trailer is caught by zlib: the check above is a real one.
-    const b = inputs[7]![1];
-    const z = Buffer.from(gzipToZlib(await compressor().gzip(b, 9), b, 9));
-    z[z.length - 1]! ^= 1;
-    expect(() => inflateSync(z)).toThrow(/incorrect data check/);
-  });
+      // A corrupted trailer is caught by zlib: the check above is a real one.
+      const b = inputs[7]![1];
+      const z = Buffer.from(gzipToZlib(await compressor().gzip(b, 9), b, 9));
+      z[z.length - 1]! ^= 1;
+      expect(() => inflateSync(z)).toThrow(/incorrect data check/);
+    },
+  );
 
   it('makeCompressor gives zlib streams for data and metadata blocks on the backend in use', async () => {
     const c = makeCompressor('gzip', 9);

@@ -47,11 +47,31 @@ const specs: Spec[] = [
   file('usr/bin/target', 'hard\n', { mode: 0o755 }),
   { ...base, path: 'etc', type: 'directory', mode: 0o750, uid: 5, gid: 6, xattrs: { 'user.dir': Buffer.from('d') } },
   { ...base, path: 'etc/ssl', type: 'directory', mode: 0o755 },
-  file('usr/bin/cap', 'capable', { xattrs: { 'security.capability': Buffer.from('0100000200200000000000000000000000000000', 'hex'), 'system.posix_acl_access': Buffer.from('dropped') } }),
-  { ...base, path: 'dev/console', type: 'char', mode: 0o600, devmajor: 5, devminor: 1, xattrs: { 'trusted.dev': Buffer.from('c') } },
+  file('usr/bin/cap', 'capable', {
+    xattrs: {
+      'security.capability': Buffer.from('0100000200200000000000000000000000000000', 'hex'),
+      'system.posix_acl_access': Buffer.from('dropped'),
+    },
+  }),
+  {
+    ...base,
+    path: 'dev/console',
+    type: 'char',
+    mode: 0o600,
+    devmajor: 5,
+    devminor: 1,
+    xattrs: { 'trusted.dev': Buffer.from('c') },
+  },
   { ...base, path: 'dev/loop0', type: 'block', mode: 0o660, devmajor: 7, devminor: 0 },
   { ...base, path: 'run/fifo', type: 'fifo', xattrs: { 'trusted.f': Buffer.from('f') } },
-  { ...base, path: 'lib', type: 'symlink', mode: 0o777, linkname: 'usr/lib', xattrs: { 'trusted.l': Buffer.from('l') } },
+  {
+    ...base,
+    path: 'lib',
+    type: 'symlink',
+    mode: 0o777,
+    linkname: 'usr/lib',
+    xattrs: { 'trusted.l': Buffer.from('l') },
+  },
   { ...base, path: 'usr/bin/link-chain', type: 'hardlink', linkname: 'usr/bin/link-first' },
   { ...base, path: '', type: 'directory', mode: 0o755, mtime: 1_600_000_001 },
 ];
@@ -101,9 +121,20 @@ describe('writeSquashfs with FsEntry streams', () => {
       return;
     }
     try {
-      const g = await sh('getfattr', ['-h', '-d', '-m', '-', '-e', 'text', ...['usr/bin/cap', 'etc', 'dev/console', 'run/fifo', 'lib'].map((p) => join(mnt, p))]);
-      for (const k of ['security.capability', 'user.dir="d"', 'trusted.dev="c"', 'trusted.f="f"', 'trusted.l="l"']) expect(g).toContain(k);
-      expect(await sh('stat', ['-c', '%h %i', join(mnt, 'usr/bin/target'), join(mnt, 'usr/bin/link-chain')])).toMatch(/^3 (\d+)\n3 \1\n$/);
+      const g = await sh('getfattr', [
+        '-h',
+        '-d',
+        '-m',
+        '-',
+        '-e',
+        'text',
+        ...['usr/bin/cap', 'etc', 'dev/console', 'run/fifo', 'lib'].map((p) => join(mnt, p)),
+      ]);
+      for (const k of ['security.capability', 'user.dir="d"', 'trusted.dev="c"', 'trusted.f="f"', 'trusted.l="l"'])
+        expect(g).toContain(k);
+      expect(await sh('stat', ['-c', '%h %i', join(mnt, 'usr/bin/target'), join(mnt, 'usr/bin/link-chain')])).toMatch(
+        /^3 (\d+)\n3 \1\n$/,
+      );
     } finally {
       await run('umount', [mnt]);
     }
@@ -125,7 +156,9 @@ describe('writeSquashfs with FsEntry streams', () => {
     const s = await sh('rdsquashfs', ['-s', '/big', img]);
     expect(s).toMatch(/Inode type: extended file/);
     expect(s).toContain(`File size: ${size}`);
-    expect(await sh('unsquashfs', ['-lln', img])).toMatch(new RegExp(`^-rw-r--r-- 0/0 +${size} .*squashfs-root/big$`, 'm'));
+    expect(await sh('unsquashfs', ['-lln', img])).toMatch(
+      new RegExp(`^-rw-r--r-- 0/0 +${size} .*squashfs-root/big$`, 'm'),
+    );
     // Read the last bytes back: through the kernel (seeks) when loop mounts work, else squashfs-tools-ng's reader.
     const mnt = join(tmp.path, 'lmnt');
     await sh('mkdir', ['-p', mnt]);
@@ -158,7 +191,11 @@ describe('writeSquashfs with FsEntry streams', () => {
       const s = await run('unsquashfs', ['-s', on]);
       expect(s.stdout).toContain(`Number of fragments 1`);
       const st = await run('rdsquashfs', ['-s', '/a/one', on]);
-      expect(st.stdout).toMatch(extra.alwaysUseFragments ? /Fragment index: 0x0\n[^]*Block count: 3\n/ : /Fragment index: 0xFFFFFFFF\n[^]*Block count: 4\n/);
+      expect(st.stdout).toMatch(
+        extra.alwaysUseFragments
+          ? /Fragment index: 0x0\n[^]*Block count: 3\n/
+          : /Fragment index: 0xFFFFFFFF\n[^]*Block count: 4\n/,
+      );
     });
   }
 
@@ -179,7 +216,9 @@ describe('writeSquashfs with FsEntry streams', () => {
       expect(err, name).toBeInstanceOf(CanvosError);
       expect((err as CanvosError).code, name).toBe(code);
     }
-    const bad = await writeSquashfs(stream([]), join(tmp.path, 'bs.sqfs'), { blockSize: 3000 }).catch((e: unknown) => e);
+    const bad = await writeSquashfs(stream([]), join(tmp.path, 'bs.sqfs'), { blockSize: 3000 }).catch(
+      (e: unknown) => e,
+    );
     expect((bad as CanvosError).code).toBe('ERR_USAGE');
 
     const ac = new AbortController();
@@ -188,7 +227,9 @@ describe('writeSquashfs with FsEntry streams', () => {
       ac.abort();
       yield { ...base, path: 'b', type: 'file', size: 1, content: Readable.from([Buffer.from('b')]) };
     }
-    const aborted = await writeSquashfs(slow(), join(tmp.path, 'abort.sqfs'), { signal: ac.signal }).catch((e: unknown) => e);
+    const aborted = await writeSquashfs(slow(), join(tmp.path, 'abort.sqfs'), { signal: ac.signal }).catch(
+      (e: unknown) => e,
+    );
     expect((aborted as CanvosError).code).toBe('ERR_ABORTED');
     expect(existsSync(join(tmp.path, 'abort.sqfs'))).toBe(false);
     expect((await readdir(tmp.path)).filter((n) => n.endsWith('.tmp'))).toEqual([]);

@@ -50,7 +50,8 @@ async function allPaths(dir: string, rel = ''): Promise<string[]> {
 }
 
 async function buildTree(root: string): Promise<void> {
-  for (const d of ['etc', 'bin', 'dev', 'many', 'sticky', 'sgid', 'a', 'b']) await mkdir(join(root, d), { recursive: true });
+  for (const d of ['etc', 'bin', 'dev', 'many', 'sticky', 'sgid', 'a', 'b'])
+    await mkdir(join(root, d), { recursive: true });
   await writeFile(join(root, 'empty'), '');
   await writeRandom(join(root, 'exact'), MiB);
   await writeRandom(join(root, 'plus1'), MiB + 1);
@@ -85,7 +86,8 @@ async function buildTree(root: string): Promise<void> {
   await chown(join(root, 'b'), 65534, 65534);
   await chown(join(root, 'a/h1'), 123456, 7);
   for (const [p, xs] of Object.entries(XATTRS)) {
-    for (const [k, v] of Object.entries(xs)) await sh('setfattr', ['-n', k, '-v', `0x${v.toString('hex')}`, join(root, p)]);
+    for (const [k, v] of Object.entries(xs))
+      await sh('setfattr', ['-n', k, '-v', `0x${v.toString('hex')}`, join(root, p)]);
   }
   for (const p of await allPaths(root)) await lutimes(join(root, p), T, T);
   await lutimes(root, T, T);
@@ -148,7 +150,17 @@ describe('writeSquashfs vs mksquashfs', () => {
     const img = await ours('extract.sqfs');
     const out = join(tmp.path, 'extract');
     await sh('unsquashfs', ['-d', out, img]);
-    for (const f of ['empty', 'exact', 'plus1', 'big30', 'big30.copy', 'zeros', 'text', 'etc/tiny-39.txt', 'etc/tiny-dup.txt']) {
+    for (const f of [
+      'empty',
+      'exact',
+      'plus1',
+      'big30',
+      'big30.copy',
+      'zeros',
+      'text',
+      'etc/tiny-39.txt',
+      'etc/tiny-dup.txt',
+    ]) {
       expect(await sha(join(out, f)), f).toBe(await sha(join(src, f)));
     }
     const fmt = '%y %m %U %G %T@ %P %l\n';
@@ -156,7 +168,9 @@ describe('writeSquashfs vs mksquashfs', () => {
     expect(norm(await sh('find', [out, '-not', '-type', 'd', '-printf', `%s ${fmt}`]))).toEqual(
       norm(await sh('find', [src, '-not', '-type', 'd', '-printf', `%s ${fmt}`])),
     );
-    expect(norm(await sh('find', [out, '-type', 'd', '-printf', fmt]))).toEqual(norm(await sh('find', [src, '-type', 'd', '-printf', fmt])));
+    expect(norm(await sh('find', [out, '-type', 'd', '-printf', fmt]))).toEqual(
+      norm(await sh('find', [src, '-type', 'd', '-printf', fmt])),
+    );
     const devs = ['dev/null', 'dev/sda1', 'dev/bigminor'];
     const st = (root: string): Promise<string> => sh('stat', ['-c', '%F %t %T', ...devs.map((d) => join(root, d))]);
     expect(await st(out)).toBe(await st(src));
@@ -191,7 +205,9 @@ describe('writeSquashfs vs mksquashfs', () => {
         (await run('find', ['.', ...args, '-printf', fmt], { cwd: root })).stdout.split('\n').sort();
       expect(await find(mnt, ['-type', 'd'])).toEqual(await find(src, ['-type', 'd']));
       const files = async (root: string): Promise<string[]> =>
-        (await run('find', ['.', '-not', '-type', 'd', '-printf', `%s ${fmt}`], { cwd: root })).stdout.split('\n').sort();
+        (await run('find', ['.', '-not', '-type', 'd', '-printf', `%s ${fmt}`], { cwd: root })).stdout
+          .split('\n')
+          .sort();
       expect(await files(mnt)).toEqual(await files(src));
       expect(await sha(join(mnt, 'big30'))).toBe(await sha(join(src, 'big30')));
       expect(await sha(join(mnt, 'plus1'))).toBe(await sha(join(src, 'plus1')));
@@ -199,12 +215,21 @@ describe('writeSquashfs vs mksquashfs', () => {
       const names = Array.from({ length: MANY }, (_, i) => join(mnt, 'many', manyName(i)));
       expect((await sh('stat', ['-c', '%s', ...names])).split('\n').filter(Boolean)).toHaveLength(MANY);
       expect(await readFile(join(mnt, 'many', manyName(MANY - 1)), 'utf8')).toBe(`${MANY - 1}\n`);
-      expect((await sh('rdsquashfs', ['-s', '/many', img]))).toMatch(/extended directory/i);
+      expect(await sh('rdsquashfs', ['-s', '/many', img])).toMatch(/extended directory/i);
       const hl = await sh('stat', ['-c', '%i %h', join(mnt, 'a/h1'), join(mnt, 'a/h2'), join(mnt, 'b/h3')]);
       const lines = hl.trim().split('\n');
       expect(new Set(lines).size).toBe(1);
       expect(lines[0]).toMatch(/ 3$/);
-      const x = await sh('getfattr', ['-d', '-m', '-', '-e', 'hex', join(mnt, 'etc/tiny-0.txt'), join(mnt, 'etc'), join(mnt, 'bin/ping')]);
+      const x = await sh('getfattr', [
+        '-d',
+        '-m',
+        '-',
+        '-e',
+        'hex',
+        join(mnt, 'etc/tiny-0.txt'),
+        join(mnt, 'etc'),
+        join(mnt, 'bin/ping'),
+      ]);
       expect(x).toContain('user.foo=0x626172');
       expect(x).toContain('trusted.t=0x000102');
       expect(x).toContain('user.dir=0x796573');
@@ -227,7 +252,10 @@ describe('writeSquashfs metadata layout vs mksquashfs when the inode table spans
       const dir = join(layout, `dir${d}`);
       await mkdir(dir, { recursive: true });
       for (let i = 0; i < 400; i++) {
-        await writeFile(join(dir, `library-object-${String(i).padStart(3, '0')}.bin`), randomBytes(4097 + ((d * 400 + i) * 613) % 5000));
+        await writeFile(
+          join(dir, `library-object-${String(i).padStart(3, '0')}.bin`),
+          randomBytes(4097 + (((d * 400 + i) * 613) % 5000)),
+        );
       }
       await writeFile(join(dir, 'small.txt'), `small ${d}\n`);
     }
@@ -243,7 +271,18 @@ describe('writeSquashfs metadata layout vs mksquashfs when the inode table spans
       const img = join(tmp.path, `layout-${name}.sqfs`);
       await writeSquashfs(walkDirectory(layout), img, { mkfsTime: T, blockSize: 4096, ...opts });
       const ref = join(tmp.path, `layout-ref-${name}.sqfs`);
-      await sh('mksquashfs', [layout, ref, '-noappend', '-b', '4096', '-comp', 'gzip', '-quiet', '-no-progress', ...extra]);
+      await sh('mksquashfs', [
+        layout,
+        ref,
+        '-noappend',
+        '-b',
+        '4096',
+        '-comp',
+        'gzip',
+        '-quiet',
+        '-no-progress',
+        ...extra,
+      ]);
       const [a, b] = await Promise.all([listing(img), listing(ref)]);
       expect(a.split('\n').length).toBeGreaterThan(1200);
       expect(a).toBe(b);

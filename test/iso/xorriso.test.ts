@@ -57,7 +57,13 @@ describe('runXorriso', () => {
   });
 
   it('reports a failing run as XorrisoError with the stderr tail', async () => {
-    const err = await runXorriso(['-outdev', join(dir.path, 'x.iso'), '-map', join(dir.path, 'does-not-exist'), '/']).catch((e: unknown) => e);
+    const err = await runXorriso([
+      '-outdev',
+      join(dir.path, 'x.iso'),
+      '-map',
+      join(dir.path, 'does-not-exist'),
+      '/',
+    ]).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(XorrisoError);
     const x = err as XorrisoError;
     expect(x.code).toBe('ERR_XORRISO_EXIT');

@@ -34,7 +34,13 @@ function spec(): LayerSpec {
   return {
     entries: [
       { type: 'file', path: '/etc/hello', source: { inline: 'hello\n' }, mode: 0o600, uid: 7, gid: 7 },
-      { type: 'file', path: `/${LONG}`, source: { inline: Buffer.from('binary') }, mode: 0o755, xattrs: { 'security.capability': CAP } },
+      {
+        type: 'file',
+        path: `/${LONG}`,
+        source: { inline: Buffer.from('binary') },
+        mode: 0o755,
+        xattrs: { 'security.capability': CAP },
+      },
       { type: 'symlink', path: '/boot/vmlinuz', target: 'vmlinuz-6.1.0-kairos' },
       { type: 'file', path: '/z/target', source: { inline: 'shared\n' } },
       { type: 'hardlink', path: '/a/link', target: '/z/target' },
@@ -45,7 +51,16 @@ function spec(): LayerSpec {
       { type: 'whiteout', paths: ['/etc/ssh/moduli', '/etc/ssh/ssh_host_rsa_key'] },
       { type: 'opaque', path: '/usr/local/system/providers' },
       { type: 'tree', path: '/opt/k3s', host: join(host, 'scripts') },
-      { type: 'file', path: '/etc/hello', source: { inline: 'later wins\n' }, mode: 0o644, uid: 1000, gid: 1001, uname: 'kairos', gname: 'users' },
+      {
+        type: 'file',
+        path: '/etc/hello',
+        source: { inline: 'later wins\n' },
+        mode: 0o644,
+        uid: 1000,
+        gid: 1001,
+        uname: 'kairos',
+        gname: 'users',
+      },
       { type: 'file', path: '/etc/machine-id', source: { inline: '' }, mode: 0o444, mtime: 1_700_000_000 },
     ],
   };
@@ -102,7 +117,11 @@ describe('buildLayer', () => {
     const tar = execFileSync('gzip', ['-dc', r.path], { maxBuffer: 64 << 20 });
     expect(`sha256:${createHash('sha256').update(tar).digest('hex')}`).toBe(r.diffId);
     expect(tar.length).toBe(r.uncompressedSize);
-    expect(`sha256:${createHash('sha256').update(await readFile(r.path)).digest('hex')}`).toBe(r.digest);
+    expect(
+      `sha256:${createHash('sha256')
+        .update(await readFile(r.path))
+        .digest('hex')}`,
+    ).toBe(r.digest);
     // more than one gzip member: the magic+CM+FLG header occurs again after the first member
     const blob = await readFile(r.path);
     expect(blob.indexOf(Buffer.from([0x1f, 0x8b, 8]), 10)).toBeGreaterThan(0);
@@ -147,8 +166,23 @@ describe('buildLayer', () => {
     expect(line(' opt/k3s/sub/data.txt link to opt/k3s/a-hardlink.txt')).toMatch(/^h/);
     // implied parents and sorted byte order
     expect(line(' usr/local/system/')).toMatch(/^drwxr-xr-x +0\/0 /);
-    const names = lines.filter((x) => x.startsWith('-') || x.startsWith('d') || x.startsWith('l') || x.startsWith('h') || x.startsWith('c') || x.startsWith('b') || x.startsWith('p'))
-      .map((x) => x.replace(/^.*? \d{4}-\d\d-\d\d \d\d:\d\d /, '').replace(/ (->|link to) .*$/, '').replace(/\/$/, ''));
+    const names = lines
+      .filter(
+        (x) =>
+          x.startsWith('-') ||
+          x.startsWith('d') ||
+          x.startsWith('l') ||
+          x.startsWith('h') ||
+          x.startsWith('c') ||
+          x.startsWith('b') ||
+          x.startsWith('p'),
+      )
+      .map((x) =>
+        x
+          .replace(/^.*? \d{4}-\d\d-\d\d \d\d:\d\d /, '')
+          .replace(/ (->|link to) .*$/, '')
+          .replace(/\/$/, ''),
+      );
     expect(names).toEqual([...names].sort((x, y) => Buffer.compare(Buffer.from(x), Buffer.from(y))));
     expect(new Set(names).size).toBe(names.length);
   });
@@ -160,7 +194,15 @@ describe('buildLayer', () => {
     expect(long.xattrs?.['security.capability']?.equals(CAP)).toBe(true);
     expect(long.data).toBe('binary');
     const hello = es.find((e) => e.path === 'etc/hello')!;
-    expect(hello).toMatchObject({ type: 'file', mode: 0o644, uid: 1000, gid: 1001, uname: 'kairos', gname: 'users', data: 'later wins\n' });
+    expect(hello).toMatchObject({
+      type: 'file',
+      mode: 0o644,
+      uid: 1000,
+      gid: 1001,
+      uname: 'kairos',
+      gname: 'users',
+      data: 'later wins\n',
+    });
     expect(es.find((e) => e.path === 'dev/sda')).toMatchObject({ type: 'block', devmajor: 8, devminor: 0, gid: 6 });
     expect(es.find((e) => e.path === 'z/target')).toMatchObject({ type: 'hardlink', linkname: 'a/link' });
     // GNU tar extracts the file and its xattr (security.* needs root; the listing test covers non-root runs)
@@ -199,12 +241,47 @@ describe('buildLayer', () => {
   it('entries sources relocate hardlink pairs and refuse links whose target map() dropped', async () => {
     async function* src(): AsyncGenerator<FsEntry> {
       const { Readable } = await import('node:stream');
-      yield { path: 'usr/local/bin/a', type: 'file', mode: 0o755, uid: 0, gid: 0, mtime: 5, size: 3, content: Readable.from([Buffer.from('abc')]) };
-      yield { path: 'usr/local/bin/b', type: 'hardlink', mode: 0o755, uid: 0, gid: 0, mtime: 5, size: 0, linkname: 'usr/local/bin/a' };
-      yield { path: 'usr/local/skip', type: 'file', mode: 0o644, uid: 0, gid: 0, mtime: 5, size: 1, content: Readable.from([Buffer.from('s')]) };
+      yield {
+        path: 'usr/local/bin/a',
+        type: 'file',
+        mode: 0o755,
+        uid: 0,
+        gid: 0,
+        mtime: 5,
+        size: 3,
+        content: Readable.from([Buffer.from('abc')]),
+      };
+      yield {
+        path: 'usr/local/bin/b',
+        type: 'hardlink',
+        mode: 0o755,
+        uid: 0,
+        gid: 0,
+        mtime: 5,
+        size: 0,
+        linkname: 'usr/local/bin/a',
+      };
+      yield {
+        path: 'usr/local/skip',
+        type: 'file',
+        mode: 0o644,
+        uid: 0,
+        gid: 0,
+        mtime: 5,
+        size: 1,
+        content: Readable.from([Buffer.from('s')]),
+      };
     }
     const r = await buildLayer(
-      { entries: [{ type: 'entries', source: src(), map: (p) => (p.startsWith('usr/local/bin/') ? p.replace('usr/local/bin/', 'bin/') : null) }] },
+      {
+        entries: [
+          {
+            type: 'entries',
+            source: src(),
+            map: (p) => (p.startsWith('usr/local/bin/') ? p.replace('usr/local/bin/', 'bin/') : null),
+          },
+        ],
+      },
       { dir: join(t.dir, 'ent'), sourceDateEpoch: 100 },
     );
     const es = await entries(r.path);
@@ -214,23 +291,48 @@ describe('buildLayer', () => {
       ['bin/b', 'hardlink', 'bin/a', '', 5],
     ]);
     await expect(
-      buildLayer({ entries: [{ type: 'entries', source: src(), map: (p) => (p.endsWith('/b') ? p : null) }] }, { dir: join(t.dir, 'ent2') }),
+      buildLayer(
+        { entries: [{ type: 'entries', source: src(), map: (p) => (p.endsWith('/b') ? p : null) }] },
+        { dir: join(t.dir, 'ent2') },
+      ),
     ).rejects.toMatchObject({ code: 'ERR_CONFIG', message: expect.stringContaining('which map() dropped') });
   });
 
   it('rejects conflicting and unsafe specs', async () => {
     const bad = (s: LayerSpec) => buildLayer(s, { dir: join(t.dir, 'bad') });
-    await expect(bad({ entries: [{ type: 'file', path: '/a', source: { inline: '' } }, { type: 'file', path: '/a/b', source: { inline: '' } }] }))
-      .rejects.toMatchObject({ code: 'ERR_CONFIG', message: expect.stringContaining('a is a file but a/b is inside it') });
-    await expect(bad({ entries: [{ type: 'file', path: '/x/../../etc/passwd', source: { inline: '' } }] })).rejects.toMatchObject({ code: 'ERR_CONFIG' });
-    await expect(bad({ entries: [{ type: 'hardlink', path: '/l', target: '/missing' }] })).rejects.toMatchObject({ code: 'ERR_CONFIG' });
-    await expect(bad({ entries: [{ type: 'file', path: '/f', source: { host: join(t.dir, 'nope') } }] })).rejects.toMatchObject({ code: 'ERR_CONFIG' });
+    await expect(
+      bad({
+        entries: [
+          { type: 'file', path: '/a', source: { inline: '' } },
+          { type: 'file', path: '/a/b', source: { inline: '' } },
+        ],
+      }),
+    ).rejects.toMatchObject({
+      code: 'ERR_CONFIG',
+      message: expect.stringContaining('a is a file but a/b is inside it'),
+    });
+    await expect(
+      bad({ entries: [{ type: 'file', path: '/x/../../etc/passwd', source: { inline: '' } }] }),
+    ).rejects.toMatchObject({ code: 'ERR_CONFIG' });
+    await expect(bad({ entries: [{ type: 'hardlink', path: '/l', target: '/missing' }] })).rejects.toMatchObject({
+      code: 'ERR_CONFIG',
+    });
+    await expect(
+      bad({ entries: [{ type: 'file', path: '/f', source: { host: join(t.dir, 'nope') } }] }),
+    ).rejects.toMatchObject({ code: 'ERR_CONFIG' });
   });
 
   it('takes implied parent metadata from parentMeta (e.g. the base image) and defaults the rest', async () => {
     const r = await buildLayer(
-      { entries: [{ type: 'file', path: '/root/.ssh/authorized_keys', source: { inline: 'ssh-ed25519 AAAA' }, mode: 0o600 }] },
-      { dir: join(t.dir, 'parents'), parentMeta: (p) => (p === 'root' ? { mode: 0o700 } : p === 'root/.ssh' ? { mode: 0o700, uid: 5 } : undefined) },
+      {
+        entries: [
+          { type: 'file', path: '/root/.ssh/authorized_keys', source: { inline: 'ssh-ed25519 AAAA' }, mode: 0o600 },
+        ],
+      },
+      {
+        dir: join(t.dir, 'parents'),
+        parentMeta: (p) => (p === 'root' ? { mode: 0o700 } : p === 'root/.ssh' ? { mode: 0o700, uid: 5 } : undefined),
+      },
     );
     const l = gnuList(r.path);
     expect(l).toMatch(/^drwx------ +0\/0 .* root\/$/m);
@@ -239,7 +341,10 @@ describe('buildLayer', () => {
 
   it('can skip implied parents and leaves no temp files behind', async () => {
     const dir = join(t.dir, 'noparents');
-    const r = await buildLayer({ entries: [{ type: 'file', path: '/etc/x/y', source: { inline: 'y' } }] }, { dir, impliedParents: false });
+    const r = await buildLayer(
+      { entries: [{ type: 'file', path: '/etc/x/y', source: { inline: 'y' } }] },
+      { dir, impliedParents: false },
+    );
     expect(gnuList(r.path).trim().split('\n')).toHaveLength(1);
     const { readdir } = await import('node:fs/promises');
     expect(await readdir(dir)).toEqual([r.digest.slice(7)]);

@@ -41,11 +41,17 @@ afterAll(async () => {
 });
 
 const layerWith = (url: string, sha256: string, dir: string) =>
-  buildLayer({ entries: [{ type: 'file', path: '/usr/bin/etcdctl', source: { url, sha256 }, mode: 0o755 }] }, { dir: join(t.dir, dir) });
+  buildLayer(
+    { entries: [{ type: 'file', path: '/usr/bin/etcdctl', source: { url, sha256 }, mode: 0o755 }] },
+    { dir: join(t.dir, dir) },
+  );
 
 describe('url file source', () => {
   it('downloads, verifies and stores the file (also through a redirect, sha256: prefix accepted)', async () => {
-    for (const [url, sha, dir] of [[`${base}/etcdctl`, GOOD, 'ok'], [`${base}/moved`, `sha256:${GOOD}`, 'ok2']] as const) {
+    for (const [url, sha, dir] of [
+      [`${base}/etcdctl`, GOOD, 'ok'],
+      [`${base}/moved`, `sha256:${GOOD}`, 'ok2'],
+    ] as const) {
       const r = await layerWith(url, sha, dir);
       const files: Array<[string, string]> = [];
       for await (const e of readLayer(createReadStream(r.path))) {
@@ -70,7 +76,10 @@ describe('url file source', () => {
   });
 
   it('fails with ERR_DOWNLOAD on HTTP errors and ERR_CONFIG on a malformed sha256', async () => {
-    await expect(layerWith(`${base}/missing`, GOOD, 'e404')).rejects.toMatchObject({ code: 'ERR_DOWNLOAD', message: expect.stringContaining('HTTP 404') });
+    await expect(layerWith(`${base}/missing`, GOOD, 'e404')).rejects.toMatchObject({
+      code: 'ERR_DOWNLOAD',
+      message: expect.stringContaining('HTTP 404'),
+    });
     await expect(layerWith(`${base}/etcdctl`, 'md5:abc', 'emal')).rejects.toMatchObject({ code: 'ERR_CONFIG' });
   });
 });
@@ -78,7 +87,12 @@ describe('url file source', () => {
 describe('url file source behind an HTTP proxy', () => {
   it('goes through HTTP_PROXY from the environment, redirect included', async () => {
     const fwd = await startForwardProxy();
-    const saved = { HTTP_PROXY: process.env.HTTP_PROXY, http_proxy: process.env.http_proxy, NO_PROXY: process.env.NO_PROXY, no_proxy: process.env.no_proxy };
+    const saved = {
+      HTTP_PROXY: process.env.HTTP_PROXY,
+      http_proxy: process.env.http_proxy,
+      NO_PROXY: process.env.NO_PROXY,
+      no_proxy: process.env.no_proxy,
+    };
     process.env.HTTP_PROXY = fwd.url;
     for (const k of ['http_proxy', 'NO_PROXY', 'no_proxy']) delete process.env[k];
     try {

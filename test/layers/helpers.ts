@@ -27,7 +27,9 @@ export function opener(path: string): LayerOpener {
 }
 
 export async function sha256OfFile(p: string): Promise<string> {
-  return createHash('sha256').update(await readFile(p)).digest('hex');
+  return createHash('sha256')
+    .update(await readFile(p))
+    .digest('hex');
 }
 
 /** One comparable line per filesystem object. */

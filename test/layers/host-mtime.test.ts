@@ -30,7 +30,10 @@ describe('host mtimes at x.999999999 s', () => {
   });
 
   it('a tree layer entry carries 1700000000, not 1700000001', async () => {
-    const layer = await buildLayer({ entries: [{ type: 'tree', path: '/opt/t', host }] }, { dir: tmp.path, sourceDateEpoch: 2_000_000_000 });
+    const layer = await buildLayer(
+      { entries: [{ type: 'tree', path: '/opt/t', host }] },
+      { dir: tmp.path, sourceDateEpoch: 2_000_000_000 },
+    );
     const seen = new Map<string, number>();
     for await (const e of readLayer(createReadStream(layer.path))) {
       seen.set(e.path, e.mtime);
@@ -43,7 +46,9 @@ describe('host mtimes at x.999999999 s', () => {
   it('a PAX mtime of 1700000000.999999999 (GNU tar --format=pax) reads as 1700000000', async () => {
     const tarFile = join(tmp.path, 'pax.tar');
     execFileSync('tar', ['--format=pax', '-C', host, '-cf', tarFile, 'sub/f']);
-    expect(execFileSync('tar', ['--full-time', '-tvf', tarFile], { encoding: 'utf8' })).toContain('2023-11-14 22:13:20');
+    expect(execFileSync('tar', ['--full-time', '-tvf', tarFile], { encoding: 'utf8' })).toContain(
+      '2023-11-14 22:13:20',
+    );
     let mtime: number | undefined;
     for await (const e of readLayer(createReadStream(tarFile))) {
       if (e.path === 'sub/f') mtime = e.mtime;

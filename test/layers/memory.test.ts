@@ -23,7 +23,8 @@ beforeAll(async () => {
   const text = Buffer.from('kairos provider payload\n'.repeat(MB / 24 + 1)).subarray(0, MB);
   await pipeline(
     (async function* () {
-      for (let i = 0; i < SIZE / MB; i++) yield i % 2 ? text : Buffer.concat([Buffer.from(String(i).padStart(8)), block.subarray(8)]);
+      for (let i = 0; i < SIZE / MB; i++)
+        yield i % 2 ? text : Buffer.concat([Buffer.from(String(i).padStart(8)), block.subarray(8)]);
     })(),
     createWriteStream(big),
   );
@@ -34,7 +35,10 @@ describe('buildLayer memory', () => {
   it('aborts mid-stream with ERR_ABORTED and leaves nothing behind', async () => {
     const ac = new AbortController();
     const dir = join(t.dir, 'aborted');
-    const p = buildLayer({ entries: [{ type: 'file', path: '/big', source: { host: big } }] }, { dir, signal: ac.signal, onProgress: () => ac.abort() });
+    const p = buildLayer(
+      { entries: [{ type: 'file', path: '/big', source: { host: big } }] },
+      { dir, signal: ac.signal, onProgress: () => ac.abort() },
+    );
     await expect(p).rejects.toMatchObject({ code: 'ERR_ABORTED' });
     expect(await readdir(dir)).toEqual([]);
   });

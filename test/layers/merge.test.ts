@@ -15,7 +15,12 @@ import { extractFile, extractFileTo } from '../../src/layers/extract.js';
 import type { LayerSpec } from '../../src/layers/spec.js';
 import { opener, snapshotDir, snapshotEntries, tempDir, writeLayout } from './helpers.js';
 
-const f = (path: string, inline: string, mode?: number) => ({ type: 'file' as const, path, source: { inline }, ...(mode === undefined ? {} : { mode }) });
+const f = (path: string, inline: string, mode?: number) => ({
+  type: 'file' as const,
+  path,
+  source: { inline },
+  ...(mode === undefined ? {} : { mode }),
+});
 
 const LAYERS: LayerSpec[] = [
   {
@@ -78,7 +83,11 @@ afterAll(() => t.cleanup());
 
 describe('mergeLayers', () => {
   it('equals the tree umoci unpacks (paths, types, modes, link targets, content digests)', async () => {
-    execFileSync('umoci', ['unpack', '--rootless', '--image', `${join(t.dir, 'layout')}:latest`, join(t.dir, 'bundle')], { stdio: 'pipe' });
+    execFileSync(
+      'umoci',
+      ['unpack', '--rootless', '--image', `${join(t.dir, 'layout')}:latest`, join(t.dir, 'bundle')],
+      { stdio: 'pipe' },
+    );
     const unpacked = await snapshotDir(join(t.dir, 'bundle', 'rootfs'));
     const merged = await snapshotEntries(mergeLayers(openers));
     expect(Object.fromEntries([...merged].sort())).toEqual(Object.fromEntries([...unpacked].sort()));
@@ -138,7 +147,9 @@ describe('extractFile', () => {
     // a layer much larger than one read buffer, so stopping at its first file leaves the source mid-way
     for (const compression of ['gzip', 'none'] as const) {
       const layer = await buildLayer(
-        { entries: [f('/a/first', 'first'), { type: 'file', path: '/z/big', source: { inline: randomBytes(4 << 20) } }] },
+        {
+          entries: [f('/a/first', 'first'), { type: 'file', path: '/z/big', source: { inline: randomBytes(4 << 20) } }],
+        },
         { dir: join(t.dir, `big-${compression}`), compression },
       );
       const ops = [...openers, opener(layer.path)];
@@ -172,14 +183,18 @@ describe('entries source', () => {
     const built = await buildLayer(
       {
         entries: [
-          { type: 'entries', source: mergeLayers(openers), map: (p) => (p.startsWith(prefix) ? `system/providers/${p.slice(prefix.length)}` : null) },
+          {
+            type: 'entries',
+            source: mergeLayers(openers),
+            map: (p) => (p.startsWith(prefix) ? `system/providers/${p.slice(prefix.length)}` : null),
+          },
           { type: 'whiteout', paths: ['/usr/local/system/providers'] },
         ],
       },
       { dir: join(t.dir, 'moved'), sourceDateEpoch: 0 },
     );
     const got: string[] = [];
-    for await (const e of readLayer((await opener(built.path)())))  {
+    for await (const e of readLayer(await opener(built.path)())) {
       const parts: Buffer[] = [];
       for await (const c of e.content ?? []) parts.push(c as Buffer);
       got.push(`${e.type} ${e.path} ${e.mode.toString(8)} ${Buffer.concat(parts).toString()}`.trim());

@@ -45,7 +45,13 @@ describe('readLayer safety', () => {
     ['../evil', [{ name: '../evil', body: 'x' }]],
     ['a/../../evil', [{ name: 'a/../../evil', body: 'x' }]],
     ['a/../b (any .. segment)', [{ name: 'a/../b', body: 'x' }]],
-    ['hardlink to ../x', [{ name: 'ok', body: 'x' }, { name: 'link', type: 'link', linkname: '../x' }]],
+    [
+      'hardlink to ../x',
+      [
+        { name: 'ok', body: 'x' },
+        { name: 'link', type: 'link', linkname: '../x' },
+      ],
+    ],
     ['hardlink to /../x', [{ name: 'link', type: 'link', linkname: '/../x' }]],
   ] as Array<[string, Hdr[]]>)('rejects %s with ERR_TAR_UNSAFE naming the entry', async (_n, headers) => {
     const tar = await craft(headers);
@@ -59,7 +65,10 @@ describe('readLayer safety', () => {
 
   it('refuses an oversized PAX record instead of buffering it', async () => {
     const tar = await craft([{ name: 'x', body: 'x', pax: { comment: 'y'.repeat(2 << 20) } }]);
-    await expect(readAll(tar)).rejects.toMatchObject({ code: 'ERR_LAYER_CORRUPT', message: expect.stringContaining('extended header') });
+    await expect(readAll(tar)).rejects.toMatchObject({
+      code: 'ERR_LAYER_CORRUPT',
+      message: expect.stringContaining('extended header'),
+    });
   });
 
   it('normalises ./ and leading / and accepts absolute or escaping symlink targets', async () => {
@@ -103,42 +112,60 @@ describe('readLayer safety', () => {
       } else got.push(e.path);
     }
     expect(got).toEqual(['small']);
-    await expect(readAll(tar.subarray(0, 50_000))).rejects.toMatchObject({ code: 'ERR_LAYER_CORRUPT', message: expect.stringContaining('truncated') });
+    await expect(readAll(tar.subarray(0, 50_000))).rejects.toMatchObject({
+      code: 'ERR_LAYER_CORRUPT',
+      message: expect.stringContaining('truncated'),
+    });
     await expect(readAll(Buffer.alloc(1024, 7))).rejects.toMatchObject({ code: 'ERR_LAYER_CORRUPT' });
   });
 });
 
 describe('readLayer against GNU tar', () => {
-  it.each(['gnu', 'posix', 'ustar', 'oldgnu'])('reads a GNU tar --format=%s archive like the filesystem it came from', async (format) => {
-    const src = join(t.dir, `src-${format}`);
-    const longDir = join(src, 'd'.repeat(60), 'e'.repeat(60));
-    await mkdir(longDir, { recursive: true });
-    await mkdir(join(src, 'etc'));
-    await writeFile(join(longDir, 'f'.repeat(90)), 'long name content');
-    await writeFile(join(src, 'etc/conf'), 'conf\n', { mode: 0o600 });
-    await writeFile(join(src, 'etc/big'), Buffer.alloc(3 * 1024 * 1024 + 5, 'z'));
-    await symlink('conf', join(src, 'etc/conf-link'));
-    await link(join(src, 'etc/conf'), join(src, 'etc/conf-hard'));
-    const longLinkTarget = `../${'t'.repeat(120)}`;
-    await symlink(longLinkTarget, join(src, 'etc/long-link'));
-    const tarFile = join(t.dir, `${format}.tar`);
-    // ustar cannot hold a 120-byte link name; leave that entry out there
-    const names = format === 'ustar' || format === 'oldgnu' ? ['etc/conf', 'etc/big', 'etc/conf-link', 'etc/conf-hard', 'd'.repeat(60)] : ['.'];
-    if (format === 'oldgnu') names.push('etc/long-link');
-    execFileSync('tar', [`--format=${format}`, '-cf', tarFile, '-C', src, ...names]);
-    const fromTar = await snapshotEntries(readLayer(createReadStream(tarFile)));
-    const fromDisk = await snapshotDir(src);
-    if (format === 'ustar') fromDisk.delete('etc/long-link');
-    if (names[0] !== '.') fromDisk.delete('etc'); // only its children were archived
-    expect(Object.fromEntries(fromTar)).toEqual(Object.fromEntries(fromDisk));
-  });
+  it.each(['gnu', 'posix', 'ustar', 'oldgnu'])(
+    'reads a GNU tar --format=%s archive like the filesystem it came from',
+    async (format) => {
+      const src = join(t.dir, `src-${format}`);
+      const longDir = join(src, 'd'.repeat(60), 'e'.repeat(60));
+      await mkdir(longDir, { recursive: true });
+      await mkdir(join(src, 'etc'));
+      await writeFile(join(longDir, 'f'.repeat(90)), 'long name content');
+      await writeFile(join(src, 'etc/conf'), 'conf\n', { mode: 0o600 });
+      await writeFile(join(src, 'etc/big'), Buffer.alloc(3 * 1024 * 1024 + 5, 'z'));
+      await symlink('conf', join(src, 'etc/conf-link'));
+      await link(join(src, 'etc/conf'), join(src, 'etc/conf-hard'));
+      const longLinkTarget = `../${'t'.repeat(120)}`;
+      await symlink(longLinkTarget, join(src, 'etc/long-link'));
+      const tarFile = join(t.dir, `${format}.tar`);
+      // ustar cannot hold a 120-byte link name; leave that entry out there
+      const names =
+        format === 'ustar' || format === 'oldgnu'
+          ? ['etc/conf', 'etc/big', 'etc/conf-link', 'etc/conf-hard', 'd'.repeat(60)]
+          : ['.'];
+      if (format === 'oldgnu') names.push('etc/long-link');
+      execFileSync('tar', [`--format=${format}`, '-cf', tarFile, '-C', src, ...names]);
+      const fromTar = await snapshotEntries(readLayer(createReadStream(tarFile)));
+      const fromDisk = await snapshotDir(src);
+      if (format === 'ustar') fromDisk.delete('etc/long-link');
+      if (names[0] !== '.') fromDisk.delete('etc'); // only its children were archived
+      expect(Object.fromEntries(fromTar)).toEqual(Object.fromEntries(fromDisk));
+    },
+  );
 
   it('reads fifos and uid/gid/uname from a GNU tar archive', async () => {
     const src = join(t.dir, 'fifo');
     await mkdir(src);
     execFileSync('mkfifo', [join(src, 'pipe')]);
     const tarFile = join(t.dir, 'fifo.tar');
-    execFileSync('tar', ['--format=posix', '--owner=kairos:1234', '--group=users:99', '-cf', tarFile, '-C', src, 'pipe']);
+    execFileSync('tar', [
+      '--format=posix',
+      '--owner=kairos:1234',
+      '--group=users:99',
+      '-cf',
+      tarFile,
+      '-C',
+      src,
+      'pipe',
+    ]);
     const [e] = await readAll(execFileSync('cat', [tarFile]));
     expect(e).toMatchObject({ path: 'pipe', type: 'fifo', uid: 1234, gid: 99, uname: 'kairos', gname: 'users' });
   });

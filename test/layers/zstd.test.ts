@@ -97,7 +97,9 @@ describe.runIf(hasZstd)('zstd layers', () => {
     expect(fromZstd.get('opt/big.bin')).toBe(`file 600 ${sha256(RAND).slice(7)}`);
     // Explicit compression, and input delivered in small odd-sized pieces (headers split across reads).
     const blob = await readFile(z.path);
-    const pieces = Array.from({ length: Math.ceil(blob.length / 977) }, (_, i) => blob.subarray(i * 977, (i + 1) * 977));
+    const pieces = Array.from({ length: Math.ceil(blob.length / 977) }, (_, i) =>
+      blob.subarray(i * 977, (i + 1) * 977),
+    );
     expect(await snapshotEntries(readLayer(Readable.from(pieces), { compression: 'zstd' }))).toEqual(fromZstd);
   });
 
@@ -105,12 +107,23 @@ describe.runIf(hasZstd)('zstd layers', () => {
     const g = await build('cli', spec(), { compression: 'none' });
     const out = join(t.dir, 'cli.tar.zst');
     execFileSync('zstd', ['-q', '-9', '--no-check', '-f', g.path, '-o', out]);
-    expect(await snapshotEntries(readLayer(createReadStream(out)))).toEqual(await snapshotEntries(readLayer(createReadStream(g.path))));
+    expect(await snapshotEntries(readLayer(createReadStream(out)))).toEqual(
+      await snapshotEntries(readLayer(createReadStream(g.path))),
+    );
   });
 
   it('mergeLayers and extractFile work across zstd and gzip layers', async () => {
     const lower = await build('m1');
-    const upper = await build('m2', { entries: [{ type: 'whiteout', paths: ['/etc/removed'] }, { type: 'file', path: '/etc/hello', source: { inline: 'upper\n' } }] }, { compression: 'gzip' });
+    const upper = await build(
+      'm2',
+      {
+        entries: [
+          { type: 'whiteout', paths: ['/etc/removed'] },
+          { type: 'file', path: '/etc/hello', source: { inline: 'upper\n' } },
+        ],
+      },
+      { compression: 'gzip' },
+    );
     const openers = [opener(lower.path), opener(upper.path)];
     const merged = await snapshotEntries(mergeLayers(openers));
     expect(merged.has('etc/removed')).toBe(false);
@@ -125,7 +138,10 @@ describe.runIf(hasZstd)('zstd layers', () => {
     const read = async (b: Buffer) => {
       for await (const e of readLayer(Readable.from([b]), { name: 'layer 0' })) for await (const _ of e.content ?? []);
     };
-    await expect(read(blob.subarray(0, Math.floor(blob.length / 2)))).rejects.toMatchObject({ code: 'ERR_LAYER_CORRUPT', message: /^layer 0: zstd stream is truncated/ });
+    await expect(read(blob.subarray(0, Math.floor(blob.length / 2)))).rejects.toMatchObject({
+      code: 'ERR_LAYER_CORRUPT',
+      message: /^layer 0: zstd stream is truncated/,
+    });
     await expect(read(blob.subarray(0, 7))).rejects.toMatchObject({ code: 'ERR_LAYER_CORRUPT' });
     const flipped = Buffer.from(blob);
     flipped[Math.floor(blob.length / 3)]! ^= 0xff; // inside the random file's frame: content checksum fails
@@ -176,25 +192,32 @@ describe('zstd without an implementation (Node < 22.15, no addon)', () => {
     await expect(read()).rejects.toMatchObject({ code: 'ERR_CONFIG', hint: /native|gzip/ });
   });
 
-  it.skipIf(nodeHasZstd)('under CANVOS_NO_NATIVE=1, buildLayer({compression:"zstd"}) in a child node fails with ERR_CONFIG', async () => {
-    const script = join(t.dir, 'child.ts');
-    const src = new URL('../../src/layers/build.js', import.meta.url).pathname.replace(/\.js$/, '.ts');
-    await writeFile(
-      script,
-      `import { buildLayer } from ${JSON.stringify(src)};
+  it.skipIf(nodeHasZstd)(
+    'under CANVOS_NO_NATIVE=1, buildLayer({compression:"zstd"}) in a child node fails with ERR_CONFIG',
+    async () => {
+      const script = join(t.dir, 'child.ts');
+      const src = new URL('../../src/layers/build.js', import.meta.url).pathname.replace(/\.js$/, '.ts');
+      await writeFile(
+        script,
+        `import { buildLayer } from ${JSON.stringify(src)};
 try {
   await buildLayer({ entries: [{ type: 'file', path: '/a', source: { inline: 'a' } }] }, { dir: ${JSON.stringify(join(t.dir, 'child'))}, compression: 'zstd' });
   console.log(JSON.stringify({ ok: true }));
 } catch (e) { console.log(JSON.stringify({ code: e.code, hint: e.hint })); }
 `,
-    );
-    // The backend is chosen once per process, so the env var needs a fresh process; vite-node (vitest's own TS
-    // runner) executes the TypeScript sources directly.
-    const viteNode = new URL('../../node_modules/vite-node/vite-node.mjs', import.meta.url).pathname;
-    const r = spawnSync(process.execPath, [viteNode, script], { env: { ...process.env, CANVOS_NO_NATIVE: '1' }, encoding: 'utf8', timeout: 60_000 });
-    expect(r.status, r.stderr).toBe(0);
-    const out = JSON.parse(r.stdout.trim().split('\n').pop() ?? '{}') as { code?: string; hint?: string };
-    expect(out.code).toBe('ERR_CONFIG');
-    expect(out.hint).toMatch(/libzstd|gzip/);
-  });
+      );
+      // The backend is chosen once per process, so the env var needs a fresh process; vite-node (vitest's own TS
+      // runner) executes the TypeScript sources directly.
+      const viteNode = new URL('../../node_modules/vite-node/vite-node.mjs', import.meta.url).pathname;
+      const r = spawnSync(process.execPath, [viteNode, script], {
+        env: { ...process.env, CANVOS_NO_NATIVE: '1' },
+        encoding: 'utf8',
+        timeout: 60_000,
+      });
+      expect(r.status, r.stderr).toBe(0);
+      const out = JSON.parse(r.stdout.trim().split('\n').pop() ?? '{}') as { code?: string; hint?: string };
+      expect(out.code).toBe('ERR_CONFIG');
+      expect(out.hint).toMatch(/libzstd|gzip/);
+    },
+  );
 });

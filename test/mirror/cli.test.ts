@@ -21,13 +21,19 @@ async function cli(...args: string[]): Promise<{ code: number; stdout: string; s
   return runCli(['mirror', ...args], { env: { HOME: tmp.path, PATH: process.env.PATH }, cwd: tmp.path });
 }
 
-const raw = async (ref: string): Promise<string> => sha256(await skopeo(['inspect', '--raw', '--tls-verify=false', `docker://${ref}`]));
+const raw = async (ref: string): Promise<string> =>
+  sha256(await skopeo(['inspect', '--raw', '--tls-verify=false', `docker://${ref}`]));
 
 beforeAll(async () => {
   tmp = await tmpDir('canvos-mirror-cli-');
   [a, b] = await Promise.all([startRegistry(), startRegistry()]);
-  multi = await makeOciLayout(join(tmp.path, 'multi'), { tag: 'v1', platforms: ['linux/amd64', 'linux/arm64'], layerBytes: 128 * 1024 });
-  for (const t of ['1.0.0', '1.1.0', '2.0.0', '1.2.0-rc.1', 'edge']) await pushLayout(join(tmp.path, 'multi'), a, 'apps/multi', { tag: t });
+  multi = await makeOciLayout(join(tmp.path, 'multi'), {
+    tag: 'v1',
+    platforms: ['linux/amd64', 'linux/arm64'],
+    layerBytes: 128 * 1024,
+  });
+  for (const t of ['1.0.0', '1.1.0', '2.0.0', '1.2.0-rc.1', 'edge'])
+    await pushLayout(join(tmp.path, 'multi'), a, 'apps/multi', { tag: t });
   // A cosign-style signature: an artifact tagged sha256-<index hex>.sig in the same repository.
   sig = await makeOciLayout(join(tmp.path, 'sig'), { tag: 'sig', layers: 1, layerBytes: 1024 });
   sigTag = `${multi.indexDigest.replace(':', '-')}.sig`;
@@ -41,27 +47,67 @@ afterAll(async () => {
 describe('canvos-lite mirror CLI', () => {
   it('push --config: semver tag filter, cosign signature tag carried along, registries.yaml written', async () => {
     const cfg = join(tmp.path, 'mirror.yaml');
-    await writeFile(cfg, `images:\n  - ref: ${a.host}/apps/multi\n    tags: { semver: ">=1.0.0 <2" }\nrewrite: { prefix: edge }\n`);
+    await writeFile(
+      cfg,
+      `images:\n  - ref: ${a.host}/apps/multi\n    tags: { semver: ">=1.0.0 <2" }\nrewrite: { prefix: edge }\n`,
+    );
     const ry = join(tmp.path, 'registries.yaml');
-    const r = await cli('push', '--config', cfg, '--to', b.host, '--src-insecure', '--dest-insecure', '--registries-yaml', ry, '--json');
+    const r = await cli(
+      'push',
+      '--config',
+      cfg,
+      '--to',
+      b.host,
+      '--src-insecure',
+      '--dest-insecure',
+      '--registries-yaml',
+      ry,
+      '--json',
+    );
     expect(r.stderr, r.stdout).toBe(''); // on failure, the --json report (with the failures) is the message
     expect(r.code).toBe(0);
     const rep = JSON.parse(r.stdout) as { images: Array<{ source: string; referrer: boolean }> };
-    expect(rep.images.filter((i) => !i.referrer).map((i) => i.source).sort()).toEqual([`${a.host}/apps/multi:1.0.0`, `${a.host}/apps/multi:1.1.0`]);
+    expect(
+      rep.images
+        .filter((i) => !i.referrer)
+        .map((i) => i.source)
+        .sort(),
+    ).toEqual([`${a.host}/apps/multi:1.0.0`, `${a.host}/apps/multi:1.1.0`]);
     expect(rep.images.filter((i) => i.referrer).map((i) => i.source)).toEqual([`${a.host}/apps/multi:${sigTag}`]);
     const dest = `${b.host}/edge/${a.host.replace(':', '-')}/apps/multi`;
     expect(await raw(`${dest}:1.1.0`)).toBe(multi.indexDigest);
     expect(await raw(`${dest}:${sigTag}`)).toBe(sig.indexDigest);
-    const tags = JSON.parse(await skopeo(['list-tags', '--tls-verify=false', `docker://${dest}`])) as { Tags: string[] };
+    const tags = JSON.parse(await skopeo(['list-tags', '--tls-verify=false', `docker://${dest}`])) as {
+      Tags: string[];
+    };
     expect(tags.Tags.sort()).toEqual(['1.0.0', '1.1.0', sigTag].sort());
     const y = parse(await readFile(ry, 'utf8')) as { mirrors: Record<string, unknown> };
-    expect(y.mirrors).toEqual({ [a.host]: { endpoint: [`http://${b.host}`], rewrite: { '^(.*)$': `edge/${a.host.replace(':', '-')}/$1` } } });
+    expect(y.mirrors).toEqual({
+      [a.host]: { endpoint: [`http://${b.host}`], rewrite: { '^(.*)$': `edge/${a.host.replace(':', '-')}/$1` } },
+    });
   });
 
   it('plan shows new vs present bytes; after a push nothing is new', async () => {
     const ref = `${a.host}/apps/multi:2.0.0`;
-    const before = JSON.parse((await cli('plan', ref, '--to', `${b.host}/p`, '--src-insecure', '--dest-insecure', '--json')).stdout) as { images: Array<{ digest: string; blobs: number; newBlobs: number; bytes: number; newBytes: number; platforms: string[] }>; totals: { newBytes: number; presentBytes: number } };
-    expect(before.images[0]).toMatchObject({ digest: multi.indexDigest, blobs: 6, newBlobs: 6, platforms: ['linux/amd64', 'linux/arm64'] });
+    const before = JSON.parse(
+      (await cli('plan', ref, '--to', `${b.host}/p`, '--src-insecure', '--dest-insecure', '--json')).stdout,
+    ) as {
+      images: Array<{
+        digest: string;
+        blobs: number;
+        newBlobs: number;
+        bytes: number;
+        newBytes: number;
+        platforms: string[];
+      }>;
+      totals: { newBytes: number; presentBytes: number };
+    };
+    expect(before.images[0]).toMatchObject({
+      digest: multi.indexDigest,
+      blobs: 6,
+      newBlobs: 6,
+      platforms: ['linux/amd64', 'linux/arm64'],
+    });
     expect(before.images[0]!.newBytes).toBe(before.images[0]!.bytes);
     expect((await cli('push', ref, '--to', `${b.host}/p`, '--src-insecure', '--dest-insecure')).code).toBe(0);
     const after = await cli('plan', ref, '--to', `${b.host}/p`, '--src-insecure', '--dest-insecure');
@@ -73,12 +119,23 @@ describe('canvos-lite mirror CLI', () => {
   it('keep-going: failures listed on stderr and in --failures, exit ERR_MIRROR_PARTIAL (16); no archive from a failed save', async () => {
     const fails = join(tmp.path, 'failures.json');
     const tar = join(tmp.path, 'partial.tar');
-    const r = await cli('save', `${a.host}/apps/multi:1.0.0`, `${a.host}/apps/missing:1`, '--to', tar, '--src-insecure', '--failures', fails);
+    const r = await cli(
+      'save',
+      `${a.host}/apps/multi:1.0.0`,
+      `${a.host}/apps/missing:1`,
+      '--to',
+      tar,
+      '--src-insecure',
+      '--failures',
+      fails,
+    );
     expect(r.code).toBe(16);
     expect(r.stderr).toMatch(new RegExp(`^mirrored ${a.host}/apps/multi:1\\.0\\.0 \\(\\d/\\d\\)$`, 'm'));
     expect(r.stderr).toContain(`failed: ${a.host}/apps/missing:1`);
     const list = JSON.parse(await readFile(fails, 'utf8')) as Array<{ source: string; code: string }>;
-    expect(list).toEqual([expect.objectContaining({ source: `${a.host}/apps/missing:1`, code: 'ERR_MANIFEST_UNKNOWN' })]);
+    expect(list).toEqual([
+      expect.objectContaining({ source: `${a.host}/apps/missing:1`, code: 'ERR_MANIFEST_UNKNOWN' }),
+    ]);
     expect(r.stdout).toContain('no archive written');
     expect((await run('test', ['-e', tar])).code).not.toBe(0);
     expect((await run('test', ['-d', `${tar}.layout`])).code).toBe(0);
@@ -91,8 +148,17 @@ describe('canvos-lite mirror CLI', () => {
     // plan --from an archive: what loading it would move.
     const plan = await cli('plan', '--from', tar, '--to', `${b.host}/bad`, '--dest-insecure', '--json');
     expect(plan.code).toBe(0);
-    const pj = JSON.parse(plan.stdout) as { images: Array<{ source: string; digest: string; newBlobs: number; destination: string }> };
-    expect(pj.images).toEqual([expect.objectContaining({ source: `${a.host}/apps/multi:1.0.0`, digest: multi.indexDigest, newBlobs: 6, destination: `${b.host}/bad/${a.host.replace(':', '-')}/apps/multi:1.0.0` })]);
+    const pj = JSON.parse(plan.stdout) as {
+      images: Array<{ source: string; digest: string; newBlobs: number; destination: string }>;
+    };
+    expect(pj.images).toEqual([
+      expect.objectContaining({
+        source: `${a.host}/apps/multi:1.0.0`,
+        digest: multi.indexDigest,
+        newBlobs: 6,
+        destination: `${b.host}/bad/${a.host.replace(':', '-')}/apps/multi:1.0.0`,
+      }),
+    ]);
     // Corrupt one layer's bytes inside the (single-part) tar.
     const members = await indexTar(tar);
     const victim = members.get(`blobs/sha256/${multi.images[0]!.layerDigests[1]!.slice(7)}`)!;
@@ -103,7 +169,16 @@ describe('canvos-lite mirror CLI', () => {
     expect(l.code).toBe(16);
     const rep = JSON.parse(l.stdout) as { failures: Array<{ code: string; message: string }> };
     expect(rep.failures).toEqual([expect.objectContaining({ code: 'ERR_DIGEST_MISMATCH' })]);
-    expect((await run('skopeo', ['inspect', '--raw', '--tls-verify=false', `docker://${b.host}/bad/${a.host.replace(':', '-')}/apps/multi:1.0.0`])).code).not.toBe(0);
+    expect(
+      (
+        await run('skopeo', [
+          'inspect',
+          '--raw',
+          '--tls-verify=false',
+          `docker://${b.host}/bad/${a.host.replace(':', '-')}/apps/multi:1.0.0`,
+        ])
+      ).code,
+    ).not.toBe(0);
   });
 
   it('usage errors', async () => {

@@ -41,29 +41,69 @@ describe('mirror.yaml', () => {
   });
 
   it('accepts bare references under images:, alone or mixed with the object form', () => {
-    const c = parseMirrorConfig(['images:', '  - quay.io/kairos/ubuntu:24.04', '  - ref: docker.io/library/alpine', '    tags: { latest: 1 }', `  - ghcr.io/a/b@sha256:${'a'.repeat(64)}`].join('\n'));
-    expect(c.images).toEqual([{ ref: 'quay.io/kairos/ubuntu:24.04' }, { ref: 'docker.io/library/alpine', tags: { latest: 1 } }, { ref: `ghcr.io/a/b@sha256:${'a'.repeat(64)}` }]);
-    expect(parseMirrorConfig('images: [alpine, "busybox:1.36"]\n').images).toEqual([{ ref: 'alpine' }, { ref: 'busybox:1.36' }]);
-    expect(configError('images:\n  - alpine\n  - "UPPER/Case"\n').message).toMatch(/^m\.yaml:3: images\[1\]\.ref: must be an image reference/);
-    expect(configError('images:\n  - alpine\n  - 42\n').message).toMatch(/^m\.yaml:3: images\[1\]: must be an image reference, or a map with ref/);
-    expect(configError('images:\n  - [alpine]\n').message).toMatch(/^m\.yaml:2: images\[0\]: must be an image reference, or a map/);
+    const c = parseMirrorConfig(
+      [
+        'images:',
+        '  - quay.io/kairos/ubuntu:24.04',
+        '  - ref: docker.io/library/alpine',
+        '    tags: { latest: 1 }',
+        `  - ghcr.io/a/b@sha256:${'a'.repeat(64)}`,
+      ].join('\n'),
+    );
+    expect(c.images).toEqual([
+      { ref: 'quay.io/kairos/ubuntu:24.04' },
+      { ref: 'docker.io/library/alpine', tags: { latest: 1 } },
+      { ref: `ghcr.io/a/b@sha256:${'a'.repeat(64)}` },
+    ]);
+    expect(parseMirrorConfig('images: [alpine, "busybox:1.36"]\n').images).toEqual([
+      { ref: 'alpine' },
+      { ref: 'busybox:1.36' },
+    ]);
+    expect(configError('images:\n  - alpine\n  - "UPPER/Case"\n').message).toMatch(
+      /^m\.yaml:3: images\[1\]\.ref: must be an image reference/,
+    );
+    expect(configError('images:\n  - alpine\n  - 42\n').message).toMatch(
+      /^m\.yaml:3: images\[1\]: must be an image reference, or a map with ref/,
+    );
+    expect(configError('images:\n  - [alpine]\n').message).toMatch(
+      /^m\.yaml:2: images\[0\]: must be an image reference, or a map/,
+    );
   });
 
   it('errors name file:line and the field', () => {
     const e = configError('images:\n  - ref: alpine\n  - ref: "UPPER/Case"\n');
     expect(e.code).toBe('ERR_CONFIG');
     expect(e.message).toMatch(/^m\.yaml:3: images\[1\]\.ref: must be an image reference/);
-    expect(configError('images:\n  - ref: alpine\n    platforms: ["linux//x"]\n').message).toMatch(/^m\.yaml:3: images\[0\]\.platforms\[0\]/);
+    expect(configError('images:\n  - ref: alpine\n    platforms: ["linux//x"]\n').message).toMatch(
+      /^m\.yaml:3: images\[0\]\.platforms\[0\]/,
+    );
     expect(configError('images:\n  - ref: alpine\n    tagz: {}\n').message).toMatch(/^m\.yaml:2: images\[0\]/);
-    expect(configError('images:\n  - ref: alpine\n    tags: { regex: "(" }\n').message).toMatch(/^m\.yaml:3: images\[0\]\.tags\.regex: is not a valid regular expression/);
-    expect(configError('images:\n  - ref: alpine:3.20\n    tags: { latest: 1 }\n').message).toMatch(/^m\.yaml:2: images\[0\]\.ref: .*names a tag/);
+    expect(configError('images:\n  - ref: alpine\n    tags: { regex: "(" }\n').message).toMatch(
+      /^m\.yaml:3: images\[0\]\.tags\.regex: is not a valid regular expression/,
+    );
+    expect(configError('images:\n  - ref: alpine:3.20\n    tags: { latest: 1 }\n').message).toMatch(
+      /^m\.yaml:2: images\[0\]\.ref: .*names a tag/,
+    );
     expect(configError('images: [\n').message).toMatch(/^m\.yaml:\d+:\d+: invalid YAML/);
     expect(configError('rewrite: { prefix: mirror }\n').message).toMatch(/nothing to mirror/);
   });
 });
 
 describe('tag filters', () => {
-  const tags = ['1.0.0', '1.2.3', 'v1.3.0', '1.3.0-rc.1', '2.0.0', '2.1', 'latest', 'sha256-' + 'a'.repeat(64) + '.sig', '3.19', '3.20', '3.20.1', 'edge'];
+  const tags = [
+    '1.0.0',
+    '1.2.3',
+    'v1.3.0',
+    '1.3.0-rc.1',
+    '2.0.0',
+    '2.1',
+    'latest',
+    'sha256-' + 'a'.repeat(64) + '.sig',
+    '3.19',
+    '3.20',
+    '3.20.1',
+    'edge',
+  ];
   it('semver ranges: comparators, caret, tilde, x, ||; prereleases only when asked', () => {
     expect(filterTags(tags, { semver: '>=1.2.0 <2' })).toEqual(['v1.3.0', '1.2.3']);
     expect(filterTags(tags, { semver: '^1.2' })).toEqual(['v1.3.0', '1.2.3']);
@@ -83,12 +123,16 @@ describe('tag filters', () => {
 
 describe('destination naming and registries.yaml', () => {
   const root = parseDestinationRoot('registry.local:5000/edge');
-  const refs = ['docker.io/library/alpine', 'quay.io/kairos/ubuntu', 'quay.io/other/ubuntu', 'ghcr.io/a/b/c'].map((r) => parseReference(r));
+  const refs = ['docker.io/library/alpine', 'quay.io/kairos/ubuntu', 'quay.io/other/ubuntu', 'ghcr.io/a/b/c'].map((r) =>
+    parseReference(r),
+  );
   it('keeps registry/path under the prefix; flatten joins or keeps the last segment', () => {
     expect(destinationRepository(refs[0]!, root, { prefix: 'm' })).toBe('edge/m/docker.io/library/alpine');
     expect(destinationRepository(refs[3]!, root, { flatten: true })).toBe('edge/ghcr.io-a-b-c');
     expect(destinationRepository(refs[3]!, root, { flatten: 'last-segment', keepRegistry: false })).toBe('edge/c');
-    expect(destinationRepository(parseReference('127.0.0.1:5000/x/y'), parseDestinationRoot('h:1'), {})).toBe('127.0.0.1-5000/x/y');
+    expect(destinationRepository(parseReference('127.0.0.1:5000/x/y'), parseDestinationRoot('h:1'), {})).toBe(
+      '127.0.0.1-5000/x/y',
+    );
   });
   it('a flatten collision is an error naming both sources', () => {
     expect(planNames(refs, root, { flatten: true }).size).toBe(4);
@@ -99,7 +143,9 @@ describe('destination naming and registries.yaml', () => {
       err = e;
     }
     expect(CanvosError.is(err) && err.code).toBe('ERR_CONFIG');
-    expect((err as Error).message).toBe('destination collision: quay.io/kairos/ubuntu and quay.io/other/ubuntu both map to registry.local:5000/edge/ubuntu');
+    expect((err as Error).message).toBe(
+      'destination collision: quay.io/kairos/ubuntu and quay.io/other/ubuntu both map to registry.local:5000/edge/ubuntu',
+    );
   });
   it('registries.yaml: one mirror per source registry; rewrite regex, or one rule per repository when flattened', () => {
     const plain = parse(registriesYaml(refs, root, { prefix: 'm' })) as Record<string, unknown>;
@@ -110,11 +156,19 @@ describe('destination naming and registries.yaml', () => {
         'quay.io': { endpoint: ['https://registry.local:5000'], rewrite: { '^(.*)$': 'edge/m/quay.io/$1' } },
       },
     });
-    const flat = parse(registriesYaml(refs, root, { flatten: true }, { insecure: true, skipVerify: true })) as { mirrors: Record<string, { endpoint: string[]; rewrite: Record<string, string> }>; configs: unknown };
-    expect(flat.mirrors['quay.io']).toEqual({ endpoint: ['http://registry.local:5000'], rewrite: { '^kairos/ubuntu$': 'edge/quay.io-kairos-ubuntu', '^other/ubuntu$': 'edge/quay.io-other-ubuntu' } });
+    const flat = parse(registriesYaml(refs, root, { flatten: true }, { insecure: true, skipVerify: true })) as {
+      mirrors: Record<string, { endpoint: string[]; rewrite: Record<string, string> }>;
+      configs: unknown;
+    };
+    expect(flat.mirrors['quay.io']).toEqual({
+      endpoint: ['http://registry.local:5000'],
+      rewrite: { '^kairos/ubuntu$': 'edge/quay.io-kairos-ubuntu', '^other/ubuntu$': 'edge/quay.io-other-ubuntu' },
+    });
     expect(flat.configs).toEqual({ 'registry.local:5000': { tls: { insecure_skip_verify: true } } });
     // Without prefix/path and without the registry segment, names are unchanged: no rewrite at all.
-    expect(parse(registriesYaml([refs[0]!], parseDestinationRoot('r:5000'), { keepRegistry: false }))).toEqual({ mirrors: { 'docker.io': { endpoint: ['https://r:5000'] } } });
+    expect(parse(registriesYaml([refs[0]!], parseDestinationRoot('r:5000'), { keepRegistry: false }))).toEqual({
+      mirrors: { 'docker.io': { endpoint: ['https://r:5000'] } },
+    });
   });
 });
 

@@ -33,15 +33,23 @@ afterAll(async () => {
   await tmp?.cleanup();
 });
 
-const bin = (args: string[]) => run(process.execPath, [join(repoRoot, 'bin', 'canvos-lite.js'), 'mirror', ...args], { env: { PATH: process.env.PATH, HOME: tmp.path }, timeoutMs: 120_000 });
-const cli = (...args: string[]) => runCli(['mirror', ...args], { env: { HOME: tmp.path, PATH: process.env.PATH }, cwd: tmp.path });
+const bin = (args: string[]) =>
+  run(process.execPath, [join(repoRoot, 'bin', 'canvos-lite.js'), 'mirror', ...args], {
+    env: { PATH: process.env.PATH, HOME: tmp.path },
+    timeoutMs: 120_000,
+  });
+const cli = (...args: string[]) =>
+  runCli(['mirror', ...args], { env: { HOME: tmp.path, PATH: process.env.PATH }, cwd: tmp.path });
 
 describe('mirror with many images', () => {
   it('plan, push and save of 16 images (bare references and tag filters in mirror.yaml) print no MaxListenersExceededWarning', async () => {
     const cfg = join(tmp.path, 'many.yaml');
     const half = IMAGES / 2;
     const bare = Array.from({ length: half }, (_, i) => `  - ${a.host}/many/app${i}:1.0.0`);
-    const filtered = Array.from({ length: IMAGES - half }, (_, i) => `  - ref: ${a.host}/many/app${half + i}\n    tags: { semver: ">=1" }`);
+    const filtered = Array.from(
+      { length: IMAGES - half },
+      (_, i) => `  - ref: ${a.host}/many/app${half + i}\n    tags: { semver: ">=1" }`,
+    );
     await writeFile(cfg, `images:\n${[...bare, ...filtered].join('\n')}\nreferrers: true\n`);
     const runs = [
       ['plan', '--config', cfg, '--to', b.host, '--src-insecure', '--dest-insecure', '--json'],
@@ -53,7 +61,9 @@ describe('mirror with many images', () => {
       expect(r.stderr, args[0]).toBe('');
       expect(r.code, `${args[0]}: ${r.stdout.slice(0, 2000)}`).toBe(0);
       const rep = JSON.parse(r.stdout) as { images: Array<{ source: string }> };
-      expect(rep.images.map((i) => i.source).sort(), args[0]).toEqual(Array.from({ length: IMAGES }, (_, i) => `${a.host}/many/app${i}:1.0.0`).sort());
+      expect(rep.images.map((i) => i.source).sort(), args[0]).toEqual(
+        Array.from({ length: IMAGES }, (_, i) => `${a.host}/many/app${i}:1.0.0`).sort(),
+      );
     }
     const last = `${b.host}/${a.host.replace(':', '-')}/many/app${IMAGES - 1}:1.0.0`;
     expect(sha256(await skopeo(['inspect', '--raw', '--tls-verify=false', `docker://${last}`]))).toBe(digest);
@@ -63,19 +73,25 @@ describe('mirror with many images', () => {
     let now = 0;
     let peak = 0;
     const seen: number[] = [];
-    await eachLimited(Array.from({ length: 25 }, (_, i) => i), 4, async (n, i) => {
-      expect(i).toBe(n);
-      now++;
-      peak = Math.max(peak, now);
-      await new Promise((r) => setTimeout(r, 1 + (n % 3)));
-      seen.push(n);
-      now--;
-    });
+    await eachLimited(
+      Array.from({ length: 25 }, (_, i) => i),
+      4,
+      async (n, i) => {
+        expect(i).toBe(n);
+        now++;
+        peak = Math.max(peak, now);
+        await new Promise((r) => setTimeout(r, 1 + (n % 3)));
+        seen.push(n);
+        now--;
+      },
+    );
     expect(peak).toBe(4);
     expect(seen.sort((x, y) => x - y)).toEqual(Array.from({ length: 25 }, (_, i) => i));
-    await expect(eachLimited([1, 2, 3], 2, async (n) => {
-      if (n === 2) throw new Error('two');
-    })).rejects.toThrow('two');
+    await expect(
+      eachLimited([1, 2, 3], 2, async (n) => {
+        if (n === 2) throw new Error('two');
+      }),
+    ).rejects.toThrow('two');
     await eachLimited([], 4, async () => {
       throw new Error('never called');
     });
@@ -91,8 +107,14 @@ describe('--max-part-size is checked before anything is read', () => {
       [['save', nowhere, '--to', tar, '--max-part-size', '1k'], /--max-part-size 1024 is below 1 MiB/],
       [['save', nowhere, '--to', tar, '--max-part-size', '0'], /--max-part-size 0 is below 1 MiB/],
       [['save', nowhere, '--to', tar, '--max-part-size', 'lots'], /--max-part-size "lots": expected bytes/],
-      [['save', nowhere, '--to', join(tmp.path, 'cut-dir'), '--max-part-size', '4G'], /--max-part-size splits an archive: save to NAME\.tar/],
-      [['push', nowhere, '--to', b.host, '--max-part-size', '4G'], /--max-part-size applies to mirror save only, not mirror push/],
+      [
+        ['save', nowhere, '--to', join(tmp.path, 'cut-dir'), '--max-part-size', '4G'],
+        /--max-part-size splits an archive: save to NAME\.tar/,
+      ],
+      [
+        ['push', nowhere, '--to', b.host, '--max-part-size', '4G'],
+        /--max-part-size applies to mirror save only, not mirror push/,
+      ],
       [['plan', nowhere, '--max-part-size', 'fat32'], /--max-part-size applies to mirror save only, not mirror plan/],
     ];
     for (const [args, msg] of cases) {
@@ -107,8 +129,13 @@ describe('--max-part-size is checked before anything is read', () => {
 
   it('the library refuses it before creating the working layout', async () => {
     const tar = join(tmp.path, 'lib.tar');
-    await expect(mirrorSave(itemsFromRefs([nowhere]), tar, { maxPartSize: 4096 })).rejects.toMatchObject({ code: 'ERR_USAGE', message: expect.stringMatching(/below 1 MiB/) });
-    await expect(mirrorSave(itemsFromRefs([nowhere]), join(tmp.path, 'lib-dir'), { maxPartSize: 8 << 20 })).rejects.toMatchObject({ code: 'ERR_USAGE' });
+    await expect(mirrorSave(itemsFromRefs([nowhere]), tar, { maxPartSize: 4096 })).rejects.toMatchObject({
+      code: 'ERR_USAGE',
+      message: expect.stringMatching(/below 1 MiB/),
+    });
+    await expect(
+      mirrorSave(itemsFromRefs([nowhere]), join(tmp.path, 'lib-dir'), { maxPartSize: 8 << 20 }),
+    ).rejects.toMatchObject({ code: 'ERR_USAGE' });
     expect(existsSync(`${tar}.layout`)).toBe(false);
     expect(existsSync(join(tmp.path, 'lib-dir'))).toBe(false);
   });

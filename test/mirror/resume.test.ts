@@ -21,7 +21,12 @@ beforeAll(async () => {
   tmp = await tmpDir('canvos-mirror-resume-');
   [a, b] = await Promise.all([startRegistry(), startRegistry()]);
   proxy = await startFaultProxy(a.url);
-  multi = await makeOciLayout(join(tmp.path, 'multi'), { tag: 'v1', platforms: ['linux/amd64', 'linux/arm64'], layers: 3, layerBytes: 256 * 1024 });
+  multi = await makeOciLayout(join(tmp.path, 'multi'), {
+    tag: 'v1',
+    platforms: ['linux/amd64', 'linux/arm64'],
+    layers: 3,
+    layerBytes: 256 * 1024,
+  });
   single = await makeOciLayout(join(tmp.path, 'single'), { tag: 'v1', layers: 2, layerBytes: 256 * 1024 });
   await pushLayout(join(tmp.path, 'multi'), a, 'apps/multi', { tag: 'v1' });
   await pushLayout(join(tmp.path, 'single'), a, 'apps/single', { tag: 'v1' });
@@ -43,7 +48,11 @@ function blobGets(): Map<string, number> {
   return m;
 }
 
-const srcOpts = () => ({ insecureRegistries: [proxy.host], authFiles: [] as string[], retry: { attempts: 2, baseDelayMs: 10 } });
+const srcOpts = () => ({
+  insecureRegistries: [proxy.host],
+  authFiles: [] as string[],
+  retry: { attempts: 2, baseDelayMs: 10 },
+});
 const allBlobs = () => [...multi.images, ...single.images].flatMap((i) => [i.configDigest, ...i.layerDigests]);
 
 describe('resume after failures and interruptions', () => {
@@ -56,14 +65,23 @@ describe('resume after failures and interruptions', () => {
     const victim = multi.images[1]!.configDigest;
     proxy.addRule({ method: 'GET', path: new RegExp(`/blobs/${victim}`), times: Infinity, action: { kind: 'reset' } });
     const items = itemsFromRefs([`${proxy.host}/apps/multi:v1`, `${proxy.host}/apps/single:v1`]);
-    const opts = { sourceRegistry: srcOpts(), destRegistry: { insecureRegistries: [b.host], authFiles: [] }, rewrite: { keepRegistry: false }, concurrency: { blobs: 1 } };
+    const opts = {
+      sourceRegistry: srcOpts(),
+      destRegistry: { insecureRegistries: [b.host], authFiles: [] },
+      rewrite: { keepRegistry: false },
+      concurrency: { blobs: 1 },
+    };
     const first = await mirrorPush(items, `${b.host}/r`, opts);
-    expect(first.failures).toEqual([expect.objectContaining({ source: `${proxy.host}/apps/multi:v1`, code: 'ERR_NETWORK' })]);
+    expect(first.failures).toEqual([
+      expect.objectContaining({ source: `${proxy.host}/apps/multi:v1`, code: 'ERR_NETWORK' }),
+    ]);
     expect(first.images.map((i) => i.source)).toEqual([`${proxy.host}/apps/single:v1`]);
     // Which blobs made it to the destination in run 1.
     const landed: string[] = [];
     for (const d of allBlobs()) {
-      const repo = multi.images.some((i) => i.configDigest === d || i.layerDigests.includes(d)) ? 'r/apps/multi' : 'r/apps/single';
+      const repo = multi.images.some((i) => i.configDigest === d || i.layerDigests.includes(d))
+        ? 'r/apps/multi'
+        : 'r/apps/single';
       if ((await fetch(`${b.url}/v2/${repo}/blobs/${d}`, { method: 'HEAD' })).status === 200) landed.push(d);
     }
     expect(landed.length).toBeGreaterThan(single.images[0]!.layerDigests.length + 1);
@@ -74,7 +92,9 @@ describe('resume after failures and interruptions', () => {
     expect(second.failures).toEqual([]);
     const gets = blobGets();
     for (const d of landed) expect(gets.get(d), d).toBe(1);
-    expect(sha256(await skopeo(['inspect', '--raw', '--tls-verify=false', `docker://${b.host}/r/apps/multi:v1`]))).toBe(multi.indexDigest);
+    expect(sha256(await skopeo(['inspect', '--raw', '--tls-verify=false', `docker://${b.host}/r/apps/multi:v1`]))).toBe(
+      multi.indexDigest,
+    );
     // The finished image was not touched again (its manifest was found at the destination).
     const singleBlobs = [single.images[0]!.configDigest, ...single.images[0]!.layerDigests];
     for (const d of singleBlobs) expect(gets.get(d)).toBe(1);
@@ -110,26 +130,56 @@ describe('resume after failures and interruptions', () => {
   it('push: blobs shared by images in different repositories are downloaded once and mounted at the destination', async () => {
     proxy.requests.length = 0;
     const items = itemsFromRefs([`${proxy.host}/apps/multi:v1`, `${proxy.host}/other/multi:v1`]);
-    const r = await mirrorPush(items, `${b.host}/shared`, { sourceRegistry: srcOpts(), destRegistry: { insecureRegistries: [b.host], authFiles: [] } });
+    const r = await mirrorPush(items, `${b.host}/shared`, {
+      sourceRegistry: srcOpts(),
+      destRegistry: { insecureRegistries: [b.host], authFiles: [] },
+    });
     expect(r.failures).toEqual([]);
     const gets = blobGets();
     for (const i of multi.images) for (const d of [i.configDigest, ...i.layerDigests]) expect(gets.get(d), d).toBe(1);
     const mounted = r.images.reduce((n, i) => n + i.blobs.mounted, 0);
     expect(mounted).toBe(8);
     for (const repo of ['apps/multi', 'other/multi']) {
-      expect(sha256(await skopeo(['inspect', '--raw', '--tls-verify=false', `docker://${b.host}/shared/${proxy.host.replace(':', '-')}/${repo}:v1`]))).toBe(multi.indexDigest);
+      expect(
+        sha256(
+          await skopeo([
+            'inspect',
+            '--raw',
+            '--tls-verify=false',
+            `docker://${b.host}/shared/${proxy.host.replace(':', '-')}/${repo}:v1`,
+          ]),
+        ),
+      ).toBe(multi.indexDigest);
     }
   });
 
   it('429 with Retry-After on manifests and a 503 on a blob are retried by the registry layer; the push completes', async () => {
     proxy.requests.length = 0;
-    proxy.addRule({ method: 'GET', path: /\/manifests\/v1$/, times: 1, action: { kind: 'status', status: 429, headers: { 'retry-after': '1' } } });
-    proxy.addRule({ method: 'GET', path: new RegExp(`/blobs/${single.images[0]!.layerDigests[0]}`), times: 1, action: { kind: 'status', status: 503 } });
+    proxy.addRule({
+      method: 'GET',
+      path: /\/manifests\/v1$/,
+      times: 1,
+      action: { kind: 'status', status: 429, headers: { 'retry-after': '1' } },
+    });
+    proxy.addRule({
+      method: 'GET',
+      path: new RegExp(`/blobs/${single.images[0]!.layerDigests[0]}`),
+      times: 1,
+      action: { kind: 'status', status: 503 },
+    });
     const t0 = Date.now();
-    const r = await mirrorPush(itemsFromRefs([`${proxy.host}/apps/single:v1`]), `${b.host}/retry`, { sourceRegistry: { ...srcOpts(), retry: { attempts: 3, baseDelayMs: 10 } }, destRegistry: { insecureRegistries: [b.host], authFiles: [] } });
+    const r = await mirrorPush(itemsFromRefs([`${proxy.host}/apps/single:v1`]), `${b.host}/retry`, {
+      sourceRegistry: { ...srcOpts(), retry: { attempts: 3, baseDelayMs: 10 } },
+      destRegistry: { insecureRegistries: [b.host], authFiles: [] },
+    });
     proxy.clearRules();
     expect(r.failures).toEqual([]);
     expect(Date.now() - t0).toBeGreaterThanOrEqual(900);
-    expect(proxy.requests.filter((q) => q.fault).map((q) => q.fault).sort()).toEqual(['status 429', 'status 503']);
+    expect(
+      proxy.requests
+        .filter((q) => q.fault)
+        .map((q) => q.fault)
+        .sort(),
+    ).toEqual(['status 429', 'status 503']);
   });
 });

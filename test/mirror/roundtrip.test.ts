@@ -29,7 +29,11 @@ async function rawDigest(ref: string): Promise<string> {
 beforeAll(async () => {
   tmp = await tmpDir('canvos-mirror-');
   [a, b] = await Promise.all([startRegistry(), startRegistry()]);
-  multi = await makeOciLayout(join(tmp.path, 'multi'), { tag: 'v1', platforms: ['linux/amd64', 'linux/arm64'], layerBytes: 700 * 1024 });
+  multi = await makeOciLayout(join(tmp.path, 'multi'), {
+    tag: 'v1',
+    platforms: ['linux/amd64', 'linux/arm64'],
+    layerBytes: 700 * 1024,
+  });
   single = await makeOciLayout(join(tmp.path, 'single'), { tag: 'v1', docker: true, layerBytes: 300 * 1024 });
   await pushLayout(join(tmp.path, 'multi'), a, 'apps/multi', { tag: 'v1' });
   await pushLayout(join(tmp.path, 'single'), a, 'single', { tag: 'v1' });
@@ -56,23 +60,33 @@ describe('mirror save → load round trip', () => {
     // The working layout is gone; concatenated parts are a plain tar of an OCI layout (umoci/tar can read it).
     expect((await readdir(join(tmp.path, 'out'))).filter((f) => f.endsWith('.layout'))).toEqual([]);
     const whole = join(tmp.path, 'whole.tar');
-    await writeFile(whole, Buffer.concat(await Promise.all(m.parts.map((p) => readFile(join(tmp.path, 'out', p.name))))));
+    await writeFile(
+      whole,
+      Buffer.concat(await Promise.all(m.parts.map((p) => readFile(join(tmp.path, 'out', p.name))))),
+    );
     const listing = await run('tar', ['-tf', whole]);
     expect(listing.stdout.split('\n').slice(0, 2)).toEqual(['oci-layout', 'index.json']);
     const unpacked = join(tmp.path, 'unpacked');
     await run('mkdir', ['-p', unpacked]);
     expect((await run('tar', ['-xf', whole, '-C', unpacked])).code).toBe(0);
-    expect(sha256(await skopeo(['inspect', '--raw', `oci:${unpacked}:${a.host}/apps/multi:v1`]))).toBe(multi.indexDigest);
+    expect(sha256(await skopeo(['inspect', '--raw', `oci:${unpacked}:${a.host}/apps/multi:v1`]))).toBe(
+      multi.indexDigest,
+    );
 
     const loaded = await mirrorLoad(tar, `${b.host}/mirror`, { destRegistry: insecure(b) });
     expect(loaded.failures).toEqual([]);
     expect(await rawDigest(`${b.host}/mirror/${a.host.replace(':', '-')}/apps/multi:v1`)).toBe(multi.indexDigest);
-    expect(await rawDigest(`${b.host}/mirror/${a.host.replace(':', '-')}/apps/multi@${multi.manifestDigests[1]}`)).toBe(multi.manifestDigests[1]);
+    expect(await rawDigest(`${b.host}/mirror/${a.host.replace(':', '-')}/apps/multi@${multi.manifestDigests[1]}`)).toBe(
+      multi.manifestDigests[1],
+    );
     expect(await rawDigest(`${b.host}/mirror/${a.host.replace(':', '-')}/single:v1`)).toBe(single.indexDigest);
 
     const text = registriesYaml(loaded.sources, parseDestinationRoot(`${b.host}/mirror`), {}, { insecure: true });
     const y = parse(text) as { mirrors: Record<string, { endpoint: string[]; rewrite: Record<string, string> }> };
-    expect(y.mirrors[a.host]).toEqual({ endpoint: [`http://${b.host}`], rewrite: { '^(.*)$': `mirror/${a.host.replace(':', '-')}/$1` } });
+    expect(y.mirrors[a.host]).toEqual({
+      endpoint: [`http://${b.host}`],
+      rewrite: { '^(.*)$': `mirror/${a.host.replace(':', '-')}/$1` },
+    });
   });
 
   it('a corrupted blob in a saved layout fails its image on load and leaves its tag absent; other images load', async () => {
@@ -86,10 +100,18 @@ describe('mirror save → load round trip', () => {
     const bytes = await readFile(file);
     bytes[bytes.length >> 1] = bytes[bytes.length >> 1]! ^ 0xff;
     await writeFile(file, bytes);
-    const loaded = await mirrorLoad(dir, `${b.host}/corrupt`, { destRegistry: insecure(b), rewrite: { keepRegistry: false } });
+    const loaded = await mirrorLoad(dir, `${b.host}/corrupt`, {
+      destRegistry: insecure(b),
+      rewrite: { keepRegistry: false },
+    });
     expect(loaded.failures).toHaveLength(1);
     expect(loaded.failures[0]).toMatchObject({ source: `${a.host}/apps/multi:v1`, code: 'ERR_DIGEST_MISMATCH' });
-    const tagged = await run('skopeo', ['inspect', '--raw', '--tls-verify=false', `docker://${b.host}/corrupt/apps/multi:v1`]);
+    const tagged = await run('skopeo', [
+      'inspect',
+      '--raw',
+      '--tls-verify=false',
+      `docker://${b.host}/corrupt/apps/multi:v1`,
+    ]);
     expect(tagged.code).not.toBe(0);
     expect(await rawDigest(`${b.host}/corrupt/single:v1`)).toBe(single.indexDigest);
     // The corrupted blob never reached the registry.
@@ -99,14 +121,28 @@ describe('mirror save → load round trip', () => {
 
   it('push keeps going past a missing image and lists it as a failure', async () => {
     const items = itemsFromRefs([`${a.host}/apps/multi:v1`, `${a.host}/nope:v9`]);
-    const r = await mirrorPush(items, `${b.host}/kg`, { sourceRegistry: insecure(a), destRegistry: insecure(b), rewrite: { keepRegistry: false } });
+    const r = await mirrorPush(items, `${b.host}/kg`, {
+      sourceRegistry: insecure(a),
+      destRegistry: insecure(b),
+      rewrite: { keepRegistry: false },
+    });
     expect(r.images.map((i) => i.source)).toEqual([`${a.host}/apps/multi:v1`]);
-    expect(r.failures).toEqual([expect.objectContaining({ source: `${a.host}/nope:v9`, destination: `${b.host}/kg/nope:v9`, code: 'ERR_MANIFEST_UNKNOWN' })]);
+    expect(r.failures).toEqual([
+      expect.objectContaining({
+        source: `${a.host}/nope:v9`,
+        destination: `${b.host}/kg/nope:v9`,
+        code: 'ERR_MANIFEST_UNKNOWN',
+      }),
+    ]);
     expect(await rawDigest(`${b.host}/kg/apps/multi:v1`)).toBe(multi.indexDigest);
   });
 
   it('flatten puts every repository in one path segment', async () => {
-    const r = await mirrorPush(itemsFromRefs([`${a.host}/apps/multi:v1`]), `${b.host}/flat`, { sourceRegistry: insecure(a), destRegistry: insecure(b), rewrite: { flatten: true } });
+    const r = await mirrorPush(itemsFromRefs([`${a.host}/apps/multi:v1`]), `${b.host}/flat`, {
+      sourceRegistry: insecure(a),
+      destRegistry: insecure(b),
+      rewrite: { flatten: true },
+    });
     expect(r.failures).toEqual([]);
     expect(r.images[0]!.destination).toBe(`${b.host}/flat/${a.host.replace(':', '-')}-apps-multi:v1`);
     expect(await rawDigest(r.images[0]!.destination)).toBe(multi.indexDigest);
@@ -115,14 +151,27 @@ describe('mirror save → load round trip', () => {
 
   it('a differential archive (--since) leaves out layers already shipped and loads where the earlier one was loaded', async () => {
     const out = join(tmp.path, 'diff');
-    const first = await mirrorSave(itemsFromRefs([`${a.host}/apps/multi:v1`]), join(out, 'one.tar'), { sourceRegistry: insecure(a) });
+    const first = await mirrorSave(itemsFromRefs([`${a.host}/apps/multi:v1`]), join(out, 'one.tar'), {
+      sourceRegistry: insecure(a),
+    });
     expect(first.failures).toEqual([]);
-    const second = await mirrorSave(itemsFromRefs([`${a.host}/apps/multi:v1`, `${a.host}/single:v1`]), join(out, 'two.tar'), { sourceRegistry: insecure(a), since: [join(out, 'one.tar')] });
+    const second = await mirrorSave(
+      itemsFromRefs([`${a.host}/apps/multi:v1`, `${a.host}/single:v1`]),
+      join(out, 'two.tar'),
+      { sourceRegistry: insecure(a), since: [join(out, 'one.tar')] },
+    );
     expect(second.failures).toEqual([]);
     const m2 = await readArchiveManifest(join(out, 'two.manifest.json'));
     const multiLayers = multi.images.flatMap((i) => [i.configDigest, ...i.layerDigests]);
     for (const d of multiLayers) expect(m2.blobs).not.toContain(d);
-    expect(m2.blobs).toEqual(expect.arrayContaining([multi.indexDigest, ...multi.manifestDigests, single.indexDigest, ...single.images[0]!.layerDigests]));
+    expect(m2.blobs).toEqual(
+      expect.arrayContaining([
+        multi.indexDigest,
+        ...multi.manifestDigests,
+        single.indexDigest,
+        ...single.images[0]!.layerDigests,
+      ]),
+    );
     expect(m2.since).toHaveLength(1);
     // The multi image's layers were not downloaded again.
     expect(second.images.find((i) => i.source.endsWith('multi:v1'))!.blobs.copied).toBe(0);
@@ -130,11 +179,26 @@ describe('mirror save → load round trip', () => {
     // A fresh site without one.tar: multi cannot load (its layers are missing), single can.
     const c = await startRegistry();
     try {
-      const lonely = await mirrorLoad(join(out, 'two.tar'), `${c.host}`, { destRegistry: insecure(c), rewrite: { keepRegistry: false } });
-      expect(lonely.failures).toEqual([expect.objectContaining({ source: `${a.host}/apps/multi:v1`, code: 'ERR_BLOB_UNKNOWN' })]);
+      const lonely = await mirrorLoad(join(out, 'two.tar'), `${c.host}`, {
+        destRegistry: insecure(c),
+        rewrite: { keepRegistry: false },
+      });
+      expect(lonely.failures).toEqual([
+        expect.objectContaining({ source: `${a.host}/apps/multi:v1`, code: 'ERR_BLOB_UNKNOWN' }),
+      ]);
       // The site that loaded one.tar first gets everything.
-      expect((await mirrorLoad(join(out, 'one.tar'), `${c.host}`, { destRegistry: insecure(c), rewrite: { keepRegistry: false } })).failures).toEqual([]);
-      const again = await mirrorLoad(join(out, 'two.tar'), `${c.host}`, { destRegistry: insecure(c), rewrite: { keepRegistry: false } });
+      expect(
+        (
+          await mirrorLoad(join(out, 'one.tar'), `${c.host}`, {
+            destRegistry: insecure(c),
+            rewrite: { keepRegistry: false },
+          })
+        ).failures,
+      ).toEqual([]);
+      const again = await mirrorLoad(join(out, 'two.tar'), `${c.host}`, {
+        destRegistry: insecure(c),
+        rewrite: { keepRegistry: false },
+      });
       expect(again.failures).toEqual([]);
       expect(await rawDigest(`${c.host}/apps/multi:v1`)).toBe(multi.indexDigest);
       expect(await rawDigest(`${c.host}/single:v1`)).toBe(single.indexDigest);
@@ -148,6 +212,11 @@ describe('mirror save → load round trip', () => {
     const host = dead.host;
     await dead.stop();
     const items = itemsFromRefs([`${a.host}/apps/multi:v1`, `${a.host}/single:v1`]);
-    await expect(mirrorPush(items, host, { sourceRegistry: insecure(a), destRegistry: { insecureRegistries: [host], authFiles: [], retry: { attempts: 1 } } })).rejects.toMatchObject({ code: 'ERR_NETWORK' });
+    await expect(
+      mirrorPush(items, host, {
+        sourceRegistry: insecure(a),
+        destRegistry: { insecureRegistries: [host], authFiles: [], retry: { attempts: 1 } },
+      }),
+    ).rejects.toMatchObject({ code: 'ERR_NETWORK' });
   });
 });

@@ -26,7 +26,12 @@ const sourceRegistry = () => ({ insecureRegistries: [reg.host], authFiles: [] as
 beforeAll(async () => {
   tmp = await tmpDir('canvos-mirror-srcverified-');
   reg = await startRegistry();
-  multi = await makeOciLayout(join(tmp.path, 'multi'), { tag: 'v1', platforms: ['linux/amd64', 'linux/arm64'], layers: 2, layerBytes: 2 * 1024 * 1024 });
+  multi = await makeOciLayout(join(tmp.path, 'multi'), {
+    tag: 'v1',
+    platforms: ['linux/amd64', 'linux/arm64'],
+    layers: 2,
+    layerBytes: 2 * 1024 * 1024,
+  });
   single = await makeOciLayout(join(tmp.path, 'single'), { tag: 'v1', layers: 2, layerBytes: 2 * 1024 * 1024 });
   await pushLayout(join(tmp.path, 'multi'), reg, 'sv/multi', { tag: 'v1' });
   await pushLayout(join(tmp.path, 'single'), reg, 'sv/corrupt', { tag: 'v1' });
@@ -41,13 +46,19 @@ async function rehashBlobs(dir: string): Promise<string[]> {
   const names = (await readdir(dir)).sort();
   for (const n of names) {
     expect(n).toMatch(/^[a-f0-9]{64}$/);
-    expect(createHash('sha256').update(await readFile(join(dir, n))).digest('hex')).toBe(n);
+    expect(
+      createHash('sha256')
+        .update(await readFile(join(dir, n)))
+        .digest('hex'),
+    ).toBe(n);
   }
   return names;
 }
 
 const allDigests = (l: typeof multi): string[] =>
-  [...new Set([l.indexDigest, ...l.manifestDigests, ...l.images.flatMap((i) => [i.configDigest, ...i.layerDigests])])].map((d) => d.slice(7)).sort();
+  [...new Set([l.indexDigest, ...l.manifestDigests, ...l.images.flatMap((i) => [i.configDigest, ...i.layerDigests])])]
+    .map((d) => d.slice(7))
+    .sort();
 
 describe('mirror save: verified sources', () => {
   it('saves a multi-platform image into a layout byte-exact: every blob re-hashes to its name', async () => {
@@ -86,7 +97,10 @@ describe('mirror save: verified sources', () => {
     await writeFile(file, bad);
     try {
       const tar = join(tmp.path, 'save-bad', 'bundle.tar');
-      const rep = await mirrorSave(itemsFromRefs([`${reg.host}/sv/corrupt:v1`]), tar, { sourceRegistry: sourceRegistry(), concurrency: { blobs: 1 } });
+      const rep = await mirrorSave(itemsFromRefs([`${reg.host}/sv/corrupt:v1`]), tar, {
+        sourceRegistry: sourceRegistry(),
+        concurrency: { blobs: 1 },
+      });
       expect(rep.failures.map((f) => f.code)).toEqual(['ERR_DIGEST_MISMATCH']);
       expect(rep.files).toEqual([]);
       // No archive from a failed batch; the working layout stays for a resume, without the bad blob or a temp file.

@@ -18,7 +18,9 @@ describe('digest', () => {
     await expect(pipeline(Readable.from([data]), new VerifyingStream(sha256('other')), sink())).rejects.toMatchObject({
       code: 'ERR_DIGEST_MISMATCH',
     });
-    await expect(pipeline(Readable.from([data]), new VerifyingStream(sha256(data), { size: 3 }), sink())).rejects.toMatchObject({
+    await expect(
+      pipeline(Readable.from([data]), new VerifyingStream(sha256(data), { size: 3 }), sink()),
+    ).rejects.toMatchObject({
       code: 'ERR_SIZE_MISMATCH',
     });
   });
@@ -41,10 +43,14 @@ describe('platform', () => {
 describe('manifest schema', () => {
   it('classifies index vs image and reports the failing field', () => {
     const d = sha256('x');
-    const idx = parseManifest(JSON.stringify({ schemaVersion: 2, manifests: [{ mediaType: 'a', digest: d, size: 1 }] }));
+    const idx = parseManifest(
+      JSON.stringify({ schemaVersion: 2, manifests: [{ mediaType: 'a', digest: d, size: 1 }] }),
+    );
     expect(idx.kind).toBe('index');
     expect(() =>
-      parseManifest(JSON.stringify({ schemaVersion: 2, config: { mediaType: 'c', digest: 'bad', size: 1 }, layers: [] })),
+      parseManifest(
+        JSON.stringify({ schemaVersion: 2, config: { mediaType: 'c', digest: 'bad', size: 1 }, layers: [] }),
+      ),
     ).toThrow(/config\.digest/);
   });
 });

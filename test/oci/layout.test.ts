@@ -18,7 +18,12 @@ let srcDir: string;
 beforeAll(async () => {
   tmp = await tmpDir('canvos-layout-');
   srcDir = join(tmp.path, 'src');
-  fixture = await makeOciLayout(srcDir, { tag: 'multi', platforms: ['linux/amd64', 'linux/arm64'], layerBytes: 32 * 1024, files: { 'etc/hello.txt': 'hello from the fixture\n' } });
+  fixture = await makeOciLayout(srcDir, {
+    tag: 'multi',
+    platforms: ['linux/amd64', 'linux/arm64'],
+    layerBytes: 32 * 1024,
+    files: { 'etc/hello.txt': 'hello from the fixture\n' },
+  });
 });
 afterAll(async () => {
   await tmp?.cleanup();
@@ -29,7 +34,9 @@ async function checkBlobs(dir: string): Promise<string[]> {
   const names = await readdir(join(dir, 'blobs', 'sha256'));
   for (const n of names) {
     expect(n).toMatch(/^[a-f0-9]{64}$/);
-    const h = createHash('sha256').update(await readFile(join(dir, 'blobs', 'sha256', n))).digest('hex');
+    const h = createHash('sha256')
+      .update(await readFile(join(dir, 'blobs', 'sha256', n)))
+      .digest('hex');
     expect(h).toBe(n);
   }
   return names;
@@ -64,7 +71,9 @@ describe('OCI image layout', () => {
     const layout = new OciLayout(dst);
     expect(await layout.tags()).toEqual(['v1', 'v2']);
     // Re-pointing v1 at the arm64 child replaces only that entry.
-    const r3 = await copyImage(layoutSource(srcDir), layoutDestination(dst, { tag: 'v1' }), { platforms: [{ os: 'linux', architecture: 'arm64' }] });
+    const r3 = await copyImage(layoutSource(srcDir), layoutDestination(dst, { tag: 'v1' }), {
+      platforms: [{ os: 'linux', architecture: 'arm64' }],
+    });
     expect(r3.rootDigest).toBe(fixture.manifestDigests[1]);
     const idx = await layout.readIndex();
     expect(idx.manifests.map((d) => [d.annotations?.['org.opencontainers.image.ref.name'], d.digest])).toEqual([
@@ -97,7 +106,9 @@ describe('OCI image layout', () => {
 
     const dst = join(tmp.path, 'bad-dst');
     // Tag something first: it must survive the failed copy untouched.
-    await copyImage(layoutSource(srcDir), layoutDestination(dst, { tag: 'keep' }), { platforms: [{ os: 'linux', architecture: 'amd64' }] });
+    await copyImage(layoutSource(srcDir), layoutDestination(dst, { tag: 'keep' }), {
+      platforms: [{ os: 'linux', architecture: 'amd64' }],
+    });
     const before = await readFile(join(dst, 'index.json'), 'utf8');
     const e = await errorOf(copyImage(layoutSource(bad), layoutDestination(dst, { tag: 'x' }), { concurrency: 1 }));
     expect(e.code).toBe('ERR_DIGEST_MISMATCH');
@@ -111,7 +122,9 @@ describe('OCI image layout', () => {
 
   it('umoci unpacks a layout written by the copy engine', async () => {
     const dst = join(tmp.path, 'umoci');
-    await copyImage(layoutSource(srcDir), layoutDestination(dst, { tag: 'arm' }), { platforms: [{ os: 'linux', architecture: 'arm64' }] });
+    await copyImage(layoutSource(srcDir), layoutDestination(dst, { tag: 'arm' }), {
+      platforms: [{ os: 'linux', architecture: 'arm64' }],
+    });
     const stat = await umoci(['stat', '--image', `${dst}:arm`]);
     expect(stat).toContain('makeOciLayout layer 1');
     const bundle = join(tmp.path, 'bundle');
@@ -126,8 +139,12 @@ describe('OCI image layout', () => {
     const out = join(tmp.path, 'from-umoci');
     const r = await copyImage(layoutSource(dst, { tag: 'arm-env' }), layoutDestination(out, { tag: 'y' }));
     expect(r.manifests).toBe(1);
-    const m = JSON.parse((await new OciLayout(out).readSmallBlob(r.rootDigest)).toString('utf8')) as { config: { digest: Digest } };
-    const cfg = JSON.parse((await new OciLayout(out).readSmallBlob(m.config.digest)).toString('utf8')) as { config: { Env: string[] } };
+    const m = JSON.parse((await new OciLayout(out).readSmallBlob(r.rootDigest)).toString('utf8')) as {
+      config: { digest: Digest };
+    };
+    const cfg = JSON.parse((await new OciLayout(out).readSmallBlob(m.config.digest)).toString('utf8')) as {
+      config: { Env: string[] };
+    };
     expect(cfg.config.Env).toContain('FOO=bar');
   });
 });
@@ -148,7 +165,9 @@ describe('blob cache', () => {
     const e = await errorOf(cache.put(Readable.from([Buffer.from('evil')]), sha256('good')));
     expect(e.code).toBe('ERR_DIGEST_MISMATCH');
     expect(await cache.has(sha256('good'))).toBe(false);
-    expect((await readdir(join(tmp.path, 'cache', 'sha256'))).sort()).toEqual([d.slice(7), sha256(other).slice(7)].sort());
+    expect((await readdir(join(tmp.path, 'cache', 'sha256'))).sort()).toEqual(
+      [d.slice(7), sha256(other).slice(7)].sort(),
+    );
   });
 
   it('defaults to CANVOS_CACHE_DIR, then XDG_CACHE_HOME, then ~/.cache', () => {

@@ -32,10 +32,28 @@ beforeAll(async () => {
   tmp = await tmpDir('canvos-srcverified-');
   reg = await startRegistry();
   // Layers of several MiB: each blob crosses many stream chunks and write-stream buffers on its way to disk.
-  multi = await makeOciLayout(join(tmp.path, 'multi'), { tag: 'v1', platforms: ['linux/amd64', 'linux/arm64'], layers: 3, layerBytes: 3 * 1024 * 1024 });
+  multi = await makeOciLayout(join(tmp.path, 'multi'), {
+    tag: 'v1',
+    platforms: ['linux/amd64', 'linux/arm64'],
+    layers: 3,
+    layerBytes: 3 * 1024 * 1024,
+  });
   single = await makeOciLayout(join(tmp.path, 'single'), { tag: 'v1', layers: 2, layerBytes: 2 * 1024 * 1024 });
-  await skopeo(['copy', '--all', '--insecure-policy', '--dest-tls-verify=false', `oci:${join(tmp.path, 'multi')}:v1`, `docker://${reg.host}/sv/multi:v1`]);
-  await skopeo(['copy', '--insecure-policy', '--dest-tls-verify=false', `oci:${join(tmp.path, 'single')}:v1`, `docker://${reg.host}/sv/single:v1`]);
+  await skopeo([
+    'copy',
+    '--all',
+    '--insecure-policy',
+    '--dest-tls-verify=false',
+    `oci:${join(tmp.path, 'multi')}:v1`,
+    `docker://${reg.host}/sv/multi:v1`,
+  ]);
+  await skopeo([
+    'copy',
+    '--insecure-policy',
+    '--dest-tls-verify=false',
+    `oci:${join(tmp.path, 'single')}:v1`,
+    `docker://${reg.host}/sv/single:v1`,
+  ]);
 }, 120_000);
 afterAll(async () => {
   await reg?.stop();
@@ -57,7 +75,11 @@ async function rehashBlobs(dir: string): Promise<string[]> {
   const names = (await readdir(dir)).sort();
   for (const n of names) {
     expect(n).toMatch(/^[a-f0-9]{64}$/);
-    expect(createHash('sha256').update(await readFile(join(dir, n))).digest('hex')).toBe(n);
+    expect(
+      createHash('sha256')
+        .update(await readFile(join(dir, n)))
+        .digest('hex'),
+    ).toBe(n);
   }
   return names;
 }
@@ -89,7 +111,10 @@ function verifyingOver(bytes: Buffer, digest: Digest, size: number): Readable {
 /** A blob of several MiB and its descriptor. */
 function bigBlob(): { good: Buffer; desc: { mediaType: string; digest: Digest; size: number } } {
   const good = randomBytes(3 * 1024 * 1024 + 123);
-  return { good, desc: { mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', digest: sha256(good), size: good.length } };
+  return {
+    good,
+    desc: { mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', digest: sha256(good), size: good.length },
+  };
 }
 
 describe('OCI layout destination with sourceVerified', () => {
@@ -101,17 +126,34 @@ describe('OCI layout destination with sourceVerified', () => {
     expect(r.rootDigest).toBe(multi.indexDigest);
     expect(r.blobs.copied).toBe(8); // 2 configs + 6 layers, all through putBlob with sourceVerified
     const names = await rehashBlobs(join(dst, 'blobs', 'sha256'));
-    const expected = [multi.indexDigest, ...multi.manifestDigests, ...multi.images.flatMap((i) => [i.configDigest, ...i.layerDigests])];
+    const expected = [
+      multi.indexDigest,
+      ...multi.manifestDigests,
+      ...multi.images.flatMap((i) => [i.configDigest, ...i.layerDigests]),
+    ];
     expect(names).toEqual(expected.map((d) => d.slice(7)).sort());
     const raw = await skopeo(['inspect', '--raw', `oci:${dst}:v1`]);
     expect(sha256(raw)).toBe(multi.indexDigest);
     // skopeo reads (and verifies) every blob of one platform from our layout.
-    await skopeo(['copy', '--insecure-policy', '--override-arch', 'arm64', `oci:${dst}:v1`, `dir:${join(tmp.path, 'layout-ok-dir')}`]);
+    await skopeo([
+      'copy',
+      '--insecure-policy',
+      '--override-arch',
+      'arm64',
+      `oci:${dst}:v1`,
+      `dir:${join(tmp.path, 'layout-ok-dir')}`,
+    ]);
   });
 
   it('a registry blob that fails verification at the end of its stream fails the copy with ERR_DIGEST_MISMATCH and leaves no blob, temp file or tag', async () => {
     // Its own registry path so the corruption does not leak into the other tests.
-    await skopeo(['copy', '--insecure-policy', '--dest-tls-verify=false', `oci:${join(tmp.path, 'single')}:v1`, `docker://${reg.host}/sv/corrupt:v1`]);
+    await skopeo([
+      'copy',
+      '--insecure-policy',
+      '--dest-tls-verify=false',
+      `oci:${join(tmp.path, 'single')}:v1`,
+      `docker://${reg.host}/sv/corrupt:v1`,
+    ]);
     const layer = single.images[0]!.layerDigests[1]!;
     const file = await registryBlobFile(layer.slice(7));
     const good = await readFile(file);
@@ -139,13 +181,23 @@ describe('OCI layout destination with sourceVerified', () => {
     const { good, desc } = bigBlob();
     const dir = join(tmp.path, 'layout-put-bad');
     const dst = layoutDestination(dir);
-    await expect(dst.putBlob(desc, async () => verifyingOver(flipNearEnd(good), desc.digest, desc.size), { knownAbsent: true, sourceVerified: true })).rejects.toMatchObject({
+    await expect(
+      dst.putBlob(desc, async () => verifyingOver(flipNearEnd(good), desc.digest, desc.size), {
+        knownAbsent: true,
+        sourceVerified: true,
+      }),
+    ).rejects.toMatchObject({
       code: 'ERR_DIGEST_MISMATCH',
     });
     expect(await readdir(join(dst.layout.blobsDir, 'sha256'))).toEqual([]);
     expect(await dst.hasBlob(desc)).toBe(false);
     // The same destination then stores the right bytes.
-    expect(await dst.putBlob(desc, async () => verifyingOver(good, desc.digest, desc.size), { knownAbsent: true, sourceVerified: true })).toBe('uploaded');
+    expect(
+      await dst.putBlob(desc, async () => verifyingOver(good, desc.digest, desc.size), {
+        knownAbsent: true,
+        sourceVerified: true,
+      }),
+    ).toBe('uploaded');
     expect(await rehashBlobs(join(dst.layout.blobsDir, 'sha256'))).toEqual([desc.digest.slice(7)]);
   });
 
@@ -154,13 +206,24 @@ describe('OCI layout destination with sourceVerified', () => {
     const lie = flipNearEnd(good); // same size, different digest, and a plain stream that does not verify anything
     const dir = join(tmp.path, 'layout-contract');
     const dst = layoutDestination(dir);
-    await expect(dst.putBlob(desc, async () => Readable.from([lie]), { knownAbsent: true })).rejects.toMatchObject({ code: 'ERR_DIGEST_MISMATCH' });
+    await expect(dst.putBlob(desc, async () => Readable.from([lie]), { knownAbsent: true })).rejects.toMatchObject({
+      code: 'ERR_DIGEST_MISMATCH',
+    });
     expect(await readdir(join(dst.layout.blobsDir, 'sha256'))).toEqual([]);
-    await expect(dst.putBlob(desc, async () => Readable.from([lie.subarray(1)]), { knownAbsent: true, sourceVerified: true })).rejects.toMatchObject({ code: 'ERR_SIZE_MISMATCH' });
-    await expect(dst.putBlob(desc, async () => Readable.from([lie, Buffer.from('x')]), { knownAbsent: true, sourceVerified: true })).rejects.toMatchObject({ code: 'ERR_SIZE_MISMATCH' });
+    await expect(
+      dst.putBlob(desc, async () => Readable.from([lie.subarray(1)]), { knownAbsent: true, sourceVerified: true }),
+    ).rejects.toMatchObject({ code: 'ERR_SIZE_MISMATCH' });
+    await expect(
+      dst.putBlob(desc, async () => Readable.from([lie, Buffer.from('x')]), {
+        knownAbsent: true,
+        sourceVerified: true,
+      }),
+    ).rejects.toMatchObject({ code: 'ERR_SIZE_MISMATCH' });
     expect(await readdir(join(dst.layout.blobsDir, 'sha256'))).toEqual([]);
     // The destination did not hash: the lying stream's bytes now sit under desc.digest.
-    expect(await dst.putBlob(desc, async () => Readable.from([lie]), { knownAbsent: true, sourceVerified: true })).toBe('uploaded');
+    expect(await dst.putBlob(desc, async () => Readable.from([lie]), { knownAbsent: true, sourceVerified: true })).toBe(
+      'uploaded',
+    );
     expect((await readFile(join(dst.layout.blobsDir, 'sha256', desc.digest.slice(7)))).equals(lie)).toBe(true);
     await dst.close();
   });
@@ -188,13 +251,23 @@ describe('docker-archive destination with sourceVerified', () => {
     const { good, desc } = bigBlob();
     const dir = join(tmp.path, 'da-bad');
     const dst: ImageDestination = dockerArchiveDestination(join(dir, 'img.tar'));
-    await expect(dst.putBlob(desc, async () => verifyingOver(flipNearEnd(good), desc.digest, desc.size), { knownAbsent: true, sourceVerified: true })).rejects.toMatchObject({
+    await expect(
+      dst.putBlob(desc, async () => verifyingOver(flipNearEnd(good), desc.digest, desc.size), {
+        knownAbsent: true,
+        sourceVerified: true,
+      }),
+    ).rejects.toMatchObject({
       code: 'ERR_DIGEST_MISMATCH',
     });
     expect(await dst.hasBlob(desc)).toBe(false);
     const left = await filesUnder(dir);
     expect(left).toEqual([]);
-    expect(await dst.putBlob(desc, async () => verifyingOver(good, desc.digest, desc.size), { knownAbsent: true, sourceVerified: true })).toBe('uploaded');
+    expect(
+      await dst.putBlob(desc, async () => verifyingOver(good, desc.digest, desc.size), {
+        knownAbsent: true,
+        sourceVerified: true,
+      }),
+    ).toBe('uploaded');
     const stored = await filesUnder(dir);
     expect(stored).toHaveLength(1);
     expect(stored[0]).toMatch(new RegExp(`canvos-spool/blobs/sha256/${desc.digest.slice(7)}$`));
@@ -208,9 +281,17 @@ describe('BlobCache.put with sourceVerified', () => {
   it('stores a verified stream byte-exact; a failing one leaves no blob and no temp file', async () => {
     const { good, desc } = bigBlob();
     const cache = new BlobCache({ dir: join(tmp.path, 'cache') });
-    await expect(cache.put(verifyingOver(flipNearEnd(good), desc.digest, desc.size), desc.digest, { size: desc.size, sourceVerified: true })).rejects.toMatchObject({ code: 'ERR_DIGEST_MISMATCH' });
+    await expect(
+      cache.put(verifyingOver(flipNearEnd(good), desc.digest, desc.size), desc.digest, {
+        size: desc.size,
+        sourceVerified: true,
+      }),
+    ).rejects.toMatchObject({ code: 'ERR_DIGEST_MISMATCH' });
     expect(await filesUnder(cache.dir)).toEqual([]);
-    const r = await cache.put(verifyingOver(good, desc.digest, desc.size), desc.digest, { size: desc.size, sourceVerified: true });
+    const r = await cache.put(verifyingOver(good, desc.digest, desc.size), desc.digest, {
+      size: desc.size,
+      sourceVerified: true,
+    });
     expect(r).toEqual({ digest: desc.digest, size: desc.size, path: cache.path(desc.digest) });
     expect(sha256(await readFile(r.path))).toBe(desc.digest);
     expect(await filesUnder(cache.dir)).toEqual([`sha256/${desc.digest.slice(7)}`]);

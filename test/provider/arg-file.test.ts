@@ -94,10 +94,18 @@ describe('.arg parser', () => {
 
   it('warns (does not fail) on unknown, retired, Dockerfile and duplicate keys, never echoing secrets', () => {
     const { warnings, onWarning } = collect();
-    const text = 'ARCHH=amd64\nPROXY_CERT_PATH=/x.pem\nCUSTOM_ARG_BRAND=acme\nUBUNTU_PRO_KEY=C1234secret\nARCH=amd64\nARCH=arm64\narch=amd64\n';
+    const text =
+      'ARCHH=amd64\nPROXY_CERT_PATH=/x.pem\nCUSTOM_ARG_BRAND=acme\nUBUNTU_PRO_KEY=C1234secret\nARCH=amd64\nARCH=arm64\narch=amd64\n';
     const c = parseArgText(text, '.arg', { onWarning });
     expect(c.arch).toBe('arm64');
-    expect(warnings.map((w) => w[0])).toEqual(['W_ARG_UNKNOWN', 'W_ARG_RETIRED', 'W_ARG_UNUSED', 'W_ARG_RETIRED', 'W_ARG_DUPLICATE', 'W_ARG_UNKNOWN']);
+    expect(warnings.map((w) => w[0])).toEqual([
+      'W_ARG_UNKNOWN',
+      'W_ARG_RETIRED',
+      'W_ARG_UNUSED',
+      'W_ARG_RETIRED',
+      'W_ARG_DUPLICATE',
+      'W_ARG_UNKNOWN',
+    ]);
     expect(warnings[0]?.[1]).toBe('.arg:1: unknown argument ARCHH ignored (did you mean ARCH?)');
     expect(warnings[4]?.[1]).toContain('.arg:6: ARCH is set again (first at line 5)');
     expect(warnings[5]?.[1]).toContain('.arg:7: unknown argument arch ignored (did you mean ARCH?)');
@@ -114,26 +122,103 @@ describe('.arg parser', () => {
     const c = parseArgText('DISABLE_SELINUX=\nUPDATE_KERNEL=\n', '.arg', { onWarning });
     expect(c.disableSelinux).toBe(false);
     expect(c.updateKernel).toBe(false);
-    expect(warnings).toEqual([['W_ARG_EMPTY_BOOLEAN', '.arg:1: DISABLE_SELINUX is empty, which CanvOS treats as false (its default is true)']]);
+    expect(warnings).toEqual([
+      ['W_ARG_EMPTY_BOOLEAN', '.arg:1: DISABLE_SELINUX is empty, which CanvOS treats as false (its default is true)'],
+    ]);
   });
 
   const bad: [string, string, string, RegExp][] = [
-    ['ARCH=x86', '.arg:3: ARCH="x86" is invalid: must be one of: amd64, arm64', 'write ARCH=amd64 (or another allowed value) on line 3 of .arg', /ARCH/],
-    ['K8S_DISTRIBUTION=k8s', '.arg:3: K8S_DISTRIBUTION="k8s" is invalid: must be one of: k3s, rke2, kubeadm, kubeadm-fips, nodeadm, canonical', 'write K8S_DISTRIBUTION=k3s (or another allowed value) on line 3 of .arg', /K8S/],
-    ['OS_DISTRIBUTION=windows', '.arg:3: OS_DISTRIBUTION="windows" is invalid: must be one of: ubuntu, opensuse-leap, rhel, sles', 'write OS_DISTRIBUTION=ubuntu (or another allowed value) on line 3 of .arg', /OS_/],
-    ['UPDATE_KERNEL=yes', '.arg:3: UPDATE_KERNEL="yes" is invalid: must be true or false (lowercase)', 'write UPDATE_KERNEL=true or UPDATE_KERNEL=false on line 3 of .arg', /UPDATE/],
-    ['DISABLE_SELINUX=True', '.arg:3: DISABLE_SELINUX="True" is invalid: must be true or false (lowercase)', 'write DISABLE_SELINUX=true or DISABLE_SELINUX=false on line 3 of .arg', /SELINUX/],
-    ['EXPIRATION_IN_DAYS=10y', '.arg:3: EXPIRATION_IN_DAYS="10y" is invalid: must be a whole number', 'write a whole number, e.g. EXPIRATION_IN_DAYS=5475 on line 3 of .arg', /EXP/],
-    ['K8S_VERSION=v1.30', '.arg:3: K8S_VERSION="v1.30" is invalid: must be empty (all versions of k8s_version.json) or x.y.z, e.g. 1.30.4', 'fix the value of K8S_VERSION on line 3 of .arg; CanvOS\'s default is ""', /K8S/],
-    ['OS_VERSION=21.10', '.arg:3: OS_VERSION="21.10" is invalid: must be one of 20, 22, 20.04, 22.04, 24.04 for ubuntu (or set BASE_IMAGE)', 'fix the value of OS_VERSION on line 3 of .arg; CanvOS\'s default is "22.04"', /OS/],
-    ['IMAGE_REPO=Ubuntu', '.arg:3: IMAGE_REPO="Ubuntu" is invalid: must be a lowercase repository path, e.g. ubuntu or edge/provider', 'fix the value of IMAGE_REPO on line 3 of .arg; CanvOS\'s default is "$OS_DISTRIBUTION"', /REPO/],
-    ['CUSTOM_TAG=my tag', '.arg:3: CUSTOM_TAG: unquoted value contains whitespace', 'quote it, e.g. CUSTOM_TAG="my tag"', /TAG/],
-    ['CUSTOM_TAG="my tag"', '.arg:3: CUSTOM_TAG="my tag" is invalid: must be letters, digits, ".", "_" or "-" (it becomes part of an image tag)', 'fix the value of CUSTOM_TAG on line 3 of .arg; CanvOS\'s default is ""', /TAG/],
-    ['this is not an assignment', '.arg:3: malformed line starting with "this": expected KEY=value', 'each line must be KEY=value, a # comment, or blank', /./],
+    [
+      'ARCH=x86',
+      '.arg:3: ARCH="x86" is invalid: must be one of: amd64, arm64',
+      'write ARCH=amd64 (or another allowed value) on line 3 of .arg',
+      /ARCH/,
+    ],
+    [
+      'K8S_DISTRIBUTION=k8s',
+      '.arg:3: K8S_DISTRIBUTION="k8s" is invalid: must be one of: k3s, rke2, kubeadm, kubeadm-fips, nodeadm, canonical',
+      'write K8S_DISTRIBUTION=k3s (or another allowed value) on line 3 of .arg',
+      /K8S/,
+    ],
+    [
+      'OS_DISTRIBUTION=windows',
+      '.arg:3: OS_DISTRIBUTION="windows" is invalid: must be one of: ubuntu, opensuse-leap, rhel, sles',
+      'write OS_DISTRIBUTION=ubuntu (or another allowed value) on line 3 of .arg',
+      /OS_/,
+    ],
+    [
+      'UPDATE_KERNEL=yes',
+      '.arg:3: UPDATE_KERNEL="yes" is invalid: must be true or false (lowercase)',
+      'write UPDATE_KERNEL=true or UPDATE_KERNEL=false on line 3 of .arg',
+      /UPDATE/,
+    ],
+    [
+      'DISABLE_SELINUX=True',
+      '.arg:3: DISABLE_SELINUX="True" is invalid: must be true or false (lowercase)',
+      'write DISABLE_SELINUX=true or DISABLE_SELINUX=false on line 3 of .arg',
+      /SELINUX/,
+    ],
+    [
+      'EXPIRATION_IN_DAYS=10y',
+      '.arg:3: EXPIRATION_IN_DAYS="10y" is invalid: must be a whole number',
+      'write a whole number, e.g. EXPIRATION_IN_DAYS=5475 on line 3 of .arg',
+      /EXP/,
+    ],
+    [
+      'K8S_VERSION=v1.30',
+      '.arg:3: K8S_VERSION="v1.30" is invalid: must be empty (all versions of k8s_version.json) or x.y.z, e.g. 1.30.4',
+      'fix the value of K8S_VERSION on line 3 of .arg; CanvOS\'s default is ""',
+      /K8S/,
+    ],
+    [
+      'OS_VERSION=21.10',
+      '.arg:3: OS_VERSION="21.10" is invalid: must be one of 20, 22, 20.04, 22.04, 24.04 for ubuntu (or set BASE_IMAGE)',
+      'fix the value of OS_VERSION on line 3 of .arg; CanvOS\'s default is "22.04"',
+      /OS/,
+    ],
+    [
+      'IMAGE_REPO=Ubuntu',
+      '.arg:3: IMAGE_REPO="Ubuntu" is invalid: must be a lowercase repository path, e.g. ubuntu or edge/provider',
+      'fix the value of IMAGE_REPO on line 3 of .arg; CanvOS\'s default is "$OS_DISTRIBUTION"',
+      /REPO/,
+    ],
+    [
+      'CUSTOM_TAG=my tag',
+      '.arg:3: CUSTOM_TAG: unquoted value contains whitespace',
+      'quote it, e.g. CUSTOM_TAG="my tag"',
+      /TAG/,
+    ],
+    [
+      'CUSTOM_TAG="my tag"',
+      '.arg:3: CUSTOM_TAG="my tag" is invalid: must be letters, digits, ".", "_" or "-" (it becomes part of an image tag)',
+      'fix the value of CUSTOM_TAG on line 3 of .arg; CanvOS\'s default is ""',
+      /TAG/,
+    ],
+    [
+      'this is not an assignment',
+      '.arg:3: malformed line starting with "this": expected KEY=value',
+      'each line must be KEY=value, a # comment, or blank',
+      /./,
+    ],
     ['ARCH = amd64', '.arg:3: malformed line: no spaces are allowed around "=" (ARCH)', 'write it as ARCH=value', /./],
-    ['PE_VERSION=$(git describe --abbrev=0 --tags)', '.arg:3: PE_VERSION: command substitution $(...) is not supported', 'write the value itself, e.g. PE_VERSION=v4.9.38 instead of $(git describe --abbrev=0 --tags)', /./],
-    ['PE_VERSION=`git describe`', '.arg:3: PE_VERSION: command substitution with backquotes is not supported', 'write the value itself', /./],
-    ['IMAGE_REPO=$OS_DISTRO', '.arg:3: IMAGE_REPO references $OS_DISTRO, which is not set on an earlier line', 'define OS_DISTRO=... above line 3, or write the value directly', /./],
+    [
+      'PE_VERSION=$(git describe --abbrev=0 --tags)',
+      '.arg:3: PE_VERSION: command substitution $(...) is not supported',
+      'write the value itself, e.g. PE_VERSION=v4.9.38 instead of $(git describe --abbrev=0 --tags)',
+      /./,
+    ],
+    [
+      'PE_VERSION=`git describe`',
+      '.arg:3: PE_VERSION: command substitution with backquotes is not supported',
+      'write the value itself',
+      /./,
+    ],
+    [
+      'IMAGE_REPO=$OS_DISTRO',
+      '.arg:3: IMAGE_REPO references $OS_DISTRO, which is not set on an earlier line',
+      'define OS_DISTRO=... above line 3, or write the value directly',
+      /./,
+    ],
     ['MY_ORG="ACME', '.arg:3: MY_ORG: unterminated double quote', 'close the quote, e.g. MY_ORG="value"', /./],
   ];
   it.each(bad)('rejects %s with file:line, key, allowed values and a hint', (line, message, hint) => {
@@ -158,7 +243,9 @@ describe('.arg parser', () => {
 
   it('rejects mutually exclusive toggles at the line that set them', () => {
     const e = configError(() => parseArgText('FIPS_ENABLED=true\nBASE_IMAGE=r.local/fips:1\nUPDATE_KERNEL=true\n'));
-    expect(e.message).toBe('.arg:3: UPDATE_KERNEL="true" is invalid: UPDATE_KERNEL and FIPS_ENABLED are mutually exclusive; set one of them to false');
+    expect(e.message).toBe(
+      '.arg:3: UPDATE_KERNEL="true" is invalid: UPDATE_KERNEL and FIPS_ENABLED are mutually exclusive; set one of them to false',
+    );
   });
 
   it('applies the FIPS repository switch only to the default SPECTRO_PUB_REPO', () => {
@@ -181,7 +268,7 @@ describe('.arg parser', () => {
     try {
       await writeFile(join(dir, '.arg'), 'K8S_DISTRIBUTION=rke2\n');
       expect((await loadArgFile(join(dir, '.arg'))).k8sDistribution).toBe('rke2');
-      const e = (await loadArgFile(join(dir, "missing")).catch((x: unknown) => x)) as CanvosError;
+      const e = (await loadArgFile(join(dir, 'missing')).catch((x: unknown) => x)) as CanvosError;
       expect(e.code).toBe('ERR_CONFIG');
       expect(e.message).toContain('no such file');
       expect(e.hint).toContain('cp .arg.template .arg');

@@ -11,13 +11,37 @@ import { tmpDir } from '../helpers/tools.js';
 const D = (c: string) => sha256(c);
 
 describe('assembleImage', () => {
-  const configBytes = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', created: '2024-01-01T00:00:00Z', config: { Env: ['A=1'] }, rootfs: { type: 'layers', diff_ids: [D('d0')] }, history: [{ created_by: 'base' }, { empty_layer: true, created_by: 'ENV' }], extra: { kept: true } }));
-  const base = (mediaType: string) => ({ manifest: { bytes: Buffer.from('{}'), mediaType, digest: D('m') }, configBytes, layers: [{ mediaType: MediaType.DockerLayerGzip, digest: D('l0'), size: 10 }] });
-  const layer = { digest: D('l1'), size: 5, diffId: D('d1'), mediaType: MediaType.DockerLayerGzip, createdBy: 'canvos-lite provider k8s-1.30.4' };
+  const configBytes = Buffer.from(
+    JSON.stringify({
+      architecture: 'amd64',
+      os: 'linux',
+      created: '2024-01-01T00:00:00Z',
+      config: { Env: ['A=1'] },
+      rootfs: { type: 'layers', diff_ids: [D('d0')] },
+      history: [{ created_by: 'base' }, { empty_layer: true, created_by: 'ENV' }],
+      extra: { kept: true },
+    }),
+  );
+  const base = (mediaType: string) => ({
+    manifest: { bytes: Buffer.from('{}'), mediaType, digest: D('m') },
+    configBytes,
+    layers: [{ mediaType: MediaType.DockerLayerGzip, digest: D('l0'), size: 10 }],
+  });
+  const layer = {
+    digest: D('l1'),
+    size: 5,
+    diffId: D('d1'),
+    mediaType: MediaType.DockerLayerGzip,
+    createdBy: 'canvos-lite provider k8s-1.30.4',
+  };
 
   it('keeps the Docker family, base config fields and layers; appends diff_ids and history', () => {
     const a = assembleImage(base(MediaType.DockerManifest), [layer], { created: '2023-11-14T22:13:20Z' });
-    const m = JSON.parse(a.manifest.bytes.toString()) as { mediaType: string; config: { mediaType: string; digest: string }; layers: { digest: string }[] };
+    const m = JSON.parse(a.manifest.bytes.toString()) as {
+      mediaType: string;
+      config: { mediaType: string; digest: string };
+      layers: { digest: string }[];
+    };
     expect(m.mediaType).toBe(MediaType.DockerManifest);
     expect(m.config.mediaType).toBe(MediaType.DockerConfig);
     expect(m.layers.map((l) => l.digest)).toEqual([D('l0'), D('l1')]);
@@ -25,7 +49,11 @@ describe('assembleImage', () => {
     expect(m.config.digest).toBe(sha256(a.config.bytes));
     const c = JSON.parse(a.config.bytes.toString()) as Record<string, unknown>;
     expect(c.rootfs).toEqual({ type: 'layers', diff_ids: [D('d0'), D('d1')] });
-    expect(c.history).toEqual([{ created_by: 'base' }, { empty_layer: true, created_by: 'ENV' }, { created: '2023-11-14T22:13:20Z', created_by: 'canvos-lite provider k8s-1.30.4' }]);
+    expect(c.history).toEqual([
+      { created_by: 'base' },
+      { empty_layer: true, created_by: 'ENV' },
+      { created: '2023-11-14T22:13:20Z', created_by: 'canvos-lite provider k8s-1.30.4' },
+    ]);
     expect(c.extra).toEqual({ kept: true });
     expect(c.created).toBe('2023-11-14T22:13:20Z');
     expect(layerMediaTypeFor(MediaType.DockerManifest)).toBe(MediaType.DockerLayerGzip);
@@ -63,7 +91,13 @@ describe('base scan', () => {
       { dir: tmp.path, sourceDateEpoch: 1 },
     );
     const l1 = await buildLayer(
-      { entries: [{ type: 'whiteout', paths: ['/etc/ssh/moduli'] }, { type: 'file', path: '/etc/ssh/sshd_config', source: { inline: 'c' } }, { type: 'file', path: '/etc/cos/bootargs.cfg', source: { inline: 'set baseCmd=""\n' }, mode: 0o600, uid: 5 }] },
+      {
+        entries: [
+          { type: 'whiteout', paths: ['/etc/ssh/moduli'] },
+          { type: 'file', path: '/etc/ssh/sshd_config', source: { inline: 'c' } },
+          { type: 'file', path: '/etc/cos/bootargs.cfg', source: { inline: 'set baseCmd=""\n' }, mode: 0o600, uid: 5 },
+        ],
+      },
       { dir: tmp.path, sourceDateEpoch: 1 },
     );
     openers = [l0, l1].map((l) => async () => createReadStream(l.path));
@@ -71,7 +105,10 @@ describe('base scan', () => {
   afterAll(async () => tmp?.cleanup());
 
   it('collects edited files (following symlinks), directory metadata, listings and the systemd version in one pass', async () => {
-    const s = await scanBase(openers, { files: ['/etc/kairos-release', '/etc/cos/bootargs.cfg', '/etc/missing'], listDirs: ['/etc/ssh', '/var/lib/dbus'] });
+    const s = await scanBase(openers, {
+      files: ['/etc/kairos-release', '/etc/cos/bootargs.cfg', '/etc/missing'],
+      listDirs: ['/etc/ssh', '/var/lib/dbus'],
+    });
     expect(s.files.get('etc/kairos-release')?.content.toString()).toBe('KAIROS_NAME="x"\n');
     expect(s.files.get('etc/cos/bootargs.cfg')).toMatchObject({ mode: 0o600, uid: 5 });
     expect(s.files.has('etc/missing')).toBe(false);
@@ -83,7 +120,19 @@ describe('base scan', () => {
   });
 
   it('resolveInBase follows directory symlinks like a COPY into the rootfs would', () => {
-    const scan = { links: new Map([['lib', 'usr/lib'], ['bin', '/usr/bin'], ['etc/alt', 'file-target'], ['loop', 'loop']]), dirs: new Map([['usr/lib', {}], ['usr/bin', {}], ['usr', {}]]) };
+    const scan = {
+      links: new Map([
+        ['lib', 'usr/lib'],
+        ['bin', '/usr/bin'],
+        ['etc/alt', 'file-target'],
+        ['loop', 'loop'],
+      ]),
+      dirs: new Map([
+        ['usr/lib', {}],
+        ['usr/bin', {}],
+        ['usr', {}],
+      ]),
+    };
     expect(resolveInBase(scan, 'lib/systemd/system/k3s.service')).toBe('usr/lib/systemd/system/k3s.service');
     expect(resolveInBase(scan, 'lib')).toBe('usr/lib');
     expect(resolveInBase(scan, 'bin/k3s')).toBe('usr/bin/k3s');

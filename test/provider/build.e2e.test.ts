@@ -25,7 +25,11 @@ const EPOCH = 1_700_000_000;
 
 const registry = () => ({ insecureRegistries: [reg.host], authFiles: [] as string[] });
 
-async function build(overrides: Record<string, string> = {}, extra: Partial<Parameters<typeof buildProviderImages>[1]> = {}, configFile?: string): Promise<BuildProviderResult> {
+async function build(
+  overrides: Record<string, string> = {},
+  extra: Partial<Parameters<typeof buildProviderImages>[1]> = {},
+  configFile?: string,
+): Promise<BuildProviderResult> {
   const config = await loadBuildConfig({ argFile: join(project, '.arg'), configFile, overrides });
   const versions = selectK8sVersions(config, await loadK8sVersions(join(project, 'k8s_version.json')));
   return buildProviderImages(config, {
@@ -53,7 +57,11 @@ async function unpack(ref: string, name: string): Promise<string> {
   return join(bundle, 'rootfs');
 }
 
-const exists = (p: string) => stat(p).then(() => true, () => false);
+const exists = (p: string) =>
+  stat(p).then(
+    () => true,
+    () => false,
+  );
 
 beforeAll(async () => {
   reg = await startRegistry();
@@ -74,16 +82,32 @@ describe('buildProviderImages against a real registry', () => {
     expect(first.images.map((i) => i.tag)).toEqual(K3S_VERSIONS.map((v) => `k3s-${v}-v4.9.38-demo`));
     expect(first.systemdVersion).toBe(249);
     for (const img of first.images) {
-      const out = JSON.parse(await skopeo(['inspect', '--tls-verify=false', `docker://${reg.host}/out/ubuntu:${img.tag}`])) as { Digest: string; Layers: string[]; Architecture: string; Env: string[]; Labels: Record<string, string> };
+      const out = JSON.parse(
+        await skopeo(['inspect', '--tls-verify=false', `docker://${reg.host}/out/ubuntu:${img.tag}`]),
+      ) as { Digest: string; Layers: string[]; Architecture: string; Env: string[]; Labels: Record<string, string> };
       expect(out.Digest).toBe(img.manifestDigest);
       expect(out.Architecture).toBe('amd64');
       expect(out.Layers.slice(0, 2)).toEqual(refs.baseDigests.amd64); // base layers reused as blobs
       expect(out.Layers).toHaveLength(2 + 6);
       expect(out.Env).toContain('PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin');
       expect(out.Labels['canvos.test/platform']).toBe('linux/amd64');
-      expect(img.appended).toEqual(['os-config', 'overlay', 'agent-provider', 'stylus', 'finalize', `k8s-${img.k8sVersion}`]);
+      expect(img.appended).toEqual([
+        'os-config',
+        'overlay',
+        'agent-provider',
+        'stylus',
+        'finalize',
+        `k8s-${img.k8sVersion}`,
+      ]);
     }
-    const cfg = JSON.parse(await skopeo(['inspect', '--config', '--tls-verify=false', `docker://${reg.host}/out/ubuntu:${first.images[1]!.tag}`])) as { history: { created_by: string; created?: string }[]; rootfs: { diff_ids: string[] }; created: string };
+    const cfg = JSON.parse(
+      await skopeo([
+        'inspect',
+        '--config',
+        '--tls-verify=false',
+        `docker://${reg.host}/out/ubuntu:${first.images[1]!.tag}`,
+      ]),
+    ) as { history: { created_by: string; created?: string }[]; rootfs: { diff_ids: string[] }; created: string };
     expect(cfg.history.map((h) => h.created_by)).toEqual([
       'makeOciLayout layer 0',
       'makeOciLayout layer 1',
@@ -114,9 +138,22 @@ describe('buildProviderImages against a real registry', () => {
     const root = await unpack(`${reg.host}/out/ubuntu:k3s-1.30.4-v4.9.38-demo`, 'a');
     const read = (p: string) => readFile(join(root, p), 'utf8');
     const mode = async (p: string) => (await stat(join(root, p))).mode & 0o7777;
-    expect(await read('etc/kairos-release')).toBe('KAIROS_ID="kairos"\nKAIROS_NAME="kairos-core-ubuntu-22.04"\nKAIROS_VERSION="v4.1.2"\nKAIROS_IMAGE_LABEL="22.04-standard-amd64-generic"\n');
-    expect(await read('etc/cos/bootargs.cfg')).toContain('set baseCmd="console=tty1 selinux=0 panic=5 systemd.unified_cgroup_hierarchy=1 rd.driver.blacklist=nouveau modprobe.blacklist=nouveau nouveau.modeset=0"');
-    for (const gone of ['etc/ssh/ssh_host_rsa_key', 'etc/ssh/ssh_host_rsa_key.pub', 'etc/ssh/ssh_host_ed25519_key', 'etc/ssh/moduli', 'var/lib/dbus/machine-id', 'usr/local/system/providers', 'var/cache/luet/junk', 'opt/spectrocloud/bin/stylus-agent']) {
+    expect(await read('etc/kairos-release')).toBe(
+      'KAIROS_ID="kairos"\nKAIROS_NAME="kairos-core-ubuntu-22.04"\nKAIROS_VERSION="v4.1.2"\nKAIROS_IMAGE_LABEL="22.04-standard-amd64-generic"\n',
+    );
+    expect(await read('etc/cos/bootargs.cfg')).toContain(
+      'set baseCmd="console=tty1 selinux=0 panic=5 systemd.unified_cgroup_hierarchy=1 rd.driver.blacklist=nouveau modprobe.blacklist=nouveau nouveau.modeset=0"',
+    );
+    for (const gone of [
+      'etc/ssh/ssh_host_rsa_key',
+      'etc/ssh/ssh_host_rsa_key.pub',
+      'etc/ssh/ssh_host_ed25519_key',
+      'etc/ssh/moduli',
+      'var/lib/dbus/machine-id',
+      'usr/local/system/providers',
+      'var/cache/luet/junk',
+      'opt/spectrocloud/bin/stylus-agent',
+    ]) {
       expect(await exists(join(root, gone)), gone).toBe(false);
     }
     expect(await read('etc/ssh/sshd_config')).toBe(BASE_FILES['etc/ssh/sshd_config']);
@@ -138,8 +175,12 @@ describe('buildProviderImages against a real registry', () => {
     expect(await read('usr/local/share/ca-certificates/corp-proxy.crt')).toContain('CORP');
     // cp -a /certs/. copies everything; update-ca-certificates trusts only *.crt (a warning says so).
     expect(await read('usr/local/share/ca-certificates/README.md')).toBe('not a certificate\n');
-    expect(await readlink(join(root, 'etc/ssl/certs/corp-proxy.pem'))).toBe('/usr/local/share/ca-certificates/corp-proxy.crt');
-    expect(await read('etc/ssl/certs/ca-certificates.crt')).toBe(`${BASE_FILES['etc/ssl/certs/ca-certificates.crt']}-----BEGIN CERTIFICATE-----\nCORP\n-----END CERTIFICATE-----\n`);
+    expect(await readlink(join(root, 'etc/ssl/certs/corp-proxy.pem'))).toBe(
+      '/usr/local/share/ca-certificates/corp-proxy.crt',
+    );
+    expect(await read('etc/ssl/certs/ca-certificates.crt')).toBe(
+      `${BASE_FILES['etc/ssl/certs/ca-certificates.crt']}-----BEGIN CERTIFICATE-----\nCORP\n-----END CERTIFICATE-----\n`,
+    );
     expect(await read('layer1/payload.bin').then((s) => s.length)).toBeGreaterThan(0); // base content is all there
     expect(await mode('etc')).toBe(0o755);
   });
@@ -148,7 +189,12 @@ describe('buildProviderImages against a real registry', () => {
     const img = first.images[0]!;
     const blobs = join(reg.dataDir, 'docker/registry/v2/blobs/sha256');
     const k8s = img.layers.at(-1)!.digest.slice(7);
-    const listing = await run('tar', ['-tvzf', join(blobs, k8s.slice(0, 2), k8s, 'data'), '--full-time', '--numeric-owner']);
+    const listing = await run('tar', [
+      '-tvzf',
+      join(blobs, k8s.slice(0, 2), k8s, 'data'),
+      '--full-time',
+      '--numeric-owner',
+    ]);
     expect(listing.code).toBe(0);
     const lines = listing.stdout.trim().split('\n');
     expect(lines.some((l) => l.endsWith(' usr/bin/k3s'))).toBe(true);
@@ -165,19 +211,30 @@ describe('buildProviderImages against a real registry', () => {
     const dir = join(tmp.path, 'oci-out');
     const r = await build({ ARCH: 'arm64', K8S_VERSION: '1.30.4' }, { output: { ociDir: dir } });
     expect(r.images).toHaveLength(1);
-    const out = JSON.parse(await skopeo(['inspect', `oci:${dir}:k3s-1.30.4-v4.9.38-demo`])) as { Layers: string[]; Architecture: string };
+    const out = JSON.parse(await skopeo(['inspect', `oci:${dir}:k3s-1.30.4-v4.9.38-demo`])) as {
+      Layers: string[];
+      Architecture: string;
+    };
     expect(out.Architecture).toBe('arm64');
     expect(out.Layers.slice(0, 2)).toEqual(refs.baseDigests.arm64);
     const bundle = join(tmp.path, 'bundle-arm');
     await umoci(['unpack', '--rootless', '--image', `${dir}:k3s-1.30.4-v4.9.38-demo`, bundle]);
     expect(await readFile(join(bundle, 'rootfs/usr/bin/k3s'), 'utf8')).toBe('k3s 1.30.4 arm\n');
     expect(await readFile(join(bundle, 'rootfs/usr/bin/etcdctl'), 'utf8')).toBe('#!etcdctl arm64\n');
-    expect(await readFile(join(bundle, 'rootfs/etc/kairos-release'), 'utf8')).toContain('KAIROS_IMAGE_LABEL="22.04-standard-arm64-generic"');
+    expect(await readFile(join(bundle, 'rootfs/etc/kairos-release'), 'utf8')).toContain(
+      'KAIROS_IMAGE_LABEL="22.04-standard-arm64-generic"',
+    );
   });
 
   it('a single-arch source image of the wrong architecture is refused before anything is written', async () => {
     const dir = join(tmp.path, 'oci-out-bad');
-    const r = await build({ ARCH: 'arm64', K8S_VERSION: '1.30.4', SPECTRO_THIRD_PARTY_IMAGE: `${reg.host}/third-party/amd64-only:1` }, { output: { ociDir: dir } }).then(() => undefined, (e: unknown) => e as CanvosError) as CanvosError;
+    const r = (await build(
+      { ARCH: 'arm64', K8S_VERSION: '1.30.4', SPECTRO_THIRD_PARTY_IMAGE: `${reg.host}/third-party/amd64-only:1` },
+      { output: { ociDir: dir } },
+    ).then(
+      () => undefined,
+      (e: unknown) => e as CanvosError,
+    )) as CanvosError;
     expect(CanvosError.is(r)).toBe(true);
     expect(r.message).toBe(`docker://${reg.host}/third-party/amd64-only:1 is a linux/amd64 image, but ARCH=arm64`);
     expect(await exists(join(dir, 'index.json'))).toBe(false);
@@ -190,19 +247,39 @@ describe('buildProviderImages against a real registry', () => {
     await makeOciLayout(dir, { platforms: ['linux/amd64'], layers: 1, layerBytes: 1024, files, tag: '24.04' });
     await pushLayout(dir, reg, 'kairos/base255', { tag: '24.04' });
     const warnings: string[] = [];
-    const r = await build({ BASE_IMAGE: `${reg.host}/kairos/base255:24.04`, IMAGE_REPO: 'sysext' }, { onWarning: (c) => warnings.push(c) });
+    const r = await build(
+      { BASE_IMAGE: `${reg.host}/kairos/base255:24.04`, IMAGE_REPO: 'sysext' },
+      { onWarning: (c) => warnings.push(c) },
+    );
     expect(r.systemdVersion).toBe(255);
     expect(r.plan.bundled).toBe(false);
     expect(warnings).toContain('W_SYSEXT');
     expect(r.images[0]?.appended).toEqual(['os-config', 'overlay', 'stylus', 'finalize']);
     expect(new Set(r.images.map((i) => i.manifestDigest)).size).toBe(1); // identical images under three tags
-    const forced = await build({ BASE_IMAGE: `${reg.host}/kairos/base255:24.04`, IMAGE_REPO: 'sysext', BUNDLE_K8S_AND_AGENT_PROVIDER: 'true', K8S_VERSION: '1.30.4' });
+    const forced = await build({
+      BASE_IMAGE: `${reg.host}/kairos/base255:24.04`,
+      IMAGE_REPO: 'sysext',
+      BUNDLE_K8S_AND_AGENT_PROVIDER: 'true',
+      K8S_VERSION: '1.30.4',
+    });
     expect(forced.images[0]?.appended).toContain('k8s-1.30.4');
   });
 
   it('unreachable base or wrong sha256: clear error, nothing pushed', async () => {
     const before = await tags('out/ubuntu');
-    const unreachable = await build({ BASE_IMAGE: '127.0.0.1:1/nothing/here:1', IMAGE_REPO: 'fail1' }, { registry: { ...registry(), insecureRegistries: [reg.host, '127.0.0.1:1'], retry: { attempts: 2, baseDelayMs: 10 } } }).then(() => undefined, (e: unknown) => e as CanvosError) as CanvosError;
+    const unreachable = (await build(
+      { BASE_IMAGE: '127.0.0.1:1/nothing/here:1', IMAGE_REPO: 'fail1' },
+      {
+        registry: {
+          ...registry(),
+          insecureRegistries: [reg.host, '127.0.0.1:1'],
+          retry: { attempts: 2, baseDelayMs: 10 },
+        },
+      },
+    ).then(
+      () => undefined,
+      (e: unknown) => e as CanvosError,
+    )) as CanvosError;
     expect(CanvosError.is(unreachable)).toBe(true);
     expect(unreachable.code).toBe('ERR_NETWORK');
     expect(await tags('out/fail1')).toEqual([]);
@@ -213,11 +290,19 @@ describe('buildProviderImages against a real registry', () => {
       const port = (server.address() as { port: number }).port;
       const good = createHash('sha256').update('k3s from url\n').digest('hex');
       const yaml = join(project, 'canvos.yaml');
-      await writeFile(yaml, `imageRepo: fail2\nk8s:\n  "1.30.4": { url: "http://127.0.0.1:${port}/k3s", sha256: "${'0'.repeat(64)}" }\n  "1.29.8": { url: "http://127.0.0.1:${port}/k3s", sha256: "${good}" }\n`);
-      const bad = await build({}, {}, yaml).then(() => undefined, (e: unknown) => e as CanvosError) as CanvosError;
+      await writeFile(
+        yaml,
+        `imageRepo: fail2\nk8s:\n  "1.30.4": { url: "http://127.0.0.1:${port}/k3s", sha256: "${'0'.repeat(64)}" }\n  "1.29.8": { url: "http://127.0.0.1:${port}/k3s", sha256: "${good}" }\n`,
+      );
+      const bad = (await build({}, {}, yaml).then(
+        () => undefined,
+        (e: unknown) => e as CanvosError,
+      )) as CanvosError;
       expect(CanvosError.is(bad)).toBe(true);
       expect(bad.code).toBe('ERR_DOWNLOAD');
-      expect(bad.message).toBe(`http://127.0.0.1:${port}/k3s: downloaded content has sha256:${good}, expected sha256:${'0'.repeat(64)}`);
+      expect(bad.message).toBe(
+        `http://127.0.0.1:${port}/k3s: downloaded content has sha256:${good}, expected sha256:${'0'.repeat(64)}`,
+      );
       expect(await tags('out/fail2')).toEqual([]); // 1.29.8 was fine, but nothing is pushed when any version fails
     } finally {
       server.close();
@@ -231,16 +316,31 @@ describe('buildProviderImages against a real registry', () => {
     const problems: string[] = [];
     for (const t of built) {
       const layers = await imageLayerDigests(`docker://${reg.host}/${t}`);
-      problems.push(...(await whiteoutProblems(layers.map((d) => registryBlobPath(reg.dataDir, d)), `${t} `)));
+      problems.push(
+        ...(await whiteoutProblems(
+          layers.map((d) => registryBlobPath(reg.dataDir, d)),
+          `${t} `,
+        )),
+      );
     }
     expect(problems).toEqual([]);
   });
 
   it('a base that has /usr/local/system/providers gets it removed by a whiteout (CanvOS rm -rf), and only then', async () => {
     const dir = join(tmp.path, 'base-providers');
-    await makeOciLayout(dir, { platforms: ['linux/amd64'], layers: 1, layerBytes: 1024, files: { ...BASE_FILES, 'usr/local/system/providers/agent-provider-old': 'old\n' }, tag: '1' });
+    await makeOciLayout(dir, {
+      platforms: ['linux/amd64'],
+      layers: 1,
+      layerBytes: 1024,
+      files: { ...BASE_FILES, 'usr/local/system/providers/agent-provider-old': 'old\n' },
+      tag: '1',
+    });
     await pushLayout(dir, reg, 'kairos/base-providers', { tag: '1' });
-    const r = await build({ BASE_IMAGE: `${reg.host}/kairos/base-providers:1`, IMAGE_REPO: 'providers', K8S_VERSION: '1.30.4' });
+    const r = await build({
+      BASE_IMAGE: `${reg.host}/kairos/base-providers:1`,
+      IMAGE_REPO: 'providers',
+      K8S_VERSION: '1.30.4',
+    });
     const layers = r.images[0]!.layers.map((l) => registryBlobPath(reg.dataDir, l.digest));
     expect(await whiteoutProblems(layers)).toEqual([]);
     const root = await unpack(`${reg.host}/out/providers:k3s-1.30.4-v4.9.38-demo`, 'providers');

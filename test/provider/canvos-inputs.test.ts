@@ -24,16 +24,25 @@ function configError(text: string): CanvosError {
 
 describe('CanvOS inputs', () => {
   it('OS_VERSION is validated per distribution, naming the key and the allowed values (exit 3)', () => {
-    for (const v of ['20', '22', '20.04', '22.04', '24.04']) expect(parseArgText(`OS_VERSION=${v}\n`).osVersion).toBe(v);
+    for (const v of ['20', '22', '20.04', '22.04', '24.04'])
+      expect(parseArgText(`OS_VERSION=${v}\n`).osVersion).toBe(v);
     const ubuntu = configError('OS_VERSION=23.10\n');
     expect(ubuntu.code).toBe('ERR_CONFIG');
-    expect(ubuntu.message).toBe('.arg:1: OS_VERSION="23.10" is invalid: must be one of 20, 22, 20.04, 22.04, 24.04 for ubuntu (or set BASE_IMAGE)');
+    expect(ubuntu.message).toBe(
+      '.arg:1: OS_VERSION="23.10" is invalid: must be one of 20, 22, 20.04, 22.04, 24.04 for ubuntu (or set BASE_IMAGE)',
+    );
     expect(parseArgText('OS_DISTRIBUTION=opensuse-leap\nOS_VERSION=15.6\n').osVersion).toBe('15.6');
     // No OS_VERSION: the Ubuntu default 22.04 is not a Leap release (it used to become leap-22.04 and fail late).
     const leap = configError('OS_DISTRIBUTION=opensuse-leap\n');
-    expect(leap.message).toBe("OS_VERSION is invalid: must be 15.<minor> for opensuse-leap, e.g. 15.6 (22.04 is CanvOS's Ubuntu default)");
-    expect(configError('OS_DISTRIBUTION=opensuse-leap\nOS_VERSION=22.04\n').message).toMatch(/^\.arg:2: OS_VERSION="22\.04" is invalid: must be 15\.<minor>/);
-    expect(configError('OS_DISTRIBUTION=opensuse-leap\nOS_VERSION=16.0\n').message).toMatch(/16\.0 is not a Leap 15 release/);
+    expect(leap.message).toBe(
+      "OS_VERSION is invalid: must be 15.<minor> for opensuse-leap, e.g. 15.6 (22.04 is CanvOS's Ubuntu default)",
+    );
+    expect(configError('OS_DISTRIBUTION=opensuse-leap\nOS_VERSION=22.04\n').message).toMatch(
+      /^\.arg:2: OS_VERSION="22\.04" is invalid: must be 15\.<minor>/,
+    );
+    expect(configError('OS_DISTRIBUTION=opensuse-leap\nOS_VERSION=16.0\n').message).toMatch(
+      /16\.0 is not a Leap 15 release/,
+    );
   });
 
   it('ISO_NAME defaults to palette-edge-installer (the template and docs; the Earthfile says installer)', () => {
@@ -46,7 +55,10 @@ describe('CanvOS inputs', () => {
     await mkdir(project);
     const warnings: string[] = [];
     const c = parseArgText('CLUSTERCONFIG=spc.tgz\n', '/x/.arg');
-    const r = await installerIsoInputs(c, { projectDir: project, onWarning: (code, m) => warnings.push(`${code} ${m}`) });
+    const r = await installerIsoInputs(c, {
+      projectDir: project,
+      onWarning: (code, m) => warnings.push(`${code} ${m}`),
+    });
     expect(r.clusterConfig).toBeUndefined();
     expect(warnings).toHaveLength(1);
     expect(warnings[0]).toMatch(/^W_CLUSTERCONFIG_MISSING /);
@@ -62,7 +74,14 @@ describe('CanvOS inputs', () => {
     await mkdir(project);
     const warnings: string[] = [];
     const onWarning = (code: string, m: string) => warnings.push(`${code} ${m}`);
-    expect((await installerIsoInputs(parseArgText('EDGE_CUSTOM_CONFIG=.edge-custom-config.yaml\n'), { projectDir: project, onWarning })).edgeCustomConfig).toBeUndefined();
+    expect(
+      (
+        await installerIsoInputs(parseArgText('EDGE_CUSTOM_CONFIG=.edge-custom-config.yaml\n'), {
+          projectDir: project,
+          onWarning,
+        })
+      ).edgeCustomConfig,
+    ).toBeUndefined();
     expect(warnings).toEqual([]);
     await installerIsoInputs(parseArgText('EDGE_CUSTOM_CONFIG=keys/edge.yaml\n'), { projectDir: project, onWarning });
     expect(warnings).toHaveLength(1);
@@ -71,8 +90,15 @@ describe('CanvOS inputs', () => {
   });
 
   it('IS_MAAS / IS_CLOUD_IMAGE / IS_UKI ISOs are refused before anything is read (exit 3, issue in the hint)', async () => {
-    for (const [arg, issue] of [['IS_MAAS=true', '#17'], ['IS_CLOUD_IMAGE=true', '#17'], ['IS_UKI=true\nOS_VERSION=24.04', '#16']] as const) {
-      const e = await installerIsoInputs(parseArgText(`${arg}\n`), { projectDir: tmp.path }).then(() => undefined, (x: unknown) => x as CanvosError);
+    for (const [arg, issue] of [
+      ['IS_MAAS=true', '#17'],
+      ['IS_CLOUD_IMAGE=true', '#17'],
+      ['IS_UKI=true\nOS_VERSION=24.04', '#16'],
+    ] as const) {
+      const e = await installerIsoInputs(parseArgText(`${arg}\n`), { projectDir: tmp.path }).then(
+        () => undefined,
+        (x: unknown) => x as CanvosError,
+      );
       expect(e?.code, arg).toBe('ERR_CONFIG');
       expect(e?.hint, arg).toContain(issue);
     }

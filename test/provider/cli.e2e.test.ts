@@ -15,7 +15,12 @@ let refs: FixtureRefs;
 let project: string;
 
 async function cli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const env = { HOME: tmp.path, PATH: process.env.PATH, CANVOS_CACHE_DIR: join(tmp.path, 'cache'), SOURCE_DATE_EPOCH: '1700000000' };
+  const env = {
+    HOME: tmp.path,
+    PATH: process.env.PATH,
+    CANVOS_CACHE_DIR: join(tmp.path, 'cache'),
+    SOURCE_DATE_EPOCH: '1700000000',
+  };
   return runCli(['build', '--insecure-registry', reg.host, ...args], { env, cwd: project });
 }
 
@@ -47,9 +52,11 @@ describe('canvos-lite build', () => {
     const r = await cli('--push');
     expect(r.stderr).not.toMatch(/internal error/);
     expect(r.code).toBe(0);
-    for (const v of K3S_VERSIONS) expect(r.stderr).toContain(`pushed ${reg.host}/out/ubuntu:k3s-${v}-v4.9.38-demo sha256:`);
-    const golden = (await readFile(new URL('../../fixtures/config/pack-snippet.golden.txt', import.meta.url), 'utf8'))
-      .replace('system.registry: ttl.sh', `system.registry: ${reg.host}/out`);
+    for (const v of K3S_VERSIONS)
+      expect(r.stderr).toContain(`pushed ${reg.host}/out/ubuntu:k3s-${v}-v4.9.38-demo sha256:`);
+    const golden = (
+      await readFile(new URL('../../fixtures/config/pack-snippet.golden.txt', import.meta.url), 'utf8')
+    ).replace('system.registry: ttl.sh', `system.registry: ${reg.host}/out`);
     expect(r.stdout).toBe(golden);
     expect((await tags('out/ubuntu')).sort()).toEqual(K3S_VERSIONS.map((v) => `k3s-${v}-v4.9.38-demo`).sort());
   });
@@ -58,12 +65,19 @@ describe('canvos-lite build', () => {
     const r = await cli('--push', '--json', '--set', 'K8S_VERSION=1.31.2', '--set', 'CUSTOM_TAG=');
     expect(r.code).toBe(0);
     expect(r.stderr).toBe(CERT_WARNING); // --json: no progress, only warnings
-    const j = JSON.parse(r.stdout) as { images: { tag: string; digest: string; appended: string[] }[]; bundled: boolean; systemdVersion: number; packSnippet: string };
+    const j = JSON.parse(r.stdout) as {
+      images: { tag: string; digest: string; appended: string[] }[];
+      bundled: boolean;
+      systemdVersion: number;
+      packSnippet: string;
+    };
     expect(j.images.map((i) => i.tag)).toEqual(['k3s-1.31.2-v4.9.38']); // no trailing dash without CUSTOM_TAG
     expect(j.bundled).toBe(true);
     expect(j.systemdVersion).toBe(249);
     expect(j.packSnippet).toContain('{{ .spectro.pack.edge-native-byoi.options.system.peVersion }}"\n');
-    const inspect = JSON.parse(await skopeo(['inspect', '--tls-verify=false', `docker://${reg.host}/out/ubuntu:k3s-1.31.2-v4.9.38`])) as { Digest: string };
+    const inspect = JSON.parse(
+      await skopeo(['inspect', '--tls-verify=false', `docker://${reg.host}/out/ubuntu:k3s-1.31.2-v4.9.38`]),
+    ) as { Digest: string };
     expect(inspect.Digest).toBe(j.images[0]?.digest);
   });
 
@@ -72,7 +86,12 @@ describe('canvos-lite build', () => {
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(new RegExp(`^base image: ${refs.base.replace(/[.]/g, '\\.')}  2 layers, \\d`, 'm'));
     expect(r.stdout).toContain('shared layers (built once):\n  os-config');
-    expect(r.stdout).toContain(`images (3):\n  ${reg.host}/out/dry:k3s-1.29.8-v4.9.38-demo  + k3s/k3s@1.29.8-k3s1`.replace('k3s/k3s@', 'k8s/k3s@'));
+    expect(r.stdout).toContain(
+      `images (3):\n  ${reg.host}/out/dry:k3s-1.29.8-v4.9.38-demo  + k3s/k3s@1.29.8-k3s1`.replace(
+        'k3s/k3s@',
+        'k8s/k3s@',
+      ),
+    );
     expect(r.stdout).toMatch(/edge\/luet-repo-amd:k3s-k8s-1\.31\.2-k3s1  1 layers, /);
     expect(await tags('out/dry')).toEqual([]);
     const missing = await cli('--dry-run', '--set', 'PE_VERSION=v9.9.9');
@@ -83,23 +102,41 @@ describe('canvos-lite build', () => {
 
   it('a bad .arg line fails with file:line, the allowed values and a hint, exit 3, nothing pushed', async () => {
     const bad = join(tmp.path, 'bad.arg');
-    await writeFile(bad, refs.argLines.replace('IMAGE_REPO=$OS_DISTRIBUTION', 'IMAGE_REPO=badrepo').replace('ARCH=amd64', 'ARCH=x86'));
+    await writeFile(
+      bad,
+      refs.argLines.replace('IMAGE_REPO=$OS_DISTRIBUTION', 'IMAGE_REPO=badrepo').replace('ARCH=amd64', 'ARCH=x86'),
+    );
     const r = await cli('--push', '--arg-file', bad, '--project-dir', project);
     expect(r.code).toBe(3);
     expect(r.stdout).toBe('');
-    expect(r.stderr).toBe(`canvos-lite: ${bad}:7: ARCH="x86" is invalid: must be one of: amd64, arm64\nhint: write ARCH=amd64 (or another allowed value) on line 7 of ${bad}\n`);
+    expect(r.stderr).toBe(
+      `canvos-lite: ${bad}:7: ARCH="x86" is invalid: must be one of: amd64, arm64\nhint: write ARCH=amd64 (or another allowed value) on line 7 of ${bad}\n`,
+    );
     expect(await tags('out/badrepo')).toEqual([]);
   });
 
   it('--layer-compression zstd: appended layers are OCI zstd (zstd -t, tar lists them), base layers reused as they are', async () => {
     const out = join(tmp.path, 'zstd-out');
-    const r = await cli('--output', `oci:${out}`, '--json', '--layer-compression', 'zstd', '--set', 'K8S_VERSION=1.30.4');
+    const r = await cli(
+      '--output',
+      `oci:${out}`,
+      '--json',
+      '--layer-compression',
+      'zstd',
+      '--set',
+      'K8S_VERSION=1.30.4',
+    );
     expect(r.stderr).toBe(CERT_WARNING); // --json: no progress, only warnings
     expect(r.code).toBe(0);
     const j = JSON.parse(r.stdout) as { images: { tag: string; digest: string; appended: string[] }[] };
-    const raw = JSON.parse(await skopeo(['inspect', '--raw', `oci:${out}:${j.images[0]!.tag}`])) as { layers: { mediaType: string; digest: string }[] };
+    const raw = JSON.parse(await skopeo(['inspect', '--raw', `oci:${out}:${j.images[0]!.tag}`])) as {
+      layers: { mediaType: string; digest: string }[];
+    };
     const types = raw.layers.map((l) => l.mediaType);
-    expect(types.slice(0, 2)).toEqual(['application/vnd.oci.image.layer.v1.tar+gzip', 'application/vnd.oci.image.layer.v1.tar+gzip']);
+    expect(types.slice(0, 2)).toEqual([
+      'application/vnd.oci.image.layer.v1.tar+gzip',
+      'application/vnd.oci.image.layer.v1.tar+gzip',
+    ]);
     expect(new Set(types.slice(2))).toEqual(new Set(['application/vnd.oci.image.layer.v1.tar+zstd']));
     expect(types.length - 2).toBe(j.images[0]!.appended.length);
     const listing: string[] = [];
@@ -130,33 +167,93 @@ describe('canvos-lite build against an authenticating registry with a Docker-typ
     dir = join(tmp.path, 'auth');
     const r = await pushFixtureImages(auth, join(dir, 'fixtures'));
     // Replace the base with a Docker v2s2 manifest list (Docker media types throughout).
-    await makeOciLayout(join(dir, 'docker-base'), { docker: true, platforms: ['linux/amd64', 'linux/arm64'], layers: 1, layerBytes: 1024, files: { 'etc/kairos-release': 'KAIROS_NAME="x"\n' }, tag: 'docker' });
+    await makeOciLayout(join(dir, 'docker-base'), {
+      docker: true,
+      platforms: ['linux/amd64', 'linux/arm64'],
+      layers: 1,
+      layerBytes: 1024,
+      files: { 'etc/kairos-release': 'KAIROS_NAME="x"\n' },
+      tag: 'docker',
+    });
     await pushLayout(join(dir, 'docker-base'), auth, 'kairos/base', { tag: 'docker' });
     await makeProject(join(dir, 'project'), r.argLines.replace(':22.04\n', ':docker\n'));
-    await writeFile(join(dir, 'auth.json'), JSON.stringify({ auths: { [auth.host]: { auth: Buffer.from(`${auth.username}:${auth.password}`).toString('base64') } } }));
+    await writeFile(
+      join(dir, 'auth.json'),
+      JSON.stringify({
+        auths: { [auth.host]: { auth: Buffer.from(`${auth.username}:${auth.password}`).toString('base64') } },
+      }),
+    );
   }, 300_000);
   afterAll(async () => auth?.stop());
 
   it('pushes with --authfile credentials, keeps the Docker media-type family, never prints the password', async () => {
     const env = { HOME: tmp.path, PATH: process.env.PATH, CANVOS_CACHE_DIR: join(dir, 'cache') };
-    const { code, stdout, stderr } = await runCli(['build', '--push', '--insecure-registry', auth.host, '--authfile', join(dir, 'auth.json'), '--set', 'K8S_VERSION=1.30.4'], { env, cwd: join(dir, 'project') });
+    const { code, stdout, stderr } = await runCli(
+      [
+        'build',
+        '--push',
+        '--insecure-registry',
+        auth.host,
+        '--authfile',
+        join(dir, 'auth.json'),
+        '--set',
+        'K8S_VERSION=1.30.4',
+      ],
+      { env, cwd: join(dir, 'project') },
+    );
     expect(stderr).not.toContain(auth.password!);
     expect(stdout).not.toContain(auth.password!);
     expect(code).toBe(0);
-    const raw = JSON.parse(await skopeo(['inspect', '--raw', '--tls-verify=false', '--creds', `${auth.username}:${auth.password}`, `docker://${auth.host}/out/ubuntu:k3s-1.30.4-v4.9.38-demo`])) as { mediaType: string; config: { mediaType: string }; layers: { mediaType: string }[] };
+    const raw = JSON.parse(
+      await skopeo([
+        'inspect',
+        '--raw',
+        '--tls-verify=false',
+        '--creds',
+        `${auth.username}:${auth.password}`,
+        `docker://${auth.host}/out/ubuntu:k3s-1.30.4-v4.9.38-demo`,
+      ]),
+    ) as { mediaType: string; config: { mediaType: string }; layers: { mediaType: string }[] };
     expect(raw.mediaType).toBe('application/vnd.docker.distribution.manifest.v2+json');
     expect(raw.config.mediaType).toBe('application/vnd.docker.container.image.v1+json');
-    expect(new Set(raw.layers.map((l) => l.mediaType))).toEqual(new Set(['application/vnd.docker.image.rootfs.diff.tar.gzip']));
+    expect(new Set(raw.layers.map((l) => l.mediaType))).toEqual(
+      new Set(['application/vnd.docker.image.rootfs.diff.tar.gzip']),
+    );
     expect(raw.layers).toHaveLength(1 + 6);
   });
 
   it('--layer-compression zstd on a Docker-typed base fails with one line naming the media type, exit 3, nothing pushed', async () => {
     const env = { HOME: tmp.path, PATH: process.env.PATH, CANVOS_CACHE_DIR: join(dir, 'cache') };
-    const r = await runCli(['build', '--push', '--layer-compression', 'zstd', '--insecure-registry', auth.host, '--authfile', join(dir, 'auth.json'), '--set', 'K8S_VERSION=1.31.2', '--set', 'IMAGE_REPO=zstd'], { env, cwd: join(dir, 'project') });
+    const r = await runCli(
+      [
+        'build',
+        '--push',
+        '--layer-compression',
+        'zstd',
+        '--insecure-registry',
+        auth.host,
+        '--authfile',
+        join(dir, 'auth.json'),
+        '--set',
+        'K8S_VERSION=1.31.2',
+        '--set',
+        'IMAGE_REPO=zstd',
+      ],
+      { env, cwd: join(dir, 'project') },
+    );
     expect(r.code).toBe(3);
-    expect(r.stderr).toMatch(/zstd layers need an OCI base image, but the base manifest is application\/vnd\.docker\.distribution\.manifest\.v2\+json/);
+    expect(r.stderr).toMatch(
+      /zstd layers need an OCI base image, but the base manifest is application\/vnd\.docker\.distribution\.manifest\.v2\+json/,
+    );
     // The repository was never created: skopeo (authenticated) finds no tags there, while the earlier push is listed.
-    const list = (repo: string) => skopeo(['list-tags', '--tls-verify=false', '--creds', `${auth.username}:${auth.password}`, `docker://${auth.host}/${repo}`]);
+    const list = (repo: string) =>
+      skopeo([
+        'list-tags',
+        '--tls-verify=false',
+        '--creds',
+        `${auth.username}:${auth.password}`,
+        `docker://${auth.host}/${repo}`,
+      ]);
     await expect(list('out/zstd')).rejects.toThrow(/404 \(Not Found\)/);
     expect(await list('out/ubuntu')).toContain('k3s-1.30.4-v4.9.38-demo');
   });

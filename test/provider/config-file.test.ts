@@ -31,8 +31,12 @@ UPDATE_KERNEL=false
 describe('canvos.yaml', () => {
   it('camelCase and UPPER keys normalise into the same BuildConfig as .arg', () => {
     const fromArg = parseArgText(ARG);
-    const camel = parseConfigYaml('customTag: demo\nimageRegistry: ttl.sh\nosDistribution: ubuntu\nosVersion: "22.04"\nk8sDistribution: k3s\narch: amd64\nupdateKernel: false\n');
-    const upper = parseConfigYaml('CUSTOM_TAG: demo\nIMAGE_REGISTRY: ttl.sh\nOS_DISTRIBUTION: ubuntu\nOS_VERSION: 22.04\nK8S_DISTRIBUTION: k3s\nARCH: amd64\nUPDATE_KERNEL: false\n');
+    const camel = parseConfigYaml(
+      'customTag: demo\nimageRegistry: ttl.sh\nosDistribution: ubuntu\nosVersion: "22.04"\nk8sDistribution: k3s\narch: amd64\nupdateKernel: false\n',
+    );
+    const upper = parseConfigYaml(
+      'CUSTOM_TAG: demo\nIMAGE_REGISTRY: ttl.sh\nOS_DISTRIBUTION: ubuntu\nOS_VERSION: 22.04\nK8S_DISTRIBUTION: k3s\nARCH: amd64\nUPDATE_KERNEL: false\n',
+    );
     const strip = ({ origins: _o, ...rest }: ReturnType<typeof parseArgText>) => rest;
     expect(strip(camel)).toEqual(strip(fromArg));
     expect(strip(upper)).toEqual(strip(fromArg));
@@ -60,8 +64,13 @@ describe('canvos.yaml', () => {
 
   it('reads k8s sources and k8sImagePattern', () => {
     const sha = 'a'.repeat(64);
-    const c = parseConfigYaml(`k8s:\n  "1.30.4": { url: "https://example.com/k3s", sha256: "${sha}" }\n  "1.29.8":\n    image: reg.local/k8s:1.29.8\nk8sImagePattern: "reg.local/k8s/{dist}:{version}"\n`);
-    expect(c.k8sSources).toEqual({ '1.30.4': { url: 'https://example.com/k3s', sha256: sha }, '1.29.8': { image: 'reg.local/k8s:1.29.8' } });
+    const c = parseConfigYaml(
+      `k8s:\n  "1.30.4": { url: "https://example.com/k3s", sha256: "${sha}" }\n  "1.29.8":\n    image: reg.local/k8s:1.29.8\nk8sImagePattern: "reg.local/k8s/{dist}:{version}"\n`,
+    );
+    expect(c.k8sSources).toEqual({
+      '1.30.4': { url: 'https://example.com/k3s', sha256: sha },
+      '1.29.8': { image: 'reg.local/k8s:1.29.8' },
+    });
     expect(c.k8sImagePattern).toBe('reg.local/k8s/{dist}:{version}');
   });
 
@@ -89,10 +98,16 @@ describe('canvos.yaml', () => {
     try {
       await writeFile(join(dir, '.arg'), ARG);
       await writeFile(join(dir, 'canvos.yaml'), 'customTag: prod\nARCH: bogus\n');
-      const e = (await loadBuildConfig({ argFile: join(dir, '.arg'), configFile: join(dir, 'canvos.yaml') }).catch((x: unknown) => x)) as CanvosError;
+      const e = (await loadBuildConfig({ argFile: join(dir, '.arg'), configFile: join(dir, 'canvos.yaml') }).catch(
+        (x: unknown) => x,
+      )) as CanvosError;
       expect(e.message).toBe(`${join(dir, 'canvos.yaml')}:2:1: ARCH="bogus" is invalid: must be one of: amd64, arm64`);
       await writeFile(join(dir, 'canvos.yaml'), 'customTag: prod\n');
-      const c = await loadBuildConfig({ argFile: join(dir, '.arg'), configFile: join(dir, 'canvos.yaml'), overrides: { K8S_VERSION: '1.30.4' } });
+      const c = await loadBuildConfig({
+        argFile: join(dir, '.arg'),
+        configFile: join(dir, 'canvos.yaml'),
+        overrides: { K8S_VERSION: '1.30.4' },
+      });
       expect(c.customTag).toBe('prod');
       expect(c.imageRepo).toBe('ubuntu');
       expect(c.k8sVersion).toBe('1.30.4');
@@ -113,17 +128,34 @@ describe('k8s_version.json', () => {
     const sel = selectK8sVersions({ k8sVersion: '', k8sDistribution: 'nodeadm', origins: {} }, v);
     expect(sel).toEqual(['1.29.0', '1.30.0', '1.31.0', '1.32.0']);
     expect(selectK8sVersions({ k8sVersion: '1.30.4', k8sDistribution: 'k3s', origins: {} }, v)).toEqual(['1.30.4']);
-    expect(selectK8sVersions({ k8sVersion: '1.30.4', k8sDistribution: 'k3s', origins: {} }, undefined)).toEqual(['1.30.4']);
+    expect(selectK8sVersions({ k8sVersion: '1.30.4', k8sDistribution: 'k3s', origins: {} }, undefined)).toEqual([
+      '1.30.4',
+    ]);
   });
 
   it('unknown distribution, empty list, no file, bad JSON and bad versions are ERR_CONFIG', () => {
     const v = parseK8sVersions('{"k3s": ["1.30.4"], "rke2": []}');
-    const unknown = err(() => selectK8sVersions({ k8sVersion: '', k8sDistribution: 'kubeadm', origins: { K8S_DISTRIBUTION: { file: '.arg', line: 6 } } }, v));
-    expect(unknown.message).toBe('k8s_version.json has no entry for K8S_DISTRIBUTION=kubeadm (set at .arg:6); it lists: k3s, rke2');
-    expect(err(() => selectK8sVersions({ k8sVersion: '', k8sDistribution: 'rke2', origins: {} }, v)).message).toBe('k8s_version.json lists no versions for rke2');
-    expect(err(() => selectK8sVersions({ k8sVersion: '', k8sDistribution: 'k3s', origins: {} }, undefined)).hint).toContain('--k8s-versions');
-    expect(err(() => parseK8sVersions('{\n "k3s": [1.30]\n}', 'v.json')).message).toBe('v.json at .k3s[0]: Invalid input: expected string, received number');
-    expect(err(() => parseK8sVersions('{\n "k3s": ["1.30"]\n}', 'v.json')).message).toBe('v.json at .k3s[0]: must be x.y.z');
+    const unknown = err(() =>
+      selectK8sVersions(
+        { k8sVersion: '', k8sDistribution: 'kubeadm', origins: { K8S_DISTRIBUTION: { file: '.arg', line: 6 } } },
+        v,
+      ),
+    );
+    expect(unknown.message).toBe(
+      'k8s_version.json has no entry for K8S_DISTRIBUTION=kubeadm (set at .arg:6); it lists: k3s, rke2',
+    );
+    expect(err(() => selectK8sVersions({ k8sVersion: '', k8sDistribution: 'rke2', origins: {} }, v)).message).toBe(
+      'k8s_version.json lists no versions for rke2',
+    );
+    expect(
+      err(() => selectK8sVersions({ k8sVersion: '', k8sDistribution: 'k3s', origins: {} }, undefined)).hint,
+    ).toContain('--k8s-versions');
+    expect(err(() => parseK8sVersions('{\n "k3s": [1.30]\n}', 'v.json')).message).toBe(
+      'v.json at .k3s[0]: Invalid input: expected string, received number',
+    );
+    expect(err(() => parseK8sVersions('{\n "k3s": ["1.30"]\n}', 'v.json')).message).toBe(
+      'v.json at .k3s[0]: must be x.y.z',
+    );
     expect(err(() => parseK8sVersions('{\n "k3s": [\n}', 'v.json')).message).toMatch(/^v\.json:3:1: invalid JSON/);
   });
 });

@@ -34,14 +34,46 @@ RUN rm /etc/issue.net
 `;
 
 /** Run the CLI as the unprivileged user; `env` adds to a minimal environment. */
-async function cli(args: string[], env: Record<string, string> = {}, cwd = project): Promise<{ code: number; stdout: string; stderr: string }> {
-  const vars = { HOME: work, PATH: process.env.PATH ?? '/usr/bin:/bin', CANVOS_CACHE_DIR: join(work, 'cache'), SOURCE_DATE_EPOCH: EPOCH, ...env };
-  const argv = asUnprivileged(['env', ...Object.entries(vars).map(([k, v]) => `${k}=${v}`), process.execPath, BIN, ...args]);
+async function cli(
+  args: string[],
+  env: Record<string, string> = {},
+  cwd = project,
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  const vars = {
+    HOME: work,
+    PATH: process.env.PATH ?? '/usr/bin:/bin',
+    CANVOS_CACHE_DIR: join(work, 'cache'),
+    SOURCE_DATE_EPOCH: EPOCH,
+    ...env,
+  };
+  const argv = asUnprivileged([
+    'env',
+    ...Object.entries(vars).map(([k, v]) => `${k}=${v}`),
+    process.execPath,
+    BIN,
+    ...args,
+  ]);
   return run(argv[0]!, argv.slice(1), { cwd, timeoutMs: 900_000 });
 }
 
 const build = (repo: string, env: Record<string, string> = {}, cwd = project) =>
-  cli(['build', '--push', '--json', '--insecure-registry', reg.host, '--set', 'K8S_VERSION=1.30.4', '--set', `BASE_IMAGE=${baseRef}`, '--set', `IMAGE_REPO=${repo}`], env, cwd);
+  cli(
+    [
+      'build',
+      '--push',
+      '--json',
+      '--insecure-registry',
+      reg.host,
+      '--set',
+      'K8S_VERSION=1.30.4',
+      '--set',
+      `BASE_IMAGE=${baseRef}`,
+      '--set',
+      `IMAGE_REPO=${repo}`,
+    ],
+    env,
+    cwd,
+  );
 
 const tags = (repo: string) => registryTags(reg, repo);
 
@@ -79,7 +111,10 @@ describe('Dockerfile RUN, rootless', () => {
     const r = await build('wg');
     expect(r.stderr).not.toMatch(/canvos-lite: /);
     expect(r.code).toBe(0);
-    const out = JSON.parse(r.stdout) as { dockerfileRuns: number; images: { digest: string; appended: string[]; destination: string }[] };
+    const out = JSON.parse(r.stdout) as {
+      dockerfileRuns: number;
+      images: { digest: string; appended: string[]; destination: string }[];
+    };
     expect(out.dockerfileRuns).toBe(2);
     image = out.images[0]!.destination;
     expect(out.images[0]!.appended.slice(0, 3)).toEqual(['Dockerfile:5', 'Dockerfile:6', 'Dockerfile:7']);
@@ -97,15 +132,35 @@ describe('Dockerfile RUN, rootless', () => {
     const status = await readFile(join(root, 'var/lib/dpkg/status'), 'utf8');
     expect(status).toMatch(/^Package: wireguard-tools\nStatus: install ok installed/m);
     expect(await readFile(join(root, 'etc/hello.txt'), 'utf8')).toBe('hello from COPY\n');
-    expect(await stat(join(root, 'etc/issue.net')).then(() => true, () => false)).toBe(false);
-    expect(await stat(join(root, 'etc/issue')).then(() => true, () => false)).toBe(true);
+    expect(
+      await stat(join(root, 'etc/issue.net')).then(
+        () => true,
+        () => false,
+      ),
+    ).toBe(false);
+    expect(
+      await stat(join(root, 'etc/issue')).then(
+        () => true,
+        () => false,
+      ),
+    ).toBe(true);
     // Owners as stored in the RUN layers: root inside the namespace is 0/0, never the building user's uid.
     const m = JSON.parse(await readFile(join(layout, 'index.json'), 'utf8')) as { manifests: { digest: string }[] };
-    const manifest = JSON.parse(await readFile(join(layout, 'blobs/sha256', m.manifests[0]!.digest.slice(7)), 'utf8')) as { layers: { digest: string }[] };
-    const runLayer = await run('tar', ['--numeric-owner', '-tvzf', join(layout, 'blobs/sha256', manifest.layers[2]!.digest.slice(7))]);
+    const manifest = JSON.parse(
+      await readFile(join(layout, 'blobs/sha256', m.manifests[0]!.digest.slice(7)), 'utf8'),
+    ) as { layers: { digest: string }[] };
+    const runLayer = await run('tar', [
+      '--numeric-owner',
+      '-tvzf',
+      join(layout, 'blobs/sha256', manifest.layers[2]!.digest.slice(7)),
+    ]);
     expect(runLayer.stdout).toMatch(/-rwxr-xr-x 0\/0 .* usr\/bin\/wg\n/);
     expect(runLayer.stdout).not.toMatch(/ 1001\//);
-    const rmLayer = await run('tar', ['--numeric-owner', '-tvzf', join(layout, 'blobs/sha256', manifest.layers[3]!.digest.slice(7))]);
+    const rmLayer = await run('tar', [
+      '--numeric-owner',
+      '-tvzf',
+      join(layout, 'blobs/sha256', manifest.layers[3]!.digest.slice(7)),
+    ]);
     expect(rmLayer.stdout).toMatch(/etc\/\.wh\.issue\.net/);
   }, 300_000);
 
@@ -133,10 +188,13 @@ describe('Dockerfile RUN, rootless', () => {
 
   it('with SOURCE_DATE_EPOCH, two cold builds of deterministic RUNs give the same digest', async () => {
     const p2 = join(work, 'project2');
-    await makeProject(p2, (await readFile(join(project, '.arg'), 'utf8')));
+    await makeProject(p2, await readFile(join(project, '.arg'), 'utf8'));
     await writeFile(join(p2, 'hello.txt'), 'copied between two RUNs\n');
     // A COPY after a RUN is applied to the open workspace, so the second RUN sees it.
-    await writeFile(join(p2, 'Dockerfile'), 'ARG BASE\nFROM $BASE\nRUN echo deterministic > /etc/greeting && rm /etc/issue.net && mkdir -p /opt/x && ln -s /etc/greeting /opt/x/link\nCOPY hello.txt /etc/hello2.txt\nRUN cp /etc/hello2.txt /etc/hello3.txt\n');
+    await writeFile(
+      join(p2, 'Dockerfile'),
+      'ARG BASE\nFROM $BASE\nRUN echo deterministic > /etc/greeting && rm /etc/issue.net && mkdir -p /opt/x && ln -s /etc/greeting /opt/x/link\nCOPY hello.txt /etc/hello2.txt\nRUN cp /etc/hello2.txt /etc/hello3.txt\n',
+    );
     const id = unprivilegedIdentity()!;
     await run('chown', ['-R', `${id.uid}:${id.gid}`, p2]);
     const digests: string[] = [];
@@ -148,16 +206,24 @@ describe('Dockerfile RUN, rootless', () => {
       digests.push(out.images[0]!.digest);
     }
     expect(digests[1]).toBe(digests[0]);
-    const inspect = JSON.parse(await skopeo(['inspect', '--tls-verify=false', `docker://${reg.host}/out/cold:k3s-1.30.4-v4.9.38-demo`])) as { Layers: string[] };
+    const inspect = JSON.parse(
+      await skopeo(['inspect', '--tls-verify=false', `docker://${reg.host}/out/cold:k3s-1.30.4-v4.9.38-demo`]),
+    ) as { Layers: string[] };
     const blob = join(tmp.path, 'run2.tar.gz');
-    await writeFile(blob, Buffer.from(await (await fetch(`${reg.url}/v2/out/cold/blobs/${inspect.Layers[3]}`)).arrayBuffer()));
+    await writeFile(
+      blob,
+      Buffer.from(await (await fetch(`${reg.url}/v2/out/cold/blobs/${inspect.Layers[3]}`)).arrayBuffer()),
+    );
     expect((await run('tar', ['-tzf', blob])).stdout.split('\n')).toContain('etc/hello3.txt');
   }, 300_000);
 
   it('a failing RUN exits 18 naming Dockerfile:LINE, and pushes nothing', async () => {
     const p3 = join(work, 'project3');
     await makeProject(p3, await readFile(join(project, '.arg'), 'utf8'));
-    await writeFile(join(p3, 'Dockerfile'), 'ARG BASE\nFROM $BASE\nRUN echo ok\nRUN echo "no such thing" >&2 && exit 3\n');
+    await writeFile(
+      join(p3, 'Dockerfile'),
+      'ARG BASE\nFROM $BASE\nRUN echo ok\nRUN echo "no such thing" >&2 && exit 3\n',
+    );
     const id = unprivilegedIdentity()!;
     await run('chown', ['-R', `${id.uid}:${id.gid}`, p3]);
     const r = await build('failing', {}, p3);
@@ -170,7 +236,9 @@ describe('Dockerfile RUN, rootless', () => {
     const r = await build('nouserns', { CANVOS_EXEC_DISABLE_USERNS: '1' });
     expect(r.code).toBe(19);
     const lines = r.stderr.trim().split('\n');
-    expect(lines[0]).toBe('canvos-lite: Dockerfile:6: RUN cannot be executed here: user namespaces are disabled by CANVOS_EXEC_DISABLE_USERNS=1');
+    expect(lines[0]).toBe(
+      'canvos-lite: Dockerfile:6: RUN cannot be executed here: user namespaces are disabled by CANVOS_EXEC_DISABLE_USERNS=1',
+    );
     expect(lines[1]).toMatch(/^hint: enable unprivileged user namespaces .* or pre-bake the change into BASE_IMAGE$/);
     expect(await tags('out/nouserns')).toEqual([]); // IMAGE_REGISTRY=<registry>/out (fixture-images.ts)
     expect(await tags('out/wg')).toEqual(['k3s-1.30.4-v4.9.38-demo']);

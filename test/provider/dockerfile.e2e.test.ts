@@ -56,7 +56,10 @@ ADD --chown=1000 extra.tar.xz /opt/xz/
 `;
 
 async function build(cacheDir: string, versionsOverride?: string): Promise<BuildProviderResult> {
-  const config = await loadBuildConfig({ argFile: join(project, '.arg'), overrides: { K8S_VERSION: versionsOverride ?? '1.30.4' } });
+  const config = await loadBuildConfig({
+    argFile: join(project, '.arg'),
+    overrides: { K8S_VERSION: versionsOverride ?? '1.30.4' },
+  });
   return buildProviderImages(config, {
     versions: [config.k8sVersion],
     output: { push: true },
@@ -72,7 +75,12 @@ const tags = (repo: string) => registryTags(reg, repo);
 beforeAll(async () => {
   reg = await startRegistry();
   tmp = await tmpDir('canvos-dockerfile-e2e-');
-  const baseFiles = { ...BASE_FILES, 'etc/passwd': 'root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000::/home/app:/bin/sh\n', 'etc/group': 'root:x:0:\nstaff:x:50:\napp:x:1000:\n', 'usr/local/bin/existing': 'x\n' };
+  const baseFiles = {
+    ...BASE_FILES,
+    'etc/passwd': 'root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000::/home/app:/bin/sh\n',
+    'etc/group': 'root:x:0:\nstaff:x:50:\napp:x:1000:\n',
+    'usr/local/bin/existing': 'x\n',
+  };
   refs = await pushFixtureImages(reg, join(tmp.path, 'fixtures'), { baseFiles });
   project = join(tmp.path, 'project');
   await makeProject(project, refs.argLines);
@@ -94,7 +102,10 @@ beforeAll(async () => {
   await writeFile(join(src, 'p.txt'), 'plain\n');
   await run('tar', ['-czf', join(project, 'vendor.tar.gz'), '-C', src, 'inner']);
   await run('tar', ['-cf', join(project, 'plain.tar'), '-C', src, 'p.txt']);
-  await writeFile(join(project, 'bootargs.cfg'), 'set kernel=/boot/vmlinuz\nset baseCmd="console=ttyS0 custom.arg=1 security=selinux selinux=1"\n');
+  await writeFile(
+    join(project, 'bootargs.cfg'),
+    'set kernel=/boot/vmlinuz\nset baseCmd="console=ttyS0 custom.arg=1 security=selinux selinux=1"\n',
+  );
   await writeFile(join(src, 'xz.txt'), 'from xz\n');
   await run('tar', ['-cJf', join(project, 'extra.tar.xz'), '-C', src, 'xz.txt']);
   server = createServer((req, res) => res.end(req.url === '/dl/tool-1.0.bin' ? DOWNLOAD : ''));
@@ -114,7 +125,23 @@ afterAll(async () => {
 describe('project Dockerfile', () => {
   it('appends one layer per COPY/ADD right after the base, before canvos-lite layers', async () => {
     const img = first.images[0]!;
-    expect(img.appended).toEqual(['Dockerfile:17', 'Dockerfile:18', 'Dockerfile:19', 'Dockerfile:20', 'Dockerfile:21', 'Dockerfile:22', 'Dockerfile:26', 'Dockerfile:27', 'Dockerfile:28', 'os-config', 'overlay', 'agent-provider', 'stylus', 'finalize', 'k8s-1.30.4']);
+    expect(img.appended).toEqual([
+      'Dockerfile:17',
+      'Dockerfile:18',
+      'Dockerfile:19',
+      'Dockerfile:20',
+      'Dockerfile:21',
+      'Dockerfile:22',
+      'Dockerfile:26',
+      'Dockerfile:27',
+      'Dockerfile:28',
+      'os-config',
+      'overlay',
+      'agent-provider',
+      'stylus',
+      'finalize',
+      'k8s-1.30.4',
+    ]);
     expect(img.layers.slice(0, 2).map((l) => l.digest)).toEqual(refs.baseDigests.amd64);
     expect(first.dockerfileRuns).toBe(0);
   });
@@ -126,8 +153,16 @@ describe('project Dockerfile', () => {
       history: { created_by: string; empty_layer?: boolean }[];
       rootfs: { diff_ids: string[] };
     };
-    expect(cfg.config.Env).toEqual(['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', 'APP_HOME=/opt/app', 'DRBD=9.2.13']);
-    expect(cfg.config.Labels).toEqual({ 'canvos.test/platform': 'linux/amd64', 'org.example.vendor': 'ACME corp', os: 'ubuntu' });
+    expect(cfg.config.Env).toEqual([
+      'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
+      'APP_HOME=/opt/app',
+      'DRBD=9.2.13',
+    ]);
+    expect(cfg.config.Labels).toEqual({
+      'canvos.test/platform': 'linux/amd64',
+      'org.example.vendor': 'ACME corp',
+      os: 'ubuntu',
+    });
     expect(cfg.config.WorkingDir).toBe('/opt/app');
     expect(cfg.config.Cmd).toEqual(['/opt/app/bin/start.sh']);
     const h = cfg.history.slice(2, 13); // up to the bootargs COPY
@@ -149,12 +184,22 @@ describe('project Dockerfile', () => {
 
   it('the unpacked image (umoci) has each COPY/ADD effect, .dockerignore honoured, the preamble not replayed', async () => {
     const layout = join(tmp.path, 'layout');
-    await skopeo(['copy', '--insecure-policy', '--src-tls-verify=false', `docker://${reg.host}/out/ubuntu:${first.images[0]!.tag}`, `oci:${layout}:img`]);
+    await skopeo([
+      'copy',
+      '--insecure-policy',
+      '--src-tls-verify=false',
+      `docker://${reg.host}/out/ubuntu:${first.images[0]!.tag}`,
+      `oci:${layout}:img`,
+    ]);
     const bundle = join(tmp.path, 'bundle');
     await umoci(['unpack', '--rootless', '--image', `${layout}:img`, bundle]);
     const root = join(bundle, 'rootfs');
     const read = (p: string) => readFile(join(root, p), 'utf8');
-    const exists = (p: string) => stat(join(root, p)).then(() => true, () => false);
+    const exists = (p: string) =>
+      stat(join(root, p)).then(
+        () => true,
+        () => false,
+      );
     expect(await read('opt/app/bin/start.sh')).toContain('echo start');
     expect((await stat(join(root, 'opt/app/bin/stop.sh'))).mode & 0o7777).toBe(0o750);
     expect(await exists('opt/app/bin/notes.txt')).toBe(false);
@@ -173,21 +218,54 @@ describe('project Dockerfile', () => {
     expect((await stat(join(root, 'opt/dl/tool-1.0.bin'))).mode & 0o777).toBe(0o600);
     expect(await read('opt/xz/xz.txt')).toBe('from xz\n'); // ADD of a local .tar.xz extracts it
     // canvos-lite's bootargs edit applies to the Dockerfile's bootargs.cfg, not the base's.
-    expect(await read('etc/cos/bootargs.cfg')).toBe('set kernel=/boot/vmlinuz\nset baseCmd="console=ttyS0 custom.arg=1 selinux=0 systemd.unified_cgroup_hierarchy=1 rd.driver.blacklist=nouveau modprobe.blacklist=nouveau nouveau.modeset=0"\n');
+    expect(await read('etc/cos/bootargs.cfg')).toBe(
+      'set kernel=/boot/vmlinuz\nset baseCmd="console=ttyS0 custom.arg=1 selinux=0 systemd.unified_cgroup_hierarchy=1 rd.driver.blacklist=nouveau modprobe.blacklist=nouveau nouveau.modeset=0"\n',
+    );
     // Owners as written in the layer (umoci --rootless maps them to the caller): --chown=app:staff → 1000:50.
     const blobs = join(layout, 'blobs/sha256');
-    const listing = await run('tar', ['--numeric-owner', '-tvzf', join(blobs, first.images[0]!.layers[2]!.digest.slice(7))]);
+    const listing = await run('tar', [
+      '--numeric-owner',
+      '-tvzf',
+      join(blobs, first.images[0]!.layers[2]!.digest.slice(7)),
+    ]);
     expect(listing.stdout).toMatch(/-rwxr-x--- 1000\/50 .* opt\/app\/bin\/start\.sh/);
-    const conf = await run('tar', ['--numeric-owner', '-tvzf', join(blobs, first.images[0]!.layers[3]!.digest.slice(7))]);
+    const conf = await run('tar', [
+      '--numeric-owner',
+      '-tvzf',
+      join(blobs, first.images[0]!.layers[3]!.digest.slice(7)),
+    ]);
     expect(conf.stdout).toMatch(/-rw-r--r-- 0\/0 .* etc\/acme\/a\.conf/);
-    const xz = await run('tar', ['--numeric-owner', '-tvzf', join(blobs, first.images[0]!.layers[10]!.digest.slice(7))]);
+    const xz = await run('tar', [
+      '--numeric-owner',
+      '-tvzf',
+      join(blobs, first.images[0]!.layers[10]!.digest.slice(7)),
+    ]);
     expect(xz.stdout).toMatch(/ 1000\/1000 .* opt\/xz\/xz\.txt/); // ADD --chown=1000 applies to extracted entries
   });
 
   it('--dry-run lists the Dockerfile steps without running anything', async () => {
     const config = await loadBuildConfig({ argFile: join(project, '.arg'), overrides: { K8S_VERSION: '1.30.4' } });
-    const r = await describeProviderBuild(config, { versions: ['1.30.4'], projectDir: project, registry: { insecureRegistries: [reg.host], authFiles: [] }, cacheDir: join(tmp.path, 'cache-dry') });
-    expect(r.dockerfileSteps.map((st) => st.name)).toEqual(['Dockerfile:13', 'Dockerfile:15', 'Dockerfile:16', 'Dockerfile:17', 'Dockerfile:18', 'Dockerfile:19', 'Dockerfile:20', 'Dockerfile:21', 'Dockerfile:22', 'Dockerfile:25', 'Dockerfile:26', 'Dockerfile:27', 'Dockerfile:28']);
+    const r = await describeProviderBuild(config, {
+      versions: ['1.30.4'],
+      projectDir: project,
+      registry: { insecureRegistries: [reg.host], authFiles: [] },
+      cacheDir: join(tmp.path, 'cache-dry'),
+    });
+    expect(r.dockerfileSteps.map((st) => st.name)).toEqual([
+      'Dockerfile:13',
+      'Dockerfile:15',
+      'Dockerfile:16',
+      'Dockerfile:17',
+      'Dockerfile:18',
+      'Dockerfile:19',
+      'Dockerfile:20',
+      'Dockerfile:21',
+      'Dockerfile:22',
+      'Dockerfile:25',
+      'Dockerfile:26',
+      'Dockerfile:27',
+      'Dockerfile:28',
+    ]);
     expect(r.dockerfileSteps[3]?.createdBy).toBe('COPY --chmod=0750 --chown=app:staff scripts/*.sh bin/ # buildkit');
   });
 
@@ -200,13 +278,20 @@ describe('project Dockerfile', () => {
     const saved = await readFile(join(project, 'Dockerfile'), 'utf8');
     try {
       for (const [line, bad, msg] of [
-        ['RUN --mount=type=cache,target=/var/cache/apt apt-get update', 'ERR_CONFIG', /^Dockerfile:29: RUN --mount=type=cache,target=\/var\/cache\/apt is not supported/],
+        [
+          'RUN --mount=type=cache,target=/var/cache/apt apt-get update',
+          'ERR_CONFIG',
+          /^Dockerfile:29: RUN --mount=type=cache,target=\/var\/cache\/apt is not supported/,
+        ],
         ['FROM $BASE', 'ERR_CONFIG', /^Dockerfile:29: a second FROM/],
         ['ADD https://example.com/x.tgz /x/', 'ERR_CONFIG', /^Dockerfile:29: ADD of a URL needs --checksum/],
         ['COPY missing.txt /x', 'ERR_CONFIG', /^Dockerfile:29: missing\.txt does not exist in the project directory/],
       ] as const) {
         await writeFile(join(project, 'Dockerfile'), `${saved}${line}\n`);
-        const e = await build(join(tmp.path, 'cache-bad'), '1.29.8').then(() => undefined, (x: unknown) => x);
+        const e = await build(join(tmp.path, 'cache-bad'), '1.29.8').then(
+          () => undefined,
+          (x: unknown) => x,
+        );
         expect(CanvosError.is(e), line).toBe(true);
         expect((e as CanvosError).code).toBe(bad);
         expect((e as CanvosError).message).toMatch(msg);

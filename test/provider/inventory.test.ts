@@ -3,7 +3,13 @@ import { describe, expect, it } from 'vitest';
 import { CanvosError } from '../../src/errors.js';
 import { ARG_NAMES, type ArgName } from '../../src/provider/args.js';
 import { parseArgText } from '../../src/provider/arg-file.js';
-import { INVENTORY, applyInventory, argEntry, inventoryMarkdown, type InventoryScope } from '../../src/provider/inventory.js';
+import {
+  INVENTORY,
+  applyInventory,
+  argEntry,
+  inventoryMarkdown,
+  type InventoryScope,
+} from '../../src/provider/inventory.js';
 import type { BuildConfig } from '../../src/provider/resolve.js';
 import { ARG_INFO } from '../../src/provider/schema.js';
 
@@ -18,10 +24,14 @@ function collect(c: BuildConfig, scopes: InventoryScope[] = ALL): string[] {
 /** A value of `name` other than CanvOS's default that the schema accepts. */
 function nonDefault(name: ArgName): BuildConfig {
   const info = ARG_INFO.get(name)!;
-  const candidates = info.kind === 'boolean' ? [info.default === 'true' ? 'false' : 'true']
-    : info.kind === 'integer' ? [String(Number(info.default) + 1)]
-    : info.kind === 'enum' ? (info.allowed ?? []).filter((v) => v !== info.default && v !== '')
-    : ['7', 'example.com/x/y:1', 'x1'];
+  const candidates =
+    info.kind === 'boolean'
+      ? [info.default === 'true' ? 'false' : 'true']
+      : info.kind === 'integer'
+        ? [String(Number(info.default) + 1)]
+        : info.kind === 'enum'
+          ? (info.allowed ?? []).filter((v) => v !== info.default && v !== '')
+          : ['7', 'example.com/x/y:1', 'x1'];
   for (const v of candidates) {
     try {
       return parseArgText(`${name}=${v}\n`);
@@ -47,8 +57,12 @@ describe('the CanvOS inventory', () => {
     for (const e of INVENTORY.filter((x) => x.status !== 'honoured')) {
       const rules = e.rules ?? (e.via ? argEntry(e.via)?.rules : undefined) ?? [];
       expect(rules.length, e.name).toBeGreaterThan(0);
-      expect(rules.some((r) => r.status === e.status || e.via !== undefined), e.name).toBe(true);
-      if (e.status === 'refused' || rules.some((r) => r.issue)) expect(e.issue ?? rules.find((r) => r.issue)?.issue, e.name).toBeTruthy();
+      expect(
+        rules.some((r) => r.status === e.status || e.via !== undefined),
+        e.name,
+      ).toBe(true);
+      if (e.status === 'refused' || rules.some((r) => r.issue))
+        expect(e.issue ?? rules.find((r) => r.issue)?.issue, e.name).toBeTruthy();
     }
   });
 
@@ -61,7 +75,8 @@ describe('the CanvOS inventory', () => {
 
   it('CanvOS defaults (and .arg.template values) produce no refusal and no warning in any step', () => {
     expect(collect(parseArgText(''))).toEqual([]);
-    const template = 'CUSTOM_TAG=demo\nIMAGE_REGISTRY=ttl.sh\nOS_DISTRIBUTION=ubuntu\nIMAGE_REPO=$OS_DISTRIBUTION\nOS_VERSION=22.04\nK8S_DISTRIBUTION=k3s\nISO_NAME=palette-edge-installer\nARCH=amd64\nHTTPS_PROXY=\nHTTP_PROXY=\nUPDATE_KERNEL=false\nCLUSTERCONFIG=spc.tgz\nCIS_HARDENING=false\nEDGE_CUSTOM_CONFIG=.edge-custom-config.yaml\nFORCE_INTERACTIVE_INSTALL=false\n';
+    const template =
+      'CUSTOM_TAG=demo\nIMAGE_REGISTRY=ttl.sh\nOS_DISTRIBUTION=ubuntu\nIMAGE_REPO=$OS_DISTRIBUTION\nOS_VERSION=22.04\nK8S_DISTRIBUTION=k3s\nISO_NAME=palette-edge-installer\nARCH=amd64\nHTTPS_PROXY=\nHTTP_PROXY=\nUPDATE_KERNEL=false\nCLUSTERCONFIG=spc.tgz\nCIS_HARDENING=false\nEDGE_CUSTOM_CONFIG=.edge-custom-config.yaml\nFORCE_INTERACTIVE_INSTALL=false\n';
     expect(collect(parseArgText(template))).toEqual([]);
   });
 
@@ -70,7 +85,9 @@ describe('the CanvOS inventory', () => {
       const name = e.name as ArgName;
       const w = collect(nonDefault(name));
       expect(w.length, name).toBeGreaterThan(0);
-      expect(w[0], name).toMatch(new RegExp(`^W_(ARG_NO_EFFECT|EXEC_STEP_SKIPPED) \\.arg:1: ${name}=\\S+ has no effect in canvos-lite: `));
+      expect(w[0], name).toMatch(
+        new RegExp(`^W_(ARG_NO_EFFECT|EXEC_STEP_SKIPPED) \\.arg:1: ${name}=\\S+ has no effect in canvos-lite: `),
+      );
       if (e.issue) expect(w[0], name).toContain(`(issue ${e.issue})`);
     }
   });
@@ -86,11 +103,15 @@ describe('the CanvOS inventory', () => {
     };
     const uki = refusal('OS_VERSION=24.04\nIS_UKI=true\n', ['base', 'provider']);
     expect(uki.code).toBe('ERR_CONFIG');
-    expect(uki.message).toBe('.arg:2: IS_UKI=true is not supported by canvos-lite: a UKI provider image carries signed EFI artefacts built by enki/osbuilder');
+    expect(uki.message).toBe(
+      '.arg:2: IS_UKI=true is not supported by canvos-lite: a UKI provider image carries signed EFI artefacts built by enki/osbuilder',
+    );
     expect(uki.hint).toContain('issue #16 UKI');
     expect(refusal('IS_UKI=true\n', ['iso']).message).toMatch(/UKI installer ISO/);
     const maas = refusal('IS_MAAS=true\n', ['base', 'iso']);
-    expect(maas.message).toBe('.arg:1: IS_MAAS=true is not supported by canvos-lite: the MAAS disk image (kairos-raw-image + build-kairos-maas.sh) is not built');
+    expect(maas.message).toBe(
+      '.arg:1: IS_MAAS=true is not supported by canvos-lite: the MAAS disk image (kairos-raw-image + build-kairos-maas.sh) is not built',
+    );
     expect(maas.hint).toContain('#17');
     expect(refusal('IS_CLOUD_IMAGE=true\n', ['iso']).hint).toContain('#17');
     expect(collect(parseArgText('IS_MAAS=true\nIS_CLOUD_IMAGE=true\n'), ['base', 'provider'])).toEqual([
@@ -102,10 +123,17 @@ describe('the CanvOS inventory', () => {
   it('steps switched on by a combination of arguments warn too (nodeadm install); the kubeadm kernel headers run', () => {
     expect(collect(parseArgText('K8S_DISTRIBUTION=kubeadm\n'), ['base', 'provider'])).toEqual([]);
     expect(collect(parseArgText('UPDATE_KERNEL=true\n'), ['base', 'provider'])).toEqual([]); // runs through the executor
-    expect(collect(parseArgText('UPDATE_KERNEL=true\nOS_DISTRIBUTION=opensuse-leap\nOS_VERSION=15.6\n'), ['base', 'provider'])).toEqual([
-      'W_EXEC_STEP_SKIPPED .arg:1: UPDATE_KERNEL=true has no effect in canvos-lite: CanvOS\'s SUSE/RHEL kernel-devel headers step (760–791) is not run (on opensuse-leap/amd64 the kernel upgrade itself is); canvos-lite runs the project Dockerfile\'s RUN lines, UPDATE_KERNEL, the kernel headers step and TWO_NODE, not this CanvOS step: add it to the project Dockerfile as a RUN line, or pre-bake it into BASE_IMAGE (issue #11 Dockerfile/RUN)',
+    expect(
+      collect(parseArgText('UPDATE_KERNEL=true\nOS_DISTRIBUTION=opensuse-leap\nOS_VERSION=15.6\n'), [
+        'base',
+        'provider',
+      ]),
+    ).toEqual([
+      "W_EXEC_STEP_SKIPPED .arg:1: UPDATE_KERNEL=true has no effect in canvos-lite: CanvOS's SUSE/RHEL kernel-devel headers step (760–791) is not run (on opensuse-leap/amd64 the kernel upgrade itself is); canvos-lite runs the project Dockerfile's RUN lines, UPDATE_KERNEL, the kernel headers step and TWO_NODE, not this CanvOS step: add it to the project Dockerfile as a RUN line, or pre-bake it into BASE_IMAGE (issue #11 Dockerfile/RUN)",
     ]);
-    expect(collect(parseArgText('K8S_DISTRIBUTION=nodeadm\n'), ['base', 'provider'])[0]).toMatch(/nodeadm install -p iam-ra/);
+    expect(collect(parseArgText('K8S_DISTRIBUTION=nodeadm\n'), ['base', 'provider'])[0]).toMatch(
+      /nodeadm install -p iam-ra/,
+    );
     expect(collect(parseArgText('K8S_DISTRIBUTION=nodeadm\n'), ['base', 'iso'])).toEqual([]);
   });
 });

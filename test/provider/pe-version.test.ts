@@ -8,7 +8,15 @@ import { runCli } from '../helpers/cli.js';
 import { run, tmpDir } from '../helpers/tools.js';
 
 let tmp: Awaited<ReturnType<typeof tmpDir>>;
-const GIT_ENV = { ...process.env, GIT_AUTHOR_NAME: 't', GIT_AUTHOR_EMAIL: 't@example.com', GIT_COMMITTER_NAME: 't', GIT_COMMITTER_EMAIL: 't@example.com', GIT_CONFIG_NOSYSTEM: '1', HOME: '/nonexistent' };
+const GIT_ENV = {
+  ...process.env,
+  GIT_AUTHOR_NAME: 't',
+  GIT_AUTHOR_EMAIL: 't@example.com',
+  GIT_COMMITTER_NAME: 't',
+  GIT_COMMITTER_EMAIL: 't@example.com',
+  GIT_CONFIG_NOSYSTEM: '1',
+  HOME: '/nonexistent',
+};
 
 async function git(dir: string, ...args: string[]): Promise<void> {
   const r = await run('git', ['-C', dir, ...args], { env: GIT_ENV });
@@ -29,7 +37,13 @@ async function repo(name: string, tags: string[]): Promise<string> {
   return dir;
 }
 
-const err = (p: Promise<unknown>): Promise<CanvosError> => p.then(() => { throw new Error('expected an error'); }, (e: unknown) => e as CanvosError);
+const err = (p: Promise<unknown>): Promise<CanvosError> =>
+  p.then(
+    () => {
+      throw new Error('expected an error');
+    },
+    (e: unknown) => e as CanvosError,
+  );
 
 beforeAll(async () => {
   tmp = await tmpDir('canvos-pe-version-');
@@ -56,21 +70,29 @@ describe('PE_VERSION defaults to git describe --abbrev=0 --tags of the project (
       const e = await err(gitDescribePeVersion(dir));
       expect(e.code, dir).toBe('ERR_CONFIG');
       expect(e.message, dir).toMatch(/^PE_VERSION is not set and /);
-      expect(e.hint).toBe('set PE_VERSION in .arg (e.g. PE_VERSION=v4.9.38), or build from a CanvOS checkout with its release tags');
+      expect(e.hint).toBe(
+        'set PE_VERSION in .arg (e.g. PE_VERSION=v4.9.38), or build from a CanvOS checkout with its release tags',
+      );
     }
   });
 
   it('the CLI uses it: a project outside git without PE_VERSION exits 3 before any network access', async () => {
     const project = join(tmp.path, 'cli-project');
     await mkdir(project);
-    await writeFile(join(project, '.arg'), 'CUSTOM_TAG=demo\nK8S_VERSION=1.30.4\nIMAGE_REGISTRY=127.0.0.1:1/x\nBASE_IMAGE=127.0.0.1:1/base:1\n');
+    await writeFile(
+      join(project, '.arg'),
+      'CUSTOM_TAG=demo\nK8S_VERSION=1.30.4\nIMAGE_REGISTRY=127.0.0.1:1/x\nBASE_IMAGE=127.0.0.1:1/base:1\n',
+    );
     const env = { HOME: tmp.path, PATH: process.env.PATH, CANVOS_CACHE_DIR: join(tmp.path, 'cache') };
     const r = await runCli(['build', '--dry-run'], { env, cwd: project });
     expect(r.code).toBe(3);
     expect(r.stderr).toMatch(/PE_VERSION is not set and git describe --abbrev=0 --tags failed in /);
     expect(r.stderr).toContain('hint: set PE_VERSION in .arg');
     const tagged = await repo('cli-tagged', ['v4.9.38']);
-    await writeFile(join(tagged, '.arg'), 'CUSTOM_TAG=demo\nK8S_VERSION=1.30.4\nIMAGE_REGISTRY=127.0.0.1:1/x\nBASE_IMAGE=127.0.0.1:1/base:1\n');
+    await writeFile(
+      join(tagged, '.arg'),
+      'CUSTOM_TAG=demo\nK8S_VERSION=1.30.4\nIMAGE_REGISTRY=127.0.0.1:1/x\nBASE_IMAGE=127.0.0.1:1/base:1\n',
+    );
     const ok = await runCli(['build', '--dry-run', '--json'], { env, cwd: tagged });
     expect(ok.stdout).toContain('k3s-1.30.4-v4.9.38-demo');
   });

@@ -20,7 +20,10 @@ const TAG = 'k3s-1.30.4-v4.9.38-demo';
 let reg: TestRegistry;
 let tmp: Awaited<ReturnType<typeof tmpDir>>;
 let podmanArgs: string[] = [];
-const usable = await run('podman', ['--version']).then((r) => r.code === 0, () => false);
+const usable = await run('podman', ['--version']).then(
+  (r) => r.code === 0,
+  () => false,
+);
 
 async function podman(...args: string[]): Promise<string> {
   const r = await run('podman', [...podmanArgs, ...args], { timeoutMs: 120_000 });
@@ -46,7 +49,10 @@ async function unstatable(root: string, rel = ''): Promise<string[]> {
  * image does have /usr/local/system, so a fresh directory stands in for it).
  */
 async function withDanglingWhiteout(layout: string): Promise<void> {
-  const layer = await buildLayer({ entries: [{ type: 'whiteout', paths: ['usr/local/system-old/providers'] }] }, { dir: join(layout, 'blobs/sha256'), sourceDateEpoch: 1 });
+  const layer = await buildLayer(
+    { entries: [{ type: 'whiteout', paths: ['usr/local/system-old/providers'] }] },
+    { dir: join(layout, 'blobs/sha256'), sourceDateEpoch: 1 },
+  );
   await appendLayerToLayout(layout, layer);
 }
 
@@ -61,9 +67,19 @@ beforeAll(async () => {
   // The bootable fixture base: written by our layer builder (makeOciLayout's layers repeat directory entries, which
   // containers/storage refuses to import).
   const fx = await prepareBootFixture();
-  const config = await loadBuildConfig({ argFile: join(project, '.arg'), overrides: { K8S_VERSION: '1.30.4', BASE_IMAGE: `oci:${fx.layoutDir}:${fx.tag}` } });
+  const config = await loadBuildConfig({
+    argFile: join(project, '.arg'),
+    overrides: { K8S_VERSION: '1.30.4', BASE_IMAGE: `oci:${fx.layoutDir}:${fx.tag}` },
+  });
   const good = join(tmp.path, 'good');
-  await buildProviderImages(config, { versions: ['1.30.4'], output: { ociDir: good }, projectDir: project, registry: { insecureRegistries: [reg.host], authFiles: [] }, cacheDir: join(tmp.path, 'cache'), sourceDateEpoch: 1_700_000_000 });
+  await buildProviderImages(config, {
+    versions: ['1.30.4'],
+    output: { ociDir: good },
+    projectDir: project,
+    registry: { insecureRegistries: [reg.host], authFiles: [] },
+    cacheDir: join(tmp.path, 'cache'),
+    sourceDateEpoch: 1_700_000_000,
+  });
   await cp(good, join(tmp.path, 'bad'), { recursive: true });
   await withDanglingWhiteout(join(tmp.path, 'bad'));
 }, 300_000);
@@ -81,7 +97,13 @@ describe.skipIf(!usable)('whiteouts under podman (overlay driver)', () => {
   it('the provider image lists only entries that exist; the old dangling whiteout shows an unstat-able providers', async () => {
     // skopeo names the images (podman pull would name them after the upper-case temp path).
     const store = `containers-storage:[overlay@${join(tmp.path, 'storage')}+${join(tmp.path, 'run')}]`;
-    for (const name of ['good', 'bad']) await skopeo(['copy', '--insecure-policy', `oci:${join(tmp.path, name)}:${TAG}`, `${store}localhost/canvos/${name}:1`]);
+    for (const name of ['good', 'bad'])
+      await skopeo([
+        'copy',
+        '--insecure-policy',
+        `oci:${join(tmp.path, name)}:${TAG}`,
+        `${store}localhost/canvos/${name}:1`,
+      ]);
     const goodRoot = await podman('image', 'mount', 'localhost/canvos/good:1');
     const badRoot = await podman('image', 'mount', 'localhost/canvos/bad:1');
     expect(await unstatable(goodRoot)).toEqual([]);

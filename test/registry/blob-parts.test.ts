@@ -25,7 +25,12 @@ describe('ranged blob reads', () => {
   const desc = { mediaType: 'application/octet-stream', digest: sha256(data), size: data.length };
   const repos: Repository[] = [];
   const repo = (parts: ConstructorParameters<typeof Repository>[2] = {}): Repository => {
-    const r = new Repository(proxy.host, 'parts/a', { insecureRegistries: [proxy.host], authFiles: [], retry: { baseDelayMs: 10 }, ...parts });
+    const r = new Repository(proxy.host, 'parts/a', {
+      insecureRegistries: [proxy.host],
+      authFiles: [],
+      retry: { baseDelayMs: 10 },
+      ...parts,
+    });
     repos.push(r);
     return r;
   };
@@ -48,10 +53,17 @@ describe('ranged blob reads', () => {
   });
 
   // Split mode: the first GET (no Range) runs to 2 × PART, the parts after it are ranged.
-  const split = ['', ...Array.from({ length: 9 }, (_, i) => `bytes=${(i + 2) * PART}-${Math.min(data.length, (i + 3) * PART) - 1}`)].sort();
+  const split = [
+    '',
+    ...Array.from({ length: 9 }, (_, i) => `bytes=${(i + 2) * PART}-${Math.min(data.length, (i + 3) * PART) - 1}`),
+  ].sort();
 
   it('splits the rest of a large blob into consecutive Range parts read in parallel, byte-exact', async () => {
-    const got = await readAll(await repo({ blobParts: { parallel: 4, partSize: PART, slowBelow: Infinity, budget: new ReadAheadBudget(64 * PART) } }).getBlob(desc));
+    const got = await readAll(
+      await repo({
+        blobParts: { parallel: 4, partSize: PART, slowBelow: Infinity, budget: new ReadAheadBudget(64 * PART) },
+      }).getBlob(desc),
+    );
     expect(got.equals(data)).toBe(true);
     expect(ranges().sort()).toEqual(split);
   });
@@ -60,28 +72,47 @@ describe('ranged blob reads', () => {
   const FAST = 4 * 1024 * KiB;
 
   it('a fast source is read with the one plain GET (no extra registry work)', async () => {
-    const got = await readAll(await repo({ blobParts: { parallel: 4, partSize: PART, slowBelow: FAST, budget: new ReadAheadBudget(64 * PART) } }).getBlob(desc));
+    const got = await readAll(
+      await repo({
+        blobParts: { parallel: 4, partSize: PART, slowBelow: FAST, budget: new ReadAheadBudget(64 * PART) },
+      }).getBlob(desc),
+    );
     expect(got.equals(data)).toBe(true);
     expect(ranges()).toEqual(['']);
   });
 
   it('a source slower than one stream should be (throttled per connection) goes parallel by default', async () => {
-    proxy.addRule({ method: 'GET', path: /\/blobs\/sha256:/, times: Infinity, action: { kind: 'slow', bytesPerSecond: 1024 * KiB } });
-    const got = await readAll(await repo({ blobParts: { parallel: 4, partSize: PART, slowBelow: FAST, budget: new ReadAheadBudget(64 * PART) } }).getBlob(desc));
+    proxy.addRule({
+      method: 'GET',
+      path: /\/blobs\/sha256:/,
+      times: Infinity,
+      action: { kind: 'slow', bytesPerSecond: 1024 * KiB },
+    });
+    const got = await readAll(
+      await repo({
+        blobParts: { parallel: 4, partSize: PART, slowBelow: FAST, budget: new ReadAheadBudget(64 * PART) },
+      }).getBlob(desc),
+    );
     expect(got.equals(data)).toBe(true);
     expect(ranges().sort()).toEqual(split);
   });
 
   it('a slow source that does not advertise Accept-Ranges is read with one GET', async () => {
     proxy.addRule({ method: 'GET', path: /\/blobs\/sha256:/, times: 1, action: { kind: 'no-accept-ranges' } });
-    const got = await readAll(await repo({ blobParts: { parallel: 4, partSize: PART, slowBelow: Infinity, budget: new ReadAheadBudget(64 * PART) } }).getBlob(desc));
+    const got = await readAll(
+      await repo({
+        blobParts: { parallel: 4, partSize: PART, slowBelow: Infinity, budget: new ReadAheadBudget(64 * PART) },
+      }).getBlob(desc),
+    );
     expect(got.equals(data)).toBe(true);
     expect(ranges()).toEqual(['']);
   });
 
   it('a fast source read by a slow reader stays on one stream: time waiting for the reader is not source time', async () => {
     // The reader waits 30 ms per chunk: counted as source time, the first part would look slower than FAST.
-    const stream = await repo({ blobParts: { parallel: 4, partSize: PART, slowBelow: FAST, budget: new ReadAheadBudget(64 * PART) } }).getBlob(desc);
+    const stream = await repo({
+      blobParts: { parallel: 4, partSize: PART, slowBelow: FAST, budget: new ReadAheadBudget(64 * PART) },
+    }).getBlob(desc);
     const chunks: Buffer[] = [];
     await new Promise<void>((resolve, reject) => {
       stream.on('data', (c: Buffer) => {
@@ -100,7 +131,12 @@ describe('ranged blob reads', () => {
     const small = randomBytes(2 * 1024 * KiB - 1);
     const sd = { mediaType: 'application/octet-stream', digest: sha256(small), size: small.length };
     await repo({ blobParts: false }).pushBlob(sd, async () => Readable.from([small]));
-    const slowRule = { method: 'GET', path: /\/blobs\/sha256:/, times: Infinity, action: { kind: 'slow', bytesPerSecond: 4096 * KiB } } as const;
+    const slowRule = {
+      method: 'GET',
+      path: /\/blobs\/sha256:/,
+      times: Infinity,
+      action: { kind: 'slow', bytesPerSecond: 4096 * KiB },
+    } as const;
     proxy.addRule({ ...slowRule });
     proxy.requests.splice(0);
     const parts = { parallel: 4, partSize: PART, slowBelow: Infinity, budget: new ReadAheadBudget(64 * PART) };
@@ -111,20 +147,42 @@ describe('ranged blob reads', () => {
   });
 
   it('resumes a part whose connection breaks mid-body from its last byte', async () => {
-    proxy.addRule({ method: 'GET', path: /\/blobs\/sha256:/, skip: 2, times: 2, action: { kind: 'reset-mid-body', afterBytes: 100 * KiB } });
-    const got = await readAll(await repo({ blobParts: { parallel: 3, partSize: PART, slowBelow: Infinity, budget: new ReadAheadBudget(64 * PART) } }).getBlob(desc));
+    proxy.addRule({
+      method: 'GET',
+      path: /\/blobs\/sha256:/,
+      skip: 2,
+      times: 2,
+      action: { kind: 'reset-mid-body', afterBytes: 100 * KiB },
+    });
+    const got = await readAll(
+      await repo({
+        blobParts: { parallel: 3, partSize: PART, slowBelow: Infinity, budget: new ReadAheadBudget(64 * PART) },
+      }).getBlob(desc),
+    );
     expect(got.equals(data)).toBe(true);
     expect(gets().filter((r) => r.fault === 'reset-mid-body')).toHaveLength(2);
     // Each broken part is asked again for exactly its missing tail: a start 100 KiB (or 200 KiB) into a part.
-    const starts = ranges().filter((r) => r !== '').map((r) => Number(r.slice(6).split('-')[0]));
+    const starts = ranges()
+      .filter((r) => r !== '')
+      .map((r) => Number(r.slice(6).split('-')[0]));
     const resumed = starts.filter((s) => s % PART !== 0);
     expect(resumed).toHaveLength(2);
     for (const s of resumed) expect((s % PART) % (100 * KiB)).toBe(0);
   });
 
   it('fails with one clear error when Range is ignored on a later part', async () => {
-    proxy.addRule({ method: 'GET', path: /\/blobs\/sha256:/, skip: 1, times: Infinity, action: { kind: 'ignore-range' } });
-    const err = await readAll(await repo({ blobParts: { parallel: 2, partSize: PART, slowBelow: Infinity, budget: new ReadAheadBudget(64 * PART) } }).getBlob(desc)).catch((e: unknown) => e);
+    proxy.addRule({
+      method: 'GET',
+      path: /\/blobs\/sha256:/,
+      skip: 1,
+      times: Infinity,
+      action: { kind: 'ignore-range' },
+    });
+    const err = await readAll(
+      await repo({
+        blobParts: { parallel: 2, partSize: PART, slowBelow: Infinity, budget: new ReadAheadBudget(64 * PART) },
+      }).getBlob(desc),
+    ).catch((e: unknown) => e);
     expect(err).toMatchObject({ code: 'ERR_REGISTRY_HTTP' });
     expect(String((err as Error).message)).toMatch(/with the whole blob although it advertised Accept-Ranges/);
   });
@@ -134,12 +192,18 @@ describe('ranged blob reads', () => {
     other[0] = other[0]! ^ 1;
     const d2 = { ...desc, digest: sha256(other) };
     await repo({ blobParts: false }).pushBlob(d2, async () => Readable.from([other]));
-    const file = (await readdir(reg.dataDir, { recursive: true })).find((f) => f.endsWith(`${d2.digest.slice(7)}/data`));
+    const file = (await readdir(reg.dataDir, { recursive: true })).find((f) =>
+      f.endsWith(`${d2.digest.slice(7)}/data`),
+    );
     expect(file).toBeDefined();
     const corrupt = Buffer.from(other);
     corrupt[5 * PART + 7] = corrupt[5 * PART + 7]! ^ 0xff;
     await writeFile(join(reg.dataDir, file!), corrupt);
-    const err = await readAll(await repo({ blobParts: { parallel: 4, partSize: PART, slowBelow: Infinity, budget: new ReadAheadBudget(64 * PART) } }).getBlob(d2)).catch((e: unknown) => e);
+    const err = await readAll(
+      await repo({
+        blobParts: { parallel: 4, partSize: PART, slowBelow: Infinity, budget: new ReadAheadBudget(64 * PART) },
+      }).getBlob(d2),
+    ).catch((e: unknown) => e);
     expect(err).toMatchObject({ code: 'ERR_DIGEST_MISMATCH' });
   });
 
@@ -148,7 +212,9 @@ describe('ranged blob reads', () => {
     // after it may only run ahead as far as the budget allows.
     const requestsWhenStalled = async (budget: ReadAheadBudget): Promise<number> => {
       proxy.requests.splice(0);
-      const stream = await repo({ blobParts: { parallel: 4, partSize: PART, slowBelow: Infinity, budget } }).getBlob(desc);
+      const stream = await repo({ blobParts: { parallel: 4, partSize: PART, slowBelow: Infinity, budget } }).getBlob(
+        desc,
+      );
       let n = 0;
       let stalled = false;
       await new Promise<void>((resolve) => {
@@ -193,12 +259,24 @@ describe('ranged blob reads', () => {
   it('once every part runs, an idle connection takes the second half of the longest stream (work stealing)', async () => {
     // Parts of 4 × PART: the first stream is cut at 4 × PART, two parts follow; with connections left idle,
     // the longest running streams are cut in two at 64 KiB boundaries that are not part boundaries.
-    proxy.addRule({ method: 'GET', path: /\/blobs\/sha256:/, times: Infinity, action: { kind: 'slow', bytesPerSecond: 1024 * KiB } });
+    proxy.addRule({
+      method: 'GET',
+      path: /\/blobs\/sha256:/,
+      times: Infinity,
+      action: { kind: 'slow', bytesPerSecond: 1024 * KiB },
+    });
     const budget = new ReadAheadBudget(64 * PART);
     proxy.resetPeak();
-    const got = await readAll(await repo({ concurrency: 6, blobParts: { parallel: 6, partSize: 4 * PART, slowBelow: Infinity, budget } }).getBlob(desc));
+    const got = await readAll(
+      await repo({
+        concurrency: 6,
+        blobParts: { parallel: 6, partSize: 4 * PART, slowBelow: Infinity, budget },
+      }).getBlob(desc),
+    );
     expect(got.equals(data)).toBe(true);
-    const starts = ranges().filter((r) => r !== '').map((r) => Number(/^bytes=(\d+)-/.exec(r)![1]));
+    const starts = ranges()
+      .filter((r) => r !== '')
+      .map((r) => Number(/^bytes=(\d+)-/.exec(r)![1]));
     const stolen = starts.filter((x) => x % (4 * PART) !== 0);
     expect(stolen.length).toBeGreaterThan(0);
     for (const x of stolen) expect(x % (64 * KiB)).toBe(0);
@@ -208,13 +286,32 @@ describe('ranged blob reads', () => {
 
   it('stolen and cut streams survive connection resets: each broken range resumes from its last byte, byte-exact', async () => {
     // Slow, so streams get cut and halves stolen; three ranged requests after the first two break mid-body.
-    proxy.addRule({ method: 'GET', path: /\/blobs\/sha256:/, skip: 2, times: 3, action: { kind: 'reset-mid-body', afterBytes: 96 * KiB } });
-    proxy.addRule({ method: 'GET', path: /\/blobs\/sha256:/, times: Infinity, action: { kind: 'slow', bytesPerSecond: 1024 * KiB } });
+    proxy.addRule({
+      method: 'GET',
+      path: /\/blobs\/sha256:/,
+      skip: 2,
+      times: 3,
+      action: { kind: 'reset-mid-body', afterBytes: 96 * KiB },
+    });
+    proxy.addRule({
+      method: 'GET',
+      path: /\/blobs\/sha256:/,
+      times: Infinity,
+      action: { kind: 'slow', bytesPerSecond: 1024 * KiB },
+    });
     const budget = new ReadAheadBudget(64 * PART);
-    const got = await readAll(await repo({ concurrency: 6, retry: { baseDelayMs: 5 }, blobParts: { parallel: 6, partSize: 4 * PART, slowBelow: Infinity, budget } }).getBlob(desc));
+    const got = await readAll(
+      await repo({
+        concurrency: 6,
+        retry: { baseDelayMs: 5 },
+        blobParts: { parallel: 6, partSize: 4 * PART, slowBelow: Infinity, budget },
+      }).getBlob(desc),
+    );
     expect(got.equals(data)).toBe(true);
     expect(gets().filter((r) => r.fault === 'reset-mid-body')).toHaveLength(3);
-    const starts = ranges().filter((r) => r !== '').map((r) => Number(/^bytes=(\d+)-/.exec(r)![1]));
+    const starts = ranges()
+      .filter((r) => r !== '')
+      .map((r) => Number(/^bytes=(\d+)-/.exec(r)![1]));
     // Resumed ranges start 96 KiB into what broke: not on a 64 KiB boundary, unlike every planned start.
     expect(starts.filter((x) => x % (64 * KiB) !== 0).length).toBeGreaterThanOrEqual(1);
     expect(budget.available).toBe(64 * PART);
@@ -225,12 +322,21 @@ describe('ranged blob reads', () => {
     const od = { mediaType: 'application/octet-stream', digest: sha256(other), size: other.length };
     await repo({ blobParts: false }).pushBlob(od, async () => Readable.from([other]));
     proxy.requests.splice(0);
-    proxy.addRule({ method: 'GET', path: /\/blobs\/sha256:/, times: Infinity, action: { kind: 'slow', bytesPerSecond: 1024 * KiB } });
-    const r = repo({ concurrency: 6, blobParts: { parallel: 6, partSize: 2 * PART, slowBelow: Infinity, budget: new ReadAheadBudget(64 * PART) } });
+    proxy.addRule({
+      method: 'GET',
+      path: /\/blobs\/sha256:/,
+      times: Infinity,
+      action: { kind: 'slow', bytesPerSecond: 1024 * KiB },
+    });
+    const r = repo({
+      concurrency: 6,
+      blobParts: { parallel: 6, partSize: 2 * PART, slowBelow: Infinity, budget: new ReadAheadBudget(64 * PART) },
+    });
     const [a, b] = await Promise.all([r.getBlob(desc).then(readAll), r.getBlob(od).then(readAll)]);
     expect(a.equals(data)).toBe(true);
     expect(b.equals(other)).toBe(true);
-    const rangedFor = (d: string) => proxy.requests.filter((q) => q.method === 'GET' && q.path.includes(d) && q.headers.range !== undefined).length;
+    const rangedFor = (d: string) =>
+      proxy.requests.filter((q) => q.method === 'GET' && q.path.includes(d) && q.headers.range !== undefined).length;
     expect(rangedFor(desc.digest)).toBeGreaterThan(0);
     expect(rangedFor(od.digest)).toBeGreaterThan(0);
   });
@@ -238,21 +344,48 @@ describe('ranged blob reads', () => {
   it('canvos-lite copy splits a slow layer into Range parts by default, and reads it with one GET under --blob-parts 1; both byte-exact', async () => {
     const big = randomBytes(9 * 1024 * KiB);
     const bd = { mediaType: 'application/vnd.oci.image.layer.v1.tar', digest: sha256(big), size: big.length };
-    const cfg = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [bd.digest] } }));
+    const cfg = Buffer.from(
+      JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [bd.digest] } }),
+    );
     const cd = { mediaType: 'application/vnd.oci.image.config.v1+json', digest: sha256(cfg), size: cfg.length };
     const upstream = new Repository(reg.host, 'parts/img', { insecureRegistries: [reg.host], authFiles: [] });
     repos.push(upstream);
     await upstream.pushBlob(bd, async () => Readable.from([big]));
     await upstream.pushBlob(cd, async () => Readable.from([cfg]));
-    const manifest = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json', config: cd, layers: [bd] }));
+    const manifest = Buffer.from(
+      JSON.stringify({
+        schemaVersion: 2,
+        mediaType: 'application/vnd.oci.image.manifest.v1+json',
+        config: cd,
+        layers: [bd],
+      }),
+    );
     await upstream.putManifest({ bytes: manifest, mediaType: 'application/vnd.oci.image.manifest.v1+json' }, 'v1');
     const dst = await startRegistry({ auth: 'none' });
     try {
-      const layerGets = () => proxy.requests.filter((r) => r.method === 'GET' && r.path.includes(bd.digest)).map((r) => String(r.headers.range ?? ''));
+      const layerGets = () =>
+        proxy.requests
+          .filter((r) => r.method === 'GET' && r.path.includes(bd.digest))
+          .map((r) => String(r.headers.range ?? ''));
       const env = { HOME: '/nonexistent', PATH: process.env.PATH };
       // 16 MiB/s per connection: slower than one stream should be (64 MiB/s).
-      proxy.addRule({ method: 'GET', path: new RegExp(bd.digest), times: Infinity, action: { kind: 'slow', bytesPerSecond: 16 * 1024 * KiB } });
-      const r1 = await runCli(['copy', '--json', '--src-insecure', '--dest-insecure', `docker://${proxy.host}/parts/img:v1`, `docker://${dst.host}/a/img:v1`], { env, cwd: '/' });
+      proxy.addRule({
+        method: 'GET',
+        path: new RegExp(bd.digest),
+        times: Infinity,
+        action: { kind: 'slow', bytesPerSecond: 16 * 1024 * KiB },
+      });
+      const r1 = await runCli(
+        [
+          'copy',
+          '--json',
+          '--src-insecure',
+          '--dest-insecure',
+          `docker://${proxy.host}/parts/img:v1`,
+          `docker://${dst.host}/a/img:v1`,
+        ],
+        { env, cwd: '/' },
+      );
       expect(r1.stderr).toBe('');
       expect(r1.code).toBe(0);
       // The first GET (no Range) is cut short; the rest comes in Range parts (64 KiB-aligned starts) that leave no
@@ -260,7 +393,10 @@ describe('ranged blob reads', () => {
       // where the other starts).
       const gets = layerGets();
       expect(gets[0]).toBe('');
-      const parts = gets.slice(1).map((r) => /^bytes=(\d+)-(\d+)$/.exec(r)!.slice(1).map(Number) as [number, number]).sort((x, y) => x[0] - y[0]);
+      const parts = gets
+        .slice(1)
+        .map((r) => /^bytes=(\d+)-(\d+)$/.exec(r)!.slice(1).map(Number) as [number, number])
+        .sort((x, y) => x[0] - y[0]);
       expect(parts.length).toBeGreaterThanOrEqual(2);
       let covered = parts[0]![1];
       for (let i = 1; i < parts.length; i++) {
@@ -270,7 +406,18 @@ describe('ranged blob reads', () => {
       expect(covered).toBe(big.length - 1);
       for (const [start] of parts) expect(start % 65536).toBe(0);
       proxy.requests.splice(0);
-      const r2 = await runCli(['copy', '--blob-parts', '1', '--src-insecure', '--dest-insecure', `docker://${proxy.host}/parts/img:v1`, `docker://${dst.host}/b/img:v1`], { env, cwd: '/' });
+      const r2 = await runCli(
+        [
+          'copy',
+          '--blob-parts',
+          '1',
+          '--src-insecure',
+          '--dest-insecure',
+          `docker://${proxy.host}/parts/img:v1`,
+          `docker://${dst.host}/b/img:v1`,
+        ],
+        { env, cwd: '/' },
+      );
       expect(r2.code).toBe(0);
       expect(layerGets()).toEqual(['']);
       for (const repoName of ['a/img', 'b/img']) {

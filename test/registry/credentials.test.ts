@@ -23,7 +23,12 @@ async function writeConfig(name: string, config: unknown): Promise<string> {
 }
 
 /** A real credential helper executable: answers for one server URL, logs every query. */
-async function writeHelper(name: string, server: string, username: string, secret: string): Promise<{ bin: string; log: string }> {
+async function writeHelper(
+  name: string,
+  server: string,
+  username: string,
+  secret: string,
+): Promise<{ bin: string; log: string }> {
   const bin = join(tmp.path, `bin-${name}`);
   await mkdir(bin, { recursive: true });
   const log = join(bin, 'queries.log');
@@ -51,23 +56,36 @@ describe('credential lookup (files only)', () => {
       },
     });
     const env = { HOME: tmp.path, DOCKER_CONFIG: dir };
-    expect(await resolveCredentials('docker.io', { env })).toEqual(expect.objectContaining({ username: 'hubuser', password: 'hubpass' }));
-    expect(await resolveCredentials('index.docker.io', { env })).toEqual(expect.objectContaining({ username: 'hubuser' }));
-    expect(await resolveCredentials('ghcr.io', { env })).toEqual(expect.objectContaining({ username: 'gh', password: 'ghp' }));
+    expect(await resolveCredentials('docker.io', { env })).toEqual(
+      expect.objectContaining({ username: 'hubuser', password: 'hubpass' }),
+    );
+    expect(await resolveCredentials('index.docker.io', { env })).toEqual(
+      expect.objectContaining({ username: 'hubuser' }),
+    );
+    expect(await resolveCredentials('ghcr.io', { env })).toEqual(
+      expect.objectContaining({ username: 'gh', password: 'ghp' }),
+    );
     expect(await resolveCredentials('quay.io', { env })).toBeUndefined();
   });
 
   it('REGISTRY_AUTH_FILE wins over DOCKER_CONFIG; explicit credentials win over both', async () => {
     const docker = await writeConfig('d1', { auths: { 'r.example': { username: 'docker', password: 'x' } } });
-    const podman = join(await writeConfig('p1', { auths: { 'r.example': { username: 'podman', password: 'y' } } }), 'config.json');
+    const podman = join(
+      await writeConfig('p1', { auths: { 'r.example': { username: 'podman', password: 'y' } } }),
+      'config.json',
+    );
     const env = { HOME: tmp.path, DOCKER_CONFIG: docker, REGISTRY_AUTH_FILE: podman };
     expect((await resolveCredentials('r.example', { env }))?.username).toBe('podman');
-    expect((await resolveCredentials('r.example', { env, credentials: { username: 'explicit', password: 'z' } }))?.username).toBe('explicit');
+    expect(
+      (await resolveCredentials('r.example', { env, credentials: { username: 'explicit', password: 'z' } }))?.username,
+    ).toBe('explicit');
   });
 
   it('a helper missing from PATH gives a clear ERR_REGISTRY_AUTH', async () => {
     const dir = await writeConfig('missing', { credHelpers: { 'r.example': 'nosuchhelper' } });
-    await expect(resolveCredentials('r.example', { env: { HOME: tmp.path, DOCKER_CONFIG: dir, PATH: '/nonexistent' } })).rejects.toMatchObject({
+    await expect(
+      resolveCredentials('r.example', { env: { HOME: tmp.path, DOCKER_CONFIG: dir, PATH: '/nonexistent' } }),
+    ).rejects.toMatchObject({
       code: 'ERR_REGISTRY_AUTH',
       message: expect.stringMatching(/docker-credential-nosuchhelper.*not on PATH/),
     });
@@ -76,7 +94,9 @@ describe('credential lookup (files only)', () => {
   it('a helper answering <token> yields an identity token', async () => {
     const h = await writeHelper('tok', 'r.example', '<token>', 'refresh-abc');
     const dir = await writeConfig('tok', { credHelpers: { 'r.example': 'tok' } });
-    const creds = await resolveCredentials('r.example', { env: { HOME: tmp.path, DOCKER_CONFIG: dir, PATH: `${h.bin}:${process.env.PATH}` } });
+    const creds = await resolveCredentials('r.example', {
+      env: { HOME: tmp.path, DOCKER_CONFIG: dir, PATH: `${h.bin}:${process.env.PATH}` },
+    });
     expect(creds).toEqual({ identityToken: 'refresh-abc' });
   });
 });
@@ -93,7 +113,11 @@ describe('credentials against real registries', () => {
   });
 
   it('uses docker config.json auths for a basic-auth registry', async () => {
-    const dir = await writeConfig('basic-auths', { auths: { [`http://${basic.host}`]: { auth: Buffer.from(`${basic.username}:${basic.password}`).toString('base64') } } });
+    const dir = await writeConfig('basic-auths', {
+      auths: {
+        [`http://${basic.host}`]: { auth: Buffer.from(`${basic.username}:${basic.password}`).toString('base64') },
+      },
+    });
     const env = { HOME: tmp.path, DOCKER_CONFIG: dir };
     const dest = registryDestination(`${basic.host}/creds/a:v1`, { insecureRegistries: [basic.host], env });
     const img = tinyImage('auths');
@@ -132,14 +156,28 @@ describe('credentials against real registries', () => {
   it('exchanges an identity token with an OAuth2 refresh_token POST', async () => {
     const ts = bearer.tokenServer!;
     // Get a refresh token the way `docker login` does for identity-token registries.
-    const form = new URLSearchParams({ grant_type: 'password', username: bearer.username!, password: bearer.password!, service: ts.service, client_id: 'test', access_type: 'offline' });
-    const res = await request(ts.realm, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: form.toString() });
+    const form = new URLSearchParams({
+      grant_type: 'password',
+      username: bearer.username!,
+      password: bearer.password!,
+      service: ts.service,
+      client_id: 'test',
+      access_type: 'offline',
+    });
+    const res = await request(ts.realm, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: form.toString(),
+    });
     const body = (await res.body.json()) as { refresh_token?: string };
     expect(res.statusCode).toBe(200);
     expect(body.refresh_token).toBeTruthy();
     const dir = await writeConfig('idtoken', { auths: { [bearer.host]: { identitytoken: body.refresh_token } } });
     const before = ts.requests.length;
-    const repo = new Repository(bearer.host, 'creds/helper', { insecureRegistries: [bearer.host], env: { HOME: tmp.path, DOCKER_CONFIG: dir } });
+    const repo = new Repository(bearer.host, 'creds/helper', {
+      insecureRegistries: [bearer.host],
+      env: { HOME: tmp.path, DOCKER_CONFIG: dir },
+    });
     expect(await repo.headManifest('v1')).toBeTruthy();
     await repo.close();
     const reqs = ts.requests.slice(before);
@@ -150,7 +188,10 @@ describe('credentials against real registries', () => {
     const pub = await startRegistry({ auth: 'none' });
     try {
       const dir = await writeConfig('desktop', { credsStore: 'desktop' });
-      const repo = new Repository(pub.host, 'creds/public', { insecureRegistries: [pub.host], env: { HOME: tmp.path, DOCKER_CONFIG: dir, PATH: '/nonexistent' } });
+      const repo = new Repository(pub.host, 'creds/public', {
+        insecureRegistries: [pub.host],
+        env: { HOME: tmp.path, DOCKER_CONFIG: dir, PATH: '/nonexistent' },
+      });
       expect(await repo.headManifest('v1')).toBeUndefined();
       await repo.close();
     } finally {
@@ -166,7 +207,9 @@ describe('credentials against real registries', () => {
     const dir = await writeConfig('leaky', { credHelpers: { [basic.host]: 'leaky' } });
     let err: unknown;
     try {
-      await resolveCredentials(basic.host, { env: { HOME: tmp.path, DOCKER_CONFIG: dir, PATH: `${bin}:${process.env.PATH}` } });
+      await resolveCredentials(basic.host, {
+        env: { HOME: tmp.path, DOCKER_CONFIG: dir, PATH: `${bin}:${process.env.PATH}` },
+      });
     } catch (e) {
       err = e;
     }

@@ -8,10 +8,14 @@ describe('debug logging', () => {
     for (const auth of ['basic', 'bearer'] as const) {
       const reg = await startRegistry({ auth });
       try {
-        const res = await run('npx', ['vite-node', 'test/registry/debug-child.ts', reg.host, reg.username!, reg.password!], {
-          env: { ...process.env, NODE_DEBUG: 'canvos' },
-          timeoutMs: 60_000,
-        });
+        const res = await run(
+          'npx',
+          ['vite-node', 'test/registry/debug-child.ts', reg.host, reg.username!, reg.password!],
+          {
+            env: { ...process.env, NODE_DEBUG: 'canvos' },
+            timeoutMs: 60_000,
+          },
+        );
         expect(res.code, res.stderr).toBe(0);
         const log = res.stderr;
         expect(log).toMatch(/registry PUT http:\/\/127\.0\.0\.1:\d+\/v2\/debug\/a\/blobs\/uploads\/.* -> 201/);

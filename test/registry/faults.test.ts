@@ -46,7 +46,8 @@ describe('registry faults', () => {
     await repo?.close();
     repo = new Repository(proxy.host, 'faults/a', repoOpts());
   });
-  const count = (method: string, re: RegExp) => proxy.requests.filter((r) => r.method === method && re.test(r.path)).length;
+  const count = (method: string, re: RegExp) =>
+    proxy.requests.filter((r) => r.method === method && re.test(r.path)).length;
 
   it('retries a 503 and then succeeds', async () => {
     const b = blob(1000);
@@ -60,7 +61,12 @@ describe('registry faults', () => {
   it('honours Retry-After on 429', async () => {
     const b = blob(500);
     await repo.pushBlob(b.desc, async () => Readable.from([b.data]));
-    proxy.addRule({ method: 'HEAD', path: /\/blobs\/sha256:/, times: 1, action: { kind: 'status', status: 429, headers: { 'retry-after': '2' } } });
+    proxy.addRule({
+      method: 'HEAD',
+      path: /\/blobs\/sha256:/,
+      times: 1,
+      action: { kind: 'status', status: 429, headers: { 'retry-after': '2' } },
+    });
     const t0 = Date.now();
     expect(await repo.headBlob(b.desc.digest)).toEqual({ size: 500 });
     // baseDelayMs is 20 ms: only Retry-After explains a wait of ~2 s.
@@ -80,7 +86,12 @@ describe('registry faults', () => {
     const b = blob(1024 * 1024);
     await repo.pushBlob(b.desc, async () => Readable.from([b.data]));
     const from = proxy.requests.length;
-    proxy.addRule({ method: 'GET', path: /\/blobs\/sha256:/, times: 1, action: { kind: 'reset-mid-body', afterBytes: 300_000 } });
+    proxy.addRule({
+      method: 'GET',
+      path: /\/blobs\/sha256:/,
+      times: 1,
+      action: { kind: 'reset-mid-body', afterBytes: 300_000 },
+    });
     const seen: number[] = [];
     const s = await repo.getBlob(b.desc, { onProgress: (e) => seen.push(e.transferred) });
     expect((await readAll(s)).equals(b.data)).toBe(true);
@@ -97,7 +108,12 @@ describe('registry faults', () => {
     const b = blob(2 * 1024 * 1024);
     await repo.pushBlob(b.desc, async () => Readable.from([b.data]));
     const from = proxy.requests.length;
-    proxy.addRule({ method: 'GET', path: /\/blobs\/sha256:/, times: 2, action: { kind: 'reset-mid-body', afterBytes: 700_000 } });
+    proxy.addRule({
+      method: 'GET',
+      path: /\/blobs\/sha256:/,
+      times: 2,
+      action: { kind: 'reset-mid-body', afterBytes: 700_000 },
+    });
     const out = join(tmp.path, 'resumed.bin');
     await repo.fetchBlobToFile(b.desc, out);
     expect((await readFile(out)).equals(b.data)).toBe(true);
@@ -137,16 +153,24 @@ describe('registry faults', () => {
 
   it('forced chunked upload uses PATCH chunks and survives a reset PATCH', async () => {
     const b = blob(200 * 1024);
-    const r = new Repository(proxy.host, 'faults/chunked', { ...repoOpts(), uploadMode: 'chunked', chunkSize: 64 * 1024 });
+    const r = new Repository(proxy.host, 'faults/chunked', {
+      ...repoOpts(),
+      uploadMode: 'chunked',
+      chunkSize: 64 * 1024,
+    });
     const from = proxy.requests.length;
     proxy.addRule({ method: 'PATCH', skip: 1, times: 1, action: { kind: 'reset' } });
     const seen: number[] = [];
-    expect(await r.pushBlob(b.desc, async () => Readable.from([b.data]), { onProgress: (e) => seen.push(e.transferred) })).toBe('uploaded');
+    expect(
+      await r.pushBlob(b.desc, async () => Readable.from([b.data]), { onProgress: (e) => seen.push(e.transferred) }),
+    ).toBe('uploaded');
     expect(seen).toEqual([65536, 131072, 196608, 204800]);
     const reqs = proxy.requests.slice(from);
     expect(reqs.filter((q) => q.method === 'PATCH').length).toBeGreaterThanOrEqual(4);
     expect(reqs.filter((q) => q.method === 'PATCH' && !q.fault).length).toBe(4);
-    expect(reqs.filter((q) => q.method === 'PUT' && /digest=/.test(q.path)).map((q) => q.headers['content-length'])).toEqual(['0']);
+    expect(
+      reqs.filter((q) => q.method === 'PUT' && /digest=/.test(q.path)).map((q) => q.headers['content-length']),
+    ).toEqual(['0']);
     expect((await readAll(await r.getBlob(b.desc))).equals(b.data)).toBe(true);
     await r.close();
   });
@@ -168,7 +192,13 @@ describe('registry faults', () => {
     const b = blob(100 * 1024);
     const from = proxy.requests.length;
     proxy.addRule({ method: 'PUT', path: /\/blobs\/uploads\//, times: 1, action: { kind: 'reset' } });
-    proxy.addRule({ method: 'PUT', path: /\/blobs\/uploads\//, skip: 1, times: 1, action: { kind: 'status', status: 405 } });
+    proxy.addRule({
+      method: 'PUT',
+      path: /\/blobs\/uploads\//,
+      skip: 1,
+      times: 1,
+      action: { kind: 'status', status: 405 },
+    });
     expect(await repo.pushBlob(b.desc, async () => Readable.from([b.data]))).toBe('uploaded');
     const reqs = proxy.requests.slice(from);
     expect(reqs.filter((q) => q.method === 'POST').length).toBe(3);
@@ -182,14 +212,20 @@ describe('registry faults', () => {
     const dest = registryDestination(`${proxy.host}/faults/mounted:v1`, repoOpts());
     const from = proxy.requests.length;
     let opened = 0;
-    const result = await dest.putBlob(b.desc, async () => {
-      opened++;
-      return Readable.from([b.data]);
-    }, { mountFrom: { registry: proxy.host, repository: 'faults/a' } });
+    const result = await dest.putBlob(
+      b.desc,
+      async () => {
+        opened++;
+        return Readable.from([b.data]);
+      },
+      { mountFrom: { registry: proxy.host, repository: 'faults/a' } },
+    );
     expect(result).toBe('mounted');
     expect(opened).toBe(0);
     const reqs = proxy.requests.slice(from);
-    expect(reqs.filter((q) => q.method === 'POST' && /mount=sha256/.test(q.path) && /from=faults%2Fa/.test(q.path))).toHaveLength(1);
+    expect(
+      reqs.filter((q) => q.method === 'POST' && /mount=sha256/.test(q.path) && /from=faults%2Fa/.test(q.path)),
+    ).toHaveLength(1);
     expect(reqs.filter((q) => q.method === 'PATCH' || q.method === 'PUT')).toHaveLength(0);
     expect(await dest.hasBlob(b.desc)).toBe(true);
     await dest.close();
@@ -200,14 +236,22 @@ describe('registry faults', () => {
     const dest = registryDestination(`${proxy.host}/faults/refused:v1`, repoOpts());
     const from = proxy.requests.length;
     // faults/empty does not hold the blob, so distribution answers the mount POST with 202 and an upload session.
-    expect(await dest.putBlob(b.desc, async () => Readable.from([b.data]), { mountFrom: { registry: proxy.host, repository: 'faults/empty' } })).toBe('uploaded');
+    expect(
+      await dest.putBlob(b.desc, async () => Readable.from([b.data]), {
+        mountFrom: { registry: proxy.host, repository: 'faults/empty' },
+      }),
+    ).toBe('uploaded');
     const reqs = proxy.requests.slice(from);
     expect(reqs.filter((q) => q.method === 'POST').map((q) => /mount=/.test(q.path))).toEqual([true]);
     expect(reqs.filter((q) => q.method === 'PUT')).toHaveLength(1);
     // A mount from another registry is never attempted.
     const c = blob(10);
     const n = proxy.requests.length;
-    expect(await dest.putBlob(c.desc, async () => Readable.from([c.data]), { mountFrom: { registry: 'elsewhere.example', repository: 'faults/a' } })).toBe('uploaded');
+    expect(
+      await dest.putBlob(c.desc, async () => Readable.from([c.data]), {
+        mountFrom: { registry: 'elsewhere.example', repository: 'faults/a' },
+      }),
+    ).toBe('uploaded');
     expect(proxy.requests.slice(n).filter((q) => /mount=/.test(q.path))).toHaveLength(0);
     await dest.close();
   });
@@ -236,10 +280,17 @@ describe('registry faults', () => {
   it('aborts a slow download with ERR_ABORTED', async () => {
     const b = blob(256 * 1024);
     await repo.pushBlob(b.desc, async () => Readable.from([b.data]));
-    proxy.addRule({ method: 'GET', path: /\/blobs\/sha256:/, times: 1, action: { kind: 'slow', bytesPerSecond: 16 * 1024 } });
+    proxy.addRule({
+      method: 'GET',
+      path: /\/blobs\/sha256:/,
+      times: 1,
+      action: { kind: 'slow', bytesPerSecond: 16 * 1024 },
+    });
     const ac = new AbortController();
     setTimeout(() => ac.abort(), 300);
-    await expect(repo.fetchBlobToFile(b.desc, join(tmp.path, 'aborted.bin'), { signal: ac.signal })).rejects.toMatchObject({ code: 'ERR_ABORTED' });
+    await expect(
+      repo.fetchBlobToFile(b.desc, join(tmp.path, 'aborted.bin'), { signal: ac.signal }),
+    ).rejects.toMatchObject({ code: 'ERR_ABORTED' });
   });
 });
 

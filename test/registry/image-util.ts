@@ -39,10 +39,15 @@ export interface TinyImage {
 
 export function tinyImage(seed: string, payloadBytes = 4096): TinyImage {
   const payload = Buffer.alloc(payloadBytes);
-  for (let i = 0; i < payloadBytes; i++) payload[i] = (i * 31 + seed.length * 7 + (seed.charCodeAt(i % seed.length) | 0)) & 0xff;
+  for (let i = 0; i < payloadBytes; i++)
+    payload[i] = (i * 31 + seed.length * 7 + (seed.charCodeAt(i % seed.length) | 0)) & 0xff;
   const tar = tinyTar(`file-${seed}.bin`, payload);
   const layer = gzipSync(tar);
-  const layerDesc = { mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', digest: sha256(layer), size: layer.length };
+  const layerDesc = {
+    mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip',
+    digest: sha256(layer),
+    size: layer.length,
+  };
   const config = Buffer.from(
     JSON.stringify({
       architecture: 'amd64',
@@ -51,9 +56,18 @@ export function tinyImage(seed: string, payloadBytes = 4096): TinyImage {
       rootfs: { type: 'layers', diff_ids: [sha256(tar)] },
     }),
   );
-  const configDesc = { mediaType: 'application/vnd.oci.image.config.v1+json', digest: sha256(config), size: config.length };
+  const configDesc = {
+    mediaType: 'application/vnd.oci.image.config.v1+json',
+    digest: sha256(config),
+    size: config.length,
+  };
   const manifest = Buffer.from(
-    JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json', config: configDesc, layers: [layerDesc] }),
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType: 'application/vnd.oci.image.manifest.v1+json',
+      config: configDesc,
+      layers: [layerDesc],
+    }),
   );
   return { layer, layerDesc, config, configDesc, manifest, manifestDigest: sha256(manifest) };
 }
@@ -63,7 +77,10 @@ export async function pushTiny(dest: ImageDestination, img: TinyImage, tag: stri
   const results: string[] = [];
   results.push(await dest.putBlob(img.layerDesc, async () => Readable.from([img.layer])));
   results.push(await dest.putBlob(img.configDesc, async () => Readable.from([img.config])));
-  await dest.putManifest({ bytes: img.manifest, mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: img.manifestDigest }, tag);
+  await dest.putManifest(
+    { bytes: img.manifest, mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: img.manifestDigest },
+    tag,
+  );
   await dest.commit();
   return results;
 }
@@ -75,7 +92,10 @@ export async function readAll(s: Readable): Promise<Buffer> {
 }
 
 /** Read a single-image manifest and every blob it references (verified by the source). */
-export async function readImage(src: ImageSource, digest?: Digest): Promise<{ manifestDigest: Digest; blobs: Map<string, Buffer> }> {
+export async function readImage(
+  src: ImageSource,
+  digest?: Digest,
+): Promise<{ manifestDigest: Digest; blobs: Map<string, Buffer> }> {
   const m = await src.getManifest(digest);
   const j = JSON.parse(m.bytes.toString('utf8')) as { config: Descriptor; layers: Descriptor[] };
   const blobs = new Map<string, Buffer>();

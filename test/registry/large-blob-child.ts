@@ -13,7 +13,8 @@ const total = Number(sizeArg);
 
 /** Deterministic content: a 1 MiB block from a fixed hash chain, with the chunk index stamped in. */
 const base = Buffer.alloc(CHUNK);
-for (let off = 0, i = 0; off < CHUNK; off += 32, i++) createHash('sha256').update(`canvos-${i}`).digest().copy(base, off);
+for (let off = 0, i = 0; off < CHUNK; off += 32, i++)
+  createHash('sha256').update(`canvos-${i}`).digest().copy(base, off);
 function content(): Readable {
   let i = 0;
   return new Readable({
@@ -46,7 +47,17 @@ async function main(): Promise<void> {
   for await (const c of await repo.getBlob(desc)) n += (c as Buffer).length;
   const t2 = Date.now();
   await repo.close();
-  process.stdout.write(JSON.stringify({ result, digest: desc.digest, read: n, uploadMs: t1 - t0, downloadMs: t2 - t1, vmhwm: vmhwm(), marks }) + '\n');
+  process.stdout.write(
+    JSON.stringify({
+      result,
+      digest: desc.digest,
+      read: n,
+      uploadMs: t1 - t0,
+      downloadMs: t2 - t1,
+      vmhwm: vmhwm(),
+      marks,
+    }) + '\n',
+  );
 }
 main().catch((e: unknown) => {
   console.error(e);

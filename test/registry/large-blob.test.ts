@@ -14,11 +14,23 @@ describe('large blobs', () => {
     const reg = await startRegistry({ auth: 'none' });
     try {
       const bundle = join(tmp.path, 'child.cjs');
-      const b = await run('npx', ['esbuild', 'test/registry/large-blob-child.ts', '--bundle', '--platform=node', '--format=cjs', `--outfile=${bundle}`, '--log-level=warning']);
+      const b = await run('npx', [
+        'esbuild',
+        'test/registry/large-blob-child.ts',
+        '--bundle',
+        '--platform=node',
+        '--format=cjs',
+        `--outfile=${bundle}`,
+        '--log-level=warning',
+      ]);
       expect(b.code, b.stderr).toBe(0);
       const res = await run(process.execPath, [bundle, reg.host, 'large/blob', String(SIZE)], { timeoutMs: 100_000 });
       expect(res.code, res.stderr).toBe(0);
-      const out = JSON.parse(res.stdout.trim().split('\n').pop() ?? '') as { result: string; read: number; vmhwm: number };
+      const out = JSON.parse(res.stdout.trim().split('\n').pop() ?? '') as {
+        result: string;
+        read: number;
+        vmhwm: number;
+      };
       expect(out.result).toBe('uploaded');
       expect(out.read).toBe(SIZE);
       expect(out.vmhwm, JSON.stringify(out)).toBeLessThan(200 * 1024 * 1024);

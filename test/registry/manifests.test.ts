@@ -40,7 +40,14 @@ describe('manifests, tags and referrers', () => {
   it('reads a multi-platform index pushed by skopeo --all, and every child manifest by digest', async () => {
     const layout = join(tmp.path, 'multi');
     const fx = await makeOciLayout(layout, { platforms: ['linux/amd64', 'linux/arm64'], layers: 1, layerBytes: 8192 });
-    await skopeo(['copy', '--all', '--insecure-policy', '--dest-tls-verify=false', `oci:${layout}:latest`, `docker://${reg.host}/m/multi:latest`]);
+    await skopeo([
+      'copy',
+      '--all',
+      '--insecure-policy',
+      '--dest-tls-verify=false',
+      `oci:${layout}:latest`,
+      `docker://${reg.host}/m/multi:latest`,
+    ]);
     const src = registrySource(`${reg.host}/m/multi:latest`, opts());
     const root = await src.getManifest();
     expect(root.digest).toBe(fx.indexDigest);
@@ -52,13 +59,22 @@ describe('manifests, tags and referrers', () => {
       expect(img.manifestDigest).toBe(d);
     }
     // HEAD agrees with GET.
-    expect(await src.repo.headManifest('latest')).toEqual({ digest: fx.indexDigest, mediaType: MediaType.OciIndex, size: root.bytes.length });
+    expect(await src.repo.headManifest('latest')).toEqual({
+      digest: fx.indexDigest,
+      mediaType: MediaType.OciIndex,
+      size: root.bytes.length,
+    });
     await src.close();
   });
 
   it('reads a Docker v2s2 manifest list with its media types intact', async () => {
     const layout = join(tmp.path, 'docker');
-    const fx = await makeOciLayout(layout, { platforms: ['linux/amd64', 'linux/arm64'], layers: 1, layerBytes: 4096, docker: true });
+    const fx = await makeOciLayout(layout, {
+      platforms: ['linux/amd64', 'linux/arm64'],
+      layers: 1,
+      layerBytes: 4096,
+      docker: true,
+    });
     // skopeo 1.9's oci: transport skips Docker media types, so the independent pushLayout helper seeds it.
     await pushLayout(layout, reg, 'm/docker', { tag: 'latest' });
     const src = registrySource(`${reg.host}/m/docker:latest`, opts());
@@ -71,19 +87,30 @@ describe('manifests, tags and referrers', () => {
     const dest = registryDestination(`${reg.host}/m/docker-copy:latest`, opts());
     for (const d of fx.manifestDigests) {
       const m = await src.getManifest(d as Digest);
-      const j = JSON.parse(m.bytes.toString('utf8')) as { config: { digest: Digest; size: number; mediaType: string }; layers: Array<{ digest: Digest; size: number; mediaType: string }> };
-      for (const b of [j.config, ...j.layers]) await dest.putBlob(b, () => src.getBlob(b), { mountFrom: src.mountOrigin });
+      const j = JSON.parse(m.bytes.toString('utf8')) as {
+        config: { digest: Digest; size: number; mediaType: string };
+        layers: Array<{ digest: Digest; size: number; mediaType: string }>;
+      };
+      for (const b of [j.config, ...j.layers])
+        await dest.putBlob(b, () => src.getBlob(b), { mountFrom: src.mountOrigin });
       await dest.putManifest(m, undefined);
     }
     await dest.putManifest(root, 'latest');
-    expect(await dest.repo.headManifest('latest')).toEqual({ digest: fx.indexDigest, mediaType: MediaType.DockerManifestList, size: root.bytes.length });
+    expect(await dest.repo.headManifest('latest')).toEqual({
+      digest: fx.indexDigest,
+      mediaType: MediaType.DockerManifestList,
+      size: root.bytes.length,
+    });
     await dest.close();
     await src.close();
   });
 
   it('missing manifests are ERR_MANIFEST_UNKNOWN; HEAD says undefined', async () => {
     const repo = new Repository(reg.host, 'm/multi', opts());
-    await expect(repo.getManifest('nope')).rejects.toMatchObject({ code: 'ERR_MANIFEST_UNKNOWN', message: expect.stringContaining(`${reg.host}/m/multi:nope`) });
+    await expect(repo.getManifest('nope')).rejects.toMatchObject({
+      code: 'ERR_MANIFEST_UNKNOWN',
+      message: expect.stringContaining(`${reg.host}/m/multi:nope`),
+    });
     expect(await repo.headManifest(`sha256:${'0'.repeat(64)}`)).toBeUndefined();
     await repo.close();
   });
@@ -115,13 +142,21 @@ describe('manifests, tags and referrers', () => {
       method: 'GET',
       path: /\/tags\/list\?n=1$/,
       times: 1,
-      action: { kind: 'status', status: 200, headers: { 'content-type': 'application/json', link: '</v2/m/tags/tags/list?n=1&last=zz>; rel="next"' }, body: '{"name":"m/tags","tags":["zz"]}' },
+      action: {
+        kind: 'status',
+        status: 200,
+        headers: { 'content-type': 'application/json', link: '</v2/m/tags/tags/list?n=1&last=zz>; rel="next"' },
+        body: '{"name":"m/tags","tags":["zz"]}',
+      },
     });
     const viaProxy = new Repository(proxy.host, 'm/tags', opts());
     const tags = await viaProxy.listTags({ pageSize: 1 });
     expect(tags[0]).toBe('zz');
     expect(tags.slice(1).sort()).toEqual(['a', 'b', 'c']);
-    expect(proxy.requests.filter((r) => /\/tags\/list/.test(r.path)).map((r) => r.path)).toEqual(['/v2/m/tags/tags/list?n=1', '/v2/m/tags/tags/list?n=1&last=zz']);
+    expect(proxy.requests.filter((r) => /\/tags\/list/.test(r.path)).map((r) => r.path)).toEqual([
+      '/v2/m/tags/tags/list?n=1',
+      '/v2/m/tags/tags/list?n=1&last=zz',
+    ]);
     await viaProxy.close();
   });
 
@@ -135,15 +170,31 @@ describe('manifests, tags and referrers', () => {
     const empty = Buffer.from('{}');
     const emptyDesc = { mediaType: MediaType.OciEmpty, digest: sha256(empty), size: 2 };
     await repo.pushBlob(emptyDesc, async () => Readable.from([empty]));
-    const art = Buffer.from(JSON.stringify({
-      schemaVersion: 2, mediaType: MediaType.OciManifest, artifactType: 'application/vnd.example.sbom',
-      config: emptyDesc, layers: [emptyDesc], subject: { mediaType: MediaType.OciManifest, digest: img.manifestDigest, size: img.manifest.length },
-    }));
+    const art = Buffer.from(
+      JSON.stringify({
+        schemaVersion: 2,
+        mediaType: MediaType.OciManifest,
+        artifactType: 'application/vnd.example.sbom',
+        config: emptyDesc,
+        layers: [emptyDesc],
+        subject: { mediaType: MediaType.OciManifest, digest: img.manifestDigest, size: img.manifest.length },
+      }),
+    );
     const artDigest = await repo.putManifest({ bytes: art, mediaType: MediaType.OciManifest });
-    const fallback = Buffer.from(JSON.stringify({
-      schemaVersion: 2, mediaType: MediaType.OciIndex,
-      manifests: [{ mediaType: MediaType.OciManifest, digest: artDigest, size: art.length, artifactType: 'application/vnd.example.sbom' }],
-    }));
+    const fallback = Buffer.from(
+      JSON.stringify({
+        schemaVersion: 2,
+        mediaType: MediaType.OciIndex,
+        manifests: [
+          {
+            mediaType: MediaType.OciManifest,
+            digest: artDigest,
+            size: art.length,
+            artifactType: 'application/vnd.example.sbom',
+          },
+        ],
+      }),
+    );
     await repo.putManifest({ bytes: fallback, mediaType: MediaType.OciIndex }, img.manifestDigest.replace(':', '-'));
     const refs = await repo.referrers(img.manifestDigest);
     expect(refs.manifests.map((m) => m.digest)).toEqual([artDigest]);

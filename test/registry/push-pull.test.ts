@@ -49,8 +49,17 @@ for (const auth of ['none', 'basic', 'bearer'] as const) {
 
       // skopeo (containers/image) pulls what we pushed, verifying every blob digest on the way.
       const out = join(tmp.path, 'pulled');
-      await skopeo(['copy', '--insecure-policy', '--src-tls-verify=false', ...creds('--src-creds'), `docker://${reg.host}/canvos/app:v1`, `oci:${out}:v1`]);
-      const index = JSON.parse(await readFile(join(out, 'index.json'), 'utf8')) as { manifests: Array<{ digest: string }> };
+      await skopeo([
+        'copy',
+        '--insecure-policy',
+        '--src-tls-verify=false',
+        ...creds('--src-creds'),
+        `docker://${reg.host}/canvos/app:v1`,
+        `oci:${out}:v1`,
+      ]);
+      const index = JSON.parse(await readFile(join(out, 'index.json'), 'utf8')) as {
+        manifests: Array<{ digest: string }>;
+      };
       expect(index.manifests[0]?.digest).toBe(img.manifestDigest);
       const raw = await readFile(join(out, 'blobs', 'sha256', img.manifestDigest.slice(7)));
       expect(sha256(raw)).toBe(img.manifestDigest);
@@ -59,7 +68,14 @@ for (const auth of ['none', 'basic', 'bearer'] as const) {
     it('reads what skopeo pushed from an OCI layout, digest-identical', async () => {
       const layout = join(tmp.path, 'fixture');
       const fx = await makeOciLayout(layout, { tag: 'latest', layers: 2, layerBytes: 32 * 1024 });
-      await skopeo(['copy', '--insecure-policy', '--dest-tls-verify=false', ...creds('--dest-creds'), `oci:${layout}:latest`, `docker://${reg.host}/canvos/fixture:latest`]);
+      await skopeo([
+        'copy',
+        '--insecure-policy',
+        '--dest-tls-verify=false',
+        ...creds('--dest-creds'),
+        `oci:${layout}:latest`,
+        `docker://${reg.host}/canvos/fixture:latest`,
+      ]);
       const src = registrySource(`${reg.host}/canvos/fixture:latest`, opts());
       const got = await readImage(src);
       expect(got.manifestDigest).toBe(fx.manifestDigests[0]);
@@ -81,37 +97,57 @@ for (const auth of ['none', 'basic', 'bearer'] as const) {
       const before = reg.tokenServer?.requests.length ?? 0;
       const b = registryDestination(`${reg.host}/canvos/mount-dst:v1`, opts());
       const from = { registry: reg.host, repository: 'canvos/mount-src' };
-      expect(await b.putBlob(img.layerDesc, async () => { throw new Error('must not read'); }, { mountFrom: from })).toBe('mounted');
+      expect(
+        await b.putBlob(
+          img.layerDesc,
+          async () => {
+            throw new Error('must not read');
+          },
+          { mountFrom: from },
+        ),
+      ).toBe('mounted');
       await b.close();
       if (reg.tokenServer) {
         const scopes = reg.tokenServer.requests.slice(before).flatMap((r) => r.scopes);
-        expect(scopes).toEqual(expect.arrayContaining(['repository:canvos/mount-dst:pull,push', 'repository:canvos/mount-src:pull']));
+        expect(scopes).toEqual(
+          expect.arrayContaining(['repository:canvos/mount-dst:pull,push', 'repository:canvos/mount-src:pull']),
+        );
       }
     });
 
-    it.skipIf(auth === 'none')('wrong credentials fail with ERR_REGISTRY_AUTH and never show the password', async () => {
-      const secret = 'Wr0ng-Pa55word-XYZ';
-      const repo = new Repository(reg.host, 'canvos/app', { insecureRegistries: [reg.host], credentials: { username: reg.username, password: secret }, retry: { baseDelayMs: 10 } });
-      let err: unknown;
-      try {
-        await repo.getManifest('v1');
-      } catch (e) {
-        err = e;
-      }
-      await repo.close();
-      expect(CanvosError.is(err)).toBe(true);
-      expect((err as CanvosError).code).toBe('ERR_REGISTRY_AUTH');
-      const text = `${(err as Error).message} ${(err as CanvosError).hint ?? ''} ${JSON.stringify(err)} ${(err as Error).stack ?? ''}`;
-      expect(text).not.toContain(secret);
-      expect(text).not.toContain(Buffer.from(`${reg.username}:${secret}`).toString('base64'));
-    });
+    it.skipIf(auth === 'none')(
+      'wrong credentials fail with ERR_REGISTRY_AUTH and never show the password',
+      async () => {
+        const secret = 'Wr0ng-Pa55word-XYZ';
+        const repo = new Repository(reg.host, 'canvos/app', {
+          insecureRegistries: [reg.host],
+          credentials: { username: reg.username, password: secret },
+          retry: { baseDelayMs: 10 },
+        });
+        let err: unknown;
+        try {
+          await repo.getManifest('v1');
+        } catch (e) {
+          err = e;
+        }
+        await repo.close();
+        expect(CanvosError.is(err)).toBe(true);
+        expect((err as CanvosError).code).toBe('ERR_REGISTRY_AUTH');
+        const text = `${(err as Error).message} ${(err as CanvosError).hint ?? ''} ${JSON.stringify(err)} ${(err as Error).stack ?? ''}`;
+        expect(text).not.toContain(secret);
+        expect(text).not.toContain(Buffer.from(`${reg.username}:${secret}`).toString('base64'));
+      },
+    );
 
     it('ping checks the API and the credentials like docker login', async () => {
       const http = new RegistryHttp(reg.host, opts());
       expect(await http.ping()).toEqual({ auth });
       await http.close();
       if (auth !== 'none') {
-        const bad = new RegistryHttp(reg.host, { ...opts(), credentials: { username: reg.username, password: 'wrong-wrong' } });
+        const bad = new RegistryHttp(reg.host, {
+          ...opts(),
+          credentials: { username: reg.username, password: 'wrong-wrong' },
+        });
         await expect(bad.ping()).rejects.toMatchObject({ code: 'ERR_REGISTRY_AUTH' });
         await bad.close();
       }
@@ -119,7 +155,10 @@ for (const auth of ['none', 'basic', 'bearer'] as const) {
 
     it.skipIf(auth === 'none')('anonymous access is refused with ERR_REGISTRY_AUTH and a login hint', async () => {
       const repo = new Repository(reg.host, 'canvos/app', { insecureRegistries: [reg.host], authFiles: [] });
-      await expect(repo.getManifest('v1')).rejects.toMatchObject({ code: 'ERR_REGISTRY_AUTH', hint: expect.stringMatching(/log in|credentials/) });
+      await expect(repo.getManifest('v1')).rejects.toMatchObject({
+        code: 'ERR_REGISTRY_AUTH',
+        hint: expect.stringMatching(/log in|credentials/),
+      });
       await repo.close();
     });
   });

@@ -12,19 +12,75 @@ describe('parseReference', () => {
   const ok: Array<[string, string, string, string | undefined, string | undefined, string, string]> = [
     // input, registry, repository, tag, digest, toString, familiar
     ['ubuntu', 'docker.io', 'library/ubuntu', 'latest', undefined, 'docker.io/library/ubuntu:latest', 'ubuntu:latest'],
-    ['ubuntu:22.04', 'docker.io', 'library/ubuntu', '22.04', undefined, 'docker.io/library/ubuntu:22.04', 'ubuntu:22.04'],
-    ['docker.io/library/ubuntu:22.04', 'docker.io', 'library/ubuntu', '22.04', undefined, 'docker.io/library/ubuntu:22.04', 'ubuntu:22.04'],
-    ['index.docker.io/foo/bar', 'docker.io', 'foo/bar', 'latest', undefined, 'docker.io/foo/bar:latest', 'foo/bar:latest'],
+    [
+      'ubuntu:22.04',
+      'docker.io',
+      'library/ubuntu',
+      '22.04',
+      undefined,
+      'docker.io/library/ubuntu:22.04',
+      'ubuntu:22.04',
+    ],
+    [
+      'docker.io/library/ubuntu:22.04',
+      'docker.io',
+      'library/ubuntu',
+      '22.04',
+      undefined,
+      'docker.io/library/ubuntu:22.04',
+      'ubuntu:22.04',
+    ],
+    [
+      'index.docker.io/foo/bar',
+      'docker.io',
+      'foo/bar',
+      'latest',
+      undefined,
+      'docker.io/foo/bar:latest',
+      'foo/bar:latest',
+    ],
     ['registry-1.docker.io/foo/bar:v1', 'docker.io', 'foo/bar', 'v1', undefined, 'docker.io/foo/bar:v1', 'foo/bar:v1'],
-    ['quay.io/kairos/core:v1.2', 'quay.io', 'kairos/core', 'v1.2', undefined, 'quay.io/kairos/core:v1.2', 'quay.io/kairos/core:v1.2'],
-    ['localhost:5000/x', 'localhost:5000', 'x', 'latest', undefined, 'localhost:5000/x:latest', 'localhost:5000/x:latest'],
+    [
+      'quay.io/kairos/core:v1.2',
+      'quay.io',
+      'kairos/core',
+      'v1.2',
+      undefined,
+      'quay.io/kairos/core:v1.2',
+      'quay.io/kairos/core:v1.2',
+    ],
+    [
+      'localhost:5000/x',
+      'localhost:5000',
+      'x',
+      'latest',
+      undefined,
+      'localhost:5000/x:latest',
+      'localhost:5000/x:latest',
+    ],
     ['localhost/x/y', 'localhost', 'x/y', 'latest', undefined, 'localhost/x/y:latest', 'localhost/x/y:latest'],
-    ['127.0.0.1:5000/a/b/c:t', '127.0.0.1:5000', 'a/b/c', 't', undefined, '127.0.0.1:5000/a/b/c:t', '127.0.0.1:5000/a/b/c:t'],
+    [
+      '127.0.0.1:5000/a/b/c:t',
+      '127.0.0.1:5000',
+      'a/b/c',
+      't',
+      undefined,
+      '127.0.0.1:5000/a/b/c:t',
+      '127.0.0.1:5000/a/b/c:t',
+    ],
     ['[::1]:5000/x:t', '[::1]:5000', 'x', 't', undefined, '[::1]:5000/x:t', '[::1]:5000/x:t'],
     ['Example.COM/foo', 'example.com', 'foo', 'latest', undefined, 'example.com/foo:latest', 'example.com/foo:latest'],
     [`ghcr.io/o/r@${D}`, 'ghcr.io', 'o/r', undefined, D, `ghcr.io/o/r@${D}`, `ghcr.io/o/r@${D}`],
     [`ghcr.io/o/r:v1@${D}`, 'ghcr.io', 'o/r', 'v1', D, `ghcr.io/o/r:v1@${D}`, `ghcr.io/o/r:v1@${D}`],
-    ['a/b__c-d.e--f:_T', 'docker.io', 'a/b__c-d.e--f', '_T', undefined, 'docker.io/a/b__c-d.e--f:_T', 'a/b__c-d.e--f:_T'],
+    [
+      'a/b__c-d.e--f:_T',
+      'docker.io',
+      'a/b__c-d.e--f',
+      '_T',
+      undefined,
+      'docker.io/a/b__c-d.e--f:_T',
+      'a/b__c-d.e--f:_T',
+    ],
   ];
   it.each(ok)('%s', (input, registry, repository, tag, digest, str, familiar) => {
     const r = parseReference(input);
@@ -79,8 +135,13 @@ describe('parseReference', () => {
 
 describe('WWW-Authenticate parsing', () => {
   it('parses Bearer with quoted commas in scope', () => {
-    const [c] = parseAuthChallenges('Bearer realm="https://auth.example/token",service="registry.example",scope="repository:a/b:pull,push"');
-    expect(c).toEqual({ scheme: 'bearer', params: { realm: 'https://auth.example/token', service: 'registry.example', scope: 'repository:a/b:pull,push' } });
+    const [c] = parseAuthChallenges(
+      'Bearer realm="https://auth.example/token",service="registry.example",scope="repository:a/b:pull,push"',
+    );
+    expect(c).toEqual({
+      scheme: 'bearer',
+      params: { realm: 'https://auth.example/token', service: 'registry.example', scope: 'repository:a/b:pull,push' },
+    });
   });
   it('parses Basic, escaped quotes, unquoted values and several challenges', () => {
     const cs = parseAuthChallenges('Basic realm="a \\"q\\" b", Bearer realm=https://x/t, service=svc');
@@ -109,7 +170,9 @@ describe('small parsers', () => {
     expect(parseRetryAfter('soon')).toBeUndefined();
   });
   it('follows Link rel=next', () => {
-    expect(nextLink('</v2/x/tags/list?n=2&last=b>; rel="next"', 'http://r:5000/v2/x/tags/list?n=2')).toBe('http://r:5000/v2/x/tags/list?n=2&last=b');
+    expect(nextLink('</v2/x/tags/list?n=2&last=b>; rel="next"', 'http://r:5000/v2/x/tags/list?n=2')).toBe(
+      'http://r:5000/v2/x/tags/list?n=2&last=b',
+    );
     expect(nextLink(undefined, 'http://r/')).toBeUndefined();
   });
 });

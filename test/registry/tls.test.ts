@@ -34,10 +34,51 @@ describe('TLS registries', () => {
       const r = await run('openssl', args, { cwd: tmp.path });
       if (r.code !== 0) throw new Error(r.stderr);
     };
-    await ssl(['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2', '-subj', '/CN=canvos test CA', '-keyout', 'ca.key', '-out', join(certs(), 'ca.crt')]);
-    await ssl(['req', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=127.0.0.1', '-keyout', 'srv.key', '-out', 'srv.csr']);
+    await ssl([
+      'req',
+      '-x509',
+      '-newkey',
+      'rsa:2048',
+      '-nodes',
+      '-days',
+      '2',
+      '-subj',
+      '/CN=canvos test CA',
+      '-keyout',
+      'ca.key',
+      '-out',
+      join(certs(), 'ca.crt'),
+    ]);
+    await ssl([
+      'req',
+      '-newkey',
+      'rsa:2048',
+      '-nodes',
+      '-subj',
+      '/CN=127.0.0.1',
+      '-keyout',
+      'srv.key',
+      '-out',
+      'srv.csr',
+    ]);
     await writeFile(join(tmp.path, 'ext.cnf'), 'subjectAltName=IP:127.0.0.1\n');
-    await ssl(['x509', '-req', '-in', 'srv.csr', '-CA', join(certs(), 'ca.crt'), '-CAkey', 'ca.key', '-CAcreateserial', '-days', '2', '-extfile', 'ext.cnf', '-out', 'srv.crt']);
+    await ssl([
+      'x509',
+      '-req',
+      '-in',
+      'srv.csr',
+      '-CA',
+      join(certs(), 'ca.crt'),
+      '-CAkey',
+      'ca.key',
+      '-CAcreateserial',
+      '-days',
+      '2',
+      '-extfile',
+      'ext.cnf',
+      '-out',
+      'srv.crt',
+    ]);
     const port = await freePort();
     host = `127.0.0.1:${port}`;
     await writeFile(
@@ -61,7 +102,10 @@ describe('TLS registries', () => {
 
   it('refuses an untrusted certificate with a hint', async () => {
     const repo = new Repository(host, 'tls/a', { authFiles: [], retry: { attempts: 1 } });
-    await expect(repo.headBlob(desc.digest)).rejects.toMatchObject({ code: 'ERR_NETWORK', hint: expect.stringMatching(/certsDir/) });
+    await expect(repo.headBlob(desc.digest)).rejects.toMatchObject({
+      code: 'ERR_NETWORK',
+      hint: expect.stringMatching(/certsDir/),
+    });
     await repo.close();
   });
 

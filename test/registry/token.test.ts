@@ -30,7 +30,10 @@ describe('bearer tokens', () => {
     expect(p1).toBe(p2);
     expect(p1).not.toBe(a1);
     const reqs = ts.requests.slice(before);
-    expect(reqs.map((r) => r.scopes.sort())).toEqual([['repository:x/y:pull'], ['repository:other/src:pull', 'repository:x/y:pull,push']]);
+    expect(reqs.map((r) => r.scopes.sort())).toEqual([
+      ['repository:x/y:pull'],
+      ['repository:other/src:pull', 'repository:x/y:pull,push'],
+    ]);
     expect(reqs.every((r) => r.authorized && r.account === 'alice')).toBe(true);
     await new Promise((r) => setTimeout(r, 2100));
     await http.auth.authorization(pull);
@@ -53,25 +56,40 @@ describe('bearer tokens', () => {
   });
 
   it('identity tokens use the OAuth2 refresh_token POST, and fall back to GET + Basic when POST is 404', async () => {
-    const form = new URLSearchParams({ grant_type: 'password', username: 'alice', password: 's3cret', service: ts.service, client_id: 't', access_type: 'offline' });
+    const form = new URLSearchParams({
+      grant_type: 'password',
+      username: 'alice',
+      password: 's3cret',
+      service: ts.service,
+      client_id: 't',
+      access_type: 'offline',
+    });
     const r = await fetch(ts.realm, { method: 'POST', body: form });
     const refresh = ((await r.json()) as { refresh_token: string }).refresh_token;
     const before = ts.requests.length;
     const http = new RegistryHttp('reg.example', { credentials: { identityToken: refresh } });
     await http.auth.onUnauthorized(challenge(ts.realm), ['repository:x/y:pull'], undefined, 'test');
     expect(await http.auth.authorization(['repository:x/y:pull'])).toMatch(/^Bearer /);
-    expect(ts.requests.slice(before)).toEqual([expect.objectContaining({ method: 'POST', grantType: 'refresh_token', authorized: true })]);
+    expect(ts.requests.slice(before)).toEqual([
+      expect.objectContaining({ method: 'POST', grantType: 'refresh_token', authorized: true }),
+    ]);
     await http.close();
 
     // A token endpoint without OAuth2 (older ACR): POST answers 404, the client retries with GET.
-    const proxy = await startFaultProxy(ts.url, [{ method: 'POST', times: Infinity, action: { kind: 'status', status: 404 } }]);
+    const proxy = await startFaultProxy(ts.url, [
+      { method: 'POST', times: Infinity, action: { kind: 'status', status: 404 } },
+    ]);
     try {
-      const h2 = new RegistryHttp('reg.example', { credentials: { username: 'alice', password: 's3cret', identityToken: refresh } });
+      const h2 = new RegistryHttp('reg.example', {
+        credentials: { username: 'alice', password: 's3cret', identityToken: refresh },
+      });
       await h2.auth.onUnauthorized(challenge(`${proxy.url}/token`), ['repository:x/y:pull'], undefined, 'test');
       const from = ts.requests.length;
       expect(await h2.auth.authorization(['repository:x/y:pull'])).toMatch(/^Bearer /);
       expect(proxy.requests.map((q) => q.method)).toEqual(['POST', 'GET']);
-      expect(ts.requests.slice(from)).toEqual([expect.objectContaining({ method: 'GET', authorized: true, account: 'alice' })]);
+      expect(ts.requests.slice(from)).toEqual([
+        expect.objectContaining({ method: 'GET', authorized: true, account: 'alice' }),
+      ]);
       await h2.close();
     } finally {
       await proxy.stop();

@@ -38,12 +38,40 @@ async function craftLayout(dir: string, layers: Buffer[], diffIds: string[]): Pr
     await writeFile(join(dir, 'blobs', 'sha256', hex(b)), b);
     return `sha256:${hex(b)}`;
   };
-  const config = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: diffIds }, config: {} }));
-  const layerDescs = await Promise.all(layers.map(async (l) => ({ mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', digest: await put(l), size: l.length })));
-  const manifest = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json', config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: await put(config), size: config.length }, layers: layerDescs }));
+  const config = Buffer.from(
+    JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: diffIds }, config: {} }),
+  );
+  const layerDescs = await Promise.all(
+    layers.map(async (l) => ({
+      mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip',
+      digest: await put(l),
+      size: l.length,
+    })),
+  );
+  const manifest = Buffer.from(
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType: 'application/vnd.oci.image.manifest.v1+json',
+      config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: await put(config), size: config.length },
+      layers: layerDescs,
+    }),
+  );
   const md = await put(manifest);
   await writeFile(join(dir, 'oci-layout'), '{"imageLayoutVersion":"1.0.0"}');
-  await writeFile(join(dir, 'index.json'), JSON.stringify({ schemaVersion: 2, manifests: [{ mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: md, size: manifest.length, annotations: { 'org.opencontainers.image.ref.name': 'v1' } }] }));
+  await writeFile(
+    join(dir, 'index.json'),
+    JSON.stringify({
+      schemaVersion: 2,
+      manifests: [
+        {
+          mediaType: 'application/vnd.oci.image.manifest.v1+json',
+          digest: md,
+          size: manifest.length,
+          annotations: { 'org.opencontainers.image.ref.name': 'v1' },
+        },
+      ],
+    }),
+  );
 }
 
 /** A tar with one small file. */
@@ -70,7 +98,9 @@ describe('corrupt or short content → exit 7', () => {
     await makeOciLayout(src, { tag: 'v1', layerBytes: 4096 });
     const blobs = join(src, 'blobs', 'sha256');
     const idx = JSON.parse(await readFile(join(src, 'index.json'), 'utf8')) as { manifests: { digest: string }[] };
-    const manifest = JSON.parse(await readFile(join(blobs, idx.manifests[0]!.digest.slice(7)), 'utf8')) as { layers: { digest: string }[] };
+    const manifest = JSON.parse(await readFile(join(blobs, idx.manifests[0]!.digest.slice(7)), 'utf8')) as {
+      layers: { digest: string }[];
+    };
     const layer = join(blobs, manifest.layers[0]!.digest.slice(7));
     const bytes = await readFile(layer);
     bytes[100] = bytes[100]! ^ 0xff;
@@ -110,7 +140,11 @@ describe('limits and text inputs → exit 3', () => {
     for (let i = 0; i < 80_000; i++) text += `K${i}: v\n`;
     const dir = await project('big-yaml', 'canvos.yaml', text);
     const r = await runBin(['build', '--dry-run'], { cwd: dir });
-    await expectCleanFailure(r, { code: 3, withinMs: 5_000, message: /canvos\.yaml: canvos\.yaml is larger than the limit of 65536 bytes/ });
+    await expectCleanFailure(r, {
+      code: 3,
+      withinMs: 5_000,
+      message: /canvos\.yaml: canvos\.yaml is larger than the limit of 65536 bytes/,
+    });
   });
 
   it('a mirror.yaml just under the limit with thousands of keys parses in linear time; duplicates are refused', async () => {
@@ -122,20 +156,40 @@ describe('limits and text inputs → exit 3', () => {
   });
 
   it('a non-UTF-8 .arg is refused naming the byte offset', async () => {
-    const dir = await project('latin1', '.arg', Buffer.concat([Buffer.from('OS_DISTRIBUTION=ubuntu\nCUSTOM_TAG=caf'), Buffer.from([0xe9]), Buffer.from('\n')]));
+    const dir = await project(
+      'latin1',
+      '.arg',
+      Buffer.concat([Buffer.from('OS_DISTRIBUTION=ubuntu\nCUSTOM_TAG=caf'), Buffer.from([0xe9]), Buffer.from('\n')]),
+    );
     const r = await runBin(['build', '--dry-run'], { cwd: dir });
-    await expectCleanFailure(r, { code: 3, withinMs: 5_000, message: /not UTF-8 text \(invalid byte 0xe9 at offset 37\)/ });
+    await expectCleanFailure(r, {
+      code: 3,
+      withinMs: 5_000,
+      message: /not UTF-8 text \(invalid byte 0xe9 at offset 37\)/,
+    });
   });
 
   it('a 60 kB CUSTOM_TAG is refused and echoed cut short', async () => {
-    const dir = await project('long-tag', '.arg', `OS_DISTRIBUTION=ubuntu\nK8S_VERSION=1.30.4\nPE_VERSION=v4.9.38\nCUSTOM_TAG=${'a'.repeat(60_000)}\n`);
+    const dir = await project(
+      'long-tag',
+      '.arg',
+      `OS_DISTRIBUTION=ubuntu\nK8S_VERSION=1.30.4\nPE_VERSION=v4.9.38\nCUSTOM_TAG=${'a'.repeat(60_000)}\n`,
+    );
     const r = await runBin(['build', '--dry-run'], { cwd: dir });
-    await expectCleanFailure(r, { code: 3, withinMs: 5_000, message: /provider image tag "k3s-1\.30\.4-\S+-a+…" is not a valid tag/ });
+    await expectCleanFailure(r, {
+      code: 3,
+      withinMs: 5_000,
+      message: /provider image tag "k3s-1\.30\.4-\S+-a+…" is not a valid tag/,
+    });
     expect(r.stderr.length).toBeLessThan(1000);
   });
 
   it('a scalar alias is a value like any other', async () => {
-    const dir = await project('alias', 'canvos.yaml', 'OS_DISTRIBUTION: ubuntu\nK8S_VERSION: 1.30.4\nPE_VERSION: v4.9.38\nCUSTOM_TAG: &t demo\nISO_NAME: *t\n');
+    const dir = await project(
+      'alias',
+      'canvos.yaml',
+      'OS_DISTRIBUTION: ubuntu\nK8S_VERSION: 1.30.4\nPE_VERSION: v4.9.38\nCUSTOM_TAG: &t demo\nISO_NAME: *t\n',
+    );
     const r = await runBin(['build', '--dry-run', '--timeout', '1'], { cwd: dir });
     expect(r.stderr).not.toMatch(/ISO_NAME|alias/);
     expect(r.code).not.toBe(3);
@@ -154,13 +208,24 @@ describe('validation as skopeo', () => {
 
   it('--platform linux means linux/<host arch>', async () => {
     const host = process.arch === 'x64' ? 'amd64' : process.arch;
-    const r = await runBin(['copy', '--json', '--platform', 'linux', `oci:${fixture}:v1`, `oci:${join(tmp.path, 'out-platform')}:v1`]);
+    const r = await runBin([
+      'copy',
+      '--json',
+      '--platform',
+      'linux',
+      `oci:${fixture}:v1`,
+      `oci:${join(tmp.path, 'out-platform')}:v1`,
+    ]);
     expect(r.code, r.stderr).toBe(0);
     expect((JSON.parse(r.stdout) as { platforms: string[] }).platforms).toEqual([`linux/${host}`]);
   });
 
   it.each([
-    ['a missing --authfile', ['--authfile', '/nonexistent/auth.json'], /--authfile \/nonexistent\/auth\.json does not exist/],
+    [
+      'a missing --authfile',
+      ['--authfile', '/nonexistent/auth.json'],
+      /--authfile \/nonexistent\/auth\.json does not exist/,
+    ],
     ['a missing --cert-dir', ['--cert-dir', '/nonexistent/certs'], /--cert-dir \/nonexistent\/certs does not exist/],
   ])('%s is an error (exit 2), not ignored', async (_l, flags, message) => {
     const r = await runBin(['copy', ...flags, `oci:${fixture}:v1`, `oci:${join(tmp.path, 'out-flags')}`]);
@@ -172,14 +237,28 @@ describe('validation as skopeo', () => {
     await mkdir(dir, { recursive: true });
     await writeFile(join(dir, '.arg'), 'OS_DISTRIBUTION=ubuntu\nK8S_VERSION=1.30.4\n');
     const r = await runBin(['build', '--dry-run', '--project-dir', '/nonexistent'], { cwd: dir });
-    await expectCleanFailure(r, { code: 2, withinMs: 5_000, message: /--project-dir \/nonexistent is not an existing directory/ });
+    await expectCleanFailure(r, {
+      code: 2,
+      withinMs: 5_000,
+      message: /--project-dir \/nonexistent is not an existing directory/,
+    });
   });
 
   it('a garbage ca.crt in --cert-dir is an error naming the file', async () => {
     const certs = join(tmp.path, 'certs');
     await mkdir(certs, { recursive: true });
     await writeFile(join(certs, 'ca.crt'), 'not a certificate\n');
-    const r = await runBin(['copy', '--cert-dir', certs, `docker://${reg.host}/app:v1`, `oci:${join(tmp.path, 'out-cert')}`]);
-    await expectCleanFailure(r, { code: 3, withinMs: 10_000, message: new RegExp(`${certs}/ca\\.crt: no PEM certificate in the file`) });
+    const r = await runBin([
+      'copy',
+      '--cert-dir',
+      certs,
+      `docker://${reg.host}/app:v1`,
+      `oci:${join(tmp.path, 'out-cert')}`,
+    ]);
+    await expectCleanFailure(r, {
+      code: 3,
+      withinMs: 10_000,
+      message: new RegExp(`${certs}/ca\\.crt: no PEM certificate in the file`),
+    });
   });
 });

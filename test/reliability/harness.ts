@@ -114,7 +114,11 @@ export async function expectCleanFailure(r: BinResult, e: FailureExpectation): P
   expect(msg, ctx).toBeDefined();
   expect(msg!.length, ctx).toBeLessThan(800);
   if (e.message) expect(msg, ctx).toMatch(e.message);
-  if (e.hint !== false) expect(lines.some((l) => l.startsWith('hint: ')), ctx).toBe(true);
+  if (e.hint !== false)
+    expect(
+      lines.some((l) => l.startsWith('hint: ')),
+      ctx,
+    ).toBe(true);
   if (!e.debug) expect(r.stderr, ctx).not.toMatch(/^\s+at .+:\d+:\d+\)?$/m);
   expect(r.stderr, ctx).not.toMatch(/internal error/);
   for (const s of e.secrets ?? []) {
@@ -150,7 +154,10 @@ export async function blackHole(): Promise<{ host: string; connections: () => nu
 
 /** Entries of a directory, or null when it does not exist. */
 export async function entries(dir: string): Promise<string[] | null> {
-  return readdir(dir).then((e) => e.sort(), () => null);
+  return readdir(dir).then(
+    (e) => e.sort(),
+    () => null,
+  );
 }
 
 /** A registry serving `app:v1` (one image, 2 layers of `layerBytes`) behind a fault proxy, in a temp directory. */

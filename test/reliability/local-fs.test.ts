@@ -33,7 +33,20 @@ async function inNamespace(setup: string, mnt: string, args: string[]) {
   const script = `set -e; M="${mnt}"; ${setup}; set +e; "$@"; c=$?; echo "LEFT:$(ls -A "$M" | tr '\\n' ' ')"; exit $c`;
   return runBin(args, {
     tmp,
-    wrap: (argv) => asUnprivileged(['env', `TMPDIR=${tmp}`, `HOME=${tmp}`, `PATH=${process.env.PATH}`, 'unshare', '-Urm', 'sh', '-c', script, 'sh', ...argv]),
+    wrap: (argv) =>
+      asUnprivileged([
+        'env',
+        `TMPDIR=${tmp}`,
+        `HOME=${tmp}`,
+        `PATH=${process.env.PATH}`,
+        'unshare',
+        '-Urm',
+        'sh',
+        '-c',
+        script,
+        'sh',
+        ...argv,
+      ]),
   });
 }
 
@@ -41,8 +54,16 @@ describe.runIf(unprivilegedIdentity() !== null)('local filesystem errors → exi
   it('ENOSPC on a full tmpfs (unshare -Urm, unprivileged): names the file and errno; the partial layout is removed', async () => {
     const mnt = join(base, 'small');
     await mkdir(mnt);
-    const r = await inNamespace('mount -t tmpfs -o size=400k tmpfs "$M"', mnt, ['copy', `oci:${fixture}:v1`, `oci:${mnt}/out:v1`]);
-    await expectCleanFailure(r, { code: 20, withinMs: 20_000, message: new RegExp(`${mnt}/\\.out\\.partial-\\S+: ENOSPC`) });
+    const r = await inNamespace('mount -t tmpfs -o size=400k tmpfs "$M"', mnt, [
+      'copy',
+      `oci:${fixture}:v1`,
+      `oci:${mnt}/out:v1`,
+    ]);
+    await expectCleanFailure(r, {
+      code: 20,
+      withinMs: 20_000,
+      message: new RegExp(`${mnt}/\\.out\\.partial-\\S+: ENOSPC`),
+    });
     expect(r.stderr).toMatch(/hint: free space/);
     expect(r.stdout).toMatch(/^LEFT:\s*$/m);
   });
@@ -50,7 +71,11 @@ describe.runIf(unprivilegedIdentity() !== null)('local filesystem errors → exi
   it('a read-only bind mount is EROFS (not ENOENT)', async () => {
     const mnt = join(base, 'ro');
     await mkdir(mnt);
-    const r = await inNamespace('mount --bind "$M" "$M"; mount -o remount,bind,ro "$M"', mnt, ['copy', `oci:${fixture}:v1`, `oci:${mnt}/out:v1`]);
+    const r = await inNamespace('mount --bind "$M" "$M"; mount -o remount,bind,ro "$M"', mnt, [
+      'copy',
+      `oci:${fixture}:v1`,
+      `oci:${mnt}/out:v1`,
+    ]);
     await expectCleanFailure(r, { code: 20, withinMs: 20_000, message: new RegExp(`${mnt}.*: EROFS`) });
     expect(r.stderr).toMatch(/hint: that filesystem is mounted read-only/);
     expect(r.stdout).toMatch(/^LEFT:\s*$/m);
@@ -60,7 +85,10 @@ describe.runIf(unprivilegedIdentity() !== null)('local filesystem errors → exi
     const locked = join(base, 'locked');
     await mkdir(locked, { mode: 0o755 }); // owned by root
     const tmp = unprivilegedTempDir('canvos-rel-fs-tmp-');
-    const r = await runBin(['copy', `oci:${fixture}:v1`, `oci:${locked}/out:v1`], { tmp, wrap: (argv) => asUnprivileged(['env', `TMPDIR=${tmp}`, `HOME=${tmp}`, ...argv]) });
+    const r = await runBin(['copy', `oci:${fixture}:v1`, `oci:${locked}/out:v1`], {
+      tmp,
+      wrap: (argv) => asUnprivileged(['env', `TMPDIR=${tmp}`, `HOME=${tmp}`, ...argv]),
+    });
     await expectCleanFailure(r, { code: 20, withinMs: 20_000, message: new RegExp(`${locked}.*: EACCES`) });
     expect(r.stderr).toMatch(/hint: check the permissions/);
   });

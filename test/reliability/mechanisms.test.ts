@@ -14,7 +14,10 @@ import { parsePlatform, hostArchitecture } from '../../src/oci/platform.js';
 
 describe('redactText', () => {
   it.each([
-    ['https://u:pw@host/x?token=abc&a=1&X-Amz-Signature=ff', 'https://host/x?token=REDACTED&a=1&X-Amz-Signature=REDACTED'],
+    [
+      'https://u:pw@host/x?token=abc&a=1&X-Amz-Signature=ff',
+      'https://host/x?token=REDACTED&a=1&X-Amz-Signature=REDACTED',
+    ],
     ['push docker://bob:s3cret@reg.io/a:b failed', 'push docker://reg.io/a:b failed'],
     ['IMAGE_REGISTRY=bob:s3cret@ttl.sh/x', 'IMAGE_REGISTRY=ttl.sh/x'],
     ['"url":"https://x.io/f?sig=abc&se=2025"', '"url":"https://x.io/f?sig=REDACTED&se=2025"'],
@@ -22,9 +25,12 @@ describe('redactText', () => {
     expect(redactText(input)).toBe(out);
   });
 
-  it.each(['oci:/tmp/a:tag', 'localhost:5000/a:b', 'alpine:3.19@sha256:abcd', 'docker-archive:/x.tar:name:tag'])('leaves %s alone', (s) => {
-    expect(redactText(s)).toBe(s);
-  });
+  it.each(['oci:/tmp/a:tag', 'localhost:5000/a:b', 'alpine:3.19@sha256:abcd', 'docker-archive:/x.tar:name:tag'])(
+    'leaves %s alone',
+    (s) => {
+      expect(redactText(s)).toBe(s);
+    },
+  );
 });
 
 describe('toCanvosError', () => {
@@ -33,7 +39,7 @@ describe('toCanvosError', () => {
     const c = toCanvosError(e)!;
     expect(c.code).toBe('ERR_FILESYSTEM');
     expect(c.exitCode).toBe(20);
-    expect(c.message).toBe("mkdir /nonexistent-dir/x: ENOENT (no such file or directory)");
+    expect(c.message).toBe('mkdir /nonexistent-dir/x: ENOENT (no such file or directory)');
     expect(c.hint).toBeTruthy();
   });
 
@@ -49,7 +55,9 @@ describe('toCanvosError', () => {
   });
 
   it('maps a stray network timeout to ERR_NETWORK and leaves a plain bug unmapped', () => {
-    expect(toCanvosError(Object.assign(new Error('Headers Timeout Error'), { code: 'UND_ERR_HEADERS_TIMEOUT' }))?.code).toBe('ERR_NETWORK');
+    expect(
+      toCanvosError(Object.assign(new Error('Headers Timeout Error'), { code: 'UND_ERR_HEADERS_TIMEOUT' }))?.code,
+    ).toBe('ERR_NETWORK');
     expect(toCanvosError(new TypeError('x is undefined'))).toBeUndefined();
   });
 });
@@ -81,7 +89,12 @@ describe('small mechanisms', () => {
     const s = { timeouts: 0 };
     const timeout = Object.assign(new Error('Body Timeout Error'), { code: 'UND_ERR_BODY_TIMEOUT' });
     const reset = Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' });
-    expect([mayResume(reset, s), mayResume(timeout, s), mayResume(reset, s), mayResume(timeout, s)]).toEqual([true, true, true, false]);
+    expect([mayResume(reset, s), mayResume(timeout, s), mayResume(reset, s), mayResume(timeout, s)]).toEqual([
+      true,
+      true,
+      true,
+      false,
+    ]);
     expect(mayResume(new Error('EACCES'), s)).toBe(false);
   });
 

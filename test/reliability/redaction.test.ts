@@ -53,7 +53,10 @@ describe('secrets never printed', () => {
         '',
       ].join('\n'),
     );
-    const r = await runBin(['--debug', 'build', '--dry-run', '--json', '--timeout', '2', '--insecure-registry', reg.host], { cwd: dir });
+    const r = await runBin(
+      ['--debug', 'build', '--dry-run', '--json', '--timeout', '2', '--insecure-registry', reg.host],
+      { cwd: dir },
+    );
     expect(r.stdout).toContain('token=REDACTED');
     expect(r.stdout + r.stderr).not.toContain(SECRET);
     await expectNoSecretIn(r.tmp);
@@ -62,26 +65,64 @@ describe('secrets never printed', () => {
   it('a password in IMAGE_REGISTRY / BASE_IMAGE is never echoed', async () => {
     const dir = join(tmp.path, 'arg');
     await mkdir(dir, { recursive: true });
-    await writeFile(join(dir, '.arg'), `OS_DISTRIBUTION=ubuntu\nK8S_VERSION=1.30.4\nPE_VERSION=v4.9.38\nIMAGE_REGISTRY=bob:${SECRET}@${reg.host}/edge\nBASE_IMAGE=bob:${SECRET}@${reg.host}/base:v1\n`);
+    await writeFile(
+      join(dir, '.arg'),
+      `OS_DISTRIBUTION=ubuntu\nK8S_VERSION=1.30.4\nPE_VERSION=v4.9.38\nIMAGE_REGISTRY=bob:${SECRET}@${reg.host}/edge\nBASE_IMAGE=bob:${SECRET}@${reg.host}/base:v1\n`,
+    );
     const r = await runBin(['--debug', 'build', '--dry-run'], { cwd: dir });
     await expectCleanFailure(r, { code: 3, withinMs: 10_000, secrets: [SECRET], debug: true });
   });
 
   it.each([
-    ['a copy destination with userinfo', (d: string) => ['copy', `oci:${join(tmp.path, 'fixture')}:v1`, `docker://bob:${SECRET}@${reg.host}/x:${d}`]],
-    ['a wrong --dest-creds password (also under --debug)', (d: string) => ['--debug', 'copy', '--dest-insecure', '--dest-creds', `bob:${SECRET}`, `oci:${join(tmp.path, 'fixture')}:v1`, `docker://${reg.host}/x:${d}`]],
+    [
+      'a copy destination with userinfo',
+      (d: string) => ['copy', `oci:${join(tmp.path, 'fixture')}:v1`, `docker://bob:${SECRET}@${reg.host}/x:${d}`],
+    ],
+    [
+      'a wrong --dest-creds password (also under --debug)',
+      (d: string) => [
+        '--debug',
+        'copy',
+        '--dest-insecure',
+        '--dest-creds',
+        `bob:${SECRET}`,
+        `oci:${join(tmp.path, 'fixture')}:v1`,
+        `docker://${reg.host}/x:${d}`,
+      ],
+    ],
   ])('%s', async (_label, args) => {
     const argv = args('v1');
     const r = await runBin(argv);
     expect(r.code).not.toBe(0);
     expect(r.code).not.toBe(1);
-    await expectCleanFailure(r, { code: r.code!, withinMs: 15_000, secrets: [SECRET], debug: argv.includes('--debug') });
+    await expectCleanFailure(r, {
+      code: r.code!,
+      withinMs: 15_000,
+      secrets: [SECRET],
+      debug: argv.includes('--debug'),
+    });
   });
 
   it('an auth file password is not echoed when the registry refuses it', async () => {
     const auth = join(tmp.path, 'auth.json');
-    await writeFile(auth, JSON.stringify({ auths: { [reg.host]: { auth: Buffer.from(`bob:${SECRET}`).toString('base64') } } }));
-    const r = await runBin(['--debug', 'copy', '--authfile', auth, '--dest-insecure', `oci:${join(tmp.path, 'fixture')}:v1`, `docker://${reg.host}/y:v1`]);
-    await expectCleanFailure(r, { code: 8, withinMs: 15_000, secrets: [SECRET, Buffer.from(`bob:${SECRET}`).toString('base64')], debug: true });
+    await writeFile(
+      auth,
+      JSON.stringify({ auths: { [reg.host]: { auth: Buffer.from(`bob:${SECRET}`).toString('base64') } } }),
+    );
+    const r = await runBin([
+      '--debug',
+      'copy',
+      '--authfile',
+      auth,
+      '--dest-insecure',
+      `oci:${join(tmp.path, 'fixture')}:v1`,
+      `docker://${reg.host}/y:v1`,
+    ]);
+    await expectCleanFailure(r, {
+      code: 8,
+      withinMs: 15_000,
+      secrets: [SECRET, Buffer.from(`bob:${SECRET}`).toString('base64')],
+      debug: true,
+    });
   });
 });

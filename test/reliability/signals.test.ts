@@ -33,22 +33,45 @@ describe('signals', () => {
   it.each([
     ['SIGTERM', 143],
     ['SIGINT', 130],
-  ] as const)('%s mid-copy into a new oci: directory ends within 2 s with %i and leaves nothing', async (signal, code) => {
-    proxy.clearRules();
-    proxy.addRule({ method: 'GET', path: /\/blobs\/sha256:/, times: Infinity, action: { kind: 'slow', bytesPerSecond: 100_000 } });
-    const name = `out-${signal}`;
-    const r = await runBin(['copy', '--src-insecure', `docker://${proxy.host}/app:v1`, `oci:${join(tmp.path, name)}:v1`], { kill: { signal, after: 2500 } });
-    proxy.clearRules();
-    await expectCleanFailure(r, { code, withinMs: 2500 + 2000, message: new RegExp(`interrupted \\(received ${signal}\\)`), hint: false });
-    expect(await traces(name)).toEqual([]);
-  });
+  ] as const)(
+    '%s mid-copy into a new oci: directory ends within 2 s with %i and leaves nothing',
+    async (signal, code) => {
+      proxy.clearRules();
+      proxy.addRule({
+        method: 'GET',
+        path: /\/blobs\/sha256:/,
+        times: Infinity,
+        action: { kind: 'slow', bytesPerSecond: 100_000 },
+      });
+      const name = `out-${signal}`;
+      const r = await runBin(
+        ['copy', '--src-insecure', `docker://${proxy.host}/app:v1`, `oci:${join(tmp.path, name)}:v1`],
+        { kill: { signal, after: 2500 } },
+      );
+      proxy.clearRules();
+      await expectCleanFailure(r, {
+        code,
+        withinMs: 2500 + 2000,
+        message: new RegExp(`interrupted \\(received ${signal}\\)`),
+        hint: false,
+      });
+      expect(await traces(name)).toEqual([]);
+    },
+  );
 
   it('SIGTERM mid-copy into an existing empty directory (a mount point) leaves it empty', async () => {
     const dest = join(tmp.path, 'empty-mnt');
     await mkdir(dest);
     proxy.clearRules();
-    proxy.addRule({ method: 'GET', path: /\/blobs\/sha256:/, times: Infinity, action: { kind: 'slow', bytesPerSecond: 100_000 } });
-    const r = await runBin(['copy', '--src-insecure', `docker://${proxy.host}/app:v1`, `oci:${dest}:v1`], { kill: { signal: 'SIGTERM', after: 2500 } });
+    proxy.addRule({
+      method: 'GET',
+      path: /\/blobs\/sha256:/,
+      times: Infinity,
+      action: { kind: 'slow', bytesPerSecond: 100_000 },
+    });
+    const r = await runBin(['copy', '--src-insecure', `docker://${proxy.host}/app:v1`, `oci:${dest}:v1`], {
+      kill: { signal: 'SIGTERM', after: 2500 },
+    });
     proxy.clearRules();
     await expectCleanFailure(r, { code: 143, withinMs: 4500, hint: false });
     expect(await entries(dest)).toEqual([]);
@@ -60,8 +83,15 @@ describe('signals', () => {
     await makeOciLayout(dest, { tag: 'old', layerBytes: 1000 });
     const before = await readFile(join(dest, 'index.json'));
     proxy.clearRules();
-    proxy.addRule({ method: 'GET', path: /\/blobs\/sha256:/, times: Infinity, action: { kind: 'slow', bytesPerSecond: 100_000 } });
-    const r = await runBin(['copy', '--src-insecure', `docker://${proxy.host}/app:v1`, `oci:${dest}:v1`], { kill: { signal: 'SIGINT', after: 2500 } });
+    proxy.addRule({
+      method: 'GET',
+      path: /\/blobs\/sha256:/,
+      times: Infinity,
+      action: { kind: 'slow', bytesPerSecond: 100_000 },
+    });
+    const r = await runBin(['copy', '--src-insecure', `docker://${proxy.host}/app:v1`, `oci:${dest}:v1`], {
+      kill: { signal: 'SIGINT', after: 2500 },
+    });
     proxy.clearRules();
     await expectCleanFailure(r, { code: 130, withinMs: 4500, hint: false });
     expect((await readFile(join(dest, 'index.json'))).equals(before)).toBe(true);
@@ -77,7 +107,10 @@ describe('signals', () => {
     let text = `OS_DISTRIBUTION: ubuntu\nK8S_VERSION: 1.30.4\nPE_VERSION: v4.9.38\nBASE_IMAGE: ${hole.host}/base:v1\n`;
     for (let i = 0; text.length < 60_000; i++) text += `K${i}: v\n`;
     await writeFile(join(dir, 'canvos.yaml'), text);
-    const r = await runBin(['build', '--dry-run', '--insecure-registry', hole.host], { cwd: dir, kill: { signal: 'SIGINT', after: 800 } });
+    const r = await runBin(['build', '--dry-run', '--insecure-registry', hole.host], {
+      cwd: dir,
+      kill: { signal: 'SIGINT', after: 800 },
+    });
     await hole.close();
     // On a loaded machine Node may still be starting at 800 ms: then SIGINT's default action ends it, which is fine.
     // 800 ms + 2 s, plus 500 ms for a loaded CI machine (the parse is synchronous and CPU-bound).
@@ -94,7 +127,14 @@ describe('atomic destinations against a hostile registry', () => {
     proxy.clearRules();
     proxy.addRule({ method: 'GET', path: /\/blobs\/sha256:/, times: Infinity, action });
     const name = `out-${label.replace(/\W+/g, '-')}`;
-    const r = await runBin(['copy', '--timeout', '5', '--src-insecure', `docker://${proxy.host}/app:v1`, `oci:${join(tmp.path, name)}:v1`]);
+    const r = await runBin([
+      'copy',
+      '--timeout',
+      '5',
+      '--src-insecure',
+      `docker://${proxy.host}/app:v1`,
+      `oci:${join(tmp.path, name)}:v1`,
+    ]);
     proxy.clearRules();
     await expectCleanFailure(r, { code, withinMs: 30_000 });
     expect(await traces(name)).toEqual([]);
@@ -102,16 +142,31 @@ describe('atomic destinations against a hostile registry', () => {
 
   it('HTTP 416 on a resume restarts the blob instead of failing (the copy completes, byte-exact)', async () => {
     const blobs = join(tmp.path, 'fixture', 'blobs', 'sha256');
-    const index = JSON.parse(await readFile(join(tmp.path, 'fixture', 'index.json'), 'utf8')) as { manifests: { digest: string }[] };
-    const manifest = JSON.parse(await readFile(join(blobs, index.manifests[0]!.digest.slice(7)), 'utf8')) as { layers: { digest: string }[] };
+    const index = JSON.parse(await readFile(join(tmp.path, 'fixture', 'index.json'), 'utf8')) as {
+      manifests: { digest: string }[];
+    };
+    const manifest = JSON.parse(await readFile(join(blobs, index.manifests[0]!.digest.slice(7)), 'utf8')) as {
+      layers: { digest: string }[];
+    };
     const layer = new RegExp(`/blobs/${manifest.layers[0]!.digest}`);
     proxy.clearRules();
     const seen = proxy.requests.length;
     proxy.addRule({ method: 'GET', path: layer, times: 1, action: { kind: 'reset-mid-body', afterBytes: 50_000 } });
     proxy.addRule({ method: 'GET', path: layer, times: 1, skip: 1, action: { kind: 'status', status: 416 } });
     const dest = join(tmp.path, 'out-416');
-    const r = await runBin(['copy', '--json', '--blob-parts', '1', '--src-insecure', `docker://${proxy.host}/app:v1`, `oci:${dest}:v1`]);
-    const faults = proxy.requests.slice(seen).filter((q) => q.fault).map((q) => q.fault);
+    const r = await runBin([
+      'copy',
+      '--json',
+      '--blob-parts',
+      '1',
+      '--src-insecure',
+      `docker://${proxy.host}/app:v1`,
+      `oci:${dest}:v1`,
+    ]);
+    const faults = proxy.requests
+      .slice(seen)
+      .filter((q) => q.fault)
+      .map((q) => q.fault);
     proxy.clearRules();
     expect(r.code, r.stderr).toBe(0);
     expect(faults).toEqual(['reset-mid-body', 'status 416']);
@@ -124,7 +179,11 @@ describe('atomic destinations against a hostile registry', () => {
     await mkdir(dir, { recursive: true });
     await writeFile(join(dir, 'index.json'), '{"not":"a layout"}\n');
     const r = await runBin(['copy', '--src-insecure', `docker://${reg.host}/app:v1`, `oci:${dir}:v1`]);
-    await expectCleanFailure(r, { code: 12, withinMs: 10_000, message: /is not an OCI image layout \(no oci-layout file\)/ });
+    await expectCleanFailure(r, {
+      code: 12,
+      withinMs: 10_000,
+      message: /is not an OCI image layout \(no oci-layout file\)/,
+    });
     expect(await entries(dir)).toEqual(['index.json']);
     expect(await readFile(join(dir, 'index.json'), 'utf8')).toBe('{"not":"a layout"}\n');
   });

@@ -16,7 +16,10 @@ let proxy: FaultProxy;
 let tmp: { path: string };
 
 beforeAll(async () => {
-  [served, authReg] = await Promise.all([serveImage('canvos-rel-timeouts-', 512 * 1024), startRegistry({ auth: 'basic' })]);
+  [served, authReg] = await Promise.all([
+    serveImage('canvos-rel-timeouts-', 512 * 1024),
+    startRegistry({ auth: 'basic' }),
+  ]);
   proxy = served.proxy;
   tmp = { path: served.dir };
 }, 60_000);
@@ -29,8 +32,19 @@ describe('time bounds', () => {
     const hole = await blackHole();
     try {
       const dest = join(tmp.path, 'out-blackhole');
-      const r = await runBin(['copy', '--timeout', '2', '--src-insecure', `docker://${hole.host}/app:v1`, `oci:${dest}:v1`]);
-      await expectCleanFailure(r, { code: 10, withinMs: 10_000, message: new RegExp(`${hole.host}.*no response within 2 s`) });
+      const r = await runBin([
+        'copy',
+        '--timeout',
+        '2',
+        '--src-insecure',
+        `docker://${hole.host}/app:v1`,
+        `oci:${dest}:v1`,
+      ]);
+      await expectCleanFailure(r, {
+        code: 10,
+        withinMs: 10_000,
+        message: new RegExp(`${hole.host}.*no response within 2 s`),
+      });
       expect(r.stderr).toMatch(/hint: .*raise --timeout/);
       expect(await entries(dest)).toBeNull();
     } finally {
@@ -41,7 +55,12 @@ describe('time bounds', () => {
   it('the default timeout is tens of seconds, not minutes (black hole, no --timeout)', async () => {
     const hole = await blackHole();
     try {
-      const r = await runBin(['copy', '--src-insecure', `docker://${hole.host}/app:v1`, `oci:${join(tmp.path, 'out-default')}`]);
+      const r = await runBin([
+        'copy',
+        '--src-insecure',
+        `docker://${hole.host}/app:v1`,
+        `oci:${join(tmp.path, 'out-default')}`,
+      ]);
       await expectCleanFailure(r, { code: 10, withinMs: 75_000, message: /no response within 30 s/ });
       expect(r.ms).toBeGreaterThan(25_000);
     } finally {
@@ -51,9 +70,21 @@ describe('time bounds', () => {
 
   it('a blob body that stalls mid-way: exit 10 within the bound, the new destination is not created', async () => {
     proxy.clearRules();
-    proxy.addRule({ method: 'GET', path: /\/blobs\/sha256:/, times: Infinity, action: { kind: 'stall-mid-body', afterBytes: 100_000 } });
+    proxy.addRule({
+      method: 'GET',
+      path: /\/blobs\/sha256:/,
+      times: Infinity,
+      action: { kind: 'stall-mid-body', afterBytes: 100_000 },
+    });
     const dest = join(tmp.path, 'out-stall');
-    const r = await runBin(['copy', '--timeout', '2', '--src-insecure', `docker://${proxy.host}/app:v1`, `oci:${dest}:v1`]);
+    const r = await runBin([
+      'copy',
+      '--timeout',
+      '2',
+      '--src-insecure',
+      `docker://${proxy.host}/app:v1`,
+      `oci:${dest}:v1`,
+    ]);
     proxy.clearRules();
     await expectCleanFailure(r, { code: 10, withinMs: 15_000, message: new RegExp(`${proxy.host}.*stalled`) });
     expect(await entries(dest)).toBeNull();
@@ -67,10 +98,26 @@ describe('time bounds', () => {
     await chmod(join(binDir, 'docker-credential-sleepy'), 0o755);
     const auth = join(tmp.path, 'auth-sleepy.json');
     await writeFile(auth, JSON.stringify({ credHelpers: { [authReg.host]: 'sleepy' } }));
-    const r = await runBin(['copy', '--timeout', '2', '--authfile', auth, '--src-insecure', `docker://${authReg.host}/app:v1`, `oci:${join(tmp.path, 'out-helper')}`], {
-      env: { PATH: `${binDir}:${process.env.PATH}` },
+    const r = await runBin(
+      [
+        'copy',
+        '--timeout',
+        '2',
+        '--authfile',
+        auth,
+        '--src-insecure',
+        `docker://${authReg.host}/app:v1`,
+        `oci:${join(tmp.path, 'out-helper')}`,
+      ],
+      {
+        env: { PATH: `${binDir}:${process.env.PATH}` },
+      },
+    );
+    await expectCleanFailure(r, {
+      code: 8,
+      withinMs: 10_000,
+      message: /docker-credential-sleepy did not answer .* within 2 s and was killed/,
     });
-    await expectCleanFailure(r, { code: 8, withinMs: 10_000, message: /docker-credential-sleepy did not answer .* within 2 s and was killed/ });
     const pid = Number(await readFile(pidFile, 'utf8'));
     // The shell exec'd sleep under the same pid: it must be gone.
     await new Promise((res) => setTimeout(res, 200));

@@ -21,29 +21,53 @@ describe('canvos-lite uki genkey', () => {
     dirs.push(t.path);
     const env = { PATH: process.env.PATH };
     expect((await runCli(['uki'], { env, cwd: t.path })).code).toBe(2);
-    expect((await runCli(['uki', 'genkey', '--expiration-in-days', 'ten', '--skip-microsoft-keys'], { env, cwd: t.path })).code).toBe(2);
+    expect(
+      (await runCli(['uki', 'genkey', '--expiration-in-days', 'ten', '--skip-microsoft-keys'], { env, cwd: t.path }))
+        .code,
+    ).toBe(2);
     const r = await runCli(['uki', 'genkey'], { env, cwd: t.path });
     expect(r.code).toBe(3);
     expect(r.stderr).toMatch(/Microsoft.*\nhint: pass --microsoft-keys DIR/);
     expect(existsSync(join(t.path, 'secure-boot', 'private-keys'))).toBe(false);
-    const both = await runCli(['uki', 'genkey', '--skip-microsoft-keys', '--microsoft-keys', 'x'], { env, cwd: t.path });
+    const both = await runCli(['uki', 'genkey', '--skip-microsoft-keys', '--microsoft-keys', 'x'], {
+      env,
+      cwd: t.path,
+    });
     expect(both.code).toBe(2);
   });
 
-  it.skipIf(!existsSync(bin) || !unprivilegedIdentity())('runs rootless from the bundle; a second run refuses to replace the keys', async () => {
-    const work = unprivilegedTempDir('canvos-uki-rootless-');
-    dirs.push(work);
-    const argv = asUnprivileged(['env', `HOME=${work}`, `PATH=${process.env.PATH}`, 'SOURCE_DATE_EPOCH=1780000000', process.execPath, bin, 'uki', 'genkey', '--dir', join(work, 'sb'), '--org', 'Rootless Org', '--skip-microsoft-keys', '--json']);
-    const r = await run(argv[0] as string, argv.slice(1));
-    expect(r.stderr).toBe('');
-    expect(r.code).toBe(0);
-    const out = JSON.parse(r.stdout) as { files: string[]; counts: { KEK: number; db: number } };
-    expect(out.files).toHaveLength(16);
-    expect(out.counts).toEqual({ KEK: 1, db: 1 });
-    expect((await readdir(join(work, 'sb', 'enrollment'))).length).toBe(9);
-    expect((await stat(join(work, 'sb', 'private-keys', 'db.key'))).uid).toBe(unprivilegedIdentity()?.uid);
-    const again = await run(argv[0] as string, argv.slice(1));
-    expect(again.code).toBe(3);
-    expect(again.stderr).toMatch(/PK\.key exists; refusing/);
-  });
+  it.skipIf(!existsSync(bin) || !unprivilegedIdentity())(
+    'runs rootless from the bundle; a second run refuses to replace the keys',
+    async () => {
+      const work = unprivilegedTempDir('canvos-uki-rootless-');
+      dirs.push(work);
+      const argv = asUnprivileged([
+        'env',
+        `HOME=${work}`,
+        `PATH=${process.env.PATH}`,
+        'SOURCE_DATE_EPOCH=1780000000',
+        process.execPath,
+        bin,
+        'uki',
+        'genkey',
+        '--dir',
+        join(work, 'sb'),
+        '--org',
+        'Rootless Org',
+        '--skip-microsoft-keys',
+        '--json',
+      ]);
+      const r = await run(argv[0] as string, argv.slice(1));
+      expect(r.stderr).toBe('');
+      expect(r.code).toBe(0);
+      const out = JSON.parse(r.stdout) as { files: string[]; counts: { KEK: number; db: number } };
+      expect(out.files).toHaveLength(16);
+      expect(out.counts).toEqual({ KEK: 1, db: 1 });
+      expect((await readdir(join(work, 'sb', 'enrollment'))).length).toBe(9);
+      expect((await stat(join(work, 'sb', 'private-keys', 'db.key'))).uid).toBe(unprivilegedIdentity()?.uid);
+      const again = await run(argv[0] as string, argv.slice(1));
+      expect(again.code).toBe(3);
+      expect(again.stderr).toMatch(/PK\.key exists; refusing/);
+    },
+  );
 });

@@ -28,7 +28,13 @@ let sb: string;
 beforeAll(async () => {
   tmp = await tmpDir('canvos-uki-genkey-');
   sb = join(tmp.path, 'secure-boot');
-  await genkey({ dir: sb, org: 'ACME Corp', expirationDays: 5475, skipMicrosoft: true, env: { SOURCE_DATE_EPOCH: String(EPOCH) } });
+  await genkey({
+    dir: sb,
+    org: 'ACME Corp',
+    expirationDays: 5475,
+    skipMicrosoft: true,
+    env: { SOURCE_DATE_EPOCH: String(EPOCH) },
+  });
 });
 afterAll(async () => tmp.cleanup());
 
@@ -37,16 +43,36 @@ describe('uki genkey layout', () => {
     expect((await readdir(join(sb, 'enrollment'))).sort()).toEqual(
       ['KEK.auth', 'KEK.der', 'KEK.esl', 'PK.auth', 'PK.der', 'PK.esl', 'db.auth', 'db.der', 'db.esl'].sort(),
     );
-    expect((await readdir(join(sb, 'private-keys'))).sort()).toEqual(['KEK.key', 'PK.key', 'db.key', 'tpm2-pcr-private.pem']);
+    expect((await readdir(join(sb, 'private-keys'))).sort()).toEqual([
+      'KEK.key',
+      'PK.key',
+      'db.key',
+      'tpm2-pcr-private.pem',
+    ]);
     expect((await readdir(join(sb, 'public-keys'))).sort()).toEqual(['KEK.pem', 'PK.pem', 'db.pem']);
-    for (const f of await readdir(join(sb, 'private-keys'))) expect((await stat(join(sb, 'private-keys', f))).mode & 0o777).toBe(0o600);
-    expect(createPrivateKey(await readFile(join(sb, 'private-keys', 'tpm2-pcr-private.pem'))).asymmetricKeyDetails?.modulusLength).toBe(2048);
+    for (const f of await readdir(join(sb, 'private-keys')))
+      expect((await stat(join(sb, 'private-keys', f))).mode & 0o777).toBe(0o600);
+    expect(
+      createPrivateKey(await readFile(join(sb, 'private-keys', 'tpm2-pcr-private.pem'))).asymmetricKeyDetails
+        ?.modulusLength,
+    ).toBe(2048);
   });
 
   it('certificates: openssl reads them, they are self-signed CAs for MY_ORG valid EXPIRATION_IN_DAYS', async () => {
     for (const k of ['PK', 'KEK', 'db']) {
       const pem = join(sb, 'public-keys', `${k}.pem`);
-      const text = await ok('openssl', ['x509', '-in', pem, '-noout', '-subject', '-issuer', '-startdate', '-enddate', '-ext', 'basicConstraints']);
+      const text = await ok('openssl', [
+        'x509',
+        '-in',
+        pem,
+        '-noout',
+        '-subject',
+        '-issuer',
+        '-startdate',
+        '-enddate',
+        '-ext',
+        'basicConstraints',
+      ]);
       expect(text).toContain('subject=CN = ACME Corp');
       expect(text).toContain('issuer=CN = ACME Corp');
       expect(text).toContain('notBefore=May 28 20:26:40 2026 GMT');
@@ -66,19 +92,34 @@ describe('uki genkey layout', () => {
   it.skipIf(!hasEfitools)('signature lists: efitools sig-list-to-certs extracts our certificates', async () => {
     for (const k of ['PK', 'KEK', 'db']) {
       await ok('sig-list-to-certs', [join(sb, 'enrollment', `${k}.esl`), join(tmp.path, `sl-${k}`)]);
-      expect(await readFile(join(tmp.path, `sl-${k}-0.der`))).toEqual(await readFile(join(sb, 'enrollment', `${k}.der`)));
+      expect(await readFile(join(tmp.path, `sl-${k}-0.der`))).toEqual(
+        await readFile(join(sb, 'enrollment', `${k}.der`)),
+      );
       expect(existsSync(join(tmp.path, `sl-${k}-1.der`))).toBe(false);
     }
   });
 
-  it.skipIf(!hasEfitools)('.auth files are byte-identical to sign-efi-sig-list output (PK signs PK and KEK, KEK signs db)', async () => {
-    const pairs = { PK: 'PK', KEK: 'PK', db: 'KEK' } as const;
-    for (const [v, signer] of Object.entries(pairs)) {
-      const out = join(tmp.path, `ref-${v}.auth`);
-      await ok('sign-efi-sig-list', ['-t', '2026-05-28 20:26:40', '-c', join(sb, 'public-keys', `${signer}.pem`), '-k', join(sb, 'private-keys', `${signer}.key`), v, join(sb, 'enrollment', `${v}.esl`), out]);
-      expect(await readFile(join(sb, 'enrollment', `${v}.auth`))).toEqual(await readFile(out));
-    }
-  });
+  it.skipIf(!hasEfitools)(
+    '.auth files are byte-identical to sign-efi-sig-list output (PK signs PK and KEK, KEK signs db)',
+    async () => {
+      const pairs = { PK: 'PK', KEK: 'PK', db: 'KEK' } as const;
+      for (const [v, signer] of Object.entries(pairs)) {
+        const out = join(tmp.path, `ref-${v}.auth`);
+        await ok('sign-efi-sig-list', [
+          '-t',
+          '2026-05-28 20:26:40',
+          '-c',
+          join(sb, 'public-keys', `${signer}.pem`),
+          '-k',
+          join(sb, 'private-keys', `${signer}.key`),
+          v,
+          join(sb, 'enrollment', `${v}.esl`),
+          out,
+        ]);
+        expect(await readFile(join(sb, 'enrollment', `${v}.auth`))).toEqual(await readFile(out));
+      }
+    },
+  );
 
   it('openssl cms verifies the PKCS#7 of each .auth over the signed variable bundle', async () => {
     const pairs = { PK: 'PK', KEK: 'PK', db: 'KEK' } as const;
@@ -87,15 +128,45 @@ describe('uki genkey layout', () => {
       const len = auth.readUInt32LE(16);
       // the .auth carries a bare SignedData; openssl wants it inside a ContentInfo
       const sd = auth.subarray(40, 16 + len);
-      const p7 = Buffer.concat([Buffer.from('3082', 'hex'), u16(sd.length + 15), Buffer.from('06092a864886f70d010702a082', 'hex'), u16(sd.length), sd]);
+      const p7 = Buffer.concat([
+        Buffer.from('3082', 'hex'),
+        u16(sd.length + 15),
+        Buffer.from('06092a864886f70d010702a082', 'hex'),
+        u16(sd.length),
+        sd,
+      ]);
       const esl = auth.subarray(16 + len);
       expect(esl).toEqual(await readFile(join(sb, 'enrollment', `${v}.esl`)));
       const guid = v === 'db' ? 'cbb219d73a3d9645a3bcdad00e67656f' : '61dfe48bca93d211aa0d00e098032b8c';
-      const bundle = Buffer.concat([Buffer.from(v, 'utf16le'), Buffer.from(guid, 'hex'), Buffer.from([0x27, 0, 0, 0]), auth.subarray(0, 16), esl]);
+      const bundle = Buffer.concat([
+        Buffer.from(v, 'utf16le'),
+        Buffer.from(guid, 'hex'),
+        Buffer.from([0x27, 0, 0, 0]),
+        auth.subarray(0, 16),
+        esl,
+      ]);
       await writeFile(join(tmp.path, 'p7.der'), p7);
       await writeFile(join(tmp.path, 'bundle'), bundle);
-      const args = ['cms', '-verify', '-binary', '-inform', 'DER', '-in', join(tmp.path, 'p7.der'), '-content', join(tmp.path, 'bundle'), '-purpose', 'any', '-attime', String(EPOCH + 60), '-out', '/dev/null'];
-      expect(await ok('openssl', [...args, '-CAfile', join(sb, 'public-keys', `${signer}.pem`)])).toContain('Verification successful');
+      const args = [
+        'cms',
+        '-verify',
+        '-binary',
+        '-inform',
+        'DER',
+        '-in',
+        join(tmp.path, 'p7.der'),
+        '-content',
+        join(tmp.path, 'bundle'),
+        '-purpose',
+        'any',
+        '-attime',
+        String(EPOCH + 60),
+        '-out',
+        '/dev/null',
+      ];
+      expect(await ok('openssl', [...args, '-CAfile', join(sb, 'public-keys', `${signer}.pem`)])).toContain(
+        'Verification successful',
+      );
       bundle.writeUInt8((bundle.at(-1) ?? 0) ^ 1, bundle.length - 1);
       await writeFile(join(tmp.path, 'bundle'), bundle);
       expect((await run('openssl', [...args, '-CAfile', join(sb, 'public-keys', `${signer}.pem`)])).code).not.toBe(0);
@@ -118,27 +189,78 @@ describe('uki genkey options', () => {
     const ms = join(tmp.path, 'ms');
     await mkdir(join(ms, 'KEK'), { recursive: true });
     await mkdir(join(ms, 'db'), { recursive: true });
-    for (const [sub, n] of [['KEK', 'a'], ['db', 'b'], ['db', 'c']] as const) {
-      await ok('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-subj', `/CN=${n}/`, '-keyout', join(tmp.path, `${n}.key`), '-outform', 'DER', '-out', join(ms, sub, `${n}.der`), '-days', '30']);
+    for (const [sub, n] of [
+      ['KEK', 'a'],
+      ['db', 'b'],
+      ['db', 'c'],
+    ] as const) {
+      await ok('openssl', [
+        'req',
+        '-x509',
+        '-newkey',
+        'rsa:2048',
+        '-nodes',
+        '-subj',
+        `/CN=${n}/`,
+        '-keyout',
+        join(tmp.path, `${n}.key`),
+        '-outform',
+        'DER',
+        '-out',
+        join(ms, sub, `${n}.der`),
+        '-days',
+        '30',
+      ]);
     }
     await mkdir(join(sb, 'exported-keys'), { recursive: true });
     // an exported firmware db: reuse the stand-in "c" as an ESL made by efitools when present, else our own list
     const exported = hasEfitools
-      ? (await ok('cert-to-efi-sig-list', ['-g', '11111111-2222-3333-4444-555555555555', join(ms, 'db', 'c.der'), join(sb, 'exported-keys', 'db')]), await readFile(join(sb, 'exported-keys', 'db')))
+      ? (await ok('cert-to-efi-sig-list', [
+          '-g',
+          '11111111-2222-3333-4444-555555555555',
+          join(ms, 'db', 'c.der'),
+          join(sb, 'exported-keys', 'db'),
+        ]),
+        await readFile(join(sb, 'exported-keys', 'db')))
       : undefined;
     const before = await readFile(join(sb, 'private-keys', 'db.key'));
-    const r = await genkey({ dir: sb, byok: true, microsoftKeysDir: ms, extraDbCerts: [join(ms, 'KEK', 'a.der')], env: { SOURCE_DATE_EPOCH: String(EPOCH + 100) } });
+    const r = await genkey({
+      dir: sb,
+      byok: true,
+      microsoftKeysDir: ms,
+      extraDbCerts: [join(ms, 'KEK', 'a.der')],
+      env: { SOURCE_DATE_EPOCH: String(EPOCH + 100) },
+    });
     expect(await readFile(join(sb, 'private-keys', 'db.key'))).toEqual(before);
     expect(r.files.every((f) => f.startsWith('enrollment/'))).toBe(true);
     const db = decodeEsl(await readFile(join(sb, 'enrollment', 'db.esl')));
-    expect(db.map((s) => s.owner)).toEqual([r.owner, MICROSOFT_OWNER, MICROSOFT_OWNER, r.owner, ...(exported ? ['11111111-2222-3333-4444-555555555555'] : [])]);
+    expect(db.map((s) => s.owner)).toEqual([
+      r.owner,
+      MICROSOFT_OWNER,
+      MICROSOFT_OWNER,
+      r.owner,
+      ...(exported ? ['11111111-2222-3333-4444-555555555555'] : []),
+    ]);
     expect(db.every((s) => s.type === EFI_CERT_X509)).toBe(true);
     expect(db[1]?.data).toEqual(await readFile(join(ms, 'db', 'b.der')));
-    expect(decodeEsl(await readFile(join(sb, 'enrollment', 'KEK.esl'))).map((s) => s.owner)).toEqual([r.owner, MICROSOFT_OWNER]);
+    expect(decodeEsl(await readFile(join(sb, 'enrollment', 'KEK.esl'))).map((s) => s.owner)).toEqual([
+      r.owner,
+      MICROSOFT_OWNER,
+    ]);
     if (hasEfitools) {
       await ok('sig-list-to-certs', [join(sb, 'enrollment', 'db.esl'), join(tmp.path, 'byok-db')]);
       expect(existsSync(join(tmp.path, 'byok-db-4.der'))).toBe(true);
-      await ok('sign-efi-sig-list', ['-t', '2026-05-28 20:28:20', '-c', join(sb, 'public-keys', 'KEK.pem'), '-k', join(sb, 'private-keys', 'KEK.key'), 'db', join(sb, 'enrollment', 'db.esl'), join(tmp.path, 'byok-db.auth')]);
+      await ok('sign-efi-sig-list', [
+        '-t',
+        '2026-05-28 20:28:20',
+        '-c',
+        join(sb, 'public-keys', 'KEK.pem'),
+        '-k',
+        join(sb, 'private-keys', 'KEK.key'),
+        'db',
+        join(sb, 'enrollment', 'db.esl'),
+        join(tmp.path, 'byok-db.auth'),
+      ]);
       expect(await readFile(join(sb, 'enrollment', 'db.auth'))).toEqual(await readFile(join(tmp.path, 'byok-db.auth')));
     }
   });

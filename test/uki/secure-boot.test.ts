@@ -19,14 +19,16 @@ import { tmpDir } from '../helpers/tools.js';
 import { UKI_MARKER, makeUkiImage } from './uki-fixture.js';
 
 const OVMF = '/usr/share/OVMF';
-const ready = existsSync(DEFAULT_STUB) && existsSync('/usr/bin/sbsign') && existsSync(join(OVMF, 'OVMF_CODE_4M.secboot.fd'));
+const ready =
+  existsSync(DEFAULT_STUB) && existsSync('/usr/bin/sbsign') && existsSync(join(OVMF, 'OVMF_CODE_4M.secboot.fd'));
 const OSREL_MARK = 'CANVOS_UKI_TEST_MARK=signed-osrel';
 
 let tmp: { path: string; cleanup(): Promise<void> };
 let fx: BootFixture;
 let iso: string;
 let vars: string;
-const ctx = (r: BootResult): string => `${r.accel} ${r.seconds}s timedOut=${r.timedOut} exit=${r.exitCode}\n--- log tail ---\n${r.log.slice(-4000)}`;
+const ctx = (r: BootResult): string =>
+  `${r.accel} ${r.seconds}s timedOut=${r.timedOut} exit=${r.exitCode}\n--- log tail ---\n${r.log.slice(-4000)}`;
 
 async function makeIso(keysDir: string, out: string): Promise<string> {
   const r = await buildUkiIso({
@@ -68,7 +70,13 @@ describe.skipIf(!ready).sequential('UKI ISO under Secure Boot', () => {
   });
 
   it('user mode: the signed systemd-boot and UKI boot to the initramfs with Secure Boot enabled', async () => {
-    const r = await bootIso(iso, { firmware: 'uefi', secureBoot: true, varsFile: vars, timeoutMs: 300_000, until: 'CANVOS-TEST: DONE' });
+    const r = await bootIso(iso, {
+      firmware: 'uefi',
+      secureBoot: true,
+      varsFile: vars,
+      timeoutMs: 300_000,
+      until: 'CANVOS-TEST: DONE',
+    });
     expect(r.log, ctx(r)).toContain('CANVOS-TEST: initramfs reached');
     expect(r.log, ctx(r)).toContain('CANVOS-TEST: firmware=UEFI');
     expect(r.log, ctx(r)).toMatch(/CANVOS-TEST: cmdline: console=ttyS0 root=live:CDLABEL=UKI_ISO_INSTALL/);
@@ -79,13 +87,35 @@ describe.skipIf(!ready).sequential('UKI ISO under Secure Boot', () => {
   it('an ISO made from an image (uki iso --base): its rootfs boots as the UKI initrd under Secure Boot', async () => {
     await makeUkiImage(join(tmp.path, 'image'), fx);
     const env = { PATH: process.env.PATH, HOME: tmp.path, CANVOS_CACHE_DIR: join(tmp.path, 'cache') };
-    const built = await runCli(['uki', 'iso', '--base', `oci:${join(tmp.path, 'image')}:latest`, '--keys', join(tmp.path, 'sb'), '--extend-cmdline', 'stylus.registration', '--output', join(tmp.path, 'out-image')], { env, cwd: tmp.path });
+    const built = await runCli(
+      [
+        'uki',
+        'iso',
+        '--base',
+        `oci:${join(tmp.path, 'image')}:latest`,
+        '--keys',
+        join(tmp.path, 'sb'),
+        '--extend-cmdline',
+        'stylus.registration',
+        '--output',
+        join(tmp.path, 'out-image'),
+      ],
+      { env, cwd: tmp.path },
+    );
     expect(built.code, built.stderr).toBe(0);
-    const r = await bootIso(built.stdout.trim(), { firmware: 'uefi', secureBoot: true, varsFile: vars, timeoutMs: 300_000, until: 'CANVOS-UKI: DONE' });
+    const r = await bootIso(built.stdout.trim(), {
+      firmware: 'uefi',
+      secureBoot: true,
+      varsFile: vars,
+      timeoutMs: 300_000,
+      until: 'CANVOS-UKI: DONE',
+    });
     expect(r.log, ctx(r)).toContain('CANVOS-UKI: rootfs initrd reached');
     expect(r.log, ctx(r)).toContain(`CANVOS-UKI: marker ${UKI_MARKER}`);
     expect(r.log, ctx(r)).toContain(`CANVOS-UKI: hardlink ${UKI_MARKER}`);
-    expect(r.log, ctx(r)).toMatch(/CANVOS-UKI: cmdline console=ttyS0 console=tty1 .* install-mode stylus\.registration/);
+    expect(r.log, ctx(r)).toMatch(
+      /CANVOS-UKI: cmdline console=ttyS0 console=tty1 .* install-mode stylus\.registration/,
+    );
     expect(r.log, ctx(r)).toMatch(/secureboot: Secure boot enabled/);
   });
 
@@ -97,17 +127,31 @@ describe.skipIf(!ready).sequential('UKI ISO under Secure Boot', () => {
     bytes.writeUInt8((bytes[at] as number) ^ 0x20, at); // 'C' -> 'c' inside the signed .osrel section
     const flipped = join(tmp.path, 'flipped.iso');
     await writeFile(flipped, bytes);
-    const r = await bootIso(flipped, { firmware: 'uefi', secureBoot: true, varsFile: vars, timeoutMs: 150_000, until: /Error loading .*: (Access Denied|Security Violation)/ });
+    const r = await bootIso(flipped, {
+      firmware: 'uefi',
+      secureBoot: true,
+      varsFile: vars,
+      timeoutMs: 150_000,
+      until: /Error loading .*: (Access Denied|Security Violation)/,
+    });
     expect(r.log, ctx(r)).not.toContain('CANVOS-TEST: initramfs reached');
     // systemd-boot (still intact and signed) ran its menu; the firmware's LoadImage refused the altered UKI
     expect(r.log, ctx(r)).toContain('Palette eXtended Kubernetes Edge');
-    expect(r.log, ctx(r)).toMatch(/Error loading \\EFI\\kairos\\v0\.0\.0-test\.efi: (Access Denied|Security Violation)/);
+    expect(r.log, ctx(r)).toMatch(
+      /Error loading \\EFI\\kairos\\v0\.0\.0-test\.efi: (Access Denied|Security Violation)/,
+    );
   });
 
   it('an ISO signed with other keys: the firmware refuses it', async () => {
     await genkey({ dir: join(tmp.path, 'other'), skipMicrosoft: true, org: 'someone else' });
     const other = await makeIso(join(tmp.path, 'other'), join(tmp.path, 'out-other'));
-    const r = await bootIso(other, { firmware: 'uefi', secureBoot: true, varsFile: vars, timeoutMs: 150_000, until: /failed to load Boot0001 .*: Access Denied/ });
+    const r = await bootIso(other, {
+      firmware: 'uefi',
+      secureBoot: true,
+      varsFile: vars,
+      timeoutMs: 150_000,
+      until: /failed to load Boot0001 .*: Access Denied/,
+    });
     expect(r.log, ctx(r)).not.toContain('CANVOS-TEST: initramfs reached');
     // the firmware refuses the ISO's systemd-boot already: it is signed by a db key that is not enrolled
     expect(r.log, ctx(r)).toMatch(/BdsDxe: failed to load Boot0001 "UEFI QEMU DVD-ROM[^"]*" from .*: Access Denied/);

@@ -41,23 +41,53 @@ export async function makeUkiImage(layout: string, fx: BootFixture, withKernel =
             ] as const)
           : []),
         { type: 'file', path: 'bin/busybox', source: { host: '/bin/busybox' }, mode: 0o755 },
-        { type: 'file', path: 'usr/bin/kairos-agent', source: { inline: '#!/bin/sh\necho kairos-agent stand-in\n' }, mode: 0o755 },
+        {
+          type: 'file',
+          path: 'usr/bin/kairos-agent',
+          source: { inline: '#!/bin/sh\necho kairos-agent stand-in\n' },
+          mode: 0o755,
+        },
         { type: 'file', path: 'init', source: { inline: INIT }, mode: 0o755 },
         { type: 'file', path: 'usr/lib/os-release', source: { inline: OS_RELEASE }, mode: 0o644 },
         { type: 'symlink', path: 'etc/os-release', target: '../usr/lib/os-release' },
         { type: 'file', path: 'etc/canvos-uki-marker', source: { inline: `${UKI_MARKER}\n` }, mode: 0o644 },
         { type: 'hardlink', path: 'usr/share/marker-link', target: 'etc/canvos-uki-marker' },
-        { type: 'file', path: `usr/lib/x86_64-linux-gnu/systemd/libsystemd-shared-${systemd}.so`, source: { inline: '' }, mode: 0o644 },
+        {
+          type: 'file',
+          path: `usr/lib/x86_64-linux-gnu/systemd/libsystemd-shared-${systemd}.so`,
+          source: { inline: '' },
+          mode: 0o644,
+        },
         { type: 'file', path: 'proc/should-not-be-copied', source: { inline: 'x' }, mode: 0o644 },
       ],
     },
     { dir: join(layout, 'blobs', 'sha256'), sourceDateEpoch: 1_700_000_000, compression: 'gzip' },
   );
-  const configBytes = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', config: {}, rootfs: { type: 'layers', diff_ids: [layer.diffId] } }));
-  const config = { mediaType: 'application/vnd.oci.image.config.v1+json', digest: await oci.writeSmallBlob(configBytes), size: configBytes.length };
-  const manifestBytes = Buffer.from(
-    JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json', config, layers: [{ mediaType: layer.mediaType, digest: layer.digest, size: layer.size }] }),
+  const configBytes = Buffer.from(
+    JSON.stringify({
+      architecture: 'amd64',
+      os: 'linux',
+      config: {},
+      rootfs: { type: 'layers', diff_ids: [layer.diffId] },
+    }),
   );
-  const manifest = { mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: await oci.writeSmallBlob(manifestBytes), size: manifestBytes.length };
+  const config = {
+    mediaType: 'application/vnd.oci.image.config.v1+json',
+    digest: await oci.writeSmallBlob(configBytes),
+    size: configBytes.length,
+  };
+  const manifestBytes = Buffer.from(
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType: 'application/vnd.oci.image.manifest.v1+json',
+      config,
+      layers: [{ mediaType: layer.mediaType, digest: layer.digest, size: layer.size }],
+    }),
+  );
+  const manifest = {
+    mediaType: 'application/vnd.oci.image.manifest.v1+json',
+    digest: await oci.writeSmallBlob(manifestBytes),
+    size: manifestBytes.length,
+  };
   await oci.setTag({ ...manifest, platform: { architecture: 'amd64', os: 'linux' } }, 'latest');
 }

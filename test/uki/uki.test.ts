@@ -37,7 +37,14 @@ describe.skipIf(!ready)('UKI', () => {
   it('assembles the stub with .osrel .cmdline .uname .pcrpkey .initrd .linux that objcopy reads back', async () => {
     unsigned = join(tmp.path, 'uki.unsigned.efi');
     const pcr = await publicPemOf(join(sb, 'private-keys', 'tpm2-pcr-private.pem'));
-    await buildUki(unsigned, { kernel: fx.kernel, initrds: [fx.initrd, fx.initrd], cmdline, osRelease: osrel, uname: fx.kver, pcrPublicKey: pcr });
+    await buildUki(unsigned, {
+      kernel: fx.kernel,
+      initrds: [fx.initrd, fx.initrd],
+      cmdline,
+      osRelease: osrel,
+      uname: fx.kver,
+      pcrPublicKey: pcr,
+    });
     const h = await run('objdump', ['-h', unsigned]);
     expect(h.code, h.stderr).toBe(0);
     const names = [...h.stdout.matchAll(/^\s+\d+\s+(\S+)/gm)].map((m) => m[1]);
@@ -58,13 +65,20 @@ describe.skipIf(!ready)('UKI', () => {
       // objcopy dumps the raw (file-aligned) size; the section's own bytes come first, zero padding after
       const got = await readFile(out);
       expect(got.subarray(0, data.length).equals(data), name).toBe(true);
-      expect(got.subarray(data.length).every((b) => b === 0), name).toBe(true);
+      expect(
+        got.subarray(data.length).every((b) => b === 0),
+        name,
+      ).toBe(true);
     }
   });
 
   it('sbsign with the db key: sbverify accepts it with db.pem, refuses another certificate and a flipped byte', async () => {
     signed = join(tmp.path, 'uki.efi');
-    await signEfi(unsigned, signed, { key: join(sb, 'private-keys', 'db.key'), cert: join(sb, 'public-keys', 'db.pem'), signer: 'sbsign' });
+    await signEfi(unsigned, signed, {
+      key: join(sb, 'private-keys', 'db.key'),
+      cert: join(sb, 'public-keys', 'db.pem'),
+      signer: 'sbsign',
+    });
     const ok = await run('sbverify', ['--cert', join(sb, 'public-keys', 'db.pem'), signed]);
     expect(ok.code, ok.stderr + ok.stdout).toBe(0);
     expect(ok.stdout + ok.stderr).toContain('Signature verification OK');
@@ -80,7 +94,11 @@ describe.skipIf(!ready)('UKI', () => {
   it('the TypeScript Authenticode signer: sbverify accepts with db.pem, refuses another certificate and a flipped byte', async () => {
     const ts = join(tmp.path, 'uki.ts-signed.efi');
     await copyFile(unsigned, ts);
-    await authenticodeSign(ts, createPrivateKey(await readFile(join(sb, 'private-keys', 'db.key'))), await readFile(join(sb, 'enrollment', 'db.der')));
+    await authenticodeSign(
+      ts,
+      createPrivateKey(await readFile(join(sb, 'private-keys', 'db.key'))),
+      await readFile(join(sb, 'enrollment', 'db.der')),
+    );
     const ok = await run('sbverify', ['--cert', join(sb, 'public-keys', 'db.pem'), ts]);
     expect(ok.code, ok.stderr + ok.stdout).toBe(0);
     expect(ok.stdout + ok.stderr).toContain('Signature verification OK');
@@ -91,15 +109,30 @@ describe.skipIf(!ready)('UKI', () => {
     const bytes = await readFile(ts);
     bytes.writeUInt8((bytes[0x5000] as number) ^ 0xff, 0x5000);
     await writeFile(join(tmp.path, 'ts-flipped.efi'), bytes);
-    expect((await run('sbverify', ['--cert', join(sb, 'public-keys', 'db.pem'), join(tmp.path, 'ts-flipped.efi')])).code).not.toBe(0);
-    await expect(authenticodeSign(ts, createPrivateKey(await readFile(join(sb, 'private-keys', 'db.key'))), Buffer.alloc(0))).rejects.toThrow(/already signed/);
+    expect(
+      (await run('sbverify', ['--cert', join(sb, 'public-keys', 'db.pem'), join(tmp.path, 'ts-flipped.efi')])).code,
+    ).not.toBe(0);
+    await expect(
+      authenticodeSign(ts, createPrivateKey(await readFile(join(sb, 'private-keys', 'db.key'))), Buffer.alloc(0)),
+    ).rejects.toThrow(/already signed/);
   });
 
   it('a missing stub or kernel is a one-line configuration error', async () => {
-    const e = await buildUki(join(tmp.path, 'x.efi'), { kernel: fx.kernel, initrds: [], cmdline: '', osRelease: '', stub: join(tmp.path, 'nope.stub') }).catch((x: unknown) => x);
+    const e = await buildUki(join(tmp.path, 'x.efi'), {
+      kernel: fx.kernel,
+      initrds: [],
+      cmdline: '',
+      osRelease: '',
+      stub: join(tmp.path, 'nope.stub'),
+    }).catch((x: unknown) => x);
     expect(CanvosError.is(e) && e.exitCode).toBe(3);
     expect((e as Error).message).toContain('nope.stub');
-    const k = await buildUki(join(tmp.path, 'x.efi'), { kernel: join(tmp.path, 'vmlinuz'), initrds: [], cmdline: '', osRelease: '' }).catch((x: unknown) => x);
+    const k = await buildUki(join(tmp.path, 'x.efi'), {
+      kernel: join(tmp.path, 'vmlinuz'),
+      initrds: [],
+      cmdline: '',
+      osRelease: '',
+    }).catch((x: unknown) => x);
     expect(CanvosError.is(k) && k.exitCode).toBe(3);
     expect((k as Error).message).toMatch(/vmlinuz: cannot read/);
   });

@@ -66,8 +66,10 @@ async function run(argv: string[], io: CliIo): Promise<number> {
       'layer-compression': { type: 'string' },
     },
   });
-  if ((values.push === true) === (values.output !== undefined)) throw usageError('give exactly one of --push or --output oci:DIR');
-  if (values.output !== undefined && !/^oci:.+/.test(values.output)) throw usageError(`--output must be oci:DIR, not ${JSON.stringify(values.output)}`);
+  if ((values.push === true) === (values.output !== undefined))
+    throw usageError('give exactly one of --push or --output oci:DIR');
+  if (values.output !== undefined && !/^oci:.+/.test(values.output))
+    throw usageError(`--output must be oci:DIR, not ${JSON.stringify(values.output)}`);
   const layerCompression = parseLayerCompression('build-all', values['layer-compression']);
   if (values['disk-format'] && !values.disk) throw usageError('--disk-format needs --disk');
   const diskFormats = parseDiskFormats('build-all', values['disk-format'] ?? []);
@@ -109,7 +111,10 @@ async function run(argv: string[], io: CliIo): Promise<number> {
   const say = (s: string): void => {
     if (!values.json) io.stderr.write(`${s}\n`);
   };
-  for (const i of provider.images) say(`${values.push ? 'pushed' : 'wrote'} ${i.destination.replace(/^docker:\/\//, '')} ${shortDigest(i.manifestDigest)}`);
+  for (const i of provider.images)
+    say(
+      `${values.push ? 'pushed' : 'wrote'} ${i.destination.replace(/^docker:\/\//, '')} ${shortDigest(i.manifestDigest)}`,
+    );
   const iso = await buildInstallerIso(config, {
     ...isoOpts,
     registry,
@@ -124,19 +129,37 @@ async function run(argv: string[], io: CliIo): Promise<number> {
     },
   });
   const pushed = values['iso-push']
-    ? { ref: values['iso-push'], ...(await pushArtifact([iso.isoPath], values['iso-push'], { sha256File: iso.sha256Path, registry, signal: io.signal, sourceDateEpoch: sourceDateEpochFromEnv(io.env) })) }
+    ? {
+        ref: values['iso-push'],
+        ...(await pushArtifact([iso.isoPath], values['iso-push'], {
+          sha256File: iso.sha256Path,
+          registry,
+          signal: io.signal,
+          sourceDateEpoch: sourceDateEpochFromEnv(io.env),
+        })),
+      }
     : undefined;
   if (pushed) say(`pushed ${pushed.ref} ${shortDigest(pushed.digest)}`);
   const disk = values.disk
     ? await buildInstallerDisk(config, {
-        projectDir, userData: isoOpts.userData, registry, cacheDir: cli.cacheDir, outputDir: resolve(io.cwd, values['iso-output'] ?? 'build'),
-        formats: diskFormats, env: io.env, signal: io.signal, onWarning: warn, onDiskProgress: (p) => say(`disk: ${p.phase}`),
+        projectDir,
+        userData: isoOpts.userData,
+        registry,
+        cacheDir: cli.cacheDir,
+        outputDir: resolve(io.cwd, values['iso-output'] ?? 'build'),
+        formats: diskFormats,
+        env: io.env,
+        signal: io.signal,
+        onWarning: warn,
+        onDiskProgress: (p) => say(`disk: ${p.phase}`),
       })
     : undefined;
   const snippet = packSnippet(config);
   if (values.json) {
     const isoJson = pushed ? { ...iso, pushed: { ref: pushed.ref, digest: pushed.digest } } : iso;
-    io.stdout.write(`${JSON.stringify({ provider: providerResultJson(provider, snippet), iso: isoJson, ...(disk ? { disk } : {}) })}\n`);
+    io.stdout.write(
+      `${JSON.stringify({ provider: providerResultJson(provider, snippet), iso: isoJson, ...(disk ? { disk } : {}) })}\n`,
+    );
     return 0;
   }
   say(`wrote ${iso.isoPath} (sha256 ${iso.sha256})`);

@@ -44,11 +44,17 @@ const usageError = (message: string): CanvosError => usageErrorFor('build', mess
 
 function dryRunText(r: DryRunReport): string {
   const size = (b: number | undefined) => (b === undefined ? '?' : formatBytes(b));
-  const img = (i: DryRunReport['base']) => (i.error ? `${i.ref}  UNAVAILABLE: ${i.error}` : `${i.ref}  ${i.layers} layers, ${size(i.bytes)}`);
-  const lines = [`base image: ${img(r.base)}`, `k8s and agent provider bundled: ${r.plan.bundled ? 'yes' : 'no (systemd-extension capable base)'}`, ''];
+  const img = (i: DryRunReport['base']) =>
+    i.error ? `${i.ref}  UNAVAILABLE: ${i.error}` : `${i.ref}  ${i.layers} layers, ${size(i.bytes)}`;
+  const lines = [
+    `base image: ${img(r.base)}`,
+    `k8s and agent provider bundled: ${r.plan.bundled ? 'yes' : 'no (systemd-extension capable base)'}`,
+    '',
+  ];
   if (r.dockerfileSteps.length) {
     lines.push('Dockerfile steps (on the base, shared):');
-    for (const st of r.dockerfileSteps) lines.push(`  ${st.name.padEnd(15)} ${st.createdBy.replace(/ # (buildkit|canvos-lite [\w ]+)$/, '')}`);
+    for (const st of r.dockerfileSteps)
+      lines.push(`  ${st.name.padEnd(15)} ${st.createdBy.replace(/ # (buildkit|canvos-lite [\w ]+)$/, '')}`);
     lines.push('');
   }
   lines.push('shared layers (built once):');
@@ -80,7 +86,8 @@ async function run(argv: string[], io: CliIo): Promise<number> {
   });
   const modes = [values.push, values.output !== undefined, values['dry-run']].filter(Boolean).length;
   if (modes !== 1) throw usageError('give exactly one of --push, --output oci:DIR or --dry-run');
-  if (values.output !== undefined && !/^oci:.+/.test(values.output)) throw usageError(`--output must be oci:DIR, not ${JSON.stringify(values.output)}`);
+  if (values.output !== undefined && !/^oci:.+/.test(values.output))
+    throw usageError(`--output must be oci:DIR, not ${JSON.stringify(values.output)}`);
   const layerCompression = parseLayerCompression('build', values['layer-compression']);
   const cwd = io.cwd;
   const cli = await loadCliConfig(values, io, 'build');
@@ -88,7 +95,14 @@ async function run(argv: string[], io: CliIo): Promise<number> {
   const versions = await cliK8sVersions(cli, values, io);
 
   if (values['dry-run']) {
-    const report = await describeProviderBuild(config, { versions, projectDir, registry, cacheDir: values['cache-dir'], signal: io.signal, onWarning: warn });
+    const report = await describeProviderBuild(config, {
+      versions,
+      projectDir,
+      registry,
+      cacheDir: values['cache-dir'],
+      signal: io.signal,
+      onWarning: warn,
+    });
     io.stdout.write(values.json ? `${JSON.stringify(report)}\n` : dryRunText(report));
     // Exit like the real build would: with the code of the first image it could not read.
     const failed = [report.base, ...report.sources].filter((i) => i.error);
@@ -120,15 +134,32 @@ async function run(argv: string[], io: CliIo): Promise<number> {
     io.stdout.write(`${JSON.stringify(providerResultJson(result, snippet))}\n`);
     return 0;
   }
-  for (const i of result.images) io.stderr.write(`${values.push ? 'pushed' : 'wrote'} ${i.destination.replace(/^docker:\/\//, '')} ${shortDigest(i.manifestDigest)}\n`);
+  for (const i of result.images)
+    io.stderr.write(
+      `${values.push ? 'pushed' : 'wrote'} ${i.destination.replace(/^docker:\/\//, '')} ${shortDigest(i.manifestDigest)}\n`,
+    );
   io.stdout.write(snippet);
   return 0;
 }
 
 /** The `--json` form of a provider build result (also part of `build-all --json`). */
 export function providerResultJson(result: BuildProviderResult, snippet: string): Record<string, unknown> {
-  const images = result.images.map((i) => ({ k8sVersion: i.k8sVersion, tag: i.tag, destination: i.destination, digest: i.manifestDigest, layers: i.layers.length, appended: i.appended }));
-  return { baseImage: result.baseImage, systemdVersion: result.systemdVersion ?? null, bundled: result.plan.bundled, dockerfileRuns: result.dockerfileRuns, images, packSnippet: snippet };
+  const images = result.images.map((i) => ({
+    k8sVersion: i.k8sVersion,
+    tag: i.tag,
+    destination: i.destination,
+    digest: i.manifestDigest,
+    layers: i.layers.length,
+    appended: i.appended,
+  }));
+  return {
+    baseImage: result.baseImage,
+    systemdVersion: result.systemdVersion ?? null,
+    bundled: result.plan.bundled,
+    dockerfileRuns: result.dockerfileRuns,
+    images,
+    packSnippet: snippet,
+  };
 }
 
 const command: CommandModule = {

@@ -13,7 +13,17 @@ import { DEFAULT_CONCURRENCY } from '../../registry/semaphore.js';
 import type { RegistryTransportOptions } from '../../registry/transport.js';
 import type { CliIo, CommandModule } from '../main.js';
 import { createProgress, formatBytes } from '../progress.js';
-import { blobPartsHelp, checkAccessPaths, SRC_DEST_REGISTRY_OPTIONS, parseBlobParts, parseCreds as parseCredsFor, parseTimeout, TIMEOUT_OPTION, timeoutHelp, usageError as usageErrorFor } from '../flags.js';
+import {
+  blobPartsHelp,
+  checkAccessPaths,
+  SRC_DEST_REGISTRY_OPTIONS,
+  parseBlobParts,
+  parseCreds as parseCredsFor,
+  parseTimeout,
+  TIMEOUT_OPTION,
+  timeoutHelp,
+  usageError as usageErrorFor,
+} from '../flags.js';
 import type { BlobPartsOptions } from '../../registry/blob-parts.js';
 
 const usage = `usage: canvos-lite copy [options] SRC DST
@@ -39,9 +49,20 @@ options:
 
 const usageError = (message: string): CanvosError => usageErrorFor('copy', message);
 
-const parseCreds = (v: string | undefined, flag: string): ReturnType<typeof parseCredsFor> => parseCredsFor('copy', v, flag);
+const parseCreds = (v: string | undefined, flag: string): ReturnType<typeof parseCredsFor> =>
+  parseCredsFor('copy', v, flag);
 
-function registryOptions(spec: ImageSpec, io: CliIo, creds: ReturnType<typeof parseCreds>, insecure: boolean, authFile: string | undefined, certsDir: string | undefined, jobs: number, blobParts: BlobPartsOptions | false | undefined, timeoutMs: number | undefined): RegistryTransportOptions {
+function registryOptions(
+  spec: ImageSpec,
+  io: CliIo,
+  creds: ReturnType<typeof parseCreds>,
+  insecure: boolean,
+  authFile: string | undefined,
+  certsDir: string | undefined,
+  jobs: number,
+  blobParts: BlobPartsOptions | false | undefined,
+  timeoutMs: number | undefined,
+): RegistryTransportOptions {
   return {
     timeoutMs,
     blobParts,
@@ -72,13 +93,19 @@ async function run(argv: string[], io: CliIo): Promise<number> {
       json: { type: 'boolean' },
     },
   });
-  if (positionals.length !== 2) throw usageError(`copy takes exactly two arguments, SRC and DST (got ${positionals.length})`);
-  const platforms = (values.platform ?? []).flatMap((p) => p.split(',')).filter((p) => p !== '').map(parsePlatform);
-  if (platforms.length > 0 && (values['all-platforms'] || values.all)) throw usageError('--platform and --all-platforms exclude each other');
+  if (positionals.length !== 2)
+    throw usageError(`copy takes exactly two arguments, SRC and DST (got ${positionals.length})`);
+  const platforms = (values.platform ?? [])
+    .flatMap((p) => p.split(','))
+    .filter((p) => p !== '')
+    .map(parsePlatform);
+  if (platforms.length > 0 && (values['all-platforms'] || values.all))
+    throw usageError('--platform and --all-platforms exclude each other');
   let jobs: number | undefined;
   if (values.jobs !== undefined) {
     jobs = Number(values.jobs);
-    if (!Number.isInteger(jobs) || jobs < 1 || jobs > 64) throw usageError(`--jobs must be an integer from 1 to 64, not ${JSON.stringify(values.jobs)}`);
+    if (!Number.isInteger(jobs) || jobs < 1 || jobs > 64)
+      throw usageError(`--jobs must be an integer from 1 to 64, not ${JSON.stringify(values.jobs)}`);
   }
   const blobParts = parseBlobParts('copy', values['blob-parts']);
   const timeoutMs = parseTimeout('copy', values.timeout);
@@ -93,8 +120,32 @@ async function run(argv: string[], io: CliIo): Promise<number> {
   let dst: ImageDestination | undefined;
   let result: CopyResult;
   try {
-    src = openSource(srcSpec, { registry: registryOptions(srcSpec, io, srcCreds, values['src-insecure'] === true, values.authfile, values['cert-dir'], jobs ?? DEFAULT_CONCURRENCY, blobParts, timeoutMs) });
-    dst = openDestination(dstSpec, { registry: registryOptions(dstSpec, io, destCreds, values['dest-insecure'] === true, values.authfile, values['cert-dir'], jobs ?? DEFAULT_CONCURRENCY, blobParts, timeoutMs) });
+    src = openSource(srcSpec, {
+      registry: registryOptions(
+        srcSpec,
+        io,
+        srcCreds,
+        values['src-insecure'] === true,
+        values.authfile,
+        values['cert-dir'],
+        jobs ?? DEFAULT_CONCURRENCY,
+        blobParts,
+        timeoutMs,
+      ),
+    });
+    dst = openDestination(dstSpec, {
+      registry: registryOptions(
+        dstSpec,
+        io,
+        destCreds,
+        values['dest-insecure'] === true,
+        values.authfile,
+        values['cert-dir'],
+        jobs ?? DEFAULT_CONCURRENCY,
+        blobParts,
+        timeoutMs,
+      ),
+    });
     result = await copyImage(src, dst, {
       platforms,
       concurrency: jobs,
@@ -115,7 +166,10 @@ async function run(argv: string[], io: CliIo): Promise<number> {
   io.stdout.write(
     `copied ${src.description} -> ${dst.description}: ${result.rootDigest} (${result.manifests} manifests; blobs: ${b.copied} copied, ${b.skipped} skipped, ${b.mounted} mounted; ${formatBytes(b.bytes)})\n`,
   );
-  if (result.rewritten) io.stdout.write(`note: a new index of ${result.platforms.join(', ')} was written; its digest differs from the source's ${result.sourceDigest}\n`);
+  if (result.rewritten)
+    io.stdout.write(
+      `note: a new index of ${result.platforms.join(', ')} was written; its digest differs from the source's ${result.sourceDigest}\n`,
+    );
   return 0;
 }
 

@@ -71,7 +71,8 @@ async function run(argv: string[], io: CliIo): Promise<number> {
   if (positionals.length > 0) throw usageError(`unexpected argument ${JSON.stringify(positionals[0])}`);
   const formats = parseDiskFormats('disk', values.format ?? []);
   const size = values.size === undefined ? undefined : Number(values.size);
-  if (size !== undefined && !(Number.isInteger(size) && size > 0)) throw usageError(`--size must be a whole number of MiB, not ${JSON.stringify(values.size)}`);
+  if (size !== undefined && !(Number.isInteger(size) && size > 0))
+    throw usageError(`--size must be a whole number of MiB, not ${JSON.stringify(values.size)}`);
   const say = (s: string): void => {
     if (!values.json) io.stderr.write(`${s}\n`);
   };
@@ -82,36 +83,68 @@ async function run(argv: string[], io: CliIo): Promise<number> {
   let result: BuildDiskResult & Partial<Record<DiskFormat, string>>;
   if (!values.base) {
     for (const k of BASE_ONLY) {
-      if (values[k] !== undefined) throw usageError(`--${k} only applies with --base; the configuration sets it (--set ISO_NAME=…, ARCH=…, EDGE_CUSTOM_CONFIG=…)`);
+      if (values[k] !== undefined)
+        throw usageError(
+          `--${k} only applies with --base; the configuration sets it (--set ISO_NAME=…, ARCH=…, EDGE_CUSTOM_CONFIG=…)`,
+        );
     }
     const cli = await loadCliConfig(values, io, 'disk', 'ERR_CONFIG');
     result = await buildInstallerDisk(cli.config, {
-      projectDir: cli.projectDir, registry: cli.registry, cacheDir: cli.cacheDir, outputDir, userData, formats, sizeMiB: size,
-      env: io.env, signal: io.signal, onWarning: cli.warn, onProgress: (m) => say(`disk: ${m}`), onDiskProgress: onProgress,
+      projectDir: cli.projectDir,
+      registry: cli.registry,
+      cacheDir: cli.cacheDir,
+      outputDir,
+      userData,
+      formats,
+      sizeMiB: size,
+      env: io.env,
+      signal: io.signal,
+      onWarning: cli.warn,
+      onProgress: (m) => say(`disk: ${m}`),
+      onDiskProgress: onProgress,
     });
   } else {
     for (const k of Object.keys(CONFIG_OPTIONS) as (keyof typeof CONFIG_OPTIONS)[]) {
       if (values[k] !== undefined) throw usageError(`--${k} does not apply with --base (the image is used as it is)`);
     }
     const arch = values.arch ?? 'amd64';
-    if (arch !== 'amd64' && arch !== 'arm64') throw usageError(`--arch must be amd64 or arm64, not ${JSON.stringify(arch)}`);
+    if (arch !== 'amd64' && arch !== 'arm64')
+      throw usageError(`--arch must be amd64 or arm64, not ${JSON.stringify(arch)}`);
     const ref = values.base;
     const img = await openImage(ref, arch, {
       cache: new BlobCache({ env: io.env }),
       signal: io.signal,
-      registry: { env: io.env, insecureRegistries: values.insecure ? [ref.replace(/^docker:\/\//, '').split('/')[0] ?? ref] : undefined },
+      registry: {
+        env: io.env,
+        insecureRegistries: values.insecure ? [ref.replace(/^docker:\/\//, '').split('/')[0] ?? ref] : undefined,
+      },
     });
     say(`disk: ${img.source.description} (${img.layers.length} layers)`);
     try {
       const ecc = values['edge-custom-config'];
       result = await buildDisk(
-        { rootfs: mergeLayers(img.openers, { signal: io.signal }), outputDir, userData, sizeMiB: size, name: values.name, arch, edgeCustomConfig: ecc ? resolve(io.cwd, ecc) : undefined },
+        {
+          rootfs: mergeLayers(img.openers, { signal: io.signal }),
+          outputDir,
+          userData,
+          sizeMiB: size,
+          name: values.name,
+          arch,
+          edgeCustomConfig: ecc ? resolve(io.cwd, ecc) : undefined,
+        },
         { env: io.env, signal: io.signal, onWarning: warn, onProgress },
       );
     } finally {
       await img.source.close().catch(() => {});
     }
-    Object.assign(result, await convertAll(result.rawPath, formats, { env: io.env, signal: io.signal, sourceDateEpoch: sourceDateEpochFromEnv(io.env) }));
+    Object.assign(
+      result,
+      await convertAll(result.rawPath, formats, {
+        env: io.env,
+        signal: io.signal,
+        sourceDateEpoch: sourceDateEpochFromEnv(io.env),
+      }),
+    );
   }
   if (values.json) io.stdout.write(`${JSON.stringify(result)}\n`);
   else io.stdout.write([result.rawPath, ...formats.map((f) => result[f])].map((p) => `${p}\n`).join(''));
@@ -121,16 +154,21 @@ async function run(argv: string[], io: CliIo): Promise<number> {
 /** `--format` / `--disk-format` values (repeatable, comma-separated) as conversion formats; `raw` is implied. */
 export function parseDiskFormats(cmd: string, given: readonly string[]): DiskFormat[] {
   const out = new Set<DiskFormat>();
-  for (const f of given.flatMap((g) => g.split(',')).map((x) => x.trim()).filter(Boolean)) {
+  for (const f of given
+    .flatMap((g) => g.split(','))
+    .map((x) => x.trim())
+    .filter(Boolean)) {
     if (f === 'raw') continue;
-    if (f !== 'qcow2' && f !== 'vhd' && f !== 'raw.gz') throw usageErrorFor(cmd, `the disk format must be raw, raw.gz, qcow2 or vhd, not ${JSON.stringify(f)}`);
+    if (f !== 'qcow2' && f !== 'vhd' && f !== 'raw.gz')
+      throw usageErrorFor(cmd, `the disk format must be raw, raw.gz, qcow2 or vhd, not ${JSON.stringify(f)}`);
     out.add(f);
   }
   return [...out];
 }
 
 const command: CommandModule = {
-  summary: 'canvos-lite disk: build a Kairos raw disk image (EFI + BIOS; qcow2/vhd copies) from the CanvOS configuration or an image',
+  summary:
+    'canvos-lite disk: build a Kairos raw disk image (EFI + BIOS; qcow2/vhd copies) from the CanvOS configuration or an image',
   usage,
   run,
 };

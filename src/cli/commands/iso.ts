@@ -55,7 +55,17 @@ common options:
                              image, one gzip layer)
   --json                     print only a JSON result on stdout`;
 
-const BASE_ONLY = ['files-iso', 'local-ui', 'cluster-config', 'edge-custom-config', 'name', 'arch', 'force-interactive', 'debug-cmdline', 'insecure'] as const;
+const BASE_ONLY = [
+  'files-iso',
+  'local-ui',
+  'cluster-config',
+  'edge-custom-config',
+  'name',
+  'arch',
+  'force-interactive',
+  'debug-cmdline',
+  'insecure',
+] as const;
 
 const usageError = (message: string): CanvosError => usageErrorFor('iso', message);
 
@@ -87,14 +97,16 @@ async function run(argv: string[], io: CliIo): Promise<number> {
   });
   if (positionals.length > 0) throw usageError(`unexpected argument ${JSON.stringify(positionals[0])}`);
   const pushAs = values['push-as'] ?? 'artifact';
-  if (pushAs !== 'artifact' && pushAs !== 'image') throw usageError(`--push-as must be artifact or image, not ${JSON.stringify(pushAs)}`);
+  if (pushAs !== 'artifact' && pushAs !== 'image')
+    throw usageError(`--push-as must be artifact or image, not ${JSON.stringify(pushAs)}`);
   if (values['push-as'] && !values.push) throw usageError('--push-as needs --push REF');
   if (!values.base) return fromConfig(values, io);
   for (const k of Object.keys(CONFIG_OPTIONS) as (keyof typeof CONFIG_OPTIONS)[]) {
     if (values[k] !== undefined) throw usageError(`--${k} does not apply with --base (the image is used as it is)`);
   }
   const arch = values.arch ?? 'amd64';
-  if (arch !== 'amd64' && arch !== 'arm64') throw usageError(`--arch must be amd64 or arm64, not ${JSON.stringify(arch)}`);
+  if (arch !== 'amd64' && arch !== 'arm64')
+    throw usageError(`--arch must be amd64 or arm64, not ${JSON.stringify(arch)}`);
   const say = (s: string): void => {
     if (!values.json) io.stderr.write(`${s}\n`);
   };
@@ -105,14 +117,20 @@ async function run(argv: string[], io: CliIo): Promise<number> {
   const img = await openImage(values.base, arch, {
     cache: new BlobCache({ env: io.env }),
     signal: io.signal,
-    registry: { env: io.env, timeoutMs: parseTimeout('iso', values.timeout), insecureRegistries: insecure ? [hostOf(values.base)] : undefined },
+    registry: {
+      env: io.env,
+      timeoutMs: parseTimeout('iso', values.timeout),
+      insecureRegistries: insecure ? [hostOf(values.base)] : undefined,
+    },
   });
   let result: BuildIsoResult;
   try {
     say(`iso: ${img.source.description} (${img.layers.length} layers)`);
     result = await buildIso(
       {
-        rootfs: mergeLayers(localUi ? [...img.openers, localUiLayer(localUi, io.signal)] : img.openers, { signal: io.signal }),
+        rootfs: mergeLayers(localUi ? [...img.openers, localUiLayer(localUi, io.signal)] : img.openers, {
+          signal: io.signal,
+        }),
         filesIsoDir: at(values['files-iso']),
         userData: at(values['user-data']),
         contentDirs: values.content?.map((d) => resolve(io.cwd, d)),
@@ -135,21 +153,45 @@ async function run(argv: string[], io: CliIo): Promise<number> {
     await img.source.close().catch(() => {});
   }
   const insecureHosts = insecure ? [hostOf(values.base), ...(values.push ? [hostOf(values.push)] : [])] : undefined;
-  const pushed = await pushIso(result, values.push, pushAs, { env: io.env, insecureRegistries: insecureHosts }, io, say);
+  const pushed = await pushIso(
+    result,
+    values.push,
+    pushAs,
+    { env: io.env, insecureRegistries: insecureHosts },
+    io,
+    say,
+  );
   if (values.json) io.stdout.write(`${JSON.stringify({ ...result, ...pushed })}\n`);
   else io.stdout.write(`${result.isoPath}\n`);
   return 0;
 }
 
 /** `--push REF`: the built ISO as an OCI artifact. */
-async function pushIso(r: BuildIsoResult, ref: string | undefined, as: 'artifact' | 'image', registry: RegistryTransportOptions, io: CliIo, say: (s: string) => void): Promise<{ pushed?: { ref: string; digest: string } }> {
+async function pushIso(
+  r: BuildIsoResult,
+  ref: string | undefined,
+  as: 'artifact' | 'image',
+  registry: RegistryTransportOptions,
+  io: CliIo,
+  say: (s: string) => void,
+): Promise<{ pushed?: { ref: string; digest: string } }> {
   if (!ref) return {};
   say(`iso: push ${ref} (${as})`);
   const sourceDateEpoch = sourceDateEpochFromEnv(io.env);
   const p =
     as === 'image'
-      ? await pushIsoImage(r.isoPath, ref, { workDir: dirname(r.isoPath), registry, signal: io.signal, sourceDateEpoch })
-      : await pushArtifact([r.isoPath], ref, { sha256File: r.sha256Path, registry, signal: io.signal, sourceDateEpoch });
+      ? await pushIsoImage(r.isoPath, ref, {
+          workDir: dirname(r.isoPath),
+          registry,
+          signal: io.signal,
+          sourceDateEpoch,
+        })
+      : await pushArtifact([r.isoPath], ref, {
+          sha256File: r.sha256Path,
+          registry,
+          signal: io.signal,
+          sourceDateEpoch,
+        });
   say(`iso: pushed ${p.digest}`);
   return { pushed: { ref, digest: p.digest } };
 }
@@ -175,11 +217,15 @@ async function fromConfig(values: IsoValues, io: CliIo): Promise<number> {
   for (const k of BASE_ONLY) {
     if (values[k] !== undefined) {
       const project = k === 'files-iso' || k === 'local-ui';
-      throw new CanvosError('ERR_USAGE', `--${k} only applies with --base; ${project ? 'the project provides it' : 'the configuration sets it'}`, {
-        hint: project
-          ? 'put the files in <project>/overlay/files-iso/ and <project>/local-ui.tar (as CanvOS)'
-          : 'use --set (e.g. --set ISO_NAME=x, --set ARCH=arm64, --set CLUSTERCONFIG=spc.tgz, --set FORCE_INTERACTIVE_INSTALL=true, --set DEBUG=true)',
-      });
+      throw new CanvosError(
+        'ERR_USAGE',
+        `--${k} only applies with --base; ${project ? 'the project provides it' : 'the configuration sets it'}`,
+        {
+          hint: project
+            ? 'put the files in <project>/overlay/files-iso/ and <project>/local-ui.tar (as CanvOS)'
+            : 'use --set (e.g. --set ISO_NAME=x, --set ARCH=arm64, --set CLUSTERCONFIG=spc.tgz, --set FORCE_INTERACTIVE_INSTALL=true, --set DEBUG=true)',
+        },
+      );
     }
   }
   const cli = await loadCliConfig(values, io, 'iso', 'ERR_CONFIG');
@@ -199,7 +245,14 @@ async function fromConfig(values: IsoValues, io: CliIo): Promise<number> {
     onProgress: (m) => say(`iso: ${m}`),
     onIsoProgress: phaseLogger(say),
   });
-  const pushed = await pushIso(r, values.push, values['push-as'] === 'image' ? 'image' : 'artifact', cli.registry, io, say);
+  const pushed = await pushIso(
+    r,
+    values.push,
+    values['push-as'] === 'image' ? 'image' : 'artifact',
+    cli.registry,
+    io,
+    say,
+  );
   if (values.json) io.stdout.write(`${JSON.stringify({ ...r, ...pushed })}\n`);
   else io.stdout.write(`${r.isoPath}\n`);
   return 0;
@@ -212,7 +265,8 @@ function hostOf(ref: string): string {
 }
 
 const command: CommandModule = {
-  summary: 'canvos-lite iso: build the Palette Edge installer ISO (BIOS + UEFI hybrid) from the CanvOS configuration or an image',
+  summary:
+    'canvos-lite iso: build the Palette Edge installer ISO (BIOS + UEFI hybrid) from the CanvOS configuration or an image',
   usage,
   run,
 };

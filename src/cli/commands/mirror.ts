@@ -21,7 +21,17 @@ import { parseReference, type Reference } from '../../registry/reference.js';
 import type { RegistryTransportOptions } from '../../registry/transport.js';
 import type { CliIo, CommandModule } from '../main.js';
 import { createProgress, formatBytes } from '../progress.js';
-import { SRC_DEST_REGISTRY_OPTIONS, blobPartsHelp, checkAccessPaths, parseBlobParts, parseCreds as parseCredsFor, parseTimeout, TIMEOUT_OPTION, timeoutHelp, usageError as usageErrorFor } from '../flags.js';
+import {
+  SRC_DEST_REGISTRY_OPTIONS,
+  blobPartsHelp,
+  checkAccessPaths,
+  parseBlobParts,
+  parseCreds as parseCredsFor,
+  parseTimeout,
+  TIMEOUT_OPTION,
+  timeoutHelp,
+  usageError as usageErrorFor,
+} from '../flags.js';
 
 const usage = `usage: canvos-lite mirror plan [--config mirror.yaml | REF...] [--to REGISTRY[/path] | --to DIR | --to FILE.tar] [--from DIR|FILE.tar]
        canvos-lite mirror push [--config mirror.yaml | REF...] --to REGISTRY[/path]
@@ -57,7 +67,8 @@ options:
 
 const usageError = (message: string): CanvosError => usageErrorFor('mirror', message);
 
-const parseCreds = (v: string | undefined, flag: string): ReturnType<typeof parseCredsFor> => parseCredsFor('mirror', v, flag);
+const parseCreds = (v: string | undefined, flag: string): ReturnType<typeof parseCredsFor> =>
+  parseCredsFor('mirror', v, flag);
 
 /** `700M`, `4G`, `4GiB`, `123456`, `fat32`. */
 export function parseSize(v: string): number {
@@ -71,7 +82,8 @@ export function parseSize(v: string): number {
 function intOpt(v: string | undefined, flag: string, max: number): number | undefined {
   if (v === undefined) return undefined;
   const n = Number(v);
-  if (!Number.isInteger(n) || n < 1 || n > max) throw usageError(`${flag} must be an integer from 1 to ${max}, not ${JSON.stringify(v)}`);
+  if (!Number.isInteger(n) || n < 1 || n > max)
+    throw usageError(`${flag} must be an integer from 1 to ${max}, not ${JSON.stringify(v)}`);
   return n;
 }
 
@@ -80,12 +92,18 @@ function isPathTarget(to: string): boolean {
 }
 
 function printFailures(io: CliIo, failures: MirrorFailure[]): void {
-  for (const f of failures) io.stderr.write(`failed: ${f.source}${f.destination ? ` -> ${f.destination}` : ''}: ${f.message}${f.hint ? ` (hint: ${f.hint})` : ''}\n`);
+  for (const f of failures)
+    io.stderr.write(
+      `failed: ${f.source}${f.destination ? ` -> ${f.destination}` : ''}: ${f.message}${f.hint ? ` (hint: ${f.hint})` : ''}\n`,
+    );
 }
 
 async function run(argv: string[], io: CliIo): Promise<number> {
   const sub = argv[0];
-  if (sub !== 'plan' && sub !== 'push' && sub !== 'save' && sub !== 'load') throw usageError(`mirror needs a subcommand: plan, push, save or load${sub ? ` (got ${JSON.stringify(sub)})` : ''}`);
+  if (sub !== 'plan' && sub !== 'push' && sub !== 'save' && sub !== 'load')
+    throw usageError(
+      `mirror needs a subcommand: plan, push, save or load${sub ? ` (got ${JSON.stringify(sub)})` : ''}`,
+    );
   const { values, positionals } = parseArgs({
     args: argv.slice(1),
     allowPositionals: true,
@@ -114,7 +132,11 @@ async function run(argv: string[], io: CliIo): Promise<number> {
     },
   });
   // `--flatten last-segment` arrives as a positional right after --flatten.
-  let flatten: RewriteOptions['flatten'] = values['flatten-last-segment'] ? 'last-segment' : values.flatten ? true : undefined;
+  let flatten: RewriteOptions['flatten'] = values['flatten-last-segment']
+    ? 'last-segment'
+    : values.flatten
+      ? true
+      : undefined;
   const refs = [...positionals];
   const li = argv.indexOf('--flatten');
   if (li >= 0 && argv[li + 1] === 'last-segment') {
@@ -122,27 +144,37 @@ async function run(argv: string[], io: CliIo): Promise<number> {
     refs.splice(refs.indexOf('last-segment'), 1);
   }
   if (values.config && refs.length) throw usageError('give either --config or image references, not both');
-  if (sub !== 'load' && !values.config && refs.length === 0 && !(sub === 'plan' && values.from)) throw usageError(`mirror ${sub} needs --config mirror.yaml or image references`);
+  if (sub !== 'load' && !values.config && refs.length === 0 && !(sub === 'plan' && values.from))
+    throw usageError(`mirror ${sub} needs --config mirror.yaml or image references`);
   if ((sub === 'push' || sub === 'save' || sub === 'load') && !values.to) throw usageError(`mirror ${sub} needs --to`);
   if (sub === 'load' && !values.from) throw usageError('mirror load needs --from DIR|FILE.tar');
-  if (sub === 'push' && isPathTarget(values.to!)) throw usageError(`mirror push --to takes a registry; use mirror save for ${values.to}`);
+  if (sub === 'push' && isPathTarget(values.to!))
+    throw usageError(`mirror push --to takes a registry; use mirror save for ${values.to}`);
   if (sub === 'load' && isPathTarget(values.to!)) throw usageError('mirror load --to takes a registry');
   // Checked before any configuration is read or anything is listed or downloaded.
   const maxPartSize = values['max-part-size'] === undefined ? undefined : parseSize(values['max-part-size']);
   if (maxPartSize !== undefined) {
     if (sub !== 'save') throw usageError(`--max-part-size applies to mirror save only, not mirror ${sub}`);
-    if (!values.to!.endsWith('.tar')) throw usageError(`--max-part-size splits an archive: save to NAME.tar, not ${values.to}`);
+    if (!values.to!.endsWith('.tar'))
+      throw usageError(`--max-part-size splits an archive: save to NAME.tar, not ${values.to}`);
     checkMaxPartSize(maxPartSize);
   }
 
   let config: MirrorConfig = {};
   if (values.config) config = await loadMirrorConfig(values.config);
-  const platforms = (values.platform ?? []).flatMap((p) => p.split(',')).filter((p) => p !== '').map(parsePlatform);
+  const platforms = (values.platform ?? [])
+    .flatMap((p) => p.split(','))
+    .filter((p) => p !== '')
+    .map(parsePlatform);
   const rewrite: RewriteOptions = { ...config.rewrite };
   if (values.prefix !== undefined) rewrite.prefix = values.prefix;
   if (flatten !== undefined) rewrite.flatten = flatten;
   if (values['no-keep-registry']) rewrite.keepRegistry = false;
-  const concurrency = { ...config.concurrency, images: intOpt(values.images, '--images', 64) ?? config.concurrency?.images, blobs: intOpt(values.jobs, '--jobs', 128) ?? config.concurrency?.blobs };
+  const concurrency = {
+    ...config.concurrency,
+    images: intOpt(values.images, '--images', 64) ?? config.concurrency?.images,
+    blobs: intOpt(values.jobs, '--jobs', 128) ?? config.concurrency?.blobs,
+  };
 
   const progress = createProgress(io.stderr, { quiet: values.json === true, label: `mirror ${sub}` });
   let items: MirrorItem[] = [];
@@ -160,15 +192,24 @@ async function run(argv: string[], io: CliIo): Promise<number> {
     certsDir: values['cert-dir'],
   });
   const destHost = values.to && !isPathTarget(values.to) ? parseDestinationRoot(values.to).registry : undefined;
-  const srcHosts = (list: readonly { source: Reference }[]): string[] => (values['src-insecure'] ? [...new Set(list.map((i) => i.source.registry))] : []);
-  const sourceRegistryFor = (list: readonly { source: Reference }[]): RegistryTransportOptions => base(parseCreds(values['src-creds'], '--src-creds'), srcHosts(list));
-  const destRegistry = base(parseCreds(values['dest-creds'], '--dest-creds'), values['dest-insecure'] && destHost ? [destHost] : []);
+  const srcHosts = (list: readonly { source: Reference }[]): string[] =>
+    values['src-insecure'] ? [...new Set(list.map((i) => i.source.registry))] : [];
+  const sourceRegistryFor = (list: readonly { source: Reference }[]): RegistryTransportOptions =>
+    base(parseCreds(values['src-creds'], '--src-creds'), srcHosts(list));
+  const destRegistry = base(
+    parseCreds(values['dest-creds'], '--dest-creds'),
+    values['dest-insecure'] && destHost ? [destHost] : [],
+  );
 
   if (sub !== 'load' && !(sub === 'plan' && values.from)) {
     if (values.config) {
       // Listing tags needs the insecure flag for the repositories named in the file, known before resolving.
       const named = (config.images ?? []).map((e) => ({ source: parseReference(e.ref) }));
-      const r = await resolveItems(config, { signal: io.signal, sourceRegistry: sourceRegistryFor(named), onWarning: (_c, m) => io.stderr.write(`warning: ${m}\n`) });
+      const r = await resolveItems(config, {
+        signal: io.signal,
+        sourceRegistry: sourceRegistryFor(named),
+        onWarning: (_c, m) => io.stderr.write(`warning: ${m}\n`),
+      });
       items = r.items;
       resolveFailures = r.failures;
     } else {
@@ -180,7 +221,8 @@ async function run(argv: string[], io: CliIo): Promise<number> {
     onProgress: (e) => {
       // Image-level events (the item is a reference, not a digest): one readable line each on a non-TTY.
       if (e.status === 'mirrored' || e.status === 'referrer' || e.status === 'failed') {
-        if (!values.json && !io.stderr.isTTY) io.stderr.write(`${e.status} ${e.item ?? ''} (${e.itemsDone ?? 0}/${e.itemsTotal ?? 0})\n`);
+        if (!values.json && !io.stderr.isTTY)
+          io.stderr.write(`${e.status} ${e.item ?? ''} (${e.itemsDone ?? 0}/${e.itemsTotal ?? 0})\n`);
         else progress.onProgress({ ...e, item: undefined, status: undefined });
         return;
       }
@@ -194,7 +236,11 @@ async function run(argv: string[], io: CliIo): Promise<number> {
   };
 
   if (sub === 'plan') {
-    const target: PlanTarget = !values.to ? { kind: 'none' } : isPathTarget(values.to) ? { kind: 'layout', path: values.to } : { kind: 'registry', to: values.to };
+    const target: PlanTarget = !values.to
+      ? { kind: 'none' }
+      : isPathTarget(values.to)
+        ? { kind: 'layout', path: values.to }
+        : { kind: 'registry', to: values.to };
     let plan: MirrorPlan;
     try {
       plan = await mirrorPlan(items, target, { ...opts, from: values.from, since: values.since });
@@ -212,7 +258,14 @@ async function run(argv: string[], io: CliIo): Promise<number> {
   let sources: Reference[] = [];
   try {
     if (sub === 'push') report = await mirrorPush(items, values.to!, opts);
-    else if (sub === 'save') report = await mirrorSave(items, values.to!, { ...opts, maxPartSize, keepLayout: values['keep-layout'], since: values.since, allowPartial: values['allow-partial'] });
+    else if (sub === 'save')
+      report = await mirrorSave(items, values.to!, {
+        ...opts,
+        maxPartSize,
+        keepLayout: values['keep-layout'],
+        since: values.since,
+        allowPartial: values['allow-partial'],
+      });
     else {
       const r = await mirrorLoad(values.from!, values.to!, opts);
       report = r;
@@ -225,17 +278,29 @@ async function run(argv: string[], io: CliIo): Promise<number> {
   report.totals.failed = report.failures.length;
   if (values['registries-yaml'] && sub !== 'save') {
     const ok = new Set(report.images.filter((i) => !i.referrer).map((i) => i.source));
-    const srcs = sub === 'load' ? sources.filter((s) => ok.has(s.toString()) || [...ok].some((o) => parseReference(o).toString() === s.toString())) : [...ok].map((s) => parseReference(s));
-    await writeFile(values['registries-yaml'], registriesYaml(srcs, parseDestinationRoot(values.to!), rewrite, { insecure: values['dest-insecure'] === true }));
+    const srcs =
+      sub === 'load'
+        ? sources.filter(
+            (s) => ok.has(s.toString()) || [...ok].some((o) => parseReference(o).toString() === s.toString()),
+          )
+        : [...ok].map((s) => parseReference(s));
+    await writeFile(
+      values['registries-yaml'],
+      registriesYaml(srcs, parseDestinationRoot(values.to!), rewrite, { insecure: values['dest-insecure'] === true }),
+    );
     report.files.push(values['registries-yaml']);
   }
   if (values.json) io.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
   else {
     const t = report.totals;
-    io.stdout.write(`mirror ${sub}: ${t.images} images to ${report.destination} (${t.blobsCopied} blobs copied, ${t.blobsSkipped} already there; ${formatBytes(t.bytesCopied)} in ${t.seconds.toFixed(1)} s)${t.failed ? `, ${t.failed} FAILED` : ''}\n`);
+    io.stdout.write(
+      `mirror ${sub}: ${t.images} images to ${report.destination} (${t.blobsCopied} blobs copied, ${t.blobsSkipped} already there; ${formatBytes(t.bytesCopied)} in ${t.seconds.toFixed(1)} s)${t.failed ? `, ${t.failed} FAILED` : ''}\n`,
+    );
     for (const f of report.files) io.stdout.write(`wrote ${f}\n`);
     if (sub === 'save' && report.failures.length && !values['allow-partial'] && values.to!.endsWith('.tar')) {
-      io.stdout.write(`no archive written because images failed; the working layout ${values.to}.layout is kept, run again to resume (or --allow-partial)\n`);
+      io.stdout.write(
+        `no archive written because images failed; the working layout ${values.to}.layout is kept, run again to resume (or --allow-partial)\n`,
+      );
     }
   }
   return finish(io, report.failures, values.failures, values.json === true);
@@ -245,17 +310,36 @@ async function finish(io: CliIo, failures: MirrorFailure[], file: string | undef
   if (file) await writeFile(file, redactText(`${JSON.stringify(failures, null, 2)}\n`));
   if (failures.length === 0) return 0;
   if (!json) printFailures(io, failures);
-  io.stderr.write(`canvos-lite: ${failures.length} image(s) failed\nhint: fix the causes listed above and run the same command again; finished blobs are not transferred again\n`);
+  io.stderr.write(
+    `canvos-lite: ${failures.length} image(s) failed\nhint: fix the causes listed above and run the same command again; finished blobs are not transferred again\n`,
+  );
   return EXIT_CODES.ERR_MIRROR_PARTIAL;
 }
 
 function formatPlan(p: MirrorPlan): string {
   const rows = [['SOURCE', 'DESTINATION', 'PLATFORMS', 'BLOBS', 'SIZE', 'NEW BLOBS', 'NEW SIZE']];
-  for (const i of p.images) rows.push([i.source, i.destination || '-', String(i.platforms.length || 1), String(i.blobs), formatBytes(i.bytes), String(i.newBlobs), formatBytes(i.newBytes)]);
+  for (const i of p.images)
+    rows.push([
+      i.source,
+      i.destination || '-',
+      String(i.platforms.length || 1),
+      String(i.blobs),
+      formatBytes(i.bytes),
+      String(i.newBlobs),
+      formatBytes(i.newBytes),
+    ]);
   const w = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
-  const lines = rows.map((r) => r.map((cell, c) => cell.padEnd(w[c]!)).join('  ').trimEnd());
+  const lines = rows.map((r) =>
+    r
+      .map((cell, c) => cell.padEnd(w[c]!))
+      .join('  ')
+      .trimEnd(),
+  );
   const t = p.totals;
-  lines.push('', `total: ${t.images} images, ${t.blobs} distinct blobs, ${formatBytes(t.bytes)}; to move: ${t.newBlobs} blobs, ${formatBytes(t.newBytes)}; already present: ${formatBytes(t.presentBytes)}${t.failed ? `; ${t.failed} FAILED` : ''}`);
+  lines.push(
+    '',
+    `total: ${t.images} images, ${t.blobs} distinct blobs, ${formatBytes(t.bytes)}; to move: ${t.newBlobs} blobs, ${formatBytes(t.newBytes)}; already present: ${formatBytes(t.presentBytes)}${t.failed ? `; ${t.failed} FAILED` : ''}`,
+  );
   return `${lines.join('\n')}\n`;
 }
 

@@ -56,7 +56,8 @@ async function run(argv: string[], io: CliIo): Promise<number> {
 }
 
 const command: CommandModule = {
-  summary: 'canvos-lite pull-artifact: write the files of an OCI artifact (e.g. the ISO pushed by iso --push) into a directory',
+  summary:
+    'canvos-lite pull-artifact: write the files of an OCI artifact (e.g. the ISO pushed by iso --push) into a directory',
   usage,
   run,
 };

@@ -70,11 +70,18 @@ export async function ukiIsoCmd(argv: string[], io: CliIo): Promise<number> {
   });
   if (positionals.length > 0) throw usageError(`unexpected argument ${JSON.stringify(positionals[0])}`);
   if (values.arch !== undefined && values.arch !== 'amd64') {
-    throw new CanvosError('ERR_CONFIG', `UKI ISOs are amd64 only (--arch ${values.arch})`, { hint: 'CanvOS builds a plain ISO on arm64: use canvos-lite iso' });
+    throw new CanvosError('ERR_CONFIG', `UKI ISOs are amd64 only (--arch ${values.arch})`, {
+      hint: 'CanvOS builds a plain ISO on arm64: use canvos-lite iso',
+    });
   }
-  const explicit = values.kernel !== undefined || values.initrd !== undefined || values['os-release'] !== undefined || values.uname !== undefined;
+  const explicit =
+    values.kernel !== undefined ||
+    values.initrd !== undefined ||
+    values['os-release'] !== undefined ||
+    values.uname !== undefined;
   if (values.base && explicit) throw usageError('--base and --kernel/--initrd/--os-release/--uname exclude each other');
-  if (!values.base && !(values.kernel && values.initrd && values['os-release'])) throw usageError('give --base REF, or --kernel, --initrd and --os-release');
+  if (!values.base && !(values.kernel && values.initrd && values['os-release']))
+    throw usageError('give --base REF, or --kernel, --initrd and --os-release');
   const path = (p: string | undefined): string | undefined => (p === undefined ? undefined : resolve(io.cwd, p));
   const say = (s: string): void => {
     if (!values.json) io.stderr.write(`${s}\n`);
@@ -97,7 +104,10 @@ export async function ukiIsoCmd(argv: string[], io: CliIo): Promise<number> {
     const img = await openImage(base, 'amd64', {
       cache: new BlobCache({ env: io.env }),
       signal: io.signal,
-      registry: { env: io.env, insecureRegistries: values.insecure ? [base.replace(/^docker:\/\//, '').split('/')[0] ?? base] : undefined },
+      registry: {
+        env: io.env,
+        insecureRegistries: values.insecure ? [base.replace(/^docker:\/\//, '').split('/')[0] ?? base] : undefined,
+      },
     });
     try {
       say(`uki iso: ${img.source.description} (${img.layers.length} layers) -> UKI initrd`);
@@ -114,7 +124,10 @@ export async function ukiIsoCmd(argv: string[], io: CliIo): Promise<number> {
     }
   } else {
     const osRelease = await readFile(path(values['os-release']) as string, 'utf8').catch((e: unknown) => {
-      throw new CanvosError('ERR_CONFIG', `--os-release ${values['os-release']}: ${(e as Error).message}`, { cause: e, hint: 'pass the image os-release file' });
+      throw new CanvosError('ERR_CONFIG', `--os-release ${values['os-release']}: ${(e as Error).message}`, {
+        cause: e,
+        hint: 'pass the image os-release file',
+      });
     });
     const cmdline = [values.cmdline ?? ENKI_UKI_CMDLINE, values['extend-cmdline']].filter(Boolean).join(' ');
     result = await buildUkiIso({

@@ -40,9 +40,11 @@ export async function ukiProviderCmd(argv: string[], io: CliIo): Promise<number>
     },
   });
   if (positionals.length > 0) throw usageError(`unexpected argument ${JSON.stringify(positionals[0])}`);
-  if (!values.provider || !values.carrier || !values.to) throw usageError('--provider, --carrier and --to are required');
+  if (!values.provider || !values.carrier || !values.to)
+    throw usageError('--provider, --carrier and --to are required');
   const host = (r: string): string => r.replace(/^docker:\/\//, '').split('/')[0] ?? r;
-  const epoch = io.env.SOURCE_DATE_EPOCH && /^\d+$/.test(io.env.SOURCE_DATE_EPOCH) ? Number(io.env.SOURCE_DATE_EPOCH) : undefined;
+  const epoch =
+    io.env.SOURCE_DATE_EPOCH && /^\d+$/.test(io.env.SOURCE_DATE_EPOCH) ? Number(io.env.SOURCE_DATE_EPOCH) : undefined;
   const r = await buildUkiProviderImage({
     provider: values.provider,
     carrier: values.carrier,
@@ -50,7 +52,10 @@ export async function ukiProviderCmd(argv: string[], io: CliIo): Promise<number>
     keysDir: resolve(io.cwd, values.keys ?? 'secure-boot'),
     workDir: resolve(io.cwd, 'build'),
     cache: new BlobCache({ env: io.env }),
-    registry: { env: io.env, ...(values.insecure ? { insecureRegistries: [values.provider, values.carrier, values.to].map(host) } : {}) },
+    registry: {
+      env: io.env,
+      ...(values.insecure ? { insecureRegistries: [values.provider, values.carrier, values.to].map(host) } : {}),
+    },
     ...(values['extend-cmdline'] !== undefined ? { extendCmdline: values['extend-cmdline'] } : {}),
     ...(values.version !== undefined ? { version: values.version } : {}),
     ...(values.branding !== undefined ? { branding: values.branding } : {}),

@@ -52,7 +52,8 @@ async function genkeyCmd(argv: string[], io: CliIo): Promise<number> {
   });
   if (positionals.length > 0) throw usageError(`unexpected argument ${JSON.stringify(positionals[0])}`);
   const days = values['expiration-in-days'];
-  if (days !== undefined && !/^[1-9]\d*$/.test(days)) throw usageError(`--expiration-in-days must be a positive integer, not ${JSON.stringify(days)}`);
+  if (days !== undefined && !/^[1-9]\d*$/.test(days))
+    throw usageError(`--expiration-in-days must be a positive integer, not ${JSON.stringify(days)}`);
   const dir = resolve(io.cwd, values.dir ?? 'secure-boot');
   const r = await genkey({
     dir,
@@ -68,18 +69,27 @@ async function genkeyCmd(argv: string[], io: CliIo): Promise<number> {
   });
   if (values.json) io.stdout.write(`${JSON.stringify({ dir, ...r })}\n`);
   else {
-    io.stderr.write(`secure-boot keys in ${dir} (KEK: ${r.counts.KEK} certificates, db: ${r.counts.db}); keep private-keys/PK.key and KEK.key offline\n`);
+    io.stderr.write(
+      `secure-boot keys in ${dir} (KEK: ${r.counts.KEK} certificates, db: ${r.counts.db}); keep private-keys/PK.key and KEK.key offline\n`,
+    );
     io.stdout.write(r.files.map((f) => `${dir}/${f}\n`).join(''));
   }
   return 0;
 }
 
-const SUB: Record<string, (argv: string[], io: CliIo) => Promise<number>> = { genkey: genkeyCmd, iso: ukiIsoCmd, provider: ukiProviderCmd };
+const SUB: Record<string, (argv: string[], io: CliIo) => Promise<number>> = {
+  genkey: genkeyCmd,
+  iso: ukiIsoCmd,
+  provider: ukiProviderCmd,
+};
 
 async function run(argv: string[], io: CliIo): Promise<number> {
   const sub = argv[0];
   const fn = sub ? SUB[sub] : undefined;
-  if (!fn) throw usageError(sub ? `unknown subcommand ${JSON.stringify(sub)}` : `a subcommand is required: ${Object.keys(SUB).join(', ')}`);
+  if (!fn)
+    throw usageError(
+      sub ? `unknown subcommand ${JSON.stringify(sub)}` : `a subcommand is required: ${Object.keys(SUB).join(', ')}`,
+    );
   return fn(argv.slice(1), io);
 }
 

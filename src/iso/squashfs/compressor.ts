@@ -36,14 +36,22 @@ export function adler32(buf: Uint8Array): number {
     const end = Math.min(i + 5552, n);
     // 8 bytes per step: the loop overhead, not the adds, dominates in V8.
     for (; i + 8 <= end; i += 8) {
-      a += buf[i]!; b += a;
-      a += buf[i + 1]!; b += a;
-      a += buf[i + 2]!; b += a;
-      a += buf[i + 3]!; b += a;
-      a += buf[i + 4]!; b += a;
-      a += buf[i + 5]!; b += a;
-      a += buf[i + 6]!; b += a;
-      a += buf[i + 7]!; b += a;
+      a += buf[i]!;
+      b += a;
+      a += buf[i + 1]!;
+      b += a;
+      a += buf[i + 2]!;
+      b += a;
+      a += buf[i + 3]!;
+      b += a;
+      a += buf[i + 4]!;
+      b += a;
+      a += buf[i + 5]!;
+      b += a;
+      a += buf[i + 6]!;
+      b += a;
+      a += buf[i + 7]!;
+      b += a;
     }
     for (; i < end; i++) {
       a += buf[i]!;

@@ -93,7 +93,7 @@ export class DataWriter {
         this.o.signal?.throwIfAborted();
         hash?.update(chunk);
         total += chunk.length;
-        for (let p = 0; p < chunk.length; ) {
+        for (let p = 0; p < chunk.length;) {
           const n = Math.min(chunk.length - p, bs - fill);
           chunk.copy(buf, fill, p, p + n);
           fill += n;
@@ -111,9 +111,13 @@ export class DataWriter {
       }
     }
     if (total !== size) {
-      throw new CanvosError('ERR_SIZE_MISMATCH', `squashfs: ${path} has ${total} content bytes, its entry says ${size}`, {
-        hint: 'the entry producer must yield a content stream of exactly `size` bytes',
-      });
+      throw new CanvosError(
+        'ERR_SIZE_MISMATCH',
+        `squashfs: ${path} has ${total} content bytes, its entry says ${size}`,
+        {
+          hint: 'the entry producer must yield a content stream of exactly `size` bytes',
+        },
+      );
     }
     if (hash && size > 0) {
       const key = `${hash.digest('base64')}:${size}`;
@@ -156,10 +160,14 @@ export class DataWriter {
     this.fragPos.push(0);
     this.fragWord.push(0);
     // Queued without awaiting the in-flight bound: at most one extra block, and positions stay in order.
-    this.enqueue(this.fragBuf.subarray(0, this.fragFill), (pos, w) => {
-      this.fragPos[idx] = pos;
-      this.fragWord[idx] = w;
-    }, false);
+    this.enqueue(
+      this.fragBuf.subarray(0, this.fragFill),
+      (pos, w) => {
+        this.fragPos[idx] = pos;
+        this.fragWord[idx] = w;
+      },
+      false,
+    );
     this.fragBuf = undefined;
     this.fragFill = 0;
   }
@@ -172,10 +180,13 @@ export class DataWriter {
       done = new Promise<Buffer>((resolve, reject) => {
         const start = (): void => {
           this.running++;
-          this.c.compress(raw).then(resolve, reject).finally(() => {
-            this.running--;
-            this.pending.shift()?.();
-          });
+          this.c
+            .compress(raw)
+            .then(resolve, reject)
+            .finally(() => {
+              this.running--;
+              this.pending.shift()?.();
+            });
         };
         if (this.running < this.o.concurrency) start();
         else this.pending.push(start);

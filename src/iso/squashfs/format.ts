@@ -72,7 +72,16 @@ export function encodeSuperblock(s: Superblock): Buffer {
   b.writeUInt16LE(s.ids, 26);
   b.writeUInt16LE(4, 28);
   b.writeUInt16LE(0, 30);
-  const longs = [s.rootInode, s.bytesUsed, s.idTable, s.xattrTable, s.inodeTable, s.dirTable, s.fragTable, s.exportTable];
+  const longs = [
+    s.rootInode,
+    s.bytesUsed,
+    s.idTable,
+    s.xattrTable,
+    s.inodeTable,
+    s.dirTable,
+    s.fragTable,
+    s.exportTable,
+  ];
   longs.forEach((v, i) => b.writeBigUInt64LE(v, 32 + 8 * i));
   return b;
 }

@@ -5,8 +5,22 @@
  */
 import type { Compressor } from './compressor.js';
 import {
-  INVALID_FRAG, METADATA_SIZE, T_BLKDEV, T_CHRDEV, T_DIR, T_FIFO, T_FILE, T_SOCKET, T_SYMLINK,
-  encodeDevInode, encodeDirEntry, encodeDirHeader, encodeDirInode, encodeFileInode, encodeIpcInode, encodeSymlinkInode,
+  INVALID_FRAG,
+  METADATA_SIZE,
+  T_BLKDEV,
+  T_CHRDEV,
+  T_DIR,
+  T_FIFO,
+  T_FILE,
+  T_SOCKET,
+  T_SYMLINK,
+  encodeDevInode,
+  encodeDirEntry,
+  encodeDirHeader,
+  encodeDirInode,
+  encodeFileInode,
+  encodeIpcInode,
+  encodeSymlinkInode,
 } from './format.js';
 import type { DirIndex, InodeBase } from './format.js';
 import { MetadataWriter } from './metadata.js';
@@ -52,7 +66,12 @@ export function buildTables(root: Node, c: Compressor, ids: IdTable, xattrs: Xat
   const inodeCount = next - 1;
 
   const base = (n: Node): InodeBase => ({
-    type: n.type, mode: n.mode, uidIdx: ids.index(n.uid), gidIdx: ids.index(n.gid), mtime: n.mtime, ino: n.ino,
+    type: n.type,
+    mode: n.mode,
+    uidIdx: ids.index(n.uid),
+    gidIdx: ids.index(n.gid),
+    mtime: n.mtime,
+    ino: n.ino,
   });
 
   const writeLeaf = (n: Node): void => {
@@ -95,7 +114,7 @@ export function buildTables(root: Node, c: Compressor, ids: IdTable, xattrs: Xat
     const startAbs = dw.uncompressed;
     const index: DirIndex[] = [];
     let indexedAt = 0; // listing offset of the last indexed header (the directory start counts as one)
-    for (let i = 0; i < kids.length; ) {
+    for (let i = 0; i < kids.length;) {
       const first = (kids[i] as Child).node;
       const blk = Math.floor(first.ref / 65536);
       const rel = dw.uncompressed - startAbs;

@@ -61,7 +61,8 @@ export function segments(path: string): string[] {
   const segs = path.split('/').filter((s) => s !== '' && s !== '.');
   for (const s of segs) {
     if (s === '..') throw bad(path, 'contains ..', 'normalise entry paths before writing the squashfs');
-    if (Buffer.byteLength(s) > 256) throw bad(path, 'has a name longer than 256 bytes', 'squashfs names are at most 256 bytes');
+    if (Buffer.byteLength(s) > 256)
+      throw bad(path, 'has a name longer than 256 bytes', 'squashfs names are at most 256 bytes');
   }
   return segs;
 }

@@ -31,9 +31,23 @@ export async function* walkDirectory(dir: string, opts: WalkOptions = {}): Async
     const abs = rel === '' ? dir : join(dir, rel);
     // bigint stats: a float mtimeMs rounds x.999999999 s up to the next second; mtimeNs is exact.
     const big = await lstat(abs, { bigint: true });
-    const st = { mode: Number(big.mode), uid: Number(big.uid), gid: Number(big.gid), size: Number(big.size), nlink: Number(big.nlink), dev: big.dev, ino: big.ino, rdev: Number(big.rdev) };
+    const st = {
+      mode: Number(big.mode),
+      uid: Number(big.uid),
+      gid: Number(big.gid),
+      size: Number(big.size),
+      nlink: Number(big.nlink),
+      dev: big.dev,
+      ino: big.ino,
+      rdev: Number(big.rdev),
+    };
     const base = {
-      path: rel, mode: st.mode & 0o7777, uid: st.uid, gid: st.gid, mtime: Number(big.mtimeNs / 1_000_000_000n), size: 0,
+      path: rel,
+      mode: st.mode & 0o7777,
+      uid: st.uid,
+      gid: st.gid,
+      mtime: Number(big.mtimeNs / 1_000_000_000n),
+      size: 0,
     };
     if (big.isDirectory()) {
       yield { ...base, type: 'directory' };

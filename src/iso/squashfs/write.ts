@@ -11,7 +11,12 @@ import { makeCompressor } from './compressor.js';
 import type { SquashfsCompression } from './compressor.js';
 import { DataWriter } from './data-writer.js';
 import {
-  FLAG_DUPLICATES, FLAG_NO_FRAGMENTS, FLAG_NO_XATTRS, INVALID_TABLE, SUPERBLOCK_SIZE, encodeSuperblock,
+  FLAG_DUPLICATES,
+  FLAG_NO_FRAGMENTS,
+  FLAG_NO_XATTRS,
+  INVALID_TABLE,
+  SUPERBLOCK_SIZE,
+  encodeSuperblock,
 } from './format.js';
 import { lookupTable } from './metadata.js';
 import { buildTables } from './tables.js';
@@ -110,7 +115,12 @@ export async function writeSquashfs(
     const report = (phase: SquashfsProgress['phase'], bytes: number): void =>
       onProgress?.({ phase, entries: count, transferred: bytes });
     const data = new DataWriter(fh, SUPERBLOCK_SIZE, c, {
-      blockSize, concurrency, fragments, alwaysUseFragments: opts.alwaysUseFragments ?? false, dedupe, signal,
+      blockSize,
+      concurrency,
+      fragments,
+      alwaysUseFragments: opts.alwaysUseFragments ?? false,
+      dedupe,
+      signal,
       onBytes: (b) => {
         if (b - lastReport >= 1 << 24) report('data', (lastReport = b));
       },
@@ -163,10 +173,21 @@ export async function writeSquashfs(
     const tail = Buffer.concat(parts);
     await fh.write(tail, 0, tail.length, dataEnd);
     const sb = encodeSuperblock({
-      inodes: t.inodeCount, mkfsTime, blockSize, fragments: data.fragPos.length, compression: c.id,
-      flags: (fragments ? 0 : FLAG_NO_FRAGMENTS) | (dedupe ? FLAG_DUPLICATES : 0) | (xattrs.count > 0 ? 0 : FLAG_NO_XATTRS),
-      ids: ids.count, rootInode: BigInt(t.rootRef), bytesUsed: BigInt(bytesUsed), idTable: BigInt(it.start),
-      xattrTable, inodeTable: BigInt(inodeTable), dirTable: BigInt(dirTable), fragTable: BigInt(fragTable),
+      inodes: t.inodeCount,
+      mkfsTime,
+      blockSize,
+      fragments: data.fragPos.length,
+      compression: c.id,
+      flags:
+        (fragments ? 0 : FLAG_NO_FRAGMENTS) | (dedupe ? FLAG_DUPLICATES : 0) | (xattrs.count > 0 ? 0 : FLAG_NO_XATTRS),
+      ids: ids.count,
+      rootInode: BigInt(t.rootRef),
+      bytesUsed: BigInt(bytesUsed),
+      idTable: BigInt(it.start),
+      xattrTable,
+      inodeTable: BigInt(inodeTable),
+      dirTable: BigInt(dirTable),
+      fragTable: BigInt(fragTable),
       exportTable: INVALID_TABLE,
     });
     await fh.write(sb, 0, sb.length, 0);

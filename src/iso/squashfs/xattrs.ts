@@ -8,7 +8,11 @@ import type { Compressor } from './compressor.js';
 import { INVALID_XATTR } from './format.js';
 import { MetadataWriter, lookupTable } from './metadata.js';
 
-const PREFIXES: ReadonlyArray<[string, number]> = [['user.', 0], ['trusted.', 1], ['security.', 2]];
+const PREFIXES: ReadonlyArray<[string, number]> = [
+  ['user.', 0],
+  ['trusted.', 1],
+  ['security.', 2],
+];
 
 /** uid/gid values in first-use order mapped to their 16-bit table index. */
 export class IdTable {
