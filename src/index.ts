@@ -14,7 +14,7 @@ export {
 export { toCanvosError, FS_ERRNO_HINTS } from './error-map.js';
 export { INPUT_LIMITS } from './text-input.js';
 export { VERSION } from './version.js';
-export * from './oci/index.js';
+export * from './image/index.js';
 export * from './layers/index.js';
 export * from './registry/index.js';
 export * from './copy/index.js';

@@ -12,9 +12,9 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { CanvosError } from '../errors.js';
 import { openDestination, openSource, type OpenOptions } from '../copy/transports.js';
-import type { ProgressFn } from '../copy/types.js';
-import { sha256, sha256File, type Digest } from '../oci/digest.js';
-import { parseManifest, type Descriptor } from '../oci/schemas.js';
+import type { ProgressFn } from '../image/types.js';
+import { sha256, sha256File, type Digest } from '../image/digest.js';
+import { parseManifest, type Descriptor } from '../image/schemas.js';
 
 /** artifactType of an installer ISO pushed by canvos-lite. */
 export const ISO_ARTIFACT_TYPE = 'application/vnd.canvos-lite.installer-iso.v1';

@@ -9,7 +9,7 @@ import { createReadStream } from 'node:fs';
 import { Readable } from 'node:stream';
 import { openDestination, type OpenOptions } from '../copy/transports.js';
 import { buildLayer } from '../layers/build.js';
-import { sha256, type Digest } from '../oci/digest.js';
+import { sha256, type Digest } from '../image/digest.js';
 
 /** Options of {@link pushIsoImage}. */
 export interface PushIsoImageOptions extends OpenOptions {

@@ -3,7 +3,7 @@
  * (bytes, items done/total, rate); otherwise one plain line per finished item (`copied sha256:abc… 12.3 MB`).
  * With `quiet` (e.g. --json) nothing is printed. It consumes the library's ProgressEvent stream.
  */
-import type { ProgressEvent } from '../copy/types.js';
+import type { ProgressEvent } from '../image/types.js';
 
 /** Human size, e.g. `12.3 MB` (decimal units, like skopeo and docker). */
 export function formatBytes(n: number): string {

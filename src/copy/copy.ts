@@ -7,12 +7,12 @@
 import { setMaxListeners } from 'node:events';
 import { pipeline, Transform, type Readable } from 'node:stream';
 import { abortError, CanvosError } from '../errors.js';
-import type { Digest } from '../oci/digest.js';
-import { formatPlatform, hostPlatform, type Platform } from '../oci/platform.js';
-import type { Descriptor } from '../oci/schemas.js';
+import type { Digest } from '../image/digest.js';
+import { formatPlatform, hostPlatform, type Platform } from '../image/platform.js';
+import type { Descriptor } from '../image/schemas.js';
 import { DEFAULT_CONCURRENCY, Semaphore } from '../registry/semaphore.js';
 import { bottomUp, childPlatforms, loadGraph, selectPlatforms, type ManifestNode } from './graph.js';
-import type { ImageDestination, ImageSource, OpOptions } from './types.js';
+import type { ImageDestination, ImageSource, OpOptions } from '../image/types.js';
 
 /** Options of {@link copyImage}. */
 export interface CopyOptions extends OpOptions {

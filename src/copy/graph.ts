@@ -4,11 +4,11 @@
  * new index of the selected children, whose digest necessarily differs from the source's.
  */
 import { CanvosError } from '../errors.js';
-import { sha256, type Digest } from '../oci/digest.js';
-import { isIndexMediaType, MediaType } from '../oci/media-types.js';
-import { formatPlatform, platformMatches, type Platform } from '../oci/platform.js';
-import { parseManifest, type Descriptor } from '../oci/schemas.js';
-import type { ImageSource, OpOptions, RawManifest } from './types.js';
+import { sha256, type Digest } from '../image/digest.js';
+import { isIndexMediaType, MediaType } from '../image/media-types.js';
+import { formatPlatform, platformMatches, type Platform } from '../image/platform.js';
+import { parseManifest, type Descriptor } from '../image/schemas.js';
+import type { ImageSource, OpOptions, RawManifest } from '../image/types.js';
 
 /** One manifest of the graph with its children (index) or blobs (image). */
 export interface ManifestNode {

@@ -10,7 +10,7 @@ export type {
   ImageSource,
   ImageDestination,
   PutBlobResult,
-} from './types.js';
+} from '../image/types.js';
 export { copyImage, CopyPool, type CopyOptions, type CopyResult } from './copy.js';
 export { loadGraph, selectPlatforms, bottomUp, type ManifestNode, type Selection } from './graph.js';
 export {

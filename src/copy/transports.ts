@@ -10,7 +10,7 @@ import { layoutSource } from '../oci/layout.js';
 import { layoutDestination } from '../oci/layout-destination.js';
 import { parseReference, type Reference } from '../registry/reference.js';
 import { registryDestination, registrySource, type RegistryTransportOptions } from '../registry/transport.js';
-import type { ImageDestination, ImageSource } from './types.js';
+import type { ImageDestination, ImageSource } from '../image/types.js';
 
 /** The transports this build can read and write. */
 export const TRANSPORTS = ['docker', 'oci', 'docker-archive'] as const;

@@ -11,7 +11,7 @@ import { join, resolve } from 'node:path';
 import { CanvosError, abortError } from '../errors.js';
 import type { FsEntry } from '../layers/entry.js';
 import { sourceDateEpochFromEnv } from '../layers/build.js';
-import { publishWithSha256 } from '../oci/digest.js';
+import { publishWithSha256 } from '../image/digest.js';
 import { writeFatImage } from '../iso/fat.js';
 import { efiBootFiles, grubCandidates, shimCandidates } from '../iso/grub.js';
 import { readUserData, requireFile } from '../iso/iso-overlay.js';

@@ -16,7 +16,7 @@ import { compressChunks, type LayerCompression } from '../layers/compress.js';
 import { readLayer } from '../layers/read.js';
 import type { LayerOpener } from '../layers/merge.js';
 import type { BlobCache } from '../oci/cache.js';
-import type { Digest } from '../oci/digest.js';
+import type { Digest } from '../image/digest.js';
 import { updateScan, type BaseScan } from '../provider/base-scan.js';
 import type { WarningHandler } from '../provider/resolve.js';
 import { walkContext, type BuildContext } from './context.js';

@@ -9,7 +9,7 @@ import { join, resolve } from 'node:path';
 import { CanvosError, abortError } from '../errors.js';
 import type { FsEntry } from '../layers/entry.js';
 import { sourceDateEpochFromEnv } from '../layers/build.js';
-import { publishWithSha256 } from '../oci/digest.js';
+import { publishWithSha256 } from '../image/digest.js';
 import { writeFatImage } from './fat.js';
 import { normalizeTreeModes, scanFilesIso, stageIsoOverlay } from './files-iso.js';
 import { GRUB_CHAINLOAD_CFG } from './grub-cfg.js';

@@ -8,7 +8,7 @@ import { mkdir, mkdtemp, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { CanvosError, abortError } from '../errors.js';
-import { DigestCounter, digestHex, type Digest } from '../oci/digest.js';
+import { DigestCounter, digestHex, type Digest } from '../image/digest.js';
 import { compressChunks, layerMediaType, type CompressOptions, type LayerCompression } from './compress.js';
 import { planLayer, type PlannedEntry } from './plan.js';
 import type { EntryMeta, LayerSpec } from './spec.js';

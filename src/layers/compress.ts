@@ -9,7 +9,7 @@
 import { availableParallelism } from 'node:os';
 import { CanvosError } from '../errors.js';
 import { compressor, type ChunkCompressor } from '../native/load.js';
-import { MediaType } from '../oci/media-types.js';
+import { MediaType } from '../image/media-types.js';
 
 /** Layer blob compression. `'zstd'` needs the native addon (or Node >= 22.15). */
 export type LayerCompression = 'gzip' | 'zstd' | 'none';

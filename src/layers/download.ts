@@ -9,7 +9,7 @@ import { rename, rm } from 'node:fs/promises';
 import { pipeline } from 'node:stream/promises';
 import type { Dispatcher } from 'undici';
 import { CanvosError, abortError, redactUrl } from '../errors.js';
-import { DigestCounter } from '../oci/digest.js';
+import { DigestCounter } from '../image/digest.js';
 import { createDispatcher } from '../registry/dispatcher.js';
 import { toCanvosError, withPath } from '../error-map.js';
 import { request } from '../registry/undici-lite.js';

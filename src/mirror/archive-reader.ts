@@ -8,12 +8,12 @@ import { createReadStream, existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { PassThrough, type Readable } from 'node:stream';
 import { CanvosError } from '../errors.js';
-import { isDigest, verifyBuffer, VerifyingStream, type Digest } from '../oci/digest.js';
+import { isDigest, verifyBuffer, VerifyingStream, type Digest } from '../image/digest.js';
 import { REF_NAME_ANNOTATION } from '../oci/layout.js';
-import { MediaType } from '../oci/media-types.js';
-import { imageIndexSchema, type Descriptor, type ImageIndex } from '../oci/schemas.js';
+import { MediaType } from '../image/media-types.js';
+import { imageIndexSchema, type Descriptor, type ImageIndex } from '../image/schemas.js';
 import { applyPax, decodeHeader, decodePax, isZeroBlock } from '../layers/tar-parse.js';
-import type { ImageSource, RawManifest } from '../copy/types.js';
+import type { ImageSource, RawManifest } from '../image/types.js';
 import { manifestPathFor, readArchiveManifest, type ArchiveManifest } from './archive.js';
 
 interface Part {

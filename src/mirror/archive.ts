@@ -16,8 +16,8 @@ import { pack as tarPack } from 'tar-stream';
 import { z } from 'zod';
 import { abortError, CanvosError } from '../errors.js';
 import { OciLayout } from '../oci/layout.js';
-import type { OpOptions } from '../copy/types.js';
-import type { Digest } from '../oci/digest.js';
+import type { OpOptions } from '../image/types.js';
+import type { Digest } from '../image/digest.js';
 import { reachableBlobs } from './layout-walk.js';
 
 /** Format identifier written to and required in the manifest. */

@@ -7,7 +7,7 @@ import { isNode, LineCounter } from 'yaml';
 import { INPUT_LIMITS, parseYaml, readTextInput } from '../text-input.js';
 import { z } from 'zod';
 import { CanvosError } from '../errors.js';
-import { parsePlatform } from '../oci/platform.js';
+import { parsePlatform } from '../image/platform.js';
 import { parseReference } from '../registry/reference.js';
 
 const platformString = z.string().refine(

@@ -4,8 +4,8 @@
  * repository, the others get it by a mount (POST ?mount=&from=) instead of a second download + upload. A blob
  * still in flight to another repository is waited for first, so shared layers cross the wire once per run.
  */
-import type { ImageDestination, PutBlobResult } from '../copy/types.js';
-import type { Descriptor } from '../oci/schemas.js';
+import type { ImageDestination, PutBlobResult } from '../image/types.js';
+import type { Descriptor } from '../image/schemas.js';
 
 /** Where each blob went at one destination registry during a run. */
 export class DestinationMounts {

@@ -6,9 +6,9 @@
  */
 import { abortError, CanvosError } from '../errors.js';
 import { copyImage, CopyPool, type CopyResult } from '../copy/copy.js';
-import type { ImageDestination, ImageSource, ProgressFn } from '../copy/types.js';
-import type { Digest } from '../oci/digest.js';
-import type { Platform } from '../oci/platform.js';
+import type { ImageDestination, ImageSource, ProgressFn } from '../image/types.js';
+import type { Digest } from '../image/digest.js';
+import type { Platform } from '../image/platform.js';
 import type { MirrorFailure, MirrorImageResult } from './types.js';
 
 /** One copy of the run. */

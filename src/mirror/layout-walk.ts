@@ -4,9 +4,9 @@
  * missing one is an error rather than a silently incomplete archive).
  */
 import { CanvosError } from '../errors.js';
-import type { Digest } from '../oci/digest.js';
+import type { Digest } from '../image/digest.js';
 import type { OciLayout } from '../oci/layout.js';
-import { parseManifest, type ImageIndex } from '../oci/schemas.js';
+import { parseManifest, type ImageIndex } from '../image/schemas.js';
 
 /** Reads a small blob (manifest) verified by digest. */
 export type ReadManifestFn = (digest: Digest) => Promise<Buffer>;

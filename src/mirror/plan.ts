@@ -6,10 +6,10 @@
  */
 import { existsSync } from 'node:fs';
 import { bottomUp, loadGraph, selectPlatforms } from '../copy/graph.js';
-import type { ImageSource } from '../copy/types.js';
-import type { Digest } from '../oci/digest.js';
+import type { ImageSource } from '../image/types.js';
+import type { Digest } from '../image/digest.js';
 import { OciLayout } from '../oci/layout.js';
-import { formatPlatform } from '../oci/platform.js';
+import { formatPlatform } from '../image/platform.js';
 import { Repository } from '../registry/client.js';
 import { parseReference } from '../registry/reference.js';
 import { registrySource } from '../registry/transport.js';

@@ -4,10 +4,10 @@
  * `.att`, `.sbom` and the OCI fallback tag `sha256-<hex>`. Each is found once per digest (no duplicates when both
  * schemes list the same manifest) and copied as its own job.
  */
-import type { Digest } from '../oci/digest.js';
-import { parseManifest } from '../oci/schemas.js';
+import type { Digest } from '../image/digest.js';
+import { parseManifest } from '../image/schemas.js';
 import type { Repository } from '../registry/client.js';
-import type { ImageSource, OpOptions } from '../copy/types.js';
+import type { ImageSource, OpOptions } from '../image/types.js';
 
 /** What to copy for one image: tags (cosign / fallback) and untagged referrer digests. */
 export interface ReferrerSet {

@@ -6,7 +6,7 @@
  */
 import { dirname, isAbsolute, join, resolve as resolvePath } from 'node:path';
 import { CanvosError } from '../errors.js';
-import { parsePlatform } from '../oci/platform.js';
+import { parsePlatform } from '../image/platform.js';
 import { Repository } from '../registry/client.js';
 import { makeReference, parseReference } from '../registry/reference.js';
 import type { RegistryTransportOptions } from '../registry/transport.js';

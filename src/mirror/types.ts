@@ -2,8 +2,8 @@
  * Vocabulary shared by mirror plan/push/save/load: what is mirrored (MirrorItem), the options every run takes,
  * and the machine-readable report (per-image results plus the failure list that makes the run partial).
  */
-import type { OpOptions } from '../copy/types.js';
-import type { Platform } from '../oci/platform.js';
+import type { OpOptions } from '../image/types.js';
+import type { Platform } from '../image/platform.js';
 import type { Reference } from '../registry/reference.js';
 import type { RegistryTransportOptions } from '../registry/transport.js';
 import type { ConcurrencyOptions, RewriteOptions } from './config.js';

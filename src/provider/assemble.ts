@@ -5,10 +5,10 @@
  * Output bytes depend only on the inputs, so the same build gives the same digests.
  */
 import { CanvosError } from '../errors.js';
-import { sha256, type Digest } from '../oci/digest.js';
-import { MediaType } from '../oci/media-types.js';
-import type { Descriptor } from '../oci/schemas.js';
-import type { RawManifest } from '../copy/types.js';
+import { sha256, type Digest } from '../image/digest.js';
+import { MediaType } from '../image/media-types.js';
+import type { Descriptor } from '../image/schemas.js';
+import type { RawManifest } from '../image/types.js';
 
 /** A layer to append, as buildLayer returned it (media type already chosen for the family). */
 export interface AppendedLayer {

@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Readable } from 'node:stream';
 import { openDestination } from '../copy/transports.js';
-import type { ImageDestination, ProgressFn } from '../copy/types.js';
+import type { ImageDestination, ProgressFn } from '../image/types.js';
 import { abortError, CanvosError } from '../errors.js';
 import { buildLayer, sourceDateEpochFromEnv, type BuiltLayer } from '../layers/build.js';
 import {
@@ -23,8 +23,8 @@ import {
 import type { Executor } from '../dockerfile/exec-api.js';
 import { compressor } from '../native/load.js';
 import { BlobCache } from '../oci/cache.js';
-import type { Digest } from '../oci/digest.js';
-import type { Descriptor } from '../oci/schemas.js';
+import type { Digest } from '../image/digest.js';
+import type { Descriptor } from '../image/schemas.js';
 import type { RegistryTransportOptions } from '../registry/transport.js';
 import { assembleImage, layerMediaTypeFor, type AppendedLayer } from './assemble.js';
 import { scanBase } from './base-scan.js';

@@ -7,11 +7,11 @@ import { createReadStream } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { selectPlatforms, loadGraph } from '../copy/graph.js';
 import { openSource, type OpenOptions } from '../copy/transports.js';
-import type { ImageSource, RawManifest } from '../copy/types.js';
+import type { ImageSource, RawManifest } from '../image/types.js';
 import { CanvosError } from '../errors.js';
 import { BlobCache } from '../oci/cache.js';
 import type { LayerOpener } from '../layers/merge.js';
-import { parseImageConfig, type Descriptor, type ImageConfig, type ImageManifest } from '../oci/schemas.js';
+import { parseImageConfig, type Descriptor, type ImageConfig, type ImageManifest } from '../image/schemas.js';
 
 /** An image resolved to one platform, ready to be read layer by layer. */
 export interface OpenedImage {

@@ -22,7 +22,7 @@ import type { EntriesSpec } from '../layers/spec.js';
 import { localUiLayer } from '../iso/local-ui.js';
 import { entriesToTar } from '../layers/tar-builder.js';
 import { BlobCache } from '../oci/cache.js';
-import { MediaType } from '../oci/media-types.js';
+import { MediaType } from '../image/media-types.js';
 import type { RegistryTransportOptions } from '../registry/transport.js';
 import { scanBase } from './base-scan.js';
 import { resolveBaseImage, stylusImage } from './derive.js';

@@ -27,7 +27,7 @@
  */
 import type { Writable } from 'node:stream';
 import { abortError, CanvosError } from '../errors.js';
-import type { Descriptor } from '../oci/schemas.js';
+import type { Descriptor } from '../image/schemas.js';
 import type { RegistryResponse } from './http.js';
 import { mayResume } from './retry.js';
 

@@ -8,9 +8,9 @@ import { rename, rm, stat } from 'node:fs/promises';
 import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { abortError, CanvosError } from '../errors.js';
-import { DigestCounter, VerifyingStream, type Digest } from '../oci/digest.js';
-import type { Descriptor } from '../oci/schemas.js';
-import type { OpOptions } from '../copy/types.js';
+import { DigestCounter, VerifyingStream, type Digest } from '../image/digest.js';
+import type { Descriptor } from '../image/schemas.js';
+import type { OpOptions } from '../image/types.js';
 import { header, httpError, type RegistryHttp, type RegistryResponse } from './http.js';
 import { mayResume } from './retry.js';
 import {

@@ -5,10 +5,10 @@
  */
 import type { Readable } from 'node:stream';
 import { CanvosError } from '../errors.js';
-import { isDigest, sha256, verifyBuffer, type Digest } from '../oci/digest.js';
-import { MANIFEST_ACCEPT, MediaType } from '../oci/media-types.js';
-import { imageIndexSchema, type Descriptor, type ImageIndex } from '../oci/schemas.js';
-import type { OpOptions, RawManifest } from '../copy/types.js';
+import { isDigest, sha256, verifyBuffer, type Digest } from '../image/digest.js';
+import { MANIFEST_ACCEPT, MediaType } from '../image/media-types.js';
+import { imageIndexSchema, type Descriptor, type ImageIndex } from '../image/schemas.js';
+import type { OpOptions, RawManifest } from '../image/types.js';
 import { repoScope } from './auth.js';
 import {
   fetchBlobToFile,

@@ -4,7 +4,7 @@
  * IPv6 literals, lowercase repositories, 255-character name limit. Digest wins over tag for resolution.
  */
 import { CanvosError } from '../errors.js';
-import { isDigest, type Digest } from '../oci/digest.js';
+import { isDigest, type Digest } from '../image/digest.js';
 
 /** The canonical name of Docker Hub in references. */
 export const DOCKER_HUB = 'docker.io';

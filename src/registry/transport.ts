@@ -5,9 +5,9 @@
  */
 import type { Readable } from 'node:stream';
 import { CanvosError } from '../errors.js';
-import { sha256, type Digest } from '../oci/digest.js';
-import type { Descriptor } from '../oci/schemas.js';
-import type { ImageDestination, ImageSource, OpOptions, PutBlobResult, RawManifest } from '../copy/types.js';
+import { sha256, type Digest } from '../image/digest.js';
+import type { Descriptor } from '../image/schemas.js';
+import type { ImageDestination, ImageSource, OpOptions, PutBlobResult, RawManifest } from '../image/types.js';
 import { Repository, type RepositoryOptions } from './client.js';
 import { parseReference, type Reference } from './reference.js';
 

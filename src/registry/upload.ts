@@ -5,9 +5,9 @@
  */
 import { pipeline, Transform, type Readable } from 'node:stream';
 import { CanvosError } from '../errors.js';
-import { VerifyingStream } from '../oci/digest.js';
-import type { Descriptor } from '../oci/schemas.js';
-import type { OpOptions } from '../copy/types.js';
+import { VerifyingStream } from '../image/digest.js';
+import type { Descriptor } from '../image/schemas.js';
+import type { OpOptions } from '../image/types.js';
 import { repoScope } from './auth.js';
 import { headBlob, type BlobLocation } from './blobs.js';
 import { header, httpError, type RegistryResponse } from './http.js';

@@ -6,7 +6,7 @@ import { createHash } from 'node:crypto';
 import { readFile, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { publishWithSha256, sha256File } from '../../src/oci/digest.js';
+import { publishWithSha256, sha256File } from '../../src/image/digest.js';
 import { tmpDir } from '../helpers/tools.js';
 
 let dir: { path: string; cleanup(): Promise<void> };

@@ -3,7 +3,7 @@ import { copyFile, mkdir, rename, rm, stat, utimes, writeFile } from 'node:fs/pr
 import { join, resolve } from 'node:path';
 import { makeOciLayout } from '../helpers/fixtures.js';
 import { run, skopeo, tmpDir } from '../helpers/tools.js';
-import { sha256 } from '../../src/oci/digest.js';
+import { sha256 } from '../../src/image/digest.js';
 
 // The real binary: bin/canvos-lite.js over a tsc build, run once from the CLI bundle (scripts/bundle.mjs, with the
 // tsc modules of the CLI moved away, so only the bundle can serve it) and once from the plain modules (the bundle

@@ -7,7 +7,7 @@ import { copyImage } from '../../src/copy/copy.js';
 import { openDestination, openSource } from '../../src/copy/transports.js';
 import { CanvosError } from '../../src/errors.js';
 import { layoutDestination } from '../../src/oci/layout.js';
-import { parseManifest } from '../../src/oci/schemas.js';
+import { parseManifest } from '../../src/image/schemas.js';
 import { run, tmpDir, umoci } from '../helpers/tools.js';
 import { makeOciLayout } from '../helpers/fixtures.js';
 

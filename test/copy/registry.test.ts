@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { copyImage } from '../../src/copy/copy.js';
 import { openDestination, openSource } from '../../src/copy/transports.js';
 import { CanvosError } from '../../src/errors.js';
-import { sha256 } from '../../src/oci/digest.js';
+import { sha256 } from '../../src/image/digest.js';
 import { makeOciLayout } from '../helpers/fixtures.js';
 import { startFaultProxy, type FaultProxy } from '../helpers/fault-proxy.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';

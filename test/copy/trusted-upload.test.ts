@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { randomBytes } from 'node:crypto';
 import { copyImage } from '../../src/copy/copy.js';
-import { sha256 } from '../../src/oci/digest.js';
+import { sha256 } from '../../src/image/digest.js';
 import { Repository, registryDestination, registrySource } from '../../src/registry/index.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { startFaultProxy, type FaultProxy } from '../helpers/fault-proxy.js';

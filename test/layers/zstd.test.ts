@@ -16,7 +16,7 @@ import { mergeLayers } from '../../src/layers/merge.js';
 import { readLayer } from '../../src/layers/read.js';
 import type { LayerSpec } from '../../src/layers/spec.js';
 import { zstdDecompress } from '../../src/layers/zstd-stream.js';
-import { MediaType, layerCompression } from '../../src/oci/media-types.js';
+import { MediaType, layerCompression } from '../../src/image/media-types.js';
 import { jsCompressor, nativeAvailable } from '../../src/native/load.js';
 import { opener, snapshotEntries, tempDir } from './helpers.js';
 

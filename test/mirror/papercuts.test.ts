@@ -5,7 +5,7 @@ import { join, resolve } from 'node:path';
 import { mirrorSave } from '../../src/mirror/operations.js';
 import { eachLimited } from '../../src/mirror/engine.js';
 import { itemsFromRefs } from '../../src/mirror/resolve.js';
-import { sha256 } from '../../src/oci/digest.js';
+import { sha256 } from '../../src/image/digest.js';
 import { makeOciLayout } from '../helpers/fixtures.js';
 import { pushLayout } from '../helpers/push-layout.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';

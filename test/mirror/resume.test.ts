@@ -8,7 +8,7 @@ import { startFaultProxy, type FaultProxy } from '../helpers/fault-proxy.js';
 import { pushLayout } from '../helpers/push-layout.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { skopeo, tmpDir } from '../helpers/tools.js';
-import { sha256 } from '../../src/oci/digest.js';
+import { sha256 } from '../../src/image/digest.js';
 
 let a: TestRegistry;
 let b: TestRegistry;

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parse } from 'yaml';
-import { sha256 } from '../../src/oci/digest.js';
+import { sha256 } from '../../src/image/digest.js';
 import { parseReference } from '../../src/registry/reference.js';
 import { itemsFromRefs } from '../../src/mirror/resolve.js';
 import { mirrorLoad, mirrorPush, mirrorSave } from '../../src/mirror/operations.js';

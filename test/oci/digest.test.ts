@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { VerifyingStream, sha256, parseDigest, verifyBuffer } from '../../src/oci/digest.js';
-import { parsePlatform, platformMatches } from '../../src/oci/platform.js';
-import { parseManifest } from '../../src/oci/schemas.js';
+import { VerifyingStream, sha256, parseDigest, verifyBuffer } from '../../src/image/digest.js';
+import { parsePlatform, platformMatches } from '../../src/image/platform.js';
+import { parseManifest } from '../../src/image/schemas.js';
 import { CanvosError } from '../../src/errors.js';
 
 const sink = () => new Writable({ write: (_c, _e, cb) => cb() });

@@ -6,7 +6,7 @@ import { Readable } from 'node:stream';
 import { CanvosError } from '../../src/errors.js';
 import { copyImage } from '../../src/copy/copy.js';
 import { BlobCache, defaultCacheDir } from '../../src/oci/cache.js';
-import { sha256, type Digest } from '../../src/oci/digest.js';
+import { sha256, type Digest } from '../../src/image/digest.js';
 import { layoutDestination, layoutSource, OciLayout } from '../../src/oci/layout.js';
 import { makeOciLayout } from '../helpers/fixtures.js';
 import { tmpDir, umoci } from '../helpers/tools.js';

@@ -3,7 +3,7 @@ import { createHash } from 'node:crypto';
 import { readFile, readlink, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { ProgressEvent } from '../../src/copy/types.js';
+import type { ProgressEvent } from '../../src/image/types.js';
 import { CanvosError } from '../../src/errors.js';
 import { loadBuildConfig } from '../../src/provider/load.js';
 import { buildProviderImages, type BuildProviderResult } from '../../src/provider/build.js';

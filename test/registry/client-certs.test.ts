@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { chmod, cp, mkdir, readFile, symlink, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { Readable } from 'node:stream';
-import { sha256 } from '../../src/oci/digest.js';
+import { sha256 } from '../../src/image/digest.js';
 import { Repository } from '../../src/registry/index.js';
 import { loadRegistryCerts } from '../../src/registry/certs-d.js';
 import { makeOciLayout } from '../helpers/fixtures.js';

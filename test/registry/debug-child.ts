@@ -3,7 +3,7 @@
  * so the parent can check the debug output on stderr never contains secrets.
  */
 import { Readable } from 'node:stream';
-import { sha256 } from '../../src/oci/digest.js';
+import { sha256 } from '../../src/image/digest.js';
 import { Repository } from '../../src/registry/index.js';
 
 const [host, username, password] = process.argv.slice(2);

@@ -4,9 +4,9 @@
  */
 import { Readable } from 'node:stream';
 import { gzipSync } from 'node:zlib';
-import { sha256, type Digest } from '../../src/oci/digest.js';
-import type { Descriptor } from '../../src/oci/schemas.js';
-import type { ImageDestination, ImageSource } from '../../src/copy/types.js';
+import { sha256, type Digest } from '../../src/image/digest.js';
+import type { Descriptor } from '../../src/image/schemas.js';
+import type { ImageDestination, ImageSource } from '../../src/image/types.js';
 
 /** A minimal ustar archive with one regular file (enough for skopeo/umoci to accept the layer). */
 export function tinyTar(name: string, content: Buffer): Buffer {

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CanvosError } from '../../src/errors.js';
-import { sha256, type Digest } from '../../src/oci/digest.js';
+import { sha256, type Digest } from '../../src/image/digest.js';
 import { RegistryHttp, Repository, registryDestination, registrySource } from '../../src/registry/index.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { skopeo, tmpDir } from '../helpers/tools.js';

@@ -10,7 +10,7 @@ import { toCanvosError } from '../../src/error-map.js';
 import { mkdirs } from '../../src/fs-util.js';
 import { firstInvalidUtf8, parseYaml } from '../../src/text-input.js';
 import { mayResume } from '../../src/registry/retry.js';
-import { parsePlatform, hostArchitecture } from '../../src/oci/platform.js';
+import { parsePlatform, hostArchitecture } from '../../src/image/platform.js';
 
 describe('redactText', () => {
   it.each([

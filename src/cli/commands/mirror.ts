@@ -16,7 +16,7 @@ import { mirrorPlan, type MirrorPlan, type PlanTarget } from '../../mirror/plan.
 import { registriesYaml } from '../../mirror/registries-yaml.js';
 import { itemsFromRefs, resolveItems } from '../../mirror/resolve.js';
 import type { MirrorFailure, MirrorItem, MirrorOptions, MirrorReport } from '../../mirror/types.js';
-import { parsePlatform } from '../../oci/platform.js';
+import { parsePlatform } from '../../image/platform.js';
 import { parseReference, type Reference } from '../../registry/reference.js';
 import type { RegistryTransportOptions } from '../../registry/transport.js';
 import type { CliIo, CommandModule } from '../main.js';

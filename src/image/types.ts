@@ -4,8 +4,8 @@
  * without ever decompressing or re-serialising: blobs and manifests move as the exact bytes they were.
  */
 import type { Readable } from 'node:stream';
-import type { Digest } from '../oci/digest.js';
-import type { Descriptor } from '../oci/schemas.js';
+import type { Digest } from './digest.js';
+import type { Descriptor } from './schemas.js';
 
 /** Progress event emitted by long operations. The library never prints. */
 export interface ProgressEvent {
