@@ -11,7 +11,7 @@ import { basename, join, resolve } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { CanvosError } from '../errors.js';
-import { openDestination, openSource, type OpenOptions } from '../copy/transports.js';
+import { openDestination, openSource, type OpenOptions } from '../transports/resolve-location.js';
 import type { ProgressFn } from '../image/types.js';
 import { sha256, sha256File, type Digest } from '../image/digest.js';
 import { parseManifest, type Descriptor } from '../image/schemas.js';

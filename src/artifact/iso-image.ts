@@ -7,7 +7,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { createReadStream } from 'node:fs';
 import { Readable } from 'node:stream';
-import { openDestination, type OpenOptions } from '../copy/transports.js';
+import { openDestination, type OpenOptions } from '../transports/resolve-location.js';
 import { buildLayer } from '../layers/build.js';
 import { sha256, type Digest } from '../image/digest.js';
 

@@ -10,7 +10,7 @@ import { loadK8sVersions, selectK8sVersions } from '../provider/k8s-versions.js'
 import { loadBuildConfig } from '../provider/load.js';
 import { withPeVersionDefault } from '../provider/pe-version.js';
 import type { BuildConfig, WarningHandler } from '../provider/resolve.js';
-import type { RegistryTransportOptions } from '../registry/transport.js';
+import type { RegistryTransportOptions } from '../transports/registry/registry-image.js';
 import type { CliIo } from './main.js';
 import { checkAccessPaths, parseTimeout, timeoutHelp, warningSink } from './flags.js';
 

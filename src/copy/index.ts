@@ -22,9 +22,9 @@ export {
   type TransportName,
   type ImageSpec,
   type OpenOptions,
-} from './transports.js';
-export { OciLayout, layoutSource, REF_NAME_ANNOTATION, type LayoutTransportOptions } from '../oci/layout.js';
-export { layoutDestination } from '../oci/layout-destination.js';
+} from '../transports/resolve-location.js';
+export { OciLayout, layoutSource, REF_NAME_ANNOTATION, type LayoutTransportOptions } from '../transports/oci-layout/oci-layout.js';
+export { layoutDestination } from '../transports/oci-layout/layout-destination.js';
 export {
   BlobCache,
   defaultCacheDir,
@@ -33,11 +33,11 @@ export {
   blobSize,
   type BlobCacheOptions,
   type StoreBlobOptions,
-} from '../oci/cache.js';
+} from '../cache/blob-cache.js';
 export {
   dockerArchiveSource,
   dockerArchiveDestination,
   type DockerArchiveSourceOptions,
   type DockerArchiveDestinationOptions,
-} from '../oci/docker-archive.js';
+} from '../transports/docker-archive/docker-archive.js';
 export { indexTar, resolveMember, openMember, readMember, type TarMember } from '../oci/tar-index.js';

@@ -15,7 +15,7 @@ import { buildLayer } from '../layers/build.js';
 import { compressChunks, type LayerCompression } from '../layers/compress.js';
 import { readLayer } from '../layers/read.js';
 import type { LayerOpener } from '../layers/merge.js';
-import type { BlobCache } from '../oci/cache.js';
+import type { BlobCache } from '../cache/blob-cache.js';
 import type { Digest } from '../image/digest.js';
 import { updateScan, type BaseScan } from '../provider/base-scan.js';
 import type { WarningHandler } from '../provider/resolve.js';

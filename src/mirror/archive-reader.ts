@@ -9,7 +9,7 @@ import { dirname, join } from 'node:path';
 import { PassThrough, type Readable } from 'node:stream';
 import { CanvosError } from '../errors.js';
 import { isDigest, verifyBuffer, VerifyingStream, type Digest } from '../image/digest.js';
-import { REF_NAME_ANNOTATION } from '../oci/layout.js';
+import { REF_NAME_ANNOTATION } from '../transports/oci-layout/oci-layout.js';
 import { MediaType } from '../image/media-types.js';
 import { imageIndexSchema, type Descriptor, type ImageIndex } from '../image/schemas.js';
 import { applyPax, decodeHeader, decodePax, isZeroBlock } from '../layers/tar-parse.js';

@@ -15,7 +15,7 @@ import { pipeline } from 'node:stream/promises';
 import { pack as tarPack } from 'tar-stream';
 import { z } from 'zod';
 import { abortError, CanvosError } from '../errors.js';
-import { OciLayout } from '../oci/layout.js';
+import { OciLayout } from '../transports/oci-layout/oci-layout.js';
 import type { OpOptions } from '../image/types.js';
 import type { Digest } from '../image/digest.js';
 import { reachableBlobs } from './layout-walk.js';

@@ -5,7 +5,7 @@
  */
 import { CanvosError } from '../errors.js';
 import type { Digest } from '../image/digest.js';
-import type { OciLayout } from '../oci/layout.js';
+import type { OciLayout } from '../transports/oci-layout/oci-layout.js';
 import { parseManifest, type ImageIndex } from '../image/schemas.js';
 
 /** Reads a small blob (manifest) verified by digest. */

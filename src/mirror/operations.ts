@@ -9,11 +9,11 @@ import type { CopyResult } from '../copy/copy.js';
 import { CanvosError } from '../errors.js';
 import type { ImageDestination, ImageSource, PutBlobResult, RawManifest } from '../image/types.js';
 import type { Digest } from '../image/digest.js';
-import { layoutSource, OciLayout, REF_NAME_ANNOTATION } from '../oci/layout.js';
+import { layoutSource, OciLayout, REF_NAME_ANNOTATION } from '../transports/oci-layout/oci-layout.js';
 import type { Descriptor } from '../image/schemas.js';
 import { makeReference, parseReference, type Reference } from '../registry/reference.js';
 import { Repository } from '../registry/client.js';
-import { registryDestination, registrySource } from '../registry/transport.js';
+import { registryDestination, registrySource } from '../transports/registry/registry-image.js';
 import {
   checkMaxPartSize,
   manifestPathFor,

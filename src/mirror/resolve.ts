@@ -9,7 +9,7 @@ import { CanvosError } from '../errors.js';
 import { parsePlatform } from '../image/platform.js';
 import { Repository } from '../registry/client.js';
 import { makeReference, parseReference } from '../registry/reference.js';
-import type { RegistryTransportOptions } from '../registry/transport.js';
+import type { RegistryTransportOptions } from '../transports/registry/registry-image.js';
 import type { FromBuild, MirrorConfig, MirrorImageEntry } from './config.js';
 import { RegistryConnections } from './connections.js';
 import { eachLimited, toFailure } from './engine.js';

@@ -5,7 +5,7 @@
 import type { OpOptions } from '../image/types.js';
 import type { Platform } from '../image/platform.js';
 import type { Reference } from '../registry/reference.js';
-import type { RegistryTransportOptions } from '../registry/transport.js';
+import type { RegistryTransportOptions } from '../transports/registry/registry-image.js';
 import type { ConcurrencyOptions, RewriteOptions } from './config.js';
 
 /** One image to mirror: a source reference (tag or digest) and the platforms to keep. */

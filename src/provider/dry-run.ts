@@ -5,8 +5,8 @@
  */
 import { canvosBuildArgs, evaluateProjectDockerfile, readProjectDockerfile } from '../dockerfile/build.js';
 import { CanvosError, type ErrorCode } from '../errors.js';
-import { BlobCache } from '../oci/cache.js';
-import type { RegistryTransportOptions } from '../registry/transport.js';
+import { BlobCache } from '../cache/blob-cache.js';
+import type { RegistryTransportOptions } from '../transports/registry/registry-image.js';
 import { resolve } from 'node:path';
 import { openImage } from './image-reader.js';
 import { loadLuetAuth, luetAuthError, registryOptionsFor } from './luet-auth.js';

@@ -6,10 +6,10 @@
 import { createReadStream } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { selectPlatforms, loadGraph } from '../copy/graph.js';
-import { openSource, type OpenOptions } from '../copy/transports.js';
+import { openSource, type OpenOptions } from '../transports/resolve-location.js';
 import type { ImageSource, RawManifest } from '../image/types.js';
 import { CanvosError } from '../errors.js';
-import { BlobCache } from '../oci/cache.js';
+import { BlobCache } from '../cache/blob-cache.js';
 import type { LayerOpener } from '../layers/merge.js';
 import { parseImageConfig, type Descriptor, type ImageConfig, type ImageManifest } from '../image/schemas.js';
 

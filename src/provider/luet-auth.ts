@@ -9,7 +9,7 @@ import { parse } from 'yaml';
 import { CanvosError } from '../errors.js';
 import type { Credentials } from '../registry/credentials.js';
 import { normalizeRegistry } from '../registry/reference.js';
-import type { RegistryTransportOptions } from '../registry/transport.js';
+import type { RegistryTransportOptions } from '../transports/registry/registry-image.js';
 import type { BuildConfig, WarningHandler } from './resolve.js';
 
 /** The file name CanvOS reads, in the project directory. */

@@ -4,7 +4,7 @@
  * `.arg.template` value (§2.1). Inputs are strings (as in `.arg`), booleans or numbers; outputs are typed.
  */
 import { z } from 'zod';
-import { parseImageSpec } from '../copy/transports.js';
+import { parseImageSpec } from '../transports/resolve-location.js';
 import { argKey, argNameForKey, type ArgName } from './args.js';
 
 /** What kind of value an argument takes; used for messages and for `.arg` empty-value semantics. */

@@ -7,12 +7,12 @@
  */
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { openDestination } from '../copy/transports.js';
+import { openDestination } from '../transports/resolve-location.js';
 import { CanvosError } from '../errors.js';
 import { buildLayer } from '../layers/build.js';
 import { mergeLayers } from '../layers/merge.js';
 import type { FileSpec } from '../layers/spec.js';
-import type { BlobCache } from '../oci/cache.js';
+import type { BlobCache } from '../cache/blob-cache.js';
 import { assembleImage, layerMediaTypeFor } from '../provider/assemble.js';
 import { writeImage } from '../provider/build.js';
 import { openImage, type OpenedImage } from '../provider/image-reader.js';

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { copyImage } from '../../src/copy/copy.js';
-import { openDestination, openSource } from '../../src/copy/transports.js';
+import { openDestination, openSource } from '../../src/transports/resolve-location.js';
 import { CanvosError } from '../../src/errors.js';
 import { sha256 } from '../../src/image/digest.js';
 import { makeOciLayout } from '../helpers/fixtures.js';

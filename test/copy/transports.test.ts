@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { PassThrough } from 'node:stream';
 import { createProgress, formatBytes, shortDigest } from '../../src/cli/progress.js';
-import { formatImageSpec, openDestination, parseImageSpec } from '../../src/copy/transports.js';
+import { formatImageSpec, openDestination, parseImageSpec } from '../../src/transports/resolve-location.js';
 import { CanvosError } from '../../src/errors.js';
 
 function codeOf(f: () => unknown): string | undefined {

@@ -5,9 +5,9 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { CanvosError } from '../../src/errors.js';
 import { copyImage } from '../../src/copy/copy.js';
-import { BlobCache, defaultCacheDir } from '../../src/oci/cache.js';
+import { BlobCache, defaultCacheDir } from '../../src/cache/blob-cache.js';
 import { sha256, type Digest } from '../../src/image/digest.js';
-import { layoutDestination, layoutSource, OciLayout } from '../../src/oci/layout.js';
+import { layoutDestination, layoutSource, OciLayout } from '../../src/transports/oci-layout/oci-layout.js';
 import { makeOciLayout } from '../helpers/fixtures.js';
 import { tmpDir, umoci } from '../helpers/tools.js';
 

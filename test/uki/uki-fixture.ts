@@ -6,7 +6,7 @@
  */
 import { join } from 'node:path';
 import { buildLayer } from '../../src/layers/build.js';
-import { OciLayout } from '../../src/oci/layout.js';
+import { OciLayout } from '../../src/transports/oci-layout/oci-layout.js';
 import type { BootFixture } from '../helpers/boot-fixture.js';
 
 export const UKI_MARKER = 'hello-from-the-uki-rootfs';

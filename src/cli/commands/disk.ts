@@ -12,7 +12,7 @@ import { convertAll, type DiskFormat } from '../../disk/convert.js';
 import { buildInstallerDisk } from '../../disk/installer-disk.js';
 import { sourceDateEpochFromEnv } from '../../layers/build.js';
 import { mergeLayers } from '../../layers/merge.js';
-import { BlobCache } from '../../oci/cache.js';
+import { BlobCache } from '../../cache/blob-cache.js';
 import { openImage } from '../../provider/image-reader.js';
 import { CONFIG_OPTIONS, CONFIG_USAGE, loadCliConfig } from '../config-options.js';
 import { usageError as usageErrorFor } from '../flags.js';

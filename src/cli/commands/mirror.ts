@@ -18,7 +18,7 @@ import { itemsFromRefs, resolveItems } from '../../mirror/resolve.js';
 import type { MirrorFailure, MirrorItem, MirrorOptions, MirrorReport } from '../../mirror/types.js';
 import { parsePlatform } from '../../image/platform.js';
 import { parseReference, type Reference } from '../../registry/reference.js';
-import type { RegistryTransportOptions } from '../../registry/transport.js';
+import type { RegistryTransportOptions } from '../../transports/registry/registry-image.js';
 import type { CliIo, CommandModule } from '../main.js';
 import { createProgress, formatBytes } from '../progress.js';
 import {

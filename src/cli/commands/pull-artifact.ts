@@ -6,7 +6,7 @@
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { pullArtifact } from '../../artifact/artifact.js';
-import { parseImageSpec } from '../../copy/transports.js';
+import { parseImageSpec } from '../../transports/resolve-location.js';
 import { parseCreds, usageError as usageErrorFor } from '../flags.js';
 import type { CliIo, CommandModule } from '../main.js';
 

@@ -8,7 +8,7 @@ import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { CanvosError } from '../../errors.js';
 import { mergeLayers } from '../../layers/merge.js';
-import { BlobCache } from '../../oci/cache.js';
+import { BlobCache } from '../../cache/blob-cache.js';
 import { openImage } from '../../provider/image-reader.js';
 import { buildUkiIso } from '../../uki/uki-iso.js';
 import { ENKI_UKI_CMDLINE, buildUkiIsoFromRootfs } from '../../uki/uki-iso-image.js';

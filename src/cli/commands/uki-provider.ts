@@ -4,7 +4,7 @@
  */
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { BlobCache } from '../../oci/cache.js';
+import { BlobCache } from '../../cache/blob-cache.js';
 import { buildUkiProviderImage } from '../../uki/provider.js';
 import { usageError as usageErrorFor } from '../flags.js';
 import type { CliIo } from '../main.js';

@@ -12,16 +12,16 @@ import { mkdir, open, rename, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { CanvosError } from '../errors.js';
-import { encodeHeader, END_OF_ARCHIVE, padding } from '../layers/tar-header.js';
-import type { ImageDestination, ImageSource, PutBlobResult, RawManifest } from '../image/types.js';
-import { blobFile, blobSize, storeBlob } from './cache.js';
-import { DigestCounter, digestHex, sha256, VerifyingStream, type Digest } from '../image/digest.js';
-import { isIndexMediaType, MediaType } from '../image/media-types.js';
-import { parseManifest, type Descriptor } from '../image/schemas.js';
-import { indexTar, openMember, readMember, resolveMember, type TarMember } from './tar-index.js';
-import { mkdirs } from '../fs-util.js';
-import { withPath } from '../error-map.js';
+import { CanvosError } from '../../errors.js';
+import { encodeHeader, END_OF_ARCHIVE, padding } from '../../layers/tar-header.js';
+import type { ImageDestination, ImageSource, PutBlobResult, RawManifest } from '../../image/types.js';
+import { blobFile, blobSize, storeBlob } from '../../cache/blob-cache.js';
+import { DigestCounter, digestHex, sha256, VerifyingStream, type Digest } from '../../image/digest.js';
+import { isIndexMediaType, MediaType } from '../../image/media-types.js';
+import { parseManifest, type Descriptor } from '../../image/schemas.js';
+import { indexTar, openMember, readMember, resolveMember, type TarMember } from '../../oci/tar-index.js';
+import { mkdirs } from '../../fs-util.js';
+import { withPath } from '../../error-map.js';
 
 interface ManifestEntry {
   Config: string;

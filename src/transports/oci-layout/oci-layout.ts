@@ -8,13 +8,13 @@ import { createReadStream } from 'node:fs';
 import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
-import { CanvosError } from '../errors.js';
-import type { ImageSource, OpOptions, RawManifest } from '../image/types.js';
-import { blobFile, blobSize, storeBlob, type StoreBlobOptions } from './cache.js';
-import { isDigest, sha256, verifyBuffer, VerifyingStream, type Digest } from '../image/digest.js';
-import { MediaType } from '../image/media-types.js';
-import { imageIndexSchema, type Descriptor, type ImageIndex } from '../image/schemas.js';
-import { mkdirs } from '../fs-util.js';
+import { CanvosError } from '../../errors.js';
+import type { ImageSource, OpOptions, RawManifest } from '../../image/types.js';
+import { blobFile, blobSize, storeBlob, type StoreBlobOptions } from '../../cache/blob-cache.js';
+import { isDigest, sha256, verifyBuffer, VerifyingStream, type Digest } from '../../image/digest.js';
+import { MediaType } from '../../image/media-types.js';
+import { imageIndexSchema, type Descriptor, type ImageIndex } from '../../image/schemas.js';
+import { mkdirs } from '../../fs-util.js';
 
 /** The annotation holding an index.json entry's tag. */
 export const REF_NAME_ANNOTATION = 'org.opencontainers.image.ref.name';

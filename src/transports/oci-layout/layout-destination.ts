@@ -10,12 +10,12 @@
  */
 import { mkdir, mkdtemp, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import { CanvosError } from '../errors.js';
-import type { ImageDestination, PutBlobResult, RawManifest } from '../image/types.js';
-import type { Digest } from '../image/digest.js';
-import { exists, OciLayout, type LayoutTransportOptions } from './layout.js';
-import type { Descriptor } from '../image/schemas.js';
-import { mkdirs } from '../fs-util.js';
+import { CanvosError } from '../../errors.js';
+import type { ImageDestination, PutBlobResult, RawManifest } from '../../image/types.js';
+import type { Digest } from '../../image/digest.js';
+import { exists, OciLayout, type LayoutTransportOptions } from './oci-layout.js';
+import type { Descriptor } from '../../image/schemas.js';
+import { mkdirs } from '../../fs-util.js';
 
 /** Check that an existing non-empty `dir` is an OCI image layout we may write into (ERR_LAYOUT otherwise). */
 async function checkExistingLayout(dir: string): Promise<void> {

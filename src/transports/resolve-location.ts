@@ -5,11 +5,11 @@
  */
 import { CanvosError } from '../errors.js';
 import { echo } from '../text-input.js';
-import { dockerArchiveDestination, dockerArchiveSource } from '../oci/docker-archive.js';
-import { layoutSource } from '../oci/layout.js';
-import { layoutDestination } from '../oci/layout-destination.js';
+import { dockerArchiveDestination, dockerArchiveSource } from './docker-archive/docker-archive.js';
+import { layoutSource } from './oci-layout/oci-layout.js';
+import { layoutDestination } from './oci-layout/layout-destination.js';
 import { parseReference, type Reference } from '../registry/reference.js';
-import { registryDestination, registrySource, type RegistryTransportOptions } from '../registry/transport.js';
+import { registryDestination, registrySource, type RegistryTransportOptions } from './registry/registry-image.js';
 import type { ImageDestination, ImageSource } from '../image/types.js';
 
 /** The transports this build can read and write. */

@@ -4,12 +4,12 @@
  * cross-repo mount within the same registry, verified upload, manifests PUT by digest or tag).
  */
 import type { Readable } from 'node:stream';
-import { CanvosError } from '../errors.js';
-import { sha256, type Digest } from '../image/digest.js';
-import type { Descriptor } from '../image/schemas.js';
-import type { ImageDestination, ImageSource, OpOptions, PutBlobResult, RawManifest } from '../image/types.js';
-import { Repository, type RepositoryOptions } from './client.js';
-import { parseReference, type Reference } from './reference.js';
+import { CanvosError } from '../../errors.js';
+import { sha256, type Digest } from '../../image/digest.js';
+import type { Descriptor } from '../../image/schemas.js';
+import type { ImageDestination, ImageSource, OpOptions, PutBlobResult, RawManifest } from '../../image/types.js';
+import { Repository, type RepositoryOptions } from '../../registry/client.js';
+import { parseReference, type Reference } from '../../registry/reference.js';
 
 /** Options of the registry transports (connection, auth and upload options of a Repository). */
 export type RegistryTransportOptions = RepositoryOptions;
