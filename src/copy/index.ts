@@ -23,7 +23,8 @@ export {
   type ImageSpec,
   type OpenOptions,
 } from '../transports/resolve-location.js';
-export { OciLayout, layoutSource, REF_NAME_ANNOTATION, type LayoutTransportOptions } from '../transports/oci-layout/oci-layout.js';
+export { OciLayout, REF_NAME_ANNOTATION, type LayoutTransportOptions } from '../transports/oci-layout/oci-layout.js';
+export { layoutSource } from '../transports/oci-layout/layout-source.js';
 export { layoutDestination } from '../transports/oci-layout/layout-destination.js';
 export {
   BlobCache,

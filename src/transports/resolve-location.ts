@@ -6,7 +6,7 @@
 import { CanvosError } from '../errors.js';
 import { echo } from '../text-input.js';
 import { dockerArchiveDestination, dockerArchiveSource } from './docker-archive/docker-archive.js';
-import { layoutSource } from './oci-layout/oci-layout.js';
+import { layoutSource } from './oci-layout/layout-source.js';
 import { layoutDestination } from './oci-layout/layout-destination.js';
 import { parseReference, type Reference } from '../registry/reference.js';
 import { registryDestination, registrySource, type RegistryTransportOptions } from './registry/registry-image.js';
@@ -87,12 +87,12 @@ export function parseImageSpec(spec: string): ImageSpec {
     if (ref !== undefined && !/^@\d+$/.test(ref)) parseReference(ref); // validate early, one clear error
     return { transport: 'docker-archive', file, ref: ref === '' ? undefined : ref };
   }
-  const m = /^([a-z][a-z0-9-]*):(.*)$/.exec(spec);
-  if (m && FOREIGN.has(m[1]!)) throw unknownTransport(spec, m[1]!);
+  const prefix = /^([a-z][a-z0-9-]*):.*$/.exec(spec)?.[1];
+  if (prefix !== undefined && FOREIGN.has(prefix)) throw unknownTransport(spec, prefix);
   try {
     return { transport: 'docker', ref: parseReference(spec) };
   } catch (e) {
-    if (m) throw unknownTransport(spec, m[1]!);
+    if (prefix !== undefined) throw unknownTransport(spec, prefix);
     throw e;
   }
 }

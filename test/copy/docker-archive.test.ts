@@ -6,7 +6,7 @@ import { gzipSync } from 'node:zlib';
 import { copyImage } from '../../src/copy/copy.js';
 import { openDestination, openSource } from '../../src/transports/resolve-location.js';
 import { CanvosError } from '../../src/errors.js';
-import { layoutDestination } from '../../src/transports/oci-layout/oci-layout.js';
+import { layoutDestination } from '../../src/transports/oci-layout/layout-destination.js';
 import { parseManifest } from '../../src/image/schemas.js';
 import { run, tmpDir, umoci } from '../helpers/tools.js';
 import { makeOciLayout } from '../helpers/fixtures.js';

@@ -6,7 +6,9 @@ import { openDestination, openSource } from '../../src/transports/resolve-locati
 import type { ImageDestination, ImageSource, ProgressEvent } from '../../src/image/types.js';
 import { CanvosError } from '../../src/errors.js';
 import { sha256, type Digest } from '../../src/image/digest.js';
-import { layoutDestination, layoutSource, OciLayout } from '../../src/transports/oci-layout/oci-layout.js';
+import { OciLayout } from '../../src/transports/oci-layout/oci-layout.js';
+import { layoutSource } from '../../src/transports/oci-layout/layout-source.js';
+import { layoutDestination } from '../../src/transports/oci-layout/layout-destination.js';
 import { makeOciLayout } from '../helpers/fixtures.js';
 import { startFaultProxy, type FaultProxy } from '../helpers/fault-proxy.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';

@@ -7,7 +7,9 @@ import { CanvosError } from '../../src/errors.js';
 import { copyImage } from '../../src/copy/copy.js';
 import { BlobCache, defaultCacheDir } from '../../src/cache/blob-cache.js';
 import { sha256, type Digest } from '../../src/image/digest.js';
-import { layoutDestination, layoutSource, OciLayout } from '../../src/transports/oci-layout/oci-layout.js';
+import { OciLayout } from '../../src/transports/oci-layout/oci-layout.js';
+import { layoutSource } from '../../src/transports/oci-layout/layout-source.js';
+import { layoutDestination } from '../../src/transports/oci-layout/layout-destination.js';
 import { makeOciLayout } from '../helpers/fixtures.js';
 import { tmpDir, umoci } from '../helpers/tools.js';
 

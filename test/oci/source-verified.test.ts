@@ -16,7 +16,7 @@ import { copyImage } from '../../src/copy/copy.js';
 import type { ImageDestination } from '../../src/image/types.js';
 import { BlobCache } from '../../src/cache/blob-cache.js';
 import { dockerArchiveDestination } from '../../src/transports/docker-archive/docker-archive.js';
-import { layoutDestination } from '../../src/transports/oci-layout/oci-layout.js';
+import { layoutDestination } from '../../src/transports/oci-layout/layout-destination.js';
 import { registrySource } from '../../src/transports/registry/registry-image.js';
 import { makeOciLayout } from '../helpers/fixtures.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';

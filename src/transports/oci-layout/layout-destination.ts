@@ -13,7 +13,7 @@ import { basename, dirname, join } from 'node:path';
 import { CanvosError } from '../../errors.js';
 import type { ImageDestination, PutBlobResult, RawManifest } from '../../image/types.js';
 import type { Digest } from '../../image/digest.js';
-import { exists, OciLayout, type LayoutTransportOptions } from './oci-layout.js';
+import { exists, OciLayout, REF_NAME_ANNOTATION, type LayoutTransportOptions } from './oci-layout.js';
 import type { Descriptor } from '../../image/schemas.js';
 import { mkdirs } from '../../fs-util.js';
 
@@ -65,8 +65,8 @@ export function layoutDestination(
   let emptyBefore = false;
   let ready: Promise<void> | undefined;
   const prepare = async (): Promise<void> => {
-    const st = await stat(dir).catch((e: NodeJS.ErrnoException) => {
-      if (e.code === 'ENOENT') return undefined;
+    const st = await stat(dir).catch((e: unknown) => {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
       throw e;
     });
     if (st && !st.isDirectory())
@@ -130,7 +130,7 @@ export function layoutDestination(
           const tags = (await layout.readIndex()).manifests;
           await mergeBlobs(staging, dir);
           const target = new OciLayout(dir);
-          for (const d of tags) await target.setTag(d, d.annotations?.['org.opencontainers.image.ref.name']);
+          for (const d of tags) await target.setTag(d, d.annotations?.[REF_NAME_ANNOTATION]);
           await rm(staging, { recursive: true, force: true });
         }
         staging = undefined;

@@ -9,8 +9,8 @@ import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { CanvosError } from '../../errors.js';
-import type { ImageSource, OpOptions, RawManifest } from '../../image/types.js';
-import { blobFile, blobSize, storeBlob, type StoreBlobOptions } from '../../cache/blob-cache.js';
+import type { OpOptions } from '../../image/types.js';
+import { blobFile, blobSize, storeBlob } from '../../cache/blob-cache.js';
 import { isDigest, sha256, verifyBuffer, VerifyingStream, type Digest } from '../../image/digest.js';
 import { MediaType } from '../../image/media-types.js';
 import { imageIndexSchema, type Descriptor, type ImageIndex } from '../../image/schemas.js';
@@ -103,7 +103,8 @@ export class OciLayout {
     const idx = await this.readIndex();
     const names = idx.manifests.map((d) => d.annotations?.[REF_NAME_ANNOTATION] ?? d.digest);
     if (tag === undefined) {
-      if (idx.manifests.length === 1) return idx.manifests[0]!;
+      const [only, ...more] = idx.manifests;
+      if (only && more.length === 0) return only;
       throw new CanvosError(
         'ERR_LAYOUT',
         `${this.dir} holds ${idx.manifests.length} images; name one (${names.join(', ') || 'none'})`,
@@ -164,7 +165,7 @@ export class OciLayout {
 
   /**
    * Store a blob from a stream, verified, atomically. `sourceVerified`: `input` checks its own digest and size and
-   * errors at its end on mismatch, so it is not hashed again (see {@link StoreBlobOptions.sourceVerified}).
+   * errors at its end on mismatch, so it is not hashed again (see `StoreBlobOptions.sourceVerified` in the blob cache).
    */
   async writeBlob(
     desc: Pick<Descriptor, 'digest' | 'size'>,
@@ -272,44 +273,3 @@ export interface LayoutTransportOptions {
   /** Tag (ref.name) to read or write. Default: read the only entry; write an unnamed entry. */
   tag?: string | undefined;
 }
-
-/** An ImageSource reading `oci:DIR[:tag]`. */
-export function layoutSource(
-  dir: string,
-  opts: LayoutTransportOptions = {},
-): ImageSource & { readonly layout: OciLayout } {
-  const layout = new OciLayout(dir);
-  let root: Promise<Descriptor> | undefined;
-  return {
-    description: `oci:${dir}${opts.tag !== undefined ? `:${opts.tag}` : ''}`,
-    layout,
-    async getManifest(digest?: Digest): Promise<RawManifest> {
-      let mediaType: string | undefined;
-      if (digest === undefined) {
-        root ??= layout.resolve(opts.tag);
-        const d = await root;
-        digest = d.digest;
-        mediaType = d.mediaType;
-      }
-      const bytes = await layout.readSmallBlob(digest, `manifest ${digest}`);
-      if (mediaType === undefined) {
-        try {
-          const j = JSON.parse(bytes.toString('utf8')) as { mediaType?: unknown; manifests?: unknown };
-          mediaType =
-            typeof j.mediaType === 'string'
-              ? j.mediaType
-              : Array.isArray(j.manifests)
-                ? MediaType.OciIndex
-                : MediaType.OciManifest;
-        } catch {
-          mediaType = MediaType.OciManifest;
-        }
-      }
-      return { bytes, digest, mediaType };
-    },
-    getBlob: (desc: Descriptor) => layout.openBlob(desc),
-    async close(): Promise<void> {},
-  };
-}
-
-export { layoutDestination } from './layout-destination.js';
