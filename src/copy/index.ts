@@ -40,5 +40,5 @@ export {
   dockerArchiveDestination,
   type DockerArchiveSourceOptions,
   type DockerArchiveDestinationOptions,
-} from '../transports/docker-archive/docker-archive.js';
+} from '../transports/docker-archive/docker-archive-source.js';
 export { indexTar, resolveMember, openMember, readMember, type TarMember } from '../oci/tar-index.js';
