@@ -37,8 +37,10 @@ export {
 } from '../cache/blob-cache.js';
 export {
   dockerArchiveSource,
-  dockerArchiveDestination,
   type DockerArchiveSourceOptions,
-  type DockerArchiveDestinationOptions,
 } from '../transports/docker-archive/docker-archive-source.js';
+export {
+  dockerArchiveDestination,
+  type DockerArchiveDestinationOptions,
+} from '../transports/docker-archive/docker-archive-destination.js';
 export { indexTar, resolveMember, openMember, readMember, type TarMember } from '../oci/tar-index.js';

@@ -5,7 +5,8 @@
  */
 import { CanvosError } from '../errors.js';
 import { echo } from '../text-input.js';
-import { dockerArchiveDestination, dockerArchiveSource } from './docker-archive/docker-archive-source.js';
+import { dockerArchiveDestination } from './docker-archive/docker-archive-destination.js';
+import { dockerArchiveSource } from './docker-archive/docker-archive-source.js';
 import { layoutSource } from './oci-layout/layout-source.js';
 import { layoutDestination } from './oci-layout/layout-destination.js';
 import { parseReference, type Reference } from '../registry/reference.js';

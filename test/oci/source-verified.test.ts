@@ -15,7 +15,7 @@ import { sha256, VerifyingStream } from '../../src/image/digest.js';
 import { copyImage } from '../../src/copy/copy.js';
 import type { ImageDestination } from '../../src/image/types.js';
 import { BlobCache } from '../../src/cache/blob-cache.js';
-import { dockerArchiveDestination } from '../../src/transports/docker-archive/docker-archive-source.js';
+import { dockerArchiveDestination } from '../../src/transports/docker-archive/docker-archive-destination.js';
 import { layoutDestination } from '../../src/transports/oci-layout/layout-destination.js';
 import { registrySource } from '../../src/transports/registry/registry-image.js';
 import { makeOciLayout } from '../helpers/fixtures.js';
