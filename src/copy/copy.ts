@@ -13,6 +13,11 @@ import type { Descriptor } from '../image/schemas.js';
 import { DEFAULT_CONCURRENCY, Semaphore } from '../registry/semaphore.js';
 import { bottomUp, childPlatforms, loadGraph, selectPlatforms, type ManifestNode } from './graph.js';
 import type { ImageDestination, ImageSource, OpOptions } from '../image/types.js';
+import {
+  blobMountOrigin,
+  type RegistryPutBlobHints,
+  type RegistryReadOptions,
+} from '../transports/registry/registry-image.js';
 
 /** Options of {@link copyImage}. */
 export interface CopyOptions extends OpOptions {
@@ -293,7 +298,8 @@ async function copyBlob(
   const open = async (): Promise<Readable> => {
     onBytes(-counted);
     counted = 0;
-    const s = await src.getBlob(desc, { signal, widen });
+    const readOpts: RegistryReadOptions = { signal, widen };
+    const s = await src.getBlob(desc, readOpts);
     const counter = new Transform({
       transform(chunk: Buffer, _enc, cb) {
         counted += chunk.length;
@@ -308,12 +314,13 @@ async function copyBlob(
     return counter;
   };
   // hasBlob just said no, and getBlob streams verify themselves: spare the destination a second HEAD and hash.
-  const r = await dst.putBlob(desc, open, {
+  const hints: OpOptions & RegistryPutBlobHints = {
     signal,
-    mountFrom: src.mountOrigin,
+    mountFrom: blobMountOrigin(src, desc),
     knownAbsent: true,
     sourceVerified: true,
-  });
+  };
+  const r = await dst.putBlob(desc, open, hints);
   if (r === 'uploaded') return 'copied';
   // The bytes of a blob that turned out to exist or was mounted did not really move.
   onBytes(-counted);

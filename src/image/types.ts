@@ -2,6 +2,8 @@
  * The transport abstraction every image location implements (registry, OCI layout, docker-archive, mirror
  * archive). The copy engine walks the manifest graph of an ImageSource and writes it to an ImageDestination
  * without ever decompressing or re-serialising: blobs and manifests move as the exact bytes they were.
+ * Transport-specific abilities (a registry's cross-repository mounts and widened reads) are extensions declared by
+ * that transport (src/transports/registry/registry-image.ts), not part of these interfaces.
  */
 import type { Readable } from 'node:stream';
 import type { Digest } from './digest.js';
@@ -28,12 +30,6 @@ export type ProgressFn = (e: ProgressEvent) => void;
 export interface OpOptions {
   signal?: AbortSignal | undefined;
   onProgress?: ProgressFn | undefined;
-  /**
-   * Blob reads: whether spreading a slow blob over more connections is welcome right now (registry sources split
-   * slow blobs into ranged parts). The copy engine answers no while other blobs still wait for their turn: they
-   * should get the idle connections first. Default: always.
-   */
-  widen?: (() => boolean) | undefined;
 }
 
 /** A manifest as raw bytes plus what we know about it. */
@@ -53,8 +49,6 @@ export interface ImageSource {
   getManifest(digest?: Digest, opts?: OpOptions): Promise<RawManifest>;
   /** A stream of the blob's exact bytes, verified against desc.digest and desc.size (errors at end on mismatch). */
   getBlob(desc: Descriptor, opts?: OpOptions): Promise<Readable>;
-  /** For registry sources: `registry/repository`, to allow cross-repository mounts at the destination. */
-  readonly mountOrigin?: { registry: string; repository: string } | undefined;
   close(): Promise<void>;
 }
 
@@ -62,8 +56,6 @@ export type PutBlobResult = 'exists' | 'mounted' | 'uploaded';
 
 /** Optional hints to {@link ImageDestination.putBlob}; destinations may ignore any of them. */
 export interface PutBlobHints {
-  /** Registries: try a cross-repository mount from here first. Default: none. */
-  mountFrom?: { registry: string; repository: string } | undefined;
   /** The caller just saw `hasBlob` answer false: skip checking for the blob again. Default: false. */
   knownAbsent?: boolean | undefined;
   /**
@@ -84,7 +76,7 @@ export interface ImageDestination {
   hasBlob(desc: Descriptor, opts?: OpOptions): Promise<boolean>;
   /**
    * Store a blob. `open` is called (possibly more than once, for retries) to get the bytes; the destination
-   * verifies digest and size before the blob becomes visible. `mountFrom` lets registries try a cross-repo mount first.
+   * verifies digest and size before the blob becomes visible.
    */
   putBlob(desc: Descriptor, open: () => Promise<Readable>, opts?: OpOptions & PutBlobHints): Promise<PutBlobResult>;
   /** True when the destination already holds this manifest digest. */

@@ -4,7 +4,8 @@
  * repository, the others get it by a mount (POST ?mount=&from=) instead of a second download + upload. A blob
  * still in flight to another repository is waited for first, so shared layers cross the wire once per run.
  */
-import type { ImageDestination, PutBlobResult } from '../image/types.js';
+import type { ImageDestination, OpOptions, PutBlobResult } from '../image/types.js';
+import type { RegistryImageDestination, RegistryPutBlobHints } from '../transports/registry/registry-image.js';
 import type { Descriptor } from '../image/schemas.js';
 
 /** Where each blob went at one destination registry during a run. */
@@ -16,11 +17,11 @@ export class DestinationMounts {
   }
 
   /** `dst` (a destination repository on this registry) with putBlob mounting from sibling repositories. */
-  wrap(dst: ImageDestination, repository: string): ImageDestination {
+  wrap(dst: RegistryImageDestination, repository: string): ImageDestination {
     const putBlob = async (
       desc: Descriptor,
       open: () => Promise<import('node:stream').Readable>,
-      o: Parameters<ImageDestination['putBlob']>[2] = {},
+      o: OpOptions & RegistryPutBlobHints = {},
     ): Promise<PutBlobResult> => {
       const prev = this.where.get(desc.digest);
       if (prev && prev.repository !== repository && (await prev.done)) {

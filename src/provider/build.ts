@@ -25,7 +25,11 @@ import { compressor } from '../native/load.js';
 import { BlobCache } from '../cache/blob-cache.js';
 import type { Digest } from '../image/digest.js';
 import type { Descriptor } from '../image/schemas.js';
-import type { RegistryTransportOptions } from '../transports/registry/registry-image.js';
+import {
+  blobMountOrigin,
+  type RegistryPutBlobHints,
+  type RegistryTransportOptions,
+} from '../transports/registry/registry-image.js';
 import { assembleImage, layerMediaTypeFor, type AppendedLayer } from './assemble.js';
 import { scanBase } from './base-scan.js';
 import { baseScanRequest, planProviderImages } from './plan.js';
@@ -326,10 +330,10 @@ export async function writeImage(
       const openBlob = file
         ? async () => createReadStream(file)
         : async () => createReadStream(await cachedBlobPath(base.source, d0, cache, o.signal));
-      const status = await d.putBlob(d0, openBlob, {
-        signal: o.signal,
-        mountFrom: baseDigests.has(d0.digest) ? base.source.mountOrigin : undefined,
-      });
+      const hints: RegistryPutBlobHints = {
+        mountFrom: baseDigests.has(d0.digest) ? blobMountOrigin(base.source, d0) : undefined,
+      };
+      const status = await d.putBlob(d0, openBlob, { signal: o.signal, ...hints });
       o.progress({
         phase: 'write-blob',
         item: d0.digest,

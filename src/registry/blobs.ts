@@ -37,6 +37,12 @@ export interface BlobReadOptions extends OpOptions {
    * Default: the registry's `blobParts` option, else {@link BLOB_PARTS_DEFAULTS}.
    */
   parts?: BlobPartsOptions | false | undefined;
+  /**
+   * Whether spreading a slow blob over more connections (ranged parts) is welcome right now. The copy engine
+   * answers no while other blobs still wait for their turn: they should get the idle connections first. Default:
+   * always.
+   */
+  widen?: (() => boolean) | undefined;
 }
 
 function blobPath(loc: BlobLocation, digest: Digest): string {

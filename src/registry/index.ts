@@ -51,6 +51,17 @@ export {
 } from './blobs.js';
 export { uploadBlob, type UploadOptions } from './upload.js';
 export { Repository, nextLink, MANIFEST_MAX_BYTES, type RepositoryOptions, type ManifestInfo } from './client.js';
-export { registrySource, registryDestination, type RegistryTransportOptions } from '../transports/registry/registry-image.js';
+export {
+  registrySource,
+  registryDestination,
+  blobMountOrigin,
+  type RegistryTransportOptions,
+  type RegistryImageSource,
+  type RegistryImageDestination,
+  type RegistryReadOptions,
+  type RegistryPutBlobHints,
+  type MountableSource,
+  type MountOrigin,
+} from '../transports/registry/registry-image.js';
 export { ReadAheadBudget, defaultReadAheadBudget, BLOB_PARTS_DEFAULTS, type BlobPartsOptions } from './blob-parts.js';
 export { loadRegistryCerts, defaultCertsDirs, type RegistryCertOptions, type RegistryCerts } from './certs-d.js';

@@ -9,6 +9,7 @@ import { sha256, type Digest } from '../../src/image/digest.js';
 import { OciLayout } from '../../src/transports/oci-layout/oci-layout.js';
 import { layoutSource } from '../../src/transports/oci-layout/layout-source.js';
 import { layoutDestination } from '../../src/transports/oci-layout/layout-destination.js';
+import { blobMountOrigin, type MountableSource } from '../../src/transports/registry/registry-image.js';
 import { makeOciLayout } from '../helpers/fixtures.js';
 import { startFaultProxy, type FaultProxy } from '../helpers/fault-proxy.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
@@ -116,14 +117,14 @@ function measured(d: ImageDestination): ImageDestination & { readonly max: numbe
 }
 
 /** Wraps a source to record the most blob streams open at once (from getBlob until the stream ends or closes). */
-function measuredSource(src: ImageSource): ImageSource & { readonly max: number } {
+function measuredSource(src: ImageSource): MountableSource & { readonly max: number } {
   const peak = peakCounter();
   return {
     get max() {
       return peak.max;
     },
     description: src.description,
-    mountOrigin: src.mountOrigin,
+    mountOriginOf: (d) => blobMountOrigin(src, d),
     getManifest: src.getManifest.bind(src),
     close: src.close.bind(src),
     async getBlob(...args: Parameters<ImageSource['getBlob']>) {

@@ -1,5 +1,5 @@
 /**
- * Adapters from the registry client to the copy engine's transport interfaces (src/copy/types.ts):
+ * Adapters from the registry client to the transport interfaces (src/image/types.ts):
  * `registrySource` reads manifests/blobs by reference, `registryDestination` writes them (HEAD dedupe,
  * cross-repo mount within the same registry, verified upload, manifests PUT by digest or tag).
  */
@@ -7,33 +7,91 @@ import type { Readable } from 'node:stream';
 import { CanvosError } from '../../errors.js';
 import { sha256, type Digest } from '../../image/digest.js';
 import type { Descriptor } from '../../image/schemas.js';
-import type { ImageDestination, ImageSource, OpOptions, PutBlobResult, RawManifest } from '../../image/types.js';
+import type {
+  ImageDestination,
+  ImageSource,
+  OpOptions,
+  PutBlobHints,
+  PutBlobResult,
+  RawManifest,
+} from '../../image/types.js';
+import type { BlobReadOptions } from '../../registry/blobs.js';
 import { Repository, type RepositoryOptions } from '../../registry/client.js';
 import { parseReference, type Reference } from '../../registry/reference.js';
 
 /** Options of the registry transports (connection, auth and upload options of a Repository). */
 export type RegistryTransportOptions = RepositoryOptions;
 
+/** A registry repository a blob can be mounted from (POST ?mount=&from=) at a destination on the same registry. */
+export interface MountOrigin {
+  registry: string;
+  repository: string;
+}
+
+/**
+ * The registry extension of ImageSource: where a blob can be mounted from. A registry destination on the same
+ * registry then mounts it instead of uploading its bytes. Sources offering other sources' blobs (the provider
+ * build's assembled image) answer per blob.
+ */
+export interface MountableSource extends ImageSource {
+  /** The repository `desc` can be mounted from, or undefined when it cannot. */
+  mountOriginOf(desc: Descriptor): MountOrigin | undefined;
+}
+
+/** Blob-read options a registry source understands beyond OpOptions; other sources ignore them. */
+export type RegistryReadOptions = OpOptions & Pick<BlobReadOptions, 'widen'>;
+
+/** Put-blob hints a registry destination understands beyond PutBlobHints; other destinations ignore them. */
+export interface RegistryPutBlobHints extends PutBlobHints {
+  /** Try a cross-repository mount from here first (only within one registry). Default: none. */
+  mountFrom?: MountOrigin | undefined;
+}
+
+/** The registry ImageSource: an ImageSource that also says where its blobs can be mounted from. */
+export interface RegistryImageSource extends MountableSource {
+  readonly repo: Repository;
+  readonly reference: Reference;
+  /** `registry/repository` this source reads from. */
+  readonly mountOrigin: MountOrigin;
+  getBlob(desc: Descriptor, opts?: RegistryReadOptions): Promise<Readable>;
+}
+
+/** The registry ImageDestination: putBlob takes {@link RegistryPutBlobHints}. */
+export interface RegistryImageDestination extends ImageDestination {
+  readonly repo: Repository;
+  readonly reference: Reference;
+  putBlob(
+    desc: Descriptor,
+    open: () => Promise<Readable>,
+    opts?: OpOptions & RegistryPutBlobHints,
+  ): Promise<PutBlobResult>;
+}
+
+/** Where `src` says `desc` can be mounted from (registry sources and those offering their blobs), else undefined. */
+export function blobMountOrigin(src: ImageSource, desc: Descriptor): MountOrigin | undefined {
+  const m = (src as Partial<MountableSource>).mountOriginOf;
+  return typeof m === 'function' ? m.call(src, desc) : undefined;
+}
+
 function toRef(ref: string | Reference): Reference {
   return typeof ref === 'string' ? parseReference(ref) : ref;
 }
 
 /** An ImageSource reading `ref` (tag or digest) from its registry. */
-export function registrySource(
-  ref: string | Reference,
-  opts: RegistryTransportOptions = {},
-): ImageSource & { readonly repo: Repository; readonly reference: Reference } {
+export function registrySource(ref: string | Reference, opts: RegistryTransportOptions = {}): RegistryImageSource {
   const r = toRef(ref);
   const repo = new Repository(r.registry, r.repository, { ...opts, push: false });
+  const mountOrigin: MountOrigin = { registry: r.registry, repository: r.repository };
   return {
     description: `docker://${r.toString()}`,
     repo,
     reference: r,
-    mountOrigin: { registry: r.registry, repository: r.repository },
+    mountOrigin,
+    mountOriginOf: () => mountOrigin,
     getManifest(digest?: Digest, o?: OpOptions): Promise<RawManifest> {
       return repo.getManifest(digest ?? r.identifier, o);
     },
-    getBlob(desc: Descriptor, o?: OpOptions): Promise<Readable> {
+    getBlob(desc: Descriptor, o?: RegistryReadOptions): Promise<Readable> {
       return repo.getBlob(desc, o);
     },
     close: () => repo.close(),
@@ -44,7 +102,7 @@ export function registrySource(
 export function registryDestination(
   ref: string | Reference,
   opts: RegistryTransportOptions = {},
-): ImageDestination & { readonly repo: Repository; readonly reference: Reference } {
+): RegistryImageDestination {
   const r = toRef(ref);
   const repo = new Repository(r.registry, r.repository, { ...opts, push: true });
   return {
@@ -57,7 +115,7 @@ export function registryDestination(
       const h = await repo.headBlob(desc.digest, o);
       return h !== undefined && (h.size < 0 || desc.size < 0 || h.size === desc.size);
     },
-    putBlob(desc, open, o = {}): Promise<PutBlobResult> {
+    putBlob(desc, open, o: OpOptions & RegistryPutBlobHints = {}): Promise<PutBlobResult> {
       // Mounting only works within one registry (and never across Docker Hub and others).
       const mountFrom = o.mountFrom && o.mountFrom.registry === r.registry ? o.mountFrom.repository : undefined;
       return repo.pushBlob(desc, open, {
