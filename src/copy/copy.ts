@@ -11,7 +11,7 @@ import type { Digest } from '../image/digest.js';
 import { formatPlatform, hostPlatform, type Platform } from '../image/platform.js';
 import type { Descriptor } from '../image/schemas.js';
 import { DEFAULT_CONCURRENCY, Semaphore } from '../registry/semaphore.js';
-import { bottomUp, childPlatforms, loadGraph, selectPlatforms, type ManifestNode } from './graph.js';
+import { bottomUp, childPlatforms, loadGraph, selectPlatforms, type ManifestNode } from '../image/graph.js';
 import type { ImageDestination, ImageSource, OpOptions } from '../image/types.js';
 import {
   blobMountOrigin,

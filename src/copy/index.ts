@@ -12,7 +12,7 @@ export type {
   PutBlobResult,
 } from '../image/types.js';
 export { copyImage, CopyPool, type CopyOptions, type CopyResult } from './copy.js';
-export { loadGraph, selectPlatforms, bottomUp, type ManifestNode, type Selection } from './graph.js';
+export { loadGraph, selectPlatforms, bottomUp, type ManifestNode, type Selection } from '../image/graph.js';
 export {
   parseImageSpec,
   formatImageSpec,

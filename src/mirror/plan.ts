@@ -5,7 +5,7 @@
  * move), and images that cannot be resolved are listed as failures rather than aborting the plan.
  */
 import { existsSync } from 'node:fs';
-import { bottomUp, loadGraph, selectPlatforms } from '../copy/graph.js';
+import { bottomUp, loadGraph, selectPlatforms } from '../image/graph.js';
 import type { ImageSource } from '../image/types.js';
 import type { Digest } from '../image/digest.js';
 import { OciLayout } from '../transports/oci-layout/oci-layout.js';

@@ -5,7 +5,7 @@
  */
 import { createReadStream } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import { selectPlatforms, loadGraph } from '../copy/graph.js';
+import { selectPlatforms, loadGraph } from '../image/graph.js';
 import { openSource, type OpenOptions } from '../transports/resolve-location.js';
 import type { ImageSource, RawManifest } from '../image/types.js';
 import { CanvosError } from '../errors.js';

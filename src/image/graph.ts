@@ -4,11 +4,11 @@
  * new index of the selected children, whose digest necessarily differs from the source's.
  */
 import { CanvosError } from '../errors.js';
-import { sha256, type Digest } from '../image/digest.js';
-import { isIndexMediaType, MediaType } from '../image/media-types.js';
-import { formatPlatform, platformMatches, type Platform } from '../image/platform.js';
-import { parseManifest, type Descriptor } from '../image/schemas.js';
-import type { ImageSource, OpOptions, RawManifest } from '../image/types.js';
+import { sha256, type Digest } from './digest.js';
+import { isIndexMediaType, MediaType } from './media-types.js';
+import { formatPlatform, platformMatches, type Platform } from './platform.js';
+import { parseManifest, type Descriptor } from './schemas.js';
+import type { ImageSource, OpOptions, RawManifest } from './types.js';
 
 /** One manifest of the graph with its children (index) or blobs (image). */
 export interface ManifestNode {
