@@ -11,7 +11,13 @@ import type { ImageSource, RawManifest } from '../image/types.js';
 import { CanvosError } from '../errors.js';
 import { BlobCache } from '../cache/blob-cache.js';
 import type { LayerOpener } from '../layers/merge.js';
-import { parseImageConfig, type Descriptor, type ImageConfig, type ImageManifest } from '../image/schemas.js';
+import {
+  parseImageConfig,
+  parseManifest,
+  type Descriptor,
+  type ImageConfig,
+  type ImageManifest,
+} from '../image/schemas.js';
 
 /** An image resolved to one platform, ready to be read layer by layer. */
 export interface OpenedImage {
@@ -72,6 +78,10 @@ export async function openImage(ref: string, arch: string, opts: OpenImageOption
     }
     if (node.kind !== 'image')
       throw new CanvosError('ERR_MANIFEST_INVALID', `${source.description}: no image manifest for linux/${arch}`);
+    // loadGraph validated it already; parsing again gives the typed document without a cast.
+    const parsed = parseManifest(node.raw.bytes, node.raw.mediaType, `manifest of ${source.description}`);
+    if (parsed.kind !== 'image')
+      throw new CanvosError('ERR_MANIFEST_INVALID', `${source.description}: no image manifest for linux/${arch}`);
     const [configDesc, ...layers] = node.blobs;
     if (!configDesc) throw new CanvosError('ERR_MANIFEST_INVALID', `${source.description}: manifest has no config`);
     const configPath = await cachedBlobPath(source, configDesc, opts.cache, opts.signal);
@@ -87,7 +97,7 @@ export async function openImage(ref: string, arch: string, opts: OpenImageOption
       );
     }
     // One diff_id per layer, or the layers appended after them would be misnumbered (and the image is damaged).
-    const diffIds = config.rootfs?.diff_ids ?? [];
+    const diffIds = config.rootfs.diff_ids;
     if (diffIds.length !== layers.length) {
       throw new CanvosError(
         'ERR_LAYER_CORRUPT',
@@ -104,7 +114,7 @@ export async function openImage(ref: string, arch: string, opts: OpenImageOption
       ref,
       source,
       manifest: node.raw,
-      parsedManifest: JSON.parse(node.raw.bytes.toString('utf8')) as ImageManifest,
+      parsedManifest: parsed.value,
       configBytes,
       config,
       layers,
