@@ -2,18 +2,17 @@
  * buildProviderImages: CanvOS's `build-provider-images` without Docker. Pulls the base image's manifest and config
  * for ARCH (its layers are reused as blobs, never unpacked), reads the few base files it edits in one streaming
  * pass, builds the shared layers once and one k8s layer per version, and writes one image per version to a
- * registry (blobs first, base layers HEAD/mounted, manifest last) or to an OCI layout. Everything is built before
- * anything is written, so a failing download or a missing file leaves the destination untouched.
+ * registry or an OCI layout through the copy engine (push-image.ts: blobs first, largest first, base layers
+ * HEAD/mounted, manifest last). Everything is built before anything is written, so a failing download or a missing
+ * file leaves the destination untouched.
  */
-import { createReadStream } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { Readable } from 'node:stream';
 import { openDestination } from '../transports/resolve-location.js';
-import type { ImageDestination, ProgressFn } from '../image/types.js';
+import type { ProgressFn } from '../image/types.js';
 import { abortError, CanvosError } from '../errors.js';
-import { buildLayer, sourceDateEpochFromEnv, type BuiltLayer } from '../layers/build.js';
+import { buildLayer, sourceDateEpochFromEnv, type BuiltLayer, type BuildLayerOptions } from '../layers/build.js';
 import {
   buildDockerfileLayers,
   dockerfileWatchFiles,
@@ -25,16 +24,13 @@ import { compressor } from '../native/load.js';
 import { BlobCache } from '../cache/blob-cache.js';
 import type { Digest } from '../image/digest.js';
 import type { Descriptor } from '../image/schemas.js';
-import {
-  blobMountOrigin,
-  type RegistryPutBlobHints,
-  type RegistryTransportOptions,
-} from '../transports/registry/registry-image.js';
-import { assembleImage, layerMediaTypeFor, type AppendedLayer } from './assemble.js';
-import { scanBase } from './base-scan.js';
+import type { RegistryTransportOptions } from '../transports/registry/registry-image.js';
+import { assembleImage, layerMediaTypeFor, type AppendedLayer, type AssembledImage } from './assemble.js';
+import { scanBase, type BaseScan } from './base-scan.js';
 import { baseScanRequest, planProviderImages } from './plan.js';
-import type { BuildPlan, PlannedLayer } from './plan-types.js';
-import { cachedBlobPath, openImage, type OpenedImage } from './image-reader.js';
+import type { BuildPlan, PlannedLayer, ProviderImagePlan } from './plan-types.js';
+import { pushAssembledImage } from './push-image.js';
+import { openImage, type OpenedImage } from './image-reader.js';
 import { layerBuildSpec } from './layer-specs.js';
 import { loadLuetAuth, luetAuthError, registryOptionsFor } from './luet-auth.js';
 import { resolveBaseImage } from './derive.js';
@@ -101,16 +97,227 @@ export interface BuildProviderResult {
   dockerfileRuns: number;
 }
 
-/** Blobs written at once per image. */
-const BLOB_CONCURRENCY = 3;
+/** A planned layer as built (null: nothing to add), with its history text. */
+type BuiltPlanned = (BuiltLayer & { createdBy: string }) | null;
+
+/** One image ready to be written: its plan, its appended layers (with their files) and its exact bytes. */
+interface AssembledProviderImage {
+  plan: ProviderImagePlan;
+  appended: Array<{ name: string; layer: AppendedLayer; path: string }>;
+  image: AssembledImage;
+}
+
+/** The build's state shared by its steps. */
+interface BuildContext {
+  config: BuildConfig;
+  opts: BuildProviderOptions;
+  cache: BlobCache;
+  work: string;
+  epoch: number;
+  progress: ProgressFn;
+  warn: WarningHandler;
+  /** Every image opened so far (closed at the end). */
+  opened: OpenedImage[];
+}
+
+/** Open the base (and scan the files the build edits), plan the images for it, and open every source image. */
+async function openInputs(
+  ctx: BuildContext,
+  scanRequest: { files: string[]; listDirs: string[] },
+): Promise<{
+  base: OpenedImage;
+  scan: BaseScan;
+  plan: BuildPlan;
+  images: Map<string, OpenedImage>;
+  watchFiles: string[];
+}> {
+  const { config, opts, progress, warn } = ctx;
+  const open = { registry: opts.registry, cache: ctx.cache, signal: opts.signal };
+  const baseRef = resolveBaseImage(config);
+  progress({ phase: 'resolve', item: baseRef, transferred: 0 });
+  const base = await openImage(baseRef, config.arch, open);
+  ctx.opened.push(base);
+  progress({ phase: 'scan-base', item: baseRef, transferred: 0, total: base.layers.reduce((n, l) => n + l.size, 0) });
+  // The files canvos-lite edits (and the Dockerfile's --chown reads); kept current through its layers.
+  const watchFiles = dockerfileWatchFiles(scanRequest.files);
+  const scan = await scanBase(
+    base.openers,
+    { files: watchFiles, listDirs: scanRequest.listDirs },
+    { signal: opts.signal },
+  );
+  const supportsSysext = scan.systemdVersion !== undefined && scan.systemdVersion >= 255;
+  const plan = planProviderImages(config, opts.versions, {
+    projectDir: opts.projectDir,
+    supportsSystemdExtensions: supportsSysext,
+    onWarning: warn,
+  });
+  if (!plan.bundled)
+    warn(
+      'W_SYSEXT',
+      `the base has systemd ${scan.systemdVersion}: k8s and the agent provider are not bundled (Stylus installs them as system extensions); set BUNDLE_K8S_AND_AGENT_PROVIDER=true to bundle them`,
+    );
+  const projectDir = resolve(opts.projectDir ?? process.cwd());
+  const luetAuth = await loadLuetAuth(projectDir, config, warn);
+  const images = new Map<string, OpenedImage>();
+  for (const ref of plan.sourceImages) {
+    progress({ phase: 'resolve', item: ref, transferred: 0 });
+    const img = await openImage(ref, config.arch, {
+      ...open,
+      registry: registryOptionsFor(config, ref, opts.registry, luetAuth),
+    }).catch((e: unknown) => {
+      throw luetAuthError(config, ref, e, luetAuth, projectDir);
+    });
+    ctx.opened.push(img);
+    images.set(ref, img);
+  }
+  return { base, scan, plan, images, watchFiles };
+}
+
+/** Build every planned layer once (shared layers first), in the base's layer media type. */
+async function buildPlannedLayers(
+  ctx: BuildContext,
+  plan: BuildPlan,
+  layerCtx: Parameters<typeof layerBuildSpec>[1],
+  layerFormat: Pick<BuildLayerOptions, 'compression' | 'mediaType' | 'parentMeta'>,
+): Promise<Map<PlannedLayer, BuiltPlanned>> {
+  const { progress } = ctx;
+  const signal = ctx.opts.signal;
+  const built = new Map<PlannedLayer, BuiltPlanned>();
+  const build = async (layer: PlannedLayer): Promise<void> => {
+    if (built.has(layer)) return;
+    signal?.throwIfAborted();
+    const s = await layerBuildSpec(layer, layerCtx);
+    if (!s) {
+      built.set(layer, null);
+      return;
+    }
+    const b = await buildLayer(s.spec, {
+      dir: join(ctx.work, 'layers'),
+      sourceDateEpoch: ctx.epoch,
+      ...layerFormat,
+      signal,
+      onProgress: (p) => {
+        progress({
+          phase: 'build-layer',
+          item: layer.name,
+          transferred: p.transferred,
+          total: p.total,
+          percent: p.percent,
+        });
+      },
+    });
+    s.verify();
+    progress({
+      phase: 'build-layer',
+      item: layer.name,
+      transferred: b.uncompressedSize,
+      total: b.uncompressedSize,
+      percent: 100,
+      status: 'built',
+      itemSize: b.size,
+    });
+    built.set(layer, { ...b, createdBy: `canvos-lite provider ${layer.name}: ${layer.description}` });
+  };
+  for (const layer of plan.sharedLayers) await build(layer);
+  for (const img of plan.images) for (const layer of img.layers) await build(layer);
+  return built;
+}
+
+/** Each planned image's config and manifest: the base, then the Dockerfile's layers, then its own. */
+function assembleProviderImages(
+  plan: BuildPlan,
+  base: OpenedImage,
+  built: ReadonlyMap<PlannedLayer, BuiltPlanned>,
+  df: DockerfileBuild | undefined,
+  epoch: number,
+): AssembledProviderImage[] {
+  const created = epoch > 0 ? new Date(epoch * 1000).toISOString().replace(/\.000Z$/, 'Z') : undefined;
+  return plan.images.map((p) => {
+    const own = p.layers.flatMap((l) => {
+      const b = built.get(l);
+      return b
+        ? [
+            {
+              name: l.name,
+              layer: {
+                digest: b.digest,
+                size: b.size,
+                diffId: b.diffId,
+                mediaType: b.mediaType,
+                createdBy: b.createdBy,
+              } satisfies AppendedLayer,
+              path: b.path,
+            },
+          ]
+        : [];
+    });
+    const fromDockerfile = (df?.history ?? []).flatMap((h) =>
+      h.layer ? [{ name: h.name, layer: h.layer satisfies AppendedLayer, path: h.layer.path }] : [],
+    );
+    const appended = [...fromDockerfile, ...own];
+    const history = df
+      ? [
+          ...df.history.map((h) => ({ createdBy: h.createdBy, emptyLayer: !h.layer })),
+          ...own.map((a) => ({ createdBy: a.layer.createdBy })),
+        ]
+      : undefined;
+    return {
+      plan: p,
+      appended,
+      image: assembleImage(
+        base,
+        appended.map((a) => a.layer),
+        { created, history, runtimeConfig: df?.config },
+      ),
+    };
+  });
+}
+
+/** Write each image through the copy engine, one after the other (each: blobs, then its tagged manifest). */
+async function writeProviderImages(
+  ctx: BuildContext,
+  assembled: readonly AssembledProviderImage[],
+  base: OpenedImage,
+): Promise<BuiltProviderImage[]> {
+  const { opts, progress } = ctx;
+  const signal = opts.signal;
+  const results: BuiltProviderImage[] = [];
+  const files = new Map<string, string>(
+    assembled.flatMap((a) => a.appended.map((x) => [x.layer.digest, x.path] as [string, string])),
+  );
+  for (const a of assembled) {
+    signal?.throwIfAborted();
+    const dest = 'push' in opts.output ? `docker://${a.plan.imageRef}` : `oci:${opts.output.ociDir}:${a.plan.tag}`;
+    const d = openDestination(dest, { registry: opts.registry });
+    try {
+      await pushAssembledImage(
+        d,
+        a.image,
+        { base, files, cache: ctx.cache },
+        { tag: a.plan.tag, signal, onProgress: progress },
+      );
+    } finally {
+      await d.close();
+    }
+    progress({ phase: 'write', item: dest, transferred: 0, status: 'written' });
+    results.push({
+      k8sVersion: a.plan.k8sVersion,
+      tag: a.plan.tag,
+      destination: dest,
+      manifestDigest: a.image.manifest.digest,
+      configDigest: a.image.config.digest,
+      layers: a.image.layers,
+      appended: a.appended.map((x) => x.name),
+    });
+  }
+  return results;
+}
 
 /** Build and write the provider images of `config` (see the file header). */
 export async function buildProviderImages(
   config: BuildConfig,
   opts: BuildProviderOptions,
 ): Promise<BuildProviderResult> {
-  const warn = opts.onWarning ?? (() => {});
-  const progress = opts.onProgress ?? (() => {});
   const signal = opts.signal;
   // Validate everything that needs no network first (unsupported shapes, missing BASE_IMAGE…).
   const scanRequest = baseScanRequest(
@@ -127,176 +334,51 @@ export async function buildProviderImages(
   });
   // zstd without libzstd (native addon) or Node >= 22.15 fails here, not after the base was read.
   if (opts.layerCompression === 'zstd') await compressor().zstd(Buffer.alloc(1), 3);
-  const cache = new BlobCache({ dir: opts.cacheDir });
-  const open = { registry: opts.registry, cache, signal };
-  const opened: OpenedImage[] = [];
-  const work = opts.workDir ?? (await mkdtemp(join(tmpdir(), 'canvos-provider-')));
-  const epoch = opts.sourceDateEpoch ?? sourceDateEpochFromEnv();
+  const ctx: BuildContext = {
+    config,
+    opts,
+    cache: new BlobCache({ dir: opts.cacheDir }),
+    work: opts.workDir ?? (await mkdtemp(join(tmpdir(), 'canvos-provider-'))),
+    epoch: opts.sourceDateEpoch ?? sourceDateEpochFromEnv(),
+    progress: opts.onProgress ?? (() => {}),
+    warn: opts.onWarning ?? (() => {}),
+    opened: [],
+  };
   try {
-    const baseRef = resolveBaseImage(config);
-    progress({ phase: 'resolve', item: baseRef, transferred: 0 });
-    const base = await openImage(baseRef, config.arch, open);
-    opened.push(base);
-    progress({ phase: 'scan-base', item: baseRef, transferred: 0, total: base.layers.reduce((n, l) => n + l.size, 0) });
-    // The files canvos-lite edits (and the Dockerfile's --chown reads); kept current through its layers.
-    const watchFiles = dockerfileWatchFiles(scanRequest.files);
-    const scan = await scanBase(base.openers, { files: watchFiles, listDirs: scanRequest.listDirs }, { signal });
-    const supportsSysext = scan.systemdVersion !== undefined && scan.systemdVersion >= 255;
-    const plan = planProviderImages(config, opts.versions, {
-      projectDir: opts.projectDir,
-      supportsSystemdExtensions: supportsSysext,
-      onWarning: warn,
-    });
-    if (!plan.bundled)
-      warn(
-        'W_SYSEXT',
-        `the base has systemd ${scan.systemdVersion}: k8s and the agent provider are not bundled (Stylus installs them as system extensions); set BUNDLE_K8S_AND_AGENT_PROVIDER=true to bundle them`,
-      );
-
-    const projectDir = resolve(opts.projectDir ?? process.cwd());
-    const luetAuth = await loadLuetAuth(projectDir, config, warn);
-    const images = new Map<string, OpenedImage>();
-    for (const ref of plan.sourceImages) {
-      progress({ phase: 'resolve', item: ref, transferred: 0 });
-      const img = await openImage(ref, config.arch, {
-        ...open,
-        registry: registryOptionsFor(config, ref, opts.registry, luetAuth),
-      }).catch((e: unknown) => {
-        throw luetAuthError(config, ref, e, luetAuth, projectDir);
-      });
-      opened.push(img);
-      images.set(ref, img);
-    }
-    const ctx = { config, scan, images, onWarning: warn, signal };
+    const { base, scan, plan, images, watchFiles } = await openInputs(ctx, scanRequest);
     const compression = opts.layerCompression ?? 'gzip';
     const mediaType = layerMediaTypeFor(base.manifest.mediaType, compression);
-    const parentMeta = (p: string) => scan.dirs.get(p);
     // The Dockerfile's layers come right after the base (CanvOS: base-image = FROM DOCKERFILE), shared by all images.
     let df: DockerfileBuild | undefined;
     if (dockerfile) {
-      progress({ phase: 'dockerfile', item: 'Dockerfile', transferred: 0 });
-      const layerOpts = { compression, mediaType, sourceDateEpoch: epoch };
+      ctx.progress({ phase: 'dockerfile', item: 'Dockerfile', transferred: 0 });
       df = await buildDockerfileLayers(dockerfile.df, {
         ...dockerfile.options,
-        ...layerOpts,
+        compression,
+        mediaType,
+        sourceDateEpoch: ctx.epoch,
         base,
         scan,
         watchFiles,
-        cache,
-        workDir: work,
+        cache: ctx.cache,
+        workDir: ctx.work,
         signal,
-        onWarning: warn,
+        onWarning: ctx.warn,
         onLog: opts.onLog,
       });
     }
-    const built = new Map<PlannedLayer, (BuiltLayer & { createdBy: string }) | null>();
-    const build = async (layer: PlannedLayer): Promise<void> => {
-      if (built.has(layer)) return;
-      signal?.throwIfAborted();
-      const s = await layerBuildSpec(layer, ctx);
-      if (!s) return void built.set(layer, null);
-      const b = await buildLayer(s.spec, {
-        dir: join(work, 'layers'),
-        sourceDateEpoch: epoch,
-        compression,
-        mediaType,
-        parentMeta,
-        signal,
-        onProgress: (p) =>
-          progress({
-            phase: 'build-layer',
-            item: layer.name,
-            transferred: p.transferred,
-            total: p.total,
-            percent: p.percent,
-          }),
-      });
-      s.verify();
-      progress({
-        phase: 'build-layer',
-        item: layer.name,
-        transferred: b.uncompressedSize,
-        total: b.uncompressedSize,
-        percent: 100,
-        status: 'built',
-        itemSize: b.size,
-      });
-      built.set(layer, { ...b, createdBy: `canvos-lite provider ${layer.name}: ${layer.description}` });
-    };
-    for (const layer of plan.sharedLayers) await build(layer);
-    for (const img of plan.images) for (const layer of img.layers) await build(layer);
-
-    const created = epoch > 0 ? new Date(epoch * 1000).toISOString().replace(/\.000Z$/, 'Z') : undefined;
-    const assembled = plan.images.map((p) => {
-      const own = p.layers.flatMap((l) => {
-        const b = built.get(l);
-        return b
-          ? [
-              {
-                name: l.name,
-                layer: {
-                  digest: b.digest,
-                  size: b.size,
-                  diffId: b.diffId,
-                  mediaType: b.mediaType,
-                  createdBy: b.createdBy,
-                } satisfies AppendedLayer,
-                path: b.path,
-              },
-            ]
-          : [];
-      });
-      const fromDockerfile = (df?.history ?? []).flatMap((h) =>
-        h.layer ? [{ name: h.name, layer: h.layer satisfies AppendedLayer, path: h.layer.path }] : [],
-      );
-      const appended = [...fromDockerfile, ...own];
-      const history = df
-        ? [
-            ...df.history.map((h) => ({ createdBy: h.createdBy, emptyLayer: !h.layer })),
-            ...own.map((a) => ({ createdBy: a.layer.createdBy })),
-          ]
-        : undefined;
-      return {
-        plan: p,
-        appended,
-        image: assembleImage(
-          base,
-          appended.map((a) => a.layer),
-          { created, history, runtimeConfig: df?.config },
-        ),
-      };
-    });
-
-    // Write phase: only now does anything leave this machine.
-    const results: BuiltProviderImage[] = [];
-    const files = new Map<string, string>(
-      assembled.flatMap((a) => a.appended.map((x) => [x.layer.digest, x.path] as [string, string])),
+    const built = await buildPlannedLayers(
+      ctx,
+      plan,
+      { config, scan, images, onWarning: ctx.warn, signal },
+      { compression, mediaType, parentMeta: (p: string) => scan.dirs.get(p) },
     );
-    for (const a of assembled) {
-      signal?.throwIfAborted();
-      const dest = 'push' in opts.output ? `docker://${a.plan.imageRef}` : `oci:${opts.output.ociDir}:${a.plan.tag}`;
-      const d = openDestination(dest, { registry: opts.registry });
-      try {
-        await writeImage(d, a.image, base, files, cache, { signal, progress, item: dest });
-        await d.putManifest(a.image.manifest, a.plan.tag, { signal });
-        await d.commit({ signal });
-      } finally {
-        await d.close();
-      }
-      progress({ phase: 'write', item: dest, transferred: 0, status: 'written' });
-      results.push({
-        k8sVersion: a.plan.k8sVersion,
-        tag: a.plan.tag,
-        destination: dest,
-        manifestDigest: a.image.manifest.digest,
-        configDigest: a.image.config.digest,
-        layers: a.image.layers,
-        appended: a.appended.map((x) => x.name),
-      });
-    }
+    const assembled = assembleProviderImages(plan, base, built, df, ctx.epoch);
+    // Write phase: only now does anything leave this machine.
+    const results = await writeProviderImages(ctx, assembled, base);
     return {
       plan,
-      baseImage: baseRef,
+      baseImage: base.ref,
       baseManifestDigest: base.manifest.digest,
       systemdVersion: scan.systemdVersion,
       images: results,
@@ -306,49 +388,7 @@ export async function buildProviderImages(
     if (signal?.aborted && !CanvosError.is(e)) throw abortError(signal);
     throw e;
   } finally {
-    await Promise.all(opened.map((o) => o.source.close().catch(() => {})));
-    if (!opts.workDir) await rm(work, { recursive: true, force: true });
+    await Promise.all(ctx.opened.map((o) => o.source.close().catch(() => {})));
+    if (!opts.workDir) await rm(ctx.work, { recursive: true, force: true });
   }
-}
-
-/** Put every blob of an assembled image: base layers (HEAD, mount, else streamed from the cache/source), new layers, config. @internal (also used by uki/provider.ts) */
-export async function writeImage(
-  d: ImageDestination,
-  image: ReturnType<typeof assembleImage>,
-  base: OpenedImage,
-  files: ReadonlyMap<string, string>,
-  cache: BlobCache,
-  o: { signal?: AbortSignal | undefined; progress: ProgressFn; item: string },
-): Promise<void> {
-  const baseDigests = new Set(base.layers.map((l) => l.digest));
-  const queue = [...image.layers];
-  // A few blobs at once (the registry client bounds requests per host too); the manifest is written by the caller.
-  const worker = async (): Promise<void> => {
-    for (let desc = queue.shift(); desc; desc = queue.shift()) {
-      const d0 = desc;
-      const file = files.get(d0.digest);
-      const openBlob = file
-        ? async () => createReadStream(file)
-        : async () => createReadStream(await cachedBlobPath(base.source, d0, cache, o.signal));
-      const hints: RegistryPutBlobHints = {
-        mountFrom: baseDigests.has(d0.digest) ? blobMountOrigin(base.source, d0) : undefined,
-      };
-      const status = await d.putBlob(d0, openBlob, { signal: o.signal, ...hints });
-      o.progress({
-        phase: 'write-blob',
-        item: d0.digest,
-        transferred: d0.size,
-        total: d0.size,
-        status,
-        itemSize: d0.size,
-      });
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(BLOB_CONCURRENCY, queue.length) }, worker));
-  const cfg = image.config;
-  await d.putBlob(
-    { mediaType: cfg.mediaType, digest: cfg.digest, size: cfg.bytes.length },
-    async () => Readable.from([cfg.bytes]),
-    { signal: o.signal },
-  );
 }

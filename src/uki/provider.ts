@@ -14,7 +14,7 @@ import { mergeLayers } from '../layers/merge.js';
 import type { FileSpec } from '../layers/spec.js';
 import type { BlobCache } from '../cache/blob-cache.js';
 import { assembleImage, layerMediaTypeFor } from '../provider/assemble.js';
-import { writeImage } from '../provider/build.js';
+import { pushAssembledImage } from '../provider/push-image.js';
 import { openImage, type OpenedImage } from '../provider/image-reader.js';
 import type { RegistryHttpOptions } from '../registry/index.js';
 import { rootfsUkiInputs } from './rootfs-initrd.js';
@@ -113,14 +113,9 @@ export async function buildUkiProviderImage(opts: UkiProviderOptions): Promise<U
     );
     const d = openDestination(opts.destination, opts.registry ? { registry: opts.registry } : {});
     try {
-      await writeImage(d, image, carrier, new Map([[layer.digest, layer.path]]), opts.cache, {
-        signal,
-        progress: () => {},
-        item: opts.destination,
-      });
       const tag = /:([\w][\w.-]{0,127})$/.exec(opts.destination)?.[1];
-      await d.putManifest(image.manifest, tag, { signal });
-      await d.commit({ signal });
+      const files = new Map([[layer.digest, layer.path]]);
+      await pushAssembledImage(d, image, { base: carrier, files, cache: opts.cache }, { tag, signal });
     } finally {
       await d.close();
     }
