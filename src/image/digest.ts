@@ -62,7 +62,7 @@ export class DigestCounter {
     this.size += chunk.length;
   }
   result(): { digest: Digest; size: number } {
-    return { digest: `${this.algo}:${this.hash.digest('hex')}` as Digest, size: this.size };
+    return { digest: `${this.algo}:${this.hash.digest('hex')}`, size: this.size };
   }
   transform(): Transform {
     return new Transform({

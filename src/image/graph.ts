@@ -86,7 +86,8 @@ export function selectPlatforms(root: ManifestNode, wanted: Platform[], what: st
     }
     if (!picked.includes(c)) picked.push(c);
   }
-  if (picked.length === 1) return { root: picked[0]!, rewritten: false };
+  const [only] = picked;
+  if (only && picked.length === 1) return { root: only, rewritten: false };
   const doc = JSON.parse(root.raw.bytes.toString('utf8')) as { manifests: unknown[] } & Record<string, unknown>;
   const keep = new Set(picked.map((p) => p.raw.digest));
   doc.manifests = doc.manifests.filter((d) => keep.has((d as { digest: Digest }).digest));

@@ -47,10 +47,12 @@ export function parsePlatform(s: string): Platform {
       hint: 'write it as os/arch[/variant], e.g. linux/amd64 or linux/arm64, or an OS alone for the host architecture',
     });
   }
-  if (parts.length === 1)
-    return OS_NAMES.has(parts[0]!)
-      ? { os: parts[0]!, architecture: hostArchitecture() }
-      : { os: 'linux', architecture: normalizeArch(parts[0]!) };
+  if (parts.length === 1) {
+    const [name = ''] = parts;
+    return OS_NAMES.has(name)
+      ? { os: name, architecture: hostArchitecture() }
+      : { os: 'linux', architecture: normalizeArch(name) };
+  }
   const [os, arch, variant] = parts as [string, string, string?];
   return variant ? { os, architecture: normalizeArch(arch), variant } : { os, architecture: normalizeArch(arch) };
 }

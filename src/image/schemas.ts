@@ -5,12 +5,9 @@
  */
 import { z } from 'zod';
 import { CanvosError } from '../errors.js';
-import { isDigest, type Digest } from './digest.js';
+import { isDigest } from './digest.js';
 
-const digestSchema = z
-  .string()
-  .refine(isDigest, { message: 'invalid digest' })
-  .transform((s) => s as Digest);
+const digestSchema = z.string().refine(isDigest, { error: 'invalid digest' });
 
 export const platformSchema = z.looseObject({
   architecture: z.string(),
@@ -111,7 +108,8 @@ function check<T>(schema: z.ZodType<T>, value: unknown, what: string): T {
  * the document's own `mediaType` or shape (`manifests` vs `layers`) decides.
  */
 export function parseManifest(buf: Uint8Array | string, mediaType?: string, what = 'manifest'): AnyManifest {
-  const json = parseJson(buf, what) as Record<string, unknown>;
+  // JSON `null` parses too: hence the optional chains.
+  const json = parseJson(buf, what) as Record<string, unknown> | null;
   const mt = (typeof json?.mediaType === 'string' ? json.mediaType : undefined) ?? mediaType;
   const looksIndex =
     mt === 'application/vnd.oci.image.index.v1+json' ||
