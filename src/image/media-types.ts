@@ -42,3 +42,12 @@ export function layerCompression(mt: string): 'gzip' | 'zstd' | 'none' {
   if (mt.endsWith('+zstd')) return 'zstd';
   return 'none';
 }
+/**
+ * The media type a manifest document declares in its `mediaType` field, else the one its shape implies (an index
+ * lists `manifests`). Throws SyntaxError when the bytes are not JSON.
+ */
+export function declaredManifestMediaType(bytes: Buffer): string {
+  const j = JSON.parse(bytes.toString('utf8')) as { mediaType?: unknown; manifests?: unknown } | null;
+  if (typeof j?.mediaType === 'string') return j.mediaType;
+  return Array.isArray(j?.manifests) ? MediaType.OciIndex : MediaType.OciManifest;
+}

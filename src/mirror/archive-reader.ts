@@ -10,7 +10,7 @@ import { PassThrough, type Readable } from 'node:stream';
 import { CanvosError } from '../errors.js';
 import { isDigest, verifyBuffer, VerifyingStream, type Digest } from '../image/digest.js';
 import { REF_NAME_ANNOTATION } from '../transports/oci-layout/oci-layout.js';
-import { MediaType } from '../image/media-types.js';
+import { declaredManifestMediaType } from '../image/media-types.js';
 import { imageIndexSchema, type Descriptor, type ImageIndex } from '../image/schemas.js';
 import { applyPax, decodeHeader, decodePax, isZeroBlock } from '../layers/tar-parse.js';
 import type { ImageSource, RawManifest } from '../image/types.js';
@@ -202,15 +202,7 @@ export class MirrorArchive {
         if (!isDigest(d)) throw new CanvosError('ERR_MANIFEST_INVALID', `${this.path}: bad digest ${String(d)}`);
         const bytes = await this.readManifest(d);
         let mediaType = digest === undefined ? entry.mediaType : undefined;
-        if (!mediaType) {
-          const j = JSON.parse(bytes.toString('utf8')) as { mediaType?: unknown; manifests?: unknown };
-          mediaType =
-            typeof j.mediaType === 'string'
-              ? j.mediaType
-              : Array.isArray(j.manifests)
-                ? MediaType.OciIndex
-                : MediaType.OciManifest;
-        }
+        if (!mediaType) mediaType = declaredManifestMediaType(bytes);
         return { bytes, digest: d, mediaType };
       },
       getBlob: async (desc: Descriptor) => this.openBlob(desc),

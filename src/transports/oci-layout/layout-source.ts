@@ -3,7 +3,7 @@
  * from the layout's blob files and verified against their digests.
  */
 import type { Digest } from '../../image/digest.js';
-import { MediaType } from '../../image/media-types.js';
+import { declaredManifestMediaType, MediaType } from '../../image/media-types.js';
 import type { Descriptor } from '../../image/schemas.js';
 import type { ImageSource, RawManifest } from '../../image/types.js';
 import { OciLayout, type LayoutTransportOptions } from './oci-layout.js';
@@ -29,13 +29,7 @@ export function layoutSource(
       const bytes = await layout.readSmallBlob(digest, `manifest ${digest}`);
       if (mediaType === undefined) {
         try {
-          const j = JSON.parse(bytes.toString('utf8')) as { mediaType?: unknown; manifests?: unknown };
-          mediaType =
-            typeof j.mediaType === 'string'
-              ? j.mediaType
-              : Array.isArray(j.manifests)
-                ? MediaType.OciIndex
-                : MediaType.OciManifest;
+          mediaType = declaredManifestMediaType(bytes);
         } catch {
           mediaType = MediaType.OciManifest;
         }
