@@ -10,7 +10,7 @@ import { abortError, CanvosError } from '../errors.js';
 import type { Digest } from '../oci/digest.js';
 import { formatPlatform, hostPlatform, type Platform } from '../oci/platform.js';
 import type { Descriptor } from '../oci/schemas.js';
-import { DEFAULT_CONCURRENCY, Semaphore } from '../registry/semaphore.js';
+import { DEFAULT_CONCURRENCY, Semaphore } from '../util/semaphore.js';
 import { bottomUp, childPlatforms, loadGraph, selectPlatforms, type ManifestNode } from './graph.js';
 import type { ImageDestination, ImageSource, OpOptions } from './types.js';
 

@@ -6,7 +6,7 @@
  */
 import { normalizeRegistry } from '../registry/reference.js';
 import { RegistryHttp } from '../registry/http.js';
-import { DEFAULT_CONCURRENCY } from '../registry/semaphore.js';
+import { DEFAULT_CONCURRENCY } from '../util/semaphore.js';
 import type { RegistryTransportOptions } from '../registry/transport.js';
 import type { ConcurrencyOptions } from './config.js';
 

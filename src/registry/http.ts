@@ -20,7 +20,7 @@ import {
   RETRYABLE_STATUS,
   sleep,
 } from './retry.js';
-import { DEFAULT_CONCURRENCY, Semaphore } from './semaphore.js';
+import { DEFAULT_CONCURRENCY, Semaphore } from '../util/semaphore.js';
 import { PartScheduler, type BlobPartsOptions } from './blob-parts.js';
 import { request } from './undici-lite.js';
 

@@ -9,7 +9,7 @@ import { copyImage, type CopyResult } from '../../copy/copy.js';
 import { openDestination, openSource, parseImageSpec, type ImageSpec } from '../../copy/transports.js';
 import type { ImageDestination, ImageSource } from '../../copy/types.js';
 import { parsePlatform } from '../../oci/platform.js';
-import { DEFAULT_CONCURRENCY } from '../../registry/semaphore.js';
+import { DEFAULT_CONCURRENCY } from '../../util/semaphore.js';
 import type { RegistryTransportOptions } from '../../registry/transport.js';
 import type { CliIo, CommandModule } from '../main.js';
 import { createProgress, formatBytes } from '../progress.js';
