@@ -6,13 +6,14 @@
  */
 import { setMaxListeners } from 'node:events';
 import { pipeline, Transform, type Readable } from 'node:stream';
-import { abortError, CanvosError } from '../errors.js';
+import { CanvosError } from '../errors.js';
 import type { Digest } from '../oci/digest.js';
 import { formatPlatform, hostPlatform, type Platform } from '../oci/platform.js';
 import type { Descriptor } from '../oci/schemas.js';
 import { DEFAULT_CONCURRENCY, Semaphore } from '../util/semaphore.js';
 import { bottomUp, childPlatforms, loadGraph, selectPlatforms, type ManifestNode } from './graph.js';
 import type { ImageDestination, ImageSource, OpOptions } from './types.js';
+import { abortedOr } from '../util/abort.js';
 
 /** Options of {@link copyImage}. */
 export interface CopyOptions extends OpOptions {
@@ -322,6 +323,5 @@ async function copyBlob(
 
 /** The user's abort wins over whatever error it caused downstream. */
 function toError(e: unknown, userSignal: AbortSignal | undefined): unknown {
-  if (userSignal?.aborted) return CanvosError.is(e) && e.code === 'ERR_ABORTED' ? e : abortError(userSignal);
-  return e;
+  return abortedOr(userSignal, e, false);
 }

@@ -15,6 +15,7 @@ import type { FsEntryType } from '../layers/entry.js';
 import { ancestors, baseName, comparePaths, joinPath, parentPath } from '../layers/path.js';
 import type { PlannedEntry } from '../layers/plan.js';
 import { tarBytes } from '../layers/tar-builder.js';
+import { throwIfAborted } from '../util/abort.js';
 
 /** Metadata of one path, as seen inside the namespace. */
 export interface Meta {
@@ -43,7 +44,7 @@ export async function snapshot(
   const out: Snapshot = new Map();
   const stack = [''];
   while (stack.length > 0) {
-    signal?.throwIfAborted();
+    throwIfAborted(signal);
     const p = stack.pop()!;
     const st = await lstat(p === '' ? root : join(root, p), { bigint: true }).catch(() => null);
     if (

@@ -7,7 +7,7 @@ import { createWriteStream } from 'node:fs';
 import { mkdir, mkdtemp, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import { CanvosError, abortError } from '../errors.js';
+import { CanvosError } from '../errors.js';
 import { DigestCounter, digestHex, type Digest } from '../oci/digest.js';
 import { compressChunks, layerMediaType, type CompressOptions, type LayerCompression } from './compress.js';
 import { planLayer, type PlannedEntry } from './plan.js';
@@ -15,6 +15,7 @@ import type { EntryMeta, LayerSpec } from './spec.js';
 import { encodeHeader, padding } from './tar-header.js';
 import { tarBytes } from './tar-builder.js';
 import { mkdirs } from '../fs-util.js';
+import { abortedOr } from '../util/abort.js';
 
 /** Progress of a layer build, in uncompressed bytes. */
 export interface LayerProgress {
@@ -129,8 +130,7 @@ export async function buildLayer(spec: LayerSpec, opts: BuildLayerOptions): Prom
       mediaType: opts.mediaType ?? layerMediaType(compression),
     };
   } catch (e) {
-    if (opts.signal?.aborted && !CanvosError.is(e)) throw abortError(opts.signal);
-    throw e;
+    throw abortedOr(opts.signal, e);
   } finally {
     await rm(work, { recursive: true, force: true });
   }

@@ -8,11 +8,12 @@ import { createWriteStream } from 'node:fs';
 import { rename, rm } from 'node:fs/promises';
 import { pipeline } from 'node:stream/promises';
 import type { Dispatcher } from 'undici';
-import { CanvosError, abortError, redactUrl } from '../errors.js';
+import { CanvosError, redactUrl } from '../errors.js';
 import { DigestCounter } from '../oci/digest.js';
 import { createDispatcher } from '../registry/dispatcher.js';
 import { toCanvosError, withPath } from '../error-map.js';
 import { request } from '../registry/undici-lite.js';
+import { throwIfAborted } from '../util/abort.js';
 
 const MAX_REDIRECTS = 5;
 
@@ -70,7 +71,7 @@ async function fetchTo(
     try {
       res = await request(current, { dispatcher, signal: signal ?? null });
     } catch (e) {
-      if (signal?.aborted) throw abortError(signal);
+      throwIfAborted(signal);
       throw new CanvosError('ERR_DOWNLOAD', `GET ${safe} failed: ${(e as Error).message}`, {
         cause: e,
         hint: 'check the URL and network access',
@@ -105,7 +106,7 @@ async function fetchTo(
   } catch (e) {
     await rm(part, { force: true });
     if (CanvosError.is(e)) throw e;
-    if (signal?.aborted) throw abortError(signal);
+    throwIfAborted(signal);
     // A local write error (ENOSPC, EACCES…) is the disk's fault, not the download's: exit 20 naming the file.
     const local = toCanvosError(withPath(e, part));
     if (local?.code === 'ERR_FILESYSTEM') throw local;

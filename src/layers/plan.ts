@@ -15,6 +15,7 @@ import { ancestors, baseName, comparePaths, joinPath, normalizeLayerPath, parent
 import type { EntryMeta, FileSpec, LayerSpec } from './spec.js';
 import type { HeaderFields } from './tar-header.js';
 import { walkTree } from './tree.js';
+import { throwIfAborted } from '../util/abort.js';
 
 /** One entry ready to be written; `data` is where a regular file's bytes come from. */
 export interface PlannedEntry extends HeaderFields {
@@ -71,7 +72,7 @@ export async function planLayer(spec: LayerSpec, opts: PlanOptions): Promise<Pla
   });
 
   for (const s of spec.entries) {
-    opts.signal?.throwIfAborted();
+    throwIfAborted(opts.signal);
     switch (s.type) {
       case 'file':
         put(await planFile(s, specPath(s.path, 'file'), withMeta, spoolName, opts.signal));
@@ -114,7 +115,7 @@ export async function planLayer(spec: LayerSpec, opts: PlanOptions): Promise<Pla
       }
       case 'entries':
         for await (const e of s.source) {
-          opts.signal?.throwIfAborted();
+          throwIfAborted(opts.signal);
           const mapped = mapEntryPath(e.path, s.map);
           if (mapped === null) {
             e.content?.resume();

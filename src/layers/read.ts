@@ -14,6 +14,7 @@ import type { FsEntry, FsEntryType } from './entry.js';
 import { normalizeLayerPath } from './path.js';
 import { applyPax, decodeHeader, decodePax, isZeroBlock, type RawHeader } from './tar-parse.js';
 import { ZSTD_MAGIC, zstdDecompress } from './zstd-stream.js';
+import { throwIfAborted } from '../util/abort.js';
 
 /** Options of {@link readLayer}. */
 export interface ReadLayerOptions {
@@ -101,7 +102,7 @@ export async function* readLayer(stream: AsyncIterable<Buffer>, opts: ReadLayerO
   let longLink: string | undefined;
   try {
     for (;;) {
-      opts.signal?.throwIfAborted();
+      throwIfAborted(opts.signal);
       const block = await r.read(512);
       if (!block || isZeroBlock(block)) return;
       const h: RawHeader = decodeHeader(block, `${name} at byte ${r.offset - 512}`);

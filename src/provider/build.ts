@@ -12,7 +12,6 @@ import { join, resolve } from 'node:path';
 import { Readable } from 'node:stream';
 import { openDestination } from '../copy/transports.js';
 import type { ImageDestination, ProgressFn } from '../copy/types.js';
-import { abortError, CanvosError } from '../errors.js';
 import { buildLayer, sourceDateEpochFromEnv, type BuiltLayer } from '../layers/build.js';
 import {
   buildDockerfileLayers,
@@ -37,6 +36,7 @@ import { resolveBaseImage } from './derive.js';
 import type { BuildConfig, WarningHandler } from './resolve.js';
 import { canvosExecSteps } from './exec-steps.js';
 import type { TwoNodeSources } from './two-node.js';
+import { abortedOr, throwIfAborted } from '../util/abort.js';
 
 /** Options of {@link buildProviderImages}. */
 export interface BuildProviderOptions {
@@ -188,7 +188,7 @@ export async function buildProviderImages(
     const built = new Map<PlannedLayer, (BuiltLayer & { createdBy: string }) | null>();
     const build = async (layer: PlannedLayer): Promise<void> => {
       if (built.has(layer)) return;
-      signal?.throwIfAborted();
+      throwIfAborted(signal);
       const s = await layerBuildSpec(layer, ctx);
       if (!s) return void built.set(layer, null);
       const b = await buildLayer(s.spec, {
@@ -269,7 +269,7 @@ export async function buildProviderImages(
       assembled.flatMap((a) => a.appended.map((x) => [x.layer.digest, x.path] as [string, string])),
     );
     for (const a of assembled) {
-      signal?.throwIfAborted();
+      throwIfAborted(signal);
       const dest = 'push' in opts.output ? `docker://${a.plan.imageRef}` : `oci:${opts.output.ociDir}:${a.plan.tag}`;
       const d = openDestination(dest, { registry: opts.registry });
       try {
@@ -299,8 +299,7 @@ export async function buildProviderImages(
       dockerfileRuns: df?.executed ?? 0,
     };
   } catch (e) {
-    if (signal?.aborted && !CanvosError.is(e)) throw abortError(signal);
-    throw e;
+    throw abortedOr(signal, e);
   } finally {
     await Promise.all(opened.map((o) => o.source.close().catch(() => {})));
     if (!opts.workDir) await rm(work, { recursive: true, force: true });

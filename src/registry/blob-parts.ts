@@ -26,10 +26,11 @@
  * byte.
  */
 import type { Writable } from 'node:stream';
-import { abortError, CanvosError } from '../errors.js';
+import { CanvosError } from '../errors.js';
 import type { Descriptor } from '../oci/schemas.js';
 import type { RegistryResponse } from './http.js';
 import { mayResume } from './retry.js';
+import { abortError } from '../util/abort.js';
 
 /** Tuning of ranged blob reads (RegistryHttpOptions.blobParts). */
 export interface BlobPartsOptions {

@@ -7,7 +7,7 @@ import { createReadStream, createWriteStream } from 'node:fs';
 import { rename, rm, stat } from 'node:fs/promises';
 import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { abortError, CanvosError } from '../errors.js';
+import { CanvosError } from '../errors.js';
 import { DigestCounter, VerifyingStream, type Digest } from '../oci/digest.js';
 import type { Descriptor } from '../oci/schemas.js';
 import type { OpOptions } from '../copy/types.js';
@@ -20,6 +20,7 @@ import {
   streamParts,
   type BlobPartsOptions,
 } from './blob-parts.js';
+import { abortError, throwIfAborted } from '../util/abort.js';
 
 /** Where a blob lives: transport + repository + the scopes to use. */
 export interface BlobLocation {
@@ -266,7 +267,7 @@ export async function openBlob(loc: BlobLocation, desc: Descriptor, opts: BlobRe
 async function hashPrefix(path: string, bytes: number, counter: DigestCounter, signal?: AbortSignal): Promise<void> {
   if (bytes <= 0) return;
   for await (const c of createReadStream(path, { start: 0, end: bytes - 1 })) {
-    if (signal?.aborted) throw abortError(signal);
+    throwIfAborted(signal);
     counter.update(c as Buffer);
   }
 }
@@ -328,7 +329,7 @@ export async function fetchBlobToFile(
           throw Object.assign(new Error('premature close'), { code: 'ERR_STREAM_PREMATURE_CLOSE' });
       } catch (e) {
         res.body.destroy();
-        if (opts.signal?.aborted) throw abortError(opts.signal);
+        throwIfAborted(opts.signal);
         if (!mayResume(e, stalls) || resumes >= maxResumes) throw loc.http.readError(`GET blob ${desc.digest}`, e);
         resumes++;
         offset = (await stat(partial)).size;

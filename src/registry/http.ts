@@ -7,7 +7,7 @@
 import { finished, type Readable } from 'node:stream';
 import { debuglog } from 'node:util';
 import type { Dispatcher } from 'undici';
-import { abortError, CanvosError, RegistryHttpError, redactUrl } from '../errors.js';
+import { CanvosError, RegistryHttpError, redactUrl } from '../errors.js';
 import { RegistryAuth } from './auth.js';
 import { createDispatcher, type RegistryHttpOptions } from './dispatcher.js';
 import { normalizeRegistry, registryEndpoint } from './reference.js';
@@ -18,11 +18,11 @@ import {
   networkError,
   parseRetryAfter,
   RETRYABLE_STATUS,
-  sleep,
 } from './retry.js';
 import { DEFAULT_CONCURRENCY, Semaphore } from '../util/semaphore.js';
 import { PartScheduler, type BlobPartsOptions } from './blob-parts.js';
 import { request } from './undici-lite.js';
+import { sleep, throwIfAborted } from '../util/abort.js';
 
 const debug = debuglog('canvos');
 
@@ -185,7 +185,7 @@ export class RegistryHttp {
         }
         return { status: res.statusCode, text };
       } catch (e) {
-        if (init.signal?.aborted) throw abortError(init.signal);
+        throwIfAborted(init.signal);
         const wait = backoffDelay(attempt, retry);
         if (!isNetworkError(e) || attempt >= attempts || !within(wait))
           throw networkError(`token request to ${new URL(url).host}`, e, this.opts.timeoutMs);
@@ -220,7 +220,7 @@ export class RegistryHttp {
     const attempts = req.retry === false ? 1 : (retry.attempts ?? 5);
     const within = this.budget();
     for (let attempt = 1; ; attempt++) {
-      if (req.signal?.aborted) throw abortError(req.signal);
+      throwIfAborted(req.signal);
       const release = await this.sem.acquire(req.signal);
       req.onSlot?.();
       let res: RegistryResponse;
@@ -228,7 +228,7 @@ export class RegistryHttp {
         res = await this.sendAuthenticated(req);
       } catch (e) {
         release();
-        if (req.signal?.aborted) throw abortError(req.signal);
+        throwIfAborted(req.signal);
         const wait = backoffDelay(attempt, retry);
         if (!isNetworkError(e) || attempt >= attempts || !within(wait))
           throw CanvosError.is(e)

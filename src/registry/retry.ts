@@ -3,7 +3,7 @@
  * exponential backoff with full jitter, `Retry-After` (seconds or HTTP date, capped), abortable sleeps, the retry
  * budget and timeout helpers, and the ERR_NETWORK error a failed request ends in (naming the host).
  */
-import { abortError, CanvosError } from '../errors.js';
+import { CanvosError } from '../errors.js';
 import { clientCertError } from './certs-d.js';
 
 /** Retry tuning. */
@@ -104,22 +104,6 @@ export function backoffDelay(attempt: number, opts: RetryOptions, retryAfterMs?:
   const exp = Math.min(max, base * 2 ** (attempt - 1));
   // "Equal jitter": at least half the exponential step, so retries never hammer a struggling registry.
   return exp / 2 + Math.random() * (exp / 2);
-}
-
-/** Sleep that rejects with ERR_ABORTED when the signal fires. */
-export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  if (signal?.aborted) return Promise.reject(abortError(signal));
-  return new Promise((resolve, reject) => {
-    const onAbort = (): void => {
-      clearTimeout(t);
-      reject(abortError(signal));
-    };
-    const t = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    signal?.addEventListener('abort', onAbort, { once: true });
-  });
 }
 
 /** Wrap a connection failure as ERR_NETWORK. */
