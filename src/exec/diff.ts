@@ -11,7 +11,7 @@ import { createWriteStream } from 'node:fs';
 import { lstat, readdir, readlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CanvosError } from '../errors.js';
-import type { FsEntryType } from '../layers/entry.js';
+import type { FsEntryType } from '../tar/entry.js';
 import { ancestors, baseName, comparePaths, joinPath, parentPath } from '../layers/path.js';
 import type { PlannedEntry } from '../layers/plan.js';
 import { tarBytes } from '../layers/tar-builder.js';

@@ -7,7 +7,7 @@
 import { link, copyFile, mkdir, mkdtemp, readFile, rename, rm, rmdir, stat, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { CanvosError } from '../errors.js';
-import type { FsEntry } from '../layers/entry.js';
+import type { FsEntry } from '../tar/entry.js';
 import { sourceDateEpochFromEnv } from '../layers/build.js';
 import { publishWithSha256 } from '../oci/digest.js';
 import { writeFatImage } from './fat.js';

@@ -7,7 +7,7 @@
  */
 import { createReadStream } from 'node:fs';
 import { CanvosError } from '../errors.js';
-import type { FsEntry } from '../layers/entry.js';
+import type { FsEntry } from '../tar/entry.js';
 import type { LayerOpener } from '../layers/merge.js';
 import { baseName } from '../layers/path.js';
 import { readLayer } from '../layers/read.js';

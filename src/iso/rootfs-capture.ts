@@ -6,7 +6,7 @@
 import { createReadStream, createWriteStream } from 'node:fs';
 import { join, posix } from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import type { FsEntry } from '../layers/entry.js';
+import type { FsEntry } from '../tar/entry.js';
 import { throwIfAborted } from '../util/abort.js';
 
 /** Files captured from a rootfs stream, looked up by rootfs path (no leading `/`). */

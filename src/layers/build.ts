@@ -12,7 +12,7 @@ import { DigestCounter, digestHex, type Digest } from '../oci/digest.js';
 import { compressChunks, layerMediaType, type CompressOptions, type LayerCompression } from './compress.js';
 import { planLayer, type PlannedEntry } from './plan.js';
 import type { EntryMeta, LayerSpec } from './spec.js';
-import { encodeHeader, padding } from './tar-header.js';
+import { encodeHeader, padding } from '../tar/header.js';
 import { tarBytes } from './tar-builder.js';
 import { mkdirs } from '../fs-util.js';
 import { abortedOr } from '../util/abort.js';

@@ -2,7 +2,7 @@
  * Public API of the layers area: declarative specs → deterministic tar layers, and reading/merging/extracting
  * the layers of existing images without unpacking them to disk.
  */
-export type { FsEntry, FsEntryType } from './entry.js';
+export type { FsEntry, FsEntryType } from '../tar/entry.js';
 export type {
   LayerSpec,
   LayerEntrySpec,

@@ -9,11 +9,11 @@ import { stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { CanvosError } from '../errors.js';
-import type { FsEntry } from './entry.js';
+import type { FsEntry } from '../tar/entry.js';
 import { downloadVerified } from './download.js';
 import { ancestors, baseName, comparePaths, joinPath, normalizeLayerPath, parentPath } from './path.js';
 import type { EntryMeta, FileSpec, LayerSpec } from './spec.js';
-import type { HeaderFields } from './tar-header.js';
+import type { HeaderFields } from '../tar/header.js';
 import { walkTree } from './tree.js';
 import { throwIfAborted } from '../util/abort.js';
 

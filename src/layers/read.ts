@@ -9,10 +9,10 @@ import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
 import { CanvosError } from '../errors.js';
 import type { ChunkCompressor } from '../native/load.js';
-import { ByteReader } from './byte-reader.js';
-import type { FsEntry, FsEntryType } from './entry.js';
+import { ByteReader } from '../tar/byte-reader.js';
+import type { FsEntry, FsEntryType } from '../tar/entry.js';
 import { normalizeLayerPath } from './path.js';
-import { applyPax, decodeHeader, decodePax, isZeroBlock, type RawHeader } from './tar-parse.js';
+import { applyPax, decodeHeader, decodePax, isZeroBlock, type RawHeader } from '../tar/parse.js';
 import { ZSTD_MAGIC, zstdDecompress } from './zstd-stream.js';
 import { throwIfAborted } from '../util/abort.js';
 

@@ -12,7 +12,7 @@ import { isDigest, verifyBuffer, VerifyingStream, type Digest } from '../oci/dig
 import { REF_NAME_ANNOTATION } from '../oci/layout.js';
 import { MediaType } from '../oci/media-types.js';
 import { imageIndexSchema, type Descriptor, type ImageIndex } from '../oci/schemas.js';
-import { applyPax, decodeHeader, decodePax, isZeroBlock } from '../layers/tar-parse.js';
+import { applyPax, decodeHeader, decodePax, isZeroBlock } from '../tar/parse.js';
 import type { ImageSource, RawManifest } from '../copy/types.js';
 import { manifestPathFor, readArchiveManifest, type ArchiveManifest } from './archive.js';
 import { throwIfAborted } from '../util/abort.js';

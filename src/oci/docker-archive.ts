@@ -13,7 +13,7 @@ import { dirname, join } from 'node:path';
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { CanvosError } from '../errors.js';
-import { encodeHeader, END_OF_ARCHIVE, padding } from '../layers/tar-header.js';
+import { encodeHeader, END_OF_ARCHIVE, padding } from '../tar/header.js';
 import type { ImageDestination, ImageSource, PutBlobResult, RawManifest } from '../copy/types.js';
 import { blobFile, blobSize, storeBlob } from './cache.js';
 import { DigestCounter, digestHex, sha256, VerifyingStream, type Digest } from './digest.js';

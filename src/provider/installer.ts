@@ -16,7 +16,7 @@ import { buildDockerfileLayers, dockerfileWatchFiles, prepareProjectDockerfile }
 import type { Executor } from '../dockerfile/exec-api.js';
 import { CanvosError } from '../errors.js';
 import { buildLayer, sourceDateEpochFromEnv } from '../layers/build.js';
-import type { FsEntry } from '../layers/entry.js';
+import type { FsEntry } from '../tar/entry.js';
 import { mergeLayers, type LayerOpener } from '../layers/merge.js';
 import type { EntriesSpec } from '../layers/spec.js';
 import { localUiLayer } from '../iso/local-ui.js';

@@ -12,7 +12,7 @@ import { posix, join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { createGzip } from 'node:zlib';
 import { CanvosError } from '../errors.js';
-import type { FsEntry } from '../layers/entry.js';
+import type { FsEntry } from '../tar/entry.js';
 import { CpioWriter, S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFREG } from './cpio.js';
 import { throwIfAborted } from '../util/abort.js';
 

@@ -6,7 +6,7 @@
 import { createReadStream } from 'node:fs';
 import { lstat, readdir, readlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { FsEntry } from '../../layers/entry.js';
+import type { FsEntry } from '../../tar/entry.js';
 import { throwIfAborted } from '../../util/abort.js';
 
 /** Options of walkDirectory. */

@@ -6,7 +6,7 @@
 import { availableParallelism } from 'node:os';
 import { open, rename, rm } from 'node:fs/promises';
 import { CanvosError } from '../../errors.js';
-import type { FsEntry } from '../../layers/entry.js';
+import type { FsEntry } from '../../tar/entry.js';
 import { makeCompressor } from './compressor.js';
 import type { SquashfsCompression } from './compressor.js';
 import { DataWriter } from './data-writer.js';
