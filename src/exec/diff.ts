@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { CanvosError } from '../errors.js';
 import type { FsEntryType } from '../tar/entry.js';
 import { ancestors, baseName, comparePaths, joinPath, parentPath } from '../layers/path.js';
-import type { PlannedEntry } from '../layers/plan.js';
+import type { PlannedEntry } from '../tar/header.js';
 import { tarBytes } from '../layers/tar-builder.js';
 import { throwIfAborted } from '../util/abort.js';
 

@@ -13,14 +13,9 @@ import type { FsEntry } from '../tar/entry.js';
 import { downloadVerified } from './download.js';
 import { ancestors, baseName, comparePaths, joinPath, normalizeLayerPath, parentPath } from './path.js';
 import type { EntryMeta, FileSpec, LayerSpec } from './spec.js';
-import type { HeaderFields } from '../tar/header.js';
+import type { PlannedEntry } from '../tar/header.js';
 import { walkTree } from './tree.js';
 import { throwIfAborted } from '../util/abort.js';
-
-/** One entry ready to be written; `data` is where a regular file's bytes come from. */
-export interface PlannedEntry extends HeaderFields {
-  data?: { buf: Buffer } | { file: string } | undefined;
-}
 
 /** @internal Options of planLayer. */
 export interface PlanOptions {

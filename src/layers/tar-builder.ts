@@ -6,7 +6,7 @@
 import { createReadStream } from 'node:fs';
 import { CanvosError } from '../errors.js';
 import type { FsEntry } from '../tar/entry.js';
-import type { PlannedEntry } from './plan.js';
+import type { PlannedEntry } from '../tar/header.js';
 import { END_OF_ARCHIVE, encodeHeader, padding } from '../tar/header.js';
 import { throwIfAborted } from '../util/abort.js';
 

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import type { BigIntStats } from 'node:fs';
 import { CanvosError } from '../errors.js';
 import { joinPath } from './path.js';
-import type { PlannedEntry } from './plan.js';
+import type { PlannedEntry } from '../tar/header.js';
 import type { TreeSpec } from './spec.js';
 import { throwIfAborted } from '../util/abort.js';
 

@@ -8,7 +8,7 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { FsEntry } from '../../src/tar/entry.js';
-import type { PlannedEntry } from '../../src/layers/plan.js';
+import type { PlannedEntry } from '../../src/tar/header.js';
 import { readLayer } from '../../src/layers/read.js';
 import { tarBytes } from '../../src/layers/tar-builder.js';
 import { run } from '../helpers/tools.js';
