@@ -14,7 +14,7 @@ import { CanvosError } from '../errors.js';
 import type { FsEntryType } from '../tar/entry.js';
 import { ancestors, baseName, comparePaths, joinPath, parentPath } from '../layers/path.js';
 import type { PlannedEntry } from '../tar/header.js';
-import { tarBytes } from '../layers/tar-builder.js';
+import { tarBytes } from '../tar/write.js';
 import { throwIfAborted } from '../util/abort.js';
 
 /** Metadata of one path, as seen inside the namespace. */

@@ -14,7 +14,7 @@ import { planLayer } from './plan.js';
 import type { PlannedEntry } from '../tar/header.js';
 import type { EntryMeta, LayerSpec } from './spec.js';
 import { encodeHeader, padding } from '../tar/header.js';
-import { tarBytes } from './tar-builder.js';
+import { tarBytes } from '../tar/write.js';
 import { mkdirs } from '../fs-util.js';
 import { abortedOr } from '../util/abort.js';
 

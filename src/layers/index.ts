@@ -39,4 +39,4 @@ export { normalizeLayerPath, resolveLinkTarget } from './path.js';
 export { readLayer, type ReadLayerOptions } from './read.js';
 export { mergeLayers, type LayerOpener, type MergeOptions } from './merge.js';
 export { extractFile, extractFileTo, type ExtractOptions } from './extract.js';
-export { entriesToTar } from './tar-builder.js';
+export { entriesToTar } from '../tar/write.js';

@@ -20,7 +20,7 @@ import type { FsEntry } from '../tar/entry.js';
 import { mergeLayers, type LayerOpener } from '../layers/merge.js';
 import type { EntriesSpec } from '../layers/spec.js';
 import { localUiLayer } from '../iso/local-ui.js';
-import { entriesToTar } from '../layers/tar-builder.js';
+import { entriesToTar } from '../tar/write.js';
 import { BlobCache } from '../oci/cache.js';
 import { MediaType } from '../oci/media-types.js';
 import type { RegistryTransportOptions } from '../registry/transport.js';

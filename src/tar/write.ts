@@ -5,9 +5,9 @@
  */
 import { createReadStream } from 'node:fs';
 import { CanvosError } from '../errors.js';
-import type { FsEntry } from '../tar/entry.js';
-import type { PlannedEntry } from '../tar/header.js';
-import { END_OF_ARCHIVE, encodeHeader, padding } from '../tar/header.js';
+import type { FsEntry } from './entry.js';
+import type { PlannedEntry } from './header.js';
+import { END_OF_ARCHIVE, encodeHeader, padding } from './header.js';
 import { throwIfAborted } from '../util/abort.js';
 
 /** @internal Tar bytes for already planned (sorted, normalised) entries. */
