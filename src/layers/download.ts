@@ -10,9 +10,9 @@ import { pipeline } from 'node:stream/promises';
 import type { Dispatcher } from 'undici';
 import { CanvosError, redactUrl } from '../errors.js';
 import { DigestCounter } from '../oci/digest.js';
-import { createDispatcher } from '../registry/dispatcher.js';
+import { createDispatcher } from '../http/dispatcher.js';
 import { toCanvosError, withPath } from '../error-map.js';
-import { request } from '../registry/undici-lite.js';
+import { request } from '../http/undici.js';
 import { throwIfAborted } from '../util/abort.js';
 
 const MAX_REDIRECTS = 5;

@@ -29,7 +29,7 @@ import type { Writable } from 'node:stream';
 import { CanvosError } from '../errors.js';
 import type { Descriptor } from '../oci/schemas.js';
 import type { RegistryResponse } from './http.js';
-import { mayResume } from './retry.js';
+import { mayResume } from '../http/retry.js';
 import { abortError } from '../util/abort.js';
 
 /** Tuning of ranged blob reads (RegistryHttpOptions.blobParts). */

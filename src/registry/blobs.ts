@@ -12,7 +12,7 @@ import { DigestCounter, VerifyingStream, type Digest } from '../oci/digest.js';
 import type { Descriptor } from '../oci/schemas.js';
 import type { OpOptions } from '../copy/types.js';
 import { header, httpError, type RegistryHttp, type RegistryResponse } from './http.js';
-import { mayResume } from './retry.js';
+import { mayResume } from '../http/retry.js';
 import {
   BLOB_PARTS_DEFAULTS,
   defaultReadAheadBudget,

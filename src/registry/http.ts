@@ -9,7 +9,7 @@ import { debuglog } from 'node:util';
 import type { Dispatcher } from 'undici';
 import { CanvosError, RegistryHttpError, redactUrl } from '../errors.js';
 import { RegistryAuth } from './auth.js';
-import { createDispatcher, type RegistryHttpOptions } from './dispatcher.js';
+import { createDispatcher, type RegistryHttpOptions } from '../http/dispatcher.js';
 import { normalizeRegistry, registryEndpoint } from './reference.js';
 import {
   backoffDelay,
@@ -18,15 +18,15 @@ import {
   networkError,
   parseRetryAfter,
   RETRYABLE_STATUS,
-} from './retry.js';
+} from '../http/retry.js';
 import { DEFAULT_CONCURRENCY, Semaphore } from '../util/semaphore.js';
 import { PartScheduler, type BlobPartsOptions } from './blob-parts.js';
-import { request } from './undici-lite.js';
+import { request } from '../http/undici.js';
 import { sleep, throwIfAborted } from '../util/abort.js';
 
 const debug = debuglog('canvos');
 
-export type { RegistryHttpOptions } from './dispatcher.js';
+export type { RegistryHttpOptions } from '../http/dispatcher.js';
 
 /** A streaming body source; called again for every (re)send so retries and redirects get fresh bytes. */
 export type BodyFactory = () => Readable | Promise<Readable>;

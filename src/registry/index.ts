@@ -33,7 +33,7 @@ export {
   DEFAULT_TIMEOUT_MS,
   RETRYABLE_STATUS,
   type RetryOptions,
-} from './retry.js';
+} from '../http/retry.js';
 export {
   RegistryHttp,
   type RegistryHttpOptions,

@@ -9,7 +9,7 @@ import { redactText } from '../../src/errors.js';
 import { toCanvosError } from '../../src/error-map.js';
 import { mkdirs } from '../../src/fs-util.js';
 import { firstInvalidUtf8, parseYaml } from '../../src/text-input.js';
-import { mayResume } from '../../src/registry/retry.js';
+import { mayResume } from '../../src/http/retry.js';
 import { parsePlatform, hostArchitecture } from '../../src/oci/platform.js';
 
 describe('redactText', () => {

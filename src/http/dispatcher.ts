@@ -6,11 +6,11 @@
 import { readFile } from 'node:fs/promises';
 import { rootCertificates } from 'node:tls';
 import type { Dispatcher } from 'undici';
-import type { CredentialOptions } from './credentials.js';
+import type { CredentialOptions } from '../registry/credentials.js';
 import { DEFAULT_TIMEOUT_MS, type RetryOptions } from './retry.js';
-import type { BlobPartsOptions } from './blob-parts.js';
-import { Agent, EnvHttpProxyAgent } from './undici-lite.js';
-import { loadRegistryCerts } from './certs-d.js';
+import type { BlobPartsOptions } from '../registry/blob-parts.js';
+import { Agent, EnvHttpProxyAgent } from './undici.js';
+import { loadRegistryCerts } from '../registry/certs-d.js';
 
 /** Connection options shared by every registry a client talks to. */
 export interface RegistryHttpOptions extends CredentialOptions {

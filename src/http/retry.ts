@@ -4,7 +4,7 @@
  * budget and timeout helpers, and the ERR_NETWORK error a failed request ends in (naming the host).
  */
 import { CanvosError } from '../errors.js';
-import { clientCertError } from './certs-d.js';
+import { clientCertError } from '../registry/certs-d.js';
 
 /** Retry tuning. */
 export interface RetryOptions {
