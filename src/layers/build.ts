@@ -4,13 +4,14 @@
  * Same spec + same SOURCE_DATE_EPOCH (+ same compression settings and backend) ⇒ byte-identical blob.
  */
 import { createWriteStream } from 'node:fs';
-import { mkdir, mkdtemp, rename, rm } from 'node:fs/promises';
+import { mkdtemp, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { CanvosError } from '../errors.js';
 import { DigestCounter, digestHex, type Digest } from '../oci/digest.js';
 import { compressChunks, layerMediaType, type CompressOptions, type LayerCompression } from './compress.js';
 import { planLayer } from './plan.js';
+import type { HttpOptions } from '../http/dispatcher.js';
 import type { PlannedEntry } from '../tar/header.js';
 import type { EntryMeta, LayerSpec } from './spec.js';
 import { encodeHeader, padding } from '../tar/header.js';
@@ -46,6 +47,11 @@ export interface BuildLayerOptions extends Omit<CompressOptions, 'signal'> {
    * an appended layer does not reset /root to 0755. Unset fields use the defaults. Default: none (0755 root:root).
    */
   parentMeta?: ((path: string) => EntryMeta | undefined) | undefined;
+  /**
+   * HTTP options of `{url, sha256}` file sources: timeout, retry, proxy (the registry options fit). Default:
+   * 30 s timeout, 5 attempts, proxies from the environment.
+   */
+  download?: HttpOptions | undefined;
   signal?: AbortSignal | undefined;
   onProgress?: ((p: LayerProgress) => void) | undefined;
 }
@@ -96,6 +102,7 @@ export async function buildLayer(spec: LayerSpec, opts: BuildLayerOptions): Prom
       spoolDir: work,
       impliedParents: opts.impliedParents ?? true,
       parentMeta: opts.parentMeta,
+      download: opts.download,
       signal: opts.signal,
     });
     const total = tarSize(entries);

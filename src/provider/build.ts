@@ -197,6 +197,7 @@ export async function buildProviderImages(
         compression,
         mediaType,
         parentMeta,
+        download: opts.registry,
         signal,
         onProgress: (p) =>
           progress({

@@ -203,6 +203,7 @@ export async function openInstallerRootfs(
         compression: 'none',
         sourceDateEpoch: epoch,
         parentMeta: (p) => scan.dirs.get(p),
+        download: opts.registry,
         signal,
       });
       s.verify();

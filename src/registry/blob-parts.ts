@@ -28,7 +28,7 @@
 import type { Writable } from 'node:stream';
 import { CanvosError } from '../errors.js';
 import type { Descriptor } from '../oci/schemas.js';
-import type { RegistryResponse } from './http.js';
+import type { HttpResponse as RegistryResponse } from '../http/request.js';
 import { mayResume } from '../http/retry.js';
 import { abortError } from '../util/abort.js';
 
