@@ -13,13 +13,8 @@ import type { Descriptor } from '../oci/schemas.js';
 import type { OpOptions } from '../copy/types.js';
 import { header, httpError, type RegistryHttp, type RegistryResponse } from './http.js';
 import { mayResume } from '../http/retry.js';
-import {
-  BLOB_PARTS_DEFAULTS,
-  defaultReadAheadBudget,
-  MIN_RANGED_BLOB,
-  streamParts,
-  type BlobPartsOptions,
-} from './blob-parts.js';
+import { BLOB_PARTS_DEFAULTS, MIN_RANGED_BLOB, streamParts, type BlobPartsOptions } from './blob-parts.js';
+import { defaultReadAheadBudget } from './blob-parts-scheduler.js';
 import { abortError, throwIfAborted } from '../util/abort.js';
 
 /** Where a blob lives: transport + repository + the scopes to use. */

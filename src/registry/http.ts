@@ -21,7 +21,8 @@ import {
 import { request } from '../http/undici.js';
 import { DEFAULT_CONCURRENCY, Semaphore } from '../util/semaphore.js';
 import { RegistryAuth } from './auth.js';
-import { PartScheduler, type BlobPartsOptions } from './blob-parts.js';
+import type { BlobPartsOptions } from './blob-parts.js';
+import { PartScheduler } from './blob-parts-scheduler.js';
 import { loadRegistryCerts } from './certs-d.js';
 import type { RegistryHttpOptions } from './http-options.js';
 import { networkError } from './network-error.js';

@@ -52,5 +52,6 @@ export {
 export { uploadBlob, type UploadOptions } from './upload.js';
 export { Repository, nextLink, MANIFEST_MAX_BYTES, type RepositoryOptions, type ManifestInfo } from './client.js';
 export { registrySource, registryDestination, type RegistryTransportOptions } from './transport.js';
-export { ReadAheadBudget, defaultReadAheadBudget, BLOB_PARTS_DEFAULTS, type BlobPartsOptions } from './blob-parts.js';
+export { BLOB_PARTS_DEFAULTS, type BlobPartsOptions } from './blob-parts.js';
+export { ReadAheadBudget, defaultReadAheadBudget } from './blob-parts-scheduler.js';
 export { loadRegistryCerts, defaultCertsDirs, type RegistryCertOptions, type RegistryCerts } from './certs-d.js';
