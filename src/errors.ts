@@ -172,8 +172,3 @@ export function redactText(text: string): string {
       SECRET_PARAM.test(name) ? `${pre}=REDACTED` : m,
     );
 }
-
-/** Turn AbortSignal aborts into a CanvosError. */
-export function abortError(signal: AbortSignal | undefined): CanvosError {
-  return new CanvosError('ERR_ABORTED', 'operation aborted', { cause: signal?.reason });
-}

@@ -10,10 +10,11 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { Transform, type Readable, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { abortError, CanvosError } from '../errors.js';
+import { CanvosError } from '../errors.js';
 import { DigestCounter, digestAlgorithm, digestHex, parseDigest, VerifyingStream, type Digest } from '../image/digest.js';
 import { mkdirs } from '../fs-util.js';
 import { withPath } from '../error-map.js';
+import { abortError, abortedOr } from '../util/abort.js';
 
 /** Where a digest lives under a `<alg>/<hex>` blob root. */
 export function blobFile(root: string, digest: Digest): string {
@@ -95,8 +96,7 @@ export async function storeBlob(
     return { ...stored, path };
   } catch (e) {
     await rm(tmp, { force: true });
-    if (opts.signal?.aborted && !CanvosError.is(e)) throw abortError(opts.signal);
-    throw withPath(e, tmp);
+    throw opts.signal?.aborted ? abortedOr(opts.signal, e) : withPath(e, tmp);
   }
 }
 

@@ -5,7 +5,7 @@
  */
 import { access, stat } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
-import { abortError, CanvosError } from '../errors.js';
+import { CanvosError } from '../errors.js';
 import { loadK8sVersions, selectK8sVersions } from '../provider/k8s-versions.js';
 import { loadBuildConfig } from '../provider/load.js';
 import { withPeVersionDefault } from '../provider/pe-version.js';
@@ -13,6 +13,7 @@ import type { BuildConfig, WarningHandler } from '../provider/resolve.js';
 import type { RegistryTransportOptions } from '../transports/registry/registry-image.js';
 import type { CliIo } from './main.js';
 import { checkAccessPaths, parseTimeout, timeoutHelp, warningSink } from './flags.js';
+import { throwIfAborted } from '../util/abort.js';
 
 /** parseArgs option definitions of the configuration flags. */
 export const CONFIG_OPTIONS = {
@@ -136,7 +137,7 @@ export async function loadCliConfig(
     sink.flush();
   }
   // A signal that arrived while the (synchronous) parse ran: stop before any network work.
-  if (io.signal.aborted) throw abortError(io.signal);
+  throwIfAborted(io.signal);
   const configDir = dirname(argFile ?? configFile ?? resolve(cwd, 'x'));
   const projectDir = values['project-dir'] ? resolve(cwd, values['project-dir']) : configDir;
   // earthly.sh's PE_VERSION default (git describe of the checkout); an ISO with its own STYLUS_BASE does not use it.

@@ -2,9 +2,10 @@
  * CLI entry: dispatches `canvos-lite <command>` to src/cli/commands/<command>.ts, maps errors to exit codes.
  * Errors print as one line (`canvos-lite: <message>` plus `hint:`), with a stack only under --debug.
  */
-import { abortError, CanvosError, redactText } from '../errors.js';
+import { CanvosError, redactText } from '../errors.js';
 import { toCanvosError } from '../error-map.js';
 import { VERSION } from '../version.js';
+import { throwIfAborted } from '../util/abort.js';
 
 /** A command module: `run` returns the exit status. */
 export interface CommandModule {
@@ -97,7 +98,7 @@ export async function main(argv: string[], ioIn: CliIo): Promise<number> {
       io.stdout.write(`${mod.summary}\n\n${mod.usage}\n`);
       return 0;
     }
-    if (io.signal.aborted) throw abortError(io.signal);
+    throwIfAborted(io.signal);
     return await mod.run(args.slice(1), io);
   } catch (e) {
     return reportError(e, io, debug);

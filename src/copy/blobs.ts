@@ -9,7 +9,7 @@ import { pipeline, Transform, type Readable } from 'node:stream';
 import type { ManifestNode } from '../image/graph.js';
 import type { Descriptor } from '../image/schemas.js';
 import type { ImageDestination, ImageSource, OpOptions, ProgressFn } from '../image/types.js';
-import { DEFAULT_CONCURRENCY, Semaphore } from '../registry/semaphore.js';
+import { DEFAULT_CONCURRENCY, Semaphore } from '../util/semaphore.js';
 import {
   blobMountOrigin,
   type RegistryPutBlobHints,

@@ -6,7 +6,8 @@
  * blobs.ts moves the blobs, manifests.ts writes the manifests, pool.ts is what concurrent copies share.
  */
 import { setMaxListeners } from 'node:events';
-import { abortError, CanvosError } from '../errors.js';
+import { CanvosError } from '../errors.js';
+import { abortedOr } from '../util/abort.js';
 import type { Digest } from '../image/digest.js';
 import { bottomUp, childPlatforms, loadGraph, selectPlatforms, type ManifestNode } from '../image/graph.js';
 import { formatPlatform, hostPlatform, type Platform } from '../image/platform.js';
@@ -151,6 +152,5 @@ export async function copyImage(src: ImageSource, dst: ImageDestination, opts: C
 
 /** The user's abort wins over whatever error it caused downstream. */
 function toError(e: unknown, userSignal: AbortSignal | undefined): unknown {
-  if (userSignal?.aborted) return CanvosError.is(e) && e.code === 'ERR_ABORTED' ? e : abortError(userSignal);
-  return e;
+  return abortedOr(userSignal, e, false);
 }

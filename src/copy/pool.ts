@@ -2,7 +2,7 @@
  * What several concurrent copies share (mirror): one blob concurrency limit, the blobs in flight, and the child
  * manifests already written, so a blob or manifest needed by several images copied into one place moves once.
  */
-import { DEFAULT_CONCURRENCY, Semaphore } from '../registry/semaphore.js';
+import { DEFAULT_CONCURRENCY, Semaphore } from '../util/semaphore.js';
 
 /** What happened to one blob of a copy. */
 export type BlobStatus = 'copied' | 'skipped' | 'mounted';

@@ -8,8 +8,8 @@
  */
 import { copyFile, mkdir, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { CanvosError, abortError } from '../errors.js';
-import type { FsEntry } from '../layers/entry.js';
+import { CanvosError } from '../errors.js';
+import type { FsEntry } from '../tar/entry.js';
 import { sourceDateEpochFromEnv } from '../layers/build.js';
 import { publishWithSha256 } from '../image/digest.js';
 import { writeFatImage } from '../iso/fat.js';
@@ -30,6 +30,7 @@ import {
   grubEnvBlock,
   stateSizeMiB,
 } from './kairos-files.js';
+import { abortedOr, throwIfAborted } from '../util/abort.js';
 
 /** What goes into the disk image. */
 export interface BuildDiskInput {
@@ -134,7 +135,7 @@ export async function buildDisk(input: BuildDiskInput, opts: BuildDiskOptions = 
       );
       await writeFile(join(recDir, KAIROS.grubConf), fallbackGrubCfg({ timeout: input.grubTimeout }));
     }
-    signal?.throwIfAborted();
+    throwIfAborted(signal);
 
     opts.onProgress?.({ phase: 'efi' });
     const ubuntu = await isUbuntu(capture);
@@ -238,8 +239,7 @@ export async function buildDisk(input: BuildDiskInput, opts: BuildDiskOptions = 
   } catch (e) {
     await rm(partial, { force: true });
     await rm(`${shaPath}.partial`, { force: true });
-    if (signal?.aborted && !(CanvosError.is(e) && e.code === 'ERR_ABORTED')) throw abortError(signal);
-    throw e;
+    throw abortedOr(signal, e, false);
   } finally {
     await rm(staging, { recursive: true, force: true });
   }

@@ -7,7 +7,8 @@
 import { spawn } from 'node:child_process';
 import { accessSync, constants } from 'node:fs';
 import { delimiter, join } from 'node:path';
-import { CanvosError, abortError } from '../errors.js';
+import { CanvosError } from '../errors.js';
+import { abortError } from '../util/abort.js';
 
 /** Options of {@link runTool}. */
 export interface RunToolOptions {

@@ -27,6 +27,7 @@ import type { Workspace } from '../exec/index.js';
 import { checkExecutor, defaultExecutor, type Executor } from './exec-api.js';
 import { parseDockerfile, type ParsedDockerfile } from './parse.js';
 import { matchPreamble } from './preamble.js';
+import { throwIfAborted } from '../util/abort.js';
 
 /** A layer the Dockerfile appended. */
 export interface DockerfileLayer {
@@ -206,7 +207,7 @@ export async function buildDockerfileLayers(df: ParsedDockerfile, o: DockerfileB
   const watch = new Set((o.watchFiles ?? CHOWN_FILES).map((p) => p.replace(/^\/+/, '')));
   try {
     for (const step of [...ev.steps, ...(o.extraSteps ?? [])]) {
-      o.signal?.throwIfAborted();
+      throwIfAborted(o.signal);
       const where = (step.kind === 'run' && step.label) || `${df.file}:${step.ins.line}`;
       if (step.kind === 'config') {
         history.push({ createdBy: step.createdBy, layer: undefined, name: `${df.file}:${step.ins.line}` });

@@ -10,7 +10,7 @@ import { createReadStream } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { join, posix } from 'node:path';
 import { CanvosError } from '../errors.js';
-import type { FsEntry } from '../layers/entry.js';
+import type { FsEntry } from '../tar/entry.js';
 import { readLayer } from '../layers/read.js';
 import { normalizeLayerPath } from '../layers/path.js';
 import type { LayerEntrySpec, LayerSpec } from '../layers/spec.js';

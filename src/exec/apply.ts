@@ -24,7 +24,7 @@ import {
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { CanvosError } from '../errors.js';
-import type { FsEntry } from '../layers/entry.js';
+import type { FsEntry } from '../tar/entry.js';
 import { ancestors, baseName, joinPath, parentPath, resolveLinkTarget } from '../layers/path.js';
 import { readLayer } from '../layers/read.js';
 

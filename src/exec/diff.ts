@@ -11,10 +11,11 @@ import { createWriteStream } from 'node:fs';
 import { lstat, readdir, readlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CanvosError } from '../errors.js';
-import type { FsEntryType } from '../layers/entry.js';
+import type { FsEntryType } from '../tar/entry.js';
 import { ancestors, baseName, comparePaths, joinPath, parentPath } from '../layers/path.js';
-import type { PlannedEntry } from '../layers/plan.js';
-import { tarBytes } from '../layers/tar-builder.js';
+import type { PlannedEntry } from '../tar/header.js';
+import { tarBytes } from '../tar/write.js';
+import { throwIfAborted } from '../util/abort.js';
 
 /** Metadata of one path, as seen inside the namespace. */
 export interface Meta {
@@ -43,7 +44,7 @@ export async function snapshot(
   const out: Snapshot = new Map();
   const stack = [''];
   while (stack.length > 0) {
-    signal?.throwIfAborted();
+    throwIfAborted(signal);
     const p = stack.pop()!;
     const st = await lstat(p === '' ? root : join(root, p), { bigint: true }).catch(() => null);
     if (

@@ -6,6 +6,7 @@
 import { PassThrough, type Readable, type Writable } from 'node:stream';
 import type { ErrorCode } from '../errors.js';
 import type { SandboxStep } from './sandbox.js';
+import { throwIfAborted } from '../util/abort.js';
 
 /** A request to the agent. */
 export type AgentRequest =
@@ -50,7 +51,7 @@ export async function writeFrames(
     return h;
   };
   for await (const c of src) {
-    signal?.throwIfAborted();
+    throwIfAborted(signal);
     const b = typeof c === 'string' ? Buffer.from(c) : c;
     for (let off = 0; off < b.length; off += 1 << 30) {
       const part = b.subarray(off, off + (1 << 30));

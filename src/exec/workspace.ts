@@ -11,11 +11,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
-import { abortError, CanvosError } from '../errors.js';
+import { CanvosError } from '../errors.js';
 import type { AgentMessage, AgentRequest } from './protocol.js';
 import { writeFrames } from './protocol.js';
 import { checkArch, lastLine, probeUserNamespaces, tryRun, unshareArgs } from './probe.js';
 import type { CapturedLayer, ExecLayer, RunStep, Workspace, WorkspaceOptions } from './types.js';
+import { abortError, throwIfAborted } from '../util/abort.js';
 
 type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
 type Mapping = 'full' | 'single' | 'host-root';
@@ -130,7 +131,7 @@ class Agent {
 /** Materialise `opts.layers` (base first) and return a workspace that runs steps on top of them. */
 export async function openWorkspace(opts: WorkspaceOptions): Promise<Workspace> {
   const { signal } = opts;
-  if (signal?.aborted) throw abortError(signal);
+  throwIfAborted(signal);
   const probe = await probeUserNamespaces(signal ? { signal } : {});
   if (!probe.ok)
     throw new CanvosError('ERR_EXEC_UNAVAILABLE', `cannot run commands here: ${probe.reason}`, { hint: probe.hint });
@@ -188,7 +189,7 @@ export async function openWorkspace(opts: WorkspaceOptions): Promise<Workspace> 
     rootfs,
     applyLayer: (tar) => applyLayer(tar, 'applied layer'),
     async run(step: RunStep): Promise<CapturedLayer> {
-      if (signal?.aborted) throw abortError(signal);
+      throwIfAborted(signal);
       const out = join(layerDir, `run-${++runs}.tar`);
       const { onOutput, mtime, ...rest } = step;
       const r = await guard(

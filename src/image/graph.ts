@@ -9,6 +9,7 @@ import { isIndexMediaType, MediaType } from './media-types.js';
 import { formatPlatform, platformMatches, type Platform } from './platform.js';
 import { parseManifest, type Descriptor } from './schemas.js';
 import type { ImageSource, OpOptions, RawManifest } from './types.js';
+import { throwIfAborted } from '../util/abort.js';
 
 /** One manifest of the graph with its children (index) or blobs (image). */
 export interface ManifestNode {
@@ -30,7 +31,7 @@ export async function loadGraph(
   opts: OpOptions,
   depth = 0,
 ): Promise<ManifestNode> {
-  opts.signal?.throwIfAborted();
+  throwIfAborted(opts.signal);
   const raw = await src.getManifest(desc?.digest, { signal: opts.signal });
   const parsed = parseManifest(
     raw.bytes,

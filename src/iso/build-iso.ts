@@ -6,8 +6,8 @@
  */
 import { link, copyFile, mkdir, mkdtemp, readFile, rename, rm, rmdir, stat, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { CanvosError, abortError } from '../errors.js';
-import type { FsEntry } from '../layers/entry.js';
+import { CanvosError } from '../errors.js';
+import type { FsEntry } from '../tar/entry.js';
 import { sourceDateEpochFromEnv } from '../layers/build.js';
 import { publishWithSha256 } from '../image/digest.js';
 import { writeFatImage } from './fat.js';
@@ -21,6 +21,7 @@ import { writeSquashfs } from './squashfs/index.js';
 import { xorrisoArgs } from './xorriso-args.js';
 import { mkdirs } from '../fs-util.js';
 import { withPath } from '../error-map.js';
+import { abortedOr, throwIfAborted } from '../util/abort.js';
 
 /** Writes a file to `dest` (e.g. extracts /boot/vmlinuz from an image). */
 export type FileExtractor = (dest: string, signal?: AbortSignal) => Promise<void>;
@@ -167,7 +168,7 @@ export async function buildIso(input: BuildIsoInput, opts: BuildIsoOptions = {})
     } else if (input.squashfsPath) {
       await link(input.squashfsPath, sqfs).catch(() => copyFile(input.squashfsPath ?? '', sqfs));
     }
-    signal?.throwIfAborted();
+    throwIfAborted(signal);
 
     opts.onProgress?.({ phase: 'boot' });
     await placeBootFile(input.kernel, capture, KERNEL_PREFIXES, join(iso, 'boot', 'kernel'), signal);
@@ -222,7 +223,7 @@ export async function buildIso(input: BuildIsoInput, opts: BuildIsoOptions = {})
     await rm(`${shaPath}.partial`, { force: true });
     await rm(staging, { recursive: true, force: true });
     if (madeOutDir) await rmdir(outDir).catch(() => {});
-    if (signal?.aborted && !(CanvosError.is(e) && e.code === 'ERR_ABORTED')) throw abortError(signal);
+    if (signal?.aborted) throw abortedOr(signal, e, false);
     throw withPath(e, partial);
   } finally {
     await rm(staging, { recursive: true, force: true });

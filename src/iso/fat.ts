@@ -6,7 +6,7 @@
  */
 import { createReadStream } from 'node:fs';
 import { open, rename, rm, stat } from 'node:fs/promises';
-import { CanvosError, abortError } from '../errors.js';
+import { CanvosError } from '../errors.js';
 import { sourceDateEpochFromEnv } from '../layers/build.js';
 import {
   ATTR_ARCHIVE,
@@ -28,6 +28,7 @@ import {
   type FatGeometry,
   type FatType,
 } from './fat-geometry.js';
+import { throwIfAborted } from '../util/abort.js';
 
 /** A file to put in the image: `source` is a host file path or the content itself. */
 export interface FatFileSpec {
@@ -274,7 +275,7 @@ export async function writeFatImage(
     }
     let transferred = 0;
     for (const f of p.fileOrder) {
-      opts.signal?.throwIfAborted();
+      throwIfAborted(opts.signal);
       if (f.size === 0) continue;
       let pos = clusterOffset(g, f.cluster);
       const end = pos + f.size;
@@ -301,7 +302,7 @@ export async function writeFatImage(
   } catch (e) {
     await fh.close().catch(() => {});
     await rm(tmp, { force: true });
-    if (opts.signal?.aborted) throw abortError(opts.signal);
+    throwIfAborted(opts.signal);
     throw e;
   }
   return { path: outPath, bytes: size, fatType: g.type, clusterSize: g.sectorsPerCluster * SECTOR };

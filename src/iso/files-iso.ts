@@ -23,6 +23,7 @@ import { basename, join } from 'node:path';
 import { CanvosError } from '../errors.js';
 import { applyGrubEdits, canvosGrubMenu } from './grub-cfg.js';
 import { copyInto, splitFile } from './iso-overlay.js';
+import { throwIfAborted } from '../util/abort.js';
 
 /** An entry of a files-iso directory, path relative to it with `/` separators. */
 export interface FilesIsoEntry {
@@ -158,7 +159,7 @@ export async function stageIsoOverlay(iso: string, input: IsoOverlayInput): Prom
           hint: 'remove it from overlay/files-iso',
         });
       }
-      input.signal?.throwIfAborted();
+      throwIfAborted(input.signal);
       if (e.kind === 'symlink') await symlink(e.target ?? '', dest);
       else await copyFile(join(fi.dir, e.path), dest);
       fromProject.add(e.path);

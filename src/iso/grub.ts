@@ -8,9 +8,10 @@ import { spawn } from 'node:child_process';
 import { constants } from 'node:fs';
 import { access, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { CanvosError, abortError } from '../errors.js';
+import { CanvosError } from '../errors.js';
 import type { FatFileSpec } from './fat.js';
 import { GRUB_CHAINLOAD_CFG } from './grub-cfg.js';
+import { abortError } from '../util/abort.js';
 
 /** Target architecture of the ISO. */
 export type IsoArch = 'amd64' | 'arm64';

@@ -7,11 +7,11 @@
  */
 import { createReadStream } from 'node:fs';
 import { CanvosError } from '../errors.js';
-import type { FsEntry } from '../layers/entry.js';
+import type { FsEntry } from '../tar/entry.js';
 import type { LayerOpener } from '../layers/merge.js';
 import { baseName } from '../layers/path.js';
 import { readLayer } from '../layers/read.js';
-import { entriesToTar } from '../layers/tar-builder.js';
+import { entriesToTar } from '../tar/write.js';
 
 /** Where CanvOS extracts local-ui.tar in the rootfs. */
 export const LOCAL_UI_DIR = 'opt/spectrocloud';

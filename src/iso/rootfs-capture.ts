@@ -6,7 +6,8 @@
 import { createReadStream, createWriteStream } from 'node:fs';
 import { join, posix } from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import type { FsEntry } from '../layers/entry.js';
+import type { FsEntry } from '../tar/entry.js';
+import { throwIfAborted } from '../util/abort.js';
 
 /** Files captured from a rootfs stream, looked up by rootfs path (no leading `/`). */
 export class RootfsCapture {
@@ -27,7 +28,7 @@ export class RootfsCapture {
   /** Pass-through of `src` that spools the wanted files (the spool dir must exist). */
   async *wrap(src: AsyncIterable<FsEntry>, signal?: AbortSignal): AsyncGenerator<FsEntry> {
     for await (const e of src) {
-      signal?.throwIfAborted();
+      throwIfAborted(signal);
       if ((e.type === 'symlink' || e.type === 'hardlink') && e.linkname !== undefined) {
         this.links.set(e.path, { hard: e.type === 'hardlink', target: e.linkname });
       } else if (e.type === 'file' && e.content && this.wanted(e.path)) {

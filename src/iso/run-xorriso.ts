@@ -4,7 +4,8 @@
  * `UPDATE : … % done` lines on stderr.
  */
 import { spawn } from 'node:child_process';
-import { CanvosError, XorrisoError, abortError } from '../errors.js';
+import { CanvosError, XorrisoError } from '../errors.js';
+import { abortError } from '../util/abort.js';
 
 /** Progress of {@link runXorriso}, in percent of the ISO written. */
 export interface XorrisoProgress {

@@ -4,17 +4,20 @@
  * Same spec + same SOURCE_DATE_EPOCH (+ same compression settings and backend) ⇒ byte-identical blob.
  */
 import { createWriteStream } from 'node:fs';
-import { mkdir, mkdtemp, rename, rm } from 'node:fs/promises';
+import { mkdtemp, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import { CanvosError, abortError } from '../errors.js';
+import { CanvosError } from '../errors.js';
 import { DigestCounter, digestHex, type Digest } from '../image/digest.js';
 import { compressChunks, layerMediaType, type CompressOptions, type LayerCompression } from './compress.js';
-import { planLayer, type PlannedEntry } from './plan.js';
+import { planLayer } from './plan.js';
+import type { HttpOptions } from '../http/dispatcher.js';
+import type { PlannedEntry } from '../tar/header.js';
 import type { EntryMeta, LayerSpec } from './spec.js';
-import { encodeHeader, padding } from './tar-header.js';
-import { tarBytes } from './tar-builder.js';
+import { encodeHeader, padding } from '../tar/header.js';
+import { tarBytes } from '../tar/write.js';
 import { mkdirs } from '../fs-util.js';
+import { abortError, abortedOr } from '../util/abort.js';
 
 /** Progress of a layer build, in uncompressed bytes. */
 export interface LayerProgress {
@@ -44,6 +47,11 @@ export interface BuildLayerOptions extends Omit<CompressOptions, 'signal'> {
    * an appended layer does not reset /root to 0755. Unset fields use the defaults. Default: none (0755 root:root).
    */
   parentMeta?: ((path: string) => EntryMeta | undefined) | undefined;
+  /**
+   * HTTP options of `{url, sha256}` file sources: timeout, retry, proxy (the registry options fit). Default:
+   * 30 s timeout, 5 attempts, proxies from the environment.
+   */
+  download?: HttpOptions | undefined;
   signal?: AbortSignal | undefined;
   onProgress?: ((p: LayerProgress) => void) | undefined;
 }
@@ -94,6 +102,7 @@ export async function buildLayer(spec: LayerSpec, opts: BuildLayerOptions): Prom
       spoolDir: work,
       impliedParents: opts.impliedParents ?? true,
       parentMeta: opts.parentMeta,
+      download: opts.download,
       signal: opts.signal,
     });
     const total = tarSize(entries);
@@ -129,8 +138,7 @@ export async function buildLayer(spec: LayerSpec, opts: BuildLayerOptions): Prom
       mediaType: opts.mediaType ?? layerMediaType(compression),
     };
   } catch (e) {
-    if (opts.signal?.aborted && !CanvosError.is(e)) throw abortError(opts.signal);
-    throw e;
+    throw abortedOr(opts.signal, e);
   } finally {
     await rm(work, { recursive: true, force: true });
   }

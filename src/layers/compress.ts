@@ -10,6 +10,7 @@ import { availableParallelism } from 'node:os';
 import { CanvosError } from '../errors.js';
 import { compressor, type ChunkCompressor } from '../native/load.js';
 import { MediaType } from '../image/media-types.js';
+import { throwIfAborted } from '../util/abort.js';
 
 /** Layer blob compression. `'zstd'` needs the native addon (or Node >= 22.15). */
 export type LayerCompression = 'gzip' | 'zstd' | 'none';
@@ -97,7 +98,7 @@ export async function* compressChunks(
         if (have === chunkSize) {
           submit();
           while (pending.length >= concurrency) yield await pending.shift()!;
-          opts.signal?.throwIfAborted();
+          throwIfAborted(opts.signal);
         }
       }
     }

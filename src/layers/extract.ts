@@ -7,7 +7,7 @@ import { createWriteStream } from 'node:fs';
 import { rename, rm } from 'node:fs/promises';
 import { pipeline } from 'node:stream/promises';
 import { CanvosError } from '../errors.js';
-import type { FsEntry } from './entry.js';
+import type { FsEntry } from '../tar/entry.js';
 import { mergeLayers, type LayerOpener, type MergeOptions } from './merge.js';
 import { normalizeLayerPath, resolveLinkTarget } from './path.js';
 

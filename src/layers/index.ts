@@ -2,7 +2,7 @@
  * Public API of the layers area: declarative specs → deterministic tar layers, and reading/merging/extracting
  * the layers of existing images without unpacking them to disk.
  */
-export type { FsEntry, FsEntryType } from './entry.js';
+export type { FsEntry, FsEntryType } from '../tar/entry.js';
 export type {
   LayerSpec,
   LayerEntrySpec,
@@ -39,4 +39,4 @@ export { normalizeLayerPath, resolveLinkTarget } from './path.js';
 export { readLayer, type ReadLayerOptions } from './read.js';
 export { mergeLayers, type LayerOpener, type MergeOptions } from './merge.js';
 export { extractFile, extractFileTo, type ExtractOptions } from './extract.js';
-export { entriesToTar } from './tar-builder.js';
+export { entriesToTar } from '../tar/write.js';

@@ -4,7 +4,7 @@
  * Layers are read top (last) to bottom; an entry is emitted only if no upper layer already provided, deleted
  * or hid its path, so the first entry seen for a path is the winner. Memory: one small record per emitted path.
  */
-import type { FsEntry } from './entry.js';
+import type { FsEntry } from '../tar/entry.js';
 import { ancestors, baseName, joinPath, parentPath } from './path.js';
 import { readLayer } from './read.js';
 

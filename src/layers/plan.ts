@@ -9,17 +9,14 @@ import { stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { CanvosError } from '../errors.js';
-import type { FsEntry } from './entry.js';
+import type { FsEntry } from '../tar/entry.js';
 import { downloadVerified } from './download.js';
+import type { HttpOptions } from '../http/dispatcher.js';
 import { ancestors, baseName, comparePaths, joinPath, normalizeLayerPath, parentPath } from './path.js';
 import type { EntryMeta, FileSpec, LayerSpec } from './spec.js';
-import type { HeaderFields } from './tar-header.js';
+import type { PlannedEntry } from '../tar/header.js';
 import { walkTree } from './tree.js';
-
-/** One entry ready to be written; `data` is where a regular file's bytes come from. */
-export interface PlannedEntry extends HeaderFields {
-  data?: { buf: Buffer } | { file: string } | undefined;
-}
+import { throwIfAborted } from '../util/abort.js';
 
 /** @internal Options of planLayer. */
 export interface PlanOptions {
@@ -27,6 +24,7 @@ export interface PlanOptions {
   spoolDir: string;
   impliedParents: boolean;
   parentMeta?: ((path: string) => EntryMeta | undefined) | undefined;
+  download?: HttpOptions | undefined;
   signal?: AbortSignal | undefined;
 }
 
@@ -71,10 +69,10 @@ export async function planLayer(spec: LayerSpec, opts: PlanOptions): Promise<Pla
   });
 
   for (const s of spec.entries) {
-    opts.signal?.throwIfAborted();
+    throwIfAborted(opts.signal);
     switch (s.type) {
       case 'file':
-        put(await planFile(s, specPath(s.path, 'file'), withMeta, spoolName, opts.signal));
+        put(await planFile(s, specPath(s.path, 'file'), withMeta, spoolName, opts));
         break;
       case 'dir':
         put(withMeta(specPath(s.path, 'dir'), 'directory', s, 0o755));
@@ -114,7 +112,7 @@ export async function planLayer(spec: LayerSpec, opts: PlanOptions): Promise<Pla
       }
       case 'entries':
         for await (const e of s.source) {
-          opts.signal?.throwIfAborted();
+          throwIfAborted(opts.signal);
           const mapped = mapEntryPath(e.path, s.map);
           if (mapped === null) {
             e.content?.resume();
@@ -172,8 +170,9 @@ async function planFile(
   path: string,
   withMeta: WithMeta,
   spoolName: () => string,
-  signal?: AbortSignal,
+  opts: Pick<PlanOptions, 'download' | 'signal'>,
 ): Promise<PlannedEntry> {
+  const signal = opts.signal;
   const src = s.source;
   if ('inline' in src) {
     const buf = typeof src.inline === 'string' ? Buffer.from(src.inline) : src.inline;
@@ -194,7 +193,7 @@ async function planFile(
   }
   if ('url' in src) {
     const file = spoolName();
-    const size = await downloadVerified(src.url, src.sha256, file, { signal });
+    const size = await downloadVerified(src.url, src.sha256, file, { ...opts.download, signal });
     return { ...withMeta(path, 'file', s, 0o644), size, data: { file } };
   }
   const e = src.entry;

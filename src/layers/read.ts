@@ -9,11 +9,12 @@ import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
 import { CanvosError } from '../errors.js';
 import type { ChunkCompressor } from '../native/load.js';
-import { ByteReader } from './byte-reader.js';
-import type { FsEntry, FsEntryType } from './entry.js';
+import { ByteReader } from '../tar/byte-reader.js';
+import type { FsEntry, FsEntryType } from '../tar/entry.js';
 import { normalizeLayerPath } from './path.js';
-import { applyPax, decodeHeader, decodePax, isZeroBlock, type RawHeader } from './tar-parse.js';
+import { applyPax, decodeHeader, decodePax, isZeroBlock, type RawHeader } from '../tar/parse.js';
 import { ZSTD_MAGIC, zstdDecompress } from './zstd-stream.js';
+import { throwIfAborted } from '../util/abort.js';
 
 /** Options of {@link readLayer}. */
 export interface ReadLayerOptions {
@@ -101,7 +102,7 @@ export async function* readLayer(stream: AsyncIterable<Buffer>, opts: ReadLayerO
   let longLink: string | undefined;
   try {
     for (;;) {
-      opts.signal?.throwIfAborted();
+      throwIfAborted(opts.signal);
       const block = await r.read(512);
       if (!block || isZeroBlock(block)) return;
       const h: RawHeader = decodeHeader(block, `${name} at byte ${r.offset - 512}`);

@@ -3,7 +3,7 @@
  * whiteouts, entries streamed from another image). `buildLayer` turns the same spec into the same bytes.
  * Paths are image paths (`/etc/x`, `etc/x` and `./etc/x` are the same); `..` segments are rejected.
  */
-import type { FsEntry } from './entry.js';
+import type { FsEntry } from '../tar/entry.js';
 
 /** Metadata shared by every explicit entry. Unset fields take the defaults below. */
 export interface EntryMeta {

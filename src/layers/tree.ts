@@ -7,8 +7,9 @@ import { join } from 'node:path';
 import type { BigIntStats } from 'node:fs';
 import { CanvosError } from '../errors.js';
 import { joinPath } from './path.js';
-import type { PlannedEntry } from './plan.js';
+import type { PlannedEntry } from '../tar/header.js';
 import type { TreeSpec } from './spec.js';
+import { throwIfAborted } from '../util/abort.js';
 
 /** Linux dev_t split (glibc gnu_dev_major/minor). */
 function devMajor(rdev: number): number {
@@ -39,7 +40,7 @@ export async function* walkTree(
     });
   const stack: Array<[string, string, BigIntStats]> = [[host, dest, root]];
   while (stack.length > 0) {
-    signal?.throwIfAborted();
+    throwIfAborted(signal);
     const [hp, ip, st] = stack.pop()!;
     const base = {
       path: ip,

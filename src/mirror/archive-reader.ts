@@ -12,9 +12,10 @@ import { isDigest, verifyBuffer, VerifyingStream, type Digest } from '../image/d
 import { REF_NAME_ANNOTATION } from '../transports/oci-layout/oci-layout.js';
 import { declaredManifestMediaType } from '../image/media-types.js';
 import { imageIndexSchema, type Descriptor, type ImageIndex } from '../image/schemas.js';
-import { applyPax, decodeHeader, decodePax, isZeroBlock } from '../layers/tar-parse.js';
 import type { ImageSource, RawManifest } from '../image/types.js';
+import { applyPax, decodeHeader, decodePax, isZeroBlock } from '../tar/parse.js';
 import { manifestPathFor, readArchiveManifest, type ArchiveManifest } from './archive.js';
+import { throwIfAborted } from '../util/abort.js';
 
 interface Part {
   path: string;
@@ -121,7 +122,7 @@ export class MirrorArchive {
     let pos = 0;
     let pax: Map<string, Buffer> | undefined;
     while (pos + 512 <= this.totalSize) {
-      signal?.throwIfAborted();
+      throwIfAborted(signal);
       const block = await this.readRange(pos, 512);
       if (isZeroBlock(block)) break;
       const h = decodeHeader(block, `${this.path} at offset ${pos}`);

@@ -14,11 +14,12 @@ import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { pack as tarPack } from 'tar-stream';
 import { z } from 'zod';
-import { abortError, CanvosError } from '../errors.js';
+import { CanvosError } from '../errors.js';
 import { OciLayout } from '../transports/oci-layout/oci-layout.js';
 import type { OpOptions } from '../image/types.js';
 import type { Digest } from '../image/digest.js';
 import { reachableBlobs } from './layout-walk.js';
+import { abortError, throwIfAborted } from '../util/abort.js';
 
 /** Format identifier written to and required in the manifest. */
 export const ARCHIVE_FORMAT = 'canvos-lite-mirror-archive/v1';
@@ -171,7 +172,7 @@ export async function writeArchive(
   const mtime = new Date(0);
   const feed = (async () => {
     const add = async (name: string, file: string): Promise<void> => {
-      opts.signal?.throwIfAborted();
+      throwIfAborted(opts.signal);
       const size = (await stat(file)).size;
       await new Promise<void>((res, rej) => {
         const entry = pack.entry({ name, size, mtime, mode: 0o644, uid: 0, gid: 0 }, (e) => (e ? rej(e) : res()));
@@ -198,7 +199,7 @@ export async function writeArchive(
   try {
     await Promise.all([pipeline(pack, out, opts.signal ? { signal: opts.signal } : {}), feed]);
   } catch (e) {
-    if (opts.signal?.aborted) throw abortError(opts.signal);
+    throwIfAborted(opts.signal);
     throw e;
   }
   const images = index.manifests.map((d) => ({

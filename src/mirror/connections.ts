@@ -6,8 +6,8 @@
  */
 import { normalizeRegistry } from '../registry/reference.js';
 import { RegistryHttp } from '../registry/http.js';
-import { DEFAULT_CONCURRENCY } from '../registry/semaphore.js';
 import type { RegistryTransportOptions } from '../transports/registry/registry-image.js';
+import { DEFAULT_CONCURRENCY } from '../util/semaphore.js';
 import type { ConcurrencyOptions } from './config.js';
 
 /** Shared registry connections of one mirror run. */

@@ -4,12 +4,13 @@
  * goes to the failure list), let a finished job add follow-up jobs (referrers), and aggregate progress into one
  * view (bytes and images done) instead of tangled per-image bars.
  */
-import { abortError, CanvosError } from '../errors.js';
+import { CanvosError } from '../errors.js';
 import { copyImage, CopyPool, type CopyResult } from '../copy/copy.js';
 import type { ImageDestination, ImageSource, ProgressFn } from '../image/types.js';
 import type { Digest } from '../image/digest.js';
 import type { Platform } from '../image/platform.js';
 import type { MirrorFailure, MirrorImageResult } from './types.js';
+import { abortError } from '../util/abort.js';
 
 /** One copy of the run. */
 export interface CopyJob {

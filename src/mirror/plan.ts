@@ -13,7 +13,7 @@ import { formatPlatform } from '../image/platform.js';
 import { Repository } from '../registry/client.js';
 import { parseReference } from '../registry/reference.js';
 import { registrySource } from '../transports/registry/registry-image.js';
-import { DEFAULT_CONCURRENCY } from '../registry/semaphore.js';
+import { DEFAULT_CONCURRENCY } from '../util/semaphore.js';
 import { manifestPathFor, readArchiveManifest, sinceBlobs } from './archive.js';
 import { RegistryConnections } from './connections.js';
 import { eachLimited, toFailure } from './engine.js';

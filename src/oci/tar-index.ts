@@ -8,7 +8,8 @@ import { open } from 'node:fs/promises';
 import { posix } from 'node:path';
 import { Readable } from 'node:stream';
 import { CanvosError } from '../errors.js';
-import { applyPax, decodeHeader, decodePax, isZeroBlock } from '../layers/tar-parse.js';
+import { applyPax, decodeHeader, decodePax, isZeroBlock } from '../tar/parse.js';
+import { throwIfAborted } from '../util/abort.js';
 
 /** One member of an indexed tar. */
 export interface TarMember {
@@ -40,7 +41,7 @@ export async function indexTar(path: string, signal?: AbortSignal): Promise<Map<
     let longName: string | undefined;
     let longLink: string | undefined;
     for (;;) {
-      signal?.throwIfAborted();
+      throwIfAborted(signal);
       const { bytesRead } = await fh.read(block, 0, 512, pos);
       if (bytesRead < 512 || isZeroBlock(block)) break;
       const h = decodeHeader(block, `${path} at offset ${pos}`);

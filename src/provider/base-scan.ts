@@ -5,7 +5,7 @@
  * the systemd version (libsystemd-shared-<N>.so), which decides whether k8s is bundled (CanvOS CHECK_SYSTEMD_VERSION).
  */
 import type { EntryMeta } from '../layers/spec.js';
-import type { FsEntry } from '../layers/entry.js';
+import type { FsEntry } from '../tar/entry.js';
 import { extractFile } from '../layers/extract.js';
 import { mergeLayers, type LayerOpener } from '../layers/merge.js';
 import { resolveLinkTarget } from '../layers/path.js';

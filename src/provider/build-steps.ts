@@ -9,6 +9,7 @@ import { dockerfileWatchFiles, type DockerfileBuild } from '../dockerfile/build.
 import type { ProgressFn } from '../image/types.js';
 import { buildLayer, type BuildLayerOptions, type BuiltLayer } from '../layers/build.js';
 import type { RegistryTransportOptions } from '../transports/registry/registry-image.js';
+import { throwIfAborted } from '../util/abort.js';
 import { assembleImage, type AppendedLayer, type AssembledImage } from './assemble.js';
 import { scanBase, type BaseScan } from './base-scan.js';
 import { resolveBaseImage } from './derive.js';
@@ -115,7 +116,7 @@ export async function buildPlannedLayers(
   const built = new Map<PlannedLayer, BuiltPlanned>();
   const build = async (layer: PlannedLayer): Promise<void> => {
     if (built.has(layer)) return;
-    signal?.throwIfAborted();
+    throwIfAborted(signal);
     const s = await layerBuildSpec(layer, layerCtx);
     if (!s) {
       built.set(layer, null);
@@ -125,6 +126,7 @@ export async function buildPlannedLayers(
       dir: join(ctx.work, 'layers'),
       sourceDateEpoch: ctx.epoch,
       ...layerFormat,
+      download: ctx.opts.registry,
       signal,
       onProgress: (p) => {
         progress({

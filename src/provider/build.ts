@@ -8,12 +8,13 @@
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { openDestination } from '../transports/resolve-location.js';
 import type { ProgressFn } from '../image/types.js';
-import { abortError, CanvosError } from '../errors.js';
-import { sourceDateEpochFromEnv } from '../layers/build.js';
-import { buildDockerfileLayers, prepareProjectDockerfile, type DockerfileBuild } from '../dockerfile/build.js';
+import { CanvosError } from '../errors.js';
+import { sourceDateEpochFromEnv, buildLayer, type BuiltLayer } from '../layers/build.js';
+import { buildDockerfileLayers, prepareProjectDockerfile, type DockerfileBuild, dockerfileWatchFiles } from '../dockerfile/build.js';
+import { Readable } from 'node:stream';
 import type { Executor } from '../dockerfile/exec-api.js';
 import { compressor } from '../native/load.js';
 import { BlobCache } from '../cache/blob-cache.js';
@@ -36,6 +37,7 @@ import { resolveBaseImage } from './derive.js';
 import type { BuildConfig, WarningHandler } from './resolve.js';
 import { canvosExecSteps } from './exec-steps.js';
 import type { TwoNodeSources } from './two-node.js';
+import { abortError, abortedOr, throwIfAborted } from '../util/abort.js';
 
 /** Options of {@link buildProviderImages}. */
 export interface BuildProviderOptions {
@@ -110,7 +112,7 @@ async function writeProviderImages(
     assembled.flatMap((a) => a.appended.map((x) => [x.layer.digest, x.path] as [string, string])),
   );
   for (const a of assembled) {
-    signal?.throwIfAborted();
+    throwIfAborted(signal);
     const dest = 'push' in opts.output ? `docker://${a.plan.imageRef}` : `oci:${opts.output.ociDir}:${a.plan.tag}`;
     const d = openDestination(dest, { registry: opts.registry });
     try {
@@ -209,8 +211,7 @@ export async function buildProviderImages(
       dockerfileRuns: df?.executed ?? 0,
     };
   } catch (e) {
-    if (signal?.aborted && !CanvosError.is(e)) throw abortError(signal);
-    throw e;
+    throw abortedOr(signal, e);
   } finally {
     await Promise.all(ctx.opened.map((o) => o.source.close().catch(() => {})));
     if (!opts.workDir) await rm(ctx.work, { recursive: true, force: true });

@@ -16,14 +16,14 @@ import { buildDockerfileLayers, dockerfileWatchFiles, prepareProjectDockerfile }
 import type { Executor } from '../dockerfile/exec-api.js';
 import { CanvosError } from '../errors.js';
 import { buildLayer, sourceDateEpochFromEnv } from '../layers/build.js';
-import type { FsEntry } from '../layers/entry.js';
+import type { FsEntry } from '../tar/entry.js';
 import { mergeLayers, type LayerOpener } from '../layers/merge.js';
 import type { EntriesSpec } from '../layers/spec.js';
 import { localUiLayer } from '../iso/local-ui.js';
-import { entriesToTar } from '../layers/tar-builder.js';
 import { BlobCache } from '../cache/blob-cache.js';
 import { MediaType } from '../image/media-types.js';
 import type { RegistryTransportOptions } from '../transports/registry/registry-image.js';
+import { entriesToTar } from '../tar/write.js';
 import { scanBase } from './base-scan.js';
 import { resolveBaseImage, stylusImage } from './derive.js';
 import { openImage, type OpenedImage } from './image-reader.js';
@@ -203,6 +203,7 @@ export async function openInstallerRootfs(
         compression: 'none',
         sourceDateEpoch: epoch,
         parentMeta: (p) => scan.dirs.get(p),
+        download: opts.registry,
         signal,
       });
       s.verify();

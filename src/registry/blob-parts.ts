@@ -26,10 +26,14 @@
  * byte.
  */
 import type { Writable } from 'node:stream';
-import { abortError, CanvosError } from '../errors.js';
+import { CanvosError } from '../errors.js';
 import type { Descriptor } from '../image/schemas.js';
 import type { RegistryResponse } from './http.js';
-import { mayResume } from './retry.js';
+import type { HttpResponse } from '../http/request.js';
+import { mayResume } from '../http/retry.js';
+import { abortError } from '../util/abort.js';
+import type { PartScheduler, PartsDownload, ReadAheadBudget } from './blob-parts-scheduler.js';
+import { firstStreamRate, MIN_HALF, newPart, nextStream, partsLoad, streamWorth, TIMED_BYTES, type PartState, type StreamPlan } from './blob-parts-planner.js';
 
 /** Tuning of ranged blob reads (RegistryHttpOptions.blobParts). */
 export interface BlobPartsOptions {
@@ -49,51 +53,6 @@ export interface BlobPartsOptions {
   slowBelow?: number | undefined;
 }
 
-/** Bytes that parts read ahead of the consumer may hold in memory, shared by all downloads that use it. */
-export class ReadAheadBudget {
-  /** The cap on read-ahead memory. */
-  readonly bytes: number;
-  private free: number;
-  private readonly waiters = new Set<() => void>();
-  constructor(bytes: number) {
-    this.bytes = bytes;
-    this.free = bytes;
-  }
-  /** Bytes that could be reserved right now. */
-  get available(): number {
-    return this.free;
-  }
-  /** Reserve `n` bytes if available now. */
-  tryReserve(n: number): boolean {
-    if (n > this.free) return false;
-    this.free -= n;
-    return true;
-  }
-  /** Give back `n` reserved bytes and wake whoever waits. */
-  release(n: number): void {
-    if (n <= 0) return;
-    this.free = Math.min(this.bytes, this.free + n);
-    const ws = [...this.waiters];
-    this.waiters.clear();
-    for (const w of ws) w();
-  }
-  /** Call `fn` once at the next release; returns a function that cancels the wait. */
-  onRelease(fn: () => void): () => void {
-    this.waiters.add(fn);
-    return () => this.waiters.delete(fn);
-  }
-}
-
-/** The process-wide read-ahead budget: 64 MiB (32 parts of 2 MiB) whatever the number of blobs in flight. */
-export const defaultReadAheadBudget = new ReadAheadBudget(64 * 1024 * 1024);
-
-/** The first stream is timed over this many bytes (or one part, if smaller) before deciding, and again after each as many. */
-const TIMED_BYTES = 256 * 1024;
-/** A stream is split in two only if each half keeps at least this much. */
-const MIN_HALF = 256 * 1024;
-/** Steal boundaries are aligned to this (and never closer than MIN_HALF to either end). */
-const ALIGN = 64 * 1024;
-
 /** Defaults applied to {@link BlobPartsOptions}. */
 export const BLOB_PARTS_DEFAULTS = { parallel: 6, partSize: 8 * 1024 * 1024, slowBelow: 64 * 1024 * 1024 } as const;
 
@@ -101,128 +60,38 @@ export const BLOB_PARTS_DEFAULTS = { parallel: 6, partSize: 8 * 1024 * 1024, slo
 export const MIN_RANGED_BLOB = 8 * MIN_HALF;
 
 /** Opens bytes [start, end] (inclusive) of the blob; resolves a 206 response whose Content-Range starts at `start`. */
-export type RangeOpener = (start: number, end: number, onSlot: () => void) => Promise<RegistryResponse>;
+export type RangeOpener = (start: number, end: number, onSlot: () => void) => Promise<HttpResponse>;
 
-/** `fn`, callable any number of times but run only the first. */
-function once(fn: () => void): () => void {
-  let done = false;
-  return () => {
-    if (done) return;
-    done = true;
-    fn();
-  };
-}
-
-/** What the scheduler asks of each blob being read in parts. */
-interface PartsDownload {
-  /** How much an extra stream is worth to this blob now (its bytes still to come per stream); 0: it cannot use one. */
-  score(): number;
-  /** Start one more stream (the next queued part, or the second half of its longest running stream). */
-  grow(): boolean;
-}
-
-/**
- * Hands a registry's idle connections to the blobs being read from it in parts. Whenever a connection frees up
- * (a request slot is released, a part ends, a blob is split), each idle slot goes to the blob with the most bytes
- * still to come per stream: the next queued part of that blob, or, once no part is queued anywhere, the second
- * half of its longest running stream (work stealing: the running stream is cut where the new one starts, so the
- * last blobs of a copy finish together instead of one straggler per connection). One per registry transport.
- */
-export class PartScheduler {
-  private readonly downloads = new Set<PartsDownload>();
-  /** Streams granted a slot by this scheduler whose request has not taken its semaphore slot yet. */
-  private starting = 0;
-  private queued = false;
-  /** Whether the last blob timed from this registry was slow (the next one goes parallel at once). */
-  slowHint = false;
-  /** The rate the last timed blob's first stream ran at (bytes/s). */
-  lastRate = Infinity;
-  private readonly idle: () => number;
-  private readonly slots: () => number;
-  /** Blobs large enough to be split being read from this registry (split or not yet, answered or not yet). */
-  private reading = 0;
-  /** `idle`: request slots free right now; `slots`: the registry's request limit. */
-  constructor(idle: () => number, slots: () => number) {
-    this.idle = idle;
-    this.slots = slots;
-  }
-
-  /** A blob read that may be split begins (before its first request); call the result when it ends. */
-  beginRead(): () => void {
-    this.reading++;
-    return once(() => {
-      this.reading--;
-      this.kick();
-    });
-  }
-
-  /**
-   * Streams one blob may have while others are being read: its fair share of the connections, so a blob whose
-   * first answer comes a little later still gets as many as the one that was split first.
-   */
-  share(): number {
-    return Math.max(1, Math.ceil(this.slots() / Math.max(1, this.reading)));
-  }
-
-  add(d: PartsDownload): void {
-    this.downloads.add(d);
-    this.kick();
-  }
-
-  delete(d: PartsDownload): void {
-    this.downloads.delete(d);
-  }
-
-  /** Re-plan soon (coalesced): a slot, a part or read-ahead memory may have been freed. */
-  kick(): void {
-    if (this.queued || this.downloads.size === 0) return;
-    this.queued = true;
-    queueMicrotask(() => {
-      this.queued = false;
-      this.run();
-    });
-  }
-
-  /** Call before sending a granted stream's request; call the result once it holds its slot (or failed). */
-  began(): () => void {
-    this.starting++;
-    return once(() => {
-      this.starting--;
-    });
-  }
-
-  private run(): void {
-    while (this.idle() - this.starting > 0) {
-      let best: PartsDownload | undefined;
-      let bestScore = 0;
-      for (const d of this.downloads) {
-        const s = d.score();
-        if (s > bestScore) {
-          best = d;
-          bestScore = s;
-        }
-      }
-      if (!best || !best.grow()) return;
-    }
-  }
-}
-
-interface Part {
-  readonly start: number;
-  /** Exclusive. Moves down when the part is cut: the rest is split off, or the first stream's rest is queued as parts. */
-  end: number;
-  received: number;
+/** A part being read: its range state (planner) plus its bytes, memory and connection. */
+interface Part extends PartState {
   /** Its response runs past `end` (the first stream, or a part whose tail was stolen): stop and close there. */
   cut?: boolean;
+  /** Bytes received ahead of the head, waiting to be emitted. */
   chunks: Buffer[];
-  started: boolean;
-  done: boolean;
+  /** Read-ahead memory reserved for it. */
   reserved: number;
-  res: RegistryResponse | undefined;
+  res?: HttpResponse | undefined;
+  /** Times its broken response was resumed. */
   resumes: number;
-  /** When its current response started delivering (performance.now()), and bytes received before that. */
-  since: number;
-  sinceBytes: number;
+}
+
+function part(start: number, end: number): Part {
+  return { ...newPart(start, end), chunks: [], reserved: 0, resumes: 0 };
+}
+
+/** Options of {@link streamParts}. */
+export interface StreamPartsOptions {
+  parallel: number;
+  partSize: number;
+  budget: ReadAheadBudget;
+  maxResumes: number;
+  slowBelow: number;
+  /** The registry's scheduler of idle connections (one per registry transport). */
+  scheduler: PartScheduler;
+  signal?: AbortSignal | undefined;
+  onBytes?: ((emitted: number) => void) | undefined;
+  /** Whether this blob may take idle connections now (false while other blobs wait to start). Default: always. */
+  canWiden?: (() => boolean) | undefined;
 }
 
 /**
@@ -232,384 +101,372 @@ interface Part {
  */
 export function streamParts(
   desc: Descriptor,
-  first: RegistryResponse,
+  first: HttpResponse,
   open: RangeOpener,
   out: Writable,
-  o: {
-    parallel: number;
-    partSize: number;
-    budget: ReadAheadBudget;
-    maxResumes: number;
-    slowBelow: number;
-    /** The registry's scheduler of idle connections (one per registry transport). */
-    scheduler: PartScheduler;
-    signal?: AbortSignal | undefined;
-    onBytes?: ((emitted: number) => void) | undefined;
-    /** Whether this blob may take idle connections now (false while other blobs wait to start). Default: always. */
-    canWiden?: (() => boolean) | undefined;
-  },
+  o: StreamPartsOptions,
 ): void {
-  const sched = o.scheduler;
-  const part = (start: number, end: number): Part => ({
-    start,
-    end,
-    received: 0,
-    chunks: [],
-    started: false,
-    done: false,
-    reserved: 0,
-    res: undefined,
-    resumes: 0,
-    since: 0,
-    sinceBytes: 0,
-  });
-  // One stream for the whole blob until it has been timed (see the file header).
-  const parts: Part[] = [part(0, desc.size)];
-  let split = false;
-  // A registry whose last timed blob was slow is taken to be slow again: this blob goes parallel at its first
-  // bytes and is timed all the same once TIMED_BYTES have come, which updates the hint for the next one.
-  let hinted = sched.slowHint;
-  let timed = false;
-  let nextCheck = hinted ? 0 : Math.min(o.partSize, TIMED_BYTES);
-  // Time the head spent paused for the reader, which says nothing about the source's speed.
-  let pausedMs = 0;
-  let pausedAt = 0;
-  const t0 = performance.now();
-  // Time from asking for a part to its first byte (the cost of one more stream), smoothed.
-  let ttfbMs = 0;
-  // The first stream's rate when it was last timed (bytes/s).
-  let firstRate = hinted ? sched.lastRate : Infinity;
-  const canWiden = (): boolean => o.canWiden?.() ?? true;
+  new PartsReader(desc, open, out, o).begin(first);
+}
+
+/**
+ * One blob read in ranged parts: the parts in blob order, the head (the part the consumer is reading), and the
+ * timing that decides when to split. The scheduler asks it for {@link score} and {@link grow}; the planner
+ * (blob-parts-planner.ts) decides what a new stream reads.
+ */
+class PartsReader implements PartsDownload {
+  /** The blob's parts in order; one stream for the whole blob until it has been timed. */
+  private readonly parts: Part[];
+  /** Index of the part the consumer reads now; everything before it was emitted. */
+  private head = 0;
+  /** Bytes written to `out` so far. */
+  private emitted = 0;
+  /** The blob takes idle connections from the scheduler (its first stream was found slow). */
+  private split = false;
+  /** The registry's last timed blob was slow: go parallel at the first bytes, timing this one all the same. */
+  private hinted: boolean;
+  /** The first stream has been timed over TIMED_BYTES (or ended). */
+  private timed = false;
+  /** `emitted` at which the first stream is timed again (or the scheduler re-plans). */
+  private nextCheck: number;
+  /** Time the head spent paused for the reader (says nothing about the source), and since when it is paused. */
+  private pausedMs = 0;
+  private pausedAt = 0;
+  /** When the read began. */
+  private readonly t0 = performance.now();
+  /** Time from asking for a part to its first byte (the cost of one more stream), smoothed. */
+  private ttfbMs = 0;
+  /** The first stream's rate when it was last timed (bytes/s). */
+  private firstRate: number;
+  /** The read failed (or the reader went away): everything was released. */
+  private failed = false;
+  /** Cancels the wait for read-ahead memory, when one is pending. */
+  private cancelWait: (() => void) | undefined;
+  /** Timeouts seen across the blob's resumes (mayResume allows one). */
+  private readonly stalls = { timeouts: 0 };
+  private readonly sched: PartScheduler;
+  private readonly desc: Descriptor;
+  /** Opens a range of the blob (a request on the registry). */
+  private readonly open: RangeOpener;
+  /** The consumer (the digest verifier): bytes go to it strictly in order. */
+  private readonly out: Writable;
+  private readonly o: StreamPartsOptions;
+
+  constructor(desc: Descriptor, open: RangeOpener, out: Writable, o: StreamPartsOptions) {
+    this.desc = desc;
+    this.open = open;
+    this.out = out;
+    this.o = o;
+    this.sched = o.scheduler;
+    this.parts = [part(0, desc.size)];
+    this.hinted = this.sched.slowHint;
+    this.nextCheck = this.hinted ? 0 : Math.min(o.partSize, TIMED_BYTES);
+    this.firstRate = this.hinted ? this.sched.lastRate : Infinity;
+  }
+
+  /** Start with the open 200 answer for the whole blob. */
+  begin(first: HttpResponse): void {
+    this.out.on('drain', this.onDrain);
+    this.out.once('close', () => {
+      // A consumer that stops early releases every connection and the memory reserved for it.
+      if (this.head < this.parts.length)
+        this.fail(new CanvosError('ERR_ABORTED', `blob ${this.desc.digest}: reader closed early`));
+    });
+    const p = this.at(0);
+    p.started = true;
+    this.attach(p, first);
+  }
+
+  private at(i: number): Part {
+    const p = this.parts[i];
+    if (!p) throw new Error(`blob-parts: no part ${i}`);
+    return p;
+  }
+
+  private canWiden(): boolean {
+    return this.o.canWiden?.() ?? true;
+  }
+
+  private timing(): { now: number; firstRate: number; ttfbMs: number } {
+    return { now: performance.now(), firstRate: this.firstRate, ttfbMs: this.ttfbMs };
+  }
+
+  private plan(): StreamPlan<Part> | undefined {
+    return nextStream(this.parts, this.head, this.o.partSize, this.timing());
+  }
+
   /** Time the first stream (not counting waits for the reader); tells the registry's scheduler too. */
-  const measure = (): boolean => {
-    const first = parts[0]!;
+  private measure(): boolean {
+    const first = this.at(0);
     const now = performance.now();
-    const waited = pausedMs + (pausedAt ? now - pausedAt : 0);
-    const secs = Math.max(1e-3, (now - t0 - waited) / 1000);
-    firstRate = first.received / secs;
-    timed = first.received >= TIMED_BYTES || first.done;
-    const slow = firstRate < o.slowBelow;
-    sched.slowHint = slow;
-    sched.lastRate = firstRate;
+    const waited = this.pausedMs + (this.pausedAt ? now - this.pausedAt : 0);
+    this.firstRate = firstStreamRate(first.received, this.t0, now, waited);
+    this.timed = first.received >= TIMED_BYTES || first.done;
+    const slow = this.firstRate < this.o.slowBelow;
+    this.sched.slowHint = slow;
+    this.sched.lastRate = this.firstRate;
     return slow;
-  };
+  }
+
   /** Go parallel if the first stream is slow and this blob may take idle connections; else check again later. */
-  const trySplit = (): void => {
-    const first = parts[0]!;
-    const slow = hinted || measure();
-    if (!(slow && desc.size - first.received >= 2 * MIN_HALF && canWiden())) {
+  private trySplit(): void {
+    const first = this.at(0);
+    const slow = this.hinted || this.measure();
+    if (!(slow && this.desc.size - first.received >= 2 * MIN_HALF && this.canWiden())) {
       // The hint alone does not keep a blob whole-stream forever: time it for real from now on.
-      hinted = false;
+      this.hinted = false;
       return;
     }
-    // From now on the scheduler gives this blob idle connections: it cuts the first stream and reads the rest in
-    // ranged parts (see PartsDownload.grow).
-    split = true;
-    sched.add(download);
-  };
-  let head = 0;
-  let emitted = 0;
-  let failed = false;
-  let cancelWait: (() => void) | undefined;
+    // From now on the scheduler gives this blob idle connections (see grow).
+    this.split = true;
+    this.sched.add(this);
+  }
 
-  const fail = (e: unknown): void => {
-    if (failed) return;
-    failed = true;
-    sched.delete(download);
-    cancelWait?.();
-    for (const p of parts) {
+  private fail(e: unknown): void {
+    if (this.failed) return;
+    this.failed = true;
+    this.sched.delete(this);
+    this.cancelWait?.();
+    for (const p of this.parts) {
       p.res?.body.destroy();
-      o.budget.release(p.reserved);
+      this.o.budget.release(p.reserved);
       p.reserved = 0;
       p.chunks = [];
     }
-    if (!out.destroyed) out.destroy(o.signal?.aborted ? abortError(o.signal) : (e as Error));
-  };
-  const emit = (c: Buffer): boolean => {
-    emitted += c.length;
-    o.onBytes?.(emitted);
-    return out.write(c);
-  };
+    const signal = this.o.signal;
+    if (!this.out.destroyed) this.out.destroy(signal?.aborted ? abortError(signal) : (e as Error));
+  }
 
-  const onDrain = (): void => {
-    if (pausedAt) {
-      pausedMs += performance.now() - pausedAt;
-      pausedAt = 0;
+  private emit(c: Buffer): boolean {
+    this.emitted += c.length;
+    this.o.onBytes?.(this.emitted);
+    return this.out.write(c);
+  }
+
+  private pause(p: Part): void {
+    p.res?.body.pause();
+    this.pausedAt ||= performance.now();
+  }
+
+  private readonly onDrain = (): void => {
+    if (this.pausedAt) {
+      this.pausedMs += performance.now() - this.pausedAt;
+      this.pausedAt = 0;
     }
-    const p = parts[head];
-    if (p?.res && !failed) p.res.body.resume();
+    const p = this.parts[this.head];
+    if (p?.res && !this.failed) p.res.body.resume();
   };
-  out.on('drain', onDrain);
-  out.once('close', () => {
-    // A consumer that stops early releases every connection and the memory reserved for it.
-    if (head < parts.length) fail(new CanvosError('ERR_ABORTED', `blob ${desc.digest}: reader closed early`));
-  });
 
   /** Move the head past finished parts, flushing what they buffered; end `out` after the last. */
-  const advance = (): void => {
-    while (head < parts.length && parts[head]!.done) {
-      head++;
-      const p = parts[head];
+  private advance(): void {
+    while (this.head < this.parts.length && this.at(this.head).done) {
+      this.head++;
+      const p = this.parts[this.head];
       if (!p) break;
       let flowing = true;
-      for (const c of p.chunks) flowing = emit(c) && flowing;
+      for (const c of p.chunks) flowing = this.emit(c) && flowing;
       p.chunks = [];
-      if (!flowing && p.res) {
-        p.res.body.pause();
-        pausedAt ||= performance.now();
-      }
+      if (!flowing && p.res) this.pause(p);
       // It is the head now: what it still receives streams straight through, so its reservation is returned.
-      o.budget.release(p.reserved);
+      this.o.budget.release(p.reserved);
       p.reserved = 0;
     }
-    if (head >= parts.length) {
-      sched.delete(download);
-      out.off('drain', onDrain);
-      out.end();
+    if (this.head >= this.parts.length) {
+      this.sched.delete(this);
+      this.out.off('drain', this.onDrain);
+      this.out.end();
       return;
     }
     // The head always runs, whatever the scheduler says: everything after it waits for it.
-    const h = parts[head]!;
-    if (!h.started) start(h, false);
-    sched.kick();
-  };
-
-  /**
-   * Bytes still to come, the streams bringing them, and the parts started from the head on (finished ones still
-   * hold their bytes for the reader): at most `parallel`, which bounds one blob's read-ahead.
-   */
-  const load = (): { left: number; streams: number; window: number } => {
-    let left = 0;
-    let streams = 0;
-    let window = 0;
-    for (let i = head; i < parts.length; i++) {
-      const p = parts[i]!;
-      if (p.started) window++;
-      if (p.done) continue;
-      left += p.end - p.start - p.received;
-      if (p.started) streams++;
-    }
-    return { left, streams, window };
-  };
-
-  /** The started stream worth cutting in two (the most bytes still to come), if any. */
-  const victim = (): Part | undefined => {
-    let best: Part | undefined;
-    let bestLeft = 0;
-    const now = performance.now();
-    for (let i = head; i < parts.length; i++) {
-      const p = parts[i]!;
-      if (!p.started || p.done) continue;
-      const left = p.end - p.start - p.received;
-      if (left < 2 * MIN_HALF || left <= bestLeft) continue;
-      // Only if the second half would take this stream clearly longer than a new stream needs to start. A stream
-      // still waiting for its answer (or only just answered) is assumed to run at the first stream's rate.
-      const secs = p.res ? (now - p.since) / 1000 : 0;
-      const rate = secs > 0.02 ? (p.received - p.sinceBytes) / secs : firstRate;
-      if (left / 2 / rate < (2 * ttfbMs) / 1000) continue;
-      best = p;
-      bestLeft = left;
-    }
-    return best;
-  };
-
-  /** The first queued (not yet started) range after the head. */
-  const queued = (): Part | undefined => {
-    for (let i = head + 1; i < parts.length; i++) {
-      const p = parts[i]!;
-      if (!p.started) return p;
-    }
-    return undefined;
-  };
-
-  /**
-   * What one more stream would read: the front of the first queued range (at most one part), or else the second
-   * half of the longest running stream, or, when that half is longer than a part, the part after the running
-   * stream's current part boundary (the rest after it is queued). Read-ahead memory must hold it.
-   */
-  type Plan = { kind: 'queued'; p: Part; len: number } | { kind: 'steal'; p: Part; at: number; len: number };
-  const plan = (): Plan | undefined => {
-    const q = queued();
-    if (q) return { kind: 'queued', p: q, len: Math.min(o.partSize, q.end - q.start) };
-    const v = victim();
-    if (!v) return undefined;
-    const pos = v.start + v.received;
-    const half = (v.end - pos) / 2;
-    if (half <= o.partSize) {
-      const at = Math.ceil((pos + half) / ALIGN) * ALIGN;
-      return at < v.end ? { kind: 'steal', p: v, at, len: v.end - at } : undefined;
-    }
-    const at = (Math.floor(pos / o.partSize) + 1) * o.partSize;
-    return { kind: 'steal', p: v, at, len: Math.min(o.partSize, v.end - at) };
-  };
+    const h = this.at(this.head);
+    if (!h.started) this.startPart(h, false);
+    this.sched.kick();
+  }
 
   /** Start `p`, carving it down to one part (the rest stays queued after it); `ahead`: reserve read-ahead for it. */
-  const start = (p: Part, ahead: boolean): boolean => {
-    const len = Math.min(o.partSize, p.end - p.start);
+  private startPart(p: Part, ahead: boolean): boolean {
+    const len = Math.min(this.o.partSize, p.end - p.start);
     if (ahead) {
-      if (!o.budget.tryReserve(len)) return false;
+      if (!this.o.budget.tryReserve(len)) return false;
       p.reserved = len;
     }
     if (p.end - p.start > len) {
-      parts.splice(parts.indexOf(p) + 1, 0, part(p.start + len, p.end));
+      this.parts.splice(this.parts.indexOf(p) + 1, 0, part(p.start + len, p.end));
       p.end = p.start + len;
     }
     p.started = true;
-    request(p);
+    this.request(p);
     return true;
-  };
+  }
 
-  const download: PartsDownload = {
-    score() {
-      if (failed || !split || !canWiden()) return 0;
-      const { left, streams, window } = load();
-      if (window >= o.parallel || streams >= sched.share()) return 0;
-      const next = plan();
-      if (!next) return 0;
-      if (o.budget.available < next.len) {
-        cancelWait ??= o.budget.onRelease(() => {
-          cancelWait = undefined;
-          sched.kick();
-        });
-        return 0;
-      }
-      return left / (streams + 1);
-    },
-    grow() {
-      const next = plan();
-      if (!next) return false;
-      if (next.kind === 'queued') return start(next.p, true);
-      const v = next.p;
-      if (!o.budget.tryReserve(next.len)) return false;
-      const n = part(next.at, next.at + next.len);
-      n.reserved = next.len;
-      const rest = next.at + next.len < v.end ? part(next.at + next.len, v.end) : undefined;
-      // The victim stops at `at` (its response runs on: it is closed there) and gives back read-ahead beyond it.
-      if (v.reserved > 0) {
-        o.budget.release(v.reserved - (next.at - v.start));
-        v.reserved = next.at - v.start;
-      }
-      v.end = next.at;
-      v.cut = true;
-      parts.splice(parts.indexOf(v) + 1, 0, n, ...(rest ? [rest] : []));
-      n.started = true;
-      request(n);
-      return true;
-    },
-  };
+  /** PartsDownload: how much one more stream is worth now; 0 when it cannot take one (waits for memory if so). */
+  score(): number {
+    if (this.failed || !this.split || !this.canWiden()) return 0;
+    const load = partsLoad(this.parts, this.head);
+    const worth = streamWorth(load, this.o.parallel, this.sched.share());
+    if (worth === 0) return 0;
+    const next = this.plan();
+    if (!next) return 0;
+    if (this.o.budget.available < next.len) {
+      this.cancelWait ??= this.o.budget.onRelease(() => {
+        this.cancelWait = undefined;
+        this.sched.kick();
+      });
+      return 0;
+    }
+    return worth;
+  }
 
-  const request = (p: Part): void => {
+  /** PartsDownload: start one more stream (the next queued part, or the tail of the victim stream). */
+  grow(): boolean {
+    const next = this.plan();
+    if (!next) return false;
+    if (next.kind === 'queued') return this.startPart(next.p, true);
+    const v = next.p;
+    if (!this.o.budget.tryReserve(next.len)) return false;
+    const n = part(next.at, next.at + next.len);
+    n.reserved = next.len;
+    const rest = next.at + next.len < v.end ? part(next.at + next.len, v.end) : undefined;
+    // The victim stops at `at` (its response runs on: it is closed there) and gives back read-ahead beyond it.
+    if (v.reserved > 0) {
+      this.o.budget.release(v.reserved - (next.at - v.start));
+      v.reserved = next.at - v.start;
+    }
+    v.end = next.at;
+    v.cut = true;
+    this.parts.splice(this.parts.indexOf(v) + 1, 0, n, ...(rest ? [rest] : []));
+    n.started = true;
+    this.request(n);
+    return true;
+  }
+
+  private request(p: Part): void {
     const asked = performance.now();
-    const slot = sched.began();
-    open(p.start + p.received, p.end - 1, slot).then(
+    const slot = this.sched.began();
+    this.open(p.start + p.received, p.end - 1, slot).then(
       (res) => {
         slot();
         const ms = performance.now() - asked;
-        ttfbMs = ttfbMs === 0 ? ms : 0.7 * ttfbMs + 0.3 * ms;
-        attach(p, res);
+        this.ttfbMs = this.ttfbMs === 0 ? ms : 0.7 * this.ttfbMs + 0.3 * ms;
+        this.attach(p, res);
       },
       (e: unknown) => {
         slot();
-        retryOrFail(p, e);
+        this.retryOrFail(p, e);
       },
     );
-  };
+  }
 
-  const stalls = { timeouts: 0 };
-  const retryOrFail = (p: Part, e: unknown): void => {
-    if (failed) return;
-    if (o.signal?.aborted) return fail(abortError(o.signal));
-    if ((e === undefined || mayResume(e, stalls)) && p.resumes < o.maxResumes) {
-      p.resumes++;
-      request(p);
+  /** Resume `p` after its response broke (`e`) or ended early (undefined), or fail the read. */
+  private retryOrFail(p: Part, e: unknown): void {
+    if (this.failed) return;
+    const signal = this.o.signal;
+    if (signal?.aborted) {
+      this.fail(abortError(signal));
       return;
     }
-    fail(
+    if ((e === undefined || mayResume(e, this.stalls)) && p.resumes < this.o.maxResumes) {
+      p.resumes++;
+      this.request(p);
+      return;
+    }
+    this.fail(
       e ??
         new CanvosError(
           'ERR_NETWORK',
-          `GET blob ${desc.digest}: bytes ${p.start}-${p.end - 1} ended early ${p.resumes + 1} times`,
+          `GET blob ${this.desc.digest}: bytes ${p.start}-${p.end - 1} ended early ${p.resumes + 1} times`,
           { hint: 'the connection to the registry keeps dropping' },
         ),
     );
-  };
+  }
 
-  const attach = (p: Part, res: RegistryResponse): void => {
-    if (failed) return void res.body.destroy();
+  /** Take `chunk` of `p`'s response: `cut` when `p` reached its end in a longer response, `failed` when it broke the range. */
+  private take(p: Part, chunk: Buffer): 'more' | 'cut' | 'failed' {
+    let c = chunk;
+    let cutHere = false;
+    if (p.received + c.length > p.end - p.start) {
+      if (!p.cut) {
+        this.fail(
+          new CanvosError(
+            'ERR_REGISTRY_HTTP',
+            `GET blob ${this.desc.digest}: the registry sent more than the ${p.end - p.start} bytes asked for with Range: bytes=${p.start}-${p.end - 1}`,
+            { hint: 'the registry or a proxy mishandles Range requests' },
+          ),
+        );
+        return 'failed';
+      }
+      // The stream reached the boundary where another stream takes over.
+      c = c.subarray(0, p.end - p.start - p.received);
+      cutHere = true;
+    }
+    p.received += c.length;
+    if (c.length > 0) {
+      if (this.parts[this.head] === p && p.chunks.length === 0) {
+        if (!this.emit(c)) this.pause(p);
+      } else {
+        p.chunks.push(c);
+      }
+    }
+    return cutHere || (p.cut && p.received === p.end - p.start) ? 'cut' : 'more';
+  }
+
+  /** Every TIMED_BYTES of progress at the head: time the first stream again, or let the scheduler re-plan. */
+  private checkpoint(): void {
+    if (this.emitted < this.nextCheck) return;
+    this.nextCheck = this.emitted + TIMED_BYTES;
+    if (!this.split) this.trySplit();
+    else {
+      if (!this.timed && this.at(0).received >= TIMED_BYTES) this.measure();
+      this.sched.kick();
+    }
+  }
+
+  private finish(p: Part): void {
+    p.done = true;
+    if (this.parts[this.head] === p) this.advance();
+    else this.sched.kick();
+  }
+
+  /** Read `res` into `p` until it ends, breaks or reaches `p.end`. */
+  private attach(p: Part, res: HttpResponse): void {
+    if (this.failed) {
+      res.body.destroy();
+      return;
+    }
     p.res = res;
     p.since = performance.now();
     p.sinceBytes = p.received;
     const b = res.body;
-    const onData = (data: Buffer): void => {
-      if (failed) return;
-      let c = data;
-      let cutHere = false;
-      if (p.received + c.length > p.end - p.start) {
-        if (!p.cut) {
-          return fail(
-            new CanvosError(
-              'ERR_REGISTRY_HTTP',
-              `GET blob ${desc.digest}: the registry sent more than the ${p.end - p.start} bytes asked for with Range: bytes=${p.start}-${p.end - 1}`,
-              { hint: 'the registry or a proxy mishandles Range requests' },
-            ),
-          );
-        }
-        // The stream reached the boundary where another stream takes over.
-        c = c.subarray(0, p.end - p.start - p.received);
-        cutHere = true;
-      }
-      p.received += c.length;
-      if (c.length > 0) {
-        if (parts[head] === p && p.chunks.length === 0) {
-          if (!emit(c)) {
-            b.pause();
-            pausedAt ||= performance.now();
-          }
-        } else {
-          p.chunks.push(c);
-        }
-      }
-      if (cutHere || (p.cut && p.received === p.end - p.start)) {
-        detach();
-        b.destroy();
-        return finish();
-      }
-      // Every TIMED_BYTES of progress at the head: time the first stream again, or let the scheduler re-plan.
-      if (emitted >= nextCheck) {
-        nextCheck = emitted + TIMED_BYTES;
-        if (!split) trySplit();
-        else {
-          if (!timed && parts[0]!.received >= TIMED_BYTES) measure();
-          sched.kick();
-        }
-      }
-    };
     const detach = (): void => {
       b.off('data', onData);
       b.off('end', onEnd);
       b.off('error', onError);
       p.res = undefined;
     };
-    const finish = (): void => {
-      p.done = true;
-      if (parts[head] === p) advance();
-      else sched.kick();
+    const onData = (data: Buffer): void => {
+      if (this.failed) return;
+      const r = this.take(p, data);
+      if (r === 'failed') return;
+      if (r === 'cut') {
+        detach();
+        b.destroy();
+        this.finish(p);
+        return;
+      }
+      this.checkpoint();
     };
     const onEnd = (): void => {
       detach();
-      if (p.received < p.end - p.start) return retryOrFail(p, undefined);
-      finish();
+      if (p.received < p.end - p.start) this.retryOrFail(p, undefined);
+      else this.finish(p);
     };
     const onError = (e: unknown): void => {
       detach();
       b.destroy();
-      retryOrFail(p, e);
+      this.retryOrFail(p, e);
     };
     b.on('data', onData);
     b.once('end', onEnd);
     b.on('error', onError);
-  };
-
-  parts[0]!.started = true;
-  attach(parts[0]!, first);
+  }
 }

@@ -5,21 +5,17 @@
  */
 import { createReadStream, createWriteStream } from 'node:fs';
 import { rename, rm, stat } from 'node:fs/promises';
-import { Transform, type Readable } from 'node:stream';
+import { Transform, type Readable, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { abortError, CanvosError } from '../errors.js';
+import { CanvosError } from '../errors.js';
 import { DigestCounter, VerifyingStream, type Digest } from '../image/digest.js';
 import type { Descriptor } from '../image/schemas.js';
 import type { OpOptions } from '../image/types.js';
 import { header, httpError, type RegistryHttp, type RegistryResponse } from './http.js';
-import { mayResume } from './retry.js';
-import {
-  BLOB_PARTS_DEFAULTS,
-  defaultReadAheadBudget,
-  MIN_RANGED_BLOB,
-  streamParts,
-  type BlobPartsOptions,
-} from './blob-parts.js';
+import { mayResume } from '../http/retry.js';
+import { BLOB_PARTS_DEFAULTS, MIN_RANGED_BLOB, streamParts, type BlobPartsOptions } from './blob-parts.js';
+import { defaultReadAheadBudget } from './blob-parts-scheduler.js';
+import { abortError, throwIfAborted } from '../util/abort.js';
 
 /** Where a blob lives: transport + repository + the scopes to use. */
 export interface BlobLocation {
@@ -142,19 +138,31 @@ async function getFrom(
   throw await httpError(res, 'GET');
 }
 
+/** How a blob is read in parts: the resolved BlobPartsOptions for its size. */
+interface PartsPlan {
+  parallel: number;
+  partSize: number;
+  options: BlobPartsOptions;
+}
+
+function partsPlan(loc: BlobLocation, desc: Descriptor, opts: BlobReadOptions): PartsPlan {
+  const setting = opts.parts ?? loc.http.blobParts;
+  const options = setting === false ? {} : (setting ?? {});
+  const parallel = setting === false ? 1 : Math.max(1, Math.floor(options.parallel ?? BLOB_PARTS_DEFAULTS.parallel));
+  const basePart = Math.max(64 * 1024, Math.floor(options.partSize ?? BLOB_PARTS_DEFAULTS.partSize));
+  // Huge blobs get larger parts (at most 64 of them, parts up to 8 MiB) so a 4 GiB layer is not 2,000 requests.
+  const partSize = Math.max(basePart, Math.min(8 * 1024 * 1024, Math.ceil(desc.size / 64 / 65536) * 65536));
+  return { parallel, partSize, options };
+}
+
 /**
  * A stream of the blob's bytes, verified against desc.digest and desc.size (the stream errors at the end on
  * mismatch). Broken connections are resumed with Range; bytes already emitted are never repeated.
  */
 export async function openBlob(loc: BlobLocation, desc: Descriptor, opts: BlobReadOptions = {}): Promise<Readable> {
-  const setting = opts.parts ?? loc.http.blobParts;
-  const po = setting === false ? {} : (setting ?? {});
-  const parallel = setting === false ? 1 : Math.max(1, Math.floor(po.parallel ?? BLOB_PARTS_DEFAULTS.parallel));
-  const basePart = Math.max(64 * 1024, Math.floor(po.partSize ?? BLOB_PARTS_DEFAULTS.partSize));
-  // Huge blobs get larger parts (at most 64 of them, parts up to 8 MiB) so a 4 GiB layer is not 2,000 requests.
-  const partSize = Math.max(basePart, Math.min(8 * 1024 * 1024, Math.ceil(desc.size / 64 / 65536) * 65536));
+  const plan = partsPlan(loc, desc, opts);
   // A blob that may be split counts towards the registry's fair share of connections from its first request on.
-  const endRead = parallel > 1 && desc.size >= MIN_RANGED_BLOB ? loc.http.parts.beginRead() : undefined;
+  const endRead = plan.parallel > 1 && desc.size >= MIN_RANGED_BLOB ? loc.http.parts.beginRead() : undefined;
   let first: { res: RegistryResponse; start: number };
   try {
     first = await getFrom(loc, desc, 0, opts);
@@ -162,46 +170,69 @@ export async function openBlob(loc: BlobLocation, desc: Descriptor, opts: BlobRe
     endRead?.();
     throw e;
   }
-  const maxResumes = opts.maxResumes ?? 5;
   const verifier = new VerifyingStream(desc.digest, { size: desc.size, what: `blob ${desc.digest}` });
   if (endRead) verifier.once('close', endRead);
   // Large enough to split, and the server (or the storage it redirected to) says it serves ranges.
   const ranged =
-    parallel > 1 &&
+    plan.parallel > 1 &&
     desc.size >= MIN_RANGED_BLOB &&
     first.res.status === 200 &&
     /\bbytes\b/i.test(header(first.res, 'accept-ranges') ?? '');
-  if (ranged) {
-    const open = async (start: number, end: number, onSlot: () => void): Promise<RegistryResponse> => {
-      const r = await getFrom(loc, desc, start, opts, end, onSlot);
-      if (r.res.status === 206) return r.res;
-      r.res.body.destroy();
-      throw new CanvosError(
-        'ERR_REGISTRY_HTTP',
-        `GET blob ${desc.digest}: the registry answered Range: bytes=${start}-${end} with the whole blob although it advertised Accept-Ranges`,
-        {
-          hint: 'a proxy or the registry mishandles Range requests; read blobs with one GET (RegistryHttpOptions.blobParts: false)',
-        },
-      );
-    };
-    streamParts(desc, first.res, open, verifier, {
-      parallel,
-      partSize,
-      maxResumes,
-      signal: opts.signal,
-      slowBelow: po.slowBelow || BLOB_PARTS_DEFAULTS.slowBelow,
-      scheduler: loc.http.parts,
-      canWiden: opts.widen,
-      budget: po.budget ?? defaultReadAheadBudget,
-      onBytes: opts.onProgress
-        ? (n) => opts.onProgress?.({ phase: 'download', item: desc.digest, transferred: n, total: desc.size })
-        : undefined,
-    });
-    return verifier;
-  }
-  // One stream (a small blob, ranged reads off, or a server that does not advertise ranges).
-  // Bodies are written into the verifier from 'data' events with backpressure (pause/drain): the cheapest path
-  // through Node streams, with no per-chunk promise, which matters at hundreds of MB/s.
+  if (ranged) streamRanged(loc, desc, first.res, verifier, plan, opts);
+  else streamSingle(loc, desc, first, verifier, opts);
+  return verifier;
+}
+
+/** Read the blob in ranged parts when its first stream turns out slow (blob-parts.ts). */
+function streamRanged(
+  loc: BlobLocation,
+  desc: Descriptor,
+  first: RegistryResponse,
+  verifier: Writable,
+  plan: PartsPlan,
+  opts: BlobReadOptions,
+): void {
+  const open = async (start: number, end: number, onSlot: () => void): Promise<RegistryResponse> => {
+    const r = await getFrom(loc, desc, start, opts, end, onSlot);
+    if (r.res.status === 206) return r.res;
+    r.res.body.destroy();
+    throw new CanvosError(
+      'ERR_REGISTRY_HTTP',
+      `GET blob ${desc.digest}: the registry answered Range: bytes=${start}-${end} with the whole blob although it advertised Accept-Ranges`,
+      {
+        hint: 'a proxy or the registry mishandles Range requests; read blobs with one GET (RegistryHttpOptions.blobParts: false)',
+      },
+    );
+  };
+  streamParts(desc, first, open, verifier, {
+    parallel: plan.parallel,
+    partSize: plan.partSize,
+    maxResumes: opts.maxResumes ?? 5,
+    signal: opts.signal,
+    slowBelow: plan.options.slowBelow || BLOB_PARTS_DEFAULTS.slowBelow,
+    scheduler: loc.http.parts,
+    canWiden: opts.widen,
+    budget: plan.options.budget ?? defaultReadAheadBudget,
+    onBytes: opts.onProgress
+      ? (n) => opts.onProgress?.({ phase: 'download', item: desc.digest, transferred: n, total: desc.size })
+      : undefined,
+  });
+}
+
+/**
+ * Read the blob with one stream (a small blob, ranged reads off, or a server that does not advertise ranges),
+ * resuming a broken connection with Range. Bodies are written into the verifier from 'data' events with
+ * backpressure (pause/drain): the cheapest path through Node streams, with no per-chunk promise, which matters at
+ * hundreds of MB/s.
+ */
+function streamSingle(
+  loc: BlobLocation,
+  desc: Descriptor,
+  first: { res: RegistryResponse; start: number },
+  verifier: Writable,
+  opts: BlobReadOptions,
+): void {
+  const maxResumes = opts.maxResumes ?? 5;
   let offset = 0;
   let resumes = 0;
   const stalls = { timeouts: 0 };
@@ -266,13 +297,12 @@ export async function openBlob(loc: BlobLocation, desc: Descriptor, opts: BlobRe
     if (!body.readableEnded) body.destroy();
   });
   follow(first);
-  return verifier;
 }
 
 async function hashPrefix(path: string, bytes: number, counter: DigestCounter, signal?: AbortSignal): Promise<void> {
   if (bytes <= 0) return;
   for await (const c of createReadStream(path, { start: 0, end: bytes - 1 })) {
-    if (signal?.aborted) throw abortError(signal);
+    throwIfAborted(signal);
     counter.update(c as Buffer);
   }
 }
@@ -334,7 +364,7 @@ export async function fetchBlobToFile(
           throw Object.assign(new Error('premature close'), { code: 'ERR_STREAM_PREMATURE_CLOSE' });
       } catch (e) {
         res.body.destroy();
-        if (opts.signal?.aborted) throw abortError(opts.signal);
+        throwIfAborted(opts.signal);
         if (!mayResume(e, stalls) || resumes >= maxResumes) throw loc.http.readError(`GET blob ${desc.digest}`, e);
         resumes++;
         offset = (await stat(partial)).size;

@@ -4,32 +4,34 @@
  * backoff and `Retry-After`, authentication on 401, and manual redirects that send Authorization only to
  * the registry's own host:port (never to S3/GCS pre-signed storage URLs).
  */
-import { finished, type Readable } from 'node:stream';
+import { finished } from 'node:stream';
 import { debuglog } from 'node:util';
 import type { Dispatcher } from 'undici';
-import { abortError, CanvosError, RegistryHttpError, redactUrl } from '../errors.js';
-import { RegistryAuth } from './auth.js';
-import { createDispatcher, type RegistryHttpOptions } from './dispatcher.js';
-import { normalizeRegistry, registryEndpoint } from './reference.js';
+import { CanvosError, RegistryHttpError, redactUrl } from '../errors.js';
+import { createDispatcher } from '../http/dispatcher.js';
+import { dropResponse, requestFollowing, type BodyFactory, type HttpResponse } from '../http/request.js';
 import {
-  backoffDelay,
   DEFAULT_TIMEOUT_MS,
   isNetworkError,
-  networkError,
   parseRetryAfter,
   RETRYABLE_STATUS,
-  sleep,
-} from './retry.js';
-import { DEFAULT_CONCURRENCY, Semaphore } from './semaphore.js';
-import { PartScheduler, type BlobPartsOptions } from './blob-parts.js';
-import { request } from './undici-lite.js';
+  retryPolicy,
+  withRetries,
+} from '../http/retry.js';
+import { request } from '../http/undici.js';
+import { DEFAULT_CONCURRENCY, Semaphore } from '../util/semaphore.js';
+import { RegistryAuth } from './auth.js';
+import type { BlobPartsOptions } from './blob-parts.js';
+import { PartScheduler } from './blob-parts-scheduler.js';
+import { loadRegistryCerts } from './certs-d.js';
+import type { RegistryHttpOptions } from './http-options.js';
+import { networkError } from './network-error.js';
+import { normalizeRegistry, registryEndpoint } from './reference.js';
 
 const debug = debuglog('canvos');
 
-export type { RegistryHttpOptions } from './dispatcher.js';
-
-/** A streaming body source; called again for every (re)send so retries and redirects get fresh bytes. */
-export type BodyFactory = () => Readable | Promise<Readable>;
+export type { RegistryHttpOptions } from './http-options.js';
+export { header, type BodyFactory } from '../http/request.js';
 
 /** One request to the registry. */
 export interface RegistryRequest {
@@ -48,22 +50,7 @@ export interface RegistryRequest {
 }
 
 /** A response; `body` must be consumed or dumped (it holds a concurrency slot until it ends). */
-export interface RegistryResponse {
-  status: number;
-  headers: Record<string, string | string[] | undefined>;
-  body: Readable;
-  /** The final URL (after redirects). */
-  url: string;
-}
-
-/** First value of a header. */
-export function header(
-  res: { headers: Record<string, string | string[] | undefined> },
-  name: string,
-): string | undefined {
-  const v = res.headers[name.toLowerCase()];
-  return Array.isArray(v) ? v[0] : v;
-}
+export type RegistryResponse = HttpResponse;
 
 /** Read a whole (small) body as a Buffer, failing past `limit` bytes. */
 export async function readBody(res: RegistryResponse, limit: number, what: string): Promise<Buffer> {
@@ -119,7 +106,9 @@ export class RegistryHttp {
     });
     this.baseUrl = `${insecure ? 'http' : 'https'}://${this.endpoint}`;
     this.sem = new Semaphore(opts.concurrency ?? DEFAULT_CONCURRENCY);
-    this.sem.onFree = () => this.parts.kick();
+    this.sem.onFree = () => {
+      this.parts.kick();
+    };
     this.blobParts = opts.blobParts;
     this.auth = new RegistryAuth(this.registry, (url, init) => this.tokenRequest(url, init), opts);
   }
@@ -155,20 +144,21 @@ export class RegistryHttp {
   private dispatcher(): Promise<Dispatcher> {
     this.dispatcherP ??= this.opts.dispatcher
       ? Promise.resolve(this.opts.dispatcher)
-      : createDispatcher(this.opts, this.endpoint).then((d) => (this.ownDispatcher = d));
+      : loadRegistryCerts(this.opts, this.endpoint)
+          .then((certs) => createDispatcher(this.opts, certs))
+          .then((d) => (this.ownDispatcher = d));
     return this.dispatcherP;
   }
 
   private async tokenRequest(
     url: string,
     init: { method: 'GET' | 'POST'; headers: Record<string, string>; body?: string; signal?: AbortSignal | undefined },
-  ): Promise<{ status: number; text: string }> {
+  ): Promise<{ status: number; text: string; retryAfter: string | string[] | undefined }> {
     const dispatcher = await this.dispatcher();
-    const retry = this.opts.retry ?? {};
-    const attempts = retry.attempts ?? 5;
-    const within = this.budget();
-    for (let attempt = 1; ; attempt++) {
-      try {
+    return withRetries({
+      ...retryPolicy(this.opts.retry, this.opts.timeoutMs),
+      signal: init.signal,
+      run: async () => {
         const res = await request(url, {
           method: init.method,
           headers: { 'user-agent': this.opts.userAgent ?? 'canvos-lite', ...init.headers },
@@ -178,27 +168,11 @@ export class RegistryHttp {
         });
         const text = await res.body.text();
         debug('token %s %s -> %d', init.method, redactUrl(url), res.statusCode);
-        const wait = backoffDelay(attempt, retry, parseRetryAfter(res.headers['retry-after']));
-        if (RETRYABLE_STATUS.has(res.statusCode) && attempt < attempts && within(wait)) {
-          await sleep(wait, init.signal);
-          continue;
-        }
-        return { status: res.statusCode, text };
-      } catch (e) {
-        if (init.signal?.aborted) throw abortError(init.signal);
-        const wait = backoffDelay(attempt, retry);
-        if (!isNetworkError(e) || attempt >= attempts || !within(wait))
-          throw networkError(`token request to ${new URL(url).host}`, e, this.opts.timeoutMs);
-        await sleep(wait, init.signal);
-      }
-    }
-  }
-
-  /** A check that a retry after `waitMs` still fits the retry budget (RetryOptions.budgetMs) started now. */
-  private budget(): (waitMs: number) => boolean {
-    const budget = this.opts.retry?.budgetMs ?? 2 * (this.opts.timeoutMs ?? DEFAULT_TIMEOUT_MS);
-    const started = Date.now();
-    return (waitMs) => Date.now() - started + waitMs < budget;
+        return { status: res.statusCode, text, retryAfter: res.headers['retry-after'] };
+      },
+      retryable: (r) => (RETRYABLE_STATUS.has(r.status) ? { retryAfterMs: parseRetryAfter(r.retryAfter) } : undefined),
+      fail: (e) => networkError(`token request to ${new URL(url).host}`, e, this.opts.timeoutMs),
+    });
   }
 
   /** Resolve a registry path or absolute URL. */
@@ -206,169 +180,85 @@ export class RegistryHttp {
     return /^https?:\/\//.test(path) ? path : new URL(path, this.baseUrl).toString();
   }
 
-  /** True when `url` is on the registry's own scheme+host:port (the only place credentials may go). */
-  private sameOrigin(url: string): boolean {
-    return new URL(url).origin === new URL(this.baseUrl).origin;
-  }
-
   /**
    * Send a request: authentication, redirects, retries on transient failures. Any status is returned;
    * callers check it. Throws ERR_NETWORK after the last failed attempt, ERR_ABORTED on abort.
    */
   async send(req: RegistryRequest): Promise<RegistryResponse> {
-    const retry = this.opts.retry ?? {};
-    const attempts = req.retry === false ? 1 : (retry.attempts ?? 5);
-    const within = this.budget();
-    for (let attempt = 1; ; attempt++) {
-      if (req.signal?.aborted) throw abortError(req.signal);
-      const release = await this.sem.acquire(req.signal);
-      req.onSlot?.();
-      let res: RegistryResponse;
-      try {
-        res = await this.sendAuthenticated(req);
-      } catch (e) {
-        release();
-        if (req.signal?.aborted) throw abortError(req.signal);
-        const wait = backoffDelay(attempt, retry);
-        if (!isNetworkError(e) || attempt >= attempts || !within(wait))
-          throw CanvosError.is(e)
-            ? e
-            : networkError(`${req.method} ${redactUrl(this.url(req.path))}`, e, this.opts.timeoutMs);
-        debug(
-          'registry %s %s: %s; retrying (%d/%d)',
-          req.method,
-          redactUrl(this.url(req.path)),
-          (e as Error).message,
-          attempt,
-          attempts,
-        );
-        await sleep(wait, req.signal);
-        continue;
-      }
-      const wait = backoffDelay(attempt, retry, parseRetryAfter(res.headers['retry-after']));
-      if (RETRYABLE_STATUS.has(res.status) && attempt < attempts && within(wait)) {
-        debug(
-          'registry %s %s -> %d; retrying in %d ms (%d/%d)',
-          req.method,
-          redactUrl(res.url),
-          res.status,
-          Math.round(wait),
-          attempt,
-          attempts,
-        );
-        res.body.resume();
-        res.body.on('error', () => {});
-        release();
-        await sleep(wait, req.signal);
-        continue;
-      }
-      let released = false;
-      const once = (): void => {
-        if (!released) {
-          released = true;
+    const policy = retryPolicy(this.opts.retry, this.opts.timeoutMs);
+    const what = (): string => `${req.method} ${redactUrl(this.url(req.path))}`;
+    const held = new WeakMap<RegistryResponse, () => void>();
+    const res = await withRetries({
+      ...policy,
+      attempts: req.retry === false ? 1 : policy.attempts,
+      signal: req.signal,
+      run: async () => {
+        const release = await this.sem.acquire(req.signal);
+        req.onSlot?.();
+        try {
+          const r = await this.sendAuthenticated(req);
+          held.set(r, release);
+          return r;
+        } catch (e) {
           release();
+          throw e;
         }
-      };
-      finished(res.body, once);
-      res.body.once('close', once);
-      return res;
-    }
+      },
+      retryable: (r) =>
+        RETRYABLE_STATUS.has(r.status) ? { retryAfterMs: parseRetryAfter(r.headers['retry-after']) } : undefined,
+      discard: (r) => {
+        dropResponse(r);
+        held.get(r)?.();
+      },
+      fail: (e) => (CanvosError.is(e) ? e : networkError(what(), e, this.opts.timeoutMs)),
+      onRetry: (why, attempt, wait) => {
+        debug('registry %s: %s; retrying in %d ms (%d/%d)', what(), why, Math.round(wait), attempt, policy.attempts);
+      },
+    });
+    const release = held.get(res);
+    let released = false;
+    const once = (): void => {
+      if (!released) {
+        released = true;
+        release?.();
+      }
+    };
+    finished(res.body, once);
+    res.body.once('close', once);
+    return res;
   }
 
   /** One attempt with up to two authentication rounds. */
   private async sendAuthenticated(req: RegistryRequest): Promise<RegistryResponse> {
+    const dispatcher = await this.dispatcher();
+    const origin = new URL(this.baseUrl).origin;
     let scopes = [...req.scopes];
     for (let round = 0; ; round++) {
       const auth = await this.auth.authorization(scopes, req.signal);
-      const res = await this.sendFollowing(req, auth);
+      const res = await requestFollowing(dispatcher, {
+        method: req.method,
+        url: this.url(req.path),
+        headers: {
+          'user-agent': this.opts.userAgent ?? 'canvos-lite',
+          'accept-encoding': 'identity',
+          ...req.headers,
+        },
+        body: req.body,
+        signal: req.signal,
+        auth: auth === undefined ? undefined : { value: auth, origin },
+        maxRedirects: this.opts.maxRedirects ?? 5,
+        errorCode: 'ERR_REGISTRY_HTTP',
+        loopHint: 'the registry or a proxy is in a redirect loop, or redirects to a scheme other than http(s)',
+        label: 'registry',
+      });
       if (res.status !== 401 || round >= 2) return res;
-      res.body.resume();
-      res.body.on('error', () => {});
+      dropResponse(res);
       scopes = await this.auth.onUnauthorized(
         res.headers['www-authenticate'],
         scopes,
         auth,
         `${req.method} ${new URL(this.url(req.path)).pathname}`,
       );
-    }
-  }
-
-  /** One send plus manual redirects; Authorization goes only to the registry's own origin. */
-  private async sendFollowing(req: RegistryRequest, auth: string | undefined): Promise<RegistryResponse> {
-    const dispatcher = await this.dispatcher();
-    let url = this.url(req.path);
-    let method: string = req.method;
-    let withBody = true;
-    const max = this.opts.maxRedirects ?? 5;
-    for (let hop = 0; ; hop++) {
-      const headers: Record<string, string> = {
-        'user-agent': this.opts.userAgent ?? 'canvos-lite',
-        'accept-encoding': 'identity',
-        ...req.headers,
-      };
-      if (auth !== undefined && this.sameOrigin(url)) headers.authorization = auth;
-      let body: Buffer | string | Readable | null = null;
-      if (withBody && req.body !== undefined) body = typeof req.body === 'function' ? await req.body() : req.body;
-      if (!withBody) {
-        delete headers['content-length'];
-        delete headers['content-type'];
-      }
-      const t0 = Date.now();
-      // A streamed request body that is not sent to the end (early answer, error) must be destroyed, or the
-      // source it reads from (often another registry's blob GET) keeps its connection and concurrency slot.
-      const dropBody = (): void => {
-        if (body !== null && typeof body === 'object' && 'destroy' in body && !body.readableEnded) body.destroy();
-      };
-      let r: Dispatcher.ResponseData;
-      try {
-        r = await request(url, {
-          method: method as Dispatcher.HttpMethod,
-          headers,
-          body,
-          dispatcher,
-          signal: req.signal ?? null,
-        });
-      } catch (e) {
-        dropBody();
-        throw e;
-      }
-      debug(
-        'registry %s %s -> %d (%d ms)%s',
-        method,
-        redactUrl(url),
-        r.statusCode,
-        Date.now() - t0,
-        headers.authorization ? ' [auth]' : '',
-      );
-      const res: RegistryResponse = { status: r.statusCode, headers: r.headers, body: r.body, url };
-      if (r.statusCode >= 300) dropBody();
-      if (![301, 302, 303, 307, 308].includes(r.statusCode)) return res;
-      const loc = header(res, 'location');
-      if (!loc) return res;
-      if (hop >= max) {
-        r.body.resume();
-        throw new CanvosError(
-          'ERR_REGISTRY_HTTP',
-          `${req.method} ${redactUrl(this.url(req.path))}: more than ${max} redirects`,
-          { hint: 'the registry or a proxy is in a redirect loop' },
-        );
-      }
-      r.body.resume();
-      r.body.on('error', () => {});
-      const next = new URL(loc, url);
-      if (next.protocol !== 'https:' && next.protocol !== 'http:') {
-        throw new CanvosError(
-          'ERR_REGISTRY_HTTP',
-          `${req.method} ${redactUrl(url)}: redirect to unsupported scheme ${next.protocol}`,
-          { hint: 'the registry is misconfigured' },
-        );
-      }
-      url = next.toString();
-      // 303 (and 301/302 after POST, as browsers do) switch to GET without a body.
-      if (r.statusCode === 303 || ((r.statusCode === 301 || r.statusCode === 302) && method === 'POST')) {
-        method = 'GET';
-        withBody = false;
-      }
     }
   }
 

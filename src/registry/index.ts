@@ -33,7 +33,7 @@ export {
   DEFAULT_TIMEOUT_MS,
   RETRYABLE_STATUS,
   type RetryOptions,
-} from './retry.js';
+} from '../http/retry.js';
 export {
   RegistryHttp,
   type RegistryHttpOptions,
@@ -63,5 +63,6 @@ export {
   type MountableSource,
   type MountOrigin,
 } from '../transports/registry/registry-image.js';
-export { ReadAheadBudget, defaultReadAheadBudget, BLOB_PARTS_DEFAULTS, type BlobPartsOptions } from './blob-parts.js';
+export { BLOB_PARTS_DEFAULTS, type BlobPartsOptions } from './blob-parts.js';
+export { ReadAheadBudget, defaultReadAheadBudget } from './blob-parts-scheduler.js';
 export { loadRegistryCerts, defaultCertsDirs, type RegistryCertOptions, type RegistryCerts } from './certs-d.js';

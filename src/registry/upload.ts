@@ -11,7 +11,7 @@ import type { OpOptions } from '../image/types.js';
 import { repoScope } from './auth.js';
 import { headBlob, type BlobLocation } from './blobs.js';
 import { header, httpError, type RegistryResponse } from './http.js';
-import { isNetworkError } from './retry.js';
+import { isNetworkError } from '../http/retry.js';
 
 /** Upload tuning. */
 export interface UploadOptions extends OpOptions {

@@ -12,8 +12,9 @@ import { posix, join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { createGzip } from 'node:zlib';
 import { CanvosError } from '../errors.js';
-import type { FsEntry } from '../layers/entry.js';
+import type { FsEntry } from '../tar/entry.js';
 import { CpioWriter, S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFREG } from './cpio.js';
+import { throwIfAborted } from '../util/abort.js';
 
 /** What {@link rootfsUkiInputs} found and wrote. */
 export interface RootfsUkiInputs {
@@ -64,7 +65,7 @@ export async function rootfsUkiInputs(
   let systemdVersion: number | undefined;
   try {
     for await (const e of rootfs) {
-      signal?.throwIfAborted();
+      throwIfAborted(signal);
       if (e.path === '' || EMPTY_DIRS.some((d) => e.path.startsWith(`${d}/`))) {
         e.content?.resume();
         continue;

@@ -9,6 +9,7 @@ import { copyFile, readFile } from 'node:fs/promises';
 import { CanvosError } from '../errors.js';
 import { authenticodeSign, prepareForSigning } from './authenticode.js';
 import { certDer } from './x509.js';
+import { throwIfAborted } from '../util/abort.js';
 
 /** Options of {@link signEfi}. */
 export interface SignEfiOptions {
@@ -47,7 +48,7 @@ export async function signEfi(input: string, output: string, opts: SignEfiOption
         { cause: e, hint: 'run canvos-lite uki genkey, or check the secure-boot directory' },
       );
     }
-    opts.signal?.throwIfAborted();
+    throwIfAborted(opts.signal);
     await copyFile(input, output);
     await prepareForSigning(output);
     try {

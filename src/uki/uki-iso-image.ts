@@ -6,7 +6,7 @@
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CanvosError } from '../errors.js';
-import type { FsEntry } from '../layers/entry.js';
+import type { FsEntry } from '../tar/entry.js';
 import { rootfsUkiInputs } from './rootfs-initrd.js';
 import { buildUkiIso, type BuildUkiIsoOptions, type BuildUkiIsoResult } from './uki-iso.js';
 

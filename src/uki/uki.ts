@@ -7,6 +7,7 @@ import { existsSync } from 'node:fs';
 import { open, stat, type FileHandle } from 'node:fs/promises';
 import { CanvosError } from '../errors.js';
 import { parsePe, planSections, type NewSection } from './pe.js';
+import { throwIfAborted } from '../util/abort.js';
 
 /** Where Debian's systemd-boot-efi (and most distributions) put the stub. */
 export const DEFAULT_STUB = '/usr/lib/systemd/boot/efi/linuxx64.efi.stub';
@@ -45,7 +46,7 @@ async function copyRange(
 ): Promise<void> {
   const buf = Buffer.allocUnsafe(Math.min(CHUNK, Math.max(length, 1)));
   for (let done = 0; done < length;) {
-    signal?.throwIfAborted();
+    throwIfAborted(signal);
     const { bytesRead } = await src.read(buf, 0, Math.min(buf.length, length - done), from + done);
     if (bytesRead === 0)
       throw new CanvosError('ERR_CONFIG', 'input file shrank while it was read', {

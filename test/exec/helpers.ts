@@ -7,10 +7,10 @@ import { createReadStream, readFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { FsEntry } from '../../src/layers/entry.js';
-import type { PlannedEntry } from '../../src/layers/plan.js';
+import type { FsEntry } from '../../src/tar/entry.js';
+import type { PlannedEntry } from '../../src/tar/header.js';
 import { readLayer } from '../../src/layers/read.js';
-import { tarBytes } from '../../src/layers/tar-builder.js';
+import { tarBytes } from '../../src/tar/write.js';
 import { run } from '../helpers/tools.js';
 import { asUnprivileged } from '../helpers/unprivileged.js';
 

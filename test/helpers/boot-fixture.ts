@@ -11,7 +11,7 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { buildLayer } from '../../src/layers/build.js';
-import type { FsEntry } from '../../src/layers/entry.js';
+import type { FsEntry } from '../../src/tar/entry.js';
 import { mergeLayers, type LayerOpener } from '../../src/layers/merge.js';
 import { run } from './tools.js';
 

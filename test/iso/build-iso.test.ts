@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CanvosError } from '../../src/errors.js';
 import { buildIso } from '../../src/iso/build-iso.js';
 import { readUserData, splitFile } from '../../src/iso/iso-overlay.js';
-import type { FsEntry } from '../../src/layers/entry.js';
+import type { FsEntry } from '../../src/tar/entry.js';
 import { layoutRootfs, prepareBootFixture, type BootFixture } from '../helpers/boot-fixture.js';
 import { run, tmpDir } from '../helpers/tools.js';
 

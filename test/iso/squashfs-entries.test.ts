@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CanvosError } from '../../src/errors.js';
-import type { FsEntry } from '../../src/layers/entry.js';
+import type { FsEntry } from '../../src/tar/entry.js';
 import { writeSquashfs } from '../../src/iso/squashfs/index.js';
 import type { SquashfsProgress } from '../../src/iso/squashfs/index.js';
 import { run, tmpDir } from '../helpers/tools.js';

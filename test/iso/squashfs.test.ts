@@ -8,7 +8,7 @@ import { createReadStream } from 'node:fs';
 import { chown, lutimes, mkdir, readdir, readFile, symlink, link, writeFile, chmod, open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { FsEntry } from '../../src/layers/entry.js';
+import type { FsEntry } from '../../src/tar/entry.js';
 import { walkDirectory, writeSquashfs } from '../../src/iso/squashfs/index.js';
 import type { SquashfsOptions } from '../../src/iso/squashfs/index.js';
 import { run, tmpDir } from '../helpers/tools.js';

@@ -7,7 +7,7 @@ import { link, mkdir, readFile, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { buildLayer, type BuildLayerOptions } from '../../src/layers/build.js';
 import { readLayer } from '../../src/layers/read.js';
-import type { FsEntry } from '../../src/layers/entry.js';
+import type { FsEntry } from '../../src/tar/entry.js';
 import type { LayerSpec } from '../../src/layers/spec.js';
 import { jsCompressor } from '../../src/native/load.js';
 import { gnuList, tempDir } from './helpers.js';

@@ -10,6 +10,7 @@ import { buildLayer } from '../../src/layers/build.js';
 import { readLayer } from '../../src/layers/read.js';
 import { tempDir } from './helpers.js';
 import { startForwardProxy } from '../helpers/forward-proxy.js';
+import { startFaultProxy } from '../helpers/fault-proxy.js';
 
 const BODY = Buffer.from('#!/bin/sh\necho etcdctl\n'.repeat(5000));
 const GOOD = createHash('sha256').update(BODY).digest('hex');
@@ -113,6 +114,68 @@ describe('url file source behind an HTTP proxy', () => {
       }
       fwd.server.closeAllConnections();
       await new Promise((r) => fwd.server.close(r));
+    }
+  });
+});
+
+describe('url file source over a faulty link (the registry client’s retry and timeout)', () => {
+  const fast = { retry: { baseDelayMs: 10 } };
+
+  it('retries a download that fails twice (reset mid-body, then 503) and then succeeds', async () => {
+    const proxy = await startFaultProxy(base, [
+      { path: /^\/etcdctl/, times: 1, action: { kind: 'reset-mid-body', afterBytes: 1000 } },
+      { path: /^\/etcdctl/, skip: 1, times: 1, action: { kind: 'status', status: 503 } },
+    ]);
+    try {
+      const layer = await buildLayer(
+        {
+          entries: [{ type: 'file', path: '/usr/bin/etcdctl', source: { url: `${proxy.url}/etcdctl`, sha256: GOOD } }],
+        },
+        { dir: join(t.dir, 'flaky'), download: fast },
+      );
+      const h = createHash('sha256');
+      for await (const e of readLayer(createReadStream(layer.path))) {
+        if ('content' in e && e.content) for await (const c of e.content) h.update(c as Buffer);
+      }
+      expect(h.digest('hex')).toBe(GOOD);
+      expect(proxy.requests.map((r) => r.fault ?? 'ok')).toEqual(['reset-mid-body', 'status 503', 'ok']);
+      expect((await readdir(join(t.dir, 'flaky'))).filter((f) => f.startsWith('.'))).toEqual([]);
+    } finally {
+      await proxy.stop();
+    }
+  });
+
+  it('a stalled download (no headers, or a body that stops) ends within the timeout with ERR_DOWNLOAD', async () => {
+    for (const action of [{ kind: 'stall' }, { kind: 'stall-mid-body', afterBytes: 1000 }] as const) {
+      const proxy = await startFaultProxy(base, [{ path: /^\/etcdctl/, times: Infinity, action }]);
+      const t0 = Date.now();
+      try {
+        await expect(
+          buildLayer(
+            { entries: [{ type: 'file', path: '/e', source: { url: `${proxy.url}/etcdctl`, sha256: GOOD } }] },
+            { dir: join(t.dir, `stall-${action.kind}`), download: { ...fast, timeoutMs: 400 } },
+          ),
+        ).rejects.toMatchObject({ code: 'ERR_DOWNLOAD', message: expect.stringMatching(/no progress within \d+ s/) });
+        // undici checks its timeouts on a ~0.5 s tick: an attempt ends 0.4–1.1 s in; the retry budget (twice the
+        // timeout) leaves room for one more attempt at most.
+        expect(Date.now() - t0).toBeLessThan(3500);
+        expect(proxy.requests.length).toBeGreaterThanOrEqual(1);
+        expect(proxy.requests.length).toBeLessThanOrEqual(2);
+        expect(await readdir(join(t.dir, `stall-${action.kind}`))).toEqual([]);
+      } finally {
+        await proxy.stop();
+      }
+    }
+  });
+
+  it('does not retry a 404 or a digest mismatch', async () => {
+    const proxy = await startFaultProxy(base);
+    try {
+      await expect(layerWith(`${proxy.url}/missing`, GOOD, 'n404')).rejects.toMatchObject({ code: 'ERR_DOWNLOAD' });
+      await expect(layerWith(`${proxy.url}/etcdctl`, WRONG, 'nbad')).rejects.toMatchObject({ code: 'ERR_DOWNLOAD' });
+      expect(proxy.requests.length).toBe(2);
+    } finally {
+      await proxy.stop();
     }
   });
 });

@@ -9,7 +9,7 @@ import { lstat, mkdir, mkdtemp, readdir, readFile, readlink, rm, writeFile } fro
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { BuiltLayer } from '../../src/layers/build.js';
-import type { FsEntry } from '../../src/layers/entry.js';
+import type { FsEntry } from '../../src/tar/entry.js';
 import type { LayerOpener } from '../../src/layers/merge.js';
 
 export async function tempDir(prefix: string): Promise<{ dir: string; cleanup: () => Promise<void> }> {

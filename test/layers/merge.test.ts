@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
 import { mkdir, readdir, readFile } from 'node:fs/promises';
 import { pipeline } from 'node:stream/promises';
-import { entriesToTar } from '../../src/layers/tar-builder.js';
+import { entriesToTar } from '../../src/tar/write.js';
 import { join } from 'node:path';
 import { buildLayer, type BuiltLayer } from '../../src/layers/build.js';
 import { readLayer } from '../../src/layers/read.js';

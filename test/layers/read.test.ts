@@ -9,7 +9,7 @@ import { Readable } from 'node:stream';
 import { gzipSync } from 'node:zlib';
 import * as tarStream from 'tar-stream';
 import { readLayer } from '../../src/layers/read.js';
-import type { FsEntry } from '../../src/layers/entry.js';
+import type { FsEntry } from '../../src/tar/entry.js';
 import { snapshotDir, snapshotEntries, tempDir } from './helpers.js';
 
 type Hdr = Partial<tarStream.Header> & { name: string; body?: string };

@@ -1,7 +1,7 @@
 import { Readable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { updateScan, type BaseScan } from '../../src/provider/base-scan.js';
-import type { FsEntry } from '../../src/layers/entry.js';
+import type { FsEntry } from '../../src/tar/entry.js';
 
 const meta = { mode: 0o755, uid: 0, gid: 0, uname: '', gname: '', mtime: 0 };
 function scan(): BaseScan {

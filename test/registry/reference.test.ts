@@ -3,7 +3,7 @@ import { CanvosError } from '../../src/errors.js';
 import { parseReference } from '../../src/registry/reference.js';
 import { parseAuthChallenges } from '../../src/registry/auth-challenge.js';
 import { normalizeAuthKey } from '../../src/registry/credentials.js';
-import { parseRetryAfter } from '../../src/registry/retry.js';
+import { parseRetryAfter } from '../../src/http/retry.js';
 import { nextLink } from '../../src/registry/client.js';
 
 const D = `sha256:${'a'.repeat(64)}`;

@@ -9,8 +9,8 @@ import { redactText } from '../../src/errors.js';
 import { toCanvosError } from '../../src/error-map.js';
 import { mkdirs } from '../../src/fs-util.js';
 import { firstInvalidUtf8, parseYaml } from '../../src/text-input.js';
-import { mayResume } from '../../src/registry/retry.js';
 import { parsePlatform, hostArchitecture } from '../../src/image/platform.js';
+import { mayResume } from '../../src/http/retry.js';
 
 describe('redactText', () => {
   it.each([

@@ -11,6 +11,7 @@ import { CanvosError } from '../../errors.js';
 import type { Compressor } from './compressor.js';
 import { DATA_UNCOMPRESSED, INVALID_FRAG } from './format.js';
 import type { FileInodeData } from './format.js';
+import { throwIfAborted } from '../../util/abort.js';
 
 /** Where a file's content ended up (mutable while its blocks are still in flight). */
 export interface FileData extends FileInodeData {
@@ -90,7 +91,7 @@ export class DataWriter {
     let submitted = 0;
     if (content) {
       for await (const chunk of content as AsyncIterable<Buffer>) {
-        this.o.signal?.throwIfAborted();
+        throwIfAborted(this.o.signal);
         hash?.update(chunk);
         total += chunk.length;
         for (let p = 0; p < chunk.length;) {

@@ -4,7 +4,7 @@
  * hardlinks are recorded by path and resolved once every entry has been seen.
  */
 import { CanvosError } from '../../errors.js';
-import type { FsEntry } from '../../layers/entry.js';
+import type { FsEntry } from '../../tar/entry.js';
 import type { FileData } from './data-writer.js';
 import { T_BLKDEV, T_CHRDEV, T_DIR, T_FIFO, T_FILE, T_SYMLINK, encodeRdev } from './format.js';
 

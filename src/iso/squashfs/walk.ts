@@ -6,7 +6,8 @@
 import { createReadStream } from 'node:fs';
 import { lstat, readdir, readlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { FsEntry } from '../../layers/entry.js';
+import type { FsEntry } from '../../tar/entry.js';
+import { throwIfAborted } from '../../util/abort.js';
 
 /** Options of walkDirectory. */
 export interface WalkOptions {
@@ -26,7 +27,7 @@ export async function* walkDirectory(dir: string, opts: WalkOptions = {}): Async
   const seen = new Map<string, string>();
   const stack: string[] = [''];
   while (stack.length > 0) {
-    opts.signal?.throwIfAborted();
+    throwIfAborted(opts.signal);
     const rel = stack.pop() as string;
     const abs = rel === '' ? dir : join(dir, rel);
     // bigint stats: a float mtimeMs rounds x.999999999 s up to the next second; mtimeNs is exact.

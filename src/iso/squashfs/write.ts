@@ -6,7 +6,7 @@
 import { availableParallelism } from 'node:os';
 import { open, rename, rm } from 'node:fs/promises';
 import { CanvosError } from '../../errors.js';
-import type { FsEntry } from '../../layers/entry.js';
+import type { FsEntry } from '../../tar/entry.js';
 import { makeCompressor } from './compressor.js';
 import type { SquashfsCompression } from './compressor.js';
 import { DataWriter } from './data-writer.js';
@@ -22,6 +22,7 @@ import { lookupTable } from './metadata.js';
 import { buildTables } from './tables.js';
 import { Tree } from './tree.js';
 import { IdTable, XattrTable } from './xattrs.js';
+import { abortedOr, throwIfAborted } from '../../util/abort.js';
 
 /** Progress of writeSquashfs. */
 export interface SquashfsProgress {
@@ -126,7 +127,7 @@ export async function writeSquashfs(
       },
     });
     for await (const e of entries) {
-      signal?.throwIfAborted();
+      throwIfAborted(signal);
       if (e.type === 'file') tree.add(e, await data.writeFile(e.path, e.content, e.size));
       else {
         e.content?.resume();
@@ -135,7 +136,7 @@ export async function writeSquashfs(
       if (++count % 64 === 0) report('data', data.bytesIn);
     }
     const dataEnd = await data.finish();
-    signal?.throwIfAborted();
+    throwIfAborted(signal);
     report('tables', data.bytesIn);
 
     tree.resolveHardlinks();
@@ -201,9 +202,6 @@ export async function writeSquashfs(
   } catch (err) {
     await fh.close().catch(() => {});
     await rm(tmp, { force: true });
-    if (signal?.aborted && !(err instanceof CanvosError)) {
-      throw new CanvosError('ERR_ABORTED', 'squashfs: aborted', { cause: err });
-    }
-    throw err;
+    throw abortedOr(signal, err);
   }
 }

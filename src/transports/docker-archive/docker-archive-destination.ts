@@ -10,7 +10,7 @@ import { dirname, join } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { CanvosError } from '../../errors.js';
-import { encodeHeader, END_OF_ARCHIVE, padding } from '../../layers/tar-header.js';
+import { encodeHeader, END_OF_ARCHIVE, padding } from '../../tar/header.js';
 import type { ImageDestination, PutBlobResult, RawManifest } from '../../image/types.js';
 import { blobFile, blobSize, storeBlob } from '../../cache/blob-cache.js';
 import { digestHex, type Digest } from '../../image/digest.js';

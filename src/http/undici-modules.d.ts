@@ -1,5 +1,5 @@
 /**
- * Typings for the undici files src/registry/undici-lite.ts imports directly (undici ships types for its index only).
+ * Typings for the undici files src/http/undici.ts imports directly (undici ships types for its index only).
  */
 declare module 'undici/lib/dispatcher/agent.js' {
   const Agent: typeof import('undici').Agent;

@@ -1,8 +1,8 @@
+import { abortError } from './abort.js';
 /**
  * A tiny counting semaphore bounding requests in flight per registry (regclient uses 3, skopeo 6).
  * `acquire` resolves to a release function; waiting can be aborted.
  */
-import { abortError } from '../errors.js';
 
 /**
  * Requests in flight per registry, and blobs moved at once by a copy, unless configured. Over long-haul links one

@@ -6,13 +6,14 @@
 import { createReadStream } from 'node:fs';
 import { CanvosError } from '../errors.js';
 import type { FsEntry } from './entry.js';
-import type { PlannedEntry } from './plan.js';
-import { END_OF_ARCHIVE, encodeHeader, padding } from './tar-header.js';
+import type { PlannedEntry } from './header.js';
+import { END_OF_ARCHIVE, encodeHeader, padding } from './header.js';
+import { throwIfAborted } from '../util/abort.js';
 
 /** @internal Tar bytes for already planned (sorted, normalised) entries. */
 export async function* tarBytes(entries: readonly PlannedEntry[], signal?: AbortSignal): AsyncGenerator<Buffer> {
   for (const e of entries) {
-    signal?.throwIfAborted();
+    throwIfAborted(signal);
     const { data, ...fields } = e;
     yield encodeHeader(fields);
     if (e.type !== 'file' || e.size === 0) continue;
@@ -49,7 +50,7 @@ export async function* tarBytes(entries: readonly PlannedEntry[], signal?: Abort
  */
 export async function* entriesToTar(entries: AsyncIterable<FsEntry>, signal?: AbortSignal): AsyncGenerator<Buffer> {
   for await (const e of entries) {
-    signal?.throwIfAborted();
+    throwIfAborted(signal);
     if (e.path === '') {
       e.content?.resume();
       continue; // the root has no tar name of its own

@@ -1,7 +1,8 @@
 /**
  * The undici pieces the registry client uses (Agent, EnvHttpProxyAgent, request), imported from undici's own files
  * instead of its index: the index also loads fetch, WebSocket, cache, mocks and more, ~100 ms at every CLI start
- * for nothing. Static imports, so bundlers (esbuild) still follow them. Module typings: undici-lite-modules.d.ts.
+ * for nothing. Static imports, so bundlers (esbuild) still follow them. Module typings: undici-modules.d.ts.
+ * Kept after measuring (README "undici internals"); test/http/undici.test.ts fails when undici changes under it.
  */
 import type * as Undici from 'undici';
 import AgentClass from 'undici/lib/dispatcher/agent.js';

@@ -21,6 +21,11 @@ const TYPEFLAG: Record<FsEntryType, string> = {
 /** The metadata part of an FsEntry needed to write its header. */
 export type HeaderFields = Omit<FsEntry, 'content'>;
 
+/** One entry ready to be written; `data` is where a regular file's bytes come from. */
+export interface PlannedEntry extends HeaderFields {
+  data?: { buf: Buffer } | { file: string } | undefined;
+}
+
 const MAX_OCTAL_7 = 0o7777777; // 8-byte fields: 7 digits + NUL
 const MAX_OCTAL_11 = 0o77777777777; // 12-byte fields: 11 digits + NUL
 

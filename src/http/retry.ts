@@ -1,10 +1,9 @@
 /**
- * Retry policy for registry traffic: which failures are transient (network resets, 408/429/5xx),
- * exponential backoff with full jitter, `Retry-After` (seconds or HTTP date, capped), abortable sleeps, the retry
- * budget and timeout helpers, and the ERR_NETWORK error a failed request ends in (naming the host).
+ * Retry policy for HTTP traffic (registries and downloads): which failures are transient (network resets,
+ * 408/429/5xx), exponential backoff with equal jitter, `Retry-After` (seconds or HTTP date, capped), the retry
+ * budget, and the one retry loop ({@link withRetries}) every client runs its attempts through.
  */
-import { abortError, CanvosError } from '../errors.js';
-import { clientCertError } from './certs-d.js';
+import { sleep, throwIfAborted } from '../util/abort.js';
 
 /** Retry tuning. */
 export interface RetryOptions {
@@ -106,53 +105,69 @@ export function backoffDelay(attempt: number, opts: RetryOptions, retryAfterMs?:
   return exp / 2 + Math.random() * (exp / 2);
 }
 
-/** Sleep that rejects with ERR_ABORTED when the signal fires. */
-export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  if (signal?.aborted) return Promise.reject(abortError(signal));
-  return new Promise((resolve, reject) => {
-    const onAbort = (): void => {
-      clearTimeout(t);
-      reject(abortError(signal));
-    };
-    const t = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    signal?.addEventListener('abort', onAbort, { once: true });
-  });
+/** One retry loop: what to run, and how to tell a result or failure worth another attempt. */
+export interface RetryLoop<T> {
+  /** Attempts in all, including the first. */
+  attempts: number;
+  /** Backoff tuning. */
+  retry: RetryOptions;
+  /** No retry starts (and no backoff sleeps) past this many ms since the loop started. */
+  budgetMs: number;
+  signal?: AbortSignal | undefined;
+  /** One attempt (1 = the first). A thrown network error (isNetworkError) is retried. */
+  run(attempt: number): Promise<T>;
+  /**
+   * For a result: undefined to return it, else `{ retryAfterMs }` (the server's Retry-After, when given) to retry.
+   * Default: every result is returned.
+   */
+  retryable?: ((result: T) => { retryAfterMs?: number | undefined } | undefined) | undefined;
+  /** Release a result that is dropped for a retry (drain its body…). */
+  discard?: ((result: T) => void) | undefined;
+  /** The error thrown for a failure that is not retried (the last one, or not a network error). */
+  fail: (e: unknown) => unknown;
+  /** Told before each backoff sleep: why, the attempt that failed, the wait in ms. */
+  onRetry?: ((why: string, attempt: number, waitMs: number) => void) | undefined;
 }
 
-/** Wrap a connection failure as ERR_NETWORK. */
-export function networkError(what: string, e: unknown, timeoutMs?: number): CanvosError {
-  const msg = e instanceof Error ? e.message : String(e);
-  const code = String((e as { code?: unknown }).code ?? '');
-  const clientCert = clientCertError(what, e);
-  if (clientCert) return clientCert;
-  const host =
-    /^\S+ (\w+:\/\/[^/\s]+)/.exec(what)?.[1]?.replace(/^\w+:\/\//, '') ??
-    /\bto (\S+)$/.exec(what)?.[1] ??
-    'the registry';
-  if (isTimeoutError(e)) {
-    const s = Math.round((timeoutMs ?? DEFAULT_TIMEOUT_MS) / 1000);
-    const phase =
-      code === 'UND_ERR_CONNECT_TIMEOUT'
-        ? 'no connection'
-        : code === 'UND_ERR_BODY_TIMEOUT'
-          ? 'the response body stalled'
-          : 'no response';
-    return new CanvosError('ERR_NETWORK', `${what} failed: ${phase} within ${s} s (${code || 'timeout'})`, {
-      cause: e,
-      hint: `check that ${host} is up and reachable (proxy settings HTTPS_PROXY/NO_PROXY), or raise --timeout for a slow link`,
-    });
+/**
+ * Run `loop.run` until it returns a result that is not retryable, retrying network failures and retryable results
+ * with backoff within the attempt count and the time budget. An abort ends it with ERR_ABORTED.
+ */
+export async function withRetries<T>(loop: RetryLoop<T>): Promise<T> {
+  const started = Date.now();
+  const within = (waitMs: number): boolean => Date.now() - started + waitMs < loop.budgetMs;
+  for (let attempt = 1; ; attempt++) {
+    throwIfAborted(loop.signal);
+    let result: T;
+    try {
+      result = await loop.run(attempt);
+    } catch (e) {
+      throwIfAborted(loop.signal);
+      const wait = backoffDelay(attempt, loop.retry);
+      if (!isNetworkError(e) || attempt >= loop.attempts || !within(wait)) throw loop.fail(e);
+      loop.onRetry?.(e instanceof Error ? e.message : String(e), attempt, wait);
+      await sleep(wait, loop.signal);
+      continue;
+    }
+    const again = loop.retryable?.(result);
+    if (again) {
+      const wait = backoffDelay(attempt, loop.retry, again.retryAfterMs);
+      if (attempt < loop.attempts && within(wait)) {
+        loop.discard?.(result);
+        loop.onRetry?.('retryable response', attempt, wait);
+        await sleep(wait, loop.signal);
+        continue;
+      }
+    }
+    return result;
   }
-  if (/CERT|SELF_SIGNED|UNABLE_TO_VERIFY|ERR_TLS|ERR_SSL/.test(code)) {
-    return new CanvosError('ERR_NETWORK', `${what} failed: TLS certificate not trusted (${code})`, {
-      cause: e,
-      hint: 'add the registry CA with certsDir/caFiles, list the host in insecureRegistries if it speaks plain HTTP, or disable tlsVerify',
-    });
-  }
-  return new CanvosError('ERR_NETWORK', `${what} failed: ${msg}`, {
-    cause: e,
-    hint: `check the network, proxy settings (HTTPS_PROXY/NO_PROXY) and that ${host} is up`,
-  });
+}
+
+/** The attempts and time budget of one request under `opts` (RetryOptions defaults; budget twice the timeout). */
+export function retryPolicy(
+  retry: RetryOptions | undefined,
+  timeoutMs: number | undefined,
+): { attempts: number; retry: RetryOptions; budgetMs: number } {
+  const r = retry ?? {};
+  return { attempts: r.attempts ?? 5, retry: r, budgetMs: r.budgetMs ?? 2 * (timeoutMs ?? DEFAULT_TIMEOUT_MS) };
 }
