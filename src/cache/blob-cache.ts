@@ -11,7 +11,14 @@ import { join } from 'node:path';
 import { Transform, type Readable, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { CanvosError } from '../errors.js';
-import { DigestCounter, digestAlgorithm, digestHex, parseDigest, VerifyingStream, type Digest } from '../image/digest.js';
+import {
+  DigestCounter,
+  digestAlgorithm,
+  digestHex,
+  parseDigest,
+  VerifyingStream,
+  type Digest,
+} from '../image/digest.js';
 import { mkdirs } from '../fs-util.js';
 import { withPath } from '../error-map.js';
 import { abortError, abortedOr } from '../util/abort.js';
