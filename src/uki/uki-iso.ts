@@ -23,7 +23,7 @@ export const DEFAULT_SYSTEMD_BOOT = '/usr/lib/systemd/boot/efi/systemd-bootx64.e
 export const UKI_ISO_LABEL = 'UKI_ISO_INSTALL';
 
 /** Options of {@link buildUkiIso}. */
-export interface BuildUkiIsoOptions extends Omit<BuildUkiOptions, 'pcrPublicKey'> {
+export interface BuildUkiIsoOptions extends Omit<BuildUkiOptions, 'pcrPublicKey' | 'pcrPrivateKey'> {
   /** The secure-boot directory of `uki genkey` (enrollment/, private-keys/, public-keys/). */
   keysDir: string;
   /** Output directory; the ISO is `<name>.iso`. */
@@ -90,7 +90,10 @@ export async function signedEspFiles(
   const pcrKey = join(keysDir, 'private-keys', 'tpm2-pcr-private.pem');
   const sig = opts.signal ? { signal: opts.signal } : {};
   const unsigned = join(work, 'uki.unsigned.efi');
-  await buildUki(unsigned, { ...opts, ...(existsSync(pcrKey) ? { pcrPublicKey: await publicPemOf(pcrKey) } : {}) });
+  await buildUki(unsigned, {
+    ...opts,
+    ...(existsSync(pcrKey) ? { pcrPublicKey: await publicPemOf(pcrKey), pcrPrivateKey: pcrKey } : {}),
+  });
   const uki = join(work, `${version}.efi`);
   await signEfi(unsigned, uki, { key, cert, ...sig });
   await rm(unsigned);
