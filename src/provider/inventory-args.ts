@@ -357,10 +357,10 @@ export const ARG_INVENTORY: readonly ArgEntry[] = [
   ok('BASE_IMAGE_TAG', 'derived default base image tag (185–201)', 'same'),
   ok('IS_JETSON', 'derived from BASE_IMAGE (203–205)', 'same; adds cloudconfigs/mount.yaml'),
   ok('STYLUS_BASE', 'stylus framework image (207)', 'same'),
-  ukiOnly(
+  ok(
     'STYLUS_PACKAGE_BASE',
-    'stylus package image, packed for the UKI ISO (208, 367–372)',
-    'the UKI ISO carries no luet-packed stylus-image.tar yet (CanvOS: /stylus-image.tar, unpacked to the OEM partition at install)',
+    'stylus package image, packed as `/stylus-image.tar` on the UKI ISO (208, 367–372)',
+    'same: `/stylus-image.tar` of the UKI ISO (a docker-archive of the image, tagged STYLUS_BASE)',
   ),
   ok('BIN_TYPE', 'palette|vertex third-party binaries (210–212)', 'same'),
   warned(

@@ -2,7 +2,7 @@
  * The installer ISO of the configuration with IS_UKI=true, as CanvOS's build-uki-iso (canvos.md §3.6): the
  * iso-image rootfs (without /opt/spectrocloud/bin/* except agent-provider-stylus, and without /usr/bin/luet) becomes
  * the signed UKI; the overlay is overlay/files-iso, the user-data at /config.yaml, /luet (the installer image's),
- * .edge_custom_config.yaml, the split content bundles and spc.tgz. Keys from the project's secure-boot/; CMDLINE
+ * /stylus-image.tar, .edge_custom_config.yaml, the split content bundles and spc.tgz. Keys from the project's secure-boot/; CMDLINE
  * is appended to enki's command line, BRANDING titles the loader entry, AUTO_ENROLL_SECUREBOOT_KEYS sets
  * `secure-boot-enroll force`. arm64 builds the plain ISO, as CanvOS does (the inventory warns).
  */
@@ -21,7 +21,9 @@ import {
   type InstallerIsoOptions,
   type InstallerIsoResult,
 } from '../provider/installer-iso.js';
-import { stylusPackageImage } from '../provider/derive.js';
+import { copyImage } from '../copy/copy.js';
+import { openDestination, openSource } from '../copy/transports.js';
+import { stylusImage, stylusPackageImage } from '../provider/derive.js';
 import type { BuildConfig } from '../provider/resolve.js';
 import { projectKeysDir } from './config-provider.js';
 import { buildUkiIsoFromRootfs } from './uki-iso-image.js';
@@ -52,6 +54,26 @@ async function* ukiInstallerRootfs(rootfs: AsyncIterable<FsEntry>, luetOut: stri
   }
 }
 
+/**
+ * CanvOS's stylus-image-pack: the stylus package image (STYLUS_PACKAGE_BASE) as an image tarball tagged STYLUS_BASE,
+ * which cloudconfigs/80_stylus_uki.yaml unpacks onto the OEM partition at install (CanvOS: `luet util pack`, one
+ * layer; here the image's layers as they are, in the docker-archive format luet reads).
+ */
+async function packStylus(config: BuildConfig, file: string, opts: InstallerIsoOptions): Promise<void> {
+  const ref = stylusPackageImage(config);
+  opts.onProgress?.(`pack ${ref} -> /stylus-image.tar`);
+  const src = openSource(`docker://${ref}`, { registry: opts.registry ?? {} });
+  const dst = openDestination({ transport: 'docker-archive', file, ref: stylusImage(config) });
+  try {
+    await copyImage(src, dst, {
+      platforms: [{ os: 'linux', architecture: config.arch }],
+      ...(opts.signal ? { signal: opts.signal } : {}),
+    });
+  } finally {
+    await Promise.allSettled([src.close(), dst.close()]);
+  }
+}
+
 /** `iso` / `build-all`: the UKI ISO with IS_UKI=true on amd64, else the plain installer ISO. */
 export async function buildConfiguredIso(
   config: BuildConfig,
@@ -64,10 +86,6 @@ export async function buildConfiguredIso(
   const outputDir = opts.outputDir ?? join(projectDir, 'build');
   const epoch = opts.sourceDateEpoch ?? sourceDateEpochFromEnv(opts.env);
   const { signal } = opts;
-  opts.onWarning?.(
-    'W_UKI_NO_STYLUS_PACK',
-    `the UKI ISO carries no /stylus-image.tar (CanvOS: the luet-packed ${stylusPackageImage(config)}, which cloudconfigs/80_stylus_uki.yaml unpacks to the OEM partition at install): pre-bake stylus into the image or add it to overlay/files-iso`,
-  );
   await mkdir(outputDir, { recursive: true });
   const stage = await mkdtemp(join(outputDir, `.${config.isoName}.uki-overlay-`));
   try {
@@ -90,6 +108,7 @@ export async function buildConfiguredIso(
       for (const d of ['boot/grub2', 'boot']) await rmdir(join(stage, d)).catch(() => {}); // only when left empty
     }
     await normalizeTreeModes(stage);
+    await packStylus(config, join(stage, 'stylus-image.tar'), opts);
     const installer = await openInstallerRootfs(config, { ...opts, projectDir, localUi: inputs.localUi });
     try {
       const r = await buildUkiIsoFromRootfs(ukiInstallerRootfs(installer.rootfs, join(stage, 'luet')), {

@@ -357,7 +357,13 @@ describe.sequential('CanvOS conformance over fixtures/canvos-project', () => {
     expect(await stat(join(project, 'refused-out')).catch(() => 'absent')).toBe('absent');
     cover('secure-boot/', 'refusal when missing (IS_UKI); read in test/uki/config-build.test.ts');
     // IS_UKI=true builds, checked end to end in test/uki/config-build.test.ts
-    for (const n of ['cloudconfigs/80_stylus_uki.yaml', 'AUTO_ENROLL_SECUREBOOT_KEYS', 'CMDLINE', 'BRANDING'])
+    for (const n of [
+      'cloudconfigs/80_stylus_uki.yaml',
+      'AUTO_ENROLL_SECUREBOOT_KEYS',
+      'CMDLINE',
+      'BRANDING',
+      'STYLUS_PACKAGE_BASE',
+    ])
       cover(n, 'UKI provider image and ISO (test/uki/config-build.test.ts)');
     // Plain COPYs in CanvOS: a missing Jetson mount.yaml / MAAS cloudconfig fails the build.
     for (const [file, hint] of [

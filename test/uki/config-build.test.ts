@@ -2,7 +2,7 @@
  * IS_UKI=true through the configuration, against a real registry: `build` writes UKI provider images under the
  * provider images' own tags (umoci unpacks them; sbverify accepts /trusted-boot with db.pem; luet, kairos-agent,
  * stylus files, overlay etc files, /k8s + sentinel are carried), `iso` writes the signed UKI ISO (user-data at
- * /config.yaml, /luet, no agent binaries in the UKI) byte-identically twice with SOURCE_DATE_EPOCH, and a project
+ * /config.yaml, /luet, /stylus-image.tar, no agent binaries in the UKI) byte-identically twice with SOURCE_DATE_EPOCH, and a project
  * without secure-boot/ is refused with exit 3 and the genkey hint before anything is written.
  */
 import { existsSync } from 'node:fs';
@@ -16,7 +16,7 @@ import { runCli } from '../helpers/cli.js';
 import { makeOciLayout } from '../helpers/fixtures.js';
 import { pushLayout } from '../helpers/push-layout.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
-import { run, tmpDir, umoci } from '../helpers/tools.js';
+import { run, skopeo, tmpDir, umoci } from '../helpers/tools.js';
 import {
   BASE_FILES,
   makeProject,
@@ -65,6 +65,9 @@ beforeAll(async () => {
   const carrier = join(tmp.path, 'fixtures', 'ubuntu');
   await makeOciLayout(carrier, { files: { 'etc/carrier-release': 'ubuntu 22.04\n' }, tag: '22.04', layers: 1 });
   await pushLayout(carrier, reg, 'third-party/ubuntu', { tag: '22.04' });
+  const stylusPkg = join(tmp.path, 'fixtures', 'stylus-linux');
+  await makeOciLayout(stylusPkg, { files: { 'opt/spectrocloud/bin/stylus-agent': 'stylus\n' }, tag: 'v4.9.38' });
+  await pushLayout(stylusPkg, reg, 'edge/stylus-linux-amd64', { tag: 'v4.9.38' });
   project = join(tmp.path, 'project');
   await makeProject(
     project,
@@ -133,8 +136,15 @@ describe.skipIf(!ready)('IS_UKI=true through .arg', () => {
     expect(b.code, b.stderr).toBe(0);
     expect((JSON.parse(b.stdout) as { sha256: string }).sha256).toBe(res.sha256);
     const files = await ok('xorriso', ['-indev', res.isoPath, '-find', '/', '-type', 'f']);
-    for (const f of ['/efiboot.img', '/config.yaml', '/luet', '/.edge_custom_config.yaml'])
+    for (const f of ['/efiboot.img', '/config.yaml', '/luet', '/.edge_custom_config.yaml', '/stylus-image.tar'])
       expect(files).toContain(`'${f}'`);
+    // /stylus-image.tar: the stylus package image as an image tarball tagged STYLUS_BASE, which skopeo reads
+    const tar = join(tmp.path, 'stylus-image.tar');
+    await ok('xorriso', ['-osirrox', 'on', '-indev', res.isoPath, '-extract', '/stylus-image.tar', tar]);
+    const inspect = JSON.parse(await skopeo(['inspect', `docker-archive:${tar}`])) as { Layers: string[] };
+    expect(inspect.Layers).toHaveLength(2);
+    const manifest = JSON.parse(await ok('tar', ['-xOf', tar, 'manifest.json'])) as { RepoTags: string[] }[];
+    expect(manifest[0]?.RepoTags).toEqual([`${reg.host}/edge/stylus-framework-linux-amd64:v4.9.38`]);
     expect(files).not.toContain('grub.cfg');
     // every date is SOURCE_DATE_EPOCH (2023-11-14), not the build's: what makes the two ISOs equal
     expect(await ok('xorriso', ['-indev', res.isoPath, '-lsdl', '/config.yaml', '/efiboot.img'])).toMatch(
