@@ -6,7 +6,7 @@
  * without secure-boot/ is refused with exit 3 and the genkey hint before anything is written.
  */
 import { existsSync } from 'node:fs';
-import { cp, readFile, rm, writeFile } from 'node:fs/promises';
+import { cp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -17,6 +17,7 @@ import { makeOciLayout } from '../helpers/fixtures.js';
 import { pushLayout } from '../helpers/push-layout.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { run, skopeo, tmpDir, umoci } from '../helpers/tools.js';
+import { asUnprivileged, unprivilegedIdentity, unprivilegedTempDir } from '../helpers/unprivileged.js';
 import {
   BASE_FILES,
   makeProject,
@@ -25,6 +26,7 @@ import {
   type FixtureRefs,
 } from '../provider/fixture-images.js';
 
+const BIN = join(import.meta.dirname, '../../bin/canvos-lite.js');
 const ready = existsSync(DEFAULT_STUB) && existsSync('/usr/bin/sbverify') && existsSync('/usr/bin/mcopy');
 const KVER = '6.8.0-uki';
 const UKI_BASE: Record<string, string> = {
@@ -166,6 +168,43 @@ describe.skipIf(!ready)('IS_UKI=true through .arg', () => {
     expect(cpio).not.toContain('opt/spectrocloud/bin/stylus-agent'); // CanvOS removes the agent binaries
     expect(cpio).not.toContain('usr/bin/luet\0');
   });
+
+  it.skipIf(!unprivilegedIdentity())(
+    'rootless: build and iso with IS_UKI=true as the unprivileged user',
+    async () => {
+      const work = unprivilegedTempDir('canvos-uki-config-rootless-');
+      try {
+        await cp(project, join(work, 'project'), { recursive: true });
+        const id = unprivilegedIdentity();
+        await ok('chown', ['-R', `${id?.uid}:${id?.gid}`, work]);
+        const cli = (...args: string[]): string[] =>
+          asUnprivileged([
+            'env',
+            `HOME=${work}`,
+            `PATH=${process.env.PATH}`,
+            `CANVOS_CACHE_DIR=${join(work, 'cache')}`,
+            'SOURCE_DATE_EPOCH=1700000000',
+            process.execPath,
+            BIN,
+            args[0] as string,
+            '--insecure-registry',
+            reg.host,
+            ...args.slice(1),
+          ]);
+        const b = cli('build', '--output', `oci:${join(work, 'oci')}`, '--json');
+        const rb = await run(b[0] as string, b.slice(1), { cwd: join(work, 'project') });
+        expect(rb.code, rb.stderr).toBe(0);
+        const i = cli('iso', '--output', join(work, 'iso'), '--json');
+        const ri = await run(i[0] as string, i.slice(1), { cwd: join(work, 'project') });
+        expect(ri.code, ri.stderr).toBe(0);
+        const { isoPath } = JSON.parse(ri.stdout) as { isoPath: string };
+        expect((await stat(isoPath)).uid).toBe(id?.uid);
+      } finally {
+        await rm(work, { recursive: true, force: true });
+      }
+    },
+    300_000,
+  );
 
   it('without secure-boot/: exit 3 naming the directory, hint uki genkey, nothing pushed', async () => {
     const bare = join(tmp.path, 'bare');
