@@ -169,6 +169,31 @@ describe.skipIf(!ready)('IS_UKI=true through .arg', () => {
     expect(cpio).not.toContain('usr/bin/luet\0');
   });
 
+  it('build-all: UKI provider image, then the UKI ISO; --disk is refused with IS_UKI', async () => {
+    const r = await cli(
+      project,
+      'build-all',
+      '--output',
+      `oci:${join(tmp.path, 'all-oci')}`,
+      '--iso-output',
+      join(tmp.path, 'all-iso'),
+      '--json',
+    );
+    expect(r.code, r.stderr).toBe(0);
+    const j = JSON.parse(r.stdout) as {
+      provider: { images: { destination: string; appended: string[] }[] };
+      iso: { isoPath: string; uki: { ukiPath: string } };
+    };
+    expect(j.provider.images.map((i) => [i.destination, i.appended])).toEqual([
+      [`oci:${join(tmp.path, 'all-oci')}:k3s-1.30.4-v4.9.38-demo`, ['trusted-boot']],
+    ]);
+    expect(j.iso.uki.ukiPath).toBe('EFI/kairos/norole.efi');
+    expect(existsSync(j.iso.isoPath)).toBe(true);
+    const disk = await cli(project, 'disk', '--output', join(tmp.path, 'all-disk'));
+    expect(disk.code).toBe(3);
+    expect(disk.stderr).toContain('IS_UKI=true: canvos-lite disk builds no Trusted Boot (UKI) disk image');
+  });
+
   it.skipIf(!unprivilegedIdentity())(
     'rootless: build and iso with IS_UKI=true as the unprivileged user',
     async () => {
