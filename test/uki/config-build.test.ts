@@ -169,7 +169,7 @@ describe.skipIf(!ready)('IS_UKI=true through .arg', () => {
     expect(cpio).not.toContain('usr/bin/luet\0');
   });
 
-  it('build-all: UKI provider image, then the UKI ISO; --disk is refused with IS_UKI', async () => {
+  it('build-all: UKI provider image, then the UKI ISO; canvos-lite disk refuses IS_UKI', async () => {
     const r = await cli(
       project,
       'build-all',
