@@ -4,7 +4,7 @@ set -euo pipefail
 PKGS=(docker-registry skopeo umoci xorriso squashfs-tools squashfs-tools-ng mtools dosfstools qemu-system-x86 ovmf
       busybox-static grub-efi-amd64-bin grub-pc-bin grub-common apache2-utils cpio libdeflate-dev libzstd-dev openssl
       shim-signed grub-efi-amd64-signed pigz time attr zstd uidmap mmdebstrap bubblewrap g++ make python3 file git ca-certificates gpg e2fsprogs gdisk fdisk qemu-utils
-      efitools sbsigntool systemd-boot-efi)
+      efitools sbsigntool systemd-boot-efi swtpm libtss2-esys-3.0.2-0 libtss2-tcti-swtpm0)
 missing=()
 for p in "${PKGS[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then

@@ -5,6 +5,7 @@
  * them on a COS_CONTENT partition made with losetup; not done here).
  */
 import { join, resolve } from 'node:path';
+import { CanvosError } from '../errors.js';
 import { sourceDateEpochFromEnv } from '../layers/build.js';
 import { openInstallerRootfs, type InstallerRootfsOptions } from '../provider/installer.js';
 import { installerIsoInputs } from '../provider/installer-iso.js';
@@ -37,6 +38,10 @@ export async function buildInstallerDisk(
   config: BuildConfig,
   opts: InstallerDiskOptions = {},
 ): Promise<InstallerDiskResult> {
+  if (config.isUki)
+    throw new CanvosError('ERR_CONFIG', 'IS_UKI=true: canvos-lite disk builds no Trusted Boot (UKI) disk image', {
+      hint: 'install from the UKI ISO (canvos-lite iso with IS_UKI=true), or set IS_UKI=false for the disk image',
+    });
   const projectDir = resolve(opts.projectDir ?? process.cwd());
   const inputs = await installerIsoInputs(config, { projectDir, userData: opts.userData });
   const warn = opts.onWarning ?? ((): void => {});

@@ -27,7 +27,7 @@ export function volumeDateUuid(epoch: number): string {
 }
 
 /** The reproducibility options for `epoch` (xorriso(1): -volume_date, -iso_nowtime, gpt_disk_guid). */
-function pinnedDates(epoch: number): string[] {
+export function pinnedDates(epoch: number): string[] {
   const t = `=${epoch}`;
   return [
     '-volume_date',

@@ -49,16 +49,20 @@ function execStep(name: ArgName, canvos: string, step: string): ArgEntry {
 }
 
 /**
- * A UKI-only parameter: build/iso/build-all refuse IS_UKI (the Trusted Boot artefacts are made by `canvos-lite uki`),
- * so in the configuration the value has no effect; `flag` is where `canvos-lite uki` takes it instead.
+ * A parameter of CanvOS's key targets (+uki-genkey, +uki-byok): build/iso read the keys already in secure-boot/,
+ * so in the configuration it has no effect; `flag` is where `canvos-lite uki genkey` takes it.
  */
-const ukiOnly = (name: ArgName, canvos: string, flag = 'no flag: canvos-lite uki does not use it'): ArgEntry =>
+const genkeyArg = (name: ArgName, canvos: string, flag: string): ArgEntry =>
   warned(
     name,
-    `${canvos} (UKI builds only)`,
-    `it is read only by CanvOS's UKI targets, which canvos-lite builds with \`canvos-lite uki\` (${flag})`,
+    `${canvos} (key generation only)`,
+    `it is read when the keys are made (CanvOS +uki-genkey/+uki-byok); build and iso use the keys already in secure-boot/: make them with canvos-lite uki genkey ${flag}`,
     UKI,
   );
+
+/** A UKI parameter canvos-lite does not implement (warned about when set). */
+const ukiOnly = (name: ArgName, canvos: string, why: string): ArgEntry =>
+  warned(name, `${canvos} (UKI builds only)`, why, UKI);
 
 /** A parameter of a helper container CanvOS runs (alpine, osbuilder, AuroraBoot, golang): canvos-lite runs none. */
 const tool = (name: ArgName, canvos: string, what: string): ArgEntry =>
@@ -254,47 +258,53 @@ export const ARG_INVENTORY: readonly ArgEntry[] = [
   {
     kind: 'arg',
     name: 'IS_UKI',
-    status: 'refused',
+    status: 'honoured',
     issue: UKI,
     canvos: 'UKI provider image and ISO (337–358, 412–460)',
-    lite: 'refused by build/iso/build-all (exit 3) with a hint: Trusted Boot artefacts are made by `canvos-lite uki genkey | iso | provider`',
+    lite: 'build/build-all: UKI provider images (carrier + signed /trusted-boot, same tags and pack snippet); iso/build-all: the signed UKI ISO; keys from `secure-boot/` (`canvos-lite uki genkey`); arm64 ISOs fall back to the plain ISO with a warning',
     rules: [
       {
-        status: 'refused',
-        scope: 'provider',
-        why: 'a UKI provider image carries signed EFI artefacts built by enki/osbuilder',
-        hint: 'set IS_UKI=false; build the Trusted Boot provider image with canvos-lite uki provider (keys: canvos-lite uki genkey)',
-        issue: UKI,
-      },
-      {
-        status: 'refused',
+        status: 'warned',
         scope: 'iso',
-        why: 'the UKI installer ISO (signed EFI artefacts) is not built',
-        hint: 'set IS_UKI=false; build the signed UKI installer ISO with canvos-lite uki iso (keys: canvos-lite uki genkey)',
+        code: 'W_UKI_ARM64',
+        why: 'CanvOS builds the UKI ISO on amd64 only; on arm64 it builds the plain installer ISO, and so does canvos-lite',
         issue: UKI,
+        when: (c) => c.isUki && c.arch === 'arm64',
       },
     ],
   },
-  ukiOnly('MY_ORG', 'uki-genkey organisation (572)', 'uki genkey --org'),
-  ukiOnly('EXPIRATION_IN_DAYS', 'uki-genkey validity (573)', 'uki genkey --expiration-in-days'),
-  ukiOnly(
+  genkeyArg('MY_ORG', 'uki-genkey organisation (572)', '--org'),
+  genkeyArg('EXPIRATION_IN_DAYS', 'uki-genkey validity (573)', '--expiration-in-days'),
+  genkeyArg(
     'INCLUDE_MS_SECUREBOOT_KEYS',
     'uki-genkey option (155–162)',
-    'uki genkey --microsoft-keys DIR / --skip-microsoft-keys',
+    '--microsoft-keys DIR / --skip-microsoft-keys',
   ),
-  ukiOnly('AUTO_ENROLL_SECUREBOOT_KEYS', '`--secure-boot-enroll force` (155–162)', 'uki iso --auto-enroll'),
-  ukiOnly('UKI_BRING_YOUR_OWN_KEYS', 'uki-byok (155–162, 662–714)', 'uki genkey --byok'),
-  ukiOnly('ENROLL_SPECTRO_EXTENSION_CERT', 'sysext cert merged into db (155–162)', 'uki genkey --extension-cert FILE'),
-  ukiOnly(
+  ok(
+    'AUTO_ENROLL_SECUREBOOT_KEYS',
+    '`--secure-boot-enroll force` of build-uki-iso (155–162)',
+    'UKI ISO: `secure-boot-enroll force` in loader.conf (default `manual`)',
+  ),
+  genkeyArg('UKI_BRING_YOUR_OWN_KEYS', 'uki-byok (155–162, 662–714)', '--byok'),
+  genkeyArg('ENROLL_SPECTRO_EXTENSION_CERT', 'sysext cert merged into db (155–162)', '--extension-cert FILE'),
+  genkeyArg(
     'SPECTRO_EXTENSION_CERT_IMAGE',
     'sysext cert image (155–162)',
-    'extract the certificate and give it to uki genkey --extension-cert',
+    '--extension-cert FILE (extract the certificate from the image first)',
   ),
   ok('BUNDLE_K8S_AND_AGENT_PROVIDER', 'forces bundling on systemd ≥ 255 (170, 285–326)', 'same'),
-  ukiOnly('CMDLINE', '`--extend-cmdline` of build-uki (172)', 'uki iso --extend-cmdline'),
-  ukiOnly('BRANDING', '`--boot-branding` of build-uki (173)'),
-  ukiOnly('EFI_MAX_SIZE', 'iso-efi-size-check budget (177)'),
-  ukiOnly('EFI_IMG_SIZE', 'iso-efi-size-check image size (178)'),
+  ok('CMDLINE', '`--extend-cmdline` of build-uki-iso (172)', 'appended to the UKI ISO command line'),
+  ok('BRANDING', '`--boot-branding` of build-uki (173)', 'loader entry title of the UKI ISO and UKI provider images'),
+  ukiOnly(
+    'EFI_MAX_SIZE',
+    'iso-efi-size-check budget (177)',
+    'the +iso-efi-size-check target is not implemented: the EFI image is sized to its content',
+  ),
+  ukiOnly(
+    'EFI_IMG_SIZE',
+    'iso-efi-size-check image size (178)',
+    'the +iso-efi-size-check target is not implemented: the EFI image is sized to its content',
+  ),
   ok('DEBUG', 'grub cmdline `rd.immucore.debug console=tty0 rd.debug` (506–508)', 'same'),
   {
     kind: 'arg',
@@ -347,7 +357,11 @@ export const ARG_INVENTORY: readonly ArgEntry[] = [
   ok('BASE_IMAGE_TAG', 'derived default base image tag (185–201)', 'same'),
   ok('IS_JETSON', 'derived from BASE_IMAGE (203–205)', 'same; adds cloudconfigs/mount.yaml'),
   ok('STYLUS_BASE', 'stylus framework image (207)', 'same'),
-  ukiOnly('STYLUS_PACKAGE_BASE', 'stylus package image, packed for the UKI ISO (208, 367–372)'),
+  ok(
+    'STYLUS_PACKAGE_BASE',
+    'stylus package image, packed as `/stylus-image.tar` on the UKI ISO (208, 367–372)',
+    'same: `/stylus-image.tar` of the UKI ISO (a docker-archive of the image, tagged STYLUS_BASE)',
+  ),
   ok('BIN_TYPE', 'palette|vertex third-party binaries (210–212)', 'same'),
   warned(
     'CLI_IMAGE',

@@ -72,15 +72,11 @@ export const FILE_INVENTORY: readonly InventoryEntry[] = [
     'Jetson: `COPY cloudconfigs/mount.yaml /etc/kairos/mount.yaml` (945–947), no --if-exists',
     'same; missing on a Jetson build → exit 3',
   ),
-  {
-    kind: 'file',
-    name: 'cloudconfigs/80_stylus_uki.yaml',
-    status: 'refused',
-    issue: '#16 UKI',
-    canvos: 'UKI: copied to `/etc/kairos/80_stylus_uki.yaml` (949–952)',
-    lite: 'read only with IS_UKI=true, which is refused',
-    via: 'IS_UKI',
-  },
+  file(
+    'cloudconfigs/80_stylus_uki.yaml',
+    'UKI: `COPY` to `/etc/kairos/80_stylus_uki.yaml` (949–952)',
+    'same with IS_UKI=true (provider rootfs and UKI ISO); missing → exit 3',
+  ),
   file(
     'cloudconfigs/80_stylus_maas.yaml',
     'IS_MAAS: `COPY` to `/system/oem/80_stylus_maas.yaml` (954–956), no --if-exists',
@@ -89,10 +85,10 @@ export const FILE_INVENTORY: readonly InventoryEntry[] = [
   {
     kind: 'file',
     name: 'secure-boot/',
-    status: 'refused',
+    status: 'honoured',
     issue: '#16 UKI',
     canvos: 'UKI signing keys (716–729, 412–460)',
-    lite: 'written by `canvos-lite uki genkey` in the same layout and read by `uki iso`/`uki provider --keys`; IS_UKI=true in build/iso is refused',
+    lite: 'written by `canvos-lite uki genkey` in the same layout; read by build/iso/build-all with IS_UKI=true (missing keys → exit 3) and by `uki iso`/`uki provider --keys`',
     via: 'IS_UKI',
   },
   {

@@ -46,7 +46,7 @@ export const BUNDLED_SENTINEL = '/etc/spectro-sysext/k8s-and-agent-provider-bund
 
 /**
  * Plan one provider image per version. Throws ERR_CONFIG for configurations whose image shape canvos-lite cannot
- * produce (IS_UKI, TWO_NODE off ubuntu|opensuse-leap/amd64) and for a missing BASE_IMAGE where CanvOS has no default.
+ * produce (TWO_NODE off ubuntu|opensuse-leap/amd64) and for a missing BASE_IMAGE where CanvOS has no default.
  */
 export function planProviderImages(c: BuildConfig, versions: readonly string[], opts: PlanOptions = {}): BuildPlan {
   // Refusals and no-effect warnings come from the CanvOS inventory, so they match README's table.
@@ -107,6 +107,15 @@ export function planProviderImages(c: BuildConfig, versions: readonly string[], 
       source: { kind: 'host-file', path: host('cloudconfigs/mount.yaml') },
       target: '/etc/kairos/mount.yaml',
       missingHint: `${c.isJetson === 'true' ? 'IS_JETSON=true' : 'BASE_IMAGE is an nvidia-jetson-agx-orin image'}, so CanvOS copies cloudconfigs/mount.yaml to /etc/kairos/mount.yaml: copy it from CanvOS's cloudconfigs/ (or set IS_JETSON=false)`,
+    });
+  }
+  if (c.isUki) {
+    osConfig.push({
+      op: 'copy',
+      source: { kind: 'host-file', path: host('cloudconfigs/80_stylus_uki.yaml') },
+      target: '/etc/kairos/80_stylus_uki.yaml',
+      missingHint:
+        "IS_UKI=true, so CanvOS copies cloudconfigs/80_stylus_uki.yaml to /etc/kairos/: copy it from CanvOS's cloudconfigs/ (or set IS_UKI=false)",
     });
   }
   if (c.isMaas) {

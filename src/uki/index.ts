@@ -21,3 +21,19 @@ export {
   type UkiIsoFromRootfsResult,
 } from './uki-iso-image.js';
 export { buildUkiProviderImage, type UkiProviderOptions, type UkiProviderResult } from './provider.js';
+export {
+  buildUkiProviderImages,
+  buildConfiguredProviderImages,
+  projectKeysDir,
+  ukiCarrierImage,
+  UKI_KEY_FILES,
+} from './config-provider.js';
+export { buildConfiguredIso, type ConfiguredIsoResult } from './config-iso.js';
+export {
+  pcrSignatureJson,
+  policyPcrDigest,
+  measuredSections,
+  DEFAULT_PHASES,
+  MEASURED_SECTIONS,
+  type PcrSignatureOptions,
+} from './pcrsig.js';

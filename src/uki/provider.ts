@@ -2,24 +2,29 @@
  * IS_UKI=true provider images as CanvOS's uki-provider-image makes them (Earthfile 337–358, 901–906): not a
  * bootable rootfs but a carrier image (CanvOS: third-party ubuntu) with /trusted-boot holding the signed EFI
  * artefacts built from the provider rootfs (enki build-uki -t container: systemd-boot, the UKI, loader entries,
- * enrolment keys) and /usr/bin/kairos-agent copied from the provider image. The provider rootfs must have
- * systemd >= 255.
+ * enrolment keys), plus what CanvOS copies next to it: /usr/bin/kairos-agent, /usr/bin/luet,
+ * /oem/.edge_custom_config.yaml and /etc/kairos/80_stylus.yaml from the provider image, the project's
+ * overlay/files/etc, and, when k8s is bundled, the provider image's k8s layer under /k8s with the bundled
+ * sentinel. The provider rootfs must have systemd >= 255.
  */
+import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { openDestination } from '../transports/resolve-location.js';
 import { CanvosError } from '../errors.js';
 import { buildLayer } from '../layers/build.js';
 import { mergeLayers } from '../layers/merge.js';
-import type { FileSpec } from '../layers/spec.js';
+import type { FileSpec, LayerEntrySpec } from '../layers/spec.js';
 import type { BlobCache } from '../cache/blob-cache.js';
 import { assembleImage, layerMediaTypeFor } from '../provider/assemble.js';
 import { pushAssembledImage } from '../provider/push-image.js';
 import { openImage, type OpenedImage } from '../provider/image-reader.js';
 import type { RegistryHttpOptions } from '../registry/index.js';
+import { BUNDLED_SENTINEL } from '../provider/plan.js';
 import { rootfsUkiInputs } from './rootfs-initrd.js';
 import { checkUkiSystemd, ENKI_UKI_CMDLINE } from './uki-iso-image.js';
 import { signedEspFiles, type BuildUkiIsoOptions } from './uki-iso.js';
+import type { Descriptor } from '../image/schemas.js';
 
 /** Options of {@link buildUkiProviderImage}. */
 export interface UkiProviderOptions extends Pick<
@@ -38,6 +43,13 @@ export interface UkiProviderOptions extends Pick<
   registry?: RegistryHttpOptions;
   /** Appended to enki's command line. Default: none. */
   extendCmdline?: string;
+  /** The project's overlay/files/etc, copied to /etc (CanvOS `COPY --if-exists overlay/files/etc/ /etc/`). Default: none. */
+  overlayEtc?: string;
+  /**
+   * Digest of the provider image's layer holding the bundled k8s package: carried under /k8s, with the bundled
+   * sentinel (CanvOS with BUNDLE_K8S_AND_AGENT_PROVIDER). Default: none (k8s comes as a system extension).
+   */
+  k8sLayer?: string;
   /** Layer mtimes and `created`. Default: 0 (no `created` change). */
   sourceDateEpoch?: number;
   onWarning?: (code: string, message: string) => void;
@@ -47,10 +59,30 @@ export interface UkiProviderOptions extends Pick<
 export interface UkiProviderResult {
   destination: string;
   manifestDigest: string;
+  configDigest: string;
+  /** All layers of the image, the carrier's first. */
+  layers: Descriptor[];
   /** Paths added under /trusted-boot. */
   trustedBoot: string[];
   uname: string;
   systemdVersion?: number;
+}
+
+/** The provider image's k8s layer relocated under /k8s, and the bundled sentinel. */
+function k8sEntries(provider: OpenedImage, digest: string | undefined, signal?: AbortSignal): LayerEntrySpec[] {
+  if (!digest) return [];
+  const i = provider.layers.findIndex((l) => l.digest === digest);
+  const opener = provider.openers[i];
+  if (!opener) throw new CanvosError('ERR_INTERNAL', `${provider.ref} has no layer ${digest}`);
+  return [
+    { type: 'dir', path: 'k8s', mode: 0o755 },
+    {
+      type: 'entries',
+      source: mergeLayers([opener], { ...(signal ? { signal } : {}) }),
+      map: (p) => (p === '' || p === 'var/cache' || p.startsWith('var/cache/') ? null : `k8s/${p}`),
+    },
+    { type: 'file', path: BUNDLED_SENTINEL.slice(1), source: { inline: '' }, mode: 0o644 },
+  ];
 }
 
 /** Builds and writes the UKI provider image. */
@@ -85,14 +117,28 @@ export async function buildUkiProviderImage(opts: UkiProviderOptions): Promise<U
       },
       work,
     );
-    const entries: FileSpec[] = [
-      ...files.map((f): FileSpec => ({
+    if (!inp.carried.has('usr/bin/luet'))
+      opts.onWarning?.(
+        'W_UKI_NO_LUET',
+        `${opts.provider} has no /usr/bin/luet, so the UKI provider image carries none (CanvOS copies it for upgrades)`,
+      );
+    const entries: LayerEntrySpec[] = [
+      ...(opts.overlayEtc && existsSync(opts.overlayEtc)
+        ? [{ type: 'tree', path: 'etc', host: opts.overlayEtc, uid: 0, gid: 0 } as const]
+        : []),
+      ...files.map((f): LayerEntrySpec => ({
         type: 'file',
         path: `trusted-boot/${f.path}`,
         source: typeof f.source === 'string' ? { host: f.source } : { inline: f.source },
         mode: 0o644,
       })),
-      { type: 'file', path: 'usr/bin/kairos-agent', source: { host: inp.kairosAgent }, mode: 0o755 },
+      ...[...inp.carried].map(([path, host]): LayerEntrySpec => ({
+        type: 'file',
+        path,
+        source: { host },
+        mode: path.startsWith('usr/bin/') ? 0o755 : 0o644,
+      })),
+      ...k8sEntries(provider, opts.k8sLayer, signal),
     ];
     const epoch = opts.sourceDateEpoch ?? 0;
     const layer = await buildLayer(
@@ -108,7 +154,13 @@ export async function buildUkiProviderImage(opts: UkiProviderOptions): Promise<U
     const created = epoch > 0 ? new Date(epoch * 1000).toISOString().replace(/\.000Z$/, 'Z') : undefined;
     const image = assembleImage(
       carrier,
-      [{ ...layer, createdBy: 'canvos-lite uki provider: /trusted-boot (signed UKI, systemd-boot) + kairos-agent' }],
+      [
+        {
+          ...layer,
+          createdBy:
+            'canvos-lite uki provider: /trusted-boot (signed UKI, systemd-boot), kairos-agent, luet, stylus files',
+        },
+      ],
       { created },
     );
     const d = openDestination(opts.destination, opts.registry ? { registry: opts.registry } : {});
@@ -122,6 +174,8 @@ export async function buildUkiProviderImage(opts: UkiProviderOptions): Promise<U
     return {
       destination: opts.destination,
       manifestDigest: image.manifest.digest,
+      configDigest: image.config.digest,
+      layers: image.layers,
       trustedBoot: files.map((f) => `/trusted-boot/${f.path}`),
       uname: inp.uname,
       ...(inp.systemdVersion !== undefined ? { systemdVersion: inp.systemdVersion } : {}),

@@ -30,12 +30,22 @@ export interface RootfsUkiInputs {
   systemdVersion?: number;
   /** The image's /usr/bin/kairos-agent, when it has one (UKI provider images carry it). */
   kairosAgent?: string;
+  /** The files of {@link CARRIED} the image has (image path without the leading slash → captured copy). */
+  carried: Map<string, string>;
 }
+
+/** What CanvOS's uki-provider-image copies from the provider image besides /trusted-boot (canvos.md §1.6). */
+export const CARRIED = [
+  'usr/bin/kairos-agent',
+  'usr/bin/luet',
+  'oem/.edge_custom_config.yaml',
+  'etc/kairos/80_stylus.yaml',
+];
 
 const EMPTY_DIRS = ['sys', 'proc', 'dev', 'run', 'tmp'];
 const EXTRA_DIRS = ['oem', 'efi', 'usr', 'usr/local', 'usr/local/cloud-config'];
 const CAPTURE =
-  /^(boot\/vmlinuz-.+|etc\/os-release|usr\/lib\/os-release|usr\/kairos\/(linuxx64\.efi\.stub|systemd-bootx64\.efi)|usr\/bin\/kairos-agent)$/;
+  /^(boot\/vmlinuz-.+|etc\/os-release|usr\/lib\/os-release|usr\/kairos\/(linuxx64\.efi\.stub|systemd-bootx64\.efi)|usr\/bin\/(kairos-agent|luet)|oem\/\.edge_custom_config\.yaml|etc\/kairos\/80_stylus\.yaml)$/;
 
 const typeBits: Record<FsEntry['type'], number> = {
   file: S_IFREG,
@@ -46,6 +56,42 @@ const typeBits: Record<FsEntry['type'], number> = {
   block: S_IFBLK,
   fifo: S_IFIFO,
 };
+
+/** The kernel (/boot/vmlinuz, or the only /boot/vmlinuz-*) and os-release of the captured files, through the image's symlinks. */
+async function kernelAndOsRelease(
+  links: Map<string, string>,
+  captured: Map<string, string>,
+): Promise<{ kernel: string; kpath: string; osRelease: string }> {
+  // resolve a path through the image's symlinks (relative or absolute targets)
+  const resolve = (p: string): string => {
+    let cur = p;
+    for (let i = 0; i < 16 && links.has(cur); i++) {
+      const t = links.get(cur) as string;
+      cur = t.startsWith('/') ? t.slice(1) : posix.normalize(posix.join(posix.dirname(cur), t));
+    }
+    return cur;
+  };
+  const kernels = [...captured.keys()].filter((p) => /^boot\/vmlinuz-/.test(p) && !p.includes('rescue')).sort();
+  const kpath = links.has('boot/vmlinuz')
+    ? resolve('boot/vmlinuz')
+    : kernels.length === 1
+      ? (kernels[0] as string)
+      : undefined;
+  const kernel = kpath ? captured.get(kpath) : undefined;
+  if (!kpath || !kernel) {
+    throw new CanvosError(
+      'ERR_CONFIG',
+      `the image has no usable kernel (/boot/vmlinuz${kernels.length > 1 ? ` is missing and there are ${kernels.length} /boot/vmlinuz-*` : ''})`,
+      { hint: 'a UKI needs the Kairos base image with its kernel in /boot' },
+    );
+  }
+  const osrelPath = captured.get(resolve('etc/os-release'));
+  if (!osrelPath)
+    throw new CanvosError('ERR_CONFIG', 'the image has no /etc/os-release', {
+      hint: 'UKIs carry os-release in their .osrel section; use a Kairos base image',
+    });
+  return { kernel, kpath, osRelease: await readFile(osrelPath, 'utf8') };
+}
 
 /** Streams `rootfs` into `<workDir>/initrd` and captures the UKI's other inputs into `workDir`. */
 export async function rootfsUkiInputs(
@@ -97,7 +143,12 @@ export async function rootfsUkiInputs(
           throw new CanvosError('ERR_LAYER_CORRUPT', `${e.path}: ${got} bytes read, ${e.size} expected`);
         await w.end();
         if (copy && capture) {
-          await new Promise<void>((res, rej) => copy.end((err?: Error | null) => (err ? rej(err) : res())));
+          await new Promise<void>((res, rej) => {
+            copy.end((err?: Error | null) => {
+              if (err) rej(err);
+              else res();
+            });
+          });
           captured.set(e.path, capture);
         }
       } else {
@@ -136,39 +187,12 @@ export async function rootfsUkiInputs(
     await done.catch(() => {});
     throw e;
   }
-  // resolve a path through the image's symlinks (relative or absolute targets)
-  const resolve = (p: string): string => {
-    let cur = p;
-    for (let i = 0; i < 16 && links.has(cur); i++) {
-      const t = links.get(cur) as string;
-      cur = t.startsWith('/') ? t.slice(1) : posix.normalize(posix.join(posix.dirname(cur), t));
-    }
-    return cur;
-  };
-  const kernels = [...captured.keys()].filter((p) => /^boot\/vmlinuz-/.test(p) && !p.includes('rescue')).sort();
-  const kpath = links.has('boot/vmlinuz')
-    ? resolve('boot/vmlinuz')
-    : kernels.length === 1
-      ? (kernels[0] as string)
-      : undefined;
-  const kernel = kpath ? captured.get(kpath) : undefined;
-  if (!kpath || !kernel) {
-    throw new CanvosError(
-      'ERR_CONFIG',
-      `the image has no usable kernel (/boot/vmlinuz${kernels.length > 1 ? ` is missing and there are ${kernels.length} /boot/vmlinuz-*` : ''})`,
-      { hint: 'a UKI needs the Kairos base image with its kernel in /boot' },
-    );
-  }
-  const osrelPath = captured.get(resolve('etc/os-release'));
-  if (!osrelPath)
-    throw new CanvosError('ERR_CONFIG', 'the image has no /etc/os-release', {
-      hint: 'UKIs carry os-release in their .osrel section; use a Kairos base image',
-    });
+  const { kernel, kpath, osRelease } = await kernelAndOsRelease(links, captured);
   return {
     initrd,
     kernel,
     uname: posix.basename(kpath).replace(/^vmlinuz-/, ''),
-    osRelease: await readFile(osrelPath, 'utf8'),
+    osRelease,
     ...(captured.has('usr/kairos/linuxx64.efi.stub')
       ? { stub: captured.get('usr/kairos/linuxx64.efi.stub') as string }
       : {}),
@@ -177,5 +201,6 @@ export async function rootfsUkiInputs(
       : {}),
     ...(systemdVersion !== undefined ? { systemdVersion } : {}),
     ...(captured.has('usr/bin/kairos-agent') ? { kairosAgent: captured.get('usr/bin/kairos-agent') as string } : {}),
+    carried: new Map(CARRIED.flatMap((p) => (captured.has(p) ? [[p, captured.get(p) as string] as const] : []))),
   };
 }

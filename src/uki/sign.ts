@@ -27,9 +27,13 @@ function runTool(cmd: string, args: string[], signal?: AbortSignal): Promise<{ c
     const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], ...(signal ? { signal } : {}) });
     let out = '';
     child.stdout.on('data', (b: Buffer) => (out = (out + b.toString()).slice(-4000)));
-    child.stderr.on('data', (b: Buffer) => (out = (out + b.toString()).slice(-4000)));
+    child.stderr.on('data', (b: Buffer) => {
+      out = (out + b.toString()).slice(-4000);
+    });
     child.on('error', reject);
-    child.on('close', (code) => resolve({ code, out }));
+    child.on('close', (code) => {
+      resolve({ code, out });
+    });
   });
 }
 

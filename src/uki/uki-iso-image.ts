@@ -76,9 +76,8 @@ export async function buildUkiIsoFromRootfs(
       inp.systemdBoot !== undefined &&
       opts.stub === undefined &&
       opts.systemdBoot === undefined;
-    const { onWarning: _w, extendCmdline: _e, ...rest } = opts;
     const r = await buildUkiIso({
-      ...rest,
+      ...opts, // onWarning and extendCmdline are not buildUkiIso's: it ignores them
       kernel: inp.kernel,
       initrds: [inp.initrd],
       osRelease: inp.osRelease,

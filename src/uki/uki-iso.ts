@@ -10,6 +10,9 @@ import { join } from 'node:path';
 import { CanvosError } from '../errors.js';
 import { writeFatImage, type FatFileSpec } from '../iso/fat.js';
 import { runXorriso } from '../iso/run-xorriso.js';
+import { pinnedDates } from '../iso/xorriso-args.js';
+import { sourceDateEpochFromEnv } from '../layers/build.js';
+import { publishWithSha256 } from '../image/digest.js';
 import { publicPemOf } from './genkey.js';
 import { signEfi } from './sign.js';
 import { buildUki, type BuildUkiOptions } from './uki.js';
@@ -20,7 +23,7 @@ export const DEFAULT_SYSTEMD_BOOT = '/usr/lib/systemd/boot/efi/systemd-bootx64.e
 export const UKI_ISO_LABEL = 'UKI_ISO_INSTALL';
 
 /** Options of {@link buildUkiIso}. */
-export interface BuildUkiIsoOptions extends Omit<BuildUkiOptions, 'pcrPublicKey'> {
+export interface BuildUkiIsoOptions extends Omit<BuildUkiOptions, 'pcrPublicKey' | 'pcrPrivateKey'> {
   /** The secure-boot directory of `uki genkey` (enrollment/, private-keys/, public-keys/). */
   keysDir: string;
   /** Output directory; the ISO is `<name>.iso`. */
@@ -35,6 +38,10 @@ export interface BuildUkiIsoOptions extends Omit<BuildUkiOptions, 'pcrPublicKey'
   autoEnroll?: boolean;
   /** Files at the ISO root: ISO path → host file (enki --overlay-iso). Default: none. */
   overlay?: Record<string, string>;
+  /** Directories whose contents go onto the ISO root, after {@link overlay} (enki --overlay-iso). Default: none. */
+  overlayDirs?: string[];
+  /** Pins every ISO, FAT and file date, so the same inputs give the same ISO bytes. Default: env SOURCE_DATE_EPOCH, else none. */
+  sourceDateEpoch?: number;
   /** systemd-boot binary. Default: {@link DEFAULT_SYSTEMD_BOOT}. */
   systemdBoot?: string;
   /** Menu timeout in seconds. Default: 5 (enki). */
@@ -44,6 +51,9 @@ export interface BuildUkiIsoOptions extends Omit<BuildUkiOptions, 'pcrPublicKey'
 /** Result of {@link buildUkiIso}. */
 export interface BuildUkiIsoResult {
   isoPath: string;
+  /** `<isoPath>.sha256` (sha256sum format) and the hex digest. */
+  sha256Path: string;
+  sha256: string;
   /** The signed UKI's path inside the ESP. */
   ukiPath: string;
 }
@@ -80,7 +90,10 @@ export async function signedEspFiles(
   const pcrKey = join(keysDir, 'private-keys', 'tpm2-pcr-private.pem');
   const sig = opts.signal ? { signal: opts.signal } : {};
   const unsigned = join(work, 'uki.unsigned.efi');
-  await buildUki(unsigned, { ...opts, ...(existsSync(pcrKey) ? { pcrPublicKey: await publicPemOf(pcrKey) } : {}) });
+  await buildUki(unsigned, {
+    ...opts,
+    ...(existsSync(pcrKey) ? { pcrPublicKey: await publicPemOf(pcrKey), pcrPrivateKey: pcrKey } : {}),
+  });
   const uki = join(work, `${version}.efi`);
   await signEfi(unsigned, uki, { key, cert, ...sig });
   await rm(unsigned);
@@ -101,9 +114,10 @@ export async function signedEspFiles(
   return { files, ukiPath };
 }
 
-/** Builds the signed UKI and the UKI installer ISO. */
+/** Builds the signed UKI and the UKI installer ISO (`<name>.iso` and `<name>.iso.sha256`, published atomically). */
 export async function buildUkiIso(opts: BuildUkiIsoOptions): Promise<BuildUkiIsoResult> {
   const { outputDir, name = 'palette-edge-installer' } = opts;
+  const epoch = opts.sourceDateEpoch ?? sourceDateEpochFromEnv();
   await mkdir(outputDir, { recursive: true });
   const work = await mkdtemp(join(outputDir, '.uki-iso-'));
   try {
@@ -114,31 +128,36 @@ export async function buildUkiIso(opts: BuildUkiIsoOptions): Promise<BuildUkiIso
     await writeFatImage(
       img,
       { files, dirs: ['EFI/tools'] },
-      { label: 'UKI_EFI', roundTo: 1 << 20, signal: opts.signal },
+      { label: 'UKI_EFI', roundTo: 1 << 20, sourceDateEpoch: epoch, signal: opts.signal },
     );
     const isoPath = join(outputDir, `${name}.iso`);
-    await rm(isoPath, { force: true });
-    const grafts = Object.entries(opts.overlay ?? {}).map(
-      ([p, host]) => `${p.replace(/^\/+/, '').replace(/=/g, '\\=')}=${host}`,
-    );
+    const partial = join(work, `${name}.iso.partial`);
+    const grafts = [
+      ...Object.entries(opts.overlay ?? {}).map(([p, host]) => `${p.replace(/^\/+/, '').replace(/=/g, '\\=')}=${host}`),
+      ...(opts.overlayDirs ?? []).map((d) => `/=${d}`),
+    ];
     await runXorriso(
       [
+        // native commands before the mkisofs emulation: the dates of the plain ISO path (xorriso-args.ts)
+        ...(epoch > 0 ? pinnedDates(epoch) : []),
         '-as',
         'mkisofs',
         '-V',
         UKI_ISO_LABEL,
+        '-r', // Rock Ridge with owner 0:0 and normalised modes, independent of the builder
         '-e',
         'efiboot.img',
         '-no-emul-boot',
         '-o',
-        isoPath,
+        partial,
         '-graft-points',
         isoRoot,
         ...grafts,
       ],
       { signal: opts.signal },
     );
-    return { isoPath, ukiPath };
+    const sha256 = await publishWithSha256(partial, isoPath, opts.signal);
+    return { isoPath, sha256Path: `${isoPath}.sha256`, sha256, ukiPath };
   } finally {
     await rm(work, { recursive: true, force: true });
   }

@@ -1,13 +1,14 @@
 /**
- * Unified kernel images: systemd's EFI stub (linuxx64.efi.stub) with .osrel, .cmdline, .uname, .pcrpkey, .initrd
- * and .linux sections appended, in ukify's order, streamed from the input files (kernel and initrds are never held
+ * Unified kernel images: systemd's EFI stub (linuxx64.efi.stub) with .osrel, .cmdline, .uname, .pcrpkey, .pcrsig,
+ * .initrd and .linux sections appended, in ukify's order, streamed from the input files (kernel and initrds are never held
  * in memory). Signing is separate (sign.ts), as ukify signs after assembly.
  */
 import { existsSync } from 'node:fs';
-import { open, stat, type FileHandle } from 'node:fs/promises';
+import { open, readFile, stat, type FileHandle } from 'node:fs/promises';
 import { CanvosError } from '../errors.js';
 import { parsePe, planSections, type NewSection } from './pe.js';
 import { throwIfAborted } from '../util/abort.js';
+import { pcrSignatureJson, stubVersion, type SectionData } from './pcrsig.js';
 
 /** Where Debian's systemd-boot-efi (and most distributions) put the stub. */
 export const DEFAULT_STUB = '/usr/lib/systemd/boot/efi/linuxx64.efi.stub';
@@ -29,6 +30,11 @@ export interface BuildUkiOptions {
   uname?: string;
   /** PEM public key of the TPM PCR signing key (.pcrpkey). Default: none. */
   pcrPublicKey?: string;
+  /**
+   * The TPM PCR signing key (PEM file, tpm2-pcr-private.pem): adds .pcrsig, the signed PCR 11 policy for the
+   * boot phases (pcrsig.ts). Default: none.
+   */
+  pcrPrivateKey?: string;
   /** The EFI stub. Default: {@link DEFAULT_STUB}. */
   stub?: string;
   signal?: AbortSignal;
@@ -72,6 +78,54 @@ async function sizeOf(p: Payload): Promise<number> {
   return n;
 }
 
+/** The stub's own sections `names` (contents up to their VirtualSize) and its systemd version (.sdmagic). */
+async function stubSections(
+  stubPath: string,
+  names: string[],
+): Promise<{ version?: number; found: Map<string, Buffer> }> {
+  const fh = await open(stubPath, 'r');
+  try {
+    const head = Buffer.alloc(Math.min((await fh.stat()).size, 64 * 1024));
+    await fh.read(head, 0, head.length, 0);
+    const found = new Map<string, Buffer>();
+    for (const s of parsePe(head).sections) {
+      if (!names.includes(s.name) && s.name !== '.sdmagic') continue;
+      const b = Buffer.alloc(Math.min(s.virtualSize, s.rawSize));
+      await fh.read(b, 0, b.length, s.rawPointer);
+      found.set(s.name, b);
+    }
+    const magic = found.get('.sdmagic');
+    const version = magic ? stubVersion(magic) : undefined;
+    return { ...(version !== undefined ? { version } : {}), found };
+  } catch (e) {
+    throw new CanvosError('ERR_CONFIG', `${stubPath}: unusable EFI stub (${(e as Error).message})`, {
+      cause: e,
+      hint: 'use systemd-boot-efi linuxx64.efi.stub',
+    });
+  } finally {
+    await fh.close();
+  }
+}
+
+/** The .pcrsig JSON for the UKI of `payloads` on the stub at `stubPath` (whose own .sbat the stub measures too). */
+async function pcrsigFor(
+  stubPath: string,
+  keyPath: string,
+  payloads: [string, Payload][],
+  signal?: AbortSignal,
+): Promise<string> {
+  const stub = await stubSections(stubPath, ['.sbat', '.splash', '.dtb']);
+  const sections = new Map<string, SectionData>(stub.found);
+  for (const [name, p] of payloads) sections.set(name, 'bytes' in p ? p.bytes : p.files);
+  const key = await readFile(keyPath).catch((e: unknown) => {
+    throw new CanvosError('ERR_CONFIG', `${keyPath}: cannot read the TPM PCR signing key (${(e as Error).message})`, {
+      cause: e,
+      hint: 'run canvos-lite uki genkey (it writes private-keys/tpm2-pcr-private.pem)',
+    });
+  });
+  return pcrSignatureJson({ sections, privateKey: key, stubVersion: stub.version, signal });
+}
+
 /** Assembles the (unsigned) UKI at `output`; returns the section names and sizes added. */
 export async function buildUki(output: string, opts: BuildUkiOptions): Promise<NewSection[]> {
   const stubPath = opts.stub ?? DEFAULT_STUB;
@@ -88,6 +142,14 @@ export async function buildUki(output: string, opts: BuildUkiOptions): Promise<N
     ['.initrd', { files: opts.initrds }],
     ['.linux', { files: [opts.kernel] }],
   ];
+  if (opts.pcrPrivateKey) {
+    const pcrsig = await pcrsigFor(stubPath, opts.pcrPrivateKey, payloads, opts.signal);
+    payloads.splice(
+      payloads.findIndex(([n]) => n === '.initrd'),
+      0,
+      ['.pcrsig', { bytes: Buffer.from(pcrsig) }],
+    );
+  }
   const adds: NewSection[] = [];
   for (const [name, p] of payloads) adds.push({ name, size: await sizeOf(p) });
   const stub = await open(stubPath, 'r');

@@ -339,9 +339,10 @@ describe.sequential('CanvOS conformance over fixtures/canvos-project', () => {
         /TWO_NODE=true needs OS_DISTRIBUTION=ubuntu or opensuse-leap with ARCH=amd64/,
       ],
       [
+        // built for real in test/uki/config-build.test.ts; here the project has no secure-boot/ keys
         'IS_UKI',
-        ['build', '--dry-run', '--set', 'IS_UKI=true', '--set', 'OS_VERSION=24.04'],
-        /IS_UKI=true is not supported[\s\S]*#16 UKI/,
+        ['build', '--output', 'oci:refused-out', '--set', 'IS_UKI=true', '--set', 'OS_VERSION=24.04'],
+        /IS_UKI=true needs the Secure Boot keys in .*secure-boot[\s\S]*hint: create them with canvos-lite uki genkey/,
       ],
       ['IS_MAAS', ['iso'], /IS_MAAS=true is not supported by canvos-lite: the MAAS disk image[\s\S]*#17/],
       ['IS_CLOUD_IMAGE', ['iso', '--set', 'IS_MAAS=false'], /IS_CLOUD_IMAGE=true is not supported[\s\S]*#17/],
@@ -354,8 +355,16 @@ describe.sequential('CanvOS conformance over fixtures/canvos-project', () => {
       cover(name, 'refusal');
     }
     expect(await stat(join(project, 'refused-out')).catch(() => 'absent')).toBe('absent');
-    cover('cloudconfigs/80_stylus_uki.yaml', 'refusal (IS_UKI)');
-    cover('secure-boot/', 'refusal (IS_UKI)');
+    cover('secure-boot/', 'refusal when missing (IS_UKI); read in test/uki/config-build.test.ts');
+    // IS_UKI=true builds, checked end to end in test/uki/config-build.test.ts
+    for (const n of [
+      'cloudconfigs/80_stylus_uki.yaml',
+      'AUTO_ENROLL_SECUREBOOT_KEYS',
+      'CMDLINE',
+      'BRANDING',
+      'STYLUS_PACKAGE_BASE',
+    ])
+      cover(n, 'UKI provider image and ISO (test/uki/config-build.test.ts)');
     // Plain COPYs in CanvOS: a missing Jetson mount.yaml / MAAS cloudconfig fails the build.
     for (const [file, hint] of [
       ['cloudconfigs/mount.yaml', /hint: IS_JETSON=true, so CanvOS copies cloudconfigs\/mount.yaml/],

@@ -101,13 +101,11 @@ describe('the CanvOS inventory', () => {
       }
       throw new Error(`${text} was not refused for ${scopes.join(',')}`);
     };
-    const uki = refusal('OS_VERSION=24.04\nIS_UKI=true\n', ['base', 'provider']);
-    expect(uki.code).toBe('ERR_CONFIG');
-    expect(uki.message).toBe(
-      '.arg:2: IS_UKI=true is not supported by canvos-lite: a UKI provider image carries signed EFI artefacts built by enki/osbuilder',
-    );
-    expect(uki.hint).toContain('issue #16 UKI');
-    expect(refusal('IS_UKI=true\n', ['iso']).message).toMatch(/UKI installer ISO/);
+    // IS_UKI is built (test/uki/config-build.test.ts): no refusal; arm64 ISOs fall back to the plain ISO, loudly
+    expect(() => applyInventory(parseArgText('IS_UKI=true\n'), ['base', 'provider', 'iso'])).not.toThrow();
+    expect(collect(parseArgText('IS_UKI=true\nARCH=arm64\n'), ['base', 'iso'])).toEqual([
+      'W_UKI_ARM64 .arg:1: IS_UKI=true has no effect in canvos-lite: CanvOS builds the UKI ISO on amd64 only; on arm64 it builds the plain installer ISO, and so does canvos-lite (issue #16 UKI)',
+    ]);
     const maas = refusal('IS_MAAS=true\n', ['base', 'iso']);
     expect(maas.message).toBe(
       '.arg:1: IS_MAAS=true is not supported by canvos-lite: the MAAS disk image (kairos-raw-image + build-kairos-maas.sh) is not built',

@@ -254,9 +254,10 @@ describe('provider plan', () => {
       '.arg:2: TWO_NODE=true needs OS_DISTRIBUTION=ubuntu or opensuse-leap with ARCH=amd64 (found ubuntu/arm64)',
     );
     expect(() => planProviderImages(parseArgText('TWO_NODE=true\n'), ['1.30.4'])).not.toThrow(); // runs through the executor
-    expect(() => planProviderImages(parseArgText('IS_UKI=true\nOS_VERSION=24.04\n'), ['1.30.4'])).toThrow(
-      /IS_UKI=true is not supported/,
-    );
+    // IS_UKI: CanvOS's base-image copies cloudconfigs/80_stylus_uki.yaml and leaves bootargs.cfg alone
+    const uki = planProviderImages(parseArgText('IS_UKI=true\nOS_VERSION=24.04\n'), ['1.30.4']).sharedLayers[0];
+    expect(uki?.items.map((i) => i.target)).toContain('/etc/kairos/80_stylus_uki.yaml');
+    expect(uki?.items.map((i) => i.target)).not.toContain('/etc/cos/bootargs.cfg');
     const warnings: string[] = [];
     planProviderImages(parseArgText('K8S_DISTRIBUTION=kubeadm\nUPDATE_KERNEL=true\n'), ['1.30.4'], {
       onWarning: (code, m) => warnings.push(`${code} ${m}`),

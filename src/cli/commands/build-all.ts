@@ -7,11 +7,12 @@ import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { CanvosError } from '../../errors.js';
 import { twoNodeSourcesFromEnv } from '../../provider/two-node.js';
-import { buildProviderImages } from '../../provider/build.js';
 import { pushArtifact } from '../../artifact/artifact.js';
 import { buildInstallerDisk } from '../../disk/installer-disk.js';
 import { sourceDateEpochFromEnv } from '../../layers/build.js';
-import { buildInstallerIso, installerIsoInputs } from '../../provider/installer-iso.js';
+import { installerIsoInputs } from '../../provider/installer-iso.js';
+import { buildConfiguredIso } from '../../uki/config-iso.js';
+import { buildConfiguredProviderImages } from '../../uki/config-provider.js';
 import { packSnippet } from '../../provider/pack-snippet.js';
 import { CONFIG_OPTIONS, CONFIG_USAGE, cliK8sVersions, loadCliConfig } from '../config-options.js';
 import type { CliIo, CommandModule } from '../main.js';
@@ -23,6 +24,7 @@ import { TIMEOUT_OPTION, usageError as usageErrorFor } from '../flags.js';
 const usage = `usage: canvos-lite build-all [options] (--push | --output oci:DIR) [--iso-output DIR]
 
 Builds the provider images (one per Kubernetes version), then the installer ISO, like CanvOS +build-all-images.
+With IS_UKI=true: Trusted Boot provider images and the signed UKI ISO (keys from <project>/secure-boot).
 
 ${CONFIG_USAGE}
 
@@ -92,7 +94,7 @@ async function run(argv: string[], io: CliIo): Promise<number> {
   const progress = createProgress(io.stderr, { quiet: values.json === true, label: 'building' });
   let provider;
   try {
-    provider = await buildProviderImages(config, {
+    provider = await buildConfiguredProviderImages(config, {
       versions,
       output: values.push ? { push: true } : { ociDir: resolve(io.cwd, (values.output as string).slice(4)) },
       projectDir,
@@ -115,7 +117,7 @@ async function run(argv: string[], io: CliIo): Promise<number> {
     say(
       `${values.push ? 'pushed' : 'wrote'} ${i.destination.replace(/^docker:\/\//, '')} ${shortDigest(i.manifestDigest)}`,
     );
-  const iso = await buildInstallerIso(config, {
+  const iso = await buildConfiguredIso(config, {
     ...isoOpts,
     registry,
     cacheDir: cli.cacheDir,

@@ -8,7 +8,8 @@ import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { CanvosError, EXIT_CODES } from '../../errors.js';
 import { twoNodeSourcesFromEnv } from '../../provider/two-node.js';
-import { buildProviderImages, type BuildProviderResult } from '../../provider/build.js';
+import type { BuildProviderResult } from '../../provider/build.js';
+import { buildConfiguredProviderImages } from '../../uki/config-provider.js';
 import { describeProviderBuild, type DryRunReport } from '../../provider/dry-run.js';
 import { packSnippet } from '../../provider/pack-snippet.js';
 import { CONFIG_OPTIONS, CONFIG_USAGE, cliK8sVersions, loadCliConfig } from '../config-options.js';
@@ -29,6 +30,7 @@ export function parseLayerCompression(command: string, v: string | undefined): '
 const usage = `usage: canvos-lite build [options] (--push | --output oci:DIR | --dry-run)
 
 Builds the CanvOS provider images (one per Kubernetes version) by appending layers to the Kairos base image.
+With IS_UKI=true they are Trusted Boot provider images (keys from <project>/secure-boot, see canvos-lite uki).
 
 ${CONFIG_USAGE}
 
@@ -112,7 +114,7 @@ async function run(argv: string[], io: CliIo): Promise<number> {
   const progress = createProgress(io.stderr, { quiet: values.json === true, label: 'building' });
   let result;
   try {
-    result = await buildProviderImages(config, {
+    result = await buildConfiguredProviderImages(config, {
       versions,
       output: values.push ? { push: true } : { ociDir: resolve(cwd, (values.output as string).slice(4)) },
       projectDir,

@@ -16,7 +16,7 @@ import type { RegistryTransportOptions } from '../../transports/registry/registr
 import { mergeLayers } from '../../layers/merge.js';
 import { BlobCache } from '../../cache/blob-cache.js';
 import { openImage } from '../../provider/image-reader.js';
-import { buildInstallerIso } from '../../provider/installer-iso.js';
+import { buildConfiguredIso } from '../../uki/config-iso.js';
 import { CONFIG_OPTIONS, CONFIG_USAGE, loadCliConfig, type ConfigFlagValues } from '../config-options.js';
 import type { CliIo, CommandModule } from '../main.js';
 import { parseTimeout, TIMEOUT_OPTION, usageError as usageErrorFor } from '../flags.js';
@@ -28,7 +28,8 @@ From the CanvOS configuration (default): the installer rootfs is BASE_IMAGE (for
 the whole stylus framework image (STYLUS_BASE) + overlay/files/; ISO_NAME, FORCE_INTERACTIVE_INSTALL, DEBUG,
 CLUSTERCONFIG and EDGE_CUSTOM_CONFIG come from the configuration, content bundles from every content-*/
 directory of the project, user-data from <project>/user-data, overlay/files-iso/ (ISO files, grub.cfg) and
-local-ui.tar (-> /opt/spectrocloud of the rootfs) from the project, each if present.
+local-ui.tar (-> /opt/spectrocloud of the rootfs) from the project, each if present. With IS_UKI=true (amd64)
+it is the signed UKI ISO of CanvOS's build-uki-iso, keys from <project>/secure-boot (see canvos-lite uki).
 
 ${CONFIG_USAGE}
 
@@ -232,7 +233,7 @@ async function fromConfig(values: IsoValues, io: CliIo): Promise<number> {
   const say = (s: string): void => {
     if (!values.json) io.stderr.write(`${s}\n`);
   };
-  const r = await buildInstallerIso(cli.config, {
+  const r = await buildConfiguredIso(cli.config, {
     projectDir: cli.projectDir,
     registry: cli.registry,
     cacheDir: cli.cacheDir,
