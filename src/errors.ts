@@ -81,11 +81,15 @@ export class CanvosError extends Error {
   readonly code: ErrorCode;
   readonly hint: string | undefined;
   readonly details: Record<string, unknown> | undefined;
+  /**
+   * `message` and `hint` go through {@link redactText} here, so an error built from a reference or URL carries no
+   * userinfo or credential query value, also for library callers that print `e.message` themselves.
+   */
   constructor(code: ErrorCode, message: string, opts: CanvosErrorOptions = {}) {
-    super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
+    super(redactText(message), opts.cause === undefined ? undefined : { cause: opts.cause });
     this.name = 'CanvosError';
     this.code = code;
-    this.hint = opts.hint;
+    this.hint = opts.hint === undefined ? undefined : redactText(opts.hint);
     this.details = opts.details;
     Object.defineProperty(this, BRAND, { value: true });
   }
