@@ -19,6 +19,7 @@ export type ErrorCode =
   | 'ERR_REGISTRY_AUTH'
   | 'ERR_REGISTRY_HTTP'
   | 'ERR_NETWORK'
+  | 'ERR_TIMEOUT'
   | 'ERR_TAR_UNSAFE'
   | 'ERR_LAYER_CORRUPT'
   | 'ERR_LAYOUT'
@@ -49,6 +50,7 @@ export const EXIT_CODES: Readonly<Record<ErrorCode, number>> = {
   ERR_REGISTRY_AUTH: 8,
   ERR_REGISTRY_HTTP: 9,
   ERR_NETWORK: 10,
+  ERR_TIMEOUT: 10,
   ERR_TAR_UNSAFE: 11,
   ERR_LAYER_CORRUPT: 7,
   ERR_LAYOUT: 12,
