@@ -76,7 +76,7 @@ class PartWriter extends Writable {
     if (!c) return;
     this.cur = undefined;
     await new Promise<void>((res, rej) => c.ws.end((e?: Error | null) => (e ? rej(e) : res())));
-    await rename(`${c.path}.tmp`, c.path);
+    // Parts stay `.tmp` until publish(): an earlier archive of the same name is intact until every part is written.
     this.parts.push({ name: c.name, size: c.size, sha256: c.hash.digest('hex'), path: c.path });
   }
   private async put(chunk: Buffer): Promise<void> {
@@ -101,6 +101,14 @@ class PartWriter extends Writable {
       if (!this.cur && this.parts.length === 0) await this.open(); // an empty stream still gets one part
       await this.close();
     })().then(() => cb(), cb);
+  }
+  /** Rename every written part into place (after the whole archive was written). */
+  async publish(): Promise<void> {
+    for (const p of this.parts) await rename(`${p.path}.tmp`, p.path);
+  }
+  /** Remove the written parts of an archive that did not complete. */
+  async discard(): Promise<void> {
+    for (const p of this.parts) await rm(`${p.path}.tmp`, { force: true });
   }
   override _destroy(e: Error | null, cb: (e?: Error | null) => void): void {
     const c = this.cur;
@@ -198,6 +206,7 @@ export async function writeArchive(
   try {
     await Promise.all([pipeline(pack, out, opts.signal ? { signal: opts.signal } : {}), feed]);
   } catch (e) {
+    await out.discard();
     if (opts.signal?.aborted) throw abortError(opts.signal);
     throw e;
   }
@@ -218,7 +227,15 @@ export async function writeArchive(
       : {}),
   };
   const mpath = manifestPathFor(tarPath);
-  await writeFile(`${mpath}.tmp`, `${JSON.stringify(manifest, null, 2)}\n`);
+  try {
+    await writeFile(`${mpath}.tmp`, `${JSON.stringify(manifest, null, 2)}\n`);
+  } catch (e) {
+    await out.discard();
+    await rm(`${mpath}.tmp`, { force: true });
+    throw e;
+  }
+  // The parts, then the manifest: a manifest names a complete archive.
+  await out.publish();
   await rename(`${mpath}.tmp`, mpath);
   return manifest;
 }
