@@ -235,8 +235,14 @@ export async function writeArchive(
     throw e;
   }
   // The parts, then the manifest: a manifest names a complete archive.
-  await out.publish();
-  await rename(`${mpath}.tmp`, mpath);
+  try {
+    await out.publish();
+    await rename(`${mpath}.tmp`, mpath);
+  } catch (e) {
+    await out.discard();
+    await rm(`${mpath}.tmp`, { force: true });
+    throw e;
+  }
   return manifest;
 }
 

@@ -115,7 +115,8 @@ export async function stageLayout(dir: string): Promise<StagedLayout> {
     },
     async discard(): Promise<void> {
       if (committed) return;
-      if (staging) await rm(staging, { recursive: true, force: true });
+      // Retries: a copy that failed with EMFILE may still hold descriptors while its staging directory is removed.
+      if (staging) await rm(staging, { recursive: true, force: true, maxRetries: 10, retryDelay: 50 });
       else if (st && !existing)
         for (const n of await readdir(dir).catch(() => [])) await rm(join(dir, n), { recursive: true, force: true });
       staging = undefined;
