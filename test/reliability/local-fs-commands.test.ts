@@ -56,59 +56,37 @@ async function cacheEnv(name: string): Promise<string[]> {
 }
 
 describe.runIf(unprivilegedIdentity() !== null)('ENOSPC (tmpfs in unshare -Urm, unprivileged) → exit 20', () => {
-  it('build --output oci:DIR: names the file and errno; nothing left on the full filesystem', async () => {
-    const mnt = join(base, 'full-build');
-    await mkdir(mnt, { mode: 0o777 });
-    const r = await inNamespace(
-      tmpfs('256k'),
-      mnt,
-      [
+  // [command, tmpfs size, argv with $M for the mount]: each names the file and errno, nothing is left on the mount.
+  const cases: [string, string, () => string[]][] = [
+    [
+      'build --output oci:DIR',
+      '256k',
+      () => [
         'build',
-        '--project-dir',
-        project,
-        '--arg-file',
-        join(project, '.arg'),
-        '--insecure-registry',
-        reg.host,
-        '--output',
-        `oci:${mnt}/out`,
+        ...['--project-dir', project, '--arg-file', join(project, '.arg'), '--insecure-registry', reg.host],
+        ...['--output', 'oci:$M/out'],
       ],
-      await cacheEnv('build'),
-    );
-    await expectCleanFailure(r, { code: 20, withinMs: 60_000, message: new RegExp(`${mnt}/\\S+: ENOSPC`) });
-    expect(r.stderr).toMatch(/hint: free space/);
-    expect(r.stdout).toMatch(/^LEFT:\s*$/m);
-  }, 90_000);
-
-  it('iso --output DIR', async () => {
-    const mnt = join(base, 'full-iso');
-    await mkdir(mnt, { mode: 0o777 });
-    const r = await inNamespace(
-      tmpfs('1m'),
-      mnt,
-      ['iso', '--base', isoBase, '--output', `${mnt}/out`],
-      await cacheEnv('iso'),
-    );
-    await expectCleanFailure(r, { code: 20, withinMs: 60_000, message: new RegExp(`${mnt}/\\S+: ENOSPC`) });
-    expect(r.stderr).toMatch(/hint: free space/);
-    expect(r.stdout).toMatch(/^LEFT:\s*$/m);
-  }, 90_000);
-
-  it('mirror save --to DIR', async () => {
-    const mnt = join(base, 'full-mirror');
-    await mkdir(mnt, { mode: 0o777 });
-    const r = await inNamespace(tmpfs('400k'), mnt, [
-      'mirror',
-      'save',
-      '--src-insecure',
-      `${served.reg.host}/app:v1`,
-      '--to',
-      `${mnt}/out`,
-    ]);
-    await expectCleanFailure(r, { code: 20, withinMs: 30_000, message: new RegExp(`${mnt}/\\S+: ENOSPC`) });
-    expect(r.stderr).toMatch(/hint: free space/);
-    expect(r.stdout).toMatch(/^LEFT:\s*$/m);
-  });
+    ],
+    ['iso --output DIR', '1m', () => ['iso', '--base', isoBase, '--output', '$M/out']],
+    [
+      'mirror save --to DIR',
+      '400k',
+      () => ['mirror', 'save', '--src-insecure', `${served.reg.host}/app:v1`, '--to', '$M/out'],
+    ],
+  ];
+  it.each(cases)(
+    '%s',
+    async (label, size, argv) => {
+      const mnt = join(base, `full-${label.split(' ')[0]!}`);
+      await mkdir(mnt, { mode: 0o777 });
+      const args = argv().map((a) => a.replace('$M', mnt));
+      const r = await inNamespace(tmpfs(size), mnt, args, await cacheEnv(label.split(' ')[0]!));
+      await expectCleanFailure(r, { code: 20, withinMs: 60_000, message: new RegExp(`${mnt}/\\S+: ENOSPC`) });
+      expect(r.stderr).toMatch(/hint: free space/);
+      expect(r.stdout).toMatch(/^LEFT:\s*$/m);
+    },
+    90_000,
+  );
 });
 
 describe('more path errors → exit 20', () => {
