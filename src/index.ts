@@ -14,6 +14,15 @@ export {
 export { toCanvosError, FS_ERRNO_HINTS } from './error-map.js';
 export { INPUT_LIMITS } from './text-input.js';
 export { VERSION } from './version.js';
+export {
+  runTool,
+  runToolRaw,
+  withToolTimeouts,
+  DEFAULT_TOOL_IDLE_MS,
+  type ToolTimeouts,
+  type RunToolOptions,
+  type ToolExit,
+} from './util/run-tool.js';
 export * from './oci/index.js';
 export * from './layers/index.js';
 export * from './registry/index.js';
