@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, expect } from 'vitest';
 import { makeOciLayout } from '../helpers/fixtures.js';
-import { startFaultProxy, type FaultProxy } from '../helpers/fault-proxy.js';
+import { startFaultProxy, type FaultAction, type FaultProxy } from '../helpers/fault-proxy.js';
 import { pushLayout } from '../helpers/push-layout.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { tmpDir } from '../helpers/tools.js';
@@ -214,4 +214,10 @@ export async function inNamespace(setup: string, mnt: string, args: string[], en
         ...argv,
       ]),
   });
+}
+
+/** Replace the proxy's rules by one: every blob GET gets `action`. */
+export function faultBlobs(proxy: FaultProxy, action: FaultAction): void {
+  proxy.clearRules();
+  proxy.addRule({ method: 'GET', path: /\/blobs\/sha256:/, times: Infinity, action });
 }

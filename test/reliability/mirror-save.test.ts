@@ -8,7 +8,7 @@ import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { FaultProxy } from '../helpers/fault-proxy.js';
 import { makeOciLayout } from '../helpers/fixtures.js';
-import { expectCleanFailure, runBin, serveImage, type ServedImage } from './harness.js';
+import { expectCleanFailure, faultBlobs, runBin, serveImage, type ServedImage } from './harness.js';
 
 let served: ServedImage;
 let proxy: FaultProxy;
@@ -29,13 +29,7 @@ const save = (to: string, extra: string[] = []): Promise<Awaited<ReturnType<type
   runBin(['mirror', 'save', '--timeout', '5', '--src-insecure', ...extra, `${proxy.host}/app:v1`, '--to', to]);
 
 function corruptBlobs(): void {
-  proxy.clearRules();
-  proxy.addRule({
-    method: 'GET',
-    path: /\/blobs\/sha256:/,
-    times: Infinity,
-    action: { kind: 'corrupt', offset: 1000 },
-  });
+  faultBlobs(proxy, { kind: 'corrupt', offset: 1000 });
 }
 
 describe('mirror save --to DIR is staged', () => {
@@ -68,13 +62,7 @@ describe('mirror save --to DIR is staged', () => {
   });
 
   it('SIGINT mid-save into a new DIR: exit 130, nothing left', async () => {
-    proxy.clearRules();
-    proxy.addRule({
-      method: 'GET',
-      path: /\/blobs\/sha256:/,
-      times: Infinity,
-      action: { kind: 'slow', bytesPerSecond: 100_000 },
-    });
+    faultBlobs(proxy, { kind: 'slow', bytesPerSecond: 100_000 });
     const to = join(dir, 'sigint-dir');
     const r = await runBin(['mirror', 'save', '--src-insecure', `${proxy.host}/app:v1`, '--to', to], {
       kill: { signal: 'SIGINT', after: 2500 },
