@@ -19,6 +19,7 @@ export type ErrorCode =
   | 'ERR_REGISTRY_AUTH'
   | 'ERR_REGISTRY_HTTP'
   | 'ERR_NETWORK'
+  | 'ERR_TIMEOUT'
   | 'ERR_TAR_UNSAFE'
   | 'ERR_LAYER_CORRUPT'
   | 'ERR_LAYOUT'
@@ -49,6 +50,7 @@ export const EXIT_CODES: Readonly<Record<ErrorCode, number>> = {
   ERR_REGISTRY_AUTH: 8,
   ERR_REGISTRY_HTTP: 9,
   ERR_NETWORK: 10,
+  ERR_TIMEOUT: 10,
   ERR_TAR_UNSAFE: 11,
   ERR_LAYER_CORRUPT: 7,
   ERR_LAYOUT: 12,
@@ -81,11 +83,15 @@ export class CanvosError extends Error {
   readonly code: ErrorCode;
   readonly hint: string | undefined;
   readonly details: Record<string, unknown> | undefined;
+  /**
+   * `message` and `hint` go through {@link redactText} here, so an error built from a reference or URL carries no
+   * userinfo or credential query value, also for library callers that print `e.message` themselves.
+   */
   constructor(code: ErrorCode, message: string, opts: CanvosErrorOptions = {}) {
-    super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
+    super(redactText(message), opts.cause === undefined ? undefined : { cause: opts.cause });
     this.name = 'CanvosError';
     this.code = code;
-    this.hint = opts.hint;
+    this.hint = opts.hint === undefined ? undefined : redactText(opts.hint);
     this.details = opts.details;
     Object.defineProperty(this, BRAND, { value: true });
   }

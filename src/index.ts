@@ -15,6 +15,15 @@ export { toCanvosError, FS_ERRNO_HINTS } from './error-map.js';
 export { INPUT_LIMITS } from './text-input.js';
 export { VERSION } from './version.js';
 export * from './image/index.js';
+export {
+  runTool,
+  runToolRaw,
+  withToolTimeouts,
+  DEFAULT_TOOL_IDLE_MS,
+  type ToolTimeouts,
+  type RunToolOptions,
+  type ToolExit,
+} from './util/run-tool.js';
 export * from './layers/index.js';
 export * from './registry/index.js';
 export * from './copy/index.js';

@@ -4,6 +4,7 @@
  */
 import { CanvosError, redactText } from '../errors.js';
 import type { BlobPartsOptions } from '../registry/blob-parts.js';
+import { setToolTimeouts } from '../util/run-tool.js';
 
 /** An ERR_USAGE error whose hint names `canvos-lite <command> --help`. */
 export function usageError(command: string, message: string): CanvosError {
@@ -52,7 +53,7 @@ export const TIMEOUT_OPTION = { timeout: { type: 'string' } } as const;
 
 /** Help line for --timeout, the option name padded to `width`. */
 export function timeoutHelp(width: number): string {
-  return `${'--timeout SECONDS'.padEnd(width)}network timeout for connecting, response headers and body stalls, and for credential helpers (default 30; retries of one request stop after twice that)`;
+  return `${'--timeout SECONDS'.padEnd(width)}network timeout for connecting, response headers and body stalls, and for credential helpers (default 30; retries of one request stop after twice that); also stops a spawned tool (xorriso, mke2fs, …) silent that long (default 120)`;
 }
 
 /** Parse `--timeout SECONDS` (1–3600, decimals allowed) into milliseconds. */
@@ -64,7 +65,10 @@ export function parseTimeout(command: string, v: string | undefined): number | u
       command,
       `--timeout must be a number of seconds from 1 to 3600, not ${JSON.stringify(v.slice(0, 40))}`,
     );
-  return Math.round(n * 1000);
+  const ms = Math.round(n * 1000);
+  // Spawned tools (xorriso, mke2fs, …) are stopped after this long without output or progress.
+  setToolTimeouts({ idleMs: ms });
+  return ms;
 }
 
 /**

@@ -6,6 +6,7 @@ import { CanvosError, redactText } from '../errors.js';
 import { toCanvosError } from '../error-map.js';
 import { VERSION } from '../version.js';
 import { throwIfAborted } from '../util/abort.js';
+import { withToolTimeouts } from '../util/run-tool.js';
 
 /** A command module: `run` returns the exit status. */
 export interface CommandModule {
@@ -99,7 +100,8 @@ export async function main(argv: string[], ioIn: CliIo): Promise<number> {
       return 0;
     }
     throwIfAborted(io.signal);
-    return await mod.run(args.slice(1), io);
+    // --timeout (parseTimeout) also bounds the tools the command spawns: the scope carries it to runTool.
+    return await withToolTimeouts({}, () => mod.run(args.slice(1), io));
   } catch (e) {
     return reportError(e, io, debug);
   }

@@ -81,7 +81,7 @@ export async function biosBootCode(opts: BiosBootOptions): Promise<{ bootImg: Bu
   await writeFile(cfg, opts.earlyConfig);
   try {
     const args = ['-O', 'i386-pc', '-d', dir, '-c', cfg, '-p', '/grub2', '-o', out, ...DISK_CORE_MODULES];
-    await runTool(opts.grubMkimage ?? 'grub-mkimage', args, { hint, env: opts.env, signal: opts.signal });
+    await runTool(opts.grubMkimage ?? 'grub-mkimage', args, { hint, env: opts.env, signal: opts.signal, watch: [out] });
     return { bootImg: await readFile(join(dir, 'boot.img')), core: await readFile(out) };
   } finally {
     await rm(cfg, { force: true });

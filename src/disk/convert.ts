@@ -50,6 +50,7 @@ export async function convertDisk(raw: string, format: DiskFormat, opts: Convert
       hint: 'install qemu-utils (apt-get install qemu-utils), or build only the .raw image',
       env: opts.env,
       signal: opts.signal,
+      watch: [partial],
     });
     if (format === 'vhd')
       await fixVhdFooter(partial, opts.sourceDateEpoch ?? 0, uuidV5(`canvos-lite:vhd:${out.split('/').pop() ?? ''}`));

@@ -83,12 +83,13 @@ export async function writeExt4Image(srcDir: string, out: string, opts: Ext4Imag
     out,
     `${Math.floor(opts.sizeBytes / 1024)}k`,
   ];
-  await runTool(opts.mke2fs ?? 'mke2fs', args, { hint: HINT, env, signal: opts.signal });
+  await runTool(opts.mke2fs ?? 'mke2fs', args, { hint: HINT, env, signal: opts.signal, watch: [out] });
   const paths = ['/', '/lost+found', ...(await listTree(srcDir))];
   await runTool(opts.debugfs ?? 'debugfs', ['-w', '-f', '-', out], {
     hint: HINT,
     env,
     input: normaliseCommands(paths, opts.sourceDateEpoch),
     signal: opts.signal,
+    watch: [out],
   });
 }

@@ -1,14 +1,15 @@
 /**
- * Runs the external tools of the disk builder (mke2fs, debugfs, grub-mkimage, qemu-img): a missing program or a
- * non-zero exit becomes one ERR_DISK line with the stderr tail and an install hint; the AbortSignal kills the child.
+ * Runs the external tools of the disk builder (mke2fs, debugfs, grub-mkimage, qemu-img) through src/util/run-tool.ts:
+ * a missing program or a non-zero exit becomes one ERR_DISK line with the stderr tail and an install hint; a tool
+ * past its time bound is stopped (ERR_TIMEOUT); the AbortSignal kills its process group.
  * Bare program names are also looked up in /usr/sbin and /sbin: e2fsprogs installs there, outside an ordinary
  * user's PATH on Debian, yet mke2fs and debugfs work on image files without root.
  */
-import { spawn } from 'node:child_process';
 import { accessSync, constants } from 'node:fs';
-import { delimiter, join } from 'node:path';
+import { delimiter, join, basename } from 'node:path';
 import { CanvosError } from '../errors.js';
 import { abortError } from '../util/abort.js';
+import { runTool as runToolIn } from '../util/run-tool.js';
 
 /** Options of {@link runTool}. */
 export interface RunToolOptions {
@@ -18,6 +19,8 @@ export interface RunToolOptions {
   env?: NodeJS.ProcessEnv | undefined;
   /** Written to the child's stdin. Default: nothing. */
   input?: string | undefined;
+  /** Files the tool writes: their growth counts as progress for the idle bound. */
+  watch?: readonly string[] | undefined;
   signal?: AbortSignal | undefined;
 }
 
@@ -35,33 +38,16 @@ export function findProgram(bin: string, env: NodeJS.ProcessEnv = process.env): 
   return bin;
 }
 
-/** Runs `bin args` and resolves with its stdout. */
+/** Runs `bin args` (through the shared runTool: process group, time bounds, abort) and resolves with its stdout. */
 export function runTool(bin: string, args: readonly string[], opts: RunToolOptions): Promise<string> {
-  const { signal } = opts;
-  return new Promise((resolve, reject) => {
-    if (signal?.aborted) return reject(abortError(signal));
-    const child = spawn(findProgram(bin, opts.env ?? process.env), args, {
-      env: opts.env ?? process.env,
-      stdio: ['pipe', 'pipe', 'pipe'],
-      signal,
-    });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (b: Buffer) => (out += b.toString('utf8')));
-    child.stderr.on('data', (b: Buffer) => (err = (err + b.toString('utf8')).slice(-4000)));
-    child.stdin.on('error', () => {});
-    child.stdin.end(opts.input ?? '');
-    child.on('error', (e: NodeJS.ErrnoException) => {
-      if (signal?.aborted) reject(abortError(signal));
-      else if (e.code === 'ENOENT')
-        reject(new CanvosError('ERR_DISK', `${bin} not found`, { cause: e, hint: opts.hint }));
-      else reject(new CanvosError('ERR_DISK', `cannot run ${bin}: ${e.message}`, { cause: e }));
-    });
-    child.on('close', (code) => {
-      if (signal?.aborted) return reject(abortError(signal));
-      if (code === 0) return resolve(out);
-      const last = err.trim().split('\n').pop() ?? '';
-      reject(new CanvosError('ERR_DISK', `${bin} exited ${code}: ${last}`, { details: { stderr: err } }));
-    });
+  const env = opts.env ?? process.env;
+  return runToolIn(findProgram(bin, env), args, {
+    name: basename(bin),
+    code: 'ERR_DISK',
+    missingHint: opts.hint,
+    env,
+    input: opts.input,
+    signal: opts.signal,
+    watch: opts.watch,
   });
 }

@@ -4,7 +4,7 @@
  * process (agent.ts) started inside a user + mount namespace (full subordinate id range through newuidmap when
  * /etc/subuid grants one, else a single-uid map; as real root only a mount namespace), so owners are real.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -17,6 +17,7 @@ import { writeFrames } from './protocol.js';
 import { checkArch, lastLine, probeUserNamespaces, tryRun, unshareArgs } from './probe.js';
 import type { CapturedLayer, ExecLayer, RunStep, Workspace, WorkspaceOptions } from './types.js';
 import { abortError, throwIfAborted } from '../util/abort.js';
+import { spawnGroup, stopGroup } from '../util/run-tool.js';
 
 type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
 type Mapping = 'full' | 'single' | 'host-root';
@@ -46,8 +47,11 @@ class Agent {
   exited: Promise<void>;
 
   constructor(mapping: Mapping, script: string, rootfs: string, workDir: string) {
-    const argv = [...unshareArgs(mapping), '--', process.execPath, script, rootfs, workDir];
-    this.child = spawn(argv[0]!, argv.slice(1), { stdio: ['pipe', 'pipe', 'pipe', 'pipe'] });
+    const [unshare = 'unshare', ...flags] = unshareArgs(mapping);
+    // Its own process group: an abort, a failed layer or the CLI's exit stops the agent and every RUN it started.
+    this.child = spawnGroup(unshare, [...flags, '--', process.execPath, script, rootfs, workDir], {
+      stdio: ['pipe', 'pipe', 'pipe', 'pipe'],
+    });
     let buf = '';
     this.child.stdout!.setEncoding('utf8').on('data', (s: string) => {
       buf += s;
@@ -124,7 +128,7 @@ class Agent {
   }
 
   kill(): void {
-    this.child.kill('SIGKILL');
+    stopGroup(this.child, 0);
   }
 }
 

@@ -4,7 +4,6 @@
  * eltorito.img = grub's cdboot.img + an i386-pc core image from grub-mkimage (prefix /boot/grub2), and
  * boot_hybrid.img, both from the host's grub-pc-bin. Argument building is kept apart from execution.
  */
-import { spawn } from 'node:child_process';
 import { constants } from 'node:fs';
 import { access, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -12,6 +11,7 @@ import { CanvosError } from '../errors.js';
 import type { FatFileSpec } from './fat.js';
 import { GRUB_CHAINLOAD_CFG } from './grub-cfg.js';
 import { abortError } from '../util/abort.js';
+import { runTool } from '../util/run-tool.js';
 
 /** Target architecture of the ISO. */
 export type IsoArch = 'amd64' | 'arm64';
@@ -175,34 +175,14 @@ export async function writeBiosImages(bootDir: string, opts: BiosImageOptions = 
       throw new CanvosError('ERR_ISO', `${join(pcDir, f)} is missing (BIOS boot)`, { hint });
   }
   const core = join(bootDir, 'core.img.tmp');
-  await spawnTool(opts.grubMkimage ?? 'grub-mkimage', [...grubMkimageArgs(core), '-d', pcDir], hint, opts.signal);
+  await runTool(opts.grubMkimage ?? 'grub-mkimage', [...grubMkimageArgs(core), '-d', pcDir], {
+    code: 'ERR_ISO',
+    missingHint: hint,
+    signal: opts.signal,
+    watch: [core],
+  });
   const eltorito = Buffer.concat([await readFile(join(pcDir, 'cdboot.img')), await readFile(core)]);
   await writeFile(join(bootDir, 'eltorito.img'), eltorito);
   await writeFile(join(bootDir, 'boot_hybrid.img'), await readFile(join(pcDir, 'boot_hybrid.img')));
   await rm(core, { force: true });
-}
-
-/** Runs an external tool; a missing binary or non-zero exit becomes ERR_ISO with the stderr tail. */
-function spawnTool(bin: string, args: string[], hint: string, signal: AbortSignal | undefined): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal?.aborted) return reject(abortError(signal));
-    const child = spawn(bin, args, { stdio: ['ignore', 'ignore', 'pipe'], signal });
-    let err = '';
-    child.stderr.on('data', (b: Buffer) => (err = (err + b.toString('utf8')).slice(-4000)));
-    child.on('error', (e: NodeJS.ErrnoException) => {
-      if (signal?.aborted) reject(abortError(signal));
-      else if (e.code === 'ENOENT') reject(new CanvosError('ERR_ISO', `${bin} not found`, { cause: e, hint }));
-      else reject(new CanvosError('ERR_ISO', `cannot run ${bin}: ${e.message}`, { cause: e }));
-    });
-    child.on('close', (code) => {
-      if (signal?.aborted) return reject(abortError(signal));
-      if (code === 0) resolve();
-      else
-        reject(
-          new CanvosError('ERR_ISO', `${bin} exited ${code}: ${err.trim().split('\n').pop() ?? ''}`, {
-            details: { stderr: err },
-          }),
-        );
-    });
-  });
 }

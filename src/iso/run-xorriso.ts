@@ -1,11 +1,13 @@
 /**
- * Runs xorriso as a child process: a missing binary becomes ERR_XORRISO_MISSING (with the apt hint), a non-zero
- * exit an XorrisoError carrying the stderr tail, an abort kills the child. Progress comes from xorriso's
- * `UPDATE : … % done` lines on stderr.
+ * Runs xorriso through runTool (src/util/run-tool.ts: own process group, idle and total time bounds, abort): a
+ * missing binary becomes ERR_XORRISO_MISSING (with the apt hint), a non-zero exit an XorrisoError carrying the
+ * stderr tail. Progress comes from xorriso's `UPDATE : … % done` lines on stderr; the growing output file
+ * (`-outdev` / `-o`) also counts as progress for the idle bound.
  */
 import { spawn } from 'node:child_process';
 import { CanvosError, XorrisoError } from '../errors.js';
 import { abortError } from '../util/abort.js';
+import { runTool, type ToolTimeouts } from '../util/run-tool.js';
 
 /** Progress of {@link runXorriso}, in percent of the ISO written. */
 export interface XorrisoProgress {
@@ -14,7 +16,7 @@ export interface XorrisoProgress {
 }
 
 /** Options of {@link runXorriso}. */
-export interface RunXorrisoOptions {
+export interface RunXorrisoOptions extends ToolTimeouts {
   /** Program to run. Default: env CANVOS_XORRISO, else 'xorriso' looked up on PATH. */
   xorriso?: string | undefined;
   /** Environment of the child. Default: process.env. */
@@ -23,51 +25,27 @@ export interface RunXorrisoOptions {
   onProgress?: ((p: XorrisoProgress) => void) | undefined;
 }
 
-const TAIL = 16 * 1024;
-
 /** Runs `xorriso args…`; resolves when it exits 0. */
-export function runXorriso(args: readonly string[], opts: RunXorrisoOptions = {}): Promise<void> {
+export async function runXorriso(args: readonly string[], opts: RunXorrisoOptions = {}): Promise<void> {
   const env = opts.env ?? process.env;
   const bin = opts.xorriso ?? env.CANVOS_XORRISO ?? 'xorriso';
-  const { signal } = opts;
-  return new Promise((resolve, reject) => {
-    if (signal?.aborted) return reject(abortError(signal));
-    const child = spawn(bin, args, { env, stdio: ['ignore', 'ignore', 'pipe'] });
-    let tail = '';
-    let pending = '';
-    const onAbort = (): void => {
-      child.kill('SIGTERM');
-      // xorriso normally stops at SIGTERM; make sure it does not linger.
-      setTimeout(() => child.kill('SIGKILL'), 5000).unref();
-    };
-    signal?.addEventListener('abort', onAbort, { once: true });
-    child.stderr.setEncoding('utf8');
-    child.stderr.on('data', (s: string) => {
-      tail = (tail + s).slice(-TAIL);
-      pending += s;
-      const lines = pending.split('\n');
-      pending = lines.pop() ?? '';
-      for (const line of lines) {
-        const m = /UPDATE\s*:\s*([\d.]+)% done/.exec(line);
-        if (m) opts.onProgress?.({ phase: 'xorriso', percent: Number(m[1]) });
-      }
-    });
-    child.on('error', (e: NodeJS.ErrnoException) => {
-      signal?.removeEventListener('abort', onAbort);
-      if (e.code === 'ENOENT') {
-        reject(
-          new CanvosError('ERR_XORRISO_MISSING', `xorriso not found (${bin})`, {
-            cause: e,
-            hint: 'install it (Debian/Ubuntu: apt-get install xorriso; Fedora: dnf install xorriso) or set CANVOS_XORRISO',
-          }),
-        );
-      } else reject(new CanvosError('ERR_XORRISO_EXIT', `cannot run ${bin}: ${e.message}`, { cause: e }));
-    });
-    child.on('close', (code, sig) => {
-      signal?.removeEventListener('abort', onAbort);
-      if (signal?.aborted) return reject(abortError(signal));
-      if (code === 0) return resolve();
-      reject(new XorrisoError(code, sig, [bin, ...args], tail));
-    });
+  const outAt = args.findIndex((a) => a === '-outdev' || a === '-o');
+  const out = outAt >= 0 ? args[outAt + 1] : undefined;
+  await runTool(bin, args, {
+    name: 'xorriso',
+    code: 'ERR_XORRISO_EXIT',
+    missingCode: 'ERR_XORRISO_MISSING',
+    missingHint:
+      'install it (Debian/Ubuntu: apt-get install xorriso; Fedora: dnf install xorriso) or set CANVOS_XORRISO',
+    env,
+    signal: opts.signal,
+    idleMs: opts.idleMs,
+    totalMs: opts.totalMs,
+    watch: out === undefined ? undefined : [out],
+    onStderrLine: (line) => {
+      const m = /UPDATE\s*:\s*([\d.]+)% done/.exec(line);
+      if (m) opts.onProgress?.({ phase: 'xorriso', percent: Number(m[1]) });
+    },
+    exitError: (r) => new XorrisoError(r.code, r.signal, [bin, ...args], r.stderrTail),
   });
 }

@@ -8,8 +8,15 @@ import type { FsEntry } from '../tar/entry.js';
 import { ancestors, baseName, joinPath, parentPath } from './path.js';
 import { readLayer } from './read.js';
 
-/** Opens one layer blob (gzip or plain tar) for reading, e.g. from a registry or an OCI layout. */
-export type LayerOpener = () => Promise<AsyncIterable<Buffer>>;
+/**
+ * Opens one layer blob (gzip or plain tar) for reading, e.g. from a registry or an OCI layout. An opener of an
+ * image's layer may carry the layer's `digest` (for messages) and the config's `diffId`, which {@link mergeLayers}
+ * checks when it reads the layer to its end.
+ */
+export type LayerOpener = (() => Promise<AsyncIterable<Buffer>>) & {
+  readonly digest?: string | undefined;
+  readonly diffId?: string | undefined;
+};
 
 /** Options of {@link mergeLayers}. */
 export interface MergeOptions {
@@ -48,7 +55,11 @@ export async function* mergeLayers(openers: readonly LayerOpener[], opts: MergeO
   for (let i = openers.length - 1; i >= 0; i--) {
     const layerDeleted: string[] = [];
     const layerOpaque: string[] = [];
-    for await (const e of readLayer(await openers[i]!(), { name: `layer ${i}`, signal: opts.signal })) {
+    const opener = openers[i];
+    if (!opener) continue;
+    const name = opener.digest ? `layer ${i} (${opener.digest})` : `layer ${i}`;
+    const diffId = opener.diffId ? { expected: opener.diffId, index: i } : undefined;
+    for await (const e of readLayer(await opener(), { name, signal: opts.signal, diffId })) {
       const base = baseName(e.path);
       if (base.startsWith(WH)) {
         if (base === OPAQUE) layerOpaque.push(parentPath(e.path));

@@ -7,6 +7,7 @@
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
+import { createHash, type Hash } from 'node:crypto';
 import { CanvosError } from '../errors.js';
 import type { ChunkCompressor } from '../native/load.js';
 import { ByteReader } from '../tar/byte-reader.js';
@@ -24,6 +25,12 @@ export interface ReadLayerOptions {
   compressor?: ChunkCompressor | undefined;
   /** Name used in error messages, e.g. the layer digest. Default: 'layer'. */
   name?: string | undefined;
+  /**
+   * The config's `diff_ids[index]` for this layer: the uncompressed stream is hashed as it is read and compared once
+   * the tar ends (the rest of the stream is read for it); a mismatch is ERR_LAYER_CORRUPT (exit 7). A reader that
+   * stops early checks nothing. Default: no check.
+   */
+  diffId?: { expected: string; index: number } | undefined;
   signal?: AbortSignal | undefined;
 }
 
@@ -93,8 +100,10 @@ function unsafe(name: string, what: string, p: string): CanvosError {
  */
 export async function* readLayer(stream: AsyncIterable<Buffer>, opts: ReadLayerOptions = {}): AsyncGenerator<FsEntry> {
   const name = opts.name ?? 'layer';
-  const bytes = await decompressed(stream, opts, name);
-  const iter = bytes[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
+  const raw = await decompressed(stream, opts, name);
+  const hash = opts.diffId ? diffIdHash(opts.diffId.expected, name) : undefined;
+  const bytes = hash ? hashed(raw, hash) : raw;
+  const iter = bytes[Symbol.asyncIterator]();
   const r = new ByteReader(iter, name);
   let globalPax = new Map<string, Buffer>();
   let pax: Map<string, Buffer> | undefined;
@@ -104,7 +113,10 @@ export async function* readLayer(stream: AsyncIterable<Buffer>, opts: ReadLayerO
     for (;;) {
       throwIfAborted(opts.signal);
       const block = await r.read(512);
-      if (!block || isZeroBlock(block)) return;
+      if (!block || isZeroBlock(block)) {
+        if (hash && opts.diffId) await checkDiffId(iter, hash, opts.diffId, name);
+        return;
+      }
       const h: RawHeader = decodeHeader(block, `${name} at byte ${r.offset - 512}`);
       const pad = (512 - (h.size % 512)) % 512;
       if (h.typeflag === 'x' || h.typeflag === 'g' || h.typeflag === 'L' || h.typeflag === 'K') {
@@ -190,4 +202,39 @@ export async function* readLayer(stream: AsyncIterable<Buffer>, opts: ReadLayerO
   } finally {
     await iter.return?.();
   }
+}
+
+/** A hash for `diffId`'s algorithm (`sha256:…`, `sha512:…`). */
+function diffIdHash(diffId: string, name: string): Hash {
+  const alg = diffId.slice(0, diffId.indexOf(':'));
+  if (alg !== 'sha256' && alg !== 'sha512')
+    throw new CanvosError(
+      'ERR_MANIFEST_INVALID',
+      `${name}: diff_id ${diffId.slice(0, 80)} is not a sha256/sha512 digest`,
+    );
+  return createHash(alg);
+}
+
+async function* hashed(src: AsyncIterable<Buffer>, hash: Hash): AsyncGenerator<Buffer> {
+  for await (const b of src) {
+    hash.update(b);
+    yield b;
+  }
+}
+
+/** Read what follows the tar's end marker into `hash`, then compare with the config's diff_id. */
+async function checkDiffId(
+  iter: AsyncIterator<Buffer>,
+  hash: Hash,
+  diffId: { expected: string; index: number },
+  name: string,
+): Promise<void> {
+  for (let r = await iter.next(); !r.done; r = await iter.next());
+  const got = `${diffId.expected.slice(0, diffId.expected.indexOf(':'))}:${hash.digest('hex')}`;
+  if (got === diffId.expected) return;
+  throw new CanvosError(
+    'ERR_LAYER_CORRUPT',
+    `${name}: the uncompressed layer is ${got}, but the config's diff_ids[${diffId.index}] is ${diffId.expected}`,
+    { hint: 'the image is damaged (its config does not describe its layers): rebuild or re-push it' },
+  );
 }

@@ -77,7 +77,7 @@ class PartWriter extends Writable {
     if (!c) return;
     this.cur = undefined;
     await new Promise<void>((res, rej) => c.ws.end((e?: Error | null) => (e ? rej(e) : res())));
-    await rename(`${c.path}.tmp`, c.path);
+    // Parts stay `.tmp` until publish(): an earlier archive of the same name is intact until every part is written.
     this.parts.push({ name: c.name, size: c.size, sha256: c.hash.digest('hex'), path: c.path });
   }
   private async put(chunk: Buffer): Promise<void> {
@@ -102,6 +102,14 @@ class PartWriter extends Writable {
       if (!this.cur && this.parts.length === 0) await this.open(); // an empty stream still gets one part
       await this.close();
     })().then(() => cb(), cb);
+  }
+  /** Rename every written part into place (after the whole archive was written). */
+  async publish(): Promise<void> {
+    for (const p of this.parts) await rename(`${p.path}.tmp`, p.path);
+  }
+  /** Remove the written parts of an archive that did not complete. */
+  async discard(): Promise<void> {
+    for (const p of this.parts) await rm(`${p.path}.tmp`, { force: true });
   }
   override _destroy(e: Error | null, cb: (e?: Error | null) => void): void {
     const c = this.cur;
@@ -199,6 +207,7 @@ export async function writeArchive(
   try {
     await Promise.all([pipeline(pack, out, opts.signal ? { signal: opts.signal } : {}), feed]);
   } catch (e) {
+    await out.discard();
     throwIfAborted(opts.signal);
     throw e;
   }
@@ -219,8 +228,22 @@ export async function writeArchive(
       : {}),
   };
   const mpath = manifestPathFor(tarPath);
-  await writeFile(`${mpath}.tmp`, `${JSON.stringify(manifest, null, 2)}\n`);
-  await rename(`${mpath}.tmp`, mpath);
+  try {
+    await writeFile(`${mpath}.tmp`, `${JSON.stringify(manifest, null, 2)}\n`);
+  } catch (e) {
+    await out.discard();
+    await rm(`${mpath}.tmp`, { force: true });
+    throw e;
+  }
+  // The parts, then the manifest: a manifest names a complete archive.
+  try {
+    await out.publish();
+    await rename(`${mpath}.tmp`, mpath);
+  } catch (e) {
+    await out.discard();
+    await rm(`${mpath}.tmp`, { force: true });
+    throw e;
+  }
   return manifest;
 }
 

@@ -5,6 +5,7 @@
  * view (bytes and images done) instead of tangled per-image bars.
  */
 import { CanvosError } from '../errors.js';
+import { toCanvosError } from '../error-map.js';
 import { copyImage, CopyPool, type CopyResult } from '../copy/copy.js';
 import type { ImageDestination, ImageSource, ProgressFn } from '../image/types.js';
 import type { Digest } from '../image/digest.js';
@@ -131,7 +132,9 @@ export async function runJobs(
       emit(job.source, job.referrer ? 'referrer' : 'mirrored');
       schedule(more);
     } catch (e) {
-      if (opts.signal?.aborted) throw e;
+      // An abort, and a local filesystem error (a full disk, a read-only target: every other image would hit it
+      // too), stop the batch; anything else fails only this image.
+      if (opts.signal?.aborted || toCanvosError(e)?.code === 'ERR_FILESYSTEM') throw e;
       failures.push(toFailure(job, e));
       done++;
       emit(job.source, 'failed');

@@ -11,6 +11,7 @@ import type { ImageDestination, ImageSource, PutBlobResult, RawManifest } from '
 import type { Digest } from '../image/digest.js';
 import { OciLayout, REF_NAME_ANNOTATION } from '../transports/oci-layout/oci-layout.js';
 import { layoutSource } from '../transports/oci-layout/layout-source.js';
+import { stageLayout, type StagedLayout } from '../transports/oci-layout/layout-destination.js';
 import type { Descriptor } from '../image/schemas.js';
 import { makeReference, parseReference, type Reference } from '../registry/reference.js';
 import { Repository } from '../registry/client.js';
@@ -179,22 +180,27 @@ function layoutBlobDestination(layout: OciLayout, shipped: ReadonlySet<string>):
   };
 }
 
-/** Add or replace the index.json entry named `name`. */
-async function addEntry(layout: OciLayout, name: string, r: CopyResult, size: number): Promise<void> {
+/** The index.json entry of a saved image, named `name`. */
+function indexEntry(name: string, r: CopyResult, size: number): Descriptor {
+  return {
+    mediaType: r.mediaType,
+    digest: r.rootDigest,
+    size,
+    annotations: { [REF_NAME_ANNOTATION]: name, [SOURCE_DIGEST_ANNOTATION]: r.sourceDigest },
+  };
+}
+
+/** Add or replace the index.json entries (by name) in one atomic rewrite. */
+async function addEntries(layout: OciLayout, entries: readonly Descriptor[]): Promise<void> {
   await layout.withIndexLock(async () => {
     const idx = await layout.readIndex();
-    const keep = idx.manifests.filter((d) => d.annotations?.[REF_NAME_ANNOTATION] !== name);
-    const entry: Descriptor = {
-      mediaType: r.mediaType,
-      digest: r.rootDigest,
-      size,
-      annotations: { [REF_NAME_ANNOTATION]: name, [SOURCE_DIGEST_ANNOTATION]: r.sourceDigest },
-    };
+    const names = new Set(entries.map((e) => e.annotations?.[REF_NAME_ANNOTATION]));
+    const keep = idx.manifests.filter((d) => !names.has(d.annotations?.[REF_NAME_ANNOTATION]));
     await layout.writeIndex({
       ...idx,
       schemaVersion: 2,
       mediaType: 'application/vnd.oci.image.index.v1+json',
-      manifests: [...keep, entry],
+      manifests: [...keep, ...entries],
     });
   });
 }
@@ -233,21 +239,45 @@ export async function mirrorSave(
       hint: 'save to NAME.tar to get NAME.tar.part* files, or drop --max-part-size',
     });
   checkMaxPartSize(opts.maxPartSize);
-  const layout = new OciLayout(dir);
-  await layout.init();
+  // A directory target is staged (src/oci/layout-destination.ts): a new DIR appears only complete, an existing
+  // layout gets blobs but its index.json changes once, after every image is complete. A .tar target's working
+  // layout is written in place and kept when the save stops, so the next run resumes.
+  const staged = asTar ? undefined : await stageLayout(dir);
+  const layout = staged?.layout ?? new OciLayout(dir);
+  if (!staged) await layout.init();
+  try {
+    return await saveInto(layout, items, to, asTar, started, opts, staged);
+  } finally {
+    await staged?.discard();
+  }
+}
+
+async function saveInto(
+  layout: OciLayout,
+  items: readonly MirrorItem[],
+  to: string,
+  asTar: boolean,
+  started: number,
+  opts: MirrorSaveOptions,
+  staged: StagedLayout | undefined,
+): Promise<MirrorReport> {
+  const dir = layout.dir;
   const since = await Promise.all(
     (opts.since ?? []).map((p) => readArchiveManifest(p.endsWith('.manifest.json') ? p : manifestPathFor(p))),
   );
   const dst = layoutBlobDestination(layout, sinceBlobs(since));
   const conns = new RegistryConnections(opts.concurrency);
+  const saved: Descriptor[] = [];
   let r: Awaited<ReturnType<typeof runJobs>>;
   try {
     const jobs = registryJobs(items, conns, opts, (src) => ({
-      destination: `oci:${dir}`,
+      destination: `oci:${asTar ? dir : to}`,
       scope: `layout:${dir}`,
       tag: undefined,
       openDestination: () => dst,
-      after: async (res) => addEntry(layout, src.toString(), res, (await stat(layout.blobPath(res.rootDigest))).size),
+      after: async (res) => {
+        saved.push(indexEntry(src.toString(), res, (await stat(layout.blobPath(res.rootDigest))).size));
+      },
       has: async (digest: Digest) => {
         const e = (await layout.readIndex()).manifests.find(
           (m) => m.annotations?.[REF_NAME_ANNOTATION] === src.toString(),
@@ -266,6 +296,9 @@ export async function mirrorSave(
   } finally {
     await conns.close();
   }
+  // One atomic index.json update with every image saved; a directory target then appears (or stays) complete.
+  if (saved.length > 0) await addEntries(layout, saved);
+  if (staged && saved.length > 0) await staged.commit();
   const files: string[] = [];
   if (asTar && (r.failures.length === 0 || opts.allowPartial)) {
     const m = await writeArchive(dir, to, {

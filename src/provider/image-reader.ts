@@ -107,8 +107,12 @@ export async function openImage(ref: string, arch: string, opts: OpenImageOption
         },
       );
     }
-    const openers: LayerOpener[] = layers.map(
-      (d) => async () => createReadStream(await cachedBlobPath(source, d, opts.cache, opts.signal)),
+    // Each opener carries its diff_id: mergeLayers hashes the uncompressed stream in the same pass and compares.
+    const openers: LayerOpener[] = layers.map((d, i) =>
+      Object.assign(async () => createReadStream(await cachedBlobPath(source, d, opts.cache, opts.signal)), {
+        digest: d.digest,
+        diffId: diffIds[i],
+      }),
     );
     return {
       ref,

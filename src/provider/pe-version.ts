@@ -3,28 +3,27 @@
  * (earthly.sh 107). When that is impossible (no git, not a repository, no tag) the build stops with a clear error
  * instead of falling back to the Earthfile's pre-release default: the version ends up in every image tag.
  */
-import { execFile } from 'node:child_process';
 import { CanvosError } from '../errors.js';
+import { runToolRaw } from '../util/run-tool.js';
 import type { BuildConfig } from './resolve.js';
 import { PE_VERSION_RE } from './schema.js';
 
-function describe(dir: string, signal?: AbortSignal): Promise<{ tag?: string; error?: string }> {
-  return new Promise((resolve) => {
-    execFile(
-      'git',
-      ['describe', '--abbrev=0', '--tags'],
-      { cwd: dir, signal, env: { ...process.env, GIT_TERMINAL_PROMPT: '0', LC_ALL: 'C' } },
-      (err, stdout, stderr) => {
-        if (err) {
-          const why =
-            (err as NodeJS.ErrnoException).code === 'ENOENT'
-              ? 'git is not installed'
-              : stderr.trim().split('\n')[0] || err.message;
-          resolve({ error: why });
-        } else resolve({ tag: stdout.trim() });
-      },
-    );
-  });
+async function describe(dir: string, signal?: AbortSignal): Promise<{ tag?: string; error?: string }> {
+  try {
+    const r = await runToolRaw('git', ['describe', '--abbrev=0', '--tags'], {
+      code: 'ERR_CONFIG',
+      missingHint: 'install git',
+      cwd: dir,
+      signal,
+      env: { ...process.env, GIT_TERMINAL_PROMPT: '0', LC_ALL: 'C' },
+    });
+    if (r.code === 0) return { tag: r.stdout.trim() };
+    return { error: r.stderrTail.trim().split('\n')[0] || `exit ${r.code ?? r.signal ?? '?'}` };
+  } catch (e) {
+    if (!CanvosError.is(e) || e.code !== 'ERR_CONFIG') throw e;
+    const errno = (e.cause as NodeJS.ErrnoException | undefined)?.code;
+    return { error: errno === 'ENOENT' ? 'git is not installed' : e.message };
+  }
 }
 
 /** `git describe --abbrev=0 --tags` in `dir`, checked to be a Palette Edge version. Throws ERR_CONFIG otherwise. */

@@ -3,13 +3,13 @@
  * signer (authenticode.ts: no signing time, so signatures are reproducible), or through sbsign from sbsigntool as
  * ukify and enki do.
  */
-import { spawn } from 'node:child_process';
 import { createPrivateKey } from 'node:crypto';
 import { copyFile, readFile } from 'node:fs/promises';
 import { CanvosError } from '../errors.js';
 import { authenticodeSign, prepareForSigning } from './authenticode.js';
 import { certDer } from './x509.js';
 import { throwIfAborted } from '../util/abort.js';
+import { runTool } from '../util/run-tool.js';
 
 /** Options of {@link signEfi}. */
 export interface SignEfiOptions {
@@ -20,21 +20,6 @@ export interface SignEfiOptions {
   /** 'builtin' (TypeScript) or 'sbsign'. Default: 'builtin'. */
   signer?: 'builtin' | 'sbsign';
   signal?: AbortSignal;
-}
-
-function runTool(cmd: string, args: string[], signal?: AbortSignal): Promise<{ code: number | null; out: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], ...(signal ? { signal } : {}) });
-    let out = '';
-    child.stdout.on('data', (b: Buffer) => (out = (out + b.toString()).slice(-4000)));
-    child.stderr.on('data', (b: Buffer) => {
-      out = (out + b.toString()).slice(-4000);
-    });
-    child.on('error', reject);
-    child.on('close', (code) => {
-      resolve({ code, out });
-    });
-  });
 }
 
 /** Signs `input` into `output` (an existing signature is replaced). */
@@ -65,24 +50,16 @@ export async function signEfi(input: string, output: string, opts: SignEfiOption
     }
     return;
   }
-  const r = await runTool(
-    'sbsign',
-    ['--key', opts.key, '--cert', opts.cert, '--output', output, input],
-    opts.signal,
-  ).catch((e: unknown) => {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') {
-      throw new CanvosError('ERR_CONFIG', 'sbsign not found; it signs EFI binaries for Secure Boot', {
-        cause: e,
-        hint: 'install sbsigntool (Debian/Ubuntu: apt-get install sbsigntool)',
-      });
-    }
-    throw e;
+  await runTool('sbsign', ['--key', opts.key, '--cert', opts.cert, '--output', output, input], {
+    code: 'ERR_CONFIG',
+    missingHint:
+      'install sbsigntool (Debian/Ubuntu: apt-get install sbsigntool); it signs EFI binaries for Secure Boot',
+    signal: opts.signal,
+    watch: [output],
+    exitError: (r) =>
+      new CanvosError('ERR_CONFIG', `sbsign failed on ${input}: ${r.stderrTail.trim().split('\n').pop() ?? ''}`, {
+        hint: `check that ${opts.key} and ${opts.cert} are the db key pair`,
+        details: { output: r.stderrTail },
+      }),
   });
-  if (r.code !== 0) {
-    const last = r.out.trim().split('\n').pop() ?? '';
-    throw new CanvosError('ERR_CONFIG', `sbsign failed on ${input}: ${last}`, {
-      hint: `check that ${opts.key} and ${opts.cert} are the db key pair`,
-      details: { output: r.out },
-    });
-  }
 }

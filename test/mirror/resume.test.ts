@@ -10,6 +10,7 @@ import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { skopeo, tmpDir } from '../helpers/tools.js';
 import { sha256 } from '../../src/image/digest.js';
 
+import { OciLayout } from '../../src/transports/oci-layout/oci-layout.js';
 let a: TestRegistry;
 let b: TestRegistry;
 let proxy: FaultProxy;
@@ -103,6 +104,8 @@ describe('resume after failures and interruptions', () => {
   it('save: aborted after 3 blobs, the rerun downloads only the blobs the layout lacks', async () => {
     proxy.requests.length = 0;
     const dir = join(tmp.path, 'saved');
+    // An existing layout keeps the blobs of an interrupted save (a new DIR is staged and removed instead).
+    await new OciLayout(dir).init();
     const items = itemsFromRefs([`${proxy.host}/apps/multi:v1`, `${proxy.host}/apps/single:v1`]);
     const ac = new AbortController();
     let copied = 0;

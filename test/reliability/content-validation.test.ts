@@ -127,6 +127,43 @@ describe('corrupt or short content → exit 7', () => {
   });
 });
 
+describe('a wrong diff_id of a base layer → exit 7 naming the layer digest and index', () => {
+  const wrongDiffId = async (name: string): Promise<{ dir: string; layer: string }> => {
+    const dir = join(tmp.path, name);
+    const good = await tarOf('etc/os-release', 'ID=ubuntu\nVERSION_ID="22.04"\n');
+    const other = await tarOf('etc/os-release', 'ID=other\n');
+    const gz = gzipSync(good);
+    await craftLayout(dir, [gzipSync(other), gz], [`sha256:${hex(other)}`, `sha256:${'2'.repeat(64)}`]);
+    return { dir, layer: `sha256:${hex(gz)}` };
+  };
+  const message = (layer: string): RegExp =>
+    new RegExp(
+      `layer 1 \\(${layer}\\): the uncompressed layer is sha256:[0-9a-f]{64}, but the config's diff_ids\\[1\\]`,
+    );
+
+  it('iso --base', async () => {
+    const { dir, layer } = await wrongDiffId('diffid-iso');
+    const out = join(tmp.path, 'diffid-iso-out');
+    const r = await runBin(['iso', '--base', `oci:${dir}:v1`, '--output', out]);
+    await expectCleanFailure(r, { code: 7, withinMs: 30_000, message: message(layer) });
+    expect(await entries(out)).toBeNull();
+  });
+
+  it('build --output oci:', async () => {
+    const { dir, layer } = await wrongDiffId('diffid-build');
+    const project = join(tmp.path, 'diffid-project');
+    await mkdir(project, { recursive: true });
+    await writeFile(
+      join(project, '.arg'),
+      `OS_DISTRIBUTION=ubuntu\nOS_VERSION=22.04\nK8S_DISTRIBUTION=k3s\nK8S_VERSION=1.30.4\nPE_VERSION=v4.9.38\nIMAGE_REGISTRY=example.com/edge\nBASE_IMAGE=oci:${dir}:v1\n`,
+    );
+    const out = join(tmp.path, 'diffid-build-out');
+    const r = await runBin(['build', '--output', `oci:${out}`], { cwd: project });
+    await expectCleanFailure(r, { code: 7, withinMs: 30_000, message: message(layer) });
+    expect(await entries(out)).toBeNull();
+  });
+});
+
 describe('limits and text inputs → exit 3', () => {
   const project = async (name: string, file: string, content: string | Buffer): Promise<string> => {
     const dir = join(tmp.path, name);

@@ -11,10 +11,11 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, expect } from 'vitest';
 import { makeOciLayout } from '../helpers/fixtures.js';
-import { startFaultProxy, type FaultProxy } from '../helpers/fault-proxy.js';
+import { startFaultProxy, type FaultAction, type FaultProxy } from '../helpers/fault-proxy.js';
 import { pushLayout } from '../helpers/push-layout.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { tmpDir } from '../helpers/tools.js';
+import { asUnprivileged, unprivilegedTempDir } from '../helpers/unprivileged.js';
 
 export const repo = resolve(import.meta.dirname, '..', '..');
 export const bin = join(repo, 'bin', 'canvos-lite.js');
@@ -186,4 +187,37 @@ export async function serveImage(prefix: string, layerBytes: number): Promise<Se
       await tmp.cleanup();
     },
   };
+}
+
+/**
+ * Run the CLI as the unprivileged user inside a new user+mount namespace where `setup` (shell, with $M = `mnt`)
+ * prepared a mount; stdout gets a last line `LEFT:<entries of $M>`.
+ */
+export async function inNamespace(setup: string, mnt: string, args: string[], env: string[] = []): Promise<BinResult> {
+  const tmp = unprivilegedTempDir('canvos-rel-fs-tmp-');
+  const script = `set -e; M="${mnt}"; ${setup}; set +e; "$@"; c=$?; echo "LEFT:$(ls -A "$M" | tr '\\n' ' ')"; exit $c`;
+  return runBin(args, {
+    tmp,
+    wrap: (argv) =>
+      asUnprivileged([
+        'env',
+        `TMPDIR=${tmp}`,
+        `HOME=${tmp}`,
+        `PATH=${process.env.PATH}`,
+        ...env,
+        'unshare',
+        '-Urm',
+        'sh',
+        '-c',
+        script,
+        'sh',
+        ...argv,
+      ]),
+  });
+}
+
+/** Replace the proxy's rules by one: every blob GET gets `action`. */
+export function faultBlobs(proxy: FaultProxy, action: FaultAction): void {
+  proxy.clearRules();
+  proxy.addRule({ method: 'GET', path: /\/blobs\/sha256:/, times: Infinity, action });
 }

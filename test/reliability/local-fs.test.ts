@@ -8,7 +8,7 @@ import { chmod, mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { makeOciLayout } from '../helpers/fixtures.js';
 import { asUnprivileged, unprivilegedIdentity, unprivilegedTempDir } from '../helpers/unprivileged.js';
-import { expectCleanFailure, runBin } from './harness.js';
+import { expectCleanFailure, inNamespace, runBin } from './harness.js';
 
 let base: string;
 let fixture: string;
@@ -23,32 +23,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await rm(base, { recursive: true, force: true });
 });
-
-/**
- * Run the CLI as the unprivileged user inside a new user+mount namespace where `setup` (shell, with $M = `mnt`)
- * prepared a mount; stdout gets a last line `LEFT:<entries of $M>`.
- */
-async function inNamespace(setup: string, mnt: string, args: string[]) {
-  const tmp = unprivilegedTempDir('canvos-rel-fs-tmp-');
-  const script = `set -e; M="${mnt}"; ${setup}; set +e; "$@"; c=$?; echo "LEFT:$(ls -A "$M" | tr '\\n' ' ')"; exit $c`;
-  return runBin(args, {
-    tmp,
-    wrap: (argv) =>
-      asUnprivileged([
-        'env',
-        `TMPDIR=${tmp}`,
-        `HOME=${tmp}`,
-        `PATH=${process.env.PATH}`,
-        'unshare',
-        '-Urm',
-        'sh',
-        '-c',
-        script,
-        'sh',
-        ...argv,
-      ]),
-  });
-}
 
 describe.runIf(unprivilegedIdentity() !== null)('local filesystem errors → exit 20', () => {
   it('ENOSPC on a full tmpfs (unshare -Urm, unprivileged): names the file and errno; the partial layout is removed', async () => {

@@ -6,6 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { CanvosError, copyImage, layoutSource, openDestination } from '../../src/index.js';
 import { makeOciLayout } from '../helpers/fixtures.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { tmpDir } from '../helpers/tools.js';
@@ -124,5 +125,35 @@ describe('secrets never printed', () => {
       secrets: [SECRET, Buffer.from(`bob:${SECRET}`).toString('base64')],
       debug: true,
     });
+  });
+});
+
+describe('library errors are redacted at construction', () => {
+  it.each([
+    ['docker://bob:SECRET@HOST/x:v1'],
+    ['bob:SECRET@HOST/x:v1'],
+    ['docker://bob:SECRET@HOST/X Y'],
+    ['docker://HOST/x:v1?token=SECRET'],
+  ])('a copy to %s: message, hint and details carry no password', async (dest) => {
+    const spec = dest.replace('SECRET', SECRET).replace('HOST', reg.host);
+    const e: unknown = await (async () => {
+      const dst = openDestination(spec);
+      await copyImage(layoutSource(join(tmp.path, 'fixture'), { tag: 'v1' }), dst);
+    })().then(
+      () => null,
+      (err: unknown) => err,
+    );
+    expect(CanvosError.is(e), String(e)).toBe(true);
+    const ce = e as CanvosError;
+    const shown = `${ce.message}\n${ce.hint ?? ''}\n${JSON.stringify(ce.details ?? {})}`;
+    expect(shown.includes(SECRET), shown).toBe(false);
+  });
+
+  it('a CanvosError built by hand from a URL is redacted too', () => {
+    const e = new CanvosError('ERR_NETWORK', `GET https://bob:${SECRET}@h.example/v2/?X-Amz-Signature=${SECRET}`, {
+      hint: `retry bob:${SECRET}@h.example:5000/x`,
+    });
+    expect(e.message).toBe('GET https://h.example/v2/?X-Amz-Signature=REDACTED');
+    expect(e.hint).toBe('retry h.example:5000/x');
   });
 });

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { makeOciLayout } from '../helpers/fixtures.js';
 import type { FaultProxy } from '../helpers/fault-proxy.js';
 import type { TestRegistry } from '../helpers/registry.js';
-import { blackHole, entries, expectCleanFailure, runBin, serveImage, type ServedImage } from './harness.js';
+import { blackHole, entries, expectCleanFailure, faultBlobs, runBin, serveImage, type ServedImage } from './harness.js';
 
 let served: ServedImage;
 let reg: TestRegistry;
@@ -36,13 +36,7 @@ describe('signals', () => {
   ] as const)(
     '%s mid-copy into a new oci: directory ends within 2 s with %i and leaves nothing',
     async (signal, code) => {
-      proxy.clearRules();
-      proxy.addRule({
-        method: 'GET',
-        path: /\/blobs\/sha256:/,
-        times: Infinity,
-        action: { kind: 'slow', bytesPerSecond: 100_000 },
-      });
+      faultBlobs(proxy, { kind: 'slow', bytesPerSecond: 100_000 });
       const name = `out-${signal}`;
       const r = await runBin(
         ['copy', '--src-insecure', `docker://${proxy.host}/app:v1`, `oci:${join(tmp.path, name)}:v1`],
@@ -62,13 +56,7 @@ describe('signals', () => {
   it('SIGTERM mid-copy into an existing empty directory (a mount point) leaves it empty', async () => {
     const dest = join(tmp.path, 'empty-mnt');
     await mkdir(dest);
-    proxy.clearRules();
-    proxy.addRule({
-      method: 'GET',
-      path: /\/blobs\/sha256:/,
-      times: Infinity,
-      action: { kind: 'slow', bytesPerSecond: 100_000 },
-    });
+    faultBlobs(proxy, { kind: 'slow', bytesPerSecond: 100_000 });
     const r = await runBin(['copy', '--src-insecure', `docker://${proxy.host}/app:v1`, `oci:${dest}:v1`], {
       kill: { signal: 'SIGTERM', after: 2500 },
     });
@@ -82,13 +70,7 @@ describe('signals', () => {
     const dest = join(tmp.path, 'existing');
     await makeOciLayout(dest, { tag: 'old', layerBytes: 1000 });
     const before = await readFile(join(dest, 'index.json'));
-    proxy.clearRules();
-    proxy.addRule({
-      method: 'GET',
-      path: /\/blobs\/sha256:/,
-      times: Infinity,
-      action: { kind: 'slow', bytesPerSecond: 100_000 },
-    });
+    faultBlobs(proxy, { kind: 'slow', bytesPerSecond: 100_000 });
     const r = await runBin(['copy', '--src-insecure', `docker://${proxy.host}/app:v1`, `oci:${dest}:v1`], {
       kill: { signal: 'SIGINT', after: 2500 },
     });
@@ -124,8 +106,7 @@ describe('atomic destinations against a hostile registry', () => {
     ['a corrupting proxy', { kind: 'corrupt', offset: 1000 }, 7],
     ['a truncating proxy', { kind: 'reset-mid-body', afterBytes: 1000 }, 10],
   ] as const)('%s: a clean failure, the new destination never appears', async (label, action, code) => {
-    proxy.clearRules();
-    proxy.addRule({ method: 'GET', path: /\/blobs\/sha256:/, times: Infinity, action });
+    faultBlobs(proxy, action);
     const name = `out-${label.replace(/\W+/g, '-')}`;
     const r = await runBin([
       'copy',

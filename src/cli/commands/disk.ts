@@ -15,7 +15,7 @@ import { mergeLayers } from '../../layers/merge.js';
 import { BlobCache } from '../../cache/blob-cache.js';
 import { openImage } from '../../provider/image-reader.js';
 import { CONFIG_OPTIONS, CONFIG_USAGE, loadCliConfig } from '../config-options.js';
-import { usageError as usageErrorFor } from '../flags.js';
+import { parseTimeout, TIMEOUT_OPTION, usageError as usageErrorFor } from '../flags.js';
 import type { CliIo, CommandModule } from '../main.js';
 
 const usage = `usage: canvos-lite disk [configuration options] [--user-data FILE] [--format raw|raw.gz|qcow2|vhd]... [--size MiB]
@@ -66,6 +66,7 @@ async function run(argv: string[], io: CliIo): Promise<number> {
       output: { type: 'string' },
       insecure: { type: 'boolean' },
       json: { type: 'boolean' },
+      ...TIMEOUT_OPTION,
     },
   });
   if (positionals.length > 0) throw usageError(`unexpected argument ${JSON.stringify(positionals[0])}`);
@@ -111,11 +112,13 @@ async function run(argv: string[], io: CliIo): Promise<number> {
     if (arch !== 'amd64' && arch !== 'arm64')
       throw usageError(`--arch must be amd64 or arm64, not ${JSON.stringify(arch)}`);
     const ref = values.base;
+    const timeoutMs = parseTimeout('disk', values.timeout);
     const img = await openImage(ref, arch, {
       cache: new BlobCache({ env: io.env }),
       signal: io.signal,
       registry: {
         env: io.env,
+        timeoutMs,
         insecureRegistries: values.insecure ? [ref.replace(/^docker:\/\//, '').split('/')[0] ?? ref] : undefined,
       },
     });

@@ -7,10 +7,10 @@ import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { pullArtifact } from '../../artifact/artifact.js';
 import { parseImageSpec } from '../../transports/resolve-location.js';
-import { parseCreds, usageError as usageErrorFor } from '../flags.js';
+import { parseCreds, usageError as usageErrorFor, parseTimeout, TIMEOUT_OPTION, timeoutHelp } from '../flags.js';
 import type { CliIo, CommandModule } from '../main.js';
 
-const usage = `usage: canvos-lite pull-artifact [--creds USER:PASS] [--authfile FILE] [--insecure] [--cert-dir DIR] [--json] REF DIR
+const usage = `usage: canvos-lite pull-artifact [--creds USER:PASS] [--authfile FILE] [--insecure] [--cert-dir DIR] [--timeout SECONDS] [--json] REF DIR
 
 REF: docker://HOST/REPO:TAG (or a bare reference), oci:DIR[:TAG], docker-archive:FILE — an artifact whose layers
 each carry an org.opencontainers.image.title (canvos-lite iso --push, oras push).
@@ -18,6 +18,7 @@ each carry an org.opencontainers.image.title (canvos-lite iso --push, oras push)
   --authfile FILE            read credentials from this auth.json / config.json
   --insecure                 reach the registry over plain HTTP
   --cert-dir DIR             extra CA certificates
+  ${timeoutHelp(27)}
   --json                     print only a JSON result on stdout`;
 
 const usageError = (m: string): ReturnType<typeof usageErrorFor> => usageErrorFor('pull-artifact', m);
@@ -33,11 +34,13 @@ async function run(argv: string[], io: CliIo): Promise<number> {
       insecure: { type: 'boolean' },
       'cert-dir': { type: 'string' },
       json: { type: 'boolean' },
+      ...TIMEOUT_OPTION,
     },
   });
   const [ref, dir, extra] = positionals;
   if (!ref || !dir) throw usageError('pull-artifact needs REF and DIR');
   if (extra !== undefined) throw usageError(`unexpected argument ${JSON.stringify(extra)}`);
+  const timeoutMs = parseTimeout('pull-artifact', values.timeout);
   const spec = parseImageSpec(ref);
   const host = spec.transport === 'docker' ? spec.ref.registry : undefined;
   const r = await pullArtifact(ref, resolve(io.cwd, dir), {
@@ -48,6 +51,7 @@ async function run(argv: string[], io: CliIo): Promise<number> {
       authFiles: values.authfile ? [values.authfile] : undefined,
       insecureRegistries: values.insecure && host ? [host] : undefined,
       certsDir: values['cert-dir'],
+      timeoutMs,
     },
   });
   if (values.json) io.stdout.write(`${JSON.stringify(r)}\n`);

@@ -12,7 +12,7 @@ import { BlobCache } from '../../cache/blob-cache.js';
 import { openImage } from '../../provider/image-reader.js';
 import { buildUkiIso } from '../../uki/uki-iso.js';
 import { ENKI_UKI_CMDLINE, buildUkiIsoFromRootfs } from '../../uki/uki-iso-image.js';
-import { usageError as usageErrorFor } from '../flags.js';
+import { parseTimeout, TIMEOUT_OPTION, timeoutHelp, usageError as usageErrorFor } from '../flags.js';
 import type { CliIo } from '../main.js';
 
 export const UKI_ISO_USAGE = `usage: canvos-lite uki iso --base REF [options]
@@ -37,6 +37,7 @@ iso: the Trusted Boot installer ISO as CanvOS's build-uki-iso (enki build-uki -t
   --stub FILE, --systemd-boot FILE   EFI binaries (default: the image's, else systemd-boot-efi's in /usr/lib/systemd/boot/efi)
   --output DIR               output directory (default build)
   --insecure                 reach the base image's registry over plain HTTP
+  ${timeoutHelp(27)}
   --json                     print only a JSON result on stdout`;
 
 const usageError = (m: string): CanvosError => usageErrorFor('uki', m);
@@ -66,9 +67,11 @@ export async function ukiIsoCmd(argv: string[], io: CliIo): Promise<number> {
       arch: { type: 'string' },
       insecure: { type: 'boolean' },
       json: { type: 'boolean' },
+      ...TIMEOUT_OPTION,
     },
   });
   if (positionals.length > 0) throw usageError(`unexpected argument ${JSON.stringify(positionals[0])}`);
+  const timeoutMs = parseTimeout('uki iso', values.timeout);
   if (values.arch !== undefined && values.arch !== 'amd64') {
     throw new CanvosError('ERR_CONFIG', `UKI ISOs are amd64 only (--arch ${values.arch})`, {
       hint: 'CanvOS builds a plain ISO on arm64: use canvos-lite iso',
@@ -106,6 +109,7 @@ export async function ukiIsoCmd(argv: string[], io: CliIo): Promise<number> {
       signal: io.signal,
       registry: {
         env: io.env,
+        timeoutMs,
         insecureRegistries: values.insecure ? [base.replace(/^docker:\/\//, '').split('/')[0] ?? base] : undefined,
       },
     });

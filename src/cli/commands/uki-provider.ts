@@ -6,11 +6,11 @@ import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { BlobCache } from '../../cache/blob-cache.js';
 import { buildUkiProviderImage } from '../../uki/provider.js';
-import { usageError as usageErrorFor } from '../flags.js';
+import { parseTimeout, TIMEOUT_OPTION, timeoutHelp, usageError as usageErrorFor } from '../flags.js';
 import type { CliIo } from '../main.js';
 
 export const UKI_PROVIDER_USAGE = `usage: canvos-lite uki provider --provider REF --carrier REF --to DEST [--keys secure-boot]
-                                [--extend-cmdline S] [--version norole] [--branding TEXT] [--insecure] [--json]
+                                [--extend-cmdline S] [--version norole] [--branding TEXT] [--insecure] [--timeout SECONDS] [--json]
 
 provider: the IS_UKI=true provider image: the carrier image (CanvOS: third-party/ubuntu:22.04) plus /trusted-boot
   (systemd-boot and a UKI of the provider image's rootfs, signed with the db key, loader entries, enrolment keys)
@@ -18,7 +18,8 @@ provider: the IS_UKI=true provider image: the carrier image (CanvOS: third-party
   --provider REF   provider image (canvos-lite build output; docker://…, oci:DIR:TAG, docker-archive:FILE)
   --carrier REF    carrier image
   --to DEST        docker://HOST/REPO:TAG or oci:DIR:TAG
-  --insecure       plain HTTP for the registries of --provider, --carrier and --to`;
+  --insecure       plain HTTP for the registries of --provider, --carrier and --to
+  ${timeoutHelp(17)}`;
 
 const usageError = (m: string) => usageErrorFor('uki', m);
 
@@ -37,11 +38,13 @@ export async function ukiProviderCmd(argv: string[], io: CliIo): Promise<number>
       branding: { type: 'string' },
       insecure: { type: 'boolean' },
       json: { type: 'boolean' },
+      ...TIMEOUT_OPTION,
     },
   });
   if (positionals.length > 0) throw usageError(`unexpected argument ${JSON.stringify(positionals[0])}`);
   if (!values.provider || !values.carrier || !values.to)
     throw usageError('--provider, --carrier and --to are required');
+  const timeoutMs = parseTimeout('uki provider', values.timeout);
   const host = (r: string): string => r.replace(/^docker:\/\//, '').split('/')[0] ?? r;
   const epoch =
     io.env.SOURCE_DATE_EPOCH && /^\d+$/.test(io.env.SOURCE_DATE_EPOCH) ? Number(io.env.SOURCE_DATE_EPOCH) : undefined;
@@ -54,6 +57,7 @@ export async function ukiProviderCmd(argv: string[], io: CliIo): Promise<number>
     cache: new BlobCache({ env: io.env }),
     registry: {
       env: io.env,
+      timeoutMs,
       ...(values.insecure ? { insecureRegistries: [values.provider, values.carrier, values.to].map(host) } : {}),
     },
     ...(values['extend-cmdline'] !== undefined ? { extendCmdline: values['extend-cmdline'] } : {}),

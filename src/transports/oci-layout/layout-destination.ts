@@ -53,72 +53,47 @@ async function mergeBlobs(staging: string, dir: string): Promise<void> {
   }
 }
 
-/** An ImageDestination writing `oci:DIR[:tag]` (created when absent, atomically); index.json changes only in commit(). */
-export function layoutDestination(
-  dir: string,
-  opts: LayoutTransportOptions = {},
-): ImageDestination & { readonly layout: OciLayout } {
-  let layout = new OciLayout(dir);
-  /** The sibling directory a new layout is built in, until commit() renames it to `dir`. */
-  let staging: string | undefined;
-  /** `dir` existed and was empty: a copy that does not commit empties it again. */
-  let emptyBefore = false;
-  let ready: Promise<void> | undefined;
-  const prepare = async (): Promise<void> => {
-    const st = await stat(dir).catch((e: unknown) => {
-      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-      throw e;
+/** A layout being written to `dir`, atomic at the directory level (see the file header). */
+export interface StagedLayout {
+  /** The layout to write into: a sibling `.DIR.partial-*` directory for a new `dir`, else `dir` itself. */
+  readonly layout: OciLayout;
+  /** `dir` already held a layout: blobs go in directly, index.json must change by one atomic rename. */
+  readonly existing: boolean;
+  /** Make the staged content `dir`: rename it into place (merged into a layout another writer created meanwhile). */
+  commit(): Promise<void>;
+  /** Remove what an uncommitted run created: the staging directory, or the content of a formerly empty `dir`. */
+  discard(): Promise<void>;
+}
+
+/**
+ * Prepare writing a layout to `dir`: an absent `dir` is staged beside it, an empty one written in place, an existing
+ * layout written into (after checking it is one: ERR_LAYOUT otherwise). Used by `oci:` destinations and mirror save.
+ */
+export async function stageLayout(dir: string): Promise<StagedLayout> {
+  const st = await stat(dir).catch((e: unknown) => {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw e;
+  });
+  if (st && !st.isDirectory())
+    throw new CanvosError('ERR_LAYOUT', `${dir} exists and is not a directory`, {
+      hint: 'give the path of a directory for oci:DIR',
     });
-    if (st && !st.isDirectory())
-      throw new CanvosError('ERR_LAYOUT', `${dir} exists and is not a directory`, {
-        hint: 'give the path of a directory for oci:DIR',
-      });
-    if (st && (await readdir(dir)).length > 0) {
-      await checkExistingLayout(dir);
-      await layout.init();
-      return;
-    }
-    if (st) {
-      emptyBefore = true;
-      await layout.init();
-      return;
-    }
+  const existing = st !== undefined && (await readdir(dir)).length > 0;
+  if (existing) await checkExistingLayout(dir);
+  let staging: string | undefined;
+  if (!st) {
     await mkdirs(dirname(dir));
     staging = await mkdtemp(join(dirname(dir), `.${basename(dir)}.partial-`));
-    layout = new OciLayout(staging);
-    await layout.init();
-  };
-  const init = (): Promise<void> => (ready ??= prepare());
-  let pending: { desc: Descriptor; tag: string | undefined } | undefined;
+  }
+  let layout = new OciLayout(staging ?? dir);
+  await layout.init();
   let committed = false;
   return {
-    description: `oci:${dir}${opts.tag !== undefined ? `:${opts.tag}` : ''}`,
     get layout() {
       return layout;
     },
-    tag: opts.tag,
-    async hasBlob(desc: Descriptor): Promise<boolean> {
-      return layout.hasBlob(desc.digest, desc.size);
-    },
-    async putBlob(desc, open, o = {}): Promise<PutBlobResult> {
-      await init();
-      if (await layout.hasBlob(desc.digest, desc.size)) return 'exists';
-      await layout.writeBlob(desc, await open(), { signal: o.signal, sourceVerified: o.sourceVerified === true });
-      return 'uploaded';
-    },
-    async hasManifest(digest: Digest): Promise<boolean> {
-      return layout.hasBlob(digest);
-    },
-    async putManifest(m: RawManifest, tag: string | undefined): Promise<void> {
-      await init();
-      await layout.writeSmallBlob(m.bytes, m.digest);
-      // Only the last put (the root) is recorded; children are reachable through it.
-      pending = { desc: { mediaType: m.mediaType, digest: m.digest, size: m.bytes.length }, tag };
-    },
+    existing,
     async commit(): Promise<void> {
-      await init();
-      if (pending) await layout.setTag(pending.desc, pending.tag);
-      pending = undefined;
       if (staging) {
         try {
           // Replaces an empty `dir` too; fails when another writer created a layout there meanwhile.
@@ -138,13 +113,59 @@ export function layoutDestination(
       }
       committed = true;
     },
-    async close(): Promise<void> {
-      // A copy that did not commit leaves no trace of a new layout.
-      if (staging && !committed) await rm(staging, { recursive: true, force: true });
-      if (emptyBefore && !committed)
+    async discard(): Promise<void> {
+      if (committed) return;
+      // Retries: a copy that failed with EMFILE may still hold descriptors while its staging directory is removed.
+      if (staging) await rm(staging, { recursive: true, force: true, maxRetries: 10, retryDelay: 50 });
+      else if (st && !existing)
         for (const n of await readdir(dir).catch(() => [])) await rm(join(dir, n), { recursive: true, force: true });
       staging = undefined;
-      emptyBefore = false;
+    },
+  };
+}
+
+/** An ImageDestination writing `oci:DIR[:tag]` (created when absent, atomically); index.json changes only in commit(). */
+export function layoutDestination(
+  dir: string,
+  opts: LayoutTransportOptions = {},
+): ImageDestination & { readonly layout: OciLayout } {
+  let staged: StagedLayout | undefined;
+  let ready: Promise<StagedLayout> | undefined;
+  const init = async (): Promise<OciLayout> => (staged = await (ready ??= stageLayout(dir))).layout;
+  let pending: { desc: Descriptor; tag: string | undefined } | undefined;
+  return {
+    description: `oci:${dir}${opts.tag !== undefined ? `:${opts.tag}` : ''}`,
+    get layout() {
+      return staged?.layout ?? new OciLayout(dir);
+    },
+    tag: opts.tag,
+    async hasBlob(desc: Descriptor): Promise<boolean> {
+      return (staged?.layout ?? new OciLayout(dir)).hasBlob(desc.digest, desc.size);
+    },
+    async putBlob(desc, open, o = {}): Promise<PutBlobResult> {
+      const layout = await init();
+      if (await layout.hasBlob(desc.digest, desc.size)) return 'exists';
+      await layout.writeBlob(desc, await open(), { signal: o.signal, sourceVerified: o.sourceVerified === true });
+      return 'uploaded';
+    },
+    async hasManifest(digest: Digest): Promise<boolean> {
+      return (staged?.layout ?? new OciLayout(dir)).hasBlob(digest);
+    },
+    async putManifest(m: RawManifest, tag: string | undefined): Promise<void> {
+      const layout = await init();
+      await layout.writeSmallBlob(m.bytes, m.digest);
+      // Only the last put (the root) is recorded; children are reachable through it.
+      pending = { desc: { mediaType: m.mediaType, digest: m.digest, size: m.bytes.length }, tag };
+    },
+    async commit(): Promise<void> {
+      const layout = await init();
+      if (pending) await layout.setTag(pending.desc, pending.tag);
+      pending = undefined;
+      await staged?.commit();
+    },
+    async close(): Promise<void> {
+      // A copy that did not commit leaves no trace of a new layout.
+      await staged?.discard();
     },
   };
 }
