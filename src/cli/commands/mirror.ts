@@ -19,7 +19,7 @@ import type { MirrorFailure, MirrorItem, MirrorOptions, MirrorReport } from '../
 import { parsePlatform } from '../../oci/platform.js';
 import { parseReference, type Reference } from '../../registry/reference.js';
 import type { RegistryTransportOptions } from '../../registry/transport.js';
-import type { CliIo, CommandModule } from '../main.js';
+import type { CliIo, CommandModule } from '../types.js';
 import { createProgress, formatBytes } from '../progress.js';
 import {
   SRC_DEST_REGISTRY_OPTIONS,

@@ -8,12 +8,12 @@ import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { CanvosError } from '../../errors.js';
 import { mergeLayers } from '../../layers/merge.js';
-import { BlobCache } from '../../oci/cache.js';
-import { openImage } from '../../provider/image-reader.js';
 import { buildUkiIso } from '../../uki/uki-iso.js';
 import { ENKI_UKI_CMDLINE, buildUkiIsoFromRootfs } from '../../uki/uki-iso-image.js';
-import { usageError as usageErrorFor } from '../flags.js';
-import type { CliIo } from '../main.js';
+import { withBaseImage } from '../base-image.js';
+import { BASE_IMAGE_OPTIONS, baseImageRegistry, commandOutput, JSON_OPTION } from '../flag-sets.js';
+import { timeoutHelp, usageError as usageErrorFor } from '../flags.js';
+import type { CliIo } from '../types.js';
 
 export const UKI_ISO_USAGE = `usage: canvos-lite uki iso --base REF [options]
        canvos-lite uki iso --kernel FILE --initrd FILE... --os-release FILE [--uname VERSION] [options]
@@ -37,6 +37,7 @@ iso: the Trusted Boot installer ISO as CanvOS's build-uki-iso (enki build-uki -t
   --stub FILE, --systemd-boot FILE   EFI binaries (default: the image's, else systemd-boot-efi's in /usr/lib/systemd/boot/efi)
   --output DIR               output directory (default build)
   --insecure                 reach the base image's registry over plain HTTP
+  ${timeoutHelp(27)}
   --json                     print only a JSON result on stdout`;
 
 const usageError = (m: string): CanvosError => usageErrorFor('uki', m);
@@ -64,8 +65,8 @@ export async function ukiIsoCmd(argv: string[], io: CliIo): Promise<number> {
       'systemd-boot': { type: 'string' },
       output: { type: 'string' },
       arch: { type: 'string' },
-      insecure: { type: 'boolean' },
-      json: { type: 'boolean' },
+      ...BASE_IMAGE_OPTIONS,
+      ...JSON_OPTION,
     },
   });
   if (positionals.length > 0) throw usageError(`unexpected argument ${JSON.stringify(positionals[0])}`);
@@ -83,9 +84,7 @@ export async function ukiIsoCmd(argv: string[], io: CliIo): Promise<number> {
   if (!values.base && !(values.kernel && values.initrd && values['os-release']))
     throw usageError('give --base REF, or --kernel, --initrd and --os-release');
   const path = (p: string | undefined): string | undefined => (p === undefined ? undefined : resolve(io.cwd, p));
-  const say = (s: string): void => {
-    if (!values.json) io.stderr.write(`${s}\n`);
-  };
+  const out = commandOutput(io, values.json);
   const common = {
     keysDir: resolve(io.cwd, values.keys ?? 'secure-boot'),
     outputDir: resolve(io.cwd, values.output ?? 'build'),
@@ -98,30 +97,21 @@ export async function ukiIsoCmd(argv: string[], io: CliIo): Promise<number> {
     ...(values['systemd-boot'] !== undefined ? { systemdBoot: path(values['systemd-boot']) as string } : {}),
     signal: io.signal,
   };
-  let result: object;
+  let result: { isoPath: string };
   if (values.base) {
-    const base = values.base;
-    const img = await openImage(base, 'amd64', {
-      cache: new BlobCache({ env: io.env }),
-      signal: io.signal,
-      registry: {
-        env: io.env,
-        insecureRegistries: values.insecure ? [base.replace(/^docker:\/\//, '').split('/')[0] ?? base] : undefined,
-      },
-    });
-    try {
-      say(`uki iso: ${img.source.description} (${img.layers.length} layers) -> UKI initrd`);
+    const registry = baseImageRegistry('uki', values, [values.base], io);
+    result = await withBaseImage(values.base, 'amd64', registry, io, async (img) => {
+      out.say(`uki iso: ${img.source.description} (${img.layers.length} layers) -> UKI initrd`);
       const r = await buildUkiIsoFromRootfs(mergeLayers(img.openers, { signal: io.signal }), {
         ...common,
         ...(values.cmdline !== undefined ? { cmdline: values.cmdline } : {}),
         ...(values['extend-cmdline'] !== undefined ? { extendCmdline: values['extend-cmdline'] } : {}),
-        onWarning: (code, msg) => io.stderr.write(`canvos-lite: warning: ${msg} [${code}]\n`),
+        onWarning: out.warn,
       });
-      say(`uki iso: kernel ${r.uname}, systemd-boot and stub from the ${r.efiSource}`);
-      result = r;
-    } finally {
-      await img.source.close().catch(() => {});
-    }
+      out.say(`uki iso: kernel ${r.uname}, systemd-boot and stub from the ${r.efiSource}`);
+      return r;
+    });
+    out.flush();
   } else {
     const osRelease = await readFile(path(values['os-release']) as string, 'utf8').catch((e: unknown) => {
       throw new CanvosError('ERR_CONFIG', `--os-release ${values['os-release']}: ${(e as Error).message}`, {
@@ -139,7 +129,6 @@ export async function ukiIsoCmd(argv: string[], io: CliIo): Promise<number> {
       ...(values.uname !== undefined ? { uname: values.uname } : {}),
     });
   }
-  if (values.json) io.stdout.write(`${JSON.stringify(result)}\n`);
-  else io.stdout.write(`${(result as { isoPath: string }).isoPath}\n`);
+  out.result(result, [result.isoPath]);
   return 0;
 }
