@@ -28,7 +28,7 @@ import type { Descriptor } from '../oci/schemas.js';
 import type { RegistryTransportOptions } from '../registry/transport.js';
 import { assembleImage, layerMediaTypeFor, type AppendedLayer } from './assemble.js';
 import { scanBase } from './base-scan.js';
-import { baseScanRequest, planProviderImages } from './plan.js';
+import { baseScanRequest, planProviderImages } from './provider-plan.js';
 import type { BuildPlan, PlannedLayer } from './plan-types.js';
 import { cachedBlobPath, openImage, type OpenedImage } from './image-reader.js';
 import { layerBuildSpec } from './layer-specs.js';

@@ -2,7 +2,7 @@
  * `canvos-lite mirror plan`: what a push, save or load would move, with sizes, without moving anything.
  * @internal (dispatched by commands/mirror.ts)
  */
-import { mirrorPlan, type MirrorPlan, type PlanTarget } from '../../../mirror/plan.js';
+import { mirrorPlan, type MirrorPlan, type PlanTarget } from '../../../mirror/mirror-plan.js';
 import { formatBytes } from '../../progress.js';
 import type { CliIo } from '../../types.js';
 import { isPathTarget, type MirrorArgs } from './args.js';
