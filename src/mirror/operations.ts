@@ -12,7 +12,7 @@ import type { Digest } from '../oci/digest.js';
 import { layoutSource, OciLayout, REF_NAME_ANNOTATION } from '../oci/layout.js';
 import type { Descriptor } from '../oci/schemas.js';
 import { makeReference, parseReference, type Reference } from '../registry/reference.js';
-import { Repository } from '../registry/client.js';
+import { RegistryRepository } from '../registry/client.js';
 import { registryDestination, registrySource } from '../registry/transport.js';
 import {
   checkMaxPartSize,
@@ -135,7 +135,7 @@ export async function mirrorPush(
         openDestination: () =>
           mounts.wrap(registryDestination(ref, conns.options(root.registry, 'dst', opts.destRegistry)), ref.repository),
         has: async (digest: Digest, signal = opts.signal) => {
-          const repo = new Repository(
+          const repo = new RegistryRepository(
             root.registry,
             ref.repository,
             conns.options(root.registry, 'dst', opts.destRegistry),

@@ -50,7 +50,13 @@ export {
   type FetchToFileOptions,
 } from './blobs.js';
 export { uploadBlob, type UploadOptions } from './upload.js';
-export { Repository, nextLink, MANIFEST_MAX_BYTES, type RepositoryOptions, type ManifestInfo } from './client.js';
+export {
+  RegistryRepository,
+  nextLink,
+  MANIFEST_MAX_BYTES,
+  type RegistryRepositoryOptions,
+  type ManifestInfo,
+} from './client.js';
 export { registrySource, registryDestination, type RegistryTransportOptions } from './transport.js';
 export { ReadAheadBudget, defaultReadAheadBudget, BLOB_PARTS_DEFAULTS, type BlobPartsOptions } from './blob-parts.js';
 export { loadRegistryCerts, defaultCertsDirs, type RegistryCertOptions, type RegistryCerts } from './certs-d.js';

@@ -8,11 +8,11 @@ import { CanvosError } from '../errors.js';
 import { sha256, type Digest } from '../oci/digest.js';
 import type { Descriptor } from '../oci/schemas.js';
 import type { ImageDestination, ImageSource, OpOptions, PutBlobResult, RawManifest } from '../copy/types.js';
-import { Repository, type RepositoryOptions } from './client.js';
+import { RegistryRepository, type RegistryRepositoryOptions } from './client.js';
 import { parseReference, type Reference } from './reference.js';
 
 /** Options of the registry transports (connection, auth and upload options of a Repository). */
-export type RegistryTransportOptions = RepositoryOptions;
+export type RegistryTransportOptions = RegistryRepositoryOptions;
 
 function toRef(ref: string | Reference): Reference {
   return typeof ref === 'string' ? parseReference(ref) : ref;
@@ -22,9 +22,9 @@ function toRef(ref: string | Reference): Reference {
 export function registrySource(
   ref: string | Reference,
   opts: RegistryTransportOptions = {},
-): ImageSource & { readonly repo: Repository; readonly reference: Reference } {
+): ImageSource & { readonly repo: RegistryRepository; readonly reference: Reference } {
   const r = toRef(ref);
-  const repo = new Repository(r.registry, r.repository, { ...opts, push: false });
+  const repo = new RegistryRepository(r.registry, r.repository, { ...opts, push: false });
   return {
     description: `docker://${r.toString()}`,
     repo,
@@ -44,9 +44,9 @@ export function registrySource(
 export function registryDestination(
   ref: string | Reference,
   opts: RegistryTransportOptions = {},
-): ImageDestination & { readonly repo: Repository; readonly reference: Reference } {
+): ImageDestination & { readonly repo: RegistryRepository; readonly reference: Reference } {
   const r = toRef(ref);
-  const repo = new Repository(r.registry, r.repository, { ...opts, push: true });
+  const repo = new RegistryRepository(r.registry, r.repository, { ...opts, push: true });
   return {
     description: `docker://${r.toString()}`,
     // The reference's tag (`latest` when none was written; undefined for a digest-only reference).
