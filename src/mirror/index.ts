@@ -49,7 +49,6 @@ export {
   mirrorSave,
   mirrorLoad,
   openLoadSource,
-  throwIfPartial,
   SOURCE_DIGEST_ANNOTATION,
   type MirrorSaveOptions,
 } from './operations.js';

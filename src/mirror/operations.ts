@@ -365,17 +365,3 @@ export async function mirrorLoad(
     await Promise.allSettled([conns.close(), src.close()]);
   }
 }
-
-/** Throw ERR_MIRROR_PARTIAL when a report lists failures (for library callers that want an exception). */
-export function throwIfPartial(report: Pick<MirrorReport, 'failures' | 'operation'>): void {
-  if (report.failures.length === 0) return;
-  const first = report.failures[0]!;
-  throw new CanvosError(
-    'ERR_MIRROR_PARTIAL',
-    `mirror ${report.operation}: ${report.failures.length} image(s) failed, first ${first.source}: ${first.message}`,
-    {
-      hint: 'fix the causes and run again; finished blobs are not transferred again',
-      details: { failures: report.failures },
-    },
-  );
-}

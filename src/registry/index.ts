@@ -5,8 +5,6 @@
 export {
   parseReference,
   makeReference,
-  refWithTag,
-  refWithDigest,
   normalizeRegistry,
   registryEndpoint,
   DOCKER_HUB,
