@@ -12,9 +12,9 @@ import { convertAll, type DiskFormat } from '../../disk/convert.js';
 import { buildInstallerDisk } from '../../disk/installer-disk.js';
 import { sourceDateEpochFromEnv } from '../../layers/build.js';
 import { mergeLayers } from '../../layers/merge.js';
-import { withBaseImage } from '../base-image.js';
-import { CONFIG_USAGE, loadCliConfig, PROJECT_OPTIONS, rejectConfigFlags } from '../config-options.js';
-import { BASE_IMAGE_OPTIONS, baseImageRegistry, commandOutput, JSON_OPTION, type CommandOutput } from '../flag-sets.js';
+import { INSTALLER_SOURCE_OPTIONS, parseBaseArch, withBaseImage } from '../base-image.js';
+import { CONFIG_USAGE, loadCliConfig, rejectConfigFlags } from '../config-options.js';
+import { baseImageRegistry, commandOutput, type CommandOutput } from '../flag-sets.js';
 import { parseDiskFormats, usageError as usageErrorFor } from '../flags.js';
 import type { CliIo, CommandModule } from '../types.js';
 
@@ -50,17 +50,9 @@ const BASE_ONLY = ['name', 'arch', 'edge-custom-config', 'insecure'] as const;
 const usageError = (message: string): CanvosError => usageErrorFor('disk', message);
 
 const OPTIONS = {
-  ...PROJECT_OPTIONS,
-  ...BASE_IMAGE_OPTIONS,
-  ...JSON_OPTION,
-  base: { type: 'string' },
-  'user-data': { type: 'string' },
-  'edge-custom-config': { type: 'string' },
-  name: { type: 'string' },
-  arch: { type: 'string' },
+  ...INSTALLER_SOURCE_OPTIONS,
   format: { type: 'string', multiple: true },
   size: { type: 'string' },
-  output: { type: 'string' },
 } as const;
 
 type DiskValues = ReturnType<typeof parseArgs<{ options: typeof OPTIONS }>>['values'];
@@ -130,9 +122,7 @@ async function fromConfig(values: DiskValues, job: DiskJob, io: CliIo): Promise<
 /** A ready installer image (`--base REF`). */
 async function fromBase(ref: string, values: DiskValues, job: DiskJob, io: CliIo): Promise<DiskResult> {
   rejectConfigFlags('disk', values);
-  const arch = values.arch ?? 'amd64';
-  if (arch !== 'amd64' && arch !== 'arm64')
-    throw usageError(`--arch must be amd64 or arm64, not ${JSON.stringify(arch)}`);
+  const arch = parseBaseArch('disk', values.arch);
   const ecc = values['edge-custom-config'];
   const registry = baseImageRegistry('disk', values, [ref], io);
   const result: DiskResult = await withBaseImage(ref, arch, registry, io, (img) => {

@@ -15,16 +15,9 @@ import { sourceDateEpochFromEnv } from '../../layers/build.js';
 import type { RegistryTransportOptions } from '../../registry/transport.js';
 import { mergeLayers } from '../../layers/merge.js';
 import { buildInstallerIso } from '../../provider/installer-iso.js';
-import { withBaseImage } from '../base-image.js';
-import { CONFIG_USAGE, loadCliConfig, PROJECT_OPTIONS, rejectConfigFlags } from '../config-options.js';
-import {
-  BASE_IMAGE_OPTIONS,
-  baseImageRegistry,
-  commandOutput,
-  JSON_OPTION,
-  registryHosts,
-  type CommandOutput,
-} from '../flag-sets.js';
+import { INSTALLER_SOURCE_OPTIONS, parseBaseArch, withBaseImage } from '../base-image.js';
+import { CONFIG_USAGE, loadCliConfig, rejectConfigFlags } from '../config-options.js';
+import { baseImageRegistry, commandOutput, registryHosts, type CommandOutput } from '../flag-sets.js';
 import { usageError as usageErrorFor } from '../flags.js';
 import type { CliIo, CommandModule } from '../types.js';
 
@@ -77,19 +70,11 @@ const BASE_ONLY = [
 const usageError = (message: string): CanvosError => usageErrorFor('iso', message);
 
 const OPTIONS = {
-  ...PROJECT_OPTIONS,
-  ...BASE_IMAGE_OPTIONS,
-  ...JSON_OPTION,
-  base: { type: 'string' },
-  'user-data': { type: 'string' },
+  ...INSTALLER_SOURCE_OPTIONS,
   content: { type: 'string', multiple: true },
   'files-iso': { type: 'string' },
   'local-ui': { type: 'string' },
   'cluster-config': { type: 'string' },
-  'edge-custom-config': { type: 'string' },
-  name: { type: 'string' },
-  output: { type: 'string' },
-  arch: { type: 'string' },
   'force-interactive': { type: 'boolean' },
   'debug-cmdline': { type: 'boolean' },
   push: { type: 'string' },
@@ -122,9 +107,7 @@ async function fromBase(
   io: CliIo,
 ): Promise<{ result: BuildIsoResult; registry: RegistryTransportOptions }> {
   rejectConfigFlags('iso', values);
-  const arch = values.arch ?? 'amd64';
-  if (arch !== 'amd64' && arch !== 'arm64')
-    throw usageError(`--arch must be amd64 or arm64, not ${JSON.stringify(arch)}`);
+  const arch = parseBaseArch('iso', values.arch);
   const at = (p: string | undefined): string | undefined => (p === undefined ? undefined : resolve(io.cwd, p));
   const localUi = at(values['local-ui']);
   if (localUi) await checkLocalUi(localUi, io.signal);
