@@ -20,7 +20,7 @@ provider: the IS_UKI=true provider image: the carrier image (CanvOS: third-party
   --carrier REF    carrier image
   --to DEST        docker://HOST/REPO:TAG or oci:DIR:TAG
   --insecure       plain HTTP for the registries of --provider, --carrier and --to
-  ${timeoutHelp(17)}`;
+  ${timeoutHelp(18)}`;
 
 const usageError = (m: string) => usageErrorFor('uki', m);
 
