@@ -10,6 +10,8 @@ if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.j
 node scripts/install-native.mjs
 npx tsc -p tsconfig.json
 node scripts/bundle.mjs
+# The stable API (src/index.ts) must match its reviewed report api/canvos-lite.api.md (`npm run api` updates it).
+npm run --silent api:check
 npx tsc -p tsconfig.test.json
 # The addon must be loaded (a prebuild, or the build above): assert it.
 CANVOS_EXPECT_NATIVE=1 npx vitest run "$@"

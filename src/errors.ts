@@ -126,7 +126,8 @@ export class RegistryHttpError extends CanvosError {
 
 /** xorriso exited non-zero. */
 export class XorrisoError extends CanvosError {
-  readonly exitCode_: number | null;
+  /** xorriso's own exit status (null when a signal ended it); `exitCode` is the CLI's, from the error code. */
+  readonly processExitCode: number | null;
   readonly signal: string | null;
   readonly argv: readonly string[];
   readonly stderrTail: string;
@@ -135,7 +136,7 @@ export class XorrisoError extends CanvosError {
       details: { argv, stderrTail },
     });
     this.name = 'XorrisoError';
-    this.exitCode_ = exitCode;
+    this.processExitCode = exitCode;
     this.signal = signal;
     this.argv = argv;
     this.stderrTail = stderrTail;

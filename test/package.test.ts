@@ -104,6 +104,7 @@ beforeAll(async () => {
     'native/binding.gyp',
     'native/src/canvos_native.cc',
     'dist/index.d.ts',
+    'dist/internal.d.ts',
   ])
     expect(files).toContain(f);
   consumers.noScripts = await consumer('no-scripts', true);
@@ -138,11 +139,13 @@ describe('the packed package', () => {
       join(dir, 'use.ts'),
       [
         "import { buildLayer, CanvosError, EXIT_CODES, OciLayout, parseReference, type ErrorCode } from 'canvos-lite';",
+        "import { writeSquashfs, type SquashfsOptions } from 'canvos-lite/internal';",
+        'const squash: SquashfsOptions | typeof writeSquashfs | undefined = undefined;',
         "const layout = new OciLayout('/tmp/x');",
         "const code: ErrorCode = 'ERR_CONFIG';",
         "const exit: number = EXIT_CODES[new CanvosError(code, 'x').code];",
         'const layer = await buildLayer({ entries: [] }, { dir: layout.blobsDir, sourceDateEpoch: 0 });',
-        "console.log(layer.digest, exit, parseReference('docker://quay.io/kairos/ubuntu:24.04'));",
+        "console.log(layer.digest, exit, parseReference('docker://quay.io/kairos/ubuntu:24.04'), squash);",
         '',
       ].join('\n'),
     );

@@ -6,7 +6,7 @@
  */
 import { createReadStream } from 'node:fs';
 import { Readable } from 'node:stream';
-import { assembleImage, buildLayer, registryDestination, registrySource } from '../../dist/index.js';
+import { assembleImage, buildLayer, registryDestination, registrySource } from '../../dist/internal.js';
 
 const [baseRef, destRef, payload, workDir] = process.argv.slice(2);
 if (!workDir) {

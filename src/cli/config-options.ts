@@ -10,10 +10,10 @@ import { loadK8sVersions, selectK8sVersions } from '../provider/k8s-versions.js'
 import { loadBuildConfig } from '../provider/load.js';
 import { withPeVersionDefault } from '../provider/pe-version.js';
 import type { BuildConfig, WarningHandler } from '../provider/resolve.js';
-import type { RegistryTransportOptions } from '../transports/registry/registry-image.js';
-import type { CliIo } from './main.js';
-import { checkAccessPaths, parseTimeout, timeoutHelp, warningSink } from './flags.js';
+import { checkAccessPaths, parseTimeout, timeoutHelp, warningSink, TIMEOUT_OPTION, usageError } from './flags.js';
 import { throwIfAborted } from '../util/abort.js';
+import type { RegistryTransportOptions } from '../transports/registry/registry-image.js';
+import type { CliIo } from './types.js';
 
 /** parseArgs option definitions of the configuration flags. */
 export const CONFIG_OPTIONS = {
@@ -28,7 +28,21 @@ export const CONFIG_OPTIONS = {
   'cache-dir': { type: 'string' },
 } as const;
 
-/** Usage lines of {@link CONFIG_OPTIONS}. */
+/** parseArgs options of the configuration-driven commands: {@link CONFIG_OPTIONS} and `--timeout`. */
+export const PROJECT_OPTIONS = { ...CONFIG_OPTIONS, ...TIMEOUT_OPTION } as const;
+
+/** Refuses the configuration flags (not --timeout) where a ready image is used as it is (`--base`). */
+export function rejectConfigFlags(
+  command: string,
+  values: Partial<Record<keyof typeof CONFIG_OPTIONS, unknown>>,
+): void {
+  for (const k of Object.keys(CONFIG_OPTIONS) as (keyof typeof CONFIG_OPTIONS)[]) {
+    if (values[k] !== undefined)
+      throw usageError(command, `--${k} does not apply with --base (the image is used as it is)`);
+  }
+}
+
+/** Usage lines of {@link PROJECT_OPTIONS}. */
 export const CONFIG_USAGE = `configuration (CanvOS files are read as they are):
   --arg-file FILE          CanvOS .arg file (default: ./.arg if present)
   --config FILE            canvos.yaml: the same arguments in YAML, plus per-version k8s sources (default: ./canvos.yaml if present)
@@ -55,7 +69,7 @@ export interface ConfigFlagValues {
   'insecure-registry'?: string[] | undefined;
   'cert-dir'?: string | undefined;
   'cache-dir'?: string | undefined;
-  /** `--timeout SECONDS` (TIMEOUT_OPTION, declared by each command). */
+  /** `--timeout SECONDS` (part of {@link PROJECT_OPTIONS}). */
   timeout?: string | undefined;
 }
 
@@ -122,10 +136,7 @@ export async function loadCliConfig(
   const overrides: Record<string, string> = {};
   for (const s of values.set ?? []) {
     const i = s.indexOf('=');
-    if (i <= 0)
-      throw new CanvosError('ERR_USAGE', `--set must be KEY=VALUE, not ${JSON.stringify(s.slice(0, 40))}`, {
-        hint: `run canvos-lite ${command} --help for the options`,
-      });
+    if (i <= 0) throw usageError(command, `--set must be KEY=VALUE, not ${JSON.stringify(s.slice(0, 40))}`);
     overrides[s.slice(0, i)] = s.slice(i + 1);
   }
   const sink = warningSink(io.stderr);

@@ -2,7 +2,11 @@
  * Small helpers shared by the command modules: usage errors that point at the command's --help, and
  * USER:PASSWORD credential flags (whose value is never echoed).
  */
+import { access, stat } from 'node:fs/promises';
+import { resolve } from 'node:path';
 import { CanvosError, redactText } from '../errors.js';
+import type { DiskFormat } from '../disk/convert.js';
+import { parsePlatform, type Platform } from '../image/platform.js';
 import type { BlobPartsOptions } from '../registry/blob-parts.js';
 import { setToolTimeouts } from '../util/run-tool.js';
 
@@ -21,6 +25,38 @@ export function parseCreds(
   const i = v.indexOf(':');
   if (i <= 0) throw usageError(command, `${flag} must be USER:PASSWORD`);
   return { username: v.slice(0, i), password: v.slice(i + 1) };
+}
+
+/** Parse an integer flag from 1 to `max`; undefined when not given. */
+export function parseIntFlag(command: string, v: string | undefined, flag: string, max: number): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1 || n > max)
+    throw usageError(command, `${flag} must be an integer from 1 to ${max}, not ${JSON.stringify(v)}`);
+  return n;
+}
+
+/** `--platform OS/ARCH[,OS/ARCH]` values (repeatable, comma-separated) as platforms. */
+export function parsePlatformFlags(given: readonly string[] | undefined): Platform[] {
+  return (given ?? [])
+    .flatMap((p) => p.split(','))
+    .filter((p) => p !== '')
+    .map(parsePlatform);
+}
+
+/** `--format` / `--disk-format` values (repeatable, comma-separated) as conversion formats; `raw` is implied. */
+export function parseDiskFormats(command: string, given: readonly string[]): DiskFormat[] {
+  const out = new Set<DiskFormat>();
+  for (const f of given
+    .flatMap((g) => g.split(','))
+    .map((x) => x.trim())
+    .filter(Boolean)) {
+    if (f === 'raw') continue;
+    if (f !== 'qcow2' && f !== 'vhd' && f !== 'raw.gz')
+      throw usageError(command, `the disk format must be raw, raw.gz, qcow2 or vhd, not ${JSON.stringify(f)}`);
+    out.add(f);
+  }
+  return [...out];
 }
 
 /** parseArgs options for the source/destination registry flags shared by copy and mirror. */
@@ -80,12 +116,10 @@ export async function checkAccessPaths(
   values: { authfile?: string | undefined; 'cert-dir'?: string | undefined },
   cwd: string,
 ): Promise<void> {
-  const { stat, access } = await import('node:fs/promises');
-  const { resolve } = await import('node:path');
   const check = async (flag: string, p: string | undefined, dir: boolean): Promise<void> => {
     if (p === undefined) return;
     const abs = resolve(cwd, p);
-    const st = await stat(abs).catch((e: NodeJS.ErrnoException) => e);
+    const st = await stat(abs).catch((e: unknown) => e as NodeJS.ErrnoException);
     const what = dir ? 'a directory' : 'a file';
     const bad =
       st instanceof Error
@@ -96,7 +130,7 @@ export async function checkAccessPaths(
           ? `is not ${what}`
           : await access(abs, 4).then(
               () => undefined,
-              (e: NodeJS.ErrnoException) => `cannot be read (${e.code ?? e.message})`,
+              (e: unknown) => `cannot be read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`,
             );
     if (bad)
       throw new CanvosError('ERR_USAGE', `${flag} ${p} ${bad}`, {

@@ -1,5 +1,5 @@
 /**
- * CLI entry: dispatches `canvos-lite <command>` to src/cli/commands/<command>.ts, maps errors to exit codes.
+ * CLI entry: dispatches `canvos-lite <command>` through the command table (command-table.ts), maps errors to exit codes.
  * Errors print as one line (`canvos-lite: <message>` plus `hint:`), with a stack only under --debug.
  */
 import { CanvosError, redactText } from '../errors.js';
@@ -7,32 +7,10 @@ import { toCanvosError } from '../error-map.js';
 import { VERSION } from '../version.js';
 import { throwIfAborted } from '../util/abort.js';
 import { withToolTimeouts } from '../util/run-tool.js';
+import { COMMANDS } from './command-table.js';
+import type { CliIo } from './types.js';
 
-/** A command module: `run` returns the exit status. */
-export interface CommandModule {
-  summary: string;
-  usage: string;
-  run(argv: string[], io: CliIo): Promise<number>;
-}
-
-export interface CliIo {
-  stdout: NodeJS.WritableStream & { isTTY?: boolean };
-  stderr: NodeJS.WritableStream & { isTTY?: boolean };
-  env: NodeJS.ProcessEnv;
-  cwd: string;
-  signal: AbortSignal;
-}
-
-const COMMANDS: Record<string, () => Promise<CommandModule>> = {
-  copy: async () => (await import('./commands/copy.js')).default,
-  mirror: async () => (await import('./commands/mirror.js')).default,
-  build: async () => (await import('./commands/build.js')).default,
-  iso: async () => (await import('./commands/iso.js')).default,
-  disk: async () => (await import('./commands/disk.js')).default,
-  'pull-artifact': async () => (await import('./commands/pull-artifact.js')).default,
-  'build-all': async () => (await import('./commands/build-all.js')).default,
-  uki: async () => (await import('./commands/uki.js')).default,
-};
+export type { CliIo, CommandModule } from './types.js';
 
 async function help(): Promise<string> {
   const rows = await Promise.all(
@@ -109,7 +87,7 @@ export async function main(argv: string[], ioIn: CliIo): Promise<number> {
 
 /** Print an error as one line (plus hint) and return its exit code. */
 export function reportError(e: unknown, io: CliIo, debug: boolean): number {
-  const err = e as Error;
+  const err = e as Error | undefined;
   if (err?.name === 'TypeError' && /parseArgs|ERR_PARSE_ARGS/.test(String((err as { code?: string }).code))) {
     io.stderr.write(`canvos-lite: ${oneLine(err.message)}\nhint: run with --help for the options\n`);
     return 2;

@@ -49,11 +49,10 @@ export {
   mirrorSave,
   mirrorLoad,
   openLoadSource,
-  throwIfPartial,
   SOURCE_DIGEST_ANNOTATION,
   type MirrorSaveOptions,
 } from './operations.js';
-export { mirrorPlan, type MirrorPlan, type PlanImage, type PlanTarget } from './plan.js';
+export { mirrorPlan, type MirrorPlan, type MirrorPlanOptions, type PlanImage, type PlanTarget } from './mirror-plan.js';
 export { RegistryConnections } from './connections.js';
 export { findReferrers, TagLists, type ReferrerSet } from './referrers.js';
 export type { MirrorItem, MirrorOptions, MirrorFailure, MirrorImageResult, MirrorReport } from './types.js';

@@ -14,7 +14,7 @@ import { layoutSource } from '../transports/oci-layout/layout-source.js';
 import { stageLayout, type StagedLayout } from '../transports/oci-layout/layout-destination.js';
 import type { Descriptor } from '../image/schemas.js';
 import { makeReference, parseReference, type Reference } from '../registry/reference.js';
-import { Repository } from '../registry/client.js';
+import { RegistryRepository } from '../registry/client.js';
 import { registryDestination, registrySource } from '../transports/registry/registry-image.js';
 import {
   checkMaxPartSize,
@@ -137,7 +137,7 @@ export async function mirrorPush(
         openDestination: () =>
           mounts.wrap(registryDestination(ref, conns.options(root.registry, 'dst', opts.destRegistry)), ref.repository),
         has: async (digest: Digest, signal = opts.signal) => {
-          const repo = new Repository(
+          const repo = new RegistryRepository(
             root.registry,
             ref.repository,
             conns.options(root.registry, 'dst', opts.destRegistry),
@@ -398,18 +398,4 @@ export async function mirrorLoad(
   } finally {
     await Promise.allSettled([conns.close(), src.close()]);
   }
-}
-
-/** Throw ERR_MIRROR_PARTIAL when a report lists failures (for library callers that want an exception). */
-export function throwIfPartial(report: Pick<MirrorReport, 'failures' | 'operation'>): void {
-  if (report.failures.length === 0) return;
-  const first = report.failures[0]!;
-  throw new CanvosError(
-    'ERR_MIRROR_PARTIAL',
-    `mirror ${report.operation}: ${report.failures.length} image(s) failed, first ${first.source}: ${first.message}`,
-    {
-      hint: 'fix the causes and run again; finished blobs are not transferred again',
-      details: { failures: report.failures },
-    },
-  );
 }

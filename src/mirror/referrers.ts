@@ -6,7 +6,7 @@
  */
 import type { Digest } from '../image/digest.js';
 import { parseManifest } from '../image/schemas.js';
-import type { Repository } from '../registry/client.js';
+import type { RegistryRepository } from '../registry/client.js';
 import type { ImageSource, OpOptions } from '../image/types.js';
 
 /** What to copy for one image: tags (cosign / fallback) and untagged referrer digests. */
@@ -19,7 +19,7 @@ export interface ReferrerSet {
 export class TagLists {
   private readonly lists = new Map<string, Promise<string[]>>();
   /** All tags of `repo`; [] when the registry refuses to list (referrers are then found through the API only). */
-  get(repo: Repository, opts: OpOptions = {}): Promise<string[]> {
+  get(repo: RegistryRepository, opts: OpOptions = {}): Promise<string[]> {
     const key = `${repo.registry}/${repo.repository}`;
     let p = this.lists.get(key);
     if (!p) {
@@ -32,7 +32,7 @@ export class TagLists {
 
 /** The manifests that reference the image rooted at `rootDigest` (and its index children) in `repo`. */
 export async function findReferrers(
-  repo: Repository,
+  repo: RegistryRepository,
   src: ImageSource,
   rootDigest: Digest,
   tags: TagLists,

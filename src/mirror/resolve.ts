@@ -7,7 +7,7 @@
 import { dirname, isAbsolute, join, resolve as resolvePath } from 'node:path';
 import { CanvosError } from '../errors.js';
 import { parsePlatform } from '../image/platform.js';
-import { Repository } from '../registry/client.js';
+import { RegistryRepository } from '../registry/client.js';
 import { makeReference, parseReference } from '../registry/reference.js';
 import type { RegistryTransportOptions } from '../transports/registry/registry-image.js';
 import type { FromBuild, MirrorConfig, MirrorImageEntry } from './config.js';
@@ -89,7 +89,7 @@ export async function resolveItems(
         return;
       }
       try {
-        const repo = new Repository(
+        const repo = new RegistryRepository(
           ref.registry,
           ref.repository,
           conns.options(ref.registry, 'src', opts.sourceRegistry),

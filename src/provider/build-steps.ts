@@ -16,7 +16,7 @@ import { resolveBaseImage } from './derive.js';
 import { openImage, type OpenedImage } from './image-reader.js';
 import { layerBuildSpec } from './layer-specs.js';
 import { loadLuetAuth, luetAuthError, registryOptionsFor } from './luet-auth.js';
-import { planProviderImages } from './plan.js';
+import { planProviderImages } from './provider-plan.js';
 import type { BuildPlan, PlannedLayer, ProviderImagePlan } from './plan-types.js';
 import type { BuildConfig, WarningHandler } from './resolve.js';
 

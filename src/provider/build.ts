@@ -20,19 +20,16 @@ import { compressor } from '../native/load.js';
 import { BlobCache } from '../cache/blob-cache.js';
 import type { Digest } from '../image/digest.js';
 import type { Descriptor } from '../image/schemas.js';
-import type { RegistryTransportOptions } from '../transports/registry/registry-image.js';
-import {
-  assembleProviderImages,
-  buildPlannedLayers,
-  openInputs,
-  type AssembledProviderImage,
-  type BuildContext,
-} from './build-steps.js';
-import { layerMediaTypeFor } from './assemble.js';
-import { baseScanRequest, planProviderImages } from './plan.js';
-import type { BuildPlan } from './plan-types.js';
+import { assembleProviderImages, buildPlannedLayers, openInputs, type AssembledProviderImage, type BuildContext } from './build-steps.js';
+import { layerMediaTypeFor, assembleImage, type AppendedLayer } from './assemble.js';
+import { baseScanRequest, planProviderImages } from './provider-plan.js';
+import type { BuildPlan, PlannedLayer } from './plan-types.js';
 import { pushAssembledImage } from './push-image.js';
-import type { OpenedImage } from './image-reader.js';
+import { type OpenedImage, cachedBlobPath, openImage } from './image-reader.js';
+import type { RegistryTransportOptions } from '../transports/registry/registry-image.js';
+import { scanBase } from './base-scan.js';
+import { layerBuildSpec } from './layer-specs.js';
+import { loadLuetAuth, luetAuthError, registryOptionsFor } from './luet-auth.js';
 import { resolveBaseImage } from './derive.js';
 import type { BuildConfig, WarningHandler } from './resolve.js';
 import { canvosExecSteps } from './exec-steps.js';

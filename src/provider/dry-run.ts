@@ -10,7 +10,7 @@ import type { RegistryTransportOptions } from '../transports/registry/registry-i
 import { resolve } from 'node:path';
 import { openImage } from './image-reader.js';
 import { loadLuetAuth, luetAuthError, registryOptionsFor } from './luet-auth.js';
-import { planProviderImages } from './plan.js';
+import { planProviderImages } from './provider-plan.js';
 import type { BuildPlan } from './plan-types.js';
 import { resolveBaseImage } from './derive.js';
 import type { BuildConfig, WarningHandler } from './resolve.js';

@@ -79,7 +79,13 @@ export {
   NOUVEAU_ARGS,
 } from './os-edits.js';
 export { packSnippet, systemUriTemplate } from './pack-snippet.js';
-export { planProviderImages, CA_PATHS, PROVIDERS_DIR, BUNDLED_SENTINEL, type PlanOptions } from './plan.js';
+export {
+  planProviderImages,
+  CA_PATHS,
+  PROVIDERS_DIR,
+  BUNDLED_SENTINEL,
+  type ProviderPlanOptions,
+} from './provider-plan.js';
 export type { BuildPlan, PlannedItem, PlannedLayer, PlannedSource, ProviderImagePlan } from './plan-types.js';
 export {
   buildProviderImages,

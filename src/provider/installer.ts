@@ -28,7 +28,7 @@ import { scanBase } from './base-scan.js';
 import { resolveBaseImage, stylusImage } from './derive.js';
 import { openImage, type OpenedImage } from './image-reader.js';
 import { layerBuildSpec, type SpecContext } from './layer-specs.js';
-import { baseScanRequest, planProviderImages } from './plan.js';
+import { baseScanRequest, planProviderImages } from './provider-plan.js';
 import type { PlannedLayer } from './plan-types.js';
 import type { BuildConfig, WarningHandler } from './resolve.js';
 

@@ -26,7 +26,7 @@ import { uploadBlob, type UploadOptions } from './upload.js';
 export const MANIFEST_MAX_BYTES = 4 * 1024 * 1024;
 
 /** Options for a Repository. */
-export interface RepositoryOptions extends RegistryHttpOptions {
+export interface RegistryRepositoryOptions extends RegistryHttpOptions {
   /** Share one transport (connections, tokens, concurrency) between repositories of the same registry. Default: own one. */
   http?: RegistryHttp | undefined;
   /** Ask for push access on every request (one token for a destination). Default: false. */
@@ -61,20 +61,20 @@ function mediaTypeOf(contentType: string | undefined, bytes: Buffer | undefined)
 }
 
 /** One repository on a registry. */
-export class Repository {
+export class RegistryRepository {
   readonly registry: string;
   readonly repository: string;
   readonly http: RegistryHttp;
-  private readonly opts: RepositoryOptions;
+  private readonly opts: RegistryRepositoryOptions;
   private readonly ownHttp: boolean;
 
   /** `name` is `registry/repository` or any reference (tag/digest ignored). */
-  static open(name: string | Reference, opts: RepositoryOptions = {}): Repository {
+  static open(name: string | Reference, opts: RegistryRepositoryOptions = {}): RegistryRepository {
     const ref = typeof name === 'string' ? parseReference(name) : name;
-    return new Repository(ref.registry, ref.repository, opts);
+    return new RegistryRepository(ref.registry, ref.repository, opts);
   }
 
-  constructor(registry: string, repository: string, opts: RepositoryOptions = {}) {
+  constructor(registry: string, repository: string, opts: RegistryRepositoryOptions = {}) {
     this.registry = normalizeRegistry(registry);
     this.repository = repository;
     this.opts = opts;

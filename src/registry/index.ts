@@ -5,8 +5,6 @@
 export {
   parseReference,
   makeReference,
-  refWithTag,
-  refWithDigest,
   normalizeRegistry,
   registryEndpoint,
   DOCKER_HUB,
@@ -50,7 +48,13 @@ export {
   type FetchToFileOptions,
 } from './blobs.js';
 export { uploadBlob, type UploadOptions } from './upload.js';
-export { Repository, nextLink, MANIFEST_MAX_BYTES, type RepositoryOptions, type ManifestInfo } from './client.js';
+export {
+  RegistryRepository,
+  nextLink,
+  MANIFEST_MAX_BYTES,
+  type RegistryRepositoryOptions,
+  type ManifestInfo,
+} from './client.js';
 export {
   registrySource,
   registryDestination,

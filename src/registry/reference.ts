@@ -198,14 +198,3 @@ export function makeReference(registry: string, repository: string, tag?: string
     toString: () => name + suffix,
   };
 }
-
-/** The same repository with a different tag (digest dropped). */
-export function refWithTag(ref: Reference, tag: string): Reference {
-  if (!TAG.test(tag)) throw invalid(`${ref.name}:${tag}`, `invalid tag "${tag}"`);
-  return makeReference(ref.registry, ref.repository, tag, undefined);
-}
-
-/** The same repository pinned to a digest (tag kept for display). */
-export function refWithDigest(ref: Reference, digest: Digest): Reference {
-  return makeReference(ref.registry, ref.repository, ref.tag, digest);
-}

@@ -20,7 +20,7 @@ import { assembleImage, layerMediaTypeFor } from '../provider/assemble.js';
 import { pushAssembledImage } from '../provider/push-image.js';
 import { openImage, type OpenedImage } from '../provider/image-reader.js';
 import type { RegistryHttpOptions } from '../registry/index.js';
-import { BUNDLED_SENTINEL } from '../provider/plan.js';
+import { BUNDLED_SENTINEL } from '../provider/provider-plan.js';
 import { rootfsUkiInputs } from './rootfs-initrd.js';
 import { checkUkiSystemd, ENKI_UKI_CMDLINE } from './uki-iso-image.js';
 import { signedEspFiles, type BuildUkiIsoOptions } from './uki-iso.js';

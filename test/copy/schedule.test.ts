@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { copyImage } from '../../src/copy/copy.js';
 import { sha256 } from '../../src/image/digest.js';
-import { registryDestination, registrySource, Repository } from '../../src/registry/index.js';
+import { registryDestination, registrySource, RegistryRepository } from '../../src/registry/index.js';
 import { makeOciLayout } from '../helpers/fixtures.js';
 import { startFaultProxy, type FaultProxy } from '../helpers/fault-proxy.js';
 import { pushLayout } from '../helpers/push-layout.js';
@@ -55,7 +55,7 @@ describe('copy scheduling', () => {
     const order = srcProxy.requests
       .filter((q) => q.method === 'GET' && /\/blobs\/sha256:/.test(q.path))
       .map((q) => q.path.split('/blobs/')[1]!);
-    const src = new Repository(a.host, 'sched/img', { insecureRegistries: [a.host], authFiles: [] });
+    const src = new RegistryRepository(a.host, 'sched/img', { insecureRegistries: [a.host], authFiles: [] });
     const sizes = new Map<string, number>();
     const index = JSON.parse((await src.getManifest('v1')).bytes.toString()) as {
       manifests: Array<{ digest: string }>;
@@ -78,7 +78,7 @@ describe('copy scheduling', () => {
   it('opens the source while the upload session starts, once, and closes it when the destination refuses', async () => {
     const data = randomBytes(300 * 1024);
     const desc = { mediaType: 'application/octet-stream', digest: sha256(data), size: data.length };
-    const repo = new Repository(dstProxy.host, 'sched/up', {
+    const repo = new RegistryRepository(dstProxy.host, 'sched/up', {
       insecureRegistries: [dstProxy.host],
       authFiles: [],
       retry: { attempts: 1 },

@@ -10,7 +10,7 @@ import { Readable } from 'node:stream';
 import { randomBytes } from 'node:crypto';
 import { copyImage } from '../../src/copy/copy.js';
 import { sha256 } from '../../src/image/digest.js';
-import { Repository, registryDestination, registrySource } from '../../src/registry/index.js';
+import { RegistryRepository, registryDestination, registrySource } from '../../src/registry/index.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { startFaultProxy, type FaultProxy } from '../helpers/fault-proxy.js';
 import { pushTiny, tinyImage } from '../registry/image-util.js';
@@ -53,7 +53,7 @@ describe('copy: single hash, single HEAD, still verified', () => {
       // One existence check by the engine, one confirmation after the PUT (was three before).
       expect(reqs.filter((q) => q.method === 'HEAD' && q.path.endsWith(`/blobs/${d}`)).length).toBe(2);
     }
-    const check = new Repository(b.host, 't/heads', opts());
+    const check = new RegistryRepository(b.host, 't/heads', opts());
     expect(await check.headBlob(img.layerDesc.digest)).toEqual({ size: img.layerDesc.size });
     await check.close();
   });
@@ -74,7 +74,7 @@ describe('copy: single hash, single HEAD, still verified', () => {
       const dst = registryDestination(`${b.host}/t/c-${uploadMode}:1`, { ...opts(), uploadMode, chunkSize: 64 * 1024 });
       await expect(copyImage(src, dst)).rejects.toMatchObject({ code: 'ERR_DIGEST_MISMATCH' });
       await Promise.all([src.close(), dst.close()]);
-      const check = new Repository(b.host, `t/c-${uploadMode}`, opts());
+      const check = new RegistryRepository(b.host, `t/c-${uploadMode}`, opts());
       expect(await check.headBlob(img.layerDesc.digest)).toBeUndefined();
       expect(await check.headManifest(img.manifestDigest)).toBeUndefined();
       await check.close();
@@ -86,7 +86,7 @@ describe('copy: single hash, single HEAD, still verified', () => {
     const desc = { mediaType: 'application/octet-stream', digest: sha256(good), size: good.length };
     const lie = Buffer.from(good);
     lie[500] = (lie[500]! + 1) & 0xff;
-    const repo = new Repository(b.host, 't/lie', opts());
+    const repo = new RegistryRepository(b.host, 't/lie', opts());
     await expect(
       repo.pushBlob(desc, async () => Readable.from([lie]), { sourceVerified: true, skipExisting: false }),
     ).rejects.toMatchObject({ code: 'ERR_DIGEST_MISMATCH' });

@@ -67,7 +67,7 @@ describe('runXorriso', () => {
     expect(err).toBeInstanceOf(XorrisoError);
     const x = err as XorrisoError;
     expect(x.code).toBe('ERR_XORRISO_EXIT');
-    expect(x.exitCode_).not.toBe(0);
+    expect(x.processExitCode).not.toBe(0);
     expect(x.stderrTail).toMatch(/does-not-exist/);
     expect(x.message).toMatch(/^xorriso failed/);
   });

@@ -181,6 +181,20 @@ describe('canvos-lite mirror CLI', () => {
     ).not.toBe(0);
   });
 
+  it('--flatten takes the optional value last-segment as the next argument; a reference there is a reference', async () => {
+    const ref = `${a.host}/apps/multi:2.0.0`;
+    const dest = async (...args: string[]): Promise<string[]> => {
+      const r = await cli('plan', ...args, '--to', `${b.host}/f`, '--src-insecure', '--dest-insecure', '--json');
+      expect(r.code, r.stderr).toBe(0);
+      return (JSON.parse(r.stdout) as { images: Array<{ destination: string }> }).images.map((i) => i.destination);
+    };
+    const host = a.host.replace(':', '-');
+    expect(await dest('--flatten', 'last-segment', ref)).toEqual([`${b.host}/f/multi:2.0.0`]);
+    expect(await dest(ref, '--flatten-last-segment')).toEqual([`${b.host}/f/multi:2.0.0`]);
+    expect(await dest('--flatten', ref)).toEqual([`${b.host}/f/${host}-apps-multi:2.0.0`]);
+    expect(await dest(ref)).toEqual([`${b.host}/f/${host}/apps/multi:2.0.0`]);
+  });
+
   it('usage errors', async () => {
     expect((await cli('push', 'alpine')).code).toBe(2);
     expect((await cli('frobnicate')).code).toBe(2);

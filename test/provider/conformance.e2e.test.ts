@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { INVENTORY, type InventoryEntry } from '../../src/provider/inventory.js';
 import { installerIsoInputs } from '../../src/provider/installer-iso.js';
 import { loadBuildConfig } from '../../src/provider/load.js';
-import { planProviderImages } from '../../src/provider/plan.js';
+import { planProviderImages } from '../../src/provider/provider-plan.js';
 import { prepareBootFixture } from '../helpers/boot-fixture.js';
 import { runCli } from '../helpers/cli.js';
 import { startForwardProxy } from '../helpers/forward-proxy.js';

@@ -17,7 +17,7 @@ import {
 } from '../../src/provider/derive.js';
 import { editBootargs, editKairosRelease, kairosImageLabel } from '../../src/provider/os-edits.js';
 import { packSnippet, systemUriTemplate } from '../../src/provider/pack-snippet.js';
-import { planProviderImages } from '../../src/provider/plan.js';
+import { planProviderImages } from '../../src/provider/provider-plan.js';
 
 const fixture = (name: string): string =>
   readFileSync(new URL(`../../fixtures/config/${name}`, import.meta.url), 'utf8');

@@ -9,7 +9,7 @@ import { readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { sha256 } from '../../src/image/digest.js';
-import { ReadAheadBudget, Repository } from '../../src/registry/index.js';
+import { ReadAheadBudget, RegistryRepository } from '../../src/registry/index.js';
 import { startFaultProxy, type FaultProxy } from '../helpers/fault-proxy.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { readAll } from './image-util.js';
@@ -23,9 +23,9 @@ describe('ranged blob reads', () => {
   let proxy: FaultProxy;
   const data = randomBytes(10 * PART + 12345); // 11 parts, the last one short
   const desc = { mediaType: 'application/octet-stream', digest: sha256(data), size: data.length };
-  const repos: Repository[] = [];
-  const repo = (parts: ConstructorParameters<typeof Repository>[2] = {}): Repository => {
-    const r = new Repository(proxy.host, 'parts/a', {
+  const repos: RegistryRepository[] = [];
+  const repo = (parts: ConstructorParameters<typeof RegistryRepository>[2] = {}): RegistryRepository => {
+    const r = new RegistryRepository(proxy.host, 'parts/a', {
       insecureRegistries: [proxy.host],
       authFiles: [],
       retry: { baseDelayMs: 10 },
@@ -348,7 +348,7 @@ describe('ranged blob reads', () => {
       JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [bd.digest] } }),
     );
     const cd = { mediaType: 'application/vnd.oci.image.config.v1+json', digest: sha256(cfg), size: cfg.length };
-    const upstream = new Repository(reg.host, 'parts/img', { insecureRegistries: [reg.host], authFiles: [] });
+    const upstream = new RegistryRepository(reg.host, 'parts/img', { insecureRegistries: [reg.host], authFiles: [] });
     repos.push(upstream);
     await upstream.pushBlob(bd, async () => Readable.from([big]));
     await upstream.pushBlob(cd, async () => Readable.from([cfg]));
@@ -421,7 +421,7 @@ describe('ranged blob reads', () => {
       expect(r2.code).toBe(0);
       expect(layerGets()).toEqual(['']);
       for (const repoName of ['a/img', 'b/img']) {
-        const back = new Repository(dst.host, repoName, { insecureRegistries: [dst.host], authFiles: [] });
+        const back = new RegistryRepository(dst.host, repoName, { insecureRegistries: [dst.host], authFiles: [] });
         repos.push(back);
         expect((await readAll(await back.getBlob(bd))).equals(big)).toBe(true);
       }

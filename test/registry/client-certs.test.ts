@@ -3,7 +3,7 @@ import { chmod, cp, mkdir, readFile, symlink, writeFile } from 'node:fs/promises
 import { join, resolve } from 'node:path';
 import { Readable } from 'node:stream';
 import { sha256 } from '../../src/image/digest.js';
-import { Repository } from '../../src/registry/index.js';
+import { RegistryRepository } from '../../src/registry/index.js';
 import { loadRegistryCerts } from '../../src/registry/certs-d.js';
 import { makeOciLayout } from '../helpers/fixtures.js';
 import { pushLayout } from '../helpers/push-layout.js';
@@ -125,7 +125,11 @@ describe('registry client certificates (containers-certs.d)', () => {
     const root = await certsRoot('ca-only', async (d) => {
       await Promise.all(['client.cert', 'client.key'].map((f) => run('rm', [join(d, f)])));
     });
-    const repo = new Repository(mtls.host, 'mtls/a', { authFiles: [], certsDirs: [root], retry: { attempts: 1 } });
+    const repo = new RegistryRepository(mtls.host, 'mtls/a', {
+      authFiles: [],
+      certsDirs: [root],
+      retry: { attempts: 1 },
+    });
     const err = await repo.headBlob(desc.digest).then(
       () => undefined,
       (e: unknown) => e,
@@ -140,7 +144,7 @@ describe('registry client certificates (containers-certs.d)', () => {
 
   it('presents NAME.cert + NAME.key from the first certs.d root holding HOST:PORT/, and the CA from its *.crt', async () => {
     const first = await certsRoot('first');
-    const repo = new Repository(mtls.host, 'mtls/a', {
+    const repo = new RegistryRepository(mtls.host, 'mtls/a', {
       authFiles: [],
       certsDirs: [p('no-such-root'), first, p('ca-only')],
     });
@@ -148,7 +152,7 @@ describe('registry client certificates (containers-certs.d)', () => {
     expect(await repo.headBlob(desc.digest)).toEqual({ size: data.length });
     await repo.close();
     // containers/image uses ONE directory: the first existing one wins even when it lacks the client pair.
-    const caOnlyFirst = new Repository(mtls.host, 'mtls/a', {
+    const caOnlyFirst = new RegistryRepository(mtls.host, 'mtls/a', {
       authFiles: [],
       certsDirs: [p('ca-only'), first],
       retry: { attempts: 1 },
@@ -160,7 +164,7 @@ describe('registry client certificates (containers-certs.d)', () => {
   it('searches ~/.config/containers/certs.d of HOME by default', async () => {
     const home = p('home');
     await cp(hostDir(), join(home, '.config', 'containers', 'certs.d', mtls.host), { recursive: true });
-    const repo = new Repository(mtls.host, 'mtls/a', { authFiles: [], env: { HOME: home } });
+    const repo = new RegistryRepository(mtls.host, 'mtls/a', { authFiles: [], env: { HOME: home } });
     expect(await repo.headBlob(desc.digest)).toEqual({ size: data.length });
     await repo.close();
   });

@@ -3,7 +3,7 @@ import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { request } from 'undici';
 import { CanvosError } from '../../src/errors.js';
-import { Repository, resolveCredentials } from '../../src/registry/index.js';
+import { RegistryRepository, resolveCredentials } from '../../src/registry/index.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { tmpDir } from '../helpers/tools.js';
 import { pushTiny, tinyImage } from './image-util.js';
@@ -124,7 +124,10 @@ describe('credentials against real registries', () => {
     expect(await pushTiny(dest, img, 'v1')).toEqual(['uploaded', 'uploaded']);
     await dest.close();
     // And without the config the same push is refused.
-    const anon = new Repository(basic.host, 'creds/a', { insecureRegistries: [basic.host], env: { HOME: tmp.path } });
+    const anon = new RegistryRepository(basic.host, 'creds/a', {
+      insecureRegistries: [basic.host],
+      env: { HOME: tmp.path },
+    });
     await expect(anon.headManifest('v1')).rejects.toMatchObject({ code: 'ERR_REGISTRY_AUTH' });
     await anon.close();
   });
@@ -148,7 +151,7 @@ describe('credentials against real registries', () => {
     const h = await writeHelper('store', basic.host, basic.username!, basic.password!);
     const dir = await writeConfig('store', { auths: { [basic.host]: {} }, credsStore: 'store' });
     const env = { HOME: tmp.path, DOCKER_CONFIG: dir, PATH: `${h.bin}:${process.env.PATH}` };
-    const repo = new Repository(basic.host, 'creds/a', { insecureRegistries: [basic.host], env });
+    const repo = new RegistryRepository(basic.host, 'creds/a', { insecureRegistries: [basic.host], env });
     expect(await repo.headManifest('v1')).toMatchObject({ mediaType: 'application/vnd.oci.image.manifest.v1+json' });
     await repo.close();
   });
@@ -174,7 +177,7 @@ describe('credentials against real registries', () => {
     expect(body.refresh_token).toBeTruthy();
     const dir = await writeConfig('idtoken', { auths: { [bearer.host]: { identitytoken: body.refresh_token } } });
     const before = ts.requests.length;
-    const repo = new Repository(bearer.host, 'creds/helper', {
+    const repo = new RegistryRepository(bearer.host, 'creds/helper', {
       insecureRegistries: [bearer.host],
       env: { HOME: tmp.path, DOCKER_CONFIG: dir },
     });
@@ -188,7 +191,7 @@ describe('credentials against real registries', () => {
     const pub = await startRegistry({ auth: 'none' });
     try {
       const dir = await writeConfig('desktop', { credsStore: 'desktop' });
-      const repo = new Repository(pub.host, 'creds/public', {
+      const repo = new RegistryRepository(pub.host, 'creds/public', {
         insecureRegistries: [pub.host],
         env: { HOME: tmp.path, DOCKER_CONFIG: dir, PATH: '/nonexistent' },
       });

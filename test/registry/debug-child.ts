@@ -4,12 +4,15 @@
  */
 import { Readable } from 'node:stream';
 import { sha256 } from '../../src/image/digest.js';
-import { Repository } from '../../src/registry/index.js';
+import { RegistryRepository } from '../../src/registry/index.js';
 
 const [host, username, password] = process.argv.slice(2);
 const data = Buffer.from('debug log blob');
 const desc = { mediaType: 'application/octet-stream', digest: sha256(data), size: data.length };
-const repo = new Repository(host!, 'debug/a', { insecureRegistries: [host!], credentials: { username, password } });
+const repo = new RegistryRepository(host!, 'debug/a', {
+  insecureRegistries: [host!],
+  credentials: { username, password },
+});
 await repo.pushBlob(desc, async () => Readable.from([data]));
 for await (const _ of await repo.getBlob(desc)) void _;
 await repo.close();

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { randomBytes } from 'node:crypto';
 import { sha256 } from '../../src/image/digest.js';
-import { Repository, registryDestination } from '../../src/registry/index.js';
+import { RegistryRepository, registryDestination } from '../../src/registry/index.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { startFaultProxy, type FaultProxy } from '../helpers/fault-proxy.js';
 import { startRedirectProxy } from '../helpers/redirect-proxy.js';
@@ -28,7 +28,7 @@ describe('registry faults', () => {
   let reg: TestRegistry;
   let proxy: FaultProxy;
   let tmp: { path: string; cleanup(): Promise<void> };
-  let repo: Repository;
+  let repo: RegistryRepository;
   const repoOpts = () => ({ insecureRegistries: [proxy.host], authFiles: [], retry: { baseDelayMs: 20 } });
 
   beforeAll(async () => {
@@ -44,7 +44,7 @@ describe('registry faults', () => {
   beforeEach(async () => {
     proxy.clearRules();
     await repo?.close();
-    repo = new Repository(proxy.host, 'faults/a', repoOpts());
+    repo = new RegistryRepository(proxy.host, 'faults/a', repoOpts());
   });
   const count = (method: string, re: RegExp) =>
     proxy.requests.filter((r) => r.method === method && re.test(r.path)).length;
@@ -76,7 +76,7 @@ describe('registry faults', () => {
   it('gives up after the bounded number of attempts with ERR_REGISTRY_HTTP', async () => {
     proxy.addRule({ method: 'GET', path: /\/tags\/list/, times: Infinity, action: { kind: 'status', status: 502 } });
     const before = count('GET', /\/tags\/list/);
-    const r = new Repository(proxy.host, 'faults/a', { ...repoOpts(), retry: { attempts: 3, baseDelayMs: 5 } });
+    const r = new RegistryRepository(proxy.host, 'faults/a', { ...repoOpts(), retry: { attempts: 3, baseDelayMs: 5 } });
     await expect(r.listTags()).rejects.toMatchObject({ code: 'ERR_REGISTRY_HTTP', status: 502 });
     expect(count('GET', /\/tags\/list/) - before).toBe(3);
     await r.close();
@@ -153,7 +153,7 @@ describe('registry faults', () => {
 
   it('forced chunked upload uses PATCH chunks and survives a reset PATCH', async () => {
     const b = blob(200 * 1024);
-    const r = new Repository(proxy.host, 'faults/chunked', {
+    const r = new RegistryRepository(proxy.host, 'faults/chunked', {
       ...repoOpts(),
       uploadMode: 'chunked',
       chunkSize: 64 * 1024,
@@ -177,7 +177,11 @@ describe('registry faults', () => {
 
   it('shrinks PATCH parts when a proxy answers 413', async () => {
     const b = blob(200 * 1024);
-    const r = new Repository(proxy.host, 'faults/413', { ...repoOpts(), uploadMode: 'chunked', chunkSize: 128 * 1024 });
+    const r = new RegistryRepository(proxy.host, 'faults/413', {
+      ...repoOpts(),
+      uploadMode: 'chunked',
+      chunkSize: 128 * 1024,
+    });
     const from = proxy.requests.length;
     proxy.addRule({ method: 'PATCH', times: 1, action: { kind: 'status', status: 413 } });
     expect(await r.pushBlob(b.desc, async () => Readable.from([b.data]))).toBe('uploaded');
@@ -259,7 +263,7 @@ describe('registry faults', () => {
   it('bounds the requests in flight per registry (an unread body keeps its slot)', async () => {
     const b = blob(512 * 1024);
     await repo.pushBlob(b.desc, async () => Readable.from([b.data]));
-    const r = new Repository(proxy.host, 'faults/a', { ...repoOpts(), concurrency: 2 });
+    const r = new RegistryRepository(proxy.host, 'faults/a', { ...repoOpts(), concurrency: 2 });
     const s1 = await r.getBlob(b.desc);
     const s2 = await r.getBlob(b.desc);
     let third = false;
@@ -301,7 +305,7 @@ describe('redirects to blob storage', () => {
     try {
       const opts = { insecureRegistries: [rp.host], credentials: { username: reg.username, password: reg.password } };
       const b = blob(100 * 1024);
-      const repo = new Repository(rp.host, 'redir/a', opts);
+      const repo = new RegistryRepository(rp.host, 'redir/a', opts);
       await repo.pushBlob(b.desc, async () => Readable.from([b.data]));
       expect((await readAll(await repo.getBlob(b.desc))).equals(b.data)).toBe(true);
       await repo.close();

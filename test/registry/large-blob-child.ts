@@ -5,7 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
-import { Repository } from '../../src/registry/index.js';
+import { RegistryRepository } from '../../src/registry/index.js';
 
 const [host, repoName, sizeArg] = process.argv.slice(2);
 const CHUNK = 1024 * 1024;
@@ -38,7 +38,7 @@ async function main(): Promise<void> {
   const desc = { mediaType: 'application/octet-stream', digest: `sha256:${h.digest('hex')}` as const, size: total };
 
   marks.hashed = vmhwm();
-  const repo = new Repository(host!, repoName!, { insecureRegistries: [host!] });
+  const repo = new RegistryRepository(host!, repoName!, { insecureRegistries: [host!] });
   const t0 = Date.now();
   const result = await repo.pushBlob(desc, async () => content());
   const t1 = Date.now();

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { sha256, type Digest } from '../../src/image/digest.js';
 import { MediaType } from '../../src/image/media-types.js';
-import { Repository, registryDestination, registrySource } from '../../src/registry/index.js';
+import { RegistryRepository, registryDestination, registrySource } from '../../src/registry/index.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { startFaultProxy, type FaultProxy } from '../helpers/fault-proxy.js';
 import { makeOciLayout } from '../helpers/fixtures.js';
@@ -106,7 +106,7 @@ describe('manifests, tags and referrers', () => {
   });
 
   it('missing manifests are ERR_MANIFEST_UNKNOWN; HEAD says undefined', async () => {
-    const repo = new Repository(reg.host, 'm/multi', opts());
+    const repo = new RegistryRepository(reg.host, 'm/multi', opts());
     await expect(repo.getManifest('nope')).rejects.toMatchObject({
       code: 'ERR_MANIFEST_UNKNOWN',
       message: expect.stringContaining(`${reg.host}/m/multi:nope`),
@@ -123,7 +123,7 @@ describe('manifests, tags and referrers', () => {
     const path = await findBlobData(reg.dataDir, img.manifestDigest.slice(7));
     const bytes = await readFile(path);
     await writeFile(path, Buffer.from(bytes.toString('utf8').replace('"schemaVersion":2', '"schemaVersion":2 ')));
-    const repo = new Repository(reg.host, 'm/corrupt', opts());
+    const repo = new RegistryRepository(reg.host, 'm/corrupt', opts());
     await expect(repo.getManifest(img.manifestDigest)).rejects.toMatchObject({ code: 'ERR_DIGEST_MISMATCH' });
     await expect(repo.getManifest('v1')).rejects.toMatchObject({ code: 'ERR_DIGEST_MISMATCH' });
     await repo.close();
@@ -134,7 +134,7 @@ describe('manifests, tags and referrers', () => {
     const dest = registryDestination(`${reg.host}/m/tags:a`, opts());
     for (const t of ['a', 'b', 'c']) await pushTiny(dest, img, t);
     await dest.close();
-    const repo = new Repository(reg.host, 'm/tags', opts());
+    const repo = new RegistryRepository(reg.host, 'm/tags', opts());
     expect((await repo.listTags()).sort()).toEqual(['a', 'b', 'c']);
     await repo.close();
     // distribution 2.8 does not paginate: the proxy serves a first page with a Link to the real list.
@@ -149,7 +149,7 @@ describe('manifests, tags and referrers', () => {
         body: '{"name":"m/tags","tags":["zz"]}',
       },
     });
-    const viaProxy = new Repository(proxy.host, 'm/tags', opts());
+    const viaProxy = new RegistryRepository(proxy.host, 'm/tags', opts());
     const tags = await viaProxy.listTags({ pageSize: 1 });
     expect(tags[0]).toBe('zz');
     expect(tags.slice(1).sort()).toEqual(['a', 'b', 'c']);

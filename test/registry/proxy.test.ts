@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Readable } from 'node:stream';
 import { sha256 } from '../../src/image/digest.js';
-import { Repository } from '../../src/registry/index.js';
+import { RegistryRepository } from '../../src/registry/index.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { startForwardProxy } from '../helpers/forward-proxy.js';
 
@@ -22,13 +22,16 @@ describe('HTTP proxies', () => {
     const data = Buffer.from('through the proxy');
     const desc = { mediaType: 'application/octet-stream', digest: sha256(data), size: data.length };
     const base = { insecureRegistries: [reg.host], credentials: { username: reg.username, password: reg.password } };
-    const viaProxy = new Repository(reg.host, 'proxy/a', { ...base, proxy: { http: proxy.url } });
+    const viaProxy = new RegistryRepository(reg.host, 'proxy/a', { ...base, proxy: { http: proxy.url } });
     expect(await viaProxy.pushBlob(desc, async () => Readable.from([data]))).toBe('uploaded');
     await viaProxy.close();
     expect(proxy.seen.length).toBeGreaterThan(0);
     expect(proxy.seen.every((s) => s.includes(reg.host))).toBe(true);
     const n = proxy.seen.length;
-    const bypass = new Repository(reg.host, 'proxy/a', { ...base, proxy: { http: proxy.url, noProxy: '127.0.0.1' } });
+    const bypass = new RegistryRepository(reg.host, 'proxy/a', {
+      ...base,
+      proxy: { http: proxy.url, noProxy: '127.0.0.1' },
+    });
     expect(await bypass.headBlob(desc.digest)).toEqual({ size: data.length });
     await bypass.close();
     expect(proxy.seen.length).toBe(n);

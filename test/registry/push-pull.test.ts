@@ -3,7 +3,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CanvosError } from '../../src/errors.js';
 import { sha256, type Digest } from '../../src/image/digest.js';
-import { RegistryHttp, Repository, registryDestination, registrySource } from '../../src/registry/index.js';
+import { RegistryHttp, RegistryRepository, registryDestination, registrySource } from '../../src/registry/index.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { skopeo, tmpDir } from '../helpers/tools.js';
 import { makeOciLayout } from '../helpers/fixtures.js';
@@ -119,7 +119,7 @@ for (const auth of ['none', 'basic', 'bearer'] as const) {
       'wrong credentials fail with ERR_REGISTRY_AUTH and never show the password',
       async () => {
         const secret = 'Wr0ng-Pa55word-XYZ';
-        const repo = new Repository(reg.host, 'canvos/app', {
+        const repo = new RegistryRepository(reg.host, 'canvos/app', {
           insecureRegistries: [reg.host],
           credentials: { username: reg.username, password: secret },
           retry: { baseDelayMs: 10 },
@@ -154,7 +154,7 @@ for (const auth of ['none', 'basic', 'bearer'] as const) {
     });
 
     it.skipIf(auth === 'none')('anonymous access is refused with ERR_REGISTRY_AUTH and a login hint', async () => {
-      const repo = new Repository(reg.host, 'canvos/app', { insecureRegistries: [reg.host], authFiles: [] });
+      const repo = new RegistryRepository(reg.host, 'canvos/app', { insecureRegistries: [reg.host], authFiles: [] });
       await expect(repo.getManifest('v1')).rejects.toMatchObject({
         code: 'ERR_REGISTRY_AUTH',
         hint: expect.stringMatching(/log in|credentials/),

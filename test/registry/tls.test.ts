@@ -5,7 +5,7 @@ import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { sha256 } from '../../src/image/digest.js';
-import { Repository } from '../../src/registry/index.js';
+import { RegistryRepository } from '../../src/registry/index.js';
 import { run, tmpDir } from '../helpers/tools.js';
 
 // docker-registry serving HTTPS with a certificate from a throw-away CA: the client must trust it only when
@@ -101,7 +101,7 @@ describe('TLS registries', () => {
   const desc = { mediaType: 'application/octet-stream', digest: sha256(data), size: data.length };
 
   it('refuses an untrusted certificate with a hint', async () => {
-    const repo = new Repository(host, 'tls/a', { authFiles: [], retry: { attempts: 1 } });
+    const repo = new RegistryRepository(host, 'tls/a', { authFiles: [], retry: { attempts: 1 } });
     await expect(repo.headBlob(desc.digest)).rejects.toMatchObject({
       code: 'ERR_NETWORK',
       hint: expect.stringMatching(/certsDir/),
@@ -110,16 +110,16 @@ describe('TLS registries', () => {
   });
 
   it('trusts the CA from certsDir, and from caFiles', async () => {
-    const a = new Repository(host, 'tls/a', { authFiles: [], certsDir: certs() });
+    const a = new RegistryRepository(host, 'tls/a', { authFiles: [], certsDir: certs() });
     expect(await a.pushBlob(desc, async () => Readable.from([data]))).toBe('uploaded');
     await a.close();
-    const b = new Repository(host, 'tls/a', { authFiles: [], caFiles: [join(certs(), 'ca.crt')] });
+    const b = new RegistryRepository(host, 'tls/a', { authFiles: [], caFiles: [join(certs(), 'ca.crt')] });
     expect(await b.headBlob(desc.digest)).toEqual({ size: data.length });
     await b.close();
   });
 
   it('skips verification with tlsVerify: false', async () => {
-    const repo = new Repository(host, 'tls/a', { authFiles: [], tlsVerify: false });
+    const repo = new RegistryRepository(host, 'tls/a', { authFiles: [], tlsVerify: false });
     expect(await repo.headBlob(desc.digest)).toEqual({ size: data.length });
     await repo.close();
   });

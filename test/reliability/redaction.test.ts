@@ -6,7 +6,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { CanvosError, copyImage, layoutSource, openDestination } from '../../src/index.js';
+import { CanvosError, copyImage, openDestination } from '../../src/index.js';
+import { layoutSource } from '../../src/internal.js';
 import { makeOciLayout } from '../helpers/fixtures.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { tmpDir } from '../helpers/tools.js';

@@ -8,18 +8,27 @@ import { parseArgs } from 'node:util';
 import { CanvosError } from '../../errors.js';
 import { twoNodeSourcesFromEnv } from '../../provider/two-node.js';
 import { pushArtifact } from '../../artifact/artifact.js';
-import { buildInstallerDisk } from '../../disk/installer-disk.js';
+import { buildInstallerDisk, type InstallerDiskResult } from '../../disk/installer-disk.js';
 import { sourceDateEpochFromEnv } from '../../layers/build.js';
 import { installerIsoInputs } from '../../provider/installer-iso.js';
 import { buildConfiguredIso } from '../../uki/config-iso.js';
 import { buildConfiguredProviderImages } from '../../uki/config-provider.js';
+import type { BuildIsoResult } from '../../iso/build-iso.js';
 import { packSnippet } from '../../provider/pack-snippet.js';
-import { CONFIG_OPTIONS, CONFIG_USAGE, cliK8sVersions, loadCliConfig } from '../config-options.js';
-import type { CliIo, CommandModule } from '../main.js';
-import { createProgress, shortDigest } from '../progress.js';
-import { LAYER_COMPRESSION_USAGE, parseLayerCompression, providerResultJson } from './build.js';
-import { parseDiskFormats } from './disk.js';
-import { TIMEOUT_OPTION, usageError as usageErrorFor } from '../flags.js';
+import type { WarningHandler } from '../../provider/resolve.js';
+import { CONFIG_USAGE, cliK8sVersions, loadCliConfig, PROJECT_OPTIONS, type CliConfig } from '../config-options.js';
+import { commandOutput, JSON_OPTION, type CommandOutput } from '../flag-sets.js';
+import { parseDiskFormats, usageError as usageErrorFor } from '../flags.js';
+import { shortDigest } from '../progress.js';
+import {
+  buildProviderStep,
+  checkProviderOutput,
+  LAYER_COMPRESSION_USAGE,
+  PROVIDER_OUTPUT_OPTIONS,
+  providerImageLines,
+  providerResultJson,
+} from '../provider-step.js';
+import type { CliIo, CommandModule } from '../types.js';
 
 const usage = `usage: canvos-lite build-all [options] (--push | --output oci:DIR) [--iso-output DIR]
 
@@ -48,126 +57,128 @@ ${LAYER_COMPRESSION_USAGE}`;
 
 const usageError = (message: string): CanvosError => usageErrorFor('build-all', message);
 
+const OPTIONS = {
+  ...PROJECT_OPTIONS,
+  ...PROVIDER_OUTPUT_OPTIONS,
+  ...JSON_OPTION,
+  'iso-output': { type: 'string' },
+  'user-data': { type: 'string' },
+  content: { type: 'string', multiple: true },
+  'iso-push': { type: 'string' },
+  disk: { type: 'boolean' },
+  'disk-format': { type: 'string', multiple: true },
+} as const;
+
+/** What the ISO and disk steps share: the configuration, the ISO inputs, the output directory and reporting. */
+interface InstallerJob {
+  cli: CliConfig;
+  userData: string | undefined;
+  contentDirs: string[];
+  outputDir: string;
+  warn: WarningHandler;
+  out: CommandOutput;
+  io: CliIo;
+}
+
 async function run(argv: string[], io: CliIo): Promise<number> {
-  const { values } = parseArgs({
-    args: argv,
-    allowPositionals: false,
-    strict: true,
-    options: {
-      ...CONFIG_OPTIONS,
-      ...TIMEOUT_OPTION,
-      push: { type: 'boolean' },
-      output: { type: 'string' },
-      'iso-output': { type: 'string' },
-      'user-data': { type: 'string' },
-      content: { type: 'string', multiple: true },
-      'iso-push': { type: 'string' },
-      disk: { type: 'boolean' },
-      'disk-format': { type: 'string', multiple: true },
-      json: { type: 'boolean' },
-      'layer-compression': { type: 'string' },
-    },
-  });
+  const { values } = parseArgs({ args: argv, allowPositionals: false, strict: true, options: OPTIONS });
   if ((values.push === true) === (values.output !== undefined))
     throw usageError('give exactly one of --push or --output oci:DIR');
-  if (values.output !== undefined && !/^oci:.+/.test(values.output))
-    throw usageError(`--output must be oci:DIR, not ${JSON.stringify(values.output)}`);
-  const layerCompression = parseLayerCompression('build-all', values['layer-compression']);
+  checkProviderOutput('build-all', values);
   if (values['disk-format'] && !values.disk) throw usageError('--disk-format needs --disk');
   const diskFormats = parseDiskFormats('build-all', values['disk-format'] ?? []);
   const cli = await loadCliConfig(values, io, 'build-all');
-  const { config, projectDir, registry } = cli;
+  const out = commandOutput(io, values.json);
   // The provider images and the ISO share CanvOS's base-image step: say each warning once.
   const said = new Set<string>();
-  const warn: typeof cli.warn = (code, msg) => {
+  const warn: WarningHandler = (code, msg) => {
     if (!said.has(msg)) cli.warn(code, msg);
     said.add(msg);
   };
   const versions = await cliK8sVersions(cli, values, io);
-  const isoOpts = {
-    projectDir,
+  const job: InstallerJob = {
+    cli,
     userData: values['user-data'] ? resolve(io.cwd, values['user-data']) : undefined,
     contentDirs: (values.content ?? []).map((d) => resolve(io.cwd, d)),
-  };
-  await installerIsoInputs(config, isoOpts);
-
-  const progress = createProgress(io.stderr, { quiet: values.json === true, label: 'building' });
-  let provider;
-  try {
-    provider = await buildConfiguredProviderImages(config, {
-      versions,
-      output: values.push ? { push: true } : { ociDir: resolve(io.cwd, (values.output as string).slice(4)) },
-      projectDir,
-      registry,
-      cacheDir: cli.cacheDir,
-      layerCompression,
-      signal: io.signal,
-      onProgress: (e) => progress.onProgress(e),
-      onWarning: warn,
-      onLog: values.json ? undefined : (line) => io.stderr.write(`${line}\n`),
-      twoNodeSources: twoNodeSourcesFromEnv(io.env),
-    });
-  } finally {
-    progress.done();
-  }
-  const say = (s: string): void => {
-    if (!values.json) io.stderr.write(`${s}\n`);
-  };
-  for (const i of provider.images)
-    say(
-      `${values.push ? 'pushed' : 'wrote'} ${i.destination.replace(/^docker:\/\//, '')} ${shortDigest(i.manifestDigest)}`,
-    );
-  const iso = await buildConfiguredIso(config, {
-    ...isoOpts,
-    registry,
-    cacheDir: cli.cacheDir,
     outputDir: resolve(io.cwd, values['iso-output'] ?? 'build'),
-    env: io.env,
-    signal: io.signal,
-    onWarning: warn,
-    onProgress: (m) => say(`iso: ${m}`),
-    onIsoProgress: (p) => {
-      if (p.percent === undefined) say(`iso: ${p.phase}`);
-    },
+    warn,
+    out,
+    io,
+  };
+  // ISO inputs are checked before anything is built, so a bad user-data file fails fast.
+  await installerIsoInputs(cli.config, {
+    projectDir: cli.projectDir,
+    userData: job.userData,
+    contentDirs: job.contentDirs,
   });
-  const pushed = values['iso-push']
-    ? {
-        ref: values['iso-push'],
-        ...(await pushArtifact([iso.isoPath], values['iso-push'], {
-          sha256File: iso.sha256Path,
-          registry,
-          signal: io.signal,
-          sourceDateEpoch: sourceDateEpochFromEnv(io.env),
-        })),
-      }
-    : undefined;
-  if (pushed) say(`pushed ${pushed.ref} ${shortDigest(pushed.digest)}`);
-  const disk = values.disk
-    ? await buildInstallerDisk(config, {
-        projectDir,
-        userData: isoOpts.userData,
-        registry,
-        cacheDir: cli.cacheDir,
-        outputDir: resolve(io.cwd, values['iso-output'] ?? 'build'),
-        formats: diskFormats,
-        env: io.env,
-        signal: io.signal,
-        onWarning: warn,
-        onDiskProgress: (p) => say(`disk: ${p.phase}`),
-      })
-    : undefined;
-  const snippet = packSnippet(config);
+
+  const provider = await buildProviderStep('build-all', cli, versions, values, io, warn);
+  for (const line of providerImageLines(provider, values.push === true)) out.say(line);
+  const iso = await isoStep(job, values['iso-push']);
+  const disk = values.disk ? await diskStep(job, diskFormats) : undefined;
+  const snippet = packSnippet(cli.config);
   if (values.json) {
-    const isoJson = pushed ? { ...iso, pushed: { ref: pushed.ref, digest: pushed.digest } } : iso;
-    io.stdout.write(
-      `${JSON.stringify({ provider: providerResultJson(provider, snippet), iso: isoJson, ...(disk ? { disk } : {}) })}\n`,
-    );
+    const json = { provider: providerResultJson(provider, snippet), iso, ...(disk ? { disk } : {}) };
+    io.stdout.write(`${JSON.stringify(json)}\n`);
     return 0;
   }
-  say(`wrote ${iso.isoPath} (sha256 ${iso.sha256})`);
-  if (disk) say(`wrote ${[disk.rawPath, ...diskFormats.map((f) => disk[f])].join(', ')}`);
+  out.say(`wrote ${iso.isoPath} (sha256 ${iso.sha256})`);
+  if (disk) out.say(`wrote ${[disk.rawPath, ...diskFormats.map((f) => disk[f])].join(', ')}`);
   io.stdout.write(snippet);
   return 0;
+}
+
+/** The installer ISO, pushed as an OCI artifact too when `--iso-push REF` is given. */
+async function isoStep(
+  job: InstallerJob,
+  pushRef: string | undefined,
+): Promise<BuildIsoResult & { pushed?: { ref: string; digest: string } }> {
+  const { cli, io, out } = job;
+  const iso = await buildConfiguredIso(cli.config, {
+    projectDir: cli.projectDir,
+    userData: job.userData,
+    contentDirs: job.contentDirs,
+    registry: cli.registry,
+    cacheDir: cli.cacheDir,
+    outputDir: job.outputDir,
+    env: io.env,
+    signal: io.signal,
+    onWarning: job.warn,
+    onProgress: (m) => {
+      out.say(`iso: ${m}`);
+    },
+    onIsoProgress: (p) => {
+      if (p.percent === undefined) out.say(`iso: ${p.phase}`);
+    },
+  });
+  if (!pushRef) return iso;
+  const pushed = await pushArtifact([iso.isoPath], pushRef, {
+    sha256File: iso.sha256Path,
+    registry: cli.registry,
+    signal: io.signal,
+    sourceDateEpoch: sourceDateEpochFromEnv(io.env),
+  });
+  out.say(`pushed ${pushRef} ${shortDigest(pushed.digest)}`);
+  return { ...iso, pushed: { ref: pushRef, digest: pushed.digest } };
+}
+
+/** `--disk`: the raw disk image (and its conversions) next to the ISO. */
+function diskStep(job: InstallerJob, formats: ReturnType<typeof parseDiskFormats>): Promise<InstallerDiskResult> {
+  const { cli, io } = job;
+  return buildInstallerDisk(cli.config, {
+    projectDir: cli.projectDir,
+    userData: job.userData,
+    registry: cli.registry,
+    cacheDir: cli.cacheDir,
+    outputDir: job.outputDir,
+    formats,
+    env: io.env,
+    signal: io.signal,
+    onWarning: job.warn,
+    onDiskProgress: (p) => {
+      job.out.say(`disk: ${p.phase}`);
+    },
+  });
 }
 
 const command: CommandModule = {

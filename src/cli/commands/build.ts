@@ -4,7 +4,6 @@
  * the Palette cluster-profile snippet on stdout. Progress, warnings and the per-image summary go to stderr, so
  * `canvos-lite build --push > profile.yaml` captures just the snippet.
  */
-import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { CanvosError, EXIT_CODES } from '../../errors.js';
 import { twoNodeSourcesFromEnv } from '../../provider/two-node.js';
@@ -12,20 +11,19 @@ import type { BuildProviderResult } from '../../provider/build.js';
 import { buildConfiguredProviderImages } from '../../uki/config-provider.js';
 import { describeProviderBuild, type DryRunReport } from '../../provider/dry-run.js';
 import { packSnippet } from '../../provider/pack-snippet.js';
-import { CONFIG_OPTIONS, CONFIG_USAGE, cliK8sVersions, loadCliConfig } from '../config-options.js';
-import type { CliIo, CommandModule } from '../main.js';
-import { createProgress, formatBytes, shortDigest } from '../progress.js';
-import { TIMEOUT_OPTION, usageError as usageErrorFor } from '../flags.js';
-
-/** `--layer-compression` (build and build-all). */
-export const LAYER_COMPRESSION_USAGE = `layers:
-  --layer-compression C    gzip (default) or zstd for the appended layers (zstd: OCI base images; needs libzstd)`;
-
-/** Parse `--layer-compression`; undefined when not given. */
-export function parseLayerCompression(command: string, v: string | undefined): 'gzip' | 'zstd' | undefined {
-  if (v === undefined || v === 'gzip' || v === 'zstd') return v;
-  throw usageErrorFor(command, `--layer-compression must be gzip or zstd, not ${JSON.stringify(v)}`);
-}
+import { CONFIG_USAGE, cliK8sVersions, loadCliConfig, PROJECT_OPTIONS, type CliConfig } from '../config-options.js';
+import { JSON_OPTION } from '../flag-sets.js';
+import { usageError as usageErrorFor } from '../flags.js';
+import { formatBytes } from '../progress.js';
+import {
+  buildProviderStep,
+  checkProviderOutput,
+  LAYER_COMPRESSION_USAGE,
+  PROVIDER_OUTPUT_OPTIONS,
+  providerImageLines,
+  providerResultJson,
+} from '../provider-step.js';
+import type { CliIo, CommandModule } from '../types.js';
 
 const usage = `usage: canvos-lite build [options] (--push | --output oci:DIR | --dry-run)
 
@@ -76,92 +74,39 @@ async function run(argv: string[], io: CliIo): Promise<number> {
     args: argv,
     allowPositionals: false,
     strict: true,
-    options: {
-      ...CONFIG_OPTIONS,
-      ...TIMEOUT_OPTION,
-      push: { type: 'boolean' },
-      output: { type: 'string' },
-      'dry-run': { type: 'boolean' },
-      json: { type: 'boolean' },
-      'layer-compression': { type: 'string' },
-    },
+    options: { ...PROJECT_OPTIONS, ...PROVIDER_OUTPUT_OPTIONS, 'dry-run': { type: 'boolean' }, ...JSON_OPTION },
   });
   const modes = [values.push, values.output !== undefined, values['dry-run']].filter(Boolean).length;
   if (modes !== 1) throw usageError('give exactly one of --push, --output oci:DIR or --dry-run');
-  if (values.output !== undefined && !/^oci:.+/.test(values.output))
-    throw usageError(`--output must be oci:DIR, not ${JSON.stringify(values.output)}`);
-  const layerCompression = parseLayerCompression('build', values['layer-compression']);
-  const cwd = io.cwd;
+  checkProviderOutput('build', values);
   const cli = await loadCliConfig(values, io, 'build');
-  const { config, projectDir, registry, warn } = cli;
   const versions = await cliK8sVersions(cli, values, io);
-
-  if (values['dry-run']) {
-    const report = await describeProviderBuild(config, {
-      versions,
-      projectDir,
-      registry,
-      cacheDir: values['cache-dir'],
-      signal: io.signal,
-      onWarning: warn,
-    });
-    io.stdout.write(values.json ? `${JSON.stringify(report)}\n` : dryRunText(report));
-    // Exit like the real build would: with the code of the first image it could not read.
-    const failed = [report.base, ...report.sources].filter((i) => i.error);
-    if (failed.length) io.stderr.write(`canvos-lite: ${failed.length} image(s) unavailable; the build would fail\n`);
-    return failed[0]?.errorCode ? EXIT_CODES[failed[0].errorCode] : 0;
-  }
-  const progress = createProgress(io.stderr, { quiet: values.json === true, label: 'building' });
-  let result;
-  try {
-    result = await buildConfiguredProviderImages(config, {
-      versions,
-      output: values.push ? { push: true } : { ociDir: resolve(cwd, (values.output as string).slice(4)) },
-      projectDir,
-      registry,
-      cacheDir: values['cache-dir'],
-      layerCompression,
-      signal: io.signal,
-      onProgress: (e) => progress.onProgress(e),
-      onWarning: warn,
-      // Dockerfile steps and RUN output, like `docker build --progress=plain` (not with --json).
-      onLog: values.json ? undefined : (line) => io.stderr.write(`${line}\n`),
-      twoNodeSources: twoNodeSourcesFromEnv(io.env),
-    });
-  } finally {
-    progress.done();
-  }
-  const snippet = packSnippet(config);
+  if (values['dry-run']) return dryRun(cli, versions, values.json === true, io);
+  const result = await buildProviderStep('build', cli, versions, values, io, cli.warn);
+  const snippet = packSnippet(cli.config);
   if (values.json) {
     io.stdout.write(`${JSON.stringify(providerResultJson(result, snippet))}\n`);
     return 0;
   }
-  for (const i of result.images)
-    io.stderr.write(
-      `${values.push ? 'pushed' : 'wrote'} ${i.destination.replace(/^docker:\/\//, '')} ${shortDigest(i.manifestDigest)}\n`,
-    );
+  for (const line of providerImageLines(result, values.push === true)) io.stderr.write(`${line}\n`);
   io.stdout.write(snippet);
   return 0;
 }
 
-/** The `--json` form of a provider build result (also part of `build-all --json`). */
-export function providerResultJson(result: BuildProviderResult, snippet: string): Record<string, unknown> {
-  const images = result.images.map((i) => ({
-    k8sVersion: i.k8sVersion,
-    tag: i.tag,
-    destination: i.destination,
-    digest: i.manifestDigest,
-    layers: i.layers.length,
-    appended: i.appended,
-  }));
-  return {
-    baseImage: result.baseImage,
-    systemdVersion: result.systemdVersion ?? null,
-    bundled: result.plan.bundled,
-    dockerfileRuns: result.dockerfileRuns,
-    images,
-    packSnippet: snippet,
-  };
+/** `--dry-run`: the plan with sizes; exits like the real build would, with the code of the first unreadable image. */
+async function dryRun(cli: CliConfig, versions: string[], json: boolean, io: CliIo): Promise<number> {
+  const report = await describeProviderBuild(cli.config, {
+    versions,
+    projectDir: cli.projectDir,
+    registry: cli.registry,
+    cacheDir: cli.cacheDir,
+    signal: io.signal,
+    onWarning: cli.warn,
+  });
+  io.stdout.write(json ? `${JSON.stringify(report)}\n` : dryRunText(report));
+  const failed = [report.base, ...report.sources].filter((i) => i.error);
+  if (failed.length) io.stderr.write(`canvos-lite: ${failed.length} image(s) unavailable; the build would fail\n`);
+  return failed[0]?.errorCode ? EXIT_CODES[failed[0].errorCode] : 0;
 }
 
 const command: CommandModule = {

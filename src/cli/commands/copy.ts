@@ -11,20 +11,10 @@ import type { ImageDestination, ImageSource } from '../../image/types.js';
 import { parsePlatform } from '../../image/platform.js';
 import type { RegistryTransportOptions } from '../../transports/registry/registry-image.js';
 import { DEFAULT_CONCURRENCY } from '../../util/semaphore.js';
-import type { CliIo, CommandModule } from '../main.js';
+import type { CliIo, CommandModule } from '../types.js';
 import { createProgress, formatBytes } from '../progress.js';
-import {
-  blobPartsHelp,
-  checkAccessPaths,
-  SRC_DEST_REGISTRY_OPTIONS,
-  parseBlobParts,
-  parseCreds as parseCredsFor,
-  parseTimeout,
-  TIMEOUT_OPTION,
-  timeoutHelp,
-  usageError as usageErrorFor,
-} from '../flags.js';
-import type { BlobPartsOptions } from '../../registry/blob-parts.js';
+import { JSON_OPTION, SRC_DEST_OPTIONS, srcDestRegistries } from '../flag-sets.js';
+import { blobPartsHelp, parseIntFlag, parsePlatformFlags, timeoutHelp, usageError as usageErrorFor } from '../flags.js';
 
 const usage = `usage: canvos-lite copy [options] SRC DST
 
@@ -49,32 +39,8 @@ options:
 
 const usageError = (message: string): CanvosError => usageErrorFor('copy', message);
 
-const parseCreds = (v: string | undefined, flag: string): ReturnType<typeof parseCredsFor> =>
-  parseCredsFor('copy', v, flag);
-
-function registryOptions(
-  spec: ImageSpec,
-  io: CliIo,
-  creds: ReturnType<typeof parseCreds>,
-  insecure: boolean,
-  authFile: string | undefined,
-  certsDir: string | undefined,
-  jobs: number,
-  blobParts: BlobPartsOptions | false | undefined,
-  timeoutMs: number | undefined,
-): RegistryTransportOptions {
-  return {
-    timeoutMs,
-    blobParts,
-    // Every blob in flight holds one request slot at each end: --jobs must raise the per-registry limit too.
-    concurrency: jobs,
-    env: io.env,
-    credentials: creds,
-    authFiles: authFile ? [authFile] : undefined,
-    insecureRegistries: insecure && spec.transport === 'docker' ? [spec.ref.registry] : undefined,
-    certsDir,
-  };
-}
+/** The registry of a docker:// image, for its side's --*-insecure; layouts and archives have none. */
+const hostsOf = (spec: ImageSpec): string[] => (spec.transport === 'docker' ? [spec.ref.registry] : []);
 
 async function run(argv: string[], io: CliIo): Promise<number> {
   const { values, positionals } = parseArgs({
@@ -85,74 +51,41 @@ async function run(argv: string[], io: CliIo): Promise<number> {
       'all-platforms': { type: 'boolean' },
       all: { type: 'boolean' },
       platform: { type: 'string', multiple: true },
-      ...SRC_DEST_REGISTRY_OPTIONS,
-      ...TIMEOUT_OPTION,
+      ...SRC_DEST_OPTIONS,
       jobs: { type: 'string' },
       'include-foreign': { type: 'boolean' },
       force: { type: 'boolean' },
-      json: { type: 'boolean' },
+      ...JSON_OPTION,
     },
   });
-  if (positionals.length !== 2)
+  const [srcArg, dstArg] = positionals;
+  if (positionals.length !== 2 || srcArg === undefined || dstArg === undefined)
     throw usageError(`copy takes exactly two arguments, SRC and DST (got ${positionals.length})`);
-  const platforms = (values.platform ?? [])
-    .flatMap((p) => p.split(','))
-    .filter((p) => p !== '')
-    .map(parsePlatform);
+  const platforms = parsePlatformFlags(values.platform);
   if (platforms.length > 0 && (values['all-platforms'] || values.all))
     throw usageError('--platform and --all-platforms exclude each other');
-  let jobs: number | undefined;
-  if (values.jobs !== undefined) {
-    jobs = Number(values.jobs);
-    if (!Number.isInteger(jobs) || jobs < 1 || jobs > 64)
-      throw usageError(`--jobs must be an integer from 1 to 64, not ${JSON.stringify(values.jobs)}`);
-  }
-  const blobParts = parseBlobParts('copy', values['blob-parts']);
-  const timeoutMs = parseTimeout('copy', values.timeout);
-  await checkAccessPaths('copy', values, io.cwd);
-  const srcCreds = parseCreds(values['src-creds'], '--src-creds');
-  const destCreds = parseCreds(values['dest-creds'], '--dest-creds');
-  const srcSpec = parseImageSpec(positionals[0]!);
-  const dstSpec = parseImageSpec(positionals[1]!);
+  const jobs = parseIntFlag('copy', values.jobs, '--jobs', 64);
+  // Every blob in flight holds one request slot at each end: --jobs must raise the per-registry limit too.
+  const registries = await srcDestRegistries('copy', values, io, { concurrency: jobs ?? DEFAULT_CONCURRENCY });
+  const srcSpec = parseImageSpec(srcArg);
+  const dstSpec = parseImageSpec(dstArg);
 
   const progress = createProgress(io.stderr, { quiet: values.json === true, label: 'copying' });
   let src: ImageSource | undefined;
   let dst: ImageDestination | undefined;
   let result: CopyResult;
   try {
-    src = openSource(srcSpec, {
-      registry: registryOptions(
-        srcSpec,
-        io,
-        srcCreds,
-        values['src-insecure'] === true,
-        values.authfile,
-        values['cert-dir'],
-        jobs ?? DEFAULT_CONCURRENCY,
-        blobParts,
-        timeoutMs,
-      ),
-    });
-    dst = openDestination(dstSpec, {
-      registry: registryOptions(
-        dstSpec,
-        io,
-        destCreds,
-        values['dest-insecure'] === true,
-        values.authfile,
-        values['cert-dir'],
-        jobs ?? DEFAULT_CONCURRENCY,
-        blobParts,
-        timeoutMs,
-      ),
-    });
+    src = openSource(srcSpec, { registry: registries.source(hostsOf(srcSpec)) });
+    dst = openDestination(dstSpec, { registry: registries.destination(hostsOf(dstSpec)) });
     result = await copyImage(src, dst, {
       platforms,
       concurrency: jobs,
       includeForeign: values['include-foreign'],
       force: values.force,
       signal: io.signal,
-      onProgress: (e) => progress.onProgress(e),
+      onProgress: (e) => {
+        progress.onProgress(e);
+      },
     });
   } finally {
     progress.done();

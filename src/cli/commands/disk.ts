@@ -14,9 +14,11 @@ import { sourceDateEpochFromEnv } from '../../layers/build.js';
 import { mergeLayers } from '../../layers/merge.js';
 import { BlobCache } from '../../cache/blob-cache.js';
 import { openImage } from '../../provider/image-reader.js';
-import { CONFIG_OPTIONS, CONFIG_USAGE, loadCliConfig } from '../config-options.js';
-import { parseTimeout, TIMEOUT_OPTION, usageError as usageErrorFor } from '../flags.js';
-import type { CliIo, CommandModule } from '../main.js';
+import { CONFIG_OPTIONS, CONFIG_USAGE, loadCliConfig, rejectConfigFlags } from '../config-options.js';
+import { parseTimeout, TIMEOUT_OPTION, usageError as usageErrorFor, parseDiskFormats } from '../flags.js';
+import { INSTALLER_SOURCE_OPTIONS, parseBaseArch, withBaseImage } from '../base-image.js';
+import { baseImageRegistry, commandOutput, type CommandOutput } from '../flag-sets.js';
+import type { CliIo, CommandModule } from '../types.js';
 
 const usage = `usage: canvos-lite disk [configuration options] [--user-data FILE] [--format raw|raw.gz|qcow2|vhd]... [--size MiB]
                         [--output DIR] [--json]
@@ -49,124 +51,100 @@ common options:
 const BASE_ONLY = ['name', 'arch', 'edge-custom-config', 'insecure'] as const;
 const usageError = (message: string): CanvosError => usageErrorFor('disk', message);
 
+const OPTIONS = {
+  ...INSTALLER_SOURCE_OPTIONS,
+  format: { type: 'string', multiple: true },
+  size: { type: 'string' },
+} as const;
+
+type DiskValues = ReturnType<typeof parseArgs<{ options: typeof OPTIONS }>>['values'];
+
+/** What both forms share: the output directory, user-data, conversion formats, size and reporting. */
+interface DiskJob {
+  outputDir: string;
+  userData: string | undefined;
+  formats: DiskFormat[];
+  sizeMiB: number | undefined;
+  out: CommandOutput;
+  onProgress: (p: { phase: DiskPhase }) => void;
+}
+
+type DiskResult = BuildDiskResult & Partial<Record<DiskFormat, string>>;
+
 async function run(argv: string[], io: CliIo): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    allowPositionals: true,
-    strict: true,
-    options: {
-      ...CONFIG_OPTIONS,
-      base: { type: 'string' },
-      'user-data': { type: 'string' },
-      'edge-custom-config': { type: 'string' },
-      name: { type: 'string' },
-      arch: { type: 'string' },
-      format: { type: 'string', multiple: true },
-      size: { type: 'string' },
-      output: { type: 'string' },
-      insecure: { type: 'boolean' },
-      json: { type: 'boolean' },
-      ...TIMEOUT_OPTION,
-    },
-  });
+  const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, strict: true, options: OPTIONS });
   if (positionals.length > 0) throw usageError(`unexpected argument ${JSON.stringify(positionals[0])}`);
   const formats = parseDiskFormats('disk', values.format ?? []);
   const size = values.size === undefined ? undefined : Number(values.size);
   if (size !== undefined && !(Number.isInteger(size) && size > 0))
     throw usageError(`--size must be a whole number of MiB, not ${JSON.stringify(values.size)}`);
-  const say = (s: string): void => {
-    if (!values.json) io.stderr.write(`${s}\n`);
+  const out = commandOutput(io, values.json);
+  const job: DiskJob = {
+    outputDir: resolve(io.cwd, values.output ?? 'build'),
+    userData: values['user-data'] ? resolve(io.cwd, values['user-data']) : undefined,
+    formats,
+    sizeMiB: size,
+    out,
+    onProgress: (p) => {
+      out.say(`disk: ${p.phase}`);
+    },
   };
-  const warn = (code: string, msg: string): void => void io.stderr.write(`warning: ${msg} [${code}]\n`);
-  const outputDir = resolve(io.cwd, values.output ?? 'build');
-  const userData = values['user-data'] ? resolve(io.cwd, values['user-data']) : undefined;
-  const onProgress = (p: { phase: DiskPhase }): void => say(`disk: ${p.phase}`);
-  let result: BuildDiskResult & Partial<Record<DiskFormat, string>>;
-  if (!values.base) {
-    for (const k of BASE_ONLY) {
-      if (values[k] !== undefined)
-        throw usageError(
-          `--${k} only applies with --base; the configuration sets it (--set ISO_NAME=…, ARCH=…, EDGE_CUSTOM_CONFIG=…)`,
-        );
-    }
-    const cli = await loadCliConfig(values, io, 'disk', 'ERR_CONFIG');
-    result = await buildInstallerDisk(cli.config, {
-      projectDir: cli.projectDir,
-      registry: cli.registry,
-      cacheDir: cli.cacheDir,
-      outputDir,
-      userData,
-      formats,
-      sizeMiB: size,
-      env: io.env,
-      signal: io.signal,
-      onWarning: cli.warn,
-      onProgress: (m) => say(`disk: ${m}`),
-      onDiskProgress: onProgress,
-    });
-  } else {
-    for (const k of Object.keys(CONFIG_OPTIONS) as (keyof typeof CONFIG_OPTIONS)[]) {
-      if (values[k] !== undefined) throw usageError(`--${k} does not apply with --base (the image is used as it is)`);
-    }
-    const arch = values.arch ?? 'amd64';
-    if (arch !== 'amd64' && arch !== 'arm64')
-      throw usageError(`--arch must be amd64 or arm64, not ${JSON.stringify(arch)}`);
-    const ref = values.base;
-    const timeoutMs = parseTimeout('disk', values.timeout);
-    const img = await openImage(ref, arch, {
-      cache: new BlobCache({ env: io.env }),
-      signal: io.signal,
-      registry: {
-        env: io.env,
-        timeoutMs,
-        insecureRegistries: values.insecure ? [ref.replace(/^docker:\/\//, '').split('/')[0] ?? ref] : undefined,
-      },
-    });
-    say(`disk: ${img.source.description} (${img.layers.length} layers)`);
-    try {
-      const ecc = values['edge-custom-config'];
-      result = await buildDisk(
-        {
-          rootfs: mergeLayers(img.openers, { signal: io.signal }),
-          outputDir,
-          userData,
-          sizeMiB: size,
-          name: values.name,
-          arch,
-          edgeCustomConfig: ecc ? resolve(io.cwd, ecc) : undefined,
-        },
-        { env: io.env, signal: io.signal, onWarning: warn, onProgress },
-      );
-    } finally {
-      await img.source.close().catch(() => {});
-    }
-    Object.assign(
-      result,
-      await convertAll(result.rawPath, formats, {
-        env: io.env,
-        signal: io.signal,
-        sourceDateEpoch: sourceDateEpochFromEnv(io.env),
-      }),
-    );
-  }
-  if (values.json) io.stdout.write(`${JSON.stringify(result)}\n`);
-  else io.stdout.write([result.rawPath, ...formats.map((f) => result[f])].map((p) => `${p}\n`).join(''));
+  const result = values.base ? await fromBase(values.base, values, job, io) : await fromConfig(values, job, io);
+  out.result(result, [result.rawPath, ...formats.map((f) => result[f] ?? '')]);
   return 0;
 }
 
-/** `--format` / `--disk-format` values (repeatable, comma-separated) as conversion formats; `raw` is implied. */
-export function parseDiskFormats(cmd: string, given: readonly string[]): DiskFormat[] {
-  const out = new Set<DiskFormat>();
-  for (const f of given
-    .flatMap((g) => g.split(','))
-    .map((x) => x.trim())
-    .filter(Boolean)) {
-    if (f === 'raw') continue;
-    if (f !== 'qcow2' && f !== 'vhd' && f !== 'raw.gz')
-      throw usageErrorFor(cmd, `the disk format must be raw, raw.gz, qcow2 or vhd, not ${JSON.stringify(f)}`);
-    out.add(f);
+/** The installer rootfs of the CanvOS configuration. */
+async function fromConfig(values: DiskValues, job: DiskJob, io: CliIo): Promise<DiskResult> {
+  for (const k of BASE_ONLY) {
+    if (values[k] !== undefined)
+      throw usageError(
+        `--${k} only applies with --base; the configuration sets it (--set ISO_NAME=…, ARCH=…, EDGE_CUSTOM_CONFIG=…)`,
+      );
   }
-  return [...out];
+  const cli = await loadCliConfig(values, io, 'disk', 'ERR_CONFIG');
+  return buildInstallerDisk(cli.config, {
+    projectDir: cli.projectDir,
+    registry: cli.registry,
+    cacheDir: cli.cacheDir,
+    outputDir: job.outputDir,
+    userData: job.userData,
+    formats: job.formats,
+    sizeMiB: job.sizeMiB,
+    env: io.env,
+    signal: io.signal,
+    onWarning: cli.warn,
+    onProgress: (m) => {
+      job.out.say(`disk: ${m}`);
+    },
+    onDiskProgress: job.onProgress,
+  });
+}
+
+/** A ready installer image (`--base REF`). */
+async function fromBase(ref: string, values: DiskValues, job: DiskJob, io: CliIo): Promise<DiskResult> {
+  rejectConfigFlags('disk', values);
+  const arch = parseBaseArch('disk', values.arch);
+  const ecc = values['edge-custom-config'];
+  const registry = baseImageRegistry('disk', values, [ref], io);
+  const result: DiskResult = await withBaseImage(ref, arch, registry, io, (img) => {
+    job.out.say(`disk: ${img.source.description} (${img.layers.length} layers)`);
+    return buildDisk(
+      {
+        rootfs: mergeLayers(img.openers, { signal: io.signal }),
+        outputDir: job.outputDir,
+        userData: job.userData,
+        sizeMiB: job.sizeMiB,
+        name: values.name,
+        arch,
+        edgeCustomConfig: ecc ? resolve(io.cwd, ecc) : undefined,
+      },
+      { env: io.env, signal: io.signal, onWarning: job.out.warn, onProgress: job.onProgress },
+    );
+  });
+  job.out.flush();
+  const env = { env: io.env, signal: io.signal, sourceDateEpoch: sourceDateEpochFromEnv(io.env) };
+  return Object.assign(result, await convertAll(result.rawPath, job.formats, env));
 }
 
 const command: CommandModule = {

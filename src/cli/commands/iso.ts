@@ -16,10 +16,12 @@ import type { RegistryTransportOptions } from '../../transports/registry/registr
 import { mergeLayers } from '../../layers/merge.js';
 import { BlobCache } from '../../cache/blob-cache.js';
 import { openImage } from '../../provider/image-reader.js';
-import { buildConfiguredIso } from '../../uki/config-iso.js';
-import { CONFIG_OPTIONS, CONFIG_USAGE, loadCliConfig, type ConfigFlagValues } from '../config-options.js';
-import type { CliIo, CommandModule } from '../main.js';
+import { CONFIG_OPTIONS, CONFIG_USAGE, loadCliConfig, type ConfigFlagValues, rejectConfigFlags } from '../config-options.js';
 import { parseTimeout, TIMEOUT_OPTION, usageError as usageErrorFor } from '../flags.js';
+import { buildConfiguredIso } from '../../uki/config-iso.js';
+import { INSTALLER_SOURCE_OPTIONS, parseBaseArch, withBaseImage } from '../base-image.js';
+import { baseImageRegistry, commandOutput, registryHosts, type CommandOutput } from '../flag-sets.js';
+import type { CliIo, CommandModule } from '../types.js';
 
 const usage = `usage: canvos-lite iso [configuration options] [--user-data FILE] [--content DIR]... [--output DIR] [--json]
        canvos-lite iso --base REF [options]
@@ -70,68 +72,55 @@ const BASE_ONLY = [
 
 const usageError = (message: string): CanvosError => usageErrorFor('iso', message);
 
+const OPTIONS = {
+  ...INSTALLER_SOURCE_OPTIONS,
+  content: { type: 'string', multiple: true },
+  'files-iso': { type: 'string' },
+  'local-ui': { type: 'string' },
+  'cluster-config': { type: 'string' },
+  'force-interactive': { type: 'boolean' },
+  'debug-cmdline': { type: 'boolean' },
+  push: { type: 'string' },
+  'push-as': { type: 'string' },
+} as const;
+
+type IsoValues = ReturnType<typeof parseArgs<{ options: typeof OPTIONS }>>['values'];
+
 async function run(argv: string[], io: CliIo): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    allowPositionals: true,
-    strict: true,
-    options: {
-      ...CONFIG_OPTIONS,
-      ...TIMEOUT_OPTION,
-      base: { type: 'string' },
-      'user-data': { type: 'string' },
-      content: { type: 'string', multiple: true },
-      'files-iso': { type: 'string' },
-      'local-ui': { type: 'string' },
-      'cluster-config': { type: 'string' },
-      'edge-custom-config': { type: 'string' },
-      name: { type: 'string' },
-      output: { type: 'string' },
-      arch: { type: 'string' },
-      'force-interactive': { type: 'boolean' },
-      'debug-cmdline': { type: 'boolean' },
-      insecure: { type: 'boolean' },
-      push: { type: 'string' },
-      'push-as': { type: 'string' },
-      json: { type: 'boolean' },
-    },
-  });
+  const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, strict: true, options: OPTIONS });
   if (positionals.length > 0) throw usageError(`unexpected argument ${JSON.stringify(positionals[0])}`);
   const pushAs = values['push-as'] ?? 'artifact';
   if (pushAs !== 'artifact' && pushAs !== 'image')
     throw usageError(`--push-as must be artifact or image, not ${JSON.stringify(pushAs)}`);
   if (values['push-as'] && !values.push) throw usageError('--push-as needs --push REF');
-  if (!values.base) return fromConfig(values, io);
-  for (const k of Object.keys(CONFIG_OPTIONS) as (keyof typeof CONFIG_OPTIONS)[]) {
-    if (values[k] !== undefined) throw usageError(`--${k} does not apply with --base (the image is used as it is)`);
-  }
-  const arch = values.arch ?? 'amd64';
-  if (arch !== 'amd64' && arch !== 'arm64')
-    throw usageError(`--arch must be amd64 or arm64, not ${JSON.stringify(arch)}`);
-  const say = (s: string): void => {
-    if (!values.json) io.stderr.write(`${s}\n`);
-  };
-  const insecure = values.insecure === true;
+  const out = commandOutput(io, values.json);
+  const { result, registry } = values.base
+    ? await fromBase(values.base, values, out, io)
+    : await fromConfig(values, out, io);
+  const pushed = await pushIso(result, values.push, pushAs, registry, io, out.say);
+  out.result({ ...result, ...pushed }, [result.isoPath]);
+  return 0;
+}
+
+/** The ISO of a ready installer image (`--base REF`), and the registry options its --push uses. */
+async function fromBase(
+  ref: string,
+  values: IsoValues,
+  out: CommandOutput,
+  io: CliIo,
+): Promise<{ result: BuildIsoResult; registry: RegistryTransportOptions }> {
+  rejectConfigFlags('iso', values);
+  const arch = parseBaseArch('iso', values.arch);
   const at = (p: string | undefined): string | undefined => (p === undefined ? undefined : resolve(io.cwd, p));
   const localUi = at(values['local-ui']);
   if (localUi) await checkLocalUi(localUi, io.signal);
-  const img = await openImage(values.base, arch, {
-    cache: new BlobCache({ env: io.env }),
-    signal: io.signal,
-    registry: {
-      env: io.env,
-      timeoutMs: parseTimeout('iso', values.timeout),
-      insecureRegistries: insecure ? [hostOf(values.base)] : undefined,
-    },
-  });
-  let result: BuildIsoResult;
-  try {
-    say(`iso: ${img.source.description} (${img.layers.length} layers)`);
-    result = await buildIso(
+  const registry = baseImageRegistry('iso', values, [ref], io);
+  const result = await withBaseImage(ref, arch, registry, io, (img) => {
+    out.say(`iso: ${img.source.description} (${img.layers.length} layers)`);
+    const layers = localUi ? [...img.openers, localUiLayer(localUi, io.signal)] : img.openers;
+    return buildIso(
       {
-        rootfs: mergeLayers(localUi ? [...img.openers, localUiLayer(localUi, io.signal)] : img.openers, {
-          signal: io.signal,
-        }),
+        rootfs: mergeLayers(layers, { signal: io.signal }),
         filesIsoDir: at(values['files-iso']),
         userData: at(values['user-data']),
         contentDirs: values.content?.map((d) => resolve(io.cwd, d)),
@@ -143,28 +132,13 @@ async function run(argv: string[], io: CliIo): Promise<number> {
         forceInteractive: values['force-interactive'],
         debug: values['debug-cmdline'],
       },
-      {
-        env: io.env,
-        signal: io.signal,
-        onProgress: phaseLogger(say),
-        onWarning: (code, msg) => io.stderr.write(`warning: ${msg} [${code}]\n`),
-      },
+      { env: io.env, signal: io.signal, onProgress: phaseLogger(out.say), onWarning: out.warn },
     );
-  } finally {
-    await img.source.close().catch(() => {});
-  }
-  const insecureHosts = insecure ? [hostOf(values.base), ...(values.push ? [hostOf(values.push)] : [])] : undefined;
-  const pushed = await pushIso(
-    result,
-    values.push,
-    pushAs,
-    { env: io.env, insecureRegistries: insecureHosts },
-    io,
-    say,
-  );
-  if (values.json) io.stdout.write(`${JSON.stringify({ ...result, ...pushed })}\n`);
-  else io.stdout.write(`${result.isoPath}\n`);
-  return 0;
+  });
+  out.flush();
+  // The push goes without --timeout, and with --insecure to the base's and the push's registries.
+  const hosts = values.insecure ? registryHosts([ref, ...(values.push ? [values.push] : [])]) : undefined;
+  return { result, registry: { env: io.env, insecureRegistries: hosts } };
 }
 
 /** `--push REF`: the built ISO as an OCI artifact. */
@@ -204,17 +178,12 @@ function phaseLogger(say: (s: string) => void): (p: IsoProgress) => void {
   };
 }
 
-type IsoValues = ConfigFlagValues & { [K in (typeof BASE_ONLY)[number]]?: string | boolean | undefined } & {
-  'user-data'?: string | undefined;
-  push?: string | undefined;
-  'push-as'?: string | undefined;
-  content?: string[] | undefined;
-  output?: string | undefined;
-  json?: boolean | undefined;
-};
-
-/** The configuration-driven ISO (no --base). */
-async function fromConfig(values: IsoValues, io: CliIo): Promise<number> {
+/** The configuration-driven ISO (no --base), and the registry options its --push uses. */
+async function fromConfig(
+  values: IsoValues,
+  out: CommandOutput,
+  io: CliIo,
+): Promise<{ result: BuildIsoResult; registry: RegistryTransportOptions }> {
   for (const k of BASE_ONLY) {
     if (values[k] !== undefined) {
       const project = k === 'files-iso' || k === 'local-ui';
@@ -230,10 +199,7 @@ async function fromConfig(values: IsoValues, io: CliIo): Promise<number> {
     }
   }
   const cli = await loadCliConfig(values, io, 'iso', 'ERR_CONFIG');
-  const say = (s: string): void => {
-    if (!values.json) io.stderr.write(`${s}\n`);
-  };
-  const r = await buildConfiguredIso(cli.config, {
+  const result = await buildConfiguredIso(cli.config, {
     projectDir: cli.projectDir,
     registry: cli.registry,
     cacheDir: cli.cacheDir,
@@ -243,26 +209,12 @@ async function fromConfig(values: IsoValues, io: CliIo): Promise<number> {
     env: io.env,
     signal: io.signal,
     onWarning: cli.warn,
-    onProgress: (m) => say(`iso: ${m}`),
-    onIsoProgress: phaseLogger(say),
+    onProgress: (m) => {
+      out.say(`iso: ${m}`);
+    },
+    onIsoProgress: phaseLogger(out.say),
   });
-  const pushed = await pushIso(
-    r,
-    values.push,
-    values['push-as'] === 'image' ? 'image' : 'artifact',
-    cli.registry,
-    io,
-    say,
-  );
-  if (values.json) io.stdout.write(`${JSON.stringify({ ...r, ...pushed })}\n`);
-  else io.stdout.write(`${r.isoPath}\n`);
-  return 0;
-}
-
-/** The registry host of a docker:// or bare reference (for --insecure). */
-function hostOf(ref: string): string {
-  const r = ref.replace(/^docker:\/\//, '');
-  return r.split('/')[0] ?? r;
+  return { result, registry: cli.registry };
 }
 
 const command: CommandModule = {

@@ -6,19 +6,16 @@
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { pullArtifact } from '../../artifact/artifact.js';
-import { parseImageSpec } from '../../transports/resolve-location.js';
-import { parseCreds, usageError as usageErrorFor, parseTimeout, TIMEOUT_OPTION, timeoutHelp } from '../flags.js';
-import type { CliIo, CommandModule } from '../main.js';
+import { commandOutput, JSON_OPTION, REGISTRY_OPTIONS, registryFromFlags, registryHelp } from '../flag-sets.js';
+import { usageError as usageErrorFor } from '../flags.js';
+import type { CliIo, CommandModule } from '../types.js';
 
-const usage = `usage: canvos-lite pull-artifact [--creds USER:PASS] [--authfile FILE] [--insecure] [--cert-dir DIR] [--timeout SECONDS] [--json] REF DIR
+const usage = `usage: canvos-lite pull-artifact [--creds USER:PASS] [--authfile FILE] [--insecure] [--cert-dir DIR] [--timeout SECONDS]
+                                 [--json] REF DIR
 
 REF: docker://HOST/REPO:TAG (or a bare reference), oci:DIR[:TAG], docker-archive:FILE — an artifact whose layers
 each carry an org.opencontainers.image.title (canvos-lite iso --push, oras push).
-  --creds USER:PASS          registry credentials (never echoed)
-  --authfile FILE            read credentials from this auth.json / config.json
-  --insecure                 reach the registry over plain HTTP
-  --cert-dir DIR             extra CA certificates
-  ${timeoutHelp(27)}
+  ${registryHelp(27)}
   --json                     print only a JSON result on stdout`;
 
 const usageError = (m: string): ReturnType<typeof usageErrorFor> => usageErrorFor('pull-artifact', m);
@@ -28,34 +25,14 @@ async function run(argv: string[], io: CliIo): Promise<number> {
     args: argv,
     allowPositionals: true,
     strict: true,
-    options: {
-      creds: { type: 'string' },
-      authfile: { type: 'string' },
-      insecure: { type: 'boolean' },
-      'cert-dir': { type: 'string' },
-      json: { type: 'boolean' },
-      ...TIMEOUT_OPTION,
-    },
+    options: { ...REGISTRY_OPTIONS, ...JSON_OPTION },
   });
   const [ref, dir, extra] = positionals;
   if (!ref || !dir) throw usageError('pull-artifact needs REF and DIR');
   if (extra !== undefined) throw usageError(`unexpected argument ${JSON.stringify(extra)}`);
-  const timeoutMs = parseTimeout('pull-artifact', values.timeout);
-  const spec = parseImageSpec(ref);
-  const host = spec.transport === 'docker' ? spec.ref.registry : undefined;
-  const r = await pullArtifact(ref, resolve(io.cwd, dir), {
-    signal: io.signal,
-    registry: {
-      env: io.env,
-      credentials: parseCreds('pull-artifact', values.creds, '--creds'),
-      authFiles: values.authfile ? [values.authfile] : undefined,
-      insecureRegistries: values.insecure && host ? [host] : undefined,
-      certsDir: values['cert-dir'],
-      timeoutMs,
-    },
-  });
-  if (values.json) io.stdout.write(`${JSON.stringify(r)}\n`);
-  else io.stdout.write(r.files.map((f) => `${f}\n`).join(''));
+  const registry = await registryFromFlags('pull-artifact', values, [ref], io);
+  const r = await pullArtifact(ref, resolve(io.cwd, dir), { signal: io.signal, registry });
+  commandOutput(io, values.json).result(r, r.files);
   return 0;
 }
 

@@ -13,7 +13,9 @@ import { openImage } from '../../provider/image-reader.js';
 import { buildUkiIso } from '../../uki/uki-iso.js';
 import { ENKI_UKI_CMDLINE, buildUkiIsoFromRootfs } from '../../uki/uki-iso-image.js';
 import { parseTimeout, TIMEOUT_OPTION, timeoutHelp, usageError as usageErrorFor } from '../flags.js';
-import type { CliIo } from '../main.js';
+import { withBaseImage } from '../base-image.js';
+import { BASE_IMAGE_OPTIONS, baseImageRegistry, commandOutput, JSON_OPTION } from '../flag-sets.js';
+import type { CliIo } from '../types.js';
 
 export const UKI_ISO_USAGE = `usage: canvos-lite uki iso --base REF [options]
        canvos-lite uki iso --kernel FILE --initrd FILE... --os-release FILE [--uname VERSION] [options]
@@ -65,9 +67,8 @@ export async function ukiIsoCmd(argv: string[], io: CliIo): Promise<number> {
       'systemd-boot': { type: 'string' },
       output: { type: 'string' },
       arch: { type: 'string' },
-      insecure: { type: 'boolean' },
-      json: { type: 'boolean' },
-      ...TIMEOUT_OPTION,
+      ...BASE_IMAGE_OPTIONS,
+      ...JSON_OPTION,
     },
   });
   if (positionals.length > 0) throw usageError(`unexpected argument ${JSON.stringify(positionals[0])}`);
@@ -86,9 +87,7 @@ export async function ukiIsoCmd(argv: string[], io: CliIo): Promise<number> {
   if (!values.base && !(values.kernel && values.initrd && values['os-release']))
     throw usageError('give --base REF, or --kernel, --initrd and --os-release');
   const path = (p: string | undefined): string | undefined => (p === undefined ? undefined : resolve(io.cwd, p));
-  const say = (s: string): void => {
-    if (!values.json) io.stderr.write(`${s}\n`);
-  };
+  const out = commandOutput(io, values.json);
   const common = {
     keysDir: resolve(io.cwd, values.keys ?? 'secure-boot'),
     outputDir: resolve(io.cwd, values.output ?? 'build'),
@@ -101,31 +100,21 @@ export async function ukiIsoCmd(argv: string[], io: CliIo): Promise<number> {
     ...(values['systemd-boot'] !== undefined ? { systemdBoot: path(values['systemd-boot']) as string } : {}),
     signal: io.signal,
   };
-  let result: object;
+  let result: { isoPath: string };
   if (values.base) {
-    const base = values.base;
-    const img = await openImage(base, 'amd64', {
-      cache: new BlobCache({ env: io.env }),
-      signal: io.signal,
-      registry: {
-        env: io.env,
-        timeoutMs,
-        insecureRegistries: values.insecure ? [base.replace(/^docker:\/\//, '').split('/')[0] ?? base] : undefined,
-      },
-    });
-    try {
-      say(`uki iso: ${img.source.description} (${img.layers.length} layers) -> UKI initrd`);
+    const registry = baseImageRegistry('uki', values, [values.base], io);
+    result = await withBaseImage(values.base, 'amd64', registry, io, async (img) => {
+      out.say(`uki iso: ${img.source.description} (${img.layers.length} layers) -> UKI initrd`);
       const r = await buildUkiIsoFromRootfs(mergeLayers(img.openers, { signal: io.signal }), {
         ...common,
         ...(values.cmdline !== undefined ? { cmdline: values.cmdline } : {}),
         ...(values['extend-cmdline'] !== undefined ? { extendCmdline: values['extend-cmdline'] } : {}),
-        onWarning: (code, msg) => io.stderr.write(`canvos-lite: warning: ${msg} [${code}]\n`),
+        onWarning: out.warn,
       });
-      say(`uki iso: kernel ${r.uname}, systemd-boot and stub from the ${r.efiSource}`);
-      result = r;
-    } finally {
-      await img.source.close().catch(() => {});
-    }
+      out.say(`uki iso: kernel ${r.uname}, systemd-boot and stub from the ${r.efiSource}`);
+      return r;
+    });
+    out.flush();
   } else {
     const osRelease = await readFile(path(values['os-release']) as string, 'utf8').catch((e: unknown) => {
       throw new CanvosError('ERR_CONFIG', `--os-release ${values['os-release']}: ${(e as Error).message}`, {
@@ -143,7 +132,6 @@ export async function ukiIsoCmd(argv: string[], io: CliIo): Promise<number> {
       ...(values.uname !== undefined ? { uname: values.uname } : {}),
     });
   }
-  if (values.json) io.stdout.write(`${JSON.stringify(result)}\n`);
-  else io.stdout.write(`${(result as { isoPath: string }).isoPath}\n`);
+  out.result(result, [result.isoPath]);
   return 0;
 }

@@ -7,7 +7,8 @@ import { parseArgs } from 'node:util';
 import { BlobCache } from '../../cache/blob-cache.js';
 import { buildUkiProviderImage } from '../../uki/provider.js';
 import { parseTimeout, TIMEOUT_OPTION, timeoutHelp, usageError as usageErrorFor } from '../flags.js';
-import type { CliIo } from '../main.js';
+import { BASE_IMAGE_OPTIONS, baseImageRegistry, commandOutput, JSON_OPTION } from '../flag-sets.js';
+import type { CliIo } from '../types.js';
 
 export const UKI_PROVIDER_USAGE = `usage: canvos-lite uki provider --provider REF --carrier REF --to DEST [--keys secure-boot]
                                 [--extend-cmdline S] [--version norole] [--branding TEXT] [--insecure] [--timeout SECONDS] [--json]
@@ -19,7 +20,7 @@ provider: the IS_UKI=true provider image: the carrier image (CanvOS: third-party
   --carrier REF    carrier image
   --to DEST        docker://HOST/REPO:TAG or oci:DIR:TAG
   --insecure       plain HTTP for the registries of --provider, --carrier and --to
-  ${timeoutHelp(17)}`;
+  ${timeoutHelp(18)}`;
 
 const usageError = (m: string) => usageErrorFor('uki', m);
 
@@ -36,16 +37,14 @@ export async function ukiProviderCmd(argv: string[], io: CliIo): Promise<number>
       'extend-cmdline': { type: 'string' },
       version: { type: 'string' },
       branding: { type: 'string' },
-      insecure: { type: 'boolean' },
-      json: { type: 'boolean' },
-      ...TIMEOUT_OPTION,
+      ...BASE_IMAGE_OPTIONS,
+      ...JSON_OPTION,
     },
   });
   if (positionals.length > 0) throw usageError(`unexpected argument ${JSON.stringify(positionals[0])}`);
   if (!values.provider || !values.carrier || !values.to)
     throw usageError('--provider, --carrier and --to are required');
-  const timeoutMs = parseTimeout('uki provider', values.timeout);
-  const host = (r: string): string => r.replace(/^docker:\/\//, '').split('/')[0] ?? r;
+  const out = commandOutput(io, values.json);
   const epoch =
     io.env.SOURCE_DATE_EPOCH && /^\d+$/.test(io.env.SOURCE_DATE_EPOCH) ? Number(io.env.SOURCE_DATE_EPOCH) : undefined;
   const r = await buildUkiProviderImage({
@@ -55,19 +54,15 @@ export async function ukiProviderCmd(argv: string[], io: CliIo): Promise<number>
     keysDir: resolve(io.cwd, values.keys ?? 'secure-boot'),
     workDir: resolve(io.cwd, 'build'),
     cache: new BlobCache({ env: io.env }),
-    registry: {
-      env: io.env,
-      timeoutMs,
-      ...(values.insecure ? { insecureRegistries: [values.provider, values.carrier, values.to].map(host) } : {}),
-    },
+    registry: baseImageRegistry('uki', values, [values.provider, values.carrier, values.to], io),
     ...(values['extend-cmdline'] !== undefined ? { extendCmdline: values['extend-cmdline'] } : {}),
     ...(values.version !== undefined ? { version: values.version } : {}),
     ...(values.branding !== undefined ? { branding: values.branding } : {}),
     ...(epoch !== undefined ? { sourceDateEpoch: epoch } : {}),
     signal: io.signal,
-    onWarning: (code, msg) => io.stderr.write(`canvos-lite: warning: ${msg} [${code}]\n`),
+    onWarning: out.warn,
   });
-  if (values.json) io.stdout.write(`${JSON.stringify(r)}\n`);
-  else io.stdout.write(`${r.destination}@${r.manifestDigest}\n`);
+  out.flush();
+  out.result(r, [`${r.destination}@${r.manifestDigest}`]);
   return 0;
 }

@@ -6,8 +6,9 @@
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { genkey } from '../../uki/genkey.js';
+import { commandOutput, JSON_OPTION } from '../flag-sets.js';
 import { usageError as usageErrorFor } from '../flags.js';
-import type { CliIo, CommandModule } from '../main.js';
+import type { CliIo, CommandModule } from '../types.js';
 import { UKI_ISO_USAGE, ukiIsoCmd } from './uki-iso.js';
 import { UKI_PROVIDER_USAGE, ukiProviderCmd } from './uki-provider.js';
 
@@ -47,7 +48,7 @@ async function genkeyCmd(argv: string[], io: CliIo): Promise<number> {
       byok: { type: 'boolean' },
       'extension-cert': { type: 'string', multiple: true },
       force: { type: 'boolean' },
-      json: { type: 'boolean' },
+      ...JSON_OPTION,
     },
   });
   if (positionals.length > 0) throw usageError(`unexpected argument ${JSON.stringify(positionals[0])}`);
@@ -55,6 +56,7 @@ async function genkeyCmd(argv: string[], io: CliIo): Promise<number> {
   if (days !== undefined && !/^[1-9]\d*$/.test(days))
     throw usageError(`--expiration-in-days must be a positive integer, not ${JSON.stringify(days)}`);
   const dir = resolve(io.cwd, values.dir ?? 'secure-boot');
+  const out = commandOutput(io, values.json);
   const r = await genkey({
     dir,
     ...(values.org !== undefined ? { org: values.org } : {}),
@@ -65,15 +67,16 @@ async function genkeyCmd(argv: string[], io: CliIo): Promise<number> {
     extraDbCerts: (values['extension-cert'] ?? []).map((p) => resolve(io.cwd, p)),
     force: values.force === true,
     env: io.env,
-    onWarning: (code, msg) => io.stderr.write(`canvos-lite: warning: ${msg} [${code}]\n`),
+    onWarning: out.warn,
   });
-  if (values.json) io.stdout.write(`${JSON.stringify({ dir, ...r })}\n`);
-  else {
-    io.stderr.write(
-      `secure-boot keys in ${dir} (KEK: ${r.counts.KEK} certificates, db: ${r.counts.db}); keep private-keys/PK.key and KEK.key offline\n`,
-    );
-    io.stdout.write(r.files.map((f) => `${dir}/${f}\n`).join(''));
-  }
+  out.flush();
+  out.say(
+    `secure-boot keys in ${dir} (KEK: ${r.counts.KEK} certificates, db: ${r.counts.db}); keep private-keys/PK.key and KEK.key offline`,
+  );
+  out.result(
+    { dir, ...r },
+    r.files.map((f) => `${dir}/${f}`),
+  );
   return 0;
 }
 

@@ -16,11 +16,11 @@ import type {
   RawManifest,
 } from '../../image/types.js';
 import type { BlobReadOptions } from '../../registry/blobs.js';
-import { Repository, type RepositoryOptions } from '../../registry/client.js';
+import { RegistryRepository, type RegistryRepositoryOptions } from '../../registry/client.js';
 import { parseReference, type Reference } from '../../registry/reference.js';
 
 /** Options of the registry transports (connection, auth and upload options of a Repository). */
-export type RegistryTransportOptions = RepositoryOptions;
+export type RegistryTransportOptions = RegistryRepositoryOptions;
 
 /** A registry repository a blob can be mounted from (POST ?mount=&from=) at a destination on the same registry. */
 export interface MountOrigin {
@@ -49,7 +49,7 @@ export interface RegistryPutBlobHints extends PutBlobHints {
 
 /** The registry ImageSource: an ImageSource that also says where its blobs can be mounted from. */
 export interface RegistryImageSource extends MountableSource {
-  readonly repo: Repository;
+  readonly repo: RegistryRepository;
   readonly reference: Reference;
   /** `registry/repository` this source reads from. */
   readonly mountOrigin: MountOrigin;
@@ -58,7 +58,7 @@ export interface RegistryImageSource extends MountableSource {
 
 /** The registry ImageDestination: putBlob takes {@link RegistryPutBlobHints}. */
 export interface RegistryImageDestination extends ImageDestination {
-  readonly repo: Repository;
+  readonly repo: RegistryRepository;
   readonly reference: Reference;
   putBlob(
     desc: Descriptor,
@@ -80,7 +80,7 @@ function toRef(ref: string | Reference): Reference {
 /** An ImageSource reading `ref` (tag or digest) from its registry. */
 export function registrySource(ref: string | Reference, opts: RegistryTransportOptions = {}): RegistryImageSource {
   const r = toRef(ref);
-  const repo = new Repository(r.registry, r.repository, { ...opts, push: false });
+  const repo = new RegistryRepository(r.registry, r.repository, { ...opts, push: false });
   const mountOrigin: MountOrigin = { registry: r.registry, repository: r.repository };
   return {
     description: `docker://${r.toString()}`,
@@ -104,7 +104,7 @@ export function registryDestination(
   opts: RegistryTransportOptions = {},
 ): RegistryImageDestination {
   const r = toRef(ref);
-  const repo = new Repository(r.registry, r.repository, { ...opts, push: true });
+  const repo = new RegistryRepository(r.registry, r.repository, { ...opts, push: true });
   return {
     description: `docker://${r.toString()}`,
     // The reference's tag (`latest` when none was written; undefined for a digest-only reference).

@@ -10,7 +10,7 @@ import type { ImageSource } from '../image/types.js';
 import type { Digest } from '../image/digest.js';
 import { OciLayout } from '../transports/oci-layout/oci-layout.js';
 import { formatPlatform } from '../image/platform.js';
-import { Repository } from '../registry/client.js';
+import { RegistryRepository } from '../registry/client.js';
 import { parseReference } from '../registry/reference.js';
 import { registrySource } from '../transports/registry/registry-image.js';
 import { DEFAULT_CONCURRENCY } from '../util/semaphore.js';
@@ -56,11 +56,19 @@ export interface MirrorPlan {
 /** Where the plan's images would go: a registry (`HOST[/path]`), a layout dir, a `.tar` archive, or nowhere. */
 export type PlanTarget = { kind: 'registry'; to: string } | { kind: 'layout'; path: string } | { kind: 'none' };
 
+/** Options of {@link mirrorPlan}. */
+export interface MirrorPlanOptions extends MirrorOptions {
+  /** Plan the images of this layout directory or archive (what `mirror load --from` would push) instead of `items`. */
+  from?: string | undefined;
+  /** Earlier archives (or their `.manifest.json`): blobs they carry count as present, as a differential save. */
+  since?: string[] | undefined;
+}
+
 /** Plan `items` (from registries) or, with `opts.from`, the images of a layout/archive. */
 export async function mirrorPlan(
   items: readonly MirrorItem[],
   target: PlanTarget,
-  opts: MirrorOptions & { from?: string | undefined; since?: string[] | undefined } = {},
+  opts: MirrorPlanOptions = {},
 ): Promise<MirrorPlan> {
   // Blobs carried by earlier archives count as present (a differential save would leave them out).
   const shipped = sinceBlobs(
@@ -100,7 +108,7 @@ export async function mirrorPlan(
     const key = `${repo}\0${d}`;
     let p = present.get(key);
     if (!p) {
-      const r = new Repository(root.registry, repo, conns.options(root.registry, 'dst', opts.destRegistry));
+      const r = new RegistryRepository(root.registry, repo, conns.options(root.registry, 'dst', opts.destRegistry));
       p = r.headBlob(d, { signal }).then(
         (h) => h !== undefined,
         () => false,

@@ -24,7 +24,7 @@ import { twoNodeScripts } from './two-node.js';
 import { formatLoc, type BuildConfig, type WarningHandler } from './resolve.js';
 
 /** Options of {@link planProviderImages}. */
-export interface PlanOptions {
+export interface ProviderPlanOptions {
   /** Directory holding `overlay/`, `certs/`, `cloudconfigs/` and relative EDGE_CUSTOM_CONFIG. Default: process.cwd(). */
   projectDir?: string | undefined;
   /**
@@ -48,7 +48,11 @@ export const BUNDLED_SENTINEL = '/etc/spectro-sysext/k8s-and-agent-provider-bund
  * Plan one provider image per version. Throws ERR_CONFIG for configurations whose image shape canvos-lite cannot
  * produce (TWO_NODE off ubuntu|opensuse-leap/amd64) and for a missing BASE_IMAGE where CanvOS has no default.
  */
-export function planProviderImages(c: BuildConfig, versions: readonly string[], opts: PlanOptions = {}): BuildPlan {
+export function planProviderImages(
+  c: BuildConfig,
+  versions: readonly string[],
+  opts: ProviderPlanOptions = {},
+): BuildPlan {
   // Refusals and no-effect warnings come from the CanvOS inventory, so they match README's table.
   applyInventory(c, ['base', opts.scope ?? 'provider'], opts.onWarning);
   // TWO_NODE runs through the rootless executor (two-node.ts); only the OS/arch CanvOS cannot serve are refused here.

@@ -3,7 +3,7 @@ import { CanvosError } from '../../src/errors.js';
 import { parseArgText } from '../../src/provider/arg-file.js';
 import { parseConfigYaml } from '../../src/provider/config-file.js';
 import { parseK8sVersions, selectK8sVersions } from '../../src/provider/k8s-versions.js';
-import { BUNDLED_SENTINEL, planProviderImages } from '../../src/provider/plan.js';
+import { BUNDLED_SENTINEL, planProviderImages } from '../../src/provider/provider-plan.js';
 import { readFileSync } from 'node:fs';
 
 const versionsJson = parseK8sVersions(
