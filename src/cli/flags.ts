@@ -3,6 +3,7 @@
  * USER:PASSWORD credential flags (whose value is never echoed).
  */
 import { CanvosError, redactText } from '../errors.js';
+import { parsePlatform, type Platform } from '../oci/platform.js';
 import type { BlobPartsOptions } from '../registry/blob-parts.js';
 
 /** An ERR_USAGE error whose hint names `canvos-lite <command> --help`. */
@@ -20,6 +21,14 @@ export function parseCreds(
   const i = v.indexOf(':');
   if (i <= 0) throw usageError(command, `${flag} must be USER:PASSWORD`);
   return { username: v.slice(0, i), password: v.slice(i + 1) };
+}
+
+/**
+ * Parse repeatable, comma-separated `--platform` values; an empty one (`--platform ""`, `a,,b`) is an error, not
+ * silently "every platform".
+ */
+export function parsePlatforms(values: readonly string[] | undefined): Platform[] {
+  return (values ?? []).flatMap((v) => v.split(',')).map(parsePlatform);
 }
 
 /** parseArgs options for the source/destination registry flags shared by copy and mirror. */
@@ -101,6 +110,19 @@ export async function checkAccessPaths(
   };
   await check('--authfile', values.authfile, false);
   await check('--cert-dir', values['cert-dir'], true);
+  if (values['cert-dir'] !== undefined) await checkCertDir(resolve(cwd, values['cert-dir']));
+}
+
+/**
+ * Read every certificate of a `--cert-dir` (its own files and each `HOST[:PORT]/` sub-directory) before any work,
+ * so that a garbage file is exit 3 naming it in every command, not a per-image failure after outputs were started.
+ */
+async function checkCertDir(dir: string): Promise<void> {
+  const { readdir } = await import('node:fs/promises');
+  const { loadRegistryCerts } = await import('../registry/certs-d.js');
+  const hosts = (await readdir(dir, { withFileTypes: true })).filter((e) => e.isDirectory()).map((e) => e.name);
+  // A name no sub-directory has checks the directory's own files.
+  for (const host of [...hosts, 'canvos-lite.invalid']) await loadRegistryCerts({ certsDir: dir }, host);
 }
 
 /** Warnings of one code printed before the rest are only counted (an 80k-key file must not flood stderr). */

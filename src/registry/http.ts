@@ -22,6 +22,7 @@ import {
 } from './retry.js';
 import { DEFAULT_CONCURRENCY, Semaphore } from './semaphore.js';
 import { PartScheduler, type BlobPartsOptions } from './blob-parts.js';
+import { readTokenBody } from './token.js';
 import { request } from './undici-lite.js';
 
 const debug = debuglog('canvos');
@@ -176,7 +177,7 @@ export class RegistryHttp {
           dispatcher,
           signal: init.signal ?? null,
         });
-        const text = await res.body.text();
+        const text = await readTokenBody(res.body, url);
         debug('token %s %s -> %d', init.method, redactUrl(url), res.statusCode);
         const wait = backoffDelay(attempt, retry, parseRetryAfter(res.headers['retry-after']));
         if (RETRYABLE_STATUS.has(res.statusCode) && attempt < attempts && within(wait)) {
@@ -186,6 +187,7 @@ export class RegistryHttp {
         return { status: res.statusCode, text };
       } catch (e) {
         if (init.signal?.aborted) throw abortError(init.signal);
+        if (CanvosError.is(e)) throw e;
         const wait = backoffDelay(attempt, retry);
         if (!isNetworkError(e) || attempt >= attempts || !within(wait))
           throw networkError(`token request to ${new URL(url).host}`, e, this.opts.timeoutMs);

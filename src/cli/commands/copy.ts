@@ -8,7 +8,6 @@ import { CanvosError } from '../../errors.js';
 import { copyImage, type CopyResult } from '../../copy/copy.js';
 import { openDestination, openSource, parseImageSpec, type ImageSpec } from '../../copy/transports.js';
 import type { ImageDestination, ImageSource } from '../../copy/types.js';
-import { parsePlatform } from '../../oci/platform.js';
 import { DEFAULT_CONCURRENCY } from '../../registry/semaphore.js';
 import type { RegistryTransportOptions } from '../../registry/transport.js';
 import type { CliIo, CommandModule } from '../main.js';
@@ -16,6 +15,7 @@ import { createProgress, formatBytes } from '../progress.js';
 import {
   blobPartsHelp,
   checkAccessPaths,
+  parsePlatforms,
   SRC_DEST_REGISTRY_OPTIONS,
   parseBlobParts,
   parseCreds as parseCredsFor,
@@ -95,10 +95,7 @@ async function run(argv: string[], io: CliIo): Promise<number> {
   });
   if (positionals.length !== 2)
     throw usageError(`copy takes exactly two arguments, SRC and DST (got ${positionals.length})`);
-  const platforms = (values.platform ?? [])
-    .flatMap((p) => p.split(','))
-    .filter((p) => p !== '')
-    .map(parsePlatform);
+  const platforms = parsePlatforms(values.platform);
   if (platforms.length > 0 && (values['all-platforms'] || values.all))
     throw usageError('--platform and --all-platforms exclude each other');
   let jobs: number | undefined;

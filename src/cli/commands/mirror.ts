@@ -16,7 +16,6 @@ import { mirrorPlan, type MirrorPlan, type PlanTarget } from '../../mirror/plan.
 import { registriesYaml } from '../../mirror/registries-yaml.js';
 import { itemsFromRefs, resolveItems } from '../../mirror/resolve.js';
 import type { MirrorFailure, MirrorItem, MirrorOptions, MirrorReport } from '../../mirror/types.js';
-import { parsePlatform } from '../../oci/platform.js';
 import { parseReference, type Reference } from '../../registry/reference.js';
 import type { RegistryTransportOptions } from '../../registry/transport.js';
 import type { CliIo, CommandModule } from '../main.js';
@@ -25,6 +24,7 @@ import {
   SRC_DEST_REGISTRY_OPTIONS,
   blobPartsHelp,
   checkAccessPaths,
+  parsePlatforms,
   parseBlobParts,
   parseCreds as parseCredsFor,
   parseTimeout,
@@ -162,10 +162,7 @@ async function run(argv: string[], io: CliIo): Promise<number> {
 
   let config: MirrorConfig = {};
   if (values.config) config = await loadMirrorConfig(values.config);
-  const platforms = (values.platform ?? [])
-    .flatMap((p) => p.split(','))
-    .filter((p) => p !== '')
-    .map(parsePlatform);
+  const platforms = parsePlatforms(values.platform);
   const rewrite: RewriteOptions = { ...config.rewrite };
   if (values.prefix !== undefined) rewrite.prefix = values.prefix;
   if (flatten !== undefined) rewrite.flatten = flatten;

@@ -7,7 +7,7 @@ import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { pullArtifact } from '../../artifact/artifact.js';
 import { parseImageSpec } from '../../copy/transports.js';
-import { parseCreds, usageError as usageErrorFor } from '../flags.js';
+import { checkAccessPaths, parseCreds, usageError as usageErrorFor } from '../flags.js';
 import type { CliIo, CommandModule } from '../main.js';
 
 const usage = `usage: canvos-lite pull-artifact [--creds USER:PASS] [--authfile FILE] [--insecure] [--cert-dir DIR] [--json] REF DIR
@@ -38,6 +38,7 @@ async function run(argv: string[], io: CliIo): Promise<number> {
   const [ref, dir, extra] = positionals;
   if (!ref || !dir) throw usageError('pull-artifact needs REF and DIR');
   if (extra !== undefined) throw usageError(`unexpected argument ${JSON.stringify(extra)}`);
+  await checkAccessPaths('pull-artifact', values, io.cwd);
   const spec = parseImageSpec(ref);
   const host = spec.transport === 'docker' ? spec.ref.registry : undefined;
   const r = await pullArtifact(ref, resolve(io.cwd, dir), {
