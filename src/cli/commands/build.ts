@@ -106,7 +106,11 @@ async function run(argv: string[], io: CliIo): Promise<number> {
     io.stdout.write(values.json ? `${JSON.stringify(report)}\n` : dryRunText(report));
     // Exit like the real build would: with the code of the first image it could not read.
     const failed = [report.base, ...report.sources].filter((i) => i.error);
-    if (failed.length) io.stderr.write(`canvos-lite: ${failed.length} image(s) unavailable; the build would fail\n`);
+    if (failed.length)
+      io.stderr.write(
+        `canvos-lite: ${failed.length} image(s) unavailable; the build would fail\n` +
+          'hint: the images marked UNAVAILABLE above cannot be read: check their references in .arg / canvos.yaml, the credentials and the network\n',
+      );
     return failed[0]?.errorCode ? EXIT_CODES[failed[0].errorCode] : 0;
   }
   const progress = createProgress(io.stderr, { quiet: values.json === true, label: 'building' });
