@@ -147,8 +147,12 @@ export function parseYaml(text: string, opts: ParseYamlOptions = {}): Document.P
     return undefined;
   };
   visit(doc, {
-    Scalar: (_key, node) => anchor(node),
-    Seq: (_key, node) => anchor(node),
+    Scalar(_key, node) {
+      return anchor(node);
+    },
+    Seq(_key, node) {
+      return anchor(node);
+    },
     Alias(_key, node) {
       if (anchors.has(node.source)) return undefined;
       const pos: [number, number] = [node.range?.[0] ?? 0, node.range?.[1] ?? 0];
