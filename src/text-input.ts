@@ -142,16 +142,15 @@ export function parseYaml(text: string, opts: ParseYamlOptions = {}): Document.P
   if (doc.errors.length) return doc;
   // Anchors seen so far, in document order: an alias naming none is an error here (else it silently reads as null).
   const anchors = new Set<string>();
-  const anchor = (node: { anchor?: string | undefined }): undefined => {
+  const anchor = (node: { anchor?: string | undefined }): void => {
     if (node.anchor) anchors.add(node.anchor);
-    return undefined;
   };
   visit(doc, {
     Scalar(_key, node) {
-      return anchor(node);
+      anchor(node);
     },
     Seq(_key, node) {
-      return anchor(node);
+      anchor(node);
     },
     Alias(_key, node) {
       if (anchors.has(node.source)) return undefined;
