@@ -3,6 +3,7 @@
  * USER:PASSWORD credential flags (whose value is never echoed).
  */
 import { CanvosError, redactText } from '../errors.js';
+import { echo } from '../text-input.js';
 import { parsePlatform, type Platform } from '../oci/platform.js';
 import type { BlobPartsOptions } from '../registry/blob-parts.js';
 
@@ -29,6 +30,20 @@ export function parseCreds(
  */
 export function parsePlatforms(values: readonly string[] | undefined): Platform[] {
   return (values ?? []).flatMap((v) => v.split(',')).map(parsePlatform);
+}
+
+/**
+ * Check `--output oci:DIR` of build / build-all: a `:TAG` after the directory is refused (every image gets its
+ * provider tag), so `oci:out:bad tag` is not silently a directory named `out:bad tag`.
+ */
+export function checkOciOutput(command: string, v: string | undefined): void {
+  if (v === undefined) return;
+  if (!/^oci:.+/.test(v)) throw usageError(command, `--output must be oci:DIR, not ${echo(v)}`);
+  if (/:[^/]*$/.test(v.slice(4)))
+    throw usageError(
+      command,
+      `--output ${echo(v)} names a tag: give oci:DIR only (each image is tagged <distribution>-<version>-<PE_VERSION>)`,
+    );
 }
 
 /** parseArgs options for the source/destination registry flags shared by copy and mirror. */

@@ -18,7 +18,7 @@ import type { CliIo, CommandModule } from '../main.js';
 import { createProgress, shortDigest } from '../progress.js';
 import { LAYER_COMPRESSION_USAGE, parseLayerCompression, providerResultJson } from './build.js';
 import { parseDiskFormats } from './disk.js';
-import { TIMEOUT_OPTION, usageError as usageErrorFor } from '../flags.js';
+import { checkOciOutput, TIMEOUT_OPTION, usageError as usageErrorFor } from '../flags.js';
 
 const usage = `usage: canvos-lite build-all [options] (--push | --output oci:DIR) [--iso-output DIR]
 
@@ -68,8 +68,7 @@ async function run(argv: string[], io: CliIo): Promise<number> {
   });
   if ((values.push === true) === (values.output !== undefined))
     throw usageError('give exactly one of --push or --output oci:DIR');
-  if (values.output !== undefined && !/^oci:.+/.test(values.output))
-    throw usageError(`--output must be oci:DIR, not ${JSON.stringify(values.output)}`);
+  checkOciOutput('build-all', values.output);
   const layerCompression = parseLayerCompression('build-all', values['layer-compression']);
   if (values['disk-format'] && !values.disk) throw usageError('--disk-format needs --disk');
   const diskFormats = parseDiskFormats('build-all', values['disk-format'] ?? []);

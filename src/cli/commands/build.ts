@@ -14,7 +14,7 @@ import { packSnippet } from '../../provider/pack-snippet.js';
 import { CONFIG_OPTIONS, CONFIG_USAGE, cliK8sVersions, loadCliConfig } from '../config-options.js';
 import type { CliIo, CommandModule } from '../main.js';
 import { createProgress, formatBytes, shortDigest } from '../progress.js';
-import { TIMEOUT_OPTION, usageError as usageErrorFor } from '../flags.js';
+import { checkOciOutput, TIMEOUT_OPTION, usageError as usageErrorFor } from '../flags.js';
 
 /** `--layer-compression` (build and build-all). */
 export const LAYER_COMPRESSION_USAGE = `layers:
@@ -86,8 +86,7 @@ async function run(argv: string[], io: CliIo): Promise<number> {
   });
   const modes = [values.push, values.output !== undefined, values['dry-run']].filter(Boolean).length;
   if (modes !== 1) throw usageError('give exactly one of --push, --output oci:DIR or --dry-run');
-  if (values.output !== undefined && !/^oci:.+/.test(values.output))
-    throw usageError(`--output must be oci:DIR, not ${JSON.stringify(values.output)}`);
+  checkOciOutput('build', values.output);
   const layerCompression = parseLayerCompression('build', values['layer-compression']);
   const cwd = io.cwd;
   const cli = await loadCliConfig(values, io, 'build');
