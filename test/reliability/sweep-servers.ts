@@ -68,12 +68,15 @@ const blobs = new Map([
   [sha(config), config],
 ]);
 
-/** Stream zeros until the client goes away. */
+/** Stream zeros until the client goes away (64 MiB at most, far past any manifest limit). */
 function flood(res: ServerResponse): void {
   const chunk = Buffer.alloc(64 * 1024);
+  let left = 1024;
+  const gone = (): boolean => res.destroyed || !res.socket || res.socket.destroyed;
   const pump = (): void => {
-    while (!res.destroyed && res.write(chunk));
-    if (!res.destroyed) res.once('drain', pump);
+    while (!gone() && left-- > 0 && res.write(chunk));
+    if (left <= 0) res.destroy();
+    else if (!gone()) res.once('drain', pump);
   };
   res.on('error', () => {});
   pump();
