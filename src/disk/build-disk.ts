@@ -6,7 +6,7 @@
  * COS_PERSISTENT) and COS_RECOVERY (ext4: cOS/recovery.squashfs streamed from the layers, /etc/cos/grub.cfg).
  * Written as `<name>.raw.partial` in the output dir, then renamed, with a `.sha256` like the ISO.
  */
-import { copyFile, mkdir, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, rm, rmdir, stat, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { CanvosError, abortError } from '../errors.js';
 import type { FsEntry } from '../layers/entry.js';
@@ -103,6 +103,11 @@ export async function buildDisk(input: BuildDiskInput, opts: BuildDiskOptions = 
   const fsUuid = (label: string): string => uuidV5(`canvos-lite:${name}:${epoch}:${label}`);
 
   const outDir = resolve(input.outputDir);
+  // A directory made for this disk is removed again when the build fails (rmdir: only while empty), as for the ISO.
+  const madeOutDir = !(await stat(outDir).then(
+    () => true,
+    () => false,
+  ));
   await mkdir(outDir, { recursive: true });
   const rawPath = join(outDir, `${name}.raw`);
   const shaPath = `${rawPath}.sha256`;
@@ -238,6 +243,10 @@ export async function buildDisk(input: BuildDiskInput, opts: BuildDiskOptions = 
   } catch (e) {
     await rm(partial, { force: true });
     await rm(`${shaPath}.partial`, { force: true });
+    if (madeOutDir) {
+      await rm(staging, { recursive: true, force: true });
+      await rmdir(outDir).catch(() => undefined);
+    }
     if (signal?.aborted && !(CanvosError.is(e) && e.code === 'ERR_ABORTED')) throw abortError(signal);
     throw e;
   } finally {
