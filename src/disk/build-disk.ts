@@ -103,12 +103,7 @@ export async function buildDisk(input: BuildDiskInput, opts: BuildDiskOptions = 
   const fsUuid = (label: string): string => uuidV5(`canvos-lite:${name}:${epoch}:${label}`);
 
   const outDir = resolve(input.outputDir);
-  // A directory made for this disk is removed again when the build fails (rmdir: only while empty), as for the ISO.
-  const madeOutDir = !(await stat(outDir).then(
-    () => true,
-    () => false,
-  ));
-  await mkdir(outDir, { recursive: true });
+  const madeOutDir = await makeOutDir(outDir);
   const rawPath = join(outDir, `${name}.raw`);
   const shaPath = `${rawPath}.sha256`;
   const partial = `${rawPath}.partial`;
@@ -252,4 +247,17 @@ export async function buildDisk(input: BuildDiskInput, opts: BuildDiskOptions = 
   } finally {
     await rm(staging, { recursive: true, force: true });
   }
+}
+
+/**
+ * Create the output directory; true when it did not exist before (it is then removed again when the build fails:
+ * rmdir, only while empty, as for the ISO).
+ */
+async function makeOutDir(outDir: string): Promise<boolean> {
+  const existed = await stat(outDir).then(
+    () => true,
+    () => false,
+  );
+  await mkdir(outDir, { recursive: true });
+  return !existed;
 }

@@ -23,10 +23,10 @@ let cleanup: () => Promise<void>;
 const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
 
 /** A tar of `entries` (name → body, or `{ link }` for a symlink). */
-async function tarOf(entries: Record<string, string | Buffer | { link: string }>): Promise<Buffer> {
+async function tarOf(entries: Record<string, string | Buffer | { symlinkTo: string }>): Promise<Buffer> {
   const p = tarPack();
   for (const [name, body] of Object.entries(entries)) {
-    if (typeof body === 'object' && 'link' in body) p.entry({ name, type: 'symlink', linkname: body.link });
+    if (typeof body === 'object' && 'symlinkTo' in body) p.entry({ name, type: 'symlink', linkname: body.symlinkTo });
     else p.entry({ name }, body);
   }
   p.finalize();
@@ -83,8 +83,11 @@ beforeAll(async () => {
   await layout(join(dir, 'trunc-tar'), [cut], [`sha256:${sha(rootfs.subarray(0, 700))}`]);
   await layout(join(dir, 'diff-ids'), [gz], []);
   await writeFile(join(dir, 'garbage.tar'), randomBytes(8192));
-  await writeFile(join(dir, 'link-out.tar'), await tarOf({ 'manifest.json': { link: '/etc/passwd' } }));
-  await writeFile(join(dir, 'link-in.tar'), await tarOf({ 'real.json': '[]', 'manifest.json': { link: 'real.json' } }));
+  await writeFile(join(dir, 'link-out.tar'), await tarOf({ 'manifest.json': { symlinkTo: '/etc/passwd' } }));
+  await writeFile(
+    join(dir, 'link-in.tar'),
+    await tarOf({ 'real.json': '[]', 'manifest.json': { symlinkTo: 'real.json' } }),
+  );
   await writeFile(join(dir, 'bad-json.tar'), await tarOf({ 'manifest.json': '[{"Config": <garbage' }));
   // A mirror archive (the tar of an OCI layout, as mirror save writes it) in arch/, and manifests in arch/sub/ that
   // name it by a path outside their directory: without the check a load would read it and go on to the registry.
