@@ -116,6 +116,25 @@ const cases: SweepCase<Ctx>[] = [
     code: [10, 16],
     withinMs: 12_000,
   },
+  // rel-a adds --timeout to disk, pull-artifact and uki: enable these once merged.
+  ...[
+    [
+      'disk --base',
+      (c: Ctx) => ['disk', ...T, '--insecure', '--base', `docker://${c.hole}/app:v1`, '--output', out(c, 'd')],
+    ],
+    [
+      'uki iso --base',
+      (c: Ctx) => ['uki', 'iso', ...T, '--base', `docker://${c.hole}/app:v1`, '--output', out(c, 'd')],
+    ],
+  ].map(([cmd, args]) => ({
+    name: `${cmd as string}: a black-hole registry → 10`,
+    args: args as (c: Ctx) => string[],
+    code: 10,
+    message: /no response within 2 s/,
+    dest: (c: Ctx) => out(c, 'd'),
+    withinMs: 12_000,
+    skip: 'needs rel-a: --timeout on disk and uki',
+  })),
   {
     name: 'mirror save: the archive manifest path is a directory (EISDIR on the rename) → 20',
     setup: (c) => mkdir(join(c.dir, 'eisdir.manifest.json'), { recursive: true }).then(() => undefined),
