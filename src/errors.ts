@@ -172,10 +172,13 @@ export function redactUrl(url: string): string {
  * stdout, stderr, --json, logs and image metadata.
  */
 export function redactText(text: string): string {
-  return text
-    .replace(/\b([a-z][a-z0-9+.-]*:\/\/)[^\s/@"'<>]*@/gi, '$1')
-    .replace(/(^|[\s"'=(,])[^\s/@"'=:(,]+:[^\s/@"']+@(?!sha\d+:)(?=[a-z0-9.-]+[:/])/gi, '$1')
-    .replace(/([?&;]([a-z0-9_.-]*))=([^&\s"'#;]+)/gi, (m, pre: string, name: string) =>
-      SECRET_PARAM.test(name) ? `${pre}=REDACTED` : m,
-    );
+  return (
+    text
+      .replace(/\b([a-z][a-z0-9+.-]*:\/\/)[^\s/@"'<>]*@/gi, '$1')
+      // USER:PASS@ before anything but a digest (`repo:tag@sha256:…`): also before a bare host (`u:p@ttl.sh`).
+      .replace(/(^|[\s"'=(,])[^\s/@"'=:(,]+:[^\s/@"']+@(?!sha\d+:)(?=[^\s"'@])/gi, '$1')
+      .replace(/([?&;]([a-z0-9_.-]*))=([^&\s"'#;]+)/gi, (m, pre: string, name: string) =>
+        SECRET_PARAM.test(name) ? `${pre}=REDACTED` : m,
+      )
+  );
 }

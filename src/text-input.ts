@@ -140,9 +140,33 @@ export function parseYaml(text: string, opts: ParseYamlOptions = {}): Document.P
   const lc = opts.lineCounter ?? new LineCounter();
   const doc = parseDocument(text, { ...opts, lineCounter: lc, uniqueKeys: false });
   if (doc.errors.length) return doc;
+  // Anchors seen so far, in document order: an alias naming none is an error here (else it silently reads as null).
+  const anchors = new Set<string>();
+  const anchor = (node: { anchor?: string | undefined }): void => {
+    if (node.anchor) anchors.add(node.anchor);
+  };
   visit(doc, {
+    Scalar(_key, node) {
+      anchor(node);
+    },
+    Seq(_key, node) {
+      anchor(node);
+    },
+    Alias(_key, node) {
+      if (anchors.has(node.source)) return undefined;
+      const pos: [number, number] = [node.range?.[0] ?? 0, node.range?.[1] ?? 0];
+      const err = new YAMLParseError(
+        pos,
+        'BAD_ALIAS',
+        `Unresolved alias ${echo(node.source)} (the anchor must be set before the alias)`,
+      );
+      err.linePos = [lc.linePos(pos[0])];
+      doc.errors.push(err);
+      return visit.BREAK;
+    },
     Map(_key, map) {
       if (!isMap(map)) return undefined;
+      anchor(map);
       const seen = new Set<string>();
       for (const pair of map.items) {
         const k = pair.key as { value?: unknown; range?: [number, number, number] } | null;

@@ -7,6 +7,7 @@ import { resolve } from 'node:path';
 import { CanvosError, redactText } from '../errors.js';
 import type { DiskFormat } from '../disk/convert.js';
 import { parsePlatform, type Platform } from '../image/platform.js';
+import { echo } from '../text-input.js';
 import type { BlobPartsOptions } from '../registry/blob-parts.js';
 import { setToolTimeouts } from '../util/run-tool.js';
 
@@ -38,10 +39,8 @@ export function parseIntFlag(command: string, v: string | undefined, flag: strin
 
 /** `--platform OS/ARCH[,OS/ARCH]` values (repeatable, comma-separated) as platforms. */
 export function parsePlatformFlags(given: readonly string[] | undefined): Platform[] {
-  return (given ?? [])
-    .flatMap((p) => p.split(','))
-    .filter((p) => p !== '')
-    .map(parsePlatform);
+  // An empty value (`--platform ""`, `a,,b`) is an error from parsePlatform, not silently "every platform".
+  return (given ?? []).flatMap((p) => p.split(',')).map(parsePlatform);
 }
 
 /** `--format` / `--disk-format` values (repeatable, comma-separated) as conversion formats; `raw` is implied. */
@@ -57,6 +56,20 @@ export function parseDiskFormats(command: string, given: readonly string[]): Dis
     out.add(f);
   }
   return [...out];
+}
+
+/**
+ * Check `--output oci:DIR` of build / build-all: a `:TAG` after the directory is refused (every image gets its
+ * provider tag), so `oci:out:bad tag` is not silently a directory named `out:bad tag`.
+ */
+export function checkOciOutput(command: string, v: string | undefined): void {
+  if (v === undefined) return;
+  if (!/^oci:.+/.test(v)) throw usageError(command, `--output must be oci:DIR, not ${echo(v)}`);
+  if (/:[^/]*$/.test(v.slice(4)))
+    throw usageError(
+      command,
+      `--output ${echo(v)} names a tag: give oci:DIR only (each image is tagged <distribution>-<version>-<PE_VERSION>)`,
+    );
 }
 
 /** parseArgs options for the source/destination registry flags shared by copy and mirror. */
@@ -139,6 +152,19 @@ export async function checkAccessPaths(
   };
   await check('--authfile', values.authfile, false);
   await check('--cert-dir', values['cert-dir'], true);
+  if (values['cert-dir'] !== undefined) await checkCertDir(resolve(cwd, values['cert-dir']));
+}
+
+/**
+ * Read every certificate of a `--cert-dir` (its own files and each `HOST[:PORT]/` sub-directory) before any work,
+ * so that a garbage file is exit 3 naming it in every command, not a per-image failure after outputs were started.
+ */
+async function checkCertDir(dir: string): Promise<void> {
+  const { readdir } = await import('node:fs/promises');
+  const { loadRegistryCerts } = await import('../registry/certs-d.js');
+  const hosts = (await readdir(dir, { withFileTypes: true })).filter((e) => e.isDirectory()).map((e) => e.name);
+  // A name no sub-directory has checks the directory's own files.
+  for (const host of [...hosts, 'canvos-lite.invalid']) await loadRegistryCerts({ certsDir: dir }, host);
 }
 
 /** Warnings of one code printed before the rest are only counted (an 80k-key file must not flood stderr). */

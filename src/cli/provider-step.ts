@@ -8,7 +8,7 @@ import { buildConfiguredProviderImages } from '../uki/config-provider.js';
 import { twoNodeSourcesFromEnv } from '../provider/two-node.js';
 import type { WarningHandler } from '../provider/resolve.js';
 import type { CliConfig } from './config-options.js';
-import { usageError } from './flags.js';
+import { checkOciOutput, usageError } from './flags.js';
 import { createProgress, shortDigest } from './progress.js';
 import type { CliIo } from './types.js';
 
@@ -33,8 +33,7 @@ export interface ProviderOutputValues {
 
 /** Checks `--output oci:DIR` and `--layer-compression` (the caller checks that exactly one output is given). */
 export function checkProviderOutput(command: string, values: ProviderOutputValues): void {
-  if (values.output !== undefined && !/^oci:.+/.test(values.output))
-    throw usageError(command, `--output must be oci:DIR, not ${JSON.stringify(values.output)}`);
+  checkOciOutput(command, values.output);
   parseLayerCompression(command, values['layer-compression']);
 }
 

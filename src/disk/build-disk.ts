@@ -6,7 +6,7 @@
  * COS_PERSISTENT) and COS_RECOVERY (ext4: cOS/recovery.squashfs streamed from the layers, /etc/cos/grub.cfg).
  * Written as `<name>.raw.partial` in the output dir, then renamed, with a `.sha256` like the ISO.
  */
-import { copyFile, mkdir, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, rm, rmdir, stat, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { CanvosError } from '../errors.js';
 import type { FsEntry } from '../tar/entry.js';
@@ -104,7 +104,7 @@ export async function buildDisk(input: BuildDiskInput, opts: BuildDiskOptions = 
   const fsUuid = (label: string): string => uuidV5(`canvos-lite:${name}:${epoch}:${label}`);
 
   const outDir = resolve(input.outputDir);
-  await mkdir(outDir, { recursive: true });
+  const madeOutDir = await makeOutDir(outDir);
   const rawPath = join(outDir, `${name}.raw`);
   const shaPath = `${rawPath}.sha256`;
   const partial = `${rawPath}.partial`;
@@ -239,8 +239,25 @@ export async function buildDisk(input: BuildDiskInput, opts: BuildDiskOptions = 
   } catch (e) {
     await rm(partial, { force: true });
     await rm(`${shaPath}.partial`, { force: true });
+    if (madeOutDir) {
+      await rm(staging, { recursive: true, force: true });
+      await rmdir(outDir).catch(() => undefined);
+    }
     throw abortedOr(signal, e, false);
   } finally {
     await rm(staging, { recursive: true, force: true });
   }
+}
+
+/**
+ * Create the output directory; true when it did not exist before (it is then removed again when the build fails:
+ * rmdir, only while empty, as for the ISO).
+ */
+async function makeOutDir(outDir: string): Promise<boolean> {
+  const existed = await stat(outDir).then(
+    () => true,
+    () => false,
+  );
+  await mkdir(outDir, { recursive: true });
+  return !existed;
 }

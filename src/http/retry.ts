@@ -3,6 +3,7 @@
  * 408/429/5xx), exponential backoff with equal jitter, `Retry-After` (seconds or HTTP date, capped), the retry
  * budget, and the one retry loop ({@link withRetries}) every client runs its attempts through.
  */
+import { CanvosError } from '../errors.js';
 import { sleep, throwIfAborted } from '../util/abort.js';
 
 /** Retry tuning. */
@@ -143,6 +144,8 @@ export async function withRetries<T>(loop: RetryLoop<T>): Promise<T> {
       result = await loop.run(attempt);
     } catch (e) {
       throwIfAborted(loop.signal);
+      // Already classified (a size cap, corrupt content, …): not a network error to retry or re-wrap.
+      if (CanvosError.is(e)) throw e;
       const wait = backoffDelay(attempt, loop.retry);
       if (!isNetworkError(e) || attempt >= loop.attempts || !within(wait)) throw loop.fail(e);
       loop.onRetry?.(e instanceof Error ? e.message : String(e), attempt, wait);

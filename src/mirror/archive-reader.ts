@@ -85,7 +85,13 @@ export class MirrorArchive {
     if (!idx)
       throw new CanvosError('ERR_LAYOUT', `${path} holds no index.json`, { hint: 'this is not a mirror archive' });
     const text = (await a.readRange(idx.offset, idx.size)).toString('utf8');
-    const r = imageIndexSchema.safeParse(JSON.parse(text));
+    let json: unknown;
+    try {
+      json = JSON.parse(text);
+    } catch {
+      json = undefined;
+    }
+    const r = imageIndexSchema.safeParse(json);
     if (!r.success)
       throw new CanvosError('ERR_LAYOUT', `${path}: index.json is invalid`, { hint: 'the archive is corrupt' });
     return new MirrorArchive(path, manifest, parts, a.members, r.data);

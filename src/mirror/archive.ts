@@ -26,6 +26,10 @@ export const ARCHIVE_FORMAT = 'canvos-lite-mirror-archive/v1';
 /** Largest file FAT32 can hold: the natural `--max-part-size` for USB sticks. */
 export const FAT32_MAX_FILE = 4 * 1024 * 1024 * 1024 - 1;
 
+/** A plain file name: no directory part, not `.` or `..`. */
+const PART_NAME = /^(?!\.\.?$)[^/\\\0]+$/;
+const SHA256_DIGEST = /^sha256:[a-f0-9]{64}$/;
+
 /** Schema of `NAME.manifest.json` (see the file header). */
 export const ArchiveManifestSchema = z.object({
   format: z.literal(ARCHIVE_FORMAT),
@@ -34,12 +38,17 @@ export const ArchiveManifestSchema = z.object({
   size: z.number().int().nonnegative(),
   parts: z
     .array(
-      z.object({ name: z.string(), size: z.number().int().nonnegative(), sha256: z.string().regex(/^[a-f0-9]{64}$/) }),
+      z.object({
+        /** A file name next to the manifest: never a path (a hostile manifest must not point outside). */
+        name: z.string().regex(PART_NAME),
+        size: z.number().int().nonnegative(),
+        sha256: z.string().regex(/^[a-f0-9]{64}$/),
+      }),
     )
     .min(1),
-  images: z.array(z.object({ ref: z.string(), digest: z.string(), mediaType: z.string() })),
+  images: z.array(z.object({ ref: z.string(), digest: z.string().regex(SHA256_DIGEST), mediaType: z.string() })),
   /** Every blob digest this archive holds (lets a later save be differential against it). */
-  blobs: z.array(z.string()).optional(),
+  blobs: z.array(z.string().regex(SHA256_DIGEST)).optional(),
   /** Archives this one is differential against: their layer blobs are omitted here (manifests never are). */
   since: z.array(z.object({ created: z.string(), parts: z.array(z.string()) })).optional(),
 });

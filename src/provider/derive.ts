@@ -157,7 +157,7 @@ export function providerTag(
   if (!TAG_RE.test(tag)) {
     throw new CanvosError(
       'ERR_CONFIG',
-      `provider image tag ${echo(tag, 200)} is not a valid tag (letters, digits, "_", ".", "-"; at most 128)`,
+      `provider image tag ${echo(tag, 60)} (${tag.length} characters) is not a valid tag (letters, digits, "_", ".", "-"; at most 128)`,
       {
         hint: 'shorten CUSTOM_TAG',
       },

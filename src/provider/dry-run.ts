@@ -99,8 +99,7 @@ export async function describeProviderBuild(config: BuildConfig, opts: DryRunOpt
       };
     }
   };
-  const base = await info(plan.baseImage);
-  const sources: ImageSizeInfo[] = [];
-  for (const ref of plan.sourceImages) sources.push(await info(ref));
+  // Read all at once: an unreachable registry then costs one timeout, not one per image.
+  const [base, sources] = await Promise.all([info(plan.baseImage), Promise.all(plan.sourceImages.map(info))]);
   return { plan, base, sources, dockerfileSteps: steps };
 }

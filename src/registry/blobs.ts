@@ -66,6 +66,24 @@ export async function headBlob(
   return { size: len !== undefined ? Number(len) : -1 };
 }
 
+/**
+ * A hostile or broken server that announces another size than the descriptor's (a 200's Content-Length, a 206's
+ * Content-Range total) sends other content: exit 7 at once instead of reading it, or resuming a body that ended
+ * "early" again and again.
+ */
+function checkAnnouncedSize(res: RegistryResponse, desc: Descriptor): void {
+  if (desc.size < 0 || (res.status !== 200 && res.status !== 206)) return;
+  const total =
+    res.status === 200 ? header(res, 'content-length') : /\/(\d+)$/.exec(header(res, 'content-range') ?? '')?.[1];
+  if (total === undefined || Number(total) === desc.size) return;
+  res.body.destroy();
+  throw new CanvosError(
+    'ERR_SIZE_MISMATCH',
+    `GET blob ${desc.digest}: the registry announces ${total.slice(0, 20)} bytes for a ${desc.size}-byte blob`,
+    { hint: 'the registry (or a proxy) serves other content than the manifest names: re-push the image' },
+  );
+}
+
 /** GET the blob from `offset` (to `end`, inclusive, when given); a 200 means the server ignored Range and sends everything. */
 async function getFrom(
   loc: BlobLocation,
@@ -98,6 +116,7 @@ async function getFrom(
       },
     );
   }
+  checkAnnouncedSize(res, desc);
   if (res.status === 200) return { res, start: 0 };
   if (res.status === 416 && offset > 0) {
     // The bytes already received reach past the registry's blob: short or changed content. A resume starts over

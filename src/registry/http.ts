@@ -26,6 +26,7 @@ import { PartScheduler } from './blob-parts-scheduler.js';
 import { loadRegistryCerts } from './certs-d.js';
 import type { RegistryHttpOptions } from './http-options.js';
 import { networkError } from './network-error.js';
+import { readTokenBody } from './token.js';
 import { normalizeRegistry, registryEndpoint } from './reference.js';
 
 const debug = debuglog('canvos');
@@ -166,7 +167,7 @@ export class RegistryHttp {
           dispatcher,
           signal: init.signal ?? null,
         });
-        const text = await res.body.text();
+        const text = await readTokenBody(res.body, url);
         debug('token %s %s -> %d', init.method, redactUrl(url), res.statusCode);
         return { status: res.statusCode, text, retryAfter: res.headers['retry-after'] };
       },

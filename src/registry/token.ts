@@ -3,9 +3,12 @@
  * `grant_type=refresh_token` for identity tokens with a GET fallback when the server answers 404/405 (ACR, ggcr#421).
  * Tokens are cached per scope set until shortly before `expires_in` runs out.
  */
+import { debuglog } from 'node:util';
 import { CanvosError, RegistryHttpError } from '../errors.js';
 import type { AuthChallenge } from './auth-challenge.js';
 import type { Credentials } from './credentials.js';
+
+const debug = debuglog('canvos');
 
 /** Minimal HTTP function the token exchange runs on (provided by the registry transport, so proxy/TLS apply). */
 export type TokenRequester = (
@@ -48,6 +51,37 @@ export function scopeKey(registry: string, scopes: readonly string[]): string {
 /** Basic authorization header value for user:password. */
 export function basicAuth(username: string, password: string): string {
   return `Basic ${Buffer.from(`${username}:${password}`, 'utf8').toString('base64')}`;
+}
+
+/** The most a token server may answer (real tokens are a few kB; a bigger one could not be sent as a header). */
+export const TOKEN_MAX_BYTES = 1024 * 1024;
+
+/** Read a token server's answer, refusing one larger than {@link TOKEN_MAX_BYTES} (ERR_REGISTRY_AUTH). */
+export async function readTokenBody(body: AsyncIterable<unknown> & { destroy(): void }, url: string): Promise<string> {
+  const chunks: Buffer[] = [];
+  let n = 0;
+  for await (const c of body) {
+    const b = c as Buffer;
+    n += b.length;
+    if (n > TOKEN_MAX_BYTES) {
+      body.destroy();
+      throw new CanvosError('ERR_REGISTRY_AUTH', `token server ${new URL(url).host} answered more than 1 MiB`, {
+        hint: 'check the registry token realm (a proxy or captive portal may be answering instead)',
+      });
+    }
+    chunks.push(b);
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+/**
+ * Whether credentials may go to the token realm of `registry`: always over https, over plain http only on the
+ * registry's own host (a challenge naming a foreign http realm must not collect the password in clear text).
+ */
+function mayReceiveCredentials(realm: URL, registry: string): boolean {
+  if (realm.protocol === 'https:') return true;
+  const host = new URL(`http://${registry}`).hostname;
+  return realm.hostname === host;
 }
 
 /** Parse a token server JSON response into a BearerToken (default lifetime 60 s per the token spec). */
@@ -98,6 +132,18 @@ export async function fetchBearerToken(
     throw new CanvosError('ERR_REGISTRY_AUTH', `registry ${registry} sent an invalid token realm`, {
       hint: 'the registry auth configuration is broken',
     });
+  }
+  if (realmUrl.protocol !== 'https:' && realmUrl.protocol !== 'http:')
+    throw new CanvosError(
+      'ERR_REGISTRY_AUTH',
+      `registry ${registry} sent a token realm with scheme ${realmUrl.protocol}`,
+      {
+        hint: 'a token realm is an http(s) URL: the registry auth configuration is broken',
+      },
+    );
+  if (creds && !mayReceiveCredentials(realmUrl, registry)) {
+    debug('token realm %s is plain http on another host: credentials not sent', realmUrl.host);
+    creds = undefined;
   }
   const service = challenge.params.service;
   const now = Date.now();

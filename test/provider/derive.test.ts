@@ -149,7 +149,7 @@ describe('derived values', () => {
 
   it('a tag longer than 128 characters is ERR_CONFIG naming the tag', () => {
     expect(() => providerImagePath(cfg(`CUSTOM_TAG=${'x'.repeat(120)}`), '1.30.4')).toThrow(
-      /provider image tag "k3s-1\.30\.4-v4\.10\.0-rc\.2-x+" is not a valid tag/,
+      /provider image tag "k3s-1\.30\.4-v4\.10\.0-rc\.2-x+…" \(144 characters\) is not a valid tag/,
     );
   });
 

@@ -5,6 +5,9 @@ import { startFaultProxy } from '../helpers/fault-proxy.js';
 
 // Token exchange and caching against the real token server, driven through RegistryAuth exactly as the
 // transport does after a 401 (no registry needed: the challenge is the one distribution sends).
+// The registry's name is on the token server's host: credentials go to a plain-http realm only there.
+const REGISTRY = '127.0.0.1:9';
+
 describe('bearer tokens', () => {
   let ts: TokenServer;
   beforeAll(async () => {
@@ -15,7 +18,7 @@ describe('bearer tokens', () => {
   const challenge = (realm: string) => `Bearer realm="${realm}",service="${ts.service}",scope="repository:x/y:pull"`;
 
   it('caches a token per scope set and renews it when expires_in runs out', async () => {
-    const http = new RegistryHttp('reg.example', { credentials: { username: 'alice', password: 's3cret' } });
+    const http = new RegistryHttp(REGISTRY, { credentials: { username: 'alice', password: 's3cret' } });
     const pull = [repoScope('x/y', 'pull')];
     const before = ts.requests.length;
     const scopes = await http.auth.onUnauthorized(challenge(ts.realm), pull, undefined, 'test');
@@ -42,7 +45,7 @@ describe('bearer tokens', () => {
   });
 
   it('wrong password: ERR_REGISTRY_AUTH without the password', async () => {
-    const http = new RegistryHttp('reg.example', { credentials: { username: 'alice', password: 'nope-nope-42' } });
+    const http = new RegistryHttp(REGISTRY, { credentials: { username: 'alice', password: 'nope-nope-42' } });
     await http.auth.onUnauthorized(challenge(ts.realm), ['repository:x/y:pull'], undefined, 'test');
     let err: (Error & { code?: string; hint?: string }) | undefined;
     try {
@@ -67,7 +70,7 @@ describe('bearer tokens', () => {
     const r = await fetch(ts.realm, { method: 'POST', body: form });
     const refresh = ((await r.json()) as { refresh_token: string }).refresh_token;
     const before = ts.requests.length;
-    const http = new RegistryHttp('reg.example', { credentials: { identityToken: refresh } });
+    const http = new RegistryHttp(REGISTRY, { credentials: { identityToken: refresh } });
     await http.auth.onUnauthorized(challenge(ts.realm), ['repository:x/y:pull'], undefined, 'test');
     expect(await http.auth.authorization(['repository:x/y:pull'])).toMatch(/^Bearer /);
     expect(ts.requests.slice(before)).toEqual([
@@ -80,7 +83,7 @@ describe('bearer tokens', () => {
       { method: 'POST', times: Infinity, action: { kind: 'status', status: 404 } },
     ]);
     try {
-      const h2 = new RegistryHttp('reg.example', {
+      const h2 = new RegistryHttp(REGISTRY, {
         credentials: { username: 'alice', password: 's3cret', identityToken: refresh },
       });
       await h2.auth.onUnauthorized(challenge(`${proxy.url}/token`), ['repository:x/y:pull'], undefined, 'test');
@@ -93,6 +96,29 @@ describe('bearer tokens', () => {
       await h2.close();
     } finally {
       await proxy.stop();
+    }
+  });
+});
+
+describe('token realm policy', () => {
+  it('credentials never go to a plain-http realm on another host; a non-http realm is refused', async () => {
+    const ts = await startTokenServer({ users: { alice: 's3cret' } });
+    try {
+      const http = new RegistryHttp('reg.example', { credentials: { username: 'alice', password: 's3cret' } });
+      const c = `service="${ts.service}",scope="repository:x/y:pull"`;
+      await http.auth.onUnauthorized(`Bearer realm="${ts.realm}",${c}`, ['repository:x/y:pull'], undefined, 'test');
+      await http.auth.authorization(['repository:x/y:pull']).catch(() => undefined);
+      expect(ts.requests.length).toBeGreaterThan(0);
+      expect(ts.requests.every((q) => !q.authorized)).toBe(true);
+      const bad = new RegistryHttp('reg.example', { credentials: { username: 'alice', password: 's3cret' } });
+      await bad.auth.onUnauthorized(`Bearer realm="file:///etc/passwd",${c}`, ['repository:x/y:pull'], undefined, 't');
+      await expect(bad.auth.authorization(['repository:x/y:pull'])).rejects.toMatchObject({
+        code: 'ERR_REGISTRY_AUTH',
+        message: expect.stringMatching(/token realm with scheme file:/) as unknown,
+      });
+      await Promise.all([http.close(), bad.close()]);
+    } finally {
+      await ts.stop();
     }
   });
 });

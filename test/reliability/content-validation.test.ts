@@ -216,7 +216,7 @@ describe('limits and text inputs → exit 3', () => {
     await expectCleanFailure(r, {
       code: 3,
       withinMs: 5_000,
-      message: /provider image tag "k3s-1\.30\.4-\S+-a+…" is not a valid tag/,
+      message: /provider image tag "k3s-1\.30\.4-\S+-a+…" \(60019 characters\) is not a valid tag/,
     });
     expect(r.stderr.length).toBeLessThan(1000);
   });

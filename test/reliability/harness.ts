@@ -30,6 +30,8 @@ export interface BinResult {
   ms: number;
   /** The run's own $TMPDIR (check it is empty). */
   tmp: string;
+  /** Ms from the kill signal (RunBinOptions.kill) to the exit, when one was sent. */
+  afterSignalMs?: number;
 }
 
 /** Options of {@link runBin}. */
@@ -67,15 +69,19 @@ export async function runBin(args: string[], o: RunBinOptions = {}): Promise<Bin
     let stdout = '';
     let stderr = '';
     let sent = false;
+    let sentAt: number | undefined;
     const send = (): void => {
       if (!sent && o.kill) {
         sent = true;
+        sentAt = Date.now();
         child.kill(o.kill.signal);
       }
     };
-    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+    // At most 4 MB of each is kept (a flood must fail the test, not exhaust its memory).
+    const cap = (have: string, d: string): string => (have.length > 4e6 ? have : have + d);
+    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout = cap(stdout, d)));
     child.stderr.setEncoding('utf8').on('data', (d: string) => {
-      stderr += d;
+      stderr = cap(stderr, d);
       if (o.kill?.when?.test(stderr)) send();
     });
     const kt = o.kill?.after !== undefined ? setTimeout(send, o.kill.after) : undefined;
@@ -85,7 +91,10 @@ export async function runBin(args: string[], o: RunBinOptions = {}): Promise<Bin
       clearTimeout(kt);
       clearTimeout(limit);
       const ms = Date.now() - t0;
-      void rm(home, { recursive: true, force: true }).then(() => res({ code, signal, stdout, stderr, ms, tmp }));
+      const afterSignalMs = sentAt === undefined ? undefined : Date.now() - sentAt;
+      void rm(home, { recursive: true, force: true }).then(() =>
+        res({ code, signal, stdout, stderr, ms, tmp, afterSignalMs }),
+      );
     });
   });
 }

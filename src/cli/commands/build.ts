@@ -105,7 +105,11 @@ async function dryRun(cli: CliConfig, versions: string[], json: boolean, io: Cli
   });
   io.stdout.write(json ? `${JSON.stringify(report)}\n` : dryRunText(report));
   const failed = [report.base, ...report.sources].filter((i) => i.error);
-  if (failed.length) io.stderr.write(`canvos-lite: ${failed.length} image(s) unavailable; the build would fail\n`);
+  if (failed.length)
+    io.stderr.write(
+      `canvos-lite: ${failed.length} image(s) unavailable; the build would fail\n` +
+        'hint: the images marked UNAVAILABLE above cannot be read: check their references in .arg / canvos.yaml, the credentials and the network\n',
+    );
   return failed[0]?.errorCode ? EXIT_CODES[failed[0].errorCode] : 0;
 }
 

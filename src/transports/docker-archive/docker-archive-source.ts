@@ -107,14 +107,27 @@ async function readArchiveIndex(
     throw new CanvosError('ERR_LAYOUT', `${what} has no manifest.json`, {
       hint: 'give the path of a tar written by docker save',
     });
-  let entries: ManifestEntry[];
+  return { members, entries: await readManifestJson(file, what, mf) };
+}
+
+/** `manifest.json` of a docker-archive: a regular member holding a JSON array, else corrupt content (exit 7). */
+async function readManifestJson(file: string, what: string, mf: TarMember): Promise<ManifestEntry[]> {
+  const hint = 'the archive is corrupt or not written by docker save: write it again';
+  // A link (to /etc/passwd, or anything) is not what docker save writes: corrupt content, never followed.
+  if (mf.type !== '0' && mf.type !== '7')
+    throw new CanvosError('ERR_LAYER_CORRUPT', `${what}: manifest.json is not a regular file (tar type ${mf.type})`, {
+      hint,
+    });
   try {
-    entries = JSON.parse((await readMember(file, mf)).toString('utf8')) as ManifestEntry[];
+    const entries = JSON.parse((await readMember(file, mf, 4 * 1024 * 1024)).toString('utf8')) as unknown;
     if (!Array.isArray(entries)) throw new Error('not an array');
+    return entries as ManifestEntry[];
   } catch (e) {
-    throw new CanvosError('ERR_LAYOUT', `${what}: manifest.json is invalid (${(e as Error).message})`);
+    if (CanvosError.is(e)) throw e;
+    throw new CanvosError('ERR_LAYER_CORRUPT', `${what}: manifest.json is invalid (${(e as Error).message.slice(0, 80)})`, {
+      hint,
+    });
   }
-  return { members, entries };
 }
 
 /** The `manifest.json` entry `ref` names (a RepoTags name or `@N`); without `ref`, the only one. */
