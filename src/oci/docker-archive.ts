@@ -8,7 +8,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, open, rename, rm } from 'node:fs/promises';
+import { open, rename, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -21,6 +21,7 @@ import { isIndexMediaType, MediaType } from './media-types.js';
 import { parseManifest, type Descriptor } from './schemas.js';
 import { indexTar, openMember, readMember, resolveMember, type TarMember } from './tar-index.js';
 import { mkdirs } from '../fs-util.js';
+import { tempPathFor } from '../util/atomic-file.js';
 import { withPath } from '../error-map.js';
 
 interface ManifestEntry {
@@ -314,7 +315,7 @@ export function dockerArchiveDestination(file: string, opts: DockerArchiveDestin
         const b = Buffer.from(JSON.stringify(json));
         entries.push({ name, size: b.length, from: b });
       }
-      const tmp = `${file}.tmp-${randomBytes(6).toString('hex')}`;
+      const tmp = tempPathFor(file);
       async function* tarStream(): AsyncGenerator<Buffer> {
         yield encodeHeader({ path: 'blobs', type: 'directory', mode: 0o755, uid: 0, gid: 0, mtime: 0, size: 0 });
         yield encodeHeader({ path: 'blobs/sha256', type: 'directory', mode: 0o755, uid: 0, gid: 0, mtime: 0, size: 0 });
