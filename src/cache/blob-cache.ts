@@ -3,9 +3,8 @@
  * directory and renamed only after digest and size were verified, so a reader never sees a partial or wrong blob.
  * `storeBlob` is shared with the OCI layout writer; `BlobCache` is the local cache used by build and mirror.
  */
-import { randomBytes } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
-import { mkdir, rename, rm, stat } from 'node:fs/promises';
+import { rename, rm, stat } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { Transform, type Readable, type TransformCallback } from 'node:stream';
@@ -20,6 +19,7 @@ import {
   type Digest,
 } from '../image/digest.js';
 import { mkdirs } from '../fs-util.js';
+import { tempPathFor } from '../util/atomic-file.js';
 import { withPath } from '../error-map.js';
 import { abortError, abortedOr } from '../util/abort.js';
 
@@ -47,7 +47,7 @@ export interface StoreBlobOptions {
 }
 
 /**
- * Stream `input` into `<root>/<alg>/<hex>` atomically: temp file `.tmp-*` in the same directory, verified, then
+ * Stream `input` into `<root>/<alg>/<hex>` atomically: temp file (util/atomic-file.ts naming) in the same directory, verified, then
  * renamed. On any failure the temp file is removed and nothing becomes visible. The bytes are hashed once: against
  * `digest` when given (not at all with `sourceVerified`, where the input's own verification at its end stands in),
  * else to compute the sha256 that names the file.
@@ -60,7 +60,7 @@ export async function storeBlob(
   const algo = opts.digest ? digestAlgorithm(opts.digest) : 'sha256';
   const dir = join(root, algo);
   await mkdirs(dir);
-  const tmp = join(dir, `.tmp-${randomBytes(8).toString('hex')}`);
+  const tmp = tempPathFor(join(dir, 'blob'));
   const expectedSize = opts.size !== undefined && opts.size >= 0 ? opts.size : -1;
   // Exactly one stage looks at the bytes: the verifier (hashes and checks size), the counter (hashes to name the
   // file) or, for a self-verifying input, a size guard (counts only; fails as soon as the input runs over).

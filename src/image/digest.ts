@@ -4,11 +4,12 @@
  */
 import { createHash, type Hash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { rename, writeFile } from 'node:fs/promises';
+import { rename } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { CanvosError } from '../errors.js';
+import { writeFileAtomic } from '../util/atomic-file.js';
 
 /** A content digest, `sha256:<64 hex>` (sha512 is accepted when reading). */
 export type Digest = `${'sha256' | 'sha512'}:${string}`;
@@ -155,14 +156,13 @@ export function verifyBuffer(buf: Uint8Array, expected: Digest, what = 'content'
 
 /**
  * Publishes a finished artefact: hashes `partial`, renames it to `dest`, then writes `<dest>.sha256` (sha256sum
- * format, via its own `.partial`). Returns the hex digest. The caller removes both partials on failure.
+ * format, written atomically). Returns the hex digest. The caller removes both partials on failure.
  */
 export async function publishWithSha256(partial: string, dest: string, signal?: AbortSignal): Promise<string> {
   const hash = createHash('sha256');
   await pipeline(createReadStream(partial), hash, signal ? { signal } : {});
   const hex = hash.digest('hex');
   await rename(partial, dest);
-  await writeFile(`${dest}.sha256.partial`, `${hex}  ${basename(dest)}\n`);
-  await rename(`${dest}.sha256.partial`, `${dest}.sha256`);
+  await writeFileAtomic(`${dest}.sha256`, `${hex}  ${basename(dest)}\n`);
   return hex;
 }

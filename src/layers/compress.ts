@@ -11,6 +11,7 @@ import { CanvosError } from '../errors.js';
 import { compressor, type ChunkCompressor } from '../native/load.js';
 import { MediaType } from '../image/media-types.js';
 import { throwIfAborted } from '../util/abort.js';
+import { fixedChunks } from '../util/chunks.js';
 
 /** Layer blob compression. `'zstd'` needs the native addon (or Node >= 22.15). */
 export type LayerCompression = 'gzip' | 'zstd' | 'none';
@@ -76,35 +77,23 @@ export async function* compressChunks(
   const chunkSize = opts.chunkSize ?? DEFAULT_CHUNK_SIZE;
   const concurrency = Math.max(1, opts.concurrency ?? Math.max(2, availableParallelism()));
   const pending: Array<Promise<Buffer>> = [];
-  let parts: Buffer[] = [];
-  let have = 0;
   let submitted = 0;
-  const submit = (): void => {
-    const p = codec(Buffer.concat(parts, have));
+  const submit = (chunk: Buffer): void => {
+    const p = codec(chunk);
     p.catch(() => undefined); // observed when awaited in order; avoid unhandled-rejection noise meanwhile
     pending.push(p);
-    parts = [];
-    have = 0;
     submitted++;
   };
+  const next = (): Promise<Buffer> => pending.shift() ?? Promise.reject(new Error('compress: nothing pending'));
   try {
-    for await (const buf of source) {
-      let b = buf;
-      while (b.length > 0) {
-        const take = Math.min(chunkSize - have, b.length);
-        parts.push(b.subarray(0, take));
-        have += take;
-        b = b.subarray(take);
-        if (have === chunkSize) {
-          submit();
-          while (pending.length >= concurrency) yield await pending.shift()!;
-          throwIfAborted(opts.signal);
-        }
-      }
+    for await (const chunk of fixedChunks(source, chunkSize)) {
+      submit(chunk);
+      while (pending.length >= concurrency) yield await next();
+      throwIfAborted(opts.signal);
     }
     // An empty input still needs one member/frame: zero bytes are not a valid gzip or zstd file.
-    if (have > 0 || submitted === 0) submit();
-    while (pending.length > 0) yield await pending.shift()!;
+    if (submitted === 0) submit(Buffer.alloc(0));
+    while (pending.length > 0) yield await next();
   } finally {
     pending.length = 0;
   }

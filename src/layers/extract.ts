@@ -4,12 +4,12 @@
  * The first pass stops as soon as the path is a regular file; a symlink costs one more pass over the layers.
  */
 import { createWriteStream } from 'node:fs';
-import { rename, rm } from 'node:fs/promises';
 import { pipeline } from 'node:stream/promises';
 import { CanvosError } from '../errors.js';
 import type { FsEntry } from '../tar/entry.js';
 import { mergeLayers, type LayerOpener, type MergeOptions } from './merge.js';
 import { normalizeLayerPath, resolveLinkTarget } from './path.js';
+import { withAtomicFile } from '../util/atomic-file.js';
 
 const MAX_HOPS = 40; // Linux MAXSYMLINKS
 
@@ -88,7 +88,7 @@ export async function extractFile(
 }
 
 /**
- * Stream a regular file from the merged image to `dest` (written as `dest.part`, then renamed). Returns the entry's
+ * Stream a regular file from the merged image to `dest` (written as a temp file, then renamed: util/atomic-file.ts). Returns the entry's
  * metadata (mode, owner, size…), or `null` when there is no regular file at `path`.
  */
 export async function extractFileTo(
@@ -98,16 +98,11 @@ export async function extractFileTo(
   opts: ExtractOptions = {},
 ): Promise<Omit<FsEntry, 'content'> | null> {
   return locate(openers, path, opts, async (e) => {
-    const part = `${dest}.part`;
-    try {
+    await withAtomicFile(dest, async (part) => {
       const src = e.content;
       if (src) await pipeline(src, createWriteStream(part), opts.signal ? { signal: opts.signal } : {});
       else await pipeline(async function* () {}, createWriteStream(part));
-      await rename(part, dest);
-    } catch (err) {
-      await rm(part, { force: true });
-      throw err;
-    }
+    });
     const { content: _c, ...meta } = e;
     return meta;
   });

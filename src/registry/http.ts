@@ -19,6 +19,7 @@ import {
   withRetries,
 } from '../http/retry.js';
 import { request } from '../http/undici.js';
+import { once } from '../util/once.js';
 import { DEFAULT_CONCURRENCY, Semaphore } from '../util/semaphore.js';
 import { RegistryAuth } from './auth.js';
 import type { BlobPartsOptions } from './blob-parts.js';
@@ -216,16 +217,9 @@ export class RegistryHttp {
         debug('registry %s: %s; retrying in %d ms (%d/%d)', what(), why, Math.round(wait), attempt, policy.attempts);
       },
     });
-    const release = held.get(res);
-    let released = false;
-    const once = (): void => {
-      if (!released) {
-        released = true;
-        release?.();
-      }
-    };
-    finished(res.body, once);
-    res.body.once('close', once);
+    const release = once(() => held.get(res)?.());
+    finished(res.body, release);
+    res.body.once('close', release);
     return res;
   }
 

@@ -12,6 +12,7 @@ import { repoScope } from './auth.js';
 import { headBlob, type BlobLocation } from './blobs.js';
 import { header, httpError, type RegistryResponse } from './http.js';
 import { isNetworkError } from '../http/retry.js';
+import { fixedChunks } from '../util/chunks.js';
 
 /** Upload tuning. */
 export interface UploadOptions extends OpOptions {
@@ -196,27 +197,6 @@ async function putMonolithic(
   return true;
 }
 
-/** Read a stream as buffers of exactly `size` bytes (the last may be shorter). */
-async function* chunksOf(src: Readable, size: number): AsyncGenerator<Buffer> {
-  let parts: Buffer[] = [];
-  let have = 0;
-  for await (const c of src) {
-    let buf = c as Buffer;
-    while (buf.length > 0) {
-      const take = Math.min(size - have, buf.length);
-      parts.push(buf.subarray(0, take));
-      have += take;
-      buf = buf.subarray(take);
-      if (have === size) {
-        yield Buffer.concat(parts);
-        parts = [];
-        have = 0;
-      }
-    }
-  }
-  if (have > 0) yield Buffer.concat(parts);
-}
-
 /** Server-side offset of an upload session (GET status → `Range: 0-N`), or undefined if unknown. */
 async function sessionOffset(
   loc: BlobLocation,
@@ -247,7 +227,7 @@ async function putChunked(
   let url = session.url;
   let offset = 0;
   const src = await verifiedSource(desc, open, opts.sourceVerified === true);
-  for await (const chunk of chunksOf(src, size)) {
+  for await (const chunk of fixedChunks(src, size)) {
     const start = offset;
     let sent = 0; // bytes of this chunk the registry has
     for (let failures = 0; sent < chunk.length;) {

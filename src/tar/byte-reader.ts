@@ -30,8 +30,15 @@ export class ByteReader {
     return this.avail >= n;
   }
 
+  /** The first buffered chunk (callers ensured there is one). */
+  private head(): Buffer {
+    const c = this.chunks[0];
+    if (!c) throw this.truncated();
+    return c;
+  }
+
   private take(n: number): Buffer {
-    const first = this.chunks[0]!;
+    const first = this.head();
     let out: Buffer;
     if (first.length >= n) {
       out = first.subarray(0, n);
@@ -41,7 +48,7 @@ export class ByteReader {
       const parts: Buffer[] = [];
       let need = n;
       while (need > 0) {
-        const c = this.chunks[0]!;
+        const c = this.head();
         if (c.length <= need) {
           parts.push(c);
           this.chunks.shift();
@@ -79,7 +86,7 @@ export class ByteReader {
   /** Between 1 and `max` bytes (whatever is buffered first); throws at end of input. */
   async piece(max: number): Promise<Buffer> {
     if (!(await this.ensure(1))) throw this.truncated();
-    return this.take(Math.min(max, this.chunks[0]!.length));
+    return this.take(Math.min(max, this.head().length));
   }
 
   /** Discard n bytes. */

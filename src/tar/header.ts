@@ -95,7 +95,8 @@ export function encodeHeader(e: HeaderFields): Buffer {
   if (e.mtime > MAX_OCTAL_11) pax.push(['mtime', Buffer.from(String(e.mtime))]);
   if (Buffer.byteLength(e.uname ?? '') > 32) pax.push(['uname', Buffer.from(e.uname ?? '')]);
   if (Buffer.byteLength(e.gname ?? '') > 32) pax.push(['gname', Buffer.from(e.gname ?? '')]);
-  for (const k of Object.keys(e.xattrs ?? {}).sort()) pax.push([`SCHILY.xattr.${k}`, e.xattrs![k]!]);
+  for (const [k, v] of Object.entries(e.xattrs ?? {}).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
+    pax.push([`SCHILY.xattr.${k}`, v]);
   const main = ustarHeader(e, truncateBytes(name, 100), truncateBytes(linkname, 100), TYPEFLAG[e.type], size);
   if (pax.length === 0) return main;
   const records = Buffer.concat(pax.map(([k, v]) => paxRecord(k, v)));

@@ -28,10 +28,11 @@ function cstr(b: Buffer, off: number, len: number): Buffer {
 
 function num(b: Buffer, off: number, len: number): number {
   const f = b.subarray(off, off + len);
-  if (f[0]! & 0x80) {
+  const lead = f[0] ?? 0;
+  if (lead & 0x80) {
     // GNU base-256: big-endian two's complement with the top bit as marker.
-    let v = BigInt(f[0]! & 0x7f);
-    for (let i = 1; i < f.length; i++) v = (v << 8n) | BigInt(f[i]!);
+    let v = BigInt(lead & 0x7f);
+    for (let i = 1; i < f.length; i++) v = (v << 8n) | BigInt(f[i] ?? 0);
     return Number(v);
   }
   const s = f
@@ -52,7 +53,7 @@ export function decodeHeader(b: Buffer, where: string): RawHeader {
   let unsigned = 0;
   let signed = 0;
   for (let i = 0; i < 512; i++) {
-    const v = i >= 148 && i < 156 ? 32 : b[i]!;
+    const v = i >= 148 && i < 156 ? 32 : (b[i] ?? 0);
     unsigned += v;
     signed += v > 127 ? v - 256 : v;
   }
@@ -77,7 +78,7 @@ export function decodeHeader(b: Buffer, where: string): RawHeader {
     gid: num(b, 116, 8),
     size: num(b, 124, 12),
     mtime: num(b, 136, 12),
-    typeflag: String.fromCharCode(b[156]!),
+    typeflag: String.fromCharCode(b[156] ?? 0),
     linkname: cstr(b, 157, 100).toString('utf8'),
     uname: isUstar ? cstr(b, 265, 32).toString('utf8') : '',
     gname: isUstar ? cstr(b, 297, 32).toString('utf8') : '',

@@ -23,6 +23,7 @@ import { buildTables } from './tables.js';
 import { Tree } from './tree.js';
 import { IdTable, XattrTable } from './xattrs.js';
 import { abortedOr, throwIfAborted } from '../../util/abort.js';
+import { tempPathFor } from '../../util/atomic-file.js';
 
 /** Progress of writeSquashfs. */
 export interface SquashfsProgress {
@@ -107,7 +108,7 @@ export async function writeSquashfs(
   const { signal, onProgress } = opts;
   const c = makeCompressor(opts.compression ?? 'gzip', level);
 
-  const tmp = `${outPath}.${process.pid}.tmp`;
+  const tmp = tempPathFor(outPath);
   const fh = await open(tmp, 'w');
   try {
     const tree = new Tree(mkfsTime);

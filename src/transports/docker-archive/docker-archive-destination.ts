@@ -19,6 +19,7 @@ import { parseManifest, type Descriptor } from '../../image/schemas.js';
 import { REF_NAME_ANNOTATION } from '../oci-layout/oci-layout.js';
 import { mkdirs } from '../../fs-util.js';
 import { withPath } from '../../error-map.js';
+import { tempPathFor } from '../../util/atomic-file.js';
 
 /** Options of {@link dockerArchiveDestination}. */
 export interface DockerArchiveDestinationOptions {
@@ -155,7 +156,7 @@ async function writeArchive(
   entries: readonly ArchiveEntry[],
   signal: AbortSignal | undefined,
 ): Promise<void> {
-  const tmp = `${file}.tmp-${randomBytes(6).toString('hex')}`;
+  const tmp = tempPathFor(file);
   async function* tarStream(): AsyncGenerator<Buffer> {
     yield encodeHeader({ path: 'blobs', type: 'directory', mode: 0o755, uid: 0, gid: 0, mtime: 0, size: 0 });
     yield encodeHeader({ path: 'blobs/sha256', type: 'directory', mode: 0o755, uid: 0, gid: 0, mtime: 0, size: 0 });

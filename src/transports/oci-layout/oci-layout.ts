@@ -3,9 +3,8 @@
  * Blobs are written through a verified temp file and renamed; `index.json` is replaced atomically and only by
  * `commit()`, so a failed copy never moves a tag. Tags are `org.opencontainers.image.ref.name` annotations.
  */
-import { randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { CanvosError } from '../../errors.js';
@@ -15,6 +14,7 @@ import { isDigest, sha256, verifyBuffer, VerifyingStream, type Digest } from '..
 import { MediaType } from '../../image/media-types.js';
 import { imageIndexSchema, type Descriptor, type ImageIndex } from '../../image/schemas.js';
 import { mkdirs } from '../../fs-util.js';
+import { writeFileAtomic } from '../../util/atomic-file.js';
 
 /** The annotation holding an index.json entry's tag. */
 export const REF_NAME_ANNOTATION = 'org.opencontainers.image.ref.name';
@@ -47,7 +47,7 @@ export class OciLayout {
     }
     await mkdirs(join(this.dir, 'blobs', 'sha256'));
     if (!(await exists(join(this.dir, 'oci-layout')))) {
-      await writeAtomic(join(this.dir, 'oci-layout'), JSON.stringify({ imageLayoutVersion: '1.0.0' }));
+      await writeFileAtomic(join(this.dir, 'oci-layout'), JSON.stringify({ imageLayoutVersion: '1.0.0' }));
     }
     // Under the lock: a concurrent writer's first tag must not be replaced by our empty index.
     await this.withIndexLock(async () => {
@@ -85,7 +85,7 @@ export class OciLayout {
 
   /** Replace `index.json` atomically (temp file + rename). */
   async writeIndex(index: ImageIndex): Promise<void> {
-    await writeAtomic(join(this.dir, 'index.json'), `${JSON.stringify(index, null, 2)}\n`);
+    await writeFileAtomic(join(this.dir, 'index.json'), `${JSON.stringify(index, null, 2)}\n`);
   }
 
   /** Tag names (ref.name annotations) of index.json entries, in order. */
@@ -185,7 +185,7 @@ export class OciLayout {
   async writeSmallBlob(bytes: Buffer, digest: Digest = sha256(bytes)): Promise<Digest> {
     verifyBuffer(bytes, digest, `blob ${digest}`);
     if (await this.hasBlob(digest, bytes.length)) return digest;
-    await writeAtomic(this.blobPath(digest), bytes);
+    await writeFileAtomic(this.blobPath(digest), bytes);
     return digest;
   }
 
@@ -253,18 +253,6 @@ export async function exists(p: string): Promise<boolean> {
     return true;
   } catch {
     return false;
-  }
-}
-
-/** Write a small file atomically: temp file in the same directory, then rename. @internal */
-export async function writeAtomic(path: string, data: string | Buffer): Promise<void> {
-  const tmp = `${path}.tmp-${randomBytes(6).toString('hex')}`;
-  try {
-    await writeFile(tmp, data);
-    await rename(tmp, path);
-  } catch (e) {
-    await rm(tmp, { force: true });
-    throw e;
   }
 }
 
