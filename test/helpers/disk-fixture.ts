@@ -1,7 +1,8 @@
 /**
  * The boot fixture (test/helpers/boot-fixture.ts) adapted to installed-disk boots: a second newc archive appended
  * to its initramfs (the kernel unpacks concatenated archives in order, later files win) adds ext4 and a new /init
- * that finds `root=live:LABEL=…` on any file system, mounts COS_OEM and prints what the disk image put there.
+ * that finds `root=live:LABEL=…` (or `root=LABEL=…`) on any file system, mounts COS_OEM and prints what the disk
+ * image put there (and where COS_CONTENT is).
  */
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
@@ -24,11 +25,12 @@ if [ -d /sys/firmware/efi ]; then echo "CANVOS-TEST: firmware=UEFI"; else echo "
 echo "CANVOS-TEST: cmdline: $(cat /proc/cmdline)"
 for m in ${modules.join(' ')}; do insmod /lib/modules/$m.ko 2>/dev/null; done
 arg() { tr ' ' '\\n' </proc/cmdline | sed -n "s/^$1=//p" | tail -n 1; }
-label=$(arg root | sed 's/^live:\\(CD\\)\\{0,1\\}LABEL=//')
+label=$(arg root | sed 's/^live:\\(CD\\)\\{0,1\\}LABEL=//; s/^LABEL=//')
 dir=$(arg rd.live.dir); img=$(arg rd.live.squashimg)
 dev=""
 for i in $(seq 1 150); do dev=$(findfs LABEL="$label" 2>/dev/null) && break; sleep 0.2; done
 echo "CANVOS-TEST: LABEL=$label -> \${dev:-NOT FOUND}"
+content=$(findfs LABEL=COS_CONTENT 2>/dev/null) && echo "CANVOS-TEST: LABEL=COS_CONTENT -> $content"
 mkdir -p /oem
 oem=$(findfs LABEL=COS_OEM 2>/dev/null)
 if [ -n "$oem" ] && mount -t ext4 -o ro "$oem" /oem; then
@@ -48,7 +50,7 @@ poweroff -f
 /** The fixture plus `diskInitrd`: its initramfs with the disk /init and ext4 appended (cached next to it). */
 export async function prepareDiskFixture(): Promise<BootFixture & { diskInitrd: string }> {
   const fx = await prepareBootFixture();
-  const diskInitrd = join(dirname(fx.initrd), 'initrd-disk-v1.img');
+  const diskInitrd = join(dirname(fx.initrd), 'initrd-disk-v2.img');
   if (existsSync(diskInitrd)) return { ...fx, diskInitrd };
   const modDir = join(dirname(dirname(fx.kernel)), 'lib', 'modules', fx.kver);
   const all = await moduleClosure(modDir, DISK_MODULES);

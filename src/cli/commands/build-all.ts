@@ -9,7 +9,7 @@ import { CanvosError } from '../../errors.js';
 import { twoNodeSourcesFromEnv } from '../../provider/two-node.js';
 import { buildProviderImages } from '../../provider/build.js';
 import { pushArtifact } from '../../artifact/artifact.js';
-import { buildInstallerDisk } from '../../disk/installer-disk.js';
+import { buildInstallerDisk, installerDiskInputs } from '../../disk/installer-disk.js';
 import { sourceDateEpochFromEnv } from '../../layers/build.js';
 import { buildInstallerIso, installerIsoInputs } from '../../provider/installer-iso.js';
 import { packSnippet } from '../../provider/pack-snippet.js';
@@ -17,7 +17,8 @@ import { CONFIG_OPTIONS, CONFIG_USAGE, cliK8sVersions, loadCliConfig } from '../
 import type { CliIo, CommandModule } from '../main.js';
 import { createProgress, shortDigest } from '../progress.js';
 import { LAYER_COMPRESSION_USAGE, parseLayerCompression, providerResultJson } from './build.js';
-import { parseDiskFormats } from './disk.js';
+import { diskOutputPaths, parseDiskFormats } from './disk.js';
+import type { RegistryTransportOptions } from '../../registry/transport.js';
 import { TIMEOUT_OPTION, usageError as usageErrorFor } from '../flags.js';
 
 const usage = `usage: canvos-lite build-all [options] (--push | --output oci:DIR) [--iso-output DIR]
@@ -39,6 +40,7 @@ installer ISO (see canvos-lite iso --help):
 disk image (see canvos-lite disk --help):
   --disk                   also build <ISO_NAME>.raw into the --iso-output directory
   --disk-format F          raw.gz (MAAS), qcow2 and/or vhd copies of it (repeatable or comma-separated)
+  IS_CLOUD_IMAGE=true / IS_MAAS=true: the cloud / MAAS disk image is built into --iso-output instead of the ISO
 
   --json                   print one JSON result {provider, iso} on stdout instead of the pack snippet
 
@@ -87,7 +89,11 @@ async function run(argv: string[], io: CliIo): Promise<number> {
     userData: values['user-data'] ? resolve(io.cwd, values['user-data']) : undefined,
     contentDirs: (values.content ?? []).map((d) => resolve(io.cwd, d)),
   };
-  await installerIsoInputs(config, isoOpts);
+  // CanvOS builds the cloud / MAAS disk image from the installer rootfs for these args: that replaces the ISO.
+  const flavourDisk = config.isCloudImage || config.isMaas;
+  if (flavourDisk && values['iso-push'])
+    throw usageError(`--iso-push: IS_${config.isMaas ? 'MAAS' : 'CLOUD_IMAGE'}=true builds a disk image, not the ISO`);
+  await (flavourDisk ? installerDiskInputs(config, isoOpts) : installerIsoInputs(config, isoOpts));
 
   const progress = createProgress(io.stderr, { quiet: values.json === true, label: 'building' });
   let provider;
@@ -100,7 +106,9 @@ async function run(argv: string[], io: CliIo): Promise<number> {
       cacheDir: cli.cacheDir,
       layerCompression,
       signal: io.signal,
-      onProgress: (e) => progress.onProgress(e),
+      onProgress: (e) => {
+        progress.onProgress(e);
+      },
       onWarning: warn,
       onLog: values.json ? undefined : (line) => io.stderr.write(`${line}\n`),
       twoNodeSources: twoNodeSourcesFromEnv(io.env),
@@ -115,57 +123,77 @@ async function run(argv: string[], io: CliIo): Promise<number> {
     say(
       `${values.push ? 'pushed' : 'wrote'} ${i.destination.replace(/^docker:\/\//, '')} ${shortDigest(i.manifestDigest)}`,
     );
-  const iso = await buildInstallerIso(config, {
-    ...isoOpts,
-    registry,
-    cacheDir: cli.cacheDir,
-    outputDir: resolve(io.cwd, values['iso-output'] ?? 'build'),
-    env: io.env,
-    signal: io.signal,
-    onWarning: warn,
-    onProgress: (m) => say(`iso: ${m}`),
-    onIsoProgress: (p) => {
-      if (p.percent === undefined) say(`iso: ${p.phase}`);
-    },
-  });
-  const pushed = values['iso-push']
-    ? {
-        ref: values['iso-push'],
-        ...(await pushArtifact([iso.isoPath], values['iso-push'], {
-          sha256File: iso.sha256Path,
-          registry,
-          signal: io.signal,
-          sourceDateEpoch: sourceDateEpochFromEnv(io.env),
-        })),
-      }
-    : undefined;
-  if (pushed) say(`pushed ${pushed.ref} ${shortDigest(pushed.digest)}`);
-  const disk = values.disk
-    ? await buildInstallerDisk(config, {
-        projectDir,
-        userData: isoOpts.userData,
+  const iso = flavourDisk
+    ? undefined
+    : await buildInstallerIso(config, {
+        ...isoOpts,
         registry,
         cacheDir: cli.cacheDir,
         outputDir: resolve(io.cwd, values['iso-output'] ?? 'build'),
-        formats: diskFormats,
         env: io.env,
         signal: io.signal,
         onWarning: warn,
-        onDiskProgress: (p) => say(`disk: ${p.phase}`),
-      })
-    : undefined;
+        onProgress: (m) => {
+          say(`iso: ${m}`);
+        },
+        onIsoProgress: (p) => {
+          if (p.percent === undefined) say(`iso: ${p.phase}`);
+        },
+      });
+  const pushed = iso && values['iso-push'] ? await pushIso(iso, values['iso-push'], registry, io) : undefined;
+  if (pushed) say(`pushed ${pushed.ref} ${shortDigest(pushed.digest)}`);
+  const disk =
+    values.disk || flavourDisk
+      ? await buildInstallerDisk(config, {
+          ...isoOpts,
+          registry,
+          cacheDir: cli.cacheDir,
+          outputDir: resolve(io.cwd, values['iso-output'] ?? 'build'),
+          formats: diskFormats,
+          env: io.env,
+          signal: io.signal,
+          onWarning: warn,
+          onDiskProgress: (p) => {
+            say(`disk: ${p.phase}`);
+          },
+        })
+      : undefined;
   const snippet = packSnippet(config);
   if (values.json) {
-    const isoJson = pushed ? { ...iso, pushed: { ref: pushed.ref, digest: pushed.digest } } : iso;
-    io.stdout.write(
-      `${JSON.stringify({ provider: providerResultJson(provider, snippet), iso: isoJson, ...(disk ? { disk } : {}) })}\n`,
-    );
+    io.stdout.write(`${JSON.stringify(resultJson(providerResultJson(provider, snippet), iso, pushed, disk))}\n`);
     return 0;
   }
-  say(`wrote ${iso.isoPath} (sha256 ${iso.sha256})`);
-  if (disk) say(`wrote ${[disk.rawPath, ...diskFormats.map((f) => disk[f])].join(', ')}`);
+  if (iso) say(`wrote ${iso.isoPath} (sha256 ${iso.sha256})`);
+  if (disk) say(`wrote ${diskOutputPaths(disk).join(', ')}`);
   io.stdout.write(snippet);
   return 0;
+}
+
+/** `--json`: {provider, iso (with `pushed`), disk}; no `iso` when the cloud/MAAS disk replaces it. */
+function resultJson(
+  provider: unknown,
+  iso: object | undefined,
+  pushed: { ref: string; digest: string } | undefined,
+  disk: object | undefined,
+): object {
+  const isoJson = iso && pushed ? { ...iso, pushed: { ref: pushed.ref, digest: pushed.digest } } : iso;
+  return { provider, ...(isoJson ? { iso: isoJson } : {}), ...(disk ? { disk } : {}) };
+}
+
+/** `--iso-push`: the ISO and its checksum as an OCI artifact. */
+async function pushIso(
+  iso: { isoPath: string; sha256Path: string },
+  ref: string,
+  registry: RegistryTransportOptions,
+  io: CliIo,
+): Promise<{ ref: string; digest: string }> {
+  const r = await pushArtifact([iso.isoPath], ref, {
+    sha256File: iso.sha256Path,
+    registry,
+    signal: io.signal,
+    sourceDateEpoch: sourceDateEpochFromEnv(io.env),
+  });
+  return { ...r, ref };
 }
 
 const command: CommandModule = {

@@ -19,7 +19,7 @@ import { usageError as usageErrorFor } from '../flags.js';
 import type { CliIo, CommandModule } from '../main.js';
 
 const usage = `usage: canvos-lite disk [configuration options] [--user-data FILE] [--format raw|raw.gz|qcow2|vhd]... [--size MiB]
-                        [--output DIR] [--json]
+                        [--maas-ubuntu-image FILE] [--output DIR] [--json]
        canvos-lite disk --base REF [--name NAME] [--arch amd64|arm64] [--edge-custom-config FILE] [--insecure] [options]
 
 Writes <output>/<name>.raw (+ .sha256): a GPT disk with Kairos's partitions as AuroraBoot's raw image has them:
@@ -29,6 +29,10 @@ COS_RECOVERY (ext4: cOS/recovery.squashfs of the installer rootfs). No root, no 
 
 From the CanvOS configuration (default): the ISO's rootfs (BASE_IMAGE + edits + STYLUS_BASE + overlay/files/);
 ISO_NAME names the image, ARCH and EDGE_CUSTOM_CONFIG apply, user-data from <project>/user-data if present.
+IS_CLOUD_IMAGE=true: CanvOS's cloud image (its cloud-images/ and cloudconfigs/ files in the rootfs, a COS_CONTENT
+partition with the content-*/ bundles, CLUSTERCONFIG and EDGE_CUSTOM_CONFIG). IS_MAAS=true: CanvOS's MAAS image
+<MAAS_IMAGE_NAME>.raw.gz (EFI; UBUNTU_ROOTFS from the Ubuntu cloud image with cloudconfigs/curtin-hooks; COS_CONTENT).
+  --maas-ubuntu-image FILE   IS_MAAS: noble-server-cloudimg-amd64.tar.gz or its .img (default: in the project)
 
 ${CONFIG_USAGE}
 
@@ -47,6 +51,7 @@ common options:
   --json                     print only a JSON result on stdout`;
 
 const BASE_ONLY = ['name', 'arch', 'edge-custom-config', 'insecure'] as const;
+const CONFIG_ONLY = ['maas-ubuntu-image'] as const;
 const usageError = (message: string): CanvosError => usageErrorFor('disk', message);
 
 async function run(argv: string[], io: CliIo): Promise<number> {
@@ -63,6 +68,7 @@ async function run(argv: string[], io: CliIo): Promise<number> {
       arch: { type: 'string' },
       format: { type: 'string', multiple: true },
       size: { type: 'string' },
+      'maas-ubuntu-image': { type: 'string' },
       output: { type: 'string' },
       insecure: { type: 'boolean' },
       json: { type: 'boolean' },
@@ -76,11 +82,15 @@ async function run(argv: string[], io: CliIo): Promise<number> {
   const say = (s: string): void => {
     if (!values.json) io.stderr.write(`${s}\n`);
   };
-  const warn = (code: string, msg: string): void => void io.stderr.write(`warning: ${msg} [${code}]\n`);
+  const warn = (code: string, msg: string): void => {
+    io.stderr.write(`warning: ${msg} [${code}]\n`);
+  };
   const outputDir = resolve(io.cwd, values.output ?? 'build');
   const userData = values['user-data'] ? resolve(io.cwd, values['user-data']) : undefined;
-  const onProgress = (p: { phase: DiskPhase }): void => say(`disk: ${p.phase}`);
-  let result: BuildDiskResult & Partial<Record<DiskFormat, string>>;
+  const onProgress = (p: { phase: DiskPhase }): void => {
+    say(`disk: ${p.phase}`);
+  };
+  let result: BuildDiskResult & Partial<Record<DiskFormat, string>> & { flavour?: string };
   if (!values.base) {
     for (const k of BASE_ONLY) {
       if (values[k] !== undefined)
@@ -97,14 +107,17 @@ async function run(argv: string[], io: CliIo): Promise<number> {
       userData,
       formats,
       sizeMiB: size,
+      maasUbuntuImage: values['maas-ubuntu-image'] ? resolve(io.cwd, values['maas-ubuntu-image']) : undefined,
       env: io.env,
       signal: io.signal,
       onWarning: cli.warn,
-      onProgress: (m) => say(`disk: ${m}`),
+      onProgress: (m) => {
+        say(`disk: ${m}`);
+      },
       onDiskProgress: onProgress,
     });
   } else {
-    for (const k of Object.keys(CONFIG_OPTIONS) as (keyof typeof CONFIG_OPTIONS)[]) {
+    for (const k of [...(Object.keys(CONFIG_OPTIONS) as (keyof typeof CONFIG_OPTIONS)[]), ...CONFIG_ONLY]) {
       if (values[k] !== undefined) throw usageError(`--${k} does not apply with --base (the image is used as it is)`);
     }
     const arch = values.arch ?? 'amd64';
@@ -147,8 +160,21 @@ async function run(argv: string[], io: CliIo): Promise<number> {
     );
   }
   if (values.json) io.stdout.write(`${JSON.stringify(result)}\n`);
-  else io.stdout.write([result.rawPath, ...formats.map((f) => result[f])].map((p) => `${p}\n`).join(''));
+  else
+    io.stdout.write(
+      diskOutputPaths(result)
+        .map((p) => `${p}\n`)
+        .join(''),
+    );
   return 0;
+}
+
+/** The files a disk build wrote: the raw image (not for MAAS, which keeps only the .raw.gz, as CanvOS) and copies. */
+export function diskOutputPaths(
+  r: { rawPath: string; flavour?: string } & Partial<Record<DiskFormat, string>>,
+): string[] {
+  const copies = (['raw.gz', 'qcow2', 'vhd'] as const).map((f) => r[f]).filter((p) => p !== undefined);
+  return [...(r.flavour === 'maas' ? [] : [r.rawPath]), ...copies];
 }
 
 /** `--format` / `--disk-format` values (repeatable, comma-separated) as conversion formats; `raw` is implied. */
