@@ -1,8 +1,9 @@
 /**
  * CanvOS's disk flavours from the configuration, built by the unprivileged user canvostest on the bootable disk
  * fixture (test/helpers/disk-fixture.ts) with the stylus framework from a real registry:
- * - IS_CLOUD_IMAGE=true: the cloud extras in the rootfs, `#cloud-config` user-data, COS_CONTENT (content bundle,
- *   CLUSTERCONFIG, EDGE_CUSTOM_CONFIG) after COS_RECOVERY; boots with SeaBIOS and OVMF and finds COS_CONTENT;
+ * - IS_CLOUD_IMAGE=true (through build-all, which builds it instead of the ISO): the cloud extras in the rootfs,
+ *   `#cloud-config` user-data, COS_CONTENT (content bundle, CLUSTERCONFIG, EDGE_CUSTOM_CONFIG) after COS_RECOVERY;
+ *   boots with SeaBIOS and finds COS_CONTENT (its EFI path is the plain image's, booted with OVMF in disk.test.ts);
  * - IS_MAAS=true: `<MAAS_IMAGE_NAME>.raw.gz` only, EFI-only GPT with UBUNTU_ROOTFS (from a cloud-image-shaped
  *   .tar.gz, with curtin-hooks and the first-boot unit) before COS_OEM; OVMF boots the `ubuntu-firstboot` entry
  *   from COS_OEM's grubcustom into UBUNTU_ROOTFS's kernel;
@@ -15,7 +16,7 @@ import { join, resolve } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { writeExt4Image } from '../../src/disk/ext4.js';
-import { prepareDiskFixture, writeDiskLayout } from '../helpers/disk-fixture.js';
+import { partitionLabels, prepareDiskFixture, writeDiskLayout } from '../helpers/disk-fixture.js';
 import { bootIso } from '../helpers/qemu.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { run } from '../helpers/tools.js';
@@ -44,6 +45,9 @@ const configArgs = (): string[] => [
   `BASE_IMAGE=oci:${join(work, 'layout')}:latest`,
 ];
 
+/** The MAAS flavour on the cloud project. */
+const MAAS = ['--set', 'IS_CLOUD_IMAGE=false', '--set', 'IS_MAAS=true'];
+
 const at = (raw: string, parts: Part[], label: string): string =>
   `${raw}?offset=${(parts.find((p) => p.label === label)?.firstLba ?? 0) * 512}`;
 const debugfs = async (img: string, cmd: string): Promise<string> => (await run('debugfs', ['-R', cmd, img])).stdout;
@@ -54,26 +58,6 @@ async function fromRecovery(raw: string, parts: Part[], path: string, how: 'cat'
   if (!(await stat(sq).catch(() => null)))
     await debugfs(at(raw, parts, 'COS_RECOVERY'), `dump /cOS/recovery.squashfs ${sq}`);
   return (await run('unsquashfs', how === 'cat' ? ['-cat', sq, path] : ['-lls', sq, path])).stdout;
-}
-
-async function labels(raw: string, parts: Part[]): Promise<Record<string, string>> {
-  const out: Record<string, string> = {};
-  for (const p of parts.filter((x) => x.label !== 'BIOS_BOOT')) {
-    const b = await run('blkid', [
-      '-p',
-      '-O',
-      String(p.firstLba * 512),
-      '-s',
-      'LABEL',
-      '-s',
-      'TYPE',
-      '-o',
-      'export',
-      raw,
-    ]);
-    out[/LABEL=(\S+)/.exec(b.stdout)?.[1] ?? '?'] = /TYPE=(\S+)/.exec(b.stdout)?.[1] ?? '?';
-  }
-  return out;
 }
 
 /** What the Ubuntu cloud image's tarball holds: an ext4 root file system with a kernel and initrd in /boot. */
@@ -124,17 +108,28 @@ beforeAll(async () => {
   const id = unprivilegedIdentity();
   if (id && process.getuid?.() === 0) await run('chown', ['-R', `${id.uid}:${id.gid}`, work]);
 
-  const c = await cli('disk', ...configArgs(), '--output', join(work, 'cloud'), '--json');
+  // build-all with IS_CLOUD_IMAGE=true: the provider images, then the cloud image instead of the ISO.
+  const c = await cli(
+    'build-all',
+    ...configArgs(),
+    '--set',
+    'K8S_VERSION=1.30.4',
+    '--output',
+    `oci:${join(work, 'images')}`,
+    '--iso-output',
+    join(work, 'cloud'),
+    '--json',
+  );
   expect(c.code, c.stderr).toBe(0);
-  cloud = JSON.parse(c.stdout) as typeof cloud;
+  const all = JSON.parse(c.stdout) as { iso?: unknown; disk: typeof cloud; provider: { images: unknown[] } };
+  expect(all.iso).toBeUndefined();
+  expect(all.provider.images).toHaveLength(1);
+  cloud = all.disk;
   cloudStderr = c.stderr;
   const m = await cli(
     'disk',
     ...configArgs(),
-    '--set',
-    'IS_CLOUD_IMAGE=false',
-    '--set',
-    'IS_MAAS=true',
+    ...MAAS,
     '--set',
     'MAAS_IMAGE_NAME=edge-maas.raw.gz',
     '--output',
@@ -161,7 +156,7 @@ describe.sequential('IS_CLOUD_IMAGE=true: CanvOS cloud image', () => {
     // content bundle + spc + edge config + 20 % + 100 MiB → 101 MiB.
     expect(p.stdout).toMatch(/5\s+\d+\s+\d+\s+101\.0 MiB\s+8300\s+COS_CONTENT/);
     expect((await run('sgdisk', ['-v', cloud.rawPath])).stdout).toContain('No problems found');
-    expect(await labels(cloud.rawPath, cloud.partitions)).toEqual({
+    expect(await partitionLabels(cloud.rawPath, cloud.partitions)).toEqual({
       COS_GRUB: 'vfat',
       COS_OEM: 'ext4',
       COS_RECOVERY: 'ext4',
@@ -198,8 +193,9 @@ describe.sequential('IS_CLOUD_IMAGE=true: CanvOS cloud image', () => {
       );
   });
 
-  for (const firmware of ['bios', 'uefi'] as const) {
-    it(`boots (${firmware === 'bios' ? 'SeaBIOS' : 'OVMF'}) to the initramfs, which finds COS_RECOVERY and COS_CONTENT`, async () => {
+  // OVMF: the same EFI partition and GRUB path as the plain image (disk.test.ts); one boot keeps CI time down.
+  for (const firmware of ['bios'] as const) {
+    it(`boots (SeaBIOS) to the initramfs, which finds COS_RECOVERY and COS_CONTENT`, async () => {
       const r = await bootIso(cloud.rawPath, {
         firmware,
         media: 'disk',
@@ -237,7 +233,7 @@ describe.sequential('IS_MAAS=true: CanvOS MAAS image', () => {
     expect(p.stdout).toMatch(/3\s+6424576\s+\d+\s+64\.0 MiB\s+8300\s+oem/);
     expect(p.stdout).toMatch(/4\s+\d+\s+\d+\s+.*8300\s+recovery/);
     expect(p.stdout).toMatch(/5\s+\d+\s+\d+\s+.*8300\s+content/);
-    expect(await labels(raw, maas.partitions)).toEqual({
+    expect(await partitionLabels(raw, maas.partitions)).toEqual({
       COS_GRUB: 'vfat',
       UBUNTU_ROOTFS: 'ext4',
       COS_OEM: 'ext4',
@@ -298,7 +294,7 @@ describe('refusals', () => {
     expect(a.stderr).toMatch(
       /IS_CLOUD_IMAGE=true is not supported by canvos-lite: .*cloud raw image .*not the installer ISO/,
     );
-    const b = await cli('iso', ...configArgs(), '--set', 'IS_CLOUD_IMAGE=false', '--set', 'IS_MAAS=true');
+    const b = await cli('iso', ...configArgs(), ...MAAS);
     expect(b.code).toBe(3);
     expect(b.stderr).toMatch(/canvos-lite disk/);
     const tarball = join(project, 'noble-server-cloudimg-amd64.tar.gz');
@@ -306,10 +302,7 @@ describe('refusals', () => {
     const c = await cli(
       'build-all',
       ...configArgs(),
-      '--set',
-      'IS_CLOUD_IMAGE=false',
-      '--set',
-      'IS_MAAS=true',
+      ...MAAS,
       '--output',
       `oci:${join(work, 'never')}`,
       '--iso-output',
@@ -321,10 +314,7 @@ describe('refusals', () => {
     const d = await cli(
       'disk',
       ...configArgs(),
-      '--set',
-      'IS_CLOUD_IMAGE=false',
-      '--set',
-      'IS_MAAS=true',
+      ...MAAS,
       '--set',
       'OS_DISTRIBUTION=opensuse-leap',
       '--set',

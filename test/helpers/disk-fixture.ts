@@ -10,6 +10,7 @@ import { cp, mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { buildLayer } from '../../src/layers/build.js';
+import { run } from './tools.js';
 import { ROOT_MODULES, moduleClosure, newcRecord, prepareBootFixture, type BootFixture } from './boot-fixture.js';
 
 const DISK_MODULES = [...ROOT_MODULES, 'crc32c_generic', 'ext4'];
@@ -118,4 +119,18 @@ export async function writeDiskLayout(fx: { layoutDir: string; diskInitrd: strin
       ],
     }),
   );
+}
+
+/** File system label → type of each partition of `raw` that has a label (blkid, probing at the partition offset). */
+export async function partitionLabels(
+  raw: string,
+  parts: readonly { label: string; firstLba: number }[],
+): Promise<Record<string, string>> {
+  const out: Record<string, string> = {};
+  for (const p of parts.filter((x) => x.label !== 'BIOS_BOOT')) {
+    const offset = String(p.firstLba * 512);
+    const b = await run('blkid', ['-p', '-O', offset, '-s', 'LABEL', '-s', 'TYPE', '-o', 'export', raw]);
+    out[/LABEL=(\S+)/.exec(b.stdout)?.[1] ?? '?'] = /TYPE=(\S+)/.exec(b.stdout)?.[1] ?? '?';
+  }
+  return out;
 }

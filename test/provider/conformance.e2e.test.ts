@@ -347,9 +347,14 @@ describe.sequential('CanvOS conformance over fixtures/canvos-project', () => {
       ['IS_CLOUD_IMAGE', ['iso', '--set', 'IS_MAAS=false'], /IS_CLOUD_IMAGE=true is not supported[\s\S]*#17/],
       // The MAAS image's inputs are checked before any image is built.
       [
-        'IS_MAAS',
+        'IS_CLOUD_IMAGE',
         ['build-all', '--output', 'oci:refused-out'],
-        /IS_MAAS=true(: .*curtin-hooks does not exist| needs the Ubuntu cloud image)/,
+        /IS_CLOUD_IMAGE=true and IS_MAAS=true ask for two different disk images/,
+      ],
+      [
+        'IS_MAAS',
+        ['build-all', '--output', 'oci:refused-out', '--set', 'IS_CLOUD_IMAGE=false'],
+        /IS_MAAS=true: .*cloudconfigs\/curtin-hooks does not exist/,
       ],
     ];
     for (const [name, args, re] of cases) {
