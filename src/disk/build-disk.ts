@@ -167,7 +167,7 @@ export async function buildDisk(input: BuildDiskInput, opts: BuildDiskOptions = 
     const parts: DiskPart[] = [
       efiPart(sys.efiImg),
       ...(bios ? [biosPart()] : []),
-      ...(input.maas ? [await ubuntuPart(ctx, input.maas)] : []),
+      ...(flavour === 'maas' && input.maas ? [await ubuntuPart(ctx, input.maas)] : []),
       linuxPart(KAIROS.oemPartName, KAIROS.oemLabel, KAIROS.oemSizeMiB, oemImg),
       linuxPart(KAIROS.recoveryPartName, KAIROS.recoveryLabel, sys.recMiB, sys.recImg),
     ];
