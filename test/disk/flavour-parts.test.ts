@@ -10,7 +10,7 @@ import type { CanvosError } from '../../src/errors.js';
 import { CONTENT_LABEL, contentBundles, hasContent, writeContentImage } from '../../src/disk/content-partition.js';
 import { diskFlavourOf } from '../../src/disk/installer-disk.js';
 import { fallbackGrubCfg } from '../../src/disk/kairos-files.js';
-import { maasGrubCustom, prepareUbuntuRootfs } from '../../src/disk/maas.js';
+import { maasGrubCustom, prepareUbuntuRootfs, setupRecoveryScript, setupRecoveryUnit } from '../../src/disk/maas.js';
 import { rootfsExtraItems } from '../../src/disk/rootfs-extras.js';
 import { run, tmpDir } from '../helpers/tools.js';
 
@@ -108,6 +108,18 @@ describe('flavour inputs', () => {
     expect(cfg).toContain('set default="${next_entry}"');
     expect(cfg).toContain('source "(${custom_blk})/grubcustom"');
     expect(maasGrubCustom()).toMatch(/--id 'ubuntu-firstboot'[\s\S]*root=LABEL=UBUNTU_ROOTFS/);
+  });
+
+  it('the MAAS first-boot script is valid bash that hands the user-data to COS_OEM and boots recovery once', async () => {
+    const script = join(tmp.path, 'setup-recovery.sh');
+    await writeFile(script, setupRecoveryScript());
+    const n = await run('bash', ['-n', script]);
+    expect(n.code, n.stderr).toBe(0);
+    expect(setupRecoveryScript()).toContain('/var/lib/cloud/instance/user-data.txt "$mnt/userdata.yaml"');
+    expect(setupRecoveryScript()).toContain('grub-editenv "$mnt/grubenv" set next_entry=recovery');
+    expect(setupRecoveryUnit()).toMatch(
+      /ConditionPathExists=!\/var\/lib\/setup-recovery-completed[\s\S]*WantedBy=multi-user\.target/,
+    );
   });
 
   it('refuses a MAAS Ubuntu image that is not an ext4 root file system, with the download URL', async () => {
