@@ -4,33 +4,36 @@
  * (grub i386-pc core image, boot.img in the MBR: one image boots with UEFI and legacy BIOS), COS_OEM (ext4: user-data
  * as 90_custom.yaml, grubenv next_entry=recovery, the first-boot reset config that creates COS_STATE and
  * COS_PERSISTENT) and COS_RECOVERY (ext4: cOS/recovery.squashfs streamed from the layers, /etc/cos/grub.cfg).
+ * The cloud flavour adds COS_CONTENT (content bundles, CLUSTERCONFIG, EDGE_CUSTOM_CONFIG); the MAAS flavour is EFI
+ * only and adds UBUNTU_ROOTFS before COS_OEM and COS_CONTENT (see maas.ts, content-partition.ts).
  * Written as `<name>.raw.partial` in the output dir, then renamed, with a `.sha256` like the ISO.
  */
-import { copyFile, mkdir, mkdtemp, rm, rmdir, stat, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, rmdir, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { CanvosError } from '../errors.js';
+import { abortedOr } from '../util/abort.js';
 import type { FsEntry } from '../tar/entry.js';
 import { sourceDateEpochFromEnv } from '../layers/build.js';
 import { publishWithSha256 } from '../image/digest.js';
-import { writeFatImage } from '../iso/fat.js';
-import { efiBootFiles, grubCandidates, shimCandidates } from '../iso/grub.js';
 import { readUserData, requireFile } from '../iso/iso-overlay.js';
-import { RootfsCapture } from '../iso/rootfs-capture.js';
-import { writeSquashfs } from '../iso/squashfs/index.js';
-import { isUbuntu, type SquashfsWriter } from '../iso/build-iso.js';
-import { writeDisk, type PlacedPart } from './assemble.js';
-import { biosBootCode, placeBiosBoot } from './bios.js';
-import { writeExt4Image } from './ext4.js';
-import { PART_TYPE, uuidV5 } from './gpt.js';
+import type { SquashfsWriter } from '../iso/build-iso.js';
+import { writeDisk, type DiskPart, type PlacedPart } from './assemble.js';
+import { hasContent, type DiskContent } from './content-partition.js';
 import {
-  GRUB_RECOVERY_STUB,
-  KAIROS,
-  fallbackGrubCfg,
-  firstBootResetYaml,
-  grubEnvBlock,
-  stateSizeMiB,
-} from './kairos-files.js';
-import { abortedOr, throwIfAborted } from '../util/abort.js';
+  biosPart,
+  contentPart,
+  efiPart,
+  linuxPart,
+  oemImage,
+  placeBios,
+  systemImages,
+  ubuntuPart,
+  type DiskPhase,
+  type PartContext,
+} from './disk-parts.js';
+import { uuidV5 } from './gpt.js';
+import { KAIROS, stateSizeMiB } from './kairos-files.js';
+import type { UbuntuRootfsOptions } from './maas.js';
 
 /** What goes into the disk image. */
 export interface BuildDiskInput {
@@ -50,10 +53,21 @@ export interface BuildDiskInput {
   sizeMiB?: number | undefined;
   /** Menu timeout of the fallback grub.cfg (rootfs without /etc/cos/grub.cfg). Default: 5. */
   grubTimeout?: number | undefined;
+  /**
+   * `kairos` (AuroraBoot's raw image), `cloud` (CanvOS's cloud image: + COS_CONTENT, `#cloud-config` user-data
+   * when none is given) or `maas` (CanvOS's MAAS image: EFI only, + UBUNTU_ROOTFS and COS_CONTENT). Default: kairos.
+   */
+  flavour?: DiskFlavour | undefined;
+  /** Files of the COS_CONTENT partition (cloud and maas; ignored for kairos). Default: none (no partition). */
+  content?: DiskContent | undefined;
+  /** The MAAS flavour's Ubuntu root file system (required with flavour `maas`). */
+  maas?: Pick<UbuntuRootfsOptions, 'image' | 'curtinHooks'> | undefined;
 }
 
-/** Phases of {@link buildDisk}. */
-export type DiskPhase = 'validate' | 'squashfs' | 'efi' | 'oem' | 'recovery' | 'bios' | 'assemble' | 'checksum';
+/** The disk image flavours (CanvOS: default raw image, IS_CLOUD_IMAGE, IS_MAAS). */
+export type DiskFlavour = 'kairos' | 'cloud' | 'maas';
+
+export type { DiskPhase } from './disk-parts.js';
 
 /** Options of {@link buildDisk}. */
 export interface BuildDiskOptions {
@@ -78,30 +92,51 @@ export interface BuildDiskResult {
   partitions: PlacedPart[];
 }
 
-const RELEASE_FILES = ['etc/kairos-release', 'etc/os-release', 'usr/lib/os-release'];
-const MIB = 1024 * 1024;
+const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
+
+/** The user-data of COS_OEM/90_custom.yaml: the given file, or for cloud/MAAS CanvOS's bare `#cloud-config`. */
+async function diskUserData(
+  input: BuildDiskInput,
+  flavour: DiskFlavour,
+  warn: (code: string, message: string) => void,
+): Promise<string | Buffer | undefined> {
+  if (input.userData) return readUserData(input.userData);
+  // CanvOS's cloud-image and kairos-raw-image write `#cloud-config` so AuroraBoot adds no default config: the cloud
+  // datasource or MAAS provides the real user-data at boot.
+  if (flavour !== 'kairos') return '#cloud-config\n';
+  warn(
+    'W_DISK_NO_USER_DATA',
+    'no user-data: the disk has no 90_custom.yaml in COS_OEM (no users, no Palette registration)',
+  );
+  return undefined;
+}
 
 /** Builds `<outputDir>/<name>.raw` and its `.sha256`. */
 export async function buildDisk(input: BuildDiskInput, opts: BuildDiskOptions = {}): Promise<BuildDiskResult> {
   const { signal } = opts;
   const arch = input.arch ?? 'amd64';
+  const flavour = input.flavour ?? 'kairos';
   const name = input.name ?? 'palette-edge-installer';
   const warn = opts.onWarning ?? ((): void => {});
-  if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(name)) {
+  if (!NAME_RE.test(name)) {
     throw new CanvosError('ERR_CONFIG', `invalid disk image name ${JSON.stringify(name)}`, {
       hint: 'use letters, digits, ".", "_" and "-"',
     });
   }
+  if (flavour === 'maas' && arch !== 'amd64')
+    throw new CanvosError('ERR_CONFIG', 'the MAAS disk image is amd64 only (as CanvOS builds it)');
+  if (flavour === 'maas' && !input.maas)
+    throw new CanvosError('ERR_INTERNAL', 'the maas flavour needs the Ubuntu cloud image and curtin hooks');
   opts.onProgress?.({ phase: 'validate' });
-  const userData = input.userData ? await readUserData(input.userData) : undefined;
-  if (!userData)
-    warn(
-      'W_DISK_NO_USER_DATA',
-      'no user-data: the disk has no 90_custom.yaml in COS_OEM (no users, no Palette registration)',
-    );
+  const userData = await diskUserData(input, flavour, warn);
   if (input.edgeCustomConfig) await requireFile(input.edgeCustomConfig, 'edge custom config');
+  if (input.maas) await requireFile(input.maas.curtinHooks, 'curtin hooks');
+  // Cloud/MAAS: EDGE_CUSTOM_CONFIG travels on COS_CONTENT (edge-config/), copied to /oem on first boot.
+  const content: DiskContent | undefined =
+    flavour === 'kairos'
+      ? undefined
+      : { ...input.content, edgeCustomConfig: input.content?.edgeCustomConfig ?? input.edgeCustomConfig };
   const epoch = opts.sourceDateEpoch ?? sourceDateEpochFromEnv(opts.env ?? process.env);
-  const fsUuid = (label: string): string => uuidV5(`canvos-lite:${name}:${epoch}:${label}`);
 
   const outDir = resolve(input.outputDir);
   const madeOutDir = await makeOutDir(outDir);
@@ -109,122 +144,38 @@ export async function buildDisk(input: BuildDiskInput, opts: BuildDiskOptions = 
   const shaPath = `${rawPath}.sha256`;
   const partial = `${rawPath}.partial`;
   const staging = await mkdtemp(join(outDir, `.${name}.disk-staging-`));
+  const ctx: PartContext = {
+    staging,
+    epoch,
+    fsUuid: (label) => uuidV5(`canvos-lite:${name}:${epoch}:${label}`),
+    env: opts.env,
+    signal,
+    progress: (phase: DiskPhase) => opts.onProgress?.({ phase }),
+  };
   try {
-    const spool = join(staging, 'spool');
-    const recDir = join(staging, 'recovery');
-    await mkdir(spool);
-    await mkdir(join(recDir, 'cOS'), { recursive: true });
-    await mkdir(join(recDir, 'etc', 'cos'), { recursive: true });
-    await mkdir(join(recDir, 'grub2'));
-    const capture = new RootfsCapture(
-      spool,
-      [...shimCandidates(arch), ...grubCandidates(arch), ...RELEASE_FILES, KAIROS.grubConf],
-      ['usr/lib/shim'],
-    );
-
-    opts.onProgress?.({ phase: 'squashfs' });
-    const sqfs = join(recDir, KAIROS.recoverySquashFile);
-    await (opts.squashfsWriter ?? writeSquashfs)(capture.wrap(input.rootfs, signal), sqfs, { signal, mkfsTime: epoch });
-    const sqfsBytes = (await stat(sqfs)).size;
-    const rootCfg = capture.resolve(KAIROS.grubConf);
-    if (rootCfg) await copyFile(rootCfg, join(recDir, KAIROS.grubConf));
-    else {
-      warn(
-        'W_DISK_NO_GRUB_CFG',
-        `the rootfs has no /${KAIROS.grubConf} (Kairos images ship it): a recovery-only menu is used`,
-      );
-      await writeFile(join(recDir, KAIROS.grubConf), fallbackGrubCfg({ timeout: input.grubTimeout }));
-    }
-    throwIfAborted(signal);
-
-    opts.onProgress?.({ phase: 'efi' });
-    const ubuntu = await isUbuntu(capture);
-    const efi = await efiBootFiles({ arch, ubuntu, fromRootfs: (p) => capture.resolve(p) });
-    const stub = Buffer.from(GRUB_RECOVERY_STUB);
-    const efiFiles = efi.files.map((f) => (f.path.endsWith('grub.cfg') ? { ...f, source: stub } : f));
-    const efiImg = join(staging, 'efi.img');
-    await writeFatImage(
-      efiImg,
-      { files: efiFiles },
-      { label: KAIROS.efiLabel, sizeBytes: KAIROS.efiSizeMiB * MIB, sourceDateEpoch: epoch, signal },
-    );
-
-    opts.onProgress?.({ phase: 'oem' });
-    const oemDir = join(staging, 'oem');
-    await mkdir(oemDir);
-    if (userData) await writeFile(join(oemDir, '90_custom.yaml'), userData);
-    if (input.edgeCustomConfig) await copyFile(input.edgeCustomConfig, join(oemDir, '.edge_custom_config.yaml'));
-    await writeFile(join(oemDir, 'grubenv'), grubEnvBlock({ next_entry: 'recovery' }));
-    await writeFile(join(oemDir, '01_reset.yaml'), firstBootResetYaml(stateSizeMiB(sqfsBytes)));
-    const oemImg = join(staging, 'oem.img');
-    const ext4 = { sourceDateEpoch: epoch, env: opts.env, signal };
-    await writeExt4Image(oemDir, oemImg, {
-      ...ext4,
-      label: KAIROS.oemLabel,
-      uuid: fsUuid(KAIROS.oemLabel),
-      sizeBytes: KAIROS.oemSizeMiB * MIB,
+    const sys = await systemImages(input.rootfs, arch, ctx, {
+      grubTimeout: input.grubTimeout,
+      squashfsWriter: opts.squashfsWriter,
+      warn,
     });
-
-    opts.onProgress?.({ phase: 'recovery' });
-    // AuroraBoot: twice the system image (room for the transition image of a recovery upgrade) plus 150 MiB.
-    const recMiB = Math.ceil((sqfsBytes * 2) / MIB) + 150;
-    const recImg = join(staging, 'recovery.img');
-    await writeExt4Image(recDir, recImg, {
-      ...ext4,
-      label: KAIROS.recoveryLabel,
-      uuid: fsUuid(KAIROS.recoveryLabel),
-      sizeBytes: recMiB * MIB,
+    const oemImg = await oemImage(ctx, {
+      userData,
+      edgeCustomConfig: flavour === 'kairos' ? input.edgeCustomConfig : undefined,
+      stateMiB: stateSizeMiB(sys.sqfsBytes),
+      maas: flavour === 'maas',
     });
-    await rm(recDir, { recursive: true, force: true });
-    await rm(spool, { recursive: true, force: true });
-
-    const parts = [
-      {
-        name: KAIROS.efiPartName,
-        type: PART_TYPE.efiSystem,
-        label: KAIROS.efiLabel,
-        sizeMiB: KAIROS.efiSizeMiB,
-        attributes: 1n,
-        content: efiImg,
-      },
-      ...(arch === 'amd64'
-        ? [
-            {
-              name: KAIROS.biosPartName,
-              type: PART_TYPE.biosBoot,
-              label: 'BIOS_BOOT',
-              sizeMiB: KAIROS.biosSizeMiB,
-              attributes: 0b101n,
-            },
-          ]
-        : []),
-      {
-        name: KAIROS.oemPartName,
-        type: PART_TYPE.linuxFs,
-        label: KAIROS.oemLabel,
-        sizeMiB: KAIROS.oemSizeMiB,
-        content: oemImg,
-      },
-      {
-        name: KAIROS.recoveryPartName,
-        type: PART_TYPE.linuxFs,
-        label: KAIROS.recoveryLabel,
-        sizeMiB: recMiB,
-        content: recImg,
-      },
+    const bios = arch === 'amd64' && flavour !== 'maas';
+    const parts: DiskPart[] = [
+      efiPart(sys.efiImg),
+      ...(bios ? [biosPart()] : []),
+      ...(flavour === 'maas' && input.maas ? [await ubuntuPart(ctx, input.maas)] : []),
+      linuxPart(KAIROS.oemPartName, KAIROS.oemLabel, KAIROS.oemSizeMiB, oemImg),
+      linuxPart(KAIROS.recoveryPartName, KAIROS.recoveryLabel, sys.recMiB, sys.recImg),
     ];
-    let bootCode: Buffer | undefined;
-    if (arch === 'amd64') {
-      opts.onProgress?.({ phase: 'bios' });
-      const codes = await biosBootCode({ earlyConfig: GRUB_RECOVERY_STUB, workDir: staging, env: opts.env, signal });
-      const biosLba = 2048 + KAIROS.efiSizeMiB * 2048;
-      const placed = placeBiosBoot(codes.bootImg, codes.core, biosLba, KAIROS.biosSizeMiB * 2048);
-      bootCode = placed.bootCode;
-      const bios = parts[1];
-      if (bios) Object.assign(bios, { content: placed.core });
-    }
+    if (content && flavour !== 'kairos' && hasContent(content)) parts.push(await contentPart(ctx, content, flavour));
+    const bootCode = bios ? await placeBios(ctx, parts) : undefined;
 
-    opts.onProgress?.({ phase: 'assemble' });
+    ctx.progress('assemble');
     await rm(partial, { force: true });
     const disk = await writeDisk(partial, parts, {
       diskGuid: uuidV5(`canvos-lite:${name}:${epoch}:disk`),
@@ -233,7 +184,7 @@ export async function buildDisk(input: BuildDiskInput, opts: BuildDiskOptions = 
       signal,
     });
 
-    opts.onProgress?.({ phase: 'checksum' });
+    ctx.progress('checksum');
     const sha256 = await publishWithSha256(partial, rawPath, signal);
     return { rawPath, sha256Path: shaPath, sha256, sizeBytes: disk.totalSectors * 512, partitions: disk.placed };
   } catch (e) {

@@ -1,5 +1,5 @@
 /**
- * Public API of the disk area: the Kairos raw disk image (buildDisk) and its parts — GPT writer, ext4 images via
+ * Public API of the disk area: the Kairos raw disk image (buildDisk; cloud and MAAS flavours) and its parts — GPT writer, ext4 images via
  * e2fsprogs, GRUB BIOS boot placement, Kairos partition files — and the qcow2 / fixed-VHD conversion.
  */
 export {
@@ -7,8 +7,25 @@ export {
   type BuildDiskInput,
   type BuildDiskOptions,
   type BuildDiskResult,
+  type DiskFlavour,
   type DiskPhase,
 } from './build-disk.js';
+export { CONTENT_LABEL, contentBundles, writeContentImage, type DiskContent } from './content-partition.js';
+export {
+  FIRSTBOOT_ENTRY,
+  UBUNTU_CLOUD_IMAGE_URL,
+  UBUNTU_ROOTFS_LABEL,
+  finishMaasImage,
+  prepareUbuntuRootfs,
+  type UbuntuRootfsOptions,
+} from './maas.js';
+export {
+  buildInstallerDisk,
+  diskFlavourOf,
+  installerDiskInputs,
+  type InstallerDiskOptions,
+  type InstallerDiskResult,
+} from './installer-disk.js';
 export { writeDisk, layoutDisk, type DiskPart, type PlacedPart } from './assemble.js';
 export {
   PART_TYPE,

@@ -43,7 +43,9 @@ export interface FallbackGrubOptions {
 
 /**
  * A recovery-only /etc/cos/grub.cfg for a rootfs without one: boots the kernel and initrd inside
- * /cOS/recovery.squashfs with dracut's live-image arguments (root=live:LABEL=COS_RECOVERY).
+ * /cOS/recovery.squashfs with dracut's live-image arguments (root=live:LABEL=COS_RECOVERY). Like Kairos's own
+ * grub.cfg it loads the first `/grubenv` found (COS_OEM's), boots `next_entry` when set and sources `/grubcustom`
+ * (the MAAS flavour's first-boot entry lives there).
  */
 export function fallbackGrubCfg(opts: FallbackGrubOptions = {}): string {
   const img = `/${KAIROS.recoverySquashFile}`;
@@ -52,12 +54,17 @@ serial --unit=0 --speed=115200
 terminal_input console serial
 terminal_output console serial
 set default=recovery
+search --no-floppy --file --set=env_blk /grubenv
+if [ "\${env_blk}" ]; then load_env -f "(\${env_blk})/grubenv"; fi
+if [ "\${next_entry}" ]; then set default="\${next_entry}"; fi
 menuentry "Kairos recovery" --id recovery {
   search --no-floppy --label --set=root ${KAIROS.recoveryLabel}
   loopback loop0 ($root)${img}
   linux (loop0)/boot/vmlinuz root=live:LABEL=${KAIROS.recoveryLabel} rd.live.dir=/cOS rd.live.squashimg=recovery.squashfs rd.cos.oemlabel=${KAIROS.oemLabel} rd.immucore.oemlabel=${KAIROS.oemLabel} console=tty1 console=ttyS0,115200 selinux=0 panic=5
   initrd (loop0)/boot/initrd
 }
+search --no-floppy --file --set=custom_blk /grubcustom
+if [ "\${custom_blk}" ]; then source "(\${custom_blk})/grubcustom"; fi
 `;
 }
 

@@ -80,10 +80,14 @@ export interface InstallerIsoInputs {
  */
 export async function installerIsoInputs(
   config: BuildConfig,
-  opts: Pick<InstallerIsoOptions, 'projectDir' | 'userData' | 'contentDirs' | 'localUi' | 'signal' | 'onWarning'> = {},
+  opts: Pick<InstallerIsoOptions, 'projectDir' | 'userData' | 'contentDirs' | 'localUi' | 'signal' | 'onWarning'> & {
+    /** What is built from the rootfs: the ISO (default) or a disk image (IS_CLOUD_IMAGE / IS_MAAS allowed). */
+    artefact?: 'iso' | 'disk';
+  } = {},
 ): Promise<InstallerIsoInputs> {
   const warn = opts.onWarning ?? (() => {});
-  applyInventory(config, ['base', 'iso']); // refusals only (UKI, MAAS/cloud images): before anything is built
+  // Refusals only (UKI; cloud/MAAS images for the ISO): before anything is built.
+  applyInventory(config, opts.artefact === 'disk' ? ['base', 'iso'] : ['base', 'iso', 'iso-only']);
   const projectDir = resolve(opts.projectDir ?? process.cwd());
   const defaultUserData = join(projectDir, 'user-data');
   const userData = opts.userData

@@ -24,6 +24,7 @@ import { BlobCache } from '../cache/blob-cache.js';
 import { MediaType } from '../image/media-types.js';
 import type { RegistryTransportOptions } from '../transports/registry/registry-image.js';
 import { entriesToTar } from '../tar/write.js';
+import { rootfsExtraItems } from '../disk/rootfs-extras.js';
 import { scanBase } from './base-scan.js';
 import { resolveBaseImage, stylusImage } from './derive.js';
 import { openImage, type OpenedImage } from './image-reader.js';
@@ -104,6 +105,8 @@ export function planInstallerLayers(
           target: '/',
           optional: true,
         },
+        // IS_CLOUD_IMAGE / IS_MAAS: CanvOS copies its disk flavours' files right after overlay/files.
+        ...rootfsExtraItems(config, projectDir),
       ],
     },
     finalize: {
@@ -190,7 +193,7 @@ export async function openInstallerRootfs(
       for (const h of df.history) {
         if (!h.layer) continue;
         const path = h.layer.path;
-        openers.push(async () => createReadStream(path));
+        openers.push(() => Promise.resolve(createReadStream(path)));
         names.push(h.name);
       }
     }
@@ -207,7 +210,7 @@ export async function openInstallerRootfs(
         signal,
       });
       s.verify();
-      openers.push(async () => createReadStream(b.path));
+      openers.push(() => Promise.resolve(createReadStream(b.path)));
       names.push(layer.name);
     };
     await built(planned.osConfig);

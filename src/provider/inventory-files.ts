@@ -82,6 +82,36 @@ export const FILE_INVENTORY: readonly InventoryEntry[] = [
     'IS_MAAS: `COPY` to `/system/oem/80_stylus_maas.yaml` (954–956), no --if-exists',
     'same; missing with IS_MAAS=true → exit 3',
   ),
+  file(
+    'cloud-images/workaround/',
+    'IS_CLOUD_IMAGE: `grubmenu.cfg` → `/etc/kairos/branding/`, `custom-post-reset.yaml` → `/system/oem/` (1252–1254)',
+    'same (installer rootfs of `disk`/`build-all`); missing → exit 3',
+    { via: 'IS_CLOUD_IMAGE' },
+  ),
+  file(
+    'cloudconfigs/cloud-content.sh',
+    'IS_CLOUD_IMAGE: `/opt/spectrocloud/scripts/` 0755, with cloud-extend-persistent.sh (1255–1259)',
+    'same; missing → exit 3',
+    { via: 'IS_CLOUD_IMAGE' },
+  ),
+  file(
+    'cloudconfigs/maas-content.sh',
+    'IS_MAAS: `/opt/spectrocloud/scripts/maas-content.sh` 0755 (1274–1278)',
+    'same; missing → exit 3',
+    { via: 'IS_MAAS' },
+  ),
+  file(
+    'cloudconfigs/curtin-hooks',
+    "IS_MAAS: `/curtin/curtin-hooks` (0750) of the MAAS image's UBUNTU_ROOTFS (earthly.sh, build-kairos-maas.sh)",
+    'same; missing → exit 3',
+    { via: 'IS_MAAS' },
+  ),
+  file(
+    'noble-server-cloudimg-amd64.tar.gz',
+    'IS_MAAS: downloaded by build-kairos-maas.sh from cloud-images.ubuntu.com; its `.img` becomes UBUNTU_ROOTFS',
+    'read from the project directory (the `.tar.gz` or its `.img`; `disk --maas-ubuntu-image FILE`); missing → exit 3 with the URL',
+    { via: 'IS_MAAS' },
+  ),
   {
     kind: 'file',
     name: 'secure-boot/',

@@ -20,9 +20,10 @@ export type InventoryIssue = '#11 Dockerfile/RUN' | '#16 UKI' | '#17 disk/MAAS/c
 
 /**
  * Which build step a rule belongs to: `base` (CanvOS `base-image`, shared by provider images and the ISO),
- * `provider` (`provider-image`) or `iso` (`iso-image` / `iso` and the disk artefacts built from them).
+ * `provider` (`provider-image`), `iso` (`iso-image` / `iso` and the disk artefacts built from them) or `iso-only`
+ * (the installer ISO itself, not the disk images built from the same rootfs).
  */
-export type InventoryScope = 'base' | 'provider' | 'iso';
+export type InventoryScope = 'base' | 'provider' | 'iso' | 'iso-only';
 
 /** A refusal or warning, applied when the configuration asks for something canvos-lite does not do. */
 export interface InventoryRule {
@@ -80,7 +81,7 @@ export function isNonDefault(c: BuildConfig, name: ArgName): boolean {
   const info = ARG_INFO.get(name);
   const v = argValue(c, name);
   if (!info) return false;
-  if (info.default.includes('$')) return c.origins?.[name] !== undefined && v !== '' && v !== undefined;
+  if (info.default.includes('$')) return c.origins[name] !== undefined && v !== '' && v !== undefined;
   return String(v) !== info.default;
 }
 
@@ -91,7 +92,7 @@ function subjectOf(e: InventoryEntry, c: BuildConfig): string {
 }
 
 function where(e: InventoryEntry, c: BuildConfig): string {
-  const loc = e.kind === 'arg' && isArgName(e.name) ? formatLoc(c.origins?.[e.name]) : '';
+  const loc = e.kind === 'arg' && isArgName(e.name) ? formatLoc(c.origins[e.name]) : '';
   return loc ? `${loc}: ` : '';
 }
 
@@ -137,7 +138,7 @@ export function inventoryMarkdown(): string {
     const extra = (e.rules ?? [])
       .filter((r) => r.status !== e.status)
       .map((r) =>
-        `${r.status} ${r.scope === 'iso' ? 'for the ISO' : r.scope === 'provider' ? 'for provider images' : ''}`.trim(),
+        `${r.status} ${r.scope === 'iso' || r.scope === 'iso-only' ? 'for the ISO' : r.scope === 'provider' ? 'for provider images' : ''}`.trim(),
       );
     const status = [e.status, ...new Set(extra)].join('; ');
     const issue = e.issue ?? [...new Set((e.rules ?? []).map((r) => r.issue).filter(Boolean))].join(', ');

@@ -10,6 +10,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { CanvosError } from '../errors.js';
+import { throwIfAborted } from '../util/abort.js';
 import { sourceDateEpochFromEnv } from '../layers/build.js';
 import { BlobCache } from '../cache/blob-cache.js';
 import { buildProviderImages, type BuildProviderOptions, type BuildProviderResult } from '../provider/build.js';
@@ -65,7 +66,7 @@ export async function buildUkiProviderImages(
     const cache = new BlobCache({ dir: opts.cacheDir });
     const images = [];
     for (const [i, img] of inner.images.entries()) {
-      opts.signal?.throwIfAborted();
+      throwIfAborted(opts.signal);
       const plan = inner.plan.images[i];
       if (!plan) throw new CanvosError('ERR_INTERNAL', `no plan for provider image ${img.tag}`);
       const destination = 'push' in opts.output ? `docker://${plan.imageRef}` : `oci:${opts.output.ociDir}:${plan.tag}`;

@@ -12,7 +12,7 @@ import { join, resolve } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MARKER } from '../helpers/boot-fixture.js';
-import { prepareDiskFixture, writeDiskLayout } from '../helpers/disk-fixture.js';
+import { partitionLabels, prepareDiskFixture, writeDiskLayout } from '../helpers/disk-fixture.js';
 import { bootIso } from '../helpers/qemu.js';
 import { run } from '../helpers/tools.js';
 import { asUnprivileged, unprivilegedIdentity, unprivilegedTempDir } from '../helpers/unprivileged.js';
@@ -84,22 +84,7 @@ describe.sequential('canvos-lite disk (built by an unprivileged user)', () => {
     expect(f.stdout).toMatch(/Disklabel type: gpt/);
     expect(f.stdout).toMatch(/raw1\s+2048\s+133119\s+131072\s+64M EFI System/);
     expect(f.stdout).toMatch(/raw2\s+133120\s+135167\s+2048\s+1M BIOS boot/);
-    const labels: Record<string, string> = {};
-    for (const part of first.partitions.filter((x) => x.label.startsWith('COS_'))) {
-      const b = await run('blkid', [
-        '-p',
-        '-O',
-        String(part.firstLba * 512),
-        '-s',
-        'LABEL',
-        '-s',
-        'TYPE',
-        '-o',
-        'export',
-        first.rawPath,
-      ]);
-      labels[/LABEL=(\S+)/.exec(b.stdout)?.[1] ?? '?'] = /TYPE=(\S+)/.exec(b.stdout)?.[1] ?? '?';
-    }
+    const labels = await partitionLabels(first.rawPath, first.partitions);
     expect(labels).toEqual({ COS_GRUB: 'vfat', COS_OEM: 'ext4', COS_RECOVERY: 'ext4' });
   });
 

@@ -1,7 +1,8 @@
 /**
  * The boot fixture (test/helpers/boot-fixture.ts) adapted to installed-disk boots: a second newc archive appended
  * to its initramfs (the kernel unpacks concatenated archives in order, later files win) adds ext4 and a new /init
- * that finds `root=live:LABEL=…` on any file system, mounts COS_OEM and prints what the disk image put there.
+ * that finds `root=live:LABEL=…` (or `root=LABEL=…`) on any file system, mounts COS_OEM and prints what the disk
+ * image put there (and where COS_CONTENT is).
  */
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
@@ -9,6 +10,7 @@ import { cp, mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { buildLayer } from '../../src/layers/build.js';
+import { run } from './tools.js';
 import { ROOT_MODULES, moduleClosure, newcRecord, prepareBootFixture, type BootFixture } from './boot-fixture.js';
 
 const DISK_MODULES = [...ROOT_MODULES, 'crc32c_generic', 'ext4'];
@@ -24,11 +26,12 @@ if [ -d /sys/firmware/efi ]; then echo "CANVOS-TEST: firmware=UEFI"; else echo "
 echo "CANVOS-TEST: cmdline: $(cat /proc/cmdline)"
 for m in ${modules.join(' ')}; do insmod /lib/modules/$m.ko 2>/dev/null; done
 arg() { tr ' ' '\\n' </proc/cmdline | sed -n "s/^$1=//p" | tail -n 1; }
-label=$(arg root | sed 's/^live:\\(CD\\)\\{0,1\\}LABEL=//')
+label=$(arg root | sed 's/^live:\\(CD\\)\\{0,1\\}LABEL=//; s/^LABEL=//')
 dir=$(arg rd.live.dir); img=$(arg rd.live.squashimg)
 dev=""
 for i in $(seq 1 150); do dev=$(findfs LABEL="$label" 2>/dev/null) && break; sleep 0.2; done
 echo "CANVOS-TEST: LABEL=$label -> \${dev:-NOT FOUND}"
+content=$(findfs LABEL=COS_CONTENT 2>/dev/null) && echo "CANVOS-TEST: LABEL=COS_CONTENT -> $content"
 mkdir -p /oem
 oem=$(findfs LABEL=COS_OEM 2>/dev/null)
 if [ -n "$oem" ] && mount -t ext4 -o ro "$oem" /oem; then
@@ -48,7 +51,7 @@ poweroff -f
 /** The fixture plus `diskInitrd`: its initramfs with the disk /init and ext4 appended (cached next to it). */
 export async function prepareDiskFixture(): Promise<BootFixture & { diskInitrd: string }> {
   const fx = await prepareBootFixture();
-  const diskInitrd = join(dirname(fx.initrd), 'initrd-disk-v1.img');
+  const diskInitrd = join(dirname(fx.initrd), 'initrd-disk-v2.img');
   if (existsSync(diskInitrd)) return { ...fx, diskInitrd };
   const modDir = join(dirname(dirname(fx.kernel)), 'lib', 'modules', fx.kver);
   const all = await moduleClosure(modDir, DISK_MODULES);
@@ -116,4 +119,18 @@ export async function writeDiskLayout(fx: { layoutDir: string; diskInitrd: strin
       ],
     }),
   );
+}
+
+/** File system label → type of each partition of `raw` that has a label (blkid, probing at the partition offset). */
+export async function partitionLabels(
+  raw: string,
+  parts: readonly { label: string; firstLba: number }[],
+): Promise<Record<string, string>> {
+  const out: Record<string, string> = {};
+  for (const p of parts.filter((x) => x.label !== 'BIOS_BOOT')) {
+    const offset = String(p.firstLba * 512);
+    const b = await run('blkid', ['-p', '-O', offset, '-s', 'LABEL', '-s', 'TYPE', '-o', 'export', raw]);
+    out[/LABEL=(\S+)/.exec(b.stdout)?.[1] ?? '?'] = /TYPE=(\S+)/.exec(b.stdout)?.[1] ?? '?';
+  }
+  return out;
 }

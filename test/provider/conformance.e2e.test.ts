@@ -248,8 +248,8 @@ describe.sequential('CanvOS conformance over fixtures/canvos-project', () => {
       ['DRBD_VERSION', async () => expect(await read('etc/site-9.2.12.conf')).toBe('site=conformance\n')], // the Dockerfile's ARG
     ];
     for (const [name, check] of checks) {
-      await check().catch((e: Error) => {
-        throw new Error(`${name}: ${e.message}`);
+      await check().catch((e: unknown) => {
+        throw new Error(`${name}: ${e instanceof Error ? e.message : String(e)}`);
       });
       cover(name, 'provider image');
     }
@@ -344,9 +344,19 @@ describe.sequential('CanvOS conformance over fixtures/canvos-project', () => {
         ['build', '--output', 'oci:refused-out', '--set', 'IS_UKI=true', '--set', 'OS_VERSION=24.04'],
         /IS_UKI=true needs the Secure Boot keys in .*secure-boot[\s\S]*hint: create them with canvos-lite uki genkey/,
       ],
-      ['IS_MAAS', ['iso'], /IS_MAAS=true is not supported by canvos-lite: the MAAS disk image[\s\S]*#17/],
+      ['IS_MAAS', ['iso'], /IS_MAAS=true is not supported by canvos-lite: .*MAAS disk image[\s\S]*#17/],
       ['IS_CLOUD_IMAGE', ['iso', '--set', 'IS_MAAS=false'], /IS_CLOUD_IMAGE=true is not supported[\s\S]*#17/],
-      ['IS_MAAS', ['build-all', '--output', 'oci:refused-out'], /IS_MAAS=true is not supported/], // before any image is built
+      // The MAAS image's inputs are checked before any image is built.
+      [
+        'IS_CLOUD_IMAGE',
+        ['build-all', '--output', 'oci:refused-out'],
+        /IS_CLOUD_IMAGE=true and IS_MAAS=true ask for two different disk images/,
+      ],
+      [
+        'IS_MAAS',
+        ['build-all', '--output', 'oci:refused-out', '--set', 'IS_CLOUD_IMAGE=false'],
+        /IS_MAAS=true: .*cloudconfigs\/curtin-hooks does not exist/,
+      ],
     ];
     for (const [name, args, re] of cases) {
       const r = await cli(...args);
@@ -365,6 +375,16 @@ describe.sequential('CanvOS conformance over fixtures/canvos-project', () => {
       'STYLUS_PACKAGE_BASE',
     ])
       cover(n, 'UKI provider image and ISO (test/uki/config-build.test.ts)');
+    // The cloud / MAAS disk images themselves are built and booted in test/disk/flavours.test.ts.
+    for (const n of [
+      'MAAS_IMAGE_NAME',
+      'cloud-images/workaround/',
+      'cloudconfigs/cloud-content.sh',
+      'cloudconfigs/maas-content.sh',
+      'cloudconfigs/curtin-hooks',
+      'noble-server-cloudimg-amd64.tar.gz',
+    ])
+      cover(n, 'disk flavours (test/disk/flavours.test.ts)');
     // Plain COPYs in CanvOS: a missing Jetson mount.yaml / MAAS cloudconfig fails the build.
     for (const [file, hint] of [
       ['cloudconfigs/mount.yaml', /hint: IS_JETSON=true, so CanvOS copies cloudconfigs\/mount.yaml/],

@@ -13,7 +13,7 @@ import {
 import type { BuildConfig } from '../../src/provider/resolve.js';
 import { ARG_INFO } from '../../src/provider/schema.js';
 
-const ALL: InventoryScope[] = ['base', 'provider', 'iso'];
+const ALL: InventoryScope[] = ['base', 'provider', 'iso', 'iso-only'];
 
 function collect(c: BuildConfig, scopes: InventoryScope[] = ALL): string[] {
   const out: string[] = [];
@@ -106,15 +106,17 @@ describe('the CanvOS inventory', () => {
     expect(collect(parseArgText('IS_UKI=true\nARCH=arm64\n'), ['base', 'iso'])).toEqual([
       'W_UKI_ARM64 .arg:1: IS_UKI=true has no effect in canvos-lite: CanvOS builds the UKI ISO on amd64 only; on arm64 it builds the plain installer ISO, and so does canvos-lite (issue #16 UKI)',
     ]);
-    const maas = refusal('IS_MAAS=true\n', ['base', 'iso']);
+    const maas = refusal('IS_MAAS=true\n', ['base', 'iso', 'iso-only']);
     expect(maas.message).toBe(
-      '.arg:1: IS_MAAS=true is not supported by canvos-lite: the MAAS disk image (kairos-raw-image + build-kairos-maas.sh) is not built',
+      ".arg:1: IS_MAAS=true is not supported by canvos-lite: IS_MAAS=true asks for CanvOS's MAAS disk image (+maas-image), not the installer ISO",
     );
+    expect(maas.hint).toContain('canvos-lite disk');
     expect(maas.hint).toContain('#17');
-    expect(refusal('IS_CLOUD_IMAGE=true\n', ['iso']).hint).toContain('#17');
+    expect(refusal('IS_CLOUD_IMAGE=true\n', ['iso-only']).hint).toContain('#17');
+    // The disk images are built from the same rootfs (scope iso) without the ISO-only refusals.
+    expect(collect(parseArgText('IS_MAAS=true\nIS_CLOUD_IMAGE=true\n'), ['base', 'iso'])).toEqual([]);
     expect(collect(parseArgText('IS_MAAS=true\nIS_CLOUD_IMAGE=true\n'), ['base', 'provider'])).toEqual([
-      'W_ARG_NO_EFFECT .arg:1: IS_MAAS=true has no effect in canvos-lite: the label and cloudconfigs/80_stylus_maas.yaml are applied, but no MAAS disk image is built (issue #17 disk/MAAS/cloud images)',
-      'W_ARG_NO_EFFECT .arg:2: IS_CLOUD_IMAGE=true has no effect in canvos-lite: it only shapes the cloud raw image, which canvos-lite does not build (issue #17 disk/MAAS/cloud images)',
+      'W_ARG_NO_EFFECT .arg:2: IS_CLOUD_IMAGE=true has no effect in canvos-lite: it only shapes the cloud raw image (canvos-lite disk / build-all), not provider images (issue #17 disk/MAAS/cloud images)',
     ]);
   });
 

@@ -8,7 +8,7 @@ import { parseArgs } from 'node:util';
 import { CanvosError } from '../../errors.js';
 import { twoNodeSourcesFromEnv } from '../../provider/two-node.js';
 import { pushArtifact } from '../../artifact/artifact.js';
-import { buildInstallerDisk, type InstallerDiskResult } from '../../disk/installer-disk.js';
+import { buildInstallerDisk, installerDiskInputs, type InstallerDiskResult } from '../../disk/installer-disk.js';
 import { sourceDateEpochFromEnv } from '../../layers/build.js';
 import { installerIsoInputs } from '../../provider/installer-iso.js';
 import { buildConfiguredIso } from '../../uki/config-iso.js';
@@ -29,6 +29,7 @@ import {
   providerResultJson,
 } from '../provider-step.js';
 import type { CliIo, CommandModule } from '../types.js';
+import { diskOutputPaths } from './disk.js';
 
 const usage = `usage: canvos-lite build-all [options] (--push | --output oci:DIR) [--iso-output DIR]
 
@@ -50,6 +51,7 @@ installer ISO (see canvos-lite iso --help):
 disk image (see canvos-lite disk --help):
   --disk                   also build <ISO_NAME>.raw into the --iso-output directory
   --disk-format F          raw.gz (MAAS), qcow2 and/or vhd copies of it (repeatable or comma-separated)
+  IS_CLOUD_IMAGE=true / IS_MAAS=true: the cloud / MAAS disk image is built into --iso-output instead of the ISO
 
   --json                   print one JSON result {provider, iso} on stdout instead of the pack snippet
 
@@ -105,25 +107,32 @@ async function run(argv: string[], io: CliIo): Promise<number> {
     out,
     io,
   };
-  // ISO inputs are checked before anything is built, so a bad user-data file fails fast.
-  await installerIsoInputs(cli.config, {
-    projectDir: cli.projectDir,
-    userData: job.userData,
-    contentDirs: job.contentDirs,
-  });
+  // CanvOS builds the cloud / MAAS disk image from the installer rootfs for these args: that replaces the ISO.
+  const flavourDisk = cli.config.isCloudImage || cli.config.isMaas;
+  if (flavourDisk && values['iso-push'])
+    throw usageError(
+      `--iso-push: IS_${cli.config.isMaas ? 'MAAS' : 'CLOUD_IMAGE'}=true builds a disk image, not the ISO`,
+    );
+  // The installer inputs are checked before anything is built, so a bad user-data file fails fast.
+  const inputs = { projectDir: cli.projectDir, userData: job.userData, contentDirs: job.contentDirs };
+  await (flavourDisk ? installerDiskInputs(cli.config, inputs) : installerIsoInputs(cli.config, inputs));
 
   const provider = await buildProviderStep('build-all', cli, versions, values, io, warn);
   for (const line of providerImageLines(provider, values.push === true)) out.say(line);
-  const iso = await isoStep(job, values['iso-push']);
-  const disk = values.disk ? await diskStep(job, diskFormats) : undefined;
+  const iso = flavourDisk ? undefined : await isoStep(job, values['iso-push']);
+  const disk = values.disk || flavourDisk ? await diskStep(job, diskFormats) : undefined;
   const snippet = packSnippet(cli.config);
   if (values.json) {
-    const json = { provider: providerResultJson(provider, snippet), iso, ...(disk ? { disk } : {}) };
+    const json = {
+      provider: providerResultJson(provider, snippet),
+      ...(iso ? { iso } : {}),
+      ...(disk ? { disk } : {}),
+    };
     io.stdout.write(`${JSON.stringify(json)}\n`);
     return 0;
   }
-  out.say(`wrote ${iso.isoPath} (sha256 ${iso.sha256})`);
-  if (disk) out.say(`wrote ${[disk.rawPath, ...diskFormats.map((f) => disk[f])].join(', ')}`);
+  if (iso) out.say(`wrote ${iso.isoPath} (sha256 ${iso.sha256})`);
+  if (disk) out.say(`wrote ${diskOutputPaths(disk).join(', ')}`);
   io.stdout.write(snippet);
   return 0;
 }
@@ -168,6 +177,7 @@ function diskStep(job: InstallerJob, formats: ReturnType<typeof parseDiskFormats
   return buildInstallerDisk(cli.config, {
     projectDir: cli.projectDir,
     userData: job.userData,
+    contentDirs: job.contentDirs,
     registry: cli.registry,
     cacheDir: cli.cacheDir,
     outputDir: job.outputDir,

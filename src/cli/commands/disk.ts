@@ -21,7 +21,7 @@ import { baseImageRegistry, commandOutput, type CommandOutput } from '../flag-se
 import type { CliIo, CommandModule } from '../types.js';
 
 const usage = `usage: canvos-lite disk [configuration options] [--user-data FILE] [--format raw|raw.gz|qcow2|vhd]... [--size MiB]
-                        [--output DIR] [--json]
+                        [--maas-ubuntu-image FILE] [--output DIR] [--json]
        canvos-lite disk --base REF [--name NAME] [--arch amd64|arm64] [--edge-custom-config FILE] [--insecure] [options]
 
 Writes <output>/<name>.raw (+ .sha256): a GPT disk with Kairos's partitions as AuroraBoot's raw image has them:
@@ -31,6 +31,10 @@ COS_RECOVERY (ext4: cOS/recovery.squashfs of the installer rootfs). No root, no 
 
 From the CanvOS configuration (default): the ISO's rootfs (BASE_IMAGE + edits + STYLUS_BASE + overlay/files/);
 ISO_NAME names the image, ARCH and EDGE_CUSTOM_CONFIG apply, user-data from <project>/user-data if present.
+IS_CLOUD_IMAGE=true: CanvOS's cloud image (its cloud-images/ and cloudconfigs/ files in the rootfs, a COS_CONTENT
+partition with the content-*/ bundles, CLUSTERCONFIG and EDGE_CUSTOM_CONFIG). IS_MAAS=true: CanvOS's MAAS image
+<MAAS_IMAGE_NAME>.raw.gz (EFI; UBUNTU_ROOTFS from the Ubuntu cloud image with cloudconfigs/curtin-hooks; COS_CONTENT).
+  --maas-ubuntu-image FILE   IS_MAAS: noble-server-cloudimg-amd64.tar.gz or its .img (default: in the project)
 
 ${CONFIG_USAGE}
 
@@ -49,12 +53,14 @@ common options:
   --json                     print only a JSON result on stdout`;
 
 const BASE_ONLY = ['name', 'arch', 'edge-custom-config', 'insecure'] as const;
+const CONFIG_ONLY = ['maas-ubuntu-image'] as const;
 const usageError = (message: string): CanvosError => usageErrorFor('disk', message);
 
 const OPTIONS = {
   ...INSTALLER_SOURCE_OPTIONS,
   format: { type: 'string', multiple: true },
   size: { type: 'string' },
+  'maas-ubuntu-image': { type: 'string' },
 } as const;
 
 type DiskValues = ReturnType<typeof parseArgs<{ options: typeof OPTIONS }>>['values'];
@@ -69,7 +75,7 @@ interface DiskJob {
   onProgress: (p: { phase: DiskPhase }) => void;
 }
 
-type DiskResult = BuildDiskResult & Partial<Record<DiskFormat, string>>;
+type DiskResult = BuildDiskResult & Partial<Record<DiskFormat, string>> & { flavour?: string };
 
 async function run(argv: string[], io: CliIo): Promise<number> {
   const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, strict: true, options: OPTIONS });
@@ -90,7 +96,7 @@ async function run(argv: string[], io: CliIo): Promise<number> {
     },
   };
   const result = values.base ? await fromBase(values.base, values, job, io) : await fromConfig(values, job, io);
-  out.result(result, [result.rawPath, ...formats.map((f) => result[f] ?? '')]);
+  out.result(result, diskOutputPaths(result));
   return 0;
 }
 
@@ -111,6 +117,7 @@ async function fromConfig(values: DiskValues, job: DiskJob, io: CliIo): Promise<
     userData: job.userData,
     formats: job.formats,
     sizeMiB: job.sizeMiB,
+    maasUbuntuImage: values['maas-ubuntu-image'] ? resolve(io.cwd, values['maas-ubuntu-image']) : undefined,
     env: io.env,
     signal: io.signal,
     onWarning: cli.warn,
@@ -124,6 +131,9 @@ async function fromConfig(values: DiskValues, job: DiskJob, io: CliIo): Promise<
 /** A ready installer image (`--base REF`). */
 async function fromBase(ref: string, values: DiskValues, job: DiskJob, io: CliIo): Promise<DiskResult> {
   rejectConfigFlags('disk', values);
+  for (const k of CONFIG_ONLY) {
+    if (values[k] !== undefined) throw usageError(`--${k} does not apply with --base (the image is used as it is)`);
+  }
   const arch = parseBaseArch('disk', values.arch);
   const ecc = values['edge-custom-config'];
   const registry = baseImageRegistry('disk', values, [ref], io);
@@ -145,6 +155,14 @@ async function fromBase(ref: string, values: DiskValues, job: DiskJob, io: CliIo
   job.out.flush();
   const env = { env: io.env, signal: io.signal, sourceDateEpoch: sourceDateEpochFromEnv(io.env) };
   return Object.assign(result, await convertAll(result.rawPath, job.formats, env));
+}
+
+/** The files a disk build wrote: the raw image (not for MAAS, which keeps only the .raw.gz, as CanvOS) and copies. */
+export function diskOutputPaths(
+  r: { rawPath: string; flavour?: string } & Partial<Record<DiskFormat, string>>,
+): string[] {
+  const copies = (['raw.gz', 'qcow2', 'vhd'] as const).map((f) => r[f]).filter((p) => p !== undefined);
+  return [...(r.flavour === 'maas' ? [] : [r.rawPath]), ...copies];
 }
 
 const command: CommandModule = {

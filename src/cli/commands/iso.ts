@@ -16,7 +16,13 @@ import type { RegistryTransportOptions } from '../../transports/registry/registr
 import { mergeLayers } from '../../layers/merge.js';
 import { BlobCache } from '../../cache/blob-cache.js';
 import { openImage } from '../../provider/image-reader.js';
-import { CONFIG_OPTIONS, CONFIG_USAGE, loadCliConfig, type ConfigFlagValues, rejectConfigFlags } from '../config-options.js';
+import {
+  CONFIG_OPTIONS,
+  CONFIG_USAGE,
+  loadCliConfig,
+  type ConfigFlagValues,
+  rejectConfigFlags,
+} from '../config-options.js';
 import { parseTimeout, TIMEOUT_OPTION, usageError as usageErrorFor } from '../flags.js';
 import { buildConfiguredIso } from '../../uki/config-iso.js';
 import { INSTALLER_SOURCE_OPTIONS, parseBaseArch, withBaseImage } from '../base-image.js';

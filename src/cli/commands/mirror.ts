@@ -20,7 +20,17 @@ import { parsePlatform } from '../../image/platform.js';
 import { parseReference, type Reference } from '../../registry/reference.js';
 import type { RegistryTransportOptions } from '../../transports/registry/registry-image.js';
 import { createProgress, formatBytes } from '../progress.js';
-import { SRC_DEST_REGISTRY_OPTIONS, blobPartsHelp, checkAccessPaths, parseBlobParts, parseCreds as parseCredsFor, parseTimeout, TIMEOUT_OPTION, timeoutHelp, usageError as usageErrorFor } from '../flags.js';
+import {
+  SRC_DEST_REGISTRY_OPTIONS,
+  blobPartsHelp,
+  checkAccessPaths,
+  parseBlobParts,
+  parseCreds as parseCredsFor,
+  parseTimeout,
+  TIMEOUT_OPTION,
+  timeoutHelp,
+  usageError as usageErrorFor,
+} from '../flags.js';
 import type { CliIo, CommandModule } from '../types.js';
 import { parseMirrorArgs, parseSize, type MirrorArgs, type MirrorSubcommand } from './mirror/args.js';
 import { mirrorLoadCmd } from './mirror/load-cmd.js';
