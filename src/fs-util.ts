@@ -5,13 +5,24 @@
  */
 import { mkdir, stat } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
+import type { Writable } from 'node:stream';
+
+/** End a writable (e.g. a file write stream) and wait until it has flushed; a write error rejects. */
+export function endStream(s: Writable): Promise<void> {
+  return new Promise((res, rej) => {
+    s.end((e?: Error | null) => {
+      if (e) rej(e);
+      else res();
+    });
+  });
+}
 
 /** Create `path` and its missing parents (like `mkdir -p`); an existing non-directory is ENOTDIR. */
 export async function mkdirs(path: string): Promise<void> {
   const missing: string[] = [];
   for (let p = resolve(path); ;) {
-    const st = await stat(p).catch((e: NodeJS.ErrnoException) => {
-      if (e.code !== 'ENOENT') throw e;
+    const st = await stat(p).catch((e: unknown) => {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
       return undefined;
     });
     if (st) {
@@ -30,8 +41,8 @@ export async function mkdirs(path: string): Promise<void> {
     p = up;
   }
   for (const d of missing.reverse()) {
-    await mkdir(d).catch((e: NodeJS.ErrnoException) => {
-      if (e.code !== 'EEXIST') throw e;
+    await mkdir(d).catch((e: unknown) => {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
     });
   }
 }
