@@ -5,8 +5,9 @@
  * is free: blobs appear in a layout only after verification (temp file + rename), and registries are HEAD-checked.
  */
 import { rm, stat } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import type { CopyResult } from '../copy/copy.js';
-import { CanvosError } from '../errors.js';
+import { CanvosError, internalError } from '../errors.js';
 import type { ImageDestination, ImageSource, PutBlobResult, RawManifest } from '../copy/types.js';
 import type { Digest } from '../oci/digest.js';
 import { layoutSource, OciLayout, REF_NAME_ANNOTATION } from '../oci/layout.js';
@@ -72,6 +73,7 @@ function registryJobs(
   const tagLists = new TagLists();
   const make = (source: Reference, platforms: MirrorItem['platforms'], referrer: boolean): CopyJob => {
     const d = dest(source);
+    const destHas = d.has;
     let opened: ReturnType<typeof registrySource> | undefined;
     return {
       source: source.toString(),
@@ -84,13 +86,13 @@ function registryJobs(
       openDestination: d.openDestination,
       // With a platform subset the destination root differs from the source's: no shortcut.
       upToDate:
-        platforms?.length || !d.has
+        platforms?.length || !destHas
           ? undefined
           : async (signal = opts.signal) => {
               const repo =
                 opened?.repo ?? registrySource(source, conns.options(source.registry, 'src', opts.sourceRegistry)).repo;
               const h = await repo.headManifest(source.identifier, { signal });
-              return h && (await d.has!(h.digest, signal)) ? { digest: h.digest, mediaType: h.mediaType } : undefined;
+              return h && (await destHas(h.digest, signal)) ? { digest: h.digest, mediaType: h.mediaType } : undefined;
             },
       async after(r: CopyResult, src: ImageSource, _dst, signal = opts.signal): Promise<CopyJob[]> {
         await d.after?.(r);
@@ -162,10 +164,9 @@ function layoutBlobDestination(layout: OciLayout, shipped: ReadonlySet<string>):
     description: `oci:${layout.dir}`,
     tag: undefined,
     // Blobs shipped in an earlier archive (--since) count as present: they are neither downloaded nor packed.
-    hasBlob: async (desc: Descriptor) =>
-      shipped.has(desc.digest) || (await layout.hasBlob(desc.digest as Digest, desc.size)),
+    hasBlob: async (desc: Descriptor) => shipped.has(desc.digest) || (await layout.hasBlob(desc.digest, desc.size)),
     async putBlob(desc, open, o = {}): Promise<PutBlobResult> {
-      if (await layout.hasBlob(desc.digest as Digest, desc.size)) return 'exists';
+      if (await layout.hasBlob(desc.digest, desc.size)) return 'exists';
       await layout.writeBlob(desc, await open(), { signal: o.signal, sourceVerified: o.sourceVerified === true });
       return 'uploaded';
     },
@@ -251,9 +252,7 @@ export async function mirrorSave(
         const e = (await layout.readIndex()).manifests.find(
           (m) => m.annotations?.[REF_NAME_ANNOTATION] === src.toString(),
         );
-        return (
-          e?.annotations?.[SOURCE_DIGEST_ANNOTATION] === digest && (await layout.hasBlob(e.digest as Digest, e.size))
-        );
+        return e?.annotations?.[SOURCE_DIGEST_ANNOTATION] === digest && (await layout.hasBlob(e.digest, e.size));
       },
     }));
     r = await runJobs(jobs, {
@@ -273,7 +272,6 @@ export async function mirrorSave(
       signal: opts.signal,
       onProgress: opts.onProgress,
     });
-    const { dirname, join } = await import('node:path');
     files.push(...m.parts.map((p) => join(dirname(to), p.name)), `${to.replace(/\.tar$/, '')}.manifest.json`);
     if (!opts.keepLayout) await rm(dir, { recursive: true, force: true });
   }
@@ -369,7 +367,7 @@ export async function mirrorLoad(
 /** Throw ERR_MIRROR_PARTIAL when a report lists failures (for library callers that want an exception). */
 export function throwIfPartial(report: Pick<MirrorReport, 'failures' | 'operation'>): void {
   if (report.failures.length === 0) return;
-  const first = report.failures[0]!;
+  const first = report.failures[0] ?? internalError('failures is not empty');
   throw new CanvosError(
     'ERR_MIRROR_PARTIAL',
     `mirror ${report.operation}: ${report.failures.length} image(s) failed, first ${first.source}: ${first.message}`,
