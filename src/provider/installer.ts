@@ -190,7 +190,7 @@ export async function openInstallerRootfs(
       for (const h of df.history) {
         if (!h.layer) continue;
         const path = h.layer.path;
-        openers.push(async () => createReadStream(path));
+        openers.push(() => Promise.resolve(createReadStream(path)));
         names.push(h.name);
       }
     }
@@ -206,7 +206,7 @@ export async function openInstallerRootfs(
         signal,
       });
       s.verify();
-      openers.push(async () => createReadStream(b.path));
+      openers.push(() => Promise.resolve(createReadStream(b.path)));
       names.push(layer.name);
     };
     await built(planned.osConfig);

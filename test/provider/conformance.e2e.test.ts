@@ -248,8 +248,8 @@ describe.sequential('CanvOS conformance over fixtures/canvos-project', () => {
       ['DRBD_VERSION', async () => expect(await read('etc/site-9.2.12.conf')).toBe('site=conformance\n')], // the Dockerfile's ARG
     ];
     for (const [name, check] of checks) {
-      await check().catch((e: Error) => {
-        throw new Error(`${name}: ${e.message}`);
+      await check().catch((e: unknown) => {
+        throw new Error(`${name}: ${(e as Error).message}`);
       });
       cover(name, 'provider image');
     }
