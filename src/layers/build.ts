@@ -4,7 +4,7 @@
  * Same spec + same SOURCE_DATE_EPOCH (+ same compression settings and backend) ⇒ byte-identical blob.
  */
 import { createWriteStream } from 'node:fs';
-import { mkdir, mkdtemp, rename, rm } from 'node:fs/promises';
+import { mkdtemp, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { CanvosError, abortError } from '../errors.js';

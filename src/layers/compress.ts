@@ -96,14 +96,15 @@ export async function* compressChunks(
         b = b.subarray(take);
         if (have === chunkSize) {
           submit();
-          while (pending.length >= concurrency) yield await pending.shift()!;
+          // The oldest results, in order, until fewer than `concurrency` are in flight.
+          for (const p of pending.splice(0, pending.length - concurrency + 1)) yield await p;
           opts.signal?.throwIfAborted();
         }
       }
     }
     // An empty input still needs one member/frame: zero bytes are not a valid gzip or zstd file.
     if (have > 0 || submitted === 0) submit();
-    while (pending.length > 0) yield await pending.shift()!;
+    for (const p of pending.splice(0)) yield await p;
   } finally {
     pending.length = 0;
   }

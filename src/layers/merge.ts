@@ -45,10 +45,10 @@ export async function* mergeLayers(openers: readonly LayerOpener[], opts: MergeO
     }
     return false;
   };
-  for (let i = openers.length - 1; i >= 0; i--) {
+  for (const [i, open] of [...openers.entries()].reverse()) {
     const layerDeleted: string[] = [];
     const layerOpaque: string[] = [];
-    for await (const e of readLayer(await openers[i]!(), { name: `layer ${i}`, signal: opts.signal })) {
+    for await (const e of readLayer(await open(), { name: `layer ${i}`, signal: opts.signal })) {
       const base = baseName(e.path);
       if (base.startsWith(WH)) {
         if (base === OPAQUE) layerOpaque.push(parentPath(e.path));
@@ -80,8 +80,8 @@ async function* materialise(
   opts: MergeOptions,
 ): AsyncGenerator<FsEntry, boolean> {
   const target = link.linkname ?? '';
-  for (let j = from; j >= 0; j--) {
-    const it = readLayer(await openers[j]!(), { name: `layer ${j}`, signal: opts.signal });
+  for (const [j, open] of [...openers.slice(0, from + 1).entries()].reverse()) {
+    const it = readLayer(await open(), { name: `layer ${j}`, signal: opts.signal });
     try {
       for await (const e of it) {
         if (e.path !== target || e.type !== 'file') continue;

@@ -93,7 +93,7 @@ function unsafe(name: string, what: string, p: string): CanvosError {
 export async function* readLayer(stream: AsyncIterable<Buffer>, opts: ReadLayerOptions = {}): AsyncGenerator<FsEntry> {
   const name = opts.name ?? 'layer';
   const bytes = await decompressed(stream, opts, name);
-  const iter = bytes[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
+  const iter = bytes[Symbol.asyncIterator]();
   const r = new ByteReader(iter, name);
   let globalPax = new Map<string, Buffer>();
   let pax: Map<string, Buffer> | undefined;
