@@ -6,9 +6,10 @@
  * COS_PERSISTENT) and COS_RECOVERY (ext4: cOS/recovery.squashfs streamed from the layers, /etc/cos/grub.cfg).
  * Written as `<name>.raw.partial` in the output dir, then renamed, with a `.sha256` like the ISO.
  */
-import { copyFile, mkdir, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, rm, stat, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { CanvosError, abortError } from '../errors.js';
+import { CanvosError } from '../errors.js';
+import { buildOutputFile } from '../fs-util.js';
 import type { FsEntry } from '../layers/entry.js';
 import { sourceDateEpochFromEnv } from '../layers/build.js';
 import { publishWithSha256 } from '../oci/digest.js';
@@ -18,9 +19,9 @@ import { readUserData, requireFile } from '../iso/iso-overlay.js';
 import { RootfsCapture } from '../iso/rootfs-capture.js';
 import { writeSquashfs } from '../iso/squashfs/index.js';
 import { isUbuntu, type SquashfsWriter } from '../iso/build-iso.js';
-import { writeDisk, type PlacedPart } from './assemble.js';
+import { writeDisk, type DiskPart, type PlacedPart } from './assemble.js';
 import { biosBootCode, placeBiosBoot } from './bios.js';
-import { writeExt4Image } from './ext4.js';
+import { writeExt4Image, type Ext4ImageOptions } from './ext4.js';
 import { PART_TYPE, uuidV5 } from './gpt.js';
 import {
   GRUB_RECOVERY_STUB,
@@ -101,63 +102,23 @@ export async function buildDisk(input: BuildDiskInput, opts: BuildDiskOptions = 
   if (input.edgeCustomConfig) await requireFile(input.edgeCustomConfig, 'edge custom config');
   const epoch = opts.sourceDateEpoch ?? sourceDateEpochFromEnv(opts.env ?? process.env);
   const fsUuid = (label: string): string => uuidV5(`canvos-lite:${name}:${epoch}:${label}`);
+  const ext4 = { sourceDateEpoch: epoch, env: opts.env, signal };
 
   const outDir = resolve(input.outputDir);
   await mkdir(outDir, { recursive: true });
   const rawPath = join(outDir, `${name}.raw`);
-  const shaPath = `${rawPath}.sha256`;
-  const partial = `${rawPath}.partial`;
-  const staging = await mkdtemp(join(outDir, `.${name}.disk-staging-`));
-  try {
-    const spool = join(staging, 'spool');
+  const build = async (staging: string, partial: string): Promise<BuildDiskResult> => {
     const recDir = join(staging, 'recovery');
-    await mkdir(spool);
-    await mkdir(join(recDir, 'cOS'), { recursive: true });
-    await mkdir(join(recDir, 'etc', 'cos'), { recursive: true });
-    await mkdir(join(recDir, 'grub2'));
+    const spool = join(staging, 'spool');
     const capture = new RootfsCapture(
       spool,
       [...shimCandidates(arch), ...grubCandidates(arch), ...RELEASE_FILES, KAIROS.grubConf],
       ['usr/lib/shim'],
     );
-
-    opts.onProgress?.({ phase: 'squashfs' });
-    const sqfs = join(recDir, KAIROS.recoverySquashFile);
-    await (opts.squashfsWriter ?? writeSquashfs)(capture.wrap(input.rootfs, signal), sqfs, { signal, mkfsTime: epoch });
-    const sqfsBytes = (await stat(sqfs)).size;
-    const rootCfg = capture.resolve(KAIROS.grubConf);
-    if (rootCfg) await copyFile(rootCfg, join(recDir, KAIROS.grubConf));
-    else {
-      warn(
-        'W_DISK_NO_GRUB_CFG',
-        `the rootfs has no /${KAIROS.grubConf} (Kairos images ship it): a recovery-only menu is used`,
-      );
-      await writeFile(join(recDir, KAIROS.grubConf), fallbackGrubCfg({ timeout: input.grubTimeout }));
-    }
-    signal?.throwIfAborted();
-
-    opts.onProgress?.({ phase: 'efi' });
-    const ubuntu = await isUbuntu(capture);
-    const efi = await efiBootFiles({ arch, ubuntu, fromRootfs: (p) => capture.resolve(p) });
-    const stub = Buffer.from(GRUB_RECOVERY_STUB);
-    const efiFiles = efi.files.map((f) => (f.path.endsWith('grub.cfg') ? { ...f, source: stub } : f));
-    const efiImg = join(staging, 'efi.img');
-    await writeFatImage(
-      efiImg,
-      { files: efiFiles },
-      { label: KAIROS.efiLabel, sizeBytes: KAIROS.efiSizeMiB * MIB, sourceDateEpoch: epoch, signal },
-    );
-
-    opts.onProgress?.({ phase: 'oem' });
-    const oemDir = join(staging, 'oem');
-    await mkdir(oemDir);
-    if (userData) await writeFile(join(oemDir, '90_custom.yaml'), userData);
-    if (input.edgeCustomConfig) await copyFile(input.edgeCustomConfig, join(oemDir, '.edge_custom_config.yaml'));
-    await writeFile(join(oemDir, 'grubenv'), grubEnvBlock({ next_entry: 'recovery' }));
-    await writeFile(join(oemDir, '01_reset.yaml'), firstBootResetYaml(stateSizeMiB(sqfsBytes)));
-    const oemImg = join(staging, 'oem.img');
-    const ext4 = { sourceDateEpoch: epoch, env: opts.env, signal };
-    await writeExt4Image(oemDir, oemImg, {
+    await mkdir(spool);
+    const sqfsBytes = await writeRecoveryTree(recDir, capture, input, opts, epoch);
+    const efiImg = await writeEfiImage(staging, capture, arch, epoch, opts);
+    const oemImg = await writeOemImage(staging, input, userData, sqfsBytes, opts, {
       ...ext4,
       label: KAIROS.oemLabel,
       uuid: fsUuid(KAIROS.oemLabel),
@@ -177,41 +138,7 @@ export async function buildDisk(input: BuildDiskInput, opts: BuildDiskOptions = 
     await rm(recDir, { recursive: true, force: true });
     await rm(spool, { recursive: true, force: true });
 
-    const parts = [
-      {
-        name: KAIROS.efiPartName,
-        type: PART_TYPE.efiSystem,
-        label: KAIROS.efiLabel,
-        sizeMiB: KAIROS.efiSizeMiB,
-        attributes: 1n,
-        content: efiImg,
-      },
-      ...(arch === 'amd64'
-        ? [
-            {
-              name: KAIROS.biosPartName,
-              type: PART_TYPE.biosBoot,
-              label: 'BIOS_BOOT',
-              sizeMiB: KAIROS.biosSizeMiB,
-              attributes: 0b101n,
-            },
-          ]
-        : []),
-      {
-        name: KAIROS.oemPartName,
-        type: PART_TYPE.linuxFs,
-        label: KAIROS.oemLabel,
-        sizeMiB: KAIROS.oemSizeMiB,
-        content: oemImg,
-      },
-      {
-        name: KAIROS.recoveryPartName,
-        type: PART_TYPE.linuxFs,
-        label: KAIROS.recoveryLabel,
-        sizeMiB: recMiB,
-        content: recImg,
-      },
-    ];
+    const parts = diskPartitions(arch, efiImg, oemImg, recImg, recMiB);
     let bootCode: Buffer | undefined;
     if (arch === 'amd64') {
       opts.onProgress?.({ phase: 'bios' });
@@ -234,13 +161,124 @@ export async function buildDisk(input: BuildDiskInput, opts: BuildDiskOptions = 
 
     opts.onProgress?.({ phase: 'checksum' });
     const sha256 = await publishWithSha256(partial, rawPath, signal);
-    return { rawPath, sha256Path: shaPath, sha256, sizeBytes: disk.totalSectors * 512, partitions: disk.placed };
-  } catch (e) {
-    await rm(partial, { force: true });
-    await rm(`${shaPath}.partial`, { force: true });
-    if (signal?.aborted && !(CanvosError.is(e) && e.code === 'ERR_ABORTED')) throw abortError(signal);
-    throw e;
-  } finally {
-    await rm(staging, { recursive: true, force: true });
+    const sha256Path = `${rawPath}.sha256`;
+    return { rawPath, sha256Path, sha256, sizeBytes: disk.totalSectors * 512, partitions: disk.placed };
+  };
+  return buildOutputFile(rawPath, `.${name}.disk-staging-`, build, { signal });
+}
+
+/** COS_RECOVERY's tree: cOS/recovery.squashfs of the rootfs and /etc/cos/grub.cfg. Returns the squashfs size. */
+async function writeRecoveryTree(
+  recDir: string,
+  capture: RootfsCapture,
+  input: BuildDiskInput,
+  opts: BuildDiskOptions,
+  epoch: number,
+): Promise<number> {
+  const { signal } = opts;
+  await mkdir(join(recDir, 'cOS'), { recursive: true });
+  await mkdir(join(recDir, 'etc', 'cos'), { recursive: true });
+  await mkdir(join(recDir, 'grub2'));
+  opts.onProgress?.({ phase: 'squashfs' });
+  const sqfs = join(recDir, KAIROS.recoverySquashFile);
+  await (opts.squashfsWriter ?? writeSquashfs)(capture.wrap(input.rootfs, signal), sqfs, { signal, mkfsTime: epoch });
+  const rootCfg = capture.resolve(KAIROS.grubConf);
+  if (rootCfg) await copyFile(rootCfg, join(recDir, KAIROS.grubConf));
+  else {
+    opts.onWarning?.(
+      'W_DISK_NO_GRUB_CFG',
+      `the rootfs has no /${KAIROS.grubConf} (Kairos images ship it): a recovery-only menu is used`,
+    );
+    await writeFile(join(recDir, KAIROS.grubConf), fallbackGrubCfg({ timeout: input.grubTimeout }));
   }
+  signal?.throwIfAborted();
+  return (await stat(sqfs)).size;
+}
+
+/** COS_GRUB: the EFI system partition's FAT image (shim and grub from the rootfs, a stub grub.cfg). */
+async function writeEfiImage(
+  staging: string,
+  capture: RootfsCapture,
+  arch: 'amd64' | 'arm64',
+  epoch: number,
+  opts: BuildDiskOptions,
+): Promise<string> {
+  opts.onProgress?.({ phase: 'efi' });
+  const ubuntu = await isUbuntu(capture);
+  const efi = await efiBootFiles({ arch, ubuntu, fromRootfs: (p) => capture.resolve(p) });
+  const stub = Buffer.from(GRUB_RECOVERY_STUB);
+  const efiFiles = efi.files.map((f) => (f.path.endsWith('grub.cfg') ? { ...f, source: stub } : f));
+  const efiImg = join(staging, 'efi.img');
+  await writeFatImage(
+    efiImg,
+    { files: efiFiles },
+    { label: KAIROS.efiLabel, sizeBytes: KAIROS.efiSizeMiB * MIB, sourceDateEpoch: epoch, signal: opts.signal },
+  );
+  return efiImg;
+}
+
+/** COS_OEM: user-data, the edge custom config, grubenv (next entry: recovery) and the first-boot reset config. */
+async function writeOemImage(
+  staging: string,
+  input: BuildDiskInput,
+  userData: Buffer | undefined,
+  sqfsBytes: number,
+  opts: BuildDiskOptions,
+  ext4: Ext4ImageOptions,
+): Promise<string> {
+  opts.onProgress?.({ phase: 'oem' });
+  const oemDir = join(staging, 'oem');
+  await mkdir(oemDir);
+  if (userData) await writeFile(join(oemDir, '90_custom.yaml'), userData);
+  if (input.edgeCustomConfig) await copyFile(input.edgeCustomConfig, join(oemDir, '.edge_custom_config.yaml'));
+  await writeFile(join(oemDir, 'grubenv'), grubEnvBlock({ next_entry: 'recovery' }));
+  await writeFile(join(oemDir, '01_reset.yaml'), firstBootResetYaml(stateSizeMiB(sqfsBytes)));
+  const oemImg = join(staging, 'oem.img');
+  await writeExt4Image(oemDir, oemImg, ext4);
+  return oemImg;
+}
+
+/** The GPT partitions in AuroraBoot's order; amd64 gets a BIOS boot partition (index 1, content set later). */
+function diskPartitions(
+  arch: 'amd64' | 'arm64',
+  efiImg: string,
+  oemImg: string,
+  recImg: string,
+  recMiB: number,
+): DiskPart[] {
+  return [
+    {
+      name: KAIROS.efiPartName,
+      type: PART_TYPE.efiSystem,
+      label: KAIROS.efiLabel,
+      sizeMiB: KAIROS.efiSizeMiB,
+      attributes: 1n,
+      content: efiImg,
+    },
+    ...(arch === 'amd64'
+      ? [
+          {
+            name: KAIROS.biosPartName,
+            type: PART_TYPE.biosBoot,
+            label: 'BIOS_BOOT',
+            sizeMiB: KAIROS.biosSizeMiB,
+            attributes: 0b101n,
+          },
+        ]
+      : []),
+    {
+      name: KAIROS.oemPartName,
+      type: PART_TYPE.linuxFs,
+      label: KAIROS.oemLabel,
+      sizeMiB: KAIROS.oemSizeMiB,
+      content: oemImg,
+    },
+    {
+      name: KAIROS.recoveryPartName,
+      type: PART_TYPE.linuxFs,
+      label: KAIROS.recoveryLabel,
+      sizeMiB: recMiB,
+      content: recImg,
+    },
+  ];
 }

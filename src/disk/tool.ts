@@ -38,7 +38,10 @@ export function findProgram(bin: string, env: NodeJS.ProcessEnv = process.env): 
 export function runTool(bin: string, args: readonly string[], opts: RunToolOptions): Promise<string> {
   const { signal } = opts;
   return new Promise((resolve, reject) => {
-    if (signal?.aborted) return reject(abortError(signal));
+    if (signal?.aborted) {
+      reject(abortError(signal));
+      return;
+    }
     const child = spawn(findProgram(bin, opts.env ?? process.env), args, {
       env: opts.env ?? process.env,
       stdio: ['pipe', 'pipe', 'pipe'],
@@ -57,8 +60,14 @@ export function runTool(bin: string, args: readonly string[], opts: RunToolOptio
       else reject(new CanvosError('ERR_DISK', `cannot run ${bin}: ${e.message}`, { cause: e }));
     });
     child.on('close', (code) => {
-      if (signal?.aborted) return reject(abortError(signal));
-      if (code === 0) return resolve(out);
+      if (signal?.aborted) {
+        reject(abortError(signal));
+        return;
+      }
+      if (code === 0) {
+        resolve(out);
+        return;
+      }
       const last = err.trim().split('\n').pop() ?? '';
       reject(new CanvosError('ERR_DISK', `${bin} exited ${code}: ${last}`, { details: { stderr: err } }));
     });

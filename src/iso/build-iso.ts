@@ -4,9 +4,9 @@
  * `<name>.iso.partial` and renamed, then `<name>.iso.sha256` (sha256sum format) is written the same way, so an
  * interrupted build never leaves a half-written artefact behind.
  */
-import { link, copyFile, mkdir, mkdtemp, readFile, rename, rm, rmdir, stat, writeFile } from 'node:fs/promises';
+import { link, copyFile, mkdir, readFile, rename, rm, rmdir, stat, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { CanvosError, abortError } from '../errors.js';
+import { CanvosError } from '../errors.js';
 import type { FsEntry } from '../layers/entry.js';
 import { sourceDateEpochFromEnv } from '../layers/build.js';
 import { publishWithSha256 } from '../oci/digest.js';
@@ -19,7 +19,7 @@ import { RootfsCapture } from './rootfs-capture.js';
 import { runXorriso } from './run-xorriso.js';
 import { writeSquashfs } from './squashfs/index.js';
 import { xorrisoArgs } from './xorriso-args.js';
-import { mkdirs } from '../fs-util.js';
+import { buildOutputFile, mkdirs } from '../fs-util.js';
 import { withPath } from '../error-map.js';
 
 /** Writes a file to `dest` (e.g. extracts /boot/vmlinuz from an image). */
@@ -145,10 +145,8 @@ export async function buildIso(input: BuildIsoInput, opts: BuildIsoOptions = {})
   await mkdirs(outDir);
   const isoPath = join(outDir, `${name}.iso`);
   const shaPath = `${isoPath}.sha256`;
-  const partial = `${isoPath}.partial`;
-  const staging = await mkdtemp(join(outDir, `.${name}.staging-`));
-  const iso = join(staging, 'iso');
-  try {
+  const build = async (staging: string, partial: string): Promise<BuildIsoResult> => {
+    const iso = join(staging, 'iso');
     const spool = join(staging, 'spool');
     await mkdir(spool);
     await mkdir(join(iso, 'boot'), { recursive: true });
@@ -217,16 +215,14 @@ export async function buildIso(input: BuildIsoInput, opts: BuildIsoOptions = {})
     opts.onProgress?.({ phase: 'checksum' });
     const sha256 = await publishWithSha256(partial, isoPath, signal);
     return { isoPath, sha256Path: shaPath, sha256 };
-  } catch (e) {
-    await rm(partial, { force: true });
-    await rm(`${shaPath}.partial`, { force: true });
-    await rm(staging, { recursive: true, force: true });
-    if (madeOutDir) await rmdir(outDir).catch(() => {});
-    if (signal?.aborted && !(CanvosError.is(e) && e.code === 'ERR_ABORTED')) throw abortError(signal);
-    throw withPath(e, partial);
-  } finally {
-    await rm(staging, { recursive: true, force: true });
-  }
+  };
+  return buildOutputFile(isoPath, `.${name}.staging-`, build, {
+    signal,
+    onFailure: async () => {
+      if (madeOutDir) await rmdir(outDir).catch(() => {});
+    },
+    mapError: (e) => withPath(e, `${isoPath}.partial`),
+  });
 }
 
 /** Kernel and initrd name prefixes in /boot, in the order of kairos-agent's FindKernelInitrd (AuroraBoot). */

@@ -184,7 +184,10 @@ export async function writeBiosImages(bootDir: string, opts: BiosImageOptions = 
 /** Runs an external tool; a missing binary or non-zero exit becomes ERR_ISO with the stderr tail. */
 function spawnTool(bin: string, args: string[], hint: string, signal: AbortSignal | undefined): Promise<void> {
   return new Promise((resolve, reject) => {
-    if (signal?.aborted) return reject(abortError(signal));
+    if (signal?.aborted) {
+      reject(abortError(signal));
+      return;
+    }
     const child = spawn(bin, args, { stdio: ['ignore', 'ignore', 'pipe'], signal });
     let err = '';
     child.stderr.on('data', (b: Buffer) => (err = (err + b.toString('utf8')).slice(-4000)));
@@ -194,7 +197,10 @@ function spawnTool(bin: string, args: string[], hint: string, signal: AbortSigna
       else reject(new CanvosError('ERR_ISO', `cannot run ${bin}: ${e.message}`, { cause: e }));
     });
     child.on('close', (code) => {
-      if (signal?.aborted) return reject(abortError(signal));
+      if (signal?.aborted) {
+        reject(abortError(signal));
+        return;
+      }
       if (code === 0) resolve();
       else
         reject(

@@ -30,7 +30,10 @@ export function runXorriso(args: readonly string[], opts: RunXorrisoOptions = {}
   const bin = opts.xorriso ?? env.CANVOS_XORRISO ?? 'xorriso';
   const { signal } = opts;
   return new Promise((resolve, reject) => {
-    if (signal?.aborted) return reject(abortError(signal));
+    if (signal?.aborted) {
+      reject(abortError(signal));
+      return;
+    }
     const child = spawn(bin, args, { env, stdio: ['ignore', 'ignore', 'pipe'] });
     let tail = '';
     let pending = '';
@@ -64,8 +67,14 @@ export function runXorriso(args: readonly string[], opts: RunXorrisoOptions = {}
     });
     child.on('close', (code, sig) => {
       signal?.removeEventListener('abort', onAbort);
-      if (signal?.aborted) return reject(abortError(signal));
-      if (code === 0) return resolve();
+      if (signal?.aborted) {
+        reject(abortError(signal));
+        return;
+      }
+      if (code === 0) {
+        resolve();
+        return;
+      }
       reject(new XorrisoError(code, sig, [bin, ...args], tail));
     });
   });
