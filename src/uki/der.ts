@@ -20,7 +20,8 @@ export function tlv(tag: number, content: Buffer): Buffer {
 
 export const seq = (...items: Buffer[]): Buffer => tlv(0x30, Buffer.concat(items));
 /** SET OF, elements sorted by their encoding as DER requires. */
-export const set = (...items: Buffer[]): Buffer => tlv(0x31, Buffer.concat([...items].sort(Buffer.compare)));
+export const set = (...items: Buffer[]): Buffer =>
+  tlv(0x31, Buffer.concat([...items].sort((a, b) => Buffer.compare(a, b))));
 export const nul = (): Buffer => Buffer.from([0x05, 0x00]);
 export const octets = (b: Buffer): Buffer => tlv(0x04, b);
 export const bitString = (b: Buffer): Buffer => tlv(0x03, Buffer.concat([Buffer.from([0]), b]));

@@ -166,16 +166,12 @@ export async function genkey(opts: GenkeyOptions): Promise<GenkeyResult> {
     const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
     const cert = selfSignedCert(privateKey, publicKey, { commonName: org, days: expirationDays, notBefore: timestamp });
     pairs[name] = { key: privateKey, cert };
-    await put(`private-keys/${name}.key`, privateKey.export({ type: 'pkcs8', format: 'pem' }) as string, 0o600);
+    await put(`private-keys/${name}.key`, privateKey.export({ type: 'pkcs8', format: 'pem' }), 0o600);
     await put(`public-keys/${name}.pem`, toPem(cert), 0o644);
   }
   if (!byok) {
     const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
-    await put(
-      'private-keys/tpm2-pcr-private.pem',
-      privateKey.export({ type: 'pkcs8', format: 'pem' }) as string,
-      0o600,
-    );
+    await put('private-keys/tpm2-pcr-private.pem', privateKey.export({ type: 'pkcs8', format: 'pem' }), 0o600);
   } else if (!existsSync(join(dir, 'private-keys', 'tpm2-pcr-private.pem'))) {
     opts.onWarning?.(
       'UKI_NO_PCR_KEY',

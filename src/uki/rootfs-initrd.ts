@@ -12,6 +12,7 @@ import { posix, join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { createGzip } from 'node:zlib';
 import { CanvosError } from '../errors.js';
+import { endStream } from '../fs-util.js';
 import type { FsEntry } from '../layers/entry.js';
 import { CpioWriter, S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFREG } from './cpio.js';
 
@@ -96,7 +97,7 @@ export async function rootfsUkiInputs(
           throw new CanvosError('ERR_LAYER_CORRUPT', `${e.path}: ${got} bytes read, ${e.size} expected`);
         await w.end();
         if (copy && capture) {
-          await new Promise<void>((res, rej) => copy.end((err?: Error | null) => (err ? rej(err) : res())));
+          await endStream(copy);
           captured.set(e.path, capture);
         }
       } else {
@@ -135,6 +136,16 @@ export async function rootfsUkiInputs(
     await done.catch(() => {});
     throw e;
   }
+  return ukiInputsFrom(initrd, captured, links, systemdVersion);
+}
+
+/** The UKI inputs among the captured files: the kernel (through the image's symlinks), os-release, stub, agent. */
+async function ukiInputsFrom(
+  initrd: string,
+  captured: ReadonlyMap<string, string>,
+  links: ReadonlyMap<string, string>,
+  systemdVersion: number | undefined,
+): Promise<RootfsUkiInputs> {
   // resolve a path through the image's symlinks (relative or absolute targets)
   const resolve = (p: string): string => {
     let cur = p;

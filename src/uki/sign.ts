@@ -28,7 +28,9 @@ function runTool(cmd: string, args: string[], signal?: AbortSignal): Promise<{ c
     child.stdout.on('data', (b: Buffer) => (out = (out + b.toString()).slice(-4000)));
     child.stderr.on('data', (b: Buffer) => (out = (out + b.toString()).slice(-4000)));
     child.on('error', reject);
-    child.on('close', (code) => resolve({ code, out }));
+    child.on('close', (code) => {
+      resolve({ code, out });
+    });
   });
 }
 

@@ -83,8 +83,7 @@ describe('uki genkey layout', () => {
       const mod1 = await ok('openssl', ['x509', '-in', pem, '-noout', '-modulus']);
       const mod2 = await ok('openssl', ['rsa', '-in', join(sb, 'private-keys', `${k}.key`), '-noout', '-modulus']);
       expect(mod1).toBe(mod2);
-      const der = await ok('openssl', ['x509', '-in', pem, '-outform', 'DER', '-out', join(tmp.path, `${k}.x.der`)]);
-      void der;
+      await ok('openssl', ['x509', '-in', pem, '-outform', 'DER', '-out', join(tmp.path, `${k}.x.der`)]);
       expect(await readFile(join(tmp.path, `${k}.x.der`))).toEqual(await readFile(join(sb, 'enrollment', `${k}.der`)));
     }
   });
@@ -178,10 +177,10 @@ describe('uki genkey options', () => {
   it('refuses to run without a Microsoft keys decision, and refuses to replace existing keys', async () => {
     const e1 = await genkey({ dir: join(tmp.path, 'x') }).catch((e: unknown) => e);
     expect(CanvosError.is(e1) && e1.exitCode).toBe(3);
-    expect(String((e1 as Error).message)).toMatch(/Microsoft/);
+    expect((e1 as Error).message).toMatch(/Microsoft/);
     const e2 = await genkey({ dir: sb, skipMicrosoft: true }).catch((e: unknown) => e);
     expect(CanvosError.is(e2) && e2.exitCode).toBe(3);
-    expect(String((e2 as Error).message)).toMatch(/PK\.key exists/);
+    expect((e2 as Error).message).toMatch(/PK\.key exists/);
   });
 
   it('BYOK re-signs with existing keys, adds Microsoft, exported and extra certificates', async () => {
