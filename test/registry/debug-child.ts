@@ -11,5 +11,7 @@ const data = Buffer.from('debug log blob');
 const desc = { mediaType: 'application/octet-stream', digest: sha256(data), size: data.length };
 const repo = new Repository(host!, 'debug/a', { insecureRegistries: [host!], credentials: { username, password } });
 await repo.pushBlob(desc, async () => Readable.from([data]));
-for await (const _ of await repo.getBlob(desc)) void _;
+for await (const _ of await repo.getBlob(desc)) {
+  // drain the blob
+}
 await repo.close();
