@@ -104,7 +104,7 @@ export function toCanvosError(e: unknown): CanvosError | undefined {
     (x) =>
       (typeof x.code === 'string' && CORRUPT_CODES.has(x.code)) ||
       /unexpected end of file|incorrect header check|invalid (block type|distance|stored block|code lengths)|zstd/i.test(
-        String(x.message),
+        x.message,
       ),
   );
   if (z) {

@@ -35,6 +35,16 @@ export type ErrorCode =
   | 'ERR_INTERNAL'
   | 'ERR_FILESYSTEM';
 
+/**
+ * For a value an invariant of the code guarantees (`xs[0] ?? internalError('xs is never empty')`): reaching it is a
+ * bug in canvos-lite, never a user error (exit 70).
+ */
+export function internalError(what: string): never {
+  throw new CanvosError('ERR_INTERNAL', `internal error: ${what}`, {
+    hint: 'this is a bug in canvos-lite; please report it',
+  });
+}
+
 /** CLI exit status for each code. 1 is reserved for unexpected (non-Canvos) errors. */
 export const EXIT_CODES: Readonly<Record<ErrorCode, number>> = {
   ERR_USAGE: 2,

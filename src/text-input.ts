@@ -51,7 +51,7 @@ export function echo(value: string, limit = ECHO_LIMIT): string {
 export function firstInvalidUtf8(buf: Uint8Array): number {
   if (isUtf8(buf)) return -1;
   for (let i = 0; i < buf.length;) {
-    const b = buf[i]!;
+    const b = buf[i] ?? 0;
     const n = b < 0x80 ? 1 : b >= 0xc2 && b <= 0xdf ? 2 : b >= 0xe0 && b <= 0xef ? 3 : b >= 0xf0 && b <= 0xf4 ? 4 : 0;
     if (n === 0 || i + n > buf.length || !isUtf8(buf.subarray(i, i + n))) return i;
     i += n;
@@ -109,7 +109,7 @@ export async function readTextBytes(path: string, o: ReadTextOptions): Promise<B
   if (bad >= 0) {
     throw new CanvosError(
       'ERR_CONFIG',
-      `${path}: ${o.what} is not UTF-8 text (invalid byte 0x${buf[bad]!.toString(16).padStart(2, '0')} at offset ${bad})`,
+      `${path}: ${o.what} is not UTF-8 text (invalid byte 0x${(buf[bad] ?? 0).toString(16).padStart(2, '0')} at offset ${bad})`,
       {
         hint: 'save the file as UTF-8 (e.g. iconv -f latin1 -t utf-8)',
       },

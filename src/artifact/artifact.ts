@@ -91,10 +91,10 @@ export async function pushArtifact(
   const digest = sha256(manifest);
   const dst = openDestination(dest, opts);
   try {
-    await dst.putBlob({ ...EMPTY_CONFIG }, async () => Readable.from([Buffer.from('{}')]), { signal });
+    await dst.putBlob({ ...EMPTY_CONFIG }, () => Promise.resolve(Readable.from([Buffer.from('{}')])), { signal });
     for (const [i, l] of layers.entries()) {
       const file = files[i] ?? '';
-      await dst.putBlob(l, async () => createReadStream(file), { signal, onProgress: opts.onProgress });
+      await dst.putBlob(l, () => Promise.resolve(createReadStream(file)), { signal, onProgress: opts.onProgress });
     }
     await dst.putManifest({ bytes: manifest, mediaType: MANIFEST_TYPE, digest }, dst.tag, { signal });
     await dst.commit({ signal });

@@ -63,8 +63,8 @@ export async function pushIsoImage(iso: string, dest: string, opts: PushIsoImage
     const digest = sha256(manifest);
     const dst = openDestination(dest, opts);
     try {
-      await dst.putBlob(layerDesc, async () => createReadStream(layer.path), { signal });
-      await dst.putBlob(configDesc, async () => Readable.from([config]), { signal });
+      await dst.putBlob(layerDesc, () => Promise.resolve(createReadStream(layer.path)), { signal });
+      await dst.putBlob(configDesc, () => Promise.resolve(Readable.from([config])), { signal });
       await dst.putManifest({ bytes: manifest, mediaType, digest }, dst.tag, { signal });
       await dst.commit({ signal });
     } finally {

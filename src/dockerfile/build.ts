@@ -257,7 +257,9 @@ export async function buildDockerfileLayers(df: ParsedDockerfile, o: DockerfileB
             label: where,
             certsDir: existsSync(join(o.projectDir, 'certs')) ? join(o.projectDir, 'certs') : undefined,
             mtime: o.sourceDateEpoch > 0 ? o.sourceDateEpoch : undefined,
-            onOutput: (b) => log(b.toString('utf8').replace(/\n$/, '')),
+            onOutput: (b) => {
+              log(b.toString('utf8').replace(/\n$/, ''));
+            },
           });
           executed++;
           const stored = await o.cache.put(
@@ -310,7 +312,7 @@ async function openWorkspace(o: DockerfileBuildOptions, below: readonly Dockerfi
       diffId: o.base.config.rootfs.diff_ids[i] ?? '',
       open: async () => Readable.from(await open()),
     })),
-    ...below.map((l) => ({ diffId: l.diffId, open: async () => createReadStream(l.path) })),
+    ...below.map((l) => ({ diffId: l.diffId, open: () => Promise.resolve(createReadStream(l.path)) })),
   ];
   const tmpDir = join(o.workDir, 'exec');
   await mkdir(tmpDir, { recursive: true });

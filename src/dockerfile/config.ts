@@ -182,8 +182,7 @@ function healthcheck(ins: Instruction, config: ImageRuntimeConfig, c: ConfigCont
   let test: string[];
   try {
     const j = JSON.parse(cmdText) as unknown;
-    test =
-      Array.isArray(j) && j.every((x) => typeof x === 'string') ? ['CMD', ...(j as string[])] : ['CMD-SHELL', cmdText];
+    test = Array.isArray(j) && j.every((x) => typeof x === 'string') ? ['CMD', ...j] : ['CMD-SHELL', cmdText];
   } catch {
     test = ['CMD-SHELL', cmdText];
   }

@@ -46,9 +46,9 @@ export function parseDockerignore(text: string): Rule[] {
       .split('/')
       .map((seg) => (seg === '**' ? '\u0000' : globToRegex(seg, '[^/]*')))
       .join('/')
-      .replace(/\u0000\//g, '(?:.*/)?')
-      .replace(/\/\u0000/g, '(?:/.*)?')
-      .replace(/\u0000/g, '.*');
+      .replaceAll('\u0000/', '(?:.*/)?')
+      .replaceAll('/\u0000', '(?:/.*)?')
+      .replaceAll('\u0000', '.*');
     rules.push({ re: new RegExp(`^${src}$`), negate });
   }
   return rules;

@@ -97,11 +97,13 @@ async function* archiveBytes(path: string, kind: Archive, signal: AbortSignal | 
   child.stderr.on('data', (b: Buffer) => (stderr = (stderr + b.toString('utf8')).slice(-2000)));
   const exited = new Promise<number>((resolve, reject) => {
     child.on('error', reject);
-    child.on('close', (code) => resolve(code ?? -1));
+    child.on('close', (code) => {
+      resolve(code ?? -1);
+    });
   });
   yield* child.stdout as AsyncIterable<Buffer>;
-  const code = await exited.catch((e: Error) => {
-    throw new CanvosError('ERR_CONFIG', `cannot decompress ${path}: ${e.message}`, {
+  const code = await exited.catch((e: unknown) => {
+    throw new CanvosError('ERR_CONFIG', `cannot decompress ${path}: ${(e as Error).message}`, {
       hint: `install ${kind} (apt-get install ${kind === 'xz' ? 'xz-utils' : 'bzip2'})`,
     });
   });

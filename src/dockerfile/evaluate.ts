@@ -226,7 +226,7 @@ function copyStep(
     if (f.name === 'chmod') {
       if (!value || !/^[0-7]{1,4}$/.test(value))
         fail(ins, `--chmod=${value ?? ''} is not an octal mode`, 'write e.g. --chmod=0755');
-      chmod = parseInt(value as string, 8);
+      chmod = parseInt(value, 8);
     } else if (f.name === 'chown') {
       if (!value) fail(ins, '--chown needs a value', 'write --chown=user[:group] or --chown=uid[:gid]');
       chown = value;

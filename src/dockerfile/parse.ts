@@ -176,7 +176,7 @@ function parseJsonForm(s: string): string[] | undefined {
   if (!s.startsWith('[')) return undefined;
   try {
     const v = JSON.parse(s) as unknown;
-    if (Array.isArray(v) && v.every((x) => typeof x === 'string')) return v as string[];
+    if (Array.isArray(v) && v.every((x) => typeof x === 'string')) return v;
   } catch {
     // not JSON: shell form
   }

@@ -22,7 +22,7 @@ export function splitWords(s: string, escape = '\\'): string[] {
     const ch = s[i] as string;
     if (quote) {
       cur += ch;
-      if (ch === escape && quote === '"' && i + 1 < s.length) cur += s[++i];
+      if (ch === escape && quote === '"' && i + 1 < s.length) cur += s.charAt(++i);
       else if (ch === quote) quote = '';
       continue;
     }
@@ -34,7 +34,7 @@ export function splitWords(s: string, escape = '\\'): string[] {
     }
     inWord = true;
     cur += ch;
-    if (ch === escape && i + 1 < s.length) cur += s[++i];
+    if (ch === escape && i + 1 < s.length) cur += s.charAt(++i);
     else if (ch === '"' || ch === "'") quote = ch;
   }
   if (inWord) out.push(cur);
@@ -70,7 +70,7 @@ function lex(st: State, vars: Vars, esc: string, noVars: boolean, stop: string):
     if (stop && ch === stop) return out;
     st.i++;
     if (ch === esc) {
-      if (st.i < st.s.length) out += st.s[st.i++];
+      if (st.i < st.s.length) out += st.s.charAt(st.i++);
       else out += ch;
     } else if (ch === "'") {
       const end = st.s.indexOf("'", st.i);
@@ -166,8 +166,8 @@ function dollar(st: State, vars: Vars, esc: string): string {
 function until(st: State, ch: string): string {
   let out = '';
   while (st.i < st.s.length && st.s[st.i] !== ch && st.s[st.i] !== '}') {
-    if (st.s[st.i] === '\\' && st.i + 1 < st.s.length) out += st.s[st.i++];
-    out += st.s[st.i++];
+    if (st.s[st.i] === '\\' && st.i + 1 < st.s.length) out += st.s.charAt(st.i++);
+    out += st.s.charAt(st.i++);
   }
   return out;
 }

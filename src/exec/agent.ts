@@ -38,9 +38,9 @@ async function handle(req: AgentRequest): Promise<Record<string, unknown>> {
     case 'run': {
       await preparePlaceholders(root, placeholders);
       const before = await snapshot(root, placeholders);
-      const r = await runInSandbox(root, workDir, req.step, (chunk, stream) =>
-        send({ id: req.id, output: stream, data: chunk.toString('base64') }),
-      );
+      const r = await runInSandbox(root, workDir, req.step, (chunk, stream) => {
+        send({ id: req.id, output: stream, data: chunk.toString('base64') });
+      });
       if (r.code !== 0) {
         throw new CanvosError(
           'ERR_RUN_FAILED',

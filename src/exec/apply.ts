@@ -25,6 +25,7 @@ import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { CanvosError } from '../errors.js';
 import type { FsEntry } from '../tar/entry.js';
+import { endStream } from '../fs-util.js';
 import { ancestors, baseName, joinPath, parentPath, resolveLinkTarget } from '../layers/path.js';
 import { readLayer } from '../layers/read.js';
 
@@ -104,19 +105,16 @@ async function setXattrs(items: Array<{ host: string; xattrs: Record<string, Buf
     const child = spawn('setfattr', ['-h', '--restore=-'], { stdio: ['pipe', 'ignore', 'pipe'] });
     let err = '';
     child.stderr.on('data', (b: Buffer) => (err += b.toString()));
-    child.on('error', (e) =>
-      reject(new CanvosError('ERR_EXEC_UNAVAILABLE', `setfattr: ${e.message}`, { hint: 'apt-get install attr' })),
-    );
-    child.on('close', (code) =>
-      code === 0
-        ? resolve()
-        : reject(
-            new CanvosError(
-              'ERR_LAYER_CORRUPT',
-              `setting extended attributes failed: ${err.trim().split('\n').pop() ?? ''}`,
-            ),
-          ),
-    );
+    child.on('error', (e) => {
+      reject(new CanvosError('ERR_EXEC_UNAVAILABLE', `setfattr: ${e.message}`, { hint: 'apt-get install attr' }));
+    });
+    child.on('close', (code) => {
+      if (code === 0) resolve();
+      else {
+        const last = err.trim().split('\n').pop() ?? '';
+        reject(new CanvosError('ERR_LAYER_CORRUPT', `setting extended attributes failed: ${last}`));
+      }
+    });
     child.stdin.end(dump);
   });
 }
@@ -142,7 +140,7 @@ async function remove(host: string): Promise<void> {
 class Background {
   private readonly byPath = new Map<string, Promise<void>>();
   private readonly inflight = new Set<Promise<void>>();
-  private error: unknown;
+  private error: Error | undefined;
 
   async settle(host: string): Promise<void> {
     await this.byPath.get(host);
@@ -152,7 +150,7 @@ class Background {
     if (this.error !== undefined) throw this.error;
     while (this.inflight.size >= 32) await Promise.race(this.inflight);
     const run = (this.byPath.get(host) ?? Promise.resolve()).then(job).catch((e: unknown) => {
-      this.error ??= e;
+      this.error ??= e instanceof Error ? e : new Error(String(e));
     });
     const tracked: Promise<void> = run.finally(() => {
       this.inflight.delete(tracked);
@@ -259,10 +257,7 @@ export async function applyLayerTo(
   }
   await bg.flush();
   await setXattrs(xattrs);
-  for (let i = dirTimes.length - 1; i >= 0; i--) {
-    const [host, t] = dirTimes[i]!;
-    await utimes(host, t, t).catch(() => undefined);
-  }
+  for (const [host, t] of dirTimes.reverse()) await utimes(host, t, t).catch(() => undefined);
   return result;
 }
 
@@ -282,6 +277,6 @@ async function create(e: FsEntry, host: string, res: RootResolver, signal?: Abor
   } else {
     const out = createWriteStream(host, { flags: 'wx', mode: 0o600 });
     if (e.content) await pipeline(e.content, out, signal ? { signal } : {});
-    else await new Promise<void>((resolve, reject) => out.end((err?: Error | null) => (err ? reject(err) : resolve())));
+    else await endStream(out);
   }
 }

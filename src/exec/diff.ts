@@ -10,7 +10,7 @@ import { createHash } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
 import { lstat, readdir, readlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import { CanvosError } from '../errors.js';
+import { CanvosError, internalError } from '../errors.js';
 import type { FsEntryType } from '../tar/entry.js';
 import { ancestors, baseName, comparePaths, joinPath, parentPath } from '../layers/path.js';
 import type { PlannedEntry } from '../tar/header.js';
@@ -43,9 +43,8 @@ export async function snapshot(
 ): Promise<Snapshot> {
   const out: Snapshot = new Map();
   const stack = [''];
-  while (stack.length > 0) {
+  for (let p = stack.pop(); p !== undefined; p = stack.pop()) {
     throwIfAborted(signal);
-    const p = stack.pop()!;
     const st = await lstat(p === '' ? root : join(root, p), { bigint: true }).catch(() => null);
     if (
       !st ||
@@ -100,10 +99,12 @@ async function readXattrs(root: string): Promise<Map<string, Record<string, Buff
     });
     const chunks: Buffer[] = [];
     child.stdout.on('data', (b: Buffer) => chunks.push(b));
-    child.on('error', (e) =>
-      reject(new CanvosError('ERR_EXEC_UNAVAILABLE', `getfattr: ${e.message}`, { hint: 'apt-get install attr' })),
-    );
-    child.on('close', () => resolve(Buffer.concat(chunks).toString('latin1')));
+    child.on('error', (e) => {
+      reject(new CanvosError('ERR_EXEC_UNAVAILABLE', `getfattr: ${e.message}`, { hint: 'apt-get install attr' }));
+    });
+    child.on('close', () => {
+      resolve(Buffer.concat(chunks).toString('latin1'));
+    });
   });
   const out = new Map<string, Record<string, Buffer>>();
   let cur: Record<string, Buffer> | undefined;
@@ -177,7 +178,7 @@ export async function captureDiff(
   const wmtime = opts.mtime ?? 0;
   const entries: PlannedEntry[] = [];
   for (const p of add) {
-    const m = after.get(p)!;
+    const m = after.get(p) ?? internalError(`${p} is in the snapshot`);
     if (m.kind === 'o') continue; // sockets, fifos, devices: not representable rootless; never produced by mknod here
     const e: PlannedEntry = {
       path: p,
@@ -230,7 +231,7 @@ async function writeTar(entries: PlannedEntry[], outPath: string, signal?: Abort
     for await (const chunk of tarBytes(entries, signal)) {
       hash.update(chunk);
       size += chunk.length;
-      if (!out.write(chunk)) await new Promise<void>((r) => out.once('drain', () => r()));
+      if (!out.write(chunk)) await new Promise<void>((r) => out.once('drain', r));
     }
   } finally {
     out.end();

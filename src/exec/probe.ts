@@ -20,7 +20,8 @@ export type UserNamespaceProbe =
 /** Runs a command and resolves with its exit code and the last line of stderr; never rejects. */
 export function tryRun(argv: readonly string[], signal?: AbortSignal): Promise<{ code: number; stderr: string }> {
   return new Promise((resolve) => {
-    const child = spawn(argv[0]!, argv.slice(1), {
+    const [cmd = '', ...args] = argv;
+    const child = spawn(cmd, args, {
       stdio: ['ignore', 'ignore', 'pipe'],
       ...(signal ? { signal } : {}),
     });
@@ -28,8 +29,12 @@ export function tryRun(argv: readonly string[], signal?: AbortSignal): Promise<{
     child.stderr.on('data', (b: Buffer) => {
       err = (err + b.toString('utf8')).slice(-4096);
     });
-    child.on('error', (e) => resolve({ code: -1, stderr: e.message }));
-    child.on('close', (code) => resolve({ code: code ?? -1, stderr: lastLine(err) }));
+    child.on('error', (e) => {
+      resolve({ code: -1, stderr: e.message });
+    });
+    child.on('close', (code) => {
+      resolve({ code: code ?? -1, stderr: lastLine(err) });
+    });
   });
 }
 
@@ -149,7 +154,7 @@ export function checkArch(arch: 'amd64' | 'arm64'): string | undefined {
   const name = BINFMT[arch];
   const hint = 'apt-get install qemu-user-static binfmt-support';
   if (!name)
-    throw new CanvosError('ERR_EXEC_UNAVAILABLE', `cannot run ${String(arch)} commands: unknown architecture`, {
+    throw new CanvosError('ERR_EXEC_UNAVAILABLE', `cannot run ${arch} commands: unknown architecture`, {
       hint,
     });
   const entry = readSysctl(`/proc/sys/fs/binfmt_misc/${name}`);

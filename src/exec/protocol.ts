@@ -37,8 +37,12 @@ export async function writeFrames(
           if (e) reject(e);
           else resolve();
         };
-        const closed = (): void => done(new Error('the layer data pipe closed'));
-        const drained = (): void => done();
+        const closed = (): void => {
+          done(new Error('the layer data pipe closed'));
+        };
+        const drained = (): void => {
+          done();
+        };
         out.once('error', done);
         out.once('close', closed);
         out.once('drain', drained);
@@ -111,7 +115,9 @@ export class FrameReader {
       }
       body.end();
     })();
-    done.catch((e: Error) => body.destroy(e));
+    done.catch((e: unknown) => {
+      body.destroy(e as Error);
+    });
     return { body, done };
   }
 }

@@ -124,32 +124,34 @@ export async function runInSandbox(
       ? root
       : join(
           root,
-          await res.dir(wd, true).catch((e: Error) => {
-            throw new CanvosError('ERR_CONFIG', `${step.label}: WORKDIR ${step.workdir} cannot be used: ${e.message}`, {
+          await res.dir(wd, true).catch((e: unknown) => {
+            const why = e instanceof Error ? e.message : String(e);
+            throw new CanvosError('ERR_CONFIG', `${step.label}: WORKDIR ${step.workdir} cannot be used: ${why}`, {
               hint: 'a path component is a file in the image',
             });
           }),
         );
   const resolvConf = await lstat(join(root, 'etc/resolv.conf')).catch(() => null);
   const env = { ...step.env };
-  const binds: string[] = [];
+  const binds: Array<[flag: string, host: string, inside: string]> = [];
   if (step.certsDir) {
     const bundle = await caBundle(root, step.certsDir, workDir);
     for (const k of ['SSL_CERT_FILE', 'CURL_CA_BUNDLE', 'REQUESTS_CA_BUNDLE', 'NODE_EXTRA_CA_CERTS'])
       env[k] ??= '/tmp/.canvos-ca-bundle.pem';
-    binds.push('--ro-bind', bundle, '/tmp/.canvos-ca-bundle.pem');
+    binds.push(['--ro-bind', bundle, '/tmp/.canvos-ca-bundle.pem']);
   }
   const asRoot = who.uid === 0 && who.gid === 0;
   // Root runs with the image as / (bwrap pivots into it); another user enters it with chroot --userspec, so bwrap
   // keeps the agent's view as / and mounts proc/dev/tmp inside the rootfs.
   const at = (p: string): string => (asRoot ? p : join(root, p));
-  const argv = [hostTool('bwrap'), '--die-with-parent', '--unshare-pid', '--unshare-ipc', '--new-session'];
+  const bwrap = hostTool('bwrap');
+  const argv = ['--die-with-parent', '--unshare-pid', '--unshare-ipc', '--new-session'];
   argv.push(...(asRoot ? ['--bind', root, '/'] : ['--bind', '/', '/']));
   argv.push('--proc', at('/proc'), '--dev', at('/dev'), '--perms', '1777', '--tmpfs', at('/tmp'));
   const etcDir = await lstat(join(root, 'etc')).catch(() => null);
   if (existsSync('/etc/resolv.conf') && etcDir?.isDirectory() && !resolvConf?.isSymbolicLink())
     argv.push('--ro-bind', '/etc/resolv.conf', at('/etc/resolv.conf'));
-  for (let i = 0; i < binds.length; i += 3) argv.push(binds[i]!, binds[i + 1]!, at(binds[i + 2]!));
+  for (const [flag, host, inside] of binds) argv.push(flag, host, at(inside));
   if (asRoot) {
     argv.push('--chdir', `/${wd}`, '--', ...step.argv);
   } else {
@@ -160,28 +162,30 @@ export async function runInSandbox(
     argv.push('--chdir', wdHost, '--', hostTool('chroot'), spec, groups, root, ...enter, ...step.argv);
   }
   return new Promise((resolve, reject) => {
-    const child = spawn(argv[0]!, argv.slice(1), {
+    const child = spawn(bwrap, argv, {
       env,
       stdio: ['ignore', 'pipe', 'pipe'],
       ...(signal ? { signal } : {}),
     });
     let tail = '';
-    child.stdout.on('data', (b: Buffer) => onOutput(b, 'stdout'));
+    child.stdout.on('data', (b: Buffer) => {
+      onOutput(b, 'stdout');
+    });
     child.stderr.on('data', (b: Buffer) => {
       tail = (tail + b.toString('utf8')).slice(-4096);
       onOutput(b, 'stderr');
     });
-    child.on('error', (e) =>
+    child.on('error', (e) => {
       reject(
         signal?.aborted
           ? e
           : new CanvosError('ERR_EXEC_UNAVAILABLE', `${step.label}: cannot start bwrap: ${e.message}`, {
               hint: 'apt-get install bubblewrap',
             }),
-      ),
-    );
-    child.on('close', (code, sig) =>
-      resolve({ code: code ?? 128 + (sig === 'SIGKILL' ? 9 : 15), lastStderr: lastLine(tail) }),
-    );
+      );
+    });
+    child.on('close', (code, sig) => {
+      resolve({ code: code ?? 128 + (sig === 'SIGKILL' ? 9 : 15), lastStderr: lastLine(tail) });
+    });
   });
 }

@@ -11,9 +11,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
-import { CanvosError } from '../errors.js';
-import type { AgentMessage, AgentRequest } from './protocol.js';
-import { writeFrames } from './protocol.js';
+import { CanvosError, internalError } from '../errors.js';
+import { type AgentMessage, type AgentRequest, writeFrames } from './protocol.js';
 import { checkArch, lastLine, probeUserNamespaces, tryRun, unshareArgs } from './probe.js';
 import type { CapturedLayer, ExecLayer, RunStep, Workspace, WorkspaceOptions } from './types.js';
 import { abortError, throwIfAborted } from '../util/abort.js';
@@ -40,6 +39,7 @@ function agentPath(): string {
 
 class Agent {
   private readonly child: ChildProcess;
+  private readonly stdin: Writable;
   private readonly pending = new Map<number, Pending>();
   private nextId = 1;
   private stderrTail = '';
@@ -52,22 +52,25 @@ class Agent {
     this.child = spawnGroup(unshare, [...flags, '--', process.execPath, script, rootfs, workDir], {
       stdio: ['pipe', 'pipe', 'pipe', 'pipe'],
     });
+    const { stdin, stdout, stderr } = this.child;
+    if (!stdin || !stdout || !stderr) internalError('the agent is spawned with piped stdio');
+    this.stdin = stdin;
     let buf = '';
-    this.child.stdout!.setEncoding('utf8').on('data', (s: string) => {
+    stdout.setEncoding('utf8').on('data', (s: string) => {
       buf += s;
       for (let i = buf.indexOf('\n'); i >= 0; i = buf.indexOf('\n')) {
         this.onMessage(JSON.parse(buf.slice(0, i)) as AgentMessage);
         buf = buf.slice(i + 1);
       }
     });
-    this.child.stderr!.on('data', (b: Buffer) => {
+    stderr.on('data', (b: Buffer) => {
       this.stderrTail = (this.stderrTail + b.toString('utf8')).slice(-4096);
     });
-    for (const s of [this.child.stdin!, this.child.stdio[3] as Writable]) s.on('error', () => undefined);
+    for (const s of [stdin, this.child.stdio[3] as Writable]) s.on('error', () => undefined);
     this.exited = new Promise((resolve) => {
-      this.child.on('error', (e) =>
-        this.fail(new CanvosError('ERR_EXEC_UNAVAILABLE', `cannot start the executor: ${e.message}`)),
-      );
+      this.child.on('error', (e) => {
+        this.fail(new CanvosError('ERR_EXEC_UNAVAILABLE', `cannot start the executor: ${e.message}`));
+      });
       this.child.on('close', (code, sig) => {
         this.fail(
           new CanvosError(
@@ -113,7 +116,7 @@ class Agent {
     const done = new Promise<Record<string, unknown>>((resolve, reject) =>
       this.pending.set(id, { resolve, reject, onOutput }),
     );
-    this.child.stdin!.write(`${JSON.stringify({ ...req, id })}\n`);
+    this.stdin.write(`${JSON.stringify({ ...req, id })}\n`);
     if (!data) return done;
     // A source that fails mid-layer leaves the agent waiting for frames: it is stopped (the workspace is unusable).
     const sent = writeFrames(this.child.stdio[3] as Writable, data, signal).catch((e: unknown) => {
@@ -169,7 +172,10 @@ export async function openWorkspace(opts: WorkspaceOptions): Promise<Workspace> 
   const close = (): Promise<void> =>
     (closed ??= (async () => {
       signal?.removeEventListener('abort', onAbort);
-      if (agent.alive) await agent.request({ op: 'close' }).catch(() => agent.kill());
+      if (agent.alive)
+        await agent.request({ op: 'close' }).catch(() => {
+          agent.kill();
+        });
       else agent.kill();
       await agent.exited;
       if (existsSync(rootfs)) {

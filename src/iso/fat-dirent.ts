@@ -22,9 +22,18 @@ export function dosDateTime(epochSeconds: number): { date: number; time: number 
   return { date, time };
 }
 
+/** Whether `name` has a control character or one of FAT's reserved characters (code units: no surrogate is one). */
+function hasForbiddenChar(name: string): boolean {
+  for (let i = 0; i < name.length; i++) {
+    const c = name.charCodeAt(i);
+    if (c < 0x20 || '"*/:<>?\\|'.includes(name.charAt(i))) return true;
+  }
+  return false;
+}
+
 /** Throws unless `name` is a legal long file name component. */
 export function checkLongName(name: string): void {
-  if (name === '' || name === '.' || name === '..' || name.length > 255 || /[\x00-\x1f"*/:<>?\\|]/.test(name)) {
+  if (name === '' || name === '.' || name === '..' || name.length > 255 || hasForbiddenChar(name)) {
     throw new CanvosError('ERR_ISO', `invalid FAT file name ${JSON.stringify(name)}`, {
       hint: 'use names without control characters or any of "*/:<>?\\|, at most 255 characters',
     });

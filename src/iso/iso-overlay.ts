@@ -9,6 +9,7 @@ import { basename, join } from 'node:path';
 import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { CanvosError } from '../errors.js';
+import { endStream } from '../fs-util.js';
 import { INPUT_LIMITS, parseYaml, readTextBytes } from '../text-input.js';
 
 /** GNU split's `3GB` (decimal gigabytes), CanvOS's content part size. */
@@ -87,7 +88,8 @@ export async function listContentBundles(
 ): Promise<string[]> {
   const out: string[] = [];
   for (const d of dirs) {
-    const names = await readdir(d).catch((e: NodeJS.ErrnoException) => {
+    const names = await readdir(d).catch((err: unknown) => {
+      const e = err as NodeJS.ErrnoException;
       throw new CanvosError('ERR_CONFIG', `cannot read content directory ${d}: ${e.code ?? e.message}`, {
         cause: e,
         hint: 'pass a directory holding *.zst content bundles',
@@ -141,7 +143,7 @@ export async function splitFile(
   const closeCur = async (): Promise<void> => {
     const s = cur;
     cur = undefined;
-    if (s) await new Promise<void>((res, rej) => s.end((e?: Error | null) => (e ? rej(e) : res())));
+    if (s) await endStream(s);
   };
   const write = async (s: ReturnType<typeof createWriteStream>, b: Buffer): Promise<void> => {
     if (!s.write(b))
@@ -164,10 +166,14 @@ export async function splitFile(
           off += n;
           left -= n;
         }
-      })().then(() => cb(), cb);
+      })().then(() => {
+        cb();
+      }, cb);
     },
     final(cb) {
-      closeCur().then(() => cb(), cb);
+      closeCur().then(() => {
+        cb();
+      }, cb);
     },
   });
   try {

@@ -63,5 +63,5 @@ export async function checkLocalUi(file: string, signal?: AbortSignal): Promise<
 
 /** A layer opener serving `file` as a tar layer of entries under /opt/spectrocloud (stack it last). */
 export function localUiLayer(file: string, signal?: AbortSignal): LayerOpener {
-  return async () => entriesToTar(localUiEntries(file, signal), signal);
+  return () => Promise.resolve(entriesToTar(localUiEntries(file, signal), signal));
 }

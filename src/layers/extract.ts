@@ -23,8 +23,7 @@ function resolveThrough(p: string, symlinks: Map<string, string>, path: string):
   let parts = p === '' ? [] : p.split('/');
   const cur: string[] = [];
   let hops = 0;
-  while (parts.length > 0) {
-    const seg = parts.shift()!;
+  for (let seg = parts.shift(); seg !== undefined; seg = parts.shift()) {
     const link = symlinks.get([...cur, seg].join('/'));
     if (link === undefined) {
       cur.push(seg);

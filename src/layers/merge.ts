@@ -52,7 +52,7 @@ export async function* mergeLayers(openers: readonly LayerOpener[], opts: MergeO
     }
     return false;
   };
-  for (let i = openers.length - 1; i >= 0; i--) {
+  for (const [i, open] of [...openers.entries()].reverse()) {
     const layerDeleted: string[] = [];
     const layerOpaque: string[] = [];
     const opener = openers[i];
@@ -91,8 +91,8 @@ async function* materialise(
   opts: MergeOptions,
 ): AsyncGenerator<FsEntry, boolean> {
   const target = link.linkname ?? '';
-  for (let j = from; j >= 0; j--) {
-    const it = readLayer(await openers[j]!(), { name: `layer ${j}`, signal: opts.signal });
+  for (const [j, open] of [...openers.slice(0, from + 1).entries()].reverse()) {
+    const it = readLayer(await open(), { name: `layer ${j}`, signal: opts.signal });
     try {
       for await (const e of it) {
         if (e.path !== target || e.type !== 'file') continue;

@@ -45,10 +45,13 @@ export function ancestors(p: string): string[] {
   return out;
 }
 
+/** Any UTF-16 code unit outside ASCII. */
+const NON_ASCII = /[\u0080-\uffff]/;
+
 /** Byte-order comparison of two paths (UTF-8), the order entries are written in. */
 export function comparePaths(a: string, b: string): number {
   // Fast path: pure ASCII strings compare identically as UTF-16 code units and as bytes.
-  if (/^[\x00-\x7f]*$/.test(a) && /^[\x00-\x7f]*$/.test(b)) return a < b ? -1 : a > b ? 1 : 0;
+  if (!NON_ASCII.test(a) && !NON_ASCII.test(b)) return a < b ? -1 : a > b ? 1 : 0;
   return Buffer.compare(Buffer.from(a), Buffer.from(b));
 }
 

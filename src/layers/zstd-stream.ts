@@ -42,7 +42,7 @@ class FrameScanner {
         this.offset += n;
         this.need -= n;
       } else {
-        this.hdr.push(buf[pos++]!);
+        this.hdr.push(buf.readUInt8(pos++));
         this.offset++;
         if (this.hdr.length < this.need) continue;
         this.header(Buffer.from(this.hdr));
@@ -78,10 +78,12 @@ class FrameScanner {
         this.body(h.readUInt32LE(0), 'magic');
         return;
       case 'fhd': {
-        const fhd = h[0]!;
+        const fhd = h.readUInt8(0);
         if (fhd & 0x08) throw corrupt(this.name, `reserved bit set in zstd frame header at byte ${this.offset - 1}`);
         const single = (fhd >> 5) & 1;
-        const rest = (single ? 0 : 1) + [0, 1, 2, 4][fhd & 3]! + [single, 2, 4, 8][fhd >> 6]!;
+        const dictIdBytes = (fhd & 3) === 3 ? 4 : fhd & 3; // 0, 1, 2, 4
+        const contentSizeBytes = fhd >> 6 === 0 ? single : 1 << (fhd >> 6); // single, 2, 4, 8
+        const rest = (single ? 0 : 1) + dictIdBytes + contentSizeBytes;
         this.checksum = (fhd & 0x04) !== 0;
         if (rest === 0) this.go('bheader', 3);
         else this.go('frest', rest);
@@ -91,7 +93,7 @@ class FrameScanner {
         this.go('bheader', 3);
         return;
       case 'bheader': {
-        const v = h[0]! | (h[1]! << 8) | (h[2]! << 16);
+        const v = h.readUIntLE(0, 3);
         const type = (v >> 1) & 3;
         const size = v >>> 3;
         if (type === 3) throw corrupt(this.name, `reserved zstd block type at byte ${this.offset - 3}`);

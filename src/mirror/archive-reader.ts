@@ -98,8 +98,8 @@ export class MirrorArchive {
   }
 
   private get totalSize(): number {
-    const last = this.parts[this.parts.length - 1]!;
-    return last.start + last.size;
+    const last = this.parts.at(-1);
+    return last ? last.start + last.size : 0;
   }
 
   /** Read `len` bytes at virtual offset `pos` (across part boundaries). */
@@ -159,7 +159,9 @@ export class MirrorArchive {
         done += n;
       }
       out.end();
-    })().catch((e: Error) => out.destroy(e));
+    })().catch((e: unknown) => {
+      out.destroy(e as Error);
+    });
     return out;
   }
 
@@ -176,7 +178,7 @@ export class MirrorArchive {
       throw new CanvosError('ERR_BLOB_UNKNOWN', `blob ${desc.digest} is missing from ${this.path}`, {
         hint: 'the archive is incomplete; save it again',
       });
-    const v = new VerifyingStream(desc.digest as Digest, {
+    const v = new VerifyingStream(desc.digest, {
       size: desc.size,
       what: `blob ${desc.digest} in ${this.path}`,
     });
@@ -205,14 +207,14 @@ export class MirrorArchive {
     return {
       description: `mirror-archive:${this.path}:${name}`,
       getManifest: async (digest?: Digest): Promise<RawManifest> => {
-        const d = (digest ?? entry.digest) as Digest;
+        const d = digest ?? entry.digest;
         if (!isDigest(d)) throw new CanvosError('ERR_MANIFEST_INVALID', `${this.path}: bad digest ${String(d)}`);
         const bytes = await this.readManifest(d);
         let mediaType = digest === undefined ? entry.mediaType : undefined;
         if (!mediaType) mediaType = declaredManifestMediaType(bytes);
         return { bytes, digest: d, mediaType };
       },
-      getBlob: async (desc: Descriptor) => this.openBlob(desc),
+      getBlob: (desc: Descriptor) => Promise.resolve(this.openBlob(desc)),
       close: async () => {},
     };
   }

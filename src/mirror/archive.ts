@@ -10,6 +10,7 @@ import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream, type WriteStream } from 'node:fs';
 import { readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
+import { once } from 'node:events';
 import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { pack as tarPack } from 'tar-stream';
@@ -18,6 +19,7 @@ import { CanvosError } from '../errors.js';
 import { OciLayout } from '../transports/oci-layout/oci-layout.js';
 import type { OpOptions } from '../image/types.js';
 import type { Digest } from '../image/digest.js';
+import { endStream } from '../fs-util.js';
 import { reachableBlobs } from './layout-walk.js';
 import { abortError, throwIfAborted } from '../util/abort.js';
 
@@ -60,11 +62,19 @@ export function manifestPathFor(tarPath: string): string {
   return join(dirname(tarPath), `${basename(tarPath).replace(/\.tar$/, '')}.manifest.json`);
 }
 
+/** The part file being written. */
+interface OpenPart {
+  ws: WriteStream;
+  hash: ReturnType<typeof createHash>;
+  size: number;
+  name: string;
+  path: string;
+}
+
 /** Writable that cuts its input into part files of at most `maxPart` bytes, hashing each. */
 class PartWriter extends Writable {
   readonly parts: Array<{ name: string; size: number; sha256: string; path: string }> = [];
-  private cur:
-    { ws: WriteStream; hash: ReturnType<typeof createHash>; size: number; name: string; path: string } | undefined;
+  private cur: OpenPart | undefined;
   private readonly base: string;
   private readonly maxPart: number;
   private readonly split: boolean;
@@ -74,43 +84,47 @@ class PartWriter extends Writable {
     this.split = maxPart !== undefined;
     this.maxPart = maxPart ?? Number.MAX_SAFE_INTEGER;
   }
-  private async open(): Promise<void> {
+  private async open(): Promise<OpenPart> {
     const n = this.parts.length + (this.cur ? 1 : 0) + 1;
     const path = this.split ? `${this.base}.part${String(n).padStart(4, '0')}` : this.base;
     const ws = createWriteStream(`${path}.tmp`);
-    await new Promise<void>((res, rej) => ws.once('open', () => res()).once('error', rej));
+    await once(ws, 'open');
     this.cur = { ws, hash: createHash('sha256'), size: 0, name: basename(path), path };
+    return this.cur;
   }
   private async close(): Promise<void> {
     const c = this.cur;
     if (!c) return;
     this.cur = undefined;
-    await new Promise<void>((res, rej) => c.ws.end((e?: Error | null) => (e ? rej(e) : res())));
+    await endStream(c.ws);
     // Parts stay `.tmp` until publish(): an earlier archive of the same name is intact until every part is written.
     this.parts.push({ name: c.name, size: c.size, sha256: c.hash.digest('hex'), path: c.path });
   }
   private async put(chunk: Buffer): Promise<void> {
     let off = 0;
     while (off < chunk.length) {
-      if (!this.cur) await this.open();
-      const c = this.cur!;
+      const c = this.cur ?? (await this.open());
       const n = Math.min(chunk.length - off, this.maxPart - c.size);
       const piece = chunk.subarray(off, off + n);
       c.hash.update(piece);
       c.size += n;
       off += n;
-      if (!c.ws.write(piece)) await new Promise<void>((res) => c.ws.once('drain', () => res()));
+      if (!c.ws.write(piece)) await new Promise<void>((res) => c.ws.once('drain', res));
       if (c.size >= this.maxPart) await this.close();
     }
   }
   override _write(chunk: Buffer, _enc: BufferEncoding, cb: (e?: Error | null) => void): void {
-    this.put(chunk).then(() => cb(), cb);
+    this.put(chunk).then(() => {
+      cb();
+    }, cb);
   }
   override _final(cb: (e?: Error | null) => void): void {
     (async () => {
       if (!this.cur && this.parts.length === 0) await this.open(); // an empty stream still gets one part
       await this.close();
-    })().then(() => cb(), cb);
+    })().then(() => {
+      cb();
+    }, cb);
   }
   /** Rename every written part into place (after the whole archive was written). */
   async publish(): Promise<void> {
@@ -125,8 +139,12 @@ class PartWriter extends Writable {
     this.cur = undefined;
     if (c) c.ws.destroy();
     Promise.resolve(c ? rm(`${c.path}.tmp`, { force: true }) : undefined).then(
-      () => cb(e),
-      () => cb(e),
+      () => {
+        cb(e);
+      },
+      () => {
+        cb(e);
+      },
     );
   }
 }
@@ -192,7 +210,10 @@ export async function writeArchive(
       throwIfAborted(opts.signal);
       const size = (await stat(file)).size;
       await new Promise<void>((res, rej) => {
-        const entry = pack.entry({ name, size, mtime, mode: 0o644, uid: 0, gid: 0 }, (e) => (e ? rej(e) : res()));
+        const entry = pack.entry({ name, size, mtime, mode: 0o644, uid: 0, gid: 0 }, (e) => {
+          if (e) rej(e);
+          else res();
+        });
         pipeline(createReadStream(file), entry).catch(rej);
       });
     };
@@ -212,7 +233,9 @@ export async function writeArchive(
     }
     pack.finalize();
   })();
-  feed.catch((e) => pack.destroy(e as Error));
+  feed.catch((e: unknown) => {
+    pack.destroy(e instanceof Error ? e : new Error(String(e)));
+  });
   try {
     await Promise.all([pipeline(pack, out, opts.signal ? { signal: opts.signal } : {}), feed]);
   } catch (e) {

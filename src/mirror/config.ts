@@ -3,10 +3,11 @@
  * images a CanvOS build configuration implies), how destination repositories are named, concurrency and whether
  * signatures/SBOMs travel along. Validated with zod; every error names `file:line` of the offending value.
  */
+import { dirname } from 'node:path';
 import { isNode, LineCounter } from 'yaml';
 import { INPUT_LIMITS, parseYaml, readTextInput } from '../text-input.js';
 import { z } from 'zod';
-import { CanvosError } from '../errors.js';
+import { CanvosError, internalError } from '../errors.js';
 import { parsePlatform } from '../image/platform.js';
 import { parseReference } from '../registry/reference.js';
 
@@ -19,7 +20,7 @@ const platformString = z.string().refine(
       return false;
     }
   },
-  { message: 'must be os/arch[/variant], e.g. linux/amd64' },
+  { error: 'must be os/arch[/variant], e.g. linux/amd64' },
 );
 
 const refString = z.string().refine(
@@ -31,7 +32,7 @@ const refString = z.string().refine(
       return false;
     }
   },
-  { message: 'must be an image reference like registry/repository[:tag][@sha256:…]' },
+  { error: 'must be an image reference like registry/repository[:tag][@sha256:…]' },
 );
 
 /** Tag selection for a repository: every filter given must match; `latest` keeps the n highest after filtering. */
@@ -48,7 +49,7 @@ export const TagFilterSchema = z.strictObject({
           return false;
         }
       },
-      { message: 'is not a valid regular expression' },
+      { error: 'is not a valid regular expression' },
     )
     .optional(),
   /** Semver range (`>=1.2.0 <2`, `^1.30`, `~3.19`, `1.x`, `a || b`); non-semver tags never match. */
@@ -80,7 +81,7 @@ export const RewriteSchema = z.strictObject({
   prefix: z
     .string()
     .regex(/^[a-z0-9]+([._-][a-z0-9]+)*(\/[a-z0-9]+([._-][a-z0-9]+)*)*$/, {
-      message: 'must be a lowercase repository path like "mirror" or "team/mirror"',
+      error: 'must be a lowercase repository path like "mirror" or "team/mirror"',
     })
     .optional(),
   /** Keep the source registry as the first path segment (`docker.io/library/alpine`), as Palette does. Default: true. */
@@ -161,7 +162,7 @@ export function parseMirrorConfig(text: string, file = 'mirror.yaml'): MirrorCon
   }
   const r = MirrorConfigSchema.safeParse(json);
   if (!r.success) {
-    const iss = r.error.issues[0]!;
+    const iss = r.error.issues[0] ?? internalError('a failed zod parse has an issue');
     const path = iss.path.filter((p): p is string | number => typeof p !== 'symbol');
     // Walk up until a node with a position exists (a missing key points at its parent map).
     let line = 1;
@@ -209,7 +210,6 @@ export async function loadMirrorConfig(path: string): Promise<MirrorConfig> {
     hint: 'pass --config <path of mirror.yaml>',
   });
   const c = parseMirrorConfig(text, path);
-  const { dirname } = await import('node:path');
   return { ...c, baseDir: dirname(path) };
 }
 

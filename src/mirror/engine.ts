@@ -32,7 +32,12 @@ export interface CopyJob {
    */
   upToDate?(signal?: AbortSignal): Promise<{ digest: Digest; mediaType: string } | undefined>;
   /** Called after a successful copy, before the result counts; may return follow-up jobs (referrers). */
-  after?(result: CopyResult, src: ImageSource, dst: ImageDestination, signal?: AbortSignal): Promise<CopyJob[] | void>;
+  after?(
+    result: CopyResult,
+    src: ImageSource,
+    dst: ImageDestination,
+    signal?: AbortSignal,
+  ): Promise<CopyJob[] | undefined>;
 }
 
 /** Options of {@link runJobs}. */
@@ -81,16 +86,7 @@ export async function runJobs(
       dst = job.openDestination();
       const hit = await job.upToDate?.(signal);
       const r: CopyResult = hit
-        ? {
-            rootDigest: hit.digest,
-            sourceDigest: hit.digest,
-            mediaType: hit.mediaType,
-            rewritten: false,
-            manifests: 0,
-            blobs: { copied: 0, skipped: 0, mounted: 0, bytes: 0, foreignSkipped: 0 },
-            platforms: [],
-            tag: job.tag,
-          }
+        ? upToDateResult(hit, job.tag)
         : await copyImage(src, dst, {
             signal,
             platforms: job.platforms,
@@ -143,37 +139,7 @@ export async function runJobs(
     }
   };
 
-  // A queue drained by at most `limit` jobs at once: waiting jobs are plain array entries, not pending promises
-  // each holding an abort listener on the caller's signal (which made Node warn about a listener leak).
-  const limit = opts.images ?? 4;
-  const queue: CopyJob[] = [];
-  let active = 0;
-  let stopped: { reason: unknown } | undefined;
-  let settle!: () => void;
-  let reject!: (e: unknown) => void;
-  const all = new Promise<void>((res, rej) => {
-    settle = res;
-    reject = rej;
-  });
-  const pump = (): void => {
-    while (!stopped && active < limit && queue.length > 0) {
-      const job = queue.shift()!;
-      active++;
-      const started = opts.signal?.aborted ? Promise.reject(abortError(opts.signal)) : runOne(job);
-      started
-        .catch((e: unknown) => {
-          stopped ??= { reason: e };
-        })
-        .finally(() => {
-          active--;
-          pump();
-        });
-    }
-    if (active === 0 && (stopped || queue.length === 0)) {
-      if (stopped) reject(stopped.reason);
-      else settle();
-    }
-  };
+  const queue = limitedQueue(opts.images ?? 4, runOne, opts.signal);
   const schedule = (jobs: CopyJob[]): void => {
     for (const j of jobs) {
       const key = `${j.source}\0${j.destination}`;
@@ -184,9 +150,65 @@ export async function runJobs(
     }
   };
   schedule(initial);
-  pump();
-  await all;
+  await queue.run();
   return { images, failures };
+}
+
+/** The result of a job whose destination already holds the image (nothing copied). */
+function upToDateResult(hit: { digest: Digest; mediaType: string }, tag: string | undefined): CopyResult {
+  return {
+    rootDigest: hit.digest,
+    sourceDigest: hit.digest,
+    mediaType: hit.mediaType,
+    rewritten: false,
+    manifests: 0,
+    blobs: { copied: 0, skipped: 0, mounted: 0, bytes: 0, foreignSkipped: 0 },
+    platforms: [],
+    tag,
+  };
+}
+
+/**
+ * A queue drained by at most `limit` runs at once: waiting jobs are plain array entries, not pending promises each
+ * holding an abort listener on the caller's signal (which made Node warn about a listener leak). `push` may be
+ * called while it runs; `run` resolves when the queue is empty and nothing runs, and rejects with the first error
+ * (after the running jobs end; no new job starts once one failed or `signal` aborted).
+ */
+function limitedQueue<T>(
+  limit: number,
+  runOne: (job: T) => Promise<void>,
+  signal: AbortSignal | undefined,
+): { push(job: T): void; run(): Promise<void> } {
+  const queue: T[] = [];
+  let active = 0;
+  let stopped: { reason: Error } | undefined;
+  return {
+    push: (job) => queue.push(job),
+    run: () =>
+      new Promise<void>((settle, reject) => {
+        const pump = (): void => {
+          while (!stopped && active < limit) {
+            const job = queue.shift();
+            if (job === undefined) break;
+            active++;
+            const started = signal?.aborted ? Promise.reject(abortError(signal)) : runOne(job);
+            started
+              .catch((e: unknown) => {
+                stopped ??= { reason: e instanceof Error ? e : new Error(String(e)) };
+              })
+              .finally(() => {
+                active--;
+                pump();
+              });
+          }
+          if (active === 0 && (stopped || queue.length === 0)) {
+            if (stopped) reject(stopped.reason);
+            else settle();
+          }
+        };
+        pump();
+      }),
+  };
 }
 
 /**
@@ -199,12 +221,10 @@ export async function eachLimited<T>(
   limit: number,
   fn: (item: T, index: number) => Promise<void>,
 ): Promise<void> {
-  let next = 0;
+  // One iterator shared by the workers: each takes the next entry from it.
+  const entries = list.entries();
   const worker = async (): Promise<void> => {
-    while (next < list.length) {
-      const i = next++;
-      await fn(list[i]!, i);
-    }
+    for (const [i, item] of entries) await fn(item, i);
   };
   await Promise.all(Array.from({ length: Math.min(Math.max(1, limit), list.length) }, worker));
 }
@@ -217,6 +237,6 @@ export function toFailure(job: Pick<CopyJob, 'source' | 'destination'>, e: unkno
     source: job.source,
     destination: job.destination,
     code: 'ERR_INTERNAL',
-    message: (e as Error)?.message ?? String(e),
+    message: e instanceof Error ? e.message : String(e),
   };
 }

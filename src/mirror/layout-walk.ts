@@ -28,11 +28,11 @@ export async function reachableFrom(
     manifestsOut?.add(digest);
     const m = parseManifest(await read(digest), mediaType, `manifest ${digest} in ${where}`);
     if (m.kind === 'index') {
-      for (const d of m.value.manifests) await visit(d.digest as Digest, d.mediaType, depth + 1);
+      for (const d of m.value.manifests) await visit(d.digest, d.mediaType, depth + 1);
       return;
     }
     for (const b of [m.value.config, ...m.value.layers]) {
-      const d = b.digest as Digest;
+      const d = b.digest;
       if (b.urls?.length && !(await has(d))) continue;
       if (!(await has(d))) {
         throw new CanvosError('ERR_BLOB_UNKNOWN', `${where}: blob ${d} of manifest ${digest} is missing`, {
@@ -42,7 +42,7 @@ export async function reachableFrom(
       out.add(d);
     }
   };
-  for (const d of index.manifests) await visit(d.digest as Digest, d.mediaType, 0);
+  for (const d of index.manifests) await visit(d.digest, d.mediaType, 0);
   return out;
 }
 

@@ -63,6 +63,11 @@ export interface MirrorPlanOptions extends MirrorOptions {
   /** Earlier archives (or their `.manifest.json`): blobs they carry count as present, as a differential save. */
   since?: string[] | undefined;
 }
+type PlanSource = { source: string; platforms?: MirrorItem['platforms']; open: () => ImageSource };
+/** True when the target already holds blob `d` (in repository `repo` of a destination registry). */
+type HasBlob = (repo: string, d: Digest, size: number, signal: AbortSignal | undefined) => Promise<boolean>;
+/** Per distinct blob: its size, and whether it is new at the target. */
+type UniqueBlobs = Map<string, { size: number; isNew: boolean }>;
 
 /** Plan `items` (from registries) or, with `opts.from`, the images of a layout/archive. */
 export async function mirrorPlan(
@@ -78,18 +83,7 @@ export async function mirrorPlan(
   );
   const conns = new RegistryConnections(opts.concurrency);
   const root = target.kind === 'registry' ? parseDestinationRoot(target.to) : undefined;
-  const srcs: Array<{ source: string; platforms?: MirrorItem['platforms']; open: () => ImageSource }> = [];
-  if (opts.from) {
-    const l = await openLoadSource(opts.from, opts.signal);
-    for (const e of l.entries) srcs.push({ source: e.name, open: e.open });
-  } else {
-    for (const it of items)
-      srcs.push({
-        source: it.source.toString(),
-        platforms: it.platforms,
-        open: () => registrySource(it.source, conns.options(it.source.registry, 'src', opts.sourceRegistry)),
-      });
-  }
+  const srcs = await planSources(items, conns, opts);
   if (root)
     planNames(
       srcs.map((s) => parseReference(s.source)),
@@ -101,26 +95,11 @@ export async function mirrorPlan(
     const dir = target.path.endsWith('.tar') ? `${target.path}.layout` : target.path;
     if (existsSync(dir)) layout = new OciLayout(dir);
   }
-  const present = new Map<string, Promise<boolean>>();
-  const has = (repo: string, d: Digest, size: number, signal: AbortSignal | undefined): Promise<boolean> => {
-    if (shipped.has(d)) return Promise.resolve(true);
-    if (!root) return Promise.resolve(layout ? layout.hasBlob(d, size) : false);
-    const key = `${repo}\0${d}`;
-    let p = present.get(key);
-    if (!p) {
-      const r = new RegistryRepository(root.registry, repo, conns.options(root.registry, 'dst', opts.destRegistry));
-      p = r.headBlob(d, { signal }).then(
-        (h) => h !== undefined,
-        () => false,
-      );
-      present.set(key, p);
-    }
-    return p;
-  };
+  const has = presence(shipped, root && { registry: root.registry, conns, opts }, layout);
 
   const images: PlanImage[] = [];
   const failures: MirrorFailure[] = [];
-  const unique = new Map<string, { size: number; isNew: boolean }>();
+  const unique: UniqueBlobs = new Map();
   try {
     await eachLimited(srcs, opts.concurrency?.images ?? 4, async (s) => {
       // The image's own signal (AbortSignal.any adds no listener to the caller's): its requests listen there.
@@ -129,40 +108,7 @@ export async function mirrorPlan(
       const destination = dest ? dest.toString() : target.kind === 'layout' ? `oci:${target.path}` : '';
       const src = s.open();
       try {
-        const full = await loadGraph(src, undefined, { signal });
-        const { root: top } = selectPlatforms(full, s.platforms ?? [], src.description);
-        const nodes = bottomUp(top);
-        const blobs = new Map<string, number>();
-        for (const n of nodes) for (const b of n.blobs) if (!b.urls?.length) blobs.set(b.digest, b.size);
-        let newBlobs = 0;
-        let newBytes = 0;
-        // As many HEADs at once as one registry serves by default (DEFAULT_CONCURRENCY).
-        await eachLimited([...blobs], DEFAULT_CONCURRENCY, async ([d, size]) => {
-          const isNew = !(await has(dest?.repository ?? '', d as Digest, size, signal));
-          if (isNew) {
-            newBlobs++;
-            newBytes += size;
-          }
-          const u = unique.get(d);
-          unique.set(d, { size, isNew: (u?.isNew ?? true) && isNew });
-        });
-        images.push({
-          source: s.source,
-          destination,
-          digest: top.raw.digest,
-          mediaType: top.raw.mediaType,
-          platforms:
-            top.kind === 'index'
-              ? top.children.flatMap((c) => (c.platform ? [formatPlatform(c.platform)] : []))
-              : top.platform
-                ? [formatPlatform(top.platform)]
-                : [],
-          manifests: nodes.length,
-          blobs: blobs.size,
-          bytes: [...blobs.values()].reduce((x, y) => x + y, 0),
-          newBlobs,
-          newBytes,
-        });
+        images.push(await planImage(s, src, destination, dest?.repository ?? '', has, unique, signal));
       } catch (e) {
         if (opts.signal?.aborted) throw e;
         failures.push(toFailure({ source: s.source, destination }, e));
@@ -174,21 +120,118 @@ export async function mirrorPlan(
     await conns.close();
   }
   const order = new Map(srcs.map((s, i) => [s.source, i]));
-  images.sort((x, y) => order.get(x.source)! - order.get(y.source)!);
-  const all = [...unique.values()];
-  const newOnes = all.filter((u) => u.isNew);
+  images.sort((x, y) => (order.get(x.source) ?? 0) - (order.get(y.source) ?? 0));
   return {
     target: target.kind === 'registry' ? target.to : target.kind === 'layout' ? target.path : '',
     images,
     failures,
-    totals: {
-      images: images.length,
-      failed: failures.length,
-      blobs: all.length,
-      bytes: all.reduce((x, u) => x + u.size, 0),
-      newBlobs: newOnes.length,
-      newBytes: newOnes.reduce((x, u) => x + u.size, 0),
-      presentBytes: all.filter((u) => !u.isNew).reduce((x, u) => x + u.size, 0),
-    },
+    totals: { images: images.length, failed: failures.length, ...blobTotals(unique) },
+  };
+}
+
+/** The images to plan: the entries of `opts.from` (a layout or archive), else `items` read from their registries. */
+async function planSources(
+  items: readonly MirrorItem[],
+  conns: RegistryConnections,
+  opts: MirrorPlanOptions,
+): Promise<PlanSource[]> {
+  if (opts.from) {
+    const l = await openLoadSource(opts.from, opts.signal);
+    return l.entries.map((e) => ({ source: e.name, open: e.open }));
+  }
+  return items.map((it) => ({
+    source: it.source.toString(),
+    platforms: it.platforms,
+    open: () => registrySource(it.source, conns.options(it.source.registry, 'src', opts.sourceRegistry)),
+  }));
+}
+
+/**
+ * The presence check: shipped blobs are present; at a registry one HEAD per repository and blob (memoised; an
+ * error counts as absent); else the layout directory when there is one.
+ */
+function presence(
+  shipped: ReadonlySet<string>,
+  reg: { registry: string; conns: RegistryConnections; opts: MirrorPlanOptions } | undefined,
+  layout: OciLayout | undefined,
+): HasBlob {
+  const present = new Map<string, Promise<boolean>>();
+  return (repo, d, size, signal) => {
+    if (shipped.has(d)) return Promise.resolve(true);
+    if (!reg) return Promise.resolve(layout ? layout.hasBlob(d, size) : false);
+    const key = `${repo}\0${d}`;
+    let p = present.get(key);
+    if (!p) {
+      const r = new RegistryRepository(
+        reg.registry,
+        repo,
+        reg.conns.options(reg.registry, 'dst', reg.opts.destRegistry),
+      );
+      p = r.headBlob(d, { signal }).then(
+        (h) => h !== undefined,
+        () => false,
+      );
+      present.set(key, p);
+    }
+    return p;
+  };
+}
+
+/** Resolve one image's graph and check each of its blobs at the target; records the blobs in `unique`. */
+async function planImage(
+  s: PlanSource,
+  src: ImageSource,
+  destination: string,
+  repo: string,
+  has: HasBlob,
+  unique: UniqueBlobs,
+  signal: AbortSignal | undefined,
+): Promise<PlanImage> {
+  const full = await loadGraph(src, undefined, { signal });
+  const { root: top } = selectPlatforms(full, s.platforms ?? [], src.description);
+  const nodes = bottomUp(top);
+  const blobs = new Map<Digest, number>();
+  for (const n of nodes) for (const b of n.blobs) if (!b.urls?.length) blobs.set(b.digest, b.size);
+  let newBlobs = 0;
+  let newBytes = 0;
+  // As many HEADs at once as one registry serves by default (DEFAULT_CONCURRENCY).
+  await eachLimited([...blobs], DEFAULT_CONCURRENCY, async ([d, size]) => {
+    const isNew = !(await has(repo, d, size, signal));
+    if (isNew) {
+      newBlobs++;
+      newBytes += size;
+    }
+    const u = unique.get(d);
+    unique.set(d, { size, isNew: (u?.isNew ?? true) && isNew });
+  });
+  return {
+    source: s.source,
+    destination,
+    digest: top.raw.digest,
+    mediaType: top.raw.mediaType,
+    platforms:
+      top.kind === 'index'
+        ? top.children.flatMap((c) => (c.platform ? [formatPlatform(c.platform)] : []))
+        : top.platform
+          ? [formatPlatform(top.platform)]
+          : [],
+    manifests: nodes.length,
+    blobs: blobs.size,
+    bytes: [...blobs.values()].reduce((x, y) => x + y, 0),
+    newBlobs,
+    newBytes,
+  };
+}
+
+/** The blob totals of a plan, each distinct blob counted once. */
+function blobTotals(unique: UniqueBlobs): Omit<MirrorPlan['totals'], 'images' | 'failed'> {
+  const all = [...unique.values()];
+  const newOnes = all.filter((u) => u.isNew);
+  return {
+    blobs: all.length,
+    bytes: all.reduce((x, u) => x + u.size, 0),
+    newBlobs: newOnes.length,
+    newBytes: newOnes.reduce((x, u) => x + u.size, 0),
+    presentBytes: all.filter((u) => !u.isNew).reduce((x, u) => x + u.size, 0),
   };
 }

@@ -50,7 +50,7 @@ export function destinationRepository(
   const keepRegistry = rw.keepRegistry ?? true;
   const segs = [...(keepRegistry ? [hostSegment(src.registry)] : []), ...src.repository.split('/')];
   let tail: string;
-  if (rw.flatten === 'last-segment') tail = segs[segs.length - 1]!;
+  if (rw.flatten === 'last-segment') tail = segs.at(-1) ?? '';
   else if (rw.flatten === true) tail = segs.join('-');
   else tail = segs.join('/');
   return [root.path, rw.prefix ?? '', tail].filter((s) => s !== '').join('/');

@@ -5,8 +5,9 @@
  * is free: blobs appear in a layout only after verification (temp file + rename), and registries are HEAD-checked.
  */
 import { rm, stat } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import type { CopyResult } from '../copy/copy.js';
-import { CanvosError } from '../errors.js';
+import { CanvosError, internalError } from '../errors.js';
 import type { ImageDestination, ImageSource, PutBlobResult, RawManifest } from '../image/types.js';
 import type { Digest } from '../image/digest.js';
 import { OciLayout, REF_NAME_ANNOTATION } from '../transports/oci-layout/oci-layout.js';
@@ -74,6 +75,7 @@ function registryJobs(
   const tagLists = new TagLists();
   const make = (source: Reference, platforms: MirrorItem['platforms'], referrer: boolean): CopyJob => {
     const d = dest(source);
+    const destHas = d.has;
     let opened: ReturnType<typeof registrySource> | undefined;
     return {
       source: source.toString(),
@@ -86,13 +88,13 @@ function registryJobs(
       openDestination: d.openDestination,
       // With a platform subset the destination root differs from the source's: no shortcut.
       upToDate:
-        platforms?.length || !d.has
+        platforms?.length || !destHas
           ? undefined
           : async (signal = opts.signal) => {
               const repo =
                 opened?.repo ?? registrySource(source, conns.options(source.registry, 'src', opts.sourceRegistry)).repo;
               const h = await repo.headManifest(source.identifier, { signal });
-              return h && (await d.has!(h.digest, signal)) ? { digest: h.digest, mediaType: h.mediaType } : undefined;
+              return h && (await destHas(h.digest, signal)) ? { digest: h.digest, mediaType: h.mediaType } : undefined;
             },
       async after(r: CopyResult, src: ImageSource, _dst, signal = opts.signal): Promise<CopyJob[]> {
         await d.after?.(r);
@@ -164,10 +166,9 @@ function layoutBlobDestination(layout: OciLayout, shipped: ReadonlySet<string>):
     description: `oci:${layout.dir}`,
     tag: undefined,
     // Blobs shipped in an earlier archive (--since) count as present: they are neither downloaded nor packed.
-    hasBlob: async (desc: Descriptor) =>
-      shipped.has(desc.digest) || (await layout.hasBlob(desc.digest as Digest, desc.size)),
+    hasBlob: async (desc: Descriptor) => shipped.has(desc.digest) || (await layout.hasBlob(desc.digest, desc.size)),
     async putBlob(desc, open, o = {}): Promise<PutBlobResult> {
-      if (await layout.hasBlob(desc.digest as Digest, desc.size)) return 'exists';
+      if (await layout.hasBlob(desc.digest, desc.size)) return 'exists';
       await layout.writeBlob(desc, await open(), { signal: o.signal, sourceVerified: o.sourceVerified === true });
       return 'uploaded';
     },
@@ -282,9 +283,7 @@ async function saveInto(
         const e = (await layout.readIndex()).manifests.find(
           (m) => m.annotations?.[REF_NAME_ANNOTATION] === src.toString(),
         );
-        return (
-          e?.annotations?.[SOURCE_DIGEST_ANNOTATION] === digest && (await layout.hasBlob(e.digest as Digest, e.size))
-        );
+        return e?.annotations?.[SOURCE_DIGEST_ANNOTATION] === digest && (await layout.hasBlob(e.digest, e.size));
       },
     }));
     r = await runJobs(jobs, {
@@ -307,7 +306,6 @@ async function saveInto(
       signal: opts.signal,
       onProgress: opts.onProgress,
     });
-    const { dirname, join } = await import('node:path');
     files.push(...m.parts.map((p) => join(dirname(to), p.name)), `${to.replace(/\.tar$/, '')}.manifest.json`);
     if (!opts.keepLayout) await rm(dir, { recursive: true, force: true });
   }

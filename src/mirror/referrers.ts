@@ -42,7 +42,7 @@ export async function findReferrers(
   try {
     const root = await src.getManifest(rootDigest, opts);
     const m = parseManifest(root.bytes, root.mediaType);
-    if (m.kind === 'index') digests.push(...m.value.manifests.map((d) => d.digest as Digest));
+    if (m.kind === 'index') digests.push(...m.value.manifests.map((d) => d.digest));
   } catch {
     // The copy just read this manifest; if it cannot be read again, only the root is checked.
   }
@@ -56,7 +56,7 @@ export async function findReferrers(
   try {
     // The client falls back to the `sha256-<hex>` tag itself on registries without the API; tags cover that case.
     const idx = await repo.referrers(rootDigest, opts);
-    for (const d of idx.manifests) viaApi.push(d.digest as Digest);
+    for (const d of idx.manifests) viaApi.push(d.digest);
   } catch {
     // A registry that errors on the referrers endpoint simply has none we can see.
   }

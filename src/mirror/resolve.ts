@@ -44,8 +44,8 @@ export async function itemsFromBuild(
   // Loaded on demand: the provider area is large and only fromBuild needs it.
   const { loadBuildConfig, loadK8sVersions, planProviderImages, selectK8sVersions, withPeVersionDefault } =
     await import('../provider/index.js');
-  const at = (p: string | undefined): string | undefined =>
-    p === undefined ? undefined : isAbsolute(p) ? p : resolvePath(baseDir, p);
+  const atPath = (p: string): string => (isAbsolute(p) ? p : resolvePath(baseDir, p));
+  const at = (p: string | undefined): string | undefined => (p === undefined ? undefined : atPath(p));
   const loaded = await loadBuildConfig({ argFile: at(fb.argFile), configFile: at(fb.config), onWarning });
   // PE_VERSION defaults as in `build` (earthly.sh: git describe of the CanvOS checkout that holds the .arg), so the
   // mirror lists the same stylus/provider tags the build will use.
@@ -55,7 +55,7 @@ export async function itemsFromBuild(
     ? fb.k8sVersions
     : selectK8sVersions(
         config,
-        typeof fb.k8sVersions === 'string' ? await loadK8sVersions(at(fb.k8sVersions)!) : undefined,
+        typeof fb.k8sVersions === 'string' ? await loadK8sVersions(atPath(fb.k8sVersions)) : undefined,
         fb.k8sVersions ?? 'k8s_version.json',
       );
   const plan = planProviderImages(config, versions, { projectDir: baseDir, onWarning });
@@ -115,7 +115,7 @@ export async function resolveItems(
     if (!opts.connections) await conns.close();
   }
   // Keep the config order stable (listings push in completion order) and drop duplicates.
-  const order = (o: string): number => (o.startsWith('images[') ? Number(/\d+/.exec(o)![0]) : 1e9);
+  const order = (o: string): number => (o.startsWith('images[') ? Number(/\d+/.exec(o)?.[0] ?? 1e9) : 1e9);
   items.sort((a, b) => order(a.origin) - order(b.origin));
   const seen = new Set<string>();
   return { items: items.filter((it) => !seen.has(it.source.toString()) && seen.add(it.source.toString())), failures };

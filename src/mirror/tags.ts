@@ -82,8 +82,8 @@ function badRange(range: string, part: string): CanvosError {
 function comparator(tok: string, range: string): Cmp[] {
   const m = /^(\^|~|<=|>=|<|>|=)?(.+)$/.exec(tok);
   if (!m) throw badRange(range, tok);
-  const op = m[1] ?? '';
-  const { v, parts } = partial(m[2]!, range);
+  const [, op = '', version = ''] = m;
+  const { v, parts } = partial(version, range);
   if (op === '^') {
     // ^1.2.3 := <2; ^0.2.3 := <0.3; ^0.0.3 := <0.0.4
     const at = v.major > 0 || parts <= 1 ? 0 : v.minor > 0 || parts <= 2 ? 1 : 2;

@@ -17,7 +17,7 @@ type ZstdZlib = {
 
 function zstdUnavailable(): CanvosError {
   return new CanvosError('ERR_CONFIG', 'zstd needs the native addon (libzstd) or Node.js >= 22.15', {
-    hint: 'unset CANVOS_NO_NATIVE; off linux x64/arm64 install libdeflate-dev libzstd-dev and run canvos-lite\'s scripts/install-native.mjs; or use gzip layers',
+    hint: "unset CANVOS_NO_NATIVE; off linux x64/arm64 install libdeflate-dev libzstd-dev and run canvos-lite's scripts/install-native.mjs; or use gzip layers",
   });
 }
 
@@ -26,16 +26,21 @@ export function jsCompressor(): ChunkCompressor {
   const z = zlib as unknown as ZstdZlib;
   return {
     backend: 'js',
-    versions: { zlib: process.versions.zlib ?? 'unknown' },
+    versions: { zlib: process.versions.zlib },
     gzip: (chunk, level) => gzipAsync(chunk, { level: Math.min(Math.max(level, 1), 9) }),
     zstd: (chunk, level) => {
       const fn = z.zstdCompress;
       if (!fn) return Promise.reject(zstdUnavailable());
-      return new Promise((resolve, reject) =>
-        fn(chunk, { params: { [z.constants.ZSTD_c_compressionLevel ?? 100]: level, [z.constants.ZSTD_c_checksumFlag ?? 201]: 1 } }, (e, r) =>
-          e ? reject(e) : resolve(r),
-        ),
-      );
+      const params = {
+        [z.constants.ZSTD_c_compressionLevel ?? 100]: level,
+        [z.constants.ZSTD_c_checksumFlag ?? 201]: 1,
+      };
+      return new Promise((resolve, reject) => {
+        fn(chunk, { params }, (e, r) => {
+          if (e) reject(e);
+          else resolve(r);
+        });
+      });
     },
     zstdDecoder: (): ZstdDecoder => {
       throw zstdUnavailable();

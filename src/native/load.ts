@@ -28,7 +28,13 @@ function loadBinding(): NativeBinding | undefined {
 
 function nativeCompressor(b: NativeBinding): ChunkCompressor {
   const call = (fn: NativeBinding['gzip'], chunk: Buffer, level: number) =>
-    new Promise<Buffer>((resolve, reject) => fn(chunk, level, (err, out) => (err ? reject(err) : resolve(out!))));
+    new Promise<Buffer>((resolve, reject) => {
+      fn(chunk, level, (err, out) => {
+        if (err) reject(err);
+        else if (out) resolve(out);
+        else reject(new Error('the native compressor returned no output'));
+      });
+    });
   return {
     backend: 'native',
     versions: { libdeflate: b.libdeflateVersion, zstd: b.zstdVersion },

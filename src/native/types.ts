@@ -22,8 +22,9 @@ export interface ChunkCompressor {
 
 /** @internal The raw addon exports (native/src/canvos_native.cc). */
 export interface NativeBinding {
-  gzip(chunk: Buffer, level: number, cb: (err: Error | null, out?: Buffer) => void): void;
-  zstd(chunk: Buffer, level: number, cb: (err: Error | null, out?: Buffer) => void): void;
+  // Plain functions of the addon (no `this`), hence properties rather than methods.
+  gzip: (chunk: Buffer, level: number, cb: (err: Error | null, out?: Buffer) => void) => void;
+  zstd: (chunk: Buffer, level: number, cb: (err: Error | null, out?: Buffer) => void) => void;
   ZstdDecoder: new () => ZstdDecoder;
   libdeflateVersion: string;
   zstdVersion: string;

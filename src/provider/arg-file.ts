@@ -4,7 +4,6 @@
  * quotes, backslash escapes and `$VAR` / `${VAR}` / `${VAR:-default}` references to keys set on earlier lines (or to
  * CanvOS defaults). Command substitution is refused: nothing in a config file is ever executed.
  */
-import { readFile } from 'node:fs/promises';
 import { CanvosError } from '../errors.js';
 import { INPUT_LIMITS, readTextInput } from '../text-input.js';
 import { isArgName } from './args.js';
@@ -92,7 +91,7 @@ function parseValue(raw: string, key: string, loc: SourceLocation, lookup: Looku
           break;
         }
         if (d === '\\' && i + 1 < n && '"\\$`'.includes(raw[i + 1] ?? '')) {
-          out += raw[i + 1];
+          out += raw.charAt(i + 1);
           i += 2;
         } else if (d === '$') {
           expand();
@@ -106,7 +105,7 @@ function parseValue(raw: string, key: string, loc: SourceLocation, lookup: Looku
     } else if (c === '\\') {
       if (i + 1 >= n)
         throw fail(loc, `${key}: line continuation (trailing \\) is not supported`, 'put the whole value on one line');
-      out += raw[i + 1];
+      out += raw.charAt(i + 1);
       i += 2;
     } else if (c === '$') {
       expand();
@@ -129,7 +128,7 @@ function parseValue(raw: string, key: string, loc: SourceLocation, lookup: Looku
 }
 
 /** Options of {@link parseArgText} / {@link loadArgFile}. */
-export interface ArgFileOptions extends Omit<ResolveOptions, 'keys'> {}
+export type ArgFileOptions = Omit<ResolveOptions, 'keys'>;
 
 /**
  * Parse `.arg` text into located entries (no validation of values; see {@link resolveBuildConfig}).

@@ -105,7 +105,7 @@ export function assembleImage(
   if (opts.runtimeConfig) config.config = opts.runtimeConfig;
   if (opts.labels && Object.keys(opts.labels).length) {
     const c = (config.config ?? {}) as Record<string, unknown>;
-    c.Labels = { ...((c.Labels as Record<string, string> | null) ?? {}), ...opts.labels };
+    c.Labels = { ...(c.Labels ?? {}), ...opts.labels };
     config.config = c;
   }
   const configBytes = Buffer.from(JSON.stringify(config));

@@ -177,7 +177,7 @@ export async function updateScan(
   for (const p of removed) drop(p, true);
   for (const { e, content } of added) {
     if (e.type === 'directory') {
-      scan.dirs.set(e.path, meta(e as FsEntry));
+      scan.dirs.set(e.path, meta(e));
       scan.links.delete(e.path);
     } else {
       if (scan.dirs.has(e.path)) drop(e.path, true); // a non-directory replaces a directory and its subtree

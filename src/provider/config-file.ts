@@ -26,7 +26,7 @@ import {
 import { K8sSourceSchema, type K8sSource } from './schema.js';
 
 /** Options of {@link parseConfigYaml} / {@link loadConfigFile}. */
-export interface ConfigFileOptions extends Omit<ResolveOptions, 'keys' | 'k8sSources' | 'k8sImagePattern'> {}
+export type ConfigFileOptions = Omit<ResolveOptions, 'keys' | 'k8sSources' | 'k8sImagePattern'>;
 
 /** What a canvos.yaml holds before validation of the argument values. */
 export interface ConfigYamlEntries {

@@ -3,7 +3,7 @@
  * numbers are those of CanvOS's Earthfile at HEAD fb36e29 (canvos.md).
  */
 import type { ArgName } from './args.js';
-import type { InventoryEntry, InventoryIssue, InventoryRule, InventoryScope } from './inventory.js';
+import type { InventoryEntry, InventoryIssue, InventoryRule, InventoryScope } from './inventory-types.js';
 
 type ArgEntry = InventoryEntry & { kind: 'arg'; name: ArgName };
 

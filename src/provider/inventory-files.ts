@@ -2,7 +2,7 @@
  * Inventory entries of the project files and directories CanvOS reads (see inventory.ts). Paths are relative to the
  * CanvOS checkout (canvos-lite's project directory).
  */
-import type { InventoryEntry } from './inventory.js';
+import type { InventoryEntry } from './inventory-types.js';
 
 const file = (name: string, canvos: string, lite: string, extra: Partial<InventoryEntry> = {}): InventoryEntry => ({
   kind: 'file',

@@ -16,7 +16,7 @@ const VERSION_RE = /^\d+\.\d+\.\d+$/;
 /** Schema of k8s_version.json. Unknown distributions are kept (CanvOS may add some); versions must be x.y.z. */
 export const K8sVersionsSchema = z.record(
   z.string(),
-  z.array(z.string().regex(VERSION_RE, { message: 'must be x.y.z' })),
+  z.array(z.string().regex(VERSION_RE, { error: 'must be x.y.z' })),
 );
 
 /** Parsed k8s_version.json. */

@@ -16,7 +16,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CanvosError } from '../errors.js';
 import type { RunStep } from '../dockerfile/evaluate.js';
-import { canvosRunStep } from './exec-steps.js';
+import { canvosRunStep } from './run-step.js';
 import type { BuildConfig } from './resolve.js';
 
 /** The project file CanvOS runs for the kernel headers. */
@@ -42,8 +42,8 @@ export const HEADERS_FALLBACK = `${KVER_SHELL}; if ls /usr/src 2>/dev/null | gre
 /** The interpreter argv of a script's `#!` line (`/bin/sh` without one). */
 function interpreter(script: string, file: string): string[] {
   const m = /^#!([^\n]*)/.exec(script);
-  const words = m ? m[1]!.trim().split(/\s+/).filter(Boolean) : ['/bin/sh'];
-  if (!words.length || !words[0]!.startsWith('/')) {
+  const words = m ? (m[1] ?? '').trim().split(/\s+/).filter(Boolean) : ['/bin/sh'];
+  if (!words[0]?.startsWith('/')) {
     throw new CanvosError('ERR_CONFIG', `${file}:1: the #! line names no absolute interpreter`, {
       hint: "start the script with #!/bin/bash or #!/usr/bin/env bash, as CanvOS's",
     });
@@ -92,7 +92,8 @@ export async function kernelRunSteps(c: BuildConfig, projectDir: string): Promis
 
 async function kernelHeadersSteps(c: BuildConfig, projectDir: string): Promise<RunStep[]> {
   if (!kernelHeadersWanted(c)) return [];
-  const script = await readFile(join(projectDir, KERNEL_HEADERS_SCRIPT), 'utf8').catch((e: NodeJS.ErrnoException) => {
+  const script = await readFile(join(projectDir, KERNEL_HEADERS_SCRIPT), 'utf8').catch((err: unknown) => {
+    const e = err as NodeJS.ErrnoException;
     if (e.code === 'ENOENT') return undefined;
     throw new CanvosError('ERR_CONFIG', `${KERNEL_HEADERS_SCRIPT}: cannot read (${e.code ?? e.message})`, {
       hint: 'make the file readable, or remove it to install linux-headers-<kver> with apt-get',
@@ -105,7 +106,7 @@ async function kernelHeadersSteps(c: BuildConfig, projectDir: string): Promise<R
     canvosRunStep(
       c,
       argv,
-      `${KERNEL_HEADERS_SCRIPT}`,
+      KERNEL_HEADERS_SCRIPT,
       'kernel headers',
       `${argv.slice(0, -3).join(' ')} ${KERNEL_HEADERS_SCRIPT} (sha256:${sum}…)`,
     ),

@@ -180,5 +180,12 @@ export async function layerBuildSpec(layer: PlannedLayer, ctx: SpecContext): Pro
     }
   }
   if (entries.length === 0) return null;
-  return { spec: { entries }, verify: () => checks.forEach((c) => c()) };
+  return {
+    spec: { entries },
+    verify: () => {
+      checks.forEach((c) => {
+        c();
+      });
+    },
+  };
 }

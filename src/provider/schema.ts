@@ -250,11 +250,11 @@ export const K8sSourceSchema = z.union([
   z.strictObject({
     /** A single file downloaded and verified, e.g. the k3s binary. */
     url: z.url({ protocol: /^https?$/ }),
-    sha256: z.string().regex(/^(?:sha256:)?[0-9a-f]{64}$/, { message: 'must be 64 lowercase hex digits' }),
+    sha256: z.string().regex(/^(?:sha256:)?[0-9a-f]{64}$/, { error: 'must be 64 lowercase hex digits' }),
     /** Target path. Default: /usr/bin/k3s for k3s (required for other distributions). */
     path: z
       .string()
-      .regex(/^\/[^\0]+$/, { message: 'must be an absolute path' })
+      .regex(/^\/[^\0]+$/, { error: 'must be an absolute path' })
       .optional(),
     /** Default: 0755. */
     mode: z.union([z.number().int(), z.string().regex(/^0?[0-7]{3,4}$/)]).optional(),

@@ -8,7 +8,7 @@
  */
 import { CanvosError } from '../errors.js';
 import type { RunStep } from '../dockerfile/evaluate.js';
-import { canvosRunStep } from './exec-steps.js';
+import { canvosRunStep } from './run-step.js';
 import { formatLoc, type BuildConfig } from './resolve.js';
 
 /** Where TWO_NODE downloads from. Every field defaults to what CanvOS uses. */

@@ -4,24 +4,15 @@
  * blob fails the copy with no blob, manifest or tag written, and a lying "verified" stream is refused by the registry.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { readdir, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { writeFile } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import { randomBytes } from 'node:crypto';
 import { copyImage } from '../../src/copy/copy.js';
 import { sha256 } from '../../src/image/digest.js';
 import { RegistryRepository, registryDestination, registrySource } from '../../src/registry/index.js';
-import { startRegistry, type TestRegistry } from '../helpers/registry.js';
+import { startRegistry, type TestRegistry, findBlobData } from '../helpers/registry.js';
 import { startFaultProxy, type FaultProxy } from '../helpers/fault-proxy.js';
 import { pushTiny, tinyImage } from '../registry/image-util.js';
-
-async function findBlobData(root: string, hex: string): Promise<string> {
-  for (const e of await readdir(root, { withFileTypes: true, recursive: true })) {
-    const dir = e.parentPath ?? (e as unknown as { path: string }).path;
-    if (e.isFile() && e.name === 'data' && dir.endsWith(`/${hex}`)) return join(dir, e.name);
-  }
-  throw new Error(`blob ${hex} not found under ${root}`);
-}
 
 describe('copy: single hash, single HEAD, still verified', () => {
   let a: TestRegistry;

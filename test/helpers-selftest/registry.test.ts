@@ -31,20 +31,26 @@ afterAll(async () => {
   await tmp?.cleanup();
 });
 
+/** The parts of an OCI index (index.json or an image index) these tests read. */
+interface Index {
+  mediaType?: string;
+  manifests: { digest: string; annotations?: Record<string, string>; platform?: unknown }[];
+}
+
 describe('makeOciLayout', () => {
   it('writes a layout whose blobs match their digests and whose diff_ids match the uncompressed layers', async () => {
-    const index = JSON.parse(await readFile(join(layout, 'index.json'), 'utf8'));
+    const index = JSON.parse(await readFile(join(layout, 'index.json'), 'utf8')) as Index;
     expect(index.manifests).toHaveLength(1);
-    expect(index.manifests[0].digest).toBe(fx.indexDigest);
-    expect(index.manifests[0].annotations['org.opencontainers.image.ref.name']).toBe('v1');
+    expect(index.manifests[0]!.digest).toBe(fx.indexDigest);
+    expect(index.manifests[0]!.annotations!['org.opencontainers.image.ref.name']).toBe('v1');
     for (const name of await readdir(join(layout, 'blobs', 'sha256'))) {
       const data = await readFile(join(layout, 'blobs', 'sha256', name));
       expect(createHash('sha256').update(data).digest('hex')).toBe(name);
     }
-    const img = JSON.parse(await readFile(join(layout, 'blobs', 'sha256', fx.indexDigest.slice(7)), 'utf8'));
+    const img = JSON.parse(await readFile(join(layout, 'blobs', 'sha256', fx.indexDigest.slice(7)), 'utf8')) as Index;
     expect(img.mediaType).toBe('application/vnd.oci.image.index.v1+json');
-    expect(img.manifests.map((m: { digest: string }) => m.digest)).toEqual(fx.manifestDigests);
-    expect(img.manifests[1].platform).toEqual({ os: 'linux', architecture: 'arm64', variant: 'v8' });
+    expect(img.manifests.map((m) => m.digest)).toEqual(fx.manifestDigests);
+    expect(img.manifests[1]!.platform).toEqual({ os: 'linux', architecture: 'arm64', variant: 'v8' });
     const layer = fx.images[0]!.layerDigests[0]!;
     expect((await stat(join(layout, 'blobs', 'sha256', layer.slice(7)))).size).toBeGreaterThan(32 * 1024);
     const gunzip = await run('sh', ['-c', `gzip -dc < ${join(layout, 'blobs', 'sha256', layer.slice(7))} | sha256sum`]);
@@ -55,9 +61,12 @@ describe('makeOciLayout', () => {
     const dir = join(tmp.path, 'docker');
     const r = await makeOciLayout(dir, { docker: true, layers: 1, layerBytes: 1000 });
     expect(r.indexDigest).toBe(r.manifestDigests[0]);
-    const m = JSON.parse(await readFile(join(dir, 'blobs', 'sha256', r.indexDigest.slice(7)), 'utf8'));
+    const m = JSON.parse(await readFile(join(dir, 'blobs', 'sha256', r.indexDigest.slice(7)), 'utf8')) as {
+      mediaType: string;
+      layers: { mediaType: string }[];
+    };
     expect(m.mediaType).toBe('application/vnd.docker.distribution.manifest.v2+json');
-    expect(m.layers[0].mediaType).toBe('application/vnd.docker.image.rootfs.diff.tar.gzip');
+    expect(m.layers[0]!.mediaType).toBe('application/vnd.docker.image.rootfs.diff.tar.gzip');
   });
 
   it('umoci unpacks a fixture image rootlessly with the extra files in place', async () => {
@@ -134,7 +143,9 @@ describe.each(['none', 'basic', 'bearer'] as const)('startRegistry auth=%s', (au
       ...creds('--creds'),
       `docker://${reg.host}/self/docker:latest`,
     ]);
-    expect(JSON.parse(raw).mediaType).toBe('application/vnd.docker.distribution.manifest.list.v2+json');
+    expect((JSON.parse(raw) as { mediaType: string }).mediaType).toBe(
+      'application/vnd.docker.distribution.manifest.list.v2+json',
+    );
     expect(`sha256:${createHash('sha256').update(raw).digest('hex')}`).toBe(d.indexDigest);
     const back = join(tmp.path, `docker-back-${auth}`);
     await skopeo([

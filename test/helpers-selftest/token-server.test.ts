@@ -17,11 +17,15 @@ afterAll(async () => {
 });
 
 const basic = () => `Basic ${Buffer.from(`alice:${reg.password}`).toString('base64')}`;
-const claims = (jwt: string) => JSON.parse(Buffer.from(jwt.split('.')[1]!, 'base64url').toString('utf8'));
+const claims = (jwt: string) =>
+  JSON.parse(Buffer.from(jwt.split('.')[1]!, 'base64url').toString('utf8')) as { access: unknown[] } & Record<
+    string,
+    unknown
+  >;
 async function getToken(scopes: string[], authorization?: string): Promise<Response> {
   const q = new URLSearchParams({ service: reg.tokenServer!.service });
   for (const s of scopes) q.append('scope', s);
-  return fetch(`${reg.tokenServer!.realm}?${q}`, { headers: authorization ? { authorization } : {} });
+  return fetch(`${reg.tokenServer!.realm}?${q.toString()}`, { headers: authorization ? { authorization } : {} });
 }
 const catalog = (token: string) => fetch(`${reg.url}/v2/_catalog`, { headers: { authorization: `Bearer ${token}` } });
 
@@ -130,10 +134,13 @@ describe('token server', () => {
       const q = new URLSearchParams({ service: r.tokenServer!.service, scope: 'registry:catalog:*' });
       const auth = `Basic ${Buffer.from(`${r.username}:${r.password}`).toString('base64')}`;
       const body = (await (
-        await fetch(`${r.tokenServer!.realm}?${q}`, { headers: { authorization: auth } })
+        await fetch(`${r.tokenServer!.realm}?${q.toString()}`, { headers: { authorization: auth } })
       ).json()) as { token: string; expires_in: number };
       expect(body.expires_in).toBe(60);
-      const header = JSON.parse(Buffer.from(body.token.split('.')[0]!, 'base64url').toString('utf8'));
+      const header = JSON.parse(Buffer.from(body.token.split('.')[0]!, 'base64url').toString('utf8')) as {
+        x5c?: unknown;
+        kid?: string;
+      };
       expect(header.x5c).toBeUndefined();
       // Independent check of the kid: openssl's DER SubjectPublicKeyInfo of the bundle certificate.
       const spki = await run('sh', [

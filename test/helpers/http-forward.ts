@@ -39,7 +39,7 @@ export function forwardRequest(
   const headers = endToEnd(req.headers);
   headers.host = target.host;
   for (const [k, v] of Object.entries(extraHeaders)) {
-    if (v === null) delete headers[k];
+    if (v === null) Reflect.deleteProperty(headers, k);
     else headers[k] = v;
   }
   return new Promise((resolve, reject) => {

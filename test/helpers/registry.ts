@@ -6,7 +6,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { openSync, closeSync } from 'node:fs';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { createServer, type AddressInfo } from 'node:net';
@@ -66,7 +66,7 @@ type Json = Record<string, unknown>;
 const isObj = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
 function merge(base: Json, over: Json): Json {
   const out: Json = { ...base };
-  for (const [k, v] of Object.entries(over)) out[k] = isObj(v) && isObj(out[k]) ? merge(out[k] as Json, v) : v;
+  for (const [k, v] of Object.entries(over)) out[k] = isObj(v) && isObj(out[k]) ? merge(out[k], v) : v;
   return out;
 }
 
@@ -247,4 +247,13 @@ export async function startRegistry(opts: StartRegistryOptions = {}): Promise<Te
     await rm(root, { recursive: true, force: true });
     throw e;
   }
+}
+
+/** The file holding the blob (or manifest) with hex digest `hex` in a registry's storage (`TestRegistry.dataDir`). */
+export async function findBlobData(root: string, hex: string): Promise<string> {
+  for (const e of await readdir(root, { withFileTypes: true, recursive: true })) {
+    const dir = e.parentPath;
+    if (e.isFile() && e.name === 'data' && dir.endsWith(`/${hex}`)) return join(dir, e.name);
+  }
+  throw new Error(`blob ${hex} not found under ${root}`);
 }

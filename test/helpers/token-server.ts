@@ -73,7 +73,7 @@ export function libtrustKeyId(spkiDer: Buffer): string {
     acc = (acc << 8) | byte;
     n += 8;
     while (n >= 5) {
-      out += alphabet[(acc >>> (n - 5)) & 31];
+      out += alphabet.charAt((acc >>> (n - 5)) & 31);
       n -= 5;
     }
     acc &= (1 << n) - 1;

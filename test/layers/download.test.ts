@@ -95,7 +95,7 @@ describe('url file source behind an HTTP proxy', () => {
       no_proxy: process.env.no_proxy,
     };
     process.env.HTTP_PROXY = fwd.url;
-    for (const k of ['http_proxy', 'NO_PROXY', 'no_proxy']) delete process.env[k];
+    for (const k of ['http_proxy', 'NO_PROXY', 'no_proxy']) Reflect.deleteProperty(process.env, k);
     try {
       const layer = await layerWith(`${base}/moved`, GOOD, 'proxied');
       const files: string[] = [];
@@ -109,7 +109,7 @@ describe('url file source behind an HTTP proxy', () => {
       expect(new Set(fwd.seen)).toEqual(new Set([`CONNECT ${new URL(base).host}`]));
     } finally {
       for (const [k, v] of Object.entries(saved)) {
-        if (v === undefined) delete process.env[k];
+        if (v === undefined) Reflect.deleteProperty(process.env, k);
         else process.env[k] = v;
       }
       fwd.server.closeAllConnections();

@@ -179,7 +179,7 @@ describe('mirror save → load round trip', () => {
     // A fresh site without one.tar: multi cannot load (its layers are missing), single can.
     const c = await startRegistry();
     try {
-      const lonely = await mirrorLoad(join(out, 'two.tar'), `${c.host}`, {
+      const lonely = await mirrorLoad(join(out, 'two.tar'), c.host, {
         destRegistry: insecure(c),
         rewrite: { keepRegistry: false },
       });
@@ -189,13 +189,13 @@ describe('mirror save → load round trip', () => {
       // The site that loaded one.tar first gets everything.
       expect(
         (
-          await mirrorLoad(join(out, 'one.tar'), `${c.host}`, {
+          await mirrorLoad(join(out, 'one.tar'), c.host, {
             destRegistry: insecure(c),
             rewrite: { keepRegistry: false },
           })
         ).failures,
       ).toEqual([]);
-      const again = await mirrorLoad(join(out, 'two.tar'), `${c.host}`, {
+      const again = await mirrorLoad(join(out, 'two.tar'), c.host, {
         destRegistry: insecure(c),
         rewrite: { keepRegistry: false },
       });

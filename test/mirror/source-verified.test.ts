@@ -109,7 +109,9 @@ describe('mirror save: verified sources', () => {
       const names = await rehashBlobs(join(layoutDir, 'blobs', 'sha256'));
       expect(names).not.toContain(layer.slice(7));
       await expect(stat(join(layoutDir, 'blobs', 'sha256', layer.slice(7)))).rejects.toMatchObject({ code: 'ENOENT' });
-      expect(JSON.parse(await readFile(join(layoutDir, 'index.json'), 'utf8')).manifests).toEqual([]);
+      expect(
+        (JSON.parse(await readFile(join(layoutDir, 'index.json'), 'utf8')) as { manifests: unknown[] }).manifests,
+      ).toEqual([]);
     } finally {
       await writeFile(file, good);
     }

@@ -111,7 +111,9 @@ describe('buildProviderImages against a real registry', () => {
     expect(cfg.history.map((h) => h.created_by)).toEqual([
       'makeOciLayout layer 0',
       'makeOciLayout layer 1',
-      ...first.images[1]!.appended.map((n) => expect.stringMatching(new RegExp(`^canvos-lite provider ${n}: `))),
+      ...first.images[1]!.appended.map((n): unknown =>
+        expect.stringMatching(new RegExp(`^canvos-lite provider ${n}: `)),
+      ),
     ]);
     expect(cfg.history.at(-1)?.created).toBe('2023-11-14T22:13:20Z');
     expect(cfg.created).toBe('2023-11-14T22:13:20Z');

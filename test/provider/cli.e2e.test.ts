@@ -92,11 +92,11 @@ describe('canvos-lite build', () => {
         'k8s/k3s@',
       ),
     );
-    expect(r.stdout).toMatch(/edge\/luet-repo-amd:k3s-k8s-1\.31\.2-k3s1  1 layers, /);
+    expect(r.stdout).toMatch(/edge\/luet-repo-amd:k3s-k8s-1\.31\.2-k3s1 {2}1 layers, /);
     expect(await tags('out/dry')).toEqual([]);
     const missing = await cli('--dry-run', '--set', 'PE_VERSION=v9.9.9');
     expect(missing.code).toBe(6);
-    expect(missing.stdout).toMatch(/stylus-framework-linux-amd64:v9\.9\.9  UNAVAILABLE: /);
+    expect(missing.stdout).toMatch(/stylus-framework-linux-amd64:v9\.9\.9 {2}UNAVAILABLE: /);
     expect(missing.stderr).toContain('1 image(s) unavailable; the build would fail');
   });
 

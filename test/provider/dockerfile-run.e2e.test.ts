@@ -5,19 +5,15 @@
  * A second build runs nothing and gives the same digest; without user namespaces the build fails up front, pushing
  * nothing. Needs deb.debian.org (apt) and the tools of scripts/install-deps.sh (mmdebstrap, bwrap, uidmap, umoci).
  */
-import { chownSync } from 'node:fs';
 import { readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { debianBase } from '../helpers/debian-base.js';
-import { pushLayout } from '../helpers/push-layout.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { run, skopeo, tmpDir, umoci } from '../helpers/tools.js';
-import { asUnprivileged, unprivilegedIdentity, unprivilegedTempDir } from '../helpers/unprivileged.js';
-import { makeProject, pushFixtureImages, registryTags } from './fixture-images.js';
+import { unprivilegedIdentity } from '../helpers/unprivileged.js';
+import { debianProject, giveToUnprivileged, unprivilegedCli } from './debian-project.js';
+import { makeProject, registryTags } from './fixture-images.js';
 
-const BIN = join(import.meta.dirname, '../../bin/canvos-lite.js');
-const EPOCH = '1700000000';
 let reg: TestRegistry;
 let tmp: Awaited<ReturnType<typeof tmpDir>>;
 let work: string;
@@ -34,27 +30,7 @@ RUN rm /etc/issue.net
 `;
 
 /** Run the CLI as the unprivileged user; `env` adds to a minimal environment. */
-async function cli(
-  args: string[],
-  env: Record<string, string> = {},
-  cwd = project,
-): Promise<{ code: number; stdout: string; stderr: string }> {
-  const vars = {
-    HOME: work,
-    PATH: process.env.PATH ?? '/usr/bin:/bin',
-    CANVOS_CACHE_DIR: join(work, 'cache'),
-    SOURCE_DATE_EPOCH: EPOCH,
-    ...env,
-  };
-  const argv = asUnprivileged([
-    'env',
-    ...Object.entries(vars).map(([k, v]) => `${k}=${v}`),
-    process.execPath,
-    BIN,
-    ...args,
-  ]);
-  return run(argv[0]!, argv.slice(1), { cwd, timeoutMs: 900_000 });
-}
+const cli = (args: string[], env: Record<string, string> = {}, cwd = project) => unprivilegedCli(work, cwd, args, env);
 
 const build = (repo: string, env: Record<string, string> = {}, cwd = project) =>
   cli(
@@ -78,21 +54,13 @@ const build = (repo: string, env: Record<string, string> = {}, cwd = project) =>
 const tags = (repo: string) => registryTags(reg, repo);
 
 beforeAll(async () => {
-  if (!unprivilegedIdentity()) throw new Error('the canvostest user is missing: run scripts/install-deps.sh');
   reg = await startRegistry();
   tmp = await tmpDir('canvos-dockerfile-run-');
-  const deb = await debianBase();
-  await pushLayout(deb.layoutDir, reg, 'debian/base', { tag: deb.tag });
-  baseRef = `${reg.host}/debian/base:${deb.tag}`;
-  const refs = await pushFixtureImages(reg, join(tmp.path, 'fixtures'));
-  work = unprivilegedTempDir('canvos-dockerfile-run-');
-  project = join(work, 'project');
-  await makeProject(project, refs.argLines);
+  const p = await debianProject(reg, join(tmp.path, 'fixtures'), 'canvos-dockerfile-run-');
+  ({ baseRef, work, project } = p);
   await writeFile(join(project, 'hello.txt'), 'hello from COPY\n');
   await writeFile(join(project, 'Dockerfile'), DOCKERFILE);
-  const id = unprivilegedIdentity()!;
-  await run('chown', ['-R', `${id.uid}:${id.gid}`, project]);
-  chownSync(work, id.uid, id.gid);
+  await giveToUnprivileged(p);
 }, 900_000);
 
 afterAll(async () => {

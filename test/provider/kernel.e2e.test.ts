@@ -8,19 +8,14 @@
  * a local signed apt repository (Ubuntu's archive is out of reach here), installed by the project Dockerfile.
  */
 import type { Server } from 'node:http';
-import { chownSync } from 'node:fs';
 import { mkdir, readFile, readlink, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { serveDir, signedAptRepo, type FixtureDeb } from '../helpers/apt-repo.js';
-import { debianBase } from '../helpers/debian-base.js';
-import { pushLayout } from '../helpers/push-layout.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { run, skopeo, tmpDir, umoci } from '../helpers/tools.js';
-import { asUnprivileged, unprivilegedIdentity, unprivilegedTempDir } from '../helpers/unprivileged.js';
-import { makeProject, pushFixtureImages } from './fixture-images.js';
+import { debianProject, giveToUnprivileged, unprivilegedCli } from './debian-project.js';
 
-const BIN = join(import.meta.dirname, '../../bin/canvos-lite.js');
 const OLD = '6.1.0-9-amd64';
 const NEW = '6.1.0-10-amd64'; // newer by sort -V, older by plain sort
 let reg: TestRegistry;
@@ -55,22 +50,7 @@ DEBIAN_FRONTEND=noninteractive apt-get install -y "linux-headers-\${kernel}"
 echo "$kernel" > /etc/headers-by-project-script
 `;
 
-async function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const vars = {
-    HOME: work,
-    PATH: process.env.PATH ?? '/usr/bin:/bin',
-    CANVOS_CACHE_DIR: join(work, 'cache'),
-    SOURCE_DATE_EPOCH: '1700000000',
-  };
-  const argv = asUnprivileged([
-    'env',
-    ...Object.entries(vars).map(([k, v]) => `${k}=${v}`),
-    process.execPath,
-    BIN,
-    ...args,
-  ]);
-  return run(argv[0]!, argv.slice(1), { cwd: project, timeoutMs: 900_000 });
-}
+const cli = (args: string[]) => unprivilegedCli(work, project, args);
 
 interface Built {
   dockerfileRuns: number;
@@ -115,7 +95,6 @@ const exists = (p: string) =>
   );
 
 beforeAll(async () => {
-  if (!unprivilegedIdentity()) throw new Error('the canvostest user is missing: run scripts/install-deps.sh');
   reg = await startRegistry();
   tmp = await tmpDir('canvos-kernel-');
   const repo = join(tmp.path, 'www');
@@ -138,13 +117,8 @@ beforeAll(async () => {
   ]);
   let url: string;
   ({ server, url } = await serveDir(repo));
-  const deb = await debianBase();
-  await pushLayout(deb.layoutDir, reg, 'debian/base', { tag: deb.tag });
-  baseRef = `${reg.host}/debian/base:${deb.tag}`;
-  const refs = await pushFixtureImages(reg, join(tmp.path, 'fixtures'));
-  work = unprivilegedTempDir('canvos-kernel-');
-  project = join(work, 'project');
-  await makeProject(project, refs.argLines);
+  const p = await debianProject(reg, join(tmp.path, 'fixtures'), 'canvos-kernel-');
+  ({ baseRef, work, project } = p);
   await writeFile(join(project, 'canvos-kernel.asc'), await readFile(join(repo, 'key.asc')));
   await writeFile(
     join(project, 'Dockerfile'),
@@ -158,9 +132,7 @@ beforeAll(async () => {
   );
   await mkdir(join(project, 'scripts'));
   await writeFile(join(project, 'scripts/install-kernel-headers.sh'), SCRIPT, { mode: 0o755 });
-  const id = unprivilegedIdentity()!;
-  await run('chown', ['-R', `${id.uid}:${id.gid}`, project]);
-  chownSync(work, id.uid, id.gid);
+  await giveToUnprivileged(p);
 }, 900_000);
 
 afterAll(async () => {

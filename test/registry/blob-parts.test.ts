@@ -184,7 +184,7 @@ describe('ranged blob reads', () => {
       }).getBlob(desc),
     ).catch((e: unknown) => e);
     expect(err).toMatchObject({ code: 'ERR_REGISTRY_HTTP' });
-    expect(String((err as Error).message)).toMatch(/with the whole blob although it advertised Accept-Ranges/);
+    expect((err as Error).message).toMatch(/with the whole blob although it advertised Accept-Ranges/);
   });
 
   it('verifies the joined bytes against the digest (a byte flipped in storage, inside a middle part)', async () => {

@@ -260,7 +260,7 @@ describe('registry client certificates (containers-certs.d)', () => {
     ).toBe('');
     expect(ok.code).toBe(0);
     const want = sha256(await skopeo(['inspect', '--raw', '--tls-verify=false', `docker://${plain.host}/src/app:v1`]));
-    expect(sha256(await skopeo(['inspect', '--raw', '--cert-dir', hostDir(), `${dst}`]))).toBe(want);
+    expect(sha256(await skopeo(['inspect', '--raw', '--cert-dir', hostDir(), dst]))).toBe(want);
     // A half pair is a configuration error (exit 3) naming the file, before any connection.
     await mkdir(p('halfdir'));
     await cp(p('client.crt'), p('halfdir', 'client.cert'));
@@ -279,7 +279,7 @@ describe('registry client certificates (containers-certs.d)', () => {
     const home = unprivilegedTempDir('canvos-mtls-home-');
     const dir = join(home, '.config', 'containers', 'certs.d', mtls.host);
     await cp(hostDir(), dir, { recursive: true });
-    await run('chown', ['-R', `${(await run('stat', ['-c', '%u:%g', home])).stdout.trim()}`, home]);
+    await run('chown', ['-R', (await run('stat', ['-c', '%u:%g', home])).stdout.trim(), home]);
     await chmod(join(dir, 'client.key'), 0o600);
     const argv = asUnprivileged([
       'env',

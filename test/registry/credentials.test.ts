@@ -217,6 +217,6 @@ describe('credentials against real registries', () => {
       err = e;
     }
     expect(CanvosError.is(err) && err.code).toBe('ERR_REGISTRY_AUTH');
-    expect(String((err as Error).message)).not.toContain('SECRET-123');
+    expect((err as Error).message).not.toContain('SECRET-123');
   });
 });

@@ -14,5 +14,7 @@ const repo = new RegistryRepository(host!, 'debug/a', {
   credentials: { username, password },
 });
 await repo.pushBlob(desc, async () => Readable.from([data]));
-for await (const _ of await repo.getBlob(desc)) void _;
+for await (const _ of await repo.getBlob(desc)) {
+  // drain the blob
+}
 await repo.close();

@@ -1,11 +1,11 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { readdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { randomBytes } from 'node:crypto';
 import { sha256 } from '../../src/image/digest.js';
 import { RegistryRepository, registryDestination } from '../../src/registry/index.js';
-import { startRegistry, type TestRegistry } from '../helpers/registry.js';
+import { startRegistry, type TestRegistry, findBlobData } from '../helpers/registry.js';
 import { startFaultProxy, type FaultProxy } from '../helpers/fault-proxy.js';
 import { startRedirectProxy } from '../helpers/redirect-proxy.js';
 import { tmpDir } from '../helpers/tools.js';
@@ -15,14 +15,6 @@ const blob = (n: number) => {
   const data = randomBytes(n);
   return { data, desc: { mediaType: 'application/octet-stream', digest: sha256(data), size: n } };
 };
-
-async function findBlobData(root: string, hex: string): Promise<string> {
-  for (const e of await readdir(root, { withFileTypes: true, recursive: true })) {
-    const dir = e.parentPath ?? (e as unknown as { path: string }).path;
-    if (e.isFile() && e.name === 'data' && dir.endsWith(`/${hex}`)) return join(dir, e.name);
-  }
-  throw new Error(`blob ${hex} not found under ${root}`);
-}
 
 describe('registry faults', () => {
   let reg: TestRegistry;

@@ -1,24 +1,16 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { readdir, writeFile, readFile } from 'node:fs/promises';
+import { writeFile, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { sha256, type Digest } from '../../src/image/digest.js';
 import { MediaType } from '../../src/image/media-types.js';
 import { RegistryRepository, registryDestination, registrySource } from '../../src/registry/index.js';
-import { startRegistry, type TestRegistry } from '../helpers/registry.js';
+import { startRegistry, type TestRegistry, findBlobData } from '../helpers/registry.js';
 import { startFaultProxy, type FaultProxy } from '../helpers/fault-proxy.js';
 import { makeOciLayout } from '../helpers/fixtures.js';
 import { skopeo, tmpDir } from '../helpers/tools.js';
 import { pushLayout } from '../helpers/push-layout.js';
 import { pushTiny, readImage, tinyImage } from './image-util.js';
-
-async function findBlobData(root: string, hex: string): Promise<string> {
-  for (const e of await readdir(root, { withFileTypes: true, recursive: true })) {
-    const dir = e.parentPath ?? (e as unknown as { path: string }).path;
-    if (e.isFile() && e.name === 'data' && dir.endsWith(`/${hex}`)) return join(dir, e.name);
-  }
-  throw new Error(`blob ${hex} not found under ${root}`);
-}
 
 describe('manifests, tags and referrers', () => {
   let reg: TestRegistry;

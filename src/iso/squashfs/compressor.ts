@@ -27,6 +27,8 @@ export interface Compressor {
 const deflateAsync = promisify(deflate);
 
 /** Adler-32 (RFC 1950) of `buf`: sums reduced every 5552 bytes, the longest run that cannot overflow 2^53. */
+/* eslint-disable @typescript-eslint/no-non-null-assertion -- hot loop: every index is below buf.length by the loop
+   bounds, and a per-byte fallback would cost throughput on every squashfs block. */
 export function adler32(buf: Uint8Array): number {
   let a = 1;
   let b = 0;
@@ -62,6 +64,7 @@ export function adler32(buf: Uint8Array): number {
   }
   return (b * 65536 + a) >>> 0;
 }
+/* eslint-enable @typescript-eslint/no-non-null-assertion */
 
 /** zlib's header for `level` (CMF 0x78 = deflate, 32 KiB window; FLEVEL as zlib's deflate sets it). */
 function zlibHeader(level: number): number {
@@ -84,30 +87,29 @@ export function gzipToZlib(gz: Buffer, raw: Uint8Array, level: number): Buffer {
   return gz.subarray(8, gz.length - 4);
 }
 
-/** Returns the compressor for `name` at `level` (gzip: 1..9). */
+/** The squashfs superblock's compression id of each supported compressor. */
+const COMPRESSION_ID: Readonly<Record<SquashfsCompression, number>> = { gzip: 1 };
+
+/** Returns the compressor for `name` at `level` (gzip: 1..9). Only gzip today: zstd/xz would branch on `name`. */
 export function makeCompressor(name: SquashfsCompression, level: number): Compressor {
-  // Only 'gzip' today; a switch keeps the seam for zstd/xz obvious.
-  switch (name) {
-    case 'gzip': {
-      // windowBits 15 / memLevel 8 = mksquashfs's default gzip options (no compressor-options block needed).
-      const o = { level, windowBits: 15, memLevel: 8 };
-      const compressSync = (raw: Buffer): Buffer => deflateSync(raw, o);
-      const cc = chunkCompressor();
-      if (cc.backend === 'native') {
-        return {
-          id: 1,
-          backend: 'native',
-          compress: async (raw) => gzipToZlib(await cc.gzip(raw, level), raw, level),
-          compressSync,
-        };
-      }
-      return {
-        id: 1,
-        backend: 'js',
-        // One output chunk per block: the default 16 KiB chunkSize bounces every 16 KiB back to the main thread.
-        compress: (raw) => deflateAsync(raw, { ...o, chunkSize: raw.length + (raw.length >> 6) + 1024 }),
-        compressSync,
-      };
-    }
+  const id = COMPRESSION_ID[name];
+  // windowBits 15 / memLevel 8 = mksquashfs's default gzip options (no compressor-options block needed).
+  const o = { level, windowBits: 15, memLevel: 8 };
+  const compressSync = (raw: Buffer): Buffer => deflateSync(raw, o);
+  const cc = chunkCompressor();
+  if (cc.backend === 'native') {
+    return {
+      id,
+      backend: 'native',
+      compress: async (raw) => gzipToZlib(await cc.gzip(raw, level), raw, level),
+      compressSync,
+    };
   }
+  return {
+    id,
+    backend: 'js',
+    // One output chunk per block: the default 16 KiB chunkSize bounces every 16 KiB back to the main thread.
+    compress: (raw) => deflateAsync(raw, { ...o, chunkSize: raw.length + (raw.length >> 6) + 1024 }),
+    compressSync,
+  };
 }

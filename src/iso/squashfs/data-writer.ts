@@ -101,7 +101,14 @@ export class DataWriter {
           p += n;
           if (fill === bs) {
             const raw = buf;
-            await this.submit(raw, (pos, w) => sink(pos, w, raw.length), true, true);
+            await this.submit(
+              raw,
+              (pos, w) => {
+                sink(pos, w, raw.length);
+              },
+              true,
+              true,
+            );
             submitted++;
             buf = this.stage = this.free.pop() ?? Buffer.allocUnsafe(bs);
             fill = 0;
@@ -139,7 +146,13 @@ export class DataWriter {
       if (this.o.fragments && (submitted === 0 || this.o.alwaysUseFragments)) this.addTail(buf.subarray(0, fill), data);
       else {
         const tail = Buffer.from(buf.subarray(0, fill)); // the staging buffer is reused by the next file
-        await this.submit(tail, (pos, w) => sink(pos, w, tail.length), true);
+        await this.submit(
+          tail,
+          (pos, w) => {
+            sink(pos, w, tail.length);
+          },
+          true,
+        );
       }
     }
     return data;

@@ -9,7 +9,6 @@ import {
   METADATA_SIZE,
   T_BLKDEV,
   T_CHRDEV,
-  T_DIR,
   T_FIFO,
   T_FILE,
   T_SOCKET,
