@@ -21,7 +21,7 @@ import {
 import { mkdirs } from '../fs-util.js';
 import { tempPathFor } from '../util/atomic-file.js';
 import { withPath } from '../error-map.js';
-import { abortError, abortedOr } from '../util/abort.js';
+import { abortedOr } from '../util/abort.js';
 
 /** Where a digest lives under a `<alg>/<hex>` blob root. */
 export function blobFile(root: string, digest: Digest): string {
@@ -84,7 +84,14 @@ export async function storeBlob(
     }
     if (onBytes) {
       let n = 0;
-      stages.push(new Transform({ transform: (c: Buffer, _e, cb) => (onBytes((n += c.length)), cb(null, c)) }));
+      stages.push(
+        new Transform({
+          transform: (c: Buffer, _e, cb) => {
+            onBytes((n += c.length));
+            cb(null, c);
+          },
+        }),
+      );
     }
   }
   try {
@@ -171,11 +178,11 @@ export class BlobCache {
     this.dir = opts.dir ?? defaultCacheDir(opts.env);
   }
   /** The file a digest is (or would be) stored at. */
-  path(digest: Digest | string): string {
+  path(digest: string): string {
     return blobFile(this.dir, parseDigest(digest));
   }
   /** True when the blob is cached (and, when `size` is given, has that size). */
-  async has(digest: Digest | string, size?: number): Promise<boolean> {
+  async has(digest: string, size?: number): Promise<boolean> {
     const s = await blobSize(this.dir, parseDigest(digest));
     return s !== undefined && (size === undefined || size < 0 || s === size);
   }
@@ -185,7 +192,7 @@ export class BlobCache {
    */
   put(
     input: Readable,
-    expectedDigest?: Digest | string,
+    expectedDigest?: string,
     opts: Omit<StoreBlobOptions, 'digest'> = {},
   ): Promise<{ digest: Digest; size: number; path: string }> {
     return storeBlob(this.dir, input, {

@@ -7,8 +7,6 @@
  */
 import { accessSync, constants } from 'node:fs';
 import { delimiter, join, basename } from 'node:path';
-import { CanvosError } from '../errors.js';
-import { abortError } from '../util/abort.js';
 import { runTool as runToolIn } from '../util/run-tool.js';
 
 /** Options of {@link runTool}. */

@@ -14,7 +14,7 @@ import { fileURLToPath } from 'node:url';
 import { CanvosError, internalError } from '../errors.js';
 import { type AgentMessage, type AgentRequest, writeFrames } from './protocol.js';
 import { checkArch, lastLine, probeUserNamespaces, tryRun, unshareArgs } from './probe.js';
-import type { CapturedLayer, ExecLayer, RunStep, Workspace, WorkspaceOptions } from './types.js';
+import type { CapturedLayer, RunStep, Workspace, WorkspaceOptions } from './types.js';
 import { abortError, throwIfAborted } from '../util/abort.js';
 import { spawnGroup, stopGroup } from '../util/run-tool.js';
 

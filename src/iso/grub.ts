@@ -10,7 +10,6 @@ import { join } from 'node:path';
 import { CanvosError } from '../errors.js';
 import type { FatFileSpec } from './fat.js';
 import { GRUB_CHAINLOAD_CFG } from './grub-cfg.js';
-import { abortError } from '../util/abort.js';
 import { runTool } from '../util/run-tool.js';
 
 /** Target architecture of the ISO. */

@@ -4,9 +4,7 @@
  * stderr tail. Progress comes from xorriso's `UPDATE : … % done` lines on stderr; the growing output file
  * (`-outdev` / `-o`) also counts as progress for the idle bound.
  */
-import { spawn } from 'node:child_process';
-import { CanvosError, XorrisoError } from '../errors.js';
-import { abortError } from '../util/abort.js';
+import { XorrisoError } from '../errors.js';
 import { runTool, type ToolTimeouts } from '../util/run-tool.js';
 
 /** Progress of {@link runXorriso}, in percent of the ISO written. */

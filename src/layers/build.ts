@@ -17,7 +17,7 @@ import type { EntryMeta, LayerSpec } from './spec.js';
 import { encodeHeader, padding } from '../tar/header.js';
 import { tarBytes } from '../tar/write.js';
 import { mkdirs } from '../fs-util.js';
-import { abortError, abortedOr } from '../util/abort.js';
+import { abortedOr } from '../util/abort.js';
 
 /** Progress of a layer build, in uncompressed bytes. */
 export interface LayerProgress {

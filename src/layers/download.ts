@@ -13,9 +13,17 @@ import { CanvosError, redactUrl } from '../errors.js';
 import { DigestCounter } from '../image/digest.js';
 import { createDispatcher, type HttpOptions } from '../http/dispatcher.js';
 import { dropResponse, requestFollowing, type HttpResponse } from '../http/request.js';
-import { DEFAULT_TIMEOUT_MS, isNetworkError, isTimeoutError, parseRetryAfter, RETRYABLE_STATUS, retryPolicy, withRetries } from '../http/retry.js';
+import {
+  DEFAULT_TIMEOUT_MS,
+  isNetworkError,
+  isTimeoutError,
+  parseRetryAfter,
+  RETRYABLE_STATUS,
+  retryPolicy,
+  withRetries,
+} from '../http/retry.js';
 import { toCanvosError, withPath } from '../error-map.js';
-import { abortError, throwIfAborted } from '../util/abort.js';
+import { throwIfAborted } from '../util/abort.js';
 
 /** Options of {@link downloadVerified}: the HTTP options (timeout, retry, proxy, redirects) plus a signal. */
 export interface DownloadOptions extends HttpOptions {

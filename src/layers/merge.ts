@@ -52,7 +52,7 @@ export async function* mergeLayers(openers: readonly LayerOpener[], opts: MergeO
     }
     return false;
   };
-  for (const [i, open] of [...openers.entries()].reverse()) {
+  for (const i of [...openers.keys()].reverse()) {
     const layerDeleted: string[] = [];
     const layerOpaque: string[] = [];
     const opener = openers[i];

@@ -200,7 +200,7 @@ async function planFile(
   if (e.type !== 'file')
     throw new CanvosError('ERR_CONFIG', `layer spec file ${s.path}: source entry ${e.path} is a ${e.type}, not a file`);
   const file = spoolName();
-  return { ...withMeta(path, 'file', s, 0o644, e), ...(await spool(e, file)) } as PlannedEntry;
+  return { ...withMeta(path, 'file', s, 0o644, e), ...(await spool(e, file)) };
 }
 
 async function spool(e: FsEntry, file: string): Promise<{ size: number; data: { file: string } }> {
@@ -268,8 +268,9 @@ function rootHardlinks(map: Map<string, PlannedEntry>): void {
     sets.set(t, list);
   }
   for (const [t, links] of sets) {
-    const file = map.get(t)!;
-    const holder = [t, ...links].sort(comparePaths)[0]!;
+    const file = map.get(t);
+    const holder = [t, ...links].sort(comparePaths)[0];
+    if (!file || holder === undefined) continue;
     const { data, size, ...meta } = file;
     for (const p of [t, ...links]) {
       if (p === holder) map.set(p, { ...meta, path: p, type: 'file', size, data });

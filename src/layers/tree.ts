@@ -39,9 +39,9 @@ export async function* walkTree(
       hint: 'use a file entry',
     });
   const stack: Array<[string, string, BigIntStats]> = [[host, dest, root]];
-  while (stack.length > 0) {
+  for (let top = stack.pop(); top !== undefined; top = stack.pop()) {
     throwIfAborted(signal);
-    const [hp, ip, st] = stack.pop()!;
+    const [hp, ip, st] = top;
     const base = {
       path: ip,
       uid: s.uid ?? 0,

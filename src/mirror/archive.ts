@@ -21,7 +21,7 @@ import type { OpOptions } from '../image/types.js';
 import type { Digest } from '../image/digest.js';
 import { endStream } from '../fs-util.js';
 import { reachableBlobs } from './layout-walk.js';
-import { abortError, throwIfAborted } from '../util/abort.js';
+import { throwIfAborted } from '../util/abort.js';
 
 /** Format identifier written to and required in the manifest. */
 export const ARCHIVE_FORMAT = 'canvos-lite-mirror-archive/v1';

@@ -7,7 +7,7 @@
 import { rm, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { CopyResult } from '../copy/copy.js';
-import { CanvosError, internalError } from '../errors.js';
+import { CanvosError } from '../errors.js';
 import type { ImageDestination, ImageSource, PutBlobResult, RawManifest } from '../image/types.js';
 import type { Digest } from '../image/digest.js';
 import { OciLayout, REF_NAME_ANNOTATION } from '../transports/oci-layout/oci-layout.js';

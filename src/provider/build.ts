@@ -8,33 +8,34 @@
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { openDestination } from '../transports/resolve-location.js';
 import type { ProgressFn } from '../image/types.js';
-import { CanvosError } from '../errors.js';
-import { sourceDateEpochFromEnv, buildLayer, type BuiltLayer } from '../layers/build.js';
-import { buildDockerfileLayers, prepareProjectDockerfile, type DockerfileBuild, dockerfileWatchFiles } from '../dockerfile/build.js';
-import { Readable } from 'node:stream';
+import { sourceDateEpochFromEnv } from '../layers/build.js';
+import { buildDockerfileLayers, prepareProjectDockerfile, type DockerfileBuild } from '../dockerfile/build.js';
 import type { Executor } from '../dockerfile/exec-api.js';
 import { compressor } from '../native/load.js';
 import { BlobCache } from '../cache/blob-cache.js';
 import type { Digest } from '../image/digest.js';
 import type { Descriptor } from '../image/schemas.js';
-import { assembleProviderImages, buildPlannedLayers, openInputs, type AssembledProviderImage, type BuildContext } from './build-steps.js';
-import { layerMediaTypeFor, assembleImage, type AppendedLayer } from './assemble.js';
+import {
+  assembleProviderImages,
+  buildPlannedLayers,
+  openInputs,
+  type AssembledProviderImage,
+  type BuildContext,
+} from './build-steps.js';
+import { layerMediaTypeFor } from './assemble.js';
 import { baseScanRequest, planProviderImages } from './provider-plan.js';
-import type { BuildPlan, PlannedLayer } from './plan-types.js';
+import type { BuildPlan } from './plan-types.js';
 import { pushAssembledImage } from './push-image.js';
-import { type OpenedImage, cachedBlobPath, openImage } from './image-reader.js';
+import { type OpenedImage } from './image-reader.js';
 import type { RegistryTransportOptions } from '../transports/registry/registry-image.js';
-import { scanBase } from './base-scan.js';
-import { layerBuildSpec } from './layer-specs.js';
-import { loadLuetAuth, luetAuthError, registryOptionsFor } from './luet-auth.js';
 import { resolveBaseImage } from './derive.js';
 import type { BuildConfig, WarningHandler } from './resolve.js';
 import { canvosExecSteps } from './exec-steps.js';
 import type { TwoNodeSources } from './two-node.js';
-import { abortError, abortedOr, throwIfAborted } from '../util/abort.js';
+import { abortedOr, throwIfAborted } from '../util/abort.js';
 
 /** Options of {@link buildProviderImages}. */
 export interface BuildProviderOptions {

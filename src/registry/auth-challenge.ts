@@ -52,7 +52,7 @@ export function parseAuthChallenges(header: string | string[] | undefined): Auth
         i++;
         while (i < s.length && s[i] !== '"') {
           if (s[i] === '\\' && i + 1 < s.length) i++;
-          value += s[i];
+          value += s.charAt(i);
           i++;
         }
         i++; // closing quote

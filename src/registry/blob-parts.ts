@@ -28,12 +28,21 @@
 import type { Writable } from 'node:stream';
 import { CanvosError } from '../errors.js';
 import type { Descriptor } from '../image/schemas.js';
-import type { RegistryResponse } from './http.js';
 import type { HttpResponse } from '../http/request.js';
 import { mayResume } from '../http/retry.js';
 import { abortError } from '../util/abort.js';
 import type { PartScheduler, PartsDownload, ReadAheadBudget } from './blob-parts-scheduler.js';
-import { firstStreamRate, MIN_HALF, newPart, nextStream, partsLoad, streamWorth, TIMED_BYTES, type PartState, type StreamPlan } from './blob-parts-planner.js';
+import {
+  firstStreamRate,
+  MIN_HALF,
+  newPart,
+  nextStream,
+  partsLoad,
+  streamWorth,
+  TIMED_BYTES,
+  type PartState,
+  type StreamPlan,
+} from './blob-parts-planner.js';
 
 /** Tuning of ranged blob reads (RegistryHttpOptions.blobParts). */
 export interface BlobPartsOptions {

@@ -198,7 +198,8 @@ const CLIENT_CERT_HINT =
  * a probable cause rather than a certainty.
  */
 export function clientCertError(what: string, e: unknown): CanvosError | undefined {
-  const code = String((e as { code?: unknown }).code ?? '');
+  const raw = (e as { code?: unknown }).code;
+  const code = typeof raw === 'string' ? raw : '';
   if (
     /^ERR_SSL_.*ALERT_(BAD_CERTIFICATE|CERTIFICATE_REQUIRED|HANDSHAKE_FAILURE|UNKNOWN_CA|CERTIFICATE_EXPIRED|CERTIFICATE_REVOKED|CERTIFICATE_UNKNOWN|UNSUPPORTED_CERTIFICATE|ACCESS_DENIED)$/.test(
       code,

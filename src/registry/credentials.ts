@@ -72,7 +72,7 @@ async function readAuthFile(path: string): Promise<AuthFile | undefined> {
   }
   try {
     const parsed: unknown = JSON.parse(text);
-    return typeof parsed === 'object' && parsed !== null ? (parsed as AuthFile) : undefined;
+    return typeof parsed === 'object' && parsed !== null ? parsed : undefined;
   } catch {
     throw new CanvosError('ERR_CONFIG', `registry auth file ${path} is not valid JSON`, {
       hint: 'fix or remove the file',
@@ -152,10 +152,18 @@ export async function runCredentialHelper(
       process.off('exit', kill);
       resolve(r);
     };
-    child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
-    child.stderr.setEncoding('utf8').on('data', (d: string) => (err += d));
-    child.on('error', (e: NodeJS.ErrnoException) => done({ code: null, stdout: out, stderr: err, spawnError: e }));
-    child.on('close', (c) => done({ code: c, stdout: out, stderr: err }));
+    child.stdout.setEncoding('utf8').on('data', (d: string) => {
+      out += d;
+    });
+    child.stderr.setEncoding('utf8').on('data', (d: string) => {
+      err += d;
+    });
+    child.on('error', (e: NodeJS.ErrnoException) => {
+      done({ code: null, stdout: out, stderr: err, spawnError: e });
+    });
+    child.on('close', (c) => {
+      done({ code: c, stdout: out, stderr: err });
+    });
     child.stdin.on('error', () => {});
     child.stdin.end(serverUrl);
   });

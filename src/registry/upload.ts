@@ -88,7 +88,7 @@ async function tryMount(
   desc: Descriptor,
   from: string,
   opts: UploadOptions,
-): Promise<'mounted' | string | undefined> {
+): Promise<string | undefined> {
   const q = new URLSearchParams({ mount: desc.digest, from });
   let res: RegistryResponse;
   try {
@@ -178,7 +178,9 @@ async function putMonolithic(
   const onProgress = opts.onProgress;
   const progress =
     onProgress &&
-    ((n: number): void => onProgress({ phase: 'upload', item: desc.digest, transferred: n, total: desc.size }));
+    ((n: number): void => {
+      onProgress({ phase: 'upload', item: desc.digest, transferred: n, total: desc.size });
+    });
   const res = await loc.http.send({
     method: 'PUT',
     path: withDigest(url, desc),
@@ -348,7 +350,7 @@ export async function uploadBlob(
       }
     }
   } finally {
-    const unused = early as Promise<Readable> | undefined;
+    const unused = early;
     if (unused)
       void unused.then(
         (s) => s.destroy(),

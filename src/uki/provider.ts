@@ -14,7 +14,7 @@ import { openDestination } from '../transports/resolve-location.js';
 import { CanvosError } from '../errors.js';
 import { buildLayer } from '../layers/build.js';
 import { mergeLayers } from '../layers/merge.js';
-import type { FileSpec, LayerEntrySpec } from '../layers/spec.js';
+import type { LayerEntrySpec } from '../layers/spec.js';
 import type { BlobCache } from '../cache/blob-cache.js';
 import { assembleImage, layerMediaTypeFor } from '../provider/assemble.js';
 import { pushAssembledImage } from '../provider/push-image.js';

@@ -6,13 +6,11 @@
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { CanvosError } from '../../errors.js';
-import { twoNodeSourcesFromEnv } from '../../provider/two-node.js';
 import { pushArtifact } from '../../artifact/artifact.js';
 import { buildInstallerDisk, installerDiskInputs, type InstallerDiskResult } from '../../disk/installer-disk.js';
 import { sourceDateEpochFromEnv } from '../../layers/build.js';
 import { installerIsoInputs } from '../../provider/installer-iso.js';
 import { buildConfiguredIso } from '../../uki/config-iso.js';
-import { buildConfiguredProviderImages } from '../../uki/config-provider.js';
 import type { BuildIsoResult } from '../../iso/build-iso.js';
 import { packSnippet } from '../../provider/pack-snippet.js';
 import type { WarningHandler } from '../../provider/resolve.js';

@@ -6,9 +6,6 @@
  */
 import { parseArgs } from 'node:util';
 import { CanvosError, EXIT_CODES } from '../../errors.js';
-import { twoNodeSourcesFromEnv } from '../../provider/two-node.js';
-import type { BuildProviderResult } from '../../provider/build.js';
-import { buildConfiguredProviderImages } from '../../uki/config-provider.js';
 import { describeProviderBuild, type DryRunReport } from '../../provider/dry-run.js';
 import { packSnippet } from '../../provider/pack-snippet.js';
 import { CONFIG_USAGE, cliK8sVersions, loadCliConfig, PROJECT_OPTIONS, type CliConfig } from '../config-options.js';

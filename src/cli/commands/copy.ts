@@ -8,8 +8,6 @@ import { CanvosError } from '../../errors.js';
 import { copyImage, type CopyResult } from '../../copy/copy.js';
 import { openDestination, openSource, parseImageSpec, type ImageSpec } from '../../transports/resolve-location.js';
 import type { ImageDestination, ImageSource } from '../../image/types.js';
-import { parsePlatform } from '../../image/platform.js';
-import type { RegistryTransportOptions } from '../../transports/registry/registry-image.js';
 import { DEFAULT_CONCURRENCY } from '../../util/semaphore.js';
 import type { CliIo, CommandModule } from '../types.js';
 import { createProgress, formatBytes } from '../progress.js';

@@ -14,16 +14,8 @@ import { checkLocalUi, localUiLayer } from '../../iso/local-ui.js';
 import { sourceDateEpochFromEnv } from '../../layers/build.js';
 import type { RegistryTransportOptions } from '../../transports/registry/registry-image.js';
 import { mergeLayers } from '../../layers/merge.js';
-import { BlobCache } from '../../cache/blob-cache.js';
-import { openImage } from '../../provider/image-reader.js';
-import {
-  CONFIG_OPTIONS,
-  CONFIG_USAGE,
-  loadCliConfig,
-  type ConfigFlagValues,
-  rejectConfigFlags,
-} from '../config-options.js';
-import { parseTimeout, TIMEOUT_OPTION, usageError as usageErrorFor } from '../flags.js';
+import { CONFIG_USAGE, loadCliConfig, rejectConfigFlags } from '../config-options.js';
+import { usageError as usageErrorFor } from '../flags.js';
 import { buildConfiguredIso } from '../../uki/config-iso.js';
 import { INSTALLER_SOURCE_OPTIONS, parseBaseArch, withBaseImage } from '../base-image.js';
 import { baseImageRegistry, commandOutput, registryHosts, type CommandOutput } from '../flag-sets.js';

@@ -4,33 +4,8 @@
  * JSON). Failed images do not stop the others: they are listed (stderr, --json, --failures FILE) and the exit
  * status is ERR_MIRROR_PARTIAL's. Credentials given here go to the registry client and are never printed.
  */
-import { writeFile } from 'node:fs/promises';
-import { existsSync, statSync } from 'node:fs';
-import { parseArgs } from 'node:util';
-import { CanvosError, EXIT_CODES, redactText } from '../../errors.js';
-import { loadMirrorConfig, type MirrorConfig, type RewriteOptions } from '../../mirror/config.js';
-import { checkMaxPartSize, FAT32_MAX_FILE } from '../../mirror/archive.js';
-import { parseDestinationRoot } from '../../mirror/naming.js';
-import { mirrorLoad, mirrorPush, mirrorSave } from '../../mirror/operations.js';
-import { mirrorPlan, type MirrorPlan, type PlanTarget } from '../../mirror/mirror-plan.js';
-import { registriesYaml } from '../../mirror/registries-yaml.js';
-import { itemsFromRefs, resolveItems } from '../../mirror/resolve.js';
-import type { MirrorFailure, MirrorItem, MirrorOptions, MirrorReport } from '../../mirror/types.js';
-import { parsePlatform } from '../../image/platform.js';
-import { parseReference, type Reference } from '../../registry/reference.js';
-import type { RegistryTransportOptions } from '../../transports/registry/registry-image.js';
-import { createProgress, formatBytes } from '../progress.js';
-import {
-  SRC_DEST_REGISTRY_OPTIONS,
-  blobPartsHelp,
-  checkAccessPaths,
-  parseBlobParts,
-  parseCreds as parseCredsFor,
-  parseTimeout,
-  TIMEOUT_OPTION,
-  timeoutHelp,
-  usageError as usageErrorFor,
-} from '../flags.js';
+import { CanvosError } from '../../errors.js';
+import { blobPartsHelp, timeoutHelp, usageError as usageErrorFor } from '../flags.js';
 import type { CliIo, CommandModule } from '../types.js';
 import { parseMirrorArgs, parseSize, type MirrorArgs, type MirrorSubcommand } from './mirror/args.js';
 import { mirrorLoadCmd } from './mirror/load-cmd.js';

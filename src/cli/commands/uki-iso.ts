@@ -8,11 +8,9 @@ import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { CanvosError } from '../../errors.js';
 import { mergeLayers } from '../../layers/merge.js';
-import { BlobCache } from '../../cache/blob-cache.js';
-import { openImage } from '../../provider/image-reader.js';
 import { buildUkiIso } from '../../uki/uki-iso.js';
 import { ENKI_UKI_CMDLINE, buildUkiIsoFromRootfs } from '../../uki/uki-iso-image.js';
-import { parseTimeout, TIMEOUT_OPTION, timeoutHelp, usageError as usageErrorFor } from '../flags.js';
+import { parseTimeout, timeoutHelp, usageError as usageErrorFor } from '../flags.js';
 import { withBaseImage } from '../base-image.js';
 import { BASE_IMAGE_OPTIONS, baseImageRegistry, commandOutput, JSON_OPTION } from '../flag-sets.js';
 import type { CliIo } from '../types.js';
@@ -72,7 +70,8 @@ export async function ukiIsoCmd(argv: string[], io: CliIo): Promise<number> {
     },
   });
   if (positionals.length > 0) throw usageError(`unexpected argument ${JSON.stringify(positionals[0])}`);
-  const timeoutMs = parseTimeout('uki iso', values.timeout);
+  // Also bounds the tools this command spawns (sbsign, xorriso) when no --base registry options parse it.
+  parseTimeout('uki iso', values.timeout);
   if (values.arch !== undefined && values.arch !== 'amd64') {
     throw new CanvosError('ERR_CONFIG', `UKI ISOs are amd64 only (--arch ${values.arch})`, {
       hint: 'CanvOS builds a plain ISO on arm64: use canvos-lite iso',

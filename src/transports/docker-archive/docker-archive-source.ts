@@ -124,9 +124,13 @@ async function readManifestJson(file: string, what: string, mf: TarMember): Prom
     return entries as ManifestEntry[];
   } catch (e) {
     if (CanvosError.is(e)) throw e;
-    throw new CanvosError('ERR_LAYER_CORRUPT', `${what}: manifest.json is invalid (${(e as Error).message.slice(0, 80)})`, {
-      hint,
-    });
+    throw new CanvosError(
+      'ERR_LAYER_CORRUPT',
+      `${what}: manifest.json is invalid (${(e as Error).message.slice(0, 80)})`,
+      {
+        hint,
+      },
+    );
   }
 }
 
