@@ -110,8 +110,12 @@ export {
   type PullArtifactOptions,
 } from './artifact/index.js';
 
-// Trusted Boot.
+// Trusted Boot. buildConfiguredProviderImages / buildConfiguredIso are what `build` / `iso` run: they follow the
+// configuration's IS_UKI (UKI provider images and the signed UKI ISO) and otherwise are buildProviderImages /
+// buildInstallerIso, so a caller that honours every CanvOS argument uses these two.
 export {
+  buildConfiguredProviderImages,
+  buildConfiguredIso,
   genkey,
   buildUkiIso,
   buildUkiIsoFromRootfs,
