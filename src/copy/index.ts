@@ -43,4 +43,4 @@ export {
   dockerArchiveDestination,
   type DockerArchiveDestinationOptions,
 } from '../transports/docker-archive/docker-archive-destination.js';
-export { indexTar, resolveMember, openMember, readMember, type TarMember } from '../oci/tar-index.js';
+export { indexTar, resolveMember, openMember, readMember, type TarMember } from '../tar/tar-index.js';

@@ -13,7 +13,7 @@ import type { ImageSource, RawManifest } from '../../image/types.js';
 import { DigestCounter, digestHex, sha256, VerifyingStream, type Digest } from '../../image/digest.js';
 import { isIndexMediaType, MediaType } from '../../image/media-types.js';
 import { parseManifest, type Descriptor } from '../../image/schemas.js';
-import { indexTar, openMember, readMember, resolveMember, type TarMember } from '../../oci/tar-index.js';
+import { indexTar, openMember, readMember, resolveMember, type TarMember } from '../../tar/tar-index.js';
 
 interface ManifestEntry {
   Config: string;

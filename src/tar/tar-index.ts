@@ -8,7 +8,7 @@ import { open } from 'node:fs/promises';
 import { posix } from 'node:path';
 import { Readable } from 'node:stream';
 import { CanvosError } from '../errors.js';
-import { applyPax, decodeHeader, decodePax, isZeroBlock } from '../tar/parse.js';
+import { applyPax, decodeHeader, decodePax, isZeroBlock } from './parse.js';
 import { throwIfAborted } from '../util/abort.js';
 
 /** One member of an indexed tar. */
