@@ -13,6 +13,8 @@ node scripts/bundle.mjs
 # The stable API (src/index.ts) must match its reviewed report api/canvos-lite.api.md (`npm run api` updates it).
 npm run --silent api:check
 npx tsc -p tsconfig.test.json
+# Lint (typescript-eslint strict + max function length), prettier's check and the import-cycle check (#14).
+npm run --silent lint
 # The addon must be loaded (a prebuild, or the build above): assert it.
 CANVOS_EXPECT_NATIVE=1 npx vitest run "$@"
 if [ $# -eq 0 ]; then
