@@ -8,7 +8,7 @@
  */
 import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream, type WriteStream } from 'node:fs';
-import { readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { lstat, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { once } from 'node:events';
 import { Writable } from 'node:stream';
@@ -267,8 +267,10 @@ export async function writeArchive(
     await rm(`${mpath}.tmp`, { force: true });
     throw e;
   }
-  // The parts, then the manifest: a manifest names a complete archive.
+  // The parts, then the manifest: a manifest names a complete archive. A target that is a directory fails the
+  // rename (EISDIR): found before the first rename, so no part of this archive replaces an earlier one's.
   try {
+    await refuseDirectoryTargets([...out.parts.map((p) => p.path), mpath]);
     await out.publish();
     await rename(`${mpath}.tmp`, mpath);
   } catch (e) {
@@ -277,6 +279,20 @@ export async function writeArchive(
     throw e;
   }
   return manifest;
+}
+
+/** Throw the EISDIR a rename onto any of `paths` would, before anything is renamed. */
+async function refuseDirectoryTargets(paths: readonly string[]): Promise<void> {
+  for (const path of paths) {
+    const st = await lstat(path).catch(() => undefined);
+    if (st?.isDirectory())
+      throw Object.assign(new Error(`EISDIR: illegal operation on a directory, rename '${path}.tmp' -> '${path}'`), {
+        code: 'EISDIR',
+        errno: -21,
+        syscall: 'rename',
+        path,
+      });
+  }
 }
 
 /** Read and validate an archive manifest. */

@@ -27,7 +27,8 @@ describe('shared CLI flag sets', () => {
     const r = await cli(cmd, ...args, '--timeout', '0');
     expect(r.code, r.stderr).toBe(2);
     expect(r.stderr).toContain('--timeout must be a number of seconds from 1 to 3600, not "0"');
-    expect(r.stderr).toContain(`hint: run canvos-lite ${cmd} --help`);
+    // uki's subcommands name themselves in the hint (`run canvos-lite uki iso --help`)
+    expect(r.stderr).toContain(`hint: run canvos-lite ${cmd === 'uki' && args[0] === 'iso' ? 'uki iso' : cmd} --help`);
   });
 
   it('every network command documents --timeout in its --help', async () => {

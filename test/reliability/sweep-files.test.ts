@@ -125,27 +125,39 @@ beforeAll(async () => {
 afterAll(() => cleanup?.());
 
 const p = (c: Ctx, name: string): string => join(c.dir, name);
-const iso = (src: string) => (c: Ctx) => ['iso', '--base', src.replace('{d}', c.dir), '--output', p(c, 'out-iso')];
-const disk = (src: string) => (c: Ctx) => ['disk', '--base', src.replace('{d}', c.dir), '--output', p(c, 'out-disk')];
-const copy = (src: string) => (c: Ctx) => ['copy', src.replace('{d}', c.dir), `oci:${p(c, 'out-copy')}:v1`];
-const pull = (src: string) => (c: Ctx) => ['pull-artifact', src.replace('{d}', c.dir), p(c, 'out-pull')];
+// Rows run concurrently: each gets its own output path (`out`), so one row's clean-up never meets another's files.
+const iso =
+  (src: string, out = 'out-iso') =>
+  (c: Ctx) => ['iso', '--base', src.replace('{d}', c.dir), '--output', p(c, out)];
+const disk =
+  (src: string, out = 'out-disk') =>
+  (c: Ctx) => ['disk', '--base', src.replace('{d}', c.dir), '--output', p(c, out)];
+const copy =
+  (src: string, out = 'out-copy') =>
+  (c: Ctx) => ['copy', src.replace('{d}', c.dir), `oci:${p(c, out)}:v1`];
+const pull =
+  (src: string, out = 'out-pull') =>
+  (c: Ctx) => ['pull-artifact', src.replace('{d}', c.dir), p(c, out)];
 
 /** Rows for each reader of `src` ({d} = the test directory), all expecting `code`. */
 const rows = (
   label: string,
   src: string,
   code: number,
-  readers: Record<string, (s: string) => (c: Ctx) => string[]>,
+  readers: Record<string, (s: string, out: string) => (c: Ctx) => string[]>,
   message?: RegExp,
 ): SweepCase<Ctx>[] =>
-  Object.entries(readers).map(([cmd, make]) => ({
-    name: `${cmd}: ${label} → ${code}`,
-    args: make(src),
-    code,
-    message,
-    dest: (c: Ctx) => p(c, `out-${cmd.split(' ')[0]!.replace('pull-artifact', 'pull')}`),
-    withinMs: 30_000,
-  }));
+  Object.entries(readers).map(([cmd, make]) => {
+    const out = `out-${cmd.replace('pull-artifact', 'pull')}-${label.replace(/[^a-z0-9]+/gi, '-')}`;
+    return {
+      name: `${cmd}: ${label} → ${code}`,
+      args: make(src, out),
+      code,
+      message,
+      dest: (c: Ctx) => p(c, out),
+      withinMs: 30_000,
+    };
+  });
 
 const cases: SweepCase<Ctx>[] = [
   ...rows('a truncated gzip layer', 'oci:{d}/trunc-gz:v1', 7, { iso, disk }),

@@ -70,7 +70,11 @@ const readers = (
     (c) => ['mirror', 'save', ...T, '--src-insecure', ref(c), '--to', `${out(c, name)}-ms`],
     (c) => `${out(c, name)}-ms`,
   ],
-  ['pull-artifact', (c) => ['pull-artifact', '--insecure', `docker://${ref(c)}`, out(c, name)], (c) => out(c, name)],
+  [
+    'pull-artifact',
+    (c) => ['pull-artifact', ...T, '--insecure', `docker://${ref(c)}`, out(c, name)],
+    (c) => out(c, name),
+  ],
 ];
 
 /** Rows for `readers` expecting `code` (mirror: 16, its code for failed images). */
@@ -91,9 +95,6 @@ const readerRows = (
       message: cmd.startsWith('mirror') ? undefined : message,
       dest: (c: Ctx) => dest(c) ?? out(c, 'none'),
       withinMs: 12_000,
-      // rel-a adds --timeout to pull-artifact and the mirror save staging; without them these rows cannot pass here.
-      ...(cmd === 'pull-artifact' && code === 10 ? { skip: 'needs rel-a: pull-artifact --timeout' } : {}),
-      ...(cmd === 'mirror save' ? { skip: 'needs rel-a: mirror save staging (a failed save leaves its layout)' } : {}),
     }));
 
 const hostileRef = (repo: string) => (c: Ctx) => `${c.hostile}/${repo}:v1`;
@@ -116,7 +117,6 @@ const cases: SweepCase<Ctx>[] = [
     code: [10, 16],
     withinMs: 12_000,
   },
-  // rel-a adds --timeout to disk, pull-artifact and uki: enable these once merged.
   ...[
     [
       'disk --base',
@@ -124,16 +124,15 @@ const cases: SweepCase<Ctx>[] = [
     ],
     [
       'uki iso --base',
-      (c: Ctx) => ['uki', 'iso', ...T, '--base', `docker://${c.hole}/app:v1`, '--output', out(c, 'd')],
+      (c: Ctx) => ['uki', 'iso', ...T, '--insecure', '--base', `docker://${c.hole}/app:v1`, '--output', out(c, 'u')],
     ],
   ].map(([cmd, args]) => ({
     name: `${cmd as string}: a black-hole registry → 10`,
     args: args as (c: Ctx) => string[],
     code: 10,
     message: /no response within 2 s/,
-    dest: (c: Ctx) => out(c, 'd'),
+    dest: (c: Ctx) => out(c, cmd === 'disk --base' ? 'd' : 'u'),
     withinMs: 12_000,
-    skip: 'needs rel-a: --timeout on disk and uki',
   })),
   {
     name: 'mirror save: the archive manifest path is a directory (EISDIR on the rename) → 20',
@@ -142,7 +141,6 @@ const cases: SweepCase<Ctx>[] = [
     code: 20,
     message: /EISDIR/,
     dest: (c) => join(c.dir, 'eisdir.tar'),
-    skip: 'needs rel-a: mirror save staging (the failed save leaves eisdir.tar, .tar.layout and .manifest.json.tmp)',
   },
   ...[
     ['build --dry-run', (c: Ctx) => ['build', '--dry-run', ...T, ...cfg(c)]],
@@ -202,9 +200,6 @@ const cases: SweepCase<Ctx>[] = [
         check: (r: BinResult) => {
           expect(r.afterSignalMs, r.stderr).toBeLessThan(2500);
         },
-        ...(cmd === 'mirror save'
-          ? { skip: 'needs rel-a: mirror save staging (an interrupted save leaves its layout)' }
-          : {}),
       };
     }),
   ),
