@@ -142,6 +142,22 @@ export async function buildProviderImages(
   config: BuildConfig,
   opts: BuildProviderOptions,
 ): Promise<BuildProviderResult> {
+  if (config.isUki)
+    opts.onWarning?.(
+      'W_UKI_PLAIN_BUILD',
+      'IS_UKI=true: buildProviderImages builds the plain provider images; buildConfiguredProviderImages (what canvos-lite build runs) builds the UKI provider images',
+    );
+  return buildProviderImagesOf(config, opts);
+}
+
+/**
+ * {@link buildProviderImages} without the IS_UKI warning: the UKI build (uki/config-provider.ts) builds the plain
+ * provider image first, as CanvOS's uki-provider-image does, and turns it into the UKI provider image.
+ */
+export async function buildProviderImagesOf(
+  config: BuildConfig,
+  opts: BuildProviderOptions,
+): Promise<BuildProviderResult> {
   const signal = opts.signal;
   // Validate everything that needs no network first (unsupported shapes, missing BASE_IMAGE…).
   const scanRequest = baseScanRequest(

@@ -138,6 +138,19 @@ export async function buildInstallerIso(
   config: BuildConfig,
   opts: InstallerIsoOptions = {},
 ): Promise<InstallerIsoResult> {
+  if (config.isUki)
+    opts.onWarning?.(
+      'W_UKI_PLAIN_BUILD',
+      'IS_UKI=true: buildInstallerIso builds the plain installer ISO; buildConfiguredIso (what canvos-lite iso runs) builds the signed UKI ISO',
+    );
+  return buildInstallerIsoOf(config, opts);
+}
+
+/** {@link buildInstallerIso} without the IS_UKI warning (the UKI path's arm64 fallback warns on its own). */
+export async function buildInstallerIsoOf(
+  config: BuildConfig,
+  opts: InstallerIsoOptions = {},
+): Promise<InstallerIsoResult> {
   const projectDir = resolve(opts.projectDir ?? process.cwd());
   const { userData, contentDirs, clusterConfig, edgeCustomConfig, filesIso, localUi } = await installerIsoInputs(
     config,

@@ -16,7 +16,7 @@ import { sourceDateEpochFromEnv } from '../layers/build.js';
 import type { FsEntry } from '../tar/entry.js';
 import { openInstallerRootfs } from '../provider/installer.js';
 import {
-  buildInstallerIso,
+  buildInstallerIsoOf,
   installerIsoInputs,
   type InstallerIsoOptions,
   type InstallerIsoResult,
@@ -79,7 +79,7 @@ export async function buildConfiguredIso(
   config: BuildConfig,
   opts: InstallerIsoOptions = {},
 ): Promise<ConfiguredIsoResult> {
-  if (!config.isUki || config.arch !== 'amd64') return buildInstallerIso(config, opts);
+  if (!config.isUki || config.arch !== 'amd64') return buildInstallerIsoOf(config, opts);
   const projectDir = resolve(opts.projectDir ?? process.cwd());
   const inputs = await installerIsoInputs(config, opts);
   const keysDir = projectKeysDir(projectDir);

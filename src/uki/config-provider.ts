@@ -13,7 +13,7 @@ import { CanvosError } from '../errors.js';
 import { throwIfAborted } from '../util/abort.js';
 import { sourceDateEpochFromEnv } from '../layers/build.js';
 import { BlobCache } from '../cache/blob-cache.js';
-import { buildProviderImages, type BuildProviderOptions, type BuildProviderResult } from '../provider/build.js';
+import { buildProviderImagesOf, type BuildProviderOptions, type BuildProviderResult } from '../provider/build.js';
 import type { BuildConfig } from '../provider/resolve.js';
 import { buildUkiProviderImage } from './provider.js';
 
@@ -56,7 +56,7 @@ export async function buildUkiProviderImages(
   const keysDir = projectKeysDir(projectDir);
   const work = await mkdtemp(join(opts.workDir ?? tmpdir(), 'canvos-uki-build-'));
   try {
-    const inner = await buildProviderImages(config, {
+    const inner = await buildProviderImagesOf(config, {
       ...opts,
       output: { ociDir: join(work, 'provider') },
       workDir: undefined,
@@ -109,5 +109,5 @@ export function buildConfiguredProviderImages(
   config: BuildConfig,
   opts: BuildProviderOptions,
 ): Promise<BuildProviderResult> {
-  return config.isUki ? buildUkiProviderImages(config, opts) : buildProviderImages(config, opts);
+  return config.isUki ? buildUkiProviderImages(config, opts) : buildProviderImagesOf(config, opts);
 }
