@@ -5,6 +5,7 @@
  */
 import { access, stat } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
+import { blobLocationsFromEnv } from '../cache/blob-locations.js';
 import { CanvosError } from '../errors.js';
 import { loadK8sVersions, selectK8sVersions } from '../provider/k8s-versions.js';
 import { loadBuildConfig } from '../provider/load.js';
@@ -169,6 +170,7 @@ export async function loadCliConfig(
     insecureRegistries: values['insecure-registry'],
     certsDir: values['cert-dir'],
     proxy,
+    blobLocations: blobLocationsFromEnv(io.env, values['cache-dir'], warn),
   };
   return { config, argFile, configFile, configDir, projectDir, registry, cacheDir: values['cache-dir'], warn };
 }

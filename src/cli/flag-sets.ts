@@ -8,6 +8,7 @@
  * - the project configuration (CONFIG_OPTIONS, config-options.ts).
  * `--debug` and `--help` are global (main.ts).
  */
+import { blobLocationsFromEnv, type BlobLocations } from '../cache/blob-locations.js';
 import { parseImageSpec } from '../transports/resolve-location.js';
 import type { RegistryTransportOptions } from '../transports/registry/registry-image.js';
 import {
@@ -50,6 +51,16 @@ export function commandOutput(io: CliIo, json: boolean | undefined): CommandOutp
       io.stdout.write(json ? `${JSON.stringify(value)}\n` : lines.map((l) => `${l}\n`).join(''));
     },
   };
+}
+
+/**
+ * The blob-location cache of a command (`CANVOS_BLOB_LOCATIONS=0` turns it off), under `cacheDir` (`--cache-dir`) or
+ * the blob cache's default; a cache it cannot write is one `W_BLOB_LOCATIONS_READONLY` warning.
+ */
+export function cliBlobLocations(io: CliIo, cacheDir?: string): BlobLocations | undefined {
+  return blobLocationsFromEnv(io.env, cacheDir, (code, msg) => {
+    warningSink(io.stderr).warn(code, msg);
+  });
 }
 
 /** The registry host of each image reference that names one (docker:// or bare); layouts and archives have none. */
@@ -106,6 +117,7 @@ export async function registryFromFlags(
     authFiles: values.authfile ? [values.authfile] : undefined,
     insecureRegistries: values.insecure ? registryHosts(refs) : undefined,
     certsDir: values['cert-dir'],
+    blobLocations: cliBlobLocations(io),
   };
 }
 
@@ -123,6 +135,7 @@ export function baseImageRegistry(
     env: io.env,
     timeoutMs: parseTimeout(command, values.timeout),
     insecureRegistries: values.insecure ? registryHosts(refs) : undefined,
+    blobLocations: cliBlobLocations(io),
   };
 }
 
@@ -162,6 +175,7 @@ export async function srcDestRegistries(
   await checkAccessPaths(command, values, io.cwd);
   const srcCreds = parseCreds(command, values['src-creds'], '--src-creds');
   const destCreds = parseCreds(command, values['dest-creds'], '--dest-creds');
+  const blobLocations = cliBlobLocations(io);
   const side =
     (credentials: typeof srcCreds, insecure: boolean) =>
     (hosts: readonly string[]): RegistryTransportOptions => ({
@@ -173,6 +187,7 @@ export async function srcDestRegistries(
       authFiles: values.authfile ? [values.authfile] : undefined,
       insecureRegistries: insecure ? [...hosts] : undefined,
       certsDir: values['cert-dir'],
+      blobLocations,
     });
   return {
     source: side(srcCreds, values['src-insecure'] === true),

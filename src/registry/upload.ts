@@ -20,8 +20,16 @@ export interface UploadOptions extends OpOptions {
   uploadMode?: 'auto' | 'monolithic' | 'chunked' | undefined;
   /** Chunk size for chunked uploads (raised to the registry's OCI-Chunk-Min-Length). Default: 8 MiB. */
   chunkSize?: number | undefined;
-  /** Repository on the same registry to mount the blob from. Default: none. */
-  mountFrom?: string | undefined;
+  /**
+   * Repositories on the same registry to mount the blob from, tried in order until one mounts (a refused mount's
+   * upload session is cancelled, the last one's is used for the upload). Default: none.
+   */
+  mountFrom?: string | readonly string[] | undefined;
+  /**
+   * Told each mount attempt's outcome: `mounted`, `refused` (202: the blob is not in `from`, or the registry will
+   * not mount it) or `denied` (no access to `from`, or another answer). Default: none.
+   */
+  onMount?: ((from: string, outcome: 'mounted' | 'refused' | 'denied') => void) | undefined;
   /** Fresh upload sessions to try after connection failures. Default: 3. */
   attempts?: number | undefined;
   /**
@@ -311,13 +319,19 @@ export async function uploadBlob(
   open: () => Promise<Readable>,
   opts: UploadOptions = {},
 ): Promise<'mounted' | 'uploaded'> {
+  const froms = (typeof opts.mountFrom === 'string' ? [opts.mountFrom] : (opts.mountFrom ?? [])).filter(
+    (f) => f !== loc.repository,
+  );
   let pending: string | undefined;
-  if (opts.mountFrom && opts.mountFrom !== loc.repository) {
-    const m = await tryMount(loc, desc, opts.mountFrom, opts);
+  for (const from of froms) {
+    if (pending !== undefined) await cancel(loc, pending);
+    const m = await tryMount(loc, desc, from, opts);
+    opts.onMount?.(from, m === 'mounted' ? 'mounted' : m === undefined ? 'denied' : 'refused');
     if (m === 'mounted') {
       await confirm(loc, desc, opts);
       return 'mounted';
     }
+    // The last refused mount's session carries the upload; earlier ones are cancelled before the next try.
     pending = m;
   }
   // Open the source while the upload session is being started (the two round trips overlap; over a long-haul

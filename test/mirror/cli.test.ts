@@ -165,7 +165,11 @@ describe('canvos-lite mirror CLI', () => {
     const bytes = await readFile(tar);
     bytes[victim.offset + 100] = bytes[victim.offset + 100]! ^ 0x01;
     await writeFile(tar, bytes);
-    const l = await cli('load', '--from', tar, '--to', `${b.host}/bad`, '--dest-insecure', '--json');
+    // Without the blob-location cache: b holds these blobs in other repositories already and would mount them.
+    const l = await runCli(['mirror', 'load', '--from', tar, '--to', `${b.host}/bad`, '--dest-insecure', '--json'], {
+      env: { HOME: tmp.path, PATH: process.env.PATH, CANVOS_BLOB_LOCATIONS: '0' },
+      cwd: tmp.path,
+    });
     expect(l.code).toBe(16);
     const rep = JSON.parse(l.stdout) as { failures: Array<{ code: string; message: string }> };
     expect(rep.failures).toEqual([expect.objectContaining({ code: 'ERR_DIGEST_MISMATCH' })]);

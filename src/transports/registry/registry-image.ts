@@ -4,6 +4,7 @@
  * cross-repo mount within the same registry, verified upload, manifests PUT by digest or tag).
  */
 import type { Readable } from 'node:stream';
+import type { BlobLocations } from '../../cache/blob-locations.js';
 import { CanvosError } from '../../errors.js';
 import { sha256, type Digest } from '../../image/digest.js';
 import type { Descriptor } from '../../image/schemas.js';
@@ -20,7 +21,18 @@ import { RegistryRepository, type RegistryRepositoryOptions } from '../../regist
 import { parseReference, type Reference } from '../../registry/reference.js';
 
 /** Options of the registry transports (connection, auth and upload options of a Repository). */
-export type RegistryTransportOptions = RegistryRepositoryOptions;
+export interface RegistryTransportOptions extends RegistryRepositoryOptions {
+  /**
+   * The persistent blob-location cache: sources record where they read each blob, destinations record where blobs
+   * are and, before uploading one, try to mount it from up to 3 of its known repositories on the same registry
+   * (most recent first; a location that proves stale is forgotten). The CLI passes `blobLocationsFromEnv(...)`.
+   * Default: none (only the source's own repository is a mount candidate).
+   */
+  blobLocations?: BlobLocations | undefined;
+}
+
+/** Mount attempts per blob at most (the source's own repository included). */
+const MAX_MOUNT_ATTEMPTS = 3;
 
 /** A registry repository a blob can be mounted from (POST ?mount=&from=) at a destination on the same registry. */
 export interface MountOrigin {
@@ -73,6 +85,26 @@ export function blobMountOrigin(src: ImageSource, desc: Descriptor): MountOrigin
   return typeof m === 'function' ? m.call(src, desc) : undefined;
 }
 
+/**
+ * Where to try mounting `digest` from into `dest`: the source's own repository (when on the same registry: mounting
+ * never works across registries, and a registry never gets another one's credentials), then the cache's known
+ * locations on that registry (not `dest` itself), most recent first; at most {@link MAX_MOUNT_ATTEMPTS}.
+ */
+async function mountCandidates(
+  digest: Digest,
+  { registry, repository }: MountOrigin,
+  hint: MountOrigin | undefined,
+  cache: BlobLocations | undefined,
+): Promise<MountOrigin[]> {
+  const known = cache ? await cache.locations(digest) : [];
+  const out: MountOrigin[] = [];
+  for (const l of [...(hint ? [hint] : []), ...known]) {
+    if (l.registry !== registry || l.repository === repository) continue;
+    if (!out.some((o) => o.repository === l.repository)) out.push(l);
+  }
+  return out.slice(0, MAX_MOUNT_ATTEMPTS);
+}
+
 function toRef(ref: string | Reference): Reference {
   return typeof ref === 'string' ? parseReference(ref) : ref;
 }
@@ -91,8 +123,12 @@ export function registrySource(ref: string | Reference, opts: RegistryTransportO
     getManifest(digest?: Digest, o?: OpOptions): Promise<RawManifest> {
       return repo.getManifest(digest ?? r.identifier, o);
     },
-    getBlob(desc: Descriptor, o?: RegistryReadOptions): Promise<Readable> {
-      return repo.getBlob(desc, o);
+    async getBlob(desc: Descriptor, o?: RegistryReadOptions): Promise<Readable> {
+      const s = await repo.getBlob(desc, o);
+      // Only a blob read to its verified end is known to be there.
+      const cache = opts.blobLocations;
+      if (cache) s.once('end', () => void cache.record(desc.digest, mountOrigin));
+      return s;
     },
     close: () => repo.close(),
   };
@@ -105,6 +141,8 @@ export function registryDestination(
 ): RegistryImageDestination {
   const r = toRef(ref);
   const repo = new RegistryRepository(r.registry, r.repository, { ...opts, push: true });
+  const cache = opts.blobLocations;
+  const here: MountOrigin = { registry: r.registry, repository: r.repository };
   return {
     description: `docker://${r.toString()}`,
     // The reference's tag (`latest` when none was written; undefined for a digest-only reference).
@@ -113,18 +151,25 @@ export function registryDestination(
     reference: r,
     async hasBlob(desc: Descriptor, o?: OpOptions): Promise<boolean> {
       const h = await repo.headBlob(desc.digest, o);
-      return h !== undefined && (h.size < 0 || desc.size < 0 || h.size === desc.size);
+      const has = h !== undefined && (h.size < 0 || desc.size < 0 || h.size === desc.size);
+      if (has) await cache?.record(desc.digest, here);
+      return has;
     },
-    putBlob(desc, open, o: OpOptions & RegistryPutBlobHints = {}): Promise<PutBlobResult> {
-      // Mounting only works within one registry (and never across Docker Hub and others).
-      const mountFrom = o.mountFrom && o.mountFrom.registry === r.registry ? o.mountFrom.repository : undefined;
-      return repo.pushBlob(desc, open, {
+    async putBlob(desc, open, o: OpOptions & RegistryPutBlobHints = {}): Promise<PutBlobResult> {
+      const mountFrom = await mountCandidates(desc.digest, here, o.mountFrom, cache);
+      const result = await repo.pushBlob(desc, open, {
         signal: o.signal,
         onProgress: o.onProgress,
-        mountFrom,
+        mountFrom: mountFrom.map((l) => l.repository),
+        onMount: (from, outcome) => {
+          // A refused mount proves the blob is no longer there; an access denial proves nothing.
+          if (outcome === 'refused') void cache?.forget(desc.digest, { registry: r.registry, repository: from });
+        },
         skipExisting: o.knownAbsent !== true,
         sourceVerified: o.sourceVerified === true,
       });
+      await cache?.record(desc.digest, here);
+      return result;
     },
     async hasManifest(digest: Digest, o?: OpOptions): Promise<boolean> {
       return (await repo.headManifest(digest, o)) !== undefined;

@@ -1,0 +1,211 @@
+/**
+ * The persistent blob-location cache (containers/image's BlobInfoCache, for canvos-lite): for each digest, the
+ * registry repositories where it was last seen (most recent first, a few at most), and for a compressed layer its
+ * verified diffID. A registry destination mounts a blob from a known location on its own registry instead of
+ * reading the source and uploading the bytes; the image reader skips hashing a layer whose diffID was verified.
+ *
+ * Layout: one small JSON file per digest, `<cache root>/locations/<alg>/<hex>`, written to a temp name and renamed
+ * (read-merge-rename: the last writer wins, which is fine for a cache; no lock a crash could leave held). A garbage
+ * or truncated file reads as empty. It holds registry hosts, repository names and digests only, never credentials.
+ * Bounded: {@link BlobLocationsOptions.maxLocations} per digest and {@link BlobLocationsOptions.maxEntries} files
+ * (the least recently written are pruned). An unwritable cache directory turns writes off with one warning; no
+ * cache failure ever fails a copy.
+ */
+import { mkdir, readdir, readFile, rm, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { digestAlgorithm, digestHex, isDigest, type Digest } from '../image/digest.js';
+import { writeFileAtomic } from '../util/atomic-file.js';
+import { defaultCacheDir } from './blob-cache.js';
+
+/** A registry repository a blob was seen in. */
+export interface BlobLocation {
+  /** Registry host as references normalise it (`docker.io`, `127.0.0.1:5000`). */
+  registry: string;
+  repository: string;
+}
+
+/** Options of {@link BlobLocations}. */
+export interface BlobLocationsOptions {
+  /**
+   * Cache root (the blob cache's: `--cache-dir`); the entries live in `<dir>/locations/`. Default: the blob
+   * cache's default (`$CANVOS_CACHE_DIR`, else `$XDG_CACHE_HOME/canvos-lite/blobs`, else `~/.cache/canvos-lite/blobs`).
+   */
+  dir?: string | undefined;
+  /** Environment to read the default directory from. Default: process.env. */
+  env?: NodeJS.ProcessEnv | undefined;
+  /** Locations kept per digest (most recent first). Default: 5. */
+  maxLocations?: number | undefined;
+  /** Digests kept in all; the least recently written are removed beyond it. Default: 8192. */
+  maxEntries?: number | undefined;
+  /** Called once when the cache cannot be written (then it is only read). Default: none. */
+  onWarning?: ((code: string, message: string) => void) | undefined;
+}
+
+interface Entry {
+  locations: BlobLocation[];
+  diffId?: Digest | undefined;
+}
+
+const PRUNE_EVERY = 256;
+/** Cache directories already warned about in this process (one warning, however many stores share one). */
+const warned = new Set<string>();
+
+function parseEntry(text: string): Entry {
+  try {
+    const j = JSON.parse(text) as { v?: unknown; locations?: unknown; diffId?: unknown };
+    if (j.v !== 1 || !Array.isArray(j.locations)) return { locations: [] };
+    const locations = j.locations
+      .filter((l): l is [string, string] => Array.isArray(l) && typeof l[0] === 'string' && typeof l[1] === 'string')
+      .map(([registry, repository]) => ({ registry, repository }));
+    return { locations, diffId: isDigest(j.diffId) ? j.diffId : undefined };
+  } catch {
+    return { locations: [] };
+  }
+}
+
+const same = (a: BlobLocation, b: BlobLocation): boolean => a.registry === b.registry && a.repository === b.repository;
+
+/** The blob-location cache (see the file header). All methods are best effort: they never throw. */
+export class BlobLocations {
+  /** Where the entries live: `<cache root>/locations`. */
+  readonly dir: string;
+  private readonly maxLocations: number;
+  private readonly maxEntries: number;
+  private readonly onWarning: BlobLocationsOptions['onWarning'];
+  private writable = true;
+  private writes = 0;
+  private readonly queue = new Map<string, Promise<void>>();
+
+  constructor(opts: BlobLocationsOptions = {}) {
+    this.dir = join(opts.dir ?? defaultCacheDir(opts.env), 'locations');
+    this.maxLocations = Math.max(1, opts.maxLocations ?? 5);
+    this.maxEntries = Math.max(1, opts.maxEntries ?? 8192);
+    this.onWarning = opts.onWarning;
+  }
+
+  private file(digest: string): string | undefined {
+    return isDigest(digest) ? join(this.dir, digestAlgorithm(digest), digestHex(digest)) : undefined;
+  }
+
+  private async read(digest: string): Promise<Entry> {
+    const f = this.file(digest);
+    if (!f) return { locations: [] };
+    try {
+      return parseEntry(await readFile(f, 'utf8'));
+    } catch {
+      return { locations: [] };
+    }
+  }
+
+  /**
+   * Read, change and write back one entry; unchanged entries are not written. Updates of one digest run one after
+   * the other in this process (a forget and a record of the same blob must not undo each other).
+   */
+  private update(digest: string, change: (e: Entry) => Entry | undefined): Promise<void> {
+    const next = (this.queue.get(digest) ?? Promise.resolve()).then(() => this.apply(digest, change));
+    this.queue.set(digest, next);
+    void next.then(() => {
+      if (this.queue.get(digest) === next) this.queue.delete(digest);
+    });
+    return next;
+  }
+
+  private async apply(digest: string, change: (e: Entry) => Entry | undefined): Promise<void> {
+    const f = this.file(digest);
+    if (!f || !this.writable) return;
+    const next = change(await this.read(digest));
+    if (!next) return;
+    const body = JSON.stringify({
+      v: 1,
+      locations: next.locations.map((l) => [l.registry, l.repository]),
+      ...(next.diffId ? { diffId: next.diffId } : {}),
+    });
+    try {
+      await mkdir(join(f, '..'), { recursive: true });
+      await writeFileAtomic(f, body);
+    } catch (e) {
+      this.writable = false;
+      if (warned.has(this.dir)) return;
+      warned.add(this.dir);
+      const why = e instanceof Error ? e.message : String(e);
+      this.onWarning?.(
+        'W_BLOB_LOCATIONS_READONLY',
+        `blob-location cache ${this.dir} cannot be written (${why}): blobs are not remembered for later mounts`,
+      );
+      return;
+    }
+    if (this.writes++ % PRUNE_EVERY === 0) await this.prune();
+  }
+
+  /** Where `digest` was seen, most recent first. */
+  async locations(digest: string): Promise<BlobLocation[]> {
+    return (await this.read(digest)).locations;
+  }
+
+  /** Remember that `digest` is in `loc` (moved to the front of its list). */
+  async record(digest: string, loc: BlobLocation): Promise<void> {
+    await this.update(digest, (e) => {
+      if (e.locations[0] && same(e.locations[0], loc)) return undefined;
+      const rest = e.locations.filter((l) => !same(l, loc));
+      return { ...e, locations: [loc, ...rest].slice(0, this.maxLocations) };
+    });
+  }
+
+  /** Forget `loc` for `digest` (a mount from it failed: the blob is no longer there). */
+  async forget(digest: string, loc: BlobLocation): Promise<void> {
+    await this.update(digest, (e) =>
+      e.locations.some((l) => same(l, loc)) ? { ...e, locations: e.locations.filter((l) => !same(l, loc)) } : undefined,
+    );
+  }
+
+  /** The verified diffID of the compressed layer `digest`, if one was recorded. */
+  async diffId(digest: string): Promise<Digest | undefined> {
+    return (await this.read(digest)).diffId;
+  }
+
+  /** Remember a (compressed digest → diffID) pair; only for pairs the caller verified by hashing the layer. */
+  async recordDiffId(digest: string, diffId: Digest): Promise<void> {
+    await this.update(digest, (e) => (e.diffId === diffId ? undefined : { ...e, diffId }));
+  }
+
+  /** Remove the least recently written entries beyond `maxEntries` (down to 90 % of it). */
+  async prune(): Promise<void> {
+    try {
+      const files: { path: string; mtime: number }[] = [];
+      for (const alg of await readdir(this.dir)) {
+        for (const name of await readdir(join(this.dir, alg))) {
+          if (name.startsWith('.')) continue; // a temp file being written
+          files.push({ path: join(this.dir, alg, name), mtime: 0 });
+        }
+      }
+      if (files.length <= this.maxEntries) return;
+      await Promise.all(
+        files.map(async (f) => {
+          f.mtime = await stat(f.path).then(
+            (s) => s.mtimeMs,
+            () => 0,
+          );
+        }),
+      );
+      files.sort((a, b) => a.mtime - b.mtime);
+      const excess = files.length - Math.floor(this.maxEntries * 0.9);
+      await Promise.all(files.slice(0, excess).map((f) => rm(f.path, { force: true })));
+    } catch {
+      // Another process pruned at the same time, or the directory is gone: nothing to do.
+    }
+  }
+}
+
+/**
+ * The blob-location cache the CLI uses: on unless `CANVOS_BLOB_LOCATIONS` is `0`/`false`/`off`, rooted at
+ * `cacheDir` (`--cache-dir`) or the blob cache's default.
+ */
+export function blobLocationsFromEnv(
+  env: NodeJS.ProcessEnv,
+  cacheDir?: string,
+  onWarning?: BlobLocationsOptions['onWarning'],
+): BlobLocations | undefined {
+  const v = (env.CANVOS_BLOB_LOCATIONS ?? '').trim().toLowerCase();
+  if (v === '0' || v === 'false' || v === 'off' || v === 'no') return undefined;
+  return new BlobLocations({ dir: cacheDir, env, onWarning });
+}
