@@ -6,7 +6,9 @@
  * Two scenarios on the same set: `loopback` (A, B, C and the clients share this machine's cores, so the registries'
  * own CPU, reported as its own row, sets a floor under both tools) and `wan`, where A sits behind a WAN stand-in
  * (lib/wan.mjs: latency per request and a per-connection throughput cap, env BENCH_WAN_LATENCY_MS / _STREAM_MBPS),
- * the case of pulling from a remote registry into a site's local one. BENCH_SCENARIO=loopback|wan runs one;
+ * the case of pulling from a remote registry into a site's local one, and `warm` (lib/warm.mjs): the set copied
+ * again into new repositories of a registry that already holds every blob (paired runs, medians; env
+ * BENCH_WARM_REPEATS, default 5). BENCH_SCENARIO=loopback|wan|warm runs one;
  * BENCH_COPY_JOBS=N passes `--jobs N` to canvos-lite (default: its own default).
  */
 import { join } from 'node:path';
@@ -14,6 +16,7 @@ import { addImage } from './lib/layout.mjs';
 import { runMeasured } from './lib/proc.mjs';
 import { startRegistry } from './lib/registry.mjs';
 import { startWan } from './lib/wan.mjs';
+import { warmScenario } from './lib/warm.mjs';
 import { readFile } from 'node:fs/promises';
 import { MiB, ROOT, mbps, repeats, round, row, runIfMain, tmp } from './lib/util.mjs';
 
@@ -161,11 +164,16 @@ export async function benchCopy({ quick = false, log = () => {} } = {}) {
       bytesPerSec: Number(process.env.BENCH_WAN_STREAM_MBPS ?? 8) * MiB,
     };
     const out = { params: { images, platforms, layers, layerBytes, totalBytes, repeats: R, wan: wanCfg }, rows: [] };
-    if (only !== 'wan') {
+    if (only !== 'wan' && only !== 'warm') {
       out.loopback = await scenario('loopback', a.host);
       out.rows.push(...out.loopback.rows);
     }
-    if (only !== 'loopback') {
+    if (!only || only === 'warm') {
+      const repeatsWarm = Number(process.env.BENCH_WARM_REPEATS ?? 5);
+      out.warm = await warmScenario({ srcHost: a.host, images, env, repeats: repeatsWarm, totalBytes, log });
+      out.rows.push(...out.warm.rows);
+    }
+    if (only !== 'loopback' && only !== 'warm') {
       const wan = await startWan(a.host, wanCfg.latencyMs, wanCfg.bytesPerSec);
       try {
         out.wan = await scenario(

@@ -87,6 +87,10 @@ export async function requestFollowing(dispatcher: Dispatcher, req: FollowReques
         body,
         dispatcher,
         signal: req.signal ?? null,
+        // undici closes the connection after every HEAD (undici#258, servers that send a body anyway) unless told
+        // not to: a new connection (a TLS handshake on a real registry) per existence check. Registries answer HEAD
+        // correctly, and llhttp still skips a HEAD response's body by its method.
+        ...(method === 'HEAD' ? { reset: false } : {}),
       });
     } catch (e) {
       dropBody();

@@ -113,7 +113,11 @@ async function tryMount(
     throw e;
   }
   drain(res);
-  if (res.status === 201) return 'mounted';
+  if (res.status === 201) {
+    // A registry naming the blob it linked needs no HEAD to confirm it (skopeo trusts the 201 alone).
+    if (header(res, 'docker-content-digest') !== desc.digest) await confirm(loc, desc, opts);
+    return 'mounted';
+  }
   if (res.status === 202) return location(res, 'mount');
   return undefined;
 }
@@ -327,10 +331,7 @@ export async function uploadBlob(
     if (pending !== undefined) await cancel(loc, pending);
     const m = await tryMount(loc, desc, from, opts);
     opts.onMount?.(from, m === 'mounted' ? 'mounted' : m === undefined ? 'denied' : 'refused');
-    if (m === 'mounted') {
-      await confirm(loc, desc, opts);
-      return 'mounted';
-    }
+    if (m === 'mounted') return 'mounted';
     // The last refused mount's session carries the upload; earlier ones are cancelled before the next try.
     pending = m;
   }
