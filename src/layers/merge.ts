@@ -16,6 +16,8 @@ import { readLayer } from './read.js';
 export type LayerOpener = (() => Promise<AsyncIterable<Buffer>>) & {
   readonly digest?: string | undefined;
   readonly diffId?: string | undefined;
+  /** Called once the layer was read to its end and its uncompressed bytes matched `diffId`. */
+  readonly onDiffIdVerified?: (() => void) | undefined;
 };
 
 /** Options of {@link mergeLayers}. */
@@ -78,6 +80,8 @@ export async function* mergeLayers(openers: readonly LayerOpener[], opts: MergeO
       emitted.set(e.path, { layer: i, dir: e.type === 'directory' });
       yield e;
     }
+    // readLayer returned normally: it compared the uncompressed stream with diffId at its end.
+    if (diffId) opener.onDiffIdVerified?.();
     for (const p of layerDeleted) deleted.add(p);
     for (const p of layerOpaque) opaque.add(p);
   }

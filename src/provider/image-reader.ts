@@ -107,11 +107,18 @@ export async function openImage(ref: string, arch: string, opts: OpenImageOption
         },
       );
     }
-    // Each opener carries its diff_id: mergeLayers hashes the uncompressed stream in the same pass and compares.
-    const openers: LayerOpener[] = layers.map((d, i) =>
-      Object.assign(async () => createReadStream(await cachedBlobPath(source, d, opts.cache, opts.signal)), {
-        digest: d.digest,
-        diffId: diffIds[i],
+    // Each opener carries its diff_id: mergeLayers hashes the uncompressed stream in the same pass and compares;
+    // the verified pair is remembered, so a layer checked once (same compressed digest, same diff_id) is not again.
+    const store = opts.registry?.blobLocations;
+    const openers: LayerOpener[] = await Promise.all(
+      layers.map(async (d, i) => {
+        const diffId = diffIds[i];
+        const open = async (): Promise<ReturnType<typeof createReadStream>> =>
+          createReadStream(await cachedBlobPath(source, d, opts.cache, opts.signal));
+        if (!store || !diffId) return Object.assign(open, { digest: d.digest, diffId });
+        if ((await store.diffId(d.digest)) === diffId) return Object.assign(open, { digest: d.digest });
+        const onDiffIdVerified = (): void => void store.recordDiffId(d.digest, diffId);
+        return Object.assign(open, { digest: d.digest, diffId, onDiffIdVerified });
       }),
     );
     return {
