@@ -42,7 +42,13 @@ export {
   type ProgressEvent,
   type ProgressFn,
 } from './copy/index.js';
-export { OciLayout, BlobCache } from './copy/index.js';
+export {
+  OciLayout,
+  BlobCache,
+  BlobLocations,
+  type BlobLocationsOptions,
+  type RepositoryLocation,
+} from './copy/index.js';
 export type { RegistryTransportOptions, RegistryHttpOptions } from './registry/index.js';
 
 // Deterministic layers from declarative specs (extra layers for provider images, test fixtures).

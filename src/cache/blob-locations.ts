@@ -18,9 +18,10 @@ import { writeFileAtomic } from '../util/atomic-file.js';
 import { defaultCacheDir } from './blob-cache.js';
 
 /** A registry repository a blob was seen in. */
-export interface BlobLocation {
+export interface RepositoryLocation {
   /** Registry host as references normalise it (`docker.io`, `127.0.0.1:5000`). */
   registry: string;
+  /** Repository path on that registry (`library/alpine`). */
   repository: string;
 }
 
@@ -42,7 +43,7 @@ export interface BlobLocationsOptions {
 }
 
 interface Entry {
-  locations: BlobLocation[];
+  locations: RepositoryLocation[];
   diffId?: Digest | undefined;
 }
 
@@ -63,7 +64,8 @@ function parseEntry(text: string): Entry {
   }
 }
 
-const same = (a: BlobLocation, b: BlobLocation): boolean => a.registry === b.registry && a.repository === b.repository;
+const same = (a: RepositoryLocation, b: RepositoryLocation): boolean =>
+  a.registry === b.registry && a.repository === b.repository;
 
 /** The blob-location cache (see the file header). All methods are best effort: they never throw. */
 export class BlobLocations {
@@ -138,12 +140,12 @@ export class BlobLocations {
   }
 
   /** Where `digest` was seen, most recent first. */
-  async locations(digest: string): Promise<BlobLocation[]> {
+  async locations(digest: string): Promise<RepositoryLocation[]> {
     return (await this.read(digest)).locations;
   }
 
   /** Remember that `digest` is in `loc` (moved to the front of its list). */
-  async record(digest: string, loc: BlobLocation): Promise<void> {
+  async record(digest: string, loc: RepositoryLocation): Promise<void> {
     await this.update(digest, (e) => {
       if (e.locations[0] && same(e.locations[0], loc)) return undefined;
       const rest = e.locations.filter((l) => !same(l, loc));
@@ -152,7 +154,7 @@ export class BlobLocations {
   }
 
   /** Forget `loc` for `digest` (a mount from it failed: the blob is no longer there). */
-  async forget(digest: string, loc: BlobLocation): Promise<void> {
+  async forget(digest: string, loc: RepositoryLocation): Promise<void> {
     await this.update(digest, (e) =>
       e.locations.some((l) => same(l, loc)) ? { ...e, locations: e.locations.filter((l) => !same(l, loc)) } : undefined,
     );

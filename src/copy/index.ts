@@ -36,6 +36,12 @@ export {
   type StoreBlobOptions,
 } from '../cache/blob-cache.js';
 export {
+  BlobLocations,
+  blobLocationsFromEnv,
+  type BlobLocationsOptions,
+  type RepositoryLocation,
+} from '../cache/blob-locations.js';
+export {
   dockerArchiveSource,
   type DockerArchiveSourceOptions,
 } from '../transports/docker-archive/docker-archive-source.js';
