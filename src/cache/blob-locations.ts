@@ -48,6 +48,9 @@ interface Entry {
 }
 
 const PRUNE_EVERY = 256;
+// What a stored location may look like (a host[:port] and a repository path): anything else in a file is ignored.
+const REGISTRY = /^[A-Za-z0-9][A-Za-z0-9.-]*(?::\d+)?$|^\[[0-9a-fA-F:.]+\](?::\d+)?$/;
+const REPO = /^[a-z0-9]+(?:[._-]+[a-z0-9]+)*(?:\/[a-z0-9]+(?:[._-]+[a-z0-9]+)*)*$/;
 /** Cache directories already warned about in this process (one warning, however many stores share one). */
 const warned = new Set<string>();
 
@@ -56,7 +59,14 @@ function parseEntry(text: string): Entry {
     const j = JSON.parse(text) as { v?: unknown; locations?: unknown; diffId?: unknown };
     if (j.v !== 1 || !Array.isArray(j.locations)) return { locations: [] };
     const locations = j.locations
-      .filter((l): l is [string, string] => Array.isArray(l) && typeof l[0] === 'string' && typeof l[1] === 'string')
+      .filter(
+        (l): l is [string, string] =>
+          Array.isArray(l) &&
+          typeof l[0] === 'string' &&
+          typeof l[1] === 'string' &&
+          REGISTRY.test(l[0]) &&
+          REPO.test(l[1]),
+      )
       .map(([registry, repository]) => ({ registry, repository }));
     return { locations, diffId: isDigest(j.diffId) ? j.diffId : undefined };
   } catch {
@@ -104,7 +114,7 @@ export class BlobLocations {
    * the other in this process (a forget and a record of the same blob must not undo each other).
    */
   private update(digest: string, change: (e: Entry) => Entry | undefined): Promise<void> {
-    const next = (this.queue.get(digest) ?? Promise.resolve()).then(() => this.apply(digest, change));
+    const next = (this.queue.get(digest) ?? Promise.resolve()).then(() => this.apply(digest, change)).catch(() => {});
     this.queue.set(digest, next);
     void next.then(() => {
       if (this.queue.get(digest) === next) this.queue.delete(digest);

@@ -146,8 +146,22 @@ describe('blob-location cache', () => {
     await writeFile(join(store.dir, 'sha256', first!.slice(7)), '{"v":1,"locations":[["127.0');
     await writeFile(join(store.dir, 'sha256', second!.slice(7)), Buffer.from([0, 1, 2, 255]));
     expect(await store.locations(first!)).toEqual([]);
+    // Only host[:port] + repository-path shapes are read back (a hand-edited file cannot inject query or scope text).
+    const third = join(store.dir, 'sha256', blobs[2]!.slice(7));
+    await writeFile(
+      third,
+      JSON.stringify({
+        v: 1,
+        locations: [
+          ['r.example', 'a&scope=x:push'],
+          ['r.example', 'ok/repo'],
+        ],
+      }),
+    );
+    expect(await store.locations(blobs[2]!)).toEqual([{ registry: 'r.example', repository: 'ok/repo' }]);
+    await writeFile(third, JSON.stringify({ v: 1, locations: [] }));
     const r = await copy(`${pa.host}/src/img:v1`, `${pb.host}/garbage/two:v1`, reg(store));
-    expect(r.blobs).toMatchObject({ copied: 2, mounted: blobs.length - 2 });
+    expect(r.blobs).toMatchObject({ copied: 3, mounted: blobs.length - 3 });
     expect((await store.locations(first!))[0]).toEqual({ registry: pb.host, repository: 'garbage/two' });
   });
 
