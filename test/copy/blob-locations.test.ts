@@ -202,6 +202,27 @@ describe('blob-location cache', () => {
     expect(off.stdout).toContain(`${blobs.length} copied, 0 skipped, 0 mounted`);
   }, 60_000);
 
+  it('CLI: a second mirror push into another path of the same registry mounts every blob, reading no source blob', async () => {
+    const env = { PATH: process.env.PATH, HOME: join(tmp.path, 'home3') };
+    const push = (to: string) =>
+      runCli(['mirror', 'push', `${pa.host}/src/img:v1`, '--to', to, '--src-insecure', '--dest-insecure', '--json'], {
+        env,
+        cwd: tmp.path,
+      });
+    const first = await push(`${pb.host}/m1`);
+    expect(first.code, first.stderr).toBe(0);
+    pa.requests.length = 0;
+    pb.requests.length = 0;
+    const second = await push(`${pb.host}/m2`);
+    expect(second.code, second.stderr).toBe(0);
+    const rep = JSON.parse(second.stdout) as {
+      images: { blobs: { copied: number; mounted: number; bytes: number } }[];
+    };
+    expect(rep.images[0]?.blobs).toMatchObject({ copied: 0, mounted: blobs.length, bytes: 0 });
+    expect(blobGets(pa)).toBe(0);
+    expect(uploads(pb)).toBe(0);
+  });
+
   it('CLI: an unwritable cache directory is one warning, never a failure', async () => {
     const file = join(tmp.path, 'not-a-dir');
     await writeFile(file, 'x');
