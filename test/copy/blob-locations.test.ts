@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { copyImage } from '../../src/copy/copy.js';
 import { BlobLocations } from '../../src/cache/blob-locations.js';
@@ -10,6 +10,7 @@ import { startFaultProxy, type FaultProxy } from '../helpers/fault-proxy.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { run, skopeo, tmpDir } from '../helpers/tools.js';
 import { runCli } from '../helpers/cli.js';
+import { asUnprivileged, unprivilegedIdentity, unprivilegedTempDir } from '../helpers/unprivileged.js';
 
 const repoRoot = resolve(import.meta.dirname, '..', '..');
 let a: TestRegistry; // the source registry
@@ -201,6 +202,38 @@ describe('blob-location cache', () => {
     const off = await cp(`${pb.host}/conc/four:v1`, { ...env, CANVOS_BLOB_LOCATIONS: '0' });
     expect(off.stdout).toContain(`${blobs.length} copied, 0 skipped, 0 mounted`);
   }, 60_000);
+
+  it('CLI as an unprivileged user: the cache lives in its own ~/.cache and the second copy mounts', async () => {
+    const home = unprivilegedTempDir('canvos-loc-home-');
+    try {
+      const bin = join(repoRoot, 'bin', 'canvos-lite.js');
+      const cp = (to: string) => {
+        const [cmd, ...args] = asUnprivileged([
+          'env',
+          `HOME=${home}`,
+          `PATH=${process.env.PATH ?? ''}`,
+          process.execPath,
+          bin,
+          'copy',
+          '--src-insecure',
+          '--dest-insecure',
+          `${pa.host}/src/img:v1`,
+          to,
+        ]);
+        return run(cmd!, args);
+      };
+      const one = await cp(`${pb.host}/unpriv/one:v1`);
+      expect(one.code, one.stderr).toBe(0);
+      const two = await cp(`${pb.host}/unpriv/two:v1`);
+      expect(two.code, two.stderr).toBe(0);
+      expect(two.stdout).toContain(`0 copied, 0 skipped, ${blobs.length} mounted`);
+      const dir = join(home, '.cache', 'canvos-lite', 'blobs', 'locations', 'sha256');
+      const st = await stat(join(dir, blobs[0]!.slice(7)));
+      expect(st.uid).toBe(unprivilegedIdentity()?.uid);
+    } finally {
+      await rm(home, { recursive: true, force: true });
+    }
+  });
 
   it('CLI: a second mirror push into another path of the same registry mounts every blob, reading no source blob', async () => {
     const env = { PATH: process.env.PATH, HOME: join(tmp.path, 'home3') };
