@@ -146,7 +146,8 @@ export class BlobLocations {
       );
       return;
     }
-    if (this.writes++ % PRUNE_EVERY === 0) await this.prune();
+    // Off the caller's path: the directory listing is only needed to keep the bound.
+    if (this.writes++ % PRUNE_EVERY === 0) void this.prune();
   }
 
   /** Where `digest` was seen, most recent first. */
