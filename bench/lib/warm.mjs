@@ -59,11 +59,16 @@ async function warmRun(tool, srcHost, images, env) {
 
 /** Paired warm-destination runs; returns { ours, skopeo, rows } with the medians. */
 export async function warmScenario({ srcHost, images, env, repeats, totalBytes, log = () => {} }) {
-  const runs = { ours: [], skopeo: [] };
+  // BENCH_WARM_NOCACHE=1 adds canvos-lite without its blob-location cache to each round (the behaviour before it).
+  const noCache = process.env.BENCH_WARM_NOCACHE === '1';
+  const runs = { ours: [], skopeo: [], off: [] };
   for (let rep = 0; rep < repeats; rep++) {
-    log(`[warm] pair ${rep + 1}/${repeats}: canvos-lite, then skopeo`);
+    log(
+      `[warm] round ${rep + 1}/${repeats}: canvos-lite, then skopeo${noCache ? ', then canvos-lite without cache' : ''}`,
+    );
     runs.ours.push(await warmRun(ours, srcHost, images, env));
     runs.skopeo.push(await warmRun(skopeo, srcHost, images, env));
+    if (noCache) runs.off.push(await warmRun(ours, srcHost, images, { ...env, CANVOS_BLOB_LOCATIONS: '0' }));
   }
   const med = (xs, k) => median(xs.map((x) => x[k]));
   const summary = (xs) => ({
@@ -84,5 +89,10 @@ export async function warmScenario({ srcHost, images, env, repeats, totalBytes, 
     row('copy', '[warm] peak RSS, median', o.peakRssMB, s.peakRssMB, 'MiB', 'lower'),
     row('copy', '[warm] bytes the destination registry read', o.destReadKiB, s.destReadKiB, 'KiB', 'lower'),
   ];
-  return { ours: o, skopeo: s, rows };
+  const off = noCache ? summary(runs.off) : undefined;
+  if (off)
+    rows.push(
+      row('copy', '[warm] wall time without the blob-location cache, median', off.ms / 1000, s.ms / 1000, 's', 'lower'),
+    );
+  return { ours: o, skopeo: s, ...(off ? { oursWithoutCache: off } : {}), rows };
 }
