@@ -5,7 +5,10 @@
  * wall time and peak RSS (summed / max over the 3 images), with the load average. For decisions on a shared machine,
  * where a best-of-2 is noise.
  *
- *   node bench/copy-ab.mjs [--rounds N] [--quick] [--no-skopeo] [NAME=path/to/bin/canvos-lite.js ...]
+ *   node bench/copy-ab.mjs [--rounds N] [--quick] [--no-skopeo] [--wan] [NAME=path/to/bin/canvos-lite.js ...]
+ *
+ * `--wan`: the source registry behind lib/wan.mjs (BENCH_WAN_LATENCY_MS, default 30; BENCH_WAN_STREAM_MBPS, default 8),
+ * as bench/copy.mjs's wan scenario.
  *
  * Default build: `ours=bin/canvos-lite.js` of this checkout. Extra CLI arguments per build: env
  * BENCH_AB_ARGS_<NAME> (space separated); extra environment per build: BENCH_AB_ENV_<NAME> (`K=V K2=V2`).
@@ -15,6 +18,7 @@ import { loadavg } from 'node:os';
 import { addImage } from './lib/layout.mjs';
 import { runMeasured } from './lib/proc.mjs';
 import { startRegistry } from './lib/registry.mjs';
+import { startWan } from './lib/wan.mjs';
 import { MiB, ROOT, round, tmp } from './lib/util.mjs';
 
 const argv = process.argv.slice(2);
@@ -51,8 +55,8 @@ try {
   const layout = join(work.path, 'layout');
   for (let i = 0; i < images; i++)
     await addImage(layout, { tag: `img${i}`, platforms: ['linux/amd64', 'linux/arm64'], layers, layerBytes });
-  const a = await startRegistry();
-  regs.push(a);
+  const origin = await startRegistry();
+  regs.push(origin);
   for (let i = 0; i < images; i++)
     await runMeasured('skopeo', [
       'copy',
@@ -60,8 +64,17 @@ try {
       '--quiet',
       '--dest-tls-verify=false',
       `oci:${layout}:img${i}`,
-      `docker://${a.host}/bench/img${i}:1`,
+      `docker://${origin.host}/bench/img${i}:1`,
     ]);
+  const wan = flag('--wan')
+    ? await startWan(
+        origin.host,
+        Number(process.env.BENCH_WAN_LATENCY_MS ?? 30),
+        Number(process.env.BENCH_WAN_STREAM_MBPS ?? 8) * MiB,
+      )
+    : undefined;
+  if (wan) regs.push(wan);
+  const srcHost = wan ? wan.host : origin.host;
   const sides = [
     ...builds.map((b) => ({
       name: b.name,
@@ -74,7 +87,7 @@ try {
           '--all-platforms',
           '--src-insecure',
           '--dest-insecure',
-          `docker://${a.host}/bench/img${i}:1`,
+          `docker://${srcHost}/bench/img${i}:1`,
           `docker://${dst}/bench/img${i}:1`,
         ],
       ],
@@ -92,7 +105,7 @@ try {
                 '--quiet',
                 '--src-tls-verify=false',
                 '--dest-tls-verify=false',
-                `docker://${a.host}/bench/img${i}:1`,
+                `docker://${srcHost}/bench/img${i}:1`,
                 `docker://${dst}/bench/img${i}:1`,
               ],
             ],
@@ -123,7 +136,7 @@ try {
   }
   const total = images * 2 * layers * layerBytes;
   console.log(
-    `copy A/B: ${rounds} rounds, ${round(total / MiB, 0)} MiB per run, load average (1 min) at each round: ${loads.map((l) => round(l, 2)).join(' ')}`,
+    `copy A/B${wan ? ' (wan)' : ''}: ${rounds} rounds, ${round(total / MiB, 0)} MiB per run, load average (1 min) at each round: ${loads.map((l) => round(l, 2)).join(' ')}`,
   );
   for (const s of sides) {
     const rs = runs[s.name];
