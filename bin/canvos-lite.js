@@ -26,7 +26,9 @@ for (const [s, code] of [
 const { statSync } = await import('node:fs');
 const mtime = (rel) => statSync(new URL(rel, import.meta.url), { throwIfNoEntry: false })?.mtimeMs ?? -1;
 const bundled = mtime('../dist/bundle/main.mjs') >= mtime('../dist/cli/main.js');
-const { main } = await import(bundled ? '../dist/bundle/main.mjs' : '../dist/cli/main.js');
+const { main, startGcPacer } = await import(bundled ? '../dist/bundle/main.mjs' : '../dist/cli/main.js');
+// Dead stream chunks are collected as they pile up instead of after ~32 MiB (src/cli/gc-pacer.ts); CLI only.
+startGcPacer();
 const code = await main(process.argv.slice(2), {
   stdout: process.stdout,
   stderr: process.stderr,

@@ -39,13 +39,9 @@ export const INPUT_LIMITS = {
   userData: MiB,
 } as const;
 
-/** Longest value echoed in a message; longer ones are cut with "…". */
-export const ECHO_LIMIT = 40;
+import { echo } from './util/echo.js';
 
-/** `value` quoted for a message, cut to {@link ECHO_LIMIT} characters. */
-export function echo(value: string, limit = ECHO_LIMIT): string {
-  return JSON.stringify(value.length > limit ? `${value.slice(0, limit)}…` : value);
-}
+export { ECHO_LIMIT, echo } from './util/echo.js';
 
 /** Offset of the first byte that is not part of valid UTF-8, or -1. Linear. */
 export function firstInvalidUtf8(buf: Uint8Array): number {

@@ -7,7 +7,7 @@ import { resolve } from 'node:path';
 import { CanvosError, redactText } from '../errors.js';
 import type { DiskFormat } from '../disk/convert.js';
 import { parsePlatform, type Platform } from '../image/platform.js';
-import { echo } from '../text-input.js';
+import { echo } from '../util/echo.js';
 import type { BlobPartsOptions } from '../registry/blob-parts.js';
 import { setToolTimeouts } from '../util/run-tool.js';
 

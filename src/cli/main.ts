@@ -11,6 +11,7 @@ import { COMMANDS } from './command-table.js';
 import type { CliIo } from './types.js';
 
 export type { CliIo, CommandModule } from './types.js';
+export { startGcPacer } from './gc-pacer.js';
 
 async function help(): Promise<string> {
   const rows = await Promise.all(

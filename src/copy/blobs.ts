@@ -7,6 +7,7 @@
  */
 import { pipeline, Transform, type Readable } from 'node:stream';
 import type { ManifestNode } from '../image/graph.js';
+import { VerifyingStream } from '../image/digest.js';
 import type { Descriptor } from '../image/schemas.js';
 import type { ImageDestination, ImageSource, OpOptions, ProgressFn } from '../image/types.js';
 import { DEFAULT_CONCURRENCY, Semaphore } from '../util/semaphore.js';
@@ -173,19 +174,33 @@ async function copyBlob(ctx: BlobCopyContext, desc: Descriptor, t: BlobTransfer)
   const { src, dst, signal } = ctx;
   if (await dst.hasBlob(desc, { signal })) return 'skipped';
   let counted = 0;
+  let opened = 0;
   const open = async (): Promise<Readable> => {
+    const gen = ++opened;
     t.onBytes(-counted);
     counted = 0;
     const readOpts: RegistryReadOptions = { signal, widen: t.widen };
     const s = await src.getBlob(desc, readOpts);
+    s.once('end', t.onSourceRead);
+    const count = (n: number): void => {
+      // A stream of an earlier attempt that still moves a chunk or two before it is destroyed counts for nothing.
+      if (gen !== opened) return;
+      counted += n;
+      t.onBytes(n);
+    };
+    // Every source of the house verifies in a VerifyingStream: count in its pass, with no stream hop of our own.
+    if (s instanceof VerifyingStream) {
+      s.onBytes = count;
+      // Its consumer (the upload) sees its errors; one raised after the upload gave up on it must not go unhandled.
+      s.on('error', () => {});
+      return s;
+    }
     const counter = new Transform({
       transform(chunk: Buffer, _enc, cb) {
-        counted += chunk.length;
-        t.onBytes(chunk.length);
+        count(chunk.length);
         cb(null, chunk);
       },
     });
-    s.once('end', t.onSourceRead);
     // pipeline, not pipe: when the upload drops `counter` (early answer, reset), the source stream and the
     // connection it reads from are released too.
     pipeline(s, counter, () => {});

@@ -92,6 +92,11 @@ export class VerifyingStream extends Transform {
   readonly expectedSize: number;
   private readonly counter: DigestCounter;
   private readonly what: string;
+  /**
+   * Called with the length of every chunk as it is hashed: a consumer counting progress (the copy engine) counts in
+   * this one pass instead of piping the stream through a counter of its own.
+   */
+  onBytes: ((n: number) => void) | undefined;
   constructor(expected: Digest, opts: VerifyOptions = {}) {
     super();
     this.expected = expected;
@@ -108,6 +113,7 @@ export class VerifyingStream extends Transform {
   }
   override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
     this.counter.update(chunk);
+    this.onBytes?.(chunk.length);
     if (this.expectedSize >= 0 && this.counter.size > this.expectedSize) {
       cb(
         new CanvosError(

@@ -4,7 +4,7 @@
  * Anything else that is not a valid reference fails with ERR_TRANSPORT_UNKNOWN listing the transports.
  */
 import { CanvosError } from '../errors.js';
-import { echo } from '../text-input.js';
+import { echo } from '../util/echo.js';
 import { dockerArchiveDestination } from './docker-archive/docker-archive-destination.js';
 import { dockerArchiveSource } from './docker-archive/docker-archive-source.js';
 import { layoutSource } from './oci-layout/layout-source.js';
