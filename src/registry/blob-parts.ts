@@ -48,7 +48,7 @@ import {
 
 /** Tuning of ranged blob reads (RegistryHttpOptions.blobParts). */
 export interface BlobPartsOptions {
-  /** Parts of one blob in flight at once, the head included; 1 turns ranged reads off. Default: 6. */
+  /** Parts of one blob in flight at once, the head included; 1 turns ranged reads off. Default: 8. */
   parallel?: number | undefined;
   /**
    * The largest range one request reads (a stolen half is smaller when the stream it came from was short): the
@@ -72,7 +72,7 @@ export interface BlobPartsOptions {
 }
 
 /** Defaults applied to {@link BlobPartsOptions}. */
-export const BLOB_PARTS_DEFAULTS = { parallel: 6, partSize: 8 * 1024 * 1024, slowBelow: 64 * 1024 * 1024 } as const;
+export const BLOB_PARTS_DEFAULTS = { parallel: 8, partSize: 8 * 1024 * 1024, slowBelow: 64 * 1024 * 1024 } as const;
 
 /** The default cap on connections per registry with ranged parts counted (aria2's per-server maximum, too). */
 export const MAX_RANGED_CONNECTIONS = 16;
