@@ -10,6 +10,7 @@ import { Readable } from 'node:stream';
 import { sha256 } from '../../src/image/digest.js';
 import { ReadAheadBudget, RegistryRepository } from '../../src/registry/index.js';
 import { extraRangedSlots } from '../../src/registry/blob-parts.js';
+import { PartScheduler, type PartsDownload } from '../../src/registry/blob-parts-scheduler.js';
 import { startFaultProxy, type FaultProxy } from '../helpers/fault-proxy.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { runCli } from '../helpers/cli.js';
@@ -17,6 +18,61 @@ import { readAll, tinyTar } from './image-util.js';
 
 const KiB = 1024;
 const PART = 256 * KiB;
+
+describe('PartScheduler with extra slots', () => {
+  /** A blob that wants `wants` more streams and may widen into base slots only when `canWiden`. */
+  const download = (wants: number, canWiden: boolean, onGrow: () => void): PartsDownload & { grown: number } => {
+    const d = {
+      grown: 0,
+      score: (extra: boolean) => (d.grown < wants && (extra || canWiden) ? 100 - d.grown : 0),
+      grow: () => {
+        d.grown++;
+        onGrow();
+        return true;
+      },
+    };
+    return d;
+  };
+  const run = async (base: number, extra: number, ds: Array<[number, boolean]>) => {
+    const free = { base, extra };
+    const s = new PartScheduler({
+      base: () => free.base,
+      extra: () => free.extra,
+      extraTotal: () => extra,
+      total: () => base + extra,
+    });
+    // A granted stream takes an extra slot first, as RegistryHttp does.
+    const take = () => {
+      if (free.extra > 0) free.extra--;
+      else free.base--;
+    };
+    const downloads = ds.map(([w, c]) => download(w, c, take));
+    for (const d of downloads) s.add(d);
+    await new Promise((r) => setTimeout(r, 0));
+    return { grown: downloads.map((d) => d.grown), free };
+  };
+
+  it('gives extra slots to blobs held back, and base slots only to blobs that may widen', async () => {
+    expect((await run(3, 2, [[10, false]])).grown).toEqual([2]);
+    expect((await run(3, 0, [[10, false]])).grown).toEqual([0]);
+    const r = await run(3, 2, [
+      [10, false],
+      [10, true],
+    ]);
+    expect(r.grown[0]! + r.grown[1]!).toBe(5);
+    expect(r.grown[1]).toBeGreaterThanOrEqual(3);
+    expect(r.free).toEqual({ base: 0, extra: 0 });
+  });
+
+  it('never grants more streams than free slots', async () => {
+    const r = await run(2, 2, [
+      [10, true],
+      [10, true],
+    ]);
+    expect(r.grown[0]! + r.grown[1]!).toBe(4);
+    expect(r.free).toEqual({ base: 0, extra: 0 });
+  });
+});
 
 describe('extra connections for ranged parts', () => {
   let reg: TestRegistry;
