@@ -92,6 +92,22 @@ describe('extra connections for ranged parts', () => {
   };
   const ranged = (digest: string) =>
     proxy.requests.filter((q) => q.method === 'GET' && q.path.includes(digest) && q.headers.range !== undefined).length;
+  /** Read the first two blobs at once while the copy holds blobs back (widen: no), 2 request slots, byte-exact. */
+  const readHeldBack = async (connections: number): Promise<void> => {
+    const r = repo({
+      concurrency: 2,
+      blobParts: {
+        parallel: 4,
+        partSize: PART,
+        slowBelow: Infinity,
+        budget: new ReadAheadBudget(64 * PART),
+        connections,
+      },
+    });
+    const got = await Promise.all(descs.slice(0, 2).map((d) => r.getBlob(d, { widen: () => false }).then(readAll)));
+    expect(got[0]!.equals(blobs[0]!)).toBe(true);
+    expect(got[1]!.equals(blobs[1]!)).toBe(true);
+  };
   const slow = (bytesPerSecond: number) =>
     proxy.addRule({
       method: 'GET',
@@ -130,19 +146,7 @@ describe('extra connections for ranged parts', () => {
 
   it('slow blobs held back by the copy (widen: no) still split, into the extra connections only', async () => {
     slow(1024 * KiB);
-    const r = repo({
-      concurrency: 2,
-      blobParts: {
-        parallel: 4,
-        partSize: PART,
-        slowBelow: Infinity,
-        budget: new ReadAheadBudget(64 * PART),
-        connections: 4,
-      },
-    });
-    const got = await Promise.all(descs.slice(0, 2).map((d) => r.getBlob(d, { widen: () => false }).then(readAll)));
-    expect(got[0]!.equals(blobs[0]!)).toBe(true);
-    expect(got[1]!.equals(blobs[1]!)).toBe(true);
+    await readHeldBack(4);
     expect(ranged(descs[0]!.digest) + ranged(descs[1]!.digest)).toBeGreaterThan(0);
     expect(proxy.peakActive).toBeGreaterThan(2);
     expect(proxy.peakActive).toBeLessThanOrEqual(4);
@@ -150,19 +154,7 @@ describe('extra connections for ranged parts', () => {
 
   it('without extra connections, blobs held back stay on one stream each within the request limit', async () => {
     slow(1024 * KiB);
-    const r = repo({
-      concurrency: 2,
-      blobParts: {
-        parallel: 4,
-        partSize: PART,
-        slowBelow: Infinity,
-        budget: new ReadAheadBudget(64 * PART),
-        connections: 2,
-      },
-    });
-    const got = await Promise.all(descs.slice(0, 2).map((d) => r.getBlob(d, { widen: () => false }).then(readAll)));
-    expect(got[0]!.equals(blobs[0]!)).toBe(true);
-    expect(got[1]!.equals(blobs[1]!)).toBe(true);
+    await readHeldBack(2);
     expect(ranged(descs[0]!.digest) + ranged(descs[1]!.digest)).toBe(0);
     expect(proxy.peakActive).toBeLessThanOrEqual(2);
   });
@@ -187,19 +179,7 @@ describe('extra connections for ranged parts', () => {
       action: { kind: 'status', status: 503, headers: { 'retry-after': '0' } },
     });
     slow(1024 * KiB);
-    const r = repo({
-      concurrency: 2,
-      blobParts: {
-        parallel: 4,
-        partSize: PART,
-        slowBelow: Infinity,
-        budget: new ReadAheadBudget(64 * PART),
-        connections: 4,
-      },
-    });
-    const got = await Promise.all(descs.slice(0, 2).map((d) => r.getBlob(d, { widen: () => false }).then(readAll)));
-    expect(got[0]!.equals(blobs[0]!)).toBe(true);
-    expect(got[1]!.equals(blobs[1]!)).toBe(true);
+    await readHeldBack(4);
     expect(proxy.requests.filter((q) => q.fault === 'status 503')).toHaveLength(2);
     expect(proxy.peakActive).toBeLessThanOrEqual(4);
   });
