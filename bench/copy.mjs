@@ -18,6 +18,7 @@ import { startRegistry } from './lib/registry.mjs';
 import { startWan } from './lib/wan.mjs';
 import { warmScenario } from './lib/warm.mjs';
 import { readFile } from 'node:fs/promises';
+import { loadavg } from 'node:os';
 import { MiB, ROOT, mbps, repeats, round, row, runIfMain, tmp } from './lib/util.mjs';
 
 /** Run the copy bench. Full: 3 images × 2 platforms × 5 layers × 10 MiB (300 MiB). Quick: × 3 layers × 2 MiB. */
@@ -125,8 +126,27 @@ export async function benchCopy({ quick = false, log = () => {} } = {}) {
           await Promise.all([b.stop(), c.stop()]);
         }
       }
-      const ours = { ...best(runs.ours), runsMs: runs.ours.map((r) => Math.round(r.ms)) };
-      const theirs = { ...best(runs.skopeo), runsMs: runs.skopeo.map((r) => Math.round(r.ms)) };
+      // The table keeps the best run; the medians of the paired runs go into the JSON too (and the log).
+      const med = (xs) => {
+        const v = [...xs].sort((x, y) => x - y);
+        return v.length % 2 ? v[(v.length - 1) / 2] : (v[v.length / 2 - 1] + v[v.length / 2]) / 2;
+      };
+      const medians = (rs) => ({
+        ms: Math.round(med(rs.map((r) => r.ms))),
+        cpuS: round(med(rs.map((r) => r.cpuS)), 2),
+        peakRssMB: round(med(rs.map((r) => r.peakRssMB)), 1),
+      });
+      const ours = { ...best(runs.ours), runsMs: runs.ours.map((r) => Math.round(r.ms)), median: medians(runs.ours) };
+      const theirs = {
+        ...best(runs.skopeo),
+        runsMs: runs.skopeo.map((r) => Math.round(r.ms)),
+        median: medians(runs.skopeo),
+      };
+      log(
+        `[${name}] medians of ${R}: ours ${ours.median.ms} ms (CPU ${ours.median.cpuS} s, RSS ${ours.median.peakRssMB} MiB), ` +
+          `skopeo ${theirs.median.ms} ms (CPU ${theirs.median.cpuS} s, RSS ${theirs.median.peakRssMB} MiB), ` +
+          `ratio ${round(ours.median.ms / theirs.median.ms, 3)}, load ${loadavg()[0].toFixed(1)}`,
+      );
       const tag = name === 'loopback' ? '' : `[${name}] `;
       const rows = [
         row(

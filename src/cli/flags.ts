@@ -85,7 +85,7 @@ export const SRC_DEST_REGISTRY_OPTIONS = {
 
 /** Help line for --blob-parts (copy and mirror), the option name padded to `width`. */
 export function blobPartsHelp(width: number): string {
-  return `${'--blob-parts N'.padEnd(width)}streams per slow blob of 2 MiB+, split by Range (default 6; 1 = one GET per blob, for proxies that mishandle Range)`;
+  return `${'--blob-parts N'.padEnd(width)}streams per slow blob of 2 MiB+, split by Range (default 8; 1 = one GET per blob, for proxies that mishandle Range)`;
 }
 
 /** Parse `--blob-parts N` (1–16) into the registry option: 1 turns ranged reads off. */

@@ -44,10 +44,26 @@ export const defaultReadAheadBudget = new ReadAheadBudget(64 * 1024 * 1024);
 
 /** What the scheduler asks of each blob being read in parts. */
 export interface PartsDownload {
-  /** How much an extra stream is worth to this blob now (its bytes still to come per stream); 0: it cannot use one. */
-  score(): number;
+  /**
+   * How much an extra stream is worth to this blob now (its bytes still to come per stream); 0: it cannot use one.
+   * `extra`: the free slot is one of the connections only ranged parts use, so blobs waiting to start lose nothing
+   * by it (the blob may take it even while the copy holds blobs back).
+   */
+  score(extra: boolean): number;
   /** Start one more stream (the next queued part, or the second half of its longest running stream). */
   grow(): boolean;
+}
+
+/** A registry's request slots as the scheduler sees them. */
+export interface SchedulerSlots {
+  /** Free slots of the registry's request limit (any request may take them). */
+  base: () => number;
+  /** Free extra slots: connections beyond the request limit that only ranged parts use. */
+  extra: () => number;
+  /** The extra slots in all (0: ranged parts share the request limit). */
+  extraTotal: () => number;
+  /** Connections ranged reads may use in all: the request limit plus the extra slots. */
+  total: () => number;
 }
 
 /**
@@ -56,6 +72,11 @@ export interface PartsDownload {
  * still to come per stream: the next queued part of that blob, or, once no part is queued anywhere, the second
  * half of its longest running stream (work stealing: the running stream is cut where the new one starts, so the
  * last blobs of a copy finish together instead of one straggler per connection). One per registry transport.
+ *
+ * Besides the registry's request limit there may be extra slots (RegistryHttp: `BlobPartsOptions.connections`) that
+ * only ranged parts take: a blob found slow widens into them at once, even while other blobs of the copy wait for
+ * their turn (they wait for a blob slot, not for these connections), so a link whose connections are each capped
+ * carries more streams than blobs.
  */
 export class PartScheduler {
   private readonly downloads = new Set<PartsDownload>();
@@ -66,14 +87,16 @@ export class PartScheduler {
   slowHint = false;
   /** The rate the last timed blob's first stream ran at (bytes/s). */
   lastRate = Infinity;
-  private readonly idle: () => number;
-  private readonly slots: () => number;
+  private readonly slots: SchedulerSlots;
   /** Blobs large enough to be split being read from this registry (split or not yet, answered or not yet). */
   private reading = 0;
-  /** `idle`: request slots free right now; `slots`: the registry's request limit. */
-  constructor(idle: () => number, slots: () => number) {
-    this.idle = idle;
+  constructor(slots: SchedulerSlots) {
     this.slots = slots;
+  }
+
+  /** Whether ranged parts have connections of their own beyond the request limit. */
+  get hasExtra(): boolean {
+    return this.slots.extraTotal() > 0;
   }
 
   /** A blob read that may be split begins (before its first request); call the result when it ends. */
@@ -90,7 +113,7 @@ export class PartScheduler {
    * first answer comes a little later still gets as many as the one that was split first.
    */
   share(): number {
-    return Math.max(1, Math.ceil(this.slots() / Math.max(1, this.reading)));
+    return Math.max(1, Math.ceil(this.slots.total() / Math.max(1, this.reading)));
   }
 
   add(d: PartsDownload): void {
@@ -121,11 +144,16 @@ export class PartScheduler {
   }
 
   private run(): void {
-    while (this.idle() - this.starting > 0) {
+    for (;;) {
+      // A granted stream takes an extra slot when one is free as it is sent (RegistryHttp), else a base one.
+      const extra = this.slots.extra();
+      const freeExtra = Math.max(0, extra - this.starting);
+      const freeBase = this.slots.base() - Math.max(0, this.starting - extra);
+      if (freeExtra + freeBase <= 0) return;
       let best: PartsDownload | undefined;
       let bestScore = 0;
       for (const d of this.downloads) {
-        const s = d.score();
+        const s = d.score(freeExtra > 0);
         if (s > bestScore) {
           best = d;
           bestScore = s;

@@ -9,7 +9,9 @@
  * parallel at its first bytes; it is still timed, which updates the hint). It goes parallel only if it runs slower
  * than `slowBelow` bytes/s (not counting time spent waiting for the reader: a reader slower than one stream, such as
  * a loopback copy bound by the destination, gains nothing from more streams), the registry advertised
- * `Accept-Ranges: bytes`, and no other blob of the copy waits to start (`canWiden`).
+ * `Accept-Ranges: bytes`, and either no other blob of the copy waits to start (`canWiden`) or the registry has
+ * connections reserved for ranged parts (`BlobPartsOptions.connections` beyond the request limit), which waiting
+ * blobs would not use anyway.
  *
  * From then on the registry's {@link PartScheduler} gives it idle request slots, each to the blob with the most
  * bytes left per stream (within its fair share of the connections, and at most `parallel` parts from its head on).
@@ -46,13 +48,20 @@ import {
 
 /** Tuning of ranged blob reads (RegistryHttpOptions.blobParts). */
 export interface BlobPartsOptions {
-  /** Parts of one blob in flight at once, the head included; 1 turns ranged reads off. Default: 6. */
+  /** Parts of one blob in flight at once, the head included; 1 turns ranged reads off. Default: 8. */
   parallel?: number | undefined;
   /**
    * The largest range one request reads (a stolen half is smaller when the stream it came from was short): the
    * unit of read-ahead memory. Blobs over 64 parts use larger parts (size/64, up to 8 MiB). Default: 8 MiB.
    */
   partSize?: number | undefined;
+  /**
+   * Connections to one registry that reads may use in all: its request limit (RegistryHttpOptions.concurrency)
+   * plus extra connections that carry only Range parts of blobs found slow. Over a link that caps each connection
+   * these keep it busy while every blob slot holds a one-stream blob; a fast registry never splits a blob, so it
+   * never sees them. Default: twice the request limit, at most {@link MAX_RANGED_CONNECTIONS} (never below the limit).
+   */
+  connections?: number | undefined;
   /** Read-ahead memory shared by every ranged read in the process. Default: {@link defaultReadAheadBudget}. */
   budget?: ReadAheadBudget | undefined;
   /**
@@ -63,7 +72,20 @@ export interface BlobPartsOptions {
 }
 
 /** Defaults applied to {@link BlobPartsOptions}. */
-export const BLOB_PARTS_DEFAULTS = { parallel: 6, partSize: 8 * 1024 * 1024, slowBelow: 64 * 1024 * 1024 } as const;
+export const BLOB_PARTS_DEFAULTS = { parallel: 8, partSize: 8 * 1024 * 1024, slowBelow: 64 * 1024 * 1024 } as const;
+
+/** The default cap on connections per registry with ranged parts counted (aria2's per-server maximum, too). */
+export const MAX_RANGED_CONNECTIONS = 16;
+
+/**
+ * Connections beyond the request limit `concurrency` that only ranged parts use, for the registry's `blobParts`
+ * setting (see {@link BlobPartsOptions.connections}); 0 when ranged reads are off.
+ */
+export function extraRangedSlots(concurrency: number, setting: BlobPartsOptions | false | undefined): number {
+  if (setting === false || (setting?.parallel !== undefined && setting.parallel <= 1)) return 0;
+  const total = setting?.connections ?? Math.min(2 * concurrency, MAX_RANGED_CONNECTIONS);
+  return Math.max(0, Math.floor(total) - concurrency);
+}
 
 /** Blobs smaller than this are always read with one plain GET. */
 export const MIN_RANGED_BLOB = 8 * MIN_HALF;
@@ -221,7 +243,8 @@ class PartsReader implements PartsDownload {
   private trySplit(): void {
     const first = this.at(0);
     const slow = this.hinted || this.measure();
-    if (!(slow && this.desc.size - first.received >= 2 * MIN_HALF && this.canWiden())) {
+    const mayWiden = this.canWiden() || this.sched.hasExtra;
+    if (!(slow && this.desc.size - first.received >= 2 * MIN_HALF && mayWiden)) {
       // The hint alone does not keep a blob whole-stream forever: time it for real from now on.
       this.hinted = false;
       return;
@@ -309,8 +332,8 @@ class PartsReader implements PartsDownload {
   }
 
   /** PartsDownload: how much one more stream is worth now; 0 when it cannot take one (waits for memory if so). */
-  score(): number {
-    if (this.failed || !this.split || !this.canWiden()) return 0;
+  score(extra: boolean): number {
+    if (this.failed || !this.split || !(extra || this.canWiden())) return 0;
     const load = partsLoad(this.parts, this.head);
     const worth = streamWorth(load, this.o.parallel, this.sched.share());
     if (worth === 0) return 0;

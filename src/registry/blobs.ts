@@ -102,6 +102,8 @@ async function getFrom(
     scopes: loc.scopes,
     headers,
     signal: opts.signal,
+    // A part of a ranged read may use the registry's extra connections for parts.
+    ranged: end !== undefined,
     onSlot,
   });
   const enc = header(res, 'content-encoding');

@@ -32,8 +32,9 @@ export interface RegistryHttpOptions extends CredentialOptions, HttpOptions {
   concurrency?: number | undefined;
   /**
    * Parallel ranged reads of large blobs (blob-parts.ts): a blob of 2 MiB+ whose one stream turns out slow takes
-   * idle connections for Range parts of up to 8 MiB (or halves of its longest stream), 6 streams at most, 64 MiB
-   * read-ahead per process; `false` reads every blob with one GET. Default: on.
+   * idle connections for Range parts of up to 8 MiB (or halves of its longest stream), 8 streams at most, 64 MiB
+   * read-ahead per process, and up to `concurrency` more connections that only such parts use (16 in all at most,
+   * BlobPartsOptions.connections); `false` reads every blob with one GET. Default: on.
    */
   blobParts?: BlobPartsOptions | false | undefined;
 }

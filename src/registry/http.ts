@@ -22,7 +22,7 @@ import { request } from '../http/undici.js';
 import { once } from '../util/once.js';
 import { DEFAULT_CONCURRENCY, Semaphore } from '../util/semaphore.js';
 import { RegistryAuth } from './auth.js';
-import type { BlobPartsOptions } from './blob-parts.js';
+import { extraRangedSlots, type BlobPartsOptions } from './blob-parts.js';
 import { PartScheduler } from './blob-parts-scheduler.js';
 import { loadRegistryCerts } from './certs-d.js';
 import type { RegistryHttpOptions } from './http-options.js';
@@ -47,6 +47,11 @@ export interface RegistryRequest {
   /** Retry transient failures. Default: true. */
   retry?: boolean | undefined;
   signal?: AbortSignal | undefined;
+  /**
+   * A Range part of a blob read in parts (blob-parts.ts): it may take one of the extra connections reserved for
+   * those (BlobPartsOptions.connections) before a slot of the request limit.
+   */
+  ranged?: boolean | undefined;
   /** Called once the request holds one of the registry's request slots (before it is sent). */
   onSlot?: (() => void) | undefined;
 }
@@ -95,6 +100,8 @@ export class RegistryHttp {
   readonly blobParts: BlobPartsOptions | false | undefined;
   private readonly opts: RegistryHttpOptions;
   private readonly sem: Semaphore;
+  /** Slots only ranged parts take, beyond the request limit (undefined: none). */
+  private readonly rangedSem: Semaphore | undefined;
   private dispatcherP: Promise<Dispatcher> | undefined;
   private ownDispatcher: Dispatcher | undefined;
 
@@ -112,6 +119,13 @@ export class RegistryHttp {
       this.parts.kick();
     };
     this.blobParts = opts.blobParts;
+    const extra = extraRangedSlots(this.slots, opts.blobParts);
+    if (extra > 0) {
+      this.rangedSem = new Semaphore(extra);
+      this.rangedSem.onFree = () => {
+        this.parts.kick();
+      };
+    }
     this.auth = new RegistryAuth(this.registry, (url, init) => this.tokenRequest(url, init), opts);
   }
 
@@ -127,21 +141,25 @@ export class RegistryHttp {
       : networkError(`${what} from ${this.baseUrl}`, e, this.timeoutMs);
   }
 
-  /** Request slots free right now (see RegistryHttpOptions.concurrency). */
-  get idleSlots(): number {
-    return this.sem.available;
-  }
-
   /** The request limit (RegistryHttpOptions.concurrency). */
   get slots(): number {
-    return this.opts.concurrency ?? DEFAULT_CONCURRENCY;
+    return Math.max(1, Math.floor(this.opts.concurrency ?? DEFAULT_CONCURRENCY));
   }
 
-  /** Hands idle request slots to blobs read in ranged parts (blob-parts.ts). */
-  readonly parts: PartScheduler = new PartScheduler(
-    () => this.idleSlots,
-    () => this.slots,
-  );
+  /** Hands idle request slots (and the extra ones of ranged parts) to blobs read in ranged parts (blob-parts.ts). */
+  readonly parts: PartScheduler = new PartScheduler({
+    base: () => this.sem.available,
+    extra: () => this.rangedSem?.available ?? 0,
+    extraTotal: () => extraRangedSlots(this.slots, this.blobParts),
+    total: () => this.slots + extraRangedSlots(this.slots, this.blobParts),
+  });
+
+  /** A request slot: a ranged part takes a free extra slot first. */
+  private acquire(req: RegistryRequest): Promise<() => void> {
+    const r = this.rangedSem;
+    if (req.ranged && r && r.available > 0) return r.acquire(req.signal);
+    return this.sem.acquire(req.signal);
+  }
 
   private dispatcher(): Promise<Dispatcher> {
     this.dispatcherP ??= this.opts.dispatcher
@@ -195,7 +213,7 @@ export class RegistryHttp {
       attempts: req.retry === false ? 1 : policy.attempts,
       signal: req.signal,
       run: async () => {
-        const release = await this.sem.acquire(req.signal);
+        const release = await this.acquire(req);
         req.onSlot?.();
         try {
           const r = await this.sendAuthenticated(req);

@@ -28,7 +28,8 @@ options:
   --dest-insecure         reach the destination registry over plain HTTP
   --cert-dir DIR          certificates for both registries instead of certs.d: CAs *.crt/*.pem, client
                           pair NAME.cert + NAME.key, also per HOST[:PORT]/ sub-directory
-  --jobs N                blobs copied at once, and requests in flight per registry (default 8)
+  --jobs N                blobs copied at once, and requests in flight per registry (default 8); Range parts
+                          of slow blobs may open as many connections again (twice N in all, at most 16)
   ${blobPartsHelp(24)}
   ${timeoutHelp(24)}
   --include-foreign       also copy layers with urls (non-distributable)
