@@ -13,6 +13,7 @@ import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, statSync, write
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { baseTar } from '../exec.mjs';
+import { writeJsonBlob } from './layout.mjs';
 
 const VERSION = 'iso-image-v1';
 const EPOCH = 1_700_000_000;
@@ -116,27 +117,21 @@ export async function isoImage(quick, log) {
     addLayer(`cat '${tar}'`);
     addLayer(`tar -C '${tree}' --sort=name --mtime=@${EPOCH} --owner=0 --group=0 --numeric-owner -cf - boot etc usr`);
     rmSync(tree, { recursive: true, force: true });
-    const put = (o) => {
-      const b = Buffer.from(JSON.stringify(o));
-      const d = createHash('sha256').update(b).digest('hex');
-      writeFileSync(join(blobs, d), b);
-      return { digest: `sha256:${d}`, size: b.length };
-    };
-    const config = put({
+    const config = await writeJsonBlob(part, 'application/vnd.oci.image.config.v1+json', {
       architecture: 'amd64',
       os: 'linux',
       config: {},
       rootfs: { type: 'layers', diff_ids: diffIds },
     });
-    const manifest = put({
+    const manifest = await writeJsonBlob(part, 'application/vnd.oci.image.manifest.v1+json', {
       schemaVersion: 2,
       mediaType: 'application/vnd.oci.image.manifest.v1+json',
-      config: { mediaType: 'application/vnd.oci.image.config.v1+json', ...config },
+      config,
       layers,
     });
     writeFileSync(join(part, 'oci-layout'), JSON.stringify({ imageLayoutVersion: '1.0.0' }));
     const ref = { 'org.opencontainers.image.ref.name': 'base' };
-    const desc = { mediaType: 'application/vnd.oci.image.manifest.v1+json', ...manifest, annotations: ref };
+    const desc = { ...manifest, annotations: ref };
     writeFileSync(join(part, 'index.json'), JSON.stringify({ schemaVersion: 2, manifests: [desc] }));
     renameSync(part, layout);
   }
