@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildIso } from '../../src/iso/build-iso.js';
+import { runXorriso } from '../../src/iso/run-xorriso.js';
 import { moveIntoExtents } from '../../src/iso/sparse-iso.js';
 import { writeSparse } from '../../src/iso/sparse-write.js';
 import { xorrisoArgs } from '../../src/iso/xorriso-args.js';
@@ -40,6 +41,17 @@ describe('writeSparse', () => {
     expect((await readFile(out)).equals(expected)).toBe(true);
     // The data and "end" blocks only: far below the 8 MiB of zeros.
     expect((await stat(out)).blocks * 512).toBeLessThan(64 * 1024);
+  });
+});
+
+describe('runXorriso with stdoutTo', () => {
+  it('fails with the sink error (xorriso stopped) when the output cannot be written', async () => {
+    await writeFile(join(dir.path, 'small-file'), 'x');
+    const bad = join(dir.path, 'no-such-dir', 'out.iso');
+    const args = ['-outdev', 'stdio:/dev/fd/1', '-map', join(dir.path, 'small-file'), '/f'];
+    const err = await runXorriso(args, { stdoutTo: bad }).catch((e: unknown) => e);
+    expect((err as NodeJS.ErrnoException).code).toBe('ENOENT');
+    expect(existsSync(bad)).toBe(false);
   });
 });
 
