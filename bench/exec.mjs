@@ -34,7 +34,7 @@ function asUser(argv, env = {}) {
   return ['setpriv', `--reuid=${uid}`, `--regid=${gid}`, '--init-groups', '--reset-env', '--', 'env', ...e, ...argv];
 }
 
-async function baseTar(quick, log) {
+export async function baseTar(quick, log) {
   const cache = process.env.CANVOS_BENCH_CACHE ?? join(homedir(), '.cache', 'canvos-lite-bench');
   const key = createHash('sha256')
     .update(`bookworm minbase ${quick ? '' : INCLUDE}`)

@@ -1,6 +1,6 @@
 /**
  * `npm run bench [-- --quick] [--only copy,build,...] [--repeat N]`: runs every bench as its own child process
- * (ours: copy, build, throughput, memory; other engineers': squashfs.*, mirror.* when present), prints one table of
+ * (ours: copy, build, throughput, memory, iso; other engineers': squashfs.*, mirror.* when present), prints one table of
  * ours/theirs ratios and writes bench/results/latest.json. A bench that fails is reported and the others still run;
  * the exit code is then 1.
  */
@@ -10,7 +10,7 @@ import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { BENCH_DIR, RESULTS_DIR, isQuick, machine, printTable, row, saveResult } from './lib/util.mjs';
 
-const OURS = ['copy', 'build', 'throughput', 'memory'];
+const OURS = ['copy', 'build', 'throughput', 'memory', 'iso'];
 const EXTERNAL = ['squashfs', 'mirror'];
 
 /** The script of bench `name` and how to start it, or undefined when absent. */

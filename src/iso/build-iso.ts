@@ -1,6 +1,7 @@
 /**
  * buildIso: the CanvOS installer ISO (canvos.md §3.3/§3.5/§6.4) from a merged rootfs stream or a ready squashfs.
- * Staging happens in a temp dir inside the output dir (removed on success and failure); the ISO is written as
+ * Staging happens in a temp dir inside the output dir (removed on success and failure); the squashfs is moved into
+ * the ISO through a sparse placeholder (sparse-iso.ts) so the disk peak stays near the ISO size; the ISO is written as
  * `<name>.iso.partial` and renamed, then `<name>.iso.sha256` (sha256sum format) is written the same way, so an
  * interrupted build never leaves a half-written artefact behind.
  */
@@ -16,9 +17,8 @@ import { GRUB_CHAINLOAD_CFG } from './grub-cfg.js';
 import { efiBootFiles, grubCandidates, shimCandidates, writeBiosImages, type IsoArch } from './grub.js';
 import { DEFAULT_CONTENT_SPLIT_BYTES, listContentBundles, readUserData, requireFile } from './iso-overlay.js';
 import { RootfsCapture } from './rootfs-capture.js';
-import { runXorriso } from './run-xorriso.js';
 import { writeSquashfs } from './squashfs/index.js';
-import { xorrisoArgs } from './xorriso-args.js';
+import { writeIso } from './sparse-iso.js';
 import { mkdirs } from '../fs-util.js';
 import { withPath } from '../error-map.js';
 import { abortedOr, throwIfAborted } from '../util/abort.js';
@@ -160,14 +160,7 @@ export async function buildIso(input: BuildIsoInput, opts: BuildIsoOptions = {})
     );
 
     opts.onProgress?.({ phase: 'squashfs' });
-    const sqfs = join(iso, 'rootfs.squashfs');
-    if (input.rootfs) {
-      // writeSquashfs defaults match AuroraBoot's `mksquashfs -b 1024k` (gzip, 1 MiB blocks).
-      const writer = opts.squashfsWriter ?? writeSquashfs;
-      await writer(capture.wrap(input.rootfs, signal), sqfs, { signal, mkfsTime: epoch });
-    } else if (input.squashfsPath) {
-      await link(input.squashfsPath, sqfs).catch(() => copyFile(input.squashfsPath ?? '', sqfs));
-    }
+    await stageSquashfs(input, capture, iso, epoch, opts);
     throwIfAborted(signal);
 
     opts.onProgress?.({ phase: 'boot' });
@@ -207,13 +200,15 @@ export async function buildIso(input: BuildIsoInput, opts: BuildIsoOptions = {})
     await normalizeTreeModes(iso);
 
     opts.onProgress?.({ phase: 'xorriso' });
-    await rm(partial, { force: true });
-    await runXorriso(xorrisoArgs({ isoDir: iso, outPath: partial, sourceDateEpoch: epoch > 0 ? epoch : undefined }), {
-      xorriso: opts.xorriso,
-      env: opts.env,
-      signal,
-      onProgress: (p) => opts.onProgress?.({ phase: 'xorriso', percent: p.percent }),
-    });
+    await writeIso(
+      { isoDir: iso, outPath: partial, sourceDateEpoch: epoch > 0 ? epoch : undefined, moveIn: ownFiles(input) },
+      {
+        xorriso: opts.xorriso,
+        env: opts.env,
+        signal,
+        onProgress: (p) => opts.onProgress?.({ phase: 'xorriso', percent: p.percent }),
+      },
+    );
 
     opts.onProgress?.({ phase: 'checksum' });
     const sha256 = await publishWithSha256(partial, isoPath, signal);
@@ -228,6 +223,34 @@ export async function buildIso(input: BuildIsoInput, opts: BuildIsoOptions = {})
   } finally {
     await rm(staging, { recursive: true, force: true });
   }
+}
+
+/** Writes the rootfs's squashfs into the ISO tree, or links (else copies) a given squashfs there. */
+async function stageSquashfs(
+  input: BuildIsoInput,
+  capture: RootfsCapture,
+  iso: string,
+  epoch: number,
+  opts: BuildIsoOptions,
+): Promise<void> {
+  const sqfs = join(iso, 'rootfs.squashfs');
+  if (input.rootfs) {
+    // writeSquashfs defaults match AuroraBoot's `mksquashfs -b 1024k` (gzip, 1 MiB blocks).
+    const writer = opts.squashfsWriter ?? writeSquashfs;
+    await writer(capture.wrap(input.rootfs, opts.signal), sqfs, { signal: opts.signal, mkfsTime: epoch });
+    return;
+  }
+  const given = input.squashfsPath ?? '';
+  await link(given, sqfs).catch(() => copyFile(given, sqfs));
+}
+
+/**
+ * The large tree files this build wrote itself, which writeIso moves into the ISO through sparse placeholders (the
+ * disk peak stays near the ISO size): the squashfs unless the caller gave it (a hard link to the caller's file),
+ * the kernel and the initrd (copies or extracts).
+ */
+function ownFiles(input: BuildIsoInput): string[] {
+  return [...(input.rootfs ? ['rootfs.squashfs'] : []), 'boot/kernel', 'boot/initrd'];
 }
 
 /** Kernel and initrd name prefixes in /boot, in the order of kairos-agent's FindKernelInitrd (AuroraBoot). */

@@ -1,7 +1,8 @@
 /**
  * The xorriso command line of AuroraBoot v0.26.2 build-iso (pkg/ops/iso.go burnISO + constants
  * GetXorrisoBooloaderArgs), reproduced argument for argument: hybrid BIOS (El Torito grub2 + boot_hybrid MBR)
- * and UEFI (appended GPT ESP) boot, plus every file recorded as owned by 0:0 (independent of the builder's ids).
+ * and UEFI (appended GPT ESP) boot, plus every file recorded as owned by 0:0 (independent of the builder's ids)
+ * and `-compliance no_emul_toc` (no multi-session header: same bytes on a file and on stdout).
  * Pure: building the list is separate from running it (run-xorriso.ts).
  */
 
@@ -63,6 +64,10 @@ export function xorrisoArgs(input: XorrisoArgsInput): string[] {
     'on',
     '-padding',
     '0',
+    // No emulated TOC (a 64 KiB multi-session header xorriso adds only when -outdev is a seekable file): the ISO is
+    // the same bytes whether written to a file or to stdout (build-iso writes it through stdout, see sparse-iso.ts).
+    '-compliance',
+    'no_emul_toc',
     ...(epoch !== undefined ? pinnedDates(epoch) : []),
     '-outdev',
     outPath,

@@ -9,6 +9,7 @@ import { spawn, type ChildProcess, type ChildProcessWithoutNullStreams, type Spa
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { statSync } from 'node:fs';
 import { basename } from 'node:path';
+import type { Readable } from 'node:stream';
 import { abortError } from '../util/abort.js';
 import { CanvosError, redactText, type ErrorCode } from '../errors.js';
 
@@ -108,6 +109,12 @@ export interface RunToolOptions extends ToolTimeouts {
   input?: string | Buffer | undefined;
   /** Files whose growth counts as progress for the idle bound (a tool writing an image without printing). */
   watch?: readonly string[] | undefined;
+  /**
+   * Consumes stdout instead of collecting it (e.g. an image the tool writes to stdout); the run ends once the tool
+   * exited and this promise settled, and a rejection stops the tool and becomes the run's error. Watch the file it
+   * writes for the idle bound. Default: stdout is collected.
+   */
+  stdoutSink?: ((stdout: Readable) => Promise<void>) | undefined;
   /** Called with each stderr line (progress parsing). */
   onStderrLine?: ((line: string) => void) | undefined;
   /** Build the error of a non-zero exit (default: `code`, "NAME exited N: last stderr line"). */
@@ -169,6 +176,7 @@ export function runToolRaw(bin: string, args: readonly string[], opts: RunToolOp
     let stderr = '';
     let pending = '';
     let failure: CanvosError | undefined;
+    let sinkError: unknown;
     let lastActive = Date.now();
     let sizes = watchedSizes(opts.watch);
     const stop = (e: CanvosError): void => {
@@ -200,10 +208,16 @@ export function runToolRaw(bin: string, args: readonly string[], opts: RunToolOp
           stop(timeoutError(name, totalMs, 'total', stderr));
         }, totalMs),
       );
-    child.stdout.on('data', (b: Buffer) => {
-      lastActive = Date.now();
-      if (stdout.length < STDOUT_MAX) stdout += b.toString('utf8');
+    const sinkDone = opts.stdoutSink?.(child.stdout).catch((e: unknown) => {
+      sinkError = e;
+      child.stdout.destroy();
+      stopGroup(child);
     });
+    if (!sinkDone)
+      child.stdout.on('data', (b: Buffer) => {
+        lastActive = Date.now();
+        if (stdout.length < STDOUT_MAX) stdout += b.toString('utf8');
+      });
     child.stderr.setEncoding('utf8').on('data', (s: string) => {
       lastActive = Date.now();
       stderr = (stderr + s).slice(-STDERR_TAIL);
@@ -232,8 +246,12 @@ export function runToolRaw(bin: string, args: readonly string[], opts: RunToolOp
     });
     child.on('close', (code, sig) => {
       finish();
-      if (failure) reject(failure);
-      else resolve({ code, signal: sig, stdout, stderrTail: redactText(stderr) });
+      void Promise.resolve(sinkDone).then(() => {
+        if (failure) reject(failure);
+        // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors -- the sink's own error, as thrown
+        else if (sinkError !== undefined) reject(sinkError);
+        else resolve({ code, signal: sig, stdout, stderrTail: redactText(stderr) });
+      });
     });
   });
 }

@@ -19,11 +19,11 @@ afterAll(async () => {
 });
 
 describe('xorrisoArgs', () => {
-  it('reproduces the AuroraBoot build-iso command line exactly, plus ownership 0:0', () => {
+  it('reproduces the AuroraBoot build-iso command line exactly, plus ownership 0:0 and no emulated TOC', () => {
     const argv = ['xorriso', ...xorrisoArgs({ isoDir: '/s/iso', outPath: '/o/x.iso' })].join(' ');
     expect(argv).toBe(
       [
-        'xorriso -volid COS_LIVE -joliet on -padding 0 -outdev /o/x.iso -map /s/iso / -chmod 0755 --',
+        'xorriso -volid COS_LIVE -joliet on -padding 0 -compliance no_emul_toc -outdev /o/x.iso -map /s/iso / -chmod 0755 --',
         '-chown_r 0 / -- -chgrp_r 0 / --',
         '-boot_image grub bin_path=/boot/eltorito.img',
         '-boot_image grub grub2_mbr=/s/iso//boot/boot_hybrid.img',
