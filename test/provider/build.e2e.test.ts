@@ -10,6 +10,7 @@ import { buildProviderImages, type BuildProviderResult } from '../../src/provide
 import { loadK8sVersions, selectK8sVersions } from '../../src/provider/k8s-versions.js';
 import { makeOciLayout } from '../helpers/fixtures.js';
 import { pushLayout } from '../helpers/push-layout.js';
+import { startFaultProxy } from '../helpers/fault-proxy.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { run, skopeo, tmpDir, umoci } from '../helpers/tools.js';
 import { imageLayerDigests, registryBlobPath, registryTags, whiteoutProblems } from '../helpers/whiteouts.js';
@@ -128,12 +129,46 @@ describe('buildProviderImages against a real registry', () => {
     const writes = events.filter((e) => e.phase === 'write-blob' || e.phase === 'write');
     const status = (d: string) => writes.filter((e) => e.item === d).map((e) => e.status);
     for (const d of refs.baseDigests.amd64) expect(status(d)).toEqual(['mounted', 'exists', 'exists']);
+    // Every new layer is uploaded once, as soon as it is built; each image's write then finds it there.
     const shared = first.images[0]!.layers[2]!.digest;
-    expect(status(shared)).toEqual(['uploaded', 'exists', 'exists']);
+    expect(status(shared)).toEqual(['uploaded', 'exists', 'exists', 'exists']);
+    for (const img of first.images) expect(status(img.layers.at(-1)!.digest)).toEqual(['uploaded', 'exists']);
     // each image's blobs come before its manifest ('write' event)
     const firstWrite = writes.findIndex((e) => e.phase === 'write');
     expect(writes.slice(0, firstWrite).every((e) => e.phase === 'write-blob')).toBe(true);
     expect(events.some((e) => e.phase === 'build-layer' && e.status === 'built' && e.item === 'k8s-1.29.8')).toBe(true);
+  });
+
+  it('every new blob is uploaded before the first manifest PUT (a proxy records the requests in order)', async () => {
+    const proxy = await startFaultProxy(reg.url);
+    try {
+      const r = await build(
+        { IMAGE_REGISTRY: `${proxy.host}/out`, IMAGE_REPO: 'order' },
+        { registry: { ...registry(), insecureRegistries: [reg.host, proxy.host] } },
+      );
+      const reqs = proxy.requests.map((q) => `${q.method} ${decodeURIComponent(q.path)}`);
+      const firstManifest = reqs.findIndex((q) => /^PUT \/v2\/out\/order\/manifests\//.test(q));
+      expect(firstManifest).toBeGreaterThan(0);
+      const newLayers = new Set(r.images.flatMap((i) => i.layers.slice(2).map((l) => l.digest)));
+      expect(newLayers.size).toBe(5 + 3); // 5 shared + one k8s layer per version
+      for (const d of newLayers) {
+        const put = reqs.findIndex(
+          (q) => q.startsWith('PUT /v2/out/order/blobs/uploads/') && q.includes(`digest=${d}`),
+        );
+        expect(put, d).toBeGreaterThanOrEqual(0);
+        expect(put, d).toBeLessThan(firstManifest);
+      }
+      expect(r.images.map((i) => i.manifestDigest)).toEqual(first.images.map((i) => i.manifestDigest));
+    } finally {
+      await proxy.stop();
+    }
+  });
+
+  it('uploads a layer while the next one is built: the first upload finishes before the last layer is built', () => {
+    const firstUpload = events.findIndex((e) => e.phase === 'write-blob' && e.status === 'uploaded');
+    const lastBuilt = events.findLastIndex((e) => e.phase === 'build-layer' && e.status === 'built');
+    expect(firstUpload).toBeGreaterThan(0);
+    expect(firstUpload).toBeLessThan(lastBuilt);
   });
 
   it('the unpacked image (umoci) has the CanvOS provider files, modes and deletions', async () => {
@@ -306,6 +341,10 @@ describe('buildProviderImages against a real registry', () => {
         `http://127.0.0.1:${port}/k3s: downloaded content has sha256:${good}, expected sha256:${'0'.repeat(64)}`,
       );
       expect(await tags('out/fail2')).toEqual([]); // 1.29.8 was fine, but nothing is pushed when any version fails
+      // The layers built before the failure were uploaded as they were built: blobs only, never a manifest.
+      const repoDir = join(reg.dataDir, 'docker/registry/v2/repositories/out/fail2');
+      expect(await exists(join(repoDir, '_layers'))).toBe(true);
+      expect(await exists(join(repoDir, '_manifests'))).toBe(false);
     } finally {
       server.close();
     }
