@@ -66,7 +66,7 @@ export interface BuildProviderOptions {
    * Level of the appended layers' compression: gzip 1 (fastest) to 9 (smallest), zstd 1 to 19. It changes the
    * compressed bytes, so the layer and manifest digests (not the diff_ids); same level + same inputs + same
    * SOURCE_DATE_EPOCH give the same digests. Anything else fails with ERR_CONFIG before any pull.
-   * Default: 6 for gzip, 3 for zstd (see DEFAULT_GZIP_LEVEL).
+   * Default: 1 for gzip (chosen by measurement, see DEFAULT_GZIP_LEVEL), 3 for zstd.
    */
   compressionLevel?: number | undefined;
   /** The RUN executor. Default: canvos-lite's rootless executor, used when the Dockerfile has a RUN or a CanvOS exec step (kernel headers, TWO_NODE) is on. */

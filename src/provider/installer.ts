@@ -47,7 +47,7 @@ export interface InstallerRootfsOptions {
   env?: NodeJS.ProcessEnv | undefined;
   /**
    * gzip level of the project Dockerfile's layers (read here, never written): give the provider build's
-   * `compressionLevel` so both share the RUN cache (its key holds the level). Default: 6.
+   * `compressionLevel` so both share the RUN cache (its key holds the level). Default: 1.
    */
   compressionLevel?: number | undefined;
   /** The RUN executor for the project Dockerfile. Default: canvos-lite's rootless executor, loaded on demand. */

@@ -52,7 +52,7 @@ export interface UkiProviderOptions extends Pick<
   k8sLayer?: string;
   /** Layer mtimes and `created`. Default: 0 (no `created` change). */
   sourceDateEpoch?: number;
-  /** gzip level of the new layer, 1 to 9 (see compressionLevel): changes its digest. Default: 6. */
+  /** gzip level of the new layer, 1 to 9 (see compressionLevel): changes its digest. Default: 1. */
   compressionLevel?: number | undefined;
   onWarning?: (code: string, message: string) => void;
 }
