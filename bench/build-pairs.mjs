@@ -1,6 +1,6 @@
 /**
  * Paired, interleaved runs of the build bench's contenders on ONE setup (same 1 GiB base in the registry, same
- * 3 × 200 MiB payloads, same counting proxy), for before/after comparisons on a shared machine: each round runs every
+ * 3 × 200 MiB payloads, changed a little every round, same counting proxy), for before/after comparisons on a shared machine: each round runs every
  * contender once, in turn (A B C D, A B C D, ...), and the table gives per-contender medians of wall time, client
  * CPU (user+sys), peak RSS and bytes uploaded, with the load average of every round.
  *   append-6     the earlier bench/library path: one process per version, buildLayer then push (lib/append.mjs), gzip 6
@@ -9,7 +9,7 @@
  *   umoci+skopeo `umoci insert` into a copy of the base layout + `skopeo copy` per version
  * `node bench/build-pairs.mjs [--quick] [--repeat N] [--only a,b]` (default 5 rounds; quick: 64 MiB base, 16 MiB payloads).
  */
-import { cp, rm, stat } from 'node:fs/promises';
+import { cp, mkdir, open, rm, stat } from 'node:fs/promises';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { addImage } from './lib/layout.mjs';
@@ -27,7 +27,9 @@ const median = (xs) => {
 /** The contenders: each returns the measured child runs of one round. */
 function contenders({ baseRef, baseLayout, proxy, payloads, work }) {
   const node = (script, args, env) => runMeasured(process.execPath, [join(BENCH_DIR, 'lib', script), ...args], env);
-  const env = (level) => ({ env: { ...process.env, HOME: work, ...(level ? { BENCH_BUILD_LEVEL: level } : {}) } });
+  const env = (level) => ({
+    env: { ...process.env, HOME: dir('home'), ...(level ? { BENCH_BUILD_LEVEL: level } : {}) },
+  });
   let turn = 0;
   const dir = (name) => join(work, `${name}-${turn}`);
   return {
@@ -51,23 +53,24 @@ function contenders({ baseRef, baseLayout, proxy, payloads, work }) {
       await node('provider-append.mjs', [baseRef, `${proxy.host}/bench/p-${turn}`, dir('p'), '-', ...payloads], env()),
     ],
     'umoci+skopeo': async () => {
+      // A fresh HOME per round: skopeo's blob-info cache would otherwise mount the layers of the previous round.
+      const home = { env: { ...process.env, HOME: dir('home') } };
+      await mkdir(home.env.HOME, { recursive: true });
       const runs = [];
       for (const [i, p] of payloads.entries()) {
         const layout = dir(`umoci-${i}`);
         await cp(baseLayout, layout, { recursive: true });
         runs.push(
-          await runMeasured('umoci', [
-            'insert',
-            '--image',
-            `${layout}:base`,
-            '--tag',
-            'v',
-            p,
-            '/opt/bench/payload.bin',
-          ]),
+          await runMeasured(
+            'umoci',
+            ['insert', '--image', `${layout}:base`, '--tag', 'v', p, '/opt/bench/payload.bin'],
+            home,
+          ),
         );
         const dest = `docker://${proxy.host}/bench/umoci-${turn}:v${i + 1}`;
-        runs.push(await runMeasured('skopeo', ['copy', '--quiet', '--dest-tls-verify=false', `oci:${layout}:v`, dest]));
+        runs.push(
+          await runMeasured('skopeo', ['copy', '--quiet', '--dest-tls-verify=false', `oci:${layout}:v`, dest], home),
+        );
         await rm(layout, { recursive: true, force: true });
       }
       return runs;
@@ -109,8 +112,15 @@ export async function benchBuildPairs({ quick = false, log = () => {} } = {}) {
     const res = Object.fromEntries(names.map((n) => [n, { ms: [], cpuS: [], rssMB: [], uploadedMiB: [], load: [] }]));
     for (let r = 0; r < rounds; r++) {
       c.next();
+      // New payload bytes every round (the round number in the first bytes), the same for every contender: no side
+      // finds a layer of an earlier round (skopeo's blob-info cache of root lives in /var/lib/containers, not HOME).
+      for (const p of payloads) {
+        const f = await open(p, 'r+');
+        await f.write(Buffer.from(`round ${r} `.padEnd(16, '.')), 0, 16, 0);
+        await f.close();
+      }
       for (const n of names) {
-        // A fresh repository per round: nothing uploaded in an earlier round is found again (the base is mounted).
+        // Fresh repositories per round too (the base is mounted into them).
         proxy.reset();
         const runs = await c[n]();
         const x = res[n];
@@ -129,7 +139,8 @@ export async function benchBuildPairs({ quick = false, log = () => {} } = {}) {
         x.rssMB.push(round(Math.max(...runs.map((q) => q.peakRssMB)), 1));
         x.uploadedMiB.push(round(proxy.uploadedBytes() / MiB, 1));
         x.load.push(round(loadavg()[0], 1));
-        for (const d of ['a6', 'p6', 'p']) await rm(join(work.path, `${d}-${r + 1}`), { recursive: true, force: true });
+        for (const d of ['a6', 'p6', 'p', 'home'])
+          await rm(join(work.path, `${d}-${r + 1}`), { recursive: true, force: true });
         log(
           `round ${r + 1} ${n}: ${x.ms.at(-1)} ms, CPU ${x.cpuS.at(-1)} s, ${x.rssMB.at(-1)} MiB, ${x.uploadedMiB.at(-1)} MiB up, load ${x.load.at(-1)}`,
         );
