@@ -42,19 +42,27 @@ export class EarlyUploads {
   readonly #dests = new Map<string, ImageDestination>();
   readonly #uploads = new Map<string, Promise<void>>();
   readonly #signal: AbortSignal;
+  #failed: { error: unknown } | undefined;
 
   constructor(opts: EarlyUploadOptions = {}) {
     this.#opts = opts;
     this.#signal = opts.signal ? AbortSignal.any([opts.signal, this.#abort.signal]) : this.#abort.signal;
   }
 
-  /** Start uploading `blob` to every repository in `repos` that has not got it yet (from this build). */
+  /**
+   * Start uploading `blob` to every repository in `repos` that has not got it yet (from this build). Throws the
+   * failure of an earlier upload, so a build stops at the next layer instead of building the rest in vain.
+   */
   add(blob: EarlyBlob, repos: Iterable<string>): void {
+    if (this.#failed) throw this.#failed.error;
     for (const repo of new Set(repos)) {
       const key = `${repo}\n${blob.digest}`;
       if (this.#uploads.has(key)) continue;
       const p = this.#upload(blob, repo);
-      p.catch(() => undefined); // observed by settle(); no unhandled rejection meanwhile
+      // Observed by settle() or the next add(); no unhandled rejection meanwhile.
+      p.catch((e: unknown) => {
+        this.#failed ??= { error: e };
+      });
       this.#uploads.set(key, p);
     }
   }

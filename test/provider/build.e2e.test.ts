@@ -164,11 +164,76 @@ describe('buildProviderImages against a real registry', () => {
     }
   });
 
-  it('uploads a layer while the next one is built: the first upload finishes before the last layer is built', () => {
-    const firstUpload = events.findIndex((e) => e.phase === 'write-blob' && e.status === 'uploaded');
-    const lastBuilt = events.findLastIndex((e) => e.phase === 'build-layer' && e.status === 'built');
-    expect(firstUpload).toBeGreaterThan(0);
-    expect(firstUpload).toBeLessThan(lastBuilt);
+  /**
+   * A k3s download server that answers only once `ready()` holds (or after 20 s, which the tests treat as failure):
+   * the k8s layers are built last, so `ready` seeing an upload proves the uploads run while layers are built.
+   */
+  async function gatedK3s(ready: () => boolean): Promise<{ yaml: string; timedOut: () => boolean; close: () => void }> {
+    let timedOut = false;
+    const body = 'k3s from a gated url\n';
+    const server: Server = createServer((_req, res) => {
+      const t0 = Date.now();
+      const poll = setInterval(() => {
+        timedOut ||= Date.now() - t0 > 20_000;
+        if (!ready() && !timedOut) return;
+        clearInterval(poll);
+        setTimeout(() => res.end(body), 200);
+      }, 20);
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const url = `http://127.0.0.1:${(server.address() as { port: number }).port}/k3s`;
+    const sha = createHash('sha256').update(body).digest('hex');
+    const yaml = join(tmp.path, `gated-${Math.random().toString(36).slice(2)}.yaml`);
+    await writeFile(yaml, `k8s:\n  "1.29.8": { url: "${url}", sha256: "${sha}" }\n`);
+    return { yaml, timedOut: () => timedOut, close: () => server.close() };
+  }
+
+  it('uploads the built layers while the k8s layer is still being built (its download waits for an upload)', async () => {
+    const proxy = await startFaultProxy(reg.url);
+    const uploaded = () =>
+      proxy.requests.some((q) => q.method === 'PUT' && q.path.includes('/out/overlap/blobs/uploads/'));
+    const k3s = await gatedK3s(uploaded);
+    try {
+      await build(
+        { IMAGE_REGISTRY: `${proxy.host}/out`, IMAGE_REPO: 'overlap', K8S_VERSION: '1.29.8' },
+        { registry: { ...registry(), insecureRegistries: [reg.host, proxy.host] } },
+        k3s.yaml,
+      );
+      expect(k3s.timedOut()).toBe(false);
+      expect(await tags('out/overlap')).toEqual(['k3s-1.29.8-v4.9.38-demo']);
+    } finally {
+      k3s.close();
+      await proxy.stop();
+    }
+  });
+
+  it('a failing early upload stops the build at the next layer: the registry error, no tag, no manifest', async () => {
+    const proxy = await startFaultProxy(reg.url, [
+      { method: 'POST', path: /\/blobs\/uploads\//, times: Infinity, action: { kind: 'status', status: 400 } },
+    ]);
+    const seen: ProgressEvent[] = [];
+    const k3s = await gatedK3s(() => proxy.requests.some((q) => q.fault === 'status 400'));
+    try {
+      const err = (await build(
+        { IMAGE_REGISTRY: `${proxy.host}/out`, IMAGE_REPO: 'upfail' },
+        { registry: { ...registry(), insecureRegistries: [reg.host, proxy.host] }, onProgress: (e) => seen.push(e) },
+        k3s.yaml,
+      ).then(
+        () => undefined,
+        (e: unknown) => e as CanvosError,
+      )) as CanvosError;
+      expect(CanvosError.is(err)).toBe(true);
+      expect(err.code).toBe('ERR_REGISTRY_HTTP');
+      expect(proxy.requests.some((q) => q.method === 'PUT' && q.path.includes('/manifests/'))).toBe(false);
+      const built = seen.filter((e) => e.phase === 'build-layer' && e.status === 'built').map((e) => e.item);
+      expect(k3s.timedOut()).toBe(false);
+      // The first version's k8s layer waits for the failed upload; the build stops at the next layer at the latest.
+      expect(built).not.toContain('k8s-1.30.4');
+    } finally {
+      k3s.close();
+      await proxy.stop();
+    }
+    expect(await tags('out/upfail')).toEqual([]);
   });
 
   it('the unpacked image (umoci) has the CanvOS provider files, modes and deletions', async () => {
