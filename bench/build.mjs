@@ -1,7 +1,8 @@
 /**
  * Bench 2, append a layer to a base and push: 3 versions, each one new payload file (a slice of a tar of /usr)
- * appended to the same base (random data), pushed to a registry that already holds the base. Ours: buildLayer + registry push with cross-repo mount (lib/append.mjs,
- * compiled library). Theirs: `umoci insert` into an OCI layout copy of the base, then `skopeo copy oci:… docker://…`.
+ * appended to the same base (random data), pushed to a registry that already holds the base. Ours: the provider
+ * build's path in one process (lib/provider-append.mjs: layers built in turn and uploaded as built, then each
+ * version's manifest through the copy engine, base layers mounted across repositories; compiled library). Theirs: `umoci insert` into an OCI layout copy of the base, then `skopeo copy oci:… docker://…`.
  * A counting proxy in front of the registry measures the bytes each side uploads, and how many of them are base bytes.
  */
 import { cp, stat } from 'node:fs/promises';
@@ -12,8 +13,68 @@ import { startCountingProxy } from './lib/proxy.mjs';
 import { startRegistry } from './lib/registry.mjs';
 import { BENCH_DIR, MiB, mbps, round, row, runIfMain, tmp } from './lib/util.mjs';
 
+/**
+ * Ours, `provider` (default): one process building the versions' layers in turn while the built ones upload, then
+ * writing each version's image (lib/provider-append.mjs: the provider build's modules, as `canvos-lite build` runs
+ * them). `append` (BENCH_BUILD_OURS=append, the earlier bench): one process per version, build then push
+ * (lib/append.mjs). BENCH_BUILD_LEVEL sets the gzip level (default: the library's).
+ */
+async function runOurs(mode, { baseRef, proxy, payloads, work, env, log }) {
+  const ours = { ms: 0, cpuS: 0, peakRssMB: 0, uploaded: [], versions: [] };
+  const level = process.env.BENCH_BUILD_LEVEL ?? '-';
+  const add = (r) => {
+    ours.ms += r.ms;
+    ours.cpuS += r.cpuS ?? NaN;
+    ours.peakRssMB = Math.max(ours.peakRssMB, r.peakRssMB);
+  };
+  if (mode === 'provider') {
+    log(`ours: ${payloads.length} versions in one provider build`);
+    proxy.reset();
+    const repo = `${proxy.host}/bench/ours`;
+    const args = [join(BENCH_DIR, 'lib', 'provider-append.mjs'), baseRef, repo, join(work, 'ours'), level, ...payloads];
+    const r = await runMeasured(
+      process.execPath,
+      [...(process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : []), ...args],
+      { env },
+    );
+    const out = JSON.parse(r.stdout.trim().split('\n').pop());
+    add(r);
+    ours.uploaded.push(proxy.uploadedBytes());
+    const newBytes = out.layers.reduce((n, l) => n + l.size, 0) + out.metaBytes;
+    ours.versions.push({ ms: round(r.ms, 0), ...out, baseBytesUploaded: proxy.uploadedBytes() - newBytes });
+    return ours;
+  }
+  for (const [i, payload] of payloads.entries()) {
+    const v = i + 1;
+    log(`ours: append v${v}`);
+    proxy.reset();
+    const r = await runMeasured(
+      process.execPath,
+      [
+        join(BENCH_DIR, 'lib', 'append.mjs'),
+        baseRef,
+        `${proxy.host}/bench/ours:v${v}`,
+        payload,
+        join(work, `ours-${v}`),
+      ],
+      { env },
+    );
+    const out = JSON.parse(r.stdout.trim().split('\n').pop());
+    add(r);
+    ours.uploaded.push(proxy.uploadedBytes());
+    // Whatever was uploaded beyond the new layer, its config and the manifest are base bytes.
+    ours.versions.push({
+      ms: round(r.ms, 0),
+      ...out,
+      baseBytesUploaded: proxy.uploadedBytes() - out.layer.size - out.configSize - out.manifestSize,
+    });
+  }
+  return ours;
+}
+
 /** Run the build bench. Full: 1 GiB base (4 × 256 MiB layers) + 3 × 200 MiB appends. Quick: 64 MiB base + 3 × 16 MiB. */
 export async function benchBuild({ quick = false, log = () => {} } = {}) {
+  const mode = process.env.BENCH_BUILD_OURS === 'append' ? 'append' : 'provider';
   const baseLayers = 4;
   const baseLayerBytes = (quick ? 16 : 256) * MiB;
   const payloadBytes = (quick ? 16 : 200) * MiB;
@@ -48,36 +109,11 @@ export async function benchBuild({ quick = false, log = () => {} } = {}) {
     );
     const baseRef = `${proxy.host}/bench/base:1`;
 
-    const ours = { ms: 0, cpuS: 0, peakRssMB: 0, uploaded: [], versions: [] };
-    for (let v = 1; v <= versions; v++) {
-      log(`ours: append v${v}`);
-      proxy.reset();
-      const r = await runMeasured(
-        process.execPath,
-        [
-          join(BENCH_DIR, 'lib', 'append.mjs'),
-          baseRef,
-          `${proxy.host}/bench/ours:v${v}`,
-          payloads[v - 1],
-          join(work.path, `ours-${v}`),
-        ],
-        { env },
-      );
-      const out = JSON.parse(r.stdout.trim().split('\n').pop());
-      ours.ms += r.ms;
-      ours.cpuS += r.cpuS ?? NaN;
-      ours.peakRssMB = Math.max(ours.peakRssMB, r.peakRssMB);
-      ours.uploaded.push(proxy.uploadedBytes());
-      // Whatever was uploaded beyond the new layer, its config and the manifest are base bytes.
-      ours.versions.push({
-        ms: round(r.ms, 0),
-        ...out,
-        baseBytesUploaded: proxy.uploadedBytes() - out.layer.size - out.configSize - out.manifestSize,
-      });
-    }
+    const ours = await runOurs(mode, { baseRef, proxy, payloads, work: work.path, env, log });
 
     const theirs = { ms: 0, cpuS: 0, peakRssMB: 0, uploaded: [], versions: [] };
-    for (let v = 1; v <= versions; v++) {
+    // BENCH_BUILD_OURS_ONLY=1: ours alone (level sweeps, profiles); the rows then have no ratio.
+    for (let v = 1; v <= (process.env.BENCH_BUILD_OURS_ONLY === '1' ? 0 : versions); v++) {
       log(`umoci insert + skopeo copy v${v}`);
       // Each version starts from its own copy of the base layout, like a CI job would (copy time not counted).
       const layout = join(work.path, `umoci-${v}`);
@@ -110,7 +146,14 @@ export async function benchBuild({ quick = false, log = () => {} } = {}) {
     const sum = (a) => a.reduce((x, y) => x + y, 0);
     const totalPayload = versions * payloadBytes;
     return {
-      params: { baseLayers, baseLayerBytes, payloadBytes, versions },
+      params: {
+        baseLayers,
+        baseLayerBytes,
+        payloadBytes,
+        versions,
+        ours: mode,
+        level: process.env.BENCH_BUILD_LEVEL ?? 'default',
+      },
       ours: {
         ms: round(ours.ms, 0),
         cpuS: round(ours.cpuS, 2),

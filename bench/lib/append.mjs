@@ -19,7 +19,12 @@ const opts = { insecureRegistries: [...new Set([hostOf(baseRef), hostOf(destRef)
 const t0 = performance.now();
 const layer = await buildLayer(
   { entries: [{ type: 'file', path: '/opt/bench/payload.bin', source: { host: payload }, mode: 0o644 }] },
-  { dir: workDir, sourceDateEpoch: 0 },
+  // BENCH_BUILD_LEVEL: the gzip level (default: the library's), to compare with the provider path at one level.
+  {
+    dir: workDir,
+    sourceDateEpoch: 0,
+    level: process.env.BENCH_BUILD_LEVEL ? Number(process.env.BENCH_BUILD_LEVEL) : undefined,
+  },
 );
 const t1 = performance.now();
 

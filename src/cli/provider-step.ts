@@ -3,6 +3,7 @@
  * `--layer-compression`), the build with progress on stderr, the per-image summary lines and the `--json` form.
  */
 import { resolve } from 'node:path';
+import { compressionLevel, DEFAULT_GZIP_LEVEL, DEFAULT_ZSTD_LEVEL } from '../layers/compress.js';
 import type { BuildProviderOptions, BuildProviderResult } from '../provider/build.js';
 import { buildConfiguredProviderImages } from '../uki/config-provider.js';
 import { twoNodeSourcesFromEnv } from '../provider/two-node.js';
@@ -17,24 +18,38 @@ export const PROVIDER_OUTPUT_OPTIONS = {
   push: { type: 'boolean' },
   output: { type: 'string' },
   'layer-compression': { type: 'string' },
+  'compression-level': { type: 'string' },
 } as const;
 
 /** Usage lines of `--layer-compression`. */
 export const LAYER_COMPRESSION_USAGE = `layers:
-  --layer-compression C    gzip (default) or zstd for the appended layers (zstd: OCI base images; needs libzstd)`;
+  --layer-compression C    gzip (default) or zstd for the appended layers (zstd: OCI base images; needs libzstd)
+  --compression-level N    gzip 1 (fastest) to 9 (smallest), default ${DEFAULT_GZIP_LEVEL}; zstd 1 to 19, default ${DEFAULT_ZSTD_LEVEL}.
+                           Changes the layer and manifest digests`;
 
 /** The parsed values of {@link PROVIDER_OUTPUT_OPTIONS} (and `--json`). */
 export interface ProviderOutputValues {
   push?: boolean | undefined;
   output?: string | undefined;
   'layer-compression'?: string | undefined;
+  'compression-level'?: string | undefined;
   json?: boolean | undefined;
 }
 
-/** Checks `--output oci:DIR` and `--layer-compression` (the caller checks that exactly one output is given). */
+/**
+ * Checks `--output oci:DIR`, `--layer-compression` and `--compression-level` (the caller checks that exactly one
+ * output is given).
+ */
 export function checkProviderOutput(command: string, values: ProviderOutputValues): void {
   checkOciOutput(command, values.output);
-  parseLayerCompression(command, values['layer-compression']);
+  parseCompressionLevel(command, values);
+}
+
+/** `--compression-level` as a number for the chosen compression (ERR_CONFIG, exit 3, when out of range). */
+export function parseCompressionLevel(command: string, values: ProviderOutputValues): number | undefined {
+  const c = parseLayerCompression(command, values['layer-compression']) ?? 'gzip';
+  const v = values['compression-level'];
+  return v === undefined ? undefined : compressionLevel(c, v, '--compression-level');
 }
 
 /** Parse `--layer-compression`; undefined when not given. */
@@ -64,6 +79,7 @@ export async function buildProviderStep(
       registry: cli.registry,
       cacheDir: cli.cacheDir,
       layerCompression: parseLayerCompression(command, values['layer-compression']),
+      compressionLevel: parseCompressionLevel(command, values),
       signal: io.signal,
       onProgress: (e) => {
         progress.onProgress(e);

@@ -12,7 +12,7 @@ import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { buildLayer } from '../layers/build.js';
-import { compressChunks, type LayerCompression } from '../layers/compress.js';
+import { compressChunks, compressionLevel, type LayerCompression } from '../layers/compress.js';
 import { readLayer } from '../layers/read.js';
 import type { LayerOpener } from '../layers/merge.js';
 import type { BlobCache } from '../cache/blob-cache.js';
@@ -73,6 +73,8 @@ export interface DockerfileBuildOptions {
   /** Scratch directory (layer builds, the RUN workspace). */
   workDir: string;
   compression: LayerCompression;
+  /** Compression level (see compressionLevel; part of the RUN cache key). Default: the compression's default. */
+  level?: number | undefined;
   mediaType: string;
   sourceDateEpoch: number;
   /**
@@ -221,6 +223,7 @@ export async function buildDockerfileLayers(df: ParsedDockerfile, o: DockerfileB
           dir: join(o.workDir, 'dockerfile'),
           sourceDateEpoch: o.sourceDateEpoch,
           compression: o.compression,
+          level: o.level,
           mediaType: o.mediaType,
           parentMeta: (p) => o.scan.dirs.get(p),
           signal: o.signal,
@@ -239,6 +242,8 @@ export async function buildDockerfileLayers(df: ParsedDockerfile, o: DockerfileB
             arch: o.arch,
             epoch: o.sourceDateEpoch,
             compression: o.compression,
+            // The record holds the compressed digest: a layer compressed at another level is another layer.
+            level: compressionLevel(o.compression, o.level),
           }),
         );
         const cached = await readRecord(join(recordDir, `${key}.json`), o.cache);
@@ -263,7 +268,9 @@ export async function buildDockerfileLayers(df: ParsedDockerfile, o: DockerfileB
           });
           executed++;
           const stored = await o.cache.put(
-            Readable.from(compressChunks(createReadStream(r.tarPath), o.compression, { signal: o.signal })),
+            Readable.from(
+              compressChunks(createReadStream(r.tarPath), o.compression, { level: o.level, signal: o.signal }),
+            ),
             undefined,
             { signal: o.signal },
           );

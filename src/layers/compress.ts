@@ -21,14 +21,40 @@ export type LayerCompression = 'gzip' | 'zstd' | 'none';
  * noise (<0.5% size), small enough that chunks spread across cores for layers of a few MiB.
  */
 export const DEFAULT_CHUNK_SIZE = 1 << 20;
-/** gzip level 6: the gzip/Go default, so sizes match what users get from docker/crane; libdeflate makes it cheap. */
-export const DEFAULT_GZIP_LEVEL = 6;
+/**
+ * gzip level 1, chosen by measurement (bench/gzip-levels.mjs, bench/README.md): on libdeflate, level 1 compresses a
+ * tar of /usr 1.5× and Go binaries 2.3× faster than level 6, for 1.2 % and 8 % more bytes, and compression is most of
+ * a provider build's CPU. crane appends with level 1 too; Docker/BuildKit and umoci use Go's default (6), so sizes
+ * and digests differ from theirs (`--compression-level 6` for their sizes).
+ */
+export const DEFAULT_GZIP_LEVEL = 1;
 /** zstd level 3: zstd's own default (`zstd` CLI, containerd, buildkit), a good speed/ratio point for layers. */
 export const DEFAULT_ZSTD_LEVEL = 3;
 
+/** The levels {@link compressionLevel} accepts: gzip's 1 (fastest) to 9 (smallest), zstd's 1 to 19. */
+const LEVEL_RANGE: Readonly<Record<'gzip' | 'zstd', readonly [number, number]>> = { gzip: [1, 9], zstd: [1, 19] };
+
+/**
+ * The effective level of `c` (`level` checked, or the default): ERR_CONFIG (exit 3) with a hint on anything but a
+ * whole number in range. `what` names the option in the message (`--compression-level`, `compressionLevel`).
+ * A different level gives different compressed bytes, so different layer digests (the diff_ids stay the same).
+ */
+export function compressionLevel(c: LayerCompression, level: unknown, what = 'compressionLevel'): number {
+  if (c === 'none') return 0;
+  const [min, max] = LEVEL_RANGE[c];
+  const dflt = c === 'gzip' ? DEFAULT_GZIP_LEVEL : DEFAULT_ZSTD_LEVEL;
+  if (level === undefined) return dflt;
+  const n = typeof level === 'string' && /^\d+$/.test(level.trim()) ? Number(level) : level;
+  if (typeof n !== 'number' || !Number.isInteger(n) || n < min || n > max)
+    throw new CanvosError('ERR_CONFIG', `${what} ${JSON.stringify(level)} is not a ${c} level from ${min} to ${max}`, {
+      hint: `use ${min} (fastest) to ${max} (smallest); the default, ${dflt}, is chosen by measurement (bench/README.md)`,
+    });
+  return n;
+}
+
 /** Options of {@link compressChunks}. */
 export interface CompressOptions {
-  /** Compression level. Default: 6 for gzip, 3 for zstd. */
+  /** Compression level (see {@link compressionLevel}). Default: 1 for gzip, 3 for zstd. */
   level?: number | undefined;
   /** Bytes per independently compressed chunk. Default: 1 MiB. Changing it changes the digest. */
   chunkSize?: number | undefined;
@@ -49,12 +75,12 @@ type ChunkCodec = (chunk: Buffer) => Promise<Buffer>;
 function codecFor(c: LayerCompression, opts: CompressOptions): ChunkCodec {
   if (c === 'gzip') {
     const z = opts.compressor ?? compressor();
-    const level = opts.level ?? DEFAULT_GZIP_LEVEL;
+    const level = compressionLevel(c, opts.level);
     return (chunk) => z.gzip(chunk, level);
   }
   if (c === 'zstd') {
     const z = opts.compressor ?? compressor();
-    const level = opts.level ?? DEFAULT_ZSTD_LEVEL;
+    const level = compressionLevel(c, opts.level);
     // Rejects with ERR_CONFIG (and a hint) on the first chunk when no zstd implementation is available.
     return (chunk) => z.zstd(chunk, level);
   }

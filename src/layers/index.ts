@@ -28,6 +28,7 @@ export {
 } from './build.js';
 export {
   compressChunks,
+  compressionLevel,
   layerMediaType,
   DEFAULT_CHUNK_SIZE,
   DEFAULT_GZIP_LEVEL,

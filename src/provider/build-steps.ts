@@ -104,12 +104,13 @@ export async function openInputs(
   return { base, scan, plan, images, watchFiles };
 }
 
-/** Build every planned layer once (shared layers first), in the base's layer media type. */
+/** Build every planned layer once (shared layers first), in the base's layer media type; `onBuilt` sees each. */
 export async function buildPlannedLayers(
   ctx: BuildContext,
   plan: BuildPlan,
   layerCtx: Parameters<typeof layerBuildSpec>[1],
-  layerFormat: Pick<BuildLayerOptions, 'compression' | 'mediaType' | 'parentMeta'>,
+  layerFormat: Pick<BuildLayerOptions, 'compression' | 'level' | 'mediaType' | 'parentMeta'>,
+  onBuilt?: (layer: PlannedLayer, built: BuiltLayer) => void,
 ): Promise<Map<PlannedLayer, BuiltPlanned>> {
   const { progress } = ctx;
   const signal = ctx.opts.signal;
@@ -149,6 +150,7 @@ export async function buildPlannedLayers(
       itemSize: b.size,
     });
     built.set(layer, { ...b, createdBy: `canvos-lite provider ${layer.name}: ${layer.description}` });
+    onBuilt?.(layer, b);
   };
   for (const layer of plan.sharedLayers) await build(layer);
   for (const img of plan.images) for (const layer of img.layers) await build(layer);

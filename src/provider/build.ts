@@ -3,8 +3,9 @@
  * for ARCH (its layers are reused as blobs, never unpacked), reads the few base files it edits in one streaming
  * pass, builds the shared layers once and one k8s layer per version, and writes one image per version to a
  * registry or an OCI layout through the copy engine (push-image.ts: blobs first, largest first, base layers
- * HEAD/mounted, manifest last). Everything is built before anything is written, so a failing download or a missing
- * file leaves the destination untouched.
+ * HEAD/mounted, manifest last). To a registry, each new layer's blob is uploaded as soon as it is built
+ * (early-upload.ts), but manifests and tags are written only once every layer is built and every blob confirmed,
+ * so a failing download or a missing file leaves no tag and no manifest (at most unreferenced blobs).
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -12,6 +13,7 @@ import { join } from 'node:path';
 import { openDestination } from '../transports/resolve-location.js';
 import type { ProgressFn } from '../image/types.js';
 import { sourceDateEpochFromEnv } from '../layers/build.js';
+import { compressionLevel } from '../layers/compress.js';
 import { buildDockerfileLayers, prepareProjectDockerfile, type DockerfileBuild } from '../dockerfile/build.js';
 import type { Executor } from '../dockerfile/exec-api.js';
 import { compressor } from '../native/load.js';
@@ -27,7 +29,8 @@ import {
 } from './build-steps.js';
 import { layerMediaTypeFor } from './assemble.js';
 import { baseScanRequest, planProviderImages } from './provider-plan.js';
-import type { BuildPlan } from './plan-types.js';
+import type { BuildPlan, ProviderImagePlan } from './plan-types.js';
+import { EarlyUploads, repositoryOf } from './early-upload.js';
 import { pushAssembledImage } from './push-image.js';
 import { type OpenedImage } from './image-reader.js';
 import type { RegistryTransportOptions } from '../transports/registry/registry-image.js';
@@ -59,6 +62,13 @@ export interface BuildProviderOptions {
    * Default: `gzip`.
    */
   layerCompression?: 'gzip' | 'zstd' | undefined;
+  /**
+   * Level of the appended layers' compression: gzip 1 (fastest) to 9 (smallest), zstd 1 to 19. It changes the
+   * compressed bytes, so the layer and manifest digests (not the diff_ids); same level + same inputs + same
+   * SOURCE_DATE_EPOCH give the same digests. Anything else fails with ERR_CONFIG before any pull.
+   * Default: 1 for gzip (chosen by measurement, see DEFAULT_GZIP_LEVEL), 3 for zstd.
+   */
+  compressionLevel?: number | undefined;
   /** The RUN executor. Default: canvos-lite's rootless executor, used when the Dockerfile has a RUN or a CanvOS exec step (kernel headers, TWO_NODE) is on. */
   executor?: Executor | undefined;
   /** Download locations of the TWO_NODE steps (PGDG repository and key, kine). Default: CanvOS's. */
@@ -172,8 +182,10 @@ export async function buildProviderImagesOf(
     executor: opts.executor,
     signal: opts.signal,
   });
+  const compression = opts.layerCompression ?? 'gzip';
+  const level = compressionLevel(compression, opts.compressionLevel);
   // zstd without libzstd (native addon) or Node >= 22.15 fails here, not after the base was read.
-  if (opts.layerCompression === 'zstd') await compressor().zstd(Buffer.alloc(1), 3);
+  if (compression === 'zstd') await compressor().zstd(Buffer.alloc(1), 3);
   const ctx: BuildContext = {
     config,
     opts,
@@ -184,9 +196,10 @@ export async function buildProviderImagesOf(
     warn: opts.onWarning ?? (() => {}),
     opened: [],
   };
+  const early =
+    'push' in opts.output ? new EarlyUploads({ registry: opts.registry, signal, onProgress: ctx.progress }) : undefined;
   try {
     const { base, scan, plan, images, watchFiles } = await openInputs(ctx, scanRequest);
-    const compression = opts.layerCompression ?? 'gzip';
     const mediaType = layerMediaTypeFor(base.manifest.mediaType, compression);
     // The Dockerfile's layers come right after the base (CanvOS: base-image = FROM DOCKERFILE), shared by all images.
     let df: DockerfileBuild | undefined;
@@ -195,6 +208,7 @@ export async function buildProviderImagesOf(
       df = await buildDockerfileLayers(dockerfile.df, {
         ...dockerfile.options,
         compression,
+        level,
         mediaType,
         sourceDateEpoch: ctx.epoch,
         base,
@@ -207,14 +221,29 @@ export async function buildProviderImagesOf(
         onLog: opts.onLog,
       });
     }
+    // Registry output: each layer uploads while the next one builds; repositories get only their images' blobs.
+    const repos = (has: (p: ProviderImagePlan) => boolean) =>
+      plan.images.filter(has).map((p) => repositoryOf(p.imageRef));
+    if (early)
+      for (const l of df?.layers ?? [])
+        early.add(
+          l,
+          repos(() => true),
+        );
     const built = await buildPlannedLayers(
       ctx,
       plan,
       { config, scan, images, onWarning: ctx.warn, signal },
-      { compression, mediaType, parentMeta: (p: string) => scan.dirs.get(p) },
+      { compression, level, mediaType, parentMeta: (p: string) => scan.dirs.get(p) },
+      (layer, b) =>
+        early?.add(
+          b,
+          repos((p) => p.layers.includes(layer)),
+        ),
     );
     const assembled = assembleProviderImages(plan, base, built, df, ctx.epoch);
-    // Write phase: only now does anything leave this machine.
+    // Every new blob is confirmed before the first manifest or tag is written (push-image.ts: manifest last).
+    await early?.settle();
     const results = await writeProviderImages(ctx, opts, assembled, base);
     return {
       plan,
@@ -225,8 +254,10 @@ export async function buildProviderImagesOf(
       dockerfileRuns: df?.executed ?? 0,
     };
   } catch (e) {
+    await early?.cancel();
     throw abortedOr(signal, e);
   } finally {
+    await early?.close();
     await Promise.all(ctx.opened.map((o) => o.source.close().catch(() => {})));
     if (!opts.workDir) await rm(ctx.work, { recursive: true, force: true });
   }

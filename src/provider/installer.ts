@@ -45,6 +45,11 @@ export interface InstallerRootfsOptions {
   sourceDateEpoch?: number | undefined;
   /** Environment for the cache location (CANVOS_CACHE_DIR, XDG) and SOURCE_DATE_EPOCH. Default: process.env. */
   env?: NodeJS.ProcessEnv | undefined;
+  /**
+   * gzip level of the project Dockerfile's layers (read here, never written): give the provider build's
+   * `compressionLevel` so both share the RUN cache (its key holds the level). Default: 1.
+   */
+  compressionLevel?: number | undefined;
   /** The RUN executor for the project Dockerfile. Default: canvos-lite's rootless executor, loaded on demand. */
   executor?: Executor | undefined;
   signal?: AbortSignal | undefined;
@@ -177,7 +182,12 @@ export async function openInstallerRootfs(
     if (dockerfile) {
       say('Dockerfile');
       // gzip layers: the same RUN cache keys as a default provider build, so build-all runs each RUN once.
-      const layerOpts = { compression: 'gzip' as const, mediaType: MediaType.OciLayerGzip, sourceDateEpoch: epoch };
+      const layerOpts = {
+        compression: 'gzip' as const,
+        level: opts.compressionLevel,
+        mediaType: MediaType.OciLayerGzip,
+        sourceDateEpoch: epoch,
+      };
       const df = await buildDockerfileLayers(dockerfile.df, {
         ...dockerfile.options,
         ...layerOpts,

@@ -86,6 +86,8 @@ export async function buildUkiProviderImages(
         overlayEtc: join(projectDir, 'overlay', 'files', 'etc'),
         ...(k8s ? { k8sLayer: k8s } : {}),
         sourceDateEpoch: epoch,
+        // The UKI layer is gzip whatever --layer-compression says (a zstd level is not a gzip level).
+        compressionLevel: opts.layerCompression === 'zstd' ? undefined : opts.compressionLevel,
         ...(opts.signal ? { signal: opts.signal } : {}),
         ...(opts.onWarning ? { onWarning: opts.onWarning } : {}),
       });

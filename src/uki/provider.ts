@@ -52,6 +52,8 @@ export interface UkiProviderOptions extends Pick<
   k8sLayer?: string;
   /** Layer mtimes and `created`. Default: 0 (no `created` change). */
   sourceDateEpoch?: number;
+  /** gzip level of the new layer, 1 to 9 (see compressionLevel): changes its digest. Default: 1. */
+  compressionLevel?: number | undefined;
   onWarning?: (code: string, message: string) => void;
 }
 
@@ -147,6 +149,7 @@ export async function buildUkiProviderImage(opts: UkiProviderOptions): Promise<U
         dir: join(work, 'layers'),
         sourceDateEpoch: epoch,
         compression: 'gzip',
+        level: opts.compressionLevel,
         mediaType: layerMediaTypeFor(carrier.manifest.mediaType),
         ...(signal ? { signal } : {}),
       },

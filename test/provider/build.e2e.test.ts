@@ -10,6 +10,7 @@ import { buildProviderImages, type BuildProviderResult } from '../../src/provide
 import { loadK8sVersions, selectK8sVersions } from '../../src/provider/k8s-versions.js';
 import { makeOciLayout } from '../helpers/fixtures.js';
 import { pushLayout } from '../helpers/push-layout.js';
+import { startFaultProxy } from '../helpers/fault-proxy.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { run, skopeo, tmpDir, umoci } from '../helpers/tools.js';
 import { imageLayerDigests, registryBlobPath, registryTags, whiteoutProblems } from '../helpers/whiteouts.js';
@@ -128,12 +129,111 @@ describe('buildProviderImages against a real registry', () => {
     const writes = events.filter((e) => e.phase === 'write-blob' || e.phase === 'write');
     const status = (d: string) => writes.filter((e) => e.item === d).map((e) => e.status);
     for (const d of refs.baseDigests.amd64) expect(status(d)).toEqual(['mounted', 'exists', 'exists']);
+    // Every new layer is uploaded once, as soon as it is built; each image's write then finds it there.
     const shared = first.images[0]!.layers[2]!.digest;
-    expect(status(shared)).toEqual(['uploaded', 'exists', 'exists']);
+    expect(status(shared)).toEqual(['uploaded', 'exists', 'exists', 'exists']);
+    for (const img of first.images) expect(status(img.layers.at(-1)!.digest)).toEqual(['uploaded', 'exists']);
     // each image's blobs come before its manifest ('write' event)
     const firstWrite = writes.findIndex((e) => e.phase === 'write');
     expect(writes.slice(0, firstWrite).every((e) => e.phase === 'write-blob')).toBe(true);
     expect(events.some((e) => e.phase === 'build-layer' && e.status === 'built' && e.item === 'k8s-1.29.8')).toBe(true);
+  });
+
+  it('every new blob is uploaded before the first manifest PUT (a proxy records the requests in order)', async () => {
+    const proxy = await startFaultProxy(reg.url);
+    try {
+      const r = await build(
+        { IMAGE_REGISTRY: `${proxy.host}/out`, IMAGE_REPO: 'order' },
+        { registry: { ...registry(), insecureRegistries: [reg.host, proxy.host] } },
+      );
+      const reqs = proxy.requests.map((q) => `${q.method} ${decodeURIComponent(q.path)}`);
+      const firstManifest = reqs.findIndex((q) => /^PUT \/v2\/out\/order\/manifests\//.test(q));
+      expect(firstManifest).toBeGreaterThan(0);
+      const newLayers = new Set(r.images.flatMap((i) => i.layers.slice(2).map((l) => l.digest)));
+      expect(newLayers.size).toBe(5 + 3); // 5 shared + one k8s layer per version
+      for (const d of newLayers) {
+        const put = reqs.findIndex(
+          (q) => q.startsWith('PUT /v2/out/order/blobs/uploads/') && q.includes(`digest=${d}`),
+        );
+        expect(put, d).toBeGreaterThanOrEqual(0);
+        expect(put, d).toBeLessThan(firstManifest);
+      }
+      expect(r.images.map((i) => i.manifestDigest)).toEqual(first.images.map((i) => i.manifestDigest));
+    } finally {
+      await proxy.stop();
+    }
+  });
+
+  /**
+   * A k3s download server that answers only once `ready()` holds (or after 20 s, which the tests treat as failure):
+   * the k8s layers are built last, so `ready` seeing an upload proves the uploads run while layers are built.
+   */
+  async function gatedK3s(ready: () => boolean): Promise<{ yaml: string; timedOut: () => boolean; close: () => void }> {
+    let timedOut = false;
+    const body = 'k3s from a gated url\n';
+    const server: Server = createServer((_req, res) => {
+      const t0 = Date.now();
+      const poll = setInterval(() => {
+        timedOut ||= Date.now() - t0 > 20_000;
+        if (!ready() && !timedOut) return;
+        clearInterval(poll);
+        setTimeout(() => res.end(body), 200);
+      }, 20);
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const url = `http://127.0.0.1:${(server.address() as { port: number }).port}/k3s`;
+    const sha = createHash('sha256').update(body).digest('hex');
+    const yaml = join(tmp.path, `gated-${Math.random().toString(36).slice(2)}.yaml`);
+    await writeFile(yaml, `k8s:\n  "1.29.8": { url: "${url}", sha256: "${sha}" }\n`);
+    return { yaml, timedOut: () => timedOut, close: () => server.close() };
+  }
+
+  it('uploads the built layers while the k8s layer is still being built (its download waits for an upload)', async () => {
+    const proxy = await startFaultProxy(reg.url);
+    const uploaded = () =>
+      proxy.requests.some((q) => q.method === 'PUT' && q.path.includes('/out/overlap/blobs/uploads/'));
+    const k3s = await gatedK3s(uploaded);
+    try {
+      await build(
+        { IMAGE_REGISTRY: `${proxy.host}/out`, IMAGE_REPO: 'overlap', K8S_VERSION: '1.29.8' },
+        { registry: { ...registry(), insecureRegistries: [reg.host, proxy.host] } },
+        k3s.yaml,
+      );
+      expect(k3s.timedOut()).toBe(false);
+      expect(await tags('out/overlap')).toEqual(['k3s-1.29.8-v4.9.38-demo']);
+    } finally {
+      k3s.close();
+      await proxy.stop();
+    }
+  });
+
+  it('a failing early upload stops the build at the next layer: the registry error, no tag, no manifest', async () => {
+    const proxy = await startFaultProxy(reg.url, [
+      { method: 'POST', path: /\/blobs\/uploads\//, times: Infinity, action: { kind: 'status', status: 400 } },
+    ]);
+    const seen: ProgressEvent[] = [];
+    const k3s = await gatedK3s(() => proxy.requests.some((q) => q.fault === 'status 400'));
+    try {
+      const err = (await build(
+        { IMAGE_REGISTRY: `${proxy.host}/out`, IMAGE_REPO: 'upfail' },
+        { registry: { ...registry(), insecureRegistries: [reg.host, proxy.host] }, onProgress: (e) => seen.push(e) },
+        k3s.yaml,
+      ).then(
+        () => undefined,
+        (e: unknown) => e as CanvosError,
+      )) as CanvosError;
+      expect(CanvosError.is(err)).toBe(true);
+      expect(err.code).toBe('ERR_REGISTRY_HTTP');
+      expect(proxy.requests.some((q) => q.method === 'PUT' && q.path.includes('/manifests/'))).toBe(false);
+      const built = seen.filter((e) => e.phase === 'build-layer' && e.status === 'built').map((e) => e.item);
+      expect(k3s.timedOut()).toBe(false);
+      // The first version's k8s layer waits for the failed upload; the build stops at the next layer at the latest.
+      expect(built).not.toContain('k8s-1.30.4');
+    } finally {
+      k3s.close();
+      await proxy.stop();
+    }
+    expect(await tags('out/upfail')).toEqual([]);
   });
 
   it('the unpacked image (umoci) has the CanvOS provider files, modes and deletions', async () => {
@@ -306,6 +406,10 @@ describe('buildProviderImages against a real registry', () => {
         `http://127.0.0.1:${port}/k3s: downloaded content has sha256:${good}, expected sha256:${'0'.repeat(64)}`,
       );
       expect(await tags('out/fail2')).toEqual([]); // 1.29.8 was fine, but nothing is pushed when any version fails
+      // The layers built before the failure were uploaded as they were built: blobs only, never a manifest.
+      const repoDir = join(reg.dataDir, 'docker/registry/v2/repositories/out/fail2');
+      expect(await exists(join(repoDir, '_layers'))).toBe(true);
+      expect(await exists(join(repoDir, '_manifests'))).toBe(false);
     } finally {
       server.close();
     }

@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { readFile, writeFile } from 'node:fs/promises';
+import { readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeOciLayout } from '../helpers/fixtures.js';
@@ -147,6 +147,45 @@ describe('canvos-lite build', () => {
     }
     expect(listing).toContain('usr/bin/k3s');
     expect(listing).toContain('etc/kairos-release');
+  });
+
+  it('--compression-level: 1 and 9 give other layer digests (same diff_ids), the same level the same digests; bad levels exit 3', async () => {
+    const build = async (level: string) => {
+      const r = await cli(
+        '--output',
+        `oci:${join(tmp.path, `level-${level}`)}`,
+        '--json',
+        '--set',
+        'K8S_VERSION=1.30.4',
+        '--compression-level',
+        level,
+      );
+      expect(r.stderr).toBe(CERT_WARNING);
+      expect(r.code).toBe(0);
+      const tag = (JSON.parse(r.stdout) as { images: { tag: string }[] }).images[0]!.tag;
+      const ref = `oci:${join(tmp.path, `level-${level}`)}:${tag}`;
+      const m = JSON.parse(await skopeo(['inspect', '--raw', ref])) as { layers: { digest: string; size: number }[] };
+      const c = JSON.parse(await skopeo(['inspect', '--config', ref])) as { rootfs: { diff_ids: string[] } };
+      return { layers: m.layers, diffIds: c.rootfs.diff_ids };
+    };
+    const fast = await build('1');
+    const small = await build('9');
+    expect(fast.diffIds).toEqual(small.diffIds);
+    expect(fast.layers.slice(0, 2)).toEqual(small.layers.slice(0, 2)); // the base's own layers are reused as they are
+    for (const [i, l] of fast.layers.entries()) if (i >= 2) expect(l.digest).not.toBe(small.layers[i]!.digest);
+    const total = (x: typeof fast) => x.layers.slice(2).reduce((n, l) => n + l.size, 0);
+    expect(total(fast)).toBeGreaterThan(total(small));
+    await rm(join(tmp.path, 'level-1'), { recursive: true });
+    expect(await build('1')).toEqual(fast); // same inputs, level and SOURCE_DATE_EPOCH: same digests
+    for (const bad of ['0', '12', 'fast', '2.5']) {
+      const r = await cli('--push', '--compression-level', bad);
+      expect(r.code, bad).toBe(3);
+      expect(r.stderr).toContain(`--compression-level ${JSON.stringify(bad)} is not a gzip level from 1 to 9`);
+      expect(r.stderr).toContain('use 1 (fastest) to 9 (smallest)');
+    }
+    const z = await cli('--push', '--layer-compression', 'zstd', '--compression-level', '20');
+    expect(z.code).toBe(3);
+    expect(z.stderr).toContain('is not a zstd level from 1 to 19');
   });
 
   it('usage errors exit 2', async () => {

@@ -32,7 +32,7 @@ RUN rm /etc/issue.net
 /** Run the CLI as the unprivileged user; `env` adds to a minimal environment. */
 const cli = (args: string[], env: Record<string, string> = {}, cwd = project) => unprivilegedCli(work, cwd, args, env);
 
-const build = (repo: string, env: Record<string, string> = {}, cwd = project) =>
+const build = (repo: string, env: Record<string, string> = {}, cwd = project, extra: string[] = []) =>
   cli(
     [
       'build',
@@ -46,6 +46,7 @@ const build = (repo: string, env: Record<string, string> = {}, cwd = project) =>
       `BASE_IMAGE=${baseRef}`,
       '--set',
       `IMAGE_REPO=${repo}`,
+      ...extra,
     ],
     env,
     cwd,
@@ -153,6 +154,18 @@ describe('Dockerfile RUN, rootless', () => {
     expect(out.dockerfileRuns).toBe(0);
     expect(out.images[0]!.digest).toBe(digest);
   }, 300_000);
+
+  it('another --compression-level runs the RUNs again (the cache key holds the level), then caches them too', async () => {
+    const first = await build('wg9', {}, project, ['--compression-level', '9']);
+    expect(first.code, first.stderr).toBe(0);
+    const a = JSON.parse(first.stdout) as { dockerfileRuns: number; images: { digest: string }[] };
+    expect(a.dockerfileRuns).toBe(2); // not the level-1 layers recorded by the builds above
+    expect(a.images[0]!.digest).not.toBe(digest);
+    const again = await build('wg9', {}, project, ['--compression-level', '9']);
+    const b = JSON.parse(again.stdout) as { dockerfileRuns: number; images: { digest: string }[] };
+    expect(b.dockerfileRuns).toBe(0);
+    expect(b.images[0]!.digest).toBe(a.images[0]!.digest);
+  }, 600_000);
 
   it('with SOURCE_DATE_EPOCH, two cold builds of deterministic RUNs give the same digest', async () => {
     const p2 = join(work, 'project2');

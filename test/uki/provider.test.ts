@@ -112,4 +112,26 @@ describe.skipIf(!ready)('uki provider', () => {
     expect(r.stderr).toMatch(/systemd 252; Trusted Boot \(UKI\) needs systemd >= 255/);
     expect(existsSync(join(out, 'index.json'))).toBe(false);
   });
+
+  it('--compression-level outside 1..9 is refused (exit 3, the range as hint) before anything is read', async () => {
+    const out = join(tmp.path, 'out-level');
+    const r = await runCli(
+      [
+        'uki',
+        'provider',
+        '--provider',
+        'oci:/nonexistent:x',
+        '--carrier',
+        'oci:/nonexistent:y',
+        '--to',
+        `oci:${out}:uki`,
+        '--compression-level',
+        '0',
+      ],
+      { env: env(), cwd: tmp.path },
+    );
+    expect(r.code).toBe(3);
+    expect(r.stderr).toContain('--compression-level "0" is not a gzip level from 1 to 9');
+    expect(existsSync(out)).toBe(false);
+  });
 });

@@ -22,6 +22,7 @@ import {
   buildProviderStep,
   checkProviderOutput,
   LAYER_COMPRESSION_USAGE,
+  parseCompressionLevel,
   PROVIDER_OUTPUT_OPTIONS,
   providerImageLines,
   providerResultJson,
@@ -72,6 +73,8 @@ const OPTIONS = {
 /** What the ISO and disk steps share: the configuration, the ISO inputs, the output directory and reporting. */
 interface InstallerJob {
   cli: CliConfig;
+  /** `--compression-level` for gzip (the installer's Dockerfile layers share the RUN cache with the provider build). */
+  gzipLevel: number | undefined;
   userData: string | undefined;
   contentDirs: string[];
   outputDir: string;
@@ -98,6 +101,7 @@ async function run(argv: string[], io: CliIo): Promise<number> {
   const versions = await cliK8sVersions(cli, values, io);
   const job: InstallerJob = {
     cli,
+    gzipLevel: values['layer-compression'] === 'zstd' ? undefined : parseCompressionLevel('build-all', values),
     userData: values['user-data'] ? resolve(io.cwd, values['user-data']) : undefined,
     contentDirs: (values.content ?? []).map((d) => resolve(io.cwd, d)),
     outputDir: resolve(io.cwd, values['iso-output'] ?? 'build'),
@@ -147,6 +151,7 @@ async function isoStep(
     contentDirs: job.contentDirs,
     registry: cli.registry,
     cacheDir: cli.cacheDir,
+    compressionLevel: job.gzipLevel,
     outputDir: job.outputDir,
     env: io.env,
     signal: io.signal,
@@ -178,6 +183,7 @@ function diskStep(job: InstallerJob, formats: ReturnType<typeof parseDiskFormats
     contentDirs: job.contentDirs,
     registry: cli.registry,
     cacheDir: cli.cacheDir,
+    compressionLevel: job.gzipLevel,
     outputDir: job.outputDir,
     formats,
     env: io.env,

@@ -6,12 +6,14 @@ import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { BlobCache } from '../../cache/blob-cache.js';
 import { buildUkiProviderImage } from '../../uki/provider.js';
+import { compressionLevel } from '../../layers/compress.js';
 import { timeoutHelp, usageError as usageErrorFor } from '../flags.js';
 import { BASE_IMAGE_OPTIONS, baseImageRegistry, commandOutput, JSON_OPTION } from '../flag-sets.js';
 import type { CliIo } from '../types.js';
 
 export const UKI_PROVIDER_USAGE = `usage: canvos-lite uki provider --provider REF --carrier REF --to DEST [--keys secure-boot]
-                                [--extend-cmdline S] [--version norole] [--branding TEXT] [--insecure] [--timeout SECONDS] [--json]
+                                [--extend-cmdline S] [--version norole] [--branding TEXT] [--compression-level N]
+                                [--insecure] [--timeout SECONDS] [--json]
 
 provider: the IS_UKI=true provider image: the carrier image (CanvOS: third-party/ubuntu:22.04) plus /trusted-boot
   (systemd-boot and a UKI of the provider image's rootfs, signed with the db key, loader entries, enrolment keys)
@@ -19,6 +21,7 @@ provider: the IS_UKI=true provider image: the carrier image (CanvOS: third-party
   --provider REF   provider image (canvos-lite build output; docker://…, oci:DIR:TAG, docker-archive:FILE)
   --carrier REF    carrier image
   --to DEST        docker://HOST/REPO:TAG or oci:DIR:TAG
+  --compression-level N  gzip level of the new layer, 1 (fastest) to 9 (smallest); changes its digest
   --insecure       plain HTTP for the registries of --provider, --carrier and --to
   ${timeoutHelp(18)}`;
 
@@ -37,6 +40,7 @@ export async function ukiProviderCmd(argv: string[], io: CliIo): Promise<number>
       'extend-cmdline': { type: 'string' },
       version: { type: 'string' },
       branding: { type: 'string' },
+      'compression-level': { type: 'string' },
       ...BASE_IMAGE_OPTIONS,
       ...JSON_OPTION,
     },
@@ -58,6 +62,10 @@ export async function ukiProviderCmd(argv: string[], io: CliIo): Promise<number>
     ...(values['extend-cmdline'] !== undefined ? { extendCmdline: values['extend-cmdline'] } : {}),
     ...(values.version !== undefined ? { version: values.version } : {}),
     ...(values.branding !== undefined ? { branding: values.branding } : {}),
+    compressionLevel:
+      values['compression-level'] === undefined
+        ? undefined
+        : compressionLevel('gzip', values['compression-level'], '--compression-level'),
     ...(epoch !== undefined ? { sourceDateEpoch: epoch } : {}),
     signal: io.signal,
     onWarning: out.warn,
