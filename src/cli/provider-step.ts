@@ -10,6 +10,7 @@ import { twoNodeSourcesFromEnv } from '../provider/two-node.js';
 import type { WarningHandler } from '../provider/resolve.js';
 import type { CliConfig } from './config-options.js';
 import { checkOciOutput, usageError } from './flags.js';
+import { CanvosError } from '../errors.js';
 import { createProgress, shortDigest } from './progress.js';
 import type { CliIo } from './types.js';
 
@@ -45,11 +46,24 @@ export function checkProviderOutput(command: string, values: ProviderOutputValue
   parseCompressionLevel(command, values);
 }
 
-/** `--compression-level` as a number for the chosen compression (ERR_CONFIG, exit 3, when out of range). */
+/** `--compression-level` as a number for the chosen compression (a usage error, exit 2, when out of range). */
 export function parseCompressionLevel(command: string, values: ProviderOutputValues): number | undefined {
   const c = parseLayerCompression(command, values['layer-compression']) ?? 'gzip';
-  const v = values['compression-level'];
-  return v === undefined ? undefined : compressionLevel(c, v, '--compression-level');
+  return compressionLevelFlag(c, values['compression-level']);
+}
+
+/**
+ * A `--compression-level` value checked as the library checks `compressionLevel`, but refused as a usage error
+ * (exit 2, like every other bad flag value) with the library's message and range hint; undefined when not given.
+ */
+export function compressionLevelFlag(c: 'gzip' | 'zstd', v: string | undefined): number | undefined {
+  if (v === undefined) return undefined;
+  try {
+    return compressionLevel(c, v, '--compression-level');
+  } catch (e) {
+    if (e instanceof CanvosError) throw new CanvosError('ERR_USAGE', e.message, { hint: e.hint });
+    throw e;
+  }
 }
 
 /** Parse `--layer-compression`; undefined when not given. */

@@ -113,7 +113,7 @@ describe.skipIf(!ready)('uki provider', () => {
     expect(existsSync(join(out, 'index.json'))).toBe(false);
   });
 
-  it('--compression-level outside 1..9 is refused (exit 3, the range as hint) before anything is read', async () => {
+  it('--compression-level outside 1..9 is refused (exit 2, the range as hint) before anything is read', async () => {
     const out = join(tmp.path, 'out-level');
     const r = await runCli(
       [
@@ -130,7 +130,7 @@ describe.skipIf(!ready)('uki provider', () => {
       ],
       { env: env(), cwd: tmp.path },
     );
-    expect(r.code).toBe(3);
+    expect(r.code).toBe(2);
     expect(r.stderr).toContain('--compression-level "0" is not a gzip level from 1 to 9');
     expect(existsSync(out)).toBe(false);
   });

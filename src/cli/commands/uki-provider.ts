@@ -6,7 +6,7 @@ import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { BlobCache } from '../../cache/blob-cache.js';
 import { buildUkiProviderImage } from '../../uki/provider.js';
-import { compressionLevel } from '../../layers/compress.js';
+import { compressionLevelFlag } from '../provider-step.js';
 import { timeoutHelp, usageError as usageErrorFor } from '../flags.js';
 import { BASE_IMAGE_OPTIONS, baseImageRegistry, commandOutput, JSON_OPTION } from '../flag-sets.js';
 import type { CliIo } from '../types.js';
@@ -62,10 +62,7 @@ export async function ukiProviderCmd(argv: string[], io: CliIo): Promise<number>
     ...(values['extend-cmdline'] !== undefined ? { extendCmdline: values['extend-cmdline'] } : {}),
     ...(values.version !== undefined ? { version: values.version } : {}),
     ...(values.branding !== undefined ? { branding: values.branding } : {}),
-    compressionLevel:
-      values['compression-level'] === undefined
-        ? undefined
-        : compressionLevel('gzip', values['compression-level'], '--compression-level'),
+    compressionLevel: compressionLevelFlag('gzip', values['compression-level']),
     ...(epoch !== undefined ? { sourceDateEpoch: epoch } : {}),
     signal: io.signal,
     onWarning: out.warn,
