@@ -12,6 +12,7 @@
  * cache failure ever fails a copy.
  */
 import { mkdir, readdir, readFile, rm, stat } from 'node:fs/promises';
+import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { digestAlgorithm, digestHex, isDigest, type Digest } from '../image/digest.js';
 import { writeFileAtomic } from '../util/atomic-file.js';
@@ -86,10 +87,16 @@ export class BlobLocations {
   private readonly onWarning: BlobLocationsOptions['onWarning'];
   private writable = true;
   private writes = 0;
+  /** The home directory the default root lies under, checked before the first write (undefined: nothing to check). */
+  private home: string | undefined;
   private readonly queue = new Map<string, Promise<void>>();
 
   constructor(opts: BlobLocationsOptions = {}) {
     this.dir = join(opts.dir ?? defaultCacheDir(opts.env), 'locations');
+    const env = opts.env ?? process.env;
+    // A default root under a home directory that does not exist (HOME=/nonexistent for service users) is never
+    // created: the cache is then off, with one warning, instead of a made-up home appearing as a side effect.
+    if (opts.dir === undefined && !env.CANVOS_CACHE_DIR && !env.XDG_CACHE_HOME) this.home = env.HOME || homedir();
     this.maxLocations = Math.max(1, opts.maxLocations ?? 5);
     this.maxEntries = Math.max(1, opts.maxEntries ?? 8192);
     this.onWarning = opts.onWarning;
@@ -133,6 +140,18 @@ export class BlobLocations {
       ...(next.diffId ? { diffId: next.diffId } : {}),
     });
     try {
+      if (this.home !== undefined) {
+        const home = this.home;
+        if (
+          !(await stat(home).then(
+            (s) => s.isDirectory(),
+            () => false,
+          ))
+        ) {
+          throw new Error(`the home directory ${home} does not exist; set --cache-dir or CANVOS_CACHE_DIR`);
+        }
+        this.home = undefined;
+      }
       await mkdir(join(f, '..'), { recursive: true });
       await writeFileAtomic(f, body);
     } catch (e) {

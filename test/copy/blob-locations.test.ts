@@ -179,6 +179,26 @@ describe('blob-location cache', () => {
     ]);
   });
 
+  it('never creates a home directory that does not exist (HOME=/nonexistent): off, with one warning', async () => {
+    const home = join(tmp.path, 'no-such-home');
+    const warnings: string[] = [];
+    const store = new BlobLocations({ env: { HOME: home }, onWarning: (code, m) => warnings.push(`${code} ${m}`) });
+    const d = `sha256:${'a'.repeat(64)}`;
+    await store.record(d, { registry: 'r.example', repository: 'p' });
+    await store.record(d, { registry: 'r.example', repository: 'q' });
+    await expect(stat(home)).rejects.toThrow(/ENOENT/);
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).toContain(`W_BLOB_LOCATIONS_READONLY`);
+    expect(warnings[0]).toContain(`the home directory ${home} does not exist`);
+    // An existing home gets its ~/.cache made as usual.
+    const home2 = join(tmp.path, 'home-ok');
+    await mkdir(home2);
+    const ok = new BlobLocations({ env: { HOME: home2 } });
+    await ok.record(d, { registry: 'r.example', repository: 'p' });
+    expect(await ok.locations(d)).toEqual([{ registry: 'r.example', repository: 'p' }]);
+    expect(ok.dir).toBe(join(home2, '.cache', 'canvos-lite', 'blobs', 'locations'));
+  });
+
   it('CLI: two processes copying at once share one cache without corrupting it; CANVOS_BLOB_LOCATIONS=0 turns it off', async () => {
     const cacheDir = join(tmp.path, 'c6');
     const env = { PATH: process.env.PATH, HOME: join(tmp.path, 'home'), CANVOS_CACHE_DIR: cacheDir };
@@ -237,6 +257,7 @@ describe('blob-location cache', () => {
 
   it('CLI: a second mirror push into another path of the same registry mounts every blob, reading no source blob', async () => {
     const env = { PATH: process.env.PATH, HOME: join(tmp.path, 'home3') };
+    await mkdir(env.HOME);
     const push = (to: string) =>
       runCli(['mirror', 'push', `${pa.host}/src/img:v1`, '--to', to, '--src-insecure', '--dest-insecure', '--json'], {
         env,

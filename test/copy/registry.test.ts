@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { writeFile } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { copyImage } from '../../src/copy/copy.js';
 import { openDestination, openSource } from '../../src/transports/resolve-location.js';
@@ -21,6 +21,7 @@ let home: string;
 beforeAll(async () => {
   tmp = await tmpDir('canvos-copy-');
   home = join(tmp.path, 'home');
+  await mkdir(home);
   [a, b, c] = await Promise.all([startRegistry(), startRegistry({ auth: 'basic' }), startRegistry({ auth: 'bearer' })]);
   fx = await makeOciLayout(join(tmp.path, 'fixture'), {
     tag: 'multi',

@@ -211,7 +211,7 @@ describe('extra connections for ranged parts', () => {
       proxy.requests.splice(0);
       proxy.resetPeak();
       slow(1024 * KiB);
-      const env = { HOME: '/nonexistent', PATH: process.env.PATH };
+      const env = { HOME: '/nonexistent', PATH: process.env.PATH, CANVOS_BLOB_LOCATIONS: '0' };
       const src = `docker://${proxy.host}/conns/img:v1`;
       const r = await runCli(
         ['copy', '--json', '--jobs', '2', '--src-insecure', '--dest-insecure', src, `docker://${dst.host}/c/img:v1`],

@@ -367,7 +367,9 @@ describe('ranged blob reads', () => {
         proxy.requests
           .filter((r) => r.method === 'GET' && r.path.includes(bd.digest))
           .map((r) => String(r.headers.range ?? ''));
-      const env = { HOME: '/nonexistent', PATH: process.env.PATH };
+      // No blob-location cache: it would know a/img holds the layer, and the second copy would mount it instead of
+      // reading it.
+      const env = { HOME: '/nonexistent', PATH: process.env.PATH, CANVOS_BLOB_LOCATIONS: '0' };
       // 16 MiB/s per connection: slower than one stream should be (64 MiB/s).
       proxy.addRule({
         method: 'GET',
@@ -416,8 +418,7 @@ describe('ranged blob reads', () => {
           `docker://${proxy.host}/parts/img:v1`,
           `docker://${dst.host}/b/img:v1`,
         ],
-        // Without the blob-location cache: it knows a/img holds the layer and would mount it instead of reading it.
-        { env: { ...env, CANVOS_BLOB_LOCATIONS: '0' }, cwd: '/' },
+        { env, cwd: '/' },
       );
       expect(r2.code).toBe(0);
       expect(layerGets()).toEqual(['']);
