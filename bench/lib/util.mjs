@@ -115,7 +115,8 @@ export async function runIfMain(metaUrl, name, fn) {
     const out = { name, quick, machine: machine(), ...res };
     printTable(res.rows);
     const file = process.env.BENCH_RESULT_FILE
-      ? (await writeFile(process.env.BENCH_RESULT_FILE, JSON.stringify(out, null, 2) + '\n'),
+      ? (await mkdir(dirname(process.env.BENCH_RESULT_FILE), { recursive: true }),
+        await writeFile(process.env.BENCH_RESULT_FILE, JSON.stringify(out, null, 2) + '\n'),
         process.env.BENCH_RESULT_FILE)
       : await saveResult(name, out);
     process.stderr.write(`[${name}] wrote ${file}\n`);
