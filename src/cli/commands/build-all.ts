@@ -146,16 +146,7 @@ async function isoStep(
 ): Promise<BuildIsoResult & { pushed?: { ref: string; digest: string } }> {
   const { cli, io, out } = job;
   const iso = await buildConfiguredIso(cli.config, {
-    projectDir: cli.projectDir,
-    userData: job.userData,
-    contentDirs: job.contentDirs,
-    registry: cli.registry,
-    cacheDir: cli.cacheDir,
-    compressionLevel: job.gzipLevel,
-    outputDir: job.outputDir,
-    env: io.env,
-    signal: io.signal,
-    onWarning: job.warn,
+    ...installerInputs(job),
     onProgress: (m) => {
       out.say(`iso: ${m}`);
     },
@@ -174,10 +165,10 @@ async function isoStep(
   return { ...iso, pushed: { ref: pushRef, digest: pushed.digest } };
 }
 
-/** `--disk`: the raw disk image (and its conversions) next to the ISO. */
-function diskStep(job: InstallerJob, formats: ReturnType<typeof parseDiskFormats>): Promise<InstallerDiskResult> {
+/** The inputs the ISO and the disk step share: project, user-data, content, registry, cache, level, output. */
+function installerInputs(job: InstallerJob) {
   const { cli, io } = job;
-  return buildInstallerDisk(cli.config, {
+  return {
     projectDir: cli.projectDir,
     userData: job.userData,
     contentDirs: job.contentDirs,
@@ -185,10 +176,17 @@ function diskStep(job: InstallerJob, formats: ReturnType<typeof parseDiskFormats
     cacheDir: cli.cacheDir,
     compressionLevel: job.gzipLevel,
     outputDir: job.outputDir,
-    formats,
     env: io.env,
     signal: io.signal,
     onWarning: job.warn,
+  };
+}
+
+/** `--disk`: the raw disk image (and its conversions) next to the ISO. */
+function diskStep(job: InstallerJob, formats: ReturnType<typeof parseDiskFormats>): Promise<InstallerDiskResult> {
+  return buildInstallerDisk(job.cli.config, {
+    ...installerInputs(job),
+    formats,
     onDiskProgress: (p) => {
       job.out.say(`disk: ${p.phase}`);
     },
