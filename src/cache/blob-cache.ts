@@ -168,14 +168,40 @@ export function defaultCacheDir(env: NodeJS.ProcessEnv = process.env): string {
 }
 
 /**
+ * The guard every cache rooted at {@link defaultCacheDir} runs before its first write: a default root under a home
+ * directory that does not exist (`HOME=/nonexistent`, as service users have) is never created, so no made-up home
+ * appears as a side effect. `dir` is the root the caller chose (`--cache-dir`): then, as with `CANVOS_CACHE_DIR` or
+ * `XDG_CACHE_HOME`, there is nothing to check. Returns a function that resolves once the home is known to exist
+ * (checked once) and rejects with ERR_CONFIG naming the home directory and the settings that avoid it.
+ */
+export function cacheHomeGuard(env: NodeJS.ProcessEnv, dir: string | undefined): () => Promise<void> {
+  if (dir !== undefined || env.CANVOS_CACHE_DIR || env.XDG_CACHE_HOME) return () => Promise.resolve();
+  const home = env.HOME || homedir();
+  let exists = false;
+  return async () => {
+    if (exists) return;
+    exists = await stat(home).then(
+      (s) => s.isDirectory(),
+      () => false,
+    );
+    if (exists) return;
+    throw new CanvosError('ERR_CONFIG', `the home directory ${home} does not exist, and the cache lies under it`, {
+      hint: 'set --cache-dir, CANVOS_CACHE_DIR or XDG_CACHE_HOME to a writable directory, or HOME to an existing one',
+    });
+  };
+}
+
+/**
  * A local content-addressed blob cache. Blobs are immutable once stored; concurrent writers of the same digest
  * are safe because each writes its own temp file and rename is atomic.
  */
 export class BlobCache {
   /** The cache root; blobs live in `<dir>/<alg>/<hex>`. */
   readonly dir: string;
+  private readonly homeExists: () => Promise<void>;
   constructor(opts: BlobCacheOptions = {}) {
     this.dir = opts.dir ?? defaultCacheDir(opts.env);
+    this.homeExists = cacheHomeGuard(opts.env ?? process.env, opts.dir);
   }
   /** The file a digest is (or would be) stored at. */
   path(digest: string): string {
@@ -190,11 +216,15 @@ export class BlobCache {
    * Store a stream. With `expectedDigest` the bytes are verified (and nothing is stored on mismatch); without it
    * the sha256 is computed. Returns the digest, size and path.
    */
-  put(
+  async put(
     input: Readable,
     expectedDigest?: string,
     opts: Omit<StoreBlobOptions, 'digest'> = {},
   ): Promise<{ digest: Digest; size: number; path: string }> {
+    await this.homeExists().catch((e: unknown) => {
+      input.destroy();
+      throw e;
+    });
     return storeBlob(this.dir, input, {
       ...opts,
       digest: expectedDigest === undefined ? undefined : parseDigest(expectedDigest),

@@ -12,11 +12,11 @@
  * cache failure ever fails a copy.
  */
 import { mkdir, readdir, readFile, rm, stat } from 'node:fs/promises';
-import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { digestAlgorithm, digestHex, isDigest, type Digest } from '../image/digest.js';
+import { CanvosError } from '../errors.js';
 import { writeFileAtomic } from '../util/atomic-file.js';
-import { defaultCacheDir } from './blob-cache.js';
+import { cacheHomeGuard, defaultCacheDir } from './blob-cache.js';
 
 /** A registry repository a blob was seen in. */
 export interface RepositoryLocation {
@@ -49,6 +49,8 @@ interface Entry {
 }
 
 const PRUNE_EVERY = 256;
+const ON = ['', '1', 'true', 'on', 'yes'];
+const OFF = ['0', 'false', 'off', 'no'];
 // What a stored location may look like (a host[:port] and a repository path): anything else in a file is ignored.
 const REGISTRY = /^[A-Za-z0-9][A-Za-z0-9.-]*(?::\d+)?$|^\[[0-9a-fA-F:.]+\](?::\d+)?$/;
 const REPO = /^[a-z0-9]+(?:[._-]+[a-z0-9]+)*(?:\/[a-z0-9]+(?:[._-]+[a-z0-9]+)*)*$/;
@@ -87,16 +89,15 @@ export class BlobLocations {
   private readonly onWarning: BlobLocationsOptions['onWarning'];
   private writable = true;
   private writes = 0;
-  /** The home directory the default root lies under, checked before the first write (undefined: nothing to check). */
-  private home: string | undefined;
+  /** Checks before the first write that the home directory a default root lies under exists. */
+  private readonly homeExists: () => Promise<void>;
   private readonly queue = new Map<string, Promise<void>>();
 
   constructor(opts: BlobLocationsOptions = {}) {
     this.dir = join(opts.dir ?? defaultCacheDir(opts.env), 'locations');
-    const env = opts.env ?? process.env;
     // A default root under a home directory that does not exist (HOME=/nonexistent for service users) is never
     // created: the cache is then off, with one warning, instead of a made-up home appearing as a side effect.
-    if (opts.dir === undefined && !env.CANVOS_CACHE_DIR && !env.XDG_CACHE_HOME) this.home = env.HOME || homedir();
+    this.homeExists = cacheHomeGuard(opts.env ?? process.env, opts.dir);
     this.maxLocations = Math.max(1, opts.maxLocations ?? 5);
     this.maxEntries = Math.max(1, opts.maxEntries ?? 8192);
     this.onWarning = opts.onWarning;
@@ -140,25 +141,14 @@ export class BlobLocations {
       ...(next.diffId ? { diffId: next.diffId } : {}),
     });
     try {
-      if (this.home !== undefined) {
-        const home = this.home;
-        if (
-          !(await stat(home).then(
-            (s) => s.isDirectory(),
-            () => false,
-          ))
-        ) {
-          throw new Error(`the home directory ${home} does not exist; set --cache-dir or CANVOS_CACHE_DIR`);
-        }
-        this.home = undefined;
-      }
+      await this.homeExists();
       await mkdir(join(f, '..'), { recursive: true });
       await writeFileAtomic(f, body);
     } catch (e) {
       this.writable = false;
       if (warned.has(this.dir)) return;
       warned.add(this.dir);
-      const why = e instanceof Error ? e.message : String(e);
+      const why = CanvosError.is(e) && e.hint ? `${e.message}; ${e.hint}` : e instanceof Error ? e.message : String(e);
       this.onWarning?.(
         'W_BLOB_LOCATIONS_READONLY',
         `blob-location cache ${this.dir} cannot be written (${why}): blobs are not remembered for later mounts`,
@@ -229,8 +219,9 @@ export class BlobLocations {
 }
 
 /**
- * The blob-location cache the CLI uses: on unless `CANVOS_BLOB_LOCATIONS` is `0`/`false`/`off`, rooted at
- * `cacheDir` (`--cache-dir`) or the blob cache's default.
+ * The blob-location cache the CLI uses, rooted at `cacheDir` (`--cache-dir`) or the blob cache's default:
+ * `CANVOS_BLOB_LOCATIONS` unset, empty, `1`/`true`/`on`/`yes` is on, `0`/`false`/`off`/`no` off (any case); any
+ * other value is refused with ERR_CONFIG rather than guessed.
  */
 export function blobLocationsFromEnv(
   env: NodeJS.ProcessEnv,
@@ -238,6 +229,15 @@ export function blobLocationsFromEnv(
   onWarning?: BlobLocationsOptions['onWarning'],
 ): BlobLocations | undefined {
   const v = (env.CANVOS_BLOB_LOCATIONS ?? '').trim().toLowerCase();
-  if (v === '0' || v === 'false' || v === 'off' || v === 'no') return undefined;
+  if (OFF.includes(v)) return undefined;
+  if (!ON.includes(v)) {
+    throw new CanvosError(
+      'ERR_CONFIG',
+      `CANVOS_BLOB_LOCATIONS=${JSON.stringify(env.CANVOS_BLOB_LOCATIONS)} is not on or off`,
+      {
+        hint: 'set it to 0 (or false, off, no) to turn the blob-location cache off, or unset it',
+      },
+    );
+  }
   return new BlobLocations({ dir: cacheDir, env, onWarning });
 }
