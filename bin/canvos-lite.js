@@ -26,9 +26,10 @@ for (const [s, code] of [
 const { statSync } = await import('node:fs');
 const mtime = (rel) => statSync(new URL(rel, import.meta.url), { throwIfNoEntry: false })?.mtimeMs ?? -1;
 const bundled = mtime('../dist/bundle/main.mjs') >= mtime('../dist/cli/main.js');
-const { main, startGcPacer } = await import(bundled ? '../dist/bundle/main.mjs' : '../dist/cli/main.js');
-// Dead stream chunks are collected as they pile up instead of after ~32 MiB (src/cli/gc-pacer.ts); CLI only.
-startGcPacer();
+const { main, runsCommand, startGcPacer } = await import(bundled ? '../dist/bundle/main.mjs' : '../dist/cli/main.js');
+// Dead stream chunks are collected as they pile up instead of after ~32 MiB (src/cli/gc-pacer.ts); CLI only, and only
+// for a command that runs (--version and --help stream nothing).
+if (runsCommand(process.argv.slice(2))) startGcPacer();
 const code = await main(process.argv.slice(2), {
   stdout: process.stdout,
   stderr: process.stderr,

@@ -6,7 +6,7 @@
 // as dist/cli/main.js, else the plain dist/ modules, so a `tsc` without this step is never served stale code.
 // The library (dist/index.js) is not bundled. Without esbuild (a production install without devDependencies) this
 // step is skipped.
-import { rm } from 'node:fs/promises';
+import { readFile, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -41,6 +41,35 @@ const zodEnglishOnly = {
   },
 };
 
+/**
+ * undici's HTTP/2 client (lib/dispatcher/client-h2.js) requires node:http2 when it is loaded, for ten header-name
+ * constants and `http2.connect`; canvos-lite never negotiates h2 (undici's `allowH2` is off), yet loading node:http2
+ * and its ~25 internal modules cost every CLI run ~10 ms of CPU. The bundle gets the constants as literals (read
+ * here, from this Node) and `connect` loading node:http2 on first use. The rewrite is checked: if undici's file no
+ * longer has that exact `require` or uses anything of http2 besides `constants` and `connect`, the bundle fails.
+ */
+const undiciLazyHttp2 = {
+  name: 'undici-lazy-http2',
+  setup(build) {
+    build.onLoad({ filter: /[\\/]undici[\\/]lib[\\/]dispatcher[\\/]client-h2\.js$/ }, async (args) => {
+      const src = await readFile(args.path, 'utf8');
+      const needle = "  http2 = require('node:http2')\n";
+      const uses = new Set([...src.matchAll(/\bhttp2\.(\w+)/g)].map((m) => m[1]));
+      const block = /const \{\s*constants: \{([^}]*)\}\s*\} = http2/.exec(src);
+      if (!src.includes(needle) || !block || [...uses].some((u) => u !== 'connect'))
+        throw new Error(`bundle: ${args.path} changed (http2 use: ${[...uses].join(', ')}); update undiciLazyHttp2`);
+      const { constants } = await import('node:http2');
+      const names = block[1]
+        .split(',')
+        .map((n) => n.trim())
+        .filter(Boolean);
+      const picked = Object.fromEntries(names.map((n) => [n, constants[n]]));
+      const lazy = `  http2 = { constants: ${JSON.stringify(picked)}, connect: (...a) => require('node:http2').connect(...a) }\n`;
+      return { contents: src.replace(needle, lazy), loader: 'js' };
+    });
+  },
+};
+
 await rm(outdir, { recursive: true, force: true });
 await esbuild.build({
   entryPoints: { main: entry },
@@ -60,5 +89,5 @@ await esbuild.build({
     js: "import { createRequire as __canvosCreateRequire } from 'node:module'; const require = __canvosCreateRequire(import.meta.url);",
   },
   logLevel: 'warning',
-  plugins: [zodEnglishOnly],
+  plugins: [zodEnglishOnly, undiciLazyHttp2],
 });

@@ -11,7 +11,6 @@
  * context (the main context's global stays untouched). Library users keep their own GC policy.
  */
 import { getHeapStatistics, setFlagsFromString } from 'node:v8';
-import { runInNewContext } from 'node:vm';
 
 /** Options of {@link startGcPacer}. */
 export interface GcPacerOptions {
@@ -31,7 +30,7 @@ export function startGcPacer(opts: GcPacerOptions = {}): () => void {
   const userSet = [...process.execArgv, process.env.NODE_OPTIONS ?? ''].some((a) => a.includes('semi-space'));
   if (!userSet) setFlagsFromString('--semi-space-growth-factor=1');
   setFlagsFromString('--expose-gc');
-  const gc = runInNewContext('gc') as GcFn | undefined;
+  const gc = process.getBuiltinModule('node:vm').runInNewContext('gc') as GcFn | undefined;
   if (typeof gc !== 'function') return () => {};
   const slack = opts.slackBytes ?? 6 * 1024 * 1024;
   // V8's external memory holds every ArrayBuffer's bytes; reading it costs ~1 µs (process.memoryUsage() reads /proc).

@@ -52,6 +52,16 @@ export function redactingStream<T extends NodeJS.WritableStream>(stream: T): T {
   });
 }
 
+/**
+ * True when `argv` runs a command (not `--version`, `--help`, a command's `--help` or an unknown name): the CLI shim
+ * starts the GC pacer (gc-pacer.ts) only then, since only commands stream blobs.
+ */
+export function runsCommand(argv: readonly string[]): boolean {
+  const args = argv.filter((a) => a !== '--debug');
+  const cmd = args[0];
+  return cmd !== undefined && Object.hasOwn(COMMANDS, cmd) && !args.includes('--help') && !args.includes('-h');
+}
+
 export async function main(argv: string[], ioIn: CliIo): Promise<number> {
   const io: CliIo = { ...ioIn, stdout: redactingStream(ioIn.stdout), stderr: redactingStream(ioIn.stderr) };
   const debug = argv.includes('--debug');

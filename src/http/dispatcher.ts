@@ -4,7 +4,6 @@
  * connect/header/body-idle timeout, and HTTP(S)_PROXY / NO_PROXY through undici's EnvHttpProxyAgent.
  */
 import { readFile } from 'node:fs/promises';
-import { rootCertificates } from 'node:tls';
 import type { Dispatcher } from 'undici';
 import { DEFAULT_TIMEOUT_MS, type RetryOptions } from './retry.js';
 import { Agent, EnvHttpProxyAgent } from './undici.js';
@@ -51,7 +50,8 @@ export async function createDispatcher(opts: HttpOptions, certs: TlsMaterial = {
   }
   const tls = {
     rejectUnauthorized: opts.tlsVerify !== false,
-    ...(cas.length ? { ca: [...rootCertificates, ...cas] } : {}),
+    // node:tls only when it is needed here (undici loads it itself for its first https connection).
+    ...(cas.length ? { ca: [...process.getBuiltinModule('node:tls').rootCertificates, ...cas] } : {}),
     ...(certs.client ? { cert: certs.client.cert, key: certs.client.key } : {}),
   };
   const env = process.env;

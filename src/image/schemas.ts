@@ -3,7 +3,7 @@
  * indexes / manifest lists, and image configs. Unknown fields are kept (loose objects) so that a parsed
  * document can be re-serialised without losing data; byte-exact copies never re-serialise at all.
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import { CanvosError } from '../errors.js';
 import { isDigest } from './digest.js';
 

@@ -14,7 +14,7 @@ import { once } from 'node:events';
 import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { pack as tarPack } from 'tar-stream';
-import { z } from 'zod';
+import * as z from 'zod';
 import { CanvosError } from '../errors.js';
 import { OciLayout } from '../transports/oci-layout/oci-layout.js';
 import type { OpOptions } from '../image/types.js';

@@ -6,7 +6,7 @@
 import { dirname } from 'node:path';
 import { isNode, LineCounter } from 'yaml';
 import { INPUT_LIMITS, parseYaml, readTextInput } from '../text-input.js';
-import { z } from 'zod';
+import * as z from 'zod';
 import { CanvosError, internalError } from '../errors.js';
 import { parsePlatform } from '../image/platform.js';
 import { parseReference } from '../registry/reference.js';

@@ -4,7 +4,7 @@
  * K8S_DISTRIBUTION (Earthfile `build-provider-images`, canvos.md §1.3).
  */
 import { LineCounter, parseDocument } from 'yaml';
-import { z } from 'zod';
+import * as z from 'zod';
 import { CanvosError } from '../errors.js';
 import { readConfigText } from './arg-file.js';
 import { INPUT_LIMITS } from '../text-input.js';

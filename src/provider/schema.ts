@@ -3,7 +3,7 @@
  * BuildConfig it produces. Defaults are the Earthfile's (canvos.md §2.2); where the Earthfile has none, the
  * `.arg.template` value (§2.1). Inputs are strings (as in `.arg`), booleans or numbers; outputs are typed.
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import { parseImageSpec } from '../transports/resolve-location.js';
 import { argKey, argNameForKey, type ArgName } from './args.js';
 

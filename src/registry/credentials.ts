@@ -4,7 +4,6 @@
  * with `credHelpers`/`credsStore` helpers (`docker-credential-<name> get`) and identity tokens.
  * Secrets are only ever returned to the caller, never put in errors or logs.
  */
-import { spawn } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
@@ -132,7 +131,11 @@ export async function runCredentialHelper(
     spawnError?: NodeJS.ErrnoException;
     timedOut?: boolean;
   }>((resolve) => {
-    const child = spawn(bin, ['get'], { env, stdio: ['pipe', 'pipe', 'pipe'] });
+    // Loaded here, not at start-up: most runs use no credential helper.
+    const child = process.getBuiltinModule('node:child_process').spawn(bin, ['get'], {
+      env,
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
     let out = '';
     let err = '';
     // Killed when it outlives the timeout, or this process (an interrupted command must not leave it running).

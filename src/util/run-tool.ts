@@ -5,7 +5,7 @@
  * growth of the watched files for N s), a total timeout, a bounded and redacted stderr tail for the error message,
  * and the "not installed" hint for ENOENT. Timeouts are ERR_TIMEOUT (exit 10) naming the tool and `--timeout`.
  */
-import { spawn, type ChildProcess, type ChildProcessWithoutNullStreams, type SpawnOptions } from 'node:child_process';
+import type { ChildProcess, ChildProcessWithoutNullStreams, SpawnOptions } from 'node:child_process';
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { statSync } from 'node:fs';
 import { basename } from 'node:path';
@@ -72,7 +72,9 @@ export function spawnGroup(file: string, args: readonly string[], opts: Omit<Spa
       for (const pid of live) tryKill(-pid, 'SIGKILL');
     });
   }
-  const child = spawn(file, args, { ...opts, detached: true });
+  // node:child_process (and the dgram/net modules it loads) only when a tool runs: the CLI's entry imports this
+  // module for withToolTimeouts, and most commands (copy, mirror) never spawn anything.
+  const child = process.getBuiltinModule('node:child_process').spawn(file, args, { ...opts, detached: true });
   const pid = child.pid;
   if (pid !== undefined) {
     live.add(pid);
