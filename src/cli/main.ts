@@ -90,6 +90,7 @@ export async function main(argv: string[], ioIn: CliIo): Promise<number> {
     }
     throwIfAborted(io.signal);
     // --timeout (parseTimeout) also bounds the tools the command spawns: the scope carries it to runTool.
+    if (mod.runsTools === false) return await mod.run(args.slice(1), io);
     return await withToolTimeouts({}, () => mod.run(args.slice(1), io));
   } catch (e) {
     return reportError(e, io, debug);

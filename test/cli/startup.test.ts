@@ -7,6 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { runsCommand } from '../../src/cli/main.js';
+import { COMMANDS } from '../../src/cli/command-table.js';
 import { run, tmpDir } from '../helpers/tools.js';
 
 const root = resolve(import.meta.dirname, '..', '..');
@@ -47,6 +48,24 @@ describe('CLI start-up', () => {
     expect(runsCommand(['iso', '-h'])).toBe(false);
     expect(runsCommand(['nope'])).toBe(false);
     expect(runsCommand(['toString'])).toBe(false);
+  });
+
+  it('copy and pull-artifact run outside the tool-timeout scope (no AsyncLocalStorage); commands with tools inside', async () => {
+    const tools = Object.fromEntries(
+      await Promise.all(
+        Object.entries(COMMANDS).map(async ([name, load]) => [name, (await load()).runsTools !== false]),
+      ),
+    );
+    expect(tools).toEqual({
+      copy: false,
+      mirror: true,
+      build: true,
+      iso: true,
+      disk: true,
+      'pull-artifact': false,
+      'build-all': true,
+      uki: true,
+    });
   });
 
   it('--version loads no vm (no GC pacer), child_process, tls or http2', async () => {
