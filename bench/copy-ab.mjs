@@ -9,6 +9,9 @@
  *
  * `--wan`: the source registry behind lib/wan.mjs (BENCH_WAN_LATENCY_MS, default 30; BENCH_WAN_STREAM_MBPS, default 8),
  * as bench/copy.mjs's wan scenario.
+ * `--warm`: the warm-destination copy (lib/warm.mjs): each side first copies the set into `bench/x/img<i>` of its fresh
+ * registry (not measured; it warms canvos-lite's blob-location cache and skopeo's blob-info cache), then the measured
+ * copies go into `bench/y/img<i>`, every blob mounted. Per-process start-up dominates it, so it is the A/B for that.
  *
  * Default build: `ours=bin/canvos-lite.js` of this checkout. Extra CLI arguments per build: env
  * BENCH_AB_ARGS_<NAME> (space separated); extra environment per build: BENCH_AB_ENV_<NAME> (`K=V K2=V2`).
@@ -34,6 +37,7 @@ const builds = argv
   .map((a) => ({ name: a.slice(0, a.indexOf('=')), bin: a.slice(a.indexOf('=') + 1) }));
 if (!builds.length) builds.push({ name: 'ours', bin: join(ROOT, 'bin', 'canvos-lite.js') });
 const withSkopeo = !flag('--no-skopeo');
+const warm = flag('--warm');
 
 const images = 3;
 const layers = quick ? 3 : 5;
@@ -88,7 +92,7 @@ try {
           '--src-insecure',
           '--dest-insecure',
           `docker://${srcHost}/bench/img${i}:1`,
-          `docker://${dst}/bench/img${i}:1`,
+          `docker://${dst}/img${i}:1`,
         ],
       ],
       env: envOf(b.name),
@@ -106,7 +110,7 @@ try {
                 '--src-tls-verify=false',
                 '--dest-tls-verify=false',
                 `docker://${srcHost}/bench/img${i}:1`,
-                `docker://${dst}/bench/img${i}:1`,
+                `docker://${dst}/img${i}:1`,
               ],
             ],
             env: {},
@@ -122,9 +126,10 @@ try {
       const dst = await startRegistry();
       try {
         let acc = { ms: 0, cpuS: 0, rss: 0 };
+        const env = { ...process.env, HOME: work.path, ...side.env };
+        for (let i = 0; warm && i < images; i++) await runMeasured(...side.argsFor(i, `${dst.host}/bench/x`), { env });
         for (let i = 0; i < images; i++) {
-          const [cmd, args] = side.argsFor(i, dst.host);
-          const env = { ...process.env, HOME: work.path, ...side.env };
+          const [cmd, args] = side.argsFor(i, `${dst.host}/bench${warm ? '/y' : ''}`);
           const m = await runMeasured(cmd, args, { env });
           acc = { ms: acc.ms + m.ms, cpuS: acc.cpuS + m.cpuS, rss: Math.max(acc.rss, m.peakRssMB) };
         }
@@ -136,7 +141,7 @@ try {
   }
   const total = images * 2 * layers * layerBytes;
   console.log(
-    `copy A/B${wan ? ' (wan)' : ''}: ${rounds} rounds, ${round(total / MiB, 0)} MiB per run, load average (1 min) at each round: ${loads.map((l) => round(l, 2)).join(' ')}`,
+    `copy A/B${wan ? ' (wan)' : ''}${warm ? ' (warm destination: every blob mounted)' : ''}: ${rounds} rounds, ${round(total / MiB, 0)} MiB per run, load average (1 min) at each round: ${loads.map((l) => round(l, 2)).join(' ')}`,
   );
   for (const s of sides) {
     const rs = runs[s.name];
