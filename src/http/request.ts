@@ -96,15 +96,17 @@ export async function requestFollowing(dispatcher: Dispatcher, req: FollowReques
       dropBody();
       throw e;
     }
-    debug(
-      '%s %s %s -> %d (%d ms)%s',
-      req.label,
-      method,
-      redactUrl(url),
-      r.statusCode,
-      Date.now() - t0,
-      headers.authorization ? ' [auth]' : '',
-    );
+    // The URL is parsed and redacted only when NODE_DEBUG=canvos is on (it was on every request's path).
+    if (debug.enabled)
+      debug(
+        '%s %s %s -> %d (%d ms)%s',
+        req.label,
+        method,
+        redactUrl(url),
+        r.statusCode,
+        Date.now() - t0,
+        headers.authorization ? ' [auth]' : '',
+      );
     const res: HttpResponse = { status: r.statusCode, headers: r.headers, body: r.body, url };
     if (r.statusCode >= 300) dropBody();
     const loc = header(res, 'location');

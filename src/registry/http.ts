@@ -187,7 +187,7 @@ export class RegistryHttp {
           signal: init.signal ?? null,
         });
         const text = await readTokenBody(res.body, url);
-        debug('token %s %s -> %d', init.method, redactUrl(url), res.statusCode);
+        if (debug.enabled) debug('token %s %s -> %d', init.method, redactUrl(url), res.statusCode);
         return { status: res.statusCode, text, retryAfter: res.headers['retry-after'] };
       },
       retryable: (r) => (RETRYABLE_STATUS.has(r.status) ? { retryAfterMs: parseRetryAfter(r.retryAfter) } : undefined),
