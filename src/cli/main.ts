@@ -6,7 +6,7 @@ import { CanvosError, redactText } from '../errors.js';
 import { toCanvosError } from '../error-map.js';
 import { VERSION } from '../version.js';
 import { throwIfAborted } from '../util/abort.js';
-import { withToolTimeouts } from '../util/run-tool.js';
+import { resetToolTimeouts } from '../util/run-tool.js';
 import { COMMANDS } from './command-table.js';
 import type { CliIo } from './types.js';
 
@@ -89,9 +89,10 @@ export async function main(argv: string[], ioIn: CliIo): Promise<number> {
       return 0;
     }
     throwIfAborted(io.signal);
-    // --timeout (parseTimeout) also bounds the tools the command spawns: the scope carries it to runTool.
-    if (mod.runsTools === false) return await mod.run(args.slice(1), io);
-    return await withToolTimeouts({}, () => mod.run(args.slice(1), io));
+    // --timeout (parseTimeout → setToolTimeouts) also bounds the tools the command spawns: kept per process, not in
+    // a withToolTimeouts scope, whose AsyncLocalStorage would tax every promise of the command (run-tool.ts).
+    resetToolTimeouts();
+    return await mod.run(args.slice(1), io);
   } catch (e) {
     return reportError(e, io, debug);
   }

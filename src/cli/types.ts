@@ -20,10 +20,4 @@ export interface CommandModule {
   /** The text of `canvos-lite NAME --help`. */
   usage: string;
   run(argv: string[], io: CliIo): Promise<number>;
-  /**
-   * False for a command that never runs an external tool (copy, pull-artifact): main.ts then runs it outside the
-   * withToolTimeouts scope that carries `--timeout` to runTool. That scope is an AsyncLocalStorage, whose promise
-   * hooks tax every promise of the process (~15-20 % of a warm copy's CPU on Node 20). Default: true.
-   */
-  runsTools?: boolean | undefined;
 }

@@ -33,10 +33,21 @@ export function withToolTimeouts<T>(t: ToolTimeouts, fn: () => T): T {
   return scope.run({ ...t }, fn);
 }
 
-/** Change the time bounds of the current {@link withToolTimeouts} scope (no-op outside one). */
+/**
+ * The bounds outside any {@link withToolTimeouts} scope. The CLI runs one command per process and keeps its
+ * `--timeout` here (main.ts resets them before each command) instead of in a scope: an AsyncLocalStorage scope turns
+ * on promise hooks that tax every promise of the process, ~15 % of a warm copy's CPU on Node 20 (bench/README).
+ */
+let unscoped: ToolTimeouts = {};
+
+/** Change the time bounds of the current {@link withToolTimeouts} scope, or outside one those of the process. */
 export function setToolTimeouts(t: ToolTimeouts): void {
-  const s = scope.getStore();
-  if (s) Object.assign(s, t);
+  Object.assign(scope.getStore() ?? unscoped, t);
+}
+
+/** Forget the bounds set outside a scope (the CLI, before each command). */
+export function resetToolTimeouts(): void {
+  unscoped = {};
 }
 
 /** Process groups still running: killed when this process exits (a second Ctrl-C exits at once). */
@@ -160,9 +171,9 @@ export function exitError(name: string, r: ToolExit, code: ErrorCode): CanvosErr
 export function runToolRaw(bin: string, args: readonly string[], opts: RunToolOptions): Promise<ToolExit> {
   const name = opts.name ?? basename(bin);
   const { signal } = opts;
-  const ctx = scope.getStore();
-  const idleMs = opts.idleMs ?? ctx?.idleMs ?? DEFAULT_TOOL_IDLE_MS;
-  const totalMs = opts.totalMs ?? ctx?.totalMs ?? 0;
+  const ctx = scope.getStore() ?? unscoped;
+  const idleMs = opts.idleMs ?? ctx.idleMs ?? DEFAULT_TOOL_IDLE_MS;
+  const totalMs = opts.totalMs ?? ctx.totalMs ?? 0;
   return new Promise((resolve, reject) => {
     if (signal?.aborted) {
       reject(abortError(signal));

@@ -7,7 +7,6 @@ import { describe, expect, it } from 'vitest';
 import { statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { runsCommand } from '../../src/cli/main.js';
-import { COMMANDS } from '../../src/cli/command-table.js';
 import { run, tmpDir } from '../helpers/tools.js';
 
 const root = resolve(import.meta.dirname, '..', '..');
@@ -50,22 +49,36 @@ describe('CLI start-up', () => {
     expect(runsCommand(['toString'])).toBe(false);
   });
 
-  it('copy and pull-artifact run outside the tool-timeout scope (no AsyncLocalStorage); commands with tools inside', async () => {
-    const tools = Object.fromEntries(
-      await Promise.all(
-        Object.entries(COMMANDS).map(async ([name, load]) => [name, (await load()).runsTools !== false]),
-      ),
-    );
-    expect(tools).toEqual({
-      copy: false,
-      mirror: true,
-      build: true,
-      iso: true,
-      disk: true,
-      'pull-artifact': false,
-      'build-all': true,
-      uki: true,
-    });
+  it('a command runs in no AsyncLocalStorage scope (its promise hooks would tax every promise)', async () => {
+    // The hook counts AsyncLocalStorage runs and enterWith calls of the whole process.
+    const hook = [
+      `import { AsyncLocalStorage } from 'node:async_hooks';`,
+      `let n = 0;`,
+      `for (const m of ['run', 'enterWith']) { const f = AsyncLocalStorage.prototype[m];`,
+      `  AsyncLocalStorage.prototype[m] = function (...a) { n++; return f.apply(this, a); }; }`,
+      `process.on('exit', () => process.stderr.write('ALS ' + n + '\\n'));`,
+    ].join('\n');
+    const tmp = await tmpDir('canvos-startup-');
+    try {
+      const r = await run(
+        process.execPath,
+        [
+          '--import',
+          `data:text/javascript,${encodeURIComponent(hook)}`,
+          bin,
+          'copy',
+          '--timeout',
+          '5',
+          'oci:/nonexistent-canvos-layout:v1',
+          'oci:/tmp/never-written:v1',
+        ],
+        { env: { PATH: process.env.PATH, HOME: tmp.path }, cwd: tmp.path },
+      );
+      expect(r.code, r.stderr).not.toBe(0);
+      expect(r.stderr).toContain('ALS 0');
+    } finally {
+      await tmp.cleanup();
+    }
   });
 
   it('--version loads no vm (no GC pacer), child_process, tls or http2', async () => {

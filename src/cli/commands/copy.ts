@@ -109,6 +109,5 @@ const command: CommandModule = {
   summary: 'canvos-lite copy: copy an image between registries, OCI layouts and docker-archive tarballs',
   usage,
   run,
-  runsTools: false,
 };
 export default command;

@@ -41,6 +41,5 @@ const command: CommandModule = {
     'canvos-lite pull-artifact: write the files of an OCI artifact (e.g. the ISO pushed by iso --push) into a directory',
   usage,
   run,
-  runsTools: false,
 };
 export default command;
