@@ -33,6 +33,7 @@ import type { Descriptor } from '../image/schemas.js';
 import type { HttpResponse } from '../http/request.js';
 import { mayResume } from '../http/retry.js';
 import { abortError } from '../util/abort.js';
+import { loopLoad } from './blob-parts-load.js';
 import type { PartScheduler, PartsDownload, ReadAheadBudget } from './blob-parts-scheduler.js';
 import {
   firstStreamRate,
@@ -193,6 +194,7 @@ class PartsReader implements PartsDownload {
     this.hinted = this.sched.slowHint;
     this.nextCheck = this.hinted ? 0 : Math.min(o.partSize, TIMED_BYTES);
     this.firstRate = this.hinted ? this.sched.lastRate : Infinity;
+    loopLoad.sample();
   }
 
   /** Start with the open 200 answer for the whole blob. */
@@ -233,16 +235,32 @@ class PartsReader implements PartsDownload {
     const waited = this.pausedMs + (this.pausedAt ? now - this.pausedAt : 0);
     this.firstRate = firstStreamRate(first.received, this.t0, now, waited);
     this.timed = first.received >= TIMED_BYTES || first.done;
-    const slow = this.firstRate < this.o.slowBelow;
+    let slow = this.firstRate < this.o.slowBelow;
+    if (slow) {
+      const spare = this.spareCpu();
+      // Too early to tell: not slow yet, time it again at the next checkpoint and leave the hint alone.
+      if (spare === undefined) return false;
+      slow = spare;
+    }
     this.sched.slowHint = slow;
     this.sched.lastRate = this.firstRate;
     return slow;
   }
 
+  /**
+   * Whether this process had time to spare lately (blob-parts-load.ts): a slow stream with the event loop busy is
+   * slowed by this process, not by its link, and more streams would not help. `slowBelow: Infinity` splits always.
+   */
+  private spareCpu(): boolean | undefined {
+    if (this.o.slowBelow === Infinity) return true;
+    const busy = loopLoad.busy();
+    return busy === undefined ? undefined : !busy;
+  }
+
   /** Go parallel if the first stream is slow and this blob may take idle connections; else check again later. */
   private trySplit(): void {
     const first = this.at(0);
-    const slow = this.hinted || this.measure();
+    const slow = (this.hinted && this.spareCpu() === true) || this.measure();
     const mayWiden = this.canWiden() || this.sched.hasExtra;
     if (!(slow && this.desc.size - first.received >= 2 * MIN_HALF && mayWiden)) {
       // The hint alone does not keep a blob whole-stream forever: time it for real from now on.
