@@ -80,3 +80,14 @@ export class LoopLoad {
 
 /** The process's one sampler, shared by every ranged read. */
 export const loopLoad = new LoopLoad();
+
+/**
+ * Whether a slow stream may be blamed on its link: this process had time to spare lately (a slow stream with the
+ * process CPU-bound is slowed by this process, and more streams would not help). `slowBelow: Infinity` (split
+ * always) needs no judging. Undefined: too early to tell.
+ */
+export function spareCpu(slowBelow: number): boolean | undefined {
+  if (slowBelow === Infinity) return true;
+  const busy = loopLoad.busy();
+  return busy === undefined ? undefined : !busy;
+}
