@@ -44,9 +44,6 @@ export class LoopLoad {
   constructor(windowMs = LOOP_WINDOW_MS, minCores = CPU_BUSY) {
     this.windowMs = windowMs;
     this.minCores = minCores;
-    // The first window starts now (at start-up, for the process's sampler): by the time the first blob has been
-    // timed it covers the start-up and the manifests' round trips, so the first blobs need not wait for a window.
-    this.sample();
   }
 
   /** Take a sample now (the start of a window: call it when the work begins). */

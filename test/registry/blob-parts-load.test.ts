@@ -44,6 +44,7 @@ async function spinning<T>(l: LoopLoad, fn: () => Promise<T>): Promise<T> {
 describe('LoopLoad', () => {
   it('cannot tell before a window has passed, then sees an idle loop as idle and a spinning one as busy', async () => {
     const l = new LoopLoad(50);
+    l.sample();
     expect(l.busy()).toBeUndefined();
     await sleep(80);
     expect(l.busy()).toBe(false);
