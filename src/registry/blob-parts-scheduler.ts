@@ -3,6 +3,7 @@
  * per registry, the {@link PartScheduler} that hands idle request slots to the blobs being read in parts.
  */
 import { once } from '../util/once.js';
+import { loopLoad } from './blob-parts-load.js';
 
 /** Bytes that parts read ahead of the consumer may hold in memory, shared by all downloads that use it. */
 export class ReadAheadBudget {
@@ -101,6 +102,9 @@ export class PartScheduler {
 
   /** A blob read that may be split begins (before its first request); call the result when it ends. */
   beginRead(): () => void {
+    // A window of the event loop's load starts before the first blob's request, not at start-up (the loop may not
+    // run yet then, which makes its utilisation meaningless): by the time a blob has been timed, it is often judged.
+    loopLoad.sample();
     this.reading++;
     return once(() => {
       this.reading--;

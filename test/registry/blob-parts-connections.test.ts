@@ -4,20 +4,17 @@
  * the real docker-registry behind the fault proxy, which throttles each connection like a long-haul link; the
  * assertions are on what the proxy saw (requests at once, Range headers), never on timing.
  */
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { sha256 } from '../../src/image/digest.js';
 import { ReadAheadBudget, RegistryRepository } from '../../src/registry/index.js';
 import { extraRangedSlots } from '../../src/registry/blob-parts.js';
 import { PartScheduler, type PartsDownload } from '../../src/registry/blob-parts-scheduler.js';
-import { startFaultProxy, type FaultProxy } from '../helpers/fault-proxy.js';
-import { startRegistry, type TestRegistry } from '../helpers/registry.js';
+import { startRegistry } from '../helpers/registry.js';
+import { KiB, PART, rangedSource } from './blob-parts-fixture.js';
 import { runCli } from '../helpers/cli.js';
 import { readAll, tinyTar } from './image-util.js';
-
-const KiB = 1024;
-const PART = 256 * KiB;
 
 describe('PartScheduler with extra slots', () => {
   /** A blob that wants `wants` more streams and may widen into base slots only when `canWiden`. */
@@ -75,23 +72,13 @@ describe('PartScheduler with extra slots', () => {
 });
 
 describe('extra connections for ranged parts', () => {
-  let reg: TestRegistry;
-  let proxy: FaultProxy;
   const blobs = [0, 1, 2].map(() => randomBytes(10 * PART + 4321));
-  const descs = blobs.map((b) => ({ mediaType: 'application/octet-stream', digest: sha256(b), size: b.length }));
-  const repos: RegistryRepository[] = [];
-  const repo = (o: ConstructorParameters<typeof RegistryRepository>[2] = {}): RegistryRepository => {
-    const r = new RegistryRepository(proxy.host, 'conns/a', {
-      insecureRegistries: [proxy.host],
-      authFiles: [],
-      retry: { baseDelayMs: 10 },
-      ...o,
-    });
-    repos.push(r);
-    return r;
-  };
+  const src = rangedSource('conns/a', blobs);
+  const descs = src.descs;
+  const repo = (o: Parameters<typeof src.repo>[0] = {}): RegistryRepository => src.repo(o);
   const ranged = (digest: string) =>
-    proxy.requests.filter((q) => q.method === 'GET' && q.path.includes(digest) && q.headers.range !== undefined).length;
+    src.proxy.requests.filter((q) => q.method === 'GET' && q.path.includes(digest) && q.headers.range !== undefined)
+      .length;
   /** Read the first two blobs at once while the copy holds blobs back (widen: no), 2 request slots, byte-exact. */
   const readHeldBack = async (connections: number): Promise<void> => {
     const r = repo({
@@ -108,30 +95,7 @@ describe('extra connections for ranged parts', () => {
     expect(got[0]!.equals(blobs[0]!)).toBe(true);
     expect(got[1]!.equals(blobs[1]!)).toBe(true);
   };
-  const slow = (bytesPerSecond: number) =>
-    proxy.addRule({
-      method: 'GET',
-      path: /\/blobs\/sha256:/,
-      times: Infinity,
-      action: { kind: 'slow', bytesPerSecond },
-    });
-
-  beforeAll(async () => {
-    reg = await startRegistry({ auth: 'none' });
-    proxy = await startFaultProxy(reg.url);
-    const r = repo({ blobParts: false });
-    for (const [i, d] of descs.entries()) await r.pushBlob(d, async () => Readable.from([blobs[i]!]));
-  });
-  afterAll(async () => {
-    await Promise.all(repos.map((r) => r.close()));
-    await proxy?.stop();
-    await reg?.stop();
-  });
-  beforeEach(() => {
-    proxy.clearRules();
-    proxy.requests.splice(0);
-    proxy.resetPeak();
-  });
+  const slow = (bytesPerSecond: number) => src.slow(bytesPerSecond);
 
   it('defaults to twice the request limit, at most 16, and none when ranged reads are off', () => {
     expect(extraRangedSlots(8, undefined)).toBe(8);
@@ -148,15 +112,15 @@ describe('extra connections for ranged parts', () => {
     slow(1024 * KiB);
     await readHeldBack(4);
     expect(ranged(descs[0]!.digest) + ranged(descs[1]!.digest)).toBeGreaterThan(0);
-    expect(proxy.peakActive).toBeGreaterThan(2);
-    expect(proxy.peakActive).toBeLessThanOrEqual(4);
+    expect(src.proxy.peakActive).toBeGreaterThan(2);
+    expect(src.proxy.peakActive).toBeLessThanOrEqual(4);
   });
 
   it('without extra connections, blobs held back stay on one stream each within the request limit', async () => {
     slow(1024 * KiB);
     await readHeldBack(2);
     expect(ranged(descs[0]!.digest) + ranged(descs[1]!.digest)).toBe(0);
-    expect(proxy.peakActive).toBeLessThanOrEqual(2);
+    expect(src.proxy.peakActive).toBeLessThanOrEqual(2);
   });
 
   it('a fast source never opens the extra connections', async () => {
@@ -167,11 +131,11 @@ describe('extra connections for ranged parts', () => {
     const got = await Promise.all(descs.map((d) => r.getBlob(d).then(readAll)));
     for (const [i, g] of got.entries()) expect(g.equals(blobs[i]!)).toBe(true);
     for (const d of descs) expect(ranged(d.digest)).toBe(0);
-    expect(proxy.peakActive).toBeLessThanOrEqual(2);
+    expect(src.proxy.peakActive).toBeLessThanOrEqual(2);
   });
 
   it('a part answered 503 backs off and retries within the cap, byte-exact', async () => {
-    proxy.addRule({
+    src.proxy.addRule({
       method: 'GET',
       path: /\/blobs\/sha256:/,
       skip: 2,
@@ -180,8 +144,8 @@ describe('extra connections for ranged parts', () => {
     });
     slow(1024 * KiB);
     await readHeldBack(4);
-    expect(proxy.requests.filter((q) => q.fault === 'status 503')).toHaveLength(2);
-    expect(proxy.peakActive).toBeLessThanOrEqual(4);
+    expect(src.proxy.requests.filter((q) => q.fault === 'status 503')).toHaveLength(2);
+    expect(src.proxy.peakActive).toBeLessThanOrEqual(4);
   });
 
   it('canvos-lite copy --jobs 2 of three slow layers opens up to 4 connections to the source, byte-exact', async () => {
@@ -199,8 +163,8 @@ describe('extra connections for ranged parts', () => {
       }),
     );
     const cd = { mediaType: 'application/vnd.oci.image.config.v1+json', digest: sha256(cfg), size: cfg.length };
-    const up = new RegistryRepository(reg.host, 'conns/img', { insecureRegistries: [reg.host], authFiles: [] });
-    repos.push(up);
+    const up = new RegistryRepository(src.reg.host, 'conns/img', { insecureRegistries: [src.reg.host], authFiles: [] });
+    src.track(up);
     for (const [i, d] of lds.entries()) await up.pushBlob(d, async () => Readable.from([layers[i]!]));
     await up.pushBlob(cd, async () => Readable.from([cfg]));
     const mt = 'application/vnd.oci.image.manifest.v1+json';
@@ -208,13 +172,13 @@ describe('extra connections for ranged parts', () => {
     await up.putManifest({ bytes: manifest, mediaType: mt }, 'v1');
     const dst = await startRegistry({ auth: 'none' });
     try {
-      proxy.requests.splice(0);
-      proxy.resetPeak();
+      src.proxy.requests.splice(0);
+      src.proxy.resetPeak();
       slow(1024 * KiB);
       const env = { HOME: '/nonexistent', PATH: process.env.PATH, CANVOS_BLOB_LOCATIONS: '0' };
-      const src = `docker://${proxy.host}/conns/img:v1`;
+      const from = `docker://${src.proxy.host}/conns/img:v1`;
       const r = await runCli(
-        ['copy', '--json', '--jobs', '2', '--src-insecure', '--dest-insecure', src, `docker://${dst.host}/c/img:v1`],
+        ['copy', '--json', '--jobs', '2', '--src-insecure', '--dest-insecure', from, `docker://${dst.host}/c/img:v1`],
         {
           env,
           cwd: '/',
@@ -222,11 +186,11 @@ describe('extra connections for ranged parts', () => {
       );
       expect(r.stderr).toBe('');
       expect(r.code).toBe(0);
-      expect(proxy.peakActive).toBeGreaterThan(2);
-      expect(proxy.peakActive).toBeLessThanOrEqual(4);
+      expect(src.proxy.peakActive).toBeGreaterThan(2);
+      expect(src.proxy.peakActive).toBeLessThanOrEqual(4);
       expect(lds.reduce((n, d) => n + ranged(d.digest), 0)).toBeGreaterThan(0);
       const back = new RegistryRepository(dst.host, 'c/img', { insecureRegistries: [dst.host], authFiles: [] });
-      repos.push(back);
+      src.track(back);
       for (const [i, d] of lds.entries()) expect((await readAll(await back.getBlob(d))).equals(layers[i]!)).toBe(true);
     } finally {
       await dst.stop();

@@ -3,54 +3,23 @@
  * byte-exact and verified, really ranged and parallel, resumed per part after resets, falling back to one stream
  * when Range is ignored, bounded by the read-ahead budget, and releasing every connection when the reader stops.
  */
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { randomBytes } from 'node:crypto';
 import { readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { sha256 } from '../../src/image/digest.js';
 import { ReadAheadBudget, RegistryRepository } from '../../src/registry/index.js';
-import { startFaultProxy, type FaultProxy } from '../helpers/fault-proxy.js';
-import { startRegistry, type TestRegistry } from '../helpers/registry.js';
+import { KiB, PART, rangedSource } from './blob-parts-fixture.js';
 import { readAll } from './image-util.js';
-import { runCli } from '../helpers/cli.js';
-
-const KiB = 1024;
-const PART = 256 * KiB;
 
 describe('ranged blob reads', () => {
-  let reg: TestRegistry;
-  let proxy: FaultProxy;
   const data = randomBytes(10 * PART + 12345); // 11 parts, the last one short
-  const desc = { mediaType: 'application/octet-stream', digest: sha256(data), size: data.length };
-  const repos: RegistryRepository[] = [];
-  const repo = (parts: ConstructorParameters<typeof RegistryRepository>[2] = {}): RegistryRepository => {
-    const r = new RegistryRepository(proxy.host, 'parts/a', {
-      insecureRegistries: [proxy.host],
-      authFiles: [],
-      retry: { baseDelayMs: 10 },
-      ...parts,
-    });
-    repos.push(r);
-    return r;
-  };
-  const gets = () => proxy.requests.filter((r) => r.method === 'GET' && r.path.includes(desc.digest));
-  const ranges = () => gets().map((r) => String(r.headers.range ?? ''));
-
-  beforeAll(async () => {
-    reg = await startRegistry({ auth: 'none' });
-    proxy = await startFaultProxy(reg.url);
-    await repo({ blobParts: false }).pushBlob(desc, async () => Readable.from([data]));
-  });
-  afterAll(async () => {
-    await Promise.all(repos.map((r) => r.close()));
-    await proxy?.stop();
-    await reg?.stop();
-  });
-  beforeEach(() => {
-    proxy.clearRules();
-    proxy.requests.splice(0);
-  });
+  const src = rangedSource('parts/a', [data]);
+  const desc = src.descs[0]!;
+  const repo = (parts: Parameters<typeof src.repo>[0] = {}): RegistryRepository => src.repo(parts);
+  const gets = () => src.proxy.requests.filter((r) => r.method === 'GET' && r.path.includes(desc.digest));
+  const ranges = () => src.ranges(desc.digest);
 
   // Split mode: the first GET (no Range) runs to 2 × PART, the parts after it are ranged.
   const split = [
@@ -82,7 +51,7 @@ describe('ranged blob reads', () => {
   });
 
   it('a source slower than one stream should be (throttled per connection) goes parallel by default', async () => {
-    proxy.addRule({
+    src.proxy.addRule({
       method: 'GET',
       path: /\/blobs\/sha256:/,
       times: Infinity,
@@ -98,7 +67,7 @@ describe('ranged blob reads', () => {
   });
 
   it('a slow source that does not advertise Accept-Ranges is read with one GET', async () => {
-    proxy.addRule({ method: 'GET', path: /\/blobs\/sha256:/, times: 1, action: { kind: 'no-accept-ranges' } });
+    src.proxy.addRule({ method: 'GET', path: /\/blobs\/sha256:/, times: 1, action: { kind: 'no-accept-ranges' } });
     const got = await readAll(
       await repo({
         blobParts: { parallel: 4, partSize: PART, slowBelow: Infinity, budget: new ReadAheadBudget(64 * PART) },
@@ -137,17 +106,19 @@ describe('ranged blob reads', () => {
       times: Infinity,
       action: { kind: 'slow', bytesPerSecond: 4096 * KiB },
     } as const;
-    proxy.addRule({ ...slowRule });
-    proxy.requests.splice(0);
+    src.proxy.addRule({ ...slowRule });
+    src.proxy.requests.splice(0);
     const parts = { parallel: 4, partSize: PART, slowBelow: Infinity, budget: new ReadAheadBudget(64 * PART) };
     expect((await readAll(await repo({ blobParts: parts }).getBlob(sd))).equals(small)).toBe(true);
-    expect(proxy.requests.filter((r) => r.method === 'GET').map((r) => String(r.headers.range ?? ''))).toEqual(['']);
+    expect(src.proxy.requests.filter((r) => r.method === 'GET').map((r) => String(r.headers.range ?? ''))).toEqual([
+      '',
+    ]);
     expect((await readAll(await repo({ blobParts: false }).getBlob(desc))).equals(data)).toBe(true);
     expect(ranges()).toEqual(['']);
   });
 
   it('resumes a part whose connection breaks mid-body from its last byte', async () => {
-    proxy.addRule({
+    src.proxy.addRule({
       method: 'GET',
       path: /\/blobs\/sha256:/,
       skip: 2,
@@ -171,7 +142,7 @@ describe('ranged blob reads', () => {
   });
 
   it('fails with one clear error when Range is ignored on a later part', async () => {
-    proxy.addRule({
+    src.proxy.addRule({
       method: 'GET',
       path: /\/blobs\/sha256:/,
       skip: 1,
@@ -192,13 +163,13 @@ describe('ranged blob reads', () => {
     other[0] = other[0]! ^ 1;
     const d2 = { ...desc, digest: sha256(other) };
     await repo({ blobParts: false }).pushBlob(d2, async () => Readable.from([other]));
-    const file = (await readdir(reg.dataDir, { recursive: true })).find((f) =>
+    const file = (await readdir(src.reg.dataDir, { recursive: true })).find((f) =>
       f.endsWith(`${d2.digest.slice(7)}/data`),
     );
     expect(file).toBeDefined();
     const corrupt = Buffer.from(other);
     corrupt[5 * PART + 7] = corrupt[5 * PART + 7]! ^ 0xff;
-    await writeFile(join(reg.dataDir, file!), corrupt);
+    await writeFile(join(src.reg.dataDir, file!), corrupt);
     const err = await readAll(
       await repo({
         blobParts: { parallel: 4, partSize: PART, slowBelow: Infinity, budget: new ReadAheadBudget(64 * PART) },
@@ -211,7 +182,7 @@ describe('ranged blob reads', () => {
     // The reader takes a little more than the first part, then stops: the head (part 1) waits for it, and parts
     // after it may only run ahead as far as the budget allows.
     const requestsWhenStalled = async (budget: ReadAheadBudget): Promise<number> => {
-      proxy.requests.splice(0);
+      src.proxy.requests.splice(0);
       const stream = await repo({ blobParts: { parallel: 4, partSize: PART, slowBelow: Infinity, budget } }).getBlob(
         desc,
       );
@@ -259,14 +230,14 @@ describe('ranged blob reads', () => {
   it('once every part runs, an idle connection takes the second half of the longest stream (work stealing)', async () => {
     // Parts of 4 × PART: the first stream is cut at 4 × PART, two parts follow; with connections left idle,
     // the longest running streams are cut in two at 64 KiB boundaries that are not part boundaries.
-    proxy.addRule({
+    src.proxy.addRule({
       method: 'GET',
       path: /\/blobs\/sha256:/,
       times: Infinity,
       action: { kind: 'slow', bytesPerSecond: 1024 * KiB },
     });
     const budget = new ReadAheadBudget(64 * PART);
-    proxy.resetPeak();
+    src.proxy.resetPeak();
     const got = await readAll(
       await repo({
         concurrency: 6,
@@ -280,20 +251,20 @@ describe('ranged blob reads', () => {
     const stolen = starts.filter((x) => x % (4 * PART) !== 0);
     expect(stolen.length).toBeGreaterThan(0);
     for (const x of stolen) expect(x % (64 * KiB)).toBe(0);
-    expect(proxy.peakActive).toBeLessThanOrEqual(6);
+    expect(src.proxy.peakActive).toBeLessThanOrEqual(6);
     expect(budget.available).toBe(64 * PART);
   });
 
   it('stolen and cut streams survive connection resets: each broken range resumes from its last byte, byte-exact', async () => {
     // Slow, so streams get cut and halves stolen; three ranged requests after the first two break mid-body.
-    proxy.addRule({
+    src.proxy.addRule({
       method: 'GET',
       path: /\/blobs\/sha256:/,
       skip: 2,
       times: 3,
       action: { kind: 'reset-mid-body', afterBytes: 96 * KiB },
     });
-    proxy.addRule({
+    src.proxy.addRule({
       method: 'GET',
       path: /\/blobs\/sha256:/,
       times: Infinity,
@@ -321,8 +292,8 @@ describe('ranged blob reads', () => {
     const other = randomBytes(8 * PART);
     const od = { mediaType: 'application/octet-stream', digest: sha256(other), size: other.length };
     await repo({ blobParts: false }).pushBlob(od, async () => Readable.from([other]));
-    proxy.requests.splice(0);
-    proxy.addRule({
+    src.proxy.requests.splice(0);
+    src.proxy.addRule({
       method: 'GET',
       path: /\/blobs\/sha256:/,
       times: Infinity,
@@ -336,99 +307,9 @@ describe('ranged blob reads', () => {
     expect(a.equals(data)).toBe(true);
     expect(b.equals(other)).toBe(true);
     const rangedFor = (d: string) =>
-      proxy.requests.filter((q) => q.method === 'GET' && q.path.includes(d) && q.headers.range !== undefined).length;
+      src.proxy.requests.filter((q) => q.method === 'GET' && q.path.includes(d) && q.headers.range !== undefined)
+        .length;
     expect(rangedFor(desc.digest)).toBeGreaterThan(0);
     expect(rangedFor(od.digest)).toBeGreaterThan(0);
-  });
-
-  it('canvos-lite copy splits a slow layer into Range parts by default, and reads it with one GET under --blob-parts 1; both byte-exact', async () => {
-    const big = randomBytes(9 * 1024 * KiB);
-    const bd = { mediaType: 'application/vnd.oci.image.layer.v1.tar', digest: sha256(big), size: big.length };
-    const cfg = Buffer.from(
-      JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [bd.digest] } }),
-    );
-    const cd = { mediaType: 'application/vnd.oci.image.config.v1+json', digest: sha256(cfg), size: cfg.length };
-    const upstream = new RegistryRepository(reg.host, 'parts/img', { insecureRegistries: [reg.host], authFiles: [] });
-    repos.push(upstream);
-    await upstream.pushBlob(bd, async () => Readable.from([big]));
-    await upstream.pushBlob(cd, async () => Readable.from([cfg]));
-    const manifest = Buffer.from(
-      JSON.stringify({
-        schemaVersion: 2,
-        mediaType: 'application/vnd.oci.image.manifest.v1+json',
-        config: cd,
-        layers: [bd],
-      }),
-    );
-    await upstream.putManifest({ bytes: manifest, mediaType: 'application/vnd.oci.image.manifest.v1+json' }, 'v1');
-    const dst = await startRegistry({ auth: 'none' });
-    try {
-      const layerGets = () =>
-        proxy.requests
-          .filter((r) => r.method === 'GET' && r.path.includes(bd.digest))
-          .map((r) => String(r.headers.range ?? ''));
-      // No blob-location cache: it would know a/img holds the layer, and the second copy would mount it instead of
-      // reading it.
-      const env = { HOME: '/nonexistent', PATH: process.env.PATH, CANVOS_BLOB_LOCATIONS: '0' };
-      // 16 MiB/s per connection: slower than one stream should be (64 MiB/s).
-      proxy.addRule({
-        method: 'GET',
-        path: new RegExp(bd.digest),
-        times: Infinity,
-        action: { kind: 'slow', bytesPerSecond: 16 * 1024 * KiB },
-      });
-      const r1 = await runCli(
-        [
-          'copy',
-          '--json',
-          '--src-insecure',
-          '--dest-insecure',
-          `docker://${proxy.host}/parts/img:v1`,
-          `docker://${dst.host}/a/img:v1`,
-        ],
-        { env, cwd: '/' },
-      );
-      expect(r1.stderr).toBe('');
-      expect(r1.code).toBe(0);
-      // The first GET (no Range) is cut short; the rest comes in Range parts (64 KiB-aligned starts) that leave no
-      // gap up to the end. A stream whose tail was handed to another overlaps it in what it asked for (it is closed
-      // where the other starts).
-      const gets = layerGets();
-      expect(gets[0]).toBe('');
-      const parts = gets
-        .slice(1)
-        .map((r) => /^bytes=(\d+)-(\d+)$/.exec(r)!.slice(1).map(Number) as [number, number])
-        .sort((x, y) => x[0] - y[0]);
-      expect(parts.length).toBeGreaterThanOrEqual(2);
-      let covered = parts[0]![1];
-      for (let i = 1; i < parts.length; i++) {
-        expect(parts[i]![0]).toBeLessThanOrEqual(covered + 1);
-        covered = Math.max(covered, parts[i]![1]);
-      }
-      expect(covered).toBe(big.length - 1);
-      for (const [start] of parts) expect(start % 65536).toBe(0);
-      proxy.requests.splice(0);
-      const r2 = await runCli(
-        [
-          'copy',
-          '--blob-parts',
-          '1',
-          '--src-insecure',
-          '--dest-insecure',
-          `docker://${proxy.host}/parts/img:v1`,
-          `docker://${dst.host}/b/img:v1`,
-        ],
-        { env, cwd: '/' },
-      );
-      expect(r2.code).toBe(0);
-      expect(layerGets()).toEqual(['']);
-      for (const repoName of ['a/img', 'b/img']) {
-        const back = new RegistryRepository(dst.host, repoName, { insecureRegistries: [dst.host], authFiles: [] });
-        repos.push(back);
-        expect((await readAll(await back.getBlob(bd))).equals(big)).toBe(true);
-      }
-    } finally {
-      await dst.stop();
-    }
   });
 });
