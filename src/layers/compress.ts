@@ -70,6 +70,11 @@ export function layerMediaType(c: LayerCompression): string {
   return c === 'gzip' ? MediaType.OciLayerGzip : c === 'zstd' ? MediaType.OciLayerZstd : MediaType.OciLayerTar;
 }
 
+/** The chunks compressed at once: `opts.concurrency`, else max(2, os.availableParallelism()). */
+export function chunksInFlight(opts: Pick<CompressOptions, 'concurrency'>): number {
+  return Math.max(1, opts.concurrency ?? Math.max(2, availableParallelism()));
+}
+
 type ChunkCodec = (chunk: Buffer) => Promise<Buffer>;
 
 function codecFor(c: LayerCompression, opts: CompressOptions): ChunkCodec {
@@ -99,20 +104,43 @@ export async function* compressChunks(
     yield* source;
     return;
   }
+  yield* compressFixedChunks(fixedChunks(source, opts.chunkSize ?? DEFAULT_CHUNK_SIZE), c, opts);
+}
+
+/** Options of {@link compressFixedChunks}. */
+export interface CompressFixedOptions extends CompressOptions {
+  /** Called with each input chunk once its member/frame is done and nothing reads it any more (buffer reuse). */
+  onChunkDone?: ((chunk: Buffer) => void) | undefined;
+}
+
+/**
+ * {@link compressChunks} of input already cut into chunks of `opts.chunkSize` (the last one shorter): gzip or zstd
+ * only. The caller cuts them (e.g. straight from files, tar-chunks.ts) and may reuse each after `onChunkDone`.
+ */
+export async function* compressFixedChunks(
+  chunks: AsyncIterable<Buffer>,
+  c: LayerCompression,
+  opts: CompressFixedOptions = {},
+): AsyncGenerator<Buffer> {
   const codec = codecFor(c, opts);
-  const chunkSize = opts.chunkSize ?? DEFAULT_CHUNK_SIZE;
-  const concurrency = Math.max(1, opts.concurrency ?? Math.max(2, availableParallelism()));
-  const pending: Array<Promise<Buffer>> = [];
+  const concurrency = chunksInFlight(opts);
+  const pending: Array<{ chunk: Buffer; out: Promise<Buffer> }> = [];
   let submitted = 0;
   const submit = (chunk: Buffer): void => {
-    const p = codec(chunk);
-    p.catch(() => undefined); // observed when awaited in order; avoid unhandled-rejection noise meanwhile
-    pending.push(p);
+    const out = codec(chunk);
+    out.catch(() => undefined); // observed when awaited in order; avoid unhandled-rejection noise meanwhile
+    pending.push({ chunk, out });
     submitted++;
   };
-  const next = (): Promise<Buffer> => pending.shift() ?? Promise.reject(new Error('compress: nothing pending'));
+  const next = async (): Promise<Buffer> => {
+    const p = pending.shift();
+    if (!p) throw new Error('compress: nothing pending');
+    const out = await p.out;
+    opts.onChunkDone?.(p.chunk);
+    return out;
+  };
   try {
-    for await (const chunk of fixedChunks(source, chunkSize)) {
+    for await (const chunk of chunks) {
       submit(chunk);
       while (pending.length >= concurrency) yield await next();
       throwIfAborted(opts.signal);
