@@ -16,6 +16,9 @@ import { openImage } from '../../dist/provider/image-reader.js';
 import { pushAssembledImage } from '../../dist/provider/push-image.js';
 import { openDestination } from '../../dist/transports/resolve-location.js';
 
+// As bin/canvos-lite.js does for every command (BENCH_GC_PACER=0: the library's default GC policy).
+if (process.env.BENCH_GC_PACER !== '0') (await import('../../dist/cli/gc-pacer.js')).startGcPacer();
+
 const [baseRef, destRepo, workDir, levelArg, ...payloads] = process.argv.slice(2);
 if (payloads.length === 0) {
   process.stderr.write('usage: node provider-append.mjs BASE_REF DEST_REPO WORK_DIR LEVEL|- PAYLOAD...\n');
@@ -31,6 +34,14 @@ const t0 = performance.now();
 const mark = process.env.BENCH_TIMELINE
   ? (what) => process.stderr.write(`${(performance.now() - t0).toFixed(0).padStart(6)} ms  ${what}\n`)
   : () => {};
+// BENCH_TIMELINE=1 also samples memory every 20 ms and reports the breakdown at the RSS peak.
+let peak = { rss: 0 };
+const sampler = process.env.BENCH_TIMELINE
+  ? setInterval(() => {
+      const m = process.memoryUsage();
+      if (m.rss > peak.rss) peak = { ...m, at: Math.round(performance.now() - t0) };
+    }, 20)
+  : undefined;
 const base = await openImage(`docker://${baseRef}`, 'amd64', { registry, cache });
 mark('base opened');
 const statuses = {};
@@ -81,6 +92,11 @@ const t2 = performance.now();
 await early.close();
 await base.source.close();
 if (process.env.BENCH_TIMELINE) {
+  clearInterval(sampler);
+  const mib = (x) => Math.round((x / 1048576) * 10) / 10;
+  mark(
+    `RSS peak at ${peak.at} ms, MiB: ${JSON.stringify(Object.fromEntries(Object.entries(peak).map(([k, v]) => [k, k === 'at' ? v : mib(v)])))}`,
+  );
   // CPU per thread name (main, libuv workers, V8 GC/compiler threads): /proc/self/task/*/stat, in seconds.
   const { readdirSync, readFileSync } = await import('node:fs');
   const byName = {};
