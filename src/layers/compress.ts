@@ -3,7 +3,7 @@
  * each compressed as an independent gzip member on the libuv thread pool, and the members are emitted in order.
  * Concatenated members are one valid gzip stream (RFC 1952 §2.2). Output depends only on the bytes, the chunk size,
  * the level and the backend (native libdeflate or node:zlib) — never on how the input happened to be chunked.
- * Memory is bounded by (concurrency + 1) × chunkSize. `'zstd'` works the same way with independent zstd frames
+ * Memory is bounded by about twice (concurrency + 1) × chunkSize (inputs and outputs). `'zstd'` works the same way with independent zstd frames
  * (with content checksums): concatenated frames are one valid zstd stream (RFC 8878 §3).
  */
 import { availableParallelism } from 'node:os';
@@ -58,7 +58,7 @@ export interface CompressOptions {
   level?: number | undefined;
   /** Bytes per independently compressed chunk. Default: 1 MiB. Changing it changes the digest. */
   chunkSize?: number | undefined;
-  /** Chunks compressed at once. Default: max(2, os.availableParallelism()). */
+  /** Chunks compressed at once. Default: {@link chunksInFlight} (cores + 1, at most the libuv pool's threads). */
   concurrency?: number | undefined;
   /** Backend. Default: the native addon when built, else node:zlib (digests differ between the two). */
   compressor?: ChunkCompressor | undefined;
@@ -70,9 +70,16 @@ export function layerMediaType(c: LayerCompression): string {
   return c === 'gzip' ? MediaType.OciLayerGzip : c === 'zstd' ? MediaType.OciLayerZstd : MediaType.OciLayerTar;
 }
 
-/** The chunks compressed at once: `opts.concurrency`, else max(2, os.availableParallelism()). */
+/**
+ * The chunks compressed at once: `opts.concurrency`, else one more than the cores, so that every core still has a
+ * chunk while the main thread reads and hashes the next one (with one per core, a 2-core build had a single chunk
+ * compressing ~40 % of the time: bench/README.md, "Build, round 3"), but no more than the libuv thread pool
+ * (UV_THREADPOOL_SIZE, default 4), which also serves the file reads and writes; at least 2.
+ */
 export function chunksInFlight(opts: Pick<CompressOptions, 'concurrency'>): number {
-  return Math.max(1, opts.concurrency ?? Math.max(2, availableParallelism()));
+  if (opts.concurrency !== undefined) return Math.max(1, opts.concurrency);
+  const pool = Number(process.env.UV_THREADPOOL_SIZE) || 4;
+  return Math.max(2, Math.min(availableParallelism() + 1, pool));
 }
 
 type ChunkCodec = (chunk: Buffer) => Promise<Buffer>;
