@@ -4,6 +4,9 @@
  * manifests and tags are written afterwards by the copy engine (push-image.ts), once {@link EarlyUploads.settle}
  * confirmed every blob, so a build that fails later leaves unreferenced blobs (garbage-collected by the registry)
  * and never a tag or a manifest. A blob shared by several images of one repository is uploaded once.
+ * An OCI-layout output gets the same through `open`: the blobs go into the first image's destination (a new layout
+ * is staged beside DIR), which the image write then takes over ({@link EarlyUploads.take}) and commits; a build
+ * that fails leaves no new layout (and, in an existing one, only unreferenced blobs, index.json untouched).
  *
  * The blob files are not hashed again on the way out (that cost ~0.2 s of CPU per 250 MiB): each file's identity
  * (device, inode, size, mtime and ctime in ns) is taken when the blob is added, right after it was built, and checked
@@ -36,6 +39,12 @@ export interface EarlyUploadOptions {
   signal?: AbortSignal | undefined;
   /** `write-blob` events (`uploaded`, `exists`, `mounted`), as the copy engine reports them. Default: none. */
   onProgress?: ProgressFn | undefined;
+  /**
+   * Opens the destination of the blobs keyed `repo` when it is not a registry repository, e.g. an OCI layout
+   * (`oci:DIR:TAG`); it hashes what it stores. Default: the registry repository `repo`, which checks the digest of
+   * what it receives.
+   */
+  open?: ((repo: string) => ImageDestination) | undefined;
 }
 
 /** The repository part of `HOST/REPO:TAG` (what blob uploads are scoped to). */
@@ -117,12 +126,14 @@ export class EarlyUploads {
     let dest = this.#dests.get(repo);
     if (!dest) {
       // The tag is never used: blob uploads are scoped to the repository.
-      dest = openDestination(`docker://${repo}:early-upload`, { registry: this.#opts.registry });
+      dest =
+        this.#opts.open?.(repo) ?? openDestination(`docker://${repo}:early-upload`, { registry: this.#opts.registry });
       this.#dests.set(repo, dest);
     }
     const desc = { mediaType: blob.mediaType, digest: blob.digest, size: blob.size };
     const open = () => unchangedFile(blob, built);
-    const status = await dest.putBlob(desc, open, { signal: this.#signal, sourceVerified: true });
+    const sourceVerified = this.#opts.open === undefined;
+    const status = await dest.putBlob(desc, open, { signal: this.#signal, sourceVerified });
     this.#opts.onProgress?.({
       phase: 'write-blob',
       item: blob.digest,
@@ -150,7 +161,17 @@ export class EarlyUploads {
     await Promise.allSettled(this.#uploads.values());
   }
 
-  /** Release the destinations (their connections). */
+  /**
+   * Hand the destination of `repo` over to the caller (who closes it), e.g. to write the first image into the
+   * layout the blobs were staged in; undefined when nothing was added for `repo`. Call after {@link settle}.
+   */
+  take(repo: string): ImageDestination | undefined {
+    const d = this.#dests.get(repo);
+    this.#dests.delete(repo);
+    return d;
+  }
+
+  /** Release the destinations (their connections; a layout not taken over is discarded). */
   async close(): Promise<void> {
     await Promise.allSettled([...this.#dests.values()].map((d) => d.close()));
   }

@@ -2,12 +2,13 @@
 // it was built fails its upload with an error naming the file, before the registry has the blob.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createHash, randomBytes } from 'node:crypto';
-import { writeFile } from 'node:fs/promises';
+import { readdir, writeFile } from 'node:fs/promises';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ProgressEvent } from '../../src/image/types.js';
 import { MediaType } from '../../src/image/media-types.js';
 import { EarlyUploads, type EarlyBlob } from '../../src/provider/early-upload.js';
+import { openDestination } from '../../src/transports/resolve-location.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { tmpDir } from '../helpers/tools.js';
 
@@ -73,5 +74,29 @@ describe('EarlyUploads', () => {
       message: `layer blob ${blob.path} (${blob.digest}) changed after it was built`,
     });
     expect(await has('e/changed', blob.digest)).toBe(false);
+  });
+});
+
+describe('EarlyUploads into an OCI layout', () => {
+  it('stages the blobs in the first image destination: taken over and committed they are in the layout, else nothing is left', async () => {
+    const blob = await blobFile('layout-blob', randomBytes(2 << 20));
+    for (const takeOver of [true, false]) {
+      const dir = join(tmp.path, `layout-${String(takeOver)}`);
+      const early = new EarlyUploads({ open: (d) => openDestination(`oci:${d}:first`) });
+      early.add(blob, [dir]);
+      await early.settle();
+      const d = takeOver ? early.take(dir) : undefined;
+      await early.close();
+      if (d) {
+        expect(await d.hasBlob({ mediaType: blob.mediaType, digest: blob.digest, size: blob.size })).toBe(true);
+        await d.commit();
+        await d.close();
+        expect(await readdir(join(dir, 'blobs', 'sha256'))).toEqual([blob.digest.slice(7)]);
+      } else {
+        // Not taken over (a failed build): the staged layout is discarded, DIR never appears.
+        expect(await readdir(tmp.path)).not.toContain(`layout-${String(takeOver)}`);
+        expect((await readdir(tmp.path)).filter((n) => n.includes('partial'))).toEqual([]);
+      }
+    }
   });
 });
