@@ -7,11 +7,13 @@
  *   provider-6   the provider build's path (lib/provider-append.mjs: upload-as-built, one process), gzip 6
  *   provider     the same at the default level
  *   umoci+skopeo `umoci insert` into a copy of the base layout + `skopeo copy` per version
+ *   before       with BENCH_BUILD_BEFORE=DIR: `provider` as another checkout DIR runs it (its bench/lib and dist/, built;
+ *                its native/ and node_modules/ in place): before/after pairs of two versions of the code
  * `node bench/build-pairs.mjs [--quick] [--repeat N] [--only a,b]` (default 5 rounds; quick: 64 MiB base, 16 MiB payloads).
  */
 import { cp, mkdir, open, rm, stat } from 'node:fs/promises';
 import { loadavg } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { addImage } from './lib/layout.mjs';
 import { runMeasured, runShell } from './lib/proc.mjs';
 import { startCountingProxy } from './lib/proxy.mjs';
@@ -26,7 +28,7 @@ const median = (xs) => {
 
 /** The contenders: each returns the measured child runs of one round. */
 function contenders({ baseRef, baseLayout, proxy, payloads, work }) {
-  const node = (script, args, env) => runMeasured(process.execPath, [join(BENCH_DIR, 'lib', script), ...args], env);
+  const node = (script, args, env) => runMeasured(process.execPath, [resolve(BENCH_DIR, 'lib', script), ...args], env);
   const env = (level) => ({
     env: { ...process.env, HOME: dir('home'), ...(level ? { BENCH_BUILD_LEVEL: level } : {}) },
   });
@@ -46,6 +48,13 @@ function contenders({ baseRef, baseLayout, proxy, payloads, work }) {
       await node(
         'provider-append.mjs',
         [baseRef, `${proxy.host}/bench/p6-${turn}`, dir('p6'), '6', ...payloads],
+        env(),
+      ),
+    ],
+    before: async () => [
+      await node(
+        join(process.env.BENCH_BUILD_BEFORE ?? '', 'bench', 'lib', 'provider-append.mjs'),
+        [baseRef, `${proxy.host}/bench/b-${turn}`, dir('b'), '-', ...payloads],
         env(),
       ),
     ],
@@ -106,8 +115,9 @@ export async function benchBuildPairs({ quick = false, log = () => {} } = {}) {
       `docker://${baseRef}`,
     ]);
     const c = contenders({ baseRef, baseLayout, proxy, payloads, work: work.path });
-    const names = ['append-6', 'provider-6', 'provider', 'umoci+skopeo'].filter(
-      (n) => i < 0 || process.argv[i + 1].split(',').includes(n),
+    const names = ['append-6', 'provider-6', 'before', 'provider', 'umoci+skopeo'].filter(
+      (n) =>
+        (i < 0 || process.argv[i + 1].split(',').includes(n)) && (n !== 'before' || process.env.BENCH_BUILD_BEFORE),
     );
     const res = Object.fromEntries(names.map((n) => [n, { ms: [], cpuS: [], rssMB: [], uploadedMiB: [], load: [] }]));
     for (let r = 0; r < rounds; r++) {
@@ -139,7 +149,7 @@ export async function benchBuildPairs({ quick = false, log = () => {} } = {}) {
         x.rssMB.push(round(Math.max(...runs.map((q) => q.peakRssMB)), 1));
         x.uploadedMiB.push(round(proxy.uploadedBytes() / MiB, 1));
         x.load.push(round(loadavg()[0], 1));
-        for (const d of ['a6', 'p6', 'p', 'home'])
+        for (const d of ['a6', 'p6', 'b', 'p', 'home'])
           await rm(join(work.path, `${d}-${r + 1}`), { recursive: true, force: true });
         log(
           `round ${r + 1} ${n}: ${x.ms.at(-1)} ms, CPU ${x.cpuS.at(-1)} s, ${x.rssMB.at(-1)} MiB, ${x.uploadedMiB.at(-1)} MiB up, load ${x.load.at(-1)}`,

@@ -1,5 +1,5 @@
 /**
- * gzip level sweep of the layer chunk compressor (`compressor()`, 1 MiB chunks, one chunk per core in flight), levels
+ * gzip level sweep of the layer chunk compressor (`compressor()`, 1 MiB chunks, `chunksInFlight()` in flight: cores + 1), levels
  * 1..9, on three payloads a provider layer is made of: a tar of /usr (text, libraries), Go/ELF binaries (what k3s,
  * the agent and the registry tools are) and random bytes (already-compressed content). Per level: wall MB/s, client
  * CPU MB/s (user+sys, the thread pool included: steadier than wall on a shared machine) and the output size. Both
@@ -7,10 +7,9 @@
  * `node bench/gzip-levels.mjs [--quick] [--repeat N]`: 64 MiB per payload (quick: 16 MiB), best of N (default 2).
  */
 import { readFile, writeFile } from 'node:fs/promises';
-import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { compressor, jsCompressor } from '../dist/native/load.js';
-import { compressChunks } from '../dist/layers/compress.js';
+import { chunksInFlight, compressChunks } from '../dist/layers/compress.js';
 import { writeRandomFile } from './lib/layout.mjs';
 import { runShell } from './lib/proc.mjs';
 import { MiB, bestOf, mbps, repeats, round, row, runIfMain, tmp } from './lib/util.mjs';
@@ -86,7 +85,7 @@ export async function benchGzipLevels({ quick = false, log = () => {} } = {}) {
       }
     }
     if (process.env.BENCH_LEVELS_MD) await writeFile(process.env.BENCH_LEVELS_MD, markdown(results, size));
-    return { params: { size, repeats: n, concurrency: Math.max(2, availableParallelism()) }, results, rows };
+    return { params: { size, repeats: n, concurrency: chunksInFlight({}) }, results, rows };
   } finally {
     await work.cleanup();
   }

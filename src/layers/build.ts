@@ -9,7 +9,15 @@ import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { CanvosError } from '../errors.js';
 import { DigestCounter, digestHex, type Digest } from '../image/digest.js';
-import { compressChunks, layerMediaType, type CompressOptions, type LayerCompression } from './compress.js';
+import {
+  chunksInFlight,
+  compressFixedChunks,
+  DEFAULT_CHUNK_SIZE,
+  layerMediaType,
+  type CompressOptions,
+  type LayerCompression,
+} from './compress.js';
+import { ChunkPool, tarChunks } from './tar-chunks.js';
 import { planLayer } from './plan.js';
 import type { HttpOptions } from '../http/dispatcher.js';
 import type { PlannedEntry } from '../tar/header.js';
@@ -120,10 +128,19 @@ export async function buildLayer(spec: LayerSpec, opts: BuildLayerOptions): Prom
         yield b;
       }
     }
-    const compressed = compressChunks(hashed(tarBytes(entries, opts.signal)), compression, {
-      ...opts,
-      signal: opts.signal,
-    });
+    let compressed: AsyncIterable<Buffer>;
+    if (compression === 'none') compressed = hashed(tarBytes(entries, opts.signal));
+    else {
+      // Tar bytes go straight into recycled chunk buffers (tar-chunks.ts): same chunks, far less garbage.
+      const pool = new ChunkPool(opts.chunkSize ?? DEFAULT_CHUNK_SIZE, chunksInFlight(opts) + 2);
+      const chunks = hashed(tarChunks(entries, pool, opts.signal));
+      compressed = compressFixedChunks(chunks, compression, {
+        ...opts,
+        onChunkDone: (c) => {
+          pool.give(c);
+        },
+      });
+    }
     await pipeline(compressed, blob.transform(), createWriteStream(tmp), opts.signal ? { signal: opts.signal } : {});
     const d = blob.result();
     const u = diff.result();

@@ -3,7 +3,7 @@
  * each compressed as an independent gzip member on the libuv thread pool, and the members are emitted in order.
  * Concatenated members are one valid gzip stream (RFC 1952 §2.2). Output depends only on the bytes, the chunk size,
  * the level and the backend (native libdeflate or node:zlib) — never on how the input happened to be chunked.
- * Memory is bounded by (concurrency + 1) × chunkSize. `'zstd'` works the same way with independent zstd frames
+ * Memory is bounded by about twice (concurrency + 1) × chunkSize (inputs and outputs). `'zstd'` works the same way with independent zstd frames
  * (with content checksums): concatenated frames are one valid zstd stream (RFC 8878 §3).
  */
 import { availableParallelism } from 'node:os';
@@ -58,7 +58,7 @@ export interface CompressOptions {
   level?: number | undefined;
   /** Bytes per independently compressed chunk. Default: 1 MiB. Changing it changes the digest. */
   chunkSize?: number | undefined;
-  /** Chunks compressed at once. Default: max(2, os.availableParallelism()). */
+  /** Chunks compressed at once. Default: {@link chunksInFlight} (cores + 1, at most the libuv pool's threads). */
   concurrency?: number | undefined;
   /** Backend. Default: the native addon when built, else node:zlib (digests differ between the two). */
   compressor?: ChunkCompressor | undefined;
@@ -68,6 +68,18 @@ export interface CompressOptions {
 /** The OCI media type of a layer blob with this compression. */
 export function layerMediaType(c: LayerCompression): string {
   return c === 'gzip' ? MediaType.OciLayerGzip : c === 'zstd' ? MediaType.OciLayerZstd : MediaType.OciLayerTar;
+}
+
+/**
+ * The chunks compressed at once: `opts.concurrency`, else one more than the cores, so that every core still has a
+ * chunk while the main thread reads and hashes the next one (with one per core, a 2-core build had a single chunk
+ * compressing ~40 % of the time: bench/README.md, "Build, round 3"), but no more than the libuv thread pool
+ * (UV_THREADPOOL_SIZE, default 4), which also serves the file reads and writes; at least 2.
+ */
+export function chunksInFlight(opts: Pick<CompressOptions, 'concurrency'>): number {
+  if (opts.concurrency !== undefined) return Math.max(1, opts.concurrency);
+  const pool = Number(process.env.UV_THREADPOOL_SIZE) || 4;
+  return Math.max(2, Math.min(availableParallelism() + 1, pool));
 }
 
 type ChunkCodec = (chunk: Buffer) => Promise<Buffer>;
@@ -99,20 +111,43 @@ export async function* compressChunks(
     yield* source;
     return;
   }
+  yield* compressFixedChunks(fixedChunks(source, opts.chunkSize ?? DEFAULT_CHUNK_SIZE), c, opts);
+}
+
+/** Options of {@link compressFixedChunks}. */
+export interface CompressFixedOptions extends CompressOptions {
+  /** Called with each input chunk once its member/frame is done and nothing reads it any more (buffer reuse). */
+  onChunkDone?: ((chunk: Buffer) => void) | undefined;
+}
+
+/**
+ * {@link compressChunks} of input already cut into chunks of `opts.chunkSize` (the last one shorter): gzip or zstd
+ * only. The caller cuts them (e.g. straight from files, tar-chunks.ts) and may reuse each after `onChunkDone`.
+ */
+export async function* compressFixedChunks(
+  chunks: AsyncIterable<Buffer>,
+  c: LayerCompression,
+  opts: CompressFixedOptions = {},
+): AsyncGenerator<Buffer> {
   const codec = codecFor(c, opts);
-  const chunkSize = opts.chunkSize ?? DEFAULT_CHUNK_SIZE;
-  const concurrency = Math.max(1, opts.concurrency ?? Math.max(2, availableParallelism()));
-  const pending: Array<Promise<Buffer>> = [];
+  const concurrency = chunksInFlight(opts);
+  const pending: Array<{ chunk: Buffer; out: Promise<Buffer> }> = [];
   let submitted = 0;
   const submit = (chunk: Buffer): void => {
-    const p = codec(chunk);
-    p.catch(() => undefined); // observed when awaited in order; avoid unhandled-rejection noise meanwhile
-    pending.push(p);
+    const out = codec(chunk);
+    out.catch(() => undefined); // observed when awaited in order; avoid unhandled-rejection noise meanwhile
+    pending.push({ chunk, out });
     submitted++;
   };
-  const next = (): Promise<Buffer> => pending.shift() ?? Promise.reject(new Error('compress: nothing pending'));
+  const next = async (): Promise<Buffer> => {
+    const p = pending.shift();
+    if (!p) throw new Error('compress: nothing pending');
+    const out = await p.out;
+    opts.onChunkDone?.(p.chunk);
+    return out;
+  };
   try {
-    for await (const chunk of fixedChunks(source, chunkSize)) {
+    for await (const chunk of chunks) {
       submit(chunk);
       while (pending.length >= concurrency) yield await next();
       throwIfAborted(opts.signal);

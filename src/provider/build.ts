@@ -3,9 +3,10 @@
  * for ARCH (its layers are reused as blobs, never unpacked), reads the few base files it edits in one streaming
  * pass, builds the shared layers once and one k8s layer per version, and writes one image per version to a
  * registry or an OCI layout through the copy engine (push-image.ts: blobs first, largest first, base layers
- * HEAD/mounted, manifest last). To a registry, each new layer's blob is uploaded as soon as it is built
- * (early-upload.ts), but manifests and tags are written only once every layer is built and every blob confirmed,
- * so a failing download or a missing file leaves no tag and no manifest (at most unreferenced blobs).
+ * HEAD/mounted, manifest last). Each new layer's blob is uploaded (or stored in the OCI layout being staged) as
+ * soon as it is built (early-upload.ts), but manifests and tags are written only once every layer is built and
+ * every blob confirmed, so a failing download or a missing file leaves no tag and no manifest (at most
+ * unreferenced blobs; no new layout).
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -112,6 +113,7 @@ async function writeProviderImages(
   opts: BuildProviderOptions,
   assembled: readonly AssembledProviderImage[],
   base: OpenedImage,
+  early: EarlyUploads,
 ): Promise<BuiltProviderImage[]> {
   const { progress } = ctx;
   const signal = opts.signal;
@@ -122,7 +124,9 @@ async function writeProviderImages(
   for (const a of assembled) {
     throwIfAborted(signal);
     const dest = 'push' in opts.output ? `docker://${a.plan.imageRef}` : `oci:${opts.output.ociDir}:${a.plan.tag}`;
-    const d = openDestination(dest, { registry: opts.registry });
+    // The layout the blobs were staged in is the first image's destination.
+    const staged = 'ociDir' in opts.output && results.length === 0 ? early.take(opts.output.ociDir) : undefined;
+    const d = staged ?? openDestination(dest, { registry: opts.registry });
     try {
       await pushAssembledImage(
         d,
@@ -196,8 +200,16 @@ export async function buildProviderImagesOf(
     warn: opts.onWarning ?? (() => {}),
     opened: [],
   };
-  const early =
-    'push' in opts.output ? new EarlyUploads({ registry: opts.registry, signal, onProgress: ctx.progress }) : undefined;
+  // Blobs go out as they are built: to the images' repositories, or into the layout (staged in the first image's
+  // destination, which writeProviderImages takes over).
+  let firstTag = '';
+  const out = opts.output;
+  const early = new EarlyUploads({
+    registry: opts.registry,
+    signal,
+    onProgress: ctx.progress,
+    open: 'ociDir' in out ? (dir) => openDestination(`oci:${dir}:${firstTag}`) : undefined,
+  });
   try {
     const { base, scan, plan, images, watchFiles } = await openInputs(ctx, scanRequest);
     const mediaType = layerMediaTypeFor(base.manifest.mediaType, compression);
@@ -222,29 +234,30 @@ export async function buildProviderImagesOf(
       });
     }
     // Registry output: each layer uploads while the next one builds; repositories get only their images' blobs.
+    firstTag = plan.images[0]?.tag ?? '';
     const repos = (has: (p: ProviderImagePlan) => boolean) =>
-      plan.images.filter(has).map((p) => repositoryOf(p.imageRef));
-    if (early)
-      for (const l of df?.layers ?? [])
-        early.add(
-          l,
-          repos(() => true),
-        );
+      'ociDir' in out ? [out.ociDir] : plan.images.filter(has).map((p) => repositoryOf(p.imageRef));
+    for (const l of df?.layers ?? [])
+      early.add(
+        l,
+        repos(() => true),
+      );
     const built = await buildPlannedLayers(
       ctx,
       plan,
       { config, scan, images, onWarning: ctx.warn, signal },
       { compression, level, mediaType, parentMeta: (p: string) => scan.dirs.get(p) },
-      (layer, b) =>
-        early?.add(
+      (layer, b) => {
+        early.add(
           b,
           repos((p) => p.layers.includes(layer)),
-        ),
+        );
+      },
     );
     const assembled = assembleProviderImages(plan, base, built, df, ctx.epoch);
     // Every new blob is confirmed before the first manifest or tag is written (push-image.ts: manifest last).
-    await early?.settle();
-    const results = await writeProviderImages(ctx, opts, assembled, base);
+    await early.settle();
+    const results = await writeProviderImages(ctx, opts, assembled, base, early);
     return {
       plan,
       baseImage: base.ref,
@@ -254,10 +267,10 @@ export async function buildProviderImagesOf(
       dockerfileRuns: df?.executed ?? 0,
     };
   } catch (e) {
-    await early?.cancel();
+    await early.cancel();
     throw abortedOr(signal, e);
   } finally {
-    await early?.close();
+    await early.close();
     await Promise.all(ctx.opened.map((o) => o.source.close().catch(() => {})));
     if (!opts.workDir) await rm(ctx.work, { recursive: true, force: true });
   }

@@ -1,6 +1,6 @@
 import { createServer, type Server } from 'node:http';
 import { createHash } from 'node:crypto';
-import { readFile, readlink, stat, writeFile } from 'node:fs/promises';
+import { readdir, readFile, readlink, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ProgressEvent } from '../../src/image/types.js';
@@ -326,6 +326,17 @@ describe('buildProviderImages against a real registry', () => {
     expect(await readFile(join(bundle, 'rootfs/etc/kairos-release'), 'utf8')).toContain(
       'KAIROS_IMAGE_LABEL="22.04-standard-arm64-generic"',
     );
+  });
+
+  it('writes every version into one new OCI layout: the digests of the push, blobs staged as built, no leftovers', async () => {
+    const dir = join(tmp.path, 'oci-all');
+    const r = await build({}, { output: { ociDir: dir } });
+    expect(r.images.map((i) => i.manifestDigest)).toEqual(first.images.map((i) => i.manifestDigest));
+    for (const img of r.images) {
+      const out = JSON.parse(await skopeo(['inspect', `oci:${dir}:${img.tag}`])) as { Digest: string };
+      expect(out.Digest).toBe(img.manifestDigest);
+    }
+    expect((await readdir(tmp.path)).filter((n) => n.includes('oci-all') && n !== 'oci-all')).toEqual([]);
   });
 
   it('a single-arch source image of the wrong architecture is refused before anything is written', async () => {
