@@ -10,6 +10,7 @@
  */
 import { promisify } from 'node:util';
 import { deflate, deflateSync } from 'node:zlib';
+import { CanvosError } from '../../errors.js';
 import { compressor as chunkCompressor } from '../../native/load.js';
 
 /** The compression algorithms the writer can emit. */
@@ -87,14 +88,43 @@ export function gzipToZlib(gz: Buffer, raw: Uint8Array, level: number): Buffer {
   return gz.subarray(8, gz.length - 4);
 }
 
+/** Highest gzip level of each backend: libdeflate's 10..12 search harder than any zlib level. */
+export const MAX_SQUASHFS_LEVEL: Readonly<Record<'native' | 'js', number>> = { native: 12, js: 9 };
+
+/**
+ * Default gzip level of each backend. libdeflate (native): PLACEHOLDER. node:zlib (js): 9, mksquashfs's default
+ * (zlib's levels are not libdeflate's, so the fallback keeps CanvOS's level).
+ */
+export const DEFAULT_SQUASHFS_LEVEL: Readonly<Record<'native' | 'js', number>> = { native: 9, js: 9 };
+
+/**
+ * `level` checked against the backend in use (1..12 on libdeflate, 1..9 on node:zlib; ERR_USAGE otherwise), or
+ * that backend's default when undefined.
+ */
+export function squashfsLevel(level: number | undefined): number {
+  const backend = chunkCompressor().backend;
+  if (level === undefined) return DEFAULT_SQUASHFS_LEVEL[backend];
+  const max = MAX_SQUASHFS_LEVEL[backend];
+  if (!Number.isInteger(level) || level < 1 || level > max) {
+    throw new CanvosError('ERR_USAGE', `squashfs: level ${String(level)} is invalid`, {
+      hint:
+        backend === 'native'
+          ? 'use 1..12 (libdeflate)'
+          : 'use 1..9 (node:zlib: the native addon is not loaded, so libdeflate levels 10..12 are not available)',
+    });
+  }
+  return level;
+}
+
 /** The squashfs superblock's compression id of each supported compressor. */
 const COMPRESSION_ID: Readonly<Record<SquashfsCompression, number>> = { gzip: 1 };
 
 /** Returns the compressor for `name` at `level` (gzip: 1..9). Only gzip today: zstd/xz would branch on `name`. */
 export function makeCompressor(name: SquashfsCompression, level: number): Compressor {
   const id = COMPRESSION_ID[name];
-  // windowBits 15 / memLevel 8 = mksquashfs's default gzip options (no compressor-options block needed).
-  const o = { level, windowBits: 15, memLevel: 8 };
+  // windowBits 15 / memLevel 8 = mksquashfs's default gzip options (no compressor-options block needed). Metadata
+  // blocks (8 KiB, sync) stay on node:zlib, whose levels end at 9.
+  const o = { level: Math.min(level, 9), windowBits: 15, memLevel: 8 };
   const compressSync = (raw: Buffer): Buffer => deflateSync(raw, o);
   const cc = chunkCompressor();
   if (cc.backend === 'native') {

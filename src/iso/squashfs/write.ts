@@ -7,7 +7,7 @@ import { availableParallelism } from 'node:os';
 import { open, rename, rm } from 'node:fs/promises';
 import { CanvosError } from '../../errors.js';
 import type { FsEntry } from '../../tar/entry.js';
-import { makeCompressor } from './compressor.js';
+import { makeCompressor, squashfsLevel } from './compressor.js';
 import type { SquashfsCompression } from './compressor.js';
 import { DataWriter } from './data-writer.js';
 import {
@@ -98,8 +98,7 @@ export async function writeSquashfs(
   if (!Number.isInteger(Math.log2(blockSize)) || blockSize < 4096 || blockSize > 1 << 20) {
     throw usage(`blockSize ${blockSize} is invalid`, 'use a power of two between 4096 and 1048576');
   }
-  const level = opts.level ?? 9;
-  if (!Number.isInteger(level) || level < 1 || level > 9) throw usage(`level ${level} is invalid`, 'use 1..9');
+  const level = squashfsLevel(opts.level);
   const pool = Number(process.env['UV_THREADPOOL_SIZE']) || 4;
   const concurrency = Math.max(1, Math.floor(opts.concurrency ?? Math.min(availableParallelism(), pool)));
   const mkfsTime = opts.mkfsTime ?? defaultTime();
