@@ -13,9 +13,8 @@
 import { mkdirSync, rmSync, statSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
-import { ours, REPO } from './iso.mjs';
+import { ours, pushImage } from './iso.mjs';
 import { isoImage } from './lib/iso-image.mjs';
-import { runMeasured } from './lib/proc.mjs';
 import { startRegistry } from './lib/registry.mjs';
 import { ROOT, round, tmp } from './lib/util.mjs';
 
@@ -42,13 +41,7 @@ const reg = await startRegistry();
 const t = await tmp('iso-ab');
 const runs = Object.fromEntries(builds.map((b) => [b.name, []]));
 try {
-  await runMeasured('skopeo', [
-    'copy',
-    '-q',
-    '--dest-tls-verify=false',
-    `oci:${img.layout}:base`,
-    `docker://${reg.host}/${REPO}`,
-  ]);
+  await pushImage(img, reg.host);
   for (let r = 0; r < rounds; r++) {
     for (const b of builds) {
       const dir = join(t.path, `${b.name}-${r}`);

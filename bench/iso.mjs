@@ -66,6 +66,17 @@ export async function ours(dir, host, o = {}) {
   return { ...r, iso: join(out, 'bench.iso') };
 }
 
+/** Pushes the bench image (lib/iso-image.mjs) to the registry at `host` as REPO. */
+export async function pushImage(img, host) {
+  await runMeasured('skopeo', [
+    'copy',
+    '-q',
+    '--dest-tls-verify=false',
+    `oci:${img.layout}:base`,
+    `docker://${host}/${REPO}`,
+  ]);
+}
+
 /** The reference pipeline, step by step; the template tree holds our ISO's files minus squashfs/kernel/initrd. */
 async function reference(dir, host, template, N) {
   mkdirSync(join(dir, 'tmp'), { recursive: true });
@@ -124,13 +135,7 @@ await runIfMain(import.meta.url, 'iso', async ({ quick, log }) => {
   const reg = await startRegistry();
   const t = await tmp('iso');
   try {
-    await runMeasured('skopeo', [
-      'copy',
-      '-q',
-      '--dest-tls-verify=false',
-      `oci:${img.layout}:base`,
-      `docker://${reg.host}/${REPO}`,
-    ]);
+    await pushImage(img, reg.host);
     const template = join(t.path, 'template');
     const runs = { ours: [], theirs: [] };
     let isoBytes = 0;

@@ -97,4 +97,18 @@ describe('squashfs compressor', () => {
       }
     }
   });
+
+  it.skipIf(!compressor().zlib)("the addon's zlib() gives the bytes of the re-wrapped gzip member", async () => {
+    const zlib = compressor().zlib;
+    if (!zlib) return;
+    for (const level of [1, 5, 6, 9, 12]) {
+      for (const [name, b] of inputs) {
+        const z = await zlib(b, level);
+        expect(
+          z.equals(gzipToZlib(await compressor().gzip(b, level), b, level)),
+          `${name} level ${String(level)}`,
+        ).toBe(true);
+      }
+    }
+  });
 });

@@ -42,8 +42,9 @@ export interface SquashfsOptions {
   /** Compression algorithm. Default: 'gzip' (zlib, squashfs id 1). */
   compression?: SquashfsCompression | undefined;
   /**
-   * Compression level 1..9. Default: 9, mksquashfs's gzip default, so the ISO's rootfs.squashfs matches CanvOS in
-   * size; level 6 compresses about 5x faster for a few percent larger output.
+   * gzip level: 1..12 on the native addon (libdeflate), 1..9 on node:zlib (ERR_USAGE otherwise). Default: the
+   * backend's `DEFAULT_SQUASHFS_LEVEL`, 6 on libdeflate (no larger than mksquashfs's zlib 9 on the trees measured,
+   * 2.5x faster than libdeflate 9) and 9 on node:zlib.
    */
   level?: number | undefined;
   /** Superblock mkfs time and mtime of implicit directories. Default: SOURCE_DATE_EPOCH, else 0 (reproducible). */
