@@ -27,7 +27,13 @@ const builds = argv
   .map((a) => ({ name: a.slice(0, a.indexOf('=')), cli: a.slice(a.indexOf('=') + 1) }));
 if (!builds.length) builds.push({ name: 'ours', cli: join(ROOT, 'bin', 'canvos-lite.js') });
 const words = (s) => (s ?? '').split(' ').filter(Boolean);
-const envOf = (name) => Object.fromEntries(words(process.env[`BENCH_AB_ENV_${name}`]).map((kv) => kv.split('=', 2)));
+const envOf = (name) =>
+  Object.fromEntries(
+    words(process.env[`BENCH_AB_ENV_${name}`]).map((kv) => [
+      kv.slice(0, kv.indexOf('=')),
+      kv.slice(kv.indexOf('=') + 1),
+    ]),
+  );
 const prof = process.env.BENCH_CPU_PROF;
 const median = (xs) => {
   const s = [...xs].sort((a, b) => a - b);

@@ -10,6 +10,7 @@ import { readFile } from 'node:fs/promises';
 import { selectPlatforms, loadGraph } from '../image/graph.js';
 import { openSource, type OpenOptions } from '../transports/resolve-location.js';
 import type { ImageSource, RawManifest } from '../image/types.js';
+import type { RegistryReadOptions } from '../transports/registry/registry-image.js';
 import { CanvosError } from '../errors.js';
 import { BlobCache } from '../cache/blob-cache.js';
 import type { LayerOpener } from '../layers/merge.js';
@@ -81,15 +82,26 @@ async function streamLayer(
   signal?: AbortSignal,
 ): Promise<AsyncIterable<Buffer>> {
   if (await cache.has(desc.digest, desc.size)) return createReadStream(cache.path(desc.digest));
-  const body = await src.getBlob(desc, { signal });
+  // One stream: the reader (decompressing, compressing the squashfs) is slower than one loopback or LAN stream, and
+  // ranged parts would only read ahead into memory.
+  const read: RegistryReadOptions = { signal, widen: () => false };
+  const body = await src.getBlob(desc, read);
   const toCache = new PassThrough();
   const stored = cache.put(toCache, desc.digest, { size: desc.size, signal, sourceVerified: true });
-  stored.catch(() => {}); // awaited below; an early stop must not leave an unhandled rejection
+  // Settles with the cache's error (a full disk, an unwritable cache) so that the tee never waits for a 'drain' that a
+  // failed cache write will not emit; undefined once the blob is committed.
+  const failed = stored.then(
+    () => undefined,
+    (e: unknown) => (e instanceof Error ? e : new Error(String(e))),
+  );
   return (async function* tee(): AsyncGenerator<Buffer> {
     let done = false;
     try {
       for await (const chunk of body as AsyncIterable<Buffer>) {
-        if (!toCache.write(chunk)) await once(toCache, 'drain', { signal });
+        if (!toCache.write(chunk)) {
+          const e = await Promise.race([once(toCache, 'drain', { signal }).then(() => undefined), failed]);
+          if (e !== undefined) throw e;
+        }
         yield chunk;
       }
       toCache.end();

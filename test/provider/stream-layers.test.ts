@@ -72,4 +72,21 @@ describe('openImage streamLayers', () => {
     expect((err as CanvosError).message).toContain(digest);
     expect(await cache.has(digest)).toBe(false);
   });
+
+  it('a cache that fails to store a layer fails the read instead of stalling it', async () => {
+    // A cache whose writes of layers fail at once without reading their input (a full disk, say).
+    const layers = fx.images[0]!.layerDigests;
+    class FullCache extends BlobCache {
+      override put(...args: Parameters<BlobCache['put']>): ReturnType<BlobCache['put']> {
+        if (layers.includes(args[1] ?? '')) return Promise.reject(new Error('no space left on device'));
+        return super.put(...args);
+      }
+    }
+    const img = await openImage(`oci:${join(tmp.path, 'base')}:v1`, 'amd64', {
+      cache: new FullCache({ dir: join(tmp.path, 'c3') }),
+      streamLayers: true,
+    });
+    const err = await paths(img).catch((e: unknown) => e);
+    expect(String(err)).toContain('no space left on device');
+  }, 20_000);
 });
