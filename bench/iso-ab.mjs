@@ -81,7 +81,7 @@ console.log('| build | wall s | CPU s | peak RSS MiB | peak disk MiB | ISO MiB |
 console.log('|---|---|---|---|---|---|---|');
 for (const b of builds) {
   const rs = runs[b.name];
-  const cell = (k) => `${median(rs.map((x) => x[k]))} [${rs.map((x) => x[k]).join(' ')}]`;
+  const cell = (k) => `${round(median(rs.map((x) => x[k])), 1)} [${rs.map((x) => x[k]).join(' ')}]`;
   console.log(
     `| ${b.name} | ${cell('wallS')} | ${cell('cpuS')} | ${cell('rssMiB')} | ${cell('diskMiB')} | ${cell('isoMiB')} | ${rs.map((x) => x.load).join(' ')} |`,
   );

@@ -43,9 +43,7 @@ export async function withBaseImage<T>(
   io: CliIo,
   use: (img: OpenedImage) => Promise<T>,
 ): Promise<T> {
-  // One pass over the layers (the ISO's or the disk's squashfs): read each while it downloads.
-  const cache = new BlobCache({ env: io.env });
-  const img = await openImage(ref, arch, { cache, signal: io.signal, registry, streamLayers: true });
+  const img = await openImage(ref, arch, { cache: new BlobCache({ env: io.env }), signal: io.signal, registry });
   try {
     return await use(img);
   } finally {
