@@ -23,7 +23,7 @@ import { startRegistry } from './lib/registry.mjs';
 import { ROOT, repeats, round, row, runIfMain, tmp } from './lib/util.mjs';
 
 const EPOCH = '1700000000';
-const REPO = 'bench/iso:base';
+export const REPO = 'bench/iso:base';
 const isIsoOutput = (p) => /\.iso(\.partial|\.sha256(\.partial)?)?$/.test(basename(p)) && !p.includes('.staging-');
 const median = (xs) => {
   const s = [...xs].sort((a, b) => a - b);
@@ -43,22 +43,38 @@ const isoPaths = (iso) =>
     .map((l) => l.replace(/^.*?'(.*)'$/, '$1'))
     .sort();
 
-async function ours(dir, host) {
+/**
+ * One run of `canvos-lite iso --base` into `dir` (exported for iso-ab.mjs): `o.cli` another CLI bundle, `o.args`
+ * extra CLI arguments, `o.env` extra environment, `o.nodeArgs` arguments for node (e.g. --cpu-prof).
+ */
+export async function ours(dir, host, o = {}) {
   mkdirSync(join(dir, 'tmp'), { recursive: true });
   const out = join(dir, 'out');
-  const cli = join(ROOT, 'bin', 'canvos-lite.js');
+  const cli = o.cli ?? join(ROOT, 'bin', 'canvos-lite.js');
   // The blob cache persists by design (later builds reuse it): measured on its own, outside the sampled dir.
   const cache = `${dir}-blobs`;
   const disk = sampleDisk(dir, isIsoOutput);
   let r;
   try {
     const args = [cli, 'iso', '--base', `docker://${host}/${REPO}`, '--insecure', '--output', out, '--name', 'bench'];
-    r = await runMeasured(process.execPath, args, { env: { ...envFor(dir), CANVOS_CACHE_DIR: cache } });
+    const env = { ...envFor(dir), CANVOS_CACHE_DIR: cache, ...o.env };
+    r = await runMeasured(process.execPath, [...(o.nodeArgs ?? []), ...args, ...(o.args ?? [])], { env });
   } finally {
     r = { ...r, disk: await disk.stop(), cacheBytes: (await diskUsage(cache)).total };
     rmSync(cache, { recursive: true, force: true });
   }
   return { ...r, iso: join(out, 'bench.iso') };
+}
+
+/** Pushes the bench image (lib/iso-image.mjs) to the registry at `host` as REPO. */
+export async function pushImage(img, host) {
+  await runMeasured('skopeo', [
+    'copy',
+    '-q',
+    '--dest-tls-verify=false',
+    `oci:${img.layout}:base`,
+    `docker://${host}/${REPO}`,
+  ]);
 }
 
 /** The reference pipeline, step by step; the template tree holds our ISO's files minus squashfs/kernel/initrd. */
@@ -119,13 +135,7 @@ await runIfMain(import.meta.url, 'iso', async ({ quick, log }) => {
   const reg = await startRegistry();
   const t = await tmp('iso');
   try {
-    await runMeasured('skopeo', [
-      'copy',
-      '-q',
-      '--dest-tls-verify=false',
-      `oci:${img.layout}:base`,
-      `docker://${reg.host}/${REPO}`,
-    ]);
+    await pushImage(img, reg.host);
     const template = join(t.path, 'template');
     const runs = { ours: [], theirs: [] };
     let isoBytes = 0;

@@ -1,6 +1,8 @@
 // canvos-lite optional native accelerator (N-API, no C++ wrapper library).
 // Exposes chunk compressors that run on the libuv thread pool:
 //   gzip(buf, level, cb)   -> one complete gzip member (libdeflate; levels 1..12)
+//   zlib(buf, level, cb)   -> one complete zlib stream (libdeflate; levels 1..12): squashfs gzip blocks, adler32
+//                             computed on the worker thread too
 //   zstd(buf, level, cb)   -> one complete zstd frame (libzstd; levels 1..19)
 // and a synchronous streaming zstd decoder (Node 20's zlib has no zstd):
 //   new ZstdDecoder().push(buf) -> Buffer, .end() -> throws if the stream is truncated
@@ -10,6 +12,7 @@
 #include <zstd.h>
 #include <cstdlib>
 #include <cstring>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -23,7 +26,7 @@
 
 namespace {
 
-enum class Algo { Gzip, Zstd };
+enum class Algo { Gzip, Zlib, Zstd };
 
 struct CompressWork {
   napi_async_work work = nullptr;
@@ -38,17 +41,45 @@ struct CompressWork {
   std::string error;
 };
 
+// Idle libdeflate compressors per level, reused across chunks (allocating one per chunk costs more than compressing
+// a small chunk at low levels; levels 10..12 allocate megabytes of matchfinder state). At most one per thread-pool
+// thread and level ever exists; they live as long as the process. A compressor keeps no data between calls.
+// Never destroyed: a pool thread may still compress while the process runs its exit handlers.
+std::mutex idle_mutex;
+auto* const idle = new std::vector<libdeflate_compressor*>[13];
+
+libdeflate_compressor* TakeCompressor(int level) {
+  if (level < 1 || level > 12) return nullptr;
+  {
+    std::lock_guard<std::mutex> lock(idle_mutex);
+    if (!idle[level].empty()) {
+      libdeflate_compressor* c = idle[level].back();
+      idle[level].pop_back();
+      return c;
+    }
+  }
+  return libdeflate_alloc_compressor(level);
+}
+
+void GiveBackCompressor(int level, libdeflate_compressor* c) {
+  std::lock_guard<std::mutex> lock(idle_mutex);
+  idle[level].push_back(c);
+}
+
 void ExecuteCompress(napi_env, void* data) {
   auto* w = static_cast<CompressWork*>(data);
-  if (w->algo == Algo::Gzip) {
-    libdeflate_compressor* c = libdeflate_alloc_compressor(w->level);
+  if (w->algo == Algo::Gzip || w->algo == Algo::Zlib) {
+    libdeflate_compressor* c = TakeCompressor(w->level);
     if (!c) { w->error = "libdeflate_alloc_compressor failed (bad level?)"; return; }
-    size_t bound = libdeflate_gzip_compress_bound(c, w->in_len);
+    const bool gz = w->algo == Algo::Gzip;
+    size_t bound = gz ? libdeflate_gzip_compress_bound(c, w->in_len) : libdeflate_zlib_compress_bound(c, w->in_len);
     w->out = static_cast<uint8_t*>(malloc(bound));
-    if (!w->out) { libdeflate_free_compressor(c); w->error = "out of memory"; return; }
-    w->out_len = libdeflate_gzip_compress(c, w->in, w->in_len, w->out, bound);
-    libdeflate_free_compressor(c);
-    if (w->out_len == 0) w->error = "libdeflate_gzip_compress failed";
+    if (w->out)
+      w->out_len = gz ? libdeflate_gzip_compress(c, w->in, w->in_len, w->out, bound)
+                      : libdeflate_zlib_compress(c, w->in, w->in_len, w->out, bound);
+    GiveBackCompressor(w->level, c);
+    if (!w->out) { w->error = "out of memory"; return; }
+    if (w->out_len == 0) w->error = gz ? "libdeflate_gzip_compress failed" : "libdeflate_zlib_compress failed";
   } else {
     size_t bound = ZSTD_compressBound(w->in_len);
     w->out = static_cast<uint8_t*>(malloc(bound));
@@ -108,13 +139,15 @@ napi_value StartCompress(napi_env env, napi_callback_info info, Algo algo) {
   NAPI_CALL(env, napi_create_reference(env, argv[0], 1, &w->input_ref));
   NAPI_CALL(env, napi_create_reference(env, argv[2], 1, &w->cb_ref));
   napi_value name;
-  NAPI_CALL(env, napi_create_string_utf8(env, algo == Algo::Gzip ? "canvos:gzip" : "canvos:zstd", NAPI_AUTO_LENGTH, &name));
+  const char* label = algo == Algo::Gzip ? "canvos:gzip" : algo == Algo::Zlib ? "canvos:zlib" : "canvos:zstd";
+  NAPI_CALL(env, napi_create_string_utf8(env, label, NAPI_AUTO_LENGTH, &name));
   NAPI_CALL(env, napi_create_async_work(env, nullptr, name, ExecuteCompress, CompleteCompress, w, &w->work));
   NAPI_CALL(env, napi_queue_async_work(env, w->work));
   return nullptr;
 }
 
 napi_value Gzip(napi_env env, napi_callback_info info) { return StartCompress(env, info, Algo::Gzip); }
+napi_value Zlib(napi_env env, napi_callback_info info) { return StartCompress(env, info, Algo::Zlib); }
 napi_value Zstd(napi_env env, napi_callback_info info) { return StartCompress(env, info, Algo::Zstd); }
 
 // ---- streaming zstd decoder ----
@@ -183,9 +216,10 @@ napi_value DecoderEnd(napi_env env, napi_callback_info info) {
 napi_value Init(napi_env env, napi_value exports) {
   napi_property_descriptor fns[] = {
       {"gzip", nullptr, Gzip, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"zlib", nullptr, Zlib, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"zstd", nullptr, Zstd, nullptr, nullptr, nullptr, napi_default, nullptr},
   };
-  napi_define_properties(env, exports, 2, fns);
+  napi_define_properties(env, exports, 3, fns);
   napi_property_descriptor methods[] = {
       {"push", nullptr, DecoderPush, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"end", nullptr, DecoderEnd, nullptr, nullptr, nullptr, napi_default, nullptr},

@@ -34,6 +34,7 @@ import {
 import { uuidV5 } from './gpt.js';
 import { KAIROS, stateSizeMiB } from './kairos-files.js';
 import type { UbuntuRootfsOptions } from './maas.js';
+import { squashfsLevel } from '../iso/squashfs/compressor.js';
 
 /** What goes into the disk image. */
 export interface BuildDiskInput {
@@ -75,6 +76,8 @@ export interface BuildDiskOptions {
   sourceDateEpoch?: number | undefined;
   /** squashfs writer. Default: `writeSquashfs`. */
   squashfsWriter?: SquashfsWriter | undefined;
+  /** gzip level of the recovery squashfs, as BuildIsoOptions.squashfsLevel. Default: the backend's. */
+  squashfsLevel?: number | undefined;
   /** Environment of the child processes. Default: process.env. */
   env?: NodeJS.ProcessEnv | undefined;
   signal?: AbortSignal | undefined;
@@ -128,6 +131,7 @@ export async function buildDisk(input: BuildDiskInput, opts: BuildDiskOptions = 
   if (flavour === 'maas' && !input.maas)
     throw new CanvosError('ERR_INTERNAL', 'the maas flavour needs the Ubuntu cloud image and curtin hooks');
   opts.onProgress?.({ phase: 'validate' });
+  squashfsLevel(opts.squashfsLevel);
   const userData = await diskUserData(input, flavour, warn);
   if (input.edgeCustomConfig) await requireFile(input.edgeCustomConfig, 'edge custom config');
   if (input.maas) await requireFile(input.maas.curtinHooks, 'curtin hooks');
@@ -156,6 +160,7 @@ export async function buildDisk(input: BuildDiskInput, opts: BuildDiskOptions = 
     const sys = await systemImages(input.rootfs, arch, ctx, {
       grubTimeout: input.grubTimeout,
       squashfsWriter: opts.squashfsWriter,
+      squashfsLevel: opts.squashfsLevel,
       warn,
     });
     const oemImg = await oemImage(ctx, {

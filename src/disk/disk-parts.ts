@@ -65,6 +65,7 @@ export async function systemImages(
   o: {
     grubTimeout?: number | undefined;
     squashfsWriter?: SquashfsWriter | undefined;
+    squashfsLevel?: number | undefined;
     warn: (code: string, message: string) => void;
   },
 ): Promise<{ efiImg: string; recImg: string; recMiB: number; sqfsBytes: number }> {
@@ -83,7 +84,8 @@ export async function systemImages(
 
   ctx.progress('squashfs');
   const sqfs = join(recDir, KAIROS.recoverySquashFile);
-  await (o.squashfsWriter ?? writeSquashfs)(capture.wrap(rootfs, signal), sqfs, { signal, mkfsTime: ctx.epoch });
+  const sqfsOpts = { signal, mkfsTime: ctx.epoch, level: o.squashfsLevel };
+  await (o.squashfsWriter ?? writeSquashfs)(capture.wrap(rootfs, signal), sqfs, sqfsOpts);
   const sqfsBytes = (await stat(sqfs)).size;
   const rootCfg = capture.resolve(KAIROS.grubConf);
   if (rootCfg) await copyFile(rootCfg, join(recDir, KAIROS.grubConf));

@@ -35,6 +35,8 @@ export interface InstallerDiskOptions extends InstallerRootfsOptions {
    * form) in the project directory.
    */
   maasUbuntuImage?: string | undefined;
+  /** gzip level of the recovery squashfs (BuildDiskOptions.squashfsLevel). Default: the backend's. */
+  squashfsLevel?: number | undefined;
   /** Disk phases. Default: none. */
   onDiskProgress?: ((p: { phase: DiskPhase }) => void) | undefined;
 }
@@ -164,6 +166,7 @@ export async function buildInstallerDisk(
       {
         env: opts.env,
         sourceDateEpoch: opts.sourceDateEpoch,
+        squashfsLevel: opts.squashfsLevel,
         signal: opts.signal,
         onProgress: opts.onDiskProgress,
         onWarning: warn,

@@ -18,6 +18,7 @@ import { efiBootFiles, grubCandidates, shimCandidates, writeBiosImages, type Iso
 import { DEFAULT_CONTENT_SPLIT_BYTES, listContentBundles, readUserData, requireFile } from './iso-overlay.js';
 import { RootfsCapture } from './rootfs-capture.js';
 import { writeSquashfs } from './squashfs/index.js';
+import { squashfsLevel } from './squashfs/compressor.js';
 import { writeIso } from './sparse-iso.js';
 import { mkdirs } from '../fs-util.js';
 import { withPath } from '../error-map.js';
@@ -88,6 +89,11 @@ export interface BuildIsoOptions {
   sourceDateEpoch?: number | undefined;
   /** squashfs writer. Default: `writeSquashfs` from ./squashfs. */
   squashfsWriter?: SquashfsWriter | undefined;
+  /**
+   * gzip level of rootfs.squashfs: 1..12 with the native addon (libdeflate), 1..9 on node:zlib. Default: the
+   * backend's (`DEFAULT_SQUASHFS_LEVEL`: the fastest libdeflate level whose image is no larger than mksquashfs's).
+   */
+  squashfsLevel?: number | undefined;
   /** xorriso program. Default: env CANVOS_XORRISO, else 'xorriso'. */
   xorriso?: string | undefined;
   /** Environment for child processes (PATH lookup). Default: process.env. */
@@ -126,6 +132,7 @@ export async function buildIso(input: BuildIsoInput, opts: BuildIsoOptions = {})
   }
   // Validate every user input before the long steps.
   opts.onProgress?.({ phase: 'validate' });
+  if (input.rootfs) squashfsLevel(opts.squashfsLevel);
   const userData = input.userData ? await readUserData(input.userData) : undefined;
   if (input.edgeCustomConfig) await requireFile(input.edgeCustomConfig, 'edge custom config');
   if (input.clusterConfig) await requireFile(input.clusterConfig, 'cluster config');
@@ -237,7 +244,8 @@ async function stageSquashfs(
   if (input.rootfs) {
     // writeSquashfs defaults match AuroraBoot's `mksquashfs -b 1024k` (gzip, 1 MiB blocks).
     const writer = opts.squashfsWriter ?? writeSquashfs;
-    await writer(capture.wrap(input.rootfs, opts.signal), sqfs, { signal: opts.signal, mkfsTime: epoch });
+    const o = { signal: opts.signal, mkfsTime: epoch, level: opts.squashfsLevel };
+    await writer(capture.wrap(input.rootfs, opts.signal), sqfs, o);
     return;
   }
   const given = input.squashfsPath ?? '';

@@ -39,6 +39,7 @@ function nativeCompressor(b: NativeBinding): ChunkCompressor {
     backend: 'native',
     versions: { libdeflate: b.libdeflateVersion, zstd: b.zstdVersion },
     gzip: (chunk, level) => call(b.gzip, chunk, Math.min(Math.max(level, 1), 12)),
+    zlib: b.zlib ? (chunk, level) => call(b.zlib ?? b.gzip, chunk, Math.min(Math.max(level, 1), 12)) : undefined,
     zstd: (chunk, level) => call(b.zstd, chunk, level),
     zstdDecoder: () => new b.ZstdDecoder(),
   };

@@ -3,11 +3,14 @@
  * resolves the manifest for linux/ARCH, fetches the config, and hands out layer openers that go through the local
  * blob cache, so the several passes the build makes over a layer download it once. Nothing is unpacked.
  */
+import { once } from 'node:events';
 import { createReadStream } from 'node:fs';
+import { PassThrough } from 'node:stream';
 import { readFile } from 'node:fs/promises';
 import { selectPlatforms, loadGraph } from '../image/graph.js';
 import { openSource, type OpenOptions } from '../transports/resolve-location.js';
 import type { ImageSource, RawManifest } from '../image/types.js';
+import type { RegistryReadOptions } from '../transports/registry/registry-image.js';
 import { CanvosError } from '../errors.js';
 import { BlobCache } from '../cache/blob-cache.js';
 import type { LayerOpener } from '../layers/merge.js';
@@ -39,6 +42,16 @@ export interface OpenedImage {
 export interface OpenImageOptions extends OpenOptions {
   cache: BlobCache;
   signal?: AbortSignal | undefined;
+  /**
+   * A layer that is not cached yet is read while it downloads: its bytes go into the blob cache and to the reader
+   * at once, instead of the reader waiting for the whole download. The source verifies digest and size at the end
+   * of the stream (a mismatch errors the reader's stream, and the blob is not cached), and such a layer is always
+   * checked against its diff_id, so the reader consumes the whole stream. For single-pass readers (an ISO or a
+   * disk); a second pass that starts before the first ended downloads the layer again. Not used by the CLI:
+   * on the ISO bench (a loopback registry) it saved no wall time (the squashfs, not the download, is the long
+   * pole) and cost ~100 MiB of peak RSS and ~2 s of CPU (bench/README.md "ISO main thread"). Default: false.
+   */
+  streamLayers?: boolean | undefined;
 }
 
 /** Read a blob through the cache (downloaded and verified on first use). @internal */
@@ -56,6 +69,53 @@ export async function cachedBlobPath(
     });
   }
   return cache.path(desc.digest);
+}
+
+/**
+ * The blob `desc` from the cache when it is there (a later pass), else from `src` while it is stored into the cache:
+ * each chunk is written to the cache's input, then handed to the reader. The generator returns only after the cache
+ * committed the blob, which it does only when the source's stream ended with the right digest and size; any error
+ * (a mismatch, an abort, the reader stopping early) leaves nothing cached.
+ */
+async function streamLayer(
+  src: ImageSource,
+  desc: Descriptor,
+  cache: BlobCache,
+  signal?: AbortSignal,
+): Promise<AsyncIterable<Buffer>> {
+  if (await cache.has(desc.digest, desc.size)) return createReadStream(cache.path(desc.digest));
+  // One stream: the reader (decompressing, compressing the squashfs) is slower than one loopback or LAN stream, and
+  // ranged parts would only read ahead into memory.
+  const read: RegistryReadOptions = { signal, widen: () => false };
+  const body = await src.getBlob(desc, read);
+  const toCache = new PassThrough();
+  const stored = cache.put(toCache, desc.digest, { size: desc.size, signal, sourceVerified: true });
+  // Settles with the cache's error (a full disk, an unwritable cache) so that the tee never waits for a 'drain' that a
+  // failed cache write will not emit; undefined once the blob is committed.
+  const failed = stored.then(
+    () => undefined,
+    (e: unknown) => (e instanceof Error ? e : new Error(String(e))),
+  );
+  return (async function* tee(): AsyncGenerator<Buffer> {
+    let done = false;
+    try {
+      for await (const chunk of body as AsyncIterable<Buffer>) {
+        if (!toCache.write(chunk)) {
+          const e = await Promise.race([once(toCache, 'drain', { signal }).then(() => undefined), failed]);
+          if (e !== undefined) throw e;
+        }
+        yield chunk;
+      }
+      toCache.end();
+      await stored;
+      done = true;
+    } finally {
+      if (!done) {
+        toCache.destroy(new Error('the layer was not read to its end'));
+        body.destroy();
+      }
+    }
+  })();
 }
 
 /**
@@ -113,6 +173,12 @@ export async function openImage(ref: string, arch: string, opts: OpenImageOption
     const openers: LayerOpener[] = await Promise.all(
       layers.map(async (d, i) => {
         const diffId = diffIds[i];
+        const cached = await opts.cache.has(d.digest, d.size);
+        if (opts.streamLayers && !cached) {
+          const open = (): Promise<AsyncIterable<Buffer>> => streamLayer(source, d, opts.cache, opts.signal);
+          const onDiffIdVerified = (): void => void (diffId && store?.recordDiffId(d.digest, diffId));
+          return Object.assign(open, { digest: d.digest, diffId, onDiffIdVerified });
+        }
         const open = async (): Promise<ReturnType<typeof createReadStream>> =>
           createReadStream(await cachedBlobPath(source, d, opts.cache, opts.signal));
         if (!store || !diffId) return Object.assign(open, { digest: d.digest, diffId });

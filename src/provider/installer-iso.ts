@@ -25,6 +25,8 @@ export interface InstallerIsoOptions extends InstallerRootfsOptions {
   localUi?: string | undefined;
   /** Extra content bundle directories, after the project's `content-*` ones. Default: none. */
   contentDirs?: readonly string[] | undefined;
+  /** gzip level of rootfs.squashfs (BuildIsoOptions.squashfsLevel). Default: the backend's. */
+  squashfsLevel?: number | undefined;
   /** ISO phases. Default: none. */
   onIsoProgress?: ((p: IsoProgress) => void) | undefined;
 }
@@ -175,6 +177,7 @@ export async function buildInstallerIsoOf(
       {
         env: opts.env,
         sourceDateEpoch: opts.sourceDateEpoch,
+        squashfsLevel: opts.squashfsLevel,
         signal: opts.signal,
         onProgress: opts.onIsoProgress,
         onWarning: opts.onWarning,

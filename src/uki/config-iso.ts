@@ -81,6 +81,8 @@ export async function buildConfiguredIso(
 ): Promise<ConfiguredIsoResult> {
   if (!config.isUki || config.arch !== 'amd64') return buildInstallerIsoOf(config, opts);
   const projectDir = resolve(opts.projectDir ?? process.cwd());
+  if (opts.squashfsLevel !== undefined)
+    opts.onWarning?.('W_SQUASHFS_LEVEL_UNUSED', 'the squashfs level has no effect on the UKI ISO (it has no squashfs)');
   const inputs = await installerIsoInputs(config, opts);
   const keysDir = projectKeysDir(projectDir);
   const outputDir = opts.outputDir ?? join(projectDir, 'build');

@@ -5,7 +5,15 @@
 import { randomBytes } from 'node:crypto';
 import { deflateSync, inflateSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
-import { adler32, gzipToZlib, makeCompressor } from '../../src/iso/squashfs/compressor.js';
+import {
+  adler32,
+  DEFAULT_SQUASHFS_LEVEL,
+  gzipToZlib,
+  makeCompressor,
+  MAX_SQUASHFS_LEVEL,
+  squashfsLevel,
+} from '../../src/iso/squashfs/compressor.js';
+import { CanvosError } from '../../src/errors.js';
 import { compressor, nativeAvailable } from '../../src/native/load.js';
 
 const MiB = 1 << 20;
@@ -54,6 +62,53 @@ describe('squashfs compressor', () => {
     for (const [name, b] of inputs) {
       expect(inflateSync(await c.compress(b)).equals(b), name).toBe(true);
       expect(inflateSync(c.compressSync(b)).equals(b), name).toBe(true);
+    }
+  });
+
+  it('squashfsLevel: the backend default when unset, 1..max accepted, anything else ERR_USAGE with the range', () => {
+    const backend = nativeAvailable() ? 'native' : 'js';
+    expect(squashfsLevel(undefined)).toBe(DEFAULT_SQUASHFS_LEVEL[backend]);
+    const max = MAX_SQUASHFS_LEVEL[backend];
+    expect(max).toBe(backend === 'native' ? 12 : 9);
+    for (let l = 1; l <= max; l++) expect(squashfsLevel(l)).toBe(l);
+    for (const bad of [0, max + 1, 2.5, NaN, -1]) {
+      const e = (() => {
+        try {
+          return squashfsLevel(bad);
+        } catch (err) {
+          return err;
+        }
+      })();
+      expect(CanvosError.is(e) && e.code, String(bad)).toBe('ERR_USAGE');
+      expect(CanvosError.is(e) && e.hint, String(bad)).toContain(`use 1..${String(max)}`);
+    }
+  });
+
+  it.skipIf(!nativeAvailable())('libdeflate levels 10..12 give zlib streams with the level-9 header', async () => {
+    for (const level of [10, 11, 12]) {
+      const c = makeCompressor('gzip', level);
+      for (const [name, b] of inputs) {
+        const z = await c.compress(b);
+        expect(inflateSync(z).equals(b), `${name} level ${String(level)}`).toBe(true);
+        expect(inflateSync(c.compressSync(b)).equals(b), `${name} level ${String(level)} (metadata)`).toBe(true);
+        expect(z.readUInt16BE(0), `header at level ${String(level)}`).toBe(
+          deflateSync(b, { level: 9 }).readUInt16BE(0),
+        );
+      }
+    }
+  });
+
+  it.skipIf(!compressor().zlib)("the addon's zlib() gives the bytes of the re-wrapped gzip member", async () => {
+    const zlib = compressor().zlib;
+    if (!zlib) return;
+    for (const level of [1, 5, 6, 9, 12]) {
+      for (const [name, b] of inputs) {
+        const z = await zlib(b, level);
+        expect(
+          z.equals(gzipToZlib(await compressor().gzip(b, level), b, level)),
+          `${name} level ${String(level)}`,
+        ).toBe(true);
+      }
     }
   });
 });

@@ -27,6 +27,7 @@ import {
   providerImageLines,
   providerResultJson,
 } from '../provider-step.js';
+import { parseSquashfsLevel, SQUASHFS_LEVEL_OPTION } from '../squashfs-level.js';
 import type { CliIo, CommandModule } from '../types.js';
 import { diskOutputPaths } from './disk.js';
 
@@ -46,6 +47,7 @@ installer ISO (see canvos-lite iso --help):
   --user-data FILE         user-data (default: <project>/user-data if present)
   --content DIR            extra content bundle directory (repeatable; <project>/content-*/ are always used)
   --iso-push REF           also push the ISO as an OCI artifact (see canvos-lite iso --push)
+  --squashfs-level N       gzip level of the ISO's (and disk's) squashfs (see canvos-lite iso --help)
 
 disk image (see canvos-lite disk --help):
   --disk                   also build <ISO_NAME>.raw into the --iso-output directory
@@ -68,6 +70,7 @@ const OPTIONS = {
   'iso-push': { type: 'string' },
   disk: { type: 'boolean' },
   'disk-format': { type: 'string', multiple: true },
+  ...SQUASHFS_LEVEL_OPTION,
 } as const;
 
 /** What the ISO and disk steps share: the configuration, the ISO inputs, the output directory and reporting. */
@@ -75,6 +78,8 @@ interface InstallerJob {
   cli: CliConfig;
   /** `--compression-level` for gzip (the installer's Dockerfile layers share the RUN cache with the provider build). */
   gzipLevel: number | undefined;
+  /** `--squashfs-level` of the ISO's and the disk's squashfs. */
+  squashfsLevel: number | undefined;
   userData: string | undefined;
   contentDirs: string[];
   outputDir: string;
@@ -90,6 +95,7 @@ async function run(argv: string[], io: CliIo): Promise<number> {
   checkProviderOutput('build-all', values);
   if (values['disk-format'] && !values.disk) throw usageError('--disk-format needs --disk');
   const diskFormats = parseDiskFormats('build-all', values['disk-format'] ?? []);
+  const squashfsLevel = parseSquashfsLevel(values['squashfs-level']);
   const cli = await loadCliConfig(values, io, 'build-all');
   const out = commandOutput(io, values.json);
   // The provider images and the ISO share CanvOS's base-image step: say each warning once.
@@ -102,6 +108,7 @@ async function run(argv: string[], io: CliIo): Promise<number> {
   const job: InstallerJob = {
     cli,
     gzipLevel: values['layer-compression'] === 'zstd' ? undefined : parseCompressionLevel('build-all', values),
+    squashfsLevel,
     userData: values['user-data'] ? resolve(io.cwd, values['user-data']) : undefined,
     contentDirs: (values.content ?? []).map((d) => resolve(io.cwd, d)),
     outputDir: resolve(io.cwd, values['iso-output'] ?? 'build'),
@@ -175,6 +182,7 @@ function installerInputs(job: InstallerJob) {
     registry: cli.registry,
     cacheDir: cli.cacheDir,
     compressionLevel: job.gzipLevel,
+    squashfsLevel: job.squashfsLevel,
     outputDir: job.outputDir,
     env: io.env,
     signal: io.signal,

@@ -16,6 +16,7 @@ import { CONFIG_USAGE, loadCliConfig, rejectConfigFlags } from '../config-option
 import { usageError as usageErrorFor, parseDiskFormats } from '../flags.js';
 import { INSTALLER_SOURCE_OPTIONS, parseBaseArch, withBaseImage } from '../base-image.js';
 import { baseImageRegistry, commandOutput, type CommandOutput } from '../flag-sets.js';
+import { parseSquashfsLevel, SQUASHFS_LEVEL_OPTION, SQUASHFS_LEVEL_USAGE } from '../squashfs-level.js';
 import type { CliIo, CommandModule } from '../types.js';
 
 const usage = `usage: canvos-lite disk [configuration options] [--user-data FILE] [--format raw|raw.gz|qcow2|vhd]... [--size MiB]
@@ -48,6 +49,7 @@ common options:
                              or comma-separated; qcow2/vhd need qemu-img (qemu-utils)
   --size MiB                 minimum disk size (free space after the partitions; Kairos grows COS_PERSISTENT)
   --output DIR               output directory (default build)
+${SQUASHFS_LEVEL_USAGE}
   --json                     print only a JSON result on stdout`;
 
 const BASE_ONLY = ['name', 'arch', 'edge-custom-config', 'insecure'] as const;
@@ -59,6 +61,7 @@ const OPTIONS = {
   format: { type: 'string', multiple: true },
   size: { type: 'string' },
   'maas-ubuntu-image': { type: 'string' },
+  ...SQUASHFS_LEVEL_OPTION,
 } as const;
 
 type DiskValues = ReturnType<typeof parseArgs<{ options: typeof OPTIONS }>>['values'];
@@ -69,6 +72,7 @@ interface DiskJob {
   userData: string | undefined;
   formats: DiskFormat[];
   sizeMiB: number | undefined;
+  squashfsLevel: number | undefined;
   out: CommandOutput;
   onProgress: (p: { phase: DiskPhase }) => void;
 }
@@ -88,6 +92,7 @@ async function run(argv: string[], io: CliIo): Promise<number> {
     userData: values['user-data'] ? resolve(io.cwd, values['user-data']) : undefined,
     formats,
     sizeMiB: size,
+    squashfsLevel: parseSquashfsLevel(values['squashfs-level']),
     out,
     onProgress: (p) => {
       out.say(`disk: ${p.phase}`);
@@ -115,6 +120,7 @@ async function fromConfig(values: DiskValues, job: DiskJob, io: CliIo): Promise<
     userData: job.userData,
     formats: job.formats,
     sizeMiB: job.sizeMiB,
+    squashfsLevel: job.squashfsLevel,
     maasUbuntuImage: values['maas-ubuntu-image'] ? resolve(io.cwd, values['maas-ubuntu-image']) : undefined,
     env: io.env,
     signal: io.signal,
@@ -147,7 +153,13 @@ async function fromBase(ref: string, values: DiskValues, job: DiskJob, io: CliIo
         arch,
         edgeCustomConfig: ecc ? resolve(io.cwd, ecc) : undefined,
       },
-      { env: io.env, signal: io.signal, onWarning: job.out.warn, onProgress: job.onProgress },
+      {
+        env: io.env,
+        signal: io.signal,
+        squashfsLevel: job.squashfsLevel,
+        onWarning: job.out.warn,
+        onProgress: job.onProgress,
+      },
     );
   });
   job.out.flush();

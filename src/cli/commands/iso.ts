@@ -19,6 +19,7 @@ import { usageError as usageErrorFor } from '../flags.js';
 import { buildConfiguredIso } from '../../uki/config-iso.js';
 import { INSTALLER_SOURCE_OPTIONS, parseBaseArch, withBaseImage } from '../base-image.js';
 import { baseImageRegistry, commandOutput, registryHosts, type CommandOutput } from '../flag-sets.js';
+import { parseSquashfsLevel, SQUASHFS_LEVEL_OPTION, SQUASHFS_LEVEL_USAGE } from '../squashfs-level.js';
 import type { CliIo, CommandModule } from '../types.js';
 
 const usage = `usage: canvos-lite iso [configuration options] [--user-data FILE] [--content DIR]... [--output DIR] [--json]
@@ -50,6 +51,7 @@ common options:
   --user-data FILE           user-data (first line #cloud-config) -> /files-iso/config.yaml
   --content DIR              directory of *.zst content bundles (repeatable), split into 3 GB parts
   --output DIR               output directory (default build)
+${SQUASHFS_LEVEL_USAGE}
   --push REF                 also push the ISO as an OCI artifact (one layer, the .sha256 as an annotation) to REF
                              (docker://HOST/REPO:TAG or a bare reference, oci:DIR:TAG); pull-artifact restores it
   --push-as artifact|image   image: CanvOS's iso-disk-image form instead (the ISO at /disk/<name>.iso in a scratch
@@ -80,6 +82,7 @@ const OPTIONS = {
   'debug-cmdline': { type: 'boolean' },
   push: { type: 'string' },
   'push-as': { type: 'string' },
+  ...SQUASHFS_LEVEL_OPTION,
 } as const;
 
 type IsoValues = ReturnType<typeof parseArgs<{ options: typeof OPTIONS }>>['values'];
@@ -91,6 +94,7 @@ async function run(argv: string[], io: CliIo): Promise<number> {
   if (pushAs !== 'artifact' && pushAs !== 'image')
     throw usageError(`--push-as must be artifact or image, not ${JSON.stringify(pushAs)}`);
   if (values['push-as'] && !values.push) throw usageError('--push-as needs --push REF');
+  parseSquashfsLevel(values['squashfs-level']);
   const out = commandOutput(io, values.json);
   const { result, registry } = values.base
     ? await fromBase(values.base, values, out, io)
@@ -130,7 +134,13 @@ async function fromBase(
         forceInteractive: values['force-interactive'],
         debug: values['debug-cmdline'],
       },
-      { env: io.env, signal: io.signal, onProgress: phaseLogger(out.say), onWarning: out.warn },
+      {
+        env: io.env,
+        signal: io.signal,
+        squashfsLevel: parseSquashfsLevel(values['squashfs-level']),
+        onProgress: phaseLogger(out.say),
+        onWarning: out.warn,
+      },
     );
   });
   out.flush();
@@ -204,6 +214,7 @@ async function fromConfig(
     outputDir: resolve(io.cwd, values.output ?? 'build'),
     userData: values['user-data'] ? resolve(io.cwd, values['user-data']) : undefined,
     contentDirs: (values.content ?? []).map((d) => resolve(io.cwd, d)),
+    squashfsLevel: parseSquashfsLevel(values['squashfs-level']),
     env: io.env,
     signal: io.signal,
     onWarning: cli.warn,

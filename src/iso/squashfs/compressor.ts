@@ -4,12 +4,14 @@
  * Async calls run on the libuv threadpool, so several data blocks compress in parallel.
  *
  * Data blocks go through libdeflate (the optional native addon, src/native) when it is loaded: at the same level it
- * deflates about 2.3x faster than zlib for output within ~0.1 % of zlib's size. The addon emits gzip members, so
- * the deflate stream is re-wrapped as zlib (2-byte header, adler32 trailer) in place. Without the addon (or with
- * CANVOS_NO_NATIVE=1) node:zlib does the work. Either way the image is reproducible per backend.
+ * deflates about 2.3x faster than zlib for output within ~0.1 % of zlib's size. The addon emits zlib streams
+ * (header and adler32 computed on its thread); an addon from before its zlib() emits gzip members, whose deflate
+ * stream is re-wrapped as zlib (2-byte header, adler32 trailer) in place: the same bytes. Without the addon (or with
+ * CANVOS_NO_NATIVE=1) node:zlib does the work. Either way the image is reproducible per backend and level.
  */
 import { promisify } from 'node:util';
 import { deflate, deflateSync } from 'node:zlib';
+import { CanvosError } from '../../errors.js';
 import { compressor as chunkCompressor } from '../../native/load.js';
 
 /** The compression algorithms the writer can emit. */
@@ -87,21 +89,55 @@ export function gzipToZlib(gz: Buffer, raw: Uint8Array, level: number): Buffer {
   return gz.subarray(8, gz.length - 4);
 }
 
+/** Highest gzip level of each backend: libdeflate's 10..12 search harder than any zlib level. */
+export const MAX_SQUASHFS_LEVEL: Readonly<Record<'native' | 'js', number>> = { native: 12, js: 9 };
+
+/**
+ * Default gzip level of each backend. libdeflate (native): 6, the fastest level whose squashfs is no larger than
+ * `mksquashfs -comp gzip -b 1024k` (zlib 9, CanvOS's) on the trees measured (bench/README.md "squashfs level": a
+ * 727 MB Debian rootfs with a kernel, a 178 MB minbase, the boot test fixture): 2.5x less compression CPU than
+ * libdeflate 9 for a 0.7 % larger image. node:zlib (js): 9, mksquashfs's own default (zlib's levels are not
+ * libdeflate's, so the fallback keeps CanvOS's level).
+ */
+export const DEFAULT_SQUASHFS_LEVEL: Readonly<Record<'native' | 'js', number>> = { native: 6, js: 9 };
+
+/**
+ * `level` checked against the backend in use (1..12 on libdeflate, 1..9 on node:zlib; ERR_USAGE otherwise), or
+ * that backend's default when undefined.
+ */
+export function squashfsLevel(level: number | undefined): number {
+  const backend = chunkCompressor().backend;
+  if (level === undefined) return DEFAULT_SQUASHFS_LEVEL[backend];
+  const max = MAX_SQUASHFS_LEVEL[backend];
+  if (!Number.isInteger(level) || level < 1 || level > max) {
+    throw new CanvosError('ERR_USAGE', `squashfs: level ${String(level)} is invalid`, {
+      hint:
+        backend === 'native'
+          ? 'use 1..12 (libdeflate)'
+          : 'use 1..9 (node:zlib: the native addon is not loaded, so libdeflate levels 10..12 are not available)',
+    });
+  }
+  return level;
+}
+
 /** The squashfs superblock's compression id of each supported compressor. */
 const COMPRESSION_ID: Readonly<Record<SquashfsCompression, number>> = { gzip: 1 };
 
 /** Returns the compressor for `name` at `level` (gzip: 1..9). Only gzip today: zstd/xz would branch on `name`. */
 export function makeCompressor(name: SquashfsCompression, level: number): Compressor {
   const id = COMPRESSION_ID[name];
-  // windowBits 15 / memLevel 8 = mksquashfs's default gzip options (no compressor-options block needed).
-  const o = { level, windowBits: 15, memLevel: 8 };
+  // windowBits 15 / memLevel 8 = mksquashfs's default gzip options (no compressor-options block needed). Metadata
+  // blocks (8 KiB, sync) stay on node:zlib, whose levels end at 9.
+  const o = { level: Math.min(level, 9), windowBits: 15, memLevel: 8 };
   const compressSync = (raw: Buffer): Buffer => deflateSync(raw, o);
   const cc = chunkCompressor();
   if (cc.backend === 'native') {
+    // The addon's zlib() computes the adler32 on its thread too (the same bytes as the re-wrapped gzip member).
+    const zlib = cc.zlib;
     return {
       id,
       backend: 'native',
-      compress: async (raw) => gzipToZlib(await cc.gzip(raw, level), raw, level),
+      compress: zlib ? (raw) => zlib(raw, level) : async (raw) => gzipToZlib(await cc.gzip(raw, level), raw, level),
       compressSync,
     };
   }

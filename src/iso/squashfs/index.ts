@@ -4,5 +4,6 @@
 export { writeSquashfs } from './write.js';
 export type { SquashfsOptions, SquashfsProgress, SquashfsResult } from './write.js';
 export type { SquashfsCompression } from './compressor.js';
+export { DEFAULT_SQUASHFS_LEVEL, MAX_SQUASHFS_LEVEL, squashfsLevel } from './compressor.js';
 export { walkDirectory } from './walk.js';
 export type { WalkOptions } from './walk.js';
