@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createHash, randomBytes } from 'node:crypto';
 import { appendFile, mkdir, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import * as zlib from 'node:zlib';
 import { buildLayer } from '../../src/layers/build.js';
 import { compressChunks } from '../../src/layers/compress.js';
 import { planLayer } from '../../src/layers/plan.js';
@@ -11,6 +12,7 @@ import type { LayerSpec } from '../../src/layers/spec.js';
 import { ChunkPool, tarChunks } from '../../src/layers/tar-chunks.js';
 import type { PlannedEntry } from '../../src/tar/header.js';
 import { tarBytes } from '../../src/tar/write.js';
+import { nativeAvailable } from '../../src/native/load.js';
 import { fixedChunks } from '../../src/util/chunks.js';
 import { sha256OfFile, tempDir } from './helpers.js';
 
@@ -73,7 +75,9 @@ describe('tarChunks', () => {
   );
 
   it('gives buildLayer the digests of the plain compressChunks(tarBytes()) path (gzip and zstd)', async () => {
-    for (const compression of ['gzip', 'zstd'] as const) {
+    // zstd needs the addon or Node >= 22.15 (the CANVOS_NO_NATIVE=1 re-run on Node 20 has neither): gzip alone then.
+    const hasZstd = nativeAvailable() || typeof (zlib as Record<string, unknown>).zstdCompress === 'function';
+    for (const compression of hasZstd ? (['gzip', 'zstd'] as const) : (['gzip'] as const)) {
       const entries = await plan();
       const h = createHash('sha256');
       for await (const b of compressChunks(tarBytes(entries), compression, { chunkSize: 4096 })) h.update(b);
