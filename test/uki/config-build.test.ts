@@ -134,8 +134,11 @@ describe.skipIf(!ready)('IS_UKI=true through .arg', () => {
     const res = JSON.parse(a.stdout) as { isoPath: string; sha256: string; uki: { cmdline: string } };
     expect(res.uki.cmdline).toMatch(/ install-mode stylus\.registration rd\.extra=1$/); // enki's + CMDLINE
     expect(await readFile(`${res.isoPath}.sha256`, 'utf8')).toBe(`${res.sha256}  palette-edge-installer.iso\n`);
-    const b = await cli(project, 'iso', '--output', join(tmp.path, 'iso-b'), '--json');
+    expect(a.stderr).not.toContain('W_SQUASHFS_LEVEL_UNUSED');
+    // The UKI ISO has no squashfs: --squashfs-level is a warning (no silent drop) and changes no byte.
+    const b = await cli(project, 'iso', '--output', join(tmp.path, 'iso-b'), '--squashfs-level', '9', '--json');
     expect(b.code, b.stderr).toBe(0);
+    expect(b.stderr).toMatch(/warning: the squashfs level has no effect on the UKI ISO .*\[W_SQUASHFS_LEVEL_UNUSED\]/);
     expect((JSON.parse(b.stdout) as { sha256: string }).sha256).toBe(res.sha256);
     const files = await ok('xorriso', ['-indev', res.isoPath, '-find', '/', '-type', 'f']);
     for (const f of ['/efiboot.img', '/config.yaml', '/luet', '/.edge_custom_config.yaml', '/stylus-image.tar'])
