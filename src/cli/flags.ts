@@ -11,6 +11,19 @@ import { echo } from '../util/echo.js';
 import type { BlobPartsOptions } from '../registry/blob-parts.js';
 import { setToolTimeouts } from '../util/run-tool.js';
 
+/**
+ * `check()`, a library check of a flag's value, with its CanvosError refused as a usage error (exit 2, like every
+ * other bad flag value) that keeps the library's hint (its range); `message` replaces the library's message.
+ */
+export function asUsageError<T>(check: () => T, message?: string): T {
+  try {
+    return check();
+  } catch (e) {
+    if (e instanceof CanvosError) throw new CanvosError('ERR_USAGE', message ?? e.message, { hint: e.hint });
+    throw e;
+  }
+}
+
 /** An ERR_USAGE error whose hint names `canvos-lite <command> --help`. */
 export function usageError(command: string, message: string): CanvosError {
   return new CanvosError('ERR_USAGE', message, { hint: `run canvos-lite ${command} --help for the options` });

@@ -9,8 +9,7 @@ import { buildConfiguredProviderImages } from '../uki/config-provider.js';
 import { twoNodeSourcesFromEnv } from '../provider/two-node.js';
 import type { WarningHandler } from '../provider/resolve.js';
 import type { CliConfig } from './config-options.js';
-import { checkOciOutput, usageError } from './flags.js';
-import { CanvosError } from '../errors.js';
+import { asUsageError, checkOciOutput, usageError } from './flags.js';
 import { createProgress, shortDigest } from './progress.js';
 import type { CliIo } from './types.js';
 
@@ -57,13 +56,7 @@ export function parseCompressionLevel(command: string, values: ProviderOutputVal
  * (exit 2, like every other bad flag value) with the library's message and range hint; undefined when not given.
  */
 export function compressionLevelFlag(c: 'gzip' | 'zstd', v: string | undefined): number | undefined {
-  if (v === undefined) return undefined;
-  try {
-    return compressionLevel(c, v, '--compression-level');
-  } catch (e) {
-    if (e instanceof CanvosError) throw new CanvosError('ERR_USAGE', e.message, { hint: e.hint });
-    throw e;
-  }
+  return v === undefined ? undefined : asUsageError(() => compressionLevel(c, v, '--compression-level'));
 }
 
 /** Parse `--layer-compression`; undefined when not given. */

@@ -2,7 +2,7 @@
  * `--squashfs-level N`: the gzip level of the squashfs that `iso`, `disk` and `build-all` write (rootfs.squashfs,
  * the disk's recovery.squashfs). Checked as the library checks it, but refused as a usage error (exit 2).
  */
-import { CanvosError } from '../errors.js';
+import { asUsageError } from './flags.js';
 import { DEFAULT_SQUASHFS_LEVEL, squashfsLevel } from '../iso/squashfs/compressor.js';
 
 /** The parseArgs option. */
@@ -16,11 +16,5 @@ export const SQUASHFS_LEVEL_USAGE = `  --squashfs-level N         gzip level of 
 export function parseSquashfsLevel(v: string | undefined): number | undefined {
   if (v === undefined) return undefined;
   const n = /^\d+$/.test(v.trim()) ? Number(v.trim()) : NaN;
-  try {
-    return squashfsLevel(n);
-  } catch (e) {
-    if (e instanceof CanvosError)
-      throw new CanvosError('ERR_USAGE', `--squashfs-level ${JSON.stringify(v)} is invalid`, { hint: e.hint });
-    throw e;
-  }
+  return asUsageError(() => squashfsLevel(n), `--squashfs-level ${JSON.stringify(v)} is invalid`);
 }

@@ -27,6 +27,7 @@ function loadBinding(): NativeBinding | undefined {
 }
 
 function nativeCompressor(b: NativeBinding): ChunkCompressor {
+  const { zlib } = b; // absent from addons built before it
   const call = (fn: NativeBinding['gzip'], chunk: Buffer, level: number) =>
     new Promise<Buffer>((resolve, reject) => {
       fn(chunk, level, (err, out) => {
@@ -39,7 +40,7 @@ function nativeCompressor(b: NativeBinding): ChunkCompressor {
     backend: 'native',
     versions: { libdeflate: b.libdeflateVersion, zstd: b.zstdVersion },
     gzip: (chunk, level) => call(b.gzip, chunk, Math.min(Math.max(level, 1), 12)),
-    zlib: b.zlib ? (chunk, level) => call(b.zlib ?? b.gzip, chunk, Math.min(Math.max(level, 1), 12)) : undefined,
+    zlib: zlib ? (chunk, level) => call(zlib, chunk, Math.min(Math.max(level, 1), 12)) : undefined,
     zstd: (chunk, level) => call(b.zstd, chunk, level),
     zstdDecoder: () => new b.ZstdDecoder(),
   };

@@ -173,8 +173,7 @@ export async function openImage(ref: string, arch: string, opts: OpenImageOption
     const openers: LayerOpener[] = await Promise.all(
       layers.map(async (d, i) => {
         const diffId = diffIds[i];
-        const cached = await opts.cache.has(d.digest, d.size);
-        if (opts.streamLayers && !cached) {
+        if (opts.streamLayers && !(await opts.cache.has(d.digest, d.size))) {
           const open = (): Promise<AsyncIterable<Buffer>> => streamLayer(source, d, opts.cache, opts.signal);
           const onDiffIdVerified = (): void => void (diffId && store?.recordDiffId(d.digest, diffId));
           return Object.assign(open, { digest: d.digest, diffId, onDiffIdVerified });

@@ -9,7 +9,7 @@ import { CanvosError } from '../errors.js';
 import type { Descriptor } from '../image/schemas.js';
 import type { HttpResponse } from '../http/request.js';
 import { abortError } from '../util/abort.js';
-import { loopLoad, spareCpu } from './blob-parts-load.js';
+import { spareCpu } from './blob-parts-load.js';
 import {
   firstStreamRate,
   MIN_HALF,
@@ -82,7 +82,7 @@ export class PartsReader implements PartsDownload, PartsConsumer {
     this.hinted = this.sched.slowHint;
     this.nextCheck = this.hinted ? 0 : Math.min(o.partSize, TIMED_BYTES);
     this.firstRate = this.hinted ? this.sched.lastRate : Infinity;
-    loopLoad.sample();
+    // The load window began at the scheduler's beginRead (blobs.ts calls it before the first request).
   }
 
   /** Start with the open 200 answer for the whole blob. */

@@ -84,7 +84,7 @@ export function spawnGroup(file: string, args: readonly string[], opts: Omit<Spa
     });
   }
   // node:child_process (and the dgram/net modules it loads) only when a tool runs: the CLI's entry imports this
-  // module for withToolTimeouts, and most commands (copy, mirror) never spawn anything.
+  // module for resetToolTimeouts, and most commands (copy, mirror) never spawn anything.
   const child = process.getBuiltinModule('node:child_process').spawn(file, args, { ...opts, detached: true });
   const pid = child.pid;
   if (pid !== undefined) {

@@ -94,11 +94,11 @@ async function run(argv: string[], io: CliIo): Promise<number> {
   if (pushAs !== 'artifact' && pushAs !== 'image')
     throw usageError(`--push-as must be artifact or image, not ${JSON.stringify(pushAs)}`);
   if (values['push-as'] && !values.push) throw usageError('--push-as needs --push REF');
-  parseSquashfsLevel(values['squashfs-level']);
+  const level = parseSquashfsLevel(values['squashfs-level']);
   const out = commandOutput(io, values.json);
   const { result, registry } = values.base
-    ? await fromBase(values.base, values, out, io)
-    : await fromConfig(values, out, io);
+    ? await fromBase(values.base, values, level, out, io)
+    : await fromConfig(values, level, out, io);
   const pushed = await pushIso(result, values.push, pushAs, registry, io, out.say);
   out.result({ ...result, ...pushed }, [result.isoPath]);
   return 0;
@@ -108,6 +108,7 @@ async function run(argv: string[], io: CliIo): Promise<number> {
 async function fromBase(
   ref: string,
   values: IsoValues,
+  squashfsLevel: number | undefined,
   out: CommandOutput,
   io: CliIo,
 ): Promise<{ result: BuildIsoResult; registry: RegistryTransportOptions }> {
@@ -137,7 +138,7 @@ async function fromBase(
       {
         env: io.env,
         signal: io.signal,
-        squashfsLevel: parseSquashfsLevel(values['squashfs-level']),
+        squashfsLevel,
         onProgress: phaseLogger(out.say),
         onWarning: out.warn,
       },
@@ -189,6 +190,7 @@ function phaseLogger(say: (s: string) => void): (p: IsoProgress) => void {
 /** The configuration-driven ISO (no --base), and the registry options its --push uses. */
 async function fromConfig(
   values: IsoValues,
+  squashfsLevel: number | undefined,
   out: CommandOutput,
   io: CliIo,
 ): Promise<{ result: BuildIsoResult; registry: RegistryTransportOptions }> {
@@ -214,7 +216,7 @@ async function fromConfig(
     outputDir: resolve(io.cwd, values.output ?? 'build'),
     userData: values['user-data'] ? resolve(io.cwd, values['user-data']) : undefined,
     contentDirs: (values.content ?? []).map((d) => resolve(io.cwd, d)),
-    squashfsLevel: parseSquashfsLevel(values['squashfs-level']),
+    squashfsLevel,
     env: io.env,
     signal: io.signal,
     onWarning: cli.warn,
