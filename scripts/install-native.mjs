@@ -4,8 +4,11 @@
 // built. Otherwise the addon is built from source with node-gyp when a C++ compiler and the libdeflate/libzstd
 // headers exist; when it cannot be built this prints ONE line saying why and exits 0 (the pure-JS fallback is used;
 // the install never fails because of the addon). `--verbose` (or npm's loglevel verbose) shows node-gyp's output.
+// node-gyp-build prefers a build from source (native/build/Release) over the prebuild, so a build older than
+// native/src or binding.gyp (a checkout updated since it was built) is removed first, with one line: it would
+// otherwise shadow a newer prebuild, or go on missing what the new source added.
 import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -41,6 +44,21 @@ function nodeGyp() {
 function skipped(reason, hint) {
   console.error(`native addon skipped: ${reason}; ${FALLBACK} (${hint})`);
   process.exit(0);
+}
+
+/** The newest modification time (ms) of the addon's sources: binding.gyp and everything under native/src. */
+function newestSource() {
+  let newest = statSync(join(nativeDir, 'binding.gyp')).mtimeMs;
+  for (const e of readdirSync(join(nativeDir, 'src'), { recursive: true, withFileTypes: true })) {
+    if (e.isFile()) newest = Math.max(newest, statSync(join(e.parentPath ?? e.path, e.name)).mtimeMs);
+  }
+  return newest;
+}
+
+const builtAddon = join(nativeDir, 'build', 'Release', 'canvos_native.node');
+if (existsSync(builtAddon) && statSync(builtAddon).mtimeMs < newestSource()) {
+  rmSync(join(nativeDir, 'build'), { recursive: true, force: true });
+  console.error('native addon: removed native/build, a build from source older than native/src');
 }
 
 if (process.env.npm_config_build_from_source !== 'true' && loadable()) process.exit(0);

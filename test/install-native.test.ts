@@ -1,9 +1,9 @@
 // The package's install script (scripts/install-native.mjs): silent when a prebuild loads, a build from source
 // otherwise, and ONE line, exit 0, when the optional addon cannot be built (never the node-gyp dump).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cp, mkdir, rm, symlink, writeFile } from 'node:fs/promises';
+import { cp, mkdir, readdir, rm, symlink, utimes, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { run, tmpDir } from './helpers/tools.js';
 import { asUnprivileged, unprivilegedIdentity, unprivilegedTempDir } from './helpers/unprivileged.js';
 
@@ -43,6 +43,31 @@ describe('install script (scripts/install-native.mjs)', () => {
     const r = await install(dir);
     expect(r).toEqual({ code: 0, stdout: '', stderr: '' });
     expect(existsSync(join(dir, 'native/build'))).toBe(false);
+  });
+
+  it('removes a build from source older than native/src (it would shadow the prebuild), and keeps a current one', async () => {
+    const dir = await pkg('stale', true);
+    const prebuild = join(dir, 'native/prebuilds', `linux-${process.arch}`);
+    const node = (await readdir(prebuild)).find((f) => f.endsWith('.node'))!;
+    const built = join(dir, 'native/build/Release/canvos_native.node');
+    await mkdir(dirname(built), { recursive: true });
+    // A current build (newer than the sources): left alone, silently, and it is what loads.
+    await cp(join(prebuild, node), built);
+    expect(await install(dir)).toEqual({ code: 0, stdout: '', stderr: '' });
+    expect(existsSync(built)).toBe(true);
+    // The same build dated before the sources, as after a checkout that changed native/src.
+    await utimes(built, new Date('2020-01-01'), new Date('2020-01-01'));
+    const r = await install(dir);
+    expect(r).toEqual({
+      code: 0,
+      stdout: '',
+      stderr: 'native addon: removed native/build, a build from source older than native/src\n',
+    });
+    expect(existsSync(join(dir, 'native/build'))).toBe(false);
+    const probe = "console.log(require('node-gyp-build').resolve('native'))";
+    expect((await run(process.execPath, ['-e', probe], { cwd: dir })).stdout).toContain(
+      `native/prebuilds/linux-${process.arch}/`,
+    );
   });
 
   it('prints one line and exits 0 when the libdeflate/libzstd headers are missing', async () => {

@@ -16,6 +16,7 @@ import { join } from 'node:path';
 import { digestAlgorithm, digestHex, isDigest, type Digest } from '../image/digest.js';
 import { CanvosError } from '../errors.js';
 import { writeFileAtomic } from '../util/atomic-file.js';
+import { envSwitch } from '../util/env-switch.js';
 import { cacheHomeGuard, defaultCacheDir } from './blob-cache.js';
 
 /** A registry repository a blob was seen in. */
@@ -49,8 +50,6 @@ interface Entry {
 }
 
 const PRUNE_EVERY = 256;
-const ON = ['', '1', 'true', 'on', 'yes'];
-const OFF = ['0', 'false', 'off', 'no'];
 // What a stored location may look like (a host[:port] and a repository path): anything else in a file is ignored.
 const REGISTRY = /^[A-Za-z0-9][A-Za-z0-9.-]*(?::\d+)?$|^\[[0-9a-fA-F:.]+\](?::\d+)?$/;
 const REPO = /^[a-z0-9]+(?:[._-]+[a-z0-9]+)*(?:\/[a-z0-9]+(?:[._-]+[a-z0-9]+)*)*$/;
@@ -228,16 +227,6 @@ export function blobLocationsFromEnv(
   cacheDir?: string,
   onWarning?: BlobLocationsOptions['onWarning'],
 ): BlobLocations | undefined {
-  const v = (env.CANVOS_BLOB_LOCATIONS ?? '').trim().toLowerCase();
-  if (OFF.includes(v)) return undefined;
-  if (!ON.includes(v)) {
-    throw new CanvosError(
-      'ERR_CONFIG',
-      `CANVOS_BLOB_LOCATIONS=${JSON.stringify(env.CANVOS_BLOB_LOCATIONS)} is not on or off`,
-      {
-        hint: 'set it to 0 (or false, off, no) to turn the blob-location cache off, or unset it',
-      },
-    );
-  }
+  if (!envSwitch('CANVOS_BLOB_LOCATIONS', env)) return undefined;
   return new BlobLocations({ dir: cacheDir, env, onWarning });
 }

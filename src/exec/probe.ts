@@ -7,6 +7,7 @@ import { spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { userInfo } from 'node:os';
 import { CanvosError } from '../errors.js';
+import { envSwitch } from '../util/env-switch.js';
 
 /** The one-line fix printed whenever user namespaces are unavailable. */
 export const USERNS_HINT =
@@ -95,8 +96,10 @@ const fail = (reason: string, hint = USERNS_HINT): UserNamespaceProbe => ({ ok: 
  * `CANVOS_EXEC_DISABLE_USERNS=1` (behaves as if unavailable, for tests and for forcing the refusal path).
  */
 export async function probeUserNamespaces(opts: { signal?: AbortSignal } = {}): Promise<UserNamespaceProbe> {
-  if (process.env.CANVOS_EXEC_DISABLE_USERNS === '1')
-    return fail('user namespaces are disabled by CANVOS_EXEC_DISABLE_USERNS=1');
+  if (envSwitch('CANVOS_EXEC_DISABLE_USERNS'))
+    return fail(
+      `user namespaces are disabled by CANVOS_EXEC_DISABLE_USERNS=${process.env.CANVOS_EXEC_DISABLE_USERNS ?? ''}`,
+    );
   for (const tool of ['unshare', 'bwrap']) {
     if (!onPath(tool))
       return fail(`${tool} is not installed`, `apt-get install ${tool === 'bwrap' ? 'bubblewrap' : 'util-linux'}`);

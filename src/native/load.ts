@@ -3,18 +3,20 @@
  * (node-gyp-build: a build from source in native/build/Release, else the committed prebuild for linux x64/arm64 in
  * native/prebuilds), else the pure-JS path over node:zlib. Both expose the same interface; decompressed output
  * is identical, compressed bytes differ between backends (so digests are reproducible per backend).
- * `CANVOS_NO_NATIVE=1` forces the JS path.
+ * `CANVOS_NO_NATIVE=1` (or true/on/yes; util/env-switch.ts) forces the JS path; a value that is not on or off throws
+ * ERR_CONFIG.
  */
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
+import { envSwitch } from '../util/env-switch.js';
 import { jsCompressor } from './fallback.js';
 import type { ChunkCompressor, NativeBinding } from './types.js';
 
 export type { ChunkCompressor, ZstdDecoder } from './types.js';
 
 function loadBinding(): NativeBinding | undefined {
-  if (process.env.CANVOS_NO_NATIVE === '1' || process.env.CANVOS_NO_NATIVE === 'true') return undefined;
+  if (envSwitch('CANVOS_NO_NATIVE')) return undefined;
   try {
     const require = createRequire(import.meta.url);
     const nodeGypBuild = require('node-gyp-build') as (dir: string) => NativeBinding;
