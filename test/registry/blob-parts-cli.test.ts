@@ -55,17 +55,20 @@ describe('ranged blob reads from the CLI', () => {
         times: Infinity,
         action: { kind: 'slow', bytesPerSecond: 16 * 1024 * KiB },
       });
-      const r1 = await runCli(
-        [
-          'copy',
-          '--json',
-          '--src-insecure',
-          '--dest-insecure',
-          `docker://${src.proxy.host}/parts/img:v1`,
-          `docker://${dst.host}/a/img:v1`,
-        ],
-        { env, cwd: '/' },
-      );
+      /** `copy` of parts/img:v1 into DEST/REPO:v1 with extra flags. */
+      const copyTo = (repo: string, ...flags: string[]) =>
+        runCli(
+          [
+            'copy',
+            ...flags,
+            '--src-insecure',
+            '--dest-insecure',
+            `docker://${src.proxy.host}/parts/img:v1`,
+            `docker://${dst.host}/${repo}:v1`,
+          ],
+          { env, cwd: '/' },
+        );
+      const r1 = await copyTo('a/img', '--json');
       expect(r1.stderr).toBe('');
       expect(r1.code).toBe(0);
       // The first GET (no Range) is cut short; the rest comes in Range parts (64 KiB-aligned starts) that leave no
@@ -86,18 +89,7 @@ describe('ranged blob reads from the CLI', () => {
       expect(covered).toBe(big.length - 1);
       for (const [start] of parts) expect(start % 65536).toBe(0);
       src.proxy.requests.splice(0);
-      const r2 = await runCli(
-        [
-          'copy',
-          '--blob-parts',
-          '1',
-          '--src-insecure',
-          '--dest-insecure',
-          `docker://${src.proxy.host}/parts/img:v1`,
-          `docker://${dst.host}/b/img:v1`,
-        ],
-        { env, cwd: '/' },
-      );
+      const r2 = await copyTo('b/img', '--blob-parts', '1');
       expect(r2.code).toBe(0);
       expect(layerGets()).toEqual(['']);
       for (const repoName of ['a/img', 'b/img']) {
