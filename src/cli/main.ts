@@ -7,7 +7,7 @@ import { toCanvosError } from '../error-map.js';
 import { VERSION } from '../version.js';
 import { throwIfAborted } from '../util/abort.js';
 import { resetToolTimeouts } from '../util/run-tool.js';
-import { checkEnvSwitches } from '../util/env-switch.js';
+import { checkEnvironment } from '../util/env-switch.js';
 import { COMMANDS } from './command-table.js';
 import type { CliIo } from './types.js';
 
@@ -90,7 +90,7 @@ export async function main(argv: string[], ioIn: CliIo): Promise<number> {
       return 0;
     }
     throwIfAborted(io.signal);
-    checkEnvSwitches(); // a mistyped CANVOS_NO_NATIVE etc. fails here, before any work (exit 3)
+    checkEnvironment(io.env); // a mistyped CANVOS_NO_NATIVE, SOURCE_DATE_EPOCH… fails here, before any work (exit 3)
     // --timeout (parseTimeout → setToolTimeouts) also bounds the tools the command spawns: kept per process, not in
     // a withToolTimeouts scope, whose AsyncLocalStorage would tax every promise of the command (run-tool.ts).
     resetToolTimeouts();

@@ -7,7 +7,6 @@ import { createWriteStream } from 'node:fs';
 import { mkdtemp, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import { CanvosError } from '../errors.js';
 import { DigestCounter, digestHex, type Digest } from '../image/digest.js';
 import {
   chunksInFlight,
@@ -18,6 +17,9 @@ import {
   type LayerCompression,
 } from './compress.js';
 import { ChunkPool, tarChunks } from './tar-chunks.js';
+import { sourceDateEpochFromEnv } from '../util/source-date.js';
+
+export { sourceDateEpochFromEnv };
 import { planLayer } from './plan.js';
 import type { HttpOptions } from '../http/dispatcher.js';
 import type { PlannedEntry } from '../tar/header.js';
@@ -76,18 +78,6 @@ export interface BuiltLayer {
   diffId: Digest;
   uncompressedSize: number;
   mediaType: string;
-}
-
-/** SOURCE_DATE_EPOCH from the environment, or 0 when unset. Throws ERR_CONFIG when malformed. */
-export function sourceDateEpochFromEnv(env: NodeJS.ProcessEnv = process.env): number {
-  const v = env.SOURCE_DATE_EPOCH;
-  if (v === undefined || v === '') return 0;
-  if (!/^\d+$/.test(v)) {
-    throw new CanvosError('ERR_CONFIG', `SOURCE_DATE_EPOCH=${JSON.stringify(v)} is not a whole number of seconds`, {
-      hint: 'set it to e.g. $(git log -1 --format=%ct)',
-    });
-  }
-  return Number(v);
 }
 
 function tarSize(entries: readonly PlannedEntry[]): number {

@@ -10,6 +10,7 @@ import { existsSync } from 'node:fs';
 import { chmod, mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CanvosError } from '../errors.js';
+import { sourceDateEpochFromEnv } from '../util/source-date.js';
 import { signVariable, type SecureBootVar } from './auth.js';
 import { EFI_CERT_X509, MICROSOFT_OWNER, decodeEsl, encodeEsl, type EfiSignature } from './esl.js';
 import { certDer, selfSignedCert, toPem } from './x509.js';
@@ -113,9 +114,9 @@ async function exportedList(dir: string, name: string): Promise<EfiSignature[]> 
   }
 }
 
+/** SOURCE_DATE_EPOCH as a date when set (a malformed value throws ERR_CONFIG), else undefined. */
 function sourceDate(env: NodeJS.ProcessEnv): Date | undefined {
-  const s = env.SOURCE_DATE_EPOCH;
-  return s && /^\d+$/.test(s) ? new Date(Number(s) * 1000) : undefined;
+  return env.SOURCE_DATE_EPOCH ? new Date(sourceDateEpochFromEnv(env) * 1000) : undefined;
 }
 
 /** Generates (or, with `byok`, loads) the Secure Boot keys and writes CanvOS's secure-boot/ layout. */

@@ -4,6 +4,7 @@
  * empty is the switch's default; any other value is refused with ERR_CONFIG naming the variable, never guessed.
  */
 import { CanvosError } from '../errors.js';
+import { sourceDateEpochFromEnv } from './source-date.js';
 
 const ON = ['1', 'true', 'on', 'yes'];
 const OFF = ['0', 'false', 'off', 'no'];
@@ -29,7 +30,11 @@ export function envSwitch(name: EnvSwitch, env: NodeJS.ProcessEnv = process.env)
   });
 }
 
-/** Checks every switch in `env` (the CLI does before a command runs, so a typo fails before any work). */
-export function checkEnvSwitches(env: NodeJS.ProcessEnv = process.env): void {
+/**
+ * Checks every switch in `env`, and SOURCE_DATE_EPOCH: the CLI does before a command runs, so a typo fails with exit
+ * 3 before any work (and not only in the commands that happen to read the variable).
+ */
+export function checkEnvironment(env: NodeJS.ProcessEnv = process.env): void {
   for (const name of Object.keys(ENV_SWITCHES) as EnvSwitch[]) envSwitch(name, env);
+  sourceDateEpochFromEnv(env);
 }

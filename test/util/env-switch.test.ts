@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { ENV_SWITCHES, envSwitch, type EnvSwitch } from '../../src/util/env-switch.js';
 import { probeUserNamespaces } from '../../src/exec/probe.js';
+import { genkey } from '../../src/uki/genkey.js';
 import { run } from '../helpers/tools.js';
 
 const bin = join(resolve(import.meta.dirname, '..', '..'), 'bin', 'canvos-lite.js');
@@ -88,6 +89,30 @@ describe('where the switches are read', () => {
       });
       expect(ok.stderr).not.toContain('is not on or off');
       expect(ok.code).not.toBe(0);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('SOURCE_DATE_EPOCH is read strictly everywhere', () => {
+  it('uki genkey (library and CLI) refuses a malformed value instead of silently dating the keys now', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'canvos-sde-'));
+    try {
+      const keys = join(dir, 'secure-boot');
+      await expect(
+        genkey({ dir: keys, skipMicrosoft: true, env: { SOURCE_DATE_EPOCH: '2026-12-03' } }),
+      ).rejects.toMatchObject({
+        code: 'ERR_CONFIG',
+        message: 'SOURCE_DATE_EPOCH="2026-12-03" is not a whole number of seconds',
+      });
+      expect(existsSync(keys)).toBe(false);
+      const r = await run(process.execPath, [bin, 'uki', 'genkey', '--skip-microsoft-keys', '--dir', keys], {
+        env: { ...process.env, SOURCE_DATE_EPOCH: 'yesterday' },
+      });
+      expect(r.code, r.stderr).toBe(3);
+      expect(r.stderr).toContain('SOURCE_DATE_EPOCH="yesterday" is not a whole number of seconds');
+      expect(existsSync(keys)).toBe(false);
     } finally {
       await rm(dir, { recursive: true, force: true });
     }

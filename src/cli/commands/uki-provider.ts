@@ -10,6 +10,7 @@ import { compressionLevelFlag } from '../provider-step.js';
 import { timeoutHelp, usageError as usageErrorFor } from '../flags.js';
 import { BASE_IMAGE_OPTIONS, baseImageRegistry, commandOutput, JSON_OPTION } from '../flag-sets.js';
 import type { CliIo } from '../types.js';
+import { sourceDateEpochFromEnv } from '../../util/source-date.js';
 
 export const UKI_PROVIDER_USAGE = `usage: canvos-lite uki provider --provider REF --carrier REF --to DEST [--keys secure-boot]
                                 [--extend-cmdline S] [--version norole] [--branding TEXT] [--compression-level N]
@@ -49,8 +50,7 @@ export async function ukiProviderCmd(argv: string[], io: CliIo): Promise<number>
   if (!values.provider || !values.carrier || !values.to)
     throw usageError('--provider, --carrier and --to are required');
   const out = commandOutput(io, values.json);
-  const epoch =
-    io.env.SOURCE_DATE_EPOCH && /^\d+$/.test(io.env.SOURCE_DATE_EPOCH) ? Number(io.env.SOURCE_DATE_EPOCH) : undefined;
+  const epoch = io.env.SOURCE_DATE_EPOCH ? sourceDateEpochFromEnv(io.env) : undefined;
   const r = await buildUkiProviderImage({
     provider: values.provider,
     carrier: values.carrier,
