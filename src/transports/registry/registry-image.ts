@@ -160,8 +160,25 @@ export function registryDestination(
 ): RegistryImageDestination {
   const r = toRef(ref);
   const repo = new RegistryRepository(r.registry, r.repository, { ...opts, push: true });
+  // A destination is written after the source was read from: its set-up overlaps those reads.
+  repo.http.prepare();
   const cache = opts.blobLocations;
   const here: MountOrigin = { registry: r.registry, repository: r.repository };
+  // Cache updates run beside the copy (a blob's slot and the manifests do not wait for a file write); commit and close
+  // wait for them, so the cache is up to date when the copy returns.
+  const writes = new Set<Promise<void>>();
+  const track = (p: Promise<void> | undefined): void => {
+    if (!p) return;
+    writes.add(p);
+    void p.finally(() => writes.delete(p));
+  };
+  const seen = (digest: Digest): void => {
+    rememberHere(`${r.name}@${digest}`);
+    track(cache?.record(digest, here));
+  };
+  const settled = async (): Promise<void> => {
+    while (writes.size) await Promise.all(writes);
+  };
   return {
     description: `docker://${r.toString()}`,
     // The reference's tag (`latest` when none was written; undefined for a digest-only reference).
@@ -171,10 +188,7 @@ export function registryDestination(
     async hasBlob(desc: Descriptor, o?: OpOptions): Promise<boolean> {
       const h = await repo.headBlob(desc.digest, o);
       const has = h !== undefined && (h.size < 0 || desc.size < 0 || h.size === desc.size);
-      if (has) {
-        rememberHere(`${r.name}@${desc.digest}`);
-        await cache?.record(desc.digest, here);
-      }
+      if (has) seen(desc.digest);
       return has;
     },
     // putBlob finds a blob that is already here itself, with fewer requests than hasBlob + putBlob.
@@ -190,13 +204,12 @@ export function registryDestination(
         mountFirst: !knownHere && !seenHere.has(`${r.name}@${desc.digest}`),
         onMount: (from, outcome) => {
           // A refused mount proves the blob is no longer there; an access denial proves nothing.
-          if (outcome === 'refused') void cache?.forget(desc.digest, { registry: r.registry, repository: from });
+          if (outcome === 'refused') track(cache?.forget(desc.digest, { registry: r.registry, repository: from }));
         },
         skipExisting: o.knownAbsent !== true,
         sourceVerified: o.sourceVerified === true,
       });
-      rememberHere(`${r.name}@${desc.digest}`);
-      await cache?.record(desc.digest, here);
+      seen(desc.digest);
       return result;
     },
     async hasManifest(digest: Digest, o?: OpOptions): Promise<boolean> {
@@ -214,8 +227,12 @@ export function registryDestination(
       await repo.putManifest(m, tag ?? m.digest, o);
     },
     async commit(): Promise<void> {
-      // Registry writes are visible as soon as each PUT returns.
+      // Registry writes are visible as soon as each PUT returns; only the cache's may still be under way.
+      await settled();
     },
-    close: () => repo.close(),
+    async close(): Promise<void> {
+      await settled();
+      await repo.close();
+    },
   };
 }
