@@ -167,6 +167,35 @@ describe('requests of a copy into a warm destination', () => {
     expect(kinds(pb.requests)).toEqual({ 'HEAD manifest': 1, 'HEAD blob': blobs.length, 'PUT manifest': 1 });
   });
 
+  it("checks each child manifest at the destination while the child's GET is still under way", async () => {
+    // The source answers child manifest GETs 1.5 s late: the destination's HEADs must not wait for them.
+    const pa = await startFaultProxy(a.url, [
+      { method: 'GET', path: /\/manifests\/sha256:/, times: Infinity, action: { kind: 'delay', ms: 1500 } },
+    ]);
+    try {
+      const opts = { ...reg(undefined), insecureRegistries: [pa.host, pb.host] };
+      const s = openSource(`${pa.host}/src/idx:v1`, { registry: opts });
+      const d = openDestination(`${pb.host}/overlap/one:v1`, { registry: opts });
+      pb.requests.length = 0;
+      const started = Date.now();
+      let headsAt = 0;
+      const poll = setInterval(() => {
+        if (!headsAt && pb.requests.filter((q) => q.method === 'HEAD').length === 2) headsAt = Date.now();
+      }, 10);
+      try {
+        await copyImage(s, d);
+      } finally {
+        clearInterval(poll);
+        await Promise.all([s.close(), d.close()]);
+      }
+      expect(Date.now() - started).toBeGreaterThanOrEqual(1500);
+      expect(headsAt).toBeGreaterThan(0);
+      expect(headsAt - started).toBeLessThan(1000);
+    } finally {
+      await pa.stop();
+    }
+  });
+
   it('CLI: the warm copy of an index sends one mount per blob and nothing else per blob', async () => {
     const env = { PATH: process.env.PATH, HOME: join(tmp.path, 'home'), CANVOS_CACHE_DIR: join(tmp.path, 'c4') };
     const cp = (to: string) =>
