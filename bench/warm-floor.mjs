@@ -6,13 +6,13 @@
  *   - `canvos-lite copy --all-platforms` of one or more CLI builds (`NAME=path/to/bin/canvos-lite.js`, default this
  *     checkout's);
  *   - `skopeo copy --all`.
- * One image (2 platforms × 5 layers of 64 KiB: 12 blobs) in a source registry; every side first copies it into its
+ * One image (2 platforms × 5 layers of 64 KiB: 12 blobs; `--layers N` per platform) in a source registry; every side first copies it into its
  * own warm-up repository of the destination registry (warming canvos-lite's blob-location cache and skopeo's
  * blob-info cache), then each round copies it into a fresh repository, every blob mounted. Prints the medians of wall
  * time, client CPU (user+sys from wait4, through python3) and peak RSS, with the load average, and the requests the
  * destination saw in one more copy per side through a counting proxy (not timed). Not in run.mjs's list.
  *
- *   node bench/warm-floor.mjs [--rounds N] [NAME=path/to/bin/canvos-lite.js ...]   (NAME: letters, digits, _)
+ *   node bench/warm-floor.mjs [--rounds N] [--layers N] [NAME=path/to/bin/canvos-lite.js ...]   (NAME: letters, digits, _)
  */
 import { readFile } from 'node:fs/promises';
 import { loadavg } from 'node:os';
@@ -26,6 +26,8 @@ import { ROOT, tmp } from './lib/util.mjs';
 const argv = process.argv.slice(2);
 const at = argv.indexOf('--rounds');
 const rounds = at >= 0 ? Number(argv[at + 1]) : 15;
+const lat = argv.indexOf('--layers');
+const layers = lat >= 0 ? Number(argv[lat + 1]) : 5;
 const builds = argv
   .filter((a) => /^[A-Za-z_]\w*=/.test(a))
   .map((a) => ({ name: a.slice(0, a.indexOf('=')), bin: a.slice(a.indexOf('=') + 1) }));
@@ -61,7 +63,7 @@ const dst = await startRegistry();
 const proxy = await startCountingProxy(dst.url);
 try {
   const layout = join(work.path, 'layout');
-  await addImage(layout, { tag: 'img', platforms: ['linux/amd64', 'linux/arm64'], layers: 5, layerBytes: 64 * 1024 });
+  await addImage(layout, { tag: 'img', platforms: ['linux/amd64', 'linux/arm64'], layers, layerBytes: 64 * 1024 });
   await runMeasured('skopeo', [
     'copy',
     '--all',
@@ -135,7 +137,7 @@ try {
     }
   }
   console.log(
-    `warm copy floor: ${rounds} rounds, one image (12 blobs), load average (1 min) ${Math.min(...loads).toFixed(1)}–${Math.max(...loads).toFixed(1)}`,
+    `warm copy floor: ${rounds} rounds, one image (${2 * layers + 2} blobs), load average (1 min) ${Math.min(...loads).toFixed(1)}–${Math.max(...loads).toFixed(1)}`,
   );
   console.log('| per image | wall ms | client CPU ms | peak RSS MiB | requests to the destination |');
   console.log('|---|---|---|---|---|');
