@@ -172,7 +172,9 @@ interface BlobTransfer {
 /** Copy one blob: skip it when present, else mount or upload it. */
 async function copyBlob(ctx: BlobCopyContext, desc: Descriptor, t: BlobTransfer): Promise<BlobStatus> {
   const { src, dst, signal } = ctx;
-  if (await dst.hasBlob(desc, { signal })) return 'skipped';
+  // A destination that checks on put (a registry) is spared the separate check: its mount or HEAD answers it.
+  const checked = dst.checksOnPut !== true;
+  if (checked && (await dst.hasBlob(desc, { signal }))) return 'skipped';
   let counted = 0;
   let opened = 0;
   const open = async (): Promise<Readable> => {
@@ -206,11 +208,11 @@ async function copyBlob(ctx: BlobCopyContext, desc: Descriptor, t: BlobTransfer)
     pipeline(s, counter, () => {});
     return counter;
   };
-  // hasBlob just said no, and getBlob streams verify themselves: spare the destination a second HEAD and hash.
+  // hasBlob just said no (if asked), and getBlob streams verify themselves: spare a second check and hash.
   const hints: OpOptions & RegistryPutBlobHints = {
     signal,
     mountFrom: blobMountOrigin(src, desc),
-    knownAbsent: true,
+    knownAbsent: checked,
     sourceVerified: true,
   };
   const r = await dst.putBlob(desc, open, hints);

@@ -72,6 +72,12 @@ export interface ImageDestination {
   readonly tag?: string | undefined;
   /** The destination holds one image manifest only (docker-archive): an index source is narrowed to one platform. */
   readonly singleImage?: boolean | undefined;
+  /**
+   * `putBlob` without `knownAbsent` finds a blob the destination already holds at no more cost than `hasBlob`
+   * (answering `exists` without calling `open`), so a caller about to put a blob may skip `hasBlob` (a registry then
+   * tries a cross-repository mount first, and a HEAD only when no mount works). Default: false.
+   */
+  readonly checksOnPut?: boolean | undefined;
   /** True when the destination already holds this blob (HEAD / file exists with right size). */
   hasBlob(desc: Descriptor, opts?: OpOptions): Promise<boolean>;
   /**

@@ -44,6 +44,7 @@ export class DestinationMounts {
       description: dst.description,
       tag: dst.tag,
       singleImage: dst.singleImage,
+      checksOnPut: dst.checksOnPut,
       hasBlob: (d, o) => dst.hasBlob(d, o),
       putBlob,
       hasManifest: (d, o) => dst.hasManifest(d, o),

@@ -20,7 +20,7 @@ import {
 } from './blobs.js';
 import { header, httpError, readBody, RegistryHttp, type RegistryHttpOptions } from './http.js';
 import { normalizeRegistry, parseReference, type Reference } from './reference.js';
-import { uploadBlob, type UploadOptions } from './upload.js';
+import { holdsBlob, uploadBlob, type UploadOptions } from './upload.js';
 
 /** Largest manifest accepted (the limit containerd and oras use). */
 export const MANIFEST_MAX_BYTES = 4 * 1024 * 1024;
@@ -35,6 +35,18 @@ export interface RegistryRepositoryOptions extends RegistryHttpOptions {
   uploadMode?: UploadOptions['uploadMode'];
   /** Chunk size for chunked uploads. Default: 8 MiB. */
   chunkSize?: number | undefined;
+}
+
+/** Options of {@link RegistryRepository.pushBlob}. */
+export interface PushBlobOptions extends Omit<UploadOptions, 'checkAfterMount'> {
+  /** Check first whether the repository holds the blob, and if so do nothing (`exists`). Default: true. */
+  skipExisting?: boolean | undefined;
+  /**
+   * With `skipExisting` and `mountFrom`: try the mounts before that check, which then runs only when no mount
+   * succeeds (one request instead of two when a mount works: a 201 proves the blob is there). For a blob more likely
+   * mountable than already present. Default: false (HEAD first).
+   */
+  mountFirst?: boolean | undefined;
 }
 
 /** What a manifest HEAD tells. */
@@ -205,17 +217,24 @@ export class RegistryRepository {
   }
 
   /**
-   * Upload a blob unless present: HEAD, then mount from `mountFrom` (same registry), then upload.
-   * `open` may be called more than once (retries).
+   * Upload a blob unless present: HEAD, then mount from `mountFrom` (same registry), then upload; with `mountFirst`
+   * the mounts come before the HEAD. `open` may be called more than once (retries).
    */
   async pushBlob(
     desc: Descriptor,
     open: () => Promise<Readable>,
-    opts: UploadOptions & { skipExisting?: boolean } = {},
+    opts: PushBlobOptions = {},
   ): Promise<'exists' | 'mounted' | 'uploaded'> {
     const loc = this.loc(true);
-    if (opts.skipExisting !== false && (await headBlob(loc, desc.digest, opts))) return 'exists';
-    return uploadBlob(loc, desc, open, { uploadMode: this.opts.uploadMode, chunkSize: this.opts.chunkSize, ...opts });
+    const check = opts.skipExisting !== false;
+    const mountFirst = check && opts.mountFirst === true && (opts.mountFrom?.length ?? 0) > 0;
+    if (check && !mountFirst && (await holdsBlob(loc, desc, opts))) return 'exists';
+    return uploadBlob(loc, desc, open, {
+      uploadMode: this.opts.uploadMode,
+      chunkSize: this.opts.chunkSize,
+      ...opts,
+      checkAfterMount: mountFirst,
+    });
   }
 
   /** All tags, following `Link` pages (`n` per page). */

@@ -161,6 +161,14 @@ export class RegistryHttp {
     return this.sem.acquire(req.signal);
   }
 
+  /**
+   * Start what the first request needs that involves no network (the certs.d lookup, the connection pool) so it
+   * overlaps other work; its errors surface at that first request.
+   */
+  prepare(): void {
+    this.dispatcher().catch(() => {});
+  }
+
   private dispatcher(): Promise<Dispatcher> {
     this.dispatcherP ??= this.opts.dispatcher
       ? Promise.resolve(this.opts.dispatcher)

@@ -54,6 +54,7 @@ export {
   MANIFEST_MAX_BYTES,
   type RegistryRepositoryOptions,
   type ManifestInfo,
+  type PushBlobOptions,
 } from './client.js';
 export {
   registrySource,

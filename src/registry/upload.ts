@@ -39,6 +39,12 @@ export interface UploadOptions extends OpOptions {
    * stream ended cleanly. Default: false.
    */
   sourceVerified?: boolean | undefined;
+  /**
+   * The caller has not checked whether the destination holds the blob: when no mount succeeds, HEAD it before
+   * uploading (a refused mount's session is then cancelled and the result is `exists`). A successful mount needs no
+   * HEAD: it is the proof. Default: false.
+   */
+  checkAfterMount?: boolean | undefined;
 }
 
 const DEFAULT_CHUNK = 8 * 1024 * 1024;
@@ -315,14 +321,14 @@ async function putChunked(
 
 /**
  * Upload a blob (mount → monolithic → chunked) and confirm it with HEAD. `open` is called again for each
- * attempt. Returns 'mounted' or 'uploaded'.
+ * attempt. Returns 'mounted' or 'uploaded', or 'exists' when `checkAfterMount` found it already there.
  */
 export async function uploadBlob(
   loc: BlobLocation,
   desc: Descriptor,
   open: () => Promise<Readable>,
   opts: UploadOptions = {},
-): Promise<'mounted' | 'uploaded'> {
+): Promise<'exists' | 'mounted' | 'uploaded'> {
   const froms = (typeof opts.mountFrom === 'string' ? [opts.mountFrom] : (opts.mountFrom ?? [])).filter(
     (f) => f !== loc.repository,
   );
@@ -334,6 +340,10 @@ export async function uploadBlob(
     if (m === 'mounted') return 'mounted';
     // The last refused mount's session carries the upload; earlier ones are cancelled before the next try.
     pending = m;
+  }
+  if (opts.checkAfterMount === true && (await holdsBlob(loc, desc, opts))) {
+    if (pending !== undefined) await cancel(loc, pending);
+    return 'exists';
   }
   // Open the source while the upload session is being started (the two round trips overlap; over a long-haul
   // source that is one latency per blob). The first attempt reads it; if none does, it is closed.
@@ -374,6 +384,12 @@ export async function uploadBlob(
   }
   await confirm(loc, desc, opts);
   return 'uploaded';
+}
+
+/** Whether `loc` holds the blob `desc` (HEAD; a size the registry reports must match the descriptor's). */
+export async function holdsBlob(loc: BlobLocation, desc: Descriptor, opts: OpOptions): Promise<boolean> {
+  const h = await headBlob(loc, desc.digest, opts);
+  return h !== undefined && (h.size < 0 || desc.size < 0 || h.size === desc.size);
 }
 
 async function confirm(loc: BlobLocation, desc: Descriptor, opts: OpOptions): Promise<void> {

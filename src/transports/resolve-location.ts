@@ -133,6 +133,7 @@ export function openDestination(spec: string | ImageSpec, opts: OpenOptions = {}
   return {
     description: d.description,
     tag,
+    checksOnPut: d.checksOnPut,
     hasBlob: (desc, o) => d.hasBlob(desc, o),
     putBlob: (desc, open, o) => d.putBlob(desc, open, o),
     hasManifest: (digest, o) => d.hasManifest(digest, o),

@@ -34,6 +34,23 @@ export interface RegistryTransportOptions extends RegistryRepositoryOptions {
 /** Mount attempts per blob at most (the source's own repository included). */
 const MAX_MOUNT_ATTEMPTS = 3;
 
+/**
+ * Blobs this process saw in a destination repository (`registry/repository@digest`, oldest first, bounded): like a
+ * location the cache knows there, they are checked with a HEAD before any mount is tried. Only the order of the
+ * checks depends on it, never what is trusted.
+ */
+const seenHere = new Set<string>();
+const SEEN_HERE_MAX = 4096;
+
+function rememberHere(key: string): void {
+  seenHere.delete(key);
+  seenHere.add(key);
+  if (seenHere.size > SEEN_HERE_MAX) {
+    const oldest = seenHere.values().next();
+    if (!oldest.done) seenHere.delete(oldest.value);
+  }
+}
+
 /** A registry repository a blob can be mounted from (POST ?mount=&from=) at a destination on the same registry. */
 export interface MountOrigin {
   registry: string;
@@ -95,14 +112,16 @@ async function mountCandidates(
   { registry, repository }: MountOrigin,
   hint: MountOrigin | undefined,
   cache: BlobLocations | undefined,
-): Promise<MountOrigin[]> {
+): Promise<{ from: MountOrigin[]; knownHere: boolean }> {
   const known = cache ? await cache.locations(digest) : [];
   const out: MountOrigin[] = [];
+  let knownHere = false;
   for (const l of [...(hint ? [hint] : []), ...known]) {
-    if (l.registry !== registry || l.repository === repository) continue;
-    if (!out.some((o) => o.repository === l.repository)) out.push(l);
+    if (l.registry !== registry) continue;
+    if (l.repository === repository) knownHere = true;
+    else if (!out.some((o) => o.repository === l.repository)) out.push(l);
   }
-  return out.slice(0, MAX_MOUNT_ATTEMPTS);
+  return { from: out.slice(0, MAX_MOUNT_ATTEMPTS), knownHere };
 }
 
 function toRef(ref: string | Reference): Reference {
@@ -141,8 +160,25 @@ export function registryDestination(
 ): RegistryImageDestination {
   const r = toRef(ref);
   const repo = new RegistryRepository(r.registry, r.repository, { ...opts, push: true });
+  // A destination is written after the source was read from: its set-up overlaps those reads.
+  repo.http.prepare();
   const cache = opts.blobLocations;
   const here: MountOrigin = { registry: r.registry, repository: r.repository };
+  // Cache updates run beside the copy (a blob's slot and the manifests do not wait for a file write); commit and close
+  // wait for them, so the cache is up to date when the copy returns.
+  const writes = new Set<Promise<void>>();
+  const track = (p: Promise<void> | undefined): void => {
+    if (!p) return;
+    writes.add(p);
+    void p.finally(() => writes.delete(p));
+  };
+  const seen = (digest: Digest): void => {
+    rememberHere(`${r.name}@${digest}`);
+    track(cache?.record(digest, here));
+  };
+  const settled = async (): Promise<void> => {
+    while (writes.size) await Promise.all(writes);
+  };
   return {
     description: `docker://${r.toString()}`,
     // The reference's tag (`latest` when none was written; undefined for a digest-only reference).
@@ -152,23 +188,28 @@ export function registryDestination(
     async hasBlob(desc: Descriptor, o?: OpOptions): Promise<boolean> {
       const h = await repo.headBlob(desc.digest, o);
       const has = h !== undefined && (h.size < 0 || desc.size < 0 || h.size === desc.size);
-      if (has) await cache?.record(desc.digest, here);
+      if (has) seen(desc.digest);
       return has;
     },
+    // putBlob finds a blob that is already here itself, with fewer requests than hasBlob + putBlob.
+    checksOnPut: true,
     async putBlob(desc, open, o: OpOptions & RegistryPutBlobHints = {}): Promise<PutBlobResult> {
-      const mountFrom = await mountCandidates(desc.digest, here, o.mountFrom, cache);
+      const { from, knownHere } = await mountCandidates(desc.digest, here, o.mountFrom, cache);
       const result = await repo.pushBlob(desc, open, {
         signal: o.signal,
         onProgress: o.onProgress,
-        mountFrom: mountFrom.map((l) => l.repository),
+        mountFrom: from.map((l) => l.repository),
+        // A blob last seen elsewhere is more likely mountable than here: one POST (a 201 proves it) instead of a
+        // HEAD and a POST. One the cache saw here is checked with a HEAD first, as before.
+        mountFirst: !knownHere && !seenHere.has(`${r.name}@${desc.digest}`),
         onMount: (from, outcome) => {
           // A refused mount proves the blob is no longer there; an access denial proves nothing.
-          if (outcome === 'refused') void cache?.forget(desc.digest, { registry: r.registry, repository: from });
+          if (outcome === 'refused') track(cache?.forget(desc.digest, { registry: r.registry, repository: from }));
         },
         skipExisting: o.knownAbsent !== true,
         sourceVerified: o.sourceVerified === true,
       });
-      await cache?.record(desc.digest, here);
+      seen(desc.digest);
       return result;
     },
     async hasManifest(digest: Digest, o?: OpOptions): Promise<boolean> {
@@ -186,8 +227,12 @@ export function registryDestination(
       await repo.putManifest(m, tag ?? m.digest, o);
     },
     async commit(): Promise<void> {
-      // Registry writes are visible as soon as each PUT returns.
+      // Registry writes are visible as soon as each PUT returns; only the cache's may still be under way.
+      await settled();
     },
-    close: () => repo.close(),
+    async close(): Promise<void> {
+      await settled();
+      await repo.close();
+    },
   };
 }
