@@ -31,7 +31,7 @@ export type FileExtractor = (dest: string, signal?: AbortSignal) => Promise<void
 export type SquashfsWriter = (
   entries: AsyncIterable<FsEntry>,
   outPath: string,
-  opts?: { signal?: AbortSignal | undefined; mkfsTime?: number | undefined },
+  opts?: { signal?: AbortSignal | undefined; mkfsTime?: number | undefined; sync?: boolean | undefined },
 ) => Promise<{ bytes: number }>;
 
 /** What goes into the ISO. Give `rootfs` or `squashfsPath`. */
@@ -244,7 +244,8 @@ async function stageSquashfs(
   if (input.rootfs) {
     // writeSquashfs defaults match AuroraBoot's `mksquashfs -b 1024k` (gzip, 1 MiB blocks).
     const writer = opts.squashfsWriter ?? writeSquashfs;
-    const o = { signal: opts.signal, mkfsTime: epoch, level: opts.squashfsLevel };
+    // No fsync: the squashfs is a staging file, moved into the ISO and deleted.
+    const o = { signal: opts.signal, mkfsTime: epoch, level: opts.squashfsLevel, sync: false };
     await writer(capture.wrap(input.rootfs, opts.signal), sqfs, o);
     return;
   }

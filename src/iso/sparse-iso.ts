@@ -6,8 +6,14 @@
  * plus the squashfs. Nothing in the ISO checksums file content (no `-md5`; the boot info table patches only the El
  * Torito image; the GPT CRCs cover the partition tables), so the result is the same bytes as an ISO written from
  * the real files (test/iso/sparse-iso.test.ts compares them).
+ *
+ * The placeholders live on a tmpfs (/dev/shm, else the temp dir when it is one) when there is one, mapped into the
+ * ISO with `-map`: xorriso reads their holes as the shared zero page there, while on a disk filesystem every hole
+ * page read allocates and zeroes page cache (as much as the squashfs), which cost ~1.5–3 s of CPU on the ISO bench
+ * (bench/README.md "ISO, round 4"). The ISO bytes are the same either way.
  */
-import { chmod, mkdtemp, open, rename, rm, stat } from 'node:fs/promises';
+import { chmod, mkdtemp, open, rename, rm, stat, statfs } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CanvosError } from '../errors.js';
 import { throwIfAborted } from '../util/abort.js';
@@ -106,34 +112,61 @@ export interface WriteIsoInput {
    * the caller gave (it would be truncated). Default: none.
    */
   moveIn?: readonly string[] | undefined;
+  /**
+   * Where the placeholders of `moveIn` go: 'auto' a tmpfs when there is one (see the file header), else the tree;
+   * 'tree' always in the tree, in place of the file. The ISO bytes are the same. Default: 'auto'.
+   */
+  placeholders?: 'auto' | 'tree' | undefined;
+}
+
+/** statfs(2) type of tmpfs. */
+const TMPFS_MAGIC = 0x01021994;
+
+/** A new directory on a tmpfs (/dev/shm, else the temp dir when it is a tmpfs), or undefined when there is none. */
+async function tmpfsDir(): Promise<string | undefined> {
+  for (const base of ['/dev/shm', tmpdir()]) {
+    try {
+      if ((await statfs(base)).type === TMPFS_MAGIC) return await mkdtemp(join(base, 'canvos-iso-'));
+    } catch {
+      // missing or not writable: try the next one
+    }
+  }
+  return undefined;
 }
 
 /** Runs xorriso over `isoDir` into `outPath` (sparse), then moves the `moveIn` files into their placeholders. */
 export async function writeIso(input: WriteIsoInput, opts: RunXorrisoOptions = {}): Promise<void> {
   const aside = await mkdtemp(join(input.isoDir, '..', '.aside-'));
+  const shm = input.moveIn?.length && input.placeholders !== 'tree' ? await tmpfsDir() : undefined;
   try {
     const moved = new Map<string, { host: string; size: number }>();
+    const extraMaps: { disk: string; iso: string }[] = [];
     for (const [i, rel] of (input.moveIn ?? []).entries()) {
       const path = join(input.isoDir, rel);
       const host = join(aside, String(i));
       const st = await stat(path);
       await rename(path, host);
-      const placeholder = await open(path, 'w');
+      // Off the tree on a tmpfs (mapped to the same ISO path), else in its place.
+      const placeholderPath = shm ? join(shm, String(i)) : path;
+      const placeholder = await open(placeholderPath, 'w');
       await placeholder.truncate(st.size).finally(() => placeholder.close());
-      await chmod(path, st.mode & 0o7777);
+      await chmod(placeholderPath, st.mode & 0o7777);
+      if (shm) extraMaps.push({ disk: placeholderPath, iso: `/${rel}` });
       moved.set(`/${rel}`, { host, size: st.size });
     }
     await rm(input.outPath, { force: true });
     const { isoDir, sourceDateEpoch } = input;
-    await runXorriso(xorrisoArgs({ isoDir, outPath: 'stdio:/dev/fd/1', sourceDateEpoch }), {
+    await runXorriso(xorrisoArgs({ isoDir, outPath: 'stdio:/dev/fd/1', sourceDateEpoch, extraMaps }), {
       ...opts,
       stdoutTo: input.outPath,
     });
+    if (shm) await rm(shm, { recursive: true, force: true });
     if (moved.size === 0) return;
     const sizes = new Map([...moved].map(([p, m]) => [p, m.size]));
     const extents = await isoFileExtents(input.outPath, sizes, { ...opts, onProgress: undefined });
     for (const [p, m] of moved) await moveIntoExtents(m.host, input.outPath, extents.get(p) ?? [], opts.signal);
   } finally {
     await rm(aside, { recursive: true, force: true });
+    if (shm) await rm(shm, { recursive: true, force: true });
   }
 }

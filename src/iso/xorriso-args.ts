@@ -20,6 +20,11 @@ export interface XorrisoArgsInput {
    * behaviour; xorriso may still read SOURCE_DATE_EPOCH from its environment).
    */
   sourceDateEpoch?: number | undefined;
+  /**
+   * More host files mapped into the ISO tree after `isoDir` (`-map disk iso`), e.g. placeholders kept outside the
+   * tree (sparse-iso.ts). Default: none.
+   */
+  extraMaps?: readonly { disk: string; iso: string }[] | undefined;
 }
 
 /** `YYYYMMDDhhmmsscc` (GMT) of `epoch`, the form of `-volume_date uuid` (grub's `search --fs-uuid`). */
@@ -74,6 +79,7 @@ export function xorrisoArgs(input: XorrisoArgsInput): string[] {
     '-map',
     isoDir,
     '/',
+    ...(input.extraMaps ?? []).flatMap((m) => ['-map', m.disk, m.iso]),
     '-chmod',
     '0755',
     '--',

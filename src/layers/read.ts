@@ -80,7 +80,9 @@ async function decompressed(
   if (mode === 'zstd' || (mode === 'auto' && isZstd)) return zstdDecompress(prepend(head, it), name, opts.compressor);
   const raw = Readable.from(prepend(head, it), { objectMode: false });
   if (mode === 'gzip' || (mode === 'auto' && isGzip)) {
-    // 256 KiB output chunks: the default 16 KiB costs ~40 % more main-thread CPU (callbacks, buffers, GC).
+    // 256 KiB output chunks: the default 16 KiB costs ~40 % more main-thread CPU (callbacks, buffers, GC). 1 MiB
+    // saved main-thread CPU alone but not end to end (the chunks no longer fit the L2 cache when the squashfs writer
+    // copies them; bench/README.md "ISO, round 4").
     const gunzip = createGunzip({ chunkSize: 256 * 1024 });
     // Errors surface through iteration of `gunzip`; pipeline tears both down when the consumer stops early.
     pipeline(raw, gunzip).catch(() => undefined);

@@ -6,13 +6,13 @@
  */
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { readFile, stat, writeFile } from 'node:fs/promises';
+import { chmod, cp, readFile, stat, statfs, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildIso } from '../../src/iso/build-iso.js';
 import { runXorriso } from '../../src/iso/run-xorriso.js';
-import { moveIntoExtents } from '../../src/iso/sparse-iso.js';
+import { moveIntoExtents, writeIso } from '../../src/iso/sparse-iso.js';
 import { writeSparse } from '../../src/iso/sparse-write.js';
 import { xorrisoArgs } from '../../src/iso/xorriso-args.js';
 import { layoutRootfs, prepareBootFixture } from '../helpers/boot-fixture.js';
@@ -20,6 +20,9 @@ import { run, tmpDir } from '../helpers/tools.js';
 
 let dir: Awaited<ReturnType<typeof tmpDir>>;
 let layout: string;
+/** The tree of the first buildIso test's ISO (real squashfs inside) and the ISO xorriso writes from it. */
+let tree: string | undefined;
+let direct: string | undefined;
 beforeAll(async () => {
   dir = await tmpDir('canvos-sparse-iso-');
   layout = (await prepareBootFixture()).layoutDir;
@@ -93,10 +96,10 @@ describe('buildIso through the placeholder', () => {
     );
     const isoBytes = (await stat(res.isoPath)).size;
     // The old way: the whole tree, real squashfs included, extracted and given to xorriso writing a file.
-    const tree = join(dir.path, 'tree');
+    tree = join(dir.path, 'tree');
     expect((await run('xorriso', ['-osirrox', 'on', '-indev', res.isoPath, '-extract', '/', tree])).code).toBe(0);
     expect((await run('chmod', ['-R', 'u+w', tree])).code).toBe(0);
-    const direct = join(dir.path, 'direct.iso');
+    direct = join(dir.path, 'direct.iso');
     const args = xorrisoArgs({ isoDir: tree, outPath: direct, sourceDateEpoch: 1_700_000_000 });
     const r = await run('xorriso', args, { env });
     expect(r.code, r.stderr).toBe(0);
@@ -108,4 +111,33 @@ describe('buildIso through the placeholder', () => {
     expect(check.code, check.stderr).toBe(0);
     expect(isoBytes % 2048).toBe(0);
   }, 240_000);
+
+  it('keeps the placeholders off the tree on a tmpfs (or in the tree): the same bytes either way', async () => {
+    if (!tree || !direct) throw new Error('needs the ISO and tree of the test before');
+    // A wrapper that logs xorriso's arguments, to see where the placeholders were.
+    const log = join(dir.path, 'xorriso-args.log');
+    const wrapper = join(dir.path, 'xorriso-wrapper');
+    await writeFile(wrapper, `#!/bin/sh\nprintf '%s\\n' "$@" >> '${log}'\nexec xorriso "$@"\n`);
+    await chmod(wrapper, 0o755);
+    for (const placeholders of ['auto', 'tree'] as const) {
+      const isoDir = join(dir.path, `tree-${placeholders}`);
+      await cp(tree, isoDir, { recursive: true });
+      await writeFile(log, '');
+      const out = join(dir.path, `${placeholders}.iso`);
+      const moveIn = ['rootfs.squashfs', 'boot/kernel', 'boot/initrd'];
+      await writeIso(
+        { isoDir, outPath: out, sourceDateEpoch: 1_700_000_000, moveIn, placeholders },
+        { xorriso: wrapper },
+      );
+      expect((await readFile(out)).equals(await readFile(direct)), placeholders).toBe(true);
+      const args = (await readFile(log, 'utf8')).split('\n');
+      // With a tmpfs at /dev/shm (here and on CI), 'auto' maps the three placeholders from there.
+      const shm = (await statfs('/dev/shm').catch(() => undefined))?.type === 0x01021994;
+      if (!shm) continue;
+      const fromShm = args.filter((a) => a.startsWith('/dev/shm/canvos-iso-'));
+      expect(fromShm.length, args.join(' ')).toBe(placeholders === 'auto' ? 3 : 0);
+      for (const p of moveIn) expect(existsSync(join(isoDir, p))).toBe(placeholders === 'tree');
+      for (const p of fromShm) expect(existsSync(p)).toBe(false);
+    }
+  }, 120_000);
 });

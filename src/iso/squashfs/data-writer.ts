@@ -20,8 +20,8 @@ export interface FileData extends FileInodeData {
 
 interface Job {
   raw: Buffer;
-  /** A whole staging buffer that can be reused once written. */
-  pooled: boolean;
+  /** The whole staging buffer under `raw`, reused for a later block once `raw` is written. */
+  recycle: Buffer | undefined;
   done: Promise<Buffer | null>;
   sink: (pos: number, word: number) => void;
 }
@@ -60,7 +60,10 @@ export class DataWriter {
   private readonly seen = new Map<string, FileData>();
   /** Block staging buffer, reused across files until a full block is handed to the compressor. */
   private stage: Buffer;
-  /** Written staging buffers ready for reuse: keeps RSS flat instead of leaving 1 MiB buffers to the GC. */
+  /**
+   * Written staging buffers (whole blocks, file tails, fragment blocks) ready for reuse: keeps RSS flat instead of
+   * leaving 1 MiB buffers to the GC (each new one also counts towards V8's next full GC).
+   */
   private readonly free: Buffer[] = [];
 
   constructor(fh: FileHandle, start: number, c: Compressor, o: DataWriterOptions) {
@@ -107,10 +110,10 @@ export class DataWriter {
                 sink(pos, w, raw.length);
               },
               true,
-              true,
+              raw,
             );
             submitted++;
-            buf = this.stage = this.free.pop() ?? Buffer.allocUnsafe(bs);
+            buf = this.stage = this.takeBuffer();
             fill = 0;
           }
         }
@@ -145,23 +148,31 @@ export class DataWriter {
       // short block unless alwaysUseFragments (so inode sizes, hence the whole metadata layout, match mksquashfs).
       if (this.o.fragments && (submitted === 0 || this.o.alwaysUseFragments)) this.addTail(buf.subarray(0, fill), data);
       else {
-        const tail = Buffer.from(buf.subarray(0, fill)); // the staging buffer is reused by the next file
+        // The staging buffer goes with the tail block; the next file stages into another one.
+        const tail = buf.subarray(0, fill);
+        this.stage = this.takeBuffer();
         await this.submit(
           tail,
           (pos, w) => {
             sink(pos, w, tail.length);
           },
           true,
+          buf,
         );
       }
     }
     return data;
   }
 
+  /** A free staging buffer of one block. */
+  private takeBuffer(): Buffer {
+    return this.free.pop() ?? Buffer.allocUnsafe(this.o.blockSize);
+  }
+
   private addTail(tail: Buffer, data: FileData): void {
     const bs = this.o.blockSize;
     if (this.fragFill + tail.length > bs) this.flushFragment();
-    this.fragBuf ??= Buffer.allocUnsafe(bs);
+    this.fragBuf ??= this.takeBuffer();
     tail.copy(this.fragBuf, this.fragFill);
     data.fragIndex = this.fragPos.length;
     data.fragOffset = this.fragFill;
@@ -181,12 +192,13 @@ export class DataWriter {
         this.fragWord[idx] = w;
       },
       false,
+      this.fragBuf,
     );
     this.fragBuf = undefined;
     this.fragFill = 0;
   }
 
-  private enqueue(raw: Buffer, sink: Job['sink'], sparseOk: boolean, pooled = false): void {
+  private enqueue(raw: Buffer, sink: Job['sink'], sparseOk: boolean, recycle?: Buffer): void {
     const sparse = sparseOk && raw.length === this.o.blockSize && raw.equals(this.zero);
     let done: Promise<Buffer | null>;
     if (sparse) done = Promise.resolve(null);
@@ -207,11 +219,11 @@ export class DataWriter {
       });
     }
     done.catch(() => {}); // surfaced when retired; avoids an unhandled rejection meanwhile
-    this.inflight.push({ raw, pooled, done, sink });
+    this.inflight.push({ raw, recycle, done, sink });
   }
 
-  private async submit(raw: Buffer, sink: Job['sink'], sparseOk: boolean, pooled = false): Promise<void> {
-    this.enqueue(raw, sink, sparseOk, pooled);
+  private async submit(raw: Buffer, sink: Job['sink'], sparseOk: boolean, recycle?: Buffer): Promise<void> {
+    this.enqueue(raw, sink, sparseOk, recycle);
     // Blocks are written in order, but compress out of order: at most `concurrency` at once on the threadpool
     // (the rest of the pool stays free for file reads), the next one starting as soon as any finishes, with up to
     // `window` blocks read ahead so a slow block at the head does not leave the other threads idle.
@@ -223,7 +235,7 @@ export class DataWriter {
     if (!j) return;
     const z = await j.done;
     if (z === null) {
-      if (j.pooled) this.free.push(j.raw);
+      if (j.recycle) this.free.push(j.recycle);
       j.sink(this.pos, 0);
       return;
     }
@@ -231,7 +243,7 @@ export class DataWriter {
     const raw = z.length >= j.raw.length;
     const out = raw ? j.raw : z;
     await this.fh.write(out, 0, out.length, this.pos);
-    if (j.pooled) this.free.push(j.raw); // written (or compressed): reusable for the next block
+    if (j.recycle) this.free.push(j.recycle); // written (or compressed): reusable for the next block
     j.sink(this.pos, raw ? out.length | DATA_UNCOMPRESSED : out.length);
     this.pos += out.length;
   }

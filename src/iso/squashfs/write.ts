@@ -65,6 +65,11 @@ export interface SquashfsOptions {
    * Default: min(os.availableParallelism(), UV_THREADPOOL_SIZE or 4).
    */
   concurrency?: number | undefined;
+  /**
+   * fsync the image before it is renamed into place. `false` for a staging file that is consumed right away (the ISO
+   * moves it into the ISO file and deletes it): that sync only wrote it to disk once more. Default: true.
+   */
+  sync?: boolean | undefined;
   signal?: AbortSignal | undefined;
   /** Called as entries are consumed (at most every 64 entries or 16 MiB) and at phase changes. */
   onProgress?: ((p: SquashfsProgress) => void) | undefined;
@@ -195,7 +200,7 @@ export async function writeSquashfs(
     await fh.write(sb, 0, sb.length, 0);
     // Dedupe rewinds may have left stale bytes past the end.
     await fh.truncate(padded);
-    await fh.sync();
+    if (opts.sync ?? true) await fh.sync();
     await fh.close();
     await rename(tmp, outPath);
     report('done', data.bytesIn);
